@@ -1,0 +1,389 @@
+//! Executor processes on this agent: launching them in their sandbox, watching
+//! them exit, killing them, and turning how they ended into an executor state.
+//!
+//! Each executor runs in its own process group (so a Ctrl-C in the agent's
+//! terminal does not reach it, and a kill reaches everything it started), with
+//! `PR_SET_PDEATHSIG` so it dies if the agent dies, in the sandbox directory
+//! `WORK_DIR/frameworks/<framework>/executors/<executor>/`, with stdout and
+//! stderr in files `stdout` and `stderr` there.
+
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tessera_cluster_proto::master::{CommandInfo, ExecutorState, StatusUpdate};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Between SIGTERM and SIGKILL when an executor is killed.
+pub const KILL_GRACE: Duration = Duration::from_secs(3);
+/// How much of the end of stderr goes into a FAILED message.
+const STDERR_TAIL_LINES: usize = 10;
+const STDERR_TAIL_BYTES: u64 = 4096;
+
+/// Why a launch was refused before any process started.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error(
+        "{what} {value:?} cannot be used as a directory name (empty, `.`, `..`, or contains `/`)"
+    )]
+    BadId { what: &'static str, value: String },
+    #[error("executor {executor_id} of framework {framework_id} is already running on this agent")]
+    AlreadyRunning {
+        framework_id: String,
+        executor_id: String,
+    },
+    #[error("the launch has no command")]
+    NoCommand,
+    #[error("cannot create the sandbox {path}: {source}")]
+    Sandbox {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+struct Running {
+    pid: i32,
+    /// Set when the agent asked it to stop; its exit is then KILLED.
+    kill_reason: Option<String>,
+}
+
+/// The executors running on this agent.
+pub struct Executors {
+    work_dir: PathBuf,
+    running: Mutex<HashMap<(String, String), Running>>,
+    updates: UnboundedSender<StatusUpdate>,
+}
+
+/// What the launch request carries.
+pub struct LaunchSpec {
+    pub agent_id: String,
+    pub framework_id: String,
+    pub executor_id: String,
+    pub command: Option<CommandInfo>,
+    pub cpus: f64,
+    pub mem_mb: u64,
+}
+
+fn check_id(what: &'static str, value: &str) -> Result<(), LaunchError> {
+    if value.is_empty()
+        || value == "."
+        || value == ".."
+        || value.contains('/')
+        || value.contains('\0')
+    {
+        return Err(LaunchError::BadId {
+            what,
+            value: value.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGTERM => "SIGTERM",
+        _ => "signal",
+    }
+}
+
+/// The last lines of a file (at most a few KiB), or "" if unreadable.
+fn tail(path: &Path) -> String {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(STDERR_TAIL_BYTES)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..].join("\n")
+}
+
+/// Turns how the process ended into a state and message.
+fn classify(
+    status: std::io::Result<ExitStatus>,
+    kill_reason: Option<String>,
+    sandbox: &Path,
+) -> (ExecutorState, String) {
+    if let Some(reason) = kill_reason {
+        return (ExecutorState::Killed, reason);
+    }
+    let status = match status {
+        Ok(s) => s,
+        Err(e) => {
+            return (
+                ExecutorState::Failed,
+                format!("cannot wait for the executor process: {e}"),
+            );
+        }
+    };
+    let stderr_path = sandbox.join("stderr");
+    let with_stderr = |msg: String| {
+        let t = tail(&stderr_path);
+        if t.trim().is_empty() {
+            format!("{msg} (stderr is empty; sandbox {})", sandbox.display())
+        } else {
+            format!(
+                "{msg}; last lines of stderr ({}):\n{t}",
+                stderr_path.display()
+            )
+        }
+    };
+    match (status.code(), status.signal()) {
+        (Some(0), _) => (ExecutorState::Finished, "exited with status 0".to_string()),
+        (Some(code), _) => (
+            ExecutorState::Failed,
+            with_stderr(format!("exited with status {code}")),
+        ),
+        (None, Some(sig)) => (
+            ExecutorState::Failed,
+            with_stderr(format!("terminated by signal {sig} ({})", signal_name(sig))),
+        ),
+        (None, None) => (
+            ExecutorState::Failed,
+            with_stderr(format!("ended abnormally ({status})")),
+        ),
+    }
+}
+
+impl Executors {
+    pub fn new(work_dir: PathBuf, updates: UnboundedSender<StatusUpdate>) -> Arc<Self> {
+        Arc::new(Executors {
+            work_dir,
+            running: Mutex::new(HashMap::new()),
+            updates,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Running>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The sandbox directory of an executor.
+    pub fn sandbox(&self, framework_id: &str, executor_id: &str) -> PathBuf {
+        self.work_dir
+            .join("frameworks")
+            .join(framework_id)
+            .join("executors")
+            .join(executor_id)
+    }
+
+    fn report(
+        &self,
+        agent_id: &str,
+        framework_id: &str,
+        executor_id: &str,
+        state: ExecutorState,
+        message: String,
+    ) {
+        let _ = self.updates.send(StatusUpdate {
+            agent_id: agent_id.to_string(),
+            framework_id: framework_id.to_string(),
+            executor_id: executor_id.to_string(),
+            state: state as i32,
+            message,
+        });
+    }
+
+    /// Starts an executor. Refusals (bad ids, already running) are errors; a
+    /// program that cannot be started is reported FAILED through a status
+    /// update instead.
+    pub fn launch(self: &Arc<Self>, spec: LaunchSpec) -> Result<(), LaunchError> {
+        check_id("framework id", &spec.framework_id)?;
+        check_id("executor id", &spec.executor_id)?;
+        let command = spec.command.ok_or(LaunchError::NoCommand)?;
+        let key = (spec.framework_id.clone(), spec.executor_id.clone());
+        // Hold the table lock until the child is recorded, so a concurrent
+        // launch of the same id or a kill cannot slip in between.
+        let mut running = self.lock();
+        if running.contains_key(&key) {
+            return Err(LaunchError::AlreadyRunning {
+                framework_id: spec.framework_id,
+                executor_id: spec.executor_id,
+            });
+        }
+        let sandbox = self.sandbox(&spec.framework_id, &spec.executor_id);
+        std::fs::create_dir_all(&sandbox).map_err(|source| LaunchError::Sandbox {
+            path: sandbox.clone(),
+            source,
+        })?;
+        let (agent, fid, eid) = (&spec.agent_id, &spec.framework_id, &spec.executor_id);
+        self.report(agent, fid, eid, ExecutorState::Starting, String::new());
+
+        let files = std::fs::File::create(sandbox.join("stdout"))
+            .and_then(|out| Ok((out, std::fs::File::create(sandbox.join("stderr"))?)));
+        let (stdout, stderr) = match files {
+            Ok(f) => f,
+            Err(e) => {
+                let msg = format!(
+                    "cannot create stdout/stderr files in {}: {e}",
+                    sandbox.display()
+                );
+                self.report(agent, fid, eid, ExecutorState::Failed, msg);
+                return Ok(());
+            }
+        };
+        let mut cmd = tokio::process::Command::new(&command.program);
+        cmd.args(&command.args)
+            .envs(&command.env)
+            .env("TESSERA_AGENT_ID", agent)
+            .env("TESSERA_FRAMEWORK_ID", fid)
+            .env("TESSERA_EXECUTOR_ID", eid)
+            .env("TESSERA_SANDBOX", &sandbox)
+            .env("TESSERA_EXECUTOR_CPUS", spec.cpus.to_string())
+            .env("TESSERA_EXECUTOR_MEM_MB", spec.mem_mb.to_string())
+            .current_dir(&sandbox)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .process_group(0)
+            .kill_on_drop(false);
+        // SAFETY: the closure runs in the forked child before exec and only
+        // calls async-signal-safe functions (prctl, getppid, _exit).
+        let agent_pid = std::process::id() as libc::pid_t;
+        unsafe {
+            cmd.pre_exec(move || {
+                // Die with the agent: the signal is sent when the thread that
+                // forked us exits; the agent forks from long-lived runtime
+                // worker threads.
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The agent may have died before prctl took effect.
+                if libc::getppid() != agent_pid {
+                    libc::_exit(137);
+                }
+                Ok(())
+            });
+        }
+        let mut child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                let msg = format!(
+                    "cannot start `{}` in {}: {e}",
+                    command.program,
+                    sandbox.display()
+                );
+                tracing::warn!(framework_id = %fid, executor_id = %eid, error = %msg, "executor failed to start");
+                self.report(agent, fid, eid, ExecutorState::Failed, msg);
+                return Ok(());
+            }
+        };
+        let pid = child.id().map(|p| p as i32).unwrap_or(0);
+        running.insert(
+            key.clone(),
+            Running {
+                pid,
+                kill_reason: None,
+            },
+        );
+        drop(running);
+        tracing::info!(framework_id = %fid, executor_id = %eid, pid, program = %command.program, sandbox = %sandbox.display(), "executor running");
+        self.report(
+            agent,
+            fid,
+            eid,
+            ExecutorState::Running,
+            format!("pid {pid}"),
+        );
+
+        let this = self.clone();
+        let agent = agent.clone();
+        tokio::spawn(async move {
+            let status = child.wait().await;
+            let entry = this.lock().remove(&key);
+            let kill_reason = entry.and_then(|e| e.kill_reason);
+            // Whatever the executor left behind in its process group goes too.
+            if pid > 0 {
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+            }
+            let (state, message) = classify(status, kill_reason, &sandbox);
+            tracing::info!(framework_id = %key.0, executor_id = %key.1, ?state, %message, "executor ended");
+            this.report(&agent, &key.0, &key.1, state, message);
+        });
+        Ok(())
+    }
+
+    /// Sends SIGTERM to the executor's process group, then SIGKILL after
+    /// [`KILL_GRACE`]. Its exit is reported KILLED with `reason`. Returns
+    /// false if it is not running here.
+    pub fn kill(self: &Arc<Self>, framework_id: &str, executor_id: &str, reason: &str) -> bool {
+        let key = (framework_id.to_string(), executor_id.to_string());
+        let pid = {
+            let mut running = self.lock();
+            let Some(entry) = running.get_mut(&key) else {
+                return false;
+            };
+            entry.kill_reason.get_or_insert_with(|| reason.to_string());
+            entry.pid
+        };
+        if pid <= 0 {
+            return true;
+        }
+        tracing::info!(%framework_id, %executor_id, pid, %reason, "killing executor");
+        unsafe { libc::kill(-pid, libc::SIGTERM) };
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(KILL_GRACE).await;
+            let still_running = this.lock().get(&key).is_some_and(|e| e.pid == pid);
+            if still_running {
+                tracing::warn!(framework_id = %key.0, executor_id = %key.1, pid, "executor ignored SIGTERM; sending SIGKILL");
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+            }
+        });
+        true
+    }
+
+    /// Kills every executor of the framework; returns how many.
+    pub fn kill_framework(self: &Arc<Self>, framework_id: &str, reason: &str) -> usize {
+        let ids: Vec<String> = self
+            .lock()
+            .keys()
+            .filter(|(f, _)| f == framework_id)
+            .map(|(_, e)| e.clone())
+            .collect();
+        ids.iter()
+            .filter(|e| self.kill(framework_id, e, reason))
+            .count()
+    }
+
+    /// Kills every executor at once with SIGKILL (the agent is going away or
+    /// re-registering); their exits are reported KILLED with `reason`.
+    pub fn kill_all_now(&self, reason: &str) -> usize {
+        let mut running = self.lock();
+        for entry in running.values_mut() {
+            entry.kill_reason.get_or_insert_with(|| reason.to_string());
+            if entry.pid > 0 {
+                unsafe { libc::kill(-entry.pid, libc::SIGKILL) };
+            }
+        }
+        running.len()
+    }
+
+    /// How many executors are running.
+    pub fn count(&self) -> usize {
+        self.lock().len()
+    }
+}

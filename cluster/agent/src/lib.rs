@@ -1,0 +1,162 @@
+//! The Tessera agent: runs on each machine of the cluster, registers the
+//! machine's CPUs and memory with the master, heartbeats, and launches and kills
+//! executor processes when the master asks (on behalf of frameworks whose
+//! offers were accepted). Executor state changes go back to the master as
+//! status updates, in order, retried until the master has them.
+//!
+//! If the master does not know the agent any more (it restarted, or it declared
+//! the agent lost), the agent kills its executors — the master has already
+//! reported them LOST — and registers again under a new id.
+//!
+//! The binary `tessera-agent` wraps [`run`]; see `src/main.rs` for flags.
+
+mod executors;
+mod master_link;
+mod service;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tessera_cluster_proto::agent::agent_server::AgentServer;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+
+pub use executors::KILL_GRACE;
+
+/// What the agent offers and where it talks.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// The master's "host:port".
+    pub master: String,
+    /// CPUs offered to frameworks.
+    pub cpus: f64,
+    /// Memory offered to frameworks, in MiB.
+    pub mem_mb: u64,
+    /// Executors' sandboxes go under `work_dir/frameworks/`.
+    pub work_dir: PathBuf,
+    /// The host name shown in offers.
+    pub hostname: String,
+}
+
+/// Errors of a running agent.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("the agent's gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("cannot read the agent's listening address: {0}")]
+    LocalAddr(std::io::Error),
+    #[error("the master address {0:?} is not HOST:PORT")]
+    BadMasterAddress(String),
+    #[error("cannot create the work directory {path}: {source}")]
+    WorkDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The machine's CPUs, as the agent's default.
+pub fn detect_cpus() -> f64 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as f64)
+        .unwrap_or(1.0)
+}
+
+/// The machine's memory less what the OS keeps (1 GiB, or half on machines
+/// with less than 2 GiB), in MiB, as the agent's default.
+pub fn detect_mem_mb() -> u64 {
+    let total_mb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb / 1024)
+        .unwrap_or(1024);
+    if total_mb >= 2048 {
+        total_mb - 1024
+    } else {
+        total_mb / 2
+    }
+}
+
+/// The machine's host name, as the agent's default.
+pub fn detect_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // within it on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        if let Ok(s) = std::str::from_utf8(&buf[..end])
+            && !s.is_empty()
+        {
+            return s.to_string();
+        }
+    }
+    "localhost".to_string()
+}
+
+/// Runs the agent: serves the Agent service on `listener`, registers with the
+/// master and heartbeats until `shutdown` completes, then kills its executors.
+pub async fn run(
+    config: AgentConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    let addr: SocketAddr = listener.local_addr().map_err(AgentError::LocalAddr)?;
+    std::fs::create_dir_all(&config.work_dir).map_err(|source| AgentError::WorkDir {
+        path: config.work_dir.clone(),
+        source,
+    })?;
+    let link = master_link::MasterLink::new(&config.master)?;
+    let (updates_tx, updates_rx) = tokio::sync::mpsc::unbounded_channel();
+    let executors = executors::Executors::new(config.work_dir.clone(), updates_tx);
+    let address = addr.to_string();
+    tracing::info!(%address, master = %config.master, cpus = config.cpus, mem_mb = config.mem_mb,
+        work_dir = %config.work_dir.display(), "tessera-agent listening");
+
+    let registration = Arc::new(master_link::Registration::default());
+    let tasks = [
+        tokio::spawn(master_link::register_and_heartbeat(
+            link.clone(),
+            config.clone(),
+            address,
+            registration.clone(),
+            executors.clone(),
+        )),
+        tokio::spawn(master_link::forward_status_updates(
+            link,
+            registration.clone(),
+            updates_rx,
+        )),
+    ];
+    let service = service::AgentService::new(executors.clone(), registration);
+    let result = tonic::transport::Server::builder()
+        .serve_with_incoming_shutdown(
+            AgentServer::new(service),
+            TcpIncoming::from(listener),
+            shutdown,
+        )
+        .await;
+    let n = executors.kill_all_now("the agent is shutting down");
+    tracing::info!(
+        killed = n,
+        "tessera-agent stopped; its executors were killed"
+    );
+    // Give the status updates of the killed executors a moment to reach the master.
+    if n > 0 {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(500);
+        while executors.count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for task in tasks {
+        task.abort();
+    }
+    result.map_err(AgentError::from)
+}

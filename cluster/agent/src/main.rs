@@ -1,0 +1,94 @@
+//! `tessera-agent`: the daemon that offers this machine's CPUs and memory to a
+//! Tessera master and runs executors for frameworks. Logs go to stderr
+//! (`RUST_LOG` filters them); nothing is printed to stdout.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use tessera_agent::{AgentConfig, detect_cpus, detect_hostname, detect_mem_mb};
+
+/// Tessera's cluster agent: registers this machine with the master and runs
+/// executors on its behalf.
+#[derive(Parser, Debug)]
+#[command(name = "tessera-agent", version)]
+struct Args {
+    /// The master's HOST:PORT.
+    #[arg(long)]
+    master: String,
+    /// Address to listen on. Only loopback is supported until peers are
+    /// authenticated.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// Port to listen on; 0 picks a free port.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// CPUs to offer (default: the machine's).
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// Memory to offer in MiB (default: the machine's, less 1 GiB for the OS).
+    #[arg(long)]
+    mem_mb: Option<u64>,
+    /// Where executors' sandboxes go (default: a new directory under the
+    /// system temp dir).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Host name shown in offers (default: the machine's).
+    #[arg(long)]
+    hostname: Option<String>,
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    let mut hup = signal(SignalKind::hangup()).expect("install SIGHUP handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        _ = hup.recv() => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    if !args.bind.is_loopback() {
+        bail!(
+            "refusing to listen on {}: tessera-agent does not authenticate peers yet, so it only \
+             listens on loopback (use --bind 127.0.0.1)",
+            args.bind
+        );
+    }
+    let cpus = args.cpus.unwrap_or_else(detect_cpus);
+    if !(cpus.is_finite() && cpus > 0.0) {
+        bail!("--cpus must be a positive number, got {cpus}");
+    }
+    let mem_mb = args.mem_mb.unwrap_or_else(detect_mem_mb);
+    let work_dir = args.work_dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("tessera-agent-{}", std::process::id()))
+    });
+    let config = AgentConfig {
+        master: args.master,
+        cpus,
+        mem_mb,
+        work_dir,
+        hostname: args.hostname.unwrap_or_else(detect_hostname),
+    };
+    let requested = SocketAddr::new(args.bind, args.port);
+    let listener = tokio::net::TcpListener::bind(requested)
+        .await
+        .with_context(|| {
+            format!("cannot listen on {requested} (pick another --port, or 0 for any free port)")
+        })?;
+    tessera_agent::run(config, listener, shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! The agent's gRPC service (`tessera.agent.Agent`), called by the master to
+//! launch and kill executors.
+
+use std::sync::Arc;
+
+use tessera_cluster_proto::agent as pb;
+use tessera_cluster_proto::agent::agent_server::Agent;
+use tonic::{Request, Response, Status};
+
+use crate::executors::{Executors, LaunchError, LaunchSpec};
+use crate::master_link::Registration;
+
+pub(crate) struct AgentService {
+    executors: Arc<Executors>,
+    registration: Arc<Registration>,
+}
+
+impl AgentService {
+    pub(crate) fn new(executors: Arc<Executors>, registration: Arc<Registration>) -> Self {
+        AgentService {
+            executors,
+            registration,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Agent for AgentService {
+    async fn launch_executor(
+        &self,
+        request: Request<pb::LaunchExecutorRequest>,
+    ) -> Result<Response<pb::LaunchExecutorResponse>, Status> {
+        let req = request.into_inner();
+        let agent_id = self.registration.current().ok_or_else(|| {
+            Status::unavailable("this agent is not registered with the master right now")
+        })?;
+        let resources = req.resources.unwrap_or_default();
+        let spec = LaunchSpec {
+            agent_id,
+            framework_id: req.framework_id,
+            executor_id: req.executor_id,
+            command: req.command,
+            cpus: resources.cpus,
+            mem_mb: resources.mem_mb,
+        };
+        self.executors.launch(spec).map_err(|e| match e {
+            LaunchError::AlreadyRunning { .. } => Status::already_exists(e.to_string()),
+            LaunchError::Sandbox { .. } => Status::internal(e.to_string()),
+            _ => Status::invalid_argument(e.to_string()),
+        })?;
+        Ok(Response::new(pb::LaunchExecutorResponse {}))
+    }
+
+    async fn kill_executor(
+        &self,
+        request: Request<pb::KillExecutorRequest>,
+    ) -> Result<Response<pb::KillExecutorResponse>, Status> {
+        let req = request.into_inner();
+        if !self.executors.kill(
+            &req.framework_id,
+            &req.executor_id,
+            "killed at the framework's request",
+        ) {
+            tracing::debug!(framework_id = %req.framework_id, executor_id = %req.executor_id, "kill of an executor not running here");
+        }
+        Ok(Response::new(pb::KillExecutorResponse {}))
+    }
+
+    async fn shutdown_framework(
+        &self,
+        request: Request<pb::ShutdownFrameworkRequest>,
+    ) -> Result<Response<pb::ShutdownFrameworkResponse>, Status> {
+        let req = request.into_inner();
+        let n = self.executors.kill_framework(
+            &req.framework_id,
+            "the framework was removed from the master (torn down or disconnected)",
+        );
+        tracing::info!(framework_id = %req.framework_id, killed = n, "framework shut down");
+        Ok(Response::new(pb::ShutdownFrameworkResponse {}))
+    }
+}

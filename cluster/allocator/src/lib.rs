@@ -1,0 +1,78 @@
+//! The allocation module of Tessera's cluster manager: the policy that decides
+//! which framework is offered which agent's free resources.
+//!
+//! As in Mesos, the master keeps the bookkeeping (agents, frameworks, offers,
+//! executors) and asks an [`Allocator`] for decisions; the allocator keeps only
+//! what a policy needs: each agent's total, what each framework holds on each
+//! agent, which frameworks are active, and decline filters.
+//!
+//! The contract, in Mesos' terms:
+//!
+//! * Resources handed out by [`Allocator::allocate`] count as *allocated* to
+//!   that framework from then on — while offered and while used by executors.
+//! * The master gives them back with [`Allocator::recover_resources`]: when an
+//!   offer is declined or rescinded, when part of an accepted offer goes unused,
+//!   when an executor ends. A recovery may carry a *filter*: the framework is not
+//!   offered that agent again before the filter's deadline.
+//! * Removing a framework or agent drops everything allocated to/on it.
+//!
+//! The first policy is [`DrfAllocator`], dominant resource fairness.
+
+mod drf;
+mod resources;
+
+pub use drf::DrfAllocator;
+pub use resources::Resources;
+
+use std::time::Instant;
+
+/// Identifies an agent (assigned by the master).
+pub type AgentId = String;
+/// Identifies a framework (assigned by the master).
+pub type FrameworkId = String;
+
+/// One allocation decision: offer `resources` of `agent_id` to `framework_id`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OfferDecision {
+    pub framework_id: FrameworkId,
+    pub agent_id: AgentId,
+    pub resources: Resources,
+}
+
+/// An allocation policy. Implementations must be deterministic given the same
+/// calls, so that tests can check their decisions.
+pub trait Allocator: Send {
+    /// A new agent with `total` resources joined; all of it is free.
+    fn add_agent(&mut self, agent_id: &str, total: Resources);
+    /// The agent left or was lost; whatever frameworks held on it is dropped.
+    fn remove_agent(&mut self, agent_id: &str);
+    /// A new framework subscribed; it is active (receives offers).
+    fn add_framework(&mut self, framework_id: &str);
+    /// The framework is gone; whatever it held is free again.
+    fn remove_framework(&mut self, framework_id: &str);
+    /// Stop offering to the framework (e.g. its connection dropped) without
+    /// freeing what it holds.
+    fn deactivate_framework(&mut self, framework_id: &str);
+    /// Offer to the framework again.
+    fn activate_framework(&mut self, framework_id: &str);
+    /// `resources` the framework held on the agent are free again. With
+    /// `refuse_until`, the framework is not offered this agent before that
+    /// instant.
+    fn recover_resources(
+        &mut self,
+        framework_id: &str,
+        agent_id: &str,
+        resources: Resources,
+        refuse_until: Option<Instant>,
+    );
+    /// Decide which free resources to offer to whom at `now`. Everything
+    /// returned becomes allocated to the chosen framework.
+    fn allocate(&mut self, now: Instant) -> Vec<OfferDecision>;
+    /// Everything currently allocated to the framework (offered or in use).
+    fn allocation(&self, framework_id: &str) -> Resources;
+    /// The framework's dominant share: the largest fraction, over resource
+    /// kinds, of the cluster's total that is allocated to it. In `[0, 1]`.
+    fn dominant_share(&self, framework_id: &str) -> f64;
+    /// The sum of all agents' totals.
+    fn cluster_total(&self) -> Resources;
+}

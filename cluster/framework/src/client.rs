@@ -1,0 +1,582 @@
+//! [`FrameworkClient`]: a framework's subscription to the master, its event
+//! stream, and its calls (accept, decline, kill, teardown); [`cluster_status`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_allocator::Resources;
+use tessera_cluster_proto::describe_status;
+use tessera_cluster_proto::master as pb;
+use tessera_cluster_proto::master::master_client::MasterClient;
+use tokio::sync::{mpsc, oneshot};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::FrameworkError;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Events not yet read by the framework; the master's stream waits beyond this.
+const EVENT_BUFFER: usize = 1024;
+
+/// Who the framework is.
+#[derive(Clone, Debug, Default)]
+pub struct FrameworkInfo {
+    /// Shown in `tessera cluster status`.
+    pub name: String,
+    /// The user it runs as (informational; `$USER` when empty).
+    pub user: String,
+}
+
+/// Resources of one agent offered to this framework.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Offer {
+    pub id: String,
+    pub agent_id: String,
+    pub hostname: String,
+    pub resources: Resources,
+}
+
+/// An executor to launch with (part of) an offer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecutorLaunch {
+    /// Unique among this framework's running executors; names its sandbox
+    /// directory, so no `/`.
+    pub executor_id: String,
+    pub program: String,
+    pub args: Vec<String>,
+    /// Added to the agent's environment. The agent also sets
+    /// `TESSERA_AGENT_ID`, `TESSERA_FRAMEWORK_ID`, `TESSERA_EXECUTOR_ID`,
+    /// `TESSERA_SANDBOX`, `TESSERA_EXECUTOR_CPUS` and `TESSERA_EXECUTOR_MEM_MB`.
+    pub env: Vec<(String, String)>,
+    pub resources: Resources,
+}
+
+/// Lifecycle of an executor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExecutorState {
+    Starting,
+    Running,
+    /// Exited with status 0.
+    Finished,
+    /// Exited non-zero, died by a signal, or could not start.
+    Failed,
+    /// Killed on request (kill, teardown, its agent shutting down).
+    Killed,
+    /// Its agent was lost.
+    Lost,
+}
+
+impl ExecutorState {
+    /// Whether the executor has ended.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Finished | Self::Failed | Self::Killed | Self::Lost
+        )
+    }
+
+    fn from_pb(value: i32) -> Option<Self> {
+        use pb::ExecutorState as S;
+        Some(match S::try_from(value).ok()? {
+            S::Starting => Self::Starting,
+            S::Running => Self::Running,
+            S::Finished => Self::Finished,
+            S::Failed => Self::Failed,
+            S::Killed => Self::Killed,
+            S::Lost => Self::Lost,
+            S::Unspecified => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for ExecutorState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Starting => "STARTING",
+            Self::Running => "RUNNING",
+            Self::Finished => "FINISHED",
+            Self::Failed => "FAILED",
+            Self::Killed => "KILLED",
+            Self::Lost => "LOST",
+        })
+    }
+}
+
+/// What the master tells a framework.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FrameworkEvent {
+    /// Always the first event.
+    Registered {
+        framework_id: String,
+    },
+    Offers(Vec<Offer>),
+    /// The offer is gone (its agent was lost); do not accept it.
+    OfferRescinded(String),
+    ExecutorStatus {
+        executor_id: String,
+        agent_id: String,
+        state: ExecutorState,
+        message: String,
+    },
+    /// The subscription ended (the master went away, or removed this
+    /// framework); the last event.
+    Disconnected(String),
+}
+
+/// An agent as `tessera cluster status` shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentSummary {
+    pub id: String,
+    pub hostname: String,
+    /// Its gRPC "HOST:PORT".
+    pub address: String,
+    pub total: Resources,
+    /// In use by executors.
+    pub allocated: Resources,
+    /// In outstanding offers.
+    pub offered: Resources,
+}
+
+/// A framework as `tessera cluster status` shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FrameworkSummary {
+    pub id: String,
+    pub name: String,
+    pub user: String,
+    /// In use by its executors.
+    pub allocated: Resources,
+    /// In its outstanding offers.
+    pub offered: Resources,
+    /// DRF dominant share of allocated + offered, in [0, 1].
+    pub dominant_share: f64,
+    /// False while its subscription is gone (within its failover timeout).
+    pub connected: bool,
+}
+
+/// An executor as `tessera cluster status` shows it (running ones, and
+/// recently ended ones).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecutorSummary {
+    pub framework_id: String,
+    pub executor_id: String,
+    pub agent_id: String,
+    pub state: ExecutorState,
+    pub resources: Resources,
+    pub message: String,
+}
+
+/// A snapshot of the cluster, from the master.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterStatus {
+    pub agents: Vec<AgentSummary>,
+    pub frameworks: Vec<FrameworkSummary>,
+    /// Outstanding offers, with the framework each was made to.
+    pub offers: Vec<(String, Offer)>,
+    pub executors: Vec<ExecutorSummary>,
+}
+
+fn res(r: Option<pb::Resources>) -> Resources {
+    r.map(|r| Resources::new(r.cpus, r.mem_mb))
+        .unwrap_or_default()
+}
+
+fn offer_from_pb(o: pb::Offer) -> Offer {
+    Offer {
+        id: o.id,
+        agent_id: o.agent_id,
+        hostname: o.hostname,
+        resources: res(o.resources),
+    }
+}
+
+fn port_of(master: &str) -> String {
+    master
+        .rsplit_once(':')
+        .map(|(_, p)| p.to_string())
+        .unwrap_or_else(|| "5050".into())
+}
+
+fn unreachable(master: &str, reason: String) -> FrameworkError {
+    FrameworkError::Unreachable {
+        master: master.to_string(),
+        port: port_of(master),
+        reason,
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        // tonic's wrapper adds nothing a person needs.
+        if text != "transport error" && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    if parts.is_empty() {
+        "transport error".to_string()
+    } else {
+        parts.join(": ")
+    }
+}
+
+fn status_error(master: &str, action: &'static str, status: tonic::Status) -> FrameworkError {
+    match status.code() {
+        tonic::Code::Unavailable => unreachable(master, describe_status(&status)),
+        _ => FrameworkError::Rejected {
+            master: master.to_string(),
+            action,
+            message: describe_status(&status),
+        },
+    }
+}
+
+async fn connect(master: &str) -> Result<Channel, FrameworkError> {
+    let bad = || FrameworkError::BadAddress {
+        master: master.to_string(),
+    };
+    if master.is_empty() || master.contains("://") || !master.contains(':') {
+        return Err(bad());
+    }
+    let endpoint = Endpoint::from_shared(format!("http://{master}"))
+        .map_err(|_| bad())?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(20));
+    endpoint
+        .connect()
+        .await
+        .map_err(|e| unreachable(master, error_chain(&e)))
+}
+
+/// Runs a unary call with a timeout and turns failures into clear errors.
+async fn call<T>(
+    master: &str,
+    action: &'static str,
+    fut: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, FrameworkError> {
+    match tokio::time::timeout(CALL_TIMEOUT, fut).await {
+        Ok(Ok(response)) => Ok(response.into_inner()),
+        Ok(Err(status)) => Err(status_error(master, action, status)),
+        Err(_) => Err(FrameworkError::Timeout {
+            master: master.to_string(),
+            action,
+            seconds: CALL_TIMEOUT.as_secs(),
+        }),
+    }
+}
+
+struct Inner {
+    client: MasterClient<Channel>,
+    master: String,
+    framework_id: String,
+    /// Dropped with the last clone of the client: ends the subscription.
+    _alive: oneshot::Sender<()>,
+}
+
+/// A framework subscribed to a master. Cheap to clone; the subscription (and,
+/// with the master's default zero failover timeout, every executor of the
+/// framework) ends when the last clone is dropped or the event receiver is
+/// dropped.
+#[derive(Clone)]
+pub struct FrameworkClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for FrameworkClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameworkClient")
+            .field("master", &self.inner.master)
+            .field("framework_id", &self.inner.framework_id)
+            .finish()
+    }
+}
+
+impl FrameworkClient {
+    /// Subscribes to the master at `master` ("HOST:PORT"). The receiver gets
+    /// [`FrameworkEvent::Registered`] first, then offers and status updates,
+    /// and [`FrameworkEvent::Disconnected`] last if the subscription ends.
+    pub async fn subscribe(
+        master: &str,
+        info: FrameworkInfo,
+    ) -> Result<(FrameworkClient, mpsc::Receiver<FrameworkEvent>), FrameworkError> {
+        let channel = connect(master).await?;
+        let mut client = MasterClient::new(channel);
+        let user = if info.user.is_empty() {
+            std::env::var("USER").unwrap_or_default()
+        } else {
+            info.user
+        };
+        let request = pb::SubscribeRequest {
+            name: info.name,
+            user,
+            framework_id: String::new(),
+        };
+        let mut stream = call(master, "subscribe", client.subscribe(request)).await?;
+        let first = tokio::time::timeout(CALL_TIMEOUT, stream.message()).await;
+        let framework_id = match first {
+            Ok(Ok(Some(pb::Event {
+                event: Some(pb::event::Event::Registered(r)),
+            }))) => r.framework_id,
+            Ok(Ok(Some(pb::Event {
+                event: Some(pb::event::Event::Error(e)),
+            }))) => {
+                return Err(FrameworkError::Rejected {
+                    master: master.to_string(),
+                    action: "subscribe",
+                    message: e.message,
+                });
+            }
+            Ok(Ok(other)) => {
+                return Err(FrameworkError::Protocol {
+                    master: master.to_string(),
+                    detail: format!("expected Registered first, got {other:?}"),
+                });
+            }
+            Ok(Err(status)) => return Err(status_error(master, "subscribe", status)),
+            Err(_) => {
+                return Err(FrameworkError::Timeout {
+                    master: master.to_string(),
+                    action: "subscribe",
+                    seconds: CALL_TIMEOUT.as_secs(),
+                });
+            }
+        };
+        tracing::info!(%master, %framework_id, "subscribed to the Tessera master");
+        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+        let _ = tx
+            .send(FrameworkEvent::Registered {
+                framework_id: framework_id.clone(),
+            })
+            .await;
+        let (alive_tx, alive_rx) = oneshot::channel();
+        tokio::spawn(forward_events(stream, tx, alive_rx, master.to_string()));
+        let inner = Inner {
+            client,
+            master: master.to_string(),
+            framework_id,
+            _alive: alive_tx,
+        };
+        Ok((
+            FrameworkClient {
+                inner: Arc::new(inner),
+            },
+            rx,
+        ))
+    }
+
+    /// The id the master gave this framework.
+    pub fn framework_id(&self) -> &str {
+        &self.inner.framework_id
+    }
+
+    /// The master's "HOST:PORT".
+    pub fn master(&self) -> &str {
+        &self.inner.master
+    }
+
+    /// Accepts an offer, launching executors with (part of) its resources.
+    /// What the launches do not use goes back to the pool. Status updates for
+    /// the executors arrive as events. An empty `launches` releases the offer.
+    pub async fn accept(
+        &self,
+        offer_id: &str,
+        launches: Vec<ExecutorLaunch>,
+    ) -> Result<(), FrameworkError> {
+        let launches = launches
+            .into_iter()
+            .map(|l| pb::ExecutorLaunch {
+                executor_id: l.executor_id,
+                command: Some(pb::CommandInfo {
+                    program: l.program,
+                    args: l.args,
+                    env: l.env.into_iter().collect(),
+                }),
+                resources: Some(pb::Resources {
+                    cpus: l.resources.cpus,
+                    mem_mb: l.resources.mem_mb,
+                }),
+            })
+            .collect();
+        let request = pb::AcceptRequest {
+            framework_id: self.inner.framework_id.clone(),
+            offer_ids: vec![offer_id.to_string()],
+            launches,
+            refuse_seconds: 0.0,
+        };
+        call(
+            &self.inner.master,
+            "accept the offer",
+            self.inner.client.clone().accept(request),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Declines an offer. With `refuse_seconds > 0`, this framework is not
+    /// offered that agent again for that long.
+    pub async fn decline(&self, offer_id: &str, refuse_seconds: f64) -> Result<(), FrameworkError> {
+        let request = pb::DeclineRequest {
+            framework_id: self.inner.framework_id.clone(),
+            offer_ids: vec![offer_id.to_string()],
+            refuse_seconds,
+        };
+        call(
+            &self.inner.master,
+            "decline the offer",
+            self.inner.client.clone().decline(request),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Asks for an executor to be killed (SIGTERM, then SIGKILL after a grace
+    /// period); a KILLED status update follows.
+    pub async fn kill_executor(&self, executor_id: &str) -> Result<(), FrameworkError> {
+        let request = pb::KillRequest {
+            framework_id: self.inner.framework_id.clone(),
+            executor_id: executor_id.to_string(),
+        };
+        call(
+            &self.inner.master,
+            "kill the executor",
+            self.inner.client.clone().kill(request),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Ends the framework: the master kills all its executors and frees its
+    /// resources; the event stream ends.
+    pub async fn teardown(&self) -> Result<(), FrameworkError> {
+        let request = pb::TeardownRequest {
+            framework_id: self.inner.framework_id.clone(),
+        };
+        call(
+            &self.inner.master,
+            "tear down the framework",
+            self.inner.client.clone().teardown(request),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+fn event_from_pb(event: pb::event::Event) -> Option<FrameworkEvent> {
+    use pb::event::Event as E;
+    Some(match event {
+        E::Registered(r) => FrameworkEvent::Registered {
+            framework_id: r.framework_id,
+        },
+        E::Offers(o) => FrameworkEvent::Offers(o.offers.into_iter().map(offer_from_pb).collect()),
+        E::Rescind(r) => FrameworkEvent::OfferRescinded(r.offer_id),
+        E::StatusUpdate(u) => FrameworkEvent::ExecutorStatus {
+            executor_id: u.executor_id,
+            agent_id: u.agent_id,
+            state: ExecutorState::from_pb(u.state)?,
+            message: u.message,
+        },
+        E::Error(e) => FrameworkEvent::Disconnected(e.message),
+    })
+}
+
+/// Moves events from the master's stream to the framework until either side
+/// goes away.
+async fn forward_events(
+    mut stream: tonic::Streaming<pb::Event>,
+    tx: mpsc::Sender<FrameworkEvent>,
+    mut alive: oneshot::Receiver<()>,
+    master: String,
+) {
+    loop {
+        let next = tokio::select! {
+            next = stream.message() => next,
+            _ = &mut alive => {
+                tracing::debug!(%master, "framework client dropped; ending the subscription");
+                return;
+            }
+            _ = tx.closed() => {
+                tracing::debug!(%master, "framework event receiver dropped; ending the subscription");
+                return;
+            }
+        };
+        let event = match next {
+            Ok(Some(pb::Event { event: Some(e) })) => match event_from_pb(e) {
+                Some(e) => e,
+                None => continue,
+            },
+            Ok(Some(pb::Event { event: None })) => continue,
+            Ok(None) => FrameworkEvent::Disconnected(format!(
+                "the Tessera master at {master} closed the subscription"
+            )),
+            Err(status) => FrameworkEvent::Disconnected(format!(
+                "lost the connection to the Tessera master at {master}: {}",
+                describe_status(&status)
+            )),
+        };
+        let last = matches!(event, FrameworkEvent::Disconnected(_));
+        if tx.send(event).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+/// Asks the master at `master` ("HOST:PORT") for a snapshot of the cluster.
+pub async fn cluster_status(master: &str) -> Result<ClusterStatus, FrameworkError> {
+    let channel = connect(master).await?;
+    let mut client = MasterClient::new(channel);
+    let r = call(
+        master,
+        "report the cluster status",
+        client.cluster_status(pb::ClusterStatusRequest {}),
+    )
+    .await?;
+    Ok(ClusterStatus {
+        agents: r
+            .agents
+            .into_iter()
+            .map(|a| AgentSummary {
+                id: a.id,
+                hostname: a.hostname,
+                address: a.address,
+                total: res(a.total),
+                allocated: res(a.allocated),
+                offered: res(a.offered),
+            })
+            .collect(),
+        frameworks: r
+            .frameworks
+            .into_iter()
+            .map(|f| FrameworkSummary {
+                id: f.id,
+                name: f.name,
+                user: f.user,
+                allocated: res(f.allocated),
+                offered: res(f.offered),
+                dominant_share: f.dominant_share,
+                connected: f.connected,
+            })
+            .collect(),
+        offers: r
+            .offers
+            .into_iter()
+            .map(|o| (o.framework_id.clone(), offer_from_pb(o)))
+            .collect(),
+        executors: r
+            .executors
+            .into_iter()
+            .filter_map(|e| {
+                Some(ExecutorSummary {
+                    state: ExecutorState::from_pb(e.state)?,
+                    framework_id: e.framework_id,
+                    executor_id: e.executor_id,
+                    agent_id: e.agent_id,
+                    resources: res(e.resources),
+                    message: e.message,
+                })
+            })
+            .collect(),
+    })
+}

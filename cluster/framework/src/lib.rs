@@ -1,0 +1,69 @@
+//! The scheduler side of Tessera's cluster manager: the library a framework
+//! (the Tessera driver is one) uses to subscribe to a `tessera-master`, receive
+//! resource offers, launch executors with them, decline them, kill executors
+//! and tear down. It knows nothing of RDDs.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tessera_framework::FrameworkError> {
+//! use tessera_framework::*;
+//! let info = FrameworkInfo { name: "demo".into(), user: String::new() };
+//! let (client, mut events) = FrameworkClient::subscribe("127.0.0.1:5050", info).await?;
+//! while let Some(event) = events.recv().await {
+//!     if let FrameworkEvent::Offers(offers) = event {
+//!         for offer in offers {
+//!             client.decline(&offer.id, 5.0).await?;
+//!         }
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Also here: [`cluster_status`] (what `tessera cluster status` shows),
+//! [`parse_master_url`] for session master URLs, and [`LocalCluster`], which
+//! runs a real master and agents on loopback (`local-cluster[A,C,M]`).
+
+mod client;
+pub mod local_cluster;
+mod master_url;
+
+pub use client::{
+    AgentSummary, ClusterStatus, ExecutorLaunch, ExecutorState, ExecutorSummary, FrameworkClient,
+    FrameworkEvent, FrameworkInfo, FrameworkSummary, Offer, cluster_status,
+};
+pub use local_cluster::{LocalCluster, LocalClusterError};
+pub use master_url::{DEFAULT_MASTER_PORT, MasterUrl, MasterUrlError, parse_master_url};
+/// CPUs (fractional) and memory (MiB); with `contains`, `plus`, `minus`.
+pub use tessera_allocator::Resources;
+
+/// What went wrong talking to the master. Every message says what happened and
+/// what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameworkError {
+    #[error(
+        "cannot reach the Tessera master at {master}: {reason} — is tessera-master running? \
+         start it with `tessera-master --port {port}`"
+    )]
+    Unreachable {
+        master: String,
+        port: String,
+        reason: String,
+    },
+    #[error("{master:?} is not a master address; expected HOST:PORT, e.g. 127.0.0.1:5050")]
+    BadAddress { master: String },
+    #[error("the Tessera master at {master} refused to {action}: {message}")]
+    Rejected {
+        master: String,
+        action: &'static str,
+        message: String,
+    },
+    #[error(
+        "the Tessera master at {master} did not answer {action} within {seconds} s; check that it is healthy (its log)"
+    )]
+    Timeout {
+        master: String,
+        action: &'static str,
+        seconds: u64,
+    },
+    #[error("the Tessera master at {master} sent something unexpected: {detail}")]
+    Protocol { master: String, detail: String },
+}

@@ -1,0 +1,323 @@
+//! [`LocalCluster`]: a real `tessera-master` and N real `tessera-agent`
+//! processes on 127.0.0.1 — what the master URL `local-cluster[A,C,M]` means,
+//! and what multi-process tests run against.
+//!
+//! Each daemon runs in its own process group with its log in the cluster's
+//! temporary directory; everything is killed when the [`LocalCluster`] is
+//! dropped (agents get SIGTERM first, so they kill their executors).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use std::os::unix::process::CommandExt;
+
+use crate::{FrameworkError, cluster_status};
+
+/// How long to wait for the master to listen and the agents to register.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+/// Allocation interval of a local cluster's master, in milliseconds.
+const ALLOCATION_INTERVAL_MS: u64 = 100;
+/// Agent heartbeat timeout of a local cluster's master, in milliseconds.
+const AGENT_TIMEOUT_MS: u64 = 5000;
+
+/// A local cluster did not come up.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalClusterError {
+    #[error(
+        "cannot find {path}; build the cluster binaries with `cargo build -p tessera-master -p tessera-agent` \
+         (or `cargo build --workspace --bins`) and pass the directory that holds them"
+    )]
+    MissingBinary { path: PathBuf },
+    #[error("cannot create the local cluster's temporary directory: {0}")]
+    TempDir(std::io::Error),
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        program: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{what} did not come up within {seconds} s: {detail}")]
+    NotUp {
+        what: String,
+        seconds: u64,
+        detail: String,
+    },
+    #[error(
+        "a local cluster needs at least one agent with some CPUs and memory (got {agents} agents, {cpus} CPUs, {mem_mb} MiB)"
+    )]
+    BadShape {
+        agents: usize,
+        cpus: f64,
+        mem_mb: u64,
+    },
+}
+
+/// A running master and agents on loopback, killed on drop.
+pub struct LocalCluster {
+    master: Option<Child>,
+    agents: Vec<Child>,
+    master_address: String,
+    dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for LocalCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalCluster")
+            .field("master_address", &self.master_address)
+            .field("agents", &self.agents.len())
+            .field("dir", &self.dir.path())
+            .finish()
+    }
+}
+
+/// The last lines of a log file, for error messages.
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+    if tail.is_empty() {
+        format!("(its log {} is empty)", path.display())
+    } else {
+        format!("last lines of {}:\n{tail}", path.display())
+    }
+}
+
+fn spawn_daemon(program: &Path, args: &[String], log: &Path) -> Result<Child, LocalClusterError> {
+    let spawn_err = |source| LocalClusterError::Spawn {
+        program: program.to_path_buf(),
+        source,
+    };
+    let log_file = File::create(log).map_err(spawn_err)?;
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        // Own process group: a Ctrl-C in the terminal does not reach it; Drop
+        // stops it.
+        .process_group(0)
+        .spawn()
+        .map_err(spawn_err)
+}
+
+/// Whether the child has exited (and how), without blocking.
+fn exited(child: &mut Child) -> Option<String> {
+    match child.try_wait() {
+        Ok(Some(status)) => Some(status.to_string()),
+        Ok(None) => None,
+        Err(e) => Some(format!("cannot be waited for: {e}")),
+    }
+}
+
+impl LocalCluster {
+    /// Starts `tessera-master` (free port) and `agents` × `tessera-agent`, each
+    /// offering `cpus_per_agent` CPUs and `mem_mb_per_agent` MiB, from the
+    /// binaries in `bin_dir`; returns once every agent is registered.
+    pub async fn start(
+        agents: usize,
+        cpus_per_agent: f64,
+        mem_mb_per_agent: u64,
+        bin_dir: &Path,
+    ) -> Result<LocalCluster, LocalClusterError> {
+        if agents == 0 || cpus_per_agent.is_nan() || cpus_per_agent <= 0.0 || mem_mb_per_agent == 0
+        {
+            return Err(LocalClusterError::BadShape {
+                agents,
+                cpus: cpus_per_agent,
+                mem_mb: mem_mb_per_agent,
+            });
+        }
+        let master_bin = bin_dir.join("tessera-master");
+        let agent_bin = bin_dir.join("tessera-agent");
+        for path in [&master_bin, &agent_bin] {
+            if !path.is_file() {
+                return Err(LocalClusterError::MissingBinary { path: path.clone() });
+            }
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("tessera-local-cluster-")
+            .tempdir()
+            .map_err(LocalClusterError::TempDir)?;
+        let address_file = dir.path().join("master.address");
+        let master_log = dir.path().join("master.log");
+        let master = spawn_daemon(
+            &master_bin,
+            &[
+                "--port".into(),
+                "0".into(),
+                "--address-file".into(),
+                address_file.display().to_string(),
+                "--allocation-interval-ms".into(),
+                ALLOCATION_INTERVAL_MS.to_string(),
+                "--agent-timeout-ms".into(),
+                AGENT_TIMEOUT_MS.to_string(),
+            ],
+            &master_log,
+        )?;
+        let mut cluster = LocalCluster {
+            master: Some(master),
+            agents: Vec::new(),
+            master_address: String::new(),
+            dir,
+        };
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let not_up = |what: String, detail: String| LocalClusterError::NotUp {
+            what,
+            seconds: STARTUP_TIMEOUT.as_secs(),
+            detail,
+        };
+
+        // The master writes its address once it listens.
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&address_file)
+                && !text.trim().is_empty()
+            {
+                cluster.master_address = text.trim().to_string();
+                break;
+            }
+            let master = cluster.master.as_mut().expect("master child");
+            if let Some(status) = exited(master) {
+                return Err(not_up(
+                    "tessera-master".into(),
+                    format!("it exited ({status}); {}", log_tail(&master_log)),
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(not_up(
+                    "tessera-master".into(),
+                    format!("it wrote no address file; {}", log_tail(&master_log)),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        for i in 0..agents {
+            let work_dir = cluster.agent_work_dir(i);
+            let log = cluster.agent_log(i);
+            let child = spawn_daemon(
+                &agent_bin,
+                &[
+                    "--master".into(),
+                    cluster.master_address.clone(),
+                    "--port".into(),
+                    "0".into(),
+                    "--cpus".into(),
+                    cpus_per_agent.to_string(),
+                    "--mem-mb".into(),
+                    mem_mb_per_agent.to_string(),
+                    "--work-dir".into(),
+                    work_dir.display().to_string(),
+                ],
+                &log,
+            )?;
+            cluster.agents.push(child);
+        }
+
+        // Wait for every agent to register.
+        loop {
+            let registered = match cluster_status(&cluster.master_address).await {
+                Ok(status) => status.agents.len(),
+                Err(FrameworkError::Unreachable { .. }) => 0,
+                Err(e) => return Err(not_up("tessera-master".into(), e.to_string())),
+            };
+            if registered >= agents {
+                tracing::info!(master = %cluster.master_address, agents, "local cluster up");
+                return Ok(cluster);
+            }
+            for i in 0..cluster.agents.len() {
+                if let Some(status) = exited(&mut cluster.agents[i]) {
+                    return Err(not_up(
+                        format!("tessera-agent #{i}"),
+                        format!("it exited ({status}); {}", log_tail(&cluster.agent_log(i))),
+                    ));
+                }
+            }
+            if let Some(status) = exited(cluster.master.as_mut().expect("master child")) {
+                return Err(not_up(
+                    "tessera-master".into(),
+                    format!("it exited ({status}); {}", log_tail(&master_log)),
+                ));
+            }
+            if Instant::now() > deadline {
+                let logs: Vec<String> = (0..agents)
+                    .map(|i| log_tail(&cluster.agent_log(i)))
+                    .collect();
+                return Err(not_up(
+                    format!("{agents} agents"),
+                    format!(
+                        "only {registered} of {agents} registered with the master at {}; {}\n{}",
+                        cluster.master_address,
+                        log_tail(&master_log),
+                        logs.join("\n")
+                    ),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The master's "HOST:PORT".
+    pub fn master_address(&self) -> &str {
+        &self.master_address
+    }
+
+    /// The cluster's temporary directory (logs, agents' work dirs); removed on drop.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Agent `i`'s work directory (executor sandboxes are under
+    /// `frameworks/<framework>/executors/<executor>/`).
+    pub fn agent_work_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("agent-{i}"))
+    }
+
+    /// Agent `i`'s log file.
+    pub fn agent_log(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("agent-{i}.log"))
+    }
+
+    /// The master's log file.
+    pub fn master_log(&self) -> PathBuf {
+        self.dir.path().join("master.log")
+    }
+
+    /// Process ids of the agents, in start order.
+    pub fn agent_pids(&self) -> Vec<u32> {
+        self.agents.iter().map(Child::id).collect()
+    }
+
+    /// Process id of the master.
+    pub fn master_pid(&self) -> Option<u32> {
+        self.master.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        // Agents first, gracefully (they kill their executors), then the master.
+        let mut children: Vec<Child> = self.agents.drain(..).collect();
+        children.extend(self.master.take());
+        for child in &children {
+            // SAFETY: plain syscall; the group is the child's own (process_group(0)).
+            unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        for child in &mut children {
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
+                    Ok(None) => {
+                        unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+                        let _ = child.wait();
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The Tessera master: the offer-based cluster manager's coordinator.
+//!
+//! Agents register with their CPUs and memory and heartbeat; the master pools
+//! their resources and, every allocation interval, asks its allocator
+//! ([`tessera_allocator::DrfAllocator`]) which framework to offer which agent's
+//! free resources. Frameworks subscribe to a stream of events (offers,
+//! rescinds, executor status updates), accept offers by launching executors on
+//! the offered agent, decline them (optionally filtering the agent for a
+//! while), kill executors, or tear down. Agents report executor state changes,
+//! which the master forwards to the owning framework.
+//!
+//! Master state is soft (in memory only): after a restart agents register again
+//! and frameworks subscribe again.
+//!
+//! The binary `tessera-master` wraps [`serve`]; see `src/main.rs` for flags.
+
+mod service;
+mod state;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tessera_cluster_proto::master::master_server::MasterServer;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tonic::transport::server::TcpIncoming;
+
+use crate::service::MasterService;
+use crate::state::MasterState;
+
+/// How the master behaves (timeouts and intervals).
+#[derive(Clone, Debug)]
+pub struct MasterConfig {
+    /// How often the allocator runs (it also runs when an agent or framework
+    /// joins).
+    pub allocation_interval: Duration,
+    /// An agent that has not heartbeated for this long is declared lost: its
+    /// executors are reported LOST and its resources leave the pool.
+    pub agent_timeout: Duration,
+    /// How long a framework whose subscription stream went away may take to
+    /// subscribe again before it is removed (its executors killed, its
+    /// resources recovered). Zero removes it at once.
+    pub framework_failover_timeout: Duration,
+}
+
+impl Default for MasterConfig {
+    fn default() -> Self {
+        MasterConfig {
+            allocation_interval: Duration::from_millis(200),
+            agent_timeout: Duration::from_secs(10),
+            framework_failover_timeout: Duration::ZERO,
+        }
+    }
+}
+
+/// Errors of a running master.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    #[error("the master's gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("cannot read the master's listening address: {0}")]
+    LocalAddr(std::io::Error),
+}
+
+/// How long a shutting-down master waits for open connections to close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+pub(crate) struct Shared {
+    pub(crate) state: Mutex<MasterState>,
+    /// Wakes the allocation loop early (an agent or framework joined).
+    pub(crate) wake_allocator: Notify,
+    pub(crate) config: MasterConfig,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, MasterState> {
+        // A panic while holding the lock is a bug; keep serving with the state
+        // as it was left rather than poisoning every later request.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Serves the master on `listener` until `shutdown` completes.
+pub async fn serve(
+    config: MasterConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), MasterError> {
+    let addr = listener.local_addr().map_err(MasterError::LocalAddr)?;
+    let shared = Arc::new(Shared {
+        state: Mutex::new(MasterState::new(&config)),
+        wake_allocator: Notify::new(),
+        config: config.clone(),
+    });
+    let background = [
+        tokio::spawn(service::allocation_loop(shared.clone())),
+        tokio::spawn(service::timeout_loop(shared.clone())),
+    ];
+    tracing::info!(%addr, ?config, "tessera-master listening");
+    // On shutdown, end every subscription stream so connections can drain;
+    // stop waiting for them after a short grace period.
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown_shared = shared.clone();
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("tessera-master shutting down");
+        shutdown_shared.lock().close_streams();
+        let _ = stopping_tx.send(());
+    };
+    let server = tonic::transport::Server::builder().serve_with_incoming_shutdown(
+        MasterServer::new(MasterService::new(shared)),
+        TcpIncoming::from(listener),
+        shutdown,
+    );
+    let result = tokio::select! {
+        result = server => result,
+        _ = async {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => Ok(()),
+    };
+    for task in background {
+        task.abort();
+    }
+    result.map_err(MasterError::from)
+}

@@ -1,0 +1,100 @@
+//! `tessera-master`: the daemon that pools agents' resources and offers them to
+//! frameworks. Logs go to stderr (`RUST_LOG` filters them); nothing is printed
+//! to stdout.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use tessera_master::MasterConfig;
+
+/// Tessera's cluster master: agents register with it, frameworks subscribe to
+/// it for resource offers.
+#[derive(Parser, Debug)]
+#[command(name = "tessera-master", version)]
+struct Args {
+    /// Address to listen on. Only loopback is supported until peers are
+    /// authenticated.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// Port to listen on; 0 picks a free port (see --address-file).
+    #[arg(long, default_value_t = 5050)]
+    port: u16,
+    /// Once listening, write "HOST:PORT" to this file.
+    #[arg(long)]
+    address_file: Option<PathBuf>,
+    /// How often the allocator makes offers, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    allocation_interval_ms: u64,
+    /// An agent silent for this long is declared lost, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    agent_timeout_ms: u64,
+    /// How long a disconnected framework may take to subscribe again before
+    /// its executors are killed, in milliseconds (0: at once).
+    #[arg(long, default_value_t = 0)]
+    framework_failover_timeout_ms: u64,
+}
+
+/// Writes the file atomically, so a reader never sees half an address.
+fn write_address_file(path: &Path, addr: SocketAddr) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, addr.to_string())
+        .with_context(|| format!("cannot write the address file {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot write the address file {}", path.display()))?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    if args.allocation_interval_ms == 0 {
+        bail!("--allocation-interval-ms must be at least 1");
+    }
+    if args.agent_timeout_ms == 0 {
+        bail!("--agent-timeout-ms must be at least 1");
+    }
+    if !args.bind.is_loopback() {
+        bail!(
+            "refusing to listen on {}: tessera-master does not authenticate peers yet, so it only \
+             listens on loopback (use --bind 127.0.0.1)",
+            args.bind
+        );
+    }
+    let config = MasterConfig {
+        allocation_interval: Duration::from_millis(args.allocation_interval_ms),
+        agent_timeout: Duration::from_millis(args.agent_timeout_ms),
+        framework_failover_timeout: Duration::from_millis(args.framework_failover_timeout_ms),
+    };
+    let requested = SocketAddr::new(args.bind, args.port);
+    let listener = tokio::net::TcpListener::bind(requested).await.with_context(|| {
+        format!("cannot listen on {requested} (is another tessera-master running? pick another --port, or 0 for any free port)")
+    })?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
+    if let Some(path) = &args.address_file {
+        write_address_file(path, addr)?;
+    }
+    tessera_master::serve(config, listener, shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,1068 @@
+//! The master's bookkeeping: agents, frameworks, outstanding offers and
+//! executors, plus the allocator it consults. Everything here is synchronous
+//! and runs under one lock; whatever must reach another process is returned as
+//! [`AgentAction`]s (run by the caller after unlocking) or queued on a
+//! framework's event channel (unbounded, never blocks).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tessera_allocator::{Allocator, DrfAllocator, Resources};
+use tessera_cluster_proto::agent::agent_client::AgentClient;
+use tessera_cluster_proto::agent::{
+    KillExecutorRequest, LaunchExecutorRequest, ShutdownFrameworkRequest,
+};
+use tessera_cluster_proto::master as pb;
+use tokio::sync::mpsc::UnboundedSender;
+use tonic::Status;
+use tonic::transport::Channel;
+
+use crate::MasterConfig;
+
+/// Executors that ended are kept for `ClusterStatus` up to this many.
+const MAX_COMPLETED_EXECUTORS: usize = 1000;
+
+pub(crate) type EventSender = UnboundedSender<Result<pb::Event, Status>>;
+
+pub(crate) struct Agent {
+    pub id: String,
+    pub hostname: String,
+    pub address: String,
+    pub total: Resources,
+    pub last_heartbeat: Instant,
+    pub client: AgentClient<Channel>,
+}
+
+pub(crate) struct Framework {
+    pub id: String,
+    pub name: String,
+    pub user: String,
+    /// The subscription stream, while connected.
+    pub events: Option<EventSender>,
+    /// Counts subscriptions, so a stale stream's close is told apart.
+    pub connection: u64,
+    pub disconnected_at: Option<Instant>,
+}
+
+pub(crate) struct Offer {
+    pub id: String,
+    pub framework_id: String,
+    pub agent_id: String,
+    pub resources: Resources,
+}
+
+pub(crate) struct Executor {
+    pub framework_id: String,
+    pub executor_id: String,
+    pub agent_id: String,
+    pub resources: Resources,
+    pub state: pb::ExecutorState,
+    pub message: String,
+}
+
+/// Something to ask an agent, done after the state lock is released.
+#[derive(Debug)]
+pub(crate) enum AgentAction {
+    Launch {
+        client: AgentClient<Channel>,
+        agent_id: String,
+        request: LaunchExecutorRequest,
+    },
+    Kill {
+        client: AgentClient<Channel>,
+        agent_id: String,
+        request: KillExecutorRequest,
+    },
+    ShutdownFramework {
+        client: AgentClient<Channel>,
+        agent_id: String,
+        request: ShutdownFrameworkRequest,
+    },
+}
+
+pub(crate) fn is_terminal(state: pb::ExecutorState) -> bool {
+    use pb::ExecutorState as S;
+    matches!(state, S::Finished | S::Failed | S::Killed | S::Lost)
+}
+
+fn to_pb(r: Resources) -> pb::Resources {
+    pb::Resources {
+        cpus: r.cpus,
+        mem_mb: r.mem_mb,
+    }
+}
+
+pub(crate) fn from_pb(r: Option<&pb::Resources>) -> Resources {
+    r.map(|r| Resources::new(r.cpus, r.mem_mb))
+        .unwrap_or_default()
+}
+
+fn event(e: pb::event::Event) -> pb::Event {
+    pb::Event { event: Some(e) }
+}
+
+pub(crate) struct MasterState {
+    /// Distinguishes this master run's ids from a previous run's.
+    run_id: String,
+    next_agent: u64,
+    next_framework: u64,
+    next_offer: u64,
+    allocator: Box<dyn Allocator>,
+    pub agents: BTreeMap<String, Agent>,
+    /// Agents this master declared lost; they must register anew.
+    lost_agents: BTreeSet<String>,
+    pub frameworks: BTreeMap<String, Framework>,
+    pub offers: BTreeMap<String, Offer>,
+    /// Keyed by (framework id, executor id).
+    pub executors: BTreeMap<(String, String), Executor>,
+    completed: VecDeque<(String, String)>,
+    heartbeat_interval: Duration,
+}
+
+impl MasterState {
+    pub fn new(config: &MasterConfig) -> Self {
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        MasterState {
+            run_id: format!("{millis:x}"),
+            next_agent: 0,
+            next_framework: 0,
+            next_offer: 0,
+            allocator: Box::new(DrfAllocator::new()),
+            agents: BTreeMap::new(),
+            lost_agents: BTreeSet::new(),
+            frameworks: BTreeMap::new(),
+            offers: BTreeMap::new(),
+            executors: BTreeMap::new(),
+            completed: VecDeque::new(),
+            heartbeat_interval: (config.agent_timeout / 4).max(Duration::from_millis(20)),
+        }
+    }
+
+    // ---------------------------------------------------------------- agents
+
+    /// Registers an agent and returns its new id and heartbeat interval. An
+    /// earlier agent at the same address (restarted before its timeout) is
+    /// removed as lost first.
+    pub fn register_agent(
+        &mut self,
+        hostname: String,
+        address: String,
+        total: Resources,
+        client: AgentClient<Channel>,
+        now: Instant,
+    ) -> (String, Duration) {
+        let stale: Vec<String> = self
+            .agents
+            .values()
+            .filter(|a| a.address == address)
+            .map(|a| a.id.clone())
+            .collect();
+        for id in stale {
+            self.remove_agent(&id, "a new agent registered at its address (it restarted)");
+        }
+        let id = format!("{}-S{}", self.run_id, self.next_agent);
+        self.next_agent += 1;
+        self.allocator.add_agent(&id, total);
+        tracing::info!(agent_id = %id, %address, %hostname, resources = %total, "agent registered");
+        self.agents.insert(
+            id.clone(),
+            Agent {
+                id: id.clone(),
+                hostname,
+                address,
+                total,
+                last_heartbeat: now,
+                client,
+            },
+        );
+        (id, self.heartbeat_interval)
+    }
+
+    /// Records a heartbeat; false if the agent is unknown (lost or from a
+    /// previous master run) and must register again.
+    pub fn heartbeat(&mut self, agent_id: &str, now: Instant) -> bool {
+        match self.agents.get_mut(agent_id) {
+            Some(agent) => {
+                agent.last_heartbeat = now;
+                true
+            }
+            None => {
+                if self.lost_agents.contains(agent_id) {
+                    tracing::info!(%agent_id, "heartbeat from an agent declared lost; telling it to register again");
+                }
+                false
+            }
+        }
+    }
+
+    /// Removes an agent: its offers are rescinded, its executors reported
+    /// LOST, its resources leave the pool.
+    pub fn remove_agent(&mut self, agent_id: &str, reason: &str) {
+        let Some(agent) = self.agents.remove(agent_id) else {
+            return;
+        };
+        tracing::warn!(%agent_id, address = %agent.address, %reason, "agent removed");
+        self.lost_agents.insert(agent_id.to_string());
+        self.allocator.remove_agent(agent_id);
+        let offers: Vec<String> = self
+            .offers
+            .values()
+            .filter(|o| o.agent_id == agent_id)
+            .map(|o| o.id.clone())
+            .collect();
+        for offer_id in offers {
+            let offer = self.offers.remove(&offer_id).expect("listed offer exists");
+            self.send(
+                &offer.framework_id,
+                event(pb::event::Event::Rescind(pb::Rescind { offer_id })),
+            );
+        }
+        let lost: Vec<(String, String)> = self
+            .executors
+            .iter()
+            .filter(|(_, e)| e.agent_id == agent_id && !is_terminal(e.state))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let message = format!("agent {agent_id} at {} was lost: {reason}", agent.address);
+        for (framework_id, executor_id) in lost {
+            // The agent is gone from the allocator already; recovering is a no-op.
+            self.update_executor(
+                &framework_id,
+                &executor_id,
+                agent_id,
+                pb::ExecutorState::Lost,
+                message.clone(),
+            );
+        }
+    }
+
+    /// Agents whose last heartbeat is older than `timeout`.
+    pub fn timed_out_agents(&self, now: Instant, timeout: Duration) -> Vec<(String, Duration)> {
+        self.agents
+            .values()
+            .filter_map(|a| {
+                let silent = now.saturating_duration_since(a.last_heartbeat);
+                (silent > timeout).then(|| (a.id.clone(), silent))
+            })
+            .collect()
+    }
+
+    // ------------------------------------------------------------ frameworks
+
+    /// Subscribes a framework (new, or re-subscribing with its id) and sends
+    /// it `Registered`.
+    pub fn subscribe(
+        &mut self,
+        name: String,
+        user: String,
+        framework_id: Option<String>,
+        events: EventSender,
+    ) -> (String, u64) {
+        let id = match framework_id {
+            Some(id) => id,
+            None => {
+                let id = format!("{}-F{}", self.run_id, self.next_framework);
+                self.next_framework += 1;
+                id
+            }
+        };
+        match self.frameworks.get_mut(&id) {
+            Some(fw) => {
+                if let Some(old) = fw.events.take() {
+                    let _ = old.send(Ok(event(pb::event::Event::Error(pb::Error {
+                        message: format!(
+                            "framework {id} subscribed again from another connection; this stream is closed"
+                        ),
+                    }))));
+                }
+                fw.events = Some(events);
+                fw.connection += 1;
+                fw.disconnected_at = None;
+                fw.name = name;
+                fw.user = user;
+                self.allocator.activate_framework(&id);
+                tracing::info!(framework_id = %id, "framework re-subscribed");
+            }
+            None => {
+                tracing::info!(framework_id = %id, %name, %user, "framework subscribed");
+                self.allocator.add_framework(&id);
+                self.frameworks.insert(
+                    id.clone(),
+                    Framework {
+                        id: id.clone(),
+                        name,
+                        user,
+                        events: Some(events),
+                        connection: 0,
+                        disconnected_at: None,
+                    },
+                );
+            }
+        }
+        let connection = self.frameworks[&id].connection;
+        self.send(
+            &id,
+            event(pb::event::Event::Registered(pb::Registered {
+                framework_id: id.clone(),
+            })),
+        );
+        (id, connection)
+    }
+
+    /// The subscription stream `connection` of the framework closed. Its
+    /// offers are rescinded and it gets no more until it subscribes again;
+    /// with a zero failover timeout it is removed at once.
+    pub fn framework_disconnected(
+        &mut self,
+        framework_id: &str,
+        connection: u64,
+        failover_timeout: Duration,
+        now: Instant,
+    ) -> Vec<AgentAction> {
+        let Some(fw) = self.frameworks.get_mut(framework_id) else {
+            return Vec::new();
+        };
+        if fw.connection != connection || fw.events.is_none() {
+            return Vec::new();
+        }
+        fw.events = None;
+        fw.disconnected_at = Some(now);
+        self.allocator.deactivate_framework(framework_id);
+        self.rescind_offers_of(framework_id);
+        if failover_timeout.is_zero() {
+            self.remove_framework(framework_id, "its subscription stream closed")
+        } else {
+            tracing::info!(%framework_id, ?failover_timeout, "framework disconnected; waiting for it to subscribe again");
+            Vec::new()
+        }
+    }
+
+    /// Frameworks disconnected for longer than the failover timeout.
+    pub fn expired_frameworks(&self, now: Instant, failover_timeout: Duration) -> Vec<String> {
+        self.frameworks
+            .values()
+            .filter(|f| {
+                f.disconnected_at
+                    .is_some_and(|t| now.saturating_duration_since(t) >= failover_timeout)
+            })
+            .map(|f| f.id.clone())
+            .collect()
+    }
+
+    /// Removes a framework: agents are told to kill its executors, its
+    /// resources are recovered, its stream (if any) is closed with an error.
+    pub fn remove_framework(&mut self, framework_id: &str, reason: &str) -> Vec<AgentAction> {
+        let Some(mut fw) = self.frameworks.remove(framework_id) else {
+            return Vec::new();
+        };
+        tracing::info!(%framework_id, name = %fw.name, %reason, "framework removed");
+        if let Some(events) = fw.events.take() {
+            let _ = events.send(Ok(event(pb::event::Event::Error(pb::Error {
+                message: format!("framework {framework_id} was removed: {reason}"),
+            }))));
+        }
+        self.offers.retain(|_, o| o.framework_id != framework_id);
+        self.allocator.remove_framework(framework_id);
+        let agents: BTreeSet<String> = self
+            .executors
+            .values()
+            .filter(|e| e.framework_id == framework_id && !is_terminal(e.state))
+            .map(|e| e.agent_id.clone())
+            .collect();
+        agents
+            .into_iter()
+            .filter_map(|agent_id| {
+                let agent = self.agents.get(&agent_id)?;
+                Some(AgentAction::ShutdownFramework {
+                    client: agent.client.clone(),
+                    agent_id,
+                    request: ShutdownFrameworkRequest {
+                        framework_id: framework_id.to_string(),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    fn rescind_offers_of(&mut self, framework_id: &str) {
+        let ids: Vec<String> = self
+            .offers
+            .values()
+            .filter(|o| o.framework_id == framework_id)
+            .map(|o| o.id.clone())
+            .collect();
+        for id in ids {
+            let offer = self.offers.remove(&id).expect("listed offer exists");
+            self.allocator
+                .recover_resources(framework_id, &offer.agent_id, offer.resources, None);
+        }
+    }
+
+    fn send(&self, framework_id: &str, e: pb::Event) {
+        if let Some(tx) = self
+            .frameworks
+            .get(framework_id)
+            .and_then(|f| f.events.as_ref())
+        {
+            let _ = tx.send(Ok(e));
+        }
+    }
+
+    /// Fails with a status naming the problem if the framework is not
+    /// subscribed.
+    pub fn check_framework(&self, framework_id: &str) -> Result<(), Status> {
+        if self.frameworks.contains_key(framework_id) {
+            Ok(())
+        } else {
+            Err(Status::not_found(format!(
+                "framework {framework_id:?} is not registered with this master (it was torn down, \
+                 timed out, or the master restarted); subscribe again"
+            )))
+        }
+    }
+
+    // ---------------------------------------------------------------- offers
+
+    /// Runs the allocator and sends the resulting offers.
+    pub fn allocate(&mut self, now: Instant) {
+        let decisions = self.allocator.allocate(now);
+        let mut by_framework: BTreeMap<String, Vec<pb::Offer>> = BTreeMap::new();
+        for d in decisions {
+            let Some(agent) = self.agents.get(&d.agent_id) else {
+                continue;
+            };
+            let connected = self
+                .frameworks
+                .get(&d.framework_id)
+                .is_some_and(|f| f.events.is_some());
+            if !connected {
+                self.allocator
+                    .recover_resources(&d.framework_id, &d.agent_id, d.resources, None);
+                continue;
+            }
+            let id = format!("{}-O{}", self.run_id, self.next_offer);
+            self.next_offer += 1;
+            tracing::debug!(offer_id = %id, framework_id = %d.framework_id, agent_id = %d.agent_id, resources = %d.resources, "offer");
+            by_framework
+                .entry(d.framework_id.clone())
+                .or_default()
+                .push(pb::Offer {
+                    id: id.clone(),
+                    framework_id: d.framework_id.clone(),
+                    agent_id: d.agent_id.clone(),
+                    hostname: agent.hostname.clone(),
+                    resources: Some(to_pb(d.resources)),
+                });
+            self.offers.insert(
+                id.clone(),
+                Offer {
+                    id,
+                    framework_id: d.framework_id,
+                    agent_id: d.agent_id,
+                    resources: d.resources,
+                },
+            );
+        }
+        for (framework_id, offers) in by_framework {
+            self.send(
+                &framework_id,
+                event(pb::event::Event::Offers(pb::Offers { offers })),
+            );
+        }
+    }
+
+    /// Declines offers; their resources are not offered to this framework on
+    /// those agents for `refuse` (if non-zero). Unknown offers are ignored (an
+    /// offer may have been rescinded meanwhile).
+    pub fn decline(
+        &mut self,
+        framework_id: &str,
+        offer_ids: &[String],
+        refuse: Duration,
+        now: Instant,
+    ) -> Result<(), Status> {
+        self.check_framework(framework_id)?;
+        let refuse_until = (!refuse.is_zero()).then(|| now + refuse);
+        for offer_id in offer_ids {
+            let Some(offer) = self.offers.get(offer_id) else {
+                tracing::debug!(%offer_id, "decline of an unknown offer ignored");
+                continue;
+            };
+            if offer.framework_id != framework_id {
+                return Err(Status::permission_denied(format!(
+                    "offer {offer_id} was made to another framework"
+                )));
+            }
+            let offer = self.offers.remove(offer_id).expect("offer exists");
+            self.allocator.recover_resources(
+                framework_id,
+                &offer.agent_id,
+                offer.resources,
+                refuse_until,
+            );
+        }
+        Ok(())
+    }
+
+    /// Accepts offers (all on one agent) by launching executors with their
+    /// resources; the rest is recovered. Nothing changes if the request is
+    /// invalid.
+    pub fn accept(
+        &mut self,
+        request: pb::AcceptRequest,
+        now: Instant,
+    ) -> Result<Vec<AgentAction>, Status> {
+        let framework_id = request.framework_id.as_str();
+        self.check_framework(framework_id)?;
+        if request.offer_ids.is_empty() {
+            return Err(Status::invalid_argument("accept names no offer"));
+        }
+        let mut agent_id: Option<&str> = None;
+        let mut offered = Resources::ZERO;
+        for offer_id in &request.offer_ids {
+            let offer = self.offers.get(offer_id).ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "offer {offer_id} is no longer valid (already accepted, declined or rescinded); \
+                     wait for a new offer"
+                ))
+            })?;
+            if offer.framework_id != framework_id {
+                return Err(Status::permission_denied(format!(
+                    "offer {offer_id} was made to another framework"
+                )));
+            }
+            match agent_id {
+                Some(a) if a != offer.agent_id => {
+                    return Err(Status::invalid_argument(
+                        "accepted offers must all be on the same agent",
+                    ));
+                }
+                _ => agent_id = Some(&offer.agent_id),
+            }
+            offered = offered.plus(&offer.resources);
+        }
+        let agent_id = agent_id.expect("at least one offer").to_string();
+        let mut needed = Resources::ZERO;
+        let mut new_ids = BTreeSet::new();
+        for launch in &request.launches {
+            let id = &launch.executor_id;
+            if id.is_empty() || id == "." || id == ".." || id.contains('/') || id.contains('\0') {
+                return Err(Status::invalid_argument(format!(
+                    "executor id {id:?} cannot name a sandbox directory (empty, `.`, `..`, or contains `/`); pick another"
+                )));
+            }
+            if launch.command.as_ref().is_none_or(|c| c.program.is_empty()) {
+                return Err(Status::invalid_argument(format!(
+                    "executor {id} has no program to run"
+                )));
+            }
+            let key = (framework_id.to_string(), id.clone());
+            let in_use = self
+                .executors
+                .get(&key)
+                .is_some_and(|e| !is_terminal(e.state));
+            if in_use || !new_ids.insert(id.clone()) {
+                return Err(Status::already_exists(format!(
+                    "executor id {id} is already in use by this framework; pick another"
+                )));
+            }
+            let r = from_pb(launch.resources.as_ref());
+            if r.cpus < 0.0 || !r.cpus.is_finite() {
+                return Err(Status::invalid_argument(format!(
+                    "executor {id} asks for an invalid number of CPUs ({})",
+                    r.cpus
+                )));
+            }
+            needed = needed.plus(&r);
+        }
+        if !offered.contains(&needed) {
+            return Err(Status::invalid_argument(format!(
+                "the launches need {needed} but the offers hold only {offered}"
+            )));
+        }
+        let agent = self.agents.get(&agent_id).ok_or_else(|| {
+            Status::failed_precondition(format!("agent {agent_id} is gone; wait for a new offer"))
+        })?;
+        let client = agent.client.clone();
+        for offer_id in &request.offer_ids {
+            self.offers.remove(offer_id);
+        }
+        let refuse_until = (request.refuse_seconds > 0.0 && request.refuse_seconds.is_finite())
+            .then(|| now + Duration::from_secs_f64(request.refuse_seconds));
+        let unused = offered.minus(&needed);
+        self.allocator
+            .recover_resources(framework_id, &agent_id, unused, refuse_until);
+        let mut actions = Vec::new();
+        for launch in request.launches {
+            let resources = from_pb(launch.resources.as_ref());
+            let key = (framework_id.to_string(), launch.executor_id.clone());
+            self.completed.retain(|k| k != &key);
+            tracing::info!(%framework_id, executor_id = %launch.executor_id, %agent_id, %resources, "launching executor");
+            self.executors.insert(
+                key,
+                Executor {
+                    framework_id: framework_id.to_string(),
+                    executor_id: launch.executor_id.clone(),
+                    agent_id: agent_id.clone(),
+                    resources,
+                    state: pb::ExecutorState::Starting,
+                    message: String::new(),
+                },
+            );
+            actions.push(AgentAction::Launch {
+                client: client.clone(),
+                agent_id: agent_id.clone(),
+                request: LaunchExecutorRequest {
+                    framework_id: framework_id.to_string(),
+                    executor_id: launch.executor_id,
+                    command: launch.command,
+                    resources: launch.resources,
+                },
+            });
+        }
+        Ok(actions)
+    }
+
+    // ------------------------------------------------------------- executors
+
+    /// Asks the executor's agent to kill it.
+    pub fn kill(
+        &mut self,
+        framework_id: &str,
+        executor_id: &str,
+    ) -> Result<Vec<AgentAction>, Status> {
+        self.check_framework(framework_id)?;
+        let key = (framework_id.to_string(), executor_id.to_string());
+        let executor = self.executors.get(&key).ok_or_else(|| {
+            Status::not_found(format!(
+                "framework {framework_id} has no executor {executor_id:?}"
+            ))
+        })?;
+        if is_terminal(executor.state) {
+            return Ok(Vec::new());
+        }
+        let Some(agent) = self.agents.get(&executor.agent_id) else {
+            return Ok(Vec::new());
+        };
+        Ok(vec![AgentAction::Kill {
+            client: agent.client.clone(),
+            agent_id: agent.id.clone(),
+            request: KillExecutorRequest {
+                framework_id: framework_id.to_string(),
+                executor_id: executor_id.to_string(),
+            },
+        }])
+    }
+
+    /// Applies an executor state change reported by `agent_id` (or decided by
+    /// the master), forwards it to the framework, and recovers the
+    /// executor's resources when it ends.
+    pub fn update_executor(
+        &mut self,
+        framework_id: &str,
+        executor_id: &str,
+        agent_id: &str,
+        state: pb::ExecutorState,
+        message: String,
+    ) {
+        let key = (framework_id.to_string(), executor_id.to_string());
+        let Some(executor) = self.executors.get_mut(&key) else {
+            tracing::debug!(%framework_id, %executor_id, ?state, "status update for an unknown executor ignored");
+            return;
+        };
+        if executor.agent_id != agent_id || is_terminal(executor.state) {
+            tracing::debug!(%framework_id, %executor_id, ?state, "stale status update ignored");
+            return;
+        }
+        tracing::info!(%framework_id, %executor_id, %agent_id, ?state, %message, "executor status");
+        executor.state = state;
+        executor.message = message.clone();
+        let resources = executor.resources;
+        if is_terminal(state) {
+            self.allocator
+                .recover_resources(framework_id, agent_id, resources, None);
+            self.completed.push_back(key);
+            while self.completed.len() > MAX_COMPLETED_EXECUTORS {
+                if let Some(old) = self.completed.pop_front() {
+                    self.executors.remove(&old);
+                }
+            }
+        }
+        self.send(
+            framework_id,
+            event(pb::event::Event::StatusUpdate(pb::StatusUpdate {
+                agent_id: agent_id.to_string(),
+                framework_id: framework_id.to_string(),
+                executor_id: executor_id.to_string(),
+                state: state as i32,
+                message,
+            })),
+        );
+    }
+
+    // ---------------------------------------------------------------- status
+
+    pub fn cluster_status(&self) -> pb::ClusterStatusResponse {
+        let live = || self.executors.values().filter(|e| !is_terminal(e.state));
+        let sum = |it: &mut dyn Iterator<Item = Resources>| {
+            it.fold(Resources::ZERO, |acc, r| acc.plus(&r))
+        };
+        let agents = self
+            .agents
+            .values()
+            .map(|a| pb::AgentStatus {
+                id: a.id.clone(),
+                hostname: a.hostname.clone(),
+                address: a.address.clone(),
+                total: Some(to_pb(a.total)),
+                allocated: Some(to_pb(sum(&mut live()
+                    .filter(|e| e.agent_id == a.id)
+                    .map(|e| e.resources)))),
+                offered: Some(to_pb(sum(&mut self
+                    .offers
+                    .values()
+                    .filter(|o| o.agent_id == a.id)
+                    .map(|o| o.resources)))),
+            })
+            .collect();
+        let frameworks = self
+            .frameworks
+            .values()
+            .map(|f| pb::FrameworkStatus {
+                id: f.id.clone(),
+                name: f.name.clone(),
+                user: f.user.clone(),
+                allocated: Some(to_pb(sum(&mut live()
+                    .filter(|e| e.framework_id == f.id)
+                    .map(|e| e.resources)))),
+                offered: Some(to_pb(sum(&mut self
+                    .offers
+                    .values()
+                    .filter(|o| o.framework_id == f.id)
+                    .map(|o| o.resources)))),
+                dominant_share: self.allocator.dominant_share(&f.id),
+                connected: f.events.is_some(),
+            })
+            .collect();
+        let offers = self
+            .offers
+            .values()
+            .map(|o| pb::Offer {
+                id: o.id.clone(),
+                framework_id: o.framework_id.clone(),
+                agent_id: o.agent_id.clone(),
+                hostname: self
+                    .agents
+                    .get(&o.agent_id)
+                    .map(|a| a.hostname.clone())
+                    .unwrap_or_default(),
+                resources: Some(to_pb(o.resources)),
+            })
+            .collect();
+        let executors = self
+            .executors
+            .values()
+            .map(|e| pb::ExecutorStatus {
+                framework_id: e.framework_id.clone(),
+                executor_id: e.executor_id.clone(),
+                agent_id: e.agent_id.clone(),
+                state: e.state as i32,
+                resources: Some(to_pb(e.resources)),
+                message: e.message.clone(),
+            })
+            .collect();
+        pb::ClusterStatusResponse {
+            agents,
+            frameworks,
+            offers,
+            executors,
+        }
+    }
+
+    /// Closes every subscription stream (the master is shutting down).
+    pub fn close_streams(&mut self) {
+        for fw in self.frameworks.values_mut() {
+            if let Some(events) = fw.events.take() {
+                let _ = events.send(Ok(event(pb::event::Event::Error(pb::Error {
+                    message: "the master is shutting down".to_string(),
+                }))));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+    fn client() -> AgentClient<Channel> {
+        // Never called in these tests; connect_lazy does not connect.
+        AgentClient::new(
+            tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy(),
+        )
+    }
+
+    fn config(failover: Duration) -> MasterConfig {
+        MasterConfig {
+            framework_failover_timeout: failover,
+            ..MasterConfig::default()
+        }
+    }
+
+    fn drain(rx: &mut UnboundedReceiver<Result<pb::Event, Status>>) -> Vec<pb::event::Event> {
+        let mut out = Vec::new();
+        while let Ok(Ok(pb::Event { event: Some(e) })) = rx.try_recv() {
+            out.push(e);
+        }
+        out
+    }
+
+    fn offers(events: &[pb::event::Event]) -> Vec<pb::Offer> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                pb::event::Event::Offers(o) => Some(o.offers.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    fn launch(id: &str, cpus: f64, mem_mb: u64) -> pb::ExecutorLaunch {
+        pb::ExecutorLaunch {
+            executor_id: id.into(),
+            command: Some(pb::CommandInfo {
+                program: "/bin/true".into(),
+                ..Default::default()
+            }),
+            resources: Some(pb::Resources { cpus, mem_mb }),
+        }
+    }
+
+    /// One agent (2 CPUs, 1 GiB), one framework holding its offer.
+    fn setup(
+        failover: Duration,
+    ) -> (
+        MasterState,
+        String,
+        String,
+        UnboundedReceiver<Result<pb::Event, Status>>,
+        pb::Offer,
+    ) {
+        let now = Instant::now();
+        let mut m = MasterState::new(&config(failover));
+        let (agent, _) = m.register_agent(
+            "h".into(),
+            "127.0.0.1:9".into(),
+            Resources::new(2.0, 1024),
+            client(),
+            now,
+        );
+        let (tx, mut rx) = unbounded_channel();
+        let (fw, _) = m.subscribe("fw".into(), "u".into(), None, tx);
+        m.allocate(now);
+        let events = drain(&mut rx);
+        assert!(matches!(events[0], pb::event::Event::Registered(_)));
+        let offer = offers(&events).pop().expect("an offer");
+        assert_eq!(offer.agent_id, agent);
+        (m, agent, fw, rx, offer)
+    }
+
+    #[tokio::test]
+    async fn accept_is_validated_and_leaves_nothing_changed_when_invalid() {
+        let (mut m, _agent, fw, _rx, offer) = setup(Duration::ZERO);
+        let now = Instant::now();
+        let req = |launches| pb::AcceptRequest {
+            framework_id: fw.clone(),
+            offer_ids: vec![offer.id.clone()],
+            launches,
+            refuse_seconds: 0.0,
+        };
+        let too_big = m.accept(req(vec![launch("e", 3.0, 10)]), now).unwrap_err();
+        assert!(
+            too_big.message().contains("offers hold only"),
+            "{}",
+            too_big.message()
+        );
+        let bad_id = m
+            .accept(req(vec![launch("a/b", 1.0, 10)]), now)
+            .unwrap_err();
+        assert!(
+            bad_id.message().contains("sandbox directory"),
+            "{}",
+            bad_id.message()
+        );
+        let dup = m
+            .accept(req(vec![launch("e", 1.0, 10), launch("e", 0.5, 10)]), now)
+            .unwrap_err();
+        assert_eq!(dup.code(), tonic::Code::AlreadyExists);
+        // Still valid after the refusals:
+        let actions = m
+            .accept(req(vec![launch("e", 1.0, 256)]), now)
+            .expect("accept");
+        assert_eq!(actions.len(), 1);
+        let again = m.accept(req(vec![]), now).unwrap_err();
+        assert_eq!(again.code(), tonic::Code::FailedPrecondition);
+        // The unused part is offered again.
+        assert_eq!(m.allocator.allocation(&fw), Resources::new(1.0, 256));
+        m.allocate(now);
+        let status = m.cluster_status();
+        assert_eq!(
+            status.offers[0].resources,
+            Some(pb::Resources {
+                cpus: 1.0,
+                mem_mb: 768
+            })
+        );
+        assert_eq!(
+            status.agents[0].allocated,
+            Some(pb::Resources {
+                cpus: 1.0,
+                mem_mb: 256
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn executor_end_is_forwarded_and_frees_its_resources() {
+        let (mut m, agent, fw, mut rx, offer) = setup(Duration::ZERO);
+        let now = Instant::now();
+        m.accept(
+            pb::AcceptRequest {
+                framework_id: fw.clone(),
+                offer_ids: vec![offer.id],
+                launches: vec![launch("e", 2.0, 1024)],
+                refuse_seconds: 0.0,
+            },
+            now,
+        )
+        .expect("accept");
+        m.update_executor(&fw, "e", &agent, pb::ExecutorState::Running, String::new());
+        m.update_executor(
+            &fw,
+            "e",
+            &agent,
+            pb::ExecutorState::Failed,
+            "exited with status 3".into(),
+        );
+        // A late duplicate is ignored.
+        m.update_executor(&fw, "e", &agent, pb::ExecutorState::Killed, String::new());
+        let states: Vec<i32> = drain(&mut rx)
+            .into_iter()
+            .filter_map(|e| match e {
+                pb::event::Event::StatusUpdate(u) => Some(u.state),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            states,
+            [
+                pb::ExecutorState::Running as i32,
+                pb::ExecutorState::Failed as i32
+            ]
+        );
+        assert_eq!(m.allocator.allocation(&fw), Resources::ZERO);
+        m.allocate(now);
+        assert_eq!(
+            offers(&drain(&mut rx))[0].resources,
+            Some(pb::Resources {
+                cpus: 2.0,
+                mem_mb: 1024
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn lost_agent_rescinds_offers_and_loses_executors() {
+        let (mut m, agent, fw, mut rx, offer) = setup(Duration::ZERO);
+        let t0 = Instant::now();
+        m.accept(
+            pb::AcceptRequest {
+                framework_id: fw.clone(),
+                offer_ids: vec![offer.id],
+                launches: vec![launch("e", 1.0, 256)],
+                refuse_seconds: 0.0,
+            },
+            t0,
+        )
+        .expect("accept");
+        m.allocate(t0);
+        let rest = offers(&drain(&mut rx)).pop().expect("offer of the rest");
+        let timeout = Duration::from_secs(10);
+        assert!(
+            m.timed_out_agents(t0 + Duration::from_secs(5), timeout)
+                .is_empty()
+        );
+        let late = t0 + Duration::from_secs(11);
+        assert_eq!(m.timed_out_agents(late, timeout).len(), 1);
+        m.remove_agent(&agent, "no heartbeat");
+        let events = drain(&mut rx);
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, pb::event::Event::Rescind(r) if r.offer_id == rest.id))
+        );
+        assert!(events.iter().any(|e| matches!(e,
+            pb::event::Event::StatusUpdate(u) if u.executor_id == "e" && u.state == pb::ExecutorState::Lost as i32)));
+        assert!(m.cluster_status().agents.is_empty());
+        assert!(
+            !m.heartbeat(&agent, late),
+            "a lost agent must register again"
+        );
+        assert_eq!(m.allocator.cluster_total(), Resources::ZERO);
+    }
+
+    #[tokio::test]
+    async fn disconnected_framework_waits_out_its_failover_timeout() {
+        let failover = Duration::from_secs(30);
+        let (mut m, _agent, fw, rx, offer) = setup(failover);
+        let t0 = Instant::now();
+        m.accept(
+            pb::AcceptRequest {
+                framework_id: fw.clone(),
+                offer_ids: vec![offer.id],
+                launches: vec![launch("e", 1.0, 256)],
+                refuse_seconds: 0.0,
+            },
+            t0,
+        )
+        .expect("accept");
+        m.allocate(t0);
+        drop(rx);
+        let actions = m.framework_disconnected(&fw, 0, failover, t0);
+        assert!(
+            actions.is_empty(),
+            "executors survive within the failover timeout"
+        );
+        assert!(m.offers.is_empty(), "its offers are rescinded");
+        assert!(!m.cluster_status().frameworks[0].connected);
+        assert!(
+            m.expired_frameworks(t0 + Duration::from_secs(29), failover)
+                .is_empty()
+        );
+        // Re-subscribing in time keeps it.
+        let (tx, mut rx) = unbounded_channel();
+        let (same, connection) = m.subscribe("fw".into(), "u".into(), Some(fw.clone()), tx);
+        assert_eq!((same.as_str(), connection), (fw.as_str(), 1));
+        assert!(matches!(drain(&mut rx)[0], pb::event::Event::Registered(_)));
+        // A stale close of the old stream changes nothing.
+        assert!(m.framework_disconnected(&fw, 0, failover, t0).is_empty());
+        assert!(m.cluster_status().frameworks[0].connected);
+        // Disconnect again and let the timeout pass: removed, executors killed.
+        drop(rx);
+        m.framework_disconnected(&fw, 1, failover, t0);
+        let expired = m.expired_frameworks(t0 + failover, failover);
+        assert_eq!(expired, std::slice::from_ref(&fw));
+        let actions = m.remove_framework(&fw, "failover timeout");
+        assert!(matches!(
+            actions[..],
+            [AgentAction::ShutdownFramework { .. }]
+        ));
+        assert!(m.frameworks.is_empty());
+        assert_eq!(m.allocator.allocation(&fw), Resources::ZERO);
+    }
+}

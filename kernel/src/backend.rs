@@ -1,0 +1,211 @@
+//! The contract between the kernel and the thing that runs code: [`KernelBackend`]
+//! (implemented by the Tessera session) and the values that cross it.
+//!
+//! Positions (`cursor_pos`, `cursor_start`, `cursor_end`) on this side are **byte
+//! offsets** into the code, always on a `char` boundary; the kernel converts them from
+//! and to the Unicode code-point offsets the Jupyter protocol uses.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// A handle another thread uses to interrupt the running cell (cancel its job).
+pub type Interrupter = Box<dyn Fn() + Send + Sync>;
+
+/// What a kernel needs from the thing that runs code.
+///
+/// The kernel calls every method from one dedicated thread, one call at a time, except
+/// that it calls `interrupter`, `language_info` and `banner` once at start-up (before
+/// that thread exists) and calls the returned [`Interrupter`] from another thread,
+/// possibly while `execute` runs. A panic in a method is caught and reported to the
+/// client as an error; the kernel keeps serving.
+pub trait KernelBackend: Send + 'static {
+    /// Runs one cell. Output produced while running goes to `sink` as it happens; the
+    /// value of the cell (if any) is returned. An interrupted cell returns an error.
+    fn execute(
+        &mut self,
+        code: &str,
+        sink: &mut dyn OutputSink,
+    ) -> Result<ExecuteOutput, ExecuteError>;
+
+    /// Completions for the identifier around byte offset `cursor_pos`.
+    fn complete(&mut self, code: &str, cursor_pos: usize) -> Completion;
+
+    /// Documentation or type of what is at byte offset `cursor_pos`, as plain text;
+    /// `None` when nothing is found.
+    fn inspect(&mut self, code: &str, cursor_pos: usize) -> Option<String>;
+
+    /// Whether `code` is a complete cell (used by consoles to decide whether Enter
+    /// runs the cell or adds a line).
+    fn is_complete(&mut self, code: &str) -> IsComplete;
+
+    /// A handle another thread can call to interrupt the running cell.
+    fn interrupter(&self) -> Interrupter;
+
+    /// Language metadata for `kernel_info_reply`.
+    fn language_info(&self) -> LanguageInfo;
+
+    /// Text shown by consoles when they connect.
+    fn banner(&self) -> String;
+}
+
+/// Where a running cell sends its output. Every call becomes one iopub message,
+/// published at once.
+pub trait OutputSink: Send {
+    /// Text the cell printed to standard output.
+    fn stdout(&mut self, text: &str);
+    /// Text the cell printed to standard error.
+    fn stderr(&mut self, text: &str);
+    /// Rich output. With a `display_id`, later calls with `update = true` and the same
+    /// id replace it in place (live job progress): the first call becomes
+    /// `display_data`, updates become `update_display_data`.
+    fn display(&mut self, data: MimeBundle, display_id: Option<&str>, update: bool);
+}
+
+/// A MIME bundle: MIME type → content, e.g. `text/plain` → `"42"`, `text/html` →
+/// `"<table>…</table>"`, `application/json` → any JSON value.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct MimeBundle(BTreeMap<String, Value>);
+
+impl MimeBundle {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A bundle holding only `text/plain`.
+    pub fn plain(text: impl Into<String>) -> Self {
+        Self::new().with("text/plain", text.into())
+    }
+
+    /// Adds (or replaces) one representation, builder style.
+    pub fn with(mut self, mime: impl Into<String>, content: impl Into<Value>) -> Self {
+        self.insert(mime, content);
+        self
+    }
+
+    pub fn insert(&mut self, mime: impl Into<String>, content: impl Into<Value>) {
+        self.0.insert(mime.into(), content.into());
+    }
+
+    pub fn get(&self, mime: &str) -> Option<&Value> {
+        self.0.get(mime)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.0.iter()
+    }
+}
+
+impl FromIterator<(String, Value)> for MimeBundle {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
+        MimeBundle(iter.into_iter().collect())
+    }
+}
+
+/// The value of a cell.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ExecuteOutput {
+    /// The cell's value in one or more MIME types; empty means the cell has no value
+    /// (no `execute_result` is published).
+    pub data: MimeBundle,
+}
+
+impl ExecuteOutput {
+    /// A cell with no value (e.g. it ended in a statement).
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// A cell whose value is shown as plain text.
+    pub fn plain(text: impl Into<String>) -> Self {
+        ExecuteOutput {
+            data: MimeBundle::plain(text),
+        }
+    }
+}
+
+/// A cell that failed: a compile error, a panic, a failed job, an interrupt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecuteError {
+    /// The kind of error, e.g. `CompilationError`, `Panic`, `JobCancelled`.
+    pub ename: String,
+    /// The message.
+    pub evalue: String,
+    /// Lines shown to the person (may contain ANSI colour codes).
+    pub traceback: Vec<String>,
+}
+
+impl ExecuteError {
+    /// An error whose traceback is the single line `ename: evalue`.
+    pub fn new(ename: impl Into<String>, evalue: impl Into<String>) -> Self {
+        let (ename, evalue) = (ename.into(), evalue.into());
+        ExecuteError {
+            traceback: vec![format!("{ename}: {evalue}")],
+            ename,
+            evalue,
+        }
+    }
+}
+
+impl std::fmt::Display for ExecuteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.ename, self.evalue)
+    }
+}
+
+impl std::error::Error for ExecuteError {}
+
+/// Completions: `matches` replace the text between byte offsets `cursor_start` and
+/// `cursor_end`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Completion {
+    pub matches: Vec<String>,
+    pub cursor_start: usize,
+    pub cursor_end: usize,
+}
+
+/// Whether code is ready to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IsComplete {
+    /// Ready to run.
+    Complete,
+    /// Needs more lines; `indent` is the suggested indentation of the next one.
+    Incomplete { indent: String },
+    /// Cannot become valid by adding lines.
+    Invalid,
+    /// The backend cannot tell.
+    Unknown,
+}
+
+/// Language metadata sent in `kernel_info_reply`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LanguageInfo {
+    pub name: String,
+    pub version: String,
+    pub mimetype: String,
+    pub file_extension: String,
+    pub pygments_lexer: String,
+    pub codemirror_mode: String,
+    pub nbconvert_exporter: String,
+}
+
+impl LanguageInfo {
+    /// Rust, at the given compiler version (e.g. `"1.88.0"`).
+    pub fn rust(version: impl Into<String>) -> Self {
+        LanguageInfo {
+            name: "rust".to_owned(),
+            version: version.into(),
+            mimetype: "text/rust".to_owned(),
+            file_extension: ".rs".to_owned(),
+            pygments_lexer: "rust".to_owned(),
+            codemirror_mode: "rust".to_owned(),
+            nbconvert_exporter: "script".to_owned(),
+        }
+    }
+}

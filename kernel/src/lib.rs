@@ -1,0 +1,32 @@
+//! Tessera's Jupyter kernel: speaks the Jupyter messaging protocol (5.3) over ZeroMQ
+//! and installs the kernelspec.
+//!
+//! The kernel is generic over a [`KernelBackend`], the thing that actually runs code
+//! (the Tessera session implements it). The backend is synchronous and runs on a thread
+//! of its own; the kernel's async ZeroMQ loops talk to it through channels, so the
+//! heartbeat and the control channel (interrupt, shutdown) stay responsive while a cell
+//! runs.
+//!
+//! * [`run_kernel`] serves one kernel for a connection file until a client asks it to
+//!   shut down.
+//! * [`install_kernelspec`] writes `kernel.json` so Jupyter can find and start the
+//!   kernel.
+//! * [`cli`] holds the command line shared by the `tessera-kernel` binary and anything
+//!   else that wants the same flags.
+
+pub mod backend;
+pub mod cli;
+pub mod connection;
+pub mod error;
+mod server;
+pub mod kernelspec;
+pub mod wire;
+
+pub use backend::{
+    Completion, ExecuteError, ExecuteOutput, Interrupter, IsComplete, KernelBackend,
+    LanguageInfo, MimeBundle, OutputSink,
+};
+pub use connection::ConnectionInfo;
+pub use error::{ConnectionError, KernelError, KernelspecError, WireError};
+pub use kernelspec::{install_kernelspec, kernelspec_json, write_kernelspec, KERNEL_NAME};
+pub use server::{run_kernel, run_kernel_with_info};

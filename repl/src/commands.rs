@@ -1,0 +1,144 @@
+//! The REPL's `:` commands, and how cell output is printed.
+
+use crate::tables;
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use tessera_session::{MasterUrl, OutputSink, Session, Stream, join_cells, split_cells};
+
+pub const HELP: &str = "\
+Tessera — Rust cells on a cluster. `sc` is your Context: sc.parallelize(vec, n), sc.text_file(path, n).
+Closures that capture variables are written capture!(move |x| ...).
+
+  :help              this help
+  :quit              leave (also Ctrl-D)
+  :storage           cached RDDs: partitions, memory, executors
+  :jobs              jobs of this session
+  :executors         this session's executors
+  :cluster           the cluster's agents, frameworks and offers (with a master)
+  :save FILE         write this session's cells to FILE (cells separated by `// %%`)
+  :load FILE         run the cells of FILE
+  :vars              variables and their types
+  :dep NAME = SPEC   add a crate dependency (evcxr)
+
+Ctrl-C while a job runs cancels the job; the session and its variables stay.";
+
+/// Prints stdout as is and stderr in red on a terminal.
+pub fn print_output() -> OutputSink {
+    let colour = std::io::stderr().is_terminal();
+    Arc::new(move |stream, line| match stream {
+        Stream::Stdout => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+        Stream::Stderr if colour => eprintln!("\x1b[91m{line}\x1b[0m"),
+        Stream::Stderr => eprintln!("{line}"),
+    })
+}
+
+/// What the REPL should do after a line.
+pub enum Next {
+    Continue,
+    Quit,
+}
+
+/// Runs a `:` command that Tessera handles itself; `None` if it is evcxr's.
+pub fn run(session: &mut Session, line: &str) -> Option<Next> {
+    let mut words = line.trim().splitn(2, char::is_whitespace);
+    let command = words.next().unwrap_or("");
+    let argument = words.next().unwrap_or("").trim();
+    match command {
+        ":help" => println!("{HELP}"),
+        ":quit" | ":q" | ":exit" => return Some(Next::Quit),
+        ":storage" => {
+            let rows = session.driver().storage();
+            if rows.is_empty() { println!("No cached RDDs.") } else { println!("{}", tables::storage(&rows)) }
+        }
+        ":jobs" => println!("{}", tables::jobs(&session.driver().jobs())),
+        ":executors" => println!("{}", tables::executors(&session.driver().executors())),
+        ":cluster" => match session.driver().master_address() {
+            Some(address) => {
+                if let Err(e) = print_cluster_status(&address) {
+                    eprintln!("{e:#}");
+                }
+            }
+            None => println!("This session runs locally ({}), without a master.", "local"),
+        },
+        ":save" if !argument.is_empty() => match std::fs::write(argument, join_cells(session.history())) {
+            Ok(()) => println!("Saved {} cells to {argument}.", session.history().len()),
+            Err(e) => eprintln!("cannot write {argument}: {e}"),
+        },
+        ":load" if !argument.is_empty() => match std::fs::read_to_string(argument) {
+            Ok(script) => {
+                for cell in split_cells(&script) {
+                    if !crate::interactive::execute(session, &cell.code) {
+                        eprintln!("stopped at the cell on line {} of {argument}", cell.first_line);
+                        break;
+                    }
+                }
+            }
+            Err(e) => eprintln!("cannot read {argument}: {e}"),
+        },
+        ":save" | ":load" => eprintln!("usage: {command} FILE"),
+        _ => return None,
+    }
+    Some(Next::Continue)
+}
+
+/// `tessera cluster status`.
+pub fn cluster_status(master: &MasterUrl) -> anyhow::Result<ExitCode> {
+    let MasterUrl::Tessera { address } = master else {
+        anyhow::bail!("`tessera cluster status` needs a running master: pass --master tessera://HOST:PORT");
+    };
+    print_cluster_status(address)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_cluster_status(address: &str) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let status = runtime.block_on(tessera_framework::cluster_status(address))?;
+    let res = |r: &tessera_framework::Resources| format!("{} cpus, {} MiB", r.cpus, r.mem_mb);
+    println!(
+        "Agents\n{}",
+        tables::table(
+            &["agent", "host", "address", "total", "allocated", "offered"],
+            status.agents.iter().map(|a| {
+                vec![a.id.clone(), a.hostname.clone(), a.address.clone(), res(&a.total), res(&a.allocated), res(&a.offered)]
+            })
+        )
+    );
+    println!(
+        "Frameworks\n{}",
+        tables::table(
+            &["framework", "name", "allocated", "offered", "dominant share", "connected"],
+            status.frameworks.iter().map(|f| {
+                vec![
+                    f.id.clone(),
+                    f.name.clone(),
+                    res(&f.allocated),
+                    res(&f.offered),
+                    format!("{:.3}", f.dominant_share),
+                    f.connected.to_string(),
+                ]
+            })
+        )
+    );
+    println!(
+        "Offers\n{}",
+        tables::table(
+            &["offer", "framework", "agent", "resources"],
+            status.offers.iter().map(|(f, o)| vec![o.id.clone(), f.clone(), o.agent_id.clone(), res(&o.resources)])
+        )
+    );
+    println!(
+        "Executors\n{}",
+        tables::table(
+            &["executor", "framework", "agent", "state", "resources"],
+            status.executors.iter().map(|e| {
+                vec![e.executor_id.clone(), e.framework_id.clone(), e.agent_id.clone(), e.state.to_string(), res(&e.resources)]
+            })
+        )
+    );
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! `tessera`: the interactive REPL (`tessera`), the script runner (`tessera run SCRIPT.rs`) and
+//! cluster inspection (`tessera cluster status`).
+
+mod commands;
+mod interactive;
+mod progress;
+mod script;
+mod tables;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tessera_session::{MasterUrl, SessionConfig, parse_master_url};
+
+#[derive(Parser)]
+#[command(version, about = "Interactive cluster computing in Rust")]
+struct Cli {
+    /// Where executors come from: local[N] (default local[*]), local-cluster[A,C,M] or tessera://HOST:PORT.
+    #[arg(long, global = true, default_value = "local[*]", value_parser = parse_master)]
+    master: MasterUrl,
+    /// Memory per executor for cached partitions, in MiB.
+    #[arg(long, global = true, default_value_t = 1024)]
+    executor_memory_mb: u64,
+    /// Append each finished task's metrics (executor, pid, cached or computed) to FILE as JSON lines.
+    #[arg(long, global = true)]
+    task_metrics: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replays a saved script (cells separated by `// %%` lines), printing each result.
+    Run { script: PathBuf },
+    /// Shows a cluster's agents, frameworks, offers and allocations.
+    Cluster {
+        #[command(subcommand)]
+        what: ClusterCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    Status,
+}
+
+fn parse_master(s: &str) -> Result<MasterUrl, String> {
+    parse_master_url(s).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    tessera_session::child_process_hook();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| "warn".into()))
+        .init();
+    let cli = Cli::parse();
+    let config = SessionConfig {
+        master: cli.master.clone(),
+        executor_memory_mb: cli.executor_memory_mb,
+        task_metrics_log: cli.task_metrics.clone(),
+    };
+    let result = match cli.command {
+        None => interactive::run(config),
+        Some(Command::Run { script }) => script::run(config, &script),
+        Some(Command::Cluster { what: ClusterCommand::Status }) => commands::cluster_status(&cli.master),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! `tessera run SCRIPT.rs`: replays a script's cells in one session, printing each result, and
+//! stops at the first cell that fails, naming it.
+
+use crate::{commands, progress};
+use std::path::Path;
+use std::process::ExitCode;
+use tessera_session::{Session, SessionConfig, split_cells};
+
+pub fn run(config: SessionConfig, script: &Path) -> anyhow::Result<ExitCode> {
+    let source = std::fs::read_to_string(script)
+        .map_err(|e| anyhow::anyhow!("cannot read script {}: {e}", script.display()))?;
+    let mut session = Session::start(config, commands::print_output())?;
+    let _progress = progress::show(&session);
+    for (index, cell) in split_cells(&source).iter().enumerate() {
+        match session.execute(&cell.code) {
+            Ok(output) => {
+                if let Some(text) = output.text() {
+                    println!("{text}");
+                }
+            }
+            Err(e) => {
+                eprintln!(
+                    "error in cell {} (line {} of {}):\n{}",
+                    index + 1,
+                    cell.first_line,
+                    script.display(),
+                    e.message.trim_end()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,180 @@
+//! Batches: the unit in which records cross the executor boundary, as a `Box<Vec<T>>`.
+
+use crate::Data;
+use crate::ship::report;
+use std::mem::size_of;
+use tessera_plan::abi::{Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, RawBytes, STATUS_ERROR, STATUS_OK, Status};
+
+/// Records per batch: large enough to amortize a call per batch, small enough to stay in cache.
+pub(crate) const BATCH_RECORDS: usize = 4096;
+
+pub(crate) fn into_batch<T>(records: Vec<T>) -> Batch {
+    Box::into_raw(Box::new(records)) as Batch
+}
+
+/// # Safety
+/// `batch` must be a `Box<Vec<T>>` made by [`into_batch`] and not used afterwards.
+pub(crate) unsafe fn from_batch<T>(batch: Batch) -> Vec<T> {
+    *unsafe { Box::from_raw(batch as *mut Vec<T>) }
+}
+
+pub(crate) unsafe extern "C" fn type_name_of<T>() -> RawBytes {
+    RawBytes::from_slice(std::any::type_name::<T>().as_bytes())
+}
+
+/// Why an operator stopped early.
+pub(crate) enum Stop {
+    /// A later stage failed and has already reported why.
+    Downstream,
+    Failed(String),
+}
+
+/// Buffers records into batches and hands them on.
+pub(crate) struct BatchOut<T> {
+    sink: BatchSink,
+    buffer: Vec<T>,
+}
+
+impl<T> BatchOut<T> {
+    pub fn new(sink: BatchSink) -> Self {
+        BatchOut { sink, buffer: Vec::new() }
+    }
+
+    pub fn push(&mut self, record: T) -> Result<(), Stop> {
+        if self.buffer.capacity() == 0 {
+            self.buffer.reserve_exact(BATCH_RECORDS);
+        }
+        self.buffer.push(record);
+        if self.buffer.len() >= BATCH_RECORDS { self.flush() } else { Ok(()) }
+    }
+
+    /// Hands on a whole batch, after what is buffered.
+    pub fn push_batch(&mut self, records: Vec<T>) -> Result<(), Stop> {
+        self.flush()?;
+        self.send(records)
+    }
+
+    pub fn flush(&mut self) -> Result<(), Stop> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::take(&mut self.buffer);
+        self.send(full)
+    }
+
+    fn send(&mut self, records: Vec<T>) -> Result<(), Stop> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: the sink takes ownership of the batch.
+        let status = unsafe { (self.sink.push)(self.sink.ctx, into_batch(records)) };
+        if status == STATUS_OK { Ok(()) } else { Err(Stop::Downstream) }
+    }
+}
+
+/// Runs `body` so that neither a panic nor an error crosses the ABI boundary.
+pub(crate) fn guarded(err: ErrorSink, body: impl FnOnce() -> Result<(), Stop>) -> Status {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(Ok(())) => STATUS_OK,
+        Ok(Err(Stop::Downstream)) => STATUS_ERROR,
+        Ok(Err(Stop::Failed(message))) => {
+            report(err, &message);
+            STATUS_ERROR
+        }
+        Err(payload) => {
+            report(err, &format!("closure panicked: {}", panic_message(payload.as_ref())));
+            STATUS_ERROR
+        }
+    }
+}
+
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else if let Some(e) = payload.downcast_ref::<crate::Error>() {
+        e.to_string()
+    } else {
+        "a panic with a non-text payload".to_string()
+    }
+}
+
+pub(crate) fn write_bytes(out: ByteSink, bytes: &[u8]) {
+    // SAFETY: the executor's sink copies the bytes before returning.
+    unsafe { (out.write)(out.ctx, RawBytes::from_slice(bytes)) }
+}
+
+/// The batch functions for records of type `T`.
+pub(crate) struct Batches<T>(std::marker::PhantomData<T>);
+
+impl<T: Data> Batches<T> {
+    pub const VTABLE: BatchVTable = BatchVTable {
+        type_name: type_name_of::<T>,
+        len: Self::len,
+        memory_bytes: Self::memory_bytes,
+        clone: Self::clone,
+        drop: Self::drop,
+        encode: Self::encode,
+        decode: Self::decode,
+    };
+
+    unsafe fn records<'a>(batch: Batch) -> &'a Vec<T> {
+        unsafe { &*(batch as *const Vec<T>) }
+    }
+
+    unsafe extern "C" fn len(batch: Batch) -> usize {
+        unsafe { Self::records(batch) }.len()
+    }
+
+    unsafe extern "C" fn memory_bytes(batch: Batch) -> usize {
+        let records = unsafe { Self::records(batch) };
+        let inline = records.capacity() * size_of::<T>() + size_of::<Vec<T>>();
+        if !std::mem::needs_drop::<T>() || records.is_empty() {
+            // Types without drop glue own no heap memory.
+            return inline;
+        }
+        // Estimate owned heap memory from a sample's serialized size.
+        let sample = records.len().min(64);
+        let sampled: u64 = records[..sample].iter().map(|r| bincode::serialized_size(r).unwrap_or(0)).sum();
+        inline + (sampled as usize * records.len()) / sample
+    }
+
+    unsafe extern "C" fn clone(batch: Batch) -> Batch {
+        into_batch(unsafe { Self::records(batch) }.clone())
+    }
+
+    unsafe extern "C" fn drop(batch: Batch) {
+        drop(unsafe { from_batch::<T>(batch) });
+    }
+
+    unsafe extern "C" fn encode(batch: Batch, out: ByteSink, err: ErrorSink) -> Status {
+        guarded(err, || {
+            let bytes = bincode::serialize(unsafe { Self::records(batch) })
+                .map_err(|e| Stop::Failed(format!("cannot serialize records of type {}: {e}", std::any::type_name::<T>())))?;
+            write_bytes(out, &bytes);
+            Ok(())
+        })
+    }
+
+    unsafe extern "C" fn decode(bytes: RawBytes, out: BatchSink, err: ErrorSink) -> Status {
+        guarded(err, || {
+            let records: Vec<T> = bincode::deserialize(unsafe { bytes.as_slice() })
+                .map_err(|e| Stop::Failed(format!("cannot decode records of type {}: {e}", std::any::type_name::<T>())))?;
+            let mut out = BatchOut::new(out);
+            for chunk in chunked(records) {
+                out.push_batch(chunk)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Splits `records` into batches of at most [`BATCH_RECORDS`].
+pub(crate) fn chunked<T>(records: Vec<T>) -> impl Iterator<Item = Vec<T>> {
+    let mut records = records.into_iter();
+    std::iter::from_fn(move || {
+        let chunk: Vec<T> = records.by_ref().take(BATCH_RECORDS).collect();
+        (!chunk.is_empty()).then_some(chunk)
+    })
+}

@@ -1,0 +1,54 @@
+//! The cell's side of the local socket to the driver: one connection per request, so that a
+//! handle needs no state beyond the socket's name and the session's token.
+
+use crate::error::Error;
+use std::io::{Read, Write};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixStream};
+use tessera_plan::cell_protocol::{CellRequest, CellResponse, Envelope};
+
+/// The driver's address: a Linux abstract socket name, stored inline so handles stay `Copy`.
+#[derive(Clone, Copy)]
+pub(crate) struct Endpoint {
+    name: [u8; 64],
+    name_len: u8,
+    token: u64,
+}
+
+impl Endpoint {
+    pub fn new(name: &str, token: u64) -> Endpoint {
+        assert!(name.len() <= 64, "driver socket name is longer than 64 bytes");
+        let mut stored = [0u8; 64];
+        stored[..name.len()].copy_from_slice(name.as_bytes());
+        Endpoint { name: stored, name_len: name.len() as u8, token }
+    }
+
+    fn name(&self) -> &[u8] {
+        &self.name[..self.name_len as usize]
+    }
+
+    /// Sends `request` and waits for the driver's answer.
+    pub fn call(&self, request: CellRequest) -> Result<CellResponse, Error> {
+        let unreachable = |e: std::io::Error| {
+            Error::new(format!(
+                "the Tessera driver of this session is not reachable ({e}); \
+                 the session host may have exited — restart the session"
+            ))
+        };
+        let addr = SocketAddr::from_abstract_name(self.name()).map_err(unreachable)?;
+        let mut stream = UnixStream::connect_addr(&addr).map_err(unreachable)?;
+        let body = bincode::serialize(&Envelope { token: self.token, request })
+            .map_err(|e| Error::new(format!("cannot encode a request to the driver: {e}")))?;
+        stream.write_all(&(body.len() as u32).to_le_bytes()).map_err(unreachable)?;
+        stream.write_all(&body).map_err(unreachable)?;
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len).map_err(unreachable)?;
+        let mut reply = vec![0u8; u32::from_le_bytes(len) as usize];
+        stream.read_exact(&mut reply).map_err(unreachable)?;
+        match bincode::deserialize(&reply) {
+            Ok(CellResponse::Error(message)) => Err(Error::new(message)),
+            Ok(response) => Ok(response),
+            Err(e) => Err(Error::new(format!("cannot decode the driver's reply: {e}"))),
+        }
+    }
+}

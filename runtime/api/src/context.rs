@@ -1,0 +1,80 @@
+//! The entry point of a session: creates RDDs from local collections and files.
+
+use crate::Data;
+use crate::client::Endpoint;
+use crate::error::Error;
+use crate::ops::{RecordsSource, TextSource};
+use crate::rdd::{Rdd, source_operator};
+use std::fmt;
+use tessera_plan::cell_protocol::{CellRequest, CellResponse};
+use tessera_plan::{RddKind, RddNode};
+
+/// A handle on the session's driver (`sc` in the REPL). Copying it is free.
+#[derive(Clone, Copy)]
+pub struct Context {
+    endpoint: Endpoint,
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Context")
+    }
+}
+
+impl Context {
+    /// Connects to the driver listening on the abstract socket `socket_name`. Sessions do this
+    /// for you and bind the result to `sc`.
+    pub fn connect(socket_name: &str, token: u64) -> Context {
+        Context { endpoint: Endpoint::new(socket_name, token) }
+    }
+
+    pub(crate) fn call(&self, request: CellRequest) -> Result<CellResponse, Error> {
+        self.endpoint.call(request)
+    }
+
+    pub(crate) fn define<T>(&self, node: RddNode<tessera_plan::LocalCodeRef>) -> Rdd<T> {
+        self.defined(CellRequest::Define(node))
+    }
+
+    /// Sends a request that adds an RDD and returns its handle.
+    fn defined<T>(&self, request: CellRequest) -> Rdd<T> {
+        match self.call(request) {
+            Ok(CellResponse::Defined { rdd, .. }) => Rdd::new(*self, rdd),
+            Ok(other) => Error::new(format!("unexpected reply from the driver: {other:?}")).raise(),
+            Err(e) => e.raise(),
+        }
+    }
+
+    /// Distributes a local collection as an RDD of `num_partitions` partitions (at least one).
+    pub fn parallelize<T: Data>(&self, data: Vec<T>, num_partitions: usize) -> Rdd<T> {
+        let n = num_partitions.max(1);
+        let len = data.len();
+        let partitions = (0..n)
+            .map(|i| {
+                let (start, end) = (i * len / n, (i + 1) * len / n);
+                bincode::serialize(&data[start..end])
+                    .unwrap_or_else(|e| Error::new(format!("cannot serialize the collection: {e}")).raise())
+            })
+            .collect();
+        let decoder = source_operator::<T>(RecordsSource::<T>::entry).unwrap_or_else(|e| e.raise());
+        self.define(RddNode {
+            kind: RddKind::Parallelize { partitions, decoder },
+            num_partitions: n as u32,
+            element_type: std::any::type_name::<T>().to_string(),
+            name: "parallelize".to_string(),
+        })
+    }
+
+    /// The lines of a text file, of every file in a directory, or of every file a glob such as
+    /// `logs/*.txt` matches, in at least `min_partitions` partitions.
+    pub fn text_file(&self, path: &str, min_partitions: usize) -> Rdd<String> {
+        let decoder = source_operator::<String>(TextSource::entry).unwrap_or_else(|e| e.raise());
+        let request = CellRequest::TextFile {
+            path: path.to_string(),
+            min_partitions: min_partitions.max(1) as u32,
+            decoder,
+            name: format!("text_file({path})"),
+        };
+        self.defined(request)
+    }
+}

@@ -1,0 +1,49 @@
+//! Errors a cell can see, and how they are shown.
+
+use std::fmt;
+
+/// A failed Tessera operation: a job whose task failed, a driver that is gone, a closure whose
+/// captures cannot be shipped. Actions raise it as a panic payload (like an exception in Spark),
+/// which the session reports without losing the cell's earlier variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    message: String,
+}
+
+impl Error {
+    pub(crate) fn new(message: impl Into<String>) -> Error {
+        Error { message: message.into() }
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Raises this error in the calling cell.
+    pub(crate) fn raise(self) -> ! {
+        std::panic::panic_any(self)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Prints a raised [`Error`] as `Error: message`, without the location of the panic inside this
+/// crate, which would only distract; any other panic is printed as usual. Either way the
+/// session hears that the cell failed. Sessions install it for you.
+pub fn install_panic_hook(sc: crate::Context) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Some(error) = info.payload().downcast_ref::<Error>() {
+            eprintln!("Error: {error}");
+        } else {
+            previous(info);
+        }
+        let _ = sc.call(tessera_plan::cell_protocol::CellRequest::CellPanicked);
+    }));
+}

@@ -1,0 +1,50 @@
+//! Tessera's user-facing API: what a REPL, notebook or script cell links.
+//!
+//! A [`Context`] (`sc` in a session) creates [`Rdd`]s; transformations are lazy and recorded by
+//! the driver; actions run jobs on executors and bring results back. Handles are `Copy` and hold
+//! no state of their own — the lineage lives in the driver — so a cell that fails loses nothing.
+//!
+//! Closures run on executors: their compiled code is shipped as part of the cell's library, and
+//! whatever they capture must be serializable. A closure that captures nothing can be passed as
+//! it is; one that captures values is written with [`capture!`]:
+//!
+//! ```ignore
+//! let stop = vec!["the".to_string(), "a".to_string()];
+//! let words = lines.flat_map(|l: String| l.split(' ').map(String::from).collect::<Vec<_>>());
+//! let kept = words.filter(capture!(move |w: &String| !stop.contains(w)));
+//! ```
+
+mod batch;
+mod client;
+mod code_ref;
+mod context;
+mod error;
+mod ops;
+mod rdd;
+mod ship;
+
+pub use context::Context;
+pub use error::{Error, install_panic_hook};
+pub use rdd::Rdd;
+pub use ship::Capturable;
+pub use tessera_macros::capture;
+pub use tessera_plan::StorageLevel;
+
+/// Records an RDD can hold: serializable (to cross the network and the disk), shareable between
+/// an executor's task threads, and clonable (a cached partition is read without being consumed).
+pub trait Data: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static {}
+impl<T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static> Data for T {}
+
+/// `use tessera::prelude::*;` brings what a session needs.
+pub mod prelude {
+    pub use crate::{Context, Data, Rdd, StorageLevel, capture};
+    pub use serde::{Deserialize, Serialize};
+}
+
+/// Re-exported so that cells can derive serde traits for their own record types.
+pub use serde;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::ship::{Bind, BindByRef, BindByValue, Env};
+}

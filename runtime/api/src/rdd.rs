@@ -1,0 +1,249 @@
+//! `Rdd<T>`: a typed, `Copy` handle on an RDD whose lineage the driver holds.
+
+use crate::Data;
+use crate::code_ref::locate;
+use crate::context::Context;
+use crate::error::Error;
+use crate::ops::{Action, ActionTable, Collect, Filter, FlatMap, Fold, Map, MapPartitions, OperatorTable, Reduce, Take, Transform};
+use crate::ship::ship;
+use serde::de::DeserializeOwned;
+use std::ffi::c_void;
+use std::fmt;
+use std::marker::PhantomData;
+use tessera_plan::cell_protocol::{CellAction, CellRequest, CellResponse};
+use tessera_plan::{LocalCodeRef, Operator, RddId, RddKind, RddNode, StorageLevel};
+
+/// A resilient distributed dataset of `T` records.
+///
+/// Transformations (`map`, `filter`, ...) are lazy: they return a new handle at once. Actions
+/// (`count`, `collect`, ...) run a job on the executors; when a job fails they raise a
+/// [`crate::Error`] in the cell, which loses no variable and no cached partition.
+pub struct Rdd<T> {
+    ctx: Context,
+    id: RddId,
+    _records: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Rdd<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Rdd<T> {}
+
+impl<T> fmt::Debug for Rdd<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Rdd<{}>#{}", std::any::type_name::<T>(), self.id)
+    }
+}
+
+type EntryFn = unsafe extern "C" fn() -> *const c_void;
+
+fn entry_ref(entry: EntryFn) -> Result<LocalCodeRef, Error> {
+    locate(entry as *const c_void)
+}
+
+/// Describes an operator built from closure `func` for the plan.
+fn operator<F: Send + Sync + 'static>(
+    entry: EntryFn,
+    func: &F,
+    params: Vec<u8>,
+    input_type: &str,
+    output_type: &str,
+) -> Result<Operator<LocalCodeRef>, Error> {
+    let shipped = ship(func)?;
+    Ok(Operator {
+        entry: entry_ref(entry)?,
+        env_decoder: shipped.env_decoder,
+        captures: shipped.captures,
+        params,
+        input_type: input_type.to_string(),
+        output_type: output_type.to_string(),
+    })
+}
+
+pub(crate) fn source_operator<T>(entry: EntryFn) -> Result<Operator<LocalCodeRef>, Error> {
+    operator(entry, &(), Vec::new(), "bytes", std::any::type_name::<T>())
+}
+
+fn transform_operator<X: Transform>(func: &X::Func) -> Result<Operator<LocalCodeRef>, Error> {
+    operator(
+        OperatorTable::<X>::entry,
+        func,
+        Vec::new(),
+        std::any::type_name::<X::In>(),
+        std::any::type_name::<X::Out>(),
+    )
+}
+
+fn encode_params<P: serde::Serialize>(params: &P) -> Vec<u8> {
+    bincode::serialize(params).unwrap_or_else(|e| Error::new(format!("cannot serialize an action's argument: {e}")).raise())
+}
+
+impl<T> Rdd<T> {
+    pub(crate) fn new(ctx: Context, id: RddId) -> Rdd<T> {
+        Rdd { ctx, id, _records: PhantomData }
+    }
+
+    /// This RDD's id within the session, as `:storage` and `:jobs` show it.
+    pub fn id(&self) -> RddId {
+        self.id
+    }
+}
+
+impl<T: Data> Rdd<T> {
+    fn narrow<X: Transform<In = T>>(&self, func: X::Func, name: &str) -> Rdd<X::Out> {
+        let op = transform_operator::<X>(&func).unwrap_or_else(|e| e.raise());
+        self.ctx.define(RddNode {
+            kind: RddKind::Narrow { parent: self.id, op },
+            num_partitions: 0, // the driver takes the parent's
+            element_type: std::any::type_name::<X::Out>().to_string(),
+            name: name.to_string(),
+        })
+    }
+
+    /// Applies `f` to every record.
+    pub fn map<U: Data, F: Fn(T) -> U + Send + Sync + 'static>(&self, f: F) -> Rdd<U> {
+        self.narrow::<Map<T, U, F>>(f, "map")
+    }
+
+    /// Keeps the records for which `f` is true.
+    pub fn filter<F: Fn(&T) -> bool + Send + Sync + 'static>(&self, f: F) -> Rdd<T> {
+        self.narrow::<Filter<T, F>>(f, "filter")
+    }
+
+    /// Applies `f` to every record and flattens what it returns.
+    pub fn flat_map<U: Data, I: IntoIterator<Item = U> + 'static, F: Fn(T) -> I + Send + Sync + 'static>(
+        &self,
+        f: F,
+    ) -> Rdd<U> {
+        self.narrow::<FlatMap<T, U, I, F>>(f, "flat_map")
+    }
+
+    /// Applies `f` once per partition, to an iterator over all its records.
+    pub fn map_partitions<U, I, F>(&self, f: F) -> Rdd<U>
+    where
+        U: Data,
+        I: IntoIterator<Item = U> + 'static,
+        F: Fn(std::vec::IntoIter<T>) -> I + Send + Sync + 'static,
+    {
+        self.narrow::<MapPartitions<T, U, I, F>>(f, "map_partitions")
+    }
+
+    /// Keeps this RDD's partitions in executor memory once computed (`MEMORY_ONLY`).
+    pub fn cache(&self) -> Rdd<T> {
+        self.persist(StorageLevel::MemoryOnly)
+    }
+
+    /// Keeps this RDD's partitions at `level` once computed.
+    pub fn persist(&self, level: StorageLevel) -> Rdd<T> {
+        self.set_storage(Some(level));
+        *self
+    }
+
+    /// Drops this RDD's cached partitions from every executor.
+    pub fn unpersist(&self) -> Rdd<T> {
+        self.set_storage(None);
+        *self
+    }
+
+    fn set_storage(&self, level: Option<StorageLevel>) {
+        if let Err(e) = self.ctx.call(CellRequest::Persist { rdd: self.id, level }) {
+            e.raise()
+        }
+    }
+
+    /// Runs a job and returns one result per partition (all, or those given).
+    fn run_job(&self, name: &str, action: CellAction, partitions: Option<Vec<u32>>) -> Vec<Vec<u8>> {
+        let request = CellRequest::RunJob { rdd: self.id, action, partitions, name: name.to_string() };
+        match self.ctx.call(request) {
+            Ok(CellResponse::JobResult { results }) => results,
+            Ok(other) => Error::new(format!("unexpected reply from the driver: {other:?}")).raise(),
+            Err(e) => e.raise(),
+        }
+    }
+
+    fn run_action<X: Action<In = T>, R: DeserializeOwned>(
+        &self,
+        name: &str,
+        func: &X::Func,
+        params: Vec<u8>,
+        partitions: Option<Vec<u32>>,
+    ) -> Vec<R> {
+        let op = operator(ActionTable::<X>::entry, func, params, std::any::type_name::<T>(), std::any::type_name::<R>())
+            .unwrap_or_else(|e| e.raise());
+        self.run_job(name, CellAction::Run(op), partitions)
+            .iter()
+            .map(|bytes| {
+                bincode::deserialize(bytes)
+                    .unwrap_or_else(|e| Error::new(format!("cannot decode a task's result: {e}")).raise())
+            })
+            .collect()
+    }
+
+    /// The number of records.
+    pub fn count(&self) -> u64 {
+        self.run_job("count", CellAction::Count, None)
+            .iter()
+            .map(|bytes| u64::from_le_bytes(bytes.as_slice().try_into().unwrap_or([0; 8])))
+            .sum()
+    }
+
+    /// All records, in partition order, brought into the cell.
+    pub fn collect(&self) -> Vec<T> {
+        self.run_action::<Collect<T>, Vec<T>>("collect", &(), Vec::new(), None).into_iter().flatten().collect()
+    }
+
+    /// The first `n` records. Like Spark, it scans one partition first, then more at a time,
+    /// until it has `n`.
+    pub fn take(&self, n: usize) -> Vec<T> {
+        let total = self.num_partitions();
+        let mut taken = Vec::new();
+        let mut next = 0u32;
+        let mut batch = 1u32;
+        while taken.len() < n && next < total {
+            let partitions: Vec<u32> = (next..total.min(next + batch)).collect();
+            next += partitions.len() as u32;
+            let wanted = (n - taken.len()) as u64;
+            for part in self.run_action::<Take<T>, Vec<T>>("take", &(), encode_params(&wanted), Some(partitions)) {
+                taken.extend(part);
+            }
+            batch = batch.saturating_mul(4);
+        }
+        taken.truncate(n);
+        taken
+    }
+
+    /// The first record; raises an error if the RDD is empty.
+    pub fn first(&self) -> T {
+        self.take(1)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Error::new(format!("first() on an empty RDD ({self:?})")).raise())
+    }
+
+    /// Combines all records with `f`, which must be associative and commutative; raises an
+    /// error if the RDD is empty.
+    pub fn reduce<F: Fn(T, T) -> T + Send + Sync + 'static>(&self, f: F) -> T {
+        self.run_action::<Reduce<T, F>, Option<T>>("reduce", &f, Vec::new(), None)
+            .into_iter()
+            .flatten()
+            .reduce(&f)
+            .unwrap_or_else(|| Error::new(format!("reduce() on an empty RDD ({self:?})")).raise())
+    }
+
+    /// Folds each partition from `zero` with `f`, then folds the partitions' results from `zero`.
+    pub fn fold<F: Fn(T, T) -> T + Send + Sync + 'static>(&self, zero: T, f: F) -> T {
+        let partials = self.run_action::<Fold<T, F>, T>("fold", &f, encode_params(&zero), None);
+        partials.into_iter().fold(zero, &f)
+    }
+
+    fn num_partitions(&self) -> u32 {
+        // Asking the driver to define nothing new is cheap; the count comes back with `Defined`.
+        match self.ctx.call(CellRequest::Describe { rdd: self.id }) {
+            Ok(CellResponse::Defined { num_partitions, .. }) => num_partitions,
+            Ok(other) => Error::new(format!("unexpected reply from the driver: {other:?}")).raise(),
+            Err(e) => e.raise(),
+        }
+    }
+}

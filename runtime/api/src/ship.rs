@@ -1,0 +1,178 @@
+//! Shipping closures to executors.
+//!
+//! Rust cannot serialize a closure, so Tessera ships its compiled code (the cell's library) and,
+//! separately, the values it captured. A closure that captures nothing is zero-sized: the
+//! executor conjures it. A closure written with `capture!` captures exactly one value, an
+//! [`Env`] holding the captured variables; `Env` starts with a header that says how to
+//! serialize it and how to rebuild it on the executor.
+
+use crate::code_ref::locate;
+use crate::error::Error;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::ffi::c_void;
+use std::mem::{MaybeUninit, size_of};
+use tessera_plan::LocalCodeRef;
+use tessera_plan::abi::{EnvDecoder, ErrorSink, RawBytes, STATUS_ERROR, STATUS_OK, Status};
+
+/// Values a closure may capture to run on executors.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be captured by a closure that runs on executors",
+    label = "this captured variable is not serializable",
+    note = "captured values are sent to executors: they must implement serde's `Serialize` and `Deserialize` (derive them), and be `Send + Sync + 'static`",
+    note = "or build the value inside the closure instead of capturing it"
+)]
+pub trait Capturable: Serialize + DeserializeOwned + Send + Sync + 'static {}
+impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Capturable for T {}
+
+/// Marks an [`EnvHeader`]: 128 random bits that no other closure's bytes start with.
+const ENV_MAGIC: [u64; 2] = [0x7465_7373_6572_6121, 0x9e37_79b9_7f4a_7c15];
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct EnvHeader {
+    magic: [u64; 2],
+    size: usize,
+    encode: unsafe fn(*const u8) -> Result<Vec<u8>, String>,
+    decode_into: EnvDecoder,
+}
+
+/// The captured variables of a `capture!` closure, which captures nothing else.
+#[repr(C)]
+pub struct Env<C> {
+    header: EnvHeader,
+    value: C,
+}
+
+impl<C: Capturable> Env<C> {
+    pub fn new(value: C) -> Env<C> {
+        Env {
+            header: EnvHeader {
+                magic: ENV_MAGIC,
+                size: size_of::<Env<C>>(),
+                encode: Self::encode,
+                decode_into: Self::decode_into,
+            },
+            value,
+        }
+    }
+
+    pub fn value(&self) -> &C {
+        &self.value
+    }
+
+    unsafe fn encode(this: *const u8) -> Result<Vec<u8>, String> {
+        // SAFETY: the caller checked the magic and the size, so `this` is an `Env<C>`.
+        let env = unsafe { &*(this as *const Env<C>) };
+        bincode::serialize(&env.value).map_err(|e| e.to_string())
+    }
+
+    unsafe extern "C" fn decode_into(bytes: RawBytes, out: *mut u8, out_size: usize, err: ErrorSink) -> Status {
+        if out_size != size_of::<Env<C>>() {
+            report(err, &format!(
+                "captured environment has size {} but the closure has size {out_size}; \
+                 the cell library and the plan disagree (was the cell recompiled?)",
+                size_of::<Env<C>>()
+            ));
+            return STATUS_ERROR;
+        }
+        let decoded = std::panic::catch_unwind(|| {
+            // SAFETY: the driver passes bytes that outlive this call.
+            bincode::deserialize::<C>(unsafe { bytes.as_slice() })
+        });
+        match decoded {
+            Ok(Ok(value)) => {
+                // SAFETY: `out` has room and alignment for the closure, which is this `Env<C>`.
+                unsafe { (out as *mut Env<C>).write(Env::new(value)) };
+                STATUS_OK
+            }
+            Ok(Err(e)) => {
+                report(err, &format!("cannot decode captured values: {e}"));
+                STATUS_ERROR
+            }
+            Err(_) => {
+                report(err, "decoding captured values panicked");
+                STATUS_ERROR
+            }
+        }
+    }
+}
+
+pub(crate) fn report(err: ErrorSink, message: &str) {
+    // SAFETY: the executor's sink copies the message before returning.
+    unsafe { (err.set)(err.ctx, RawBytes::from_slice(message.as_bytes())) }
+}
+
+/// A closure described for the plan: how to rebuild it, and what it captured.
+pub(crate) struct ShippedClosure {
+    pub env_decoder: Option<LocalCodeRef>,
+    pub captures: Vec<u8>,
+}
+
+/// Describes closure `f` for shipping, or explains why it cannot be shipped.
+pub(crate) fn ship<F: Send + Sync + 'static>(f: &F) -> Result<ShippedClosure, Error> {
+    if size_of::<F>() == 0 {
+        return Ok(ShippedClosure { env_decoder: None, captures: Vec::new() });
+    }
+    if size_of::<F>() >= size_of::<EnvHeader>() {
+        // SAFETY: reading the first bytes of `f` as a header candidate. A `capture!` closure
+        // holds exactly one `Env`, laid out at offset 0 (checked through magic and size below);
+        // for any other closure the comparison fails and the bytes are not used.
+        let header = unsafe { std::ptr::read_unaligned(f as *const F as *const EnvHeader) };
+        if header.magic == ENV_MAGIC && header.size == size_of::<F>() {
+            // SAFETY: `f` is an `Env<C>` whose `encode` is this header's.
+            let captures = unsafe { (header.encode)(f as *const F as *const u8) }
+                .map_err(|e| Error::new(format!("cannot serialize the values a closure captured: {e}")))?;
+            let env_decoder = locate(header.decode_into as *const c_void)?;
+            return Ok(ShippedClosure { env_decoder: Some(env_decoder), captures });
+        }
+    }
+    Err(Error::new(format!(
+        "a closure passed to an RDD captures variables ({} bytes) that Tessera cannot send to \
+         executors. Write it as `capture!(move |..| ..)` so its captured variables are \
+         serialized, or list them explicitly: `capture!([a, b] move |..| ..)`",
+        size_of::<F>()
+    )))
+}
+
+/// Rebuilds closure `F` on an executor.
+///
+/// # Safety
+/// `captures` and `env_decoder` must be what [`ship`] produced for a closure of type `F`.
+pub(crate) unsafe fn rebuild<F>(captures: &[u8], env_decoder: Option<EnvDecoder>, err: ErrorSink) -> Option<F> {
+    if size_of::<F>() == 0 {
+        // SAFETY: a zero-sized closure has no bytes to initialize.
+        return Some(unsafe { MaybeUninit::<F>::uninit().assume_init() });
+    }
+    let Some(decode) = env_decoder else {
+        report(err, "the plan has no captured environment for a closure that needs one");
+        return None;
+    };
+    let mut slot = MaybeUninit::<F>::uninit();
+    // SAFETY: `slot` has the closure's size and alignment; decode checks the size.
+    let status = unsafe { decode(RawBytes::from_slice(captures), slot.as_mut_ptr() as *mut u8, size_of::<F>(), err) };
+    // SAFETY: on success the decoder wrote a whole `Env`, which is the whole closure.
+    (status == STATUS_OK).then(|| unsafe { slot.assume_init() })
+}
+
+/// Binds a captured variable inside a `capture!` closure: by value when it is `Copy` (so
+/// `x * factor` works as in the original closure), by reference otherwise.
+pub struct Bind<'a, T>(pub &'a T);
+
+pub trait BindByValue<T> {
+    fn bind(&self) -> T;
+}
+impl<T: Copy> BindByValue<T> for Bind<'_, T> {
+    fn bind(&self) -> T {
+        *self.0
+    }
+}
+
+pub trait BindByRef<'a, T> {
+    fn bind(&self) -> &'a T;
+}
+impl<'a, T> BindByRef<'a, T> for &Bind<'a, T> {
+    fn bind(&self) -> &'a T {
+        self.0
+    }
+}

@@ -1,0 +1,64 @@
+//! The artifact store: compiled cell libraries (and the toolchain's libstd) by content hash,
+//! served to executors. A cell names its code by library path; the driver hashes the file the
+//! first time it sees the path and from then on knows it by hash.
+
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use tessera_plan::{CodeRef, LocalCodeRef};
+
+#[derive(Default)]
+pub struct ArtifactStore {
+    by_path: Mutex<HashMap<String, String>>,
+    by_hash: Mutex<HashMap<String, Arc<Vec<u8>>>>,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl ArtifactStore {
+    /// Adds the library at `path` and returns its hash.
+    pub fn add_file(&self, path: &Path) -> Result<String, String> {
+        let key = path.to_string_lossy().into_owned();
+        if let Some(hash) = self.by_path.lock().get(&key) {
+            return Ok(hash.clone());
+        }
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read compiled code at {}: {e}", path.display()))?;
+        if !bytes.starts_with(b"\x7fELF") {
+            return Err(format!(
+                "{} is not a shared library: closures that run on executors must be compiled into one \
+                 (a REPL or notebook cell, or a `cdylib` crate), not into an executable",
+                path.display()
+            ));
+        }
+        let hash = sha256_hex(&bytes);
+        self.by_hash.lock().insert(hash.clone(), Arc::new(bytes));
+        self.by_path.lock().insert(key, hash.clone());
+        Ok(hash)
+    }
+
+    pub fn resolve(&self, code: LocalCodeRef) -> Result<CodeRef, String> {
+        let library = self.add_file(Path::new(&code.library_path))?;
+        Ok(CodeRef { library, offset: code.offset })
+    }
+
+    pub fn get(&self, hash: &str) -> Option<Arc<Vec<u8>>> {
+        self.by_hash.lock().get(hash).cloned()
+    }
+}
+
+/// The toolchain's libstd, which cell libraries link dynamically (evcxr builds them with
+/// `-C prefer-dynamic`).
+pub fn toolchain_libstd() -> Option<std::path::PathBuf> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let output = std::process::Command::new(rustc).args(["--print", "sysroot"]).output().ok()?;
+    let sysroot = String::from_utf8(output.stdout).ok()?;
+    let target = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let lib = Path::new(sysroot.trim()).join("lib/rustlib").join(target).join("lib");
+    std::fs::read_dir(&lib).ok()?.flatten().map(|e| e.path()).find(|p| {
+        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libstd-") && n.ends_with(".so"))
+    })
+}

@@ -1,0 +1,62 @@
+//! The block map: which executor holds which cached partition, learnt from task metrics.
+
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
+use tessera_plan::{RddId, StoredBlock};
+
+#[derive(Default)]
+pub struct BlockMap {
+    /// (rdd, partition) -> executor id -> bytes.
+    blocks: Mutex<BTreeMap<(RddId, u32), BTreeMap<String, u64>>>,
+}
+
+/// What `:storage` shows for one executor's share of an RDD.
+pub struct CachedShare {
+    pub partitions: u32,
+    pub bytes: u64,
+}
+
+impl BlockMap {
+    pub fn record(&self, executor: &str, stored: &[StoredBlock]) {
+        let mut blocks = self.blocks.lock();
+        for block in stored {
+            blocks.entry((block.rdd, block.partition)).or_default().insert(executor.to_string(), block.bytes);
+        }
+    }
+
+    /// Executors holding `(rdd, partition)`.
+    pub fn locations(&self, rdd: RddId, partition: u32) -> Vec<String> {
+        self.blocks.lock().get(&(rdd, partition)).map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    pub fn forget_rdd(&self, rdd: RddId) {
+        self.blocks.lock().retain(|(id, _), _| *id != rdd);
+    }
+
+    pub fn forget_executor(&self, executor: &str) {
+        let mut blocks = self.blocks.lock();
+        for holders in blocks.values_mut() {
+            holders.remove(executor);
+        }
+        blocks.retain(|_, holders| !holders.is_empty());
+    }
+
+    /// For one RDD: executor id -> its cached partitions and bytes.
+    pub fn shares(&self, rdd: RddId) -> BTreeMap<String, CachedShare> {
+        let mut shares: BTreeMap<String, CachedShare> = BTreeMap::new();
+        for ((id, _), holders) in self.blocks.lock().iter() {
+            if *id == rdd {
+                for (executor, bytes) in holders {
+                    let share = shares.entry(executor.clone()).or_insert(CachedShare { partitions: 0, bytes: 0 });
+                    share.partitions += 1;
+                    share.bytes += bytes;
+                }
+            }
+        }
+        shares
+    }
+
+    pub fn cached_partitions(&self, rdd: RddId) -> BTreeSet<u32> {
+        self.blocks.lock().keys().filter(|(id, _)| *id == rdd).map(|(_, p)| *p).collect()
+    }
+}

@@ -1,0 +1,107 @@
+//! The executors a session holds: who they are, how to reach them, and how many task slots each
+//! has free. Also the driver's gRPC service, through which executors register and fetch code.
+
+use crate::artifacts::ArtifactStore;
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tessera_wire::driver::driver_server::Driver as DriverRpc;
+use tessera_wire::driver::{ArtifactChunk, FetchArtifactRequest, RegisterExecutorReply, RegisterExecutorRequest};
+use tessera_wire::executor::executor_client::ExecutorClient;
+use tessera_wire::{AttachSecret, MAX_MESSAGE_BYTES};
+use tonic::{Request, Response, Status};
+
+pub type ExecutorChannel =
+    ExecutorClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, AttachSecret>>;
+
+#[derive(Clone)]
+pub struct ExecutorHandle {
+    pub id: String,
+    pub address: String,
+    pub host: String,
+    pub pid: u32,
+    pub cores: u32,
+    pub memory_bytes: u64,
+    pub client: ExecutorChannel,
+    pub slots: Arc<tokio::sync::Semaphore>,
+}
+
+#[derive(Default)]
+pub struct Executors {
+    live: Mutex<BTreeMap<String, ExecutorHandle>>,
+    pub changed: tokio::sync::Notify,
+}
+
+impl Executors {
+    pub fn list(&self) -> Vec<ExecutorHandle> {
+        self.live.lock().values().cloned().collect()
+    }
+
+    pub fn get(&self, id: &str) -> Option<ExecutorHandle> {
+        self.live.lock().get(id).cloned()
+    }
+
+    pub fn remove(&self, id: &str) -> Option<ExecutorHandle> {
+        let removed = self.live.lock().remove(id);
+        self.changed.notify_waiters();
+        removed
+    }
+
+    fn add(&self, executor: ExecutorHandle) {
+        self.live.lock().insert(executor.id.clone(), executor);
+        self.changed.notify_waiters();
+    }
+}
+
+/// What executors call.
+pub struct DriverService {
+    pub executors: Arc<Executors>,
+    pub artifacts: Arc<ArtifactStore>,
+    pub secret: String,
+    /// Hashes of libraries every executor loads first.
+    pub preload: Vec<String>,
+}
+
+const CHUNK_BYTES: usize = 1 << 20;
+
+#[tonic::async_trait]
+impl DriverRpc for DriverService {
+    async fn register_executor(
+        &self,
+        request: Request<RegisterExecutorRequest>,
+    ) -> Result<Response<RegisterExecutorReply>, Status> {
+        let r = request.into_inner();
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", r.address))
+            .map_err(|e| Status::invalid_argument(e.to_string()))?
+            .connect()
+            .await
+            .map_err(|e| Status::unavailable(format!("cannot reach executor {} at {}: {e}", r.executor_id, r.address)))?;
+        let client = ExecutorClient::with_interceptor(channel, AttachSecret::new(&self.secret))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        tracing::info!(executor = %r.executor_id, address = %r.address, cores = r.cores, "executor registered");
+        self.executors.add(ExecutorHandle {
+            id: r.executor_id,
+            address: r.address,
+            host: r.host,
+            pid: r.pid,
+            cores: r.cores,
+            memory_bytes: r.memory_bytes,
+            client,
+            slots: Arc::new(tokio::sync::Semaphore::new(r.cores.max(1) as usize)),
+        });
+        Ok(Response::new(RegisterExecutorReply { preload: self.preload.clone() }))
+    }
+
+    type FetchArtifactStream = tokio_stream::Iter<std::vec::IntoIter<Result<ArtifactChunk, Status>>>;
+
+    async fn fetch_artifact(
+        &self,
+        request: Request<FetchArtifactRequest>,
+    ) -> Result<Response<Self::FetchArtifactStream>, Status> {
+        let hash = request.into_inner().hash;
+        let bytes = self.artifacts.get(&hash).ok_or_else(|| Status::not_found(format!("no library with hash {hash}")))?;
+        let chunks: Vec<_> = bytes.chunks(CHUNK_BYTES).map(|c| Ok(ArtifactChunk { data: c.to_vec() })).collect();
+        Ok(Response::new(tokio_stream::iter(chunks)))
+    }
+}

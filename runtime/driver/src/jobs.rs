@@ -1,0 +1,114 @@
+//! Jobs as people see them: what ran, how far it got, how it ended; and progress events for
+//! the REPL's progress bar and the notebook's live display.
+
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, watch};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobState {
+    Running,
+    Succeeded,
+    Failed(String),
+    Cancelled,
+}
+
+#[derive(Clone, Debug)]
+pub struct JobInfo {
+    pub id: u64,
+    pub description: String,
+    pub tasks_total: u32,
+    pub tasks_done: u32,
+    pub state: JobState,
+    pub started: Instant,
+    pub duration: Option<Duration>,
+}
+
+/// Sent whenever a job starts, a task finishes, or a job ends.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub job_id: u64,
+    pub description: String,
+    pub tasks_done: u32,
+    pub tasks_total: u32,
+    pub finished: bool,
+}
+
+pub struct JobTracker {
+    jobs: Mutex<Vec<JobInfo>>,
+    cancels: Mutex<HashMap<u64, watch::Sender<bool>>>,
+    progress: broadcast::Sender<Progress>,
+}
+
+impl Default for JobTracker {
+    fn default() -> Self {
+        JobTracker { jobs: Mutex::new(Vec::new()), cancels: Mutex::new(HashMap::new()), progress: broadcast::channel(256).0 }
+    }
+}
+
+impl JobTracker {
+    /// Registers a new job; the receiver turns true when it is cancelled.
+    pub fn start(&self, description: String, tasks_total: u32) -> (u64, watch::Receiver<bool>) {
+        let mut jobs = self.jobs.lock();
+        let id = jobs.len() as u64;
+        jobs.push(JobInfo {
+            id,
+            description: description.clone(),
+            tasks_total,
+            tasks_done: 0,
+            state: JobState::Running,
+            started: Instant::now(),
+            duration: None,
+        });
+        let (cancel, cancelled) = watch::channel(false);
+        self.cancels.lock().insert(id, cancel);
+        let _ = self.progress.send(Progress { job_id: id, description, tasks_done: 0, tasks_total, finished: false });
+        (id, cancelled)
+    }
+
+    pub fn task_done(&self, id: u64) {
+        let mut jobs = self.jobs.lock();
+        let job = &mut jobs[id as usize];
+        job.tasks_done += 1;
+        let _ = self.progress.send(Progress {
+            job_id: id,
+            description: job.description.clone(),
+            tasks_done: job.tasks_done,
+            tasks_total: job.tasks_total,
+            finished: false,
+        });
+    }
+
+    pub fn finish(&self, id: u64, state: JobState) {
+        self.cancels.lock().remove(&id);
+        let mut jobs = self.jobs.lock();
+        let job = &mut jobs[id as usize];
+        job.state = state;
+        job.duration = Some(job.started.elapsed());
+        let _ = self.progress.send(Progress {
+            job_id: id,
+            description: job.description.clone(),
+            tasks_done: job.tasks_done,
+            tasks_total: job.tasks_total,
+            finished: true,
+        });
+    }
+
+    /// Cancels every running job; returns how many there were.
+    pub fn cancel_all(&self) -> usize {
+        let cancels = self.cancels.lock();
+        for cancel in cancels.values() {
+            let _ = cancel.send(true);
+        }
+        cancels.len()
+    }
+
+    pub fn list(&self) -> Vec<JobInfo> {
+        self.jobs.lock().clone()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+}

@@ -1,0 +1,62 @@
+//! Starts executor processes: for `local[N]` the driver starts one itself on this machine;
+//! on a cluster, agents start them on the driver's behalf after it accepts resource offers.
+//! Either way the executor runs the same binary with the same arguments.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// How to start one executor, wherever it runs.
+pub struct ExecutorCommand {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl ExecutorCommand {
+    pub fn new(bin_dir: &Path, driver_address: &str, executor_id: &str, cores: u32, memory_mb: u64, secret: &str) -> Self {
+        ExecutorCommand {
+            program: bin_dir.join("tessera-executor"),
+            args: vec![
+                "--driver".into(),
+                driver_address.into(),
+                "--executor-id".into(),
+                executor_id.into(),
+                "--cores".into(),
+                cores.to_string(),
+                "--memory-mb".into(),
+                memory_mb.to_string(),
+            ],
+            env: vec![(tessera_wire::SECRET_ENV.into(), secret.into())],
+        }
+    }
+
+    /// Starts the executor as a child of this process, logging to `log`. It gets a process group
+    /// of its own (a Ctrl-C in the terminal is for the session, not for it) and dies with the
+    /// thread that started it.
+    pub fn spawn_local(&self, log: &Path) -> std::io::Result<Child> {
+        if !self.program.exists() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} is missing; build it with `cargo build --workspace --bins`", self.program.display()),
+            ));
+        }
+        let log_file = std::fs::File::create(log)?;
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        command.spawn()
+    }
+}

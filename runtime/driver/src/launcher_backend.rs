@@ -1,0 +1,169 @@
+//! Acquires the session's executors according to its master URL: started directly for
+//! `local[N]`, or launched by agents through resource offers from a master — a real one on
+//! loopback for `local-cluster[A,C,M]`, or a running one for `tessera://HOST:PORT`.
+
+use crate::launcher::ExecutorCommand;
+use crate::{DriverConfig, DriverState};
+use parking_lot::Mutex;
+use std::collections::HashSet;
+use std::process::Child;
+use std::sync::Arc;
+use tessera_framework::{
+    ExecutorLaunch, FrameworkClient, FrameworkEvent, FrameworkInfo, LocalCluster, MasterUrl, Offer, Resources,
+};
+
+/// How long a declined offer's resources are not offered again.
+const DECLINE_SECONDS: f64 = 5.0;
+/// Smallest offer worth an executor.
+const MIN_EXECUTOR_MEM_MB: u64 = 64;
+
+pub enum Backend {
+    /// `local[N]`: the driver started one executor itself.
+    Local { child: Child },
+    /// Executors launched through offers.
+    Cluster {
+        client: FrameworkClient,
+        runtime: tokio::runtime::Handle,
+        expected: usize,
+        /// Keeps the loopback master and agents of `local-cluster` alive with the session.
+        _local: Option<LocalCluster>,
+    },
+}
+
+impl Backend {
+    pub(crate) fn start(
+        config: &DriverConfig,
+        runtime: &tokio::runtime::Runtime,
+        state: &Arc<DriverState>,
+        driver_address: &str,
+        secret: &str,
+    ) -> anyhow::Result<Backend> {
+        let (master, local, expected) = match &config.master {
+            MasterUrl::Local { cores } => {
+                let command = ExecutorCommand::new(
+                    &config.bin_dir,
+                    driver_address,
+                    "local-0",
+                    *cores as u32,
+                    config.executor_memory_mb,
+                    secret,
+                );
+                let child = command.spawn_local(&config.work_dir.join("executor-local-0.log"))?;
+                return Ok(Backend::Local { child });
+            }
+            MasterUrl::LocalCluster { agents, cpus_per_agent, mem_mb_per_agent } => {
+                let cluster =
+                    runtime.block_on(LocalCluster::start(*agents, *cpus_per_agent, *mem_mb_per_agent, &config.bin_dir))?;
+                (cluster.master_address().to_string(), Some(cluster), *agents)
+            }
+            MasterUrl::Tessera { address } => (address.clone(), None, 1),
+        };
+        let info = FrameworkInfo { name: "tessera-session".into(), user: String::new() };
+        let (client, mut events) = runtime.block_on(FrameworkClient::subscribe(&master, info))?;
+        let launcher = OfferHandler {
+            client: client.clone(),
+            state: state.clone(),
+            bin_dir: config.bin_dir.clone(),
+            driver_address: driver_address.to_string(),
+            secret: secret.to_string(),
+            memory_mb: config.executor_memory_mb,
+            agents_with_executor: Mutex::new(HashSet::new()),
+        };
+        runtime.spawn(async move {
+            while let Some(event) = events.recv().await {
+                launcher.handle(event).await;
+            }
+        });
+        Ok(Backend::Cluster { client, runtime: runtime.handle().clone(), expected, _local: local })
+    }
+
+    pub fn expected_executors(&self) -> usize {
+        match self {
+            Backend::Local { .. } => 1,
+            Backend::Cluster { expected, .. } => *expected,
+        }
+    }
+
+    pub fn master_address(&self) -> Option<String> {
+        match self {
+            Backend::Local { .. } => None,
+            Backend::Cluster { client, .. } => Some(client.master().to_string()),
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        match self {
+            Backend::Local { child } => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Backend::Cluster { client, runtime, .. } => {
+                // Like a Spark driver stopping: the master kills our executors and frees their
+                // resources at once instead of after a failover timeout.
+                let client = client.clone();
+                let _ = std::thread::scope(|s| s.spawn(|| runtime.block_on(client.teardown())).join());
+            }
+        }
+    }
+}
+
+/// Launches one executor per agent, Spark's coarse-grained mode on Mesos.
+struct OfferHandler {
+    client: FrameworkClient,
+    state: Arc<DriverState>,
+    bin_dir: std::path::PathBuf,
+    driver_address: String,
+    secret: String,
+    memory_mb: u64,
+    agents_with_executor: Mutex<HashSet<String>>,
+}
+
+impl OfferHandler {
+    async fn handle(&self, event: FrameworkEvent) {
+        match event {
+            FrameworkEvent::Registered { framework_id } => tracing::info!(%framework_id, "registered with the master"),
+            FrameworkEvent::Offers(offers) => {
+                for offer in offers {
+                    self.consider(offer).await;
+                }
+            }
+            FrameworkEvent::OfferRescinded(_) => {}
+            FrameworkEvent::ExecutorStatus { executor_id, agent_id, state, message } => {
+                tracing::info!(%executor_id, %agent_id, %state, %message, "executor status");
+                if state.is_terminal() {
+                    self.agents_with_executor.lock().remove(&agent_id);
+                    self.state.lose_executor(&executor_id);
+                }
+            }
+            FrameworkEvent::Disconnected(reason) => {
+                tracing::warn!(%reason, "disconnected from the master; no new executors can be acquired")
+            }
+        }
+    }
+
+    async fn consider(&self, offer: Offer) {
+        let cpus = offer.resources.cpus.floor();
+        let mem_mb = offer.resources.mem_mb.min(self.memory_mb);
+        let wanted = cpus >= 1.0 && mem_mb >= MIN_EXECUTOR_MEM_MB && self.agents_with_executor.lock().insert(offer.agent_id.clone());
+        if !wanted {
+            let _ = self.client.decline(&offer.id, DECLINE_SECONDS).await;
+            return;
+        }
+        let executor_id = format!("exec-{}", offer.agent_id);
+        let command =
+            ExecutorCommand::new(&self.bin_dir, &self.driver_address, &executor_id, cpus as u32, mem_mb, &self.secret);
+        let launch = ExecutorLaunch {
+            executor_id,
+            program: command.program.to_string_lossy().into_owned(),
+            args: command.args,
+            env: command.env,
+            resources: Resources::new(cpus, mem_mb),
+        };
+        if let Err(e) = self.client.accept(&offer.id, vec![launch]).await {
+            tracing::warn!("cannot launch an executor on agent {}: {e}", offer.agent_id);
+            self.agents_with_executor.lock().remove(&offer.agent_id);
+        }
+    }
+}

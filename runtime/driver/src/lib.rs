@@ -1,0 +1,315 @@
+//! The Tessera driver. It lives in the session host (never in the evcxr child, so no cell and
+//! no interrupt can lose it) and holds the lineage of every RDD, the map of cached blocks, the
+//! executors, the compiled code they fetch, and the jobs that run on them.
+//!
+//! Cells reach it through a local socket ([`cell_server`]); executors through gRPC.
+
+mod artifacts;
+mod blocks;
+mod cell_server;
+mod executors;
+mod jobs;
+mod launcher;
+mod lineage;
+mod scheduler;
+mod text_splits;
+
+pub use artifacts::toolchain_libstd;
+pub use jobs::{JobInfo, JobState, Progress};
+pub use tessera_framework::{MasterUrl, parse_master_url};
+
+use anyhow::Context as _;
+use parking_lot::Mutex;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tessera_plan::{RddId, StorageLevel, TaskMetrics};
+use tessera_wire::executor::DropRddRequest;
+
+/// How to start a driver.
+pub struct DriverConfig {
+    pub master: MasterUrl,
+    /// Where `tessera-executor` (and the cluster daemons) are.
+    pub bin_dir: PathBuf,
+    /// Logs and scratch files of this session.
+    pub work_dir: PathBuf,
+    pub executor_memory_mb: u64,
+    /// Append every finished task's metrics here, one JSON object a line.
+    pub task_metrics_log: Option<PathBuf>,
+}
+
+/// A finished task, as `:jobs` and the task metrics log report it.
+#[derive(Clone, Debug)]
+pub struct TaskRecord {
+    pub job_id: u64,
+    pub partition: u32,
+    pub metrics: TaskMetrics,
+}
+
+/// State shared by the cell server, the scheduler and the executor service.
+pub(crate) struct DriverState {
+    pub lineage: lineage::Lineage,
+    pub artifacts: Arc<artifacts::ArtifactStore>,
+    pub executors: Arc<executors::Executors>,
+    pub blocks: blocks::BlockMap,
+    pub jobs: jobs::JobTracker,
+    pub token: u64,
+    pub work_dir: PathBuf,
+    task_ids: AtomicU64,
+    tasks: Mutex<Vec<TaskRecord>>,
+    /// Set when the running cell panics; read and cleared by the session after each cell.
+    pub cell_panicked: std::sync::atomic::AtomicBool,
+    task_metrics_log: Option<Mutex<std::fs::File>>,
+}
+
+impl DriverState {
+    pub fn next_task_id(&self) -> u64 {
+        self.task_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn record_metrics(&self, job_id: u64, partition: u32, metrics: TaskMetrics) {
+        if let Some(log) = &self.task_metrics_log {
+            use std::io::Write;
+            let origin = match &metrics.origin {
+                tessera_plan::PartitionOrigin::Computed => "computed".to_string(),
+                tessera_plan::PartitionOrigin::Cached { rdd } => format!("cached:{rdd}"),
+            };
+            let _ = writeln!(
+                log.lock(),
+                r#"{{"job":{job_id},"partition":{partition},"executor":"{}","pid":{},"origin":"{origin}","records":{},"micros":{}}}"#,
+                metrics.executor_id,
+                metrics.executor_pid,
+                metrics.records,
+                metrics.run_micros
+            );
+        }
+        self.tasks.lock().push(TaskRecord { job_id, partition, metrics });
+    }
+
+    /// An executor died or became unreachable: its cached partitions are gone with it.
+    pub fn lose_executor(&self, id: &str) {
+        if self.executors.remove(id).is_some() {
+            tracing::warn!(executor = id, "executor lost; its cached partitions will be recomputed");
+        }
+        self.blocks.forget_executor(id);
+    }
+
+    pub async fn drop_cached(&self, rdd: RddId) {
+        self.blocks.forget_rdd(rdd);
+        for executor in self.executors.list() {
+            let _ = executor.client.clone().drop_rdd(DropRddRequest { rdd }).await;
+        }
+    }
+}
+
+/// One cached RDD as `:storage` shows it.
+#[derive(Clone, Debug)]
+pub struct StorageRow {
+    pub rdd: RddId,
+    pub name: String,
+    pub element_type: String,
+    pub level: StorageLevel,
+    pub partitions: u32,
+    pub cached_partitions: u32,
+    pub bytes: u64,
+    /// executor id -> (partitions, bytes)
+    pub executors: Vec<(String, u32, u64)>,
+}
+
+/// One executor as `:executors` shows it.
+#[derive(Clone, Debug)]
+pub struct ExecutorRow {
+    pub id: String,
+    pub address: String,
+    pub host: String,
+    pub pid: u32,
+    pub cores: u32,
+    pub memory_bytes: u64,
+}
+
+pub struct Driver {
+    state: Arc<DriverState>,
+    socket_name: String,
+    // Dropped before the runtime it uses.
+    backend: launcher_backend::Backend,
+    runtime: tokio::runtime::Runtime,
+}
+
+mod launcher_backend;
+
+impl Driver {
+    /// Starts the driver: its services, then its executors (locally, or through a master).
+    pub fn start(config: DriverConfig) -> anyhow::Result<Driver> {
+        std::fs::create_dir_all(&config.work_dir)
+            .with_context(|| format!("cannot create the session directory {}", config.work_dir.display()))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("tessera-driver")
+            .enable_all()
+            .build()?;
+        let secret = format!("{:016x}{:016x}", random_u64(), random_u64());
+        let artifacts = Arc::new(artifacts::ArtifactStore::default());
+        let preload = match artifacts::toolchain_libstd() {
+            Some(libstd) => vec![artifacts.add_file(&libstd).map_err(anyhow::Error::msg)?],
+            None => Vec::new(),
+        };
+        let task_metrics_log = match &config.task_metrics_log {
+            Some(path) => Some(Mutex::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("cannot open {}", path.display()))?,
+            )),
+            None => None,
+        };
+        let state = Arc::new(DriverState {
+            lineage: Default::default(),
+            artifacts: artifacts.clone(),
+            executors: Default::default(),
+            blocks: Default::default(),
+            jobs: Default::default(),
+            token: random_u64(),
+            work_dir: config.work_dir.clone(),
+            task_ids: AtomicU64::new(0),
+            tasks: Mutex::new(Vec::new()),
+            cell_panicked: Default::default(),
+            task_metrics_log,
+        });
+
+        let socket_name = format!("tessera-driver-{}-{:08x}", std::process::id(), random_u64() as u32);
+        let (listener, rpc_address) = runtime.block_on(async {
+            let cells = cell_server::bind(&socket_name)?;
+            let rpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            anyhow::Ok((cells, rpc))
+        })?;
+        let driver_address = rpc_address.local_addr()?.to_string();
+        runtime.spawn(cell_server::serve(listener, state.clone()));
+        let service = executors::DriverService {
+            executors: state.executors.clone(),
+            artifacts,
+            secret: secret.clone(),
+            preload,
+        };
+        runtime.spawn(
+            tonic::transport::Server::builder()
+                .add_service(tonic::service::interceptor::InterceptedService::new(
+                    tessera_wire::driver::driver_server::DriverServer::new(service)
+                        .max_decoding_message_size(tessera_wire::MAX_MESSAGE_BYTES)
+                        .max_encoding_message_size(tessera_wire::MAX_MESSAGE_BYTES),
+                    tessera_wire::RequireSecret(secret.clone()),
+                ))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(rpc_address)),
+        );
+
+        let backend = launcher_backend::Backend::start(&config, &runtime, &state, &driver_address, &secret)?;
+        Ok(Driver { state, socket_name, runtime, backend })
+    }
+
+    /// The abstract socket name and token a cell's `Context::connect` needs.
+    pub fn cell_endpoint(&self) -> (&str, u64) {
+        (&self.socket_name, self.state.token)
+    }
+
+    /// Waits until `count` executors have registered, or fails saying which did not.
+    pub fn wait_for_executors(&self, count: usize, timeout: Duration) -> anyhow::Result<()> {
+        let executors = self.state.executors.clone();
+        self.runtime.block_on(async {
+            let deadline = tokio::time::Instant::now() + timeout;
+            while executors.list().len() < count {
+                if tokio::time::timeout_at(deadline, executors.changed.notified()).await.is_err() {
+                    anyhow::bail!(
+                        "only {} of {count} executors registered within {}s; see the executor logs in {}",
+                        executors.list().len(),
+                        timeout.as_secs(),
+                        self.state.work_dir.display()
+                    );
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// How many executors this driver expects (one per agent, or one for `local[N]`).
+    pub fn expected_executors(&self) -> usize {
+        self.backend.expected_executors()
+    }
+
+    /// A handle that cancels this driver's running jobs from another thread (a Ctrl-C handler,
+    /// a notebook's interrupt).
+    pub fn canceller(&self) -> JobCanceller {
+        JobCanceller(self.state.clone())
+    }
+
+    /// Whether the cell that ran since the last call panicked.
+    pub fn take_cell_panicked(&self) -> bool {
+        self.state.cell_panicked.swap(false, Ordering::SeqCst)
+    }
+
+    pub fn jobs(&self) -> Vec<JobInfo> {
+        self.state.jobs.list()
+    }
+
+    pub fn tasks(&self) -> Vec<TaskRecord> {
+        self.state.tasks.lock().clone()
+    }
+
+    pub fn progress(&self) -> tokio::sync::broadcast::Receiver<Progress> {
+        self.state.jobs.subscribe()
+    }
+
+    pub fn executors(&self) -> Vec<ExecutorRow> {
+        self.state
+            .executors
+            .list()
+            .into_iter()
+            .map(|e| ExecutorRow { id: e.id, address: e.address, host: e.host, pid: e.pid, cores: e.cores, memory_bytes: e.memory_bytes })
+            .collect()
+    }
+
+    pub fn storage(&self) -> Vec<StorageRow> {
+        self.state
+            .lineage
+            .persisted()
+            .into_iter()
+            .map(|(rdd, name, element_type, partitions, level)| {
+                let shares = self.state.blocks.shares(rdd);
+                StorageRow {
+                    rdd,
+                    name,
+                    element_type,
+                    level,
+                    partitions,
+                    cached_partitions: self.state.blocks.cached_partitions(rdd).len() as u32,
+                    bytes: shares.values().map(|s| s.bytes).sum(),
+                    executors: shares.into_iter().map(|(id, s)| (id, s.partitions, s.bytes)).collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// The master this driver registered with, for `:cluster`.
+    pub fn master_address(&self) -> Option<String> {
+        self.backend.master_address()
+    }
+}
+
+#[derive(Clone)]
+pub struct JobCanceller(Arc<DriverState>);
+
+impl JobCanceller {
+    /// Cancels every running job; returns how many there were.
+    pub fn cancel_all(&self) -> usize {
+        self.0.jobs.cancel_all()
+    }
+}
+
+fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut bytes);
+    }
+    u64::from_le_bytes(bytes)
+}

@@ -1,0 +1,137 @@
+//! Compiled cell libraries on an executor: fetched from the driver by content hash, verified,
+//! kept on local disk, loaded once and never unloaded (code of a loaded library may still be
+//! referenced by cached partitions' drop functions).
+
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::ffi::{CStr, CString, c_void};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tessera_plan::CodeRef;
+use tessera_wire::driver::FetchArtifactRequest;
+use tessera_wire::driver::driver_client::DriverClient;
+
+pub type DriverChannel =
+    DriverClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, tessera_wire::AttachSecret>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("cannot fetch library {hash} from the driver: {source}")]
+    Fetch { hash: String, source: tonic::Status },
+    #[error("library {hash} arrived corrupted (its content hashes to {actual}); the driver or network is faulty")]
+    Corrupt { hash: String, actual: String },
+    #[error("cannot store library {hash} at {path}: {source}")]
+    Store { hash: String, path: PathBuf, source: std::io::Error },
+    #[error("cannot load library {hash}: {message}. Executors must run the driver's toolchain, glibc and architecture")]
+    Load { hash: String, message: String },
+}
+
+/// A loaded library: its handle and its load base (as `dladdr` reports it to the cell).
+#[derive(Clone, Copy)]
+struct Loaded {
+    base: usize,
+}
+
+pub struct Artifacts {
+    dir: PathBuf,
+    driver: DriverChannel,
+    loaded: Mutex<HashMap<String, Loaded>>,
+    /// Serializes fetches so that two tasks do not download the same library twice.
+    fetching: tokio::sync::Mutex<()>,
+}
+
+impl Artifacts {
+    pub fn new(dir: PathBuf, driver: DriverChannel) -> Arc<Artifacts> {
+        Arc::new(Artifacts { dir, driver, loaded: Mutex::new(HashMap::new()), fetching: tokio::sync::Mutex::new(()) })
+    }
+
+    /// Fetches and loads library `hash` unless it is loaded already. `global` makes its symbols
+    /// visible to libraries loaded later (for the toolchain's libstd).
+    pub async fn ensure_loaded(&self, hash: &str, global: bool) -> Result<(), ArtifactError> {
+        if self.loaded.lock().contains_key(hash) {
+            return Ok(());
+        }
+        let _guard = self.fetching.lock().await;
+        if self.loaded.lock().contains_key(hash) {
+            return Ok(());
+        }
+        let path = self.dir.join(format!("{hash}.so"));
+        if !path.exists() {
+            let bytes = self.fetch(hash).await?;
+            let tmp = path.with_extension("part");
+            std::fs::write(&tmp, &bytes)
+                .and_then(|_| std::fs::rename(&tmp, &path))
+                .map_err(|source| ArtifactError::Store { hash: hash.to_string(), path: path.clone(), source })?;
+        }
+        let loaded = load(&path, global).map_err(|message| ArtifactError::Load { hash: hash.to_string(), message })?;
+        tracing::debug!(hash, path = %path.display(), "loaded library");
+        self.loaded.lock().insert(hash.to_string(), loaded);
+        Ok(())
+    }
+
+    async fn fetch(&self, hash: &str) -> Result<Vec<u8>, ArtifactError> {
+        let fetch_error = |source| ArtifactError::Fetch { hash: hash.to_string(), source };
+        let mut stream =
+            self.driver.clone().fetch_artifact(FetchArtifactRequest { hash: hash.to_string() }).await.map_err(fetch_error)?.into_inner();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.message().await.map_err(fetch_error)? {
+            bytes.extend_from_slice(&chunk.data);
+        }
+        let actual = hex(&Sha256::digest(&bytes));
+        if actual != hash {
+            return Err(ArtifactError::Corrupt { hash: hash.to_string(), actual });
+        }
+        Ok(bytes)
+    }
+
+    /// The address `code` refers to, in a library loaded earlier.
+    pub fn resolve(&self, code: &CodeRef) -> Option<*const c_void> {
+        self.loaded.lock().get(&code.library).map(|l| (l.base + code.offset as usize) as *const c_void)
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[repr(C)]
+struct LinkMap {
+    l_addr: usize,
+    l_name: *const libc::c_char,
+    l_ld: *mut c_void,
+}
+
+const RTLD_DI_LINKMAP: libc::c_int = 2;
+
+unsafe extern "C" {
+    fn dlinfo(handle: *mut c_void, request: libc::c_int, info: *mut c_void) -> libc::c_int;
+}
+
+fn dl_error() -> String {
+    // SAFETY: dlerror returns a thread-local message or null.
+    let message = unsafe { libc::dlerror() };
+    if message.is_null() { "unknown loader error".into() } else { unsafe { CStr::from_ptr(message) }.to_string_lossy().into_owned() }
+}
+
+/// Loads `path` for good and finds its base address the way the cell did, with `dladdr`.
+fn load(path: &std::path::Path, global: bool) -> Result<Loaded, String> {
+    let c_path = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+    let mode = libc::RTLD_NOW | if global { libc::RTLD_GLOBAL } else { libc::RTLD_LOCAL };
+    // SAFETY: loading a library whose hash the driver vouched for; it is never closed.
+    let handle = unsafe { libc::dlopen(c_path.as_ptr(), mode) };
+    if handle.is_null() {
+        return Err(dl_error());
+    }
+    let mut map: *mut LinkMap = std::ptr::null_mut();
+    // SAFETY: RTLD_DI_LINKMAP writes a pointer to the library's link map.
+    if unsafe { dlinfo(handle, RTLD_DI_LINKMAP, &mut map as *mut _ as *mut c_void) } != 0 || map.is_null() {
+        return Err(dl_error());
+    }
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: l_ld points into the library's own mapping.
+    if unsafe { libc::dladdr((*map).l_ld, &mut info) } == 0 {
+        return Err("cannot find the library's base address".into());
+    }
+    Ok(Loaded { base: info.dli_fbase as usize })
+}

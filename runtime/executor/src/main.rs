@@ -1,0 +1,116 @@
+//! `tessera-executor`: one long-lived process per session per host. It registers with its
+//! driver, loads the cell libraries its tasks need, runs tasks on `--cores` threads and keeps
+//! cached partitions in memory between jobs.
+
+mod artifacts;
+mod blocks;
+mod pipeline;
+mod service;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use std::sync::Arc;
+use tessera_wire::driver::RegisterExecutorRequest;
+use tessera_wire::driver::driver_client::DriverClient;
+use tessera_wire::executor::executor_server::ExecutorServer;
+use tessera_wire::{AttachSecret, MAX_MESSAGE_BYTES, RequireSecret, SECRET_ENV};
+
+#[derive(Parser)]
+#[command(version, about = "Runs the tasks of one Tessera session on this host")]
+struct Args {
+    /// The driver's executor endpoint, host:port.
+    #[arg(long)]
+    driver: String,
+    #[arg(long)]
+    executor_id: String,
+    /// Task threads.
+    #[arg(long, default_value_t = 1)]
+    cores: u32,
+    /// Memory for cached partitions, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    memory_mb: u64,
+    /// Where fetched libraries are kept (default: a new temporary directory).
+    #[arg(long)]
+    work_dir: Option<std::path::PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
+    let args = Args::parse();
+    let secret = std::env::var(SECRET_ENV)
+        .with_context(|| format!("{SECRET_ENV} is not set: executors only run code from a driver that shares their secret"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(serve(args, secret))
+}
+
+async fn serve(args: Args, secret: String) -> anyhow::Result<()> {
+    let work_dir = match &args.work_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("tessera-executor-{}", std::process::id())),
+    };
+    let artifacts_dir = work_dir.join("artifacts");
+    std::fs::create_dir_all(&artifacts_dir).with_context(|| format!("cannot create {}", artifacts_dir.display()))?;
+
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", args.driver))?
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach the driver at {}", args.driver))?;
+    let driver = DriverClient::with_interceptor(channel, AttachSecret::new(&secret))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let artifacts = artifacts::Artifacts::new(artifacts_dir, driver.clone());
+
+    let listener = tokio::net::TcpListener::bind((args.bind.as_str(), 0)).await?;
+    let address = listener.local_addr()?;
+    let shutdown = Arc::new(tokio::sync::Notify::new());
+    let service = service::ExecutorService {
+        executor_id: args.executor_id.clone(),
+        artifacts: artifacts.clone(),
+        blocks: Arc::new(blocks::BlockManager::default()),
+        slots: Arc::new(tokio::sync::Semaphore::new(args.cores.max(1) as usize)),
+        cancelled_jobs: Default::default(),
+        shutdown: shutdown.clone(),
+    };
+    let server = tonic::transport::Server::builder()
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            ExecutorServer::new(service).max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(MAX_MESSAGE_BYTES),
+            RequireSecret(secret),
+        ))
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async move {
+            shutdown.notified().await
+        });
+    let server = tokio::spawn(server);
+
+    let reply = driver
+        .clone()
+        .register_executor(RegisterExecutorRequest {
+            executor_id: args.executor_id.clone(),
+            address: address.to_string(),
+            cores: args.cores,
+            memory_bytes: args.memory_mb << 20,
+            pid: std::process::id(),
+            host: hostname(),
+        })
+        .await
+        .with_context(|| format!("the driver at {} refused this executor", args.driver))?
+        .into_inner();
+    for library in &reply.preload {
+        artifacts.ensure_loaded(library, true).await?;
+    }
+    tracing::info!(executor = %args.executor_id, %address, "executor registered");
+
+    match server.await? {
+        Ok(()) => Ok(()),
+        Err(e) => bail!("executor service failed: {e}"),
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+}

@@ -1,0 +1,369 @@
+//! Runs one task: pushes a partition's batches from its source (or from a cached block)
+//! through the chain of operators of its narrow transformations into its action, caching the
+//! partitions the plan asks for on the way.
+
+use crate::artifacts::Artifacts;
+use crate::blocks::{Block, BlockManager};
+use std::ffi::c_void;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use tessera_plan::abi::{
+    ABI_VERSION, ActionVTable, Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, OpenArgs, OperatorVTable, RawBytes,
+    STATUS_ERROR, STATUS_OK, SourceVTable, Status, TableEntry,
+};
+use tessera_plan::{
+    CodeRef, FileSplit, Operator, PartitionOrigin, RddId, StorageLevel, StoredBlock, TaskAction, TaskMetrics, TaskOutcome,
+    TaskSource, TaskSpec,
+};
+
+/// What a task may use of its executor.
+pub struct TaskEnv<'a> {
+    pub artifacts: &'a Artifacts,
+    pub blocks: &'a BlockManager,
+    pub cancelled: &'a AtomicBool,
+    pub executor_id: &'a str,
+}
+
+/// Every library a task's code lives in, so they can be fetched before it runs.
+pub fn libraries(task: &TaskSpec) -> Vec<String> {
+    let mut operators: Vec<&Operator<CodeRef>> = task.steps.iter().filter_map(|s| s.op.as_ref()).collect();
+    operators.push(match &task.source {
+        TaskSource::Records { decoder, .. } | TaskSource::TextSplit { decoder, .. } => decoder,
+    });
+    if let TaskAction::Run(action) = &task.action {
+        operators.push(action);
+    }
+    let mut libraries: Vec<String> = operators
+        .iter()
+        .flat_map(|op| std::iter::once(&op.entry).chain(op.env_decoder.as_ref()))
+        .map(|code| code.library.clone())
+        .collect();
+    libraries.sort();
+    libraries.dedup();
+    libraries
+}
+
+pub fn run_task(task: &TaskSpec, env: &TaskEnv) -> TaskOutcome {
+    let started = Instant::now();
+    let mut shared = Shared { error: None, cancelled: env.cancelled };
+    match run(task, env, &mut shared) {
+        Ok((result, origin, records, stored)) => TaskOutcome::Success {
+            result,
+            metrics: TaskMetrics {
+                executor_id: env.executor_id.to_string(),
+                executor_pid: std::process::id(),
+                origin,
+                records,
+                run_micros: started.elapsed().as_micros() as u64,
+                stored,
+            },
+        },
+        Err(message) => TaskOutcome::Failed { message },
+    }
+}
+
+/// State every stage of a running task shares: the first error, and the cancel flag.
+struct Shared<'a> {
+    error: Option<String>,
+    cancelled: &'a AtomicBool,
+}
+
+impl Shared<'_> {
+    fn fail(&mut self, message: String) -> Status {
+        self.error.get_or_insert(message);
+        STATUS_ERROR
+    }
+
+    fn sink(&mut self) -> ErrorSink {
+        ErrorSink { ctx: self as *mut Shared as *mut c_void, set: set_error }
+    }
+
+    fn take_error(&mut self, fallback: &str) -> String {
+        self.error.take().unwrap_or_else(|| fallback.to_string())
+    }
+}
+
+unsafe extern "C" fn set_error(ctx: *mut c_void, message: RawBytes) {
+    let shared = unsafe { &mut *(ctx as *mut Shared) };
+    shared.fail(String::from_utf8_lossy(unsafe { message.as_slice() }).into_owned());
+}
+
+enum StageKind {
+    Operator { table: &'static OperatorVTable, state: *mut c_void },
+    Cache { rdd: RddId, level: StorageLevel, kept: Vec<Batch> },
+    Count { records: u64 },
+    Action { table: &'static ActionVTable, state: *mut c_void, records: u64 },
+}
+
+/// One link of the chain; `input` is the table of the batches it receives.
+struct Stage {
+    kind: StageKind,
+    input: BatchVTable,
+    next: *mut Stage,
+    shared: *mut Shared<'static>,
+}
+
+unsafe extern "C" fn push_to_stage(ctx: *mut c_void, batch: Batch) -> Status {
+    unsafe { (*(ctx as *mut Stage)).accept(batch) }
+}
+
+impl Stage {
+    fn sink(stage: *mut Stage) -> BatchSink {
+        BatchSink { ctx: stage as *mut c_void, push: push_to_stage }
+    }
+
+    unsafe fn accept(&mut self, batch: Batch) -> Status {
+        let shared = unsafe { &mut *self.shared };
+        if shared.cancelled.load(Ordering::Relaxed) {
+            unsafe { (self.input.drop)(batch) };
+            return shared.fail("the job was cancelled".to_string());
+        }
+        let err = shared.sink();
+        match &mut self.kind {
+            StageKind::Operator { table, state } => unsafe { (table.push)(*state, batch, Stage::sink(self.next), err) },
+            StageKind::Cache { kept, .. } => {
+                let copy = unsafe { (self.input.clone)(batch) };
+                kept.push(batch);
+                unsafe { (*self.next).accept(copy) }
+            }
+            StageKind::Count { records } => {
+                *records += unsafe { (self.input.len)(batch) } as u64;
+                unsafe { (self.input.drop)(batch) };
+                STATUS_OK
+            }
+            StageKind::Action { table, state, records } => {
+                *records += unsafe { (self.input.len)(batch) } as u64;
+                unsafe { (table.push)(*state, batch, err) }
+            }
+        }
+    }
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        match &mut self.kind {
+            StageKind::Operator { table, state } => unsafe { (table.close)(*state) },
+            StageKind::Action { table, state, .. } => unsafe { (table.close)(*state) },
+            StageKind::Cache { kept, .. } => {
+                for batch in kept.drain(..) {
+                    unsafe { (self.input.drop)(batch) };
+                }
+            }
+            StageKind::Count { .. } => {}
+        }
+    }
+}
+
+unsafe extern "C" fn append_bytes(ctx: *mut c_void, bytes: RawBytes) {
+    unsafe { (*(ctx as *mut Vec<u8>)).extend_from_slice(bytes.as_slice()) }
+}
+
+fn type_name(f: unsafe extern "C" fn() -> RawBytes) -> String {
+    String::from_utf8_lossy(unsafe { f().as_slice() }).into_owned()
+}
+
+/// Finds the table an operator's entry returns, checking its ABI version.
+fn table<T>(env: &TaskEnv, op: &Operator<CodeRef>, version: impl Fn(&T) -> u32) -> Result<&'static T, String> {
+    let address = env.artifacts.resolve(&op.entry).ok_or_else(|| format!("library {} is not loaded", op.entry.library))?;
+    // SAFETY: the plan says this address is a `TableEntry` of this library.
+    let entry: TableEntry = unsafe { std::mem::transmute::<*const c_void, TableEntry>(address) };
+    let table = unsafe { &*(entry() as *const T) };
+    if version(table) != ABI_VERSION {
+        return Err(format!(
+            "cell library {} speaks ABI version {}, this executor {ABI_VERSION}: rebuild the session and executors from one Tessera",
+            op.entry.library,
+            version(table)
+        ));
+    }
+    Ok(table)
+}
+
+fn open_args(env: &TaskEnv, op: &Operator<CodeRef>, partition: u32) -> Result<OpenArgs, String> {
+    let env_decoder = match &op.env_decoder {
+        None => None,
+        Some(code) => {
+            let address = env.artifacts.resolve(code).ok_or_else(|| format!("library {} is not loaded", code.library))?;
+            // SAFETY: the plan says this address is an `EnvDecoder`.
+            Some(unsafe { std::mem::transmute::<*const c_void, tessera_plan::abi::EnvDecoder>(address) })
+        }
+    };
+    Ok(OpenArgs {
+        captures: RawBytes::from_slice(&op.captures),
+        env_decoder,
+        params: RawBytes::from_slice(&op.params),
+        partition,
+    })
+}
+
+fn check_input(what: &str, expected: &str, actual: &str) -> Result<(), String> {
+    if expected == actual {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} expects records of type `{expected}` but receives `{actual}`; \
+             re-run the cells that define this RDD"
+        ))
+    }
+}
+
+type RunResult = (Vec<u8>, PartitionOrigin, u64, Vec<StoredBlock>);
+
+fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<RunResult, String> {
+    // The stages point at `shared` for as long as they live, which is within this call.
+    let shared_ptr = shared as *mut Shared as *mut Shared<'static>;
+    let part = task.partition;
+
+    // Resume from the last cached step of the pipeline, if this executor holds it.
+    let resume = task
+        .steps
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, step)| step.persist.and_then(|_| env.blocks.get(step.rdd, part)).map(|block| (i, block)));
+    let (first_step, origin) = match &resume {
+        Some((i, _)) => (*i + 1, PartitionOrigin::Cached { rdd: task.steps[*i].rdd }),
+        None => (0, PartitionOrigin::Computed),
+    };
+
+    let source_table = match &task.source {
+        TaskSource::Records { decoder, .. } | TaskSource::TextSplit { decoder, .. } => {
+            table::<SourceVTable>(env, decoder, |t| t.abi_version)?
+        }
+    };
+    let mut input = match &resume {
+        Some((_, block)) => *block.vtable(),
+        None => source_table.output,
+    };
+
+    // Build the chain of stages, front to back.
+    let mut kinds: Vec<(StageKind, BatchVTable)> = Vec::new();
+    for (i, step) in task.steps.iter().enumerate().skip(first_step) {
+        if let Some(op) = &step.op {
+            let table = table::<OperatorVTable>(env, op, |t| t.abi_version)?;
+            check_input(&format!("rdd {}", step.rdd), &type_name(table.input_type), &type_name(input.type_name))?;
+            let args = open_args(env, op, part)?;
+            let mut state = std::ptr::null_mut();
+            if unsafe { (table.open)(args, &mut state, shared.sink()) } != STATUS_OK {
+                return Err(shared.take_error("an operator failed to open"));
+            }
+            kinds.push((StageKind::Operator { table, state }, input));
+            input = table.output;
+        } else if i != 0 {
+            return Err(format!("step {i} of the task has no operator"));
+        }
+        if let Some(level) = step.persist {
+            kinds.push((StageKind::Cache { rdd: step.rdd, level, kept: Vec::new() }, input));
+        }
+    }
+    match &task.action {
+        TaskAction::Count => kinds.push((StageKind::Count { records: 0 }, input)),
+        TaskAction::Run(op) => {
+            let table = table::<ActionVTable>(env, op, |t| t.abi_version)?;
+            check_input("the action", &type_name(table.input_type), &type_name(input.type_name))?;
+            let args = open_args(env, op, part)?;
+            let mut state = std::ptr::null_mut();
+            if unsafe { (table.open)(args, &mut state, shared.sink()) } != STATUS_OK {
+                return Err(shared.take_error("the action failed to open"));
+            }
+            kinds.push((StageKind::Action { table, state, records: 0 }, input));
+        }
+    }
+    let mut stages: Vec<Stage> = kinds
+        .into_iter()
+        .map(|(kind, input)| Stage { kind, input, next: std::ptr::null_mut(), shared: shared_ptr })
+        .collect();
+    let base = stages.as_mut_ptr();
+    for i in 0..stages.len() - 1 {
+        // SAFETY: both indices are in bounds and `stages` is not resized from here on.
+        unsafe { (*base.add(i)).next = base.add(i + 1) };
+    }
+    let head = base;
+
+    // Feed the head.
+    let fed = match (&resume, &task.source) {
+        (Some((_, block)), _) => {
+            let mut status = STATUS_OK;
+            for batch in block.cloned_batches() {
+                if status == STATUS_OK {
+                    status = unsafe { (*head).accept(batch) };
+                } else {
+                    unsafe { (block.vtable().drop)(batch) };
+                }
+            }
+            status
+        }
+        (None, TaskSource::Records { bytes, .. }) => unsafe {
+            (source_table.decode)(RawBytes::from_slice(bytes), Stage::sink(head), shared.sink())
+        },
+        (None, TaskSource::TextSplit { split, .. }) => {
+            let bytes = read_split(split).map_err(|e| {
+                format!("cannot read {} (bytes {}..{}): {e}; check the file is there and readable", split.path, split.start, split.end)
+            })?;
+            if bytes.is_empty() {
+                STATUS_OK
+            } else {
+                unsafe { (source_table.decode)(RawBytes::from_slice(&bytes), Stage::sink(head), shared.sink()) }
+            }
+        }
+    };
+    if fed != STATUS_OK {
+        return Err(shared.take_error("the task failed"));
+    }
+
+    // Finish every stage in order; finishing one may push more batches into the next.
+    let mut result = Vec::new();
+    let mut records = 0;
+    for i in 0..stages.len() {
+        let stage = unsafe { &mut *base.add(i) };
+        let status = match &mut stage.kind {
+            StageKind::Operator { table, state } => unsafe { (table.finish)(*state, Stage::sink(stage.next), shared.sink()) },
+            StageKind::Action { table, state, records: seen } => {
+                records = *seen;
+                let out = ByteSink { ctx: &mut result as *mut Vec<u8> as *mut c_void, write: append_bytes };
+                unsafe { (table.finish)(*state, out, shared.sink()) }
+            }
+            StageKind::Count { records: seen } => {
+                records = *seen;
+                result = seen.to_le_bytes().to_vec();
+                STATUS_OK
+            }
+            StageKind::Cache { .. } => STATUS_OK,
+        };
+        if status != STATUS_OK {
+            return Err(shared.take_error("the task failed"));
+        }
+    }
+
+    // The task succeeded: keep the partitions it was asked to cache.
+    let mut stored = Vec::new();
+    for stage in &mut stages {
+        if let StageKind::Cache { rdd, level, kept } = &mut stage.kind {
+            let block = env.blocks.put(*rdd, part, Block::new(std::mem::take(kept), stage.input, *level));
+            stored.push(StoredBlock { rdd: *rdd, partition: part, bytes: block.bytes, level: *level });
+        }
+    }
+    drop(stages);
+    Ok((result, origin, records, stored))
+}
+
+/// The bytes of the lines whose first byte lies in `split`, each ended by '\n' (the file's
+/// last line perhaps not). A split that starts mid-line leaves that line to the previous one.
+fn read_split(split: &FileSplit) -> std::io::Result<Vec<u8>> {
+    let mut file = BufReader::new(std::fs::File::open(&split.path)?);
+    let mut start = split.start;
+    if start > 0 {
+        file.seek(SeekFrom::Start(start - 1))?;
+        let mut skipped = Vec::new();
+        start = start - 1 + file.read_until(b'\n', &mut skipped)? as u64;
+    }
+    let mut bytes = Vec::new();
+    if start >= split.end {
+        return Ok(bytes);
+    }
+    file.by_ref().take(split.end - start).read_to_end(&mut bytes)?;
+    if bytes.last() != Some(&b'\n') {
+        file.read_until(b'\n', &mut bytes)?;
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,134 @@
+//! The C ABI between an executor and the code of a cell library.
+//!
+//! An executor never interprets a user's record type. It moves opaque *batches* (a boxed
+//! `Vec<T>` owned by cell code) between tables of `extern "C"` functions that cell libraries
+//! export, and frees every batch through the table of the library that made it. Each function
+//! catches panics inside its own library: a Rust panic must never unwind across this boundary,
+//! because every cell library carries its own copy of the standard library.
+
+use std::ffi::c_void;
+
+/// Bumped whenever a table below changes shape; executors refuse tables of another version.
+pub const ABI_VERSION: u32 = 1;
+
+/// Return value of every fallible ABI function.
+pub type Status = i32;
+pub const STATUS_OK: Status = 0;
+/// The callee failed and has reported why through the [`ErrorSink`].
+pub const STATUS_ERROR: Status = 1;
+
+/// A borrowed byte slice.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct RawBytes {
+    pub ptr: *const u8,
+    pub len: usize,
+}
+
+impl RawBytes {
+    pub fn from_slice(bytes: &[u8]) -> RawBytes {
+        RawBytes { ptr: bytes.as_ptr(), len: bytes.len() }
+    }
+
+    /// # Safety
+    /// `ptr` must point to `len` readable bytes that outlive the returned slice.
+    pub unsafe fn as_slice<'a>(self) -> &'a [u8] {
+        if self.len == 0 { &[] } else { unsafe { std::slice::from_raw_parts(self.ptr, self.len) } }
+    }
+}
+
+/// An opaque batch of records: a `Box<Vec<T>>` made by cell code.
+pub type Batch = *mut c_void;
+
+/// Where a callee writes the message of the error it returns.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ErrorSink {
+    pub ctx: *mut c_void,
+    pub set: unsafe extern "C" fn(ctx: *mut c_void, message: RawBytes),
+}
+
+/// Where a callee writes bytes it produces (an action's result, an encoded batch).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ByteSink {
+    pub ctx: *mut c_void,
+    pub write: unsafe extern "C" fn(ctx: *mut c_void, bytes: RawBytes),
+}
+
+/// Where a callee hands batches it produces; the sink takes ownership of each batch.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct BatchSink {
+    pub ctx: *mut c_void,
+    pub push: unsafe extern "C" fn(ctx: *mut c_void, batch: Batch) -> Status,
+}
+
+/// Functions over batches of one record type, from the library that produces them.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct BatchVTable {
+    /// Type name of the records (a function: type names are not constants).
+    pub type_name: unsafe extern "C" fn() -> RawBytes,
+    pub len: unsafe extern "C" fn(batch: Batch) -> usize,
+    /// Estimated bytes of memory the batch holds, for the block manager's accounting.
+    pub memory_bytes: unsafe extern "C" fn(batch: Batch) -> usize,
+    pub clone: unsafe extern "C" fn(batch: Batch) -> Batch,
+    pub drop: unsafe extern "C" fn(batch: Batch),
+    /// Serializes the batch (without consuming it).
+    pub encode: unsafe extern "C" fn(batch: Batch, out: ByteSink, err: ErrorSink) -> Status,
+    /// Deserializes what `encode` wrote, as one or more batches.
+    pub decode: unsafe extern "C" fn(bytes: RawBytes, out: BatchSink, err: ErrorSink) -> Status,
+}
+
+/// Rebuilds a closure's captured environment from its serialized bytes into `out`, which has
+/// room for `out_size` bytes and the closure's alignment.
+pub type EnvDecoder = unsafe extern "C" fn(bytes: RawBytes, out: *mut u8, out_size: usize, err: ErrorSink) -> Status;
+
+/// Arguments every operator and action is opened with.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct OpenArgs {
+    pub captures: RawBytes,
+    pub env_decoder: Option<EnvDecoder>,
+    pub params: RawBytes,
+    pub partition: u32,
+}
+
+/// A narrow transformation: batches in, batches out.
+#[repr(C)]
+pub struct OperatorVTable {
+    pub abi_version: u32,
+    pub input_type: unsafe extern "C" fn() -> RawBytes,
+    pub output: BatchVTable,
+    pub open: unsafe extern "C" fn(args: OpenArgs, state: *mut *mut c_void, err: ErrorSink) -> Status,
+    /// Takes ownership of `batch`.
+    pub push: unsafe extern "C" fn(state: *mut c_void, batch: Batch, out: BatchSink, err: ErrorSink) -> Status,
+    /// Called once after the last batch.
+    pub finish: unsafe extern "C" fn(state: *mut c_void, out: BatchSink, err: ErrorSink) -> Status,
+    /// Frees the state, whether or not `finish` ran.
+    pub close: unsafe extern "C" fn(state: *mut c_void),
+}
+
+/// Turns bytes shipped by the driver or read by the executor into the first batches of a task.
+#[repr(C)]
+pub struct SourceVTable {
+    pub abi_version: u32,
+    pub output: BatchVTable,
+    pub decode: unsafe extern "C" fn(bytes: RawBytes, out: BatchSink, err: ErrorSink) -> Status,
+}
+
+/// An action: consumes a partition's batches and produces result bytes for the cell.
+#[repr(C)]
+pub struct ActionVTable {
+    pub abi_version: u32,
+    pub input_type: unsafe extern "C" fn() -> RawBytes,
+    pub open: unsafe extern "C" fn(args: OpenArgs, state: *mut *mut c_void, err: ErrorSink) -> Status,
+    pub push: unsafe extern "C" fn(state: *mut c_void, batch: Batch, err: ErrorSink) -> Status,
+    pub finish: unsafe extern "C" fn(state: *mut c_void, out: ByteSink, err: ErrorSink) -> Status,
+    pub close: unsafe extern "C" fn(state: *mut c_void),
+}
+
+/// Every code reference in a plan points at one of these: it returns a `&'static` table
+/// (an [`OperatorVTable`], [`SourceVTable`] or [`ActionVTable`], as the plan says).
+pub type TableEntry = unsafe extern "C" fn() -> *const c_void;

@@ -1,0 +1,44 @@
+//! Messages between a cell (the thin `tessera` crate, in the evcxr child process) and the driver
+//! (in the session host), over a local socket: a little-endian `u32` length, then bincode.
+
+use crate::rdd::{LocalCodeRef, Operator, RddId, RddNode, StorageLevel};
+use serde::{Deserialize, Serialize};
+
+/// Every request carries the session's token; the driver rejects any other.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Envelope {
+    pub token: u64,
+    pub request: CellRequest,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum CellRequest {
+    /// Adds an RDD to the lineage graph.
+    Define(RddNode<LocalCodeRef>),
+    /// Adds an RDD of the lines of the files that `path` (a file, directory or glob) names.
+    TextFile { path: String, min_partitions: u32, decoder: Operator<LocalCodeRef>, name: String },
+    /// Asks for an RDD's partition count (answered with `Defined`).
+    Describe { rdd: RddId },
+    /// Sets (or with `None` clears) an RDD's storage level.
+    Persist { rdd: RddId, level: Option<StorageLevel> },
+    /// The cell running now panicked (reported by the session's panic hook, so that front ends
+    /// can tell a failed cell from a quiet one).
+    CellPanicked,
+    /// Runs an action over some (default: all) partitions; blocks until the job ends.
+    RunJob { rdd: RddId, action: CellAction, partitions: Option<Vec<u32>>, name: String },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum CellAction {
+    Count,
+    Run(Operator<LocalCodeRef>),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum CellResponse {
+    Defined { rdd: RddId, num_partitions: u32 },
+    Done,
+    /// One result per requested partition, in the order requested.
+    JobResult { results: Vec<Vec<u8>> },
+    Error(String),
+}

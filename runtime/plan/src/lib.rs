@@ -1,0 +1,13 @@
+//! Types shared by the three places an RDD lives: the cell that defines it (through the thin
+//! `tessera` crate), the driver that schedules it, and the executors that compute it.
+//!
+//! Everything here is plain data (serde) or `#[repr(C)]` ABI; it links nothing heavy, because
+//! every cell library links it.
+
+pub mod abi;
+pub mod cell_protocol;
+pub mod rdd;
+pub mod task;
+
+pub use rdd::*;
+pub use task::*;

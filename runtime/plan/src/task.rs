@@ -1,0 +1,83 @@
+//! What the driver sends an executor to run, and what comes back.
+
+use crate::rdd::{CodeRef, FileSplit, Operator, RddId, StorageLevel};
+use serde::{Deserialize, Serialize};
+
+/// Where a task's records start when no step of its pipeline is cached.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum TaskSource {
+    /// The serialized records of this partition.
+    Records { bytes: Vec<u8>, decoder: Operator<CodeRef> },
+    /// A byte range of a text file, read by the executor.
+    TextSplit { split: FileSplit, decoder: Operator<CodeRef> },
+}
+
+/// One RDD in a task's chain of narrow transformations.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PipelineStep {
+    pub rdd: RddId,
+    /// `None` for the first step, whose records come from the task's source.
+    pub op: Option<Operator<CodeRef>>,
+    /// Keep this RDD's partition in the executor's block manager.
+    pub persist: Option<StorageLevel>,
+    pub element_type: String,
+}
+
+/// What to do with the records of the last step.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum TaskAction {
+    /// Count records; the executor does it without calling user code.
+    Count,
+    /// An action operator whose result bytes go back to the cell.
+    Run(Operator<CodeRef>),
+}
+
+/// One task: compute one partition of the last step and apply the action to it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TaskSpec {
+    pub job_id: u64,
+    pub task_id: u64,
+    pub attempt: u32,
+    pub partition: u32,
+    pub source: TaskSource,
+    /// From the source RDD to the RDD the action runs on.
+    pub steps: Vec<PipelineStep>,
+    pub action: TaskAction,
+}
+
+/// How a task obtained the partition its action ran on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PartitionOrigin {
+    /// Every step was computed from the source.
+    Computed,
+    /// Read from the block manager: the cached RDD the pipeline resumed from.
+    Cached { rdd: RddId },
+}
+
+/// A block the task left in the executor's block manager.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredBlock {
+    pub rdd: RddId,
+    pub partition: u32,
+    pub bytes: u64,
+    pub level: StorageLevel,
+}
+
+/// Per-task metrics, reported with every result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskMetrics {
+    pub executor_id: String,
+    pub executor_pid: u32,
+    pub origin: PartitionOrigin,
+    pub records: u64,
+    pub run_micros: u64,
+    pub stored: Vec<StoredBlock>,
+}
+
+/// A finished task.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum TaskOutcome {
+    Success { result: Vec<u8>, metrics: TaskMetrics },
+    /// User code failed (a panic, an error it returned, a record it could not decode).
+    Failed { message: String },
+}

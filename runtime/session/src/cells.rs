@@ -1,0 +1,62 @@
+//! Scripts as cells: Rust source whose cells are separated by `// %%` lines (the percent format
+//! jupytext uses for Rust, so notebooks and scripts convert both ways).
+
+/// One cell of a script, with the line it starts on (1-based, after its marker).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cell {
+    pub code: String,
+    pub first_line: usize,
+}
+
+fn is_marker(line: &str) -> bool {
+    let t = line.trim_start();
+    t == "// %%" || t.starts_with("// %% ") || t.starts_with("// %%[")
+}
+
+/// Splits a script into cells; a script without markers is one cell. Empty cells are dropped.
+pub fn split_cells(script: &str) -> Vec<Cell> {
+    let mut cells = Vec::new();
+    let mut code = String::new();
+    let mut first_line = 1;
+    for (index, line) in script.lines().enumerate() {
+        if is_marker(line) {
+            if !code.trim().is_empty() {
+                cells.push(Cell { code: std::mem::take(&mut code), first_line });
+            }
+            code.clear();
+            first_line = index + 2;
+        } else {
+            code.push_str(line);
+            code.push('\n');
+        }
+    }
+    if !code.trim().is_empty() {
+        cells.push(Cell { code, first_line });
+    }
+    cells
+}
+
+/// Writes cells in the same format, for `:save`.
+pub fn join_cells<S: AsRef<str>>(cells: &[S]) -> String {
+    cells.iter().map(|c| format!("// %%\n{}\n", c.as_ref().trim_end())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_on_percent_markers_and_keeps_line_numbers() {
+        let cells = split_cells("let a = 1;\n// %%\nlet b = 2;\nb\n// %% [markdown]\n\n");
+        assert_eq!(cells.len(), 2);
+        assert_eq!(cells[0], Cell { code: "let a = 1;\n".into(), first_line: 1 });
+        assert_eq!(cells[1], Cell { code: "let b = 2;\nb\n".into(), first_line: 3 });
+    }
+
+    #[test]
+    fn save_then_split_round_trips() {
+        let saved = join_cells(&["let a = 1;", "a + 1"]);
+        let cells: Vec<String> = split_cells(&saved).into_iter().map(|c| c.code.trim().to_string()).collect();
+        assert_eq!(cells, vec!["let a = 1;", "a + 1"]);
+    }
+}

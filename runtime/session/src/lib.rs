@@ -1,0 +1,234 @@
+//! A Tessera session, shared by every front end (the REPL, `tessera run`, the Jupyter kernel):
+//! an evcxr context that compiles and runs cells in a child process, with `sc` bound in it, and
+//! the driver those cells talk to.
+
+mod cells;
+mod evcxr_dir;
+
+pub use cells::{Cell, join_cells, split_cells};
+pub use tessera_driver::{Driver, ExecutorRow, JobCanceller, JobInfo, JobState, MasterUrl, Progress, StorageRow, parse_master_url};
+
+use anyhow::Context as _;
+use parking_lot::Mutex;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Call first thing in `main` of any binary that hosts a session: evcxr re-runs the binary as its
+/// child process (and as a rustc wrapper), and control must go there instead.
+pub fn child_process_hook() {
+    if std::env::var_os("EVCXR_IS_RUNTIME").is_some() {
+        // A terminal Ctrl-C reaches the whole foreground process group. The session host turns
+        // it into a job cancellation; the child that holds the session's variables must live.
+        // SAFETY: setting a signal disposition before any thread starts.
+        unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    }
+    evcxr::runtime_hook();
+}
+
+/// Where a cell's output goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+pub type OutputSink = Arc<dyn Fn(Stream, &str) + Send + Sync>;
+
+pub struct SessionConfig {
+    pub master: MasterUrl,
+    pub executor_memory_mb: u64,
+    pub task_metrics_log: Option<PathBuf>,
+}
+
+/// What a successful cell produced, by MIME type (empty if it had no final expression).
+#[derive(Debug, Default)]
+pub struct CellOutput {
+    pub data: Vec<(String, String)>,
+}
+
+impl CellOutput {
+    pub fn text(&self) -> Option<&str> {
+        self.data.iter().find(|(mime, _)| mime == "text/plain").map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a cell failed: compile errors (rendered), or a panic whose message went to stderr.
+#[derive(Debug)]
+pub struct CellError {
+    pub message: String,
+}
+
+impl std::fmt::Display for CellError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+pub struct Session {
+    driver: Driver,
+    evcxr: evcxr::CommandContext,
+    sink: Arc<Mutex<OutputSink>>,
+    /// Cells that ran successfully, for `:save`.
+    history: Vec<String>,
+    _evcxr_dir: evcxr_dir::EvcxrDir,
+}
+
+/// The `tessera` crate's source, which cells depend on.
+fn api_crate_dir() -> PathBuf {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../api"));
+    dir.canonicalize().unwrap_or(dir)
+}
+
+/// The directory of this binary, where the other Tessera binaries are.
+pub fn bin_dir() -> PathBuf {
+    std::env::current_exe().ok().and_then(|p| p.parent().map(PathBuf::from)).unwrap_or_else(|| PathBuf::from("."))
+}
+
+impl Session {
+    /// Starts the driver and its executors, then evcxr with `sc` bound. `sink` receives the
+    /// output of cells as it is produced.
+    pub fn start(config: SessionConfig, sink: OutputSink) -> anyhow::Result<Session> {
+        // evcxr reads its build directory from the environment when the context is created;
+        // keeping it per user makes dependencies build once, not once per session.
+        let evcxr_dir = evcxr_dir::EvcxrDir::acquire()?;
+        // SAFETY: no other thread of this process reads the environment concurrently yet.
+        unsafe { std::env::set_var("EVCXR_TMPDIR", evcxr_dir.path()) };
+        // Cell libraries link the toolchain's libstd dynamically, and the relative run path
+        // rustc gives them does not survive evcxr moving them: tell the loader where it is.
+        if let Some(dir) = tessera_driver::toolchain_libstd().as_deref().and_then(std::path::Path::parent) {
+            let mut path = std::ffi::OsString::from(dir);
+            if let Some(existing) = std::env::var_os("LD_LIBRARY_PATH") {
+                path.push(":");
+                path.push(existing);
+            }
+            // SAFETY: as above.
+            unsafe { std::env::set_var("LD_LIBRARY_PATH", path) };
+        }
+
+        let work_dir = evcxr_dir::cache_root().join("sessions").join(std::process::id().to_string());
+        let driver = Driver::start(tessera_driver::DriverConfig {
+            master: config.master,
+            bin_dir: bin_dir(),
+            work_dir,
+            executor_memory_mb: config.executor_memory_mb,
+            task_metrics_log: config.task_metrics_log,
+        })?;
+
+        let (mut evcxr, outputs) = evcxr::CommandContext::new().map_err(|e| anyhow::anyhow!("cannot start evcxr: {e}"))?;
+        let sink = Arc::new(Mutex::new(sink));
+        forward(outputs.stdout, Stream::Stdout, sink.clone());
+        forward(outputs.stderr, Stream::Stderr, sink.clone());
+
+        let (socket, token) = driver.cell_endpoint();
+        let setup = [
+            format!(":dep tessera = {{ path = {:?} }}", api_crate_dir().display().to_string()),
+            "use tessera::prelude::*;".to_string(),
+            format!("let sc = tessera::Context::connect({socket:?}, {token});"),
+            "tessera::install_panic_hook(sc);".to_string(),
+        ];
+        for line in setup {
+            evcxr.execute(&line).map_err(|e| anyhow::anyhow!("cannot set up the session (`{line}`): {e}"))?;
+        }
+        driver
+            .wait_for_executors(driver.expected_executors(), Duration::from_secs(60))
+            .context("the session's executors did not start")?;
+        Ok(Session { driver, evcxr, sink, history: Vec::new(), _evcxr_dir: evcxr_dir })
+    }
+
+    /// Sends cell output to `sink` from now on.
+    pub fn set_sink(&self, sink: OutputSink) {
+        *self.sink.lock() = sink;
+    }
+
+    /// Compiles and runs one cell (or evcxr command such as `:dep`).
+    pub fn execute(&mut self, code: &str) -> Result<CellOutput, CellError> {
+        self.driver.take_cell_panicked();
+        let result = self.evcxr.execute(code);
+        let panicked = self.driver.take_cell_panicked();
+        match result {
+            Ok(outputs) if !panicked => {
+                if !code.trim().is_empty() {
+                    self.history.push(code.to_string());
+                }
+                let mut data: Vec<(String, String)> = outputs.content_by_mime_type.into_iter().collect();
+                data.sort();
+                Ok(CellOutput { data })
+            }
+            Ok(_) => Err(CellError { message: "the cell panicked (its message is above)".into() }),
+            Err(evcxr::Error::CompilationErrors(errors)) => Err(CellError { message: render_errors(code, &errors) }),
+            Err(e) => Err(CellError { message: e.to_string() }),
+        }
+    }
+
+    /// evcxr's child process, for a last-resort interrupt of a cell that runs no job.
+    pub fn evcxr_child(&self) -> Arc<std::sync::Mutex<std::process::Child>> {
+        self.evcxr.process_handle()
+    }
+
+    pub fn driver(&self) -> &Driver {
+        &self.driver
+    }
+
+    /// Cells that ran successfully, in order.
+    pub fn history(&self) -> &[String] {
+        &self.history
+    }
+
+    /// Completions at byte `position` of `code`: (start, end, candidates).
+    pub fn complete(&mut self, code: &str, position: usize) -> (usize, usize, Vec<String>) {
+        match self.evcxr.completions(code, position) {
+            Ok(c) => (c.start_offset, c.end_offset, c.completions.into_iter().map(|c| c.code).collect()),
+            Err(_) => (position, position, Vec::new()),
+        }
+    }
+
+    /// The type and documentation of what is at `position`, if anything.
+    pub fn inspect(&mut self, code: &str, position: usize) -> Option<String> {
+        let (ty, doc) = self.evcxr.hover_at(code, position).ok()?;
+        let text = [ty, doc].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("\n\n");
+        (!text.is_empty()).then_some(text)
+    }
+
+    /// Variables the session holds and their types.
+    pub fn variables(&self) -> Vec<(String, String)> {
+        self.evcxr.variables_and_types().map(|(n, t)| (n.to_string(), t.to_string())).collect()
+    }
+}
+
+fn forward(lines: crossbeam_channel::Receiver<String>, stream: Stream, sink: Arc<Mutex<OutputSink>>) {
+    std::thread::spawn(move || {
+        while let Ok(line) = lines.recv() {
+            let sink = sink.lock().clone();
+            sink(stream, &line);
+        }
+    });
+}
+
+/// Compile errors as rustc shows them, pointing into the cell's own code where they can.
+fn render_errors(code: &str, errors: &[evcxr::CompilationError]) -> String {
+    let mut out = String::new();
+    for error in errors {
+        let report = if error.is_from_user_code() {
+            error.build_report("cell".to_string(), code.to_string(), evcxr::Theme::Dark).and_then(|report| {
+                let mut buf = Vec::new();
+                report.write(ariadne::sources([("cell".to_string(), code.to_string())]), &mut buf).ok()?;
+                String::from_utf8(buf).ok()
+            })
+        } else {
+            None
+        };
+        match report {
+            Some(text) => out.push_str(&text),
+            None => {
+                let rendered = error.rendered();
+                out.push_str(if rendered.is_empty() { error.message() } else { rendered }.trim_end());
+                out.push('\n');
+            }
+        }
+        for help in error.help() {
+            out.push_str(&format!("help: {help}\n"));
+        }
+    }
+    out
+}
