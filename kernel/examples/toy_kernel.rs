@@ -22,7 +22,11 @@ fn main() -> anyhow::Result<()> {
         Action::Install { user, prefix } => {
             let dir = tessera_kernel::install_kernelspec(user, prefix.as_deref())
                 .context("installing the toy kernelspec")?;
-            println!("Installed kernelspec {} in {}", tessera_kernel::KERNEL_NAME, dir.display());
+            println!(
+                "Installed kernelspec {} in {}",
+                tessera_kernel::KERNEL_NAME,
+                dir.display()
+            );
         }
         Action::Run { connection_file } => {
             tessera_kernel::run_kernel(&connection_file, toy_backend::ToyBackend::new())

@@ -59,7 +59,9 @@ impl ConnectionInfo {
     /// and concrete ports.
     pub fn validate(&self) -> Result<(), ConnectionError> {
         if self.transport != "tcp" {
-            return Err(ConnectionError::UnsupportedTransport(self.transport.clone()));
+            return Err(ConnectionError::UnsupportedTransport(
+                self.transport.clone(),
+            ));
         }
         if !self.key.is_empty() && self.signature_scheme != "hmac-sha256" {
             return Err(ConnectionError::UnsupportedSignatureScheme(
@@ -155,10 +157,7 @@ mod tests {
             md5.validate(),
             Err(ConnectionError::UnsupportedSignatureScheme(_))
         ));
-        let zero = ConnectionInfo {
-            hb_port: 0,
-            ..base
-        };
+        let zero = ConnectionInfo { hb_port: 0, ..base };
         assert!(matches!(
             zero.validate(),
             Err(ConnectionError::ZeroPort("heartbeat"))

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 /// A connection file could not be read or does not describe a kernel Tessera can serve.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
-    #[error("could not read connection file {path}: {source}; check that Jupyter wrote it and the path is right")]
+    #[error(
+        "could not read connection file {path}: {source}; check that Jupyter wrote it and the path is right"
+    )]
     Read {
         path: PathBuf,
         #[source]
@@ -20,7 +22,9 @@ pub enum ConnectionError {
     },
     #[error("connection file asks for transport {0:?}; tessera-kernel supports only \"tcp\"")]
     UnsupportedTransport(String),
-    #[error("connection file asks for signature scheme {0:?}; tessera-kernel supports only \"hmac-sha256\"")]
+    #[error(
+        "connection file asks for signature scheme {0:?}; tessera-kernel supports only \"hmac-sha256\""
+    )]
     UnsupportedSignatureScheme(String),
     #[error("connection file gives port 0 for the {0} socket; give every socket a concrete port")]
     ZeroPort(&'static str),
@@ -31,9 +35,13 @@ pub enum ConnectionError {
 pub enum WireError {
     #[error("message has no <IDS|MSG> delimiter frame")]
     MissingDelimiter,
-    #[error("message has {0} frames after the <IDS|MSG> delimiter; at least 5 are needed (signature, header, parent header, metadata, content)")]
+    #[error(
+        "message has {0} frames after the <IDS|MSG> delimiter; at least 5 are needed (signature, header, parent header, metadata, content)"
+    )]
     TooFewFrames(usize),
-    #[error("message signature does not match its content (wrong key, or the message was tampered with)")]
+    #[error(
+        "message signature does not match its content (wrong key, or the message was tampered with)"
+    )]
     BadSignature,
     #[error("message {frame} frame is not valid JSON: {source}")]
     Json {
@@ -54,7 +62,9 @@ pub enum WireError {
 pub enum KernelError {
     #[error(transparent)]
     Connection(#[from] ConnectionError),
-    #[error("could not bind the {socket} socket to {endpoint}: {source}; is another kernel using that port?")]
+    #[error(
+        "could not bind the {socket} socket to {endpoint}: {source}; is another kernel using that port?"
+    )]
     Bind {
         socket: &'static str,
         endpoint: String,
@@ -74,7 +84,9 @@ pub enum KernelError {
 pub enum KernelspecError {
     #[error("give either --user or --prefix, not both")]
     UserAndPrefix,
-    #[error("cannot find the home directory for a --user install: HOME is not set; set HOME or use --prefix")]
+    #[error(
+        "cannot find the home directory for a --user install: HOME is not set; set HOME or use --prefix"
+    )]
     NoHome,
     #[error("cannot find the path of the running tessera-kernel executable: {0}")]
     CurrentExe(#[source] std::io::Error),

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::error::KernelspecError;
 
@@ -119,6 +119,9 @@ mod tests {
         let blocker = dir.path().join("file");
         std::fs::write(&blocker, "").unwrap();
         let err = write_kernelspec(&blocker.join("kernels"), Path::new("/bin/true")).unwrap_err();
-        assert!(err.to_string().contains("could not write the kernelspec"), "{err}");
+        assert!(
+            err.to_string().contains("could not write the kernelspec"),
+            "{err}"
+        );
     }
 }

@@ -18,15 +18,16 @@ pub mod backend;
 pub mod cli;
 pub mod connection;
 pub mod error;
-mod server;
 pub mod kernelspec;
+mod server;
+pub mod session_backend;
 pub mod wire;
 
 pub use backend::{
-    Completion, ExecuteError, ExecuteOutput, Interrupter, IsComplete, KernelBackend,
-    LanguageInfo, MimeBundle, OutputSink,
+    Completion, ExecuteError, ExecuteOutput, Interrupter, IsComplete, KernelBackend, LanguageInfo,
+    MimeBundle, OutputSink,
 };
 pub use connection::ConnectionInfo;
 pub use error::{ConnectionError, KernelError, KernelspecError, WireError};
-pub use kernelspec::{install_kernelspec, kernelspec_json, write_kernelspec, KERNEL_NAME};
+pub use kernelspec::{KERNEL_NAME, install_kernelspec, kernelspec_json, write_kernelspec};
 pub use server::{run_kernel, run_kernel_with_info};

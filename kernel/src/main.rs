@@ -6,22 +6,32 @@ use clap::Parser;
 use tessera_kernel::cli::{Action, Args};
 
 fn main() -> anyhow::Result<()> {
+    tessera_session::child_process_hook();
     tessera_kernel::cli::init_tracing();
     let action = Args::parse().action().unwrap_or_else(|err| err.exit());
     match action {
         Action::Install { user, prefix } => {
             let dir = tessera_kernel::install_kernelspec(user, prefix.as_deref())
                 .context("installing the Tessera kernelspec")?;
-            println!("Installed kernelspec {} in {}", tessera_kernel::KERNEL_NAME, dir.display());
+            println!(
+                "Installed kernelspec {} in {}",
+                tessera_kernel::KERNEL_NAME,
+                dir.display()
+            );
             Ok(())
         }
         Action::Run { connection_file } => {
-            // The Tessera session backend is wired in here:
-            // `tessera_kernel::run_kernel(&connection_file, backend)?`.
-            anyhow::bail!(
-                "cannot serve {}: the Tessera session backend is not wired into tessera-kernel yet",
-                connection_file.display()
-            )
+            // A kernelspec has a fixed command line: the master comes from the environment.
+            let master = std::env::var("TESSERA_MASTER").unwrap_or_else(|_| "local[*]".into());
+            let config = tessera_session::SessionConfig {
+                master: tessera_session::parse_master_url(&master)?,
+                executor_memory_mb: 1024,
+                task_metrics_log: std::env::var_os("TESSERA_TASK_METRICS").map(Into::into),
+                color: false,
+            };
+            let backend = tessera_kernel::session_backend::SessionBackend::start(config);
+            tessera_kernel::run_kernel(&connection_file, backend)?;
+            Ok(())
         }
     }
 }

@@ -2,27 +2,25 @@
 //! requests, publishes on iopub, echoes heartbeats, and drives the backend, which runs
 //! on a thread of its own and is reached through channels.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
-use zeromq::{
-    PubSocket, RepSocket, RouterSocket, Socket, SocketRecv, SocketSend, ZmqMessage,
-};
+use zeromq::{PubSocket, RepSocket, RouterSocket, Socket, SocketRecv, SocketSend, ZmqMessage};
 
 use crate::backend::{
-    Completion, ExecuteError, ExecuteOutput, Interrupter, IsComplete, KernelBackend,
-    MimeBundle, OutputSink,
+    Completion, ExecuteError, ExecuteOutput, Interrupter, IsComplete, KernelBackend, MimeBundle,
+    OutputSink,
 };
 use crate::connection::ConnectionInfo;
 use crate::error::{KernelError, WireError};
-use crate::wire::{new_id, Message, Signer, PROTOCOL_VERSION};
+use crate::wire::{Message, PROTOCOL_VERSION, Signer, new_id};
 
 /// How long a shutting-down kernel waits for queued messages to reach the wire.
 const FLUSH_GRACE: Duration = Duration::from_millis(200);
@@ -79,7 +77,9 @@ pub fn run_kernel_with_info<B: KernelBackend>(
         session,
         kernel_info,
         interrupter,
-        BackendHandle { requests: requests_tx },
+        BackendHandle {
+            requests: requests_tx,
+        },
     ));
 
     // The request channel is closed now (every handle was dropped with the tasks), so
@@ -113,12 +113,7 @@ struct Shared {
 impl Shared {
     /// Queues one iopub message whose parent is `parent`.
     fn publish(&self, parent: &Message, msg_type: &str, content: Value) {
-        publish_to(
-            &self.iopub,
-            parent_header_of(parent),
-            msg_type,
-            content,
-        );
+        publish_to(&self.iopub, parent_header_of(parent), msg_type, content);
     }
 
     fn status(&self, parent: &Message, state: &str) {
@@ -206,6 +201,7 @@ async fn serve(
         backend,
     ));
     let signal_task = tokio::spawn(interrupt_on_sigint(shared.clone()));
+    let parent_task = tokio::spawn(shutdown_when_parent_exits(shared.shutdown.clone()));
     publish_to(
         &shared.iopub,
         json!({}),
@@ -220,7 +216,13 @@ async fn serve(
         (shared.interrupter)();
     }
     drop(shared);
-    for task in [shell_task, control_task, heartbeat_task, signal_task] {
+    for task in [
+        shell_task,
+        control_task,
+        heartbeat_task,
+        signal_task,
+        parent_task,
+    ] {
         task.abort();
         let _ = task.await;
     }
@@ -232,7 +234,11 @@ async fn serve(
     Ok(())
 }
 
-async fn bind<S: Socket>(socket: &mut S, name: &'static str, endpoint: &str) -> Result<(), KernelError> {
+async fn bind<S: Socket>(
+    socket: &mut S,
+    name: &'static str,
+    endpoint: &str,
+) -> Result<(), KernelError> {
     socket
         .bind(endpoint)
         .await
@@ -254,7 +260,11 @@ fn to_zmq(frames: Vec<Vec<u8>>) -> ZmqMessage {
 }
 
 fn from_zmq(message: ZmqMessage) -> Vec<Vec<u8>> {
-    message.into_vec().into_iter().map(|frame| frame.to_vec()).collect()
+    message
+        .into_vec()
+        .into_iter()
+        .map(|frame| frame.to_vec())
+        .collect()
 }
 
 async fn iopub_loop(
@@ -276,7 +286,9 @@ async fn iopub_loop(
                     warn!(msg_type = %event.msg_type, "could not publish on iopub: {err}");
                 }
             }
-            Err(err) => error!(msg_type = %event.msg_type, "could not encode an iopub message: {err}"),
+            Err(err) => {
+                error!(msg_type = %event.msg_type, "could not encode an iopub message: {err}")
+            }
         }
     }
 }
@@ -304,6 +316,28 @@ async fn interrupt_on_sigint(shared: Arc<Shared>) {
         info!("SIGINT: interrupting the running cell");
         (shared.interrupter)();
     }
+}
+
+/// Jupyter sets `JPY_PARENT_PID` when it starts a kernel; if that process goes away
+/// (the kernel is re-parented) nobody can ever shut this kernel down, so it stops by
+/// itself, like ipykernel's parent poller.
+async fn shutdown_when_parent_exits(shutdown: mpsc::UnboundedSender<bool>) {
+    #[cfg(unix)]
+    if std::env::var_os("JPY_PARENT_PID").is_some() {
+        let parent = std::os::unix::process::parent_id();
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if std::os::unix::process::parent_id() != parent {
+                warn!(
+                    "the process that started this kernel (pid {parent}) has exited; shutting down"
+                );
+                let _ = shutdown.send(false);
+                break;
+            }
+        }
+    }
+    let _ = shutdown;
+    std::future::pending::<()>().await
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -433,7 +467,9 @@ impl RouterState {
                     warn!(channel = %self.channel, %msg_type, "could not send reply: {err}");
                 }
             }
-            Ok(_) => warn!(channel = %self.channel, %msg_type, "request had no routing identity; cannot reply"),
+            Ok(_) => {
+                warn!(channel = %self.channel, %msg_type, "request had no routing identity; cannot reply")
+            }
             Err(err) => error!(channel = %self.channel, %msg_type, "could not encode reply: {err}"),
         }
     }
@@ -453,7 +489,8 @@ impl RouterState {
             (_, "shutdown_request") => {
                 let restart = request.content["restart"].as_bool().unwrap_or(false);
                 let content = json!({ "status": "ok", "restart": restart });
-                self.reply(&request, "shutdown_reply", content.clone()).await;
+                self.reply(&request, "shutdown_reply", content.clone())
+                    .await;
                 self.shared.publish(&request, "shutdown_reply", content);
                 outcome.shutdown = Some(restart);
             }
@@ -464,7 +501,8 @@ impl RouterState {
                     .await;
             }
             (Channel::Shell, "execute_request") if abort => {
-                let content = json!({ "status": "aborted", "execution_count": self.execution_count });
+                let content =
+                    json!({ "status": "aborted", "execution_count": self.execution_count });
                 self.reply(&request, "execute_reply", content).await;
             }
             (Channel::Shell, "execute_request") => {
@@ -787,7 +825,10 @@ fn backend_loop<B: KernelBackend>(
             } => {
                 let result = catch_unwind(AssertUnwindSafe(|| backend.complete(&code, cursor_pos)))
                     .unwrap_or_else(|panic| {
-                        error!("the backend panicked while completing: {}", panic_message(&*panic));
+                        error!(
+                            "the backend panicked while completing: {}",
+                            panic_message(&*panic)
+                        );
                         Completion {
                             matches: Vec::new(),
                             cursor_start: cursor_pos,
@@ -803,7 +844,10 @@ fn backend_loop<B: KernelBackend>(
             } => {
                 let result = catch_unwind(AssertUnwindSafe(|| backend.inspect(&code, cursor_pos)))
                     .unwrap_or_else(|panic| {
-                        error!("the backend panicked while inspecting: {}", panic_message(&*panic));
+                        error!(
+                            "the backend panicked while inspecting: {}",
+                            panic_message(&*panic)
+                        );
                         None
                     });
                 let _ = reply.send(result);
@@ -811,7 +855,10 @@ fn backend_loop<B: KernelBackend>(
             BackendRequest::IsComplete { code, reply } => {
                 let result = catch_unwind(AssertUnwindSafe(|| backend.is_complete(&code)))
                     .unwrap_or_else(|panic| {
-                        error!("the backend panicked in is_complete: {}", panic_message(&*panic));
+                        error!(
+                            "the backend panicked in is_complete: {}",
+                            panic_message(&*panic)
+                        );
                         IsComplete::Unknown
                     });
                 let _ = reply.send(result);

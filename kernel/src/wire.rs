@@ -123,8 +123,9 @@ impl Message {
         let mut rest = frames.split_off(delimiter);
         let identities = frames;
         let buffers = rest.split_off(6);
-        let [_, signature, header, parent, metadata, content]: [Vec<u8>; 6] =
-            rest.try_into().expect("exactly six frames after split_off(6)");
+        let [_, signature, header, parent, metadata, content]: [Vec<u8>; 6] = rest
+            .try_into()
+            .expect("exactly six frames after split_off(6)");
         signer.verify(&[&header, &parent, &metadata, &content], &signature)?;
         Ok(Message {
             identities,
@@ -225,7 +226,7 @@ fn from_hex(text: &[u8]) -> Option<Vec<u8>> {
             _ => None,
         }
     }
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     text.chunks(2)
@@ -382,7 +383,13 @@ mod tests {
         let reply = Message::reply_to(&request, "kernel_info_reply", json!({}), "k");
         assert_eq!(reply.parent_header["subshell_id"], Value::Null);
         assert_eq!(reply.parent_header["msg_id"], "m1");
-        assert!(reply.parent_header.as_object().unwrap().contains_key("subshell_id"));
+        assert!(
+            reply
+                .parent_header
+                .as_object()
+                .unwrap()
+                .contains_key("subshell_id")
+        );
     }
 
     #[test]
@@ -418,7 +425,10 @@ mod tests {
         ];
         assert!(matches!(
             Message::from_frames(frames, &unsigned),
-            Err(WireError::Json { frame: "header", .. })
+            Err(WireError::Json {
+                frame: "header",
+                ..
+            })
         ));
     }
 

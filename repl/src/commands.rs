@@ -53,7 +53,11 @@ pub fn run(session: &mut Session, line: &str) -> Option<Next> {
         ":quit" | ":q" | ":exit" => return Some(Next::Quit),
         ":storage" => {
             let rows = session.driver().storage();
-            if rows.is_empty() { println!("No cached RDDs.") } else { println!("{}", tables::storage(&rows)) }
+            if rows.is_empty() {
+                println!("No cached RDDs.")
+            } else {
+                println!("{}", tables::storage(&rows))
+            }
         }
         ":jobs" => println!("{}", tables::jobs(&session.driver().jobs())),
         ":executors" => println!("{}", tables::executors(&session.driver().executors())),
@@ -65,15 +69,20 @@ pub fn run(session: &mut Session, line: &str) -> Option<Next> {
             }
             None => println!("This session runs locally ({}), without a master.", "local"),
         },
-        ":save" if !argument.is_empty() => match std::fs::write(argument, join_cells(session.history())) {
-            Ok(()) => println!("Saved {} cells to {argument}.", session.history().len()),
-            Err(e) => eprintln!("cannot write {argument}: {e}"),
-        },
+        ":save" if !argument.is_empty() => {
+            match std::fs::write(argument, join_cells(session.history())) {
+                Ok(()) => println!("Saved {} cells to {argument}.", session.history().len()),
+                Err(e) => eprintln!("cannot write {argument}: {e}"),
+            }
+        }
         ":load" if !argument.is_empty() => match std::fs::read_to_string(argument) {
             Ok(script) => {
                 for cell in split_cells(&script) {
                     if !crate::interactive::execute(session, &cell.code) {
-                        eprintln!("stopped at the cell on line {} of {argument}", cell.first_line);
+                        eprintln!(
+                            "stopped at the cell on line {} of {argument}",
+                            cell.first_line
+                        );
                         break;
                     }
                 }
@@ -89,14 +98,18 @@ pub fn run(session: &mut Session, line: &str) -> Option<Next> {
 /// `tessera cluster status`.
 pub fn cluster_status(master: &MasterUrl) -> anyhow::Result<ExitCode> {
     let MasterUrl::Tessera { address } = master else {
-        anyhow::bail!("`tessera cluster status` needs a running master: pass --master tessera://HOST:PORT");
+        anyhow::bail!(
+            "`tessera cluster status` needs a running master: pass --master tessera://HOST:PORT"
+        );
     };
     print_cluster_status(address)?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn print_cluster_status(address: &str) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let status = runtime.block_on(tessera_framework::cluster_status(address))?;
     let res = |r: &tessera_framework::Resources| format!("{} cpus, {} MiB", r.cpus, r.mem_mb);
     println!(
@@ -104,14 +117,28 @@ fn print_cluster_status(address: &str) -> anyhow::Result<()> {
         tables::table(
             &["agent", "host", "address", "total", "allocated", "offered"],
             status.agents.iter().map(|a| {
-                vec![a.id.clone(), a.hostname.clone(), a.address.clone(), res(&a.total), res(&a.allocated), res(&a.offered)]
+                vec![
+                    a.id.clone(),
+                    a.hostname.clone(),
+                    a.address.clone(),
+                    res(&a.total),
+                    res(&a.allocated),
+                    res(&a.offered),
+                ]
             })
         )
     );
     println!(
         "Frameworks\n{}",
         tables::table(
-            &["framework", "name", "allocated", "offered", "dominant share", "connected"],
+            &[
+                "framework",
+                "name",
+                "allocated",
+                "offered",
+                "dominant share",
+                "connected"
+            ],
             status.frameworks.iter().map(|f| {
                 vec![
                     f.id.clone(),
@@ -128,7 +155,12 @@ fn print_cluster_status(address: &str) -> anyhow::Result<()> {
         "Offers\n{}",
         tables::table(
             &["offer", "framework", "agent", "resources"],
-            status.offers.iter().map(|(f, o)| vec![o.id.clone(), f.clone(), o.agent_id.clone(), res(&o.resources)])
+            status.offers.iter().map(|(f, o)| vec![
+                o.id.clone(),
+                f.clone(),
+                o.agent_id.clone(),
+                res(&o.resources)
+            ])
         )
     );
     println!(
@@ -136,7 +168,13 @@ fn print_cluster_status(address: &str) -> anyhow::Result<()> {
         tables::table(
             &["executor", "framework", "agent", "state", "resources"],
             status.executors.iter().map(|e| {
-                vec![e.executor_id.clone(), e.framework_id.clone(), e.agent_id.clone(), e.state.to_string(), res(&e.resources)]
+                vec![
+                    e.executor_id.clone(),
+                    e.framework_id.clone(),
+                    e.agent_id.clone(),
+                    e.state.to_string(),
+                    res(&e.resources),
+                ]
             })
         )
     );

@@ -5,9 +5,9 @@ use crate::progress;
 use parking_lot::Mutex;
 use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
-use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Editor, Helper};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -18,13 +18,18 @@ const PROMPT: &str = "tessera> ";
 
 pub fn run(config: SessionConfig) -> anyhow::Result<ExitCode> {
     eprintln!("Starting a Tessera session on {} ...", config.master);
-    let session = Arc::new(Mutex::new(Session::start(config, commands::print_output())?));
+    let session = Arc::new(Mutex::new(Session::start(
+        config,
+        commands::print_output(),
+    )?));
     let _progress = progress::show(&session.lock());
     install_interrupt_handler(&session.lock());
     eprintln!("Ready. `sc` is your Context; :help lists commands.");
 
     let mut editor: Editor<ReplHelper, rustyline::history::DefaultHistory> = Editor::new()?;
-    editor.set_helper(Some(ReplHelper { session: session.clone() }));
+    editor.set_helper(Some(ReplHelper {
+        session: session.clone(),
+    }));
     let history = history_file();
     let _ = editor.load_history(&history);
     loop {
@@ -59,7 +64,16 @@ pub fn run(config: SessionConfig) -> anyhow::Result<ExitCode> {
 
 fn commands_handled(line: &str) -> bool {
     let command = line.split_whitespace().next().unwrap_or("");
-    [":help", ":storage", ":jobs", ":executors", ":cluster", ":save", ":load"].contains(&command)
+    [
+        ":help",
+        ":storage",
+        ":jobs",
+        ":executors",
+        ":cluster",
+        ":save",
+        ":load",
+    ]
+    .contains(&command)
 }
 
 /// Runs one cell and prints its result or error; returns whether it succeeded.
@@ -104,7 +118,9 @@ fn install_interrupt_handler(session: &Session) {
             let _ = child.lock().map(|mut c| c.kill());
             *last = None;
         } else {
-            eprintln!("\nNo job is running. Press Ctrl-C again within 2 s to stop the cell (its variables will be lost).");
+            eprintln!(
+                "\nNo job is running. Press Ctrl-C again within 2 s to stop the cell (its variables will be lost)."
+            );
             *last = Some(Instant::now());
         }
     });
@@ -123,8 +139,15 @@ impl Hinter for ReplHelper {
 impl Completer for ReplHelper {
     type Candidate = String;
 
-    fn complete(&self, line: &str, pos: usize, _: &rustyline::Context<'_>) -> rustyline::Result<(usize, Vec<String>)> {
-        let Some(mut session) = self.session.try_lock() else { return Ok((pos, Vec::new())) };
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        let Some(mut session) = self.session.try_lock() else {
+            return Ok((pos, Vec::new()));
+        };
         let (start, _, candidates) = session.complete(line, pos);
         Ok((start, candidates))
     }
@@ -132,41 +155,10 @@ impl Completer for ReplHelper {
 
 impl Validator for ReplHelper {
     fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
-        Ok(if is_incomplete(ctx.input()) { ValidationResult::Incomplete } else { ValidationResult::Valid(None) })
-    }
-}
-
-/// Whether `code` has unclosed brackets or strings, so the REPL should read another line.
-pub fn is_incomplete(code: &str) -> bool {
-    let mut depth = 0i32;
-    let mut chars = code.chars().peekable();
-    let mut in_string = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if in_string => {
-                chars.next();
-            }
-            '"' => in_string = !in_string,
-            '/' if !in_string && chars.peek() == Some(&'/') => {
-                while chars.next_if(|&c| c != '\n').is_some() {}
-            }
-            '(' | '[' | '{' if !in_string => depth += 1,
-            ')' | ']' | '}' if !in_string => depth -= 1,
-            _ => {}
-        }
-    }
-    in_string || depth > 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_incomplete;
-
-    #[test]
-    fn open_brackets_and_strings_continue_the_input() {
-        assert!(is_incomplete("let f = |x| {"));
-        assert!(is_incomplete("let s = \"abc"));
-        assert!(!is_incomplete("let v = vec![1, 2]; // {"));
-        assert!(!is_incomplete("println!(\"{}\", \"}\")"));
+        Ok(if tessera_session::is_incomplete(ctx.input()) {
+            ValidationResult::Incomplete
+        } else {
+            ValidationResult::Valid(None)
+        })
     }
 }

@@ -31,7 +31,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Replays a saved script (cells separated by `// %%` lines), printing each result.
-    Run { script: PathBuf },
+    Run {
+        script: PathBuf,
+        /// Run every cell even after one fails (still exit non-zero).
+        #[arg(long)]
+        keep_going: bool,
+    },
     /// Shows a cluster's agents, frameworks, offers and allocations.
     Cluster {
         #[command(subcommand)]
@@ -52,18 +57,25 @@ fn main() -> ExitCode {
     tessera_session::child_process_hook();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .init();
     let cli = Cli::parse();
     let config = SessionConfig {
         master: cli.master.clone(),
         executor_memory_mb: cli.executor_memory_mb,
         task_metrics_log: cli.task_metrics.clone(),
+        color: std::io::IsTerminal::is_terminal(&std::io::stderr())
+            && std::env::var_os("NO_COLOR").is_none(),
     };
     let result = match cli.command {
         None => interactive::run(config),
-        Some(Command::Run { script }) => script::run(config, &script),
-        Some(Command::Cluster { what: ClusterCommand::Status }) => commands::cluster_status(&cli.master),
+        Some(Command::Run { script, keep_going }) => script::run(config, &script, keep_going),
+        Some(Command::Cluster {
+            what: ClusterCommand::Status,
+        }) => commands::cluster_status(&cli.master),
     };
     match result {
         Ok(code) => code,

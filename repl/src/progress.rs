@@ -39,8 +39,22 @@ pub fn show(session: &Session) -> Option<std::thread::JoinHandle<()>> {
                     drawn = false;
                 }
             } else if since.elapsed() >= SHOW_AFTER || event.tasks_done > 0 && drawn {
-                let filled = if event.tasks_total == 0 { WIDTH } else { WIDTH * event.tasks_done / event.tasks_total };
-                let bar: String = (0..WIDTH).map(|i| if i < filled { '=' } else if i == filled { '>' } else { ' ' }).collect();
+                let filled = if event.tasks_total == 0 {
+                    WIDTH
+                } else {
+                    WIDTH * event.tasks_done / event.tasks_total
+                };
+                let bar: String = (0..WIDTH)
+                    .map(|i| {
+                        if i < filled {
+                            '='
+                        } else if i == filled {
+                            '>'
+                        } else {
+                            ' '
+                        }
+                    })
+                    .collect();
                 let _ = write!(
                     err,
                     "\r\x1b[2K[Job {}: {} [{bar}] {}/{}]",

@@ -6,11 +6,12 @@ use std::path::Path;
 use std::process::ExitCode;
 use tessera_session::{Session, SessionConfig, split_cells};
 
-pub fn run(config: SessionConfig, script: &Path) -> anyhow::Result<ExitCode> {
+pub fn run(config: SessionConfig, script: &Path, keep_going: bool) -> anyhow::Result<ExitCode> {
     let source = std::fs::read_to_string(script)
         .map_err(|e| anyhow::anyhow!("cannot read script {}: {e}", script.display()))?;
     let mut session = Session::start(config, commands::print_output())?;
     let _progress = progress::show(&session);
+    let mut failed = false;
     for (index, cell) in split_cells(&source).iter().enumerate() {
         match session.execute(&cell.code) {
             Ok(output) => {
@@ -26,9 +27,16 @@ pub fn run(config: SessionConfig, script: &Path) -> anyhow::Result<ExitCode> {
                     script.display(),
                     e.message.trim_end()
                 );
-                return Ok(ExitCode::FAILURE);
+                failed = true;
+                if !keep_going {
+                    break;
+                }
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -5,7 +5,9 @@ use tessera_session::{ExecutorRow, JobInfo, JobState, StorageRow};
 
 pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Table {
     let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_header(header.to_vec());
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_header(header.to_vec());
     for row in rows {
         table.add_row(row);
     }
@@ -20,12 +22,24 @@ pub fn bytes(n: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 pub fn storage(rows: &[StorageRow]) -> Table {
     table(
-        &["RDD", "name", "records", "level", "cached partitions", "in memory", "executors"],
+        &[
+            "RDD",
+            "name",
+            "records",
+            "level",
+            "cached partitions",
+            "in memory",
+            "executors",
+        ],
         rows.iter().map(|r| {
             vec![
                 r.rdd.to_string(),
@@ -34,7 +48,11 @@ pub fn storage(rows: &[StorageRow]) -> Table {
                 r.level.to_string(),
                 format!("{}/{}", r.cached_partitions, r.partitions),
                 bytes(r.bytes),
-                r.executors.iter().map(|(id, parts, b)| format!("{id}: {parts} ({})", bytes(*b))).collect::<Vec<_>>().join(", "),
+                r.executors
+                    .iter()
+                    .map(|(id, parts, b)| format!("{id}: {parts} ({})", bytes(*b)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ]
         }),
     )
@@ -66,7 +84,14 @@ pub fn executors(rows: &[ExecutorRow]) -> Table {
     table(
         &["executor", "address", "host", "pid", "cores", "memory"],
         rows.iter().map(|e| {
-            vec![e.id.clone(), e.address.clone(), e.host.clone(), e.pid.to_string(), e.cores.to_string(), bytes(e.memory_bytes)]
+            vec![
+                e.id.clone(),
+                e.address.clone(),
+                e.host.clone(),
+                e.pid.to_string(),
+                e.cores.to_string(),
+                bytes(e.memory_bytes),
+            ]
         }),
     )
 }

@@ -1,1 +1,124 @@
-//! placeholder
+//! Helpers for end-to-end tests: find the built binaries, run scripts through `tessera run`,
+//! and read the task metrics it logs.
+//!
+//! The binaries must be built first (`cargo build --workspace --bins`); the tests start them as
+//! real processes on 127.0.0.1.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Directory of the workspace's binaries (next to the test executable's `deps/`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>")
+        .to_path_buf()
+}
+
+/// Path of binary `name`, or a panic that says how to build it.
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` before the tests",
+        path.display()
+    );
+    path
+}
+
+/// A scratch directory removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("tessera-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What `tessera run` did.
+pub struct RunOutput {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+    pub tasks: Vec<TaskLine>,
+}
+
+impl RunOutput {
+    /// Lines of stdout, trimmed.
+    pub fn lines(&self) -> Vec<&str> {
+        self.stdout
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+
+    /// Tasks of job `job`.
+    pub fn job(&self, job: u64) -> Vec<&TaskLine> {
+        self.tasks.iter().filter(|t| t.job == job).collect()
+    }
+}
+
+/// One line of the task metrics log.
+#[derive(Debug, Clone)]
+pub struct TaskLine {
+    pub job: u64,
+    pub partition: u64,
+    pub executor: String,
+    pub pid: u64,
+    pub origin: String,
+}
+
+/// Runs `tessera run SCRIPT` with `args` in `dir` and collects its output and task metrics.
+pub fn tessera_run(dir: &Path, script: &str, master: &str, extra: &[&str]) -> RunOutput {
+    let script_path = dir.join("script.rs");
+    std::fs::write(&script_path, script).unwrap();
+    let metrics = dir.join("tasks.jsonl");
+    let _ = std::fs::remove_file(&metrics);
+    let output = Command::new(bin("tessera"))
+        .current_dir(dir)
+        .args(["--master", master, "--task-metrics"])
+        .arg(&metrics)
+        .arg("run")
+        .arg(&script_path)
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("tessera runs");
+    let tasks = std::fs::read_to_string(&metrics)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).expect("metrics lines are JSON");
+            TaskLine {
+                job: v["job"].as_u64().unwrap(),
+                partition: v["partition"].as_u64().unwrap(),
+                executor: v["executor"].as_str().unwrap().to_string(),
+                pid: v["pid"].as_u64().unwrap(),
+                origin: v["origin"].as_str().unwrap().to_string(),
+            }
+        })
+        .collect();
+    RunOutput {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        tasks,
+    }
+}

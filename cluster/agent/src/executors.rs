@@ -7,7 +7,7 @@
 //! `WORK_DIR/frameworks/<framework>/executors/<executor>/`, with stdout and
 //! stderr in files `stdout` and `stderr` there.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -51,10 +51,21 @@ struct Running {
     kill_reason: Option<String>,
 }
 
+#[derive(Default)]
+struct EarlyKills {
+    /// Executors killed before they were launched here.
+    executors: HashSet<(String, String)>,
+    /// Frameworks shut down here; their late launches are refused.
+    frameworks: HashSet<String>,
+}
+
 /// The executors running on this agent.
 pub struct Executors {
     work_dir: PathBuf,
     running: Mutex<HashMap<(String, String), Running>>,
+    /// Kills and shutdowns that arrived before the launch they concern (the
+    /// master sends them on separate connections). Locked after `running`.
+    early: Mutex<EarlyKills>,
     updates: UnboundedSender<StatusUpdate>,
 }
 
@@ -166,8 +177,13 @@ impl Executors {
         Arc::new(Executors {
             work_dir,
             running: Mutex::new(HashMap::new()),
+            early: Mutex::new(EarlyKills::default()),
             updates,
         })
+    }
+
+    fn early(&self) -> std::sync::MutexGuard<'_, EarlyKills> {
+        self.early.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Running>> {
@@ -216,6 +232,22 @@ impl Executors {
                 framework_id: spec.framework_id,
                 executor_id: spec.executor_id,
             });
+        }
+        {
+            let mut early = self.early();
+            let reason = if early.frameworks.contains(&spec.framework_id) {
+                Some("its framework was shut down before it could start")
+            } else if early.executors.remove(&key) {
+                Some("killed at the framework's request before it started")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                let (agent, fid, eid) = (&spec.agent_id, &spec.framework_id, &spec.executor_id);
+                tracing::info!(framework_id = %fid, executor_id = %eid, reason, "launch skipped");
+                self.report(agent, fid, eid, ExecutorState::Killed, reason.to_string());
+                return Ok(());
+            }
         }
         let sandbox = self.sandbox(&spec.framework_id, &spec.executor_id);
         std::fs::create_dir_all(&sandbox).map_err(|source| LaunchError::Sandbox {
@@ -334,6 +366,11 @@ impl Executors {
         let pid = {
             let mut running = self.lock();
             let Some(entry) = running.get_mut(&key) else {
+                // Its launch may still be on the way (it never ran here if it
+                // has no sandbox yet).
+                if !self.sandbox(framework_id, executor_id).exists() {
+                    self.early().executors.insert(key);
+                }
                 return false;
             };
             entry.kill_reason.get_or_insert_with(|| reason.to_string());
@@ -358,12 +395,15 @@ impl Executors {
 
     /// Kills every executor of the framework; returns how many.
     pub fn kill_framework(self: &Arc<Self>, framework_id: &str, reason: &str) -> usize {
-        let ids: Vec<String> = self
-            .lock()
-            .keys()
-            .filter(|(f, _)| f == framework_id)
-            .map(|(_, e)| e.clone())
-            .collect();
+        let ids: Vec<String> = {
+            let running = self.lock();
+            self.early().frameworks.insert(framework_id.to_string());
+            running
+                .keys()
+                .filter(|(f, _)| f == framework_id)
+                .map(|(_, e)| e.clone())
+                .collect()
+        };
         ids.iter()
             .filter(|e| self.kill(framework_id, e, reason))
             .count()
@@ -385,5 +425,181 @@ impl Executors {
     /// How many executors are running.
     pub fn count(&self) -> usize {
         self.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+    fn setup() -> (
+        tempfile::TempDir,
+        Arc<Executors>,
+        UnboundedReceiver<StatusUpdate>,
+    ) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (tx, rx) = unbounded_channel();
+        let executors = Executors::new(dir.path().to_path_buf(), tx);
+        (dir, executors, rx)
+    }
+
+    fn spec(executor_id: &str, script: &str) -> LaunchSpec {
+        LaunchSpec {
+            agent_id: "S0".into(),
+            framework_id: "F0".into(),
+            executor_id: executor_id.into(),
+            command: Some(CommandInfo {
+                program: "/bin/sh".into(),
+                args: vec!["-c".into(), script.into()],
+                env: [("GREETING".to_string(), "hi".to_string())].into(),
+            }),
+            cpus: 1.0,
+            mem_mb: 64,
+        }
+    }
+
+    /// Collects updates until `executor` reaches a terminal state.
+    async fn run_to_end(
+        rx: &mut UnboundedReceiver<StatusUpdate>,
+        executor: &str,
+    ) -> Vec<(ExecutorState, String)> {
+        let mut out = Vec::new();
+        loop {
+            let u = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .expect("status update in time")
+                .expect("channel open");
+            if u.executor_id != executor {
+                continue;
+            }
+            let state = ExecutorState::try_from(u.state).unwrap();
+            let end = matches!(
+                state,
+                ExecutorState::Finished
+                    | ExecutorState::Failed
+                    | ExecutorState::Killed
+                    | ExecutorState::Lost
+            );
+            out.push((state, u.message));
+            if end {
+                return out;
+            }
+        }
+    }
+
+    fn states(updates: &[(ExecutorState, String)]) -> Vec<ExecutorState> {
+        updates.iter().map(|(s, _)| *s).collect()
+    }
+
+    #[tokio::test]
+    async fn runs_in_its_sandbox_and_finishes() {
+        let (_dir, ex, mut rx) = setup();
+        ex.launch(spec("ok", "echo $GREETING $TESSERA_EXECUTOR_ID > out; pwd"))
+            .unwrap();
+        let updates = run_to_end(&mut rx, "ok").await;
+        use ExecutorState::*;
+        assert_eq!(states(&updates), [Starting, Running, Finished]);
+        let sandbox = ex.sandbox("F0", "ok");
+        assert_eq!(
+            std::fs::read_to_string(sandbox.join("out")).unwrap(),
+            "hi ok\n"
+        );
+        let pwd = std::fs::read_to_string(sandbox.join("stdout")).unwrap();
+        assert_eq!(pwd.trim(), sandbox.display().to_string());
+    }
+
+    #[tokio::test]
+    async fn non_zero_exit_fails_with_status_and_stderr() {
+        let (_dir, ex, mut rx) = setup();
+        ex.launch(spec("bad", "echo first >&2; echo oops >&2; exit 3"))
+            .unwrap();
+        let updates = run_to_end(&mut rx, "bad").await;
+        let (state, message) = updates.last().unwrap();
+        assert_eq!(*state, ExecutorState::Failed);
+        assert!(message.contains("exited with status 3"), "{message}");
+        assert!(message.contains("first\noops"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn killed_executor_and_its_children_are_gone() {
+        let (_dir, ex, mut rx) = setup();
+        ex.launch(spec("k", "sleep 30 & echo $! > child; wait"))
+            .unwrap();
+        let child_file = ex.sandbox("F0", "k").join("child");
+        let mut child = None;
+        for _ in 0..200 {
+            if let Ok(t) = std::fs::read_to_string(&child_file)
+                && let Ok(pid) = t.trim().parse::<i32>()
+            {
+                child = Some(pid);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let child = child.expect("the script wrote its child's pid");
+        assert!(ex.kill("F0", "k", "test kill"));
+        let updates = run_to_end(&mut rx, "k").await;
+        assert_eq!(
+            updates.last().unwrap(),
+            &(ExecutorState::Killed, "test kill".to_string())
+        );
+        // The background child was in the same process group.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let alive = std::fs::read_to_string(format!("/proc/{child}/stat"))
+            .map(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(false);
+        assert!(!alive, "the executor's child survived the kill");
+        assert_eq!(ex.count(), 0);
+    }
+
+    #[tokio::test]
+    async fn kills_and_shutdowns_that_overtake_the_launch_win() {
+        let (_dir, ex, mut rx) = setup();
+        assert!(!ex.kill("F0", "early", "test kill"));
+        ex.launch(spec("early", "sleep 30")).unwrap();
+        let updates = run_to_end(&mut rx, "early").await;
+        assert_eq!(states(&updates), [ExecutorState::Killed]);
+        // The early kill is used up: launching the id again works.
+        ex.launch(spec("early", "exit 0")).unwrap();
+        assert_eq!(
+            run_to_end(&mut rx, "early").await.last().unwrap().0,
+            ExecutorState::Finished
+        );
+
+        assert_eq!(ex.kill_framework("F0", "shutdown"), 0);
+        ex.launch(spec("late", "sleep 30")).unwrap();
+        assert_eq!(
+            states(&run_to_end(&mut rx, "late").await),
+            [ExecutorState::Killed]
+        );
+        assert_eq!(ex.count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_fails_and_bad_ids_are_refused() {
+        let (_dir, ex, mut rx) = setup();
+        let mut s = spec("missing", "");
+        s.command.as_mut().unwrap().program = "/nonexistent/program".into();
+        ex.launch(s).unwrap();
+        let updates = run_to_end(&mut rx, "missing").await;
+        assert_eq!(updates.last().unwrap().0, ExecutorState::Failed);
+        assert!(
+            updates
+                .last()
+                .unwrap()
+                .1
+                .contains("cannot start `/nonexistent/program`")
+        );
+        for bad in ["", ".", "..", "a/b"] {
+            let err = ex.launch(spec(bad, "true")).unwrap_err();
+            assert!(matches!(err, LaunchError::BadId { .. }), "{err}");
+        }
     }
 }

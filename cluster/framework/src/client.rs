@@ -225,6 +225,14 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 fn status_error(master: &str, action: &'static str, status: tonic::Status) -> FrameworkError {
     match status.code() {
         tonic::Code::Unavailable => unreachable(master, describe_status(&status)),
+        // A broken connection (e.g. the master died) surfaces as Unknown with
+        // the transport error as its source.
+        tonic::Code::Unknown
+            if std::error::Error::source(&status).is_some()
+                || status.message().starts_with("transport error") =>
+        {
+            unreachable(master, describe_status(&status))
+        }
         _ => FrameworkError::Rejected {
             master: master.to_string(),
             action,

@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use std::os::unix::process::CommandExt;
+use std::sync::{OnceLock, mpsc};
 
 use crate::{FrameworkError, cluster_status};
 
@@ -83,22 +84,73 @@ fn log_tail(path: &Path) -> String {
     }
 }
 
+type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
+
+/// Forks the daemons from one thread that lives as long as the process: the
+/// parent-death signal fires when the *thread* that forked a child exits, so
+/// forking from a short-lived thread (e.g. tokio's blocking pool) would kill
+/// the daemons early.
+fn spawn_from_long_lived_thread(command: Command) -> std::io::Result<Child> {
+    static SPAWNER: OnceLock<std::io::Result<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("tessera-local-cluster-spawner".into())
+            .spawn(move || {
+                for (mut command, reply) in rx {
+                    let _ = reply.send(command.spawn());
+                }
+            })
+            .map(|_| tx)
+    });
+    let spawner = spawner.as_ref().map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot start the spawner thread: {e}"))
+    })?;
+    let (reply_tx, reply_rx) = mpsc::channel();
+    let gone = || std::io::Error::other("the local cluster's spawner thread is gone");
+    spawner.send((command, reply_tx)).map_err(|_| gone())?;
+    reply_rx.recv().map_err(|_| gone())?
+}
+
 fn spawn_daemon(program: &Path, args: &[String], log: &Path) -> Result<Child, LocalClusterError> {
     let spawn_err = |source| LocalClusterError::Spawn {
         program: program.to_path_buf(),
         source,
     };
     let log_file = File::create(log).map_err(spawn_err)?;
-    Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log_file)
         // Own process group: a Ctrl-C in the terminal does not reach it; Drop
         // stops it.
-        .process_group(0)
-        .spawn()
-        .map_err(spawn_err)
+        .process_group(0);
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: runs in the forked child before exec; prctl, getppid and _exit
+    // are async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            // If this process dies without dropping the LocalCluster, the
+            // daemons get SIGTERM (agents then kill their executors).
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGTERM as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    spawn_from_long_lived_thread(command).map_err(spawn_err)
 }
 
 /// Whether the child has exited (and how), without blocking.

@@ -20,19 +20,23 @@ pub mod agent {
 /// Describes a failed call for a person: the status message plus the chain of
 /// underlying causes (e.g. "connection refused"), which tonic keeps apart.
 pub fn describe_status(status: &tonic::Status) -> String {
-    let mut text = status.message().to_string();
+    let mut parts: Vec<String> = Vec::new();
+    let mut push = |text: String| {
+        // tonic's wrapper adds nothing a person needs.
+        if !text.is_empty() && text != "transport error" && !parts.iter().any(|p| p.contains(&text))
+        {
+            parts.push(text);
+        }
+    };
+    push(status.message().to_string());
     let mut source = std::error::Error::source(status);
     while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        // tonic's wrapper adds nothing a person needs.
-        if cause_text != "transport error" && !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
+        push(cause.to_string());
         source = cause.source();
     }
-    if text.is_empty() {
-        text = format!("{:?}", status.code());
+    if parts.is_empty() {
+        format!("{:?}", status.code())
+    } else {
+        parts.join(": ")
     }
-    text
 }

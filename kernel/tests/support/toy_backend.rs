@@ -11,17 +11,23 @@
 //! * `html("…")`: a `text/html` display.
 //! * `sleep(MS)`, `wait` (until interrupted), `panic`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tessera_kernel::{
-    Completion, ExecuteError, ExecuteOutput, Interrupter, IsComplete, KernelBackend,
-    LanguageInfo, MimeBundle, OutputSink,
+    Completion, ExecuteError, ExecuteOutput, Interrupter, IsComplete, KernelBackend, LanguageInfo,
+    MimeBundle, OutputSink,
 };
 
 const WORDS: &[&str] = &[
-    "eprintln!", "html", "panic", "println!", "progress", "sleep", "wait",
+    "eprintln!",
+    "html",
+    "panic",
+    "println!",
+    "progress",
+    "sleep",
+    "wait",
 ];
 
 #[derive(Default)]
@@ -54,7 +60,11 @@ impl KernelBackend for ToyBackend {
             } else if let Some(text) = macro_arg(statement, "eprintln!") {
                 sink.stderr(&format!("{text}\n"));
             } else if let Some(html) = macro_arg(statement, "html") {
-                sink.display(MimeBundle::plain(html.clone()).with("text/html", html), None, false);
+                sink.display(
+                    MimeBundle::plain(html.clone()).with("text/html", html),
+                    None,
+                    false,
+                );
             } else if let Some(n) = call_arg(statement, "progress") {
                 self.displays += 1;
                 let id = format!("progress-{}", self.displays);
@@ -169,13 +179,27 @@ fn split_statements(code: &str) -> Vec<String> {
 
 /// `name("text")` or `name!("text")` → `text`.
 fn macro_arg(statement: &str, name: &str) -> Option<String> {
-    let inner = statement.strip_prefix(name)?.trim().strip_prefix('(')?.strip_suffix(')')?;
-    Some(inner.trim().strip_prefix('"')?.strip_suffix('"')?.to_owned())
+    let inner = statement
+        .strip_prefix(name)?
+        .trim()
+        .strip_prefix('(')?
+        .strip_suffix(')')?;
+    Some(
+        inner
+            .trim()
+            .strip_prefix('"')?
+            .strip_suffix('"')?
+            .to_owned(),
+    )
 }
 
 /// `name(123)` → 123.
 fn call_arg(statement: &str, name: &str) -> Option<i64> {
-    let inner = statement.strip_prefix(name)?.trim().strip_prefix('(')?.strip_suffix(')')?;
+    let inner = statement
+        .strip_prefix(name)?
+        .trim()
+        .strip_prefix('(')?
+        .strip_suffix(')')?;
     inner.trim().parse().ok()
 }
 
@@ -185,7 +209,10 @@ fn eval(expression: &str) -> Result<i64, ExecuteError> {
     let mut pos = 0;
     let value = sum(&tokens, &mut pos)?;
     if pos != tokens.len() {
-        return Err(ExecuteError::new("SyntaxError", format!("cannot parse `{expression}`")));
+        return Err(ExecuteError::new(
+            "SyntaxError",
+            format!("cannot parse `{expression}`"),
+        ));
     }
     Ok(value)
 }
@@ -218,17 +245,18 @@ fn tokenize(expression: &str) -> Result<Vec<Token>, ExecuteError> {
                 name.push(c);
                 chars.next();
             }
-            let mut error = ExecuteError::new(
-                "E0425",
-                format!("cannot find value `{name}` in this scope"),
-            );
+            let mut error =
+                ExecuteError::new("E0425", format!("cannot find value `{name}` in this scope"));
             error.traceback = vec![
                 format!("error[E0425]: cannot find value `{name}` in this scope"),
                 format!("  not found in this scope: {name}"),
             ];
             return Err(error);
         } else {
-            return Err(ExecuteError::new("SyntaxError", format!("unexpected `{c}`")));
+            return Err(ExecuteError::new(
+                "SyntaxError",
+                format!("unexpected `{c}`"),
+            ));
         }
     }
     Ok(tokens)

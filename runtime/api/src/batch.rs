@@ -3,7 +3,9 @@
 use crate::Data;
 use crate::ship::report;
 use std::mem::size_of;
-use tessera_plan::abi::{Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, RawBytes, STATUS_ERROR, STATUS_OK, Status};
+use tessera_plan::abi::{
+    Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, RawBytes, STATUS_ERROR, STATUS_OK, Status,
+};
 
 /// Records per batch: large enough to amortize a call per batch, small enough to stay in cache.
 pub(crate) const BATCH_RECORDS: usize = 4096;
@@ -37,7 +39,10 @@ pub(crate) struct BatchOut<T> {
 
 impl<T> BatchOut<T> {
     pub fn new(sink: BatchSink) -> Self {
-        BatchOut { sink, buffer: Vec::new() }
+        BatchOut {
+            sink,
+            buffer: Vec::new(),
+        }
     }
 
     pub fn push(&mut self, record: T) -> Result<(), Stop> {
@@ -45,7 +50,11 @@ impl<T> BatchOut<T> {
             self.buffer.reserve_exact(BATCH_RECORDS);
         }
         self.buffer.push(record);
-        if self.buffer.len() >= BATCH_RECORDS { self.flush() } else { Ok(()) }
+        if self.buffer.len() >= BATCH_RECORDS {
+            self.flush()
+        } else {
+            Ok(())
+        }
     }
 
     /// Hands on a whole batch, after what is buffered.
@@ -68,7 +77,11 @@ impl<T> BatchOut<T> {
         }
         // SAFETY: the sink takes ownership of the batch.
         let status = unsafe { (self.sink.push)(self.sink.ctx, into_batch(records)) };
-        if status == STATUS_OK { Ok(()) } else { Err(Stop::Downstream) }
+        if status == STATUS_OK {
+            Ok(())
+        } else {
+            Err(Stop::Downstream)
+        }
     }
 }
 
@@ -82,7 +95,10 @@ pub(crate) fn guarded(err: ErrorSink, body: impl FnOnce() -> Result<(), Stop>) -
             STATUS_ERROR
         }
         Err(payload) => {
-            report(err, &format!("closure panicked: {}", panic_message(payload.as_ref())));
+            report(
+                err,
+                &format!("closure panicked: {}", panic_message(payload.as_ref())),
+            );
             STATUS_ERROR
         }
     }
@@ -136,7 +152,10 @@ impl<T: Data> Batches<T> {
         }
         // Estimate owned heap memory from a sample's serialized size.
         let sample = records.len().min(64);
-        let sampled: u64 = records[..sample].iter().map(|r| bincode::serialized_size(r).unwrap_or(0)).sum();
+        let sampled: u64 = records[..sample]
+            .iter()
+            .map(|r| bincode::serialized_size(r).unwrap_or(0))
+            .sum();
         inline + (sampled as usize * records.len()) / sample
     }
 
@@ -150,8 +169,12 @@ impl<T: Data> Batches<T> {
 
     unsafe extern "C" fn encode(batch: Batch, out: ByteSink, err: ErrorSink) -> Status {
         guarded(err, || {
-            let bytes = bincode::serialize(unsafe { Self::records(batch) })
-                .map_err(|e| Stop::Failed(format!("cannot serialize records of type {}: {e}", std::any::type_name::<T>())))?;
+            let bytes = bincode::serialize(unsafe { Self::records(batch) }).map_err(|e| {
+                Stop::Failed(format!(
+                    "cannot serialize records of type {}: {e}",
+                    std::any::type_name::<T>()
+                ))
+            })?;
             write_bytes(out, &bytes);
             Ok(())
         })
@@ -159,8 +182,13 @@ impl<T: Data> Batches<T> {
 
     unsafe extern "C" fn decode(bytes: RawBytes, out: BatchSink, err: ErrorSink) -> Status {
         guarded(err, || {
-            let records: Vec<T> = bincode::deserialize(unsafe { bytes.as_slice() })
-                .map_err(|e| Stop::Failed(format!("cannot decode records of type {}: {e}", std::any::type_name::<T>())))?;
+            let records: Vec<T> =
+                bincode::deserialize(unsafe { bytes.as_slice() }).map_err(|e| {
+                    Stop::Failed(format!(
+                        "cannot decode records of type {}: {e}",
+                        std::any::type_name::<T>()
+                    ))
+                })?;
             let mut out = BatchOut::new(out);
             for chunk in chunked(records) {
                 out.push_batch(chunk)?;

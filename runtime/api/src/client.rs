@@ -17,10 +17,17 @@ pub(crate) struct Endpoint {
 
 impl Endpoint {
     pub fn new(name: &str, token: u64) -> Endpoint {
-        assert!(name.len() <= 64, "driver socket name is longer than 64 bytes");
+        assert!(
+            name.len() <= 64,
+            "driver socket name is longer than 64 bytes"
+        );
         let mut stored = [0u8; 64];
         stored[..name.len()].copy_from_slice(name.as_bytes());
-        Endpoint { name: stored, name_len: name.len() as u8, token }
+        Endpoint {
+            name: stored,
+            name_len: name.len() as u8,
+            token,
+        }
     }
 
     fn name(&self) -> &[u8] {
@@ -37,9 +44,14 @@ impl Endpoint {
         };
         let addr = SocketAddr::from_abstract_name(self.name()).map_err(unreachable)?;
         let mut stream = UnixStream::connect_addr(&addr).map_err(unreachable)?;
-        let body = bincode::serialize(&Envelope { token: self.token, request })
-            .map_err(|e| Error::new(format!("cannot encode a request to the driver: {e}")))?;
-        stream.write_all(&(body.len() as u32).to_le_bytes()).map_err(unreachable)?;
+        let body = bincode::serialize(&Envelope {
+            token: self.token,
+            request,
+        })
+        .map_err(|e| Error::new(format!("cannot encode a request to the driver: {e}")))?;
+        stream
+            .write_all(&(body.len() as u32).to_le_bytes())
+            .map_err(unreachable)?;
         stream.write_all(&body).map_err(unreachable)?;
         let mut len = [0u8; 4];
         stream.read_exact(&mut len).map_err(unreachable)?;

@@ -25,7 +25,9 @@ impl Context {
     /// Connects to the driver listening on the abstract socket `socket_name`. Sessions do this
     /// for you and bind the result to `sc`.
     pub fn connect(socket_name: &str, token: u64) -> Context {
-        Context { endpoint: Endpoint::new(socket_name, token) }
+        Context {
+            endpoint: Endpoint::new(socket_name, token),
+        }
     }
 
     pub(crate) fn call(&self, request: CellRequest) -> Result<CellResponse, Error> {
@@ -52,13 +54,17 @@ impl Context {
         let partitions = (0..n)
             .map(|i| {
                 let (start, end) = (i * len / n, (i + 1) * len / n);
-                bincode::serialize(&data[start..end])
-                    .unwrap_or_else(|e| Error::new(format!("cannot serialize the collection: {e}")).raise())
+                bincode::serialize(&data[start..end]).unwrap_or_else(|e| {
+                    Error::new(format!("cannot serialize the collection: {e}")).raise()
+                })
             })
             .collect();
         let decoder = source_operator::<T>(RecordsSource::<T>::entry).unwrap_or_else(|e| e.raise());
         self.define(RddNode {
-            kind: RddKind::Parallelize { partitions, decoder },
+            kind: RddKind::Parallelize {
+                partitions,
+                decoder,
+            },
             num_partitions: n as u32,
             element_type: std::any::type_name::<T>().to_string(),
             name: "parallelize".to_string(),

@@ -12,7 +12,9 @@ pub struct Error {
 
 impl Error {
     pub(crate) fn new(message: impl Into<String>) -> Error {
-        Error { message: message.into() }
+        Error {
+            message: message.into(),
+        }
     }
 
     pub fn message(&self) -> &str {
@@ -33,17 +35,19 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// Prints a raised [`Error`] as `Error: message`, without the location of the panic inside this
-/// crate, which would only distract; any other panic is printed as usual. Either way the
-/// session hears that the cell failed. Sessions install it for you.
+/// Tells the session that the running cell failed, and why: a raised [`Error`] is reported by
+/// the session (without the location of the panic inside this crate, which would only
+/// distract); any other panic is also printed as usual. Sessions install it for you.
 pub fn install_panic_hook(sc: crate::Context) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if let Some(error) = info.payload().downcast_ref::<Error>() {
-            eprintln!("Error: {error}");
-        } else {
-            previous(info);
-        }
-        let _ = sc.call(tessera_plan::cell_protocol::CellRequest::CellPanicked);
+        let message = match info.payload().downcast_ref::<Error>() {
+            Some(error) => error.to_string(),
+            None => {
+                previous(info);
+                crate::batch::panic_message(info.payload())
+            }
+        };
+        let _ = sc.call(tessera_plan::cell_protocol::CellRequest::CellPanicked { message });
     }));
 }

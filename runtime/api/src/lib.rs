@@ -6,15 +6,16 @@
 //!
 //! Closures run on executors: their compiled code is shipped as part of the cell's library, and
 //! whatever they capture must be serializable. A closure that captures nothing can be passed as
-//! it is; one that captures values is written with [`capture!`]:
+//! it is; one that captures values lists them with [`capture!`]:
 //!
 //! ```ignore
 //! let stop = vec!["the".to_string(), "a".to_string()];
 //! let words = lines.flat_map(|l: String| l.split(' ').map(String::from).collect::<Vec<_>>());
-//! let kept = words.filter(capture!(move |w: &String| !stop.contains(w)));
+//! let kept = words.filter(capture!([stop] move |w: &String| !stop.contains(w)));
 //! ```
 
 mod batch;
+mod capture;
 mod client;
 mod code_ref;
 mod context;
@@ -27,12 +28,14 @@ pub use context::Context;
 pub use error::{Error, install_panic_hook};
 pub use rdd::Rdd;
 pub use ship::Capturable;
-pub use tessera_macros::capture;
 pub use tessera_plan::StorageLevel;
 
 /// Records an RDD can hold: serializable (to cross the network and the disk), shareable between
 /// an executor's task threads, and clonable (a cached partition is read without being consumed).
-pub trait Data: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static {}
+pub trait Data:
+    Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static
+{
+}
 impl<T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static> Data for T {}
 
 /// `use tessera::prelude::*;` brings what a session needs.
@@ -46,5 +49,5 @@ pub use serde;
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::ship::{Bind, BindByRef, BindByValue, Env};
+    pub use crate::ship::{Bind, BindByRef, BindByValue, Env, must_be_capturable};
 }

@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 use std::ffi::c_void;
 use std::marker::PhantomData;
 use tessera_plan::abi::{
-    ABI_VERSION, ActionVTable, Batch, BatchSink, ByteSink, ErrorSink, OpenArgs, OperatorVTable, RawBytes, SourceVTable,
-    Status,
+    ABI_VERSION, ActionVTable, Batch, BatchSink, ByteSink, ErrorSink, OpenArgs, OperatorVTable,
+    RawBytes, SourceVTable, Status,
 };
 
 /// A narrow transformation of one partition.
@@ -71,7 +71,12 @@ impl<X: Transform> OperatorTable<X> {
         status
     }
 
-    unsafe extern "C" fn push(state: *mut c_void, batch: Batch, out: BatchSink, err: ErrorSink) -> Status {
+    unsafe extern "C" fn push(
+        state: *mut c_void,
+        batch: Batch,
+        out: BatchSink,
+        err: ErrorSink,
+    ) -> Status {
         let op = unsafe { &mut *(state as *mut X) };
         let records = unsafe { from_batch::<X::In>(batch) };
         guarded(err, || {
@@ -149,8 +154,11 @@ impl<X: Action> ActionTable<X> {
 pub(crate) struct RecordsSource<T>(PhantomData<T>);
 
 impl<T: Data> RecordsSource<T> {
-    const VTABLE: SourceVTable =
-        SourceVTable { abi_version: ABI_VERSION, output: Batches::<T>::VTABLE, decode: Batches::<T>::VTABLE.decode };
+    const VTABLE: SourceVTable = SourceVTable {
+        abi_version: ABI_VERSION,
+        output: Batches::<T>::VTABLE,
+        decode: Batches::<T>::VTABLE.decode,
+    };
 
     pub unsafe extern "C" fn entry() -> *const c_void {
         &Self::VTABLE as *const SourceVTable as *const c_void
@@ -161,8 +169,11 @@ impl<T: Data> RecordsSource<T> {
 pub(crate) struct TextSource;
 
 impl TextSource {
-    const VTABLE: SourceVTable =
-        SourceVTable { abi_version: ABI_VERSION, output: Batches::<String>::VTABLE, decode: Self::decode };
+    const VTABLE: SourceVTable = SourceVTable {
+        abi_version: ABI_VERSION,
+        output: Batches::<String>::VTABLE,
+        decode: Self::decode,
+    };
 
     pub unsafe extern "C" fn entry() -> *const c_void {
         &Self::VTABLE as *const SourceVTable as *const c_void
@@ -228,8 +239,8 @@ impl<T: Data, F: Fn(&T) -> bool + Send + Sync + 'static> Transform for Filter<T,
 }
 
 pub(crate) struct FlatMap<T, U, I, F>(F, PhantomData<fn(T) -> (U, I)>);
-impl<T: Data, U: Data, I: IntoIterator<Item = U> + 'static, F: Fn(T) -> I + Send + Sync + 'static> Transform
-    for FlatMap<T, U, I, F>
+impl<T: Data, U: Data, I: IntoIterator<Item = U> + 'static, F: Fn(T) -> I + Send + Sync + 'static>
+    Transform for FlatMap<T, U, I, F>
 {
     type In = T;
     type Out = U;
@@ -253,7 +264,8 @@ pub(crate) struct MapPartitions<T, U, I, F> {
     input: Vec<T>,
     _types: PhantomData<fn() -> (U, I)>,
 }
-impl<T: Data, U: Data, I: IntoIterator<Item = U> + 'static, F> Transform for MapPartitions<T, U, I, F>
+impl<T: Data, U: Data, I: IntoIterator<Item = U> + 'static, F> Transform
+    for MapPartitions<T, U, I, F>
 where
     F: Fn(std::vec::IntoIter<T>) -> I + Send + Sync + 'static,
 {
@@ -261,7 +273,11 @@ where
     type Out = U;
     type Func = F;
     fn open(func: F, _: u32) -> Self {
-        MapPartitions { func, input: Vec::new(), _types: PhantomData }
+        MapPartitions {
+            func,
+            input: Vec::new(),
+            _types: PhantomData,
+        }
     }
     fn push(&mut self, mut batch: Vec<T>, _: &mut BatchOut<U>) -> Result<(), Stop> {
         self.input.append(&mut batch);
@@ -301,7 +317,10 @@ impl<T: Data> Action for Take<T> {
     type Func = ();
     fn open(_: (), params: &[u8]) -> Result<Self, String> {
         let limit: u64 = decode_params(params)?;
-        Ok(Take { limit: limit as usize, taken: Vec::new() })
+        Ok(Take {
+            limit: limit as usize,
+            taken: Vec::new(),
+        })
     }
     fn push(&mut self, batch: Vec<T>) -> Result<(), Stop> {
         let room = self.limit - self.taken.len();
@@ -349,7 +368,10 @@ impl<T: Data, F: Fn(T, T) -> T + Send + Sync + 'static> Action for Fold<T, F> {
         Ok(Fold(func, Some(decode_params(params)?)))
     }
     fn push(&mut self, batch: Vec<T>) -> Result<(), Stop> {
-        let mut acc = self.1.take().expect("fold state is present between batches");
+        let mut acc = self
+            .1
+            .take()
+            .expect("fold state is present between batches");
         for record in batch {
             acc = (self.0)(acc, record);
         }
@@ -357,6 +379,9 @@ impl<T: Data, F: Fn(T, T) -> T + Send + Sync + 'static> Action for Fold<T, F> {
         Ok(())
     }
     fn finish(&mut self) -> Result<Vec<u8>, Stop> {
-        encode("fold", &self.1.take().expect("fold state is present at the end"))
+        encode(
+            "fold",
+            &self.1.take().expect("fold state is present at the end"),
+        )
     }
 }

@@ -4,7 +4,10 @@ use crate::Data;
 use crate::code_ref::locate;
 use crate::context::Context;
 use crate::error::Error;
-use crate::ops::{Action, ActionTable, Collect, Filter, FlatMap, Fold, Map, MapPartitions, OperatorTable, Reduce, Take, Transform};
+use crate::ops::{
+    Action, ActionTable, Collect, Filter, FlatMap, Fold, Map, MapPartitions, OperatorTable, Reduce,
+    Take, Transform,
+};
 use crate::ship::ship;
 use serde::de::DeserializeOwned;
 use std::ffi::c_void;
@@ -77,12 +80,18 @@ fn transform_operator<X: Transform>(func: &X::Func) -> Result<Operator<LocalCode
 }
 
 fn encode_params<P: serde::Serialize>(params: &P) -> Vec<u8> {
-    bincode::serialize(params).unwrap_or_else(|e| Error::new(format!("cannot serialize an action's argument: {e}")).raise())
+    bincode::serialize(params).unwrap_or_else(|e| {
+        Error::new(format!("cannot serialize an action's argument: {e}")).raise()
+    })
 }
 
 impl<T> Rdd<T> {
     pub(crate) fn new(ctx: Context, id: RddId) -> Rdd<T> {
-        Rdd { ctx, id, _records: PhantomData }
+        Rdd {
+            ctx,
+            id,
+            _records: PhantomData,
+        }
     }
 
     /// This RDD's id within the session, as `:storage` and `:jobs` show it.
@@ -95,7 +104,10 @@ impl<T: Data> Rdd<T> {
     fn narrow<X: Transform<In = T>>(&self, func: X::Func, name: &str) -> Rdd<X::Out> {
         let op = transform_operator::<X>(&func).unwrap_or_else(|e| e.raise());
         self.ctx.define(RddNode {
-            kind: RddKind::Narrow { parent: self.id, op },
+            kind: RddKind::Narrow {
+                parent: self.id,
+                op,
+            },
             num_partitions: 0, // the driver takes the parent's
             element_type: std::any::type_name::<X::Out>().to_string(),
             name: name.to_string(),
@@ -113,7 +125,11 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Applies `f` to every record and flattens what it returns.
-    pub fn flat_map<U: Data, I: IntoIterator<Item = U> + 'static, F: Fn(T) -> I + Send + Sync + 'static>(
+    pub fn flat_map<
+        U: Data,
+        I: IntoIterator<Item = U> + 'static,
+        F: Fn(T) -> I + Send + Sync + 'static,
+    >(
         &self,
         f: F,
     ) -> Rdd<U> {
@@ -148,14 +164,27 @@ impl<T: Data> Rdd<T> {
     }
 
     fn set_storage(&self, level: Option<StorageLevel>) {
-        if let Err(e) = self.ctx.call(CellRequest::Persist { rdd: self.id, level }) {
+        if let Err(e) = self.ctx.call(CellRequest::Persist {
+            rdd: self.id,
+            level,
+        }) {
             e.raise()
         }
     }
 
     /// Runs a job and returns one result per partition (all, or those given).
-    fn run_job(&self, name: &str, action: CellAction, partitions: Option<Vec<u32>>) -> Vec<Vec<u8>> {
-        let request = CellRequest::RunJob { rdd: self.id, action, partitions, name: name.to_string() };
+    fn run_job(
+        &self,
+        name: &str,
+        action: CellAction,
+        partitions: Option<Vec<u32>>,
+    ) -> Vec<Vec<u8>> {
+        let request = CellRequest::RunJob {
+            rdd: self.id,
+            action,
+            partitions,
+            name: name.to_string(),
+        };
         match self.ctx.call(request) {
             Ok(CellResponse::JobResult { results }) => results,
             Ok(other) => Error::new(format!("unexpected reply from the driver: {other:?}")).raise(),
@@ -170,13 +199,20 @@ impl<T: Data> Rdd<T> {
         params: Vec<u8>,
         partitions: Option<Vec<u32>>,
     ) -> Vec<R> {
-        let op = operator(ActionTable::<X>::entry, func, params, std::any::type_name::<T>(), std::any::type_name::<R>())
-            .unwrap_or_else(|e| e.raise());
+        let op = operator(
+            ActionTable::<X>::entry,
+            func,
+            params,
+            std::any::type_name::<T>(),
+            std::any::type_name::<R>(),
+        )
+        .unwrap_or_else(|e| e.raise());
         self.run_job(name, CellAction::Run(op), partitions)
             .iter()
             .map(|bytes| {
-                bincode::deserialize(bytes)
-                    .unwrap_or_else(|e| Error::new(format!("cannot decode a task's result: {e}")).raise())
+                bincode::deserialize(bytes).unwrap_or_else(|e| {
+                    Error::new(format!("cannot decode a task's result: {e}")).raise()
+                })
             })
             .collect()
     }
@@ -191,7 +227,10 @@ impl<T: Data> Rdd<T> {
 
     /// All records, in partition order, brought into the cell.
     pub fn collect(&self) -> Vec<T> {
-        self.run_action::<Collect<T>, Vec<T>>("collect", &(), Vec::new(), None).into_iter().flatten().collect()
+        self.run_action::<Collect<T>, Vec<T>>("collect", &(), Vec::new(), None)
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// The first `n` records. Like Spark, it scans one partition first, then more at a time,
@@ -205,7 +244,12 @@ impl<T: Data> Rdd<T> {
             let partitions: Vec<u32> = (next..total.min(next + batch)).collect();
             next += partitions.len() as u32;
             let wanted = (n - taken.len()) as u64;
-            for part in self.run_action::<Take<T>, Vec<T>>("take", &(), encode_params(&wanted), Some(partitions)) {
+            for part in self.run_action::<Take<T>, Vec<T>>(
+                "take",
+                &(),
+                encode_params(&wanted),
+                Some(partitions),
+            ) {
                 taken.extend(part);
             }
             batch = batch.saturating_mul(4);

@@ -25,6 +25,9 @@ use tessera_plan::abi::{EnvDecoder, ErrorSink, RawBytes, STATUS_ERROR, STATUS_OK
 pub trait Capturable: Serialize + DeserializeOwned + Send + Sync + 'static {}
 impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Capturable for T {}
 
+/// Checked for every variable `capture!` lists, so that the error points at the variable.
+pub fn must_be_capturable<T: Capturable>(_: &T) {}
+
 /// Marks an [`EnvHeader`]: 128 random bits that no other closure's bytes start with.
 const ENV_MAGIC: [u64; 2] = [0x7465_7373_6572_6121, 0x9e37_79b9_7f4a_7c15];
 
@@ -67,13 +70,21 @@ impl<C: Capturable> Env<C> {
         bincode::serialize(&env.value).map_err(|e| e.to_string())
     }
 
-    unsafe extern "C" fn decode_into(bytes: RawBytes, out: *mut u8, out_size: usize, err: ErrorSink) -> Status {
+    unsafe extern "C" fn decode_into(
+        bytes: RawBytes,
+        out: *mut u8,
+        out_size: usize,
+        err: ErrorSink,
+    ) -> Status {
         if out_size != size_of::<Env<C>>() {
-            report(err, &format!(
-                "captured environment has size {} but the closure has size {out_size}; \
+            report(
+                err,
+                &format!(
+                    "captured environment has size {} but the closure has size {out_size}; \
                  the cell library and the plan disagree (was the cell recompiled?)",
-                size_of::<Env<C>>()
-            ));
+                    size_of::<Env<C>>()
+                ),
+            );
             return STATUS_ERROR;
         }
         let decoded = std::panic::catch_unwind(|| {
@@ -112,7 +123,10 @@ pub(crate) struct ShippedClosure {
 /// Describes closure `f` for shipping, or explains why it cannot be shipped.
 pub(crate) fn ship<F: Send + Sync + 'static>(f: &F) -> Result<ShippedClosure, Error> {
     if size_of::<F>() == 0 {
-        return Ok(ShippedClosure { env_decoder: None, captures: Vec::new() });
+        return Ok(ShippedClosure {
+            env_decoder: None,
+            captures: Vec::new(),
+        });
     }
     if size_of::<F>() >= size_of::<EnvHeader>() {
         // SAFETY: reading the first bytes of `f` as a header candidate. A `capture!` closure
@@ -121,16 +135,22 @@ pub(crate) fn ship<F: Send + Sync + 'static>(f: &F) -> Result<ShippedClosure, Er
         let header = unsafe { std::ptr::read_unaligned(f as *const F as *const EnvHeader) };
         if header.magic == ENV_MAGIC && header.size == size_of::<F>() {
             // SAFETY: `f` is an `Env<C>` whose `encode` is this header's.
-            let captures = unsafe { (header.encode)(f as *const F as *const u8) }
-                .map_err(|e| Error::new(format!("cannot serialize the values a closure captured: {e}")))?;
+            let captures = unsafe { (header.encode)(f as *const F as *const u8) }.map_err(|e| {
+                Error::new(format!(
+                    "cannot serialize the values a closure captured: {e}"
+                ))
+            })?;
             let env_decoder = locate(header.decode_into as *const c_void)?;
-            return Ok(ShippedClosure { env_decoder: Some(env_decoder), captures });
+            return Ok(ShippedClosure {
+                env_decoder: Some(env_decoder),
+                captures,
+            });
         }
     }
     Err(Error::new(format!(
         "a closure passed to an RDD captures variables ({} bytes) that Tessera cannot send to \
-         executors. Write it as `capture!(move |..| ..)` so its captured variables are \
-         serialized, or list them explicitly: `capture!([a, b] move |..| ..)`",
+         executors: list them with `capture!([a, b] move |..| ..)` so they are serialized, or \
+         capture only what `capture!` lists",
         size_of::<F>()
     )))
 }
@@ -139,18 +159,32 @@ pub(crate) fn ship<F: Send + Sync + 'static>(f: &F) -> Result<ShippedClosure, Er
 ///
 /// # Safety
 /// `captures` and `env_decoder` must be what [`ship`] produced for a closure of type `F`.
-pub(crate) unsafe fn rebuild<F>(captures: &[u8], env_decoder: Option<EnvDecoder>, err: ErrorSink) -> Option<F> {
+pub(crate) unsafe fn rebuild<F>(
+    captures: &[u8],
+    env_decoder: Option<EnvDecoder>,
+    err: ErrorSink,
+) -> Option<F> {
     if size_of::<F>() == 0 {
         // SAFETY: a zero-sized closure has no bytes to initialize.
         return Some(unsafe { MaybeUninit::<F>::uninit().assume_init() });
     }
     let Some(decode) = env_decoder else {
-        report(err, "the plan has no captured environment for a closure that needs one");
+        report(
+            err,
+            "the plan has no captured environment for a closure that needs one",
+        );
         return None;
     };
     let mut slot = MaybeUninit::<F>::uninit();
     // SAFETY: `slot` has the closure's size and alignment; decode checks the size.
-    let status = unsafe { decode(RawBytes::from_slice(captures), slot.as_mut_ptr() as *mut u8, size_of::<F>(), err) };
+    let status = unsafe {
+        decode(
+            RawBytes::from_slice(captures),
+            slot.as_mut_ptr() as *mut u8,
+            size_of::<F>(),
+            err,
+        )
+    };
     // SAFETY: on success the decoder wrote a whole `Env`, which is the whole closure.
     (status == STATUS_OK).then(|| unsafe { slot.assume_init() })
 }

@@ -16,7 +16,10 @@ pub struct ArtifactStore {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl ArtifactStore {
@@ -26,7 +29,8 @@ impl ArtifactStore {
         if let Some(hash) = self.by_path.lock().get(&key) {
             return Ok(hash.clone());
         }
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read compiled code at {}: {e}", path.display()))?;
+        let bytes = std::fs::read(path)
+            .map_err(|e| format!("cannot read compiled code at {}: {e}", path.display()))?;
         if !bytes.starts_with(b"\x7fELF") {
             return Err(format!(
                 "{} is not a shared library: closures that run on executors must be compiled into one \
@@ -42,7 +46,10 @@ impl ArtifactStore {
 
     pub fn resolve(&self, code: LocalCodeRef) -> Result<CodeRef, String> {
         let library = self.add_file(Path::new(&code.library_path))?;
-        Ok(CodeRef { library, offset: code.offset })
+        Ok(CodeRef {
+            library,
+            offset: code.offset,
+        })
     }
 
     pub fn get(&self, hash: &str) -> Option<Arc<Vec<u8>>> {
@@ -54,11 +61,23 @@ impl ArtifactStore {
 /// `-C prefer-dynamic`).
 pub fn toolchain_libstd() -> Option<std::path::PathBuf> {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let output = std::process::Command::new(rustc).args(["--print", "sysroot"]).output().ok()?;
+    let output = std::process::Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()?;
     let sysroot = String::from_utf8(output.stdout).ok()?;
     let target = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
-    let lib = Path::new(sysroot.trim()).join("lib/rustlib").join(target).join("lib");
-    std::fs::read_dir(&lib).ok()?.flatten().map(|e| e.path()).find(|p| {
-        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libstd-") && n.ends_with(".so"))
-    })
+    let lib = Path::new(sysroot.trim())
+        .join("lib/rustlib")
+        .join(target)
+        .join("lib");
+    std::fs::read_dir(&lib)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libstd-") && n.ends_with(".so"))
+        })
 }

@@ -20,13 +20,20 @@ impl BlockMap {
     pub fn record(&self, executor: &str, stored: &[StoredBlock]) {
         let mut blocks = self.blocks.lock();
         for block in stored {
-            blocks.entry((block.rdd, block.partition)).or_default().insert(executor.to_string(), block.bytes);
+            blocks
+                .entry((block.rdd, block.partition))
+                .or_default()
+                .insert(executor.to_string(), block.bytes);
         }
     }
 
     /// Executors holding `(rdd, partition)`.
     pub fn locations(&self, rdd: RddId, partition: u32) -> Vec<String> {
-        self.blocks.lock().get(&(rdd, partition)).map(|m| m.keys().cloned().collect()).unwrap_or_default()
+        self.blocks
+            .lock()
+            .get(&(rdd, partition))
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn forget_rdd(&self, rdd: RddId) {
@@ -47,7 +54,10 @@ impl BlockMap {
         for ((id, _), holders) in self.blocks.lock().iter() {
             if *id == rdd {
                 for (executor, bytes) in holders {
-                    let share = shares.entry(executor.clone()).or_insert(CachedShare { partitions: 0, bytes: 0 });
+                    let share = shares.entry(executor.clone()).or_insert(CachedShare {
+                        partitions: 0,
+                        bytes: 0,
+                    });
                     share.partitions += 1;
                     share.bytes += bytes;
                 }
@@ -57,6 +67,11 @@ impl BlockMap {
     }
 
     pub fn cached_partitions(&self, rdd: RddId) -> BTreeSet<u32> {
-        self.blocks.lock().keys().filter(|(id, _)| *id == rdd).map(|(_, p)| *p).collect()
+        self.blocks
+            .lock()
+            .keys()
+            .filter(|(id, _)| *id == rdd)
+            .map(|(_, p)| *p)
+            .collect()
     }
 }

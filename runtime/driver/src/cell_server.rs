@@ -19,7 +19,9 @@ pub fn bind(name: &str) -> std::io::Result<UnixListener> {
 pub async fn serve(listener: UnixListener, state: Arc<DriverState>) {
     let uid = unsafe { libc::getuid() };
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         if stream.peer_cred().map(|c| c.uid()).ok() != Some(uid) {
             tracing::warn!("refused a cell connection from another user");
             continue;
@@ -38,9 +40,9 @@ async fn handle(mut stream: UnixStream, state: Arc<DriverState>) -> std::io::Res
     let mut body = vec![0u8; len as usize];
     stream.read_exact(&mut body).await?;
     let response = match bincode::deserialize::<Envelope>(&body) {
-        Ok(envelope) if envelope.token == state.token => {
-            respond(&state, envelope.request).await.unwrap_or_else(CellResponse::Error)
-        }
+        Ok(envelope) if envelope.token == state.token => respond(&state, envelope.request)
+            .await
+            .unwrap_or_else(CellResponse::Error),
         Ok(_) => CellResponse::Error("this cell's session token is not the driver's".into()),
         Err(e) => CellResponse::Error(format!("cannot decode the cell's request: {e}")),
     };
@@ -53,37 +55,65 @@ async fn respond(state: &Arc<DriverState>, request: CellRequest) -> Result<CellR
     match request {
         CellRequest::Define(node) => {
             let kind = match node.kind {
-                RddKind::Parallelize { partitions, decoder } => {
-                    RddKind::Parallelize { partitions, decoder: decoder.try_map(|c| state.artifacts.resolve(c))? }
-                }
-                RddKind::TextFile { splits, decoder } => {
-                    RddKind::TextFile { splits, decoder: decoder.try_map(|c| state.artifacts.resolve(c))? }
-                }
-                RddKind::Narrow { parent, op } => RddKind::Narrow { parent, op: op.try_map(|c| state.artifacts.resolve(c))? },
+                RddKind::Parallelize {
+                    partitions,
+                    decoder,
+                } => RddKind::Parallelize {
+                    partitions,
+                    decoder: decoder.try_map(|c| state.artifacts.resolve(c))?,
+                },
+                RddKind::TextFile { splits, decoder } => RddKind::TextFile {
+                    splits,
+                    decoder: decoder.try_map(|c| state.artifacts.resolve(c))?,
+                },
+                RddKind::Narrow { parent, op } => RddKind::Narrow {
+                    parent,
+                    op: op.try_map(|c| state.artifacts.resolve(c))?,
+                },
             };
-            let node = RddNode { kind, num_partitions: node.num_partitions, element_type: node.element_type, name: node.name };
+            let node = RddNode {
+                kind,
+                num_partitions: node.num_partitions,
+                element_type: node.element_type,
+                name: node.name,
+            };
             let (rdd, num_partitions) = state.lineage.define(node)?;
-            Ok(CellResponse::Defined { rdd, num_partitions })
+            Ok(CellResponse::Defined {
+                rdd,
+                num_partitions,
+            })
         }
-        CellRequest::TextFile { path, min_partitions, decoder, name } => {
+        CellRequest::TextFile {
+            path,
+            min_partitions,
+            decoder,
+            name,
+        } => {
             let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
             let splits = text_splits::splits(&path, min_partitions, &cwd)?;
             let node = RddNode {
                 num_partitions: splits.len() as u32,
-                kind: RddKind::TextFile { splits, decoder: decoder.try_map(|c| state.artifacts.resolve(c))? },
+                kind: RddKind::TextFile {
+                    splits,
+                    decoder: decoder.try_map(|c| state.artifacts.resolve(c))?,
+                },
                 element_type: "alloc::string::String".into(),
                 name,
             };
             let (rdd, num_partitions) = state.lineage.define(node)?;
-            Ok(CellResponse::Defined { rdd, num_partitions })
+            Ok(CellResponse::Defined {
+                rdd,
+                num_partitions,
+            })
         }
-        CellRequest::CellPanicked => {
-            state.cell_panicked.store(true, std::sync::atomic::Ordering::SeqCst);
+        CellRequest::CellPanicked { message } => {
+            *state.cell_panic.lock() = Some(message);
             Ok(CellResponse::Done)
         }
-        CellRequest::Describe { rdd } => {
-            Ok(CellResponse::Defined { rdd, num_partitions: state.lineage.num_partitions(rdd)? })
-        }
+        CellRequest::Describe { rdd } => Ok(CellResponse::Defined {
+            rdd,
+            num_partitions: state.lineage.num_partitions(rdd)?,
+        }),
         CellRequest::Persist { rdd, level } => {
             state.lineage.set_persist(rdd, level)?;
             if level.is_none() {
@@ -91,13 +121,22 @@ async fn respond(state: &Arc<DriverState>, request: CellRequest) -> Result<CellR
             }
             Ok(CellResponse::Done)
         }
-        CellRequest::RunJob { rdd, action, partitions, name } => {
+        CellRequest::RunJob {
+            rdd,
+            action,
+            partitions,
+            name,
+        } => {
             let action = match action {
                 CellAction::Count => TaskAction::Count,
                 CellAction::Run(op) => TaskAction::Run(op.try_map(|c| state.artifacts.resolve(c))?),
             };
-            let description = format!("{name} on rdd {rdd} ({})", state.lineage.with(rdd, |e| e.node.name.clone())?);
-            let results = scheduler::run_job(state.clone(), rdd, action, partitions, description).await?;
+            let description = format!(
+                "{name} on rdd {rdd} ({})",
+                state.lineage.with(rdd, |e| e.node.name.clone())?
+            );
+            let results =
+                scheduler::run_job(state.clone(), rdd, action, partitions, description).await?;
             Ok(CellResponse::JobResult { results })
         }
     }

@@ -6,13 +6,16 @@ use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tessera_wire::driver::driver_server::Driver as DriverRpc;
-use tessera_wire::driver::{ArtifactChunk, FetchArtifactRequest, RegisterExecutorReply, RegisterExecutorRequest};
+use tessera_wire::driver::{
+    ArtifactChunk, FetchArtifactRequest, RegisterExecutorReply, RegisterExecutorRequest,
+};
 use tessera_wire::executor::executor_client::ExecutorClient;
 use tessera_wire::{AttachSecret, MAX_MESSAGE_BYTES};
 use tonic::{Request, Response, Status};
 
-pub type ExecutorChannel =
-    ExecutorClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, AttachSecret>>;
+pub type ExecutorChannel = ExecutorClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, AttachSecret>,
+>;
 
 #[derive(Clone)]
 pub struct ExecutorHandle {
@@ -75,7 +78,12 @@ impl DriverRpc for DriverService {
             .map_err(|e| Status::invalid_argument(e.to_string()))?
             .connect()
             .await
-            .map_err(|e| Status::unavailable(format!("cannot reach executor {} at {}: {e}", r.executor_id, r.address)))?;
+            .map_err(|e| {
+                Status::unavailable(format!(
+                    "cannot reach executor {} at {}: {e}",
+                    r.executor_id, r.address
+                ))
+            })?;
         let client = ExecutorClient::with_interceptor(channel, AttachSecret::new(&self.secret))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -90,18 +98,27 @@ impl DriverRpc for DriverService {
             client,
             slots: Arc::new(tokio::sync::Semaphore::new(r.cores.max(1) as usize)),
         });
-        Ok(Response::new(RegisterExecutorReply { preload: self.preload.clone() }))
+        Ok(Response::new(RegisterExecutorReply {
+            preload: self.preload.clone(),
+        }))
     }
 
-    type FetchArtifactStream = tokio_stream::Iter<std::vec::IntoIter<Result<ArtifactChunk, Status>>>;
+    type FetchArtifactStream =
+        tokio_stream::Iter<std::vec::IntoIter<Result<ArtifactChunk, Status>>>;
 
     async fn fetch_artifact(
         &self,
         request: Request<FetchArtifactRequest>,
     ) -> Result<Response<Self::FetchArtifactStream>, Status> {
         let hash = request.into_inner().hash;
-        let bytes = self.artifacts.get(&hash).ok_or_else(|| Status::not_found(format!("no library with hash {hash}")))?;
-        let chunks: Vec<_> = bytes.chunks(CHUNK_BYTES).map(|c| Ok(ArtifactChunk { data: c.to_vec() })).collect();
+        let bytes = self
+            .artifacts
+            .get(&hash)
+            .ok_or_else(|| Status::not_found(format!("no library with hash {hash}")))?;
+        let chunks: Vec<_> = bytes
+            .chunks(CHUNK_BYTES)
+            .map(|c| Ok(ArtifactChunk { data: c.to_vec() }))
+            .collect();
         Ok(Response::new(tokio_stream::iter(chunks)))
     }
 }

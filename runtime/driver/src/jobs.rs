@@ -43,7 +43,11 @@ pub struct JobTracker {
 
 impl Default for JobTracker {
     fn default() -> Self {
-        JobTracker { jobs: Mutex::new(Vec::new()), cancels: Mutex::new(HashMap::new()), progress: broadcast::channel(256).0 }
+        JobTracker {
+            jobs: Mutex::new(Vec::new()),
+            cancels: Mutex::new(HashMap::new()),
+            progress: broadcast::channel(256).0,
+        }
     }
 }
 
@@ -63,7 +67,13 @@ impl JobTracker {
         });
         let (cancel, cancelled) = watch::channel(false);
         self.cancels.lock().insert(id, cancel);
-        let _ = self.progress.send(Progress { job_id: id, description, tasks_done: 0, tasks_total, finished: false });
+        let _ = self.progress.send(Progress {
+            job_id: id,
+            description,
+            tasks_done: 0,
+            tasks_total,
+            finished: false,
+        });
         (id, cancelled)
     }
 

@@ -14,7 +14,14 @@ pub struct ExecutorCommand {
 }
 
 impl ExecutorCommand {
-    pub fn new(bin_dir: &Path, driver_address: &str, executor_id: &str, cores: u32, memory_mb: u64, secret: &str) -> Self {
+    pub fn new(
+        bin_dir: &Path,
+        driver_address: &str,
+        executor_id: &str,
+        cores: u32,
+        memory_mb: u64,
+        secret: &str,
+    ) -> Self {
         ExecutorCommand {
             program: bin_dir.join("tessera-executor"),
             args: vec![
@@ -38,7 +45,10 @@ impl ExecutorCommand {
         if !self.program.exists() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
-                format!("{} is missing; build it with `cargo build --workspace --bins`", self.program.display()),
+                format!(
+                    "{} is missing; build it with `cargo build --workspace --bins`",
+                    self.program.display()
+                ),
             ));
         }
         let log_file = std::fs::File::create(log)?;

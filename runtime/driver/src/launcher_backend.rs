@@ -9,7 +9,8 @@ use std::collections::HashSet;
 use std::process::Child;
 use std::sync::Arc;
 use tessera_framework::{
-    ExecutorLaunch, FrameworkClient, FrameworkEvent, FrameworkInfo, LocalCluster, MasterUrl, Offer, Resources,
+    ExecutorLaunch, FrameworkClient, FrameworkEvent, FrameworkInfo, LocalCluster, MasterUrl, Offer,
+    Resources,
 };
 
 /// How long a declined offer's resources are not offered again.
@@ -51,14 +52,25 @@ impl Backend {
                 let child = command.spawn_local(&config.work_dir.join("executor-local-0.log"))?;
                 return Ok(Backend::Local { child });
             }
-            MasterUrl::LocalCluster { agents, cpus_per_agent, mem_mb_per_agent } => {
-                let cluster =
-                    runtime.block_on(LocalCluster::start(*agents, *cpus_per_agent, *mem_mb_per_agent, &config.bin_dir))?;
+            MasterUrl::LocalCluster {
+                agents,
+                cpus_per_agent,
+                mem_mb_per_agent,
+            } => {
+                let cluster = runtime.block_on(LocalCluster::start(
+                    *agents,
+                    *cpus_per_agent,
+                    *mem_mb_per_agent,
+                    &config.bin_dir,
+                ))?;
                 (cluster.master_address().to_string(), Some(cluster), *agents)
             }
             MasterUrl::Tessera { address } => (address.clone(), None, 1),
         };
-        let info = FrameworkInfo { name: "tessera-session".into(), user: String::new() };
+        let info = FrameworkInfo {
+            name: "tessera-session".into(),
+            user: String::new(),
+        };
         let (client, mut events) = runtime.block_on(FrameworkClient::subscribe(&master, info))?;
         let launcher = OfferHandler {
             client: client.clone(),
@@ -74,7 +86,12 @@ impl Backend {
                 launcher.handle(event).await;
             }
         });
-        Ok(Backend::Cluster { client, runtime: runtime.handle().clone(), expected, _local: local })
+        Ok(Backend::Cluster {
+            client,
+            runtime: runtime.handle().clone(),
+            expected,
+            _local: local,
+        })
     }
 
     pub fn expected_executors(&self) -> usize {
@@ -99,11 +116,14 @@ impl Drop for Backend {
                 let _ = child.kill();
                 let _ = child.wait();
             }
-            Backend::Cluster { client, runtime, .. } => {
+            Backend::Cluster {
+                client, runtime, ..
+            } => {
                 // Like a Spark driver stopping: the master kills our executors and frees their
                 // resources at once instead of after a failover timeout.
                 let client = client.clone();
-                let _ = std::thread::scope(|s| s.spawn(|| runtime.block_on(client.teardown())).join());
+                let _ =
+                    std::thread::scope(|s| s.spawn(|| runtime.block_on(client.teardown())).join());
             }
         }
     }
@@ -123,14 +143,21 @@ struct OfferHandler {
 impl OfferHandler {
     async fn handle(&self, event: FrameworkEvent) {
         match event {
-            FrameworkEvent::Registered { framework_id } => tracing::info!(%framework_id, "registered with the master"),
+            FrameworkEvent::Registered { framework_id } => {
+                tracing::info!(%framework_id, "registered with the master")
+            }
             FrameworkEvent::Offers(offers) => {
                 for offer in offers {
                     self.consider(offer).await;
                 }
             }
             FrameworkEvent::OfferRescinded(_) => {}
-            FrameworkEvent::ExecutorStatus { executor_id, agent_id, state, message } => {
+            FrameworkEvent::ExecutorStatus {
+                executor_id,
+                agent_id,
+                state,
+                message,
+            } => {
                 tracing::info!(%executor_id, %agent_id, %state, %message, "executor status");
                 if state.is_terminal() {
                     self.agents_with_executor.lock().remove(&agent_id);
@@ -146,14 +173,25 @@ impl OfferHandler {
     async fn consider(&self, offer: Offer) {
         let cpus = offer.resources.cpus.floor();
         let mem_mb = offer.resources.mem_mb.min(self.memory_mb);
-        let wanted = cpus >= 1.0 && mem_mb >= MIN_EXECUTOR_MEM_MB && self.agents_with_executor.lock().insert(offer.agent_id.clone());
+        let wanted = cpus >= 1.0
+            && mem_mb >= MIN_EXECUTOR_MEM_MB
+            && self
+                .agents_with_executor
+                .lock()
+                .insert(offer.agent_id.clone());
         if !wanted {
             let _ = self.client.decline(&offer.id, DECLINE_SECONDS).await;
             return;
         }
         let executor_id = format!("exec-{}", offer.agent_id);
-        let command =
-            ExecutorCommand::new(&self.bin_dir, &self.driver_address, &executor_id, cpus as u32, mem_mb, &self.secret);
+        let command = ExecutorCommand::new(
+            &self.bin_dir,
+            &self.driver_address,
+            &executor_id,
+            cpus as u32,
+            mem_mb,
+            &self.secret,
+        );
         let launch = ExecutorLaunch {
             executor_id,
             program: command.program.to_string_lossy().into_owned(),

@@ -58,8 +58,8 @@ pub(crate) struct DriverState {
     pub work_dir: PathBuf,
     task_ids: AtomicU64,
     tasks: Mutex<Vec<TaskRecord>>,
-    /// Set when the running cell panics; read and cleared by the session after each cell.
-    pub cell_panicked: std::sync::atomic::AtomicBool,
+    /// Why the running cell panicked, if it did; taken by the session after each cell.
+    pub cell_panic: Mutex<Option<String>>,
     task_metrics_log: Option<Mutex<std::fs::File>>,
 }
 
@@ -84,13 +84,20 @@ impl DriverState {
                 metrics.run_micros
             );
         }
-        self.tasks.lock().push(TaskRecord { job_id, partition, metrics });
+        self.tasks.lock().push(TaskRecord {
+            job_id,
+            partition,
+            metrics,
+        });
     }
 
     /// An executor died or became unreachable: its cached partitions are gone with it.
     pub fn lose_executor(&self, id: &str) {
         if self.executors.remove(id).is_some() {
-            tracing::warn!(executor = id, "executor lost; its cached partitions will be recomputed");
+            tracing::warn!(
+                executor = id,
+                "executor lost; its cached partitions will be recomputed"
+            );
         }
         self.blocks.forget_executor(id);
     }
@@ -98,7 +105,11 @@ impl DriverState {
     pub async fn drop_cached(&self, rdd: RddId) {
         self.blocks.forget_rdd(rdd);
         for executor in self.executors.list() {
-            let _ = executor.client.clone().drop_rdd(DropRddRequest { rdd }).await;
+            let _ = executor
+                .client
+                .clone()
+                .drop_rdd(DropRddRequest { rdd })
+                .await;
         }
     }
 }
@@ -141,8 +152,12 @@ mod launcher_backend;
 impl Driver {
     /// Starts the driver: its services, then its executors (locally, or through a master).
     pub fn start(config: DriverConfig) -> anyhow::Result<Driver> {
-        std::fs::create_dir_all(&config.work_dir)
-            .with_context(|| format!("cannot create the session directory {}", config.work_dir.display()))?;
+        std::fs::create_dir_all(&config.work_dir).with_context(|| {
+            format!(
+                "cannot create the session directory {}",
+                config.work_dir.display()
+            )
+        })?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("tessera-driver")
@@ -174,11 +189,15 @@ impl Driver {
             work_dir: config.work_dir.clone(),
             task_ids: AtomicU64::new(0),
             tasks: Mutex::new(Vec::new()),
-            cell_panicked: Default::default(),
+            cell_panic: Mutex::new(None),
             task_metrics_log,
         });
 
-        let socket_name = format!("tessera-driver-{}-{:08x}", std::process::id(), random_u64() as u32);
+        let socket_name = format!(
+            "tessera-driver-{}-{:08x}",
+            std::process::id(),
+            random_u64() as u32
+        );
         let (listener, rpc_address) = runtime.block_on(async {
             let cells = cell_server::bind(&socket_name)?;
             let rpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -203,8 +222,14 @@ impl Driver {
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(rpc_address)),
         );
 
-        let backend = launcher_backend::Backend::start(&config, &runtime, &state, &driver_address, &secret)?;
-        Ok(Driver { state, socket_name, runtime, backend })
+        let backend =
+            launcher_backend::Backend::start(&config, &runtime, &state, &driver_address, &secret)?;
+        Ok(Driver {
+            state,
+            socket_name,
+            runtime,
+            backend,
+        })
     }
 
     /// The abstract socket name and token a cell's `Context::connect` needs.
@@ -242,9 +267,9 @@ impl Driver {
         JobCanceller(self.state.clone())
     }
 
-    /// Whether the cell that ran since the last call panicked.
-    pub fn take_cell_panicked(&self) -> bool {
-        self.state.cell_panicked.swap(false, Ordering::SeqCst)
+    /// Why the cell that ran since the last call panicked, if it did.
+    pub fn take_cell_panic(&self) -> Option<String> {
+        self.state.cell_panic.lock().take()
     }
 
     pub fn jobs(&self) -> Vec<JobInfo> {
@@ -264,7 +289,14 @@ impl Driver {
             .executors
             .list()
             .into_iter()
-            .map(|e| ExecutorRow { id: e.id, address: e.address, host: e.host, pid: e.pid, cores: e.cores, memory_bytes: e.memory_bytes })
+            .map(|e| ExecutorRow {
+                id: e.id,
+                address: e.address,
+                host: e.host,
+                pid: e.pid,
+                cores: e.cores,
+                memory_bytes: e.memory_bytes,
+            })
             .collect()
     }
 
@@ -283,7 +315,10 @@ impl Driver {
                     partitions,
                     cached_partitions: self.state.blocks.cached_partitions(rdd).len() as u32,
                     bytes: shares.values().map(|s| s.bytes).sum(),
-                    executors: shares.into_iter().map(|(id, s)| (id, s.partitions, s.bytes)).collect(),
+                    executors: shares
+                        .into_iter()
+                        .map(|(id, s)| (id, s.partitions, s.bytes))
+                        .collect(),
                 }
             })
             .collect()

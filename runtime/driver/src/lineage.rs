@@ -27,14 +27,22 @@ impl Lineage {
     pub fn define(&self, mut node: RddNode<CodeRef>) -> Result<(RddId, u32), String> {
         let mut rdds = self.rdds.lock();
         if let RddKind::Narrow { parent, .. } = &node.kind {
-            let parent = rdds.get(parent).ok_or_else(|| format!("rdd {parent} is not defined in this session"))?;
+            let parent = rdds
+                .get(parent)
+                .ok_or_else(|| format!("rdd {parent} is not defined in this session"))?;
             node.num_partitions = parent.node.num_partitions;
         }
         let mut next = self.next_id.lock();
         *next += 1;
         let id = *next;
         let partitions = node.num_partitions;
-        rdds.insert(id, RddEntry { node, persist: None });
+        rdds.insert(
+            id,
+            RddEntry {
+                node,
+                persist: None,
+            },
+        );
         Ok((id, partitions))
     }
 
@@ -50,7 +58,11 @@ impl Lineage {
     }
 
     pub fn with<R>(&self, rdd: RddId, f: impl FnOnce(&RddEntry) -> R) -> Result<R, String> {
-        self.rdds.lock().get(&rdd).map(f).ok_or_else(|| unknown(rdd))
+        self.rdds
+            .lock()
+            .get(&rdd)
+            .map(f)
+            .ok_or_else(|| unknown(rdd))
     }
 
     /// The chain of RDDs from `rdd` back to its source, source first.
@@ -76,20 +88,43 @@ impl Lineage {
             let entry = rdds.get(id).ok_or_else(|| unknown(*id))?;
             let op = match &entry.node.kind {
                 RddKind::Narrow { op, .. } => Some(op.clone()),
-                RddKind::Parallelize { partitions, decoder } => {
-                    let bytes = partitions.get(partition as usize).cloned().ok_or_else(|| no_partition(*id, partition))?;
-                    source = Some(TaskSource::Records { bytes, decoder: decoder.clone() });
+                RddKind::Parallelize {
+                    partitions,
+                    decoder,
+                } => {
+                    let bytes = partitions
+                        .get(partition as usize)
+                        .cloned()
+                        .ok_or_else(|| no_partition(*id, partition))?;
+                    source = Some(TaskSource::Records {
+                        bytes,
+                        decoder: decoder.clone(),
+                    });
                     None
                 }
                 RddKind::TextFile { splits, decoder } => {
-                    let split = splits.get(partition as usize).cloned().ok_or_else(|| no_partition(*id, partition))?;
-                    source = Some(TaskSource::TextSplit { split, decoder: decoder.clone() });
+                    let split = splits
+                        .get(partition as usize)
+                        .cloned()
+                        .ok_or_else(|| no_partition(*id, partition))?;
+                    source = Some(TaskSource::TextSplit {
+                        split,
+                        decoder: decoder.clone(),
+                    });
                     None
                 }
             };
-            steps.push(PipelineStep { rdd: *id, op, persist: entry.persist, element_type: entry.node.element_type.clone() });
+            steps.push(PipelineStep {
+                rdd: *id,
+                op,
+                persist: entry.persist,
+                element_type: entry.node.element_type.clone(),
+            });
         }
-        Ok(Pipeline { source: source.ok_or_else(|| format!("rdd {rdd} has no source"))?, steps })
+        Ok(Pipeline {
+            source: source.ok_or_else(|| format!("rdd {rdd} has no source"))?,
+            steps,
+        })
     }
 
     /// Every RDD with a storage level: id, name, type, partitions, level.
@@ -99,7 +134,15 @@ impl Lineage {
             .lock()
             .iter()
             .filter_map(|(id, e)| {
-                e.persist.map(|level| (*id, e.node.name.clone(), e.node.element_type.clone(), e.node.num_partitions, level))
+                e.persist.map(|level| {
+                    (
+                        *id,
+                        e.node.name.clone(),
+                        e.node.element_type.clone(),
+                        e.node.num_partitions,
+                        level,
+                    )
+                })
             })
             .collect();
         list.sort_by_key(|e| e.0);

@@ -31,7 +31,12 @@ pub async fn run_job(
     let mut tasks = tokio::task::JoinSet::new();
     for (index, partition) in partitions.iter().copied().enumerate() {
         let (state, action) = (state.clone(), action.clone());
-        tasks.spawn(async move { (index, run_task(&state, job_id, rdd, partition, action).await) });
+        tasks.spawn(async move {
+            (
+                index,
+                run_task(&state, job_id, rdd, partition, action).await,
+            )
+        });
     }
     let mut results = vec![Vec::new(); partitions.len()];
     let outcome = loop {
@@ -51,7 +56,11 @@ pub async fn run_job(
     if outcome.is_err() {
         tasks.abort_all();
         for executor in state.executors.list() {
-            let _ = executor.client.clone().cancel_job(CancelJobRequest { job_id }).await;
+            let _ = executor
+                .client
+                .clone()
+                .cancel_job(CancelJobRequest { job_id })
+                .await;
         }
     }
     match outcome {
@@ -61,13 +70,26 @@ pub async fn run_job(
         }
         Err(message) => {
             let cancelled = *cancelled.borrow();
-            state.jobs.finish(job_id, if cancelled { JobState::Cancelled } else { JobState::Failed(message.clone()) });
+            state.jobs.finish(
+                job_id,
+                if cancelled {
+                    JobState::Cancelled
+                } else {
+                    JobState::Failed(message.clone())
+                },
+            );
             Err(message)
         }
     }
 }
 
-async fn run_task(state: &DriverState, job_id: u64, rdd: RddId, partition: u32, action: TaskAction) -> Result<Vec<u8>, String> {
+async fn run_task(
+    state: &DriverState,
+    job_id: u64,
+    rdd: RddId,
+    partition: u32,
+    action: TaskAction,
+) -> Result<Vec<u8>, String> {
     let pipeline = state.lineage.pipeline(rdd, partition)?;
     let preferred = preferred_executors(state, &pipeline.steps, partition);
     let mut failures = Vec::new();
@@ -83,19 +105,32 @@ async fn run_task(state: &DriverState, job_id: u64, rdd: RddId, partition: u32, 
             action: action.clone(),
         };
         let task = bincode::serialize(&spec).map_err(|e| format!("cannot encode task: {e}"))?;
-        match executor.client.clone().run_task(RunTaskRequest { task }).await {
+        match executor
+            .client
+            .clone()
+            .run_task(RunTaskRequest { task })
+            .await
+        {
             Ok(reply) => match bincode::deserialize::<TaskOutcome>(&reply.into_inner().outcome) {
                 Ok(TaskOutcome::Success { result, metrics }) => {
                     state.blocks.record(&executor.id, &metrics.stored);
                     state.record_metrics(job_id, partition, metrics);
                     return Ok(result);
                 }
-                Ok(TaskOutcome::Failed { message }) => failures.push((executor.id.clone(), message)),
-                Err(e) => failures.push((executor.id.clone(), format!("cannot decode the task outcome: {e}"))),
+                Ok(TaskOutcome::Failed { message }) => {
+                    failures.push((executor.id.clone(), message))
+                }
+                Err(e) => failures.push((
+                    executor.id.clone(),
+                    format!("cannot decode the task outcome: {e}"),
+                )),
             },
             Err(status) => {
                 // The executor is gone or unreachable: what it cached is lost with it.
-                failures.push((executor.id.clone(), format!("executor lost: {}", status.message())));
+                failures.push((
+                    executor.id.clone(),
+                    format!("executor lost: {}", status.message()),
+                ));
                 state.lose_executor(&executor.id);
             }
         }
@@ -135,7 +170,11 @@ async fn acquire_executor(
                     state.work_dir.display()
                 ));
             }
-            let _ = tokio::time::timeout(Duration::from_millis(200), state.executors.changed.notified()).await;
+            let _ = tokio::time::timeout(
+                Duration::from_millis(200),
+                state.executors.changed.notified(),
+            )
+            .await;
             continue;
         }
         let mut preferred_alive = false;

@@ -13,20 +13,34 @@ pub fn splits(pattern: &str, min_partitions: u32, cwd: &Path) -> Result<Vec<File
     let files = matching_files(pattern, cwd)?;
     let sizes: Vec<u64> = files
         .iter()
-        .map(|f| std::fs::metadata(f).map(|m| m.len()).map_err(|e| format!("cannot read {}: {e}", f.display())))
+        .map(|f| {
+            std::fs::metadata(f)
+                .map(|m| m.len())
+                .map_err(|e| format!("cannot read {}: {e}", f.display()))
+        })
         .collect::<Result<_, _>>()?;
     let total: u64 = sizes.iter().sum();
-    let goal = total.div_ceil(min_partitions.max(1) as u64).clamp(1, MAX_SPLIT_BYTES);
+    let goal = total
+        .div_ceil(min_partitions.max(1) as u64)
+        .clamp(1, MAX_SPLIT_BYTES);
     let mut splits = Vec::new();
     for (file, size) in files.iter().zip(sizes) {
         let path = file.to_string_lossy().into_owned();
         let mut start = 0;
         while (size - start) as f64 > goal as f64 * SPLIT_SLOP {
-            splits.push(FileSplit { path: path.clone(), start, end: start + goal });
+            splits.push(FileSplit {
+                path: path.clone(),
+                start,
+                end: start + goal,
+            });
             start += goal;
         }
         if size > start || size == 0 {
-            splits.push(FileSplit { path, start, end: size });
+            splits.push(FileSplit {
+                path,
+                start,
+                end: size,
+            });
         }
     }
     Ok(splits)
@@ -35,7 +49,10 @@ pub fn splits(pattern: &str, min_partitions: u32, cwd: &Path) -> Result<Vec<File
 fn matching_files(pattern: &str, cwd: &Path) -> Result<Vec<PathBuf>, String> {
     let path = cwd.join(pattern);
     let not_found = || {
-        format!("text_file: no file matches `{pattern}` (relative paths start at {}); check the path", cwd.display())
+        format!(
+            "text_file: no file matches `{pattern}` (relative paths start at {}); check the path",
+            cwd.display()
+        )
     };
     if path.is_file() {
         return Ok(vec![path]);
@@ -43,11 +60,17 @@ fn matching_files(pattern: &str, cwd: &Path) -> Result<Vec<PathBuf>, String> {
     let (dir, name_pattern) = if path.is_dir() {
         (path.clone(), "*".to_string())
     } else {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).ok_or_else(not_found)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(not_found)?;
         if !name.contains(['*', '?']) {
             return Err(not_found());
         }
-        (path.parent().map(Path::to_path_buf).ok_or_else(not_found)?, name)
+        (
+            path.parent().map(Path::to_path_buf).ok_or_else(not_found)?,
+            name,
+        )
     };
     let entries = std::fs::read_dir(&dir).map_err(|_| not_found())?;
     let mut files: Vec<PathBuf> = entries
@@ -55,19 +78,30 @@ fn matching_files(pattern: &str, cwd: &Path) -> Result<Vec<PathBuf>, String> {
         .map(|e| e.path())
         .filter(|p| p.is_file())
         .filter(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            !name.starts_with('.') && !name.starts_with('_') && glob_match(name_pattern.as_bytes(), name.as_bytes())
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            !name.starts_with('.')
+                && !name.starts_with('_')
+                && glob_match(name_pattern.as_bytes(), name.as_bytes())
         })
         .collect();
     files.sort();
-    if files.is_empty() { Err(not_found()) } else { Ok(files) }
+    if files.is_empty() {
+        Err(not_found())
+    } else {
+        Ok(files)
+    }
 }
 
 /// `*` matches any run of characters, `?` any one.
 fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
     match (pattern.first(), name.first()) {
         (None, None) => true,
-        (Some(b'*'), _) => glob_match(&pattern[1..], name) || (!name.is_empty() && glob_match(pattern, &name[1..])),
+        (Some(b'*'), _) => {
+            glob_match(&pattern[1..], name) || (!name.is_empty() && glob_match(pattern, &name[1..]))
+        }
         (Some(b'?'), Some(_)) => glob_match(&pattern[1..], &name[1..]),
         (Some(p), Some(n)) if p == n => glob_match(&pattern[1..], &name[1..]),
         _ => false,
@@ -95,7 +129,9 @@ mod tests {
         let covered: u64 = splits.iter().map(|s| s.end - s.start).sum();
         assert_eq!(covered, 1010);
         assert!(splits.len() >= 4, "{splits:?}");
-        assert!(matches!(super::splits("missing-*.csv", 1, &dir), Err(e) if e.contains("no file matches")));
+        assert!(
+            matches!(super::splits("missing-*.csv", 1, &dir), Err(e) if e.contains("no file matches"))
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

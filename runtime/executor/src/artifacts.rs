@@ -12,18 +12,30 @@ use tessera_plan::CodeRef;
 use tessera_wire::driver::FetchArtifactRequest;
 use tessera_wire::driver::driver_client::DriverClient;
 
-pub type DriverChannel =
-    DriverClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, tessera_wire::AttachSecret>>;
+pub type DriverChannel = DriverClient<
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        tessera_wire::AttachSecret,
+    >,
+>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
     #[error("cannot fetch library {hash} from the driver: {source}")]
     Fetch { hash: String, source: tonic::Status },
-    #[error("library {hash} arrived corrupted (its content hashes to {actual}); the driver or network is faulty")]
+    #[error(
+        "library {hash} arrived corrupted (its content hashes to {actual}); the driver or network is faulty"
+    )]
     Corrupt { hash: String, actual: String },
     #[error("cannot store library {hash} at {path}: {source}")]
-    Store { hash: String, path: PathBuf, source: std::io::Error },
-    #[error("cannot load library {hash}: {message}. Executors must run the driver's toolchain, glibc and architecture")]
+    Store {
+        hash: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot load library {hash}: {message}. Executors must run the driver's toolchain, glibc and architecture"
+    )]
     Load { hash: String, message: String },
 }
 
@@ -43,7 +55,12 @@ pub struct Artifacts {
 
 impl Artifacts {
     pub fn new(dir: PathBuf, driver: DriverChannel) -> Arc<Artifacts> {
-        Arc::new(Artifacts { dir, driver, loaded: Mutex::new(HashMap::new()), fetching: tokio::sync::Mutex::new(()) })
+        Arc::new(Artifacts {
+            dir,
+            driver,
+            loaded: Mutex::new(HashMap::new()),
+            fetching: tokio::sync::Mutex::new(()),
+        })
     }
 
     /// Fetches and loads library `hash` unless it is loaded already. `global` makes its symbols
@@ -62,32 +79,55 @@ impl Artifacts {
             let tmp = path.with_extension("part");
             std::fs::write(&tmp, &bytes)
                 .and_then(|_| std::fs::rename(&tmp, &path))
-                .map_err(|source| ArtifactError::Store { hash: hash.to_string(), path: path.clone(), source })?;
+                .map_err(|source| ArtifactError::Store {
+                    hash: hash.to_string(),
+                    path: path.clone(),
+                    source,
+                })?;
         }
-        let loaded = load(&path, global).map_err(|message| ArtifactError::Load { hash: hash.to_string(), message })?;
+        let loaded = load(&path, global).map_err(|message| ArtifactError::Load {
+            hash: hash.to_string(),
+            message,
+        })?;
         tracing::debug!(hash, path = %path.display(), "loaded library");
         self.loaded.lock().insert(hash.to_string(), loaded);
         Ok(())
     }
 
     async fn fetch(&self, hash: &str) -> Result<Vec<u8>, ArtifactError> {
-        let fetch_error = |source| ArtifactError::Fetch { hash: hash.to_string(), source };
-        let mut stream =
-            self.driver.clone().fetch_artifact(FetchArtifactRequest { hash: hash.to_string() }).await.map_err(fetch_error)?.into_inner();
+        let fetch_error = |source| ArtifactError::Fetch {
+            hash: hash.to_string(),
+            source,
+        };
+        let mut stream = self
+            .driver
+            .clone()
+            .fetch_artifact(FetchArtifactRequest {
+                hash: hash.to_string(),
+            })
+            .await
+            .map_err(fetch_error)?
+            .into_inner();
         let mut bytes = Vec::new();
         while let Some(chunk) = stream.message().await.map_err(fetch_error)? {
             bytes.extend_from_slice(&chunk.data);
         }
         let actual = hex(&Sha256::digest(&bytes));
         if actual != hash {
-            return Err(ArtifactError::Corrupt { hash: hash.to_string(), actual });
+            return Err(ArtifactError::Corrupt {
+                hash: hash.to_string(),
+                actual,
+            });
         }
         Ok(bytes)
     }
 
     /// The address `code` refers to, in a library loaded earlier.
     pub fn resolve(&self, code: &CodeRef) -> Option<*const c_void> {
-        self.loaded.lock().get(&code.library).map(|l| (l.base + code.offset as usize) as *const c_void)
+        self.loaded
+            .lock()
+            .get(&code.library)
+            .map(|l| (l.base + code.offset as usize) as *const c_void)
     }
 }
 
@@ -111,13 +151,24 @@ unsafe extern "C" {
 fn dl_error() -> String {
     // SAFETY: dlerror returns a thread-local message or null.
     let message = unsafe { libc::dlerror() };
-    if message.is_null() { "unknown loader error".into() } else { unsafe { CStr::from_ptr(message) }.to_string_lossy().into_owned() }
+    if message.is_null() {
+        "unknown loader error".into()
+    } else {
+        unsafe { CStr::from_ptr(message) }
+            .to_string_lossy()
+            .into_owned()
+    }
 }
 
 /// Loads `path` for good and finds its base address the way the cell did, with `dladdr`.
 fn load(path: &std::path::Path, global: bool) -> Result<Loaded, String> {
     let c_path = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
-    let mode = libc::RTLD_NOW | if global { libc::RTLD_GLOBAL } else { libc::RTLD_LOCAL };
+    let mode = libc::RTLD_NOW
+        | if global {
+            libc::RTLD_GLOBAL
+        } else {
+            libc::RTLD_LOCAL
+        };
     // SAFETY: loading a library whose hash the driver vouched for; it is never closed.
     let handle = unsafe { libc::dlopen(c_path.as_ptr(), mode) };
     if handle.is_null() {
@@ -125,7 +176,9 @@ fn load(path: &std::path::Path, global: bool) -> Result<Loaded, String> {
     }
     let mut map: *mut LinkMap = std::ptr::null_mut();
     // SAFETY: RTLD_DI_LINKMAP writes a pointer to the library's link map.
-    if unsafe { dlinfo(handle, RTLD_DI_LINKMAP, &mut map as *mut _ as *mut c_void) } != 0 || map.is_null() {
+    if unsafe { dlinfo(handle, RTLD_DI_LINKMAP, &mut map as *mut _ as *mut c_void) } != 0
+        || map.is_null()
+    {
         return Err(dl_error());
     }
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
@@ -133,5 +186,7 @@ fn load(path: &std::path::Path, global: bool) -> Result<Loaded, String> {
     if unsafe { libc::dladdr((*map).l_ld, &mut info) } == 0 {
         return Err("cannot find the library's base address".into());
     }
-    Ok(Loaded { base: info.dli_fbase as usize })
+    Ok(Loaded {
+        base: info.dli_fbase as usize,
+    })
 }

@@ -3,8 +3,8 @@
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
+use tessera_plan::RddId;
 use tessera_plan::abi::{Batch, BatchVTable};
-use tessera_plan::{RddId, StorageLevel};
 
 /// One cached partition: the batches that made it, and the functions (from the library that
 /// produced them) to clone and free them.
@@ -12,8 +12,6 @@ pub struct Block {
     batches: Vec<Batch>,
     vtable: BatchVTable,
     pub bytes: u64,
-    pub records: u64,
-    pub level: StorageLevel,
 }
 
 // SAFETY: a batch is a `Vec<T>` with `T: Send + Sync` (the API's `Data` bound); the executor
@@ -22,11 +20,17 @@ unsafe impl Send for Block {}
 unsafe impl Sync for Block {}
 
 impl Block {
-    pub fn new(batches: Vec<Batch>, vtable: BatchVTable, level: StorageLevel) -> Block {
+    pub fn new(batches: Vec<Batch>, vtable: BatchVTable) -> Block {
         // SAFETY: the batches were produced with this table.
-        let bytes = batches.iter().map(|&b| unsafe { (vtable.memory_bytes)(b) } as u64).sum();
-        let records = batches.iter().map(|&b| unsafe { (vtable.len)(b) } as u64).sum();
-        Block { batches, vtable, bytes, records, level }
+        let bytes = batches
+            .iter()
+            .map(|&b| unsafe { (vtable.memory_bytes)(b) } as u64)
+            .sum();
+        Block {
+            batches,
+            vtable,
+            bytes,
+        }
     }
 
     pub fn vtable(&self) -> &BatchVTable {
@@ -36,7 +40,9 @@ impl Block {
     /// A fresh copy of every batch, for a task to consume.
     pub fn cloned_batches(&self) -> impl Iterator<Item = Batch> + '_ {
         // SAFETY: cloning reads the batch; the block keeps its own.
-        self.batches.iter().map(move |&b| unsafe { (self.vtable.clone)(b) })
+        self.batches
+            .iter()
+            .map(move |&b| unsafe { (self.vtable.clone)(b) })
     }
 }
 
@@ -49,7 +55,7 @@ impl Drop for Block {
     }
 }
 
-/// Summary of what is cached, reported to the driver.
+/// Cached partitions by (rdd, partition).
 #[derive(Default)]
 pub struct BlockManager {
     blocks: Mutex<HashMap<(RddId, u32), Arc<Block>>>,
@@ -72,9 +78,5 @@ impl BlockManager {
         let before = blocks.len();
         blocks.retain(|(id, _), _| *id != rdd);
         before - blocks.len()
-    }
-
-    pub fn memory_used(&self) -> u64 {
-        self.blocks.lock().values().map(|b| b.bytes).sum()
     }
 }

@@ -40,12 +40,18 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
         .init();
     let args = Args::parse();
     let secret = std::env::var(SECRET_ENV)
         .with_context(|| format!("{SECRET_ENV} is not set: executors only run code from a driver that shares their secret"))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     runtime.block_on(serve(args, secret))
 }
 
@@ -55,7 +61,8 @@ async fn serve(args: Args, secret: String) -> anyhow::Result<()> {
         None => std::env::temp_dir().join(format!("tessera-executor-{}", std::process::id())),
     };
     let artifacts_dir = work_dir.join("artifacts");
-    std::fs::create_dir_all(&artifacts_dir).with_context(|| format!("cannot create {}", artifacts_dir.display()))?;
+    std::fs::create_dir_all(&artifacts_dir)
+        .with_context(|| format!("cannot create {}", artifacts_dir.display()))?;
 
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", args.driver))?
         .connect()
@@ -79,12 +86,15 @@ async fn serve(args: Args, secret: String) -> anyhow::Result<()> {
     };
     let server = tonic::transport::Server::builder()
         .add_service(tonic::service::interceptor::InterceptedService::new(
-            ExecutorServer::new(service).max_decoding_message_size(MAX_MESSAGE_BYTES).max_encoding_message_size(MAX_MESSAGE_BYTES),
+            ExecutorServer::new(service)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
             RequireSecret(secret),
         ))
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async move {
-            shutdown.notified().await
-        });
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            async move { shutdown.notified().await },
+        );
     let server = tokio::spawn(server);
 
     let reply = driver
@@ -112,5 +122,7 @@ async fn serve(args: Args, secret: String) -> anyhow::Result<()> {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }

@@ -9,12 +9,12 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tessera_plan::abi::{
-    ABI_VERSION, ActionVTable, Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, OpenArgs, OperatorVTable, RawBytes,
-    STATUS_ERROR, STATUS_OK, SourceVTable, Status, TableEntry,
+    ABI_VERSION, ActionVTable, Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, OpenArgs,
+    OperatorVTable, RawBytes, STATUS_ERROR, STATUS_OK, SourceVTable, Status, TableEntry,
 };
 use tessera_plan::{
-    CodeRef, FileSplit, Operator, PartitionOrigin, RddId, StorageLevel, StoredBlock, TaskAction, TaskMetrics, TaskOutcome,
-    TaskSource, TaskSpec,
+    CodeRef, FileSplit, Operator, PartitionOrigin, RddId, StorageLevel, StoredBlock, TaskAction,
+    TaskMetrics, TaskOutcome, TaskSource, TaskSpec,
 };
 
 /// What a task may use of its executor.
@@ -27,7 +27,8 @@ pub struct TaskEnv<'a> {
 
 /// Every library a task's code lives in, so they can be fetched before it runs.
 pub fn libraries(task: &TaskSpec) -> Vec<String> {
-    let mut operators: Vec<&Operator<CodeRef>> = task.steps.iter().filter_map(|s| s.op.as_ref()).collect();
+    let mut operators: Vec<&Operator<CodeRef>> =
+        task.steps.iter().filter_map(|s| s.op.as_ref()).collect();
     operators.push(match &task.source {
         TaskSource::Records { decoder, .. } | TaskSource::TextSplit { decoder, .. } => decoder,
     });
@@ -46,7 +47,10 @@ pub fn libraries(task: &TaskSpec) -> Vec<String> {
 
 pub fn run_task(task: &TaskSpec, env: &TaskEnv) -> TaskOutcome {
     let started = Instant::now();
-    let mut shared = Shared { error: None, cancelled: env.cancelled };
+    let mut shared = Shared {
+        error: None,
+        cancelled: env.cancelled,
+    };
     match run(task, env, &mut shared) {
         Ok((result, origin, records, stored)) => TaskOutcome::Success {
             result,
@@ -76,7 +80,10 @@ impl Shared<'_> {
     }
 
     fn sink(&mut self) -> ErrorSink {
-        ErrorSink { ctx: self as *mut Shared as *mut c_void, set: set_error }
+        ErrorSink {
+            ctx: self as *mut Shared as *mut c_void,
+            set: set_error,
+        }
     }
 
     fn take_error(&mut self, fallback: &str) -> String {
@@ -90,10 +97,23 @@ unsafe extern "C" fn set_error(ctx: *mut c_void, message: RawBytes) {
 }
 
 enum StageKind {
-    Operator { table: &'static OperatorVTable, state: *mut c_void },
-    Cache { rdd: RddId, level: StorageLevel, kept: Vec<Batch> },
-    Count { records: u64 },
-    Action { table: &'static ActionVTable, state: *mut c_void, records: u64 },
+    Operator {
+        table: &'static OperatorVTable,
+        state: *mut c_void,
+    },
+    Cache {
+        rdd: RddId,
+        level: StorageLevel,
+        kept: Vec<Batch>,
+    },
+    Count {
+        records: u64,
+    },
+    Action {
+        table: &'static ActionVTable,
+        state: *mut c_void,
+        records: u64,
+    },
 }
 
 /// One link of the chain; `input` is the table of the batches it receives.
@@ -110,7 +130,10 @@ unsafe extern "C" fn push_to_stage(ctx: *mut c_void, batch: Batch) -> Status {
 
 impl Stage {
     fn sink(stage: *mut Stage) -> BatchSink {
-        BatchSink { ctx: stage as *mut c_void, push: push_to_stage }
+        BatchSink {
+            ctx: stage as *mut c_void,
+            push: push_to_stage,
+        }
     }
 
     unsafe fn accept(&mut self, batch: Batch) -> Status {
@@ -121,7 +144,9 @@ impl Stage {
         }
         let err = shared.sink();
         match &mut self.kind {
-            StageKind::Operator { table, state } => unsafe { (table.push)(*state, batch, Stage::sink(self.next), err) },
+            StageKind::Operator { table, state } => unsafe {
+                (table.push)(*state, batch, Stage::sink(self.next), err)
+            },
             StageKind::Cache { kept, .. } => {
                 let copy = unsafe { (self.input.clone)(batch) };
                 kept.push(batch);
@@ -132,7 +157,11 @@ impl Stage {
                 unsafe { (self.input.drop)(batch) };
                 STATUS_OK
             }
-            StageKind::Action { table, state, records } => {
+            StageKind::Action {
+                table,
+                state,
+                records,
+            } => {
                 *records += unsafe { (self.input.len)(batch) } as u64;
                 unsafe { (table.push)(*state, batch, err) }
             }
@@ -164,8 +193,15 @@ fn type_name(f: unsafe extern "C" fn() -> RawBytes) -> String {
 }
 
 /// Finds the table an operator's entry returns, checking its ABI version.
-fn table<T>(env: &TaskEnv, op: &Operator<CodeRef>, version: impl Fn(&T) -> u32) -> Result<&'static T, String> {
-    let address = env.artifacts.resolve(&op.entry).ok_or_else(|| format!("library {} is not loaded", op.entry.library))?;
+fn table<T>(
+    env: &TaskEnv,
+    op: &Operator<CodeRef>,
+    version: impl Fn(&T) -> u32,
+) -> Result<&'static T, String> {
+    let address = env
+        .artifacts
+        .resolve(&op.entry)
+        .ok_or_else(|| format!("library {} is not loaded", op.entry.library))?;
     // SAFETY: the plan says this address is a `TableEntry` of this library.
     let entry: TableEntry = unsafe { std::mem::transmute::<*const c_void, TableEntry>(address) };
     let table = unsafe { &*(entry() as *const T) };
@@ -183,9 +219,14 @@ fn open_args(env: &TaskEnv, op: &Operator<CodeRef>, partition: u32) -> Result<Op
     let env_decoder = match &op.env_decoder {
         None => None,
         Some(code) => {
-            let address = env.artifacts.resolve(code).ok_or_else(|| format!("library {} is not loaded", code.library))?;
+            let address = env
+                .artifacts
+                .resolve(code)
+                .ok_or_else(|| format!("library {} is not loaded", code.library))?;
             // SAFETY: the plan says this address is an `EnvDecoder`.
-            Some(unsafe { std::mem::transmute::<*const c_void, tessera_plan::abi::EnvDecoder>(address) })
+            Some(unsafe {
+                std::mem::transmute::<*const c_void, tessera_plan::abi::EnvDecoder>(address)
+            })
         }
     };
     Ok(OpenArgs {
@@ -215,14 +256,18 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<RunResult,
     let part = task.partition;
 
     // Resume from the last cached step of the pipeline, if this executor holds it.
-    let resume = task
-        .steps
-        .iter()
-        .enumerate()
-        .rev()
-        .find_map(|(i, step)| step.persist.and_then(|_| env.blocks.get(step.rdd, part)).map(|block| (i, block)));
+    let resume = task.steps.iter().enumerate().rev().find_map(|(i, step)| {
+        step.persist
+            .and_then(|_| env.blocks.get(step.rdd, part))
+            .map(|block| (i, block))
+    });
     let (first_step, origin) = match &resume {
-        Some((i, _)) => (*i + 1, PartitionOrigin::Cached { rdd: task.steps[*i].rdd }),
+        Some((i, _)) => (
+            *i + 1,
+            PartitionOrigin::Cached {
+                rdd: task.steps[*i].rdd,
+            },
+        ),
         None => (0, PartitionOrigin::Computed),
     };
 
@@ -241,7 +286,11 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<RunResult,
     for (i, step) in task.steps.iter().enumerate().skip(first_step) {
         if let Some(op) = &step.op {
             let table = table::<OperatorVTable>(env, op, |t| t.abi_version)?;
-            check_input(&format!("rdd {}", step.rdd), &type_name(table.input_type), &type_name(input.type_name))?;
+            check_input(
+                &format!("rdd {}", step.rdd),
+                &type_name(table.input_type),
+                &type_name(input.type_name),
+            )?;
             let args = open_args(env, op, part)?;
             let mut state = std::ptr::null_mut();
             if unsafe { (table.open)(args, &mut state, shared.sink()) } != STATUS_OK {
@@ -253,25 +302,48 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<RunResult,
             return Err(format!("step {i} of the task has no operator"));
         }
         if let Some(level) = step.persist {
-            kinds.push((StageKind::Cache { rdd: step.rdd, level, kept: Vec::new() }, input));
+            kinds.push((
+                StageKind::Cache {
+                    rdd: step.rdd,
+                    level,
+                    kept: Vec::new(),
+                },
+                input,
+            ));
         }
     }
     match &task.action {
         TaskAction::Count => kinds.push((StageKind::Count { records: 0 }, input)),
         TaskAction::Run(op) => {
             let table = table::<ActionVTable>(env, op, |t| t.abi_version)?;
-            check_input("the action", &type_name(table.input_type), &type_name(input.type_name))?;
+            check_input(
+                "the action",
+                &type_name(table.input_type),
+                &type_name(input.type_name),
+            )?;
             let args = open_args(env, op, part)?;
             let mut state = std::ptr::null_mut();
             if unsafe { (table.open)(args, &mut state, shared.sink()) } != STATUS_OK {
                 return Err(shared.take_error("the action failed to open"));
             }
-            kinds.push((StageKind::Action { table, state, records: 0 }, input));
+            kinds.push((
+                StageKind::Action {
+                    table,
+                    state,
+                    records: 0,
+                },
+                input,
+            ));
         }
     }
     let mut stages: Vec<Stage> = kinds
         .into_iter()
-        .map(|(kind, input)| Stage { kind, input, next: std::ptr::null_mut(), shared: shared_ptr })
+        .map(|(kind, input)| Stage {
+            kind,
+            input,
+            next: std::ptr::null_mut(),
+            shared: shared_ptr,
+        })
         .collect();
     let base = stages.as_mut_ptr();
     for i in 0..stages.len() - 1 {
@@ -294,16 +366,29 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<RunResult,
             status
         }
         (None, TaskSource::Records { bytes, .. }) => unsafe {
-            (source_table.decode)(RawBytes::from_slice(bytes), Stage::sink(head), shared.sink())
+            (source_table.decode)(
+                RawBytes::from_slice(bytes),
+                Stage::sink(head),
+                shared.sink(),
+            )
         },
         (None, TaskSource::TextSplit { split, .. }) => {
             let bytes = read_split(split).map_err(|e| {
-                format!("cannot read {} (bytes {}..{}): {e}; check the file is there and readable", split.path, split.start, split.end)
+                format!(
+                    "cannot read {} (bytes {}..{}): {e}; check the file is there and readable",
+                    split.path, split.start, split.end
+                )
             })?;
             if bytes.is_empty() {
                 STATUS_OK
             } else {
-                unsafe { (source_table.decode)(RawBytes::from_slice(&bytes), Stage::sink(head), shared.sink()) }
+                unsafe {
+                    (source_table.decode)(
+                        RawBytes::from_slice(&bytes),
+                        Stage::sink(head),
+                        shared.sink(),
+                    )
+                }
             }
         }
     };
@@ -317,10 +402,19 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<RunResult,
     for i in 0..stages.len() {
         let stage = unsafe { &mut *base.add(i) };
         let status = match &mut stage.kind {
-            StageKind::Operator { table, state } => unsafe { (table.finish)(*state, Stage::sink(stage.next), shared.sink()) },
-            StageKind::Action { table, state, records: seen } => {
+            StageKind::Operator { table, state } => unsafe {
+                (table.finish)(*state, Stage::sink(stage.next), shared.sink())
+            },
+            StageKind::Action {
+                table,
+                state,
+                records: seen,
+            } => {
                 records = *seen;
-                let out = ByteSink { ctx: &mut result as *mut Vec<u8> as *mut c_void, write: append_bytes };
+                let out = ByteSink {
+                    ctx: &mut result as *mut Vec<u8> as *mut c_void,
+                    write: append_bytes,
+                };
                 unsafe { (table.finish)(*state, out, shared.sink()) }
             }
             StageKind::Count { records: seen } => {
@@ -339,8 +433,15 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<RunResult,
     let mut stored = Vec::new();
     for stage in &mut stages {
         if let StageKind::Cache { rdd, level, kept } = &mut stage.kind {
-            let block = env.blocks.put(*rdd, part, Block::new(std::mem::take(kept), stage.input, *level));
-            stored.push(StoredBlock { rdd: *rdd, partition: part, bytes: block.bytes, level: *level });
+            let block = env
+                .blocks
+                .put(*rdd, part, Block::new(std::mem::take(kept), stage.input));
+            stored.push(StoredBlock {
+                rdd: *rdd,
+                partition: part,
+                bytes: block.bytes,
+                level: *level,
+            });
         }
     }
     drop(stages);
@@ -361,7 +462,9 @@ fn read_split(split: &FileSplit) -> std::io::Result<Vec<u8>> {
     if start >= split.end {
         return Ok(bytes);
     }
-    file.by_ref().take(split.end - start).read_to_end(&mut bytes)?;
+    file.by_ref()
+        .take(split.end - start)
+        .read_to_end(&mut bytes)?;
     if bytes.last() != Some(&b'\n') {
         file.read_until(b'\n', &mut bytes)?;
     }

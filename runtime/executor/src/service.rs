@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tessera_plan::{TaskOutcome, TaskSpec};
 use tessera_wire::executor::executor_server::Executor;
-use tessera_wire::executor::{CancelJobRequest, DropRddRequest, Empty, RunTaskReply, RunTaskRequest};
+use tessera_wire::executor::{
+    CancelJobRequest, DropRddRequest, Empty, RunTaskReply, RunTaskRequest,
+};
 use tonic::{Request, Response, Status};
 
 pub struct ExecutorService {
@@ -29,31 +31,55 @@ impl ExecutorService {
 
 #[tonic::async_trait]
 impl Executor for ExecutorService {
-    async fn run_task(&self, request: Request<RunTaskRequest>) -> Result<Response<RunTaskReply>, Status> {
+    async fn run_task(
+        &self,
+        request: Request<RunTaskRequest>,
+    ) -> Result<Response<RunTaskReply>, Status> {
         let task: TaskSpec = bincode::deserialize(&request.into_inner().task)
             .map_err(|e| Status::invalid_argument(format!("cannot decode task: {e}")))?;
         let outcome = 'outcome: {
             for library in libraries(&task) {
                 if let Err(e) = self.artifacts.ensure_loaded(&library, false).await {
-                    break 'outcome TaskOutcome::Failed { message: e.to_string() };
+                    break 'outcome TaskOutcome::Failed {
+                        message: e.to_string(),
+                    };
                 }
             }
-            let _slot = self.slots.clone().acquire_owned().await.map_err(|_| Status::unavailable("executor is stopping"))?;
-            let (artifacts, blocks, cancelled, executor_id) =
-                (self.artifacts.clone(), self.blocks.clone(), self.cancel_flag(task.job_id), self.executor_id.clone());
+            let _slot = self
+                .slots
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| Status::unavailable("executor is stopping"))?;
+            let (artifacts, blocks, cancelled, executor_id) = (
+                self.artifacts.clone(),
+                self.blocks.clone(),
+                self.cancel_flag(task.job_id),
+                self.executor_id.clone(),
+            );
             tokio::task::spawn_blocking(move || {
-                let env = TaskEnv { artifacts: &artifacts, blocks: &blocks, cancelled: &cancelled, executor_id: &executor_id };
+                let env = TaskEnv {
+                    artifacts: &artifacts,
+                    blocks: &blocks,
+                    cancelled: &cancelled,
+                    executor_id: &executor_id,
+                };
                 run_task(&task, &env)
             })
             .await
             .map_err(|e| Status::internal(format!("task thread failed: {e}")))?
         };
-        let outcome = bincode::serialize(&outcome).map_err(|e| Status::internal(format!("cannot encode outcome: {e}")))?;
+        let outcome = bincode::serialize(&outcome)
+            .map_err(|e| Status::internal(format!("cannot encode outcome: {e}")))?;
         Ok(Response::new(RunTaskReply { outcome }))
     }
 
-    async fn cancel_job(&self, request: Request<CancelJobRequest>) -> Result<Response<Empty>, Status> {
-        self.cancel_flag(request.into_inner().job_id).store(true, Ordering::Relaxed);
+    async fn cancel_job(
+        &self,
+        request: Request<CancelJobRequest>,
+    ) -> Result<Response<Empty>, Status> {
+        self.cancel_flag(request.into_inner().job_id)
+            .store(true, Ordering::Relaxed);
         Ok(Response::new(Empty {}))
     }
 

@@ -27,13 +27,20 @@ pub struct RawBytes {
 
 impl RawBytes {
     pub fn from_slice(bytes: &[u8]) -> RawBytes {
-        RawBytes { ptr: bytes.as_ptr(), len: bytes.len() }
+        RawBytes {
+            ptr: bytes.as_ptr(),
+            len: bytes.len(),
+        }
     }
 
     /// # Safety
     /// `ptr` must point to `len` readable bytes that outlive the returned slice.
     pub unsafe fn as_slice<'a>(self) -> &'a [u8] {
-        if self.len == 0 { &[] } else { unsafe { std::slice::from_raw_parts(self.ptr, self.len) } }
+        if self.len == 0 {
+            &[]
+        } else {
+            unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        }
     }
 }
 
@@ -83,7 +90,8 @@ pub struct BatchVTable {
 
 /// Rebuilds a closure's captured environment from its serialized bytes into `out`, which has
 /// room for `out_size` bytes and the closure's alignment.
-pub type EnvDecoder = unsafe extern "C" fn(bytes: RawBytes, out: *mut u8, out_size: usize, err: ErrorSink) -> Status;
+pub type EnvDecoder =
+    unsafe extern "C" fn(bytes: RawBytes, out: *mut u8, out_size: usize, err: ErrorSink) -> Status;
 
 /// Arguments every operator and action is opened with.
 #[repr(C)]
@@ -101,9 +109,15 @@ pub struct OperatorVTable {
     pub abi_version: u32,
     pub input_type: unsafe extern "C" fn() -> RawBytes,
     pub output: BatchVTable,
-    pub open: unsafe extern "C" fn(args: OpenArgs, state: *mut *mut c_void, err: ErrorSink) -> Status,
+    pub open:
+        unsafe extern "C" fn(args: OpenArgs, state: *mut *mut c_void, err: ErrorSink) -> Status,
     /// Takes ownership of `batch`.
-    pub push: unsafe extern "C" fn(state: *mut c_void, batch: Batch, out: BatchSink, err: ErrorSink) -> Status,
+    pub push: unsafe extern "C" fn(
+        state: *mut c_void,
+        batch: Batch,
+        out: BatchSink,
+        err: ErrorSink,
+    ) -> Status,
     /// Called once after the last batch.
     pub finish: unsafe extern "C" fn(state: *mut c_void, out: BatchSink, err: ErrorSink) -> Status,
     /// Frees the state, whether or not `finish` ran.
@@ -123,7 +137,8 @@ pub struct SourceVTable {
 pub struct ActionVTable {
     pub abi_version: u32,
     pub input_type: unsafe extern "C" fn() -> RawBytes,
-    pub open: unsafe extern "C" fn(args: OpenArgs, state: *mut *mut c_void, err: ErrorSink) -> Status,
+    pub open:
+        unsafe extern "C" fn(args: OpenArgs, state: *mut *mut c_void, err: ErrorSink) -> Status,
     pub push: unsafe extern "C" fn(state: *mut c_void, batch: Batch, err: ErrorSink) -> Status,
     pub finish: unsafe extern "C" fn(state: *mut c_void, out: ByteSink, err: ErrorSink) -> Status,
     pub close: unsafe extern "C" fn(state: *mut c_void),

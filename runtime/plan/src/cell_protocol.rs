@@ -16,16 +16,29 @@ pub enum CellRequest {
     /// Adds an RDD to the lineage graph.
     Define(RddNode<LocalCodeRef>),
     /// Adds an RDD of the lines of the files that `path` (a file, directory or glob) names.
-    TextFile { path: String, min_partitions: u32, decoder: Operator<LocalCodeRef>, name: String },
+    TextFile {
+        path: String,
+        min_partitions: u32,
+        decoder: Operator<LocalCodeRef>,
+        name: String,
+    },
     /// Asks for an RDD's partition count (answered with `Defined`).
     Describe { rdd: RddId },
     /// Sets (or with `None` clears) an RDD's storage level.
-    Persist { rdd: RddId, level: Option<StorageLevel> },
+    Persist {
+        rdd: RddId,
+        level: Option<StorageLevel>,
+    },
     /// The cell running now panicked (reported by the session's panic hook, so that front ends
     /// can tell a failed cell from a quiet one).
-    CellPanicked,
+    CellPanicked { message: String },
     /// Runs an action over some (default: all) partitions; blocks until the job ends.
-    RunJob { rdd: RddId, action: CellAction, partitions: Option<Vec<u32>>, name: String },
+    RunJob {
+        rdd: RddId,
+        action: CellAction,
+        partitions: Option<Vec<u32>>,
+        name: String,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -36,9 +49,14 @@ pub enum CellAction {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum CellResponse {
-    Defined { rdd: RddId, num_partitions: u32 },
+    Defined {
+        rdd: RddId,
+        num_partitions: u32,
+    },
     Done,
     /// One result per requested partition, in the order requested.
-    JobResult { results: Vec<Vec<u8>> },
+    JobResult {
+        results: Vec<Vec<u8>>,
+    },
     Error(String),
 }

@@ -59,9 +59,15 @@ impl<C> Operator<C> {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum RddKind<C> {
     /// Records shipped from the driver: one serialized `Vec<T>` per partition.
-    Parallelize { partitions: Vec<Vec<u8>>, decoder: Operator<C> },
+    Parallelize {
+        partitions: Vec<Vec<u8>>,
+        decoder: Operator<C>,
+    },
     /// Lines of text files, one partition per split; the decoder turns a split's bytes into lines.
-    TextFile { splits: Vec<FileSplit>, decoder: Operator<C> },
+    TextFile {
+        splits: Vec<FileSplit>,
+        decoder: Operator<C>,
+    },
     /// A one-to-one (narrow) transformation of the parent's partition with the same index.
     Narrow { parent: RddId, op: Operator<C> },
 }

@@ -7,9 +7,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum TaskSource {
     /// The serialized records of this partition.
-    Records { bytes: Vec<u8>, decoder: Operator<CodeRef> },
+    Records {
+        bytes: Vec<u8>,
+        decoder: Operator<CodeRef>,
+    },
     /// A byte range of a text file, read by the executor.
-    TextSplit { split: FileSplit, decoder: Operator<CodeRef> },
+    TextSplit {
+        split: FileSplit,
+        decoder: Operator<CodeRef>,
+    },
 }
 
 /// One RDD in a task's chain of narrow transformations.
@@ -77,7 +83,10 @@ pub struct TaskMetrics {
 /// A finished task.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum TaskOutcome {
-    Success { result: Vec<u8>, metrics: TaskMetrics },
+    Success {
+        result: Vec<u8>,
+        metrics: TaskMetrics,
+    },
     /// User code failed (a panic, an error it returned, a record it could not decode).
     Failed { message: String },
 }

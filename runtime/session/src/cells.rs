@@ -21,7 +21,10 @@ pub fn split_cells(script: &str) -> Vec<Cell> {
     for (index, line) in script.lines().enumerate() {
         if is_marker(line) {
             if !code.trim().is_empty() {
-                cells.push(Cell { code: std::mem::take(&mut code), first_line });
+                cells.push(Cell {
+                    code: std::mem::take(&mut code),
+                    first_line,
+                });
             }
             code.clear();
             first_line = index + 2;
@@ -38,7 +41,33 @@ pub fn split_cells(script: &str) -> Vec<Cell> {
 
 /// Writes cells in the same format, for `:save`.
 pub fn join_cells<S: AsRef<str>>(cells: &[S]) -> String {
-    cells.iter().map(|c| format!("// %%\n{}\n", c.as_ref().trim_end())).collect()
+    cells
+        .iter()
+        .map(|c| format!("// %%\n{}\n", c.as_ref().trim_end()))
+        .collect()
+}
+
+/// Whether `code` has unclosed brackets or strings, so the REPL should read another line.
+/// (Front ends use it to read another line, or to answer Jupyter's `is_complete_request`.)
+pub fn is_incomplete(code: &str) -> bool {
+    let mut depth = 0i32;
+    let mut chars = code.chars().peekable();
+    let mut in_string = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if in_string => {
+                chars.next();
+            }
+            '"' => in_string = !in_string,
+            '/' if !in_string && chars.peek() == Some(&'/') => {
+                while chars.next_if(|&c| c != '\n').is_some() {}
+            }
+            '(' | '[' | '{' if !in_string => depth += 1,
+            ')' | ']' | '}' if !in_string => depth -= 1,
+            _ => {}
+        }
+    }
+    in_string || depth > 0
 }
 
 #[cfg(test)]
@@ -49,14 +78,37 @@ mod tests {
     fn splits_on_percent_markers_and_keeps_line_numbers() {
         let cells = split_cells("let a = 1;\n// %%\nlet b = 2;\nb\n// %% [markdown]\n\n");
         assert_eq!(cells.len(), 2);
-        assert_eq!(cells[0], Cell { code: "let a = 1;\n".into(), first_line: 1 });
-        assert_eq!(cells[1], Cell { code: "let b = 2;\nb\n".into(), first_line: 3 });
+        assert_eq!(
+            cells[0],
+            Cell {
+                code: "let a = 1;\n".into(),
+                first_line: 1
+            }
+        );
+        assert_eq!(
+            cells[1],
+            Cell {
+                code: "let b = 2;\nb\n".into(),
+                first_line: 3
+            }
+        );
+    }
+
+    #[test]
+    fn open_brackets_and_strings_continue_the_input() {
+        assert!(is_incomplete("let f = |x| {"));
+        assert!(is_incomplete("let s = \"abc"));
+        assert!(!is_incomplete("let v = vec![1, 2]; // {"));
+        assert!(!is_incomplete("println!(\"{}\", \"}\")"));
     }
 
     #[test]
     fn save_then_split_round_trips() {
         let saved = join_cells(&["let a = 1;", "a + 1"]);
-        let cells: Vec<String> = split_cells(&saved).into_iter().map(|c| c.code.trim().to_string()).collect();
+        let cells: Vec<String> = split_cells(&saved)
+            .into_iter()
+            .map(|c| c.code.trim().to_string())
+            .collect();
         assert_eq!(cells, vec!["let a = 1;", "a + 1"]);
     }
 }

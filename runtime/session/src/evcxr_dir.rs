@@ -23,7 +23,8 @@ pub struct EvcxrDir {
 impl EvcxrDir {
     pub fn acquire() -> anyhow::Result<EvcxrDir> {
         let root = cache_root().join("evcxr");
-        std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+        std::fs::create_dir_all(&root)
+            .with_context(|| format!("cannot create {}", root.display()))?;
         for slot in 0.. {
             let path = root.join(format!("slot-{slot}"));
             let lock = std::fs::File::create(root.join(format!("slot-{slot}.lock")))?;

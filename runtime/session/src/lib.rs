@@ -5,8 +5,11 @@
 mod cells;
 mod evcxr_dir;
 
-pub use cells::{Cell, join_cells, split_cells};
-pub use tessera_driver::{Driver, ExecutorRow, JobCanceller, JobInfo, JobState, MasterUrl, Progress, StorageRow, parse_master_url};
+pub use cells::{Cell, is_incomplete, join_cells, split_cells};
+pub use tessera_driver::{
+    Driver, ExecutorRow, JobCanceller, JobInfo, JobState, MasterUrl, Progress, StorageRow,
+    parse_master_url,
+};
 
 use anyhow::Context as _;
 use parking_lot::Mutex;
@@ -39,6 +42,8 @@ pub struct SessionConfig {
     pub master: MasterUrl,
     pub executor_memory_mb: u64,
     pub task_metrics_log: Option<PathBuf>,
+    /// Colour compile errors (for a terminal).
+    pub color: bool,
 }
 
 /// What a successful cell produced, by MIME type (empty if it had no final expression).
@@ -49,7 +54,10 @@ pub struct CellOutput {
 
 impl CellOutput {
     pub fn text(&self) -> Option<&str> {
-        self.data.iter().find(|(mime, _)| mime == "text/plain").map(|(_, v)| v.as_str())
+        self.data
+            .iter()
+            .find(|(mime, _)| mime == "text/plain")
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -71,6 +79,7 @@ pub struct Session {
     sink: Arc<Mutex<OutputSink>>,
     /// Cells that ran successfully, for `:save`.
     history: Vec<String>,
+    color: bool,
     _evcxr_dir: evcxr_dir::EvcxrDir,
 }
 
@@ -82,7 +91,10 @@ fn api_crate_dir() -> PathBuf {
 
 /// The directory of this binary, where the other Tessera binaries are.
 pub fn bin_dir() -> PathBuf {
-    std::env::current_exe().ok().and_then(|p| p.parent().map(PathBuf::from)).unwrap_or_else(|| PathBuf::from("."))
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 impl Session {
@@ -96,7 +108,10 @@ impl Session {
         unsafe { std::env::set_var("EVCXR_TMPDIR", evcxr_dir.path()) };
         // Cell libraries link the toolchain's libstd dynamically, and the relative run path
         // rustc gives them does not survive evcxr moving them: tell the loader where it is.
-        if let Some(dir) = tessera_driver::toolchain_libstd().as_deref().and_then(std::path::Path::parent) {
+        if let Some(dir) = tessera_driver::toolchain_libstd()
+            .as_deref()
+            .and_then(std::path::Path::parent)
+        {
             let mut path = std::ffi::OsString::from(dir);
             if let Some(existing) = std::env::var_os("LD_LIBRARY_PATH") {
                 path.push(":");
@@ -106,7 +121,9 @@ impl Session {
             unsafe { std::env::set_var("LD_LIBRARY_PATH", path) };
         }
 
-        let work_dir = evcxr_dir::cache_root().join("sessions").join(std::process::id().to_string());
+        let work_dir = evcxr_dir::cache_root()
+            .join("sessions")
+            .join(std::process::id().to_string());
         let driver = Driver::start(tessera_driver::DriverConfig {
             master: config.master,
             bin_dir: bin_dir(),
@@ -115,25 +132,38 @@ impl Session {
             task_metrics_log: config.task_metrics_log,
         })?;
 
-        let (mut evcxr, outputs) = evcxr::CommandContext::new().map_err(|e| anyhow::anyhow!("cannot start evcxr: {e}"))?;
+        let (mut evcxr, outputs) =
+            evcxr::CommandContext::new().map_err(|e| anyhow::anyhow!("cannot start evcxr: {e}"))?;
         let sink = Arc::new(Mutex::new(sink));
         forward(outputs.stdout, Stream::Stdout, sink.clone());
         forward(outputs.stderr, Stream::Stderr, sink.clone());
 
         let (socket, token) = driver.cell_endpoint();
         let setup = [
-            format!(":dep tessera = {{ path = {:?} }}", api_crate_dir().display().to_string()),
+            format!(
+                ":dep tessera = {{ path = {:?} }}",
+                api_crate_dir().display().to_string()
+            ),
             "use tessera::prelude::*;".to_string(),
             format!("let sc = tessera::Context::connect({socket:?}, {token});"),
             "tessera::install_panic_hook(sc);".to_string(),
         ];
         for line in setup {
-            evcxr.execute(&line).map_err(|e| anyhow::anyhow!("cannot set up the session (`{line}`): {e}"))?;
+            evcxr
+                .execute(&line)
+                .map_err(|e| anyhow::anyhow!("cannot set up the session (`{line}`): {e}"))?;
         }
         driver
             .wait_for_executors(driver.expected_executors(), Duration::from_secs(60))
             .context("the session's executors did not start")?;
-        Ok(Session { driver, evcxr, sink, history: Vec::new(), _evcxr_dir: evcxr_dir })
+        Ok(Session {
+            driver,
+            evcxr,
+            sink,
+            history: Vec::new(),
+            color: config.color,
+            _evcxr_dir: evcxr_dir,
+        })
     }
 
     /// Sends cell output to `sink` from now on.
@@ -143,21 +173,26 @@ impl Session {
 
     /// Compiles and runs one cell (or evcxr command such as `:dep`).
     pub fn execute(&mut self, code: &str) -> Result<CellOutput, CellError> {
-        self.driver.take_cell_panicked();
+        self.driver.take_cell_panic();
         let result = self.evcxr.execute(code);
-        let panicked = self.driver.take_cell_panicked();
-        match result {
-            Ok(outputs) if !panicked => {
+        let panic = self.driver.take_cell_panic();
+        match (result, panic) {
+            (Ok(outputs), None) => {
                 if !code.trim().is_empty() {
                     self.history.push(code.to_string());
                 }
-                let mut data: Vec<(String, String)> = outputs.content_by_mime_type.into_iter().collect();
+                let mut data: Vec<(String, String)> =
+                    outputs.content_by_mime_type.into_iter().collect();
                 data.sort();
                 Ok(CellOutput { data })
             }
-            Ok(_) => Err(CellError { message: "the cell panicked (its message is above)".into() }),
-            Err(evcxr::Error::CompilationErrors(errors)) => Err(CellError { message: render_errors(code, &errors) }),
-            Err(e) => Err(CellError { message: e.to_string() }),
+            (Ok(_), Some(message)) => Err(CellError { message }),
+            (Err(evcxr::Error::CompilationErrors(errors)), _) => Err(CellError {
+                message: render_errors(code, &errors, self.color),
+            }),
+            (Err(e), _) => Err(CellError {
+                message: e.to_string(),
+            }),
         }
     }
 
@@ -178,7 +213,11 @@ impl Session {
     /// Completions at byte `position` of `code`: (start, end, candidates).
     pub fn complete(&mut self, code: &str, position: usize) -> (usize, usize, Vec<String>) {
         match self.evcxr.completions(code, position) {
-            Ok(c) => (c.start_offset, c.end_offset, c.completions.into_iter().map(|c| c.code).collect()),
+            Ok(c) => (
+                c.start_offset,
+                c.end_offset,
+                c.completions.into_iter().map(|c| c.code).collect(),
+            ),
             Err(_) => (position, position, Vec::new()),
         }
     }
@@ -186,17 +225,28 @@ impl Session {
     /// The type and documentation of what is at `position`, if anything.
     pub fn inspect(&mut self, code: &str, position: usize) -> Option<String> {
         let (ty, doc) = self.evcxr.hover_at(code, position).ok()?;
-        let text = [ty, doc].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("\n\n");
+        let text = [ty, doc]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n\n");
         (!text.is_empty()).then_some(text)
     }
 
     /// Variables the session holds and their types.
     pub fn variables(&self) -> Vec<(String, String)> {
-        self.evcxr.variables_and_types().map(|(n, t)| (n.to_string(), t.to_string())).collect()
+        self.evcxr
+            .variables_and_types()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect()
     }
 }
 
-fn forward(lines: crossbeam_channel::Receiver<String>, stream: Stream, sink: Arc<Mutex<OutputSink>>) {
+fn forward(
+    lines: crossbeam_channel::Receiver<String>,
+    stream: Stream,
+    sink: Arc<Mutex<OutputSink>>,
+) {
     std::thread::spawn(move || {
         while let Ok(line) = lines.recv() {
             let sink = sink.lock().clone();
@@ -206,15 +256,23 @@ fn forward(lines: crossbeam_channel::Receiver<String>, stream: Stream, sink: Arc
 }
 
 /// Compile errors as rustc shows them, pointing into the cell's own code where they can.
-fn render_errors(code: &str, errors: &[evcxr::CompilationError]) -> String {
+fn render_errors(code: &str, errors: &[evcxr::CompilationError], color: bool) -> String {
     let mut out = String::new();
     for error in errors {
         let report = if error.is_from_user_code() {
-            error.build_report("cell".to_string(), code.to_string(), evcxr::Theme::Dark).and_then(|report| {
-                let mut buf = Vec::new();
-                report.write(ariadne::sources([("cell".to_string(), code.to_string())]), &mut buf).ok()?;
-                String::from_utf8(buf).ok()
-            })
+            error
+                .build_report("cell".to_string(), code.to_string(), evcxr::Theme::Dark)
+                .and_then(|report| {
+                    let mut buf = Vec::new();
+                    report
+                        .write(
+                            ariadne::sources([("cell".to_string(), code.to_string())]),
+                            &mut buf,
+                        )
+                        .ok()?;
+                    let text = String::from_utf8(buf).ok()?;
+                    Some(if color { text } else { strip_ansi(&text) })
+                })
         } else {
             None
         };
@@ -222,12 +280,37 @@ fn render_errors(code: &str, errors: &[evcxr::CompilationError]) -> String {
             Some(text) => out.push_str(&text),
             None => {
                 let rendered = error.rendered();
-                out.push_str(if rendered.is_empty() { error.message() } else { rendered }.trim_end());
+                out.push_str(
+                    if rendered.is_empty() {
+                        error.message()
+                    } else {
+                        rendered
+                    }
+                    .trim_end(),
+                );
                 out.push('\n');
             }
         }
         for help in error.help() {
             out.push_str(&format!("help: {help}\n"));
+        }
+    }
+    out
+}
+
+/// Removes terminal colour sequences (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
         }
     }
     out

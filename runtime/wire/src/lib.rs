@@ -25,7 +25,10 @@ pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
 pub struct AttachSecret(pub tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
 
 impl tonic::service::Interceptor for AttachSecret {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         request.metadata_mut().insert(SECRET_HEADER, self.0.clone());
         Ok(request)
     }
@@ -39,7 +42,9 @@ impl tonic::service::Interceptor for RequireSecret {
     fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         match request.metadata().get(SECRET_HEADER) {
             Some(value) if value.as_bytes() == self.0.as_bytes() => Ok(request),
-            _ => Err(tonic::Status::unauthenticated("missing or wrong session secret")),
+            _ => Err(tonic::Status::unauthenticated(
+                "missing or wrong session secret",
+            )),
         }
     }
 }

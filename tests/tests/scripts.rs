@@ -1,0 +1,182 @@
+//! `tessera run` end to end: the evcxr child, the driver, executors acquired locally or through
+//! offers from a real master and agents, compiled cell code loaded by executors, cached
+//! partitions kept in executor memory. Results are checked against values computed here.
+
+use std::collections::BTreeSet;
+use tessera_e2e::{Scratch, tessera_run};
+
+/// 1..=1000 as log lines; every tenth is an error.
+fn log_file() -> String {
+    (1..=1000)
+        .map(|i| format!("{} line {i}\n", if i % 10 == 0 { "ERROR" } else { "INFO" }))
+        .collect()
+}
+
+const CACHE_SCRIPT: &str = r#"
+let lines = sc.text_file("app.log", 4);
+let errors = lines.filter(|l: &String| l.starts_with("ERROR")).cache();
+// %%
+errors.count()
+// %%
+errors.count()
+// %%
+let numbers = errors.map(|l: String| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap());
+let mut all = numbers.collect();
+all.sort();
+all.len()
+// %%
+all.iter().sum::<u64>()
+"#;
+
+fn expected_cache_results() -> Vec<String> {
+    let errors: Vec<u64> = (1..=1000).filter(|i| i % 10 == 0).collect();
+    vec![
+        errors.len().to_string(),
+        errors.len().to_string(),
+        errors.len().to_string(),
+        errors.iter().sum::<u64>().to_string(),
+    ]
+}
+
+#[test]
+fn cached_rdd_on_local_cluster_is_counted_from_executor_memory() {
+    let dir = Scratch::new("local-cluster");
+    dir.write("app.log", &log_file());
+    let run = tessera_run(&dir.0, CACHE_SCRIPT, "local-cluster[2,2,1024]", &[]);
+    assert!(
+        run.success,
+        "tessera run failed:\n{}\n{}",
+        run.stdout, run.stderr
+    );
+    assert_eq!(
+        run.lines(),
+        expected_cache_results(),
+        "stderr:\n{}",
+        run.stderr
+    );
+
+    // The first count computed every partition; the second found all of them cached.
+    let first = run.job(0);
+    let second = run.job(1);
+    assert_eq!(first.len(), 4);
+    assert!(first.iter().all(|t| t.origin == "computed"), "{first:?}");
+    assert_eq!(second.len(), 4);
+    assert!(
+        second.iter().all(|t| t.origin.starts_with("cached:")),
+        "{second:?}"
+    );
+
+    // Tasks ran in two executor processes, launched by two agents through offers.
+    let pids: BTreeSet<u64> = run.tasks.iter().map(|t| t.pid).collect();
+    let executors: BTreeSet<&str> = run.tasks.iter().map(|t| t.executor.as_str()).collect();
+    assert_eq!(pids.len(), 2, "{:?}", run.tasks);
+    assert_eq!(executors.len(), 2, "{executors:?}");
+    assert!(
+        executors.iter().all(|e| e.starts_with("exec-")),
+        "executors named by agent: {executors:?}"
+    );
+}
+
+#[test]
+fn the_same_script_gives_the_same_results_on_the_local_default() {
+    let dir = Scratch::new("local");
+    dir.write("app.log", &log_file());
+    let run = tessera_run(&dir.0, CACHE_SCRIPT, "local[2]", &[]);
+    assert!(
+        run.success,
+        "tessera run failed:\n{}\n{}",
+        run.stdout, run.stderr
+    );
+    assert_eq!(
+        run.lines(),
+        expected_cache_results(),
+        "stderr:\n{}",
+        run.stderr
+    );
+    assert!(
+        run.job(1).iter().all(|t| t.origin.starts_with("cached:")),
+        "{:?}",
+        run.job(1)
+    );
+}
+
+#[test]
+fn closures_capture_values_from_earlier_cells() {
+    let dir = Scratch::new("captures");
+    let script = r#"
+let keep: Vec<String> = vec!["apple".to_string(), "cherry".to_string()];
+let factor: f64 = 2.5;
+// %%
+let fruit = sc.parallelize(vec!["apple".to_string(), "banana".to_string(), "cherry".to_string(), "apple".to_string()], 3);
+let kept = fruit.filter(capture!([keep] move |f: &String| keep.contains(f)));
+kept.count()
+// %%
+let scaled = sc.parallelize((1..=6).collect::<Vec<i64>>(), 2).map(capture!([factor] |x: i64| x as f64 * factor));
+scaled.collect()
+// %%
+factor
+"#;
+    let run = tessera_run(&dir.0, script, "local[2]", &[]);
+    assert!(
+        run.success,
+        "tessera run failed:\n{}\n{}",
+        run.stdout, run.stderr
+    );
+    let scaled: Vec<f64> = (1..=6).map(|x| x as f64 * 2.5).collect();
+    assert_eq!(
+        run.lines(),
+        vec!["3".to_string(), format!("{scaled:?}"), "2.5".to_string()]
+    );
+}
+
+#[test]
+fn capturing_a_value_that_cannot_be_serialized_is_an_error_naming_it() {
+    let dir = Scratch::new("unserializable");
+    let script = r#"
+let counter = std::rc::Rc::new(5u32);
+let numbers = sc.parallelize(vec![1u32, 2, 3], 1);
+numbers.map(capture!([counter] |x: u32| x + *counter)).count()
+"#;
+    let run = tessera_run(&dir.0, script, "local[1]", &[]);
+    assert!(!run.success);
+    assert!(
+        run.stderr
+            .contains("cannot be captured by a closure that runs on executors"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("counter"),
+        "the error names the variable:\n{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("error in cell 1"), "{}", run.stderr);
+}
+
+#[test]
+fn a_panicking_closure_fails_its_job_and_keeps_the_cache() {
+    let dir = Scratch::new("panic");
+    let script = r#"
+let cached = sc.parallelize((1..=100).collect::<Vec<i64>>(), 4).cache();
+cached.count()
+// %%
+cached.map(|x: i64| if x == 50 { panic!("bad record {x}") } else { x }).count()
+// %%
+cached.count()
+"#;
+    let run = tessera_run(&dir.0, script, "local[2]", &["--keep-going"]);
+    assert!(!run.success, "a failed cell makes the run fail");
+    assert!(
+        run.stderr.contains("closure panicked: bad record 50"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("error in cell 2"), "{}", run.stderr);
+    assert_eq!(run.lines(), vec!["100", "100"]);
+    let last = run.job(2);
+    assert_eq!(last.len(), 4);
+    assert!(
+        last.iter().all(|t| t.origin.starts_with("cached:")),
+        "the cache survived: {last:?}"
+    );
+}
