@@ -93,14 +93,17 @@ async fn run_task(
     let pipeline = state.lineage.pipeline(rdd, partition)?;
     let preferred = preferred_executors(state, &pipeline.steps, partition);
     let mut failures = Vec::new();
-    for attempt in 0..MAX_TASK_ATTEMPTS {
+    let mut attempt = 0;
+    let mut ship_source = false;
+    while attempt < MAX_TASK_ATTEMPTS {
         let (executor, _slot) = acquire_executor(state, &preferred, partition).await?;
+        let cached_there = !ship_source && preferred.contains(&executor.id);
         let spec = TaskSpec {
             job_id,
             task_id: state.next_task_id(),
             attempt,
             partition,
-            source: pipeline.source.clone(),
+            source: (!cached_there).then(|| pipeline.source.clone()),
             steps: pipeline.steps.clone(),
             action: action.clone(),
         };
@@ -116,6 +119,11 @@ async fn run_task(
                     state.blocks.record(&executor.id, &metrics.stored);
                     state.record_metrics(job_id, partition, metrics);
                     return Ok(result);
+                }
+                Ok(TaskOutcome::CacheMiss) => {
+                    // Not a failure: the block went away after the block map heard of it.
+                    ship_source = true;
+                    continue;
                 }
                 Ok(TaskOutcome::Failed { message }) => {
                     failures.push((executor.id.clone(), message))
@@ -134,6 +142,7 @@ async fn run_task(
                 state.lose_executor(&executor.id);
             }
         }
+        attempt += 1;
     }
     let (executor, message) = failures.pop().expect("at least one attempt ran");
     Err(format!(

@@ -29,9 +29,11 @@ pub struct TaskEnv<'a> {
 pub fn libraries(task: &TaskSpec) -> Vec<String> {
     let mut operators: Vec<&Operator<CodeRef>> =
         task.steps.iter().filter_map(|s| s.op.as_ref()).collect();
-    operators.push(match &task.source {
-        TaskSource::Records { decoder, .. } | TaskSource::TextSplit { decoder, .. } => decoder,
-    });
+    if let Some(TaskSource::Records { decoder, .. } | TaskSource::TextSplit { decoder, .. }) =
+        &task.source
+    {
+        operators.push(decoder);
+    }
     if let TaskAction::Run(action) = &task.action {
         operators.push(action);
     }
@@ -52,7 +54,8 @@ pub fn run_task(task: &TaskSpec, env: &TaskEnv) -> TaskOutcome {
         cancelled: env.cancelled,
     };
     match run(task, env, &mut shared) {
-        Ok((result, origin, records, stored)) => TaskOutcome::Success {
+        Ok(None) => TaskOutcome::CacheMiss,
+        Ok(Some((result, origin, records, stored))) => TaskOutcome::Success {
             result,
             metrics: TaskMetrics {
                 executor_id: env.executor_id.to_string(),
@@ -250,7 +253,13 @@ fn check_input(what: &str, expected: &str, actual: &str) -> Result<(), String> {
 
 type RunResult = (Vec<u8>, PartitionOrigin, u64, Vec<StoredBlock>);
 
-fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<RunResult, String> {
+enum Start<'a> {
+    Cached(std::sync::Arc<Block>),
+    Source(&'a TaskSource, &'static SourceVTable),
+}
+
+/// Runs the task; `None` when it came without its source and the partition is not cached.
+fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<RunResult>, String> {
     // The stages point at `shared` for as long as they live, which is within this call.
     let shared_ptr = shared as *mut Shared as *mut Shared<'static>;
     let part = task.partition;
@@ -271,14 +280,22 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<RunResult,
         None => (0, PartitionOrigin::Computed),
     };
 
-    let source_table = match &task.source {
-        TaskSource::Records { decoder, .. } | TaskSource::TextSplit { decoder, .. } => {
-            table::<SourceVTable>(env, decoder, |t| t.abi_version)?
+    // Where the records come from: the cached block, or the task's source.
+    let start = match (&resume, &task.source) {
+        (Some((_, block)), _) => Start::Cached(block.clone()),
+        (None, Some(source)) => {
+            let (TaskSource::Records { decoder, .. } | TaskSource::TextSplit { decoder, .. }) =
+                source;
+            Start::Source(
+                source,
+                table::<SourceVTable>(env, decoder, |t| t.abi_version)?,
+            )
         }
+        (None, None) => return Ok(None),
     };
-    let mut input = match &resume {
-        Some((_, block)) => *block.vtable(),
-        None => source_table.output,
+    let mut input = match &start {
+        Start::Cached(block) => *block.vtable(),
+        Start::Source(_, table) => table.output,
     };
 
     // Build the chain of stages, front to back.
@@ -353,8 +370,8 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<RunResult,
     let head = base;
 
     // Feed the head.
-    let fed = match (&resume, &task.source) {
-        (Some((_, block)), _) => {
+    let fed = match start {
+        Start::Cached(block) => {
             let mut status = STATUS_OK;
             for batch in block.cloned_batches() {
                 if status == STATUS_OK {
@@ -365,14 +382,14 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<RunResult,
             }
             status
         }
-        (None, TaskSource::Records { bytes, .. }) => unsafe {
+        Start::Source(TaskSource::Records { bytes, .. }, source_table) => unsafe {
             (source_table.decode)(
                 RawBytes::from_slice(bytes),
                 Stage::sink(head),
                 shared.sink(),
             )
         },
-        (None, TaskSource::TextSplit { split, .. }) => {
+        Start::Source(TaskSource::TextSplit { split, .. }, source_table) => {
             let bytes = read_split(split).map_err(|e| {
                 format!(
                     "cannot read {} (bytes {}..{}): {e}; check the file is there and readable",
@@ -445,7 +462,7 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<RunResult,
         }
     }
     drop(stages);
-    Ok((result, origin, records, stored))
+    Ok(Some((result, origin, records, stored)))
 }
 
 /// The bytes of the lines whose first byte lies in `split`, each ended by '\n' (the file's

@@ -45,7 +45,10 @@ pub struct TaskSpec {
     pub task_id: u64,
     pub attempt: u32,
     pub partition: u32,
-    pub source: TaskSource,
+    /// `None` when the driver's block map says the executor caches a step of this partition:
+    /// parallelized records are then not shipped again. If the block is gone after all, the
+    /// executor answers [`TaskOutcome::CacheMiss`] and the driver resends with the source.
+    pub source: Option<TaskSource>,
     /// From the source RDD to the RDD the action runs on.
     pub steps: Vec<PipelineStep>,
     pub action: TaskAction,
@@ -89,4 +92,6 @@ pub enum TaskOutcome {
     },
     /// User code failed (a panic, an error it returned, a record it could not decode).
     Failed { message: String },
+    /// The task came without its source and the executor no longer caches the partition.
+    CacheMiss,
 }

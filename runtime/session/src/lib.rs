@@ -124,35 +124,45 @@ impl Session {
         let work_dir = evcxr_dir::cache_root()
             .join("sessions")
             .join(std::process::id().to_string());
-        let driver = Driver::start(tessera_driver::DriverConfig {
-            master: config.master,
-            bin_dir: bin_dir(),
-            work_dir,
-            executor_memory_mb: config.executor_memory_mb,
-            task_metrics_log: config.task_metrics_log,
+        // evcxr (its child process, rust-analyzer, a first compile) and the driver (its
+        // executors, perhaps a loopback cluster) start side by side.
+        let (driver, evcxr) = std::thread::scope(|scope| {
+            let evcxr = scope.spawn(|| {
+                let (mut evcxr, outputs) = evcxr::CommandContext::new()
+                    .map_err(|e| anyhow::anyhow!("cannot start evcxr: {e}"))?;
+                let dep = format!(
+                    ":dep tessera = {{ path = {:?} }}",
+                    api_crate_dir().display().to_string()
+                );
+                evcxr.execute(&dep).map_err(|e| {
+                    anyhow::anyhow!("cannot add the tessera crate to the session: {e}")
+                })?;
+                anyhow::Ok((evcxr, outputs))
+            });
+            let driver = Driver::start(tessera_driver::DriverConfig {
+                master: config.master,
+                bin_dir: bin_dir(),
+                work_dir,
+                executor_memory_mb: config.executor_memory_mb,
+                task_metrics_log: config.task_metrics_log,
+            });
+            let evcxr = evcxr
+                .join()
+                .map_err(|_| anyhow::anyhow!("starting evcxr panicked"))?;
+            anyhow::Ok((driver?, evcxr?))
         })?;
-
-        let (mut evcxr, outputs) =
-            evcxr::CommandContext::new().map_err(|e| anyhow::anyhow!("cannot start evcxr: {e}"))?;
+        let (mut evcxr, outputs) = evcxr;
         let sink = Arc::new(Mutex::new(sink));
         forward(outputs.stdout, Stream::Stdout, sink.clone());
         forward(outputs.stderr, Stream::Stderr, sink.clone());
 
         let (socket, token) = driver.cell_endpoint();
-        let setup = [
-            format!(
-                ":dep tessera = {{ path = {:?} }}",
-                api_crate_dir().display().to_string()
-            ),
-            "use tessera::prelude::*;".to_string(),
-            format!("let sc = tessera::Context::connect({socket:?}, {token});"),
-            "tessera::install_panic_hook(sc);".to_string(),
-        ];
-        for line in setup {
-            evcxr
-                .execute(&line)
-                .map_err(|e| anyhow::anyhow!("cannot set up the session (`{line}`): {e}"))?;
-        }
+        let prelude = format!(
+            "use tessera::prelude::*; let sc = tessera::Context::connect({socket:?}, {token}); tessera::install_panic_hook(sc);"
+        );
+        evcxr
+            .execute(&prelude)
+            .map_err(|e| anyhow::anyhow!("cannot set up the session: {e}"))?;
         driver
             .wait_for_executors(driver.expected_executors(), Duration::from_secs(60))
             .context("the session's executors did not start")?;

@@ -1,0 +1,149 @@
+//! `tessera-bench`: measures the interactive path under a master URL (default
+//! `local-cluster[2,2,1024]`) and prints a table of medians, each beside its baseline or goal:
+//!
+//! * the time from starting `tessera` to its prompt (goal: 3 s once the first build is done);
+//! * the round trip of a trivial cell (goal: 300 ms);
+//! * `count()` of 1,000,000 integers in 8 partitions, first (computed, then cached) and again
+//!   (served from executor memory), and their ratio.
+//!
+//! Run it with `cargo run --release -p tessera-bench -- [MASTER] [TRIALS]` after
+//! `cargo build --release --workspace --bins`.
+
+use anyhow::{Context, bail};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tessera_session::{Session, SessionConfig, parse_master_url};
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+/// Starts `tessera` and waits for it to say it is ready (just before its first prompt).
+fn startup_time(master: &str) -> anyhow::Result<Duration> {
+    let exe = tessera_session::bin_dir().join("tessera");
+    let started = Instant::now();
+    let mut child = Command::new(&exe)
+        .args(["--master", master])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", exe.display()))?;
+    let stderr = BufReader::new(child.stderr.take().expect("piped"));
+    for line in stderr.lines() {
+        if line?.starts_with("Ready.") {
+            let elapsed = started.elapsed();
+            drop(child.stdin.take());
+            let _ = child.wait();
+            return Ok(elapsed);
+        }
+    }
+    bail!("tessera exited before its prompt")
+}
+
+fn run(session: &mut Session, code: &str) -> anyhow::Result<String> {
+    match session.execute(code) {
+        Ok(out) => Ok(out.text().unwrap_or("").to_string()),
+        Err(e) => bail!("cell `{code}` failed: {e}"),
+    }
+}
+
+fn timed(session: &mut Session, code: &str) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    run(session, code)?;
+    Ok(started.elapsed())
+}
+
+fn main() -> anyhow::Result<()> {
+    tessera_session::child_process_hook();
+    let args: Vec<String> = std::env::args().collect();
+    let master = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "local-cluster[2,2,1024]".into());
+    let trials: usize = args.get(2).map(|t| t.parse()).transpose()?.unwrap_or(7);
+
+    // Warm the build cache so that start-up is measured as a person sees it after the first time.
+    let _ = startup_time(&master)?;
+    let startups: Vec<Duration> = (0..trials.min(5))
+        .map(|_| startup_time(&master))
+        .collect::<Result<_, _>>()?;
+
+    let config = SessionConfig {
+        master: parse_master_url(&master)?,
+        executor_memory_mb: 1024,
+        task_metrics_log: None,
+        color: false,
+    };
+    let mut session = Session::start(config, Arc::new(|_, _| {}))?;
+    run(
+        &mut session,
+        "let data: Vec<i64> = (0..1_000_000).collect();",
+    )?;
+    let trivial: Vec<Duration> = (0..trials)
+        .map(|_| timed(&mut session, "1 + 1"))
+        .collect::<Result<_, _>>()?;
+
+    // Jobs are timed inside one cell each, so that compiling the cell is not counted.
+    let mut first = Vec::new();
+    let mut cached = Vec::new();
+    for trial in 0..trials {
+        let name = format!("r{trial}");
+        run(
+            &mut session,
+            &format!("let {name} = sc.parallelize(data.clone(), 8).cache();"),
+        )?;
+        let seconds = run(
+            &mut session,
+            &format!(
+                "(0..4).map(|_| {{ let t = std::time::Instant::now(); {name}.count(); t.elapsed().as_secs_f64() }}).collect::<Vec<f64>>()"
+            ),
+        )?;
+        let seconds: Vec<f64> = seconds
+            .trim_matches(|c| c == '[' || c == ']')
+            .split(',')
+            .map(|s| s.trim().parse())
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("unexpected cell output {seconds:?}"))?;
+        first.push(Duration::from_secs_f64(seconds[0]));
+        cached.extend(seconds[1..].iter().map(|&s| Duration::from_secs_f64(s)));
+        run(&mut session, &format!("{name}.unpersist();"))?;
+    }
+    let (startup, trivial, first, cached) = (
+        median(startups),
+        median(trivial),
+        median(first),
+        median(cached),
+    );
+    println!("Tessera interactive path under {master} (medians of {trials} trials)\n");
+    println!("| measure | median | baseline or goal | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| start-up to prompt | {} | goal 3000 ms | {:.2} |",
+        ms(startup),
+        startup.as_secs_f64() / 3.0
+    );
+    println!(
+        "| trivial cell round trip | {} | goal 300 ms | {:.2} |",
+        ms(trivial),
+        trivial.as_secs_f64() / 0.3
+    );
+    println!(
+        "| first count, 1M ints / 8 partitions (computes, caches) | {} | | |",
+        ms(first)
+    );
+    println!(
+        "| count on cache | {} | first count {} | {:.2}x faster |",
+        ms(cached),
+        ms(first),
+        first.as_secs_f64() / cached.as_secs_f64()
+    );
+    Ok(())
+}
