@@ -210,3 +210,65 @@ impl<'a, T> BindByRef<'a, T> for &Bind<'a, T> {
         self.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::c_void;
+
+    unsafe extern "C" fn keep_error(ctx: *mut c_void, message: RawBytes) {
+        let slot = unsafe { &mut *(ctx as *mut String) };
+        *slot = String::from_utf8_lossy(unsafe { message.as_slice() }).into_owned();
+    }
+
+    /// What an executor does with a shipped closure: rebuild it from the captured bytes and the
+    /// decoder at the recorded address (here, in this same process).
+    fn round_trip<F: Send + Sync + 'static>(f: &F) -> F {
+        let shipped = ship(f).expect("closure ships");
+        let decoder = shipped.env_decoder.map(|code| {
+            let here = locate(Env::<()>::decode_into as *const c_void).unwrap();
+            assert_eq!(
+                code.library_path, here.library_path,
+                "the decoder lives in the closure's library"
+            );
+            // SAFETY: `code` was located from an `EnvDecoder` of this process.
+            let base = Env::<()>::decode_into as usize - here.offset as usize;
+            unsafe { std::mem::transmute::<usize, EnvDecoder>(base + code.offset as usize) }
+        });
+        let mut error = String::new();
+        let sink = ErrorSink {
+            ctx: &mut error as *mut String as *mut c_void,
+            set: keep_error,
+        };
+        unsafe { rebuild::<F>(&shipped.captures, decoder, sink) }
+            .unwrap_or_else(|| panic!("rebuild failed: {error}"))
+    }
+
+    #[test]
+    fn a_closure_without_captures_is_conjured() {
+        let f = |x: i32| x + 1;
+        assert_eq!(round_trip(&f)(41), 42);
+    }
+
+    #[test]
+    fn captured_values_travel_with_the_closure() {
+        let words = vec!["a".to_string(), "b".to_string()];
+        let factor = 2.5f64;
+        let f = crate::capture!([words, factor] move |w: String| if words.contains(&w) { factor } else { 0.0 });
+        let rebuilt = round_trip(&f);
+        assert_eq!(rebuilt("a".to_string()), 2.5);
+        assert_eq!(rebuilt("z".to_string()), 0.0);
+    }
+
+    #[test]
+    fn a_closure_capturing_without_capture_is_refused() {
+        let offset = 3i64;
+        let f = move |x: i64| x + offset;
+        let error = ship(&f).err().expect("refused");
+        assert!(
+            error.message().contains("capture!(["),
+            "{}",
+            error.message()
+        );
+    }
+}

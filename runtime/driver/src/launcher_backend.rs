@@ -24,6 +24,8 @@ pub enum Backend {
     /// Executors launched through offers.
     Cluster {
         client: FrameworkClient,
+        /// Handles offers and executor updates; stopped before tearing down.
+        events_task: tokio::task::JoinHandle<()>,
         runtime: tokio::runtime::Handle,
         expected: usize,
         /// Keeps the loopback master and agents of `local-cluster` alive with the session.
@@ -81,13 +83,14 @@ impl Backend {
             memory_mb: config.executor_memory_mb,
             agents_with_executor: Mutex::new(HashSet::new()),
         };
-        runtime.spawn(async move {
+        let events_task = runtime.spawn(async move {
             while let Some(event) = events.recv().await {
                 launcher.handle(event).await;
             }
         });
         Ok(Backend::Cluster {
             client,
+            events_task,
             runtime: runtime.handle().clone(),
             expected,
             _local: local,
@@ -117,8 +120,12 @@ impl Drop for Backend {
                 let _ = child.wait();
             }
             Backend::Cluster {
-                client, runtime, ..
+                client,
+                events_task,
+                runtime,
+                ..
             } => {
+                events_task.abort();
                 // Like a Spark driver stopping: the master kills our executors and frees their
                 // resources at once instead of after a failover timeout.
                 let client = client.clone();

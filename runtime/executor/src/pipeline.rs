@@ -240,6 +240,30 @@ fn open_args(env: &TaskEnv, op: &Operator<CodeRef>, partition: u32) -> Result<Op
     })
 }
 
+type OpenFn = unsafe extern "C" fn(OpenArgs, *mut *mut c_void, ErrorSink) -> Status;
+
+/// Opens operator or action `op` (through its table's `open`) after checking that it takes the
+/// records `input` holds; returns its state.
+#[allow(clippy::too_many_arguments)]
+fn open_state(
+    env: &TaskEnv,
+    op: &Operator<CodeRef>,
+    partition: u32,
+    shared: &mut Shared,
+    what: &str,
+    open: OpenFn,
+    input_type: unsafe extern "C" fn() -> RawBytes,
+    input: &BatchVTable,
+) -> Result<*mut c_void, String> {
+    check_input(what, &type_name(input_type), &type_name(input.type_name))?;
+    let args = open_args(env, op, partition)?;
+    let mut state = std::ptr::null_mut();
+    if unsafe { open(args, &mut state, shared.sink()) } != STATUS_OK {
+        return Err(shared.take_error(&format!("{what} failed to open")));
+    }
+    Ok(state)
+}
+
 fn check_input(what: &str, expected: &str, actual: &str) -> Result<(), String> {
     if expected == actual {
         Ok(())
@@ -303,16 +327,17 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Run
     for (i, step) in task.steps.iter().enumerate().skip(first_step) {
         if let Some(op) = &step.op {
             let table = table::<OperatorVTable>(env, op, |t| t.abi_version)?;
-            check_input(
-                &format!("rdd {}", step.rdd),
-                &type_name(table.input_type),
-                &type_name(input.type_name),
+            let what = format!("rdd {}", step.rdd);
+            let state = open_state(
+                env,
+                op,
+                part,
+                shared,
+                &what,
+                table.open,
+                table.input_type,
+                &input,
             )?;
-            let args = open_args(env, op, part)?;
-            let mut state = std::ptr::null_mut();
-            if unsafe { (table.open)(args, &mut state, shared.sink()) } != STATUS_OK {
-                return Err(shared.take_error("an operator failed to open"));
-            }
             kinds.push((StageKind::Operator { table, state }, input));
             input = table.output;
         } else if i != 0 {
@@ -333,16 +358,16 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Run
         TaskAction::Count => kinds.push((StageKind::Count { records: 0 }, input)),
         TaskAction::Run(op) => {
             let table = table::<ActionVTable>(env, op, |t| t.abi_version)?;
-            check_input(
+            let state = open_state(
+                env,
+                op,
+                part,
+                shared,
                 "the action",
-                &type_name(table.input_type),
-                &type_name(input.type_name),
+                table.open,
+                table.input_type,
+                &input,
             )?;
-            let args = open_args(env, op, part)?;
-            let mut state = std::ptr::null_mut();
-            if unsafe { (table.open)(args, &mut state, shared.sink()) } != STATUS_OK {
-                return Err(shared.take_error("the action failed to open"));
-            }
             kinds.push((
                 StageKind::Action {
                     table,

@@ -128,8 +128,10 @@ impl Session {
         // executors, perhaps a loopback cluster) start side by side.
         let (driver, evcxr) = std::thread::scope(|scope| {
             let evcxr = scope.spawn(|| {
+                let started = std::time::Instant::now();
                 let (mut evcxr, outputs) = evcxr::CommandContext::new()
                     .map_err(|e| anyhow::anyhow!("cannot start evcxr: {e}"))?;
+                tracing::debug!(elapsed = ?started.elapsed(), "evcxr started");
                 let dep = format!(
                     ":dep tessera = {{ path = {:?} }}",
                     api_crate_dir().display().to_string()
@@ -137,6 +139,7 @@ impl Session {
                 evcxr.execute(&dep).map_err(|e| {
                     anyhow::anyhow!("cannot add the tessera crate to the session: {e}")
                 })?;
+                tracing::debug!(elapsed = ?started.elapsed(), "tessera crate added");
                 anyhow::Ok((evcxr, outputs))
             });
             let driver = Driver::start(tessera_driver::DriverConfig {
@@ -163,6 +166,7 @@ impl Session {
         evcxr
             .execute(&prelude)
             .map_err(|e| anyhow::anyhow!("cannot set up the session: {e}"))?;
+        tracing::debug!("prelude ran");
         driver
             .wait_for_executors(driver.expected_executors(), Duration::from_secs(60))
             .context("the session's executors did not start")?;
