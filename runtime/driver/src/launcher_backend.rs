@@ -36,7 +36,7 @@ pub enum Backend {
 impl Backend {
     pub(crate) fn start(
         config: &DriverConfig,
-        runtime: &tokio::runtime::Runtime,
+        runtime: &tokio::runtime::Handle,
         state: &Arc<DriverState>,
         driver_address: &str,
         secret: &str,
@@ -91,20 +91,20 @@ impl Backend {
         Ok(Backend::Cluster {
             client,
             events_task,
-            runtime: runtime.handle().clone(),
+            runtime: runtime.clone(),
             expected,
             _local: local,
         })
     }
 
-    pub fn expected_executors(&self) -> usize {
+    fn expected_executors(&self) -> usize {
         match self {
             Backend::Local { .. } => 1,
             Backend::Cluster { expected, .. } => *expected,
         }
     }
 
-    pub fn master_address(&self) -> Option<String> {
+    fn master_address(&self) -> Option<String> {
         match self {
             Backend::Local { .. } => None,
             Backend::Cluster { client, .. } => Some(client.master().to_string()),
@@ -128,9 +128,7 @@ impl Drop for Backend {
                 events_task.abort();
                 // Like a Spark driver stopping: the master kills our executors and frees their
                 // resources at once instead of after a failover timeout.
-                let client = client.clone();
-                let _ =
-                    std::thread::scope(|s| s.spawn(|| runtime.block_on(client.teardown())).join());
+                let _ = runtime.block_on(client.teardown());
             }
         }
     }
@@ -209,6 +207,62 @@ impl OfferHandler {
         if let Err(e) = self.client.accept(&offer.id, vec![launch]).await {
             tracing::warn!("cannot launch an executor on agent {}: {e}", offer.agent_id);
             self.agents_with_executor.lock().remove(&offer.agent_id);
+        }
+    }
+}
+
+/// Owns the backend on a thread of its own that lives as long as the driver. Executors (and a
+/// loopback cluster's daemons) are started with a parent-death signal, which the kernel sends
+/// when the *thread* that started them exits: they must be started, and stopped, by a thread
+/// that outlives them, whichever thread started the driver.
+pub struct BackendKeeper {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    pub expected_executors: usize,
+    pub master_address: Option<String>,
+}
+
+impl BackendKeeper {
+    pub(crate) fn start(
+        config: DriverConfig,
+        runtime: tokio::runtime::Handle,
+        state: Arc<DriverState>,
+        driver_address: String,
+        secret: String,
+    ) -> anyhow::Result<BackendKeeper> {
+        let (started, started_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("tessera-executors".into())
+            .spawn(move || {
+                match Backend::start(&config, &runtime, &state, &driver_address, &secret) {
+                    Ok(backend) => {
+                        let _ = started
+                            .send(Ok((backend.expected_executors(), backend.master_address())));
+                        // Until the driver drops its sender.
+                        let _ = stopped.recv();
+                        drop(backend);
+                    }
+                    Err(e) => drop(started.send(Err(e))),
+                }
+            })?;
+        let (expected_executors, master_address) = started_rx
+            .recv()
+            .map_err(|_| anyhow::anyhow!("the executor launcher thread died"))??;
+        Ok(BackendKeeper {
+            stop: Some(stop),
+            thread: Some(thread),
+            expected_executors,
+            master_address,
+        })
+    }
+}
+
+impl Drop for BackendKeeper {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }

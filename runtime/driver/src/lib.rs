@@ -143,7 +143,7 @@ pub struct Driver {
     state: Arc<DriverState>,
     socket_name: String,
     // Dropped before the runtime it uses.
-    backend: launcher_backend::Backend,
+    backend: launcher_backend::BackendKeeper,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -222,8 +222,13 @@ impl Driver {
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(rpc_address)),
         );
 
-        let backend =
-            launcher_backend::Backend::start(&config, &runtime, &state, &driver_address, &secret)?;
+        let backend = launcher_backend::BackendKeeper::start(
+            config,
+            runtime.handle().clone(),
+            state.clone(),
+            driver_address,
+            secret,
+        )?;
         Ok(Driver {
             state,
             socket_name,
@@ -258,7 +263,7 @@ impl Driver {
 
     /// How many executors this driver expects (one per agent, or one for `local[N]`).
     pub fn expected_executors(&self) -> usize {
-        self.backend.expected_executors()
+        self.backend.expected_executors
     }
 
     /// A handle that cancels this driver's running jobs from another thread (a Ctrl-C handler,
@@ -326,7 +331,7 @@ impl Driver {
 
     /// The master this driver registered with, for `:cluster`.
     pub fn master_address(&self) -> Option<String> {
-        self.backend.master_address()
+        self.backend.master_address.clone()
     }
 }
 
