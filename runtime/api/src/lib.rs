@@ -20,14 +20,18 @@ mod client;
 mod code_ref;
 mod context;
 mod error;
+mod numeric_rdd;
 mod ops;
+mod pair_rdd;
 mod rdd;
 mod ship;
+mod stats;
 
 pub use context::Context;
 pub use error::{Error, install_panic_hook};
 pub use rdd::Rdd;
 pub use ship::Capturable;
+pub use stats::{Numeric, Stats};
 pub use tessera_plan::StorageLevel;
 
 /// Records an RDD can hold: serializable (to cross the network and the disk), shareable between

@@ -5,13 +5,16 @@ use crate::code_ref::locate;
 use crate::context::Context;
 use crate::error::Error;
 use crate::ops::{
-    Action, ActionTable, Collect, Filter, FlatMap, Fold, Map, MapPartitions, OperatorTable, Reduce,
-    Take, Transform,
+    Action, ActionTable, Aggregate, Collect, CountByValue, Filter, FlatMap, Fold, Foreach,
+    ForeachPartition, Glom, KeyBy, Map, MapPartitions, MapPartitionsWithIndex, OperatorTable,
+    OrderedParams, Reduce, Sample, SampleParams, SaveAsText, Take, TakeOrdered, Transform,
 };
 use crate::ship::ship;
 use serde::de::DeserializeOwned;
+use std::collections::HashMap;
 use std::ffi::c_void;
 use std::fmt;
+use std::hash::Hash;
 use std::marker::PhantomData;
 use tessera_plan::cell_protocol::{CellAction, CellRequest, CellResponse};
 use tessera_plan::{LocalCodeRef, Operator, RddId, RddKind, RddNode, StorageLevel};
@@ -69,17 +72,20 @@ pub(crate) fn source_operator<T>(entry: EntryFn) -> Result<Operator<LocalCodeRef
     operator(entry, &(), Vec::new(), "bytes", std::any::type_name::<T>())
 }
 
-fn transform_operator<X: Transform>(func: &X::Func) -> Result<Operator<LocalCodeRef>, Error> {
+fn transform_operator<X: Transform>(
+    func: &X::Func,
+    params: Vec<u8>,
+) -> Result<Operator<LocalCodeRef>, Error> {
     operator(
         OperatorTable::<X>::entry,
         func,
-        Vec::new(),
+        params,
         std::any::type_name::<X::In>(),
         std::any::type_name::<X::Out>(),
     )
 }
 
-fn encode_params<P: serde::Serialize>(params: &P) -> Vec<u8> {
+pub(crate) fn encode_params<P: serde::Serialize>(params: &P) -> Vec<u8> {
     bincode::serialize(params).unwrap_or_else(|e| {
         Error::new(format!("cannot serialize an action's argument: {e}")).raise()
     })
@@ -101,8 +107,13 @@ impl<T> Rdd<T> {
 }
 
 impl<T: Data> Rdd<T> {
-    fn narrow<X: Transform<In = T>>(&self, func: X::Func, name: &str) -> Rdd<X::Out> {
-        let op = transform_operator::<X>(&func).unwrap_or_else(|e| e.raise());
+    pub(crate) fn narrow<X: Transform<In = T>>(
+        &self,
+        func: X::Func,
+        params: Vec<u8>,
+        name: &str,
+    ) -> Rdd<X::Out> {
+        let op = transform_operator::<X>(&func, params).unwrap_or_else(|e| e.raise());
         self.ctx.define(RddNode {
             kind: RddKind::Narrow {
                 parent: self.id,
@@ -116,12 +127,12 @@ impl<T: Data> Rdd<T> {
 
     /// Applies `f` to every record.
     pub fn map<U: Data, F: Fn(T) -> U + Send + Sync + 'static>(&self, f: F) -> Rdd<U> {
-        self.narrow::<Map<T, U, F>>(f, "map")
+        self.narrow::<Map<T, U, F>>(f, Vec::new(), "map")
     }
 
     /// Keeps the records for which `f` is true.
     pub fn filter<F: Fn(&T) -> bool + Send + Sync + 'static>(&self, f: F) -> Rdd<T> {
-        self.narrow::<Filter<T, F>>(f, "filter")
+        self.narrow::<Filter<T, F>>(f, Vec::new(), "filter")
     }
 
     /// Applies `f` to every record and flattens what it returns.
@@ -133,7 +144,7 @@ impl<T: Data> Rdd<T> {
         &self,
         f: F,
     ) -> Rdd<U> {
-        self.narrow::<FlatMap<T, U, I, F>>(f, "flat_map")
+        self.narrow::<FlatMap<T, U, I, F>>(f, Vec::new(), "flat_map")
     }
 
     /// Applies `f` once per partition, to an iterator over all its records.
@@ -143,7 +154,7 @@ impl<T: Data> Rdd<T> {
         I: IntoIterator<Item = U> + 'static,
         F: Fn(std::vec::IntoIter<T>) -> I + Send + Sync + 'static,
     {
-        self.narrow::<MapPartitions<T, U, I, F>>(f, "map_partitions")
+        self.narrow::<MapPartitions<T, U, I, F>>(f, Vec::new(), "map_partitions")
     }
 
     /// Keeps this RDD's partitions in executor memory once computed (`MEMORY_ONLY`).
@@ -192,7 +203,7 @@ impl<T: Data> Rdd<T> {
         }
     }
 
-    fn run_action<X: Action<In = T>, R: DeserializeOwned>(
+    pub(crate) fn run_action<X: Action<In = T>, R: DeserializeOwned>(
         &self,
         name: &str,
         func: &X::Func,
@@ -280,6 +291,142 @@ impl<T: Data> Rdd<T> {
     pub fn fold<F: Fn(T, T) -> T + Send + Sync + 'static>(&self, zero: T, f: F) -> T {
         let partials = self.run_action::<Fold<T, F>, T>("fold", &f, encode_params(&zero), None);
         partials.into_iter().fold(zero, &f)
+    }
+
+    /// Applies `f` once per partition, with the partition's index.
+    pub fn map_partitions_with_index<U, I, F>(&self, f: F) -> Rdd<U>
+    where
+        U: Data,
+        I: IntoIterator<Item = U> + 'static,
+        F: Fn(u32, std::vec::IntoIter<T>) -> I + Send + Sync + 'static,
+    {
+        self.narrow::<MapPartitionsWithIndex<T, U, I, F>>(
+            f,
+            Vec::new(),
+            "map_partitions_with_index",
+        )
+    }
+
+    /// Each partition as one vector.
+    pub fn glom(&self) -> Rdd<Vec<T>> {
+        self.narrow::<Glom<T>>((), Vec::new(), "glom")
+    }
+
+    /// Pairs each record with the key `f` computes: `(f(&record), record)`.
+    pub fn key_by<K: Data, F: Fn(&T) -> K + Send + Sync + 'static>(&self, f: F) -> Rdd<(K, T)> {
+        self.narrow::<KeyBy<T, K, F>>(f, Vec::new(), "key_by")
+    }
+
+    /// A random sample: each record is kept with probability `fraction` (without replacement),
+    /// or appears a Poisson(`fraction`) number of times (with replacement). The same seed gives
+    /// the same sample.
+    pub fn sample(&self, with_replacement: bool, fraction: f64, seed: u64) -> Rdd<T> {
+        let params = encode_params(&SampleParams {
+            with_replacement,
+            fraction,
+            seed,
+        });
+        self.narrow::<Sample<T>>((), params, "sample")
+    }
+
+    /// Runs `f` on every record, on the executors, for its side effects.
+    pub fn foreach<F: Fn(T) + Send + Sync + 'static>(&self, f: F) {
+        self.run_action::<Foreach<T, F>, ()>("foreach", &f, Vec::new(), None);
+    }
+
+    /// Runs `f` once per partition, on the executors, with an iterator over its records.
+    pub fn foreach_partition<F: Fn(std::vec::IntoIter<T>) + Send + Sync + 'static>(&self, f: F) {
+        self.run_action::<ForeachPartition<T, F>, ()>("foreach_partition", &f, Vec::new(), None);
+    }
+
+    /// Folds each partition into a `U` with `seq_op` from `zero`, then combines the partitions'
+    /// results with `comb_op` (in the cell) from `zero`.
+    pub fn aggregate<U, S, C>(&self, zero: U, seq_op: S, comb_op: C) -> U
+    where
+        U: Data,
+        S: Fn(U, T) -> U + Send + Sync + 'static,
+        C: Fn(U, U) -> U,
+    {
+        let partials = self.run_action::<Aggregate<T, U, S>, U>(
+            "aggregate",
+            &seq_op,
+            encode_params(&zero),
+            None,
+        );
+        partials.into_iter().fold(zero, comb_op)
+    }
+
+    /// How many times each distinct record occurs.
+    pub fn count_by_value(&self) -> HashMap<T, u64>
+    where
+        T: Hash + Eq,
+    {
+        let mut counts = HashMap::new();
+        for part in self.run_action::<CountByValue<T>, Vec<(T, u64)>>(
+            "count_by_value",
+            &(),
+            Vec::new(),
+            None,
+        ) {
+            for (record, n) in part {
+                *counts.entry(record).or_insert(0) += n;
+            }
+        }
+        counts
+    }
+
+    fn ordered(&self, n: usize, largest: bool, name: &str) -> Vec<T>
+    where
+        T: Ord,
+    {
+        let params = encode_params(&OrderedParams {
+            n: n as u64,
+            largest,
+        });
+        let mut all: Vec<T> = self
+            .run_action::<TakeOrdered<T>, Vec<T>>(name, &(), params, None)
+            .into_iter()
+            .flatten()
+            .collect();
+        if largest {
+            all.sort_by(|a, b| b.cmp(a))
+        } else {
+            all.sort()
+        }
+        all.truncate(n);
+        all
+    }
+
+    /// The `n` smallest records, in ascending order.
+    pub fn take_ordered(&self, n: usize) -> Vec<T>
+    where
+        T: Ord,
+    {
+        self.ordered(n, false, "take_ordered")
+    }
+
+    /// The `n` largest records, in descending order.
+    pub fn top(&self, n: usize) -> Vec<T>
+    where
+        T: Ord,
+    {
+        self.ordered(n, true, "top")
+    }
+
+    /// Writes the records, one a line, as `DIR/part-NNNNN` files (one per partition) on the
+    /// executors' file system. `DIR` is created if needed; relative paths start at the
+    /// session's working directory.
+    pub fn save_as_text_file(&self, dir: &str)
+    where
+        T: std::fmt::Display,
+    {
+        let dir = std::path::absolute(dir)
+            .unwrap_or_else(|e| Error::new(format!("save_as_text_file({dir}): {e}")).raise());
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| {
+            Error::new(format!("cannot create {}: {e}", dir.display())).raise()
+        });
+        let params = encode_params(&dir.to_string_lossy().into_owned());
+        self.run_action::<SaveAsText<T>, ()>("save_as_text_file", &(), params, None);
     }
 
     fn num_partitions(&self) -> u32 {

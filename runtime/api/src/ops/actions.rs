@@ -1,0 +1,322 @@
+//! Actions: what a task does with its partition's records, producing bytes for the cell.
+
+use super::{Action, decode_params, encode};
+use crate::Data;
+use crate::batch::Stop;
+use crate::stats::{Numeric, Stats};
+use std::collections::{BinaryHeap, HashMap};
+use std::hash::Hash;
+
+pub(crate) struct Collect<T>(Vec<T>);
+impl<T: Data> Action for Collect<T> {
+    type In = T;
+    type Func = ();
+    fn open(_: (), _: &[u8], _: u32) -> Result<Self, String> {
+        Ok(Collect(Vec::new()))
+    }
+    fn push(&mut self, mut batch: Vec<T>) -> Result<(), Stop> {
+        self.0.append(&mut batch);
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<Vec<u8>, Stop> {
+        encode("collect", &self.0)
+    }
+}
+
+/// The first `n` records of a partition.
+pub(crate) struct Take<T> {
+    limit: usize,
+    taken: Vec<T>,
+}
+impl<T: Data> Action for Take<T> {
+    type In = T;
+    type Func = ();
+    fn open(_: (), params: &[u8], _: u32) -> Result<Self, String> {
+        let limit: u64 = decode_params(params)?;
+        Ok(Take {
+            limit: limit as usize,
+            taken: Vec::new(),
+        })
+    }
+    fn push(&mut self, batch: Vec<T>) -> Result<(), Stop> {
+        let room = self.limit - self.taken.len();
+        self.taken.extend(batch.into_iter().take(room));
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<Vec<u8>, Stop> {
+        encode("take", &self.taken)
+    }
+}
+
+pub(crate) struct Reduce<T, F>(F, Option<T>);
+impl<T: Data, F: Fn(T, T) -> T + Send + Sync + 'static> Action for Reduce<T, F> {
+    type In = T;
+    type Func = F;
+    fn open(func: F, _: &[u8], _: u32) -> Result<Self, String> {
+        Ok(Reduce(func, None))
+    }
+    fn push(&mut self, batch: Vec<T>) -> Result<(), Stop> {
+        let mut records = batch.into_iter();
+        let mut acc = match self.1.take() {
+            Some(acc) => acc,
+            None => match records.next() {
+                Some(first) => first,
+                None => return Ok(()),
+            },
+        };
+        for record in records {
+            acc = (self.0)(acc, record);
+        }
+        self.1 = Some(acc);
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<Vec<u8>, Stop> {
+        encode("reduce", &self.1)
+    }
+}
+
+/// Folds a partition, starting from the zero value the cell shipped as the action's parameter.
+pub(crate) struct Fold<T, F>(F, Option<T>);
+impl<T: Data, F: Fn(T, T) -> T + Send + Sync + 'static> Action for Fold<T, F> {
+    type In = T;
+    type Func = F;
+    fn open(func: F, params: &[u8], _: u32) -> Result<Self, String> {
+        Ok(Fold(func, Some(decode_params(params)?)))
+    }
+    fn push(&mut self, batch: Vec<T>) -> Result<(), Stop> {
+        let mut acc = self
+            .1
+            .take()
+            .expect("fold state is present between batches");
+        for record in batch {
+            acc = (self.0)(acc, record);
+        }
+        self.1 = Some(acc);
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<Vec<u8>, Stop> {
+        encode(
+            "fold",
+            &self.1.take().expect("fold state is present at the end"),
+        )
+    }
+}
+
+/// `foreach`: runs `f` on every record for its side effects.
+pub(crate) struct Foreach<T, F>(F, std::marker::PhantomData<fn(T)>);
+impl<T: Data, F: Fn(T) + Send + Sync + 'static> Action for Foreach<T, F> {
+    type In = T;
+    type Func = F;
+    fn open(func: F, _: &[u8], _: u32) -> Result<Self, String> {
+        Ok(Foreach(func, std::marker::PhantomData))
+    }
+    fn push(&mut self, batch: Vec<T>) -> Result<(), Stop> {
+        batch.into_iter().for_each(&self.0);
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<Vec<u8>, Stop> {
+        encode("foreach", &())
+    }
+}
+
+/// `foreach_partition`: runs `f` once per partition, on an iterator over its records.
+pub(crate) struct ForeachPartition<T, F>(F, Vec<T>);
+impl<T: Data, F: Fn(std::vec::IntoIter<T>) + Send + Sync + 'static> Action
+    for ForeachPartition<T, F>
+{
+    type In = T;
+    type Func = F;
+    fn open(func: F, _: &[u8], _: u32) -> Result<Self, String> {
+        Ok(ForeachPartition(func, Vec::new()))
+    }
+    fn push(&mut self, mut batch: Vec<T>) -> Result<(), Stop> {
+        self.1.append(&mut batch);
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<Vec<u8>, Stop> {
+        (self.0)(std::mem::take(&mut self.1).into_iter());
+        encode("foreach_partition", &())
+    }
+}
+
+/// `aggregate`: folds a partition into a `U` with `seq_op`, from the shipped zero value; the
+/// cell combines the partitions' results with `comb_op`.
+pub(crate) struct Aggregate<T, U, F>(F, Option<U>, std::marker::PhantomData<fn(T)>);
+impl<T: Data, U: Data, F: Fn(U, T) -> U + Send + Sync + 'static> Action for Aggregate<T, U, F> {
+    type In = T;
+    type Func = F;
+    fn open(func: F, params: &[u8], _: u32) -> Result<Self, String> {
+        Ok(Aggregate(
+            func,
+            Some(decode_params(params)?),
+            std::marker::PhantomData,
+        ))
+    }
+    fn push(&mut self, batch: Vec<T>) -> Result<(), Stop> {
+        let mut acc = self
+            .1
+            .take()
+            .expect("aggregate state is present between batches");
+        for record in batch {
+            acc = (self.0)(acc, record);
+        }
+        self.1 = Some(acc);
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<Vec<u8>, Stop> {
+        encode(
+            "aggregate",
+            &self
+                .1
+                .take()
+                .expect("aggregate state is present at the end"),
+        )
+    }
+}
+
+/// Parameters of `take_ordered` and `top`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct OrderedParams {
+    pub n: u64,
+    pub largest: bool,
+}
+
+/// The `n` smallest (or largest) records of a partition, sorted.
+pub(crate) struct TakeOrdered<T: Ord> {
+    n: usize,
+    largest: bool,
+    /// Max-heap of the smallest seen (or, with `largest`, of reversed order).
+    heap: BinaryHeap<Ordered<T>>,
+}
+
+/// A record ordered naturally, or reversed.
+#[derive(PartialEq, Eq)]
+struct Ordered<T: Ord>(T, bool);
+impl<T: Ord> PartialOrd for Ordered<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T: Ord> Ord for Ordered<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if self.1 {
+            other.0.cmp(&self.0)
+        } else {
+            self.0.cmp(&other.0)
+        }
+    }
+}
+
+impl<T: Data + Ord> Action for TakeOrdered<T> {
+    type In = T;
+    type Func = ();
+    fn open(_: (), params: &[u8], _: u32) -> Result<Self, String> {
+        let params: OrderedParams = decode_params(params)?;
+        Ok(TakeOrdered {
+            n: params.n as usize,
+            largest: params.largest,
+            heap: BinaryHeap::new(),
+        })
+    }
+    fn push(&mut self, batch: Vec<T>) -> Result<(), Stop> {
+        for record in batch {
+            let record = Ordered(record, self.largest);
+            if self.heap.len() < self.n {
+                self.heap.push(record);
+            } else if self.heap.peek().is_some_and(|worst| record < *worst) {
+                self.heap.pop();
+                self.heap.push(record);
+            }
+        }
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<Vec<u8>, Stop> {
+        let sorted: Vec<T> = std::mem::take(&mut self.heap)
+            .into_sorted_vec()
+            .into_iter()
+            .map(|o| o.0)
+            .collect();
+        encode("take_ordered", &sorted)
+    }
+}
+
+/// `count_by_value`: how many times each distinct record occurs in a partition.
+pub(crate) struct CountByValue<T>(HashMap<T, u64>);
+impl<T: Data + Hash + Eq> Action for CountByValue<T> {
+    type In = T;
+    type Func = ();
+    fn open(_: (), _: &[u8], _: u32) -> Result<Self, String> {
+        Ok(CountByValue(HashMap::new()))
+    }
+    fn push(&mut self, batch: Vec<T>) -> Result<(), Stop> {
+        for record in batch {
+            *self.0.entry(record).or_insert(0) += 1;
+        }
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<Vec<u8>, Stop> {
+        encode(
+            "count_by_value",
+            &std::mem::take(&mut self.0)
+                .into_iter()
+                .collect::<Vec<(T, u64)>>(),
+        )
+    }
+}
+
+/// `stats`: count, mean, variance, min and max of a partition of numbers.
+pub(crate) struct PartitionStats<T>(Stats, std::marker::PhantomData<fn(T)>);
+impl<T: Numeric> Action for PartitionStats<T> {
+    type In = T;
+    type Func = ();
+    fn open(_: (), _: &[u8], _: u32) -> Result<Self, String> {
+        Ok(PartitionStats(Stats::default(), std::marker::PhantomData))
+    }
+    fn push(&mut self, batch: Vec<T>) -> Result<(), Stop> {
+        for x in batch {
+            self.0.add(x.to_f64());
+        }
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<Vec<u8>, Stop> {
+        encode("stats", &self.0)
+    }
+}
+
+/// `save_as_text_file`: writes a partition's records, one `Display` a line, to
+/// `DIR/part-NNNNN` on the executor's file system.
+pub(crate) struct SaveAsText<T> {
+    path: std::path::PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+    _records: std::marker::PhantomData<fn(T)>,
+}
+impl<T: Data + std::fmt::Display> Action for SaveAsText<T> {
+    type In = T;
+    type Func = ();
+    fn open(_: (), params: &[u8], partition: u32) -> Result<Self, String> {
+        let dir: String = decode_params(params)?;
+        let path = std::path::Path::new(&dir).join(format!("part-{partition:05}"));
+        let file = std::fs::File::create(&path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        Ok(SaveAsText {
+            path,
+            out: std::io::BufWriter::new(file),
+            _records: std::marker::PhantomData,
+        })
+    }
+    fn push(&mut self, batch: Vec<T>) -> Result<(), Stop> {
+        use std::io::Write;
+        for record in batch {
+            writeln!(self.out, "{record}")
+                .map_err(|e| Stop::Failed(format!("cannot write {}: {e}", self.path.display())))?;
+        }
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<Vec<u8>, Stop> {
+        use std::io::Write;
+        self.out
+            .flush()
+            .map_err(|e| Stop::Failed(format!("cannot write {}: {e}", self.path.display())))?;
+        encode("save_as_text_file", &())
+    }
+}

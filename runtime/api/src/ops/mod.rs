@@ -1,0 +1,178 @@
+//! The operators a plan refers to, each exported to executors as a table of `extern "C"`
+//! functions monomorphised for its closure and record types.
+
+mod actions;
+mod sources;
+mod transforms;
+
+pub(crate) use actions::*;
+pub(crate) use sources::*;
+pub(crate) use transforms::*;
+
+use crate::Data;
+use crate::batch::{BatchOut, Batches, Stop, from_batch, guarded, type_name_of, write_bytes};
+use crate::ship::rebuild;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::ffi::c_void;
+use std::marker::PhantomData;
+use tessera_plan::abi::{
+    ABI_VERSION, ActionVTable, Batch, BatchSink, ByteSink, ErrorSink, OpenArgs, OperatorVTable,
+    Status,
+};
+
+/// A narrow transformation of one partition.
+pub(crate) trait Transform: Sized + Send + 'static {
+    type In: Data;
+    type Out: Data;
+    /// The user's closure (or `()` when there is none).
+    type Func: Send + Sync + 'static;
+    /// `params` are the operator's own arguments, serialized by the cell.
+    fn open(func: Self::Func, params: &[u8], partition: u32) -> Result<Self, String>;
+    fn push(&mut self, batch: Vec<Self::In>, out: &mut BatchOut<Self::Out>) -> Result<(), Stop>;
+    fn finish(&mut self, _out: &mut BatchOut<Self::Out>) -> Result<(), Stop> {
+        Ok(())
+    }
+}
+
+/// Consumes a partition and produces the bytes of a per-partition result.
+pub(crate) trait Action: Sized + Send + 'static {
+    type In: Data;
+    type Func: Send + Sync + 'static;
+    fn open(func: Self::Func, params: &[u8], partition: u32) -> Result<Self, String>;
+    fn push(&mut self, batch: Vec<Self::In>) -> Result<(), Stop>;
+    fn finish(&mut self) -> Result<Vec<u8>, Stop>;
+}
+
+/// Opens `func` from the arguments the executor passed, or reports why not.
+unsafe fn open_func<F: Send + Sync + 'static>(args: &OpenArgs, err: ErrorSink) -> Option<F> {
+    unsafe { rebuild::<F>(args.captures.as_slice(), args.env_decoder, err) }
+}
+
+pub(crate) struct OperatorTable<X>(PhantomData<X>);
+
+impl<X: Transform> OperatorTable<X> {
+    const VTABLE: OperatorVTable = OperatorVTable {
+        abi_version: ABI_VERSION,
+        input_type: type_name_of::<X::In>,
+        output: Batches::<X::Out>::VTABLE,
+        open: Self::open,
+        push: Self::push,
+        finish: Self::finish,
+        close: Self::close,
+    };
+
+    /// The entry point a plan records for this operator.
+    pub unsafe extern "C" fn entry() -> *const c_void {
+        &Self::VTABLE as *const OperatorVTable as *const c_void
+    }
+
+    unsafe extern "C" fn open(args: OpenArgs, state: *mut *mut c_void, err: ErrorSink) -> Status {
+        let mut opened = None;
+        let status = guarded(err, || {
+            let func = unsafe { open_func::<X::Func>(&args, err) }.ok_or(Stop::Downstream)?;
+            opened = Some(
+                X::open(func, unsafe { args.params.as_slice() }, args.partition)
+                    .map_err(Stop::Failed)?,
+            );
+            Ok(())
+        });
+        if let Some(op) = opened {
+            unsafe { *state = Box::into_raw(Box::new(op)) as *mut c_void };
+        }
+        status
+    }
+
+    unsafe extern "C" fn push(
+        state: *mut c_void,
+        batch: Batch,
+        out: BatchSink,
+        err: ErrorSink,
+    ) -> Status {
+        let op = unsafe { &mut *(state as *mut X) };
+        let records = unsafe { from_batch::<X::In>(batch) };
+        guarded(err, || {
+            let mut out = BatchOut::new(out);
+            op.push(records, &mut out)?;
+            out.flush()
+        })
+    }
+
+    unsafe extern "C" fn finish(state: *mut c_void, out: BatchSink, err: ErrorSink) -> Status {
+        let op = unsafe { &mut *(state as *mut X) };
+        guarded(err, || {
+            let mut out = BatchOut::new(out);
+            op.finish(&mut out)?;
+            out.flush()
+        })
+    }
+
+    unsafe extern "C" fn close(state: *mut c_void) {
+        // Dropping user state may run user code: keep a panic on this side of the boundary.
+        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(state as *mut X) }));
+    }
+}
+
+pub(crate) struct ActionTable<X>(PhantomData<X>);
+
+impl<X: Action> ActionTable<X> {
+    const VTABLE: ActionVTable = ActionVTable {
+        abi_version: ABI_VERSION,
+        input_type: type_name_of::<X::In>,
+        open: Self::open,
+        push: Self::push,
+        finish: Self::finish,
+        close: Self::close,
+    };
+
+    pub unsafe extern "C" fn entry() -> *const c_void {
+        &Self::VTABLE as *const ActionVTable as *const c_void
+    }
+
+    unsafe extern "C" fn open(args: OpenArgs, state: *mut *mut c_void, err: ErrorSink) -> Status {
+        let mut opened = None;
+        let status = guarded(err, || {
+            let func = unsafe { open_func::<X::Func>(&args, err) }.ok_or(Stop::Downstream)?;
+            opened = Some(
+                X::open(func, unsafe { args.params.as_slice() }, args.partition)
+                    .map_err(Stop::Failed)?,
+            );
+            Ok(())
+        });
+        if let Some(op) = opened {
+            unsafe { *state = Box::into_raw(Box::new(op)) as *mut c_void };
+        }
+        status
+    }
+
+    unsafe extern "C" fn push(state: *mut c_void, batch: Batch, err: ErrorSink) -> Status {
+        let op = unsafe { &mut *(state as *mut X) };
+        let records = unsafe { from_batch::<X::In>(batch) };
+        guarded(err, || op.push(records))
+    }
+
+    unsafe extern "C" fn finish(state: *mut c_void, out: ByteSink, err: ErrorSink) -> Status {
+        let op = unsafe { &mut *(state as *mut X) };
+        guarded(err, || {
+            let bytes = op.finish()?;
+            write_bytes(out, &bytes);
+            Ok(())
+        })
+    }
+
+    unsafe extern "C" fn close(state: *mut c_void) {
+        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(state as *mut X) }));
+    }
+}
+
+fn failed(what: &str) -> impl Fn(bincode::Error) -> Stop + '_ {
+    move |e| Stop::Failed(format!("cannot serialize the result of {what}: {e}"))
+}
+
+pub(crate) fn encode<R: Serialize>(what: &str, value: &R) -> Result<Vec<u8>, Stop> {
+    bincode::serialize(value).map_err(failed(what))
+}
+
+pub(crate) fn decode_params<P: DeserializeOwned>(params: &[u8]) -> Result<P, String> {
+    bincode::deserialize(params).map_err(|e| format!("cannot decode an operator's parameters: {e}"))
+}

@@ -1,0 +1,94 @@
+//! The RDD API against local references: each cell's printed result is compared with the same
+//! computation done here on a `Vec`.
+
+use tessera_e2e::{Scratch, tessera_run};
+
+#[test]
+fn transformations_and_actions_match_local_references() {
+    let dir = Scratch::new("api");
+    let script = r#"
+let nums = sc.parallelize((1..=100).collect::<Vec<i64>>(), 4);
+// %%
+nums.map_partitions_with_index(|i: u32, it: std::vec::IntoIter<i64>| vec![(i, it.count())]).collect()
+// %%
+nums.glom().map(|p: Vec<i64>| p.len()).collect()
+// %%
+nums.key_by(|x: &i64| x % 3).filter(|p: &(i64, i64)| p.0 == 0).values().sum()
+// %%
+let pairs = nums.map(|x: i64| (x % 5, x));
+pairs.map_values(|v: i64| v * 10).lookup(2)
+// %%
+pairs.flat_map_values(|v: i64| vec![v; 2]).count()
+// %%
+let mut by_key: Vec<(i64, u64)> = pairs.count_by_key().into_iter().collect();
+by_key.sort();
+by_key
+// %%
+nums.aggregate((0i64, 0u32), |acc: (i64, u32), x: i64| (acc.0 + x, acc.1 + 1), |a: (i64, u32), b: (i64, u32)| (a.0 + b.0, a.1 + b.1))
+// %%
+(nums.take_ordered(3), nums.top(3))
+// %%
+let s = nums.stats();
+(s.count(), s.mean(), s.min(), s.max())
+// %%
+let a = nums.sample(false, 0.3, 7).collect();
+let b = nums.sample(false, 0.3, 7).collect();
+(a == b, a.len() > 10 && a.len() < 60, a.iter().all(|x| (1..=100).contains(x)))
+// %%
+let words = sc.parallelize(vec!["a".to_string(), "b".to_string(), "a".to_string()], 2);
+let mut counts: Vec<(String, u64)> = words.count_by_value().into_iter().collect();
+counts.sort();
+counts
+// %%
+nums.filter(|x: &i64| x % 10 == 0).save_as_text_file("out");
+let mut lines: Vec<i64> = std::fs::read_dir("out").unwrap()
+    .flat_map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap().lines().map(|l| l.parse::<i64>().unwrap()).collect::<Vec<_>>())
+    .collect();
+lines.sort();
+lines
+"#;
+    let run = tessera_run(&dir.0, script, "local[2]", &[]);
+    assert!(
+        run.success,
+        "tessera run failed:\n{}\n{}",
+        run.stdout, run.stderr
+    );
+
+    let nums: Vec<i64> = (1..=100).collect();
+    let parts: Vec<&[i64]> = (0..4).map(|i| &nums[i * 25..(i + 1) * 25]).collect();
+    let with_index: Vec<(u32, usize)> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (i as u32, p.len()))
+        .collect();
+    let glom: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+    let multiples_of_3: f64 = nums.iter().filter(|x| *x % 3 == 0).sum::<i64>() as f64;
+    let lookup: Vec<i64> = nums
+        .iter()
+        .filter(|x| *x % 5 == 2)
+        .map(|x| x * 10)
+        .collect();
+    let mut by_key: Vec<(i64, u64)> = (0..5)
+        .map(|k| (k, nums.iter().filter(|x| *x % 5 == k).count() as u64))
+        .collect();
+    by_key.sort();
+    let tens: Vec<i64> = nums.iter().copied().filter(|x| x % 10 == 0).collect();
+    let expected = vec![
+        format!("{with_index:?}"),
+        format!("{glom:?}"),
+        format!("{multiples_of_3:?}"),
+        format!("{lookup:?}"),
+        "200".to_string(),
+        format!("{by_key:?}"),
+        format!("{:?}", (nums.iter().sum::<i64>(), 100u32)),
+        format!("{:?}", (vec![1i64, 2, 3], vec![100i64, 99, 98])),
+        format!("{:?}", (100u64, 50.5f64, 1.0f64, 100.0f64)),
+        "(true, true, true)".to_string(),
+        format!(
+            "{:?}",
+            vec![("a".to_string(), 2u64), ("b".to_string(), 1u64)]
+        ),
+        format!("{tens:?}"),
+    ];
+    assert_eq!(run.lines(), expected, "stderr:\n{}", run.stderr);
+}
