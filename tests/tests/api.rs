@@ -92,3 +92,53 @@ lines
     ];
     assert_eq!(run.lines(), expected, "stderr:\n{}", run.stderr);
 }
+
+#[test]
+fn union_and_zip_with_index_follow_partition_order() {
+    let dir = Scratch::new("union");
+    let script = r#"
+let a = sc.parallelize((1..=10).collect::<Vec<i64>>(), 3);
+let b = sc.parallelize((100..=104).collect::<Vec<i64>>(), 2).cache();
+let both = a.union(&b).cache();
+both.count()
+// %%
+both.collect()
+// %%
+both.filter(|x: &i64| *x >= 100).count()
+// %%
+sc.union(&[a, b, a]).zip_with_index().filter(|p: &(i64, u64)| p.1 % 5 == 0).collect()
+"#;
+    let run = tessera_run(&dir.0, script, "local[2]", &[]);
+    assert!(
+        run.success,
+        "tessera run failed:\n{}\n{}",
+        run.stdout, run.stderr
+    );
+    let a: Vec<i64> = (1..=10).collect();
+    let b: Vec<i64> = (100..=104).collect();
+    let both: Vec<i64> = a.iter().chain(&b).copied().collect();
+    let all: Vec<i64> = a.iter().chain(&b).chain(&a).copied().collect();
+    let every_fifth: Vec<(i64, u64)> = all
+        .iter()
+        .copied()
+        .zip(0u64..)
+        .filter(|p| p.1 % 5 == 0)
+        .collect();
+    assert_eq!(
+        run.lines(),
+        vec![
+            "15".to_string(),
+            format!("{both:?}"),
+            "5".to_string(),
+            format!("{every_fifth:?}")
+        ],
+        "stderr:\n{}",
+        run.stderr
+    );
+    // The third job ran on the cached union: every partition came from its cache.
+    assert!(
+        run.job(2).iter().all(|t| t.origin.starts_with("cached:")),
+        "{:?}",
+        run.job(2)
+    );
+}

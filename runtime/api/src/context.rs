@@ -83,4 +83,19 @@ impl Context {
         };
         self.defined(request)
     }
+
+    /// The records of every RDD of `rdds`, in order: their partitions side by side.
+    pub fn union<T: Data>(&self, rdds: &[Rdd<T>]) -> Rdd<T> {
+        if rdds.is_empty() {
+            Error::new("union of no RDDs: pass at least one").raise()
+        }
+        self.define(RddNode {
+            kind: RddKind::Union {
+                parents: rdds.iter().map(|r| r.id()).collect(),
+            },
+            num_partitions: 0, // the driver adds up the parents'
+            element_type: std::any::type_name::<T>().to_string(),
+            name: "union".to_string(),
+        })
+    }
 }

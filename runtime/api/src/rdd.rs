@@ -329,6 +329,31 @@ impl<T: Data> Rdd<T> {
         self.narrow::<Sample<T>>((), params, "sample")
     }
 
+    /// The records of this RDD followed by those of `other`: its partitions are theirs.
+    pub fn union(&self, other: &Rdd<T>) -> Rdd<T> {
+        self.ctx.union(&[*self, *other])
+    }
+
+    /// Pairs each record with its index in the RDD's order: partition 0's first, then
+    /// partition 1's, ... (one job counts the partitions first, as in Spark).
+    pub fn zip_with_index(&self) -> Rdd<(T, u64)> {
+        let sizes: Vec<u64> = self.glom().map(|p: Vec<T>| p.len() as u64).collect();
+        let starts: Vec<u64> = sizes
+            .iter()
+            .scan(0u64, |next, n| {
+                let start = *next;
+                *next += n;
+                Some(start)
+            })
+            .collect();
+        self.map_partitions_with_index(
+            crate::capture!([starts] move |i: u32, records: std::vec::IntoIter<T>| {
+                let start = starts[i as usize];
+                records.enumerate().map(move |(n, t)| (t, start + n as u64)).collect::<Vec<_>>()
+            }),
+        )
+    }
+
     /// Runs `f` on every record, on the executors, for its side effects.
     pub fn foreach<F: Fn(T) + Send + Sync + 'static>(&self, f: F) {
         self.run_action::<Foreach<T, F>, ()>("foreach", &f, Vec::new(), None);

@@ -70,6 +70,7 @@ async fn respond(state: &Arc<DriverState>, request: CellRequest) -> Result<CellR
                     parent,
                     op: op.try_map(|c| state.artifacts.resolve(c))?,
                 },
+                RddKind::Union { parents } => RddKind::Union { parents },
             };
             let node = RddNode {
                 kind,

@@ -23,14 +23,32 @@ pub struct Pipeline {
 }
 
 impl Lineage {
-    /// Adds `node`, taking a narrow RDD's partition count from its parent.
+    /// Adds `node`, taking a narrow RDD's partition count from its parent and a union's from
+    /// its parents.
     pub fn define(&self, mut node: RddNode<CodeRef>) -> Result<(RddId, u32), String> {
         let mut rdds = self.rdds.lock();
-        if let RddKind::Narrow { parent, .. } = &node.kind {
-            let parent = rdds
-                .get(parent)
-                .ok_or_else(|| format!("rdd {parent} is not defined in this session"))?;
-            node.num_partitions = parent.node.num_partitions;
+        match &node.kind {
+            RddKind::Narrow { parent, .. } => {
+                node.num_partitions = rdds
+                    .get(parent)
+                    .ok_or_else(|| unknown(*parent))?
+                    .node
+                    .num_partitions;
+            }
+            RddKind::Union { parents } => {
+                node.num_partitions = 0;
+                for parent in parents {
+                    let entry = rdds.get(parent).ok_or_else(|| unknown(*parent))?;
+                    if entry.node.element_type != node.element_type {
+                        return Err(format!(
+                            "union: rdd {parent} holds `{}`, not `{}`",
+                            entry.node.element_type, node.element_type
+                        ));
+                    }
+                    node.num_partitions += entry.node.num_partitions;
+                }
+            }
+            RddKind::Parallelize { .. } | RddKind::TextFile { .. } => {}
         }
         let mut next = self.next_id.lock();
         *next += 1;
@@ -65,66 +83,73 @@ impl Lineage {
             .ok_or_else(|| unknown(rdd))
     }
 
-    /// The chain of RDDs from `rdd` back to its source, source first.
-    pub fn chain(&self, rdd: RddId) -> Result<Vec<RddId>, String> {
-        let rdds = self.rdds.lock();
-        let mut chain = vec![rdd];
-        let mut current = rdds.get(&rdd).ok_or_else(|| unknown(rdd))?;
-        while let RddKind::Narrow { parent, .. } = &current.node.kind {
-            chain.push(*parent);
-            current = rdds.get(parent).ok_or_else(|| unknown(*parent))?;
-        }
-        chain.reverse();
-        Ok(chain)
-    }
-
-    /// The task plan for one partition of `rdd`.
+    /// The task plan for one partition of `rdd`: its chain of narrow dependencies back to a
+    /// source, following each union to the parent that holds the partition.
     pub fn pipeline(&self, rdd: RddId, partition: u32) -> Result<Pipeline, String> {
-        let chain = self.chain(rdd)?;
         let rdds = self.rdds.lock();
-        let mut steps = Vec::with_capacity(chain.len());
-        let mut source = None;
-        for id in &chain {
-            let entry = rdds.get(id).ok_or_else(|| unknown(*id))?;
-            let op = match &entry.node.kind {
-                RddKind::Narrow { op, .. } => Some(op.clone()),
+        let mut steps = Vec::new();
+        let (mut id, mut part) = (rdd, partition);
+        let source = loop {
+            let entry = rdds.get(&id).ok_or_else(|| unknown(id))?;
+            let step = |op| PipelineStep {
+                rdd: id,
+                partition: part,
+                op,
+                persist: entry.persist,
+                element_type: entry.node.element_type.clone(),
+            };
+            match &entry.node.kind {
+                RddKind::Narrow { parent, op } => {
+                    steps.push(step(Some(op.clone())));
+                    id = *parent;
+                }
+                RddKind::Union { parents } => {
+                    steps.push(step(None));
+                    let mut offset = part;
+                    let mut parents = parents.iter();
+                    loop {
+                        let parent = *parents.next().ok_or_else(|| no_partition(id, part))?;
+                        let count = rdds
+                            .get(&parent)
+                            .ok_or_else(|| unknown(parent))?
+                            .node
+                            .num_partitions;
+                        if offset < count {
+                            (id, part) = (parent, offset);
+                            break;
+                        }
+                        offset -= count;
+                    }
+                }
                 RddKind::Parallelize {
                     partitions,
                     decoder,
                 } => {
+                    steps.push(step(None));
                     let bytes = partitions
-                        .get(partition as usize)
+                        .get(part as usize)
                         .cloned()
-                        .ok_or_else(|| no_partition(*id, partition))?;
-                    source = Some(TaskSource::Records {
+                        .ok_or_else(|| no_partition(id, part))?;
+                    break TaskSource::Records {
                         bytes,
                         decoder: decoder.clone(),
-                    });
-                    None
+                    };
                 }
                 RddKind::TextFile { splits, decoder } => {
+                    steps.push(step(None));
                     let split = splits
-                        .get(partition as usize)
+                        .get(part as usize)
                         .cloned()
-                        .ok_or_else(|| no_partition(*id, partition))?;
-                    source = Some(TaskSource::TextSplit {
+                        .ok_or_else(|| no_partition(id, part))?;
+                    break TaskSource::TextSplit {
                         split,
                         decoder: decoder.clone(),
-                    });
-                    None
+                    };
                 }
-            };
-            steps.push(PipelineStep {
-                rdd: *id,
-                op,
-                persist: entry.persist,
-                element_type: entry.node.element_type.clone(),
-            });
-        }
-        Ok(Pipeline {
-            source: source.ok_or_else(|| format!("rdd {rdd} has no source"))?,
-            steps,
-        })
+            }
+        };
+        steps.reverse();
+        Ok(Pipeline { source, steps })
     }
 
     /// Every RDD with a storage level: id, name, type, partitions, level.

@@ -91,7 +91,7 @@ async fn run_task(
     action: TaskAction,
 ) -> Result<Vec<u8>, String> {
     let pipeline = state.lineage.pipeline(rdd, partition)?;
-    let preferred = preferred_executors(state, &pipeline.steps, partition);
+    let preferred = preferred_executors(state, &pipeline.steps);
     let mut failures = Vec::new();
     let mut attempt = 0;
     let mut ship_source = false;
@@ -150,13 +150,13 @@ async fn run_task(
     ))
 }
 
-/// Executors holding the partition of the last cached step of the pipeline.
-fn preferred_executors(state: &DriverState, steps: &[PipelineStep], partition: u32) -> Vec<String> {
+/// Executors holding the partition of the last cached step of the task's pipeline.
+fn preferred_executors(state: &DriverState, steps: &[PipelineStep]) -> Vec<String> {
     steps
         .iter()
         .rev()
         .filter(|step| step.persist.is_some())
-        .map(|step| state.blocks.locations(step.rdd, partition))
+        .map(|step| state.blocks.locations(step.rdd, step.partition))
         .find(|locations| !locations.is_empty())
         .unwrap_or_default()
 }

@@ -106,6 +106,7 @@ enum StageKind {
     },
     Cache {
         rdd: RddId,
+        partition: u32,
         level: StorageLevel,
         kept: Vec<Batch>,
     },
@@ -286,12 +287,11 @@ enum Start<'a> {
 fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<RunResult>, String> {
     // The stages point at `shared` for as long as they live, which is within this call.
     let shared_ptr = shared as *mut Shared as *mut Shared<'static>;
-    let part = task.partition;
 
     // Resume from the last cached step of the pipeline, if this executor holds it.
     let resume = task.steps.iter().enumerate().rev().find_map(|(i, step)| {
         step.persist
-            .and_then(|_| env.blocks.get(step.rdd, part))
+            .and_then(|_| env.blocks.get(step.rdd, step.partition))
             .map(|block| (i, block))
     });
     let (first_step, origin) = match &resume {
@@ -324,14 +324,14 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Run
 
     // Build the chain of stages, front to back.
     let mut kinds: Vec<(StageKind, BatchVTable)> = Vec::new();
-    for (i, step) in task.steps.iter().enumerate().skip(first_step) {
+    for step in task.steps.iter().skip(first_step) {
         if let Some(op) = &step.op {
             let table = table::<OperatorVTable>(env, op, |t| t.abi_version)?;
             let what = format!("rdd {}", step.rdd);
             let state = open_state(
                 env,
                 op,
-                part,
+                step.partition,
                 shared,
                 &what,
                 table.open,
@@ -340,13 +340,13 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Run
             )?;
             kinds.push((StageKind::Operator { table, state }, input));
             input = table.output;
-        } else if i != 0 {
-            return Err(format!("step {i} of the task has no operator"));
         }
+        // A step without an operator is the source, or a union passing records on unchanged.
         if let Some(level) = step.persist {
             kinds.push((
                 StageKind::Cache {
                     rdd: step.rdd,
+                    partition: step.partition,
                     level,
                     kept: Vec::new(),
                 },
@@ -361,7 +361,7 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Run
             let state = open_state(
                 env,
                 op,
-                part,
+                task.partition,
                 shared,
                 "the action",
                 table.open,
@@ -474,13 +474,21 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Run
     // The task succeeded: keep the partitions it was asked to cache.
     let mut stored = Vec::new();
     for stage in &mut stages {
-        if let StageKind::Cache { rdd, level, kept } = &mut stage.kind {
-            let block = env
-                .blocks
-                .put(*rdd, part, Block::new(std::mem::take(kept), stage.input));
+        if let StageKind::Cache {
+            rdd,
+            partition,
+            level,
+            kept,
+        } = &mut stage.kind
+        {
+            let block = env.blocks.put(
+                *rdd,
+                *partition,
+                Block::new(std::mem::take(kept), stage.input),
+            );
             stored.push(StoredBlock {
                 rdd: *rdd,
-                partition: part,
+                partition: *partition,
                 bytes: block.bytes,
                 level: *level,
             });

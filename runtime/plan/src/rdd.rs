@@ -70,6 +70,8 @@ pub enum RddKind<C> {
     },
     /// A one-to-one (narrow) transformation of the parent's partition with the same index.
     Narrow { parent: RddId, op: Operator<C> },
+    /// The partitions of every parent, in order: partition `i` is some parent's partition.
+    Union { parents: Vec<RddId> },
 }
 
 /// A byte range of a file. A line belongs to the split that holds its first byte.

@@ -22,7 +22,10 @@ pub enum TaskSource {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PipelineStep {
     pub rdd: RddId,
-    /// `None` for the first step, whose records come from the task's source.
+    /// This RDD's partition that the task computes (below a union it differs from the task's).
+    pub partition: u32,
+    /// `None` for the first step, whose records come from the task's source, and for a union,
+    /// which passes its parent's records on unchanged.
     pub op: Option<Operator<CodeRef>>,
     /// Keep this RDD's partition in the executor's block manager.
     pub persist: Option<StorageLevel>,
