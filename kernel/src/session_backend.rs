@@ -148,7 +148,12 @@ impl KernelBackend for SessionBackend {
                     .collect(),
             }),
             Ok(Err(e)) => {
-                let mut error = ExecuteError::new("Error", e.message.trim_end());
+                let ename = if e.message.contains("was cancelled") {
+                    "JobCancelled"
+                } else {
+                    "CellError"
+                };
+                let mut error = ExecuteError::new(ename, e.message.trim_end());
                 error.traceback = e.message.lines().map(String::from).collect();
                 Err(error)
             }

@@ -92,7 +92,11 @@ pub fn execute(session: &mut Session, code: &str) -> bool {
     }
 }
 
+/// `$TESSERA_HISTORY`, or `~/.local/share/tessera/history.txt`.
 fn history_file() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("TESSERA_HISTORY") {
+        return path.into();
+    }
     std::env::var_os("HOME")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(std::env::temp_dir)

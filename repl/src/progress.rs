@@ -2,11 +2,13 @@
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
-use tessera_session::Session;
-use tokio::sync::broadcast::error::RecvError;
+use tessera_session::{Progress, Session};
+use tokio::sync::broadcast::error::TryRecvError;
 
 /// Jobs shorter than this show no bar.
 const SHOW_AFTER: Duration = Duration::from_millis(300);
+/// How often the bar is redrawn while tasks run without finishing.
+const TICK: Duration = Duration::from_millis(100);
 const WIDTH: u32 = 30;
 
 /// Shows progress on stderr, when it is a terminal, until the session ends.
@@ -16,53 +18,65 @@ pub fn show(session: &Session) -> Option<std::thread::JoinHandle<()>> {
     }
     let mut events = session.driver().progress();
     Some(std::thread::spawn(move || {
-        let mut started: Option<(u64, Instant)> = None;
+        // The running job's latest progress, when it started, and whether a bar is drawn.
+        let mut running: Option<(Progress, Instant)> = None;
         let mut drawn = false;
         loop {
-            let event = match events.blocking_recv() {
-                Ok(event) => event,
-                Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => return,
-            };
-            let since = match started {
-                Some((job, since)) if job == event.job_id => since,
-                _ => {
-                    let now = Instant::now();
-                    started = Some((event.job_id, now));
-                    now
+            match events.try_recv() {
+                Ok(event) if event.finished => {
+                    running = None;
+                    if drawn {
+                        eprint!("\r\x1b[2K");
+                        drawn = false;
+                    }
                 }
-            };
-            let mut err = std::io::stderr().lock();
-            if event.finished {
-                if drawn {
-                    let _ = write!(err, "\r\x1b[2K");
-                    drawn = false;
+                Ok(event) => {
+                    let since = match &running {
+                        Some((job, since)) if job.job_id == event.job_id => *since,
+                        _ => Instant::now(),
+                    };
+                    running = Some((event, since));
                 }
-            } else if since.elapsed() >= SHOW_AFTER || event.tasks_done > 0 && drawn {
-                let filled = if event.tasks_total == 0 {
-                    WIDTH
-                } else {
-                    WIDTH * event.tasks_done / event.tasks_total
-                };
-                let bar: String = (0..WIDTH)
-                    .map(|i| {
-                        if i < filled {
-                            '='
-                        } else if i == filled {
-                            '>'
-                        } else {
-                            ' '
-                        }
-                    })
-                    .collect();
-                let _ = write!(
-                    err,
-                    "\r\x1b[2K[Job {}: {} [{bar}] {}/{}]",
-                    event.job_id, event.description, event.tasks_done, event.tasks_total
-                );
-                drawn = true;
+                Err(TryRecvError::Lagged(_)) => continue,
+                Err(TryRecvError::Closed) => return,
+                Err(TryRecvError::Empty) => std::thread::sleep(TICK),
             }
-            let _ = err.flush();
+            if let Some((job, since)) = &running {
+                if since.elapsed() >= SHOW_AFTER {
+                    draw(job, since.elapsed());
+                    drawn = true;
+                }
+            }
         }
     }))
+}
+
+fn draw(job: &Progress, elapsed: Duration) {
+    let filled = if job.tasks_total == 0 {
+        WIDTH
+    } else {
+        WIDTH * job.tasks_done / job.tasks_total
+    };
+    let bar: String = (0..WIDTH)
+        .map(|i| {
+            if i < filled {
+                '='
+            } else if i == filled {
+                '>'
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    let mut err = std::io::stderr().lock();
+    let _ = write!(
+        err,
+        "\r\x1b[2K[Job {}: {} [{bar}] {}/{} {:.0}s]",
+        job.job_id,
+        job.description,
+        job.tasks_done,
+        job.tasks_total,
+        elapsed.as_secs_f64()
+    );
+    let _ = err.flush();
 }

@@ -1,0 +1,98 @@
+"""Executes every notebook in notebooks/ on the real tessera-kernel with nbclient.
+
+The kernelspec is installed with the binary's own `install --prefix` into a temporary
+prefix put on JUPYTER_PATH, so nbclient starts the kernel exactly as Jupyter would.
+Every code cell must run without error; a code cell whose metadata holds
+`{"tessera": {"expect_text_plain": TEXT}}` must have an execute_result whose
+text/plain is TEXT.
+
+    TESSERA_KERNEL_BIN=target/debug/tessera-kernel pytest tests/jupyter/test_notebooks.py
+
+Without TESSERA_KERNEL_BIN every test is skipped. TESSERA_KERNEL_TIMEOUT (seconds,
+default 600) bounds kernel start-up and each cell. The kernel runs on TESSERA_MASTER,
+local[2] unless set.
+"""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+KERNEL_BIN = os.environ.get("TESSERA_KERNEL_BIN")
+TIMEOUT = int(float(os.environ.get("TESSERA_KERNEL_TIMEOUT", "600")))
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+
+pytestmark = pytest.mark.skipif(
+    not KERNEL_BIN, reason="set TESSERA_KERNEL_BIN to the tessera-kernel binary"
+)
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, f"no notebooks in {NOTEBOOKS_DIR}"
+
+
+@pytest.fixture(scope="module")
+def jupyter_path(tmp_path_factory):
+    prefix = tmp_path_factory.mktemp("jupyter-prefix")
+    subprocess.run(
+        [KERNEL_BIN, "install", "--prefix", str(prefix)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return prefix / "share" / "jupyter"
+
+
+def cell_text(outputs, output_type):
+    return [o for o in outputs if o.get("output_type") == output_type]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_runs(path, jupyter_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("JUPYTER_PATH", str(jupyter_path))
+    monkeypatch.setenv("TESSERA_MASTER", os.environ.get("TESSERA_MASTER", "local[2]"))
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == "tessera"
+    client = nbclient.NotebookClient(
+        nb,
+        timeout=TIMEOUT,
+        startup_timeout=TIMEOUT,
+        kernel_name="tessera",
+        allow_errors=True,  # checked below, cell by cell, with a clearer message
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute()
+
+    checked = 0
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        where = f"{path.name} cell {index}:\n{cell.source}"
+        errors = cell_text(cell.outputs, "error")
+        assert not errors, (
+            f"{where}\nfailed: {errors[0]['ename']}: {errors[0]['evalue']}\n"
+            + "\n".join(errors[0].get("traceback", []))
+        )
+        assert cell.execution_count is not None, f"{where}\nwas not run"
+        expected = cell.metadata.get("tessera", {}).get("expect_text_plain")
+        if expected is not None:
+            results = cell_text(cell.outputs, "execute_result")
+            assert len(results) == 1, f"{where}\noutputs: {cell.outputs}"
+            assert results[0]["data"]["text/plain"].strip() == expected, where
+            checked += 1
+    # Each job's progress reached the notebook as a display (updated in place).
+    progress = [
+        o
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for o in cell.outputs
+        if o.get("output_type") == "display_data" and "Job " in o["data"].get("text/plain", "")
+    ]
+    if checked:
+        assert progress, "no job progress was displayed"

@@ -1,0 +1,170 @@
+"""End-to-end test of the interactive `tessera` REPL in a pseudo-terminal.
+
+Drives `$TESSERA_BIN_DIR/tessera --master local[2]` with pexpect as a person would:
+cells, a cached RDD, a long job cancelled with Ctrl-C, `:storage`, `:quit`, and a cell
+typed over two lines.
+
+    TESSERA_BIN_DIR=/root/.cache/tessera/target/debug pytest tests/repl
+
+Without TESSERA_BIN_DIR every test is skipped. TESSERA_REPL_TIMEOUT (seconds, default
+600) bounds the start of a session, which compiles the cells' dependencies the first
+time on a machine; every other wait has a bound of its own.
+
+HOME is left as it is: the session's build cache lives under ~/.cache/tessera. The
+REPL's history goes to a file in the test's directory (TESSERA_HISTORY).
+"""
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+pexpect = pytest.importorskip("pexpect")
+
+BIN_DIR = os.environ.get("TESSERA_BIN_DIR")
+START_TIMEOUT = float(os.environ.get("TESSERA_REPL_TIMEOUT", "600"))
+CELL_TIMEOUT = 180
+PROMPT = "tessera> "
+
+pytestmark = pytest.mark.skipif(
+    not BIN_DIR, reason="set TESSERA_BIN_DIR to the directory holding the tessera binaries"
+)
+
+# A job of 2 tasks x 200,000 records at 200 us each (~40 s per task): long enough to be
+# cancelled mid-way, and with many 4096-record batches, at which cancellation is checked.
+LONG_JOB = (
+    "sc.parallelize((0..400_000u64).collect::<Vec<u64>>(), 2)"
+    ".map(|x: u64| { std::thread::sleep(std::time::Duration::from_micros(200)); x })"
+    ".count()"
+)
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def plain(text):
+    """Terminal output without escape sequences and carriage returns."""
+    return ANSI.sub("", text).replace("\r", "")
+
+
+class Repl:
+    """A `tessera` process in a pty, with a transcript for failure messages."""
+
+    def __init__(self, cwd):
+        env = dict(os.environ, NO_COLOR="1", TERM="xterm", TESSERA_HISTORY=str(Path(cwd) / "history.txt"))
+        self.log = open(Path(cwd) / "transcript.log", "w", encoding="utf-8")
+        self.child = pexpect.spawn(
+            str(Path(BIN_DIR) / "tessera"),
+            ["--master", "local[2]"],
+            cwd=str(cwd),
+            env=env,
+            encoding="utf-8",
+            codec_errors="replace",
+            # Wide enough that no cell wraps (rustyline redraws wrapped lines).
+            dimensions=(50, 400),
+            timeout=CELL_TIMEOUT,
+        )
+        self.child.logfile_read = self.log
+
+    def transcript(self):
+        self.log.flush()
+        return plain(Path(self.log.name).read_text(encoding="utf-8"))[-4000:]
+
+    def expect_exact(self, what, timeout=CELL_TIMEOUT):
+        try:
+            return self.child.expect_exact(what, timeout=timeout)
+        except (pexpect.TIMEOUT, pexpect.EOF) as e:
+            pytest.fail(
+                f"waiting for {what!r}: {type(e).__name__}\n--- transcript ---\n"
+                + self.transcript()
+            )
+
+    def wait_prompt(self, timeout=CELL_TIMEOUT):
+        """Waits for the next prompt; returns what was printed before it."""
+        self.expect_exact(PROMPT, timeout)
+        return plain(self.child.before)
+
+    def cell(self, code, timeout=CELL_TIMEOUT):
+        """Types a one-line cell and returns its output (echo and all)."""
+        self.child.sendline(code)
+        return self.wait_prompt(timeout)
+
+    def close(self):
+        if self.child.isalive():
+            self.child.close(force=True)
+        self.log.close()
+
+
+def last_line(output):
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+@pytest.fixture
+def repl(tmp_path):
+    session = Repl(tmp_path)
+    try:
+        session.wait_prompt(START_TIMEOUT)
+        yield session
+    finally:
+        session.close()
+
+
+def test_cache_cancel_storage_and_quit(repl):
+    repl.cell("let nums = sc.parallelize((1..=1000).collect::<Vec<u64>>(), 4);")
+    repl.cell("let evens = nums.filter(|x: &u64| x % 2 == 0).cache();")
+    out = repl.cell("evens.count()")
+    assert last_line(out) == "500", out
+    rdd_id = last_line(repl.cell("evens.id()"))
+    assert rdd_id.isdigit(), rdd_id
+
+    # A long job, cancelled with Ctrl-C while it runs.
+    repl.child.sendline(LONG_JOB)
+    time.sleep(3)
+    started = time.monotonic()
+    repl.child.sendintr()
+    out = repl.wait_prompt(timeout=60)
+    assert "cancelled" in out, out
+    assert re.search(r"Job \d+ was cancelled", out), out
+    # Cancelled well before the job could have finished (~40 s a task).
+    assert time.monotonic() - started < 30
+
+    # The session and its variables survived; the cached RDD still counts the same.
+    out = repl.cell("evens.count()")
+    assert last_line(out) == "500", out
+
+    out = repl.cell(":storage")
+    rows = [line for line in out.splitlines() if "MEMORY_ONLY" in line]
+    assert len(rows) == 1, out
+    cells = [c.strip() for c in re.split(r"[│┆]", rows[0]) if c.strip()]
+    assert cells[0] == rdd_id, cells
+    assert "filter" in cells, cells
+    assert "4/4" in cells, cells
+
+    repl.child.sendline(":quit")
+    repl.expect_exact(pexpect.EOF, timeout=60)
+    repl.child.close()
+    assert repl.child.exitstatus == 0, (repl.child.exitstatus, repl.child.signalstatus)
+
+
+def test_multi_line_cell(repl):
+    repl.cell("let nums = sc.parallelize((1..=1000).collect::<Vec<u64>>(), 4);")
+    # An unfinished line does not run: the REPL waits for the rest of the cell.
+    repl.child.sendline("let f = nums.map(|x: u64| {")
+    repl.expect_exact("{")
+    time.sleep(0.5)
+    repl.child.sendline("x * 2 });")
+    # rustyline redraws the first line (with the prompt) when it continues the cell;
+    # the cell has run when the prompt follows the second line's echo.
+    repl.expect_exact("x * 2 });")
+    out = repl.wait_prompt()
+    assert "error" not in out.lower(), out
+    out = repl.cell("f.reduce(|a: u64, b: u64| a.max(b))")
+    assert last_line(out) == "2000", out
+    out = repl.cell("f.count()")
+    assert last_line(out) == "1000", out
+    repl.child.sendeof()
+    repl.expect_exact(pexpect.EOF, timeout=60)
+    repl.child.close()
+    assert repl.child.exitstatus == 0
