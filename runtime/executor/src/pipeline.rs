@@ -107,6 +107,9 @@ enum StageKind {
     Cache {
         rdd: RddId,
         partition: u32,
+        /// Reported with the block. Every level is kept as deserialized batches in memory for
+        /// now; serialized and on-disk storage, and eviction under a memory limit, are not
+        /// built yet.
         level: StorageLevel,
         kept: Vec<Batch>,
     },
