@@ -26,7 +26,11 @@ Ctrl-C while a job runs cancels the job; the session and its variables stay.";
 /// Prints stdout as is and stderr in red on a terminal.
 pub fn print_output() -> OutputSink {
     let colour = std::io::stderr().is_terminal();
-    Arc::new(move |stream, line| match stream {
+    Arc::new(move |stream, line| crate::progress::without_bar(|| print_line(stream, line, colour)))
+}
+
+fn print_line(stream: Stream, line: &str, colour: bool) {
+    match stream {
         Stream::Stdout => {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{line}");
@@ -34,7 +38,7 @@ pub fn print_output() -> OutputSink {
         }
         Stream::Stderr if colour => eprintln!("\x1b[91m{line}\x1b[0m"),
         Stream::Stderr => eprintln!("{line}"),
-    })
+    }
 }
 
 /// What the REPL should do after a line.

@@ -78,7 +78,7 @@ fn commands_handled(line: &str) -> bool {
 
 /// Runs one cell and prints its result or error; returns whether it succeeded.
 pub fn execute(session: &mut Session, code: &str) -> bool {
-    match session.execute(code) {
+    match progress::while_running(|| session.execute(code)) {
         Ok(output) => {
             if let Some(text) = output.text() {
                 println!("{text}");

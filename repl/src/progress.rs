@@ -1,6 +1,10 @@
 //! A progress bar on the terminal while a job runs, like spark-shell's console progress.
+//!
+//! The bar shares the terminal with the cell's output and the prompt: it is drawn only while a
+//! cell runs, and erased before anything else is printed.
 
 use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tessera_session::{Progress, Session};
 use tokio::sync::broadcast::error::TryRecvError;
@@ -11,6 +15,47 @@ const SHOW_AFTER: Duration = Duration::from_millis(300);
 const TICK: Duration = Duration::from_millis(100);
 const WIDTH: u32 = 30;
 
+struct Bar {
+    /// A cell is running: the bar may be drawn.
+    active: bool,
+    /// The bar is on the screen.
+    drawn: bool,
+}
+
+static BAR: Mutex<Bar> = Mutex::new(Bar {
+    active: false,
+    drawn: false,
+});
+
+fn erase(bar: &mut Bar) {
+    if bar.drawn {
+        eprint!("\r\x1b[2K");
+        bar.drawn = false;
+    }
+}
+
+/// Erases the bar.
+fn clear() {
+    erase(&mut BAR.lock().unwrap_or_else(|p| p.into_inner()));
+}
+
+/// Prints other output (`print`) with the bar out of the way until it is done.
+pub fn without_bar(print: impl FnOnce()) {
+    let mut bar = BAR.lock().unwrap_or_else(|p| p.into_inner());
+    erase(&mut bar);
+    print();
+}
+
+/// Runs `f` (a cell) with the bar allowed on screen, and erases it afterwards.
+pub fn while_running<R>(f: impl FnOnce() -> R) -> R {
+    BAR.lock().unwrap_or_else(|p| p.into_inner()).active = true;
+    let result = f();
+    let mut bar = BAR.lock().unwrap_or_else(|p| p.into_inner());
+    bar.active = false;
+    erase(&mut bar);
+    result
+}
+
 /// Shows progress on stderr, when it is a terminal, until the session ends.
 pub fn show(session: &Session) -> Option<std::thread::JoinHandle<()>> {
     if !std::io::stderr().is_terminal() {
@@ -18,17 +63,13 @@ pub fn show(session: &Session) -> Option<std::thread::JoinHandle<()>> {
     }
     let mut events = session.driver().progress();
     Some(std::thread::spawn(move || {
-        // The running job's latest progress, when it started, and whether a bar is drawn.
+        // The running job's latest progress, and when it started.
         let mut running: Option<(Progress, Instant)> = None;
-        let mut drawn = false;
         loop {
             match events.try_recv() {
                 Ok(event) if event.finished => {
                     running = None;
-                    if drawn {
-                        eprint!("\r\x1b[2K");
-                        drawn = false;
-                    }
+                    clear();
                 }
                 Ok(event) => {
                     let since = match &running {
@@ -42,9 +83,10 @@ pub fn show(session: &Session) -> Option<std::thread::JoinHandle<()>> {
                 Err(TryRecvError::Empty) => std::thread::sleep(TICK),
             }
             if let Some((job, since)) = &running {
-                if since.elapsed() >= SHOW_AFTER {
+                let mut bar = BAR.lock().unwrap_or_else(|p| p.into_inner());
+                if bar.active && since.elapsed() >= SHOW_AFTER {
                     draw(job, since.elapsed());
-                    drawn = true;
+                    bar.drawn = true;
                 }
             }
         }

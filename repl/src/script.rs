@@ -13,7 +13,7 @@ pub fn run(config: SessionConfig, script: &Path, keep_going: bool) -> anyhow::Re
     let _progress = progress::show(&session);
     let mut failed = false;
     for (index, cell) in split_cells(&source).iter().enumerate() {
-        match session.execute(&cell.code) {
+        match progress::while_running(|| session.execute(&cell.code)) {
             Ok(output) => {
                 if let Some(text) = output.text() {
                     println!("{text}");

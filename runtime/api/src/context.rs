@@ -59,7 +59,7 @@ impl Context {
                 })
             })
             .collect();
-        let decoder = source_operator::<T>(RecordsSource::<T>::entry).unwrap_or_else(|e| e.raise());
+        let decoder = source_operator(RecordsSource::<T>::entry).unwrap_or_else(|e| e.raise());
         self.define(RddNode {
             kind: RddKind::Parallelize {
                 partitions,
@@ -74,7 +74,7 @@ impl Context {
     /// The lines of a text file, of every file in a directory, or of every file a glob such as
     /// `logs/*.txt` matches, in at least `min_partitions` partitions.
     pub fn text_file(&self, path: &str, min_partitions: usize) -> Rdd<String> {
-        let decoder = source_operator::<String>(TextSource::entry).unwrap_or_else(|e| e.raise());
+        let decoder = source_operator(TextSource::entry).unwrap_or_else(|e| e.raise());
         let request = CellRequest::TextFile {
             path: path.to_string(),
             min_partitions: min_partitions.max(1) as u32,

@@ -5,9 +5,9 @@ use crate::code_ref::locate;
 use crate::context::Context;
 use crate::error::Error;
 use crate::ops::{
-    Action, ActionTable, Aggregate, Collect, CountByValue, Filter, FlatMap, Fold, Foreach,
-    ForeachPartition, Glom, KeyBy, Map, MapPartitions, MapPartitionsWithIndex, OperatorTable,
-    OrderedParams, Reduce, Sample, SampleParams, SaveAsText, Take, TakeOrdered, Transform,
+    Action, ActionTable, Aggregate, Collect, CountByValue, Filter, FlatMap, Foreach,
+    ForeachPartition, Glom, KeyBy, Map, MapPartitions, OperatorTable, OrderedParams, Reduce,
+    Sample, SampleParams, SaveAsText, Take, TakeOrdered, Transform,
 };
 use crate::ship::ship;
 use serde::de::DeserializeOwned;
@@ -54,8 +54,6 @@ fn operator<F: Send + Sync + 'static>(
     entry: EntryFn,
     func: &F,
     params: Vec<u8>,
-    input_type: &str,
-    output_type: &str,
 ) -> Result<Operator<LocalCodeRef>, Error> {
     let shipped = ship(func)?;
     Ok(Operator {
@@ -63,26 +61,19 @@ fn operator<F: Send + Sync + 'static>(
         env_decoder: shipped.env_decoder,
         captures: shipped.captures,
         params,
-        input_type: input_type.to_string(),
-        output_type: output_type.to_string(),
     })
 }
 
-pub(crate) fn source_operator<T>(entry: EntryFn) -> Result<Operator<LocalCodeRef>, Error> {
-    operator(entry, &(), Vec::new(), "bytes", std::any::type_name::<T>())
+/// A source's operator (its table names the type of records it produces).
+pub(crate) fn source_operator(entry: EntryFn) -> Result<Operator<LocalCodeRef>, Error> {
+    operator(entry, &(), Vec::new())
 }
 
 fn transform_operator<X: Transform>(
     func: &X::Func,
     params: Vec<u8>,
 ) -> Result<Operator<LocalCodeRef>, Error> {
-    operator(
-        OperatorTable::<X>::entry,
-        func,
-        params,
-        std::any::type_name::<X::In>(),
-        std::any::type_name::<X::Out>(),
-    )
+    operator(OperatorTable::<X>::entry, func, params)
 }
 
 pub(crate) fn encode_params<P: serde::Serialize>(params: &P) -> Vec<u8> {
@@ -154,7 +145,7 @@ impl<T: Data> Rdd<T> {
         I: IntoIterator<Item = U> + 'static,
         F: Fn(std::vec::IntoIter<T>) -> I + Send + Sync + 'static,
     {
-        self.narrow::<MapPartitions<T, U, I, F>>(f, Vec::new(), "map_partitions")
+        self.narrow::<MapPartitions<T, U, I, F, ()>>(f, Vec::new(), "map_partitions")
     }
 
     /// Keeps this RDD's partitions in executor memory once computed (`MEMORY_ONLY`).
@@ -210,14 +201,7 @@ impl<T: Data> Rdd<T> {
         params: Vec<u8>,
         partitions: Option<Vec<u32>>,
     ) -> Vec<R> {
-        let op = operator(
-            ActionTable::<X>::entry,
-            func,
-            params,
-            std::any::type_name::<T>(),
-            std::any::type_name::<R>(),
-        )
-        .unwrap_or_else(|e| e.raise());
+        let op = operator(ActionTable::<X>::entry, func, params).unwrap_or_else(|e| e.raise());
         self.run_job(name, CellAction::Run(op), partitions)
             .iter()
             .map(|bytes| {
@@ -289,7 +273,8 @@ impl<T: Data> Rdd<T> {
 
     /// Folds each partition from `zero` with `f`, then folds the partitions' results from `zero`.
     pub fn fold<F: Fn(T, T) -> T + Send + Sync + 'static>(&self, zero: T, f: F) -> T {
-        let partials = self.run_action::<Fold<T, F>, T>("fold", &f, encode_params(&zero), None);
+        let partials =
+            self.run_action::<Aggregate<T, T, F>, T>("fold", &f, encode_params(&zero), None);
         partials.into_iter().fold(zero, &f)
     }
 
@@ -300,11 +285,7 @@ impl<T: Data> Rdd<T> {
         I: IntoIterator<Item = U> + 'static,
         F: Fn(u32, std::vec::IntoIter<T>) -> I + Send + Sync + 'static,
     {
-        self.narrow::<MapPartitionsWithIndex<T, U, I, F>>(
-            f,
-            Vec::new(),
-            "map_partitions_with_index",
-        )
+        self.narrow::<MapPartitions<T, U, I, F, u32>>(f, Vec::new(), "map_partitions_with_index")
     }
 
     /// Each partition as one vector.

@@ -35,10 +35,6 @@ pub struct Operator<C> {
     pub captures: Vec<u8>,
     /// Serialized arguments of the operator itself (e.g. the `n` of `take(n)`).
     pub params: Vec<u8>,
-    /// Type name of the records it consumes, checked by executors before wiring operators.
-    pub input_type: String,
-    /// Type name of the records it produces (or of the action's result).
-    pub output_type: String,
 }
 
 impl<C> Operator<C> {
@@ -49,8 +45,6 @@ impl<C> Operator<C> {
             env_decoder: self.env_decoder.map(&mut f).transpose()?,
             captures: self.captures,
             params: self.params,
-            input_type: self.input_type,
-            output_type: self.output_type,
         })
     }
 }

@@ -75,33 +75,6 @@ impl<T: Data, F: Fn(T, T) -> T + Send + Sync + 'static> Action for Reduce<T, F> 
     }
 }
 
-/// Folds a partition, starting from the zero value the cell shipped as the action's parameter.
-pub(crate) struct Fold<T, F>(F, Option<T>);
-impl<T: Data, F: Fn(T, T) -> T + Send + Sync + 'static> Action for Fold<T, F> {
-    type In = T;
-    type Func = F;
-    fn open(func: F, params: &[u8], _: u32) -> Result<Self, String> {
-        Ok(Fold(func, Some(decode_params(params)?)))
-    }
-    fn push(&mut self, batch: Vec<T>) -> Result<(), Stop> {
-        let mut acc = self
-            .1
-            .take()
-            .expect("fold state is present between batches");
-        for record in batch {
-            acc = (self.0)(acc, record);
-        }
-        self.1 = Some(acc);
-        Ok(())
-    }
-    fn finish(&mut self) -> Result<Vec<u8>, Stop> {
-        encode(
-            "fold",
-            &self.1.take().expect("fold state is present at the end"),
-        )
-    }
-}
-
 /// `foreach`: runs `f` on every record for its side effects.
 pub(crate) struct Foreach<T, F>(F, std::marker::PhantomData<fn(T)>);
 impl<T: Data, F: Fn(T) + Send + Sync + 'static> Action for Foreach<T, F> {
@@ -139,8 +112,8 @@ impl<T: Data, F: Fn(std::vec::IntoIter<T>) + Send + Sync + 'static> Action
     }
 }
 
-/// `aggregate`: folds a partition into a `U` with `seq_op`, from the shipped zero value; the
-/// cell combines the partitions' results with `comb_op`.
+/// `aggregate` (and `fold`): folds a partition into a `U` with `seq_op`, from the shipped zero
+/// value; the cell combines the partitions' results.
 pub(crate) struct Aggregate<T, U, F>(F, Option<U>, std::marker::PhantomData<fn(T)>);
 impl<T: Data, U: Data, F: Fn(U, T) -> U + Send + Sync + 'static> Action for Aggregate<T, U, F> {
     type In = T;

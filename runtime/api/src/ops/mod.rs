@@ -44,9 +44,33 @@ pub(crate) trait Action: Sized + Send + 'static {
     fn finish(&mut self) -> Result<Vec<u8>, Stop>;
 }
 
-/// Opens `func` from the arguments the executor passed, or reports why not.
-unsafe fn open_func<F: Send + Sync + 'static>(args: &OpenArgs, err: ErrorSink) -> Option<F> {
-    unsafe { rebuild::<F>(args.captures.as_slice(), args.env_decoder, err) }
+/// Rebuilds the closure from the arguments the executor passed, opens the operator or action
+/// with `open`, and hands the executor a boxed state; or reports why it could not.
+unsafe fn open_boxed<F: Send + Sync + 'static, S>(
+    args: OpenArgs,
+    state: *mut *mut c_void,
+    err: ErrorSink,
+    open: impl FnOnce(F, &[u8], u32) -> Result<S, String>,
+) -> Status {
+    let mut opened = None;
+    let status = guarded(err, || {
+        let func = unsafe { rebuild::<F>(args.captures.as_slice(), args.env_decoder, err) }
+            .ok_or(Stop::Downstream)?;
+        opened = Some(
+            open(func, unsafe { args.params.as_slice() }, args.partition).map_err(Stop::Failed)?,
+        );
+        Ok(())
+    });
+    if let Some(opened) = opened {
+        unsafe { *state = Box::into_raw(Box::new(opened)) as *mut c_void };
+    }
+    status
+}
+
+/// Frees a state made by [`open_boxed`]. Dropping user state may run user code: a panic stays
+/// on this side of the boundary.
+unsafe fn close_boxed<S>(state: *mut c_void) {
+    let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(state as *mut S) }));
 }
 
 pub(crate) struct OperatorTable<X>(PhantomData<X>);
@@ -68,19 +92,7 @@ impl<X: Transform> OperatorTable<X> {
     }
 
     unsafe extern "C" fn open(args: OpenArgs, state: *mut *mut c_void, err: ErrorSink) -> Status {
-        let mut opened = None;
-        let status = guarded(err, || {
-            let func = unsafe { open_func::<X::Func>(&args, err) }.ok_or(Stop::Downstream)?;
-            opened = Some(
-                X::open(func, unsafe { args.params.as_slice() }, args.partition)
-                    .map_err(Stop::Failed)?,
-            );
-            Ok(())
-        });
-        if let Some(op) = opened {
-            unsafe { *state = Box::into_raw(Box::new(op)) as *mut c_void };
-        }
-        status
+        unsafe { open_boxed(args, state, err, X::open) }
     }
 
     unsafe extern "C" fn push(
@@ -108,8 +120,7 @@ impl<X: Transform> OperatorTable<X> {
     }
 
     unsafe extern "C" fn close(state: *mut c_void) {
-        // Dropping user state may run user code: keep a panic on this side of the boundary.
-        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(state as *mut X) }));
+        unsafe { close_boxed::<X>(state) }
     }
 }
 
@@ -130,19 +141,7 @@ impl<X: Action> ActionTable<X> {
     }
 
     unsafe extern "C" fn open(args: OpenArgs, state: *mut *mut c_void, err: ErrorSink) -> Status {
-        let mut opened = None;
-        let status = guarded(err, || {
-            let func = unsafe { open_func::<X::Func>(&args, err) }.ok_or(Stop::Downstream)?;
-            opened = Some(
-                X::open(func, unsafe { args.params.as_slice() }, args.partition)
-                    .map_err(Stop::Failed)?,
-            );
-            Ok(())
-        });
-        if let Some(op) = opened {
-            unsafe { *state = Box::into_raw(Box::new(op)) as *mut c_void };
-        }
-        status
+        unsafe { open_boxed(args, state, err, X::open) }
     }
 
     unsafe extern "C" fn push(state: *mut c_void, batch: Batch, err: ErrorSink) -> Status {
@@ -161,7 +160,7 @@ impl<X: Action> ActionTable<X> {
     }
 
     unsafe extern "C" fn close(state: *mut c_void) {
-        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(state as *mut X) }));
+        unsafe { close_boxed::<X>(state) }
     }
 }
 

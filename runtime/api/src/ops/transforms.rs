@@ -52,56 +52,45 @@ impl<T: Data, U: Data, I: IntoIterator<Item = U> + 'static, F: Fn(T) -> I + Send
     }
 }
 
-/// `map_partitions`: the closure sees the whole partition as one iterator.
-pub(crate) struct MapPartitions<T, U, I, F> {
-    func: F,
-    input: Vec<T>,
-    _types: PhantomData<fn() -> (U, I)>,
+/// A closure over a whole partition: `Fn(records)` (marker `()`) or `Fn(index, records)`
+/// (marker `u32`), for `map_partitions` and `map_partitions_with_index`.
+pub(crate) trait PartitionFn<T, I, Marker>: Send + Sync + 'static {
+    fn call(&self, partition: u32, records: std::vec::IntoIter<T>) -> I;
 }
-impl<T: Data, U: Data, I: IntoIterator<Item = U> + 'static, F> Transform
-    for MapPartitions<T, U, I, F>
-where
-    F: Fn(std::vec::IntoIter<T>) -> I + Send + Sync + 'static,
+impl<T, I, F: Fn(std::vec::IntoIter<T>) -> I + Send + Sync + 'static> PartitionFn<T, I, ()> for F {
+    fn call(&self, _: u32, records: std::vec::IntoIter<T>) -> I {
+        self(records)
+    }
+}
+impl<T, I, F: Fn(u32, std::vec::IntoIter<T>) -> I + Send + Sync + 'static> PartitionFn<T, I, u32>
+    for F
 {
-    type In = T;
-    type Out = U;
-    type Func = F;
-    fn open(func: F, _: &[u8], _: u32) -> Result<Self, String> {
-        Ok(MapPartitions {
-            func,
-            input: Vec::new(),
-            _types: PhantomData,
-        })
-    }
-    fn push(&mut self, mut batch: Vec<T>, _: &mut BatchOut<U>) -> Result<(), Stop> {
-        self.input.append(&mut batch);
-        Ok(())
-    }
-    fn finish(&mut self, out: &mut BatchOut<U>) -> Result<(), Stop> {
-        for produced in (self.func)(std::mem::take(&mut self.input).into_iter()) {
-            out.push(produced)?;
-        }
-        Ok(())
+    fn call(&self, partition: u32, records: std::vec::IntoIter<T>) -> I {
+        self(partition, records)
     }
 }
 
-/// `map_partitions_with_index`: like `map_partitions`, with the partition's index.
-pub(crate) struct MapPartitionsWithIndex<T, U, I, F> {
+/// `map_partitions` and `map_partitions_with_index`: the closure sees the whole partition as
+/// one iterator.
+pub(crate) struct MapPartitions<T, U, I, F, M> {
     func: F,
     partition: u32,
     input: Vec<T>,
-    _types: PhantomData<fn() -> (U, I)>,
+    _types: PhantomData<fn() -> (U, I, M)>,
 }
-impl<T: Data, U: Data, I: IntoIterator<Item = U> + 'static, F> Transform
-    for MapPartitionsWithIndex<T, U, I, F>
+impl<T, U, I, F, M> Transform for MapPartitions<T, U, I, F, M>
 where
-    F: Fn(u32, std::vec::IntoIter<T>) -> I + Send + Sync + 'static,
+    T: Data,
+    U: Data,
+    I: IntoIterator<Item = U> + 'static,
+    F: PartitionFn<T, I, M>,
+    M: 'static,
 {
     type In = T;
     type Out = U;
     type Func = F;
     fn open(func: F, _: &[u8], partition: u32) -> Result<Self, String> {
-        Ok(MapPartitionsWithIndex {
+        Ok(MapPartitions {
             func,
             partition,
             input: Vec::new(),
@@ -113,7 +102,10 @@ where
         Ok(())
     }
     fn finish(&mut self, out: &mut BatchOut<U>) -> Result<(), Stop> {
-        for produced in (self.func)(self.partition, std::mem::take(&mut self.input).into_iter()) {
+        for produced in self
+            .func
+            .call(self.partition, std::mem::take(&mut self.input).into_iter())
+        {
             out.push(produced)?;
         }
         Ok(())
