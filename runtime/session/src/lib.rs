@@ -161,7 +161,7 @@ impl Session {
 
         let (socket, token) = driver.cell_endpoint();
         let prelude = format!(
-            "use tessera::prelude::*; let sc = tessera::Context::connect({socket:?}, {token}); tessera::install_panic_hook(sc);"
+            "use tessera::prelude::*; let sc: tessera::Context = tessera::Context::connect({socket:?}, {token}); tessera::install_panic_hook(sc);"
         );
         evcxr
             .execute(&prelude)
