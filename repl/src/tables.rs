@@ -72,7 +72,10 @@ pub fn jobs(rows: &[JobInfo]) -> Table {
             vec![
                 j.id.to_string(),
                 j.description.clone(),
-                format!("{}/{}", j.tasks_done, j.tasks_total),
+                format!(
+                    "{}/{} ({} from cache)",
+                    j.tasks_done, j.tasks_total, j.tasks_from_cache
+                ),
                 state,
                 format!("{:.3} s", duration.as_secs_f64()),
             ]

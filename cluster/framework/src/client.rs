@@ -224,7 +224,11 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 fn status_error(master: &str, action: &'static str, status: tonic::Status) -> FrameworkError {
     match status.code() {
-        tonic::Code::Unavailable => unreachable(master, describe_status(&status)),
+        // The master never cancels a call: a cancelled one is a connection that broke (e.g.
+        // hyper's "operation was canceled: connection closed" when the master died).
+        tonic::Code::Unavailable | tonic::Code::Cancelled => {
+            unreachable(master, describe_status(&status))
+        }
         // A broken connection (e.g. the master died) surfaces as Unknown with
         // the transport error as its source.
         tonic::Code::Unknown

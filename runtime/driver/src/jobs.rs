@@ -20,6 +20,8 @@ pub struct JobInfo {
     pub description: String,
     pub tasks_total: u32,
     pub tasks_done: u32,
+    /// Finished tasks whose partition came from an executor's cache.
+    pub tasks_from_cache: u32,
     pub state: JobState,
     pub started: Instant,
     pub duration: Option<Duration>,
@@ -61,6 +63,7 @@ impl JobTracker {
             description: description.clone(),
             tasks_total,
             tasks_done: 0,
+            tasks_from_cache: 0,
             state: JobState::Running,
             started: Instant::now(),
             duration: None,
@@ -77,10 +80,11 @@ impl JobTracker {
         (id, cancelled)
     }
 
-    pub fn task_done(&self, id: u64) {
+    pub fn task_done(&self, id: u64, from_cache: bool) {
         let mut jobs = self.jobs.lock();
         let job = &mut jobs[id as usize];
         job.tasks_done += 1;
+        job.tasks_from_cache += from_cache as u32;
         let _ = self.progress.send(Progress {
             job_id: id,
             description: job.description.clone(),

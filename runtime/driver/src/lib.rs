@@ -39,14 +39,6 @@ pub struct DriverConfig {
     pub task_metrics_log: Option<PathBuf>,
 }
 
-/// A finished task, as `:jobs` and the task metrics log report it.
-#[derive(Clone, Debug)]
-pub struct TaskRecord {
-    pub job_id: u64,
-    pub partition: u32,
-    pub metrics: TaskMetrics,
-}
-
 /// State shared by the cell server, the scheduler and the executor service.
 pub(crate) struct DriverState {
     pub lineage: lineage::Lineage,
@@ -57,7 +49,6 @@ pub(crate) struct DriverState {
     pub token: u64,
     pub work_dir: PathBuf,
     task_ids: AtomicU64,
-    tasks: Mutex<Vec<TaskRecord>>,
     /// Why the running cell panicked, if it did; taken by the session after each cell.
     pub cell_panic: Mutex<Option<String>>,
     task_metrics_log: Option<Mutex<std::fs::File>>,
@@ -68,6 +59,7 @@ impl DriverState {
         self.task_ids.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Counts a finished task in its job, and logs its metrics if asked to.
     pub fn record_metrics(&self, job_id: u64, partition: u32, metrics: TaskMetrics) {
         if let Some(log) = &self.task_metrics_log {
             use std::io::Write;
@@ -84,11 +76,8 @@ impl DriverState {
                 metrics.run_micros
             );
         }
-        self.tasks.lock().push(TaskRecord {
-            job_id,
-            partition,
-            metrics,
-        });
+        let from_cache = matches!(metrics.origin, tessera_plan::PartitionOrigin::Cached { .. });
+        self.jobs.task_done(job_id, from_cache);
     }
 
     /// An executor died or became unreachable: its cached partitions are gone with it.
@@ -188,7 +177,6 @@ impl Driver {
             token: random_u64(),
             work_dir: config.work_dir.clone(),
             task_ids: AtomicU64::new(0),
-            tasks: Mutex::new(Vec::new()),
             cell_panic: Mutex::new(None),
             task_metrics_log,
         });
@@ -279,10 +267,6 @@ impl Driver {
 
     pub fn jobs(&self) -> Vec<JobInfo> {
         self.state.jobs.list()
-    }
-
-    pub fn tasks(&self) -> Vec<TaskRecord> {
-        self.state.tasks.lock().clone()
     }
 
     pub fn progress(&self) -> tokio::sync::broadcast::Receiver<Progress> {

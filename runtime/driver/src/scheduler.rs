@@ -45,7 +45,6 @@ pub async fn run_job(
                 None => break Ok(()),
                 Some(Ok((index, Ok(result)))) => {
                     results[index] = result;
-                    state.jobs.task_done(job_id);
                 }
                 Some(Ok((_, Err(message)))) => break Err(format!("Job {job_id} failed: {message}")),
                 Some(Err(e)) => break Err(format!("Job {job_id} failed: a task's scheduler failed: {e}")),
