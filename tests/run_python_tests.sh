@@ -2,7 +2,7 @@
 # Runs the Python end-to-end tests (the REPL in a pty, the Jupyter kernel, the notebooks)
 # against built binaries:
 #
-#     tests/run_python_tests.sh /root/.cache/tessera/target/debug [PYTEST ARGS...]
+#     tests/run_python_tests.sh target/debug [PYTEST ARGS...]
 #
 # $1 is the directory holding tessera and tessera-kernel. The virtualenv is
 # ${TESSERA_VENV:-$HOME/.cache/tessera/venv}, created if missing; tests/requirements.txt is

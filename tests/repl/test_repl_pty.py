@@ -4,7 +4,7 @@ Drives `$TESSERA_BIN_DIR/tessera --master local[2]` with pexpect as a person wou
 cells, a cached RDD, a long job cancelled with Ctrl-C, `:storage`, `:quit`, and a cell
 typed over two lines.
 
-    TESSERA_BIN_DIR=/root/.cache/tessera/target/debug pytest tests/repl
+    TESSERA_BIN_DIR=target/debug pytest tests/repl
 
 Without TESSERA_BIN_DIR every test is skipped. TESSERA_REPL_TIMEOUT (seconds, default
 600) bounds the start of a session, which compiles the cells' dependencies the first
