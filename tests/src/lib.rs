@@ -69,6 +69,15 @@ impl RunOutput {
             .collect()
     }
 
+    /// Panics with the run's output unless it succeeded.
+    pub fn expect_success(&self) {
+        assert!(
+            self.success,
+            "tessera run failed:\n{}\n{}",
+            self.stdout, self.stderr
+        );
+    }
+
     /// Tasks of job `job`.
     pub fn job(&self, job: u64) -> Vec<&TaskLine> {
         self.tasks.iter().filter(|t| t.job == job).collect()
@@ -101,7 +110,18 @@ pub fn tessera_run(dir: &Path, script: &str, master: &str, extra: &[&str]) -> Ru
         .env("NO_COLOR", "1")
         .output()
         .expect("tessera runs");
-    let tasks = std::fs::read_to_string(&metrics)
+    let tasks = read_task_metrics(&metrics);
+    RunOutput {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        tasks,
+    }
+}
+
+/// The task metrics a run logged with `--task-metrics` so far (none if the file is not there).
+pub fn read_task_metrics(path: &Path) -> Vec<TaskLine> {
+    std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
         .map(|line| {
@@ -114,11 +134,5 @@ pub fn tessera_run(dir: &Path, script: &str, master: &str, extra: &[&str]) -> Ru
                 origin: v["origin"].as_str().unwrap().to_string(),
             }
         })
-        .collect();
-    RunOutput {
-        success: output.status.success(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        tasks,
-    }
+        .collect()
 }

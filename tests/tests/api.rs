@@ -48,11 +48,7 @@ lines.sort();
 lines
 "#;
     let run = tessera_run(&dir.0, script, "local[2]", &[]);
-    assert!(
-        run.success,
-        "tessera run failed:\n{}\n{}",
-        run.stdout, run.stderr
-    );
+    run.expect_success();
 
     let nums: Vec<i64> = (1..=100).collect();
     let parts: Vec<&[i64]> = (0..4).map(|i| &nums[i * 25..(i + 1) * 25]).collect();
@@ -109,11 +105,7 @@ both.filter(|x: &i64| *x >= 100).count()
 sc.union(&[a, b, a]).zip_with_index().filter(|p: &(i64, u64)| p.1 % 5 == 0).collect()
 "#;
     let run = tessera_run(&dir.0, script, "local[2]", &[]);
-    assert!(
-        run.success,
-        "tessera run failed:\n{}\n{}",
-        run.stdout, run.stderr
-    );
+    run.expect_success();
     let a: Vec<i64> = (1..=10).collect();
     let b: Vec<i64> = (100..=104).collect();
     let both: Vec<i64> = a.iter().chain(&b).copied().collect();

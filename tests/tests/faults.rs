@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tessera_e2e::{Scratch, bin};
+use tessera_e2e::{Scratch, TaskLine, bin, read_task_metrics};
 
 #[test]
 fn killing_an_executor_mid_job_loses_no_result() {
@@ -19,7 +19,7 @@ data.count()
 data.map(|x: u64| { if x % 4096 == 0 { std::thread::sleep(std::time::Duration::from_millis(250)); } x * 2 }).reduce(|a, b| a + b)
 "#;
     let script_path = dir.write("script.rs", script);
-    let mut child = Command::new(bin("tessera"))
+    let child = Command::new(bin("tessera"))
         .current_dir(&dir.0)
         .args(["--master", "local-cluster[2,2,1024]", "--task-metrics"])
         .arg(&metrics)
@@ -35,17 +35,12 @@ data.map(|x: u64| { if x % 4096 == 0 { std::thread::sleep(std::time::Duration::f
     let deadline = Instant::now() + Duration::from_secs(600);
     let pids: BTreeSet<u64> = loop {
         assert!(Instant::now() < deadline, "the first job did not finish");
-        let lines = std::fs::read_to_string(&metrics).unwrap_or_default();
-        let first_job: Vec<serde_json::Value> = lines
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .filter(|v| v["job"] == 0)
+        let first_job: Vec<TaskLine> = read_task_metrics(&metrics)
+            .into_iter()
+            .filter(|t| t.job == 0)
             .collect();
         if first_job.len() == 8 {
-            break first_job
-                .iter()
-                .map(|v| v["pid"].as_u64().unwrap())
-                .collect();
+            break first_job.iter().map(|t| t.pid).collect();
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -76,17 +71,15 @@ data.map(|x: u64| { if x % 4096 == 0 { std::thread::sleep(std::time::Duration::f
     );
 
     // The slow job finished on the survivor, recomputing from lineage what the victim cached.
-    let second_job: Vec<serde_json::Value> = std::fs::read_to_string(&metrics)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["job"] == 1)
+    let second_job: Vec<TaskLine> = read_task_metrics(&metrics)
+        .into_iter()
+        .filter(|t| t.job == 1)
         .collect();
     assert_eq!(second_job.len(), 8, "{second_job:?}");
     assert!(
         second_job
             .iter()
-            .any(|v| v["origin"] == "computed" && v["pid"].as_u64() != Some(victim)),
+            .any(|t| t.origin == "computed" && t.pid != victim),
         "a partition the victim cached was recomputed on the survivor: {second_job:?}"
     );
 }

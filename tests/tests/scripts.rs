@@ -3,7 +3,7 @@
 //! partitions kept in executor memory. Results are checked against values computed here.
 
 use std::collections::BTreeSet;
-use tessera_e2e::{Scratch, tessera_run};
+use tessera_e2e::{RunOutput, Scratch, tessera_run};
 
 /// 1..=1000 as log lines; every tenth is an error.
 fn log_file() -> String {
@@ -38,22 +38,24 @@ fn expected_cache_results() -> Vec<String> {
     ]
 }
 
-#[test]
-fn cached_rdd_on_local_cluster_is_counted_from_executor_memory() {
-    let dir = Scratch::new("local-cluster");
+/// Runs the caching script under `master` and checks its results.
+fn run_cache_script(name: &str, master: &str) -> RunOutput {
+    let dir = Scratch::new(name);
     dir.write("app.log", &log_file());
-    let run = tessera_run(&dir.0, CACHE_SCRIPT, "local-cluster[2,2,1024]", &[]);
-    assert!(
-        run.success,
-        "tessera run failed:\n{}\n{}",
-        run.stdout, run.stderr
-    );
+    let run = tessera_run(&dir.0, CACHE_SCRIPT, master, &[]);
+    run.expect_success();
     assert_eq!(
         run.lines(),
         expected_cache_results(),
         "stderr:\n{}",
         run.stderr
     );
+    run
+}
+
+#[test]
+fn cached_rdd_on_local_cluster_is_counted_from_executor_memory() {
+    let run = run_cache_script("local-cluster", "local-cluster[2,2,1024]");
 
     // The first count computed every partition; the second found all of them cached.
     let first = run.job(0);
@@ -79,20 +81,7 @@ fn cached_rdd_on_local_cluster_is_counted_from_executor_memory() {
 
 #[test]
 fn the_same_script_gives_the_same_results_on_the_local_default() {
-    let dir = Scratch::new("local");
-    dir.write("app.log", &log_file());
-    let run = tessera_run(&dir.0, CACHE_SCRIPT, "local[2]", &[]);
-    assert!(
-        run.success,
-        "tessera run failed:\n{}\n{}",
-        run.stdout, run.stderr
-    );
-    assert_eq!(
-        run.lines(),
-        expected_cache_results(),
-        "stderr:\n{}",
-        run.stderr
-    );
+    let run = run_cache_script("local", "local[2]");
     assert!(
         run.job(1).iter().all(|t| t.origin.starts_with("cached:")),
         "{:?}",
@@ -117,11 +106,7 @@ scaled.collect()
 factor
 "#;
     let run = tessera_run(&dir.0, script, "local[2]", &[]);
-    assert!(
-        run.success,
-        "tessera run failed:\n{}\n{}",
-        run.stdout, run.stderr
-    );
+    run.expect_success();
     let scaled: Vec<f64> = (1..=6).map(|x| x as f64 * 2.5).collect();
     assert_eq!(
         run.lines(),
