@@ -44,8 +44,10 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 
 def plain(text):
-    """Terminal output without escape sequences and carriage returns."""
-    return ANSI.sub("", text).replace("\r", "")
+    """Terminal output as a terminal shows it: without escape sequences, and with what a
+    carriage return overwrote (the progress bar, rustyline's redraws) gone."""
+    lines = ANSI.sub("", text).replace("\r\n", "\n").split("\n")
+    return "\n".join(line.rsplit("\r", 1)[-1] for line in lines)
 
 
 class Repl:
