@@ -126,10 +126,7 @@ impl Lineage {
                     decoder,
                 } => {
                     steps.push(step(None));
-                    let bytes = partitions
-                        .get(part as usize)
-                        .cloned()
-                        .ok_or_else(|| no_partition(id, part))?;
+                    let bytes = nth(partitions, id, part)?;
                     break TaskSource::Records {
                         bytes,
                         decoder: decoder.clone(),
@@ -137,10 +134,7 @@ impl Lineage {
                 }
                 RddKind::TextFile { splits, decoder } => {
                     steps.push(step(None));
-                    let split = splits
-                        .get(part as usize)
-                        .cloned()
-                        .ok_or_else(|| no_partition(id, part))?;
+                    let split = nth(splits, id, part)?;
                     break TaskSource::TextSplit {
                         split,
                         decoder: decoder.clone(),
@@ -177,6 +171,14 @@ impl Lineage {
 
 fn unknown(rdd: RddId) -> String {
     format!("rdd {rdd} is not defined in this session")
+}
+
+/// A source's description of partition `partition` of `rdd`.
+fn nth<T: Clone>(parts: &[T], rdd: RddId, partition: u32) -> Result<T, String> {
+    parts
+        .get(partition as usize)
+        .cloned()
+        .ok_or_else(|| no_partition(rdd, partition))
 }
 
 fn no_partition(rdd: RddId, partition: u32) -> String {
