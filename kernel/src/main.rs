@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
                 task_metrics_log: std::env::var_os("TESSERA_TASK_METRICS").map(Into::into),
                 color: false,
             };
-            let backend = tessera_kernel::session_backend::SessionBackend::start(config);
+            let backend = tessera_kernel::session_backend::SessionBackend::start(config)?;
             tessera_kernel::run_kernel(&connection_file, backend)?;
             Ok(())
         }

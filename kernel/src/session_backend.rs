@@ -9,8 +9,7 @@ use crate::backend::{
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use tessera_session::{JobCanceller, Progress, Session, SessionConfig, Stream};
+use tessera_session::{JobCanceller, Progress, Session, SessionConfig, StartingSession, Stream};
 
 /// What reaches the kernel's thread while a cell runs.
 enum Event {
@@ -19,47 +18,38 @@ enum Event {
 }
 
 pub struct SessionBackend {
-    starting: Option<JoinHandle<anyhow::Result<Session>>>,
-    session: Option<Session>,
+    starting: StartingSession,
+    /// Progress is forwarded once the session has started.
+    forwarding_progress: bool,
     events: Receiver<Event>,
     sender: Sender<Event>,
     canceller: Arc<Mutex<Option<JobCanceller>>>,
 }
 
 impl SessionBackend {
-    pub fn start(config: SessionConfig) -> SessionBackend {
+    pub fn start(config: SessionConfig) -> anyhow::Result<SessionBackend> {
         let (sender, events) = crossbeam_channel::unbounded();
         let output = sender.clone();
-        let canceller = Arc::new(Mutex::new(None));
-        let ready = canceller.clone();
-        let starting = std::thread::spawn(move || {
-            let sink: tessera_session::OutputSink = Arc::new(move |stream, line: &str| {
-                drop(output.send(Event::Output(stream, line.to_string())))
-            });
-            let session = Session::start(config, sink)?;
-            *ready.lock() = Some(session.driver().canceller());
-            Ok(session)
+        let sink: tessera_session::OutputSink = Arc::new(move |stream, line: &str| {
+            drop(output.send(Event::Output(stream, line.to_string())))
         });
-        SessionBackend {
-            starting: Some(starting),
-            session: None,
+        Ok(SessionBackend {
+            starting: Session::start_in_background(config, sink)?,
+            forwarding_progress: false,
             events,
             sender,
-            canceller,
-        }
+            canceller: Arc::new(Mutex::new(None)),
+        })
     }
 
     fn session(&mut self) -> Result<&mut Session, ExecuteError> {
-        if let Some(starting) = self.starting.take() {
-            let session = starting
-                .join()
-                .map_err(|_| ExecuteError::new("SessionError", "the session failed to start"))?
-                .map_err(|e| {
-                    ExecuteError::new(
-                        "SessionError",
-                        format!("the Tessera session did not start: {e:#}"),
-                    )
-                })?;
+        let session = self
+            .starting
+            .get()
+            .map_err(|why| ExecuteError::new("SessionError", why))?;
+        if !self.forwarding_progress {
+            self.forwarding_progress = true;
+            *self.canceller.lock() = Some(session.driver().canceller());
             let mut progress = session.driver().progress();
             let sender = self.sender.clone();
             std::thread::spawn(move || {
@@ -69,11 +59,8 @@ impl SessionBackend {
                     }
                 }
             });
-            self.session = Some(session);
         }
-        self.session
-            .as_mut()
-            .ok_or_else(|| ExecuteError::new("SessionError", "the session is not available"))
+        Ok(session)
     }
 }
 

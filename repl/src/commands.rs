@@ -41,20 +41,31 @@ fn print_line(stream: Stream, line: &str, colour: bool) {
     }
 }
 
-/// What the REPL should do after a line.
+/// What the REPL should do after a command that needs no session.
 pub enum Next {
+    /// The command was handled; read the next line.
     Continue,
     Quit,
 }
 
-/// Runs a `:` command that Tessera handles itself; `None` if it is evcxr's.
-pub fn run(session: &mut Session, line: &str) -> Option<Next> {
+/// Runs `:help` or `:quit`, which work while the session is still starting.
+pub fn run_without_session(line: &str) -> Option<Next> {
+    match line.split_whitespace().next().unwrap_or("") {
+        ":help" => {
+            println!("{HELP}");
+            Some(Next::Continue)
+        }
+        ":quit" | ":q" | ":exit" => Some(Next::Quit),
+        _ => None,
+    }
+}
+
+/// Runs a `:` command that Tessera handles itself; returns false if it is evcxr's.
+pub fn run(session: &mut Session, line: &str) -> bool {
     let mut words = line.trim().splitn(2, char::is_whitespace);
     let command = words.next().unwrap_or("");
     let argument = words.next().unwrap_or("").trim();
     match command {
-        ":help" => println!("{HELP}"),
-        ":quit" | ":q" | ":exit" => return Some(Next::Quit),
         ":storage" => {
             let rows = session.driver().storage();
             if rows.is_empty() {
@@ -94,9 +105,9 @@ pub fn run(session: &mut Session, line: &str) -> Option<Next> {
             Err(e) => eprintln!("cannot read {argument}: {e}"),
         },
         ":save" | ":load" => eprintln!("usage: {command} FILE"),
-        _ => return None,
+        _ => return false,
     }
-    Some(Next::Continue)
+    true
 }
 
 /// `tessera cluster status`.

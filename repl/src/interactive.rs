@@ -10,21 +10,28 @@ use rustyline::hint::Hinter;
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Editor, Helper};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use tessera_session::{Session, SessionConfig};
+use tessera_session::{JobCanceller, Session, SessionConfig, StartingSession};
 
 const PROMPT: &str = "tessera> ";
 
+/// Printed just before the first prompt (`tessera-bench` waits for its start).
+const READY_BANNER: &str =
+    "Tessera: `sc` is your Context; :help lists commands. The session starts in the background.";
+
 pub fn run(config: SessionConfig) -> anyhow::Result<ExitCode> {
-    eprintln!("Starting a Tessera session on {} ...", config.master);
-    let session = Arc::new(Mutex::new(Session::start(
+    let master = config.master.to_string();
+    // The prompt comes at once; the session (evcxr, the driver, its executors) starts meanwhile
+    // and only a cell typed before it is ready waits for it.
+    let session = Arc::new(Mutex::new(Session::start_in_background(
         config,
         commands::print_output(),
     )?));
-    let _progress = progress::show(&session.lock());
-    install_interrupt_handler(&session.lock());
-    eprintln!("Ready. `sc` is your Context; :help lists commands.");
+    let interrupt_target = Arc::new(OnceLock::new());
+    install_interrupt_handler(interrupt_target.clone());
+    let mut progress_shown = None;
+    eprintln!("{READY_BANNER}\nMaster: {master}.");
 
     let mut editor: Editor<ReplHelper, rustyline::history::DefaultHistory> = Editor::new()?;
     editor.set_helper(Some(ReplHelper {
@@ -39,16 +46,32 @@ pub fn run(config: SessionConfig) -> anyhow::Result<ExitCode> {
                     continue;
                 }
                 let _ = editor.add_history_entry(line.as_str());
-                let mut session = session.lock();
-                if line.trim_start().starts_with(':') {
-                    if let Some(Next::Quit) = commands::run(&mut session, &line) {
-                        break;
-                    }
-                    if commands_handled(&line) {
+                let command = line.trim_start().starts_with(':');
+                match commands::run_without_session(&line) {
+                    Some(Next::Quit) => break,
+                    Some(Next::Continue) => continue,
+                    None => {}
+                }
+                let mut starting = session.lock();
+                if !starting.is_ready() {
+                    eprintln!("(waiting for the session to start)");
+                }
+                let session = match starting.get() {
+                    Ok(session) => session,
+                    Err(why) => {
+                        eprintln!("{why}");
                         continue;
                     }
+                };
+                if progress_shown.is_none() {
+                    progress_shown = Some(progress::show(session));
+                    let _ =
+                        interrupt_target.set((session.driver().canceller(), session.evcxr_child()));
                 }
-                execute(&mut session, &line);
+                if command && commands::run(session, &line) {
+                    continue;
+                }
+                execute(session, &line);
             }
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => break,
@@ -60,20 +83,6 @@ pub fn run(config: SessionConfig) -> anyhow::Result<ExitCode> {
     }
     let _ = editor.save_history(&history);
     Ok(ExitCode::SUCCESS)
-}
-
-fn commands_handled(line: &str) -> bool {
-    let command = line.split_whitespace().next().unwrap_or("");
-    [
-        ":help",
-        ":storage",
-        ":jobs",
-        ":executors",
-        ":cluster",
-        ":save",
-        ":load",
-    ]
-    .contains(&command)
 }
 
 /// Runs one cell and prints its result or error; returns whether it succeeded.
@@ -103,21 +112,33 @@ fn history_file() -> std::path::PathBuf {
         .join(".local/share/tessera/history.txt")
 }
 
+/// What Ctrl-C acts on once the session has started: its jobs, and evcxr's child process.
+type InterruptTarget = Arc<OnceLock<(JobCanceller, Arc<std::sync::Mutex<std::process::Child>>)>>;
+
 /// Ctrl-C while a cell runs: cancel its jobs and keep the session. A second Ctrl-C within two
 /// seconds when no job was running stops the cell by restarting evcxr's child process, which
-/// loses the session's variables (as evcxr itself does), so it is the last resort.
-fn install_interrupt_handler(session: &Session) {
-    let canceller = session.driver().canceller();
+/// loses the session's variables (as evcxr itself does), so it is the last resort. Before the
+/// session has started, a second Ctrl-C quits.
+fn install_interrupt_handler(target: InterruptTarget) {
     let last_idle_press: Mutex<Option<Instant>> = Mutex::new(None);
-    let child = session.evcxr_child();
     let _ = ctrlc::set_handler(move || {
+        let mut last = last_idle_press.lock();
+        let again = last.is_some_and(|t| t.elapsed() < Duration::from_secs(2));
+        let Some((canceller, child)) = target.get() else {
+            if again {
+                eprintln!("\nQuitting before the session started.");
+                std::process::exit(130);
+            }
+            eprintln!("\nThe session is still starting. Press Ctrl-C again within 2 s to quit.");
+            *last = Some(Instant::now());
+            return;
+        };
         let cancelled = canceller.cancel_all();
         if cancelled > 0 {
             eprintln!("\nCancelling {cancelled} running job(s)...");
             return;
         }
-        let mut last = last_idle_press.lock();
-        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(2)) {
+        if again {
             eprintln!("\nStopping the cell: the session's variables are lost.");
             let _ = child.lock().map(|mut c| c.kill());
             *last = None;
@@ -131,7 +152,7 @@ fn install_interrupt_handler(session: &Session) {
 }
 
 struct ReplHelper {
-    session: Arc<Mutex<Session>>,
+    session: Arc<Mutex<StartingSession>>,
 }
 
 impl Helper for ReplHelper {}
@@ -149,7 +170,11 @@ impl Completer for ReplHelper {
         pos: usize,
         _: &rustyline::Context<'_>,
     ) -> rustyline::Result<(usize, Vec<String>)> {
-        let Some(mut session) = self.session.try_lock() else {
+        // Completion never waits: not for a running cell, nor for the session to start.
+        let Some(mut starting) = self.session.try_lock() else {
+            return Ok((pos, Vec::new()));
+        };
+        let Some(session) = starting.try_get() else {
             return Ok((pos, Vec::new()));
         };
         let (start, _, candidates) = session.complete(line, pos);

@@ -8,7 +8,8 @@ typed over two lines.
 
 Without TESSERA_BIN_DIR every test is skipped. TESSERA_REPL_TIMEOUT (seconds, default
 600) bounds the start of a session, which compiles the cells' dependencies the first
-time on a machine; every other wait has a bound of its own.
+time on a machine: the prompt comes at once and the first cell waits for the session, so
+that cell gets this bound. Every other wait has a bound of its own.
 
 HOME is left as it is: the session's build cache lives under ~/.cache/tessera. The
 REPL's history goes to a file in the test's directory (TESSERA_HISTORY).
@@ -68,6 +69,8 @@ class Repl:
             timeout=CELL_TIMEOUT,
         )
         self.child.logfile_read = self.log
+        # The session starts behind the prompt; the first cell waits for it.
+        self.started = False
 
     def transcript(self):
         self.log.flush()
@@ -90,7 +93,9 @@ class Repl:
     def cell(self, code, timeout=CELL_TIMEOUT):
         """Types a one-line cell and returns its output (echo and all)."""
         self.child.sendline(code)
-        return self.wait_prompt(timeout)
+        out = self.wait_prompt(timeout if self.started else max(timeout, START_TIMEOUT))
+        self.started = True
+        return out
 
     def close(self):
         if self.child.isalive():
@@ -107,10 +112,20 @@ def last_line(output):
 def repl(tmp_path):
     session = Repl(tmp_path)
     try:
-        session.wait_prompt(START_TIMEOUT)
+        session.wait_prompt()
         yield session
     finally:
         session.close()
+
+
+def test_prompt_comes_before_the_session_and_the_first_cell_waits_for_it(repl):
+    # :help needs no session; it answers whether or not the session has started.
+    out = repl.cell(":help")
+    assert ":storage" in out, out
+    out = repl.cell("40 + 2", timeout=START_TIMEOUT)
+    assert last_line(out) == "42", out
+    out = repl.cell(":executors")
+    assert "local-0" in out, out
 
 
 def test_cache_cancel_storage_and_quit(repl):

@@ -97,30 +97,97 @@ pub fn bin_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-impl Session {
-    /// Starts the driver and its executors, then evcxr with `sc` bound. `sink` receives the
-    /// output of cells as it is produced.
-    pub fn start(config: SessionConfig, sink: OutputSink) -> anyhow::Result<Session> {
-        // evcxr reads its build directory from the environment when the context is created;
-        // keeping it per user makes dependencies build once, not once per session.
-        let evcxr_dir = evcxr_dir::EvcxrDir::acquire()?;
-        // SAFETY: no other thread of this process reads the environment concurrently yet.
-        unsafe { std::env::set_var("EVCXR_TMPDIR", evcxr_dir.path()) };
-        // Cell libraries link the toolchain's libstd dynamically, and the relative run path
-        // rustc gives them does not survive evcxr moving them: tell the loader where it is.
-        if let Some(dir) = tessera_driver::toolchain_libstd()
-            .as_deref()
-            .and_then(std::path::Path::parent)
-        {
-            let mut path = std::ffi::OsString::from(dir);
-            if let Some(existing) = std::env::var_os("LD_LIBRARY_PATH") {
-                path.push(":");
-                path.push(existing);
-            }
-            // SAFETY: as above.
-            unsafe { std::env::set_var("LD_LIBRARY_PATH", path) };
-        }
+/// A session starting on a thread of its own, so that a front end can show its prompt (or answer
+/// `kernel_info`) at once and only the first cell waits, as evcxr's own REPL does.
+pub struct StartingSession {
+    state: StartState,
+}
 
+enum StartState {
+    Starting(std::thread::JoinHandle<anyhow::Result<Session>>),
+    Ready(Box<Session>),
+    Failed(String),
+    /// Only while `get` moves from one state to the next.
+    Taken,
+}
+
+impl StartingSession {
+    /// Whether `get` would return without waiting.
+    pub fn is_ready(&self) -> bool {
+        match &self.state {
+            StartState::Starting(handle) => handle.is_finished(),
+            _ => true,
+        }
+    }
+
+    /// The session, once it has started (waiting for it if need be), or why it did not start.
+    pub fn get(&mut self) -> Result<&mut Session, String> {
+        if let StartState::Starting(_) = self.state {
+            let StartState::Starting(handle) =
+                std::mem::replace(&mut self.state, StartState::Taken)
+            else {
+                unreachable!("matched above")
+            };
+            self.state = match handle.join() {
+                Ok(Ok(session)) => StartState::Ready(Box::new(session)),
+                Ok(Err(e)) => {
+                    StartState::Failed(format!("the Tessera session did not start: {e:#}"))
+                }
+                Err(_) => StartState::Failed("starting the Tessera session panicked".into()),
+            };
+        }
+        match &mut self.state {
+            StartState::Ready(session) => Ok(session),
+            StartState::Failed(why) => Err(why.clone()),
+            StartState::Starting(_) | StartState::Taken => unreachable!("resolved above"),
+        }
+    }
+
+    /// The session if it has started, without waiting.
+    pub fn try_get(&mut self) -> Option<&mut Session> {
+        if self.is_ready() {
+            self.get().ok()
+        } else {
+            None
+        }
+    }
+
+    /// Waits for the session and hands it over.
+    pub fn wait(mut self) -> anyhow::Result<Session> {
+        self.get().map_err(anyhow::Error::msg)?;
+        match self.state {
+            StartState::Ready(session) => Ok(*session),
+            _ => unreachable!("get returned a session"),
+        }
+    }
+}
+
+impl Session {
+    /// Starts the driver and its executors, then evcxr with `sc` bound, and returns when all of
+    /// it is ready. `sink` receives the output of cells as it is produced.
+    pub fn start(config: SessionConfig, sink: OutputSink) -> anyhow::Result<Session> {
+        Self::start_in_background(config, sink)?.wait()
+    }
+
+    /// As `start`, but returns at once: the session starts on a thread of its own.
+    pub fn start_in_background(
+        config: SessionConfig,
+        sink: OutputSink,
+    ) -> anyhow::Result<StartingSession> {
+        let evcxr_dir = prepare_environment()?;
+        let handle = std::thread::Builder::new()
+            .name("session-start".into())
+            .spawn(move || Self::start_prepared(config, sink, evcxr_dir))?;
+        Ok(StartingSession {
+            state: StartState::Starting(handle),
+        })
+    }
+
+    fn start_prepared(
+        config: SessionConfig,
+        sink: OutputSink,
+        evcxr_dir: evcxr_dir::EvcxrDir,
+    ) -> anyhow::Result<Session> {
         let work_dir = evcxr_dir::cache_root()
             .join("sessions")
             .join(std::process::id().to_string());
@@ -254,6 +321,32 @@ impl Session {
             .map(|(n, t)| (n.to_string(), t.to_string()))
             .collect()
     }
+}
+
+/// Points evcxr at this user's build directory and the loader at the toolchain's libstd. Both
+/// are read from the environment, which is changed here, before the session's threads start.
+fn prepare_environment() -> anyhow::Result<evcxr_dir::EvcxrDir> {
+    // evcxr reads its build directory from the environment when the context is created;
+    // keeping it per user makes dependencies build once, not once per session.
+    let evcxr_dir = evcxr_dir::EvcxrDir::acquire()?;
+    // SAFETY: front ends call this before they start threads that read the environment.
+    unsafe { std::env::set_var("EVCXR_TMPDIR", evcxr_dir.path()) };
+    // Cell libraries link the toolchain's libstd dynamically, and the relative run path
+    // rustc gives them does not survive evcxr moving them: tell the loader where it is.
+    if let Some(dir) = tessera_driver::toolchain_libstd()
+        .as_deref()
+        .and_then(std::path::Path::parent)
+    {
+        let mut path = std::ffi::OsString::from(dir);
+        if let Some(existing) = std::env::var_os("LD_LIBRARY_PATH") {
+            path.push(":");
+            path.push(existing);
+        }
+        // SAFETY: as above.
+        unsafe { std::env::set_var("LD_LIBRARY_PATH", path) };
+    }
+
+    Ok(evcxr_dir)
 }
 
 fn forward(
