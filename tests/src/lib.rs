@@ -82,16 +82,28 @@ impl RunOutput {
     pub fn job(&self, job: u64) -> Vec<&TaskLine> {
         self.tasks.iter().filter(|t| t.job == job).collect()
     }
+
+    /// Shuffle map tasks of job `job`.
+    pub fn map_tasks(&self, job: u64) -> Vec<&TaskLine> {
+        self.job(job)
+            .into_iter()
+            .filter(|t| t.stage.starts_with("map:"))
+            .collect()
+    }
 }
 
 /// One line of the task metrics log.
 #[derive(Debug, Clone)]
 pub struct TaskLine {
     pub job: u64,
+    /// `result`, or `map:<shuffle>` for a shuffle's map task.
+    pub stage: String,
     pub partition: u64,
     pub executor: String,
     pub pid: u64,
     pub origin: String,
+    pub shuffle_read: u64,
+    pub shuffle_written: u64,
 }
 
 /// Runs `tessera run SCRIPT` with `args` in `dir` and collects its output and task metrics.
@@ -128,10 +140,13 @@ pub fn read_task_metrics(path: &Path) -> Vec<TaskLine> {
             let v: serde_json::Value = serde_json::from_str(line).expect("metrics lines are JSON");
             TaskLine {
                 job: v["job"].as_u64().unwrap(),
+                stage: v["stage"].as_str().unwrap().to_string(),
                 partition: v["partition"].as_u64().unwrap(),
                 executor: v["executor"].as_str().unwrap().to_string(),
                 pid: v["pid"].as_u64().unwrap(),
                 origin: v["origin"].as_str().unwrap().to_string(),
+                shuffle_read: v["shuffle_read"].as_u64().unwrap(),
+                shuffle_written: v["shuffle_written"].as_u64().unwrap(),
             }
         })
         .collect()

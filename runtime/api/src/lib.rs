@@ -20,19 +20,23 @@ mod client;
 mod code_ref;
 mod context;
 mod error;
+mod hash;
 mod numeric_rdd;
 mod ops;
 mod pair_rdd;
 mod rdd;
 mod ship;
+mod shuffle_rdd;
 mod stats;
 
 pub use context::Context;
 pub use error::{Error, install_panic_hook};
 pub use rdd::Rdd;
+pub use hash::hash_partition;
 pub use ship::Capturable;
+pub use shuffle_rdd::{Key, Side};
 pub use stats::{Numeric, Stats};
-pub use tessera_plan::StorageLevel;
+pub use tessera_plan::{Partitioner, StorageLevel};
 
 /// Records an RDD can hold: serializable (to cross the network and the disk), shareable between
 /// an executor's task threads, and clonable (a cached partition is read without being consumed).
@@ -44,7 +48,7 @@ impl<T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + '
 
 /// `use tessera::prelude::*;` brings what a session needs.
 pub mod prelude {
-    pub use crate::{Context, Data, Rdd, StorageLevel, capture};
+    pub use crate::{Context, Data, Key, Partitioner, Rdd, StorageLevel, capture};
     pub use serde::{Deserialize, Serialize};
 }
 

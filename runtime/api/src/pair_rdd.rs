@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use std::hash::Hash;
 
 impl<K: Data, V: Data> Rdd<(K, V)> {
-    /// Maps each value, keeping its key.
+    /// Maps each value, keeping its key (and so the partitioner, if any).
     pub fn map_values<W: Data, F: Fn(V) -> W + Send + Sync + 'static>(&self, f: F) -> Rdd<(K, W)> {
-        self.narrow::<MapValues<K, V, W, F>>(f, Vec::new(), "map_values")
+        self.narrow_keeping::<MapValues<K, V, W, F>>(&f, Vec::new(), true, "map_values")
     }
 
     /// One pair per value `f` returns, each with the original key.
@@ -20,7 +20,7 @@ impl<K: Data, V: Data> Rdd<(K, V)> {
         I: IntoIterator<Item = W> + 'static,
         F: Fn(V) -> I + Send + Sync + 'static,
     {
-        self.narrow::<FlatMapValues<K, V, W, I, F>>(f, Vec::new(), "flat_map_values")
+        self.narrow_keeping::<FlatMapValues<K, V, W, I, F>>(&f, Vec::new(), true, "flat_map_values")
     }
 
     /// The keys.

@@ -6,8 +6,9 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::ops::{
     Action, ActionTable, Aggregate, Collect, CountByValue, Filter, FlatMap, Foreach,
-    ForeachPartition, Glom, KeyBy, Map, MapPartitions, OperatorTable, OrderedParams, Reduce,
-    Sample, SampleParams, SaveAsText, Take, TakeOrdered, Transform,
+    ForeachPartition, Glom, KeyBy, Map, MapPartitions, OperatorTable, OrderedParams,
+    RecordsSource, Reduce, Sample, SampleParams, SaveAsText, Take, TakeOrdered, Transform,
+    WriterParams,
 };
 use crate::ship::ship;
 use serde::de::DeserializeOwned;
@@ -17,7 +18,7 @@ use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use tessera_plan::cell_protocol::{CellAction, CellRequest, CellResponse};
-use tessera_plan::{LocalCodeRef, Operator, RddId, RddKind, RddNode, StorageLevel};
+use tessera_plan::{LocalCodeRef, Operator, Partitioner, RddId, RddKind, RddNode, StorageLevel};
 
 /// A resilient distributed dataset of `T` records.
 ///
@@ -69,7 +70,7 @@ pub(crate) fn source_operator(entry: EntryFn) -> Result<Operator<LocalCodeRef>, 
     operator(entry, &(), Vec::new())
 }
 
-fn transform_operator<X: Transform>(
+pub(crate) fn transform_operator<X: Transform>(
     func: &X::Func,
     params: Vec<u8>,
 ) -> Result<Operator<LocalCodeRef>, Error> {
@@ -104,11 +105,24 @@ impl<T: Data> Rdd<T> {
         params: Vec<u8>,
         name: &str,
     ) -> Rdd<X::Out> {
-        let op = transform_operator::<X>(&func, params).unwrap_or_else(|e| e.raise());
+        self.narrow_keeping::<X>(&func, params, false, name)
+    }
+
+    /// A narrow transformation; `keeps_keys` says it leaves every record's key where it was,
+    /// so the result keeps this RDD's partitioner.
+    pub(crate) fn narrow_keeping<X: Transform<In = T>>(
+        &self,
+        func: &X::Func,
+        params: Vec<u8>,
+        keeps_keys: bool,
+        name: &str,
+    ) -> Rdd<X::Out> {
+        let op = transform_operator::<X>(func, params).unwrap_or_else(|e| e.raise());
         self.ctx.define(RddNode {
             kind: RddKind::Narrow {
                 parent: self.id,
                 op,
+                preserves_partitioning: keeps_keys,
             },
             num_partitions: 0, // the driver takes the parent's
             element_type: std::any::type_name::<X::Out>().to_string(),
@@ -121,9 +135,9 @@ impl<T: Data> Rdd<T> {
         self.narrow::<Map<T, U, F>>(f, Vec::new(), "map")
     }
 
-    /// Keeps the records for which `f` is true.
+    /// Keeps the records for which `f` is true (and the partitioner, if any).
     pub fn filter<F: Fn(&T) -> bool + Send + Sync + 'static>(&self, f: F) -> Rdd<T> {
-        self.narrow::<Filter<T, F>>(f, Vec::new(), "filter")
+        self.narrow_keeping::<Filter<T, F>>(&f, Vec::new(), true, "filter")
     }
 
     /// Applies `f` to every record and flattens what it returns.
@@ -307,7 +321,7 @@ impl<T: Data> Rdd<T> {
             fraction,
             seed,
         });
-        self.narrow::<Sample<T>>((), params, "sample")
+        self.narrow_keeping::<Sample<T>>(&(), params, true, "sample")
     }
 
     /// The records of this RDD followed by those of `other`: its partitions are theirs.
@@ -435,12 +449,63 @@ impl<T: Data> Rdd<T> {
         self.run_action::<SaveAsText<T>, ()>("save_as_text_file", &(), params, None);
     }
 
-    fn num_partitions(&self) -> u32 {
-        // Asking the driver to define nothing new is cheap; the count comes back with `Defined`.
+    /// How many partitions this RDD has.
+    pub fn num_partitions(&self) -> u32 {
+        self.describe().0
+    }
+
+    /// How this RDD's keys are placed in its partitions, if a shuffle placed them and nothing
+    /// moved them since.
+    pub fn partitioner(&self) -> Option<Partitioner> {
+        self.describe().1
+    }
+
+    fn describe(&self) -> (u32, Option<Partitioner>) {
         match self.ctx.call(CellRequest::Describe { rdd: self.id }) {
-            Ok(CellResponse::Defined { num_partitions, .. }) => num_partitions,
+            Ok(CellResponse::Defined {
+                num_partitions,
+                partitioner,
+                ..
+            }) => (num_partitions, partitioner),
             Ok(other) => Error::new(format!("unexpected reply from the driver: {other:?}")).raise(),
             Err(e) => e.raise(),
         }
+    }
+
+    /// This RDD's records redistributed by `partitioner`: `writer` splits each partition into
+    /// buckets of `R` records; each output partition reads its buckets (as a source of `R`)
+    /// and, if given, runs `merge` over them.
+    pub(crate) fn shuffle<W, R, U>(
+        &self,
+        partitioner: Partitioner,
+        writer_func: &W::Func,
+        zero: Vec<u8>,
+        merge: Option<Operator<LocalCodeRef>>,
+        name: &str,
+    ) -> Rdd<U>
+    where
+        W: Action<In = T>,
+        R: Data,
+        U: Data,
+    {
+        let params = encode_params(&WriterParams {
+            partitioner: partitioner.clone(),
+            zero,
+        });
+        let defined = (|| {
+            Ok::<_, Error>(RddKind::Shuffled {
+                parent: self.id,
+                partitioner,
+                writer: operator(ActionTable::<W>::entry, writer_func, params)?,
+                reader: source_operator(RecordsSource::<R>::entry)?,
+                merge,
+            })
+        })();
+        self.ctx.define(RddNode {
+            kind: defined.unwrap_or_else(|e| e.raise()),
+            num_partitions: 0, // the driver takes the partitioner's
+            element_type: std::any::type_name::<U>().to_string(),
+            name: name.to_string(),
+        })
     }
 }

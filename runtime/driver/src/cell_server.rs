@@ -5,7 +5,7 @@ use crate::{DriverState, scheduler, text_splits};
 use std::os::linux::net::SocketAddrExt;
 use std::sync::Arc;
 use tessera_plan::cell_protocol::{CellAction, CellRequest, CellResponse, Envelope};
-use tessera_plan::{RddKind, RddNode, TaskAction};
+use tessera_plan::{RddId, RddKind, RddNode, TaskAction};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
@@ -51,38 +51,25 @@ async fn handle(mut stream: UnixStream, state: Arc<DriverState>) -> std::io::Res
     stream.write_all(&reply).await
 }
 
+fn describe(state: &DriverState, rdd: RddId) -> Result<CellResponse, String> {
+    state.lineage.with(rdd, |entry| CellResponse::Defined {
+        rdd,
+        num_partitions: entry.node.num_partitions,
+        partitioner: entry.partitioner.clone(),
+    })
+}
+
 async fn respond(state: &Arc<DriverState>, request: CellRequest) -> Result<CellResponse, String> {
     match request {
         CellRequest::Define(node) => {
-            let kind = match node.kind {
-                RddKind::Parallelize {
-                    partitions,
-                    decoder,
-                } => RddKind::Parallelize {
-                    partitions,
-                    decoder: decoder.try_map(|c| state.artifacts.resolve(c))?,
-                },
-                RddKind::TextFile { splits, decoder } => RddKind::TextFile {
-                    splits,
-                    decoder: decoder.try_map(|c| state.artifacts.resolve(c))?,
-                },
-                RddKind::Narrow { parent, op } => RddKind::Narrow {
-                    parent,
-                    op: op.try_map(|c| state.artifacts.resolve(c))?,
-                },
-                RddKind::Union { parents } => RddKind::Union { parents },
-            };
             let node = RddNode {
-                kind,
+                kind: node.kind.try_map_code(|c| state.artifacts.resolve(c))?,
                 num_partitions: node.num_partitions,
                 element_type: node.element_type,
                 name: node.name,
             };
-            let (rdd, num_partitions) = state.lineage.define(node)?;
-            Ok(CellResponse::Defined {
-                rdd,
-                num_partitions,
-            })
+            let (rdd, _) = state.lineage.define(node)?;
+            describe(state, rdd)
         }
         CellRequest::TextFile {
             path,
@@ -101,20 +88,14 @@ async fn respond(state: &Arc<DriverState>, request: CellRequest) -> Result<CellR
                 element_type: "alloc::string::String".into(),
                 name,
             };
-            let (rdd, num_partitions) = state.lineage.define(node)?;
-            Ok(CellResponse::Defined {
-                rdd,
-                num_partitions,
-            })
+            let (rdd, _) = state.lineage.define(node)?;
+            describe(state, rdd)
         }
         CellRequest::CellPanicked { message } => {
             *state.cell_panic.lock() = Some(message);
             Ok(CellResponse::Done)
         }
-        CellRequest::Describe { rdd } => Ok(CellResponse::Defined {
-            rdd,
-            num_partitions: state.lineage.num_partitions(rdd)?,
-        }),
+        CellRequest::Describe { rdd } => describe(state, rdd),
         CellRequest::Persist { rdd, level } => {
             state.lineage.set_persist(rdd, level)?;
             if level.is_none() {

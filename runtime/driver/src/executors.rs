@@ -9,13 +9,9 @@ use tessera_wire::driver::driver_server::Driver as DriverRpc;
 use tessera_wire::driver::{
     ArtifactChunk, FetchArtifactRequest, RegisterExecutorReply, RegisterExecutorRequest,
 };
-use tessera_wire::executor::executor_client::ExecutorClient;
-use tessera_wire::{AttachSecret, MAX_MESSAGE_BYTES};
+pub use tessera_wire::ExecutorChannel;
+use tessera_wire::connect_executor;
 use tonic::{Request, Response, Status};
-
-pub type ExecutorChannel = ExecutorClient<
-    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, AttachSecret>,
->;
 
 #[derive(Clone)]
 pub struct ExecutorHandle {
@@ -74,9 +70,7 @@ impl DriverRpc for DriverService {
         request: Request<RegisterExecutorRequest>,
     ) -> Result<Response<RegisterExecutorReply>, Status> {
         let r = request.into_inner();
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", r.address))
-            .map_err(|e| Status::invalid_argument(e.to_string()))?
-            .connect()
+        let client = connect_executor(&r.address, &self.secret)
             .await
             .map_err(|e| {
                 Status::unavailable(format!(
@@ -84,9 +78,6 @@ impl DriverRpc for DriverService {
                     r.executor_id, r.address
                 ))
             })?;
-        let client = ExecutorClient::with_interceptor(channel, AttachSecret::new(&self.secret))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
         tracing::info!(executor = %r.executor_id, address = %r.address, cores = r.cores, "executor registered");
         self.executors.add(ExecutorHandle {
             id: r.executor_id,

@@ -7,10 +7,12 @@
 mod artifacts;
 mod blocks;
 mod cell_server;
+mod dag;
 mod executors;
 mod jobs;
 mod launcher;
 mod lineage;
+mod map_outputs;
 mod scheduler;
 mod text_splits;
 
@@ -45,6 +47,7 @@ pub(crate) struct DriverState {
     pub artifacts: Arc<artifacts::ArtifactStore>,
     pub executors: Arc<executors::Executors>,
     pub blocks: blocks::BlockMap,
+    pub map_outputs: map_outputs::MapOutputTracker,
     pub jobs: jobs::JobTracker,
     pub token: u64,
     pub work_dir: PathBuf,
@@ -59,8 +62,9 @@ impl DriverState {
         self.task_ids.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Counts a finished task in its job, and logs its metrics if asked to.
-    pub fn record_metrics(&self, job_id: u64, partition: u32, metrics: TaskMetrics) {
+    /// Counts a finished task in its job, and logs its metrics if asked to. `stage` is
+    /// `result`, or `map:<shuffle>` for a shuffle's map task.
+    pub fn record_metrics(&self, job_id: u64, stage: &str, partition: u32, metrics: TaskMetrics) {
         if let Some(log) = &self.task_metrics_log {
             use std::io::Write;
             let origin = match &metrics.origin {
@@ -69,26 +73,31 @@ impl DriverState {
             };
             let _ = writeln!(
                 log.lock(),
-                r#"{{"job":{job_id},"partition":{partition},"executor":"{}","pid":{},"origin":"{origin}","records":{},"micros":{}}}"#,
+                r#"{{"job":{job_id},"stage":"{stage}","partition":{partition},"executor":"{}","pid":{},"origin":"{origin}","records":{},"micros":{},"shuffle_read":{},"shuffle_written":{}}}"#,
                 metrics.executor_id,
                 metrics.executor_pid,
                 metrics.records,
-                metrics.run_micros
+                metrics.run_micros,
+                metrics.shuffle_read_bytes,
+                metrics.shuffle_write_bytes
             );
         }
         let from_cache = matches!(metrics.origin, tessera_plan::PartitionOrigin::Cached { .. });
-        self.jobs.task_done(job_id, from_cache);
+        self.jobs
+            .task_done(job_id, from_cache, metrics.shuffle_write_bytes);
     }
 
-    /// An executor died or became unreachable: its cached partitions are gone with it.
+    /// An executor died or became unreachable: its cached partitions and shuffle outputs are
+    /// gone with it.
     pub fn lose_executor(&self, id: &str) {
         if self.executors.remove(id).is_some() {
             tracing::warn!(
                 executor = id,
-                "executor lost; its cached partitions will be recomputed"
+                "executor lost; its cached partitions and shuffle outputs will be recomputed"
             );
         }
         self.blocks.forget_executor(id);
+        self.map_outputs.forget_executor(id, None);
     }
 
     pub async fn drop_cached(&self, rdd: RddId) {
@@ -173,6 +182,7 @@ impl Driver {
             artifacts: artifacts.clone(),
             executors: Default::default(),
             blocks: Default::default(),
+            map_outputs: Default::default(),
             jobs: Default::default(),
             token: random_u64(),
             work_dir: config.work_dir.clone(),

@@ -1,13 +1,26 @@
-//! The lineage graph: every RDD a session defined, with its storage level, and how to turn an
-//! RDD's partition into a task (its narrow chain back to a source).
+//! The lineage graph: every RDD a session defined, with its storage level and partitioner, how
+//! to turn an RDD's partition into a task (its narrow chain back to a source or a shuffle), and
+//! which shuffles a job must run first (the stage boundaries).
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use tessera_plan::{CodeRef, PipelineStep, RddId, RddKind, RddNode, StorageLevel, TaskSource};
+use tessera_plan::{
+    CodeRef, Operator, Partitioner, PipelineStep, RddId, RddKind, RddNode, ShuffleId,
+    StorageLevel, TaskSource,
+};
 
 pub struct RddEntry {
     pub node: RddNode<CodeRef>,
     pub persist: Option<StorageLevel>,
+    /// Set by a shuffle that places keys, and kept by narrow operations that keep keys.
+    pub partitioner: Option<Partitioner>,
+}
+
+/// The map side of a shuffle: the RDD whose partitions are split, and the writer that splits.
+pub struct ShuffleMapStage {
+    pub parent: RddId,
+    pub map_partitions: u32,
+    pub writer: Operator<CodeRef>,
 }
 
 #[derive(Default)]
@@ -27,13 +40,27 @@ impl Lineage {
     /// its parents.
     pub fn define(&self, mut node: RddNode<CodeRef>) -> Result<(RddId, u32), String> {
         let mut rdds = self.rdds.lock();
+        let mut partitioner = None;
         match &node.kind {
-            RddKind::Narrow { parent, .. } => {
-                node.num_partitions = rdds
-                    .get(parent)
-                    .ok_or_else(|| unknown(*parent))?
-                    .node
-                    .num_partitions;
+            RddKind::Narrow {
+                parent,
+                preserves_partitioning,
+                ..
+            } => {
+                let parent = rdds.get(parent).ok_or_else(|| unknown(*parent))?;
+                node.num_partitions = parent.node.num_partitions;
+                if *preserves_partitioning {
+                    partitioner = parent.partitioner.clone();
+                }
+            }
+            RddKind::Shuffled {
+                parent,
+                partitioner: placed_by,
+                ..
+            } => {
+                rdds.get(parent).ok_or_else(|| unknown(*parent))?;
+                node.num_partitions = placed_by.partitions();
+                partitioner = placed_by.places_keys().then(|| placed_by.clone());
             }
             RddKind::Union { parents } => {
                 node.num_partitions = 0;
@@ -59,6 +86,7 @@ impl Lineage {
             RddEntry {
                 node,
                 persist: None,
+                partitioner,
             },
         );
         Ok((id, partitions))
@@ -99,7 +127,7 @@ impl Lineage {
                 element_type: entry.node.element_type.clone(),
             };
             match &entry.node.kind {
-                RddKind::Narrow { parent, op } => {
+                RddKind::Narrow { parent, op, .. } => {
                     steps.push(step(Some(op.clone())));
                     id = *parent;
                 }
@@ -140,10 +168,68 @@ impl Lineage {
                         decoder: decoder.clone(),
                     };
                 }
+                RddKind::Shuffled { reader, merge, .. } => {
+                    steps.push(step(merge.clone()));
+                    break TaskSource::ShuffleRead {
+                        shuffle: id,
+                        partition: part,
+                        decoder: reader.clone(),
+                        locations: Vec::new(),
+                    };
+                }
             }
         };
         steps.reverse();
         Ok(Pipeline { source, steps })
+    }
+
+    /// The shuffles that computing `rdd` reads directly (through narrow dependencies and
+    /// unions, not through other shuffles): the parent stages of a job on `rdd`. A persisted
+    /// RDD whose every partition is cached (`is_cached`) needs nothing below it.
+    pub fn parent_shuffles(
+        &self,
+        rdd: RddId,
+        is_cached: impl Fn(RddId, u32) -> bool,
+    ) -> Result<Vec<ShuffleId>, String> {
+        let rdds = self.rdds.lock();
+        let mut shuffles = Vec::new();
+        let mut visited = std::collections::HashSet::new();
+        let mut pending = vec![rdd];
+        while let Some(id) = pending.pop() {
+            if !visited.insert(id) {
+                continue;
+            }
+            let entry = rdds.get(&id).ok_or_else(|| unknown(id))?;
+            let partitions = entry.node.num_partitions;
+            if entry.persist.is_some() && (0..partitions).all(|p| is_cached(id, p)) {
+                continue;
+            }
+            match &entry.node.kind {
+                RddKind::Narrow { parent, .. } => pending.push(*parent),
+                RddKind::Union { parents } => pending.extend(parents),
+                RddKind::Shuffled { .. } => shuffles.push(id),
+                RddKind::Parallelize { .. } | RddKind::TextFile { .. } => {}
+            }
+        }
+        Ok(shuffles)
+    }
+
+    /// The shuffle map stage that produces shuffle `shuffle`.
+    pub fn shuffle_stage(&self, shuffle: ShuffleId) -> Result<ShuffleMapStage, String> {
+        let rdds = self.rdds.lock();
+        let entry = rdds.get(&shuffle).ok_or_else(|| unknown(shuffle))?;
+        let RddKind::Shuffled { parent, writer, .. } = &entry.node.kind else {
+            return Err(format!("rdd {shuffle} is not the output of a shuffle"));
+        };
+        Ok(ShuffleMapStage {
+            parent: *parent,
+            map_partitions: rdds
+                .get(parent)
+                .ok_or_else(|| unknown(*parent))?
+                .node
+                .num_partitions,
+            writer: writer.clone(),
+        })
     }
 
     /// Every RDD with a storage level: id, name, type, partitions, level.

@@ -1,13 +1,15 @@
-//! Runs jobs: one task per partition, placed on an executor that already holds the partition's
-//! cached data when there is one (waiting up to the locality wait for it, as Spark's delay
-//! scheduling does), retried on another attempt when it fails.
+//! Runs jobs: the shuffles a job reads first (see [`dag`]), then one task per partition, each
+//! placed on an executor that already holds the partition's cached data when there is one
+//! (waiting up to the locality wait for it, as Spark's delay scheduling does), and retried on
+//! another attempt when it fails.
 
 use crate::DriverState;
+use crate::dag;
 use crate::executors::ExecutorHandle;
 use crate::jobs::JobState;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tessera_plan::{PipelineStep, RddId, TaskAction, TaskOutcome, TaskSpec};
+use tessera_plan::{PipelineStep, RddId, TaskAction, TaskOutcome, TaskSource, TaskSpec};
 use tessera_wire::executor::{CancelJobRequest, RunTaskRequest};
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -28,32 +30,34 @@ pub async fn run_job(
     let all = state.lineage.num_partitions(rdd)?;
     let partitions = partitions.unwrap_or_else(|| (0..all).collect());
     let (job_id, mut cancelled) = state.jobs.start(description, partitions.len() as u32);
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, partition) in partitions.iter().copied().enumerate() {
-        let (state, action) = (state.clone(), action.clone());
-        tasks.spawn(async move {
-            (
-                index,
-                run_task(&state, job_id, rdd, partition, action).await,
-            )
-        });
-    }
-    let mut results = vec![Vec::new(); partitions.len()];
-    let outcome = loop {
-        tokio::select! {
-            next = tasks.join_next() => match next {
-                None => break Ok(()),
-                Some(Ok((index, Ok(result)))) => {
-                    results[index] = result;
-                }
-                Some(Ok((_, Err(message)))) => break Err(format!("Job {job_id} failed: {message}")),
-                Some(Err(e)) => break Err(format!("Job {job_id} failed: a task's scheduler failed: {e}")),
-            },
-            _ = cancelled.wait_for(|c| *c) => break Err(format!("Job {job_id} was cancelled")),
+    // Dropping `stages` (on cancellation) aborts every task it spawned.
+    let stages = async {
+        dag::compute_parent_shuffles(state.clone(), job_id, rdd).await?;
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, partition) in partitions.iter().copied().enumerate() {
+            let (state, action) = (state.clone(), action.clone());
+            tasks.spawn(async move {
+                (
+                    index,
+                    run_task(&state, job_id, rdd, partition, action).await,
+                )
+            });
         }
+        let mut results = vec![Vec::new(); partitions.len()];
+        while let Some(next) = tasks.join_next().await {
+            match next {
+                Ok((index, Ok(done))) => results[index] = done.result,
+                Ok((_, Err(message))) => return Err(message),
+                Err(e) => return Err(format!("a task's scheduler failed: {e}")),
+            }
+        }
+        Ok(results)
+    };
+    let outcome = tokio::select! {
+        outcome = stages => outcome.map_err(|message| format!("Job {job_id} failed: {message}")),
+        _ = cancelled.wait_for(|c| *c) => Err(format!("Job {job_id} was cancelled")),
     };
     if outcome.is_err() {
-        tasks.abort_all();
         for executor in state.executors.list() {
             let _ = executor
                 .client
@@ -63,7 +67,7 @@ pub async fn run_job(
         }
     }
     match outcome {
-        Ok(()) => {
+        Ok(results) => {
             state.jobs.finish(job_id, JobState::Succeeded);
             Ok(results)
         }
@@ -82,27 +86,47 @@ pub async fn run_job(
     }
 }
 
-async fn run_task(
-    state: &DriverState,
+/// A task that succeeded: where it ran and what it returned.
+pub struct TaskDone {
+    pub executor_id: String,
+    pub result: Vec<u8>,
+}
+
+/// Runs the task that computes `partition` of `rdd` and applies `action` to it, retrying it on
+/// failure; a task that reads a shuffle first has the shuffle's missing map outputs computed.
+pub async fn run_task(
+    state: &Arc<DriverState>,
     job_id: u64,
     rdd: RddId,
     partition: u32,
     action: TaskAction,
-) -> Result<Vec<u8>, String> {
-    let pipeline = state.lineage.pipeline(rdd, partition)?;
+) -> Result<TaskDone, String> {
+    let mut pipeline = state.lineage.pipeline(rdd, partition)?;
     let preferred = preferred_executors(state, &pipeline.steps);
     let mut failures = Vec::new();
     let mut attempt = 0;
+    let mut fetch_failures = 0;
     let mut ship_source = false;
     while attempt < MAX_TASK_ATTEMPTS {
         let (executor, _slot) = acquire_executor(state, &preferred, partition).await?;
         let cached_there = !ship_source && preferred.contains(&executor.id);
+        let source = if cached_there {
+            None
+        } else {
+            if let TaskSource::ShuffleRead {
+                shuffle, locations, ..
+            } = &mut pipeline.source
+            {
+                *locations = dag::map_output_locations(state, job_id, *shuffle).await?;
+            }
+            Some(pipeline.source.clone())
+        };
         let spec = TaskSpec {
             job_id,
             task_id: state.next_task_id(),
             attempt,
             partition,
-            source: (!cached_there).then(|| pipeline.source.clone()),
+            source,
             steps: pipeline.steps.clone(),
             action: action.clone(),
         };
@@ -116,12 +140,36 @@ async fn run_task(
             Ok(reply) => match bincode::deserialize::<TaskOutcome>(&reply.into_inner().outcome) {
                 Ok(TaskOutcome::Success { result, metrics }) => {
                     state.blocks.record(&executor.id, &metrics.stored);
-                    state.record_metrics(job_id, partition, metrics);
-                    return Ok(result);
+                    let stage = match &action {
+                        TaskAction::ShuffleWrite { shuffle, .. } => format!("map:{shuffle}"),
+                        TaskAction::Count | TaskAction::Run(_) => "result".to_string(),
+                    };
+                    state.record_metrics(job_id, &stage, partition, metrics);
+                    return Ok(TaskDone {
+                        executor_id: executor.id,
+                        result,
+                    });
                 }
                 Ok(TaskOutcome::CacheMiss) => {
                     // Not a failure: the block went away after the block map heard of it.
                     ship_source = true;
+                    continue;
+                }
+                Ok(TaskOutcome::FetchFailed {
+                    shuffle,
+                    executor_id,
+                    message,
+                }) => {
+                    // Not the task's fault: the map outputs on `executor_id` are lost. They
+                    // are computed again (the map stage is resubmitted) before the next try.
+                    tracing::warn!(shuffle, executor = %executor_id, %message, "shuffle fetch failed");
+                    state.map_outputs.forget_executor(&executor_id, Some(shuffle));
+                    fetch_failures += 1;
+                    if fetch_failures >= MAX_TASK_ATTEMPTS {
+                        return Err(format!(
+                            "task for partition {partition} could not fetch the output of shuffle {shuffle} {MAX_TASK_ATTEMPTS} times; most recent failure from executor {executor_id}: {message}"
+                        ));
+                    }
                     continue;
                 }
                 Ok(TaskOutcome::Failed { message }) => {

@@ -1,11 +1,14 @@
 //! `tessera-executor`: one long-lived process per session per host. It registers with its
-//! driver, loads the cell libraries its tasks need, runs tasks on `--cores` threads and keeps
-//! cached partitions in memory between jobs.
+//! driver, loads the cell libraries its tasks need, runs tasks on `--cores` threads, keeps
+//! cached partitions in memory between jobs, and serves the shuffle output it wrote to the
+//! session's other executors.
 
 mod artifacts;
 mod blocks;
 mod pipeline;
 mod service;
+mod shuffle_fetch;
+mod shuffle_store;
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -79,6 +82,8 @@ async fn serve(args: Args, secret: String) -> anyhow::Result<()> {
         executor_id: args.executor_id.clone(),
         artifacts: artifacts.clone(),
         blocks: Arc::new(blocks::BlockManager::default()),
+        shuffles: Arc::new(shuffle_store::ShuffleStore::default()),
+        peers: Arc::new(shuffle_fetch::Peers::new(secret.clone())),
         slots: Arc::new(tokio::sync::Semaphore::new(args.cores.max(1) as usize)),
         cancelled_jobs: Default::default(),
         shutdown: shutdown.clone(),

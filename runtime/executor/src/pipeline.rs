@@ -1,9 +1,11 @@
-//! Runs one task: pushes a partition's batches from its source (or from a cached block)
-//! through the chain of operators of its narrow transformations into its action, caching the
-//! partitions the plan asks for on the way.
+//! Runs one task: pushes a partition's batches from its source (shipped records, a file split,
+//! fetched shuffle buckets, or a cached block) through the chain of operators of its narrow
+//! transformations into its action, caching the partitions the plan asks for on the way. A
+//! shuffle map task's action splits the partition into buckets, which are kept here.
 
 use crate::artifacts::Artifacts;
 use crate::blocks::{Block, BlockManager};
+use crate::shuffle_store::{Bucket, ShuffleStore};
 use std::ffi::c_void;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,20 +23,20 @@ use tessera_plan::{
 pub struct TaskEnv<'a> {
     pub artifacts: &'a Artifacts,
     pub blocks: &'a BlockManager,
+    pub shuffles: &'a ShuffleStore,
     pub cancelled: &'a AtomicBool,
     pub executor_id: &'a str,
+    /// The buckets of a shuffle-reading task's source, fetched before it runs.
+    pub shuffle_input: &'a [Bucket],
 }
 
 /// Every library a task's code lives in, so they can be fetched before it runs.
 pub fn libraries(task: &TaskSpec) -> Vec<String> {
     let mut operators: Vec<&Operator<CodeRef>> =
         task.steps.iter().filter_map(|s| s.op.as_ref()).collect();
-    if let Some(TaskSource::Records { decoder, .. } | TaskSource::TextSplit { decoder, .. }) =
-        &task.source
+    operators.extend(task.source.as_ref().map(TaskSource::decoder));
+    if let TaskAction::Run(action) | TaskAction::ShuffleWrite { writer: action, .. } = &task.action
     {
-        operators.push(decoder);
-    }
-    if let TaskAction::Run(action) = &task.action {
         operators.push(action);
     }
     let mut libraries: Vec<String> = operators
@@ -55,15 +57,17 @@ pub fn run_task(task: &TaskSpec, env: &TaskEnv) -> TaskOutcome {
     };
     match run(task, env, &mut shared) {
         Ok(None) => TaskOutcome::CacheMiss,
-        Ok(Some((result, origin, records, stored))) => TaskOutcome::Success {
-            result,
+        Ok(Some(ran)) => TaskOutcome::Success {
+            result: ran.result,
             metrics: TaskMetrics {
                 executor_id: env.executor_id.to_string(),
                 executor_pid: std::process::id(),
-                origin,
-                records,
+                origin: ran.origin,
+                records: ran.records,
                 run_micros: started.elapsed().as_micros() as u64,
-                stored,
+                stored: ran.stored,
+                shuffle_read_bytes: env.shuffle_input.iter().map(|b| b.bytes().len() as u64).sum(),
+                shuffle_write_bytes: ran.shuffle_written,
             },
         },
         Err(message) => TaskOutcome::Failed { message },
@@ -279,7 +283,14 @@ fn check_input(what: &str, expected: &str, actual: &str) -> Result<(), String> {
     }
 }
 
-type RunResult = (Vec<u8>, PartitionOrigin, u64, Vec<StoredBlock>);
+/// What a task that ran to its end produced.
+struct Ran {
+    result: Vec<u8>,
+    origin: PartitionOrigin,
+    records: u64,
+    stored: Vec<StoredBlock>,
+    shuffle_written: u64,
+}
 
 enum Start<'a> {
     Cached(std::sync::Arc<Block>),
@@ -287,7 +298,7 @@ enum Start<'a> {
 }
 
 /// Runs the task; `None` when it came without its source and the partition is not cached.
-fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<RunResult>, String> {
+fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran>, String> {
     // The stages point at `shared` for as long as they live, which is within this call.
     let shared_ptr = shared as *mut Shared as *mut Shared<'static>;
 
@@ -310,14 +321,10 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Run
     // Where the records come from: the cached block, or the task's source.
     let start = match (&resume, &task.source) {
         (Some((_, block)), _) => Start::Cached(block.clone()),
-        (None, Some(source)) => {
-            let (TaskSource::Records { decoder, .. } | TaskSource::TextSplit { decoder, .. }) =
-                source;
-            Start::Source(
-                source,
-                table::<SourceVTable>(env, decoder, |t| t.abi_version)?,
-            )
-        }
+        (None, Some(source)) => Start::Source(
+            source,
+            table::<SourceVTable>(env, source.decoder(), |t| t.abi_version)?,
+        ),
         (None, None) => return Ok(None),
     };
     let mut input = match &start {
@@ -359,7 +366,7 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Run
     }
     match &task.action {
         TaskAction::Count => kinds.push((StageKind::Count { records: 0 }, input)),
-        TaskAction::Run(op) => {
+        TaskAction::Run(op) | TaskAction::ShuffleWrite { writer: op, .. } => {
             let table = table::<ActionVTable>(env, op, |t| t.abi_version)?;
             let state = open_state(
                 env,
@@ -417,6 +424,21 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Run
                 shared.sink(),
             )
         },
+        Start::Source(TaskSource::ShuffleRead { .. }, source_table) => {
+            let mut status = STATUS_OK;
+            for bucket in env.shuffle_input {
+                if status == STATUS_OK && !bucket.bytes().is_empty() {
+                    status = unsafe {
+                        (source_table.decode)(
+                            RawBytes::from_slice(bucket.bytes()),
+                            Stage::sink(head),
+                            shared.sink(),
+                        )
+                    };
+                }
+            }
+            status
+        }
         Start::Source(TaskSource::TextSplit { split, .. }, source_table) => {
             let bytes = read_split(split).map_err(|e| {
                 format!(
@@ -498,7 +520,23 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Run
         }
     }
     drop(stages);
-    Ok(Some((result, origin, records, stored)))
+
+    // A map task keeps its buckets here for reducers, and tells the driver nothing more.
+    let mut shuffle_written = 0;
+    if let TaskAction::ShuffleWrite { shuffle, .. } = &task.action {
+        let buckets: Vec<Vec<u8>> = bincode::deserialize(&result)
+            .map_err(|e| format!("cannot decode the buckets of a shuffle map task: {e}"))?;
+        shuffle_written = buckets.iter().map(|b| b.len() as u64).sum();
+        env.shuffles.put(*shuffle, task.partition, buckets);
+        result = Vec::new();
+    }
+    Ok(Some(Ran {
+        result,
+        origin,
+        records,
+        stored,
+        shuffle_written,
+    }))
 }
 
 /// The bytes of the lines whose first byte lies in `split`, each ended by '\n' (the file's

@@ -3,14 +3,17 @@
 use crate::artifacts::Artifacts;
 use crate::blocks::BlockManager;
 use crate::pipeline::{TaskEnv, libraries, run_task};
+use crate::shuffle_fetch::{self, Peers};
+use crate::shuffle_store::ShuffleStore;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tessera_plan::{TaskOutcome, TaskSpec};
+use tessera_plan::{TaskOutcome, TaskSource, TaskSpec};
 use tessera_wire::executor::executor_server::Executor;
 use tessera_wire::executor::{
-    CancelJobRequest, DropRddRequest, Empty, RunTaskReply, RunTaskRequest,
+    CancelJobRequest, DropRddRequest, Empty, FetchShuffleReply, FetchShuffleRequest, RunTaskReply,
+    RunTaskRequest,
 };
 use tonic::{Request, Response, Status};
 
@@ -18,6 +21,8 @@ pub struct ExecutorService {
     pub executor_id: String,
     pub artifacts: Arc<Artifacts>,
     pub blocks: Arc<BlockManager>,
+    pub shuffles: Arc<ShuffleStore>,
+    pub peers: Arc<Peers>,
     pub slots: Arc<tokio::sync::Semaphore>,
     pub cancelled_jobs: Arc<Mutex<HashMap<u64, Arc<AtomicBool>>>>,
     pub shutdown: Arc<tokio::sync::Notify>,
@@ -45,15 +50,43 @@ impl Executor for ExecutorService {
                     };
                 }
             }
+            let shuffle_input = match &task.source {
+                Some(TaskSource::ShuffleRead {
+                    shuffle,
+                    partition,
+                    locations,
+                    ..
+                }) => match shuffle_fetch::fetch(
+                    *shuffle,
+                    *partition,
+                    locations,
+                    &self.executor_id,
+                    &self.shuffles,
+                    &self.peers,
+                )
+                .await
+                {
+                    Ok(buckets) => buckets,
+                    Err(failure) => {
+                        break 'outcome TaskOutcome::FetchFailed {
+                            shuffle: *shuffle,
+                            executor_id: failure.executor_id,
+                            message: failure.message,
+                        };
+                    }
+                },
+                _ => Vec::new(),
+            };
             let _slot = self
                 .slots
                 .clone()
                 .acquire_owned()
                 .await
                 .map_err(|_| Status::unavailable("executor is stopping"))?;
-            let (artifacts, blocks, cancelled, executor_id) = (
+            let (artifacts, blocks, shuffles, cancelled, executor_id) = (
                 self.artifacts.clone(),
                 self.blocks.clone(),
+                self.shuffles.clone(),
                 self.cancel_flag(task.job_id),
                 self.executor_id.clone(),
             );
@@ -61,8 +94,10 @@ impl Executor for ExecutorService {
                 let env = TaskEnv {
                     artifacts: &artifacts,
                     blocks: &blocks,
+                    shuffles: &shuffles,
                     cancelled: &cancelled,
                     executor_id: &executor_id,
+                    shuffle_input: &shuffle_input,
                 };
                 run_task(&task, &env)
             })
@@ -88,6 +123,29 @@ impl Executor for ExecutorService {
         let dropped = self.blocks.drop_rdd(rdd);
         tracing::debug!(rdd, dropped, "dropped cached partitions");
         Ok(Response::new(Empty {}))
+    }
+
+    async fn fetch_shuffle(
+        &self,
+        request: Request<FetchShuffleRequest>,
+    ) -> Result<Response<FetchShuffleReply>, Status> {
+        let r = request.into_inner();
+        let buckets = r
+            .map_partitions
+            .iter()
+            .map(|&map_partition| {
+                self.shuffles
+                    .bucket(r.shuffle, map_partition, r.reduce_partition)
+                    .map(|bucket| bucket.bytes().to_vec())
+                    .ok_or_else(|| {
+                        Status::not_found(format!(
+                            "executor {} holds no output of map partition {map_partition} of shuffle {}",
+                            self.executor_id, r.shuffle
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Response::new(FetchShuffleReply { buckets }))
     }
 
     async fn shutdown(&self, _: Request<Empty>) -> Result<Response<Empty>, Status> {

@@ -1,7 +1,7 @@
 //! Messages between a cell (the thin `tessera` crate, in the evcxr child process) and the driver
 //! (in the session host), over a local socket: a little-endian `u32` length, then bincode.
 
-use crate::rdd::{LocalCodeRef, Operator, RddId, RddNode, StorageLevel};
+use crate::rdd::{LocalCodeRef, Operator, Partitioner, RddId, RddNode, StorageLevel};
 use serde::{Deserialize, Serialize};
 
 /// Every request carries the session's token; the driver rejects any other.
@@ -22,7 +22,7 @@ pub enum CellRequest {
         decoder: Operator<LocalCodeRef>,
         name: String,
     },
-    /// Asks for an RDD's partition count (answered with `Defined`).
+    /// Asks for an RDD's partition count and partitioner (answered with `Defined`).
     Describe { rdd: RddId },
     /// Sets (or with `None` clears) an RDD's storage level.
     Persist {
@@ -52,6 +52,8 @@ pub enum CellResponse {
     Defined {
         rdd: RddId,
         num_partitions: u32,
+        /// How the RDD's keys are placed, when a shuffle placed them and nothing moved them since.
+        partitioner: Option<Partitioner>,
     },
     Done,
     /// One result per requested partition, in the order requested.

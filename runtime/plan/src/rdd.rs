@@ -63,9 +63,113 @@ pub enum RddKind<C> {
         decoder: Operator<C>,
     },
     /// A one-to-one (narrow) transformation of the parent's partition with the same index.
-    Narrow { parent: RddId, op: Operator<C> },
+    Narrow {
+        parent: RddId,
+        op: Operator<C>,
+        /// The operator keeps every record's key (`map_values`, `filter`, ...), so the RDD keeps
+        /// its parent's partitioner.
+        preserves_partitioning: bool,
+    },
     /// The partitions of every parent, in order: partition `i` is some parent's partition.
     Union { parents: Vec<RddId> },
+    /// The parent's records redistributed by `partitioner` (a wide dependency: every partition
+    /// may need every parent partition). Its shuffle is known by this RDD's id.
+    Shuffled {
+        parent: RddId,
+        partitioner: Partitioner,
+        /// Map side: an action that splits (and may combine) one parent partition into one
+        /// encoded bucket per partition of this RDD; its result is a bincode `Vec<Vec<u8>>`.
+        writer: Operator<C>,
+        /// Reduce side: the source that decodes one bucket into batches.
+        reader: Operator<C>,
+        /// Reduce side: the operator that merges the buckets' records (combines values of one
+        /// key, groups, sorts), if any.
+        merge: Option<Operator<C>>,
+    },
+}
+
+impl<C> RddKind<C> {
+    /// The same kind with every code reference mapped (e.g. library path to content hash).
+    pub fn try_map_code<D, E>(self, mut f: impl FnMut(C) -> Result<D, E>) -> Result<RddKind<D>, E> {
+        Ok(match self {
+            RddKind::Parallelize {
+                partitions,
+                decoder,
+            } => RddKind::Parallelize {
+                partitions,
+                decoder: decoder.try_map(&mut f)?,
+            },
+            RddKind::TextFile { splits, decoder } => RddKind::TextFile {
+                splits,
+                decoder: decoder.try_map(&mut f)?,
+            },
+            RddKind::Narrow {
+                parent,
+                op,
+                preserves_partitioning,
+            } => RddKind::Narrow {
+                parent,
+                op: op.try_map(&mut f)?,
+                preserves_partitioning,
+            },
+            RddKind::Union { parents } => RddKind::Union { parents },
+            RddKind::Shuffled {
+                parent,
+                partitioner,
+                writer,
+                reader,
+                merge,
+            } => RddKind::Shuffled {
+                parent,
+                partitioner,
+                writer: writer.try_map(&mut f)?,
+                reader: reader.try_map(&mut f)?,
+                merge: merge.map(|m| m.try_map(&mut f)).transpose()?,
+            },
+        })
+    }
+}
+
+/// How keys are assigned to the partitions of a shuffle's output. Two RDDs with equal
+/// partitioners hold each key in the partition of the same index, so a join or a `*_by_key` of
+/// them needs no shuffle (the RDD paper's controlled partitioning).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Partitioner {
+    /// By a hash of the key that every process computes alike.
+    Hash { partitions: u32 },
+    /// By ranges of keys: `bounds` (a bincode `Vec<K>`, sorted) holds the greatest key of
+    /// each partition but the last, from samples of the data.
+    Range {
+        partitions: u32,
+        bounds: Vec<u8>,
+        ascending: bool,
+    },
+    /// Records dealt round-robin (`repartition`): no key decides, so the output has no
+    /// partitioner that a later operation could rely on.
+    RoundRobin { partitions: u32 },
+}
+
+impl Partitioner {
+    /// Hash partitioning into `partitions` partitions (at least one), as Spark's
+    /// `HashPartitioner`.
+    pub fn hash(partitions: u32) -> Partitioner {
+        Partitioner::Hash {
+            partitions: partitions.max(1),
+        }
+    }
+
+    pub fn partitions(&self) -> u32 {
+        match self {
+            Partitioner::Hash { partitions }
+            | Partitioner::Range { partitions, .. }
+            | Partitioner::RoundRobin { partitions } => *partitions,
+        }
+    }
+
+    /// Whether records of one key are sure to be in one partition.
+    pub fn places_keys(&self) -> bool {
+        !matches!(self, Partitioner::RoundRobin { .. })
+    }
 }
 
 /// A byte range of a file. A line belongs to the split that holds its first byte.

@@ -16,6 +16,38 @@ pub enum TaskSource {
         split: FileSplit,
         decoder: Operator<CodeRef>,
     },
+    /// One partition of a shuffle's output: bucket `partition` of every map output, fetched
+    /// from the executors that wrote them, each decoded by `decoder`.
+    ShuffleRead {
+        shuffle: ShuffleId,
+        partition: u32,
+        decoder: Operator<CodeRef>,
+        /// Filled in by the scheduler just before the task is sent.
+        locations: Vec<MapOutputLocation>,
+    },
+}
+
+impl TaskSource {
+    /// The operator that turns this source's bytes into batches.
+    pub fn decoder(&self) -> &Operator<CodeRef> {
+        match self {
+            TaskSource::Records { decoder, .. }
+            | TaskSource::TextSplit { decoder, .. }
+            | TaskSource::ShuffleRead { decoder, .. } => decoder,
+        }
+    }
+}
+
+/// A shuffle is known by the id of the RDD its output forms.
+pub type ShuffleId = RddId;
+
+/// Where some map outputs of a shuffle are kept: an executor, and how to reach it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapOutputLocation {
+    pub executor_id: String,
+    /// `host:port` of that executor's service.
+    pub address: String,
+    pub map_partitions: Vec<u32>,
 }
 
 /// One RDD in a task's chain of narrow transformations.
@@ -39,6 +71,12 @@ pub enum TaskAction {
     Count,
     /// An action operator whose result bytes go back to the cell.
     Run(Operator<CodeRef>),
+    /// The map side of a shuffle: `writer` splits the partition into buckets, which the
+    /// executor keeps for reducers to fetch; the task's result is empty.
+    ShuffleWrite {
+        shuffle: ShuffleId,
+        writer: Operator<CodeRef>,
+    },
 }
 
 /// One task: compute one partition of the last step and apply the action to it.
@@ -84,6 +122,9 @@ pub struct TaskMetrics {
     pub records: u64,
     pub run_micros: u64,
     pub stored: Vec<StoredBlock>,
+    /// Bytes of shuffle buckets this task fetched (reduce side) and wrote (map side).
+    pub shuffle_read_bytes: u64,
+    pub shuffle_write_bytes: u64,
 }
 
 /// A finished task.
@@ -97,4 +138,11 @@ pub enum TaskOutcome {
     Failed { message: String },
     /// The task came without its source and the executor no longer caches the partition.
     CacheMiss,
+    /// A map output the task needed could not be fetched from `executor_id`: the driver
+    /// recomputes it (resubmitting the map stage) and runs the task again.
+    FetchFailed {
+        shuffle: ShuffleId,
+        executor_id: String,
+        message: String,
+    },
 }

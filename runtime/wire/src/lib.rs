@@ -54,3 +54,27 @@ impl AttachSecret {
         AttachSecret(secret.parse().expect("session secrets are ASCII"))
     }
 }
+
+/// A client of an executor's service that presents the session's secret.
+pub type ExecutorChannel = executor::executor_client::ExecutorClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, AttachSecret>,
+>;
+
+/// Connects to the executor service at `address` (`host:port`): the driver does, to run tasks,
+/// and so do executors, to fetch each other's shuffle output.
+pub async fn connect_executor(
+    address: &str,
+    secret: &str,
+) -> Result<ExecutorChannel, tonic::transport::Error> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))?
+        .connect()
+        .await?;
+    Ok(
+        executor::executor_client::ExecutorClient::with_interceptor(
+            channel,
+            AttachSecret::new(secret),
+        )
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    )
+}

@@ -293,3 +293,44 @@ impl<T: Data + std::fmt::Display> Action for SaveAsText<T> {
         encode("save_as_text_file", &())
     }
 }
+
+/// A partition's size and a uniform sample of at most `size` of its keys (reservoir sampling,
+/// seeded by the partition), from which `sort_by_key` picks its range bounds.
+pub(crate) struct SampleKeys<K, V> {
+    size: usize,
+    seen: u64,
+    reservoir: Vec<K>,
+    rng: super::SplitMix64,
+    _values: std::marker::PhantomData<fn(V)>,
+}
+impl<K: Data, V: Data> Action for SampleKeys<K, V> {
+    type In = (K, V);
+    type Func = ();
+    fn open(_: (), params: &[u8], partition: u32) -> Result<Self, String> {
+        let size: u64 = decode_params(params)?;
+        Ok(SampleKeys {
+            size: size as usize,
+            seen: 0,
+            reservoir: Vec::new(),
+            rng: super::SplitMix64(0x5EED ^ partition as u64),
+            _values: std::marker::PhantomData,
+        })
+    }
+    fn push(&mut self, batch: Vec<(K, V)>) -> Result<(), Stop> {
+        for (key, _) in batch {
+            self.seen += 1;
+            if self.reservoir.len() < self.size {
+                self.reservoir.push(key);
+            } else {
+                let slot = self.rng.next_u64() % self.seen;
+                if (slot as usize) < self.size {
+                    self.reservoir[slot as usize] = key;
+                }
+            }
+        }
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<Vec<u8>, Stop> {
+        encode("a sample of keys", &(self.seen, &self.reservoir))
+    }
+}

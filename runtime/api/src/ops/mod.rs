@@ -2,10 +2,12 @@
 //! functions monomorphised for its closure and record types.
 
 mod actions;
+mod shuffle;
 mod sources;
 mod transforms;
 
 pub(crate) use actions::*;
+pub(crate) use shuffle::*;
 pub(crate) use sources::*;
 pub(crate) use transforms::*;
 

@@ -1,0 +1,393 @@
+//! Functions that move records between partitions: the `*_by_key` family, joins, `distinct`,
+//! `repartition`, sorting. Each is a shuffle (a stage boundary), except when the input is
+//! already partitioned the way the operation needs: then it runs within each partition, as
+//! Spark does, and nothing crosses the network.
+
+use crate::Data;
+use crate::error::Error;
+use crate::ops::{
+    ByHash, ByRange, CombineLocally, CombineWriter, FoldValues, GroupValues, MapCombine,
+    MergeCombiners, PairWriter, ReduceValues, RoundRobinWriter, SampleKeys, SortByKey,
+    WriterParams,
+};
+use crate::rdd::{Rdd, encode_params, transform_operator};
+use serde::{Deserialize, Serialize};
+use std::hash::Hash;
+use tessera_plan::Partitioner;
+
+/// Keys of pair RDDs that are shuffled: equal keys must hash alike in every process.
+pub trait Key: Data + Hash + Eq {}
+impl<K: Data + Hash + Eq> Key for K {}
+
+/// Keys sampled per partition to choose `sort_by_key`'s range bounds (Spark samples about 20
+/// per output partition; the bounds only balance the work, they never change the result).
+const SAMPLES_PER_PARTITION: u64 = 60;
+
+/// A value of one side of a `cogroup`, tagged with its side while both sides are shuffled
+/// together.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Side<V, W> {
+    Left(V),
+    Right(W),
+}
+
+impl<T: Data> Rdd<T> {
+    /// The distinct records, in `num_partitions()` partitions.
+    pub fn distinct(&self) -> Rdd<T>
+    where
+        T: Hash + Eq,
+    {
+        self.map(|t: T| (t, ()))
+            .reduce_by_key(|a: (), _: ()| a)
+            .keys()
+    }
+
+    /// The records dealt round-robin into `partitions` partitions (always a shuffle).
+    pub fn repartition(&self, partitions: u32) -> Rdd<T> {
+        self.shuffle::<RoundRobinWriter<T>, T, T>(
+            Partitioner::RoundRobin {
+                partitions: partitions.max(1),
+            },
+            &(),
+            Vec::new(),
+            None,
+            "repartition",
+        )
+    }
+
+    /// The records sorted by the key `f` computes, ascending or not, range-partitioned so that
+    /// partition order is key order.
+    pub fn sort_by<K, F>(&self, f: F, ascending: bool) -> Rdd<T>
+    where
+        K: Data + Ord,
+        F: Fn(&T) -> K + Send + Sync + 'static,
+    {
+        self.key_by(f).sort_by_key(ascending).values()
+    }
+}
+
+impl<K: Key, V: Data> Rdd<(K, V)> {
+    /// Spark's default: keep this RDD's partitioner if it places keys, else hash into as many
+    /// partitions as this RDD has.
+    fn default_partitioner(&self) -> Partitioner {
+        match self.partitioner() {
+            Some(p) if p.places_keys() => p,
+            _ => Partitioner::hash(self.num_partitions()),
+        }
+    }
+
+    /// Combines the values of each key with `M`: in each partition when this RDD is already
+    /// partitioned by `partitioner`, else on the map side, then across map outputs with `merge`.
+    fn combine_values<M, F>(
+        &self,
+        partitioner: Partitioner,
+        func: &M::Func,
+        zero: Vec<u8>,
+        merge: &F,
+        name: &str,
+    ) -> Rdd<(K, M::C)>
+    where
+        M: MapCombine<V>,
+        F: Fn(M::C, M::C) -> M::C + Send + Sync + 'static,
+    {
+        if self.partitioner().as_ref() == Some(&partitioner) {
+            let params = encode_params(&WriterParams { partitioner, zero });
+            return self.narrow_keeping::<CombineLocally<K, V, M>>(func, params, true, name);
+        }
+        let merge = transform_operator::<MergeCombiners<K, M::C, F>>(merge, Vec::new())
+            .unwrap_or_else(|e| e.raise());
+        self.shuffle::<CombineWriter<K, V, M, ByHash>, (K, M::C), (K, M::C)>(
+            partitioner,
+            func,
+            zero,
+            Some(merge),
+            name,
+        )
+    }
+
+    /// Merges the values of each key with `f` (associative and commutative), combining on the
+    /// map side first.
+    pub fn reduce_by_key<F>(&self, f: F) -> Rdd<(K, V)>
+    where
+        F: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        self.reduce_by_key_with(self.default_partitioner(), f)
+    }
+
+    /// `reduce_by_key` into the partitions of `partitioner`.
+    pub fn reduce_by_key_with<F>(&self, partitioner: Partitioner, f: F) -> Rdd<(K, V)>
+    where
+        F: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        self.combine_values::<ReduceValues<V, F>, F>(partitioner, &f, Vec::new(), &f, "reduce_by_key")
+    }
+
+    /// Folds the values of each key into `zero` with `f` (`zero` is used once per key and
+    /// partition, so it must be neutral for `f`).
+    pub fn fold_by_key<F>(&self, zero: V, f: F) -> Rdd<(K, V)>
+    where
+        F: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        self.combine_values::<FoldValues<V, V, F>, F>(
+            self.default_partitioner(),
+            &f,
+            encode_params(&zero),
+            &f,
+            "fold_by_key",
+        )
+    }
+
+    /// Folds the values of each key into a `U`: within a partition with `seq` from `zero`, then
+    /// across partitions with `comb`.
+    pub fn aggregate_by_key<U, S, C>(&self, zero: U, seq: S, comb: C) -> Rdd<(K, U)>
+    where
+        U: Data,
+        S: Fn(U, V) -> U + Send + Sync + 'static,
+        C: Fn(U, U) -> U + Send + Sync + 'static,
+    {
+        self.combine_values::<FoldValues<V, U, S>, C>(
+            self.default_partitioner(),
+            &seq,
+            encode_params(&zero),
+            &comb,
+            "aggregate_by_key",
+        )
+    }
+
+    /// Turns each value into a combiner with `create`, and merges the combiners of a key with
+    /// `merge` (map side first). Spark's third function, `mergeValue(c, v)`, must equal
+    /// `merge(c, create(v))`, so it is not asked for.
+    pub fn combine_by_key<C, Create, Merge>(&self, create: Create, merge: Merge) -> Rdd<(K, C)>
+    where
+        C: Data,
+        Create: Fn(V) -> C + Send + Sync + 'static,
+        Merge: Fn(C, C) -> C + Send + Sync + 'static,
+    {
+        self.map_values(create).reduce_by_key(merge)
+    }
+
+    /// Every value of each key, in one vector (no map-side combining: it would save nothing).
+    pub fn group_by_key(&self) -> Rdd<(K, Vec<V>)> {
+        self.group_by_key_with(self.default_partitioner())
+    }
+
+    /// `group_by_key` into the partitions of `partitioner`.
+    pub fn group_by_key_with(&self, partitioner: Partitioner) -> Rdd<(K, Vec<V>)> {
+        if self.partitioner().as_ref() == Some(&partitioner) {
+            return self.narrow_keeping::<GroupValues<K, V>>(&(), Vec::new(), true, "group_by_key");
+        }
+        let merge = transform_operator::<GroupValues<K, V>>(&(), Vec::new())
+            .unwrap_or_else(|e| e.raise());
+        self.shuffle::<PairWriter<K, V, ByHash>, (K, V), (K, Vec<V>)>(
+            partitioner,
+            &(),
+            Vec::new(),
+            Some(merge),
+            "group_by_key",
+        )
+    }
+
+    /// The same pairs, placed by `partitioner`; nothing moves if they already are.
+    pub fn partition_by(&self, partitioner: Partitioner) -> Rdd<(K, V)> {
+        if self.partitioner().as_ref() == Some(&partitioner) {
+            return *self;
+        }
+        if !matches!(partitioner, Partitioner::Hash { .. }) {
+            Error::new(format!(
+                "partition_by takes a hash partitioner (Partitioner::hash(n)), not {partitioner:?}"
+            ))
+            .raise()
+        }
+        self.shuffle::<PairWriter<K, V, ByHash>, (K, V), (K, V)>(
+            partitioner,
+            &(),
+            Vec::new(),
+            None,
+            "partition_by",
+        )
+    }
+
+    /// The pairs of both RDDs grouped by key: for each key, its values in this RDD and in
+    /// `other`. Co-partitioned inputs are not shuffled again when they already share the
+    /// output's partitioner.
+    pub fn cogroup<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Vec<V>, Vec<W>))> {
+        let partitioner = match (self.partitioner(), other.partitioner()) {
+            (Some(p), _) if p.places_keys() => p,
+            (_, Some(p)) if p.places_keys() => p,
+            _ => Partitioner::hash(self.num_partitions().max(other.num_partitions())),
+        };
+        let left = self.map_values(|v: V| Side::<V, W>::Left(v));
+        let right = other.map_values(|w: W| Side::<V, W>::Right(w));
+        left.union(&right)
+            .group_by_key_with(partitioner)
+            .map_values(|sides: Vec<Side<V, W>>| {
+                let (mut vs, mut ws) = (Vec::new(), Vec::new());
+                for side in sides {
+                    match side {
+                        Side::Left(v) => vs.push(v),
+                        Side::Right(w) => ws.push(w),
+                    }
+                }
+                (vs, ws)
+            })
+    }
+
+    /// Pairs of values of each key found in both RDDs.
+    pub fn join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, W))> {
+        self.cogroup(other)
+            .flat_map_values(|(vs, ws): (Vec<V>, Vec<W>)| {
+                let mut pairs = Vec::with_capacity(vs.len() * ws.len());
+                for v in &vs {
+                    for w in &ws {
+                        pairs.push((v.clone(), w.clone()));
+                    }
+                }
+                pairs
+            })
+    }
+
+    /// Every pair of this RDD, with each value of its key in `other` (or `None`).
+    pub fn left_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, Option<W>))> {
+        self.cogroup(other)
+            .flat_map_values(|(vs, ws): (Vec<V>, Vec<W>)| {
+                let mut pairs = Vec::new();
+                for v in &vs {
+                    if ws.is_empty() {
+                        pairs.push((v.clone(), None));
+                    }
+                    for w in &ws {
+                        pairs.push((v.clone(), Some(w.clone())));
+                    }
+                }
+                pairs
+            })
+    }
+
+    /// Every pair of `other`, with each value of its key in this RDD (or `None`).
+    pub fn right_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Option<V>, W))> {
+        self.cogroup(other)
+            .flat_map_values(|(vs, ws): (Vec<V>, Vec<W>)| {
+                let mut pairs = Vec::new();
+                for w in &ws {
+                    if vs.is_empty() {
+                        pairs.push((None, w.clone()));
+                    }
+                    for v in &vs {
+                        pairs.push((Some(v.clone()), w.clone()));
+                    }
+                }
+                pairs
+            })
+    }
+
+    /// Every key of either RDD, with each pairing of its values (`None` for a missing side).
+    pub fn full_outer_join<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+    ) -> Rdd<(K, (Option<V>, Option<W>))> {
+        self.cogroup(other)
+            .flat_map_values(|(vs, ws): (Vec<V>, Vec<W>)| {
+                let vs: Vec<Option<V>> = if vs.is_empty() {
+                    vec![None]
+                } else {
+                    vs.into_iter().map(Some).collect()
+                };
+                let ws: Vec<Option<W>> = if ws.is_empty() {
+                    vec![None]
+                } else {
+                    ws.into_iter().map(Some).collect()
+                };
+                let mut pairs = Vec::with_capacity(vs.len() * ws.len());
+                for v in &vs {
+                    for w in &ws {
+                        pairs.push((v.clone(), w.clone()));
+                    }
+                }
+                pairs
+            })
+    }
+
+    /// The pairs whose key `other` does not have.
+    pub fn subtract_by_key<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, V)> {
+        self.cogroup(other)
+            .flat_map_values(|(vs, ws): (Vec<V>, Vec<W>)| if ws.is_empty() { vs } else { Vec::new() })
+    }
+}
+
+impl<K: Data + Ord, V: Data> Rdd<(K, V)> {
+    /// The pairs sorted by key, range-partitioned (bounds from a sample of the keys, one job)
+    /// so that partition order is key order: `collect()` returns them sorted.
+    pub fn sort_by_key(&self, ascending: bool) -> Rdd<(K, V)> {
+        let partitions = self.num_partitions();
+        let samples: Vec<(u64, Vec<K>)> = self.run_action::<SampleKeys<K, V>, (u64, Vec<K>)>(
+            "sort_by_key (sampling)",
+            &(),
+            encode_params(&SAMPLES_PER_PARTITION),
+            None,
+        );
+        let bounds = range_bounds(samples, partitions);
+        let merge = transform_operator::<SortByKey<K, V>>(&(), encode_params(&ascending))
+            .unwrap_or_else(|e| e.raise());
+        self.shuffle::<PairWriter<K, V, ByRange<K>>, (K, V), (K, V)>(
+            Partitioner::Range {
+                partitions: bounds.len() as u32 + 1,
+                bounds: encode_params(&bounds),
+                ascending,
+            },
+            &(),
+            Vec::new(),
+            Some(merge),
+            "sort_by_key",
+        )
+    }
+}
+
+/// Up to `partitions - 1` increasing bounds that split the sampled keys into parts of equal
+/// weight, each sample weighing its partition's size over its sample's size (as Spark's
+/// `RangePartitioner` does).
+fn range_bounds<K: Ord>(samples: Vec<(u64, Vec<K>)>, partitions: u32) -> Vec<K> {
+    let mut weighted: Vec<(K, f64)> = samples
+        .into_iter()
+        .filter(|(_, keys)| !keys.is_empty())
+        .flat_map(|(seen, keys)| {
+            let weight = seen as f64 / keys.len() as f64;
+            keys.into_iter().map(move |k| (k, weight))
+        })
+        .collect();
+    weighted.sort_by(|a, b| a.0.cmp(&b.0));
+    let total: f64 = weighted.iter().map(|(_, w)| w).sum();
+    let step = total / partitions.max(1) as f64;
+    let mut bounds: Vec<K> = Vec::new();
+    let mut cumulative = 0.0;
+    let mut target = step;
+    for (key, weight) in weighted {
+        cumulative += weight;
+        if bounds.len() + 1 >= partitions as usize {
+            break;
+        }
+        if cumulative >= target && bounds.last().is_none_or(|last| *last < key) {
+            bounds.push(key);
+            target += step;
+        }
+    }
+    bounds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::range_bounds;
+
+    #[test]
+    fn range_bounds_split_weighted_samples_evenly() {
+        // Two partitions of 100 keys each, fully sampled: 0..100 and 100..200.
+        let samples = vec![(100, (0..100).collect()), (100, (100..200).collect())];
+        assert_eq!(range_bounds::<u32>(samples, 4), vec![49, 99, 149]);
+    }
+
+    #[test]
+    fn range_bounds_never_repeat_a_key() {
+        let samples = vec![(10, vec![7; 10])];
+        assert_eq!(range_bounds::<u32>(samples, 4), vec![7]);
+        assert!(range_bounds::<u32>(vec![(0, vec![])], 4).is_empty());
+    }
+}

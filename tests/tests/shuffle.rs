@@ -1,0 +1,239 @@
+//! Shuffles across two executor processes (a loopback cluster of two agents): every
+//! function that moves records between partitions against a local reference, stage
+//! boundaries and shuffle reuse read from the task metrics, and a join of co-partitioned RDDs
+//! that moves nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use tessera_e2e::{Scratch, tessera_run};
+
+const CLUSTER: &str = "local-cluster[2,1,512]";
+
+/// The pairs the script builds: key `x % 7`, value `x`, for x in 1..=200 in 4 partitions.
+fn pairs() -> Vec<(u64, u64)> {
+    (1..=200u64).map(|x| (x % 7, x)).collect()
+}
+
+fn grouped() -> BTreeMap<u64, Vec<u64>> {
+    let mut groups: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for (k, v) in pairs() {
+        groups.entry(k).or_default().push(v);
+    }
+    groups
+}
+
+#[test]
+fn by_key_functions_match_local_references_across_two_executors() {
+    let dir = Scratch::new("shuffle-by-key");
+    let script = r#"
+let pairs = sc.parallelize((1..=200u64).map(|x| (x % 7, x)).collect::<Vec<_>>(), 4);
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> { v.sort(); v }
+// %%
+let sums = pairs.reduce_by_key(|a: u64, b: u64| a + b);
+sorted(sums.collect())
+// %%
+sorted(sums.collect())
+// %%
+sorted(pairs.fold_by_key(0, |a: u64, b: u64| a + b).collect())
+// %%
+sorted(pairs.aggregate_by_key((0u64, 0u32), |acc: (u64, u32), v: u64| (acc.0.max(v), acc.1 + 1), |a: (u64, u32), b: (u64, u32)| (a.0.max(b.0), a.1 + b.1)).collect())
+// %%
+sorted(pairs.combine_by_key(|v: u64| vec![v], |mut a: Vec<u64>, b: Vec<u64>| { a.extend(b); a }).map_values(|v: Vec<u64>| sorted(v)).collect())
+// %%
+sorted(pairs.group_by_key().map_values(|v: Vec<u64>| sorted(v)).collect())
+// %%
+sorted(pairs.values().map(|v: u64| v % 13).distinct().collect())
+// %%
+pairs.map(|p: (u64, u64)| (p.1 % 50, p.0)).sort_by_key(true).keys().collect()
+// %%
+pairs.values().sort_by(|v: &u64| v % 10, false).map(|v: u64| v % 10).collect()
+// %%
+let spread = pairs.repartition(3);
+(spread.num_partitions(), spread.count(), sorted(spread.collect()) == sorted(pairs.collect()))
+"#;
+    let run = tessera_run(&dir.0, script, CLUSTER, &[]);
+    run.expect_success();
+
+    let groups = grouped();
+    let sums: Vec<(u64, u64)> = groups.iter().map(|(k, v)| (*k, v.iter().sum())).collect();
+    let max_and_count: Vec<(u64, (u64, u32))> = groups
+        .iter()
+        .map(|(k, v)| (*k, (*v.iter().max().unwrap(), v.len() as u32)))
+        .collect();
+    let lists: Vec<(u64, Vec<u64>)> = groups.clone().into_iter().collect();
+    let distinct: Vec<u64> = pairs()
+        .iter()
+        .map(|p| p.1 % 13)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut by_value_mod_50: Vec<u64> = pairs().iter().map(|p| p.1 % 50).collect();
+    by_value_mod_50.sort();
+    let mut digits_descending: Vec<u64> = pairs().iter().map(|p| p.1 % 10).collect();
+    digits_descending.sort_by(|a, b| b.cmp(a));
+    assert_eq!(
+        run.lines(),
+        vec![
+            format!("{sums:?}"),
+            format!("{sums:?}"),
+            format!("{sums:?}"),
+            format!("{max_and_count:?}"),
+            format!("{lists:?}"),
+            format!("{lists:?}"),
+            format!("{distinct:?}"),
+            format!("{by_value_mod_50:?}"),
+            format!("{digits_descending:?}"),
+            "(3, 200, true)".to_string(),
+        ],
+        "stderr:\n{}",
+        run.stderr
+    );
+
+    // Job 0 (the first reduce_by_key) ran a map stage on both executors, whose reducers
+    // fetched from both of them.
+    let maps = run.map_tasks(0);
+    assert_eq!(maps.len(), 4, "{:?}", run.job(0));
+    let writers: BTreeSet<u64> = maps.iter().map(|t| t.pid).collect();
+    assert_eq!(writers.len(), 2, "map tasks ran in two processes: {maps:?}");
+    let read: u64 = run.job(0).iter().map(|t| t.shuffle_read).sum();
+    let written: u64 = maps.iter().map(|t| t.shuffle_written).sum();
+    assert!(read > 0 && read == written, "read {read}, written {written}");
+    // Job 1 collected the same shuffled RDD: its map output was reused, not recomputed.
+    assert!(run.map_tasks(1).is_empty(), "{:?}", run.job(1));
+    assert_eq!(run.job(1).len(), 4);
+}
+
+#[test]
+fn joins_and_cogroup_match_local_references() {
+    let dir = Scratch::new("shuffle-joins");
+    let script = r#"
+let left = sc.parallelize(vec![(1u32, "a".to_string()), (2, "b".to_string()), (2, "c".to_string()), (3, "d".to_string())], 2);
+let right = sc.parallelize(vec![(2u32, 20i32), (3, 30), (3, 31), (4, 40)], 3);
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> { v.sort(); v }
+// %%
+sorted(left.join(&right).collect())
+// %%
+sorted(left.left_outer_join(&right).collect())
+// %%
+sorted(left.right_outer_join(&right).collect())
+// %%
+sorted(left.full_outer_join(&right).collect())
+// %%
+sorted(left.cogroup(&right).map_values(|(a, b): (Vec<String>, Vec<i32>)| (sorted(a), sorted(b))).collect())
+// %%
+sorted(left.subtract_by_key(&right).collect())
+"#;
+    let run = tessera_run(&dir.0, script, CLUSTER, &[]);
+    run.expect_success();
+
+    let left = [(1u32, "a"), (2, "b"), (2, "c"), (3, "d")];
+    let right = [(2u32, 20i32), (3, 30), (3, 31), (4, 40)];
+    let s = |v: &str| v.to_string();
+    let mut join = Vec::new();
+    let mut left_outer = Vec::new();
+    for (k, v) in left {
+        let matches: Vec<i32> = right.iter().filter(|r| r.0 == k).map(|r| r.1).collect();
+        if matches.is_empty() {
+            left_outer.push((k, (s(v), None)));
+        }
+        for w in matches {
+            join.push((k, (s(v), w)));
+            left_outer.push((k, (s(v), Some(w))));
+        }
+    }
+    let mut right_outer = Vec::new();
+    for (k, w) in right {
+        let matches: Vec<&str> = left.iter().filter(|l| l.0 == k).map(|l| l.1).collect();
+        if matches.is_empty() {
+            right_outer.push((k, (None, w)));
+        }
+        for v in matches {
+            right_outer.push((k, (Some(s(v)), w)));
+        }
+    }
+    let mut full: Vec<(u32, (Option<String>, Option<i32>))> = left_outer
+        .iter()
+        .map(|(k, (v, w))| (*k, (Some(v.clone()), *w)))
+        .collect();
+    full.extend(
+        right_outer
+            .iter()
+            .filter(|(_, (v, _))| v.is_none())
+            .map(|(k, (_, w))| (*k, (None, Some(*w)))),
+    );
+    let keys: BTreeSet<u32> = left.iter().map(|l| l.0).chain(right.iter().map(|r| r.0)).collect();
+    let cogroup: Vec<(u32, (Vec<String>, Vec<i32>))> = keys
+        .iter()
+        .map(|&k| {
+            let vs = left.iter().filter(|l| l.0 == k).map(|l| s(l.1)).collect();
+            let ws = right.iter().filter(|r| r.0 == k).map(|r| r.1).collect();
+            (k, (vs, ws))
+        })
+        .collect();
+    let subtract: Vec<(u32, String)> = left
+        .iter()
+        .filter(|l| !right.iter().any(|r| r.0 == l.0))
+        .map(|l| (l.0, s(l.1)))
+        .collect();
+    for list in [&mut join] {
+        list.sort();
+    }
+    left_outer.sort();
+    right_outer.sort();
+    full.sort();
+    assert_eq!(
+        run.lines(),
+        vec![
+            format!("{join:?}"),
+            format!("{left_outer:?}"),
+            format!("{right_outer:?}"),
+            format!("{full:?}"),
+            format!("{cogroup:?}"),
+            format!("{subtract:?}"),
+        ],
+        "stderr:\n{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_rdd_partitioned_by_key_keeps_its_partitioner_and_is_not_shuffled_again() {
+    let dir = Scratch::new("shuffle-partitioner");
+    let script = r#"
+let pairs = sc.parallelize((1..=200u64).map(|x| (x % 7, x)).collect::<Vec<_>>(), 4);
+let placed = pairs.partition_by(Partitioner::hash(3)).cache();
+placed.count()
+// %%
+(placed.partitioner() == Some(Partitioner::hash(3)), placed.map_values(|v: u64| v + 1).partitioner().is_some(), placed.map(|p: (u64, u64)| p).partitioner().is_none())
+// %%
+let mut sums = placed.map_values(|v: u64| v * 2).reduce_by_key(|a: u64, b: u64| a + b).collect();
+sums.sort();
+sums
+// %%
+placed.map_partitions_with_index(|i: u32, mut part: std::vec::IntoIter<(u64, u64)>| vec![part.all(|p| tessera::hash_partition(&p.0, 3) == i)]).collect()
+"#;
+    let run = tessera_run(&dir.0, script, CLUSTER, &[]);
+    run.expect_success();
+    let sums: Vec<(u64, u64)> = grouped()
+        .iter()
+        .map(|(k, v)| (*k, v.iter().map(|x| x * 2).sum()))
+        .collect();
+    assert_eq!(
+        run.lines(),
+        vec![
+            "200".to_string(),
+            "(true, true, true)".to_string(),
+            format!("{sums:?}"),
+            // Partition i holds the keys that hash to i.
+            "[true, true, true]".to_string(),
+        ],
+        "stderr:\n{}",
+        run.stderr
+    );
+    // Job 0 shuffled once; the reduce_by_key on the partitioned, cached RDD (job 1) ran no map
+    // stage and read its partitions from the cache.
+    assert_eq!(run.map_tasks(0).len(), 4);
+    let job = run.job(1);
+    assert!(run.map_tasks(1).is_empty(), "{job:?}");
+    assert_eq!(job.len(), 3);
+    assert!(job.iter().all(|t| t.origin.starts_with("cached:")), "{job:?}");
+}
