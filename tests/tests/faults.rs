@@ -1,23 +1,32 @@
-//! Faults: an executor killed in the middle of a job over cached data. Its tasks are retried
-//! on the other executor, the partitions it cached are recomputed from lineage, and the job
-//! gives the correct result.
+//! Faults: an executor killed in the middle of a job over cached data, or over cached data and a
+//! shuffle. Its tasks are retried on the other executor, the partitions it cached and the map
+//! outputs it held are recomputed from lineage (the map stage is resubmitted for just those),
+//! and the job gives the correct result.
 
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tessera_e2e::{Scratch, TaskLine, bin, read_task_metrics};
 
-#[test]
-fn killing_an_executor_mid_job_loses_no_result() {
-    let dir = Scratch::new("kill-executor");
+/// What a run with a killed executor left.
+struct KilledRun {
+    lines: Vec<String>,
+    stderr: String,
+    tasks: Vec<TaskLine>,
+    victim: u64,
+}
+
+/// Runs `script` on a loopback cluster of two executors; once job 0 has run 8 tasks (naming
+/// both executor processes) and `ready` holds for the metrics so far, waits `delay` and kills
+/// one executor with SIGKILL. Returns what the run printed; panics if it failed.
+fn run_and_kill_an_executor(
+    name: &str,
+    script: &str,
+    ready: impl Fn(&[TaskLine]) -> bool,
+    delay: Duration,
+) -> KilledRun {
+    let dir = Scratch::new(name);
     let metrics = dir.0.join("tasks.jsonl");
-    // Cell 1 caches 8 partitions on two executors; cell 2 is a slow job over the cache.
-    let script = r#"
-let data = sc.parallelize((0..200_000u64).collect::<Vec<u64>>(), 8).cache();
-data.count()
-// %%
-data.map(|x: u64| { if x % 4096 == 0 { std::thread::sleep(std::time::Duration::from_millis(250)); } x * 2 }).reduce(|a, b| a + b)
-"#;
     let script_path = dir.write("script.rs", script);
     let child = Command::new(bin("tessera"))
         .current_dir(&dir.0)
@@ -31,63 +40,120 @@ data.map(|x: u64| { if x % 4096 == 0 { std::thread::sleep(std::time::Duration::f
         .spawn()
         .expect("tessera runs");
 
-    // Wait for the first job's tasks, which name the executor processes.
     let deadline = Instant::now() + Duration::from_secs(600);
     let pids: BTreeSet<u64> = loop {
-        assert!(Instant::now() < deadline, "the first job did not finish");
-        let first_job: Vec<TaskLine> = read_task_metrics(&metrics)
-            .into_iter()
-            .filter(|t| t.job == 0)
-            .collect();
-        if first_job.len() == 8 {
+        assert!(Instant::now() < deadline, "the run did not reach the moment to kill");
+        let tasks = read_task_metrics(&metrics);
+        let first_job: Vec<&TaskLine> = tasks.iter().filter(|t| t.job == 0).collect();
+        if first_job.len() == 8 && ready(&tasks) {
             break first_job.iter().map(|t| t.pid).collect();
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(pids.len(), 2, "two executors ran the first job");
 
-    // Let the slow job start, then kill one executor outright.
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(delay);
     let victim = *pids.iter().next().unwrap();
-    unsafe_kill(victim);
+    let status = Command::new("kill")
+        .args(["-9", &victim.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "could not kill executor {victim}");
 
     let output = child.wait_with_output().expect("tessera finishes");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the run failed:\n{stdout}\n{stderr}"
-    );
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "the run failed:\n{stdout}\n{stderr}");
+    KilledRun {
+        lines: stdout
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect(),
+        stderr,
+        tasks: read_task_metrics(&metrics),
+        victim,
+    }
+}
+
+#[test]
+fn killing_an_executor_mid_job_loses_no_result() {
+    // Cell 1 caches 8 partitions on two executors; cell 2 is a slow job over the cache.
+    let script = r#"
+let data = sc.parallelize((0..200_000u64).collect::<Vec<u64>>(), 8).cache();
+data.count()
+// %%
+data.map(|x: u64| { if x % 4096 == 0 { std::thread::sleep(std::time::Duration::from_millis(250)); } x * 2 }).reduce(|a, b| a + b)
+"#;
+    // Let the slow job start, then kill.
+    let run = run_and_kill_an_executor("kill-executor", script, |_| true, Duration::from_millis(1500));
     let expected: u64 = (0..200_000u64).map(|x| x * 2).sum();
-    let lines: Vec<&str> = stdout
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
     assert_eq!(
-        lines,
+        run.lines,
         vec!["200000".to_string(), expected.to_string()],
-        "stderr:\n{stderr}"
+        "stderr:\n{}",
+        run.stderr
     );
 
     // The slow job finished on the survivor, recomputing from lineage what the victim cached.
-    let second_job: Vec<TaskLine> = read_task_metrics(&metrics)
-        .into_iter()
-        .filter(|t| t.job == 1)
-        .collect();
+    let second_job: Vec<&TaskLine> = run.tasks.iter().filter(|t| t.job == 1).collect();
     assert_eq!(second_job.len(), 8, "{second_job:?}");
     assert!(
         second_job
             .iter()
-            .any(|t| t.origin == "computed" && t.pid != victim),
+            .any(|t| t.origin == "computed" && t.pid != run.victim),
         "a partition the victim cached was recomputed on the survivor: {second_job:?}"
     );
 }
 
-fn unsafe_kill(pid: u64) {
-    let status = Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "could not kill executor {pid}");
+#[test]
+fn killing_an_executor_during_a_reduce_stage_resubmits_its_lost_map_outputs() {
+    // Cell 2 shuffles the cached data; its reduce tasks are slow (4 x 8 records x 150 ms).
+    let script = r#"
+let data = sc.parallelize((0..100_000u64).collect::<Vec<u64>>(), 8).cache();
+data.count()
+// %%
+let mut sums = data.map(|x: u64| (x % 64, x)).reduce_by_key(|a: u64, b: u64| a + b)
+    .map(|p: (u64, u64)| { std::thread::sleep(std::time::Duration::from_millis(150)); p })
+    .collect();
+sums.sort();
+sums
+"#;
+    // Kill as soon as the map stage has written all its output, early in the reduce stage.
+    let map_stage_done = |tasks: &[TaskLine]| {
+        tasks
+            .iter()
+            .filter(|t| t.job == 1 && t.stage.starts_with("map:"))
+            .count()
+            == 8
+    };
+    let run = run_and_kill_an_executor(
+        "kill-executor-shuffle",
+        script,
+        map_stage_done,
+        Duration::from_millis(300),
+    );
+    let mut sums = vec![0u64; 64];
+    for x in 0..100_000u64 {
+        sums[(x % 64) as usize] += x;
+    }
+    let expected: Vec<(u64, u64)> = (0..64).map(|k| (k, sums[k as usize])).collect();
+    assert_eq!(
+        run.lines,
+        vec!["100000".to_string(), format!("{expected:?}")],
+        "stderr:\n{}",
+        run.stderr
+    );
+
+    // The map outputs the victim held were written again, after the kill, by other processes,
+    // from partitions recomputed from lineage (the victim's cache was lost with it).
+    let maps: Vec<&TaskLine> = run
+        .tasks
+        .iter()
+        .filter(|t| t.job == 1 && t.stage.starts_with("map:"))
+        .collect();
+    assert!(maps.len() > 8, "the map stage ran again for lost outputs: {maps:?}");
+    assert!(maps[8..].iter().all(|t| t.pid != run.victim), "{maps:?}");
+    assert!(maps[8..].iter().any(|t| t.origin == "computed"), "{maps:?}");
 }

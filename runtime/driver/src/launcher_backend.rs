@@ -82,6 +82,7 @@ impl Backend {
             secret: secret.to_string(),
             memory_mb: config.executor_memory_mb,
             agents_with_executor: Mutex::new(HashSet::new()),
+            launched: Default::default(),
         };
         let events_task = runtime.spawn(async move {
             while let Some(event) = events.recv().await {
@@ -143,6 +144,9 @@ struct OfferHandler {
     secret: String,
     memory_mb: u64,
     agents_with_executor: Mutex<HashSet<String>>,
+    /// Executors launched so far: each gets a new id, so that what a lost executor held (and
+    /// its late status updates) is never taken for its replacement's on the same agent.
+    launched: std::sync::atomic::AtomicU32,
 }
 
 impl OfferHandler {
@@ -188,7 +192,10 @@ impl OfferHandler {
             let _ = self.client.decline(&offer.id, DECLINE_SECONDS).await;
             return;
         }
-        let executor_id = format!("exec-{}", offer.agent_id);
+        let launch = self
+            .launched
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let executor_id = format!("exec-{launch}-{}", offer.agent_id);
         let command = ExecutorCommand::new(
             &self.bin_dir,
             &self.driver_address,

@@ -108,19 +108,22 @@ pub async fn run_task(
     let mut fetch_failures = 0;
     let mut ship_source = false;
     while attempt < MAX_TASK_ATTEMPTS {
-        let (executor, _slot) = acquire_executor(state, &preferred, partition).await?;
+        // A task that will read a shuffle learns where its map outputs are before it takes a
+        // task slot: computing missing ones needs slots of its own.
+        let reads_shuffle = matches!(pipeline.source, TaskSource::ShuffleRead { .. });
+        if reads_shuffle && (ship_source || preferred.is_empty()) {
+            locate_map_outputs(state, job_id, &mut pipeline.source).await?;
+        }
+        let (executor, slot) = acquire_executor(state, &preferred, partition).await?;
         let cached_there = !ship_source && preferred.contains(&executor.id);
-        let source = if cached_there {
-            None
-        } else {
-            if let TaskSource::ShuffleRead {
-                shuffle, locations, ..
-            } = &mut pipeline.source
-            {
-                *locations = dag::map_output_locations(state, job_id, *shuffle).await?;
-            }
-            Some(pipeline.source.clone())
-        };
+        if reads_shuffle && !cached_there && !ship_source && !preferred.is_empty() {
+            // The cached copy was not to be had after all: read the shuffle instead.
+            drop(slot);
+            ship_source = true;
+            continue;
+        }
+        let _slot = slot;
+        let source = (!cached_there).then(|| pipeline.source.clone());
         let spec = TaskSpec {
             job_id,
             task_id: state.next_task_id(),
@@ -195,6 +198,20 @@ pub async fn run_task(
     Err(format!(
         "task for partition {partition} failed {MAX_TASK_ATTEMPTS} times; most recent failure on executor {executor}: {message}"
     ))
+}
+
+async fn locate_map_outputs(
+    state: &Arc<DriverState>,
+    job_id: u64,
+    source: &mut TaskSource,
+) -> Result<(), String> {
+    if let TaskSource::ShuffleRead {
+        shuffle, locations, ..
+    } = source
+    {
+        *locations = dag::map_output_locations(state, job_id, *shuffle).await?;
+    }
+    Ok(())
 }
 
 /// Executors holding the partition of the last cached step of the task's pipeline.
