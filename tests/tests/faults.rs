@@ -42,7 +42,10 @@ fn run_and_kill_an_executor(
 
     let deadline = Instant::now() + Duration::from_secs(600);
     let pids: BTreeSet<u64> = loop {
-        assert!(Instant::now() < deadline, "the run did not reach the moment to kill");
+        assert!(
+            Instant::now() < deadline,
+            "the run did not reach the moment to kill"
+        );
         let tasks = read_task_metrics(&metrics);
         let first_job: Vec<&TaskLine> = tasks.iter().filter(|t| t.job == 0).collect();
         if first_job.len() == 8 && ready(&tasks) {
@@ -63,7 +66,10 @@ fn run_and_kill_an_executor(
     let output = child.wait_with_output().expect("tessera finishes");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "the run failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "the run failed:\n{stdout}\n{stderr}"
+    );
     KilledRun {
         lines: stdout
             .lines()
@@ -87,7 +93,12 @@ data.count()
 data.map(|x: u64| { if x % 4096 == 0 { std::thread::sleep(std::time::Duration::from_millis(250)); } x * 2 }).reduce(|a, b| a + b)
 "#;
     // Let the slow job start, then kill.
-    let run = run_and_kill_an_executor("kill-executor", script, |_| true, Duration::from_millis(1500));
+    let run = run_and_kill_an_executor(
+        "kill-executor",
+        script,
+        |_| true,
+        Duration::from_millis(1500),
+    );
     let expected: u64 = (0..200_000u64).map(|x| x * 2).sum();
     assert_eq!(
         run.lines,
@@ -153,7 +164,10 @@ sums
         .iter()
         .filter(|t| t.job == 1 && t.stage.starts_with("map:"))
         .collect();
-    assert!(maps.len() > 8, "the map stage ran again for lost outputs: {maps:?}");
+    assert!(
+        maps.len() > 8,
+        "the map stage ran again for lost outputs: {maps:?}"
+    );
     assert!(maps[8..].iter().all(|t| t.pid != run.victim), "{maps:?}");
     assert!(maps[8..].iter().any(|t| t.origin == "computed"), "{maps:?}");
 }

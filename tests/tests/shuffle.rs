@@ -1,7 +1,7 @@
 //! Shuffles across two executor processes (a loopback cluster of two agents): every
 //! function that moves records between partitions against a local reference, stage
 //! boundaries and shuffle reuse read from the task metrics, and a join of co-partitioned RDDs
-//! that moves nothing.
+//! that moves nothing (the RDD paper's controlled partitioning).
 
 use std::collections::{BTreeMap, BTreeSet};
 use tessera_e2e::{Scratch, tessera_run};
@@ -96,7 +96,10 @@ let spread = pairs.repartition(3);
     assert_eq!(writers.len(), 2, "map tasks ran in two processes: {maps:?}");
     let read: u64 = run.job(0).iter().map(|t| t.shuffle_read).sum();
     let written: u64 = maps.iter().map(|t| t.shuffle_written).sum();
-    assert!(read > 0 && read == written, "read {read}, written {written}");
+    assert!(
+        read > 0 && read == written,
+        "read {read}, written {written}"
+    );
     // Job 1 collected the same shuffled RDD: its map output was reused, not recomputed.
     assert!(run.map_tasks(1).is_empty(), "{:?}", run.job(1));
     assert_eq!(run.job(1).len(), 4);
@@ -160,7 +163,11 @@ sorted(left.subtract_by_key(&right).collect())
             .filter(|(_, (v, _))| v.is_none())
             .map(|(k, (_, w))| (*k, (None, Some(*w)))),
     );
-    let keys: BTreeSet<u32> = left.iter().map(|l| l.0).chain(right.iter().map(|r| r.0)).collect();
+    let keys: BTreeSet<u32> = left
+        .iter()
+        .map(|l| l.0)
+        .chain(right.iter().map(|r| r.0))
+        .collect();
     let cogroup: Vec<(u32, (Vec<String>, Vec<i32>))> = keys
         .iter()
         .map(|&k| {
@@ -210,9 +217,14 @@ sums.sort();
 sums
 // %%
 placed.map_partitions_with_index(|i: u32, mut part: std::vec::IntoIter<(u64, u64)>| vec![part.all(|p| tessera::hash_partition(&p.0, 3) == i)]).collect()
+// %%
+let halves = placed.map_values(|v: u64| v / 2);
+let joined = placed.join(&halves);
+(joined.partitioner() == Some(Partitioner::hash(3)), joined.count())
 "#;
     let run = tessera_run(&dir.0, script, CLUSTER, &[]);
     run.expect_success();
+    let joined: usize = grouped().values().map(|v| v.len() * v.len()).sum();
     let sums: Vec<(u64, u64)> = grouped()
         .iter()
         .map(|(k, v)| (*k, v.iter().map(|x| x * 2).sum()))
@@ -225,6 +237,7 @@ placed.map_partitions_with_index(|i: u32, mut part: std::vec::IntoIter<(u64, u64
             format!("{sums:?}"),
             // Partition i holds the keys that hash to i.
             "[true, true, true]".to_string(),
+            format!("(true, {joined})"),
         ],
         "stderr:\n{}",
         run.stderr
@@ -235,5 +248,18 @@ placed.map_partitions_with_index(|i: u32, mut part: std::vec::IntoIter<(u64, u64
     let job = run.job(1);
     assert!(run.map_tasks(1).is_empty(), "{job:?}");
     assert_eq!(job.len(), 3);
-    assert!(job.iter().all(|t| t.origin.starts_with("cached:")), "{job:?}");
+    assert!(
+        job.iter().all(|t| t.origin.starts_with("cached:")),
+        "{job:?}"
+    );
+    // The join of two RDDs placed by the same partitioner (job 3) moved nothing either: each
+    // task read both sides of its partition from the cache.
+    let job = run.job(3);
+    assert!(run.map_tasks(3).is_empty(), "{job:?}");
+    assert_eq!(job.len(), 3);
+    assert!(
+        job.iter().all(|t| t.origin.starts_with("cached:")),
+        "{job:?}"
+    );
+    assert!(job.iter().all(|t| t.shuffle_read == 0), "{job:?}");
 }

@@ -73,13 +73,19 @@ mod tests {
 
     #[test]
     fn equal_keys_land_in_the_same_partition_and_keys_spread() {
-        assert_eq!(hash_partition("spark", 8), hash_partition(&"spark".to_string(), 8));
+        assert_eq!(
+            hash_partition("spark", 8),
+            hash_partition(&"spark".to_string(), 8)
+        );
         let mut counts = [0u32; 8];
         for key in 0..8000u64 {
             counts[hash_partition(&key, 8) as usize] += 1;
         }
         // Each of 8 partitions gets its share of 8000 sequential keys, within 20%.
-        assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (800..1200).contains(&c)),
+            "{counts:?}"
+        );
         let mut words = [0u32; 4];
         for key in 0..4000 {
             words[hash_partition(&format!("word{key}"), 4) as usize] += 1;

@@ -31,8 +31,8 @@ mod stats;
 
 pub use context::Context;
 pub use error::{Error, install_panic_hook};
-pub use rdd::Rdd;
 pub use hash::hash_partition;
+pub use rdd::Rdd;
 pub use ship::Capturable;
 pub use shuffle_rdd::{Key, Side};
 pub use stats::{Numeric, Stats};

@@ -6,9 +6,8 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::ops::{
     Action, ActionTable, Aggregate, Collect, CountByValue, Filter, FlatMap, Foreach,
-    ForeachPartition, Glom, KeyBy, Map, MapPartitions, OperatorTable, OrderedParams,
-    RecordsSource, Reduce, Sample, SampleParams, SaveAsText, Take, TakeOrdered, Transform,
-    WriterParams,
+    ForeachPartition, Glom, KeyBy, Map, MapPartitions, OperatorTable, OrderedParams, RecordsSource,
+    Reduce, Sample, SampleParams, SaveAsText, Take, TakeOrdered, Transform, WriterParams,
 };
 use crate::ship::ship;
 use serde::de::DeserializeOwned;

@@ -119,7 +119,13 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     where
         F: Fn(V, V) -> V + Send + Sync + 'static,
     {
-        self.combine_values::<ReduceValues<V, F>, F>(partitioner, &f, Vec::new(), &f, "reduce_by_key")
+        self.combine_values::<ReduceValues<V, F>, F>(
+            partitioner,
+            &f,
+            Vec::new(),
+            &f,
+            "reduce_by_key",
+        )
     }
 
     /// Folds the values of each key into `zero` with `f` (`zero` is used once per key and
@@ -176,8 +182,8 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         if self.partitioner().as_ref() == Some(&partitioner) {
             return self.narrow_keeping::<GroupValues<K, V>>(&(), Vec::new(), true, "group_by_key");
         }
-        let merge = transform_operator::<GroupValues<K, V>>(&(), Vec::new())
-            .unwrap_or_else(|e| e.raise());
+        let merge =
+            transform_operator::<GroupValues<K, V>>(&(), Vec::new()).unwrap_or_else(|e| e.raise());
         self.shuffle::<PairWriter<K, V, ByHash>, (K, V), (K, Vec<V>)>(
             partitioner,
             &(),
@@ -309,8 +315,9 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
 
     /// The pairs whose key `other` does not have.
     pub fn subtract_by_key<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, V)> {
-        self.cogroup(other)
-            .flat_map_values(|(vs, ws): (Vec<V>, Vec<W>)| if ws.is_empty() { vs } else { Vec::new() })
+        self.cogroup(other).flat_map_values(
+            |(vs, ws): (Vec<V>, Vec<W>)| if ws.is_empty() { vs } else { Vec::new() },
+        )
     }
 }
 

@@ -8,7 +8,7 @@ use crate::scheduler::run_task;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use tessera_plan::{MapOutputLocation, RddId, ShuffleId, TaskAction};
+use tessera_plan::{RddId, ShuffleId, TaskAction};
 
 type StageFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
@@ -61,22 +61,4 @@ pub fn compute_shuffle(state: Arc<DriverState>, job_id: u64, shuffle: ShuffleId)
         }
         Ok(())
     })
-}
-
-/// Where a reducer fetches every map output of `shuffle`, computing missing ones first.
-pub async fn map_output_locations(
-    state: &Arc<DriverState>,
-    job_id: u64,
-    shuffle: ShuffleId,
-) -> Result<Vec<MapOutputLocation>, String> {
-    loop {
-        let address_of = |id: &str| state.executors.get(id).map(|e| e.address.clone());
-        if let Some(locations) = state.map_outputs.locations(shuffle, address_of) {
-            return Ok(locations);
-        }
-        // Outputs on executors that are gone are as good as lost.
-        let live: Vec<String> = state.executors.list().into_iter().map(|e| e.id).collect();
-        state.map_outputs.forget_all_but(&live, shuffle);
-        compute_shuffle(state.clone(), job_id, shuffle).await?;
-    }
 }

@@ -5,12 +5,12 @@ use crate::artifacts::ArtifactStore;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+pub use tessera_wire::ExecutorChannel;
+use tessera_wire::connect_executor;
 use tessera_wire::driver::driver_server::Driver as DriverRpc;
 use tessera_wire::driver::{
     ArtifactChunk, FetchArtifactRequest, RegisterExecutorReply, RegisterExecutorRequest,
 };
-pub use tessera_wire::ExecutorChannel;
-use tessera_wire::connect_executor;
 use tonic::{Request, Response, Status};
 
 #[derive(Clone)]

@@ -5,7 +5,7 @@
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use tessera_plan::{
-    CodeRef, Operator, Partitioner, PipelineStep, RddId, RddKind, RddNode, ShuffleId,
+    Chain, CodeRef, Operator, Partitioner, PipelineStep, RddId, RddKind, RddNode, ShuffleId,
     StorageLevel, TaskSource,
 };
 
@@ -64,7 +64,8 @@ impl Lineage {
             }
             RddKind::Union { parents } => {
                 node.num_partitions = 0;
-                for parent in parents {
+                let mut shared = None;
+                for (i, parent) in parents.iter().enumerate() {
                     let entry = rdds.get(parent).ok_or_else(|| unknown(*parent))?;
                     if entry.node.element_type != node.element_type {
                         return Err(format!(
@@ -73,7 +74,24 @@ impl Lineage {
                         ));
                     }
                     node.num_partitions += entry.node.num_partitions;
+                    if i == 0 {
+                        shared = entry.partitioner.clone();
+                    } else if entry.partitioner != shared {
+                        shared = None;
+                    }
                 }
+                // Parents placed alike are united partition by partition (Spark's
+                // PartitionerAwareUnionRDD), keeping their partitioner.
+                if let Some(p) = shared.filter(|_| parents.len() > 1) {
+                    node.num_partitions = p.partitions();
+                    node.kind = RddKind::PartitionwiseUnion {
+                        parents: parents.clone(),
+                    };
+                    partitioner = Some(p);
+                }
+            }
+            RddKind::PartitionwiseUnion { .. } => {
+                return Err("a partitionwise union is made by the driver from a union".into());
             }
             RddKind::Parallelize { .. } | RddKind::TextFile { .. } => {}
         }
@@ -115,72 +133,13 @@ impl Lineage {
     /// source, following each union to the parent that holds the partition.
     pub fn pipeline(&self, rdd: RddId, partition: u32) -> Result<Pipeline, String> {
         let rdds = self.rdds.lock();
-        let mut steps = Vec::new();
-        let (mut id, mut part) = (rdd, partition);
-        let source = loop {
-            let entry = rdds.get(&id).ok_or_else(|| unknown(id))?;
-            let step = |op| PipelineStep {
-                rdd: id,
-                partition: part,
-                op,
-                persist: entry.persist,
-                element_type: entry.node.element_type.clone(),
-            };
-            match &entry.node.kind {
-                RddKind::Narrow { parent, op, .. } => {
-                    steps.push(step(Some(op.clone())));
-                    id = *parent;
-                }
-                RddKind::Union { parents } => {
-                    steps.push(step(None));
-                    let mut offset = part;
-                    let mut parents = parents.iter();
-                    loop {
-                        let parent = *parents.next().ok_or_else(|| no_partition(id, part))?;
-                        let count = rdds
-                            .get(&parent)
-                            .ok_or_else(|| unknown(parent))?
-                            .node
-                            .num_partitions;
-                        if offset < count {
-                            (id, part) = (parent, offset);
-                            break;
-                        }
-                        offset -= count;
-                    }
-                }
-                RddKind::Parallelize {
-                    partitions,
-                    decoder,
-                } => {
-                    steps.push(step(None));
-                    let bytes = nth(partitions, id, part)?;
-                    break TaskSource::Records {
-                        bytes,
-                        decoder: decoder.clone(),
-                    };
-                }
-                RddKind::TextFile { splits, decoder } => {
-                    steps.push(step(None));
-                    let split = nth(splits, id, part)?;
-                    break TaskSource::TextSplit {
-                        split,
-                        decoder: decoder.clone(),
-                    };
-                }
-                RddKind::Shuffled { reader, merge, .. } => {
-                    steps.push(step(merge.clone()));
-                    break TaskSource::ShuffleRead {
-                        shuffle: id,
-                        partition: part,
-                        decoder: reader.clone(),
-                        locations: Vec::new(),
-                    };
-                }
-            }
-        };
-        steps.reverse();
-        Ok(Pipeline { source, steps })
+        let chain = chain(&rdds, rdd, partition)?;
+        Ok(Pipeline {
+            source: chain
+                .source
+                .expect("a chain built from the lineage has its source"),
+            steps: chain.steps,
+        })
     }
 
     /// The shuffles that computing `rdd` reads directly (through narrow dependencies and
@@ -206,7 +165,9 @@ impl Lineage {
             }
             match &entry.node.kind {
                 RddKind::Narrow { parent, .. } => pending.push(*parent),
-                RddKind::Union { parents } => pending.extend(parents),
+                RddKind::Union { parents } | RddKind::PartitionwiseUnion { parents } => {
+                    pending.extend(parents)
+                }
                 RddKind::Shuffled { .. } => shuffles.push(id),
                 RddKind::Parallelize { .. } | RddKind::TextFile { .. } => {}
             }
@@ -253,6 +214,88 @@ impl Lineage {
         list.sort_by_key(|e| e.0);
         list
     }
+}
+
+/// The chain that computes `partition` of `rdd`: its narrow steps back to a source (a
+/// partitionwise union's source concatenates a chain per parent).
+fn chain(rdds: &HashMap<RddId, RddEntry>, rdd: RddId, partition: u32) -> Result<Chain, String> {
+    let mut steps = Vec::new();
+    let (mut id, mut part) = (rdd, partition);
+    let source = loop {
+        let entry = rdds.get(&id).ok_or_else(|| unknown(id))?;
+        let step = |op| PipelineStep {
+            rdd: id,
+            partition: part,
+            op,
+            persist: entry.persist,
+            element_type: entry.node.element_type.clone(),
+        };
+        match &entry.node.kind {
+            RddKind::Narrow { parent, op, .. } => {
+                steps.push(step(Some(op.clone())));
+                id = *parent;
+            }
+            RddKind::PartitionwiseUnion { parents } => {
+                steps.push(step(None));
+                let chains = parents
+                    .iter()
+                    .map(|parent| chain(rdds, *parent, part))
+                    .collect::<Result<_, _>>()?;
+                break TaskSource::Concat(chains);
+            }
+            RddKind::Union { parents } => {
+                steps.push(step(None));
+                let mut offset = part;
+                let mut parents = parents.iter();
+                loop {
+                    let parent = *parents.next().ok_or_else(|| no_partition(id, part))?;
+                    let count = rdds
+                        .get(&parent)
+                        .ok_or_else(|| unknown(parent))?
+                        .node
+                        .num_partitions;
+                    if offset < count {
+                        (id, part) = (parent, offset);
+                        break;
+                    }
+                    offset -= count;
+                }
+            }
+            RddKind::Parallelize {
+                partitions,
+                decoder,
+            } => {
+                steps.push(step(None));
+                let bytes = nth(partitions, id, part)?;
+                break TaskSource::Records {
+                    bytes,
+                    decoder: decoder.clone(),
+                };
+            }
+            RddKind::TextFile { splits, decoder } => {
+                steps.push(step(None));
+                let split = nth(splits, id, part)?;
+                break TaskSource::TextSplit {
+                    split,
+                    decoder: decoder.clone(),
+                };
+            }
+            RddKind::Shuffled { reader, merge, .. } => {
+                steps.push(step(merge.clone()));
+                break TaskSource::ShuffleRead {
+                    shuffle: id,
+                    partition: part,
+                    decoder: reader.clone(),
+                    locations: Vec::new(),
+                };
+            }
+        }
+    };
+    steps.reverse();
+    Ok(Chain {
+        source: Some(source),
+        steps,
+    })
 }
 
 fn unknown(rdd: RddId) -> String {

@@ -104,7 +104,9 @@ mod tests {
         tracker.register(7, 1, "b");
         tracker.register(7, 2, "a");
         assert!(tracker.missing(7, 3).is_empty());
-        let locations = tracker.locations(7, |id| Some(format!("http://{id}"))).unwrap();
+        let locations = tracker
+            .locations(7, |id| Some(format!("http://{id}")))
+            .unwrap();
         assert_eq!(locations.len(), 2);
         assert_eq!(locations[0].executor_id, "a");
         assert_eq!(locations[0].map_partitions, vec![0, 2]);

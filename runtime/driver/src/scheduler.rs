@@ -101,29 +101,34 @@ pub async fn run_task(
     partition: u32,
     action: TaskAction,
 ) -> Result<TaskDone, String> {
-    let mut pipeline = state.lineage.pipeline(rdd, partition)?;
-    let preferred = preferred_executors(state, &pipeline.steps);
+    let pipeline = state.lineage.pipeline(rdd, partition)?;
+    // Executors caching a step of the task's own chain get no source; those caching a step of
+    // a concatenated chain get the sources of the other chains.
+    let holding_chain = preferred_executors(state, &pipeline.steps, None);
+    let preferred = preferred_executors(state, &pipeline.steps, Some(&pipeline.source));
     let mut failures = Vec::new();
     let mut attempt = 0;
     let mut fetch_failures = 0;
     let mut ship_source = false;
     while attempt < MAX_TASK_ATTEMPTS {
-        // A task that will read a shuffle learns where its map outputs are before it takes a
-        // task slot: computing missing ones needs slots of its own.
-        let reads_shuffle = matches!(pipeline.source, TaskSource::ShuffleRead { .. });
-        if reads_shuffle && (ship_source || preferred.is_empty()) {
-            locate_map_outputs(state, job_id, &mut pipeline.source).await?;
-        }
         let (executor, slot) = acquire_executor(state, &preferred, partition).await?;
-        let cached_there = !ship_source && preferred.contains(&executor.id);
-        if reads_shuffle && !cached_there && !ship_source && !preferred.is_empty() {
-            // The cached copy was not to be had after all: read the shuffle instead.
+        let cached_there = !ship_source && holding_chain.contains(&executor.id);
+        let mut source = (!cached_there).then(|| {
+            let mut source = pipeline.source.clone();
+            if !ship_source {
+                leave_out_cached_chains(state, &executor.id, &mut source);
+            }
+            source
+        });
+        if let Err(shuffle) = locate_map_outputs(state, source.as_mut()) {
+            // Computing the missing map outputs needs task slots of its own.
             drop(slot);
-            ship_source = true;
+            let live: Vec<String> = state.executors.list().into_iter().map(|e| e.id).collect();
+            state.map_outputs.forget_all_but(&live, shuffle);
+            dag::compute_shuffle(state.clone(), job_id, shuffle).await?;
             continue;
         }
         let _slot = slot;
-        let source = (!cached_there).then(|| pipeline.source.clone());
         let spec = TaskSpec {
             job_id,
             task_id: state.next_task_id(),
@@ -166,7 +171,9 @@ pub async fn run_task(
                     // Not the task's fault: the map outputs on `executor_id` are lost. They
                     // are computed again (the map stage is resubmitted) before the next try.
                     tracing::warn!(shuffle, executor = %executor_id, %message, "shuffle fetch failed");
-                    state.map_outputs.forget_executor(&executor_id, Some(shuffle));
+                    state
+                        .map_outputs
+                        .forget_executor(&executor_id, Some(shuffle));
                     fetch_failures += 1;
                     if fetch_failures >= MAX_TASK_ATTEMPTS {
                         return Err(format!(
@@ -200,29 +207,71 @@ pub async fn run_task(
     ))
 }
 
-async fn locate_map_outputs(
-    state: &Arc<DriverState>,
-    job_id: u64,
-    source: &mut TaskSource,
-) -> Result<(), String> {
-    if let TaskSource::ShuffleRead {
-        shuffle, locations, ..
-    } = source
-    {
-        *locations = dag::map_output_locations(state, job_id, *shuffle).await?;
+/// Fills in where the map outputs of every shuffle `source` reads are; the first shuffle with
+/// an output missing is the error.
+fn locate_map_outputs(state: &DriverState, source: Option<&mut TaskSource>) -> Result<(), RddId> {
+    match source {
+        Some(TaskSource::ShuffleRead {
+            shuffle, locations, ..
+        }) => {
+            let address_of = |id: &str| state.executors.get(id).map(|e| e.address.clone());
+            *locations = state
+                .map_outputs
+                .locations(*shuffle, address_of)
+                .ok_or(*shuffle)?;
+            Ok(())
+        }
+        Some(TaskSource::Concat(chains)) => chains
+            .iter_mut()
+            .try_for_each(|chain| locate_map_outputs(state, chain.source.as_mut())),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
-/// Executors holding the partition of the last cached step of the task's pipeline.
-fn preferred_executors(state: &DriverState, steps: &[PipelineStep]) -> Vec<String> {
-    steps
+/// In a concatenation, drops the sources of the chains that `executor` caches a step of: it
+/// resumes them from its cache (or answers CacheMiss).
+fn leave_out_cached_chains(state: &DriverState, executor: &str, source: &mut TaskSource) {
+    if let TaskSource::Concat(chains) = source {
+        for chain in chains {
+            let cached = chain.steps.iter().any(|step| {
+                step.persist.is_some()
+                    && state
+                        .blocks
+                        .locations(step.rdd, step.partition)
+                        .iter()
+                        .any(|e| e == executor)
+            });
+            if cached {
+                chain.source = None;
+            } else if let Some(source) = &mut chain.source {
+                leave_out_cached_chains(state, executor, source);
+            }
+        }
+    }
+}
+
+/// Executors holding the partition of the last cached step of the task's chain; failing that,
+/// those holding a cached step of one of the chains a partitionwise union concatenates.
+fn preferred_executors(
+    state: &DriverState,
+    steps: &[PipelineStep],
+    source: Option<&TaskSource>,
+) -> Vec<String> {
+    let cached = steps
         .iter()
         .rev()
         .filter(|step| step.persist.is_some())
         .map(|step| state.blocks.locations(step.rdd, step.partition))
-        .find(|locations| !locations.is_empty())
-        .unwrap_or_default()
+        .find(|locations| !locations.is_empty());
+    match (cached, source) {
+        (Some(locations), _) => locations,
+        (None, Some(TaskSource::Concat(chains))) => chains
+            .iter()
+            .map(|c| preferred_executors(state, &c.steps, c.source.as_ref()))
+            .find(|locations| !locations.is_empty())
+            .unwrap_or_default(),
+        (None, _) => Vec::new(),
+    }
 }
 
 /// Waits for a free task slot, on a preferred executor while the locality wait lasts.

@@ -6,6 +6,7 @@
 use crate::artifacts::Artifacts;
 use crate::blocks::{Block, BlockManager};
 use crate::shuffle_store::{Bucket, ShuffleStore};
+use std::collections::HashMap;
 use std::ffi::c_void;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,8 +16,8 @@ use tessera_plan::abi::{
     OperatorVTable, RawBytes, STATUS_ERROR, STATUS_OK, SourceVTable, Status, TableEntry,
 };
 use tessera_plan::{
-    CodeRef, FileSplit, Operator, PartitionOrigin, RddId, StorageLevel, StoredBlock, TaskAction,
-    TaskMetrics, TaskOutcome, TaskSource, TaskSpec,
+    CodeRef, FileSplit, Operator, PartitionOrigin, PipelineStep, RddId, ShuffleId, StorageLevel,
+    StoredBlock, TaskAction, TaskMetrics, TaskOutcome, TaskSource, TaskSpec,
 };
 
 /// What a task may use of its executor.
@@ -26,19 +27,13 @@ pub struct TaskEnv<'a> {
     pub shuffles: &'a ShuffleStore,
     pub cancelled: &'a AtomicBool,
     pub executor_id: &'a str,
-    /// The buckets of a shuffle-reading task's source, fetched before it runs.
-    pub shuffle_input: &'a [Bucket],
+    /// The buckets of each shuffle the task's source reads, fetched before it runs.
+    pub shuffle_input: &'a HashMap<ShuffleId, Vec<Bucket>>,
 }
 
 /// Every library a task's code lives in, so they can be fetched before it runs.
 pub fn libraries(task: &TaskSpec) -> Vec<String> {
-    let mut operators: Vec<&Operator<CodeRef>> =
-        task.steps.iter().filter_map(|s| s.op.as_ref()).collect();
-    operators.extend(task.source.as_ref().map(TaskSource::decoder));
-    if let TaskAction::Run(action) | TaskAction::ShuffleWrite { writer: action, .. } = &task.action
-    {
-        operators.push(action);
-    }
+    let operators = task.operators();
     let mut libraries: Vec<String> = operators
         .iter()
         .flat_map(|op| std::iter::once(&op.entry).chain(op.env_decoder.as_ref()))
@@ -66,7 +61,12 @@ pub fn run_task(task: &TaskSpec, env: &TaskEnv) -> TaskOutcome {
                 records: ran.records,
                 run_micros: started.elapsed().as_micros() as u64,
                 stored: ran.stored,
-                shuffle_read_bytes: env.shuffle_input.iter().map(|b| b.bytes().len() as u64).sum(),
+                shuffle_read_bytes: env
+                    .shuffle_input
+                    .values()
+                    .flatten()
+                    .map(|b| b.bytes().len() as u64)
+                    .sum(),
                 shuffle_write_bytes: ran.shuffle_written,
             },
         },
@@ -295,46 +295,88 @@ struct Ran {
 enum Start<'a> {
     Cached(std::sync::Arc<Block>),
     Source(&'a TaskSource, &'static SourceVTable),
+    /// The chains of a partitionwise union, each feeding the stage after the union in turn.
+    Concat(Vec<BuiltChain<'a>>),
 }
 
-/// Runs the task; `None` when it came without its source and the partition is not cached.
-fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran>, String> {
-    // The stages point at `shared` for as long as they live, which is within this call.
-    let shared_ptr = shared as *mut Shared as *mut Shared<'static>;
+/// A chain's stages before they are linked: where its records start, the stages of the steps
+/// after the last one this executor caches, and the table of the batches it puts out.
+struct BuiltChain<'a> {
+    start: Start<'a>,
+    stages: Vec<Stage>,
+    output: BatchVTable,
+    origin: PartitionOrigin,
+}
 
-    // Resume from the last cached step of the pipeline, if this executor holds it.
-    let resume = task.steps.iter().enumerate().rev().find_map(|(i, step)| {
+/// Builds a chain from `source` through `steps`, resuming from the last step this executor
+/// caches; `None` when it came without its source and nothing of it is cached.
+fn build_chain<'a>(
+    source: Option<&'a TaskSource>,
+    steps: &[PipelineStep],
+    env: &TaskEnv,
+    shared: &mut Shared,
+) -> Result<Option<BuiltChain<'a>>, String> {
+    // The stages point at `shared` for as long as they live, which is within `run`.
+    let shared_ptr = shared as *mut Shared as *mut Shared<'static>;
+    let resume = steps.iter().enumerate().rev().find_map(|(i, step)| {
         step.persist
             .and_then(|_| env.blocks.get(step.rdd, step.partition))
             .map(|block| (i, block))
     });
-    let (first_step, origin) = match &resume {
-        Some((i, _)) => (
-            *i + 1,
-            PartitionOrigin::Cached {
-                rdd: task.steps[*i].rdd,
-            },
-        ),
-        None => (0, PartitionOrigin::Computed),
-    };
-
-    // Where the records come from: the cached block, or the task's source.
-    let start = match (&resume, &task.source) {
-        (Some((_, block)), _) => Start::Cached(block.clone()),
-        (None, Some(source)) => Start::Source(
-            source,
-            table::<SourceVTable>(env, source.decoder(), |t| t.abi_version)?,
-        ),
+    let (start, first_step) = match (resume, source) {
+        (Some((i, block)), _) => (Start::Cached(block), i + 1),
+        (None, Some(TaskSource::Concat(chains))) => {
+            let mut built = Vec::new();
+            for chain in chains {
+                match build_chain(chain.source.as_ref(), &chain.steps, env, shared)? {
+                    Some(chain) => built.push(chain),
+                    None => return Ok(None),
+                }
+            }
+            (Start::Concat(built), 0)
+        }
+        (None, Some(source)) => {
+            let decoder = source.operators()[0];
+            let table = table::<SourceVTable>(env, decoder, |t| t.abi_version)?;
+            (Start::Source(source, table), 0)
+        }
         (None, None) => return Ok(None),
     };
-    let mut input = match &start {
-        Start::Cached(block) => *block.vtable(),
-        Start::Source(_, table) => table.output,
+    let (mut input, origin) = match &start {
+        Start::Cached(block) => (
+            *block.vtable(),
+            PartitionOrigin::Cached {
+                rdd: steps[first_step - 1].rdd,
+            },
+        ),
+        Start::Source(_, table) => (table.output, PartitionOrigin::Computed),
+        Start::Concat(chains) => {
+            let first = chains.first().ok_or("a union of no RDDs")?;
+            for chain in chains {
+                check_input(
+                    "a union",
+                    &type_name(first.output.type_name),
+                    &type_name(chain.output.type_name),
+                )?;
+            }
+            let cached = chains
+                .iter()
+                .map(|c| c.origin.clone())
+                .find(|o| *o != PartitionOrigin::Computed);
+            (first.output, cached.unwrap_or(PartitionOrigin::Computed))
+        }
     };
 
-    // Build the chain of stages, front to back.
-    let mut kinds: Vec<(StageKind, BatchVTable)> = Vec::new();
-    for step in task.steps.iter().skip(first_step) {
+    let mut stages = Vec::new();
+    let mut add = |kind, input| {
+        stages.push(Stage {
+            kind,
+            input,
+            next: std::ptr::null_mut(),
+            shared: shared_ptr,
+        })
+    };
+    for step in steps.iter().skip(first_step) {
         if let Some(op) = &step.op {
             let table = table::<OperatorVTable>(env, op, |t| t.abi_version)?;
             let what = format!("rdd {}", step.rdd);
@@ -348,64 +390,50 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
                 table.input_type,
                 &input,
             )?;
-            kinds.push((StageKind::Operator { table, state }, input));
+            add(StageKind::Operator { table, state }, input);
             input = table.output;
         }
         // A step without an operator is the source, or a union passing records on unchanged.
         if let Some(level) = step.persist {
-            kinds.push((
-                StageKind::Cache {
-                    rdd: step.rdd,
-                    partition: step.partition,
-                    level,
-                    kept: Vec::new(),
-                },
-                input,
-            ));
+            let kind = StageKind::Cache {
+                rdd: step.rdd,
+                partition: step.partition,
+                level,
+                kept: Vec::new(),
+            };
+            add(kind, input);
         }
     }
-    match &task.action {
-        TaskAction::Count => kinds.push((StageKind::Count { records: 0 }, input)),
-        TaskAction::Run(op) | TaskAction::ShuffleWrite { writer: op, .. } => {
-            let table = table::<ActionVTable>(env, op, |t| t.abi_version)?;
-            let state = open_state(
-                env,
-                op,
-                task.partition,
-                shared,
-                "the action",
-                table.open,
-                table.input_type,
-                &input,
-            )?;
-            kinds.push((
-                StageKind::Action {
-                    table,
-                    state,
-                    records: 0,
-                },
-                input,
-            ));
-        }
-    }
-    let mut stages: Vec<Stage> = kinds
-        .into_iter()
-        .map(|(kind, input)| Stage {
-            kind,
-            input,
-            next: std::ptr::null_mut(),
-            shared: shared_ptr,
-        })
-        .collect();
-    let base = stages.as_mut_ptr();
-    for i in 0..stages.len() - 1 {
-        // SAFETY: both indices are in bounds and `stages` is not resized from here on.
-        unsafe { (*base.add(i)).next = base.add(i + 1) };
-    }
-    let head = base;
+    Ok(Some(BuiltChain {
+        start,
+        stages,
+        output: input,
+        origin,
+    }))
+}
 
-    // Feed the head.
-    let fed = match start {
+/// Feeds a chain's records through its stages into `sink`, then finishes its stages in order
+/// (finishing one may push more batches into the next). `sink` is not finished.
+fn drive(
+    chain: &mut BuiltChain,
+    sink: *mut Stage,
+    env: &TaskEnv,
+    shared: &mut Shared,
+) -> Result<(), String> {
+    // Link the stages; `stages` is not resized from here on, so the pointers stay valid.
+    let count = chain.stages.len();
+    let base = chain.stages.as_mut_ptr();
+    for i in 0..count {
+        let next = if i + 1 < count {
+            unsafe { base.add(i + 1) }
+        } else {
+            sink
+        };
+        unsafe { (*base.add(i)).next = next };
+    }
+    let head = if count == 0 { sink } else { base };
+
+    let fed = match &mut chain.start {
         Start::Cached(block) => {
             let mut status = STATUS_OK;
             for batch in block.cloned_batches() {
@@ -417,6 +445,12 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
             }
             status
         }
+        Start::Concat(chains) => {
+            for chain in chains {
+                drive(chain, head, env, shared)?;
+            }
+            STATUS_OK
+        }
         Start::Source(TaskSource::Records { bytes, .. }, source_table) => unsafe {
             (source_table.decode)(
                 RawBytes::from_slice(bytes),
@@ -424,9 +458,13 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
                 shared.sink(),
             )
         },
-        Start::Source(TaskSource::ShuffleRead { .. }, source_table) => {
+        Start::Source(TaskSource::ShuffleRead { shuffle, .. }, source_table) => {
+            let buckets = env
+                .shuffle_input
+                .get(shuffle)
+                .ok_or_else(|| format!("the buckets of shuffle {shuffle} were not fetched"))?;
             let mut status = STATUS_OK;
-            for bucket in env.shuffle_input {
+            for bucket in buckets {
                 if status == STATUS_OK && !bucket.bytes().is_empty() {
                     status = unsafe {
                         (source_table.decode)(
@@ -458,47 +496,30 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
                 }
             }
         }
+        Start::Source(TaskSource::Concat(_), _) => unreachable!("built as Start::Concat"),
     };
     if fed != STATUS_OK {
         return Err(shared.take_error("the task failed"));
     }
-
-    // Finish every stage in order; finishing one may push more batches into the next.
-    let mut result = Vec::new();
-    let mut records = 0;
-    for i in 0..stages.len() {
-        let stage = unsafe { &mut *base.add(i) };
-        let status = match &mut stage.kind {
-            StageKind::Operator { table, state } => unsafe {
-                (table.finish)(*state, Stage::sink(stage.next), shared.sink())
-            },
-            StageKind::Action {
-                table,
-                state,
-                records: seen,
-            } => {
-                records = *seen;
-                let out = ByteSink {
-                    ctx: &mut result as *mut Vec<u8> as *mut c_void,
-                    write: append_bytes,
-                };
-                unsafe { (table.finish)(*state, out, shared.sink()) }
+    for stage in &mut chain.stages {
+        if let StageKind::Operator { table, state } = &mut stage.kind {
+            let status = unsafe { (table.finish)(*state, Stage::sink(stage.next), shared.sink()) };
+            if status != STATUS_OK {
+                return Err(shared.take_error("the task failed"));
             }
-            StageKind::Count { records: seen } => {
-                records = *seen;
-                result = seen.to_le_bytes().to_vec();
-                STATUS_OK
-            }
-            StageKind::Cache { .. } => STATUS_OK,
-        };
-        if status != STATUS_OK {
-            return Err(shared.take_error("the task failed"));
         }
     }
+    Ok(())
+}
 
-    // The task succeeded: keep the partitions it was asked to cache.
-    let mut stored = Vec::new();
-    for stage in &mut stages {
+/// Keeps the partitions the chain (and the chains it concatenates) was asked to cache.
+fn store_cached(chain: &mut BuiltChain, env: &TaskEnv, stored: &mut Vec<StoredBlock>) {
+    if let Start::Concat(chains) = &mut chain.start {
+        for chain in chains {
+            store_cached(chain, env, stored);
+        }
+    }
+    for stage in &mut chain.stages {
         if let StageKind::Cache {
             rdd,
             partition,
@@ -519,7 +540,75 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
             });
         }
     }
-    drop(stages);
+}
+
+/// Runs the task; `None` when it came without its source and the partition is not cached.
+fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran>, String> {
+    let Some(mut chain) = build_chain(task.source.as_ref(), &task.steps, env, shared)? else {
+        return Ok(None);
+    };
+    let input = chain.output;
+    let kind = match &task.action {
+        TaskAction::Count => StageKind::Count { records: 0 },
+        TaskAction::Run(op) | TaskAction::ShuffleWrite { writer: op, .. } => {
+            let table = table::<ActionVTable>(env, op, |t| t.abi_version)?;
+            let state = open_state(
+                env,
+                op,
+                task.partition,
+                shared,
+                "the action",
+                table.open,
+                table.input_type,
+                &input,
+            )?;
+            StageKind::Action {
+                table,
+                state,
+                records: 0,
+            }
+        }
+    };
+    let mut action = Stage {
+        kind,
+        input,
+        next: std::ptr::null_mut(),
+        shared: shared as *mut Shared as *mut Shared<'static>,
+    };
+    drive(&mut chain, &mut action, env, shared)?;
+
+    let mut result = Vec::new();
+    let (status, records) = match &mut action.kind {
+        StageKind::Action {
+            table,
+            state,
+            records,
+        } => {
+            let out = ByteSink {
+                ctx: &mut result as *mut Vec<u8> as *mut c_void,
+                write: append_bytes,
+            };
+            (
+                unsafe { (table.finish)(*state, out, shared.sink()) },
+                *records,
+            )
+        }
+        StageKind::Count { records } => {
+            result = records.to_le_bytes().to_vec();
+            (STATUS_OK, *records)
+        }
+        StageKind::Operator { .. } | StageKind::Cache { .. } => unreachable!("built above"),
+    };
+    if status != STATUS_OK {
+        return Err(shared.take_error("the task failed"));
+    }
+
+    // The task succeeded: keep the partitions it was asked to cache.
+    let mut stored = Vec::new();
+    store_cached(&mut chain, env, &mut stored);
+    let origin = chain.origin.clone();
+    drop(chain);
+    drop(action);
 
     // A map task keeps its buckets here for reducers, and tells the driver nothing more.
     let mut shuffle_written = 0;

@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tessera_plan::{TaskOutcome, TaskSource, TaskSpec};
+use tessera_plan::{TaskOutcome, TaskSpec};
 use tessera_wire::executor::executor_server::Executor;
 use tessera_wire::executor::{
     CancelJobRequest, DropRddRequest, Empty, FetchShuffleReply, FetchShuffleRequest, RunTaskReply,
@@ -50,33 +50,33 @@ impl Executor for ExecutorService {
                     };
                 }
             }
-            let shuffle_input = match &task.source {
-                Some(TaskSource::ShuffleRead {
+            let mut shuffle_input = HashMap::new();
+            let reads = task
+                .source
+                .as_ref()
+                .map(|s| s.shuffle_reads())
+                .unwrap_or_default();
+            for (shuffle, partition, locations) in reads {
+                let fetched = shuffle_fetch::fetch(
                     shuffle,
                     partition,
-                    locations,
-                    ..
-                }) => match shuffle_fetch::fetch(
-                    *shuffle,
-                    *partition,
                     locations,
                     &self.executor_id,
                     &self.shuffles,
                     &self.peers,
                 )
-                .await
-                {
-                    Ok(buckets) => buckets,
+                .await;
+                match fetched {
+                    Ok(buckets) => shuffle_input.insert(shuffle, buckets),
                     Err(failure) => {
                         break 'outcome TaskOutcome::FetchFailed {
-                            shuffle: *shuffle,
+                            shuffle,
                             executor_id: failure.executor_id,
                             message: failure.message,
                         };
                     }
-                },
-                _ => Vec::new(),
-            };
+                };
+            }
             let _slot = self
                 .slots
                 .clone()

@@ -72,6 +72,10 @@ pub enum RddKind<C> {
     },
     /// The partitions of every parent, in order: partition `i` is some parent's partition.
     Union { parents: Vec<RddId> },
+    /// A union of parents that share a partitioner (the driver turns a `Union` into one):
+    /// partition `i` is the parents' partitions `i` one after the other, so the union keeps
+    /// the partitioner and a join of co-partitioned RDDs moves nothing.
+    PartitionwiseUnion { parents: Vec<RddId> },
     /// The parent's records redistributed by `partitioner` (a wide dependency: every partition
     /// may need every parent partition). Its shuffle is known by this RDD's id.
     Shuffled {
@@ -113,6 +117,7 @@ impl<C> RddKind<C> {
                 preserves_partitioning,
             },
             RddKind::Union { parents } => RddKind::Union { parents },
+            RddKind::PartitionwiseUnion { parents } => RddKind::PartitionwiseUnion { parents },
             RddKind::Shuffled {
                 parent,
                 partitioner,

@@ -25,16 +25,78 @@ pub enum TaskSource {
         /// Filled in by the scheduler just before the task is sent.
         locations: Vec<MapOutputLocation>,
     },
+    /// A partitionwise union of co-partitioned RDDs: the records of each chain in turn.
+    Concat(Vec<Chain>),
+}
+
+/// Records from a source through a chain of narrow steps: a task is one chain and an action.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Chain {
+    /// `None` when the executor is expected to hold a cached step of the chain.
+    pub source: Option<TaskSource>,
+    pub steps: Vec<PipelineStep>,
 }
 
 impl TaskSource {
-    /// The operator that turns this source's bytes into batches.
-    pub fn decoder(&self) -> &Operator<CodeRef> {
+    /// Every shuffle this source reads: its id, the partition read, and where the map outputs are.
+    pub fn shuffle_reads(&self) -> Vec<(ShuffleId, u32, &[MapOutputLocation])> {
+        match self {
+            TaskSource::ShuffleRead {
+                shuffle,
+                partition,
+                locations,
+                ..
+            } => vec![(*shuffle, *partition, locations.as_slice())],
+            TaskSource::Concat(chains) => chains
+                .iter()
+                .filter_map(|c| c.source.as_ref())
+                .flat_map(TaskSource::shuffle_reads)
+                .collect(),
+            TaskSource::Records { .. } | TaskSource::TextSplit { .. } => Vec::new(),
+        }
+    }
+
+    /// Every operator that turns this source's bytes into batches (a concatenation has one per
+    /// chain), with the operators of the chains' steps.
+    pub fn operators(&self) -> Vec<&Operator<CodeRef>> {
         match self {
             TaskSource::Records { decoder, .. }
             | TaskSource::TextSplit { decoder, .. }
-            | TaskSource::ShuffleRead { decoder, .. } => decoder,
+            | TaskSource::ShuffleRead { decoder, .. } => vec![decoder],
+            TaskSource::Concat(chains) => chains.iter().flat_map(Chain::operators).collect(),
         }
+    }
+}
+
+impl Chain {
+    /// Every operator the chain runs, its source's included.
+    pub fn operators(&self) -> Vec<&Operator<CodeRef>> {
+        chain_operators(self.source.as_ref(), &self.steps)
+    }
+}
+
+fn chain_operators<'a>(
+    source: Option<&'a TaskSource>,
+    steps: &'a [PipelineStep],
+) -> Vec<&'a Operator<CodeRef>> {
+    let mut operators: Vec<&Operator<CodeRef>> =
+        steps.iter().filter_map(|s| s.op.as_ref()).collect();
+    if let Some(source) = source {
+        operators.extend(source.operators());
+    }
+    operators
+}
+
+impl TaskSpec {
+    /// Every operator the task runs: its chain's and its action's.
+    pub fn operators(&self) -> Vec<&Operator<CodeRef>> {
+        let mut operators = chain_operators(self.source.as_ref(), &self.steps);
+        if let TaskAction::Run(action) | TaskAction::ShuffleWrite { writer: action, .. } =
+            &self.action
+        {
+            operators.push(action);
+        }
+        operators
     }
 }
 

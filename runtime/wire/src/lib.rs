@@ -69,12 +69,10 @@ pub async fn connect_executor(
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))?
         .connect()
         .await?;
-    Ok(
-        executor::executor_client::ExecutorClient::with_interceptor(
-            channel,
-            AttachSecret::new(secret),
-        )
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    Ok(executor::executor_client::ExecutorClient::with_interceptor(
+        channel,
+        AttachSecret::new(secret),
     )
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES))
 }

@@ -412,10 +412,16 @@ mod tests {
             ascending,
         };
         let up = <ByRange<u32> as Placement<u32>>::new(&partitioner(true)).unwrap();
-        let placed: Vec<usize> = [0, 10, 11, 20, 21, 99].iter().map(|k| up.place(k)).collect();
+        let placed: Vec<usize> = [0, 10, 11, 20, 21, 99]
+            .iter()
+            .map(|k| up.place(k))
+            .collect();
         assert_eq!(placed, vec![0, 0, 1, 1, 2, 2]);
         let down = <ByRange<u32> as Placement<u32>>::new(&partitioner(false)).unwrap();
-        let placed: Vec<usize> = [0, 10, 11, 20, 21, 99].iter().map(|k| down.place(k)).collect();
+        let placed: Vec<usize> = [0, 10, 11, 20, 21, 99]
+            .iter()
+            .map(|k| down.place(k))
+            .collect();
         assert_eq!(placed, vec![2, 2, 1, 1, 0, 0]);
     }
 }
