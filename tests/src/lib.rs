@@ -108,6 +108,17 @@ pub struct TaskLine {
 
 /// Runs `tessera run SCRIPT` with `args` in `dir` and collects its output and task metrics.
 pub fn tessera_run(dir: &Path, script: &str, master: &str, extra: &[&str]) -> RunOutput {
+    tessera_run_with_env(dir, script, master, extra, &[])
+}
+
+/// As [`tessera_run`], with environment variables for the session (cells read them).
+pub fn tessera_run_with_env(
+    dir: &Path,
+    script: &str,
+    master: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> RunOutput {
     let script_path = dir.join("script.rs");
     std::fs::write(&script_path, script).unwrap();
     let metrics = dir.join("tasks.jsonl");
@@ -120,6 +131,7 @@ pub fn tessera_run(dir: &Path, script: &str, master: &str, extra: &[&str]) -> Ru
         .arg(&script_path)
         .args(extra)
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .output()
         .expect("tessera runs");
     let tasks = read_task_metrics(&metrics);

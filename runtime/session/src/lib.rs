@@ -262,8 +262,13 @@ impl Session {
                 if !code.trim().is_empty() {
                     self.history.push(code.to_string());
                 }
-                let mut data: Vec<(String, String)> =
-                    outputs.content_by_mime_type.into_iter().collect();
+                // A cell that ends in a statement-like expression (a `for` loop) has the
+                // value `()`, which says nothing: it is not shown.
+                let mut data: Vec<(String, String)> = outputs
+                    .content_by_mime_type
+                    .into_iter()
+                    .filter(|(mime, value)| !(mime == "text/plain" && value == "()"))
+                    .collect();
                 data.sort();
                 Ok(CellOutput { data })
             }
