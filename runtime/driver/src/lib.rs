@@ -217,7 +217,7 @@ impl Driver {
                         .max_encoding_message_size(tessera_wire::MAX_MESSAGE_BYTES),
                     tessera_wire::RequireSecret(secret.clone()),
                 ))
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(rpc_address)),
+                .serve_with_incoming(tessera_wire::incoming(rpc_address)),
         );
 
         let backend = launcher_backend::BackendKeeper::start(

@@ -96,7 +96,7 @@ async fn serve(args: Args, secret: String) -> anyhow::Result<()> {
             RequireSecret(secret),
         ))
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            tessera_wire::incoming(listener),
             async move { shutdown.notified().await },
         );
     let server = tokio::spawn(server);
