@@ -67,14 +67,20 @@ impl SessionBackend {
 /// A job's progress as a bar, in HTML and plain text.
 fn progress_bundle(p: &Progress) -> MimeBundle {
     let state = if p.finished { "done" } else { "running" };
+    let shuffled = if p.shuffle_bytes > 0 {
+        format!(", {} bytes shuffled", p.shuffle_bytes)
+    } else {
+        String::new()
+    };
     let text = format!(
-        "Job {}: {} [{}/{} tasks] {state}",
-        p.job_id, p.description, p.tasks_done, p.tasks_total
+        "Job {}: {} (stage {}) [{}/{} tasks{shuffled}] {state}",
+        p.job_id, p.description, p.stages, p.tasks_done, p.tasks_total
     );
     let html = format!(
-        "<div><code>Job {}: {}</code> <progress value=\"{}\" max=\"{}\"></progress> {}/{} tasks {state}</div>",
+        "<div><code>Job {}: {}</code> stage {} <progress value=\"{}\" max=\"{}\"></progress> {}/{} tasks{shuffled} {state}</div>",
         p.job_id,
         html_escape(&p.description),
+        p.stages,
         p.tasks_done,
         p.tasks_total.max(1),
         p.tasks_done,

@@ -111,11 +111,17 @@ fn draw(job: &Progress, elapsed: Duration) {
         })
         .collect();
     let mut err = std::io::stderr().lock();
+    let shuffled = if job.shuffle_bytes > 0 {
+        format!(" {} shuffled", crate::tables::bytes(job.shuffle_bytes))
+    } else {
+        String::new()
+    };
     let _ = write!(
         err,
-        "\r\x1b[2K[Job {}: {} [{bar}] {}/{} {:.0}s]",
+        "\r\x1b[2K[Job {}: {} stage {} [{bar}] {}/{}{shuffled} {:.0}s]",
         job.job_id,
         job.description,
+        job.stages,
         job.tasks_done,
         job.tasks_total,
         elapsed.as_secs_f64()

@@ -60,7 +60,7 @@ pub fn storage(rows: &[StorageRow]) -> Table {
 
 pub fn jobs(rows: &[JobInfo]) -> Table {
     table(
-        &["job", "description", "tasks", "state", "duration"],
+        &["job", "description", "stages", "tasks", "shuffled", "state", "duration"],
         rows.iter().map(|j| {
             let state = match &j.state {
                 JobState::Running => "running".to_string(),
@@ -72,10 +72,12 @@ pub fn jobs(rows: &[JobInfo]) -> Table {
             vec![
                 j.id.to_string(),
                 j.description.clone(),
+                j.stages.to_string(),
                 format!(
                     "{}/{} ({} from cache)",
                     j.tasks_done, j.tasks_total, j.tasks_from_cache
                 ),
+                bytes(j.shuffle_bytes),
                 state,
                 format!("{:.3} s", duration.as_secs_f64()),
             ]
