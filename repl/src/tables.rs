@@ -60,7 +60,15 @@ pub fn storage(rows: &[StorageRow]) -> Table {
 
 pub fn jobs(rows: &[JobInfo]) -> Table {
     table(
-        &["job", "description", "stages", "tasks", "shuffled", "state", "duration"],
+        &[
+            "job",
+            "description",
+            "stages",
+            "tasks",
+            "shuffled",
+            "state",
+            "duration",
+        ],
         rows.iter().map(|j| {
             let state = match &j.state {
                 JobState::Running => "running".to_string(),

@@ -7,7 +7,8 @@ use crate::error::Error;
 use crate::ops::{
     Action, ActionTable, Aggregate, Collect, CountByValue, Filter, FlatMap, Foreach,
     ForeachPartition, Glom, KeyBy, Map, MapPartitions, OperatorTable, OrderedParams, RecordsSource,
-    Reduce, Sample, SampleParams, SaveAsText, Take, TakeOrdered, Transform, WriterParams,
+    Reduce, Sample, SampleParams, SaveAsText, SaveCheckpoint, Take, TakeOrdered, Transform,
+    WriterParams,
 };
 use crate::ship::ship;
 use serde::de::DeserializeOwned;
@@ -446,6 +447,30 @@ impl<T: Data> Rdd<T> {
         });
         let params = encode_params(&dir.to_string_lossy().into_owned());
         self.run_action::<SaveAsText<T>, ()>("save_as_text_file", &(), params, None);
+    }
+
+    /// Saves this RDD's partitions under `dir` (a directory every executor can write and read)
+    /// and truncates its lineage there: later jobs read the saved partitions instead of
+    /// recomputing them, and a long iterative chain stops growing. Unlike Spark's, which waits
+    /// for the next action, this runs a job at once.
+    pub fn checkpoint(&self, dir: &str) -> Rdd<T> {
+        let dir = std::path::absolute(dir)
+            .unwrap_or_else(|e| Error::new(format!("checkpoint({dir}): {e}")).raise())
+            .join(format!("rdd-{}", self.id));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| {
+            Error::new(format!("cannot create {}: {e}", dir.display())).raise()
+        });
+        let dir = dir.to_string_lossy().into_owned();
+        self.run_action::<SaveCheckpoint<T>, ()>("checkpoint", &(), encode_params(&dir), None);
+        let decoder = source_operator(RecordsSource::<T>::entry).unwrap_or_else(|e| e.raise());
+        if let Err(e) = self.ctx.call(CellRequest::Checkpointed {
+            rdd: self.id,
+            dir,
+            decoder,
+        }) {
+            e.raise()
+        }
+        *self
     }
 
     /// How many partitions this RDD has.

@@ -96,6 +96,22 @@ async fn respond(state: &Arc<DriverState>, request: CellRequest) -> Result<CellR
             Ok(CellResponse::Done)
         }
         CellRequest::Describe { rdd } => describe(state, rdd),
+        CellRequest::Checkpointed { rdd, dir, decoder } => {
+            let partitions = state.lineage.num_partitions(rdd)?;
+            let files: Vec<String> = (0..partitions)
+                .map(|p| format!("{dir}/part-{p:05}"))
+                .collect();
+            if let Some(missing) = files.iter().find(|f| !std::path::Path::new(f).exists()) {
+                return Err(format!(
+                    "checkpoint of rdd {rdd}: {missing} was not written; is {dir} on a file system every executor and this session share?"
+                ));
+            }
+            let decoder = decoder.try_map(|c| state.artifacts.resolve(c))?;
+            state
+                .lineage
+                .replace_kind(rdd, RddKind::Checkpoint { files, decoder })?;
+            Ok(CellResponse::Done)
+        }
         CellRequest::Persist { rdd, level } => {
             state.lineage.set_persist(rdd, level)?;
             if level.is_none() {

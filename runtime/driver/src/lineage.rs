@@ -90,8 +90,8 @@ impl Lineage {
                     partitioner = Some(p);
                 }
             }
-            RddKind::PartitionwiseUnion { .. } => {
-                return Err("a partitionwise union is made by the driver from a union".into());
+            RddKind::PartitionwiseUnion { .. } | RddKind::Checkpoint { .. } => {
+                return Err("partitionwise unions and checkpoints are made by the driver".into());
             }
             RddKind::Parallelize { .. } | RddKind::TextFile { .. } => {}
         }
@@ -112,6 +112,15 @@ impl Lineage {
 
     pub fn num_partitions(&self, rdd: RddId) -> Result<u32, String> {
         self.with(rdd, |e| e.node.num_partitions)
+    }
+
+    /// Replaces how `rdd` is computed (by its checkpoint), keeping its partitions, partitioner
+    /// and storage level: the lineage before it is no longer needed.
+    pub fn replace_kind(&self, rdd: RddId, kind: RddKind<CodeRef>) -> Result<(), String> {
+        let mut rdds = self.rdds.lock();
+        let entry = rdds.get_mut(&rdd).ok_or_else(|| unknown(rdd))?;
+        entry.node.kind = kind;
+        Ok(())
     }
 
     pub fn set_persist(&self, rdd: RddId, level: Option<StorageLevel>) -> Result<(), String> {
@@ -169,7 +178,9 @@ impl Lineage {
                     pending.extend(parents)
                 }
                 RddKind::Shuffled { .. } => shuffles.push(id),
-                RddKind::Parallelize { .. } | RddKind::TextFile { .. } => {}
+                RddKind::Parallelize { .. }
+                | RddKind::TextFile { .. }
+                | RddKind::Checkpoint { .. } => {}
             }
         }
         Ok(shuffles)
@@ -277,6 +288,13 @@ fn chain(rdds: &HashMap<RddId, RddEntry>, rdd: RddId, partition: u32) -> Result<
                 let split = nth(splits, id, part)?;
                 break TaskSource::TextSplit {
                     split,
+                    decoder: decoder.clone(),
+                };
+            }
+            RddKind::Checkpoint { files, decoder } => {
+                steps.push(step(None));
+                break TaskSource::SavedPartition {
+                    path: nth(files, id, part)?,
                     decoder: decoder.clone(),
                 };
             }

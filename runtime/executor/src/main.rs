@@ -95,10 +95,9 @@ async fn serve(args: Args, secret: String) -> anyhow::Result<()> {
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
             RequireSecret(secret),
         ))
-        .serve_with_incoming_shutdown(
-            tessera_wire::incoming(listener),
-            async move { shutdown.notified().await },
-        );
+        .serve_with_incoming_shutdown(tessera_wire::incoming(listener), async move {
+            shutdown.notified().await
+        });
     let server = tokio::spawn(server);
 
     let reply = driver

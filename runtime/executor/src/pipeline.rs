@@ -451,52 +451,52 @@ fn drive(
             }
             STATUS_OK
         }
-        Start::Source(TaskSource::Records { bytes, .. }, source_table) => unsafe {
-            (source_table.decode)(
-                RawBytes::from_slice(bytes),
-                Stage::sink(head),
-                shared.sink(),
-            )
-        },
-        Start::Source(TaskSource::ShuffleRead { shuffle, .. }, source_table) => {
-            let buckets = env
-                .shuffle_input
-                .get(shuffle)
-                .ok_or_else(|| format!("the buckets of shuffle {shuffle} were not fetched"))?;
-            let mut status = STATUS_OK;
-            for bucket in buckets {
-                if status == STATUS_OK && !bucket.bytes().is_empty() {
-                    status = unsafe {
-                        (source_table.decode)(
-                            RawBytes::from_slice(bucket.bytes()),
-                            Stage::sink(head),
-                            shared.sink(),
-                        )
-                    };
+        Start::Source(source, table) => {
+            let table: &SourceVTable = table;
+            let decode = |bytes: &[u8], shared: &mut Shared| {
+                if bytes.is_empty() {
+                    return STATUS_OK;
                 }
-            }
-            status
-        }
-        Start::Source(TaskSource::TextSplit { split, .. }, source_table) => {
-            let bytes = read_split(split).map_err(|e| {
-                format!(
-                    "cannot read {} (bytes {}..{}): {e}; check the file is there and readable",
-                    split.path, split.start, split.end
-                )
-            })?;
-            if bytes.is_empty() {
-                STATUS_OK
-            } else {
                 unsafe {
-                    (source_table.decode)(
-                        RawBytes::from_slice(&bytes),
+                    (table.decode)(
+                        RawBytes::from_slice(bytes),
                         Stage::sink(head),
                         shared.sink(),
                     )
                 }
+            };
+            match source {
+                TaskSource::Records { bytes, .. } => decode(bytes, shared),
+                TaskSource::ShuffleRead { shuffle, .. } => {
+                    let buckets = env.shuffle_input.get(shuffle).ok_or_else(|| {
+                        format!("the buckets of shuffle {shuffle} were not fetched")
+                    })?;
+                    let mut status = STATUS_OK;
+                    for bucket in buckets {
+                        if status == STATUS_OK {
+                            status = decode(bucket.bytes(), shared);
+                        }
+                    }
+                    status
+                }
+                TaskSource::TextSplit { split, .. } => {
+                    let bytes = read_split(split).map_err(|e| {
+                        format!(
+                            "cannot read {} (bytes {}..{}): {e}; check the file is there and readable",
+                            split.path, split.start, split.end
+                        )
+                    })?;
+                    decode(&bytes, shared)
+                }
+                TaskSource::SavedPartition { path, .. } => {
+                    let bytes = std::fs::read(path.as_str()).map_err(|e| {
+                        format!("cannot read the checkpoint file {path}: {e}; was it removed?")
+                    })?;
+                    decode(&bytes, shared)
+                }
+                TaskSource::Concat(_) => unreachable!("built as Start::Concat"),
             }
         }
-        Start::Source(TaskSource::Concat(_), _) => unreachable!("built as Start::Concat"),
     };
     if fed != STATUS_OK {
         return Err(shared.take_error("the task failed"));

@@ -29,6 +29,13 @@ pub enum CellRequest {
         rdd: RddId,
         level: Option<StorageLevel>,
     },
+    /// The partitions of `rdd` were saved under `dir` (`part-NNNNN`, decoded by `decoder`):
+    /// they replace its lineage.
+    Checkpointed {
+        rdd: RddId,
+        dir: String,
+        decoder: Operator<LocalCodeRef>,
+    },
     /// The cell running now panicked (reported by the session's panic hook, so that front ends
     /// can tell a failed cell from a quiet one).
     CellPanicked { message: String },

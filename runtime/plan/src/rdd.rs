@@ -76,6 +76,12 @@ pub enum RddKind<C> {
     /// partition `i` is the parents' partitions `i` one after the other, so the union keeps
     /// the partitioner and a join of co-partitioned RDDs moves nothing.
     PartitionwiseUnion { parents: Vec<RddId> },
+    /// Partitions saved to files by `checkpoint` (one bincode `Vec<T>` each), which replace
+    /// the RDD's lineage.
+    Checkpoint {
+        files: Vec<String>,
+        decoder: Operator<C>,
+    },
     /// The parent's records redistributed by `partitioner` (a wide dependency: every partition
     /// may need every parent partition). Its shuffle is known by this RDD's id.
     Shuffled {
@@ -118,6 +124,10 @@ impl<C> RddKind<C> {
             },
             RddKind::Union { parents } => RddKind::Union { parents },
             RddKind::PartitionwiseUnion { parents } => RddKind::PartitionwiseUnion { parents },
+            RddKind::Checkpoint { files, decoder } => RddKind::Checkpoint {
+                files,
+                decoder: decoder.try_map(&mut f)?,
+            },
             RddKind::Shuffled {
                 parent,
                 partitioner,

@@ -25,6 +25,11 @@ pub enum TaskSource {
         /// Filled in by the scheduler just before the task is sent.
         locations: Vec<MapOutputLocation>,
     },
+    /// A partition saved by `checkpoint`: a file holding one encoded batch.
+    SavedPartition {
+        path: String,
+        decoder: Operator<CodeRef>,
+    },
     /// A partitionwise union of co-partitioned RDDs: the records of each chain in turn.
     Concat(Vec<Chain>),
 }
@@ -52,7 +57,9 @@ impl TaskSource {
                 .filter_map(|c| c.source.as_ref())
                 .flat_map(TaskSource::shuffle_reads)
                 .collect(),
-            TaskSource::Records { .. } | TaskSource::TextSplit { .. } => Vec::new(),
+            TaskSource::Records { .. }
+            | TaskSource::TextSplit { .. }
+            | TaskSource::SavedPartition { .. } => Vec::new(),
         }
     }
 
@@ -62,7 +69,8 @@ impl TaskSource {
         match self {
             TaskSource::Records { decoder, .. }
             | TaskSource::TextSplit { decoder, .. }
-            | TaskSource::ShuffleRead { decoder, .. } => vec![decoder],
+            | TaskSource::ShuffleRead { decoder, .. }
+            | TaskSource::SavedPartition { decoder, .. } => vec![decoder],
             TaskSource::Concat(chains) => chains.iter().flat_map(Chain::operators).collect(),
         }
     }

@@ -334,3 +334,40 @@ impl<K: Data, V: Data> Action for SampleKeys<K, V> {
         encode("a sample of keys", &(self.seen, &self.reservoir))
     }
 }
+
+/// `checkpoint`: writes a partition as one encoded batch to `DIR/part-NNNNN`, through a
+/// temporary file renamed into place, so that a retried task never leaves half a file.
+pub(crate) struct SaveCheckpoint<T> {
+    dir: std::path::PathBuf,
+    partition: u32,
+    records: Vec<T>,
+}
+impl<T: Data> Action for SaveCheckpoint<T> {
+    type In = T;
+    type Func = ();
+    fn open(_: (), params: &[u8], partition: u32) -> Result<Self, String> {
+        let dir: String = decode_params(params)?;
+        Ok(SaveCheckpoint {
+            dir: dir.into(),
+            partition,
+            records: Vec::new(),
+        })
+    }
+    fn push(&mut self, mut batch: Vec<T>) -> Result<(), Stop> {
+        self.records.append(&mut batch);
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<Vec<u8>, Stop> {
+        let bytes = encode("a checkpointed partition", &self.records)?;
+        let path = self.dir.join(format!("part-{:05}", self.partition));
+        let temporary = self.dir.join(format!(
+            ".part-{:05}.{}.tmp",
+            self.partition,
+            std::process::id()
+        ));
+        std::fs::write(&temporary, bytes)
+            .and_then(|()| std::fs::rename(&temporary, &path))
+            .map_err(|e| Stop::Failed(format!("cannot write {}: {e}", path.display())))?;
+        encode("checkpoint", &())
+    }
+}
