@@ -157,6 +157,12 @@ cached.count()
         run.stderr
     );
     assert!(run.stderr.contains("error in cell 2"), "{}", run.stderr);
+    // The task panics on every attempt: the job fails after the fourth, as Spark's does.
+    assert!(
+        run.stderr.contains("task for partition 1 failed 4 times"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(run.lines(), vec!["100", "100"]);
     let last = run.job(2);
     assert_eq!(last.len(), 4);

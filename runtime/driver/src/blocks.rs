@@ -36,6 +36,19 @@ impl BlockMap {
             .unwrap_or_default()
     }
 
+    /// `executor` no longer holds these (rdd, partition) blocks.
+    pub fn forget(&self, executor: &str, evicted: &[(RddId, u32)]) {
+        let mut blocks = self.blocks.lock();
+        for key in evicted {
+            if let Some(holders) = blocks.get_mut(key) {
+                holders.remove(executor);
+                if holders.is_empty() {
+                    blocks.remove(key);
+                }
+            }
+        }
+    }
+
     pub fn forget_rdd(&self, rdd: RddId) {
         self.blocks.lock().retain(|(id, _), _| *id != rdd);
     }

@@ -148,6 +148,7 @@ pub async fn run_task(
             Ok(reply) => match bincode::deserialize::<TaskOutcome>(&reply.into_inner().outcome) {
                 Ok(TaskOutcome::Success { result, metrics }) => {
                     state.blocks.record(&executor.id, &metrics.stored);
+                    state.blocks.forget(&executor.id, &metrics.evicted);
                     let stage = match &action {
                         TaskAction::ShuffleWrite { shuffle, .. } => format!("map:{shuffle}"),
                         TaskAction::Count | TaskAction::Run(_) => "result".to_string(),

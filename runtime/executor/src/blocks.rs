@@ -1,16 +1,33 @@
-//! The block manager: cached partitions of RDDs, kept in this executor's memory between jobs.
+//! The block manager: cached partitions of RDDs, kept between jobs at their storage level —
+//! deserialized batches in memory (`MEMORY_ONLY`, `MEMORY_AND_DISK`), encoded bytes in memory
+//! (`MEMORY_ONLY_SER`) or on this executor's disk (`DISK_ONLY`) — within a memory limit.
+//!
+//! When memory runs over the limit, the least recently used blocks go first: to disk if their
+//! level allows, otherwise dropped. A dropped block is no error: a task that wanted it is told
+//! it is missing and its partition is recomputed from lineage, as in Spark.
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::ffi::c_void;
+use std::path::PathBuf;
 use std::sync::Arc;
-use tessera_plan::RddId;
-use tessera_plan::abi::{Batch, BatchVTable};
+use tessera_plan::abi::{Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, RawBytes, STATUS_OK};
+use tessera_plan::{RddId, StorageLevel};
 
-/// One cached partition: the batches that made it, and the functions (from the library that
-/// produced them) to clone and free them.
+/// Where a block's records are.
+enum Stored {
+    Deserialized(Vec<Batch>),
+    /// One encoded batch after another, each preceded by its length (u64, little-endian).
+    Serialized(Vec<u8>),
+    OnDisk(PathBuf),
+}
+
+/// One cached partition, with the functions (from the library that produced its batches) to
+/// clone, encode, decode and free them.
 pub struct Block {
-    batches: Vec<Batch>,
+    stored: Stored,
     vtable: BatchVTable,
+    /// Bytes of memory it holds (none on disk).
     pub bytes: u64,
 }
 
@@ -19,57 +36,313 @@ pub struct Block {
 unsafe impl Send for Block {}
 unsafe impl Sync for Block {}
 
-impl Block {
-    pub fn new(batches: Vec<Batch>, vtable: BatchVTable) -> Block {
-        // SAFETY: the batches were produced with this table.
-        let bytes = batches
-            .iter()
-            .map(|&b| unsafe { (vtable.memory_bytes)(b) } as u64)
-            .sum();
-        Block {
-            batches,
-            vtable,
-            bytes,
-        }
-    }
+unsafe extern "C" fn append(ctx: *mut c_void, bytes: RawBytes) {
+    unsafe { (*(ctx as *mut Vec<u8>)).extend_from_slice(bytes.as_slice()) }
+}
 
+unsafe extern "C" fn keep_batch(ctx: *mut c_void, batch: Batch) -> i32 {
+    unsafe { (*(ctx as *mut Vec<Batch>)).push(batch) };
+    STATUS_OK
+}
+
+unsafe extern "C" fn keep_error(ctx: *mut c_void, message: RawBytes) {
+    let message = String::from_utf8_lossy(unsafe { message.as_slice() }).into_owned();
+    unsafe { *(ctx as *mut String) = message };
+}
+
+/// Encodes batches as length-prefixed frames.
+fn encode(batches: &[Batch], vtable: &BatchVTable) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    for &batch in batches {
+        let mut frame = Vec::new();
+        let mut error = String::new();
+        let sink = ByteSink {
+            ctx: &mut frame as *mut Vec<u8> as *mut c_void,
+            write: append,
+        };
+        let err = ErrorSink {
+            ctx: &mut error as *mut String as *mut c_void,
+            set: keep_error,
+        };
+        // SAFETY: the batch was produced with this table, which encodes without consuming it.
+        if unsafe { (vtable.encode)(batch, sink, err) } != STATUS_OK {
+            return Err(format!("cannot serialize a cached partition: {error}"));
+        }
+        out.extend_from_slice(&(frame.len() as u64).to_le_bytes());
+        out.extend_from_slice(&frame);
+    }
+    Ok(out)
+}
+
+/// Decodes what [`encode`] wrote.
+fn decode(mut bytes: &[u8], vtable: &BatchVTable) -> Result<Vec<Batch>, String> {
+    let mut batches = Vec::new();
+    while bytes.len() >= 8 {
+        let len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+        let frame = bytes
+            .get(8..8 + len)
+            .ok_or("a cached partition is truncated")?;
+        let mut error = String::new();
+        let sink = BatchSink {
+            ctx: &mut batches as *mut Vec<Batch> as *mut c_void,
+            push: keep_batch,
+        };
+        let err = ErrorSink {
+            ctx: &mut error as *mut String as *mut c_void,
+            set: keep_error,
+        };
+        // SAFETY: the frame was written by this table's `encode`.
+        if unsafe { (vtable.decode)(RawBytes::from_slice(frame), sink, err) } != STATUS_OK {
+            for batch in batches {
+                unsafe { (vtable.drop)(batch) };
+            }
+            return Err(format!("cannot read a cached partition: {error}"));
+        }
+        bytes = &bytes[8 + len..];
+    }
+    Ok(batches)
+}
+
+fn memory_bytes(batches: &[Batch], vtable: &BatchVTable) -> u64 {
+    // SAFETY: the batches were produced with this table.
+    batches
+        .iter()
+        .map(|&b| unsafe { (vtable.memory_bytes)(b) } as u64)
+        .sum()
+}
+
+impl Block {
     pub fn vtable(&self) -> &BatchVTable {
         &self.vtable
     }
 
     /// A fresh copy of every batch, for a task to consume.
-    pub fn cloned_batches(&self) -> impl Iterator<Item = Batch> + '_ {
-        // SAFETY: cloning reads the batch; the block keeps its own.
-        self.batches
-            .iter()
-            .map(move |&b| unsafe { (self.vtable.clone)(b) })
+    pub fn batches(&self) -> Result<Vec<Batch>, String> {
+        match &self.stored {
+            // SAFETY: cloning reads the batch; the block keeps its own.
+            Stored::Deserialized(batches) => Ok(batches
+                .iter()
+                .map(|&b| unsafe { (self.vtable.clone)(b) })
+                .collect()),
+            Stored::Serialized(bytes) => decode(bytes, &self.vtable),
+            Stored::OnDisk(path) => {
+                let bytes = std::fs::read(path).map_err(|e| {
+                    format!(
+                        "cannot read the cached partition in {}: {e}",
+                        path.display()
+                    )
+                })?;
+                decode(&bytes, &self.vtable)
+            }
+        }
     }
 }
 
 impl Drop for Block {
     fn drop(&mut self) {
-        for &batch in &self.batches {
-            // SAFETY: each batch is owned by this block and freed once.
-            unsafe { (self.vtable.drop)(batch) };
+        match &self.stored {
+            Stored::Deserialized(batches) => {
+                for &batch in batches {
+                    // SAFETY: each batch is owned by this block and freed once.
+                    unsafe { (self.vtable.drop)(batch) };
+                }
+            }
+            Stored::OnDisk(path) => {
+                let _ = std::fs::remove_file(path);
+            }
+            Stored::Serialized(_) => {}
         }
     }
 }
 
-/// Cached partitions by (rdd, partition).
+struct Entry {
+    block: Arc<Block>,
+    level: StorageLevel,
+    /// When it was last stored or read, for least-recently-used eviction.
+    last_used: u64,
+}
+
+/// What happened to the blocks of a `put`: kept (with the bytes of memory each holds), and
+/// blocks of other partitions dropped to make room.
 #[derive(Default)]
+pub struct PutOutcome {
+    pub kept: Option<u64>,
+    pub dropped: Vec<(RddId, u32)>,
+}
+
+/// Cached partitions by (rdd, partition), within `limit` bytes of memory.
 pub struct BlockManager {
-    blocks: Mutex<HashMap<(RddId, u32), Arc<Block>>>,
+    blocks: Mutex<HashMap<(RddId, u32), Entry>>,
+    clock: std::sync::atomic::AtomicU64,
+    limit: u64,
+    disk_dir: PathBuf,
 }
 
 impl BlockManager {
-    pub fn get(&self, rdd: RddId, partition: u32) -> Option<Arc<Block>> {
-        self.blocks.lock().get(&(rdd, partition)).cloned()
+    pub fn new(limit: u64, disk_dir: PathBuf) -> BlockManager {
+        BlockManager {
+            blocks: Mutex::new(HashMap::new()),
+            clock: Default::default(),
+            limit,
+            disk_dir,
+        }
     }
 
-    pub fn put(&self, rdd: RddId, partition: u32, block: Block) -> Arc<Block> {
-        let block = Arc::new(block);
-        self.blocks.lock().insert((rdd, partition), block.clone());
-        block
+    fn tick(&self) -> u64 {
+        self.clock
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn get(&self, rdd: RddId, partition: u32) -> Option<Arc<Block>> {
+        let now = self.tick();
+        let mut blocks = self.blocks.lock();
+        let entry = blocks.get_mut(&(rdd, partition))?;
+        entry.last_used = now;
+        Some(entry.block.clone())
+    }
+
+    /// A new file for a block: a block that replaces another never shares its file, which
+    /// the old block deletes when the last task reading it lets go.
+    fn disk_path(&self, rdd: RddId, partition: u32) -> PathBuf {
+        self.disk_dir
+            .join(format!("rdd-{rdd}-{partition}-{}", self.tick()))
+    }
+
+    /// Writes `batches` (encoded) to this executor's disk.
+    fn to_disk(
+        &self,
+        rdd: RddId,
+        partition: u32,
+        batches: &[Batch],
+        vtable: &BatchVTable,
+    ) -> Result<Stored, String> {
+        let path = self.disk_path(rdd, partition);
+        std::fs::create_dir_all(&self.disk_dir).map_err(|e| e.to_string())?;
+        std::fs::write(&path, encode(batches, vtable)?)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(Stored::OnDisk(path))
+    }
+
+    /// Caches `batches` (made with `vtable`) as partition `partition` of `rdd` at `level`,
+    /// making room by eviction if memory runs over the limit. Takes the batches.
+    pub fn put(
+        &self,
+        rdd: RddId,
+        partition: u32,
+        level: StorageLevel,
+        batches: Vec<Batch>,
+        vtable: BatchVTable,
+    ) -> Result<PutOutcome, String> {
+        let stored = match level {
+            StorageLevel::MemoryOnly | StorageLevel::MemoryAndDisk => {
+                let bytes = memory_bytes(&batches, &vtable);
+                if bytes <= self.limit {
+                    (Stored::Deserialized(batches), bytes)
+                } else if level == StorageLevel::MemoryAndDisk {
+                    let stored = self.to_disk(rdd, partition, &batches, &vtable);
+                    free(batches, &vtable);
+                    (stored?, 0)
+                } else {
+                    // Larger than all the memory there is: not cached, as in Spark.
+                    free(batches, &vtable);
+                    return Ok(PutOutcome::default());
+                }
+            }
+            StorageLevel::MemoryOnlySer => {
+                let encoded = encode(&batches, &vtable);
+                free(batches, &vtable);
+                let encoded = encoded?;
+                let bytes = encoded.len() as u64;
+                if bytes > self.limit {
+                    return Ok(PutOutcome::default());
+                }
+                (Stored::Serialized(encoded), bytes)
+            }
+            StorageLevel::DiskOnly => {
+                let stored = self.to_disk(rdd, partition, &batches, &vtable);
+                free(batches, &vtable);
+                (stored?, 0)
+            }
+        };
+        let (stored, bytes) = stored;
+        let block = Arc::new(Block {
+            stored,
+            vtable,
+            bytes,
+        });
+        let now = self.tick();
+        let mut blocks = self.blocks.lock();
+        blocks.insert(
+            (rdd, partition),
+            Entry {
+                block,
+                level,
+                last_used: now,
+            },
+        );
+        let dropped = self.evict(&mut blocks, (rdd, partition));
+        Ok(PutOutcome {
+            kept: blocks.get(&(rdd, partition)).map(|e| e.block.bytes),
+            dropped,
+        })
+    }
+
+    /// Frees memory, least recently used blocks first, until it is within the limit:
+    /// `MEMORY_AND_DISK` blocks move to disk, others are dropped (returned). As in Spark, blocks
+    /// of the RDD being stored are not evicted for it (a scan over an RDD larger than memory
+    /// would otherwise evict each partition before it is read again); if that is not enough,
+    /// the new block itself goes (to disk, or is not kept).
+    fn evict(
+        &self,
+        blocks: &mut HashMap<(RddId, u32), Entry>,
+        keep: (RddId, u32),
+    ) -> Vec<(RddId, u32)> {
+        let mut dropped = Vec::new();
+        loop {
+            let used: u64 = blocks.values().map(|e| e.block.bytes).sum();
+            if used <= self.limit {
+                return dropped;
+            }
+            let victim = blocks
+                .iter()
+                .filter(|(key, e)| key.0 != keep.0 && e.block.bytes > 0)
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(key, _)| *key)
+                .unwrap_or(keep);
+            let entry = blocks.remove(&victim).expect("found above");
+            if entry.level == StorageLevel::MemoryAndDisk
+                && let Ok(batches) = entry.block.batches()
+            {
+                let vtable = entry.block.vtable;
+                let stored = self.to_disk(victim.0, victim.1, &batches, &vtable);
+                free(batches, &vtable);
+                if let Ok(stored) = stored {
+                    let block = Arc::new(Block {
+                        stored,
+                        vtable,
+                        bytes: 0,
+                    });
+                    blocks.insert(
+                        victim,
+                        Entry {
+                            block,
+                            level: entry.level,
+                            last_used: entry.last_used,
+                        },
+                    );
+                    continue;
+                }
+            }
+            tracing::debug!(
+                rdd = victim.0,
+                partition = victim.1,
+                "evicted a cached partition"
+            );
+            if victim == keep {
+                return dropped;
+            }
+            dropped.push(victim);
+        }
     }
 
     /// Drops every partition of `rdd`; tasks still reading one keep it until they finish.
@@ -78,5 +351,99 @@ impl BlockManager {
         let before = blocks.len();
         blocks.retain(|(id, _), _| *id != rdd);
         before - blocks.len()
+    }
+}
+
+fn free(batches: Vec<Batch>, vtable: &BatchVTable) {
+    for batch in batches {
+        // SAFETY: the caller owns these batches and does not use them again.
+        unsafe { (vtable.drop)(batch) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Batches of this test are `Box<Vec<u8>>`; a batch's memory is its length.
+    unsafe extern "C" fn type_name() -> RawBytes {
+        RawBytes::from_slice(b"u8")
+    }
+    unsafe extern "C" fn len(b: Batch) -> usize {
+        unsafe { (*(b as *const Vec<u8>)).len() }
+    }
+    unsafe extern "C" fn clone(b: Batch) -> Batch {
+        Box::into_raw(Box::new(unsafe { (*(b as *const Vec<u8>)).clone() })) as Batch
+    }
+    unsafe extern "C" fn drop_batch(b: Batch) {
+        drop(unsafe { Box::from_raw(b as *mut Vec<u8>) })
+    }
+    unsafe extern "C" fn encode(b: Batch, out: ByteSink, _: ErrorSink) -> i32 {
+        let bytes = unsafe { &*(b as *const Vec<u8>) };
+        unsafe { (out.write)(out.ctx, RawBytes::from_slice(bytes)) };
+        STATUS_OK
+    }
+    unsafe extern "C" fn decode(bytes: RawBytes, out: BatchSink, _: ErrorSink) -> i32 {
+        let batch = Box::into_raw(Box::new(unsafe { bytes.as_slice() }.to_vec())) as Batch;
+        unsafe { (out.push)(out.ctx, batch) }
+    }
+    const VTABLE: BatchVTable = BatchVTable {
+        type_name,
+        len,
+        memory_bytes: len,
+        clone,
+        drop: drop_batch,
+        encode,
+        decode,
+    };
+
+    fn batch(bytes: usize) -> Vec<Batch> {
+        vec![Box::into_raw(Box::new(vec![7u8; bytes])) as Batch]
+    }
+
+    fn manager(limit: u64) -> (BlockManager, PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("tessera-blocks-{}-{limit}", std::process::id()));
+        (BlockManager::new(limit, dir.clone()), dir)
+    }
+
+    #[test]
+    fn the_least_recently_used_block_of_another_rdd_goes_first() {
+        let (blocks, _) = manager(300);
+        let put = |rdd, p| {
+            blocks
+                .put(rdd, p, StorageLevel::MemoryOnly, batch(100), VTABLE)
+                .unwrap()
+        };
+        put(1, 0);
+        put(1, 1);
+        put(2, 0);
+        // Reading rdd 1 partition 0 makes partition 1 the least recently used.
+        assert!(blocks.get(1, 0).is_some());
+        let outcome = put(3, 0);
+        assert_eq!(outcome.kept, Some(100));
+        assert_eq!(outcome.dropped, vec![(1, 1)]);
+        assert!(blocks.get(1, 1).is_none());
+        assert_eq!(blocks.get(1, 0).unwrap().batches().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_block_that_does_not_fit_beside_its_own_rdd_is_not_kept_or_goes_to_disk() {
+        let (blocks, dir) = manager(250);
+        let put = |p, level| blocks.put(9, p, level, batch(100), VTABLE).unwrap();
+        put(0, StorageLevel::MemoryOnly);
+        put(1, StorageLevel::MemoryOnly);
+        let outcome = put(2, StorageLevel::MemoryOnly);
+        assert_eq!((outcome.kept, outcome.dropped), (None, vec![]));
+        assert!(blocks.get(9, 0).is_some() && blocks.get(9, 1).is_some());
+
+        let outcome = put(3, StorageLevel::MemoryAndDisk);
+        assert_eq!(outcome.kept, Some(0), "kept on disk");
+        let read = blocks.get(9, 3).unwrap().batches().unwrap();
+        assert_eq!(unsafe { len(read[0]) }, 100);
+        for b in read {
+            unsafe { drop_batch(b) };
+        }
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -81,7 +81,10 @@ async fn serve(args: Args, secret: String) -> anyhow::Result<()> {
     let service = service::ExecutorService {
         executor_id: args.executor_id.clone(),
         artifacts: artifacts.clone(),
-        blocks: Arc::new(blocks::BlockManager::default()),
+        blocks: Arc::new(blocks::BlockManager::new(
+            args.memory_mb << 20,
+            work_dir.join("blocks"),
+        )),
         shuffles: Arc::new(shuffle_store::ShuffleStore::default()),
         peers: Arc::new(shuffle_fetch::Peers::new(secret.clone())),
         slots: Arc::new(tokio::sync::Semaphore::new(args.cores.max(1) as usize)),

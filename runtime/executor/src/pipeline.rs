@@ -61,6 +61,7 @@ pub fn run_task(task: &TaskSpec, env: &TaskEnv) -> TaskOutcome {
                 records: ran.records,
                 run_micros: started.elapsed().as_micros() as u64,
                 stored: ran.stored,
+                evicted: ran.evicted,
                 shuffle_read_bytes: env
                     .shuffle_input
                     .values()
@@ -111,9 +112,7 @@ enum StageKind {
     Cache {
         rdd: RddId,
         partition: u32,
-        /// Reported with the block. Every level is kept as deserialized batches in memory for
-        /// now; serialized and on-disk storage, and eviction under a memory limit, are not
-        /// built yet.
+        /// How the block manager keeps the partition once the task succeeds.
         level: StorageLevel,
         kept: Vec<Batch>,
     },
@@ -289,6 +288,7 @@ struct Ran {
     origin: PartitionOrigin,
     records: u64,
     stored: Vec<StoredBlock>,
+    evicted: Vec<(RddId, u32)>,
     shuffle_written: u64,
 }
 
@@ -436,7 +436,7 @@ fn drive(
     let fed = match &mut chain.start {
         Start::Cached(block) => {
             let mut status = STATUS_OK;
-            for batch in block.cloned_batches() {
+            for batch in block.batches()? {
                 if status == STATUS_OK {
                     status = unsafe { (*head).accept(batch) };
                 } else {
@@ -512,11 +512,17 @@ fn drive(
     Ok(())
 }
 
-/// Keeps the partitions the chain (and the chains it concatenates) was asked to cache.
-fn store_cached(chain: &mut BuiltChain, env: &TaskEnv, stored: &mut Vec<StoredBlock>) {
+/// Keeps the partitions the chain (and the chains it concatenates) was asked to cache; notes
+/// those it kept and those evicted to make room.
+fn store_cached(
+    chain: &mut BuiltChain,
+    env: &TaskEnv,
+    stored: &mut Vec<StoredBlock>,
+    evicted: &mut Vec<(RddId, u32)>,
+) {
     if let Start::Concat(chains) = &mut chain.start {
         for chain in chains {
-            store_cached(chain, env, stored);
+            store_cached(chain, env, stored, evicted);
         }
     }
     for stage in &mut chain.stages {
@@ -527,17 +533,25 @@ fn store_cached(chain: &mut BuiltChain, env: &TaskEnv, stored: &mut Vec<StoredBl
             kept,
         } = &mut stage.kind
         {
-            let block = env.blocks.put(
-                *rdd,
-                *partition,
-                Block::new(std::mem::take(kept), stage.input),
-            );
-            stored.push(StoredBlock {
-                rdd: *rdd,
-                partition: *partition,
-                bytes: block.bytes,
-                level: *level,
-            });
+            let batches = std::mem::take(kept);
+            match env
+                .blocks
+                .put(*rdd, *partition, *level, batches, stage.input)
+            {
+                Ok(outcome) => {
+                    if let Some(bytes) = outcome.kept {
+                        stored.push(StoredBlock {
+                            rdd: *rdd,
+                            partition: *partition,
+                            bytes,
+                            level: *level,
+                        });
+                    }
+                    evicted.extend(outcome.dropped);
+                }
+                // Not caching loses nothing: the partition is recomputed when needed.
+                Err(e) => tracing::warn!(rdd, partition, "cannot cache a partition: {e}"),
+            }
         }
     }
 }
@@ -604,8 +618,8 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
     }
 
     // The task succeeded: keep the partitions it was asked to cache.
-    let mut stored = Vec::new();
-    store_cached(&mut chain, env, &mut stored);
+    let (mut stored, mut evicted) = (Vec::new(), Vec::new());
+    store_cached(&mut chain, env, &mut stored, &mut evicted);
     let origin = chain.origin.clone();
     drop(chain);
     drop(action);
@@ -624,6 +638,7 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
         origin,
         records,
         stored,
+        evicted,
         shuffle_written,
     }))
 }

@@ -192,6 +192,8 @@ pub struct TaskMetrics {
     pub records: u64,
     pub run_micros: u64,
     pub stored: Vec<StoredBlock>,
+    /// Cached partitions (rdd, partition) the executor dropped to make room for `stored`.
+    pub evicted: Vec<(RddId, u32)>,
     /// Bytes of shuffle buckets this task fetched (reduce side) and wrote (map side).
     pub shuffle_read_bytes: u64,
     pub shuffle_write_bytes: u64,
