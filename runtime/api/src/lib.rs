@@ -25,6 +25,7 @@ mod numeric_rdd;
 mod ops;
 mod pair_rdd;
 mod rdd;
+mod shared;
 mod ship;
 mod shuffle_rdd;
 mod stats;
@@ -33,6 +34,7 @@ pub use context::Context;
 pub use error::{Error, install_panic_hook};
 pub use hash::hash_partition;
 pub use rdd::Rdd;
+pub use shared::{Accumulable, Accumulator, Broadcast};
 pub use ship::Capturable;
 pub use shuffle_rdd::{Key, Side};
 pub use stats::{Numeric, Stats};
@@ -48,7 +50,9 @@ impl<T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + '
 
 /// `use tessera::prelude::*;` brings what a session needs.
 pub mod prelude {
-    pub use crate::{Context, Data, Key, Partitioner, Rdd, StorageLevel, capture};
+    pub use crate::{
+        Accumulator, Broadcast, Context, Data, Key, Partitioner, Rdd, StorageLevel, capture,
+    };
     pub use serde::{Deserialize, Serialize};
 }
 

@@ -96,6 +96,22 @@ async fn respond(state: &Arc<DriverState>, request: CellRequest) -> Result<CellR
             Ok(CellResponse::Done)
         }
         CellRequest::Describe { rdd } => describe(state, rdd),
+        CellRequest::Broadcast { value } => Ok(CellResponse::Created {
+            id: state.shared_values.broadcast(value),
+        }),
+        CellRequest::Accumulator => Ok(CellResponse::Created {
+            id: state.shared_values.accumulator(),
+        }),
+        CellRequest::Accumulate { id, value } => {
+            state.shared_values.accumulate([(id, value)]);
+            Ok(CellResponse::Done)
+        }
+        CellRequest::AccumulatorValue { id } => Ok(CellResponse::Partials {
+            values: state
+                .shared_values
+                .partials(id)
+                .ok_or_else(|| format!("accumulator {id} is not defined in this session"))?,
+        }),
         CellRequest::Checkpointed { rdd, dir, decoder } => {
             let partitions = state.lineage.num_partitions(rdd)?;
             let files: Vec<String> = (0..partitions)

@@ -9,7 +9,8 @@ pub use tessera_wire::ExecutorChannel;
 use tessera_wire::connect_executor;
 use tessera_wire::driver::driver_server::Driver as DriverRpc;
 use tessera_wire::driver::{
-    ArtifactChunk, FetchArtifactRequest, RegisterExecutorReply, RegisterExecutorRequest,
+    ArtifactChunk, FetchArtifactRequest, FetchBroadcastReply, FetchBroadcastRequest,
+    RegisterExecutorReply, RegisterExecutorRequest,
 };
 use tonic::{Request, Response, Status};
 
@@ -56,6 +57,7 @@ impl Executors {
 pub struct DriverService {
     pub executors: Arc<Executors>,
     pub artifacts: Arc<ArtifactStore>,
+    pub shared_values: Arc<crate::shared_values::SharedValues>,
     pub secret: String,
     /// Hashes of libraries every executor loads first.
     pub preload: Vec<String>,
@@ -96,6 +98,20 @@ impl DriverRpc for DriverService {
 
     type FetchArtifactStream =
         tokio_stream::Iter<std::vec::IntoIter<Result<ArtifactChunk, Status>>>;
+
+    async fn fetch_broadcast(
+        &self,
+        request: Request<FetchBroadcastRequest>,
+    ) -> Result<Response<FetchBroadcastReply>, Status> {
+        let id = request.into_inner().id;
+        let value = self
+            .shared_values
+            .broadcast_value(id)
+            .ok_or_else(|| Status::not_found(format!("no broadcast variable {id}")))?;
+        Ok(Response::new(FetchBroadcastReply {
+            value: value.to_vec(),
+        }))
+    }
 
     async fn fetch_artifact(
         &self,

@@ -14,6 +14,7 @@ mod launcher;
 mod lineage;
 mod map_outputs;
 mod scheduler;
+mod shared_values;
 mod text_splits;
 
 pub use artifacts::toolchain_libstd;
@@ -48,6 +49,7 @@ pub(crate) struct DriverState {
     pub executors: Arc<executors::Executors>,
     pub blocks: blocks::BlockMap,
     pub map_outputs: map_outputs::MapOutputTracker,
+    pub shared_values: Arc<shared_values::SharedValues>,
     pub jobs: jobs::JobTracker,
     pub token: u64,
     pub work_dir: PathBuf,
@@ -183,6 +185,7 @@ impl Driver {
             executors: Default::default(),
             blocks: Default::default(),
             map_outputs: Default::default(),
+            shared_values: Default::default(),
             jobs: Default::default(),
             token: random_u64(),
             work_dir: config.work_dir.clone(),
@@ -206,6 +209,7 @@ impl Driver {
         let service = executors::DriverService {
             executors: state.executors.clone(),
             artifacts,
+            shared_values: state.shared_values.clone(),
             secret: secret.clone(),
             preload,
         };

@@ -149,6 +149,10 @@ pub async fn run_task(
                 Ok(TaskOutcome::Success { result, metrics }) => {
                     state.blocks.record(&executor.id, &metrics.stored);
                     state.blocks.forget(&executor.id, &metrics.evicted);
+                    // Only a successful attempt's updates count, once.
+                    state
+                        .shared_values
+                        .accumulate(metrics.accumulator_updates.clone());
                     let stage = match &action {
                         TaskAction::ShuffleWrite { shuffle, .. } => format!("map:{shuffle}"),
                         TaskAction::Count | TaskAction::Run(_) => "result".to_string(),

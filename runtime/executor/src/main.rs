@@ -9,6 +9,7 @@ mod pipeline;
 mod service;
 mod shuffle_fetch;
 mod shuffle_store;
+mod task_host;
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -87,6 +88,10 @@ async fn serve(args: Args, secret: String) -> anyhow::Result<()> {
         )),
         shuffles: Arc::new(shuffle_store::ShuffleStore::default()),
         peers: Arc::new(shuffle_fetch::Peers::new(secret.clone())),
+        broadcasts: Arc::new(task_host::Broadcasts::new(
+            driver.clone(),
+            tokio::runtime::Handle::current(),
+        )),
         slots: Arc::new(tokio::sync::Semaphore::new(args.cores.max(1) as usize)),
         cancelled_jobs: Default::default(),
         shutdown: shutdown.clone(),

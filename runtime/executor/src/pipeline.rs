@@ -6,6 +6,7 @@
 use crate::artifacts::Artifacts;
 use crate::blocks::{Block, BlockManager};
 use crate::shuffle_store::{Bucket, ShuffleStore};
+use crate::task_host::TaskHost;
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -27,6 +28,7 @@ pub struct TaskEnv<'a> {
     pub shuffles: &'a ShuffleStore,
     pub cancelled: &'a AtomicBool,
     pub executor_id: &'a str,
+    pub host: &'a TaskHost<'a>,
     /// The buckets of each shuffle the task's source reads, fetched before it runs.
     pub shuffle_input: &'a HashMap<ShuffleId, Vec<Bucket>>,
 }
@@ -62,6 +64,8 @@ pub fn run_task(task: &TaskSpec, env: &TaskEnv) -> TaskOutcome {
                 run_micros: started.elapsed().as_micros() as u64,
                 stored: ran.stored,
                 evicted: ran.evicted,
+                // The task's operators, closed by now, reported what they accumulated.
+                accumulator_updates: env.host.take_updates(),
                 shuffle_read_bytes: env
                     .shuffle_input
                     .values()
@@ -244,6 +248,7 @@ fn open_args(env: &TaskEnv, op: &Operator<CodeRef>, partition: u32) -> Result<Op
         env_decoder,
         params: RawBytes::from_slice(&op.params),
         partition,
+        host: env.host.table(),
     })
 }
 

@@ -5,6 +5,7 @@ use crate::blocks::BlockManager;
 use crate::pipeline::{TaskEnv, libraries, run_task};
 use crate::shuffle_fetch::{self, Peers};
 use crate::shuffle_store::ShuffleStore;
+use crate::task_host::{Broadcasts, TaskHost};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub struct ExecutorService {
     pub artifacts: Arc<Artifacts>,
     pub blocks: Arc<BlockManager>,
     pub shuffles: Arc<ShuffleStore>,
+    pub broadcasts: Arc<Broadcasts>,
     pub peers: Arc<Peers>,
     pub slots: Arc<tokio::sync::Semaphore>,
     pub cancelled_jobs: Arc<Mutex<HashMap<u64, Arc<AtomicBool>>>>,
@@ -83,15 +85,18 @@ impl Executor for ExecutorService {
                 .acquire_owned()
                 .await
                 .map_err(|_| Status::unavailable("executor is stopping"))?;
-            let (artifacts, blocks, shuffles, cancelled, executor_id) = (
+            let (artifacts, blocks, shuffles, broadcasts, cancelled, executor_id) = (
                 self.artifacts.clone(),
                 self.blocks.clone(),
                 self.shuffles.clone(),
+                self.broadcasts.clone(),
                 self.cancel_flag(task.job_id),
                 self.executor_id.clone(),
             );
             tokio::task::spawn_blocking(move || {
+                let host = TaskHost::new(&broadcasts);
                 let env = TaskEnv {
+                    host: &host,
                     artifacts: &artifacts,
                     blocks: &blocks,
                     shuffles: &shuffles,

@@ -9,7 +9,7 @@
 use std::ffi::c_void;
 
 /// Bumped whenever a table below changes shape; executors refuse tables of another version.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Return value of every fallible ABI function.
 pub type Status = i32;
@@ -101,6 +101,29 @@ pub struct OpenArgs {
     pub env_decoder: Option<EnvDecoder>,
     pub params: RawBytes,
     pub partition: u32,
+    /// What the executor offers the task's code; valid until the task ends.
+    pub host: *const Host,
+}
+
+/// Decodes a broadcast value's bytes into a `Box<T>` of the calling library (null on error,
+/// reported through `err`).
+pub type BroadcastDecoder = unsafe extern "C" fn(bytes: RawBytes, err: ErrorSink) -> *mut c_void;
+
+/// Services of the executor to the code of a running task.
+#[repr(C)]
+pub struct Host {
+    pub ctx: *mut c_void,
+    /// The value of broadcast `id`, fetched once per executor and decoded once per executor
+    /// and `decode` (that is, per cell library); kept until the executor ends. Null on error.
+    pub broadcast: unsafe extern "C" fn(
+        ctx: *mut c_void,
+        id: u64,
+        decode: BroadcastDecoder,
+        err: ErrorSink,
+    ) -> *const c_void,
+    /// Adds a partial value of accumulator `id` (encoded by cell code) to the task's updates,
+    /// which reach the driver only if the task succeeds.
+    pub accumulate: unsafe extern "C" fn(ctx: *mut c_void, id: u64, bytes: RawBytes),
 }
 
 /// A narrow transformation: batches in, batches out.

@@ -36,6 +36,14 @@ pub enum CellRequest {
         dir: String,
         decoder: Operator<LocalCodeRef>,
     },
+    /// Keeps `value` (encoded) for executors to fetch once each; answered with `Created`.
+    Broadcast { value: Vec<u8> },
+    /// A new accumulator; answered with `Created`.
+    Accumulator,
+    /// Adds a partial value (encoded) to accumulator `id` from the cell itself.
+    Accumulate { id: u64, value: Vec<u8> },
+    /// Every partial value accumulator `id` received (answered with `Partials`).
+    AccumulatorValue { id: u64 },
     /// The cell running now panicked (reported by the session's panic hook, so that front ends
     /// can tell a failed cell from a quiet one).
     CellPanicked { message: String },
@@ -63,6 +71,13 @@ pub enum CellResponse {
         partitioner: Option<Partitioner>,
     },
     Done,
+    /// The id of a new broadcast variable or accumulator.
+    Created {
+        id: u64,
+    },
+    Partials {
+        values: Vec<Vec<u8>>,
+    },
     /// One result per requested partition, in the order requested.
     JobResult {
         results: Vec<Vec<u8>>,

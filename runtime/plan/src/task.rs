@@ -192,6 +192,8 @@ pub struct TaskMetrics {
     pub records: u64,
     pub run_micros: u64,
     pub stored: Vec<StoredBlock>,
+    /// Partial values of accumulators the task's code added to (id, encoded value).
+    pub accumulator_updates: Vec<(u64, Vec<u8>)>,
     /// Cached partitions (rdd, partition) the executor dropped to make room for `stored`.
     pub evicted: Vec<(RddId, u32)>,
     /// Bytes of shuffle buckets this task fetched (reduce side) and wrote (map side).

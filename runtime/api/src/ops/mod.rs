@@ -56,8 +56,10 @@ unsafe fn open_boxed<F: Send + Sync + 'static, S>(
 ) -> Status {
     let mut opened = None;
     let status = guarded(err, || {
-        let func = unsafe { rebuild::<F>(args.captures.as_slice(), args.env_decoder, err) }
-            .ok_or(Stop::Downstream)?;
+        let func = crate::shared::with_host(args.host, || unsafe {
+            rebuild::<F>(args.captures.as_slice(), args.env_decoder, err)
+        })
+        .ok_or(Stop::Downstream)?;
         opened = Some(
             open(func, unsafe { args.params.as_slice() }, args.partition).map_err(Stop::Failed)?,
         );
