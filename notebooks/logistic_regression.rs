@@ -49,6 +49,6 @@ for iteration in 1..=iterations {
     for (wi, gi) in w.iter_mut().zip(gradient.iter()) {
         *wi -= gi;
     }
-    println!("iteration {iteration}: {} ms", started.elapsed().as_millis());
+    println!("iteration {iteration}: {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
 }
 println!("w: {}", w.iter().map(|v| format!("{v:.9}")).collect::<Vec<_>>().join(" "));

@@ -36,7 +36,7 @@ for _ in 0..iterations {
         .map_values(|sum: f64| 0.15 + 0.85 * sum);
 }
 let mut ranked = ranks.collect();
-println!("pagerank took {} ms", started.elapsed().as_millis());
+println!("pagerank took {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
 ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
 println!("ranked pages: {}", ranked.len());
 for (page, rank) in ranked.iter().take(5) {

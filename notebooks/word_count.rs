@@ -13,12 +13,14 @@ let counts = sc
     .flat_map(|line: String| line.split(' ').filter(|w| !w.is_empty()).map(String::from).collect::<Vec<_>>())
     .map(|word: String| (word, 1u64))
     .reduce_by_key(|a: u64, b: u64| a + b)
-    .cache();
-println!("distinct words: {}", counts.count());
-println!("word count took {} ms", started.elapsed().as_millis());
+    .collect();
+println!("word count took {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
+println!("distinct words: {}", counts.len());
 
 // %%
-println!("total words: {}", counts.values().sum());
-for (count, word) in counts.map(|(w, c): (String, u64)| (c, w)).top(5) {
+println!("total words: {}", counts.iter().map(|(_, c)| c).sum::<u64>());
+let mut by_count: Vec<(u64, String)> = counts.iter().map(|(w, c)| (*c, w.clone())).collect();
+by_count.sort_by(|a, b| b.cmp(a));
+for (count, word) in by_count.iter().take(5) {
     println!("top: {word} {count}");
 }

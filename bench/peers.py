@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Tessera against its peers on the same machine, in one run: word count, logistic regression
+and PageRank, each under Tessera (`tessera run` of the notebooks/ script, release build) and
+PySpark local[2] (the peer scripts), and LR and PageRank as a single-threaded plain-Rust loop
+(`tessera-baseline`), the physical baseline. Prints a markdown table of times and ratios.
+
+    python3 bench/peers.py --peers PEER_BENCH_DIR [--data DIR] [--bin-dir target/release]
+                           [--master 'local[2]'] [--only wordcount,lr,pagerank]
+
+PEER_BENCH_DIR holds gen_data.py and the *_spark.py scripts. The inputs are generated there
+into --data (default ~/.cache/tessera/bench-data) if missing; PySpark runs from a virtualenv
+(default ~/.cache/tessera/peers/venv, created with pyspark, numpy and psutil if missing).
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tessera"
+
+
+def venv_python(venv):
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet",
+                        "pyspark", "numpy", "psutil"], check=True)
+    return python
+
+
+def result_line(output):
+    for line in output.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    raise RuntimeError("no RESULT line in:\n" + output[-3000:])
+
+
+def run_spark(python, peers, script, args, workdir):
+    out = subprocess.run([str(python), str(peers / script), *args], cwd=workdir,
+                         capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(peers)))
+    if out.returncode != 0:
+        raise RuntimeError(f"{script} failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
+    return result_line(out.stdout)
+
+
+def run_tessera(bin_dir, master, notebook, data_file, workdir, extra_env=None):
+    env = dict(os.environ, TESSERA_EXAMPLE_INPUT=str(data_file), NO_COLOR="1", **(extra_env or {}))
+    out = subprocess.run([str(bin_dir / "tessera"), "--master", master, "--executor-memory-mb",
+                          "4096", "run", str(REPO / "notebooks" / notebook)],
+                         cwd=workdir, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(f"{notebook} failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
+    return out.stdout
+
+
+def millis(output, pattern):
+    return [float(m) / 1e3 for m in re.findall(pattern, output)]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--peers", required=True, type=Path)
+    parser.add_argument("--data", type=Path, default=CACHE / "bench-data")
+    parser.add_argument("--bin-dir", type=Path, default=REPO / "target" / "release")
+    parser.add_argument("--venv", type=Path, default=CACHE / "peers" / "venv")
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--only", default="wordcount,lr,pagerank")
+    args = parser.parse_args()
+    peers = args.peers.resolve()
+    bin_dir = args.bin_dir.resolve()
+    python = venv_python(args.venv)
+    args.data.mkdir(parents=True, exist_ok=True)
+    workdir = CACHE / "peers" / "work"
+    workdir.mkdir(parents=True, exist_ok=True)
+    files = {"wordcount": "words.txt", "lr": "lr_points.txt", "pagerank": "graph_rmat.txt"}
+    wanted = args.only.split(",")
+    for name in wanted:
+        if not (args.data / files[name]).exists():
+            kind = {"wordcount": "words", "lr": "lr", "pagerank": "graph"}[name]
+            subprocess.run([str(python), str(peers / "gen_data.py"), kind], check=True,
+                           env=dict(os.environ, BENCH_DATA=str(args.data)))
+
+    rows = []
+    if "wordcount" in wanted:
+        data = args.data / files["wordcount"]
+        spark = run_spark(python, peers, "wordcount_spark.py", [str(data)], workdir)
+        tessera = millis(run_tessera(bin_dir, args.master, "word_count.rs", data, workdir),
+                         r"word count took ([\d.]+) ms")[0]
+        rows.append(("word count, 105 MB", tessera, spark["total_s"], None))
+    if "lr" in wanted:
+        data = args.data / files["lr"]
+        spark = run_spark(python, peers, "lr_spark.py", [str(data), "10"], workdir)
+        out = run_tessera(bin_dir, args.master, "logistic_regression.rs", data, workdir)
+        iterations = millis(out, r"iteration \d+: ([\d.]+) ms")
+        baseline = result_line(subprocess.run(
+            [str(bin_dir / "tessera-baseline"), "lr", str(data), "10"],
+            capture_output=True, text=True, check=True).stdout)
+        rows.append(("LR, 1M points: first iteration", iterations[0], spark["iter_s"][0], None))
+        rows.append(("LR: later iteration (mean)", statistics.mean(iterations[1:]),
+                     statistics.mean(spark["iter_s"][1:]), statistics.mean(baseline["iter_s"][1:])))
+        rows.append(("LR: 10 iterations", sum(iterations), spark["total_s"], None))
+    if "pagerank" in wanted:
+        data = args.data / files["pagerank"]
+        spark = run_spark(python, peers, "pagerank_spark.py", [str(data), "10"], workdir)
+        tessera = millis(run_tessera(bin_dir, args.master, "pagerank.rs", data, workdir),
+                         r"pagerank took ([\d.]+) ms")[0]
+        baseline = result_line(subprocess.run(
+            [str(bin_dir / "tessera-baseline"), "pagerank", str(data), "10"],
+            capture_output=True, text=True, check=True).stdout)
+        rows.append(("PageRank, 1M edges, 10 iterations", tessera, spark["total_s"],
+                     baseline["total_s"]))
+
+    print(f"Tessera under {args.master} and PySpark local[2], same machine, same run (seconds)\n")
+    print("| workload | Tessera | PySpark | PySpark / Tessera | plain Rust, 1 thread | Tessera / plain Rust |")
+    print("|---|---|---|---|---|---|")
+    for name, tessera, spark, plain in rows:
+        plain_cells = f"{plain:.3f} | {tessera / plain:.1f}" if plain else " | "
+        print(f"| {name} | {tessera:.3f} | {spark:.3f} | {spark / tessera:.1f}x | {plain_cells} |")
+
+
+if __name__ == "__main__":
+    main()

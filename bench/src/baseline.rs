@@ -1,0 +1,109 @@
+//! `tessera-baseline`: the physical baseline of the iterative benchmarks — a single-threaded,
+//! plain-Rust loop over data already in memory, with the same algorithm as the Tessera
+//! notebook and the PySpark script. Loading and parsing are not timed.
+//!
+//! ```sh
+//! tessera-baseline lr POINTS_FILE [ITERATIONS]        # logistic regression, 10 features
+//! tessera-baseline pagerank EDGES_FILE [ITERATIONS]   # Spark's classic PageRank
+//! ```
+//!
+//! Prints one line `RESULT {json}` with the time of each iteration (LR) or of all of them
+//! (PageRank), in seconds.
+
+use anyhow::{Context, bail};
+use std::collections::HashMap;
+use std::time::Instant;
+
+const D: usize = 10;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(what), Some(path)) = (args.get(1), args.get(2)) else {
+        bail!("usage: tessera-baseline lr|pagerank FILE [ITERATIONS]");
+    };
+    let iterations: usize = args.get(3).map(|n| n.parse()).transpose()?.unwrap_or(10);
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
+    match what.as_str() {
+        "lr" => logistic_regression(&text, iterations),
+        "pagerank" => pagerank(&text, iterations),
+        other => bail!("unknown workload {other}: lr or pagerank"),
+    }
+}
+
+fn logistic_regression(text: &str, iterations: usize) -> anyhow::Result<()> {
+    let points: Vec<(f64, [f64; D])> = text
+        .lines()
+        .map(|line| {
+            let mut values = line.split(' ').map(|v| v.parse::<f64>().unwrap_or(0.0));
+            let y = values.next().unwrap_or(0.0);
+            let mut x = [0.0; D];
+            for (slot, v) in x.iter_mut().zip(values) {
+                *slot = v;
+            }
+            (y, x)
+        })
+        .collect();
+    let mut w: Vec<f64> = (0..D).map(|i| (i as f64 / D as f64) - 0.5).collect();
+    let mut seconds = Vec::new();
+    for _ in 0..iterations {
+        let started = Instant::now();
+        let mut gradient = [0.0; D];
+        for (y, x) in &points {
+            let dot: f64 = x.iter().zip(&w).map(|(a, b)| a * b).sum();
+            let scale = (1.0 / (1.0 + (-y * dot).exp()) - 1.0) * y;
+            for (g, xi) in gradient.iter_mut().zip(x) {
+                *g += xi * scale;
+            }
+        }
+        for (wi, g) in w.iter_mut().zip(&gradient) {
+            *wi -= g;
+        }
+        seconds.push(started.elapsed().as_secs_f64());
+    }
+    println!(
+        "RESULT {{\"bench\":\"lr_baseline\",\"points\":{},\"iter_s\":{seconds:?},\"w0\":{}}}",
+        points.len(),
+        w[0]
+    );
+    Ok(())
+}
+
+fn pagerank(text: &str, iterations: usize) -> anyhow::Result<()> {
+    let mut links: HashMap<u64, Vec<u64>> = HashMap::new();
+    for line in text.lines() {
+        let mut ids = line
+            .split_whitespace()
+            .map(|v| v.parse::<u64>().unwrap_or(0));
+        if let (Some(src), Some(dst)) = (ids.next(), ids.next()) {
+            links.entry(src).or_default().push(dst);
+        }
+    }
+    for urls in links.values_mut() {
+        urls.sort_unstable();
+        urls.dedup();
+    }
+    let started = Instant::now();
+    let mut ranks: HashMap<u64, f64> = links.keys().map(|&k| (k, 1.0)).collect();
+    for _ in 0..iterations {
+        let mut sums: HashMap<u64, f64> = HashMap::with_capacity(ranks.len());
+        for (src, urls) in &links {
+            if let Some(rank) = ranks.get(src) {
+                let share = rank / urls.len() as f64;
+                for url in urls {
+                    *sums.entry(*url).or_default() += share;
+                }
+            }
+        }
+        ranks = sums
+            .into_iter()
+            .map(|(k, s)| (k, 0.15 + 0.85 * s))
+            .collect();
+    }
+    let total = started.elapsed().as_secs_f64();
+    let rank_sum: f64 = ranks.values().sum();
+    println!(
+        "RESULT {{\"bench\":\"pagerank_baseline\",\"total_s\":{total},\"n_ranked\":{},\"rank_sum\":{rank_sum}}}",
+        ranks.len()
+    );
+    Ok(())
+}
