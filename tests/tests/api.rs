@@ -134,3 +134,44 @@ sc.union(&[a, b, a]).zip_with_index().filter(|p: &(i64, u64)| p.1 % 5 == 0).coll
         run.job(2)
     );
 }
+
+#[test]
+fn coalesce_and_cartesian_match_local_references() {
+    let dir = Scratch::new("coalesce-cartesian");
+    let script = r#"
+let nums = sc.parallelize((1..=20).collect::<Vec<i64>>(), 5).cache();
+let fewer = nums.coalesce(2);
+(fewer.num_partitions(), fewer.glom().map(|p: Vec<i64>| p.len()).collect(), fewer.collect())
+// %%
+let letters = sc.parallelize(vec!['a', 'b', 'c'], 2);
+let pairs = nums.filter(|x: &i64| *x <= 2).cartesian(&letters);
+let mut all = pairs.collect();
+all.sort();
+(pairs.num_partitions(), all)
+"#;
+    let run = tessera_run(&dir.0, script, "local[2]", &[]);
+    run.expect_success();
+    let nums: Vec<i64> = (1..=20).collect();
+    // Partitions of 4 records; the first two go to one output partition, the other three to
+    // the other.
+    let coalesced = format!("{:?}", (2u32, vec![8usize, 12], nums));
+    let mut pairs = Vec::new();
+    for x in [1i64, 2] {
+        for c in ['a', 'b', 'c'] {
+            pairs.push((x, c));
+        }
+    }
+    let cartesian = format!("{:?}", (10u32, pairs));
+    assert_eq!(
+        run.lines(),
+        vec![coalesced, cartesian],
+        "stderr:\n{}",
+        run.stderr
+    );
+    // Coalescing read the cached partitions: no record was computed again.
+    assert!(
+        run.job(1).iter().all(|t| t.origin.starts_with("cached:")),
+        "{:?}",
+        run.job(1)
+    );
+}

@@ -6,9 +6,9 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::ops::{
     Action, ActionTable, Aggregate, Collect, CountByValue, Filter, FlatMap, Foreach,
-    ForeachPartition, Glom, KeyBy, Map, MapPartitions, OperatorTable, OrderedParams, RecordsSource,
-    Reduce, Sample, SampleParams, SaveAsText, SaveCheckpoint, Take, TakeOrdered, Transform,
-    WriterParams,
+    ForeachPartition, Glom, KeyBy, Map, MapPartitions, OperatorTable, OrderedParams, Product,
+    RecordsSource, Reduce, Sample, SampleParams, SaveAsText, SaveCheckpoint, Take, TakeOrdered,
+    Transform, WriterParams,
 };
 use crate::ship::ship;
 use serde::de::DeserializeOwned;
@@ -327,6 +327,43 @@ impl<T: Data> Rdd<T> {
     /// The records of this RDD followed by those of `other`: its partitions are theirs.
     pub fn union(&self, other: &Rdd<T>) -> Rdd<T> {
         self.ctx.union(&[*self, *other])
+    }
+
+    /// Partition `i` of the result is the listed (rdd, partition)s one after the other.
+    fn concatenated<U>(&self, inputs: Vec<Vec<(RddId, u32)>>, name: &str) -> Rdd<U> {
+        self.ctx.define(RddNode {
+            kind: RddKind::Concatenated { inputs },
+            num_partitions: 0, // the driver counts them
+            element_type: std::any::type_name::<U>().to_string(),
+            name: name.to_string(),
+        })
+    }
+
+    /// The same records in at most `partitions` partitions, each a run of neighbouring
+    /// partitions of this RDD: no shuffle, so it cannot add partitions (`repartition` can).
+    pub fn coalesce(&self, partitions: u32) -> Rdd<T> {
+        let current = self.num_partitions();
+        let n = partitions.clamp(1, current.max(1));
+        let groups = (0..n)
+            .map(|i| {
+                let (start, end) = (i * current / n, (i + 1) * current / n);
+                (start..end).map(|p| (self.id, p)).collect()
+            })
+            .collect();
+        self.concatenated(groups, "coalesce")
+    }
+
+    /// Every pair of a record of this RDD and one of `other`, one partition per pair of
+    /// partitions.
+    pub fn cartesian<U: Data>(&self, other: &Rdd<U>) -> Rdd<(T, U)> {
+        let left = self.map(|t: T| crate::Side::<T, U>::Left(t));
+        let right = other.map(|u: U| crate::Side::<T, U>::Right(u));
+        let (a, b) = (left.num_partitions(), right.num_partitions());
+        let pairs = (0..a)
+            .flat_map(|i| (0..b).map(move |j| vec![(left.id, i), (right.id, j)]))
+            .collect();
+        left.concatenated::<crate::Side<T, U>>(pairs, "cartesian")
+            .narrow::<Product<T, U>>((), Vec::new(), "cartesian")
     }
 
     /// Pairs each record with its index in the RDD's order: partition 0's first, then

@@ -90,6 +90,15 @@ impl Lineage {
                     partitioner = Some(p);
                 }
             }
+            RddKind::Concatenated { inputs } => {
+                for (parent, partition) in inputs.iter().flatten() {
+                    let entry = rdds.get(parent).ok_or_else(|| unknown(*parent))?;
+                    if *partition >= entry.node.num_partitions {
+                        return Err(no_partition(*parent, *partition));
+                    }
+                }
+                node.num_partitions = inputs.len() as u32;
+            }
             RddKind::PartitionwiseUnion { .. } | RddKind::Checkpoint { .. } => {
                 return Err("partitionwise unions and checkpoints are made by the driver".into());
             }
@@ -176,6 +185,9 @@ impl Lineage {
                 RddKind::Narrow { parent, .. } => pending.push(*parent),
                 RddKind::Union { parents } | RddKind::PartitionwiseUnion { parents } => {
                     pending.extend(parents)
+                }
+                RddKind::Concatenated { inputs } => {
+                    pending.extend(inputs.iter().flatten().map(|(parent, _)| *parent))
                 }
                 RddKind::Shuffled { .. } => shuffles.push(id),
                 RddKind::Parallelize { .. }
@@ -290,6 +302,14 @@ fn chain(rdds: &HashMap<RddId, RddEntry>, rdd: RddId, partition: u32) -> Result<
                     split,
                     decoder: decoder.clone(),
                 };
+            }
+            RddKind::Concatenated { inputs } => {
+                steps.push(step(None));
+                let chains = nth(inputs, id, part)?
+                    .iter()
+                    .map(|(parent, partition)| chain(rdds, *parent, *partition))
+                    .collect::<Result<_, _>>()?;
+                break TaskSource::Concat(chains);
             }
             RddKind::Checkpoint { files, decoder } => {
                 steps.push(step(None));

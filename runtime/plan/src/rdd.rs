@@ -76,6 +76,9 @@ pub enum RddKind<C> {
     /// partition `i` is the parents' partitions `i` one after the other, so the union keeps
     /// the partitioner and a join of co-partitioned RDDs moves nothing.
     PartitionwiseUnion { parents: Vec<RddId> },
+    /// Partition `i` is the listed (parent, partition)s one after the other: `coalesce` (a few
+    /// partitions of one parent each) and `cartesian` (a partition of each side).
+    Concatenated { inputs: Vec<Vec<(RddId, u32)>> },
     /// Partitions saved to files by `checkpoint` (one bincode `Vec<T>` each), which replace
     /// the RDD's lineage.
     Checkpoint {
@@ -124,6 +127,7 @@ impl<C> RddKind<C> {
             },
             RddKind::Union { parents } => RddKind::Union { parents },
             RddKind::PartitionwiseUnion { parents } => RddKind::PartitionwiseUnion { parents },
+            RddKind::Concatenated { inputs } => RddKind::Concatenated { inputs },
             RddKind::Checkpoint { files, decoder } => RddKind::Checkpoint {
                 files,
                 decoder: decoder.try_map(&mut f)?,

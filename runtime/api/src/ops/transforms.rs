@@ -268,3 +268,41 @@ impl SplitMix64 {
         k
     }
 }
+
+/// `cartesian`: a partition of each side arrives tagged; every pair of them goes out.
+pub(crate) struct Product<T, U> {
+    left: Vec<T>,
+    right: Vec<U>,
+}
+impl<T: Data, U: Data> Transform for Product<T, U> {
+    type In = crate::Side<T, U>;
+    type Out = (T, U);
+    type Func = ();
+    fn open(_: (), _: &[u8], _: u32) -> Result<Self, String> {
+        Ok(Product {
+            left: Vec::new(),
+            right: Vec::new(),
+        })
+    }
+    fn push(
+        &mut self,
+        batch: Vec<crate::Side<T, U>>,
+        _: &mut BatchOut<(T, U)>,
+    ) -> Result<(), Stop> {
+        for side in batch {
+            match side {
+                crate::Side::Left(t) => self.left.push(t),
+                crate::Side::Right(u) => self.right.push(u),
+            }
+        }
+        Ok(())
+    }
+    fn finish(&mut self, out: &mut BatchOut<(T, U)>) -> Result<(), Stop> {
+        for t in &self.left {
+            for u in &self.right {
+                out.push((t.clone(), u.clone()))?;
+            }
+        }
+        Ok(())
+    }
+}
