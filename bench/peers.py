@@ -18,6 +18,8 @@ import re
 import statistics
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,14 +50,48 @@ def run_spark(python, peers, script, args, workdir):
     return result_line(out.stdout)
 
 
-def run_tessera(bin_dir, master, notebook, data_file, workdir, extra_env=None):
-    env = dict(os.environ, TESSERA_EXAMPLE_INPUT=str(data_file), NO_COLOR="1", **(extra_env or {}))
-    out = subprocess.run([str(bin_dir / "tessera"), "--master", master, "--executor-memory-mb",
-                          "4096", "run", str(REPO / "notebooks" / notebook)],
-                         cwd=workdir, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise RuntimeError(f"{notebook} failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
-    return out.stdout
+def executors_rss(process):
+    """Resident bytes of the executor processes under `process`."""
+    import psutil
+    total = 0
+    try:
+        for child in psutil.Process(process.pid).children(recursive=True):
+            try:
+                if child.name() == "tessera-executor":
+                    total += child.memory_info().rss
+            except psutil.Error:
+                pass
+    except psutil.Error:
+        pass
+    return total
+
+
+def run_tessera(bin_dir, master, notebook, data_file, workdir, memory=None):
+    """Runs a notebook; returns its stdout. With `memory` (a dict), also samples the executors'
+    resident memory every 20 ms and records the first sample seen and the peak."""
+    env = dict(os.environ, TESSERA_EXAMPLE_INPUT=str(data_file), NO_COLOR="1")
+    process = subprocess.Popen([str(bin_dir / "tessera"), "--master", master,
+                                "--executor-memory-mb", "4096", "run",
+                                str(REPO / "notebooks" / notebook)],
+                               cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env)
+    sampler = None
+    if memory is not None:
+        def sample():
+            while process.poll() is None:
+                rss = executors_rss(process)
+                if rss:
+                    memory.setdefault("start", rss)
+                    memory["peak"] = max(memory.get("peak", 0), rss)
+                time.sleep(0.02)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+    stdout, stderr = process.communicate()
+    if sampler:
+        sampler.join()
+    if process.returncode != 0:
+        raise RuntimeError(f"{notebook} failed:\n{stdout[-2000:]}\n{stderr[-3000:]}")
+    return stdout
 
 
 def millis(output, pattern):
@@ -74,6 +110,10 @@ def main():
     peers = args.peers.resolve()
     bin_dir = args.bin_dir.resolve()
     python = venv_python(args.venv)
+    try:
+        import psutil  # noqa: F401  (samples the executors' memory)
+    except ImportError:
+        os.execv(str(python), [str(python), __file__, *sys.argv[1:]])
     args.data.mkdir(parents=True, exist_ok=True)
     workdir = CACHE / "peers" / "work"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -85,7 +125,7 @@ def main():
             subprocess.run([str(python), str(peers / "gen_data.py"), kind], check=True,
                            env=dict(os.environ, BENCH_DATA=str(args.data)))
 
-    rows = []
+    rows, notes = [], []
     if "wordcount" in wanted:
         data = args.data / files["wordcount"]
         spark = run_spark(python, peers, "wordcount_spark.py", [str(data)], workdir)
@@ -95,7 +135,8 @@ def main():
     if "lr" in wanted:
         data = args.data / files["lr"]
         spark = run_spark(python, peers, "lr_spark.py", [str(data), "10"], workdir)
-        out = run_tessera(bin_dir, args.master, "logistic_regression.rs", data, workdir)
+        memory = {}
+        out = run_tessera(bin_dir, args.master, "logistic_regression.rs", data, workdir, memory)
         iterations = millis(out, r"iteration \d+: ([\d.]+) ms")
         baseline = result_line(subprocess.run(
             [str(bin_dir / "tessera-baseline"), "lr", str(data), "10"],
@@ -104,6 +145,13 @@ def main():
         rows.append(("LR: later iteration (mean)", statistics.mean(iterations[1:]),
                      statistics.mean(spark["iter_s"][1:]), statistics.mean(baseline["iter_s"][1:])))
         rows.append(("LR: 10 iterations", sum(iterations), spark["total_s"], None))
+        points = sum(1 for _ in open(data))
+        raw = points * 10 * 8
+        grown = memory.get("peak", 0) - memory.get("start", 0)
+        notes.append(f"LR: executors' resident memory grew by {grown / 2**20:.0f} MiB at its peak "
+                     f"(from {memory.get('start', 0) / 2**20:.0f} MiB idle) while caching "
+                     f"{points} points, whose raw features are {raw / 2**20:.0f} MiB of f64: "
+                     f"{grown / raw:.2f}x.")
     if "pagerank" in wanted:
         data = args.data / files["pagerank"]
         spark = run_spark(python, peers, "pagerank_spark.py", [str(data), "10"], workdir)
@@ -121,6 +169,8 @@ def main():
     for name, tessera, spark, plain in rows:
         plain_cells = f"{plain:.3f} | {tessera / plain:.1f}" if plain else " | "
         print(f"| {name} | {tessera:.3f} | {spark:.3f} | {spark / tessera:.1f}x | {plain_cells} |")
+    for note in notes:
+        print(f"\n{note}")
 
 
 if __name__ == "__main__":

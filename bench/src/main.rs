@@ -104,12 +104,7 @@ fn main() -> anyhow::Result<()> {
     let to_prompt = median(startups.iter().map(|s| s.to_prompt).collect());
     let to_first_result = median(startups.iter().map(|s| s.to_first_result).collect());
 
-    let config = SessionConfig {
-        master: parse_master_url(&master)?,
-        executor_memory_mb: 1024,
-        task_metrics_log: None,
-        color: false,
-    };
+    let config = SessionConfig::new(parse_master_url(&master)?);
     let mut session = Session::start(config, Arc::new(|_, _| {}))?;
     run(
         &mut session,

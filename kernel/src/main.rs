@@ -24,10 +24,8 @@ fn main() -> anyhow::Result<()> {
             // A kernelspec has a fixed command line: the master comes from the environment.
             let master = std::env::var("TESSERA_MASTER").unwrap_or_else(|_| "local[*]".into());
             let config = tessera_session::SessionConfig {
-                master: tessera_session::parse_master_url(&master)?,
-                executor_memory_mb: 1024,
                 task_metrics_log: std::env::var_os("TESSERA_TASK_METRICS").map(Into::into),
-                color: false,
+                ..tessera_session::SessionConfig::new(tessera_session::parse_master_url(&master)?)
             };
             let backend = tessera_kernel::session_backend::SessionBackend::start(config)?;
             tessera_kernel::run_kernel(&connection_file, backend)?;

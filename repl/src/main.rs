@@ -21,6 +21,11 @@ struct Cli {
     /// Memory per executor for cached partitions, in MiB.
     #[arg(long, global = true, default_value_t = 1024)]
     executor_memory_mb: u64,
+    /// How long a task waits for a free slot where its data is (cached on an executor, then on
+    /// the host of its input file) before running elsewhere, in milliseconds; 0 disables
+    /// delay scheduling.
+    #[arg(long, global = true, default_value_t = tessera_session::DEFAULT_LOCALITY_WAIT.as_millis() as u64)]
+    locality_wait_ms: u64,
     /// Append each finished task's metrics (executor, pid, cached or computed) to FILE as JSON lines.
     #[arg(long, global = true)]
     task_metrics: Option<PathBuf>,
@@ -65,6 +70,7 @@ fn main() -> ExitCode {
     let config = SessionConfig {
         master: cli.master.clone(),
         executor_memory_mb: cli.executor_memory_mb,
+        locality_wait: std::time::Duration::from_millis(cli.locality_wait_ms),
         task_metrics_log: cli.task_metrics.clone(),
         color: std::io::IsTerminal::is_terminal(&std::io::stderr())
             && std::env::var_os("NO_COLOR").is_none(),

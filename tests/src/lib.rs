@@ -99,6 +99,8 @@ pub struct TaskLine {
     /// `result`, or `map:<shuffle>` for a shuffle's map task.
     pub stage: String,
     pub partition: u64,
+    /// `PROCESS_LOCAL`, `NODE_LOCAL` or `ANY`: how close to its data the task ran.
+    pub locality: String,
     pub executor: String,
     pub pid: u64,
     pub origin: String,
@@ -154,6 +156,7 @@ pub fn read_task_metrics(path: &Path) -> Vec<TaskLine> {
                 job: v["job"].as_u64().unwrap(),
                 stage: v["stage"].as_str().unwrap().to_string(),
                 partition: v["partition"].as_u64().unwrap(),
+                locality: v["locality"].as_str().unwrap().to_string(),
                 executor: v["executor"].as_str().unwrap().to_string(),
                 pid: v["pid"].as_u64().unwrap(),
                 origin: v["origin"].as_str().unwrap().to_string(),

@@ -67,6 +67,16 @@ fn cached_rdd_on_local_cluster_is_counted_from_executor_memory() {
         second.iter().all(|t| t.origin.starts_with("cached:")),
         "{second:?}"
     );
+    // Reading the file, every task ran on the file's host (all agents are on this one); on
+    // the cached RDD, each ran in the executor caching its partition.
+    assert!(
+        first.iter().all(|t| t.locality == "NODE_LOCAL"),
+        "{first:?}"
+    );
+    assert!(
+        second.iter().all(|t| t.locality == "PROCESS_LOCAL"),
+        "{second:?}"
+    );
 
     // Tasks ran in two executor processes, launched by two agents through offers.
     let pids: BTreeSet<u64> = run.tasks.iter().map(|t| t.pid).collect();

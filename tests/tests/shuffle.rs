@@ -263,3 +263,64 @@ let joined = placed.join(&halves);
     );
     assert!(job.iter().all(|t| t.shuffle_read == 0), "{job:?}");
 }
+
+#[test]
+fn a_custom_partitioner_places_keys_and_co_partitioned_joins_do_not_shuffle() {
+    let dir = Scratch::new("shuffle-custom-partitioner");
+    // Even keys in partition 0, odd keys in partition 1: a placement no hash gives.
+    let script = r#"
+#[derive(Serialize, Deserialize)]
+struct ByParity;
+impl CustomPartitioner<u64> for ByParity {
+    fn num_partitions(&self) -> u32 { 2 }
+    fn partition(&self, key: &u64) -> u32 { (key % 2) as u32 }
+}
+let pairs = sc.parallelize((1..=200u64).map(|x| (x % 7, x)).collect::<Vec<_>>(), 4);
+let placed = pairs.partition_by_custom(&ByParity).cache();
+placed.glom().map(|part: Vec<(u64, u64)>| { let mut keys: Vec<u64> = part.iter().map(|p| p.0).collect(); keys.sort(); keys.dedup(); keys }).collect()
+// %%
+let other = pairs.map_values(|v: u64| v % 3).partition_by_custom(&ByParity);
+let joined = placed.join(&other);
+(joined.partitioner() == placed.partitioner(), joined.count())
+// %%
+let mut sums = placed.reduce_by_key(|a: u64, b: u64| a + b).collect();
+sums.sort();
+sums
+// %%
+#[derive(Serialize, Deserialize)]
+struct Broken;
+impl CustomPartitioner<u64> for Broken {
+    fn num_partitions(&self) -> u32 { 2 }
+    fn partition(&self, key: &u64) -> u32 { *key as u32 }
+}
+pairs.partition_by_custom(&Broken).count()
+"#;
+    let run = tessera_run(&dir.0, script, CLUSTER, &[]);
+    let joined: usize = grouped().values().map(|v| v.len() * v.len()).sum();
+    let sums: Vec<(u64, u64)> = grouped()
+        .iter()
+        .map(|(k, v)| (*k, v.iter().sum()))
+        .collect();
+    assert_eq!(
+        run.lines(),
+        vec![
+            "[[0, 2, 4, 6], [1, 3, 5]]".to_string(),
+            format!("(true, {joined})"),
+            format!("{sums:?}"),
+        ],
+        "stderr:\n{}",
+        run.stderr
+    );
+    // The join (job 1) shuffled only `other` (4 map tasks), never `placed`, which it read
+    // from the cache; the reduce_by_key (job 2) shuffled nothing.
+    assert_eq!(run.map_tasks(1).len(), 4, "{:?}", run.job(1));
+    assert!(run.map_tasks(2).is_empty(), "{:?}", run.job(2));
+    // A partitioner that returns a partition it does not have fails the job and says why.
+    assert!(!run.success);
+    assert!(
+        run.stderr.contains("placed a key in partition")
+            && run.stderr.contains("below `num_partitions()`"),
+        "stderr:\n{}",
+        run.stderr
+    );
+}

@@ -64,3 +64,34 @@ fn memory_only_ser_keeps_what_fits_serialized() {
     // Serialized (bincode), a partition is 400 KB too: two fit.
     assert_eq!(from_cache(&run, 1), 2, "{:?}", run.job(1));
 }
+
+#[test]
+fn shuffle_output_past_the_executor_memory_goes_to_disk_and_is_read_back() {
+    let dir = Scratch::new("storage-shuffle");
+    // 200,000 pairs grouped without map-side combining: megabytes of shuffle output on each of
+    // two executors that keep a quarter of 1 MiB of it in memory.
+    let script = r#"
+let grouped = sc.parallelize((0..200_000u64).collect::<Vec<u64>>(), 4).map(|x: u64| (x % 50_000, x)).group_by_key();
+grouped.count()
+// %%
+grouped.map(|p: (u64, Vec<u64>)| p.1.iter().sum::<u64>()).reduce(|a: u64, b: u64| a + b)
+"#;
+    let run = tessera_run(
+        &dir.0,
+        script,
+        "local-cluster[2,1,512]",
+        &["--executor-memory-mb", "1"],
+    );
+    run.expect_success();
+    assert_eq!(
+        run.lines(),
+        vec!["50000".to_string(), (199_999u64 * 200_000 / 2).to_string()],
+        "stderr:\n{}",
+        run.stderr
+    );
+    // The second job read the first one's shuffle output again (from disk) without rerunning
+    // its map stage.
+    assert_eq!(run.map_tasks(0).len(), 4);
+    assert!(run.map_tasks(1).is_empty(), "{:?}", run.job(1));
+    assert!(run.job(1).iter().all(|t| t.shuffle_read > 0), "{:?}", run.job(1));
+}

@@ -24,6 +24,7 @@ mod hash;
 mod numeric_rdd;
 mod ops;
 mod pair_rdd;
+mod partitioner;
 mod rdd;
 mod shared;
 mod ship;
@@ -33,6 +34,7 @@ mod stats;
 pub use context::Context;
 pub use error::{Error, install_panic_hook};
 pub use hash::hash_partition;
+pub use partitioner::CustomPartitioner;
 pub use rdd::Rdd;
 pub use shared::{Accumulable, Accumulator, Broadcast};
 pub use ship::Capturable;
@@ -51,7 +53,8 @@ impl<T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + '
 /// `use tessera::prelude::*;` brings what a session needs.
 pub mod prelude {
     pub use crate::{
-        Accumulator, Broadcast, Context, Data, Key, Partitioner, Rdd, StorageLevel, capture,
+        Accumulator, Broadcast, Context, CustomPartitioner, Data, Key, Partitioner, Rdd,
+        StorageLevel, capture,
     };
     pub use serde::{Deserialize, Serialize};
 }

@@ -232,7 +232,7 @@ mod tests {
                 "the decoder lives in the closure's library"
             );
             // SAFETY: `code` was located from an `EnvDecoder` of this process.
-            let base = Env::<()>::decode_into as usize - here.offset as usize;
+            let base = Env::<()>::decode_into as *const () as usize - here.offset as usize;
             unsafe { std::mem::transmute::<usize, EnvDecoder>(base + code.offset as usize) }
         });
         let mut error = String::new();

@@ -6,10 +6,11 @@
 use crate::Data;
 use crate::error::Error;
 use crate::ops::{
-    ByHash, ByRange, CombineLocally, CombineWriter, FoldValues, GroupValues, MapCombine,
+    ByCustom, ByHash, ByRange, CombineLocally, CombineWriter, FoldValues, GroupValues, MapCombine,
     MergeCombiners, PairWriter, ReduceValues, RoundRobinWriter, SampleKeys, SortByKey,
     WriterParams,
 };
+use crate::partitioner::CustomPartitioner;
 use crate::rdd::{Rdd, encode_params, transform_operator};
 use serde::{Deserialize, Serialize};
 use std::hash::Hash;
@@ -29,6 +30,35 @@ const SAMPLES_PER_PARTITION: u64 = 60;
 pub enum Side<V, W> {
     Left(V),
     Right(W),
+}
+
+/// Shuffles place keys by hash unless they are the typed `partition_by_custom`: the code of a
+/// custom partitioner is only known where its type is.
+fn must_hash(partitioner: &Partitioner, operation: &str) {
+    if !matches!(partitioner, Partitioner::Hash { .. }) {
+        Error::new(format!(
+            "{operation} shuffles by a hash partitioner (Partitioner::hash(n)), not by {partitioner:?}; \
+             to place keys by a partitioner of your own, call partition_by_custom(&p) first: \
+             {operation} then keeps that placement without a shuffle"
+        ))
+        .raise()
+    }
+}
+
+/// The output partitioner of a cogroup (and so of the joins): the inputs' own when they share
+/// it, else one input's hash partitioner (as Spark's `defaultPartitioner`), else a new hash
+/// partitioner. A custom partitioner is kept only when both inputs already have it, since
+/// reshuffling the other input by it would need its type.
+fn cogroup_partitioner(
+    left: Option<Partitioner>,
+    right: Option<Partitioner>,
+    partitions: u32,
+) -> Partitioner {
+    match (left, right) {
+        (Some(l), Some(r)) if l == r && l.places_keys() => l,
+        (Some(p @ Partitioner::Hash { .. }), _) | (_, Some(p @ Partitioner::Hash { .. })) => p,
+        _ => Partitioner::hash(partitions),
+    }
 }
 
 impl<T: Data> Rdd<T> {
@@ -94,6 +124,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             let params = encode_params(&WriterParams { partitioner, zero });
             return self.narrow_keeping::<CombineLocally<K, V, M>>(func, params, true, name);
         }
+        must_hash(&partitioner, name);
         let merge = transform_operator::<MergeCombiners<K, M::C, F>>(merge, Vec::new())
             .unwrap_or_else(|e| e.raise());
         self.shuffle::<CombineWriter<K, V, M, ByHash>, (K, M::C), (K, M::C)>(
@@ -182,6 +213,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         if self.partitioner().as_ref() == Some(&partitioner) {
             return self.narrow_keeping::<GroupValues<K, V>>(&(), Vec::new(), true, "group_by_key");
         }
+        must_hash(&partitioner, "group_by_key");
         let merge =
             transform_operator::<GroupValues<K, V>>(&(), Vec::new()).unwrap_or_else(|e| e.raise());
         self.shuffle::<PairWriter<K, V, ByHash>, (K, V), (K, Vec<V>)>(
@@ -198,12 +230,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         if self.partitioner().as_ref() == Some(&partitioner) {
             return *self;
         }
-        if !matches!(partitioner, Partitioner::Hash { .. }) {
-            Error::new(format!(
-                "partition_by takes a hash partitioner (Partitioner::hash(n)), not {partitioner:?}"
-            ))
-            .raise()
-        }
+        must_hash(&partitioner, "partition_by");
         self.shuffle::<PairWriter<K, V, ByHash>, (K, V), (K, V)>(
             partitioner,
             &(),
@@ -213,15 +240,32 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         )
     }
 
+    /// The same pairs, placed by a partitioner of the user's own (see [`CustomPartitioner`]);
+    /// nothing moves if they already are. The result keeps that partitioner, so `*_by_key`
+    /// operations and joins with RDDs placed by an equal value of it run without a shuffle.
+    pub fn partition_by_custom<P: CustomPartitioner<K>>(&self, partitioner: &P) -> Rdd<(K, V)> {
+        let described = crate::partitioner::describe(partitioner);
+        if self.partitioner().as_ref() == Some(&described) {
+            return *self;
+        }
+        self.shuffle::<PairWriter<K, V, ByCustom<P>>, (K, V), (K, V)>(
+            described,
+            &(),
+            Vec::new(),
+            None,
+            "partition_by_custom",
+        )
+    }
+
     /// The pairs of both RDDs grouped by key: for each key, its values in this RDD and in
     /// `other`. Co-partitioned inputs are not shuffled again when they already share the
     /// output's partitioner.
     pub fn cogroup<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Vec<V>, Vec<W>))> {
-        let partitioner = match (self.partitioner(), other.partitioner()) {
-            (Some(p), _) if p.places_keys() => p,
-            (_, Some(p)) if p.places_keys() => p,
-            _ => Partitioner::hash(self.num_partitions().max(other.num_partitions())),
-        };
+        let partitioner = cogroup_partitioner(
+            self.partitioner(),
+            other.partitioner(),
+            self.num_partitions().max(other.num_partitions()),
+        );
         let left = self.map_values(|v: V| Side::<V, W>::Left(v));
         let right = other.map_values(|w: W| Side::<V, W>::Right(w));
         left.union(&right)

@@ -181,7 +181,10 @@ impl OfferHandler {
 
     async fn consider(&self, offer: Offer) {
         let cpus = offer.resources.cpus.floor();
-        let mem_mb = offer.resources.mem_mb.min(self.memory_mb);
+        // The executor caches up to `memory_mb`, and reserves at least what a process needs
+        // even when asked to cache less.
+        let cache_mb = offer.resources.mem_mb.min(self.memory_mb);
+        let mem_mb = offer.resources.mem_mb.min(self.memory_mb.max(MIN_EXECUTOR_MEM_MB));
         let wanted = cpus >= 1.0
             && mem_mb >= MIN_EXECUTOR_MEM_MB
             && self
@@ -201,7 +204,7 @@ impl OfferHandler {
             &self.driver_address,
             &executor_id,
             cpus as u32,
-            mem_mb,
+            cache_mb,
             &self.secret,
         );
         let launch = ExecutorLaunch {

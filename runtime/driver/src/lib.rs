@@ -12,6 +12,7 @@ mod executors;
 mod jobs;
 mod launcher;
 mod lineage;
+mod locality;
 mod map_outputs;
 mod scheduler;
 mod shared_values;
@@ -19,6 +20,7 @@ mod text_splits;
 
 pub use artifacts::toolchain_libstd;
 pub use jobs::{JobInfo, JobState, Progress};
+pub use scheduler::DEFAULT_LOCALITY_WAIT;
 pub use tessera_framework::{MasterUrl, parse_master_url};
 
 use anyhow::Context as _;
@@ -38,6 +40,8 @@ pub struct DriverConfig {
     /// Logs and scratch files of this session.
     pub work_dir: PathBuf,
     pub executor_memory_mb: u64,
+    /// How long a task waits for a slot at each locality level before trying the next.
+    pub locality_wait: std::time::Duration,
     /// Append every finished task's metrics here, one JSON object a line.
     pub task_metrics_log: Option<PathBuf>,
 }
@@ -53,6 +57,9 @@ pub(crate) struct DriverState {
     pub jobs: jobs::JobTracker,
     pub token: u64,
     pub work_dir: PathBuf,
+    /// This host, where the session found the files it reads.
+    pub host: String,
+    pub locality_wait: std::time::Duration,
     task_ids: AtomicU64,
     /// Why the running cell panicked, if it did; taken by the session after each cell.
     pub cell_panic: Mutex<Option<String>>,
@@ -66,7 +73,14 @@ impl DriverState {
 
     /// Counts a finished task in its job, and logs its metrics if asked to. `stage` is
     /// `result`, or `map:<shuffle>` for a shuffle's map task.
-    pub fn record_metrics(&self, job_id: u64, stage: &str, partition: u32, metrics: TaskMetrics) {
+    pub fn record_metrics(
+        &self,
+        job_id: u64,
+        stage: &str,
+        partition: u32,
+        locality: locality::Locality,
+        metrics: TaskMetrics,
+    ) {
         if let Some(log) = &self.task_metrics_log {
             use std::io::Write;
             let origin = match &metrics.origin {
@@ -75,7 +89,7 @@ impl DriverState {
             };
             let _ = writeln!(
                 log.lock(),
-                r#"{{"job":{job_id},"stage":"{stage}","partition":{partition},"executor":"{}","pid":{},"origin":"{origin}","records":{},"micros":{},"shuffle_read":{},"shuffle_written":{}}}"#,
+                r#"{{"job":{job_id},"stage":"{stage}","partition":{partition},"locality":"{locality}","executor":"{}","pid":{},"origin":"{origin}","records":{},"micros":{},"shuffle_read":{},"shuffle_written":{}}}"#,
                 metrics.executor_id,
                 metrics.executor_pid,
                 metrics.records,
@@ -189,6 +203,8 @@ impl Driver {
             jobs: Default::default(),
             token: random_u64(),
             work_dir: config.work_dir.clone(),
+            host: tessera_wire::hostname(),
+            locality_wait: config.locality_wait,
             task_ids: AtomicU64::new(0),
             cell_panic: Mutex::new(None),
             task_metrics_log,

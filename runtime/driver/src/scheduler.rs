@@ -1,12 +1,13 @@
 //! Runs jobs: the shuffles a job reads first (see [`dag`]), then one task per partition, each
-//! placed on an executor that already holds the partition's cached data when there is one
-//! (waiting up to the locality wait for it, as Spark's delay scheduling does), and retried on
+//! placed as close to its data as a free slot allows (see [`locality`]: the executor caching
+//! the partition, then one on the host holding its input file, then any), and retried on
 //! another attempt when it fails.
 
 use crate::DriverState;
 use crate::dag;
 use crate::executors::ExecutorHandle;
 use crate::jobs::JobState;
+use crate::locality::{Locality, Preferences};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_plan::{PipelineStep, RddId, TaskAction, TaskOutcome, TaskSource, TaskSpec};
@@ -15,8 +16,8 @@ use tokio::sync::OwnedSemaphorePermit;
 
 /// Attempts per task before the job fails, as in Spark (`spark.task.maxFailures`).
 pub const MAX_TASK_ATTEMPTS: u32 = 4;
-/// How long a task waits for the executor that caches its data before running anywhere.
-pub const LOCALITY_WAIT: Duration = Duration::from_secs(3);
+/// How long a task waits at each locality level by default, as Spark's `spark.locality.wait`.
+pub const DEFAULT_LOCALITY_WAIT: Duration = Duration::from_secs(3);
 /// How long a job waits for its first executor.
 pub const EXECUTOR_WAIT: Duration = Duration::from_secs(120);
 
@@ -105,13 +106,20 @@ pub async fn run_task(
     // Executors caching a step of the task's own chain get no source; those caching a step of
     // a concatenated chain get the sources of the other chains.
     let holding_chain = preferred_executors(state, &pipeline.steps, None);
-    let preferred = preferred_executors(state, &pipeline.steps, Some(&pipeline.source));
+    let preferences = Preferences {
+        executors: preferred_executors(state, &pipeline.steps, Some(&pipeline.source)),
+        hosts: if reads_files(&pipeline.source) {
+            vec![state.host.clone()]
+        } else {
+            Vec::new()
+        },
+    };
     let mut failures = Vec::new();
     let mut attempt = 0;
     let mut fetch_failures = 0;
     let mut ship_source = false;
     while attempt < MAX_TASK_ATTEMPTS {
-        let (executor, slot) = acquire_executor(state, &preferred, partition).await?;
+        let (executor, slot, locality) = acquire_executor(state, &preferences, partition).await?;
         let cached_there = !ship_source && holding_chain.contains(&executor.id);
         let mut source = (!cached_there).then(|| {
             let mut source = pipeline.source.clone();
@@ -157,7 +165,7 @@ pub async fn run_task(
                         TaskAction::ShuffleWrite { shuffle, .. } => format!("map:{shuffle}"),
                         TaskAction::Count | TaskAction::Run(_) => "result".to_string(),
                     };
-                    state.record_metrics(job_id, &stage, partition, metrics);
+                    state.record_metrics(job_id, &stage, partition, locality, metrics);
                     return Ok(TaskDone {
                         executor_id: executor.id,
                         result,
@@ -279,15 +287,27 @@ fn preferred_executors(
     }
 }
 
-/// Waits for a free task slot, on a preferred executor while the locality wait lasts.
+/// Whether the task reads files (text splits, checkpoints) that are on the session's host.
+fn reads_files(source: &TaskSource) -> bool {
+    match source {
+        TaskSource::TextSplit { .. } | TaskSource::SavedPartition { .. } => true,
+        TaskSource::Concat(chains) => chains
+            .iter()
+            .any(|chain| chain.source.as_ref().is_some_and(reads_files)),
+        TaskSource::Records { .. } | TaskSource::ShuffleRead { .. } => false,
+    }
+}
+
+/// Waits for a free task slot at the most local level the delay allows by now, taking the
+/// most local free slot within it.
 async fn acquire_executor(
     state: &DriverState,
-    preferred: &[String],
+    preferences: &Preferences,
     partition: u32,
-) -> Result<(ExecutorHandle, OwnedSemaphorePermit), String> {
+) -> Result<(ExecutorHandle, OwnedSemaphorePermit, Locality), String> {
     let started = Instant::now();
     loop {
-        let executors = state.executors.list();
+        let mut executors = state.executors.list();
         if executors.is_empty() {
             if started.elapsed() > EXECUTOR_WAIT {
                 return Err(format!(
@@ -304,22 +324,18 @@ async fn acquire_executor(
             .await;
             continue;
         }
-        let mut preferred_alive = false;
-        for id in preferred {
-            if let Some(executor) = state.executors.get(id) {
-                preferred_alive = true;
-                if let Ok(slot) = executor.slots.clone().try_acquire_owned() {
-                    return Ok((executor, slot));
-                }
+        let allowed = preferences.allowed(&executors, started.elapsed(), state.locality_wait);
+        // Partitions start at different executors, so that tasks without a preference spread.
+        let n = executors.len();
+        executors.rotate_left(partition as usize % n);
+        executors.sort_by_key(|e| preferences.level_of(e));
+        for executor in executors {
+            let level = preferences.level_of(&executor);
+            if level > allowed {
+                break;
             }
-        }
-        if !preferred_alive || started.elapsed() >= LOCALITY_WAIT {
-            let n = executors.len();
-            for i in 0..n {
-                let executor = &executors[(partition as usize + i) % n];
-                if let Ok(slot) = executor.slots.clone().try_acquire_owned() {
-                    return Ok((executor.clone(), slot));
-                }
+            if let Ok(slot) = executor.slots.clone().try_acquire_owned() {
+                return Ok((executor, slot, level));
             }
         }
         tokio::time::sleep(Duration::from_millis(2)).await;

@@ -33,7 +33,12 @@ struct Args {
     /// Memory for cached partitions, in MiB.
     #[arg(long, default_value_t = 1024)]
     memory_mb: u64,
-    /// Where fetched libraries are kept (default: a new temporary directory).
+    /// Memory for shuffle output this executor wrote, in MiB, before the oldest goes to disk
+    /// (default: a quarter of --memory-mb).
+    #[arg(long)]
+    shuffle_memory_mb: Option<u64>,
+    /// Where fetched libraries, spilled blocks and shuffle files are kept (default: a new
+    /// temporary directory, removed when the executor ends).
     #[arg(long)]
     work_dir: Option<std::path::PathBuf>,
     /// Address to listen on.
@@ -55,14 +60,22 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(serve(args, secret))
+    let (work_dir, owned) = match &args.work_dir {
+        Some(dir) => (dir.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("tessera-executor-{}", std::process::id())),
+            true,
+        ),
+    };
+    let served = runtime.block_on(serve(args, secret, &work_dir));
+    // Spilled blocks and shuffle files are worth nothing once the executor is gone.
+    if owned {
+        let _ = std::fs::remove_dir_all(&work_dir);
+    }
+    served
 }
 
-async fn serve(args: Args, secret: String) -> anyhow::Result<()> {
-    let work_dir = match &args.work_dir {
-        Some(dir) => dir.clone(),
-        None => std::env::temp_dir().join(format!("tessera-executor-{}", std::process::id())),
-    };
+async fn serve(args: Args, secret: String, work_dir: &std::path::Path) -> anyhow::Result<()> {
     let artifacts_dir = work_dir.join("artifacts");
     std::fs::create_dir_all(&artifacts_dir)
         .with_context(|| format!("cannot create {}", artifacts_dir.display()))?;
@@ -86,7 +99,10 @@ async fn serve(args: Args, secret: String) -> anyhow::Result<()> {
             args.memory_mb << 20,
             work_dir.join("blocks"),
         )),
-        shuffles: Arc::new(shuffle_store::ShuffleStore::default()),
+        shuffles: Arc::new(shuffle_store::ShuffleStore::new(
+            args.shuffle_memory_mb.unwrap_or(args.memory_mb / 4) << 20,
+            work_dir.join("shuffle"),
+        )),
         peers: Arc::new(shuffle_fetch::Peers::new(secret.clone())),
         broadcasts: Arc::new(task_host::Broadcasts::new(
             driver.clone(),
@@ -104,7 +120,14 @@ async fn serve(args: Args, secret: String) -> anyhow::Result<()> {
             RequireSecret(secret),
         ))
         .serve_with_incoming_shutdown(tessera_wire::incoming(listener), async move {
-            shutdown.notified().await
+            // The driver asks, or the agent (or the local launcher) terminates this process.
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                _ = shutdown.notified() => {}
+                _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
+            }
         });
     let server = tokio::spawn(server);
 
@@ -116,7 +139,7 @@ async fn serve(args: Args, secret: String) -> anyhow::Result<()> {
             cores: args.cores,
             memory_bytes: args.memory_mb << 20,
             pid: std::process::id(),
-            host: hostname(),
+            host: tessera_wire::hostname(),
         })
         .await
         .with_context(|| format!("the driver at {} refused this executor", args.driver))?
@@ -130,10 +153,4 @@ async fn serve(args: Args, secret: String) -> anyhow::Result<()> {
         Ok(()) => Ok(()),
         Err(e) => bail!("executor service failed: {e}"),
     }
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
 }

@@ -635,7 +635,7 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
         let buckets: Vec<Vec<u8>> = bincode::deserialize(&result)
             .map_err(|e| format!("cannot decode the buckets of a shuffle map task: {e}"))?;
         shuffle_written = buckets.iter().map(|b| b.len() as u64).sum();
-        env.shuffles.put(*shuffle, task.partition, buckets);
+        env.shuffles.put(*shuffle, task.partition, buckets)?;
         result = Vec::new();
     }
     Ok(Some(Ran {

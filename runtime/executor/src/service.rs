@@ -4,7 +4,7 @@ use crate::artifacts::Artifacts;
 use crate::blocks::BlockManager;
 use crate::pipeline::{TaskEnv, libraries, run_task};
 use crate::shuffle_fetch::{self, Peers};
-use crate::shuffle_store::ShuffleStore;
+use crate::shuffle_store::{Bucket, ShuffleStore};
 use crate::task_host::{Broadcasts, TaskHost};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -141,12 +141,12 @@ impl Executor for ExecutorService {
             .map(|&map_partition| {
                 self.shuffles
                     .bucket(r.shuffle, map_partition, r.reduce_partition)
-                    .map(|bucket| bucket.bytes().to_vec())
-                    .ok_or_else(|| {
-                        Status::not_found(format!(
-                            "executor {} holds no output of map partition {map_partition} of shuffle {}",
-                            self.executor_id, r.shuffle
-                        ))
+                    .map(|bucket| match bucket {
+                        Bucket::Owned(bytes) => bytes,
+                        local => local.bytes().to_vec(),
+                    })
+                    .map_err(|e| {
+                        Status::not_found(format!("executor {} holds {e}", self.executor_id))
                     })
             })
             .collect::<Result<_, _>>()?;

@@ -61,11 +61,9 @@ pub async fn fetch(
         };
         if location.executor_id == executor_id {
             for &map_partition in &location.map_partitions {
-                let bucket = store.bucket(shuffle, map_partition, partition).ok_or_else(|| {
-                    failure(format!(
-                        "this executor no longer holds the output of map partition {map_partition}"
-                    ))
-                })?;
+                let bucket = store
+                    .bucket(shuffle, map_partition, partition)
+                    .map_err(|e| failure(format!("this executor lost a map output: {e}")))?;
                 buckets.push((map_partition, bucket));
             }
             continue;
@@ -92,7 +90,7 @@ pub async fn fetch(
                 .map_partitions
                 .iter()
                 .copied()
-                .zip(reply.buckets.into_iter().map(Bucket::Fetched)),
+                .zip(reply.buckets.into_iter().map(Bucket::Owned)),
         );
     }
     // Map partition order makes a reducer's input, and so its output, the same on every run.

@@ -1,44 +1,224 @@
 //! Map outputs this executor wrote: for each (shuffle, map partition), one encoded bucket per
-//! reduce partition, kept in memory until the session ends, for reducers to fetch.
+//! reduce partition, kept for reducers to fetch until the executor ends. Outputs stay in memory
+//! while they fit in the store's budget; past it, a map output is written to one file in the
+//! executor's shuffle directory (its buckets back to back, with their offsets kept here, as
+//! Spark's sort shuffle writes a data file and an index), and buckets are read from there.
 
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 use tessera_plan::ShuffleId;
 
-/// One map task's buckets, indexed by reduce partition.
+/// One map task's buckets in memory, indexed by reduce partition.
 pub type MapOutput = Arc<Vec<Vec<u8>>>;
 
-#[derive(Default)]
-pub struct ShuffleStore {
-    outputs: Mutex<HashMap<(ShuffleId, u32), MapOutput>>,
+/// Where one map output is kept.
+enum Stored {
+    Memory(MapOutput),
+    /// `offsets[r]..offsets[r + 1]` is bucket `r` of the file.
+    Disk {
+        path: PathBuf,
+        offsets: Vec<u64>,
+    },
 }
 
-/// A bucket a reducer reads: part of a map output held here, or bytes fetched from a peer.
+pub struct ShuffleStore {
+    outputs: Mutex<Outputs>,
+    /// Bytes of map output kept in memory before outputs go to disk.
+    memory_limit: u64,
+    dir: PathBuf,
+}
+
+#[derive(Default)]
+struct Outputs {
+    /// Ordered by shuffle id, so the oldest shuffles come first.
+    by_map: BTreeMap<(ShuffleId, u32), Stored>,
+    memory_used: u64,
+}
+
+/// A bucket a reducer reads: part of a map output held in memory here, or bytes read from this
+/// executor's disk or fetched from a peer.
 pub enum Bucket {
     Local(MapOutput, usize),
-    Fetched(Vec<u8>),
+    Owned(Vec<u8>),
 }
 
 impl Bucket {
     pub fn bytes(&self) -> &[u8] {
         match self {
             Bucket::Local(output, reduce) => &output[*reduce],
-            Bucket::Fetched(bytes) => bytes,
+            Bucket::Owned(bytes) => bytes,
         }
     }
 }
 
+fn memory_size(buckets: &[Vec<u8>]) -> u64 {
+    buckets.iter().map(|b| b.len() as u64).sum()
+}
+
 impl ShuffleStore {
-    pub fn put(&self, shuffle: ShuffleId, map_partition: u32, buckets: Vec<Vec<u8>>) {
-        self.outputs
-            .lock()
-            .insert((shuffle, map_partition), Arc::new(buckets));
+    pub fn new(memory_limit: u64, dir: PathBuf) -> ShuffleStore {
+        ShuffleStore {
+            outputs: Mutex::default(),
+            memory_limit,
+            dir,
+        }
+    }
+
+    /// Keeps the buckets of `map_partition` in memory; when that takes the store past its
+    /// budget, the outputs of the oldest shuffles go to disk first (an iterative job reads the
+    /// shuffle it just wrote, rarely one of many iterations ago). A task that ran again
+    /// replaces its earlier output.
+    pub fn put(
+        &self,
+        shuffle: ShuffleId,
+        map_partition: u32,
+        buckets: Vec<Vec<u8>>,
+    ) -> Result<(), String> {
+        let mut outputs = self.outputs.lock();
+        let Outputs {
+            by_map,
+            memory_used,
+        } = &mut *outputs;
+        *memory_used += memory_size(&buckets);
+        if let Some(Stored::Memory(old)) =
+            by_map.insert((shuffle, map_partition), Stored::Memory(Arc::new(buckets)))
+        {
+            *memory_used -= memory_size(&old);
+        }
+        while *memory_used > self.memory_limit {
+            let Some((&key, output)) = by_map.iter().find_map(|(key, stored)| match stored {
+                Stored::Memory(output) => Some((key, output.clone())),
+                Stored::Disk { .. } => None,
+            }) else {
+                break;
+            };
+            let on_disk = self.write_file(key.0, key.1, &output)?;
+            *memory_used -= memory_size(&output);
+            by_map.insert(key, on_disk);
+        }
+        Ok(())
+    }
+
+    fn write_file(
+        &self,
+        shuffle: ShuffleId,
+        map_partition: u32,
+        buckets: &[Vec<u8>],
+    ) -> Result<Stored, String> {
+        let path = self
+            .dir
+            .join(format!("shuffle-{shuffle}-map-{map_partition}.data"));
+        let write = || {
+            std::fs::create_dir_all(&self.dir)?;
+            let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
+            let mut offsets = vec![0u64];
+            for bucket in buckets {
+                file.write_all(bucket)?;
+                offsets.push(offsets.last().unwrap() + bucket.len() as u64);
+            }
+            file.flush()?;
+            Ok::<_, std::io::Error>(offsets)
+        };
+        let offsets = write().map_err(|e| {
+            format!(
+                "cannot write shuffle output to {} ({e}); free disk space there, or give \
+                 executors more memory",
+                path.display()
+            )
+        })?;
+        tracing::debug!(shuffle, map_partition, path = %path.display(), "map output spilled to disk");
+        Ok(Stored::Disk { path, offsets })
     }
 
     /// Bucket `reduce` of the output of `map_partition`, if this executor holds it.
-    pub fn bucket(&self, shuffle: ShuffleId, map_partition: u32, reduce: u32) -> Option<Bucket> {
-        let output = self.outputs.lock().get(&(shuffle, map_partition))?.clone();
-        (reduce < output.len() as u32).then(|| Bucket::Local(output, reduce as usize))
+    pub fn bucket(
+        &self,
+        shuffle: ShuffleId,
+        map_partition: u32,
+        reduce: u32,
+    ) -> Result<Bucket, String> {
+        let missing = || format!("no output of map partition {map_partition} of shuffle {shuffle}");
+        let (path, start, end) = match self.outputs.lock().by_map.get(&(shuffle, map_partition)) {
+            None => return Err(missing()),
+            Some(Stored::Memory(output)) => {
+                return (reduce < output.len() as u32)
+                    .then(|| Bucket::Local(output.clone(), reduce as usize))
+                    .ok_or_else(missing);
+            }
+            Some(Stored::Disk { path, offsets }) => match offsets.get(reduce as usize..) {
+                Some([start, end, ..]) => (path.clone(), *start, *end),
+                _ => return Err(missing()),
+            },
+        };
+        let read = || {
+            let mut file = std::fs::File::open(&path)?;
+            file.seek(SeekFrom::Start(start))?;
+            let mut bytes = vec![0; (end - start) as usize];
+            file.read_exact(&mut bytes)?;
+            Ok::<_, std::io::Error>(bytes)
+        };
+        read()
+            .map(Bucket::Owned)
+            .map_err(|e| format!("cannot read shuffle output {}: {e}", path.display()))
+    }
+
+    /// Bytes of map output held in memory and on disk.
+    #[cfg(test)]
+    fn usage(&self) -> (u64, u64) {
+        let outputs = self.outputs.lock();
+        let on_disk = outputs
+            .by_map
+            .values()
+            .map(|stored| match stored {
+                Stored::Disk { offsets, .. } => *offsets.last().unwrap(),
+                Stored::Memory(_) => 0,
+            })
+            .sum();
+        (outputs.memory_used, on_disk)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn buckets(map: u8) -> Vec<Vec<u8>> {
+        (0..3u8).map(|r| vec![map * 10 + r; 100]).collect()
+    }
+
+    #[test]
+    fn the_oldest_outputs_go_to_disk_past_the_budget_and_read_back_the_same() {
+        let dir =
+            std::env::temp_dir().join(format!("tessera-shuffle-store-{}", std::process::id()));
+        let store = ShuffleStore::new(700, dir.clone());
+        for map in 0..4 {
+            store
+                .put(7 + map as u64 / 2, map, buckets(map as u8))
+                .unwrap();
+        }
+        // Outputs of 300 bytes each, 700 in memory at most: the two of the older shuffle (7)
+        // were written to disk, the newer shuffle's stay in memory.
+        assert_eq!(store.usage(), (600, 600));
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(files, ["shuffle-7-map-0.data", "shuffle-7-map-1.data"]);
+        for map in 0..4 {
+            for reduce in 0..3 {
+                let bucket = store.bucket(7 + map as u64 / 2, map, reduce).unwrap();
+                assert_eq!(bucket.bytes(), &buckets(map as u8)[reduce as usize][..]);
+            }
+        }
+        assert!(matches!(store.bucket(7, 9, 0), Err(e) if e.contains("map partition 9")));
+        assert!(store.bucket(7, 0, 3).is_err());
+        // A rerun of a map task replaces its output and frees the memory the old one held.
+        store.put(8, 2, vec![vec![1; 10]]).unwrap();
+        assert_eq!(store.usage(), (310, 600));
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -166,6 +166,14 @@ pub enum Partitioner {
     /// Records dealt round-robin (`repartition`): no key decides, so the output has no
     /// partitioner that a later operation could rely on.
     RoundRobin { partitions: u32 },
+    /// A placement the user defined (a type implementing the API's `CustomPartitioner`):
+    /// `name` is the type's name and `state` its value (bincode), so that two are equal when
+    /// they are the same type with the same value, as Spark compares partitioners by `equals`.
+    Custom {
+        partitions: u32,
+        name: String,
+        state: Vec<u8>,
+    },
 }
 
 impl Partitioner {
@@ -181,7 +189,8 @@ impl Partitioner {
         match self {
             Partitioner::Hash { partitions }
             | Partitioner::Range { partitions, .. }
-            | Partitioner::RoundRobin { partitions } => *partitions,
+            | Partitioner::RoundRobin { partitions }
+            | Partitioner::Custom { partitions, .. } => *partitions,
         }
     }
 

@@ -7,8 +7,8 @@ mod evcxr_dir;
 
 pub use cells::{Cell, is_incomplete, join_cells, split_cells};
 pub use tessera_driver::{
-    Driver, ExecutorRow, JobCanceller, JobInfo, JobState, MasterUrl, Progress, StorageRow,
-    parse_master_url,
+    DEFAULT_LOCALITY_WAIT, Driver, ExecutorRow, JobCanceller, JobInfo, JobState, MasterUrl,
+    Progress, StorageRow, parse_master_url,
 };
 
 use anyhow::Context as _;
@@ -41,9 +41,25 @@ pub type OutputSink = Arc<dyn Fn(Stream, &str) + Send + Sync>;
 pub struct SessionConfig {
     pub master: MasterUrl,
     pub executor_memory_mb: u64,
+    /// How long a task waits at each locality level for a slot near its data.
+    pub locality_wait: std::time::Duration,
     pub task_metrics_log: Option<PathBuf>,
     /// Colour compile errors (for a terminal).
     pub color: bool,
+}
+
+impl SessionConfig {
+    /// A session on `master` with the defaults: 1 GiB of cache per executor, Spark's 3 s
+    /// locality wait, no task metrics log, no colour.
+    pub fn new(master: MasterUrl) -> SessionConfig {
+        SessionConfig {
+            master,
+            executor_memory_mb: 1024,
+            locality_wait: tessera_driver::DEFAULT_LOCALITY_WAIT,
+            task_metrics_log: None,
+            color: false,
+        }
+    }
 }
 
 /// What a successful cell produced, by MIME type (empty if it had no final expression).
@@ -199,8 +215,11 @@ impl Session {
                 let (mut evcxr, outputs) = evcxr::CommandContext::new()
                     .map_err(|e| anyhow::anyhow!("cannot start evcxr: {e}"))?;
                 tracing::debug!(elapsed = ?started.elapsed(), "evcxr started");
+                // serde too, so that cells can derive `Serialize` and `Deserialize` for their
+                // own record types (the derives name the `serde` crate); tessera depends on it
+                // already, so it is compiled once for both.
                 let dep = format!(
-                    ":dep tessera = {{ path = {:?} }}",
+                    ":dep tessera = {{ path = {:?} }}\n:dep serde = {{ version = \"1\", features = [\"derive\"] }}",
                     api_crate_dir().display().to_string()
                 );
                 evcxr.execute(&dep).map_err(|e| {
@@ -214,6 +233,7 @@ impl Session {
                 bin_dir: bin_dir(),
                 work_dir,
                 executor_memory_mb: config.executor_memory_mb,
+                locality_wait: config.locality_wait,
                 task_metrics_log: config.task_metrics_log,
             });
             let evcxr = evcxr

@@ -80,6 +80,13 @@ pub async fn connect_executor(
 /// The connections a service accepts on `listener`, with Nagle's algorithm off: requests and
 /// replies are small and latency-bound, and Nagle's wait for the peer's delayed ACK would add
 /// some 40 ms to a task's round trip.
+/// This host's name, as executors report it and the driver compares it (for node locality).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
 pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
     tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }

@@ -8,6 +8,7 @@ use super::{Action, Transform, decode_params, encode};
 use crate::Data;
 use crate::batch::{BatchOut, Stop};
 use crate::hash::{KeyMap, hash_partition};
+use crate::partitioner::CustomPartitioner;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::hash::Hash;
@@ -43,6 +44,35 @@ impl<K: Hash> Placement<K> for ByHash {
     }
     fn place(&self, key: &K) -> usize {
         hash_partition(key, self.0) as usize
+    }
+}
+
+/// A user-defined partitioner, rebuilt from its value in the plan.
+pub(crate) struct ByCustom<P>(P, u32);
+impl<K, P: CustomPartitioner<K>> Placement<K> for ByCustom<P> {
+    fn new(partitioner: &Partitioner) -> Result<Self, String> {
+        match partitioner {
+            Partitioner::Custom {
+                partitions, state, ..
+            } => Ok(ByCustom(decode_params(state)?, *partitions)),
+            other => Err(format!("a custom writer cannot place keys by {other:?}")),
+        }
+    }
+    fn partitions(&self) -> usize {
+        self.1 as usize
+    }
+    fn place(&self, key: &K) -> usize {
+        let partition = self.0.partition(key);
+        if partition >= self.1 {
+            // Caught at the ABI boundary: the task fails with this message.
+            panic!(
+                "the custom partitioner {} placed a key in partition {partition}, but it has \
+                 {} partitions; `partition` must return a value below `num_partitions()`",
+                std::any::type_name::<P>(),
+                self.1
+            );
+        }
+        partition as usize
     }
 }
 

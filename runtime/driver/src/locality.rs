@@ -1,0 +1,125 @@
+//! Locality levels and delay scheduling (Zaharia et al., EuroSys 2010), as Spark's task
+//! scheduler applies them: a task first waits for a free slot where its data is (in an
+//! executor's memory, then on its host), one locality wait per level, and only then runs
+//! anywhere.
+
+use crate::executors::ExecutorHandle;
+use std::time::Duration;
+
+/// How close a task runs to its data, best first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Locality {
+    /// The executor caches the partition the task reads.
+    ProcessLocal,
+    /// The executor is on the host that holds the task's input file.
+    NodeLocal,
+    /// Anywhere: the task reads shuffle output or driver-shipped records, or waited too long.
+    Any,
+}
+
+impl std::fmt::Display for Locality {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Locality::ProcessLocal => "PROCESS_LOCAL",
+            Locality::NodeLocal => "NODE_LOCAL",
+            Locality::Any => "ANY",
+        })
+    }
+}
+
+/// Where a task's data is.
+#[derive(Clone, Debug, Default)]
+pub struct Preferences {
+    /// Executors caching the partition the task reads.
+    pub executors: Vec<String>,
+    /// Hosts holding the task's input file.
+    pub hosts: Vec<String>,
+}
+
+impl Preferences {
+    /// The level `executor` would run the task at.
+    pub fn level_of(&self, executor: &ExecutorHandle) -> Locality {
+        self.level_at(&executor.id, &executor.host)
+    }
+
+    fn level_at(&self, executor: &str, host: &str) -> Locality {
+        if self.executors.iter().any(|e| e == executor) {
+            Locality::ProcessLocal
+        } else if self.hosts.iter().any(|h| h == host) {
+            Locality::NodeLocal
+        } else {
+            Locality::Any
+        }
+    }
+
+    /// The least local level the task may run at after waiting `waited`: each level some live
+    /// executor offers gets one `wait` before the next is allowed; levels no live executor
+    /// offers are skipped at once (a lost executor's cache is not worth waiting for).
+    pub fn allowed(&self, live: &[ExecutorHandle], waited: Duration, wait: Duration) -> Locality {
+        let live: Vec<(&str, &str)> = live.iter().map(|e| (&*e.id, &*e.host)).collect();
+        self.allowed_among(&live, waited, wait)
+    }
+
+    /// `allowed` for live executors given as (id, host).
+    fn allowed_among(&self, live: &[(&str, &str)], waited: Duration, wait: Duration) -> Locality {
+        let mut levels: Vec<Locality> = live.iter().map(|(e, h)| self.level_at(e, h)).collect();
+        levels.sort();
+        levels.dedup();
+        levels.retain(|level| *level != Locality::Any);
+        if wait.is_zero() {
+            return Locality::Any;
+        }
+        let waits_over = (waited.as_nanos() / wait.as_nanos()) as usize;
+        levels.get(waits_over).copied().unwrap_or(Locality::Any)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_level_waits_one_locality_wait_before_the_next() {
+        let live = [("a", "h1"), ("b", "h1"), ("c", "h2")];
+        let prefs = Preferences {
+            executors: vec!["a".into()],
+            hosts: vec!["h1".into()],
+        };
+        let wait = Duration::from_secs(3);
+        let at = |ms| prefs.allowed_among(&live, Duration::from_millis(ms), wait);
+        assert_eq!(at(0), Locality::ProcessLocal);
+        assert_eq!(at(2_999), Locality::ProcessLocal);
+        assert_eq!(at(3_000), Locality::NodeLocal);
+        assert_eq!(at(6_000), Locality::Any);
+        assert_eq!(prefs.level_at("a", "h1"), Locality::ProcessLocal);
+        assert_eq!(prefs.level_at("b", "h1"), Locality::NodeLocal);
+        assert_eq!(prefs.level_at("c", "h2"), Locality::Any);
+        // A zero wait disables delay scheduling.
+        assert_eq!(
+            prefs.allowed_among(&live, Duration::ZERO, Duration::ZERO),
+            Locality::Any
+        );
+    }
+
+    #[test]
+    fn levels_no_live_executor_offers_are_not_waited_for() {
+        // The caching executor is gone: the task waits for its host only.
+        let live = [("b", "h1"), ("c", "h2")];
+        let prefs = Preferences {
+            executors: vec!["a".into()],
+            hosts: vec!["h1".into()],
+        };
+        let wait = Duration::from_secs(3);
+        assert_eq!(
+            prefs.allowed_among(&live, Duration::ZERO, wait),
+            Locality::NodeLocal
+        );
+        assert_eq!(prefs.allowed_among(&live, wait, wait), Locality::Any);
+        // No preference at all: anywhere, at once.
+        let none = Preferences::default();
+        assert_eq!(
+            none.allowed_among(&live, Duration::ZERO, wait),
+            Locality::Any
+        );
+    }
+}
