@@ -93,5 +93,9 @@ grouped.map(|p: (u64, Vec<u64>)| p.1.iter().sum::<u64>()).reduce(|a: u64, b: u64
     // its map stage.
     assert_eq!(run.map_tasks(0).len(), 4);
     assert!(run.map_tasks(1).is_empty(), "{:?}", run.job(1));
-    assert!(run.job(1).iter().all(|t| t.shuffle_read > 0), "{:?}", run.job(1));
+    assert!(
+        run.job(1).iter().all(|t| t.shuffle_read > 0),
+        "{:?}",
+        run.job(1)
+    );
 }

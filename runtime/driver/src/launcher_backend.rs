@@ -184,7 +184,10 @@ impl OfferHandler {
         // The executor caches up to `memory_mb`, and reserves at least what a process needs
         // even when asked to cache less.
         let cache_mb = offer.resources.mem_mb.min(self.memory_mb);
-        let mem_mb = offer.resources.mem_mb.min(self.memory_mb.max(MIN_EXECUTOR_MEM_MB));
+        let mem_mb = offer
+            .resources
+            .mem_mb
+            .min(self.memory_mb.max(MIN_EXECUTOR_MEM_MB));
         let wanted = cpus >= 1.0
             && mem_mb >= MIN_EXECUTOR_MEM_MB
             && self

@@ -260,12 +260,14 @@ impl<K: Hash + Eq, C> Combiners<K, C> {
     }
 }
 
-/// Map side with combining: one combiner per key and bucket crosses the network
-/// (`reduce_by_key`, `fold_by_key`, `aggregate_by_key`, `combine_by_key`, `distinct`).
+/// Map side with combining: one combiner per key crosses the network (`reduce_by_key`,
+/// `fold_by_key`, `aggregate_by_key`, `combine_by_key`, `distinct`). Keys are combined in one
+/// map for the whole partition and placed in buckets only at the end, once per distinct key
+/// rather than once per record.
 pub(crate) struct CombineWriter<K, V, M: MapCombine<V>, P> {
     combine: M,
     placement: P,
-    buckets: Vec<Combiners<K, M::C>>,
+    combiners: Combiners<K, M::C>,
 }
 impl<K, V, M, P> Action for CombineWriter<K, V, M, P>
 where
@@ -278,29 +280,25 @@ where
     type Func = M::Func;
     fn open(func: M::Func, params: &[u8], _: u32) -> Result<Self, String> {
         let params: WriterParams = decode_params(params)?;
-        let placement = P::new(&params.partitioner)?;
-        let buckets = (0..placement.partitions())
-            .map(|_| Combiners::new())
-            .collect();
         Ok(CombineWriter {
             combine: M::open(func, &params.zero)?,
-            placement,
-            buckets,
+            placement: P::new(&params.partitioner)?,
+            combiners: Combiners::new(),
         })
     }
     fn push(&mut self, batch: Vec<(K, V)>) -> Result<(), Stop> {
         for (k, v) in batch {
-            let bucket = self.placement.place(&k);
-            self.buckets[bucket].add(k, v, &self.combine);
+            self.combiners.add(k, v, &self.combine);
         }
         Ok(())
     }
     fn finish(&mut self) -> Result<Vec<u8>, Stop> {
-        let buckets: Vec<Vec<(K, M::C)>> = self
-            .buckets
-            .iter_mut()
-            .map(|bucket| bucket.drain().collect())
+        let mut buckets: Vec<Vec<(K, M::C)>> = (0..self.placement.partitions())
+            .map(|_| Vec::new())
             .collect();
+        for (k, c) in self.combiners.drain() {
+            buckets[self.placement.place(&k)].push((k, c));
+        }
         encode_buckets(&buckets)
     }
 }
