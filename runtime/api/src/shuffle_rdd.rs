@@ -61,6 +61,42 @@ fn cogroup_partitioner(
     }
 }
 
+/// Every pairing of a value of `vs` with one of `ws`, in order. Each value is cloned for all
+/// its pairings but the last, which takes it: a key with one value on each side (PageRank's
+/// links and rank) clones nothing.
+fn cross<V: Clone, W: Clone>(vs: Vec<V>, ws: Vec<W>) -> Vec<(V, W)> {
+    let mut pairs = Vec::with_capacity(vs.len() * ws.len());
+    let last_v = vs.len().saturating_sub(1);
+    for (i, v) in vs.into_iter().enumerate() {
+        if i < last_v {
+            pairs.extend(ws.iter().map(|w| (v.clone(), w.clone())));
+            continue;
+        }
+        let mut v = Some(v);
+        let mut ws = ws.into_iter().peekable();
+        while let Some(w) = ws.next() {
+            let v = if ws.peek().is_some() {
+                v.clone()
+            } else {
+                v.take()
+            };
+            pairs.push((v.expect("taken at the last pairing only"), w));
+        }
+        break;
+    }
+    pairs
+}
+
+/// The values of one side of an outer join: each as `Some`, or a single `None` if there are
+/// none.
+fn or_none<V>(values: Vec<V>) -> Vec<Option<V>> {
+    if values.is_empty() {
+        vec![None]
+    } else {
+        values.into_iter().map(Some).collect()
+    }
+}
+
 impl<T: Data> Rdd<T> {
     /// The distinct records, in `num_partitions()` partitions.
     pub fn distinct(&self) -> Rdd<T>
@@ -285,49 +321,19 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// Pairs of values of each key found in both RDDs.
     pub fn join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, W))> {
         self.cogroup(other)
-            .flat_map_values(|(vs, ws): (Vec<V>, Vec<W>)| {
-                let mut pairs = Vec::with_capacity(vs.len() * ws.len());
-                for v in &vs {
-                    for w in &ws {
-                        pairs.push((v.clone(), w.clone()));
-                    }
-                }
-                pairs
-            })
+            .flat_map_values(|(vs, ws): (Vec<V>, Vec<W>)| cross(vs, ws))
     }
 
     /// Every pair of this RDD, with each value of its key in `other` (or `None`).
     pub fn left_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, Option<W>))> {
         self.cogroup(other)
-            .flat_map_values(|(vs, ws): (Vec<V>, Vec<W>)| {
-                let mut pairs = Vec::new();
-                for v in &vs {
-                    if ws.is_empty() {
-                        pairs.push((v.clone(), None));
-                    }
-                    for w in &ws {
-                        pairs.push((v.clone(), Some(w.clone())));
-                    }
-                }
-                pairs
-            })
+            .flat_map_values(|(vs, ws): (Vec<V>, Vec<W>)| cross(vs, or_none(ws)))
     }
 
     /// Every pair of `other`, with each value of its key in this RDD (or `None`).
     pub fn right_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Option<V>, W))> {
         self.cogroup(other)
-            .flat_map_values(|(vs, ws): (Vec<V>, Vec<W>)| {
-                let mut pairs = Vec::new();
-                for w in &ws {
-                    if vs.is_empty() {
-                        pairs.push((None, w.clone()));
-                    }
-                    for v in &vs {
-                        pairs.push((Some(v.clone()), w.clone()));
-                    }
-                }
-                pairs
-            })
+            .flat_map_values(|(vs, ws): (Vec<V>, Vec<W>)| cross(or_none(vs), ws))
     }
 
     /// Every key of either RDD, with each pairing of its values (`None` for a missing side).
@@ -336,25 +342,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         other: &Rdd<(K, W)>,
     ) -> Rdd<(K, (Option<V>, Option<W>))> {
         self.cogroup(other)
-            .flat_map_values(|(vs, ws): (Vec<V>, Vec<W>)| {
-                let vs: Vec<Option<V>> = if vs.is_empty() {
-                    vec![None]
-                } else {
-                    vs.into_iter().map(Some).collect()
-                };
-                let ws: Vec<Option<W>> = if ws.is_empty() {
-                    vec![None]
-                } else {
-                    ws.into_iter().map(Some).collect()
-                };
-                let mut pairs = Vec::with_capacity(vs.len() * ws.len());
-                for v in &vs {
-                    for w in &ws {
-                        pairs.push((v.clone(), w.clone()));
-                    }
-                }
-                pairs
-            })
+            .flat_map_values(|(vs, ws): (Vec<V>, Vec<W>)| cross(or_none(vs), or_none(ws)))
     }
 
     /// The pairs whose key `other` does not have.
@@ -426,7 +414,7 @@ fn range_bounds<K: Ord>(samples: Vec<(u64, Vec<K>)>, partitions: u32) -> Vec<K> 
 
 #[cfg(test)]
 mod tests {
-    use super::range_bounds;
+    use super::{cross, or_none, range_bounds};
 
     #[test]
     fn range_bounds_split_weighted_samples_evenly() {
@@ -440,5 +428,17 @@ mod tests {
         let samples = vec![(10, vec![7; 10])];
         assert_eq!(range_bounds::<u32>(samples, 4), vec![7]);
         assert!(range_bounds::<u32>(vec![(0, vec![])], 4).is_empty());
+    }
+
+    #[test]
+    fn cross_pairs_every_value_of_one_side_with_every_value_of_the_other_in_order() {
+        let pairs = cross(vec!["a", "b"], vec![1, 2, 3]);
+        assert_eq!(
+            pairs,
+            [("a", 1), ("a", 2), ("a", 3), ("b", 1), ("b", 2), ("b", 3)]
+        );
+        assert!(cross(Vec::<u8>::new(), vec![1]).is_empty());
+        assert!(cross(vec![1], Vec::<u8>::new()).is_empty());
+        assert_eq!(cross(or_none(Vec::<u8>::new()), vec![7]), [(None, 7)]);
     }
 }

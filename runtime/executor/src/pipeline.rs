@@ -16,6 +16,7 @@ use tessera_plan::abi::{
     ABI_VERSION, ActionVTable, Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, OpenArgs,
     OperatorVTable, RawBytes, STATUS_ERROR, STATUS_OK, SourceVTable, Status, TableEntry,
 };
+use tessera_plan::map_output::MapOutput;
 use tessera_plan::{
     CodeRef, FileSplit, Operator, PartitionOrigin, PipelineStep, RddId, ShuffleId, StorageLevel,
     StoredBlock, TaskAction, TaskMetrics, TaskOutcome, TaskSource, TaskSpec,
@@ -632,11 +633,9 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
     // A map task keeps its buckets here for reducers, and tells the driver nothing more.
     let mut shuffle_written = 0;
     if let TaskAction::ShuffleWrite { shuffle, .. } = &task.action {
-        let buckets: Vec<Vec<u8>> = bincode::deserialize(&result)
-            .map_err(|e| format!("cannot decode the buckets of a shuffle map task: {e}"))?;
-        shuffle_written = buckets.iter().map(|b| b.len() as u64).sum();
-        env.shuffles.put(*shuffle, task.partition, buckets)?;
-        result = Vec::new();
+        let output = MapOutput::parse(std::mem::take(&mut result))?;
+        shuffle_written = output.payload_len();
+        env.shuffles.put(*shuffle, task.partition, output)?;
     }
     Ok(Some(Ran {
         result,

@@ -1,26 +1,26 @@
 //! Map outputs this executor wrote: for each (shuffle, map partition), one encoded bucket per
-//! reduce partition, kept for reducers to fetch until the executor ends. Outputs stay in memory
-//! while they fit in the store's budget; past it, a map output is written to one file in the
-//! executor's shuffle directory (its buckets back to back, with their offsets kept here, as
-//! Spark's sort shuffle writes a data file and an index), and buckets are read from there.
+//! reduce partition (framed as a [`MapOutput`]), kept for reducers to fetch until the executor
+//! ends. Outputs stay in memory while they fit in the store's budget; past it, the oldest
+//! shuffles' outputs are written unchanged to one file each in the executor's shuffle directory
+//! (their bucket ranges kept here, as Spark's sort shuffle writes a data file and an index),
+//! and buckets are read from there.
 
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tessera_plan::ShuffleId;
-
-/// One map task's buckets in memory, indexed by reduce partition.
-pub type MapOutput = Arc<Vec<Vec<u8>>>;
+use tessera_plan::map_output::MapOutput;
 
 /// Where one map output is kept.
 enum Stored {
-    Memory(MapOutput),
-    /// `offsets[r]..offsets[r + 1]` is bucket `r` of the file.
+    Memory(Arc<MapOutput>),
+    /// `ranges[r]` is where bucket `r` is in the file.
     Disk {
         path: PathBuf,
-        offsets: Vec<u64>,
+        ranges: Vec<Range<usize>>,
     },
 }
 
@@ -41,21 +41,21 @@ struct Outputs {
 /// A bucket a reducer reads: part of a map output held in memory here, or bytes read from this
 /// executor's disk or fetched from a peer.
 pub enum Bucket {
-    Local(MapOutput, usize),
+    Local(Arc<MapOutput>, Range<usize>),
     Owned(Vec<u8>),
 }
 
 impl Bucket {
     pub fn bytes(&self) -> &[u8] {
         match self {
-            Bucket::Local(output, reduce) => &output[*reduce],
+            Bucket::Local(output, range) => &output.bytes()[range.clone()],
             Bucket::Owned(bytes) => bytes,
         }
     }
 }
 
-fn memory_size(buckets: &[Vec<u8>]) -> u64 {
-    buckets.iter().map(|b| b.len() as u64).sum()
+fn memory_size(output: &MapOutput) -> u64 {
+    output.bytes().len() as u64
 }
 
 impl ShuffleStore {
@@ -67,7 +67,7 @@ impl ShuffleStore {
         }
     }
 
-    /// Keeps the buckets of `map_partition` in memory; when that takes the store past its
+    /// Keeps the output of `map_partition` in memory; when that takes the store past its
     /// budget, the outputs of the oldest shuffles go to disk first (an iterative job reads the
     /// shuffle it just wrote, rarely one of many iterations ago). A task that ran again
     /// replaces its earlier output.
@@ -75,16 +75,16 @@ impl ShuffleStore {
         &self,
         shuffle: ShuffleId,
         map_partition: u32,
-        buckets: Vec<Vec<u8>>,
+        output: MapOutput,
     ) -> Result<(), String> {
         let mut outputs = self.outputs.lock();
         let Outputs {
             by_map,
             memory_used,
         } = &mut *outputs;
-        *memory_used += memory_size(&buckets);
+        *memory_used += memory_size(&output);
         if let Some(Stored::Memory(old)) =
-            by_map.insert((shuffle, map_partition), Stored::Memory(Arc::new(buckets)))
+            by_map.insert((shuffle, map_partition), Stored::Memory(Arc::new(output)))
         {
             *memory_used -= memory_size(&old);
         }
@@ -106,31 +106,25 @@ impl ShuffleStore {
         &self,
         shuffle: ShuffleId,
         map_partition: u32,
-        buckets: &[Vec<u8>],
+        output: &MapOutput,
     ) -> Result<Stored, String> {
         let path = self
             .dir
             .join(format!("shuffle-{shuffle}-map-{map_partition}.data"));
-        let write = || {
-            std::fs::create_dir_all(&self.dir)?;
-            let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
-            let mut offsets = vec![0u64];
-            for bucket in buckets {
-                file.write_all(bucket)?;
-                offsets.push(offsets.last().unwrap() + bucket.len() as u64);
-            }
-            file.flush()?;
-            Ok::<_, std::io::Error>(offsets)
-        };
-        let offsets = write().map_err(|e| {
-            format!(
-                "cannot write shuffle output to {} ({e}); free disk space there, or give \
-                 executors more memory",
-                path.display()
-            )
-        })?;
+        std::fs::create_dir_all(&self.dir)
+            .and_then(|()| std::fs::write(&path, output.bytes()))
+            .map_err(|e| {
+                format!(
+                    "cannot write shuffle output to {} ({e}); free disk space there, or give \
+                     executors more memory",
+                    path.display()
+                )
+            })?;
         tracing::debug!(shuffle, map_partition, path = %path.display(), "map output spilled to disk");
-        Ok(Stored::Disk { path, offsets })
+        let ranges = (0..output.buckets())
+            .map(|r| output.range(r).expect("r < buckets"))
+            .collect();
+        Ok(Stored::Disk { path, ranges })
     }
 
     /// Bucket `reduce` of the output of `map_partition`, if this executor holds it.
@@ -141,22 +135,23 @@ impl ShuffleStore {
         reduce: u32,
     ) -> Result<Bucket, String> {
         let missing = || format!("no output of map partition {map_partition} of shuffle {shuffle}");
-        let (path, start, end) = match self.outputs.lock().by_map.get(&(shuffle, map_partition)) {
+        let (path, range) = match self.outputs.lock().by_map.get(&(shuffle, map_partition)) {
             None => return Err(missing()),
             Some(Stored::Memory(output)) => {
-                return (reduce < output.len() as u32)
-                    .then(|| Bucket::Local(output.clone(), reduce as usize))
+                return output
+                    .range(reduce as usize)
+                    .map(|range| Bucket::Local(output.clone(), range))
                     .ok_or_else(missing);
             }
-            Some(Stored::Disk { path, offsets }) => match offsets.get(reduce as usize..) {
-                Some([start, end, ..]) => (path.clone(), *start, *end),
-                _ => return Err(missing()),
+            Some(Stored::Disk { path, ranges }) => match ranges.get(reduce as usize) {
+                Some(range) => (path.clone(), range.clone()),
+                None => return Err(missing()),
             },
         };
         let read = || {
             let mut file = std::fs::File::open(&path)?;
-            file.seek(SeekFrom::Start(start))?;
-            let mut bytes = vec![0; (end - start) as usize];
+            file.seek(SeekFrom::Start(range.start as u64))?;
+            let mut bytes = vec![0; range.len()];
             file.read_exact(&mut bytes)?;
             Ok::<_, std::io::Error>(bytes)
         };
@@ -173,7 +168,7 @@ impl ShuffleStore {
             .by_map
             .values()
             .map(|stored| match stored {
-                Stored::Disk { offsets, .. } => *offsets.last().unwrap(),
+                Stored::Disk { path, .. } => std::fs::metadata(path).unwrap().len(),
                 Stored::Memory(_) => 0,
             })
             .sum();
@@ -184,24 +179,31 @@ impl ShuffleStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_plan::map_output::frame;
 
     fn buckets(map: u8) -> Vec<Vec<u8>> {
         (0..3u8).map(|r| vec![map * 10 + r; 100]).collect()
+    }
+
+    fn output(buckets: &[Vec<u8>]) -> MapOutput {
+        MapOutput::parse(frame(buckets)).unwrap()
     }
 
     #[test]
     fn the_oldest_outputs_go_to_disk_past_the_budget_and_read_back_the_same() {
         let dir =
             std::env::temp_dir().join(format!("tessera-shuffle-store-{}", std::process::id()));
+        // Outputs of 300 bytes of buckets and a 40-byte frame each, 700 in memory at most.
         let store = ShuffleStore::new(700, dir.clone());
         for map in 0..4 {
+            let shuffle = 7 + map as u64 / 2;
             store
-                .put(7 + map as u64 / 2, map, buckets(map as u8))
+                .put(shuffle, map, output(&buckets(map as u8)))
                 .unwrap();
         }
-        // Outputs of 300 bytes each, 700 in memory at most: the two of the older shuffle (7)
-        // were written to disk, the newer shuffle's stay in memory.
-        assert_eq!(store.usage(), (600, 600));
+        // The two outputs of the older shuffle (7) were written to disk; the newer shuffle's
+        // stay in memory.
+        assert_eq!(store.usage(), (680, 680));
         let mut files: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -217,8 +219,8 @@ mod tests {
         assert!(matches!(store.bucket(7, 9, 0), Err(e) if e.contains("map partition 9")));
         assert!(store.bucket(7, 0, 3).is_err());
         // A rerun of a map task replaces its output and frees the memory the old one held.
-        store.put(8, 2, vec![vec![1; 10]]).unwrap();
-        assert_eq!(store.usage(), (310, 600));
+        store.put(8, 2, output(&[vec![1; 10]])).unwrap();
+        assert_eq!(store.usage(), (340 + 34, 680));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

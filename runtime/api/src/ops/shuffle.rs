@@ -107,8 +107,8 @@ impl<K: Ord + DeserializeOwned + Send + 'static> Placement<K> for ByRange<K> {
     }
 }
 
-/// Encodes every bucket as a `Vec` of its records, and the buckets as the `Vec<Vec<u8>>` the
-/// executor keeps.
+/// Encodes every bucket as a `Vec` of its records, framed as the one map output the executor
+/// keeps.
 fn encode_buckets<R: Serialize>(buckets: &[Vec<R>]) -> Result<Vec<u8>, Stop> {
     let encoded = buckets
         .iter()
@@ -120,7 +120,7 @@ fn encode_buckets<R: Serialize>(buckets: &[Vec<R>]) -> Result<Vec<u8>, Stop> {
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
-    encode("shuffle buckets", &encoded)
+    Ok(tessera_plan::map_output::frame(&encoded))
 }
 
 /// Map side without combining: each pair goes to its key's bucket as it is (`group_by_key`,
