@@ -131,7 +131,10 @@ def main():
         spark = run_spark(python, peers, "wordcount_spark.py", [str(data)], workdir)
         tessera = millis(run_tessera(bin_dir, args.master, "word_count.rs", data, workdir),
                          r"word count took ([\d.]+) ms")[0]
-        rows.append(("word count, 105 MB", tessera, spark["total_s"], None))
+        baseline = result_line(subprocess.run(
+            [str(bin_dir / "tessera-baseline"), "wordcount", str(data)],
+            capture_output=True, text=True, check=True).stdout)
+        rows.append(("word count, 105 MB", tessera, spark["total_s"], baseline["total_s"]))
     if "lr" in wanted:
         data = args.data / files["lr"]
         spark = run_spark(python, peers, "lr_spark.py", [str(data), "10"], workdir)
