@@ -19,6 +19,13 @@ use tessera_wire::driver::driver_client::DriverClient;
 use tessera_wire::executor::executor_server::ExecutorServer;
 use tessera_wire::{AttachSecret, MAX_MESSAGE_BYTES, RequireSecret, SECRET_ENV};
 
+/// mimalloc, with its `override` feature: it also replaces `malloc` and `free` for the whole
+/// process, so the cell libraries the executor loads (each with its own standard library,
+/// allocating through `malloc`) use it too. Their records are allocated and freed by the
+/// million, from several task threads at once.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(version, about = "Runs the tasks of one Tessera session on this host")]
 struct Args {
