@@ -68,7 +68,7 @@ def executors_rss(process):
 
 def run_tessera(bin_dir, master, notebook, data_file, workdir, memory=None):
     """Runs a notebook; returns its stdout. With `memory` (a dict), also samples the executors'
-    resident memory every 20 ms and records the first sample seen and the peak."""
+    resident memory every 20 ms and records the first sample seen, the peak and the last."""
     env = dict(os.environ, TESSERA_EXAMPLE_INPUT=str(data_file), NO_COLOR="1")
     process = subprocess.Popen([str(bin_dir / "tessera"), "--master", master,
                                 "--executor-memory-mb", "4096", "run",
@@ -83,6 +83,7 @@ def run_tessera(bin_dir, master, notebook, data_file, workdir, memory=None):
                 if rss:
                     memory.setdefault("start", rss)
                     memory["peak"] = max(memory.get("peak", 0), rss)
+                    memory["last"] = rss
                 time.sleep(0.02)
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -150,11 +151,13 @@ def main():
         rows.append(("LR: 10 iterations", sum(iterations), spark["total_s"], None))
         points = sum(1 for _ in open(data))
         raw = points * 10 * 8
-        grown = memory.get("peak", 0) - memory.get("start", 0)
-        notes.append(f"LR: executors' resident memory grew by {grown / 2**20:.0f} MiB at its peak "
-                     f"(from {memory.get('start', 0) / 2**20:.0f} MiB idle) while caching "
-                     f"{points} points, whose raw features are {raw / 2**20:.0f} MiB of f64: "
-                     f"{grown / raw:.2f}x.")
+        start = memory.get("start", 0)
+        peak, last = memory.get("peak", 0) - start, memory.get("last", 0) - start
+        notes.append(f"LR: {points} points, whose raw features are {raw / 2**20:.0f} MiB of f64. "
+                     f"The executors' resident memory (from {start / 2**20:.0f} MiB idle) grew by "
+                     f"{peak / 2**20:.0f} MiB at its peak ({peak / raw:.2f}x), while the file "
+                     f"was parsed and cached, and held {last / 2**20:.0f} MiB more than idle "
+                     f"({last / raw:.2f}x) with the points cached, at the last iteration.")
     if "pagerank" in wanted:
         data = args.data / files["pagerank"]
         spark = run_spark(python, peers, "pagerank_spark.py", [str(data), "10"], workdir)

@@ -486,13 +486,18 @@ fn drive(
                     status
                 }
                 TaskSource::TextSplit { split, .. } => {
-                    let bytes = read_split(split).map_err(|e| {
+                    let mut status = STATUS_OK;
+                    read_split(split, SPLIT_CHUNK_BYTES, |lines| {
+                        status = decode(lines, shared);
+                        status == STATUS_OK
+                    })
+                    .map_err(|e| {
                         format!(
                             "cannot read {} (bytes {}..{}): {e}; check the file is there and readable",
                             split.path, split.start, split.end
                         )
                     })?;
-                    decode(&bytes, shared)
+                    status
                 }
                 TaskSource::SavedPartition { path, .. } => {
                     let bytes = std::fs::read(path.as_str()).map_err(|e| {
@@ -647,25 +652,73 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
     }))
 }
 
-/// The bytes of the lines whose first byte lies in `split`, each ended by '\n' (the file's
-/// last line perhaps not). A split that starts mid-line leaves that line to the previous one.
-fn read_split(split: &FileSplit) -> std::io::Result<Vec<u8>> {
+/// How much of a text split is read (and decoded into lines) at a time: a split is streamed,
+/// so a task's memory does not grow with the size of its split.
+const SPLIT_CHUNK_BYTES: usize = 1 << 20;
+
+/// Hands `each` the lines whose first byte lies in `split`, about `chunk` bytes of whole lines
+/// at a time, each line ended by '\n' (the file's last perhaps not), until `each` says stop. A
+/// split that starts mid-line leaves that line to the previous one.
+fn read_split(
+    split: &FileSplit,
+    chunk: usize,
+    mut each: impl FnMut(&[u8]) -> bool,
+) -> std::io::Result<()> {
     let mut file = BufReader::new(std::fs::File::open(&split.path)?);
-    let mut start = split.start;
-    if start > 0 {
-        file.seek(SeekFrom::Start(start - 1))?;
+    let mut position = split.start;
+    if position > 0 {
+        file.seek(SeekFrom::Start(position - 1))?;
         let mut skipped = Vec::new();
-        start = start - 1 + file.read_until(b'\n', &mut skipped)? as u64;
+        position = position - 1 + file.read_until(b'\n', &mut skipped)? as u64;
     }
-    let mut bytes = Vec::new();
-    if start >= split.end {
-        return Ok(bytes);
+    let mut lines = Vec::with_capacity(chunk);
+    while position < split.end {
+        lines.clear();
+        let wanted = (split.end - position).min(chunk as u64);
+        file.by_ref().take(wanted).read_to_end(&mut lines)?;
+        if lines.is_empty() {
+            break; // the file ends before the split does
+        }
+        if lines.last() != Some(&b'\n') {
+            file.read_until(b'\n', &mut lines)?;
+        }
+        position += lines.len() as u64;
+        if !each(&lines) {
+            break;
+        }
     }
-    file.by_ref()
-        .take(split.end - start)
-        .read_to_end(&mut bytes)?;
-    if bytes.last() != Some(&b'\n') {
-        file.read_until(b'\n', &mut bytes)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_read_in_chunks_give_every_line_once() {
+        let text = "alpha\nbe\n\ngamma delta\nepsilon\nz";
+        let path = std::env::temp_dir().join(format!("tessera-split-{}.txt", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        let len = text.len() as u64;
+        for cut in [1, 5, 6, 9, 14, 20, len] {
+            for chunk in [1, 3, 64] {
+                let mut lines = String::new();
+                for (start, end) in [(0, cut), (cut, len)] {
+                    let split = FileSplit {
+                        path: path.to_string_lossy().into_owned(),
+                        start,
+                        end,
+                    };
+                    read_split(&split, chunk, |bytes| {
+                        assert!(bytes.ends_with(b"\n") || bytes.ends_with(b"z"));
+                        lines.push_str(std::str::from_utf8(bytes).unwrap());
+                        true
+                    })
+                    .unwrap();
+                }
+                assert_eq!(lines, text, "cut at {cut}, chunks of {chunk}");
+            }
+        }
+        std::fs::remove_file(path).unwrap();
     }
-    Ok(bytes)
 }
