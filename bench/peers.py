@@ -95,6 +95,17 @@ def run_tessera(bin_dir, master, notebook, data_file, workdir, memory=None):
     return stdout
 
 
+UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
+
+
+def cached_bytes(output):
+    """Bytes in memory of the MEMORY_ONLY RDD in a `:storage` table the output ends with."""
+    match = re.search(r"MEMORY_ONLY\s*\S\s*\S+\s*\S\s*([\d.]+) (B|KiB|MiB|GiB)", output)
+    if not match:
+        raise RuntimeError("no cached RDD in the `:storage` table of:\n" + output[-3000:])
+    return float(match.group(1)) * UNITS[match.group(2)]
+
+
 def millis(output, pattern):
     return [float(m) / 1e3 for m in re.findall(pattern, output)]
 
@@ -151,9 +162,12 @@ def main():
         rows.append(("LR: 10 iterations", sum(iterations), spark["total_s"], None))
         points = sum(1 for _ in open(data))
         raw = points * 10 * 8
+        cached = cached_bytes(out)
         start = memory.get("start", 0)
         peak, last = memory.get("peak", 0) - start, memory.get("last", 0) - start
         notes.append(f"LR: {points} points, whose raw features are {raw / 2**20:.0f} MiB of f64. "
+                     f"Cached, they take {cached / 2**20:.1f} MiB of executor memory "
+                     f"({cached / raw:.2f}x; `:storage`, from the block manager's accounting). "
                      f"The executors' resident memory (from {start / 2**20:.0f} MiB idle) grew by "
                      f"{peak / 2**20:.0f} MiB at its peak ({peak / raw:.2f}x), while the file "
                      f"was parsed and cached, and held {last / 2**20:.0f} MiB more than idle "

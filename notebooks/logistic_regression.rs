@@ -52,3 +52,7 @@ for iteration in 1..=iterations {
     println!("iteration {iteration}: {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
 }
 println!("w: {}", w.iter().map(|v| format!("{v:.9}")).collect::<Vec<_>>().join(" "));
+
+// %%
+// The cached points: partitions, bytes in executor memory, and where.
+:storage

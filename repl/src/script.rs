@@ -1,5 +1,6 @@
 //! `tessera run SCRIPT.rs`: replays a script's cells in one session, printing each result, and
-//! stops at the first cell that fails, naming it.
+//! stops at the first cell that fails, naming it. A cell that is one `:` line (`:storage`,
+//! `:jobs`, ...) runs as the REPL's command of that name would.
 
 use crate::{commands, progress};
 use std::path::Path;
@@ -13,6 +14,11 @@ pub fn run(config: SessionConfig, script: &Path, keep_going: bool) -> anyhow::Re
     let _progress = progress::show(&session);
     let mut failed = false;
     for (index, cell) in split_cells(&source).iter().enumerate() {
+        if let Some(line) = command_line(&cell.code)
+            && commands::run(&mut session, line)
+        {
+            continue;
+        }
         match progress::while_running(|| session.execute(&cell.code)) {
             Ok(output) => {
                 if let Some(text) = output.text() {
@@ -39,4 +45,14 @@ pub fn run(config: SessionConfig, script: &Path, keep_going: bool) -> anyhow::Re
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The `:` command a cell consists of, if it is one line (besides comments) that starts with ':'.
+fn command_line(code: &str) -> Option<&str> {
+    let mut lines = code
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("//"));
+    let line = lines.next()?;
+    (line.starts_with(':') && lines.next().is_none()).then_some(line)
 }

@@ -181,3 +181,25 @@ cached.count()
         "the cache survived: {last:?}"
     );
 }
+
+#[test]
+fn a_colon_cell_in_a_script_runs_the_repl_command() {
+    let dir = Scratch::new("script-commands");
+    dir.write("app.log", &log_file());
+    let script = r#"
+let errors = sc.text_file("app.log", 4).filter(|l: &String| l.starts_with("ERROR")).cache();
+errors.count()
+// %%
+:storage
+"#;
+    let run = tessera_run(&dir.0, script, "local[2]", &[]);
+    run.expect_success();
+    // The table of cached RDDs: the filtered RDD, its level, all 4 partitions cached.
+    let row = run
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("MEMORY_ONLY"))
+        .unwrap_or_else(|| panic!("no storage row in:\n{}", run.stdout))
+        .to_string();
+    assert!(row.contains("4/4") && row.contains("filter"), "{row}");
+}
