@@ -19,17 +19,27 @@ impl KeyHasher {
 }
 
 impl Hasher for KeyHasher {
+    #[inline]
     fn write(&mut self, bytes: &[u8]) {
         let mut chunks = bytes.chunks_exact(8);
         for chunk in &mut chunks {
             self.add(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
         }
+        // The last 1 to 7 bytes in at most two loads (overlapping when there are fewer than 8)
+        // rather than a copy into a buffer: most keys are short words. The length is mixed in,
+        // so that "a" and "a\0" differ.
         let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; 8];
-            last[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(last) ^ ((rest.len() as u64) << 59));
-        }
+        let n = rest.len();
+        let last = match n {
+            0 => return,
+            1..=3 => rest[0] as u64 | (rest[n / 2] as u64) << 8 | (rest[n - 1] as u64) << 16,
+            _ => {
+                let low = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes"));
+                let high = u32::from_le_bytes(rest[n - 4..].try_into().expect("4 bytes"));
+                low as u64 | (high as u64) << 32
+            }
+        };
+        self.add(last ^ ((n as u64) << 59));
     }
 
     fn write_u8(&mut self, n: u8) {
@@ -91,5 +101,22 @@ mod tests {
             words[hash_partition(&format!("word{key}"), 4) as usize] += 1;
         }
         assert!(words.iter().all(|&c| (800..1200).contains(&c)), "{words:?}");
+        // Keys of 1 to 3 bytes, and keys that differ only in trailing zero bytes.
+        let mut short = [0u32; 4];
+        for a in b'a'..=b'z' {
+            for b in b'a'..=b'z' {
+                let key = [a, b];
+                short[hash_partition(&key[..], 4) as usize] += 1;
+            }
+        }
+        assert!(short.iter().all(|&c| (130..210).contains(&c)), "{short:?}");
+        let hash = |bytes: &[u8]| {
+            let mut hasher = KeyHasher::default();
+            hasher.write(bytes);
+            hasher.finish()
+        };
+        assert_ne!(hash(b"a"), hash(b"a\0"));
+        assert_ne!(hash(b"abcd"), hash(b"abcd\0\0"));
+        assert_ne!(hash(b"ab"), hash(b"ba"));
     }
 }
