@@ -68,7 +68,8 @@ def executors_rss(process):
 
 def run_tessera(bin_dir, master, notebook, data_file, workdir, memory=None):
     """Runs a notebook; returns its stdout. With `memory` (a dict), also samples the executors'
-    resident memory every 20 ms and records the first sample seen, the peak and the last."""
+    resident memory every 20 ms and records it when the notebook prints its `points:` line
+    (before the first job), its peak, and its last sample."""
     env = dict(os.environ, TESSERA_EXAMPLE_INPUT=str(data_file), NO_COLOR="1")
     process = subprocess.Popen([str(bin_dir / "tessera"), "--master", master,
                                 "--executor-memory-mb", "4096", "run",
@@ -81,15 +82,25 @@ def run_tessera(bin_dir, master, notebook, data_file, workdir, memory=None):
             while process.poll() is None:
                 rss = executors_rss(process)
                 if rss:
-                    memory.setdefault("start", rss)
                     memory["peak"] = max(memory.get("peak", 0), rss)
                     memory["last"] = rss
                 time.sleep(0.02)
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-    stdout, stderr = process.communicate()
+    stderr_lines = []
+    stderr_reader = threading.Thread(target=lambda: stderr_lines.extend(process.stderr),
+                                     daemon=True)
+    stderr_reader.start()
+    stdout_lines = []
+    for line in process.stdout:
+        stdout_lines.append(line)
+        if memory is not None and line.startswith("points: "):
+            memory["start"] = executors_rss(process)
+    process.wait()
+    stderr_reader.join()
     if sampler:
         sampler.join()
+    stdout, stderr = "".join(stdout_lines), "".join(stderr_lines)
     if process.returncode != 0:
         raise RuntimeError(f"{notebook} failed:\n{stdout[-2000:]}\n{stderr[-3000:]}")
     return stdout
@@ -168,7 +179,8 @@ def main():
         notes.append(f"LR: {points} points, whose raw features are {raw / 2**20:.0f} MiB of f64. "
                      f"Cached, they take {cached / 2**20:.1f} MiB of executor memory "
                      f"({cached / raw:.2f}x; `:storage`, from the block manager's accounting). "
-                     f"The executors' resident memory (from {start / 2**20:.0f} MiB idle) grew by "
+                     f"The executors' resident memory (from {start / 2**20:.0f} MiB before the "
+                     f"first job) grew by "
                      f"{peak / 2**20:.0f} MiB at its peak ({peak / raw:.2f}x), while the file "
                      f"was parsed and cached, and held {last / 2**20:.0f} MiB more than idle "
                      f"({last / raw:.2f}x) with the points cached, at the last iteration.")

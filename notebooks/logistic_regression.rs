@@ -25,6 +25,7 @@ let points = sc
     .cache();
 // A fixed starting point, so that runs can be compared.
 let mut w: Vec<f64> = (0..D).map(|i| (i as f64 / D as f64) - 0.5).collect();
+println!("points: {} partitions, not read yet", points.num_partitions());
 
 // %%
 for iteration in 1..=iterations {
