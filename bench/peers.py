@@ -5,7 +5,7 @@ PySpark local[2] (the peer scripts), and LR and PageRank as a single-threaded pl
 (`tessera-baseline`), the physical baseline. Prints a markdown table of times and ratios.
 
     python3 bench/peers.py --peers PEER_BENCH_DIR [--data DIR] [--bin-dir target/release]
-                           [--master 'local[2]'] [--only wordcount,lr,pagerank]
+                           [--master 'local[2]'] [--only wordcount,lr,pagerank] [--trials N]
 
 PEER_BENCH_DIR holds gen_data.py and the *_spark.py scripts. The inputs are generated there
 into --data (default ~/.cache/tessera/bench-data) if missing; PySpark runs from a virtualenv
@@ -129,6 +129,8 @@ def main():
     parser.add_argument("--venv", type=Path, default=CACHE / "peers" / "venv")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--only", default="wordcount,lr,pagerank")
+    parser.add_argument("--trials", type=int, default=1,
+                        help="run everything this many times and report medians")
     args = parser.parse_args()
     peers = args.peers.resolve()
     bin_dir = args.bin_dir.resolve()
@@ -148,54 +150,68 @@ def main():
             subprocess.run([str(python), str(peers / "gen_data.py"), kind], check=True,
                            env=dict(os.environ, BENCH_DATA=str(args.data)))
 
-    rows, notes = [], []
-    if "wordcount" in wanted:
-        data = args.data / files["wordcount"]
-        spark = run_spark(python, peers, "wordcount_spark.py", [str(data)], workdir)
-        tessera = millis(run_tessera(bin_dir, args.master, "word_count.rs", data, workdir),
-                         r"word count took ([\d.]+) ms")[0]
-        baseline = result_line(subprocess.run(
-            [str(bin_dir / "tessera-baseline"), "wordcount", str(data)],
+    def baseline(workload, data, *extra):
+        return result_line(subprocess.run(
+            [str(bin_dir / "tessera-baseline"), workload, str(data), *extra],
             capture_output=True, text=True, check=True).stdout)
-        rows.append(("word count, 105 MB", tessera, spark["total_s"], baseline["total_s"]))
-    if "lr" in wanted:
-        data = args.data / files["lr"]
-        spark = run_spark(python, peers, "lr_spark.py", [str(data), "10"], workdir)
-        memory = {}
-        out = run_tessera(bin_dir, args.master, "logistic_regression.rs", data, workdir, memory)
-        iterations = millis(out, r"iteration \d+: ([\d.]+) ms")
-        baseline = result_line(subprocess.run(
-            [str(bin_dir / "tessera-baseline"), "lr", str(data), "10"],
-            capture_output=True, text=True, check=True).stdout)
-        rows.append(("LR, 1M points: first iteration", iterations[0], spark["iter_s"][0], None))
-        rows.append(("LR: later iteration (mean)", statistics.mean(iterations[1:]),
-                     statistics.mean(spark["iter_s"][1:]), statistics.mean(baseline["iter_s"][1:])))
-        rows.append(("LR: 10 iterations", sum(iterations), spark["total_s"], None))
-        points = sum(1 for _ in open(data))
-        raw = points * 10 * 8
-        cached = cached_bytes(out)
-        start = memory.get("start", 0)
-        peak, last = memory.get("peak", 0) - start, memory.get("last", 0) - start
-        notes.append(f"LR: {points} points, whose raw features are {raw / 2**20:.0f} MiB of f64. "
-                     f"Cached, they take {cached / 2**20:.1f} MiB of executor memory "
-                     f"({cached / raw:.2f}x; `:storage`, from the block manager's accounting). "
-                     f"The executors' resident memory (from {start / 2**20:.0f} MiB before the "
-                     f"first job) grew by "
-                     f"{peak / 2**20:.0f} MiB at its peak ({peak / raw:.2f}x), while the file "
-                     f"was parsed and cached, and held {last / 2**20:.0f} MiB more than idle "
-                     f"({last / raw:.2f}x) with the points cached, at the last iteration.")
-    if "pagerank" in wanted:
-        data = args.data / files["pagerank"]
-        spark = run_spark(python, peers, "pagerank_spark.py", [str(data), "10"], workdir)
-        tessera = millis(run_tessera(bin_dir, args.master, "pagerank.rs", data, workdir),
-                         r"pagerank took ([\d.]+) ms")[0]
-        baseline = result_line(subprocess.run(
-            [str(bin_dir / "tessera-baseline"), "pagerank", str(data), "10"],
-            capture_output=True, text=True, check=True).stdout)
-        rows.append(("PageRank, 1M edges, 10 iterations", tessera, spark["total_s"],
-                     baseline["total_s"]))
 
-    print(f"Tessera under {args.master} and PySpark local[2], same machine, same run (seconds)\n")
+    def trial():
+        """One run of each side of each workload: rows (name, Tessera, PySpark, plain Rust or
+        None) and notes."""
+        rows, notes = [], []
+        if "wordcount" in wanted:
+            data = args.data / files["wordcount"]
+            spark = run_spark(python, peers, "wordcount_spark.py", [str(data)], workdir)
+            tessera = millis(run_tessera(bin_dir, args.master, "word_count.rs", data, workdir),
+                             r"word count took ([\d.]+) ms")[0]
+            rows.append(("word count, 105 MB", tessera, spark["total_s"],
+                         baseline("wordcount", data)["total_s"]))
+        if "lr" in wanted:
+            data = args.data / files["lr"]
+            spark = run_spark(python, peers, "lr_spark.py", [str(data), "10"], workdir)
+            memory = {}
+            out = run_tessera(bin_dir, args.master, "logistic_regression.rs", data, workdir,
+                              memory)
+            iterations = millis(out, r"iteration \d+: ([\d.]+) ms")
+            plain = baseline("lr", data, "10")
+            rows.append(("LR, 1M points: first iteration", iterations[0], spark["iter_s"][0],
+                         None))
+            rows.append(("LR: later iteration (mean)", statistics.mean(iterations[1:]),
+                         statistics.mean(spark["iter_s"][1:]),
+                         statistics.mean(plain["iter_s"][1:])))
+            rows.append(("LR: 10 iterations", sum(iterations), spark["total_s"], None))
+            points = sum(1 for _ in open(data))
+            raw = points * 10 * 8
+            cached = cached_bytes(out)
+            start = memory.get("start", 0)
+            peak, last = memory.get("peak", 0) - start, memory.get("last", 0) - start
+            notes.append(
+                f"LR: {points} points, whose raw features are {raw / 2**20:.0f} MiB of f64. "
+                f"Cached, they take {cached / 2**20:.1f} MiB of executor memory "
+                f"({cached / raw:.2f}x; `:storage`, from the block manager's accounting). "
+                f"The executors' resident memory (from {start / 2**20:.0f} MiB before the "
+                f"first job) grew by {peak / 2**20:.0f} MiB at its peak ({peak / raw:.2f}x), "
+                f"while the file was parsed and cached, and held {last / 2**20:.0f} MiB more "
+                f"({last / raw:.2f}x) with the points cached, at the last iteration.")
+        if "pagerank" in wanted:
+            data = args.data / files["pagerank"]
+            spark = run_spark(python, peers, "pagerank_spark.py", [str(data), "10"], workdir)
+            tessera = millis(run_tessera(bin_dir, args.master, "pagerank.rs", data, workdir),
+                             r"pagerank took ([\d.]+) ms")[0]
+            rows.append(("PageRank, 1M edges, 10 iterations", tessera, spark["total_s"],
+                         baseline("pagerank", data, "10")["total_s"]))
+        return rows, notes
+
+    trials = [trial() for _ in range(args.trials)]
+    # Each cell of the table is the median over the trials.
+    rows = []
+    for i, (name, *_) in enumerate(trials[0][0]):
+        columns = zip(*(rows_of_trial[i][1:] for rows_of_trial, _ in trials))
+        rows.append((name, *(None if None in c else statistics.median(c) for c in columns)))
+    notes = [note for _, trial_notes in trials for note in trial_notes]
+
+    print(f"Tessera under {args.master} and PySpark local[2], same machine, same run; "
+          f"seconds, medians of {args.trials} trial(s)\n")
     print("| workload | Tessera | PySpark | PySpark / Tessera | plain Rust, 1 thread | Tessera / plain Rust |")
     print("|---|---|---|---|---|---|")
     for name, tessera, spark, plain in rows:
