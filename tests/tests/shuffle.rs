@@ -324,3 +324,25 @@ pairs.partition_by_custom(&Broken).count()
         run.stderr
     );
 }
+
+#[test]
+fn a_range_partitioned_rdd_joins_one_partitioned_otherwise() {
+    let dir = Scratch::new("shuffle-join-sorted");
+    // The sorted side is range-partitioned; the join reshuffles both sides by hash.
+    let script = r#"
+let sorted = sc.parallelize((0..20u64).map(|x| (x, x * 10)).collect::<Vec<_>>(), 3).sort_by_key(true);
+let plain = sc.parallelize((0..20u64).map(|x| (x, x + 1)).collect::<Vec<_>>(), 2);
+let mut joined = sorted.join(&plain).collect();
+joined.sort();
+joined
+"#;
+    let run = tessera_run(&dir.0, script, CLUSTER, &[]);
+    run.expect_success();
+    let expected: Vec<(u64, (u64, u64))> = (0..20u64).map(|x| (x, (x * 10, x + 1))).collect();
+    assert_eq!(
+        run.lines(),
+        vec![format!("{expected:?}")],
+        "stderr:\n{}",
+        run.stderr
+    );
+}
