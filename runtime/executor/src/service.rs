@@ -104,7 +104,9 @@ impl Executor for ExecutorService {
                     executor_id: &executor_id,
                     shuffle_input: &shuffle_input,
                 };
-                run_task(&task, &env)
+                let outcome = run_task(&task, &env);
+                crate::release_freed_memory();
+                outcome
             })
             .await
             .map_err(|e| Status::internal(format!("task thread failed: {e}")))?
