@@ -64,26 +64,18 @@ fn cogroup_partitioner(
 /// Every pairing of a value of `vs` with one of `ws`, in order. Each value is cloned for all
 /// its pairings but the last, which takes it: a key with one value on each side (PageRank's
 /// links and rank) clones nothing.
-fn cross<V: Clone, W: Clone>(vs: Vec<V>, ws: Vec<W>) -> Vec<(V, W)> {
+fn cross<V: Clone, W: Clone>(mut vs: Vec<V>, ws: Vec<W>) -> Vec<(V, W)> {
     let mut pairs = Vec::with_capacity(vs.len() * ws.len());
-    let last_v = vs.len().saturating_sub(1);
-    for (i, v) in vs.into_iter().enumerate() {
-        if i < last_v {
-            pairs.extend(ws.iter().map(|w| (v.clone(), w.clone())));
-            continue;
-        }
-        let mut v = Some(v);
-        let mut ws = ws.into_iter().peekable();
-        while let Some(w) = ws.next() {
-            let v = if ws.peek().is_some() {
-                v.clone()
-            } else {
-                v.take()
-            };
-            pairs.push((v.expect("taken at the last pairing only"), w));
-        }
-        break;
+    let Some(last_v) = vs.pop() else {
+        return pairs;
+    };
+    for v in &vs {
+        pairs.extend(ws.iter().map(|w| (v.clone(), w.clone())));
     }
+    let mut ws = ws.into_iter();
+    let last_w = ws.next_back();
+    pairs.extend(ws.map(|w| (last_v.clone(), w)));
+    pairs.extend(last_w.map(|w| (last_v, w)));
     pairs
 }
 

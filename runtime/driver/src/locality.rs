@@ -52,23 +52,26 @@ impl Preferences {
         }
     }
 
-    /// The least local level the task may run at after waiting `waited`: each level some live
-    /// executor offers gets one `wait` before the next is allowed; levels no live executor
-    /// offers are skipped at once (a lost executor's cache is not worth waiting for).
-    pub fn allowed(&self, live: &[ExecutorHandle], waited: Duration, wait: Duration) -> Locality {
-        let live: Vec<(&str, &str)> = live.iter().map(|e| (&*e.id, &*e.host)).collect();
-        self.allowed_among(&live, waited, wait)
-    }
-
-    /// `allowed` for live executors given as (id, host).
-    fn allowed_among(&self, live: &[(&str, &str)], waited: Duration, wait: Duration) -> Locality {
-        let mut levels: Vec<Locality> = live.iter().map(|(e, h)| self.level_at(e, h)).collect();
-        levels.sort();
-        levels.dedup();
-        levels.retain(|level| *level != Locality::Any);
+    /// The least local level the task may run at after waiting `waited`, given the live
+    /// executors as (id, host): each level some live executor offers gets one `wait` before the
+    /// next is allowed; levels no live executor offers are skipped at once (a lost executor's
+    /// cache is not worth waiting for).
+    pub fn allowed<'a>(
+        &self,
+        live: impl IntoIterator<Item = (&'a str, &'a str)>,
+        waited: Duration,
+        wait: Duration,
+    ) -> Locality {
         if wait.is_zero() {
             return Locality::Any;
         }
+        let mut levels: Vec<Locality> = live
+            .into_iter()
+            .map(|(e, h)| self.level_at(e, h))
+            .filter(|level| *level != Locality::Any)
+            .collect();
+        levels.sort();
+        levels.dedup();
         let waits_over = (waited.as_nanos() / wait.as_nanos()) as usize;
         levels.get(waits_over).copied().unwrap_or(Locality::Any)
     }
@@ -86,7 +89,7 @@ mod tests {
             hosts: vec!["h1".into()],
         };
         let wait = Duration::from_secs(3);
-        let at = |ms| prefs.allowed_among(&live, Duration::from_millis(ms), wait);
+        let at = |ms| prefs.allowed(live, Duration::from_millis(ms), wait);
         assert_eq!(at(0), Locality::ProcessLocal);
         assert_eq!(at(2_999), Locality::ProcessLocal);
         assert_eq!(at(3_000), Locality::NodeLocal);
@@ -96,7 +99,7 @@ mod tests {
         assert_eq!(prefs.level_at("c", "h2"), Locality::Any);
         // A zero wait disables delay scheduling.
         assert_eq!(
-            prefs.allowed_among(&live, Duration::ZERO, Duration::ZERO),
+            prefs.allowed(live, Duration::ZERO, Duration::ZERO),
             Locality::Any
         );
     }
@@ -111,15 +114,12 @@ mod tests {
         };
         let wait = Duration::from_secs(3);
         assert_eq!(
-            prefs.allowed_among(&live, Duration::ZERO, wait),
+            prefs.allowed(live, Duration::ZERO, wait),
             Locality::NodeLocal
         );
-        assert_eq!(prefs.allowed_among(&live, wait, wait), Locality::Any);
+        assert_eq!(prefs.allowed(live, wait, wait), Locality::Any);
         // No preference at all: anywhere, at once.
         let none = Preferences::default();
-        assert_eq!(
-            none.allowed_among(&live, Duration::ZERO, wait),
-            Locality::Any
-        );
+        assert_eq!(none.allowed(live, Duration::ZERO, wait), Locality::Any);
     }
 }

@@ -324,7 +324,8 @@ async fn acquire_executor(
             .await;
             continue;
         }
-        let allowed = preferences.allowed(&executors, started.elapsed(), state.locality_wait);
+        let live = executors.iter().map(|e| (&*e.id, &*e.host));
+        let allowed = preferences.allowed(live, started.elapsed(), state.locality_wait);
         // Partitions start at different executors, so that tasks without a preference spread.
         let n = executors.len();
         executors.rotate_left(partition as usize % n);

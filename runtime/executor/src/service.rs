@@ -143,10 +143,7 @@ impl Executor for ExecutorService {
             .map(|&map_partition| {
                 self.shuffles
                     .bucket(r.shuffle, map_partition, r.reduce_partition)
-                    .map(|bucket| match bucket {
-                        Bucket::Owned(bytes) => bytes,
-                        local => local.bytes().to_vec(),
-                    })
+                    .map(Bucket::into_bytes)
                     .map_err(|e| {
                         Status::not_found(format!("executor {} holds {e}", self.executor_id))
                     })

@@ -62,12 +62,6 @@ impl MapOutput {
         self.offsets.len() - 1
     }
 
-    /// Bucket `reduce`, if there is one.
-    pub fn bucket(&self, reduce: usize) -> Option<&[u8]> {
-        let range = self.range(reduce)?;
-        Some(&self.bytes[range])
-    }
-
     /// Where bucket `reduce` is in [`MapOutput::bytes`].
     pub fn range(&self, reduce: usize) -> Option<std::ops::Range<usize>> {
         let (start, end) = (*self.offsets.get(reduce)?, *self.offsets.get(reduce + 1)?);
@@ -95,9 +89,9 @@ mod tests {
         let output = MapOutput::parse(frame(&buckets)).unwrap();
         assert_eq!(output.buckets(), 3);
         for (r, bucket) in buckets.iter().enumerate() {
-            assert_eq!(output.bucket(r).unwrap(), &bucket[..]);
+            assert_eq!(&output.bytes()[output.range(r).unwrap()], &bucket[..]);
         }
-        assert!(output.bucket(3).is_none());
+        assert!(output.range(3).is_none());
         assert_eq!(output.payload_len(), 5);
         let mut cut = frame(&buckets);
         cut.pop();
