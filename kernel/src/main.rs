@@ -25,6 +25,16 @@ fn main() -> anyhow::Result<()> {
             let master = std::env::var("TESSERA_MASTER").unwrap_or_else(|_| "local[*]".into());
             let config = tessera_session::SessionConfig {
                 task_metrics_log: std::env::var_os("TESSERA_TASK_METRICS").map(Into::into),
+                cluster: tessera_session::ClusterOptions {
+                    credentials: std::env::var_os("TESSERA_CREDENTIALS").map(Into::into),
+                    bind: std::env::var("TESSERA_BIND")
+                        .ok()
+                        .map(|b| b.parse())
+                        .transpose()
+                        .context("TESSERA_BIND is not an IP address")?,
+                    advertise_host: std::env::var("TESSERA_ADVERTISE_ADDRESS").ok(),
+                    ..Default::default()
+                },
                 ..tessera_session::SessionConfig::new(tessera_session::parse_master_url(&master)?)
             };
             let backend = tessera_kernel::session_backend::SessionBackend::start(config)?;

@@ -4,7 +4,9 @@ use crate::tables;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
-use tessera_session::{MasterUrl, OutputSink, Session, Stream, join_cells, split_cells};
+use tessera_session::{
+    Credential, MasterEndpoint, MasterUrl, OutputSink, Session, Stream, join_cells, split_cells,
+};
 
 pub const HELP: &str = "\
 Tessera — Rust cells on a cluster. `sc` is your Context: sc.parallelize(vec, n), sc.text_file(path, n).
@@ -76,9 +78,9 @@ pub fn run(session: &mut Session, line: &str) -> bool {
         }
         ":jobs" => println!("{}", tables::jobs(&session.driver().jobs())),
         ":executors" => println!("{}", tables::executors(&session.driver().executors())),
-        ":cluster" => match session.driver().master_address() {
-            Some(address) => {
-                if let Err(e) = print_cluster_status(&address) {
+        ":cluster" => match session.driver().master() {
+            Some(master) => {
+                if let Err(e) = print_cluster_status(&master) {
                     eprintln!("{e:#}");
                 }
             }
@@ -111,21 +113,60 @@ pub fn run(session: &mut Session, line: &str) -> bool {
 }
 
 /// `tessera cluster status`.
-pub fn cluster_status(master: &MasterUrl) -> anyhow::Result<ExitCode> {
+pub fn cluster_status(
+    master: &MasterUrl,
+    credentials: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
     let MasterUrl::Tessera { address } = master else {
         anyhow::bail!(
             "`tessera cluster status` needs a running master: pass --master tessera://HOST:PORT"
         );
     };
-    print_cluster_status(address)?;
+    let Some(credentials) = credentials else {
+        anyhow::bail!(
+            "`tessera cluster status` needs credentials of the cluster: pass --credentials DIR \
+             (e.g. DIR/frameworks/NAME made by `tessera cluster init-credentials`)"
+        );
+    };
+    print_cluster_status(&MasterEndpoint {
+        address: address.clone(),
+        credential: Credential::load(credentials)?,
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_cluster_status(address: &str) -> anyhow::Result<()> {
+/// `tessera cluster init-credentials DIR --agent NAME --framework NAME`.
+pub fn init_credentials(
+    dir: &std::path::Path,
+    agents: &[String],
+    frameworks: &[String],
+    days: u64,
+) -> anyhow::Result<ExitCode> {
+    use tessera_credentials::{Issued, Principal};
+    let principals: Vec<Principal> = agents
+        .iter()
+        .map(|a| Principal::Agent(a.clone()))
+        .chain(frameworks.iter().map(|f| Principal::Framework(f.clone())))
+        .collect();
+    let validity = std::time::Duration::from_secs(days.max(1) * 24 * 3600);
+    for (principal, issued) in tessera_credentials::init_credentials(dir, &principals, validity)? {
+        match issued {
+            Issued::Created(path) => println!("{principal}: created {}", path.display()),
+            Issued::Kept(path) => println!("{principal}: kept {}", path.display()),
+        }
+    }
+    println!(
+        "The CA is in {}; keep its key (ca-key.pem) off the cluster's machines.",
+        dir.join("ca").display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_cluster_status(master: &MasterEndpoint) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let status = runtime.block_on(tessera_framework::cluster_status(address))?;
+    let status = runtime.block_on(tessera_framework::cluster_status(master))?;
     let res = |r: &tessera_framework::Resources| format!("{} cpus, {} MiB", r.cpus, r.mem_mb);
     println!(
         "Agents\n{}",

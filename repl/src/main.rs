@@ -10,7 +10,7 @@ mod tables;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tessera_session::{MasterUrl, SessionConfig, parse_master_url};
+use tessera_session::{ClusterOptions, MasterUrl, SessionConfig, parse_master_url};
 
 #[derive(Parser)]
 #[command(version, about = "Interactive cluster computing in Rust")]
@@ -29,6 +29,23 @@ struct Cli {
     /// Append each finished task's metrics (executor, pid, cached or computed) to FILE as JSON lines.
     #[arg(long, global = true)]
     task_metrics: Option<PathBuf>,
+    /// This session's credentials on a cluster: the directory `tessera cluster init-credentials
+    /// DIR --framework NAME` made as DIR/frameworks/NAME.
+    #[arg(long, global = true, env = "TESSERA_CREDENTIALS")]
+    credentials: Option<PathBuf>,
+    /// Where the driver listens for its executors (default: 127.0.0.1, or with
+    /// tessera://HOST:PORT the address this host uses to reach the master).
+    #[arg(long, global = true, env = "TESSERA_BIND")]
+    bind: Option<std::net::IpAddr>,
+    /// The host executors dial to reach the driver, when it is not the bound address.
+    #[arg(long, global = true, env = "TESSERA_ADVERTISE_ADDRESS")]
+    advertise_address: Option<String>,
+    /// Executors to acquire on a cluster (default: one per agent).
+    #[arg(long, global = true)]
+    executors: Option<usize>,
+    /// CPUs (task threads) per executor on a cluster (default: all of an agent's offer).
+    #[arg(long, global = true)]
+    executor_cores: Option<u32>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -42,7 +59,7 @@ enum Command {
         #[arg(long)]
         keep_going: bool,
     },
-    /// Shows a cluster's agents, frameworks, offers and allocations.
+    /// Works with a cluster: its status, and the credentials of its processes.
     Cluster {
         #[command(subcommand)]
         what: ClusterCommand,
@@ -51,7 +68,25 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ClusterCommand {
+    /// Shows a cluster's agents, frameworks, offers and allocations (with --master
+    /// tessera://HOST:PORT and --credentials).
     Status,
+    /// Creates the cluster's CA in DIR/ca (unless it is there) and a credential directory for
+    /// the master (DIR/master) and each agent and framework principal named (DIR/agents/NAME,
+    /// DIR/frameworks/NAME) that has none yet; copy each to its machine and pass it as that
+    /// process's --credentials. Keep DIR/ca/ca-key.pem secret.
+    InitCredentials {
+        dir: PathBuf,
+        /// An agent to issue a certificate for (repeat for several).
+        #[arg(long = "agent")]
+        agents: Vec<String>,
+        /// A framework principal (a user, a service) to issue a certificate for.
+        #[arg(long = "framework")]
+        frameworks: Vec<String>,
+        /// How long the certificates are valid, in days.
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+    },
 }
 
 fn parse_master(s: &str) -> Result<MasterUrl, String> {
@@ -74,13 +109,29 @@ fn main() -> ExitCode {
         task_metrics_log: cli.task_metrics.clone(),
         color: std::io::IsTerminal::is_terminal(&std::io::stderr())
             && std::env::var_os("NO_COLOR").is_none(),
+        cluster: ClusterOptions {
+            credentials: cli.credentials.clone(),
+            bind: cli.bind,
+            advertise_host: cli.advertise_address.clone(),
+            executors: cli.executors,
+            executor_cores: cli.executor_cores,
+        },
     };
     let result = match cli.command {
         None => interactive::run(config),
         Some(Command::Run { script, keep_going }) => script::run(config, &script, keep_going),
         Some(Command::Cluster {
             what: ClusterCommand::Status,
-        }) => commands::cluster_status(&cli.master),
+        }) => commands::cluster_status(&cli.master, cli.credentials.as_deref()),
+        Some(Command::Cluster {
+            what:
+                ClusterCommand::InitCredentials {
+                    dir,
+                    agents,
+                    frameworks,
+                    days,
+                },
+        }) => commands::init_credentials(&dir, &agents, &frameworks, days),
     };
     match result {
         Ok(code) => code,

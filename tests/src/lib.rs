@@ -4,6 +4,8 @@
 //! The binaries must be built first (`cargo build --workspace --bins`); the tests start them as
 //! real processes on 127.0.0.1.
 
+pub mod netns;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

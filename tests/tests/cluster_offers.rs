@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tessera_framework::{
     ExecutorLaunch, ExecutorState, FrameworkClient, FrameworkEvent, FrameworkInfo, LocalCluster,
-    Offer, Resources, cluster_status,
+    MasterEndpoint, Offer, Resources, cluster_status,
 };
 use tokio::sync::mpsc::Receiver;
 
@@ -44,6 +44,20 @@ fn bin_dir() -> PathBuf {
     dir
 }
 
+/// `address` with a framework credential of a CA of its own (for masters that are not there).
+fn stranger(address: &str) -> MasterEndpoint {
+    let ca = tessera_credentials::Authority::generate("stranger").unwrap();
+    MasterEndpoint {
+        address: address.into(),
+        credential: ca
+            .issue(
+                &tessera_credentials::Principal::Framework("x".into()),
+                Duration::from_secs(600),
+            )
+            .unwrap(),
+    }
+}
+
 /// A subscribed framework plus the offers it holds, kept up to date as events
 /// go by.
 struct Framework {
@@ -57,7 +71,7 @@ struct Framework {
 }
 
 impl Framework {
-    async fn subscribe(master: &str, name: &str) -> Framework {
+    async fn subscribe(master: &MasterEndpoint, name: &str) -> Framework {
         let info = FrameworkInfo {
             name: name.into(),
             user: "tester".into(),
@@ -300,7 +314,7 @@ async fn start_cluster(agents: usize, cpus: f64, mem_mb: u64) -> LocalCluster {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offers_launch_kill_decline_and_teardown_on_two_agents() {
     let cluster = start_cluster(2, 2.0, 1024).await;
-    let master = cluster.master_address().to_string();
+    let master = cluster.endpoint();
     let mut fw = Framework::subscribe(&master, "offers-e2e").await;
     let framework_id = fw.client.framework_id().to_string();
 
@@ -455,7 +469,7 @@ async fn offers_launch_kill_decline_and_teardown_on_two_agents() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_commands_are_reported_failed_with_their_exit_status() {
     let cluster = start_cluster(1, 1.0, 512).await;
-    let mut fw = Framework::subscribe(cluster.master_address(), "failures-e2e").await;
+    let mut fw = Framework::subscribe(&cluster.endpoint(), "failures-e2e").await;
     fw.wait_offers_from(1).await;
     let agent = fw.offers.keys().next().cloned().expect("an agent");
     let offer = fw.take_offer(&agent).expect("an offer");
@@ -516,7 +530,7 @@ async fn failing_commands_are_reported_failed_with_their_exit_status() {
             }
         }
     }
-    let status = cluster_status(cluster.master_address())
+    let status = cluster_status(&cluster.endpoint())
         .await
         .expect("cluster status");
     let states: BTreeMap<_, _> = status
@@ -546,7 +560,7 @@ async fn failing_commands_are_reported_failed_with_their_exit_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_master_is_a_clear_error() {
     // Nothing listens on port 1.
-    let err = cluster_status("127.0.0.1:1")
+    let err = cluster_status(&stranger("127.0.0.1:1"))
         .await
         .expect_err("no master there");
     let text = err.to_string();
@@ -560,14 +574,14 @@ async fn a_dead_master_is_a_clear_error() {
         name: "x".into(),
         user: String::new(),
     };
-    let err = FrameworkClient::subscribe("127.0.0.1:1", info)
+    let err = FrameworkClient::subscribe(&stranger("127.0.0.1:1"), info)
         .await
         .expect_err("no master there");
     assert!(
         err.to_string().contains("is tessera-master running?"),
         "{err}"
     );
-    let err = cluster_status("not-an-address")
+    let err = cluster_status(&stranger("not-an-address"))
         .await
         .expect_err("bad address");
     assert!(err.to_string().contains("HOST:PORT"), "{err}");
@@ -576,7 +590,7 @@ async fn a_dead_master_is_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn executors_of_a_killed_agent_die_and_are_reported_lost() {
     let cluster = start_cluster(1, 1.0, 512).await;
-    let master = cluster.master_address().to_string();
+    let master = cluster.endpoint();
     let mut fw = Framework::subscribe(&master, "agent-loss-e2e").await;
     let framework_id = fw.client.framework_id().to_string();
     fw.wait_offers_from(1).await;
@@ -621,7 +635,7 @@ async fn executors_of_a_killed_agent_die_and_are_reported_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_framework_hears_when_the_master_dies() {
     let cluster = start_cluster(1, 1.0, 256).await;
-    let mut fw = Framework::subscribe(cluster.master_address(), "master-loss-e2e").await;
+    let mut fw = Framework::subscribe(&cluster.endpoint(), "master-loss-e2e").await;
     let master_pid = cluster.master_pid().expect("master running");
     let rc = std::process::Command::new("kill")
         .args(["-9", &master_pid.to_string()])

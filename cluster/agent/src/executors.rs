@@ -62,6 +62,9 @@ struct EarlyKills {
 /// The executors running on this agent.
 pub struct Executors {
     work_dir: PathBuf,
+    /// The host executors should listen on and advertise (the agent's own advertised host),
+    /// as `TESSERA_AGENT_HOST`.
+    host: String,
     running: Mutex<HashMap<(String, String), Running>>,
     /// Kills and shutdowns that arrived before the launch they concern (the
     /// master sends them on separate connections). Locked after `running`.
@@ -173,9 +176,14 @@ fn classify(
 }
 
 impl Executors {
-    pub fn new(work_dir: PathBuf, updates: UnboundedSender<StatusUpdate>) -> Arc<Self> {
+    pub fn new(
+        work_dir: PathBuf,
+        host: String,
+        updates: UnboundedSender<StatusUpdate>,
+    ) -> Arc<Self> {
         Arc::new(Executors {
             work_dir,
+            host,
             running: Mutex::new(HashMap::new()),
             early: Mutex::new(EarlyKills::default()),
             updates,
@@ -277,6 +285,7 @@ impl Executors {
             .env("TESSERA_FRAMEWORK_ID", fid)
             .env("TESSERA_EXECUTOR_ID", eid)
             .env("TESSERA_SANDBOX", &sandbox)
+            .env("TESSERA_AGENT_HOST", &self.host)
             .env("TESSERA_EXECUTOR_CPUS", spec.cpus.to_string())
             .env("TESSERA_EXECUTOR_MEM_MB", spec.mem_mb.to_string())
             .current_dir(&sandbox)
@@ -440,7 +449,7 @@ mod tests {
     ) {
         let dir = tempfile::tempdir().expect("temp dir");
         let (tx, rx) = unbounded_channel();
-        let executors = Executors::new(dir.path().to_path_buf(), tx);
+        let executors = Executors::new(dir.path().to_path_buf(), "127.0.0.1".into(), tx);
         (dir, executors, rx)
     }
 

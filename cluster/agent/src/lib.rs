@@ -8,6 +8,11 @@
 //! the agent lost), the agent kills its executors — the master has already
 //! reported them LOST — and registers again under a new id.
 //!
+//! Every link is mutual TLS with the cluster's certificates: the agent dials the
+//! master expecting the master's certificate, and runs launches and kills only
+//! when the caller's certificate is the master's. Its executors learn the host
+//! to listen on from `TESSERA_AGENT_HOST`.
+//!
 //! The binary `tessera-agent` wraps [`run`]; see `src/main.rs` for flags.
 
 mod executors;
@@ -20,8 +25,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tessera_cluster_proto::agent::agent_server::AgentServer;
+use tessera_credentials::Credential;
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
 
 pub use executors::KILL_GRACE;
 
@@ -38,7 +43,15 @@ pub struct AgentConfig {
     pub work_dir: PathBuf,
     /// The host name shown in offers.
     pub hostname: String,
+    /// The HOST:PORT the master should dial (default: the bound address, or
+    /// the host name when bound to every interface).
+    pub advertise_address: Option<String>,
+    /// The agent's identity (an agent certificate of the cluster's CA).
+    pub credential: Credential,
 }
+
+/// Largest request the agent decodes (a launch is a few KiB).
+pub const MAX_REQUEST_BYTES: usize = 4 << 20;
 
 /// Errors of a running agent.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +60,8 @@ pub enum AgentError {
     Transport(#[from] tonic::transport::Error),
     #[error("cannot read the agent's listening address: {0}")]
     LocalAddr(std::io::Error),
+    #[error("the agent's credentials cannot serve TLS: {0}")]
+    Credentials(#[from] tessera_credentials::CredentialError),
     #[error("the master address {0:?} is not HOST:PORT")]
     BadMasterAddress(String),
     #[error("cannot create the work directory {path}: {source}")]
@@ -112,10 +127,17 @@ pub async fn run(
         path: config.work_dir.clone(),
         source,
     })?;
-    let link = master_link::MasterLink::new(&config.master)?;
+    let link = master_link::MasterLink::new(&config.master, &config.credential)?;
     let (updates_tx, updates_rx) = tokio::sync::mpsc::unbounded_channel();
-    let executors = executors::Executors::new(config.work_dir.clone(), updates_tx);
-    let address = addr.to_string();
+    let address = config
+        .advertise_address
+        .clone()
+        .unwrap_or_else(|| tessera_credentials::advertised_address(addr));
+    let host = address
+        .rsplit_once(':')
+        .map(|(host, _)| host.trim_matches(['[', ']']).to_string())
+        .unwrap_or_else(|| address.clone());
+    let executors = executors::Executors::new(config.work_dir.clone(), host, updates_tx);
     tracing::info!(%address, master = %config.master, cpus = config.cpus, mem_mb = config.mem_mb,
         work_dir = %config.work_dir.display(), "tessera-agent listening");
 
@@ -135,10 +157,14 @@ pub async fn run(
         )),
     ];
     let service = service::AgentService::new(executors.clone(), registration);
+    let tls = config.credential.server()?;
     let result = tonic::transport::Server::builder()
         .serve_with_incoming_shutdown(
-            AgentServer::new(service),
-            TcpIncoming::from(listener),
+            tonic::service::interceptor::InterceptedService::new(
+                AgentServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES),
+                tls.authenticator(),
+            ),
+            tls.incoming(listener),
             shutdown,
         )
         .await;

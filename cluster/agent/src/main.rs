@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Parser;
 use tessera_agent::{AgentConfig, detect_cpus, detect_hostname, detect_mem_mb};
+use tessera_credentials::{Credential, Principal};
 
 /// Tessera's cluster agent: registers this machine with the master and runs
 /// executors on its behalf.
@@ -17,10 +18,19 @@ struct Args {
     /// The master's HOST:PORT.
     #[arg(long)]
     master: String,
-    /// Address to listen on. Only loopback is supported until peers are
-    /// authenticated.
+    /// Address to listen on (0.0.0.0 for every interface); executors listen on
+    /// the advertised host.
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
+    /// The HOST:PORT the master should dial, when it is not the bound address
+    /// (default: the bound address, or this host's name when bound to every
+    /// interface).
+    #[arg(long)]
+    advertise_address: Option<String>,
+    /// The agent's credentials: the directory `tessera cluster
+    /// init-credentials DIR --agent NAME` made as DIR/agents/NAME.
+    #[arg(long)]
+    credentials: PathBuf,
     /// Port to listen on; 0 picks a free port.
     #[arg(long, default_value_t = 0)]
     port: u16,
@@ -61,11 +71,13 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    if !args.bind.is_loopback() {
+    let credential = Credential::load(&args.credentials)?;
+    if !matches!(credential.principal()?, Principal::Agent(_)) {
         bail!(
-            "refusing to listen on {}: tessera-agent does not authenticate peers yet, so it only \
-             listens on loopback (use --bind 127.0.0.1)",
-            args.bind
+            "the credentials in {} are not an agent's (they name {}); pass the directory \
+             `tessera cluster init-credentials DIR --agent NAME` made as DIR/agents/NAME",
+            args.credentials.display(),
+            credential.principal()?
         );
     }
     let cpus = args.cpus.unwrap_or_else(detect_cpus);
@@ -82,6 +94,8 @@ async fn main() -> anyhow::Result<()> {
         mem_mb,
         work_dir,
         hostname: args.hostname.unwrap_or_else(detect_hostname),
+        advertise_address: args.advertise_address,
+        credential,
     };
     let requested = SocketAddr::new(args.bind, args.port);
     let listener = tokio::net::TcpListener::bind(requested)

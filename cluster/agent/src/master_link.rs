@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tessera_cluster_proto::describe_status;
+use tessera_credentials::{Credential, Principal, describe_status};
 use tessera_cluster_proto::master::master_client::MasterClient;
 use tessera_cluster_proto::master::{
     HeartbeatRequest, RegisterAgentRequest, Resources, StatusUpdate,
@@ -27,8 +27,9 @@ pub(crate) struct MasterLink {
 }
 
 impl MasterLink {
-    pub(crate) fn new(address: &str) -> Result<Self, AgentError> {
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+    pub(crate) fn new(address: &str, credential: &Credential) -> Result<Self, AgentError> {
+        let endpoint = Endpoint::from_shared(format!("https://{address}"))
+            .and_then(|e| e.tls_config(credential.client_tls(&Principal::Master)))
             .map_err(|_| AgentError::BadMasterAddress(address.to_string()))?
             .connect_timeout(Duration::from_secs(3))
             .timeout(RPC_TIMEOUT);
@@ -166,6 +167,22 @@ pub(crate) async fn forward_status_updates(
             }
             match link.client.clone().update_status(update.clone()).await {
                 Ok(_) => break,
+                // The master read it and refused it: sending it again changes nothing.
+                Err(status)
+                    if matches!(
+                        status.code(),
+                        tonic::Code::PermissionDenied
+                            | tonic::Code::InvalidArgument
+                            | tonic::Code::NotFound
+                    ) =>
+                {
+                    tracing::warn!(
+                        executor_id = %update.executor_id,
+                        "the master refused a status update: {}",
+                        describe_status(&status)
+                    );
+                    break;
+                }
                 Err(status) => {
                     failures += 1;
                     if failures == 1 || failures.is_multiple_of(20) {

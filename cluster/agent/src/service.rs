@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tessera_cluster_proto::agent as pb;
 use tessera_cluster_proto::agent::agent_server::Agent;
+use tessera_credentials::{Principal, caller};
 use tonic::{Request, Response, Status};
 
 use crate::executors::{Executors, LaunchError, LaunchSpec};
@@ -24,12 +25,24 @@ impl AgentService {
     }
 }
 
+/// Refuses every caller but the master: an agent runs what the master says, and nothing else.
+fn require_master<T>(request: &Request<T>, call: &str) -> Result<(), Status> {
+    match caller(request)? {
+        Principal::Master => Ok(()),
+        other => Err(Status::permission_denied(format!(
+            "{call} is for the master only, and the caller's certificate names {other}; launch \
+             executors by accepting offers through the master"
+        ))),
+    }
+}
+
 #[tonic::async_trait]
 impl Agent for AgentService {
     async fn launch_executor(
         &self,
         request: Request<pb::LaunchExecutorRequest>,
     ) -> Result<Response<pb::LaunchExecutorResponse>, Status> {
+        require_master(&request, "LaunchExecutor")?;
         let req = request.into_inner();
         let agent_id = self.registration.current().ok_or_else(|| {
             Status::unavailable("this agent is not registered with the master right now")
@@ -55,6 +68,7 @@ impl Agent for AgentService {
         &self,
         request: Request<pb::KillExecutorRequest>,
     ) -> Result<Response<pb::KillExecutorResponse>, Status> {
+        require_master(&request, "KillExecutor")?;
         let req = request.into_inner();
         if !self.executors.kill(
             &req.framework_id,
@@ -70,6 +84,7 @@ impl Agent for AgentService {
         &self,
         request: Request<pb::ShutdownFrameworkRequest>,
     ) -> Result<Response<pb::ShutdownFrameworkResponse>, Status> {
+        require_master(&request, "ShutdownFramework")?;
         let req = request.into_inner();
         let n = self.executors.kill_framework(
             &req.framework_id,

@@ -38,7 +38,7 @@ impl Resources {
     pub fn plus(&self, other: &Resources) -> Resources {
         Resources {
             cpus: self.cpus + other.cpus,
-            mem_mb: self.mem_mb + other.mem_mb,
+            mem_mb: self.mem_mb.saturating_add(other.mem_mb),
         }
     }
 

@@ -24,8 +24,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cluster = tessera_framework::LocalCluster::start(agents, cpus, mem_mb, &bin_dir).await?;
     println!("{}", cluster.master_address());
     eprintln!(
-        "local cluster up (logs in {}); Ctrl-C stops it",
-        cluster.dir().display()
+        "local cluster up (logs in {}); sessions connect with --master tessera://{} --credentials {}; Ctrl-C stops it",
+        cluster.dir().display(),
+        cluster.master_address(),
+        cluster.credentials_dir().join("frameworks").join("local").display()
     );
     tokio::signal::ctrl_c().await?;
     Ok(())

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_allocator::Resources;
-use tessera_cluster_proto::describe_status;
+use tessera_credentials::{Credential, Principal, describe_error, describe_status};
 use tessera_cluster_proto::master as pb;
 use tessera_cluster_proto::master::master_client::MasterClient;
 use tokio::sync::{mpsc, oneshot};
@@ -17,6 +17,16 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events not yet read by the framework; the master's stream waits beyond this.
 const EVENT_BUFFER: usize = 1024;
+
+/// A master, and the credential to talk to it with (a framework principal's, for
+/// subscribing; any of the cluster's, for [`cluster_status`]).
+#[derive(Clone, Debug)]
+pub struct MasterEndpoint {
+    /// The master's "HOST:PORT".
+    pub address: String,
+    /// Who this process is to the master.
+    pub credential: Credential,
+}
 
 /// Who the framework is.
 #[derive(Clone, Debug, Default)]
@@ -196,29 +206,19 @@ fn port_of(master: &str) -> String {
         .unwrap_or_else(|| "5050".into())
 }
 
+/// A connection that failed: a TLS refusal (the text names its remedy) or an
+/// unreachable master.
 fn unreachable(master: &str, reason: String) -> FrameworkError {
+    if tessera_credentials::tls_remedy(&reason).is_some() {
+        return FrameworkError::Untrusted {
+            master: master.to_string(),
+            reason,
+        };
+    }
     FrameworkError::Unreachable {
         master: master.to_string(),
         port: port_of(master),
         reason,
-    }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next: Option<&dyn std::error::Error> = Some(e);
-    while let Some(err) = next {
-        let text = err.to_string();
-        // tonic's wrapper adds nothing a person needs.
-        if text != "transport error" && !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        next = err.source();
-    }
-    if parts.is_empty() {
-        "transport error".to_string()
-    } else {
-        parts.join(": ")
     }
 }
 
@@ -245,14 +245,16 @@ fn status_error(master: &str, action: &'static str, status: tonic::Status) -> Fr
     }
 }
 
-async fn connect(master: &str) -> Result<Channel, FrameworkError> {
+async fn connect(endpoint: &MasterEndpoint) -> Result<Channel, FrameworkError> {
+    let master = endpoint.address.as_str();
     let bad = || FrameworkError::BadAddress {
         master: master.to_string(),
     };
     if master.is_empty() || master.contains("://") || !master.contains(':') {
         return Err(bad());
     }
-    let endpoint = Endpoint::from_shared(format!("http://{master}"))
+    let endpoint = Endpoint::from_shared(format!("https://{master}"))
+        .and_then(|e| e.tls_config(endpoint.credential.client_tls(&Principal::Master)))
         .map_err(|_| bad())?
         .connect_timeout(CONNECT_TIMEOUT)
         .http2_keep_alive_interval(Duration::from_secs(10))
@@ -260,7 +262,7 @@ async fn connect(master: &str) -> Result<Channel, FrameworkError> {
     endpoint
         .connect()
         .await
-        .map_err(|e| unreachable(master, error_chain(&e)))
+        .map_err(|e| unreachable(master, describe_error(&e)))
 }
 
 /// Runs a unary call with a timeout and turns failures into clear errors.
@@ -311,10 +313,11 @@ impl FrameworkClient {
     /// [`FrameworkEvent::Registered`] first, then offers and status updates,
     /// and [`FrameworkEvent::Disconnected`] last if the subscription ends.
     pub async fn subscribe(
-        master: &str,
+        endpoint: &MasterEndpoint,
         info: FrameworkInfo,
     ) -> Result<(FrameworkClient, mpsc::Receiver<FrameworkEvent>), FrameworkError> {
-        let channel = connect(master).await?;
+        let master = endpoint.address.as_str();
+        let channel = connect(endpoint).await?;
         let mut client = MasterClient::new(channel);
         let user = if info.user.is_empty() {
             std::env::var("USER").unwrap_or_default()
@@ -535,9 +538,10 @@ async fn forward_events(
     }
 }
 
-/// Asks the master at `master` ("HOST:PORT") for a snapshot of the cluster.
-pub async fn cluster_status(master: &str) -> Result<ClusterStatus, FrameworkError> {
-    let channel = connect(master).await?;
+/// Asks the master for a snapshot of the cluster.
+pub async fn cluster_status(endpoint: &MasterEndpoint) -> Result<ClusterStatus, FrameworkError> {
+    let master = endpoint.address.as_str();
+    let channel = connect(endpoint).await?;
     let mut client = MasterClient::new(channel);
     let r = call(
         master,

@@ -7,7 +7,9 @@
 //! # async fn demo() -> Result<(), tessera_framework::FrameworkError> {
 //! use tessera_framework::*;
 //! let info = FrameworkInfo { name: "demo".into(), user: String::new() };
-//! let (client, mut events) = FrameworkClient::subscribe("127.0.0.1:5050", info).await?;
+//! let credential = tessera_credentials::Credential::load("creds/frameworks/alice".as_ref()).unwrap();
+//! let master = MasterEndpoint { address: "127.0.0.1:5050".into(), credential };
+//! let (client, mut events) = FrameworkClient::subscribe(&master, info).await?;
 //! while let Some(event) = events.recv().await {
 //!     if let FrameworkEvent::Offers(offers) = event {
 //!         for offer in offers {
@@ -28,9 +30,9 @@ mod master_url;
 
 pub use client::{
     AgentSummary, ClusterStatus, ExecutorLaunch, ExecutorState, ExecutorSummary, FrameworkClient,
-    FrameworkEvent, FrameworkInfo, FrameworkSummary, Offer, cluster_status,
+    FrameworkEvent, FrameworkInfo, FrameworkSummary, MasterEndpoint, Offer, cluster_status,
 };
-pub use local_cluster::{LocalCluster, LocalClusterError};
+pub use local_cluster::{LOCAL_FRAMEWORK, LocalCluster, LocalClusterError};
 pub use master_url::{DEFAULT_MASTER_PORT, MasterUrl, MasterUrlError, parse_master_url};
 /// CPUs (fractional) and memory (MiB); with `contains`, `plus`, `minus`.
 pub use tessera_allocator::Resources;
@@ -48,6 +50,8 @@ pub enum FrameworkError {
         port: String,
         reason: String,
     },
+    #[error("the Tessera master at {master} and this process do not trust each other: {reason}")]
+    Untrusted { master: String, reason: String },
     #[error("{master:?} is not a master address; expected HOST:PORT, e.g. 127.0.0.1:5050")]
     BadAddress { master: String },
     #[error("the Tessera master at {master} refused to {action}: {message}")]

@@ -5,6 +5,11 @@
 //! Each daemon runs in its own process group with its log in the cluster's
 //! temporary directory; everything is killed when the [`LocalCluster`] is
 //! dropped (agents get SIGTERM first, so they kill their executors).
+//!
+//! A local cluster makes its own CA and credentials in that directory (as
+//! `tessera cluster init-credentials` would): the master's, one per agent
+//! (`agent-0`, `agent-1`, ...) and the framework principal `local`, which
+//! [`LocalCluster::endpoint`] hands to the session.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -14,7 +19,16 @@ use std::time::{Duration, Instant};
 use std::os::unix::process::CommandExt;
 use std::sync::{OnceLock, mpsc};
 
-use crate::{FrameworkError, cluster_status};
+use tessera_credentials::{
+    Authority, Credential, CredentialError, Principal, init_credentials, principal_dir,
+};
+
+use crate::{FrameworkError, MasterEndpoint, cluster_status};
+
+/// The framework principal a local cluster issues for its session.
+pub const LOCAL_FRAMEWORK: &str = "local";
+/// How long a local cluster's certificates are valid.
+const LOCAL_VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// How long to wait for the master to listen and the agents to register.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -33,6 +47,8 @@ pub enum LocalClusterError {
     MissingBinary { path: PathBuf },
     #[error("cannot create the local cluster's temporary directory: {0}")]
     TempDir(std::io::Error),
+    #[error("cannot make the local cluster's credentials: {0}")]
+    Credentials(#[from] CredentialError),
     #[error("cannot start {program}: {source}")]
     Spawn {
         program: PathBuf,
@@ -59,6 +75,8 @@ pub struct LocalCluster {
     master: Option<Child>,
     agents: Vec<Child>,
     master_address: String,
+    /// The framework principal `local`'s credential.
+    framework: Credential,
     dir: tempfile::TempDir,
 }
 
@@ -191,6 +209,14 @@ impl LocalCluster {
             .prefix("tessera-local-cluster-")
             .tempdir()
             .map_err(LocalClusterError::TempDir)?;
+        let credentials = dir.path().join("credentials");
+        let mut principals = vec![Principal::Framework(LOCAL_FRAMEWORK.into())];
+        principals.extend((0..agents).map(|i| Principal::Agent(format!("agent-{i}"))));
+        init_credentials(&credentials, &principals, LOCAL_VALIDITY)?;
+        let framework = Credential::load(&principal_dir(
+            &credentials,
+            &Principal::Framework(LOCAL_FRAMEWORK.into()),
+        ))?;
         let address_file = dir.path().join("master.address");
         let master_log = dir.path().join("master.log");
         let master = spawn_daemon(
@@ -204,6 +230,10 @@ impl LocalCluster {
                 ALLOCATION_INTERVAL_MS.to_string(),
                 "--agent-timeout-ms".into(),
                 AGENT_TIMEOUT_MS.to_string(),
+                "--credentials".into(),
+                principal_dir(&credentials, &Principal::Master)
+                    .display()
+                    .to_string(),
             ],
             &master_log,
         )?;
@@ -211,6 +241,7 @@ impl LocalCluster {
             master: Some(master),
             agents: Vec::new(),
             master_address: String::new(),
+            framework,
             dir,
         };
         let deadline = Instant::now() + STARTUP_TIMEOUT;
@@ -260,6 +291,10 @@ impl LocalCluster {
                     mem_mb_per_agent.to_string(),
                     "--work-dir".into(),
                     work_dir.display().to_string(),
+                    "--credentials".into(),
+                    principal_dir(&credentials, &Principal::Agent(format!("agent-{i}")))
+                        .display()
+                        .to_string(),
                 ],
                 &log,
             )?;
@@ -268,7 +303,7 @@ impl LocalCluster {
 
         // Wait for every agent to register.
         loop {
-            let registered = match cluster_status(&cluster.master_address).await {
+            let registered = match cluster_status(&cluster.endpoint()).await {
                 Ok(status) => status.agents.len(),
                 Err(FrameworkError::Unreachable { .. }) => 0,
                 Err(e) => return Err(not_up("tessera-master".into(), e.to_string())),
@@ -312,6 +347,26 @@ impl LocalCluster {
     /// The master's "HOST:PORT".
     pub fn master_address(&self) -> &str {
         &self.master_address
+    }
+
+    /// The master, with the credential of the framework principal `local`.
+    pub fn endpoint(&self) -> MasterEndpoint {
+        MasterEndpoint {
+            address: self.master_address.clone(),
+            credential: self.framework.clone(),
+        }
+    }
+
+    /// Where the cluster's CA and credentials are (as `tessera cluster
+    /// init-credentials` lays them out).
+    pub fn credentials_dir(&self) -> PathBuf {
+        self.dir.path().join("credentials")
+    }
+
+    /// A new credential from the cluster's CA, e.g. for a second framework
+    /// principal.
+    pub fn issue(&self, principal: &Principal) -> Result<Credential, CredentialError> {
+        Authority::load(&self.credentials_dir().join("ca"))?.issue(principal, LOCAL_VALIDITY)
     }
 
     /// The cluster's temporary directory (logs, agents' work dirs); removed on drop.

@@ -12,6 +12,12 @@
 //! Master state is soft (in memory only): after a restart agents register again
 //! and frameworks subscribe again.
 //!
+//! Every connection is mutual TLS with certificates of the cluster's CA
+//! ([`tessera_credentials`]): agents register, heartbeat and report only for
+//! themselves, frameworks act only as the frameworks their principal subscribed,
+//! and the master dials each agent expecting that agent's certificate. Requests
+//! are at most [`MAX_REQUEST_BYTES`].
+//!
 //! The binary `tessera-master` wraps [`serve`]; see `src/main.rs` for flags.
 
 mod service;
@@ -22,9 +28,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tessera_cluster_proto::master::master_server::MasterServer;
+use tessera_credentials::Credential;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
-use tonic::transport::server::TcpIncoming;
 
 use crate::service::MasterService;
 use crate::state::MasterState;
@@ -61,7 +67,13 @@ pub enum MasterError {
     Transport(#[from] tonic::transport::Error),
     #[error("cannot read the master's listening address: {0}")]
     LocalAddr(std::io::Error),
+    #[error("the master's credentials cannot serve TLS: {0}")]
+    Credentials(#[from] tessera_credentials::CredentialError),
 }
+
+/// Largest request the master decodes; larger ones are refused with
+/// `ResourceExhausted` (a registration or an accept is a few hundred bytes).
+pub const MAX_REQUEST_BYTES: usize = 4 << 20;
 
 /// How long a shutting-down master waits for open connections to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -71,6 +83,8 @@ pub(crate) struct Shared {
     /// Wakes the allocation loop early (an agent or framework joined).
     pub(crate) wake_allocator: Notify,
     pub(crate) config: MasterConfig,
+    /// The master's identity, presented to agents it dials.
+    pub(crate) credential: Credential,
 }
 
 impl Shared {
@@ -81,10 +95,12 @@ impl Shared {
     }
 }
 
-/// Serves the master on `listener` until `shutdown` completes.
+/// Serves the master on `listener`, as the holder of `credential`, until
+/// `shutdown` completes.
 pub async fn serve(
     config: MasterConfig,
     listener: TcpListener,
+    credential: Credential,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), MasterError> {
     let addr = listener.local_addr().map_err(MasterError::LocalAddr)?;
@@ -92,6 +108,7 @@ pub async fn serve(
         state: Mutex::new(MasterState::new(&config)),
         wake_allocator: Notify::new(),
         config: config.clone(),
+        credential: credential.clone(),
     });
     let background = [
         tokio::spawn(service::allocation_loop(shared.clone())),
@@ -108,9 +125,14 @@ pub async fn serve(
         shutdown_shared.lock().close_streams();
         let _ = stopping_tx.send(());
     };
+    let tls = credential.server()?;
     let server = tonic::transport::Server::builder().serve_with_incoming_shutdown(
-        MasterServer::new(MasterService::new(shared)),
-        TcpIncoming::from(listener),
+        tonic::service::interceptor::InterceptedService::new(
+            MasterServer::new(MasterService::new(shared))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+            tls.authenticator(),
+        ),
+        tls.incoming(listener),
         shutdown,
     );
     let result = tokio::select! {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use tessera_credentials::{Credential, Principal};
 use tessera_master::MasterConfig;
 
 /// Tessera's cluster master: agents register with it, frameworks subscribe to
@@ -15,10 +16,18 @@ use tessera_master::MasterConfig;
 #[derive(Parser, Debug)]
 #[command(name = "tessera-master", version)]
 struct Args {
-    /// Address to listen on. Only loopback is supported until peers are
-    /// authenticated.
+    /// Address to listen on (0.0.0.0 for every interface).
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
+    /// The HOST:PORT agents and frameworks should dial, when it is not the
+    /// bound address (default: the bound address, or this host's name when
+    /// bound to every interface); written to --address-file.
+    #[arg(long)]
+    advertise_address: Option<String>,
+    /// The master's credentials: the directory `tessera cluster
+    /// init-credentials DIR` made as DIR/master (ca.pem, cert.pem, key.pem).
+    #[arg(long)]
+    credentials: PathBuf,
     /// Port to listen on; 0 picks a free port (see --address-file).
     #[arg(long, default_value_t = 5050)]
     port: u16,
@@ -38,9 +47,9 @@ struct Args {
 }
 
 /// Writes the file atomically, so a reader never sees half an address.
-fn write_address_file(path: &Path, addr: SocketAddr) -> anyhow::Result<()> {
+fn write_address_file(path: &Path, addr: &str) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, addr.to_string())
+    std::fs::write(&tmp, addr)
         .with_context(|| format!("cannot write the address file {}", tmp.display()))?;
     std::fs::rename(&tmp, path)
         .with_context(|| format!("cannot write the address file {}", path.display()))?;
@@ -73,11 +82,13 @@ async fn main() -> anyhow::Result<()> {
     if args.agent_timeout_ms == 0 {
         bail!("--agent-timeout-ms must be at least 1");
     }
-    if !args.bind.is_loopback() {
+    let credential = Credential::load(&args.credentials)?;
+    if credential.principal()? != Principal::Master {
         bail!(
-            "refusing to listen on {}: tessera-master does not authenticate peers yet, so it only \
-             listens on loopback (use --bind 127.0.0.1)",
-            args.bind
+            "the credentials in {} are not a master's (they name {}); pass the directory \
+             `tessera cluster init-credentials DIR` made as DIR/master",
+            args.credentials.display(),
+            credential.principal()?
         );
     }
     let config = MasterConfig {
@@ -92,9 +103,14 @@ async fn main() -> anyhow::Result<()> {
     let addr = listener
         .local_addr()
         .context("cannot read the listening address")?;
+    let advertised = args
+        .advertise_address
+        .clone()
+        .unwrap_or_else(|| tessera_credentials::advertised_address(addr));
+    tracing::info!(%advertised, "agents and frameworks reach this master at the advertised address");
     if let Some(path) = &args.address_file {
-        write_address_file(path, addr)?;
+        write_address_file(path, &advertised)?;
     }
-    tessera_master::serve(config, listener, shutdown_signal()).await?;
+    tessera_master::serve(config, listener, credential, shutdown_signal()).await?;
     Ok(())
 }

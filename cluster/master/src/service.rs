@@ -13,8 +13,10 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status};
 
+use tessera_credentials::{Principal, caller};
+
 use crate::Shared;
-use crate::state::{AgentAction, from_pb};
+use crate::state::{AgentAction, check_resources};
 
 /// Calls to agents give up after this long.
 const AGENT_RPC_TIMEOUT: Duration = Duration::from_secs(10);
@@ -139,6 +141,30 @@ fn run_actions(shared: &Arc<Shared>, actions: Vec<AgentAction>) {
     }
 }
 
+/// The name of the agent that made `request`, or a refusal: only agents may call it.
+fn agent_caller<T>(request: &Request<T>, call: &str) -> Result<String, Status> {
+    match caller(request)? {
+        Principal::Agent(name) => Ok(name),
+        other => Err(Status::permission_denied(format!(
+            "{call} is for agents, and the caller's certificate names {other}; agents need a \
+             certificate issued for an agent (`tessera cluster init-credentials DIR --agent NAME`)"
+        ))),
+    }
+}
+
+/// The framework principal that made `request`, or a refusal: only frameworks
+/// may call it.
+fn framework_caller<T>(request: &Request<T>, call: &str) -> Result<String, Status> {
+    match caller(request)? {
+        Principal::Framework(name) => Ok(name),
+        other => Err(Status::permission_denied(format!(
+            "{call} is for frameworks, and the caller's certificate names {other}; frameworks \
+             need a certificate issued for a framework principal (`tessera cluster \
+             init-credentials DIR --framework NAME`)"
+        ))),
+    }
+}
+
 fn non_empty(field: &str, value: &str) -> Result<(), Status> {
     if value.is_empty() {
         Err(Status::invalid_argument(format!("{field} is empty")))
@@ -153,15 +179,29 @@ impl Master for MasterService {
         &self,
         request: Request<pb::RegisterAgentRequest>,
     ) -> Result<Response<pb::RegisterAgentResponse>, Status> {
+        let principal = agent_caller(&request, "RegisterAgent")?;
         let req = request.into_inner();
         non_empty("address", &req.address)?;
-        let total = from_pb(req.resources.as_ref());
-        let endpoint = Endpoint::from_shared(format!("http://{}", req.address)).map_err(|e| {
-            Status::invalid_argument(format!(
-                "agent address {:?} is not host:port: {e}",
-                req.address
-            ))
-        })?;
+        let total = check_resources(&format!("agent {principal}"), req.resources.as_ref())?;
+        if total.cpus <= 0.0 && total.mem_mb == 0 {
+            return Err(Status::invalid_argument(format!(
+                "agent {principal} offers no resources; give it --cpus and --mem-mb"
+            )));
+        }
+        let endpoint = Endpoint::from_shared(format!("https://{}", req.address))
+            .and_then(|e| {
+                e.tls_config(
+                    self.shared
+                        .credential
+                        .client_tls(&Principal::Agent(principal.clone())),
+                )
+            })
+            .map_err(|e| {
+                Status::invalid_argument(format!(
+                    "agent address {:?} is not host:port: {e}",
+                    req.address
+                ))
+            })?;
         let client = AgentClient::new(
             endpoint
                 .connect_timeout(Duration::from_secs(5))
@@ -170,10 +210,11 @@ impl Master for MasterService {
         let (agent_id, interval) = self.shared.lock().register_agent(
             req.hostname,
             req.address,
+            principal,
             total,
             client,
             Instant::now(),
-        );
+        )?;
         self.shared.wake_allocator.notify_one();
         Ok(Response::new(pb::RegisterAgentResponse {
             agent_id,
@@ -185,8 +226,12 @@ impl Master for MasterService {
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let principal = agent_caller(&request, "Heartbeat")?;
         let req = request.into_inner();
-        let known = self.shared.lock().heartbeat(&req.agent_id, Instant::now());
+        let known = self
+            .shared
+            .lock()
+            .heartbeat(&req.agent_id, &principal, Instant::now())?;
         Ok(Response::new(pb::HeartbeatResponse { known }))
     }
 
@@ -194,16 +239,10 @@ impl Master for MasterService {
         &self,
         request: Request<pb::StatusUpdate>,
     ) -> Result<Response<pb::StatusUpdateAck>, Status> {
-        let u = request.into_inner();
-        let state = pb::ExecutorState::try_from(u.state)
-            .map_err(|_| Status::invalid_argument(format!("unknown executor state {}", u.state)))?;
-        self.shared.lock().update_executor(
-            &u.framework_id,
-            &u.executor_id,
-            &u.agent_id,
-            state,
-            u.message,
-        );
+        let principal = agent_caller(&request, "UpdateStatus")?;
+        self.shared
+            .lock()
+            .agent_update(&principal, request.into_inner())?;
         Ok(Response::new(pb::StatusUpdateAck {}))
     }
 
@@ -213,15 +252,16 @@ impl Master for MasterService {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let principal = framework_caller(&request, "Subscribe")?;
         let req = request.into_inner();
         non_empty("framework name", &req.name)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let watcher = tx.clone();
         let existing = (!req.framework_id.is_empty()).then_some(req.framework_id);
-        let (framework_id, connection) = self
-            .shared
-            .lock()
-            .subscribe(req.name, req.user, existing, tx);
+        let (framework_id, connection) =
+            self.shared
+                .lock()
+                .subscribe(req.name, req.user, principal, existing, tx)?;
         self.shared.wake_allocator.notify_one();
         // Notice when the framework's stream goes away.
         let shared = self.shared.clone();
@@ -243,10 +283,11 @@ impl Master for MasterService {
         &self,
         request: Request<pb::AcceptRequest>,
     ) -> Result<Response<pb::AcceptResponse>, Status> {
-        let actions = self
-            .shared
-            .lock()
-            .accept(request.into_inner(), Instant::now())?;
+        let principal = framework_caller(&request, "Accept")?;
+        let actions =
+            self.shared
+                .lock()
+                .accept(request.into_inner(), &principal, Instant::now())?;
         run_actions(&self.shared, actions);
         Ok(Response::new(pb::AcceptResponse {}))
     }
@@ -255,15 +296,15 @@ impl Master for MasterService {
         &self,
         request: Request<pb::DeclineRequest>,
     ) -> Result<Response<pb::DeclineResponse>, Status> {
+        let principal = framework_caller(&request, "Decline")?;
         let req = request.into_inner();
-        let refuse = if req.refuse_seconds.is_finite() && req.refuse_seconds > 0.0 {
-            Duration::from_secs_f64(req.refuse_seconds.min(365.0 * 24.0 * 3600.0))
-        } else {
-            Duration::ZERO
-        };
-        self.shared
-            .lock()
-            .decline(&req.framework_id, &req.offer_ids, refuse, Instant::now())?;
+        self.shared.lock().decline(
+            &req.framework_id,
+            &principal,
+            &req.offer_ids,
+            req.refuse_seconds,
+            Instant::now(),
+        )?;
         Ok(Response::new(pb::DeclineResponse {}))
     }
 
@@ -271,11 +312,12 @@ impl Master for MasterService {
         &self,
         request: Request<pb::KillRequest>,
     ) -> Result<Response<pb::KillResponse>, Status> {
+        let principal = framework_caller(&request, "Kill")?;
         let req = request.into_inner();
         let actions = self
             .shared
             .lock()
-            .kill(&req.framework_id, &req.executor_id)?;
+            .kill(&req.framework_id, &principal, &req.executor_id)?;
         run_actions(&self.shared, actions);
         Ok(Response::new(pb::KillResponse {}))
     }
@@ -284,10 +326,11 @@ impl Master for MasterService {
         &self,
         request: Request<pb::TeardownRequest>,
     ) -> Result<Response<pb::TeardownResponse>, Status> {
+        let principal = framework_caller(&request, "Teardown")?;
         let req = request.into_inner();
         let actions = {
             let mut state = self.shared.lock();
-            state.check_framework(&req.framework_id)?;
+            state.check_framework(&req.framework_id, &principal)?;
             state.remove_framework(&req.framework_id, "it tore itself down")
         };
         run_actions(&self.shared, actions);
@@ -296,8 +339,11 @@ impl Master for MasterService {
 
     async fn cluster_status(
         &self,
-        _request: Request<pb::ClusterStatusRequest>,
+        request: Request<pb::ClusterStatusRequest>,
     ) -> Result<Response<pb::ClusterStatusResponse>, Status> {
+        // Any principal of the cluster may look; ids it learns give it nothing, as every
+        // call checks who makes it.
+        caller(&request)?;
         Ok(Response::new(self.shared.lock().cluster_status()))
     }
 }

@@ -26,6 +26,8 @@ pub(crate) type EventSender = UnboundedSender<Result<pb::Event, Status>>;
 
 pub(crate) struct Agent {
     pub id: String,
+    /// The name in the agent's certificate: only that principal may speak for this agent.
+    pub principal: String,
     pub hostname: String,
     pub address: String,
     pub total: Resources,
@@ -35,6 +37,8 @@ pub(crate) struct Agent {
 
 pub(crate) struct Framework {
     pub id: String,
+    /// The framework principal that subscribed it: only it may act as this framework.
+    pub principal: String,
     pub name: String,
     pub user: String,
     /// The subscription stream, while connected.
@@ -101,6 +105,70 @@ fn event(e: pb::event::Event) -> pb::Event {
     pb::Event { event: Some(e) }
 }
 
+/// Ids longer than this are refused.
+const MAX_ID_LEN: usize = 256;
+/// The longest a decline filter lasts; longer requests are shortened to it (as
+/// Mesos caps its filters).
+pub(crate) const MAX_REFUSE: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Most CPUs one agent may offer.
+const MAX_AGENT_CPUS: f64 = 1e6;
+/// Most memory one agent or executor may hold, in MiB (1 EiB): sums of many
+/// stay far from overflowing.
+const MAX_MEM_MB: u64 = 1 << 40;
+
+/// Fails unless `id` can name a framework or an executor (and so a sandbox
+/// directory on an agent).
+pub(crate) fn check_id(what: &str, id: &str) -> Result<(), Status> {
+    if id.is_empty()
+        || id == "."
+        || id == ".."
+        || id.len() > MAX_ID_LEN
+        || id.contains('/')
+        || id.chars().any(char::is_control)
+    {
+        return Err(Status::invalid_argument(format!(
+            "{what} {id:?} cannot name a sandbox directory (empty, `.`, `..`, longer than \
+             {MAX_ID_LEN} bytes, or holding `/` or control characters); pick another"
+        )));
+    }
+    Ok(())
+}
+
+/// The decline filter `seconds` asks for: zero for none, at most
+/// [`MAX_REFUSE`]; NaN and negative values are refused.
+pub(crate) fn refuse_duration(seconds: f64) -> Result<Duration, Status> {
+    if seconds.is_nan() || seconds < 0.0 {
+        return Err(Status::invalid_argument(format!(
+            "refuse_seconds must be zero or a positive number of seconds, got {seconds}"
+        )));
+    }
+    Ok(Duration::try_from_secs_f64(seconds)
+        .unwrap_or(MAX_REFUSE)
+        .min(MAX_REFUSE))
+}
+
+/// `resources` of `whom`, or an error naming what is wrong: CPUs must be a
+/// finite, non-negative number and memory below 1 EiB.
+pub(crate) fn check_resources(
+    whom: &str,
+    resources: Option<&pb::Resources>,
+) -> Result<Resources, Status> {
+    let r = from_pb(resources);
+    if !r.cpus.is_finite() || r.cpus < 0.0 || r.cpus > MAX_AGENT_CPUS {
+        return Err(Status::invalid_argument(format!(
+            "{whom} has an invalid number of CPUs ({}); give a number from 0 to {MAX_AGENT_CPUS}",
+            r.cpus
+        )));
+    }
+    if r.mem_mb > MAX_MEM_MB {
+        return Err(Status::invalid_argument(format!(
+            "{whom} has more memory than can be ({} MiB); at most {MAX_MEM_MB} MiB",
+            r.mem_mb
+        )));
+    }
+    Ok(r)
+}
+
 pub(crate) struct MasterState {
     /// Distinguishes this master run's ids from a previous run's.
     run_id: String,
@@ -144,22 +212,30 @@ impl MasterState {
     // ---------------------------------------------------------------- agents
 
     /// Registers an agent and returns its new id and heartbeat interval. An
-    /// earlier agent at the same address (restarted before its timeout) is
-    /// removed as lost first.
+    /// earlier registration of the same principal at the same address (it
+    /// restarted before its timeout) is removed as lost first; an address held
+    /// by another agent's principal is refused.
     pub fn register_agent(
         &mut self,
         hostname: String,
         address: String,
+        principal: String,
         total: Resources,
         client: AgentClient<Channel>,
         now: Instant,
-    ) -> (String, Duration) {
-        let stale: Vec<String> = self
+    ) -> Result<(String, Duration), Status> {
+        let at_address: Vec<&Agent> = self
             .agents
             .values()
             .filter(|a| a.address == address)
-            .map(|a| a.id.clone())
             .collect();
+        if let Some(other) = at_address.iter().find(|a| a.principal != principal) {
+            return Err(Status::permission_denied(format!(
+                "address {address} is registered to agent {} (id {}); agent {principal} cannot                  take it over — register with your own --advertise-address",
+                other.principal, other.id
+            )));
+        }
+        let stale: Vec<String> = at_address.iter().map(|a| a.id.clone()).collect();
         for id in stale {
             self.remove_agent(&id, "a new agent registered at its address (it restarted)");
         }
@@ -171,6 +247,7 @@ impl MasterState {
             id.clone(),
             Agent {
                 id: id.clone(),
+                principal,
                 hostname,
                 address,
                 total,
@@ -178,13 +255,34 @@ impl MasterState {
                 client,
             },
         );
-        (id, self.heartbeat_interval)
+        Ok((id, self.heartbeat_interval))
+    }
+
+    /// Fails unless `agent_id` is registered and belongs to `principal`.
+    pub fn check_agent(&self, agent_id: &str, principal: &str) -> Result<(), Status> {
+        match self.agents.get(agent_id) {
+            Some(agent) if agent.principal == principal => Ok(()),
+            Some(_) => Err(Status::permission_denied(format!(
+                "agent id {agent_id} belongs to another agent; agent {principal} may only speak                  for its own registration"
+            ))),
+            None => Err(Status::not_found(format!(
+                "agent id {agent_id:?} is not registered with this master; register again"
+            ))),
+        }
     }
 
     /// Records a heartbeat; false if the agent is unknown (lost or from a
     /// previous master run) and must register again.
-    pub fn heartbeat(&mut self, agent_id: &str, now: Instant) -> bool {
-        match self.agents.get_mut(agent_id) {
+    pub fn heartbeat(
+        &mut self,
+        agent_id: &str,
+        principal: &str,
+        now: Instant,
+    ) -> Result<bool, Status> {
+        if self.agents.contains_key(agent_id) {
+            self.check_agent(agent_id, principal)?;
+        }
+        Ok(match self.agents.get_mut(agent_id) {
             Some(agent) => {
                 agent.last_heartbeat = now;
                 true
@@ -195,7 +293,7 @@ impl MasterState {
                 }
                 false
             }
-        }
+        })
     }
 
     /// Removes an agent: its offers are rescinded, its executors reported
@@ -258,9 +356,20 @@ impl MasterState {
         &mut self,
         name: String,
         user: String,
+        principal: String,
         framework_id: Option<String>,
         events: EventSender,
-    ) -> (String, u64) {
+    ) -> Result<(String, u64), Status> {
+        if let Some(id) = &framework_id {
+            check_id("framework id", id)?;
+            if let Some(fw) = self.frameworks.get(id)
+                && fw.principal != principal
+            {
+                return Err(Status::permission_denied(format!(
+                    "framework {id} belongs to another principal; principal {principal} cannot                      subscribe as it — subscribe without a framework id to get one of your own"
+                )));
+            }
+        }
         let id = match framework_id {
             Some(id) => id,
             None => {
@@ -293,6 +402,7 @@ impl MasterState {
                     id.clone(),
                     Framework {
                         id: id.clone(),
+                        principal,
                         name,
                         user,
                         events: Some(events),
@@ -309,7 +419,7 @@ impl MasterState {
                 framework_id: id.clone(),
             })),
         );
-        (id, connection)
+        Ok((id, connection))
     }
 
     /// The subscription stream `connection` of the framework closed. Its
@@ -411,16 +521,19 @@ impl MasterState {
         }
     }
 
-    /// Fails with a status naming the problem if the framework is not
-    /// subscribed.
-    pub fn check_framework(&self, framework_id: &str) -> Result<(), Status> {
-        if self.frameworks.contains_key(framework_id) {
-            Ok(())
-        } else {
-            Err(Status::not_found(format!(
+    /// Fails with a status naming the problem unless the framework is
+    /// subscribed and bound to `principal`.
+    pub fn check_framework(&self, framework_id: &str, principal: &str) -> Result<(), Status> {
+        match self.frameworks.get(framework_id) {
+            Some(fw) if fw.principal == principal => Ok(()),
+            Some(_) => Err(Status::permission_denied(format!(
+                "framework {framework_id} is not yours: it belongs to another principal than \
+                 {principal}"
+            ))),
+            None => Err(Status::not_found(format!(
                 "framework {framework_id:?} is not registered with this master (it was torn down, \
                  timed out, or the master restarted); subscribe again"
-            )))
+            ))),
         }
     }
 
@@ -480,11 +593,13 @@ impl MasterState {
     pub fn decline(
         &mut self,
         framework_id: &str,
+        principal: &str,
         offer_ids: &[String],
-        refuse: Duration,
+        refuse_seconds: f64,
         now: Instant,
     ) -> Result<(), Status> {
-        self.check_framework(framework_id)?;
+        self.check_framework(framework_id, principal)?;
+        let refuse = refuse_duration(refuse_seconds)?;
         let refuse_until = (!refuse.is_zero()).then(|| now + refuse);
         for offer_id in offer_ids {
             let Some(offer) = self.offers.get(offer_id) else {
@@ -513,13 +628,21 @@ impl MasterState {
     pub fn accept(
         &mut self,
         request: pb::AcceptRequest,
+        principal: &str,
         now: Instant,
     ) -> Result<Vec<AgentAction>, Status> {
         let framework_id = request.framework_id.as_str();
-        self.check_framework(framework_id)?;
+        self.check_framework(framework_id, principal)?;
         if request.offer_ids.is_empty() {
             return Err(Status::invalid_argument("accept names no offer"));
         }
+        let distinct: BTreeSet<&String> = request.offer_ids.iter().collect();
+        if distinct.len() != request.offer_ids.len() {
+            return Err(Status::invalid_argument(
+                "accept names an offer more than once; name each offer once",
+            ));
+        }
+        let refuse = refuse_duration(request.refuse_seconds)?;
         let mut agent_id: Option<&str> = None;
         let mut offered = Resources::ZERO;
         for offer_id in &request.offer_ids {
@@ -549,11 +672,7 @@ impl MasterState {
         let mut new_ids = BTreeSet::new();
         for launch in &request.launches {
             let id = &launch.executor_id;
-            if id.is_empty() || id == "." || id == ".." || id.contains('/') || id.contains('\0') {
-                return Err(Status::invalid_argument(format!(
-                    "executor id {id:?} cannot name a sandbox directory (empty, `.`, `..`, or contains `/`); pick another"
-                )));
-            }
+            check_id("executor id", id)?;
             if launch.command.as_ref().is_none_or(|c| c.program.is_empty()) {
                 return Err(Status::invalid_argument(format!(
                     "executor {id} has no program to run"
@@ -569,13 +688,7 @@ impl MasterState {
                     "executor id {id} is already in use by this framework; pick another"
                 )));
             }
-            let r = from_pb(launch.resources.as_ref());
-            if r.cpus < 0.0 || !r.cpus.is_finite() {
-                return Err(Status::invalid_argument(format!(
-                    "executor {id} asks for an invalid number of CPUs ({})",
-                    r.cpus
-                )));
-            }
+            let r = check_resources(&format!("executor {id}"), launch.resources.as_ref())?;
             needed = needed.plus(&r);
         }
         if !offered.contains(&needed) {
@@ -590,8 +703,7 @@ impl MasterState {
         for offer_id in &request.offer_ids {
             self.offers.remove(offer_id);
         }
-        let refuse_until = (request.refuse_seconds > 0.0 && request.refuse_seconds.is_finite())
-            .then(|| now + Duration::from_secs_f64(request.refuse_seconds));
+        let refuse_until = (!refuse.is_zero()).then(|| now + refuse);
         let unused = offered.minus(&needed);
         self.allocator
             .recover_resources(framework_id, &agent_id, unused, refuse_until);
@@ -632,9 +744,10 @@ impl MasterState {
     pub fn kill(
         &mut self,
         framework_id: &str,
+        principal: &str,
         executor_id: &str,
     ) -> Result<Vec<AgentAction>, Status> {
-        self.check_framework(framework_id)?;
+        self.check_framework(framework_id, principal)?;
         let key = (framework_id.to_string(), executor_id.to_string());
         let executor = self.executors.get(&key).ok_or_else(|| {
             Status::not_found(format!(
@@ -655,6 +768,41 @@ impl MasterState {
                 executor_id: executor_id.to_string(),
             },
         }])
+    }
+
+    /// Applies a status update that the agent holding `principal` sent: it
+    /// must be the agent `agent_id`, and that agent must run the executor.
+    pub fn agent_update(
+        &mut self,
+        principal: &str,
+        update: pb::StatusUpdate,
+    ) -> Result<(), Status> {
+        let state = pb::ExecutorState::try_from(update.state)
+            .ok()
+            .filter(|s| *s != pb::ExecutorState::Unspecified)
+            .ok_or_else(|| {
+                Status::invalid_argument(format!("unknown executor state {}", update.state))
+            })?;
+        self.check_agent(&update.agent_id, principal)?;
+        let key = (update.framework_id.clone(), update.executor_id.clone());
+        match self.executors.get(&key) {
+            Some(e) if e.agent_id == update.agent_id => {}
+            _ => {
+                return Err(Status::permission_denied(format!(
+                    "agent {principal} does not run executor {:?} of framework {:?}; only the \
+                     agent that runs an executor reports its state",
+                    update.executor_id, update.framework_id
+                )));
+            }
+        }
+        self.update_executor(
+            &update.framework_id,
+            &update.executor_id,
+            &update.agent_id,
+            state,
+            update.message,
+        );
+        Ok(())
     }
 
     /// Applies an executor state change reported by `agent_id` (or decided by
@@ -855,15 +1003,20 @@ mod tests {
     ) {
         let now = Instant::now();
         let mut m = MasterState::new(&config(failover));
-        let (agent, _) = m.register_agent(
-            "h".into(),
-            "127.0.0.1:9".into(),
-            Resources::new(2.0, 1024),
-            client(),
-            now,
-        );
+        let (agent, _) = m
+            .register_agent(
+                "h".into(),
+                "127.0.0.1:9".into(),
+                "b".into(),
+                Resources::new(2.0, 1024),
+                client(),
+                now,
+            )
+            .unwrap();
         let (tx, mut rx) = unbounded_channel();
-        let (fw, _) = m.subscribe("fw".into(), "u".into(), None, tx);
+        let (fw, _) = m
+            .subscribe("fw".into(), "u".into(), "alice".into(), None, tx)
+            .unwrap();
         m.allocate(now);
         let events = drain(&mut rx);
         assert!(matches!(events[0], pb::event::Event::Registered(_)));
@@ -882,14 +1035,14 @@ mod tests {
             launches,
             refuse_seconds: 0.0,
         };
-        let too_big = m.accept(req(vec![launch("e", 3.0, 10)]), now).unwrap_err();
+        let too_big = m.accept(req(vec![launch("e", 3.0, 10)]), "alice", now).unwrap_err();
         assert!(
             too_big.message().contains("offers hold only"),
             "{}",
             too_big.message()
         );
         let bad_id = m
-            .accept(req(vec![launch("a/b", 1.0, 10)]), now)
+            .accept(req(vec![launch("a/b", 1.0, 10)]), "alice", now)
             .unwrap_err();
         assert!(
             bad_id.message().contains("sandbox directory"),
@@ -897,15 +1050,15 @@ mod tests {
             bad_id.message()
         );
         let dup = m
-            .accept(req(vec![launch("e", 1.0, 10), launch("e", 0.5, 10)]), now)
+            .accept(req(vec![launch("e", 1.0, 10), launch("e", 0.5, 10)]), "alice", now)
             .unwrap_err();
         assert_eq!(dup.code(), tonic::Code::AlreadyExists);
         // Still valid after the refusals:
         let actions = m
-            .accept(req(vec![launch("e", 1.0, 256)]), now)
+            .accept(req(vec![launch("e", 1.0, 256)]), "alice", now)
             .expect("accept");
         assert_eq!(actions.len(), 1);
-        let again = m.accept(req(vec![]), now).unwrap_err();
+        let again = m.accept(req(vec![]), "alice", now).unwrap_err();
         assert_eq!(again.code(), tonic::Code::FailedPrecondition);
         // The unused part is offered again.
         assert_eq!(m.allocator.allocation(&fw), Resources::new(1.0, 256));
@@ -938,6 +1091,7 @@ mod tests {
                 launches: vec![launch("e", 2.0, 1024)],
                 refuse_seconds: 0.0,
             },
+            "alice",
             now,
         )
         .expect("accept");
@@ -987,6 +1141,7 @@ mod tests {
                 launches: vec![launch("e", 1.0, 256)],
                 refuse_seconds: 0.0,
             },
+            "alice",
             t0,
         )
         .expect("accept");
@@ -1010,7 +1165,7 @@ mod tests {
             pb::event::Event::StatusUpdate(u) if u.executor_id == "e" && u.state == pb::ExecutorState::Lost as i32)));
         assert!(m.cluster_status().agents.is_empty());
         assert!(
-            !m.heartbeat(&agent, late),
+            !m.heartbeat(&agent, "b", late).unwrap(),
             "a lost agent must register again"
         );
         assert_eq!(m.allocator.cluster_total(), Resources::ZERO);
@@ -1028,6 +1183,7 @@ mod tests {
                 launches: vec![launch("e", 1.0, 256)],
                 refuse_seconds: 0.0,
             },
+            "alice",
             t0,
         )
         .expect("accept");
@@ -1046,7 +1202,9 @@ mod tests {
         );
         // Re-subscribing in time keeps it.
         let (tx, mut rx) = unbounded_channel();
-        let (same, connection) = m.subscribe("fw".into(), "u".into(), Some(fw.clone()), tx);
+        let (same, connection) = m
+            .subscribe("fw".into(), "u".into(), "alice".into(), Some(fw.clone()), tx)
+            .unwrap();
         assert_eq!((same.as_str(), connection), (fw.as_str(), 1));
         assert!(matches!(drain(&mut rx)[0], pb::event::Event::Registered(_)));
         // A stale close of the old stream changes nothing.
@@ -1064,5 +1222,145 @@ mod tests {
         ));
         assert!(m.frameworks.is_empty());
         assert_eq!(m.allocator.allocation(&fw), Resources::ZERO);
+    }
+
+    #[tokio::test]
+    async fn a_framework_acts_only_for_its_own_principal() {
+        let (mut m, _agent, fw, _rx, offer) = setup(Duration::from_secs(30));
+        let now = Instant::now();
+        let accept = pb::AcceptRequest {
+            framework_id: fw.clone(),
+            offer_ids: vec![offer.id.clone()],
+            launches: vec![launch("e", 1.0, 64)],
+            refuse_seconds: 0.0,
+        };
+        let stolen = m.accept(accept.clone(), "mallory", now).unwrap_err();
+        assert_eq!(stolen.code(), tonic::Code::PermissionDenied);
+        assert!(stolen.message().contains("not yours"), "{}", stolen.message());
+        for err in [
+            m.decline(&fw, "mallory", &[offer.id.clone()], 0.0, now)
+                .unwrap_err(),
+            m.kill(&fw, "mallory", "e").unwrap_err(),
+            m.check_framework(&fw, "mallory").unwrap_err(),
+        ] {
+            assert_eq!(err.code(), tonic::Code::PermissionDenied);
+        }
+        let (tx, _rx2) = unbounded_channel();
+        let takeover = m
+            .subscribe("x".into(), "u".into(), "mallory".into(), Some(fw.clone()), tx)
+            .unwrap_err();
+        assert_eq!(takeover.code(), tonic::Code::PermissionDenied);
+        // The offer is still alice's, untouched.
+        m.accept(accept, "alice", now).expect("alice accepts her offer");
+    }
+
+    #[tokio::test]
+    async fn an_agent_cannot_take_another_agents_address_or_speak_for_it() {
+        let (mut m, agent, fw, _rx, offer) = setup(Duration::ZERO);
+        let now = Instant::now();
+        let taken = m
+            .register_agent(
+                "h".into(),
+                "127.0.0.1:9".into(),
+                "rogue".into(),
+                Resources::new(1.0, 64),
+                client(),
+                now,
+            )
+            .unwrap_err();
+        assert_eq!(taken.code(), tonic::Code::PermissionDenied);
+        assert_eq!(m.agents.len(), 1, "the real agent stays registered");
+        m.accept(
+            pb::AcceptRequest {
+                framework_id: fw.clone(),
+                offer_ids: vec![offer.id],
+                launches: vec![launch("e", 1.0, 64)],
+                refuse_seconds: 0.0,
+            },
+            "alice",
+            now,
+        )
+        .unwrap();
+        let update = |agent_id: &str, executor_id: &str| pb::StatusUpdate {
+            agent_id: agent_id.into(),
+            framework_id: fw.clone(),
+            executor_id: executor_id.into(),
+            state: pb::ExecutorState::Lost as i32,
+            message: String::new(),
+        };
+        // Another agent's principal with the real agent's id, or the right agent for an
+        // executor it does not run: refused, and the executor keeps its state.
+        let (other, _) = m
+            .register_agent(
+                "h2".into(),
+                "127.0.0.1:10".into(),
+                "c".into(),
+                Resources::new(1.0, 64),
+                client(),
+                now,
+            )
+            .unwrap();
+        assert_eq!(
+            m.agent_update("c", update(&agent, "e")).unwrap_err().code(),
+            tonic::Code::PermissionDenied
+        );
+        assert_eq!(
+            m.agent_update("c", update(&other, "e")).unwrap_err().code(),
+            tonic::Code::PermissionDenied
+        );
+        assert_eq!(
+            m.heartbeat(&agent, "c", now).unwrap_err().code(),
+            tonic::Code::PermissionDenied
+        );
+        let key = (fw.clone(), "e".to_string());
+        assert_eq!(m.executors[&key].state, pb::ExecutorState::Starting);
+        m.agent_update("b", update(&agent, "e")).unwrap();
+        assert_eq!(m.executors[&key].state, pb::ExecutorState::Lost);
+    }
+
+    #[tokio::test]
+    async fn malformed_values_are_refused_before_anything_changes() {
+        let (mut m, _agent, fw, _rx, offer) = setup(Duration::ZERO);
+        let now = Instant::now();
+        let req = |refuse_seconds: f64, offer_ids: Vec<String>| pb::AcceptRequest {
+            framework_id: fw.clone(),
+            offer_ids,
+            launches: vec![launch("e", 1.0, 64)],
+            refuse_seconds,
+        };
+        for bad in [f64::NAN, -1.0] {
+            let err = m
+                .accept(req(bad, vec![offer.id.clone()]), "alice", now)
+                .unwrap_err();
+            assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        }
+        let twice = m
+            .accept(req(0.0, vec![offer.id.clone(), offer.id.clone()]), "alice", now)
+            .unwrap_err();
+        assert!(twice.message().contains("more than once"), "{}", twice.message());
+        let mut nan_cpus = req(0.0, vec![offer.id.clone()]);
+        nan_cpus.launches[0].resources = Some(pb::Resources {
+            cpus: f64::NAN,
+            mem_mb: 1,
+        });
+        assert!(m.accept(nan_cpus, "alice", now).is_err());
+        assert!(m.offers.contains_key(&offer.id), "the offer is still there");
+        // A huge filter is capped, not a panic, and the rest is filtered for a year.
+        m.accept(req(1e20, vec![offer.id.clone()]), "alice", now)
+            .expect("accept with a huge filter");
+        m.allocate(now + Duration::from_secs(3600));
+        assert!(m.offers.is_empty(), "the unused part is filtered");
+        assert_eq!(refuse_duration(1e20).unwrap(), MAX_REFUSE);
+        assert_eq!(refuse_duration(f64::INFINITY).unwrap(), MAX_REFUSE);
+        assert_eq!(refuse_duration(0.0).unwrap(), Duration::ZERO);
+        for bad in [
+            pb::Resources { cpus: f64::NAN, mem_mb: 1 },
+            pb::Resources { cpus: -1.0, mem_mb: 1 },
+            pb::Resources { cpus: 1.0, mem_mb: u64::MAX },
+        ] {
+            assert!(check_resources("agent x", Some(&bad)).is_err(), "{bad:?}");
+        }
+        assert!(check_id("framework id", "").is_err());
+        assert!(check_id("framework id", &"x".repeat(300)).is_err());
     }
 }

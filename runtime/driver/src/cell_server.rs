@@ -40,7 +40,14 @@ async fn handle(mut stream: UnixStream, state: Arc<DriverState>) -> std::io::Res
     let mut body = vec![0u8; len as usize];
     stream.read_exact(&mut body).await?;
     let response = match bincode::deserialize::<Envelope>(&body) {
-        Ok(envelope) if envelope.token == state.token => respond(&state, envelope.request)
+        Ok(envelope)
+            if tessera_credentials::secrets_equal(
+                &envelope.token.to_le_bytes(),
+                &state.token.to_le_bytes(),
+            ) =>
+        {
+            respond(&state, envelope.request)
+        }
             .await
             .unwrap_or_else(CellResponse::Error),
         Ok(_) => CellResponse::Error("this cell's session token is not the driver's".into()),

@@ -6,7 +6,8 @@ use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 pub use tessera_wire::ExecutorChannel;
-use tessera_wire::connect_executor;
+use tessera_credentials::Principal;
+use tessera_wire::{connect_executor, require};
 use tessera_wire::driver::driver_server::Driver as DriverRpc;
 use tessera_wire::driver::{
     ArtifactChunk, FetchArtifactRequest, FetchBroadcastReply, FetchBroadcastRequest,
@@ -58,7 +59,8 @@ pub struct DriverService {
     pub executors: Arc<Executors>,
     pub artifacts: Arc<ArtifactStore>,
     pub shared_values: Arc<crate::shared_values::SharedValues>,
-    pub secret: String,
+    /// The driver's own credential (from the session's CA), presented to executors it dials.
+    pub credential: tessera_credentials::Credential,
     /// Hashes of libraries every executor loads first.
     pub preload: Vec<String>,
 }
@@ -71,13 +73,16 @@ impl DriverRpc for DriverService {
         &self,
         request: Request<RegisterExecutorRequest>,
     ) -> Result<Response<RegisterExecutorReply>, Status> {
+        require(&request, "RegisterExecutor", &[Principal::Executor])?;
         let r = request.into_inner();
-        let client = connect_executor(&r.address, &self.secret)
+        let client = connect_executor(&r.address, &self.credential)
             .await
             .map_err(|e| {
                 Status::unavailable(format!(
-                    "cannot reach executor {} at {}: {e}",
-                    r.executor_id, r.address
+                    "cannot reach executor {} at {}: {}",
+                    r.executor_id,
+                    r.address,
+                    tessera_credentials::describe_error(&e)
                 ))
             })?;
         tracing::info!(executor = %r.executor_id, address = %r.address, cores = r.cores, "executor registered");
@@ -103,6 +108,7 @@ impl DriverRpc for DriverService {
         &self,
         request: Request<FetchBroadcastRequest>,
     ) -> Result<Response<FetchBroadcastReply>, Status> {
+        require(&request, "FetchBroadcast", &[Principal::Executor])?;
         let id = request.into_inner().id;
         let value = self
             .shared_values
@@ -117,6 +123,7 @@ impl DriverRpc for DriverService {
         &self,
         request: Request<FetchArtifactRequest>,
     ) -> Result<Response<Self::FetchArtifactStream>, Status> {
+        require(&request, "FetchArtifact", &[Principal::Executor])?;
         let hash = request.into_inner().hash;
         let bytes = self
             .artifacts

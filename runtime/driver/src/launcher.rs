@@ -5,6 +5,7 @@
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use tessera_credentials::{Credential, EXECUTOR_CREDENTIAL_ENV};
 
 /// How to start one executor, wherever it runs.
 pub struct ExecutorCommand {
@@ -20,7 +21,7 @@ impl ExecutorCommand {
         executor_id: &str,
         cores: u32,
         memory_mb: u64,
-        secret: &str,
+        credential: &Credential,
     ) -> Self {
         ExecutorCommand {
             program: bin_dir.join("tessera-executor"),
@@ -34,7 +35,9 @@ impl ExecutorCommand {
                 "--memory-mb".into(),
                 memory_mb.to_string(),
             ],
-            env: vec![(tessera_wire::SECRET_ENV.into(), secret.into())],
+            // The session's executor credential travels in the launch, never on the command
+            // line, which any local user can read.
+            env: vec![(EXECUTOR_CREDENTIAL_ENV.into(), credential.to_bundle())],
         }
     }
 

@@ -8,9 +8,10 @@ use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::process::Child;
 use std::sync::Arc;
+use tessera_credentials::Credential;
 use tessera_framework::{
-    ExecutorLaunch, FrameworkClient, FrameworkEvent, FrameworkInfo, LocalCluster, MasterUrl, Offer,
-    Resources,
+    ExecutorLaunch, FrameworkClient, FrameworkEvent, FrameworkInfo, LocalCluster, MasterEndpoint,
+    MasterUrl, Offer, Resources,
 };
 
 /// How long a declined offer's resources are not offered again.
@@ -24,10 +25,14 @@ pub enum Backend {
     /// Executors launched through offers.
     Cluster {
         client: FrameworkClient,
+        /// The master and this session's credential for it, for `:cluster`.
+        endpoint: MasterEndpoint,
         /// Handles offers and executor updates; stopped before tearing down.
         events_task: tokio::task::JoinHandle<()>,
         runtime: tokio::runtime::Handle,
         expected: usize,
+        /// Offers received so far, to say why the session is still waiting.
+        offers_seen: Arc<std::sync::atomic::AtomicU64>,
         /// Keeps the loopback master and agents of `local-cluster` alive with the session.
         _local: Option<LocalCluster>,
     },
@@ -39,7 +44,7 @@ impl Backend {
         runtime: &tokio::runtime::Handle,
         state: &Arc<DriverState>,
         driver_address: &str,
-        secret: &str,
+        executor_credential: &Credential,
     ) -> anyhow::Result<Backend> {
         let (master, local, expected) = match &config.master {
             MasterUrl::Local { cores } => {
@@ -49,7 +54,7 @@ impl Backend {
                     "local-0",
                     *cores as u32,
                     config.executor_memory_mb,
-                    secret,
+                    executor_credential,
                 );
                 let child = command.spawn_local(&config.work_dir.join("executor-local-0.log"))?;
                 return Ok(Backend::Local { child });
@@ -65,24 +70,52 @@ impl Backend {
                     *mem_mb_per_agent,
                     &config.bin_dir,
                 ))?;
-                (cluster.master_address().to_string(), Some(cluster), *agents)
+                let expected = config.cluster.executors.unwrap_or(*agents);
+                (cluster.endpoint(), Some(cluster), expected)
             }
-            MasterUrl::Tessera { address } => (address.clone(), None, 1),
+            MasterUrl::Tessera { address } => {
+                let dir = config.cluster.credentials.as_ref().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "a session on the cluster at {address} needs a framework principal's \
+                         credentials: pass --credentials DIR (made by `tessera cluster \
+                         init-credentials DIR --framework NAME` as DIR/frameworks/NAME), or set \
+                         TESSERA_CREDENTIALS"
+                    )
+                })?;
+                let endpoint = MasterEndpoint {
+                    address: address.clone(),
+                    credential: Credential::load(dir)?,
+                };
+                // One executor per agent, unless told how many.
+                let expected = match config.cluster.executors {
+                    Some(n) => n,
+                    None => runtime
+                        .block_on(tessera_framework::cluster_status(&endpoint))?
+                        .agents
+                        .len()
+                        .max(1),
+                };
+                (endpoint, None, expected)
+            }
         };
         let info = FrameworkInfo {
             name: "tessera-session".into(),
             user: String::new(),
         };
         let (client, mut events) = runtime.block_on(FrameworkClient::subscribe(&master, info))?;
+        let offers_seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let launcher = OfferHandler {
             client: client.clone(),
             state: state.clone(),
             bin_dir: config.bin_dir.clone(),
             driver_address: driver_address.to_string(),
-            secret: secret.to_string(),
+            executor_credential: executor_credential.clone(),
             memory_mb: config.executor_memory_mb,
+            cores: config.cluster.executor_cores,
+            wanted: expected,
             agents_with_executor: Mutex::new(HashSet::new()),
             launched: Default::default(),
+            offers_seen: offers_seen.clone(),
         };
         let events_task = runtime.spawn(async move {
             while let Some(event) = events.recv().await {
@@ -91,9 +124,11 @@ impl Backend {
         });
         Ok(Backend::Cluster {
             client,
+            endpoint: master,
             events_task,
             runtime: runtime.clone(),
             expected,
+            offers_seen,
             _local: local,
         })
     }
@@ -105,10 +140,30 @@ impl Backend {
         }
     }
 
-    fn master_address(&self) -> Option<String> {
+    /// Why the session is still short of executors, for a person waiting on it.
+    fn waiting_reason(&self) -> Box<dyn Fn() -> String + Send + Sync> {
+        match self {
+            Backend::Local { .. } => Box::new(|| "the local executor is starting".to_string()),
+            Backend::Cluster { offers_seen, .. } => {
+                let offers_seen = offers_seen.clone();
+                Box::new(move || {
+                    if offers_seen.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+                        "the cluster offers nothing to this session — see `tessera cluster status`"
+                            .to_string()
+                    } else {
+                        "the offers so far had no room for another executor (at least 1 CPU and \
+                         64 MiB on an agent without one) — see `tessera cluster status`"
+                            .to_string()
+                    }
+                })
+            }
+        }
+    }
+
+    fn master(&self) -> Option<MasterEndpoint> {
         match self {
             Backend::Local { .. } => None,
-            Backend::Cluster { client, .. } => Some(client.master().to_string()),
+            Backend::Cluster { endpoint, .. } => Some(endpoint.clone()),
         }
     }
 }
@@ -141,9 +196,14 @@ struct OfferHandler {
     state: Arc<DriverState>,
     bin_dir: std::path::PathBuf,
     driver_address: String,
-    secret: String,
+    executor_credential: Credential,
     memory_mb: u64,
+    /// CPUs per executor, if limited.
+    cores: Option<u32>,
+    /// How many executors to hold.
+    wanted: usize,
     agents_with_executor: Mutex<HashSet<String>>,
+    offers_seen: Arc<std::sync::atomic::AtomicU64>,
     /// Executors launched so far: each gets a new id, so that what a lost executor held (and
     /// its late status updates) is never taken for its replacement's on the same agent.
     launched: std::sync::atomic::AtomicU32,
@@ -156,6 +216,8 @@ impl OfferHandler {
                 tracing::info!(%framework_id, "registered with the master")
             }
             FrameworkEvent::Offers(offers) => {
+                self.offers_seen
+                    .fetch_add(offers.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 for offer in offers {
                     self.consider(offer).await;
                 }
@@ -180,7 +242,10 @@ impl OfferHandler {
     }
 
     async fn consider(&self, offer: Offer) {
-        let cpus = offer.resources.cpus.floor();
+        let mut cpus = offer.resources.cpus.floor();
+        if let Some(cores) = self.cores {
+            cpus = cpus.min(cores as f64);
+        }
         // The executor caches up to `memory_mb`, and reserves at least what a process needs
         // even when asked to cache less.
         let cache_mb = offer.resources.mem_mb.min(self.memory_mb);
@@ -188,12 +253,10 @@ impl OfferHandler {
             .resources
             .mem_mb
             .min(self.memory_mb.max(MIN_EXECUTOR_MEM_MB));
-        let wanted = cpus >= 1.0
-            && mem_mb >= MIN_EXECUTOR_MEM_MB
-            && self
-                .agents_with_executor
-                .lock()
-                .insert(offer.agent_id.clone());
+        let wanted = cpus >= 1.0 && mem_mb >= MIN_EXECUTOR_MEM_MB && {
+            let mut held = self.agents_with_executor.lock();
+            held.len() < self.wanted && held.insert(offer.agent_id.clone())
+        };
         if !wanted {
             let _ = self.client.decline(&offer.id, DECLINE_SECONDS).await;
             return;
@@ -208,7 +271,7 @@ impl OfferHandler {
             &executor_id,
             cpus as u32,
             cache_mb,
-            &self.secret,
+            &self.executor_credential,
         );
         let launch = ExecutorLaunch {
             executor_id,
@@ -232,7 +295,9 @@ pub struct BackendKeeper {
     stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     pub expected_executors: usize,
-    pub master_address: Option<String>,
+    pub master: Option<MasterEndpoint>,
+    /// Why the session is still short of executors.
+    pub waiting_reason: Box<dyn Fn() -> String + Send + Sync>,
 }
 
 impl BackendKeeper {
@@ -241,17 +306,28 @@ impl BackendKeeper {
         runtime: tokio::runtime::Handle,
         state: Arc<DriverState>,
         driver_address: String,
-        secret: String,
+        executor_credential: Credential,
     ) -> anyhow::Result<BackendKeeper> {
-        let (started, started_rx) = std::sync::mpsc::channel();
+        let (started, started_rx) = std::sync::mpsc::channel::<
+            anyhow::Result<(usize, Option<MasterEndpoint>, Box<dyn Fn() -> String + Send + Sync>)>,
+        >();
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("tessera-executors".into())
             .spawn(move || {
-                match Backend::start(&config, &runtime, &state, &driver_address, &secret) {
+                match Backend::start(
+                    &config,
+                    &runtime,
+                    &state,
+                    &driver_address,
+                    &executor_credential,
+                ) {
                     Ok(backend) => {
-                        let _ = started
-                            .send(Ok((backend.expected_executors(), backend.master_address())));
+                        let _ = started.send(Ok((
+                            backend.expected_executors(),
+                            backend.master(),
+                            backend.waiting_reason(),
+                        )));
                         // Until the driver drops its sender.
                         let _ = stopped.recv();
                         drop(backend);
@@ -259,14 +335,15 @@ impl BackendKeeper {
                     Err(e) => drop(started.send(Err(e))),
                 }
             })?;
-        let (expected_executors, master_address) = started_rx
+        let (expected_executors, master, waiting_reason) = started_rx
             .recv()
             .map_err(|_| anyhow::anyhow!("the executor launcher thread died"))??;
         Ok(BackendKeeper {
             stop: Some(stop),
             thread: Some(thread),
             expected_executors,
-            master_address,
+            master,
+            waiting_reason,
         })
     }
 }

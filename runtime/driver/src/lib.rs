@@ -21,7 +21,8 @@ mod text_splits;
 pub use artifacts::toolchain_libstd;
 pub use jobs::{JobInfo, JobState, Progress};
 pub use scheduler::DEFAULT_LOCALITY_WAIT;
-pub use tessera_framework::{MasterUrl, parse_master_url};
+pub use tessera_framework::{MasterEndpoint, MasterUrl, parse_master_url};
+pub use tessera_credentials::Credential;
 
 use anyhow::Context as _;
 use parking_lot::Mutex;
@@ -44,6 +45,26 @@ pub struct DriverConfig {
     pub locality_wait: std::time::Duration,
     /// Append every finished task's metrics here, one JSON object a line.
     pub task_metrics_log: Option<PathBuf>,
+    /// How to reach a cluster and what to ask of it.
+    pub cluster: ClusterOptions,
+}
+
+/// How a session reaches a cluster, and the executors it asks for (as spark-submit's
+/// `--num-executors`, `--executor-cores`).
+#[derive(Clone, Debug, Default)]
+pub struct ClusterOptions {
+    /// The framework principal's credentials for `tessera://` (a directory `tessera cluster
+    /// init-credentials DIR --framework NAME` made as DIR/frameworks/NAME).
+    pub credentials: Option<PathBuf>,
+    /// Where the driver listens for its executors (default: loopback, or on a running cluster
+    /// the address this host uses to reach the master).
+    pub bind: Option<std::net::IpAddr>,
+    /// The host executors dial to reach the driver, when not the bound address.
+    pub advertise_host: Option<String>,
+    /// Executors to acquire on a cluster (default: one per agent).
+    pub executors: Option<usize>,
+    /// CPUs (task threads) per executor on a cluster (default: all an offer holds).
+    pub executor_cores: Option<u32>,
 }
 
 /// State shared by the cell server, the scheduler and the executor service.
@@ -177,7 +198,7 @@ impl Driver {
             .thread_name("tessera-driver")
             .enable_all()
             .build()?;
-        let secret = format!("{:016x}{:016x}", random_u64(), random_u64());
+        let session = SessionCredentials::generate()?;
         let artifacts = Arc::new(artifacts::ArtifactStore::default());
         let preload = match artifacts::toolchain_libstd() {
             Some(libstd) => vec![artifacts.add_file(&libstd).map_err(anyhow::Error::msg)?],
@@ -201,7 +222,7 @@ impl Driver {
             map_outputs: Default::default(),
             shared_values: Default::default(),
             jobs: Default::default(),
-            token: random_u64(),
+            token: tessera_credentials::random_u64()?,
             work_dir: config.work_dir.clone(),
             host: tessera_wire::hostname(),
             locality_wait: config.locality_wait,
@@ -213,31 +234,41 @@ impl Driver {
         let socket_name = format!(
             "tessera-driver-{}-{:08x}",
             std::process::id(),
-            random_u64() as u32
+            tessera_credentials::random_u64()? as u32
         );
+        let bind = driver_bind_address(&config);
         let (listener, rpc_address) = runtime.block_on(async {
             let cells = cell_server::bind(&socket_name)?;
-            let rpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let rpc = tokio::net::TcpListener::bind((bind, 0))
+                .await
+                .with_context(|| format!("the driver cannot listen on {bind} (see --bind)"))?;
             anyhow::Ok((cells, rpc))
         })?;
-        let driver_address = rpc_address.local_addr()?.to_string();
+        let bound = rpc_address.local_addr()?;
+        let driver_address = match &config.cluster.advertise_host {
+            Some(host) => format!("{host}:{}", bound.port()),
+            None => tessera_credentials::advertised_address(bound),
+        };
+        tracing::info!(%bound, advertised = %driver_address, "the driver listens for its executors");
         runtime.spawn(cell_server::serve(listener, state.clone()));
         let service = executors::DriverService {
             executors: state.executors.clone(),
             artifacts,
             shared_values: state.shared_values.clone(),
-            secret: secret.clone(),
+            credential: session.driver.clone(),
             preload,
         };
+        let tls = session.driver.server()?;
+        let incoming = runtime.block_on(async { tls.incoming(rpc_address) });
         runtime.spawn(
             tonic::transport::Server::builder()
                 .add_service(tonic::service::interceptor::InterceptedService::new(
                     tessera_wire::driver::driver_server::DriverServer::new(service)
                         .max_decoding_message_size(tessera_wire::MAX_MESSAGE_BYTES)
                         .max_encoding_message_size(tessera_wire::MAX_MESSAGE_BYTES),
-                    tessera_wire::RequireSecret(secret.clone()),
+                    tls.authenticator(),
                 ))
-                .serve_with_incoming(tessera_wire::incoming(rpc_address)),
+                .serve_with_incoming(incoming),
         );
 
         let backend = launcher_backend::BackendKeeper::start(
@@ -245,7 +276,7 @@ impl Driver {
             runtime.handle().clone(),
             state.clone(),
             driver_address,
-            secret,
+            session.executor,
         )?;
         Ok(Driver {
             state,
@@ -260,20 +291,37 @@ impl Driver {
         (&self.socket_name, self.state.token)
     }
 
-    /// Waits until `count` executors have registered, or fails saying which did not.
+    /// Waits until `count` executors have registered, saying what it waits for every few
+    /// seconds, or fails saying which did not.
     pub fn wait_for_executors(&self, count: usize, timeout: Duration) -> anyhow::Result<()> {
+        const SAY_EVERY: Duration = Duration::from_secs(5);
         let executors = self.state.executors.clone();
         self.runtime.block_on(async {
             let deadline = tokio::time::Instant::now() + timeout;
+            let mut next_word = tokio::time::Instant::now() + SAY_EVERY;
             while executors.list().len() < count {
-                if tokio::time::timeout_at(deadline, executors.changed.notified()).await.is_err() {
+                let wake = next_word.min(deadline);
+                if tokio::time::timeout_at(wake, executors.changed.notified())
+                    .await
+                    .is_ok()
+                {
+                    continue;
+                }
+                let why = (self.backend.waiting_reason)();
+                if tokio::time::Instant::now() >= deadline {
                     anyhow::bail!(
-                        "only {} of {count} executors registered within {}s; see the executor logs in {}",
+                        "only {} of {count} executors registered within {}s: {why}; see the \
+                         executor logs in {}",
                         executors.list().len(),
                         timeout.as_secs(),
                         self.state.work_dir.display()
                     );
                 }
+                tracing::warn!(
+                    "waiting for resources: {} of {count} executors; {why}",
+                    executors.list().len()
+                );
+                next_word += SAY_EVERY;
             }
             Ok(())
         })
@@ -343,9 +391,9 @@ impl Driver {
             .collect()
     }
 
-    /// The master this driver registered with, for `:cluster`.
-    pub fn master_address(&self) -> Option<String> {
-        self.backend.master_address.clone()
+    /// The master this driver registered with, and its credential for it, for `:cluster`.
+    pub fn master(&self) -> Option<tessera_framework::MasterEndpoint> {
+        self.backend.master.clone()
     }
 }
 
@@ -359,11 +407,39 @@ impl JobCanceller {
     }
 }
 
-fn random_u64() -> u64 {
-    let mut bytes = [0u8; 8];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut bytes);
+/// The session's private credentials: a CA made for this session alone, a certificate for its
+/// driver and one that every executor of the session receives through its launch.
+struct SessionCredentials {
+    driver: tessera_credentials::Credential,
+    executor: tessera_credentials::Credential,
+}
+
+/// How long a session's certificates are valid: longer than any session lives.
+const SESSION_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+
+impl SessionCredentials {
+    fn generate() -> anyhow::Result<SessionCredentials> {
+        use tessera_credentials::{Authority, Principal};
+        let ca = Authority::generate("Tessera session CA")?;
+        Ok(SessionCredentials {
+            driver: ca.issue(&Principal::Driver, SESSION_VALIDITY)?,
+            executor: ca.issue(&Principal::Executor, SESSION_VALIDITY)?,
+        })
     }
-    u64::from_le_bytes(bytes)
+}
+
+/// Where the driver listens for executors: `--bind` if given; on a running cluster, the
+/// address this host uses to reach the master (where the cluster's hosts can reach it back);
+/// loopback otherwise.
+fn driver_bind_address(config: &DriverConfig) -> std::net::IpAddr {
+    if let Some(bind) = config.cluster.bind {
+        return bind;
+    }
+    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+    match &config.master {
+        MasterUrl::Tessera { address } => {
+            tessera_credentials::local_address_towards(address).unwrap_or(loopback)
+        }
+        _ => loopback,
+    }
 }

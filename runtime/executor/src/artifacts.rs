@@ -10,14 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tessera_plan::CodeRef;
 use tessera_wire::driver::FetchArtifactRequest;
-use tessera_wire::driver::driver_client::DriverClient;
-
-pub type DriverChannel = DriverClient<
-    tonic::service::interceptor::InterceptedService<
-        tonic::transport::Channel,
-        tessera_wire::AttachSecret,
-    >,
->;
+pub use tessera_wire::DriverChannel;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {

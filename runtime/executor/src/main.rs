@@ -14,10 +14,10 @@ mod task_host;
 use anyhow::{Context, bail};
 use clap::Parser;
 use std::sync::Arc;
+use tessera_credentials::{Credential, EXECUTOR_CREDENTIAL_ENV, Principal};
+use tessera_wire::MAX_MESSAGE_BYTES;
 use tessera_wire::driver::RegisterExecutorRequest;
-use tessera_wire::driver::driver_client::DriverClient;
 use tessera_wire::executor::executor_server::ExecutorServer;
-use tessera_wire::{AttachSecret, MAX_MESSAGE_BYTES, RequireSecret, SECRET_ENV};
 
 /// mimalloc, with its `override` feature: it also replaces `malloc` and `free` for the whole
 /// process, so the cell libraries the executor loads (each with its own standard library,
@@ -62,9 +62,11 @@ struct Args {
     /// temporary directory, removed when the executor ends).
     #[arg(long)]
     work_dir: Option<std::path::PathBuf>,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    bind: String,
+    /// Address to listen on, and to tell the driver and the other executors (default: the host
+    /// the agent that launched this executor advertises, `$TESSERA_AGENT_HOST`, else
+    /// 127.0.0.1).
+    #[arg(long)]
+    bind: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -75,8 +77,18 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    let secret = std::env::var(SECRET_ENV)
-        .with_context(|| format!("{SECRET_ENV} is not set: executors only run code from a driver that shares their secret"))?;
+    let bundle = std::env::var(EXECUTOR_CREDENTIAL_ENV).with_context(|| {
+        format!(
+            "{EXECUTOR_CREDENTIAL_ENV} is not set: an executor runs code only from the driver whose \
+             session credential it was launched with"
+        )
+    })?;
+    // SAFETY: no other thread runs yet. Nothing this process starts should inherit the key.
+    unsafe { std::env::remove_var(EXECUTOR_CREDENTIAL_ENV) };
+    let credential = Credential::from_bundle(&bundle)?;
+    if credential.principal()? != Principal::Executor {
+        bail!("the credential in {EXECUTOR_CREDENTIAL_ENV} is not an executor's");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -88,7 +100,7 @@ fn main() -> anyhow::Result<()> {
             true,
         ),
     };
-    let served = runtime.block_on(serve(args, secret, &work_dir));
+    let served = runtime.block_on(serve(args, credential, &work_dir));
     // Spilled blocks and shuffle files are worth nothing once the executor is gone.
     if owned {
         let _ = std::fs::remove_dir_all(&work_dir);
@@ -96,22 +108,35 @@ fn main() -> anyhow::Result<()> {
     served
 }
 
-async fn serve(args: Args, secret: String, work_dir: &std::path::Path) -> anyhow::Result<()> {
+async fn serve(
+    args: Args,
+    credential: Credential,
+    work_dir: &std::path::Path,
+) -> anyhow::Result<()> {
     let artifacts_dir = work_dir.join("artifacts");
     std::fs::create_dir_all(&artifacts_dir)
         .with_context(|| format!("cannot create {}", artifacts_dir.display()))?;
 
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", args.driver))?
-        .connect()
+    let driver = tessera_wire::connect_driver(&args.driver, &credential)
         .await
-        .with_context(|| format!("cannot reach the driver at {}", args.driver))?;
-    let driver = DriverClient::with_interceptor(channel, AttachSecret::new(&secret))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot reach the driver at {}: {}",
+                args.driver,
+                tessera_credentials::describe_error(&e)
+            )
+        })?;
     let artifacts = artifacts::Artifacts::new(artifacts_dir, driver.clone());
 
-    let listener = tokio::net::TcpListener::bind((args.bind.as_str(), 0)).await?;
-    let address = listener.local_addr()?;
+    let bind = args
+        .bind
+        .clone()
+        .or_else(|| std::env::var("TESSERA_AGENT_HOST").ok())
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let listener = tokio::net::TcpListener::bind((bind.as_str(), 0))
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    let address = tessera_credentials::advertised_address(listener.local_addr()?);
     let shutdown = Arc::new(tokio::sync::Notify::new());
     let service = service::ExecutorService {
         executor_id: args.executor_id.clone(),
@@ -124,7 +149,7 @@ async fn serve(args: Args, secret: String, work_dir: &std::path::Path) -> anyhow
             args.shuffle_memory_mb.unwrap_or(args.memory_mb / 4) << 20,
             work_dir.join("shuffle"),
         )),
-        peers: Arc::new(shuffle_fetch::Peers::new(secret.clone())),
+        peers: Arc::new(shuffle_fetch::Peers::new(credential.clone())),
         broadcasts: Arc::new(task_host::Broadcasts::new(
             driver.clone(),
             tokio::runtime::Handle::current(),
@@ -133,14 +158,15 @@ async fn serve(args: Args, secret: String, work_dir: &std::path::Path) -> anyhow
         cancelled_jobs: Default::default(),
         shutdown: shutdown.clone(),
     };
+    let tls = credential.server()?;
     let server = tonic::transport::Server::builder()
         .add_service(tonic::service::interceptor::InterceptedService::new(
             ExecutorServer::new(service)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            RequireSecret(secret),
+            tls.authenticator(),
         ))
-        .serve_with_incoming_shutdown(tessera_wire::incoming(listener), async move {
+        .serve_with_incoming_shutdown(tls.incoming(listener), async move {
             // The driver asks, or the agent (or the local launcher) terminates this process.
             let mut terminate =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -156,7 +182,7 @@ async fn serve(args: Args, secret: String, work_dir: &std::path::Path) -> anyhow
         .clone()
         .register_executor(RegisterExecutorRequest {
             executor_id: args.executor_id.clone(),
-            address: address.to_string(),
+            address: address.clone(),
             cores: args.cores,
             memory_bytes: args.memory_mb << 20,
             pid: std::process::id(),

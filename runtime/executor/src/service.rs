@@ -16,6 +16,8 @@ use tessera_wire::executor::{
     CancelJobRequest, DropRddRequest, Empty, FetchShuffleReply, FetchShuffleRequest, RunTaskReply,
     RunTaskRequest,
 };
+use tessera_credentials::Principal;
+use tessera_wire::require;
 use tonic::{Request, Response, Status};
 
 pub struct ExecutorService {
@@ -42,6 +44,7 @@ impl Executor for ExecutorService {
         &self,
         request: Request<RunTaskRequest>,
     ) -> Result<Response<RunTaskReply>, Status> {
+        require(&request, "RunTask", &[Principal::Driver])?;
         let task: TaskSpec = bincode::deserialize(&request.into_inner().task)
             .map_err(|e| Status::invalid_argument(format!("cannot decode task: {e}")))?;
         let outcome = 'outcome: {
@@ -120,12 +123,14 @@ impl Executor for ExecutorService {
         &self,
         request: Request<CancelJobRequest>,
     ) -> Result<Response<Empty>, Status> {
+        require(&request, "CancelJob", &[Principal::Driver])?;
         self.cancel_flag(request.into_inner().job_id)
             .store(true, Ordering::Relaxed);
         Ok(Response::new(Empty {}))
     }
 
     async fn drop_rdd(&self, request: Request<DropRddRequest>) -> Result<Response<Empty>, Status> {
+        require(&request, "DropRdd", &[Principal::Driver])?;
         let rdd = request.into_inner().rdd;
         let dropped = self.blocks.drop_rdd(rdd);
         tracing::debug!(rdd, dropped, "dropped cached partitions");
@@ -136,6 +141,11 @@ impl Executor for ExecutorService {
         &self,
         request: Request<FetchShuffleRequest>,
     ) -> Result<Response<FetchShuffleReply>, Status> {
+        require(
+            &request,
+            "FetchShuffle",
+            &[Principal::Driver, Principal::Executor],
+        )?;
         let r = request.into_inner();
         let buckets = r
             .map_partitions
@@ -152,7 +162,8 @@ impl Executor for ExecutorService {
         Ok(Response::new(FetchShuffleReply { buckets }))
     }
 
-    async fn shutdown(&self, _: Request<Empty>) -> Result<Response<Empty>, Status> {
+    async fn shutdown(&self, request: Request<Empty>) -> Result<Response<Empty>, Status> {
+        require(&request, "Shutdown", &[Principal::Driver])?;
         self.shutdown.notify_one();
         Ok(Response::new(Empty {}))
     }

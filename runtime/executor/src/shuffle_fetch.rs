@@ -8,11 +8,12 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use tessera_plan::{MapOutputLocation, ShuffleId};
 use tessera_wire::executor::FetchShuffleRequest;
+use tessera_credentials::Credential;
 use tessera_wire::{ExecutorChannel, connect_executor};
 
 /// Connections to the other executors of the session, made on first use.
 pub struct Peers {
-    secret: String,
+    credential: Credential,
     clients: Mutex<HashMap<String, ExecutorChannel>>,
 }
 
@@ -23,9 +24,9 @@ pub struct FetchFailure {
 }
 
 impl Peers {
-    pub fn new(secret: String) -> Peers {
+    pub fn new(credential: Credential) -> Peers {
         Peers {
-            secret,
+            credential,
             clients: Mutex::new(HashMap::new()),
         }
     }
@@ -34,9 +35,14 @@ impl Peers {
         if let Some(client) = self.clients.lock().get(address) {
             return Ok(client.clone());
         }
-        let client = connect_executor(address, &self.secret)
+        let client = connect_executor(address, &self.credential)
             .await
-            .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+            .map_err(|e| {
+                format!(
+                    "cannot connect to {address}: {}",
+                    tessera_credentials::describe_error(&e)
+                )
+            })?;
         self.clients
             .lock()
             .insert(address.to_string(), client.clone());

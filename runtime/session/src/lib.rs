@@ -7,7 +7,7 @@ mod evcxr_dir;
 
 pub use cells::{Cell, is_incomplete, join_cells, split_cells};
 pub use tessera_driver::{
-    DEFAULT_LOCALITY_WAIT, Driver, ExecutorRow, JobCanceller, JobInfo, JobState, MasterUrl,
+    ClusterOptions, Credential, DEFAULT_LOCALITY_WAIT, Driver, MasterEndpoint, ExecutorRow, JobCanceller, JobInfo, JobState, MasterUrl,
     Progress, StorageRow, parse_master_url,
 };
 
@@ -46,6 +46,8 @@ pub struct SessionConfig {
     pub task_metrics_log: Option<PathBuf>,
     /// Colour compile errors (for a terminal).
     pub color: bool,
+    /// How to reach a cluster and what to ask of it.
+    pub cluster: ClusterOptions,
 }
 
 impl SessionConfig {
@@ -58,6 +60,7 @@ impl SessionConfig {
             locality_wait: tessera_driver::DEFAULT_LOCALITY_WAIT,
             task_metrics_log: None,
             color: false,
+            cluster: ClusterOptions::default(),
         }
     }
 }
@@ -235,6 +238,7 @@ impl Session {
                 executor_memory_mb: config.executor_memory_mb,
                 locality_wait: config.locality_wait,
                 task_metrics_log: config.task_metrics_log,
+                cluster: config.cluster,
             });
             let evcxr = evcxr
                 .join()
