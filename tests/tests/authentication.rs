@@ -8,10 +8,10 @@
 
 use std::time::Duration;
 
-use tessera_cluster_proto::agent::agent_client::AgentClient;
 use tessera_cluster_proto::agent::LaunchExecutorRequest;
-use tessera_cluster_proto::master::master_client::MasterClient;
+use tessera_cluster_proto::agent::agent_client::AgentClient;
 use tessera_cluster_proto::master as pb;
+use tessera_cluster_proto::master::master_client::MasterClient;
 use tessera_credentials::{Authority, Credential, Principal, describe_status};
 use tessera_framework::{
     FrameworkClient, FrameworkEvent, FrameworkInfo, LocalCluster, MasterEndpoint, cluster_status,
@@ -140,7 +140,9 @@ async fn callers_without_the_right_certificate_are_refused_and_the_cluster_carri
     let mut raw = tokio::net::TcpStream::connect(cluster.master_address())
         .await
         .unwrap();
-    raw.write_all(b"GET / HTTP/1.1\r\n\r\n\x00\x01garbage").await.unwrap();
+    raw.write_all(b"GET / HTTP/1.1\r\n\r\n\x00\x01garbage")
+        .await
+        .unwrap();
     let _idle = tokio::net::TcpStream::connect(cluster.master_address())
         .await
         .unwrap();
@@ -158,8 +160,7 @@ async fn callers_without_the_right_certificate_are_refused_and_the_cluster_carri
             refuse_seconds: 0.0,
         })
         .await
-        .map(|_| ())
-        .map_err(|s| describe_status(&s));
+        .map_or_else(|s| Err(describe_status(&s)), |_| Ok(()));
     assert_refused(stolen, &["not yours"]);
     let takeover = as_mallory
         .subscribe(pb::SubscribeRequest {
@@ -168,8 +169,7 @@ async fn callers_without_the_right_certificate_are_refused_and_the_cluster_carri
             framework_id: framework.framework_id().into(),
         })
         .await
-        .map(|_| ())
-        .map_err(|s| describe_status(&s));
+        .map_or_else(|s| Err(describe_status(&s)), |_| Ok(()));
     assert_refused(takeover, &["belongs to another principal"]);
     // A framework may not act as an agent, nor speak to an agent directly.
     let as_agent = as_mallory
@@ -182,8 +182,7 @@ async fn callers_without_the_right_certificate_are_refused_and_the_cluster_carri
             }),
         })
         .await
-        .map(|_| ())
-        .map_err(|s| describe_status(&s));
+        .map_or_else(|s| Err(describe_status(&s)), |_| Ok(()));
     assert_refused(as_agent, &["is for agents"]);
     let status = cluster_status(&cluster.endpoint()).await.unwrap();
     let agent = &status.agents[0];
@@ -218,8 +217,7 @@ async fn callers_without_the_right_certificate_are_refused_and_the_cluster_carri
         resources: None,
     })
     .await
-    .map(|_| ())
-    .map_err(|s| describe_status(&s));
+    .map_or_else(|s| Err(describe_status(&s)), |_| Ok(()));
     assert_refused(direct, &["for the master only"]);
 
     // A rogue agent: a valid agent certificate of its own, trying to take over a real agent's
@@ -236,8 +234,7 @@ async fn callers_without_the_right_certificate_are_refused_and_the_cluster_carri
             }),
         })
         .await
-        .map(|_| ())
-        .map_err(|s| describe_status(&s));
+        .map_or_else(|s| Err(describe_status(&s)), |_| Ok(()));
     assert_refused(hijack, &["is registered to agent"]);
     let bad_cpus = as_rogue
         .register_agent(pb::RegisterAgentRequest {
@@ -249,8 +246,7 @@ async fn callers_without_the_right_certificate_are_refused_and_the_cluster_carri
             }),
         })
         .await
-        .map(|_| ())
-        .map_err(|s| describe_status(&s));
+        .map_or_else(|s| Err(describe_status(&s)), |_| Ok(()));
     assert_refused(bad_cpus, &["invalid number of CPUs"]);
 
     // The owner launches an executor; the rogue agent reports it lost.
@@ -276,8 +272,7 @@ async fn callers_without_the_right_certificate_are_refused_and_the_cluster_carri
             message: "forged".into(),
         })
         .await
-        .map(|_| ())
-        .map_err(|s| describe_status(&s));
+        .map_or_else(|s| Err(describe_status(&s)), |_| Ok(()));
     assert_refused(forged, &["belongs to another agent"]);
 
     // Oversized frames and malformed values: refused to that caller only.
@@ -288,8 +283,7 @@ async fn callers_without_the_right_certificate_are_refused_and_the_cluster_carri
             framework_id: String::new(),
         })
         .await
-        .map(|_| ())
-        .map_err(|s| describe_status(&s));
+        .map_or_else(|s| Err(describe_status(&s)), |_| Ok(()));
     assert!(huge.is_err(), "an 8 MiB request is refused");
 
     // Through all of that, the owner's executor runs and it keeps getting offers.

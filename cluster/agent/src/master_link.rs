@@ -5,11 +5,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tessera_credentials::{Credential, Principal, describe_status};
 use tessera_cluster_proto::master::master_client::MasterClient;
 use tessera_cluster_proto::master::{
     HeartbeatRequest, RegisterAgentRequest, Resources, StatusUpdate,
 };
+use tessera_credentials::{Credential, Principal, describe_status};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tonic::transport::{Channel, Endpoint};
 

@@ -252,7 +252,10 @@ mod tests {
         let ca_before = std::fs::read(dir.path().join("ca/ca.pem")).unwrap();
         let second = init_credentials(
             dir.path(),
-            &[Principal::Agent("b".into()), Principal::Framework("alice".into())],
+            &[
+                Principal::Agent("b".into()),
+                Principal::Framework("alice".into()),
+            ],
             year,
         )
         .unwrap();

@@ -149,7 +149,8 @@ impl Credential {
         }
         let [ca_pem, cert_pem, key_pem]: [String; 3] = blocks.try_into().map_err(|_| {
             CredentialError::BadBundle(
-                "it must hold three PEM blocks: the CA's certificate, the holder's, and its key".into(),
+                "it must hold three PEM blocks: the CA's certificate, the holder's, and its key"
+                    .into(),
             )
         })?;
         let credential = Credential {

@@ -47,7 +47,9 @@ pub enum CredentialError {
     )]
     NoDirectory(PathBuf),
     /// A file could not be read.
-    #[error("cannot read {path}: {source}; a credential directory holds ca.pem, cert.pem and key.pem")]
+    #[error(
+        "cannot read {path}: {source}; a credential directory holds ca.pem, cert.pem and key.pem"
+    )]
     Read {
         /// The file.
         path: PathBuf,
@@ -132,12 +134,16 @@ pub fn secrets_equal(a: &[u8], b: &[u8]) -> bool {
 
 /// The principal of the peer that made `request`, as the service's [`Authenticator`] found it.
 pub fn caller<T>(request: &tonic::Request<T>) -> Result<Principal, tonic::Status> {
-    request.extensions().get::<Principal>().cloned().ok_or_else(|| {
-        tonic::Status::internal(
-            "this service does not authenticate its callers (it is not wrapped in an \
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| {
+            tonic::Status::internal(
+                "this service does not authenticate its callers (it is not wrapped in an \
              Authenticator); this is a bug in Tessera",
-        )
-    })
+            )
+        })
 }
 
 /// What a failed TLS handshake or connection means, and what to do, from the words rustls and

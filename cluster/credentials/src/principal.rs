@@ -74,9 +74,7 @@ impl Principal {
             .into_iter()
             .flat_map(|ext| ext.value.general_names.iter())
             .find_map(|name| match name {
-                x509_parser::extensions::GeneralName::DNSName(dns) => {
-                    Principal::from_dns_name(dns)
-                }
+                x509_parser::extensions::GeneralName::DNSName(dns) => Principal::from_dns_name(dns),
                 _ => None,
             })
             .ok_or(CredentialError::NoPrincipal)

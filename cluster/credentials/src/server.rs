@@ -192,12 +192,15 @@ fn refusal(error: &rustls::Error) -> String {
 impl Authenticator {
     /// The principal whose valid certificate made `request`, or why there is none.
     pub fn authenticate<T>(&self, request: &tonic::Request<T>) -> Result<Principal, tonic::Status> {
-        let certs = request.peer_certs().filter(|c| !c.is_empty()).ok_or_else(|| {
-            tonic::Status::unauthenticated(
-                "the call came without a client certificate; pass --credentials DIR (made by \
+        let certs = request
+            .peer_certs()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                tonic::Status::unauthenticated(
+                    "the call came without a client certificate; pass --credentials DIR (made by \
                  `tessera cluster init-credentials`)",
-            )
-        })?;
+                )
+            })?;
         self.verifier
             .verify_client_cert(&certs[0], &certs[1..], UnixTime::now())
             .map_err(|e| tonic::Status::unauthenticated(refusal(&e)))?;

@@ -27,7 +27,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "local cluster up (logs in {}); sessions connect with --master tessera://{} --credentials {}; Ctrl-C stops it",
         cluster.dir().display(),
         cluster.master_address(),
-        cluster.credentials_dir().join("frameworks").join("local").display()
+        cluster
+            .credentials_dir()
+            .join("frameworks")
+            .join("local")
+            .display()
     );
     tokio::signal::ctrl_c().await?;
     Ok(())

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_allocator::Resources;
-use tessera_credentials::{Credential, Principal, describe_error, describe_status};
 use tessera_cluster_proto::master as pb;
 use tessera_cluster_proto::master::master_client::MasterClient;
+use tessera_credentials::{Credential, Principal, describe_error, describe_status};
 use tokio::sync::{mpsc, oneshot};
 use tonic::transport::{Channel, Endpoint};
 

@@ -258,10 +258,10 @@ impl Master for MasterService {
         let (tx, rx) = mpsc::unbounded_channel();
         let watcher = tx.clone();
         let existing = (!req.framework_id.is_empty()).then_some(req.framework_id);
-        let (framework_id, connection) =
-            self.shared
-                .lock()
-                .subscribe(req.name, req.user, principal, existing, tx)?;
+        let (framework_id, connection) = self
+            .shared
+            .lock()
+            .subscribe(req.name, req.user, principal, existing, tx)?;
         self.shared.wake_allocator.notify_one();
         // Notice when the framework's stream goes away.
         let shared = self.shared.clone();

@@ -1035,7 +1035,9 @@ mod tests {
             launches,
             refuse_seconds: 0.0,
         };
-        let too_big = m.accept(req(vec![launch("e", 3.0, 10)]), "alice", now).unwrap_err();
+        let too_big = m
+            .accept(req(vec![launch("e", 3.0, 10)]), "alice", now)
+            .unwrap_err();
         assert!(
             too_big.message().contains("offers hold only"),
             "{}",
@@ -1050,7 +1052,11 @@ mod tests {
             bad_id.message()
         );
         let dup = m
-            .accept(req(vec![launch("e", 1.0, 10), launch("e", 0.5, 10)]), "alice", now)
+            .accept(
+                req(vec![launch("e", 1.0, 10), launch("e", 0.5, 10)]),
+                "alice",
+                now,
+            )
             .unwrap_err();
         assert_eq!(dup.code(), tonic::Code::AlreadyExists);
         // Still valid after the refusals:
@@ -1203,7 +1209,13 @@ mod tests {
         // Re-subscribing in time keeps it.
         let (tx, mut rx) = unbounded_channel();
         let (same, connection) = m
-            .subscribe("fw".into(), "u".into(), "alice".into(), Some(fw.clone()), tx)
+            .subscribe(
+                "fw".into(),
+                "u".into(),
+                "alice".into(),
+                Some(fw.clone()),
+                tx,
+            )
             .unwrap();
         assert_eq!((same.as_str(), connection), (fw.as_str(), 1));
         assert!(matches!(drain(&mut rx)[0], pb::event::Event::Registered(_)));
@@ -1236,7 +1248,11 @@ mod tests {
         };
         let stolen = m.accept(accept.clone(), "mallory", now).unwrap_err();
         assert_eq!(stolen.code(), tonic::Code::PermissionDenied);
-        assert!(stolen.message().contains("not yours"), "{}", stolen.message());
+        assert!(
+            stolen.message().contains("not yours"),
+            "{}",
+            stolen.message()
+        );
         for err in [
             m.decline(&fw, "mallory", &[offer.id.clone()], 0.0, now)
                 .unwrap_err(),
@@ -1247,11 +1263,18 @@ mod tests {
         }
         let (tx, _rx2) = unbounded_channel();
         let takeover = m
-            .subscribe("x".into(), "u".into(), "mallory".into(), Some(fw.clone()), tx)
+            .subscribe(
+                "x".into(),
+                "u".into(),
+                "mallory".into(),
+                Some(fw.clone()),
+                tx,
+            )
             .unwrap_err();
         assert_eq!(takeover.code(), tonic::Code::PermissionDenied);
         // The offer is still alice's, untouched.
-        m.accept(accept, "alice", now).expect("alice accepts her offer");
+        m.accept(accept, "alice", now)
+            .expect("alice accepts her offer");
     }
 
     #[tokio::test]
@@ -1335,9 +1358,17 @@ mod tests {
             assert_eq!(err.code(), tonic::Code::InvalidArgument);
         }
         let twice = m
-            .accept(req(0.0, vec![offer.id.clone(), offer.id.clone()]), "alice", now)
+            .accept(
+                req(0.0, vec![offer.id.clone(), offer.id.clone()]),
+                "alice",
+                now,
+            )
             .unwrap_err();
-        assert!(twice.message().contains("more than once"), "{}", twice.message());
+        assert!(
+            twice.message().contains("more than once"),
+            "{}",
+            twice.message()
+        );
         let mut nan_cpus = req(0.0, vec![offer.id.clone()]);
         nan_cpus.launches[0].resources = Some(pb::Resources {
             cpus: f64::NAN,
@@ -1354,9 +1385,18 @@ mod tests {
         assert_eq!(refuse_duration(f64::INFINITY).unwrap(), MAX_REFUSE);
         assert_eq!(refuse_duration(0.0).unwrap(), Duration::ZERO);
         for bad in [
-            pb::Resources { cpus: f64::NAN, mem_mb: 1 },
-            pb::Resources { cpus: -1.0, mem_mb: 1 },
-            pb::Resources { cpus: 1.0, mem_mb: u64::MAX },
+            pb::Resources {
+                cpus: f64::NAN,
+                mem_mb: 1,
+            },
+            pb::Resources {
+                cpus: -1.0,
+                mem_mb: 1,
+            },
+            pb::Resources {
+                cpus: 1.0,
+                mem_mb: u64::MAX,
+            },
         ] {
             assert!(check_resources("agent x", Some(&bad)).is_err(), "{bad:?}");
         }

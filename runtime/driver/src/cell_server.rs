@@ -46,10 +46,10 @@ async fn handle(mut stream: UnixStream, state: Arc<DriverState>) -> std::io::Res
                 &state.token.to_le_bytes(),
             ) =>
         {
-            respond(&state, envelope.request)
+            { respond(&state, envelope.request) }
+                .await
+                .unwrap_or_else(CellResponse::Error)
         }
-            .await
-            .unwrap_or_else(CellResponse::Error),
         Ok(_) => CellResponse::Error("this cell's session token is not the driver's".into()),
         Err(e) => CellResponse::Error(format!("cannot decode the cell's request: {e}")),
     };

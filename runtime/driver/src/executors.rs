@@ -5,14 +5,14 @@ use crate::artifacts::ArtifactStore;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-pub use tessera_wire::ExecutorChannel;
 use tessera_credentials::Principal;
-use tessera_wire::{connect_executor, require};
+pub use tessera_wire::ExecutorChannel;
 use tessera_wire::driver::driver_server::Driver as DriverRpc;
 use tessera_wire::driver::{
     ArtifactChunk, FetchArtifactRequest, FetchBroadcastReply, FetchBroadcastRequest,
     RegisterExecutorReply, RegisterExecutorRequest,
 };
+use tessera_wire::{connect_executor, require};
 use tonic::{Request, Response, Status};
 
 #[derive(Clone)]

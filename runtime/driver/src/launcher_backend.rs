@@ -309,7 +309,11 @@ impl BackendKeeper {
         executor_credential: Credential,
     ) -> anyhow::Result<BackendKeeper> {
         let (started, started_rx) = std::sync::mpsc::channel::<
-            anyhow::Result<(usize, Option<MasterEndpoint>, Box<dyn Fn() -> String + Send + Sync>)>,
+            anyhow::Result<(
+                usize,
+                Option<MasterEndpoint>,
+                Box<dyn Fn() -> String + Send + Sync>,
+            )>,
         >();
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()

@@ -21,8 +21,8 @@ mod text_splits;
 pub use artifacts::toolchain_libstd;
 pub use jobs::{JobInfo, JobState, Progress};
 pub use scheduler::DEFAULT_LOCALITY_WAIT;
-pub use tessera_framework::{MasterEndpoint, MasterUrl, parse_master_url};
 pub use tessera_credentials::Credential;
+pub use tessera_framework::{MasterEndpoint, MasterUrl, parse_master_url};
 
 use anyhow::Context as _;
 use parking_lot::Mutex;

@@ -9,8 +9,8 @@ use std::ffi::{CStr, CString, c_void};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tessera_plan::CodeRef;
-use tessera_wire::driver::FetchArtifactRequest;
 pub use tessera_wire::DriverChannel;
+use tessera_wire::driver::FetchArtifactRequest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {

@@ -10,13 +10,13 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use tessera_credentials::Principal;
 use tessera_plan::{TaskOutcome, TaskSpec};
 use tessera_wire::executor::executor_server::Executor;
 use tessera_wire::executor::{
     CancelJobRequest, DropRddRequest, Empty, FetchShuffleReply, FetchShuffleRequest, RunTaskReply,
     RunTaskRequest,
 };
-use tessera_credentials::Principal;
 use tessera_wire::require;
 use tonic::{Request, Response, Status};
 

@@ -6,9 +6,9 @@
 use crate::shuffle_store::{Bucket, ShuffleStore};
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use tessera_credentials::Credential;
 use tessera_plan::{MapOutputLocation, ShuffleId};
 use tessera_wire::executor::FetchShuffleRequest;
-use tessera_credentials::Credential;
 use tessera_wire::{ExecutorChannel, connect_executor};
 
 /// Connections to the other executors of the session, made on first use.

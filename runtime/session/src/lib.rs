@@ -7,8 +7,8 @@ mod evcxr_dir;
 
 pub use cells::{Cell, is_incomplete, join_cells, split_cells};
 pub use tessera_driver::{
-    ClusterOptions, Credential, DEFAULT_LOCALITY_WAIT, Driver, MasterEndpoint, ExecutorRow, JobCanceller, JobInfo, JobState, MasterUrl,
-    Progress, StorageRow, parse_master_url,
+    ClusterOptions, Credential, DEFAULT_LOCALITY_WAIT, Driver, ExecutorRow, JobCanceller, JobInfo,
+    JobState, MasterEndpoint, MasterUrl, Progress, StorageRow, parse_master_url,
 };
 
 use anyhow::Context as _;
