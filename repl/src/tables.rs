@@ -50,7 +50,15 @@ pub fn storage(rows: &[StorageRow]) -> Table {
                 bytes(r.bytes),
                 r.executors
                     .iter()
-                    .map(|(id, parts, b)| format!("{id}: {parts} ({})", bytes(*b)))
+                    .map(|c| {
+                        format!(
+                            "{} on {}: {} ({})",
+                            c.executor,
+                            c.host,
+                            c.partitions,
+                            bytes(c.bytes)
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join(", "),
             ]

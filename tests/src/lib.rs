@@ -5,6 +5,7 @@
 //! real processes on 127.0.0.1.
 
 pub mod netns;
+pub mod refusals;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

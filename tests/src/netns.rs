@@ -101,6 +101,23 @@ impl TestNetwork {
         command
     }
 
+    /// Moves the calling thread onto host `name`: sockets it opens from now on are that host's.
+    /// Other threads stay where they are, so a test runs one host's client calls on a thread of
+    /// their own (with a current-thread runtime, which opens every socket on that thread).
+    pub fn enter(&self, name: &str) -> Result<(), String> {
+        use std::os::fd::AsRawFd;
+        let path = format!("/run/netns/{}", self.namespace(name));
+        let file = std::fs::File::open(&path).map_err(|e| format!("cannot open {path}: {e}"))?;
+        // SAFETY: plain syscall on a descriptor that lives through the call.
+        if unsafe { libc_setns(file.as_raw_fd(), CLONE_NEWNET) } != 0 {
+            return Err(format!(
+                "cannot enter {path}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(())
+    }
+
     /// SIGKILLs every process on host `name`; returns how many there were.
     pub fn kill_all(&self, name: &str) -> usize {
         let out = Command::new("ip")
@@ -133,7 +150,12 @@ impl Drop for TestNetwork {
     }
 }
 
+/// setns(2)'s flag for a network namespace.
+const CLONE_NEWNET: i32 = 0x4000_0000;
+
 unsafe extern "C" {
+    #[link_name = "setns"]
+    fn libc_setns(fd: i32, nstype: i32) -> i32;
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;
     #[link_name = "kill"]

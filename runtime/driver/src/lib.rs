@@ -159,8 +159,18 @@ pub struct StorageRow {
     pub partitions: u32,
     pub cached_partitions: u32,
     pub bytes: u64,
-    /// executor id -> (partitions, bytes)
-    pub executors: Vec<(String, u32, u64)>,
+    /// Where the cached partitions are, one entry per executor.
+    pub executors: Vec<CachedOn>,
+}
+
+/// The part of one cached RDD that one executor holds.
+#[derive(Clone, Debug)]
+pub struct CachedOn {
+    pub executor: String,
+    /// The host the executor runs on.
+    pub host: String,
+    pub partitions: u32,
+    pub bytes: u64,
 }
 
 /// One executor as `:executors` shows it.
@@ -384,7 +394,16 @@ impl Driver {
                     bytes: shares.values().map(|s| s.bytes).sum(),
                     executors: shares
                         .into_iter()
-                        .map(|(id, s)| (id, s.partitions, s.bytes))
+                        .map(|(id, s)| CachedOn {
+                            host: self
+                                .state
+                                .executors
+                                .get(&id)
+                                .map_or_else(|| "?".into(), |e| e.host),
+                            executor: id,
+                            partitions: s.partitions,
+                            bytes: s.bytes,
+                        })
                         .collect(),
                 }
             })
