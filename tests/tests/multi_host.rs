@@ -176,7 +176,8 @@ fn log_file() -> String {
         .collect()
 }
 
-/// The cache script, a shuffle, and a slow shuffle during which the test kills host C.
+/// The cache script, a shuffle, a side file read on executors, and a slow shuffle during which
+/// the test kills host C.
 const SCRIPT: &str = r#"
 let lines = sc.text_file("app.log", 8);
 let errors = lines.filter(|l: &String| l.starts_with("ERROR")).cache();
@@ -195,6 +196,13 @@ let mut sums = sums.collect();
 sums.sort();
 sums
 // %%
+sc.add_file("levels.txt");
+fn weight(level: &str) -> u64 {
+    let table = std::fs::read_to_string(tessera::files::get("levels.txt")).unwrap();
+    table.lines().find_map(|l| l.strip_prefix(level)?.trim().parse().ok()).unwrap()
+}
+errors.map(|l: String| weight(l.split(' ').next().unwrap())).collect().iter().sum::<u64>()
+// %%
 let slow = errors.map(|l: String| {
     std::thread::sleep(std::time::Duration::from_millis(100));
     ((number(&l) / 10) % 3, 1u64)
@@ -205,7 +213,7 @@ counts
 "#;
 
 /// The job the test interrupts by killing host C.
-const SLOW_JOB: u64 = 3;
+const SLOW_JOB: u64 = 4;
 
 fn expected_lines() -> (Vec<String>, String, String) {
     let errors: Vec<u64> = (1..=1000).filter(|i| i % 10 == 0).collect();
@@ -241,6 +249,7 @@ fn a_session_on_a_third_host_caches_on_two_agents_and_survives_losing_one() {
     let mut cluster = Cluster::start("multi-host", &["a", "b", "c", "d"]);
     std::fs::write(cluster.dir.0.join("app.log"), log_file()).unwrap();
     std::fs::write(cluster.dir.0.join("script.rs"), SCRIPT).unwrap();
+    std::fs::write(cluster.dir.0.join("levels.txt"), "ERROR 3\nINFO 1\n").unwrap();
     let metrics = cluster.dir.0.join("tasks.jsonl");
     let out = cluster.dir.0.join("session.out");
     let master = format!("tessera://{}", cluster.master());
@@ -310,7 +319,8 @@ fn a_session_on_a_third_host_caches_on_two_agents_and_survives_losing_one() {
         .collect();
     let (counts, sums, slow) = expected_lines();
     assert_eq!(lines[..2], counts, "{stdout}");
-    assert_eq!(lines[lines.len() - 2], sums, "{stdout}");
+    assert_eq!(lines[lines.len() - 3], sums, "{stdout}");
+    assert_eq!(lines[lines.len() - 2], (3 * 100).to_string(), "{stdout}");
     assert_eq!(lines[lines.len() - 1], slow, "{stdout}");
 
     // The second count came from executor memory on both agents' hosts.
@@ -356,6 +366,14 @@ fn a_session_on_a_third_host_caches_on_two_agents_and_survives_losing_one() {
             .sum::<u64>()
     };
     assert!(read_on(&on_b) > 0 && read_on(&on_c) > 0, "{reduces:?}");
+
+    // The side file reached the executors on both hosts.
+    assert_eq!(
+        executors_of(&job(3)),
+        [on_b.clone(), on_c.clone()].into(),
+        "{:?}",
+        job(3)
+    );
 
     // Every partition that was cached on C was computed again from its lineage on B.
     let stderr = std::fs::read_to_string(cluster.log("d", "tessera")).unwrap();

@@ -84,6 +84,21 @@ impl Context {
         self.defined(request)
     }
 
+    /// Sends the file at `path` to every executor of the session, as Spark's
+    /// `SparkContext.addFile`: code on executors (and in cells) reads it at
+    /// [`files::get(name)`](crate::files::get), where `name` is the file's name. Adding a file
+    /// of the same name again replaces it. For small side inputs (a lookup table, a model); large
+    /// data belongs in [`text_file`](Context::text_file) on a file system every host sees.
+    pub fn add_file(&self, path: &str) {
+        match self.call(CellRequest::AddFile {
+            path: path.to_string(),
+        }) {
+            Ok(CellResponse::Done) => {}
+            Ok(other) => Error::new(format!("unexpected reply from the driver: {other:?}")).raise(),
+            Err(e) => e.raise(),
+        }
+    }
+
     /// The records of every RDD of `rdds`, in order: their partitions side by side.
     pub fn union<T: Data>(&self, rdds: &[Rdd<T>]) -> Rdd<T> {
         if rdds.is_empty() {

@@ -20,6 +20,7 @@ mod client;
 mod code_ref;
 mod context;
 mod error;
+pub mod files;
 mod hash;
 mod numeric_rdd;
 mod ops;

@@ -38,10 +38,16 @@ impl ArtifactStore {
                 path.display()
             ));
         }
-        let hash = sha256_hex(&bytes);
-        self.by_hash.lock().insert(hash.clone(), Arc::new(bytes));
+        let hash = self.insert(bytes);
         self.by_path.lock().insert(key, hash.clone());
         Ok(hash)
+    }
+
+    /// Keeps `bytes` (a side file's contents) and returns their hash.
+    pub fn insert(&self, bytes: Vec<u8>) -> String {
+        let hash = sha256_hex(&bytes);
+        self.by_hash.lock().insert(hash.clone(), Arc::new(bytes));
+        hash
     }
 
     pub fn resolve(&self, code: LocalCodeRef) -> Result<CodeRef, String> {

@@ -3,6 +3,7 @@
 
 use crate::{DriverState, scheduler, text_splits};
 use std::os::linux::net::SocketAddrExt;
+use std::path::Path;
 use std::sync::Arc;
 use tessera_plan::cell_protocol::{CellAction, CellRequest, CellResponse, Envelope};
 use tessera_plan::{RddId, RddKind, RddNode, TaskAction};
@@ -97,6 +98,14 @@ async fn respond(state: &Arc<DriverState>, request: CellRequest) -> Result<CellR
             };
             let (rdd, _) = state.lineage.define(node)?;
             describe(state, rdd)
+        }
+        CellRequest::AddFile { path } => {
+            let file = state
+                .side_files
+                .add(Path::new(&path), &state.artifacts)
+                .map_err(|e| e.to_string())?;
+            tracing::info!(name = %file.name, hash = %file.hash, "added a file for executors");
+            Ok(CellResponse::Done)
         }
         CellRequest::CellPanicked { message } => {
             *state.cell_panic.lock() = Some(message);

@@ -16,11 +16,13 @@ mod locality;
 mod map_outputs;
 mod scheduler;
 mod shared_values;
+mod side_files;
 mod text_splits;
 
 pub use artifacts::toolchain_libstd;
 pub use jobs::{JobInfo, JobState, Progress};
 pub use scheduler::DEFAULT_LOCALITY_WAIT;
+pub use side_files::side_files_dir;
 pub use tessera_credentials::Credential;
 pub use tessera_framework::{MasterEndpoint, MasterUrl, parse_master_url};
 
@@ -71,6 +73,7 @@ pub struct ClusterOptions {
 pub(crate) struct DriverState {
     pub lineage: lineage::Lineage,
     pub artifacts: Arc<artifacts::ArtifactStore>,
+    pub side_files: side_files::SideFiles,
     pub executors: Arc<executors::Executors>,
     pub blocks: blocks::BlockMap,
     pub map_outputs: map_outputs::MapOutputTracker,
@@ -227,6 +230,7 @@ impl Driver {
         let state = Arc::new(DriverState {
             lineage: Default::default(),
             artifacts: artifacts.clone(),
+            side_files: side_files::SideFiles::new(side_files::side_files_dir(&config.work_dir)),
             executors: Default::default(),
             blocks: Default::default(),
             map_outputs: Default::default(),

@@ -145,6 +145,7 @@ pub async fn run_task(
             source,
             steps: pipeline.steps.clone(),
             action: action.clone(),
+            files: state.side_files.list(),
         };
         let task = bincode::serialize(&spec).map_err(|e| format!("cannot encode task: {e}"))?;
         match executor

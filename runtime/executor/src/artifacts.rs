@@ -1,27 +1,37 @@
 //! Compiled cell libraries on an executor: fetched from the driver by content hash, verified,
 //! kept on local disk, loaded once and never unloaded (code of a loaded library may still be
-//! referenced by cached partitions' drop functions).
+//! referenced by cached partitions' drop functions). Side files (`sc.add_file`) come the same
+//! way, into the directory `tessera::files::get` looks in.
 
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_void};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tessera_plan::CodeRef;
+use tessera_plan::{CodeRef, SideFile};
 pub use tessera_wire::DriverChannel;
 use tessera_wire::driver::FetchArtifactRequest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
-    #[error("cannot fetch library {hash} from the driver: {source}")]
-    Fetch { hash: String, source: tonic::Status },
+    #[error("cannot fetch {what} {hash} from the driver: {source}")]
+    Fetch {
+        what: String,
+        hash: String,
+        source: tonic::Status,
+    },
     #[error(
-        "library {hash} arrived corrupted (its content hashes to {actual}); the driver or network is faulty"
+        "{what} {hash} arrived corrupted (its content hashes to {actual}); the driver or network is faulty"
     )]
-    Corrupt { hash: String, actual: String },
-    #[error("cannot store library {hash} at {path}: {source}")]
+    Corrupt {
+        what: String,
+        hash: String,
+        actual: String,
+    },
+    #[error("cannot store {what} {hash} at {path}: {source}")]
     Store {
+        what: String,
         hash: String,
         path: PathBuf,
         source: std::io::Error,
@@ -42,16 +52,21 @@ pub struct Artifacts {
     dir: PathBuf,
     driver: DriverChannel,
     loaded: Mutex<HashMap<String, Loaded>>,
+    /// Where side files go, and the hash of each one there, by name.
+    files_dir: PathBuf,
+    files: Mutex<HashMap<String, String>>,
     /// Serializes fetches so that two tasks do not download the same library twice.
     fetching: tokio::sync::Mutex<()>,
 }
 
 impl Artifacts {
-    pub fn new(dir: PathBuf, driver: DriverChannel) -> Arc<Artifacts> {
+    pub fn new(dir: PathBuf, files_dir: PathBuf, driver: DriverChannel) -> Arc<Artifacts> {
         Arc::new(Artifacts {
             dir,
             driver,
             loaded: Mutex::new(HashMap::new()),
+            files_dir,
+            files: Mutex::new(HashMap::new()),
             fetching: tokio::sync::Mutex::new(()),
         })
     }
@@ -68,15 +83,7 @@ impl Artifacts {
         }
         let path = self.dir.join(format!("{hash}.so"));
         if !path.exists() {
-            let bytes = self.fetch(hash).await?;
-            let tmp = path.with_extension("part");
-            std::fs::write(&tmp, &bytes)
-                .and_then(|_| std::fs::rename(&tmp, &path))
-                .map_err(|source| ArtifactError::Store {
-                    hash: hash.to_string(),
-                    path: path.clone(),
-                    source,
-                })?;
+            self.fetch_into(hash, "library", &path).await?;
         }
         let loaded = load(&path, global).map_err(|message| ArtifactError::Load {
             hash: hash.to_string(),
@@ -87,8 +94,42 @@ impl Artifacts {
         Ok(())
     }
 
-    async fn fetch(&self, hash: &str) -> Result<Vec<u8>, ArtifactError> {
+    /// Fetches side file `file` into the side-file directory unless the copy there is current.
+    pub async fn ensure_side_file(&self, file: &SideFile) -> Result<(), ArtifactError> {
+        if self.files.lock().get(&file.name) == Some(&file.hash) {
+            return Ok(());
+        }
+        let _guard = self.fetching.lock().await;
+        if self.files.lock().get(&file.name) == Some(&file.hash) {
+            return Ok(());
+        }
+        let what = format!("file {}", file.name);
+        let path = self.files_dir.join(&file.name);
+        self.fetch_into(&file.hash, &what, &path).await?;
+        tracing::debug!(name = %file.name, path = %path.display(), "fetched a side file");
+        self.files
+            .lock()
+            .insert(file.name.clone(), file.hash.clone());
+        Ok(())
+    }
+
+    /// Fetches artifact `hash` and writes it to `path`, whole or not at all.
+    async fn fetch_into(&self, hash: &str, what: &str, path: &Path) -> Result<(), ArtifactError> {
+        let bytes = self.fetch(hash, what).await?;
+        let tmp = path.with_extension("part");
+        std::fs::write(&tmp, &bytes)
+            .and_then(|_| std::fs::rename(&tmp, path))
+            .map_err(|source| ArtifactError::Store {
+                what: what.to_string(),
+                hash: hash.to_string(),
+                path: path.to_path_buf(),
+                source,
+            })
+    }
+
+    async fn fetch(&self, hash: &str, what: &str) -> Result<Vec<u8>, ArtifactError> {
         let fetch_error = |source| ArtifactError::Fetch {
+            what: what.to_string(),
             hash: hash.to_string(),
             source,
         };
@@ -108,6 +149,7 @@ impl Artifacts {
         let actual = hex(&Sha256::digest(&bytes));
         if actual != hash {
             return Err(ArtifactError::Corrupt {
+                what: what.to_string(),
                 hash: hash.to_string(),
                 actual,
             });

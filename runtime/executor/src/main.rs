@@ -89,10 +89,6 @@ fn main() -> anyhow::Result<()> {
     if credential.principal()? != Principal::Executor {
         bail!("the credential in {EXECUTOR_CREDENTIAL_ENV} is not an executor's");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
     let (work_dir, owned) = match &args.work_dir {
         Some(dir) => (dir.clone(), false),
         None => (
@@ -100,7 +96,16 @@ fn main() -> anyhow::Result<()> {
             true,
         ),
     };
-    let served = runtime.block_on(serve(args, credential, &work_dir));
+    let files_dir = std::path::absolute(work_dir.join("files"))?;
+    std::fs::create_dir_all(&files_dir)
+        .with_context(|| format!("cannot create {}", files_dir.display()))?;
+    // SAFETY: no other thread runs yet. Cell code reads it in `tessera::files::get`.
+    unsafe { std::env::set_var(tessera_plan::FILES_DIR_ENV, &files_dir) };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let served = runtime.block_on(serve(args, credential, &work_dir, files_dir));
     // Spilled blocks and shuffle files are worth nothing once the executor is gone.
     if owned {
         let _ = std::fs::remove_dir_all(&work_dir);
@@ -112,6 +117,7 @@ async fn serve(
     args: Args,
     credential: Credential,
     work_dir: &std::path::Path,
+    files_dir: std::path::PathBuf,
 ) -> anyhow::Result<()> {
     let artifacts_dir = work_dir.join("artifacts");
     std::fs::create_dir_all(&artifacts_dir)
@@ -126,7 +132,7 @@ async fn serve(
                 tessera_credentials::describe_error(&e)
             )
         })?;
-    let artifacts = artifacts::Artifacts::new(artifacts_dir, driver.clone());
+    let artifacts = artifacts::Artifacts::new(artifacts_dir, files_dir, driver.clone());
 
     let bind = args
         .bind

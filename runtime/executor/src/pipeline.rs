@@ -493,8 +493,13 @@ fn drive(
                     })
                     .map_err(|e| {
                         format!(
-                            "cannot read {} (bytes {}..{}): {e}; check the file is there and readable",
-                            split.path, split.start, split.end
+                            "cannot read {} on host {} (bytes {}..{}): {e}; every executor host \
+                             must see the file at the same path (a shared file system); send \
+                             small files with sc.add_file instead",
+                            split.path,
+                            tessera_wire::hostname(),
+                            split.start,
+                            split.end
                         )
                     })?;
                     status

@@ -48,6 +48,13 @@ impl Executor for ExecutorService {
         let task: TaskSpec = bincode::deserialize(&request.into_inner().task)
             .map_err(|e| Status::invalid_argument(format!("cannot decode task: {e}")))?;
         let outcome = 'outcome: {
+            for file in &task.files {
+                if let Err(e) = self.artifacts.ensure_side_file(file).await {
+                    break 'outcome TaskOutcome::Failed {
+                        message: e.to_string(),
+                    };
+                }
+            }
             for library in libraries(&task) {
                 if let Err(e) = self.artifacts.ensure_loaded(&library, false).await {
                     break 'outcome TaskOutcome::Failed {

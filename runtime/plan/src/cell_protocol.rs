@@ -44,6 +44,9 @@ pub enum CellRequest {
     Accumulate { id: u64, value: Vec<u8> },
     /// Every partial value accumulator `id` received (answered with `Partials`).
     AccumulatorValue { id: u64 },
+    /// Sends the file at `path` (on the session's host) to every executor, as Spark's
+    /// `SparkContext.addFile`; answered with `Done`.
+    AddFile { path: String },
     /// The cell running now panicked (reported by the session's panic hook, so that front ends
     /// can tell a failed cell from a quiet one).
     CellPanicked { message: String },

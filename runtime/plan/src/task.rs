@@ -149,6 +149,19 @@ pub enum TaskAction {
     },
 }
 
+/// A file the session added with `sc.add_file`: executors keep a copy named `name` in their
+/// side-file directory, fetched from the driver by content hash before a task needs it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SideFile {
+    pub name: String,
+    /// SHA-256 of the contents, hex.
+    pub hash: String,
+}
+
+/// The environment variable that names a process's side-file directory: set for the session's
+/// cells and in every executor; `tessera::files::get` reads it.
+pub const FILES_DIR_ENV: &str = "TESSERA_FILES_DIR";
+
 /// One task: compute one partition of the last step and apply the action to it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TaskSpec {
@@ -163,6 +176,9 @@ pub struct TaskSpec {
     /// From the source RDD to the RDD the action runs on.
     pub steps: Vec<PipelineStep>,
     pub action: TaskAction,
+    /// Every file added so far, as Spark's tasks carry the session's added files: the executor
+    /// fetches those it lacks (or holds an older version of) before running the task.
+    pub files: Vec<SideFile>,
 }
 
 /// How a task obtained the partition its action ran on.

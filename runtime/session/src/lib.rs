@@ -212,10 +212,17 @@ impl Session {
             .join(std::process::id().to_string());
         // evcxr (its child process, rust-analyzer, a first compile) and the driver (its
         // executors, perhaps a loopback cluster) start side by side.
+        let files_dir = tessera_driver::side_files_dir(&work_dir);
         let (driver, evcxr) = std::thread::scope(|scope| {
             let evcxr = scope.spawn(|| {
                 let started = std::time::Instant::now();
-                let (mut evcxr, outputs) = evcxr::CommandContext::new()
+                // Cells find the files added with `sc.add_file` where the driver copies them.
+                let mut child = std::process::Command::new(std::env::current_exe()?);
+                child.env(tessera_plan::FILES_DIR_ENV, &files_dir);
+                let (mut evcxr, outputs) = evcxr::EvalContext::with_subprocess_command(child)
+                    .map(|(context, outputs)| {
+                        (evcxr::CommandContext::with_eval_context(context), outputs)
+                    })
                     .map_err(|e| anyhow::anyhow!("cannot start evcxr: {e}"))?;
                 tracing::debug!(elapsed = ?started.elapsed(), "evcxr started");
                 // serde too, so that cells can derive `Serialize` and `Deserialize` for their

@@ -1,0 +1,89 @@
+//! Data a session brings to its executors: files sent with `sc.add_file` and read on executors
+//! through `tessera::files::get`, as Spark's `addFile` and `SparkFiles.get`; and a `text_file`
+//! that an executor's host cannot read, which fails naming that host and loses nothing cached.
+
+use tessera_e2e::{Scratch, tessera_run};
+
+#[test]
+fn an_added_file_is_read_by_code_on_executors_and_replaced_when_added_again() {
+    let dir = Scratch::new("add-file");
+    std::fs::create_dir_all(dir.0.join("data")).unwrap();
+    dir.write("data/levels.txt", "ERROR 3\nWARN 2\nINFO 1\n");
+    let script = r#"
+fn weight(level: &str) -> u64 {
+    let table = std::fs::read_to_string(tessera::files::get("levels.txt")).unwrap();
+    table.lines().find_map(|l| l.strip_prefix(level)?.trim().parse().ok()).unwrap_or(0)
+}
+sc.add_file("data/levels.txt");
+let levels = sc.parallelize(vec!["ERROR", "INFO", "WARN", "ERROR"].into_iter().map(String::from).collect::<Vec<_>>(), 4);
+levels.map(|l: String| weight(&l)).collect()
+// %%
+weight("WARN")
+// %%
+std::fs::write("data/levels.txt", "ERROR 30\nWARN 20\nINFO 10\n").unwrap();
+sc.add_file("data/levels.txt");
+levels.map(|l: String| weight(&l)).collect()
+// %%
+sc.add_file("data/missing.txt");
+// %%
+levels.map(|l: String| std::fs::read_to_string(tessera::files::get("other.txt")).unwrap().len()).count()
+"#;
+    let run = tessera_run(&dir.0, script, "local-cluster[2,1,512]", &["--keep-going"]);
+    // Executors of two agents read the file; the session's cells too; an edited file added
+    // again reaches them with their next task.
+    assert_eq!(
+        run.lines()[..3],
+        ["[3, 1, 2, 3]", "2", "[30, 10, 20, 30]"],
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    let executors: std::collections::BTreeSet<u64> = run.job(0).iter().map(|t| t.pid).collect();
+    assert_eq!(executors.len(), 2, "{:?}", run.tasks);
+    // A file that is not there, and a name that was never added: errors that name them.
+    assert!(
+        run.stderr.contains("cannot add data/missing.txt")
+            && run.stderr.contains("pass the path of a readable file"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("no file \"other.txt\" was added to this session"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_text_file_an_executor_cannot_read_fails_naming_its_host_and_keeps_the_cache() {
+    let dir = Scratch::new("unreadable");
+    dir.write("kept.log", "a\nb\nc\n");
+    dir.write("gone.log", "x\ny\n");
+    let script = r#"
+let kept = sc.text_file("kept.log", 2).cache();
+kept.count()
+// %%
+let gone = sc.text_file("gone.log", 2);
+std::fs::remove_file("gone.log").unwrap();
+gone.count()
+// %%
+kept.count()
+"#;
+    let run = tessera_run(&dir.0, script, "local[2]", &["--keep-going"]);
+    assert!(!run.success);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert!(
+        run.stderr.contains("gone.log")
+            && run.stderr.contains(&format!("on host {}", host.trim()))
+            && run.stderr.contains("shared file system"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.lines(), ["3", "3"]);
+    assert!(
+        run.job(2).iter().all(|t| t.origin.starts_with("cached:")),
+        "{:?}",
+        run.job(2)
+    );
+}
