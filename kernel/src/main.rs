@@ -23,7 +23,11 @@ fn main() -> anyhow::Result<()> {
         Action::Run { connection_file } => {
             // A kernelspec has a fixed command line: the master comes from the environment.
             let master = std::env::var("TESSERA_MASTER").unwrap_or_else(|_| "local[*]".into());
+            let defaults =
+                tessera_session::SessionConfig::new(tessera_session::parse_master_url(&master)?);
             let config = tessera_session::SessionConfig {
+                executor_memory_mb: env_number("TESSERA_EXECUTOR_MEMORY_MB")?
+                    .unwrap_or(defaults.executor_memory_mb),
                 task_metrics_log: std::env::var_os("TESSERA_TASK_METRICS").map(Into::into),
                 cluster: tessera_session::ClusterOptions {
                     credentials: std::env::var_os("TESSERA_CREDENTIALS").map(Into::into),
@@ -33,13 +37,26 @@ fn main() -> anyhow::Result<()> {
                         .transpose()
                         .context("TESSERA_BIND is not an IP address")?,
                     advertise_host: std::env::var("TESSERA_ADVERTISE_ADDRESS").ok(),
-                    ..Default::default()
+                    executors: env_number("TESSERA_EXECUTORS")?,
+                    executor_cores: env_number("TESSERA_EXECUTOR_CORES")?,
                 },
-                ..tessera_session::SessionConfig::new(tessera_session::parse_master_url(&master)?)
+                ..defaults
             };
             let backend = tessera_kernel::session_backend::SessionBackend::start(config)?;
             tessera_kernel::run_kernel(&connection_file, backend)?;
             Ok(())
         }
+    }
+}
+
+/// Environment variable `name` as a number, if set; the same settings as the REPL's flags.
+fn env_number<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>> {
+    match std::env::var(name) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| anyhow::anyhow!("{name}={text:?} is not a number")),
+        Err(_) => Ok(None),
     }
 }

@@ -16,10 +16,15 @@ use tessera_session::{ClusterOptions, MasterUrl, SessionConfig, parse_master_url
 #[command(version, about = "Interactive cluster computing in Rust")]
 struct Cli {
     /// Where executors come from: local[N] (default local[*]), local-cluster[A,C,M] or tessera://HOST:PORT.
-    #[arg(long, global = true, default_value = "local[*]", value_parser = parse_master)]
+    #[arg(long, global = true, env = "TESSERA_MASTER", default_value = "local[*]", value_parser = parse_master)]
     master: MasterUrl,
     /// Memory per executor for cached partitions, in MiB.
-    #[arg(long, global = true, default_value_t = 1024)]
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_EXECUTOR_MEMORY_MB",
+        default_value_t = 1024
+    )]
     executor_memory_mb: u64,
     /// How long a task waits for a free slot where its data is (cached on an executor, then on
     /// the host of its input file) before running elsewhere, in milliseconds; 0 disables
@@ -41,10 +46,10 @@ struct Cli {
     #[arg(long, global = true, env = "TESSERA_ADVERTISE_ADDRESS")]
     advertise_address: Option<String>,
     /// Executors to acquire on a cluster (default: one per agent).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "TESSERA_EXECUTORS")]
     executors: Option<usize>,
     /// CPUs (task threads) per executor on a cluster (default: all of an agent's offer).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "TESSERA_EXECUTOR_CORES")]
     executor_cores: Option<u32>,
     #[command(subcommand)]
     command: Option<Command>,

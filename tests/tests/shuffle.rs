@@ -346,3 +346,80 @@ joined
         run.stderr
     );
 }
+
+#[test]
+fn buckets_larger_than_a_message_piece_are_fetched_whole_from_the_other_executor() {
+    let dir = Scratch::new("shuffle-big-buckets");
+    // 4 map partitions of 120 records of 100 kB, keyed 0 or 1: every bucket holds 6 MB, more
+    // than one piece of a FetchShuffle stream (4 MiB).
+    let script = r#"
+let big = sc.parallelize((0..4u64).collect::<Vec<_>>(), 4)
+    .flat_map(|i: u64| (0..120u64).map(move |j| {
+        let n = (i * 1000 + j).to_string();
+        (j % 2, "0".repeat(100_000 - n.len()) + &n)
+    }).collect::<Vec<_>>());
+let mut groups = big.group_by_key().map_values(|v: Vec<String>| {
+    (v.len(), v.iter().map(|s| s.len()).sum::<usize>(), v.iter().map(|s| s.trim_start_matches('0').parse::<u64>().unwrap_or(0)).sum::<u64>())
+}).collect();
+groups.sort();
+groups
+"#;
+    let run = tessera_run(&dir.0, script, CLUSTER, &[]);
+    run.expect_success();
+    let expected: Vec<(u64, (usize, usize, u64))> = (0..2u64)
+        .map(|key| {
+            let numbers: Vec<u64> = (0..4u64)
+                .flat_map(|i| {
+                    (0..120u64)
+                        .filter(move |j| j % 2 == key)
+                        .map(move |j| i * 1000 + j)
+                })
+                .collect();
+            (
+                key,
+                (numbers.len(), numbers.len() * 100_000, numbers.iter().sum()),
+            )
+        })
+        .collect();
+    assert_eq!(run.lines(), vec![format!("{expected:?}")], "{}", run.stderr);
+    let maps = run.map_tasks(0);
+    let map_executors: BTreeSet<&str> = maps.iter().map(|t| t.executor.as_str()).collect();
+    assert_eq!(
+        map_executors.len(),
+        2,
+        "map outputs on both executors: {maps:?}"
+    );
+    let reads: Vec<u64> = run
+        .job(0)
+        .iter()
+        .filter(|t| t.stage == "result")
+        .map(|t| t.shuffle_read)
+        .collect();
+    assert!(
+        reads.iter().any(|&r| r > 4 * 6_000_000),
+        "a reducer read every bucket of its key: {reads:?}"
+    );
+}
+
+/// Moves 2.4 GB through one shuffle (about half a minute, a few GB of memory).
+#[test]
+fn a_reducer_fetches_more_than_a_gibibyte_from_one_executor() {
+    let dir = Scratch::new("shuffle-past-1gib");
+    // 4 map partitions of 600 records of 1 MB, all under key 0: the reducer fetches 1.2 GB
+    // from the other executor, more than any one message may carry (1 GiB).
+    let script = r#"
+let big = sc.parallelize((0..4u64).collect::<Vec<_>>(), 4)
+    .flat_map(|i: u64| (0..600u64).map(move |j| (0u64, vec![(i * 1000 + j) as u8; 1_000_000])).collect::<Vec<_>>());
+big.group_by_key().map_values(|v: Vec<Vec<u8>>| (v.len(), v.iter().map(|s| s.len()).sum::<usize>())).collect()
+"#;
+    let run = tessera_run(&dir.0, script, "local-cluster[2,1,8192]", &[]);
+    run.expect_success();
+    assert_eq!(
+        run.lines(),
+        vec!["[(0, (2400, 2400000000))]"],
+        "{}",
+        run.stderr
+    );
+    let read: u64 = run.job(0).iter().map(|t| t.shuffle_read).sum();
+    assert!(read > 2_400_000_000, "{:?}", run.job(0));
+}

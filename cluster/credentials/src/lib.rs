@@ -149,7 +149,11 @@ pub fn caller<T>(request: &tonic::Request<T>) -> Result<Principal, tonic::Status
 /// What a failed TLS handshake or connection means, and what to do, from the words rustls and
 /// tonic use for it; `None` if `text` is no such failure.
 pub fn tls_remedy(text: &str) -> Option<&'static str> {
-    const REMEDIES: [(&str, &str); 9] = [
+    const NOT_VALID_FOR_NAME: &str = "the server's certificate names another principal than the \
+         one dialed: the address belongs to another process";
+    const SERVER_EXPIRED: &str = "the server's certificate expired: issue it a new one with \
+         `tessera cluster init-credentials`";
+    const REMEDIES: [(&str, &str); 11] = [
         (
             "CertificateRequired",
             "the server requires a client certificate: pass --credentials DIR (made by `tessera \
@@ -164,21 +168,16 @@ pub fn tls_remedy(text: &str) -> Option<&'static str> {
             "UnknownCA",
             "the server does not trust your certificate: it was issued by another cluster's CA",
         ),
-        (
-            "NotValidForName",
-            "the server's certificate names another principal than the one dialed: the address \
-             belongs to another process",
-        ),
+        ("NotValidForName", NOT_VALID_FOR_NAME),
+        // rustls' Display words for the same errors.
+        ("not valid for name", NOT_VALID_FOR_NAME),
         (
             "CertificateExpired",
             "the server says your certificate expired: issue a new one with `tessera cluster \
              init-credentials`",
         ),
-        (
-            "Expired",
-            "the server's certificate expired: issue it a new one with `tessera cluster \
-             init-credentials`",
-        ),
+        ("Expired", SERVER_EXPIRED),
+        ("certificate expired", SERVER_EXPIRED),
         (
             "BadCertificate",
             "the server refused your certificate (another CA's, expired, or malformed)",
@@ -268,6 +267,26 @@ mod tests {
                 .unwrap()
                 .contains("--credentials")
         );
+        for text in [
+            "invalid peer certificate: NotValidForNameContext { expected: .. }",
+            "invalid peer certificate: certificate not valid for name \"x\"",
+        ] {
+            assert!(
+                tls_remedy(text).unwrap().contains("another principal"),
+                "{text}"
+            );
+        }
+        for text in [
+            "invalid peer certificate: ExpiredContext { .. }",
+            "invalid peer certificate: certificate expired: verification time 2",
+        ] {
+            assert!(
+                tls_remedy(text)
+                    .unwrap()
+                    .contains("server's certificate expired"),
+                "{text}"
+            );
+        }
         assert_eq!(tls_remedy("connection refused"), None);
     }
 }

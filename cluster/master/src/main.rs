@@ -19,9 +19,9 @@ struct Args {
     /// Address to listen on (0.0.0.0 for every interface).
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
-    /// The HOST:PORT agents and frameworks should dial, when it is not the
-    /// bound address (default: the bound address, or this host's name when
-    /// bound to every interface); written to --address-file.
+    /// The HOST:PORT agents and sessions should be given as --master, when it is not the
+    /// bound address (default: the bound address, or this host's name when bound to every
+    /// interface); logged and written to --address-file.
     #[arg(long)]
     advertise_address: Option<String>,
     /// The master's credentials: the directory `tessera cluster

@@ -231,7 +231,7 @@ impl MasterState {
             .collect();
         if let Some(other) = at_address.iter().find(|a| a.principal != principal) {
             return Err(Status::permission_denied(format!(
-                "address {address} is registered to agent {} (id {}); agent {principal} cannot                  take it over — register with your own --advertise-address",
+                "address {address} is registered to agent {} (id {}); agent {principal} cannot take it over — register with your own --advertise-address",
                 other.principal, other.id
             )));
         }
@@ -263,7 +263,7 @@ impl MasterState {
         match self.agents.get(agent_id) {
             Some(agent) if agent.principal == principal => Ok(()),
             Some(_) => Err(Status::permission_denied(format!(
-                "agent id {agent_id} belongs to another agent; agent {principal} may only speak                  for its own registration"
+                "agent id {agent_id} belongs to another agent; agent {principal} may only speak for its own registration"
             ))),
             None => Err(Status::not_found(format!(
                 "agent id {agent_id:?} is not registered with this master; register again"
@@ -366,7 +366,7 @@ impl MasterState {
                 && fw.principal != principal
             {
                 return Err(Status::permission_denied(format!(
-                    "framework {id} belongs to another principal; principal {principal} cannot                      subscribe as it — subscribe without a framework id to get one of your own"
+                    "framework {id} belongs to another principal; principal {principal} cannot subscribe as it — subscribe without a framework id to get one of your own"
                 )));
             }
         }

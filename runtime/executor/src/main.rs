@@ -58,8 +58,9 @@ struct Args {
     /// (default: a quarter of --memory-mb).
     #[arg(long)]
     shuffle_memory_mb: Option<u64>,
-    /// Where fetched libraries, spilled blocks and shuffle files are kept (default: a new
-    /// temporary directory, removed when the executor ends).
+    /// Where fetched libraries, side files, spilled blocks and shuffle files are kept (default: a
+    /// new directory in the agent's sandbox for this executor, else in the temporary directory;
+    /// removed when the executor ends).
     #[arg(long)]
     work_dir: Option<std::path::PathBuf>,
     /// Address to listen on, and to tell the driver and the other executors (default: the host
@@ -91,8 +92,13 @@ fn main() -> anyhow::Result<()> {
     }
     let (work_dir, owned) = match &args.work_dir {
         Some(dir) => (dir.clone(), false),
+        // Under an agent, in the sandbox it made for this executor (so each host's data stays
+        // in the agent's --work-dir, as Mesos keeps an executor's files in its sandbox).
         None => (
-            std::env::temp_dir().join(format!("tessera-executor-{}", std::process::id())),
+            std::env::var_os("TESSERA_SANDBOX")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(std::env::temp_dir)
+                .join(format!("tessera-executor-{}", std::process::id())),
             true,
         ),
     };

@@ -14,10 +14,10 @@ use tessera_credentials::Principal;
 use tessera_plan::{TaskOutcome, TaskSpec};
 use tessera_wire::executor::executor_server::Executor;
 use tessera_wire::executor::{
-    CancelJobRequest, DropRddRequest, Empty, FetchShuffleReply, FetchShuffleRequest, RunTaskReply,
-    RunTaskRequest,
+    CancelJobRequest, DropRddRequest, Empty, FetchShuffleRequest, RunTaskReply, RunTaskRequest,
+    ShuffleChunk,
 };
-use tessera_wire::require;
+use tessera_wire::{SHUFFLE_CHUNK_BYTES, chunk_ranges, require};
 use tonic::{Request, Response, Status};
 
 pub struct ExecutorService {
@@ -144,29 +144,48 @@ impl Executor for ExecutorService {
         Ok(Response::new(Empty {}))
     }
 
+    type FetchShuffleStream = tokio_stream::wrappers::ReceiverStream<Result<ShuffleChunk, Status>>;
+
     async fn fetch_shuffle(
         &self,
         request: Request<FetchShuffleRequest>,
-    ) -> Result<Response<FetchShuffleReply>, Status> {
+    ) -> Result<Response<Self::FetchShuffleStream>, Status> {
         require(
             &request,
             "FetchShuffle",
             &[Principal::Driver, Principal::Executor],
         )?;
         let r = request.into_inner();
-        let buckets = r
+        let buckets: Vec<Bucket> = r
             .map_partitions
             .iter()
             .map(|&map_partition| {
                 self.shuffles
                     .bucket(r.shuffle, map_partition, r.reduce_partition)
-                    .map(Bucket::into_bytes)
                     .map_err(|e| {
                         Status::not_found(format!("executor {} holds {e}", self.executor_id))
                     })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Response::new(FetchShuffleReply { buckets }))
+        // A few pieces in flight: the reducer's pace bounds what this side buffers.
+        let (pieces, stream) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            for (index, bucket) in buckets.iter().enumerate() {
+                let bytes = bucket.bytes();
+                for range in chunk_ranges(bytes.len(), SHUFFLE_CHUNK_BYTES) {
+                    let chunk = ShuffleChunk {
+                        bucket: index as u32,
+                        data: bytes[range].to_vec(),
+                    };
+                    if pieces.send(Ok(chunk)).await.is_err() {
+                        return; // the reducer went away
+                    }
+                }
+            }
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            stream,
+        )))
     }
 
     async fn shutdown(&self, request: Request<Empty>) -> Result<Response<Empty>, Status> {

@@ -50,6 +50,49 @@ impl Peers {
     }
 }
 
+/// The buckets of one fetch, put together from their pieces.
+struct Received {
+    buckets: Vec<Vec<u8>>,
+    seen: Vec<bool>,
+}
+
+impl Received {
+    fn new(buckets: usize) -> Received {
+        Received {
+            buckets: vec![Vec::new(); buckets],
+            seen: vec![false; buckets],
+        }
+    }
+
+    fn add(&mut self, bucket: u32, data: Vec<u8>) -> Result<(), String> {
+        let index = bucket as usize;
+        let Some(bytes) = self.buckets.get_mut(index) else {
+            return Err(format!(
+                "sent a piece of bucket {bucket} of {} asked for",
+                self.seen.len()
+            ));
+        };
+        if bytes.is_empty() {
+            *bytes = data;
+        } else {
+            bytes.extend_from_slice(&data);
+        }
+        self.seen[index] = true;
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Vec<Vec<u8>>, String> {
+        let missing = self.seen.iter().filter(|s| !**s).count();
+        if missing > 0 {
+            return Err(format!(
+                "the stream ended with {missing} of {} buckets missing",
+                self.seen.len()
+            ));
+        }
+        Ok(self.buckets)
+    }
+}
+
 /// Every bucket `partition` of `shuffle` at `locations`, in map partition order.
 pub async fn fetch(
     shuffle: ShuffleId,
@@ -75,7 +118,7 @@ pub async fn fetch(
             continue;
         }
         let mut client = peers.client(&location.address).await.map_err(failure)?;
-        let reply = client
+        let mut pieces = client
             .fetch_shuffle(FetchShuffleRequest {
                 shuffle,
                 reduce_partition: partition,
@@ -84,22 +127,57 @@ pub async fn fetch(
             .await
             .map_err(|status| failure(status.message().to_string()))?
             .into_inner();
-        if reply.buckets.len() != location.map_partitions.len() {
-            return Err(failure(format!(
-                "asked for {} buckets, received {}",
-                location.map_partitions.len(),
-                reply.buckets.len()
-            )));
+        let mut received = Received::new(location.map_partitions.len());
+        while let Some(piece) = pieces
+            .message()
+            .await
+            .map_err(|status| failure(status.message().to_string()))?
+        {
+            received.add(piece.bucket, piece.data).map_err(failure)?;
         }
+        let complete = received.finish().map_err(failure)?;
         buckets.extend(
             location
                 .map_partitions
                 .iter()
                 .copied()
-                .zip(reply.buckets.into_iter().map(Bucket::Owned)),
+                .zip(complete.into_iter().map(Bucket::Owned)),
         );
     }
     // Map partition order makes a reducer's input, and so its output, the same on every run.
     buckets.sort_by_key(|(map_partition, _)| *map_partition);
     Ok(buckets.into_iter().map(|(_, bucket)| bucket).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Received;
+
+    #[test]
+    fn pieces_are_put_together_per_bucket_and_a_missing_bucket_is_a_failure() {
+        let mut received = Received::new(3);
+        received.add(0, b"ab".to_vec()).unwrap();
+        received.add(0, b"cd".to_vec()).unwrap();
+        received.add(1, Vec::new()).unwrap();
+        received.add(2, b"e".to_vec()).unwrap();
+        assert_eq!(
+            received.finish().unwrap(),
+            vec![b"abcd".to_vec(), Vec::new(), b"e".to_vec()]
+        );
+
+        let mut short = Received::new(2);
+        short.add(0, b"x".to_vec()).unwrap();
+        assert!(
+            short
+                .finish()
+                .unwrap_err()
+                .contains("1 of 2 buckets missing")
+        );
+        assert!(
+            Received::new(1)
+                .add(5, Vec::new())
+                .unwrap_err()
+                .contains("bucket 5")
+        );
+    }
 }

@@ -52,14 +52,6 @@ impl Bucket {
             Bucket::Owned(bytes) => bytes,
         }
     }
-
-    /// The bucket's bytes, copied only if they are part of a map output held here.
-    pub fn into_bytes(self) -> Vec<u8> {
-        match self {
-            Bucket::Local(..) => self.bytes().to_vec(),
-            Bucket::Owned(bytes) => bytes,
-        }
-    }
 }
 
 fn memory_size(output: &MapOutput) -> u64 {

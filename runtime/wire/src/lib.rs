@@ -18,6 +18,18 @@ pub mod executor {
 /// collected partitions).
 pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
 
+/// Largest piece of a shuffle bucket in one message of a `FetchShuffle` stream: a reducer
+/// receives any amount of shuffle data, a few pieces in flight at a time.
+pub const SHUFFLE_CHUNK_BYTES: usize = 4 << 20;
+
+/// The byte ranges `SHUFFLE_CHUNK_BYTES` (or `chunk`) at a time that carry a bucket of `len`
+/// bytes: at least one, so that an empty bucket is sent too.
+pub fn chunk_ranges(len: usize, chunk: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let chunk = chunk.max(1);
+    let pieces = len.div_ceil(chunk).max(1);
+    (0..pieces).map(move |i| i * chunk..((i + 1) * chunk).min(len))
+}
+
 /// A client of an executor's service.
 pub type ExecutorChannel = executor::executor_client::ExecutorClient<tonic::transport::Channel>;
 
@@ -78,5 +90,25 @@ pub fn require<T>(
         Err(tonic::Status::permission_denied(format!(
             "{call} may not be called by {who}"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunk_ranges;
+
+    #[test]
+    fn chunks_cover_a_bucket_in_order_and_an_empty_one_is_one_empty_chunk() {
+        assert_eq!(chunk_ranges(0, 4).collect::<Vec<_>>(), vec![0..0]);
+        assert_eq!(chunk_ranges(4, 4).collect::<Vec<_>>(), vec![0..4]);
+        assert_eq!(
+            chunk_ranges(9, 4).collect::<Vec<_>>(),
+            vec![0..4, 4..8, 8..9]
+        );
+        let big = 3 * (1usize << 30) + 5;
+        let ranges: Vec<_> = chunk_ranges(big, super::SHUFFLE_CHUNK_BYTES).collect();
+        assert_eq!(ranges.len(), 3 * 256 + 1);
+        assert!(ranges.windows(2).all(|w| w[0].end == w[1].start));
+        assert_eq!(ranges.last().unwrap().end, big);
     }
 }
