@@ -14,7 +14,6 @@ differs is the network between the processes (veth pairs and a bridge, versus lo
 that the driver is on a host of its own. The inputs are those of bench/peers.py, generated with
 PEER_BENCH_DIR/gen_data.py into --data when missing.
 """
-import argparse
 import os
 import re
 import statistics
@@ -24,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from peers import CACHE, REPO, millis, venv_python
+from peers import REPO, common_arguments, millis, venv_python
 
 HOSTS = ["a", "b", "c", "d"]
 MASTER_PORT = 5050
@@ -101,14 +100,7 @@ def answer(output, prefix):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--peers", required=True, type=Path)
-    parser.add_argument("--data", type=Path, default=CACHE / "bench-data")
-    parser.add_argument("--bin-dir", type=Path, default=REPO / "target" / "release")
-    parser.add_argument("--venv", type=Path, default=CACHE / "peers" / "venv")
-    parser.add_argument("--only", default="lr,pagerank")
-    parser.add_argument("--trials", type=int, default=1)
-    args = parser.parse_args()
+    args = common_arguments("lr,pagerank").parse_args()
     if os.geteuid() != 0:
         sys.exit("this benchmark makes network namespaces: run it as root")
     bin_dir = args.bin_dir.resolve()

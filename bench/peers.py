@@ -121,16 +121,22 @@ def millis(output, pattern):
     return [float(m) / 1e3 for m in re.findall(pattern, output)]
 
 
-def main():
+def common_arguments(only):
+    """The options every benchmark script takes; `only` lists its workloads."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--peers", required=True, type=Path)
     parser.add_argument("--data", type=Path, default=CACHE / "bench-data")
     parser.add_argument("--bin-dir", type=Path, default=REPO / "target" / "release")
     parser.add_argument("--venv", type=Path, default=CACHE / "peers" / "venv")
-    parser.add_argument("--master", default="local[2]")
-    parser.add_argument("--only", default="wordcount,lr,pagerank")
+    parser.add_argument("--only", default=only)
     parser.add_argument("--trials", type=int, default=1,
                         help="run everything this many times and report medians")
+    return parser
+
+
+def main():
+    parser = common_arguments("wordcount,lr,pagerank")
+    parser.add_argument("--master", default="local[2]")
     args = parser.parse_args()
     peers = args.peers.resolve()
     bin_dir = args.bin_dir.resolve()

@@ -30,6 +30,14 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// 1..=1000 as log lines (`INFO line 1`, ...); every tenth is an `ERROR` line: the input of
+/// the cache script.
+pub fn log_file() -> String {
+    (1..=1000)
+        .map(|i| format!("{} line {i}\n", if i % 10 == 0 { "ERROR" } else { "INFO" }))
+        .collect()
+}
+
 /// A scratch directory removed when dropped.
 pub struct Scratch(pub PathBuf);
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tessera_credentials::Credential;
 use tessera_e2e::netns::TestNetwork;
 use tessera_e2e::refusals::{ClusterUnderTest, Vantage, every_refusal};
-use tessera_e2e::{Scratch, TaskLine, bin, read_task_metrics};
+use tessera_e2e::{Scratch, TaskLine, bin, log_file, read_task_metrics};
 use tessera_framework::{MasterEndpoint, cluster_status};
 
 const MASTER_PORT: u16 = 5050;
@@ -169,15 +169,8 @@ impl Drop for Cluster {
     }
 }
 
-/// 1..=1000 as log lines; every tenth is an error.
-fn log_file() -> String {
-    (1..=1000)
-        .map(|i| format!("{} line {i}\n", if i % 10 == 0 { "ERROR" } else { "INFO" }))
-        .collect()
-}
-
-/// The cache script, a shuffle, a side file read on executors, and a slow shuffle during which
-/// the test kills host C.
+/// The cache script, a shuffle, a side file, a broadcast variable and an accumulator on the
+/// executors, and a slow shuffle during which the test kills host C.
 const SCRIPT: &str = r#"
 let lines = sc.text_file("app.log", 8);
 let errors = lines.filter(|l: &String| l.starts_with("ERROR")).cache();
@@ -201,7 +194,10 @@ fn weight(level: &str) -> u64 {
     let table = std::fs::read_to_string(tessera::files::get("levels.txt")).unwrap();
     table.lines().find_map(|l| l.strip_prefix(level)?.trim().parse().ok()).unwrap()
 }
-errors.map(|l: String| weight(l.split(' ').next().unwrap())).collect().iter().sum::<u64>()
+let factor = sc.broadcast(2u64);
+let weighed = sc.accumulator::<u64>();
+errors.foreach(capture!([factor, weighed] |l: String| weighed.add(weight(l.split(' ').next().unwrap()) * *factor.value())));
+weighed.value()
 // %%
 let slow = errors.map(|l: String| {
     std::thread::sleep(std::time::Duration::from_millis(100));
@@ -320,7 +316,11 @@ fn a_session_on_a_third_host_caches_on_two_agents_and_survives_losing_one() {
     let (counts, sums, slow) = expected_lines();
     assert_eq!(lines[..2], counts, "{stdout}");
     assert_eq!(lines[lines.len() - 3], sums, "{stdout}");
-    assert_eq!(lines[lines.len() - 2], (3 * 100).to_string(), "{stdout}");
+    assert_eq!(
+        lines[lines.len() - 2],
+        (2 * 3 * 100).to_string(),
+        "{stdout}"
+    );
     assert_eq!(lines[lines.len() - 1], slow, "{stdout}");
 
     // The second count came from executor memory on both agents' hosts.
@@ -367,7 +367,7 @@ fn a_session_on_a_third_host_caches_on_two_agents_and_survives_losing_one() {
     };
     assert!(read_on(&on_b) > 0 && read_on(&on_c) > 0, "{reduces:?}");
 
-    // The side file reached the executors on both hosts.
+    // The side file and the broadcast value reached the executors on both hosts.
     assert_eq!(
         executors_of(&job(3)),
         [on_b.clone(), on_c.clone()].into(),

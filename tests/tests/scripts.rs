@@ -3,14 +3,7 @@
 //! partitions kept in executor memory. Results are checked against values computed here.
 
 use std::collections::BTreeSet;
-use tessera_e2e::{RunOutput, Scratch, tessera_run};
-
-/// 1..=1000 as log lines; every tenth is an error.
-fn log_file() -> String {
-    (1..=1000)
-        .map(|i| format!("{} line {i}\n", if i % 10 == 0 { "ERROR" } else { "INFO" }))
-        .collect()
-}
+use tessera_e2e::{RunOutput, Scratch, log_file, tessera_run};
 
 const CACHE_SCRIPT: &str = r#"
 let lines = sc.text_file("app.log", 4);

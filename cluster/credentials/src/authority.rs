@@ -188,6 +188,9 @@ pub fn init_credentials(
     let ca_dir = root.join("ca");
     let authority = if Authority::exists(&ca_dir) {
         Authority::load(&ca_dir)?
+    } else if ca_dir.join(CA_FILE).exists() {
+        // The key may be kept offline; a new CA would not be trusted by what exists.
+        return Err(CredentialError::MissingCaKey(ca_dir));
     } else {
         let mut tag = [0u8; 4];
         random_bytes(&mut tag)?;
@@ -269,6 +272,14 @@ mod tests {
         // A credential issued by the reloaded CA chains to the same CA certificate.
         let alice = Credential::load(&dir.path().join("frameworks/alice")).unwrap();
         assert_eq!(alice.ca_pem().as_bytes(), &ca_before[..]);
+        // Without the CA's key, nothing is issued from a CA of another name.
+        std::fs::remove_file(dir.path().join("ca/ca-key.pem")).unwrap();
+        let refused = init_credentials(dir.path(), &[Principal::Agent("c".into())], year);
+        assert!(matches!(refused, Err(CredentialError::MissingCaKey(_))));
+        assert_eq!(
+            std::fs::read(dir.path().join("ca/ca.pem")).unwrap(),
+            ca_before
+        );
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir.path().join("frameworks/alice/key.pem"))
             .unwrap()

@@ -93,6 +93,11 @@ pub enum CredentialError {
         /// The end of its validity.
         not_after: String,
     },
+    /// A CA certificate is there without its key: issuing from a new CA would split the cluster.
+    #[error(
+        "{0} holds a CA certificate but not its key (ca-key.pem): put the key back to issue          more credentials of this cluster, or pass a new directory to start another cluster"
+    )]
+    MissingCaKey(PathBuf),
     /// An executor's credential from its environment is malformed.
     #[error("the executor credential in ${EXECUTOR_CREDENTIAL_ENV} is malformed: {0}")]
     BadBundle(String),

@@ -80,7 +80,8 @@ pub(crate) struct DriverState {
     pub shared_values: Arc<shared_values::SharedValues>,
     pub jobs: jobs::JobTracker,
     pub token: u64,
-    pub work_dir: PathBuf,
+    /// Where the executors' logs are, for messages about executors that did not come.
+    pub executor_logs: String,
     /// This host, where the session found the files it reads.
     pub host: String,
     pub locality_wait: std::time::Duration,
@@ -237,7 +238,7 @@ impl Driver {
             shared_values: Default::default(),
             jobs: Default::default(),
             token: tessera_credentials::random_u64()?,
-            work_dir: config.work_dir.clone(),
+            executor_logs: executor_logs(&config),
             host: tessera_wire::hostname(),
             locality_wait: config.locality_wait,
             task_ids: AtomicU64::new(0),
@@ -325,10 +326,10 @@ impl Driver {
                 if tokio::time::Instant::now() >= deadline {
                     anyhow::bail!(
                         "only {} of {count} executors registered within {}s: {why}; see the \
-                         executor logs in {}",
+                         executor logs: {}",
                         executors.list().len(),
                         timeout.as_secs(),
-                        self.state.work_dir.display()
+                        self.state.executor_logs
                     );
                 }
                 tracing::warn!(
@@ -448,6 +449,22 @@ impl SessionCredentials {
             driver: ca.issue(&Principal::Driver, SESSION_VALIDITY)?,
             executor: ca.issue(&Principal::Executor, SESSION_VALIDITY)?,
         })
+    }
+}
+
+/// Where a session's executors write their logs.
+fn executor_logs(config: &DriverConfig) -> String {
+    match config.master {
+        MasterUrl::Local { .. } => config
+            .work_dir
+            .join("executor-local-0.log")
+            .display()
+            .to_string(),
+        MasterUrl::LocalCluster { .. } | MasterUrl::Tessera { .. } => {
+            "`stderr` in each executor's sandbox, under its agent's --work-dir (`tessera cluster \
+             status` shows which agent runs which executor)"
+                .into()
+        }
     }
 }
 

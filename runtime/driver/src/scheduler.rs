@@ -313,9 +313,9 @@ async fn acquire_executor(
             if started.elapsed() > EXECUTOR_WAIT {
                 return Err(format!(
                     "no executor registered within {}s; check that the cluster has free resources \
-                     (`tessera cluster status`) and look at the executor logs in {}",
+                     (`tessera cluster status`) and look at the executor logs: {}",
                     EXECUTOR_WAIT.as_secs(),
-                    state.work_dir.display()
+                    state.executor_logs
                 ));
             }
             let _ = tokio::time::timeout(
