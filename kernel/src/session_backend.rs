@@ -180,12 +180,12 @@ impl KernelBackend for SessionBackend {
     }
 
     fn is_complete(&mut self, code: &str) -> IsComplete {
-        if tessera_session::is_incomplete(code) {
-            IsComplete::Incomplete {
+        match tessera_session::completeness(code) {
+            tessera_session::Completeness::Complete => IsComplete::Complete,
+            tessera_session::Completeness::Incomplete => IsComplete::Incomplete {
                 indent: "    ".into(),
-            }
-        } else {
-            IsComplete::Complete
+            },
+            tessera_session::Completeness::Invalid(_) => IsComplete::Invalid,
         }
     }
 

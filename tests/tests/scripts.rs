@@ -196,3 +196,18 @@ errors.count()
         .to_string();
     assert!(row.contains("4/4") && row.contains("filter"), "{row}");
 }
+
+#[test]
+fn a_trailing_let_without_a_semicolon_runs_as_in_a_repl() {
+    let dir = Scratch::new("trailing-let");
+    let script = r#"
+let numbers = sc.parallelize((1..=10u64).collect::<Vec<_>>(), 2)
+// %%
+let total = numbers.reduce(|a: u64, b: u64| a + b) // the sum
+// %%
+total * 2
+"#;
+    let run = tessera_run(&dir.0, script, "local[2]", &[]);
+    run.expect_success();
+    assert_eq!(run.lines(), vec!["110"], "{}", run.stderr);
+}

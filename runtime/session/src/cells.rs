@@ -47,27 +47,14 @@ pub fn join_cells<S: AsRef<str>>(cells: &[S]) -> String {
         .collect()
 }
 
-/// Whether `code` has unclosed brackets or strings, so the REPL should read another line.
-/// (Front ends use it to read another line, or to answer Jupyter's `is_complete_request`.)
+/// Whether `code` has an unclosed bracket, string or block comment, so the REPL should read
+/// another line. A cell with a bracket that can never match is not incomplete: it runs, and the
+/// compiler reports it. See [`completeness`](crate::completeness) for the three-way answer.
 pub fn is_incomplete(code: &str) -> bool {
-    let mut depth = 0i32;
-    let mut chars = code.chars().peekable();
-    let mut in_string = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if in_string => {
-                chars.next();
-            }
-            '"' => in_string = !in_string,
-            '/' if !in_string && chars.peek() == Some(&'/') => {
-                while chars.next_if(|&c| c != '\n').is_some() {}
-            }
-            '(' | '[' | '{' if !in_string => depth += 1,
-            ')' | ']' | '}' if !in_string => depth -= 1,
-            _ => {}
-        }
-    }
-    in_string || depth > 0
+    matches!(
+        crate::cell_syntax::completeness(code),
+        crate::cell_syntax::Completeness::Incomplete
+    )
 }
 
 #[cfg(test)]
@@ -100,6 +87,10 @@ mod tests {
         assert!(is_incomplete("let s = \"abc"));
         assert!(!is_incomplete("let v = vec![1, 2]; // {"));
         assert!(!is_incomplete("println!(\"{}\", \"}\")"));
+        assert!(is_incomplete("/* unclosed"));
+        assert!(!is_incomplete("let c = '{';"));
+        // Invalid is not incomplete: reading more lines cannot fix it.
+        assert!(!is_incomplete("foo(]"));
     }
 
     #[test]

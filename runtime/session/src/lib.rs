@@ -2,9 +2,11 @@
 //! an evcxr context that compiles and runs cells in a child process, with `sc` bound in it, and
 //! the driver those cells talk to.
 
+mod cell_syntax;
 mod cells;
 mod evcxr_dir;
 
+pub use cell_syntax::{Completeness, completeness, terminate_trailing_let};
 pub use cells::{Cell, is_incomplete, join_cells, split_cells};
 pub use tessera_driver::{
     ClusterOptions, Credential, DEFAULT_LOCALITY_WAIT, Driver, ExecutorRow, JobCanceller, JobInfo,
@@ -286,7 +288,7 @@ impl Session {
     /// Compiles and runs one cell (or evcxr command such as `:dep`).
     pub fn execute(&mut self, code: &str) -> Result<CellOutput, CellError> {
         self.driver.take_cell_panic();
-        let result = self.evcxr.execute(code);
+        let result = self.evcxr.execute(&terminate_trailing_let(code));
         let panic = self.driver.take_cell_panic();
         match (result, panic) {
             (Ok(outputs), None) => {
