@@ -1,3 +1,4 @@
+// %% [markdown]
 // k-means (Lloyd's algorithm) over points cached in executor memory: each iteration assigns
 // every point to its closest centre and averages the points of each centre with a shuffle.
 //

@@ -1,3 +1,4 @@
+// %% [markdown]
 // Log mining, the RDD paper's first example: load a log once, keep its error lines in
 // executor memory, then ask several questions of them, each answered from the cache.
 //

@@ -1,3 +1,4 @@
+// %% [markdown]
 // Logistic regression by batch gradient descent over points cached in executor memory (the
 // RDD paper's iterative example): the first iteration reads and parses the file; every later
 // one runs on the cache.

@@ -1,3 +1,4 @@
+// %% [markdown]
 // PageRank, the classic formulation of Spark's example: links grouped by source (a hash-
 // partitioned shuffle) and cached; every iteration joins them with the ranks, which share
 // their partitioner, so the links never move again. Ranks are not normalised; as in Spark's

@@ -1,3 +1,4 @@
+// %% [markdown]
 // Word count: the lines of a text file split into words, counted with a shuffle that combines
 // counts on the map side first.
 //

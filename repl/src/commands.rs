@@ -8,22 +8,61 @@ use tessera_session::{
     Credential, MasterEndpoint, MasterUrl, OutputSink, Session, Stream, join_cells, split_cells,
 };
 
-pub const HELP: &str = "\
-Tessera — Rust cells on a cluster. `sc` is your Context: sc.parallelize(vec, n), sc.text_file(path, n).
-Closures that capture variables are written capture!(move |x| ...).
+/// The REPL's own commands and evcxr's that it lists: usage and what each does. `:help` prints
+/// them, Tab completes their names.
+pub const COMMANDS: &[(&str, &str)] = &[
+    (":help", "this help"),
+    (":quit", "leave (also Ctrl-D)"),
+    (
+        ":storage",
+        "cached RDDs: partitions, memory, executors and their hosts",
+    ),
+    (":jobs", "jobs of this session"),
+    (":executors", "this session's executors"),
+    (
+        ":cluster",
+        "the cluster's agents, frameworks and offers (with a master)",
+    ),
+    (
+        ":save FILE",
+        "write this session's cells to FILE (cells separated by `// %%`)",
+    ),
+    (":load FILE", "run the cells of FILE"),
+    (":vars", "variables and their types"),
+    (":dep NAME = SPEC", "add a crate dependency (evcxr)"),
+];
 
-  :help              this help
-  :quit              leave (also Ctrl-D)
-  :storage           cached RDDs: partitions, memory, executors
-  :jobs              jobs of this session
-  :executors         this session's executors
-  :cluster           the cluster's agents, frameworks and offers (with a master)
-  :save FILE         write this session's cells to FILE (cells separated by `// %%`)
-  :load FILE         run the cells of FILE
-  :vars              variables and their types
-  :dep NAME = SPEC   add a crate dependency (evcxr)
+/// The text of `:help`: Tessera's commands first.
+pub fn help() -> String {
+    let mut text = String::from(
+        "Tessera — Rust cells on a cluster. `sc` is your Context: sc.parallelize(vec, n), \
+         sc.text_file(path, n).\nClosures that capture variables are written \
+         capture!(move |x| ...).\n\n",
+    );
+    for (usage, what) in COMMANDS {
+        text += &format!("  {usage:<18} {what}\n");
+    }
+    text += "\nCtrl-C while a job runs cancels the job; the session and its variables stay.";
+    text
+}
 
-Ctrl-C while a job runs cancels the job; the session and its variables stay.";
+/// Tab completion of a command name: where the name starts in `line` and the names that begin
+/// with what is typed up to `position`, if the line is a command being named.
+pub fn complete_command(line: &str, position: usize) -> Option<(usize, Vec<String>)> {
+    let typed = line.get(..position)?;
+    let start = typed.len() - typed.trim_start().len();
+    let word = &typed[start..];
+    if !word.starts_with(':') || word.contains(char::is_whitespace) {
+        return None;
+    }
+    let names = COMMANDS
+        .iter()
+        .filter_map(|(usage, _)| usage.split_whitespace().next())
+        .filter(|name| name.starts_with(word))
+        .map(String::from)
+        .collect();
+    Some((start, names))
+}
 
 /// Prints stdout as is and stderr in red on a terminal.
 pub fn print_output() -> OutputSink {
@@ -54,7 +93,7 @@ pub enum Next {
 pub fn run_without_session(line: &str) -> Option<Next> {
     match line.split_whitespace().next().unwrap_or("") {
         ":help" => {
-            println!("{HELP}");
+            println!("{}", help());
             Some(Next::Continue)
         }
         ":quit" | ":q" | ":exit" => Some(Next::Quit),
@@ -235,4 +274,34 @@ fn print_cluster_status(master: &MasterEndpoint) -> anyhow::Result<()> {
         )
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_names_complete_from_what_is_typed() {
+        assert_eq!(
+            complete_command(":st", 3),
+            Some((0, vec![":storage".to_string()]))
+        );
+        let all = complete_command("  :", 3).unwrap();
+        assert_eq!(all.0, 2);
+        assert_eq!(all.1.len(), COMMANDS.len());
+        assert_eq!(complete_command("let x = 1", 5), None);
+        assert_eq!(
+            complete_command(":save f", 7),
+            None,
+            "arguments are not commands"
+        );
+    }
+
+    #[test]
+    fn help_lists_tessera_commands_first() {
+        let help = help();
+        let storage = help.find(":storage").unwrap();
+        assert!(storage < help.find(":dep").unwrap());
+        assert!(help.contains(":executors"));
+    }
 }

@@ -38,6 +38,9 @@ pub fn run(config: SessionConfig) -> anyhow::Result<ExitCode> {
         session: session.clone(),
     }));
     let history = history_file();
+    if let Some(parent) = history.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
     let _ = editor.load_history(&history);
     loop {
         match editor.readline(PROMPT) {
@@ -46,6 +49,8 @@ pub fn run(config: SessionConfig) -> anyhow::Result<ExitCode> {
                     continue;
                 }
                 let _ = editor.add_history_entry(line.as_str());
+                // At once, so that a session that is killed keeps its history too.
+                let _ = editor.append_history(&history);
                 let command = line.trim_start().starts_with(':');
                 match commands::run_without_session(&line) {
                     Some(Next::Quit) => break,
@@ -78,10 +83,6 @@ pub fn run(config: SessionConfig) -> anyhow::Result<ExitCode> {
             Err(e) => return Err(e.into()),
         }
     }
-    if let Some(parent) = history.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
-    let _ = editor.save_history(&history);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -170,6 +171,9 @@ impl Completer for ReplHelper {
         pos: usize,
         _: &rustyline::Context<'_>,
     ) -> rustyline::Result<(usize, Vec<String>)> {
+        if let Some(commands) = commands::complete_command(line, pos) {
+            return Ok(commands);
+        }
         // Completion never waits: not for a running cell, nor for the session to start.
         let Some(mut starting) = self.session.try_lock() else {
             return Ok((pos, Vec::new()));

@@ -3,6 +3,7 @@
 
 mod commands;
 mod interactive;
+mod notebook;
 mod progress;
 mod script;
 mod tables;
@@ -57,7 +58,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Replays a saved script (cells separated by `// %%` lines), printing each result.
+    /// Replays a saved script (cells separated by `// %%` lines) or a Jupyter notebook's code
+    /// cells (`.ipynb`), printing each result.
     Run {
         script: PathBuf,
         /// Run every cell even after one fails (still exit non-zero).

@@ -1,6 +1,7 @@
-//! `tessera run SCRIPT.rs`: replays a script's cells in one session, printing each result, and
-//! stops at the first cell that fails, naming it. A cell that is one `:` line (`:storage`,
-//! `:jobs`, ...) runs as the REPL's command of that name would.
+//! `tessera run SCRIPT.rs` (or `NOTEBOOK.ipynb`): replays a script's cells (a notebook's code
+//! cells) in one session, printing each result, and stops at the first cell that fails, naming
+//! it. A cell that is one `:` line (`:storage`, `:jobs`, ...) runs as the REPL's command of that
+//! name would.
 
 use crate::{commands, progress};
 use std::path::Path;
@@ -10,16 +11,34 @@ use tessera_session::{Session, SessionConfig, split_cells};
 pub fn run(config: SessionConfig, script: &Path, keep_going: bool) -> anyhow::Result<ExitCode> {
     let source = std::fs::read_to_string(script)
         .map_err(|e| anyhow::anyhow!("cannot read script {}: {e}", script.display()))?;
+    let cells = if script.extension().is_some_and(|e| e == "ipynb") {
+        crate::notebook::code_cells(&source)
+            .map_err(|e| anyhow::anyhow!("cannot replay {}: {e}", script.display()))?
+            .into_iter()
+            .enumerate()
+            .map(|(i, code)| (code, format!("code cell {} of {}", i + 1, script.display())))
+            .collect()
+    } else {
+        split_cells(&source)
+            .into_iter()
+            .map(|c| {
+                (
+                    c.code,
+                    format!("line {} of {}", c.first_line, script.display()),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
     let mut session = Session::start(config, commands::print_output())?;
     let _progress = progress::show(&session);
     let mut failed = false;
-    for (index, cell) in split_cells(&source).iter().enumerate() {
-        if let Some(line) = command_line(&cell.code)
+    for (index, (code, place)) in cells.iter().enumerate() {
+        if let Some(line) = command_line(code)
             && commands::run(&mut session, line)
         {
             continue;
         }
-        match progress::while_running(|| session.execute(&cell.code)) {
+        match progress::while_running(|| session.execute(code)) {
             Ok(output) => {
                 if let Some(text) = output.text() {
                     println!("{text}");
@@ -27,10 +46,8 @@ pub fn run(config: SessionConfig, script: &Path, keep_going: bool) -> anyhow::Re
             }
             Err(e) => {
                 eprintln!(
-                    "error in cell {} (line {} of {}):\n{}",
+                    "error in cell {} ({place}):\n{}",
                     index + 1,
-                    cell.first_line,
-                    script.display(),
                     e.message.trim_end()
                 );
                 failed = true;

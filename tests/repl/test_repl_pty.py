@@ -17,6 +17,7 @@ REPL's history goes to a file in the test's directory (TESSERA_HISTORY).
 
 import os
 import re
+import signal
 import time
 from pathlib import Path
 
@@ -185,3 +186,36 @@ def test_multi_line_cell(repl):
     repl.expect_exact(pexpect.EOF, timeout=60)
     repl.child.close()
     assert repl.child.exitstatus == 0
+
+
+def test_tab_completes_commands_and_a_let_needs_no_semicolon(repl):
+    # Tab completes a command's name, even before the session has started.
+    repl.child.send(":exe\t")
+    repl.expect_exact(":executors")
+    repl.child.sendline("")
+    out = repl.wait_prompt(START_TIMEOUT)
+    assert "local-0" in out, out
+    repl.started = True
+    # `let` as the last statement of a cell, without `;`, as one types it.
+    out = repl.cell("let x = 20")
+    assert "error" not in out.lower(), out
+    out = repl.cell("x + 1")
+    assert last_line(out) == "21", out
+
+
+def test_history_outlives_the_session_even_a_killed_one(tmp_path):
+    first = Repl(tmp_path)
+    try:
+        first.wait_prompt()
+        first.cell(":help me remember")
+        first.child.kill(signal.SIGKILL)
+    finally:
+        first.close()
+    second = Repl(tmp_path)
+    try:
+        second.wait_prompt()
+        # The up arrow brings back the line the first session was given before it was killed.
+        second.child.send("\x1b[A")
+        second.expect_exact(":help me remember")
+    finally:
+        second.close()

@@ -95,6 +95,29 @@ fn log_mining_counts_errors_and_answers_sub_queries_from_the_cache() {
             "job {job}: {tasks:?}"
         );
     }
+
+    // The paired notebook replays to the same output.
+    let dir = Scratch::new("example-log-mining-notebook");
+    let notebook = std::process::Command::new(tessera_e2e::bin("tessera"))
+        .current_dir(&dir.0)
+        .args(["--master", "local[2]", "run"])
+        .arg(notebooks().join("log_mining.ipynb"))
+        .env("TESSERA_EXAMPLE_INPUT", notebooks().join("data/app.log"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&notebook.stdout);
+    assert!(
+        notebook.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&notebook.stderr)
+    );
+    let lines: Vec<&str> = stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(lines, run.lines());
 }
 
 #[test]

@@ -13,14 +13,22 @@ fn is_marker(line: &str) -> bool {
     t == "// %%" || t.starts_with("// %% ") || t.starts_with("// %%[")
 }
 
-/// Splits a script into cells; a script without markers is one cell. Empty cells are dropped.
+/// Whether a marker line starts a markdown cell (`// %% [markdown]`, jupytext's percent format).
+fn is_markdown_marker(line: &str) -> bool {
+    let t = line.trim_start().trim_start_matches("// %%").trim_start();
+    t.starts_with("[markdown]") || t.starts_with("[md]")
+}
+
+/// Splits a script into cells; a script without markers is one cell. Empty cells and markdown
+/// cells (their text is comments) are dropped.
 pub fn split_cells(script: &str) -> Vec<Cell> {
     let mut cells = Vec::new();
     let mut code = String::new();
     let mut first_line = 1;
+    let mut markdown = false;
     for (index, line) in script.lines().enumerate() {
         if is_marker(line) {
-            if !code.trim().is_empty() {
+            if !markdown && !code.trim().is_empty() {
                 cells.push(Cell {
                     code: std::mem::take(&mut code),
                     first_line,
@@ -28,12 +36,13 @@ pub fn split_cells(script: &str) -> Vec<Cell> {
             }
             code.clear();
             first_line = index + 2;
+            markdown = is_markdown_marker(line);
         } else {
             code.push_str(line);
             code.push('\n');
         }
     }
-    if !code.trim().is_empty() {
+    if !markdown && !code.trim().is_empty() {
         cells.push(Cell { code, first_line });
     }
     cells
@@ -79,6 +88,11 @@ mod tests {
                 first_line: 3
             }
         );
+        let with_markdown =
+            split_cells("// %% [markdown]\n// # Title\n// %%\nlet a = 1;\n// %% [md]\n// more\n");
+        assert_eq!(with_markdown.len(), 1);
+        assert_eq!(with_markdown[0].code, "let a = 1;\n");
+        assert_eq!(with_markdown[0].first_line, 4);
     }
 
     #[test]
