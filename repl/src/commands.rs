@@ -1,9 +1,9 @@
 //! The REPL's `:` commands, and how cell output is printed.
 
-use crate::tables;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
+use tessera_display::Report;
 use tessera_session::{
     Credential, MasterEndpoint, MasterUrl, OutputSink, Session, Stream, join_cells, split_cells,
 };
@@ -106,25 +106,18 @@ pub fn run(session: &mut Session, line: &str) -> bool {
     let mut words = line.trim().splitn(2, char::is_whitespace);
     let command = words.next().unwrap_or("");
     let argument = words.next().unwrap_or("").trim();
-    match command {
-        ":storage" => {
-            let rows = session.driver().storage();
-            if rows.is_empty() {
-                println!("No cached RDDs.")
-            } else {
-                println!("{}", tables::storage(&rows))
-            }
-        }
-        ":jobs" => println!("{}", tables::jobs(&session.driver().jobs())),
-        ":executors" => println!("{}", tables::executors(&session.driver().executors())),
-        ":cluster" => match session.driver().master() {
-            Some(master) => {
-                if let Err(e) = print_cluster_status(&master) {
-                    eprintln!("{e:#}");
+    if let Some(report) = Report::from_command(command) {
+        match report.tables(session.driver()) {
+            Ok(tables) => {
+                for table in tables {
+                    println!("{}", table.text());
                 }
             }
-            None => println!("This session runs locally ({}), without a master.", "local"),
-        },
+            Err(e) => eprintln!("{e}"),
+        }
+        return true;
+    }
+    match command {
         ":save" if !argument.is_empty() => {
             match std::fs::write(argument, join_cells(session.history())) {
                 Ok(()) => println!("Saved {} cells to {argument}.", session.history().len()),
@@ -202,77 +195,10 @@ pub fn init_credentials(
 }
 
 fn print_cluster_status(master: &MasterEndpoint) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let status = runtime.block_on(tessera_framework::cluster_status(master))?;
-    let res = |r: &tessera_framework::Resources| format!("{} cpus, {} MiB", r.cpus, r.mem_mb);
-    println!(
-        "Agents\n{}",
-        tables::table(
-            &["agent", "host", "address", "total", "allocated", "offered"],
-            status.agents.iter().map(|a| {
-                vec![
-                    a.id.clone(),
-                    a.hostname.clone(),
-                    a.address.clone(),
-                    res(&a.total),
-                    res(&a.allocated),
-                    res(&a.offered),
-                ]
-            })
-        )
-    );
-    println!(
-        "Frameworks\n{}",
-        tables::table(
-            &[
-                "framework",
-                "name",
-                "allocated",
-                "offered",
-                "dominant share",
-                "connected"
-            ],
-            status.frameworks.iter().map(|f| {
-                vec![
-                    f.id.clone(),
-                    f.name.clone(),
-                    res(&f.allocated),
-                    res(&f.offered),
-                    format!("{:.3}", f.dominant_share),
-                    f.connected.to_string(),
-                ]
-            })
-        )
-    );
-    println!(
-        "Offers\n{}",
-        tables::table(
-            &["offer", "framework", "agent", "resources"],
-            status.offers.iter().map(|(f, o)| vec![
-                o.id.clone(),
-                f.clone(),
-                o.agent_id.clone(),
-                res(&o.resources)
-            ])
-        )
-    );
-    println!(
-        "Executors\n{}",
-        tables::table(
-            &["executor", "framework", "agent", "state", "resources"],
-            status.executors.iter().map(|e| {
-                vec![
-                    e.executor_id.clone(),
-                    e.framework_id.clone(),
-                    e.agent_id.clone(),
-                    e.state.to_string(),
-                    res(&e.resources),
-                ]
-            })
-        )
-    );
+    let status = tessera_display::cluster_status(master)?;
+    for table in tessera_display::cluster(&status) {
+        println!("{}", table.text());
+    }
     Ok(())
 }
 

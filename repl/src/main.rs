@@ -6,7 +6,6 @@ mod interactive;
 mod notebook;
 mod progress;
 mod script;
-mod tables;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

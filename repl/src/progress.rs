@@ -112,7 +112,7 @@ fn draw(job: &Progress, elapsed: Duration) {
         .collect();
     let mut err = std::io::stderr().lock();
     let shuffled = if job.shuffle_bytes > 0 {
-        format!(" {} shuffled", crate::tables::bytes(job.shuffle_bytes))
+        format!(" {} shuffled", tessera_display::bytes(job.shuffle_bytes))
     } else {
         String::new()
     };

@@ -1,0 +1,256 @@
+//! The session's own tables: what is cached and where, its jobs, its executors, and the
+//! cluster it runs on.
+
+use crate::Table;
+use tessera_driver::{Driver, ExecutorRow, JobInfo, JobState, StorageRow};
+use tessera_framework::{ClusterStatus, MasterEndpoint, Resources};
+
+/// One of the session's reports, named as the REPL command that shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// `:storage`: cached RDDs, their partitions, memory, executors and hosts.
+    Storage,
+    /// `:jobs`: the session's jobs.
+    Jobs,
+    /// `:executors`: the session's executors.
+    Executors,
+    /// `:cluster`: the cluster's agents, frameworks, offers and executors.
+    Cluster,
+}
+
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// `:cluster` in a session that has no master.
+    #[error(
+        "this session runs its executors itself (local[N]), without a master: `:cluster` needs \
+         --master local-cluster[..] or tessera://HOST:PORT"
+    )]
+    NoMaster,
+    /// The master did not answer.
+    #[error("cannot read the cluster's status: {0}")]
+    Cluster(String),
+}
+
+impl Report {
+    /// The report a command line such as `:storage` asks for, if it is one.
+    pub fn from_command(line: &str) -> Option<Report> {
+        match line.split_whitespace().next()? {
+            ":storage" => Some(Report::Storage),
+            ":jobs" => Some(Report::Jobs),
+            ":executors" => Some(Report::Executors),
+            ":cluster" => Some(Report::Cluster),
+            _ => None,
+        }
+    }
+
+    /// The report's tables, now. `:cluster` asks the master, so call it outside async code.
+    pub fn tables(self, driver: &Driver) -> Result<Vec<Table>, ReportError> {
+        Ok(match self {
+            Report::Storage => vec![storage(&driver.storage())],
+            Report::Jobs => vec![jobs(&driver.jobs())],
+            Report::Executors => vec![executors(&driver.executors())],
+            Report::Cluster => {
+                let master = driver.master().ok_or(ReportError::NoMaster)?;
+                cluster(&cluster_status(&master)?)
+            }
+        })
+    }
+}
+
+/// The status of the cluster at `master`, read on a runtime of its own.
+pub fn cluster_status(master: &MasterEndpoint) -> Result<ClusterStatus, ReportError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ReportError::Cluster(e.to_string()))?;
+    runtime
+        .block_on(tessera_framework::cluster_status(master))
+        .map_err(|e| ReportError::Cluster(e.to_string()))
+}
+
+/// `n` bytes in the largest binary unit that keeps the number at least 1.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn storage(rows: &[StorageRow]) -> Table {
+    Table::new(
+        &[
+            "RDD",
+            "name",
+            "records",
+            "level",
+            "cached partitions",
+            "in memory",
+            "executors",
+        ],
+        rows.iter().map(|r| {
+            vec![
+                r.rdd.to_string(),
+                r.name.clone(),
+                r.element_type.clone(),
+                r.level.to_string(),
+                format!("{}/{}", r.cached_partitions, r.partitions),
+                bytes(r.bytes),
+                r.executors
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{} on {}: {} ({})",
+                            c.executor,
+                            c.host,
+                            c.partitions,
+                            bytes(c.bytes)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ]
+        }),
+    )
+}
+
+fn jobs(rows: &[JobInfo]) -> Table {
+    Table::new(
+        &[
+            "job",
+            "description",
+            "stages",
+            "tasks",
+            "shuffled",
+            "state",
+            "duration",
+        ],
+        rows.iter().map(|j| {
+            let state = match &j.state {
+                JobState::Running => "running".to_string(),
+                JobState::Succeeded => "succeeded".to_string(),
+                JobState::Cancelled => "cancelled".to_string(),
+                JobState::Failed(m) => format!("failed: {}", m.lines().next().unwrap_or("")),
+            };
+            let duration = j.duration.unwrap_or_else(|| j.started.elapsed());
+            vec![
+                j.id.to_string(),
+                j.description.clone(),
+                j.stages.to_string(),
+                format!(
+                    "{}/{} ({} from cache)",
+                    j.tasks_done, j.tasks_total, j.tasks_from_cache
+                ),
+                bytes(j.shuffle_bytes),
+                state,
+                format!("{:.3} s", duration.as_secs_f64()),
+            ]
+        }),
+    )
+}
+
+fn executors(rows: &[ExecutorRow]) -> Table {
+    Table::new(
+        &["executor", "address", "host", "pid", "cores", "memory"],
+        rows.iter().map(|e| {
+            vec![
+                e.id.clone(),
+                e.address.clone(),
+                e.host.clone(),
+                e.pid.to_string(),
+                e.cores.to_string(),
+                bytes(e.memory_bytes),
+            ]
+        }),
+    )
+}
+
+/// The cluster's agents, frameworks, offers and executors, a table each.
+pub fn cluster(status: &ClusterStatus) -> Vec<Table> {
+    let res = |r: &Resources| format!("{} cpus, {} MiB", r.cpus, r.mem_mb);
+    vec![
+        Table::new(
+            &["agent", "host", "address", "total", "allocated", "offered"],
+            status.agents.iter().map(|a| {
+                vec![
+                    a.id.clone(),
+                    a.hostname.clone(),
+                    a.address.clone(),
+                    res(&a.total),
+                    res(&a.allocated),
+                    res(&a.offered),
+                ]
+            }),
+        )
+        .titled("Agents"),
+        Table::new(
+            &[
+                "framework",
+                "name",
+                "allocated",
+                "offered",
+                "dominant share",
+                "connected",
+            ],
+            status.frameworks.iter().map(|f| {
+                vec![
+                    f.id.clone(),
+                    f.name.clone(),
+                    res(&f.allocated),
+                    res(&f.offered),
+                    format!("{:.3}", f.dominant_share),
+                    f.connected.to_string(),
+                ]
+            }),
+        )
+        .titled("Frameworks"),
+        Table::new(
+            &["offer", "framework", "agent", "resources"],
+            status.offers.iter().map(|(f, o)| {
+                vec![
+                    o.id.clone(),
+                    f.clone(),
+                    o.agent_id.clone(),
+                    res(&o.resources),
+                ]
+            }),
+        )
+        .titled("Offers"),
+        Table::new(
+            &["executor", "framework", "agent", "state", "resources"],
+            status.executors.iter().map(|e| {
+                vec![
+                    e.executor_id.clone(),
+                    e.framework_id.clone(),
+                    e.agent_id.clone(),
+                    e.state.to_string(),
+                    res(&e.resources),
+                ]
+            }),
+        )
+        .titled("Executors"),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_name_reports_and_bytes_read_as_people_write_them() {
+        assert_eq!(Report::from_command(":storage"), Some(Report::Storage));
+        assert_eq!(Report::from_command("  :cluster "), Some(Report::Cluster));
+        assert_eq!(Report::from_command(":save x"), None);
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 << 30), "3.0 GiB");
+    }
+}
