@@ -29,7 +29,8 @@ fn main() -> anyhow::Result<()> {
             );
         }
         Action::Run { connection_file } => {
-            tessera_kernel::run_kernel(&connection_file, toy_backend::ToyBackend::new())
+            let history = tessera_kernel::History::in_memory();
+            tessera_kernel::run_kernel(&connection_file, toy_backend::ToyBackend::new(), history)
                 .with_context(|| format!("serving {}", connection_file.display()))?;
         }
     }

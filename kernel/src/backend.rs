@@ -133,7 +133,7 @@ impl ExecuteOutput {
 /// A cell that failed: a compile error, a panic, a failed job, an interrupt.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExecuteError {
-    /// The kind of error, e.g. `CompilationError`, `Panic`, `JobCancelled`.
+    /// The kind of error, e.g. `CompileError`, `Panic`, `JobFailed`, `JobCancelled`.
     pub ename: String,
     /// The message.
     pub evalue: String,

@@ -98,3 +98,29 @@ pub enum KernelspecError {
         hint: &'static str,
     },
 }
+
+/// The kernel's history file could not be read or written. Never fails a cell: the kernel
+/// logs it and keeps answering from the current session's cells, held in memory.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error(
+        "could not read the kernel history file {path}: {source}; check its permissions, or set TESSERA_HISTORY_FILE to a file this user can read and write"
+    )]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "could not write the kernel history file {path}: {source}; check that its directory is writable and the disk is not full, or set TESSERA_HISTORY_FILE to another file"
+    )]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "could not claim a session number in the kernel history file {path}: other kernels kept taking the same one; restart this kernel"
+    )]
+    SessionContended { path: PathBuf },
+}

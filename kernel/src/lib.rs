@@ -8,7 +8,7 @@
 //! runs.
 //!
 //! * [`run_kernel`] serves one kernel for a connection file until a client asks it to
-//!   shut down.
+//!   shut down, remembering executed cells in a [`History`] that outlives it.
 //! * [`install_kernelspec`] writes `kernel.json` so Jupyter can find and start the
 //!   kernel.
 //! * [`cli`] holds the command line shared by the `tessera-kernel` binary and anything
@@ -18,6 +18,7 @@ pub mod backend;
 pub mod cli;
 pub mod connection;
 pub mod error;
+pub mod history;
 pub mod kernelspec;
 mod server;
 pub mod session_backend;
@@ -28,6 +29,7 @@ pub use backend::{
     MimeBundle, OutputSink,
 };
 pub use connection::ConnectionInfo;
-pub use error::{ConnectionError, KernelError, KernelspecError, WireError};
+pub use error::{ConnectionError, HistoryError, KernelError, KernelspecError, WireError};
+pub use history::History;
 pub use kernelspec::{KERNEL_NAME, install_kernelspec, kernelspec_json, write_kernelspec};
 pub use server::{run_kernel, run_kernel_with_info};

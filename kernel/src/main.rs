@@ -43,7 +43,8 @@ fn main() -> anyhow::Result<()> {
                 ..defaults
             };
             let backend = tessera_kernel::session_backend::SessionBackend::start(config)?;
-            tessera_kernel::run_kernel(&connection_file, backend)?;
+            let history = tessera_kernel::History::open_default();
+            tessera_kernel::run_kernel(&connection_file, backend, history)?;
             Ok(())
         }
     }

@@ -1,6 +1,7 @@
 //! The running kernel: binds the five Jupyter sockets, answers shell and control
 //! requests, publishes on iopub, echoes heartbeats, and drives the backend, which runs
-//! on a thread of its own and is reached through channels.
+//! on a thread of its own and is reached through channels. Executed cells go to the
+//! kernel's [`History`], which answers `history_request`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -20,6 +21,7 @@ use crate::backend::{
 };
 use crate::connection::ConnectionInfo;
 use crate::error::{KernelError, WireError};
+use crate::history::{History, HistoryQuery};
 use crate::wire::{Message, PROTOCOL_VERSION, Signer, new_id};
 
 /// How long a shutting-down kernel waits for queued messages to reach the wire.
@@ -28,16 +30,22 @@ const FLUSH_GRACE: Duration = Duration::from_millis(200);
 const BACKEND_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves one kernel for the connection file at `connection_file`, running code with
-/// `backend`, until a client sends `shutdown_request`.
-pub fn run_kernel<B: KernelBackend>(connection_file: &Path, backend: B) -> Result<(), KernelError> {
+/// `backend` and remembering executed cells in `history`, until a client sends
+/// `shutdown_request`.
+pub fn run_kernel<B: KernelBackend>(
+    connection_file: &Path,
+    backend: B,
+    history: History,
+) -> Result<(), KernelError> {
     let info = ConnectionInfo::from_file(connection_file)?;
-    run_kernel_with_info(info, backend)
+    run_kernel_with_info(info, backend, history)
 }
 
 /// Like [`run_kernel`], with the connection already parsed.
 pub fn run_kernel_with_info<B: KernelBackend>(
     info: ConnectionInfo,
     backend: B,
+    history: History,
 ) -> Result<(), KernelError> {
     info.validate()?;
     let session = new_id();
@@ -77,6 +85,7 @@ pub fn run_kernel_with_info<B: KernelBackend>(
         session,
         kernel_info,
         interrupter,
+        history,
         BackendHandle {
             requests: requests_tx,
         },
@@ -104,6 +113,8 @@ struct Shared {
     iopub: mpsc::UnboundedSender<IopubEvent>,
     kernel_info: Value,
     interrupter: Arc<Interrupter>,
+    /// The cells executed with `store_history`, of this session and earlier ones.
+    history: parking_lot::Mutex<History>,
     /// True while a cell runs.
     busy: AtomicBool,
     /// Carries the `restart` flag of a shutdown request to the main task.
@@ -151,6 +162,7 @@ async fn serve(
     session: String,
     kernel_info: Value,
     interrupter: Arc<Interrupter>,
+    history: History,
     backend: BackendHandle,
 ) -> Result<(), KernelError> {
     let mut shell = RouterSocket::new();
@@ -182,6 +194,7 @@ async fn serve(
         iopub: iopub_tx,
         kernel_info,
         interrupter,
+        history: parking_lot::Mutex::new(history),
         busy: AtomicBool::new(false),
         shutdown: shutdown_tx,
     });
@@ -521,7 +534,16 @@ impl RouterState {
                 self.reply(&request, "is_complete_reply", content).await;
             }
             (Channel::Shell, "history_request") => {
-                let content = json!({ "status": "ok", "history": [] });
+                let content = match HistoryQuery::from_content(&request.content) {
+                    Ok(query) => {
+                        let history = self.shared.history.lock().answer(&query);
+                        json!({ "status": "ok", "history": history })
+                    }
+                    Err(err) => {
+                        warn!("history_request content is invalid: {err}");
+                        bad_request("history_request")
+                    }
+                };
                 self.reply(&request, "history_reply", content).await;
             }
             (Channel::Shell, "comm_info_request") => {
@@ -579,6 +601,7 @@ impl RouterState {
             parent_header: parent_header_of(request),
             silent,
         };
+        let input = store_history.then(|| req.code.clone());
         self.shared.busy.store(true, Ordering::SeqCst);
         let result = self
             .backend
@@ -595,6 +618,15 @@ impl RouterState {
                 ))
             });
         self.shared.busy.store(false, Ordering::SeqCst);
+        if let Some(input) = input {
+            let output = result
+                .as_ref()
+                .ok()
+                .and_then(|output| output.data.get("text/plain"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            self.shared.history.lock().record(count, &input, output);
+        }
 
         match result {
             Ok(output) => {

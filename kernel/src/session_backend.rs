@@ -9,7 +9,9 @@ use crate::backend::{
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use std::sync::Arc;
-use tessera_session::{JobCanceller, Progress, Session, SessionConfig, StartingSession, Stream};
+use tessera_session::{
+    CellErrorKind, JobCanceller, Progress, Session, SessionConfig, StartingSession, Stream,
+};
 
 /// What reaches the kernel's thread while a cell runs.
 enum Event {
@@ -89,6 +91,59 @@ fn progress_bundle(p: &Progress) -> MimeBundle {
     MimeBundle::plain(text).with("text/html", html)
 }
 
+/// The `ename` a client sees for each kind of failed cell.
+fn ename(kind: CellErrorKind) -> &'static str {
+    match kind {
+        CellErrorKind::Compile => "CompileError",
+        CellErrorKind::Panic => "Panic",
+        CellErrorKind::JobFailed => "JobFailed",
+        CellErrorKind::JobCancelled => "JobCancelled",
+        CellErrorKind::Session => "SessionError",
+    }
+}
+
+/// The report a cell asks for when it is one `:` command line such as `:storage`, as in the
+/// REPL and `tessera run`.
+fn report_cell(code: &str) -> Option<tessera_display::Report> {
+    tessera_display::Report::from_command(tessera_session::command_line(code)?)
+}
+
+/// The version of the rustc that compiles cells (`$RUSTC`, else `rustc` on the path, as
+/// the driver finds the toolchain), e.g. `"1.88.0"`; the toolchain this kernel was built
+/// for when that rustc cannot be run or says something unexpected.
+fn cell_compiler_version() -> String {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let reported = std::process::Command::new(&rustc)
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .and_then(|output| rustc_release(&String::from_utf8_lossy(&output.stdout)));
+    reported.unwrap_or_else(|| {
+        tracing::warn!(
+            rustc = %rustc.to_string_lossy(),
+            "could not read the version of rustc; kernel_info reports the minimum supported one"
+        );
+        env!("CARGO_PKG_RUST_VERSION").to_string()
+    })
+}
+
+/// The release number in what `rustc --version` prints: `"1.88.0"` from
+/// `"rustc 1.88.0 (6b00bc388 2025-06-23)"`, `"1.90.0"` from `"rustc 1.90.0-nightly (…)"`.
+fn rustc_release(version_output: &str) -> Option<String> {
+    let word = version_output
+        .split_whitespace()
+        .skip_while(|word| *word != "rustc")
+        .nth(1)?;
+    let release: String = word
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let parts: Vec<&str> = release.split('.').collect();
+    let well_formed = parts.len() == 3 && parts.iter().all(|part| !part.is_empty());
+    well_formed.then_some(release)
+}
+
 fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -118,6 +173,30 @@ impl KernelBackend for SessionBackend {
     ) -> Result<ExecuteOutput, ExecuteError> {
         let events = self.events.clone();
         let session = self.session()?;
+        if let Some(report) = report_cell(code) {
+            return report
+                .tables(session.driver())
+                .map(|tables| ExecuteOutput {
+                    data: [
+                        (
+                            "text/plain".to_string(),
+                            tables
+                                .iter()
+                                .map(|t| t.text())
+                                .collect::<Vec<_>>()
+                                .join("\n")
+                                .into(),
+                        ),
+                        (
+                            "text/html".to_string(),
+                            tables.iter().map(|t| t.html()).collect::<String>().into(),
+                        ),
+                    ]
+                    .into_iter()
+                    .collect(),
+                })
+                .map_err(|e| ExecuteError::new("CommandError", e.to_string()));
+        }
         let mut shown = Vec::new();
         // Run the cell on another thread and stream its output from this one as it comes.
         let result = std::thread::scope(|scope| {
@@ -141,12 +220,7 @@ impl KernelBackend for SessionBackend {
                     .collect(),
             }),
             Ok(Err(e)) => {
-                let ename = if e.message.contains("was cancelled") {
-                    "JobCancelled"
-                } else {
-                    "CellError"
-                };
-                let mut error = ExecuteError::new(ename, e.message.trim_end());
+                let mut error = ExecuteError::new(ename(e.kind), e.message.trim_end());
                 error.traceback = e.message.lines().map(String::from).collect();
                 Err(error)
             }
@@ -199,10 +273,57 @@ impl KernelBackend for SessionBackend {
     }
 
     fn language_info(&self) -> LanguageInfo {
-        LanguageInfo::rust(env!("CARGO_PKG_RUST_VERSION").to_string())
+        LanguageInfo::rust(cell_compiler_version())
     }
 
     fn banner(&self) -> String {
         "Tessera: Rust cells on a cluster. `sc` is your Context.".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rustc_release_is_the_number_rustc_reports() {
+        assert_eq!(
+            rustc_release("rustc 1.88.0 (6b00bc388 2025-06-23)\n").as_deref(),
+            Some("1.88.0")
+        );
+        assert_eq!(
+            rustc_release("rustc 1.90.0-nightly (abcdef012 2025-07-01)").as_deref(),
+            Some("1.90.0")
+        );
+        assert_eq!(
+            rustc_release("rustc 1.91.0-beta.3 (x)").as_deref(),
+            Some("1.91.0")
+        );
+        assert_eq!(rustc_release(""), None);
+        assert_eq!(rustc_release("error: no such command"), None);
+        assert_eq!(rustc_release("rustc 1.88"), None);
+        assert_eq!(rustc_release("rustc version unknown"), None);
+    }
+
+    #[test]
+    fn every_kind_of_failure_has_its_own_ename() {
+        let kinds = [
+            CellErrorKind::Compile,
+            CellErrorKind::Panic,
+            CellErrorKind::JobFailed,
+            CellErrorKind::JobCancelled,
+            CellErrorKind::Session,
+        ];
+        let names: Vec<_> = kinds.into_iter().map(ename).collect();
+        assert_eq!(
+            names,
+            [
+                "CompileError",
+                "Panic",
+                "JobFailed",
+                "JobCancelled",
+                "SessionError"
+            ]
+        );
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::toy_backend::ToyBackend;
 use tessera_kernel::wire::{Message, Signer};
-use tessera_kernel::{ConnectionInfo, KernelError, run_kernel};
+use tessera_kernel::{ConnectionInfo, History, KernelError, run_kernel};
 use zeromq::{DealerSocket, ReqSocket, Socket, SocketRecv, SocketSend, SubSocket, ZmqMessage};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -52,7 +52,8 @@ fn start_kernel() -> RunningKernel {
     let dir = tempfile::tempdir().unwrap();
     let path: PathBuf = dir.path().join("kernel.json");
     std::fs::write(&path, serde_json::to_string(&info).unwrap()).unwrap();
-    let thread = std::thread::spawn(move || run_kernel(&path, ToyBackend::new()));
+    let thread =
+        std::thread::spawn(move || run_kernel(&path, ToyBackend::new(), History::in_memory()));
     RunningKernel {
         info,
         thread: Some(thread),
@@ -470,17 +471,52 @@ async fn a_client_drives_the_kernel_through_a_session() {
         }
     }
 
-    // history and comm info: empty, but answered
+    // history: the cells stored, with their values; silent, store_history false and
+    // aborted cells are not among them
     let request = client
         .send(
             Chan::Shell,
             "history_request",
-            json!({ "output": false, "raw": true, "hist_access_type": "tail", "n": 10 }),
+            json!({ "output": true, "raw": true, "hist_access_type": "tail", "n": 3 }),
         )
         .await;
     let reply = client.reply(Chan::Shell, &request).await;
     assert_eq!(reply.header.msg_type, "history_reply");
-    assert_eq!(reply.content["history"], json!([]));
+    assert_eq!(reply.content["status"], "ok");
+    assert_eq!(
+        reply.content["history"],
+        json!([
+            [1, 6, ["1 + 1", "2"]],
+            [1, 7, ["panic", null]],
+            [1, 8, ["2 * 3", "6"]]
+        ])
+    );
+    let request = client
+        .send(
+            Chan::Shell,
+            "history_request",
+            json!({ "output": false, "raw": true, "hist_access_type": "range", "session": 0, "start": 4, "stop": 6 }),
+        )
+        .await;
+    let reply = client.reply(Chan::Shell, &request).await;
+    assert_eq!(
+        reply.content["history"],
+        json!([[0, 4, "undefined_name + 1"], [0, 5, "sleep(300); nope"]])
+    );
+    let request = client
+        .send(
+            Chan::Shell,
+            "history_request",
+            json!({ "output": false, "raw": true, "hist_access_type": "search", "pattern": "*+*", "n": 2 }),
+        )
+        .await;
+    let reply = client.reply(Chan::Shell, &request).await;
+    assert_eq!(
+        reply.content["history"],
+        json!([[1, 4, "undefined_name + 1"], [1, 6, "1 + 1"]])
+    );
+
+    // comm info: empty, but answered
     let request = client
         .send(Chan::Shell, "comm_info_request", json!({}))
         .await;
@@ -576,6 +612,7 @@ fn a_missing_connection_file_is_a_clear_error() {
     let err = run_kernel(
         std::path::Path::new("/nonexistent/kernel-x.json"),
         ToyBackend::new(),
+        History::in_memory(),
     )
     .unwrap_err();
     assert!(err.to_string().contains("kernel-x.json"), "{err}");

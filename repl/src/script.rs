@@ -6,7 +6,7 @@
 use crate::{commands, progress};
 use std::path::Path;
 use std::process::ExitCode;
-use tessera_session::{Session, SessionConfig, split_cells};
+use tessera_session::{Session, SessionConfig, command_line, split_cells};
 
 pub fn run(config: SessionConfig, script: &Path, keep_going: bool) -> anyhow::Result<ExitCode> {
     let source = std::fs::read_to_string(script)
@@ -62,14 +62,4 @@ pub fn run(config: SessionConfig, script: &Path, keep_going: bool) -> anyhow::Re
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// The `:` command a cell consists of, if it is one line (besides comments) that starts with ':'.
-fn command_line(code: &str) -> Option<&str> {
-    let mut lines = code
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("//"));
-    let line = lines.next()?;
-    (line.starts_with(':') && lines.next().is_none()).then_some(line)
 }

@@ -10,10 +10,15 @@ real ZeroMQ sockets.
 Without TESSERA_KERNEL_BIN every test is skipped. TESSERA_KERNEL_TIMEOUT (seconds,
 default 600) bounds kernel start-up and each cell: the first cell of a fresh session
 may compile dependencies. The kernel runs on TESSERA_MASTER, local[2] unless set.
+Every kernel started here keeps its history in a scratch file (TESSERA_HISTORY_FILE),
+never in the user's own.
 """
 
+import contextlib
 import json
 import os
+import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -46,12 +51,14 @@ def kernel_prefix(tmp_path_factory):
     return prefix
 
 
-@pytest.fixture(scope="module")
-def kernel(kernel_prefix):
-    """A running kernel and a connected, ready client."""
+@contextlib.contextmanager
+def started_kernel(kernel_prefix, history_file):
+    """Starts a kernel keeping its history in `history_file`; gives (manager, ready
+    client) and shuts the kernel down afterwards."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("JUPYTER_PATH", str(kernel_prefix / "share" / "jupyter"))
         mp.setenv("TESSERA_MASTER", os.environ.get("TESSERA_MASTER", "local[2]"))
+        mp.setenv("TESSERA_HISTORY_FILE", str(history_file))
         km = KernelManager(kernel_name="tessera")
         km.start_kernel()
         kc = km.client()
@@ -65,13 +72,29 @@ def kernel(kernel_prefix):
                 km.shutdown_kernel(now=False)
 
 
-def run_cell(kc, code):
+@pytest.fixture(scope="module")
+def kernel(kernel_prefix, tmp_path_factory):
+    """A running kernel and a connected, ready client."""
+    history_file = tmp_path_factory.mktemp("history") / "kernel-history.jsonl"
+    with started_kernel(kernel_prefix, history_file) as (km, kc):
+        yield km, kc
+
+
+def run_cell(kc, code, **options):
     """Executes `code`; returns (execute_reply content, iopub messages for it)."""
     outputs = []
     reply = kc.execute_interactive(
-        code, output_hook=outputs.append, timeout=TIMEOUT, allow_stdin=False
+        code, output_hook=outputs.append, timeout=TIMEOUT, allow_stdin=False, **options
     )
     return reply["content"], outputs
+
+
+def history(kc, access, **request):
+    """The `history` list of the reply to a history_request."""
+    reply = kc.history(hist_access_type=access, reply=True, timeout=60, **request)
+    assert reply["msg_type"] == "history_reply"
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return reply["content"]["history"]
 
 
 def test_kernelspec_points_at_the_binary(kernel_prefix):
@@ -100,6 +123,21 @@ def test_kernel_info(kernel):
     while not kc.hb_channel.is_beating():
         assert time.monotonic() < deadline, "heartbeat never answered"
         time.sleep(0.1)
+
+
+def test_language_info_version_is_the_rustc_version(kernel):
+    _, kc = kernel
+    version = kc.kernel_info(reply=True, timeout=TIMEOUT)["content"]["language_info"][
+        "version"
+    ]
+    assert version.startswith("1."), version
+    assert re.fullmatch(r"1\.\d+(\.\d+)?", version), version
+    rustc = os.environ.get("RUSTC") or shutil.which("rustc")
+    if rustc:
+        reported = subprocess.run(
+            [rustc, "--version"], check=True, capture_output=True, text=True, timeout=60
+        ).stdout
+        assert reported.split()[1].startswith(version), (reported, version)
 
 
 def test_stream_and_result(kernel):
@@ -132,6 +170,126 @@ def test_undefined_variable_is_an_error(kernel):
     # The session survives the error.
     content, _ = run_cell(kc, "1 + 1")
     assert content["status"] == "ok", content
+
+
+def test_error_names_say_the_kind(kernel):
+    _, kc = kernel
+    content, outputs = run_cell(kc, 'let tessera_typed: u32 = "not a number";')
+    assert content["status"] == "error", content
+    assert content["ename"] == "CompileError", content
+    errors = [m for m in outputs if m["msg_type"] == "error"]
+    assert [e["content"]["ename"] for e in errors] == ["CompileError"], outputs
+
+    content, outputs = run_cell(kc, 'panic!("boom")')
+    assert content["status"] == "error", content
+    assert content["ename"] == "Panic", content
+    assert "boom" in content["evalue"], content
+    errors = [m for m in outputs if m["msg_type"] == "error"]
+    assert [e["content"]["ename"] for e in errors] == ["Panic"], outputs
+
+
+def test_history_tail_range_and_search(kernel):
+    _, kc = kernel
+    cells = [
+        "let tessera_hist_a = 20u64;",
+        "tessera_hist_a + 1",
+        "tessera_hist_a * 2",
+    ]
+    counts = []
+    for code in cells:
+        content, _ = run_cell(kc, code)
+        assert content["status"] == "ok", content
+        counts.append(content["execution_count"])
+    assert counts == list(range(counts[0], counts[0] + 3)), counts
+    # Neither a silent cell nor one with store_history false is remembered.
+    run_cell(kc, "tessera_hist_a + 100", store_history=False)
+    kc.execute("tessera_hist_a + 200", silent=True)
+    run_cell(kc, "tessera_hist_a")
+
+    tail = history(kc, "tail", n=4, output=True)
+    assert len(tail) == 4, tail
+    sessions = {entry[0] for entry in tail}
+    assert len(sessions) == 1 and sessions.pop() > 0, tail
+    assert [entry[1:] for entry in tail] == [
+        [counts[0], [cells[0], None]],
+        [counts[1], [cells[1], "21"]],
+        [counts[2], [cells[2], "40"]],
+        [counts[2] + 1, ["tessera_hist_a", "20"]],
+    ]
+    session = tail[0][0]
+
+    # The current session is 0 in a range, as IPython answers; stop is excluded.
+    assert history(kc, "range", session=0, start=counts[0], stop=counts[2]) == [
+        [0, counts[0], cells[0]],
+        [0, counts[1], cells[1]],
+    ]
+    # The whole input must match the glob; `*` makes it match anywhere.
+    assert history(kc, "search", pattern="tessera_hist_a") == [
+        [session, counts[2] + 1, "tessera_hist_a"]
+    ]
+    assert history(kc, "search", pattern="*tessera_hist_a ? ?") == [
+        [session, counts[1], cells[1]],
+        [session, counts[2], cells[2]],
+    ]
+    assert history(kc, "search", pattern="*tessera_hist_a*", n=2) == [
+        [session, counts[2], cells[2]],
+        [session, counts[2] + 1, "tessera_hist_a"],
+    ]
+    assert history(kc, "search", pattern="*+ 100*") == []
+    assert history(kc, "search", pattern="*+ 200*") == []
+
+    # `unique` keeps the latest run of an input.
+    content, _ = run_cell(kc, cells[1])
+    assert content["status"] == "ok", content
+    again = content["execution_count"]
+    assert history(kc, "search", pattern="tessera_hist_a + 1", unique=True) == [
+        [session, again, cells[1]]
+    ]
+    assert len(history(kc, "search", pattern="tessera_hist_a + 1")) == 2
+
+
+def test_history_survives_a_restart(kernel_prefix, tmp_path):
+    history_file = tmp_path / "kernel-history.jsonl"
+    with started_kernel(kernel_prefix, history_file) as (km, kc):
+        first = ["let tessera_kept = 6u64 * 7;", "tessera_kept"]
+        for code in first:
+            content, _ = run_cell(kc, code)
+            assert content["status"] == "ok", content
+        before = history(kc, "tail", n=10, output=True)
+        assert [entry[1:] for entry in before] == [
+            [1, [first[0], None]],
+            [2, [first[1], "42"]],
+        ]
+        first_session = before[0][0]
+
+        km.restart_kernel(now=False)
+        kc.wait_for_ready(timeout=TIMEOUT)
+
+        # The new kernel is a new session that sees the earlier one's cells.
+        assert history(kc, "tail", n=10) == [
+            [first_session, 1, first[0]],
+            [first_session, 2, first[1]],
+        ]
+        assert history(kc, "range", session=-1, start=0, output=True) == [
+            [first_session, 1, [first[0], None]],
+            [first_session, 2, [first[1], "42"]],
+        ]
+        assert history(kc, "range", session=0, start=0) == []
+        content, _ = run_cell(kc, "1 + 1")
+        assert content["status"] == "ok", content
+        assert content["execution_count"] == 1, content
+        assert history(kc, "range", session=0, start=0) == [[0, 1, "1 + 1"]]
+        assert history(kc, "tail", n=1) == [[first_session + 1, 1, "1 + 1"]]
+
+    # One JSON object a line, in the file the kernel was given.
+    records = [json.loads(line) for line in history_file.read_text().splitlines()]
+    cells = [r for r in records if "line" in r]
+    assert [(r["session"], r["line"], r["input"]) for r in cells] == [
+        (first_session, 1, first[0]),
+        (first_session, 2, first[1]),
+        (first_session + 1, 1, "1 + 1"),
+    ]
+    assert cells[1]["output"] == "42"
 
 
 def test_rdd_job_result_and_progress(kernel):
@@ -170,6 +328,27 @@ def test_rdd_job_result_and_progress(kernel):
     assert kinds.index("display_data") < kinds.index("execute_result"), kinds
 
 
+def test_repl_commands_as_cells_show_tables(kernel):
+    _, kc = kernel
+    content, _ = run_cell(
+        kc,
+        "let cached = sc.parallelize((1..=100).collect::<Vec<u64>>(), 4).cache();\n"
+        "cached.count()",
+    )
+    assert content["status"] == "ok", content
+    for command, expected in [(":storage", "4/4"), (":jobs", "succeeded"), (":executors", "local-0")]:
+        content, outputs = run_cell(kc, command)
+        assert content["status"] == "ok", (command, content)
+        results = [m for m in outputs if m["msg_type"] == "execute_result"]
+        assert len(results) == 1, (command, outputs)
+        data = results[0]["content"]["data"]
+        assert "<table>" in data["text/html"] and expected in data["text/html"], (command, data)
+        assert expected in data["text/plain"], (command, data)
+    content, outputs = run_cell(kc, ":cluster")
+    assert content["status"] == "error" and content["ename"] == "CommandError", content
+    assert "without a master" in content["evalue"], content
+
+
 def test_failing_job_is_an_error_with_the_panic_message(kernel):
     _, kc = kernel
     message = "tessera-test-boom-at-777"
@@ -182,6 +361,7 @@ def test_failing_job_is_an_error_with_the_panic_message(kernel):
         f'base.map(|x: u64| {{ if x == 777 {{ panic!("{message}") }} x }}).count()',
     )
     assert content["status"] == "error", content
+    assert content["ename"] == "JobFailed", content
     assert message in content["evalue"], content
     errors = [m for m in outputs if m["msg_type"] == "error"]
     assert len(errors) == 1, outputs
@@ -222,6 +402,7 @@ def test_interrupt_cancels_the_running_job(kernel):
     assert time.monotonic() - interrupted < 30
     content = reply["content"]
     assert content["status"] == "error", content
+    assert content["ename"] == "JobCancelled", content
     assert "cancelled" in content["evalue"], content
     # The session keeps its variables.
     content, outputs = run_cell(kc, "kept * 6")

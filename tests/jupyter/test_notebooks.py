@@ -95,6 +95,7 @@ def test_notebook_is_paired_with_its_script_and_has_no_outputs(path):
 def test_notebook_runs(path, master, jupyter_path, tmp_path, monkeypatch):
     monkeypatch.setenv("JUPYTER_PATH", str(jupyter_path))
     monkeypatch.setenv("TESSERA_MASTER", master)
+    monkeypatch.setenv("TESSERA_HISTORY_FILE", str(tmp_path / "kernel-history.jsonl"))
     # The examples read their sample data at notebooks/data/..., relative to the repository.
     (tmp_path / "notebooks").symlink_to(NOTEBOOKS_DIR)
     nb = nbformat.read(path, as_version=4)

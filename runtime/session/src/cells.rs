@@ -48,6 +48,17 @@ pub fn split_cells(script: &str) -> Vec<Cell> {
     cells
 }
 
+/// The `:` command a cell consists of, if it is one line (besides comments and blank lines)
+/// that starts with ':' — a cell such as `:storage` in a script or a notebook.
+pub fn command_line(code: &str) -> Option<&str> {
+    let mut lines = code
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("//"));
+    let line = lines.next()?;
+    (line.starts_with(':') && lines.next().is_none()).then_some(line)
+}
+
 /// Writes cells in the same format, for `:save`.
 pub fn join_cells<S: AsRef<str>>(cells: &[S]) -> String {
     cells
@@ -69,6 +80,16 @@ pub fn is_incomplete(code: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_cell_is_one_colon_line_besides_comments() {
+        assert_eq!(
+            command_line("// what is cached\n:storage\n"),
+            Some(":storage")
+        );
+        assert_eq!(command_line(":storage\n1 + 1"), None);
+        assert_eq!(command_line("let x = 1;"), None);
+    }
 
     #[test]
     fn splits_on_percent_markers_and_keeps_line_numbers() {

@@ -7,7 +7,7 @@ mod cells;
 mod evcxr_dir;
 
 pub use cell_syntax::{Completeness, completeness, terminate_trailing_let};
-pub use cells::{Cell, is_incomplete, join_cells, split_cells};
+pub use cells::{Cell, command_line, is_incomplete, join_cells, split_cells};
 pub use tessera_driver::{
     ClusterOptions, Credential, DEFAULT_LOCALITY_WAIT, Driver, ExecutorRow, JobCanceller, JobInfo,
     JobState, MasterEndpoint, MasterUrl, Progress, StorageRow, parse_master_url,
@@ -86,6 +86,56 @@ impl CellOutput {
 #[derive(Debug)]
 pub struct CellError {
     pub message: String,
+    /// What kind of failure it was, for front ends that name it (the kernel's `ename`).
+    pub kind: CellErrorKind,
+}
+
+/// The kinds of [`CellError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CellErrorKind {
+    /// The cell did not compile.
+    Compile,
+    /// The cell panicked (outside any job).
+    Panic,
+    /// A job the cell ran failed: its tasks failed after their retries.
+    JobFailed,
+    /// A job the cell ran was cancelled (an interrupt).
+    JobCancelled,
+    /// Anything else: the session itself failed to run the cell.
+    Session,
+}
+
+impl CellErrorKind {
+    /// The kind of a cell that panicked with `message`: the driver's errors for a failed or
+    /// cancelled job reach the cell as a raised `tessera::Error`, and so as a panic.
+    pub fn of_panic(message: &str) -> CellErrorKind {
+        if message.contains("was cancelled") {
+            CellErrorKind::JobCancelled
+        } else if says_a_job_failed(message) {
+            CellErrorKind::JobFailed
+        } else {
+            CellErrorKind::Panic
+        }
+    }
+
+    /// The kind of a cell that evcxr could not run for a reason other than compile errors.
+    pub fn of_session_failure(message: &str) -> CellErrorKind {
+        if message.contains("was cancelled") {
+            CellErrorKind::JobCancelled
+        } else {
+            CellErrorKind::Session
+        }
+    }
+}
+
+/// Whether `message` is the driver's report of a failed job: "Job 3 failed: task for
+/// partition 1 failed 4 times; …".
+fn says_a_job_failed(message: &str) -> bool {
+    message.match_indices("Job ").any(|(at, prefix)| {
+        let rest = &message[at + prefix.len()..];
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        digits > 0 && rest[digits..].starts_with(" failed")
+    })
 }
 
 impl std::fmt::Display for CellError {
@@ -305,13 +355,21 @@ impl Session {
                 data.sort();
                 Ok(CellOutput { data })
             }
-            (Ok(_), Some(message)) => Err(CellError { message }),
+            (Ok(_), Some(message)) => Err(CellError {
+                kind: CellErrorKind::of_panic(&message),
+                message,
+            }),
             (Err(evcxr::Error::CompilationErrors(errors)), _) => Err(CellError {
                 message: render_errors(code, &errors, self.color),
+                kind: CellErrorKind::Compile,
             }),
-            (Err(e), _) => Err(CellError {
-                message: e.to_string(),
-            }),
+            (Err(e), _) => {
+                let message = e.to_string();
+                Err(CellError {
+                    kind: CellErrorKind::of_session_failure(&message),
+                    message,
+                })
+            }
         }
     }
 
@@ -459,4 +517,41 @@ fn strip_ansi(text: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_is_classified_by_what_the_driver_said() {
+        assert_eq!(CellErrorKind::of_panic("boom"), CellErrorKind::Panic);
+        assert_eq!(
+            CellErrorKind::of_panic(
+                "Job 3 failed: task for partition 1 failed 4 times; most recent failure on executor 0: boom"
+            ),
+            CellErrorKind::JobFailed
+        );
+        assert_eq!(
+            CellErrorKind::of_panic("Job 12 was cancelled"),
+            CellErrorKind::JobCancelled
+        );
+        assert_eq!(
+            CellErrorKind::of_panic("Job failed to start"),
+            CellErrorKind::Panic,
+            "no job number"
+        );
+        assert_eq!(
+            CellErrorKind::of_panic("Job 7 finished"),
+            CellErrorKind::Panic
+        );
+        assert_eq!(
+            CellErrorKind::of_session_failure("Subprocess terminated"),
+            CellErrorKind::Session
+        );
+        assert_eq!(
+            CellErrorKind::of_session_failure("Job 2 was cancelled"),
+            CellErrorKind::JobCancelled
+        );
+    }
 }
