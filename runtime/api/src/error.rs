@@ -35,19 +35,29 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// Tells the session that the running cell failed, and why: a raised [`Error`] is reported by
-/// the session (without the location of the panic inside this crate, which would only
-/// distract); any other panic is also printed as usual. Sessions install it for you.
+/// Tells the session that the running cell failed, and why, instead of printing the panic: the
+/// front end shows the message once, as the cell's error (a raised [`Error`] without the
+/// location inside this crate, which would only distract). With `TESSERA_BACKTRACE=1` in the
+/// session's environment the panic's line and backtrace are printed too. Sessions install it
+/// for you.
 pub fn install_panic_hook(sc: crate::Context) {
-    let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let message = match info.payload().downcast_ref::<Error>() {
             Some(error) => error.to_string(),
-            None => {
-                previous(info);
-                crate::batch::panic_message(info.payload())
-            }
+            None => crate::batch::panic_message(info.payload()),
         };
+        // The front end shows the message once, as the cell's error; the backtrace only when
+        // asked for, as it is long and mostly evcxr's frames.
+        if std::env::var_os("TESSERA_BACKTRACE").is_some_and(|v| v != "0") {
+            let at = info
+                .location()
+                .map(|l| format!(" at line {}", l.line()))
+                .unwrap_or_default();
+            eprintln!(
+                "panicked{at}: {message}\n{}",
+                std::backtrace::Backtrace::force_capture()
+            );
+        }
         let _ = sc.call(tessera_plan::cell_protocol::CellRequest::CellPanicked { message });
     }));
 }

@@ -390,11 +390,16 @@ impl Session {
     /// Completions at byte `position` of `code`: (start, end, candidates).
     pub fn complete(&mut self, code: &str, position: usize) -> (usize, usize, Vec<String>) {
         match self.evcxr.completions(code, position) {
-            Ok(c) => (
-                c.start_offset,
-                c.end_offset,
-                c.completions.into_iter().map(|c| c.code).collect(),
-            ),
+            Ok(c) => {
+                let mut names: Vec<String> = Vec::new();
+                for completion in c.completions {
+                    let name = completion_name(&completion.code);
+                    if !name.is_empty() && !names.contains(&name) {
+                        names.push(name);
+                    }
+                }
+                (c.start_offset, c.end_offset, names)
+            }
             Err(_) => (position, position, Vec::new()),
         }
     }
@@ -417,6 +422,17 @@ impl Session {
             .map(|(n, t)| (n.to_string(), t.to_string()))
             .collect()
     }
+}
+
+/// What a completion inserts: the name alone, without the argument placeholders rust-analyzer
+/// fills in (`parallelize(data, num_partitions)` → `parallelize`, `vec![]` → `vec!`), as
+/// Jupyter front ends and the REPL expect.
+fn completion_name(code: &str) -> String {
+    code.split(['(', '[', '{', '<'])
+        .next()
+        .unwrap_or(code)
+        .trim_end()
+        .to_string()
 }
 
 /// Points evcxr at this user's build directory and the loader at the toolchain's libstd. Both
@@ -522,6 +538,17 @@ fn strip_ansi(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn completions_are_names_without_placeholders() {
+        assert_eq!(
+            completion_name("parallelize(data, num_partitions)"),
+            "parallelize"
+        );
+        assert_eq!(completion_name("vec![]"), "vec!");
+        assert_eq!(completion_name("Vec<>"), "Vec");
+        assert_eq!(completion_name("count"), "count");
+    }
 
     #[test]
     fn a_panic_is_classified_by_what_the_driver_said() {
