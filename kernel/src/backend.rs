@@ -61,6 +61,8 @@ pub trait OutputSink: Send {
     /// id replace it in place (live job progress): the first call becomes
     /// `display_data`, updates become `update_display_data`.
     fn display(&mut self, data: MimeBundle, display_id: Option<&str>, update: bool);
+    /// Clears the cell's output so far (with `wait`, once new output arrives).
+    fn clear_output(&mut self, wait: bool);
 }
 
 /// A MIME bundle: MIME type → content, e.g. `text/plain` → `"42"`, `text/html` →

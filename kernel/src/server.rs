@@ -954,6 +954,10 @@ impl OutputSink for IopubSink {
         };
         self.send(msg_type, content);
     }
+
+    fn clear_output(&mut self, wait: bool) {
+        self.send("clear_output", json!({ "wait": wait }));
+    }
 }
 
 #[cfg(test)]

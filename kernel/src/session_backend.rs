@@ -10,7 +10,8 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use tessera_session::{
-    CellErrorKind, JobCanceller, Progress, Session, SessionConfig, StartingSession, Stream,
+    CellDisplay, CellErrorKind, JobCanceller, Progress, Session, SessionConfig, StartingSession,
+    Stream,
 };
 
 /// What reaches the kernel's thread while a cell runs.
@@ -25,6 +26,9 @@ pub struct SessionBackend {
     forwarding_progress: bool,
     events: Receiver<Event>,
     sender: Sender<Event>,
+    /// What cells ask to show; read as the cell runs and right after it, so that everything a
+    /// cell displayed is published before its result.
+    displays: Arc<Mutex<Option<tokio::sync::broadcast::Receiver<CellDisplay>>>>,
     canceller: Arc<Mutex<Option<JobCanceller>>>,
 }
 
@@ -40,6 +44,7 @@ impl SessionBackend {
             forwarding_progress: false,
             events,
             sender,
+            displays: Arc::new(Mutex::new(None)),
             canceller: Arc::new(Mutex::new(None)),
         })
     }
@@ -51,6 +56,7 @@ impl SessionBackend {
             .map_err(|why| ExecuteError::new("SessionError", why))?;
         if !self.forwarding_progress {
             self.forwarding_progress = true;
+            *self.displays.lock() = Some(session.driver().displays());
             *self.canceller.lock() = Some(session.driver().canceller());
             let mut progress = session.driver().progress();
             let sender = self.sender.clone();
@@ -165,6 +171,37 @@ fn forward(event: Event, sink: &mut dyn OutputSink, shown: &mut Vec<u64>) {
     }
 }
 
+/// Publishes what the cell asked to show since the last call.
+fn show_displays(
+    displays: &Mutex<Option<tokio::sync::broadcast::Receiver<CellDisplay>>>,
+    sink: &mut dyn OutputSink,
+) {
+    let mut displays = displays.lock();
+    let Some(receiver) = displays.as_mut() else {
+        return;
+    };
+    loop {
+        match receiver.try_recv() {
+            Ok(CellDisplay::Show {
+                data,
+                display_id,
+                update,
+            }) => sink.display(
+                data.into_iter()
+                    .map(|(mime, content)| (mime, content.into()))
+                    .collect(),
+                display_id.as_deref(),
+                update,
+            ),
+            Ok(CellDisplay::Clear { wait }) => sink.clear_output(wait),
+            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "a cell displayed faster than the kernel published");
+            }
+            Err(_) => return,
+        }
+    }
+}
+
 impl KernelBackend for SessionBackend {
     fn execute(
         &mut self,
@@ -172,6 +209,7 @@ impl KernelBackend for SessionBackend {
         sink: &mut dyn OutputSink,
     ) -> Result<ExecuteOutput, ExecuteError> {
         let events = self.events.clone();
+        let displays = self.displays.clone();
         let session = self.session()?;
         if let Some(report) = report_cell(code) {
             return report
@@ -205,12 +243,15 @@ impl KernelBackend for SessionBackend {
                 if let Ok(event) = events.recv_timeout(std::time::Duration::from_millis(20)) {
                     forward(event, sink, &mut shown);
                 }
+                show_displays(&displays, sink);
             }
             running.join()
         });
         while let Ok(event) = events.try_recv() {
             forward(event, sink, &mut shown);
         }
+        // The driver passed them on before answering the cell: all are here by now.
+        show_displays(&displays, sink);
         match result {
             Ok(Ok(output)) => Ok(ExecuteOutput {
                 data: output

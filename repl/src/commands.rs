@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tessera_display::Report;
 use tessera_session::{
-    Credential, MasterEndpoint, MasterUrl, OutputSink, Session, Stream, join_cells, split_cells,
+    CellDisplay, Credential, MasterEndpoint, MasterUrl, OutputSink, Session, Stream, join_cells,
+    split_cells,
 };
 
 /// The REPL's own commands and evcxr's that it lists: usage and what each does. `:help` prints
@@ -62,6 +63,22 @@ pub fn complete_command(line: &str, position: usize) -> Option<(usize, Vec<Strin
         .map(String::from)
         .collect();
     Some((start, names))
+}
+
+/// Prints what the last cell asked to show (`display`), as text: a terminal cannot show HTML or
+/// images, so their text form is printed, else a line saying what was not shown.
+pub fn print_displays(session: &mut Session) {
+    for display in session.take_displays() {
+        if let CellDisplay::Show { data, .. } = display {
+            match data.iter().find(|(mime, _)| mime == "text/plain") {
+                Some((_, text)) => println!("{text}"),
+                None => {
+                    let kinds: Vec<&str> = data.iter().map(|(mime, _)| mime.as_str()).collect();
+                    println!("({} output, shown in notebooks)", kinds.join(", "));
+                }
+            }
+        }
+    }
 }
 
 /// Prints stdout as is and stderr in red on a terminal.

@@ -88,7 +88,9 @@ pub fn run(config: SessionConfig) -> anyhow::Result<ExitCode> {
 
 /// Runs one cell and prints its result or error; returns whether it succeeded.
 pub fn execute(session: &mut Session, code: &str) -> bool {
-    match progress::while_running(|| session.execute(code)) {
+    let result = progress::while_running(|| session.execute(code));
+    commands::print_displays(session);
+    match result {
         Ok(output) => {
             if let Some(text) = output.text() {
                 println!("{text}");

@@ -38,7 +38,9 @@ pub fn run(config: SessionConfig, script: &Path, keep_going: bool) -> anyhow::Re
         {
             continue;
         }
-        match progress::while_running(|| session.execute(code)) {
+        let result = progress::while_running(|| session.execute(code));
+        commands::print_displays(&mut session);
+        match result {
             Ok(output) => {
                 if let Some(text) = output.text() {
                     println!("{text}");

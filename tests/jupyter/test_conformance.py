@@ -41,6 +41,12 @@ class TesseraKernelTests(jupyter_kernel_test.KernelTests):
     complete_code_samples = ["1 + 1", "let c = '{';", 'let s = r#"a " b"#;', "/* done */ 2"]
     incomplete_code_samples = ["let f = |x| {", "/* still open", 'let s = r#"raw']
     invalid_code_samples = ["let = 7q);", "foo(]"]
+    code_display_data = [
+        {"code": 'display_html("<b>bold</b>")', "mime": "text/html"},
+        {"code": "display(&vec![1, 2, 3])", "mime": "text/plain"},
+        {"code": 'sc.display_data(&[("image/svg+xml", "<svg/>")])', "mime": "image/svg+xml"},
+    ]
+    code_clear_output = "clear_output()"
     code_inspect_sample = "sc.parallelize"
     supported_history_operations = ("tail", "range", "search")
     code_history_pattern = "6*"

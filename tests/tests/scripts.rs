@@ -211,3 +211,32 @@ total * 2
     run.expect_success();
     assert_eq!(run.lines(), vec!["110"], "{}", run.stderr);
 }
+
+#[test]
+fn display_shows_values_before_the_cell_ends_and_a_terminal_prints_their_text() {
+    let dir = Scratch::new("display");
+    let script = r#"
+display(&vec![1, 2, 3]);
+display_html("<b>bold</b>");
+sc.display_data(&[("image/svg+xml", "<svg/>")]);
+clear_output();
+"done"
+"#;
+    let run = tessera_run(&dir.0, script, "local[1]", &[]);
+    run.expect_success();
+    assert_eq!(
+        run.lines(),
+        vec![
+            "[",
+            "1,",
+            "2,",
+            "3,",
+            "]",
+            "<b>bold</b>",
+            "(image/svg+xml output, shown in notebooks)",
+            "\"done\""
+        ],
+        "{}",
+        run.stderr
+    );
+}

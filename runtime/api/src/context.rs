@@ -90,9 +90,43 @@ impl Context {
     /// of the same name again replaces it. For small side inputs (a lookup table, a model); large
     /// data belongs in [`text_file`](Context::text_file) on a file system every host sees.
     pub fn add_file(&self, path: &str) {
-        match self.call(CellRequest::AddFile {
+        self.done(CellRequest::AddFile {
             path: path.to_string(),
-        }) {
+        })
+    }
+
+    /// Shows `value` under the cell now, before the cell ends (its `{:#?}` text), as
+    /// Jupyter's `display`; the terminal prints it.
+    pub fn display<T: fmt::Debug + ?Sized>(&self, value: &T) {
+        self.display_data(&[("text/plain", &format!("{value:#?}"))]);
+    }
+
+    /// Shows `html` under the cell (a notebook renders it; a terminal prints it as text).
+    pub fn display_html(&self, html: &str) {
+        self.display_data(&[("text/html", html), ("text/plain", html)]);
+    }
+
+    /// Shows one output in several forms at once, by MIME type (`text/plain`, `text/html`,
+    /// `image/svg+xml`, ...): the front end picks the richest it can show.
+    pub fn display_data(&self, data: &[(&str, &str)]) {
+        self.done(CellRequest::Display {
+            data: data
+                .iter()
+                .map(|(mime, content)| (mime.to_string(), content.to_string()))
+                .collect(),
+            display_id: None,
+            update: false,
+        })
+    }
+
+    /// Clears what the cell has shown so far, as Jupyter's `clear_output`.
+    pub fn clear_output(&self) {
+        self.done(CellRequest::ClearOutput { wait: false })
+    }
+
+    /// Sends a request the driver answers with `Done`.
+    fn done(&self, request: CellRequest) {
+        match self.call(request) {
             Ok(CellResponse::Done) => {}
             Ok(other) => Error::new(format!("unexpected reply from the driver: {other:?}")).raise(),
             Err(e) => e.raise(),

@@ -107,6 +107,22 @@ async fn respond(state: &Arc<DriverState>, request: CellRequest) -> Result<CellR
             tracing::info!(name = %file.name, hash = %file.hash, "added a file for executors");
             Ok(CellResponse::Done)
         }
+        CellRequest::Display {
+            data,
+            display_id,
+            update,
+        } => {
+            state.displays.send(crate::CellDisplay::Show {
+                data,
+                display_id,
+                update,
+            });
+            Ok(CellResponse::Done)
+        }
+        CellRequest::ClearOutput { wait } => {
+            state.displays.send(crate::CellDisplay::Clear { wait });
+            Ok(CellResponse::Done)
+        }
         CellRequest::CellPanicked { message } => {
             *state.cell_panic.lock() = Some(message);
             Ok(CellResponse::Done)

@@ -8,6 +8,7 @@ mod artifacts;
 mod blocks;
 mod cell_server;
 mod dag;
+mod displays;
 mod executors;
 mod jobs;
 mod launcher;
@@ -20,6 +21,7 @@ mod side_files;
 mod text_splits;
 
 pub use artifacts::toolchain_libstd;
+pub use displays::CellDisplay;
 pub use jobs::{JobInfo, JobState, Progress};
 pub use scheduler::DEFAULT_LOCALITY_WAIT;
 pub use side_files::side_files_dir;
@@ -74,6 +76,7 @@ pub(crate) struct DriverState {
     pub lineage: lineage::Lineage,
     pub artifacts: Arc<artifacts::ArtifactStore>,
     pub side_files: side_files::SideFiles,
+    pub displays: displays::Displays,
     pub executors: Arc<executors::Executors>,
     pub blocks: blocks::BlockMap,
     pub map_outputs: map_outputs::MapOutputTracker,
@@ -232,6 +235,7 @@ impl Driver {
             lineage: Default::default(),
             artifacts: artifacts.clone(),
             side_files: side_files::SideFiles::new(side_files::side_files_dir(&config.work_dir)),
+            displays: Default::default(),
             executors: Default::default(),
             blocks: Default::default(),
             map_outputs: Default::default(),
@@ -360,6 +364,11 @@ impl Driver {
 
     pub fn jobs(&self) -> Vec<JobInfo> {
         self.state.jobs.list()
+    }
+
+    /// What cells ask to show (`display`, `clear_output`) from now on.
+    pub fn displays(&self) -> tokio::sync::broadcast::Receiver<CellDisplay> {
+        self.state.displays.subscribe()
     }
 
     pub fn progress(&self) -> tokio::sync::broadcast::Receiver<Progress> {

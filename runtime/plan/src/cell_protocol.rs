@@ -47,6 +47,15 @@ pub enum CellRequest {
     /// Sends the file at `path` (on the session's host) to every executor, as Spark's
     /// `SparkContext.addFile`; answered with `Done`.
     AddFile { path: String },
+    /// Shows `data` (MIME type, content) under the cell, as Jupyter's `display_data`; with a
+    /// `display_id` and `update`, replaces what was shown under that id. Answered with `Done`.
+    Display {
+        data: Vec<(String, String)>,
+        display_id: Option<String>,
+        update: bool,
+    },
+    /// Clears the cell's output (`wait`: once new output arrives), as Jupyter's `clear_output`.
+    ClearOutput { wait: bool },
     /// The cell running now panicked (reported by the session's panic hook, so that front ends
     /// can tell a failed cell from a quiet one).
     CellPanicked { message: String },

@@ -9,8 +9,9 @@ mod evcxr_dir;
 pub use cell_syntax::{Completeness, completeness, terminate_trailing_let};
 pub use cells::{Cell, command_line, is_incomplete, join_cells, split_cells};
 pub use tessera_driver::{
-    ClusterOptions, Credential, DEFAULT_LOCALITY_WAIT, Driver, ExecutorRow, JobCanceller, JobInfo,
-    JobState, MasterEndpoint, MasterUrl, Progress, StorageRow, parse_master_url,
+    CellDisplay, ClusterOptions, Credential, DEFAULT_LOCALITY_WAIT, Driver, ExecutorRow,
+    JobCanceller, JobInfo, JobState, MasterEndpoint, MasterUrl, Progress, StorageRow,
+    parse_master_url,
 };
 
 use anyhow::Context as _;
@@ -151,6 +152,9 @@ pub struct Session {
     /// Cells that ran successfully, for `:save`.
     history: Vec<String>,
     color: bool,
+    /// What cells asked to show, for front ends that show it after the cell
+    /// ([`Session::take_displays`]).
+    displays: tokio::sync::broadcast::Receiver<CellDisplay>,
     _evcxr_dir: evcxr_dir::EvcxrDir,
 }
 
@@ -310,8 +314,14 @@ impl Session {
         forward(outputs.stderr, Stream::Stderr, sink.clone());
 
         let (socket, token) = driver.cell_endpoint();
+        // `display`, `display_html` and `clear_output` as Jupyter users call them: functions,
+        // which cannot capture `sc`, so they connect as it did.
+        let connect = format!("tessera::Context::connect({socket:?}, {token})");
         let prelude = format!(
-            "use tessera::prelude::*; let sc: tessera::Context = tessera::Context::connect({socket:?}, {token}); tessera::install_panic_hook(sc);"
+            "use tessera::prelude::*; let sc: tessera::Context = {connect}; tessera::install_panic_hook(sc);\n\
+             fn display<T: std::fmt::Debug + ?Sized>(value: &T) {{ {connect}.display(value) }}\n\
+             fn display_html(html: &str) {{ {connect}.display_html(html) }}\n\
+             fn clear_output() {{ {connect}.clear_output() }}"
         );
         evcxr
             .execute(&prelude)
@@ -321,6 +331,7 @@ impl Session {
             .wait_for_executors(driver.expected_executors(), Duration::from_secs(60))
             .context("the session's executors did not start")?;
         Ok(Session {
+            displays: driver.displays(),
             driver,
             evcxr,
             sink,
@@ -333,6 +344,18 @@ impl Session {
     /// Sends cell output to `sink` from now on.
     pub fn set_sink(&self, sink: OutputSink) {
         *self.sink.lock() = sink;
+    }
+
+    /// What cells asked to show (`display`, `clear_output`) since the last call, in order.
+    pub fn take_displays(&mut self) -> Vec<CellDisplay> {
+        let mut taken = Vec::new();
+        loop {
+            match self.displays.try_recv() {
+                Ok(display) => taken.push(display),
+                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(_) => return taken,
+            }
+        }
     }
 
     /// Compiles and runs one cell (or evcxr command such as `:dep`).
