@@ -32,9 +32,10 @@ pub trait KernelBackend: Send + 'static {
     /// Completions for the identifier around byte offset `cursor_pos`.
     fn complete(&mut self, code: &str, cursor_pos: usize) -> Completion;
 
-    /// Documentation or type of what is at byte offset `cursor_pos`, as plain text;
-    /// `None` when nothing is found.
-    fn inspect(&mut self, code: &str, cursor_pos: usize) -> Option<String>;
+    /// Documentation or type of what is at byte offset `cursor_pos`, in one or more MIME
+    /// types (`text/plain`, and `text/html` when there is a formatted form); `None` when
+    /// nothing is known there (the reply says `found: false`).
+    fn inspect(&mut self, code: &str, cursor_pos: usize) -> Option<MimeBundle>;
 
     /// Whether `code` is a complete cell (used by consoles to decide whether Enter
     /// runs the cell or adds a line).

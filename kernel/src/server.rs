@@ -722,10 +722,10 @@ impl RouterState {
             .await
             .flatten();
         match found {
-            Some(text) => json!({
+            Some(data) => json!({
                 "status": "ok",
                 "found": true,
-                "data": MimeBundle::plain(text),
+                "data": data,
                 "metadata": {},
             }),
             None => json!({ "status": "ok", "found": false, "data": {}, "metadata": {} }),
@@ -806,7 +806,7 @@ enum BackendRequest {
     Inspect {
         code: String,
         cursor_pos: usize,
-        reply: oneshot::Sender<Option<String>>,
+        reply: oneshot::Sender<Option<MimeBundle>>,
     },
     IsComplete {
         code: String,

@@ -290,8 +290,13 @@ impl KernelBackend for SessionBackend {
         }
     }
 
-    fn inspect(&mut self, code: &str, cursor_pos: usize) -> Option<String> {
-        self.session().ok()?.inspect(code, cursor_pos)
+    fn inspect(&mut self, code: &str, cursor_pos: usize) -> Option<MimeBundle> {
+        let found = self.session().ok()?.inspect(code, cursor_pos)?;
+        let bundle = MimeBundle::plain(found.text);
+        Some(match found.html {
+            Some(html) => bundle.with("text/html", html),
+            None => bundle,
+        })
     }
 
     fn is_complete(&mut self, code: &str) -> IsComplete {

@@ -328,6 +328,17 @@ def test_rdd_job_result_and_progress(kernel):
     assert kinds.index("display_data") < kinds.index("execute_result"), kinds
 
 
+def test_inspect_answers_text_and_html_apart_and_nothing_for_unknown_names(kernel):
+    _, kc = kernel
+    reply = kc.inspect("sc.parallelize", reply=True, timeout=TIMEOUT)["content"]
+    assert reply["status"] == "ok" and reply["found"], reply
+    text, html = reply["data"]["text/plain"], reply["data"]["text/html"]
+    assert "pub fn parallelize" in text and "<" not in text.replace("<T>", ""), text
+    assert "<pre>" in html, html
+    reply = kc.inspect("zzz_not_a_name", reply=True, timeout=TIMEOUT)["content"]
+    assert reply["status"] == "ok" and reply["found"] is False and reply["data"] == {}, reply
+
+
 def test_repl_commands_as_cells_show_tables(kernel):
     _, kc = kernel
     content, _ = run_cell(

@@ -112,7 +112,7 @@ impl KernelBackend for ToyBackend {
         }
     }
 
-    fn inspect(&mut self, code: &str, cursor_pos: usize) -> Option<String> {
+    fn inspect(&mut self, code: &str, cursor_pos: usize) -> Option<MimeBundle> {
         let start = code[..cursor_pos]
             .rfind(|c: char| !c.is_alphanumeric())
             .map(|i| i + 1)
@@ -122,7 +122,9 @@ impl KernelBackend for ToyBackend {
             .map(|i| cursor_pos + i)
             .unwrap_or(code.len());
         match &code[start..end] {
-            "println" => Some("println!: prints to the standard output, with a newline".into()),
+            "println" => Some(MimeBundle::plain(
+                "println!: prints to the standard output, with a newline",
+            )),
             _ => None,
         }
     }

@@ -427,15 +427,19 @@ impl Session {
         }
     }
 
-    /// The type and documentation of what is at `position`, if anything.
-    pub fn inspect(&mut self, code: &str, position: usize) -> Option<String> {
-        let (ty, doc) = self.evcxr.hover_at(code, position).ok()?;
-        let text = [ty, doc]
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join("\n\n");
-        (!text.is_empty()).then_some(text)
+    /// The type and documentation of what is at `position`, as text and as HTML; `None` when
+    /// rust-analyzer knows nothing there.
+    pub fn inspect(&mut self, code: &str, position: usize) -> Option<Inspection> {
+        let (text, html) = self.evcxr.hover_at(code, position).ok()?;
+        let text = text.trim();
+        // rust-analyzer's words for a name it does not know.
+        if text.is_empty() || text == "No documentation found" {
+            return None;
+        }
+        Some(Inspection {
+            text: text.to_string(),
+            html: (!html.trim().is_empty()).then_some(html),
+        })
     }
 
     /// Variables the session holds and their types.
@@ -445,6 +449,14 @@ impl Session {
             .map(|(n, t)| (n.to_string(), t.to_string()))
             .collect()
     }
+}
+
+/// What inspecting a name found: its type and documentation.
+pub struct Inspection {
+    /// As plain text.
+    pub text: String,
+    /// As HTML (code in `<pre>`), when rust-analyzer formatted it.
+    pub html: Option<String>,
 }
 
 /// What a completion inserts: the name alone, without the argument placeholders rust-analyzer
