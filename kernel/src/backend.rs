@@ -171,6 +171,21 @@ pub struct Completion {
     pub matches: Vec<String>,
     pub cursor_start: usize,
     pub cursor_end: usize,
+    /// The kind of each match (`function`, `variable`, ...), in the order of `matches`;
+    /// empty when the backend does not know.
+    pub types: Vec<String>,
+}
+
+impl Completion {
+    /// No completions at `cursor_pos`.
+    pub fn nothing_at(cursor_pos: usize) -> Self {
+        Completion {
+            matches: Vec::new(),
+            cursor_start: cursor_pos,
+            cursor_end: cursor_pos,
+            types: Vec::new(),
+        }
+    }
 }
 
 /// Whether code is ready to run.

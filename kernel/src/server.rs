@@ -693,17 +693,24 @@ impl RouterState {
                 reply,
             })
             .await
-            .unwrap_or_else(|| Completion {
-                matches: Vec::new(),
-                cursor_start: byte_pos,
-                cursor_end: byte_pos,
-            });
+            .unwrap_or_else(|| Completion::nothing_at(byte_pos));
+        let (start, end) = (
+            byte_to_char(&code, completion.cursor_start),
+            byte_to_char(&code, completion.cursor_end),
+        );
+        // JupyterLab shows each match's kind from this (the field IPython fills too).
+        let types: Vec<Value> = completion
+            .matches
+            .iter()
+            .zip(&completion.types)
+            .map(|(text, kind)| json!({ "start": start, "end": end, "text": text, "type": kind }))
+            .collect();
         json!({
             "status": "ok",
             "matches": completion.matches,
-            "cursor_start": byte_to_char(&code, completion.cursor_start),
-            "cursor_end": byte_to_char(&code, completion.cursor_end),
-            "metadata": {},
+            "cursor_start": start,
+            "cursor_end": end,
+            "metadata": { "_jupyter_types_experimental": types },
         })
     }
 
@@ -861,11 +868,7 @@ fn backend_loop<B: KernelBackend>(
                             "the backend panicked while completing: {}",
                             panic_message(&*panic)
                         );
-                        Completion {
-                            matches: Vec::new(),
-                            cursor_start: cursor_pos,
-                            cursor_end: cursor_pos,
-                        }
+                        Completion::nothing_at(cursor_pos)
                     });
                 let _ = reply.send(result);
             }

@@ -275,18 +275,16 @@ impl KernelBackend for SessionBackend {
     fn complete(&mut self, code: &str, cursor_pos: usize) -> Completion {
         match self.session() {
             Ok(session) => {
-                let (cursor_start, cursor_end, matches) = session.complete(code, cursor_pos);
+                let found = session.complete(code, cursor_pos);
+                let (matches, types) = found.items.into_iter().unzip();
                 Completion {
                     matches,
-                    cursor_start,
-                    cursor_end,
+                    cursor_start: found.start,
+                    cursor_end: found.end,
+                    types,
                 }
             }
-            Err(_) => Completion {
-                matches: Vec::new(),
-                cursor_start: cursor_pos,
-                cursor_end: cursor_pos,
-            },
+            Err(_) => Completion::nothing_at(cursor_pos),
         }
     }
 

@@ -183,8 +183,11 @@ impl Completer for ReplHelper {
         let Some(session) = starting.try_get() else {
             return Ok((pos, Vec::new()));
         };
-        let (start, _, candidates) = session.complete(line, pos);
-        Ok((start, candidates))
+        let found = session.complete(line, pos);
+        Ok((
+            found.start,
+            found.items.into_iter().map(|(name, _)| name).collect(),
+        ))
     }
 }
 

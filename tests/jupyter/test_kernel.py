@@ -328,6 +328,19 @@ def test_rdd_job_result_and_progress(kernel):
     assert kinds.index("display_data") < kinds.index("execute_result"), kinds
 
 
+def test_completion_gives_names_their_range_and_kinds(kernel):
+    _, kc = kernel
+    code = "let total = 5; sc.parallel"
+    reply = kc.complete(code, len(code), reply=True, timeout=TIMEOUT)["content"]
+    assert reply["status"] == "ok", reply
+    assert reply["matches"] == ["parallelize"], reply
+    assert (reply["cursor_start"], reply["cursor_end"]) == (len(code) - len("parallel"), len(code))
+    types = reply["metadata"]["_jupyter_types_experimental"]
+    assert types == [
+        {"start": reply["cursor_start"], "end": len(code), "text": "parallelize", "type": "function"}
+    ], types
+
+
 def test_inspect_answers_text_and_html_apart_and_nothing_for_unknown_names(kernel):
     _, kc = kernel
     reply = kc.inspect("sc.parallelize", reply=True, timeout=TIMEOUT)["content"]

@@ -109,6 +109,7 @@ impl KernelBackend for ToyBackend {
                 .collect(),
             cursor_start: start,
             cursor_end: cursor_pos,
+            types: Vec::new(),
         }
     }
 

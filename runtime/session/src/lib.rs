@@ -410,21 +410,24 @@ impl Session {
         &self.history
     }
 
-    /// Completions at byte `position` of `code`: (start, end, candidates).
-    pub fn complete(&mut self, code: &str, position: usize) -> (usize, usize, Vec<String>) {
-        match self.evcxr.completions(code, position) {
-            Ok(c) => {
-                let mut names: Vec<String> = Vec::new();
-                for completion in c.completions {
-                    let name = completion_name(&completion.code);
-                    if !name.is_empty() && !names.contains(&name) {
-                        names.push(name);
-                    }
+    /// Completions at byte `position` of `code`: the byte range they replace, and each name
+    /// with its kind.
+    pub fn complete(&mut self, code: &str, position: usize) -> Completions {
+        let mut found = Completions {
+            start: position,
+            end: position,
+            items: Vec::new(),
+        };
+        if let Ok(c) = self.evcxr.completions(code, position) {
+            (found.start, found.end) = (c.start_offset, c.end_offset);
+            for completion in c.completions {
+                let name = completion_name(&completion.code);
+                if !name.is_empty() && !found.items.iter().any(|(n, _)| *n == name) {
+                    found.items.push((name, completion.kind.to_string()));
                 }
-                (c.start_offset, c.end_offset, names)
             }
-            Err(_) => (position, position, Vec::new()),
         }
+        found
     }
 
     /// The type and documentation of what is at `position`, as text and as HTML; `None` when
@@ -449,6 +452,16 @@ impl Session {
             .map(|(n, t)| (n.to_string(), t.to_string()))
             .collect()
     }
+}
+
+/// What completing a name found.
+pub struct Completions {
+    /// The byte range of `code` the completions replace.
+    pub start: usize,
+    /// End of that range.
+    pub end: usize,
+    /// Each name and its kind (`function`, `variable`, `module`, ...).
+    pub items: Vec<(String, String)>,
 }
 
 /// What inspecting a name found: its type and documentation.
