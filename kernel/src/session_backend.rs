@@ -87,7 +87,7 @@ fn progress_bundle(p: &Progress) -> MimeBundle {
     let html = format!(
         "<div><code>Job {}: {}</code> stage {} <progress value=\"{}\" max=\"{}\"></progress> {}/{} tasks{shuffled} {state}</div>",
         p.job_id,
-        html_escape(&p.description),
+        tessera_display::escape_html(&p.description),
         p.stages,
         p.tasks_done,
         p.tasks_total.max(1),
@@ -148,12 +148,6 @@ fn rustc_release(version_output: &str) -> Option<String> {
     let parts: Vec<&str> = release.split('.').collect();
     let well_formed = parts.len() == 3 && parts.iter().all(|part| !part.is_empty());
     well_formed.then_some(release)
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 fn forward(event: Event, sink: &mut dyn OutputSink, shown: &mut Vec<u64>) {

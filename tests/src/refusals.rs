@@ -86,6 +86,15 @@ fn refusal<T>(result: Result<T, tonic::Status>) -> Result<T, String> {
     result.map_err(|s| describe_status(&s))
 }
 
+/// A registration of an agent at `address` offering `cpus` and `mem_mb`.
+fn agent_at(address: &str, cpus: f64, mem_mb: u64) -> pb::RegisterAgentRequest {
+    pb::RegisterAgentRequest {
+        hostname: "h".into(),
+        address: address.into(),
+        resources: Some(pb::Resources { cpus, mem_mb }),
+    }
+}
+
 /// Waits for the next offer of a framework.
 async fn next_offer(events: &mut tokio::sync::mpsc::Receiver<FrameworkEvent>) -> Offer {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -285,14 +294,7 @@ pub async fn every_refusal(cluster: &ClusterUnderTest, mut stand: impl FnMut(Van
     assert_refused(refusal(takeover), &["belongs to another principal"]);
     // A framework may not act as an agent, nor speak to an agent directly.
     let as_agent = as_mallory
-        .register_agent(pb::RegisterAgentRequest {
-            hostname: "h".into(),
-            address: "127.0.0.1:1".into(),
-            resources: Some(pb::Resources {
-                cpus: 1.0,
-                mem_mb: 64,
-            }),
-        })
+        .register_agent(agent_at("127.0.0.1:1", 1.0, 64))
         .await;
     assert_refused(refusal(as_agent), &["is for agents"]);
     let direct = cluster
@@ -310,25 +312,11 @@ pub async fn every_refusal(cluster: &ClusterUnderTest, mut stand: impl FnMut(Van
     let rogue = cluster.issue(Principal::Agent("rogue".into()));
     let mut as_rogue = cluster.master_as(Some(&rogue)).await.expect("connects");
     let hijack = as_rogue
-        .register_agent(pb::RegisterAgentRequest {
-            hostname: "h".into(),
-            address: offered_agent.address.clone(),
-            resources: Some(pb::Resources {
-                cpus: 1.0,
-                mem_mb: 64,
-            }),
-        })
+        .register_agent(agent_at(&offered_agent.address, 1.0, 64))
         .await;
     assert_refused(refusal(hijack), &["is registered to agent"]);
     let bad_cpus = as_rogue
-        .register_agent(pb::RegisterAgentRequest {
-            hostname: "h".into(),
-            address: "127.0.0.1:9".into(),
-            resources: Some(pb::Resources {
-                cpus: f64::NAN,
-                mem_mb: u64::MAX,
-            }),
-        })
+        .register_agent(agent_at("127.0.0.1:9", f64::NAN, u64::MAX))
         .await;
     assert_refused(refusal(bad_cpus), &["invalid number of CPUs"]);
 

@@ -9,7 +9,9 @@
 //! CA, as rustls would have, and refuses a call with a status that names what was missing or
 //! wrong — no certificate, another cluster's CA, an expired certificate.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rustls::DistinguishedName;
 use rustls::pki_types::pem::PemObject;
@@ -34,7 +36,18 @@ pub struct TlsServer {
 #[derive(Clone)]
 pub struct Authenticator {
     verifier: Arc<dyn ClientCertVerifier>,
+    /// Certificates verified lately, and when: a peer's calls (every task, every shuffle
+    /// fetch) present the same certificate, and its chain need not be checked again each time.
+    verified: Arc<std::sync::Mutex<HashMap<Vec<u8>, (Principal, Instant)>>>,
 }
+
+/// How long a verified certificate is taken on trust before its chain is checked again (so
+/// that one expiring meanwhile is refused within this long).
+const VERIFIED_FOR: Duration = Duration::from_secs(60);
+
+/// At most this many verified certificates are remembered (a session has two, a cluster one
+/// per agent and principal).
+const VERIFIED_AT_MOST: usize = 1024;
 
 /// Asks for a client certificate and checks the handshake's signature with it, leaving the
 /// chain to the [`Authenticator`].
@@ -119,7 +132,10 @@ impl Credential {
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(TlsServer {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
-            authenticator: Authenticator { verifier: inner },
+            authenticator: Authenticator {
+                verifier: inner,
+                verified: Default::default(),
+            },
         })
     }
 }
@@ -201,11 +217,24 @@ impl Authenticator {
                  `tessera cluster init-credentials`)",
                 )
             })?;
+        let end_entity = certs[0].as_ref();
+        let now = Instant::now();
+        if let Some((principal, at)) = self.verified.lock().unwrap().get(end_entity)
+            && now.duration_since(*at) < VERIFIED_FOR
+        {
+            return Ok(principal.clone());
+        }
         self.verifier
             .verify_client_cert(&certs[0], &certs[1..], UnixTime::now())
             .map_err(|e| tonic::Status::unauthenticated(refusal(&e)))?;
-        Principal::from_certificate(&certs[0])
-            .map_err(|e| tonic::Status::unauthenticated(format!("your certificate: {e}")))
+        let principal = Principal::from_certificate(end_entity)
+            .map_err(|e| tonic::Status::unauthenticated(format!("your certificate: {e}")))?;
+        let mut verified = self.verified.lock().unwrap();
+        if verified.len() >= VERIFIED_AT_MOST {
+            verified.clear();
+        }
+        verified.insert(end_entity.to_vec(), (principal.clone(), now));
+        Ok(principal)
     }
 }
 

@@ -9,4 +9,4 @@ mod report;
 mod table;
 
 pub use report::{Report, ReportError, bytes, cluster, cluster_status};
-pub use table::Table;
+pub use table::{Table, escape_html};

@@ -47,17 +47,17 @@ impl Table {
     pub fn html(&self) -> String {
         let mut html = String::new();
         if let Some(title) = &self.title {
-            html += &format!("<h4>{}</h4>\n", escape(title));
+            html += &format!("<h4>{}</h4>\n", escape_html(title));
         }
         html += "<table>\n<thead><tr>";
         for name in &self.header {
-            html += &format!("<th>{}</th>", escape(name));
+            html += &format!("<th>{}</th>", escape_html(name));
         }
         html += "</tr></thead>\n<tbody>\n";
         for row in &self.rows {
             html += "<tr>";
             for cell in row {
-                html += &format!("<td>{}</td>", escape(cell));
+                html += &format!("<td>{}</td>", escape_html(cell));
             }
             html += "</tr>\n";
         }
@@ -65,8 +65,8 @@ impl Table {
     }
 }
 
-/// `text` with HTML's special characters escaped.
-fn escape(text: &str) -> String {
+/// `text` with HTML's special characters escaped, for text put inside HTML.
+pub fn escape_html(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

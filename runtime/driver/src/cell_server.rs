@@ -41,13 +41,8 @@ async fn handle(mut stream: UnixStream, state: Arc<DriverState>) -> std::io::Res
     let mut body = vec![0u8; len as usize];
     stream.read_exact(&mut body).await?;
     let response = match bincode::deserialize::<Envelope>(&body) {
-        Ok(envelope)
-            if tessera_credentials::secrets_equal(
-                &envelope.token.to_le_bytes(),
-                &state.token.to_le_bytes(),
-            ) =>
-        {
-            { respond(&state, envelope.request) }
+        Ok(envelope) if token_matches(envelope.token, state.token) => {
+            respond(&state, envelope.request)
                 .await
                 .unwrap_or_else(CellResponse::Error)
         }
@@ -57,6 +52,11 @@ async fn handle(mut stream: UnixStream, state: Arc<DriverState>) -> std::io::Res
     let reply = bincode::serialize(&response).expect("responses serialize");
     stream.write_u32_le(reply.len() as u32).await?;
     stream.write_all(&reply).await
+}
+
+/// Whether a cell's token is the session's, compared in constant time.
+fn token_matches(token: u64, session: u64) -> bool {
+    tessera_credentials::secrets_equal(&token.to_le_bytes(), &session.to_le_bytes())
 }
 
 fn describe(state: &DriverState, rdd: RddId) -> Result<CellResponse, String> {

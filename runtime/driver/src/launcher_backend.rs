@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::process::Child;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tessera_credentials::Credential;
 use tessera_framework::{
     ExecutorLaunch, FrameworkClient, FrameworkEvent, FrameworkInfo, LocalCluster, MasterEndpoint,
@@ -32,7 +33,7 @@ pub enum Backend {
         runtime: tokio::runtime::Handle,
         expected: usize,
         /// Offers received so far, to say why the session is still waiting.
-        offers_seen: Arc<std::sync::atomic::AtomicU64>,
+        offers_seen: Arc<AtomicU64>,
         /// Keeps the loopback master and agents of `local-cluster` alive with the session.
         _local: Option<LocalCluster>,
     },
@@ -103,7 +104,7 @@ impl Backend {
             user: String::new(),
         };
         let (client, mut events) = runtime.block_on(FrameworkClient::subscribe(&master, info))?;
-        let offers_seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let offers_seen = Arc::new(AtomicU64::new(0));
         let launcher = OfferHandler {
             client: client.clone(),
             state: state.clone(),
@@ -140,23 +141,11 @@ impl Backend {
         }
     }
 
-    /// Why the session is still short of executors, for a person waiting on it.
-    fn waiting_reason(&self) -> Box<dyn Fn() -> String + Send + Sync> {
+    /// The count of offers received so far, on a cluster.
+    fn offers_seen(&self) -> Option<Arc<AtomicU64>> {
         match self {
-            Backend::Local { .. } => Box::new(|| "the local executor is starting".to_string()),
-            Backend::Cluster { offers_seen, .. } => {
-                let offers_seen = offers_seen.clone();
-                Box::new(move || {
-                    if offers_seen.load(std::sync::atomic::Ordering::Relaxed) == 0 {
-                        "the cluster offers nothing to this session — see `tessera cluster status`"
-                            .to_string()
-                    } else {
-                        "the offers so far had no room for another executor (at least 1 CPU and \
-                         64 MiB on an agent without one) — see `tessera cluster status`"
-                            .to_string()
-                    }
-                })
-            }
+            Backend::Local { .. } => None,
+            Backend::Cluster { offers_seen, .. } => Some(offers_seen.clone()),
         }
     }
 
@@ -203,7 +192,7 @@ struct OfferHandler {
     /// How many executors to hold.
     wanted: usize,
     agents_with_executor: Mutex<HashSet<String>>,
-    offers_seen: Arc<std::sync::atomic::AtomicU64>,
+    offers_seen: Arc<AtomicU64>,
     /// Executors launched so far: each gets a new id, so that what a lost executor held (and
     /// its late status updates) is never taken for its replacement's on the same agent.
     launched: std::sync::atomic::AtomicU32,
@@ -217,7 +206,7 @@ impl OfferHandler {
             }
             FrameworkEvent::Offers(offers) => {
                 self.offers_seen
-                    .fetch_add(offers.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    .fetch_add(offers.len() as u64, Ordering::Relaxed);
                 for offer in offers {
                     self.consider(offer).await;
                 }
@@ -261,9 +250,7 @@ impl OfferHandler {
             let _ = self.client.decline(&offer.id, DECLINE_SECONDS).await;
             return;
         }
-        let launch = self
-            .launched
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let launch = self.launched.fetch_add(1, Ordering::Relaxed);
         let executor_id = format!("exec-{launch}-{}", offer.agent_id);
         let command = ExecutorCommand::new(
             &self.bin_dir,
@@ -296,8 +283,8 @@ pub struct BackendKeeper {
     thread: Option<std::thread::JoinHandle<()>>,
     pub expected_executors: usize,
     pub master: Option<MasterEndpoint>,
-    /// Why the session is still short of executors.
-    pub waiting_reason: Box<dyn Fn() -> String + Send + Sync>,
+    /// Offers received so far, on a cluster: what the session says while it waits.
+    offers_seen: Option<Arc<AtomicU64>>,
 }
 
 impl BackendKeeper {
@@ -308,13 +295,7 @@ impl BackendKeeper {
         driver_address: String,
         executor_credential: Credential,
     ) -> anyhow::Result<BackendKeeper> {
-        let (started, started_rx) = std::sync::mpsc::channel::<
-            anyhow::Result<(
-                usize,
-                Option<MasterEndpoint>,
-                Box<dyn Fn() -> String + Send + Sync>,
-            )>,
-        >();
+        let (started, started_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("tessera-executors".into())
@@ -330,7 +311,7 @@ impl BackendKeeper {
                         let _ = started.send(Ok((
                             backend.expected_executors(),
                             backend.master(),
-                            backend.waiting_reason(),
+                            backend.offers_seen(),
                         )));
                         // Until the driver drops its sender.
                         let _ = stopped.recv();
@@ -339,7 +320,7 @@ impl BackendKeeper {
                     Err(e) => drop(started.send(Err(e))),
                 }
             })?;
-        let (expected_executors, master, waiting_reason) = started_rx
+        let (expected_executors, master, offers_seen) = started_rx
             .recv()
             .map_err(|_| anyhow::anyhow!("the executor launcher thread died"))??;
         Ok(BackendKeeper {
@@ -347,8 +328,28 @@ impl BackendKeeper {
             thread: Some(thread),
             expected_executors,
             master,
-            waiting_reason,
+            offers_seen,
         })
+    }
+
+    /// Why the session is still short of executors, for a person waiting on it.
+    pub fn waiting_reason(&self) -> String {
+        waiting_reason(self.offers_seen.as_ref().map(|n| n.load(Ordering::Relaxed)))
+    }
+}
+
+/// Why a session is short of executors, from how many offers it has received (`None`: it
+/// runs its executor itself).
+fn waiting_reason(offers_seen: Option<u64>) -> String {
+    match offers_seen {
+        None => "the local executor is starting".into(),
+        Some(0) => {
+            "the cluster offers nothing to this session — see `tessera cluster status`".into()
+        }
+        Some(_) => format!(
+            "the offers so far had no room for another executor (at least 1 CPU and \
+             {MIN_EXECUTOR_MEM_MB} MiB on an agent without one) — see `tessera cluster status`"
+        ),
     }
 }
 
@@ -358,5 +359,22 @@ impl Drop for BackendKeeper {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reason_for_waiting_depends_on_the_offers_seen() {
+        assert!(waiting_reason(None).contains("local executor"));
+        assert!(waiting_reason(Some(0)).contains("offers nothing to this session"));
+        let some = waiting_reason(Some(3));
+        assert!(some.contains("no room for another executor"), "{some}");
+        assert!(
+            some.contains(&format!("{MIN_EXECUTOR_MEM_MB} MiB")),
+            "{some}"
+        );
     }
 }

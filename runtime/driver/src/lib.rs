@@ -89,8 +89,10 @@ pub(crate) struct DriverState {
     pub host: String,
     pub locality_wait: std::time::Duration,
     task_ids: AtomicU64,
-    /// Why the running cell panicked, if it did; taken by the session after each cell.
+    /// Why the running cell panicked, if it did, and the last job of it that did not
+    /// succeed; taken by the session after each cell.
     pub cell_panic: Mutex<Option<String>>,
+    pub failed_job: Mutex<Option<FailedJob>>,
     task_metrics_log: Option<Mutex<std::fs::File>>,
 }
 
@@ -154,6 +156,21 @@ impl DriverState {
                 .await;
         }
     }
+}
+
+/// A job that did not succeed: the error its cell received, and whether it was cancelled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedJob {
+    pub message: String,
+    pub cancelled: bool,
+}
+
+/// What the driver saw of a cell's failure: the message it panicked with, and the last job it
+/// ran that did not succeed.
+#[derive(Clone, Debug, Default)]
+pub struct CellFailure {
+    pub panic: Option<String>,
+    pub failed_job: Option<FailedJob>,
 }
 
 /// One cached RDD as `:storage` shows it.
@@ -247,6 +264,7 @@ impl Driver {
             locality_wait: config.locality_wait,
             task_ids: AtomicU64::new(0),
             cell_panic: Mutex::new(None),
+            failed_job: Mutex::new(None),
             task_metrics_log,
         });
 
@@ -326,7 +344,7 @@ impl Driver {
                 {
                     continue;
                 }
-                let why = (self.backend.waiting_reason)();
+                let why = self.backend.waiting_reason();
                 if tokio::time::Instant::now() >= deadline {
                     anyhow::bail!(
                         "only {} of {count} executors registered within {}s: {why}; see the \
@@ -357,9 +375,12 @@ impl Driver {
         JobCanceller(self.state.clone())
     }
 
-    /// Why the cell that ran since the last call panicked, if it did.
-    pub fn take_cell_panic(&self) -> Option<String> {
-        self.state.cell_panic.lock().take()
+    /// How the cell that ran since the last call failed, as the driver saw it.
+    pub fn take_cell_failure(&self) -> CellFailure {
+        CellFailure {
+            panic: self.state.cell_panic.lock().take(),
+            failed_job: self.state.failed_job.lock().take(),
+        }
     }
 
     pub fn jobs(&self) -> Vec<JobInfo> {

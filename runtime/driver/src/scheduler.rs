@@ -82,6 +82,12 @@ pub async fn run_job(
                     JobState::Failed(message.clone())
                 },
             );
+            // The cell receives `message` as an error; the session tells a failed job from a
+            // panic of its own by it.
+            *state.failed_job.lock() = Some(crate::FailedJob {
+                message: message.clone(),
+                cancelled,
+            });
             Err(message)
         }
     }

@@ -9,7 +9,7 @@ mod evcxr_dir;
 pub use cell_syntax::{Completeness, completeness, terminate_trailing_let};
 pub use cells::{Cell, command_line, is_incomplete, join_cells, split_cells};
 pub use tessera_driver::{
-    CellDisplay, ClusterOptions, Credential, DEFAULT_LOCALITY_WAIT, Driver, ExecutorRow,
+    CellDisplay, ClusterOptions, Credential, DEFAULT_LOCALITY_WAIT, Driver, ExecutorRow, FailedJob,
     JobCanceller, JobInfo, JobState, MasterEndpoint, MasterUrl, Progress, StorageRow,
     parse_master_url,
 };
@@ -107,36 +107,25 @@ pub enum CellErrorKind {
 }
 
 impl CellErrorKind {
-    /// The kind of a cell that panicked with `message`: the driver's errors for a failed or
-    /// cancelled job reach the cell as a raised `tessera::Error`, and so as a panic.
-    pub fn of_panic(message: &str) -> CellErrorKind {
-        if message.contains("was cancelled") {
-            CellErrorKind::JobCancelled
-        } else if says_a_job_failed(message) {
-            CellErrorKind::JobFailed
-        } else {
-            CellErrorKind::Panic
+    /// The kind of a cell that panicked with `message`: a failed or cancelled job's error
+    /// reaches the cell as a raised `tessera::Error`, and so as a panic with the message the
+    /// driver recorded for that job.
+    pub fn of_panic(message: &str, failed_job: Option<&FailedJob>) -> CellErrorKind {
+        match failed_job {
+            Some(job) if job.message == message && job.cancelled => CellErrorKind::JobCancelled,
+            Some(job) if job.message == message => CellErrorKind::JobFailed,
+            _ => CellErrorKind::Panic,
         }
     }
 
     /// The kind of a cell that evcxr could not run for a reason other than compile errors.
-    pub fn of_session_failure(message: &str) -> CellErrorKind {
-        if message.contains("was cancelled") {
+    pub fn of_session_failure(failed_job: Option<&FailedJob>) -> CellErrorKind {
+        if failed_job.is_some_and(|job| job.cancelled) {
             CellErrorKind::JobCancelled
         } else {
             CellErrorKind::Session
         }
     }
-}
-
-/// Whether `message` is the driver's report of a failed job: "Job 3 failed: task for
-/// partition 1 failed 4 times; …".
-fn says_a_job_failed(message: &str) -> bool {
-    message.match_indices("Job ").any(|(at, prefix)| {
-        let rest = &message[at + prefix.len()..];
-        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-        digits > 0 && rest[digits..].starts_with(" failed")
-    })
 }
 
 impl std::fmt::Display for CellError {
@@ -360,10 +349,11 @@ impl Session {
 
     /// Compiles and runs one cell (or evcxr command such as `:dep`).
     pub fn execute(&mut self, code: &str) -> Result<CellOutput, CellError> {
-        self.driver.take_cell_panic();
+        self.driver.take_cell_failure();
         let result = self.evcxr.execute(&terminate_trailing_let(code));
-        let panic = self.driver.take_cell_panic();
-        match (result, panic) {
+        let failure = self.driver.take_cell_failure();
+        let failed_job = failure.failed_job.as_ref();
+        match (result, failure.panic) {
             (Ok(outputs), None) => {
                 if !code.trim().is_empty() {
                     self.history.push(code.to_string());
@@ -379,20 +369,17 @@ impl Session {
                 Ok(CellOutput { data })
             }
             (Ok(_), Some(message)) => Err(CellError {
-                kind: CellErrorKind::of_panic(&message),
+                kind: CellErrorKind::of_panic(&message, failed_job),
                 message,
             }),
             (Err(evcxr::Error::CompilationErrors(errors)), _) => Err(CellError {
                 message: render_errors(code, &errors, self.color),
                 kind: CellErrorKind::Compile,
             }),
-            (Err(e), _) => {
-                let message = e.to_string();
-                Err(CellError {
-                    kind: CellErrorKind::of_session_failure(&message),
-                    message,
-                })
-            }
+            (Err(e), _) => Err(CellError {
+                kind: CellErrorKind::of_session_failure(failed_job),
+                message: e.to_string(),
+            }),
         }
     }
 
@@ -600,32 +587,34 @@ mod tests {
 
     #[test]
     fn a_panic_is_classified_by_what_the_driver_said() {
-        assert_eq!(CellErrorKind::of_panic("boom"), CellErrorKind::Panic);
+        let failed = FailedJob {
+            message: "Job 3 failed: task for partition 1 failed 4 times".into(),
+            cancelled: false,
+        };
+        let cancelled = FailedJob {
+            message: "Job 12 was cancelled".into(),
+            cancelled: true,
+        };
+        assert_eq!(CellErrorKind::of_panic("boom", None), CellErrorKind::Panic);
         assert_eq!(
-            CellErrorKind::of_panic(
-                "Job 3 failed: task for partition 1 failed 4 times; most recent failure on executor 0: boom"
-            ),
+            CellErrorKind::of_panic(&failed.message, Some(&failed)),
             CellErrorKind::JobFailed
         );
         assert_eq!(
-            CellErrorKind::of_panic("Job 12 was cancelled"),
+            CellErrorKind::of_panic(&cancelled.message, Some(&cancelled)),
             CellErrorKind::JobCancelled
         );
         assert_eq!(
-            CellErrorKind::of_panic("Job failed to start"),
+            CellErrorKind::of_panic("Job 3 failed: my own words", Some(&failed)),
             CellErrorKind::Panic,
-            "no job number"
+            "a panic of the cell's own after a failed job"
         );
         assert_eq!(
-            CellErrorKind::of_panic("Job 7 finished"),
-            CellErrorKind::Panic
-        );
-        assert_eq!(
-            CellErrorKind::of_session_failure("Subprocess terminated"),
+            CellErrorKind::of_session_failure(None),
             CellErrorKind::Session
         );
         assert_eq!(
-            CellErrorKind::of_session_failure("Job 2 was cancelled"),
+            CellErrorKind::of_session_failure(Some(&cancelled)),
             CellErrorKind::JobCancelled
         );
     }
