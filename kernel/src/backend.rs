@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-/// A handle another thread uses to interrupt the running cell (cancel its job).
+/// A handle another thread uses to interrupt the running cell (cancel its jobs, and stop a
+/// cell that does not stop by itself).
 pub type Interrupter = Box<dyn Fn() + Send + Sync>;
 
 /// What a kernel needs from the thing that runs code.

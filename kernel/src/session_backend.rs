@@ -3,16 +3,21 @@
 //! `kernel_info` at once and the first cell waits for it.
 
 use crate::backend::{
-    Completion, ExecuteError, ExecuteOutput, Interrupter, IsComplete, KernelBackend, LanguageInfo,
-    MimeBundle, OutputSink,
+    Completion, ExecuteError, ExecuteOutput, IsComplete, KernelBackend, LanguageInfo, MimeBundle,
+    OutputSink,
 };
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tessera_session::{
-    CellDisplay, CellErrorKind, JobCanceller, Progress, Session, SessionConfig, StartingSession,
-    Stream,
+    CellDisplay, CellErrorKind, CellProgress, Interrupter, Progress, Session, SessionConfig,
+    StartingSession, Stream,
 };
+
+/// How often a cell's progress display is updated at most (a job of a thousand tasks would
+/// otherwise send a thousand updates).
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 /// What reaches the kernel's thread while a cell runs.
 enum Event {
@@ -29,7 +34,8 @@ pub struct SessionBackend {
     /// What cells ask to show; read as the cell runs and right after it, so that everything a
     /// cell displayed is published before its result.
     displays: Arc<Mutex<Option<tokio::sync::broadcast::Receiver<CellDisplay>>>>,
-    canceller: Arc<Mutex<Option<JobCanceller>>>,
+    /// Interrupts the running cell, once the session has started.
+    interrupter: Arc<Mutex<Option<Interrupter>>>,
 }
 
 impl SessionBackend {
@@ -45,7 +51,7 @@ impl SessionBackend {
             events,
             sender,
             displays: Arc::new(Mutex::new(None)),
-            canceller: Arc::new(Mutex::new(None)),
+            interrupter: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -57,7 +63,7 @@ impl SessionBackend {
         if !self.forwarding_progress {
             self.forwarding_progress = true;
             *self.displays.lock() = Some(session.driver().displays());
-            *self.canceller.lock() = Some(session.driver().canceller());
+            *self.interrupter.lock() = Some(session.interrupter());
             let mut progress = session.driver().progress();
             let sender = self.sender.clone();
             std::thread::spawn(move || {
@@ -72,29 +78,63 @@ impl SessionBackend {
     }
 }
 
-/// A job's progress as a bar, in HTML and plain text.
-fn progress_bundle(p: &Progress) -> MimeBundle {
-    let state = if p.finished { "done" } else { "running" };
-    let shuffled = if p.shuffle_bytes > 0 {
-        format!(", {} bytes shuffled", p.shuffle_bytes)
-    } else {
-        String::new()
-    };
-    let text = format!(
-        "Job {}: {} (stage {}) [{}/{} tasks{shuffled}] {state}",
-        p.job_id, p.description, p.stages, p.tasks_done, p.tasks_total
-    );
-    let html = format!(
-        "<div><code>Job {}: {}</code> stage {} <progress value=\"{}\" max=\"{}\"></progress> {}/{} tasks{shuffled} {state}</div>",
-        p.job_id,
-        tessera_display::escape_html(&p.description),
-        p.stages,
-        p.tasks_done,
-        p.tasks_total.max(1),
-        p.tasks_done,
-        p.tasks_total
-    );
-    MimeBundle::plain(text).with("text/html", html)
+/// The cell's one progress display: every job it runs, shown under one `display_id` that is
+/// published once and then updated in place, ending with the cell's final state.
+struct ProgressDisplay {
+    cell: CellProgress,
+    /// Unique across kernels, so that a restarted kernel's cells never update an older output.
+    id: String,
+    started: Instant,
+    /// When it was last published; `None` until it is shown.
+    published: Option<Instant>,
+    /// Events taken in since then.
+    changed: bool,
+}
+
+impl ProgressDisplay {
+    fn new() -> ProgressDisplay {
+        ProgressDisplay {
+            cell: CellProgress::new(),
+            id: format!("tessera-progress-{}", uuid::Uuid::new_v4().simple()),
+            started: Instant::now(),
+            published: None,
+            changed: false,
+        }
+    }
+
+    fn observe(&mut self, event: Progress, sink: &mut dyn OutputSink) {
+        self.cell.observe(event);
+        self.changed = true;
+        if update_due(self.published.map(|at| at.elapsed())) {
+            self.publish(false, false, sink);
+        }
+    }
+
+    /// Publishes the display as it stands (`ended`: the cell's final state).
+    fn publish(&mut self, ended: bool, interrupted: bool, sink: &mut dyn OutputSink) {
+        if self.cell.is_empty() {
+            return;
+        }
+        let state = self.cell.state(ended, interrupted);
+        let elapsed = self.started.elapsed();
+        let bundle = MimeBundle::plain(self.cell.text(&state, elapsed))
+            .with("text/html", self.cell.html(&state, elapsed));
+        sink.display(bundle, Some(&self.id), self.published.is_some());
+        self.published = Some(Instant::now());
+        self.changed = false;
+    }
+
+    /// Publishes what changed since the last update, now that it is due.
+    fn refresh(&mut self, sink: &mut dyn OutputSink) {
+        if self.changed && update_due(self.published.map(|at| at.elapsed())) {
+            self.publish(false, false, sink);
+        }
+    }
+}
+
+/// Whether a progress display last published `since` ago (`None`: never) is due an update.
+fn update_due(since: Option<Duration>) -> bool {
+    since.is_none_or(|since| since >= PROGRESS_EVERY)
 }
 
 /// The `ename` a client sees for each kind of failed cell.
@@ -104,6 +144,7 @@ fn ename(kind: CellErrorKind) -> &'static str {
         CellErrorKind::Panic => "Panic",
         CellErrorKind::JobFailed => "JobFailed",
         CellErrorKind::JobCancelled => "JobCancelled",
+        CellErrorKind::Interrupted => "Interrupted",
         CellErrorKind::Session => "SessionError",
     }
 }
@@ -150,18 +191,11 @@ fn rustc_release(version_output: &str) -> Option<String> {
     well_formed.then_some(release)
 }
 
-fn forward(event: Event, sink: &mut dyn OutputSink, shown: &mut Vec<u64>) {
+fn forward(event: Event, sink: &mut dyn OutputSink, progress: &mut ProgressDisplay) {
     match event {
         Event::Output(Stream::Stdout, line) => sink.stdout(&format!("{line}\n")),
         Event::Output(Stream::Stderr, line) => sink.stderr(&format!("{line}\n")),
-        Event::Progress(progress) => {
-            let id = format!("tessera-job-{}", progress.job_id);
-            let update = shown.contains(&progress.job_id);
-            if !update {
-                shown.push(progress.job_id);
-            }
-            sink.display(progress_bundle(&progress), Some(&id), update);
-        }
+        Event::Progress(event) => progress.observe(event, sink),
     }
 }
 
@@ -229,23 +263,32 @@ impl KernelBackend for SessionBackend {
                 })
                 .map_err(|e| ExecuteError::new("CommandError", e.to_string()));
         }
-        let mut shown = Vec::new();
+        // Progress from before the cell belongs to no cell; output is passed on as it came.
+        let mut progress = ProgressDisplay::new();
+        while let Ok(event) = events.try_recv() {
+            if let Event::Output(..) = event {
+                forward(event, sink, &mut progress);
+            }
+        }
         // Run the cell on another thread and stream its output from this one as it comes.
         let result = std::thread::scope(|scope| {
-            let running = scope.spawn(|| session.execute(code));
+            let running = scope.spawn(|| session.run_cell(code));
             while !running.is_finished() {
-                if let Ok(event) = events.recv_timeout(std::time::Duration::from_millis(20)) {
-                    forward(event, sink, &mut shown);
+                if let Ok(event) = events.recv_timeout(Duration::from_millis(20)) {
+                    forward(event, sink, &mut progress);
                 }
+                progress.refresh(sink);
                 show_displays(&displays, sink);
             }
             running.join()
         });
         while let Ok(event) = events.try_recv() {
-            forward(event, sink, &mut shown);
+            forward(event, sink, &mut progress);
         }
         // The driver passed them on before answering the cell: all are here by now.
         show_displays(&displays, sink);
+        let interrupted = matches!(&result, Ok(Err(e)) if e.kind == CellErrorKind::Interrupted);
+        progress.publish(true, interrupted, sink);
         match result {
             Ok(Ok(output)) => Ok(ExecuteOutput {
                 data: output
@@ -301,11 +344,11 @@ impl KernelBackend for SessionBackend {
         }
     }
 
-    fn interrupter(&self) -> Interrupter {
-        let canceller = self.canceller.clone();
+    fn interrupter(&self) -> crate::backend::Interrupter {
+        let interrupter = self.interrupter.clone();
         Box::new(move || {
-            if let Some(canceller) = canceller.lock().as_ref() {
-                canceller.cancel_all();
+            if let Some(interrupter) = interrupter.lock().as_ref() {
+                interrupter.interrupt();
             }
         })
     }
@@ -343,6 +386,76 @@ mod tests {
         assert_eq!(rustc_release("rustc version unknown"), None);
     }
 
+    /// What a cell published, as (text, display id, update).
+    #[derive(Default)]
+    struct Published(Vec<(String, Option<String>, bool)>);
+
+    impl OutputSink for Published {
+        fn stdout(&mut self, _: &str) {}
+        fn stderr(&mut self, _: &str) {}
+        fn display(&mut self, data: MimeBundle, display_id: Option<&str>, update: bool) {
+            let text = data
+                .get("text/plain")
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            self.0
+                .push((text.to_string(), display_id.map(String::from), update));
+        }
+        fn clear_output(&mut self, _: bool) {}
+    }
+
+    fn event(job_id: u64, tasks_done: u32, state: tessera_session::JobState) -> Progress {
+        Progress {
+            job_id,
+            description: "count".into(),
+            stages_done: 0,
+            stages_total: 1,
+            tasks_done,
+            tasks_total: 2,
+            records: 0,
+            bytes: 0,
+            state,
+        }
+    }
+
+    #[test]
+    fn a_cells_jobs_share_one_display_updated_in_place_until_its_final_state() {
+        use tessera_session::JobState;
+        let mut sink = Published::default();
+        let mut progress = ProgressDisplay::new();
+        progress.publish(true, false, &mut sink);
+        assert!(sink.0.is_empty(), "a cell without jobs shows no progress");
+        for job in 0..3 {
+            progress.observe(event(job, 0, JobState::Running), &mut sink);
+            progress.observe(event(job, 2, JobState::Succeeded), &mut sink);
+            progress.refresh(&mut sink);
+        }
+        progress.publish(true, false, &mut sink);
+        let ids: std::collections::HashSet<_> =
+            sink.0.iter().map(|(_, id, _)| id.clone()).collect();
+        assert_eq!(ids.len(), 1, "{:?}", sink.0);
+        assert!(
+            ids.iter()
+                .all(|id| id.as_deref().unwrap().starts_with("tessera-progress-"))
+        );
+        let updates: Vec<bool> = sink.0.iter().map(|(_, _, update)| *update).collect();
+        assert!(
+            !updates[0] && updates[1..].iter().all(|u| *u),
+            "{updates:?}"
+        );
+        let (last, _, _) = sink.0.last().unwrap();
+        assert!(last.starts_with("done: 3 jobs"), "{last}");
+        // Events closer together than PROGRESS_EVERY wait for the next refresh.
+        assert!(sink.0.len() < 8, "{:?}", sink.0);
+    }
+
+    #[test]
+    fn updates_wait_for_their_turn() {
+        assert!(update_due(None));
+        assert!(!update_due(Some(PROGRESS_EVERY / 2)));
+        assert!(update_due(Some(PROGRESS_EVERY)));
+    }
+
     #[test]
     fn every_kind_of_failure_has_its_own_ename() {
         let kinds = [
@@ -350,6 +463,7 @@ mod tests {
             CellErrorKind::Panic,
             CellErrorKind::JobFailed,
             CellErrorKind::JobCancelled,
+            CellErrorKind::Interrupted,
             CellErrorKind::Session,
         ];
         let names: Vec<_> = kinds.into_iter().map(ename).collect();
@@ -360,6 +474,7 @@ mod tests {
                 "Panic",
                 "JobFailed",
                 "JobCancelled",
+                "Interrupted",
                 "SessionError"
             ]
         );

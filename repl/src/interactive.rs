@@ -12,7 +12,7 @@ use rustyline::{Editor, Helper};
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use tessera_session::{JobCanceller, Session, SessionConfig, StartingSession};
+use tessera_session::{COOPERATIVE_GRACE, Interrupter, Session, SessionConfig, StartingSession};
 
 const PROMPT: &str = "tessera> ";
 
@@ -70,8 +70,7 @@ pub fn run(config: SessionConfig) -> anyhow::Result<ExitCode> {
                 };
                 if progress_shown.is_none() {
                     progress_shown = Some(progress::show(session));
-                    let _ =
-                        interrupt_target.set((session.driver().canceller(), session.evcxr_child()));
+                    let _ = interrupt_target.set(session.interrupter());
                 }
                 if command && commands::run(session, &line) {
                     continue;
@@ -88,7 +87,7 @@ pub fn run(config: SessionConfig) -> anyhow::Result<ExitCode> {
 
 /// Runs one cell and prints its result or error; returns whether it succeeded.
 pub fn execute(session: &mut Session, code: &str) -> bool {
-    let result = progress::while_running(|| session.execute(code));
+    let result = progress::while_running(|| session.run_cell(code));
     commands::print_displays(session);
     match result {
         Ok(output) => {
@@ -115,20 +114,19 @@ fn history_file() -> std::path::PathBuf {
         .join(".local/share/tessera/history.txt")
 }
 
-/// What Ctrl-C acts on once the session has started: its jobs, and evcxr's child process.
-type InterruptTarget = Arc<OnceLock<(JobCanceller, Arc<std::sync::Mutex<std::process::Child>>)>>;
+/// What Ctrl-C acts on once the session has started.
+type InterruptTarget = Arc<OnceLock<Interrupter>>;
 
-/// Ctrl-C while a cell runs: cancel its jobs and keep the session. A second Ctrl-C within two
-/// seconds when no job was running stops the cell by restarting evcxr's child process, which
-/// loses the session's variables (as evcxr itself does), so it is the last resort. Before the
-/// session has started, a second Ctrl-C quits.
+/// Ctrl-C while a cell runs interrupts it: its jobs are cancelled, and a cell that does not
+/// stop by itself (a loop, a sleep) is stopped by restarting the process that runs cells, after
+/// which the session says which variables it rebuilt and which were lost. Before the session
+/// has started, a second Ctrl-C within two seconds quits.
 fn install_interrupt_handler(target: InterruptTarget) {
-    let last_idle_press: Mutex<Option<Instant>> = Mutex::new(None);
+    let last_press: Mutex<Option<Instant>> = Mutex::new(None);
     let _ = ctrlc::set_handler(move || {
-        let mut last = last_idle_press.lock();
-        let again = last.is_some_and(|t| t.elapsed() < Duration::from_secs(2));
-        let Some((canceller, child)) = target.get() else {
-            if again {
+        let Some(interrupter) = target.get() else {
+            let mut last = last_press.lock();
+            if last.is_some_and(|t| t.elapsed() < Duration::from_secs(2)) {
                 eprintln!("\nQuitting before the session started.");
                 std::process::exit(130);
             }
@@ -136,21 +134,17 @@ fn install_interrupt_handler(target: InterruptTarget) {
             *last = Some(Instant::now());
             return;
         };
-        let cancelled = canceller.cancel_all();
-        if cancelled > 0 {
-            eprintln!("\nCancelling {cancelled} running job(s)...");
-            return;
-        }
-        if again {
-            eprintln!("\nStopping the cell: the session's variables are lost.");
-            let _ = child.lock().map(|mut c| c.kill());
-            *last = None;
-        } else {
-            eprintln!(
-                "\nNo job is running. Press Ctrl-C again within 2 s to stop the cell (its variables will be lost)."
-            );
-            *last = Some(Instant::now());
-        }
+        let done = interrupter.interrupt();
+        progress::without_bar(|| {
+            if done.jobs_cancelled > 0 {
+                eprintln!("\nCancelling {} running job(s)...", done.jobs_cancelled);
+            } else if done.cell_running {
+                eprintln!(
+                    "\nInterrupting the cell (stopped in {:.1} s if it does not stop by itself)...",
+                    COOPERATIVE_GRACE.as_secs_f64()
+                );
+            }
+        });
     });
 }
 

@@ -38,7 +38,7 @@ pub fn run(config: SessionConfig, script: &Path, keep_going: bool) -> anyhow::Re
         {
             continue;
         }
-        let result = progress::while_running(|| session.execute(code));
+        let result = progress::while_running(|| session.run_cell(code));
         commands::print_displays(&mut session);
         match result {
             Ok(output) => {

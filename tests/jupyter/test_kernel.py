@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -87,6 +88,74 @@ def run_cell(kc, code, **options):
         code, output_hook=outputs.append, timeout=TIMEOUT, allow_stdin=False, **options
     )
     return reply["content"], outputs
+
+
+PROGRESS_PREFIX = "tessera-progress-"
+# The issue's promise is that an interrupt stops a cell within a second; the reply also waits
+# for the session to bind `sc` again (one small cell compiled), so it gets a bound a few
+# times that, still far below what a cell left running would take.
+INTERRUPT_REPLY_SECONDS = 5
+
+
+def progress_displays(outputs):
+    """The cell's progress display messages, in order: (display_id, msg_type, data)."""
+    found = []
+    for m in outputs:
+        if m["msg_type"] in ("display_data", "update_display_data"):
+            display_id = m["content"].get("transient", {}).get("display_id", "")
+            if display_id.startswith(PROGRESS_PREFIX):
+                found.append((display_id, m["msg_type"], m["content"]["data"]))
+    return found
+
+
+def assert_one_progress_display(outputs):
+    """Asserts the cell showed exactly one progress display, published once and then
+    updated in place; returns the text of its last state."""
+    displays = progress_displays(outputs)
+    assert displays, outputs
+    assert len({display_id for display_id, _, _ in displays}) == 1, displays
+    kinds = [kind for _, kind, _ in displays]
+    assert kinds[0] == "display_data", kinds
+    assert len(kinds) >= 2 and set(kinds[1:]) == {"update_display_data"}, kinds
+    last = displays[-1][2]
+    assert "<progress" in last["text/html"], last
+    return last["text/plain"]
+
+
+def interrupt_cell(km, kc, code, ready, how):
+    """Executes `code`, waits until one of its iopub messages satisfies `ready`, then
+    interrupts the kernel `how` ("message": an interrupt_request on the control channel;
+    "signal": SIGINT, as Jupyter sends for interrupt_mode "signal"). Returns (execute_reply
+    content, the cell's iopub messages, seconds from the interrupt to the reply)."""
+    msg_id = kc.execute(code)
+    outputs = []
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"the cell never got going: {outputs}"
+        msg = kc.get_iopub_msg(timeout=remaining)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        outputs.append(msg)
+        if ready(msg):
+            break
+    interrupted = time.monotonic()
+    if how == "signal":
+        km.signal_kernel(signal.SIGINT)
+    else:
+        km.interrupt_kernel()
+    reply = kc.get_shell_msg(timeout=60)
+    while reply["parent_header"].get("msg_id") != msg_id:
+        reply = kc.get_shell_msg(timeout=60)
+    elapsed = time.monotonic() - interrupted
+    while True:
+        msg = kc.get_iopub_msg(timeout=60)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        outputs.append(msg)
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    return reply["content"], outputs, elapsed
 
 
 def history(kc, access, **request):
@@ -304,25 +373,11 @@ def test_rdd_job_result_and_progress(kernel):
     assert len(results) == 1, outputs
     assert results[0]["content"]["data"]["text/plain"].strip() == "333"
 
-    # Job progress: one display_data per job with a `tessera-job-N` display id, then
-    # updates of that same display, the last one saying the job is done.
-    shown = [m for m in outputs if m["msg_type"] == "display_data"]
-    job_ids = [
-        m["content"].get("transient", {}).get("display_id", "") for m in shown
-    ]
-    job_ids = [i for i in job_ids if i.startswith("tessera-job-")]
-    assert len(job_ids) == 1, outputs
-    assert job_ids[0].removeprefix("tessera-job-").isdigit(), job_ids
-    updates = [
-        m
-        for m in outputs
-        if m["msg_type"] == "update_display_data"
-        and m["content"]["transient"]["display_id"] == job_ids[0]
-    ]
-    assert updates, outputs
-    last = updates[-1]["content"]["data"]
-    assert "4/4" in last["text/plain"] and "done" in last["text/plain"], last
-    assert "<progress" in last["text/html"], last
+    # Job progress: one display for the cell, then updates of that same display, the last
+    # one saying its one job is done.
+    last = assert_one_progress_display(outputs)
+    assert last.startswith("done: 1 job ("), last
+    assert "4 tasks" in last, last
     # Progress comes before the result.
     kinds = [m["msg_type"] for m in outputs]
     assert kinds.index("display_data") < kinds.index("execute_result"), kinds
@@ -391,6 +446,10 @@ def test_failing_job_is_an_error_with_the_panic_message(kernel):
     assert len(errors) == 1, outputs
     assert message in errors[0]["content"]["evalue"]
     assert not [m for m in outputs if m["msg_type"] == "execute_result"], outputs
+    # The cell's progress ends failed, with the reason in short.
+    last = assert_one_progress_display(outputs)
+    assert last.startswith("failed: job 1 ("), last
+    assert message in last, last
     # The session and its variables survive a failed job.
     content, outputs = run_cell(kc, "base.count()")
     assert content["status"] == "ok", content
@@ -408,31 +467,113 @@ def test_interrupt_cancels_the_running_job(kernel):
         ".map(|x: u64| { std::thread::sleep(std::time::Duration::from_micros(200)); x })"
         ".count()"
     )
-    msg_id = kc.execute(long_job)
     # Wait until the job runs (its progress display appears), then interrupt.
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, "the job never started"
-        msg = kc.get_iopub_msg(timeout=remaining)
-        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "display_data":
-            break
-    time.sleep(2)
-    interrupted = time.monotonic()
-    km.interrupt_kernel()
-    reply = kc.get_shell_msg(timeout=60)
-    while reply["parent_header"].get("msg_id") != msg_id:
-        reply = kc.get_shell_msg(timeout=60)
-    assert time.monotonic() - interrupted < 30
-    content = reply["content"]
+    content, outputs, elapsed = interrupt_cell(
+        km, kc, long_job, lambda m: m["msg_type"] == "display_data", "message"
+    )
+    assert elapsed < 30
     assert content["status"] == "error", content
     assert content["ename"] == "JobCancelled", content
     assert "cancelled" in content["evalue"], content
+    # The cell's progress ends cancelled, not done.
+    last = assert_one_progress_display(outputs)
+    assert last.startswith("cancelled: job 1 ("), last
     # The session keeps its variables.
     content, outputs = run_cell(kc, "kept * 6")
     assert content["status"] == "ok", content
     results = [m for m in outputs if m["msg_type"] == "execute_result"]
     assert [r["content"]["data"]["text/plain"].strip() for r in results] == ["42"]
+
+
+def test_one_progress_display_covers_every_job_of_a_cell(kernel):
+    _, kc = kernel
+    content, outputs = run_cell(
+        kc,
+        "let several = sc.parallelize((1..=1000).collect::<Vec<u64>>(), 4);\n"
+        "(several.count(), several.map(|x: u64| x * 2).reduce(|a: u64, b: u64| a + b), "
+        "several.filter(|x: &u64| x % 2 == 0).count())",
+    )
+    assert content["status"] == "ok", content
+    results = [m for m in outputs if m["msg_type"] == "execute_result"]
+    assert [r["content"]["data"]["text/plain"].strip() for r in results] == [
+        "(1000, 1001000, 500)"
+    ], results
+    last = assert_one_progress_display(outputs)
+    assert last.startswith("done: 3 jobs, 3 stages, 12 tasks"), last
+
+    # A job with a shuffle runs two stages: the map stage, then the one reading its output.
+    content, outputs = run_cell(
+        kc,
+        "several.map(|x: u64| (x % 3, x)).reduce_by_key(|a: u64, b: u64| a + b).count()",
+    )
+    assert content["status"] == "ok", content
+    last = assert_one_progress_display(outputs)
+    assert re.match(r"done: 1 job \(.*\), 2 stages, 8 tasks", last), last
+
+
+@pytest.mark.parametrize(
+    "how, code, ready",
+    [
+        (
+            "message",
+            'println!("looping"); loop { std::hint::spin_loop(); }',
+            "looping",
+        ),
+        (
+            "signal",
+            'println!("sleeping"); std::thread::sleep(std::time::Duration::from_secs(600));',
+            "sleeping",
+        ),
+    ],
+)
+def test_interrupt_stops_a_cell_that_runs_no_job(kernel, how, code, ready):
+    km, kc = kernel
+    survivor, lost, hits = f"survivor_{how}", f"lost_{how}", f"hits_{how}"
+    content, _ = run_cell(
+        kc,
+        f"let {survivor} = sc.parallelize((1..=100).collect::<Vec<u64>>(), 4).cache();\n"
+        f"let {lost} = 41u64;\n"
+        f"let {hits} = sc.accumulator::<u64>();\n"
+        f"{hits}.add(5);\n"
+        f"{survivor}.count()",
+    )
+    assert content["status"] == "ok", content
+
+    def started(msg):
+        return msg["msg_type"] == "stream" and ready in msg["content"]["text"]
+
+    content, outputs, elapsed = interrupt_cell(km, kc, code, started, how)
+    assert elapsed < INTERRUPT_REPLY_SECONDS, elapsed
+    assert content["status"] == "error", content
+    assert content["ename"] == "Interrupted", content
+    errors = [m for m in outputs if m["msg_type"] == "error"]
+    assert [e["content"]["ename"] for e in errors] == ["Interrupted"], outputs
+    # The reply says what was rebuilt and what was lost, by name and type.
+    rebuilt = re.search(r"^Rebuilt: (.*)$", content["evalue"], re.M)
+    lost_line = re.search(r"^Lost: (.*)$", content["evalue"], re.M)
+    assert rebuilt and lost_line, content["evalue"]
+    assert f"{survivor}: Rdd<u64>" in rebuilt.group(1), content["evalue"]
+    assert "sc: Context" in rebuilt.group(1), content["evalue"]
+    assert f"{hits}: Accumulator<u64>" in rebuilt.group(1), content["evalue"]
+    assert f"{lost}: u64" in lost_line.group(1), content["evalue"]
+
+    # The next cell works: `sc` is bound to the same driver, and the rebuilt RDD counts from
+    # the executors' cache.
+    content, outputs = run_cell(
+        kc,
+        f"({survivor}.count(), sc.parallelize(vec![1u64, 2, 3], 2).count(), {hits}.value())",
+    )
+    assert content["status"] == "ok", content
+    results = [m for m in outputs if m["msg_type"] == "execute_result"]
+    assert [r["content"]["data"]["text/plain"].strip() for r in results] == ["(100, 3, 5)"]
+    content, outputs = run_cell(kc, ":jobs")
+    assert content["status"] == "ok", content
+    jobs = [m for m in outputs if m["msg_type"] == "execute_result"][0]["content"]["data"]
+    tasks = re.findall(r"(\d+)/(\d+) \((\d+) from cache\)", jobs["text/plain"])
+    assert tasks[-2] == ("4", "4", "4"), jobs["text/plain"]
+    # What was lost is gone.
+    content, _ = run_cell(kc, f"{lost} + 1")
+    assert content["status"] == "error", content
 
 
 def test_shutdown(kernel):

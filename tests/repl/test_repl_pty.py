@@ -147,6 +147,9 @@ def test_cache_cancel_storage_and_quit(repl):
     assert re.search(r"Job \d+ was cancelled", out), out
     # Cancelled well before the job could have finished (~40 s a task).
     assert time.monotonic() - started < 30
+    # The cell's progress line stays on the screen with its final state: cancelled, not done.
+    final = re.findall(r"^\[[= >]*\] (\w+): job 1 \(.*$", out, re.M)
+    assert final == ["cancelled"], out
 
     # The session and its variables survived; the cached RDD still counts the same.
     out = repl.cell("evens.count()")
@@ -164,6 +167,44 @@ def test_cache_cancel_storage_and_quit(repl):
     repl.expect_exact(pexpect.EOF, timeout=60)
     repl.child.close()
     assert repl.child.exitstatus == 0, (repl.child.exitstatus, repl.child.signalstatus)
+
+
+# The promise is that an interrupt stops a cell within a second; the prompt also waits
+# for the session to bind `sc` again (one small cell compiled).
+INTERRUPT_SECONDS = 5
+
+
+def test_ctrl_c_stops_a_cell_that_runs_no_job_and_the_cache_stays(repl):
+    repl.cell(
+        "let kept = sc.parallelize((1..=1000).collect::<Vec<u64>>(), 4).cache();",
+        timeout=START_TIMEOUT,
+    )
+    out = repl.cell("kept.count()")
+    assert last_line(out) == "1000", out
+    repl.cell("let gone = 7u64;")
+
+    repl.child.sendline('println!("looping"); loop { std::hint::spin_loop(); }')
+    try:
+        # The cell's own line, not the echo of what was typed.
+        repl.child.expect(r"\r\nlooping\r\n", timeout=CELL_TIMEOUT)
+    except (pexpect.TIMEOUT, pexpect.EOF) as e:
+        pytest.fail(f"the loop never started: {type(e).__name__}\n{repl.transcript()}")
+    interrupted = time.monotonic()
+    repl.child.sendintr()
+    out = repl.wait_prompt(timeout=60)
+    assert time.monotonic() - interrupted < INTERRUPT_SECONDS, out
+    assert "Interrupted" in out, out
+    assert re.search(r"^Rebuilt: sc: Context, kept: Rdd<u64> ", out, re.M), out
+    assert re.search(r"^Lost: gone: u64\.", out, re.M), out
+
+    # The session carries on with the same driver: the rebuilt RDD counts from the cache.
+    out = repl.cell("kept.count()")
+    assert last_line(out) == "1000", out
+    out = repl.cell(":jobs")
+    tasks = re.findall(r"(\d+)/(\d+) \((\d+) from cache\)", out)
+    assert tasks and tasks[-1] == ("4", "4", "4"), out
+    out = repl.cell("gone + 1")
+    assert "error" in out.lower(), out
 
 
 def test_multi_line_cell(repl):

@@ -96,6 +96,15 @@ impl<T> Rdd<T> {
     pub fn id(&self) -> RddId {
         self.id
     }
+
+    /// The handle on RDD `id` of the driver `ctx` talks to. For the session alone: after the
+    /// process that runs cells was restarted, it declares an RDD variable again with its type
+    /// and the id it held (the driver kept the lineage). `T` must be the RDD's record type.
+    #[doc(hidden)]
+    pub fn __rebuilt(ctx: Context, id: RddId) -> Rdd<T> {
+        Rdd::new(ctx, id)
+    }
+
 }
 
 impl<T: Data> Rdd<T> {

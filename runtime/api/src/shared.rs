@@ -173,6 +173,20 @@ impl<T: Accumulable> Accumulator<T> {
         }
     }
 
+    /// This accumulator's id within the session. For the session alone, which reads it to
+    /// declare the variable again after the process that runs cells was restarted.
+    #[doc(hidden)]
+    pub fn __id(&self) -> u64 {
+        self.id
+    }
+
+    /// The handle on accumulator `id` of the driver `ctx` talks to, which holds its sum. For the
+    /// session alone (see [`Accumulator::__id`]); `T` must be the accumulator's type.
+    #[doc(hidden)]
+    pub fn __rebuilt(ctx: Context, id: u64) -> Accumulator<T> {
+        Accumulator::new(ctx, id)
+    }
+
     /// Adds `value`: on an executor to this task's partial sum, in the cell to the total.
     pub fn add(&self, value: T) {
         match (&self.partial, &self.ctx) {

@@ -59,6 +59,28 @@ pub fn compute_shuffle(state: Arc<DriverState>, job_id: u64, shuffle: ShuffleId)
         while let Some(done) = tasks.join_next().await {
             done.map_err(|e| format!("a task's scheduler failed: {e}"))??;
         }
+        state.jobs.stage_done(job_id);
         Ok(())
     })
+}
+
+/// How many stages computing `rdd` will run as things stand: its result stage, and the map
+/// stage of every shuffle it reads (through its parents) whose output is missing, as
+/// [`compute_parent_shuffles`] will find them. Progress displays show it as "stage x of y".
+pub fn planned_stages(state: &DriverState, rdd: RddId) -> Result<u32, String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut pending = vec![rdd];
+    while let Some(rdd) = pending.pop() {
+        let shuffles = state
+            .lineage
+            .parent_shuffles(rdd, |rdd, p| !state.blocks.locations(rdd, p).is_empty())?;
+        for shuffle in shuffles {
+            let stage = state.lineage.shuffle_stage(shuffle)?;
+            let missing = state.map_outputs.missing(shuffle, stage.map_partitions);
+            if !missing.is_empty() && seen.insert(shuffle) {
+                pending.push(stage.parent);
+            }
+        }
+    }
+    Ok(1 + seen.len() as u32)
 }

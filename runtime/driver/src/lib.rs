@@ -101,8 +101,9 @@ impl DriverState {
         self.task_ids.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Counts a finished task in its job, and logs its metrics if asked to. `stage` is
-    /// `result`, or `map:<shuffle>` for a shuffle's map task.
+    /// Counts a finished task (which returned `result_bytes` to the driver) in its job, and
+    /// logs its metrics if asked to. `stage` is `result`, or `map:<shuffle>` for a shuffle's
+    /// map task.
     pub fn record_metrics(
         &self,
         job_id: u64,
@@ -110,6 +111,7 @@ impl DriverState {
         partition: u32,
         locality: locality::Locality,
         metrics: TaskMetrics,
+        result_bytes: u64,
     ) {
         if let Some(log) = &self.task_metrics_log {
             use std::io::Write;
@@ -128,9 +130,16 @@ impl DriverState {
                 metrics.shuffle_write_bytes
             );
         }
-        let from_cache = matches!(metrics.origin, tessera_plan::PartitionOrigin::Cached { .. });
-        self.jobs
-            .task_done(job_id, from_cache, metrics.shuffle_write_bytes);
+        self.jobs.task_done(
+            job_id,
+            jobs::TaskCounts {
+                from_cache: matches!(metrics.origin, tessera_plan::PartitionOrigin::Cached { .. }),
+                records: metrics.records,
+                shuffle_written: metrics.shuffle_write_bytes,
+                shuffle_read: metrics.shuffle_read_bytes,
+                result_bytes,
+            },
+        );
     }
 
     /// An executor died or became unreachable: its cached partitions and shuffle outputs are

@@ -30,7 +30,11 @@ pub async fn run_job(
 ) -> Result<Vec<Vec<u8>>, String> {
     let all = state.lineage.num_partitions(rdd)?;
     let partitions = partitions.unwrap_or_else(|| (0..all).collect());
-    let (job_id, mut cancelled) = state.jobs.start(description, partitions.len() as u32);
+    // A lineage the plan cannot read fails the job below, where the job is on record.
+    let planned = dag::planned_stages(&state, rdd).unwrap_or(1);
+    let (job_id, mut cancelled) = state
+        .jobs
+        .start(description, partitions.len() as u32, planned);
     // Dropping `stages` (on cancellation) aborts every task it spawned.
     let stages = async {
         dag::compute_parent_shuffles(state.clone(), job_id, rdd).await?;
@@ -172,7 +176,14 @@ pub async fn run_task(
                         TaskAction::ShuffleWrite { shuffle, .. } => format!("map:{shuffle}"),
                         TaskAction::Count | TaskAction::Run(_) => "result".to_string(),
                     };
-                    state.record_metrics(job_id, &stage, partition, locality, metrics);
+                    state.record_metrics(
+                        job_id,
+                        &stage,
+                        partition,
+                        locality,
+                        metrics,
+                        result.len() as u64,
+                    );
                     return Ok(TaskDone {
                         executor_id: executor.id,
                         result,

@@ -2,12 +2,19 @@
 //! an evcxr context that compiles and runs cells in a child process, with `sc` bound in it, and
 //! the driver those cells talk to.
 
+mod cell_progress;
 mod cell_syntax;
 mod cells;
 mod evcxr_dir;
+mod interrupt;
+mod rebuild;
+mod run_cell;
 
+pub use cell_progress::{CellProgress, CellProgressState};
 pub use cell_syntax::{Completeness, completeness, terminate_trailing_let};
 pub use cells::{Cell, command_line, is_incomplete, join_cells, split_cells};
+pub use interrupt::{COOPERATIVE_GRACE, Interrupter, Interruption};
+pub use rebuild::RestartReport;
 pub use tessera_driver::{
     CellDisplay, ClusterOptions, Credential, DEFAULT_LOCALITY_WAIT, Driver, ExecutorRow, FailedJob,
     JobCanceller, JobInfo, JobState, MasterEndpoint, MasterUrl, Progress, StorageRow,
@@ -102,6 +109,10 @@ pub enum CellErrorKind {
     JobFailed,
     /// A job the cell ran was cancelled (an interrupt).
     JobCancelled,
+    /// The cell was interrupted and did not stop by itself, so the process that ran it was
+    /// restarted ([`Session::run_cell`]): the message says which variables were rebuilt and
+    /// which were lost.
+    Interrupted,
     /// Anything else: the session itself failed to run the cell.
     Session,
 }
@@ -144,6 +155,11 @@ pub struct Session {
     /// What cells asked to show, for front ends that show it after the cell
     /// ([`Session::take_displays`]).
     displays: tokio::sync::broadcast::Receiver<CellDisplay>,
+    /// The running cell, for interrupts ([`Session::interrupter`]).
+    watch: Arc<interrupt::CellWatch>,
+    /// The ids the session's RDD and accumulator variables hold, to declare them again after
+    /// a restart.
+    known_ids: rebuild::KnownIds,
     _evcxr_dir: evcxr_dir::EvcxrDir,
 }
 
@@ -326,6 +342,8 @@ impl Session {
             sink,
             history: Vec::new(),
             color: config.color,
+            watch: Default::default(),
+            known_ids: Default::default(),
             _evcxr_dir: evcxr_dir,
         })
     }
