@@ -39,3 +39,21 @@ for _ in 0..iterations {
 for (i, (x, y)) in centres.iter().enumerate() {
     println!("centre {i}: {x:.9} {y:.9}");
 }
+
+// %%
+// The points coloured by the centre they are closest to, and the centres.
+let assigned: Vec<(usize, (f64, f64))> = points
+    .map(capture!([centres] |p: (f64, f64)| {
+        let distance = |c: &(f64, f64)| (p.0 - c.0).powi(2) + (p.1 - c.1).powi(2);
+        let closest = (0..centres.len())
+            .min_by(|&a, &b| distance(&centres[a]).total_cmp(&distance(&centres[b])))
+            .unwrap();
+        (closest, p)
+    }))
+    .collect();
+let mut clusters = tessera::plot::Plot::new().title("k-means clusters").x_label("x").y_label("y");
+for k in 0..K {
+    let members: Vec<(f64, f64)> = assigned.iter().filter(|(c, _)| *c == k).map(|(_, p)| *p).collect();
+    clusters = clusters.scatter_series(Some(&format!("cluster {k}")), &members);
+}
+clusters.marker_series(Some("centres"), &centres)

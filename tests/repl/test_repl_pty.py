@@ -260,3 +260,27 @@ def test_history_outlives_the_session_even_a_killed_one(tmp_path):
         second.expect_exact(":help me remember")
     finally:
         second.close()
+
+
+def test_results_print_as_tables_and_a_plot_prints_the_file_it_was_written_to(repl):
+    out = repl.cell(
+        'sc.parallelize(vec![("apple".to_string(), 3u64), ("cherry".to_string(), 12)], 2)'
+        ".collect()",
+        timeout=START_TIMEOUT,
+    )
+    grid = [line.strip() for line in out.splitlines() if line.strip().startswith(("│", "┌", "└"))]
+    assert grid == [
+        "┌────────┬────┐",
+        "│ _1     ┆ _2 │",
+        "│ apple  ┆  3 │",
+        "│ cherry ┆ 12 │",
+        "└────────┴────┘",
+    ], out
+    out = repl.cell("sc.parallelize((1..=50u32).collect::<Vec<_>>(), 2).take(25)")
+    assert last_line(out) == "… 5 more rows", out
+
+    out = repl.cell('tessera::plot::scatter(&[(1.0, 2.0), (3.0, 4.5)]).title("two points")')
+    match = re.search(r"^plot written to (\S+\.svg)$", last_line(out))
+    assert match, out
+    svg = Path(match.group(1)).read_text()
+    assert svg.startswith("<svg") and "two points" in svg, svg[:200]

@@ -9,20 +9,20 @@ fn transformations_and_actions_match_local_references() {
     let script = r#"
 let nums = sc.parallelize((1..=100).collect::<Vec<i64>>(), 4);
 // %%
-nums.map_partitions_with_index(|i: u32, it: std::vec::IntoIter<i64>| vec![(i, it.count())]).collect()
+println!("{:?}", nums.map_partitions_with_index(|i: u32, it: std::vec::IntoIter<i64>| vec![(i, it.count())]).collect());
 // %%
-nums.glom().map(|p: Vec<i64>| p.len()).collect()
+println!("{:?}", nums.glom().map(|p: Vec<i64>| p.len()).collect());
 // %%
 nums.key_by(|x: &i64| x % 3).filter(|p: &(i64, i64)| p.0 == 0).values().sum()
 // %%
 let pairs = nums.map(|x: i64| (x % 5, x));
-pairs.map_values(|v: i64| v * 10).lookup(2)
+println!("{:?}", pairs.map_values(|v: i64| v * 10).lookup(2));
 // %%
 pairs.flat_map_values(|v: i64| vec![v; 2]).count()
 // %%
 let mut by_key: Vec<(i64, u64)> = pairs.count_by_key().into_iter().collect();
 by_key.sort();
-by_key
+println!("{:?}", by_key);
 // %%
 nums.aggregate((0i64, 0u32), |acc: (i64, u32), x: i64| (acc.0 + x, acc.1 + 1), |a: (i64, u32), b: (i64, u32)| (a.0 + b.0, a.1 + b.1))
 // %%
@@ -38,14 +38,14 @@ let b = nums.sample(false, 0.3, 7).collect();
 let words = sc.parallelize(vec!["a".to_string(), "b".to_string(), "a".to_string()], 2);
 let mut counts: Vec<(String, u64)> = words.count_by_value().into_iter().collect();
 counts.sort();
-counts
+println!("{:?}", counts);
 // %%
 nums.filter(|x: &i64| x % 10 == 0).save_as_text_file("out");
 let mut lines: Vec<i64> = std::fs::read_dir("out").unwrap()
     .flat_map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap().lines().map(|l| l.parse::<i64>().unwrap()).collect::<Vec<_>>())
     .collect();
 lines.sort();
-lines
+println!("{:?}", lines);
 "#;
     let run = tessera_run(&dir.0, script, "local[2]", &[]);
     run.expect_success();
@@ -98,11 +98,11 @@ let b = sc.parallelize((100..=104).collect::<Vec<i64>>(), 2).cache();
 let both = a.union(&b).cache();
 both.count()
 // %%
-both.collect()
+println!("{:?}", both.collect());
 // %%
 both.filter(|x: &i64| *x >= 100).count()
 // %%
-sc.union(&[a, b, a]).zip_with_index().filter(|p: &(i64, u64)| p.1 % 5 == 0).collect()
+println!("{:?}", sc.union(&[a, b, a]).zip_with_index().filter(|p: &(i64, u64)| p.1 % 5 == 0).collect());
 "#;
     let run = tessera_run(&dir.0, script, "local[2]", &[]);
     run.expect_success();

@@ -129,7 +129,7 @@ let mut sums = data.map(|x: u64| (x % 64, x)).reduce_by_key(|a: u64, b: u64| a +
     .map(|p: (u64, u64)| { std::thread::sleep(std::time::Duration::from_millis(150)); p })
     .collect();
 sums.sort();
-sums
+println!("{:?}", sums);
 "#;
     // Kill as soon as the map stage has written all its output, early in the reduce stage.
     let map_stage_done = |tasks: &[TaskLine]| {

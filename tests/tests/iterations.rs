@@ -23,7 +23,7 @@ for i in 1..=200 {
 // %%
 let mut all = counts.collect();
 all.sort();
-all
+println!("{:?}", all);
 // %%
 counts.values().sum()
 "#;

@@ -187,7 +187,7 @@ errors.count()
 let sums = errors.map(|l: String| ((number(&l) / 10) % 4, number(&l))).reduce_by_key(|a: u64, b: u64| a + b);
 let mut sums = sums.collect();
 sums.sort();
-sums
+println!("{:?}", sums);
 // %%
 sc.add_file("levels.txt");
 fn weight(level: &str) -> u64 {
@@ -205,7 +205,7 @@ let slow = errors.map(|l: String| {
 });
 let mut counts = slow.reduce_by_key(|a: u64, b: u64| a + b).collect();
 counts.sort();
-counts
+println!("{:?}", counts);
 "#;
 
 /// The job the test interrupts by killing host C.

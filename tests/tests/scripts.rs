@@ -104,7 +104,7 @@ let kept = fruit.filter(capture!([keep] move |f: &String| keep.contains(f)));
 kept.count()
 // %%
 let scaled = sc.parallelize((1..=6).collect::<Vec<i64>>(), 2).map(capture!([factor] |x: i64| x as f64 * factor));
-scaled.collect()
+println!("{:?}", scaled.collect());
 // %%
 factor
 "#;

@@ -29,23 +29,23 @@ let pairs = sc.parallelize((1..=200u64).map(|x| (x % 7, x)).collect::<Vec<_>>(),
 fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> { v.sort(); v }
 // %%
 let sums = pairs.reduce_by_key(|a: u64, b: u64| a + b);
-sorted(sums.collect())
+println!("{:?}", sorted(sums.collect()));
 // %%
-sorted(sums.collect())
+println!("{:?}", sorted(sums.collect()));
 // %%
-sorted(pairs.fold_by_key(0, |a: u64, b: u64| a + b).collect())
+println!("{:?}", sorted(pairs.fold_by_key(0, |a: u64, b: u64| a + b).collect()));
 // %%
-sorted(pairs.aggregate_by_key((0u64, 0u32), |acc: (u64, u32), v: u64| (acc.0.max(v), acc.1 + 1), |a: (u64, u32), b: (u64, u32)| (a.0.max(b.0), a.1 + b.1)).collect())
+println!("{:?}", sorted(pairs.aggregate_by_key((0u64, 0u32), |acc: (u64, u32), v: u64| (acc.0.max(v), acc.1 + 1), |a: (u64, u32), b: (u64, u32)| (a.0.max(b.0), a.1 + b.1)).collect()));
 // %%
-sorted(pairs.combine_by_key(|v: u64| vec![v], |mut a: Vec<u64>, b: Vec<u64>| { a.extend(b); a }).map_values(|v: Vec<u64>| sorted(v)).collect())
+println!("{:?}", sorted(pairs.combine_by_key(|v: u64| vec![v], |mut a: Vec<u64>, b: Vec<u64>| { a.extend(b); a }).map_values(|v: Vec<u64>| sorted(v)).collect()));
 // %%
-sorted(pairs.group_by_key().map_values(|v: Vec<u64>| sorted(v)).collect())
+println!("{:?}", sorted(pairs.group_by_key().map_values(|v: Vec<u64>| sorted(v)).collect()));
 // %%
-sorted(pairs.values().map(|v: u64| v % 13).distinct().collect())
+println!("{:?}", sorted(pairs.values().map(|v: u64| v % 13).distinct().collect()));
 // %%
-pairs.map(|p: (u64, u64)| (p.1 % 50, p.0)).sort_by_key(true).keys().collect()
+println!("{:?}", pairs.map(|p: (u64, u64)| (p.1 % 50, p.0)).sort_by_key(true).keys().collect());
 // %%
-pairs.values().sort_by(|v: &u64| v % 10, false).map(|v: u64| v % 10).collect()
+println!("{:?}", pairs.values().sort_by(|v: &u64| v % 10, false).map(|v: u64| v % 10).collect());
 // %%
 let spread = pairs.repartition(3);
 (spread.num_partitions(), spread.count(), sorted(spread.collect()) == sorted(pairs.collect()))
@@ -113,17 +113,17 @@ let left = sc.parallelize(vec![(1u32, "a".to_string()), (2, "b".to_string()), (2
 let right = sc.parallelize(vec![(2u32, 20i32), (3, 30), (3, 31), (4, 40)], 3);
 fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> { v.sort(); v }
 // %%
-sorted(left.join(&right).collect())
+println!("{:?}", sorted(left.join(&right).collect()));
 // %%
-sorted(left.left_outer_join(&right).collect())
+println!("{:?}", sorted(left.left_outer_join(&right).collect()));
 // %%
-sorted(left.right_outer_join(&right).collect())
+println!("{:?}", sorted(left.right_outer_join(&right).collect()));
 // %%
-sorted(left.full_outer_join(&right).collect())
+println!("{:?}", sorted(left.full_outer_join(&right).collect()));
 // %%
-sorted(left.cogroup(&right).map_values(|(a, b): (Vec<String>, Vec<i32>)| (sorted(a), sorted(b))).collect())
+println!("{:?}", sorted(left.cogroup(&right).map_values(|(a, b): (Vec<String>, Vec<i32>)| (sorted(a), sorted(b))).collect()));
 // %%
-sorted(left.subtract_by_key(&right).collect())
+println!("{:?}", sorted(left.subtract_by_key(&right).collect()));
 "#;
     let run = tessera_run(&dir.0, script, CLUSTER, &[]);
     run.expect_success();
@@ -214,9 +214,9 @@ placed.count()
 // %%
 let mut sums = placed.map_values(|v: u64| v * 2).reduce_by_key(|a: u64, b: u64| a + b).collect();
 sums.sort();
-sums
+println!("{:?}", sums);
 // %%
-placed.map_partitions_with_index(|i: u32, mut part: std::vec::IntoIter<(u64, u64)>| vec![part.all(|p| tessera::hash_partition(&p.0, 3) == i)]).collect()
+println!("{:?}", placed.map_partitions_with_index(|i: u32, mut part: std::vec::IntoIter<(u64, u64)>| vec![part.all(|p| tessera::hash_partition(&p.0, 3) == i)]).collect());
 // %%
 let halves = placed.map_values(|v: u64| v / 2);
 let joined = placed.join(&halves);
@@ -277,7 +277,7 @@ impl CustomPartitioner<u64> for ByParity {
 }
 let pairs = sc.parallelize((1..=200u64).map(|x| (x % 7, x)).collect::<Vec<_>>(), 4);
 let placed = pairs.partition_by_custom(&ByParity).cache();
-placed.glom().map(|part: Vec<(u64, u64)>| { let mut keys: Vec<u64> = part.iter().map(|p| p.0).collect(); keys.sort(); keys.dedup(); keys }).collect()
+println!("{:?}", placed.glom().map(|part: Vec<(u64, u64)>| { let mut keys: Vec<u64> = part.iter().map(|p| p.0).collect(); keys.sort(); keys.dedup(); keys }).collect());
 // %%
 let other = pairs.map_values(|v: u64| v % 3).partition_by_custom(&ByParity);
 let joined = placed.join(&other);
@@ -285,7 +285,7 @@ let joined = placed.join(&other);
 // %%
 let mut sums = placed.reduce_by_key(|a: u64, b: u64| a + b).collect();
 sums.sort();
-sums
+println!("{:?}", sums);
 // %%
 #[derive(Serialize, Deserialize)]
 struct Broken;
@@ -334,7 +334,7 @@ let sorted = sc.parallelize((0..20u64).map(|x| (x, x * 10)).collect::<Vec<_>>(),
 let plain = sc.parallelize((0..20u64).map(|x| (x, x + 1)).collect::<Vec<_>>(), 2);
 let mut joined = sorted.join(&plain).collect();
 joined.sort();
-joined
+println!("{:?}", joined);
 "#;
     let run = tessera_run(&dir.0, script, CLUSTER, &[]);
     run.expect_success();
@@ -362,7 +362,7 @@ let mut groups = big.group_by_key().map_values(|v: Vec<String>| {
     (v.len(), v.iter().map(|s| s.len()).sum::<usize>(), v.iter().map(|s| s.trim_start_matches('0').parse::<u64>().unwrap_or(0)).sum::<u64>())
 }).collect();
 groups.sort();
-groups
+println!("{:?}", groups);
 "#;
     let run = tessera_run(&dir.0, script, CLUSTER, &[]);
     run.expect_success();
@@ -410,7 +410,7 @@ fn a_reducer_fetches_more_than_a_gibibyte_from_one_executor() {
     let script = r#"
 let big = sc.parallelize((0..4u64).collect::<Vec<_>>(), 4)
     .flat_map(|i: u64| (0..600u64).map(move |j| (0u64, vec![(i * 1000 + j) as u8; 1_000_000])).collect::<Vec<_>>());
-big.group_by_key().map_values(|v: Vec<Vec<u8>>| (v.len(), v.iter().map(|s| s.len()).sum::<usize>())).collect()
+println!("{:?}", big.group_by_key().map_values(|v: Vec<Vec<u8>>| (v.len(), v.iter().map(|s| s.len()).sum::<usize>())).collect());
 "#;
     let run = tessera_run(&dir.0, script, "local-cluster[2,1,8192]", &[]);
     run.expect_success();

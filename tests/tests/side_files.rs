@@ -16,13 +16,13 @@ fn weight(level: &str) -> u64 {
 }
 sc.add_file("data/levels.txt");
 let levels = sc.parallelize(vec!["ERROR", "INFO", "WARN", "ERROR"].into_iter().map(String::from).collect::<Vec<_>>(), 4);
-levels.map(|l: String| weight(&l)).collect()
+println!("{:?}", levels.map(|l: String| weight(&l)).collect());
 // %%
 weight("WARN")
 // %%
 std::fs::write("data/levels.txt", "ERROR 30\nWARN 20\nINFO 10\n").unwrap();
 sc.add_file("data/levels.txt");
-levels.map(|l: String| weight(&l)).collect()
+println!("{:?}", levels.map(|l: String| weight(&l)).collect());
 // %%
 sc.add_file("data/missing.txt");
 // %%

@@ -119,6 +119,18 @@ impl Context {
         })
     }
 
+    /// Shows `value` under the cell now, in every form it has (a table of records, a plot, an
+    /// RDD's lineage): as a cell's last value would show, but from anywhere in the cell, as
+    /// Spark's `show()`.
+    pub fn show<T: crate::RichDisplay + ?Sized>(&self, value: &T) {
+        let bundle = value.mime_bundle();
+        let data: Vec<(&str, &str)> = bundle
+            .iter()
+            .map(|(mime, content)| (mime.as_str(), content.as_str()))
+            .collect();
+        self.display_data(&data);
+    }
+
     /// Clears what the cell has shown so far, as Jupyter's `clear_output`.
     pub fn clear_output(&self) {
         self.done(CellRequest::ClearOutput { wait: false })

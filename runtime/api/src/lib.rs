@@ -22,11 +22,15 @@ mod context;
 mod error;
 pub mod files;
 mod hash;
+mod lineage;
 mod numeric_rdd;
 mod ops;
 mod pair_rdd;
 mod partitioner;
+pub mod plot;
 mod rdd;
+mod record_cells;
+mod rich;
 mod shared;
 mod ship;
 mod shuffle_rdd;
@@ -35,8 +39,10 @@ mod stats;
 pub use context::Context;
 pub use error::{Error, install_panic_hook};
 pub use hash::hash_partition;
+pub use lineage::{Lineage, LineageEntry};
 pub use partitioner::CustomPartitioner;
 pub use rdd::Rdd;
+pub use rich::{MAX_CELL_CHARS, MAX_ROWS, RichDisplay};
 pub use shared::{Accumulable, Accumulator, Broadcast};
 pub use ship::Capturable;
 pub use shuffle_rdd::{Key, Side};
@@ -57,6 +63,9 @@ pub mod prelude {
         Accumulator, Broadcast, Context, CustomPartitioner, Data, Key, Partitioner, Rdd,
         StorageLevel, capture,
     };
+    // In scope so that evcxr's `(value).evcxr_display()` finds it for a cell's last value: results
+    // of actions (`Vec`s of records, maps, `Stats`), RDD handles and plots show richly.
+    pub use crate::RichDisplay;
     pub use serde::{Deserialize, Serialize};
 }
 

@@ -105,6 +105,10 @@ impl<T> Rdd<T> {
         Rdd::new(ctx, id)
     }
 
+    /// The session this RDD belongs to.
+    pub(crate) fn context(&self) -> Context {
+        self.ctx
+    }
 }
 
 impl<T: Data> Rdd<T> {

@@ -104,9 +104,69 @@ impl Stats {
     }
 }
 
+/// Spark's `StatCounter` text: `(count: 4, mean: 2.5, stdev: 1.118..., max: 4.0, min: 1.0)`.
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "(count: {}, mean: {:?}, stdev: {:?}, max: {:?}, min: {:?})",
+            self.count(),
+            self.mean(),
+            self.stdev(),
+            self.max(),
+            self.min()
+        )
+    }
+}
+
+/// A one-row table: count, mean, stdev, min, max and sum.
+impl crate::rich::RichDisplay for Stats {
+    fn mime_bundle(&self) -> Vec<(String, String)> {
+        let (min, max) = if self.count == 0 {
+            (f64::NAN, f64::NAN)
+        } else {
+            (self.min, self.max)
+        };
+        let table = tessera_table::Table::new(
+            &["count", "mean", "stdev", "min", "max", "sum"],
+            [vec![
+                self.count.to_string(),
+                format!("{:?}", self.mean()),
+                format!("{:?}", self.stdev()),
+                format!("{min:?}"),
+                format!("{max:?}"),
+                format!("{:?}", self.sum()),
+            ]],
+        );
+        crate::rich::table_bundle(&table)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rich::RichDisplay;
+
+    #[test]
+    fn stats_show_as_a_one_row_table() {
+        let mut stats = Stats::default();
+        [1.0, 2.0, 3.0, 4.0].iter().for_each(|&x| stats.add(x));
+        let bundle = stats.mime_bundle();
+        let text = &bundle[0].1;
+        assert!(text.contains("count") && text.contains("stdev"), "{text}");
+        assert!(text.contains("│     4 ┆  2.5 ┆"), "{text}");
+        let html = &bundle[1].1;
+        assert!(
+            html.contains(">2.5</td>") && html.contains(">10.0</td>"),
+            "{html}"
+        );
+        assert_eq!(
+            stats.to_string(),
+            "(count: 4, mean: 2.5, stdev: 1.118033988749895, max: 4.0, min: 1.0)"
+        );
+        let empty = Stats::default().mime_bundle();
+        assert!(empty[0].1.contains("NaN"), "{}", empty[0].1);
+    }
 
     #[test]
     fn merged_partitions_match_one_pass() {

@@ -128,6 +128,9 @@ async fn respond(state: &Arc<DriverState>, request: CellRequest) -> Result<CellR
             Ok(CellResponse::Done)
         }
         CellRequest::Describe { rdd } => describe(state, rdd),
+        CellRequest::Lineage { rdd } => Ok(CellResponse::Lineage {
+            rdds: crate::lineage_report::lineage_entries(&state.lineage, &state.blocks, rdd)?,
+        }),
         CellRequest::Broadcast { value } => Ok(CellResponse::Created {
             id: state.shared_values.broadcast(value),
         }),

@@ -13,6 +13,7 @@ mod executors;
 mod jobs;
 mod launcher;
 mod lineage;
+mod lineage_report;
 mod locality;
 mod map_outputs;
 mod scheduler;

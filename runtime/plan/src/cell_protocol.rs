@@ -59,6 +59,9 @@ pub enum CellRequest {
     /// The cell running now panicked (reported by the session's panic hook, so that front ends
     /// can tell a failed cell from a quiet one).
     CellPanicked { message: String },
+    /// Describes `rdd` and the RDDs it is computed from, for its debug string (answered with
+    /// `Lineage`).
+    Lineage { rdd: RddId },
     /// Runs an action over some (default: all) partitions; blocks until the job ends.
     RunJob {
         rdd: RddId,
@@ -94,5 +97,40 @@ pub enum CellResponse {
     JobResult {
         results: Vec<Vec<u8>>,
     },
+    /// An RDD and those it is computed from, depth first, as Spark's `toDebugString` lists them.
+    Lineage {
+        rdds: Vec<LineageEntry>,
+    },
     Error(String),
+}
+
+/// One RDD in a lineage, as its debug string shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LineageEntry {
+    pub rdd: RddId,
+    /// The operation that made it (`map`, `reduce_by_key`, `text_file(PATH)`, ...).
+    pub name: String,
+    /// How its partitions are computed: `parallelize`, `text file`, `narrow`, `union`,
+    /// `partitionwise union`, `concatenated`, `checkpoint` or `shuffle`.
+    pub kind: String,
+    /// The type name of its records.
+    pub element_type: String,
+    pub partitions: u32,
+    /// How its keys are placed (`hash`, `range`, `round robin`, a custom partitioner's type), if
+    /// a shuffle placed them and nothing moved them since.
+    pub partitioner: Option<String>,
+    /// Its storage level, if it is persisted.
+    pub storage: Option<StorageLevel>,
+    /// How many of its partitions executors hold now.
+    pub cached_partitions: u32,
+    /// The entry (by its index in the list) of the RDD computed from this one; `None` for the
+    /// first.
+    pub reader: Option<u32>,
+    /// It is the last parent its reader lists.
+    pub last_parent: bool,
+    /// Its reader reads it through a shuffle: a stage ends with it.
+    pub shuffle_parent: bool,
+    /// It was listed above already (a lineage is a graph, not a tree): its parents are not
+    /// listed again.
+    pub repeated: bool,
 }

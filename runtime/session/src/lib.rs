@@ -319,14 +319,15 @@ impl Session {
         forward(outputs.stderr, Stream::Stderr, sink.clone());
 
         let (socket, token) = driver.cell_endpoint();
-        // `display`, `display_html` and `clear_output` as Jupyter users call them: functions,
-        // which cannot capture `sc`, so they connect as it did.
+        // `display`, `display_html`, `clear_output` and `show` (a table, plot or lineage) as
+        // Jupyter users call them: functions, which cannot capture `sc`, so they connect as it did.
         let connect = format!("tessera::Context::connect({socket:?}, {token})");
         let prelude = format!(
             "use tessera::prelude::*; let sc: tessera::Context = {connect}; tessera::install_panic_hook(sc);\n\
              fn display<T: std::fmt::Debug + ?Sized>(value: &T) {{ {connect}.display(value) }}\n\
              fn display_html(html: &str) {{ {connect}.display_html(html) }}\n\
-             fn clear_output() {{ {connect}.clear_output() }}"
+             fn clear_output() {{ {connect}.clear_output() }}\n\
+             fn show<T: tessera::RichDisplay + ?Sized>(value: &T) {{ {connect}.show(value) }}"
         );
         evcxr
             .execute(&prelude)
