@@ -23,13 +23,13 @@ let mut centres: Vec<(f64, f64)> = points.take(K);
 // %%
 for _ in 0..iterations {
     let sums = points
-        .map(capture!([centres] |p: (f64, f64)| {
+        .map(move |p: (f64, f64)| {
             let distance = |c: &(f64, f64)| (p.0 - c.0).powi(2) + (p.1 - c.1).powi(2);
             let closest = (0..centres.len())
                 .min_by(|&a, &b| distance(&centres[a]).total_cmp(&distance(&centres[b])))
                 .unwrap();
             (closest, (p.0, p.1, 1u64))
-        }))
+        })
         .reduce_by_key(|a: (f64, f64, u64), b: (f64, f64, u64)| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
         .collect();
     for (i, (x, y, n)) in sums {
@@ -43,13 +43,13 @@ for (i, (x, y)) in centres.iter().enumerate() {
 // %%
 // The points coloured by the centre they are closest to, and the centres.
 let assigned: Vec<(usize, (f64, f64))> = points
-    .map(capture!([centres] |p: (f64, f64)| {
+    .map(move |p: (f64, f64)| {
         let distance = |c: &(f64, f64)| (p.0 - c.0).powi(2) + (p.1 - c.1).powi(2);
         let closest = (0..centres.len())
             .min_by(|&a, &b| distance(&centres[a]).total_cmp(&distance(&centres[b])))
             .unwrap();
         (closest, p)
-    }))
+    })
     .collect();
 let mut clusters = tessera::plot::Plot::new().title("k-means clusters").x_label("x").y_label("y");
 for k in 0..K {

@@ -34,7 +34,7 @@ let mut losses: Vec<(usize, f64)> = Vec::new();
 for iteration in 1..=iterations {
     let started = std::time::Instant::now();
     let (gradient, loss, count) = points
-        .map(capture!([w] |point: (f64, [f64; D])| {
+        .map(move |point: (f64, [f64; D])| {
             let (y, x) = point;
             let dot: f64 = x.iter().zip(w.iter()).map(|(a, b)| a * b).sum();
             let scale = (1.0 / (1.0 + (-y * dot).exp()) - 1.0) * y;
@@ -46,7 +46,7 @@ for iteration in 1..=iterations {
             let margin = y * dot;
             let loss = (-margin).max(0.0) + (-margin.abs()).exp().ln_1p();
             (g, loss, 1u64)
-        }))
+        })
         .reduce(|mut a: ([f64; D], f64, u64), b: ([f64; D], f64, u64)| {
             for (ai, bi) in a.0.iter_mut().zip(b.0.iter()) {
                 *ai += bi;

@@ -65,6 +65,26 @@ pub trait OutputSink: Send {
     fn display(&mut self, data: MimeBundle, display_id: Option<&str>, update: bool);
     /// Clears the cell's output so far (with `wait`, once new output arrives).
     fn clear_output(&mut self, wait: bool);
+    /// Asks the person at the front end for a line (an `input_request` on the stdin channel)
+    /// showing `prompt`, and blocks until the answer comes. Sinks that cannot ask say so.
+    fn read_input(&mut self, prompt: &str, password: bool) -> Result<String, StdinError> {
+        let _ = (prompt, password);
+        Err(StdinError::NotAllowed)
+    }
+}
+
+/// Why a cell got no line of input from the front end.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StdinError {
+    /// The execute request said `allow_stdin: false` (nbclient runs, for one).
+    #[error("this front end does not answer input requests (allow_stdin is false)")]
+    NotAllowed,
+    /// The cell was interrupted while waiting.
+    #[error("interrupted while waiting for input")]
+    Interrupted,
+    /// The kernel is shutting down.
+    #[error("the kernel is shutting down")]
+    Closed,
 }
 
 /// A MIME bundle: MIME type → content, e.g. `text/plain` → `"42"`, `text/html` →

@@ -26,7 +26,7 @@ pub mod wire;
 
 pub use backend::{
     Completion, ExecuteError, ExecuteOutput, Interrupter, IsComplete, KernelBackend, LanguageInfo,
-    MimeBundle, OutputSink,
+    MimeBundle, OutputSink, StdinError,
 };
 pub use connection::ConnectionInfo;
 pub use error::{ConnectionError, HistoryError, KernelError, KernelspecError, WireError};

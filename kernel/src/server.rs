@@ -17,7 +17,7 @@ use zeromq::{PubSocket, RepSocket, RouterSocket, Socket, SocketRecv, SocketSend,
 
 use crate::backend::{
     Completion, ExecuteError, ExecuteOutput, Interrupter, IsComplete, KernelBackend, MimeBundle,
-    OutputSink,
+    OutputSink, StdinError,
 };
 use crate::connection::ConnectionInfo;
 use crate::error::{KernelError, WireError};
@@ -119,6 +119,10 @@ struct Shared {
     busy: AtomicBool,
     /// Carries the `restart` flag of a shutdown request to the main task.
     shutdown: mpsc::UnboundedSender<bool>,
+    /// Questions for the person at the front end, asked on the stdin channel.
+    stdin: mpsc::UnboundedSender<StdinRequest>,
+    /// Wakes an `input_request` waiting for its answer when the cell is interrupted.
+    input_interrupted: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -129,6 +133,12 @@ impl Shared {
 
     fn status(&self, parent: &Message, state: &str) {
         self.publish(parent, "status", json!({ "execution_state": state }));
+    }
+
+    /// Interrupts the running cell, and the question it is waiting on, if any.
+    fn interrupt(&self) {
+        self.input_interrupted.notify_waiters();
+        (self.interrupter)();
     }
 }
 
@@ -188,6 +198,7 @@ async fn serve(
     let signer = Signer::new(info.key.as_bytes());
     let (iopub_tx, iopub_rx) = mpsc::unbounded_channel();
     let (shutdown_tx, mut shutdown_rx) = mpsc::unbounded_channel();
+    let (stdin_tx, stdin_rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         session: session.clone(),
         signer: signer.clone(),
@@ -197,10 +208,13 @@ async fn serve(
         history: parking_lot::Mutex::new(history),
         busy: AtomicBool::new(false),
         shutdown: shutdown_tx,
+        stdin: stdin_tx,
+        input_interrupted: tokio::sync::Notify::new(),
     });
 
     let iopub_task = tokio::spawn(iopub_loop(iopub, iopub_rx, signer, session));
     let heartbeat_task = tokio::spawn(heartbeat_loop(heartbeat));
+    let stdin_task = tokio::spawn(stdin_loop(stdin, stdin_rx, shared.clone()));
     let shell_task = tokio::spawn(router_loop(
         Channel::Shell,
         shell,
@@ -226,20 +240,20 @@ async fn serve(
     info!(restart, "shutting down");
     if shared.busy.load(Ordering::SeqCst) {
         info!("interrupting the running cell");
-        (shared.interrupter)();
+        shared.interrupt();
     }
     drop(shared);
     for task in [
         shell_task,
         control_task,
         heartbeat_task,
+        stdin_task,
         signal_task,
         parent_task,
     ] {
         task.abort();
         let _ = task.await;
     }
-    drop(stdin);
     // Let the writers put the shutdown reply and the last iopub messages on the wire.
     tokio::time::sleep(FLUSH_GRACE).await;
     iopub_task.abort();
@@ -306,6 +320,64 @@ async fn iopub_loop(
     }
 }
 
+/// A question for the person at the front end, from a running cell.
+struct StdinRequest {
+    /// The execute request of the cell that asks: the question goes to its client.
+    parent: Message,
+    prompt: String,
+    password: bool,
+    answer: std::sync::mpsc::Sender<Result<String, StdinError>>,
+}
+
+/// Asks each question on the stdin channel (`input_request`, routed to the client of the
+/// cell's execute request) and waits for its `input_reply`, or for an interrupt.
+async fn stdin_loop(
+    mut socket: RouterSocket,
+    mut requests: mpsc::UnboundedReceiver<StdinRequest>,
+    shared: Arc<Shared>,
+) {
+    while let Some(request) = requests.recv().await {
+        let interrupted = shared.input_interrupted.notified();
+        tokio::pin!(interrupted);
+        let question = Message::reply_to(
+            &request.parent,
+            "input_request",
+            json!({ "prompt": request.prompt, "password": request.password }),
+            &shared.session,
+        );
+        let sent = match question.to_frames(&shared.signer) {
+            Ok(frames) => socket.send(to_zmq(frames)).await.map_err(|e| e.to_string()),
+            Err(err) => Err(err.to_string()),
+        };
+        let answer = match sent {
+            Err(err) => {
+                warn!("could not send input_request: {err}");
+                Err(StdinError::Closed)
+            }
+            Ok(()) => loop {
+                tokio::select! {
+                    _ = &mut interrupted => break Err(StdinError::Interrupted),
+                    received = socket.recv() => match received {
+                        Ok(frames) => match Message::from_frames(from_zmq(frames), &shared.signer) {
+                            Ok(reply) if reply.header.msg_type == "input_reply" => {
+                                let value = reply.content.get("value").and_then(Value::as_str);
+                                break Ok(value.unwrap_or_default().to_string());
+                            }
+                            Ok(other) => warn!(msg_type = %other.header.msg_type, "ignored a message on stdin while waiting for input_reply"),
+                            Err(err) => warn!("rejected a message on stdin: {err}"),
+                        },
+                        Err(err) => {
+                            warn!("the stdin channel failed: {err}");
+                            break Err(StdinError::Closed);
+                        }
+                    },
+                }
+            },
+        };
+        let _ = request.answer.send(answer);
+    }
+}
+
 async fn heartbeat_loop(mut socket: RepSocket) {
     loop {
         match socket.recv().await {
@@ -327,7 +399,7 @@ async fn heartbeat_loop(mut socket: RepSocket) {
 async fn interrupt_on_sigint(shared: Arc<Shared>) {
     while tokio::signal::ctrl_c().await.is_ok() {
         info!("SIGINT: interrupting the running cell");
-        (shared.interrupter)();
+        shared.interrupt();
     }
 }
 
@@ -430,6 +502,8 @@ struct ExecuteRequest {
     store_history: bool,
     #[serde(default = "yes")]
     stop_on_error: bool,
+    #[serde(default = "yes")]
+    allow_stdin: bool,
 }
 
 fn yes() -> bool {
@@ -509,7 +583,7 @@ impl RouterState {
             }
             (Channel::Control, "interrupt_request") => {
                 info!("interrupt requested");
-                (self.shared.interrupter)();
+                self.shared.interrupt();
                 self.reply(&request, "interrupt_reply", json!({ "status": "ok" }))
                     .await;
             }
@@ -600,6 +674,9 @@ impl RouterState {
             iopub: self.shared.iopub.clone(),
             parent_header: parent_header_of(request),
             silent,
+            stdin: req
+                .allow_stdin
+                .then(|| (self.shared.stdin.clone(), request.clone())),
         };
         let input = store_history.then(|| req.code.clone());
         self.shared.busy.store(true, Ordering::SeqCst);
@@ -919,6 +996,8 @@ struct IopubSink {
     iopub: mpsc::UnboundedSender<IopubEvent>,
     parent_header: Value,
     silent: bool,
+    /// Where to ask for input, and the execute request asking; `None` without `allow_stdin`.
+    stdin: Option<(mpsc::UnboundedSender<StdinRequest>, Message)>,
 }
 
 impl IopubSink {
@@ -930,6 +1009,22 @@ impl IopubSink {
 }
 
 impl OutputSink for IopubSink {
+    fn read_input(&mut self, prompt: &str, password: bool) -> Result<String, StdinError> {
+        let Some((requests, parent)) = &self.stdin else {
+            return Err(StdinError::NotAllowed);
+        };
+        let (answer, answered) = std::sync::mpsc::channel();
+        requests
+            .send(StdinRequest {
+                parent: parent.clone(),
+                prompt: prompt.to_string(),
+                password,
+                answer,
+            })
+            .map_err(|_| StdinError::Closed)?;
+        answered.recv().unwrap_or(Err(StdinError::Closed))
+    }
+
     fn stdout(&mut self, text: &str) {
         if !text.is_empty() {
             self.send("stream", json!({ "name": "stdout", "text": text }));
@@ -990,6 +1085,7 @@ mod tests {
             iopub: tx,
             parent_header: json!({"msg_id": "p"}),
             silent: false,
+            stdin: None,
         };
         sink.stdout("hi\n");
         sink.stderr("");
@@ -1008,8 +1104,14 @@ mod tests {
             iopub: tx,
             parent_header: json!({}),
             silent: true,
+            stdin: None,
         };
         silent.stdout("hidden");
         assert!(rx.try_recv().is_err());
+        // Without allow_stdin a cell asking for input is told so.
+        assert_eq!(
+            silent.read_input("name? ", false),
+            Err(StdinError::NotAllowed)
+        );
     }
 }

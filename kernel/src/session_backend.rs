@@ -4,15 +4,15 @@
 
 use crate::backend::{
     Completion, ExecuteError, ExecuteOutput, IsComplete, KernelBackend, LanguageInfo, MimeBundle,
-    OutputSink,
+    OutputSink, StdinError,
 };
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_session::{
-    CellDisplay, CellErrorKind, CellProgress, Interrupter, Progress, Session, SessionConfig,
-    StartingSession, Stream,
+    CellDisplay, CellErrorKind, CellProgress, InputError, InputRequest, Interrupter, Progress,
+    Session, SessionConfig, StartingSession, Stream,
 };
 
 /// How often a cell's progress display is updated at most (a job of a thousand tasks would
@@ -23,6 +23,11 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 enum Event {
     Output(Stream, String),
     Progress(Progress),
+    /// A cell's `input()`: ask the front end, answer on the channel.
+    Input(
+        InputRequest,
+        std::sync::mpsc::Sender<Result<String, InputError>>,
+    ),
 }
 
 pub struct SessionBackend {
@@ -64,6 +69,19 @@ impl SessionBackend {
             self.forwarding_progress = true;
             *self.displays.lock() = Some(session.driver().displays());
             *self.interrupter.lock() = Some(session.interrupter());
+            // A cell's `input()` is asked from the thread that publishes the cell's output.
+            let sender = self.sender.clone();
+            session
+                .driver()
+                .set_input_reader(Some(Arc::new(move |request: &InputRequest| {
+                    let (answer, answered) = std::sync::mpsc::channel();
+                    sender
+                        .send(Event::Input(request.clone(), answer))
+                        .map_err(|_| InputError::Unavailable("the kernel is stopping".into()))?;
+                    answered.recv().unwrap_or_else(|_| {
+                        Err(InputError::Unavailable("no cell is running".into()))
+                    })
+                })));
             let mut progress = session.driver().progress();
             let sender = self.sender.clone();
             std::thread::spawn(move || {
@@ -194,8 +212,17 @@ fn rustc_release(version_output: &str) -> Option<String> {
 fn forward(event: Event, sink: &mut dyn OutputSink, progress: &mut ProgressDisplay) {
     match event {
         Event::Output(Stream::Stdout, line) => sink.stdout(&format!("{line}\n")),
-        Event::Output(Stream::Stderr, line) => sink.stderr(&format!("{line}\n")),
+        Event::Output(Stream::Stderr | Stream::Notice, line) => sink.stderr(&format!("{line}\n")),
         Event::Progress(event) => progress.observe(event, sink),
+        Event::Input(request, answer) => {
+            let line = sink
+                .read_input(&request.prompt, request.password)
+                .map_err(|e| match e {
+                    StdinError::Interrupted => InputError::Interrupted,
+                    other => InputError::Unavailable(other.to_string()),
+                });
+            let _ = answer.send(line);
+        }
     }
 }
 
@@ -239,6 +266,14 @@ impl KernelBackend for SessionBackend {
         let events = self.events.clone();
         let displays = self.displays.clone();
         let session = self.session()?;
+        if let Some(request) = tessera_session::expand_request(code) {
+            let expanded = session.expand(request);
+            return Ok(ExecuteOutput {
+                data: [("text/plain".to_string(), expanded.into())]
+                    .into_iter()
+                    .collect(),
+            });
+        }
         if let Some(report) = report_cell(code) {
             return report
                 .tables(session.driver())

@@ -30,6 +30,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     (":load FILE", "run the cells of FILE"),
     (":vars", "variables and their types"),
+    (
+        ":expand CODE",
+        "show CODE as compiled: how its closures capture variables",
+    ),
     (":dep NAME = SPEC", "add a crate dependency (evcxr)"),
 ];
 
@@ -37,8 +41,8 @@ pub const COMMANDS: &[(&str, &str)] = &[
 pub fn help() -> String {
     let mut text = String::from(
         "Tessera — Rust cells on a cluster. `sc` is your Context: sc.parallelize(vec, n), \
-         sc.text_file(path, n).\nClosures that capture variables are written \
-         capture!(move |x| ...).\n\n",
+         sc.text_file(path, n).\nA `move` closure sends what it captures to the executors: \
+         `let k = 3; nums.filter(move |x| x % k == 0)`.\n\n",
     );
     for (usage, what) in COMMANDS {
         text += &format!("  {usage:<18} {what}\n");
@@ -95,7 +99,7 @@ fn print_line(stream: Stream, line: &str, colour: bool) {
             let _ = out.flush();
         }
         Stream::Stderr if colour => eprintln!("\x1b[91m{line}\x1b[0m"),
-        Stream::Stderr => eprintln!("{line}"),
+        Stream::Stderr | Stream::Notice => eprintln!("{line}"),
     }
 }
 
@@ -156,6 +160,10 @@ pub fn run(session: &mut Session, line: &str) -> bool {
             Err(e) => eprintln!("cannot read {argument}: {e}"),
         },
         ":save" | ":load" => eprintln!("usage: {command} FILE"),
+        ":expand" => match tessera_session::expand_request(line) {
+            Some(code) if !code.is_empty() => println!("{}", session.expand(code)),
+            _ => eprintln!("usage: :expand CODE"),
+        },
         _ => return false,
     }
     true

@@ -20,16 +20,52 @@ const PROMPT: &str = "tessera> ";
 const READY_BANNER: &str =
     "Tessera: `sc` is your Context; :help lists commands. The session starts in the background.";
 
+/// The session's notices (see [`tessera_session::Stream::Notice`]): printed at once, or kept
+/// while a line is being typed and printed when it is entered.
+#[derive(Default)]
+struct Notices {
+    state: Mutex<(bool, Vec<String>)>,
+}
+
+impl Notices {
+    fn show_or_keep(&self, text: &str) {
+        let mut state = self.state.lock();
+        if state.0 {
+            state.1.push(text.to_string());
+        } else {
+            eprintln!("{text}");
+        }
+    }
+
+    /// Whether a line is being typed; kept notices are printed when it is not.
+    fn reading(&self, reading: bool) {
+        let mut state = self.state.lock();
+        for text in state.1.drain(..) {
+            eprintln!("{text}");
+        }
+        state.0 = reading;
+    }
+}
+
 pub fn run(config: SessionConfig) -> anyhow::Result<ExitCode> {
     let master = config.master.to_string();
     // The prompt comes at once; the session (evcxr, the driver, its executors) starts meanwhile
     // and only a cell typed before it is ready waits for it.
-    let session = Arc::new(Mutex::new(Session::start_in_background(
-        config,
-        commands::print_output(),
-    )?));
+    // What the session says while it starts never goes over the line being typed: it waits
+    // until the line is entered.
+    let notices = Arc::new(Notices::default());
+    let cell_output = commands::print_output();
+    let sink: tessera_session::OutputSink = {
+        let notices = notices.clone();
+        Arc::new(move |stream, line| match stream {
+            tessera_session::Stream::Notice => notices.show_or_keep(line),
+            _ => cell_output(stream, line),
+        })
+    };
+    let session = Arc::new(Mutex::new(Session::start_in_background(config, sink)?));
     let interrupt_target = Arc::new(OnceLock::new());
-    install_interrupt_handler(interrupt_target.clone());
+    let input_interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    install_interrupt_handler(interrupt_target.clone(), input_interrupted.clone());
     let mut progress_shown = None;
     eprintln!("{READY_BANNER}\nMaster: {master}.");
 
@@ -43,7 +79,10 @@ pub fn run(config: SessionConfig) -> anyhow::Result<ExitCode> {
     }
     let _ = editor.load_history(&history);
     loop {
-        match editor.readline(PROMPT) {
+        notices.reading(true);
+        let read = editor.readline(PROMPT);
+        notices.reading(false);
+        match read {
             Ok(line) => {
                 if line.trim().is_empty() {
                     continue;
@@ -69,6 +108,11 @@ pub fn run(config: SessionConfig) -> anyhow::Result<ExitCode> {
                     }
                 };
                 if progress_shown.is_none() {
+                    session
+                        .driver()
+                        .set_input_reader(Some(crate::input::terminal_reader(
+                            input_interrupted.clone(),
+                        )));
                     progress_shown = Some(progress::show(session));
                     let _ = interrupt_target.set(session.interrupter());
                 }
@@ -121,7 +165,10 @@ type InterruptTarget = Arc<OnceLock<Interrupter>>;
 /// stop by itself (a loop, a sleep) is stopped by restarting the process that runs cells, after
 /// which the session says which variables it rebuilt and which were lost. Before the session
 /// has started, a second Ctrl-C within two seconds quits.
-fn install_interrupt_handler(target: InterruptTarget) {
+fn install_interrupt_handler(
+    target: InterruptTarget,
+    input_interrupted: Arc<std::sync::atomic::AtomicBool>,
+) {
     let last_press: Mutex<Option<Instant>> = Mutex::new(None);
     let _ = ctrlc::set_handler(move || {
         let Some(interrupter) = target.get() else {
@@ -134,6 +181,8 @@ fn install_interrupt_handler(target: InterruptTarget) {
             *last = Some(Instant::now());
             return;
         };
+        // A cell waiting in `input()` stops waiting.
+        input_interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
         let done = interrupter.interrupt();
         progress::without_bar(|| {
             if done.jobs_cancelled > 0 {

@@ -2,6 +2,7 @@
 //! cluster inspection (`tessera cluster status`).
 
 mod commands;
+mod input;
 mod interactive;
 mod notebook;
 mod progress;

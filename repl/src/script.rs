@@ -30,6 +30,9 @@ pub fn run(config: SessionConfig, script: &Path, keep_going: bool) -> anyhow::Re
             .collect::<Vec<_>>()
     };
     let mut session = Session::start(config, commands::print_output())?;
+    session
+        .driver()
+        .set_input_reader(Some(crate::input::terminal_reader(Default::default())));
     let _progress = progress::show(&session);
     let mut failed = false;
     for (index, (code, place)) in cells.iter().enumerate() {

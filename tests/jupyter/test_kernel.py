@@ -257,6 +257,67 @@ def test_error_names_say_the_kind(kernel):
     assert [e["content"]["ename"] for e in errors] == ["Panic"], outputs
 
 
+def test_move_closures_capture_earlier_cells_and_name_what_cannot_travel(kernel):
+    _, kc = kernel
+    content, _ = run_cell(kc, 'let capture_k = 4u64;\nlet capture_words = vec!["x".to_string()];')
+    assert content["status"] == "ok", content
+    content, outputs = run_cell(
+        kc,
+        "let capture_nums = sc.parallelize((1..=20u64).collect::<Vec<_>>(), 2);\n"
+        'println!("{}", capture_nums.filter(move |x| x % capture_k == 0 && capture_words.len() == 1).count());',
+    )
+    assert content["status"] == "ok", content
+    stdout = "".join(
+        m["content"]["text"]
+        for m in outputs
+        if m["msg_type"] == "stream" and m["content"]["name"] == "stdout"
+    )
+    assert stdout.strip() == "5", outputs
+
+    content, _ = run_cell(
+        kc,
+        "let capture_rc = std::rc::Rc::new(1u64);\ncapture_nums.map(move |x| x + *capture_rc).count()",
+    )
+    assert content["status"] == "error", content
+    assert content["ename"] == "CompileError", content
+    assert "captures `capture_rc` (a `Rc<u64>`)" in content["evalue"], content
+    assert "__tessera" not in content["evalue"], content
+
+
+def test_input_asks_the_front_end_through_input_request(kernel):
+    _, kc = kernel
+    asked = []
+
+    def answer(msg):
+        asked.append(msg["content"])
+        kc.input("Ada" if not msg["content"]["password"] else "secret")
+
+    outputs = []
+    reply = kc.execute_interactive(
+        'let who = input("name? ");\nlet key = sc.password("key? ");\nprintln!("hello {who} {}", key.len());',
+        output_hook=outputs.append,
+        stdin_hook=answer,
+        allow_stdin=True,
+        timeout=TIMEOUT,
+    )
+    assert reply["content"]["status"] == "ok", reply["content"]
+    assert asked == [
+        {"prompt": "name? ", "password": False},
+        {"prompt": "key? ", "password": True},
+    ], asked
+    stdout = "".join(
+        m["content"]["text"]
+        for m in outputs
+        if m["msg_type"] == "stream" and m["content"]["name"] == "stdout"
+    )
+    assert stdout.strip() == "hello Ada 6", outputs
+
+    # A front end that does not allow stdin (nbclient, for one): the cell is told so.
+    content, _ = run_cell(kc, 'input("name? ")')
+    assert content["status"] == "error", content
+    assert "does not answer input requests" in content["evalue"], content
+
+
 def test_history_tail_range_and_search(kernel):
     _, kc = kernel
     cells = [

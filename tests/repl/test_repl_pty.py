@@ -55,8 +55,9 @@ def plain(text):
 class Repl:
     """A `tessera` process in a pty, with a transcript for failure messages."""
 
-    def __init__(self, cwd):
+    def __init__(self, cwd, **extra_env):
         env = dict(os.environ, NO_COLOR="1", TERM="xterm", TESSERA_HISTORY=str(Path(cwd) / "history.txt"))
+        env.update(extra_env)
         self.log = open(Path(cwd) / "transcript.log", "w", encoding="utf-8")
         self.child = pexpect.spawn(
             str(Path(BIN_DIR) / "tessera"),
@@ -174,6 +175,27 @@ def test_cache_cancel_storage_and_quit(repl):
 INTERRUPT_SECONDS = 5
 
 
+def test_input_reads_a_line_from_the_terminal_and_ctrl_c_stops_the_wait(repl):
+    repl.child.sendline('let who = input("name? "); println!("hello {who}");')
+    repl.expect_exact("name? ", timeout=START_TIMEOUT)
+    repl.child.sendline("Ada")
+    out = repl.wait_prompt()
+    assert "hello Ada" in out, out
+    repl.started = True
+
+    # The prompt is built so that the echo of the typed cell does not contain it.
+    repl.child.sendline('input(&format!("{}? ", "again"))')
+    repl.expect_exact("again? ")
+    interrupted = time.monotonic()
+    repl.child.sendintr()
+    out = repl.wait_prompt(timeout=60)
+    assert time.monotonic() - interrupted < INTERRUPT_SECONDS, out
+    assert "input() was interrupted" in out, out
+    # The line typed next is a cell again, not an answer to the question.
+    out = repl.cell("who.len() + 1")
+    assert last_line(out) == "4", out
+
+
 def test_ctrl_c_stops_a_cell_that_runs_no_job_and_the_cache_stays(repl):
     repl.cell(
         "let kept = sc.parallelize((1..=1000).collect::<Vec<u64>>(), 4).cache();",
@@ -242,6 +264,21 @@ def test_tab_completes_commands_and_a_let_needs_no_semicolon(repl):
     assert "error" not in out.lower(), out
     out = repl.cell("x + 1")
     assert last_line(out) == "21", out
+    # Tab completes variables and methods (rust-analyzer, as evcxr does).
+    repl.cell("let word_total = 7u64;")
+    repl.child.send("word_to\t")
+    repl.expect_exact("word_total")
+    repl.child.send(" * 2\r")
+    out = repl.wait_prompt()
+    assert last_line(out) == "14", out
+    repl.child.send("sc.paralleli\t")
+    repl.expect_exact("sc.parallelize")
+    # A `move` closure captures an earlier variable, without a macro.
+    repl.child.send("(vec![3u64, 4, 6, 9], 2).filter(move |v| v % (x as u64) == 0 || v % word_total == 0).count()\r")
+    out = repl.wait_prompt()
+    assert last_line(out) == "0", out
+    out = repl.cell("sc.parallelize(vec![3u64, 14, 20], 2).filter(move |v| v % (x as u64) == 0 || v % word_total == 0).count()")
+    assert last_line(out) == "2", out
 
 
 def test_history_outlives_the_session_even_a_killed_one(tmp_path):
@@ -284,3 +321,21 @@ def test_results_print_as_tables_and_a_plot_prints_the_file_it_was_written_to(re
     assert match, out
     svg = Path(match.group(1)).read_text()
     assert svg.startswith("<svg") and "two points" in svg, svg[:200]
+
+
+def test_the_first_start_says_what_it_prepares_instead_of_printing_cargo(tmp_path):
+    # A user cache of its own: this session compiles the cells' crates, as a first start does.
+    session = Repl(tmp_path, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    try:
+        session.wait_prompt()
+        session.child.sendline("1 + 1")
+        # The notices come above the prompt, which is drawn again under them.
+        session.expect_exact("Rust environment ready:", START_TIMEOUT)
+        session.child.expect(r"\r?\n2\r?\n", timeout=CELL_TIMEOUT)
+        session.wait_prompt()
+        transcript = session.transcript()
+        assert "preparing the Rust environment, once: compiling the crates cells use" in transcript, transcript
+        assert "Rust environment ready:" in transcript, transcript
+        assert "Compiling" not in transcript, transcript
+    finally:
+        session.close()

@@ -240,3 +240,42 @@ clear_output();
         run.stderr
     );
 }
+
+#[test]
+fn input_reads_a_line_of_standard_input_and_its_end_is_an_error_saying_so() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = Scratch::new("input");
+    let script = r#"
+let name = input("name? ");
+let times: u64 = input("times? ").parse().unwrap();
+println!("hello {name}, {}", sc.parallelize(vec![1u64; 4], 2).map(move |x| x * times).reduce(|a, b| a + b));
+// %%
+input("more? ")
+"#;
+    std::fs::write(dir.0.join("script.rs"), script).unwrap();
+    let mut child = Command::new(tessera_e2e::bin("tessera"))
+        .current_dir(&dir.0)
+        .args(["--master", "local[1]", "run", "script.rs"])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tessera runs");
+    // Two answers, then the end of the input.
+    child.stdin.take().unwrap().write_all(b"Ada\n3\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "the third input() fails");
+    assert!(
+        stdout.contains("name? times? hello Ada, 12"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("more? "), "{stdout}");
+    assert!(
+        stderr.contains("error in cell 2") && stderr.contains("reached the end of the input"),
+        "{stderr}"
+    );
+}

@@ -131,6 +131,30 @@ impl Context {
         self.display_data(&data);
     }
 
+    /// Asks the person running the session for a line of text, as Python's `input()`: the
+    /// terminal prints `prompt` and reads a line; a notebook shows an input box. Returns the
+    /// line without its line break. Panics (failing the cell) when the front end cannot ask,
+    /// e.g. a notebook run without a person.
+    pub fn input(&self, prompt: &str) -> String {
+        self.read_line(prompt, false)
+    }
+
+    /// As [`input`](Self::input), without showing what is typed.
+    pub fn password(&self, prompt: &str) -> String {
+        self.read_line(prompt, true)
+    }
+
+    fn read_line(&self, prompt: &str, password: bool) -> String {
+        match self.call(CellRequest::Input {
+            prompt: prompt.to_string(),
+            password,
+        }) {
+            Ok(CellResponse::Line(line)) => line,
+            Ok(other) => Error::new(format!("unexpected reply from the driver: {other:?}")).raise(),
+            Err(e) => e.raise(),
+        }
+    }
+
     /// Clears what the cell has shown so far, as Jupyter's `clear_output`.
     pub fn clear_output(&self) {
         self.done(CellRequest::ClearOutput { wait: false })

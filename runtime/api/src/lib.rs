@@ -6,14 +6,18 @@
 //!
 //! Closures run on executors: their compiled code is shipped as part of the cell's library, and
 //! whatever they capture must be serializable. A closure that captures nothing can be passed as
-//! it is; one that captures values lists them with [`capture!`]:
+//! it is. In a session, a `move` closure may capture earlier variables: the session rewrites it
+//! (see `auto_capture`) so that they travel with it. Elsewhere (compiled code, or explicitly),
+//! [`capture!`] lists them:
 //!
 //! ```ignore
 //! let stop = vec!["the".to_string(), "a".to_string()];
 //! let words = lines.flat_map(|l: String| l.split(' ').map(String::from).collect::<Vec<_>>());
-//! let kept = words.filter(capture!([stop] move |w: &String| !stop.contains(w)));
+//! let kept = words.filter(move |w| !stop.contains(w));            // in a session
+//! let kept = words.filter(capture!([stop] move |w: &String| !stop.contains(w))); // anywhere
 //! ```
 
+mod auto_capture;
 mod batch;
 mod capture;
 mod client;
@@ -75,4 +79,8 @@ pub use serde;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::ship::{Bind, BindByRef, BindByValue, Env, must_be_capturable};
+    /// What the session's rewrite of `move` closures expands to.
+    pub mod auto {
+        pub use crate::auto_capture::*;
+    }
 }

@@ -48,7 +48,28 @@ pub struct Env<C> {
 }
 
 impl<C: Capturable> Env<C> {
+    /// The environment of a `capture!` closure.
     pub fn new(value: C) -> Env<C> {
+        Env::with_header(value)
+    }
+}
+
+impl<C> Env<C> {
+    /// The captured values.
+    pub fn value(&self) -> &C {
+        &self.value
+    }
+}
+
+impl<C: Serialize + DeserializeOwned> Env<C> {
+    /// The environment of a closure the session rewrote (see [`crate::auto_capture`]). Its
+    /// slots serialize, or fail to when a slot cannot be sent; such a closure is not `Sync`, so
+    /// RDD operations refuse it at compile time and it is never shipped.
+    pub fn auto(value: C) -> Env<C> {
+        Env::with_header(value)
+    }
+
+    fn with_header(value: C) -> Env<C> {
         Env {
             header: EnvHeader {
                 magic: ENV_MAGIC,
@@ -58,10 +79,6 @@ impl<C: Capturable> Env<C> {
             },
             value,
         }
-    }
-
-    pub fn value(&self) -> &C {
-        &self.value
     }
 
     unsafe fn encode(this: *const u8) -> Result<Vec<u8>, String> {
@@ -94,7 +111,7 @@ impl<C: Capturable> Env<C> {
         match decoded {
             Ok(Ok(value)) => {
                 // SAFETY: `out` has room and alignment for the closure, which is this `Env<C>`.
-                unsafe { (out as *mut Env<C>).write(Env::new(value)) };
+                unsafe { (out as *mut Env<C>).write(Env::with_header(value)) };
                 STATUS_OK
             }
             Ok(Err(e)) => {

@@ -119,6 +119,16 @@ async fn respond(state: &Arc<DriverState>, request: CellRequest) -> Result<CellR
             });
             Ok(CellResponse::Done)
         }
+        CellRequest::Input { prompt, password } => {
+            let state = state.clone();
+            let request = crate::InputRequest { prompt, password };
+            // The reader blocks until the person answers.
+            tokio::task::spawn_blocking(move || state.input.read(&request))
+                .await
+                .map_err(|e| e.to_string())?
+                .map(CellResponse::Line)
+                .map_err(|e| e.to_string())
+        }
         CellRequest::ClearOutput { wait } => {
             state.displays.send(crate::CellDisplay::Clear { wait });
             Ok(CellResponse::Done)

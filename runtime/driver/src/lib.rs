@@ -6,6 +6,7 @@
 
 mod artifacts;
 mod blocks;
+mod cell_input;
 mod cell_server;
 mod dag;
 mod displays;
@@ -22,6 +23,7 @@ mod side_files;
 mod text_splits;
 
 pub use artifacts::toolchain_libstd;
+pub use cell_input::{InputError, InputReader, InputRequest};
 pub use displays::CellDisplay;
 pub use jobs::{JobInfo, JobState, Progress};
 pub use scheduler::DEFAULT_LOCALITY_WAIT;
@@ -78,6 +80,7 @@ pub(crate) struct DriverState {
     pub artifacts: Arc<artifacts::ArtifactStore>,
     pub side_files: side_files::SideFiles,
     pub displays: displays::Displays,
+    pub input: cell_input::CellInput,
     pub executors: Arc<executors::Executors>,
     pub blocks: blocks::BlockMap,
     pub map_outputs: map_outputs::MapOutputTracker,
@@ -274,6 +277,7 @@ impl Driver {
             locality_wait: config.locality_wait,
             task_ids: AtomicU64::new(0),
             cell_panic: Mutex::new(None),
+            input: cell_input::CellInput::default(),
             failed_job: Mutex::new(None),
             task_metrics_log,
         });
@@ -395,6 +399,11 @@ impl Driver {
 
     pub fn jobs(&self) -> Vec<JobInfo> {
         self.state.jobs.list()
+    }
+
+    /// Who answers a cell's `input()` from now on (`None`: nobody; the cell is told so).
+    pub fn set_input_reader(&self, reader: Option<InputReader>) {
+        self.state.input.set(reader);
     }
 
     /// What cells ask to show (`display`, `clear_output`) from now on.

@@ -56,6 +56,10 @@ pub enum CellRequest {
     },
     /// Clears the cell's output (`wait`: once new output arrives), as Jupyter's `clear_output`.
     ClearOutput { wait: bool },
+    /// Asks the person running the session for a line (Python's `input()`; in Jupyter, an
+    /// `input_request`), showing `prompt`; with `password`, what is typed is not shown.
+    /// Answered with `Line`.
+    Input { prompt: String, password: bool },
     /// The cell running now panicked (reported by the session's panic hook, so that front ends
     /// can tell a failed cell from a quiet one).
     CellPanicked { message: String },
@@ -93,6 +97,8 @@ pub enum CellResponse {
     Partials {
         values: Vec<Vec<u8>>,
     },
+    /// What the person typed, without the line break.
+    Line(String),
     /// One result per requested partition, in the order requested.
     JobResult {
         results: Vec<Vec<u8>>,

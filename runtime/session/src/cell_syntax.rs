@@ -171,7 +171,7 @@ struct Lexed {
 
 /// Byte offset where a cell's Rust code starts: after the leading lines evcxr takes as
 /// commands (` *:…`) or shell commands (`!…`), and the blank or `//` lines among them.
-fn rust_start(code: &str) -> usize {
+pub(crate) fn rust_start(code: &str) -> usize {
     let mut start = 0;
     let mut offset = 0;
     for line in code.split_inclusive('\n') {

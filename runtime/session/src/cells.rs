@@ -59,6 +59,14 @@ pub fn command_line(code: &str) -> Option<&str> {
     (line.starts_with(':') && lines.next().is_none()).then_some(line)
 }
 
+/// The code a cell asks to see as compiled when it starts with `:expand` (the rest of that
+/// line and the lines after it).
+pub fn expand_request(code: &str) -> Option<&str> {
+    let trimmed = code.trim_start();
+    let rest = trimmed.strip_prefix(":expand")?;
+    (rest.is_empty() || rest.starts_with(char::is_whitespace)).then(|| rest.trim())
+}
+
 /// Writes cells in the same format, for `:save`.
 pub fn join_cells<S: AsRef<str>>(cells: &[S]) -> String {
     cells
@@ -80,6 +88,20 @@ pub fn is_incomplete(code: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expand_takes_the_rest_of_the_cell() {
+        assert_eq!(
+            expand_request(":expand r.map(move |x| x + k)"),
+            Some("r.map(move |x| x + k)")
+        );
+        assert_eq!(
+            expand_request(":expand\nlet a = 1;\na"),
+            Some("let a = 1;\na")
+        );
+        assert_eq!(expand_request(":expanded"), None);
+        assert_eq!(expand_request("let a = 1;"), None);
+    }
 
     #[test]
     fn a_command_cell_is_one_colon_line_besides_comments() {

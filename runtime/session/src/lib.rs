@@ -2,6 +2,7 @@
 //! an evcxr context that compiles and runs cells in a child process, with `sc` bound in it, and
 //! the driver those cells talk to.
 
+pub mod auto_capture;
 mod cell_progress;
 mod cell_syntax;
 mod cells;
@@ -9,16 +10,17 @@ mod evcxr_dir;
 mod interrupt;
 mod rebuild;
 mod run_cell;
+mod start_notice;
 
 pub use cell_progress::{CellProgress, CellProgressState};
 pub use cell_syntax::{Completeness, completeness, terminate_trailing_let};
-pub use cells::{Cell, command_line, is_incomplete, join_cells, split_cells};
+pub use cells::{Cell, command_line, expand_request, is_incomplete, join_cells, split_cells};
 pub use interrupt::{COOPERATIVE_GRACE, Interrupter, Interruption};
 pub use rebuild::RestartReport;
 pub use tessera_driver::{
     CellDisplay, ClusterOptions, Credential, DEFAULT_LOCALITY_WAIT, Driver, ExecutorRow, FailedJob,
-    JobCanceller, JobInfo, JobState, MasterEndpoint, MasterUrl, Progress, StorageRow,
-    parse_master_url,
+    InputError, InputReader, InputRequest, JobCanceller, JobInfo, JobState, MasterEndpoint,
+    MasterUrl, Progress, StorageRow, parse_master_url,
 };
 
 use anyhow::Context as _;
@@ -44,6 +46,8 @@ pub fn child_process_hook() {
 pub enum Stream {
     Stdout,
     Stderr,
+    /// What the session says about itself while it starts (not a cell's output).
+    Notice,
 }
 
 pub type OutputSink = Arc<dyn Fn(Stream, &str) + Send + Sync>;
@@ -164,6 +168,17 @@ pub struct Session {
 }
 
 /// The `tessera` crate's source, which cells depend on.
+/// The evcxr commands that make the `tessera` API crate at `api_dir`, and serde, dependencies
+/// of every cell: serde too, so that cells can derive `Serialize` and `Deserialize` for their
+/// own record types (the derives name the `serde` crate); tessera depends on it already, so it
+/// is compiled once for both.
+fn dep_commands(api_dir: &std::path::Path) -> String {
+    format!(
+        ":dep tessera = {{ path = {:?} }}\n:dep serde = {{ version = \"1\", features = [\"derive\"] }}",
+        api_dir.display().to_string()
+    )
+}
+
 fn api_crate_dir() -> PathBuf {
     let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../api"));
     dir.canonicalize().unwrap_or(dir)
@@ -268,14 +283,25 @@ impl Session {
         sink: OutputSink,
         evcxr_dir: evcxr_dir::EvcxrDir,
     ) -> anyhow::Result<Session> {
+        // cargo's `Compiling ...` lines of a first start become two notices.
+        let notices = {
+            let sink = sink.clone();
+            start_notice::StartNotices::start(Arc::new(move |text: &str| {
+                sink(Stream::Notice, text)
+            }))
+        };
         let work_dir = evcxr_dir::cache_root()
             .join("sessions")
             .join(std::process::id().to_string());
         // evcxr (its child process, rust-analyzer, a first compile) and the driver (its
-        // executors, perhaps a loopback cluster) start side by side.
+        // executors, perhaps a loopback cluster) start side by side. The cell that sets the
+        // session up (`:dep` lines and the prelude binding `sc`) runs as one evcxr execute, so
+        // one compile, not two: it needs the driver's endpoint, which comes over a channel as
+        // soon as the driver listens (long before evcxr's own first compile is done).
         let files_dir = tessera_driver::side_files_dir(&work_dir);
+        let (endpoint_sender, endpoint) = std::sync::mpsc::channel::<(String, u64)>();
         let (driver, evcxr) = std::thread::scope(|scope| {
-            let evcxr = scope.spawn(|| {
+            let evcxr = scope.spawn(move || {
                 let started = std::time::Instant::now();
                 // Cells find the files added with `sc.add_file` where the driver copies them.
                 let mut child = std::process::Command::new(std::env::current_exe()?);
@@ -286,17 +312,30 @@ impl Session {
                     })
                     .map_err(|e| anyhow::anyhow!("cannot start evcxr: {e}"))?;
                 tracing::debug!(elapsed = ?started.elapsed(), "evcxr started");
-                // serde too, so that cells can derive `Serialize` and `Deserialize` for their
-                // own record types (the derives name the `serde` crate); tessera depends on it
-                // already, so it is compiled once for both.
-                let dep = format!(
-                    ":dep tessera = {{ path = {:?} }}\n:dep serde = {{ version = \"1\", features = [\"derive\"] }}",
-                    api_crate_dir().display().to_string()
+                // Without an endpoint the driver failed to start; its own error is reported.
+                let (socket, token) = endpoint
+                    .recv()
+                    .map_err(|_| anyhow::anyhow!("the driver did not start"))?;
+                tracing::debug!(elapsed = ?started.elapsed(), "driver endpoint known");
+                // `display`, `display_html`, `clear_output` and `show` (a table, plot or
+                // lineage) as Jupyter users call them: functions, which cannot capture `sc`, so
+                // they connect as it did.
+                let connect = format!("tessera::Context::connect({socket:?}, {token})");
+                let prelude = format!(
+                    "use tessera::prelude::*; let sc: tessera::Context = {connect}; tessera::install_panic_hook(sc);\n\
+                     fn display<T: std::fmt::Debug + ?Sized>(value: &T) {{ {connect}.display(value) }}\n\
+                     fn display_html(html: &str) {{ {connect}.display_html(html) }}\n\
+                     fn clear_output() {{ {connect}.clear_output() }}\n\
+                     fn input(prompt: &str) -> String {{ {connect}.input(prompt) }}\n\
+                     fn show<T: tessera::RichDisplay + ?Sized>(value: &T) {{ {connect}.show(value) }}"
                 );
-                evcxr.execute(&dep).map_err(|e| {
-                    anyhow::anyhow!("cannot add the tessera crate to the session: {e}")
+                let setup = format!("{}\n{prelude}", dep_commands(&api_crate_dir()));
+                evcxr.execute(&setup).map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot set up the session (adding the tessera crate, binding `sc`): {e}"
+                    )
                 })?;
-                tracing::debug!(elapsed = ?started.elapsed(), "tessera crate added");
+                tracing::debug!(elapsed = ?started.elapsed(), "tessera crate added, prelude ran");
                 anyhow::Ok((evcxr, outputs))
             });
             let driver = Driver::start(tessera_driver::DriverConfig {
@@ -308,31 +347,22 @@ impl Session {
                 task_metrics_log: config.task_metrics_log,
                 cluster: config.cluster,
             });
+            if let Ok(driver) = &driver {
+                let (socket, token) = driver.cell_endpoint();
+                // The evcxr thread is gone only if starting evcxr failed: its error is reported.
+                let _ = endpoint_sender.send((socket.to_string(), token));
+            }
+            drop(endpoint_sender);
             let evcxr = evcxr
                 .join()
                 .map_err(|_| anyhow::anyhow!("starting evcxr panicked"))?;
             anyhow::Ok((driver?, evcxr?))
         })?;
-        let (mut evcxr, outputs) = evcxr;
+        let (evcxr, outputs) = evcxr;
         let sink = Arc::new(Mutex::new(sink));
         forward(outputs.stdout, Stream::Stdout, sink.clone());
         forward(outputs.stderr, Stream::Stderr, sink.clone());
-
-        let (socket, token) = driver.cell_endpoint();
-        // `display`, `display_html`, `clear_output` and `show` (a table, plot or lineage) as
-        // Jupyter users call them: functions, which cannot capture `sc`, so they connect as it did.
-        let connect = format!("tessera::Context::connect({socket:?}, {token})");
-        let prelude = format!(
-            "use tessera::prelude::*; let sc: tessera::Context = {connect}; tessera::install_panic_hook(sc);\n\
-             fn display<T: std::fmt::Debug + ?Sized>(value: &T) {{ {connect}.display(value) }}\n\
-             fn display_html(html: &str) {{ {connect}.display_html(html) }}\n\
-             fn clear_output() {{ {connect}.clear_output() }}\n\
-             fn show<T: tessera::RichDisplay + ?Sized>(value: &T) {{ {connect}.show(value) }}"
-        );
-        evcxr
-            .execute(&prelude)
-            .map_err(|e| anyhow::anyhow!("cannot set up the session: {e}"))?;
-        tracing::debug!("prelude ran");
+        drop(notices);
         driver
             .wait_for_executors(driver.expected_executors(), Duration::from_secs(60))
             .context("the session's executors did not start")?;
@@ -369,7 +399,7 @@ impl Session {
     /// Compiles and runs one cell (or evcxr command such as `:dep`).
     pub fn execute(&mut self, code: &str) -> Result<CellOutput, CellError> {
         self.driver.take_cell_failure();
-        let result = self.evcxr.execute(&terminate_trailing_let(code));
+        let result = self.compile_and_run(code)?;
         let failure = self.driver.take_cell_failure();
         let failed_job = failure.failed_job.as_ref();
         match (result, failure.panic) {
@@ -400,6 +430,64 @@ impl Session {
                 message: e.to_string(),
             }),
         }
+    }
+
+    /// Runs `code` with its `move` closures rewritten to capture as in Spark
+    /// ([`auto_capture`]). When the rewritten cell does not compile, either a closure that
+    /// runs on executors captures something that cannot be sent there (that error is the
+    /// cell's result), or the rewrite does not fit the cell (a body mutating a capture): then
+    /// the cell runs as written, and any errors are its own.
+    fn compile_and_run(
+        &mut self,
+        code: &str,
+    ) -> Result<Result<evcxr::EvalOutputs, evcxr::Error>, CellError> {
+        let code = terminate_trailing_let(code);
+        let Some(rewritten) = auto_capture::rewrite(&code, &self.variable_names()) else {
+            return Ok(self.evcxr.execute(&code));
+        };
+        match self.evcxr.execute(&rewritten.code) {
+            Err(evcxr::Error::CompilationErrors(errors)) => {
+                let errors: Vec<auto_capture::CompileError> = errors
+                    .iter()
+                    .map(|e| auto_capture::CompileError {
+                        text: format!("{}\n{}", e.message(), e.rendered()),
+                        line: e
+                            .primary_spanned_message()
+                            .and_then(|m| m.span.as_ref())
+                            .map(|span| span.start_line),
+                    })
+                    .collect();
+                if let Some(message) = auto_capture::explain_capture_errors(&errors) {
+                    return Err(CellError {
+                        message,
+                        kind: CellErrorKind::Compile,
+                    });
+                }
+                tracing::debug!(
+                    errors = ?errors.iter().map(|e| &e.text).collect::<Vec<_>>(),
+                    "the rewritten cell does not compile; running it as written"
+                );
+                Ok(self.evcxr.execute(&code))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// The cell as the session compiles it (`:expand`): its `move` closures rewritten to
+    /// capture as in Spark.
+    pub fn expand(&self, code: &str) -> String {
+        let code = terminate_trailing_let(code);
+        match auto_capture::rewrite(&code, &self.variable_names()) {
+            Some(rewritten) => rewritten.code,
+            None => code.into_owned(),
+        }
+    }
+
+    fn variable_names(&self) -> Vec<String> {
+        self.evcxr
+            .variables_and_types()
+            .map(|(name, _)| name.to_string())
+            .collect()
     }
 
     /// evcxr's child process, for a last-resort interrupt of a cell that runs no job.
@@ -592,6 +680,19 @@ fn strip_ansi(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_setup_cell_adds_tessera_by_path_and_serde_with_derives() {
+        let deps = dep_commands(std::path::Path::new("/opt/my \"api\""));
+        let lines: Vec<&str> = deps.lines().collect();
+        // One `:dep` a line, so that evcxr takes both as commands ahead of the prelude's code.
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0], r#":dep tessera = { path = "/opt/my \"api\"" }"#);
+        assert_eq!(
+            lines[1],
+            r#":dep serde = { version = "1", features = ["derive"] }"#
+        );
+    }
 
     #[test]
     fn completions_are_names_without_placeholders() {
