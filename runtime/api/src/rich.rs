@@ -86,6 +86,31 @@ impl<K: Serialize, V: Serialize> RichDisplay for BTreeMap<K, V> {
     }
 }
 
+/// Values with nothing richer to show than their `Debug` text, exactly as evcxr would print
+/// them. evcxr compiles a cell's last expression as `(expr).evcxr_display()` first and, when
+/// that does not compile, compiles the whole cell again with `Debug`: implementing it for the
+/// values cells end with most (numbers, counts, strings, `()`) saves that second compile.
+macro_rules! debug_text {
+    ($($t:ty),* $(,)?) => {$(
+        impl RichDisplay for $t {
+            fn mime_bundle(&self) -> Vec<(String, String)> {
+                vec![("text/plain".to_string(), format!("{self:?}"))]
+            }
+        }
+    )*};
+}
+debug_text!(
+    i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64, bool, char, (),
+    str, String
+);
+
+/// As its `Debug` text (see `debug_text!`).
+impl<T: std::fmt::Debug> RichDisplay for Option<T> {
+    fn mime_bundle(&self) -> Vec<(String, String)> {
+        vec![("text/plain".to_string(), format!("{self:?}"))]
+    }
+}
+
 /// The forms of `table`: its text grid and its HTML.
 pub(crate) fn table_bundle(table: &Table) -> Vec<(String, String)> {
     vec![
@@ -181,6 +206,15 @@ mod tests {
 
     fn html_of(bundle: &[(String, String)]) -> &str {
         &bundle.iter().find(|(m, _)| m == "text/html").unwrap().1
+    }
+
+    #[test]
+    fn numbers_strings_and_options_show_their_debug_text_as_evcxr_would() {
+        assert_eq!((1 + 1).mime_bundle(), [("text/plain".to_string(), "2".to_string())]);
+        assert_eq!(text_of(&"a\"b".mime_bundle()), "\"a\\\"b\"");
+        assert_eq!(text_of(&String::from("x").mime_bundle()), "\"x\"");
+        assert_eq!(text_of(&Some(2.5f64).mime_bundle()), "Some(2.5)");
+        assert_eq!(text_of(&().mime_bundle()), "()");
     }
 
     #[test]

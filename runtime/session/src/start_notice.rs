@@ -33,7 +33,8 @@ pub fn preparing_notice(first_crate: &str) -> String {
 
 /// The notice once the session is ready, after `crates` were compiled in `seconds`.
 pub fn ready_notice(crates: usize, seconds: f64) -> String {
-    format!("Rust environment ready: {crates} crates compiled in {seconds:.0} s")
+    let plural = if crates == 1 { "" } else { "s" };
+    format!("Rust environment ready: {crates} crate{plural} compiled in {seconds:.0} s")
 }
 
 /// Standard error filtered until dropped.
@@ -143,6 +144,10 @@ mod tests {
         assert_eq!(
             ready_notice(12, 61.4),
             "Rust environment ready: 12 crates compiled in 61 s"
+        );
+        assert_eq!(
+            ready_notice(1, 4.0),
+            "Rust environment ready: 1 crate compiled in 4 s"
         );
     }
 }
