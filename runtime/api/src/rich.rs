@@ -99,10 +99,10 @@ macro_rules! debug_text {
         }
     )*};
 }
-debug_text!(
+debug_text! {
     i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64, bool, char, (),
     str, String
-);
+}
 
 /// As its `Debug` text (see `debug_text!`).
 impl<T: std::fmt::Debug> RichDisplay for Option<T> {
@@ -210,7 +210,10 @@ mod tests {
 
     #[test]
     fn numbers_strings_and_options_show_their_debug_text_as_evcxr_would() {
-        assert_eq!((1 + 1).mime_bundle(), [("text/plain".to_string(), "2".to_string())]);
+        assert_eq!(
+            (1 + 1).mime_bundle(),
+            [("text/plain".to_string(), "2".to_string())]
+        );
         assert_eq!(text_of(&"a\"b".mime_bundle()), "\"a\\\"b\"");
         assert_eq!(text_of(&String::from("x").mime_bundle()), "\"x\"");
         assert_eq!(text_of(&Some(2.5f64).mime_bundle()), "Some(2.5)");
