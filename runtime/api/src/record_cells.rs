@@ -200,49 +200,27 @@ impl MapCell {
     }
 }
 
-impl ser::SerializeSeq for SeqCell {
-    type Ok = Cell;
-    type Error = Unshowable;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Cell> {
-        Ok(self.finish())
-    }
+/// The four serde traits of sequence-like values: each element is one entry of the cell.
+macro_rules! seq_cell {
+    ($($trait:ident $method:ident),*) => {$(
+        impl ser::$trait for SeqCell {
+            type Ok = Cell;
+            type Error = Unshowable;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+                self.push(value)
+            }
+            fn end(self) -> Result<Cell> {
+                Ok(self.finish())
+            }
+        }
+    )*};
 }
-
-impl ser::SerializeTuple for SeqCell {
-    type Ok = Cell;
-    type Error = Unshowable;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Cell> {
-        Ok(self.finish())
-    }
-}
-
-impl ser::SerializeTupleStruct for SeqCell {
-    type Ok = Cell;
-    type Error = Unshowable;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Cell> {
-        Ok(self.finish())
-    }
-}
-
-impl ser::SerializeTupleVariant for SeqCell {
-    type Ok = Cell;
-    type Error = Unshowable;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Cell> {
-        Ok(self.finish())
-    }
-}
+seq_cell!(
+    SerializeSeq serialize_element,
+    SerializeTuple serialize_element,
+    SerializeTupleStruct serialize_field,
+    SerializeTupleVariant serialize_field
+);
 
 impl ser::SerializeMap for MapCell {
     type Ok = Cell;

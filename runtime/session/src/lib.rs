@@ -167,7 +167,6 @@ pub struct Session {
     _evcxr_dir: evcxr_dir::EvcxrDir,
 }
 
-/// The `tessera` crate's source, which cells depend on.
 /// The evcxr commands that make the `tessera` API crate at `api_dir`, and serde, dependencies
 /// of every cell: serde too, so that cells can derive `Serialize` and `Deserialize` for their
 /// own record types (the derives name the `serde` crate); tessera depends on it already, so it
@@ -179,6 +178,7 @@ fn dep_commands(api_dir: &std::path::Path) -> String {
     )
 }
 
+/// The `tessera` crate's source, which cells depend on.
 fn api_crate_dir() -> PathBuf {
     let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../api"));
     dir.canonicalize().unwrap_or(dir)
@@ -320,9 +320,11 @@ impl Session {
                 // `display`, `display_html`, `clear_output` and `show` (a table, plot or
                 // lineage) as Jupyter users call them: functions, which cannot capture `sc`, so
                 // they connect as it did.
-                let connect = format!("tessera::Context::connect({socket:?}, {token})");
+                // The same binding of `sc` that a restart of the child runs again.
+                let connect = rebuild::connect_code(&socket, token);
+                let bind = rebuild::bind_context_code(&connect);
                 let prelude = format!(
-                    "use tessera::prelude::*; let sc: tessera::Context = {connect}; tessera::install_panic_hook(sc);\n\
+                    "use tessera::prelude::*; {bind}\n\
                      fn display<T: std::fmt::Debug + ?Sized>(value: &T) {{ {connect}.display(value) }}\n\
                      fn display_html(html: &str) {{ {connect}.display_html(html) }}\n\
                      fn clear_output() {{ {connect}.clear_output() }}\n\
