@@ -33,6 +33,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import itertools
 import sys
 import tempfile
 import time
@@ -42,12 +43,30 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tesser
 EVCXR_VERSION = "0.22.0"
 REPO = Path(__file__).resolve().parent.parent
 
-TRIVIAL = "1 + 1"
 SETUP = "let v: Vec<u64> = (0..100_000).collect();"
-TESSERA_CLOSURES = (
-    "sc.parallelize(v.clone(), 4).map(|x| x * 2).filter(|x| x % 3 == 0).map(|x| x + 1).count()"
-)
-EVCXR_CLOSURES = "v.iter().map(|x| x * 2).filter(|x| x % 3 == 0).map(|x| x + 1).count()"
+# Tessera keeps compiled cells per user by a hash of their source, so a cell run again (a
+# notebook, a script) is not compiled again. Timed cells are never run twice: each carries a
+# number of its own (`(N + 2) - N`), so every timing includes compiling the cell, on both sides.
+_FRESH = itertools.count(int(time.time() * 1000) % 10**9)
+
+
+def trivial(result=2):
+    """A cell giving `result` that no session has compiled before."""
+    n = next(_FRESH)
+    return f"({n} + {result}) - {n}"
+
+
+def tessera_closures():
+    n = next(_FRESH)
+    return ("sc.parallelize(v.clone(), 4).map(|x| x * 2).filter(|x| x % 3 == 0)"
+            f".map(|x| x + {n} - {n} + 1).count()")
+
+
+def evcxr_closures():
+    n = next(_FRESH)
+    return f"v.iter().map(|x| x * 2).filter(|x| x % 3 == 0).map(|x| x + {n} - {n} + 1).count()"
+
+
 # Both count the multiples of 3 among 0, 2, ..., 199_998.
 CLOSURES_RESULT = "33334"
 # The goals of the interactive path, in seconds.
@@ -118,7 +137,11 @@ class Scratch:
             EVCXR_CONFIG_DIR=str(self.dir / "evcxr-config"),
         )
         self.script = self.dir / "one.rs"
-        self.script.write_text(TRIVIAL + "\n")
+
+    def fresh_script(self):
+        """The one-cell script, with a cell no session has compiled."""
+        self.script.write_text(trivial() + "\n")
+        return self.script
 
     def close(self):
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -142,10 +165,10 @@ def repl_ready(argv, scratch, prompt=None):
         if prompt:
             child.expect_exact(prompt)
         # Key by key, as typed: evcxr's line editor loses a line that arrives in one read.
-        for key in "40 + 2\r":
+        for key in trivial(42) + "\r":
             child.send(key)
             time.sleep(KEY_INTERVAL)
-        # The echo is `40 + 2`; the result is `42` on a line of its own.
+        # The echo is the cell; the result is `42` on a line of its own.
         child.expect(r"[\r\n]42\r?\n")
         return time.monotonic() - started
     finally:
@@ -198,8 +221,9 @@ def execute(kc, code):
 
 
 def kernel_session(name, scratch, cells):
-    """Starts kernel `name`, times `1 + 1` from the start, then each of `cells` (code,
-    expected result or None); gives (ready seconds, [seconds per cell])."""
+    """Starts kernel `name`, times a first trivial cell from the start, then each of `cells`
+    (a function making the code, expected result or None); gives (ready seconds, [seconds per
+    cell])."""
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
 
@@ -219,12 +243,13 @@ def kernel_session(name, scratch, cells):
     kc.start_channels()
     try:
         kc.wait_for_ready(timeout=TIMEOUT)
-        _, result = execute(kc, TRIVIAL)
+        _, result = execute(kc, trivial())
         ready = time.monotonic() - started
         if result != "2":
-            raise RuntimeError(f"{name}: `1 + 1` gave {result!r}")
+            raise RuntimeError(f"{name}: the first cell gave {result!r}")
         times = []
-        for code, expected in cells:
+        for make, expected in cells:
+            code = make()
             seconds, result = execute(kc, code)
             if expected is not None and result != expected:
                 raise RuntimeError(f"{name}: `{code}` gave {result!r}, not {expected!r}")
@@ -259,10 +284,10 @@ def main():
     write_kernelspec(scratch.dir, "evcxr",
                      [str(evcxr["evcxr_jupyter"]), "--control_file", "{connection_file}"])
 
-    tessera_cells = [(SETUP, None)] + [(TRIVIAL, "2")] * args.cells + [
-        (TESSERA_CLOSURES, CLOSURES_RESULT)] * args.cells
-    evcxr_cells = [(SETUP, None)] + [(TRIVIAL, "2")] * args.cells + [
-        (EVCXR_CLOSURES, CLOSURES_RESULT)] * args.cells
+    tessera_cells = [(lambda: SETUP, None)] + [(trivial, "2")] * args.cells + [
+        (tessera_closures, CLOSURES_RESULT)] * args.cells
+    evcxr_cells = [(lambda: SETUP, None)] + [(trivial, "2")] * args.cells + [
+        (evcxr_closures, CLOSURES_RESULT)] * args.cells
 
     runs = {
         "repl": {
@@ -271,8 +296,8 @@ def main():
         },
         "script": {
             "tessera": lambda: script_ready(
-                [tessera, "--master", args.master, "run", str(scratch.script)], None, scratch),
-            "evcxr": lambda: script_ready([str(evcxr["evcxr"])], scratch.script, scratch),
+                [tessera, "--master", args.master, "run", str(scratch.fresh_script())], None, scratch),
+            "evcxr": lambda: script_ready([str(evcxr["evcxr"])], scratch.fresh_script(), scratch),
         },
         "kernel": {
             "tessera": lambda: kernel_session("tessera", scratch, tessera_cells),

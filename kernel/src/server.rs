@@ -780,7 +780,9 @@ impl RouterState {
             .matches
             .iter()
             .zip(&completion.types)
-            .map(|(text, kind)| json!({ "start": start, "end": end, "text": text, "type": kind }))
+            .map(|(text, kind)| {
+                json!({ "start": start, "end": end, "text": text, "type": jupyter_type(kind) })
+            })
             .collect();
         json!({
             "status": "ok",
@@ -1058,9 +1060,34 @@ impl OutputSink for IopubSink {
     }
 }
 
+/// A completion's kind (rust-analyzer's: method, struct, field, ...) in the words JupyterLab
+/// knows and has icons for (IPython's: function, class, module, instance, property, keyword).
+fn jupyter_type(kind: &str) -> &str {
+    match kind {
+        "function" | "method" | "macro" => "function",
+        "struct" | "enum" | "union" | "trait" | "type" | "variant" => "class",
+        "module" => "module",
+        "variable" | "constant" | "static" => "instance",
+        "field" => "property",
+        "keyword" => "keyword",
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn completion_kinds_are_named_as_jupyterlab_knows_them() {
+        assert_eq!(jupyter_type("method"), "function");
+        assert_eq!(jupyter_type("function"), "function");
+        assert_eq!(jupyter_type("struct"), "class");
+        assert_eq!(jupyter_type("module"), "module");
+        assert_eq!(jupyter_type("variable"), "instance");
+        assert_eq!(jupyter_type("field"), "property");
+        assert_eq!(jupyter_type("lifetime"), "lifetime");
+    }
 
     #[test]
     fn cursor_positions_convert_between_code_points_and_bytes() {

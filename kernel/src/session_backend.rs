@@ -160,6 +160,7 @@ fn ename(kind: CellErrorKind) -> &'static str {
     match kind {
         CellErrorKind::Compile => "CompileError",
         CellErrorKind::Panic => "Panic",
+        CellErrorKind::Returned => "Error",
         CellErrorKind::JobFailed => "JobFailed",
         CellErrorKind::JobCancelled => "JobCancelled",
         CellErrorKind::Interrupted => "Interrupted",
@@ -496,6 +497,7 @@ mod tests {
         let kinds = [
             CellErrorKind::Compile,
             CellErrorKind::Panic,
+            CellErrorKind::Returned,
             CellErrorKind::JobFailed,
             CellErrorKind::JobCancelled,
             CellErrorKind::Interrupted,
@@ -507,6 +509,7 @@ mod tests {
             [
                 "CompileError",
                 "Panic",
+                "Error",
                 "JobFailed",
                 "JobCancelled",
                 "Interrupted",

@@ -30,6 +30,26 @@ impl Context {
         }
     }
 
+    /// Connects to the driver of the session this code runs in (the session tells its cells
+    /// where in two environment variables). Sessions do this for you and bind the result to
+    /// `sc`; functions, which cannot capture `sc`, can call it.
+    pub fn from_session() -> Context {
+        use tessera_plan::cell_protocol::{CELL_SOCKET_ENV, CELL_TOKEN_ENV};
+        let socket = std::env::var(CELL_SOCKET_ENV);
+        let token = std::env::var(CELL_TOKEN_ENV)
+            .ok()
+            .and_then(|t| t.parse().ok());
+        match (socket, token) {
+            (Ok(socket), Some(token)) => Context::connect(&socket, token),
+            _ => Error::new(format!(
+                "this code does not run in a Tessera session ({CELL_SOCKET_ENV} and \
+                 {CELL_TOKEN_ENV} are not set): run it in `tessera`, `tessera run` or the \
+                 Tessera Jupyter kernel"
+            ))
+            .raise(),
+        }
+    }
+
     pub(crate) fn call(&self, request: CellRequest) -> Result<CellResponse, Error> {
         self.endpoint.call(request)
     }

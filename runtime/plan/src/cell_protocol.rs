@@ -4,6 +4,13 @@
 use crate::rdd::{LocalCodeRef, Operator, Partitioner, RddId, RddNode, StorageLevel};
 use serde::{Deserialize, Serialize};
 
+/// The environment variables that tell the process running cells where the driver listens
+/// (its abstract socket's name) and the token it accepts: `tessera::Context::from_session`
+/// reads them, so the code that binds `sc` is the same in every session (and compiled once).
+pub const CELL_SOCKET_ENV: &str = "TESSERA_CELL_SOCKET";
+/// See [`CELL_SOCKET_ENV`].
+pub const CELL_TOKEN_ENV: &str = "TESSERA_CELL_TOKEN";
+
 /// Every request carries the session's token; the driver rejects any other.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Envelope {

@@ -3,12 +3,12 @@
 //! An interrupt first cancels the session's running jobs, cooperatively, as it always did: a
 //! job's tasks stop at their next batch and the cell receives the job's error. A cell that runs
 //! no job (a loop, a sleep) cannot be stopped that way — Rust threads cannot be killed — so if
-//! the cell is still running [`COOPERATIVE_GRACE`] after the interrupt, its process, evcxr's
-//! child, is killed; evcxr starts a new one and the session rebuilds what it can in it
-//! (`crate::rebuild`). The driver, in the session's own process, loses nothing.
+//! the cell is still running [`COOPERATIVE_GRACE`] after the interrupt, its process, the
+//! engine's child, is killed; the engine starts a new one and the session rebuilds what it can
+//! in it (`crate::rebuild`). The driver, in the session's own process, loses nothing.
 //!
-//! The child is killed only while it runs the cell: while evcxr still analyses or compiles it,
-//! the child waits for its next command, and killing it would lose the session's variables for
+//! The child is killed only while it runs the cell: while the engine still compiles it, the
+//! child waits for its next request, and killing it would lose the session's variables for
 //! nothing. The interrupt then stays pending and stops the cell as soon as it starts.
 
 use crate::JobCanceller;
@@ -48,7 +48,7 @@ struct WatchState {
 pub(crate) struct CellStop {
     /// It was interrupted.
     pub interrupted: bool,
-    /// Its process was killed, so evcxr's child lost every variable.
+    /// Its process was killed, so the child lost every variable.
     pub killed: bool,
 }
 
@@ -77,7 +77,7 @@ impl CellWatch {
 #[derive(Clone)]
 pub struct Interrupter {
     jobs: JobCanceller,
-    /// evcxr's child process; evcxr puts each new child it starts in the same handle.
+    /// The child process; the engine puts each new child it starts in the same handle.
     child: Arc<std::sync::Mutex<Child>>,
     watch: Arc<CellWatch>,
 }
@@ -156,11 +156,11 @@ impl Interrupter {
     }
 }
 
-/// What evcxr's child is doing, as far as an interrupt cares.
+/// What the child that runs cells is doing, as far as an interrupt cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ChildActivity {
-    /// Blocked reading its standard input: waiting for evcxr's next command, so no cell code
-    /// runs (evcxr is analysing or compiling the cell).
+    /// Blocked reading the engine's socket: waiting for the next request, so no cell code runs
+    /// (the engine is compiling the cell).
     WaitingForCommand,
     /// Anything else: running a cell (computing, sleeping, waiting for the driver).
     RunningCell,
@@ -171,7 +171,7 @@ pub(crate) fn should_kill(since_interrupt: Duration, activity: ChildActivity) ->
     since_interrupt >= COOPERATIVE_GRACE && activity == ChildActivity::RunningCell
 }
 
-/// What process `pid`'s main thread (where evcxr runs cells) is doing; when Linux does not say,
+/// What process `pid`'s main thread (where cells run) is doing; when Linux does not say,
 /// it is taken to be running the cell, so that an interrupt still stops it.
 fn child_activity(pid: u32) -> ChildActivity {
     std::fs::read_to_string(format!("/proc/{pid}/syscall"))
@@ -180,12 +180,15 @@ fn child_activity(pid: u32) -> ChildActivity {
 }
 
 /// Reads `/proc/PID/syscall`: the number of the system call the thread is blocked in and its
-/// arguments (`"0 0x0 0x55d1… …"` is `read` on descriptor 0), or `running`.
+/// arguments (`"45 0x3 0x55d1… …"` is `recvfrom` on descriptor 3, the engine's socket), or
+/// `running`.
 pub(crate) fn activity_from_syscall(line: &str) -> ChildActivity {
     let mut fields = line.split_whitespace();
     let call = fields.next().and_then(|n| n.parse::<i64>().ok());
     let descriptor = fields.next();
-    if call == Some(libc::SYS_read) && descriptor == Some("0x0") {
+    let channel = format!("{:#x}", tessera_cells::CHANNEL_FD);
+    let reads = call == Some(libc::SYS_read) || call == Some(libc::SYS_recvfrom);
+    if reads && descriptor == Some(channel.as_str()) {
         ChildActivity::WaitingForCommand
     } else {
         ChildActivity::RunningCell
@@ -207,15 +210,20 @@ mod tests {
 
     #[test]
     fn a_child_reading_its_commands_is_waiting() {
-        let read = format!(
-            "{} 0x0 0x7fcffed6b000 0x20000 0x0 0x0 0x0 0x7fff 0x7fcf",
-            libc::SYS_read
+        let receive = format!(
+            "{} 0x3 0x7fcffed6b000 0x20000 0x0 0x0 0x0 0x7fff 0x7fcf",
+            libc::SYS_recvfrom
         );
+        assert_eq!(
+            activity_from_syscall(&receive),
+            ChildActivity::WaitingForCommand
+        );
+        let read = format!("{} 0x3 0x7fcffed6b000 0x20000", libc::SYS_read);
         assert_eq!(
             activity_from_syscall(&read),
             ChildActivity::WaitingForCommand
         );
-        let other_descriptor = format!("{} 0x7 0x7fcffed6b000 0x20000", libc::SYS_read);
+        let other_descriptor = format!("{} 0x0 0x7fcffed6b000 0x20000", libc::SYS_read);
         assert_eq!(
             activity_from_syscall(&other_descriptor),
             ChildActivity::RunningCell
@@ -228,12 +236,24 @@ mod tests {
 
     #[test]
     fn a_reading_process_is_seen_waiting_and_a_sleeping_one_running() {
-        use std::process::{Command, Stdio};
-        let mut reader = Command::new("cat")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("cat runs");
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        use std::process::Command;
+        // A process blocked reading descriptor 3, as the child waits on the engine's socket.
+        let (_ours, theirs) = std::os::unix::net::UnixStream::pair().expect("a socket pair");
+        let fd = theirs.as_raw_fd();
+        let mut reader = Command::new("python3");
+        reader.args(["-c", "import os; os.read(3, 1)"]);
+        // SAFETY: only dup2 between fork and exec.
+        unsafe {
+            reader.pre_exec(move || {
+                if libc::dup2(fd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut reader = reader.spawn().expect("python3 runs");
         let mut sleeper = Command::new("sleep").arg("30").spawn().expect("sleep runs");
         // Both block within moments of starting.
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -1,12 +1,13 @@
 //! A Tessera session, shared by every front end (the REPL, `tessera run`, the Jupyter kernel):
-//! an evcxr context that compiles and runs cells in a child process, with `sc` bound in it, and
-//! the driver those cells talk to.
+//! the cell engine ([`tessera_cells`]) that compiles cells and runs them in a child process,
+//! with `sc` bound in it, and the driver those cells talk to.
 
+mod analysis;
 pub mod auto_capture;
+mod cache_dir;
 mod cell_progress;
 mod cell_syntax;
 mod cells;
-mod evcxr_dir;
 mod interrupt;
 mod rebuild;
 mod run_cell;
@@ -29,16 +30,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Call first thing in `main` of any binary that hosts a session: evcxr re-runs the binary as its
-/// child process (and as a rustc wrapper), and control must go there instead.
+/// Call first thing in `main` of any binary that hosts a session: the session runs the binary
+/// again as the child process that runs cells, and control must go there instead.
 pub fn child_process_hook() {
-    if std::env::var_os("EVCXR_IS_RUNTIME").is_some() {
+    if std::env::var_os(tessera_cells::CHILD_ENV).is_some() {
         // A terminal Ctrl-C reaches the whole foreground process group. The session host turns
         // it into a job cancellation; the child that holds the session's variables must live.
         // SAFETY: setting a signal disposition before any thread starts.
         unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
     }
-    evcxr::runtime_hook();
+    tessera_cells::run_child_if_requested();
 }
 
 /// Where a cell's output goes.
@@ -113,6 +114,8 @@ pub enum CellErrorKind {
     JobFailed,
     /// A job the cell ran was cancelled (an interrupt).
     JobCancelled,
+    /// The cell's `?` returned an error (not a job's failure).
+    Returned,
     /// The cell was interrupted and did not stop by itself, so the process that ran it was
     /// restarted ([`Session::run_cell`]): the message says which variables were rebuilt and
     /// which were lost.
@@ -133,7 +136,16 @@ impl CellErrorKind {
         }
     }
 
-    /// The kind of a cell that evcxr could not run for a reason other than compile errors.
+    /// The kind of a cell whose `?` returned an error with `message`: a job's failure if it is
+    /// that job's message, else an error of the cell's own.
+    pub fn of_returned(message: &str, failed_job: Option<&FailedJob>) -> CellErrorKind {
+        match CellErrorKind::of_panic(message, failed_job) {
+            CellErrorKind::Panic => CellErrorKind::Returned,
+            kind => kind,
+        }
+    }
+
+    /// The kind of a cell that could not run for a reason other than compile errors.
     pub fn of_session_failure(failed_job: Option<&FailedJob>) -> CellErrorKind {
         if failed_job.is_some_and(|job| job.cancelled) {
             CellErrorKind::JobCancelled
@@ -151,7 +163,7 @@ impl std::fmt::Display for CellError {
 
 pub struct Session {
     driver: Driver,
-    evcxr: evcxr::CommandContext,
+    engine: tessera_cells::Engine,
     sink: Arc<Mutex<OutputSink>>,
     /// Cells that ran successfully, for `:save`.
     history: Vec<String>,
@@ -164,19 +176,32 @@ pub struct Session {
     /// The ids the session's RDD and accumulator variables hold, to declare them again after
     /// a restart.
     known_ids: rebuild::KnownIds,
-    _evcxr_dir: evcxr_dir::EvcxrDir,
+    /// rust-analyzer, for completion and inspection, loading in the background.
+    analysis: analysis::Analyzer,
 }
 
-/// The evcxr commands that make the `tessera` API crate at `api_dir`, and serde, dependencies
-/// of every cell: serde too, so that cells can derive `Serialize` and `Deserialize` for their
+/// The dependency lines that make the `tessera` API crate at `api_dir`, and serde, crates every
+/// cell can use: serde too, so that cells can derive `Serialize` and `Deserialize` for their
 /// own record types (the derives name the `serde` crate); tessera depends on it already, so it
 /// is compiled once for both.
-fn dep_commands(api_dir: &std::path::Path) -> String {
-    format!(
-        ":dep tessera = {{ path = {:?} }}\n:dep serde = {{ version = \"1\", features = [\"derive\"] }}",
-        api_dir.display().to_string()
-    )
+fn dependency_lines(api_dir: &std::path::Path) -> Vec<String> {
+    vec![
+        format!("tessera = {{ path = {:?} }}", api_dir.display().to_string()),
+        "serde = { version = \"1\", features = [\"derive\"] }".to_string(),
+    ]
 }
+
+/// The first cell of every session: `sc`, and the functions Jupyter users call (`display`,
+/// `display_html`, `clear_output`, `input`, `show` for a table, plot or lineage), which cannot
+/// capture `sc` and so connect as it does. The same text in every session, so it is compiled
+/// once per user and found compiled afterwards.
+const PRELUDE: &str = "use tessera::prelude::*;\n\
+    let sc: tessera::Context = tessera::Context::from_session(); tessera::install_panic_hook(sc);\n\
+    fn display<T: std::fmt::Debug + ?Sized>(value: &T) { tessera::Context::from_session().display(value) }\n\
+    fn display_html(html: &str) { tessera::Context::from_session().display_html(html) }\n\
+    fn clear_output() { tessera::Context::from_session().clear_output() }\n\
+    fn input(prompt: &str) -> String { tessera::Context::from_session().input(prompt) }\n\
+    fn show<T: tessera::RichDisplay + ?Sized>(value: &T) { tessera::Context::from_session().show(value) }";
 
 /// The `tessera` crate's source, which cells depend on.
 fn api_crate_dir() -> PathBuf {
@@ -258,8 +283,8 @@ impl StartingSession {
 }
 
 impl Session {
-    /// Starts the driver and its executors, then evcxr with `sc` bound, and returns when all of
-    /// it is ready. `sink` receives the output of cells as it is produced.
+    /// Starts the driver and its executors, then the cell engine with `sc` bound, and returns
+    /// when all of it is ready. `sink` receives the output of cells as it is produced.
     pub fn start(config: SessionConfig, sink: OutputSink) -> anyhow::Result<Session> {
         Self::start_in_background(config, sink)?.wait()
     }
@@ -269,115 +294,100 @@ impl Session {
         config: SessionConfig,
         sink: OutputSink,
     ) -> anyhow::Result<StartingSession> {
-        let evcxr_dir = prepare_environment()?;
         let handle = std::thread::Builder::new()
             .name("session-start".into())
-            .spawn(move || Self::start_prepared(config, sink, evcxr_dir))?;
+            .spawn(move || Self::start_prepared(config, sink))?;
         Ok(StartingSession {
             state: StartState::Starting(handle),
         })
     }
 
-    fn start_prepared(
-        config: SessionConfig,
-        sink: OutputSink,
-        evcxr_dir: evcxr_dir::EvcxrDir,
-    ) -> anyhow::Result<Session> {
-        // cargo's `Compiling ...` lines of a first start become two notices.
+    fn start_prepared(config: SessionConfig, sink: OutputSink) -> anyhow::Result<Session> {
+        let started = std::time::Instant::now();
+        // A first start builds the crates cells use: two notices say so, once.
         let notices = {
             let sink = sink.clone();
-            start_notice::StartNotices::start(Arc::new(move |text: &str| {
-                sink(Stream::Notice, text)
-            }))
+            Arc::new(start_notice::StartNotices::new(Arc::new(
+                move |text: &str| sink(Stream::Notice, text),
+            )))
         };
-        let work_dir = evcxr_dir::cache_root()
+        let work_dir = cache_dir::cache_root()
             .join("sessions")
             .join(std::process::id().to_string());
-        // evcxr (its child process, rust-analyzer, a first compile) and the driver (its
-        // executors, perhaps a loopback cluster) start side by side. The cell that sets the
-        // session up (`:dep` lines and the prelude binding `sc`) runs as one evcxr execute, so
-        // one compile, not two: it needs the driver's endpoint, which comes over a channel as
-        // soon as the driver listens (long before evcxr's own first compile is done).
         let files_dir = tessera_driver::side_files_dir(&work_dir);
-        let (endpoint_sender, endpoint) = std::sync::mpsc::channel::<(String, u64)>();
-        let (driver, evcxr) = std::thread::scope(|scope| {
-            let evcxr = scope.spawn(move || {
-                let started = std::time::Instant::now();
-                // Cells find the files added with `sc.add_file` where the driver copies them.
-                let mut child = std::process::Command::new(std::env::current_exe()?);
-                child.env(tessera_plan::FILES_DIR_ENV, &files_dir);
-                let (mut evcxr, outputs) = evcxr::EvalContext::with_subprocess_command(child)
-                    .map(|(context, outputs)| {
-                        (evcxr::CommandContext::with_eval_context(context), outputs)
-                    })
-                    .map_err(|e| anyhow::anyhow!("cannot start evcxr: {e}"))?;
-                tracing::debug!(elapsed = ?started.elapsed(), "evcxr started");
-                // Without an endpoint the driver failed to start; its own error is reported.
-                let (socket, token) = endpoint
-                    .recv()
-                    .map_err(|_| anyhow::anyhow!("the driver did not start"))?;
-                tracing::debug!(elapsed = ?started.elapsed(), "driver endpoint known");
-                // `display`, `display_html`, `clear_output` and `show` (a table, plot or
-                // lineage) as Jupyter users call them: functions, which cannot capture `sc`, so
-                // they connect as it did.
-                // The same binding of `sc` that a restart of the child runs again.
-                let connect = rebuild::connect_code(&socket, token);
-                let bind = rebuild::bind_context_code(&connect);
-                let prelude = format!(
-                    "use tessera::prelude::*; {bind}\n\
-                     fn display<T: std::fmt::Debug + ?Sized>(value: &T) {{ {connect}.display(value) }}\n\
-                     fn display_html(html: &str) {{ {connect}.display_html(html) }}\n\
-                     fn clear_output() {{ {connect}.clear_output() }}\n\
-                     fn input(prompt: &str) -> String {{ {connect}.input(prompt) }}\n\
-                     fn show<T: tessera::RichDisplay + ?Sized>(value: &T) {{ {connect}.show(value) }}"
-                );
-                let setup = format!("{}\n{prelude}", dep_commands(&api_crate_dir()));
-                evcxr.execute(&setup).map_err(|e| {
-                    anyhow::anyhow!(
-                        "cannot set up the session (adding the tessera crate, binding `sc`): {e}"
-                    )
-                })?;
-                tracing::debug!(elapsed = ?started.elapsed(), "tessera crate added, prelude ran");
-                anyhow::Ok((evcxr, outputs))
-            });
-            let driver = Driver::start(tessera_driver::DriverConfig {
-                master: config.master,
-                bin_dir: bin_dir(),
-                work_dir,
-                executor_memory_mb: config.executor_memory_mb,
-                locality_wait: config.locality_wait,
-                task_metrics_log: config.task_metrics_log,
-                cluster: config.cluster,
-            });
-            if let Ok(driver) = &driver {
-                let (socket, token) = driver.cell_endpoint();
-                // The evcxr thread is gone only if starting evcxr failed: its error is reported.
-                let _ = endpoint_sender.send((socket.to_string(), token));
-            }
-            drop(endpoint_sender);
-            let evcxr = evcxr
-                .join()
-                .map_err(|_| anyhow::anyhow!("starting evcxr panicked"))?;
-            anyhow::Ok((driver?, evcxr?))
+        let driver = Driver::start(tessera_driver::DriverConfig {
+            master: config.master,
+            bin_dir: bin_dir(),
+            work_dir: work_dir.clone(),
+            executor_memory_mb: config.executor_memory_mb,
+            locality_wait: config.locality_wait,
+            task_metrics_log: config.task_metrics_log,
+            cluster: config.cluster,
         })?;
-        let (evcxr, outputs) = evcxr;
+        tracing::debug!(elapsed = ?started.elapsed(), "driver listening");
+        let (socket, token) = driver.cell_endpoint();
         let sink = Arc::new(Mutex::new(sink));
-        forward(outputs.stdout, Stream::Stdout, sink.clone());
-        forward(outputs.stderr, Stream::Stderr, sink.clone());
-        drop(notices);
+        let cell_sink: tessera_cells::OutputSink = {
+            let sink = sink.clone();
+            Arc::new(move |stream, line: &str| {
+                let sink = sink.lock().clone();
+                sink(
+                    match stream {
+                        tessera_cells::Stream::Stdout => Stream::Stdout,
+                        tessera_cells::Stream::Stderr => Stream::Stderr,
+                    },
+                    line,
+                )
+            })
+        };
+        use tessera_plan::cell_protocol::{CELL_SOCKET_ENV, CELL_TOKEN_ENV};
+        let mut engine = tessera_cells::Engine::start(tessera_cells::EngineConfig {
+            cache_dir: cache_dir::cache_root().join("cells"),
+            work_dir: work_dir.join("cells"),
+            dependencies: dependency_lines(&api_crate_dir()),
+            rich_display_trait: Some("tessera::RichDisplay".into()),
+            child: tessera_cells::ChildCommand {
+                program: std::env::current_exe()?,
+                env: vec![
+                    // Cells find the files added with `sc.add_file` where the driver copies them.
+                    (
+                        tessera_plan::FILES_DIR_ENV.into(),
+                        files_dir.display().to_string(),
+                    ),
+                    (CELL_SOCKET_ENV.into(), socket.to_string()),
+                    (CELL_TOKEN_ENV.into(), token.to_string()),
+                ],
+            },
+            sink: cell_sink,
+            progress: {
+                let notices = notices.clone();
+                Arc::new(move |line: &str| notices.progress(line))
+            },
+        })
+        .context("cannot start the cell engine")?;
+        tracing::debug!(elapsed = ?started.elapsed(), "cell engine started");
+        let prelude = engine
+            .execute(PRELUDE)
+            .map_err(|e| anyhow::anyhow!("cannot set up the session (binding `sc`): {e}"))?;
+        if let Some(panic) = prelude.panic {
+            anyhow::bail!("cannot set up the session (binding `sc`): {panic}");
+        }
+        tracing::debug!(elapsed = ?started.elapsed(), "prelude ran");
+        notices.finish();
         driver
             .wait_for_executors(driver.expected_executors(), Duration::from_secs(60))
             .context("the session's executors did not start")?;
+        let analysis = analysis::Analyzer::start(engine.dependency_project());
         Ok(Session {
             displays: driver.displays(),
             driver,
-            evcxr,
+            engine,
             sink,
             history: Vec::new(),
             color: config.color,
             watch: Default::default(),
             known_ids: Default::default(),
-            _evcxr_dir: evcxr_dir,
+            analysis,
         })
     }
 
@@ -398,39 +408,89 @@ impl Session {
         }
     }
 
-    /// Compiles and runs one cell (or evcxr command such as `:dep`).
+    /// Compiles and runs one cell (or a `:dep` line, or `:vars`).
     pub fn execute(&mut self, code: &str) -> Result<CellOutput, CellError> {
+        if let Some(reply) = self.session_command(code) {
+            return reply;
+        }
         self.driver.take_cell_failure();
         let result = self.compile_and_run(code)?;
         let failure = self.driver.take_cell_failure();
         let failed_job = failure.failed_job.as_ref();
-        match (result, failure.panic) {
-            (Ok(outputs), None) => {
-                if !code.trim().is_empty() {
-                    self.history.push(code.to_string());
-                }
-                // A cell that ends in a statement-like expression (a `for` loop) has the
-                // value `()`, which says nothing: it is not shown.
-                let mut data: Vec<(String, String)> = outputs
-                    .content_by_mime_type
-                    .into_iter()
-                    .filter(|(mime, value)| !(mime == "text/plain" && value == "()"))
-                    .collect();
-                data.sort();
-                Ok(CellOutput { data })
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(tessera_cells::CellsError::Compile { code, diagnostics }) => {
+                return Err(CellError {
+                    message: tessera_cells::render(&code, &diagnostics, self.color),
+                    kind: CellErrorKind::Compile,
+                });
             }
-            (Ok(_), Some(message)) => Err(CellError {
+            Err(e) => {
+                return Err(CellError {
+                    kind: CellErrorKind::of_session_failure(failed_job),
+                    message: e.to_string(),
+                });
+            }
+        };
+        for note in &outcome.notes {
+            let sink = self.sink.lock().clone();
+            sink(Stream::Stderr, note);
+        }
+        // The panic hook tells the driver the message of a panic (a job's error is raised as
+        // a `tessera::Error`, which only the hook can read); the engine knows only that and
+        // plain-text panics.
+        if let Some(message) = failure.panic.or(outcome.panic) {
+            return Err(CellError {
                 kind: CellErrorKind::of_panic(&message, failed_job),
                 message,
-            }),
-            (Err(evcxr::Error::CompilationErrors(errors)), _) => Err(CellError {
-                message: render_errors(code, &errors, self.color),
-                kind: CellErrorKind::Compile,
-            }),
-            (Err(e), _) => Err(CellError {
-                kind: CellErrorKind::of_session_failure(failed_job),
-                message: e.to_string(),
-            }),
+            });
+        }
+        if let Some(message) = outcome.error {
+            return Err(CellError {
+                kind: CellErrorKind::of_returned(&message, failed_job),
+                message: format!("Error: {message}"),
+            });
+        }
+        if !code.trim().is_empty() {
+            self.history.push(code.to_string());
+        }
+        // A cell that ends in a statement-like expression (a `for` loop) has the value `()`,
+        // which says nothing: it is not shown.
+        let mut data: Vec<(String, String)> = outcome
+            .bundle
+            .into_iter()
+            .filter(|(mime, value)| !(mime == "text/plain" && value == "()"))
+            .collect();
+        data.sort();
+        Ok(CellOutput { data })
+    }
+
+    /// The session's own `:` commands that reach it as cells (`:vars`, and any it does not
+    /// know); `:dep` lines are the engine's.
+    fn session_command(&mut self, code: &str) -> Option<Result<CellOutput, CellError>> {
+        let command = command_line(code)?;
+        let name = command.split_whitespace().next().unwrap_or("");
+        match name {
+            ":dep" => None,
+            ":vars" => {
+                let variables = self.variables();
+                let text = if variables.is_empty() {
+                    "no variables".to_string()
+                } else {
+                    variables
+                        .iter()
+                        .map(|(name, ty)| format!("{name}: {ty}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                };
+                Some(Ok(CellOutput {
+                    data: vec![("text/plain".into(), text)],
+                }))
+            }
+            _ => Some(Err(CellError {
+                kind: CellErrorKind::Session,
+                message: format!("unknown command `{name}`: `:help` lists the commands"),
+            })),
         }
     }
 
@@ -442,21 +502,21 @@ impl Session {
     fn compile_and_run(
         &mut self,
         code: &str,
-    ) -> Result<Result<evcxr::EvalOutputs, evcxr::Error>, CellError> {
+    ) -> Result<Result<tessera_cells::CellOutcome, tessera_cells::CellsError>, CellError> {
         let code = terminate_trailing_let(code);
         let Some(rewritten) = auto_capture::rewrite(&code, &self.variable_names()) else {
-            return Ok(self.evcxr.execute(&code));
+            return Ok(self.engine.execute(&code));
         };
-        match self.evcxr.execute(&rewritten.code) {
-            Err(evcxr::Error::CompilationErrors(errors)) => {
-                let errors: Vec<auto_capture::CompileError> = errors
+        match self.engine.execute(&rewritten.code) {
+            Err(tessera_cells::CellsError::Compile {
+                code: compiled,
+                diagnostics,
+            }) => {
+                let errors: Vec<auto_capture::CompileError> = diagnostics
                     .iter()
-                    .map(|e| auto_capture::CompileError {
-                        text: format!("{}\n{}", e.message(), e.rendered()),
-                        line: e
-                            .primary_spanned_message()
-                            .and_then(|m| m.span.as_ref())
-                            .map(|span| span.start_line),
+                    .map(|d| auto_capture::CompileError {
+                        text: format!("{}\n{}\n{}", d.message, d.notes.join("\n"), d.rendered),
+                        line: d.line(&compiled),
                     })
                     .collect();
                 if let Some(message) = auto_capture::explain_capture_errors(&errors) {
@@ -469,7 +529,7 @@ impl Session {
                     errors = ?errors.iter().map(|e| &e.text).collect::<Vec<_>>(),
                     "the rewritten cell does not compile; running it as written"
                 );
-                Ok(self.evcxr.execute(&code))
+                Ok(self.engine.execute(&code))
             }
             other => Ok(other),
         }
@@ -486,15 +546,10 @@ impl Session {
     }
 
     fn variable_names(&self) -> Vec<String> {
-        self.evcxr
-            .variables_and_types()
+        self.engine
+            .variables()
             .map(|(name, _)| name.to_string())
             .collect()
-    }
-
-    /// evcxr's child process, for a last-resort interrupt of a cell that runs no job.
-    pub fn evcxr_child(&self) -> Arc<std::sync::Mutex<std::process::Child>> {
-        self.evcxr.process_handle()
     }
 
     pub fn driver(&self) -> &Driver {
@@ -514,12 +569,22 @@ impl Session {
             end: position,
             items: Vec::new(),
         };
-        if let Ok(c) = self.evcxr.completions(code, position) {
-            (found.start, found.end) = (c.start_offset, c.end_offset);
-            for completion in c.completions {
-                let name = completion_name(&completion.code);
-                if !name.is_empty() && !found.items.iter().any(|(n, _)| *n == name) {
-                    found.items.push((name, completion.kind.to_string()));
+        let (source, offset) = self.engine.analysis_source(code);
+        let project = self.engine.dependency_project().to_path_buf();
+        if let Some(c) = self
+            .analysis
+            .completions(&project, source, offset + position)
+        {
+            let start = c.start.saturating_sub(offset).min(code.len());
+            let end = c.end.saturating_sub(offset).min(code.len());
+            (found.start, found.end) = (start, end.max(start));
+            for completion in c.items {
+                if !completion.name.is_empty()
+                    && !found.items.iter().any(|(n, _)| *n == completion.name)
+                {
+                    found
+                        .items
+                        .push((completion.name, completion.kind.to_string()));
                 }
             }
         }
@@ -529,22 +594,23 @@ impl Session {
     /// The type and documentation of what is at `position`, as text and as HTML; `None` when
     /// rust-analyzer knows nothing there.
     pub fn inspect(&mut self, code: &str, position: usize) -> Option<Inspection> {
-        let (text, html) = self.evcxr.hover_at(code, position).ok()?;
-        let text = text.trim();
-        // rust-analyzer's words for a name it does not know.
-        if text.is_empty() || text == "No documentation found" {
+        let (source, offset) = self.engine.analysis_source(code);
+        let project = self.engine.dependency_project().to_path_buf();
+        let hover = self.analysis.hover(&project, source, offset + position)?;
+        let text = hover.text.trim();
+        if text.is_empty() {
             return None;
         }
         Some(Inspection {
             text: text.to_string(),
-            html: (!html.trim().is_empty()).then_some(html),
+            html: (!hover.html.trim().is_empty()).then_some(hover.html),
         })
     }
 
     /// Variables the session holds and their types.
     pub fn variables(&self) -> Vec<(String, String)> {
-        self.evcxr
-            .variables_and_types()
+        self.engine
+            .variables()
             .map(|(n, t)| (n.to_string(), t.to_string()))
             .collect()
     }
@@ -568,143 +634,20 @@ pub struct Inspection {
     pub html: Option<String>,
 }
 
-/// What a completion inserts: the name alone, without the argument placeholders rust-analyzer
-/// fills in (`parallelize(data, num_partitions)` → `parallelize`, `vec![]` → `vec!`), as
-/// Jupyter front ends and the REPL expect.
-fn completion_name(code: &str) -> String {
-    code.split(['(', '[', '{', '<'])
-        .next()
-        .unwrap_or(code)
-        .trim_end()
-        .to_string()
-}
-
-/// Points evcxr at this user's build directory and the loader at the toolchain's libstd. Both
-/// are read from the environment, which is changed here, before the session's threads start.
-fn prepare_environment() -> anyhow::Result<evcxr_dir::EvcxrDir> {
-    // evcxr reads its build directory from the environment when the context is created;
-    // keeping it per user makes dependencies build once, not once per session.
-    let evcxr_dir = evcxr_dir::EvcxrDir::acquire()?;
-    // SAFETY: front ends call this before they start threads that read the environment.
-    unsafe { std::env::set_var("EVCXR_TMPDIR", evcxr_dir.path()) };
-    // Cell libraries link the toolchain's libstd dynamically, and the relative run path
-    // rustc gives them does not survive evcxr moving them: tell the loader where it is.
-    if let Some(dir) = tessera_driver::toolchain_libstd()
-        .as_deref()
-        .and_then(std::path::Path::parent)
-    {
-        let mut path = std::ffi::OsString::from(dir);
-        if let Some(existing) = std::env::var_os("LD_LIBRARY_PATH") {
-            path.push(":");
-            path.push(existing);
-        }
-        // SAFETY: as above.
-        unsafe { std::env::set_var("LD_LIBRARY_PATH", path) };
-    }
-
-    Ok(evcxr_dir)
-}
-
-fn forward(
-    lines: crossbeam_channel::Receiver<String>,
-    stream: Stream,
-    sink: Arc<Mutex<OutputSink>>,
-) {
-    std::thread::spawn(move || {
-        while let Ok(line) = lines.recv() {
-            let sink = sink.lock().clone();
-            sink(stream, &line);
-        }
-    });
-}
-
-/// Compile errors as rustc shows them, pointing into the cell's own code where they can.
-fn render_errors(code: &str, errors: &[evcxr::CompilationError], color: bool) -> String {
-    let mut out = String::new();
-    for error in errors {
-        let report = if error.is_from_user_code() {
-            error
-                .build_report("cell".to_string(), code.to_string(), evcxr::Theme::Dark)
-                .and_then(|report| {
-                    let mut buf = Vec::new();
-                    report
-                        .write(
-                            ariadne::sources([("cell".to_string(), code.to_string())]),
-                            &mut buf,
-                        )
-                        .ok()?;
-                    let text = String::from_utf8(buf).ok()?;
-                    Some(if color { text } else { strip_ansi(&text) })
-                })
-        } else {
-            None
-        };
-        match report {
-            Some(text) => out.push_str(&text),
-            None => {
-                let rendered = error.rendered();
-                out.push_str(
-                    if rendered.is_empty() {
-                        error.message()
-                    } else {
-                        rendered
-                    }
-                    .trim_end(),
-                );
-                out.push('\n');
-            }
-        }
-        for help in error.help() {
-            out.push_str(&format!("help: {help}\n"));
-        }
-    }
-    out
-}
-
-/// Removes terminal colour sequences (`ESC [ ... m`).
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_setup_cell_adds_tessera_by_path_and_serde_with_derives() {
-        let deps = dep_commands(std::path::Path::new("/opt/my \"api\""));
-        let lines: Vec<&str> = deps.lines().collect();
-        // One `:dep` a line, so that evcxr takes both as commands ahead of the prelude's code.
-        assert_eq!(lines.len(), 2);
-        assert_eq!(lines[0], r#":dep tessera = { path = "/opt/my \"api\"" }"#);
+    fn cells_depend_on_tessera_by_path_and_on_serde_with_derives() {
+        let lines = dependency_lines(std::path::Path::new("/opt/my \"api\""));
         assert_eq!(
-            lines[1],
-            r#":dep serde = { version = "1", features = ["derive"] }"#
+            lines,
+            [
+                r#"tessera = { path = "/opt/my \"api\"" }"#,
+                r#"serde = { version = "1", features = ["derive"] }"#
+            ]
         );
-    }
-
-    #[test]
-    fn completions_are_names_without_placeholders() {
-        assert_eq!(
-            completion_name("parallelize(data, num_partitions)"),
-            "parallelize"
-        );
-        assert_eq!(completion_name("vec![]"), "vec!");
-        assert_eq!(completion_name("Vec<>"), "Vec");
-        assert_eq!(completion_name("count"), "count");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! What survives when evcxr's child process is restarted (an interrupted cell that would not
+//! What survives when the child process that runs cells is restarted (an interrupted cell that would not
 //! stop, or a cell that crashed its process): every variable lived in that process, but the
 //! handles among them are only ids of what the driver holds, so they can be made again.
 //!
@@ -11,8 +11,8 @@
 //! * Everything else (numbers, strings, vectors, broadcast values, whose copy in the cell is
 //!   gone) is lost, and the person is told which, by name and type ([`RestartReport`]).
 //!
-//! Items (functions, types, `use`s) are not variables: evcxr compiles them into every cell, so
-//! they survive a restart by themselves.
+//! Items (functions, types, `use`s) are not variables: the engine compiles them into every
+//! cell, so they survive a restart by themselves.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -192,30 +192,23 @@ fn find_word(text: &str, word: &str) -> Option<usize> {
     })
 }
 
-/// The MIME type under which a [`snapshot_code`] cell hands the session its ids.
-pub(crate) const IDS_MIME: &str = "application/x-tessera-handle-ids";
-
-/// A cell that hands the session the ids the `variables` (name, type) hold, in order, as
-/// `[3, 5]`; each must be a handle that holds an id ([`to_read`] finds them).
-/// It prints them in evcxr's own framing of rich output, which evcxr takes off the child's
-/// output as content of that MIME type: the person sees nothing, and no display a cell's value
-/// gets (arrays as tables) changes what the session reads.
+/// A cell that hands the session the ids the `variables` (name, type) hold, in order, as its
+/// result's text, `[3, 5]`; each must be a handle that holds an id ([`to_read`] finds them). A
+/// boxed slice, whose `Debug` text is that, and which no rich display (arrays as tables)
+/// shows otherwise.
 pub(crate) fn snapshot_code(variables: &[(String, String)]) -> String {
     let ids: Vec<String> = variables
         .iter()
         .filter_map(|(name, type_name)| handle_kind(type_name)?.id_expression(name))
         .collect();
-    format!(
-        "println!(\"EVCXR_BEGIN_CONTENT {IDS_MIME}\\n{{:?}}\\nEVCXR_END_CONTENT\", [{}]);",
-        ids.join(", ")
-    )
+    format!("std::boxed::Box::<[u64]>::from([{}])", ids.join(", "))
 }
 
 /// Why the ids a cell's handle variables hold could not be read.
 #[derive(Debug)]
 pub(crate) enum ReadIdsError {
     /// The cell that hands them over failed.
-    Run(evcxr::Error),
+    Run(tessera_cells::CellsError),
     /// It handed over something else than one id per variable (what it handed over).
     Answer(Option<String>),
 }
@@ -244,10 +237,8 @@ pub(crate) fn parse_snapshot(text: &str, count: usize) -> Option<Vec<u64>> {
     (ids.len() == count).then_some(ids)
 }
 
-/// The expression that connects a cell to the driver listening on `socket` with `token`.
-pub(crate) fn connect_code(socket: &str, token: u64) -> String {
-    format!("tessera::Context::connect({socket:?}, {token})")
-}
+/// The expression that connects a cell to the session's driver.
+pub(crate) const CONNECT: &str = "tessera::Context::from_session()";
 
 /// The cell that binds `sc` to the driver in a new child process, as the session's prelude did.
 pub(crate) fn bind_context_code(connect: &str) -> String {
@@ -439,7 +430,7 @@ mod tests {
     fn snapshots_are_asked_for_and_read_back() {
         assert_eq!(
             snapshot_code(&vars(&[("a", "Rdd<u64>"), ("hits", "Accumulator<u64>")])),
-            "println!(\"EVCXR_BEGIN_CONTENT application/x-tessera-handle-ids\\n{:?}\\nEVCXR_END_CONTENT\", [a.id(), hits.__id()]);"
+            "std::boxed::Box::<[u64]>::from([a.id(), hits.__id()])"
         );
         assert_eq!(parse_snapshot("[3, 15]", 2), Some(vec![3, 15]));
         assert_eq!(parse_snapshot(" [7] \n", 1), Some(vec![7]));

@@ -13,7 +13,7 @@ impl Session {
     pub fn interrupter(&self) -> Interrupter {
         Interrupter::new(
             self.driver.canceller(),
-            self.evcxr.process_handle(),
+            self.engine.process(),
             self.watch.clone(),
         )
     }
@@ -39,9 +39,10 @@ impl Session {
         result
     }
 
-    /// The process id of evcxr's child; evcxr starts a new one (a new id) when one dies.
+    /// The process id of the child that runs cells; the engine starts a new one (a new id)
+    /// when one dies.
     fn child_pid(&self) -> u32 {
-        let child = self.evcxr.process_handle();
+        let child = self.engine.process();
         let child = child.lock().unwrap_or_else(|p| p.into_inner());
         child.id()
     }
@@ -57,11 +58,15 @@ impl Session {
             return;
         }
         let ids = self
-            .evcxr
+            .engine
             .execute(&rebuild::snapshot_code(&wanted))
             .map_err(ReadIdsError::Run)
-            .and_then(|outputs| {
-                let answer = outputs.get(rebuild::IDS_MIME);
+            .and_then(|outcome| {
+                let answer = outcome
+                    .bundle
+                    .iter()
+                    .find(|(mime, _)| mime == "text/plain")
+                    .map(|(_, text)| text.as_str());
                 answer
                     .and_then(|text| rebuild::parse_snapshot(text, wanted.len()))
                     .ok_or_else(|| ReadIdsError::Answer(answer.map(String::from)))
@@ -90,14 +95,12 @@ impl Session {
         stop: CellStop,
         error: Option<CellError>,
     ) -> CellError {
-        let (socket, token) = self.driver.cell_endpoint();
-        let connect = rebuild::connect_code(socket, token);
-        let plan = rebuild::plan(&connect, before, &self.known_ids);
+        let plan = rebuild::plan(rebuild::CONNECT, before, &self.known_ids);
         let rebuilt = match self.run_hidden(&plan.code) {
             Ok(()) => plan.rebuilt,
             Err(e) => {
                 tracing::warn!("cannot declare the session's handles again: {e}");
-                match self.run_hidden(&rebuild::bind_context_code(&connect)) {
+                match self.run_hidden(&rebuild::bind_context_code(rebuild::CONNECT)) {
                     Ok(()) => vec![("sc".to_string(), "tessera::Context".to_string())],
                     Err(e) => {
                         return CellError {
@@ -136,15 +139,35 @@ impl Session {
     }
 
     /// Runs code of the session's own in the child (not a cell: no history, no rewriting). If
-    /// the child had died unnoticed (killed as its cell ended), evcxr starts a new one on the
-    /// first try, and the code runs in it on the second.
-    fn run_hidden(&mut self, code: &str) -> Result<(), evcxr::Error> {
-        let child = self.child_pid();
-        match self.evcxr.execute(code) {
-            Err(evcxr::Error::SubprocessTerminated(_)) if self.child_pid() != child => {
-                self.evcxr.execute(code).map(drop)
-            }
-            other => other.map(drop),
+    /// the child had died unnoticed (killed as its cell ended), the engine starts a new one on
+    /// the first try, and the code runs in it on the second.
+    fn run_hidden(&mut self, code: &str) -> Result<(), HiddenError> {
+        let outcome = match self.engine.execute(code) {
+            Err(tessera_cells::CellsError::ChildDied { .. }) => self.engine.execute(code),
+            other => other,
+        }
+        .map_err(HiddenError::Engine)?;
+        match outcome.panic {
+            Some(message) => Err(HiddenError::Panicked(message)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Why code of the session's own failed in the child.
+#[derive(Debug)]
+enum HiddenError {
+    /// It did not compile, or the child could not run it.
+    Engine(tessera_cells::CellsError),
+    /// It panicked.
+    Panicked(String),
+}
+
+impl std::fmt::Display for HiddenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HiddenError::Engine(e) => e.fmt(f),
+            HiddenError::Panicked(message) => write!(f, "it panicked: {message}"),
         }
     }
 }

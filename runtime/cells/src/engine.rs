@@ -1,0 +1,563 @@
+//! The engine: what the session knows between cells (items, variables and their types, the
+//! dependencies), and the steps of one cell — split it, generate its crate, compile it (and
+//! probe the types of the variables it binds, on the other core), run it in the child, and
+//! keep what it defined.
+
+use crate::cell_parts::{self, CellParts, ItemKey};
+use crate::child::{Child, ChildCommand};
+use crate::crate_source::{self, CratePlan, LineRole, Purpose};
+use crate::deps::{BuiltDependencies, DependencyProject};
+use crate::diagnostics::{Diagnostic, RustcDiagnostic, probed_type};
+use crate::error::CellsError;
+use crate::rustc::{self, Output};
+use crate::toolchain::Toolchain;
+use crate::{OutputSink, hash_hex};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// How to start an engine.
+pub struct EngineConfig {
+    /// Per user: dependency builds and compiled cells, kept between sessions.
+    pub cache_dir: PathBuf,
+    /// Per session: the sources of its cells.
+    pub work_dir: PathBuf,
+    /// Cargo.toml dependency lines every cell can use (`serde = "1"`).
+    pub dependencies: Vec<String>,
+    /// A trait (`fn mime_bundle(&self) -> Vec<(String, String)>`) results are shown with when
+    /// they implement it; otherwise `Debug`, otherwise nothing.
+    pub rich_display_trait: Option<String>,
+    /// The binary the child runs.
+    pub child: ChildCommand,
+    /// Where cells' output goes.
+    pub sink: OutputSink,
+    /// Where the progress of a dependency build goes (cargo's `Compiling ...` lines).
+    pub progress: Arc<dyn Fn(&str) + Send + Sync>,
+}
+
+/// How a cell ran.
+#[derive(Debug, Default)]
+pub struct CellOutcome {
+    /// Its result as (MIME type, content); empty when there is nothing to show.
+    pub bundle: Vec<(String, String)>,
+    /// The message of a panic, if it panicked (its variables from earlier cells are kept,
+    /// except those it had moved).
+    pub panic: Option<String>,
+    /// The error a `?` in the cell returned.
+    pub error: Option<String>,
+    /// Things the person should know: variables that could not be kept, and why.
+    pub notes: Vec<String>,
+}
+
+/// An item of the session, as compiled into every cell.
+#[derive(Clone, Debug)]
+struct KeptItem {
+    key: ItemKey,
+    text: String,
+    is_use: bool,
+}
+
+/// A compiled cell in the per-user cache: what the first build of the same source learned.
+#[derive(Serialize, Deserialize)]
+struct CachedCell {
+    /// Key of the library that was built (after leaving out moved variables).
+    library: String,
+    /// Variables left out of the store because the cell moves them.
+    moved: Vec<String>,
+    /// Types of the variables the cell binds, as rustc named them.
+    types: BTreeMap<String, String>,
+}
+
+/// A cell's library and what building it learned.
+struct Compiled {
+    library: PathBuf,
+    moved: Vec<String>,
+    types: BTreeMap<String, String>,
+}
+
+/// Compiles and runs cells, keeping their variables in a child process.
+pub struct Engine {
+    toolchain: Toolchain,
+    config: EngineConfig,
+    sink: Arc<Mutex<OutputSink>>,
+    project: DependencyProject,
+    built: BuiltDependencies,
+    child: Child,
+    crate_attributes: Vec<String>,
+    items: Vec<KeptItem>,
+    /// Variables and the types cells take them as.
+    variables: BTreeMap<String, String>,
+    cells: usize,
+}
+
+impl Engine {
+    /// Finds the toolchain, makes sure the dependencies are built (cargo runs only when they
+    /// are not, or a path dependency changed) and starts the child.
+    pub fn start(config: EngineConfig) -> Result<Engine, CellsError> {
+        let toolchain = Toolchain::find()?;
+        for dir in [&config.cache_dir, &config.work_dir] {
+            std::fs::create_dir_all(dir).map_err(CellsError::io("create", dir))?;
+        }
+        let project = DependencyProject::new(&config.cache_dir, &config.dependencies, &toolchain);
+        let sink = Arc::new(Mutex::new(config.sink.clone()));
+        let child = Child::spawn(&config.child, &toolchain.std_lib_dir, sink.clone())?;
+        let built = project.ensure_built(&toolchain, &*config.progress)?;
+        Ok(Engine {
+            toolchain,
+            config,
+            sink,
+            project,
+            built,
+            child,
+            crate_attributes: Vec::new(),
+            items: Vec::new(),
+            variables: BTreeMap::new(),
+            cells: 0,
+        })
+    }
+
+    /// Sends cells' output to `sink` from now on.
+    pub fn set_sink(&self, sink: OutputSink) {
+        *self.sink.lock().unwrap_or_else(|e| e.into_inner()) = sink;
+    }
+
+    /// The session's variables and their types.
+    pub fn variables(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.variables.iter().map(|(n, t)| (n.as_str(), t.as_str()))
+    }
+
+    /// The child process, to kill a cell that does not stop (then [`Engine::restart`]).
+    pub fn process(&self) -> Arc<Mutex<std::process::Child>> {
+        self.child.process()
+    }
+
+    /// The cargo project of the dependencies (for rust-analyzer).
+    pub fn dependency_project(&self) -> &Path {
+        self.project.dir()
+    }
+
+    /// The toolchain's directory of `libstd-*.so`, which cell libraries need to load.
+    pub fn std_lib_dir(&self) -> &Path {
+        &self.toolchain.std_lib_dir
+    }
+
+    /// Starts a new child; the variables are gone (returned with their types), the items kept.
+    pub fn restart(&mut self) -> Result<Vec<(String, String)>, CellsError> {
+        self.child.restart(
+            &self.config.child,
+            &self.toolchain.std_lib_dir,
+            self.sink.clone(),
+        )?;
+        Ok(std::mem::take(&mut self.variables).into_iter().collect())
+    }
+
+    /// A source for rust-analyzer with the session's items and variables and `code` as a
+    /// function body; the byte offset where `code` starts in it.
+    pub fn analysis_source(&self, code: &str) -> (String, usize) {
+        let mut text = String::new();
+        for attribute in &self.crate_attributes {
+            text.push_str(attribute);
+            text.push('\n');
+        }
+        for item in self.ordered_items(&BTreeSet::new()) {
+            text.push_str(item);
+            text.push('\n');
+        }
+        text.push_str("fn __tessera_cell() {\n");
+        for (name, ty) in &self.variables {
+            text.push_str(&format!("let mut {name}: {ty} = todo!();\n"));
+        }
+        let offset = text.len();
+        text.push_str(code);
+        text.push_str("\n}\n");
+        (text, offset)
+    }
+
+    /// Compiles and runs one cell.
+    pub fn execute(&mut self, code: &str) -> Result<CellOutcome, CellsError> {
+        let started = Instant::now();
+        let parts = cell_parts::split(code);
+        if !parts.dependencies.is_empty() {
+            self.add_dependencies(&parts.dependencies)?;
+        }
+        if parts.items.is_empty() && parts.statements.is_empty() && parts.tail.is_none() {
+            self.crate_attributes
+                .extend(parts.crate_attributes.iter().cloned());
+            return Ok(CellOutcome::default());
+        }
+        let replaced: BTreeSet<ItemKey> = parts.items.iter().map(|i| i.key.clone()).collect();
+        let redefined_types = self.redefined_types(code, &parts);
+        let stale: Vec<String> = self
+            .variables
+            .iter()
+            .filter(|(_, ty)| redefined_types.iter().any(|t| mentions(ty, t)))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let mut notes = Vec::new();
+        if !stale.is_empty() {
+            self.child.forget(stale.clone())?;
+            for name in &stale {
+                let ty = self.variables.remove(name).unwrap_or_default();
+                notes.push(format!(
+                    "`{name}` (a `{ty}`) is gone: its type was defined again; make it again"
+                ));
+            }
+        }
+        let takes: Vec<(String, String)> = self
+            .variables
+            .iter()
+            .filter(|(name, _)| parts.identifiers.contains(*name))
+            .map(|(n, t)| (n.clone(), t.clone()))
+            .collect();
+        let bound: Vec<String> = parts.bindings.iter().map(|b| b.name.clone()).collect();
+        let mut put_back: Vec<String> = takes
+            .iter()
+            .map(|(n, _)| n.clone())
+            .filter(|n| !bound.contains(n))
+            .collect();
+        self.cells += 1;
+        let compiled = self.compile(code, &parts, &replaced, &takes, &put_back)?;
+        for name in bound.iter().filter(|n| compiled.moved.contains(n)) {
+            notes.push(format!(
+                "`{name}` is not kept for later cells: the cell moves it, or it borrows a value \
+                 that ends with the cell (keep an owned value instead, e.g. `.to_owned()`)"
+            ));
+        }
+        let new_variables: Vec<String> = bound
+            .into_iter()
+            .filter(|n| !compiled.moved.contains(n))
+            .collect();
+        put_back.retain(|n| !compiled.moved.contains(n));
+        let (library, types) = (compiled.library, compiled.types);
+        tracing::debug!(elapsed = ?started.elapsed(), "cell compiled");
+        let ran = match self.child.run(&library) {
+            Ok(ran) => ran,
+            Err(died @ CellsError::ChildDied { .. }) => {
+                let _ = self.restart();
+                return Err(died);
+            }
+            Err(other) => return Err(other),
+        };
+        tracing::debug!(elapsed = ?started.elapsed(), "cell ran");
+        // What the cell defined stays, even if it panicked: it compiled.
+        self.keep_items(code, &parts, &replaced);
+        let stored: BTreeSet<&str> = ran.variables.iter().map(|(n, _)| n.as_str()).collect();
+        let annotated: BTreeMap<&str, &str> = parts
+            .bindings
+            .iter()
+            .filter_map(|b| Some((b.name.as_str(), b.annotated.as_deref()?)))
+            .collect();
+        let mut unnamed = Vec::new();
+        for name in &new_variables {
+            if !stored.contains(name.as_str()) {
+                continue;
+            }
+            match annotated
+                .get(name.as_str())
+                .map(|t| t.to_string())
+                .or_else(|| types.get(name).cloned())
+            {
+                Some(ty) => {
+                    self.variables.insert(name.clone(), ty);
+                }
+                None => unnamed.push(name.clone()),
+            }
+        }
+        self.variables
+            .retain(|name, _| stored.contains(name.as_str()) && !unnamed.contains(name));
+        for name in &unnamed {
+            let ty = ran
+                .variables
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t.as_str())
+                .unwrap_or("?");
+            notes.push(format!(
+                "`{name}` is not kept for later cells: its type (`{ty}`) has no name a cell can \
+                 write (a closure or an `impl Trait`); box it (`Box<dyn Fn(..)>`) or define a `fn`"
+            ));
+        }
+        self.child.forget(unnamed)?;
+        Ok(CellOutcome {
+            bundle: ran.bundle,
+            panic: ran.panic,
+            error: ran.error,
+            notes,
+        })
+    }
+
+    /// The library for a cell (from the cache, or compiled now with its type probe beside it),
+    /// the variables it moves (left out of the store) and the types of those it binds.
+    fn compile(
+        &self,
+        code: &str,
+        parts: &CellParts,
+        replaced: &BTreeSet<ItemKey>,
+        takes: &[(String, String)],
+        put_back: &[String],
+    ) -> Result<Compiled, CellsError> {
+        let earlier_items: Vec<&str> = self.ordered_items(replaced);
+        let bound: Vec<String> = parts.bindings.iter().map(|b| b.name.clone()).collect();
+        let plan = |moved: &[String], purpose: Purpose| {
+            let new_variables: Vec<String> = bound
+                .iter()
+                .filter(|n| !moved.contains(n))
+                .cloned()
+                .collect();
+            let put_back: Vec<String> = put_back
+                .iter()
+                .filter(|n| !moved.contains(n))
+                .cloned()
+                .collect();
+            crate_source::generate(&CratePlan {
+                code,
+                parts,
+                crate_attributes: &self.crate_attributes,
+                earlier_items: &earlier_items,
+                takes,
+                new_variables: &new_variables,
+                put_back: &put_back,
+                rich_display_trait: self.config.rich_display_trait.as_deref(),
+                purpose,
+            })
+        };
+        let first = plan(&[], Purpose::Run);
+        let cache_dir = self.config.cache_dir.join("cells");
+        std::fs::create_dir_all(&cache_dir).map_err(CellsError::io("create", &cache_dir))?;
+        let record = cache_dir.join(format!("{}.json", self.cache_key(&first.text)));
+        if let Some(cached) = std::fs::read(&record)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<CachedCell>(&b).ok())
+        {
+            let library = cache_dir.join(format!("{}.so", cached.library));
+            if library.exists() {
+                return Ok(Compiled {
+                    library,
+                    moved: cached.moved,
+                    types: cached.types,
+                });
+            }
+        }
+        let to_probe: Vec<String> = parts
+            .bindings
+            .iter()
+            .filter(|b| b.annotated.is_none())
+            .map(|b| b.name.clone())
+            .collect();
+        let probe = (!to_probe.is_empty()).then(|| plan(&[], Purpose::Probe(to_probe)));
+        let number = self.cells;
+        std::thread::scope(|scope| {
+            let probe = probe.map(|probe| {
+                let file = self.config.work_dir.join(format!("cell-{number}-probe.rs"));
+                let (toolchain, built) = (&self.toolchain, &self.built);
+                scope.spawn(move || probe_types(toolchain, built, &probe, &file))
+            });
+            let mut moved: Vec<String> = Vec::new();
+            let mut source = first;
+            let file = self.config.work_dir.join(format!("cell-{number}.rs"));
+            let (key, library) = loop {
+                let key = self.cache_key(&source.text);
+                std::fs::write(&file, &source.text).map_err(CellsError::io("write", &file))?;
+                let library = cache_dir.join(format!("{key}.so"));
+                // Built in the session's own directory: rustc's intermediate files are named
+                // after the crate, the same for every cell, so sessions compiling at the same
+                // time must not share a directory. Then moved into the cache whole.
+                let built = self.config.work_dir.join(format!("{key}.so"));
+                match rustc::compile(&self.toolchain, &self.built, &file, Output::Library(&built))?
+                {
+                    Ok(()) => {
+                        keep(&built, &library)?;
+                        break (key, library);
+                    }
+                    Err(errors) => {
+                        let diagnostics: Vec<Diagnostic> =
+                            errors.iter().map(|e| Diagnostic::map(e, &source)).collect();
+                        let unputtable = unputtable_variables(&diagnostics);
+                        if unputtable.is_empty() || unputtable.iter().any(|n| moved.contains(n)) {
+                            return Err(CellsError::Compile {
+                                code: code.to_string(),
+                                diagnostics,
+                            });
+                        }
+                        moved.extend(unputtable);
+                        source = plan(&moved, Purpose::Run);
+                    }
+                }
+            };
+            let types = match probe {
+                Some(handle) => handle.join().unwrap_or_else(|_| Ok(BTreeMap::new()))?,
+                None => BTreeMap::new(),
+            };
+            let cached = CachedCell {
+                library: key,
+                moved: moved.clone(),
+                types: types.clone(),
+            };
+            let _ = std::fs::write(&record, serde_json::to_vec(&cached).unwrap_or_default());
+            Ok(Compiled {
+                library,
+                moved,
+                types,
+            })
+        })
+    }
+
+    fn cache_key(&self, source: &str) -> String {
+        let key = format!(
+            "{}\n{}\nflags 1\n{source}",
+            self.toolchain.version,
+            self.built.fingerprint()
+        );
+        hash_hex(key.as_bytes())[..32].to_string()
+    }
+
+    /// Items of the session not replaced by `replaced`, `use`s first.
+    fn ordered_items(&self, replaced: &BTreeSet<ItemKey>) -> Vec<&str> {
+        let kept = self.items.iter().filter(|i| !replaced.contains(&i.key));
+        let (uses, others): (Vec<_>, Vec<_>) = kept.partition(|i| i.is_use);
+        uses.into_iter()
+            .chain(others)
+            .map(|i| i.text.as_str())
+            .collect()
+    }
+
+    /// Names of the types the cell defines again differently.
+    fn redefined_types(&self, code: &str, parts: &CellParts) -> Vec<String> {
+        parts
+            .items
+            .iter()
+            .filter(|item| item.defines_type)
+            .filter_map(|item| {
+                let old = self.items.iter().find(|kept| kept.key == item.key)?;
+                let ItemKey::Named { name, .. } = &item.key else {
+                    return None;
+                };
+                (old.text != code[item.range.clone()]).then(|| name.clone())
+            })
+            .collect()
+    }
+
+    fn keep_items(&mut self, code: &str, parts: &CellParts, replaced: &BTreeSet<ItemKey>) {
+        self.items.retain(|i| !replaced.contains(&i.key));
+        for item in &parts.items {
+            self.items.push(KeptItem {
+                key: item.key.clone(),
+                text: code[item.range.clone()].to_string(),
+                is_use: item.is_use,
+            });
+        }
+        for attribute in &parts.crate_attributes {
+            if !self.crate_attributes.contains(attribute) {
+                self.crate_attributes.push(attribute.clone());
+            }
+        }
+    }
+
+    /// Adds `:dep` lines and builds the new set of dependencies.
+    fn add_dependencies(&mut self, lines: &[String]) -> Result<(), CellsError> {
+        let mut dependencies = self.config.dependencies.clone();
+        for line in lines {
+            let Some((name, _)) = line.split_once('=') else {
+                return Err(CellsError::BadDependency { line: line.clone() });
+            };
+            let name = name.trim();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(CellsError::BadDependency { line: line.clone() });
+            }
+            dependencies.retain(|d| d.split_once('=').is_none_or(|(n, _)| n.trim() != name));
+            dependencies.push(line.clone());
+        }
+        let project =
+            DependencyProject::new(&self.config.cache_dir, &dependencies, &self.toolchain);
+        self.built = project.ensure_built(&self.toolchain, &*self.config.progress)?;
+        self.project = project;
+        self.config.dependencies = dependencies;
+        Ok(())
+    }
+}
+
+/// Types of variables from a probe build of `source`.
+fn probe_types(
+    toolchain: &Toolchain,
+    built: &BuiltDependencies,
+    source: &crate_source::CrateSource,
+    file: &Path,
+) -> Result<BTreeMap<String, String>, CellsError> {
+    std::fs::write(file, &source.text).map_err(CellsError::io("write", file))?;
+    let errors: Vec<RustcDiagnostic> = match rustc::compile(toolchain, built, file, Output::Probe)?
+    {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors,
+    };
+    let mut types = BTreeMap::new();
+    for error in &errors {
+        let Some(span) = error.spans.iter().find(|s| s.is_primary) else {
+            continue;
+        };
+        if let Some(LineRole::Probe(name)) = source.role(span.line_start)
+            && let Some(ty) = probed_type(error)
+        {
+            types.insert(name.clone(), ty);
+        }
+    }
+    Ok(types)
+}
+
+/// Moves a library just built into the cache (copying it when the cache is on another file
+/// system); another session may have put the same one there meanwhile, which is as good.
+fn keep(built: &Path, library: &Path) -> Result<(), CellsError> {
+    if std::fs::rename(built, library).is_ok() {
+        return Ok(());
+    }
+    let partial = library.with_extension(format!("{}.partial", std::process::id()));
+    std::fs::copy(built, &partial).map_err(CellsError::io("copy into the cache", &partial))?;
+    std::fs::rename(&partial, library).map_err(CellsError::io("keep", library))?;
+    let _ = std::fs::remove_file(built);
+    Ok(())
+}
+
+/// Variables whose storing is what failed, when every error is on a line that puts one
+/// (it was moved, or it borrows something that ends with the cell); empty when any error is
+/// the cell's own. When storing one variable fails because another borrows it (`let r = &v;`),
+/// only the borrower is named: `v` can be kept once `r` is not.
+fn unputtable_variables(diagnostics: &[Diagnostic]) -> Vec<String> {
+    let put = |role: &LineRole| match role {
+        LineRole::Put(name) => Some(name.clone()),
+        _ => None,
+    };
+    if diagnostics.iter().any(|d| {
+        !d.roles
+            .iter()
+            .chain(&d.context_roles)
+            .any(|r| put(r).is_some())
+    }) {
+        return Vec::new();
+    }
+    let borrowers: Vec<String> = diagnostics
+        .iter()
+        .flat_map(|d| d.context_roles.iter().filter_map(put))
+        .collect();
+    let mut names = if borrowers.is_empty() {
+        diagnostics
+            .iter()
+            .flat_map(|d| d.roles.iter().filter_map(put))
+            .collect()
+    } else {
+        borrowers
+    };
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Whether type `ty` mentions the type named `name` (as a whole word).
+fn mentions(ty: &str, name: &str) -> bool {
+    ty.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .any(|word| word == name)
+}
