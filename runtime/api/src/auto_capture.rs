@@ -339,7 +339,7 @@ mod tests {
     struct marker(std::cell::Cell<()>);
 
     fn shipped_bytes<C: Serialize + DeserializeOwned>(slots: C) -> Result<Vec<u8>, String> {
-        bincode::serialize(env(slots).value()).map_err(|e| e.to_string())
+        crate::encoding::encode(env(slots).value()).map_err(|e| e.to_string())
     }
 
     #[test]

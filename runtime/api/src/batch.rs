@@ -87,6 +87,17 @@ impl<T> BatchOut<T> {
 
 /// Runs `body` so that neither a panic nor an error crosses the ABI boundary.
 pub(crate) fn guarded(err: ErrorSink, body: impl FnOnce() -> Result<(), Stop>) -> Status {
+    let mut body = Some(body);
+    guarded_dyn(err, &mut || match body.take() {
+        Some(body) => body(),
+        None => Ok(()),
+    })
+}
+
+/// [`guarded`] without generics, and never inlined, so that the unwinding and reporting are
+/// compiled once here rather than for every operator of every cell (cells compile faster).
+#[inline(never)]
+fn guarded_dyn(err: ErrorSink, body: &mut dyn FnMut() -> Result<(), Stop>) -> Status {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
         Ok(Ok(())) => STATUS_OK,
         Ok(Err(Stop::Downstream)) => STATUS_ERROR,
@@ -169,7 +180,7 @@ impl<T: Data> Batches<T> {
 
     unsafe extern "C" fn encode(batch: Batch, out: ByteSink, err: ErrorSink) -> Status {
         guarded(err, || {
-            let bytes = bincode::serialize(unsafe { Self::records(batch) }).map_err(|e| {
+            let bytes = crate::encoding::encode(unsafe { Self::records(batch) }).map_err(|e| {
                 Stop::Failed(format!(
                     "cannot serialize records of type {}: {e}",
                     std::any::type_name::<T>()

@@ -55,13 +55,44 @@ impl Context {
     }
 
     pub(crate) fn define<T>(&self, node: RddNode<tessera_plan::LocalCodeRef>) -> Rdd<T> {
-        self.defined(CellRequest::Define(node))
+        Rdd::new(*self, self.define_untyped(CellRequest::Define(node)))
     }
 
     /// Sends a request that adds an RDD and returns its handle.
     fn defined<T>(&self, request: CellRequest) -> Rdd<T> {
+        Rdd::new(*self, self.define_untyped(request))
+    }
+
+    /// Sends a request that adds an RDD and returns its id. Not generic, and never inlined, so
+    /// that the request's encoding is compiled once here rather than in every cell that defines
+    /// an RDD of a new type (cells compile in well under a second because of such funnels).
+    #[inline(never)]
+    fn define_untyped(&self, request: CellRequest) -> tessera_plan::RddId {
         match self.call(request) {
-            Ok(CellResponse::Defined { rdd, .. }) => Rdd::new(*self, rdd),
+            Ok(CellResponse::Defined { rdd, .. }) => rdd,
+            Ok(other) => Error::new(format!("unexpected reply from the driver: {other:?}")).raise(),
+            Err(e) => e.raise(),
+        }
+    }
+
+    /// Runs a job on RDD `rdd` and returns one result per partition (all, or those given).
+    /// Not generic, and never inlined, for the reason [`Context::define_untyped`] is not.
+    #[inline(never)]
+    pub(crate) fn run_job(
+        &self,
+        rdd: tessera_plan::RddId,
+        name: &str,
+        action: tessera_plan::cell_protocol::CellAction,
+        partitions: Option<Vec<u32>>,
+    ) -> Vec<Vec<u8>> {
+        let request = CellRequest::RunJob {
+            rdd,
+            action,
+            partitions,
+            name: name.to_string(),
+        };
+        match self.call(request) {
+            Ok(CellResponse::JobResult { results }) => results,
             Ok(other) => Error::new(format!("unexpected reply from the driver: {other:?}")).raise(),
             Err(e) => e.raise(),
         }
@@ -74,7 +105,7 @@ impl Context {
         let partitions = (0..n)
             .map(|i| {
                 let (start, end) = (i * len / n, (i + 1) * len / n);
-                bincode::serialize(&data[start..end]).unwrap_or_else(|e| {
+                crate::encoding::encode(&data[start..end]).unwrap_or_else(|e| {
                     Error::new(format!("cannot serialize the collection: {e}")).raise()
                 })
             })

@@ -23,10 +23,12 @@ mod capture;
 mod client;
 mod code_ref;
 mod context;
+mod encoding;
 mod error;
 pub mod files;
 mod hash;
 mod lineage;
+pub mod notebook;
 mod numeric_rdd;
 mod ops;
 mod pair_rdd;
@@ -63,12 +65,12 @@ impl<T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + '
 
 /// `use tessera::prelude::*;` brings what a session needs.
 pub mod prelude {
+    pub use crate::notebook::{clear_output, display, display_html, input, show};
     pub use crate::{
         Accumulator, Broadcast, Context, CustomPartitioner, Data, Key, Partitioner, Rdd,
         StorageLevel, capture,
     };
-    // In scope so that evcxr's `(value).evcxr_display()` finds it for a cell's last value: results
-    // of actions (`Vec`s of records, maps, `Stats`), RDD handles and plots show richly.
+    // Results of actions (`Vec`s of records, maps, `Stats`), RDD handles and plots show richly.
     pub use crate::RichDisplay;
     pub use serde::{Deserialize, Serialize};
 }

@@ -78,7 +78,7 @@ pub(crate) fn transform_operator<X: Transform>(
 }
 
 pub(crate) fn encode_params<P: serde::Serialize>(params: &P) -> Vec<u8> {
-    bincode::serialize(params).unwrap_or_else(|e| {
+    crate::encoding::encode(params).unwrap_or_else(|e| {
         Error::new(format!("cannot serialize an action's argument: {e}")).raise()
     })
 }
@@ -208,17 +208,7 @@ impl<T: Data> Rdd<T> {
         action: CellAction,
         partitions: Option<Vec<u32>>,
     ) -> Vec<Vec<u8>> {
-        let request = CellRequest::RunJob {
-            rdd: self.id,
-            action,
-            partitions,
-            name: name.to_string(),
-        };
-        match self.ctx.call(request) {
-            Ok(CellResponse::JobResult { results }) => results,
-            Ok(other) => Error::new(format!("unexpected reply from the driver: {other:?}")).raise(),
-            Err(e) => e.raise(),
-        }
+        self.ctx.run_job(self.id, name, action, partitions)
     }
 
     pub(crate) fn run_action<X: Action<In = T>, R: DeserializeOwned>(

@@ -155,7 +155,7 @@ unsafe impl<T: Accumulable> Sync for Partial<T> {}
 impl<T: Accumulable> Drop for Partial<T> {
     fn drop(&mut self) {
         let sum = std::mem::take(&mut *self.sum.lock().unwrap_or_else(|p| p.into_inner()));
-        if let Ok(bytes) = bincode::serialize(&sum) {
+        if let Ok(bytes) = crate::encoding::encode(&sum) {
             // SAFETY: the host table outlives the task's operators, which drop this.
             unsafe {
                 ((*self.host).accumulate)((*self.host).ctx, self.id, RawBytes::from_slice(&bytes))

@@ -84,7 +84,7 @@ impl<C: Serialize + DeserializeOwned> Env<C> {
     unsafe fn encode(this: *const u8) -> Result<Vec<u8>, String> {
         // SAFETY: the caller checked the magic and the size, so `this` is an `Env<C>`.
         let env = unsafe { &*(this as *const Env<C>) };
-        bincode::serialize(&env.value).map_err(|e| e.to_string())
+        crate::encoding::encode(&env.value).map_err(|e| e.to_string())
     }
 
     unsafe extern "C" fn decode_into(
@@ -139,20 +139,31 @@ pub(crate) struct ShippedClosure {
 
 /// Describes closure `f` for shipping, or explains why it cannot be shipped.
 pub(crate) fn ship<F: Send + Sync + 'static>(f: &F) -> Result<ShippedClosure, Error> {
-    if size_of::<F>() == 0 {
+    // SAFETY: `f` is `size_of::<F>()` readable bytes.
+    unsafe { ship_bytes(size_of::<F>(), f as *const F as *const u8) }
+}
+
+/// [`ship`] for a closure of `size` bytes at `f`. Not generic, and never inlined, so that it is
+/// compiled once here rather than for every closure of every cell (cells compile faster).
+///
+/// # Safety
+/// `f` points to `size` readable bytes of a closure.
+#[inline(never)]
+unsafe fn ship_bytes(size: usize, f: *const u8) -> Result<ShippedClosure, Error> {
+    if size == 0 {
         return Ok(ShippedClosure {
             env_decoder: None,
             captures: Vec::new(),
         });
     }
-    if size_of::<F>() >= size_of::<EnvHeader>() {
+    if size >= size_of::<EnvHeader>() {
         // SAFETY: reading the first bytes of `f` as a header candidate. A `capture!` closure
         // holds exactly one `Env`, laid out at offset 0 (checked through magic and size below);
         // for any other closure the comparison fails and the bytes are not used.
-        let header = unsafe { std::ptr::read_unaligned(f as *const F as *const EnvHeader) };
-        if header.magic == ENV_MAGIC && header.size == size_of::<F>() {
+        let header = unsafe { std::ptr::read_unaligned(f as *const EnvHeader) };
+        if header.magic == ENV_MAGIC && header.size == size {
             // SAFETY: `f` is an `Env<C>` whose `encode` is this header's.
-            let captures = unsafe { (header.encode)(f as *const F as *const u8) }.map_err(|e| {
+            let captures = unsafe { (header.encode)(f) }.map_err(|e| {
                 Error::new(format!(
                     "cannot serialize the values a closure captured: {e}"
                 ))
@@ -165,10 +176,9 @@ pub(crate) fn ship<F: Send + Sync + 'static>(f: &F) -> Result<ShippedClosure, Er
         }
     }
     Err(Error::new(format!(
-        "a closure passed to an RDD captures variables ({} bytes) that Tessera cannot send to \
-         executors: list them with `capture!([a, b] move |..| ..)` so they are serialized, or \
-         capture only what `capture!` lists",
-        size_of::<F>()
+        "a closure passed to an RDD captures variables ({size} bytes) that Tessera cannot send \
+         to executors: list them with `capture!([a, b] move |..| ..)` so they are serialized, \
+         or capture only what `capture!` lists"
     )))
 }
 

@@ -243,9 +243,16 @@ pub struct Abi {
     pub report: extern "C" fn(*mut c_void, u32, *const u8, usize),
 }
 pub struct Cell<'a> { abi: &'a Abi }
+struct Fnv(u64);
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 { self.0 }
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes { self.0 = (self.0 ^ *byte as u64).wrapping_mul(0x100000001b3); }
+    }
+}
 fn type_hash<T: 'static>() -> u64 {
     use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let mut hasher = Fnv(0xcbf29ce484222325);
     std::any::TypeId::of::<T>().hash(&mut hasher);
     hasher.finish()
 }

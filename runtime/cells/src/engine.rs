@@ -3,16 +3,16 @@
 //! probe the types of the variables it binds, on the other core), run it in the child, and
 //! keep what it defined.
 
+use crate::OutputSink;
+use crate::cell_cache::{CellCache, Compiled};
 use crate::cell_parts::{self, CellParts, ItemKey};
 use crate::child::{Child, ChildCommand};
 use crate::crate_source::{self, CratePlan, LineRole, Purpose};
 use crate::deps::{BuiltDependencies, DependencyProject};
 use crate::diagnostics::{Diagnostic, RustcDiagnostic, probed_type};
 use crate::error::CellsError;
-use crate::rustc::{self, Output};
+use crate::rustc::{self, Optimise, Output};
 use crate::toolchain::Toolchain;
-use crate::{OutputSink, hash_hex};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -29,6 +29,16 @@ pub struct EngineConfig {
     /// A trait (`fn mime_bundle(&self) -> Vec<(String, String)>`) results are shown with when
     /// they implement it; otherwise `Debug`, otherwise nothing.
     pub rich_display_trait: Option<String>,
+    /// Names that mark code which may run somewhere else than the child (on executors), and so
+    /// is compiled optimised: identifiers (`sc`, `Rdd`), crate names (`tessera`), and names in
+    /// variables' types. A cell that mentions none of them, takes no variable whose type does,
+    /// and uses none of the session's items (whose bodies could) is compiled without
+    /// optimisation, a fifth faster. Empty: every cell is optimised.
+    pub remote_markers: Vec<String>,
+    /// The `opt-level` of cells whose code may run on executors. The dependencies (where the
+    /// executors' loops over records are) are built at 2 whatever this is; the cell adds its
+    /// closures and the instances of generic code for its types.
+    pub opt_level: u8,
     /// The binary the child runs.
     pub child: ChildCommand,
     /// Where cells' output goes.
@@ -59,24 +69,6 @@ struct KeptItem {
     is_use: bool,
 }
 
-/// A compiled cell in the per-user cache: what the first build of the same source learned.
-#[derive(Serialize, Deserialize)]
-struct CachedCell {
-    /// Key of the library that was built (after leaving out moved variables).
-    library: String,
-    /// Variables left out of the store because the cell moves them.
-    moved: Vec<String>,
-    /// Types of the variables the cell binds, as rustc named them.
-    types: BTreeMap<String, String>,
-}
-
-/// A cell's library and what building it learned.
-struct Compiled {
-    library: PathBuf,
-    moved: Vec<String>,
-    types: BTreeMap<String, String>,
-}
-
 /// Compiles and runs cells, keeping their variables in a child process.
 pub struct Engine {
     toolchain: Toolchain,
@@ -84,6 +76,7 @@ pub struct Engine {
     sink: Arc<Mutex<OutputSink>>,
     project: DependencyProject,
     built: BuiltDependencies,
+    cache: CellCache,
     child: Child,
     crate_attributes: Vec<String>,
     items: Vec<KeptItem>,
@@ -104,12 +97,22 @@ impl Engine {
         let sink = Arc::new(Mutex::new(config.sink.clone()));
         let child = Child::spawn(&config.child, &toolchain.std_lib_dir, sink.clone())?;
         let built = project.ensure_built(&toolchain, &*config.progress)?;
+        let cache = CellCache::new(
+            &config.cache_dir.join("cells"),
+            &toolchain.version,
+            &built.fingerprint(),
+        )?;
+        let trimmed = cache.clone();
+        let _ = std::thread::Builder::new()
+            .name("cells-cache-trim".into())
+            .spawn(move || trimmed.trim());
         Ok(Engine {
             toolchain,
             config,
             sink,
             project,
             built,
+            cache,
             child,
             crate_attributes: Vec::new(),
             items: Vec::new(),
@@ -212,7 +215,7 @@ impl Engine {
             .map(|(n, t)| (n.clone(), t.clone()))
             .collect();
         let bound: Vec<String> = parts.bindings.iter().map(|b| b.name.clone()).collect();
-        let mut put_back: Vec<String> = takes
+        let put_back: Vec<String> = takes
             .iter()
             .map(|(n, _)| n.clone())
             .filter(|n| !bound.contains(n))
@@ -229,7 +232,6 @@ impl Engine {
             .into_iter()
             .filter(|n| !compiled.moved.contains(n))
             .collect();
-        put_back.retain(|n| !compiled.moved.contains(n));
         let (library, types) = (compiled.library, compiled.types);
         tracing::debug!(elapsed = ?started.elapsed(), "cell compiled");
         let ran = match self.child.run(&library) {
@@ -324,21 +326,17 @@ impl Engine {
             })
         };
         let first = plan(&[], Purpose::Run);
-        let cache_dir = self.config.cache_dir.join("cells");
-        std::fs::create_dir_all(&cache_dir).map_err(CellsError::io("create", &cache_dir))?;
-        let record = cache_dir.join(format!("{}.json", self.cache_key(&first.text)));
-        if let Some(cached) = std::fs::read(&record)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<CachedCell>(&b).ok())
-        {
-            let library = cache_dir.join(format!("{}.so", cached.library));
-            if library.exists() {
-                return Ok(Compiled {
-                    library,
-                    moved: cached.moved,
-                    types: cached.types,
-                });
-            }
+        let optimise = optimise(
+            self.config.opt_level,
+            &self.config.remote_markers,
+            parts,
+            takes,
+            &self.items,
+        );
+        // What the cache knows a library by: its source, and whether it is optimised.
+        let keyed = |text: &str| format!("{optimise:?}\n{text}");
+        if let Some(compiled) = self.cache.find(&keyed(&first.text)) {
+            return Ok(compiled);
         }
         let to_probe: Vec<String> = parts
             .bindings
@@ -355,20 +353,23 @@ impl Engine {
                 scope.spawn(move || probe_types(toolchain, built, &probe, &file))
             });
             let mut moved: Vec<String> = Vec::new();
-            let mut source = first;
+            let mut source = plan(&[], Purpose::Run);
             let file = self.config.work_dir.join(format!("cell-{number}.rs"));
             let (key, library) = loop {
-                let key = self.cache_key(&source.text);
+                let key = self.cache.key(&keyed(&source.text));
                 std::fs::write(&file, &source.text).map_err(CellsError::io("write", &file))?;
-                let library = cache_dir.join(format!("{key}.so"));
                 // Built in the session's own directory: rustc's intermediate files are named
                 // after the crate, the same for every cell, so sessions compiling at the same
                 // time must not share a directory. Then moved into the cache whole.
                 let built = self.config.work_dir.join(format!("{key}.so"));
-                match rustc::compile(&self.toolchain, &self.built, &file, Output::Library(&built))?
-                {
+                match rustc::compile(
+                    &self.toolchain,
+                    &self.built,
+                    &file,
+                    Output::Library(&built, optimise),
+                )? {
                     Ok(()) => {
-                        keep(&built, &library)?;
+                        let library = self.cache.keep(&built, &key)?;
                         break (key, library);
                     }
                     Err(errors) => {
@@ -390,27 +391,14 @@ impl Engine {
                 Some(handle) => handle.join().unwrap_or_else(|_| Ok(BTreeMap::new()))?,
                 None => BTreeMap::new(),
             };
-            let cached = CachedCell {
-                library: key,
-                moved: moved.clone(),
-                types: types.clone(),
-            };
-            let _ = std::fs::write(&record, serde_json::to_vec(&cached).unwrap_or_default());
-            Ok(Compiled {
+            let compiled = Compiled {
                 library,
                 moved,
                 types,
-            })
+            };
+            self.cache.record(&keyed(&first.text), &key, &compiled);
+            Ok(compiled)
         })
-    }
-
-    fn cache_key(&self, source: &str) -> String {
-        let key = format!(
-            "{}\n{}\nflags 1\n{source}",
-            self.toolchain.version,
-            self.built.fingerprint()
-        );
-        hash_hex(key.as_bytes())[..32].to_string()
     }
 
     /// Items of the session not replaced by `replaced`, `use`s first.
@@ -476,6 +464,11 @@ impl Engine {
         let project =
             DependencyProject::new(&self.config.cache_dir, &dependencies, &self.toolchain);
         self.built = project.ensure_built(&self.toolchain, &*self.config.progress)?;
+        self.cache = CellCache::new(
+            &self.config.cache_dir.join("cells"),
+            &self.toolchain.version,
+            &self.built.fingerprint(),
+        )?;
         self.project = project;
         self.config.dependencies = dependencies;
         Ok(())
@@ -509,17 +502,39 @@ fn probe_types(
     Ok(types)
 }
 
-/// Moves a library just built into the cache (copying it when the cache is on another file
-/// system); another session may have put the same one there meanwhile, which is as good.
-fn keep(built: &Path, library: &Path) -> Result<(), CellsError> {
-    if std::fs::rename(built, library).is_ok() {
-        return Ok(());
+/// Whether a cell's code may run on executors, and so is compiled optimised: when it mentions
+/// a marker ([`EngineConfig::remote_markers`]), takes a variable whose type mentions one or a
+/// type of the session's, defines an item, or uses one of the session's (whose body could start
+/// a job). Otherwise its code can only run in the child, where a fifth less compile time
+/// matters more than the speed of code that is typically an expression or two.
+fn optimise(
+    level: u8,
+    markers: &[String],
+    parts: &CellParts,
+    takes: &[(String, String)],
+    items: &[KeptItem],
+) -> Optimise {
+    if markers.is_empty() {
+        return Optimise::Yes(level);
     }
-    let partial = library.with_extension(format!("{}.partial", std::process::id()));
-    std::fs::copy(built, &partial).map_err(CellsError::io("copy into the cache", &partial))?;
-    std::fs::rename(&partial, library).map_err(CellsError::io("keep", library))?;
-    let _ = std::fs::remove_file(built);
-    Ok(())
+    let names: Vec<&str> = items
+        .iter()
+        .filter_map(|item| match &item.key {
+            ItemKey::Named { name, .. } => Some(name.as_str()),
+            ItemKey::Text(_) => None,
+        })
+        .collect();
+    let marked = parts.identifiers.iter().any(|i| markers.contains(i))
+        || takes.iter().any(|(_, ty)| {
+            markers.iter().any(|m| mentions(ty, m)) || names.iter().any(|n| mentions(ty, n))
+        });
+    let uses_items = parts.items.iter().any(|item| !item.is_use)
+        || names.iter().any(|n| parts.identifiers.contains(*n));
+    if marked || uses_items {
+        Optimise::Yes(level)
+    } else {
+        Optimise::No
+    }
 }
 
 /// Variables whose storing is what failed, when every error is on a line that puts one
@@ -560,4 +575,117 @@ fn unputtable_variables(diagnostics: &[Diagnostic]) -> Vec<String> {
 fn mentions(ty: &str, name: &str) -> bool {
     ty.split(|c: char| !(c.is_alphanumeric() || c == '_'))
         .any(|word| word == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostics::Label;
+
+    fn diagnostic(roles: Vec<LineRole>, context_roles: Vec<LineRole>) -> Diagnostic {
+        Diagnostic {
+            message: String::new(),
+            code: None,
+            labels: vec![Label {
+                range: 0..1,
+                text: None,
+                primary: true,
+            }],
+            notes: vec![],
+            rendered: String::new(),
+            roles,
+            context_roles,
+        }
+    }
+
+    fn put(name: &str) -> LineRole {
+        LineRole::Put(name.into())
+    }
+
+    #[test]
+    fn only_variables_whose_storing_fails_are_left_out() {
+        // `let t = s;` then putting `s` back: `s` was moved.
+        assert_eq!(
+            unputtable_variables(&[diagnostic(vec![put("s")], vec![])]),
+            ["s"]
+        );
+        // `let r = &v;`: storing `v` fails because `r` borrows it; `r` is the one to leave out.
+        assert_eq!(
+            unputtable_variables(&[
+                diagnostic(vec![put("v")], vec![put("r")]),
+                diagnostic(vec![], vec![put("r")]),
+            ]),
+            ["r"]
+        );
+        // Any error of the cell's own: nothing is left out, the errors are reported.
+        assert!(
+            unputtable_variables(&[
+                diagnostic(vec![put("s")], vec![]),
+                diagnostic(vec![], vec![])
+            ])
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn only_cells_whose_code_cannot_reach_an_executor_are_compiled_unoptimised() {
+        let markers: Vec<String> = ["sc", "tessera", "Rdd"].map(String::from).to_vec();
+        let kept = |text: &str| {
+            let parts = cell_parts::split(text);
+            let item = &parts.items[0];
+            KeptItem {
+                key: item.key.clone(),
+                text: text.to_string(),
+                is_use: item.is_use,
+            }
+        };
+        let items = vec![kept("fn pagerank() {}"), kept("struct Model { w: f64 }")];
+        let decide = |code: &str, takes: &[(&str, &str)]| {
+            let takes: Vec<(String, String)> = takes
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.to_string()))
+                .collect();
+            optimise(2, &markers, &cell_parts::split(code), &takes, &items)
+        };
+        assert_eq!(decide("1 + 1", &[]), Optimise::No);
+        assert_eq!(
+            decide("v.len()", &[("v", "std::vec::Vec<u64>")]),
+            Optimise::No
+        );
+        assert_eq!(
+            decide("sc.parallelize(v, 2).count()", &[]),
+            Optimise::Yes(2)
+        );
+        assert_eq!(
+            decide("r.count()", &[("r", "tessera::Rdd<u64>")]),
+            Optimise::Yes(2)
+        );
+        assert_eq!(
+            decide("pagerank()", &[]),
+            Optimise::Yes(2),
+            "a function of the session"
+        );
+        assert_eq!(
+            decide("m.w", &[("m", "Model")]),
+            Optimise::Yes(2),
+            "a type of the session"
+        );
+        assert_eq!(
+            decide("fn f() {}\n1", &[]),
+            Optimise::Yes(2),
+            "an item of its own"
+        );
+        assert_eq!(
+            optimise(1, &[], &cell_parts::split("1"), &[], &items),
+            Optimise::Yes(1)
+        );
+    }
+
+    #[test]
+    fn a_type_is_mentioned_only_as_a_whole_word() {
+        assert!(mentions("std::vec::Vec<Point>", "Point"));
+        assert!(mentions("Point", "Point"));
+        assert!(!mentions("std::vec::Vec<Point3>", "Point"));
+        assert!(!mentions("MyPoint", "Point"));
+    }
 }

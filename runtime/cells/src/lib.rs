@@ -13,6 +13,7 @@
 
 #![warn(missing_docs)]
 
+mod cell_cache;
 mod cell_parts;
 mod child;
 mod crate_source;

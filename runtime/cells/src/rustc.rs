@@ -1,9 +1,10 @@
 //! One rustc run for a cell: the library that runs it, or the type probe beside it.
 //!
 //! The library is a `cdylib` linking the toolchain's libstd dynamically (as executors load
-//! it; DESIGN.md, the artifact path) and the dependencies statically, optimised (`opt-level
-//! 2`: executors run this code) in two codegen units without ThinLTO, which on two cores
-//! halves the time of a cell with closures against rustc's defaults.
+//! it; DESIGN.md, the artifact path) and the dependencies statically, optimised (executors run
+//! this code) unless none of its code can reach an executor, in two codegen units without
+//! ThinLTO, which on two cores halves the time of a cell with closures against rustc's
+//! defaults.
 //!
 //! The probe only type-checks (`--emit=metadata`) and asks for paths in full
 //! (`-Z trim-diagnostic-paths=no`, allowed on a stable rustc by `RUSTC_BOOTSTRAP=1` for this
@@ -20,10 +21,20 @@ use std::process::Command;
 /// The crate name every cell is compiled with (see [`crate::crate_source`]).
 const CRATE_NAME: &str = "ctx";
 
+/// Whether a cell's library is optimised: always when its code may run on executors, not when
+/// it cannot (see `engine::optimise`), which compiles a fifth faster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Optimise {
+    /// At this `opt-level` ([`crate::EngineConfig::opt_level`]).
+    Yes(u8),
+    /// `opt-level=0`.
+    No,
+}
+
 /// What to build.
 pub(crate) enum Output<'a> {
-    /// The cell's library, at this path.
-    Library(&'a Path),
+    /// The cell's library, at this path; optimised or not.
+    Library(&'a Path, Optimise),
     /// Type-check only.
     Probe,
 }
@@ -49,9 +60,13 @@ pub(crate) fn compile(
             .arg(format!("{name}={}", path.display()));
     }
     match output {
-        Output::Library(path) => {
+        Output::Library(path, optimise) => {
+            let opt_level = match optimise {
+                Optimise::Yes(level) => format!("opt-level={level}"),
+                Optimise::No => "opt-level=0".to_string(),
+            };
             command
-                .args(["--crate-type", "cdylib", "-C", "opt-level=2"])
+                .args(["--crate-type", "cdylib", "-C", &opt_level])
                 .args([
                     "-C",
                     "codegen-units=2",
@@ -72,10 +87,12 @@ pub(crate) fn compile(
                 .env("RUSTC_BOOTSTRAP", "1");
         }
     }
+    let started = std::time::Instant::now();
     let result = command.output().map_err(|e| CellsError::Toolchain {
         program: toolchain.rustc.display().to_string(),
         reason: e.to_string(),
     })?;
+    tracing::debug!(elapsed = ?started.elapsed(), file = %source_file.display(), "rustc ran");
     if result.status.success() {
         return Ok(Ok(()));
     }

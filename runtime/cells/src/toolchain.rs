@@ -36,10 +36,16 @@ impl Toolchain {
             .unwrap_or("x86_64-unknown-linux-gnu")
             .to_string();
         let sysroot = output_of(Command::new(&rustc).args(["--print", "sysroot"]), &rustc)?;
-        let std_lib_dir = Path::new(sysroot.trim())
-            .join("lib/rustlib")
-            .join(&host)
-            .join("lib");
+        let sysroot = Path::new(sysroot.trim());
+        let std_lib_dir = sysroot.join("lib/rustlib").join(&host).join("lib");
+        // rustup's `rustc` is a proxy that starts the toolchain's: run that one directly, once
+        // per cell, unless `RUSTC` names a compiler of its own.
+        let direct = sysroot.join("bin/rustc");
+        let rustc = if std::env::var_os("RUSTC").is_none() && direct.exists() {
+            direct
+        } else {
+            rustc
+        };
         Ok(Toolchain {
             rustc,
             cargo,

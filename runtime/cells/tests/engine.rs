@@ -51,6 +51,8 @@ fn engine_in(cache_dir: &Path) -> (Engine, Lines) {
             cache().join("helper").display().to_string()
         )],
         rich_display_trait: Some("helper::Rich".into()),
+        remote_markers: vec!["helper".into()],
+        opt_level: 1,
         child: ChildCommand {
             program: PathBuf::from(env!("CARGO_BIN_EXE_tessera-cell-child")),
             env: vec![],
@@ -245,6 +247,32 @@ fn a_crashed_child_is_replaced_and_says_what_was_lost() {
     assert!(error.to_string().contains("signal 6"), "{error}");
     assert!(variables(&engine).is_empty());
     assert_eq!(result(&mut engine, "kept()"), "3");
+}
+
+#[test]
+fn a_dep_line_adds_a_crate_for_later_cells() {
+    let extra = cache().join("extra");
+    std::fs::create_dir_all(extra.join("src")).unwrap();
+    std::fs::write(
+        extra.join("Cargo.toml"),
+        "[package]\nname = \"extra\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::write(extra.join("src/lib.rs"), "pub fn seven() -> u8 { 7 }\n").unwrap();
+    let (mut engine, _) = engine();
+    result(&mut engine, "let before = 1u8;");
+    let dep = format!(
+        ":dep extra = {{ path = {:?} }}",
+        extra.display().to_string()
+    );
+    assert_eq!(
+        result(&mut engine, &format!("{dep}\nextra::seven() + before")),
+        "8"
+    );
+    assert_eq!(result(&mut engine, "extra::seven()"), "7");
+    let error = engine.execute(":dep not a dependency").unwrap_err();
+    assert!(matches!(error, CellsError::BadDependency { .. }), "{error}");
+    assert!(error.to_string().contains(":dep NAME = "), "{error}");
 }
 
 #[test]

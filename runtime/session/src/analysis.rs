@@ -1,20 +1,44 @@
 //! rust-analyzer for completion and inspection, kept off the path of cells: it loads the
-//! crates cells can see on a thread of its own, at low priority, once the session is ready;
-//! the first request waits for it. Loading takes seconds of CPU that a cell's compile would
-//! otherwise compete with.
+//! crates cells can see on a thread of its own, at low priority, once no cell has run for a
+//! moment (a person reading a result, typing the next cell), or at the first request, which
+//! waits for it. Loading takes seconds of CPU that a cell's compile would otherwise compete
+//! with on a small machine.
 
 use parking_lot::{Condvar, Mutex};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 use tessera_analysis::{Analysis, Completions, Hover};
+
+/// How long the session must be idle before rust-analyzer loads by itself.
+const IDLE_BEFORE_LOADING: Duration = Duration::from_secs(2);
 
 /// rust-analyzer over one dependency project, loading or loaded.
 pub(crate) struct Analyzer {
     project: PathBuf,
     state: Arc<(Mutex<State>, Condvar)>,
+    activity: Arc<Activity>,
+}
+
+/// When cells ran, for loading while the session is idle.
+struct Activity {
+    last: Mutex<Instant>,
+    running: AtomicBool,
+    /// A request came: load now.
+    wanted: AtomicBool,
+}
+
+impl Activity {
+    fn idle_long_enough(&self) -> bool {
+        self.wanted.load(Ordering::SeqCst)
+            || (!self.running.load(Ordering::SeqCst)
+                && self.last.lock().elapsed() >= IDLE_BEFORE_LOADING)
+    }
 }
 
 enum State {
+    Waiting,
     Loading,
     Ready(Box<Analysis>),
     /// It could not load: completion and inspection find nothing (the reason is logged).
@@ -22,14 +46,24 @@ enum State {
 }
 
 impl Analyzer {
-    /// Starts loading `project` in the background.
+    /// Loads `project` in the background once the session is idle.
     pub(crate) fn start(project: &Path) -> Analyzer {
-        let state = Arc::new((Mutex::new(State::Loading), Condvar::new()));
+        let state = Arc::new((Mutex::new(State::Waiting), Condvar::new()));
+        let activity = Arc::new(Activity {
+            last: Mutex::new(Instant::now()),
+            running: AtomicBool::new(false),
+            wanted: AtomicBool::new(false),
+        });
         let loading = state.clone();
+        let waiting = activity.clone();
         let dir = project.to_path_buf();
         let spawned = std::thread::Builder::new()
             .name("rust-analyzer".into())
             .spawn(move || {
+                while !waiting.idle_long_enough() {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                *loading.0.lock() = State::Loading;
                 // Below the session's other threads: a cell's compile comes first.
                 // SAFETY: setpriority on this thread (a thread id is a process id to Linux).
                 unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as u32, 10) };
@@ -50,7 +84,14 @@ impl Analyzer {
         Analyzer {
             project: project.to_path_buf(),
             state,
+            activity,
         }
+    }
+
+    /// A cell starts (`true`) or ends (`false`): loading waits for the session to be idle.
+    pub(crate) fn cell_running(&self, running: bool) {
+        self.activity.running.store(running, Ordering::SeqCst);
+        *self.activity.last.lock() = Instant::now();
     }
 
     /// Completions at `offset` of `source`, once loaded; a new project (after `:dep`) is
@@ -82,9 +123,10 @@ impl Analyzer {
         if project != self.project {
             *self = Analyzer::start(project);
         }
+        self.activity.wanted.store(true, Ordering::SeqCst);
         let (lock, ready) = &*self.state;
         let mut state = lock.lock();
-        while matches!(*state, State::Loading) {
+        while matches!(*state, State::Waiting | State::Loading) {
             ready.wait(&mut state);
         }
         match &mut *state {
@@ -92,7 +134,7 @@ impl Analyzer {
                 analysis.set_source(source);
                 ask(analysis)
             }
-            State::Loading | State::Failed => None,
+            State::Waiting | State::Loading | State::Failed => None,
         }
     }
 }

@@ -173,7 +173,7 @@ fn failed(what: &str) -> impl Fn(bincode::Error) -> Stop + '_ {
 }
 
 pub(crate) fn encode<R: Serialize>(what: &str, value: &R) -> Result<Vec<u8>, Stop> {
-    bincode::serialize(value).map_err(failed(what))
+    crate::encoding::encode(value).map_err(failed(what))
 }
 
 pub(crate) fn decode_params<P: DeserializeOwned>(params: &[u8]) -> Result<P, String> {
