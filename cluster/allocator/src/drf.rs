@@ -1,215 +1,32 @@
-//! [`DrfAllocator`]: dominant resource fairness (Ghodsi et al., NSDI'11), the
-//! default policy of Mesos' hierarchical allocator.
+//! [`WeightedDrf`]: dominant resource fairness (Ghodsi et al., NSDI'11) between roles, with
+//! Mesos' role weights — the default policy of Mesos' hierarchical allocator — and
+//! [`DrfAllocator`], the hierarchical allocator with it.
 //!
-//! Each round, every agent's free resources go, whole, to the active framework
-//! with the lowest dominant share that has no decline filter on that agent.
-//! Shares are updated as the round proceeds, so a round over several agents
-//! spreads them across frameworks. Ties go to the framework that subscribed
-//! first.
+//! A role's rank is its dominant share divided by its weight: a role of weight 2 is served
+//! until it holds twice the dominant share of a role of weight 1. Within a role, frameworks
+//! share by DRF too ([`crate::HierarchicalAllocator`]).
 
-use std::collections::BTreeMap;
-use std::time::Instant;
+use crate::{HierarchicalAllocator, Resources, RoleOrder};
 
-use crate::{Allocator, OfferDecision, Resources};
-
-#[derive(Debug)]
-struct AgentEntry {
-    total: Resources,
-    /// Sum of what all frameworks hold on this agent.
-    allocated: Resources,
-}
-
-#[derive(Debug)]
-struct FrameworkEntry {
-    /// Subscription order, for tie-breaking.
-    seq: u64,
-    active: bool,
-    /// What the framework holds, per agent.
-    allocated: BTreeMap<String, Resources>,
-    /// Agents the framework declined, and until when.
-    filters: BTreeMap<String, Instant>,
-}
-
-impl FrameworkEntry {
-    fn total_allocated(&self) -> Resources {
-        self.allocated
-            .values()
-            .fold(Resources::ZERO, |acc, r| acc.plus(r))
-    }
-}
-
-/// Dominant resource fairness. See the [module docs](self).
+/// Weighted DRF between roles. See the [module docs](self).
 #[derive(Debug, Default)]
-pub struct DrfAllocator {
-    agents: BTreeMap<String, AgentEntry>,
-    frameworks: BTreeMap<String, FrameworkEntry>,
-    next_seq: u64,
-}
+pub struct WeightedDrf;
 
-impl DrfAllocator {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn share(&self, fw: &FrameworkEntry) -> f64 {
-        fw.total_allocated()
-            .dominant_share_of(&self.cluster_total())
+impl RoleOrder for WeightedDrf {
+    fn rank(&self, allocation: &Resources, weight: f64, total: &Resources) -> [f64; 2] {
+        [allocation.dominant_share_of(total) / weight, 0.0]
     }
 }
 
-impl Allocator for DrfAllocator {
-    fn add_agent(&mut self, agent_id: &str, total: Resources) {
-        self.agents.insert(
-            agent_id.to_string(),
-            AgentEntry {
-                total,
-                allocated: Resources::ZERO,
-            },
-        );
-    }
-
-    fn remove_agent(&mut self, agent_id: &str) {
-        self.agents.remove(agent_id);
-        for fw in self.frameworks.values_mut() {
-            fw.allocated.remove(agent_id);
-            fw.filters.remove(agent_id);
-        }
-    }
-
-    fn add_framework(&mut self, framework_id: &str) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.frameworks
-            .entry(framework_id.to_string())
-            .or_insert(FrameworkEntry {
-                seq,
-                active: true,
-                allocated: BTreeMap::new(),
-                filters: BTreeMap::new(),
-            });
-    }
-
-    fn remove_framework(&mut self, framework_id: &str) {
-        if let Some(fw) = self.frameworks.remove(framework_id) {
-            for (agent_id, held) in fw.allocated {
-                if let Some(agent) = self.agents.get_mut(&agent_id) {
-                    agent.allocated = agent.allocated.minus(&held);
-                }
-            }
-        }
-    }
-
-    fn deactivate_framework(&mut self, framework_id: &str) {
-        if let Some(fw) = self.frameworks.get_mut(framework_id) {
-            fw.active = false;
-        }
-    }
-
-    fn activate_framework(&mut self, framework_id: &str) {
-        if let Some(fw) = self.frameworks.get_mut(framework_id) {
-            fw.active = true;
-        }
-    }
-
-    fn recover_resources(
-        &mut self,
-        framework_id: &str,
-        agent_id: &str,
-        resources: Resources,
-        refuse_until: Option<Instant>,
-    ) {
-        let Some(fw) = self.frameworks.get_mut(framework_id) else {
-            return;
-        };
-        if let Some(held) = fw.allocated.get_mut(agent_id) {
-            // Never give back more than the framework holds.
-            let returned = Resources::new(
-                resources.cpus.min(held.cpus),
-                resources.mem_mb.min(held.mem_mb),
-            );
-            *held = held.minus(&returned);
-            if held.is_zero() {
-                fw.allocated.remove(agent_id);
-            }
-            if let Some(agent) = self.agents.get_mut(agent_id) {
-                agent.allocated = agent.allocated.minus(&returned);
-            }
-        }
-        if let Some(until) = refuse_until
-            && self.agents.contains_key(agent_id)
-        {
-            let entry = fw.filters.entry(agent_id.to_string()).or_insert(until);
-            *entry = (*entry).max(until);
-        }
-    }
-
-    fn allocate(&mut self, now: Instant) -> Vec<OfferDecision> {
-        for fw in self.frameworks.values_mut() {
-            fw.filters.retain(|_, until| *until > now);
-        }
-        let mut decisions = Vec::new();
-        let agent_ids: Vec<String> = self.agents.keys().cloned().collect();
-        for agent_id in agent_ids {
-            let agent = &self.agents[&agent_id];
-            let free = agent.total.minus(&agent.allocated);
-            if !free.is_offerable() {
-                continue;
-            }
-            let chosen = self
-                .frameworks
-                .iter()
-                .filter(|(_, fw)| fw.active && !fw.filters.contains_key(&agent_id))
-                .map(|(id, fw)| (self.share(fw), fw.seq, id))
-                .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
-                .map(|(_, _, id)| id.clone());
-            let Some(framework_id) = chosen else {
-                continue;
-            };
-            let fw = self
-                .frameworks
-                .get_mut(&framework_id)
-                .expect("chosen framework exists");
-            let held = fw
-                .allocated
-                .entry(agent_id.clone())
-                .or_insert(Resources::ZERO);
-            *held = held.plus(&free);
-            let agent = self.agents.get_mut(&agent_id).expect("agent exists");
-            agent.allocated = agent.allocated.plus(&free);
-            decisions.push(OfferDecision {
-                framework_id,
-                agent_id,
-                resources: free,
-            });
-        }
-        decisions
-    }
-
-    fn allocation(&self, framework_id: &str) -> Resources {
-        self.frameworks
-            .get(framework_id)
-            .map(FrameworkEntry::total_allocated)
-            .unwrap_or_default()
-    }
-
-    fn dominant_share(&self, framework_id: &str) -> f64 {
-        self.frameworks
-            .get(framework_id)
-            .map(|fw| self.share(fw))
-            .unwrap_or(0.0)
-    }
-
-    fn cluster_total(&self) -> Resources {
-        self.agents
-            .values()
-            .fold(Resources::ZERO, |acc, a| acc.plus(&a.total))
-    }
-}
+/// Mesos' default allocator: hierarchical, weighted DRF.
+pub type DrfAllocator = HierarchicalAllocator<WeightedDrf>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use crate::{Allocator, Quota};
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
 
     const GB: u64 = 1024;
 
@@ -224,8 +41,8 @@ mod tests {
     fn drf_paper_example() {
         let mut alloc = DrfAllocator::new();
         alloc.add_agent("s1", Resources::new(9.0, 18 * GB));
-        alloc.add_framework("A");
-        alloc.add_framework("B");
+        alloc.add_framework("A", "*");
+        alloc.add_framework("B", "*");
         let task = |fw: &str| match fw {
             "A" => Resources::new(1.0, 4 * GB),
             _ => Resources::new(3.0, GB),
@@ -272,8 +89,8 @@ mod tests {
         let mut alloc = DrfAllocator::new();
         alloc.add_agent("s1", Resources::new(2.0, GB));
         alloc.add_agent("s2", Resources::new(2.0, GB));
-        alloc.add_framework("f1");
-        alloc.add_framework("f2");
+        alloc.add_framework("f1", "*");
+        alloc.add_framework("f2", "*");
         let decisions = alloc.allocate(Instant::now());
         assert_eq!(decisions.len(), 2);
         assert_eq!(decisions[0].framework_id, "f1");
@@ -291,8 +108,8 @@ mod tests {
         let mut alloc = DrfAllocator::new();
         alloc.add_agent("s1", Resources::new(4.0, 4 * GB));
         alloc.add_agent("s2", Resources::new(4.0, 4 * GB));
-        alloc.add_framework("big");
-        alloc.add_framework("small");
+        alloc.add_framework("big", "*");
+        alloc.add_framework("small", "*");
         let now = Instant::now();
         // "big" gets s1, "small" gets s2.
         let d = alloc.allocate(now);
@@ -316,7 +133,7 @@ mod tests {
         let mut alloc = DrfAllocator::new();
         alloc.add_agent("s1", Resources::new(2.0, GB));
         alloc.add_agent("s2", Resources::new(2.0, GB));
-        alloc.add_framework("f");
+        alloc.add_framework("f", "*");
         let t0 = Instant::now();
         let d = alloc.allocate(t0);
         assert_eq!(d.len(), 2);
@@ -347,8 +164,8 @@ mod tests {
     fn filtered_agent_goes_to_next_framework() {
         let mut alloc = DrfAllocator::new();
         alloc.add_agent("s1", Resources::new(2.0, GB));
-        alloc.add_framework("f1");
-        alloc.add_framework("f2");
+        alloc.add_framework("f1", "*");
+        alloc.add_framework("f2", "*");
         let now = Instant::now();
         let d = alloc.allocate(now);
         assert_eq!(d[0].framework_id, "f1");
@@ -366,7 +183,7 @@ mod tests {
     fn inactive_and_removed_frameworks_get_nothing() {
         let mut alloc = DrfAllocator::new();
         alloc.add_agent("s1", Resources::new(2.0, GB));
-        alloc.add_framework("f1");
+        alloc.add_framework("f1", "*");
         alloc.deactivate_framework("f1");
         assert!(alloc.allocate(Instant::now()).is_empty());
         alloc.activate_framework("f1");
@@ -374,7 +191,7 @@ mod tests {
         assert_eq!(d.len(), 1);
         // Removing the framework frees what it held.
         alloc.remove_framework("f1");
-        alloc.add_framework("f2");
+        alloc.add_framework("f2", "*");
         let d = alloc.allocate(Instant::now());
         assert_eq!(d[0].framework_id, "f2");
         assert_eq!(d[0].resources, Resources::new(2.0, GB));
@@ -385,7 +202,7 @@ mod tests {
         let mut alloc = DrfAllocator::new();
         alloc.add_agent("s1", Resources::new(2.0, GB));
         alloc.add_agent("s2", Resources::new(2.0, GB));
-        alloc.add_framework("f");
+        alloc.add_framework("f", "*");
         let _ = alloc.allocate(Instant::now());
         assert_eq!(alloc.allocation("f"), Resources::new(4.0, 2 * GB));
         alloc.remove_agent("s1");
@@ -401,11 +218,124 @@ mod tests {
     fn leftovers_below_minimum_are_not_offered() {
         let mut alloc = DrfAllocator::new();
         alloc.add_agent("s1", Resources::new(1.0, 100));
-        alloc.add_framework("f");
+        alloc.add_framework("f", "*");
         let d = alloc.allocate(Instant::now());
         // Use all CPUs and all but 16 MB: 16 MB alone is not worth offering.
         alloc.recover_resources("f", "s1", Resources::new(0.0, 16), None);
         assert_eq!(d.len(), 1);
         assert!(alloc.allocate(Instant::now()).is_empty());
+    }
+
+    /// Two roles of weights 2 and 1, one framework each, taking agents one at a time: the
+    /// heavier role ends with twice the dominant share.
+    #[test]
+    fn weights_scale_what_a_role_gets() {
+        let mut alloc = DrfAllocator::new();
+        for i in 0..12 {
+            alloc.add_agent(&format!("s{i:02}"), Resources::new(1.0, GB));
+        }
+        alloc.set_weight("analytics", 2.0);
+        alloc.add_framework("a", "analytics");
+        alloc.add_framework("b", "batch");
+        let decisions = alloc.allocate(Instant::now());
+        let count = |fw: &str| decisions.iter().filter(|d| d.framework_id == fw).count();
+        assert_eq!((count("a"), count("b")), (8, 4));
+        assert!((alloc.dominant_share("a") - 2.0 * alloc.dominant_share("b")).abs() < 1e-9);
+    }
+
+    /// Within a role, frameworks share by DRF; across roles, roles do: a role with two
+    /// frameworks gets no more than a role with one.
+    #[test]
+    fn roles_share_first_then_their_frameworks() {
+        let mut alloc = DrfAllocator::new();
+        for i in 0..8 {
+            alloc.add_agent(&format!("s{i}"), Resources::new(1.0, GB));
+        }
+        alloc.add_framework("x1", "x");
+        alloc.add_framework("x2", "x");
+        alloc.add_framework("y1", "y");
+        let decisions = alloc.allocate(Instant::now());
+        let count = |fw: &str| decisions.iter().filter(|d| d.framework_id == fw).count();
+        assert_eq!((count("x1"), count("x2"), count("y1")), (2, 2, 4));
+    }
+
+    /// A guarantee is served first, and what it still lacks is kept back from others; a limit
+    /// caps a role even when it is alone.
+    #[test]
+    fn quota_guarantees_come_first_and_limits_cap() {
+        let mut alloc = DrfAllocator::new();
+        for i in 0..4 {
+            alloc.add_agent(&format!("s{i}"), Resources::new(4.0, 4 * GB));
+        }
+        // "greedy" subscribed first and has the lower share, but "reserved" is guaranteed
+        // half the cluster.
+        alloc.add_framework("greedy", "web");
+        alloc.add_framework("reserved", "etl");
+        alloc.set_quota(
+            "etl",
+            Quota {
+                guarantee: Resources::new(8.0, 8 * GB),
+                limit: None,
+            },
+        );
+        let now = Instant::now();
+        let _ = alloc.allocate(now);
+        assert_eq!(alloc.allocation("reserved"), Resources::new(8.0, 8 * GB));
+        assert_eq!(alloc.allocation("greedy"), Resources::new(8.0, 8 * GB));
+        // "reserved" gives back half of its guarantee and declines it: what it lacks is kept
+        // back from "greedy" (headroom), not offered.
+        for agent in ["s0", "s1"] {
+            alloc.recover_resources("reserved", agent, Resources::new(4.0, 4 * GB), None);
+        }
+        alloc.suppress_offers("reserved");
+        assert!(alloc.allocate(now).is_empty());
+        assert_eq!(alloc.allocation("greedy"), Resources::new(8.0, 8 * GB));
+
+        let mut capped = DrfAllocator::new();
+        capped.add_agent("s0", Resources::new(8.0, 8 * GB));
+        capped.add_framework("f", "capped");
+        capped.set_quota(
+            "capped",
+            Quota {
+                guarantee: Resources::ZERO,
+                limit: Some(Resources::new(2.0, 3 * GB)),
+            },
+        );
+        let d = capped.allocate(Instant::now());
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].resources, Resources::new(2.0, 3 * GB));
+        assert!(
+            capped.allocate(Instant::now()).is_empty(),
+            "the limit holds"
+        );
+    }
+
+    /// A suppressed framework gets nothing; reviving it offers again and drops its filters.
+    #[test]
+    fn suppressed_frameworks_get_nothing_until_they_revive() {
+        let mut alloc = DrfAllocator::new();
+        alloc.add_agent("s1", Resources::new(2.0, GB));
+        alloc.add_framework("f", "*");
+        let now = Instant::now();
+        let d = alloc.allocate(now);
+        alloc.recover_resources(
+            "f",
+            "s1",
+            d[0].resources,
+            Some(now + Duration::from_secs(60)),
+        );
+        alloc.suppress_offers("f");
+        assert!(alloc.allocate(now + Duration::from_secs(61)).is_empty());
+        alloc.revive_offers("f");
+        // A new filter, then revive: offered at once.
+        let d = alloc.allocate(now + Duration::from_secs(62));
+        alloc.recover_resources(
+            "f",
+            "s1",
+            d[0].resources,
+            Some(now + Duration::from_secs(600)),
+        );
+        alloc.revive_offers("f");
+        assert_eq!(alloc.allocate(now + Duration::from_secs(63)).len(), 1);
     }
 }

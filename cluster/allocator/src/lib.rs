@@ -16,12 +16,23 @@
 //!   offered that agent again before the filter's deadline.
 //! * Removing a framework or agent drops everything allocated to/on it.
 //!
-//! The first policy is [`DrfAllocator`], dominant resource fairness.
+//! Bookkeeping ([`ledger`]) is apart from policy: [`HierarchicalAllocator`] runs Mesos'
+//! allocation round (quota guarantees, then everyone; roles, then frameworks within a role by
+//! DRF), and a [`RoleOrder`] decides in which order roles are served: [`WeightedDrf`] (the
+//! default, [`DrfAllocator`]) or [`StrictPriority`] ([`PriorityAllocator`]).
 
 mod drf;
+mod hierarchical;
+mod ledger;
+mod priority;
+mod quota;
 mod resources;
 
-pub use drf::DrfAllocator;
+pub use drf::{DrfAllocator, WeightedDrf};
+pub use hierarchical::{HierarchicalAllocator, RoleOrder};
+pub use ledger::DEFAULT_ROLE;
+pub use priority::{PriorityAllocator, StrictPriority};
+pub use quota::Quota;
 pub use resources::Resources;
 
 use std::time::Instant;
@@ -46,8 +57,9 @@ pub trait Allocator: Send {
     fn add_agent(&mut self, agent_id: &str, total: Resources);
     /// The agent left or was lost; whatever frameworks held on it is dropped.
     fn remove_agent(&mut self, agent_id: &str);
-    /// A new framework subscribed; it is active (receives offers).
-    fn add_framework(&mut self, framework_id: &str);
+    /// A new framework subscribed in `role` (empty: [`DEFAULT_ROLE`]); it is active
+    /// (receives offers).
+    fn add_framework(&mut self, framework_id: &str, role: &str);
     /// The framework is gone; whatever it held is free again.
     fn remove_framework(&mut self, framework_id: &str);
     /// Stop offering to the framework (e.g. its connection dropped) without
@@ -55,6 +67,15 @@ pub trait Allocator: Send {
     fn deactivate_framework(&mut self, framework_id: &str);
     /// Offer to the framework again.
     fn activate_framework(&mut self, framework_id: &str);
+    /// The framework wants no offers (Mesos' SUPPRESS) until it revives.
+    fn suppress_offers(&mut self, framework_id: &str);
+    /// The framework wants offers again, on every agent: its decline filters are dropped
+    /// (Mesos' REVIVE).
+    fn revive_offers(&mut self, framework_id: &str);
+    /// `role`'s weight (a positive number; 1 by default).
+    fn set_weight(&mut self, role: &str, weight: f64);
+    /// `role`'s quota.
+    fn set_quota(&mut self, role: &str, quota: Quota);
     /// `resources` the framework held on the agent are free again. With
     /// `refuse_until`, the framework is not offered this agent before that
     /// instant.

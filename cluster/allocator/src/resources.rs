@@ -51,6 +51,14 @@ impl Resources {
         }
     }
 
+    /// The smaller of each kind (`self` capped by `other`).
+    pub fn min(&self, other: &Resources) -> Resources {
+        Resources {
+            cpus: self.cpus.min(other.cpus),
+            mem_mb: self.mem_mb.min(other.mem_mb),
+        }
+    }
+
     /// Nothing at all.
     pub fn is_zero(&self) -> bool {
         self.cpus < CPU_EPSILON && self.mem_mb == 0
@@ -106,6 +114,7 @@ mod tests {
         }
         assert!(Resources::new(1.0, 0).contains(&sum));
         assert!(Resources::new(1.0, 0).minus(&sum).is_zero());
+        assert_eq!(a.min(&Resources::new(4.0, 512)), Resources::new(2.0, 512));
     }
 
     #[test]

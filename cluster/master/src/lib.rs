@@ -48,6 +48,10 @@ pub struct MasterConfig {
     /// subscribe again before it is removed (its executors killed, its
     /// resources recovered). Zero removes it at once.
     pub framework_failover_timeout: Duration,
+    /// In which order roles are served.
+    pub policy: AllocationPolicy,
+    /// Roles' weights (1 for any role not named).
+    pub role_weights: Vec<(String, f64)>,
 }
 
 impl Default for MasterConfig {
@@ -56,7 +60,34 @@ impl Default for MasterConfig {
             allocation_interval: Duration::from_millis(200),
             agent_timeout: Duration::from_secs(10),
             framework_failover_timeout: Duration::ZERO,
+            policy: AllocationPolicy::Drf,
+            role_weights: Vec::new(),
         }
+    }
+}
+
+/// The allocation policy (`--allocator`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AllocationPolicy {
+    /// Weighted dominant resource fairness between roles ([`tessera_allocator::DrfAllocator`]).
+    #[default]
+    Drf,
+    /// Strict priority between roles, a role's weight being its priority
+    /// ([`tessera_allocator::PriorityAllocator`]).
+    Priority,
+}
+
+impl AllocationPolicy {
+    /// An allocator of this policy with `weights`.
+    pub fn allocator(self, weights: &[(String, f64)]) -> Box<dyn tessera_allocator::Allocator> {
+        let mut allocator: Box<dyn tessera_allocator::Allocator> = match self {
+            AllocationPolicy::Drf => Box::new(tessera_allocator::DrfAllocator::new()),
+            AllocationPolicy::Priority => Box::new(tessera_allocator::PriorityAllocator::new()),
+        };
+        for (role, weight) in weights {
+            allocator.set_weight(role, *weight);
+        }
+        allocator
     }
 }
 

@@ -44,6 +44,36 @@ struct Args {
     /// its executors are killed, in milliseconds (0: at once).
     #[arg(long, default_value_t = 0)]
     framework_failover_timeout_ms: u64,
+    /// The allocation policy: weighted DRF between roles (Mesos' default), or strict priority
+    /// (a role's weight is its priority).
+    #[arg(long, value_enum, default_value = "drf")]
+    allocator: Policy,
+    /// A role's weight, ROLE=WEIGHT (repeat for more roles; 1 for any other role).
+    #[arg(long = "role-weight", value_parser = parse_role_weight)]
+    role_weights: Vec<(String, f64)>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Policy {
+    Drf,
+    Priority,
+}
+
+/// `ROLE=WEIGHT`, a positive weight.
+fn parse_role_weight(text: &str) -> Result<(String, f64), String> {
+    let (role, weight) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not ROLE=WEIGHT (e.g. analytics=2)"))?;
+    let weight: f64 = weight
+        .trim()
+        .parse()
+        .map_err(|_| format!("the weight in `{text}` is not a number (e.g. analytics=2)"))?;
+    if role.trim().is_empty() || !(weight > 0.0) {
+        return Err(format!(
+            "`{text}` needs a role and a positive weight (e.g. analytics=2)"
+        ));
+    }
+    Ok((role.trim().to_string(), weight))
 }
 
 /// Writes the file atomically, so a reader never sees half an address.
@@ -95,6 +125,11 @@ async fn main() -> anyhow::Result<()> {
         allocation_interval: Duration::from_millis(args.allocation_interval_ms),
         agent_timeout: Duration::from_millis(args.agent_timeout_ms),
         framework_failover_timeout: Duration::from_millis(args.framework_failover_timeout_ms),
+        policy: match args.allocator {
+            Policy::Drf => tessera_master::AllocationPolicy::Drf,
+            Policy::Priority => tessera_master::AllocationPolicy::Priority,
+        },
+        role_weights: args.role_weights,
     };
     let requested = SocketAddr::new(args.bind, args.port);
     let listener = tokio::net::TcpListener::bind(requested).await.with_context(|| {
@@ -113,4 +148,25 @@ async fn main() -> anyhow::Result<()> {
     }
     tessera_master::serve(config, listener, credential, shutdown_signal()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_weights_are_role_equals_a_positive_number() {
+        assert_eq!(
+            parse_role_weight("analytics=2"),
+            Ok(("analytics".to_string(), 2.0))
+        );
+        assert_eq!(
+            parse_role_weight(" etl = 0.5"),
+            Ok(("etl".to_string(), 0.5))
+        );
+        for bad in ["analytics", "analytics=two", "=2", "etl=0", "etl=-1"] {
+            let error = parse_role_weight(bad).unwrap_err();
+            assert!(error.contains("analytics=2"), "{bad}: {error}");
+        }
+    }
 }

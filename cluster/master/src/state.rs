@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tessera_allocator::{Allocator, DrfAllocator, Resources};
+use tessera_allocator::{Allocator, Resources};
 use tessera_cluster_proto::agent::agent_client::AgentClient;
 use tessera_cluster_proto::agent::{
     KillExecutorRequest, LaunchExecutorRequest, ShutdownFrameworkRequest,
@@ -198,7 +198,7 @@ impl MasterState {
             next_agent: 0,
             next_framework: 0,
             next_offer: 0,
-            allocator: Box::new(DrfAllocator::new()),
+            allocator: config.policy.allocator(&config.role_weights),
             agents: BTreeMap::new(),
             lost_agents: BTreeSet::new(),
             frameworks: BTreeMap::new(),
@@ -397,7 +397,8 @@ impl MasterState {
             }
             None => {
                 tracing::info!(framework_id = %id, %name, %user, "framework subscribed");
-                self.allocator.add_framework(&id);
+                self.allocator
+                    .add_framework(&id, tessera_allocator::DEFAULT_ROLE);
                 self.frameworks.insert(
                     id.clone(),
                     Framework {
