@@ -39,6 +39,7 @@ fn main() -> anyhow::Result<()> {
                     advertise_host: std::env::var("TESSERA_ADVERTISE_ADDRESS").ok(),
                     executors: env_number("TESSERA_EXECUTORS")?,
                     executor_cores: env_number("TESSERA_EXECUTOR_CORES")?,
+                    role: std::env::var("TESSERA_ROLE").unwrap_or_default(),
                 },
                 ..defaults
             };

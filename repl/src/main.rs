@@ -52,6 +52,10 @@ struct Cli {
     /// CPUs (task threads) per executor on a cluster (default: all of an agent's offer).
     #[arg(long, global = true, env = "TESSERA_EXECUTOR_CORES")]
     executor_cores: Option<u32>,
+    /// The role the session's resources count against on a cluster (its share, weight and
+    /// quota; the master's `*` when not given).
+    #[arg(long, global = true, env = "TESSERA_ROLE", default_value = "")]
+    role: String,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -122,6 +126,7 @@ fn main() -> ExitCode {
             advertise_host: cli.advertise_address.clone(),
             executors: cli.executors,
             executor_cores: cli.executor_cores,
+            role: cli.role.clone(),
         },
     };
     let result = match cli.command {

@@ -195,6 +195,7 @@ pub async fn every_refusal(cluster: &ClusterUnderTest, mut stand: impl FnMut(Van
     let info = FrameworkInfo {
         name: "owner".into(),
         user: String::new(),
+        role: String::new(),
     };
     let (framework, mut events) = FrameworkClient::subscribe(&owner, info)
         .await
@@ -289,9 +290,25 @@ pub async fn every_refusal(cluster: &ClusterUnderTest, mut stand: impl FnMut(Van
             name: "takeover".into(),
             user: String::new(),
             framework_id: framework.framework_id().into(),
+            role: String::new(),
         })
         .await;
     assert_refused(refusal(takeover), &["belongs to another principal"]);
+    let suppressed = as_mallory
+        .suppress(pb::SuppressRequest {
+            framework_id: framework.framework_id().into(),
+        })
+        .await;
+    assert_refused(refusal(suppressed), &["not yours"]);
+    let bad_role = as_mallory
+        .subscribe(pb::SubscribeRequest {
+            name: "roles".into(),
+            user: String::new(),
+            framework_id: String::new(),
+            role: "has space".into(),
+        })
+        .await;
+    assert_refused(refusal(bad_role), &["is not a role name"]);
     // A framework may not act as an agent, nor speak to an agent directly.
     let as_agent = as_mallory
         .register_agent(agent_at("127.0.0.1:1", 1.0, 64))
@@ -353,6 +370,7 @@ pub async fn every_refusal(cluster: &ClusterUnderTest, mut stand: impl FnMut(Van
             name: "x".repeat(8 << 20),
             user: String::new(),
             framework_id: String::new(),
+            role: String::new(),
         })
         .await;
     assert!(huge.is_err(), "an 8 MiB request is refused");

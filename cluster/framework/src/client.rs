@@ -35,6 +35,9 @@ pub struct FrameworkInfo {
     pub name: String,
     /// The user it runs as (informational; `$USER` when empty).
     pub user: String,
+    /// The role its resources count against, for the master's fair sharing, weights and
+    /// quota (`*` when empty).
+    pub role: String,
 }
 
 /// Resources of one agent offered to this framework.
@@ -161,6 +164,10 @@ pub struct FrameworkSummary {
     pub dominant_share: f64,
     /// False while its subscription is gone (within its failover timeout).
     pub connected: bool,
+    /// Its role.
+    pub role: String,
+    /// Whether it has suppressed offers.
+    pub suppressed: bool,
 }
 
 /// An executor as `tessera cluster status` shows it (running ones, and
@@ -328,6 +335,7 @@ impl FrameworkClient {
             name: info.name,
             user,
             framework_id: String::new(),
+            role: info.role,
         };
         let mut stream = call(master, "subscribe", client.subscribe(request)).await?;
         let first = tokio::time::timeout(CALL_TIMEOUT, stream.message()).await;
@@ -442,6 +450,36 @@ impl FrameworkClient {
             &self.inner.master,
             "decline the offer",
             self.inner.client.clone().decline(request),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Asks for no offers until [`revive`](FrameworkClient::revive) (Mesos' SUPPRESS): for a
+    /// framework that has all it needs. Offers it holds stay.
+    pub async fn suppress(&self) -> Result<(), FrameworkError> {
+        let request = pb::SuppressRequest {
+            framework_id: self.inner.framework_id.clone(),
+        };
+        call(
+            &self.inner.master,
+            "suppress offers",
+            self.inner.client.clone().suppress(request),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Asks for offers again, on every agent, dropping earlier decline filters (Mesos'
+    /// REVIVE).
+    pub async fn revive(&self) -> Result<(), FrameworkError> {
+        let request = pb::ReviveRequest {
+            framework_id: self.inner.framework_id.clone(),
+        };
+        call(
+            &self.inner.master,
+            "revive offers",
+            self.inner.client.clone().revive(request),
         )
         .await?;
         Ok(())
@@ -573,6 +611,8 @@ pub async fn cluster_status(endpoint: &MasterEndpoint) -> Result<ClusterStatus, 
                 offered: res(f.offered),
                 dominant_share: f.dominant_share,
                 connected: f.connected,
+                role: f.role,
+                suppressed: f.suppressed,
             })
             .collect(),
         offers: r

@@ -6,7 +6,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), tessera_framework::FrameworkError> {
 //! use tessera_framework::*;
-//! let info = FrameworkInfo { name: "demo".into(), user: String::new() };
+//! let info = FrameworkInfo { name: "demo".into(), ..Default::default() };
 //! let credential = tessera_credentials::Credential::load("creds/frameworks/alice".as_ref()).unwrap();
 //! let master = MasterEndpoint { address: "127.0.0.1:5050".into(), credential };
 //! let (client, mut events) = FrameworkClient::subscribe(&master, info).await?;

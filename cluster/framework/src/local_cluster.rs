@@ -190,6 +190,17 @@ impl LocalCluster {
         mem_mb_per_agent: u64,
         bin_dir: &Path,
     ) -> Result<LocalCluster, LocalClusterError> {
+        Self::start_with(agents, cpus_per_agent, mem_mb_per_agent, bin_dir, &[]).await
+    }
+
+    /// As [`LocalCluster::start`], with more flags for the master (`--allocator priority`).
+    pub async fn start_with(
+        agents: usize,
+        cpus_per_agent: f64,
+        mem_mb_per_agent: u64,
+        bin_dir: &Path,
+        master_flags: &[&str],
+    ) -> Result<LocalCluster, LocalClusterError> {
         if agents == 0 || cpus_per_agent.is_nan() || cpus_per_agent <= 0.0 || mem_mb_per_agent == 0
         {
             return Err(LocalClusterError::BadShape {
@@ -234,7 +245,10 @@ impl LocalCluster {
                 principal_dir(&credentials, &Principal::Master)
                     .display()
                     .to_string(),
-            ],
+            ]
+            .into_iter()
+            .chain(master_flags.iter().map(|flag| flag.to_string()))
+            .collect::<Vec<String>>(),
             &master_log,
         )?;
         let mut cluster = LocalCluster {

@@ -52,6 +52,8 @@ pub struct MasterConfig {
     pub policy: AllocationPolicy,
     /// Roles' weights (1 for any role not named).
     pub role_weights: Vec<(String, f64)>,
+    /// Roles' quota (none for any role not named).
+    pub role_quotas: Vec<(String, tessera_allocator::Quota)>,
 }
 
 impl Default for MasterConfig {
@@ -62,6 +64,7 @@ impl Default for MasterConfig {
             framework_failover_timeout: Duration::ZERO,
             policy: AllocationPolicy::Drf,
             role_weights: Vec::new(),
+            role_quotas: Vec::new(),
         }
     }
 }
@@ -78,14 +81,21 @@ pub enum AllocationPolicy {
 }
 
 impl AllocationPolicy {
-    /// An allocator of this policy with `weights`.
-    pub fn allocator(self, weights: &[(String, f64)]) -> Box<dyn tessera_allocator::Allocator> {
+    /// An allocator of this policy with `weights` and `quotas`.
+    pub fn allocator(
+        self,
+        weights: &[(String, f64)],
+        quotas: &[(String, tessera_allocator::Quota)],
+    ) -> Box<dyn tessera_allocator::Allocator> {
         let mut allocator: Box<dyn tessera_allocator::Allocator> = match self {
             AllocationPolicy::Drf => Box::new(tessera_allocator::DrfAllocator::new()),
             AllocationPolicy::Priority => Box::new(tessera_allocator::PriorityAllocator::new()),
         };
         for (role, weight) in weights {
             allocator.set_weight(role, *weight);
+        }
+        for (role, quota) in quotas {
+            allocator.set_quota(role, quota.clone());
         }
         allocator
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use tessera_allocator::Resources;
 use tessera_credentials::{Credential, Principal};
 use tessera_master::MasterConfig;
 
@@ -51,6 +52,42 @@ struct Args {
     /// A role's weight, ROLE=WEIGHT (repeat for more roles; 1 for any other role).
     #[arg(long = "role-weight", value_parser = parse_role_weight)]
     role_weights: Vec<(String, f64)>,
+    /// Resources a role is offered first and that others are not offered while it lacks them,
+    /// ROLE=CPUS,MEM_MB (repeat for more roles).
+    #[arg(long = "quota-guarantee", value_parser = parse_role_resources)]
+    quota_guarantees: Vec<(String, Resources)>,
+    /// The most a role may hold, ROLE=CPUS,MEM_MB (repeat for more roles).
+    #[arg(long = "quota-limit", value_parser = parse_role_resources)]
+    quota_limits: Vec<(String, Resources)>,
+}
+
+/// Each role's quota from the guarantee and limit flags.
+fn quotas(
+    guarantees: &[(String, Resources)],
+    limits: &[(String, Resources)],
+) -> Vec<(String, tessera_allocator::Quota)> {
+    let mut quotas: std::collections::BTreeMap<String, tessera_allocator::Quota> =
+        Default::default();
+    for (role, guarantee) in guarantees {
+        quotas.entry(role.clone()).or_default().guarantee = *guarantee;
+    }
+    for (role, limit) in limits {
+        quotas.entry(role.clone()).or_default().limit = Some(*limit);
+    }
+    quotas.into_iter().collect()
+}
+
+/// `ROLE=CPUS,MEM_MB`.
+fn parse_role_resources(text: &str) -> Result<(String, Resources), String> {
+    let usage = || format!("`{text}` is not ROLE=CPUS,MEM_MB (e.g. analytics=4,8192)");
+    let (role, amounts) = text.split_once('=').ok_or_else(usage)?;
+    let (cpus, mem_mb) = amounts.split_once(',').ok_or_else(usage)?;
+    let cpus: f64 = cpus.trim().parse().map_err(|_| usage())?;
+    let mem_mb: u64 = mem_mb.trim().parse().map_err(|_| usage())?;
+    if role.trim().is_empty() || !(cpus >= 0.0) {
+        return Err(usage());
+    }
+    Ok((role.trim().to_string(), Resources::new(cpus, mem_mb)))
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -130,6 +167,7 @@ async fn main() -> anyhow::Result<()> {
             Policy::Priority => tessera_master::AllocationPolicy::Priority,
         },
         role_weights: args.role_weights,
+        role_quotas: quotas(&args.quota_guarantees, &args.quota_limits),
     };
     let requested = SocketAddr::new(args.bind, args.port);
     let listener = tokio::net::TcpListener::bind(requested).await.with_context(|| {
@@ -168,5 +206,25 @@ mod tests {
             let error = parse_role_weight(bad).unwrap_err();
             assert!(error.contains("analytics=2"), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn quota_flags_make_one_quota_per_role() {
+        let etl = parse_role_resources("etl=4,8192").unwrap();
+        assert_eq!(etl, ("etl".to_string(), Resources::new(4.0, 8192)));
+        assert!(
+            parse_role_resources("etl=4")
+                .unwrap_err()
+                .contains("ROLE=CPUS,MEM_MB")
+        );
+        assert!(parse_role_resources("etl=-1,5").is_err());
+        let limit = parse_role_resources("etl=8,16384").unwrap();
+        let web = parse_role_resources("web=2,1024").unwrap();
+        let made = quotas(&[etl], &[limit, web]);
+        assert_eq!(made.len(), 2);
+        assert_eq!(made[0].0, "etl");
+        assert_eq!(made[0].1.guarantee, Resources::new(4.0, 8192));
+        assert_eq!(made[0].1.limit, Some(Resources::new(8.0, 16384)));
+        assert_eq!(made[1].1.guarantee, Resources::ZERO);
     }
 }

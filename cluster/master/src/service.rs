@@ -261,7 +261,7 @@ impl Master for MasterService {
         let (framework_id, connection) = self
             .shared
             .lock()
-            .subscribe(req.name, req.user, principal, existing, tx)?;
+            .subscribe(req.name, req.user, req.role, principal, existing, tx)?;
         self.shared.wake_allocator.notify_one();
         // Notice when the framework's stream goes away.
         let shared = self.shared.clone();
@@ -320,6 +320,27 @@ impl Master for MasterService {
             .kill(&req.framework_id, &principal, &req.executor_id)?;
         run_actions(&self.shared, actions);
         Ok(Response::new(pb::KillResponse {}))
+    }
+
+    async fn suppress(
+        &self,
+        request: Request<pb::SuppressRequest>,
+    ) -> Result<Response<pb::SuppressResponse>, Status> {
+        let principal = framework_caller(&request, "Suppress")?;
+        let req = request.into_inner();
+        self.shared.lock().suppress(&req.framework_id, &principal)?;
+        Ok(Response::new(pb::SuppressResponse {}))
+    }
+
+    async fn revive(
+        &self,
+        request: Request<pb::ReviveRequest>,
+    ) -> Result<Response<pb::ReviveResponse>, Status> {
+        let principal = framework_caller(&request, "Revive")?;
+        let req = request.into_inner();
+        self.shared.lock().revive(&req.framework_id, &principal)?;
+        self.shared.wake_allocator.notify_one();
+        Ok(Response::new(pb::ReviveResponse {}))
     }
 
     async fn teardown(

@@ -41,6 +41,10 @@ pub(crate) struct Framework {
     pub principal: String,
     pub name: String,
     pub user: String,
+    /// The role its resources count against.
+    pub role: String,
+    /// Asked for no offers until it revives.
+    pub suppressed: bool,
     /// The subscription stream, while connected.
     pub events: Option<EventSender>,
     /// Counts subscriptions, so a stale stream's close is told apart.
@@ -118,6 +122,27 @@ const MAX_MEM_MB: u64 = 1 << 40;
 
 /// Fails unless `id` can name a framework or an executor (and so a sandbox
 /// directory on an agent).
+/// A role name as Mesos allows it: not empty, `.` or `..`, no `/` at its start, no
+/// whitespace, control characters or backslash; at most [`MAX_ID_LEN`] bytes.
+pub(crate) fn check_role(role: &str) -> Result<(), Status> {
+    if role.is_empty()
+        || role == "."
+        || role == ".."
+        || role.starts_with('/')
+        || role.len() > MAX_ID_LEN
+        || role
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '\\')
+    {
+        return Err(Status::invalid_argument(format!(
+            "{role:?} is not a role name (empty, `.`, `..`, starting with `/`, longer than \
+             {MAX_ID_LEN} bytes, or holding whitespace, control characters or `\\`); pick \
+             another, e.g. analytics"
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_id(what: &str, id: &str) -> Result<(), Status> {
     if id.is_empty()
         || id == "."
@@ -198,7 +223,9 @@ impl MasterState {
             next_agent: 0,
             next_framework: 0,
             next_offer: 0,
-            allocator: config.policy.allocator(&config.role_weights),
+            allocator: config
+                .policy
+                .allocator(&config.role_weights, &config.role_quotas),
             agents: BTreeMap::new(),
             lost_agents: BTreeSet::new(),
             frameworks: BTreeMap::new(),
@@ -356,18 +383,31 @@ impl MasterState {
         &mut self,
         name: String,
         user: String,
+        role: String,
         principal: String,
         framework_id: Option<String>,
         events: EventSender,
     ) -> Result<(String, u64), Status> {
+        let role = if role.is_empty() {
+            tessera_allocator::DEFAULT_ROLE.to_string()
+        } else {
+            check_role(&role)?;
+            role
+        };
         if let Some(id) = &framework_id {
             check_id("framework id", id)?;
-            if let Some(fw) = self.frameworks.get(id)
-                && fw.principal != principal
-            {
-                return Err(Status::permission_denied(format!(
-                    "framework {id} belongs to another principal; principal {principal} cannot subscribe as it — subscribe without a framework id to get one of your own"
-                )));
+            if let Some(fw) = self.frameworks.get(id) {
+                if fw.principal != principal {
+                    return Err(Status::permission_denied(format!(
+                        "framework {id} belongs to another principal; principal {principal} cannot subscribe as it — subscribe without a framework id to get one of your own"
+                    )));
+                }
+                if fw.role != role {
+                    return Err(Status::invalid_argument(format!(
+                        "framework {id} is in role {:?}; subscribe again in that role (a framework cannot change its role)",
+                        fw.role
+                    )));
+                }
             }
         }
         let id = match framework_id {
@@ -397,8 +437,7 @@ impl MasterState {
             }
             None => {
                 tracing::info!(framework_id = %id, %name, %user, "framework subscribed");
-                self.allocator
-                    .add_framework(&id, tessera_allocator::DEFAULT_ROLE);
+                self.allocator.add_framework(&id, &role);
                 self.frameworks.insert(
                     id.clone(),
                     Framework {
@@ -406,6 +445,8 @@ impl MasterState {
                         principal,
                         name,
                         user,
+                        role,
+                        suppressed: false,
                         events: Some(events),
                         connection: 0,
                         disconnected_at: None,
@@ -536,6 +577,28 @@ impl MasterState {
                  timed out, or the master restarted); subscribe again"
             ))),
         }
+    }
+
+    /// The framework wants no offers until it revives (Mesos' SUPPRESS); offers it holds
+    /// stay.
+    pub fn suppress(&mut self, framework_id: &str, principal: &str) -> Result<(), Status> {
+        self.check_framework(framework_id, principal)?;
+        self.allocator.suppress_offers(framework_id);
+        if let Some(fw) = self.frameworks.get_mut(framework_id) {
+            fw.suppressed = true;
+        }
+        Ok(())
+    }
+
+    /// The framework wants offers again, on every agent (Mesos' REVIVE: its decline filters
+    /// are dropped).
+    pub fn revive(&mut self, framework_id: &str, principal: &str) -> Result<(), Status> {
+        self.check_framework(framework_id, principal)?;
+        self.allocator.revive_offers(framework_id);
+        if let Some(fw) = self.frameworks.get_mut(framework_id) {
+            fw.suppressed = false;
+        }
+        Ok(())
     }
 
     // ---------------------------------------------------------------- offers
@@ -894,6 +957,8 @@ impl MasterState {
                     .map(|o| o.resources)))),
                 dominant_share: self.allocator.dominant_share(&f.id),
                 connected: f.events.is_some(),
+                role: f.role.clone(),
+                suppressed: f.suppressed,
             })
             .collect();
         let offers = self
@@ -1016,7 +1081,14 @@ mod tests {
             .unwrap();
         let (tx, mut rx) = unbounded_channel();
         let (fw, _) = m
-            .subscribe("fw".into(), "u".into(), "alice".into(), None, tx)
+            .subscribe(
+                "fw".into(),
+                "u".into(),
+                String::new(),
+                "alice".into(),
+                None,
+                tx,
+            )
             .unwrap();
         m.allocate(now);
         let events = drain(&mut rx);
@@ -1213,6 +1285,7 @@ mod tests {
             .subscribe(
                 "fw".into(),
                 "u".into(),
+                String::new(),
                 "alice".into(),
                 Some(fw.clone()),
                 tx,
@@ -1267,6 +1340,7 @@ mod tests {
             .subscribe(
                 "x".into(),
                 "u".into(),
+                String::new(),
                 "mallory".into(),
                 Some(fw.clone()),
                 tx,

@@ -195,19 +195,23 @@ pub fn cluster(status: &ClusterStatus) -> Vec<Table> {
             &[
                 "framework",
                 "name",
+                "role",
                 "allocated",
                 "offered",
                 "dominant share",
                 "connected",
+                "offers",
             ],
             status.frameworks.iter().map(|f| {
                 vec![
                     f.id.clone(),
                     f.name.clone(),
+                    f.role.clone(),
                     res(&f.allocated),
                     res(&f.offered),
                     format!("{:.3}", f.dominant_share),
                     f.connected.to_string(),
+                    if f.suppressed { "suppressed" } else { "wanted" }.to_string(),
                 ]
             }),
         )

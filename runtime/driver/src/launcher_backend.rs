@@ -102,6 +102,7 @@ impl Backend {
         let info = FrameworkInfo {
             name: "tessera-session".into(),
             user: String::new(),
+            role: config.cluster.role.clone(),
         };
         let (client, mut events) = runtime.block_on(FrameworkClient::subscribe(&master, info))?;
         let offers_seen = Arc::new(AtomicU64::new(0));
@@ -116,6 +117,7 @@ impl Backend {
             wanted: expected,
             agents_with_executor: Mutex::new(HashSet::new()),
             launched: Default::default(),
+            suppressed: Default::default(),
             offers_seen: offers_seen.clone(),
         };
         let events_task = runtime.spawn(async move {
@@ -196,6 +198,9 @@ struct OfferHandler {
     /// Executors launched so far: each gets a new id, so that what a lost executor held (and
     /// its late status updates) is never taken for its replacement's on the same agent.
     launched: std::sync::atomic::AtomicU32,
+    /// Whether the session told the master it wants no offers (it holds all the executors it
+    /// wants): other sessions get the cluster's offers meanwhile, as in Mesos.
+    suppressed: std::sync::atomic::AtomicBool,
 }
 
 impl OfferHandler {
@@ -222,6 +227,12 @@ impl OfferHandler {
                 if state.is_terminal() {
                     self.agents_with_executor.lock().remove(&agent_id);
                     self.state.lose_executor(&executor_id);
+                    // A replacement is wanted: offers again.
+                    if self.suppressed.swap(false, Ordering::SeqCst)
+                        && let Err(e) = self.client.revive().await
+                    {
+                        tracing::warn!("cannot revive offers to replace a lost executor: {e}");
+                    }
                 }
             }
             FrameworkEvent::Disconnected(reason) => {
@@ -270,6 +281,14 @@ impl OfferHandler {
         if let Err(e) = self.client.accept(&offer.id, vec![launch]).await {
             tracing::warn!("cannot launch an executor on agent {}: {e}", offer.agent_id);
             self.agents_with_executor.lock().remove(&offer.agent_id);
+            return;
+        }
+        let complete = self.agents_with_executor.lock().len() >= self.wanted;
+        if complete && !self.suppressed.swap(true, Ordering::SeqCst) {
+            if let Err(e) = self.client.suppress().await {
+                tracing::warn!("cannot suppress offers: {e}");
+                self.suppressed.store(false, Ordering::SeqCst);
+            }
         }
     }
 }

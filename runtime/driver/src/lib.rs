@@ -72,6 +72,9 @@ pub struct ClusterOptions {
     pub executors: Option<usize>,
     /// CPUs (task threads) per executor on a cluster (default: all an offer holds).
     pub executor_cores: Option<u32>,
+    /// The role the session's resources count against on a cluster (the master's `*` when
+    /// empty): its share, weight and quota.
+    pub role: String,
 }
 
 /// State shared by the cell server, the scheduler and the executor service.
