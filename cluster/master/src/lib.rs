@@ -54,6 +54,9 @@ pub struct MasterConfig {
     pub role_weights: Vec<(String, f64)>,
     /// Roles' quota (none for any role not named).
     pub role_quotas: Vec<(String, tessera_allocator::Quota)>,
+    /// Offers a framework has not answered for this long are rescinded and their resources
+    /// offered again (`None`: offers wait, as Mesos' default).
+    pub offer_timeout: Option<Duration>,
 }
 
 impl Default for MasterConfig {
@@ -65,6 +68,7 @@ impl Default for MasterConfig {
             policy: AllocationPolicy::Drf,
             role_weights: Vec::new(),
             role_quotas: Vec::new(),
+            offer_timeout: None,
         }
     }
 }

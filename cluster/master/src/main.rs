@@ -45,6 +45,10 @@ struct Args {
     /// its executors are killed, in milliseconds (0: at once).
     #[arg(long, default_value_t = 0)]
     framework_failover_timeout_ms: u64,
+    /// Offers not answered for this long are rescinded and offered again, in milliseconds
+    /// (0: offers wait for an answer).
+    #[arg(long, default_value_t = 0)]
+    offer_timeout_ms: u64,
     /// The allocation policy: weighted DRF between roles (Mesos' default), or strict priority
     /// (a role's weight is its priority).
     #[arg(long, value_enum, default_value = "drf")]
@@ -168,6 +172,8 @@ async fn main() -> anyhow::Result<()> {
         },
         role_weights: args.role_weights,
         role_quotas: quotas(&args.quota_guarantees, &args.quota_limits),
+        offer_timeout: (args.offer_timeout_ms > 0)
+            .then(|| Duration::from_millis(args.offer_timeout_ms)),
     };
     let requested = SocketAddr::new(args.bind, args.port);
     let listener = tokio::net::TcpListener::bind(requested).await.with_context(|| {

@@ -57,6 +57,8 @@ pub(crate) struct Offer {
     pub framework_id: String,
     pub agent_id: String,
     pub resources: Resources,
+    /// When it was made, for the offer timeout.
+    pub made_at: Instant,
 }
 
 pub(crate) struct Executor {
@@ -210,6 +212,8 @@ pub(crate) struct MasterState {
     pub executors: BTreeMap<(String, String), Executor>,
     completed: VecDeque<(String, String)>,
     heartbeat_interval: Duration,
+    /// Offers not answered for this long are rescinded (`--offer-timeout-ms`).
+    offer_timeout: Option<Duration>,
 }
 
 impl MasterState {
@@ -233,6 +237,7 @@ impl MasterState {
             executors: BTreeMap::new(),
             completed: VecDeque::new(),
             heartbeat_interval: (config.agent_timeout / 4).max(Duration::from_millis(20)),
+            offer_timeout: config.offer_timeout,
         }
     }
 
@@ -539,6 +544,33 @@ impl MasterState {
             .collect()
     }
 
+    /// Rescinds the offers older than the offer timeout.
+    fn rescind_expired_offers(&mut self, now: Instant) {
+        let Some(timeout) = self.offer_timeout else {
+            return;
+        };
+        let expired: Vec<String> = self
+            .offers
+            .values()
+            .filter(|o| now.saturating_duration_since(o.made_at) >= timeout)
+            .map(|o| o.id.clone())
+            .collect();
+        for offer_id in expired {
+            let offer = self.offers.remove(&offer_id).expect("listed offer exists");
+            tracing::debug!(%offer_id, framework_id = %offer.framework_id, "offer timed out");
+            self.allocator.recover_resources(
+                &offer.framework_id,
+                &offer.agent_id,
+                offer.resources,
+                None,
+            );
+            self.send(
+                &offer.framework_id,
+                event(pb::event::Event::Rescind(pb::Rescind { offer_id })),
+            );
+        }
+    }
+
     fn rescind_offers_of(&mut self, framework_id: &str) {
         let ids: Vec<String> = self
             .offers
@@ -603,8 +635,10 @@ impl MasterState {
 
     // ---------------------------------------------------------------- offers
 
-    /// Runs the allocator and sends the resulting offers.
+    /// Runs the allocator and sends the resulting offers, after rescinding offers past the
+    /// offer timeout (their resources go back to the pool, with no filter, as in Mesos).
     pub fn allocate(&mut self, now: Instant) {
+        self.rescind_expired_offers(now);
         let decisions = self.allocator.allocate(now);
         let mut by_framework: BTreeMap<String, Vec<pb::Offer>> = BTreeMap::new();
         for d in decisions {
@@ -640,6 +674,7 @@ impl MasterState {
                     framework_id: d.framework_id,
                     agent_id: d.agent_id,
                     resources: d.resources,
+                    made_at: now,
                 },
             );
         }
@@ -1096,6 +1131,49 @@ mod tests {
         let offer = offers(&events).pop().expect("an offer");
         assert_eq!(offer.agent_id, agent);
         (m, agent, fw, rx, offer)
+    }
+
+    #[tokio::test]
+    async fn an_offer_not_answered_within_the_offer_timeout_is_rescinded_and_made_again() {
+        let now = Instant::now();
+        let mut m = MasterState::new(&MasterConfig {
+            offer_timeout: Some(Duration::from_secs(1)),
+            ..MasterConfig::default()
+        });
+        m.register_agent(
+            "h".into(),
+            "127.0.0.1:9".into(),
+            "b".into(),
+            Resources::new(2.0, 1024),
+            client(),
+            now,
+        )
+        .unwrap();
+        let (tx, mut rx) = unbounded_channel();
+        m.subscribe(
+            "fw".into(),
+            "u".into(),
+            String::new(),
+            "alice".into(),
+            None,
+            tx,
+        )
+        .unwrap();
+        m.allocate(now);
+        let first = offers(&drain(&mut rx)).pop().expect("an offer");
+        m.allocate(now + Duration::from_millis(900));
+        assert!(drain(&mut rx).is_empty(), "not yet timed out");
+        m.allocate(now + Duration::from_millis(1000));
+        let events = drain(&mut rx);
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, pb::event::Event::Rescind(r) if r.offer_id == first.id)),
+            "{events:?}"
+        );
+        let again = offers(&events).pop().expect("offered again");
+        assert_ne!(again.id, first.id);
+        assert_eq!(again.resources, first.resources);
     }
 
     #[tokio::test]
