@@ -502,6 +502,14 @@ fn probe_types(
     Ok(types)
 }
 
+impl Drop for Engine {
+    /// The session's generated sources and type-check outputs go with it (compiled cells stay
+    /// in the per-user cache).
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.config.work_dir);
+    }
+}
+
 /// Whether a cell's code may run on executors, and so is compiled optimised: when it mentions
 /// a marker ([`EngineConfig::remote_markers`]), takes a variable whose type mentions one or a
 /// type of the session's, defines an item, or uses one of the session's (whose body could start

@@ -305,9 +305,14 @@ impl Session {
                 move |text: &str| sink(Stream::Notice, text),
             )))
         };
-        let work_dir = cache_dir::cache_root()
-            .join("sessions")
-            .join(std::process::id().to_string());
+        let sessions = cache_dir::cache_root().join("sessions");
+        {
+            let sessions = sessions.clone();
+            let _ = std::thread::Builder::new()
+                .name("stale-sessions".into())
+                .spawn(move || cache_dir::remove_stale_sessions(&sessions));
+        }
+        let work_dir = sessions.join(std::process::id().to_string());
         let files_dir = tessera_driver::side_files_dir(&work_dir);
         let driver = Driver::start(tessera_driver::DriverConfig {
             master: config.master,
