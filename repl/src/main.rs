@@ -56,6 +56,16 @@ struct Cli {
     /// quota; the master's `*` when not given).
     #[arg(long, global = true, env = "TESSERA_ROLE", default_value = "")]
     role: String,
+    /// On a cluster, release executors idle for this many seconds, so that other sessions can
+    /// use them (Spark's dynamic allocation; default: keep them). Executors holding shuffle
+    /// outputs are kept, and those holding cached partitions too unless
+    /// --dynamic-allocation-release-cached.
+    #[arg(long, global = true, env = "TESSERA_EXECUTOR_IDLE_TIMEOUT_S")]
+    executor_idle_timeout_s: Option<f64>,
+    /// With --executor-idle-timeout-s, release idle executors holding cached partitions too
+    /// (they are computed again from lineage when next needed).
+    #[arg(long, global = true, env = "TESSERA_DYNAMIC_ALLOCATION_RELEASE_CACHED")]
+    dynamic_allocation_release_cached: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -127,6 +137,12 @@ fn main() -> ExitCode {
             executors: cli.executors,
             executor_cores: cli.executor_cores,
             role: cli.role.clone(),
+            dynamic_allocation: cli.executor_idle_timeout_s.map(|seconds| {
+                tessera_session::DynamicAllocation {
+                    idle_timeout: std::time::Duration::from_secs_f64(seconds.max(0.0)),
+                    release_cached: cli.dynamic_allocation_release_cached,
+                }
+            }),
         },
     };
     let result = match cli.command {

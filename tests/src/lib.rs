@@ -157,9 +157,12 @@ pub fn tessera_run_with_env(
 }
 
 /// The task metrics a run logged with `--task-metrics` so far (none if the file is not there).
+/// Read while the run goes on, the file may end in a line being written: only whole lines
+/// (ended by a newline) count.
 pub fn read_task_metrics(path: &Path) -> Vec<TaskLine> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let whole = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
+    whole
         .lines()
         .map(|line| {
             let v: serde_json::Value = serde_json::from_str(line).expect("metrics lines are JSON");

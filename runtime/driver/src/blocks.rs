@@ -53,6 +53,14 @@ impl BlockMap {
         self.blocks.lock().retain(|(id, _), _| *id != rdd);
     }
 
+    /// Whether `executor` holds any cached partition.
+    pub fn holds_any(&self, executor: &str) -> bool {
+        self.blocks
+            .lock()
+            .values()
+            .any(|holders| holders.contains_key(executor))
+    }
+
     pub fn forget_executor(&self, executor: &str) {
         let mut blocks = self.blocks.lock();
         for holders in blocks.values_mut() {

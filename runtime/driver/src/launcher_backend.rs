@@ -2,13 +2,15 @@
 //! `local[N]`, or launched by agents through resource offers from a master — a real one on
 //! loopback for `local-cluster[A,C,M]`, or a running one for `tessera://HOST:PORT`.
 
+use crate::dynamic_allocation::{DynamicAllocation, ExecutorUse, to_release};
 use crate::launcher::ExecutorCommand;
 use crate::{DriverConfig, DriverState};
 use parking_lot::Mutex;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use tessera_credentials::Credential;
 use tessera_framework::{
     ExecutorLaunch, FrameworkClient, FrameworkEvent, FrameworkInfo, LocalCluster, MasterEndpoint,
@@ -30,6 +32,8 @@ pub enum Backend {
         endpoint: MasterEndpoint,
         /// Handles offers and executor updates; stopped before tearing down.
         events_task: tokio::task::JoinHandle<()>,
+        /// Releases idle executors and asks for offers when tasks wait; stopped with it.
+        monitor_task: tokio::task::JoinHandle<()>,
         runtime: tokio::runtime::Handle,
         expected: usize,
         /// Offers received so far, to say why the session is still waiting.
@@ -106,7 +110,7 @@ impl Backend {
         };
         let (client, mut events) = runtime.block_on(FrameworkClient::subscribe(&master, info))?;
         let offers_seen = Arc::new(AtomicU64::new(0));
-        let launcher = OfferHandler {
+        let launcher = Arc::new(OfferHandler {
             client: client.clone(),
             state: state.clone(),
             bin_dir: config.bin_dir.clone(),
@@ -118,17 +122,23 @@ impl Backend {
             agents_with_executor: Mutex::new(HashSet::new()),
             launched: Default::default(),
             suppressed: Default::default(),
+            released: Default::default(),
             offers_seen: offers_seen.clone(),
-        };
+        });
+        let handler = launcher.clone();
         let events_task = runtime.spawn(async move {
             while let Some(event) = events.recv().await {
-                launcher.handle(event).await;
+                handler.handle(event).await;
             }
         });
+        let monitor = launcher.clone();
+        let dynamic = config.cluster.dynamic_allocation.clone();
+        let monitor_task = runtime.spawn(async move { monitor.watch(dynamic).await });
         Ok(Backend::Cluster {
             client,
             endpoint: master,
             events_task,
+            monitor_task,
             runtime: runtime.clone(),
             expected,
             offers_seen,
@@ -169,10 +179,12 @@ impl Drop for Backend {
             Backend::Cluster {
                 client,
                 events_task,
+                monitor_task,
                 runtime,
                 ..
             } => {
                 events_task.abort();
+                monitor_task.abort();
                 // Like a Spark driver stopping: the master kills our executors and frees their
                 // resources at once instead of after a failover timeout.
                 let _ = runtime.block_on(client.teardown());
@@ -201,6 +213,8 @@ struct OfferHandler {
     /// Whether the session told the master it wants no offers (it holds all the executors it
     /// wants): other sessions get the cluster's offers meanwhile, as in Mesos.
     suppressed: std::sync::atomic::AtomicBool,
+    /// Executors the session released (idle), whose end is no loss.
+    released: Mutex<HashSet<String>>,
 }
 
 impl OfferHandler {
@@ -226,17 +240,70 @@ impl OfferHandler {
                 tracing::info!(%executor_id, %agent_id, %state, %message, "executor status");
                 if state.is_terminal() {
                     self.agents_with_executor.lock().remove(&agent_id);
+                    if self.released.lock().remove(&executor_id) {
+                        // Released while idle: offers again only when tasks wait.
+                        self.state.forget_executor(&executor_id);
+                        return;
+                    }
                     self.state.lose_executor(&executor_id);
                     // A replacement is wanted: offers again.
-                    if self.suppressed.swap(false, Ordering::SeqCst)
-                        && let Err(e) = self.client.revive().await
-                    {
-                        tracing::warn!("cannot revive offers to replace a lost executor: {e}");
-                    }
+                    self.revive("replace a lost executor").await;
                 }
             }
             FrameworkEvent::Disconnected(reason) => {
                 tracing::warn!(%reason, "disconnected from the master; no new executors can be acquired")
+            }
+        }
+    }
+
+    /// Asks the master for offers again, if the session had suppressed them.
+    async fn revive(&self, why: &str) {
+        if self.suppressed.swap(false, Ordering::SeqCst)
+            && let Err(e) = self.client.revive().await
+        {
+            tracing::warn!("cannot revive offers to {why}: {e}");
+        }
+    }
+
+    /// Every quarter second: revives offers when tasks wait with no executor, and, with
+    /// `dynamic`, releases executors idle past its timeout ([`to_release`]).
+    async fn watch(&self, dynamic: Option<DynamicAllocation>) {
+        let mut idle_since: HashMap<String, Instant> = HashMap::new();
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if self.state.executors_wanted.swap(false, Ordering::SeqCst) {
+                self.revive("run tasks that wait").await;
+            }
+            let Some(policy) = &dynamic else { continue };
+            let now = Instant::now();
+            let executors = self.state.executors.list();
+            idle_since.retain(|id, _| executors.iter().any(|e| &e.id == id));
+            let uses: Vec<ExecutorUse> = executors
+                .iter()
+                .filter_map(|e| {
+                    let busy = e.slots.available_permits() < e.cores as usize;
+                    if busy {
+                        idle_since.remove(&e.id);
+                        return None;
+                    }
+                    let since = *idle_since.entry(e.id.clone()).or_insert(now);
+                    Some(ExecutorUse {
+                        id: e.id.clone(),
+                        idle_for: now - since,
+                        holds_cache: self.state.blocks.holds_any(&e.id),
+                        holds_shuffle_outputs: self.state.map_outputs.holds_any(&e.id),
+                    })
+                })
+                .collect();
+            for id in to_release(policy, &uses) {
+                tracing::info!(executor = %id, idle = ?policy.idle_timeout, "releasing an idle executor");
+                // No new task goes to it from now on.
+                self.state.executors.remove(&id);
+                self.released.lock().insert(id.clone());
+                idle_since.remove(&id);
+                if let Err(e) = self.client.kill_executor(&id).await {
+                    tracing::warn!(executor = %id, "cannot release an idle executor: {e}");
+                }
             }
         }
     }

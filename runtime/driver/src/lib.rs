@@ -10,6 +10,7 @@ mod cell_input;
 mod cell_server;
 mod dag;
 mod displays;
+mod dynamic_allocation;
 mod executors;
 mod jobs;
 mod launcher;
@@ -25,6 +26,7 @@ mod text_splits;
 pub use artifacts::toolchain_libstd;
 pub use cell_input::{InputError, InputReader, InputRequest};
 pub use displays::CellDisplay;
+pub use dynamic_allocation::DynamicAllocation;
 pub use jobs::{JobInfo, JobState, Progress};
 pub use scheduler::DEFAULT_LOCALITY_WAIT;
 pub use side_files::side_files_dir;
@@ -72,6 +74,9 @@ pub struct ClusterOptions {
     pub executors: Option<usize>,
     /// CPUs (task threads) per executor on a cluster (default: all an offer holds).
     pub executor_cores: Option<u32>,
+    /// Release executors idle this long, on a cluster (default: keep them while the session
+    /// lasts), so that other sessions can use their resources.
+    pub dynamic_allocation: Option<DynamicAllocation>,
     /// The role the session's resources count against on a cluster (the master's `*` when
     /// empty): its share, weight and quota.
     pub role: String,
@@ -101,6 +106,8 @@ pub(crate) struct DriverState {
     pub cell_panic: Mutex<Option<String>>,
     pub failed_job: Mutex<Option<FailedJob>>,
     task_metrics_log: Option<Mutex<std::fs::File>>,
+    /// Set while tasks wait with no executor: the session asks the master for offers again.
+    pub executors_wanted: std::sync::atomic::AtomicBool,
 }
 
 impl DriverState {
@@ -158,6 +165,12 @@ impl DriverState {
                 "executor lost; its cached partitions and shuffle outputs will be recomputed"
             );
         }
+        self.forget_executor(id);
+    }
+
+    /// What an executor the session released (or lost) held is no longer there.
+    pub fn forget_executor(&self, id: &str) {
+        self.executors.remove(id);
         self.blocks.forget_executor(id);
         self.map_outputs.forget_executor(id, None);
     }
@@ -282,6 +295,7 @@ impl Driver {
             cell_panic: Mutex::new(None),
             input: cell_input::CellInput::default(),
             failed_job: Mutex::new(None),
+            executors_wanted: Default::default(),
             task_metrics_log,
         });
 

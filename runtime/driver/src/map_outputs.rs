@@ -67,6 +67,15 @@ impl MapOutputTracker {
             .collect()
     }
 
+    /// Whether `executor_id` holds any map output.
+    pub fn holds_any(&self, executor_id: &str) -> bool {
+        self.outputs
+            .lock()
+            .values()
+            .flatten()
+            .any(|holder| holder.as_deref() == Some(executor_id))
+    }
+
     /// Forgets the outputs `executor_id` held: of one shuffle, or of all.
     pub fn forget_executor(&self, executor_id: &str, shuffle: Option<ShuffleId>) {
         self.forget(shuffle, |holder| holder == executor_id);

@@ -327,6 +327,10 @@ async fn acquire_executor(
     loop {
         let mut executors = state.executors.list();
         if executors.is_empty() {
+            // The session released its executors (or lost them): ask for offers again.
+            state
+                .executors_wanted
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             if started.elapsed() > EXECUTOR_WAIT {
                 return Err(format!(
                     "no executor registered within {}s; check that the cluster has free resources \
