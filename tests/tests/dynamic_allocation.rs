@@ -81,7 +81,10 @@ fn idle_executors_are_released_and_a_later_job_gets_executors_again() {
         // %%\n\
         std::thread::sleep(std::time::Duration::from_secs(4));\n\
         // %%\n\
-        println!(\"second {}\", sc.parallelize((1..=100u64).collect::<Vec<_>>(), 4).count());\n";
+        println!(\"second {}\", sc.parallelize((1..=100u64).collect::<Vec<_>>(), 4).count());\n\
+        // The executors it got stay a moment (under the idle timeout) for the master to be\n\
+        // asked: the session would otherwise end with the job.\n\
+        std::thread::sleep(std::time::Duration::from_millis(700));\n";
     let (samples, stdout) = run_and_sample(
         &cluster,
         &dir.0,
@@ -127,8 +130,14 @@ fn executors_holding_cached_partitions_are_kept() {
         .iter()
         .position(|&n| n > 0)
         .expect("executors were acquired");
+    // Until the session's last job: its teardown at the end ends them all.
+    let last = samples.iter().rposition(|&n| n > 0).unwrap();
     assert!(
-        samples[held..].iter().all(|&n| n > 0),
+        samples[held..=last].iter().all(|&n| n > 0),
         "an executor holding cached partitions was released: {samples:?}"
+    );
+    assert!(
+        last - held >= 10,
+        "the executors were not seen through the 3 s the cell slept: {samples:?}"
     );
 }
