@@ -727,6 +727,54 @@ async fn executors_of_a_killed_agent_die_and_are_reported_lost() {
     );
 }
 
+/// A master that stops answering (SIGSTOP: its connections stay open, nothing comes) is
+/// noticed from its missing heartbeats, with a message that says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_framework_hears_when_the_master_falls_silent() {
+    let cluster = tokio::time::timeout(
+        Duration::from_secs(30),
+        LocalCluster::start_with(
+            1,
+            1.0,
+            256,
+            &bin_dir(),
+            &["--framework-heartbeat-interval-ms", "200"],
+        ),
+    )
+    .await
+    .expect("local cluster start timed out")
+    .expect("local cluster");
+    let mut fw = Framework::subscribe(&cluster.endpoint(), "silent-master-e2e").await;
+    let master_pid = cluster.master_pid().expect("master running").to_string();
+    let signal = |name: &str| {
+        let rc = std::process::Command::new("kill")
+            .args([name, &master_pid])
+            .status()
+            .expect("kill");
+        assert!(rc.success());
+    };
+    // Heartbeats keep a quiet subscription alive well past three intervals.
+    let _ = fw.offers_during(Duration::from_millis(1500)).await;
+    assert!(
+        !fw.seen.iter().any(|e| e.starts_with("Disconnected")),
+        "{:?}",
+        fw.seen
+    );
+    signal("-STOP");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let why = loop {
+        match tokio::time::timeout_at(deadline, fw.events.recv()).await {
+            Ok(Some(FrameworkEvent::Disconnected(why))) => break why,
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the event stream ended without Disconnected"),
+            Err(_) => panic!("no Disconnected within {WAIT:?} of the master falling silent"),
+        }
+    };
+    signal("-CONT");
+    assert!(why.contains("no word from the Tessera master"), "{why}");
+    assert!(why.contains(cluster.master_address()), "{why}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_framework_hears_when_the_master_dies() {
     let cluster = start_cluster(1, 1.0, 256).await;

@@ -17,6 +17,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events not yet read by the framework; the master's stream waits beyond this.
 const EVENT_BUFFER: usize = 1024;
+/// A framework that hears nothing from the master for this many heartbeat intervals takes it
+/// for gone.
+const MISSED_HEARTBEATS: f64 = 3.0;
 
 /// A master, and the credential to talk to it with (a framework principal's, for
 /// subscribing; any of the cluster's, for [`cluster_status`]).
@@ -339,10 +342,10 @@ impl FrameworkClient {
         };
         let mut stream = call(master, "subscribe", client.subscribe(request)).await?;
         let first = tokio::time::timeout(CALL_TIMEOUT, stream.message()).await;
-        let framework_id = match first {
+        let (framework_id, heartbeat_interval) = match first {
             Ok(Ok(Some(pb::Event {
                 event: Some(pb::event::Event::Registered(r)),
-            }))) => r.framework_id,
+            }))) => (r.framework_id, r.heartbeat_interval_seconds),
             Ok(Ok(Some(pb::Event {
                 event: Some(pb::event::Event::Error(e)),
             }))) => {
@@ -375,7 +378,19 @@ impl FrameworkClient {
             })
             .await;
         let (alive_tx, alive_rx) = oneshot::channel();
-        tokio::spawn(forward_events(stream, tx, alive_rx, master.to_string()));
+        // Several heartbeats missed: the master is stopped or cut off (a master of an older
+        // release sends none, and says so with 0).
+        let silence_limit = (heartbeat_interval > 0.0).then(|| {
+            Duration::from_secs_f64(heartbeat_interval * MISSED_HEARTBEATS)
+                .max(Duration::from_secs(1))
+        });
+        tokio::spawn(forward_events(
+            stream,
+            tx,
+            alive_rx,
+            master.to_string(),
+            silence_limit,
+        ));
         let inner = Inner {
             client,
             master: master.to_string(),
@@ -532,6 +547,8 @@ fn event_from_pb(event: pb::event::Event) -> Option<FrameworkEvent> {
             message: u.message,
         },
         E::Error(e) => FrameworkEvent::Disconnected(e.message),
+        // Only proof of life, which `forward_events` takes in.
+        E::Heartbeat(_) => return None,
     })
 }
 
@@ -542,10 +559,25 @@ async fn forward_events(
     tx: mpsc::Sender<FrameworkEvent>,
     mut alive: oneshot::Receiver<()>,
     master: String,
+    silence_limit: Option<Duration>,
 ) {
+    // Without heartbeats, a year: only the connection's end ends the wait.
+    let limit = silence_limit.unwrap_or(Duration::from_secs(365 * 24 * 3600));
     loop {
         let next = tokio::select! {
-            next = stream.message() => next,
+            next = tokio::time::timeout(limit, stream.message()) => match next {
+                Ok(next) => next,
+                Err(_) => {
+                    let _ = tx
+                        .send(FrameworkEvent::Disconnected(format!(
+                            "no word from the Tessera master at {master} for {:.0} s (it sends a \
+                             heartbeat more often): it is stopped or cannot be reached",
+                            limit.as_secs_f64()
+                        )))
+                        .await;
+                    return;
+                }
+            },
             _ = &mut alive => {
                 tracing::debug!(%master, "framework client dropped; ending the subscription");
                 return;

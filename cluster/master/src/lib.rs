@@ -57,6 +57,9 @@ pub struct MasterConfig {
     /// Offers a framework has not answered for this long are rescinded and their resources
     /// offered again (`None`: offers wait, as Mesos' default).
     pub offer_timeout: Option<Duration>,
+    /// How often connected frameworks get a Heartbeat event (Mesos: 15 s), so that a framework
+    /// can tell a stopped or unreachable master from a quiet one.
+    pub framework_heartbeat_interval: Duration,
 }
 
 impl Default for MasterConfig {
@@ -69,6 +72,7 @@ impl Default for MasterConfig {
             role_weights: Vec::new(),
             role_quotas: Vec::new(),
             offer_timeout: None,
+            framework_heartbeat_interval: Duration::from_secs(15),
         }
     }
 }
@@ -158,6 +162,7 @@ pub async fn serve(
     let background = [
         tokio::spawn(service::allocation_loop(shared.clone())),
         tokio::spawn(service::timeout_loop(shared.clone())),
+        tokio::spawn(service::heartbeat_loop(shared.clone())),
     ];
     tracing::info!(%addr, ?config, "tessera-master listening");
     // On shutdown, end every subscription stream so connections can drain;

@@ -45,6 +45,9 @@ struct Args {
     /// its executors are killed, in milliseconds (0: at once).
     #[arg(long, default_value_t = 0)]
     framework_failover_timeout_ms: u64,
+    /// How often connected frameworks get a Heartbeat event, in milliseconds.
+    #[arg(long, default_value_t = 15_000)]
+    framework_heartbeat_interval_ms: u64,
     /// Offers not answered for this long are rescinded and offered again, in milliseconds
     /// (0: offers wait for an answer).
     #[arg(long, default_value_t = 0)]
@@ -174,6 +177,9 @@ async fn main() -> anyhow::Result<()> {
         role_quotas: quotas(&args.quota_guarantees, &args.quota_limits),
         offer_timeout: (args.offer_timeout_ms > 0)
             .then(|| Duration::from_millis(args.offer_timeout_ms)),
+        framework_heartbeat_interval: Duration::from_millis(
+            args.framework_heartbeat_interval_ms.max(10),
+        ),
     };
     let requested = SocketAddr::new(args.bind, args.port);
     let listener = tokio::net::TcpListener::bind(requested).await.with_context(|| {

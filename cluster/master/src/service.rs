@@ -42,6 +42,15 @@ pub(crate) async fn allocation_loop(shared: Arc<Shared>) {
     }
 }
 
+/// Sends every connected framework a Heartbeat each heartbeat interval.
+pub(crate) async fn heartbeat_loop(shared: Arc<Shared>) {
+    let interval = shared.config.framework_heartbeat_interval;
+    loop {
+        tokio::time::sleep(interval).await;
+        shared.lock().heartbeat_frameworks();
+    }
+}
+
 /// Declares silent agents lost and removes frameworks whose failover timeout
 /// passed.
 pub(crate) async fn timeout_loop(shared: Arc<Shared>) {

@@ -214,6 +214,8 @@ pub(crate) struct MasterState {
     heartbeat_interval: Duration,
     /// Offers not answered for this long are rescinded (`--offer-timeout-ms`).
     offer_timeout: Option<Duration>,
+    /// How often frameworks get a Heartbeat (told them in Registered).
+    framework_heartbeat_interval: Duration,
 }
 
 impl MasterState {
@@ -238,6 +240,7 @@ impl MasterState {
             completed: VecDeque::new(),
             heartbeat_interval: (config.agent_timeout / 4).max(Duration::from_millis(20)),
             offer_timeout: config.offer_timeout,
+            framework_heartbeat_interval: config.framework_heartbeat_interval,
         }
     }
 
@@ -464,6 +467,7 @@ impl MasterState {
             &id,
             event(pb::event::Event::Registered(pb::Registered {
                 framework_id: id.clone(),
+                heartbeat_interval_seconds: self.framework_heartbeat_interval.as_secs_f64(),
             })),
         );
         Ok((id, connection))
@@ -608,6 +612,13 @@ impl MasterState {
                 "framework {framework_id:?} is not registered with this master (it was torn down, \
                  timed out, or the master restarted); subscribe again"
             ))),
+        }
+    }
+
+    /// Sends a Heartbeat to every connected framework.
+    pub fn heartbeat_frameworks(&self) {
+        for id in self.frameworks.keys() {
+            self.send(id, event(pb::event::Event::Heartbeat(pb::Heartbeat {})));
         }
     }
 
