@@ -117,13 +117,7 @@ impl<P: RoleOrder> HierarchicalAllocator<P> {
 
 impl<P: RoleOrder> Allocator for HierarchicalAllocator<P> {
     fn add_agent(&mut self, agent_id: &str, total: Resources) {
-        self.ledger.agents.insert(
-            agent_id.to_string(),
-            crate::ledger::AgentEntry {
-                total,
-                allocated: Resources::ZERO,
-            },
-        );
+        self.ledger.add_agent(agent_id, total);
     }
 
     fn remove_agent(&mut self, agent_id: &str) {
@@ -209,8 +203,12 @@ impl<P: RoleOrder> Allocator for HierarchicalAllocator<P> {
                     .quota
                     .unmet(&self.ledger.role_allocation(&role));
                 let others_need = self.unmet_guarantees().minus(&own_unmet);
-                let spare = self.ledger.unallocated().minus(&others_need);
-                let offered = self.capped(&role, free.min(&spare));
+                let offered = if others_need.is_zero() {
+                    free
+                } else {
+                    free.min(&self.ledger.unallocated().minus(&others_need))
+                };
+                let offered = self.capped(&role, offered);
                 if let Some(decision) = self.offer(&role, agent_id, offered) {
                     decisions.push(decision);
                     break;

@@ -67,14 +67,26 @@ pub(crate) struct Ledger {
     pub agents: BTreeMap<String, AgentEntry>,
     pub frameworks: BTreeMap<String, FrameworkEntry>,
     pub roles: BTreeMap<String, RoleEntry>,
+    /// The sum of the agents' totals, kept as agents come and go: every share is a fraction
+    /// of it, asked for per agent and framework in a round.
+    total: Resources,
     next_seq: u64,
 }
 
 impl Ledger {
     pub fn cluster_total(&self) -> Resources {
-        self.agents
-            .values()
-            .fold(Resources::ZERO, |acc, a| acc.plus(&a.total))
+        self.total
+    }
+
+    pub fn add_agent(&mut self, agent_id: &str, total: Resources) {
+        let entry = AgentEntry {
+            total,
+            allocated: Resources::ZERO,
+        };
+        if let Some(old) = self.agents.insert(agent_id.to_string(), entry) {
+            self.total = self.total.minus(&old.total);
+        }
+        self.total = self.total.plus(&total);
     }
 
     /// Not allocated to anyone, over all agents.
@@ -141,7 +153,9 @@ impl Ledger {
     }
 
     pub fn remove_agent(&mut self, agent_id: &str) {
-        self.agents.remove(agent_id);
+        if let Some(agent) = self.agents.remove(agent_id) {
+            self.total = self.total.minus(&agent.total);
+        }
         for fw in self.frameworks.values_mut() {
             fw.allocated.remove(agent_id);
             fw.filters.remove(agent_id);

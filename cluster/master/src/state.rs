@@ -1103,18 +1103,23 @@ mod tests {
         }
     }
 
-    /// One agent (2 CPUs, 1 GiB), one framework holding its offer.
-    fn setup(
-        failover: Duration,
-    ) -> (
+    /// A master, its agent's id, the framework's id, the framework's events, its offer.
+    type Setup = (
         MasterState,
         String,
         String,
         UnboundedReceiver<Result<pb::Event, Status>>,
         pb::Offer,
-    ) {
-        let now = Instant::now();
-        let mut m = MasterState::new(&config(failover));
+    );
+
+    /// One agent (2 CPUs, 1 GiB), one framework holding its offer.
+    fn setup(failover: Duration) -> Setup {
+        setup_with(&config(failover), Instant::now())
+    }
+
+    /// As [`setup`], with `config`, the offer made at `now`.
+    fn setup_with(config: &MasterConfig, now: Instant) -> Setup {
+        let mut m = MasterState::new(config);
         let (agent, _) = m
             .register_agent(
                 "h".into(),
@@ -1147,31 +1152,11 @@ mod tests {
     #[tokio::test]
     async fn an_offer_not_answered_within_the_offer_timeout_is_rescinded_and_made_again() {
         let now = Instant::now();
-        let mut m = MasterState::new(&MasterConfig {
+        let config = MasterConfig {
             offer_timeout: Some(Duration::from_secs(1)),
             ..MasterConfig::default()
-        });
-        m.register_agent(
-            "h".into(),
-            "127.0.0.1:9".into(),
-            "b".into(),
-            Resources::new(2.0, 1024),
-            client(),
-            now,
-        )
-        .unwrap();
-        let (tx, mut rx) = unbounded_channel();
-        m.subscribe(
-            "fw".into(),
-            "u".into(),
-            String::new(),
-            "alice".into(),
-            None,
-            tx,
-        )
-        .unwrap();
-        m.allocate(now);
-        let first = offers(&drain(&mut rx)).pop().expect("an offer");
+        };
+        let (mut m, _agent, _fw, mut rx, first) = setup_with(&config, now);
         m.allocate(now + Duration::from_millis(900));
         assert!(drain(&mut rx).is_empty(), "not yet timed out");
         m.allocate(now + Duration::from_millis(1000));

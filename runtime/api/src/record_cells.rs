@@ -238,35 +238,28 @@ impl ser::SerializeMap for MapCell {
     }
 }
 
-impl ser::SerializeStruct for MapCell {
-    type Ok = Cell;
-    type Error = Unshowable;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<()> {
-        self.field(key, value)
-    }
-    fn end(self) -> Result<Cell> {
-        Ok(self.finish())
-    }
+/// The struct-like serde traits of [`MapCell`]: a struct's and a struct variant's fields are
+/// named columns alike.
+macro_rules! struct_cell {
+    ($($trait:ident),*) => {$(
+        impl ser::$trait for MapCell {
+            type Ok = Cell;
+            type Error = Unshowable;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<()> {
+                self.field(key, value)
+            }
+            fn end(self) -> Result<Cell> {
+                Ok(self.finish())
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for MapCell {
-    type Ok = Cell;
-    type Error = Unshowable;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<()> {
-        self.field(key, value)
-    }
-    fn end(self) -> Result<Cell> {
-        Ok(self.finish())
-    }
-}
+struct_cell!(SerializeStruct, SerializeStructVariant);
 
 impl ser::Serializer for CellSerializer {
     type Ok = Cell;

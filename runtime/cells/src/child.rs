@@ -35,7 +35,7 @@ impl Child {
     pub fn spawn(
         command: &ChildCommand,
         std_lib_dir: &Path,
-        sink: Arc<Mutex<OutputSink>>,
+        sink: OutputSink,
     ) -> Result<Child, CellsError> {
         let started = Started::new(command, std_lib_dir, sink)?;
         Ok(Child {
@@ -52,7 +52,7 @@ impl Child {
         &mut self,
         command: &ChildCommand,
         std_lib_dir: &Path,
-        sink: Arc<Mutex<OutputSink>>,
+        sink: OutputSink,
     ) -> Result<(), CellsError> {
         let started = Started::new(command, std_lib_dir, sink)?;
         let mut process = self.process.lock().unwrap_or_else(|e| e.into_inner());
@@ -85,8 +85,9 @@ impl Child {
                 }
                 Ok(ran)
             }
-            Reply::LoadFailed { message } => Err(CellsError::ChildDied {
-                status: format!("it could not load the cell's library: {message}"),
+            Reply::LoadFailed { message } => Err(CellsError::LoadFailed {
+                library: library.to_path_buf(),
+                message,
             }),
             Reply::Forgotten => Err(self.died()),
         }
@@ -138,7 +139,7 @@ impl Started {
     fn new(
         command: &ChildCommand,
         std_lib_dir: &Path,
-        sink: Arc<Mutex<OutputSink>>,
+        sink: OutputSink,
     ) -> Result<Started, CellsError> {
         let (ours, theirs) =
             UnixStream::pair().map_err(CellsError::io("create a socket for", &command.program))?;
@@ -223,7 +224,7 @@ fn describe(status: std::process::ExitStatus) -> String {
 fn forward(
     stream: impl std::io::Read + Send + 'static,
     kind: Stream,
-    sink: Arc<Mutex<OutputSink>>,
+    sink: OutputSink,
     ends: mpsc::Sender<Stream>,
 ) {
     let _ = std::thread::Builder::new()
@@ -247,7 +248,6 @@ fn forward(
                     None => (text, false),
                 };
                 if !(ended && printed.is_empty()) {
-                    let sink = sink.lock().unwrap_or_else(|e| e.into_inner()).clone();
                     sink(kind, printed);
                 }
                 if ended {

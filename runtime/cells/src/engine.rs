@@ -20,6 +20,8 @@ use std::time::Instant;
 
 /// How to start an engine.
 pub struct EngineConfig {
+    /// The compiler and cargo ([`Toolchain::find`]).
+    pub toolchain: Toolchain,
     /// Per user: dependency builds and compiled cells, kept between sessions.
     pub cache_dir: PathBuf,
     /// Per session: the sources of its cells.
@@ -71,9 +73,7 @@ struct KeptItem {
 
 /// Compiles and runs cells, keeping their variables in a child process.
 pub struct Engine {
-    toolchain: Toolchain,
     config: EngineConfig,
-    sink: Arc<Mutex<OutputSink>>,
     project: DependencyProject,
     built: BuiltDependencies,
     cache: CellCache,
@@ -86,17 +86,16 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Finds the toolchain, makes sure the dependencies are built (cargo runs only when they
-    /// are not, or a path dependency changed) and starts the child.
+    /// Makes sure the dependencies are built (cargo runs only when they are not, or a path
+    /// dependency changed) and starts the child.
     pub fn start(config: EngineConfig) -> Result<Engine, CellsError> {
-        let toolchain = Toolchain::find()?;
+        let toolchain = &config.toolchain;
         for dir in [&config.cache_dir, &config.work_dir] {
             std::fs::create_dir_all(dir).map_err(CellsError::io("create", dir))?;
         }
-        let project = DependencyProject::new(&config.cache_dir, &config.dependencies, &toolchain);
-        let sink = Arc::new(Mutex::new(config.sink.clone()));
-        let child = Child::spawn(&config.child, &toolchain.std_lib_dir, sink.clone())?;
-        let built = project.ensure_built(&toolchain, &*config.progress)?;
+        let project = DependencyProject::new(&config.cache_dir, &config.dependencies, toolchain);
+        let child = Child::spawn(&config.child, &toolchain.std_lib_dir, config.sink.clone())?;
+        let built = project.ensure_built(toolchain, &*config.progress)?;
         let cache = CellCache::new(
             &config.cache_dir.join("cells"),
             &toolchain.version,
@@ -107,9 +106,7 @@ impl Engine {
             .name("cells-cache-trim".into())
             .spawn(move || trimmed.trim());
         Ok(Engine {
-            toolchain,
             config,
-            sink,
             project,
             built,
             cache,
@@ -119,11 +116,6 @@ impl Engine {
             variables: BTreeMap::new(),
             cells: 0,
         })
-    }
-
-    /// Sends cells' output to `sink` from now on.
-    pub fn set_sink(&self, sink: OutputSink) {
-        *self.sink.lock().unwrap_or_else(|e| e.into_inner()) = sink;
     }
 
     /// The session's variables and their types.
@@ -141,19 +133,15 @@ impl Engine {
         self.project.dir()
     }
 
-    /// The toolchain's directory of `libstd-*.so`, which cell libraries need to load.
-    pub fn std_lib_dir(&self) -> &Path {
-        &self.toolchain.std_lib_dir
-    }
-
-    /// Starts a new child; the variables are gone (returned with their types), the items kept.
-    pub fn restart(&mut self) -> Result<Vec<(String, String)>, CellsError> {
+    /// Starts a new child; the variables are gone, the items kept.
+    pub fn restart(&mut self) -> Result<(), CellsError> {
         self.child.restart(
             &self.config.child,
-            &self.toolchain.std_lib_dir,
-            self.sink.clone(),
+            &self.config.toolchain.std_lib_dir,
+            self.config.sink.clone(),
         )?;
-        Ok(std::mem::take(&mut self.variables).into_iter().collect())
+        self.variables.clear();
+        Ok(())
     }
 
     /// A source for rust-analyzer with the session's items and variables and `code` as a
@@ -335,7 +323,8 @@ impl Engine {
         );
         // What the cache knows a library by: its source, and whether it is optimised.
         let keyed = |text: &str| format!("{optimise:?}\n{text}");
-        if let Some(compiled) = self.cache.find(&keyed(&first.text)) {
+        let first_keyed = keyed(&first.text);
+        if let Some(compiled) = self.cache.find(&first_keyed) {
             return Ok(compiled);
         }
         let to_probe: Vec<String> = parts
@@ -349,11 +338,11 @@ impl Engine {
         std::thread::scope(|scope| {
             let probe = probe.map(|probe| {
                 let file = self.config.work_dir.join(format!("cell-{number}-probe.rs"));
-                let (toolchain, built) = (&self.toolchain, &self.built);
+                let (toolchain, built) = (&self.config.toolchain, &self.built);
                 scope.spawn(move || probe_types(toolchain, built, &probe, &file))
             });
             let mut moved: Vec<String> = Vec::new();
-            let mut source = plan(&[], Purpose::Run);
+            let mut source = first;
             let file = self.config.work_dir.join(format!("cell-{number}.rs"));
             let (key, library) = loop {
                 let key = self.cache.key(&keyed(&source.text));
@@ -363,7 +352,7 @@ impl Engine {
                 // time must not share a directory. Then moved into the cache whole.
                 let built = self.config.work_dir.join(format!("{key}.so"));
                 match rustc::compile(
-                    &self.toolchain,
+                    &self.config.toolchain,
                     &self.built,
                     &file,
                     Output::Library(&built, optimise),
@@ -396,7 +385,7 @@ impl Engine {
                 moved,
                 types,
             };
-            self.cache.record(&keyed(&first.text), &key, &compiled);
+            self.cache.record(&first_keyed, &key, &compiled);
             Ok(compiled)
         })
     }
@@ -461,12 +450,15 @@ impl Engine {
             dependencies.retain(|d| d.split_once('=').is_none_or(|(n, _)| n.trim() != name));
             dependencies.push(line.clone());
         }
-        let project =
-            DependencyProject::new(&self.config.cache_dir, &dependencies, &self.toolchain);
-        self.built = project.ensure_built(&self.toolchain, &*self.config.progress)?;
+        let project = DependencyProject::new(
+            &self.config.cache_dir,
+            &dependencies,
+            &self.config.toolchain,
+        );
+        self.built = project.ensure_built(&self.config.toolchain, &*self.config.progress)?;
         self.cache = CellCache::new(
             &self.config.cache_dir.join("cells"),
-            &self.toolchain.version,
+            &self.config.toolchain.version,
             &self.built.fingerprint(),
         )?;
         self.project = project;

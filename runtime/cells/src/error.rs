@@ -55,6 +55,17 @@ pub enum CellsError {
         /// How it ended.
         status: String,
     },
+    /// The child could not load a cell's library (it is still running; variables are kept).
+    #[error(
+        "cannot load the compiled cell {library}: {message}; check that the toolchain's libstd \
+         is where rustc says (`rustc --print sysroot`) and run the cell again"
+    )]
+    LoadFailed {
+        /// The library.
+        library: PathBuf,
+        /// The loader's message.
+        message: String,
+    },
     /// A file of the engine could not be read or written.
     #[error("cannot {action} {path}: {source}; check the disk space and permissions there")]
     Io {

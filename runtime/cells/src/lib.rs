@@ -32,6 +32,7 @@ pub use engine::{CellOutcome, Engine, EngineConfig};
 pub use error::CellsError;
 pub use protocol::{CHANNEL_FD, CHILD_ENV};
 pub use runner::run_child_if_requested;
+pub use toolchain::Toolchain;
 
 use std::sync::Arc;
 

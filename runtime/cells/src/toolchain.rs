@@ -24,7 +24,20 @@ impl Toolchain {
     pub fn find() -> Result<Toolchain, CellsError> {
         let rustc = PathBuf::from(std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()));
         let cargo = PathBuf::from(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-        let verbose_version = output_of(Command::new(&rustc).arg("-vV"), &rustc)?;
+        // Both questions at once: this is on the way to a session's first result.
+        let (verbose_version, sysroot) = std::thread::scope(|scope| {
+            let sysroot = scope
+                .spawn(|| output_of(Command::new(&rustc).args(["--print", "sysroot"]), &rustc));
+            let version = output_of(Command::new(&rustc).arg("-vV"), &rustc);
+            let sysroot = sysroot.join().unwrap_or_else(|_| {
+                Err(CellsError::Toolchain {
+                    program: rustc.display().to_string(),
+                    reason: "asking it for its sysroot panicked".into(),
+                })
+            });
+            (version, sysroot)
+        });
+        let (verbose_version, sysroot) = (verbose_version?, sysroot?);
         let version = verbose_version
             .lines()
             .next()
@@ -35,7 +48,6 @@ impl Toolchain {
             .find_map(|line| line.strip_prefix("host: "))
             .unwrap_or("x86_64-unknown-linux-gnu")
             .to_string();
-        let sysroot = output_of(Command::new(&rustc).args(["--print", "sysroot"]), &rustc)?;
         let sysroot = Path::new(sysroot.trim());
         let std_lib_dir = sysroot.join("lib/rustlib").join(&host).join("lib");
         // rustup's `rustc` is a proxy that starts the toolchain's: run that one directly, once
@@ -52,6 +64,21 @@ impl Toolchain {
             version,
             std_lib_dir,
         })
+    }
+}
+
+impl Toolchain {
+    /// The toolchain's `libstd-*.so`, which cell libraries link (executors load it first).
+    pub fn libstd(&self) -> Option<PathBuf> {
+        std::fs::read_dir(&self.std_lib_dir)
+            .ok()?
+            .flatten()
+            .map(|entry| entry.path())
+            .find(|path| {
+                path.file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| name.starts_with("libstd-") && name.ends_with(".so"))
+            })
     }
 }
 

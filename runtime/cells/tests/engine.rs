@@ -44,6 +44,7 @@ fn engine_in(cache_dir: &Path) -> (Engine, Lines) {
     let sink_lines = lines.clone();
     let work = tempfile::tempdir().unwrap().keep();
     let engine = Engine::start(EngineConfig {
+        toolchain: tessera_cells::Toolchain::find().expect("rustc runs"),
         cache_dir: cache_dir.to_path_buf(),
         work_dir: work,
         dependencies: vec![format!(

@@ -62,28 +62,3 @@ impl ArtifactStore {
         self.by_hash.lock().get(hash).cloned()
     }
 }
-
-/// The toolchain's libstd, which cell libraries link dynamically (evcxr builds them with
-/// `-C prefer-dynamic`).
-pub fn toolchain_libstd() -> Option<std::path::PathBuf> {
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let output = std::process::Command::new(rustc)
-        .args(["--print", "sysroot"])
-        .output()
-        .ok()?;
-    let sysroot = String::from_utf8(output.stdout).ok()?;
-    let target = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
-    let lib = Path::new(sysroot.trim())
-        .join("lib/rustlib")
-        .join(target)
-        .join("lib");
-    std::fs::read_dir(&lib)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("libstd-") && n.ends_with(".so"))
-        })
-}

@@ -23,7 +23,6 @@ mod shared_values;
 mod side_files;
 mod text_splits;
 
-pub use artifacts::toolchain_libstd;
 pub use cell_input::{InputError, InputReader, InputRequest};
 pub use displays::CellDisplay;
 pub use dynamic_allocation::DynamicAllocation;
@@ -56,6 +55,9 @@ pub struct DriverConfig {
     pub task_metrics_log: Option<PathBuf>,
     /// How to reach a cluster and what to ask of it.
     pub cluster: ClusterOptions,
+    /// The toolchain's `libstd-*.so`, which cell libraries link dynamically: executors are
+    /// sent it first.
+    pub libstd: Option<PathBuf>,
 }
 
 /// How a session reaches a cluster, and the executors it asks for (as spark-submit's
@@ -263,8 +265,8 @@ impl Driver {
             .build()?;
         let session = SessionCredentials::generate()?;
         let artifacts = Arc::new(artifacts::ArtifactStore::default());
-        let preload = match artifacts::toolchain_libstd() {
-            Some(libstd) => vec![artifacts.add_file(&libstd).map_err(anyhow::Error::msg)?],
+        let preload = match &config.libstd {
+            Some(libstd) => vec![artifacts.add_file(libstd).map_err(anyhow::Error::msg)?],
             None => Vec::new(),
         };
         let task_metrics_log = match &config.task_metrics_log {

@@ -61,6 +61,10 @@ impl Analyzer {
             .name("rust-analyzer".into())
             .spawn(move || {
                 while !waiting.idle_long_enough() {
+                    // Replaced (a `:dep` changed the project) before it loaded: nothing to do.
+                    if Arc::strong_count(&waiting) == 1 {
+                        return;
+                    }
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 *loading.0.lock() = State::Loading;

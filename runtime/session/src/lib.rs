@@ -314,6 +314,8 @@ impl Session {
         }
         let work_dir = sessions.join(std::process::id().to_string());
         let files_dir = tessera_driver::side_files_dir(&work_dir);
+        // One look at the toolchain, for the cell engine and for the libstd executors load.
+        let toolchain = tessera_cells::Toolchain::find()?;
         let driver = Driver::start(tessera_driver::DriverConfig {
             master: config.master,
             bin_dir: bin_dir(),
@@ -322,6 +324,7 @@ impl Session {
             locality_wait: config.locality_wait,
             task_metrics_log: config.task_metrics_log,
             cluster: config.cluster,
+            libstd: toolchain.libstd(),
         })?;
         tracing::debug!(elapsed = ?started.elapsed(), "driver listening");
         let (socket, token) = driver.cell_endpoint();
@@ -341,6 +344,7 @@ impl Session {
         };
         use tessera_plan::cell_protocol::{CELL_SOCKET_ENV, CELL_TOKEN_ENV};
         let mut engine = tessera_cells::Engine::start(tessera_cells::EngineConfig {
+            toolchain,
             cache_dir: cache_dir::cache_root().join("cells"),
             work_dir: work_dir.join("cells"),
             dependencies: dependency_lines(&api_crate_dir()),
