@@ -14,6 +14,7 @@
 //! Frameworks that are inactive, suppressed, or filtered on the agent are passed over.
 //! Shares change as the round proceeds, so one round over several agents spreads them.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::ledger::{DEFAULT_ROLE, Ledger};
@@ -38,78 +39,76 @@ impl<P: RoleOrder> HierarchicalAllocator<P> {
         Self::default()
     }
 
-    /// Roles with a framework that may be offered `agent_id`, in the policy's order.
-    fn roles_for(&self, agent_id: &str, only: impl Fn(&str) -> bool) -> Vec<String> {
+    /// Roles with frameworks that `only` admits, in the policy's order, into `ranked` (a
+    /// buffer kept across agents: a round ranks the roles at every agent).
+    fn rank_roles(&self, only: impl Fn(&str) -> bool, ranked: &mut Vec<([f64; 2], Arc<str>)>) {
         let total = self.ledger.cluster_total();
-        let mut ranked: Vec<([f64; 2], String)> = self
-            .ledger
-            .active_roles()
-            .into_iter()
-            .filter(|role| only(role))
-            .filter(|role| self.framework_for(role, agent_id).is_some())
-            .map(|role| {
-                let settings = self.ledger.role(&role);
-                let allocation = self.ledger.role_allocation(&role);
-                (self.policy.rank(&allocation, settings.weight, &total), role)
-            })
-            .collect();
+        ranked.clear();
+        ranked.extend(
+            self.ledger
+                .members
+                .iter()
+                .filter(|(role, members)| !members.order.is_empty() && only(role))
+                .map(|(role, members)| {
+                    let weight = self.ledger.roles.get(&**role).map_or(1.0, |r| r.weight);
+                    let rank = self.policy.rank(&members.allocation, weight, &total);
+                    (rank, role.clone())
+                }),
+        );
         ranked.sort_by(|a, b| {
             a.0[0]
                 .total_cmp(&b.0[0])
                 .then(a.0[1].total_cmp(&b.0[1]))
                 .then(a.1.cmp(&b.1))
         });
-        ranked.into_iter().map(|(_, role)| role).collect()
     }
 
-    /// The framework of `role` to offer `agent_id` to: the lowest dominant share.
-    fn framework_for(&self, role: &str, agent_id: &str) -> Option<String> {
-        let total = self.ledger.cluster_total();
-        self.ledger
-            .frameworks
-            .iter()
-            .filter(|(_, fw)| fw.role == role && fw.wants(agent_id))
-            .map(|(id, fw)| (fw.total_allocated().dominant_share_of(&total), fw.seq, id))
-            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
-            .map(|(_, _, id)| id.clone())
-    }
-
-    fn free_on(&self, agent_id: &str) -> Resources {
-        self.ledger
-            .agents
-            .get(agent_id)
-            .map(|a| a.total.minus(&a.allocated))
-            .unwrap_or_default()
+    fn free_on(&self, agent: usize) -> Resources {
+        self.ledger.agents.at(agent).free()
     }
 
     /// What `role` may be offered of `free`, under its limit.
     fn capped(&self, role: &str, free: Resources) -> Resources {
-        let quota = self.ledger.role(role).quota;
-        match quota.room_under_limit(&self.ledger.role_allocation(role)) {
+        let Some(settings) = self.ledger.roles.get(role) else {
+            return free;
+        };
+        match settings
+            .quota
+            .room_under_limit(&self.ledger.role_allocation(role))
+        {
             Some(room) => free.min(&room),
             None => free,
         }
+    }
+
+    /// What `role` still lacks of its guarantee.
+    fn unmet(&self, role: &str) -> Resources {
+        self.ledger.roles.get(role).map_or(Resources::ZERO, |r| {
+            r.quota.unmet(&self.ledger.role_allocation(role))
+        })
     }
 
     /// What all unmet guarantees need, over every role with quota.
     fn unmet_guarantees(&self) -> Resources {
         self.ledger
             .roles
-            .iter()
-            .fold(Resources::ZERO, |acc, (role, entry)| {
-                acc.plus(&entry.quota.unmet(&self.ledger.role_allocation(role)))
-            })
+            .keys()
+            .fold(Resources::ZERO, |acc, role| acc.plus(&self.unmet(role)))
     }
 
-    fn offer(&mut self, role: &str, agent_id: &str, resources: Resources) -> Option<OfferDecision> {
+    /// Offers `resources` of the agent at position `agent` to the first framework of `role`
+    /// that wants them.
+    fn offer(&mut self, role: &str, agent: usize, resources: Resources) -> Option<OfferDecision> {
         if !resources.is_offerable() {
             return None;
         }
-        let framework_id = self.framework_for(role, agent_id)?;
-        self.ledger.grant(&framework_id, agent_id, &resources);
+        let agent_id = &self.ledger.agents.at(agent).id;
+        let framework_id = self.ledger.first_wanting(role, agent_id)?.to_string();
+        let agent_id = agent_id.clone();
+        self.ledger.grant(&framework_id, agent, &resources);
         Some(OfferDecision {
             framework_id,
-            agent_id: agent_id.to_string(),
+            agent_id,
             resources,
         })
     }
@@ -175,41 +174,37 @@ impl<P: RoleOrder> Allocator for HierarchicalAllocator<P> {
 
     fn allocate(&mut self, now: Instant) -> Vec<OfferDecision> {
         self.ledger.expire_filters(now);
+        self.ledger.refresh_order();
         let mut decisions = Vec::new();
-        let agent_ids: Vec<String> = self.ledger.agents.keys().cloned().collect();
+        let agents = self.ledger.agents.positions_with_free();
+        let mut ranked = Vec::new();
         // 1. Quota guarantees.
-        for agent_id in &agent_ids {
-            let lacking = |this: &Self, role: &str| {
-                let quota = this.ledger.role(role).quota;
-                !quota.unmet(&this.ledger.role_allocation(role)).is_zero()
-            };
-            for role in self.roles_for(agent_id, |role| lacking(self, role)) {
-                let unmet = self
-                    .ledger
-                    .role(&role)
-                    .quota
-                    .unmet(&self.ledger.role_allocation(&role));
-                let offered = self.capped(&role, self.free_on(agent_id).min(&unmet));
-                decisions.extend(self.offer(&role, agent_id, offered));
+        if !self.unmet_guarantees().is_zero() {
+            for &agent in &agents {
+                self.rank_roles(|role| !self.unmet(role).is_zero(), &mut ranked);
+                for (_, role) in &ranked {
+                    let wanted = self.free_on(agent).min(&self.unmet(role));
+                    let offered = self.capped(role, wanted);
+                    decisions.extend(self.offer(role, agent, offered));
+                }
             }
         }
         // 2. Everyone, keeping back what unmet guarantees need.
-        for agent_id in &agent_ids {
-            for role in self.roles_for(agent_id, |_| true) {
-                let free = self.free_on(agent_id);
-                let own_unmet = self
-                    .ledger
-                    .role(&role)
-                    .quota
-                    .unmet(&self.ledger.role_allocation(&role));
-                let others_need = self.unmet_guarantees().minus(&own_unmet);
+        for &agent in &agents {
+            if !self.free_on(agent).is_offerable() {
+                continue;
+            }
+            self.rank_roles(|_| true, &mut ranked);
+            for (_, role) in &ranked {
+                let free = self.free_on(agent);
+                let others_need = self.unmet_guarantees().minus(&self.unmet(role));
                 let offered = if others_need.is_zero() {
                     free
                 } else {
                     free.min(&self.ledger.unallocated().minus(&others_need))
                 };
-                let offered = self.capped(&role, offered);
-                if let Some(decision) = self.offer(&role, agent_id, offered) {
+                let offered = self.capped(role, offered);
+                if let Some(decision) = self.offer(role, agent, offered) {
                     decisions.push(decision);
                     break;
                 }
@@ -222,7 +217,7 @@ impl<P: RoleOrder> Allocator for HierarchicalAllocator<P> {
         self.ledger
             .frameworks
             .get(framework_id)
-            .map(|fw| fw.total_allocated())
+            .map(|fw| fw.total)
             .unwrap_or_default()
     }
 

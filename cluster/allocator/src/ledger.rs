@@ -1,9 +1,20 @@
 //! What every policy keeps (Mesos' allocator bookkeeping, apart from policy): each agent's
 //! total and what is allocated on it, each framework's role, state and holdings per agent,
-//! its decline filters, and each role's weight and quota.
+//! its decline filters, and each role's weight, quota and holdings.
+//!
+//! Sums are kept as holdings change rather than added up when asked: a round over 100,000
+//! agents asks for shares and role totals at every agent. Each role keeps its frameworks that
+//! may be offered anything (active, not suppressed) in DRF order — dominant share, then
+//! subscription order — so that a round finds the framework to offer an agent to without
+//! looking at the others (Mesos' sorter). Ids are hashed with FxHash: the master makes them,
+//! so no one can choose ids that collide.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
+
+use rustc_hash::FxHashMap;
 
 use crate::{Quota, Resources};
 
@@ -12,36 +23,112 @@ pub const DEFAULT_ROLE: &str = "*";
 
 #[derive(Debug)]
 pub(crate) struct AgentEntry {
+    pub id: String,
     pub total: Resources,
     /// Sum of what all frameworks hold on this agent.
     pub allocated: Resources,
 }
 
+impl AgentEntry {
+    pub fn free(&self) -> Resources {
+        self.total.minus(&self.allocated)
+    }
+}
+
+/// The agents in the order they joined (a round goes over them in that order, by position,
+/// without looking them up by id), and where each is.
+#[derive(Debug, Default)]
+pub(crate) struct Agents {
+    entries: Vec<AgentEntry>,
+    position: FxHashMap<String, usize>,
+}
+
+impl Agents {
+    fn get_mut(&mut self, agent_id: &str) -> Option<&mut AgentEntry> {
+        self.position.get(agent_id).map(|&at| &mut self.entries[at])
+    }
+
+    pub fn contains(&self, agent_id: &str) -> bool {
+        self.position.contains_key(agent_id)
+    }
+
+    /// The agent at `position` (from [`Agents::positions_with_free`]).
+    pub fn at(&self, position: usize) -> &AgentEntry {
+        &self.entries[position]
+    }
+
+    /// The positions of agents with something worth offering.
+    pub fn positions_with_free(&self) -> Vec<usize> {
+        (0..self.entries.len())
+            .filter(|&at| self.entries[at].free().is_offerable())
+            .collect()
+    }
+
+    fn push(&mut self, entry: AgentEntry) {
+        self.position.insert(entry.id.clone(), self.entries.len());
+        self.entries.push(entry);
+    }
+
+    fn remove(&mut self, agent_id: &str) -> Option<AgentEntry> {
+        let at = self.position.remove(agent_id)?;
+        let removed = self.entries.swap_remove(at);
+        if let Some(moved) = self.entries.get(at) {
+            self.position.insert(moved.id.clone(), at);
+        }
+        Some(removed)
+    }
+}
+
+/// A framework's place in its role's DRF order.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SortKey {
+    share: f64,
+    seq: u64,
+}
+
+impl PartialEq for SortKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for SortKey {}
+impl PartialOrd for SortKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for SortKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.share
+            .total_cmp(&other.share)
+            .then(self.seq.cmp(&other.seq))
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct FrameworkEntry {
+    pub id: Arc<str>,
     /// Subscription order, for tie-breaking.
     pub seq: u64,
-    pub role: String,
+    pub role: Arc<str>,
     /// Connected (a disconnected framework keeps what it holds, gets no offers).
     pub active: bool,
     /// Asked for no offers until it revives.
     pub suppressed: bool,
     /// What the framework holds, per agent.
-    pub allocated: BTreeMap<String, Resources>,
+    pub allocated: FxHashMap<String, Resources>,
+    /// The sum of `allocated`.
+    pub total: Resources,
     /// Agents the framework declined, and until when.
     pub filters: BTreeMap<String, Instant>,
+    /// Its key in its role's order, while it is there (active and not suppressed).
+    key: Option<SortKey>,
 }
 
 impl FrameworkEntry {
-    pub fn total_allocated(&self) -> Resources {
-        self.allocated
-            .values()
-            .fold(Resources::ZERO, |acc, r| acc.plus(r))
-    }
-
-    /// Whether it may be offered `agent_id` now (filters already expired).
-    pub fn wants(&self, agent_id: &str) -> bool {
-        self.active && !self.suppressed && !self.filters.contains_key(agent_id)
+    /// Whether it may be offered anything.
+    fn offerable(&self) -> bool {
+        self.active && !self.suppressed
     }
 }
 
@@ -61,15 +148,34 @@ impl Default for RoleEntry {
     }
 }
 
+/// What a role's frameworks hold and which of them may be offered anything, in DRF order.
+#[derive(Debug, Default)]
+pub(crate) struct RoleMembers {
+    /// Frameworks in the role.
+    pub count: usize,
+    /// The sum of what they hold.
+    pub allocation: Resources,
+    /// Those that are active and not suppressed, lowest dominant share first (the key is
+    /// unique: it ends with the subscription order).
+    pub order: BTreeMap<SortKey, Arc<str>>,
+}
+
 /// The bookkeeping.
 #[derive(Debug, Default)]
 pub(crate) struct Ledger {
-    pub agents: BTreeMap<String, AgentEntry>,
-    pub frameworks: BTreeMap<String, FrameworkEntry>,
+    pub agents: Agents,
+    pub frameworks: FxHashMap<String, FrameworkEntry>,
+    /// Roles' settings (weights and quota), named or not by frameworks.
     pub roles: BTreeMap<String, RoleEntry>,
-    /// The sum of the agents' totals, kept as agents come and go: every share is a fraction
-    /// of it, asked for per agent and framework in a round.
+    /// Roles that have frameworks.
+    pub members: BTreeMap<Arc<str>, RoleMembers>,
+    /// The sum of the agents' totals: every share is a fraction of it.
     total: Resources,
+    /// The sum of what is allocated, over all agents.
+    allocated: Resources,
+    /// The total changed since the frameworks were put in order: their shares must be
+    /// computed again before the order is used.
+    stale_order: bool,
     next_seq: u64,
 }
 
@@ -78,98 +184,128 @@ impl Ledger {
         self.total
     }
 
-    pub fn add_agent(&mut self, agent_id: &str, total: Resources) {
-        let entry = AgentEntry {
-            total,
-            allocated: Resources::ZERO,
-        };
-        if let Some(old) = self.agents.insert(agent_id.to_string(), entry) {
-            self.total = self.total.minus(&old.total);
-        }
-        self.total = self.total.plus(&total);
-    }
-
     /// Not allocated to anyone, over all agents.
     pub fn unallocated(&self) -> Resources {
-        self.agents.values().fold(Resources::ZERO, |acc, a| {
-            acc.plus(&a.total.minus(&a.allocated))
-        })
-    }
-
-    pub fn role(&self, role: &str) -> RoleEntry {
-        self.roles.get(role).cloned().unwrap_or_default()
+        self.total.minus(&self.allocated)
     }
 
     /// Everything the role's frameworks hold.
     pub fn role_allocation(&self, role: &str) -> Resources {
-        self.frameworks
-            .values()
-            .filter(|fw| fw.role == role)
-            .fold(Resources::ZERO, |acc, fw| acc.plus(&fw.total_allocated()))
+        self.members
+            .get(role)
+            .map(|m| m.allocation)
+            .unwrap_or_default()
     }
 
-    /// The roles that have frameworks.
-    pub fn active_roles(&self) -> Vec<String> {
-        let mut roles: Vec<String> = self.frameworks.values().map(|fw| fw.role.clone()).collect();
-        roles.sort();
-        roles.dedup();
-        roles
-    }
-
-    pub fn add_framework(&mut self, framework_id: &str, role: &str) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.frameworks
-            .entry(framework_id.to_string())
-            .or_insert(FrameworkEntry {
-                seq,
-                role: role.to_string(),
-                active: true,
-                suppressed: false,
-                allocated: BTreeMap::new(),
-                filters: BTreeMap::new(),
-            });
-    }
-
-    /// Changes the framework's entry, if it exists.
-    pub fn update(&mut self, framework_id: &str, change: impl FnOnce(&mut FrameworkEntry)) {
-        if let Some(fw) = self.frameworks.get_mut(framework_id) {
-            change(fw);
+    pub fn add_agent(&mut self, agent_id: &str, total: Resources) {
+        if self.agents.contains(agent_id) {
+            self.remove_agent(agent_id);
         }
-    }
-
-    /// `resources` of `agent_id` are now the framework's.
-    pub fn grant(&mut self, framework_id: &str, agent_id: &str, resources: &Resources) {
-        if let Some(fw) = self.frameworks.get_mut(framework_id) {
-            let held = fw
-                .allocated
-                .entry(agent_id.to_string())
-                .or_insert(Resources::ZERO);
-            *held = held.plus(resources);
-        }
-        if let Some(agent) = self.agents.get_mut(agent_id) {
-            agent.allocated = agent.allocated.plus(resources);
-        }
+        self.agents.push(AgentEntry {
+            id: agent_id.to_string(),
+            total,
+            allocated: Resources::ZERO,
+        });
+        self.total = self.total.plus(&total);
+        self.stale_order = true;
     }
 
     pub fn remove_agent(&mut self, agent_id: &str) {
-        if let Some(agent) = self.agents.remove(agent_id) {
-            self.total = self.total.minus(&agent.total);
+        let Some(agent) = self.agents.remove(agent_id) else {
+            return;
+        };
+        self.total = self.total.minus(&agent.total);
+        self.allocated = self.allocated.minus(&agent.allocated);
+        let holders: Vec<String> = self
+            .frameworks
+            .iter_mut()
+            .filter_map(|(id, fw)| {
+                fw.filters.remove(agent_id);
+                let held = fw.allocated.remove(agent_id)?;
+                fw.total = fw.total.minus(&held);
+                let role = self.members.get_mut(&fw.role).expect("role has members");
+                role.allocation = role.allocation.minus(&held);
+                Some(id.clone())
+            })
+            .collect();
+        for id in holders {
+            self.reposition(&id);
         }
-        for fw in self.frameworks.values_mut() {
-            fw.allocated.remove(agent_id);
-            fw.filters.remove(agent_id);
+        self.stale_order = true;
+    }
+
+    pub fn add_framework(&mut self, framework_id: &str, role: &str) {
+        if self.frameworks.contains_key(framework_id) {
+            return;
         }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let role: Arc<str> = Arc::from(role);
+        self.frameworks.insert(
+            framework_id.to_string(),
+            FrameworkEntry {
+                id: Arc::from(framework_id),
+                seq,
+                role: role.clone(),
+                active: true,
+                suppressed: false,
+                allocated: FxHashMap::default(),
+                total: Resources::ZERO,
+                filters: BTreeMap::new(),
+                key: None,
+            },
+        );
+        self.members.entry(role).or_default().count += 1;
+        self.reposition(framework_id);
     }
 
     pub fn remove_framework(&mut self, framework_id: &str) {
-        if let Some(fw) = self.frameworks.remove(framework_id) {
-            for (agent_id, held) in fw.allocated {
-                if let Some(agent) = self.agents.get_mut(&agent_id) {
-                    agent.allocated = agent.allocated.minus(&held);
-                }
+        let Some(fw) = self.frameworks.remove(framework_id) else {
+            return;
+        };
+        for (agent_id, held) in &fw.allocated {
+            if let Some(agent) = self.agents.get_mut(agent_id) {
+                agent.allocated = agent.allocated.minus(held);
+            }
+            self.allocated = self.allocated.minus(held);
+        }
+        let role = self.members.get_mut(&fw.role).expect("role has members");
+        role.allocation = role.allocation.minus(&fw.total);
+        if let Some(key) = fw.key {
+            role.order.remove(&key);
+        }
+        role.count -= 1;
+        if role.count == 0 {
+            self.members.remove(&fw.role);
+        }
+    }
+
+    /// Changes the framework's entry, if it exists (its state, not its holdings).
+    pub fn update(&mut self, framework_id: &str, change: impl FnOnce(&mut FrameworkEntry)) {
+        if let Some(fw) = self.frameworks.get_mut(framework_id) {
+            change(fw);
+            self.reposition(framework_id);
+        }
+    }
+
+    /// `resources` of the agent at `position` are now the framework's.
+    pub fn grant(&mut self, framework_id: &str, position: usize, resources: &Resources) {
+        let Some(fw) = self.frameworks.get_mut(framework_id) else {
+            return;
+        };
+        let agent = &mut self.agents.entries[position];
+        match fw.allocated.get_mut(&agent.id) {
+            Some(held) => *held = held.plus(resources),
+            None => {
+                fw.allocated.insert(agent.id.clone(), *resources);
             }
         }
+        fw.total = fw.total.plus(resources);
+        agent.allocated = agent.allocated.plus(resources);
+        self.allocated = self.allocated.plus(resources);
+        let role = self.members.get_mut(&fw.role).expect("role has members");
+        role.allocation = role.allocation.plus(resources);
+        self.reposition(framework_id);
     }
 
     pub fn recover(
@@ -189,21 +325,172 @@ impl Ledger {
             if held.is_zero() {
                 fw.allocated.remove(agent_id);
             }
+            fw.total = fw.total.minus(&returned);
             if let Some(agent) = self.agents.get_mut(agent_id) {
                 agent.allocated = agent.allocated.minus(&returned);
             }
+            self.allocated = self.allocated.minus(&returned);
+            let role = self.members.get_mut(&fw.role).expect("role has members");
+            role.allocation = role.allocation.minus(&returned);
         }
         if let Some(until) = refuse_until
-            && self.agents.contains_key(agent_id)
+            && self.agents.contains(agent_id)
         {
             let entry = fw.filters.entry(agent_id.to_string()).or_insert(until);
             *entry = (*entry).max(until);
         }
+        self.reposition(framework_id);
     }
 
     pub fn expire_filters(&mut self, now: Instant) {
         for fw in self.frameworks.values_mut() {
             fw.filters.retain(|_, until| *until > now);
         }
+    }
+
+    /// Computes every framework's share again if the cluster's total changed since they
+    /// were put in order. Called before a round.
+    pub fn refresh_order(&mut self) {
+        if !self.stale_order {
+            return;
+        }
+        self.stale_order = false;
+        let ids: Vec<String> = self.frameworks.keys().cloned().collect();
+        for id in ids {
+            self.reposition(&id);
+        }
+    }
+
+    /// The first framework of `role`, in DRF order, that may be offered `agent_id`.
+    pub fn first_wanting(&self, role: &str, agent_id: &str) -> Option<&str> {
+        debug_assert!(
+            !self.stale_order,
+            "refresh_order before asking for an order"
+        );
+        self.members
+            .get(role)?
+            .order
+            .values()
+            .map(|id| &**id)
+            .find(|id| !self.frameworks[*id].filters.contains_key(agent_id))
+    }
+
+    /// Puts the framework at its place in its role's order for what it holds now (or out
+    /// of the order, if it may not be offered anything).
+    fn reposition(&mut self, framework_id: &str) {
+        let Some(fw) = self.frameworks.get_mut(framework_id) else {
+            return;
+        };
+        let role = self.members.get_mut(&fw.role).expect("role has members");
+        if let Some(old) = fw.key.take() {
+            role.order.remove(&old);
+        }
+        if fw.offerable() {
+            let key = SortKey {
+                share: fw.total.dominant_share_of(&self.total),
+                seq: fw.seq,
+            };
+            fw.key = Some(key);
+            role.order.insert(key, fw.id.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic pseudo-random sequence (no dependency for one test).
+    struct Lcg(u64);
+    impl Lcg {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 33) % n
+        }
+    }
+
+    /// The sums and orders the ledger keeps equal what adding up its entries gives.
+    fn check(ledger: &Ledger) {
+        let add = |it: &mut dyn Iterator<Item = Resources>| {
+            it.fold(Resources::ZERO, |acc, r| acc.plus(&r))
+        };
+        let close =
+            |a: Resources, b: Resources| (a.cpus - b.cpus).abs() < 1e-6 && a.mem_mb == b.mem_mb;
+        let agents = &ledger.agents.entries;
+        assert!(close(
+            ledger.total,
+            add(&mut agents.iter().map(|a| a.total))
+        ));
+        assert!(close(
+            ledger.allocated,
+            add(&mut agents.iter().map(|a| a.allocated))
+        ));
+        for agent in agents {
+            let held = add(&mut ledger
+                .frameworks
+                .values()
+                .filter_map(|fw| fw.allocated.get(&agent.id).copied()));
+            assert!(close(agent.allocated, held), "agent {}", agent.id);
+        }
+        for (role, members) in &ledger.members {
+            let of_role = || ledger.frameworks.values().filter(|fw| fw.role == *role);
+            assert_eq!(members.count, of_role().count());
+            assert!(close(
+                members.allocation,
+                add(&mut of_role().map(|fw| fw.total))
+            ));
+            let mut expected: Vec<(f64, u64)> = of_role()
+                .filter(|fw| fw.offerable())
+                .map(|fw| (fw.total.dominant_share_of(&ledger.total), fw.seq))
+                .collect();
+            expected.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let order: Vec<(f64, u64)> = members.order.keys().map(|k| (k.share, k.seq)).collect();
+            assert_eq!(order, expected, "role {role}");
+        }
+        for fw in ledger.frameworks.values() {
+            assert!(close(fw.total, add(&mut fw.allocated.values().copied())));
+        }
+    }
+
+    #[test]
+    fn sums_and_orders_kept_as_things_change_equal_those_added_up_again() {
+        let mut ledger = Ledger::default();
+        let mut rng = Lcg(7);
+        let agent = |n: u64| format!("a{n}");
+        let framework = |n: u64| format!("f{n}");
+        for _ in 0..3000 {
+            match rng.below(9) {
+                0 => ledger.add_agent(&agent(rng.below(12)), Resources::new(4.0, 4096)),
+                1 => ledger.remove_agent(&agent(rng.below(12))),
+                2 => {
+                    let role = ["*", "a", "b"][rng.below(3) as usize];
+                    ledger.add_framework(&framework(rng.below(8)), role);
+                }
+                3 => ledger.remove_framework(&framework(rng.below(8))),
+                4 => {
+                    let suppressed = rng.below(2) == 0;
+                    ledger.update(&framework(rng.below(8)), |fw| fw.suppressed = suppressed);
+                }
+                5 => {
+                    let id = agent(rng.below(12));
+                    let fw = framework(rng.below(8));
+                    ledger.recover(&fw, &id, Resources::new(0.5, 300), None);
+                }
+                _ => {
+                    let id = agent(rng.below(12));
+                    if let Some(&at) = ledger.agents.position.get(&id) {
+                        let free = ledger.agents.at(at).free();
+                        let want = Resources::new(0.5, 256).min(&free);
+                        ledger.grant(&framework(rng.below(8)), at, &want);
+                    }
+                }
+            }
+            ledger.refresh_order();
+            check(&ledger);
+        }
+        assert!(!ledger.agents.entries.is_empty() && !ledger.frameworks.is_empty());
     }
 }

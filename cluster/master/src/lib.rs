@@ -33,7 +33,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::service::MasterService;
-use crate::state::MasterState;
+pub use crate::state::{AgentAction, EventSender, MasterState};
 
 /// How the master behaves (timeouts and intervals).
 #[derive(Clone, Debug)]

@@ -4,7 +4,7 @@
 //! [`AgentAction`]s (run by the caller after unlocking) or queued on a
 //! framework's event channel (unbounded, never blocks).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tessera_allocator::{Allocator, Resources};
@@ -22,7 +22,8 @@ use crate::MasterConfig;
 /// Executors that ended are kept for `ClusterStatus` up to this many.
 const MAX_COMPLETED_EXECUTORS: usize = 1000;
 
-pub(crate) type EventSender = UnboundedSender<Result<pb::Event, Status>>;
+/// Where the master queues a subscribed framework's events (the gRPC service streams them).
+pub type EventSender = UnboundedSender<Result<pb::Event, Status>>;
 
 pub(crate) struct Agent {
     pub id: String,
@@ -72,7 +73,8 @@ pub(crate) struct Executor {
 
 /// Something to ask an agent, done after the state lock is released.
 #[derive(Debug)]
-pub(crate) enum AgentAction {
+#[allow(missing_docs)] // The fields are the request and whom to send it to.
+pub enum AgentAction {
     Launch {
         client: AgentClient<Channel>,
         agent_id: String,
@@ -196,20 +198,24 @@ pub(crate) fn check_resources(
     Ok(r)
 }
 
-pub(crate) struct MasterState {
+/// The master's state machine: what the gRPC service does under its lock, and what
+/// benchmarks drive directly (emulated agents and frameworks, no network).
+pub struct MasterState {
     /// Distinguishes this master run's ids from a previous run's.
     run_id: String,
     next_agent: u64,
     next_framework: u64,
     next_offer: u64,
     allocator: Box<dyn Allocator>,
-    pub agents: BTreeMap<String, Agent>,
+    pub(crate) agents: HashMap<String, Agent>,
+    /// Which agent registered at each address.
+    agent_at: HashMap<String, String>,
     /// Agents this master declared lost; they must register anew.
     lost_agents: BTreeSet<String>,
-    pub frameworks: BTreeMap<String, Framework>,
-    pub offers: BTreeMap<String, Offer>,
+    pub(crate) frameworks: BTreeMap<String, Framework>,
+    pub(crate) offers: HashMap<String, Offer>,
     /// Keyed by (framework id, executor id).
-    pub executors: BTreeMap<(String, String), Executor>,
+    pub(crate) executors: BTreeMap<(String, String), Executor>,
     completed: VecDeque<(String, String)>,
     heartbeat_interval: Duration,
     /// Offers not answered for this long are rescinded (`--offer-timeout-ms`).
@@ -232,10 +238,11 @@ impl MasterState {
             allocator: config
                 .policy
                 .allocator(&config.role_weights, &config.role_quotas),
-            agents: BTreeMap::new(),
+            agents: HashMap::new(),
+            agent_at: HashMap::new(),
             lost_agents: BTreeSet::new(),
             frameworks: BTreeMap::new(),
-            offers: BTreeMap::new(),
+            offers: HashMap::new(),
             executors: BTreeMap::new(),
             completed: VecDeque::new(),
             heartbeat_interval: (config.agent_timeout / 4).max(Duration::from_millis(20)),
@@ -259,25 +266,24 @@ impl MasterState {
         client: AgentClient<Channel>,
         now: Instant,
     ) -> Result<(String, Duration), Status> {
-        let at_address: Vec<&Agent> = self
-            .agents
-            .values()
-            .filter(|a| a.address == address)
-            .collect();
-        if let Some(other) = at_address.iter().find(|a| a.principal != principal) {
-            return Err(Status::permission_denied(format!(
-                "address {address} is registered to agent {} (id {}); agent {principal} cannot take it over — register with your own --advertise-address",
-                other.principal, other.id
-            )));
-        }
-        let stale: Vec<String> = at_address.iter().map(|a| a.id.clone()).collect();
-        for id in stale {
-            self.remove_agent(&id, "a new agent registered at its address (it restarted)");
+        if let Some(other) = self.agent_at.get(&address).map(|id| &self.agents[id]) {
+            if other.principal != principal {
+                return Err(Status::permission_denied(format!(
+                    "address {address} is registered to agent {} (id {}); agent {principal} cannot take it over — register with your own --advertise-address",
+                    other.principal, other.id
+                )));
+            }
+            let stale = other.id.clone();
+            self.remove_agent(
+                &stale,
+                "a new agent registered at its address (it restarted)",
+            );
         }
         let id = format!("{}-S{}", self.run_id, self.next_agent);
         self.next_agent += 1;
         self.allocator.add_agent(&id, total);
         tracing::info!(agent_id = %id, %address, %hostname, resources = %total, "agent registered");
+        self.agent_at.insert(address.clone(), id.clone());
         self.agents.insert(
             id.clone(),
             Agent {
@@ -338,6 +344,7 @@ impl MasterState {
             return;
         };
         tracing::warn!(%agent_id, address = %agent.address, %reason, "agent removed");
+        self.agent_at.remove(&agent.address);
         self.lost_agents.insert(agent_id.to_string());
         self.allocator.remove_agent(agent_id);
         let offers: Vec<String> = self
@@ -821,7 +828,10 @@ impl MasterState {
         for launch in request.launches {
             let resources = from_pb(launch.resources.as_ref());
             let key = (framework_id.to_string(), launch.executor_id.clone());
-            self.completed.retain(|k| k != &key);
+            if self.executors.contains_key(&key) {
+                // The id of an executor that ended is used again.
+                self.completed.retain(|k| k != &key);
+            }
             tracing::info!(%framework_id, executor_id = %launch.executor_id, %agent_id, %resources, "launching executor");
             self.executors.insert(
                 key,
@@ -964,11 +974,25 @@ impl MasterState {
     // ---------------------------------------------------------------- status
 
     pub fn cluster_status(&self) -> pb::ClusterStatusResponse {
-        let live = || self.executors.values().filter(|e| !is_terminal(e.state));
-        let sum = |it: &mut dyn Iterator<Item = Resources>| {
-            it.fold(Resources::ZERO, |acc, r| acc.plus(&r))
+        // What executors use and offers hold, per agent and per framework, in one pass each.
+        let mut used: HashMap<&str, Resources> = HashMap::new();
+        let mut offered: HashMap<&str, Resources> = HashMap::new();
+        fn add<'a>(sums: &mut HashMap<&'a str, Resources>, key: &'a str, r: &Resources) {
+            let sum = sums.entry(key).or_insert(Resources::ZERO);
+            *sum = sum.plus(r);
+        }
+        for e in self.executors.values().filter(|e| !is_terminal(e.state)) {
+            add(&mut used, &e.agent_id, &e.resources);
+            add(&mut used, &e.framework_id, &e.resources);
+        }
+        for o in self.offers.values() {
+            add(&mut offered, &o.agent_id, &o.resources);
+            add(&mut offered, &o.framework_id, &o.resources);
+        }
+        let sum_of = |sums: &HashMap<&str, Resources>, key: &str| {
+            Some(to_pb(sums.get(key).copied().unwrap_or_default()))
         };
-        let agents = self
+        let mut agents: Vec<pb::AgentStatus> = self
             .agents
             .values()
             .map(|a| pb::AgentStatus {
@@ -976,16 +1000,11 @@ impl MasterState {
                 hostname: a.hostname.clone(),
                 address: a.address.clone(),
                 total: Some(to_pb(a.total)),
-                allocated: Some(to_pb(sum(&mut live()
-                    .filter(|e| e.agent_id == a.id)
-                    .map(|e| e.resources)))),
-                offered: Some(to_pb(sum(&mut self
-                    .offers
-                    .values()
-                    .filter(|o| o.agent_id == a.id)
-                    .map(|o| o.resources)))),
+                allocated: sum_of(&used, &a.id),
+                offered: sum_of(&offered, &a.id),
             })
             .collect();
+        agents.sort_by(|a, b| a.id.cmp(&b.id));
         let frameworks = self
             .frameworks
             .values()
@@ -993,21 +1012,15 @@ impl MasterState {
                 id: f.id.clone(),
                 name: f.name.clone(),
                 user: f.user.clone(),
-                allocated: Some(to_pb(sum(&mut live()
-                    .filter(|e| e.framework_id == f.id)
-                    .map(|e| e.resources)))),
-                offered: Some(to_pb(sum(&mut self
-                    .offers
-                    .values()
-                    .filter(|o| o.framework_id == f.id)
-                    .map(|o| o.resources)))),
+                allocated: sum_of(&used, &f.id),
+                offered: sum_of(&offered, &f.id),
                 dominant_share: self.allocator.dominant_share(&f.id),
                 connected: f.events.is_some(),
                 role: f.role.clone(),
                 suppressed: f.suppressed,
             })
             .collect();
-        let offers = self
+        let mut offers: Vec<pb::Offer> = self
             .offers
             .values()
             .map(|o| pb::Offer {
@@ -1022,6 +1035,7 @@ impl MasterState {
                 resources: Some(to_pb(o.resources)),
             })
             .collect();
+        offers.sort_by(|a, b| a.id.cmp(&b.id));
         let executors = self
             .executors
             .values()
