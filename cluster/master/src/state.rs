@@ -31,6 +31,8 @@ pub(crate) struct Agent {
     pub hostname: String,
     pub address: String,
     pub total: Resources,
+    /// How it isolates its executors, as it said when it registered.
+    pub isolation: String,
     pub last_heartbeat: Instant,
     pub client: AgentClient<Channel>,
 }
@@ -68,6 +70,8 @@ pub(crate) struct Executor {
     pub resources: Resources,
     pub state: pb::ExecutorState,
     pub message: String,
+    /// What it used at its agent's last heartbeat.
+    pub usage: pb::ExecutorUsage,
 }
 
 /// Something to ask an agent, done after the state lock is released.
@@ -256,6 +260,7 @@ impl MasterState {
         address: String,
         principal: String,
         total: Resources,
+        isolation: String,
         client: AgentClient<Channel>,
         now: Instant,
     ) -> Result<(String, Duration), Status> {
@@ -286,6 +291,7 @@ impl MasterState {
                 hostname,
                 address,
                 total,
+                isolation,
                 last_heartbeat: now,
                 client,
             },
@@ -329,6 +335,20 @@ impl MasterState {
                 false
             }
         })
+    }
+
+    /// Keeps what an agent's running executors use, as its heartbeat reports it; reports on
+    /// executors it does not run are ignored.
+    pub fn record_usage(&mut self, agent_id: &str, usage: Vec<pb::ExecutorUsage>) {
+        for u in usage {
+            let key = (u.framework_id.clone(), u.executor_id.clone());
+            if let Some(e) = self.executors.get_mut(&key)
+                && e.agent_id == agent_id
+                && !is_terminal(e.state)
+            {
+                e.usage = u;
+            }
+        }
     }
 
     /// Removes an agent: its offers are rescinded, its executors reported
@@ -832,6 +852,7 @@ impl MasterState {
                     resources,
                     state: pb::ExecutorState::Starting,
                     message: String::new(),
+                    usage: pb::ExecutorUsage::default(),
                 },
             );
             actions.push(AgentAction::Launch {
@@ -905,19 +926,11 @@ impl MasterState {
                 )));
             }
         }
-        self.update_executor(
-            &update.framework_id,
-            &update.executor_id,
-            &update.agent_id,
-            state,
-            update.message,
-        );
+        self.apply_update(update, state);
         Ok(())
     }
 
-    /// Applies an executor state change reported by `agent_id` (or decided by
-    /// the master), forwards it to the framework, and recovers the
-    /// executor's resources when it ends.
+    /// Applies an executor state change decided by the master (no exit code, no reason).
     pub fn update_executor(
         &mut self,
         framework_id: &str,
@@ -926,6 +939,28 @@ impl MasterState {
         state: pb::ExecutorState,
         message: String,
     ) {
+        let update = pb::StatusUpdate {
+            agent_id: agent_id.to_string(),
+            framework_id: framework_id.to_string(),
+            executor_id: executor_id.to_string(),
+            state: state as i32,
+            message,
+            exit_code: None,
+            reason: pb::ExecutorReason::Unspecified as i32,
+        };
+        self.apply_update(update, state);
+    }
+
+    /// Applies an executor state change reported by its agent (or decided by
+    /// the master), forwards it to the framework, and recovers the
+    /// executor's resources when it ends.
+    fn apply_update(&mut self, update: pb::StatusUpdate, state: pb::ExecutorState) {
+        let (framework_id, executor_id, agent_id) = (
+            update.framework_id.as_str(),
+            update.executor_id.as_str(),
+            update.agent_id.as_str(),
+        );
+        let message = &update.message;
         let key = (framework_id.to_string(), executor_id.to_string());
         let Some(executor) = self.executors.get_mut(&key) else {
             tracing::debug!(%framework_id, %executor_id, ?state, "status update for an unknown executor ignored");
@@ -940,6 +975,7 @@ impl MasterState {
         executor.message = message.clone();
         let resources = executor.resources;
         if is_terminal(state) {
+            executor.usage = pb::ExecutorUsage::default();
             self.allocator
                 .recover_resources(framework_id, agent_id, resources, None);
             self.completed.push_back(key);
@@ -949,14 +985,12 @@ impl MasterState {
                 }
             }
         }
+        let framework_id = framework_id.to_string();
         self.send(
-            framework_id,
+            &framework_id,
             event(pb::event::Event::StatusUpdate(pb::StatusUpdate {
-                agent_id: agent_id.to_string(),
-                framework_id: framework_id.to_string(),
-                executor_id: executor_id.to_string(),
                 state: state as i32,
-                message,
+                ..update
             })),
         );
     }
@@ -984,6 +1018,7 @@ impl MasterState {
                     .values()
                     .filter(|o| o.agent_id == a.id)
                     .map(|o| o.resources)))),
+                isolation: a.isolation.clone(),
             })
             .collect();
         let frameworks = self
@@ -1032,6 +1067,8 @@ impl MasterState {
                 state: e.state as i32,
                 resources: Some(to_pb(e.resources)),
                 message: e.message.clone(),
+                memory_used_bytes: e.usage.memory_bytes,
+                cpu_seconds: e.usage.cpu_seconds,
             })
             .collect();
         pb::ClusterStatusResponse {
@@ -1126,6 +1163,7 @@ mod tests {
                 "127.0.0.1:9".into(),
                 "b".into(),
                 Resources::new(2.0, 1024),
+                "posix".into(),
                 client(),
                 now,
             )
@@ -1436,6 +1474,7 @@ mod tests {
                 "127.0.0.1:9".into(),
                 "rogue".into(),
                 Resources::new(1.0, 64),
+                "posix".into(),
                 client(),
                 now,
             )
@@ -1459,6 +1498,8 @@ mod tests {
             executor_id: executor_id.into(),
             state: pb::ExecutorState::Lost as i32,
             message: String::new(),
+            exit_code: None,
+            reason: 0,
         };
         // Another agent's principal with the real agent's id, or the right agent for an
         // executor it does not run: refused, and the executor keeps its state.
@@ -1468,6 +1509,7 @@ mod tests {
                 "127.0.0.1:10".into(),
                 "c".into(),
                 Resources::new(1.0, 64),
+                "posix".into(),
                 client(),
                 now,
             )
