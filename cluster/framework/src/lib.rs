@@ -29,8 +29,9 @@ pub mod local_cluster;
 mod master_url;
 
 pub use client::{
-    AgentSummary, ClusterStatus, ExecutorLaunch, ExecutorState, ExecutorSummary, FrameworkClient,
-    FrameworkEvent, FrameworkInfo, FrameworkSummary, MasterEndpoint, Offer, cluster_status,
+    AgentSummary, ClusterStatus, ExecutorLaunch, ExecutorReason, ExecutorState, ExecutorSummary,
+    FrameworkClient, FrameworkEvent, FrameworkInfo, FrameworkSummary, MasterEndpoint, Offer,
+    cluster_status,
 };
 pub use local_cluster::{LOCAL_FRAMEWORK, LocalCluster, LocalClusterError};
 pub use master_url::{DEFAULT_MASTER_PORT, MasterUrl, MasterUrlError, parse_master_url};

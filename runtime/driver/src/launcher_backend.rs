@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tessera_credentials::Credential;
 use tessera_framework::{
-    ExecutorLaunch, FrameworkClient, FrameworkEvent, FrameworkInfo, LocalCluster, MasterEndpoint,
-    MasterUrl, Offer, Resources,
+    ExecutorLaunch, ExecutorState, FrameworkClient, FrameworkEvent, FrameworkInfo, LocalCluster,
+    MasterEndpoint, MasterUrl, Offer, Resources,
 };
 
 /// How long a declined offer's resources are not offered again.
@@ -236,6 +236,7 @@ impl OfferHandler {
                 agent_id,
                 state,
                 message,
+                ..
             } => {
                 tracing::info!(%executor_id, %agent_id, %state, %message, "executor status");
                 if state.is_terminal() {
@@ -244,6 +245,11 @@ impl OfferHandler {
                         // Released while idle: offers again only when tasks wait.
                         self.state.forget_executor(&executor_id);
                         return;
+                    }
+                    if matches!(state, ExecutorState::Failed | ExecutorState::Lost) {
+                        // Why it ended is for the user to see: e.g. "memory limit 1024 MiB
+                        // exceeded", or the end of its stderr.
+                        tracing::warn!(%executor_id, %agent_id, "executor {state}: {message}");
                     }
                     self.state.lose_executor(&executor_id);
                     // A replacement is wanted: offers again.
