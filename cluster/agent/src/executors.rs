@@ -694,6 +694,62 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_executor_past_its_memory_is_killed_and_fails_saying_so() {
+        let (_dir, ex, mut rx) = setup();
+        // 64 MiB given; the shell holds about 100 MB, then sleeps.
+        ex.launch(spec(
+            "hog",
+            "x=$(head -c 100000000 /dev/zero | tr '\\0' a); sleep 30",
+        ))
+        .unwrap();
+        let updates = run_to_end(&mut rx, "hog").await;
+        assert_eq!(
+            updates.last().unwrap(),
+            &(
+                ExecutorState::Failed,
+                "memory limit 64 MiB exceeded".to_string()
+            )
+        );
+        assert_eq!(ex.count(), 0);
+    }
+
+    #[test]
+    fn endings_carry_the_exit_code_and_a_limitation_comes_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let exited = |raw: i32| Ok(ExitStatus::from_raw(raw));
+        let three = classify(exited(3 << 8), None, None, dir.path());
+        assert_eq!(
+            (three.state, three.exit_code),
+            (ExecutorState::Failed, Some(3))
+        );
+        let killed = classify(
+            exited(libc::SIGKILL),
+            None,
+            Some("asked".into()),
+            dir.path(),
+        );
+        assert_eq!(
+            (killed.state, killed.message.as_str(), killed.exit_code),
+            (ExecutorState::Killed, "asked", Some(137))
+        );
+        let limited = classify(
+            exited(libc::SIGKILL),
+            Some(Limitation::Memory { limit_mb: 1024 }),
+            Some("asked".into()),
+            dir.path(),
+        );
+        assert_eq!(
+            limited,
+            Ending {
+                state: ExecutorState::Failed,
+                message: "memory limit 1024 MiB exceeded".into(),
+                exit_code: Some(137),
+                reason: ExecutorReason::MemoryLimit,
+            }
+        );
+    }
+
+    #[tokio::test]
     async fn killed_executor_and_its_children_are_gone() {
         let (_dir, ex, mut rx) = setup();
         ex.launch(spec("k", "sleep 30 & echo $! > child; wait"))

@@ -1322,6 +1322,75 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn usage_and_how_an_executor_ended_reach_status_and_the_framework() {
+        let (mut m, agent, fw, mut rx, offer) = setup(Duration::ZERO);
+        let now = Instant::now();
+        m.accept(
+            pb::AcceptRequest {
+                framework_id: fw.clone(),
+                offer_ids: vec![offer.id],
+                launches: vec![launch("e", 1.0, 128)],
+                refuse_seconds: 0.0,
+            },
+            "alice",
+            now,
+        )
+        .expect("accept");
+        m.update_executor(&fw, "e", &agent, pb::ExecutorState::Running, String::new());
+        let usage = |framework_id: &str| pb::ExecutorUsage {
+            framework_id: framework_id.into(),
+            executor_id: "e".into(),
+            memory_bytes: 50 << 20,
+            cpu_seconds: 1.5,
+        };
+        // Reports from another agent, or on executors that are not there, change nothing.
+        m.record_usage("someone-else", vec![usage(&fw)]);
+        m.record_usage(&agent, vec![usage("no-such-framework")]);
+        assert_eq!(m.cluster_status().executors[0].memory_used_bytes, 0);
+        m.record_usage(&agent, vec![usage(&fw)]);
+        let status = m.cluster_status();
+        assert_eq!(status.agents[0].isolation, "posix");
+        assert_eq!(
+            (
+                status.executors[0].memory_used_bytes,
+                status.executors[0].cpu_seconds
+            ),
+            (50 << 20, 1.5)
+        );
+
+        m.agent_update(
+            "b",
+            pb::StatusUpdate {
+                agent_id: agent.clone(),
+                framework_id: fw.clone(),
+                executor_id: "e".into(),
+                state: pb::ExecutorState::Failed as i32,
+                message: "memory limit 128 MiB exceeded".into(),
+                exit_code: Some(137),
+                reason: pb::ExecutorReason::MemoryLimit as i32,
+            },
+        )
+        .expect("the agent's update");
+        let last = drain(&mut rx)
+            .into_iter()
+            .filter_map(|e| match e {
+                pb::event::Event::StatusUpdate(u) => Some(u),
+                _ => None,
+            })
+            .last()
+            .expect("updates forwarded");
+        assert_eq!(
+            (last.exit_code, last.reason, last.message.as_str()),
+            (
+                Some(137),
+                pb::ExecutorReason::MemoryLimit as i32,
+                "memory limit 128 MiB exceeded"
+            )
+        );
+        assert_eq!(m.cluster_status().executors[0].memory_used_bytes, 0);
+    }
+
+    #[tokio::test]
     async fn lost_agent_rescinds_offers_and_loses_executors() {
         let (mut m, agent, fw, mut rx, offer) = setup(Duration::ZERO);
         let t0 = Instant::now();
