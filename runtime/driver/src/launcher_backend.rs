@@ -19,8 +19,10 @@ use tessera_framework::{
 
 /// How long a declined offer's resources are not offered again.
 const DECLINE_SECONDS: f64 = 5.0;
-/// Smallest offer worth an executor.
-const MIN_EXECUTOR_MEM_MB: u64 = 64;
+/// Smallest offer worth an executor, and the least memory one asks for: the process itself
+/// takes some 50 MiB (code, runtime, a task's buffers) before it caches anything, and agents
+/// kill executors past the memory they were given.
+const MIN_EXECUTOR_MEM_MB: u64 = 128;
 
 pub enum Backend {
     /// `local[N]`: the driver started one executor itself.
