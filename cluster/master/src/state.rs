@@ -1129,6 +1129,27 @@ mod tests {
             .collect()
     }
 
+    /// `alice`'s framework `fw` accepts `offer` with one launch.
+    fn accept_one(
+        m: &mut MasterState,
+        fw: &str,
+        offer: pb::Offer,
+        launch: pb::ExecutorLaunch,
+        now: Instant,
+    ) {
+        m.accept(
+            pb::AcceptRequest {
+                framework_id: fw.to_string(),
+                offer_ids: vec![offer.id],
+                launches: vec![launch],
+                refuse_seconds: 0.0,
+            },
+            "alice",
+            now,
+        )
+        .expect("accept");
+    }
+
     fn launch(id: &str, cpus: f64, mem_mb: u64) -> pb::ExecutorLaunch {
         pb::ExecutorLaunch {
             executor_id: id.into(),
@@ -1275,17 +1296,7 @@ mod tests {
     async fn executor_end_is_forwarded_and_frees_its_resources() {
         let (mut m, agent, fw, mut rx, offer) = setup(Duration::ZERO);
         let now = Instant::now();
-        m.accept(
-            pb::AcceptRequest {
-                framework_id: fw.clone(),
-                offer_ids: vec![offer.id],
-                launches: vec![launch("e", 2.0, 1024)],
-                refuse_seconds: 0.0,
-            },
-            "alice",
-            now,
-        )
-        .expect("accept");
+        accept_one(&mut m, &fw, offer, launch("e", 2.0, 1024), now);
         m.update_executor(&fw, "e", &agent, pb::ExecutorState::Running, String::new());
         m.update_executor(
             &fw,
@@ -1325,17 +1336,7 @@ mod tests {
     async fn usage_and_how_an_executor_ended_reach_status_and_the_framework() {
         let (mut m, agent, fw, mut rx, offer) = setup(Duration::ZERO);
         let now = Instant::now();
-        m.accept(
-            pb::AcceptRequest {
-                framework_id: fw.clone(),
-                offer_ids: vec![offer.id],
-                launches: vec![launch("e", 1.0, 128)],
-                refuse_seconds: 0.0,
-            },
-            "alice",
-            now,
-        )
-        .expect("accept");
+        accept_one(&mut m, &fw, offer, launch("e", 1.0, 128), now);
         m.update_executor(&fw, "e", &agent, pb::ExecutorState::Running, String::new());
         let usage = |framework_id: &str| pb::ExecutorUsage {
             framework_id: framework_id.into(),
@@ -1394,17 +1395,7 @@ mod tests {
     async fn lost_agent_rescinds_offers_and_loses_executors() {
         let (mut m, agent, fw, mut rx, offer) = setup(Duration::ZERO);
         let t0 = Instant::now();
-        m.accept(
-            pb::AcceptRequest {
-                framework_id: fw.clone(),
-                offer_ids: vec![offer.id],
-                launches: vec![launch("e", 1.0, 256)],
-                refuse_seconds: 0.0,
-            },
-            "alice",
-            t0,
-        )
-        .expect("accept");
+        accept_one(&mut m, &fw, offer, launch("e", 1.0, 256), t0);
         m.allocate(t0);
         let rest = offers(&drain(&mut rx)).pop().expect("offer of the rest");
         let timeout = Duration::from_secs(10);
@@ -1436,17 +1427,7 @@ mod tests {
         let failover = Duration::from_secs(30);
         let (mut m, _agent, fw, rx, offer) = setup(failover);
         let t0 = Instant::now();
-        m.accept(
-            pb::AcceptRequest {
-                framework_id: fw.clone(),
-                offer_ids: vec![offer.id],
-                launches: vec![launch("e", 1.0, 256)],
-                refuse_seconds: 0.0,
-            },
-            "alice",
-            t0,
-        )
-        .expect("accept");
+        accept_one(&mut m, &fw, offer, launch("e", 1.0, 256), t0);
         m.allocate(t0);
         drop(rx);
         let actions = m.framework_disconnected(&fw, 0, failover, t0);
@@ -1550,17 +1531,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(taken.code(), tonic::Code::PermissionDenied);
         assert_eq!(m.agents.len(), 1, "the real agent stays registered");
-        m.accept(
-            pb::AcceptRequest {
-                framework_id: fw.clone(),
-                offer_ids: vec![offer.id],
-                launches: vec![launch("e", 1.0, 64)],
-                refuse_seconds: 0.0,
-            },
-            "alice",
-            now,
-        )
-        .unwrap();
+        accept_one(&mut m, &fw, offer, launch("e", 1.0, 64), now);
         let update = |agent_id: &str, executor_id: &str| pb::StatusUpdate {
             agent_id: agent_id.into(),
             framework_id: fw.clone(),
