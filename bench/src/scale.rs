@@ -264,6 +264,7 @@ fn master_state(agents: usize, cycles: usize) -> anyhow::Result<MasterFigures> {
                 address,
                 format!("agent-{a}"),
                 AGENT,
+                "posix".into(),
                 client,
                 Instant::now(),
             )
@@ -303,6 +304,7 @@ fn master_state(agents: usize, cycles: usize) -> anyhow::Result<MasterFigures> {
                 executor_id: executor_id.clone(),
                 state: pb::ExecutorState::Finished as i32,
                 message: String::new(),
+                ..Default::default()
             };
             master
                 .agent_update(

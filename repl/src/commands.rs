@@ -169,27 +169,81 @@ pub fn run(session: &mut Session, line: &str) -> bool {
     true
 }
 
+/// The running master and credentials a `tessera cluster CMD` needs.
+fn cluster_endpoint(
+    cmd: &str,
+    master: &MasterUrl,
+    credentials: Option<&std::path::Path>,
+) -> anyhow::Result<MasterEndpoint> {
+    let MasterUrl::Tessera { address } = master else {
+        anyhow::bail!(
+            "`tessera cluster {cmd}` needs a running master: pass --master tessera://HOST:PORT"
+        );
+    };
+    let Some(credentials) = credentials else {
+        anyhow::bail!(
+            "`tessera cluster {cmd}` needs credentials of the cluster: pass --credentials DIR \
+             (e.g. DIR/frameworks/NAME made by `tessera cluster init-credentials`)"
+        );
+    };
+    Ok(MasterEndpoint {
+        address: address.clone(),
+        credential: Credential::load(credentials)?,
+    })
+}
+
 /// `tessera cluster status`.
 pub fn cluster_status(
     master: &MasterUrl,
     credentials: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
-    let MasterUrl::Tessera { address } = master else {
-        anyhow::bail!(
-            "`tessera cluster status` needs a running master: pass --master tessera://HOST:PORT"
-        );
-    };
-    let Some(credentials) = credentials else {
-        anyhow::bail!(
-            "`tessera cluster status` needs credentials of the cluster: pass --credentials DIR \
-             (e.g. DIR/frameworks/NAME made by `tessera cluster init-credentials`)"
-        );
-    };
-    print_cluster_status(&MasterEndpoint {
-        address: address.clone(),
-        credential: Credential::load(credentials)?,
-    })?;
+    print_cluster_status(&cluster_endpoint("status", master, credentials)?)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How often `tessera cluster exec` says it still waits for an offer.
+const EXEC_NOTICE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `tessera cluster exec --cpus C --mem-mb M -- CMD ARGS...`: exits with the command's status.
+pub fn cluster_exec(
+    master: &MasterUrl,
+    credentials: Option<&std::path::Path>,
+    role: &str,
+    resources: tessera_framework::Resources,
+    timeout_seconds: f64,
+    command: Vec<String>,
+) -> anyhow::Result<ExitCode> {
+    let endpoint = cluster_endpoint("exec", master, credentials)?;
+    if !(resources.cpus.is_finite() && resources.cpus > 0.0) || resources.mem_mb == 0 {
+        anyhow::bail!("--cpus and --mem-mb must be positive (got {resources})");
+    }
+    let mut words = command.into_iter();
+    let program = words
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("give the command after `--`"))?;
+    let task = tessera_framework::CommandTask {
+        program,
+        args: words.collect(),
+        resources,
+        name: "tessera-exec".into(),
+        role: role.to_string(),
+        timeout: std::time::Duration::from_secs_f64(timeout_seconds.max(0.0)),
+        notice_every: EXEC_NOTICE_EVERY,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            outcome = tessera_framework::run_command(&endpoint, &task, |event| eprintln!("{event}")) => {
+                outcome.map_err(anyhow::Error::from)
+            }
+            _ = tokio::signal::ctrl_c() => {
+                anyhow::bail!("interrupted: the task is killed with its framework")
+            }
+        }
+    })?;
+    Ok(ExitCode::from(outcome.exit_status().clamp(0, 255) as u8))
 }
 
 /// `tessera cluster init-credentials DIR --agent NAME --framework NAME`.

@@ -1,5 +1,5 @@
 //! `tessera`: the interactive REPL (`tessera`), the script runner (`tessera run SCRIPT.rs`) and
-//! cluster inspection (`tessera cluster status`).
+//! cluster inspection (`tessera cluster status`) and command tasks (`tessera cluster exec`).
 
 mod commands;
 mod input;
@@ -89,9 +89,28 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ClusterCommand {
-    /// Shows a cluster's agents, frameworks, offers and allocations (with --master
-    /// tessera://HOST:PORT and --credentials).
+    /// Shows a cluster's agents (and how each isolates executors), frameworks, offers,
+    /// allocations and executors with what they use (with --master tessera://HOST:PORT and
+    /// --credentials).
     Status,
+    /// Runs a command as a task on the cluster (as mesos-execute): waits for an offer of
+    /// --cpus and --mem-mb (in --role), launches the command there, prints its state changes
+    /// to stderr and exits with its exit status. Its stdout and stderr are files in its
+    /// sandbox on the agent (the RUNNING line names it).
+    Exec {
+        /// CPUs for the command.
+        #[arg(long)]
+        cpus: f64,
+        /// Memory for the command, in MiB; past it, the command is killed.
+        #[arg(long)]
+        mem_mb: u64,
+        /// Give up when no offer fits within this many seconds.
+        #[arg(long, default_value_t = 60.0)]
+        timeout: f64,
+        /// The program and its arguments, after `--`.
+        #[arg(last = true, required = true, num_args = 1..)]
+        command: Vec<String>,
+    },
     /// Creates the cluster's CA in DIR/ca (unless it is there) and a credential directory for
     /// the master (DIR/master) and each agent and framework principal named (DIR/agents/NAME,
     /// DIR/frameworks/NAME) that has none yet; copy each to its machine and pass it as that
@@ -151,6 +170,22 @@ fn main() -> ExitCode {
         Some(Command::Cluster {
             what: ClusterCommand::Status,
         }) => commands::cluster_status(&cli.master, cli.credentials.as_deref()),
+        Some(Command::Cluster {
+            what:
+                ClusterCommand::Exec {
+                    cpus,
+                    mem_mb,
+                    timeout,
+                    command,
+                },
+        }) => commands::cluster_exec(
+            &cli.master,
+            cli.credentials.as_deref(),
+            &cli.role,
+            tessera_framework::Resources::new(cpus, mem_mb),
+            timeout,
+            command,
+        ),
         Some(Command::Cluster {
             what:
                 ClusterCommand::InitCredentials {

@@ -92,6 +92,7 @@ fn agent_at(address: &str, cpus: f64, mem_mb: u64) -> pb::RegisterAgentRequest {
         hostname: "h".into(),
         address: address.into(),
         resources: Some(pb::Resources { cpus, mem_mb }),
+        isolation: "posix".into(),
     }
 }
 
@@ -360,6 +361,7 @@ pub async fn every_refusal(cluster: &ClusterUnderTest, mut stand: impl FnMut(Van
             executor_id: "e1".into(),
             state: pb::ExecutorState::Lost as i32,
             message: "forged".into(),
+            ..Default::default()
         })
         .await;
     assert_refused(refusal(forged), &["belongs to another agent"]);

@@ -154,6 +154,7 @@ impl Framework {
                 agent_id,
                 state,
                 message,
+                ..
             } => {
                 self.updates.push((
                     executor_id.clone(),
@@ -224,6 +225,7 @@ impl Framework {
                 agent_id,
                 state: s,
                 message,
+                ..
             } if executor_id == executor && *s == state => {
                 Some((agent_id.clone(), message.clone()))
             }

@@ -412,7 +412,13 @@ let big = sc.parallelize((0..4u64).collect::<Vec<_>>(), 4)
     .flat_map(|i: u64| (0..600u64).map(move |j| (0u64, vec![(i * 1000 + j) as u8; 1_000_000])).collect::<Vec<_>>());
 println!("{:?}", big.group_by_key().map_values(|v: Vec<Vec<u8>>| (v.len(), v.iter().map(|s| s.len()).sum::<usize>())).collect());
 "#;
-    let run = tessera_run(&dir.0, script, "local-cluster[2,1,8192]", &[]);
+    // Executors are killed past their memory: give them most of what the agents offer.
+    let run = tessera_run(
+        &dir.0,
+        script,
+        "local-cluster[2,1,8192]",
+        &["--executor-memory-mb", "7168"],
+    );
     run.expect_success();
     assert_eq!(
         run.lines(),

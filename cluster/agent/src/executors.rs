@@ -6,6 +6,10 @@
 //! `PR_SET_PDEATHSIG` so it dies if the agent dies, in the sandbox directory
 //! `WORK_DIR/frameworks/<framework>/executors/<executor>/`, with stdout and
 //! stderr in files `stdout` and `stderr` there.
+//!
+//! Each runs in a [`Container`] of the agent's [`Isolator`]: the child enters it before exec,
+//! a watcher reads what it uses every [`WATCH_INTERVAL`] (for the heartbeats) and kills it
+//! when it goes past its memory; its end is then FAILED with "memory limit N MiB exceeded".
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
@@ -15,8 +19,14 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tessera_cluster_proto::master::{CommandInfo, ExecutorState, StatusUpdate};
+use tessera_cluster_proto::master::{
+    CommandInfo, ExecutorReason, ExecutorState, ExecutorUsage, StatusUpdate,
+};
 use tokio::sync::mpsc::UnboundedSender;
+
+use crate::isolation::{
+    Container, IsolationMode, Isolator, Limitation, Limits, Usage, WATCH_INTERVAL,
+};
 
 /// Between SIGTERM and SIGKILL when an executor is killed.
 pub const KILL_GRACE: Duration = Duration::from_secs(3);
@@ -49,6 +59,8 @@ struct Running {
     pid: i32,
     /// Set when the agent asked it to stop; its exit is then KILLED.
     kill_reason: Option<String>,
+    /// What it used when last looked at.
+    usage: Usage,
 }
 
 #[derive(Default)]
@@ -70,6 +82,7 @@ pub struct Executors {
     /// master sends them on separate connections). Locked after `running`.
     early: Mutex<EarlyKills>,
     updates: UnboundedSender<StatusUpdate>,
+    isolator: Isolator,
 }
 
 /// What the launch request carries.
@@ -128,24 +141,61 @@ fn tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..].join("\n")
 }
 
-/// Turns how the process ended into a state and message.
+/// How an executor ended, as its last status update says it.
+#[derive(Debug, PartialEq)]
+struct Ending {
+    state: ExecutorState,
+    message: String,
+    exit_code: Option<i32>,
+    reason: ExecutorReason,
+}
+
+/// Its exit status, or 128 + the signal that ended it, as a shell reports it.
+fn exit_code(status: &ExitStatus) -> Option<i32> {
+    status
+        .code()
+        .or_else(|| status.signal().map(|sig| 128 + sig))
+}
+
+/// Turns how the process ended into a state, message, exit code and reason: a limitation
+/// (the isolator killed it) first, then a kill the agent was asked for, then its exit.
 fn classify(
     status: std::io::Result<ExitStatus>,
+    limitation: Option<Limitation>,
     kill_reason: Option<String>,
     sandbox: &Path,
-) -> (ExecutorState, String) {
-    if let Some(reason) = kill_reason {
-        return (ExecutorState::Killed, reason);
-    }
-    let status = match status {
-        Ok(s) => s,
-        Err(e) => {
-            return (
-                ExecutorState::Failed,
-                format!("cannot wait for the executor process: {e}"),
-            );
-        }
+) -> Ending {
+    let code = status.as_ref().ok().and_then(exit_code);
+    let ending = |state, message, reason| Ending {
+        state,
+        message,
+        exit_code: code,
+        reason,
     };
+    if let Some(limitation) = limitation {
+        return ending(
+            ExecutorState::Failed,
+            limitation.to_string(),
+            match limitation {
+                Limitation::Memory { .. } => ExecutorReason::MemoryLimit,
+            },
+        );
+    }
+    if let Some(reason) = kill_reason {
+        return ending(ExecutorState::Killed, reason, ExecutorReason::Unspecified);
+    }
+    let (state, message) = match status {
+        Ok(s) => exit_state(s, sandbox),
+        Err(e) => (
+            ExecutorState::Failed,
+            format!("cannot wait for the executor process: {e}"),
+        ),
+    };
+    ending(state, message, ExecutorReason::Unspecified)
+}
+
+/// FINISHED or FAILED, with a message (and the end of stderr) for how the process exited.
+fn exit_state(status: ExitStatus, sandbox: &Path) -> (ExecutorState, String) {
     let stderr_path = sandbox.join("stderr");
     let with_stderr = |msg: String| {
         let t = tail(&stderr_path);
@@ -180,6 +230,7 @@ impl Executors {
         work_dir: PathBuf,
         host: String,
         updates: UnboundedSender<StatusUpdate>,
+        isolator: Isolator,
     ) -> Arc<Self> {
         Arc::new(Executors {
             work_dir,
@@ -187,7 +238,31 @@ impl Executors {
             running: Mutex::new(HashMap::new()),
             early: Mutex::new(EarlyKills::default()),
             updates,
+            isolator,
         })
+    }
+
+    /// How this agent isolates its executors.
+    pub fn isolation(&self) -> IsolationMode {
+        self.isolator.mode()
+    }
+
+    /// Removes the agent's own cgroup, if any (when it stops).
+    pub fn close_isolation(&self) {
+        self.isolator.close();
+    }
+
+    /// What each running executor used when last looked at.
+    pub fn usage(&self) -> Vec<ExecutorUsage> {
+        self.lock()
+            .iter()
+            .map(|((framework_id, executor_id), r)| ExecutorUsage {
+                framework_id: framework_id.clone(),
+                executor_id: executor_id.clone(),
+                memory_bytes: r.usage.memory_bytes,
+                cpu_seconds: r.usage.cpu_seconds,
+            })
+            .collect()
     }
 
     fn early(&self) -> std::sync::MutexGuard<'_, EarlyKills> {
@@ -215,12 +290,28 @@ impl Executors {
         state: ExecutorState,
         message: String,
     ) {
+        self.report_ending(
+            agent_id,
+            framework_id,
+            executor_id,
+            Ending {
+                state,
+                message,
+                exit_code: None,
+                reason: ExecutorReason::Unspecified,
+            },
+        );
+    }
+
+    fn report_ending(&self, agent_id: &str, framework_id: &str, executor_id: &str, e: Ending) {
         let _ = self.updates.send(StatusUpdate {
             agent_id: agent_id.to_string(),
             framework_id: framework_id.to_string(),
             executor_id: executor_id.to_string(),
-            state: state as i32,
-            message,
+            state: e.state as i32,
+            message: e.message,
+            exit_code: e.exit_code,
+            reason: e.reason as i32,
         });
     }
 
@@ -264,7 +355,6 @@ impl Executors {
         })?;
         let (agent, fid, eid) = (&spec.agent_id, &spec.framework_id, &spec.executor_id);
         self.report(agent, fid, eid, ExecutorState::Starting, String::new());
-
         let files = std::fs::File::create(sandbox.join("stdout"))
             .and_then(|out| Ok((out, std::fs::File::create(sandbox.join("stderr"))?)));
         let (stdout, stderr) = match files {
@@ -278,6 +368,32 @@ impl Executors {
                 return Ok(());
             }
         };
+        let limits = Limits {
+            cpus: spec.cpus,
+            mem_mb: spec.mem_mb,
+        };
+        let prepared = self
+            .isolator
+            .prepare(fid, eid, limits)
+            .and_then(|container| {
+                let setup = container.child_setup().map_err(|source| {
+                    crate::isolation::IsolationError::Cgroup {
+                        path: sandbox.clone(),
+                        source,
+                    }
+                })?;
+                Ok((container, setup))
+            });
+        let (container, setup) = match prepared {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                let msg = format!("cannot isolate the executor: {e}");
+                tracing::warn!(framework_id = %fid, executor_id = %eid, error = %msg, "executor failed to start");
+                self.report(agent, fid, eid, ExecutorState::Failed, msg);
+                return Ok(());
+            }
+        };
+
         let mut cmd = tokio::process::Command::new(&command.program);
         cmd.args(&command.args)
             .envs(&command.env)
@@ -295,7 +411,7 @@ impl Executors {
             .process_group(0)
             .kill_on_drop(false);
         // SAFETY: the closure runs in the forked child before exec and only
-        // calls async-signal-safe functions (prctl, getppid, _exit).
+        // calls async-signal-safe functions (prctl, getppid, _exit, write, setrlimit).
         let agent_pid = std::process::id() as libc::pid_t;
         unsafe {
             cmd.pre_exec(move || {
@@ -316,7 +432,7 @@ impl Executors {
                 if libc::getppid() != agent_pid {
                     libc::_exit(137);
                 }
-                Ok(())
+                setup.apply()
             });
         }
         let mut child = match cmd.spawn() {
@@ -329,6 +445,8 @@ impl Executors {
                 );
                 tracing::warn!(framework_id = %fid, executor_id = %eid, error = %msg, "executor failed to start");
                 self.report(agent, fid, eid, ExecutorState::Failed, msg);
+                drop(running);
+                tokio::spawn(async move { container.destroy().await });
                 return Ok(());
             }
         };
@@ -338,33 +456,73 @@ impl Executors {
             Running {
                 pid,
                 kill_reason: None,
+                usage: Usage::default(),
             },
         );
         drop(running);
-        tracing::info!(framework_id = %fid, executor_id = %eid, pid, program = %command.program, sandbox = %sandbox.display(), "executor running");
+        let mode = self.isolator.mode();
+        tracing::info!(framework_id = %fid, executor_id = %eid, pid, program = %command.program, sandbox = %sandbox.display(), isolation = %mode, "executor running");
         self.report(
             agent,
             fid,
             eid,
             ExecutorState::Running,
-            format!("pid {pid}"),
+            format!("pid {pid}, sandbox {} ({mode})", sandbox.display()),
         );
 
         let this = self.clone();
         let agent = agent.clone();
         tokio::spawn(async move {
-            let status = child.wait().await;
+            let (status, limitation) = this.watch(&mut child, &container, &key, pid).await;
             let entry = this.lock().remove(&key);
             let kill_reason = entry.and_then(|e| e.kill_reason);
             // Whatever the executor left behind in its process group goes too.
             if pid > 0 {
                 unsafe { libc::kill(-pid, libc::SIGKILL) };
             }
-            let (state, message) = classify(status, kill_reason, &sandbox);
-            tracing::info!(framework_id = %key.0, executor_id = %key.1, ?state, %message, "executor ended");
-            this.report(&agent, &key.0, &key.1, state, message);
+            // The kernel may have killed it for its memory between two looks.
+            let limitation = limitation.or_else(|| container.limitation_at_exit());
+            container.destroy().await;
+            let ending = classify(status, limitation, kill_reason, &sandbox);
+            tracing::info!(framework_id = %key.0, executor_id = %key.1, state = ?ending.state, message = %ending.message, exit_code = ?ending.exit_code, "executor ended");
+            this.report_ending(&agent, &key.0, &key.1, ending);
         });
         Ok(())
+    }
+
+    /// Waits for the executor to exit, reading what it uses every [`WATCH_INTERVAL`] and
+    /// killing its process group when it goes past its limits; returns how it exited and the
+    /// limitation it was killed for.
+    async fn watch(
+        &self,
+        child: &mut tokio::process::Child,
+        container: &Container,
+        key: &(String, String),
+        pid: i32,
+    ) -> (std::io::Result<ExitStatus>, Option<Limitation>) {
+        let mut limitation = None;
+        let mut ticks = tokio::time::interval(WATCH_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                status = child.wait() => return (status, limitation),
+                _ = ticks.tick(), if limitation.is_none() => {
+                    let usage = container.usage(pid);
+                    if let Some(entry) = self.lock().get_mut(key) {
+                        entry.usage = usage;
+                    }
+                    if let Some(found) = container.limitation(&usage) {
+                        tracing::warn!(framework_id = %key.0, executor_id = %key.1, pid,
+                            memory_bytes = usage.memory_bytes, "{found}; killing the executor");
+                        limitation = Some(found);
+                        if pid > 0 {
+                            // SAFETY: a plain syscall on the executor's own process group.
+                            unsafe { libc::kill(-pid, libc::SIGKILL) };
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Sends SIGTERM to the executor's process group, then SIGKILL after
@@ -449,7 +607,12 @@ mod tests {
     ) {
         let dir = tempfile::tempdir().expect("temp dir");
         let (tx, rx) = unbounded_channel();
-        let executors = Executors::new(dir.path().to_path_buf(), "127.0.0.1".into(), tx);
+        let executors = Executors::new(
+            dir.path().to_path_buf(),
+            "127.0.0.1".into(),
+            tx,
+            crate::isolation::Isolator::Posix,
+        );
         (dir, executors, rx)
     }
 
@@ -528,6 +691,62 @@ mod tests {
         assert_eq!(*state, ExecutorState::Failed);
         assert!(message.contains("exited with status 3"), "{message}");
         assert!(message.contains("first\noops"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn an_executor_past_its_memory_is_killed_and_fails_saying_so() {
+        let (_dir, ex, mut rx) = setup();
+        // 64 MiB given; the shell holds about 100 MB, then sleeps.
+        ex.launch(spec(
+            "hog",
+            "x=$(head -c 100000000 /dev/zero | tr '\\0' a); sleep 30",
+        ))
+        .unwrap();
+        let updates = run_to_end(&mut rx, "hog").await;
+        assert_eq!(
+            updates.last().unwrap(),
+            &(
+                ExecutorState::Failed,
+                "memory limit 64 MiB exceeded".to_string()
+            )
+        );
+        assert_eq!(ex.count(), 0);
+    }
+
+    #[test]
+    fn endings_carry_the_exit_code_and_a_limitation_comes_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let exited = |raw: i32| Ok(ExitStatus::from_raw(raw));
+        let three = classify(exited(3 << 8), None, None, dir.path());
+        assert_eq!(
+            (three.state, three.exit_code),
+            (ExecutorState::Failed, Some(3))
+        );
+        let killed = classify(
+            exited(libc::SIGKILL),
+            None,
+            Some("asked".into()),
+            dir.path(),
+        );
+        assert_eq!(
+            (killed.state, killed.message.as_str(), killed.exit_code),
+            (ExecutorState::Killed, "asked", Some(137))
+        );
+        let limited = classify(
+            exited(libc::SIGKILL),
+            Some(Limitation::Memory { limit_mb: 1024 }),
+            Some("asked".into()),
+            dir.path(),
+        );
+        assert_eq!(
+            limited,
+            Ending {
+                state: ExecutorState::Failed,
+                message: "memory limit 1024 MiB exceeded".into(),
+                exit_code: Some(137),
+                reason: ExecutorReason::MemoryLimit,
+            }
+        );
     }
 
     #[tokio::test]

@@ -8,6 +8,11 @@
 //! the agent lost), the agent kills its executors — the master has already
 //! reported them LOST — and registers again under a new id.
 //!
+//! Executors run isolated ([`isolation`]): in a cgroup v2 each where the agent may make
+//! them, else with rlimits and their memory watched from `/proc`; the mode in use goes to the
+//! master at registration, and what each executor uses goes with the heartbeats. An executor
+//! past its memory is killed and reported FAILED, "memory limit N MiB exceeded".
+//!
 //! Every link is mutual TLS with the cluster's certificates: the agent dials the
 //! master expecting the master's certificate, and runs launches and kills only
 //! when the caller's certificate is the master's. Its executors learn the host
@@ -16,6 +21,7 @@
 //! The binary `tessera-agent` wraps [`run`]; see `src/main.rs` for flags.
 
 mod executors;
+pub mod isolation;
 mod master_link;
 mod service;
 
@@ -29,6 +35,7 @@ use tessera_credentials::Credential;
 use tokio::net::TcpListener;
 
 pub use executors::KILL_GRACE;
+pub use isolation::{IsolationChoice, IsolationConfig, IsolationError, IsolationMode};
 
 /// What the agent offers and where it talks.
 #[derive(Clone, Debug)]
@@ -48,6 +55,8 @@ pub struct AgentConfig {
     pub advertise_address: Option<String>,
     /// The agent's identity (an agent certificate of the cluster's CA).
     pub credential: Credential,
+    /// How to isolate executors.
+    pub isolation: IsolationConfig,
 }
 
 /// Largest request the agent decodes (a launch is a few KiB).
@@ -64,6 +73,8 @@ pub enum AgentError {
     Credentials(#[from] tessera_credentials::CredentialError),
     #[error("the master address {0:?} is not HOST:PORT")]
     BadMasterAddress(String),
+    #[error("cannot isolate executors: {0}")]
+    Isolation(#[from] IsolationError),
     #[error("cannot create the work directory {path}: {source}")]
     WorkDir {
         path: PathBuf,
@@ -137,9 +148,10 @@ pub async fn run(
         .rsplit_once(':')
         .map(|(host, _)| host.trim_matches(['[', ']']).to_string())
         .unwrap_or_else(|| address.clone());
-    let executors = executors::Executors::new(config.work_dir.clone(), host, updates_tx);
+    let isolator = isolation::Isolator::new(&config.isolation)?;
+    let executors = executors::Executors::new(config.work_dir.clone(), host, updates_tx, isolator);
     tracing::info!(%address, master = %config.master, cpus = config.cpus, mem_mb = config.mem_mb,
-        work_dir = %config.work_dir.display(), "tessera-agent listening");
+        work_dir = %config.work_dir.display(), isolation = %executors.isolation(), "tessera-agent listening");
 
     let registration = Arc::new(master_link::Registration::default());
     let tasks = [
@@ -184,5 +196,6 @@ pub async fn run(
     for task in tasks {
         task.abort();
     }
+    executors.close_isolation();
     result.map_err(AgentError::from)
 }

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use tessera_agent::{AgentConfig, detect_cpus, detect_hostname, detect_mem_mb};
+use tessera_agent::{
+    AgentConfig, IsolationChoice, IsolationConfig, detect_cpus, detect_hostname, detect_mem_mb,
+};
 use tessera_credentials::{Credential, Principal};
 
 /// Tessera's cluster agent: registers this machine with the master and runs
@@ -47,6 +49,17 @@ struct Args {
     /// Host name shown in offers (default: the machine's).
     #[arg(long)]
     hostname: Option<String>,
+    /// How to isolate executors: cgroups (v2: cpu.max, memory.max, pids.max per executor),
+    /// posix (rlimits; memory watched from /proc, CPU not limited), or auto (cgroups where
+    /// the cpu, memory and pids controllers are available and writable, else posix).
+    #[arg(long, default_value = "auto")]
+    isolation: IsolationChoice,
+    /// The cgroup v2 directory to make the agent's cgroup in (default: the cgroup2 mount).
+    #[arg(long)]
+    cgroups_root: Option<PathBuf>,
+    /// Most processes and threads one executor may have (cgroups mode: pids.max).
+    #[arg(long, default_value_t = tessera_agent::isolation::DEFAULT_PIDS_MAX)]
+    executor_pids_max: u64,
 }
 
 async fn shutdown_signal() {
@@ -96,6 +109,11 @@ async fn main() -> anyhow::Result<()> {
         hostname: args.hostname.unwrap_or_else(detect_hostname),
         advertise_address: args.advertise_address,
         credential,
+        isolation: IsolationConfig {
+            choice: args.isolation,
+            cgroups_root: args.cgroups_root,
+            pids_max: args.executor_pids_max,
+        },
     };
     let requested = SocketAddr::new(args.bind, args.port);
     let listener = tokio::net::TcpListener::bind(requested)

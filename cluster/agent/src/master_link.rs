@@ -1,5 +1,6 @@
 //! The agent's side of its conversation with the master: registering (retried
-//! with backoff while the master is not there), heartbeating, and forwarding
+//! with backoff while the master is not there, saying how it isolates executors),
+//! heartbeating with what its executors use, and forwarding
 //! executor status updates in order until the master acknowledges each.
 
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::executors::Executors;
+use crate::isolation::IsolationMode;
 use crate::{AgentConfig, AgentError};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -59,7 +61,12 @@ impl Registration {
     }
 }
 
-async fn register(link: &MasterLink, config: &AgentConfig, address: &str) -> (String, Duration) {
+async fn register(
+    link: &MasterLink,
+    config: &AgentConfig,
+    address: &str,
+    isolation: IsolationMode,
+) -> (String, Duration) {
     let mut backoff = Duration::from_millis(100);
     let mut attempts: u32 = 0;
     loop {
@@ -70,6 +77,7 @@ async fn register(link: &MasterLink, config: &AgentConfig, address: &str) -> (St
                 cpus: config.cpus,
                 mem_mb: config.mem_mb,
             }),
+            isolation: isolation.to_string(),
         };
         match link.client.clone().register_agent(request).await {
             Ok(response) => {
@@ -109,13 +117,14 @@ pub(crate) async fn register_and_heartbeat(
     executors: Arc<Executors>,
 ) {
     loop {
-        let (agent_id, interval) = register(&link, &config, &address).await;
+        let (agent_id, interval) = register(&link, &config, &address, executors.isolation()).await;
         registration.set(Some(agent_id.clone()));
         let mut failures: u32 = 0;
         loop {
             tokio::time::sleep(interval).await;
             let request = HeartbeatRequest {
                 agent_id: agent_id.clone(),
+                usage: executors.usage(),
             };
             match link.client.clone().heartbeat(request).await {
                 Ok(response) if response.get_ref().known => {

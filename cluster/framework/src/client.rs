@@ -118,6 +118,22 @@ impl std::fmt::Display for ExecutorState {
     }
 }
 
+/// Why an executor ended, when its state does not say it all (Mesos' TaskStatus reason).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExecutorReason {
+    /// Its agent killed it for using more memory than it was given.
+    MemoryLimit,
+}
+
+impl ExecutorReason {
+    fn from_pb(value: i32) -> Option<Self> {
+        match pb::ExecutorReason::try_from(value).ok()? {
+            pb::ExecutorReason::MemoryLimit => Some(Self::MemoryLimit),
+            pb::ExecutorReason::Unspecified => None,
+        }
+    }
+}
+
 /// What the master tells a framework.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FrameworkEvent {
@@ -133,6 +149,9 @@ pub enum FrameworkEvent {
         agent_id: String,
         state: ExecutorState,
         message: String,
+        /// Once its process ended: its exit status, or 128 + the signal that ended it.
+        exit_code: Option<i32>,
+        reason: Option<ExecutorReason>,
     },
     /// The subscription ended (the master went away, or removed this
     /// framework); the last event.
@@ -151,6 +170,8 @@ pub struct AgentSummary {
     pub allocated: Resources,
     /// In outstanding offers.
     pub offered: Resources,
+    /// How it isolates its executors: "cgroups-v2" or "posix".
+    pub isolation: String,
 }
 
 /// A framework as `tessera cluster status` shows it.
@@ -183,6 +204,10 @@ pub struct ExecutorSummary {
     pub state: ExecutorState,
     pub resources: Resources,
     pub message: String,
+    /// Memory its processes used at its agent's last heartbeat (0 once ended).
+    pub memory_used_bytes: u64,
+    /// CPU time its processes used by then, in seconds.
+    pub cpu_seconds: f64,
 }
 
 /// A snapshot of the cluster, from the master.
@@ -545,6 +570,8 @@ fn event_from_pb(event: pb::event::Event) -> Option<FrameworkEvent> {
             agent_id: u.agent_id,
             state: ExecutorState::from_pb(u.state)?,
             message: u.message,
+            exit_code: u.exit_code,
+            reason: ExecutorReason::from_pb(u.reason),
         },
         E::Error(e) => FrameworkEvent::Disconnected(e.message),
         // Only proof of life, which `forward_events` takes in.
@@ -630,6 +657,7 @@ pub async fn cluster_status(endpoint: &MasterEndpoint) -> Result<ClusterStatus, 
                 total: res(a.total),
                 allocated: res(a.allocated),
                 offered: res(a.offered),
+                isolation: a.isolation,
             })
             .collect(),
         frameworks: r
@@ -663,6 +691,8 @@ pub async fn cluster_status(endpoint: &MasterEndpoint) -> Result<ClusterStatus, 
                     agent_id: e.agent_id,
                     resources: res(e.resources),
                     message: e.message,
+                    memory_used_bytes: e.memory_used_bytes,
+                    cpu_seconds: e.cpu_seconds,
                 })
             })
             .collect(),

@@ -20,17 +20,23 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Also here: [`cluster_status`] (what `tessera cluster status` shows),
+//! Also here: [`cluster_status`] (what `tessera cluster status` shows), [`run_command`] (a
+//! command run as a task, what `tessera cluster exec` does),
 //! [`parse_master_url`] for session master URLs, and [`LocalCluster`], which
 //! runs a real master and agents on loopback (`local-cluster[A,C,M]`).
 
 mod client;
+mod command_task;
 pub mod local_cluster;
 mod master_url;
 
 pub use client::{
-    AgentSummary, ClusterStatus, ExecutorLaunch, ExecutorState, ExecutorSummary, FrameworkClient,
-    FrameworkEvent, FrameworkInfo, FrameworkSummary, MasterEndpoint, Offer, cluster_status,
+    AgentSummary, ClusterStatus, ExecutorLaunch, ExecutorReason, ExecutorState, ExecutorSummary,
+    FrameworkClient, FrameworkEvent, FrameworkInfo, FrameworkSummary, MasterEndpoint, Offer,
+    cluster_status,
+};
+pub use command_task::{
+    CommandOutcome, CommandTask, CommandTaskError, CommandTaskEvent, run_command,
 };
 pub use local_cluster::{LOCAL_FRAMEWORK, LocalCluster, LocalClusterError};
 pub use master_url::{DEFAULT_MASTER_PORT, MasterUrl, MasterUrlError, parse_master_url};

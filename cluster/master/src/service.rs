@@ -221,6 +221,7 @@ impl Master for MasterService {
             req.address,
             principal,
             total,
+            req.isolation,
             client,
             Instant::now(),
         )?;
@@ -237,10 +238,12 @@ impl Master for MasterService {
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let principal = agent_caller(&request, "Heartbeat")?;
         let req = request.into_inner();
-        let known = self
-            .shared
-            .lock()
-            .heartbeat(&req.agent_id, &principal, Instant::now())?;
+        let mut state = self.shared.lock();
+        let known = state.heartbeat(&req.agent_id, &principal, Instant::now())?;
+        if known {
+            state.record_usage(&req.agent_id, req.usage);
+        }
+        drop(state);
         Ok(Response::new(pb::HeartbeatResponse { known }))
     }
 

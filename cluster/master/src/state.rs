@@ -32,6 +32,8 @@ pub(crate) struct Agent {
     pub hostname: String,
     pub address: String,
     pub total: Resources,
+    /// How it isolates its executors, as it said when it registered.
+    pub isolation: String,
     pub last_heartbeat: Instant,
     pub client: AgentClient<Channel>,
 }
@@ -69,6 +71,8 @@ pub(crate) struct Executor {
     pub resources: Resources,
     pub state: pb::ExecutorState,
     pub message: String,
+    /// What it used at its agent's last heartbeat.
+    pub usage: pb::ExecutorUsage,
 }
 
 /// Something to ask an agent, done after the state lock is released.
@@ -263,6 +267,7 @@ impl MasterState {
         address: String,
         principal: String,
         total: Resources,
+        isolation: String,
         client: AgentClient<Channel>,
         now: Instant,
     ) -> Result<(String, Duration), Status> {
@@ -292,6 +297,7 @@ impl MasterState {
                 hostname,
                 address,
                 total,
+                isolation,
                 last_heartbeat: now,
                 client,
             },
@@ -335,6 +341,20 @@ impl MasterState {
                 false
             }
         })
+    }
+
+    /// Keeps what an agent's running executors use, as its heartbeat reports it; reports on
+    /// executors it does not run are ignored.
+    pub fn record_usage(&mut self, agent_id: &str, usage: Vec<pb::ExecutorUsage>) {
+        for u in usage {
+            let key = (u.framework_id.clone(), u.executor_id.clone());
+            if let Some(e) = self.executors.get_mut(&key)
+                && e.agent_id == agent_id
+                && !is_terminal(e.state)
+            {
+                e.usage = u;
+            }
+        }
     }
 
     /// Removes an agent: its offers are rescinded, its executors reported
@@ -842,6 +862,7 @@ impl MasterState {
                     resources,
                     state: pb::ExecutorState::Starting,
                     message: String::new(),
+                    usage: pb::ExecutorUsage::default(),
                 },
             );
             actions.push(AgentAction::Launch {
@@ -915,19 +936,11 @@ impl MasterState {
                 )));
             }
         }
-        self.update_executor(
-            &update.framework_id,
-            &update.executor_id,
-            &update.agent_id,
-            state,
-            update.message,
-        );
+        self.apply_update(update, state);
         Ok(())
     }
 
-    /// Applies an executor state change reported by `agent_id` (or decided by
-    /// the master), forwards it to the framework, and recovers the
-    /// executor's resources when it ends.
+    /// Applies an executor state change decided by the master (no exit code, no reason).
     pub fn update_executor(
         &mut self,
         framework_id: &str,
@@ -936,6 +949,28 @@ impl MasterState {
         state: pb::ExecutorState,
         message: String,
     ) {
+        let update = pb::StatusUpdate {
+            agent_id: agent_id.to_string(),
+            framework_id: framework_id.to_string(),
+            executor_id: executor_id.to_string(),
+            state: state as i32,
+            message,
+            exit_code: None,
+            reason: pb::ExecutorReason::Unspecified as i32,
+        };
+        self.apply_update(update, state);
+    }
+
+    /// Applies an executor state change reported by its agent (or decided by
+    /// the master), forwards it to the framework, and recovers the
+    /// executor's resources when it ends.
+    fn apply_update(&mut self, update: pb::StatusUpdate, state: pb::ExecutorState) {
+        let (framework_id, executor_id, agent_id) = (
+            update.framework_id.as_str(),
+            update.executor_id.as_str(),
+            update.agent_id.as_str(),
+        );
+        let message = &update.message;
         let key = (framework_id.to_string(), executor_id.to_string());
         let Some(executor) = self.executors.get_mut(&key) else {
             tracing::debug!(%framework_id, %executor_id, ?state, "status update for an unknown executor ignored");
@@ -950,6 +985,7 @@ impl MasterState {
         executor.message = message.clone();
         let resources = executor.resources;
         if is_terminal(state) {
+            executor.usage = pb::ExecutorUsage::default();
             self.allocator
                 .recover_resources(framework_id, agent_id, resources, None);
             self.completed.push_back(key);
@@ -959,14 +995,12 @@ impl MasterState {
                 }
             }
         }
+        let framework_id = framework_id.to_string();
         self.send(
-            framework_id,
+            &framework_id,
             event(pb::event::Event::StatusUpdate(pb::StatusUpdate {
-                agent_id: agent_id.to_string(),
-                framework_id: framework_id.to_string(),
-                executor_id: executor_id.to_string(),
                 state: state as i32,
-                message,
+                ..update
             })),
         );
     }
@@ -1002,6 +1036,7 @@ impl MasterState {
                 total: Some(to_pb(a.total)),
                 allocated: sum_of(&used, &a.id),
                 offered: sum_of(&offered, &a.id),
+                isolation: a.isolation.clone(),
             })
             .collect();
         agents.sort_by(|a, b| a.id.cmp(&b.id));
@@ -1046,6 +1081,8 @@ impl MasterState {
                 state: e.state as i32,
                 resources: Some(to_pb(e.resources)),
                 message: e.message.clone(),
+                memory_used_bytes: e.usage.memory_bytes,
+                cpu_seconds: e.usage.cpu_seconds,
             })
             .collect();
         pb::ClusterStatusResponse {
@@ -1106,6 +1143,27 @@ mod tests {
             .collect()
     }
 
+    /// `alice`'s framework `fw` accepts `offer` with one launch.
+    fn accept_one(
+        m: &mut MasterState,
+        fw: &str,
+        offer: pb::Offer,
+        launch: pb::ExecutorLaunch,
+        now: Instant,
+    ) {
+        m.accept(
+            pb::AcceptRequest {
+                framework_id: fw.to_string(),
+                offer_ids: vec![offer.id],
+                launches: vec![launch],
+                refuse_seconds: 0.0,
+            },
+            "alice",
+            now,
+        )
+        .expect("accept");
+    }
+
     fn launch(id: &str, cpus: f64, mem_mb: u64) -> pb::ExecutorLaunch {
         pb::ExecutorLaunch {
             executor_id: id.into(),
@@ -1140,6 +1198,7 @@ mod tests {
                 "127.0.0.1:9".into(),
                 "b".into(),
                 Resources::new(2.0, 1024),
+                "posix".into(),
                 client(),
                 now,
             )
@@ -1251,17 +1310,7 @@ mod tests {
     async fn executor_end_is_forwarded_and_frees_its_resources() {
         let (mut m, agent, fw, mut rx, offer) = setup(Duration::ZERO);
         let now = Instant::now();
-        m.accept(
-            pb::AcceptRequest {
-                framework_id: fw.clone(),
-                offer_ids: vec![offer.id],
-                launches: vec![launch("e", 2.0, 1024)],
-                refuse_seconds: 0.0,
-            },
-            "alice",
-            now,
-        )
-        .expect("accept");
+        accept_one(&mut m, &fw, offer, launch("e", 2.0, 1024), now);
         m.update_executor(&fw, "e", &agent, pb::ExecutorState::Running, String::new());
         m.update_executor(
             &fw,
@@ -1298,20 +1347,69 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn usage_and_how_an_executor_ended_reach_status_and_the_framework() {
+        let (mut m, agent, fw, mut rx, offer) = setup(Duration::ZERO);
+        let now = Instant::now();
+        accept_one(&mut m, &fw, offer, launch("e", 1.0, 128), now);
+        m.update_executor(&fw, "e", &agent, pb::ExecutorState::Running, String::new());
+        let usage = |framework_id: &str| pb::ExecutorUsage {
+            framework_id: framework_id.into(),
+            executor_id: "e".into(),
+            memory_bytes: 50 << 20,
+            cpu_seconds: 1.5,
+        };
+        // Reports from another agent, or on executors that are not there, change nothing.
+        m.record_usage("someone-else", vec![usage(&fw)]);
+        m.record_usage(&agent, vec![usage("no-such-framework")]);
+        assert_eq!(m.cluster_status().executors[0].memory_used_bytes, 0);
+        m.record_usage(&agent, vec![usage(&fw)]);
+        let status = m.cluster_status();
+        assert_eq!(status.agents[0].isolation, "posix");
+        assert_eq!(
+            (
+                status.executors[0].memory_used_bytes,
+                status.executors[0].cpu_seconds
+            ),
+            (50 << 20, 1.5)
+        );
+
+        m.agent_update(
+            "b",
+            pb::StatusUpdate {
+                agent_id: agent.clone(),
+                framework_id: fw.clone(),
+                executor_id: "e".into(),
+                state: pb::ExecutorState::Failed as i32,
+                message: "memory limit 128 MiB exceeded".into(),
+                exit_code: Some(137),
+                reason: pb::ExecutorReason::MemoryLimit as i32,
+            },
+        )
+        .expect("the agent's update");
+        let last = drain(&mut rx)
+            .into_iter()
+            .filter_map(|e| match e {
+                pb::event::Event::StatusUpdate(u) => Some(u),
+                _ => None,
+            })
+            .last()
+            .expect("updates forwarded");
+        assert_eq!(
+            (last.exit_code, last.reason, last.message.as_str()),
+            (
+                Some(137),
+                pb::ExecutorReason::MemoryLimit as i32,
+                "memory limit 128 MiB exceeded"
+            )
+        );
+        assert_eq!(m.cluster_status().executors[0].memory_used_bytes, 0);
+    }
+
+    #[tokio::test]
     async fn lost_agent_rescinds_offers_and_loses_executors() {
         let (mut m, agent, fw, mut rx, offer) = setup(Duration::ZERO);
         let t0 = Instant::now();
-        m.accept(
-            pb::AcceptRequest {
-                framework_id: fw.clone(),
-                offer_ids: vec![offer.id],
-                launches: vec![launch("e", 1.0, 256)],
-                refuse_seconds: 0.0,
-            },
-            "alice",
-            t0,
-        )
-        .expect("accept");
+        accept_one(&mut m, &fw, offer, launch("e", 1.0, 256), t0);
         m.allocate(t0);
         let rest = offers(&drain(&mut rx)).pop().expect("offer of the rest");
         let timeout = Duration::from_secs(10);
@@ -1343,17 +1441,7 @@ mod tests {
         let failover = Duration::from_secs(30);
         let (mut m, _agent, fw, rx, offer) = setup(failover);
         let t0 = Instant::now();
-        m.accept(
-            pb::AcceptRequest {
-                framework_id: fw.clone(),
-                offer_ids: vec![offer.id],
-                launches: vec![launch("e", 1.0, 256)],
-                refuse_seconds: 0.0,
-            },
-            "alice",
-            t0,
-        )
-        .expect("accept");
+        accept_one(&mut m, &fw, offer, launch("e", 1.0, 256), t0);
         m.allocate(t0);
         drop(rx);
         let actions = m.framework_disconnected(&fw, 0, failover, t0);
@@ -1450,29 +1538,22 @@ mod tests {
                 "127.0.0.1:9".into(),
                 "rogue".into(),
                 Resources::new(1.0, 64),
+                "posix".into(),
                 client(),
                 now,
             )
             .unwrap_err();
         assert_eq!(taken.code(), tonic::Code::PermissionDenied);
         assert_eq!(m.agents.len(), 1, "the real agent stays registered");
-        m.accept(
-            pb::AcceptRequest {
-                framework_id: fw.clone(),
-                offer_ids: vec![offer.id],
-                launches: vec![launch("e", 1.0, 64)],
-                refuse_seconds: 0.0,
-            },
-            "alice",
-            now,
-        )
-        .unwrap();
+        accept_one(&mut m, &fw, offer, launch("e", 1.0, 64), now);
         let update = |agent_id: &str, executor_id: &str| pb::StatusUpdate {
             agent_id: agent_id.into(),
             framework_id: fw.clone(),
             executor_id: executor_id.into(),
             state: pb::ExecutorState::Lost as i32,
             message: String::new(),
+            exit_code: None,
+            reason: 0,
         };
         // Another agent's principal with the real agent's id, or the right agent for an
         // executor it does not run: refused, and the executor keeps its state.
@@ -1482,6 +1563,7 @@ mod tests {
                 "127.0.0.1:10".into(),
                 "c".into(),
                 Resources::new(1.0, 64),
+                "posix".into(),
                 client(),
                 now,
             )

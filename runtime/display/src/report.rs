@@ -178,12 +178,21 @@ pub fn cluster(status: &ClusterStatus) -> Vec<Table> {
     let res = |r: &Resources| format!("{} cpus, {} MiB", r.cpus, r.mem_mb);
     vec![
         Table::new(
-            &["agent", "host", "address", "total", "allocated", "offered"],
+            &[
+                "agent",
+                "host",
+                "address",
+                "isolation",
+                "total",
+                "allocated",
+                "offered",
+            ],
             status.agents.iter().map(|a| {
                 vec![
                     a.id.clone(),
                     a.hostname.clone(),
                     a.address.clone(),
+                    a.isolation.clone(),
                     res(&a.total),
                     res(&a.allocated),
                     res(&a.offered),
@@ -229,14 +238,35 @@ pub fn cluster(status: &ClusterStatus) -> Vec<Table> {
         )
         .titled("Offers"),
         Table::new(
-            &["executor", "framework", "agent", "state", "resources"],
+            &[
+                "executor",
+                "framework",
+                "agent",
+                "state",
+                "resources",
+                "memory used",
+                "cpu time",
+                "message",
+            ],
             status.executors.iter().map(|e| {
+                let running = !e.state.is_terminal();
                 vec![
                     e.executor_id.clone(),
                     e.framework_id.clone(),
                     e.agent_id.clone(),
                     e.state.to_string(),
                     res(&e.resources),
+                    if running {
+                        bytes(e.memory_used_bytes)
+                    } else {
+                        String::new()
+                    },
+                    if running {
+                        format!("{:.1} s", e.cpu_seconds)
+                    } else {
+                        String::new()
+                    },
+                    e.message.lines().next().unwrap_or("").to_string(),
                 ]
             }),
         )

@@ -13,14 +13,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tessera_credentials::Credential;
 use tessera_framework::{
-    ExecutorLaunch, FrameworkClient, FrameworkEvent, FrameworkInfo, LocalCluster, MasterEndpoint,
-    MasterUrl, Offer, Resources,
+    ExecutorLaunch, ExecutorState, FrameworkClient, FrameworkEvent, FrameworkInfo, LocalCluster,
+    MasterEndpoint, MasterUrl, Offer, Resources,
 };
 
 /// How long a declined offer's resources are not offered again.
 const DECLINE_SECONDS: f64 = 5.0;
-/// Smallest offer worth an executor.
-const MIN_EXECUTOR_MEM_MB: u64 = 64;
+/// Smallest offer worth an executor, and the least memory one asks for: the process itself
+/// takes some 50 MiB (code, runtime, a task's buffers) before it caches anything, and agents
+/// kill executors past the memory they were given.
+const MIN_EXECUTOR_MEM_MB: u64 = 128;
 
 pub enum Backend {
     /// `local[N]`: the driver started one executor itself.
@@ -236,6 +238,7 @@ impl OfferHandler {
                 agent_id,
                 state,
                 message,
+                ..
             } => {
                 tracing::info!(%executor_id, %agent_id, %state, %message, "executor status");
                 if state.is_terminal() {
@@ -244,6 +247,11 @@ impl OfferHandler {
                         // Released while idle: offers again only when tasks wait.
                         self.state.forget_executor(&executor_id);
                         return;
+                    }
+                    if matches!(state, ExecutorState::Failed | ExecutorState::Lost) {
+                        // Why it ended is for the user to see: e.g. "memory limit 1024 MiB
+                        // exceeded", or the end of its stderr.
+                        tracing::warn!(%executor_id, %agent_id, "executor {state}: {message}");
                     }
                     self.state.lose_executor(&executor_id);
                     // A replacement is wanted: offers again.
