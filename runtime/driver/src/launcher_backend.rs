@@ -3,6 +3,7 @@
 //! loopback for `local-cluster[A,C,M]`, or a running one for `tessera://HOST:PORT`.
 
 use crate::dynamic_allocation::{DynamicAllocation, ExecutorUse, to_release};
+use crate::executor_size::{MIN_EXECUTOR_MEM_MB, executor_size};
 use crate::launcher::ExecutorCommand;
 use crate::{DriverConfig, DriverState};
 use parking_lot::Mutex;
@@ -19,10 +20,6 @@ use tessera_framework::{
 
 /// How long a declined offer's resources are not offered again.
 const DECLINE_SECONDS: f64 = 5.0;
-/// Smallest offer worth an executor, and the least memory one asks for: the process itself
-/// takes some 50 MiB (code, runtime, a task's buffers) before it caches anything, and agents
-/// kill executors past the memory they were given.
-const MIN_EXECUTOR_MEM_MB: u64 = 128;
 
 pub enum Backend {
     /// `local[N]`: the driver started one executor itself.
@@ -321,21 +318,15 @@ impl OfferHandler {
         if let Some(cores) = self.cores {
             cpus = cpus.min(cores as f64);
         }
-        // The executor caches up to `memory_mb`, and reserves at least what a process needs
-        // even when asked to cache less.
-        let cache_mb = offer.resources.mem_mb.min(self.memory_mb);
-        let mem_mb = offer
-            .resources
-            .mem_mb
-            .min(self.memory_mb.max(MIN_EXECUTOR_MEM_MB));
-        let wanted = cpus >= 1.0 && mem_mb >= MIN_EXECUTOR_MEM_MB && {
+        let size = executor_size(offer.resources.mem_mb, self.memory_mb);
+        let wanted = cpus >= 1.0 && size.is_some() && {
             let mut held = self.agents_with_executor.lock();
             held.len() < self.wanted && held.insert(offer.agent_id.clone())
         };
-        if !wanted {
+        let (true, Some(size)) = (wanted, size) else {
             let _ = self.client.decline(&offer.id, DECLINE_SECONDS).await;
             return;
-        }
+        };
         let launch = self.launched.fetch_add(1, Ordering::Relaxed);
         let executor_id = format!("exec-{launch}-{}", offer.agent_id);
         let command = ExecutorCommand::new(
@@ -343,7 +334,7 @@ impl OfferHandler {
             &self.driver_address,
             &executor_id,
             cpus as u32,
-            cache_mb,
+            size.cache_mb,
             &self.executor_credential,
         );
         let launch = ExecutorLaunch {
@@ -351,7 +342,7 @@ impl OfferHandler {
             program: command.program.to_string_lossy().into_owned(),
             args: command.args,
             env: command.env,
-            resources: Resources::new(cpus, mem_mb),
+            resources: Resources::new(cpus, size.container_mb),
         };
         if let Err(e) = self.client.accept(&offer.id, vec![launch]).await {
             tracing::warn!("cannot launch an executor on agent {}: {e}", offer.agent_id);

@@ -11,6 +11,7 @@ mod cell_server;
 mod dag;
 mod displays;
 mod dynamic_allocation;
+mod executor_size;
 mod executors;
 mod jobs;
 mod launcher;
