@@ -1100,6 +1100,18 @@ mod tests {
         (m, agent, fw, rx, offer)
     }
 
+    /// Launches executor `e` (1 CPU, 256 MiB) of `fw` with `offer`, and has it run.
+    fn run_executor(m: &mut MasterState, agent: &str, fw: &str, offer: pb::Offer, now: Instant) {
+        let accept = pb::AcceptRequest {
+            framework_id: fw.to_string(),
+            offer_ids: vec![offer.id],
+            launches: vec![launch("e", 1.0, 256)],
+            refuse_seconds: 0.0,
+        };
+        m.accept(accept, "alice", now).unwrap();
+        m.update_executor(fw, "e", agent, pb::ExecutorState::Running, String::new());
+    }
+
     /// Every sample line of the Prometheus text, "name{labels} value", as name{labels} -> value;
     /// fails unless each family has its HELP and TYPE lines before its samples.
     fn samples(text: &str) -> BTreeMap<String, f64> {
@@ -1130,18 +1142,7 @@ mod tests {
     async fn metrics_count_offers_launches_losses_and_allocation_runs() {
         let (mut m, agent, fw, _rx, offer) = setup(Duration::ZERO);
         let now = Instant::now();
-        m.accept(
-            pb::AcceptRequest {
-                framework_id: fw.clone(),
-                offer_ids: vec![offer.id],
-                launches: vec![launch("e", 1.0, 256)],
-                refuse_seconds: 0.0,
-            },
-            "alice",
-            now,
-        )
-        .unwrap();
-        m.update_executor(&fw, "e", &agent, pb::ExecutorState::Running, String::new());
+        run_executor(&mut m, &agent, &fw, offer, now);
         m.allocate(now);
         let rest: Vec<String> = m.offers.keys().cloned().collect();
         m.decline(&fw, "alice", &rest, 0.0, now).unwrap();
@@ -1195,18 +1196,7 @@ mod tests {
             ..MasterConfig::default()
         };
         let (mut m, agent, fw, _rx, offer) = setup_with(&config, now);
-        m.accept(
-            pb::AcceptRequest {
-                framework_id: fw.clone(),
-                offer_ids: vec![offer.id],
-                launches: vec![launch("e", 1.0, 256)],
-                refuse_seconds: 0.0,
-            },
-            "alice",
-            now,
-        )
-        .unwrap();
-        m.update_executor(&fw, "e", &agent, pb::ExecutorState::Running, String::new());
+        run_executor(&mut m, &agent, &fw, offer, now);
         m.allocate(now);
         let json = serde_json::to_value(m.snapshot()).unwrap();
         let amount = |cpus: f64, mem_mb: u64| serde_json::json!({"cpus": cpus, "mem_mb": mem_mb});

@@ -153,9 +153,22 @@ fn total(amounts: impl Iterator<Item = Resources>) -> Amount {
 impl MasterState {
     /// What the master knows now.
     pub fn snapshot(&self) -> Snapshot {
-        let live = || self.executors.values().filter(|e| !is_terminal(e.state));
-        let agents = self
-            .agents
+        let frameworks = self.framework_views();
+        Snapshot {
+            version: env!("CARGO_PKG_VERSION"),
+            id: self.run_id.clone(),
+            start_time: self.start_time,
+            allocator: self.roles.policy.name(),
+            roles: self.role_views(&frameworks),
+            agents: self.agent_views(),
+            frameworks,
+            offers: self.offer_views(),
+            executors: self.executor_views(),
+        }
+    }
+
+    fn agent_views(&self) -> Vec<AgentView> {
+        self.agents
             .values()
             .map(|a| AgentView {
                 id: a.id.clone(),
@@ -163,12 +176,14 @@ impl MasterState {
                 hostname: a.hostname.clone(),
                 address: a.address.clone(),
                 resources: a.total.into(),
-                allocated: total(live().filter(|e| e.agent_id == a.id).map(|e| e.resources)),
+                allocated: self.allocated_where(|e| e.agent_id == a.id),
                 offered: self.offered_where(|o| o.agent_id == a.id),
             })
-            .collect();
-        let frameworks: Vec<FrameworkView> = self
-            .frameworks
+            .collect()
+    }
+
+    fn framework_views(&self) -> Vec<FrameworkView> {
+        self.frameworks
             .values()
             .map(|f| FrameworkView {
                 id: f.id.clone(),
@@ -178,17 +193,15 @@ impl MasterState {
                 role: f.role.clone(),
                 connected: f.events.is_some(),
                 suppressed: f.suppressed,
-                allocated: total(
-                    live()
-                        .filter(|e| e.framework_id == f.id)
-                        .map(|e| e.resources),
-                ),
+                allocated: self.allocated_where(|e| e.framework_id == f.id),
                 offered: self.offered_where(|o| o.framework_id == f.id),
                 dominant_share: self.allocator.dominant_share(&f.id),
             })
-            .collect();
-        let offers = self
-            .offers
+            .collect()
+    }
+
+    fn offer_views(&self) -> Vec<OfferView> {
+        self.offers
             .values()
             .map(|o| OfferView {
                 id: o.id.clone(),
@@ -201,9 +214,11 @@ impl MasterState {
                     .unwrap_or_default(),
                 resources: o.resources.into(),
             })
-            .collect();
-        let executors = self
-            .executors
+            .collect()
+    }
+
+    fn executor_views(&self) -> Vec<ExecutorView> {
+        self.executors
             .values()
             .map(|e| ExecutorView {
                 framework_id: e.framework_id.clone(),
@@ -213,18 +228,17 @@ impl MasterState {
                 resources: e.resources.into(),
                 message: e.message.clone(),
             })
-            .collect();
-        Snapshot {
-            version: env!("CARGO_PKG_VERSION"),
-            id: self.run_id.clone(),
-            start_time: self.start_time,
-            allocator: self.roles.policy.name(),
-            roles: self.role_views(&frameworks),
-            agents,
-            frameworks,
-            offers,
-            executors,
-        }
+            .collect()
+    }
+
+    /// The resources of the executors, starting or running, that `keep` picks.
+    fn allocated_where(&self, keep: impl Fn(&super::Executor) -> bool) -> Amount {
+        total(
+            self.executors
+                .values()
+                .filter(|e| !is_terminal(e.state) && keep(e))
+                .map(|e| e.resources),
+        )
     }
 
     /// The resources of the outstanding offers that `keep` picks.
