@@ -28,7 +28,9 @@ pub use advertise::{advertised_address, hostname, local_address_towards};
 pub use authority::{Authority, Issued, init_credentials, principal_dir};
 pub use credential::{Credential, HANDSHAKE_TIMEOUT};
 pub use principal::{Principal, check_name};
-pub use server::{Authenticator, TlsServer};
+/// A certificate as a TLS peer presents it ([`Authenticator::verify`]).
+pub use rustls::pki_types::CertificateDer;
+pub use server::{Authenticator, Refusal, TlsServer};
 /// Instants of a certificate's validity ([`Authority::issue_between`]).
 pub use time::OffsetDateTime;
 

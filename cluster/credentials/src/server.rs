@@ -1,6 +1,8 @@
 //! The server side of mutual TLS: [`TlsServer::incoming`] accepts connections and finishes
 //! their handshakes, and [`Authenticator`] (a tonic interceptor on every service) checks the
-//! caller's certificate chain before any call runs.
+//! caller's certificate chain before any call runs. [`Credential::https_server`] is the same for
+//! HTTPS (HTTP/1.1: browsers, curl, metrics scrapers), whose server checks the chain per request
+//! with [`Authenticator::verify`] where a request needs a certificate.
 //!
 //! Why the chain is checked per call and not in the handshake: in TLS 1.3 a client learns that
 //! the server refused its certificate only as a closed connection ("connection closed"), which
@@ -106,8 +108,20 @@ fn tls_error(e: impl std::fmt::Display) -> CredentialError {
 }
 
 impl Credential {
-    /// The TLS server for a process holding this credential.
+    /// The TLS server for a process holding this credential (gRPC: HTTP/2).
     pub fn server(&self) -> Result<TlsServer, CredentialError> {
+        self.tls_server(b"h2")
+    }
+
+    /// The TLS server for this credential's HTTPS endpoints (HTTP/1.1). As [`Credential::server`]
+    /// it asks every client for a certificate and checks none in the handshake: a browser or a
+    /// scraper without one connects, and the server decides per request whether it needs one.
+    pub fn https_server(&self) -> Result<TlsServer, CredentialError> {
+        self.tls_server(b"http/1.1")
+    }
+
+    /// A TLS server speaking `protocol` (its ALPN name).
+    fn tls_server(&self, protocol: &[u8]) -> Result<TlsServer, CredentialError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         for ca in CertificateDer::pem_slice_iter(self.ca_pem().as_bytes()) {
@@ -129,7 +143,7 @@ impl Credential {
             }))
             .with_single_cert(chain, key)
             .map_err(tls_error)?;
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        config.alpn_protocols = vec![protocol.to_vec()];
         Ok(TlsServer {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             authenticator: Authenticator {
@@ -187,6 +201,24 @@ impl TlsServer {
     }
 }
 
+/// Why a peer is not authenticated: each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The peer presented no certificate.
+    #[error(
+        "the request came without a client certificate; present one issued by this cluster's \
+         CA (`tessera cluster init-credentials` makes them; Tessera's programs take the \
+         directory as --credentials DIR)"
+    )]
+    NoCertificate,
+    /// The certificate's chain does not lead to this cluster's CA, or it is not valid now.
+    #[error("{}", refusal(.0))]
+    NotAccepted(rustls::Error),
+    /// The certificate is valid but names no Tessera principal.
+    #[error("your certificate: {0}")]
+    NoPrincipal(CredentialError),
+}
+
 /// What a certificate the CA does not accept means to its holder.
 fn refusal(error: &rustls::Error) -> String {
     use rustls::CertificateError as E;
@@ -208,15 +240,18 @@ fn refusal(error: &rustls::Error) -> String {
 impl Authenticator {
     /// The principal whose valid certificate made `request`, or why there is none.
     pub fn authenticate<T>(&self, request: &tonic::Request<T>) -> Result<Principal, tonic::Status> {
-        let certs = request
-            .peer_certs()
+        let certs = request.peer_certs();
+        self.verify(certs.as_deref().map(Vec::as_slice))
+            .map_err(|refusal| tonic::Status::unauthenticated(refusal.to_string()))
+    }
+
+    /// The principal of a peer that presented `certs` (its certificate first, then any
+    /// intermediates) in its handshake, once their chain is checked against the CA; or why it
+    /// is not authenticated.
+    pub fn verify(&self, certs: Option<&[CertificateDer<'_>]>) -> Result<Principal, Refusal> {
+        let certs = certs
             .filter(|c| !c.is_empty())
-            .ok_or_else(|| {
-                tonic::Status::unauthenticated(
-                    "the call came without a client certificate; pass --credentials DIR (made by \
-                 `tessera cluster init-credentials`)",
-                )
-            })?;
+            .ok_or(Refusal::NoCertificate)?;
         let end_entity = certs[0].as_ref();
         let now = Instant::now();
         if let Some((principal, at)) = self.verified.lock().unwrap().get(end_entity)
@@ -226,9 +261,8 @@ impl Authenticator {
         }
         self.verifier
             .verify_client_cert(&certs[0], &certs[1..], UnixTime::now())
-            .map_err(|e| tonic::Status::unauthenticated(refusal(&e)))?;
-        let principal = Principal::from_certificate(end_entity)
-            .map_err(|e| tonic::Status::unauthenticated(format!("your certificate: {e}")))?;
+            .map_err(Refusal::NotAccepted)?;
+        let principal = Principal::from_certificate(end_entity).map_err(Refusal::NoPrincipal)?;
         let mut verified = self.verified.lock().unwrap();
         if verified.len() >= VERIFIED_AT_MOST {
             verified.clear();

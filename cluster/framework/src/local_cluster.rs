@@ -10,6 +10,9 @@
 //! `tessera cluster init-credentials` would): the master's, one per agent
 //! (`agent-0`, `agent-1`, ...) and the framework principal `local`, which
 //! [`LocalCluster::endpoint`] hands to the session.
+//!
+//! The master serves its HTTPS endpoints (`/state`, `/metrics`, `/health`, a page at `/`) on a
+//! free port too: [`LocalCluster::http_address`].
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -75,6 +78,8 @@ pub struct LocalCluster {
     master: Option<Child>,
     agents: Vec<Child>,
     master_address: String,
+    /// The master's HTTPS side, "HOST:PORT".
+    http_address: String,
     /// The framework principal `local`'s credential.
     framework: Credential,
     dir: tempfile::TempDir,
@@ -229,6 +234,7 @@ impl LocalCluster {
             &Principal::Framework(LOCAL_FRAMEWORK.into()),
         ))?;
         let address_file = dir.path().join("master.address");
+        let http_address_file = dir.path().join("master.http-address");
         let master_log = dir.path().join("master.log");
         let master = spawn_daemon(
             &master_bin,
@@ -237,6 +243,10 @@ impl LocalCluster {
                 "0".into(),
                 "--address-file".into(),
                 address_file.display().to_string(),
+                "--http-port".into(),
+                "0".into(),
+                "--http-address-file".into(),
+                http_address_file.display().to_string(),
                 "--allocation-interval-ms".into(),
                 ALLOCATION_INTERVAL_MS.to_string(),
                 "--agent-timeout-ms".into(),
@@ -255,6 +265,7 @@ impl LocalCluster {
             master: Some(master),
             agents: Vec::new(),
             master_address: String::new(),
+            http_address: String::new(),
             framework,
             dir,
         };
@@ -265,12 +276,16 @@ impl LocalCluster {
             detail,
         };
 
-        // The master writes its address once it listens.
+        // The master writes its addresses once it listens, the HTTP side's first.
         loop {
             if let Ok(text) = std::fs::read_to_string(&address_file)
                 && !text.trim().is_empty()
             {
                 cluster.master_address = text.trim().to_string();
+                cluster.http_address = std::fs::read_to_string(&http_address_file)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
                 break;
             }
             let master = cluster.master.as_mut().expect("master child");
@@ -361,6 +376,12 @@ impl LocalCluster {
     /// The master's "HOST:PORT".
     pub fn master_address(&self) -> &str {
         &self.master_address
+    }
+
+    /// The master's HTTPS side, "HOST:PORT": `https://HOST:PORT/` shows the cluster, and its
+    /// certificate names the principal `master.tessera`.
+    pub fn http_address(&self) -> &str {
+        &self.http_address
     }
 
     /// The master, with the credential of the framework principal `local`.

@@ -18,8 +18,13 @@
 //! and the master dials each agent expecting that agent's certificate. Requests
 //! are at most [`MAX_REQUEST_BYTES`].
 //!
+//! Operators see the cluster over HTTPS on a listener of its own (`/state`, `/metrics`,
+//! `/health` and a page at `/`; the `http` module).
+//!
 //! The binary `tessera-master` wraps [`serve`]; see `src/main.rs` for flags.
 
+mod http;
+mod metrics;
 mod service;
 mod state;
 
@@ -60,6 +65,9 @@ pub struct MasterConfig {
     /// How often connected frameworks get a Heartbeat event (Mesos: 15 s), so that a framework
     /// can tell a stopped or unreachable master from a quiet one.
     pub framework_heartbeat_interval: Duration,
+    /// The HTTP endpoints other than `/health` need a client certificate of the cluster's CA
+    /// (Mesos' `--authenticate_http_readonly`); without it they answer anyone.
+    pub authenticate_http_readonly: bool,
 }
 
 impl Default for MasterConfig {
@@ -73,6 +81,7 @@ impl Default for MasterConfig {
             role_quotas: Vec::new(),
             offer_timeout: None,
             framework_heartbeat_interval: Duration::from_secs(15),
+            authenticate_http_readonly: false,
         }
     }
 }
@@ -89,6 +98,14 @@ pub enum AllocationPolicy {
 }
 
 impl AllocationPolicy {
+    /// Its name, as `--allocator` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AllocationPolicy::Drf => "drf",
+            AllocationPolicy::Priority => "priority",
+        }
+    }
+
     /// An allocator of this policy with `weights` and `quotas`.
     pub fn allocator(
         self,
@@ -144,11 +161,12 @@ impl Shared {
     }
 }
 
-/// Serves the master on `listener`, as the holder of `credential`, until
-/// `shutdown` completes.
+/// Serves the master's gRPC service on `listener` and, given `http_listener`, its HTTP
+/// endpoints there, as the holder of `credential`, until `shutdown` completes.
 pub async fn serve(
     config: MasterConfig,
     listener: TcpListener,
+    http_listener: Option<TcpListener>,
     credential: Credential,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), MasterError> {
@@ -159,11 +177,21 @@ pub async fn serve(
         config: config.clone(),
         credential: credential.clone(),
     });
-    let background = [
+    let mut background = vec![
         tokio::spawn(service::allocation_loop(shared.clone())),
         tokio::spawn(service::timeout_loop(shared.clone())),
         tokio::spawn(service::heartbeat_loop(shared.clone())),
     ];
+    if let Some(http_listener) = http_listener {
+        let http_addr = http_listener.local_addr().map_err(MasterError::LocalAddr)?;
+        tracing::info!(%http_addr, "tessera-master serving HTTPS (/state, /metrics, /health, /)");
+        background.push(tokio::spawn(http::serve(
+            shared.clone(),
+            http_listener,
+            credential.https_server()?,
+            config.authenticate_http_readonly,
+        )));
+    }
     tracing::info!(%addr, ?config, "tessera-master listening");
     // On shutdown, end every subscription stream so connections can drain;
     // stop waiting for them after a short grace period.

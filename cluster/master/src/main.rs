@@ -35,6 +35,18 @@ struct Args {
     /// Once listening, write "HOST:PORT" to this file.
     #[arg(long)]
     address_file: Option<PathBuf>,
+    /// Serve HTTPS on this port of the --bind address: /state (JSON), /metrics (Prometheus),
+    /// /health and a page at /; 0 picks a free port (see --http-address-file). No HTTP without
+    /// it.
+    #[arg(long)]
+    http_port: Option<u16>,
+    /// Once listening, write the HTTP side's "HOST:PORT" to this file (before --address-file).
+    #[arg(long, requires = "http_port")]
+    http_address_file: Option<PathBuf>,
+    /// The HTTP endpoints other than /health answer only requests that come with a client
+    /// certificate of the cluster's CA (by default they answer anyone who reaches the port).
+    #[arg(long, requires = "http_port")]
+    authenticate_http_readonly: bool,
     /// How often the allocator makes offers, in milliseconds.
     #[arg(long, default_value_t = 200)]
     allocation_interval_ms: u64,
@@ -180,24 +192,62 @@ async fn main() -> anyhow::Result<()> {
         framework_heartbeat_interval: Duration::from_millis(
             args.framework_heartbeat_interval_ms.max(10),
         ),
+        authenticate_http_readonly: args.authenticate_http_readonly,
     };
-    let requested = SocketAddr::new(args.bind, args.port);
-    let listener = tokio::net::TcpListener::bind(requested).await.with_context(|| {
-        format!("cannot listen on {requested} (is another tessera-master running? pick another --port, or 0 for any free port)")
-    })?;
-    let addr = listener
-        .local_addr()
-        .context("cannot read the listening address")?;
+    let (listener, addr) = listen(args.bind, args.port, "--port").await?;
     let advertised = args
         .advertise_address
         .clone()
         .unwrap_or_else(|| tessera_credentials::advertised_address(addr));
     tracing::info!(%advertised, "agents and frameworks reach this master at the advertised address");
+    let http_listener = match args.http_port {
+        Some(port) => {
+            let (http_listener, http_addr) = listen(args.bind, port, "--http-port").await?;
+            let http_advertised = with_port(&advertised, http_addr.port());
+            tracing::info!("operators see this master at https://{http_advertised}/");
+            if let Some(path) = &args.http_address_file {
+                write_address_file(path, &http_advertised)?;
+            }
+            Some(http_listener)
+        }
+        None => None,
+    };
     if let Some(path) = &args.address_file {
         write_address_file(path, &advertised)?;
     }
-    tessera_master::serve(config, listener, credential, shutdown_signal()).await?;
+    tessera_master::serve(
+        config,
+        listener,
+        http_listener,
+        credential,
+        shutdown_signal(),
+    )
+    .await?;
     Ok(())
+}
+
+/// A listener on `bind`:`port` (`flag` names the port's flag), and its address.
+async fn listen(
+    bind: IpAddr,
+    port: u16,
+    flag: &str,
+) -> anyhow::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let requested = SocketAddr::new(bind, port);
+    let listener = tokio::net::TcpListener::bind(requested).await.with_context(|| {
+        format!("cannot listen on {requested} (is another tessera-master running? pick another {flag}, or 0 for any free port)")
+    })?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
+    Ok((listener, addr))
+}
+
+/// `advertised` ("HOST:PORT") with another port: where the HTTP side is reached.
+fn with_port(advertised: &str, port: u16) -> String {
+    let host = advertised
+        .rsplit_once(':')
+        .map_or(advertised, |(host, _)| host);
+    format!("{host}:{port}")
 }
 
 #[cfg(test)]
@@ -218,6 +268,16 @@ mod tests {
             let error = parse_role_weight(bad).unwrap_err();
             assert!(error.contains("analytics=2"), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn the_http_side_is_advertised_on_the_same_host() {
+        assert_eq!(
+            with_port("master.example.net:5050", 5051),
+            "master.example.net:5051"
+        );
+        assert_eq!(with_port("[::1]:5050", 8080), "[::1]:8080");
+        assert_eq!(with_port("10.0.0.1:0", 1), "10.0.0.1:1");
     }
 
     #[test]

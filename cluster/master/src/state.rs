@@ -18,6 +18,9 @@ use tonic::Status;
 use tonic::transport::Channel;
 
 use crate::MasterConfig;
+use crate::metrics::Metrics;
+
+pub(crate) mod snapshot;
 
 /// Executors that ended are kept for `ClusterStatus` up to this many.
 const MAX_COMPLETED_EXECUTORS: usize = 1000;
@@ -101,7 +104,7 @@ pub(crate) fn is_terminal(state: pb::ExecutorState) -> bool {
     matches!(state, S::Finished | S::Failed | S::Killed | S::Lost)
 }
 
-fn to_pb(r: Resources) -> pb::Resources {
+pub(crate) fn to_pb(r: Resources) -> pb::Resources {
     pb::Resources {
         cpus: r.cpus,
         mem_mb: r.mem_mb,
@@ -226,14 +229,20 @@ pub struct MasterState {
     offer_timeout: Option<Duration>,
     /// How often frameworks get a Heartbeat (told them in Registered).
     framework_heartbeat_interval: Duration,
+    /// When this master started, in seconds since the Unix epoch.
+    start_time: u64,
+    /// The policy and the roles' weights and quotas, as the allocator was given them.
+    roles: snapshot::RoleSettings,
+    /// Counters of what happened since the master started.
+    pub(crate) metrics: Metrics,
 }
 
 impl MasterState {
     pub fn new(config: &MasterConfig) -> Self {
-        let millis = SystemTime::now()
+        let since_epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
+            .unwrap_or_default();
+        let millis = since_epoch.as_millis();
         MasterState {
             run_id: format!("{millis:x}"),
             next_agent: 0,
@@ -252,6 +261,9 @@ impl MasterState {
             heartbeat_interval: (config.agent_timeout / 4).max(Duration::from_millis(20)),
             offer_timeout: config.offer_timeout,
             framework_heartbeat_interval: config.framework_heartbeat_interval,
+            start_time: since_epoch.as_secs(),
+            roles: snapshot::RoleSettings::of(config),
+            metrics: Metrics::default(),
         }
     }
 
@@ -287,6 +299,7 @@ impl MasterState {
         let id = format!("{}-S{}", self.run_id, self.next_agent);
         self.next_agent += 1;
         self.allocator.add_agent(&id, total);
+        self.metrics.agents_registered += 1;
         tracing::info!(agent_id = %id, %address, %hostname, resources = %total, "agent registered");
         self.agent_at.insert(address.clone(), id.clone());
         self.agents.insert(
@@ -365,6 +378,7 @@ impl MasterState {
         };
         tracing::warn!(%agent_id, address = %agent.address, %reason, "agent removed");
         self.agent_at.remove(&agent.address);
+        self.metrics.agents_lost += 1;
         self.lost_agents.insert(agent_id.to_string());
         self.allocator.remove_agent(agent_id);
         let offers: Vec<String> = self
@@ -375,6 +389,7 @@ impl MasterState {
             .collect();
         for offer_id in offers {
             let offer = self.offers.remove(&offer_id).expect("listed offer exists");
+            self.metrics.offers_rescinded += 1;
             self.send(
                 &offer.framework_id,
                 event(pb::event::Event::Rescind(pb::Rescind { offer_id })),
@@ -472,6 +487,7 @@ impl MasterState {
             }
             None => {
                 tracing::info!(framework_id = %id, %name, %user, "framework subscribed");
+                self.metrics.frameworks_subscribed += 1;
                 self.allocator.add_framework(&id, &role);
                 self.frameworks.insert(
                     id.clone(),
@@ -547,6 +563,7 @@ impl MasterState {
             return Vec::new();
         };
         tracing::info!(%framework_id, name = %fw.name, %reason, "framework removed");
+        self.metrics.frameworks_removed += 1;
         if let Some(events) = fw.events.take() {
             let _ = events.send(Ok(event(pb::event::Event::Error(pb::Error {
                 message: format!("framework {framework_id} was removed: {reason}"),
@@ -589,6 +606,7 @@ impl MasterState {
         for offer_id in expired {
             let offer = self.offers.remove(&offer_id).expect("listed offer exists");
             tracing::debug!(%offer_id, framework_id = %offer.framework_id, "offer timed out");
+            self.metrics.offers_rescinded += 1;
             self.allocator.recover_resources(
                 &offer.framework_id,
                 &offer.agent_id,
@@ -676,8 +694,10 @@ impl MasterState {
     /// Runs the allocator and sends the resulting offers, after rescinding offers past the
     /// offer timeout (their resources go back to the pool, with no filter, as in Mesos).
     pub fn allocate(&mut self, now: Instant) {
+        let started = Instant::now();
         self.rescind_expired_offers(now);
         let decisions = self.allocator.allocate(now);
+        self.metrics.allocation_ran(started.elapsed());
         let mut by_framework: BTreeMap<String, Vec<pb::Offer>> = BTreeMap::new();
         for d in decisions {
             let Some(agent) = self.agents.get(&d.agent_id) else {
@@ -694,6 +714,7 @@ impl MasterState {
             }
             let id = format!("{}-O{}", self.run_id, self.next_offer);
             self.next_offer += 1;
+            self.metrics.offers_made += 1;
             tracing::debug!(offer_id = %id, framework_id = %d.framework_id, agent_id = %d.agent_id, resources = %d.resources, "offer");
             by_framework
                 .entry(d.framework_id.clone())
@@ -749,6 +770,7 @@ impl MasterState {
                 )));
             }
             let offer = self.offers.remove(offer_id).expect("offer exists");
+            self.metrics.offers_declined += 1;
             self.allocator.recover_resources(
                 framework_id,
                 &offer.agent_id,
@@ -840,6 +862,8 @@ impl MasterState {
         for offer_id in &request.offer_ids {
             self.offers.remove(offer_id);
         }
+        self.metrics.offers_accepted += request.offer_ids.len() as u64;
+        self.metrics.executors_launched += request.launches.len() as u64;
         let refuse_until = (!refuse.is_zero()).then(|| now + refuse);
         let unused = offered.minus(&needed);
         self.allocator
@@ -986,6 +1010,7 @@ impl MasterState {
         let resources = executor.resources;
         if is_terminal(state) {
             executor.usage = pb::ExecutorUsage::default();
+            self.metrics.executor_ended(state);
             self.allocator
                 .recover_resources(framework_id, agent_id, resources, None);
             self.completed.push_back(key);
@@ -1007,90 +1032,9 @@ impl MasterState {
 
     // ---------------------------------------------------------------- status
 
+    /// What `ClusterStatus` answers: the [`MasterState::snapshot`] in protobuf.
     pub fn cluster_status(&self) -> pb::ClusterStatusResponse {
-        // What executors use and offers hold, per agent and per framework, in one pass each.
-        let mut used: HashMap<&str, Resources> = HashMap::new();
-        let mut offered: HashMap<&str, Resources> = HashMap::new();
-        fn add<'a>(sums: &mut HashMap<&'a str, Resources>, key: &'a str, r: &Resources) {
-            let sum = sums.entry(key).or_insert(Resources::ZERO);
-            *sum = sum.plus(r);
-        }
-        for e in self.executors.values().filter(|e| !is_terminal(e.state)) {
-            add(&mut used, &e.agent_id, &e.resources);
-            add(&mut used, &e.framework_id, &e.resources);
-        }
-        for o in self.offers.values() {
-            add(&mut offered, &o.agent_id, &o.resources);
-            add(&mut offered, &o.framework_id, &o.resources);
-        }
-        let sum_of = |sums: &HashMap<&str, Resources>, key: &str| {
-            Some(to_pb(sums.get(key).copied().unwrap_or_default()))
-        };
-        let mut agents: Vec<pb::AgentStatus> = self
-            .agents
-            .values()
-            .map(|a| pb::AgentStatus {
-                id: a.id.clone(),
-                hostname: a.hostname.clone(),
-                address: a.address.clone(),
-                total: Some(to_pb(a.total)),
-                allocated: sum_of(&used, &a.id),
-                offered: sum_of(&offered, &a.id),
-                isolation: a.isolation.clone(),
-            })
-            .collect();
-        agents.sort_by(|a, b| a.id.cmp(&b.id));
-        let frameworks = self
-            .frameworks
-            .values()
-            .map(|f| pb::FrameworkStatus {
-                id: f.id.clone(),
-                name: f.name.clone(),
-                user: f.user.clone(),
-                allocated: sum_of(&used, &f.id),
-                offered: sum_of(&offered, &f.id),
-                dominant_share: self.allocator.dominant_share(&f.id),
-                connected: f.events.is_some(),
-                role: f.role.clone(),
-                suppressed: f.suppressed,
-            })
-            .collect();
-        let mut offers: Vec<pb::Offer> = self
-            .offers
-            .values()
-            .map(|o| pb::Offer {
-                id: o.id.clone(),
-                framework_id: o.framework_id.clone(),
-                agent_id: o.agent_id.clone(),
-                hostname: self
-                    .agents
-                    .get(&o.agent_id)
-                    .map(|a| a.hostname.clone())
-                    .unwrap_or_default(),
-                resources: Some(to_pb(o.resources)),
-            })
-            .collect();
-        offers.sort_by(|a, b| a.id.cmp(&b.id));
-        let executors = self
-            .executors
-            .values()
-            .map(|e| pb::ExecutorStatus {
-                framework_id: e.framework_id.clone(),
-                executor_id: e.executor_id.clone(),
-                agent_id: e.agent_id.clone(),
-                state: e.state as i32,
-                resources: Some(to_pb(e.resources)),
-                message: e.message.clone(),
-                memory_used_bytes: e.usage.memory_bytes,
-                cpu_seconds: e.usage.cpu_seconds,
-            })
-            .collect();
-        pb::ClusterStatusResponse {
-            agents,
-            frameworks,
-            offers,
-            executors,
-        }
+        (&self.snapshot()).into()
     }
 
     /// Closes every subscription stream (the master is shutting down).
@@ -1220,6 +1164,158 @@ mod tests {
         let offer = offers(&events).pop().expect("an offer");
         assert_eq!(offer.agent_id, agent);
         (m, agent, fw, rx, offer)
+    }
+
+    /// Launches executor `e` (1 CPU, 256 MiB) of `fw` with `offer`, and has it run.
+    fn run_executor(m: &mut MasterState, agent: &str, fw: &str, offer: pb::Offer, now: Instant) {
+        let accept = pb::AcceptRequest {
+            framework_id: fw.to_string(),
+            offer_ids: vec![offer.id],
+            launches: vec![launch("e", 1.0, 256)],
+            refuse_seconds: 0.0,
+        };
+        m.accept(accept, "alice", now).unwrap();
+        m.update_executor(fw, "e", agent, pb::ExecutorState::Running, String::new());
+    }
+
+    /// Every sample line of the Prometheus text, "name{labels} value", as name{labels} -> value;
+    /// fails unless each family has its HELP and TYPE lines before its samples.
+    fn samples(text: &str) -> BTreeMap<String, f64> {
+        let mut described = BTreeSet::new();
+        let mut samples = BTreeMap::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                described.insert(rest.split(' ').next().unwrap().to_string());
+                continue;
+            }
+            if line.starts_with("# HELP ") {
+                continue;
+            }
+            let (series, value) = line.rsplit_once(' ').expect("name and value");
+            let name = series.split('{').next().unwrap();
+            assert!(
+                described
+                    .iter()
+                    .any(|family| name.starts_with(family.as_str())),
+                "{name} has no TYPE line before it"
+            );
+            samples.insert(series.to_string(), value.parse().expect("a number"));
+        }
+        samples
+    }
+
+    #[tokio::test]
+    async fn metrics_count_offers_launches_losses_and_allocation_runs() {
+        let (mut m, agent, fw, _rx, offer) = setup(Duration::ZERO);
+        let now = Instant::now();
+        run_executor(&mut m, &agent, &fw, offer, now);
+        m.allocate(now);
+        let rest: Vec<String> = m.offers.keys().cloned().collect();
+        m.decline(&fw, "alice", &rest, 0.0, now).unwrap();
+        m.allocate(now);
+        let before = samples(&crate::metrics::render(&m.metrics, &m.snapshot()));
+        assert_eq!(before["tessera_master_agents"], 1.0);
+        assert_eq!(before["tessera_master_executors_active"], 1.0);
+        assert_eq!(before["tessera_master_offers_outstanding"], 1.0);
+        assert_eq!(
+            before[r#"tessera_master_resources_total{resource="cpus"}"#],
+            2.0
+        );
+        assert_eq!(
+            before[r#"tessera_master_resources_allocated{resource="mem_bytes"}"#],
+            256.0 * 1024.0 * 1024.0
+        );
+        assert_eq!(
+            before[r#"tessera_master_frameworks{connected="true"}"#],
+            1.0
+        );
+        m.remove_agent(&agent, "no heartbeat");
+        let after = samples(&crate::metrics::render(&m.metrics, &m.snapshot()));
+        for (series, value) in [
+            ("tessera_master_offers_made_total", 3.0),
+            ("tessera_master_offers_accepted_total", 1.0),
+            ("tessera_master_offers_declined_total", 1.0),
+            ("tessera_master_offers_rescinded_total", 1.0),
+            ("tessera_master_executors_launched_total", 1.0),
+            (r#"tessera_master_executors_ended_total{state="lost"}"#, 1.0),
+            ("tessera_master_agents_registered_total", 1.0),
+            ("tessera_master_agents_lost_total", 1.0),
+            ("tessera_master_frameworks_subscribed_total", 1.0),
+            ("tessera_master_agents", 0.0),
+            ("tessera_master_executors_active", 0.0),
+            ("tessera_master_allocation_run_seconds_count", 3.0),
+        ] {
+            assert_eq!(after.get(series), Some(&value), "{series}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_snapshot_as_json_shows_roles_offers_and_executors() {
+        let now = Instant::now();
+        let quota = tessera_allocator::Quota {
+            guarantee: Resources::new(1.0, 128),
+            limit: Some(Resources::new(4.0, 4096)),
+        };
+        let config = MasterConfig {
+            role_weights: vec![("etl".into(), 2.0)],
+            role_quotas: vec![("etl".into(), quota)],
+            ..MasterConfig::default()
+        };
+        let (mut m, agent, fw, _rx, offer) = setup_with(&config, now);
+        run_executor(&mut m, &agent, &fw, offer, now);
+        m.allocate(now);
+        let json = serde_json::to_value(m.snapshot()).unwrap();
+        let amount = |cpus: f64, mem_mb: u64| serde_json::json!({"cpus": cpus, "mem_mb": mem_mb});
+        assert_eq!(json["allocator"], "drf");
+        assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+        assert!(json.get("reservations").is_none(), "no reservations yet");
+        let a = &json["agents"][0];
+        assert_eq!(a["id"], agent.as_str());
+        assert_eq!(
+            (&a["hostname"], &a["principal"]),
+            (&"h".into(), &"b".into())
+        );
+        assert_eq!(a["resources"], amount(2.0, 1024));
+        assert_eq!(a["allocated"], amount(1.0, 256));
+        // What is left less the headroom kept for etl's unmet guarantee.
+        let left = amount(0.0, 640);
+        assert_eq!(a["offered"], left);
+        let f = &json["frameworks"][0];
+        assert_eq!(
+            (&f["id"], &f["name"], &f["role"]),
+            (&fw.as_str().into(), &"fw".into(), &"*".into())
+        );
+        assert_eq!(
+            (&f["connected"], &f["suppressed"]),
+            (&true.into(), &false.into())
+        );
+        assert_eq!(f["allocated"], amount(1.0, 256));
+        // (256 + 640) MiB of 1024: memory is its dominant resource.
+        assert_eq!(f["dominant_share"], 0.875);
+        let roles = json["roles"].as_array().unwrap();
+        assert_eq!(roles.len(), 2, "{roles:?}");
+        assert_eq!(roles[0]["name"], "*");
+        assert_eq!(roles[0]["frameworks"], serde_json::json!([fw]));
+        assert_eq!(roles[0]["offered"], left);
+        assert_eq!(roles[0]["quota"]["limit"], serde_json::Value::Null);
+        assert_eq!(
+            (&roles[1]["name"], &roles[1]["weight"]),
+            (&"etl".into(), &2.0.into())
+        );
+        assert_eq!(roles[1]["quota"]["guarantee"], amount(1.0, 128));
+        assert_eq!(roles[1]["quota"]["limit"], amount(4.0, 4096));
+        let e = &json["executors"][0];
+        assert_eq!(
+            (&e["executor_id"], &e["state"]),
+            (&"e".into(), &"RUNNING".into())
+        );
+        assert_eq!(e["resources"], amount(1.0, 256));
+        assert_eq!(json["offers"][0]["hostname"], "h");
+        assert_eq!(json["offers"][0]["resources"], left);
+        // gRPC's ClusterStatus says the same.
+        let status = m.cluster_status();
+        assert_eq!(status.agents[0].id, agent);
+        assert_eq!(status.executors[0].state, pb::ExecutorState::Running as i32);
     }
 
     #[tokio::test]

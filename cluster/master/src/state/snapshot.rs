@@ -1,0 +1,420 @@
+//! [`Snapshot`]: what the master knows at one moment — agents, frameworks, roles, offers and
+//! executors, with what each holds — built once under the state lock by
+//! [`MasterState::snapshot`]. The gRPC `ClusterStatus` answer is made from it
+//! ([`From<&Snapshot>`] for `ClusterStatusResponse`), and so are the HTTP `/state` JSON and the
+//! gauges of `/metrics`, so the three always agree.
+//!
+//! Reservations (static or dynamic) are not part of it: the master has none yet.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use tessera_allocator::Resources;
+use tessera_cluster_proto::master as pb;
+
+use super::{MasterState, is_terminal, to_pb};
+
+/// CPUs and memory, as the JSON shows them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub(crate) struct Amount {
+    pub cpus: f64,
+    pub mem_mb: u64,
+}
+
+impl From<Resources> for Amount {
+    fn from(r: Resources) -> Self {
+        Amount {
+            cpus: r.cpus,
+            mem_mb: r.mem_mb,
+        }
+    }
+}
+
+impl From<Amount> for Resources {
+    fn from(a: Amount) -> Self {
+        Resources::new(a.cpus, a.mem_mb)
+    }
+}
+
+/// Everything the master shows operators.
+#[derive(Debug, Serialize)]
+pub(crate) struct Snapshot {
+    /// The master's version (`tessera-master --version`).
+    pub version: &'static str,
+    /// This master run's id, the prefix of every agent, framework and offer id it gives.
+    pub id: String,
+    /// When this master started, in seconds since the Unix epoch.
+    pub start_time: u64,
+    /// The allocation policy (`--allocator`): `drf` or `priority`.
+    pub allocator: &'static str,
+    pub agents: Vec<AgentView>,
+    pub frameworks: Vec<FrameworkView>,
+    pub roles: Vec<RoleView>,
+    pub offers: Vec<OfferView>,
+    /// Running executors and the last ones that ended.
+    pub executors: Vec<ExecutorView>,
+}
+
+/// One registered agent.
+#[derive(Debug, Serialize)]
+pub(crate) struct AgentView {
+    pub id: String,
+    /// The agent principal its certificate names.
+    pub principal: String,
+    pub hostname: String,
+    /// Where the master dials it.
+    pub address: String,
+    pub resources: Amount,
+    /// In use by executors.
+    pub allocated: Amount,
+    /// In outstanding offers.
+    pub offered: Amount,
+    /// How it isolates executors: `cgroups-v2` or `posix`.
+    pub isolation: String,
+}
+
+/// One subscribed framework.
+#[derive(Debug, Serialize)]
+pub(crate) struct FrameworkView {
+    pub id: String,
+    pub name: String,
+    pub user: String,
+    /// The framework principal that subscribed it.
+    pub principal: String,
+    pub role: String,
+    /// False while its subscription stream is gone (its failover timeout running).
+    pub connected: bool,
+    /// Asked for no offers until it revives.
+    pub suppressed: bool,
+    pub allocated: Amount,
+    pub offered: Amount,
+    /// Its DRF dominant share of allocated and offered resources, in [0, 1].
+    pub dominant_share: f64,
+}
+
+/// One role: named by a flag (`--role-weight`, `--quota-*`) or by a subscribed framework.
+#[derive(Debug, Serialize)]
+pub(crate) struct RoleView {
+    pub name: String,
+    /// Its weight (DRF) or priority (`--allocator priority`); 1 unless set.
+    pub weight: f64,
+    pub quota: QuotaView,
+    /// Ids of its frameworks.
+    pub frameworks: Vec<String>,
+    pub allocated: Amount,
+    pub offered: Amount,
+}
+
+/// A role's quota.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct QuotaView {
+    /// Offered to the role first, and not to others while the role holds less.
+    pub guarantee: Amount,
+    /// The most the role may hold (`null`: no limit).
+    pub limit: Option<Amount>,
+}
+
+/// One outstanding offer.
+#[derive(Debug, Serialize)]
+pub(crate) struct OfferView {
+    pub id: String,
+    pub framework_id: String,
+    pub agent_id: String,
+    pub hostname: String,
+    pub resources: Amount,
+}
+
+/// One executor.
+#[derive(Debug, Serialize)]
+pub(crate) struct ExecutorView {
+    pub framework_id: String,
+    pub executor_id: String,
+    pub agent_id: String,
+    /// `STARTING`, `RUNNING`, `FINISHED`, `FAILED`, `KILLED` or `LOST`.
+    #[serde(serialize_with = "state_name")]
+    pub state: pb::ExecutorState,
+    pub resources: Amount,
+    /// Why it ended, when it did.
+    pub message: String,
+    /// Memory it uses, as its agent last reported (0 once it ended).
+    pub memory_used_bytes: u64,
+    /// CPU time it used, as its agent last reported.
+    pub cpu_seconds: f64,
+}
+
+/// `RUNNING` for `EXECUTOR_STATE_RUNNING`.
+pub(crate) fn executor_state_name(state: pb::ExecutorState) -> &'static str {
+    let name = state.as_str_name();
+    name.strip_prefix("EXECUTOR_STATE_").unwrap_or(name)
+}
+
+fn state_name<S: serde::Serializer>(state: &pb::ExecutorState, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(executor_state_name(*state))
+}
+
+/// What running executors use and outstanding offers hold, per agent and per framework id,
+/// added up in one pass over each (a snapshot of 100,000 agents must not go over the
+/// executors once per agent).
+struct Holdings<'a> {
+    used: HashMap<&'a str, Resources>,
+    offered: HashMap<&'a str, Resources>,
+}
+
+impl<'a> Holdings<'a> {
+    fn of(state: &'a MasterState) -> Self {
+        fn add<'a>(sums: &mut HashMap<&'a str, Resources>, key: &'a str, r: &Resources) {
+            let sum = sums.entry(key).or_insert(Resources::ZERO);
+            *sum = sum.plus(r);
+        }
+        let mut used = HashMap::new();
+        for e in state.executors.values().filter(|e| !is_terminal(e.state)) {
+            add(&mut used, &e.agent_id, &e.resources);
+            add(&mut used, &e.framework_id, &e.resources);
+        }
+        let mut offered = HashMap::new();
+        for o in state.offers.values() {
+            add(&mut offered, &o.agent_id, &o.resources);
+            add(&mut offered, &o.framework_id, &o.resources);
+        }
+        Holdings { used, offered }
+    }
+
+    /// What the executors of this agent or framework use.
+    fn used(&self, id: &str) -> Amount {
+        self.used.get(id).copied().unwrap_or_default().into()
+    }
+
+    /// What the offers on this agent or to this framework hold.
+    fn offered(&self, id: &str) -> Amount {
+        self.offered.get(id).copied().unwrap_or_default().into()
+    }
+}
+
+impl MasterState {
+    /// What the master knows now. Agents, offers and executors are listed by id.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let sums = Holdings::of(self);
+        let frameworks = self.framework_views(&sums);
+        Snapshot {
+            version: env!("CARGO_PKG_VERSION"),
+            id: self.run_id.clone(),
+            start_time: self.start_time,
+            allocator: self.roles.policy.name(),
+            roles: self.role_views(&frameworks),
+            agents: self.agent_views(&sums),
+            frameworks,
+            offers: self.offer_views(),
+            executors: self.executor_views(),
+        }
+    }
+
+    fn agent_views(&self, sums: &Holdings) -> Vec<AgentView> {
+        let mut agents: Vec<AgentView> = self
+            .agents
+            .values()
+            .map(|a| AgentView {
+                id: a.id.clone(),
+                principal: a.principal.clone(),
+                hostname: a.hostname.clone(),
+                address: a.address.clone(),
+                resources: a.total.into(),
+                allocated: sums.used(&a.id),
+                offered: sums.offered(&a.id),
+                isolation: a.isolation.clone(),
+            })
+            .collect();
+        agents.sort_by(|a, b| a.id.cmp(&b.id));
+        agents
+    }
+
+    fn framework_views(&self, sums: &Holdings) -> Vec<FrameworkView> {
+        self.frameworks
+            .values()
+            .map(|f| FrameworkView {
+                id: f.id.clone(),
+                name: f.name.clone(),
+                user: f.user.clone(),
+                principal: f.principal.clone(),
+                role: f.role.clone(),
+                connected: f.events.is_some(),
+                suppressed: f.suppressed,
+                allocated: sums.used(&f.id),
+                offered: sums.offered(&f.id),
+                dominant_share: self.allocator.dominant_share(&f.id),
+            })
+            .collect()
+    }
+
+    fn offer_views(&self) -> Vec<OfferView> {
+        let mut offers: Vec<OfferView> = self
+            .offers
+            .values()
+            .map(|o| OfferView {
+                id: o.id.clone(),
+                framework_id: o.framework_id.clone(),
+                agent_id: o.agent_id.clone(),
+                hostname: self
+                    .agents
+                    .get(&o.agent_id)
+                    .map(|a| a.hostname.clone())
+                    .unwrap_or_default(),
+                resources: o.resources.into(),
+            })
+            .collect();
+        offers.sort_by(|a, b| a.id.cmp(&b.id));
+        offers
+    }
+
+    fn executor_views(&self) -> Vec<ExecutorView> {
+        self.executors
+            .values()
+            .map(|e| ExecutorView {
+                framework_id: e.framework_id.clone(),
+                executor_id: e.executor_id.clone(),
+                agent_id: e.agent_id.clone(),
+                state: e.state,
+                resources: e.resources.into(),
+                message: e.message.clone(),
+                memory_used_bytes: e.usage.memory_bytes,
+                cpu_seconds: e.usage.cpu_seconds,
+            })
+            .collect()
+    }
+
+    /// Every role a flag or a framework names, with what its frameworks hold.
+    fn role_views(&self, frameworks: &[FrameworkView]) -> Vec<RoleView> {
+        let mut roles: BTreeMap<&str, RoleView> = BTreeMap::new();
+        let names = (self.roles.weights.iter().map(|(role, _)| role))
+            .chain(self.roles.quotas.iter().map(|(role, _)| role))
+            .chain(frameworks.iter().map(|f| &f.role));
+        for name in names {
+            roles.entry(name).or_insert_with(|| RoleView {
+                name: name.clone(),
+                weight: self.roles.weight(name),
+                quota: self.roles.quota(name),
+                frameworks: Vec::new(),
+                allocated: Amount::default(),
+                offered: Amount::default(),
+            });
+        }
+        for f in frameworks {
+            let role = roles
+                .get_mut(f.role.as_str())
+                .expect("every role is listed");
+            role.frameworks.push(f.id.clone());
+            role.allocated = Resources::from(role.allocated)
+                .plus(&f.allocated.into())
+                .into();
+            role.offered = Resources::from(role.offered).plus(&f.offered.into()).into();
+        }
+        roles.into_values().collect()
+    }
+}
+
+impl From<Amount> for pb::Resources {
+    fn from(a: Amount) -> Self {
+        to_pb(a.into())
+    }
+}
+
+impl From<&Snapshot> for pb::ClusterStatusResponse {
+    fn from(s: &Snapshot) -> Self {
+        pb::ClusterStatusResponse {
+            agents: s
+                .agents
+                .iter()
+                .map(|a| pb::AgentStatus {
+                    id: a.id.clone(),
+                    hostname: a.hostname.clone(),
+                    address: a.address.clone(),
+                    total: Some(a.resources.into()),
+                    allocated: Some(a.allocated.into()),
+                    offered: Some(a.offered.into()),
+                    isolation: a.isolation.clone(),
+                })
+                .collect(),
+            frameworks: s
+                .frameworks
+                .iter()
+                .map(|f| pb::FrameworkStatus {
+                    id: f.id.clone(),
+                    name: f.name.clone(),
+                    user: f.user.clone(),
+                    allocated: Some(f.allocated.into()),
+                    offered: Some(f.offered.into()),
+                    dominant_share: f.dominant_share,
+                    connected: f.connected,
+                    role: f.role.clone(),
+                    suppressed: f.suppressed,
+                })
+                .collect(),
+            offers: s
+                .offers
+                .iter()
+                .map(|o| pb::Offer {
+                    id: o.id.clone(),
+                    framework_id: o.framework_id.clone(),
+                    agent_id: o.agent_id.clone(),
+                    hostname: o.hostname.clone(),
+                    resources: Some(o.resources.into()),
+                })
+                .collect(),
+            executors: s
+                .executors
+                .iter()
+                .map(|e| pb::ExecutorStatus {
+                    framework_id: e.framework_id.clone(),
+                    executor_id: e.executor_id.clone(),
+                    agent_id: e.agent_id.clone(),
+                    state: e.state as i32,
+                    resources: Some(e.resources.into()),
+                    message: e.message.clone(),
+                    memory_used_bytes: e.memory_used_bytes,
+                    cpu_seconds: e.cpu_seconds,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The allocation settings the snapshot shows: the policy, and the roles' weights and quotas
+/// from the master's flags.
+#[derive(Debug)]
+pub(crate) struct RoleSettings {
+    pub policy: crate::AllocationPolicy,
+    pub weights: Vec<(String, f64)>,
+    pub quotas: Vec<(String, tessera_allocator::Quota)>,
+}
+
+impl RoleSettings {
+    /// The settings of `config`.
+    pub fn of(config: &crate::MasterConfig) -> Self {
+        RoleSettings {
+            policy: config.policy,
+            weights: config.role_weights.clone(),
+            quotas: config.role_quotas.clone(),
+        }
+    }
+
+    /// `role`'s weight: 1 unless a flag set it (as the allocator's).
+    fn weight(&self, role: &str) -> f64 {
+        self.weights
+            .iter()
+            .rev()
+            .find(|(name, _)| name == role)
+            .map_or(1.0, |(_, weight)| *weight)
+    }
+
+    /// `role`'s quota: none unless a flag set it.
+    fn quota(&self, role: &str) -> QuotaView {
+        self.quotas
+            .iter()
+            .rev()
+            .find(|(name, _)| name == role)
+            .map(|(_, quota)| QuotaView {
+                guarantee: quota.guarantee.into(),
+                limit: quota.limit.map(Amount::from),
+            })
+            .unwrap_or_default()
+    }
+}
