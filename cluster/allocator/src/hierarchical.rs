@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::ledger::{DEFAULT_ROLE, Ledger};
-use crate::{Allocator, OfferDecision, Quota, Resources};
+use crate::{Allocator, OfferDecision, Quota, ReclaimDecision, Resources};
 
 /// The policy: the order in which roles are served.
 pub trait RoleOrder: Send + std::fmt::Debug + Default {
@@ -211,6 +211,10 @@ impl<P: RoleOrder> Allocator for HierarchicalAllocator<P> {
             }
         }
         decisions
+    }
+
+    fn reclaim(&mut self, now: Instant, patience: std::time::Duration) -> Vec<ReclaimDecision> {
+        self.ledger.reclaim(now, patience)
     }
 
     fn allocation(&self, framework_id: &str) -> Resources {

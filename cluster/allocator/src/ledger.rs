@@ -123,6 +123,10 @@ pub(crate) struct FrameworkEntry {
     pub filters: BTreeMap<String, Instant>,
     /// Its key in its role's order, while it is there (active and not suppressed).
     key: Option<SortKey>,
+    /// Since when it has wanted offers below its fair share with nothing free.
+    pub starved_since: Option<Instant>,
+    /// When it was last asked to give resources back.
+    pub reclaim_asked_at: Option<Instant>,
 }
 
 impl FrameworkEntry {
@@ -253,6 +257,8 @@ impl Ledger {
                 total: Resources::ZERO,
                 filters: BTreeMap::new(),
                 key: None,
+                starved_since: None,
+                reclaim_asked_at: None,
             },
         );
         self.members.entry(role).or_default().count += 1;

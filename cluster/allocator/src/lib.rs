@@ -26,6 +26,7 @@ mod hierarchical;
 mod ledger;
 mod priority;
 mod quota;
+mod reclaim;
 mod resources;
 
 pub use drf::{DrfAllocator, WeightedDrf};
@@ -48,6 +49,17 @@ pub struct OfferDecision {
     pub framework_id: FrameworkId,
     pub agent_id: AgentId,
     pub resources: Resources,
+}
+
+/// A request to a framework to give back up to `resources`, so that a framework that has
+/// waited below its fair share can be offered some (see [`Allocator::reclaim`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReclaimDecision {
+    pub framework_id: FrameworkId,
+    /// At most this much: giving back more would put the framework below its own fair share.
+    pub resources: Resources,
+    /// The framework that waits.
+    pub for_framework: FrameworkId,
 }
 
 /// An allocation policy. Implementations must be deterministic given the same
@@ -89,6 +101,18 @@ pub trait Allocator: Send {
     /// Decide which free resources to offer to whom at `now`. Everything
     /// returned becomes allocated to the chosen framework.
     fn allocate(&mut self, now: Instant) -> Vec<OfferDecision>;
+    /// Frameworks to ask for resources back, at `now`: when a framework that wants offers has
+    /// held less than its fair share, with nothing free to offer it, for `patience`, each
+    /// framework above its fair share is asked to give back what it holds beyond it (at most
+    /// once per `patience`). A framework's fair share of the cluster is its role's part by
+    /// weight among the roles of frameworks that hold or want resources, split evenly among
+    /// those frameworks of the role.
+    ///
+    /// Mesos has no such step (it never takes back what a framework holds, short of
+    /// maintenance inverse offers); long-running sessions that hold executors while idle would
+    /// keep a newcomer waiting, so Tessera asks, as YARN's fair scheduler preempts after its
+    /// fair-share timeout. Frameworks choose what to give back.
+    fn reclaim(&mut self, now: Instant, patience: std::time::Duration) -> Vec<ReclaimDecision>;
     /// Everything currently allocated to the framework (offered or in use).
     fn allocation(&self, framework_id: &str) -> Resources;
     /// The framework's dominant share: the largest fraction, over resource

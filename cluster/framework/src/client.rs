@@ -153,6 +153,13 @@ pub enum FrameworkEvent {
         exit_code: Option<i32>,
         reason: Option<ExecutorReason>,
     },
+    /// Give back up to `resources` by ending executors: another framework has waited below
+    /// its fair share (the master's `--reclaim-after-ms`). A framework may ignore it.
+    Reclaim {
+        resources: Resources,
+        /// Who waits, and for how long.
+        message: String,
+    },
     /// The subscription ended (the master went away, or removed this
     /// framework); the last event.
     Disconnected(String),
@@ -574,6 +581,10 @@ fn event_from_pb(event: pb::event::Event) -> Option<FrameworkEvent> {
             reason: ExecutorReason::from_pb(u.reason),
         },
         E::Error(e) => FrameworkEvent::Disconnected(e.message),
+        E::Reclaim(r) => FrameworkEvent::Reclaim {
+            resources: res(r.resources),
+            message: r.message,
+        },
         // Only proof of life, which `forward_events` takes in.
         E::Heartbeat(_) => return None,
     })

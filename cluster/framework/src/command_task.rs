@@ -262,8 +262,10 @@ async fn follow(
                 }
             }
             FrameworkEvent::Disconnected(why) => return Err(CommandTaskError::Disconnected(why)),
+            // A command runs to its end, as a Mesos task is never preempted for fairness.
             FrameworkEvent::Registered { .. }
             | FrameworkEvent::OfferRescinded(_)
+            | FrameworkEvent::Reclaim { .. }
             | FrameworkEvent::ExecutorStatus { .. } => {}
         }
     }

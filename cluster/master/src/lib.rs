@@ -68,6 +68,10 @@ pub struct MasterConfig {
     /// The HTTP endpoints other than `/health` need a client certificate of the cluster's CA
     /// (Mesos' `--authenticate_http_readonly`); without it they answer anyone.
     pub authenticate_http_readonly: bool,
+    /// A framework that has wanted offers below its fair share, with nothing free, for this
+    /// long makes the master ask frameworks above their share to give back what they hold
+    /// beyond it (`None`: never; see [`tessera_allocator::Allocator::reclaim`]).
+    pub reclaim_after: Option<Duration>,
 }
 
 impl Default for MasterConfig {
@@ -82,6 +86,7 @@ impl Default for MasterConfig {
             offer_timeout: None,
             framework_heartbeat_interval: Duration::from_secs(15),
             authenticate_http_readonly: false,
+            reclaim_after: Some(Duration::from_secs(5)),
         }
     }
 }

@@ -60,6 +60,11 @@ struct Args {
     /// How often connected frameworks get a Heartbeat event, in milliseconds.
     #[arg(long, default_value_t = 15_000)]
     framework_heartbeat_interval_ms: u64,
+    /// When a framework has wanted offers below its fair share, with nothing free, for this
+    /// long, frameworks above their share are asked to give back what they hold beyond it, in
+    /// milliseconds (0: never).
+    #[arg(long, default_value_t = 5_000)]
+    reclaim_after_ms: u64,
     /// Offers not answered for this long are rescinded and offered again, in milliseconds
     /// (0: offers wait for an answer).
     #[arg(long, default_value_t = 0)]
@@ -189,6 +194,8 @@ async fn main() -> anyhow::Result<()> {
         role_quotas: quotas(&args.quota_guarantees, &args.quota_limits),
         offer_timeout: (args.offer_timeout_ms > 0)
             .then(|| Duration::from_millis(args.offer_timeout_ms)),
+        reclaim_after: (args.reclaim_after_ms > 0)
+            .then(|| Duration::from_millis(args.reclaim_after_ms)),
         framework_heartbeat_interval: Duration::from_millis(
             args.framework_heartbeat_interval_ms.max(10),
         ),

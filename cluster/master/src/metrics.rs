@@ -42,6 +42,8 @@ pub(crate) struct Metrics {
     pub agents_lost: u64,
     pub frameworks_subscribed: u64,
     pub frameworks_removed: u64,
+    /// Reclaim events sent to frameworks above their fair share.
+    pub reclaims: u64,
     allocation_runs: Histogram,
 }
 
@@ -123,7 +125,12 @@ pub(crate) fn render(metrics: &Metrics, now: &Snapshot) -> String {
 }
 
 fn render_counters(out: &mut String, m: &Metrics) {
-    let counters: [(&str, &str, u64); 9] = [
+    let counters: [(&str, &str, u64); 10] = [
+        (
+            "reclaims",
+            "Frameworks asked to give back what they hold beyond their fair share.",
+            m.reclaims,
+        ),
         ("offers_made", "Offers made to frameworks.", m.offers_made),
         ("offers_accepted", "Offers accepted.", m.offers_accepted),
         ("offers_declined", "Offers declined.", m.offers_declined),

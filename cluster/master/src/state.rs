@@ -229,6 +229,8 @@ pub struct MasterState {
     offer_timeout: Option<Duration>,
     /// How often frameworks get a Heartbeat (told them in Registered).
     framework_heartbeat_interval: Duration,
+    /// See [`MasterConfig::reclaim_after`].
+    reclaim_after: Option<Duration>,
     /// When this master started, in seconds since the Unix epoch.
     start_time: u64,
     /// The policy and the roles' weights and quotas, as the allocator was given them.
@@ -261,6 +263,7 @@ impl MasterState {
             heartbeat_interval: (config.agent_timeout / 4).max(Duration::from_millis(20)),
             offer_timeout: config.offer_timeout,
             framework_heartbeat_interval: config.framework_heartbeat_interval,
+            reclaim_after: config.reclaim_after,
             start_time: since_epoch.as_secs(),
             roles: snapshot::RoleSettings::of(config),
             metrics: Metrics::default(),
@@ -698,6 +701,7 @@ impl MasterState {
         self.rescind_expired_offers(now);
         let decisions = self.allocator.allocate(now);
         self.metrics.allocation_ran(started.elapsed());
+        self.send_reclaims(now);
         let mut by_framework: BTreeMap<String, Vec<pb::Offer>> = BTreeMap::new();
         for d in decisions {
             let Some(agent) = self.agents.get(&d.agent_id) else {
@@ -741,6 +745,34 @@ impl MasterState {
             self.send(
                 &framework_id,
                 event(pb::event::Event::Offers(pb::Offers { offers })),
+            );
+        }
+    }
+
+    /// Asks frameworks above their fair share to give back what they hold beyond it, when
+    /// another has waited (see [`MasterConfig::reclaim_after`]).
+    fn send_reclaims(&mut self, now: Instant) {
+        let Some(patience) = self.reclaim_after else {
+            return;
+        };
+        for d in self.allocator.reclaim(now, patience) {
+            let waiting = self
+                .frameworks
+                .get(&d.for_framework)
+                .map_or("another framework", |f| f.name.as_str());
+            let message = format!(
+                "{waiting} ({}) has waited {} s or more below its fair share with nothing free",
+                d.for_framework,
+                patience.as_secs_f64()
+            );
+            tracing::info!(framework_id = %d.framework_id, resources = %d.resources, %message, "asking for resources back");
+            self.metrics.reclaims += 1;
+            self.send(
+                &d.framework_id,
+                event(pb::event::Event::Reclaim(pb::Reclaim {
+                    resources: Some(to_pb(d.resources)),
+                    message,
+                })),
             );
         }
     }

@@ -2,8 +2,9 @@
 //! `local[N]`, or launched by agents through resource offers from a master — a real one on
 //! loopback for `local-cluster[A,C,M]`, or a running one for `tessera://HOST:PORT`.
 
-use crate::dynamic_allocation::{DynamicAllocation, ExecutorUse, to_release};
+use crate::dynamic_allocation::{DynamicAllocation, ExecutorUse, to_give_back, to_release};
 use crate::executor_size::{MIN_EXECUTOR_MEM_MB, executor_size};
+use crate::executors::ExecutorHandle;
 use crate::launcher::ExecutorCommand;
 use crate::{DriverConfig, DriverState};
 use parking_lot::Mutex;
@@ -122,6 +123,9 @@ impl Backend {
             launched: Default::default(),
             suppressed: Default::default(),
             released: Default::default(),
+            draining: Default::default(),
+            idle_since: Default::default(),
+            sizes: Default::default(),
             offers_seen: offers_seen.clone(),
         });
         let handler = launcher.clone();
@@ -212,8 +216,14 @@ struct OfferHandler {
     /// Whether the session told the master it wants no offers (it holds all the executors it
     /// wants): other sessions get the cluster's offers meanwhile, as in Mesos.
     suppressed: std::sync::atomic::AtomicBool,
-    /// Executors the session released (idle), whose end is no loss.
+    /// Executors the session released (idle, or given back), whose end is no loss.
     released: Mutex<HashSet<String>>,
+    /// Executors given back that still run tasks: ended once those are done.
+    draining: Mutex<Vec<ExecutorHandle>>,
+    /// Since when each executor has had no task.
+    idle_since: Mutex<HashMap<String, Instant>>,
+    /// What each executor was launched with.
+    sizes: Mutex<HashMap<String, Resources>>,
 }
 
 impl OfferHandler {
@@ -240,6 +250,7 @@ impl OfferHandler {
                 tracing::info!(%executor_id, %agent_id, %state, %message, "executor status");
                 if state.is_terminal() {
                     self.agents_with_executor.lock().remove(&agent_id);
+                    self.sizes.lock().remove(&executor_id);
                     if self.released.lock().remove(&executor_id) {
                         // Released while idle: offers again only when tasks wait.
                         self.state.forget_executor(&executor_id);
@@ -255,9 +266,22 @@ impl OfferHandler {
                     self.revive("replace a lost executor").await;
                 }
             }
+            FrameworkEvent::Reclaim { resources, message } => {
+                self.give_back(resources, &message).await
+            }
             FrameworkEvent::Disconnected(reason) => {
                 tracing::warn!(%reason, "disconnected from the master; no new executors can be acquired")
             }
+        }
+    }
+
+    /// Asks the master for no offers, if the session had not already.
+    async fn suppress(&self) {
+        if !self.suppressed.swap(true, Ordering::SeqCst)
+            && let Err(e) = self.client.suppress().await
+        {
+            tracing::warn!("cannot suppress offers: {e}");
+            self.suppressed.store(false, Ordering::SeqCst);
         }
     }
 
@@ -270,31 +294,115 @@ impl OfferHandler {
         }
     }
 
-    /// Every quarter second: revives offers when tasks wait with no executor, and, with
-    /// `dynamic`, releases executors idle past its timeout ([`to_release`]).
+    /// Ends executors worth at most `amount`, those whose loss costs least
+    /// ([`to_give_back`]): the master asked, for a session that waits below its fair share.
+    /// No new task goes to them; a busy one ends when its running tasks are done.
+    async fn give_back(&self, amount: Resources, why: &str) {
+        let sizes = self.sizes.lock().clone();
+        let executors: Vec<(ExecutorUse, Resources)> = self
+            .state
+            .executors
+            .list()
+            .iter()
+            .filter_map(|e| {
+                let resources = *sizes.get(&e.id)?;
+                let idle_for = self.idle_since.lock().get(&e.id).map(Instant::elapsed);
+                let usage = ExecutorUse {
+                    id: e.id.clone(),
+                    idle_for: idle_for.unwrap_or_default(),
+                    holds_cache: self.state.blocks.holds_any(&e.id),
+                    holds_shuffle_outputs: self.state.map_outputs.holds_any(&e.id),
+                };
+                Some((usage, resources))
+            })
+            .collect();
+        let chosen = to_give_back(&executors, amount);
+        if chosen.is_empty() {
+            tracing::info!(%amount, %why, "asked for resources back; no executor fits within them");
+            return;
+        }
+        tracing::warn!(
+            "giving executors back to share the cluster ({}): {why}",
+            chosen.join(", ")
+        );
+        for id in chosen {
+            if let Some(handle) = self.state.executors.remove(&id) {
+                self.released.lock().insert(id.clone());
+                self.draining.lock().push(handle);
+            }
+        }
+        self.end_drained().await;
+    }
+
+    /// Notes which of `executors` have no task since when; returns how long each idle one has
+    /// been idle.
+    fn note_idle(&self, executors: &[ExecutorHandle]) -> HashMap<String, Duration> {
+        let now = Instant::now();
+        let started = self.state.started.load(Ordering::SeqCst);
+        let mut idle_since = self.idle_since.lock();
+        idle_since.retain(|id, _| executors.iter().any(|e| &e.id == id));
+        executors
+            .iter()
+            .filter_map(|e| {
+                if !started || e.slots.available_permits() < e.cores.max(1) as usize {
+                    idle_since.remove(&e.id);
+                    return None;
+                }
+                let since = *idle_since.entry(e.id.clone()).or_insert(now);
+                Some((e.id.clone(), now - since))
+            })
+            .collect()
+    }
+
+    /// Ends the executors given back whose tasks are all done.
+    async fn end_drained(&self) {
+        let done: Vec<String> = {
+            let mut draining = self.draining.lock();
+            let (done, busy): (Vec<_>, Vec<_>) = draining
+                .drain(..)
+                .partition(|e| e.slots.available_permits() >= e.cores.max(1) as usize);
+            *draining = busy;
+            done.into_iter().map(|e| e.id).collect()
+        };
+        for id in done {
+            if let Err(e) = self.client.kill_executor(&id).await {
+                tracing::warn!(executor = %id, "cannot end an executor given back: {e}");
+            }
+        }
+    }
+
+    /// Every quarter second: revives offers when tasks wait and the session holds fewer
+    /// executors than it wants, ends executors given back once their tasks are done, and,
+    /// with `dynamic`, releases executors idle past its timeout ([`to_release`]) and
+    /// suppresses offers once no task has waited that long (an idle session wants nothing:
+    /// it must not count as one waiting for its share).
     async fn watch(&self, dynamic: Option<DynamicAllocation>) {
-        let mut idle_since: HashMap<String, Instant> = HashMap::new();
+        let mut last_backlog = Instant::now();
         loop {
             tokio::time::sleep(Duration::from_millis(250)).await;
             if self.state.executors_wanted.swap(false, Ordering::SeqCst) {
-                self.revive("run tasks that wait").await;
+                last_backlog = Instant::now();
+                if self.agents_with_executor.lock().len() < self.wanted {
+                    self.revive("run tasks that wait").await;
+                }
             }
-            let Some(policy) = &dynamic else { continue };
-            let now = Instant::now();
+            if let Some(policy) = &dynamic
+                && self.launched.load(Ordering::Relaxed) > 0
+                && last_backlog.elapsed() >= policy.idle_timeout
+            {
+                self.suppress().await;
+            }
+            self.end_drained().await;
             let executors = self.state.executors.list();
-            idle_since.retain(|id, _| executors.iter().any(|e| &e.id == id));
+            let idle = self.note_idle(&executors);
+            let Some(policy) = &dynamic else { continue };
             let uses: Vec<ExecutorUse> = executors
                 .iter()
                 .filter_map(|e| {
-                    let busy = e.slots.available_permits() < e.cores as usize;
-                    if busy {
-                        idle_since.remove(&e.id);
-                        return None;
-                    }
-                    let since = *idle_since.entry(e.id.clone()).or_insert(now);
+                    let idle_for = *idle.get(&e.id)?;
                     Some(ExecutorUse {
                         id: e.id.clone(),
-                        idle_for: now - since,
+                        idle_for,
                         holds_cache: self.state.blocks.holds_any(&e.id),
                         holds_shuffle_outputs: self.state.map_outputs.holds_any(&e.id),
                     })
@@ -305,7 +413,7 @@ impl OfferHandler {
                 // No new task goes to it from now on.
                 self.state.executors.remove(&id);
                 self.released.lock().insert(id.clone());
-                idle_since.remove(&id);
+                self.idle_since.lock().remove(&id);
                 if let Err(e) = self.client.kill_executor(&id).await {
                     tracing::warn!(executor = %id, "cannot release an idle executor: {e}");
                 }
@@ -337,24 +445,22 @@ impl OfferHandler {
             size.cache_mb,
             &self.executor_credential,
         );
+        let resources = Resources::new(cpus, size.container_mb);
+        self.sizes.lock().insert(executor_id.clone(), resources);
         let launch = ExecutorLaunch {
             executor_id,
             program: command.program.to_string_lossy().into_owned(),
             args: command.args,
             env: command.env,
-            resources: Resources::new(cpus, size.container_mb),
+            resources,
         };
         if let Err(e) = self.client.accept(&offer.id, vec![launch]).await {
             tracing::warn!("cannot launch an executor on agent {}: {e}", offer.agent_id);
             self.agents_with_executor.lock().remove(&offer.agent_id);
             return;
         }
-        let complete = self.agents_with_executor.lock().len() >= self.wanted;
-        if complete && !self.suppressed.swap(true, Ordering::SeqCst) {
-            if let Err(e) = self.client.suppress().await {
-                tracing::warn!("cannot suppress offers: {e}");
-                self.suppressed.store(false, Ordering::SeqCst);
-            }
+        if self.agents_with_executor.lock().len() >= self.wanted {
+            self.suppress().await;
         }
     }
 }
@@ -428,12 +534,14 @@ impl BackendKeeper {
 fn waiting_reason(offers_seen: Option<u64>) -> String {
     match offers_seen {
         None => "the local executor is starting".into(),
-        Some(0) => {
-            "the cluster offers nothing to this session — see `tessera cluster status`".into()
-        }
+        Some(0) => "the cluster offers nothing to this session: other sessions may hold it all \
+                    (the master asks them to give back their fair share after a while) — see \
+                    `tessera cluster status`"
+            .into(),
         Some(_) => format!(
             "the offers so far had no room for another executor (at least 1 CPU and \
-             {MIN_EXECUTOR_MEM_MB} MiB on an agent without one) — see `tessera cluster status`"
+             {MIN_EXECUTOR_MEM_MB} MiB on an agent without one), and other sessions may hold \
+             the rest — see `tessera cluster status`"
         ),
     }
 }

@@ -109,8 +109,12 @@ pub(crate) struct DriverState {
     pub cell_panic: Mutex<Option<String>>,
     pub failed_job: Mutex<Option<FailedJob>>,
     task_metrics_log: Option<Mutex<std::fs::File>>,
-    /// Set while tasks wait with no executor: the session asks the master for offers again.
+    /// Set while tasks wait for an executor: a session short of executors asks the master for
+    /// offers again.
     pub executors_wanted: std::sync::atomic::AtomicBool,
+    /// Set once the session has waited for its first executors: executors count as idle
+    /// only from then on (the session's start is not idleness).
+    pub started: std::sync::atomic::AtomicBool,
 }
 
 impl DriverState {
@@ -299,6 +303,7 @@ impl Driver {
             input: cell_input::CellInput::default(),
             failed_job: Mutex::new(None),
             executors_wanted: Default::default(),
+            started: Default::default(),
             task_metrics_log,
         });
 
@@ -362,16 +367,32 @@ impl Driver {
         (&self.socket_name, self.state.token)
     }
 
-    /// Waits until `count` executors have registered, saying what it waits for every few
-    /// seconds, or fails saying which did not.
+    /// Waits until `count` executors have registered — or, once at least one has, until
+    /// [`PARTIAL_START_AFTER`] has passed (a shared cluster may have no room for them all yet:
+    /// the rest join as it offers them, as Spark's `maxRegisteredResourcesWaitingTime`) —
+    /// saying what it waits for every few seconds; fails if none registered by `timeout`.
     pub fn wait_for_executors(&self, count: usize, timeout: Duration) -> anyhow::Result<()> {
         const SAY_EVERY: Duration = Duration::from_secs(5);
         let executors = self.state.executors.clone();
         self.runtime.block_on(async {
-            let deadline = tokio::time::Instant::now() + timeout;
-            let mut next_word = tokio::time::Instant::now() + SAY_EVERY;
+            let started = tokio::time::Instant::now();
+            let deadline = started + timeout;
+            let mut next_word = started + SAY_EVERY;
             while executors.list().len() < count {
-                let wake = next_word.min(deadline);
+                let have = executors.list().len();
+                if have > 0 && started.elapsed() >= PARTIAL_START_AFTER {
+                    tracing::warn!(
+                        "starting with {have} of {count} executors; {}; the rest join when the \
+                         cluster has room for them",
+                        self.backend.waiting_reason()
+                    );
+                    break;
+                }
+                let wake = if have > 0 {
+                    next_word.min(deadline).min(started + PARTIAL_START_AFTER)
+                } else {
+                    next_word.min(deadline)
+                };
                 if tokio::time::timeout_at(wake, executors.changed.notified())
                     .await
                     .is_ok()
@@ -388,12 +409,16 @@ impl Driver {
                         self.state.executor_logs
                     );
                 }
+                if tokio::time::Instant::now() < next_word {
+                    continue;
+                }
                 tracing::warn!(
                     "waiting for resources: {} of {count} executors; {why}",
                     executors.list().len()
                 );
                 next_word += SAY_EVERY;
             }
+            self.state.started.store(true, Ordering::SeqCst);
             Ok(())
         })
     }
@@ -508,6 +533,9 @@ struct SessionCredentials {
 }
 
 /// How long a session's certificates are valid: longer than any session lives.
+/// How long a session that has some of its executors waits for the rest before it starts.
+pub const PARTIAL_START_AFTER: Duration = Duration::from_secs(5);
+
 const SESSION_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 impl SessionCredentials {

@@ -361,6 +361,10 @@ async fn acquire_executor(
                 return Ok((executor, slot, level));
             }
         }
+        // Tasks queue: a session short of the executors it wants asks for offers again.
+        state
+            .executors_wanted
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
