@@ -223,6 +223,14 @@ fn accept_all(
     Ok((launched, latencies))
 }
 
+/// The offers that `launched` used, each a whole agent.
+fn as_offers(launched: &[(String, String, String)]) -> Vec<(String, String, Resources)> {
+    launched
+        .iter()
+        .map(|(framework, agent, _)| (framework.clone(), agent.clone(), AGENT))
+        .collect()
+}
+
 /// How many agents each framework holds.
 fn held_by<A, B>(holdings: &[(String, A, B)]) -> BTreeMap<String, usize> {
     let mut held = BTreeMap::new();
@@ -284,11 +292,7 @@ fn master_state(agents: usize, cycles: usize) -> anyhow::Result<MasterFigures> {
         cycle_start,
         &mut next_executor,
     )?;
-    let decisions: Vec<_> = launched
-        .iter()
-        .map(|(f, a, _)| (f.clone(), a.clone(), AGENT))
-        .collect();
-    check_cycle(&decisions, agents, &mut BTreeMap::new())?;
+    check_cycle(&as_offers(&launched), agents, &mut BTreeMap::new())?;
     let agent_number: BTreeMap<&str, usize> = agent_ids
         .iter()
         .enumerate()
@@ -325,11 +329,7 @@ fn master_state(agents: usize, cycles: usize) -> anyhow::Result<MasterFigures> {
             cycle_start,
             &mut next_executor,
         )?;
-        let decisions: Vec<_> = again
-            .iter()
-            .map(|(f, a, _)| (f.clone(), a.clone(), AGENT))
-            .collect();
-        check_cycle(&decisions, ended.len(), &mut held)?;
+        check_cycle(&as_offers(&again), ended.len(), &mut held)?;
         latencies.extend(more_latencies);
         launched.extend(again);
     }
