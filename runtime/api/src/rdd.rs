@@ -233,7 +233,17 @@ impl<T: Data> Rdd<T> {
     pub fn count(&self) -> u64 {
         self.run_job("count", CellAction::Count, None)
             .iter()
-            .map(|bytes| u64::from_le_bytes(bytes.as_slice().try_into().unwrap_or([0; 8])))
+            .map(|bytes| match <[u8; 8]>::try_from(bytes.as_slice()) {
+                Ok(count) => u64::from_le_bytes(count),
+                // Never a wrong count: a result of another size means the executor and the
+                // cell disagree on the protocol.
+                Err(_) => Error::new(format!(
+                    "cannot decode a partition's count: {} bytes where 8 were expected; the \
+                     executors run another Tessera than this session — restart the session",
+                    bytes.len()
+                ))
+                .raise(),
+            })
             .sum()
     }
 
