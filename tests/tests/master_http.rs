@@ -85,6 +85,7 @@ async fn scene(master_flags: &[&str]) -> Scene {
         args: vec!["-c".into(), "exec sleep 60".into()],
         env: Vec::new(),
         resources: Resources::new(1.0, 256),
+        extras: Default::default(),
     };
     framework
         .accept(&offer.id, vec![launch])

@@ -4,15 +4,15 @@
 //!
 //! `NAME(ROLE):VALUE` is a static reservation, as Mesos' `cpus(role):N`: those resources are
 //! offered only to frameworks of `ROLE`, on top of the unreserved ones. Only CPUs and memory
-//! can be reserved: disk, ports and custom scalars are [`Extras`] the master hands out with
-//! an agent's unreserved offer (see [`crate::extras`]).
+//! can be reserved: disk, ports and custom scalars are [`crate::Extras`] the master hands out
+//! with an agent's unreserved offer (see [`crate::extras`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use thiserror::Error;
 
-use crate::{Extras, Ranges, RangesError, Resources};
+use crate::{Ranges, RangesError, Resources};
 
 /// An agent attribute (Mesos' `--attributes`): a name and a text or scalar value, kept as
 /// written.
@@ -174,18 +174,6 @@ pub fn parse_resources(text: &str) -> Result<ResourceSpec, SpecError> {
     }
     spec.scalars.retain(|_, v| *v > 0.0);
     Ok(spec)
-}
-
-impl ResourceSpec {
-    /// The extras (disk, ports, scalars) with `disk_mb` and `ports` as defaults for what the
-    /// text does not name.
-    pub fn extras(&self, disk_mb: u64, ports: &Ranges) -> Extras {
-        Extras {
-            disk_mb: self.disk_mb.unwrap_or(disk_mb),
-            ports: self.ports.clone().unwrap_or_else(|| ports.clone()),
-            scalars: self.scalars.clone(),
-        }
-    }
 }
 
 /// The value of `name` from its own flag (`--FLAG`) or from `--resources`, not both.

@@ -343,6 +343,7 @@ impl OfferHandler {
             args: command.args,
             env: command.env,
             resources: Resources::new(cpus, size.container_mb),
+            extras: Default::default(),
         };
         if let Err(e) = self.client.accept(&offer.id, vec![launch]).await {
             tracing::warn!("cannot launch an executor on agent {}: {e}", offer.agent_id);
