@@ -244,11 +244,6 @@ mod tests {
             spec.reserved,
             BTreeMap::from([("analytics".to_string(), Resources::new(2.0, 4096))])
         );
-        let extras = spec.extras(0, &Ranges::default());
-        assert_eq!(
-            extras.to_string(),
-            "disk:100000; ports:[31000-32000]; gpus:2"
-        );
         assert_eq!(parse_resources("  ").unwrap(), ResourceSpec::default());
         assert_eq!(parse_resources("cpus(*):3").unwrap().cpus, Some(3.0));
     }
