@@ -86,7 +86,10 @@ fn sleeper(id: &str, resources: Resources, ports: Ranges) -> ExecutorLaunch {
     ExecutorLaunch {
         executor_id: id.into(),
         program: "/bin/sh".into(),
-        args: vec!["-c".into(), "sleep 30".into()],
+        args: vec![
+            "-c".into(),
+            "echo \"$TESSERA_EXECUTOR_PORTS\" > ports; sleep 30".into(),
+        ],
         env: Vec::new(),
         resources,
         extras: Extras {
@@ -141,6 +144,21 @@ async fn offers_carry_attributes_ports_disk_and_scalars_and_launches_must_stay_i
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(executor.extras.ports, Ranges::new([(31004, 31004)]));
+    // It is told its port.
+    let ports_file = cluster
+        .agent_work_dir(0)
+        .join("frameworks")
+        .join(client.framework_id())
+        .join("executors/e1/ports");
+    let deadline = Instant::now() + WAIT;
+    while std::fs::read_to_string(&ports_file)
+        .unwrap_or_default()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "no {}", ports_file.display());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(std::fs::read_to_string(&ports_file).unwrap(), "31004\n");
     assert_eq!(executor.extras.scalars.get("gpus"), Some(&1.0));
     // The rest of the agent comes back without that port and GPU.
     let again = offer_where(&mut events, |o| rack(o) == Some("r1")).await;
