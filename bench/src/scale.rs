@@ -208,6 +208,7 @@ fn accept_all(
                     resources: offer.resources,
                 }],
                 refuse_seconds: 0.0,
+                ..Default::default()
             };
             let actions = master
                 .accept(request, "scheduler", Instant::now())

@@ -40,6 +40,10 @@ fn main() -> anyhow::Result<()> {
                     executors: env_number("TESSERA_EXECUTORS")?,
                     executor_cores: env_number("TESSERA_EXECUTOR_CORES")?,
                     role: std::env::var("TESSERA_ROLE").unwrap_or_default(),
+                    executor_constraints: tessera_session::Constraints::parse(
+                        &std::env::var("TESSERA_EXECUTOR_CONSTRAINTS").unwrap_or_default(),
+                    )
+                    .context("TESSERA_EXECUTOR_CONSTRAINTS")?,
                     dynamic_allocation: std::env::var("TESSERA_EXECUTOR_IDLE_TIMEOUT_S")
                         .ok()
                         .map(|s| s.parse::<f64>())

@@ -56,6 +56,11 @@ struct Cli {
     /// quota; the master's `*` when not given).
     #[arg(long, global = true, env = "TESSERA_ROLE", default_value = "")]
     role: String,
+    /// On a cluster, run executors only on agents whose attributes match, as Spark's
+    /// spark.mesos.constraints: e.g. "rack:r1,r2;zone:z1" (each attribute present with one of
+    /// its values; a name alone: present with any value).
+    #[arg(long, global = true, env = "TESSERA_EXECUTOR_CONSTRAINTS", value_parser = tessera_session::Constraints::parse)]
+    executor_constraint: Option<tessera_session::Constraints>,
     /// On a cluster, release executors idle for this many seconds, so that other sessions can
     /// use them (Spark's dynamic allocation; default: keep them). Executors holding shuffle
     /// outputs are kept, and those holding cached partitions too unless
@@ -156,6 +161,7 @@ fn main() -> ExitCode {
             executors: cli.executors,
             executor_cores: cli.executor_cores,
             role: cli.role.clone(),
+            executor_constraints: cli.executor_constraint.clone().unwrap_or_default(),
             dynamic_allocation: cli.executor_idle_timeout_s.map(|seconds| {
                 tessera_session::DynamicAllocation {
                     idle_timeout: std::time::Duration::from_secs_f64(seconds.max(0.0)),

@@ -91,8 +91,13 @@ fn agent_at(address: &str, cpus: f64, mem_mb: u64) -> pb::RegisterAgentRequest {
     pb::RegisterAgentRequest {
         hostname: "h".into(),
         address: address.into(),
-        resources: Some(pb::Resources { cpus, mem_mb }),
+        resources: Some(pb::Resources {
+            cpus,
+            mem_mb,
+            ..Default::default()
+        }),
         isolation: "posix".into(),
+        ..Default::default()
     }
 }
 
@@ -283,6 +288,7 @@ pub async fn every_refusal(cluster: &ClusterUnderTest, mut stand: impl FnMut(Van
             offer_ids: vec![offer.id.clone()],
             launches: vec![],
             refuse_seconds: 0.0,
+            ..Default::default()
         })
         .await;
     assert_refused(refusal(stolen), &["not yours"]);
@@ -349,6 +355,7 @@ pub async fn every_refusal(cluster: &ClusterUnderTest, mut stand: impl FnMut(Van
                 args: vec!["30".into()],
                 env: vec![],
                 resources: Resources::new(1.0, 64),
+                extras: Default::default(),
             }],
         )
         .await

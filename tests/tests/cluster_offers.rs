@@ -250,6 +250,7 @@ fn shell(executor_id: &str, script: &str, resources: Resources) -> ExecutorLaunc
         args: vec!["-c".into(), script.into()],
         env: vec![("TESSERA_TEST".into(), "1".into())],
         resources,
+        extras: Default::default(),
     }
 }
 
@@ -576,6 +577,7 @@ async fn failing_commands_are_reported_failed_with_their_exit_status() {
         args: vec![],
         env: vec![],
         resources: half,
+        extras: Default::default(),
     };
     fw.client
         .accept(

@@ -85,6 +85,7 @@ async fn scene(master_flags: &[&str]) -> Scene {
         args: vec!["-c".into(), "exec sleep 60".into()],
         env: Vec::new(),
         resources: Resources::new(1.0, 256),
+        extras: Default::default(),
     };
     framework
         .accept(&offer.id, vec![launch])
@@ -366,8 +367,14 @@ async fn the_page_lists_agents_frameworks_and_executors_in_chromium() {
     );
     let agent = row(&document, "agents", &agent_id);
     assert_eq!(agent[1], hostname);
-    assert_eq!(agent[3], "2 cpus, 1024 MiB", "resources: {agent:?}");
-    assert_eq!(agent[4], "1 cpus, 256 MiB", "allocated: {agent:?}");
+    // Its resources with the disk and ports it offers besides (Mesos' default ports).
+    assert!(
+        agent[4].starts_with("2 cpus, 1024 MiB; disk:")
+            && agent[4].ends_with("; ports:[31000-32000]"),
+        "resources: {agent:?}"
+    );
+    assert_eq!(agent[5], "", "no reservations: {agent:?}");
+    assert_eq!(agent[6], "1 cpus, 256 MiB", "allocated: {agent:?}");
     let framework = row(&document, "frameworks", FRAMEWORK);
     assert_eq!(framework[1], scene.framework_id);
     assert_eq!(framework[3], ROLE);

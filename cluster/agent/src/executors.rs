@@ -93,6 +93,8 @@ pub struct LaunchSpec {
     pub command: Option<CommandInfo>,
     pub cpus: f64,
     pub mem_mb: u64,
+    /// The ports of the agent it was given, as ranges (`31000-31001,31005`; empty: none).
+    pub ports: String,
 }
 
 fn check_id(what: &'static str, value: &str) -> Result<(), LaunchError> {
@@ -404,6 +406,7 @@ impl Executors {
             .env("TESSERA_AGENT_HOST", &self.host)
             .env("TESSERA_EXECUTOR_CPUS", spec.cpus.to_string())
             .env("TESSERA_EXECUTOR_MEM_MB", spec.mem_mb.to_string())
+            .env("TESSERA_EXECUTOR_PORTS", &spec.ports)
             .current_dir(&sandbox)
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -628,6 +631,7 @@ mod tests {
             }),
             cpus: 1.0,
             mem_mb: 64,
+            ports: String::new(),
         }
     }
 

@@ -46,6 +46,14 @@ pub struct AgentConfig {
     pub cpus: f64,
     /// Memory offered to frameworks, in MiB.
     pub mem_mb: u64,
+    /// Disk, ports and custom scalars offered besides (`--disk-mb`, `--ports`,
+    /// `--resources`).
+    pub extras: tessera_allocator::Extras,
+    /// CPUs and memory reserved for roles, on top of `cpus` and `mem_mb` (`--resources
+    /// "cpus(ROLE):N;mem(ROLE):M"`).
+    pub reserved: std::collections::BTreeMap<String, tessera_allocator::Resources>,
+    /// Shown in offers, for frameworks' constraints (`--attributes rack:r1;zone:z1`).
+    pub attributes: Vec<tessera_allocator::Attribute>,
     /// Executors' sandboxes go under `work_dir/frameworks/`.
     pub work_dir: PathBuf,
     /// The host name shown in offers.
@@ -91,6 +99,35 @@ pub fn detect_cpus() -> f64 {
 
 /// The machine's memory less what the OS keeps (1 GiB, or half on machines
 /// with less than 2 GiB), in MiB, as the agent's default.
+/// Disk to offer, in MiB, as Mesos has it: the space free where sandboxes go, less 5 GiB for
+/// the system (or half of it, when there is less than 10 GiB).
+pub fn detect_disk_mb(work_dir: &std::path::Path) -> u64 {
+    // The work dir may not exist yet: ask about the nearest directory that does.
+    let existing = work_dir
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(work_dir);
+    let free_mb = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes())
+        .ok()
+        .and_then(|path| {
+            let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+            // SAFETY: `path` is NUL-terminated and `st` is a valid, writable statvfs.
+            let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
+            (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64 / (1024 * 1024))
+        })
+        .unwrap_or(0);
+    disk_to_offer(free_mb)
+}
+
+/// Of `free_mb` MiB free, what to offer: all but 5 GiB, or half below 10 GiB.
+fn disk_to_offer(free_mb: u64) -> u64 {
+    if free_mb >= 10 * 1024 {
+        free_mb - 5 * 1024
+    } else {
+        free_mb / 2
+    }
+}
+
 pub fn detect_mem_mb() -> u64 {
     let total_mb = std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -198,4 +235,18 @@ pub async fn run(
     }
     executors.close_isolation();
     result.map_err(AgentError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_offered_keeps_room_for_the_system() {
+        assert_eq!(disk_to_offer(100 * 1024), 95 * 1024);
+        assert_eq!(disk_to_offer(10 * 1024), 5 * 1024);
+        assert_eq!(disk_to_offer(8 * 1024), 4 * 1024);
+        assert_eq!(disk_to_offer(0), 0);
+        assert!(detect_disk_mb(&std::env::temp_dir().join("not-there-yet")) > 0);
+    }
 }

@@ -1,4 +1,4 @@
-//! `tessera-agent`: the daemon that offers this machine's CPUs and memory to a
+//! `tessera-agent`: the daemon that offers this machine's CPUs, memory, disk and ports to a
 //! Tessera master and runs executors for frameworks. Logs go to stderr
 //! (`RUST_LOG` filters them); nothing is printed to stdout.
 
@@ -8,8 +8,14 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Parser;
 use tessera_agent::{
-    AgentConfig, IsolationChoice, IsolationConfig, detect_cpus, detect_hostname, detect_mem_mb,
+    AgentConfig, IsolationChoice, IsolationConfig, detect_cpus, detect_disk_mb, detect_hostname,
+    detect_mem_mb,
 };
+use tessera_allocator::Ranges;
+use tessera_allocator::agent_spec::{flag_or_spec, parse_attributes, parse_resources};
+
+/// The ports an agent offers unless told (Mesos' default).
+const DEFAULT_PORTS: (u64, u64) = (31000, 32000);
 use tessera_credentials::{Credential, Principal};
 
 /// Tessera's cluster agent: registers this machine with the master and runs
@@ -42,6 +48,21 @@ struct Args {
     /// Memory to offer in MiB (default: the machine's, less 1 GiB for the OS).
     #[arg(long)]
     mem_mb: Option<u64>,
+    /// Disk to offer in MiB (default: the space free under --work-dir, less 5 GiB).
+    #[arg(long)]
+    disk_mb: Option<u64>,
+    /// Ports to offer, as ranges (default: 31000-32000, as Mesos).
+    #[arg(long)]
+    ports: Option<String>,
+    /// Resources in Mesos' syntax, e.g. "cpus:4;mem:8192;disk:10000;ports:[31000-32000];gpus:2"
+    /// (any other name is a custom scalar); NAME(ROLE):N reserves CPUs or memory for a role,
+    /// e.g. "cpus(analytics):2;mem(analytics):4096", on top of the unreserved ones. A
+    /// resource is given here or by its own flag, not both.
+    #[arg(long)]
+    resources: Option<String>,
+    /// Attributes shown in offers, for frameworks' constraints, e.g. "rack:r1;zone:z1".
+    #[arg(long, default_value = "")]
+    attributes: String,
     /// Where executors' sandboxes go (default: a new directory under the
     /// system temp dir).
     #[arg(long)]
@@ -93,18 +114,38 @@ async fn main() -> anyhow::Result<()> {
             credential.principal()?
         );
     }
-    let cpus = args.cpus.unwrap_or_else(detect_cpus);
+    let spec = parse_resources(args.resources.as_deref().unwrap_or(""))
+        .context("cannot read --resources")?;
+    let cpus = flag_or_spec("cpus", "cpus", args.cpus, spec.cpus)?.unwrap_or_else(detect_cpus);
     if !(cpus.is_finite() && cpus > 0.0) {
         bail!("--cpus must be a positive number, got {cpus}");
     }
-    let mem_mb = args.mem_mb.unwrap_or_else(detect_mem_mb);
+    let mem_mb =
+        flag_or_spec("mem", "mem-mb", args.mem_mb, spec.mem_mb)?.unwrap_or_else(detect_mem_mb);
     let work_dir = args.work_dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("tessera-agent-{}", std::process::id()))
     });
+    let ports = args
+        .ports
+        .map(|text| Ranges::parse(&text))
+        .transpose()
+        .context("cannot read --ports")?;
+    let ports = flag_or_spec("ports", "ports", ports, spec.ports.clone())?
+        .unwrap_or_else(|| Ranges::new([DEFAULT_PORTS]));
+    let disk_mb = flag_or_spec("disk", "disk-mb", args.disk_mb, spec.disk_mb)?
+        .unwrap_or_else(|| detect_disk_mb(&work_dir));
+    let attributes = parse_attributes(&args.attributes).context("cannot read --attributes")?;
     let config = AgentConfig {
         master: args.master,
         cpus,
         mem_mb,
+        extras: tessera_allocator::Extras {
+            disk_mb,
+            ports,
+            scalars: spec.scalars,
+        },
+        reserved: spec.reserved,
+        attributes,
         work_dir,
         hostname: args.hostname.unwrap_or_else(detect_hostname),
         advertise_address: args.advertise_address,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tessera_cluster_proto::master::master_client::MasterClient;
 use tessera_cluster_proto::master::{
-    HeartbeatRequest, RegisterAgentRequest, Resources, StatusUpdate,
+    HeartbeatRequest, RegisterAgentRequest, Reservation, Resources, StatusUpdate,
 };
 use tessera_credentials::{Credential, Principal, describe_status};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -73,11 +73,19 @@ async fn register(
         let request = RegisterAgentRequest {
             hostname: config.hostname.clone(),
             address: address.to_string(),
-            resources: Some(Resources {
-                cpus: config.cpus,
-                mem_mb: config.mem_mb,
-            }),
+            resources: Some(Resources::of(
+                &tessera_allocator::Resources::new(config.cpus, config.mem_mb),
+                &config.extras,
+            )),
             isolation: isolation.to_string(),
+            reservations: (config.reserved.iter())
+                .map(|(role, r)| Reservation {
+                    role: role.clone(),
+                    resources: Some(Resources::of_cpus_mem(r)),
+                    dynamic: false,
+                })
+                .collect(),
+            attributes: config.attributes.iter().map(Into::into).collect(),
         };
         match link.client.clone().register_agent(request).await {
             Ok(response) => {

@@ -82,6 +82,77 @@ mod tests {
         assert!((alloc.dominant_share("B") - 2.0 / 3.0).abs() < 1e-9);
     }
 
+    /// Resources reserved for a role go only to that role's frameworks (whatever their
+    /// share); unreserved ones are still shared by DRF among every role, reserved holdings
+    /// counting in shares. Moving a reservation's total back (unreserve) frees it for all.
+    #[test]
+    fn reserved_resources_go_only_to_their_role_and_unreserved_ones_by_drf() {
+        let mut alloc = DrfAllocator::new();
+        alloc.add_agent("s1", Resources::new(2.0, 2 * GB));
+        alloc.add_reserved("s1(analytics)", "analytics", Resources::new(2.0, 2 * GB));
+        alloc.add_agent("s2", Resources::new(2.0, 2 * GB));
+        alloc.add_framework("web", "web");
+        alloc.add_framework("an", "analytics");
+        assert_eq!(alloc.cluster_total(), Resources::new(6.0, 6 * GB));
+        let now = Instant::now();
+        let decisions = alloc.allocate(now);
+        let got = |fw: &str| -> Vec<String> {
+            decisions
+                .iter()
+                .filter(|d| d.framework_id == fw)
+                .map(|d| d.agent_id.clone())
+                .collect()
+        };
+        // Of the unreserved agents each role gets one (both hold nothing at s1: ties go by
+        // role name; at s2 analytics holds two thirds); the reservation goes to analytics.
+        assert_eq!(got("an"), ["s1", "s1(analytics)"]);
+        assert_eq!(got("web"), ["s2"]);
+        // web declines everything for a long time and analytics gives its reservation back:
+        // the reservation is offered to analytics again, never to web.
+        for d in &decisions {
+            let filter = (d.framework_id == "web").then(|| now + Duration::from_secs(60));
+            alloc.recover_resources(&d.framework_id, &d.agent_id, d.resources, filter);
+        }
+        alloc.remove_framework("an");
+        let next = alloc.allocate(now);
+        let taken: Vec<(&str, &str)> = next
+            .iter()
+            .map(|d| (d.framework_id.as_str(), d.agent_id.as_str()))
+            .collect();
+        assert_eq!(
+            taken,
+            [("web", "s1")],
+            "web, filtered on s2, never gets the reservation"
+        );
+        alloc.add_framework("an2", "analytics");
+        let mut again = alloc.allocate(now);
+        again.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+        let taken: Vec<(&str, &str)> = again
+            .iter()
+            .map(|d| (d.framework_id.as_str(), d.agent_id.as_str()))
+            .collect();
+        assert_eq!(taken, [("an2", "s1(analytics)"), ("an2", "s2")]);
+        again.extend(next);
+        for d in &again {
+            alloc.recover_resources(&d.framework_id, &d.agent_id, d.resources, None);
+        }
+        // Unreserving moves the reservation into the agent's unreserved pool.
+        alloc.set_total("s1(analytics)", Resources::ZERO);
+        alloc.set_total("s1", Resources::new(4.0, 4 * GB));
+        assert_eq!(alloc.total_of("s1"), Some(Resources::new(4.0, 4 * GB)));
+        assert_eq!(alloc.cluster_total(), Resources::new(6.0, 6 * GB));
+        alloc.revive_offers("web");
+        alloc.remove_framework("an2");
+        let after = alloc.allocate(now);
+        assert!(
+            after.iter().any(|d| d.agent_id == "s1"
+                && d.framework_id == "web"
+                && d.resources == Resources::new(4.0, 4 * GB)),
+            "{after:?}"
+        );
+        assert!(after.iter().all(|d| d.agent_id != "s1(analytics)"));
+    }
+
     /// With several agents in one round, each goes to whoever has the lowest
     /// share at that point, so two equal frameworks get one agent each.
     #[test]

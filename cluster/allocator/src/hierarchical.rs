@@ -11,6 +11,10 @@
 //!    (DRF; ties to the one that subscribed first). Resources that unmet guarantees need are
 //!    kept back from roles past their guarantee, and no role is offered past its limit.
 //!
+//! Reserved pools (an agent's resources reserved for a role) are offered only to that role's
+//! frameworks, in both steps, and are neither kept back for other roles' guarantees nor cut
+//! to the role's limit: they are the role's already.
+//!
 //! Frameworks that are inactive, suppressed, or filtered on the agent are passed over.
 //! Shares change as the round proceeds, so one round over several agents spreads them.
 
@@ -116,7 +120,19 @@ impl<P: RoleOrder> HierarchicalAllocator<P> {
 
 impl<P: RoleOrder> Allocator for HierarchicalAllocator<P> {
     fn add_agent(&mut self, agent_id: &str, total: Resources) {
-        self.ledger.add_agent(agent_id, total);
+        self.ledger.add_agent(agent_id, total, None);
+    }
+
+    fn add_reserved(&mut self, pool_id: &str, role: &str, total: Resources) {
+        self.ledger.add_agent(pool_id, total, Some(role));
+    }
+
+    fn set_total(&mut self, agent_id: &str, total: Resources) {
+        self.ledger.set_total(agent_id, total);
+    }
+
+    fn total_of(&self, agent_id: &str) -> Option<Resources> {
+        self.ledger.total_of(agent_id)
     }
 
     fn remove_agent(&mut self, agent_id: &str) {
@@ -181,7 +197,12 @@ impl<P: RoleOrder> Allocator for HierarchicalAllocator<P> {
         // 1. Quota guarantees.
         if !self.unmet_guarantees().is_zero() {
             for &agent in &agents {
-                self.rank_roles(|role| !self.unmet(role).is_zero(), &mut ranked);
+                let reserved_for = self.ledger.agents.at(agent).role.clone();
+                let admits = |role: &str| reserved_for.as_deref().is_none_or(|r| r == role);
+                self.rank_roles(
+                    |role| admits(role) && !self.unmet(role).is_zero(),
+                    &mut ranked,
+                );
                 for (_, role) in &ranked {
                     let wanted = self.free_on(agent).min(&self.unmet(role));
                     let offered = self.capped(role, wanted);
@@ -192,6 +213,12 @@ impl<P: RoleOrder> Allocator for HierarchicalAllocator<P> {
         // 2. Everyone, keeping back what unmet guarantees need.
         for &agent in &agents {
             if !self.free_on(agent).is_offerable() {
+                continue;
+            }
+            let reserved_for = self.ledger.agents.at(agent).role.clone();
+            if let Some(role) = reserved_for {
+                let free = self.free_on(agent);
+                decisions.extend(self.offer(&role, agent, free));
                 continue;
             }
             self.rank_roles(|_| true, &mut ranked);

@@ -27,6 +27,9 @@ pub(crate) struct AgentEntry {
     pub total: Resources,
     /// Sum of what all frameworks hold on this agent.
     pub allocated: Resources,
+    /// The role these resources are reserved for (a reserved pool of an agent): only its
+    /// frameworks are offered them. `None`: unreserved, offered to every role.
+    pub role: Option<Arc<str>>,
 }
 
 impl AgentEntry {
@@ -201,7 +204,7 @@ impl Ledger {
             .unwrap_or_default()
     }
 
-    pub fn add_agent(&mut self, agent_id: &str, total: Resources) {
+    pub fn add_agent(&mut self, agent_id: &str, total: Resources, role: Option<&str>) {
         if self.agents.contains(agent_id) {
             self.remove_agent(agent_id);
         }
@@ -209,9 +212,26 @@ impl Ledger {
             id: agent_id.to_string(),
             total,
             allocated: Resources::ZERO,
+            role: role.map(Arc::from),
         });
         self.total = self.total.plus(&total);
         self.stale_order = true;
+    }
+
+    /// The agent's total is now `total` (what frameworks hold on it stays theirs).
+    pub fn set_total(&mut self, agent_id: &str, total: Resources) {
+        let Some(agent) = self.agents.get_mut(agent_id) else {
+            return;
+        };
+        self.total = self.total.minus(&agent.total).plus(&total);
+        agent.total = total;
+        self.stale_order = true;
+    }
+
+    /// The agent's total, if it is known.
+    pub fn total_of(&self, agent_id: &str) -> Option<Resources> {
+        let at = *self.agents.position.get(agent_id)?;
+        Some(self.agents.at(at).total)
     }
 
     pub fn remove_agent(&mut self, agent_id: &str) {
@@ -468,8 +488,12 @@ mod tests {
         let agent = |n: u64| format!("a{n}");
         let framework = |n: u64| format!("f{n}");
         for _ in 0..3000 {
-            match rng.below(9) {
-                0 => ledger.add_agent(&agent(rng.below(12)), Resources::new(4.0, 4096)),
+            match rng.below(10) {
+                0 => ledger.add_agent(&agent(rng.below(12)), Resources::new(4.0, 4096), None),
+                7 => {
+                    let total = Resources::new(rng.below(8) as f64, rng.below(8192));
+                    ledger.set_total(&agent(rng.below(12)), total);
+                }
                 1 => ledger.remove_agent(&agent(rng.below(12))),
                 2 => {
                     let role = ["*", "a", "b"][rng.below(3) as usize];

@@ -21,19 +21,25 @@
 //! DRF), and a [`RoleOrder`] decides in which order roles are served: [`WeightedDrf`] (the
 //! default, [`DrfAllocator`]) or [`StrictPriority`] ([`PriorityAllocator`]).
 
+pub mod agent_spec;
 mod drf;
+pub mod extras;
 mod hierarchical;
 mod ledger;
 mod priority;
 mod quota;
+mod ranges;
 mod reclaim;
 mod resources;
 
+pub use agent_spec::Attribute;
 pub use drf::{DrfAllocator, WeightedDrf};
+pub use extras::Extras;
 pub use hierarchical::{HierarchicalAllocator, RoleOrder};
 pub use ledger::DEFAULT_ROLE;
 pub use priority::{PriorityAllocator, StrictPriority};
 pub use quota::Quota;
+pub use ranges::{Ranges, RangesError};
 pub use resources::Resources;
 
 use std::time::Instant;
@@ -67,6 +73,15 @@ pub struct ReclaimDecision {
 pub trait Allocator: Send {
     /// A new agent with `total` resources joined; all of it is free.
     fn add_agent(&mut self, agent_id: &str, total: Resources);
+    /// Resources of an agent reserved for `role` (Mesos' static and dynamic reservations),
+    /// as a pool of their own named `pool_id`: only frameworks of `role` are offered them
+    /// (decisions name the pool as their agent). Removed with `remove_agent(pool_id)`.
+    fn add_reserved(&mut self, pool_id: &str, role: &str, total: Resources);
+    /// The agent's (or reserved pool's) total is now `total`; what frameworks hold on it
+    /// stays theirs. Dynamic reservations move resources between an agent's pools.
+    fn set_total(&mut self, agent_id: &str, total: Resources);
+    /// The agent's (or reserved pool's) total, if it is known.
+    fn total_of(&self, agent_id: &str) -> Option<Resources>;
     /// The agent left or was lost; whatever frameworks held on it is dropped.
     fn remove_agent(&mut self, agent_id: &str);
     /// A new framework subscribed in `role` (empty: [`DEFAULT_ROLE`]); it is active

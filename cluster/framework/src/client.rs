@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_allocator::Resources;
+use tessera_allocator::{Attribute, Extras, Resources};
+use tessera_cluster_proto::convert::split;
 use tessera_cluster_proto::master as pb;
 use tessera_cluster_proto::master::master_client::MasterClient;
 use tessera_credentials::{Credential, Principal, describe_error, describe_status};
@@ -43,13 +44,21 @@ pub struct FrameworkInfo {
     pub role: String,
 }
 
-/// Resources of one agent offered to this framework.
+/// Resources of one agent offered to this framework: its unreserved CPUs and memory with the
+/// disk, ports and custom scalars free on it, or CPUs and memory reserved for the framework's
+/// role.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Offer {
     pub id: String,
     pub agent_id: String,
     pub hostname: String,
     pub resources: Resources,
+    /// Disk, port ranges and custom scalars (unreserved offers only).
+    pub extras: Extras,
+    /// The role the resources are reserved for (`None`: unreserved).
+    pub reservation: Option<String>,
+    /// The agent's attributes (`--attributes`), for constraints ([`crate::Constraints`]).
+    pub attributes: Vec<Attribute>,
 }
 
 /// An executor to launch with (part of) an offer.
@@ -62,9 +71,45 @@ pub struct ExecutorLaunch {
     pub args: Vec<String>,
     /// Added to the agent's environment. The agent also sets
     /// `TESSERA_AGENT_ID`, `TESSERA_FRAMEWORK_ID`, `TESSERA_EXECUTOR_ID`,
-    /// `TESSERA_SANDBOX`, `TESSERA_EXECUTOR_CPUS` and `TESSERA_EXECUTOR_MEM_MB`.
+    /// `TESSERA_SANDBOX`, `TESSERA_EXECUTOR_CPUS`, `TESSERA_EXECUTOR_MEM_MB` and
+    /// `TESSERA_EXECUTOR_PORTS` (the ports of `extras`, e.g. `31000-31001,31005`).
     pub env: Vec<(String, String)>,
     pub resources: Resources,
+    /// Disk, ports (which ports of the offer it takes) and custom scalars.
+    pub extras: Extras,
+}
+
+/// One thing to do with an accepted offer (Mesos' offer operations).
+#[derive(Clone, Debug, PartialEq)]
+pub enum AcceptOperation {
+    Launch(ExecutorLaunch),
+    /// Reserve these unreserved CPUs and memory of the offer for the framework's role: they
+    /// come back in offers marked with the role, to the role only, until unreserved.
+    Reserve(Resources),
+    /// Give these CPUs and memory, reserved for the role by `Reserve`, back to everyone.
+    Unreserve(Resources),
+}
+
+impl AcceptOperation {
+    fn into_pb(self) -> pb::Operation {
+        use pb::operation::Operation as Op;
+        let op = match self {
+            AcceptOperation::Launch(l) => Op::Launch(pb::ExecutorLaunch {
+                executor_id: l.executor_id,
+                command: Some(pb::CommandInfo {
+                    program: l.program,
+                    args: l.args,
+                    env: l.env.into_iter().collect(),
+                }),
+                resources: Some(pb::Resources::of(&l.resources, &l.extras)),
+            }),
+            AcceptOperation::Reserve(r) => Op::Reserve(pb::Resources::of_cpus_mem(&r)),
+            AcceptOperation::Unreserve(r) => Op::Unreserve(pb::Resources::of_cpus_mem(&r)),
+        };
+        pb::Operation {
+            operation: Some(op),
+        }
+    }
 }
 
 /// Lifecycle of an executor.
@@ -179,6 +224,20 @@ pub struct AgentSummary {
     pub offered: Resources,
     /// How it isolates its executors: "cgroups-v2" or "posix".
     pub isolation: String,
+    /// Its disk, ports and custom scalars.
+    pub extras: Extras,
+    pub attributes: Vec<Attribute>,
+    /// CPUs and memory reserved for roles (`total` includes them).
+    pub reservations: Vec<ReservationSummary>,
+}
+
+/// CPUs and memory of an agent reserved for a role.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReservationSummary {
+    pub role: String,
+    pub resources: Resources,
+    /// Made by a framework's RESERVE (`false`: by the agent's `--resources`).
+    pub dynamic: bool,
 }
 
 /// A framework as `tessera cluster status` shows it.
@@ -210,6 +269,8 @@ pub struct ExecutorSummary {
     pub agent_id: String,
     pub state: ExecutorState,
     pub resources: Resources,
+    /// Its disk, ports and custom scalars.
+    pub extras: Extras,
     pub message: String,
     /// Memory its processes used at its agent's last heartbeat (0 once ended).
     pub memory_used_bytes: u64,
@@ -228,16 +289,19 @@ pub struct ClusterStatus {
 }
 
 fn res(r: Option<pb::Resources>) -> Resources {
-    r.map(|r| Resources::new(r.cpus, r.mem_mb))
-        .unwrap_or_default()
+    split(r.as_ref()).0
 }
 
 fn offer_from_pb(o: pb::Offer) -> Offer {
+    let (resources, extras) = split(o.resources.as_ref());
     Offer {
         id: o.id,
         agent_id: o.agent_id,
         hostname: o.hostname,
-        resources: res(o.resources),
+        resources,
+        extras,
+        reservation: (!o.reservation_role.is_empty()).then_some(o.reservation_role),
+        attributes: o.attributes.into_iter().map(Into::into).collect(),
     }
 }
 
@@ -455,26 +519,26 @@ impl FrameworkClient {
         offer_id: &str,
         launches: Vec<ExecutorLaunch>,
     ) -> Result<(), FrameworkError> {
-        let launches = launches
-            .into_iter()
-            .map(|l| pb::ExecutorLaunch {
-                executor_id: l.executor_id,
-                command: Some(pb::CommandInfo {
-                    program: l.program,
-                    args: l.args,
-                    env: l.env.into_iter().collect(),
-                }),
-                resources: Some(pb::Resources {
-                    cpus: l.resources.cpus,
-                    mem_mb: l.resources.mem_mb,
-                }),
-            })
-            .collect();
+        let operations = launches.into_iter().map(AcceptOperation::Launch).collect();
+        self.accept_operations(offer_id, operations).await
+    }
+
+    /// Accepts an offer with operations, done in order: launches, reservations for this
+    /// framework's role, unreservations. What they do not use goes back to the pool; if one
+    /// does not fit, none is done.
+    pub async fn accept_operations(
+        &self,
+        offer_id: &str,
+        operations: Vec<AcceptOperation>,
+    ) -> Result<(), FrameworkError> {
         let request = pb::AcceptRequest {
             framework_id: self.inner.framework_id.clone(),
             offer_ids: vec![offer_id.to_string()],
-            launches,
-            refuse_seconds: 0.0,
+            operations: operations
+                .into_iter()
+                .map(AcceptOperation::into_pb)
+                .collect(),
+            ..Default::default()
         };
         call(
             &self.inner.master,
@@ -661,14 +725,26 @@ pub async fn cluster_status(endpoint: &MasterEndpoint) -> Result<ClusterStatus, 
         agents: r
             .agents
             .into_iter()
-            .map(|a| AgentSummary {
-                id: a.id,
-                hostname: a.hostname,
-                address: a.address,
-                total: res(a.total),
-                allocated: res(a.allocated),
-                offered: res(a.offered),
-                isolation: a.isolation,
+            .map(|a| {
+                let (total, extras) = split(a.total.as_ref());
+                AgentSummary {
+                    id: a.id,
+                    hostname: a.hostname,
+                    address: a.address,
+                    total,
+                    allocated: res(a.allocated),
+                    offered: res(a.offered),
+                    isolation: a.isolation,
+                    extras,
+                    attributes: a.attributes.into_iter().map(Into::into).collect(),
+                    reservations: (a.reservations.into_iter())
+                        .map(|r| ReservationSummary {
+                            role: r.role,
+                            resources: res(r.resources),
+                            dynamic: r.dynamic,
+                        })
+                        .collect(),
+                }
             })
             .collect(),
         frameworks: r
@@ -695,12 +771,14 @@ pub async fn cluster_status(endpoint: &MasterEndpoint) -> Result<ClusterStatus, 
             .executors
             .into_iter()
             .filter_map(|e| {
+                let (resources, extras) = split(e.resources.as_ref());
                 Some(ExecutorSummary {
                     state: ExecutorState::from_pb(e.state)?,
                     framework_id: e.framework_id,
                     executor_id: e.executor_id,
                     agent_id: e.agent_id,
-                    resources: res(e.resources),
+                    resources,
+                    extras,
                     message: e.message,
                     memory_used_bytes: e.memory_used_bytes,
                     cpu_seconds: e.cpu_seconds,

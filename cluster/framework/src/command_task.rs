@@ -219,6 +219,7 @@ async fn follow(
                             args: task.args.clone(),
                             env: Vec::new(),
                             resources: task.resources,
+                            extras: Default::default(),
                         };
                         client.accept(&offer.id, vec![launch]).await?;
                         // Nothing more is wanted: let others have the offers.
@@ -281,6 +282,9 @@ mod tests {
             agent_id: agent.into(),
             hostname: format!("host-{agent}"),
             resources: Resources::new(cpus, mem_mb),
+            extras: Default::default(),
+            reservation: None,
+            attributes: Vec::new(),
         }
     }
 

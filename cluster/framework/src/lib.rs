@@ -27,21 +27,25 @@
 
 mod client;
 mod command_task;
+pub mod constraints;
 pub mod local_cluster;
 mod master_url;
 
 pub use client::{
-    AgentSummary, ClusterStatus, ExecutorLaunch, ExecutorReason, ExecutorState, ExecutorSummary,
-    FrameworkClient, FrameworkEvent, FrameworkInfo, FrameworkSummary, MasterEndpoint, Offer,
-    cluster_status,
+    AcceptOperation, AgentSummary, ClusterStatus, ExecutorLaunch, ExecutorReason, ExecutorState,
+    ExecutorSummary, FrameworkClient, FrameworkEvent, FrameworkInfo, FrameworkSummary,
+    MasterEndpoint, Offer, ReservationSummary, cluster_status,
 };
 pub use command_task::{
     CommandOutcome, CommandTask, CommandTaskError, CommandTaskEvent, run_command,
 };
+pub use constraints::{ConstraintError, Constraints};
 pub use local_cluster::{LOCAL_FRAMEWORK, LocalCluster, LocalClusterError};
 pub use master_url::{DEFAULT_MASTER_PORT, MasterUrl, MasterUrlError, parse_master_url};
 /// CPUs (fractional) and memory (MiB); with `contains`, `plus`, `minus`.
 pub use tessera_allocator::Resources;
+/// Agent attributes, port ranges, and disk/ports/custom scalars.
+pub use tessera_allocator::{Attribute, Extras, Ranges};
 
 /// What went wrong talking to the master. Every message says what happened and
 /// what to do.

@@ -206,6 +206,19 @@ impl LocalCluster {
         bin_dir: &Path,
         master_flags: &[&str],
     ) -> Result<LocalCluster, LocalClusterError> {
+        let shape = (agents, cpus_per_agent, mem_mb_per_agent);
+        Self::start_with_agent_flags(shape, bin_dir, master_flags, &[]).await
+    }
+
+    /// As [`LocalCluster::start_with`] for `(agents, cpus_per_agent, mem_mb_per_agent)`, with
+    /// more flags for agent `i` in `agent_flags[i]` (`--attributes rack:r1`, `--resources
+    /// "cpus(analytics):1"`).
+    pub async fn start_with_agent_flags(
+        (agents, cpus_per_agent, mem_mb_per_agent): (usize, f64, u64),
+        bin_dir: &Path,
+        master_flags: &[&str],
+        agent_flags: &[&[&str]],
+    ) -> Result<LocalCluster, LocalClusterError> {
         if agents == 0 || cpus_per_agent.is_nan() || cpus_per_agent <= 0.0 || mem_mb_per_agent == 0
         {
             return Err(LocalClusterError::BadShape {
@@ -324,7 +337,15 @@ impl LocalCluster {
                     principal_dir(&credentials, &Principal::Agent(format!("agent-{i}")))
                         .display()
                         .to_string(),
-                ],
+                ]
+                .into_iter()
+                .chain(
+                    agent_flags
+                        .get(i)
+                        .into_iter()
+                        .flat_map(|f| f.iter().map(|f| f.to_string())),
+                )
+                .collect::<Vec<String>>(),
                 &log,
             )?;
             cluster.agents.push(child);

@@ -38,7 +38,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::service::MasterService;
-pub use crate::state::{AgentAction, EventSender, MasterState};
+pub use crate::state::{AgentAction, AgentOffering, EventSender, MasterState};
 
 /// How the master behaves (timeouts and intervals).
 #[derive(Clone, Debug)]

@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 use tessera_credentials::{Principal, caller};
 
 use crate::Shared;
-use crate::state::{AgentAction, check_resources};
+use crate::state::{AgentAction, AgentOffering, check_extras, check_resources, check_role};
 
 /// Calls to agents give up after this long.
 const AGENT_RPC_TIMEOUT: Duration = Duration::from_secs(10);
@@ -182,6 +182,39 @@ fn non_empty(field: &str, value: &str) -> Result<(), Status> {
     }
 }
 
+/// What agent `principal` registers besides its unreserved CPUs and memory, checked: extras,
+/// reservations for valid roles (of CPUs and memory only), attributes with names.
+fn agent_offering(
+    principal: &str,
+    req: &pb::RegisterAgentRequest,
+) -> Result<AgentOffering, Status> {
+    let whom = format!("agent {principal}");
+    let mut reserved = std::collections::BTreeMap::new();
+    for r in &req.reservations {
+        check_role(&r.role)?;
+        let amount = check_resources(
+            &format!("{whom}'s reservation for {}", r.role),
+            r.resources.as_ref(),
+        )?;
+        if !amount.is_zero() {
+            let sum: &mut tessera_allocator::Resources =
+                reserved.entry(r.role.clone()).or_default();
+            *sum = sum.plus(&amount);
+        }
+    }
+    if let Some(a) = req.attributes.iter().find(|a| a.name.is_empty()) {
+        return Err(Status::invalid_argument(format!(
+            "{whom} has an attribute without a name (value {:?}); give attributes as NAME:VALUE",
+            a.value
+        )));
+    }
+    Ok(AgentOffering {
+        extras: check_extras(&whom, req.resources.as_ref())?,
+        reserved,
+        attributes: req.attributes.iter().cloned().map(Into::into).collect(),
+    })
+}
+
 #[tonic::async_trait]
 impl Master for MasterService {
     async fn register_agent(
@@ -192,7 +225,7 @@ impl Master for MasterService {
         let req = request.into_inner();
         non_empty("address", &req.address)?;
         let total = check_resources(&format!("agent {principal}"), req.resources.as_ref())?;
-        if total.cpus <= 0.0 && total.mem_mb == 0 {
+        if total.cpus <= 0.0 && total.mem_mb == 0 && req.reservations.is_empty() {
             return Err(Status::invalid_argument(format!(
                 "agent {principal} offers no resources; give it --cpus and --mem-mb"
             )));
@@ -216,11 +249,11 @@ impl Master for MasterService {
                 .connect_timeout(Duration::from_secs(5))
                 .connect_lazy(),
         );
-        let (agent_id, interval) = self.shared.lock().register_agent(
-            req.hostname,
-            req.address,
-            principal,
+        let offering = agent_offering(&principal, &req)?;
+        let (agent_id, interval) = self.shared.lock().register_agent_offering(
+            (req.hostname, req.address, principal),
             total,
+            offering,
             req.isolation,
             client,
             Instant::now(),

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tessera_allocator::{Allocator, Resources};
+use tessera_allocator::{Allocator, Attribute, Extras, Resources};
 use tessera_cluster_proto::agent::agent_client::AgentClient;
 use tessera_cluster_proto::agent::{
     KillExecutorRequest, LaunchExecutorRequest, ShutdownFrameworkRequest,
@@ -20,7 +20,10 @@ use tonic::transport::Channel;
 use crate::MasterConfig;
 use crate::metrics::Metrics;
 
+pub(crate) mod operations;
 pub(crate) mod snapshot;
+
+use operations::{Offered, Operation};
 
 /// Executors that ended are kept for `ClusterStatus` up to this many.
 const MAX_COMPLETED_EXECUTORS: usize = 1000;
@@ -34,7 +37,18 @@ pub(crate) struct Agent {
     pub principal: String,
     pub hostname: String,
     pub address: String,
+    /// Its CPUs and memory, reserved or not.
     pub total: Resources,
+    /// Its disk, ports and custom scalars.
+    pub extras: Extras,
+    /// Of `extras`, what is neither offered nor used: the next offer of its unreserved
+    /// resources carries it.
+    pub free_extras: Extras,
+    pub attributes: Vec<Attribute>,
+    /// CPUs and memory reserved for each role by the agent's flags.
+    pub static_reserved: BTreeMap<String, Resources>,
+    /// CPUs and memory reserved for each role by frameworks' RESERVE.
+    pub dynamic_reserved: BTreeMap<String, Resources>,
     /// How it isolates its executors, as it said when it registered.
     pub isolation: String,
     pub last_heartbeat: Instant,
@@ -62,7 +76,11 @@ pub(crate) struct Offer {
     pub id: String,
     pub framework_id: String,
     pub agent_id: String,
+    /// The role its resources are reserved for (`None`: unreserved).
+    pub reservation: Option<String>,
     pub resources: Resources,
+    /// Disk, ports and scalars (unreserved offers only).
+    pub extras: Extras,
     /// When it was made, for the offer timeout.
     pub made_at: Instant,
 }
@@ -71,7 +89,10 @@ pub(crate) struct Executor {
     pub framework_id: String,
     pub executor_id: String,
     pub agent_id: String,
+    /// The reservation its resources came from (`None`: unreserved).
+    pub reservation: Option<String>,
     pub resources: Resources,
+    pub extras: Extras,
     pub state: pb::ExecutorState,
     pub message: String,
     /// What it used at its agent's last heartbeat.
@@ -104,16 +125,56 @@ pub(crate) fn is_terminal(state: pb::ExecutorState) -> bool {
     matches!(state, S::Finished | S::Failed | S::Killed | S::Lost)
 }
 
-pub(crate) fn to_pb(r: Resources) -> pb::Resources {
-    pb::Resources {
-        cpus: r.cpus,
-        mem_mb: r.mem_mb,
+/// Where the allocator keeps an agent's CPUs and memory reserved for `role` (`None`: its
+/// unreserved ones, under the agent's own id): `AGENT(ROLE)`, as Mesos writes `cpus(ROLE)`.
+pub(crate) fn pool_id(agent_id: &str, role: Option<&str>) -> String {
+    match role {
+        Some(role) => format!("{agent_id}({role})"),
+        None => agent_id.to_string(),
     }
 }
 
-pub(crate) fn from_pb(r: Option<&pb::Resources>) -> Resources {
-    r.map(|r| Resources::new(r.cpus, r.mem_mb))
-        .unwrap_or_default()
+/// The agent and reservation of an allocator pool (agent ids the master makes hold no `(`).
+pub(crate) fn split_pool(pool: &str) -> (&str, Option<&str>) {
+    match pool.split_once('(') {
+        Some((agent, role)) => (agent, Some(role.strip_suffix(')').unwrap_or(role))),
+        None => (pool, None),
+    }
+}
+
+/// What an agent registers besides its unreserved CPUs and memory.
+#[derive(Clone, Debug, Default)]
+pub struct AgentOffering {
+    /// Disk, ports and custom scalars.
+    pub extras: Extras,
+    /// CPUs and memory reserved for roles (`--resources "cpus(ROLE):N"`).
+    pub reserved: BTreeMap<String, Resources>,
+    pub attributes: Vec<Attribute>,
+}
+
+/// An offer as its framework sees it: with its agent's host name and attributes.
+pub(crate) fn offer_to_pb(offer: &Offer, agent: &Agent) -> pb::Offer {
+    pb::Offer {
+        id: offer.id.clone(),
+        framework_id: offer.framework_id.clone(),
+        agent_id: offer.agent_id.clone(),
+        hostname: agent.hostname.clone(),
+        resources: Some(pb::Resources::of(&offer.resources, &offer.extras)),
+        reservation_role: offer.reservation.clone().unwrap_or_default(),
+        attributes: agent.attributes.iter().map(pb::Attribute::from).collect(),
+    }
+}
+
+/// An accept's launches, wherever it names them: in `operations`, then in `launches`.
+fn operations_launches(request: pb::AcceptRequest) -> impl Iterator<Item = pb::ExecutorLaunch> {
+    let ops = request
+        .operations
+        .into_iter()
+        .filter_map(|o| match o.operation {
+            Some(pb::operation::Operation::Launch(l)) => Some(l),
+            _ => None,
+        });
+    ops.chain(request.launches)
 }
 
 fn event(e: pb::event::Event) -> pb::Event {
@@ -183,13 +244,43 @@ pub(crate) fn refuse_duration(seconds: f64) -> Result<Duration, Status> {
         .min(MAX_REFUSE))
 }
 
+/// The extras of `resources` of `whom`, or an error naming what is wrong: scalars must be
+/// finite and non-negative, ports at most 65535.
+pub(crate) fn check_extras(
+    whom: &str,
+    resources: Option<&pb::Resources>,
+) -> Result<Extras, Status> {
+    let Some(r) = resources else {
+        return Ok(Extras::default());
+    };
+    if let Some((name, v)) = r.scalars.iter().find(|(_, v)| !v.is_finite() || **v < 0.0) {
+        return Err(Status::invalid_argument(format!(
+            "{whom} has an invalid amount of {name} ({v}); give a finite number from 0"
+        )));
+    }
+    if let Some(range) = r.ports.iter().find(|p| p.begin > p.end || p.end > 65535) {
+        return Err(Status::invalid_argument(format!(
+            "{whom} has an invalid port range {}-{}; give ranges of ports 0 to 65535, the \
+             smaller number first",
+            range.begin, range.end
+        )));
+    }
+    if r.disk_mb > MAX_MEM_MB {
+        return Err(Status::invalid_argument(format!(
+            "{whom} has more disk than can be ({} MiB); at most {MAX_MEM_MB} MiB",
+            r.disk_mb
+        )));
+    }
+    Ok(r.extras())
+}
+
 /// `resources` of `whom`, or an error naming what is wrong: CPUs must be a
 /// finite, non-negative number and memory below 1 EiB.
 pub(crate) fn check_resources(
     whom: &str,
     resources: Option<&pb::Resources>,
 ) -> Result<Resources, Status> {
-    let r = from_pb(resources);
+    let r = tessera_cluster_proto::convert::split(resources).0;
     if !r.cpus.is_finite() || r.cpus < 0.0 || r.cpus > MAX_AGENT_CPUS {
         return Err(Status::invalid_argument(format!(
             "{whom} has an invalid number of CPUs ({}); give a number from 0 to {MAX_AGENT_CPUS}",
@@ -272,16 +363,33 @@ impl MasterState {
 
     // ---------------------------------------------------------------- agents
 
-    /// Registers an agent and returns its new id and heartbeat interval. An
-    /// earlier registration of the same principal at the same address (it
-    /// restarted before its timeout) is removed as lost first; an address held
-    /// by another agent's principal is refused.
+    /// Registers an agent that offers CPUs and memory only (see
+    /// [`MasterState::register_agent_offering`]).
     pub fn register_agent(
         &mut self,
         hostname: String,
         address: String,
         principal: String,
         total: Resources,
+        isolation: String,
+        client: AgentClient<Channel>,
+        now: Instant,
+    ) -> Result<(String, Duration), Status> {
+        let agent = (hostname, address, principal);
+        let offering = AgentOffering::default();
+        self.register_agent_offering(agent, total, offering, isolation, client, now)
+    }
+
+    /// Registers an agent — `(hostname, address, principal)` with `unreserved` CPUs and
+    /// memory and `offering` besides — and returns its new id and heartbeat interval. An
+    /// earlier registration of the same principal at the same address (it restarted before
+    /// its timeout) is removed as lost first; an address held by another agent's principal is
+    /// refused.
+    pub fn register_agent_offering(
+        &mut self,
+        (hostname, address, principal): (String, String, String),
+        unreserved: Resources,
+        offering: AgentOffering,
         isolation: String,
         client: AgentClient<Channel>,
         now: Instant,
@@ -301,9 +409,15 @@ impl MasterState {
         }
         let id = format!("{}-S{}", self.run_id, self.next_agent);
         self.next_agent += 1;
-        self.allocator.add_agent(&id, total);
+        self.allocator.add_agent(&id, unreserved);
+        let mut total = unreserved;
+        for (role, reserved) in &offering.reserved {
+            self.allocator
+                .add_reserved(&pool_id(&id, Some(role)), role, *reserved);
+            total = total.plus(reserved);
+        }
         self.metrics.agents_registered += 1;
-        tracing::info!(agent_id = %id, %address, %hostname, resources = %total, "agent registered");
+        tracing::info!(agent_id = %id, %address, %hostname, resources = %total, extras = %offering.extras, reserved = ?offering.reserved, "agent registered");
         self.agent_at.insert(address.clone(), id.clone());
         self.agents.insert(
             id.clone(),
@@ -313,6 +427,11 @@ impl MasterState {
                 hostname,
                 address,
                 total,
+                free_extras: offering.extras.clone(),
+                extras: offering.extras,
+                attributes: offering.attributes,
+                static_reserved: offering.reserved,
+                dynamic_reserved: BTreeMap::new(),
                 isolation,
                 last_heartbeat: now,
                 client,
@@ -384,6 +503,13 @@ impl MasterState {
         self.metrics.agents_lost += 1;
         self.lost_agents.insert(agent_id.to_string());
         self.allocator.remove_agent(agent_id);
+        let roles = agent
+            .static_reserved
+            .keys()
+            .chain(agent.dynamic_reserved.keys());
+        for role in roles {
+            self.allocator.remove_agent(&pool_id(agent_id, Some(role)));
+        }
         let offers: Vec<String> = self
             .offers
             .values()
@@ -610,16 +736,23 @@ impl MasterState {
             let offer = self.offers.remove(&offer_id).expect("listed offer exists");
             tracing::debug!(%offer_id, framework_id = %offer.framework_id, "offer timed out");
             self.metrics.offers_rescinded += 1;
-            self.allocator.recover_resources(
-                &offer.framework_id,
-                &offer.agent_id,
-                offer.resources,
-                None,
-            );
+            let framework_id = offer.framework_id.clone();
+            self.release_offer(offer, None);
             self.send(
-                &offer.framework_id,
+                &framework_id,
                 event(pb::event::Event::Rescind(pb::Rescind { offer_id })),
             );
+        }
+    }
+
+    /// An offer's resources go back: CPUs and memory to the pool they came from (with the
+    /// framework's decline filter, if any), extras to the agent's free ones.
+    fn release_offer(&mut self, offer: Offer, refuse_until: Option<Instant>) {
+        let pool = pool_id(&offer.agent_id, offer.reservation.as_deref());
+        self.allocator
+            .recover_resources(&offer.framework_id, &pool, offer.resources, refuse_until);
+        if let Some(agent) = self.agents.get_mut(&offer.agent_id) {
+            agent.free_extras = agent.free_extras.plus(&offer.extras);
         }
     }
 
@@ -632,8 +765,7 @@ impl MasterState {
             .collect();
         for id in ids {
             let offer = self.offers.remove(&id).expect("listed offer exists");
-            self.allocator
-                .recover_resources(framework_id, &offer.agent_id, offer.resources, None);
+            self.release_offer(offer, None);
         }
     }
 
@@ -704,42 +836,46 @@ impl MasterState {
         self.send_reclaims(now);
         let mut by_framework: BTreeMap<String, Vec<pb::Offer>> = BTreeMap::new();
         for d in decisions {
-            let Some(agent) = self.agents.get(&d.agent_id) else {
-                continue;
-            };
+            let (agent_id, reservation) = split_pool(&d.agent_id);
             let connected = self
                 .frameworks
                 .get(&d.framework_id)
                 .is_some_and(|f| f.events.is_some());
-            if !connected {
-                self.allocator
-                    .recover_resources(&d.framework_id, &d.agent_id, d.resources, None);
-                continue;
-            }
+            let agent = match self.agents.get_mut(agent_id) {
+                Some(agent) if connected => agent,
+                _ => {
+                    self.allocator.recover_resources(
+                        &d.framework_id,
+                        &d.agent_id,
+                        d.resources,
+                        None,
+                    );
+                    continue;
+                }
+            };
+            // Extras ride with the agent's unreserved CPUs and memory.
+            let extras = match reservation {
+                None => std::mem::take(&mut agent.free_extras),
+                Some(_) => Extras::default(),
+            };
             let id = format!("{}-O{}", self.run_id, self.next_offer);
             self.next_offer += 1;
             self.metrics.offers_made += 1;
-            tracing::debug!(offer_id = %id, framework_id = %d.framework_id, agent_id = %d.agent_id, resources = %d.resources, "offer");
+            tracing::debug!(offer_id = %id, framework_id = %d.framework_id, pool = %d.agent_id, resources = %d.resources, %extras, "offer");
+            let offer = Offer {
+                id: id.clone(),
+                framework_id: d.framework_id.clone(),
+                agent_id: agent_id.to_string(),
+                reservation: reservation.map(str::to_string),
+                resources: d.resources,
+                extras,
+                made_at: now,
+            };
             by_framework
-                .entry(d.framework_id.clone())
+                .entry(d.framework_id)
                 .or_default()
-                .push(pb::Offer {
-                    id: id.clone(),
-                    framework_id: d.framework_id.clone(),
-                    agent_id: d.agent_id.clone(),
-                    hostname: agent.hostname.clone(),
-                    resources: Some(to_pb(d.resources)),
-                });
-            self.offers.insert(
-                id.clone(),
-                Offer {
-                    id,
-                    framework_id: d.framework_id,
-                    agent_id: d.agent_id,
-                    resources: d.resources,
-                    made_at: now,
-                },
-            );
+                .push(offer_to_pb(&offer, agent));
+            self.offers.insert(id, offer);
         }
         for (framework_id, offers) in by_framework {
             self.send(
@@ -770,7 +906,7 @@ impl MasterState {
             self.send(
                 &d.framework_id,
                 event(pb::event::Event::Reclaim(pb::Reclaim {
-                    resources: Some(to_pb(d.resources)),
+                    resources: Some(pb::Resources::of_cpus_mem(&d.resources)),
                     message,
                 })),
             );
@@ -803,26 +939,22 @@ impl MasterState {
             }
             let offer = self.offers.remove(offer_id).expect("offer exists");
             self.metrics.offers_declined += 1;
-            self.allocator.recover_resources(
-                framework_id,
-                &offer.agent_id,
-                offer.resources,
-                refuse_until,
-            );
+            self.release_offer(offer, refuse_until);
         }
         Ok(())
     }
 
-    /// Accepts offers (all on one agent) by launching executors with their
-    /// resources; the rest is recovered. Nothing changes if the request is
-    /// invalid.
+    /// Accepts offers (all on one agent, of one pool) with their operations: launches
+    /// executors, reserves and unreserves (see [`operations`]); the rest is recovered.
+    /// Nothing changes if the request is invalid.
     pub fn accept(
         &mut self,
         request: pb::AcceptRequest,
         principal: &str,
         now: Instant,
     ) -> Result<Vec<AgentAction>, Status> {
-        let framework_id = request.framework_id.as_str();
+        let framework_id = request.framework_id.clone();
+        let framework_id = framework_id.as_str();
         self.check_framework(framework_id, principal)?;
         if request.offer_ids.is_empty() {
             return Err(Status::invalid_argument("accept names no offer"));
@@ -834,8 +966,9 @@ impl MasterState {
             ));
         }
         let refuse = refuse_duration(request.refuse_seconds)?;
-        let mut agent_id: Option<&str> = None;
+        let mut first: Option<&Offer> = None;
         let mut offered = Resources::ZERO;
+        let mut offered_extras = Extras::default();
         for offer_id in &request.offer_ids {
             let offer = self.offers.get(offer_id).ok_or_else(|| {
                 Status::failed_precondition(format!(
@@ -848,74 +981,83 @@ impl MasterState {
                     "offer {offer_id} was made to another framework"
                 )));
             }
-            match agent_id {
-                Some(a) if a != offer.agent_id => {
+            match first {
+                Some(f) if f.agent_id != offer.agent_id => {
                     return Err(Status::invalid_argument(
                         "accepted offers must all be on the same agent",
                     ));
                 }
-                _ => agent_id = Some(&offer.agent_id),
+                Some(f) if f.reservation != offer.reservation => {
+                    return Err(Status::invalid_argument(
+                        "accepted offers must be all unreserved or all of one reservation; \
+                         accept reserved and unreserved offers separately",
+                    ));
+                }
+                _ => first = Some(offer),
             }
             offered = offered.plus(&offer.resources);
+            offered_extras = offered_extras.plus(&offer.extras);
         }
-        let agent_id = agent_id.expect("at least one offer").to_string();
-        let mut needed = Resources::ZERO;
-        let mut new_ids = BTreeSet::new();
-        for launch in &request.launches {
-            let id = &launch.executor_id;
-            check_id("executor id", id)?;
-            if launch.command.as_ref().is_none_or(|c| c.program.is_empty()) {
-                return Err(Status::invalid_argument(format!(
-                    "executor {id} has no program to run"
-                )));
-            }
-            let key = (framework_id.to_string(), id.clone());
-            let in_use = self
-                .executors
-                .get(&key)
-                .is_some_and(|e| !is_terminal(e.state));
-            if in_use || !new_ids.insert(id.clone()) {
-                return Err(Status::already_exists(format!(
-                    "executor id {id} is already in use by this framework; pick another"
-                )));
-            }
-            let r = check_resources(&format!("executor {id}"), launch.resources.as_ref())?;
-            needed = needed.plus(&r);
-        }
-        if !offered.contains(&needed) {
-            return Err(Status::invalid_argument(format!(
-                "the launches need {needed} but the offers hold only {offered}"
-            )));
-        }
+        let first = first.expect("at least one offer");
+        let (agent_id, reservation) = (first.agent_id.clone(), first.reservation.clone());
+        let operations = self.operations_of(framework_id, &request)?;
         let agent = self.agents.get(&agent_id).ok_or_else(|| {
             Status::failed_precondition(format!("agent {agent_id} is gone; wait for a new offer"))
         })?;
+        let role = &self.frameworks[framework_id].role;
+        let dynamic = reservation
+            .as_ref()
+            .and_then(|r| agent.dynamic_reserved.get(r).copied())
+            .unwrap_or_default();
+        let offers = Offered {
+            resources: offered,
+            extras: offered_extras,
+            reservation: reservation.as_deref(),
+            dynamic,
+        };
+        let plan = operations::plan(&offers, role, &operations)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let role = role.clone();
         let client = agent.client.clone();
         for offer_id in &request.offer_ids {
             self.offers.remove(offer_id);
         }
         self.metrics.offers_accepted += request.offer_ids.len() as u64;
-        self.metrics.executors_launched += request.launches.len() as u64;
+        self.metrics.executors_launched += plan.launches.len() as u64;
+        let pool = pool_id(&agent_id, reservation.as_deref());
+        if !plan.reserved.is_zero() {
+            self.move_reservation(framework_id, &agent_id, &role, plan.reserved, true);
+        }
+        if !plan.unreserved.is_zero() {
+            self.move_reservation(framework_id, &agent_id, &role, plan.unreserved, false);
+        }
         let refuse_until = (!refuse.is_zero()).then(|| now + refuse);
-        let unused = offered.minus(&needed);
         self.allocator
-            .recover_resources(framework_id, &agent_id, unused, refuse_until);
+            .recover_resources(framework_id, &pool, plan.unused, refuse_until);
+        if let Some(agent) = self.agents.get_mut(&agent_id) {
+            agent.free_extras = agent.free_extras.plus(&plan.unused_extras);
+        }
+        let mut wire: BTreeMap<String, pb::ExecutorLaunch> = operations_launches(request)
+            .map(|l| (l.executor_id.clone(), l))
+            .collect();
         let mut actions = Vec::new();
-        for launch in request.launches {
-            let resources = from_pb(launch.resources.as_ref());
-            let key = (framework_id.to_string(), launch.executor_id.clone());
+        for (executor_id, resources, extras) in plan.launches {
+            let launch = wire.remove(&executor_id).expect("every launch planned");
+            let key = (framework_id.to_string(), executor_id.clone());
             if self.executors.contains_key(&key) {
                 // The id of an executor that ended is used again.
                 self.completed.retain(|k| k != &key);
             }
-            tracing::info!(%framework_id, executor_id = %launch.executor_id, %agent_id, %resources, "launching executor");
+            tracing::info!(%framework_id, %executor_id, %agent_id, %resources, %extras, "launching executor");
             self.executors.insert(
                 key,
                 Executor {
                     framework_id: framework_id.to_string(),
-                    executor_id: launch.executor_id.clone(),
+                    executor_id: executor_id.clone(),
                     agent_id: agent_id.clone(),
+                    reservation: reservation.clone(),
                     resources,
+                    extras,
                     state: pb::ExecutorState::Starting,
                     message: String::new(),
                     usage: pb::ExecutorUsage::default(),
@@ -926,13 +1068,112 @@ impl MasterState {
                 agent_id: agent_id.clone(),
                 request: LaunchExecutorRequest {
                     framework_id: framework_id.to_string(),
-                    executor_id: launch.executor_id,
+                    executor_id,
                     command: launch.command,
                     resources: launch.resources,
                 },
             });
         }
         Ok(actions)
+    }
+
+    /// The operations of an accept, checked one by one (ids, programs, amounts): its
+    /// `operations`, then its `launches`.
+    fn operations_of(
+        &self,
+        framework_id: &str,
+        request: &pb::AcceptRequest,
+    ) -> Result<Vec<Operation>, Status> {
+        use pb::operation::Operation as Op;
+        let mut new_ids = BTreeSet::new();
+        let mut out = Vec::new();
+        let launches = request.launches.iter().cloned().map(Op::Launch);
+        let ops = request
+            .operations
+            .iter()
+            .filter_map(|o| o.operation.clone());
+        for op in ops.chain(launches) {
+            out.push(match op {
+                Op::Launch(launch) => {
+                    let id = &launch.executor_id;
+                    check_id("executor id", id)?;
+                    if launch.command.as_ref().is_none_or(|c| c.program.is_empty()) {
+                        return Err(Status::invalid_argument(format!(
+                            "executor {id} has no program to run"
+                        )));
+                    }
+                    let key = (framework_id.to_string(), id.clone());
+                    let in_use = self
+                        .executors
+                        .get(&key)
+                        .is_some_and(|e| !is_terminal(e.state));
+                    if in_use || !new_ids.insert(id.clone()) {
+                        return Err(Status::already_exists(format!(
+                            "executor id {id} is already in use by this framework; pick another"
+                        )));
+                    }
+                    let whom = format!("executor {id}");
+                    Operation::Launch {
+                        executor_id: id.clone(),
+                        resources: check_resources(&whom, launch.resources.as_ref())?,
+                        extras: check_extras(&whom, launch.resources.as_ref())?,
+                    }
+                }
+                Op::Reserve(r) => Operation::Reserve {
+                    resources: check_resources("RESERVE", Some(&r))?,
+                    extras: check_extras("RESERVE", Some(&r))?,
+                },
+                Op::Unreserve(r) => Operation::Unreserve {
+                    resources: check_resources("UNRESERVE", Some(&r))?,
+                    extras: check_extras("UNRESERVE", Some(&r))?,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Moves `amount` (held by the framework, as part of an accepted offer) between the
+    /// agent's unreserved pool and `role`'s reservation on it: into the reservation when
+    /// `reserve`, out of it otherwise. The amount is free in its new pool.
+    fn move_reservation(
+        &mut self,
+        framework_id: &str,
+        agent_id: &str,
+        role: &str,
+        amount: Resources,
+        reserve: bool,
+    ) {
+        let unreserved = pool_id(agent_id, None);
+        let reserved = pool_id(agent_id, Some(role));
+        let (from, to) = if reserve {
+            (&unreserved, &reserved)
+        } else {
+            (&reserved, &unreserved)
+        };
+        self.allocator
+            .recover_resources(framework_id, from, amount, None);
+        let from_total = self.allocator.total_of(from).unwrap_or_default();
+        self.allocator.set_total(from, from_total.minus(&amount));
+        match self.allocator.total_of(to) {
+            Some(total) => self.allocator.set_total(to, total.plus(&amount)),
+            None => self.allocator.add_reserved(to, role, amount),
+        }
+        if !reserve && from_total.minus(&amount).is_zero() {
+            self.allocator.remove_agent(from);
+        }
+        let Some(agent) = self.agents.get_mut(agent_id) else {
+            return;
+        };
+        let dynamic = agent.dynamic_reserved.entry(role.to_string()).or_default();
+        *dynamic = if reserve {
+            dynamic.plus(&amount)
+        } else {
+            dynamic.minus(&amount)
+        };
+        if dynamic.is_zero() {
+            agent.dynamic_reserved.remove(role);
+        }
+        tracing::info!(%framework_id, %agent_id, %role, %amount, reserve, "reservation changed");
     }
 
     // ------------------------------------------------------------- executors
@@ -1042,9 +1283,14 @@ impl MasterState {
         let resources = executor.resources;
         if is_terminal(state) {
             executor.usage = pb::ExecutorUsage::default();
+            let pool = pool_id(agent_id, executor.reservation.as_deref());
+            let extras = std::mem::take(&mut executor.extras);
             self.metrics.executor_ended(state);
             self.allocator
-                .recover_resources(framework_id, agent_id, resources, None);
+                .recover_resources(framework_id, &pool, resources, None);
+            if let Some(agent) = self.agents.get_mut(agent_id) {
+                agent.free_extras = agent.free_extras.plus(&extras);
+            }
             self.completed.push_back(key);
             while self.completed.len() > MAX_COMPLETED_EXECUTORS {
                 if let Some(old) = self.completed.pop_front() {
@@ -1133,6 +1379,7 @@ mod tests {
                 offer_ids: vec![offer.id],
                 launches: vec![launch],
                 refuse_seconds: 0.0,
+                ..Default::default()
             },
             "alice",
             now,
@@ -1147,7 +1394,11 @@ mod tests {
                 program: "/bin/true".into(),
                 ..Default::default()
             }),
-            resources: Some(pb::Resources { cpus, mem_mb }),
+            resources: Some(pb::Resources {
+                cpus,
+                mem_mb,
+                ..Default::default()
+            }),
         }
     }
 
@@ -1205,6 +1456,7 @@ mod tests {
             offer_ids: vec![offer.id],
             launches: vec![launch("e", 1.0, 256)],
             refuse_seconds: 0.0,
+            ..Default::default()
         };
         m.accept(accept, "alice", now).unwrap();
         m.update_executor(fw, "e", agent, pb::ExecutorState::Running, String::new());
@@ -1234,6 +1486,234 @@ mod tests {
             samples.insert(series.to_string(), value.parse().expect("a number"));
         }
         samples
+    }
+
+    /// An agent with ports and a static reservation for `analytics`, and two frameworks: `web`
+    /// (role web) and `an` (role analytics), with their event streams.
+    fn reserving_setup(
+        now: Instant,
+    ) -> (
+        MasterState,
+        String,
+        [(String, UnboundedReceiver<Result<pb::Event, Status>>); 2],
+    ) {
+        let mut m = MasterState::new(&config(Duration::ZERO));
+        let offering = AgentOffering {
+            extras: Extras {
+                disk_mb: 100,
+                ports: tessera_allocator::Ranges::new([(31000, 31009)]),
+                scalars: BTreeMap::new(),
+            },
+            reserved: [("analytics".to_string(), Resources::new(1.0, 512))].into(),
+            attributes: vec![Attribute {
+                name: "rack".into(),
+                value: "r1".into(),
+            }],
+        };
+        let agent = ("h".into(), "127.0.0.1:9".into(), "b".into());
+        let (agent, _) = m
+            .register_agent_offering(
+                agent,
+                Resources::new(2.0, 1024),
+                offering,
+                "posix".into(),
+                client(),
+                now,
+            )
+            .unwrap();
+        let mut subscribe = |name: &str, role: &str| {
+            let (tx, rx) = unbounded_channel();
+            let (fw, _) = m
+                .subscribe(
+                    name.into(),
+                    "u".into(),
+                    role.into(),
+                    "alice".into(),
+                    None,
+                    tx,
+                )
+                .unwrap();
+            (fw, rx)
+        };
+        let frameworks = [subscribe("web", "web"), subscribe("an", "analytics")];
+        (m, agent, frameworks)
+    }
+
+    #[tokio::test]
+    async fn reserved_resources_go_to_their_role_and_extras_ride_with_unreserved_offers() {
+        let now = Instant::now();
+        let (mut m, agent, [(web, mut web_rx), (an, mut an_rx)]) = reserving_setup(now);
+        m.allocate(now);
+        let web_offers = offers(&drain(&mut web_rx));
+        let an_offers = offers(&drain(&mut an_rx));
+        // analytics (lower name, equal shares) takes the unreserved pool first, then its
+        // reservation; web gets nothing this round.
+        assert!(web_offers.is_empty(), "{web_offers:?}");
+        let reserved = an_offers
+            .iter()
+            .find(|o| o.reservation_role == "analytics")
+            .unwrap();
+        assert_eq!(reserved.resources.as_ref().unwrap().cpus, 1.0);
+        assert!(reserved.resources.as_ref().unwrap().ports.is_empty());
+        let unreserved = an_offers
+            .iter()
+            .find(|o| o.reservation_role.is_empty())
+            .unwrap();
+        let r = unreserved.resources.as_ref().unwrap();
+        assert_eq!((r.cpus, r.disk_mb), (2.0, 100));
+        assert_eq!(
+            r.ports,
+            [pb::Range {
+                begin: 31000,
+                end: 31009
+            }]
+        );
+        assert_eq!(unreserved.attributes[0].value, "r1");
+        // Offers of two pools cannot be pooled in one accept.
+        let both = pb::AcceptRequest {
+            framework_id: an.clone(),
+            offer_ids: vec![reserved.id.clone(), unreserved.id.clone()],
+            ..Default::default()
+        };
+        let err = m.accept(both, "alice", now).unwrap_err();
+        assert!(
+            err.message()
+                .contains("accept reserved and unreserved offers separately")
+        );
+        // analytics declines both for a long time: web gets the unreserved pool (with the
+        // ports), never the reservation.
+        let ids = vec![reserved.id.clone(), unreserved.id.clone()];
+        m.decline(&an, "alice", &ids, 3600.0, now).unwrap();
+        m.allocate(now);
+        let web_offers = offers(&drain(&mut web_rx));
+        assert_eq!(web_offers.len(), 1, "{web_offers:?}");
+        assert!(web_offers[0].reservation_role.is_empty());
+        assert_eq!(web_offers[0].resources.as_ref().unwrap().ports.len(), 1);
+        // A launch naming a port outside the offer is refused and changes nothing.
+        let mut bad = launch("e", 1.0, 256);
+        bad.resources.as_mut().unwrap().ports = vec![pb::Range {
+            begin: 8080,
+            end: 8080,
+        }];
+        let req = |l: pb::ExecutorLaunch| pb::AcceptRequest {
+            framework_id: web.clone(),
+            offer_ids: vec![web_offers[0].id.clone()],
+            launches: vec![l],
+            ..Default::default()
+        };
+        let err = m.accept(req(bad), "alice", now).unwrap_err();
+        assert!(
+            err.message().contains("names ports 8080"),
+            "{}",
+            err.message()
+        );
+        assert!(m.offers.contains_key(&web_offers[0].id));
+        let mut good = launch("e", 1.0, 256);
+        good.resources.as_mut().unwrap().ports = vec![pb::Range {
+            begin: 31003,
+            end: 31003,
+        }];
+        m.accept(req(good), "alice", now).unwrap();
+        let a = &m.agents[&agent];
+        assert_eq!(a.free_extras.ports.to_string(), "31000-31002,31004-31009");
+        // The executor ends: its port is free again.
+        m.update_executor(
+            &web,
+            "e",
+            &agent,
+            pb::ExecutorState::Finished,
+            String::new(),
+        );
+        assert_eq!(
+            m.agents[&agent].free_extras.ports.to_string(),
+            "31000-31009"
+        );
+        let json = serde_json::to_value(m.snapshot()).unwrap();
+        let shown = &json["agents"][0];
+        assert_eq!(shown["attributes"]["rack"], "r1");
+        assert_eq!(shown["extras"]["ports"], "31000-31009");
+        assert_eq!(shown["reservations"][0]["role"], "analytics");
+        assert_eq!(shown["reservations"][0]["dynamic"], false);
+        assert_eq!(shown["resources"]["cpus"], 3.0);
+    }
+
+    #[tokio::test]
+    async fn reserve_then_unreserve_moves_resources_between_the_pools() {
+        let now = Instant::now();
+        let (mut m, agent, [(_web, mut web_rx), (an, mut an_rx)]) = reserving_setup(now);
+        m.allocate(now);
+        drop(drain(&mut web_rx));
+        let an_offers = offers(&drain(&mut an_rx));
+        let unreserved = an_offers
+            .iter()
+            .find(|o| o.reservation_role.is_empty())
+            .unwrap();
+        let reserved = an_offers
+            .iter()
+            .find(|o| !o.reservation_role.is_empty())
+            .unwrap();
+        let op = |o: pb::operation::Operation| pb::Operation { operation: Some(o) };
+        let amount = |cpus: f64, mem_mb: u64| pb::Resources {
+            cpus,
+            mem_mb,
+            ..Default::default()
+        };
+        // Nothing was reserved by RESERVE yet: the static reservation cannot be unreserved.
+        let unreserve = |offer: &str, cpus, mem_mb| pb::AcceptRequest {
+            framework_id: an.clone(),
+            offer_ids: vec![offer.to_string()],
+            operations: vec![op(pb::operation::Operation::Unreserve(amount(
+                cpus, mem_mb,
+            )))],
+            ..Default::default()
+        };
+        let err = m
+            .accept(unreserve(&reserved.id, 1.0, 0), "alice", now)
+            .unwrap_err();
+        assert!(
+            err.message().contains("static reservation"),
+            "{}",
+            err.message()
+        );
+        let reserve = pb::AcceptRequest {
+            framework_id: an.clone(),
+            offer_ids: vec![unreserved.id.clone()],
+            operations: vec![op(pb::operation::Operation::Reserve(amount(1.0, 256)))],
+            ..Default::default()
+        };
+        m.accept(reserve, "alice", now).unwrap();
+        m.decline(&an, "alice", &[reserved.id.clone()], 0.0, now)
+            .unwrap();
+        assert_eq!(
+            m.agents[&agent].dynamic_reserved["analytics"],
+            Resources::new(1.0, 256)
+        );
+        // The next offer of the reservation holds static and dynamic parts.
+        m.allocate(now);
+        let an_offers = offers(&drain(&mut an_rx));
+        let reserved = an_offers
+            .iter()
+            .find(|o| o.reservation_role == "analytics")
+            .unwrap();
+        assert_eq!(reserved.resources.as_ref().unwrap().cpus, 2.0);
+        assert_eq!(
+            m.allocator.total_of(&pool_id(&agent, None)),
+            Some(Resources::new(1.0, 768))
+        );
+        let json = serde_json::to_value(m.snapshot()).unwrap();
+        assert_eq!(json["agents"][0]["reservations"][1]["dynamic"], true);
+        m.accept(unreserve(&reserved.id, 1.0, 256), "alice", now)
+            .unwrap();
+        assert!(m.agents[&agent].dynamic_reserved.is_empty());
+        assert_eq!(
+            m.allocator.total_of(&pool_id(&agent, None)),
+            Some(Resources::new(2.0, 1024))
+        );
+        assert_eq!(
+            m.allocator.total_of(&pool_id(&agent, Some("analytics"))),
+            Some(Resources::new(1.0, 512))
+        );
+        assert_eq!(m.allocator.cluster_total(), Resources::new(3.0, 1536));
     }
 
     #[tokio::test]
@@ -1382,6 +1862,7 @@ mod tests {
             offer_ids: vec![offer.id.clone()],
             launches,
             refuse_seconds: 0.0,
+            ..Default::default()
         };
         let too_big = m
             .accept(req(vec![launch("e", 3.0, 10)]), "alice", now)
@@ -1422,14 +1903,16 @@ mod tests {
             status.offers[0].resources,
             Some(pb::Resources {
                 cpus: 1.0,
-                mem_mb: 768
+                mem_mb: 768,
+                ..Default::default()
             })
         );
         assert_eq!(
             status.agents[0].allocated,
             Some(pb::Resources {
                 cpus: 1.0,
-                mem_mb: 256
+                mem_mb: 256,
+                ..Default::default()
             })
         );
     }
@@ -1469,7 +1952,8 @@ mod tests {
             offers(&drain(&mut rx))[0].resources,
             Some(pb::Resources {
                 cpus: 2.0,
-                mem_mb: 1024
+                mem_mb: 1024,
+                ..Default::default()
             })
         );
     }
@@ -1623,6 +2107,7 @@ mod tests {
             offer_ids: vec![offer.id.clone()],
             launches: vec![launch("e", 1.0, 64)],
             refuse_seconds: 0.0,
+            ..Default::default()
         };
         let stolen = m.accept(accept.clone(), "mallory", now).unwrap_err();
         assert_eq!(stolen.code(), tonic::Code::PermissionDenied);
@@ -1723,6 +2208,7 @@ mod tests {
             offer_ids,
             launches: vec![launch("e", 1.0, 64)],
             refuse_seconds,
+            ..Default::default()
         };
         for bad in [f64::NAN, -1.0] {
             let err = m
@@ -1746,6 +2232,7 @@ mod tests {
         nan_cpus.launches[0].resources = Some(pb::Resources {
             cpus: f64::NAN,
             mem_mb: 1,
+            ..Default::default()
         });
         assert!(m.accept(nan_cpus, "alice", now).is_err());
         assert!(m.offers.contains_key(&offer.id), "the offer is still there");
@@ -1757,21 +2244,28 @@ mod tests {
         assert_eq!(refuse_duration(1e20).unwrap(), MAX_REFUSE);
         assert_eq!(refuse_duration(f64::INFINITY).unwrap(), MAX_REFUSE);
         assert_eq!(refuse_duration(0.0).unwrap(), Duration::ZERO);
-        for bad in [
-            pb::Resources {
-                cpus: f64::NAN,
-                mem_mb: 1,
-            },
-            pb::Resources {
-                cpus: -1.0,
-                mem_mb: 1,
-            },
-            pb::Resources {
-                cpus: 1.0,
-                mem_mb: u64::MAX,
-            },
-        ] {
+        let amount = |cpus: f64, mem_mb: u64| pb::Resources {
+            cpus,
+            mem_mb,
+            ..Default::default()
+        };
+        for bad in [amount(f64::NAN, 1), amount(-1.0, 1), amount(1.0, u64::MAX)] {
             assert!(check_resources("agent x", Some(&bad)).is_err(), "{bad:?}");
+        }
+        let nan_gpus = pb::Resources {
+            scalars: [("gpus".to_string(), f64::NAN)].into(),
+            ..Default::default()
+        };
+        let high_port = pb::Resources {
+            ports: vec![pb::Range {
+                begin: 1,
+                end: 70000,
+            }],
+            ..Default::default()
+        };
+        for bad in [nan_gpus, high_port] {
+            let err = check_extras("agent x", Some(&bad)).unwrap_err();
+            assert!(err.message().contains("agent x has an invalid"), "{err}");
         }
         assert!(check_id("framework id", "").is_err());
         assert!(check_id("framework id", &"x".repeat(300)).is_err());

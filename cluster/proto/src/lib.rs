@@ -6,6 +6,9 @@
 //!   `tessera cluster status`.
 //! * [`agent`] (`proto/agent.proto`, package `tessera.agent`): the agent's
 //!   service, used by the master to launch and kill executors.
+//! * [`convert`]: wire resources and attributes to and from the allocator's types.
+
+pub mod convert;
 
 /// Messages and the `Master` service of package `tessera.master`.
 pub mod master {

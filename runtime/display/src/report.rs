@@ -3,7 +3,7 @@
 
 use crate::Table;
 use tessera_driver::{Driver, ExecutorRow, JobInfo, JobState, StorageRow};
-use tessera_framework::{ClusterStatus, MasterEndpoint, Resources};
+use tessera_framework::{ClusterStatus, Extras, MasterEndpoint, ReservationSummary, Resources};
 
 /// One of the session's reports, named as the REPL command that shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,9 +173,35 @@ fn executors(rows: &[ExecutorRow]) -> Table {
     )
 }
 
+/// CPUs and memory, then disk, ports and custom scalars when there are any:
+/// `4 cpus, 8192 MiB; disk:1000; ports:[31000-32000]; gpus:2`.
+fn resources(r: &Resources, extras: &Extras) -> String {
+    let cpus_mem = format!("{} cpus, {} MiB", r.cpus, r.mem_mb);
+    match extras.is_empty() {
+        true => cpus_mem,
+        false => format!("{cpus_mem}; {extras}"),
+    }
+}
+
+/// An agent's reservations: `analytics: 1 cpus, 512 MiB (static)`, one a line.
+fn reservations(list: &[ReservationSummary]) -> String {
+    let lines: Vec<String> = list
+        .iter()
+        .map(|r| {
+            let how = if r.dynamic { "dynamic" } else { "static" };
+            format!(
+                "{}: {} ({how})",
+                r.role,
+                resources(&r.resources, &Extras::default())
+            )
+        })
+        .collect();
+    lines.join("\n")
+}
+
 /// The cluster's agents, frameworks, offers and executors, a table each.
 pub fn cluster(status: &ClusterStatus) -> Vec<Table> {
-    let res = |r: &Resources| format!("{} cpus, {} MiB", r.cpus, r.mem_mb);
+    let res = |r: &Resources| resources(r, &Extras::default());
     vec![
         Table::new(
             &[
@@ -183,17 +209,23 @@ pub fn cluster(status: &ClusterStatus) -> Vec<Table> {
                 "host",
                 "address",
                 "isolation",
+                "attributes",
                 "total",
+                "reserved",
                 "allocated",
                 "offered",
             ],
             status.agents.iter().map(|a| {
+                let attributes: Vec<String> =
+                    a.attributes.iter().map(|at| at.to_string()).collect();
                 vec![
                     a.id.clone(),
                     a.hostname.clone(),
                     a.address.clone(),
                     a.isolation.clone(),
-                    res(&a.total),
+                    attributes.join(";"),
+                    resources(&a.total, &a.extras),
+                    reservations(&a.reservations),
                     res(&a.allocated),
                     res(&a.offered),
                 ]
@@ -226,13 +258,14 @@ pub fn cluster(status: &ClusterStatus) -> Vec<Table> {
         )
         .titled("Frameworks"),
         Table::new(
-            &["offer", "framework", "agent", "resources"],
+            &["offer", "framework", "agent", "reserved for", "resources"],
             status.offers.iter().map(|(f, o)| {
                 vec![
                     o.id.clone(),
                     f.clone(),
                     o.agent_id.clone(),
-                    res(&o.resources),
+                    o.reservation.clone().unwrap_or_default(),
+                    resources(&o.resources, &o.extras),
                 ]
             }),
         )
@@ -255,7 +288,7 @@ pub fn cluster(status: &ClusterStatus) -> Vec<Table> {
                     e.framework_id.clone(),
                     e.agent_id.clone(),
                     e.state.to_string(),
-                    res(&e.resources),
+                    resources(&e.resources, &e.extras),
                     if running {
                         bytes(e.memory_used_bytes)
                     } else {
@@ -286,5 +319,34 @@ mod tests {
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(3 << 30), "3.0 GiB");
+    }
+
+    #[test]
+    fn resources_show_extras_and_reservations_their_role_and_kind() {
+        let extras = Extras {
+            disk_mb: 100,
+            ports: tessera_framework::Ranges::new([(31000, 31010)]),
+            scalars: [("gpus".to_string(), 2.0)].into(),
+        };
+        assert_eq!(
+            resources(&Resources::new(2.0, 1024), &extras),
+            "2 cpus, 1024 MiB; disk:100; ports:[31000-31010]; gpus:2"
+        );
+        let reserved = [
+            ReservationSummary {
+                role: "analytics".into(),
+                resources: Resources::new(1.0, 512),
+                dynamic: false,
+            },
+            ReservationSummary {
+                role: "analytics".into(),
+                resources: Resources::new(0.5, 0),
+                dynamic: true,
+            },
+        ];
+        assert_eq!(
+            reservations(&reserved),
+            "analytics: 1 cpus, 512 MiB (static)\nanalytics: 0.5 cpus, 0 MiB (dynamic)"
+        );
     }
 }

@@ -15,12 +15,25 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tessera_credentials::Credential;
 use tessera_framework::{
-    ExecutorLaunch, ExecutorState, FrameworkClient, FrameworkEvent, FrameworkInfo, LocalCluster,
-    MasterEndpoint, MasterUrl, Offer, Resources,
+    Constraints, ExecutorLaunch, ExecutorState, FrameworkClient, FrameworkEvent, FrameworkInfo,
+    LocalCluster, MasterEndpoint, MasterUrl, Offer, Resources,
 };
 
 /// How long a declined offer's resources are not offered again.
 const DECLINE_SECONDS: f64 = 5.0;
+/// How long an agent outside the session's constraints is not offered again (as Spark's
+/// `spark.mesos.rejectOfferDurationForUnmetConstraints`, 120 s): its attributes do not change.
+const UNMET_CONSTRAINTS_DECLINE_SECONDS: f64 = 120.0;
+
+/// Offers the session has received and, of those, declined for its constraints: what it says
+/// while it waits for executors.
+#[derive(Debug, Default)]
+pub(crate) struct OfferCounts {
+    seen: AtomicU64,
+    unmet_constraints: AtomicU64,
+    /// The session's constraints, as text (empty: none).
+    constraints: String,
+}
 
 pub enum Backend {
     /// `local[N]`: the driver started one executor itself.
@@ -37,7 +50,7 @@ pub enum Backend {
         runtime: tokio::runtime::Handle,
         expected: usize,
         /// Offers received so far, to say why the session is still waiting.
-        offers_seen: Arc<AtomicU64>,
+        offers_seen: Arc<OfferCounts>,
         /// Keeps the loopback master and agents of `local-cluster` alive with the session.
         _local: Option<LocalCluster>,
     },
@@ -109,7 +122,10 @@ impl Backend {
             role: config.cluster.role.clone(),
         };
         let (client, mut events) = runtime.block_on(FrameworkClient::subscribe(&master, info))?;
-        let offers_seen = Arc::new(AtomicU64::new(0));
+        let offers_seen = Arc::new(OfferCounts {
+            constraints: config.cluster.executor_constraints.to_string(),
+            ..OfferCounts::default()
+        });
         let launcher = Arc::new(OfferHandler {
             client: client.clone(),
             state: state.clone(),
@@ -119,6 +135,7 @@ impl Backend {
             memory_mb: config.executor_memory_mb,
             cores: config.cluster.executor_cores,
             wanted: expected,
+            constraints: config.cluster.executor_constraints.clone(),
             agents_with_executor: Mutex::new(HashSet::new()),
             launched: Default::default(),
             suppressed: Default::default(),
@@ -157,7 +174,7 @@ impl Backend {
     }
 
     /// The count of offers received so far, on a cluster.
-    fn offers_seen(&self) -> Option<Arc<AtomicU64>> {
+    fn offers_seen(&self) -> Option<Arc<OfferCounts>> {
         match self {
             Backend::Local { .. } => None,
             Backend::Cluster { offers_seen, .. } => Some(offers_seen.clone()),
@@ -208,8 +225,10 @@ struct OfferHandler {
     cores: Option<u32>,
     /// How many executors to hold.
     wanted: usize,
+    /// Where executors may run.
+    constraints: Constraints,
     agents_with_executor: Mutex<HashSet<String>>,
-    offers_seen: Arc<AtomicU64>,
+    offers_seen: Arc<OfferCounts>,
     /// Executors launched so far: each gets a new id, so that what a lost executor held (and
     /// its late status updates) is never taken for its replacement's on the same agent.
     launched: std::sync::atomic::AtomicU32,
@@ -234,6 +253,7 @@ impl OfferHandler {
             }
             FrameworkEvent::Offers(offers) => {
                 self.offers_seen
+                    .seen
                     .fetch_add(offers.len() as u64, Ordering::Relaxed);
                 for offer in offers {
                     self.consider(offer).await;
@@ -422,6 +442,17 @@ impl OfferHandler {
     }
 
     async fn consider(&self, offer: Offer) {
+        if let Some(why) = self.constraints.mismatch(&offer.attributes) {
+            tracing::debug!(agent_id = %offer.agent_id, hostname = %offer.hostname, %why, "offer declined: the agent is outside the executor constraints");
+            self.offers_seen
+                .unmet_constraints
+                .fetch_add(1, Ordering::Relaxed);
+            let _ = self
+                .client
+                .decline(&offer.id, UNMET_CONSTRAINTS_DECLINE_SECONDS)
+                .await;
+            return;
+        }
         let mut cpus = offer.resources.cpus.floor();
         if let Some(cores) = self.cores {
             cpus = cpus.min(cores as f64);
@@ -453,6 +484,7 @@ impl OfferHandler {
             args: command.args,
             env: command.env,
             resources,
+            extras: Default::default(),
         };
         if let Err(e) = self.client.accept(&offer.id, vec![launch]).await {
             tracing::warn!("cannot launch an executor on agent {}: {e}", offer.agent_id);
@@ -475,7 +507,7 @@ pub struct BackendKeeper {
     pub expected_executors: usize,
     pub master: Option<MasterEndpoint>,
     /// Offers received so far, on a cluster: what the session says while it waits.
-    offers_seen: Option<Arc<AtomicU64>>,
+    offers_seen: Option<Arc<OfferCounts>>,
 }
 
 impl BackendKeeper {
@@ -525,19 +557,30 @@ impl BackendKeeper {
 
     /// Why the session is still short of executors, for a person waiting on it.
     pub fn waiting_reason(&self) -> String {
-        waiting_reason(self.offers_seen.as_ref().map(|n| n.load(Ordering::Relaxed)))
+        let counts = self.offers_seen.as_ref().map(|n| {
+            let seen = n.seen.load(Ordering::Relaxed);
+            let unmet = n.unmet_constraints.load(Ordering::Relaxed);
+            (seen, unmet, n.constraints.as_str())
+        });
+        waiting_reason(counts)
     }
 }
 
-/// Why a session is short of executors, from how many offers it has received (`None`: it
-/// runs its executor itself).
-fn waiting_reason(offers_seen: Option<u64>) -> String {
-    match offers_seen {
+/// Why a session is short of executors, from how many offers it has received and how many of
+/// them it declined for its constraints (`None`: it runs its executor itself).
+fn waiting_reason(offers: Option<(u64, u64, &str)>) -> String {
+    match offers {
         None => "the local executor is starting".into(),
-        Some(0) => "the cluster offers nothing to this session: other sessions may hold it all \
-                    (the master asks them to give back their fair share after a while) — see \
-                    `tessera cluster status`"
+        Some((0, _, _)) => "the cluster offers nothing to this session: other sessions may hold \
+                            it all (the master asks them to give back their fair share after a \
+                            while) — see `tessera cluster status`"
             .into(),
+        Some((seen, unmet, constraints)) if unmet > 0 => format!(
+            "{unmet} of the {seen} offers so far came from agents outside the executor \
+             constraints ({constraints}), and the others had no room for another executor — \
+             see the agents' attributes in `tessera cluster status`, or change \
+             --executor-constraint"
+        ),
         Some(_) => format!(
             "the offers so far had no room for another executor (at least 1 CPU and \
              {MIN_EXECUTOR_MEM_MB} MiB on an agent without one), and other sessions may hold \
@@ -562,8 +605,13 @@ mod tests {
     #[test]
     fn the_reason_for_waiting_depends_on_the_offers_seen() {
         assert!(waiting_reason(None).contains("local executor"));
-        assert!(waiting_reason(Some(0)).contains("offers nothing to this session"));
-        let some = waiting_reason(Some(3));
+        assert!(waiting_reason(Some((0, 0, ""))).contains("offers nothing to this session"));
+        let unmet = waiting_reason(Some((3, 2, "rack:r9")));
+        assert!(
+            unmet.contains("2 of the 3 offers so far came from agents outside the executor constraints (rack:r9)"),
+            "{unmet}"
+        );
+        let some = waiting_reason(Some((3, 0, "")));
         assert!(some.contains("no room for another executor"), "{some}");
         assert!(
             some.contains(&format!("{MIN_EXECUTOR_MEM_MB} MiB")),

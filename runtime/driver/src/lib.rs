@@ -31,7 +31,7 @@ pub use jobs::{JobInfo, JobState, Progress};
 pub use scheduler::DEFAULT_LOCALITY_WAIT;
 pub use side_files::side_files_dir;
 pub use tessera_credentials::Credential;
-pub use tessera_framework::{MasterEndpoint, MasterUrl, parse_master_url};
+pub use tessera_framework::{Constraints, MasterEndpoint, MasterUrl, parse_master_url};
 
 use anyhow::Context as _;
 use parking_lot::Mutex;
@@ -83,6 +83,10 @@ pub struct ClusterOptions {
     /// The role the session's resources count against on a cluster (the master's `*` when
     /// empty): its share, weight and quota.
     pub role: String,
+    /// Where executors may run on a cluster, over agents' attributes (Spark's
+    /// `spark.mesos.constraints`, e.g. `rack:r1,r2;zone:z1`): offers of other agents are
+    /// declined.
+    pub executor_constraints: Constraints,
 }
 
 /// State shared by the cell server, the scheduler and the executor service.

@@ -19,9 +19,9 @@ pub use cells::{Cell, command_line, expand_request, is_incomplete, join_cells, s
 pub use interrupt::{COOPERATIVE_GRACE, Interrupter, Interruption};
 pub use rebuild::RestartReport;
 pub use tessera_driver::{
-    CellDisplay, ClusterOptions, Credential, DEFAULT_LOCALITY_WAIT, Driver, DynamicAllocation,
-    ExecutorRow, FailedJob, InputError, InputReader, InputRequest, JobCanceller, JobInfo, JobState,
-    MasterEndpoint, MasterUrl, Progress, StorageRow, parse_master_url,
+    CellDisplay, ClusterOptions, Constraints, Credential, DEFAULT_LOCALITY_WAIT, Driver,
+    DynamicAllocation, ExecutorRow, FailedJob, InputError, InputReader, InputRequest, JobCanceller,
+    JobInfo, JobState, MasterEndpoint, MasterUrl, Progress, StorageRow, parse_master_url,
 };
 
 use anyhow::Context as _;

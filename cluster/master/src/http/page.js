@@ -9,6 +9,33 @@ function amount(r) {
   return r ? `${+r.cpus.toFixed(3)} cpus, ${r.mem_mb} MiB` : "";
 }
 
+// "disk:100; ports:[31000-32000]; gpus:2" (empty when there is none)
+function extras(e) {
+  if (!e) return "";
+  const parts = [];
+  if (e.disk_mb) parts.push(`disk:${e.disk_mb}`);
+  if (e.ports) parts.push(`ports:[${e.ports}]`);
+  for (const [name, value] of Object.entries(e.scalars)) parts.push(`${name}:${value}`);
+  return parts.join("; ");
+}
+
+// "2 cpus, 1024 MiB; disk:100; ports:[31000-32000]"
+function withExtras(r, e) {
+  const more = extras(e);
+  return more ? `${amount(r)}; ${more}` : amount(r);
+}
+
+// "rack:r1; zone:z1"
+function attributes(a) {
+  return Object.entries(a).map(([name, value]) => `${name}:${value}`).join("; ");
+}
+
+// "analytics: 1 cpus, 512 MiB (static)", one per reservation
+function reservations(list) {
+  return list.map(r => `${r.role}: ${amount(r.resources)} (${r.dynamic ? "dynamic" : "static"})`)
+    .join("; ");
+}
+
 // Fills table `id` with `header` and one row per item, `row(item)` giving its cells.
 function fill(id, header, items, row) {
   const table = document.getElementById(id);
@@ -40,8 +67,11 @@ function show(state) {
   document.getElementById("summary").textContent =
     `Version ${state.version}, id ${state.id}, started ${since}; allocator: ${state.allocator}; ` +
     `agents: ${state.agents.length}, frameworks: ${state.frameworks.length}.`;
-  fill("agents", ["Id", "Hostname", "Address", "Resources", "Allocated", "Offered"],
-    state.agents, a => [a.id, a.hostname, a.address, amount(a.resources), amount(a.allocated),
+  fill("agents",
+    ["Id", "Hostname", "Address", "Attributes", "Resources", "Reservations", "Allocated",
+      "Offered"],
+    state.agents, a => [a.id, a.hostname, a.address, attributes(a.attributes),
+      withExtras(a.resources, a.extras), reservations(a.reservations), amount(a.allocated),
       amount(a.offered)]);
   fill("frameworks",
     ["Name", "Id", "User", "Role", "Connected", "Suppressed", "Allocated", "Offered",
@@ -56,10 +86,10 @@ function show(state) {
   const names = new Map(state.frameworks.map(f => [f.id, f.name]));
   fill("executors", ["Executor", "Framework", "Agent", "State", "Resources", "Message"],
     state.executors, e => [e.executor_id, names.get(e.framework_id) || e.framework_id,
-      e.agent_id, e.state, amount(e.resources), e.message]);
-  fill("offers", ["Offer", "Framework", "Agent", "Hostname", "Resources"],
+      e.agent_id, e.state, withExtras(e.resources, e.extras), e.message]);
+  fill("offers", ["Offer", "Framework", "Agent", "Hostname", "Reserved for", "Resources"],
     state.offers, o => [o.id, names.get(o.framework_id) || o.framework_id, o.agent_id,
-      o.hostname, amount(o.resources)]);
+      o.hostname, o.reservation_role || "", withExtras(o.resources, o.extras)]);
   document.getElementById("updated").textContent =
     `Updated ${new Date().toLocaleTimeString()}.`;
 }

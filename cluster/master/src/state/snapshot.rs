@@ -3,16 +3,40 @@
 //! [`MasterState::snapshot`]. The gRPC `ClusterStatus` answer is made from it
 //! ([`From<&Snapshot>`] for `ClusterStatusResponse`), and so are the HTTP `/state` JSON and the
 //! gauges of `/metrics`, so the three always agree.
-//!
-//! Reservations (static or dynamic) are not part of it: the master has none yet.
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
-use tessera_allocator::Resources;
+use tessera_allocator::{Extras, Resources};
 use tessera_cluster_proto::master as pb;
 
-use super::{MasterState, is_terminal, to_pb};
+use super::{MasterState, is_terminal};
+
+/// Disk, ports and custom scalars as the JSON shows them: `{"disk_mb": 100, "ports":
+/// "31000-32000", "scalars": {"gpus": 2}}`.
+fn extras_json<S: serde::Serializer>(e: &Extras, s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Json<'a> {
+        disk_mb: u64,
+        ports: String,
+        scalars: &'a BTreeMap<String, f64>,
+    }
+    Json {
+        disk_mb: e.disk_mb,
+        ports: e.ports.to_string(),
+        scalars: &e.scalars,
+    }
+    .serialize(s)
+}
+
+/// CPUs and memory reserved for a role on an agent.
+#[derive(Debug, Serialize)]
+pub(crate) struct ReservationView {
+    pub role: String,
+    pub resources: Amount,
+    /// Made by a framework's RESERVE (`false`: by the agent's `--resources`).
+    pub dynamic: bool,
+}
 
 /// CPUs and memory, as the JSON shows them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -64,7 +88,18 @@ pub(crate) struct AgentView {
     pub hostname: String,
     /// Where the master dials it.
     pub address: String,
+    /// Its CPUs and memory, reserved or not.
     pub resources: Amount,
+    /// Its disk, ports and custom scalars.
+    #[serde(serialize_with = "extras_json")]
+    pub extras: Extras,
+    /// Of `extras`, what is neither offered nor used.
+    #[serde(serialize_with = "extras_json")]
+    pub free_extras: Extras,
+    /// Its attributes (`--attributes`), by name.
+    pub attributes: BTreeMap<String, String>,
+    /// CPUs and memory reserved for roles, static ones first.
+    pub reservations: Vec<ReservationView>,
     /// In use by executors.
     pub allocated: Amount,
     /// In outstanding offers.
@@ -122,6 +157,10 @@ pub(crate) struct OfferView {
     pub agent_id: String,
     pub hostname: String,
     pub resources: Amount,
+    #[serde(serialize_with = "extras_json")]
+    pub extras: Extras,
+    /// The role its resources are reserved for (`null`: unreserved).
+    pub reservation_role: Option<String>,
 }
 
 /// One executor.
@@ -134,6 +173,10 @@ pub(crate) struct ExecutorView {
     #[serde(serialize_with = "state_name")]
     pub state: pb::ExecutorState,
     pub resources: Amount,
+    #[serde(serialize_with = "extras_json")]
+    pub extras: Extras,
+    /// The role its resources were reserved for (`null`: unreserved).
+    pub reservation_role: Option<String>,
     /// Why it ended, when it did.
     pub message: String,
     /// Memory it uses, as its agent last reported (0 once it ended).
@@ -218,6 +261,19 @@ impl MasterState {
                 hostname: a.hostname.clone(),
                 address: a.address.clone(),
                 resources: a.total.into(),
+                extras: a.extras.clone(),
+                free_extras: a.free_extras.clone(),
+                attributes: (a.attributes.iter())
+                    .map(|at| (at.name.clone(), at.value.clone()))
+                    .collect(),
+                reservations: (a.static_reserved.iter().map(|r| (r, false)))
+                    .chain(a.dynamic_reserved.iter().map(|r| (r, true)))
+                    .map(|((role, r), dynamic)| ReservationView {
+                        role: role.clone(),
+                        resources: (*r).into(),
+                        dynamic,
+                    })
+                    .collect(),
                 allocated: sums.used(&a.id),
                 offered: sums.offered(&a.id),
                 isolation: a.isolation.clone(),
@@ -259,6 +315,8 @@ impl MasterState {
                     .map(|a| a.hostname.clone())
                     .unwrap_or_default(),
                 resources: o.resources.into(),
+                extras: o.extras.clone(),
+                reservation_role: o.reservation.clone(),
             })
             .collect();
         offers.sort_by(|a, b| a.id.cmp(&b.id));
@@ -274,6 +332,8 @@ impl MasterState {
                 agent_id: e.agent_id.clone(),
                 state: e.state,
                 resources: e.resources.into(),
+                extras: e.extras.clone(),
+                reservation_role: e.reservation.clone(),
                 message: e.message.clone(),
                 memory_used_bytes: e.usage.memory_bytes,
                 cpu_seconds: e.usage.cpu_seconds,
@@ -313,7 +373,7 @@ impl MasterState {
 
 impl From<Amount> for pb::Resources {
     fn from(a: Amount) -> Self {
-        to_pb(a.into())
+        pb::Resources::of_cpus_mem(&a.into())
     }
 }
 
@@ -327,10 +387,23 @@ impl From<&Snapshot> for pb::ClusterStatusResponse {
                     id: a.id.clone(),
                     hostname: a.hostname.clone(),
                     address: a.address.clone(),
-                    total: Some(a.resources.into()),
+                    total: Some(pb::Resources::of(&a.resources.into(), &a.extras)),
                     allocated: Some(a.allocated.into()),
                     offered: Some(a.offered.into()),
                     isolation: a.isolation.clone(),
+                    attributes: (a.attributes.iter())
+                        .map(|(name, value)| pb::Attribute {
+                            name: name.clone(),
+                            value: value.clone(),
+                        })
+                        .collect(),
+                    reservations: (a.reservations.iter())
+                        .map(|r| pb::Reservation {
+                            role: r.role.clone(),
+                            resources: Some(r.resources.into()),
+                            dynamic: r.dynamic,
+                        })
+                        .collect(),
                 })
                 .collect(),
             frameworks: s
@@ -356,7 +429,9 @@ impl From<&Snapshot> for pb::ClusterStatusResponse {
                     framework_id: o.framework_id.clone(),
                     agent_id: o.agent_id.clone(),
                     hostname: o.hostname.clone(),
-                    resources: Some(o.resources.into()),
+                    resources: Some(pb::Resources::of(&o.resources.into(), &o.extras)),
+                    reservation_role: o.reservation_role.clone().unwrap_or_default(),
+                    attributes: Vec::new(),
                 })
                 .collect(),
             executors: s
@@ -367,7 +442,7 @@ impl From<&Snapshot> for pb::ClusterStatusResponse {
                     executor_id: e.executor_id.clone(),
                     agent_id: e.agent_id.clone(),
                     state: e.state as i32,
-                    resources: Some(e.resources.into()),
+                    resources: Some(pb::Resources::of(&e.resources.into(), &e.extras)),
                     message: e.message.clone(),
                     memory_used_bytes: e.memory_used_bytes,
                     cpu_seconds: e.cpu_seconds,
