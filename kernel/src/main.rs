@@ -40,6 +40,12 @@ fn main() -> anyhow::Result<()> {
                     executors: env_number("TESSERA_EXECUTORS")?,
                     executor_cores: env_number("TESSERA_EXECUTOR_CORES")?,
                     role: std::env::var("TESSERA_ROLE").unwrap_or_default(),
+                    failover_timeout: std::env::var("TESSERA_FAILOVER_TIMEOUT_S")
+                        .ok()
+                        .map(|s| s.parse::<f64>())
+                        .transpose()
+                        .context("TESSERA_FAILOVER_TIMEOUT_S is not a number of seconds")?
+                        .map(|seconds| std::time::Duration::from_secs_f64(seconds.max(0.0))),
                     dynamic_allocation: std::env::var("TESSERA_EXECUTOR_IDLE_TIMEOUT_S")
                         .ok()
                         .map(|s| s.parse::<f64>())

@@ -93,6 +93,7 @@ fn agent_at(address: &str, cpus: f64, mem_mb: u64) -> pb::RegisterAgentRequest {
         address: address.into(),
         resources: Some(pb::Resources { cpus, mem_mb }),
         isolation: "posix".into(),
+        ..Default::default()
     }
 }
 
@@ -169,6 +170,7 @@ impl ClusterUnderTest {
                                     env: Default::default(),
                                 }),
                                 resources: None,
+                                framework: None,
                             })
                             .await,
                     )
@@ -197,6 +199,7 @@ pub async fn every_refusal(cluster: &ClusterUnderTest, mut stand: impl FnMut(Van
         name: "owner".into(),
         user: String::new(),
         role: String::new(),
+        ..Default::default()
     };
     let (framework, mut events) = FrameworkClient::subscribe(&owner, info)
         .await
@@ -292,6 +295,7 @@ pub async fn every_refusal(cluster: &ClusterUnderTest, mut stand: impl FnMut(Van
             user: String::new(),
             framework_id: framework.framework_id().into(),
             role: String::new(),
+            ..Default::default()
         })
         .await;
     assert_refused(refusal(takeover), &["belongs to another principal"]);
@@ -307,6 +311,7 @@ pub async fn every_refusal(cluster: &ClusterUnderTest, mut stand: impl FnMut(Van
             user: String::new(),
             framework_id: String::new(),
             role: "has space".into(),
+            ..Default::default()
         })
         .await;
     assert_refused(refusal(bad_role), &["is not a role name"]);
@@ -373,6 +378,7 @@ pub async fn every_refusal(cluster: &ClusterUnderTest, mut stand: impl FnMut(Van
             user: String::new(),
             framework_id: String::new(),
             role: String::new(),
+            ..Default::default()
         })
         .await;
     assert!(huge.is_err(), "an 8 MiB request is refused");

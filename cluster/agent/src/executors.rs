@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tessera_cluster_proto::master::{
-    CommandInfo, ExecutorReason, ExecutorState, ExecutorUsage, StatusUpdate,
+    CommandInfo, ExecutorReason, ExecutorState, ExecutorUsage, FrameworkInfo, RecoveredExecutor,
+    Resources, StatusUpdate,
 };
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -57,6 +58,9 @@ pub enum LaunchError {
 
 struct Running {
     pid: i32,
+    /// What it was launched with and whose it is, to tell a master it re-registers with.
+    resources: Resources,
+    framework: Option<FrameworkInfo>,
     /// Set when the agent asked it to stop; its exit is then KILLED.
     kill_reason: Option<String>,
     /// What it used when last looked at.
@@ -93,6 +97,8 @@ pub struct LaunchSpec {
     pub command: Option<CommandInfo>,
     pub cpus: f64,
     pub mem_mb: u64,
+    /// Its framework, as the master described it.
+    pub framework: Option<FrameworkInfo>,
 }
 
 fn check_id(what: &'static str, value: &str) -> Result<(), LaunchError> {
@@ -261,6 +267,21 @@ impl Executors {
                 executor_id: executor_id.clone(),
                 memory_bytes: r.usage.memory_bytes,
                 cpu_seconds: r.usage.cpu_seconds,
+            })
+            .collect()
+    }
+
+    /// The running executors, as a master this agent re-registers with must know them.
+    pub fn recovered(&self) -> Vec<RecoveredExecutor> {
+        self.lock()
+            .iter()
+            .map(|((framework_id, executor_id), r)| RecoveredExecutor {
+                executor_id: executor_id.clone(),
+                resources: Some(r.resources),
+                framework: Some(r.framework.clone().unwrap_or_else(|| FrameworkInfo {
+                    id: framework_id.clone(),
+                    ..FrameworkInfo::default()
+                })),
             })
             .collect()
     }
@@ -455,6 +476,11 @@ impl Executors {
             key.clone(),
             Running {
                 pid,
+                resources: Resources {
+                    cpus: spec.cpus,
+                    mem_mb: spec.mem_mb,
+                },
+                framework: spec.framework.clone(),
                 kill_reason: None,
                 usage: Usage::default(),
             },
@@ -628,6 +654,11 @@ mod tests {
             }),
             cpus: 1.0,
             mem_mb: 64,
+            framework: Some(FrameworkInfo {
+                id: "F0".into(),
+                principal: "alice".into(),
+                ..FrameworkInfo::default()
+            }),
         }
     }
 

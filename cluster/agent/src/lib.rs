@@ -4,9 +4,10 @@
 //! offers were accepted). Executor state changes go back to the master as
 //! status updates, in order, retried until the master has them.
 //!
-//! If the master does not know the agent any more (it restarted, or it declared
-//! the agent lost), the agent kills its executors — the master has already
-//! reported them LOST — and registers again under a new id.
+//! If the master does not know the agent any more (it restarted), the agent
+//! registers again under its id with the executors it runs, and they keep
+//! running; a master that declared the agent lost (it reported those executors
+//! LOST) gives it a new id instead, and the agent kills them.
 //!
 //! Executors run isolated ([`isolation`]): in a cgroup v2 each where the agent may make
 //! them, else with rlimits and their memory watched from `/proc`; the mode in use goes to the

@@ -2,6 +2,11 @@
 //! with backoff while the master is not there, saying how it isolates executors),
 //! heartbeating with what its executors use, and forwarding
 //! executor status updates in order until the master acknowledges each.
+//!
+//! When the master no longer knows the agent (it restarted), the agent registers
+//! again under its id with the executors it runs, which keep running (Mesos'
+//! re-registration); only if the master answers with another id — it declared
+//! this agent lost and reported its executors LOST — are they killed.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,7 +20,6 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::executors::Executors;
-use crate::isolation::IsolationMode;
 use crate::{AgentConfig, AgentError};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -61,11 +65,14 @@ impl Registration {
     }
 }
 
+/// Registers (again, under `previous` with the running executors, when set); retried until
+/// the master answers.
 async fn register(
     link: &MasterLink,
     config: &AgentConfig,
     address: &str,
-    isolation: IsolationMode,
+    executors: &Executors,
+    previous: Option<&str>,
 ) -> (String, Duration) {
     let mut backoff = Duration::from_millis(100);
     let mut attempts: u32 = 0;
@@ -77,7 +84,9 @@ async fn register(
                 cpus: config.cpus,
                 mem_mb: config.mem_mb,
             }),
-            isolation: isolation.to_string(),
+            isolation: executors.isolation().to_string(),
+            agent_id: previous.unwrap_or_default().to_string(),
+            executors: previous.map(|_| executors.recovered()).unwrap_or_default(),
         };
         match link.client.clone().register_agent(request).await {
             Ok(response) => {
@@ -107,8 +116,9 @@ async fn register(
     }
 }
 
-/// Registers, then heartbeats; registers again whenever the master no longer
-/// knows this agent (after killing the executors the master gave up on).
+/// Registers, then heartbeats; registers again under its id with its executors whenever the
+/// master no longer knows this agent, killing them only if the master gave up on them (it
+/// answered another id).
 pub(crate) async fn register_and_heartbeat(
     link: MasterLink,
     config: AgentConfig,
@@ -116,9 +126,21 @@ pub(crate) async fn register_and_heartbeat(
     registration: Arc<Registration>,
     executors: Arc<Executors>,
 ) {
+    let mut previous: Option<String> = None;
     loop {
-        let (agent_id, interval) = register(&link, &config, &address, executors.isolation()).await;
+        let (agent_id, interval) =
+            register(&link, &config, &address, &executors, previous.as_deref()).await;
+        if let Some(old) = previous.as_deref()
+            && old != agent_id
+        {
+            let n = executors.kill_all_now(
+                "the master declared this agent lost and reported its executors LOST",
+            );
+            tracing::warn!(old_id = %old, new_id = %agent_id, killed = n,
+                "the master took this agent back under a new id; killed the executors it had given up on");
+        }
         registration.set(Some(agent_id.clone()));
+        previous = Some(agent_id.clone());
         let mut failures: u32 = 0;
         loop {
             tokio::time::sleep(interval).await;
@@ -134,13 +156,9 @@ pub(crate) async fn register_and_heartbeat(
                     failures = 0;
                 }
                 Ok(_) => {
-                    registration.set(None);
-                    let n = executors.kill_all_now(
-                        "the master no longer knows this agent (it restarted or declared the agent lost)",
-                    );
-                    tracing::warn!(%agent_id, killed = n,
+                    tracing::warn!(%agent_id, executors = executors.count(),
                         "the master no longer knows this agent (it restarted or declared it lost); \
-                         killed its executors, registering again");
+                         registering again with its id and executors");
                     break;
                 }
                 Err(status) => {
@@ -159,7 +177,8 @@ pub(crate) async fn register_and_heartbeat(
 }
 
 /// Sends status updates to the master one at a time, in order, retrying each
-/// until acknowledged. Updates made under an earlier registration are dropped:
+/// until acknowledged (also while the agent registers again: the master answers
+/// NotFound meanwhile). Updates made under an earlier registration are dropped:
 /// the master already reported those executors LOST.
 pub(crate) async fn forward_status_updates(
     link: MasterLink,
@@ -180,9 +199,7 @@ pub(crate) async fn forward_status_updates(
                 Err(status)
                     if matches!(
                         status.code(),
-                        tonic::Code::PermissionDenied
-                            | tonic::Code::InvalidArgument
-                            | tonic::Code::NotFound
+                        tonic::Code::PermissionDenied | tonic::Code::InvalidArgument
                     ) =>
                 {
                     tracing::warn!(

@@ -55,6 +55,7 @@ impl Agent for AgentService {
             command: req.command,
             cpus: resources.cpus,
             mem_mb: resources.mem_mb,
+            framework: req.framework,
         };
         self.executors.launch(spec).map_err(|e| match e {
             LaunchError::AlreadyRunning { .. } => Status::already_exists(e.to_string()),

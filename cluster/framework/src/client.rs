@@ -1,5 +1,14 @@
 //! [`FrameworkClient`]: a framework's subscription to the master, its event
-//! stream, and its calls (accept, decline, kill, teardown); [`cluster_status`].
+//! stream, and its calls (accept, decline, kill, reconcile, teardown);
+//! [`cluster_status`].
+//!
+//! With a failover timeout ([`FrameworkInfo::failover_timeout`]) the client
+//! survives a master restart or a network cut, as Mesos' scheduler library does:
+//! when the subscription breaks it subscribes again with its framework id,
+//! retrying with backoff until the failover timeout has passed, then asks the
+//! master for the state of all its executors (implicit reconciliation). The
+//! framework sees a second [`FrameworkEvent::Registered`] and the answers as
+//! status updates; [`FrameworkEvent::Disconnected`] comes only when it gives up.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +50,12 @@ pub struct FrameworkInfo {
     /// The role its resources count against, for the master's fair sharing, weights and
     /// quota (`*` when empty).
     pub role: String,
+    /// How long the master keeps its executors while it is disconnected, and how long the
+    /// client keeps subscribing again after a disconnect (`None`: the master's
+    /// `--framework-failover-timeout-ms`, and the client does not subscribe again).
+    pub failover_timeout: Option<Duration>,
+    /// Capability names (Mesos' `FrameworkInfo.Capability`), recorded by the master.
+    pub capabilities: Vec<String>,
 }
 
 /// Resources of one agent offered to this framework.
@@ -123,12 +138,15 @@ impl std::fmt::Display for ExecutorState {
 pub enum ExecutorReason {
     /// Its agent killed it for using more memory than it was given.
     MemoryLimit,
+    /// An answer to [`FrameworkClient::reconcile`]: the state the master knows.
+    Reconciliation,
 }
 
 impl ExecutorReason {
     fn from_pb(value: i32) -> Option<Self> {
         match pb::ExecutorReason::try_from(value).ok()? {
             pb::ExecutorReason::MemoryLimit => Some(Self::MemoryLimit),
+            pb::ExecutorReason::Reconciliation => Some(Self::Reconciliation),
             pb::ExecutorReason::Unspecified => None,
         }
     }
@@ -137,7 +155,8 @@ impl ExecutorReason {
 /// What the master tells a framework.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FrameworkEvent {
-    /// Always the first event.
+    /// Always the first event; again after the client subscribed again with its id (the
+    /// master restarted or the connection broke), followed by the states of its executors.
     Registered {
         framework_id: String,
     },
@@ -353,48 +372,22 @@ impl FrameworkClient {
     ) -> Result<(FrameworkClient, mpsc::Receiver<FrameworkEvent>), FrameworkError> {
         let master = endpoint.address.as_str();
         let channel = connect(endpoint).await?;
-        let mut client = MasterClient::new(channel);
+        let client = MasterClient::new(channel);
         let user = if info.user.is_empty() {
             std::env::var("USER").unwrap_or_default()
         } else {
             info.user
         };
-        let request = pb::SubscribeRequest {
+        let mut request = pb::SubscribeRequest {
             name: info.name,
             user,
             framework_id: String::new(),
             role: info.role,
+            failover_timeout_seconds: info.failover_timeout.map(|t| t.as_secs_f64()),
+            capabilities: info.capabilities,
         };
-        let mut stream = call(master, "subscribe", client.subscribe(request)).await?;
-        let first = tokio::time::timeout(CALL_TIMEOUT, stream.message()).await;
-        let (framework_id, heartbeat_interval) = match first {
-            Ok(Ok(Some(pb::Event {
-                event: Some(pb::event::Event::Registered(r)),
-            }))) => (r.framework_id, r.heartbeat_interval_seconds),
-            Ok(Ok(Some(pb::Event {
-                event: Some(pb::event::Event::Error(e)),
-            }))) => {
-                return Err(FrameworkError::Rejected {
-                    master: master.to_string(),
-                    action: "subscribe",
-                    message: e.message,
-                });
-            }
-            Ok(Ok(other)) => {
-                return Err(FrameworkError::Protocol {
-                    master: master.to_string(),
-                    detail: format!("expected Registered first, got {other:?}"),
-                });
-            }
-            Ok(Err(status)) => return Err(status_error(master, "subscribe", status)),
-            Err(_) => {
-                return Err(FrameworkError::Timeout {
-                    master: master.to_string(),
-                    action: "subscribe",
-                    seconds: CALL_TIMEOUT.as_secs(),
-                });
-            }
-        };
+        let subscribed = subscribe_once(&client, master, request.clone()).await?;
+        let framework_id = subscribed.framework_id.clone();
         tracing::info!(%master, %framework_id, "subscribed to the Tessera master");
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         let _ = tx
@@ -403,18 +396,18 @@ impl FrameworkClient {
             })
             .await;
         let (alive_tx, alive_rx) = oneshot::channel();
-        // Several heartbeats missed: the master is stopped or cut off (a master of an older
-        // release sends none, and says so with 0).
-        let silence_limit = (heartbeat_interval > 0.0).then(|| {
-            Duration::from_secs_f64(heartbeat_interval * MISSED_HEARTBEATS)
-                .max(Duration::from_secs(1))
-        });
+        request.framework_id = framework_id.clone();
+        let failover = info.failover_timeout.filter(|t| !t.is_zero());
         tokio::spawn(forward_events(
-            stream,
+            Resubscriber {
+                client: client.clone(),
+                master: master.to_string(),
+                request,
+                failover,
+            },
+            subscribed,
             tx,
             alive_rx,
-            master.to_string(),
-            silence_limit,
         ));
         let inner = Inner {
             client,
@@ -541,6 +534,20 @@ impl FrameworkClient {
         Ok(())
     }
 
+    /// Asks for the latest state of executors, which comes as
+    /// [`FrameworkEvent::ExecutorStatus`] events (Mesos' RECONCILE): of those named —
+    /// [`ExecutorState::Lost`] for ones the master does not know — or, with none named, of
+    /// every executor of this framework that has not ended (implicit reconciliation).
+    pub async fn reconcile(&self, executor_ids: Vec<String>) -> Result<(), FrameworkError> {
+        reconcile(
+            &self.inner.client,
+            &self.inner.master,
+            &self.inner.framework_id,
+            executor_ids,
+        )
+        .await
+    }
+
     /// Ends the framework: the master kills all its executors and frees its
     /// resources; the event stream ends.
     pub async fn teardown(&self) -> Result<(), FrameworkError> {
@@ -554,6 +561,145 @@ impl FrameworkClient {
         )
         .await?;
         Ok(())
+    }
+}
+
+async fn reconcile(
+    client: &MasterClient<Channel>,
+    master: &str,
+    framework_id: &str,
+    executor_ids: Vec<String>,
+) -> Result<(), FrameworkError> {
+    let request = pb::ReconcileRequest {
+        framework_id: framework_id.to_string(),
+        executor_ids,
+    };
+    call(
+        master,
+        "reconcile executor states",
+        client.clone().reconcile(request),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A subscription stream that has just said Registered.
+struct Subscribed {
+    stream: tonic::Streaming<pb::Event>,
+    framework_id: String,
+    /// After this long without a word (several heartbeats missed), the master is taken for
+    /// stopped or cut off; `None` from a master that sends no heartbeats.
+    silence_limit: Option<Duration>,
+}
+
+/// Subscribes with `request` and reads the master's first answer, which must be Registered.
+async fn subscribe_once(
+    client: &MasterClient<Channel>,
+    master: &str,
+    request: pb::SubscribeRequest,
+) -> Result<Subscribed, FrameworkError> {
+    let mut stream = call(master, "subscribe", client.clone().subscribe(request)).await?;
+    let first = tokio::time::timeout(CALL_TIMEOUT, stream.message()).await;
+    let (framework_id, heartbeat_interval) = match first {
+        Ok(Ok(Some(pb::Event {
+            event: Some(pb::event::Event::Registered(r)),
+        }))) => (r.framework_id, r.heartbeat_interval_seconds),
+        Ok(Ok(Some(pb::Event {
+            event: Some(pb::event::Event::Error(e)),
+        }))) => {
+            return Err(FrameworkError::Rejected {
+                master: master.to_string(),
+                action: "subscribe",
+                message: e.message,
+            });
+        }
+        Ok(Ok(other)) => {
+            return Err(FrameworkError::Protocol {
+                master: master.to_string(),
+                detail: format!("expected Registered first, got {other:?}"),
+            });
+        }
+        Ok(Err(status)) => return Err(status_error(master, "subscribe", status)),
+        Err(_) => {
+            return Err(FrameworkError::Timeout {
+                master: master.to_string(),
+                action: "subscribe",
+                seconds: CALL_TIMEOUT.as_secs(),
+            });
+        }
+    };
+    // Several heartbeats missed: the master is stopped or cut off (a master of an older
+    // release sends none, and says so with 0).
+    let silence_limit = (heartbeat_interval > 0.0).then(|| {
+        Duration::from_secs_f64(heartbeat_interval * MISSED_HEARTBEATS).max(Duration::from_secs(1))
+    });
+    Ok(Subscribed {
+        stream,
+        framework_id,
+        silence_limit,
+    })
+}
+
+/// What it takes to subscribe again as the same framework.
+struct Resubscriber {
+    client: MasterClient<Channel>,
+    master: String,
+    /// Carries the framework id.
+    request: pb::SubscribeRequest,
+    /// Subscribes again for this long after a disconnect; never when `None`.
+    failover: Option<Duration>,
+}
+
+/// Waits between attempts to subscribe again: from 100 ms, doubling, at most 2 s.
+fn resubscribe_backoff(attempt: u32) -> Duration {
+    Duration::from_millis(100)
+        .saturating_mul(1 << attempt.min(5))
+        .min(Duration::from_secs(2))
+}
+
+impl Resubscriber {
+    /// Subscribes again until it works or the failover timeout since `since` has passed; a
+    /// master that refuses (e.g. it removed this framework) ends the attempts at once. Then
+    /// asks for the states of all the framework's executors.
+    async fn resubscribe(&self, since: tokio::time::Instant) -> Result<Subscribed, String> {
+        let Some(failover) = self.failover else {
+            return Err(String::new());
+        };
+        let deadline = since + failover;
+        let mut attempt = 0;
+        loop {
+            match subscribe_once(&self.client, &self.master, self.request.clone()).await {
+                Ok(subscribed) => {
+                    tracing::info!(master = %self.master, framework_id = %subscribed.framework_id, "subscribed again to the Tessera master");
+                    if let Err(e) = reconcile(
+                        &self.client,
+                        &self.master,
+                        &subscribed.framework_id,
+                        Vec::new(),
+                    )
+                    .await
+                    {
+                        tracing::warn!("cannot reconcile after subscribing again: {e}");
+                    }
+                    return Ok(subscribed);
+                }
+                Err(e @ FrameworkError::Rejected { .. }) => return Err(e.to_string()),
+                Err(e) => {
+                    let wait = resubscribe_backoff(attempt);
+                    if tokio::time::Instant::now() + wait >= deadline {
+                        return Err(format!(
+                            "gave up subscribing again within the failover timeout of {:.0} s: {e}",
+                            failover.as_secs_f64()
+                        ));
+                    }
+                    if attempt == 0 || attempt % 10 == 9 {
+                        tracing::warn!("cannot subscribe again yet, retrying: {e}");
+                    }
+                    attempt += 1;
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
     }
 }
 
@@ -579,58 +725,113 @@ fn event_from_pb(event: pb::event::Event) -> Option<FrameworkEvent> {
     })
 }
 
+/// How a subscription stream ended.
+enum StreamEnd {
+    /// The framework's side went away: nothing more to do.
+    Dropped,
+    /// The master said so (an Error event: e.g. it removed the framework): final.
+    Refused(String),
+    /// The connection broke, the master closed it or fell silent: worth subscribing again.
+    Broken(String),
+}
+
 /// Moves events from the master's stream to the framework until either side
-/// goes away.
+/// goes away; when the connection breaks, subscribes again (within the failover
+/// timeout) and goes on.
 async fn forward_events(
-    mut stream: tonic::Streaming<pb::Event>,
+    again: Resubscriber,
+    mut subscribed: Subscribed,
     tx: mpsc::Sender<FrameworkEvent>,
     mut alive: oneshot::Receiver<()>,
-    master: String,
-    silence_limit: Option<Duration>,
 ) {
+    loop {
+        let why = match forward_stream(&mut subscribed, &tx, &mut alive, &again.master).await {
+            StreamEnd::Dropped => return,
+            StreamEnd::Refused(why) => why,
+            StreamEnd::Broken(why) => {
+                tracing::warn!(master = %again.master, "{why}");
+                let since = tokio::time::Instant::now();
+                let attempt = tokio::select! {
+                    attempt = again.resubscribe(since) => attempt,
+                    _ = &mut alive => return,
+                    _ = tx.closed() => return,
+                };
+                match attempt {
+                    Ok(next) => {
+                        subscribed = next;
+                        let registered = FrameworkEvent::Registered {
+                            framework_id: subscribed.framework_id.clone(),
+                        };
+                        if tx.send(registered).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Err(more) if more.is_empty() => why,
+                    Err(more) => format!("{why}; {more}"),
+                }
+            }
+        };
+        let _ = tx.send(FrameworkEvent::Disconnected(why)).await;
+        return;
+    }
+}
+
+/// Forwards the events of one subscription stream until it ends.
+async fn forward_stream(
+    subscribed: &mut Subscribed,
+    tx: &mpsc::Sender<FrameworkEvent>,
+    alive: &mut oneshot::Receiver<()>,
+    master: &str,
+) -> StreamEnd {
     // Without heartbeats, a year: only the connection's end ends the wait.
-    let limit = silence_limit.unwrap_or(Duration::from_secs(365 * 24 * 3600));
+    let limit = subscribed
+        .silence_limit
+        .unwrap_or(Duration::from_secs(365 * 24 * 3600));
     loop {
         let next = tokio::select! {
-            next = tokio::time::timeout(limit, stream.message()) => match next {
+            next = tokio::time::timeout(limit, subscribed.stream.message()) => match next {
                 Ok(next) => next,
                 Err(_) => {
-                    let _ = tx
-                        .send(FrameworkEvent::Disconnected(format!(
-                            "no word from the Tessera master at {master} for {:.0} s (it sends a \
-                             heartbeat more often): it is stopped or cannot be reached",
-                            limit.as_secs_f64()
-                        )))
-                        .await;
-                    return;
+                    return StreamEnd::Broken(format!(
+                        "no word from the Tessera master at {master} for {:.0} s (it sends a \
+                         heartbeat more often): it is stopped or cannot be reached",
+                        limit.as_secs_f64()
+                    ));
                 }
             },
-            _ = &mut alive => {
+            _ = &mut *alive => {
                 tracing::debug!(%master, "framework client dropped; ending the subscription");
-                return;
+                return StreamEnd::Dropped;
             }
             _ = tx.closed() => {
                 tracing::debug!(%master, "framework event receiver dropped; ending the subscription");
-                return;
+                return StreamEnd::Dropped;
             }
         };
         let event = match next {
+            Ok(Some(pb::Event {
+                event: Some(pb::event::Event::Error(e)),
+            })) => return StreamEnd::Refused(e.message),
             Ok(Some(pb::Event { event: Some(e) })) => match event_from_pb(e) {
                 Some(e) => e,
                 None => continue,
             },
             Ok(Some(pb::Event { event: None })) => continue,
-            Ok(None) => FrameworkEvent::Disconnected(format!(
-                "the Tessera master at {master} closed the subscription"
-            )),
-            Err(status) => FrameworkEvent::Disconnected(format!(
-                "lost the connection to the Tessera master at {master}: {}",
-                describe_status(&status)
-            )),
+            Ok(None) => {
+                return StreamEnd::Broken(format!(
+                    "the Tessera master at {master} closed the subscription"
+                ));
+            }
+            Err(status) => {
+                return StreamEnd::Broken(format!(
+                    "lost the connection to the Tessera master at {master}: {}",
+                    describe_status(&status)
+                ));
+            }
         };
-        let last = matches!(event, FrameworkEvent::Disconnected(_));
-        if tx.send(event).await.is_err() || last {
-            return;
+        if tx.send(event).await.is_err() {
+            return StreamEnd::Dropped;
         }
     }
 }

@@ -157,6 +157,7 @@ pub async fn run_command(
         name: task.name.clone(),
         user: String::new(),
         role: task.role.clone(),
+        ..Default::default()
     };
     let (client, mut events) = FrameworkClient::subscribe(endpoint, info).await?;
     let result = follow(&client, &mut events, task, &mut on_event).await;

@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 use tessera_credentials::{Principal, caller};
 
 use crate::Shared;
-use crate::state::{AgentAction, check_resources};
+use crate::state::{AgentAction, Subscription, check_resources, seconds_up_to_a_year};
 
 /// Calls to agents give up after this long.
 const AGENT_RPC_TIMEOUT: Duration = Duration::from_secs(10);
@@ -68,14 +68,11 @@ pub(crate) async fn timeout_loop(shared: Arc<Shared>) {
                 let reason = format!("no heartbeat for {} ms", silent.as_millis());
                 state.remove_agent(&agent_id, &reason);
             }
-            if !config.framework_failover_timeout.is_zero() {
-                for framework_id in state.expired_frameworks(now, config.framework_failover_timeout)
-                {
-                    actions.extend(state.remove_framework(
-                        &framework_id,
-                        "it did not subscribe again within its failover timeout",
-                    ));
-                }
+            for framework_id in state.expired_frameworks(now) {
+                actions.extend(state.remove_framework(
+                    &framework_id,
+                    "it did not subscribe again within its failover timeout",
+                ));
             }
         }
         run_actions(&shared, actions);
@@ -216,13 +213,15 @@ impl Master for MasterService {
                 .connect_timeout(Duration::from_secs(5))
                 .connect_lazy(),
         );
-        let (agent_id, interval) = self.shared.lock().register_agent(
+        let (agent_id, interval) = self.shared.lock().reregister_agent(
+            req.agent_id,
             req.hostname,
             req.address,
             principal,
             total,
             req.isolation,
             client,
+            req.executors,
             Instant::now(),
         )?;
         self.shared.wake_allocator.notify_one();
@@ -269,23 +268,31 @@ impl Master for MasterService {
         non_empty("framework name", &req.name)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let watcher = tx.clone();
-        let existing = (!req.framework_id.is_empty()).then_some(req.framework_id);
-        let (framework_id, connection) = self
-            .shared
-            .lock()
-            .subscribe(req.name, req.user, req.role, principal, existing, tx)?;
+        let failover_timeout = req
+            .failover_timeout_seconds
+            .map(|s| seconds_up_to_a_year("failover_timeout_seconds", s))
+            .transpose()?;
+        let subscription = Subscription {
+            name: req.name,
+            user: req.user,
+            role: req.role,
+            framework_id: (!req.framework_id.is_empty()).then_some(req.framework_id),
+            failover_timeout,
+            capabilities: req.capabilities,
+        };
+        let (framework_id, connection) =
+            self.shared
+                .lock()
+                .subscribe_framework(subscription, principal, tx)?;
         self.shared.wake_allocator.notify_one();
         // Notice when the framework's stream goes away.
         let shared = self.shared.clone();
         tokio::spawn(async move {
             watcher.closed().await;
-            let failover = shared.config.framework_failover_timeout;
-            let actions = shared.lock().framework_disconnected(
-                &framework_id,
-                connection,
-                failover,
-                Instant::now(),
-            );
+            let actions =
+                shared
+                    .lock()
+                    .framework_disconnected(&framework_id, connection, Instant::now());
             run_actions(&shared, actions);
         });
         Ok(Response::new(UnboundedReceiverStream::new(rx)))
@@ -353,6 +360,18 @@ impl Master for MasterService {
         self.shared.lock().revive(&req.framework_id, &principal)?;
         self.shared.wake_allocator.notify_one();
         Ok(Response::new(pb::ReviveResponse {}))
+    }
+
+    async fn reconcile(
+        &self,
+        request: Request<pb::ReconcileRequest>,
+    ) -> Result<Response<pb::ReconcileResponse>, Status> {
+        let principal = framework_caller(&request, "Reconcile")?;
+        let req = request.into_inner();
+        self.shared
+            .lock()
+            .reconcile(&req.framework_id, &principal, &req.executor_ids)?;
+        Ok(Response::new(pb::ReconcileResponse {}))
     }
 
     async fn teardown(

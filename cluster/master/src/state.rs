@@ -56,6 +56,41 @@ pub(crate) struct Framework {
     /// Counts subscriptions, so a stale stream's close is told apart.
     pub connection: u64,
     pub disconnected_at: Option<Instant>,
+    /// How long it may stay disconnected before it is removed: its own, or the master's
+    /// `--framework-failover-timeout-ms`.
+    pub failover_timeout: Duration,
+    /// What it said it can do (recorded; see [`check_capabilities`]).
+    pub capabilities: Vec<String>,
+}
+
+impl Framework {
+    /// What agents keep of it with its executors, to tell a restarted master.
+    pub(crate) fn info(&self) -> pb::FrameworkInfo {
+        pb::FrameworkInfo {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            user: self.user.clone(),
+            role: self.role.clone(),
+            principal: self.principal.clone(),
+            failover_timeout_seconds: self.failover_timeout.as_secs_f64(),
+            capabilities: self.capabilities.clone(),
+        }
+    }
+}
+
+/// What a framework asks for when it subscribes (Mesos' FrameworkInfo, less the principal,
+/// which comes from its certificate).
+#[derive(Clone, Debug, Default)]
+pub struct Subscription {
+    pub name: String,
+    pub user: String,
+    /// Empty: the default role.
+    pub role: String,
+    /// Set to subscribe again as this framework.
+    pub framework_id: Option<String>,
+    /// Unset: the master's default.
+    pub failover_timeout: Option<Duration>,
+    pub capabilities: Vec<String>,
 }
 
 pub(crate) struct Offer {
@@ -173,14 +208,42 @@ pub(crate) fn check_id(what: &str, id: &str) -> Result<(), Status> {
 /// The decline filter `seconds` asks for: zero for none, at most
 /// [`MAX_REFUSE`]; NaN and negative values are refused.
 pub(crate) fn refuse_duration(seconds: f64) -> Result<Duration, Status> {
+    seconds_up_to_a_year("refuse_seconds", seconds)
+}
+
+/// `seconds` of `field` as a duration of at most a year ([`MAX_REFUSE`]); NaN and negative
+/// values are refused.
+pub(crate) fn seconds_up_to_a_year(field: &str, seconds: f64) -> Result<Duration, Status> {
     if seconds.is_nan() || seconds < 0.0 {
         return Err(Status::invalid_argument(format!(
-            "refuse_seconds must be zero or a positive number of seconds, got {seconds}"
+            "{field} must be zero or a positive number of seconds, got {seconds}"
         )));
     }
     Ok(Duration::try_from_secs_f64(seconds)
         .unwrap_or(MAX_REFUSE)
         .min(MAX_REFUSE))
+}
+
+/// Capabilities a framework may not claim here, and why.
+const REFUSED_CAPABILITIES: &[(&str, &str)] = &[(
+    "MULTI_ROLE",
+    "a framework has one role here; subscribe one framework per role",
+)];
+
+/// Checks a framework's capabilities. They are recorded and shown (and kept by agents with
+/// its executors); none changes what this master does yet, so, as Mesos' master does with
+/// capabilities it does not know, names are accepted — except those this master cannot honour
+/// ([`REFUSED_CAPABILITIES`]), which are refused rather than ignored.
+pub(crate) fn check_capabilities(capabilities: &[String]) -> Result<(), Status> {
+    for c in capabilities {
+        check_id("capability", c)?;
+        if let Some((_, why)) = REFUSED_CAPABILITIES.iter().find(|(name, _)| name == c) {
+            return Err(Status::invalid_argument(format!(
+                "capability {c} is not supported: {why}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `resources` of `whom`, or an error naming what is wrong: CPUs must be a
@@ -235,6 +298,8 @@ pub struct MasterState {
     roles: snapshot::RoleSettings,
     /// Counters of what happened since the master started.
     pub(crate) metrics: Metrics,
+    /// The failover timeout of frameworks that name none (`--framework-failover-timeout-ms`).
+    default_failover: Duration,
 }
 
 impl MasterState {
@@ -264,6 +329,7 @@ impl MasterState {
             start_time: since_epoch.as_secs(),
             roles: snapshot::RoleSettings::of(config),
             metrics: Metrics::default(),
+            default_failover: config.framework_failover_timeout,
         }
     }
 
@@ -283,7 +349,46 @@ impl MasterState {
         client: AgentClient<Channel>,
         now: Instant,
     ) -> Result<(String, Duration), Status> {
-        if let Some(other) = self.agent_at.get(&address).map(|id| &self.agents[id]) {
+        self.admit_agent(
+            None, hostname, address, principal, total, isolation, client, now,
+        )
+    }
+
+    /// Registers an agent under `id`, or a new id.
+    #[allow(clippy::too_many_arguments)] // An agent's registration, field by field.
+    fn admit_agent(
+        &mut self,
+        id: Option<String>,
+        hostname: String,
+        address: String,
+        principal: String,
+        total: Resources,
+        isolation: String,
+        client: AgentClient<Channel>,
+        now: Instant,
+    ) -> Result<(String, Duration), Status> {
+        self.take_address(&address, &principal)?;
+        let id = id.unwrap_or_else(|| {
+            self.next_agent += 1;
+            format!("{}-S{}", self.run_id, self.next_agent - 1)
+        });
+        self.insert_agent(Agent {
+            id: id.clone(),
+            principal,
+            hostname,
+            address,
+            total,
+            isolation,
+            last_heartbeat: now,
+            client,
+        });
+        Ok((id, self.heartbeat_interval))
+    }
+
+    /// Refuses `address` if another principal's agent holds it; an earlier registration of
+    /// the same principal there (it restarted before its timeout) is removed as lost.
+    fn take_address(&mut self, address: &str, principal: &str) -> Result<(), Status> {
+        if let Some(other) = self.agent_at.get(address).map(|id| &self.agents[id]) {
             if other.principal != principal {
                 return Err(Status::permission_denied(format!(
                     "address {address} is registered to agent {} (id {}); agent {principal} cannot take it over — register with your own --advertise-address",
@@ -296,26 +401,140 @@ impl MasterState {
                 "a new agent registered at its address (it restarted)",
             );
         }
-        let id = format!("{}-S{}", self.run_id, self.next_agent);
-        self.next_agent += 1;
-        self.allocator.add_agent(&id, total);
+        Ok(())
+    }
+
+    fn insert_agent(&mut self, agent: Agent) {
+        self.allocator.add_agent(&agent.id, agent.total);
         self.metrics.agents_registered += 1;
-        tracing::info!(agent_id = %id, %address, %hostname, resources = %total, "agent registered");
-        self.agent_at.insert(address.clone(), id.clone());
-        self.agents.insert(
-            id.clone(),
-            Agent {
-                id: id.clone(),
-                principal,
-                hostname,
-                address,
-                total,
-                isolation,
-                last_heartbeat: now,
-                client,
+        tracing::info!(agent_id = %agent.id, address = %agent.address, hostname = %agent.hostname, resources = %agent.total, "agent registered");
+        self.agent_at
+            .insert(agent.address.clone(), agent.id.clone());
+        self.agents.insert(agent.id.clone(), agent);
+    }
+
+    /// Registers an agent again under the id an earlier master gave it, with the executors it
+    /// still runs (Mesos' re-registration): after a master restart, the agent keeps its id,
+    /// its executors are RUNNING again and held by their frameworks — frameworks this master
+    /// does not know are made from what the agent kept of them, disconnected, their failover
+    /// timeout running, so that they may subscribe again by id and keep their executors.
+    ///
+    /// An id this master declared lost (it reported those executors LOST) or one already
+    /// registered by this agent (an answer that did not arrive) are treated as Mesos does: the
+    /// first gets a new id — the agent must then kill what it runs — and the second is kept
+    /// as it is. An empty `agent_id` is a first registration, as
+    /// [`MasterState::register_agent`].
+    #[allow(clippy::too_many_arguments)] // An agent's registration, field by field.
+    pub fn reregister_agent(
+        &mut self,
+        agent_id: String,
+        hostname: String,
+        address: String,
+        principal: String,
+        total: Resources,
+        isolation: String,
+        client: AgentClient<Channel>,
+        executors: Vec<pb::RecoveredExecutor>,
+        now: Instant,
+    ) -> Result<(String, Duration), Status> {
+        if self.agents.contains_key(&agent_id) {
+            self.check_agent(&agent_id, &principal)?;
+            self.heartbeat(&agent_id, &principal, now)?;
+            return Ok((agent_id, self.heartbeat_interval));
+        }
+        let taken_back =
+            !self.lost_agents.contains(&agent_id) && check_id("agent id", &agent_id).is_ok();
+        if !taken_back && !agent_id.is_empty() {
+            tracing::info!(%agent_id, "an agent this master cannot take back re-registers; it gets a new id");
+        }
+        let id = taken_back.then_some(agent_id);
+        let (agent_id, interval) = self.admit_agent(
+            id, hostname, address, principal, total, isolation, client, now,
+        )?;
+        if !taken_back {
+            return Ok((agent_id, interval));
+        }
+        for executor in executors {
+            self.recover_executor(&agent_id, executor, now);
+        }
+        Ok((agent_id, interval))
+    }
+
+    /// Takes back an executor a re-registering agent runs.
+    fn recover_executor(&mut self, agent_id: &str, executor: pb::RecoveredExecutor, now: Instant) {
+        let Some(info) = executor.framework else {
+            return;
+        };
+        let executor_id = executor.executor_id;
+        if check_id("executor id", &executor_id).is_err()
+            || check_id("framework id", &info.id).is_err()
+        {
+            return;
+        }
+        let resources = from_pb(executor.resources.as_ref());
+        match self.frameworks.get(&info.id) {
+            Some(fw) if fw.principal != info.principal => {
+                tracing::warn!(framework_id = %info.id, %executor_id, %agent_id, "a re-registering agent runs an executor of a framework of another principal; not taken back");
+                return;
+            }
+            Some(_) => {}
+            None => self.add_placeholder_framework(info.clone(), now),
+        }
+        let key = (info.id.clone(), executor_id.clone());
+        if self
+            .executors
+            .get(&key)
+            .is_some_and(|e| !is_terminal(e.state))
+        {
+            return;
+        }
+        self.completed.retain(|k| k != &key);
+        tracing::info!(framework_id = %info.id, %executor_id, %agent_id, %resources, "executor taken back from a re-registering agent");
+        self.allocator.add_used(&info.id, agent_id, resources);
+        self.executors.insert(
+            key,
+            Executor {
+                framework_id: info.id,
+                executor_id,
+                agent_id: agent_id.to_string(),
+                resources,
+                state: pb::ExecutorState::Running,
+                message: "taken back after the master restarted".to_string(),
+                usage: pb::ExecutorUsage::default(),
             },
         );
-        Ok((id, self.heartbeat_interval))
+    }
+
+    /// A framework known only from an agent's executors: disconnected until it subscribes
+    /// again with its id, removed (its executors shut down) when its failover timeout passes.
+    fn add_placeholder_framework(&mut self, info: pb::FrameworkInfo, now: Instant) {
+        let role = if info.role.is_empty() || check_role(&info.role).is_err() {
+            tessera_allocator::DEFAULT_ROLE.to_string()
+        } else {
+            info.role
+        };
+        let failover_timeout =
+            seconds_up_to_a_year("failover_timeout", info.failover_timeout_seconds)
+                .unwrap_or(self.default_failover);
+        tracing::info!(framework_id = %info.id, ?failover_timeout, "framework known from a re-registering agent; waiting for it to subscribe again");
+        self.allocator.add_framework(&info.id, &role);
+        self.allocator.deactivate_framework(&info.id);
+        self.frameworks.insert(
+            info.id.clone(),
+            Framework {
+                id: info.id,
+                principal: info.principal,
+                name: info.name,
+                user: info.user,
+                role,
+                suppressed: false,
+                events: None,
+                connection: 0,
+                disconnected_at: Some(now),
+                failover_timeout,
+                capabilities: info.capabilities,
+            },
+        );
     }
 
     /// Fails unless `agent_id` is registered and belongs to `principal`.
@@ -427,8 +646,8 @@ impl MasterState {
 
     // ------------------------------------------------------------ frameworks
 
-    /// Subscribes a framework (new, or re-subscribing with its id) and sends
-    /// it `Registered`.
+    /// Subscribes a framework (new, or re-subscribing with its id) with the master's default
+    /// failover timeout and no capabilities; see [`MasterState::subscribe_framework`].
     pub fn subscribe(
         &mut self,
         name: String,
@@ -438,6 +657,36 @@ impl MasterState {
         framework_id: Option<String>,
         events: EventSender,
     ) -> Result<(String, u64), Status> {
+        let subscription = Subscription {
+            name,
+            user,
+            role,
+            framework_id,
+            ..Subscription::default()
+        };
+        self.subscribe_framework(subscription, principal, events)
+    }
+
+    /// Subscribes a framework (new, or re-subscribing with its id: its name, user, failover
+    /// timeout and capabilities are updated, as Mesos updates FrameworkInfo) and sends it
+    /// `Registered`. An id this master does not know is taken (a framework of a previous
+    /// master run, before its agents re-registered).
+    pub fn subscribe_framework(
+        &mut self,
+        subscription: Subscription,
+        principal: String,
+        events: EventSender,
+    ) -> Result<(String, u64), Status> {
+        let Subscription {
+            name,
+            user,
+            role,
+            framework_id,
+            failover_timeout,
+            capabilities,
+        } = subscription;
+        check_capabilities(&capabilities)?;
+        let failover_timeout = failover_timeout.unwrap_or(self.default_failover);
         let role = if role.is_empty() {
             tessera_allocator::DEFAULT_ROLE.to_string()
         } else {
@@ -482,6 +731,8 @@ impl MasterState {
                 fw.disconnected_at = None;
                 fw.name = name;
                 fw.user = user;
+                fw.failover_timeout = failover_timeout;
+                fw.capabilities = capabilities;
                 self.allocator.activate_framework(&id);
                 tracing::info!(framework_id = %id, "framework re-subscribed");
             }
@@ -501,6 +752,8 @@ impl MasterState {
                         events: Some(events),
                         connection: 0,
                         disconnected_at: None,
+                        failover_timeout,
+                        capabilities,
                     },
                 );
             }
@@ -511,6 +764,7 @@ impl MasterState {
             event(pb::event::Event::Registered(pb::Registered {
                 framework_id: id.clone(),
                 heartbeat_interval_seconds: self.framework_heartbeat_interval.as_secs_f64(),
+                failover_timeout_seconds: failover_timeout.as_secs_f64(),
             })),
         );
         Ok((id, connection))
@@ -523,7 +777,6 @@ impl MasterState {
         &mut self,
         framework_id: &str,
         connection: u64,
-        failover_timeout: Duration,
         now: Instant,
     ) -> Vec<AgentAction> {
         let Some(fw) = self.frameworks.get_mut(framework_id) else {
@@ -534,6 +787,7 @@ impl MasterState {
         }
         fw.events = None;
         fw.disconnected_at = Some(now);
+        let failover_timeout = fw.failover_timeout;
         self.allocator.deactivate_framework(framework_id);
         self.rescind_offers_of(framework_id);
         if failover_timeout.is_zero() {
@@ -544,13 +798,13 @@ impl MasterState {
         }
     }
 
-    /// Frameworks disconnected for longer than the failover timeout.
-    pub fn expired_frameworks(&self, now: Instant, failover_timeout: Duration) -> Vec<String> {
+    /// Frameworks disconnected for longer than their failover timeout.
+    pub fn expired_frameworks(&self, now: Instant) -> Vec<String> {
         self.frameworks
             .values()
             .filter(|f| {
                 f.disconnected_at
-                    .is_some_and(|t| now.saturating_duration_since(t) >= failover_timeout)
+                    .is_some_and(|t| now.saturating_duration_since(t) >= f.failover_timeout)
             })
             .map(|f| f.id.clone())
             .collect()
@@ -859,6 +1113,7 @@ impl MasterState {
             Status::failed_precondition(format!("agent {agent_id} is gone; wait for a new offer"))
         })?;
         let client = agent.client.clone();
+        let framework = self.frameworks.get(framework_id).map(Framework::info);
         for offer_id in &request.offer_ids {
             self.offers.remove(offer_id);
         }
@@ -897,6 +1152,7 @@ impl MasterState {
                     executor_id: launch.executor_id,
                     command: launch.command,
                     resources: launch.resources,
+                    framework: framework.clone(),
                 },
             });
         }
@@ -933,6 +1189,69 @@ impl MasterState {
                 executor_id: executor_id.to_string(),
             },
         }])
+    }
+
+    /// What Reconcile answers (Mesos' reconciliation): for each executor id asked, its latest
+    /// state as this master knows it, or LOST for one it does not know; with no id, the
+    /// latest state of every executor of the framework that has not ended. Each carries reason
+    /// RECONCILIATION.
+    pub fn reconciliation(
+        &self,
+        framework_id: &str,
+        executor_ids: &[String],
+    ) -> Vec<pb::StatusUpdate> {
+        let known = |e: &Executor| pb::StatusUpdate {
+            agent_id: e.agent_id.clone(),
+            framework_id: e.framework_id.clone(),
+            executor_id: e.executor_id.clone(),
+            state: e.state as i32,
+            message: e.message.clone(),
+            exit_code: None,
+            reason: pb::ExecutorReason::Reconciliation as i32,
+        };
+        if executor_ids.is_empty() {
+            return self
+                .executors
+                .values()
+                .filter(|e| e.framework_id == framework_id && !is_terminal(e.state))
+                .map(known)
+                .collect();
+        }
+        executor_ids
+            .iter()
+            .map(
+                |id| match self.executors.get(&(framework_id.to_string(), id.clone())) {
+                    Some(e) => known(e),
+                    None => pb::StatusUpdate {
+                        agent_id: String::new(),
+                        framework_id: framework_id.to_string(),
+                        executor_id: id.clone(),
+                        state: pb::ExecutorState::Lost as i32,
+                        message: format!("executor {id} is unknown to the master"),
+                        exit_code: None,
+                        reason: pb::ExecutorReason::Reconciliation as i32,
+                    },
+                },
+            )
+            .collect()
+    }
+
+    /// Sends the framework the [`MasterState::reconciliation`] of `executor_ids` as status
+    /// update events.
+    pub fn reconcile(
+        &mut self,
+        framework_id: &str,
+        principal: &str,
+        executor_ids: &[String],
+    ) -> Result<(), Status> {
+        self.check_framework(framework_id, principal)?;
+        for id in executor_ids {
+            check_id("executor id", id)?;
+        }
+        for update in self.reconciliation(framework_id, executor_ids) {
+            self.send(framework_id, event(pb::event::Event::StatusUpdate(update)));
+        }
+        Ok(())
     }
 
     /// Applies a status update that the agent holding `principal` sent: it
@@ -1037,14 +1356,13 @@ impl MasterState {
         (&self.snapshot()).into()
     }
 
-    /// Closes every subscription stream (the master is shutting down).
+    /// Closes every subscription stream (the master is shutting down). The streams just
+    /// end, without an Error event, as Mesos' master closes its connections: an Error means
+    /// "do not come back", while frameworks with a failover timeout should subscribe again to
+    /// the next master.
     pub fn close_streams(&mut self) {
         for fw in self.frameworks.values_mut() {
-            if let Some(events) = fw.events.take() {
-                let _ = events.send(Ok(event(pb::event::Event::Error(pb::Error {
-                    message: "the master is shutting down".to_string(),
-                }))));
-            }
+            fw.events.take();
         }
     }
 }
@@ -1532,6 +1850,199 @@ mod tests {
         assert_eq!(m.allocator.cluster_total(), Resources::ZERO);
     }
 
+    /// What an agent kept of executor `e` of `fw` (alice's, failover `failover`).
+    fn recovered(fw: &str, failover: f64) -> pb::RecoveredExecutor {
+        pb::RecoveredExecutor {
+            executor_id: "e".into(),
+            resources: Some(pb::Resources {
+                cpus: 1.0,
+                mem_mb: 256,
+            }),
+            framework: Some(pb::FrameworkInfo {
+                id: fw.into(),
+                name: "fw".into(),
+                role: "*".into(),
+                principal: "alice".into(),
+                failover_timeout_seconds: failover,
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_restarted_master_takes_back_a_reregistering_agent_and_its_executors() {
+        let (mut old, agent, fw, _rx, offer) = setup(Duration::ZERO);
+        let t0 = Instant::now();
+        run_executor(&mut old, &agent, &fw, offer, t0);
+        // The launch told the agent whose executor it is.
+        assert_eq!(old.frameworks[&fw].info().principal, "alice");
+
+        // A new master: the agent's heartbeat is unknown, it registers again with its id.
+        let mut m = MasterState::new(&config(Duration::ZERO));
+        assert!(!m.heartbeat(&agent, "b", t0).unwrap());
+        let reregister = |m: &mut MasterState, id: &str, principal: &str| {
+            m.reregister_agent(
+                id.into(),
+                "h".into(),
+                "127.0.0.1:9".into(),
+                principal.into(),
+                Resources::new(2.0, 1024),
+                "posix".into(),
+                client(),
+                vec![recovered(&fw, 30.0)],
+                t0,
+            )
+        };
+        let (id, _) = reregister(&mut m, &agent, "b").unwrap();
+        assert_eq!(id, agent, "the agent keeps its id");
+        let e = &m.executors[&(fw.clone(), "e".to_string())];
+        assert_eq!(
+            (e.state, e.agent_id.as_str()),
+            (pb::ExecutorState::Running, agent.as_str())
+        );
+        assert_eq!(m.allocator.allocation(&fw), Resources::new(1.0, 256));
+        // Its framework waits, disconnected, for the framework to come back by id.
+        let f = &m.frameworks[&fw];
+        assert!(f.events.is_none());
+        assert_eq!(f.failover_timeout, Duration::from_secs(30));
+        assert!(
+            m.expired_frameworks(t0 + Duration::from_secs(29))
+                .is_empty()
+        );
+        // Only its agent's principal can register again as it; again by the same one keeps all.
+        assert!(reregister(&mut m, &agent, "mallory").is_err());
+        assert_eq!(reregister(&mut m, &agent, "b").unwrap().0, agent);
+        assert_eq!(m.allocator.allocation(&fw), Resources::new(1.0, 256));
+        // Another principal cannot subscribe as the framework; alice can, and keeps it.
+        let (tx, _rx2) = unbounded_channel();
+        let as_mallory = Subscription {
+            name: "fw".into(),
+            framework_id: Some(fw.clone()),
+            ..Subscription::default()
+        };
+        assert!(
+            m.subscribe_framework(as_mallory.clone(), "mallory".into(), tx.clone())
+                .is_err()
+        );
+        let (tx, mut rx) = unbounded_channel();
+        m.subscribe_framework(as_mallory, "alice".into(), tx)
+            .unwrap();
+        assert!(matches!(drain(&mut rx)[0], pb::event::Event::Registered(_)));
+        assert!(
+            m.expired_frameworks(t0 + Duration::from_secs(31))
+                .is_empty()
+        );
+
+        // A master that declared the agent lost gives it a new id instead.
+        old.remove_agent(&agent, "no heartbeat");
+        let (new_id, _) = reregister(&mut old, &agent, "b").unwrap();
+        assert_ne!(new_id, agent);
+    }
+
+    #[tokio::test]
+    async fn a_placeholder_framework_not_back_within_its_failover_timeout_is_removed() {
+        let mut m = MasterState::new(&config(Duration::ZERO));
+        let t0 = Instant::now();
+        m.reregister_agent(
+            "old-S0".into(),
+            "h".into(),
+            "127.0.0.1:9".into(),
+            "b".into(),
+            Resources::new(2.0, 1024),
+            "posix".into(),
+            client(),
+            vec![recovered("old-F0", 5.0)],
+            t0,
+        )
+        .unwrap();
+        assert!(m.expired_frameworks(t0 + Duration::from_secs(4)).is_empty());
+        assert_eq!(
+            m.expired_frameworks(t0 + Duration::from_secs(5)),
+            ["old-F0"]
+        );
+        let actions = m.remove_framework("old-F0", "failover timeout");
+        assert!(matches!(
+            actions[..],
+            [AgentAction::ShutdownFramework { .. }]
+        ));
+    }
+
+    #[tokio::test]
+    async fn reconcile_answers_known_states_and_lost_for_unknown_executors() {
+        let (mut m, agent, fw, mut rx, offer) = setup(Duration::ZERO);
+        let t0 = Instant::now();
+        run_executor(&mut m, &agent, &fw, offer, t0);
+        drain(&mut rx);
+        let states = |updates: Vec<pb::StatusUpdate>| -> Vec<(String, i32, i32)> {
+            updates
+                .into_iter()
+                .map(|u| (u.executor_id, u.state, u.reason))
+                .collect()
+        };
+        let reason = pb::ExecutorReason::Reconciliation as i32;
+        let running = pb::ExecutorState::Running as i32;
+        let lost = pb::ExecutorState::Lost as i32;
+        // Implicit: every executor that has not ended.
+        assert_eq!(
+            states(m.reconciliation(&fw, &[])),
+            [("e".to_string(), running, reason)]
+        );
+        // Explicit: those asked, LOST for the unknown.
+        assert_eq!(
+            states(m.reconciliation(&fw, &["e".into(), "ghost".into()])),
+            [
+                ("e".to_string(), running, reason),
+                ("ghost".to_string(), lost, reason)
+            ]
+        );
+        // Ended executors answer their end when asked by name, and are left out otherwise.
+        m.update_executor(&fw, "e", &agent, pb::ExecutorState::Finished, String::new());
+        assert!(m.reconciliation(&fw, &[]).is_empty());
+        let finished = pb::ExecutorState::Finished as i32;
+        assert_eq!(
+            states(m.reconciliation(&fw, &["e".into()])),
+            [("e".to_string(), finished, reason)]
+        );
+        // Reconcile sends them as events, only to the framework's own principal.
+        drain(&mut rx);
+        assert!(m.reconcile(&fw, "mallory", &[]).is_err());
+        m.reconcile(&fw, "alice", &["e".into()]).unwrap();
+        assert!(
+            matches!(&drain(&mut rx)[..], [pb::event::Event::StatusUpdate(u)] if u.reason == reason)
+        );
+    }
+
+    #[test]
+    fn capabilities_are_recorded_unless_this_master_cannot_honour_them() {
+        assert!(check_capabilities(&["PARTITION_AWARE".into()]).is_ok());
+        let err = check_capabilities(&["MULTI_ROLE".into()]).unwrap_err();
+        assert!(err.message().contains("one role"), "{}", err.message());
+        assert!(check_capabilities(&["".into()]).is_err());
+    }
+
+    #[tokio::test]
+    async fn each_framework_has_its_own_failover_timeout() {
+        let mut m = MasterState::new(&config(Duration::from_secs(10)));
+        let t0 = Instant::now();
+        let mut ids = Vec::new();
+        for failover in [None, Some(Duration::from_secs(100))] {
+            let (tx, _rx) = unbounded_channel();
+            let sub = Subscription {
+                name: "fw".into(),
+                failover_timeout: failover,
+                ..Subscription::default()
+            };
+            let (id, connection) = m.subscribe_framework(sub, "alice".into(), tx).unwrap();
+            assert!(m.framework_disconnected(&id, connection, t0).is_empty());
+            ids.push(id);
+        }
+        assert_eq!(
+            m.expired_frameworks(t0 + Duration::from_secs(10)),
+            [ids[0].clone()]
+        );
+        assert_eq!(m.expired_frameworks(t0 + Duration::from_secs(100)).len(), 2);
+    }
+
     #[tokio::test]
     async fn disconnected_framework_waits_out_its_failover_timeout() {
         let failover = Duration::from_secs(30);
@@ -1540,7 +2051,7 @@ mod tests {
         accept_one(&mut m, &fw, offer, launch("e", 1.0, 256), t0);
         m.allocate(t0);
         drop(rx);
-        let actions = m.framework_disconnected(&fw, 0, failover, t0);
+        let actions = m.framework_disconnected(&fw, 0, t0);
         assert!(
             actions.is_empty(),
             "executors survive within the failover timeout"
@@ -1548,7 +2059,7 @@ mod tests {
         assert!(m.offers.is_empty(), "its offers are rescinded");
         assert!(!m.cluster_status().frameworks[0].connected);
         assert!(
-            m.expired_frameworks(t0 + Duration::from_secs(29), failover)
+            m.expired_frameworks(t0 + Duration::from_secs(29))
                 .is_empty()
         );
         // Re-subscribing in time keeps it.
@@ -1566,12 +2077,12 @@ mod tests {
         assert_eq!((same.as_str(), connection), (fw.as_str(), 1));
         assert!(matches!(drain(&mut rx)[0], pb::event::Event::Registered(_)));
         // A stale close of the old stream changes nothing.
-        assert!(m.framework_disconnected(&fw, 0, failover, t0).is_empty());
+        assert!(m.framework_disconnected(&fw, 0, t0).is_empty());
         assert!(m.cluster_status().frameworks[0].connected);
         // Disconnect again and let the timeout pass: removed, executors killed.
         drop(rx);
-        m.framework_disconnected(&fw, 1, failover, t0);
-        let expired = m.expired_frameworks(t0 + failover, failover);
+        m.framework_disconnected(&fw, 1, t0);
+        let expired = m.expired_frameworks(t0 + failover);
         assert_eq!(expired, std::slice::from_ref(&fw));
         let actions = m.remove_framework(&fw, "failover timeout");
         assert!(matches!(

@@ -20,6 +20,10 @@ use tessera_framework::{
 
 /// How long a declined offer's resources are not offered again.
 const DECLINE_SECONDS: f64 = 5.0;
+/// How long the master keeps a session's executors while the session is cut off from it,
+/// unless `--failover-timeout-s` says otherwise: long enough for a master to restart, short
+/// enough that a session that died does not hold its executors for long.
+const SESSION_FAILOVER_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub enum Backend {
     /// `local[N]`: the driver started one executor itself.
@@ -102,10 +106,20 @@ impl Backend {
                 (endpoint, None, expected)
             }
         };
+        // With a failover timeout the client subscribes again by itself after a master restart
+        // or a network cut, and the master keeps the executors — and the partitions they
+        // cache — meanwhile.
         let info = FrameworkInfo {
             name: "tessera-session".into(),
             user: String::new(),
             role: config.cluster.role.clone(),
+            failover_timeout: Some(
+                config
+                    .cluster
+                    .failover_timeout
+                    .unwrap_or(SESSION_FAILOVER_TIMEOUT),
+            ),
+            capabilities: Vec::new(),
         };
         let (client, mut events) = runtime.block_on(FrameworkClient::subscribe(&master, info))?;
         let offers_seen = Arc::new(AtomicU64::new(0));
@@ -220,7 +234,14 @@ impl OfferHandler {
     async fn handle(&self, event: FrameworkEvent) {
         match event {
             FrameworkEvent::Registered { framework_id } => {
-                tracing::info!(%framework_id, "registered with the master")
+                tracing::info!(%framework_id, "registered with the master");
+                // After subscribing again (a new master knows nothing of it): still no offers
+                // wanted while the session holds the executors it wants.
+                if self.suppressed.load(Ordering::SeqCst)
+                    && let Err(e) = self.client.suppress().await
+                {
+                    tracing::warn!("cannot suppress offers after subscribing again: {e}");
+                }
             }
             FrameworkEvent::Offers(offers) => {
                 self.offers_seen

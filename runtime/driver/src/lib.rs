@@ -83,6 +83,10 @@ pub struct ClusterOptions {
     /// The role the session's resources count against on a cluster (the master's `*` when
     /// empty): its share, weight and quota.
     pub role: String,
+    /// How long the master keeps the session's executors (and so their cached partitions)
+    /// while the session is cut off from it — a master restart, a network cut — and how long
+    /// the session keeps subscribing again (default: 60 s).
+    pub failover_timeout: Option<std::time::Duration>,
 }
 
 /// State shared by the cell server, the scheduler and the executor service.
