@@ -46,19 +46,21 @@ async fn next_matching<T>(
     }
 }
 
-/// The state and reason of the next status update of `executor`.
-async fn next_status(
-    events: &mut Receiver<FrameworkEvent>,
-    executor: &str,
-) -> (ExecutorState, Option<ExecutorReason>, String) {
-    next_matching(events, &format!("a status of {executor}"), |e| match e {
-        FrameworkEvent::ExecutorStatus {
-            executor_id,
-            state,
-            reason,
-            message,
-            ..
-        } if executor_id == executor => Some((*state, *reason, message.clone())),
+/// The next answer to a reconciliation about `executor` (an update sent again may come
+/// before: a framework may see an update more than once).
+async fn next_reconciled(events: &mut Receiver<FrameworkEvent>, executor: &str) -> Update {
+    loop {
+        let u = next_update(events, executor).await;
+        if u.reason == Some(ExecutorReason::Reconciliation) {
+            return u;
+        }
+    }
+}
+
+/// The first offer that comes.
+async fn first_offer(events: &mut Receiver<FrameworkEvent>) -> tessera_framework::Offer {
+    next_matching(events, "an offer", |e| match e {
+        FrameworkEvent::Offers(offers) => offers.first().cloned(),
         _ => None,
     })
     .await
@@ -112,11 +114,7 @@ async fn a_master_restart_keeps_executors_and_the_framework_reconciles() {
         .await
         .expect("subscribe");
     let framework_id = client.framework_id().to_string();
-    let offer = next_matching(&mut events, "an offer", |e| match e {
-        FrameworkEvent::Offers(offers) => offers.first().cloned(),
-        _ => None,
-    })
-    .await;
+    let offer = first_offer(&mut events).await;
     let launch = ExecutorLaunch {
         executor_id: "sleeper".into(),
         program: "/bin/sh".into(),
@@ -128,11 +126,7 @@ async fn a_master_restart_keeps_executors_and_the_framework_reconciles() {
         .accept(&offer.id, vec![launch])
         .await
         .expect("accept");
-    loop {
-        if next_status(&mut events, "sleeper").await.0 == ExecutorState::Running {
-            break;
-        }
-    }
+    while next_update(&mut events, "sleeper").await.state != ExecutorState::Running {}
     let pid_file = cluster
         .agent_work_dir(0)
         .join(format!("frameworks/{framework_id}/executors/sleeper/pid"));
@@ -176,23 +170,24 @@ async fn a_master_restart_keeps_executors_and_the_framework_reconciles() {
         .await
         .expect("reconcile");
     let reconciled = Some(ExecutorReason::Reconciliation);
-    let (state, reason, _) = next_status(&mut events, "sleeper").await;
-    assert_eq!((state, reason), (ExecutorState::Running, reconciled));
-    let (state, reason, message) = next_status(&mut events, "ghost").await;
-    assert_eq!(
-        (state, reason),
-        (ExecutorState::Lost, reconciled),
-        "{message}"
+    let u = next_reconciled(&mut events, "sleeper").await;
+    assert_eq!((u.state, u.reason), (ExecutorState::Running, reconciled));
+    assert!(
+        u.uuid.is_empty(),
+        "answers to reconcile are not acknowledged"
     );
+    let u = next_update(&mut events, "ghost").await;
+    let lost = (ExecutorState::Lost, reconciled);
+    assert_eq!((u.state, u.reason), lost, "{}", u.message);
     // Implicit: every executor of the framework that runs.
     client.reconcile(Vec::new()).await.expect("reconcile");
-    let (state, reason, _) = next_status(&mut events, "sleeper").await;
-    assert_eq!((state, reason), (ExecutorState::Running, reconciled));
+    let u = next_reconciled(&mut events, "sleeper").await;
+    assert_eq!((u.state, u.reason), (ExecutorState::Running, reconciled));
 
     // The framework still commands it through the new master.
     client.kill_executor("sleeper").await.expect("kill");
     loop {
-        let (state, _, _) = next_status(&mut events, "sleeper").await;
+        let state = next_update(&mut events, "sleeper").await.state;
         if state.is_terminal() {
             assert_eq!(state, ExecutorState::Killed);
             break;
@@ -312,4 +307,202 @@ fn a_session_keeps_its_cached_partitions_across_a_master_restart() {
         pids(1),
         "the same executor process served both counts"
     );
+}
+
+/// Subscribes to `cluster` as `name` with a failover timeout of a minute; `id` to subscribe
+/// again as that framework.
+async fn subscribe(
+    cluster: &LocalCluster,
+    name: &str,
+    id: Option<String>,
+    explicit_acknowledgements: bool,
+) -> (FrameworkClient, Receiver<FrameworkEvent>) {
+    let info = FrameworkInfo {
+        name: name.into(),
+        failover_timeout: Some(Duration::from_secs(60)),
+        framework_id: id,
+        explicit_acknowledgements,
+        ..Default::default()
+    };
+    let (client, mut events) = FrameworkClient::subscribe(&cluster.endpoint(), info)
+        .await
+        .expect("subscribe");
+    next_matching(&mut events, "Registered", |e| {
+        matches!(e, FrameworkEvent::Registered { .. }).then_some(())
+    })
+    .await;
+    (client, events)
+}
+
+/// A shell executor of 0.5 CPU and 64 MiB.
+fn shell(executor_id: &str, script: &str) -> ExecutorLaunch {
+    ExecutorLaunch {
+        executor_id: executor_id.into(),
+        program: "/bin/sh".into(),
+        args: vec!["-c".into(), script.into()],
+        env: Vec::new(),
+        resources: Resources::new(0.5, 64),
+    }
+}
+
+/// What a status update said.
+struct Update {
+    state: ExecutorState,
+    reason: Option<ExecutorReason>,
+    exit_code: Option<i32>,
+    uuid: String,
+    message: String,
+}
+
+/// The next status update of `executor`.
+async fn next_update(events: &mut Receiver<FrameworkEvent>, executor: &str) -> Update {
+    next_matching(events, &format!("an update of {executor}"), |e| match e {
+        FrameworkEvent::ExecutorStatus {
+            executor_id,
+            state,
+            reason,
+            exit_code,
+            uuid,
+            message,
+            ..
+        } if executor_id == executor => Some(Update {
+            state: *state,
+            reason: *reason,
+            exit_code: *exit_code,
+            uuid: uuid.clone(),
+            message: message.clone(),
+        }),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_framework_back_within_its_failover_timeout_hears_what_happened_meanwhile() {
+    let cluster = LocalCluster::start(1, 2.0, 1024, &bin_dir())
+        .await
+        .expect("a local cluster");
+    let (client, mut events) = subscribe(&cluster, "away-e2e", None, false).await;
+    let framework_id = client.framework_id().to_string();
+    let offer = first_offer(&mut events).await;
+    let launches = vec![
+        shell(
+            "waiter",
+            "while [ ! -e go ]; do sleep 0.05; done; echo bye >&2; exit 3",
+        ),
+        shell("sleeper", "exec sleep 600"),
+    ];
+    client.accept(&offer.id, launches).await.expect("accept");
+    let mut running = BTreeSet::new();
+    while running.len() < 2 {
+        let started = next_matching(&mut events, "executors running", |e| match e {
+            FrameworkEvent::ExecutorStatus {
+                executor_id, state, ..
+            } => Some((executor_id.clone(), *state)),
+            _ => None,
+        })
+        .await;
+        if started.1 == ExecutorState::Running {
+            running.insert(started.0);
+        }
+    }
+
+    // The framework goes away (its process would have died); the waiter ends meanwhile.
+    drop((client, events));
+    let endpoint = cluster.endpoint();
+    wait_status(&endpoint, "the framework disconnected", |s| {
+        s.frameworks
+            .iter()
+            .any(|f| f.id == framework_id && !f.connected)
+    })
+    .await;
+    let sandbox = |e: &str| {
+        cluster
+            .agent_work_dir(0)
+            .join(format!("frameworks/{framework_id}/executors/{e}"))
+    };
+    std::fs::write(sandbox("waiter").join("go"), "").unwrap();
+    wait_status(&endpoint, "the waiter ended", |s| {
+        s.executors
+            .iter()
+            .any(|e| e.executor_id == "waiter" && e.state == ExecutorState::Failed)
+    })
+    .await;
+
+    // Back by id: the end it missed comes, and the other executor still runs.
+    let (client, mut events) =
+        subscribe(&cluster, "away-e2e", Some(framework_id.clone()), false).await;
+    assert_eq!(client.framework_id(), framework_id);
+    let u = next_update(&mut events, "waiter").await;
+    assert_eq!((u.state, u.exit_code), (ExecutorState::Failed, Some(3)));
+    wait_status(&endpoint, "the sleeper kept", |s| {
+        keeps(s, &framework_id, "sleeper")
+    })
+    .await;
+    client.teardown().await.expect("teardown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_not_acknowledged_comes_again_until_it_is() {
+    let cluster = LocalCluster::start(1, 2.0, 1024, &bin_dir())
+        .await
+        .expect("a local cluster");
+    let (client, mut events) = subscribe(&cluster, "acks-e2e", None, true).await;
+    let framework_id = client.framework_id().to_string();
+    let offer = first_offer(&mut events).await;
+    client
+        .accept(&offer.id, vec![shell("sleeper", "exec sleep 600")])
+        .await
+        .expect("accept");
+    let Update {
+        state,
+        uuid: starting,
+        ..
+    } = next_update(&mut events, "sleeper").await;
+    assert_eq!(state, ExecutorState::Starting);
+    assert_eq!(starting.len(), 32, "a uuid: {starting}");
+    // Not acknowledged: the agent sends it again (after 2 s), and nothing after it.
+    let u = next_update(&mut events, "sleeper").await;
+    assert_eq!(
+        (u.state, u.uuid.as_str()),
+        (ExecutorState::Starting, starting.as_str())
+    );
+
+    // Away and back by id: it comes again at once.
+    drop((client, events));
+    let (client, mut events) = subscribe(&cluster, "acks-e2e", Some(framework_id), true).await;
+    let u = next_update(&mut events, "sleeper").await;
+    assert_eq!(
+        (u.state, u.uuid.as_str()),
+        (ExecutorState::Starting, starting.as_str())
+    );
+
+    // Acknowledged, the next comes; acknowledged too, nothing comes again.
+    let agent = offer.agent_id.as_str();
+    client
+        .acknowledge(agent, "sleeper", &starting)
+        .await
+        .expect("acknowledge");
+    let running = loop {
+        let u = next_update(&mut events, "sleeper").await;
+        if u.state == ExecutorState::Running {
+            break u.uuid;
+        }
+    };
+    client
+        .acknowledge(agent, "sleeper", &running)
+        .await
+        .expect("acknowledge");
+    let quiet = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(FrameworkEvent::ExecutorStatus { uuid, .. }) = events.recv().await
+                && uuid == running
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(quiet.is_err(), "an acknowledged update came again");
+    client.teardown().await.expect("teardown");
 }

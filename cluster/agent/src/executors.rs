@@ -28,6 +28,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::isolation::{
     Container, IsolationMode, Isolator, Limitation, Limits, Usage, WATCH_INTERVAL,
 };
+use crate::status_updates::StreamKey;
 
 /// Between SIGTERM and SIGKILL when an executor is killed.
 pub const KILL_GRACE: Duration = Duration::from_secs(3);
@@ -58,9 +59,8 @@ pub enum LaunchError {
 
 struct Running {
     pid: i32,
-    /// What it was launched with and whose it is, to tell a master it re-registers with.
+    /// What it was launched with, to tell a master it re-registers with.
     resources: Resources,
-    framework: Option<FrameworkInfo>,
     /// Set when the agent asked it to stop; its exit is then KILLED.
     kill_reason: Option<String>,
     /// What it used when last looked at.
@@ -75,13 +75,19 @@ struct EarlyKills {
     frameworks: HashSet<String>,
 }
 
+/// Running executors by (framework id, executor id).
+type Table = HashMap<(String, String), Running>;
+
 /// The executors running on this agent.
 pub struct Executors {
     work_dir: PathBuf,
     /// The host executors should listen on and advertise (the agent's own advertised host),
     /// as `TESSERA_AGENT_HOST`.
     host: String,
-    running: Mutex<HashMap<(String, String), Running>>,
+    running: Mutex<Table>,
+    /// What the master said of each framework that launched here, to tell a master this
+    /// agent registers with again.
+    frameworks: Mutex<HashMap<String, FrameworkInfo>>,
     /// Kills and shutdowns that arrived before the launch they concern (the
     /// master sends them on separate connections). Locked after `running`.
     early: Mutex<EarlyKills>,
@@ -242,6 +248,7 @@ impl Executors {
             work_dir,
             host,
             running: Mutex::new(HashMap::new()),
+            frameworks: Mutex::new(HashMap::new()),
             early: Mutex::new(EarlyKills::default()),
             updates,
             isolator,
@@ -271,18 +278,41 @@ impl Executors {
             .collect()
     }
 
-    /// The running executors, as a master this agent re-registers with must know them.
-    pub fn recovered(&self) -> Vec<RecoveredExecutor> {
-        self.lock()
+    /// The executors a master this agent registers with again must know: those running, and
+    /// those ended whose last updates (`waiting`, with the newest state of each) their
+    /// framework has not acknowledged yet.
+    pub fn recovered(&self, waiting: &[(StreamKey, ExecutorState)]) -> Vec<RecoveredExecutor> {
+        let running = self.lock();
+        let frameworks = self.frameworks.lock().unwrap_or_else(|e| e.into_inner());
+        let framework = |id: &String| {
+            Some(
+                frameworks
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_else(|| FrameworkInfo {
+                        id: id.clone(),
+                        ..FrameworkInfo::default()
+                    }),
+            )
+        };
+        let ended = waiting
+            .iter()
+            .filter(|(key, _)| !running.contains_key(key))
+            .map(|((framework_id, executor_id), state)| RecoveredExecutor {
+                executor_id: executor_id.clone(),
+                resources: None,
+                framework: framework(framework_id),
+                state: *state as i32,
+            });
+        running
             .iter()
             .map(|((framework_id, executor_id), r)| RecoveredExecutor {
                 executor_id: executor_id.clone(),
                 resources: Some(r.resources),
-                framework: Some(r.framework.clone().unwrap_or_else(|| FrameworkInfo {
-                    id: framework_id.clone(),
-                    ..FrameworkInfo::default()
-                })),
+                framework: framework(framework_id),
+                state: ExecutorState::Running as i32,
             })
+            .chain(ended)
             .collect()
     }
 
@@ -290,7 +320,7 @@ impl Executors {
         self.early.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Running>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -333,6 +363,8 @@ impl Executors {
             message: e.message,
             exit_code: e.exit_code,
             reason: e.reason as i32,
+            uuid: tessera_credentials::random_uuid(),
+            latest_state: e.state as i32,
         });
     }
 
@@ -368,6 +400,12 @@ impl Executors {
                 self.report(agent, fid, eid, ExecutorState::Killed, reason.to_string());
                 return Ok(());
             }
+        }
+        if let Some(info) = &spec.framework {
+            self.frameworks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(spec.framework_id.clone(), info.clone());
         }
         let sandbox = self.sandbox(&spec.framework_id, &spec.executor_id);
         std::fs::create_dir_all(&sandbox).map_err(|source| LaunchError::Sandbox {
@@ -480,7 +518,6 @@ impl Executors {
                     cpus: spec.cpus,
                     mem_mb: spec.mem_mb,
                 },
-                framework: spec.framework.clone(),
                 kill_reason: None,
                 usage: Usage::default(),
             },

@@ -1,7 +1,8 @@
 //! The agent's side of its conversation with the master: registering (retried
 //! with backoff while the master is not there, saying how it isolates executors),
-//! heartbeating with what its executors use, and forwarding
-//! executor status updates in order until the master acknowledges each.
+//! heartbeating with what its executors use, and sending executor status
+//! updates to the master, in order per executor, again and again until their
+//! framework acknowledges each ([`StatusUpdates`]).
 //!
 //! When the master no longer knows the agent (it restarted), the agent registers
 //! again under its id with the executors it runs, which keep running (Mesos'
@@ -9,17 +10,19 @@
 //! this agent lost and reported its executors LOST — are they killed.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tessera_cluster_proto::master::master_client::MasterClient;
 use tessera_cluster_proto::master::{
     HeartbeatRequest, RegisterAgentRequest, Resources, StatusUpdate,
 };
 use tessera_credentials::{Credential, Principal, describe_status};
+use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::executors::Executors;
+use crate::status_updates::{StatusUpdates, StreamKey};
 use crate::{AgentConfig, AgentError};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -43,6 +46,28 @@ impl MasterLink {
             client: MasterClient::new(endpoint.connect_lazy()),
             address: address.to_string(),
         })
+    }
+}
+
+/// The agent's unacknowledged status updates, shared by the sender, the registration (a master
+/// must know the executors whose updates wait) and the service (acknowledgements); `wake` hurries
+/// the sender when an acknowledgement makes an executor's next update due.
+#[derive(Default)]
+pub(crate) struct PendingUpdates {
+    updates: Mutex<StatusUpdates>,
+    pub wake: Notify,
+}
+
+impl PendingUpdates {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, StatusUpdates> {
+        self.updates.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The framework acknowledged `uuid`, or the master refused it for good.
+    pub(crate) fn acknowledge(&self, key: &StreamKey, uuid: &str) {
+        if self.lock().acknowledge(key, uuid) {
+            self.wake.notify_one();
+        }
     }
 }
 
@@ -72,6 +97,7 @@ async fn register(
     config: &AgentConfig,
     address: &str,
     executors: &Executors,
+    pending: &PendingUpdates,
     previous: Option<&str>,
 ) -> (String, Duration) {
     let mut backoff = Duration::from_millis(100);
@@ -86,7 +112,9 @@ async fn register(
             }),
             isolation: executors.isolation().to_string(),
             agent_id: previous.unwrap_or_default().to_string(),
-            executors: previous.map(|_| executors.recovered()).unwrap_or_default(),
+            executors: previous
+                .map(|_| executors.recovered(&pending.lock().waiting()))
+                .unwrap_or_default(),
         };
         match link.client.clone().register_agent(request).await {
             Ok(response) => {
@@ -125,11 +153,19 @@ pub(crate) async fn register_and_heartbeat(
     address: String,
     registration: Arc<Registration>,
     executors: Arc<Executors>,
+    pending: Arc<PendingUpdates>,
 ) {
     let mut previous: Option<String> = None;
     loop {
-        let (agent_id, interval) =
-            register(&link, &config, &address, &executors, previous.as_deref()).await;
+        let (agent_id, interval) = register(
+            &link,
+            &config,
+            &address,
+            &executors,
+            &pending,
+            previous.as_deref(),
+        )
+        .await;
         if let Some(old) = previous.as_deref()
             && old != agent_id
         {
@@ -141,6 +177,9 @@ pub(crate) async fn register_and_heartbeat(
         }
         registration.set(Some(agent_id.clone()));
         previous = Some(agent_id.clone());
+        // What waits for an acknowledgement goes to this master at once.
+        pending.lock().send_all_now();
+        pending.wake.notify_one();
         let mut failures: u32 = 0;
         loop {
             tokio::time::sleep(interval).await;
@@ -176,25 +215,43 @@ pub(crate) async fn register_and_heartbeat(
     }
 }
 
-/// Sends status updates to the master one at a time, in order, retrying each
-/// until acknowledged (also while the agent registers again: the master answers
-/// NotFound meanwhile). Updates made under an earlier registration are dropped:
-/// the master already reported those executors LOST.
+/// Sends each executor's oldest unacknowledged status update to the master when it is due
+/// ([`StatusUpdates::due`]): new updates at once, the same again with a growing backoff until
+/// the framework's acknowledgement arrives (through the master and the agent's service), the
+/// next when the one before is acknowledged. Updates made under an earlier registration are
+/// dropped: the master already reported those executors LOST. An update the master refuses
+/// (its executor is not this agent's, it is malformed) is dropped too.
 pub(crate) async fn forward_status_updates(
     link: MasterLink,
     registration: Arc<Registration>,
+    pending: Arc<PendingUpdates>,
     mut updates: UnboundedReceiver<StatusUpdate>,
 ) {
-    while let Some(update) = updates.recv().await {
-        let mut backoff = Duration::from_millis(50);
-        let mut failures: u32 = 0;
-        loop {
-            if registration.current().as_deref() != Some(update.agent_id.as_str()) {
-                tracing::debug!(executor_id = %update.executor_id, "status update from an earlier registration dropped");
-                break;
-            }
+    let mut ticks = tokio::time::interval(Duration::from_millis(250));
+    let mut failures: u32 = 0;
+    loop {
+        tokio::select! {
+            update = updates.recv() => match update {
+                Some(update) => pending.lock().push(update),
+                None => return,
+            },
+            _ = ticks.tick() => {}
+            _ = pending.wake.notified() => {}
+        }
+        while let Ok(update) = updates.try_recv() {
+            pending.lock().push(update);
+        }
+        let Some(agent_id) = registration.current() else {
+            continue;
+        };
+        let due = {
+            let mut pending = pending.lock();
+            pending.keep_agent(&agent_id);
+            pending.due(Instant::now())
+        };
+        for update in due {
             match link.client.clone().update_status(update.clone()).await {
-                Ok(_) => break,
+                Ok(_) => failures = 0,
                 // The master read it and refused it: sending it again changes nothing.
                 Err(status)
                     if matches!(
@@ -207,20 +264,19 @@ pub(crate) async fn forward_status_updates(
                         "the master refused a status update: {}",
                         describe_status(&status)
                     );
-                    break;
+                    let key = (update.framework_id.clone(), update.executor_id.clone());
+                    pending.acknowledge(&key, &update.uuid);
                 }
                 Err(status) => {
                     failures += 1;
                     if failures == 1 || failures.is_multiple_of(20) {
                         tracing::warn!(
                             executor_id = %update.executor_id,
-                            "cannot send a status update to the master at {}: {}; retrying",
+                            "cannot send a status update to the master at {}: {}; it will be sent again",
                             link.address,
                             describe_status(&status)
                         );
                     }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
             }
         }

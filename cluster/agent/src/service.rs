@@ -1,5 +1,6 @@
 //! The agent's gRPC service (`tessera.agent.Agent`), called by the master to
-//! launch and kill executors.
+//! launch and kill executors and to pass on frameworks' acknowledgements of status
+//! updates.
 
 use std::sync::Arc;
 
@@ -9,18 +10,24 @@ use tessera_credentials::{Principal, caller};
 use tonic::{Request, Response, Status};
 
 use crate::executors::{Executors, LaunchError, LaunchSpec};
-use crate::master_link::Registration;
+use crate::master_link::{PendingUpdates, Registration};
 
 pub(crate) struct AgentService {
     executors: Arc<Executors>,
     registration: Arc<Registration>,
+    pending: Arc<PendingUpdates>,
 }
 
 impl AgentService {
-    pub(crate) fn new(executors: Arc<Executors>, registration: Arc<Registration>) -> Self {
+    pub(crate) fn new(
+        executors: Arc<Executors>,
+        registration: Arc<Registration>,
+        pending: Arc<PendingUpdates>,
+    ) -> Self {
         AgentService {
             executors,
             registration,
+            pending,
         }
     }
 }
@@ -79,6 +86,17 @@ impl Agent for AgentService {
             tracing::debug!(framework_id = %req.framework_id, executor_id = %req.executor_id, "kill of an executor not running here");
         }
         Ok(Response::new(pb::KillExecutorResponse {}))
+    }
+
+    async fn acknowledge_status_update(
+        &self,
+        request: Request<pb::AcknowledgeStatusUpdateRequest>,
+    ) -> Result<Response<pb::AcknowledgeStatusUpdateResponse>, Status> {
+        require_master(&request, "AcknowledgeStatusUpdate")?;
+        let req = request.into_inner();
+        self.pending
+            .acknowledge(&(req.framework_id, req.executor_id), &req.uuid);
+        Ok(Response::new(pb::AcknowledgeStatusUpdateResponse {}))
     }
 
     async fn shutdown_framework(

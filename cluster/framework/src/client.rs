@@ -56,6 +56,15 @@ pub struct FrameworkInfo {
     pub failover_timeout: Option<Duration>,
     /// Capability names (Mesos' `FrameworkInfo.Capability`), recorded by the master.
     pub capabilities: Vec<String>,
+    /// Subscribe as this framework again (within its failover timeout), e.g. after the
+    /// process restarted; `None`: a new framework.
+    pub framework_id: Option<String>,
+    /// The framework acknowledges each status update itself with
+    /// [`FrameworkClient::acknowledge`]; otherwise (the default, as Mesos' implicit
+    /// acknowledgements) the client acknowledges each once it has handed it over on the event
+    /// channel. An update not acknowledged comes again — after a while, and when the framework
+    /// subscribes again.
+    pub explicit_acknowledgements: bool,
 }
 
 /// Resources of one agent offered to this framework.
@@ -171,6 +180,9 @@ pub enum FrameworkEvent {
         /// Once its process ended: its exit status, or 128 + the signal that ended it.
         exit_code: Option<i32>,
         reason: Option<ExecutorReason>,
+        /// What to acknowledge it with ([`FrameworkClient::acknowledge`]); empty for answers
+        /// to [`FrameworkClient::reconcile`], which are not acknowledged.
+        uuid: String,
     },
     /// The subscription ended (the master went away, or removed this
     /// framework); the last event.
@@ -381,7 +393,7 @@ impl FrameworkClient {
         let mut request = pb::SubscribeRequest {
             name: info.name,
             user,
-            framework_id: String::new(),
+            framework_id: info.framework_id.unwrap_or_default(),
             role: info.role,
             failover_timeout_seconds: info.failover_timeout.map(|t| t.as_secs_f64()),
             capabilities: info.capabilities,
@@ -404,6 +416,7 @@ impl FrameworkClient {
                 master: master.to_string(),
                 request,
                 failover,
+                acknowledge: !info.explicit_acknowledgements,
             },
             subscribed,
             tx,
@@ -548,6 +561,28 @@ impl FrameworkClient {
         .await
     }
 
+    /// Acknowledges a status update ([`FrameworkEvent::ExecutorStatus`]'s `agent_id`,
+    /// `executor_id` and `uuid`), with [`FrameworkInfo::explicit_acknowledgements`]: the master
+    /// and the agent stop sending it, and the executor's next update comes.
+    pub async fn acknowledge(
+        &self,
+        agent_id: &str,
+        executor_id: &str,
+        uuid: &str,
+    ) -> Result<(), FrameworkError> {
+        acknowledge(
+            &self.inner.client,
+            &self.inner.master,
+            pb::AcknowledgeRequest {
+                framework_id: self.inner.framework_id.clone(),
+                agent_id: agent_id.to_string(),
+                executor_id: executor_id.to_string(),
+                uuid: uuid.to_string(),
+            },
+        )
+        .await
+    }
+
     /// Ends the framework: the master kills all its executors and frees its
     /// resources; the event stream ends.
     pub async fn teardown(&self) -> Result<(), FrameworkError> {
@@ -578,6 +613,20 @@ async fn reconcile(
         master,
         "reconcile executor states",
         client.clone().reconcile(request),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn acknowledge(
+    client: &MasterClient<Channel>,
+    master: &str,
+    request: pb::AcknowledgeRequest,
+) -> Result<(), FrameworkError> {
+    call(
+        master,
+        "acknowledge a status update",
+        client.clone().acknowledge(request),
     )
     .await?;
     Ok(())
@@ -648,6 +697,8 @@ struct Resubscriber {
     request: pb::SubscribeRequest,
     /// Subscribes again for this long after a disconnect; never when `None`.
     failover: Option<Duration>,
+    /// Acknowledges status updates once handed over to the framework.
+    acknowledge: bool,
 }
 
 /// Waits between attempts to subscribe again: from 100 ms, doubling, at most 2 s.
@@ -718,6 +769,7 @@ fn event_from_pb(event: pb::event::Event) -> Option<FrameworkEvent> {
             message: u.message,
             exit_code: u.exit_code,
             reason: ExecutorReason::from_pb(u.reason),
+            uuid: u.uuid,
         },
         E::Error(e) => FrameworkEvent::Disconnected(e.message),
         // Only proof of life, which `forward_events` takes in.
@@ -745,7 +797,7 @@ async fn forward_events(
     mut alive: oneshot::Receiver<()>,
 ) {
     loop {
-        let why = match forward_stream(&mut subscribed, &tx, &mut alive, &again.master).await {
+        let why = match forward_stream(&mut subscribed, &tx, &mut alive, &again).await {
             StreamEnd::Dropped => return,
             StreamEnd::Refused(why) => why,
             StreamEnd::Broken(why) => {
@@ -782,8 +834,9 @@ async fn forward_stream(
     subscribed: &mut Subscribed,
     tx: &mpsc::Sender<FrameworkEvent>,
     alive: &mut oneshot::Receiver<()>,
-    master: &str,
+    again: &Resubscriber,
 ) -> StreamEnd {
+    let master = again.master.as_str();
     // Without heartbeats, a year: only the connection's end ends the wait.
     let limit = subscribed
         .silence_limit
@@ -830,8 +883,32 @@ async fn forward_stream(
                 ));
             }
         };
+        let ack = match &event {
+            FrameworkEvent::ExecutorStatus {
+                executor_id,
+                agent_id,
+                uuid,
+                ..
+            } if again.acknowledge && !uuid.is_empty() => Some(pb::AcknowledgeRequest {
+                framework_id: subscribed.framework_id.clone(),
+                agent_id: agent_id.clone(),
+                executor_id: executor_id.clone(),
+                uuid: uuid.clone(),
+            }),
+            _ => None,
+        };
         if tx.send(event).await.is_err() {
             return StreamEnd::Dropped;
+        }
+        // Handed over: acknowledged, off this loop (a lost acknowledgement only means the
+        // update comes again).
+        if let Some(request) = ack {
+            let (client, master) = (again.client.clone(), again.master.clone());
+            tokio::spawn(async move {
+                if let Err(e) = acknowledge(&client, &master, request).await {
+                    tracing::debug!("cannot acknowledge a status update: {e}");
+                }
+            });
         }
     }
 }

@@ -241,6 +241,7 @@ async fn follow(
                 message,
                 exit_code,
                 reason,
+                ..
             } if executor_id == TASK_ID => {
                 let hostname = launched_on
                     .as_ref()

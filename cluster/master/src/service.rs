@@ -92,13 +92,8 @@ fn run_actions(shared: &Arc<Shared>, actions: Vec<AgentAction>) {
                     request,
                 } => {
                     let (fid, eid) = (request.framework_id.clone(), request.executor_id.clone());
-                    let result =
-                        tokio::time::timeout(AGENT_RPC_TIMEOUT, client.launch_executor(request))
-                            .await;
-                    let error = match result {
-                        Ok(Ok(_)) => return,
-                        Ok(Err(status)) => status.message().to_string(),
-                        Err(_) => "the agent did not answer in time".to_string(),
+                    let Err(error) = agent_call(client.launch_executor(request)).await else {
+                        return;
                     };
                     tracing::warn!(framework_id = %fid, executor_id = %eid, %agent_id, %error, "launch failed");
                     shared.lock().update_executor(
@@ -115,10 +110,20 @@ fn run_actions(shared: &Arc<Shared>, actions: Vec<AgentAction>) {
                     request,
                 } => {
                     let eid = request.executor_id.clone();
-                    if let Err(e) =
-                        tokio::time::timeout(AGENT_RPC_TIMEOUT, client.kill_executor(request)).await
+                    if let Err(error) = agent_call(client.kill_executor(request)).await {
+                        tracing::warn!(executor_id = %eid, %agent_id, %error, "kill request failed");
+                    }
+                }
+                AgentAction::Acknowledge {
+                    mut client,
+                    agent_id,
+                    request,
+                } => {
+                    let eid = request.executor_id.clone();
+                    // Lost, the agent sends the update again and the framework acknowledges again.
+                    if let Err(error) = agent_call(client.acknowledge_status_update(request)).await
                     {
-                        tracing::warn!(executor_id = %eid, %agent_id, error = %e, "kill request timed out");
+                        tracing::debug!(executor_id = %eid, %agent_id, %error, "acknowledgement not passed on");
                     }
                 }
                 AgentAction::ShutdownFramework {
@@ -127,23 +132,23 @@ fn run_actions(shared: &Arc<Shared>, actions: Vec<AgentAction>) {
                     request,
                 } => {
                     let fid = request.framework_id.clone();
-                    match tokio::time::timeout(
-                        AGENT_RPC_TIMEOUT,
-                        client.shutdown_framework(request),
-                    )
-                    .await
-                    {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(status)) => {
-                            tracing::warn!(framework_id = %fid, %agent_id, error = %status.message(), "shutdown of framework executors failed")
-                        }
-                        Err(_) => {
-                            tracing::warn!(framework_id = %fid, %agent_id, "shutdown of framework executors timed out")
-                        }
+                    if let Err(error) = agent_call(client.shutdown_framework(request)).await {
+                        tracing::warn!(framework_id = %fid, %agent_id, %error, "shutdown of framework executors failed");
                     }
                 }
             }
         });
+    }
+}
+
+/// A call to an agent, given up after [`AGENT_RPC_TIMEOUT`]; the error says why it failed.
+async fn agent_call<T>(
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, Status>>,
+) -> Result<(), String> {
+    match tokio::time::timeout(AGENT_RPC_TIMEOUT, call).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(status)) => Err(status.message().to_string()),
+        Err(_) => Err("the agent did not answer in time".to_string()),
     }
 }
 
@@ -251,9 +256,11 @@ impl Master for MasterService {
         request: Request<pb::StatusUpdate>,
     ) -> Result<Response<pb::StatusUpdateAck>, Status> {
         let principal = agent_caller(&request, "UpdateStatus")?;
-        self.shared
+        let actions = self
+            .shared
             .lock()
             .agent_update(&principal, request.into_inner())?;
+        run_actions(&self.shared, actions);
         Ok(Response::new(pb::StatusUpdateAck {}))
     }
 
@@ -372,6 +379,19 @@ impl Master for MasterService {
             .lock()
             .reconcile(&req.framework_id, &principal, &req.executor_ids)?;
         Ok(Response::new(pb::ReconcileResponse {}))
+    }
+
+    async fn acknowledge(
+        &self,
+        request: Request<pb::AcknowledgeRequest>,
+    ) -> Result<Response<pb::AcknowledgeResponse>, Status> {
+        let principal = framework_caller(&request, "Acknowledge")?;
+        let actions = self
+            .shared
+            .lock()
+            .acknowledge(&principal, request.into_inner())?;
+        run_actions(&self.shared, actions);
+        Ok(Response::new(pb::AcknowledgeResponse {}))
     }
 
     async fn teardown(

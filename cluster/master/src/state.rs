@@ -10,7 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tessera_allocator::{Allocator, Resources};
 use tessera_cluster_proto::agent::agent_client::AgentClient;
 use tessera_cluster_proto::agent::{
-    KillExecutorRequest, LaunchExecutorRequest, ShutdownFrameworkRequest,
+    AcknowledgeStatusUpdateRequest, KillExecutorRequest, LaunchExecutorRequest,
+    ShutdownFrameworkRequest,
 };
 use tessera_cluster_proto::master as pb;
 use tokio::sync::mpsc::UnboundedSender;
@@ -24,6 +25,9 @@ pub(crate) mod snapshot;
 
 /// Executors that ended are kept for `ClusterStatus` up to this many.
 const MAX_COMPLETED_EXECUTORS: usize = 1000;
+/// A framework's status updates not acknowledged yet are kept (to send again when it subscribes
+/// again) up to this many; agents keep theirs until acknowledged regardless.
+const MAX_UNACKNOWLEDGED: usize = 10_000;
 
 /// Where the master queues a subscribed framework's events (the gRPC service streams them).
 pub type EventSender = UnboundedSender<Result<pb::Event, Status>>;
@@ -61,6 +65,9 @@ pub(crate) struct Framework {
     pub failover_timeout: Duration,
     /// What it said it can do (recorded; see [`check_capabilities`]).
     pub capabilities: Vec<String>,
+    /// Status updates sent to it and not acknowledged yet, oldest first: sent again when it
+    /// subscribes again.
+    pub unacknowledged: VecDeque<pb::StatusUpdate>,
 }
 
 impl Framework {
@@ -131,6 +138,11 @@ pub enum AgentAction {
         client: AgentClient<Channel>,
         agent_id: String,
         request: ShutdownFrameworkRequest,
+    },
+    Acknowledge {
+        client: AgentClient<Channel>,
+        agent_id: String,
+        request: AcknowledgeStatusUpdateRequest,
     },
 }
 
@@ -488,9 +500,18 @@ impl MasterState {
         {
             return;
         }
+        // Running, or ended with updates its framework has still to acknowledge.
+        let state = pb::ExecutorState::try_from(executor.state)
+            .ok()
+            .filter(|s| is_terminal(*s))
+            .unwrap_or(pb::ExecutorState::Running);
         self.completed.retain(|k| k != &key);
-        tracing::info!(framework_id = %info.id, %executor_id, %agent_id, %resources, "executor taken back from a re-registering agent");
-        self.allocator.add_used(&info.id, agent_id, resources);
+        tracing::info!(framework_id = %info.id, %executor_id, %agent_id, %resources, ?state, "executor taken back from a re-registering agent");
+        if is_terminal(state) {
+            self.completed.push_back(key.clone());
+        } else {
+            self.allocator.add_used(&info.id, agent_id, resources);
+        }
         self.executors.insert(
             key,
             Executor {
@@ -498,7 +519,7 @@ impl MasterState {
                 executor_id,
                 agent_id: agent_id.to_string(),
                 resources,
-                state: pb::ExecutorState::Running,
+                state,
                 message: "taken back after the master restarted".to_string(),
                 usage: pb::ExecutorUsage::default(),
             },
@@ -533,6 +554,7 @@ impl MasterState {
                 disconnected_at: Some(now),
                 failover_timeout,
                 capabilities: info.capabilities,
+                unacknowledged: VecDeque::new(),
             },
         );
     }
@@ -754,6 +776,7 @@ impl MasterState {
                         disconnected_at: None,
                         failover_timeout,
                         capabilities,
+                        unacknowledged: VecDeque::new(),
                     },
                 );
             }
@@ -767,6 +790,15 @@ impl MasterState {
                 failover_timeout_seconds: failover_timeout.as_secs_f64(),
             })),
         );
+        // What it has not acknowledged, again (e.g. its executors' ends while it was away).
+        let again: Vec<pb::StatusUpdate> = self.frameworks[&id]
+            .unacknowledged
+            .iter()
+            .cloned()
+            .collect();
+        for update in again {
+            self.send(&id, event(pb::event::Event::StatusUpdate(update)));
+        }
         Ok((id, connection))
     }
 
@@ -1208,6 +1240,9 @@ impl MasterState {
             message: e.message.clone(),
             exit_code: None,
             reason: pb::ExecutorReason::Reconciliation as i32,
+            // Neither kept nor acknowledged: asked again, it is answered again (as in Mesos).
+            uuid: String::new(),
+            latest_state: e.state as i32,
         };
         if executor_ids.is_empty() {
             return self
@@ -1230,6 +1265,8 @@ impl MasterState {
                         message: format!("executor {id} is unknown to the master"),
                         exit_code: None,
                         reason: pb::ExecutorReason::Reconciliation as i32,
+                        uuid: String::new(),
+                        latest_state: pb::ExecutorState::Lost as i32,
                     },
                 },
             )
@@ -1256,11 +1293,14 @@ impl MasterState {
 
     /// Applies a status update that the agent holding `principal` sent: it
     /// must be the agent `agent_id`, and that agent must run the executor.
+    ///
+    /// Updates of a framework this master no longer has (it was removed) are acknowledged on
+    /// its behalf — no one else will — and the returned action tells the agent so.
     pub fn agent_update(
         &mut self,
         principal: &str,
         update: pb::StatusUpdate,
-    ) -> Result<(), Status> {
+    ) -> Result<Vec<AgentAction>, Status> {
         let state = pb::ExecutorState::try_from(update.state)
             .ok()
             .filter(|s| *s != pb::ExecutorState::Unspecified)
@@ -1279,8 +1319,56 @@ impl MasterState {
                 )));
             }
         }
+        let orphan = !self.frameworks.contains_key(&update.framework_id);
+        let ack = pb::AcknowledgeRequest {
+            framework_id: update.framework_id.clone(),
+            agent_id: update.agent_id.clone(),
+            executor_id: update.executor_id.clone(),
+            uuid: update.uuid.clone(),
+        };
         self.apply_update(update, state);
-        Ok(())
+        Ok(if orphan {
+            self.acknowledge_to_agent(ack)
+        } else {
+            Vec::new()
+        })
+    }
+
+    /// The framework acknowledges a status update (Mesos' ACKNOWLEDGE): it is not sent to it
+    /// again, and its agent is told, so that it stops sending it and sends the executor's next.
+    pub fn acknowledge(
+        &mut self,
+        principal: &str,
+        ack: pb::AcknowledgeRequest,
+    ) -> Result<Vec<AgentAction>, Status> {
+        self.check_framework(&ack.framework_id, principal)?;
+        check_id("executor id", &ack.executor_id)?;
+        if let Some(fw) = self.frameworks.get_mut(&ack.framework_id) {
+            fw.unacknowledged.retain(|u| u.uuid != ack.uuid);
+        }
+        Ok(self.acknowledge_to_agent(ack))
+    }
+
+    /// Tells the agent of an acknowledged update (if it is registered and runs, or ran, the
+    /// executor).
+    fn acknowledge_to_agent(&self, ack: pb::AcknowledgeRequest) -> Vec<AgentAction> {
+        let key = (ack.framework_id.clone(), ack.executor_id.clone());
+        let ran_there = self
+            .executors
+            .get(&key)
+            .is_some_and(|e| e.agent_id == ack.agent_id);
+        match self.agents.get(&ack.agent_id) {
+            Some(agent) if ran_there && !ack.uuid.is_empty() => vec![AgentAction::Acknowledge {
+                client: agent.client.clone(),
+                agent_id: agent.id.clone(),
+                request: AcknowledgeStatusUpdateRequest {
+                    framework_id: ack.framework_id,
+                    executor_id: ack.executor_id,
+                    uuid: ack.uuid,
+                },
+            }],
+            _ => Vec::new(),
+        }
     }
 
     /// Applies an executor state change decided by the master (no exit code, no reason).
@@ -1292,6 +1380,15 @@ impl MasterState {
         state: pb::ExecutorState,
         message: String,
     ) {
+        // An executor that ended already: a late decision of the master's changes nothing.
+        let key = (framework_id.to_string(), executor_id.to_string());
+        if self
+            .executors
+            .get(&key)
+            .is_none_or(|e| is_terminal(e.state))
+        {
+            return;
+        }
         let update = pb::StatusUpdate {
             agent_id: agent_id.to_string(),
             framework_id: framework_id.to_string(),
@@ -1300,53 +1397,77 @@ impl MasterState {
             message,
             exit_code: None,
             reason: pb::ExecutorReason::Unspecified as i32,
+            uuid: tessera_credentials::random_uuid(),
+            latest_state: state as i32,
         };
         self.apply_update(update, state);
     }
 
-    /// Applies an executor state change reported by its agent (or decided by
-    /// the master), forwards it to the framework, and recovers the
-    /// executor's resources when it ends.
+    /// Applies an executor state change reported by its agent (or decided by the master) and
+    /// forwards the update to the framework, which keeps it until acknowledged. The
+    /// bookkeeping follows the update's `latest_state` (the agent's newest, which may be past
+    /// an update that waited for an earlier one's acknowledgement): an executor's resources
+    /// are recovered when it ends. The same update sent again (an agent retrying) is
+    /// forwarded again, changing nothing.
     fn apply_update(&mut self, update: pb::StatusUpdate, state: pb::ExecutorState) {
+        let latest = pb::ExecutorState::try_from(update.latest_state)
+            .ok()
+            .filter(|s| *s != pb::ExecutorState::Unspecified)
+            .unwrap_or(state);
         let (framework_id, executor_id, agent_id) = (
             update.framework_id.as_str(),
             update.executor_id.as_str(),
             update.agent_id.as_str(),
         );
-        let message = &update.message;
         let key = (framework_id.to_string(), executor_id.to_string());
         let Some(executor) = self.executors.get_mut(&key) else {
             tracing::debug!(%framework_id, %executor_id, ?state, "status update for an unknown executor ignored");
             return;
         };
-        if executor.agent_id != agent_id || is_terminal(executor.state) {
-            tracing::debug!(%framework_id, %executor_id, ?state, "stale status update ignored");
+        if executor.agent_id != agent_id {
+            tracing::debug!(%framework_id, %executor_id, ?state, "status update from another agent ignored");
             return;
         }
-        tracing::info!(%framework_id, %executor_id, %agent_id, ?state, %message, "executor status");
-        executor.state = state;
-        executor.message = message.clone();
-        let resources = executor.resources;
-        if is_terminal(state) {
-            executor.usage = pb::ExecutorUsage::default();
-            self.metrics.executor_ended(state);
-            self.allocator
-                .recover_resources(framework_id, agent_id, resources, None);
-            self.completed.push_back(key);
-            while self.completed.len() > MAX_COMPLETED_EXECUTORS {
-                if let Some(old) = self.completed.pop_front() {
-                    self.executors.remove(&old);
+        if !is_terminal(executor.state) && executor.state != latest {
+            let message = &update.message;
+            tracing::info!(%framework_id, %executor_id, %agent_id, ?state, ?latest, %message, "executor status");
+            executor.state = latest;
+            if latest == state {
+                executor.message = message.clone();
+            }
+            let resources = executor.resources;
+            if is_terminal(latest) {
+                executor.usage = pb::ExecutorUsage::default();
+                self.metrics.executor_ended(latest);
+                self.allocator
+                    .recover_resources(framework_id, agent_id, resources, None);
+                self.completed.push_back(key);
+                while self.completed.len() > MAX_COMPLETED_EXECUTORS {
+                    if let Some(old) = self.completed.pop_front() {
+                        self.executors.remove(&old);
+                    }
                 }
             }
         }
-        let framework_id = framework_id.to_string();
-        self.send(
-            &framework_id,
-            event(pb::event::Event::StatusUpdate(pb::StatusUpdate {
-                state: state as i32,
-                ..update
-            })),
-        );
+        self.forward(pb::StatusUpdate {
+            state: state as i32,
+            ..update
+        });
+    }
+
+    /// Sends a status update to its framework, keeping it until acknowledged.
+    fn forward(&mut self, update: pb::StatusUpdate) {
+        let framework_id = update.framework_id.clone();
+        if let Some(fw) = self.frameworks.get_mut(&framework_id)
+            && !update.uuid.is_empty()
+            && !fw.unacknowledged.iter().any(|u| u.uuid == update.uuid)
+        {
+            fw.unacknowledged.push_back(update.clone());
+            if fw.unacknowledged.len() > MAX_UNACKNOWLEDGED {
+                fw.unacknowledged.pop_front();
+            }
+        }
+        self.send(&framework_id, event(pb::event::Event::StatusUpdate(update)));
     }
 
     // ---------------------------------------------------------------- status
@@ -1797,6 +1918,7 @@ mod tests {
                 message: "memory limit 128 MiB exceeded".into(),
                 exit_code: Some(137),
                 reason: pb::ExecutorReason::MemoryLimit as i32,
+                ..Default::default()
             },
         )
         .expect("the agent's update");
@@ -1866,6 +1988,7 @@ mod tests {
                 failover_timeout_seconds: failover,
                 ..Default::default()
             }),
+            state: pb::ExecutorState::Running as i32,
         }
     }
 
@@ -2043,6 +2166,113 @@ mod tests {
         assert_eq!(m.expired_frameworks(t0 + Duration::from_secs(100)).len(), 2);
     }
 
+    /// `alice` subscribes again as `fw`: its events and its connection number.
+    fn resubscribe(
+        m: &mut MasterState,
+        fw: &str,
+    ) -> (UnboundedReceiver<Result<pb::Event, Status>>, u64) {
+        let (tx, rx) = unbounded_channel();
+        let (same, connection) = m
+            .subscribe(
+                "fw".into(),
+                "u".into(),
+                String::new(),
+                "alice".into(),
+                Some(fw.into()),
+                tx,
+            )
+            .unwrap();
+        assert_eq!(same, fw);
+        (rx, connection)
+    }
+
+    /// An update of executor `e` from agent `agent` with `uuid`.
+    fn agent_says(agent: &str, fw: &str, state: pb::ExecutorState, uuid: &str) -> pb::StatusUpdate {
+        pb::StatusUpdate {
+            agent_id: agent.into(),
+            framework_id: fw.into(),
+            executor_id: "e".into(),
+            state: state as i32,
+            uuid: uuid.into(),
+            ..Default::default()
+        }
+    }
+
+    fn forwarded_uuids(events: &[pb::event::Event]) -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                pb::event::Event::StatusUpdate(u) => Some(u.uuid.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn updates_are_kept_until_acknowledged_and_sent_again_on_resubscription() {
+        let (mut m, agent, fw, mut rx, offer) = setup(Duration::from_secs(30));
+        let t0 = Instant::now();
+        accept_one(&mut m, &fw, offer, launch("e", 1.0, 256), t0);
+        let running = agent_says(&agent, &fw, pb::ExecutorState::Running, "u1");
+        assert!(m.agent_update("b", running.clone()).unwrap().is_empty());
+        // The agent sends it again (no acknowledgement yet): forwarded again, kept once.
+        m.agent_update("b", running).unwrap();
+        assert_eq!(forwarded_uuids(&drain(&mut rx)), ["u1", "u1"]);
+        assert_eq!(m.frameworks[&fw].unacknowledged.len(), 1);
+        // Away, then back by id: it comes again after Registered.
+        drop(rx);
+        m.framework_disconnected(&fw, 0, t0);
+        let (mut rx, _) = resubscribe(&mut m, &fw);
+        let events = drain(&mut rx);
+        assert!(matches!(events[0], pb::event::Event::Registered(_)));
+        assert_eq!(forwarded_uuids(&events), ["u1"]);
+        // Acknowledged: the agent is told, and it does not come again.
+        let ack = pb::AcknowledgeRequest {
+            framework_id: fw.clone(),
+            agent_id: agent.clone(),
+            executor_id: "e".into(),
+            uuid: "u1".into(),
+        };
+        assert!(m.acknowledge("mallory", ack.clone()).is_err());
+        let actions = m.acknowledge("alice", ack).unwrap();
+        assert!(
+            matches!(&actions[..], [AgentAction::Acknowledge { request, .. }] if request.uuid == "u1")
+        );
+        assert!(m.frameworks[&fw].unacknowledged.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_bookkeeping_follows_the_latest_state_and_orphans_are_acknowledged() {
+        let (mut m, agent, fw, mut rx, offer) = setup(Duration::from_secs(30));
+        let t0 = Instant::now();
+        accept_one(&mut m, &fw, offer, launch("e", 1.0, 256), t0);
+        assert_eq!(m.allocator.allocation(&fw), Resources::new(1.0, 256));
+        // RUNNING waits for its acknowledgement, but the executor has finished meanwhile.
+        let update = pb::StatusUpdate {
+            latest_state: pb::ExecutorState::Finished as i32,
+            ..agent_says(&agent, &fw, pb::ExecutorState::Running, "u1")
+        };
+        m.agent_update("b", update).unwrap();
+        let e = &m.executors[&(fw.clone(), "e".to_string())];
+        assert_eq!(e.state, pb::ExecutorState::Finished);
+        assert_eq!(
+            m.allocator.allocation(&fw),
+            Resources::ZERO,
+            "its resources are back"
+        );
+        let forwarded = drain(&mut rx);
+        assert!(
+            matches!(&forwarded[..], [pb::event::Event::StatusUpdate(u)] if u.state == pb::ExecutorState::Running as i32)
+        );
+        // Its framework removed, the FINISHED update is acknowledged on its behalf.
+        m.remove_framework(&fw, "torn down");
+        let finished = agent_says(&agent, &fw, pb::ExecutorState::Finished, "u2");
+        let actions = m.agent_update("b", finished).unwrap();
+        assert!(
+            matches!(&actions[..], [AgentAction::Acknowledge { request, .. }] if request.uuid == "u2")
+        );
+    }
+
     #[tokio::test]
     async fn disconnected_framework_waits_out_its_failover_timeout() {
         let failover = Duration::from_secs(30);
@@ -2063,18 +2293,8 @@ mod tests {
                 .is_empty()
         );
         // Re-subscribing in time keeps it.
-        let (tx, mut rx) = unbounded_channel();
-        let (same, connection) = m
-            .subscribe(
-                "fw".into(),
-                "u".into(),
-                String::new(),
-                "alice".into(),
-                Some(fw.clone()),
-                tx,
-            )
-            .unwrap();
-        assert_eq!((same.as_str(), connection), (fw.as_str(), 1));
+        let (mut rx, connection) = resubscribe(&mut m, &fw);
+        assert_eq!(connection, 1);
         assert!(matches!(drain(&mut rx)[0], pb::event::Event::Registered(_)));
         // A stale close of the old stream changes nothing.
         assert!(m.framework_disconnected(&fw, 0, t0).is_empty());
@@ -2161,6 +2381,7 @@ mod tests {
             message: String::new(),
             exit_code: None,
             reason: 0,
+            ..Default::default()
         };
         // Another agent's principal with the real agent's id, or the right agent for an
         // executor it does not run: refused, and the executor keeps its state.

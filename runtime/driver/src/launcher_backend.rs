@@ -120,6 +120,9 @@ impl Backend {
                     .unwrap_or(SESSION_FAILOVER_TIMEOUT),
             ),
             capabilities: Vec::new(),
+            framework_id: None,
+            // The client acknowledges each status update once the session has it.
+            explicit_acknowledgements: false,
         };
         let (client, mut events) = runtime.block_on(FrameworkClient::subscribe(&master, info))?;
         let offers_seen = Arc::new(AtomicU64::new(0));
@@ -136,6 +139,7 @@ impl Backend {
             launched: Default::default(),
             suppressed: Default::default(),
             released: Default::default(),
+            ended: Default::default(),
             offers_seen: offers_seen.clone(),
         });
         let handler = launcher.clone();
@@ -228,6 +232,9 @@ struct OfferHandler {
     suppressed: std::sync::atomic::AtomicBool,
     /// Executors the session released (idle), whose end is no loss.
     released: Mutex<HashSet<String>>,
+    /// Executors whose end the session has heard: status updates may come more than once
+    /// (until acknowledged), and an end is handled once.
+    ended: Mutex<HashSet<String>>,
 }
 
 impl OfferHandler {
@@ -259,7 +266,7 @@ impl OfferHandler {
                 ..
             } => {
                 tracing::info!(%executor_id, %agent_id, %state, %message, "executor status");
-                if state.is_terminal() {
+                if state.is_terminal() && self.ended.lock().insert(executor_id.clone()) {
                     self.agents_with_executor.lock().remove(&agent_id);
                     if self.released.lock().remove(&executor_id) {
                         // Released while idle: offers again only when tasks wait.
