@@ -506,3 +506,115 @@ async fn an_update_not_acknowledged_comes_again_until_it_is() {
     assert!(quiet.is_err(), "an acknowledged update came again");
     client.teardown().await.expect("teardown");
 }
+
+/// Reads events until a Failure for which `pick` holds.
+async fn next_failure(
+    events: &mut Receiver<FrameworkEvent>,
+    what: &str,
+    pick: impl Fn(&str, Option<&str>, Option<i32>) -> bool,
+) {
+    next_matching(events, what, |e| match e {
+        FrameworkEvent::Failure {
+            agent_id,
+            executor_id,
+            status,
+        } => pick(agent_id, executor_id.as_deref(), *status).then_some(()),
+        _ => None,
+    })
+    .await
+}
+
+/// Messages reach a running executor's sandbox; Shutdown lets it stop on SIGTERM, Kill does
+/// not wait for one that ignores it; a non-zero exit and a lost agent come as Failure events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_shutdown_kill_and_failures() {
+    let cluster = LocalCluster::start(1, 2.0, 1024, &bin_dir())
+        .await
+        .expect("a local cluster");
+    let (client, mut events) = subscribe(&cluster, "calls-e2e", None, false).await;
+    let framework_id = client.framework_id().to_string();
+    let offer = first_offer(&mut events).await;
+    let launches = vec![
+        shell(
+            "polite",
+            "trap 'echo bye > termed; exit 0' TERM; \
+             while :; do for f in messages/*; do [ -e \"$f\" ] && cat \"$f\" >> got && rm \"$f\"; done; \
+             sleep 0.05; done",
+        ),
+        shell("stubborn", "trap '' TERM; while :; do sleep 0.05; done"),
+        shell("failing", "while [ ! -e go ]; do sleep 0.05; done; exit 7"),
+    ];
+    client.accept(&offer.id, launches).await.expect("accept");
+    let mut running = BTreeSet::new();
+    while running.len() < 3 {
+        if let FrameworkEvent::ExecutorStatus {
+            executor_id,
+            state: ExecutorState::Running,
+            ..
+        } = next_matching(&mut events, "three running", |e| Some(e.clone())).await
+        {
+            running.insert(executor_id);
+        }
+    }
+    let sandbox = |e: &str| {
+        cluster
+            .agent_work_dir(0)
+            .join(format!("frameworks/{framework_id}/executors/{e}"))
+    };
+
+    client
+        .send_message("polite", b"hello ".to_vec())
+        .await
+        .expect("message");
+    client
+        .send_message("polite", b"world".to_vec())
+        .await
+        .expect("message");
+    let deadline = Instant::now() + WAIT;
+    while std::fs::read_to_string(sandbox("polite").join("got")).unwrap_or_default()
+        != "hello world"
+    {
+        assert!(Instant::now() < deadline, "the messages did not arrive");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    client.shutdown_executor("polite").await.expect("shutdown");
+    while !next_update(&mut events, "polite").await.state.is_terminal() {}
+    assert_eq!(
+        std::fs::read_to_string(sandbox("polite").join("termed")).unwrap(),
+        "bye\n",
+        "it had its SIGTERM"
+    );
+
+    let started = Instant::now();
+    client.kill_executor("stubborn").await.expect("kill");
+    let end = loop {
+        let u = next_update(&mut events, "stubborn").await;
+        if u.state.is_terminal() {
+            break u.state;
+        }
+    };
+    assert_eq!(end, ExecutorState::Killed);
+    // An agent's grace period between SIGTERM and SIGKILL is 3 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "Kill waited for a grace period: {:?}",
+        started.elapsed()
+    );
+
+    std::fs::write(sandbox("failing").join("go"), "").unwrap();
+    next_failure(&mut events, "the executor's failure", |_, e, status| {
+        e == Some("failing") && status == Some(7)
+    })
+    .await;
+
+    let agent_pid = cluster.agent_pids()[0];
+    Command::new("kill")
+        .args(["-9", &agent_pid.to_string()])
+        .status()
+        .expect("kill");
+    next_failure(&mut events, "the agent's failure", |agent, e, _| {
+        agent == offer.agent_id && e.is_none()
+    })
+    .await;
+}

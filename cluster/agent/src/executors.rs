@@ -61,6 +61,8 @@ struct Running {
     pid: i32,
     /// What it was launched with, to tell a master it re-registers with.
     resources: Resources,
+    /// Messages put in its sandbox so far.
+    messages: u64,
     /// Set when the agent asked it to stop; its exit is then KILLED.
     kill_reason: Option<String>,
     /// What it used when last looked at.
@@ -77,6 +79,24 @@ struct EarlyKills {
 
 /// Running executors by (framework id, executor id).
 type Table = HashMap<(String, String), Running>;
+
+/// Why a message could not be put in an executor's sandbox.
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    #[error(
+        "executor {executor_id} of framework {framework_id} does not run on this agent; send \
+         messages to running executors"
+    )]
+    NotRunning {
+        framework_id: String,
+        executor_id: String,
+    },
+    #[error("cannot write the message to {path} (is the sandbox's disk full?): {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
 
 /// The executors running on this agent.
 pub struct Executors {
@@ -519,6 +539,7 @@ impl Executors {
                     mem_mb: spec.mem_mb,
                 },
                 kill_reason: None,
+                messages: 0,
                 usage: Usage::default(),
             },
         );
@@ -588,23 +609,29 @@ impl Executors {
         }
     }
 
+    /// Records that the executor is to end KILLED with `reason` and returns its process
+    /// (group) id; `None` if it does not run here — a kill that overtook its launch is kept
+    /// for the launch.
+    fn mark_killed(&self, framework_id: &str, executor_id: &str, reason: &str) -> Option<i32> {
+        let key = (framework_id.to_string(), executor_id.to_string());
+        let mut running = self.lock();
+        let Some(entry) = running.get_mut(&key) else {
+            // Its launch may still be on the way (it never ran here if it has no sandbox yet).
+            if !self.sandbox(framework_id, executor_id).exists() {
+                self.early().executors.insert(key);
+            }
+            return None;
+        };
+        entry.kill_reason.get_or_insert_with(|| reason.to_string());
+        Some(entry.pid)
+    }
+
     /// Sends SIGTERM to the executor's process group, then SIGKILL after
     /// [`KILL_GRACE`]. Its exit is reported KILLED with `reason`. Returns
     /// false if it is not running here.
     pub fn kill(self: &Arc<Self>, framework_id: &str, executor_id: &str, reason: &str) -> bool {
-        let key = (framework_id.to_string(), executor_id.to_string());
-        let pid = {
-            let mut running = self.lock();
-            let Some(entry) = running.get_mut(&key) else {
-                // Its launch may still be on the way (it never ran here if it
-                // has no sandbox yet).
-                if !self.sandbox(framework_id, executor_id).exists() {
-                    self.early().executors.insert(key);
-                }
-                return false;
-            };
-            entry.kill_reason.get_or_insert_with(|| reason.to_string());
-            entry.pid
+        let Some(pid) = self.mark_killed(framework_id, executor_id, reason) else {
+            return false;
         };
         if pid <= 0 {
             return true;
@@ -612,6 +639,7 @@ impl Executors {
         tracing::info!(%framework_id, %executor_id, pid, %reason, "killing executor");
         unsafe { libc::kill(-pid, libc::SIGTERM) };
         let this = self.clone();
+        let key = (framework_id.to_string(), executor_id.to_string());
         tokio::spawn(async move {
             tokio::time::sleep(KILL_GRACE).await;
             let still_running = this.lock().get(&key).is_some_and(|e| e.pid == pid);
@@ -621,6 +649,58 @@ impl Executors {
             }
         });
         true
+    }
+
+    /// Kills the executor's process group at once with SIGKILL (a framework's Kill); its exit is
+    /// reported KILLED with `reason`. Returns false if it is not running here.
+    pub fn kill_now(&self, framework_id: &str, executor_id: &str, reason: &str) -> bool {
+        let Some(pid) = self.mark_killed(framework_id, executor_id, reason) else {
+            return false;
+        };
+        if pid > 0 {
+            tracing::info!(%framework_id, %executor_id, pid, %reason, "killing executor now");
+            // SAFETY: a plain syscall on the executor's own process group.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+        true
+    }
+
+    /// Puts a framework's message for a running executor in its sandbox, as the file
+    /// `messages/NNNNNNNNNN` (numbered from 1 in the order they came; written under another
+    /// name and renamed, so that it appears whole). The executor reads them in name order and
+    /// may delete what it has read.
+    pub fn deliver_message(
+        &self,
+        framework_id: &str,
+        executor_id: &str,
+        data: &[u8],
+    ) -> Result<PathBuf, MessageError> {
+        let running = self.lock();
+        let key = (framework_id.to_string(), executor_id.to_string());
+        let Some(entry) = running.get(&key) else {
+            return Err(MessageError::NotRunning {
+                framework_id: framework_id.to_string(),
+                executor_id: executor_id.to_string(),
+            });
+        };
+        let dir = self.sandbox(framework_id, executor_id).join("messages");
+        let write = |path: &Path, tmp: &Path| {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(tmp, data)?;
+            std::fs::rename(tmp, path)
+        };
+        let n = entry.messages + 1;
+        let path = dir.join(format!("{n:010}"));
+        let tmp = dir.join(format!(".{n:010}.part"));
+        write(&path, &tmp).map_err(|source| MessageError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        drop(running);
+        if let Some(entry) = self.lock().get_mut(&key) {
+            entry.messages = n;
+        }
+        Ok(path)
     }
 
     /// Kills every executor of the framework; returns how many.
@@ -815,6 +895,56 @@ mod tests {
                 reason: ExecutorReason::MemoryLimit,
             }
         );
+    }
+
+    #[tokio::test]
+    async fn messages_appear_whole_and_in_order_in_the_sandbox() {
+        let (_dir, ex, mut rx) = setup();
+        assert!(matches!(
+            ex.deliver_message("F0", "m", b"early"),
+            Err(MessageError::NotRunning { .. })
+        ));
+        ex.launch(spec(
+            "m",
+            "while [ ! -e messages/0000000002 ]; do sleep 0.02; done; cat messages/* > got",
+        ))
+        .unwrap();
+        // Wait until it runs.
+        while ex.count() == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        ex.deliver_message("F0", "m", b"one ").unwrap();
+        let second = ex.deliver_message("F0", "m", b"two").unwrap();
+        assert!(
+            second.ends_with("messages/0000000002"),
+            "{}",
+            second.display()
+        );
+        let updates = run_to_end(&mut rx, "m").await;
+        assert_eq!(updates.last().unwrap().0, ExecutorState::Finished);
+        let got = std::fs::read_to_string(ex.sandbox("F0", "m").join("got")).unwrap();
+        assert_eq!(got, "one two");
+    }
+
+    #[tokio::test]
+    async fn kill_now_does_not_wait_for_an_executor_that_ignores_sigterm() {
+        let (_dir, ex, mut rx) = setup();
+        ex.launch(spec(
+            "stubborn",
+            "trap '' TERM; while :; do sleep 0.05; done",
+        ))
+        .unwrap();
+        while ex.count() == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let started = std::time::Instant::now();
+        assert!(ex.kill_now("F0", "stubborn", "killed now"));
+        let updates = run_to_end(&mut rx, "stubborn").await;
+        assert_eq!(
+            updates.last().unwrap(),
+            &(ExecutorState::Killed, "killed now".to_string())
+        );
+        assert!(started.elapsed() < KILL_GRACE, "{:?}", started.elapsed());
     }
 
     #[tokio::test]

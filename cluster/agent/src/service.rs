@@ -9,7 +9,7 @@ use tessera_cluster_proto::agent::agent_server::Agent;
 use tessera_credentials::{Principal, caller};
 use tonic::{Request, Response, Status};
 
-use crate::executors::{Executors, LaunchError, LaunchSpec};
+use crate::executors::{Executors, LaunchError, LaunchSpec, MessageError};
 use crate::master_link::{PendingUpdates, Registration};
 
 pub(crate) struct AgentService {
@@ -78,14 +78,35 @@ impl Agent for AgentService {
     ) -> Result<Response<pb::KillExecutorResponse>, Status> {
         require_master(&request, "KillExecutor")?;
         let req = request.into_inner();
-        if !self.executors.kill(
-            &req.framework_id,
-            &req.executor_id,
-            "killed at the framework's request",
-        ) {
+        let (fid, eid) = (&req.framework_id, &req.executor_id);
+        let running = if req.graceful {
+            self.executors
+                .kill(fid, eid, "shut down at the framework's request")
+        } else {
+            self.executors
+                .kill_now(fid, eid, "killed at the framework's request")
+        };
+        if !running {
             tracing::debug!(framework_id = %req.framework_id, executor_id = %req.executor_id, "kill of an executor not running here");
         }
         Ok(Response::new(pb::KillExecutorResponse {}))
+    }
+
+    async fn deliver_message(
+        &self,
+        request: Request<pb::DeliverMessageRequest>,
+    ) -> Result<Response<pb::DeliverMessageResponse>, Status> {
+        require_master(&request, "DeliverMessage")?;
+        let req = request.into_inner();
+        let path = self
+            .executors
+            .deliver_message(&req.framework_id, &req.executor_id, &req.data)
+            .map_err(|e| match e {
+                MessageError::NotRunning { .. } => Status::failed_precondition(e.to_string()),
+                MessageError::Write { .. } => Status::internal(e.to_string()),
+            })?;
+        tracing::debug!(executor_id = %req.executor_id, path = %path.display(), "message delivered");
+        Ok(Response::new(pb::DeliverMessageResponse {}))
     }
 
     async fn acknowledge_status_update(

@@ -184,6 +184,14 @@ pub enum FrameworkEvent {
         /// to [`FrameworkClient::reconcile`], which are not acknowledged.
         uuid: String,
     },
+    /// Something failed that no status update tells (Mesos' FAILURE): `agent_id` was lost
+    /// (`executor_id` is `None`), or an executor ended with a non-zero `status` (as its
+    /// ExecutorStatus says too). Best effort: not sent again.
+    Failure {
+        agent_id: String,
+        executor_id: Option<String>,
+        status: Option<i32>,
+    },
     /// The subscription ended (the master went away, or removed this
     /// framework); the last event.
     Disconnected(String),
@@ -531,8 +539,8 @@ impl FrameworkClient {
         Ok(())
     }
 
-    /// Asks for an executor to be killed (SIGTERM, then SIGKILL after a grace
-    /// period); a KILLED status update follows.
+    /// Asks for an executor to be killed at once (SIGKILL to its processes); a KILLED status
+    /// update follows.
     pub async fn kill_executor(&self, executor_id: &str) -> Result<(), FrameworkError> {
         let request = pb::KillRequest {
             framework_id: self.inner.framework_id.clone(),
@@ -542,6 +550,43 @@ impl FrameworkClient {
             &self.inner.master,
             "kill the executor",
             self.inner.client.clone().kill(request),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Asks for an executor to be shut down gracefully (Mesos' SHUTDOWN): SIGTERM, then SIGKILL
+    /// after its agent's grace period; a KILLED status update follows.
+    pub async fn shutdown_executor(&self, executor_id: &str) -> Result<(), FrameworkError> {
+        let request = pb::ShutdownRequest {
+            framework_id: self.inner.framework_id.clone(),
+            executor_id: executor_id.to_string(),
+        };
+        call(
+            &self.inner.master,
+            "shut down the executor",
+            self.inner.client.clone().shutdown(request),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Sends bytes to a running executor (Mesos' MESSAGE): its agent puts them in the
+    /// executor's sandbox as the file `messages/NNNNNNNNNN`, numbered in order.
+    pub async fn send_message(
+        &self,
+        executor_id: &str,
+        data: Vec<u8>,
+    ) -> Result<(), FrameworkError> {
+        let request = pb::MessageRequest {
+            framework_id: self.inner.framework_id.clone(),
+            executor_id: executor_id.to_string(),
+            data,
+        };
+        call(
+            &self.inner.master,
+            "send a message to the executor",
+            self.inner.client.clone().message(request),
         )
         .await?;
         Ok(())
@@ -772,6 +817,11 @@ fn event_from_pb(event: pb::event::Event) -> Option<FrameworkEvent> {
             uuid: u.uuid,
         },
         E::Error(e) => FrameworkEvent::Disconnected(e.message),
+        E::Failure(f) => FrameworkEvent::Failure {
+            agent_id: f.agent_id,
+            executor_id: (!f.executor_id.is_empty()).then_some(f.executor_id),
+            status: f.status,
+        },
         // Only proof of life, which `forward_events` takes in.
         E::Heartbeat(_) => return None,
     })

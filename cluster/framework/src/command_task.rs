@@ -266,7 +266,9 @@ async fn follow(
             FrameworkEvent::Disconnected(why) => return Err(CommandTaskError::Disconnected(why)),
             FrameworkEvent::Registered { .. }
             | FrameworkEvent::OfferRescinded(_)
-            | FrameworkEvent::ExecutorStatus { .. } => {}
+            // A failure of the task's executor comes as its status update too.
+            | FrameworkEvent::ExecutorStatus { .. }
+            | FrameworkEvent::Failure { .. } => {}
         }
     }
 }

@@ -126,6 +126,16 @@ fn run_actions(shared: &Arc<Shared>, actions: Vec<AgentAction>) {
                         tracing::debug!(executor_id = %eid, %agent_id, %error, "acknowledgement not passed on");
                     }
                 }
+                AgentAction::Message {
+                    mut client,
+                    agent_id,
+                    request,
+                } => {
+                    let eid = request.executor_id.clone();
+                    if let Err(error) = agent_call(client.deliver_message(request)).await {
+                        tracing::warn!(executor_id = %eid, %agent_id, %error, "message not delivered");
+                    }
+                }
                 AgentAction::ShutdownFramework {
                     mut client,
                     agent_id,
@@ -346,6 +356,37 @@ impl Master for MasterService {
             .kill(&req.framework_id, &principal, &req.executor_id)?;
         run_actions(&self.shared, actions);
         Ok(Response::new(pb::KillResponse {}))
+    }
+
+    async fn shutdown(
+        &self,
+        request: Request<pb::ShutdownRequest>,
+    ) -> Result<Response<pb::ShutdownResponse>, Status> {
+        let principal = framework_caller(&request, "Shutdown")?;
+        let req = request.into_inner();
+        let actions = self.shared.lock().shutdown_executor(
+            &req.framework_id,
+            &principal,
+            &req.executor_id,
+        )?;
+        run_actions(&self.shared, actions);
+        Ok(Response::new(pb::ShutdownResponse {}))
+    }
+
+    async fn message(
+        &self,
+        request: Request<pb::MessageRequest>,
+    ) -> Result<Response<pb::MessageResponse>, Status> {
+        let principal = framework_caller(&request, "Message")?;
+        let req = request.into_inner();
+        let actions = self.shared.lock().message(
+            &req.framework_id,
+            &principal,
+            &req.executor_id,
+            req.data,
+        )?;
+        run_actions(&self.shared, actions);
+        Ok(Response::new(pb::MessageResponse {}))
     }
 
     async fn suppress(

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tessera_allocator::{Allocator, Resources};
 use tessera_cluster_proto::agent::agent_client::AgentClient;
 use tessera_cluster_proto::agent::{
-    AcknowledgeStatusUpdateRequest, KillExecutorRequest, LaunchExecutorRequest,
-    ShutdownFrameworkRequest,
+    AcknowledgeStatusUpdateRequest, DeliverMessageRequest, KillExecutorRequest,
+    LaunchExecutorRequest, ShutdownFrameworkRequest,
 };
 use tessera_cluster_proto::master as pb;
 use tokio::sync::mpsc::UnboundedSender;
@@ -144,6 +144,11 @@ pub enum AgentAction {
         agent_id: String,
         request: AcknowledgeStatusUpdateRequest,
     },
+    Message {
+        client: AgentClient<Channel>,
+        agent_id: String,
+        request: DeliverMessageRequest,
+    },
 }
 
 pub(crate) fn is_terminal(state: pb::ExecutorState) -> bool {
@@ -234,6 +239,13 @@ pub(crate) fn seconds_up_to_a_year(field: &str, seconds: f64) -> Result<Duration
     Ok(Duration::try_from_secs_f64(seconds)
         .unwrap_or(MAX_REFUSE)
         .min(MAX_REFUSE))
+}
+
+/// The exit status a Failure event reports for this update: an executor's process that ended
+/// FAILED with a non-zero status, or by a signal (128 + the signal).
+pub(crate) fn failure_status(update: &pb::StatusUpdate) -> Option<i32> {
+    let failed = update.state == pb::ExecutorState::Failed as i32;
+    update.exit_code.filter(|&code| failed && code != 0)
 }
 
 /// Capabilities a framework may not claim here, and why.
@@ -618,6 +630,14 @@ impl MasterState {
             return;
         };
         tracing::warn!(%agent_id, address = %agent.address, %reason, "agent removed");
+        let failure = pb::Failure {
+            agent_id: agent_id.to_string(),
+            executor_id: String::new(),
+            status: None,
+        };
+        for id in self.frameworks.keys() {
+            self.send(id, event(pb::event::Event::Failure(failure.clone())));
+        }
         self.agent_at.remove(&agent.address);
         self.metrics.agents_lost += 1;
         self.lost_agents.insert(agent_id.to_string());
@@ -1193,24 +1213,35 @@ impl MasterState {
 
     // ------------------------------------------------------------- executors
 
-    /// Asks the executor's agent to kill it.
+    /// Asks the executor's agent to kill it at once (SIGKILL).
     pub fn kill(
         &mut self,
         framework_id: &str,
         principal: &str,
         executor_id: &str,
     ) -> Result<Vec<AgentAction>, Status> {
-        self.check_framework(framework_id, principal)?;
-        let key = (framework_id.to_string(), executor_id.to_string());
-        let executor = self.executors.get(&key).ok_or_else(|| {
-            Status::not_found(format!(
-                "framework {framework_id} has no executor {executor_id:?}"
-            ))
-        })?;
-        if is_terminal(executor.state) {
-            return Ok(Vec::new());
-        }
-        let Some(agent) = self.agents.get(&executor.agent_id) else {
+        self.stop_executor(framework_id, principal, executor_id, false)
+    }
+
+    /// Asks the executor's agent to shut it down gracefully (Mesos' SHUTDOWN): SIGTERM, then
+    /// SIGKILL after the agent's grace period.
+    pub fn shutdown_executor(
+        &mut self,
+        framework_id: &str,
+        principal: &str,
+        executor_id: &str,
+    ) -> Result<Vec<AgentAction>, Status> {
+        self.stop_executor(framework_id, principal, executor_id, true)
+    }
+
+    fn stop_executor(
+        &mut self,
+        framework_id: &str,
+        principal: &str,
+        executor_id: &str,
+        graceful: bool,
+    ) -> Result<Vec<AgentAction>, Status> {
+        let Some(agent) = self.running_agent(framework_id, principal, executor_id)? else {
             return Ok(Vec::new());
         };
         Ok(vec![AgentAction::Kill {
@@ -1219,6 +1250,55 @@ impl MasterState {
             request: KillExecutorRequest {
                 framework_id: framework_id.to_string(),
                 executor_id: executor_id.to_string(),
+                graceful,
+            },
+        }])
+    }
+
+    /// The agent that runs the framework's executor: `None` if it ended or its agent is gone;
+    /// an error if the caller is not the framework's principal or the executor is unknown.
+    fn running_agent(
+        &self,
+        framework_id: &str,
+        principal: &str,
+        executor_id: &str,
+    ) -> Result<Option<&Agent>, Status> {
+        self.check_framework(framework_id, principal)?;
+        let key = (framework_id.to_string(), executor_id.to_string());
+        let executor = self.executors.get(&key).ok_or_else(|| {
+            Status::not_found(format!(
+                "framework {framework_id} has no executor {executor_id:?}"
+            ))
+        })?;
+        if is_terminal(executor.state) {
+            return Ok(None);
+        }
+        Ok(self.agents.get(&executor.agent_id))
+    }
+
+    /// Sends bytes to a running executor of the framework through its agent (Mesos' MESSAGE).
+    pub fn message(
+        &mut self,
+        framework_id: &str,
+        principal: &str,
+        executor_id: &str,
+        data: Vec<u8>,
+    ) -> Result<Vec<AgentAction>, Status> {
+        let agent = self
+            .running_agent(framework_id, principal, executor_id)?
+            .ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "executor {executor_id} of framework {framework_id} does not run (it ended, or \
+                     its agent is gone); send messages to running executors"
+                ))
+            })?;
+        Ok(vec![AgentAction::Message {
+            client: agent.client.clone(),
+            agent_id: agent.id.clone(),
+            request: DeliverMessageRequest {
+                framework_id: framework_id.to_string(),
+                executor_id: executor_id.to_string(),
+                data,
             },
         }])
     }
@@ -1455,7 +1535,9 @@ impl MasterState {
         });
     }
 
-    /// Sends a status update to its framework, keeping it until acknowledged.
+    /// Sends a status update to its framework, keeping it until acknowledged. The first time an
+    /// executor's end with a non-zero status comes, a Failure event goes with it (Mesos'
+    /// FAILURE for an executor).
     fn forward(&mut self, update: pb::StatusUpdate) {
         let framework_id = update.framework_id.clone();
         if let Some(fw) = self.frameworks.get_mut(&framework_id)
@@ -1465,6 +1547,14 @@ impl MasterState {
             fw.unacknowledged.push_back(update.clone());
             if fw.unacknowledged.len() > MAX_UNACKNOWLEDGED {
                 fw.unacknowledged.pop_front();
+            }
+            if let Some(status) = failure_status(&update) {
+                let failure = pb::Failure {
+                    agent_id: update.agent_id.clone(),
+                    executor_id: update.executor_id.clone(),
+                    status: Some(status),
+                };
+                self.send(&framework_id, event(pb::event::Event::Failure(failure)));
             }
         }
         self.send(&framework_id, event(pb::event::Event::StatusUpdate(update)));
@@ -2271,6 +2361,76 @@ mod tests {
         assert!(
             matches!(&actions[..], [AgentAction::Acknowledge { request, .. }] if request.uuid == "u2")
         );
+    }
+
+    #[test]
+    fn a_failure_is_a_failed_end_with_a_non_zero_status() {
+        let end = |state: pb::ExecutorState, exit_code| pb::StatusUpdate {
+            state: state as i32,
+            exit_code,
+            ..Default::default()
+        };
+        assert_eq!(
+            failure_status(&end(pb::ExecutorState::Failed, Some(3))),
+            Some(3)
+        );
+        assert_eq!(
+            failure_status(&end(pb::ExecutorState::Failed, Some(0))),
+            None
+        );
+        assert_eq!(failure_status(&end(pb::ExecutorState::Failed, None)), None);
+        assert_eq!(
+            failure_status(&end(pb::ExecutorState::Killed, Some(137))),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn failures_kill_shutdown_and_messages() {
+        let (mut m, agent, fw, mut rx, offer) = setup(Duration::from_secs(30));
+        let t0 = Instant::now();
+        accept_one(&mut m, &fw, offer, launch("e", 1.0, 256), t0);
+        m.update_executor(&fw, "e", &agent, pb::ExecutorState::Running, String::new());
+        let graceful = |actions: Vec<AgentAction>| match &actions[..] {
+            [AgentAction::Kill { request, .. }] => request.graceful,
+            other => panic!("{other:?}"),
+        };
+        assert!(!graceful(m.kill(&fw, "alice", "e").unwrap()));
+        assert!(graceful(m.shutdown_executor(&fw, "alice", "e").unwrap()));
+        assert!(m.shutdown_executor(&fw, "mallory", "e").is_err());
+        let actions = m.message(&fw, "alice", "e", b"hi".to_vec()).unwrap();
+        assert!(
+            matches!(&actions[..], [AgentAction::Message { request, .. }] if request.data == b"hi")
+        );
+        assert!(m.message(&fw, "mallory", "e", Vec::new()).is_err());
+        drain(&mut rx);
+
+        // It fails with status 3: the update, and a Failure once (not for the update again).
+        let failed = pb::StatusUpdate {
+            exit_code: Some(3),
+            ..agent_says(&agent, &fw, pb::ExecutorState::Failed, "u9")
+        };
+        m.agent_update("b", failed.clone()).unwrap();
+        m.agent_update("b", failed).unwrap();
+        let failures: Vec<pb::Failure> = drain(&mut rx)
+            .into_iter()
+            .filter_map(|e| match e {
+                pb::event::Event::Failure(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(failures.len(), 1);
+        assert_eq!(
+            (failures[0].executor_id.as_str(), failures[0].status),
+            ("e", Some(3))
+        );
+        let err = m.message(&fw, "alice", "e", Vec::new()).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+
+        // Its agent lost: a Failure naming the agent.
+        m.remove_agent(&agent, "no heartbeat");
+        assert!(drain(&mut rx).iter().any(|e| matches!(e,
+            pb::event::Event::Failure(f) if f.agent_id == agent && f.executor_id.is_empty())));
     }
 
     #[tokio::test]

@@ -283,6 +283,15 @@ impl OfferHandler {
                     self.revive("replace a lost executor").await;
                 }
             }
+            FrameworkEvent::Failure {
+                agent_id,
+                executor_id,
+                status,
+            } => {
+                // An executor's failure comes as its status update too; a lost agent's
+                // executors as LOST updates.
+                tracing::debug!(%agent_id, ?executor_id, ?status, "failure");
+            }
             FrameworkEvent::Disconnected(reason) => {
                 tracing::warn!(%reason, "disconnected from the master; no new executors can be acquired")
             }
@@ -334,7 +343,8 @@ impl OfferHandler {
                 self.state.executors.remove(&id);
                 self.released.lock().insert(id.clone());
                 idle_since.remove(&id);
-                if let Err(e) = self.client.kill_executor(&id).await {
+                // Gracefully, as Spark's executors are stopped.
+                if let Err(e) = self.client.shutdown_executor(&id).await {
                     tracing::warn!(executor = %id, "cannot release an idle executor: {e}");
                 }
             }
