@@ -507,6 +507,56 @@ async fn an_update_not_acknowledged_comes_again_until_it_is() {
     client.teardown().await.expect("teardown");
 }
 
+/// A network cut shorter than the failover timeout (the master stopped with SIGSTOP: its
+/// connections stay, nothing comes): the client notices the silence, subscribes again by id
+/// once the master answers, and the framework keeps its executor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_shorter_than_the_failover_timeout_keeps_the_executor() {
+    let cluster = LocalCluster::start_with(
+        1,
+        2.0,
+        1024,
+        &bin_dir(),
+        &["--framework-heartbeat-interval-ms", "200"],
+    )
+    .await
+    .expect("a local cluster");
+    let (client, mut events) = subscribe(&cluster, "cut-e2e", None, false).await;
+    let framework_id = client.framework_id().to_string();
+    let offer = first_offer(&mut events).await;
+    client
+        .accept(&offer.id, vec![shell("sleeper", "exec sleep 600")])
+        .await
+        .expect("accept");
+    while next_update(&mut events, "sleeper").await.state != ExecutorState::Running {}
+    let master = cluster.master_pid().expect("master").to_string();
+    let signal = |name: &str| {
+        let ok = Command::new("kill").args([name, &master]).status().unwrap();
+        assert!(ok.success());
+    };
+    signal("-STOP");
+    // Silent for more than three heartbeats (the client's limit is at least 1 s).
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    signal("-CONT");
+    let again = next_matching(&mut events, "Registered again", |e| match e {
+        FrameworkEvent::Registered { framework_id } => Some(framework_id.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(again, framework_id);
+    let endpoint = cluster.endpoint();
+    wait_status(&endpoint, "the executor kept", |s| {
+        keeps(s, &framework_id, "sleeper")
+    })
+    .await;
+    let u = next_reconciled(&mut events, "sleeper").await;
+    assert_eq!(
+        u.state,
+        ExecutorState::Running,
+        "the implicit reconciliation"
+    );
+}
+
 /// Reads events until a Failure for which `pick` holds.
 async fn next_failure(
     events: &mut Receiver<FrameworkEvent>,
