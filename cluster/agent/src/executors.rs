@@ -675,31 +675,27 @@ impl Executors {
         executor_id: &str,
         data: &[u8],
     ) -> Result<PathBuf, MessageError> {
-        let running = self.lock();
+        // Numbered and written under the table's lock: two messages never take one number.
+        let mut running = self.lock();
         let key = (framework_id.to_string(), executor_id.to_string());
-        let Some(entry) = running.get(&key) else {
+        let Some(entry) = running.get_mut(&key) else {
             return Err(MessageError::NotRunning {
                 framework_id: framework_id.to_string(),
                 executor_id: executor_id.to_string(),
             });
         };
         let dir = self.sandbox(framework_id, executor_id).join("messages");
-        let write = |path: &Path, tmp: &Path| {
-            std::fs::create_dir_all(&dir)?;
-            std::fs::write(tmp, data)?;
-            std::fs::rename(tmp, path)
-        };
         let n = entry.messages + 1;
         let path = dir.join(format!("{n:010}"));
         let tmp = dir.join(format!(".{n:010}.part"));
-        write(&path, &tmp).map_err(|source| MessageError::Write {
-            path: path.clone(),
-            source,
-        })?;
-        drop(running);
-        if let Some(entry) = self.lock().get_mut(&key) {
-            entry.messages = n;
-        }
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&tmp, data))
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|source| MessageError::Write {
+                path: path.clone(),
+                source,
+            })?;
+        entry.messages = n;
         Ok(path)
     }
 
@@ -741,6 +737,7 @@ impl Executors {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
     use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
     fn setup() -> (
@@ -924,6 +921,27 @@ mod tests {
         assert_eq!(updates.last().unwrap().0, ExecutorState::Finished);
         let got = std::fs::read_to_string(ex.sandbox("F0", "m").join("got")).unwrap();
         assert_eq!(got, "one two");
+    }
+
+    #[tokio::test]
+    async fn messages_sent_at_once_each_get_a_file_of_their_own() {
+        let (_dir, ex, _rx) = setup();
+        ex.launch(spec("many", "exec sleep 30")).unwrap();
+        while ex.count() == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let senders: Vec<_> = (0..16)
+            .map(|i| {
+                let ex = ex.clone();
+                std::thread::spawn(move || ex.deliver_message("F0", "many", &[i]).unwrap())
+            })
+            .collect();
+        let paths: BTreeSet<PathBuf> = senders.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(paths.len(), 16);
+        let mut bytes: Vec<u8> = paths.iter().map(|p| std::fs::read(p).unwrap()[0]).collect();
+        bytes.sort();
+        assert_eq!(bytes, (0..16).collect::<Vec<u8>>());
+        assert!(ex.kill_now("F0", "many", "done"));
     }
 
     #[tokio::test]

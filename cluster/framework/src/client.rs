@@ -572,7 +572,8 @@ impl FrameworkClient {
     }
 
     /// Sends bytes to a running executor (Mesos' MESSAGE): its agent puts them in the
-    /// executor's sandbox as the file `messages/NNNNNNNNNN`, numbered in order.
+    /// executor's sandbox as the file `messages/NNNNNNNNNN`, numbered in the order they reach
+    /// it. Best effort: not retried, and two messages may arrive in either order.
     pub async fn send_message(
         &self,
         executor_id: &str,
