@@ -228,7 +228,7 @@ impl Master for MasterService {
                 .connect_timeout(Duration::from_secs(5))
                 .connect_lazy(),
         );
-        let (agent_id, interval) = self.shared.lock().reregister_agent(
+        let (agent_id, interval, actions) = self.shared.lock().reregister_agent(
             req.agent_id,
             req.hostname,
             req.address,
@@ -239,6 +239,7 @@ impl Master for MasterService {
             req.executors,
             Instant::now(),
         )?;
+        run_actions(&self.shared, actions);
         self.shared.wake_allocator.notify_one();
         Ok(Response::new(pb::RegisterAgentResponse {
             agent_id,

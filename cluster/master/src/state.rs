@@ -28,6 +28,8 @@ const MAX_COMPLETED_EXECUTORS: usize = 1000;
 /// A framework's status updates not acknowledged yet are kept (to send again when it subscribes
 /// again) up to this many; agents keep theirs until acknowledged regardless.
 const MAX_UNACKNOWLEDGED: usize = 10_000;
+/// Removed frameworks remembered (Mesos keeps its completed frameworks too).
+const MAX_REMOVED_FRAMEWORKS: usize = 1000;
 
 /// Where the master queues a subscribed framework's events (the gRPC service streams them).
 pub type EventSender = UnboundedSender<Result<pb::Event, Status>>;
@@ -306,6 +308,9 @@ pub struct MasterState {
     agent_at: HashMap<String, String>,
     /// Agents this master declared lost; they must register anew.
     lost_agents: BTreeSet<String>,
+    /// Frameworks this master removed, newest last (at most [`MAX_REMOVED_FRAMEWORKS`]): they
+    /// may not subscribe again, and agents' executors of theirs are shut down.
+    removed_frameworks: VecDeque<String>,
     pub(crate) frameworks: BTreeMap<String, Framework>,
     pub(crate) offers: HashMap<String, Offer>,
     /// Keyed by (framework id, executor id).
@@ -343,6 +348,7 @@ impl MasterState {
             agents: HashMap::new(),
             agent_at: HashMap::new(),
             lost_agents: BTreeSet::new(),
+            removed_frameworks: VecDeque::new(),
             frameworks: BTreeMap::new(),
             offers: HashMap::new(),
             executors: BTreeMap::new(),
@@ -460,11 +466,11 @@ impl MasterState {
         client: AgentClient<Channel>,
         executors: Vec<pb::RecoveredExecutor>,
         now: Instant,
-    ) -> Result<(String, Duration), Status> {
+    ) -> Result<(String, Duration, Vec<AgentAction>), Status> {
         if self.agents.contains_key(&agent_id) {
             self.check_agent(&agent_id, &principal)?;
             self.heartbeat(&agent_id, &principal, now)?;
-            return Ok((agent_id, self.heartbeat_interval));
+            return Ok((agent_id, self.heartbeat_interval, Vec::new()));
         }
         let taken_back =
             !self.lost_agents.contains(&agent_id) && check_id("agent id", &agent_id).is_ok();
@@ -476,30 +482,50 @@ impl MasterState {
             id, hostname, address, principal, total, isolation, client, now,
         )?;
         if !taken_back {
-            return Ok((agent_id, interval));
+            return Ok((agent_id, interval, Vec::new()));
         }
+        let mut removed = BTreeSet::new();
         for executor in executors {
-            self.recover_executor(&agent_id, executor, now);
+            if let Some(framework_id) = self.recover_executor(&agent_id, executor, now) {
+                removed.insert(framework_id);
+            }
         }
-        Ok((agent_id, interval))
+        // Executors of frameworks this master removed: shut down, as Mesos does.
+        let client = &self.agents[&agent_id].client;
+        let actions = removed
+            .into_iter()
+            .map(|framework_id| AgentAction::ShutdownFramework {
+                client: client.clone(),
+                agent_id: agent_id.clone(),
+                request: ShutdownFrameworkRequest { framework_id },
+            })
+            .collect();
+        Ok((agent_id, interval, actions))
     }
 
-    /// Takes back an executor a re-registering agent runs.
-    fn recover_executor(&mut self, agent_id: &str, executor: pb::RecoveredExecutor, now: Instant) {
-        let Some(info) = executor.framework else {
-            return;
-        };
+    /// Takes back an executor a re-registering agent runs; returns its framework's id if this
+    /// master removed that framework (its executors are to be shut down).
+    fn recover_executor(
+        &mut self,
+        agent_id: &str,
+        executor: pb::RecoveredExecutor,
+        now: Instant,
+    ) -> Option<String> {
+        let info = executor.framework?;
         let executor_id = executor.executor_id;
         if check_id("executor id", &executor_id).is_err()
             || check_id("framework id", &info.id).is_err()
         {
-            return;
+            return None;
+        }
+        if self.removed_frameworks.contains(&info.id) {
+            return Some(info.id);
         }
         let resources = from_pb(executor.resources.as_ref());
         match self.frameworks.get(&info.id) {
             Some(fw) if fw.principal != info.principal => {
                 tracing::warn!(framework_id = %info.id, %executor_id, %agent_id, "a re-registering agent runs an executor of a framework of another principal; not taken back");
-                return;
+                return None;
             }
             Some(_) => {}
             None => self.add_placeholder_framework(info.clone(), now),
@@ -510,7 +536,7 @@ impl MasterState {
             .get(&key)
             .is_some_and(|e| !is_terminal(e.state))
         {
-            return;
+            return None;
         }
         // Running, or ended with updates its framework has still to acknowledge.
         let state = pb::ExecutorState::try_from(executor.state)
@@ -536,6 +562,7 @@ impl MasterState {
                 usage: pb::ExecutorUsage::default(),
             },
         );
+        None
     }
 
     /// A framework known only from an agent's executors: disconnected until it subscribes
@@ -737,6 +764,12 @@ impl MasterState {
         };
         if let Some(id) = &framework_id {
             check_id("framework id", id)?;
+            if self.removed_frameworks.contains(id) {
+                return Err(Status::failed_precondition(format!(
+                    "framework {id} was removed (torn down, or not back within its failover \
+                     timeout) and its executors shut down; subscribe without a framework id"
+                )));
+            }
             if let Some(fw) = self.frameworks.get(id) {
                 if fw.principal != principal {
                     return Err(Status::permission_denied(format!(
@@ -870,6 +903,10 @@ impl MasterState {
         };
         tracing::info!(%framework_id, name = %fw.name, %reason, "framework removed");
         self.metrics.frameworks_removed += 1;
+        self.removed_frameworks.push_back(framework_id.to_string());
+        if self.removed_frameworks.len() > MAX_REMOVED_FRAMEWORKS {
+            self.removed_frameworks.pop_front();
+        }
         if let Some(events) = fw.events.take() {
             let _ = events.send(Ok(event(pb::event::Event::Error(pb::Error {
                 message: format!("framework {framework_id} was removed: {reason}"),
@@ -2106,7 +2143,8 @@ mod tests {
                 t0,
             )
         };
-        let (id, _) = reregister(&mut m, &agent, "b").unwrap();
+        let (id, _, actions) = reregister(&mut m, &agent, "b").unwrap();
+        assert!(actions.is_empty());
         assert_eq!(id, agent, "the agent keeps its id");
         let e = &m.executors[&(fw.clone(), "e".to_string())];
         assert_eq!(
@@ -2148,7 +2186,7 @@ mod tests {
 
         // A master that declared the agent lost gives it a new id instead.
         old.remove_agent(&agent, "no heartbeat");
-        let (new_id, _) = reregister(&mut old, &agent, "b").unwrap();
+        let (new_id, _, _) = reregister(&mut old, &agent, "b").unwrap();
         assert_ne!(new_id, agent);
     }
 
@@ -2178,6 +2216,34 @@ mod tests {
             actions[..],
             [AgentAction::ShutdownFramework { .. }]
         ));
+        // Removed, it cannot come back by id…
+        let (tx, _rx) = unbounded_channel();
+        let back = Subscription {
+            name: "fw".into(),
+            framework_id: Some("old-F0".into()),
+            ..Subscription::default()
+        };
+        let err = m.subscribe_framework(back, "alice".into(), tx).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+        // …and an agent that registers again with an executor of it is told to shut it down.
+        m.remove_agent("old-S0", "test");
+        let (_, _, actions) = m
+            .reregister_agent(
+                "old-S1".into(),
+                "h".into(),
+                "127.0.0.1:10".into(),
+                "c".into(),
+                Resources::new(2.0, 1024),
+                "posix".into(),
+                client(),
+                vec![recovered("old-F0", 5.0)],
+                t0,
+            )
+            .unwrap();
+        assert!(
+            matches!(&actions[..], [AgentAction::ShutdownFramework { request, .. }] if request.framework_id == "old-F0")
+        );
+        assert!(m.executors.values().all(|e| e.agent_id != "old-S1"));
     }
 
     #[tokio::test]
