@@ -2194,18 +2194,22 @@ mod tests {
     async fn a_placeholder_framework_not_back_within_its_failover_timeout_is_removed() {
         let mut m = MasterState::new(&config(Duration::ZERO));
         let t0 = Instant::now();
-        m.reregister_agent(
-            "old-S0".into(),
-            "h".into(),
-            "127.0.0.1:9".into(),
-            "b".into(),
-            Resources::new(2.0, 1024),
-            "posix".into(),
-            client(),
-            vec![recovered("old-F0", 5.0)],
-            t0,
-        )
-        .unwrap();
+        // Agent `id` (principal `name`) comes back with an executor of old-F0.
+        let back = |m: &mut MasterState, id: &str, name: &str| {
+            m.reregister_agent(
+                id.into(),
+                "h".into(),
+                format!("{name}.example:9"),
+                name.into(),
+                Resources::new(2.0, 1024),
+                "posix".into(),
+                client(),
+                vec![recovered("old-F0", 5.0)],
+                t0,
+            )
+            .unwrap()
+        };
+        back(&mut m, "old-S0", "b");
         assert!(m.expired_frameworks(t0 + Duration::from_secs(4)).is_empty());
         assert_eq!(
             m.expired_frameworks(t0 + Duration::from_secs(5)),
@@ -2218,28 +2222,18 @@ mod tests {
         ));
         // Removed, it cannot come back by id…
         let (tx, _rx) = unbounded_channel();
-        let back = Subscription {
+        let again = Subscription {
             name: "fw".into(),
             framework_id: Some("old-F0".into()),
             ..Subscription::default()
         };
-        let err = m.subscribe_framework(back, "alice".into(), tx).unwrap_err();
+        let err = m
+            .subscribe_framework(again, "alice".into(), tx)
+            .unwrap_err();
         assert_eq!(err.code(), tonic::Code::FailedPrecondition);
         // …and an agent that registers again with an executor of it is told to shut it down.
         m.remove_agent("old-S0", "test");
-        let (_, _, actions) = m
-            .reregister_agent(
-                "old-S1".into(),
-                "h".into(),
-                "127.0.0.1:10".into(),
-                "c".into(),
-                Resources::new(2.0, 1024),
-                "posix".into(),
-                client(),
-                vec![recovered("old-F0", 5.0)],
-                t0,
-            )
-            .unwrap();
+        let (_, _, actions) = back(&mut m, "old-S1", "c");
         assert!(
             matches!(&actions[..], [AgentAction::ShutdownFramework { request, .. }] if request.framework_id == "old-F0")
         );
