@@ -163,6 +163,13 @@ async fn a_master_restart_keeps_executors_and_the_framework_reconciles() {
         alive(pid),
         "the executor process survived the master restart"
     );
+    let status = cluster_status(&endpoint).await.unwrap();
+    let framework = status.frameworks.iter().find(|f| f.id == framework_id);
+    assert_eq!(
+        framework.map(|f| (f.name.as_str(), f.failover_timeout)),
+        Some(("recovery-e2e", Duration::from_secs(60))),
+        "the new master knows the framework as it subscribed"
+    );
 
     // Explicit reconciliation: its state, and LOST for one the master does not know.
     client

@@ -231,6 +231,10 @@ pub struct FrameworkSummary {
     pub role: String,
     /// Whether it has suppressed offers.
     pub suppressed: bool,
+    /// How long the master keeps its executors while it is disconnected.
+    pub failover_timeout: Duration,
+    /// What it said it can do.
+    pub capabilities: Vec<String>,
 }
 
 /// An executor as `tessera cluster status` shows it (running ones, and
@@ -1002,6 +1006,9 @@ pub async fn cluster_status(endpoint: &MasterEndpoint) -> Result<ClusterStatus, 
                 connected: f.connected,
                 role: f.role,
                 suppressed: f.suppressed,
+                failover_timeout: Duration::try_from_secs_f64(f.failover_timeout_seconds)
+                    .unwrap_or_default(),
+                capabilities: f.capabilities,
             })
             .collect(),
         offers: r
