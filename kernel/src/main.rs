@@ -44,6 +44,12 @@ fn main() -> anyhow::Result<()> {
                         &std::env::var("TESSERA_EXECUTOR_CONSTRAINTS").unwrap_or_default(),
                     )
                     .context("TESSERA_EXECUTOR_CONSTRAINTS")?,
+                    failover_timeout: std::env::var("TESSERA_FAILOVER_TIMEOUT_S")
+                        .ok()
+                        .map(|s| s.parse::<f64>())
+                        .transpose()
+                        .context("TESSERA_FAILOVER_TIMEOUT_S is not a number of seconds")?
+                        .map(|seconds| std::time::Duration::from_secs_f64(seconds.max(0.0))),
                     dynamic_allocation: std::env::var("TESSERA_EXECUTOR_IDLE_TIMEOUT_S")
                         .ok()
                         .map(|s| s.parse::<f64>())

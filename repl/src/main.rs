@@ -61,6 +61,11 @@ struct Cli {
     /// its values; a name alone: present with any value).
     #[arg(long, global = true, env = "TESSERA_EXECUTOR_CONSTRAINTS", value_parser = tessera_session::Constraints::parse)]
     executor_constraint: Option<tessera_session::Constraints>,
+    /// On a cluster, how long the master keeps this session's executors (and their cached
+    /// partitions) while the session is cut off from it — the master restarted, the network
+    /// broke — and how long the session keeps subscribing again (default: 60).
+    #[arg(long, global = true, env = "TESSERA_FAILOVER_TIMEOUT_S")]
+    failover_timeout_s: Option<f64>,
     /// On a cluster, release executors idle for this many seconds, so that other sessions can
     /// use them (Spark's dynamic allocation; default: keep them). Executors holding shuffle
     /// outputs are kept, and those holding cached partitions too unless
@@ -162,6 +167,9 @@ fn main() -> ExitCode {
             executor_cores: cli.executor_cores,
             role: cli.role.clone(),
             executor_constraints: cli.executor_constraint.clone().unwrap_or_default(),
+            failover_timeout: cli
+                .failover_timeout_s
+                .map(|s| std::time::Duration::from_secs_f64(s.max(0.0))),
             dynamic_allocation: cli.executor_idle_timeout_s.map(|seconds| {
                 tessera_session::DynamicAllocation {
                     idle_timeout: std::time::Duration::from_secs_f64(seconds.max(0.0)),

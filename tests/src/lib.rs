@@ -103,6 +103,20 @@ impl RunOutput {
     }
 }
 
+/// Whether process `pid` runs (a zombie does not: it shows state Z; reaped ones vanish from
+/// /proc).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
 /// One line of the task metrics log.
 #[derive(Debug, Clone)]
 pub struct TaskLine {

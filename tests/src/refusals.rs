@@ -174,6 +174,7 @@ impl ClusterUnderTest {
                                     env: Default::default(),
                                 }),
                                 resources: None,
+                                framework: None,
                             })
                             .await,
                     )
@@ -202,6 +203,7 @@ pub async fn every_refusal(cluster: &ClusterUnderTest, mut stand: impl FnMut(Van
         name: "owner".into(),
         user: String::new(),
         role: String::new(),
+        ..Default::default()
     };
     let (framework, mut events) = FrameworkClient::subscribe(&owner, info)
         .await
@@ -298,6 +300,7 @@ pub async fn every_refusal(cluster: &ClusterUnderTest, mut stand: impl FnMut(Van
             user: String::new(),
             framework_id: framework.framework_id().into(),
             role: String::new(),
+            ..Default::default()
         })
         .await;
     assert_refused(refusal(takeover), &["belongs to another principal"]);
@@ -313,6 +316,7 @@ pub async fn every_refusal(cluster: &ClusterUnderTest, mut stand: impl FnMut(Van
             user: String::new(),
             framework_id: String::new(),
             role: "has space".into(),
+            ..Default::default()
         })
         .await;
     assert_refused(refusal(bad_role), &["is not a role name"]);
@@ -380,6 +384,7 @@ pub async fn every_refusal(cluster: &ClusterUnderTest, mut stand: impl FnMut(Van
             user: String::new(),
             framework_id: String::new(),
             role: String::new(),
+            ..Default::default()
         })
         .await;
     assert!(huge.is_err(), "an 8 MiB request is refused");

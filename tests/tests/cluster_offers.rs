@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use tessera_e2e::alive;
 use tessera_framework::{
     ExecutorLaunch, ExecutorState, FrameworkClient, FrameworkEvent, FrameworkInfo, LocalCluster,
     MasterEndpoint, Offer, Resources, cluster_status,
@@ -80,6 +81,7 @@ impl Framework {
             name: name.into(),
             user: "tester".into(),
             role: role.into(),
+            ..Default::default()
         };
         let (client, events) = tokio::time::timeout(WAIT, FrameworkClient::subscribe(master, info))
             .await
@@ -282,19 +284,6 @@ async fn executor_pid(
             "{executor_id} wrote no pid file in its sandbox"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn alive(pid: u32) -> bool {
-    // Reaped children vanish from /proc; a zombie would show state Z.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
     }
 }
 
@@ -672,6 +661,7 @@ async fn a_dead_master_is_a_clear_error() {
         name: "x".into(),
         user: String::new(),
         role: String::new(),
+        ..Default::default()
     };
     let err = FrameworkClient::subscribe(&stranger("127.0.0.1:1"), info)
         .await

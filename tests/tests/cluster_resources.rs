@@ -47,6 +47,7 @@ async fn subscribe(
         name: format!("fw-{role}"),
         user: "tester".into(),
         role: role.into(),
+        ..Default::default()
     };
     FrameworkClient::subscribe(&cluster.endpoint(), info)
         .await

@@ -70,6 +70,7 @@ async fn scene(master_flags: &[&str]) -> Scene {
         name: FRAMEWORK.into(),
         user: "operator".into(),
         role: ROLE.into(),
+        ..Default::default()
     };
     let (framework, mut events) = FrameworkClient::subscribe(&cluster.endpoint(), info)
         .await

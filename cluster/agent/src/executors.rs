@@ -20,13 +20,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tessera_cluster_proto::master::{
-    CommandInfo, ExecutorReason, ExecutorState, ExecutorUsage, StatusUpdate,
+    CommandInfo, ExecutorReason, ExecutorState, ExecutorUsage, FrameworkInfo, RecoveredExecutor,
+    Resources, StatusUpdate,
 };
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::isolation::{
     Container, IsolationMode, Isolator, Limitation, Limits, Usage, WATCH_INTERVAL,
 };
+use crate::status_updates::StreamKey;
 
 /// Between SIGTERM and SIGKILL when an executor is killed.
 pub const KILL_GRACE: Duration = Duration::from_secs(3);
@@ -57,6 +59,10 @@ pub enum LaunchError {
 
 struct Running {
     pid: i32,
+    /// What it was launched with, to tell a master it re-registers with.
+    resources: Resources,
+    /// Messages put in its sandbox so far.
+    messages: u64,
     /// Set when the agent asked it to stop; its exit is then KILLED.
     kill_reason: Option<String>,
     /// What it used when last looked at.
@@ -71,13 +77,37 @@ struct EarlyKills {
     frameworks: HashSet<String>,
 }
 
+/// Running executors by (framework id, executor id).
+type Table = HashMap<(String, String), Running>;
+
+/// Why a message could not be put in an executor's sandbox.
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    #[error(
+        "executor {executor_id} of framework {framework_id} does not run on this agent; send \
+         messages to running executors"
+    )]
+    NotRunning {
+        framework_id: String,
+        executor_id: String,
+    },
+    #[error("cannot write the message to {path} (is the sandbox's disk full?): {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 /// The executors running on this agent.
 pub struct Executors {
     work_dir: PathBuf,
     /// The host executors should listen on and advertise (the agent's own advertised host),
     /// as `TESSERA_AGENT_HOST`.
     host: String,
-    running: Mutex<HashMap<(String, String), Running>>,
+    running: Mutex<Table>,
+    /// What the master said of each framework that launched here, to tell a master this
+    /// agent registers with again.
+    frameworks: Mutex<HashMap<String, FrameworkInfo>>,
     /// Kills and shutdowns that arrived before the launch they concern (the
     /// master sends them on separate connections). Locked after `running`.
     early: Mutex<EarlyKills>,
@@ -95,6 +125,8 @@ pub struct LaunchSpec {
     pub mem_mb: u64,
     /// The ports of the agent it was given, as ranges (`31000-31001,31005`; empty: none).
     pub ports: String,
+    /// Its framework, as the master described it.
+    pub framework: Option<FrameworkInfo>,
 }
 
 fn check_id(what: &'static str, value: &str) -> Result<(), LaunchError> {
@@ -238,6 +270,7 @@ impl Executors {
             work_dir,
             host,
             running: Mutex::new(HashMap::new()),
+            frameworks: Mutex::new(HashMap::new()),
             early: Mutex::new(EarlyKills::default()),
             updates,
             isolator,
@@ -267,11 +300,49 @@ impl Executors {
             .collect()
     }
 
+    /// The executors a master this agent registers with again must know: those running, and
+    /// those ended whose last updates (`waiting`, with the newest state of each) their
+    /// framework has not acknowledged yet.
+    pub fn recovered(&self, waiting: &[(StreamKey, ExecutorState)]) -> Vec<RecoveredExecutor> {
+        let running = self.lock();
+        let frameworks = self.frameworks.lock().unwrap_or_else(|e| e.into_inner());
+        let framework = |id: &String| {
+            Some(
+                frameworks
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_else(|| FrameworkInfo {
+                        id: id.clone(),
+                        ..FrameworkInfo::default()
+                    }),
+            )
+        };
+        let ended = waiting
+            .iter()
+            .filter(|(key, _)| !running.contains_key(key))
+            .map(|((framework_id, executor_id), state)| RecoveredExecutor {
+                executor_id: executor_id.clone(),
+                resources: None,
+                framework: framework(framework_id),
+                state: *state as i32,
+            });
+        running
+            .iter()
+            .map(|((framework_id, executor_id), r)| RecoveredExecutor {
+                executor_id: executor_id.clone(),
+                resources: Some(r.resources.clone()),
+                framework: framework(framework_id),
+                state: ExecutorState::Running as i32,
+            })
+            .chain(ended)
+            .collect()
+    }
+
     fn early(&self) -> std::sync::MutexGuard<'_, EarlyKills> {
         self.early.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Running>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -314,6 +385,8 @@ impl Executors {
             message: e.message,
             exit_code: e.exit_code,
             reason: e.reason as i32,
+            uuid: tessera_credentials::random_uuid(),
+            latest_state: e.state as i32,
         });
     }
 
@@ -349,6 +422,12 @@ impl Executors {
                 self.report(agent, fid, eid, ExecutorState::Killed, reason.to_string());
                 return Ok(());
             }
+        }
+        if let Some(info) = &spec.framework {
+            self.frameworks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(spec.framework_id.clone(), info.clone());
         }
         let sandbox = self.sandbox(&spec.framework_id, &spec.executor_id);
         std::fs::create_dir_all(&sandbox).map_err(|source| LaunchError::Sandbox {
@@ -458,7 +537,14 @@ impl Executors {
             key.clone(),
             Running {
                 pid,
+                // CPUs and memory: what a re-registration reports (ports are given anew).
+                resources: Resources {
+                    cpus: spec.cpus,
+                    mem_mb: spec.mem_mb,
+                    ..Default::default()
+                },
                 kill_reason: None,
+                messages: 0,
                 usage: Usage::default(),
             },
         );
@@ -528,23 +614,29 @@ impl Executors {
         }
     }
 
+    /// Records that the executor is to end KILLED with `reason` and returns its process
+    /// (group) id; `None` if it does not run here — a kill that overtook its launch is kept
+    /// for the launch.
+    fn mark_killed(&self, framework_id: &str, executor_id: &str, reason: &str) -> Option<i32> {
+        let key = (framework_id.to_string(), executor_id.to_string());
+        let mut running = self.lock();
+        let Some(entry) = running.get_mut(&key) else {
+            // Its launch may still be on the way (it never ran here if it has no sandbox yet).
+            if !self.sandbox(framework_id, executor_id).exists() {
+                self.early().executors.insert(key);
+            }
+            return None;
+        };
+        entry.kill_reason.get_or_insert_with(|| reason.to_string());
+        Some(entry.pid)
+    }
+
     /// Sends SIGTERM to the executor's process group, then SIGKILL after
     /// [`KILL_GRACE`]. Its exit is reported KILLED with `reason`. Returns
     /// false if it is not running here.
     pub fn kill(self: &Arc<Self>, framework_id: &str, executor_id: &str, reason: &str) -> bool {
-        let key = (framework_id.to_string(), executor_id.to_string());
-        let pid = {
-            let mut running = self.lock();
-            let Some(entry) = running.get_mut(&key) else {
-                // Its launch may still be on the way (it never ran here if it
-                // has no sandbox yet).
-                if !self.sandbox(framework_id, executor_id).exists() {
-                    self.early().executors.insert(key);
-                }
-                return false;
-            };
-            entry.kill_reason.get_or_insert_with(|| reason.to_string());
-            entry.pid
+        let Some(pid) = self.mark_killed(framework_id, executor_id, reason) else {
+            return false;
         };
         if pid <= 0 {
             return true;
@@ -552,6 +644,7 @@ impl Executors {
         tracing::info!(%framework_id, %executor_id, pid, %reason, "killing executor");
         unsafe { libc::kill(-pid, libc::SIGTERM) };
         let this = self.clone();
+        let key = (framework_id.to_string(), executor_id.to_string());
         tokio::spawn(async move {
             tokio::time::sleep(KILL_GRACE).await;
             let still_running = this.lock().get(&key).is_some_and(|e| e.pid == pid);
@@ -561,6 +654,54 @@ impl Executors {
             }
         });
         true
+    }
+
+    /// Kills the executor's process group at once with SIGKILL (a framework's Kill); its exit is
+    /// reported KILLED with `reason`. Returns false if it is not running here.
+    pub fn kill_now(&self, framework_id: &str, executor_id: &str, reason: &str) -> bool {
+        let Some(pid) = self.mark_killed(framework_id, executor_id, reason) else {
+            return false;
+        };
+        if pid > 0 {
+            tracing::info!(%framework_id, %executor_id, pid, %reason, "killing executor now");
+            // SAFETY: a plain syscall on the executor's own process group.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+        true
+    }
+
+    /// Puts a framework's message for a running executor in its sandbox, as the file
+    /// `messages/NNNNNNNNNN` (numbered from 1 in the order they came; written under another
+    /// name and renamed, so that it appears whole). The executor reads them in name order and
+    /// may delete what it has read.
+    pub fn deliver_message(
+        &self,
+        framework_id: &str,
+        executor_id: &str,
+        data: &[u8],
+    ) -> Result<PathBuf, MessageError> {
+        // Numbered and written under the table's lock: two messages never take one number.
+        let mut running = self.lock();
+        let key = (framework_id.to_string(), executor_id.to_string());
+        let Some(entry) = running.get_mut(&key) else {
+            return Err(MessageError::NotRunning {
+                framework_id: framework_id.to_string(),
+                executor_id: executor_id.to_string(),
+            });
+        };
+        let dir = self.sandbox(framework_id, executor_id).join("messages");
+        let n = entry.messages + 1;
+        let path = dir.join(format!("{n:010}"));
+        let tmp = dir.join(format!(".{n:010}.part"));
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&tmp, data))
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|source| MessageError::Write {
+                path: path.clone(),
+                source,
+            })?;
+        entry.messages = n;
+        Ok(path)
     }
 
     /// Kills every executor of the framework; returns how many.
@@ -601,6 +742,7 @@ impl Executors {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
     use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
     fn setup() -> (
@@ -632,6 +774,11 @@ mod tests {
             cpus: 1.0,
             mem_mb: 64,
             ports: String::new(),
+            framework: Some(FrameworkInfo {
+                id: "F0".into(),
+                principal: "alice".into(),
+                ..FrameworkInfo::default()
+            }),
         }
     }
 
@@ -751,6 +898,77 @@ mod tests {
                 reason: ExecutorReason::MemoryLimit,
             }
         );
+    }
+
+    #[tokio::test]
+    async fn messages_appear_whole_and_in_order_in_the_sandbox() {
+        let (_dir, ex, mut rx) = setup();
+        assert!(matches!(
+            ex.deliver_message("F0", "m", b"early"),
+            Err(MessageError::NotRunning { .. })
+        ));
+        ex.launch(spec(
+            "m",
+            "while [ ! -e messages/0000000002 ]; do sleep 0.02; done; cat messages/* > got",
+        ))
+        .unwrap();
+        // Wait until it runs.
+        while ex.count() == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        ex.deliver_message("F0", "m", b"one ").unwrap();
+        let second = ex.deliver_message("F0", "m", b"two").unwrap();
+        assert!(
+            second.ends_with("messages/0000000002"),
+            "{}",
+            second.display()
+        );
+        let updates = run_to_end(&mut rx, "m").await;
+        assert_eq!(updates.last().unwrap().0, ExecutorState::Finished);
+        let got = std::fs::read_to_string(ex.sandbox("F0", "m").join("got")).unwrap();
+        assert_eq!(got, "one two");
+    }
+
+    #[tokio::test]
+    async fn messages_sent_at_once_each_get_a_file_of_their_own() {
+        let (_dir, ex, _rx) = setup();
+        ex.launch(spec("many", "exec sleep 30")).unwrap();
+        while ex.count() == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let senders: Vec<_> = (0..16)
+            .map(|i| {
+                let ex = ex.clone();
+                std::thread::spawn(move || ex.deliver_message("F0", "many", &[i]).unwrap())
+            })
+            .collect();
+        let paths: BTreeSet<PathBuf> = senders.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(paths.len(), 16);
+        let mut bytes: Vec<u8> = paths.iter().map(|p| std::fs::read(p).unwrap()[0]).collect();
+        bytes.sort();
+        assert_eq!(bytes, (0..16).collect::<Vec<u8>>());
+        assert!(ex.kill_now("F0", "many", "done"));
+    }
+
+    #[tokio::test]
+    async fn kill_now_does_not_wait_for_an_executor_that_ignores_sigterm() {
+        let (_dir, ex, mut rx) = setup();
+        ex.launch(spec(
+            "stubborn",
+            "trap '' TERM; while :; do sleep 0.05; done",
+        ))
+        .unwrap();
+        while ex.count() == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let started = std::time::Instant::now();
+        assert!(ex.kill_now("F0", "stubborn", "killed now"));
+        let updates = run_to_end(&mut rx, "stubborn").await;
+        assert_eq!(
+            updates.last().unwrap(),
+            &(ExecutorState::Killed, "killed now".to_string())
+        );
+        assert!(started.elapsed() < KILL_GRACE, "{:?}", started.elapsed());
     }
 
     #[tokio::test]

@@ -2,11 +2,13 @@
 //! machine's CPUs and memory with the master, heartbeats, and launches and kills
 //! executor processes when the master asks (on behalf of frameworks whose
 //! offers were accepted). Executor state changes go back to the master as
-//! status updates, in order, retried until the master has them.
+//! status updates, in order, sent again and again until their framework
+//! acknowledges them (`status_updates`).
 //!
-//! If the master does not know the agent any more (it restarted, or it declared
-//! the agent lost), the agent kills its executors — the master has already
-//! reported them LOST — and registers again under a new id.
+//! If the master does not know the agent any more (it restarted), the agent
+//! registers again under its id with the executors it runs, and they keep
+//! running; a master that declared the agent lost (it reported those executors
+//! LOST) gives it a new id instead, and the agent kills them.
 //!
 //! Executors run isolated ([`isolation`]): in a cgroup v2 each where the agent may make
 //! them, else with rlimits and their memory watched from `/proc`; the mode in use goes to the
@@ -24,6 +26,7 @@ mod executors;
 pub mod isolation;
 mod master_link;
 mod service;
+mod status_updates;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -191,6 +194,7 @@ pub async fn run(
         work_dir = %config.work_dir.display(), isolation = %executors.isolation(), "tessera-agent listening");
 
     let registration = Arc::new(master_link::Registration::default());
+    let pending = Arc::new(master_link::PendingUpdates::default());
     let tasks = [
         tokio::spawn(master_link::register_and_heartbeat(
             link.clone(),
@@ -198,14 +202,16 @@ pub async fn run(
             address,
             registration.clone(),
             executors.clone(),
+            pending.clone(),
         )),
         tokio::spawn(master_link::forward_status_updates(
             link,
             registration.clone(),
+            pending.clone(),
             updates_rx,
         )),
     ];
-    let service = service::AgentService::new(executors.clone(), registration);
+    let service = service::AgentService::new(executors.clone(), registration, pending);
     let tls = config.credential.server()?;
     let result = tonic::transport::Server::builder()
         .serve_with_incoming_shutdown(

@@ -1,21 +1,28 @@
 //! The agent's side of its conversation with the master: registering (retried
 //! with backoff while the master is not there, saying how it isolates executors),
-//! heartbeating with what its executors use, and forwarding
-//! executor status updates in order until the master acknowledges each.
+//! heartbeating with what its executors use, and sending executor status
+//! updates to the master, in order per executor, again and again until their
+//! framework acknowledges each ([`StatusUpdates`]).
+//!
+//! When the master no longer knows the agent (it restarted), the agent registers
+//! again under its id with the executors it runs, which keep running (Mesos'
+//! re-registration); only if the master answers with another id — it declared
+//! this agent lost and reported its executors LOST — are they killed.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tessera_cluster_proto::master::master_client::MasterClient;
 use tessera_cluster_proto::master::{
     HeartbeatRequest, RegisterAgentRequest, Reservation, Resources, StatusUpdate,
 };
 use tessera_credentials::{Credential, Principal, describe_status};
+use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::executors::Executors;
-use crate::isolation::IsolationMode;
+use crate::status_updates::{StatusUpdates, StreamKey};
 use crate::{AgentConfig, AgentError};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -42,6 +49,28 @@ impl MasterLink {
     }
 }
 
+/// The agent's unacknowledged status updates, shared by the sender, the registration (a master
+/// must know the executors whose updates wait) and the service (acknowledgements); `wake` hurries
+/// the sender when an acknowledgement makes an executor's next update due.
+#[derive(Default)]
+pub(crate) struct PendingUpdates {
+    updates: Mutex<StatusUpdates>,
+    pub wake: Notify,
+}
+
+impl PendingUpdates {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, StatusUpdates> {
+        self.updates.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The framework acknowledged `uuid`, or the master refused it for good.
+    pub(crate) fn acknowledge(&self, key: &StreamKey, uuid: &str) {
+        if self.lock().acknowledge(key, uuid) {
+            self.wake.notify_one();
+        }
+    }
+}
+
 /// The agent id the master gave this agent, while registered.
 #[derive(Default)]
 pub(crate) struct Registration {
@@ -61,11 +90,15 @@ impl Registration {
     }
 }
 
+/// Registers (again, under `previous` with the running executors, when set); retried until
+/// the master answers.
 async fn register(
     link: &MasterLink,
     config: &AgentConfig,
     address: &str,
-    isolation: IsolationMode,
+    executors: &Executors,
+    pending: &PendingUpdates,
+    previous: Option<&str>,
 ) -> (String, Duration) {
     let mut backoff = Duration::from_millis(100);
     let mut attempts: u32 = 0;
@@ -77,7 +110,7 @@ async fn register(
                 &tessera_allocator::Resources::new(config.cpus, config.mem_mb),
                 &config.extras,
             )),
-            isolation: isolation.to_string(),
+            isolation: executors.isolation().to_string(),
             reservations: (config.reserved.iter())
                 .map(|(role, r)| Reservation {
                     role: role.clone(),
@@ -86,6 +119,10 @@ async fn register(
                 })
                 .collect(),
             attributes: config.attributes.iter().map(Into::into).collect(),
+            agent_id: previous.unwrap_or_default().to_string(),
+            executors: previous
+                .map(|_| executors.recovered(&pending.lock().waiting()))
+                .unwrap_or_default(),
         };
         match link.client.clone().register_agent(request).await {
             Ok(response) => {
@@ -115,18 +152,42 @@ async fn register(
     }
 }
 
-/// Registers, then heartbeats; registers again whenever the master no longer
-/// knows this agent (after killing the executors the master gave up on).
+/// Registers, then heartbeats; registers again under its id with its executors whenever the
+/// master no longer knows this agent, killing them only if the master gave up on them (it
+/// answered another id).
 pub(crate) async fn register_and_heartbeat(
     link: MasterLink,
     config: AgentConfig,
     address: String,
     registration: Arc<Registration>,
     executors: Arc<Executors>,
+    pending: Arc<PendingUpdates>,
 ) {
+    let mut previous: Option<String> = None;
     loop {
-        let (agent_id, interval) = register(&link, &config, &address, executors.isolation()).await;
+        let (agent_id, interval) = register(
+            &link,
+            &config,
+            &address,
+            &executors,
+            &pending,
+            previous.as_deref(),
+        )
+        .await;
+        if let Some(old) = previous.as_deref()
+            && old != agent_id
+        {
+            let n = executors.kill_all_now(
+                "the master declared this agent lost and reported its executors LOST",
+            );
+            tracing::warn!(old_id = %old, new_id = %agent_id, killed = n,
+                "the master took this agent back under a new id; killed the executors it had given up on");
+        }
         registration.set(Some(agent_id.clone()));
+        previous = Some(agent_id.clone());
+        // What waits for an acknowledgement goes to this master at once.
+        pending.lock().send_all_now();
+        pending.wake.notify_one();
         let mut failures: u32 = 0;
         loop {
             tokio::time::sleep(interval).await;
@@ -142,13 +203,9 @@ pub(crate) async fn register_and_heartbeat(
                     failures = 0;
                 }
                 Ok(_) => {
-                    registration.set(None);
-                    let n = executors.kill_all_now(
-                        "the master no longer knows this agent (it restarted or declared the agent lost)",
-                    );
-                    tracing::warn!(%agent_id, killed = n,
+                    tracing::warn!(%agent_id, executors = executors.count(),
                         "the master no longer knows this agent (it restarted or declared it lost); \
-                         killed its executors, registering again");
+                         registering again with its id and executors");
                     break;
                 }
                 Err(status) => {
@@ -166,31 +223,48 @@ pub(crate) async fn register_and_heartbeat(
     }
 }
 
-/// Sends status updates to the master one at a time, in order, retrying each
-/// until acknowledged. Updates made under an earlier registration are dropped:
-/// the master already reported those executors LOST.
+/// Sends each executor's oldest unacknowledged status update to the master when it is due
+/// ([`StatusUpdates::due`]): new updates at once, the same again with a growing backoff until
+/// the framework's acknowledgement arrives (through the master and the agent's service), the
+/// next when the one before is acknowledged. Updates made under an earlier registration are
+/// dropped: the master already reported those executors LOST. An update the master refuses
+/// (its executor is not this agent's, it is malformed) is dropped too.
 pub(crate) async fn forward_status_updates(
     link: MasterLink,
     registration: Arc<Registration>,
+    pending: Arc<PendingUpdates>,
     mut updates: UnboundedReceiver<StatusUpdate>,
 ) {
-    while let Some(update) = updates.recv().await {
-        let mut backoff = Duration::from_millis(50);
-        let mut failures: u32 = 0;
-        loop {
-            if registration.current().as_deref() != Some(update.agent_id.as_str()) {
-                tracing::debug!(executor_id = %update.executor_id, "status update from an earlier registration dropped");
-                break;
-            }
+    let mut ticks = tokio::time::interval(Duration::from_millis(250));
+    let mut failures: u32 = 0;
+    loop {
+        tokio::select! {
+            update = updates.recv() => match update {
+                Some(update) => pending.lock().push(update),
+                None => return,
+            },
+            _ = ticks.tick() => {}
+            _ = pending.wake.notified() => {}
+        }
+        while let Ok(update) = updates.try_recv() {
+            pending.lock().push(update);
+        }
+        let Some(agent_id) = registration.current() else {
+            continue;
+        };
+        let due = {
+            let mut pending = pending.lock();
+            pending.keep_agent(&agent_id);
+            pending.due(Instant::now())
+        };
+        for update in due {
             match link.client.clone().update_status(update.clone()).await {
-                Ok(_) => break,
+                Ok(_) => failures = 0,
                 // The master read it and refused it: sending it again changes nothing.
                 Err(status)
                     if matches!(
                         status.code(),
-                        tonic::Code::PermissionDenied
-                            | tonic::Code::InvalidArgument
-                            | tonic::Code::NotFound
+                        tonic::Code::PermissionDenied | tonic::Code::InvalidArgument
                     ) =>
                 {
                     tracing::warn!(
@@ -198,20 +272,19 @@ pub(crate) async fn forward_status_updates(
                         "the master refused a status update: {}",
                         describe_status(&status)
                     );
-                    break;
+                    let key = (update.framework_id.clone(), update.executor_id.clone());
+                    pending.acknowledge(&key, &update.uuid);
                 }
                 Err(status) => {
                     failures += 1;
                     if failures == 1 || failures.is_multiple_of(20) {
                         tracing::warn!(
                             executor_id = %update.executor_id,
-                            "cannot send a status update to the master at {}: {}; retrying",
+                            "cannot send a status update to the master at {}: {}; it will be sent again",
                             link.address,
                             describe_status(&status)
                         );
                     }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
             }
         }

@@ -1,5 +1,6 @@
 //! The agent's gRPC service (`tessera.agent.Agent`), called by the master to
-//! launch and kill executors.
+//! launch and kill executors and to pass on frameworks' acknowledgements of status
+//! updates.
 
 use std::sync::Arc;
 
@@ -8,19 +9,25 @@ use tessera_cluster_proto::agent::agent_server::Agent;
 use tessera_credentials::{Principal, caller};
 use tonic::{Request, Response, Status};
 
-use crate::executors::{Executors, LaunchError, LaunchSpec};
-use crate::master_link::Registration;
+use crate::executors::{Executors, LaunchError, LaunchSpec, MessageError};
+use crate::master_link::{PendingUpdates, Registration};
 
 pub(crate) struct AgentService {
     executors: Arc<Executors>,
     registration: Arc<Registration>,
+    pending: Arc<PendingUpdates>,
 }
 
 impl AgentService {
-    pub(crate) fn new(executors: Arc<Executors>, registration: Arc<Registration>) -> Self {
+    pub(crate) fn new(
+        executors: Arc<Executors>,
+        registration: Arc<Registration>,
+        pending: Arc<PendingUpdates>,
+    ) -> Self {
         AgentService {
             executors,
             registration,
+            pending,
         }
     }
 }
@@ -56,6 +63,7 @@ impl Agent for AgentService {
             cpus: resources.cpus,
             mem_mb: resources.mem_mb,
             ports: resources.extras().ports.to_string(),
+            framework: req.framework,
         };
         self.executors.launch(spec).map_err(|e| match e {
             LaunchError::AlreadyRunning { .. } => Status::already_exists(e.to_string()),
@@ -71,14 +79,46 @@ impl Agent for AgentService {
     ) -> Result<Response<pb::KillExecutorResponse>, Status> {
         require_master(&request, "KillExecutor")?;
         let req = request.into_inner();
-        if !self.executors.kill(
-            &req.framework_id,
-            &req.executor_id,
-            "killed at the framework's request",
-        ) {
+        let (fid, eid) = (&req.framework_id, &req.executor_id);
+        let running = if req.graceful {
+            self.executors
+                .kill(fid, eid, "shut down at the framework's request")
+        } else {
+            self.executors
+                .kill_now(fid, eid, "killed at the framework's request")
+        };
+        if !running {
             tracing::debug!(framework_id = %req.framework_id, executor_id = %req.executor_id, "kill of an executor not running here");
         }
         Ok(Response::new(pb::KillExecutorResponse {}))
+    }
+
+    async fn deliver_message(
+        &self,
+        request: Request<pb::DeliverMessageRequest>,
+    ) -> Result<Response<pb::DeliverMessageResponse>, Status> {
+        require_master(&request, "DeliverMessage")?;
+        let req = request.into_inner();
+        let path = self
+            .executors
+            .deliver_message(&req.framework_id, &req.executor_id, &req.data)
+            .map_err(|e| match e {
+                MessageError::NotRunning { .. } => Status::failed_precondition(e.to_string()),
+                MessageError::Write { .. } => Status::internal(e.to_string()),
+            })?;
+        tracing::debug!(executor_id = %req.executor_id, path = %path.display(), "message delivered");
+        Ok(Response::new(pb::DeliverMessageResponse {}))
+    }
+
+    async fn acknowledge_status_update(
+        &self,
+        request: Request<pb::AcknowledgeStatusUpdateRequest>,
+    ) -> Result<Response<pb::AcknowledgeStatusUpdateResponse>, Status> {
+        require_master(&request, "AcknowledgeStatusUpdate")?;
+        let req = request.into_inner();
+        self.pending
+            .acknowledge(&(req.framework_id, req.executor_id), &req.uuid);
+        Ok(Response::new(pb::AcknowledgeStatusUpdateResponse {}))
     }
 
     async fn shutdown_framework(

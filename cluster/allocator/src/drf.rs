@@ -37,6 +37,23 @@ mod tests {
     /// Frameworks behave like Mesos schedulers: from each offer they launch one
     /// task if it fits and give the rest back; if nothing fits they decline with
     /// a filter. The loop ends when every framework is filtered.
+    /// What a re-registering agent's executors use is held by their framework and not
+    /// offered again; it comes back when they end.
+    #[test]
+    fn resources_in_use_on_a_recovered_agent_are_not_offered() {
+        let mut alloc = DrfAllocator::new();
+        alloc.add_agent("s1", Resources::new(4.0, 4 * GB));
+        alloc.add_framework("A", "*");
+        alloc.add_used("A", "s1", Resources::new(3.0, 3 * GB));
+        alloc.add_used("A", "unknown-agent", Resources::new(1.0, GB));
+        assert_eq!(alloc.allocation("A"), Resources::new(3.0, 3 * GB));
+        let offered = alloc.allocate(Instant::now());
+        assert_eq!(offered.len(), 1);
+        assert_eq!(offered[0].resources, Resources::new(1.0, GB));
+        alloc.recover_resources("A", "s1", Resources::new(3.0, 3 * GB), None);
+        assert_eq!(alloc.allocation("A"), Resources::new(1.0, GB));
+    }
+
     #[test]
     fn drf_paper_example() {
         let mut alloc = DrfAllocator::new();

@@ -188,6 +188,12 @@ impl<P: RoleOrder> Allocator for HierarchicalAllocator<P> {
             .recover(framework_id, agent_id, resources, refuse_until);
     }
 
+    fn add_used(&mut self, framework_id: &str, agent_id: &str, resources: Resources) {
+        if let Some(at) = self.ledger.agents.position_of(agent_id) {
+            self.ledger.grant(framework_id, at, &resources);
+        }
+    }
+
     fn allocate(&mut self, now: Instant) -> Vec<OfferDecision> {
         self.ledger.expire_filters(now);
         self.ledger.refresh_order();

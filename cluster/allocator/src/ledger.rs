@@ -55,6 +55,11 @@ impl Agents {
         self.position.contains_key(agent_id)
     }
 
+    /// Where the agent is, if it is here.
+    pub fn position_of(&self, agent_id: &str) -> Option<usize> {
+        self.position.get(agent_id).copied()
+    }
+
     /// The agent at `position` (from [`Agents::positions_with_free`]).
     pub fn at(&self, position: usize) -> &AgentEntry {
         &self.entries[position]

@@ -113,6 +113,9 @@ pub trait Allocator: Send {
         resources: Resources,
         refuse_until: Option<Instant>,
     );
+    /// `resources` of the agent are already in use by the framework (executors a
+    /// re-registering agent still runs, as Mesos' `addSlave` with what is used on it).
+    fn add_used(&mut self, framework_id: &str, agent_id: &str, resources: Resources);
     /// Decide which free resources to offer to whom at `now`. Everything
     /// returned becomes allocated to the chosen framework.
     fn allocate(&mut self, now: Instant) -> Vec<OfferDecision>;

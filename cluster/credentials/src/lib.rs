@@ -126,6 +126,25 @@ pub fn random_bytes(buf: &mut [u8]) -> Result<(), CredentialError> {
     getrandom::fill(buf).map_err(|e| CredentialError::Random(e.to_string()))
 }
 
+/// A new unique id, as a UUID's 128 bits in 32 hex digits: random bytes from the operating
+/// system. Ids need to be unique, not secret: should the random number generator fail, the
+/// time, the process id and a counter make it.
+pub fn random_uuid() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut bytes = [0u8; 16];
+    if random_bytes(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64;
+        let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        bytes[..8].copy_from_slice(&nanos.to_le_bytes());
+        bytes[8..12].copy_from_slice(&std::process::id().to_le_bytes());
+        bytes[12..].copy_from_slice(&(count as u32).to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A random `u64` from the operating system, or an error.
 pub fn random_u64() -> Result<u64, CredentialError> {
     let mut bytes = [0u8; 8];
@@ -250,6 +269,14 @@ fn join_causes(causes: Vec<String>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uuids_are_32_hex_digits_and_differ() {
+        let (a, b) = (random_uuid(), random_uuid());
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()), "{a}");
+        assert_ne!(a, b);
+    }
 
     #[test]
     fn secrets_compare_by_value_and_length() {

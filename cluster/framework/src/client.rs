@@ -1,5 +1,14 @@
 //! [`FrameworkClient`]: a framework's subscription to the master, its event
-//! stream, and its calls (accept, decline, kill, teardown); [`cluster_status`].
+//! stream, and its calls (accept, decline, kill, reconcile, teardown);
+//! [`cluster_status`].
+//!
+//! With a failover timeout ([`FrameworkInfo::failover_timeout`]) the client
+//! survives a master restart or a network cut, as Mesos' scheduler library does:
+//! when the subscription breaks it subscribes again with its framework id,
+//! retrying with backoff until the failover timeout has passed, then asks the
+//! master for the state of all its executors (implicit reconciliation). The
+//! framework sees a second [`FrameworkEvent::Registered`] and the answers as
+//! status updates; [`FrameworkEvent::Disconnected`] comes only when it gives up.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +51,21 @@ pub struct FrameworkInfo {
     /// The role its resources count against, for the master's fair sharing, weights and
     /// quota (`*` when empty).
     pub role: String,
+    /// How long the master keeps its executors while it is disconnected, and how long the
+    /// client keeps subscribing again after a disconnect (`None`: the master's
+    /// `--framework-failover-timeout-ms`, and the client does not subscribe again).
+    pub failover_timeout: Option<Duration>,
+    /// Capability names (Mesos' `FrameworkInfo.Capability`), recorded by the master.
+    pub capabilities: Vec<String>,
+    /// Subscribe as this framework again (within its failover timeout), e.g. after the
+    /// process restarted; `None`: a new framework.
+    pub framework_id: Option<String>,
+    /// The framework acknowledges each status update itself with
+    /// [`FrameworkClient::acknowledge`]; otherwise (the default, as Mesos' implicit
+    /// acknowledgements) the client acknowledges each once it has handed it over on the event
+    /// channel. An update not acknowledged comes again — after a while, and when the framework
+    /// subscribes again.
+    pub explicit_acknowledgements: bool,
 }
 
 /// Resources of one agent offered to this framework: its unreserved CPUs and memory with the
@@ -168,12 +192,15 @@ impl std::fmt::Display for ExecutorState {
 pub enum ExecutorReason {
     /// Its agent killed it for using more memory than it was given.
     MemoryLimit,
+    /// An answer to [`FrameworkClient::reconcile`]: the state the master knows.
+    Reconciliation,
 }
 
 impl ExecutorReason {
     fn from_pb(value: i32) -> Option<Self> {
         match pb::ExecutorReason::try_from(value).ok()? {
             pb::ExecutorReason::MemoryLimit => Some(Self::MemoryLimit),
+            pb::ExecutorReason::Reconciliation => Some(Self::Reconciliation),
             pb::ExecutorReason::Unspecified => None,
         }
     }
@@ -182,7 +209,8 @@ impl ExecutorReason {
 /// What the master tells a framework.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FrameworkEvent {
-    /// Always the first event.
+    /// Always the first event; again after the client subscribed again with its id (the
+    /// master restarted or the connection broke), followed by the states of its executors.
     Registered {
         framework_id: String,
     },
@@ -197,6 +225,17 @@ pub enum FrameworkEvent {
         /// Once its process ended: its exit status, or 128 + the signal that ended it.
         exit_code: Option<i32>,
         reason: Option<ExecutorReason>,
+        /// What to acknowledge it with ([`FrameworkClient::acknowledge`]); empty for answers
+        /// to [`FrameworkClient::reconcile`], which are not acknowledged.
+        uuid: String,
+    },
+    /// Something failed that no status update tells (Mesos' FAILURE): `agent_id` was lost
+    /// (`executor_id` is `None`), or an executor ended with a non-zero `status` (as its
+    /// ExecutorStatus says too). Best effort: not sent again.
+    Failure {
+        agent_id: String,
+        executor_id: Option<String>,
+        status: Option<i32>,
     },
     /// Give back up to `resources` by ending executors: another framework has waited below
     /// its fair share (the master's `--reclaim-after-ms`). A framework may ignore it.
@@ -258,6 +297,10 @@ pub struct FrameworkSummary {
     pub role: String,
     /// Whether it has suppressed offers.
     pub suppressed: bool,
+    /// How long the master keeps its executors while it is disconnected.
+    pub failover_timeout: Duration,
+    /// What it said it can do.
+    pub capabilities: Vec<String>,
 }
 
 /// An executor as `tessera cluster status` shows it (running ones, and
@@ -424,48 +467,22 @@ impl FrameworkClient {
     ) -> Result<(FrameworkClient, mpsc::Receiver<FrameworkEvent>), FrameworkError> {
         let master = endpoint.address.as_str();
         let channel = connect(endpoint).await?;
-        let mut client = MasterClient::new(channel);
+        let client = MasterClient::new(channel);
         let user = if info.user.is_empty() {
             std::env::var("USER").unwrap_or_default()
         } else {
             info.user
         };
-        let request = pb::SubscribeRequest {
+        let mut request = pb::SubscribeRequest {
             name: info.name,
             user,
-            framework_id: String::new(),
+            framework_id: info.framework_id.unwrap_or_default(),
             role: info.role,
+            failover_timeout_seconds: info.failover_timeout.map(|t| t.as_secs_f64()),
+            capabilities: info.capabilities,
         };
-        let mut stream = call(master, "subscribe", client.subscribe(request)).await?;
-        let first = tokio::time::timeout(CALL_TIMEOUT, stream.message()).await;
-        let (framework_id, heartbeat_interval) = match first {
-            Ok(Ok(Some(pb::Event {
-                event: Some(pb::event::Event::Registered(r)),
-            }))) => (r.framework_id, r.heartbeat_interval_seconds),
-            Ok(Ok(Some(pb::Event {
-                event: Some(pb::event::Event::Error(e)),
-            }))) => {
-                return Err(FrameworkError::Rejected {
-                    master: master.to_string(),
-                    action: "subscribe",
-                    message: e.message,
-                });
-            }
-            Ok(Ok(other)) => {
-                return Err(FrameworkError::Protocol {
-                    master: master.to_string(),
-                    detail: format!("expected Registered first, got {other:?}"),
-                });
-            }
-            Ok(Err(status)) => return Err(status_error(master, "subscribe", status)),
-            Err(_) => {
-                return Err(FrameworkError::Timeout {
-                    master: master.to_string(),
-                    action: "subscribe",
-                    seconds: CALL_TIMEOUT.as_secs(),
-                });
-            }
-        };
+        let subscribed = subscribe_once(&client, master, request.clone()).await?;
+        let framework_id = subscribed.framework_id.clone();
         tracing::info!(%master, %framework_id, "subscribed to the Tessera master");
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         let _ = tx
@@ -474,18 +491,19 @@ impl FrameworkClient {
             })
             .await;
         let (alive_tx, alive_rx) = oneshot::channel();
-        // Several heartbeats missed: the master is stopped or cut off (a master of an older
-        // release sends none, and says so with 0).
-        let silence_limit = (heartbeat_interval > 0.0).then(|| {
-            Duration::from_secs_f64(heartbeat_interval * MISSED_HEARTBEATS)
-                .max(Duration::from_secs(1))
-        });
+        request.framework_id = framework_id.clone();
+        let failover = info.failover_timeout.filter(|t| !t.is_zero());
         tokio::spawn(forward_events(
-            stream,
+            Resubscriber {
+                client: client.clone(),
+                master: master.to_string(),
+                request,
+                failover,
+                acknowledge: !info.explicit_acknowledgements,
+            },
+            subscribed,
             tx,
             alive_rx,
-            master.to_string(),
-            silence_limit,
         ));
         let inner = Inner {
             client,
@@ -596,8 +614,8 @@ impl FrameworkClient {
         Ok(())
     }
 
-    /// Asks for an executor to be killed (SIGTERM, then SIGKILL after a grace
-    /// period); a KILLED status update follows.
+    /// Asks for an executor to be killed at once (SIGKILL to its processes); a KILLED status
+    /// update follows.
     pub async fn kill_executor(&self, executor_id: &str) -> Result<(), FrameworkError> {
         let request = pb::KillRequest {
             framework_id: self.inner.framework_id.clone(),
@@ -610,6 +628,80 @@ impl FrameworkClient {
         )
         .await?;
         Ok(())
+    }
+
+    /// Asks for an executor to be shut down gracefully (Mesos' SHUTDOWN): SIGTERM, then SIGKILL
+    /// after its agent's grace period; a KILLED status update follows.
+    pub async fn shutdown_executor(&self, executor_id: &str) -> Result<(), FrameworkError> {
+        let request = pb::ShutdownRequest {
+            framework_id: self.inner.framework_id.clone(),
+            executor_id: executor_id.to_string(),
+        };
+        call(
+            &self.inner.master,
+            "shut down the executor",
+            self.inner.client.clone().shutdown(request),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Sends bytes to a running executor (Mesos' MESSAGE): its agent puts them in the
+    /// executor's sandbox as the file `messages/NNNNNNNNNN`, numbered in the order they reach
+    /// it. Best effort: not retried, and two messages may arrive in either order.
+    pub async fn send_message(
+        &self,
+        executor_id: &str,
+        data: Vec<u8>,
+    ) -> Result<(), FrameworkError> {
+        let request = pb::MessageRequest {
+            framework_id: self.inner.framework_id.clone(),
+            executor_id: executor_id.to_string(),
+            data,
+        };
+        call(
+            &self.inner.master,
+            "send a message to the executor",
+            self.inner.client.clone().message(request),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Asks for the latest state of executors, which comes as
+    /// [`FrameworkEvent::ExecutorStatus`] events (Mesos' RECONCILE): of those named —
+    /// [`ExecutorState::Lost`] for ones the master does not know — or, with none named, of
+    /// every executor of this framework that has not ended (implicit reconciliation).
+    pub async fn reconcile(&self, executor_ids: Vec<String>) -> Result<(), FrameworkError> {
+        reconcile(
+            &self.inner.client,
+            &self.inner.master,
+            &self.inner.framework_id,
+            executor_ids,
+        )
+        .await
+    }
+
+    /// Acknowledges a status update ([`FrameworkEvent::ExecutorStatus`]'s `agent_id`,
+    /// `executor_id` and `uuid`), with [`FrameworkInfo::explicit_acknowledgements`]: the master
+    /// and the agent stop sending it, and the executor's next update comes.
+    pub async fn acknowledge(
+        &self,
+        agent_id: &str,
+        executor_id: &str,
+        uuid: &str,
+    ) -> Result<(), FrameworkError> {
+        acknowledge(
+            &self.inner.client,
+            &self.inner.master,
+            pb::AcknowledgeRequest {
+                framework_id: self.inner.framework_id.clone(),
+                agent_id: agent_id.to_string(),
+                executor_id: executor_id.to_string(),
+                uuid: uuid.to_string(),
+            },
+        )
+        .await
     }
 
     /// Ends the framework: the master kills all its executors and frees its
@@ -628,6 +720,161 @@ impl FrameworkClient {
     }
 }
 
+async fn reconcile(
+    client: &MasterClient<Channel>,
+    master: &str,
+    framework_id: &str,
+    executor_ids: Vec<String>,
+) -> Result<(), FrameworkError> {
+    let request = pb::ReconcileRequest {
+        framework_id: framework_id.to_string(),
+        executor_ids,
+    };
+    call(
+        master,
+        "reconcile executor states",
+        client.clone().reconcile(request),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn acknowledge(
+    client: &MasterClient<Channel>,
+    master: &str,
+    request: pb::AcknowledgeRequest,
+) -> Result<(), FrameworkError> {
+    call(
+        master,
+        "acknowledge a status update",
+        client.clone().acknowledge(request),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A subscription stream that has just said Registered.
+struct Subscribed {
+    stream: tonic::Streaming<pb::Event>,
+    framework_id: String,
+    /// After this long without a word (several heartbeats missed), the master is taken for
+    /// stopped or cut off; `None` from a master that sends no heartbeats.
+    silence_limit: Option<Duration>,
+}
+
+/// Subscribes with `request` and reads the master's first answer, which must be Registered.
+async fn subscribe_once(
+    client: &MasterClient<Channel>,
+    master: &str,
+    request: pb::SubscribeRequest,
+) -> Result<Subscribed, FrameworkError> {
+    let mut stream = call(master, "subscribe", client.clone().subscribe(request)).await?;
+    let first = tokio::time::timeout(CALL_TIMEOUT, stream.message()).await;
+    let (framework_id, heartbeat_interval) = match first {
+        Ok(Ok(Some(pb::Event {
+            event: Some(pb::event::Event::Registered(r)),
+        }))) => (r.framework_id, r.heartbeat_interval_seconds),
+        Ok(Ok(Some(pb::Event {
+            event: Some(pb::event::Event::Error(e)),
+        }))) => {
+            return Err(FrameworkError::Rejected {
+                master: master.to_string(),
+                action: "subscribe",
+                message: e.message,
+            });
+        }
+        Ok(Ok(other)) => {
+            return Err(FrameworkError::Protocol {
+                master: master.to_string(),
+                detail: format!("expected Registered first, got {other:?}"),
+            });
+        }
+        Ok(Err(status)) => return Err(status_error(master, "subscribe", status)),
+        Err(_) => {
+            return Err(FrameworkError::Timeout {
+                master: master.to_string(),
+                action: "subscribe",
+                seconds: CALL_TIMEOUT.as_secs(),
+            });
+        }
+    };
+    // Several heartbeats missed: the master is stopped or cut off (a master of an older
+    // release sends none, and says so with 0).
+    let silence_limit = (heartbeat_interval > 0.0).then(|| {
+        Duration::from_secs_f64(heartbeat_interval * MISSED_HEARTBEATS).max(Duration::from_secs(1))
+    });
+    Ok(Subscribed {
+        stream,
+        framework_id,
+        silence_limit,
+    })
+}
+
+/// What it takes to subscribe again as the same framework.
+struct Resubscriber {
+    client: MasterClient<Channel>,
+    master: String,
+    /// Carries the framework id.
+    request: pb::SubscribeRequest,
+    /// Subscribes again for this long after a disconnect; never when `None`.
+    failover: Option<Duration>,
+    /// Acknowledges status updates once handed over to the framework.
+    acknowledge: bool,
+}
+
+/// Waits between attempts to subscribe again: from 100 ms, doubling, at most 2 s.
+fn resubscribe_backoff(attempt: u32) -> Duration {
+    Duration::from_millis(100)
+        .saturating_mul(1 << attempt.min(5))
+        .min(Duration::from_secs(2))
+}
+
+impl Resubscriber {
+    /// Subscribes again until it works or the failover timeout since `since` has passed; a
+    /// master that refuses (e.g. it removed this framework) ends the attempts at once. Then
+    /// asks for the states of all the framework's executors.
+    async fn resubscribe(&self, since: tokio::time::Instant) -> Result<Subscribed, String> {
+        let Some(failover) = self.failover else {
+            return Err(String::new());
+        };
+        let deadline = since + failover;
+        let mut attempt = 0;
+        loop {
+            match subscribe_once(&self.client, &self.master, self.request.clone()).await {
+                Ok(subscribed) => {
+                    tracing::info!(master = %self.master, framework_id = %subscribed.framework_id, "subscribed again to the Tessera master");
+                    if let Err(e) = reconcile(
+                        &self.client,
+                        &self.master,
+                        &subscribed.framework_id,
+                        Vec::new(),
+                    )
+                    .await
+                    {
+                        tracing::warn!("cannot reconcile after subscribing again: {e}");
+                    }
+                    return Ok(subscribed);
+                }
+                Err(e @ FrameworkError::Rejected { .. }) => return Err(e.to_string()),
+                Err(e) => {
+                    let wait = resubscribe_backoff(attempt);
+                    if tokio::time::Instant::now() + wait >= deadline {
+                        return Err(format!(
+                            "gave up subscribing again within the failover timeout of {:.0} s: {e}",
+                            failover.as_secs_f64()
+                        ));
+                    }
+                    if attempt == 0 || attempt % 10 == 9 {
+                        tracing::warn!("cannot subscribe again yet, retrying: {e}");
+                    }
+                    attempt += 1;
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+}
+
 fn event_from_pb(event: pb::event::Event) -> Option<FrameworkEvent> {
     use pb::event::Event as E;
     Some(match event {
@@ -643,69 +890,155 @@ fn event_from_pb(event: pb::event::Event) -> Option<FrameworkEvent> {
             message: u.message,
             exit_code: u.exit_code,
             reason: ExecutorReason::from_pb(u.reason),
+            uuid: u.uuid,
         },
         E::Error(e) => FrameworkEvent::Disconnected(e.message),
         E::Reclaim(r) => FrameworkEvent::Reclaim {
             resources: res(r.resources),
             message: r.message,
         },
+        E::Failure(f) => FrameworkEvent::Failure {
+            agent_id: f.agent_id,
+            executor_id: (!f.executor_id.is_empty()).then_some(f.executor_id),
+            status: f.status,
+        },
         // Only proof of life, which `forward_events` takes in.
         E::Heartbeat(_) => return None,
     })
 }
 
+/// How a subscription stream ended.
+enum StreamEnd {
+    /// The framework's side went away: nothing more to do.
+    Dropped,
+    /// The master said so (an Error event: e.g. it removed the framework): final.
+    Refused(String),
+    /// The connection broke, the master closed it or fell silent: worth subscribing again.
+    Broken(String),
+}
+
 /// Moves events from the master's stream to the framework until either side
-/// goes away.
+/// goes away; when the connection breaks, subscribes again (within the failover
+/// timeout) and goes on.
 async fn forward_events(
-    mut stream: tonic::Streaming<pb::Event>,
+    again: Resubscriber,
+    mut subscribed: Subscribed,
     tx: mpsc::Sender<FrameworkEvent>,
     mut alive: oneshot::Receiver<()>,
-    master: String,
-    silence_limit: Option<Duration>,
 ) {
+    loop {
+        let why = match forward_stream(&mut subscribed, &tx, &mut alive, &again).await {
+            StreamEnd::Dropped => return,
+            StreamEnd::Refused(why) => why,
+            StreamEnd::Broken(why) => {
+                tracing::warn!(master = %again.master, "{why}");
+                let since = tokio::time::Instant::now();
+                let attempt = tokio::select! {
+                    attempt = again.resubscribe(since) => attempt,
+                    _ = &mut alive => return,
+                    _ = tx.closed() => return,
+                };
+                match attempt {
+                    Ok(next) => {
+                        subscribed = next;
+                        let registered = FrameworkEvent::Registered {
+                            framework_id: subscribed.framework_id.clone(),
+                        };
+                        if tx.send(registered).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Err(more) if more.is_empty() => why,
+                    Err(more) => format!("{why}; {more}"),
+                }
+            }
+        };
+        let _ = tx.send(FrameworkEvent::Disconnected(why)).await;
+        return;
+    }
+}
+
+/// Forwards the events of one subscription stream until it ends.
+async fn forward_stream(
+    subscribed: &mut Subscribed,
+    tx: &mpsc::Sender<FrameworkEvent>,
+    alive: &mut oneshot::Receiver<()>,
+    again: &Resubscriber,
+) -> StreamEnd {
+    let master = again.master.as_str();
     // Without heartbeats, a year: only the connection's end ends the wait.
-    let limit = silence_limit.unwrap_or(Duration::from_secs(365 * 24 * 3600));
+    let limit = subscribed
+        .silence_limit
+        .unwrap_or(Duration::from_secs(365 * 24 * 3600));
     loop {
         let next = tokio::select! {
-            next = tokio::time::timeout(limit, stream.message()) => match next {
+            next = tokio::time::timeout(limit, subscribed.stream.message()) => match next {
                 Ok(next) => next,
                 Err(_) => {
-                    let _ = tx
-                        .send(FrameworkEvent::Disconnected(format!(
-                            "no word from the Tessera master at {master} for {:.0} s (it sends a \
-                             heartbeat more often): it is stopped or cannot be reached",
-                            limit.as_secs_f64()
-                        )))
-                        .await;
-                    return;
+                    return StreamEnd::Broken(format!(
+                        "no word from the Tessera master at {master} for {:.0} s (it sends a \
+                         heartbeat more often): it is stopped or cannot be reached",
+                        limit.as_secs_f64()
+                    ));
                 }
             },
-            _ = &mut alive => {
+            _ = &mut *alive => {
                 tracing::debug!(%master, "framework client dropped; ending the subscription");
-                return;
+                return StreamEnd::Dropped;
             }
             _ = tx.closed() => {
                 tracing::debug!(%master, "framework event receiver dropped; ending the subscription");
-                return;
+                return StreamEnd::Dropped;
             }
         };
         let event = match next {
+            Ok(Some(pb::Event {
+                event: Some(pb::event::Event::Error(e)),
+            })) => return StreamEnd::Refused(e.message),
             Ok(Some(pb::Event { event: Some(e) })) => match event_from_pb(e) {
                 Some(e) => e,
                 None => continue,
             },
             Ok(Some(pb::Event { event: None })) => continue,
-            Ok(None) => FrameworkEvent::Disconnected(format!(
-                "the Tessera master at {master} closed the subscription"
-            )),
-            Err(status) => FrameworkEvent::Disconnected(format!(
-                "lost the connection to the Tessera master at {master}: {}",
-                describe_status(&status)
-            )),
+            Ok(None) => {
+                return StreamEnd::Broken(format!(
+                    "the Tessera master at {master} closed the subscription"
+                ));
+            }
+            Err(status) => {
+                return StreamEnd::Broken(format!(
+                    "lost the connection to the Tessera master at {master}: {}",
+                    describe_status(&status)
+                ));
+            }
         };
-        let last = matches!(event, FrameworkEvent::Disconnected(_));
-        if tx.send(event).await.is_err() || last {
-            return;
+        let ack = match &event {
+            FrameworkEvent::ExecutorStatus {
+                executor_id,
+                agent_id,
+                uuid,
+                ..
+            } if again.acknowledge && !uuid.is_empty() => Some(pb::AcknowledgeRequest {
+                framework_id: subscribed.framework_id.clone(),
+                agent_id: agent_id.clone(),
+                executor_id: executor_id.clone(),
+                uuid: uuid.clone(),
+            }),
+            _ => None,
+        };
+        if tx.send(event).await.is_err() {
+            return StreamEnd::Dropped;
+        }
+        // Handed over: acknowledged, off this loop (a lost acknowledgement only means the
+        // update comes again).
+        if let Some(request) = ack {
+            let (client, master) = (again.client.clone(), again.master.clone());
+            tokio::spawn(async move {
+                if let Err(e) = acknowledge(&client, &master, request).await {
+                    tracing::debug!("cannot acknowledge a status update: {e}");
+                }
+            });
         }
     }
 }
@@ -760,6 +1093,9 @@ pub async fn cluster_status(endpoint: &MasterEndpoint) -> Result<ClusterStatus, 
                 connected: f.connected,
                 role: f.role,
                 suppressed: f.suppressed,
+                failover_timeout: Duration::try_from_secs_f64(f.failover_timeout_seconds)
+                    .unwrap_or_default(),
+                capabilities: f.capabilities,
             })
             .collect(),
         offers: r

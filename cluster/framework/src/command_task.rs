@@ -157,6 +157,7 @@ pub async fn run_command(
         name: task.name.clone(),
         user: String::new(),
         role: task.role.clone(),
+        ..Default::default()
     };
     let (client, mut events) = FrameworkClient::subscribe(endpoint, info).await?;
     let result = follow(&client, &mut events, task, &mut on_event).await;
@@ -241,6 +242,7 @@ async fn follow(
                 message,
                 exit_code,
                 reason,
+                ..
             } if executor_id == TASK_ID => {
                 let hostname = launched_on
                     .as_ref()
@@ -267,7 +269,9 @@ async fn follow(
             FrameworkEvent::Registered { .. }
             | FrameworkEvent::OfferRescinded(_)
             | FrameworkEvent::Reclaim { .. }
-            | FrameworkEvent::ExecutorStatus { .. } => {}
+            // A failure of the task's executor comes as its status update too.
+            | FrameworkEvent::ExecutorStatus { .. }
+            | FrameworkEvent::Failure { .. } => {}
         }
     }
 }

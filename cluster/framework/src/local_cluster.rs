@@ -11,6 +11,9 @@
 //! (`agent-0`, `agent-1`, ...) and the framework principal `local`, which
 //! [`LocalCluster::endpoint`] hands to the session.
 //!
+//! [`LocalCluster::restart_master`] kills the master (SIGKILL) and starts another on the same
+//! port, for tests of what survives a master restart.
+//!
 //! The master serves its HTTPS endpoints (`/state`, `/metrics`, `/health`, a page at `/`) on a
 //! free port too: [`LocalCluster::http_address`].
 
@@ -76,6 +79,10 @@ pub enum LocalClusterError {
 /// A running master and agents on loopback, killed on drop.
 pub struct LocalCluster {
     master: Option<Child>,
+    /// The master's program and flags (its port once known), to start it again.
+    master_command: (PathBuf, Vec<String>),
+    /// How many masters were started (each logs to a file of its own).
+    master_runs: usize,
     agents: Vec<Child>,
     master_address: String,
     /// The master's HTTPS side, "HOST:PORT".
@@ -246,76 +253,41 @@ impl LocalCluster {
             &credentials,
             &Principal::Framework(LOCAL_FRAMEWORK.into()),
         ))?;
-        let address_file = dir.path().join("master.address");
-        let http_address_file = dir.path().join("master.http-address");
-        let master_log = dir.path().join("master.log");
-        let master = spawn_daemon(
-            &master_bin,
-            &[
-                "--port".into(),
-                "0".into(),
-                "--address-file".into(),
-                address_file.display().to_string(),
-                "--http-port".into(),
-                "0".into(),
-                "--http-address-file".into(),
-                http_address_file.display().to_string(),
-                "--allocation-interval-ms".into(),
-                ALLOCATION_INTERVAL_MS.to_string(),
-                "--agent-timeout-ms".into(),
-                AGENT_TIMEOUT_MS.to_string(),
-                "--credentials".into(),
-                principal_dir(&credentials, &Principal::Master)
-                    .display()
-                    .to_string(),
-            ]
-            .into_iter()
-            .chain(master_flags.iter().map(|flag| flag.to_string()))
-            .collect::<Vec<String>>(),
-            &master_log,
-        )?;
+        let master_args = [
+            "--address-file".into(),
+            dir.path().join("master.address").display().to_string(),
+            "--http-address-file".into(),
+            dir.path().join("master.http-address").display().to_string(),
+            "--allocation-interval-ms".into(),
+            ALLOCATION_INTERVAL_MS.to_string(),
+            "--agent-timeout-ms".into(),
+            AGENT_TIMEOUT_MS.to_string(),
+            "--credentials".into(),
+            principal_dir(&credentials, &Principal::Master)
+                .display()
+                .to_string(),
+        ]
+        .into_iter()
+        .chain(master_flags.iter().map(|flag| flag.to_string()))
+        .collect::<Vec<String>>();
         let mut cluster = LocalCluster {
-            master: Some(master),
+            master: None,
+            master_command: (master_bin, master_args),
+            master_runs: 0,
             agents: Vec::new(),
             master_address: String::new(),
             http_address: String::new(),
             framework,
             dir,
         };
+        cluster.start_master(("0", "0")).await?;
         let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let master_log = cluster.master_log();
         let not_up = |what: String, detail: String| LocalClusterError::NotUp {
             what,
             seconds: STARTUP_TIMEOUT.as_secs(),
             detail,
         };
-
-        // The master writes its addresses once it listens, the HTTP side's first.
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&address_file)
-                && !text.trim().is_empty()
-            {
-                cluster.master_address = text.trim().to_string();
-                cluster.http_address = std::fs::read_to_string(&http_address_file)
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string();
-                break;
-            }
-            let master = cluster.master.as_mut().expect("master child");
-            if let Some(status) = exited(master) {
-                return Err(not_up(
-                    "tessera-master".into(),
-                    format!("it exited ({status}); {}", log_tail(&master_log)),
-                ));
-            }
-            if Instant::now() > deadline {
-                return Err(not_up(
-                    "tessera-master".into(),
-                    format!("it wrote no address file; {}", log_tail(&master_log)),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
 
         for i in 0..agents {
             let work_dir = cluster.agent_work_dir(i);
@@ -394,6 +366,69 @@ impl LocalCluster {
         }
     }
 
+    /// Starts the master on `ports` (gRPC, HTTPS; "0" for any free one) and waits until it
+    /// listens (it writes its addresses, the HTTPS side's first).
+    async fn start_master(&mut self, ports: (&str, &str)) -> Result<(), LocalClusterError> {
+        let address_file = self.dir.path().join("master.address");
+        let http_address_file = self.dir.path().join("master.http-address");
+        for file in [&address_file, &http_address_file] {
+            let _ = std::fs::remove_file(file);
+        }
+        self.master_runs += 1;
+        let log = self.master_log();
+        let (program, flags) = &self.master_command;
+        let args: Vec<String> = ["--port", ports.0, "--http-port", ports.1]
+            .into_iter()
+            .map(String::from)
+            .chain(flags.iter().cloned())
+            .collect();
+        self.master = Some(spawn_daemon(program, &args, &log)?);
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let not_up = |detail: String| LocalClusterError::NotUp {
+            what: "tessera-master".into(),
+            seconds: STARTUP_TIMEOUT.as_secs(),
+            detail,
+        };
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&address_file)
+                && !text.trim().is_empty()
+            {
+                self.master_address = text.trim().to_string();
+                self.http_address = std::fs::read_to_string(&http_address_file)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
+                return Ok(());
+            }
+            let master = self.master.as_mut().expect("master child");
+            if let Some(status) = exited(master) {
+                return Err(not_up(format!("it exited ({status}); {}", log_tail(&log))));
+            }
+            if Instant::now() > deadline {
+                return Err(not_up(format!(
+                    "it wrote no address file; {}",
+                    log_tail(&log)
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Kills the master with SIGKILL — no goodbye to anyone, as a crash — and starts a new one
+    /// on the same ports, with the same flags; returns once it listens. It knows nothing:
+    /// agents register again with their executors, frameworks subscribe again.
+    pub async fn restart_master(&mut self) -> Result<(), LocalClusterError> {
+        if let Some(mut old) = self.master.take() {
+            // SAFETY: plain syscall on the master's own process group.
+            unsafe { libc::kill(-(old.id() as libc::pid_t), libc::SIGKILL) };
+            let _ = old.wait();
+        }
+        let port = |address: &str| address.rsplit_once(':').map(|(_, p)| p.to_string());
+        let grpc = port(&self.master_address).unwrap_or_else(|| "0".into());
+        let http = port(&self.http_address).unwrap_or_else(|| "0".into());
+        self.start_master((&grpc, &http)).await
+    }
+
     /// The master's "HOST:PORT".
     pub fn master_address(&self) -> &str {
         &self.master_address
@@ -441,9 +476,13 @@ impl LocalCluster {
         self.dir.path().join(format!("agent-{i}.log"))
     }
 
-    /// The master's log file.
+    /// The log file of the master now running (`master.log`, then `master-2.log` after a
+    /// restart, and so on).
     pub fn master_log(&self) -> PathBuf {
-        self.dir.path().join("master.log")
+        match self.master_runs {
+            0 | 1 => self.dir.path().join("master.log"),
+            n => self.dir.path().join(format!("master-{n}.log")),
+        }
     }
 
     /// Process ids of the agents, in start order.

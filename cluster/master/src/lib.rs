@@ -10,7 +10,8 @@
 //! which the master forwards to the owning framework.
 //!
 //! Master state is soft (in memory only): after a restart agents register again
-//! and frameworks subscribe again.
+//! under their ids with the executors they run, and frameworks subscribe again by
+//! id within their failover timeout and keep those executors.
 //!
 //! Every connection is mutual TLS with certificates of the cluster's CA
 //! ([`tessera_credentials`]): agents register, heartbeat and report only for
@@ -38,7 +39,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::service::MasterService;
-pub use crate::state::{AgentAction, AgentOffering, EventSender, MasterState};
+pub use crate::state::{AgentAction, AgentOffering, EventSender, MasterState, Subscription};
 
 /// How the master behaves (timeouts and intervals).
 #[derive(Clone, Debug)]
@@ -51,7 +52,8 @@ pub struct MasterConfig {
     pub agent_timeout: Duration,
     /// How long a framework whose subscription stream went away may take to
     /// subscribe again before it is removed (its executors killed, its
-    /// resources recovered). Zero removes it at once.
+    /// resources recovered), for frameworks that name no failover timeout of their own. Zero
+    /// removes it at once.
     pub framework_failover_timeout: Duration,
     /// In which order roles are served.
     pub policy: AllocationPolicy,

@@ -54,7 +54,8 @@ struct Args {
     #[arg(long, default_value_t = 10_000)]
     agent_timeout_ms: u64,
     /// How long a disconnected framework may take to subscribe again before
-    /// its executors are killed, in milliseconds (0: at once).
+    /// its executors are killed, in milliseconds (0: at once), for frameworks that name no
+    /// failover timeout of their own when they subscribe.
     #[arg(long, default_value_t = 0)]
     framework_failover_timeout_ms: u64,
     /// How often connected frameworks get a Heartbeat event, in milliseconds.

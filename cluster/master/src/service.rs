@@ -16,7 +16,10 @@ use tonic::{Request, Response, Status};
 use tessera_credentials::{Principal, caller};
 
 use crate::Shared;
-use crate::state::{AgentAction, AgentOffering, check_extras, check_resources, check_role};
+use crate::state::{
+    AgentAction, AgentOffering, Subscription, check_extras, check_resources, check_role,
+    seconds_up_to_a_year,
+};
 
 /// Calls to agents give up after this long.
 const AGENT_RPC_TIMEOUT: Duration = Duration::from_secs(10);
@@ -68,14 +71,11 @@ pub(crate) async fn timeout_loop(shared: Arc<Shared>) {
                 let reason = format!("no heartbeat for {} ms", silent.as_millis());
                 state.remove_agent(&agent_id, &reason);
             }
-            if !config.framework_failover_timeout.is_zero() {
-                for framework_id in state.expired_frameworks(now, config.framework_failover_timeout)
-                {
-                    actions.extend(state.remove_framework(
-                        &framework_id,
-                        "it did not subscribe again within its failover timeout",
-                    ));
-                }
+            for framework_id in state.expired_frameworks(now) {
+                actions.extend(state.remove_framework(
+                    &framework_id,
+                    "it did not subscribe again within its failover timeout",
+                ));
             }
         }
         run_actions(&shared, actions);
@@ -95,13 +95,8 @@ fn run_actions(shared: &Arc<Shared>, actions: Vec<AgentAction>) {
                     request,
                 } => {
                     let (fid, eid) = (request.framework_id.clone(), request.executor_id.clone());
-                    let result =
-                        tokio::time::timeout(AGENT_RPC_TIMEOUT, client.launch_executor(request))
-                            .await;
-                    let error = match result {
-                        Ok(Ok(_)) => return,
-                        Ok(Err(status)) => status.message().to_string(),
-                        Err(_) => "the agent did not answer in time".to_string(),
+                    let Err(error) = agent_call(client.launch_executor(request)).await else {
+                        return;
                     };
                     tracing::warn!(framework_id = %fid, executor_id = %eid, %agent_id, %error, "launch failed");
                     shared.lock().update_executor(
@@ -118,10 +113,30 @@ fn run_actions(shared: &Arc<Shared>, actions: Vec<AgentAction>) {
                     request,
                 } => {
                     let eid = request.executor_id.clone();
-                    if let Err(e) =
-                        tokio::time::timeout(AGENT_RPC_TIMEOUT, client.kill_executor(request)).await
+                    if let Err(error) = agent_call(client.kill_executor(request)).await {
+                        tracing::warn!(executor_id = %eid, %agent_id, %error, "kill request failed");
+                    }
+                }
+                AgentAction::Acknowledge {
+                    mut client,
+                    agent_id,
+                    request,
+                } => {
+                    let eid = request.executor_id.clone();
+                    // Lost, the agent sends the update again and the framework acknowledges again.
+                    if let Err(error) = agent_call(client.acknowledge_status_update(request)).await
                     {
-                        tracing::warn!(executor_id = %eid, %agent_id, error = %e, "kill request timed out");
+                        tracing::debug!(executor_id = %eid, %agent_id, %error, "acknowledgement not passed on");
+                    }
+                }
+                AgentAction::Message {
+                    mut client,
+                    agent_id,
+                    request,
+                } => {
+                    let eid = request.executor_id.clone();
+                    if let Err(error) = agent_call(client.deliver_message(request)).await {
+                        tracing::warn!(executor_id = %eid, %agent_id, %error, "message not delivered");
                     }
                 }
                 AgentAction::ShutdownFramework {
@@ -130,23 +145,23 @@ fn run_actions(shared: &Arc<Shared>, actions: Vec<AgentAction>) {
                     request,
                 } => {
                     let fid = request.framework_id.clone();
-                    match tokio::time::timeout(
-                        AGENT_RPC_TIMEOUT,
-                        client.shutdown_framework(request),
-                    )
-                    .await
-                    {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(status)) => {
-                            tracing::warn!(framework_id = %fid, %agent_id, error = %status.message(), "shutdown of framework executors failed")
-                        }
-                        Err(_) => {
-                            tracing::warn!(framework_id = %fid, %agent_id, "shutdown of framework executors timed out")
-                        }
+                    if let Err(error) = agent_call(client.shutdown_framework(request)).await {
+                        tracing::warn!(framework_id = %fid, %agent_id, %error, "shutdown of framework executors failed");
                     }
                 }
             }
         });
+    }
+}
+
+/// A call to an agent, given up after [`AGENT_RPC_TIMEOUT`]; the error says why it failed.
+async fn agent_call<T>(
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, Status>>,
+) -> Result<(), String> {
+    match tokio::time::timeout(AGENT_RPC_TIMEOUT, call).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(status)) => Err(status.message().to_string()),
+        Err(_) => Err("the agent did not answer in time".to_string()),
     }
 }
 
@@ -250,14 +265,17 @@ impl Master for MasterService {
                 .connect_lazy(),
         );
         let offering = agent_offering(&principal, &req)?;
-        let (agent_id, interval) = self.shared.lock().register_agent_offering(
+        let (agent_id, interval, actions) = self.shared.lock().reregister_agent(
+            req.agent_id,
             (req.hostname, req.address, principal),
             total,
             offering,
             req.isolation,
             client,
+            req.executors,
             Instant::now(),
         )?;
+        run_actions(&self.shared, actions);
         self.shared.wake_allocator.notify_one();
         Ok(Response::new(pb::RegisterAgentResponse {
             agent_id,
@@ -285,9 +303,11 @@ impl Master for MasterService {
         request: Request<pb::StatusUpdate>,
     ) -> Result<Response<pb::StatusUpdateAck>, Status> {
         let principal = agent_caller(&request, "UpdateStatus")?;
-        self.shared
+        let actions = self
+            .shared
             .lock()
             .agent_update(&principal, request.into_inner())?;
+        run_actions(&self.shared, actions);
         Ok(Response::new(pb::StatusUpdateAck {}))
     }
 
@@ -302,23 +322,31 @@ impl Master for MasterService {
         non_empty("framework name", &req.name)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let watcher = tx.clone();
-        let existing = (!req.framework_id.is_empty()).then_some(req.framework_id);
-        let (framework_id, connection) = self
-            .shared
-            .lock()
-            .subscribe(req.name, req.user, req.role, principal, existing, tx)?;
+        let failover_timeout = req
+            .failover_timeout_seconds
+            .map(|s| seconds_up_to_a_year("failover_timeout_seconds", s))
+            .transpose()?;
+        let subscription = Subscription {
+            name: req.name,
+            user: req.user,
+            role: req.role,
+            framework_id: (!req.framework_id.is_empty()).then_some(req.framework_id),
+            failover_timeout,
+            capabilities: req.capabilities,
+        };
+        let (framework_id, connection) =
+            self.shared
+                .lock()
+                .subscribe_framework(subscription, principal, tx)?;
         self.shared.wake_allocator.notify_one();
         // Notice when the framework's stream goes away.
         let shared = self.shared.clone();
         tokio::spawn(async move {
             watcher.closed().await;
-            let failover = shared.config.framework_failover_timeout;
-            let actions = shared.lock().framework_disconnected(
-                &framework_id,
-                connection,
-                failover,
-                Instant::now(),
-            );
+            let actions =
+                shared
+                    .lock()
+                    .framework_disconnected(&framework_id, connection, Instant::now());
             run_actions(&shared, actions);
         });
         Ok(Response::new(UnboundedReceiverStream::new(rx)))
@@ -367,6 +395,37 @@ impl Master for MasterService {
         Ok(Response::new(pb::KillResponse {}))
     }
 
+    async fn shutdown(
+        &self,
+        request: Request<pb::ShutdownRequest>,
+    ) -> Result<Response<pb::ShutdownResponse>, Status> {
+        let principal = framework_caller(&request, "Shutdown")?;
+        let req = request.into_inner();
+        let actions = self.shared.lock().shutdown_executor(
+            &req.framework_id,
+            &principal,
+            &req.executor_id,
+        )?;
+        run_actions(&self.shared, actions);
+        Ok(Response::new(pb::ShutdownResponse {}))
+    }
+
+    async fn message(
+        &self,
+        request: Request<pb::MessageRequest>,
+    ) -> Result<Response<pb::MessageResponse>, Status> {
+        let principal = framework_caller(&request, "Message")?;
+        let req = request.into_inner();
+        let actions = self.shared.lock().message(
+            &req.framework_id,
+            &principal,
+            &req.executor_id,
+            req.data,
+        )?;
+        run_actions(&self.shared, actions);
+        Ok(Response::new(pb::MessageResponse {}))
+    }
+
     async fn suppress(
         &self,
         request: Request<pb::SuppressRequest>,
@@ -386,6 +445,31 @@ impl Master for MasterService {
         self.shared.lock().revive(&req.framework_id, &principal)?;
         self.shared.wake_allocator.notify_one();
         Ok(Response::new(pb::ReviveResponse {}))
+    }
+
+    async fn reconcile(
+        &self,
+        request: Request<pb::ReconcileRequest>,
+    ) -> Result<Response<pb::ReconcileResponse>, Status> {
+        let principal = framework_caller(&request, "Reconcile")?;
+        let req = request.into_inner();
+        self.shared
+            .lock()
+            .reconcile(&req.framework_id, &principal, &req.executor_ids)?;
+        Ok(Response::new(pb::ReconcileResponse {}))
+    }
+
+    async fn acknowledge(
+        &self,
+        request: Request<pb::AcknowledgeRequest>,
+    ) -> Result<Response<pb::AcknowledgeResponse>, Status> {
+        let principal = framework_caller(&request, "Acknowledge")?;
+        let actions = self
+            .shared
+            .lock()
+            .acknowledge(&principal, request.into_inner())?;
+        run_actions(&self.shared, actions);
+        Ok(Response::new(pb::AcknowledgeResponse {}))
     }
 
     async fn teardown(

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tessera_allocator::{Allocator, Attribute, Extras, Resources};
 use tessera_cluster_proto::agent::agent_client::AgentClient;
 use tessera_cluster_proto::agent::{
-    KillExecutorRequest, LaunchExecutorRequest, ShutdownFrameworkRequest,
+    AcknowledgeStatusUpdateRequest, DeliverMessageRequest, KillExecutorRequest,
+    LaunchExecutorRequest, ShutdownFrameworkRequest,
 };
 use tessera_cluster_proto::master as pb;
 use tokio::sync::mpsc::UnboundedSender;
@@ -27,6 +28,11 @@ use operations::{Offered, Operation};
 
 /// Executors that ended are kept for `ClusterStatus` up to this many.
 const MAX_COMPLETED_EXECUTORS: usize = 1000;
+/// A framework's status updates not acknowledged yet are kept (to send again when it subscribes
+/// again) up to this many; agents keep theirs until acknowledged regardless.
+const MAX_UNACKNOWLEDGED: usize = 10_000;
+/// Removed frameworks remembered (Mesos keeps its completed frameworks too).
+const MAX_REMOVED_FRAMEWORKS: usize = 1000;
 
 /// Where the master queues a subscribed framework's events (the gRPC service streams them).
 pub type EventSender = UnboundedSender<Result<pb::Event, Status>>;
@@ -70,6 +76,44 @@ pub(crate) struct Framework {
     /// Counts subscriptions, so a stale stream's close is told apart.
     pub connection: u64,
     pub disconnected_at: Option<Instant>,
+    /// How long it may stay disconnected before it is removed: its own, or the master's
+    /// `--framework-failover-timeout-ms`.
+    pub failover_timeout: Duration,
+    /// What it said it can do (recorded; see [`check_capabilities`]).
+    pub capabilities: Vec<String>,
+    /// Status updates sent to it and not acknowledged yet, oldest first: sent again when it
+    /// subscribes again.
+    pub unacknowledged: VecDeque<pb::StatusUpdate>,
+}
+
+impl Framework {
+    /// What agents keep of it with its executors, to tell a restarted master.
+    pub(crate) fn info(&self) -> pb::FrameworkInfo {
+        pb::FrameworkInfo {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            user: self.user.clone(),
+            role: self.role.clone(),
+            principal: self.principal.clone(),
+            failover_timeout_seconds: self.failover_timeout.as_secs_f64(),
+            capabilities: self.capabilities.clone(),
+        }
+    }
+}
+
+/// What a framework asks for when it subscribes (Mesos' FrameworkInfo, less the principal,
+/// which comes from its certificate).
+#[derive(Clone, Debug, Default)]
+pub struct Subscription {
+    pub name: String,
+    pub user: String,
+    /// Empty: the default role.
+    pub role: String,
+    /// Set to subscribe again as this framework.
+    pub framework_id: Option<String>,
+    /// Unset: the master's default.
+    pub failover_timeout: Option<Duration>,
+    pub capabilities: Vec<String>,
 }
 
 pub(crate) struct Offer {
@@ -117,6 +161,16 @@ pub enum AgentAction {
         client: AgentClient<Channel>,
         agent_id: String,
         request: ShutdownFrameworkRequest,
+    },
+    Acknowledge {
+        client: AgentClient<Channel>,
+        agent_id: String,
+        request: AcknowledgeStatusUpdateRequest,
+    },
+    Message {
+        client: AgentClient<Channel>,
+        agent_id: String,
+        request: DeliverMessageRequest,
     },
 }
 
@@ -234,9 +288,15 @@ pub(crate) fn check_id(what: &str, id: &str) -> Result<(), Status> {
 /// The decline filter `seconds` asks for: zero for none, at most
 /// [`MAX_REFUSE`]; NaN and negative values are refused.
 pub(crate) fn refuse_duration(seconds: f64) -> Result<Duration, Status> {
+    seconds_up_to_a_year("refuse_seconds", seconds)
+}
+
+/// `seconds` of `field` as a duration of at most a year ([`MAX_REFUSE`]); NaN and negative
+/// values are refused.
+pub(crate) fn seconds_up_to_a_year(field: &str, seconds: f64) -> Result<Duration, Status> {
     if seconds.is_nan() || seconds < 0.0 {
         return Err(Status::invalid_argument(format!(
-            "refuse_seconds must be zero or a positive number of seconds, got {seconds}"
+            "{field} must be zero or a positive number of seconds, got {seconds}"
         )));
     }
     Ok(Duration::try_from_secs_f64(seconds)
@@ -272,6 +332,35 @@ pub(crate) fn check_extras(
         )));
     }
     Ok(r.extras())
+}
+
+/// The exit status a Failure event reports for this update: an executor's process that ended
+/// FAILED with a non-zero status, or by a signal (128 + the signal).
+pub(crate) fn failure_status(update: &pb::StatusUpdate) -> Option<i32> {
+    let failed = update.state == pb::ExecutorState::Failed as i32;
+    update.exit_code.filter(|&code| failed && code != 0)
+}
+
+/// Capabilities a framework may not claim here, and why.
+const REFUSED_CAPABILITIES: &[(&str, &str)] = &[(
+    "MULTI_ROLE",
+    "a framework has one role here; subscribe one framework per role",
+)];
+
+/// Checks a framework's capabilities. They are recorded and shown (and kept by agents with
+/// its executors); none changes what this master does yet, so, as Mesos' master does with
+/// capabilities it does not know, names are accepted — except those this master cannot honour
+/// ([`REFUSED_CAPABILITIES`]), which are refused rather than ignored.
+pub(crate) fn check_capabilities(capabilities: &[String]) -> Result<(), Status> {
+    for c in capabilities {
+        check_id("capability", c)?;
+        if let Some((_, why)) = REFUSED_CAPABILITIES.iter().find(|(name, _)| name == c) {
+            return Err(Status::invalid_argument(format!(
+                "capability {c} is not supported: {why}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `resources` of `whom`, or an error naming what is wrong: CPUs must be a
@@ -310,6 +399,9 @@ pub struct MasterState {
     agent_at: HashMap<String, String>,
     /// Agents this master declared lost; they must register anew.
     lost_agents: BTreeSet<String>,
+    /// Frameworks this master removed, newest last (at most [`MAX_REMOVED_FRAMEWORKS`]): they
+    /// may not subscribe again, and agents' executors of theirs are shut down.
+    removed_frameworks: VecDeque<String>,
     pub(crate) frameworks: BTreeMap<String, Framework>,
     pub(crate) offers: HashMap<String, Offer>,
     /// Keyed by (framework id, executor id).
@@ -328,6 +420,8 @@ pub struct MasterState {
     roles: snapshot::RoleSettings,
     /// Counters of what happened since the master started.
     pub(crate) metrics: Metrics,
+    /// The failover timeout of frameworks that name none (`--framework-failover-timeout-ms`).
+    default_failover: Duration,
 }
 
 impl MasterState {
@@ -347,6 +441,7 @@ impl MasterState {
             agents: HashMap::new(),
             agent_at: HashMap::new(),
             lost_agents: BTreeSet::new(),
+            removed_frameworks: VecDeque::new(),
             frameworks: BTreeMap::new(),
             offers: HashMap::new(),
             executors: BTreeMap::new(),
@@ -358,6 +453,7 @@ impl MasterState {
             start_time: since_epoch.as_secs(),
             roles: snapshot::RoleSettings::of(config),
             metrics: Metrics::default(),
+            default_failover: config.framework_failover_timeout,
         }
     }
 
@@ -387,6 +483,21 @@ impl MasterState {
     /// refused.
     pub fn register_agent_offering(
         &mut self,
+        agent: (String, String, String),
+        unreserved: Resources,
+        offering: AgentOffering,
+        isolation: String,
+        client: AgentClient<Channel>,
+        now: Instant,
+    ) -> Result<(String, Duration), Status> {
+        self.admit_agent(None, agent, unreserved, offering, isolation, client, now)
+    }
+
+    /// Registers an agent under `id`, or a new id.
+    #[allow(clippy::too_many_arguments)] // An agent's registration, field by field.
+    fn admit_agent(
+        &mut self,
+        id: Option<String>,
         (hostname, address, principal): (String, String, String),
         unreserved: Resources,
         offering: AgentOffering,
@@ -394,21 +505,11 @@ impl MasterState {
         client: AgentClient<Channel>,
         now: Instant,
     ) -> Result<(String, Duration), Status> {
-        if let Some(other) = self.agent_at.get(&address).map(|id| &self.agents[id]) {
-            if other.principal != principal {
-                return Err(Status::permission_denied(format!(
-                    "address {address} is registered to agent {} (id {}); agent {principal} cannot take it over — register with your own --advertise-address",
-                    other.principal, other.id
-                )));
-            }
-            let stale = other.id.clone();
-            self.remove_agent(
-                &stale,
-                "a new agent registered at its address (it restarted)",
-            );
-        }
-        let id = format!("{}-S{}", self.run_id, self.next_agent);
-        self.next_agent += 1;
+        self.take_address(&address, &principal)?;
+        let id = id.unwrap_or_else(|| {
+            self.next_agent += 1;
+            format!("{}-S{}", self.run_id, self.next_agent - 1)
+        });
         self.allocator.add_agent(&id, unreserved);
         let mut total = unreserved;
         for (role, reserved) in &offering.reserved {
@@ -438,6 +539,186 @@ impl MasterState {
             },
         );
         Ok((id, self.heartbeat_interval))
+    }
+
+    /// Refuses `address` if another principal's agent holds it; an earlier registration of
+    /// the same principal there (it restarted before its timeout) is removed as lost.
+    fn take_address(&mut self, address: &str, principal: &str) -> Result<(), Status> {
+        if let Some(other) = self.agent_at.get(address).map(|id| &self.agents[id]) {
+            if other.principal != principal {
+                return Err(Status::permission_denied(format!(
+                    "address {address} is registered to agent {} (id {}); agent {principal} cannot take it over — register with your own --advertise-address",
+                    other.principal, other.id
+                )));
+            }
+            let stale = other.id.clone();
+            self.remove_agent(
+                &stale,
+                "a new agent registered at its address (it restarted)",
+            );
+        }
+        Ok(())
+    }
+
+    /// Registers an agent again under the id an earlier master gave it, with the executors it
+    /// still runs (Mesos' re-registration): after a master restart, the agent keeps its id,
+    /// its executors are RUNNING again and held by their frameworks — frameworks this master
+    /// does not know are made from what the agent kept of them, disconnected, their failover
+    /// timeout running, so that they may subscribe again by id and keep their executors.
+    ///
+    /// An id this master declared lost (it reported those executors LOST) or one already
+    /// registered by this agent (an answer that did not arrive) are treated as Mesos does: the
+    /// first gets a new id — the agent must then kill what it runs — and the second is kept
+    /// as it is. An empty `agent_id` is a first registration, as
+    /// [`MasterState::register_agent_offering`].
+    #[allow(clippy::too_many_arguments)] // An agent's registration, field by field.
+    pub fn reregister_agent(
+        &mut self,
+        agent_id: String,
+        agent: (String, String, String),
+        unreserved: Resources,
+        offering: AgentOffering,
+        isolation: String,
+        client: AgentClient<Channel>,
+        executors: Vec<pb::RecoveredExecutor>,
+        now: Instant,
+    ) -> Result<(String, Duration, Vec<AgentAction>), Status> {
+        let principal = &agent.2;
+        if self.agents.contains_key(&agent_id) {
+            self.check_agent(&agent_id, principal)?;
+            self.heartbeat(&agent_id, principal, now)?;
+            return Ok((agent_id, self.heartbeat_interval, Vec::new()));
+        }
+        let taken_back =
+            !self.lost_agents.contains(&agent_id) && check_id("agent id", &agent_id).is_ok();
+        if !taken_back && !agent_id.is_empty() {
+            tracing::info!(%agent_id, "an agent this master cannot take back re-registers; it gets a new id");
+        }
+        let id = taken_back.then_some(agent_id);
+        let (agent_id, interval) =
+            self.admit_agent(id, agent, unreserved, offering, isolation, client, now)?;
+        if !taken_back {
+            return Ok((agent_id, interval, Vec::new()));
+        }
+        let mut removed = BTreeSet::new();
+        for executor in executors {
+            if let Some(framework_id) = self.recover_executor(&agent_id, executor, now) {
+                removed.insert(framework_id);
+            }
+        }
+        // Executors of frameworks this master removed: shut down, as Mesos does.
+        let client = &self.agents[&agent_id].client;
+        let actions = removed
+            .into_iter()
+            .map(|framework_id| AgentAction::ShutdownFramework {
+                client: client.clone(),
+                agent_id: agent_id.clone(),
+                request: ShutdownFrameworkRequest { framework_id },
+            })
+            .collect();
+        Ok((agent_id, interval, actions))
+    }
+
+    /// Takes back an executor a re-registering agent runs; returns its framework's id if this
+    /// master removed that framework (its executors are to be shut down).
+    fn recover_executor(
+        &mut self,
+        agent_id: &str,
+        executor: pb::RecoveredExecutor,
+        now: Instant,
+    ) -> Option<String> {
+        let info = executor.framework?;
+        let executor_id = executor.executor_id;
+        if check_id("executor id", &executor_id).is_err()
+            || check_id("framework id", &info.id).is_err()
+        {
+            return None;
+        }
+        if self.removed_frameworks.contains(&info.id) {
+            return Some(info.id);
+        }
+        let (resources, extras) =
+            tessera_cluster_proto::convert::split(executor.resources.as_ref());
+        match self.frameworks.get(&info.id) {
+            Some(fw) if fw.principal != info.principal => {
+                tracing::warn!(framework_id = %info.id, %executor_id, %agent_id, "a re-registering agent runs an executor of a framework of another principal; not taken back");
+                return None;
+            }
+            Some(_) => {}
+            None => self.add_placeholder_framework(info.clone(), now),
+        }
+        let key = (info.id.clone(), executor_id.clone());
+        if self
+            .executors
+            .get(&key)
+            .is_some_and(|e| !is_terminal(e.state))
+        {
+            return None;
+        }
+        // Running, or ended with updates its framework has still to acknowledge.
+        let state = pb::ExecutorState::try_from(executor.state)
+            .ok()
+            .filter(|s| is_terminal(*s))
+            .unwrap_or(pb::ExecutorState::Running);
+        self.completed.retain(|k| k != &key);
+        tracing::info!(framework_id = %info.id, %executor_id, %agent_id, %resources, ?state, "executor taken back from a re-registering agent");
+        if is_terminal(state) {
+            self.completed.push_back(key.clone());
+        } else {
+            // Taken back as unreserved: what the agent kept of it names no reservation.
+            self.allocator.add_used(&info.id, agent_id, resources);
+            if let Some(agent) = self.agents.get_mut(agent_id) {
+                agent.free_extras = agent.free_extras.minus(&extras);
+            }
+        }
+        self.executors.insert(
+            key,
+            Executor {
+                framework_id: info.id,
+                executor_id,
+                agent_id: agent_id.to_string(),
+                resources,
+                state,
+                message: "taken back after the master restarted".to_string(),
+                usage: pb::ExecutorUsage::default(),
+                reservation: None,
+                extras,
+            },
+        );
+        None
+    }
+
+    /// A framework known only from an agent's executors: disconnected until it subscribes
+    /// again with its id, removed (its executors shut down) when its failover timeout passes.
+    fn add_placeholder_framework(&mut self, info: pb::FrameworkInfo, now: Instant) {
+        let role = if info.role.is_empty() || check_role(&info.role).is_err() {
+            tessera_allocator::DEFAULT_ROLE.to_string()
+        } else {
+            info.role
+        };
+        let failover_timeout =
+            seconds_up_to_a_year("failover_timeout", info.failover_timeout_seconds)
+                .unwrap_or(self.default_failover);
+        tracing::info!(framework_id = %info.id, ?failover_timeout, "framework known from a re-registering agent; waiting for it to subscribe again");
+        self.allocator.add_framework(&info.id, &role);
+        self.allocator.deactivate_framework(&info.id);
+        self.frameworks.insert(
+            info.id.clone(),
+            Framework {
+                id: info.id,
+                principal: info.principal,
+                name: info.name,
+                user: info.user,
+                role,
+                suppressed: false,
+                events: None,
+                connection: 0,
+                disconnected_at: Some(now),
+                failover_timeout,
+                capabilities: info.capabilities,
+                unacknowledged: VecDeque::new(),
+            },
+        );
     }
 
     /// Fails unless `agent_id` is registered and belongs to `principal`.
@@ -499,6 +780,14 @@ impl MasterState {
             return;
         };
         tracing::warn!(%agent_id, address = %agent.address, %reason, "agent removed");
+        let failure = pb::Failure {
+            agent_id: agent_id.to_string(),
+            executor_id: String::new(),
+            status: None,
+        };
+        for id in self.frameworks.keys() {
+            self.send(id, event(pb::event::Event::Failure(failure.clone())));
+        }
         self.agent_at.remove(&agent.address);
         self.metrics.agents_lost += 1;
         self.lost_agents.insert(agent_id.to_string());
@@ -556,8 +845,8 @@ impl MasterState {
 
     // ------------------------------------------------------------ frameworks
 
-    /// Subscribes a framework (new, or re-subscribing with its id) and sends
-    /// it `Registered`.
+    /// Subscribes a framework (new, or re-subscribing with its id) with the master's default
+    /// failover timeout and no capabilities; see [`MasterState::subscribe_framework`].
     pub fn subscribe(
         &mut self,
         name: String,
@@ -567,6 +856,36 @@ impl MasterState {
         framework_id: Option<String>,
         events: EventSender,
     ) -> Result<(String, u64), Status> {
+        let subscription = Subscription {
+            name,
+            user,
+            role,
+            framework_id,
+            ..Subscription::default()
+        };
+        self.subscribe_framework(subscription, principal, events)
+    }
+
+    /// Subscribes a framework (new, or re-subscribing with its id: its name, user, failover
+    /// timeout and capabilities are updated, as Mesos updates FrameworkInfo) and sends it
+    /// `Registered`. An id this master does not know is taken (a framework of a previous
+    /// master run, before its agents re-registered).
+    pub fn subscribe_framework(
+        &mut self,
+        subscription: Subscription,
+        principal: String,
+        events: EventSender,
+    ) -> Result<(String, u64), Status> {
+        let Subscription {
+            name,
+            user,
+            role,
+            framework_id,
+            failover_timeout,
+            capabilities,
+        } = subscription;
+        check_capabilities(&capabilities)?;
+        let failover_timeout = failover_timeout.unwrap_or(self.default_failover);
         let role = if role.is_empty() {
             tessera_allocator::DEFAULT_ROLE.to_string()
         } else {
@@ -575,6 +894,12 @@ impl MasterState {
         };
         if let Some(id) = &framework_id {
             check_id("framework id", id)?;
+            if self.removed_frameworks.contains(id) {
+                return Err(Status::failed_precondition(format!(
+                    "framework {id} was removed (torn down, or not back within its failover \
+                     timeout) and its executors shut down; subscribe without a framework id"
+                )));
+            }
             if let Some(fw) = self.frameworks.get(id) {
                 if fw.principal != principal {
                     return Err(Status::permission_denied(format!(
@@ -611,6 +936,8 @@ impl MasterState {
                 fw.disconnected_at = None;
                 fw.name = name;
                 fw.user = user;
+                fw.failover_timeout = failover_timeout;
+                fw.capabilities = capabilities;
                 self.allocator.activate_framework(&id);
                 tracing::info!(framework_id = %id, "framework re-subscribed");
             }
@@ -630,6 +957,9 @@ impl MasterState {
                         events: Some(events),
                         connection: 0,
                         disconnected_at: None,
+                        failover_timeout,
+                        capabilities,
+                        unacknowledged: VecDeque::new(),
                     },
                 );
             }
@@ -640,8 +970,18 @@ impl MasterState {
             event(pb::event::Event::Registered(pb::Registered {
                 framework_id: id.clone(),
                 heartbeat_interval_seconds: self.framework_heartbeat_interval.as_secs_f64(),
+                failover_timeout_seconds: failover_timeout.as_secs_f64(),
             })),
         );
+        // What it has not acknowledged, again (e.g. its executors' ends while it was away).
+        let again: Vec<pb::StatusUpdate> = self.frameworks[&id]
+            .unacknowledged
+            .iter()
+            .cloned()
+            .collect();
+        for update in again {
+            self.send(&id, event(pb::event::Event::StatusUpdate(update)));
+        }
         Ok((id, connection))
     }
 
@@ -652,7 +992,6 @@ impl MasterState {
         &mut self,
         framework_id: &str,
         connection: u64,
-        failover_timeout: Duration,
         now: Instant,
     ) -> Vec<AgentAction> {
         let Some(fw) = self.frameworks.get_mut(framework_id) else {
@@ -663,6 +1002,7 @@ impl MasterState {
         }
         fw.events = None;
         fw.disconnected_at = Some(now);
+        let failover_timeout = fw.failover_timeout;
         self.allocator.deactivate_framework(framework_id);
         self.rescind_offers_of(framework_id);
         if failover_timeout.is_zero() {
@@ -673,13 +1013,13 @@ impl MasterState {
         }
     }
 
-    /// Frameworks disconnected for longer than the failover timeout.
-    pub fn expired_frameworks(&self, now: Instant, failover_timeout: Duration) -> Vec<String> {
+    /// Frameworks disconnected for longer than their failover timeout.
+    pub fn expired_frameworks(&self, now: Instant) -> Vec<String> {
         self.frameworks
             .values()
             .filter(|f| {
                 f.disconnected_at
-                    .is_some_and(|t| now.saturating_duration_since(t) >= failover_timeout)
+                    .is_some_and(|t| now.saturating_duration_since(t) >= f.failover_timeout)
             })
             .map(|f| f.id.clone())
             .collect()
@@ -693,6 +1033,10 @@ impl MasterState {
         };
         tracing::info!(%framework_id, name = %fw.name, %reason, "framework removed");
         self.metrics.frameworks_removed += 1;
+        self.removed_frameworks.push_back(framework_id.to_string());
+        if self.removed_frameworks.len() > MAX_REMOVED_FRAMEWORKS {
+            self.removed_frameworks.pop_front();
+        }
         if let Some(events) = fw.events.take() {
             let _ = events.send(Ok(event(pb::event::Event::Error(pb::Error {
                 message: format!("framework {framework_id} was removed: {reason}"),
@@ -1019,6 +1363,7 @@ impl MasterState {
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let role = role.clone();
         let client = agent.client.clone();
+        let framework = self.frameworks.get(framework_id).map(Framework::info);
         for offer_id in &request.offer_ids {
             self.offers.remove(offer_id);
         }
@@ -1071,6 +1416,7 @@ impl MasterState {
                     executor_id,
                     command: launch.command,
                     resources: launch.resources,
+                    framework: framework.clone(),
                 },
             });
         }
@@ -1178,24 +1524,35 @@ impl MasterState {
 
     // ------------------------------------------------------------- executors
 
-    /// Asks the executor's agent to kill it.
+    /// Asks the executor's agent to kill it at once (SIGKILL).
     pub fn kill(
         &mut self,
         framework_id: &str,
         principal: &str,
         executor_id: &str,
     ) -> Result<Vec<AgentAction>, Status> {
-        self.check_framework(framework_id, principal)?;
-        let key = (framework_id.to_string(), executor_id.to_string());
-        let executor = self.executors.get(&key).ok_or_else(|| {
-            Status::not_found(format!(
-                "framework {framework_id} has no executor {executor_id:?}"
-            ))
-        })?;
-        if is_terminal(executor.state) {
-            return Ok(Vec::new());
-        }
-        let Some(agent) = self.agents.get(&executor.agent_id) else {
+        self.stop_executor(framework_id, principal, executor_id, false)
+    }
+
+    /// Asks the executor's agent to shut it down gracefully (Mesos' SHUTDOWN): SIGTERM, then
+    /// SIGKILL after the agent's grace period.
+    pub fn shutdown_executor(
+        &mut self,
+        framework_id: &str,
+        principal: &str,
+        executor_id: &str,
+    ) -> Result<Vec<AgentAction>, Status> {
+        self.stop_executor(framework_id, principal, executor_id, true)
+    }
+
+    fn stop_executor(
+        &mut self,
+        framework_id: &str,
+        principal: &str,
+        executor_id: &str,
+        graceful: bool,
+    ) -> Result<Vec<AgentAction>, Status> {
+        let Some(agent) = self.running_agent(framework_id, principal, executor_id)? else {
             return Ok(Vec::new());
         };
         Ok(vec![AgentAction::Kill {
@@ -1204,17 +1561,137 @@ impl MasterState {
             request: KillExecutorRequest {
                 framework_id: framework_id.to_string(),
                 executor_id: executor_id.to_string(),
+                graceful,
             },
         }])
     }
 
+    /// The agent that runs the framework's executor: `None` if it ended or its agent is gone;
+    /// an error if the caller is not the framework's principal or the executor is unknown.
+    fn running_agent(
+        &self,
+        framework_id: &str,
+        principal: &str,
+        executor_id: &str,
+    ) -> Result<Option<&Agent>, Status> {
+        self.check_framework(framework_id, principal)?;
+        let key = (framework_id.to_string(), executor_id.to_string());
+        let executor = self.executors.get(&key).ok_or_else(|| {
+            Status::not_found(format!(
+                "framework {framework_id} has no executor {executor_id:?}"
+            ))
+        })?;
+        if is_terminal(executor.state) {
+            return Ok(None);
+        }
+        Ok(self.agents.get(&executor.agent_id))
+    }
+
+    /// Sends bytes to a running executor of the framework through its agent (Mesos' MESSAGE).
+    pub fn message(
+        &mut self,
+        framework_id: &str,
+        principal: &str,
+        executor_id: &str,
+        data: Vec<u8>,
+    ) -> Result<Vec<AgentAction>, Status> {
+        let agent = self
+            .running_agent(framework_id, principal, executor_id)?
+            .ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "executor {executor_id} of framework {framework_id} does not run (it ended, or \
+                     its agent is gone); send messages to running executors"
+                ))
+            })?;
+        Ok(vec![AgentAction::Message {
+            client: agent.client.clone(),
+            agent_id: agent.id.clone(),
+            request: DeliverMessageRequest {
+                framework_id: framework_id.to_string(),
+                executor_id: executor_id.to_string(),
+                data,
+            },
+        }])
+    }
+
+    /// What Reconcile answers (Mesos' reconciliation): for each executor id asked, its latest
+    /// state as this master knows it, or LOST for one it does not know; with no id, the
+    /// latest state of every executor of the framework that has not ended. Each carries reason
+    /// RECONCILIATION.
+    pub fn reconciliation(
+        &self,
+        framework_id: &str,
+        executor_ids: &[String],
+    ) -> Vec<pb::StatusUpdate> {
+        let known = |e: &Executor| pb::StatusUpdate {
+            agent_id: e.agent_id.clone(),
+            framework_id: e.framework_id.clone(),
+            executor_id: e.executor_id.clone(),
+            state: e.state as i32,
+            message: e.message.clone(),
+            exit_code: None,
+            reason: pb::ExecutorReason::Reconciliation as i32,
+            // Neither kept nor acknowledged: asked again, it is answered again (as in Mesos).
+            uuid: String::new(),
+            latest_state: e.state as i32,
+        };
+        if executor_ids.is_empty() {
+            return self
+                .executors
+                .values()
+                .filter(|e| e.framework_id == framework_id && !is_terminal(e.state))
+                .map(known)
+                .collect();
+        }
+        executor_ids
+            .iter()
+            .map(
+                |id| match self.executors.get(&(framework_id.to_string(), id.clone())) {
+                    Some(e) => known(e),
+                    None => pb::StatusUpdate {
+                        agent_id: String::new(),
+                        framework_id: framework_id.to_string(),
+                        executor_id: id.clone(),
+                        state: pb::ExecutorState::Lost as i32,
+                        message: format!("executor {id} is unknown to the master"),
+                        exit_code: None,
+                        reason: pb::ExecutorReason::Reconciliation as i32,
+                        uuid: String::new(),
+                        latest_state: pb::ExecutorState::Lost as i32,
+                    },
+                },
+            )
+            .collect()
+    }
+
+    /// Sends the framework the [`MasterState::reconciliation`] of `executor_ids` as status
+    /// update events.
+    pub fn reconcile(
+        &mut self,
+        framework_id: &str,
+        principal: &str,
+        executor_ids: &[String],
+    ) -> Result<(), Status> {
+        self.check_framework(framework_id, principal)?;
+        for id in executor_ids {
+            check_id("executor id", id)?;
+        }
+        for update in self.reconciliation(framework_id, executor_ids) {
+            self.send(framework_id, event(pb::event::Event::StatusUpdate(update)));
+        }
+        Ok(())
+    }
+
     /// Applies a status update that the agent holding `principal` sent: it
     /// must be the agent `agent_id`, and that agent must run the executor.
+    ///
+    /// Updates of a framework this master no longer has (it was removed) are acknowledged on
+    /// its behalf — no one else will — and the returned action tells the agent so.
     pub fn agent_update(
         &mut self,
         principal: &str,
         update: pb::StatusUpdate,
-    ) -> Result<(), Status> {
+    ) -> Result<Vec<AgentAction>, Status> {
         let state = pb::ExecutorState::try_from(update.state)
             .ok()
             .filter(|s| *s != pb::ExecutorState::Unspecified)
@@ -1233,8 +1710,56 @@ impl MasterState {
                 )));
             }
         }
+        let orphan = !self.frameworks.contains_key(&update.framework_id);
+        let ack = pb::AcknowledgeRequest {
+            framework_id: update.framework_id.clone(),
+            agent_id: update.agent_id.clone(),
+            executor_id: update.executor_id.clone(),
+            uuid: update.uuid.clone(),
+        };
         self.apply_update(update, state);
-        Ok(())
+        Ok(if orphan {
+            self.acknowledge_to_agent(ack)
+        } else {
+            Vec::new()
+        })
+    }
+
+    /// The framework acknowledges a status update (Mesos' ACKNOWLEDGE): it is not sent to it
+    /// again, and its agent is told, so that it stops sending it and sends the executor's next.
+    pub fn acknowledge(
+        &mut self,
+        principal: &str,
+        ack: pb::AcknowledgeRequest,
+    ) -> Result<Vec<AgentAction>, Status> {
+        self.check_framework(&ack.framework_id, principal)?;
+        check_id("executor id", &ack.executor_id)?;
+        if let Some(fw) = self.frameworks.get_mut(&ack.framework_id) {
+            fw.unacknowledged.retain(|u| u.uuid != ack.uuid);
+        }
+        Ok(self.acknowledge_to_agent(ack))
+    }
+
+    /// Tells the agent of an acknowledged update (if it is registered and runs, or ran, the
+    /// executor).
+    fn acknowledge_to_agent(&self, ack: pb::AcknowledgeRequest) -> Vec<AgentAction> {
+        let key = (ack.framework_id.clone(), ack.executor_id.clone());
+        let ran_there = self
+            .executors
+            .get(&key)
+            .is_some_and(|e| e.agent_id == ack.agent_id);
+        match self.agents.get(&ack.agent_id) {
+            Some(agent) if ran_there && !ack.uuid.is_empty() => vec![AgentAction::Acknowledge {
+                client: agent.client.clone(),
+                agent_id: agent.id.clone(),
+                request: AcknowledgeStatusUpdateRequest {
+                    framework_id: ack.framework_id,
+                    executor_id: ack.executor_id,
+                    uuid: ack.uuid,
+                },
+            }],
+            _ => Vec::new(),
+        }
     }
 
     /// Applies an executor state change decided by the master (no exit code, no reason).
@@ -1246,6 +1771,15 @@ impl MasterState {
         state: pb::ExecutorState,
         message: String,
     ) {
+        // An executor that ended already: a late decision of the master's changes nothing.
+        let key = (framework_id.to_string(), executor_id.to_string());
+        if self
+            .executors
+            .get(&key)
+            .is_none_or(|e| is_terminal(e.state))
+        {
+            return;
+        }
         let update = pb::StatusUpdate {
             agent_id: agent_id.to_string(),
             framework_id: framework_id.to_string(),
@@ -1254,58 +1788,92 @@ impl MasterState {
             message,
             exit_code: None,
             reason: pb::ExecutorReason::Unspecified as i32,
+            uuid: tessera_credentials::random_uuid(),
+            latest_state: state as i32,
         };
         self.apply_update(update, state);
     }
 
-    /// Applies an executor state change reported by its agent (or decided by
-    /// the master), forwards it to the framework, and recovers the
-    /// executor's resources when it ends.
+    /// Applies an executor state change reported by its agent (or decided by the master) and
+    /// forwards the update to the framework, which keeps it until acknowledged. The
+    /// bookkeeping follows the update's `latest_state` (the agent's newest, which may be past
+    /// an update that waited for an earlier one's acknowledgement): an executor's resources
+    /// are recovered when it ends. The same update sent again (an agent retrying) is
+    /// forwarded again, changing nothing.
     fn apply_update(&mut self, update: pb::StatusUpdate, state: pb::ExecutorState) {
+        let latest = pb::ExecutorState::try_from(update.latest_state)
+            .ok()
+            .filter(|s| *s != pb::ExecutorState::Unspecified)
+            .unwrap_or(state);
         let (framework_id, executor_id, agent_id) = (
             update.framework_id.as_str(),
             update.executor_id.as_str(),
             update.agent_id.as_str(),
         );
-        let message = &update.message;
         let key = (framework_id.to_string(), executor_id.to_string());
         let Some(executor) = self.executors.get_mut(&key) else {
             tracing::debug!(%framework_id, %executor_id, ?state, "status update for an unknown executor ignored");
             return;
         };
-        if executor.agent_id != agent_id || is_terminal(executor.state) {
-            tracing::debug!(%framework_id, %executor_id, ?state, "stale status update ignored");
+        if executor.agent_id != agent_id {
+            tracing::debug!(%framework_id, %executor_id, ?state, "status update from another agent ignored");
             return;
         }
-        tracing::info!(%framework_id, %executor_id, %agent_id, ?state, %message, "executor status");
-        executor.state = state;
-        executor.message = message.clone();
-        let resources = executor.resources;
-        if is_terminal(state) {
-            executor.usage = pb::ExecutorUsage::default();
-            let pool = pool_id(agent_id, executor.reservation.as_deref());
-            let extras = std::mem::take(&mut executor.extras);
-            self.metrics.executor_ended(state);
-            self.allocator
-                .recover_resources(framework_id, &pool, resources, None);
-            if let Some(agent) = self.agents.get_mut(agent_id) {
-                agent.free_extras = agent.free_extras.plus(&extras);
+        if !is_terminal(executor.state) && executor.state != latest {
+            let message = &update.message;
+            tracing::info!(%framework_id, %executor_id, %agent_id, ?state, ?latest, %message, "executor status");
+            executor.state = latest;
+            if latest == state {
+                executor.message = message.clone();
             }
-            self.completed.push_back(key);
-            while self.completed.len() > MAX_COMPLETED_EXECUTORS {
-                if let Some(old) = self.completed.pop_front() {
-                    self.executors.remove(&old);
+            let resources = executor.resources;
+            if is_terminal(latest) {
+                executor.usage = pb::ExecutorUsage::default();
+                let pool = pool_id(agent_id, executor.reservation.as_deref());
+                let extras = std::mem::take(&mut executor.extras);
+                self.metrics.executor_ended(latest);
+                self.allocator
+                    .recover_resources(framework_id, &pool, resources, None);
+                if let Some(agent) = self.agents.get_mut(agent_id) {
+                    agent.free_extras = agent.free_extras.plus(&extras);
+                }
+                self.completed.push_back(key);
+                while self.completed.len() > MAX_COMPLETED_EXECUTORS {
+                    if let Some(old) = self.completed.pop_front() {
+                        self.executors.remove(&old);
+                    }
                 }
             }
         }
-        let framework_id = framework_id.to_string();
-        self.send(
-            &framework_id,
-            event(pb::event::Event::StatusUpdate(pb::StatusUpdate {
-                state: state as i32,
-                ..update
-            })),
-        );
+        self.forward(pb::StatusUpdate {
+            state: state as i32,
+            ..update
+        });
+    }
+
+    /// Sends a status update to its framework, keeping it until acknowledged. The first time an
+    /// executor's end with a non-zero status comes, a Failure event goes with it (Mesos'
+    /// FAILURE for an executor).
+    fn forward(&mut self, update: pb::StatusUpdate) {
+        let framework_id = update.framework_id.clone();
+        if let Some(fw) = self.frameworks.get_mut(&framework_id)
+            && !update.uuid.is_empty()
+            && !fw.unacknowledged.iter().any(|u| u.uuid == update.uuid)
+        {
+            fw.unacknowledged.push_back(update.clone());
+            if fw.unacknowledged.len() > MAX_UNACKNOWLEDGED {
+                fw.unacknowledged.pop_front();
+            }
+            if let Some(status) = failure_status(&update) {
+                let failure = pb::Failure {
+                    agent_id: update.agent_id.clone(),
+                    executor_id: update.executor_id.clone(),
+                    status: Some(status),
+                };
+                self.send(&framework_id, event(pb::event::Event::Failure(failure)));
+            }
+        }
+        self.send(&framework_id, event(pb::event::Event::StatusUpdate(update)));
     }
 
     // ---------------------------------------------------------------- status
@@ -1315,14 +1883,13 @@ impl MasterState {
         (&self.snapshot()).into()
     }
 
-    /// Closes every subscription stream (the master is shutting down).
+    /// Closes every subscription stream (the master is shutting down). The streams just
+    /// end, without an Error event, as Mesos' master closes its connections: an Error means
+    /// "do not come back", while frameworks with a failover timeout should subscribe again to
+    /// the next master.
     pub fn close_streams(&mut self) {
         for fw in self.frameworks.values_mut() {
-            if let Some(events) = fw.events.take() {
-                let _ = events.send(Ok(event(pb::event::Event::Error(pb::Error {
-                    message: "the master is shutting down".to_string(),
-                }))));
-            }
+            fw.events.take();
         }
     }
 }
@@ -1995,6 +2562,7 @@ mod tests {
                 message: "memory limit 128 MiB exceeded".into(),
                 exit_code: Some(137),
                 reason: pb::ExecutorReason::MemoryLimit as i32,
+                ..Default::default()
             },
         )
         .expect("the agent's update");
@@ -2048,6 +2616,395 @@ mod tests {
         assert_eq!(m.allocator.cluster_total(), Resources::ZERO);
     }
 
+    /// What an agent kept of executor `e` of `fw` (alice's, failover `failover`).
+    fn recovered(fw: &str, failover: f64) -> pb::RecoveredExecutor {
+        pb::RecoveredExecutor {
+            executor_id: "e".into(),
+            resources: Some(pb::Resources::of_cpus_mem(&Resources::new(1.0, 256))),
+            framework: Some(pb::FrameworkInfo {
+                id: fw.into(),
+                name: "fw".into(),
+                role: "*".into(),
+                principal: "alice".into(),
+                failover_timeout_seconds: failover,
+                ..Default::default()
+            }),
+            state: pb::ExecutorState::Running as i32,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_restarted_master_takes_back_a_reregistering_agent_and_its_executors() {
+        let (mut old, agent, fw, _rx, offer) = setup(Duration::ZERO);
+        let t0 = Instant::now();
+        run_executor(&mut old, &agent, &fw, offer, t0);
+        // The launch told the agent whose executor it is.
+        assert_eq!(old.frameworks[&fw].info().principal, "alice");
+
+        // A new master: the agent's heartbeat is unknown, it registers again with its id.
+        let mut m = MasterState::new(&config(Duration::ZERO));
+        assert!(!m.heartbeat(&agent, "b", t0).unwrap());
+        let reregister = |m: &mut MasterState, id: &str, principal: &str| {
+            m.reregister_agent(
+                id.into(),
+                ("h".into(), "127.0.0.1:9".into(), principal.into()),
+                Resources::new(2.0, 1024),
+                AgentOffering::default(),
+                "posix".into(),
+                client(),
+                vec![recovered(&fw, 30.0)],
+                t0,
+            )
+        };
+        let (id, _, actions) = reregister(&mut m, &agent, "b").unwrap();
+        assert!(actions.is_empty());
+        assert_eq!(id, agent, "the agent keeps its id");
+        let e = &m.executors[&(fw.clone(), "e".to_string())];
+        assert_eq!(
+            (e.state, e.agent_id.as_str()),
+            (pb::ExecutorState::Running, agent.as_str())
+        );
+        assert_eq!(m.allocator.allocation(&fw), Resources::new(1.0, 256));
+        // Its framework waits, disconnected, for the framework to come back by id.
+        let f = &m.frameworks[&fw];
+        assert!(f.events.is_none());
+        assert_eq!(f.failover_timeout, Duration::from_secs(30));
+        assert!(
+            m.expired_frameworks(t0 + Duration::from_secs(29))
+                .is_empty()
+        );
+        // Only its agent's principal can register again as it; again by the same one keeps all.
+        assert!(reregister(&mut m, &agent, "mallory").is_err());
+        assert_eq!(reregister(&mut m, &agent, "b").unwrap().0, agent);
+        assert_eq!(m.allocator.allocation(&fw), Resources::new(1.0, 256));
+        // Another principal cannot subscribe as the framework; alice can, and keeps it.
+        let (tx, _rx2) = unbounded_channel();
+        let as_mallory = Subscription {
+            name: "fw".into(),
+            framework_id: Some(fw.clone()),
+            ..Subscription::default()
+        };
+        assert!(
+            m.subscribe_framework(as_mallory.clone(), "mallory".into(), tx.clone())
+                .is_err()
+        );
+        let (tx, mut rx) = unbounded_channel();
+        m.subscribe_framework(as_mallory, "alice".into(), tx)
+            .unwrap();
+        assert!(matches!(drain(&mut rx)[0], pb::event::Event::Registered(_)));
+        assert!(
+            m.expired_frameworks(t0 + Duration::from_secs(31))
+                .is_empty()
+        );
+
+        // A master that declared the agent lost gives it a new id instead.
+        old.remove_agent(&agent, "no heartbeat");
+        let (new_id, _, _) = reregister(&mut old, &agent, "b").unwrap();
+        assert_ne!(new_id, agent);
+    }
+
+    #[tokio::test]
+    async fn a_placeholder_framework_not_back_within_its_failover_timeout_is_removed() {
+        let mut m = MasterState::new(&config(Duration::ZERO));
+        let t0 = Instant::now();
+        // Agent `id` (principal `name`) comes back with an executor of old-F0.
+        let back = |m: &mut MasterState, id: &str, name: &str| {
+            m.reregister_agent(
+                id.into(),
+                ("h".into(), format!("{name}.example:9"), name.into()),
+                Resources::new(2.0, 1024),
+                AgentOffering::default(),
+                "posix".into(),
+                client(),
+                vec![recovered("old-F0", 5.0)],
+                t0,
+            )
+            .unwrap()
+        };
+        back(&mut m, "old-S0", "b");
+        assert!(m.expired_frameworks(t0 + Duration::from_secs(4)).is_empty());
+        assert_eq!(
+            m.expired_frameworks(t0 + Duration::from_secs(5)),
+            ["old-F0"]
+        );
+        let actions = m.remove_framework("old-F0", "failover timeout");
+        assert!(matches!(
+            actions[..],
+            [AgentAction::ShutdownFramework { .. }]
+        ));
+        // Removed, it cannot come back by id…
+        let (tx, _rx) = unbounded_channel();
+        let again = Subscription {
+            name: "fw".into(),
+            framework_id: Some("old-F0".into()),
+            ..Subscription::default()
+        };
+        let err = m
+            .subscribe_framework(again, "alice".into(), tx)
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+        // …and an agent that registers again with an executor of it is told to shut it down.
+        m.remove_agent("old-S0", "test");
+        let (_, _, actions) = back(&mut m, "old-S1", "c");
+        assert!(
+            matches!(&actions[..], [AgentAction::ShutdownFramework { request, .. }] if request.framework_id == "old-F0")
+        );
+        assert!(m.executors.values().all(|e| e.agent_id != "old-S1"));
+    }
+
+    #[tokio::test]
+    async fn reconcile_answers_known_states_and_lost_for_unknown_executors() {
+        let (mut m, agent, fw, mut rx, offer) = setup(Duration::ZERO);
+        let t0 = Instant::now();
+        run_executor(&mut m, &agent, &fw, offer, t0);
+        drain(&mut rx);
+        let states = |updates: Vec<pb::StatusUpdate>| -> Vec<(String, i32, i32)> {
+            updates
+                .into_iter()
+                .map(|u| (u.executor_id, u.state, u.reason))
+                .collect()
+        };
+        let reason = pb::ExecutorReason::Reconciliation as i32;
+        let running = pb::ExecutorState::Running as i32;
+        let lost = pb::ExecutorState::Lost as i32;
+        // Implicit: every executor that has not ended.
+        assert_eq!(
+            states(m.reconciliation(&fw, &[])),
+            [("e".to_string(), running, reason)]
+        );
+        // Explicit: those asked, LOST for the unknown.
+        assert_eq!(
+            states(m.reconciliation(&fw, &["e".into(), "ghost".into()])),
+            [
+                ("e".to_string(), running, reason),
+                ("ghost".to_string(), lost, reason)
+            ]
+        );
+        // Ended executors answer their end when asked by name, and are left out otherwise.
+        m.update_executor(&fw, "e", &agent, pb::ExecutorState::Finished, String::new());
+        assert!(m.reconciliation(&fw, &[]).is_empty());
+        let finished = pb::ExecutorState::Finished as i32;
+        assert_eq!(
+            states(m.reconciliation(&fw, &["e".into()])),
+            [("e".to_string(), finished, reason)]
+        );
+        // Reconcile sends them as events, only to the framework's own principal.
+        drain(&mut rx);
+        assert!(m.reconcile(&fw, "mallory", &[]).is_err());
+        m.reconcile(&fw, "alice", &["e".into()]).unwrap();
+        assert!(
+            matches!(&drain(&mut rx)[..], [pb::event::Event::StatusUpdate(u)] if u.reason == reason)
+        );
+    }
+
+    #[test]
+    fn capabilities_are_recorded_unless_this_master_cannot_honour_them() {
+        assert!(check_capabilities(&["PARTITION_AWARE".into()]).is_ok());
+        let err = check_capabilities(&["MULTI_ROLE".into()]).unwrap_err();
+        assert!(err.message().contains("one role"), "{}", err.message());
+        assert!(check_capabilities(&["".into()]).is_err());
+    }
+
+    #[tokio::test]
+    async fn each_framework_has_its_own_failover_timeout() {
+        let mut m = MasterState::new(&config(Duration::from_secs(10)));
+        let t0 = Instant::now();
+        let mut ids = Vec::new();
+        for failover in [None, Some(Duration::from_secs(100))] {
+            let (tx, _rx) = unbounded_channel();
+            let sub = Subscription {
+                name: "fw".into(),
+                failover_timeout: failover,
+                ..Subscription::default()
+            };
+            let (id, connection) = m.subscribe_framework(sub, "alice".into(), tx).unwrap();
+            assert!(m.framework_disconnected(&id, connection, t0).is_empty());
+            ids.push(id);
+        }
+        assert_eq!(
+            m.expired_frameworks(t0 + Duration::from_secs(10)),
+            [ids[0].clone()]
+        );
+        assert_eq!(m.expired_frameworks(t0 + Duration::from_secs(100)).len(), 2);
+    }
+
+    /// `alice` subscribes again as `fw`: its events and its connection number.
+    fn resubscribe(
+        m: &mut MasterState,
+        fw: &str,
+    ) -> (UnboundedReceiver<Result<pb::Event, Status>>, u64) {
+        let (tx, rx) = unbounded_channel();
+        let (same, connection) = m
+            .subscribe(
+                "fw".into(),
+                "u".into(),
+                String::new(),
+                "alice".into(),
+                Some(fw.into()),
+                tx,
+            )
+            .unwrap();
+        assert_eq!(same, fw);
+        (rx, connection)
+    }
+
+    /// An update of executor `e` from agent `agent` with `uuid`.
+    fn agent_says(agent: &str, fw: &str, state: pb::ExecutorState, uuid: &str) -> pb::StatusUpdate {
+        pb::StatusUpdate {
+            agent_id: agent.into(),
+            framework_id: fw.into(),
+            executor_id: "e".into(),
+            state: state as i32,
+            uuid: uuid.into(),
+            ..Default::default()
+        }
+    }
+
+    fn forwarded_uuids(events: &[pb::event::Event]) -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                pb::event::Event::StatusUpdate(u) => Some(u.uuid.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn updates_are_kept_until_acknowledged_and_sent_again_on_resubscription() {
+        let (mut m, agent, fw, mut rx, offer) = setup(Duration::from_secs(30));
+        let t0 = Instant::now();
+        accept_one(&mut m, &fw, offer, launch("e", 1.0, 256), t0);
+        let running = agent_says(&agent, &fw, pb::ExecutorState::Running, "u1");
+        assert!(m.agent_update("b", running.clone()).unwrap().is_empty());
+        // The agent sends it again (no acknowledgement yet): forwarded again, kept once.
+        m.agent_update("b", running).unwrap();
+        assert_eq!(forwarded_uuids(&drain(&mut rx)), ["u1", "u1"]);
+        assert_eq!(m.frameworks[&fw].unacknowledged.len(), 1);
+        // Away, then back by id: it comes again after Registered.
+        drop(rx);
+        m.framework_disconnected(&fw, 0, t0);
+        let (mut rx, _) = resubscribe(&mut m, &fw);
+        let events = drain(&mut rx);
+        assert!(matches!(events[0], pb::event::Event::Registered(_)));
+        assert_eq!(forwarded_uuids(&events), ["u1"]);
+        // Acknowledged: the agent is told, and it does not come again.
+        let ack = pb::AcknowledgeRequest {
+            framework_id: fw.clone(),
+            agent_id: agent.clone(),
+            executor_id: "e".into(),
+            uuid: "u1".into(),
+        };
+        assert!(m.acknowledge("mallory", ack.clone()).is_err());
+        let actions = m.acknowledge("alice", ack).unwrap();
+        assert!(
+            matches!(&actions[..], [AgentAction::Acknowledge { request, .. }] if request.uuid == "u1")
+        );
+        assert!(m.frameworks[&fw].unacknowledged.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_bookkeeping_follows_the_latest_state_and_orphans_are_acknowledged() {
+        let (mut m, agent, fw, mut rx, offer) = setup(Duration::from_secs(30));
+        let t0 = Instant::now();
+        accept_one(&mut m, &fw, offer, launch("e", 1.0, 256), t0);
+        assert_eq!(m.allocator.allocation(&fw), Resources::new(1.0, 256));
+        // RUNNING waits for its acknowledgement, but the executor has finished meanwhile.
+        let update = pb::StatusUpdate {
+            latest_state: pb::ExecutorState::Finished as i32,
+            ..agent_says(&agent, &fw, pb::ExecutorState::Running, "u1")
+        };
+        m.agent_update("b", update).unwrap();
+        let e = &m.executors[&(fw.clone(), "e".to_string())];
+        assert_eq!(e.state, pb::ExecutorState::Finished);
+        assert_eq!(
+            m.allocator.allocation(&fw),
+            Resources::ZERO,
+            "its resources are back"
+        );
+        let forwarded = drain(&mut rx);
+        assert!(
+            matches!(&forwarded[..], [pb::event::Event::StatusUpdate(u)] if u.state == pb::ExecutorState::Running as i32)
+        );
+        // Its framework removed, the FINISHED update is acknowledged on its behalf.
+        m.remove_framework(&fw, "torn down");
+        let finished = agent_says(&agent, &fw, pb::ExecutorState::Finished, "u2");
+        let actions = m.agent_update("b", finished).unwrap();
+        assert!(
+            matches!(&actions[..], [AgentAction::Acknowledge { request, .. }] if request.uuid == "u2")
+        );
+    }
+
+    #[test]
+    fn a_failure_is_a_failed_end_with_a_non_zero_status() {
+        let end = |state: pb::ExecutorState, exit_code| pb::StatusUpdate {
+            state: state as i32,
+            exit_code,
+            ..Default::default()
+        };
+        assert_eq!(
+            failure_status(&end(pb::ExecutorState::Failed, Some(3))),
+            Some(3)
+        );
+        assert_eq!(
+            failure_status(&end(pb::ExecutorState::Failed, Some(0))),
+            None
+        );
+        assert_eq!(failure_status(&end(pb::ExecutorState::Failed, None)), None);
+        assert_eq!(
+            failure_status(&end(pb::ExecutorState::Killed, Some(137))),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn failures_kill_shutdown_and_messages() {
+        let (mut m, agent, fw, mut rx, offer) = setup(Duration::from_secs(30));
+        let t0 = Instant::now();
+        accept_one(&mut m, &fw, offer, launch("e", 1.0, 256), t0);
+        m.update_executor(&fw, "e", &agent, pb::ExecutorState::Running, String::new());
+        let graceful = |actions: Vec<AgentAction>| match &actions[..] {
+            [AgentAction::Kill { request, .. }] => request.graceful,
+            other => panic!("{other:?}"),
+        };
+        assert!(!graceful(m.kill(&fw, "alice", "e").unwrap()));
+        assert!(graceful(m.shutdown_executor(&fw, "alice", "e").unwrap()));
+        assert!(m.shutdown_executor(&fw, "mallory", "e").is_err());
+        let actions = m.message(&fw, "alice", "e", b"hi".to_vec()).unwrap();
+        assert!(
+            matches!(&actions[..], [AgentAction::Message { request, .. }] if request.data == b"hi")
+        );
+        assert!(m.message(&fw, "mallory", "e", Vec::new()).is_err());
+        drain(&mut rx);
+
+        // It fails with status 3: the update, and a Failure once (not for the update again).
+        let failed = pb::StatusUpdate {
+            exit_code: Some(3),
+            ..agent_says(&agent, &fw, pb::ExecutorState::Failed, "u9")
+        };
+        m.agent_update("b", failed.clone()).unwrap();
+        m.agent_update("b", failed).unwrap();
+        let failures: Vec<pb::Failure> = drain(&mut rx)
+            .into_iter()
+            .filter_map(|e| match e {
+                pb::event::Event::Failure(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(failures.len(), 1);
+        assert_eq!(
+            (failures[0].executor_id.as_str(), failures[0].status),
+            ("e", Some(3))
+        );
+        let err = m.message(&fw, "alice", "e", Vec::new()).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+
+        // Its agent lost: a Failure naming the agent.
+        m.remove_agent(&agent, "no heartbeat");
+        assert!(drain(&mut rx).iter().any(|e| matches!(e,
+            pb::event::Event::Failure(f) if f.agent_id == agent && f.executor_id.is_empty())));
+    }
+
     #[tokio::test]
     async fn disconnected_framework_waits_out_its_failover_timeout() {
         let failover = Duration::from_secs(30);
@@ -2056,7 +3013,7 @@ mod tests {
         accept_one(&mut m, &fw, offer, launch("e", 1.0, 256), t0);
         m.allocate(t0);
         drop(rx);
-        let actions = m.framework_disconnected(&fw, 0, failover, t0);
+        let actions = m.framework_disconnected(&fw, 0, t0);
         assert!(
             actions.is_empty(),
             "executors survive within the failover timeout"
@@ -2064,30 +3021,20 @@ mod tests {
         assert!(m.offers.is_empty(), "its offers are rescinded");
         assert!(!m.cluster_status().frameworks[0].connected);
         assert!(
-            m.expired_frameworks(t0 + Duration::from_secs(29), failover)
+            m.expired_frameworks(t0 + Duration::from_secs(29))
                 .is_empty()
         );
         // Re-subscribing in time keeps it.
-        let (tx, mut rx) = unbounded_channel();
-        let (same, connection) = m
-            .subscribe(
-                "fw".into(),
-                "u".into(),
-                String::new(),
-                "alice".into(),
-                Some(fw.clone()),
-                tx,
-            )
-            .unwrap();
-        assert_eq!((same.as_str(), connection), (fw.as_str(), 1));
+        let (mut rx, connection) = resubscribe(&mut m, &fw);
+        assert_eq!(connection, 1);
         assert!(matches!(drain(&mut rx)[0], pb::event::Event::Registered(_)));
         // A stale close of the old stream changes nothing.
-        assert!(m.framework_disconnected(&fw, 0, failover, t0).is_empty());
+        assert!(m.framework_disconnected(&fw, 0, t0).is_empty());
         assert!(m.cluster_status().frameworks[0].connected);
         // Disconnect again and let the timeout pass: removed, executors killed.
         drop(rx);
-        m.framework_disconnected(&fw, 1, failover, t0);
-        let expired = m.expired_frameworks(t0 + failover, failover);
+        m.framework_disconnected(&fw, 1, t0);
+        let expired = m.expired_frameworks(t0 + failover);
         assert_eq!(expired, std::slice::from_ref(&fw));
         let actions = m.remove_framework(&fw, "failover timeout");
         assert!(matches!(
@@ -2167,6 +3114,7 @@ mod tests {
             message: String::new(),
             exit_code: None,
             reason: 0,
+            ..Default::default()
         };
         // Another agent's principal with the real agent's id, or the right agent for an
         // executor it does not run: refused, and the executor keeps its state.

@@ -35,6 +35,11 @@ pub(crate) struct OfferCounts {
     constraints: String,
 }
 
+/// How long the master keeps a session's executors while the session is cut off from it,
+/// unless `--failover-timeout-s` says otherwise: long enough for a master to restart, short
+/// enough that a session that died does not hold its executors for long.
+const SESSION_FAILOVER_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub enum Backend {
     /// `local[N]`: the driver started one executor itself.
     Local { child: Child },
@@ -116,10 +121,23 @@ impl Backend {
                 (endpoint, None, expected)
             }
         };
+        // With a failover timeout the client subscribes again by itself after a master restart
+        // or a network cut, and the master keeps the executors — and the partitions they
+        // cache — meanwhile.
         let info = FrameworkInfo {
             name: "tessera-session".into(),
             user: String::new(),
             role: config.cluster.role.clone(),
+            failover_timeout: Some(
+                config
+                    .cluster
+                    .failover_timeout
+                    .unwrap_or(SESSION_FAILOVER_TIMEOUT),
+            ),
+            capabilities: Vec::new(),
+            framework_id: None,
+            // The client acknowledges each status update once the session has it.
+            explicit_acknowledgements: false,
         };
         let (client, mut events) = runtime.block_on(FrameworkClient::subscribe(&master, info))?;
         let offers_seen = Arc::new(OfferCounts {
@@ -143,6 +161,7 @@ impl Backend {
             draining: Default::default(),
             idle_since: Default::default(),
             sizes: Default::default(),
+            ended: Default::default(),
             offers_seen: offers_seen.clone(),
         });
         let handler = launcher.clone();
@@ -243,13 +262,23 @@ struct OfferHandler {
     idle_since: Mutex<HashMap<String, Instant>>,
     /// What each executor was launched with.
     sizes: Mutex<HashMap<String, Resources>>,
+    /// Executors whose end the session has heard: status updates may come more than once
+    /// (until acknowledged), and an end is handled once.
+    ended: Mutex<HashSet<String>>,
 }
 
 impl OfferHandler {
     async fn handle(&self, event: FrameworkEvent) {
         match event {
             FrameworkEvent::Registered { framework_id } => {
-                tracing::info!(%framework_id, "registered with the master")
+                tracing::info!(%framework_id, "registered with the master");
+                // After subscribing again (a new master knows nothing of it): still no offers
+                // wanted while the session holds the executors it wants.
+                if self.suppressed.load(Ordering::SeqCst)
+                    && let Err(e) = self.client.suppress().await
+                {
+                    tracing::warn!("cannot suppress offers after subscribing again: {e}");
+                }
             }
             FrameworkEvent::Offers(offers) => {
                 self.offers_seen
@@ -268,7 +297,7 @@ impl OfferHandler {
                 ..
             } => {
                 tracing::info!(%executor_id, %agent_id, %state, %message, "executor status");
-                if state.is_terminal() {
+                if state.is_terminal() && self.ended.lock().insert(executor_id.clone()) {
                     self.agents_with_executor.lock().remove(&agent_id);
                     self.sizes.lock().remove(&executor_id);
                     if self.released.lock().remove(&executor_id) {
@@ -288,6 +317,15 @@ impl OfferHandler {
             }
             FrameworkEvent::Reclaim { resources, message } => {
                 self.give_back(resources, &message).await
+            }
+            FrameworkEvent::Failure {
+                agent_id,
+                executor_id,
+                status,
+            } => {
+                // An executor's failure comes as its status update too; a lost agent's
+                // executors as LOST updates.
+                tracing::debug!(%agent_id, ?executor_id, ?status, "failure");
             }
             FrameworkEvent::Disconnected(reason) => {
                 tracing::warn!(%reason, "disconnected from the master; no new executors can be acquired")
@@ -385,7 +423,7 @@ impl OfferHandler {
             done.into_iter().map(|e| e.id).collect()
         };
         for id in done {
-            if let Err(e) = self.client.kill_executor(&id).await {
+            if let Err(e) = self.client.shutdown_executor(&id).await {
                 tracing::warn!(executor = %id, "cannot end an executor given back: {e}");
             }
         }
@@ -434,7 +472,8 @@ impl OfferHandler {
                 self.state.executors.remove(&id);
                 self.released.lock().insert(id.clone());
                 self.idle_since.lock().remove(&id);
-                if let Err(e) = self.client.kill_executor(&id).await {
+                // Gracefully, as Spark's executors are stopped.
+                if let Err(e) = self.client.shutdown_executor(&id).await {
                     tracing::warn!(executor = %id, "cannot release an idle executor: {e}");
                 }
             }

@@ -87,6 +87,10 @@ pub struct ClusterOptions {
     /// `spark.mesos.constraints`, e.g. `rack:r1,r2;zone:z1`): offers of other agents are
     /// declined.
     pub executor_constraints: Constraints,
+    /// How long the master keeps the session's executors (and so their cached partitions)
+    /// while the session is cut off from it — a master restart, a network cut — and how long
+    /// the session keeps subscribing again (default: 60 s).
+    pub failover_timeout: Option<std::time::Duration>,
 }
 
 /// State shared by the cell server, the scheduler and the executor service.

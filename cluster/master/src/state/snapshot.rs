@@ -121,6 +121,10 @@ pub(crate) struct FrameworkView {
     pub connected: bool,
     /// Asked for no offers until it revives.
     pub suppressed: bool,
+    /// How long its executors are kept while it is disconnected, in seconds.
+    pub failover_timeout_seconds: f64,
+    /// What it said it can do.
+    pub capabilities: Vec<String>,
     pub allocated: Amount,
     pub offered: Amount,
     /// Its DRF dominant share of allocated and offered resources, in [0, 1].
@@ -294,6 +298,8 @@ impl MasterState {
                 role: f.role.clone(),
                 connected: f.events.is_some(),
                 suppressed: f.suppressed,
+                failover_timeout_seconds: f.failover_timeout.as_secs_f64(),
+                capabilities: f.capabilities.clone(),
                 allocated: sums.used(&f.id),
                 offered: sums.offered(&f.id),
                 dominant_share: self.allocator.dominant_share(&f.id),
@@ -419,6 +425,8 @@ impl From<&Snapshot> for pb::ClusterStatusResponse {
                     connected: f.connected,
                     role: f.role.clone(),
                     suppressed: f.suppressed,
+                    failover_timeout_seconds: f.failover_timeout_seconds,
+                    capabilities: f.capabilities.clone(),
                 })
                 .collect(),
             offers: s

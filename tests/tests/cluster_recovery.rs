@@ -1,0 +1,685 @@
+//! Recovery of the cluster manager, end to end with real `tessera-master` and `tessera-agent`
+//! processes on 127.0.0.1: the master is killed with SIGKILL and a new one starts on the same
+//! port; the agent registers again with the executors it runs, the framework subscribes again
+//! by id within its failover timeout and reconciles, and the executors — the very same
+//! processes — keep running. A real `tessera run` session that cached an RDD before the restart
+//! counts it from the cache after it.
+//!
+//! The binaries must be built first: `cargo build --workspace --bins`.
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tessera_e2e::{Scratch, alive, bin, bin_dir, read_task_metrics};
+use tessera_framework::{
+    ExecutorLaunch, ExecutorReason, ExecutorState, FrameworkClient, FrameworkEvent, FrameworkInfo,
+    LocalCluster, MasterEndpoint, Resources, cluster_status,
+};
+use tokio::sync::mpsc::Receiver;
+
+/// Every wait gives up after this long.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Reads events until `pick` returns something; panics after [`WAIT`] or on Disconnected.
+async fn next_matching<T>(
+    events: &mut Receiver<FrameworkEvent>,
+    what: &str,
+    mut pick: impl FnMut(&FrameworkEvent) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(FrameworkEvent::Disconnected(why))) => {
+                panic!("disconnected while waiting for {what}: {why}; before: {seen:#?}")
+            }
+            Ok(Some(event)) => {
+                if let Some(found) = pick(&event) {
+                    return found;
+                }
+                seen.push(event);
+            }
+            Ok(None) => panic!("events ended while waiting for {what}: {seen:#?}"),
+            Err(_) => panic!("no {what} within {WAIT:?}; events: {seen:#?}"),
+        }
+    }
+}
+
+/// The next answer to a reconciliation about `executor` (an update sent again may come
+/// before: a framework may see an update more than once).
+async fn next_reconciled(events: &mut Receiver<FrameworkEvent>, executor: &str) -> Update {
+    loop {
+        let u = next_update(events, executor).await;
+        if u.reason == Some(ExecutorReason::Reconciliation) {
+            return u;
+        }
+    }
+}
+
+/// The first offer that comes.
+async fn first_offer(events: &mut Receiver<FrameworkEvent>) -> tessera_framework::Offer {
+    next_matching(events, "an offer", |e| match e {
+        FrameworkEvent::Offers(offers) => offers.first().cloned(),
+        _ => None,
+    })
+    .await
+}
+
+/// Polls the master until `check` holds for its status; panics after [`WAIT`].
+async fn wait_status(
+    endpoint: &MasterEndpoint,
+    what: &str,
+    check: impl Fn(&tessera_framework::ClusterStatus) -> bool,
+) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok(status) = cluster_status(endpoint).await
+            && check(&status)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether the master shows `executor` of `framework` running and the framework subscribed.
+fn keeps(status: &tessera_framework::ClusterStatus, framework: &str, executor: &str) -> bool {
+    status
+        .frameworks
+        .iter()
+        .any(|f| f.id == framework && f.connected)
+        && status.executors.iter().any(|e| {
+            e.framework_id == framework
+                && e.executor_id == executor
+                && e.state == ExecutorState::Running
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_restart_keeps_executors_and_the_framework_reconciles() {
+    let mut cluster = LocalCluster::start(1, 2.0, 1024, &bin_dir())
+        .await
+        .expect("a local cluster");
+    let info = FrameworkInfo {
+        name: "recovery-e2e".into(),
+        failover_timeout: Some(Duration::from_secs(60)),
+        ..Default::default()
+    };
+    let (client, mut events) = FrameworkClient::subscribe(&cluster.endpoint(), info)
+        .await
+        .expect("subscribe");
+    let framework_id = client.framework_id().to_string();
+    let offer = first_offer(&mut events).await;
+    let launch = ExecutorLaunch {
+        executor_id: "sleeper".into(),
+        program: "/bin/sh".into(),
+        args: vec!["-c".into(), "echo $$ > pid; exec sleep 600".into()],
+        env: Vec::new(),
+        resources: Resources::new(1.0, 128),
+        extras: Default::default(),
+    };
+    client
+        .accept(&offer.id, vec![launch])
+        .await
+        .expect("accept");
+    while next_update(&mut events, "sleeper").await.state != ExecutorState::Running {}
+    let pid_file = cluster
+        .agent_work_dir(0)
+        .join(format!("frameworks/{framework_id}/executors/sleeper/pid"));
+    let pid = {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(pid) = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|t| t.trim().parse::<u32>().ok())
+            {
+                break pid;
+            }
+            assert!(Instant::now() < deadline, "the executor wrote no pid");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+
+    cluster.restart_master().await.expect("a new master");
+
+    // The client subscribes again by itself, under the same id.
+    let again = next_matching(&mut events, "Registered again", |e| match e {
+        FrameworkEvent::Registered { framework_id } => Some(framework_id.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(again, framework_id);
+    // The agent registers again with its executor: the new master knows it, RUNNING.
+    let endpoint = cluster.endpoint();
+    wait_status(&endpoint, "the executor taken back", |s| {
+        keeps(s, &framework_id, "sleeper")
+    })
+    .await;
+    assert!(
+        alive(pid),
+        "the executor process survived the master restart"
+    );
+    let status = cluster_status(&endpoint).await.unwrap();
+    let framework = status.frameworks.iter().find(|f| f.id == framework_id);
+    assert_eq!(
+        framework.map(|f| (f.name.as_str(), f.failover_timeout)),
+        Some(("recovery-e2e", Duration::from_secs(60))),
+        "the new master knows the framework as it subscribed"
+    );
+
+    // Explicit reconciliation: its state, and LOST for one the master does not know.
+    client
+        .reconcile(vec!["sleeper".into(), "ghost".into()])
+        .await
+        .expect("reconcile");
+    let reconciled = Some(ExecutorReason::Reconciliation);
+    let u = next_reconciled(&mut events, "sleeper").await;
+    assert_eq!((u.state, u.reason), (ExecutorState::Running, reconciled));
+    assert!(
+        u.uuid.is_empty(),
+        "answers to reconcile are not acknowledged"
+    );
+    let u = next_update(&mut events, "ghost").await;
+    let lost = (ExecutorState::Lost, reconciled);
+    assert_eq!((u.state, u.reason), lost, "{}", u.message);
+    // Implicit: every executor of the framework that runs.
+    client.reconcile(Vec::new()).await.expect("reconcile");
+    let u = next_reconciled(&mut events, "sleeper").await;
+    assert_eq!((u.state, u.reason), (ExecutorState::Running, reconciled));
+
+    // The framework still commands it through the new master.
+    client.kill_executor("sleeper").await.expect("kill");
+    loop {
+        let state = next_update(&mut events, "sleeper").await.state;
+        if state.is_terminal() {
+            assert_eq!(state, ExecutorState::Killed);
+            break;
+        }
+    }
+    let deadline = Instant::now() + WAIT;
+    while alive(pid) {
+        assert!(Instant::now() < deadline, "the killed executor still runs");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn a_session_keeps_its_cached_partitions_across_a_master_restart() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut cluster = runtime
+        .block_on(LocalCluster::start(1, 2.0, 1024, &bin_dir()))
+        .expect("a local cluster");
+    let dir = Scratch::new("recovery-session");
+    let go = dir.0.join("master-restarted");
+    let metrics = dir.0.join("tasks.jsonl");
+    let script = format!(
+        "// %%\n\
+         let cached = sc.parallelize((1..=1000u64).collect::<Vec<_>>(), 4).cache();\n\
+         println!(\"first {{}}\", cached.count());\n\
+         // %%\n\
+         while !std::path::Path::new({go:?}).exists() {{\n\
+             std::thread::sleep(std::time::Duration::from_millis(50));\n\
+         }}\n\
+         // %%\n\
+         println!(\"second {{}}\", cached.count());\n"
+    );
+    let script_path = dir.write("script.rs", &script);
+    let credentials = cluster.credentials_dir().join("frameworks").join("local");
+    let child = Command::new(bin("tessera"))
+        .current_dir(&dir.0)
+        .args([
+            "--master",
+            &format!("tessera://{}", cluster.master_address()),
+        ])
+        .arg("--credentials")
+        .arg(&credentials)
+        .arg("--task-metrics")
+        .arg(&metrics)
+        .args(["--failover-timeout-s", "60"])
+        .arg("run")
+        .arg(&script_path)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tessera runs");
+
+    // The first count ran (and cached its 4 partitions).
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while read_task_metrics(&metrics)
+        .iter()
+        .filter(|t| t.job == 0)
+        .count()
+        < 4
+    {
+        assert!(Instant::now() < deadline, "the first job did not run");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let endpoint = cluster.endpoint();
+    let before = runtime.block_on(cluster_status(&endpoint)).unwrap();
+    let session = before
+        .frameworks
+        .iter()
+        .find(|f| f.name == "tessera-session")
+        .expect("the session is subscribed")
+        .id
+        .clone();
+    let executor = before
+        .executors
+        .iter()
+        .find(|e| e.framework_id == session && e.state == ExecutorState::Running)
+        .expect("the session's executor runs")
+        .executor_id
+        .clone();
+
+    runtime
+        .block_on(cluster.restart_master())
+        .expect("a new master");
+    runtime.block_on(wait_status(
+        &endpoint,
+        "the session back with its executor",
+        |s| keeps(s, &session, &executor),
+    ));
+    std::fs::write(&go, "").unwrap();
+
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "tessera run failed: {stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("first 1000"), "{stdout}");
+    assert!(stdout.contains("second 1000"), "{stdout}");
+    let tasks = read_task_metrics(&metrics);
+    let pids = |job: u64| -> BTreeSet<u64> {
+        tasks
+            .iter()
+            .filter(|t| t.job == job)
+            .map(|t| t.pid)
+            .collect()
+    };
+    let second: Vec<_> = tasks.iter().filter(|t| t.job == 1).collect();
+    assert_eq!(second.len(), 4, "{tasks:?}");
+    assert!(
+        second.iter().all(|t| t.origin.starts_with("cached:")),
+        "every partition came from the cache after the master restart: {second:?}"
+    );
+    assert_eq!(
+        pids(0),
+        pids(1),
+        "the same executor process served both counts"
+    );
+}
+
+/// Subscribes to `cluster` as `name` with a failover timeout of a minute; `id` to subscribe
+/// again as that framework.
+async fn subscribe(
+    cluster: &LocalCluster,
+    name: &str,
+    id: Option<String>,
+    explicit_acknowledgements: bool,
+) -> (FrameworkClient, Receiver<FrameworkEvent>) {
+    let info = FrameworkInfo {
+        name: name.into(),
+        failover_timeout: Some(Duration::from_secs(60)),
+        framework_id: id,
+        explicit_acknowledgements,
+        ..Default::default()
+    };
+    let (client, mut events) = FrameworkClient::subscribe(&cluster.endpoint(), info)
+        .await
+        .expect("subscribe");
+    next_matching(&mut events, "Registered", |e| {
+        matches!(e, FrameworkEvent::Registered { .. }).then_some(())
+    })
+    .await;
+    (client, events)
+}
+
+/// A shell executor of 0.5 CPU and 64 MiB.
+fn shell(executor_id: &str, script: &str) -> ExecutorLaunch {
+    ExecutorLaunch {
+        executor_id: executor_id.into(),
+        program: "/bin/sh".into(),
+        args: vec!["-c".into(), script.into()],
+        env: Vec::new(),
+        resources: Resources::new(0.5, 64),
+        extras: Default::default(),
+    }
+}
+
+/// What a status update said.
+struct Update {
+    state: ExecutorState,
+    reason: Option<ExecutorReason>,
+    exit_code: Option<i32>,
+    uuid: String,
+    message: String,
+}
+
+/// The next status update of `executor`.
+async fn next_update(events: &mut Receiver<FrameworkEvent>, executor: &str) -> Update {
+    next_matching(events, &format!("an update of {executor}"), |e| match e {
+        FrameworkEvent::ExecutorStatus {
+            executor_id,
+            state,
+            reason,
+            exit_code,
+            uuid,
+            message,
+            ..
+        } if executor_id == executor => Some(Update {
+            state: *state,
+            reason: *reason,
+            exit_code: *exit_code,
+            uuid: uuid.clone(),
+            message: message.clone(),
+        }),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_framework_back_within_its_failover_timeout_hears_what_happened_meanwhile() {
+    let cluster = LocalCluster::start(1, 2.0, 1024, &bin_dir())
+        .await
+        .expect("a local cluster");
+    let (client, mut events) = subscribe(&cluster, "away-e2e", None, false).await;
+    let framework_id = client.framework_id().to_string();
+    let offer = first_offer(&mut events).await;
+    let launches = vec![
+        shell(
+            "waiter",
+            "while [ ! -e go ]; do sleep 0.05; done; echo bye >&2; exit 3",
+        ),
+        shell("sleeper", "exec sleep 600"),
+    ];
+    client.accept(&offer.id, launches).await.expect("accept");
+    let mut running = BTreeSet::new();
+    while running.len() < 2 {
+        let started = next_matching(&mut events, "executors running", |e| match e {
+            FrameworkEvent::ExecutorStatus {
+                executor_id, state, ..
+            } => Some((executor_id.clone(), *state)),
+            _ => None,
+        })
+        .await;
+        if started.1 == ExecutorState::Running {
+            running.insert(started.0);
+        }
+    }
+
+    // The framework goes away (its process would have died); the waiter ends meanwhile.
+    drop((client, events));
+    let endpoint = cluster.endpoint();
+    wait_status(&endpoint, "the framework disconnected", |s| {
+        s.frameworks
+            .iter()
+            .any(|f| f.id == framework_id && !f.connected)
+    })
+    .await;
+    let sandbox = |e: &str| {
+        cluster
+            .agent_work_dir(0)
+            .join(format!("frameworks/{framework_id}/executors/{e}"))
+    };
+    std::fs::write(sandbox("waiter").join("go"), "").unwrap();
+    wait_status(&endpoint, "the waiter ended", |s| {
+        s.executors
+            .iter()
+            .any(|e| e.executor_id == "waiter" && e.state == ExecutorState::Failed)
+    })
+    .await;
+
+    // Back by id: the end it missed comes, and the other executor still runs.
+    let (client, mut events) =
+        subscribe(&cluster, "away-e2e", Some(framework_id.clone()), false).await;
+    assert_eq!(client.framework_id(), framework_id);
+    let u = next_update(&mut events, "waiter").await;
+    assert_eq!((u.state, u.exit_code), (ExecutorState::Failed, Some(3)));
+    wait_status(&endpoint, "the sleeper kept", |s| {
+        keeps(s, &framework_id, "sleeper")
+    })
+    .await;
+    client.teardown().await.expect("teardown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_not_acknowledged_comes_again_until_it_is() {
+    let cluster = LocalCluster::start(1, 2.0, 1024, &bin_dir())
+        .await
+        .expect("a local cluster");
+    let (client, mut events) = subscribe(&cluster, "acks-e2e", None, true).await;
+    let framework_id = client.framework_id().to_string();
+    let offer = first_offer(&mut events).await;
+    client
+        .accept(&offer.id, vec![shell("sleeper", "exec sleep 600")])
+        .await
+        .expect("accept");
+    let Update {
+        state,
+        uuid: starting,
+        ..
+    } = next_update(&mut events, "sleeper").await;
+    assert_eq!(state, ExecutorState::Starting);
+    assert_eq!(starting.len(), 32, "a uuid: {starting}");
+    // Not acknowledged: the agent sends it again (after 2 s), and nothing after it.
+    let u = next_update(&mut events, "sleeper").await;
+    assert_eq!(
+        (u.state, u.uuid.as_str()),
+        (ExecutorState::Starting, starting.as_str())
+    );
+
+    // Away and back by id: it comes again at once.
+    drop((client, events));
+    let (client, mut events) = subscribe(&cluster, "acks-e2e", Some(framework_id), true).await;
+    let u = next_update(&mut events, "sleeper").await;
+    assert_eq!(
+        (u.state, u.uuid.as_str()),
+        (ExecutorState::Starting, starting.as_str())
+    );
+
+    // Acknowledged, the next comes; acknowledged too, nothing comes again.
+    let agent = offer.agent_id.as_str();
+    client
+        .acknowledge(agent, "sleeper", &starting)
+        .await
+        .expect("acknowledge");
+    let running = loop {
+        let u = next_update(&mut events, "sleeper").await;
+        if u.state == ExecutorState::Running {
+            break u.uuid;
+        }
+    };
+    client
+        .acknowledge(agent, "sleeper", &running)
+        .await
+        .expect("acknowledge");
+    let quiet = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(FrameworkEvent::ExecutorStatus { uuid, .. }) = events.recv().await
+                && uuid == running
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(quiet.is_err(), "an acknowledged update came again");
+    client.teardown().await.expect("teardown");
+}
+
+/// A network cut shorter than the failover timeout (the master stopped with SIGSTOP: its
+/// connections stay, nothing comes): the client notices the silence, subscribes again by id
+/// once the master answers, and the framework keeps its executor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_shorter_than_the_failover_timeout_keeps_the_executor() {
+    let cluster = LocalCluster::start_with(
+        1,
+        2.0,
+        1024,
+        &bin_dir(),
+        &["--framework-heartbeat-interval-ms", "200"],
+    )
+    .await
+    .expect("a local cluster");
+    let (client, mut events) = subscribe(&cluster, "cut-e2e", None, false).await;
+    let framework_id = client.framework_id().to_string();
+    let offer = first_offer(&mut events).await;
+    client
+        .accept(&offer.id, vec![shell("sleeper", "exec sleep 600")])
+        .await
+        .expect("accept");
+    while next_update(&mut events, "sleeper").await.state != ExecutorState::Running {}
+    let master = cluster.master_pid().expect("master").to_string();
+    let signal = |name: &str| {
+        let ok = Command::new("kill").args([name, &master]).status().unwrap();
+        assert!(ok.success());
+    };
+    signal("-STOP");
+    // Silent for more than three heartbeats (the client's limit is at least 1 s).
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    signal("-CONT");
+    let again = next_matching(&mut events, "Registered again", |e| match e {
+        FrameworkEvent::Registered { framework_id } => Some(framework_id.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(again, framework_id);
+    let endpoint = cluster.endpoint();
+    wait_status(&endpoint, "the executor kept", |s| {
+        keeps(s, &framework_id, "sleeper")
+    })
+    .await;
+    let u = next_reconciled(&mut events, "sleeper").await;
+    assert_eq!(
+        u.state,
+        ExecutorState::Running,
+        "the implicit reconciliation"
+    );
+}
+
+/// Reads events until a Failure for which `pick` holds.
+async fn next_failure(
+    events: &mut Receiver<FrameworkEvent>,
+    what: &str,
+    pick: impl Fn(&str, Option<&str>, Option<i32>) -> bool,
+) {
+    next_matching(events, what, |e| match e {
+        FrameworkEvent::Failure {
+            agent_id,
+            executor_id,
+            status,
+        } => pick(agent_id, executor_id.as_deref(), *status).then_some(()),
+        _ => None,
+    })
+    .await
+}
+
+/// Messages reach a running executor's sandbox; Shutdown lets it stop on SIGTERM, Kill does
+/// not wait for one that ignores it; a non-zero exit and a lost agent come as Failure events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_shutdown_kill_and_failures() {
+    let cluster = LocalCluster::start(1, 2.0, 1024, &bin_dir())
+        .await
+        .expect("a local cluster");
+    let (client, mut events) = subscribe(&cluster, "calls-e2e", None, false).await;
+    let framework_id = client.framework_id().to_string();
+    let offer = first_offer(&mut events).await;
+    let launches = vec![
+        shell(
+            "polite",
+            "trap 'echo bye > termed; exit 0' TERM; \
+             while :; do for f in messages/*; do [ -e \"$f\" ] && cat \"$f\" >> got && rm \"$f\"; done; \
+             sleep 0.05; done",
+        ),
+        shell("stubborn", "trap '' TERM; while :; do sleep 0.05; done"),
+        shell("failing", "while [ ! -e go ]; do sleep 0.05; done; exit 7"),
+    ];
+    client.accept(&offer.id, launches).await.expect("accept");
+    let mut running = BTreeSet::new();
+    while running.len() < 3 {
+        if let FrameworkEvent::ExecutorStatus {
+            executor_id,
+            state: ExecutorState::Running,
+            ..
+        } = next_matching(&mut events, "three running", |e| Some(e.clone())).await
+        {
+            running.insert(executor_id);
+        }
+    }
+    let sandbox = |e: &str| {
+        cluster
+            .agent_work_dir(0)
+            .join(format!("frameworks/{framework_id}/executors/{e}"))
+    };
+
+    client
+        .send_message("polite", b"hello ".to_vec())
+        .await
+        .expect("message");
+    client
+        .send_message("polite", b"world".to_vec())
+        .await
+        .expect("message");
+    // Both arrive, whole; in either order (messages are best effort, as Mesos').
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = std::fs::read_to_string(sandbox("polite").join("got")).unwrap_or_default();
+        if got == "hello world" || got == "worldhello " {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the messages did not arrive: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    client.shutdown_executor("polite").await.expect("shutdown");
+    while !next_update(&mut events, "polite").await.state.is_terminal() {}
+    assert_eq!(
+        std::fs::read_to_string(sandbox("polite").join("termed")).unwrap(),
+        "bye\n",
+        "it had its SIGTERM"
+    );
+
+    let started = Instant::now();
+    client.kill_executor("stubborn").await.expect("kill");
+    let end = loop {
+        let u = next_update(&mut events, "stubborn").await;
+        if u.state.is_terminal() {
+            break u.state;
+        }
+    };
+    assert_eq!(end, ExecutorState::Killed);
+    // An agent's grace period between SIGTERM and SIGKILL is 3 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "Kill waited for a grace period: {:?}",
+        started.elapsed()
+    );
+
+    std::fs::write(sandbox("failing").join("go"), "").unwrap();
+    next_failure(&mut events, "the executor's failure", |_, e, status| {
+        e == Some("failing") && status == Some(7)
+    })
+    .await;
+
+    let agent_pid = cluster.agent_pids()[0];
+    Command::new("kill")
+        .args(["-9", &agent_pid.to_string()])
+        .status()
+        .expect("kill");
+    next_failure(&mut events, "the agent's failure", |agent, e, _| {
+        agent == offer.agent_id && e.is_none()
+    })
+    .await;
+}
