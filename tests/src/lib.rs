@@ -30,6 +30,23 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// `tessera` in `dir`, a session of `cluster` (`--master tessera://…` and the cluster's
+/// framework credentials), colours off: what every test that runs a session on a
+/// `LocalCluster` starts from.
+pub fn tessera_on(cluster: &tessera_framework::LocalCluster, dir: &Path) -> Command {
+    let mut command = Command::new(bin("tessera"));
+    command
+        .current_dir(dir)
+        .args([
+            "--master",
+            &format!("tessera://{}", cluster.master_address()),
+        ])
+        .arg("--credentials")
+        .arg(cluster.credentials_dir().join("frameworks").join("local"))
+        .env("NO_COLOR", "1");
+    command
+}
+
 /// 1..=1000 as log lines (`INFO line 1`, ...); every tenth is an `ERROR` line: the input of
 /// the cache script.
 pub fn log_file() -> String {

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tessera_e2e::{Scratch, alive, bin, bin_dir, read_task_metrics};
+use tessera_e2e::{Scratch, alive, bin_dir, read_task_metrics, tessera_on};
 use tessera_framework::{
     ExecutorLaunch, ExecutorReason, ExecutorState, FrameworkClient, FrameworkEvent, FrameworkInfo,
     LocalCluster, MasterEndpoint, Resources, cluster_status,
@@ -229,21 +229,12 @@ fn a_session_keeps_its_cached_partitions_across_a_master_restart() {
          println!(\"second {{}}\", cached.count());\n"
     );
     let script_path = dir.write("script.rs", &script);
-    let credentials = cluster.credentials_dir().join("frameworks").join("local");
-    let child = Command::new(bin("tessera"))
-        .current_dir(&dir.0)
-        .args([
-            "--master",
-            &format!("tessera://{}", cluster.master_address()),
-        ])
-        .arg("--credentials")
-        .arg(&credentials)
+    let child = tessera_on(&cluster, &dir.0)
         .arg("--task-metrics")
         .arg(&metrics)
         .args(["--failover-timeout-s", "60"])
         .arg("run")
         .arg(&script_path)
-        .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -5,10 +5,10 @@
 //!
 //! The binaries must be built first: `cargo build --workspace --bins`.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tessera_e2e::{Scratch, bin, bin_dir};
+use tessera_e2e::{Scratch, bin_dir, tessera_on};
 use tessera_framework::{
     AcceptOperation, Attribute, ClusterStatus, ExecutorLaunch, ExecutorState, Extras,
     FrameworkClient, FrameworkEvent, FrameworkInfo, LocalCluster, Offer, Ranges, Resources,
@@ -303,18 +303,9 @@ fn session_agents(cluster: &LocalCluster, extra: &[&str]) -> (Vec<String>, Strin
         "// %%\nprintln!(\"count {}\", sc.parallelize((1..=1000u64).collect::<Vec<_>>(), 4).count());\n",
     )
     .unwrap();
-    let credentials = cluster.credentials_dir().join("frameworks").join("local");
-    let mut child = Command::new(bin("tessera"))
-        .current_dir(&dir.0)
-        .args([
-            "--master",
-            &format!("tessera://{}", cluster.master_address()),
-        ])
-        .arg("--credentials")
-        .arg(&credentials)
+    let mut child = tessera_on(&cluster, &dir.0)
         .args(extra)
         .args(["run", "script.rs"])
-        .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

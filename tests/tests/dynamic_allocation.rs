@@ -4,9 +4,9 @@
 //! again; executors holding cached partitions are kept.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tessera_e2e::{Scratch, bin, bin_dir};
+use tessera_e2e::{Scratch, bin_dir, tessera_on};
 use tessera_framework::{ExecutorState, LocalCluster, cluster_status};
 
 /// How many executors of the session ("tessera-session") the master sees running, sampled
@@ -19,18 +19,9 @@ fn run_and_sample(
 ) -> (Vec<usize>, String) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     std::fs::write(dir.join("script.rs"), script).unwrap();
-    let credentials = cluster.credentials_dir().join("frameworks").join("local");
-    let mut child = Command::new(bin("tessera"))
-        .current_dir(dir)
-        .args([
-            "--master",
-            &format!("tessera://{}", cluster.master_address()),
-        ])
-        .arg("--credentials")
-        .arg(&credentials)
+    let mut child = tessera_on(cluster, dir)
         .args(extra)
         .args(["run", "script.rs"])
-        .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

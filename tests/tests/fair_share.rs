@@ -4,9 +4,9 @@
 //! grows; the session that waited says so, and why.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-use tessera_e2e::{Scratch, bin, bin_dir};
+use tessera_e2e::{Scratch, bin_dir, tessera_on};
 use tessera_framework::{ExecutorState, LocalCluster, cluster_status};
 
 /// A session running `script` against `cluster`, its stderr in `dir/NAME.stderr`.
@@ -14,16 +14,8 @@ fn start_session(cluster: &LocalCluster, dir: &Path, name: &str, script: &str) -
     let file = format!("{name}.rs");
     std::fs::write(dir.join(&file), script).unwrap();
     let stderr = std::fs::File::create(dir.join(format!("{name}.stderr"))).unwrap();
-    Command::new(bin("tessera"))
-        .current_dir(dir)
-        .args([
-            "--master",
-            &format!("tessera://{}", cluster.master_address()),
-        ])
-        .arg("--credentials")
-        .arg(cluster.credentials_dir().join("frameworks").join("local"))
+    tessera_on(cluster, dir)
         .args(["--executor-idle-timeout-s", "2", "run", &file])
-        .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()
