@@ -344,6 +344,31 @@ fn master_state(agents: usize, cycles: usize) -> anyhow::Result<MasterFigures> {
     })
 }
 
+/// Set for the process that measures one cluster size and prints its row.
+const ONE_SIZE_ENV: &str = "TESSERA_SCALE_ONE_SIZE";
+
+/// Measures one cluster size and prints its row of the table.
+fn measure(agents: usize, cycles: usize) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let _entered = runtime.enter();
+    let alloc = allocator_alone(agents, cycles)?;
+    let master = master_state(agents, cycles)?;
+    println!(
+        "| {agents} | {} | {} | {} | {} | {} | {} | {} | {:.1} KiB |",
+        ms(alloc.first),
+        ms(alloc.steady),
+        ms(master.first),
+        ms(master.steady),
+        ms(master.latency_median),
+        ms(master.latency_p99),
+        ms(master.register),
+        master.bytes_per_agent / 1024.0
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let sizes: Vec<usize> = args
@@ -360,10 +385,12 @@ fn main() -> anyhow::Result<()> {
     if cycles == 0 {
         bail!("give at least one steady cycle");
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let _entered = runtime.enter();
+    if std::env::var_os(ONE_SIZE_ENV).is_some() {
+        let [agents] = sizes[..] else {
+            bail!("{ONE_SIZE_ENV}: give one agent count");
+        };
+        return measure(agents, cycles);
+    }
     println!(
         "{FRAMEWORKS} frameworks in {ROLES} roles; agents of {AGENT}; steady cycles free {}% of the agents; goal: a cycle under {} at 100,000 agents",
         CHURN * 100.0,
@@ -374,21 +401,15 @@ fn main() -> anyhow::Result<()> {
         "| agents | allocator: first cycle | allocator: steady cycle | master: first cycle | master: steady cycle | offer→launch median | offer→launch p99 | registering | master memory per agent |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
+    // Each size in a process of its own: a heap that held a smaller cluster's maps makes the
+    // next size's cycles slower and its memory per agent wrong.
     for agents in sizes {
         ensure!(agents >= FRAMEWORKS, "give at least {FRAMEWORKS} agents");
-        let alloc = allocator_alone(agents, cycles)?;
-        let master = master_state(agents, cycles)?;
-        println!(
-            "| {agents} | {} | {} | {} | {} | {} | {} | {} | {:.1} KiB |",
-            ms(alloc.first),
-            ms(alloc.steady),
-            ms(master.first),
-            ms(master.steady),
-            ms(master.latency_median),
-            ms(master.latency_p99),
-            ms(master.register),
-            master.bytes_per_agent / 1024.0
-        );
+        let status = std::process::Command::new(std::env::current_exe()?)
+            .args([agents.to_string(), cycles.to_string()])
+            .env(ONE_SIZE_ENV, "1")
+            .status()?;
+        ensure!(status.success(), "the run with {agents} agents failed");
     }
     Ok(())
 }

@@ -43,8 +43,10 @@ impl<P: RoleOrder> HierarchicalAllocator<P> {
         Self::default()
     }
 
-    /// Roles with frameworks that `only` admits, in the policy's order, into `ranked` (a
-    /// buffer kept across agents: a round ranks the roles at every agent).
+    /// Roles with frameworks that `only` admits, with their rank in the policy's order, into
+    /// `ranked` (a buffer kept across agents: a round ranks the roles at every agent), to be
+    /// taken in order by [`take_first`] — usually only the first is wanted, so they are not
+    /// sorted.
     fn rank_roles(&self, only: impl Fn(&str) -> bool, ranked: &mut Vec<([f64; 2], Arc<str>)>) {
         let total = self.ledger.cluster_total();
         ranked.clear();
@@ -54,17 +56,12 @@ impl<P: RoleOrder> HierarchicalAllocator<P> {
                 .iter()
                 .filter(|(role, members)| !members.order.is_empty() && only(role))
                 .map(|(role, members)| {
-                    let weight = self.ledger.roles.get(&**role).map_or(1.0, |r| r.weight);
-                    let rank = self.policy.rank(&members.allocation, weight, &total);
+                    let rank = self
+                        .policy
+                        .rank(&members.allocation, members.weight, &total);
                     (rank, role.clone())
                 }),
         );
-        ranked.sort_by(|a, b| {
-            a.0[0]
-                .total_cmp(&b.0[0])
-                .then(a.0[1].total_cmp(&b.0[1]))
-                .then(a.1.cmp(&b.1))
-        });
     }
 
     fn free_on(&self, agent: usize) -> Resources {
@@ -118,6 +115,18 @@ impl<P: RoleOrder> HierarchicalAllocator<P> {
     }
 }
 
+/// Takes the first role of `ranked` in the policy's order (lowest rank, then name).
+fn take_first(ranked: &mut Vec<([f64; 2], Arc<str>)>) -> Option<Arc<str>> {
+    let first = (0..ranked.len()).min_by(|&a, &b| {
+        let (a, b) = (&ranked[a], &ranked[b]);
+        a.0[0]
+            .total_cmp(&b.0[0])
+            .then(a.0[1].total_cmp(&b.0[1]))
+            .then(a.1.cmp(&b.1))
+    })?;
+    Some(ranked.swap_remove(first).1)
+}
+
 impl<P: RoleOrder> Allocator for HierarchicalAllocator<P> {
     fn add_agent(&mut self, agent_id: &str, total: Resources) {
         self.ledger.add_agent(agent_id, total, None);
@@ -169,8 +178,15 @@ impl<P: RoleOrder> Allocator for HierarchicalAllocator<P> {
     }
 
     fn set_weight(&mut self, role: &str, weight: f64) {
-        let entry = self.ledger.roles.entry(role.to_string()).or_default();
-        entry.weight = if weight > 0.0 { weight } else { 1.0 };
+        let weight = if weight > 0.0 { weight } else { 1.0 };
+        self.ledger
+            .roles
+            .entry(role.to_string())
+            .or_default()
+            .weight = weight;
+        if let Some(members) = self.ledger.members.get_mut(role) {
+            members.weight = weight;
+        }
     }
 
     fn set_quota(&mut self, role: &str, quota: Quota) {
@@ -209,7 +225,8 @@ impl<P: RoleOrder> Allocator for HierarchicalAllocator<P> {
                     |role| admits(role) && !self.unmet(role).is_zero(),
                     &mut ranked,
                 );
-                for (_, role) in &ranked {
+                while let Some(role) = take_first(&mut ranked) {
+                    let role = &role;
                     let wanted = self.free_on(agent).min(&self.unmet(role));
                     let offered = self.capped(role, wanted);
                     decisions.extend(self.offer(role, agent, offered));
@@ -228,7 +245,8 @@ impl<P: RoleOrder> Allocator for HierarchicalAllocator<P> {
                 continue;
             }
             self.rank_roles(|_| true, &mut ranked);
-            for (_, role) in &ranked {
+            while let Some(role) = take_first(&mut ranked) {
+                let role = &role;
                 let free = self.free_on(agent);
                 let others_need = self.unmet_guarantees().minus(&self.unmet(role));
                 let offered = if others_need.is_zero() {

@@ -165,6 +165,8 @@ impl Default for RoleEntry {
 pub(crate) struct RoleMembers {
     /// Frameworks in the role.
     pub count: usize,
+    /// The role's weight (kept here too: a round asks for it at every agent).
+    pub weight: f64,
     /// The sum of what they hold.
     pub allocation: Resources,
     /// Those that are active and not suppressed, lowest dominant share first (the key is
@@ -286,7 +288,12 @@ impl Ledger {
                 reclaim_asked_at: None,
             },
         );
-        self.members.entry(role).or_default().count += 1;
+        let weight = self.roles.get(&*role).map_or(1.0, |r| r.weight);
+        let members = self.members.entry(role).or_insert_with(|| RoleMembers {
+            weight,
+            ..RoleMembers::default()
+        });
+        members.count += 1;
         self.reposition(framework_id);
     }
 
