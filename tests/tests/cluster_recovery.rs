@@ -574,6 +574,52 @@ async fn next_failure(
     .await
 }
 
+/// An executor's files in its sandbox's `outbox/` reach its framework as Message events, in
+/// order, and leave the outbox.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_executor_sends_its_framework_messages_through_its_outbox() {
+    let cluster = LocalCluster::start(1, 2.0, 1024, &bin_dir())
+        .await
+        .expect("a local cluster");
+    let (client, mut events) = subscribe(&cluster, "outbox-e2e", None, false).await;
+    let offer = first_offer(&mut events).await;
+    // Each message written under a dot name, then renamed: the agent never reads half.
+    let script = "mkdir -p outbox; \
+        printf 'rows: 1000' > outbox/.1; mv outbox/.1 outbox/0001; \
+        printf 'rows: 2000' > outbox/.2; mv outbox/.2 outbox/0002; \
+        sleep 600";
+    client
+        .accept(&offer.id, vec![shell("reporter", script)])
+        .await
+        .expect("accept");
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let data = next_matching(&mut events, "a message from the executor", |e| match e {
+            FrameworkEvent::Message {
+                executor_id, data, ..
+            } if executor_id == "reporter" => Some(data.clone()),
+            _ => None,
+        })
+        .await;
+        got.push(String::from_utf8(data).unwrap());
+    }
+    assert_eq!(
+        got,
+        ["rows: 1000", "rows: 2000"],
+        "in the order they were written"
+    );
+    let outbox = cluster.agent_work_dir(0).join(format!(
+        "frameworks/{}/executors/reporter/outbox",
+        client.framework_id()
+    ));
+    assert_eq!(
+        std::fs::read_dir(&outbox).unwrap().count(),
+        0,
+        "messages sent are removed from the outbox"
+    );
+    client.kill_executor("reporter").await.expect("kill");
+}
+
 /// Messages reach a running executor's sandbox; Shutdown lets it stop on SIGTERM, Kill does
 /// not wait for one that ignores it; a non-zero exit and a lost agent come as Failure events.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -347,6 +347,11 @@ impl Executors {
     }
 
     /// The sandbox directory of an executor.
+    /// The (framework, executor) ids of the executors running here.
+    pub fn running(&self) -> Vec<(String, String)> {
+        self.lock().keys().cloned().collect()
+    }
+
     pub fn sandbox(&self, framework_id: &str, executor_id: &str) -> PathBuf {
         self.work_dir
             .join("frameworks")

@@ -25,6 +25,7 @@
 mod executors;
 pub mod isolation;
 mod master_link;
+mod outbox;
 mod service;
 mod status_updates;
 
@@ -203,6 +204,11 @@ pub async fn run(
             registration.clone(),
             executors.clone(),
             pending.clone(),
+        )),
+        tokio::spawn(outbox::forward(
+            link.clone(),
+            registration.clone(),
+            executors.clone(),
         )),
         tokio::spawn(master_link::forward_status_updates(
             link,

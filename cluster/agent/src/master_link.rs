@@ -31,7 +31,7 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(5);
 /// A (lazily connecting, reconnecting) client of the master.
 #[derive(Clone)]
 pub(crate) struct MasterLink {
-    client: MasterClient<Channel>,
+    pub(crate) client: MasterClient<Channel>,
     address: String,
 }
 

@@ -237,6 +237,13 @@ pub enum FrameworkEvent {
         executor_id: Option<String>,
         status: Option<i32>,
     },
+    /// Bytes one of the framework's executors sent it (Mesos' MESSAGE): the executor put a
+    /// file in its sandbox's `outbox/`. Best effort: not kept while the framework is away.
+    Message {
+        agent_id: String,
+        executor_id: String,
+        data: Vec<u8>,
+    },
     /// Give back up to `resources` by ending executors: another framework has waited below
     /// its fair share (the master's `--reclaim-after-ms`). A framework may ignore it.
     Reclaim {
@@ -896,6 +903,11 @@ fn event_from_pb(event: pb::event::Event) -> Option<FrameworkEvent> {
         E::Reclaim(r) => FrameworkEvent::Reclaim {
             resources: res(r.resources),
             message: r.message,
+        },
+        E::Message(m) => FrameworkEvent::Message {
+            agent_id: m.agent_id,
+            executor_id: m.executor_id,
+            data: m.data,
         },
         E::Failure(f) => FrameworkEvent::Failure {
             agent_id: f.agent_id,

@@ -269,6 +269,7 @@ async fn follow(
             FrameworkEvent::Registered { .. }
             | FrameworkEvent::OfferRescinded(_)
             | FrameworkEvent::Reclaim { .. }
+            | FrameworkEvent::Message { .. }
             // A failure of the task's executor comes as its status update too.
             | FrameworkEvent::ExecutorStatus { .. }
             | FrameworkEvent::Failure { .. } => {}

@@ -311,6 +311,17 @@ impl Master for MasterService {
         Ok(Response::new(pb::StatusUpdateAck {}))
     }
 
+    async fn send_executor_message(
+        &self,
+        request: Request<pb::ExecutorMessage>,
+    ) -> Result<Response<pb::ExecutorMessageAck>, Status> {
+        let principal = agent_caller(&request, "SendExecutorMessage")?;
+        self.shared
+            .lock()
+            .executor_message(&principal, request.into_inner())?;
+        Ok(Response::new(pb::ExecutorMessageAck {}))
+    }
+
     type SubscribeStream = UnboundedReceiverStream<Result<pb::Event, Status>>;
 
     async fn subscribe(

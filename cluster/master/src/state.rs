@@ -1682,6 +1682,31 @@ impl MasterState {
         Ok(())
     }
 
+    /// Forwards a message an executor sent its framework, from the agent holding `principal`:
+    /// it must be the agent that runs the executor, still running. Dropped, as Mesos drops
+    /// it, when the framework is away.
+    pub fn executor_message(
+        &mut self,
+        principal: &str,
+        message: pb::ExecutorMessage,
+    ) -> Result<(), Status> {
+        self.check_agent(&message.agent_id, principal)?;
+        let key = (message.framework_id.clone(), message.executor_id.clone());
+        match self.executors.get(&key) {
+            Some(e) if e.agent_id == message.agent_id && !is_terminal(e.state) => {}
+            _ => {
+                return Err(Status::permission_denied(format!(
+                    "agent {principal} runs no executor {:?} of framework {:?}; only the agent \
+                     that runs an executor sends its messages",
+                    message.executor_id, message.framework_id
+                )));
+            }
+        }
+        let framework_id = message.framework_id.clone();
+        self.send(&framework_id, event(pb::event::Event::Message(message)));
+        Ok(())
+    }
+
     /// Applies a status update that the agent holding `principal` sent: it
     /// must be the agent `agent_id`, and that agent must run the executor.
     ///
@@ -3043,6 +3068,40 @@ mod tests {
         ));
         assert!(m.frameworks.is_empty());
         assert_eq!(m.allocator.allocation(&fw), Resources::ZERO);
+    }
+
+    #[tokio::test]
+    async fn an_executors_message_reaches_its_framework_only_from_its_own_agent() {
+        let (mut m, agent, fw, mut rx, offer) = setup(Duration::ZERO);
+        run_executor(&mut m, &agent, &fw, offer, Instant::now());
+        drain(&mut rx);
+        let message = |agent_id: &str, executor_id: &str| pb::ExecutorMessage {
+            agent_id: agent_id.into(),
+            framework_id: fw.clone(),
+            executor_id: executor_id.into(),
+            data: b"progress 50%".to_vec(),
+        };
+        let refused = m.executor_message("b", message(&agent, "no-such-executor"));
+        assert_eq!(refused.unwrap_err().code(), tonic::Code::PermissionDenied);
+        let refused = m.executor_message("someone-else", message(&agent, "e"));
+        assert!(
+            refused.is_err(),
+            "only the agent's own principal speaks for it"
+        );
+        assert!(
+            drain(&mut rx).is_empty(),
+            "nothing refused reaches the framework"
+        );
+        m.executor_message("b", message(&agent, "e")).unwrap();
+        let events = drain(&mut rx);
+        assert!(
+            matches!(events.as_slice(), [pb::event::Event::Message(got)]
+                if got.executor_id == "e" && got.data == b"progress 50%"),
+            "{events:?}"
+        );
+        // Once the executor ended, its messages are refused.
+        m.update_executor(&fw, "e", &agent, pb::ExecutorState::Finished, String::new());
+        assert!(m.executor_message("b", message(&agent, "e")).is_err());
     }
 
     #[tokio::test]

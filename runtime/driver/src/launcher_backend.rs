@@ -318,6 +318,10 @@ impl OfferHandler {
             FrameworkEvent::Reclaim { resources, message } => {
                 self.give_back(resources, &message).await
             }
+            // A session's executors talk to their driver directly.
+            FrameworkEvent::Message { executor_id, .. } => {
+                tracing::debug!(%executor_id, "a message from an executor, not used by sessions")
+            }
             FrameworkEvent::Failure {
                 agent_id,
                 executor_id,
