@@ -323,7 +323,7 @@ impl KernelBackend for SessionBackend {
         }
         // The driver passed them on before answering the cell: all are here by now.
         show_displays(&displays, sink);
-        let interrupted = matches!(&result, Ok(Err(e)) if e.kind == CellErrorKind::Interrupted);
+        let interrupted = matches!(&result, Ok(Err(e)) if e.kind.is_interruption());
         progress.publish(true, interrupted, sink);
         match result {
             Ok(Ok(output)) => Ok(ExecuteOutput {

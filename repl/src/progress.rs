@@ -9,9 +9,7 @@
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tessera_session::{
-    CellError, CellErrorKind, CellOutput, CellProgress, CellProgressState, Progress, Session,
-};
+use tessera_session::{CellError, CellOutput, CellProgress, CellProgressState, Progress, Session};
 use tokio::sync::broadcast::{self, error::TryRecvError};
 
 /// Cells whose jobs end sooner than this show no line.
@@ -117,7 +115,7 @@ pub fn while_running(
     if let Some((cell, started)) = guard.cell.take()
         && guard.shown
     {
-        let interrupted = matches!(&result, Err(e) if e.kind == CellErrorKind::Interrupted);
+        let interrupted = matches!(&result, Err(e) if e.kind.is_interruption());
         let state = cell.state(true, interrupted);
         eprintln!("{}", line(&cell, &state, started.elapsed()));
     }

@@ -125,6 +125,16 @@ pub enum CellErrorKind {
 }
 
 impl CellErrorKind {
+    /// Whether the cell ended because it was interrupted: its job cancelled, or its process
+    /// restarted. Its progress display ends "cancelled" even if the job's own cancelled
+    /// event was not seen before the cell's answer.
+    pub fn is_interruption(&self) -> bool {
+        matches!(
+            self,
+            CellErrorKind::Interrupted | CellErrorKind::JobCancelled
+        )
+    }
+
     /// The kind of a cell that panicked with `message`: a failed or cancelled job's error
     /// reaches the cell as a raised `tessera::Error`, and so as a panic with the message the
     /// driver recorded for that job.
