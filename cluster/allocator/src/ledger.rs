@@ -92,7 +92,7 @@ impl Agents {
     }
 }
 
-/// A framework's place in its role's DRF order.
+/// A (framework, role) client's place in the role's DRF order.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SortKey {
     share: f64,

@@ -73,8 +73,8 @@ pub struct FrameworkInfo {
 }
 
 /// Resources of one agent offered to this framework: its unreserved CPUs and memory with the
-/// disk, ports and custom scalars free on it, or CPUs and memory reserved for the framework's
-/// role.
+/// disk, ports and custom scalars free on it, or CPUs and memory reserved for one of the
+/// framework's roles.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Offer {
     pub id: String,
@@ -114,7 +114,7 @@ pub struct ExecutorLaunch {
 #[derive(Clone, Debug, PartialEq)]
 pub enum AcceptOperation {
     Launch(ExecutorLaunch),
-    /// Reserve these unreserved CPUs and memory of the offer for the framework's role: they
+    /// Reserve these unreserved CPUs and memory of the offer for its allocation role: they
     /// come back in offers marked with the role, to the role only, until unreserved.
     Reserve(Resources),
     /// Give these CPUs and memory, reserved for the role by `Reserve`, back to everyone.
