@@ -100,7 +100,12 @@ impl<P: RoleOrder> HierarchicalAllocator<P> {
 
     /// Offers `resources` of the agent at position `agent` to the first framework of `role`
     /// that wants them.
-    fn offer(&mut self, role: &str, agent: usize, resources: Resources) -> Option<OfferDecision> {
+    fn offer(
+        &mut self,
+        role: &Arc<str>,
+        agent: usize,
+        resources: Resources,
+    ) -> Option<OfferDecision> {
         if !resources.is_offerable() {
             return None;
         }
@@ -110,7 +115,7 @@ impl<P: RoleOrder> HierarchicalAllocator<P> {
         self.ledger.grant(&framework_id, role, agent, &resources);
         Some(OfferDecision {
             framework_id,
-            role: role.to_string(),
+            role: role.clone(),
             agent_id,
             resources,
         })
@@ -348,7 +353,7 @@ mod tests {
     fn roles_of(decisions: &[OfferDecision]) -> Vec<(&str, &str)> {
         decisions
             .iter()
-            .map(|d| (d.framework_id.as_str(), d.role.as_str()))
+            .map(|d| (d.framework_id.as_str(), &*d.role))
             .collect()
     }
 
@@ -384,7 +389,7 @@ mod tests {
         let now = Instant::now();
         let d = alloc.allocate(now);
         assert_eq!(d.len(), 4);
-        assert!(d.iter().all(|d| d.role == "b"), "{d:?}");
+        assert!(d.iter().all(|d| &*d.role == "b"), "{d:?}");
         for d in &d {
             alloc.recover_resources("m", "b", &d.agent_id, d.resources, None);
         }
@@ -393,7 +398,7 @@ mod tests {
         alloc.revive_offers("m", &["a"]);
         let d = alloc.allocate(now);
         assert_eq!(d.len(), 4);
-        assert!(d.iter().all(|d| d.role == "a"), "{d:?}");
+        assert!(d.iter().all(|d| &*d.role == "a"), "{d:?}");
         for d in &d {
             alloc.recover_resources("m", "a", &d.agent_id, d.resources, None);
         }

@@ -57,7 +57,9 @@ pub type FrameworkId = String;
 #[derive(Clone, Debug, PartialEq)]
 pub struct OfferDecision {
     pub framework_id: FrameworkId,
-    pub role: String,
+    /// Shared with the allocator's own name of the role (a round makes one decision per
+    /// agent: no copy of the name each).
+    pub role: std::sync::Arc<str>,
     pub agent_id: AgentId,
     pub resources: Resources,
 }

@@ -1262,7 +1262,7 @@ impl MasterState {
             let offer = Offer {
                 id: id.clone(),
                 framework_id: d.framework_id.clone(),
-                allocation_role: d.role,
+                allocation_role: d.role.to_string(),
                 agent_id: agent_id.to_string(),
                 reservation: reservation.map(str::to_string),
                 resources: d.resources,
