@@ -21,7 +21,7 @@
 //! `tessera-scale [AGENTS,AGENTS,...] [CYCLES]` (default `10000,50000,100000 10`); build it
 //! with `cargo build --release --bin tessera-scale`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
@@ -116,8 +116,11 @@ fn allocator_alone(agents: usize, cycles: usize) -> anyhow::Result<AllocatorFigu
     for a in 0..agents {
         alloc.add_agent(&format!("agent-{a}"), AGENT);
     }
+    let mut roles = HashMap::new();
     for f in 0..FRAMEWORKS {
-        alloc.add_framework(&format!("framework-{f}"), &role_of(f));
+        let id = format!("framework-{f}");
+        alloc.add_framework(&id, &[&role_of(f)]);
+        roles.insert(id, role_of(f));
     }
     let now = Instant::now();
     let started = Instant::now();
@@ -130,7 +133,13 @@ fn allocator_alone(agents: usize, cycles: usize) -> anyhow::Result<AllocatorFigu
     for cycle in 0..cycles {
         let ended: Vec<_> = churned(&holdings, cycle).cloned().collect();
         for (framework_id, agent_id, resources) in &ended {
-            alloc.recover_resources(framework_id, agent_id, *resources, None);
+            alloc.recover_resources(
+                framework_id,
+                &roles[framework_id],
+                agent_id,
+                *resources,
+                None,
+            );
         }
         let ended_set: HashSet<&str> = ended.iter().map(|e| e.1.as_str()).collect();
         holdings.retain(|h| !ended_set.contains(h.1.as_str()));

@@ -307,6 +307,7 @@ pub async fn every_refusal(cluster: &ClusterUnderTest, mut stand: impl FnMut(Van
     let suppressed = as_mallory
         .suppress(pb::SuppressRequest {
             framework_id: framework.framework_id().into(),
+            roles: Vec::new(),
         })
         .await;
     assert_refused(refusal(suppressed), &["not yours"]);

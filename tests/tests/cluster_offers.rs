@@ -83,6 +83,10 @@ impl Framework {
             role: role.into(),
             ..Default::default()
         };
+        Framework::subscribe_as(master, info).await
+    }
+
+    async fn subscribe_as(master: &MasterEndpoint, info: FrameworkInfo) -> Framework {
         let (client, events) = tokio::time::timeout(WAIT, FrameworkClient::subscribe(master, info))
             .await
             .expect("subscribe timed out")
@@ -395,6 +399,71 @@ async fn roles_are_served_by_priority_and_suppress_and_revive_hand_offers_over()
             .any(|f| f.name == "prod" && !f.suppressed),
         "{status:?}"
     );
+}
+
+/// A framework in roles a and b (MULTI_ROLE) is offered in each, the offers marked with their
+/// role; once it suppresses a, only b's offers come. Without the capability, two roles are
+/// refused with what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_role_framework_gets_offers_per_role_and_suppresses_one() {
+    let cluster = start_cluster(2, 2.0, 1024).await;
+    let master = cluster.endpoint();
+    let info = FrameworkInfo {
+        name: "multi".into(),
+        user: "tester".into(),
+        roles: vec!["a".into(), "b".into()],
+        ..Default::default()
+    };
+    let refused = FrameworkClient::subscribe(&master, info.clone()).await;
+    let err = refused
+        .err()
+        .expect("two roles without MULTI_ROLE")
+        .to_string();
+    assert!(err.contains("MULTI_ROLE"), "{err}");
+
+    let info = FrameworkInfo {
+        capabilities: vec!["MULTI_ROLE".into()],
+        ..info
+    };
+    let mut fw = Framework::subscribe_as(&master, info).await;
+    fw.wait_offers_from(2).await;
+    let mut roles: Vec<String> = (fw.offers.values().flatten())
+        .map(|o| o.allocation_role.clone())
+        .collect();
+    roles.sort();
+    assert_eq!(roles, ["a", "b"], "one agent offered in each role");
+    let status = cluster_status(&master).await.unwrap();
+    let shown = status
+        .frameworks
+        .iter()
+        .find(|f| f.name == "multi")
+        .unwrap();
+    assert_eq!(shown.roles, ["a", "b"]);
+    assert!(
+        status.offers.iter().any(|(_, o)| o.allocation_role == "a"),
+        "{status:?}"
+    );
+
+    fw.client.suppress_roles(&["a"]).await.unwrap();
+    for agent in fw.offers.keys().cloned().collect::<Vec<_>>() {
+        let offer = fw.take_offer(&agent).unwrap();
+        fw.client.decline(&offer.id, 0.0).await.unwrap();
+    }
+    fw.wait_offers_from(2).await;
+    let mut later: Vec<Offer> = fw.offers.values().flatten().cloned().collect();
+    later.extend(fw.offers_during(Duration::from_millis(600)).await);
+    assert!(
+        later.iter().all(|o| o.allocation_role == "b"),
+        "only b is offered once a is suppressed: {later:?}"
+    );
+    let status = cluster_status(&master).await.unwrap();
+    let shown = status
+        .frameworks
+        .iter()
+        .find(|f| f.name == "multi")
+        .unwrap();
+    assert_eq!(shown.suppressed_roles, ["a"]);
+    assert!(!shown.suppressed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

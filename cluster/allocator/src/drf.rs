@@ -43,14 +43,14 @@ mod tests {
     fn resources_in_use_on_a_recovered_agent_are_not_offered() {
         let mut alloc = DrfAllocator::new();
         alloc.add_agent("s1", Resources::new(4.0, 4 * GB));
-        alloc.add_framework("A", "*");
-        alloc.add_used("A", "s1", Resources::new(3.0, 3 * GB));
-        alloc.add_used("A", "unknown-agent", Resources::new(1.0, GB));
+        alloc.add_framework("A", &["*"]);
+        alloc.add_used("A", "*", "s1", Resources::new(3.0, 3 * GB));
+        alloc.add_used("A", "*", "unknown-agent", Resources::new(1.0, GB));
         assert_eq!(alloc.allocation("A"), Resources::new(3.0, 3 * GB));
         let offered = alloc.allocate(Instant::now());
         assert_eq!(offered.len(), 1);
         assert_eq!(offered[0].resources, Resources::new(1.0, GB));
-        alloc.recover_resources("A", "s1", Resources::new(3.0, 3 * GB), None);
+        alloc.recover_resources("A", "*", "s1", Resources::new(3.0, 3 * GB), None);
         assert_eq!(alloc.allocation("A"), Resources::new(1.0, GB));
     }
 
@@ -58,8 +58,8 @@ mod tests {
     fn drf_paper_example() {
         let mut alloc = DrfAllocator::new();
         alloc.add_agent("s1", Resources::new(9.0, 18 * GB));
-        alloc.add_framework("A", "*");
-        alloc.add_framework("B", "*");
+        alloc.add_framework("A", &["*"]);
+        alloc.add_framework("B", &["*"]);
         let task = |fw: &str| match fw {
             "A" => Resources::new(1.0, 4 * GB),
             _ => Resources::new(3.0, GB),
@@ -78,10 +78,11 @@ mod tests {
                     *tasks.entry(d.framework_id.clone()).or_default() += 1;
                     order.push(d.framework_id.clone());
                     let rest = d.resources.minus(&need);
-                    alloc.recover_resources(&d.framework_id, &d.agent_id, rest, None);
+                    alloc.recover_resources(&d.framework_id, &d.role, &d.agent_id, rest, None);
                 } else {
                     alloc.recover_resources(
                         &d.framework_id,
+                        &d.role,
                         &d.agent_id,
                         d.resources,
                         Some(now + Duration::from_secs(5)),
@@ -108,8 +109,8 @@ mod tests {
         alloc.add_agent("s1", Resources::new(2.0, 2 * GB));
         alloc.add_reserved("s1(analytics)", "analytics", Resources::new(2.0, 2 * GB));
         alloc.add_agent("s2", Resources::new(2.0, 2 * GB));
-        alloc.add_framework("web", "web");
-        alloc.add_framework("an", "analytics");
+        alloc.add_framework("web", &["web"]);
+        alloc.add_framework("an", &["analytics"]);
         assert_eq!(alloc.cluster_total(), Resources::new(6.0, 6 * GB));
         let now = Instant::now();
         let decisions = alloc.allocate(now);
@@ -128,7 +129,7 @@ mod tests {
         // the reservation is offered to analytics again, never to web.
         for d in &decisions {
             let filter = (d.framework_id == "web").then(|| now + Duration::from_secs(60));
-            alloc.recover_resources(&d.framework_id, &d.agent_id, d.resources, filter);
+            alloc.recover_resources(&d.framework_id, &d.role, &d.agent_id, d.resources, filter);
         }
         alloc.remove_framework("an");
         let next = alloc.allocate(now);
@@ -141,7 +142,7 @@ mod tests {
             [("web", "s1")],
             "web, filtered on s2, never gets the reservation"
         );
-        alloc.add_framework("an2", "analytics");
+        alloc.add_framework("an2", &["analytics"]);
         let mut again = alloc.allocate(now);
         again.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
         let taken: Vec<(&str, &str)> = again
@@ -151,14 +152,14 @@ mod tests {
         assert_eq!(taken, [("an2", "s1(analytics)"), ("an2", "s2")]);
         again.extend(next);
         for d in &again {
-            alloc.recover_resources(&d.framework_id, &d.agent_id, d.resources, None);
+            alloc.recover_resources(&d.framework_id, &d.role, &d.agent_id, d.resources, None);
         }
         // Unreserving moves the reservation into the agent's unreserved pool.
         alloc.set_total("s1(analytics)", Resources::ZERO);
         alloc.set_total("s1", Resources::new(4.0, 4 * GB));
         assert_eq!(alloc.total_of("s1"), Some(Resources::new(4.0, 4 * GB)));
         assert_eq!(alloc.cluster_total(), Resources::new(6.0, 6 * GB));
-        alloc.revive_offers("web");
+        alloc.revive_offers("web", &[]);
         alloc.remove_framework("an2");
         let after = alloc.allocate(now);
         assert!(
@@ -177,8 +178,8 @@ mod tests {
         let mut alloc = DrfAllocator::new();
         alloc.add_agent("s1", Resources::new(2.0, GB));
         alloc.add_agent("s2", Resources::new(2.0, GB));
-        alloc.add_framework("f1", "*");
-        alloc.add_framework("f2", "*");
+        alloc.add_framework("f1", &["*"]);
+        alloc.add_framework("f2", &["*"]);
         let decisions = alloc.allocate(Instant::now());
         assert_eq!(decisions.len(), 2);
         assert_eq!(decisions[0].framework_id, "f1");
@@ -196,15 +197,15 @@ mod tests {
         let mut alloc = DrfAllocator::new();
         alloc.add_agent("s1", Resources::new(4.0, 4 * GB));
         alloc.add_agent("s2", Resources::new(4.0, 4 * GB));
-        alloc.add_framework("big", "*");
-        alloc.add_framework("small", "*");
+        alloc.add_framework("big", &["*"]);
+        alloc.add_framework("small", &["*"]);
         let now = Instant::now();
         // "big" gets s1, "small" gets s2.
         let d = alloc.allocate(now);
         assert_eq!(d.len(), 2);
         // big keeps 3 CPUs (share 3/8), small keeps 1 GB (share 1/8).
-        alloc.recover_resources("big", "s1", Resources::new(1.0, 4 * GB), None);
-        alloc.recover_resources("small", "s2", Resources::new(4.0, 3 * GB), None);
+        alloc.recover_resources("big", "*", "s1", Resources::new(1.0, 4 * GB), None);
+        alloc.recover_resources("small", "*", "s2", Resources::new(4.0, 3 * GB), None);
         let d = alloc.allocate(now);
         // Both agents' free resources go to "small", the lower share each time
         // (after s1 its share is max(1/8, 5/8)... still checked per agent).
@@ -221,24 +222,30 @@ mod tests {
         let mut alloc = DrfAllocator::new();
         alloc.add_agent("s1", Resources::new(2.0, GB));
         alloc.add_agent("s2", Resources::new(2.0, GB));
-        alloc.add_framework("f", "*");
+        alloc.add_framework("f", &["*"]);
         let t0 = Instant::now();
         let d = alloc.allocate(t0);
         assert_eq!(d.len(), 2);
         // Decline s1 for 5 s; s2's offer is declined without a filter.
-        alloc.recover_resources("f", "s1", d[0].resources, Some(t0 + Duration::from_secs(5)));
-        alloc.recover_resources("f", "s2", d[1].resources, None);
+        alloc.recover_resources(
+            "f",
+            "*",
+            "s1",
+            d[0].resources,
+            Some(t0 + Duration::from_secs(5)),
+        );
+        alloc.recover_resources("f", "*", "s2", d[1].resources, None);
         let d = alloc.allocate(t0 + Duration::from_secs(1));
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].agent_id, "s2");
-        alloc.recover_resources("f", "s2", d[0].resources, None);
+        alloc.recover_resources("f", "*", "s2", d[0].resources, None);
         // Still filtered just before the deadline, offered again after it.
         let d = alloc.allocate(t0 + Duration::from_millis(4999));
         assert_eq!(
             d.iter().map(|d| d.agent_id.as_str()).collect::<Vec<_>>(),
             ["s2"]
         );
-        alloc.recover_resources("f", "s2", d[0].resources, None);
+        alloc.recover_resources("f", "*", "s2", d[0].resources, None);
         let d = alloc.allocate(t0 + Duration::from_secs(5));
         assert_eq!(
             d.iter().map(|d| d.agent_id.as_str()).collect::<Vec<_>>(),
@@ -252,13 +259,14 @@ mod tests {
     fn filtered_agent_goes_to_next_framework() {
         let mut alloc = DrfAllocator::new();
         alloc.add_agent("s1", Resources::new(2.0, GB));
-        alloc.add_framework("f1", "*");
-        alloc.add_framework("f2", "*");
+        alloc.add_framework("f1", &["*"]);
+        alloc.add_framework("f2", &["*"]);
         let now = Instant::now();
         let d = alloc.allocate(now);
         assert_eq!(d[0].framework_id, "f1");
         alloc.recover_resources(
             "f1",
+            "*",
             "s1",
             d[0].resources,
             Some(now + Duration::from_secs(60)),
@@ -271,7 +279,7 @@ mod tests {
     fn inactive_and_removed_frameworks_get_nothing() {
         let mut alloc = DrfAllocator::new();
         alloc.add_agent("s1", Resources::new(2.0, GB));
-        alloc.add_framework("f1", "*");
+        alloc.add_framework("f1", &["*"]);
         alloc.deactivate_framework("f1");
         assert!(alloc.allocate(Instant::now()).is_empty());
         alloc.activate_framework("f1");
@@ -279,7 +287,7 @@ mod tests {
         assert_eq!(d.len(), 1);
         // Removing the framework frees what it held.
         alloc.remove_framework("f1");
-        alloc.add_framework("f2", "*");
+        alloc.add_framework("f2", &["*"]);
         let d = alloc.allocate(Instant::now());
         assert_eq!(d[0].framework_id, "f2");
         assert_eq!(d[0].resources, Resources::new(2.0, GB));
@@ -290,7 +298,7 @@ mod tests {
         let mut alloc = DrfAllocator::new();
         alloc.add_agent("s1", Resources::new(2.0, GB));
         alloc.add_agent("s2", Resources::new(2.0, GB));
-        alloc.add_framework("f", "*");
+        alloc.add_framework("f", &["*"]);
         let _ = alloc.allocate(Instant::now());
         assert_eq!(alloc.allocation("f"), Resources::new(4.0, 2 * GB));
         alloc.remove_agent("s1");
@@ -298,7 +306,7 @@ mod tests {
         assert_eq!(alloc.cluster_total(), Resources::new(2.0, GB));
         assert_eq!(alloc.dominant_share("f"), 1.0);
         // Recovering on a removed agent is ignored.
-        alloc.recover_resources("f", "s1", Resources::new(2.0, GB), None);
+        alloc.recover_resources("f", "*", "s1", Resources::new(2.0, GB), None);
         assert_eq!(alloc.allocation("f"), Resources::new(2.0, GB));
     }
 
@@ -306,10 +314,10 @@ mod tests {
     fn leftovers_below_minimum_are_not_offered() {
         let mut alloc = DrfAllocator::new();
         alloc.add_agent("s1", Resources::new(1.0, 100));
-        alloc.add_framework("f", "*");
+        alloc.add_framework("f", &["*"]);
         let d = alloc.allocate(Instant::now());
         // Use all CPUs and all but 16 MB: 16 MB alone is not worth offering.
-        alloc.recover_resources("f", "s1", Resources::new(0.0, 16), None);
+        alloc.recover_resources("f", "*", "s1", Resources::new(0.0, 16), None);
         assert_eq!(d.len(), 1);
         assert!(alloc.allocate(Instant::now()).is_empty());
     }
@@ -323,8 +331,8 @@ mod tests {
             alloc.add_agent(&format!("s{i:02}"), Resources::new(1.0, GB));
         }
         alloc.set_weight("analytics", 2.0);
-        alloc.add_framework("a", "analytics");
-        alloc.add_framework("b", "batch");
+        alloc.add_framework("a", &["analytics"]);
+        alloc.add_framework("b", &["batch"]);
         let decisions = alloc.allocate(Instant::now());
         let count = |fw: &str| decisions.iter().filter(|d| d.framework_id == fw).count();
         assert_eq!((count("a"), count("b")), (8, 4));
@@ -339,9 +347,9 @@ mod tests {
         for i in 0..8 {
             alloc.add_agent(&format!("s{i}"), Resources::new(1.0, GB));
         }
-        alloc.add_framework("x1", "x");
-        alloc.add_framework("x2", "x");
-        alloc.add_framework("y1", "y");
+        alloc.add_framework("x1", &["x"]);
+        alloc.add_framework("x2", &["x"]);
+        alloc.add_framework("y1", &["y"]);
         let decisions = alloc.allocate(Instant::now());
         let count = |fw: &str| decisions.iter().filter(|d| d.framework_id == fw).count();
         assert_eq!((count("x1"), count("x2"), count("y1")), (2, 2, 4));
@@ -357,8 +365,8 @@ mod tests {
         }
         // "greedy" subscribed first and has the lower share, but "reserved" is guaranteed
         // half the cluster.
-        alloc.add_framework("greedy", "web");
-        alloc.add_framework("reserved", "etl");
+        alloc.add_framework("greedy", &["web"]);
+        alloc.add_framework("reserved", &["etl"]);
         alloc.set_quota(
             "etl",
             Quota {
@@ -373,15 +381,15 @@ mod tests {
         // "reserved" gives back half of its guarantee and declines it: what it lacks is kept
         // back from "greedy" (headroom), not offered.
         for agent in ["s0", "s1"] {
-            alloc.recover_resources("reserved", agent, Resources::new(4.0, 4 * GB), None);
+            alloc.recover_resources("reserved", "etl", agent, Resources::new(4.0, 4 * GB), None);
         }
-        alloc.suppress_offers("reserved");
+        alloc.suppress_offers("reserved", &[]);
         assert!(alloc.allocate(now).is_empty());
         assert_eq!(alloc.allocation("greedy"), Resources::new(8.0, 8 * GB));
 
         let mut capped = DrfAllocator::new();
         capped.add_agent("s0", Resources::new(8.0, 8 * GB));
-        capped.add_framework("f", "capped");
+        capped.add_framework("f", &["capped"]);
         capped.set_quota(
             "capped",
             Quota {
@@ -403,27 +411,29 @@ mod tests {
     fn suppressed_frameworks_get_nothing_until_they_revive() {
         let mut alloc = DrfAllocator::new();
         alloc.add_agent("s1", Resources::new(2.0, GB));
-        alloc.add_framework("f", "*");
+        alloc.add_framework("f", &["*"]);
         let now = Instant::now();
         let d = alloc.allocate(now);
         alloc.recover_resources(
             "f",
+            "*",
             "s1",
             d[0].resources,
             Some(now + Duration::from_secs(60)),
         );
-        alloc.suppress_offers("f");
+        alloc.suppress_offers("f", &[]);
         assert!(alloc.allocate(now + Duration::from_secs(61)).is_empty());
-        alloc.revive_offers("f");
+        alloc.revive_offers("f", &[]);
         // A new filter, then revive: offered at once.
         let d = alloc.allocate(now + Duration::from_secs(62));
         alloc.recover_resources(
             "f",
+            "*",
             "s1",
             d[0].resources,
             Some(now + Duration::from_secs(600)),
         );
-        alloc.revive_offers("f");
+        alloc.revive_offers("f", &[]);
         assert_eq!(alloc.allocate(now + Duration::from_secs(63)).len(), 1);
     }
 }

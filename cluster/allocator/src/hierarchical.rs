@@ -7,8 +7,9 @@
 //! 1. **Quota guarantees.** Roles that hold less than their guarantee, in the policy's order,
 //!    are offered free resources up to what they lack.
 //! 2. **Everyone.** Each agent's free resources go to one framework: the role first, in the
-//!    policy's order, then, within the role, the framework with the lowest dominant share
-//!    (DRF; ties to the one that subscribed first). Resources that unmet guarantees need are
+//!    policy's order, then, within the role, the framework with the lowest dominant share in
+//!    that role (DRF, counting only what each holds in the role: a framework in several
+//!    roles is a client of each; ties to the one that subscribed first). Resources that unmet guarantees need are
 //!    kept back from roles past their guarantee, and no role is offered past its limit.
 //!
 //! Reserved pools (an agent's resources reserved for a role) are offered only to that role's
@@ -21,7 +22,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::ledger::{DEFAULT_ROLE, Ledger};
+use crate::ledger::{DEFAULT_ROLE, FrameworkEntry, Ledger, RoleClient};
 use crate::{Allocator, OfferDecision, Quota, ReclaimDecision, Resources};
 
 /// The policy: the order in which roles are served.
@@ -99,20 +100,38 @@ impl<P: RoleOrder> HierarchicalAllocator<P> {
 
     /// Offers `resources` of the agent at position `agent` to the first framework of `role`
     /// that wants them.
-    fn offer(&mut self, role: &str, agent: usize, resources: Resources) -> Option<OfferDecision> {
+    fn offer(
+        &mut self,
+        role: &Arc<str>,
+        agent: usize,
+        resources: Resources,
+    ) -> Option<OfferDecision> {
         if !resources.is_offerable() {
             return None;
         }
         let agent_id = &self.ledger.agents.at(agent).id;
         let framework_id = self.ledger.first_wanting(role, agent_id)?.to_string();
         let agent_id = agent_id.clone();
-        self.ledger.grant(&framework_id, agent, &resources);
+        self.ledger.grant(&framework_id, role, agent, &resources);
         Some(OfferDecision {
             framework_id,
+            role: role.clone(),
             agent_id,
             resources,
         })
     }
+}
+
+/// The framework's clients in `roles` (empty: all of them); roles it is not in are passed
+/// over.
+fn clients_named<'a>(
+    fw: &'a mut FrameworkEntry,
+    roles: &'a [&str],
+) -> impl Iterator<Item = &'a mut RoleClient> + 'a {
+    fw.roles
+        .iter_mut()
+        .filter(move |(role, _)| roles.is_empty() || roles.contains(&&***role))
+        .map(|(_, client)| client)
 }
 
 /// Takes the first role of `ranked` in the policy's order (lowest rank, then name).
@@ -148,9 +167,12 @@ impl<P: RoleOrder> Allocator for HierarchicalAllocator<P> {
         self.ledger.remove_agent(agent_id);
     }
 
-    fn add_framework(&mut self, framework_id: &str, role: &str) {
-        let role = if role.is_empty() { DEFAULT_ROLE } else { role };
-        self.ledger.add_framework(framework_id, role);
+    fn add_framework(&mut self, framework_id: &str, roles: &[&str]) {
+        let mut named: Vec<&str> = roles.iter().copied().filter(|r| !r.is_empty()).collect();
+        if named.is_empty() {
+            named.push(DEFAULT_ROLE);
+        }
+        self.ledger.add_framework(framework_id, &named);
     }
 
     fn remove_framework(&mut self, framework_id: &str) {
@@ -165,13 +187,19 @@ impl<P: RoleOrder> Allocator for HierarchicalAllocator<P> {
         self.ledger.update(framework_id, |fw| fw.active = true);
     }
 
-    fn suppress_offers(&mut self, framework_id: &str) {
-        self.ledger.update(framework_id, |fw| fw.suppressed = true);
+    fn suppress_offers(&mut self, framework_id: &str, roles: &[&str]) {
+        self.ledger.update(framework_id, |fw| {
+            for client in clients_named(fw, roles) {
+                client.suppressed = true;
+            }
+        });
     }
 
-    fn revive_offers(&mut self, framework_id: &str) {
+    fn revive_offers(&mut self, framework_id: &str, roles: &[&str]) {
         self.ledger.update(framework_id, |fw| {
-            fw.suppressed = false;
+            for client in clients_named(fw, roles) {
+                client.suppressed = false;
+            }
             // As Mesos' REVIVE: decline filters are dropped too.
             fw.filters.clear();
         });
@@ -196,17 +224,18 @@ impl<P: RoleOrder> Allocator for HierarchicalAllocator<P> {
     fn recover_resources(
         &mut self,
         framework_id: &str,
+        role: &str,
         agent_id: &str,
         resources: Resources,
         refuse_until: Option<Instant>,
     ) {
         self.ledger
-            .recover(framework_id, agent_id, resources, refuse_until);
+            .recover(framework_id, role, agent_id, resources, refuse_until);
     }
 
-    fn add_used(&mut self, framework_id: &str, agent_id: &str, resources: Resources) {
+    fn add_used(&mut self, framework_id: &str, role: &str, agent_id: &str, resources: Resources) {
         if let Some(at) = self.ledger.agents.position_of(agent_id) {
-            self.ledger.grant(framework_id, at, &resources);
+            self.ledger.grant(framework_id, role, at, &resources);
         }
     }
 
@@ -276,6 +305,23 @@ impl<P: RoleOrder> Allocator for HierarchicalAllocator<P> {
             .unwrap_or_default()
     }
 
+    fn allocation_in(&self, framework_id: &str, role: &str) -> Resources {
+        self.ledger
+            .frameworks
+            .get(framework_id)
+            .and_then(|fw| fw.roles.get(role))
+            .map(|client| client.total)
+            .unwrap_or_default()
+    }
+
+    fn roles_of(&self, framework_id: &str) -> Vec<String> {
+        self.ledger
+            .frameworks
+            .get(framework_id)
+            .map(|fw| fw.roles.keys().map(|r| r.to_string()).collect())
+            .unwrap_or_default()
+    }
+
     fn dominant_share(&self, framework_id: &str) -> f64 {
         self.allocation(framework_id)
             .dominant_share_of(&self.ledger.cluster_total())
@@ -283,5 +329,111 @@ impl<P: RoleOrder> Allocator for HierarchicalAllocator<P> {
 
     fn cluster_total(&self) -> Resources {
         self.ledger.cluster_total()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Allocator, DrfAllocator, OfferDecision, Resources};
+    use std::time::Instant;
+
+    /// Every test agent's size.
+    fn agent() -> Resources {
+        Resources::new(1.0, 1024)
+    }
+
+    fn with_agents(n: usize) -> DrfAllocator {
+        let mut alloc = DrfAllocator::new();
+        for i in 0..n {
+            alloc.add_agent(&format!("s{i}"), agent());
+        }
+        alloc
+    }
+
+    fn roles_of(decisions: &[OfferDecision]) -> Vec<(&str, &str)> {
+        decisions
+            .iter()
+            .map(|d| (d.framework_id.as_str(), &*d.role))
+            .collect()
+    }
+
+    #[test]
+    fn a_framework_in_two_roles_is_offered_in_both_each_counted_in_its_role() {
+        let mut alloc = with_agents(4);
+        alloc.add_framework("m", &["a", "b", "a"]);
+        assert_eq!(alloc.roles_of("m"), ["a", "b"]);
+        let d = alloc.allocate(Instant::now());
+        assert_eq!(
+            roles_of(&d),
+            [("m", "a"), ("m", "b"), ("m", "a"), ("m", "b")],
+            "roles served by their shares"
+        );
+        assert_eq!(alloc.allocation_in("m", "a"), Resources::new(2.0, 2048));
+        assert_eq!(alloc.allocation_in("m", "b"), Resources::new(2.0, 2048));
+        assert_eq!(alloc.allocation("m"), Resources::new(4.0, 4096));
+        // Given back in a role it was not offered in, nothing is freed.
+        alloc.recover_resources("m", "b", &d[0].agent_id, d[0].resources, None);
+        assert_eq!(alloc.allocation_in("m", "a"), Resources::new(2.0, 2048));
+        assert!(alloc.allocate(Instant::now()).is_empty());
+        alloc.recover_resources("m", "a", &d[0].agent_id, d[0].resources, None);
+        assert_eq!(alloc.allocation_in("m", "a"), Resources::new(1.0, 1024));
+        // Role a now holds less than b: the agent goes back to a.
+        assert_eq!(roles_of(&alloc.allocate(Instant::now())), [("m", "a")]);
+    }
+
+    #[test]
+    fn suppressing_one_role_stops_only_its_offers() {
+        let mut alloc = with_agents(4);
+        alloc.add_framework("m", &["a", "b"]);
+        alloc.suppress_offers("m", &["a", "not-mine"]);
+        let now = Instant::now();
+        let d = alloc.allocate(now);
+        assert_eq!(d.len(), 4);
+        assert!(d.iter().all(|d| &*d.role == "b"), "{d:?}");
+        for d in &d {
+            alloc.recover_resources("m", "b", &d.agent_id, d.resources, None);
+        }
+        alloc.suppress_offers("m", &["b"]);
+        assert!(alloc.allocate(now).is_empty(), "both roles suppressed");
+        alloc.revive_offers("m", &["a"]);
+        let d = alloc.allocate(now);
+        assert_eq!(d.len(), 4);
+        assert!(d.iter().all(|d| &*d.role == "a"), "{d:?}");
+        for d in &d {
+            alloc.recover_resources("m", "a", &d.agent_id, d.resources, None);
+        }
+        alloc.suppress_offers("m", &[]);
+        assert!(alloc.allocate(now).is_empty(), "empty: every role");
+        alloc.revive_offers("m", &[]);
+        assert_eq!(alloc.allocate(now).len(), 4, "empty: every role");
+    }
+
+    #[test]
+    fn drf_within_a_shared_role_counts_only_what_each_holds_in_it() {
+        let mut alloc = with_agents(4);
+        alloc.add_framework("m", &["a", "b"]);
+        alloc.suppress_offers("m", &["a"]);
+        let now = Instant::now();
+        assert_eq!(alloc.allocate(now).len(), 4, "m holds four agents in b");
+        alloc.add_agent("s4", agent());
+        alloc.add_agent("s5", agent());
+        alloc.add_framework("x", &["a"]);
+        alloc.revive_offers("m", &["a"]);
+        alloc.suppress_offers("m", &["b"]);
+        // In a, m and x both hold nothing: m (subscribed first) then x, the lower share.
+        // Counting m's holdings in b would have given both to x.
+        let d = alloc.allocate(now);
+        assert_eq!(roles_of(&d), [("m", "a"), ("x", "a")]);
+        assert_eq!(alloc.allocation_in("m", "a"), agent());
+        assert_eq!(alloc.allocation_in("x", "a"), agent());
+    }
+
+    #[test]
+    fn reserved_pools_go_to_their_role_of_a_multi_role_framework() {
+        let mut alloc = DrfAllocator::new();
+        alloc.add_reserved("s0(b)", "b", agent());
+        alloc.add_framework("m", &["a", "b"]);
+        let d = alloc.allocate(Instant::now());
+        assert_eq!(roles_of(&d), [("m", "b")]);
     }
 }

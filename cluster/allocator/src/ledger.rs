@@ -1,12 +1,17 @@
 //! What every policy keeps (Mesos' allocator bookkeeping, apart from policy): each agent's
-//! total and what is allocated on it, each framework's role, state and holdings per agent,
+//! total and what is allocated on it, each framework's roles (Mesos' MULTI_ROLE), its state,
+//! and in each of its roles its holdings per agent and whether it suppressed offers there,
 //! its decline filters, and each role's weight, quota and holdings.
 //!
+//! A framework in several roles is a client of each role's order apart (as in Mesos'
+//! sorter): what it holds in a role counts in that role's allocation and in its share within
+//! the role, and nothing else does.
+//!
 //! Sums are kept as holdings change rather than added up when asked: a round over 100,000
-//! agents asks for shares and role totals at every agent. Each role keeps its frameworks that
-//! may be offered anything (active, not suppressed) in DRF order — dominant share, then
-//! subscription order — so that a round finds the framework to offer an agent to without
-//! looking at the others (Mesos' sorter). Ids are hashed with FxHash: the master makes them,
+//! agents asks for shares and role totals at every agent. Each role keeps its clients that
+//! may be offered anything (framework active, role not suppressed) in DRF order — dominant
+//! share in the role, then subscription order — so that a round finds the framework to offer
+//! an agent to without looking at the others (Mesos' sorter). Ids are hashed with FxHash: the master makes them,
 //! so no one can choose ids that collide.
 
 use std::cmp::Ordering;
@@ -87,7 +92,7 @@ impl Agents {
     }
 }
 
-/// A framework's place in its role's DRF order.
+/// A (framework, role) client's place in the role's DRF order.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SortKey {
     share: f64,
@@ -113,24 +118,33 @@ impl Ord for SortKey {
     }
 }
 
+/// A framework in one of its roles: a client of that role's DRF order.
+#[derive(Debug, Default)]
+pub(crate) struct RoleClient {
+    /// Asked for no offers in this role until it revives it.
+    pub suppressed: bool,
+    /// What the framework holds in this role, per agent.
+    pub allocated: FxHashMap<String, Resources>,
+    /// The sum of `allocated`.
+    pub total: Resources,
+    /// Its key in the role's order, while it is there (active and not suppressed).
+    key: Option<SortKey>,
+}
+
 #[derive(Debug)]
 pub(crate) struct FrameworkEntry {
     pub id: Arc<str>,
     /// Subscription order, for tie-breaking.
     pub seq: u64,
-    pub role: Arc<str>,
+    /// Its roles, each with what it holds there.
+    pub roles: BTreeMap<Arc<str>, RoleClient>,
     /// Connected (a disconnected framework keeps what it holds, gets no offers).
     pub active: bool,
-    /// Asked for no offers until it revives.
-    pub suppressed: bool,
-    /// What the framework holds, per agent.
-    pub allocated: FxHashMap<String, Resources>,
-    /// The sum of `allocated`.
+    /// The sum of what it holds, over its roles.
     pub total: Resources,
-    /// Agents the framework declined, and until when.
+    /// Agents the framework declined, and until when (in all its roles, as Mesos' filters
+    /// of a framework).
     pub filters: BTreeMap<String, Instant>,
-    /// Its key in its role's order, while it is there (active and not suppressed).
-    key: Option<SortKey>,
     /// Since when it has wanted offers below its fair share with nothing free.
     pub starved_since: Option<Instant>,
     /// When it was last asked to give resources back.
@@ -138,9 +152,9 @@ pub(crate) struct FrameworkEntry {
 }
 
 impl FrameworkEntry {
-    /// Whether it may be offered anything.
-    fn offerable(&self) -> bool {
-        self.active && !self.suppressed
+    /// Whether it may be offered anything in some role.
+    pub fn wants_offers(&self) -> bool {
+        self.active && self.roles.values().any(|c| !c.suppressed)
     }
 }
 
@@ -252,11 +266,18 @@ impl Ledger {
             .iter_mut()
             .filter_map(|(id, fw)| {
                 fw.filters.remove(agent_id);
-                let held = fw.allocated.remove(agent_id)?;
-                fw.total = fw.total.minus(&held);
-                let role = self.members.get_mut(&fw.role).expect("role has members");
-                role.allocation = role.allocation.minus(&held);
-                Some(id.clone())
+                let mut held_any = false;
+                for (role, client) in fw.roles.iter_mut() {
+                    let Some(held) = client.allocated.remove(agent_id) else {
+                        continue;
+                    };
+                    held_any = true;
+                    client.total = client.total.minus(&held);
+                    fw.total = fw.total.minus(&held);
+                    let role = self.members.get_mut(role).expect("role has members");
+                    role.allocation = role.allocation.minus(&held);
+                }
+                held_any.then(|| id.clone())
             })
             .collect();
         for id in holders {
@@ -265,35 +286,41 @@ impl Ledger {
         self.stale_order = true;
     }
 
-    pub fn add_framework(&mut self, framework_id: &str, role: &str) {
+    /// Adds the framework in `roles` (not empty, no role twice).
+    pub fn add_framework(&mut self, framework_id: &str, roles: &[&str]) {
         if self.frameworks.contains_key(framework_id) {
             return;
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let role: Arc<str> = Arc::from(role);
+        let roles: BTreeMap<Arc<str>, RoleClient> = roles
+            .iter()
+            .map(|role| (Arc::from(*role), RoleClient::default()))
+            .collect();
+        for role in roles.keys() {
+            let weight = self.roles.get(&**role).map_or(1.0, |r| r.weight);
+            let members = self
+                .members
+                .entry(role.clone())
+                .or_insert_with(|| RoleMembers {
+                    weight,
+                    ..RoleMembers::default()
+                });
+            members.count += 1;
+        }
         self.frameworks.insert(
             framework_id.to_string(),
             FrameworkEntry {
                 id: Arc::from(framework_id),
                 seq,
-                role: role.clone(),
+                roles,
                 active: true,
-                suppressed: false,
-                allocated: FxHashMap::default(),
                 total: Resources::ZERO,
                 filters: BTreeMap::new(),
-                key: None,
                 starved_since: None,
                 reclaim_asked_at: None,
             },
         );
-        let weight = self.roles.get(&*role).map_or(1.0, |r| r.weight);
-        let members = self.members.entry(role).or_insert_with(|| RoleMembers {
-            weight,
-            ..RoleMembers::default()
-        });
-        members.count += 1;
         self.reposition(framework_id);
     }
 
@@ -301,20 +328,22 @@ impl Ledger {
         let Some(fw) = self.frameworks.remove(framework_id) else {
             return;
         };
-        for (agent_id, held) in &fw.allocated {
-            if let Some(agent) = self.agents.get_mut(agent_id) {
-                agent.allocated = agent.allocated.minus(held);
+        for (role_name, client) in &fw.roles {
+            for (agent_id, held) in &client.allocated {
+                if let Some(agent) = self.agents.get_mut(agent_id) {
+                    agent.allocated = agent.allocated.minus(held);
+                }
+                self.allocated = self.allocated.minus(held);
             }
-            self.allocated = self.allocated.minus(held);
-        }
-        let role = self.members.get_mut(&fw.role).expect("role has members");
-        role.allocation = role.allocation.minus(&fw.total);
-        if let Some(key) = fw.key {
-            role.order.remove(&key);
-        }
-        role.count -= 1;
-        if role.count == 0 {
-            self.members.remove(&fw.role);
+            let role = self.members.get_mut(role_name).expect("role has members");
+            role.allocation = role.allocation.minus(&client.total);
+            if let Some(key) = client.key {
+                role.order.remove(&key);
+            }
+            role.count -= 1;
+            if role.count == 0 {
+                self.members.remove(role_name);
+            }
         }
     }
 
@@ -326,29 +355,42 @@ impl Ledger {
         }
     }
 
-    /// `resources` of the agent at `position` are now the framework's.
-    pub fn grant(&mut self, framework_id: &str, position: usize, resources: &Resources) {
+    /// `resources` of the agent at `position` are now the framework's, in `role` (nothing
+    /// happens unless the framework is in that role).
+    pub fn grant(
+        &mut self,
+        framework_id: &str,
+        role: &str,
+        position: usize,
+        resources: &Resources,
+    ) {
         let Some(fw) = self.frameworks.get_mut(framework_id) else {
             return;
         };
+        let Some(client) = fw.roles.get_mut(role) else {
+            return;
+        };
         let agent = &mut self.agents.entries[position];
-        match fw.allocated.get_mut(&agent.id) {
+        match client.allocated.get_mut(&agent.id) {
             Some(held) => *held = held.plus(resources),
             None => {
-                fw.allocated.insert(agent.id.clone(), *resources);
+                client.allocated.insert(agent.id.clone(), *resources);
             }
         }
+        client.total = client.total.plus(resources);
         fw.total = fw.total.plus(resources);
         agent.allocated = agent.allocated.plus(resources);
         self.allocated = self.allocated.plus(resources);
-        let role = self.members.get_mut(&fw.role).expect("role has members");
-        role.allocation = role.allocation.plus(resources);
-        self.reposition(framework_id);
+        let members = self.members.get_mut(role).expect("role has members");
+        members.allocation = members.allocation.plus(resources);
+        self.reposition_in(framework_id, role);
     }
 
+    /// `resources` the framework held on the agent in `role` are free again.
     pub fn recover(
         &mut self,
         framework_id: &str,
+        role: &str,
         agent_id: &str,
         resources: Resources,
         refuse_until: Option<Instant>,
@@ -356,20 +398,23 @@ impl Ledger {
         let Some(fw) = self.frameworks.get_mut(framework_id) else {
             return;
         };
-        if let Some(held) = fw.allocated.get_mut(agent_id) {
-            // Never give back more than the framework holds.
+        if let Some(client) = fw.roles.get_mut(role)
+            && let Some(held) = client.allocated.get_mut(agent_id)
+        {
+            // Never give back more than the framework holds there.
             let returned = resources.min(held);
             *held = held.minus(&returned);
             if held.is_zero() {
-                fw.allocated.remove(agent_id);
+                client.allocated.remove(agent_id);
             }
+            client.total = client.total.minus(&returned);
             fw.total = fw.total.minus(&returned);
             if let Some(agent) = self.agents.get_mut(agent_id) {
                 agent.allocated = agent.allocated.minus(&returned);
             }
             self.allocated = self.allocated.minus(&returned);
-            let role = self.members.get_mut(&fw.role).expect("role has members");
-            role.allocation = role.allocation.minus(&returned);
+            let members = self.members.get_mut(role).expect("role has members");
+            members.allocation = members.allocation.minus(&returned);
         }
         if let Some(until) = refuse_until
             && self.agents.contains(agent_id)
@@ -377,7 +422,7 @@ impl Ledger {
             let entry = fw.filters.entry(agent_id.to_string()).or_insert(until);
             *entry = (*entry).max(until);
         }
-        self.reposition(framework_id);
+        self.reposition_in(framework_id, role);
     }
 
     pub fn expire_filters(&mut self, now: Instant) {
@@ -413,23 +458,38 @@ impl Ledger {
             .find(|id| !self.frameworks[*id].filters.contains_key(agent_id))
     }
 
-    /// Puts the framework at its place in its role's order for what it holds now (or out
-    /// of the order, if it may not be offered anything).
+    /// Puts the framework at its place in each of its roles' orders for what it holds there
+    /// now (or out of an order, where it may not be offered anything).
     fn reposition(&mut self, framework_id: &str) {
+        let Some(fw) = self.frameworks.get(framework_id) else {
+            return;
+        };
+        let roles: Vec<Arc<str>> = fw.roles.keys().cloned().collect();
+        for role in roles {
+            self.reposition_in(framework_id, &role);
+        }
+    }
+
+    /// Puts the framework at its place in `role`'s order (see [`Ledger::reposition`]).
+    fn reposition_in(&mut self, framework_id: &str, role: &str) {
         let Some(fw) = self.frameworks.get_mut(framework_id) else {
             return;
         };
-        let role = self.members.get_mut(&fw.role).expect("role has members");
-        if let Some(old) = fw.key.take() {
-            role.order.remove(&old);
+        let active = fw.active;
+        let Some(client) = fw.roles.get_mut(role) else {
+            return;
+        };
+        let members = self.members.get_mut(role).expect("role has members");
+        if let Some(old) = client.key.take() {
+            members.order.remove(&old);
         }
-        if fw.offerable() {
+        if active && !client.suppressed {
             let key = SortKey {
-                share: fw.total.dominant_share_of(&self.total),
+                share: client.total.dominant_share_of(&self.total),
                 seq: fw.seq,
             };
-            fw.key = Some(key);
-            role.order.insert(key, fw.id.clone());
+            client.key = Some(key);
+            members.order.insert(key, fw.id.clone());
         }
     }
 }
@@ -470,26 +530,41 @@ mod tests {
             let held = add(&mut ledger
                 .frameworks
                 .values()
-                .filter_map(|fw| fw.allocated.get(&agent.id).copied()));
+                .flat_map(|fw| fw.roles.values())
+                .filter_map(|client| client.allocated.get(&agent.id).copied()));
             assert!(close(agent.allocated, held), "agent {}", agent.id);
         }
         for (role, members) in &ledger.members {
-            let of_role = || ledger.frameworks.values().filter(|fw| fw.role == *role);
+            let of_role = || {
+                ledger
+                    .frameworks
+                    .values()
+                    .filter_map(|fw| Some((fw, fw.roles.get(role)?)))
+            };
             assert_eq!(members.count, of_role().count());
             assert!(close(
                 members.allocation,
-                add(&mut of_role().map(|fw| fw.total))
+                add(&mut of_role().map(|(_, client)| client.total))
             ));
             let mut expected: Vec<(f64, u64)> = of_role()
-                .filter(|fw| fw.offerable())
-                .map(|fw| (fw.total.dominant_share_of(&ledger.total), fw.seq))
+                .filter(|(fw, client)| fw.active && !client.suppressed)
+                .map(|(fw, client)| (client.total.dominant_share_of(&ledger.total), fw.seq))
                 .collect();
             expected.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             let order: Vec<(f64, u64)> = members.order.keys().map(|k| (k.share, k.seq)).collect();
             assert_eq!(order, expected, "role {role}");
         }
         for fw in ledger.frameworks.values() {
-            assert!(close(fw.total, add(&mut fw.allocated.values().copied())));
+            assert!(close(
+                fw.total,
+                add(&mut fw.roles.values().map(|c| c.total))
+            ));
+            for client in fw.roles.values() {
+                assert!(close(
+                    client.total,
+                    add(&mut client.allocated.values().copied())
+                ));
+            }
         }
     }
 
@@ -508,25 +583,33 @@ mod tests {
                 }
                 1 => ledger.remove_agent(&agent(rng.below(12))),
                 2 => {
-                    let role = ["*", "a", "b"][rng.below(3) as usize];
-                    ledger.add_framework(&framework(rng.below(8)), role);
+                    let roles = [&["*"][..], &["a"], &["b"], &["a", "b"], &["*", "b"]];
+                    let roles = roles[rng.below(5) as usize];
+                    ledger.add_framework(&framework(rng.below(8)), roles);
                 }
                 3 => ledger.remove_framework(&framework(rng.below(8))),
                 4 => {
                     let suppressed = rng.below(2) == 0;
-                    ledger.update(&framework(rng.below(8)), |fw| fw.suppressed = suppressed);
+                    let role = ["*", "a", "b"][rng.below(3) as usize];
+                    ledger.update(&framework(rng.below(8)), |fw| {
+                        if let Some(client) = fw.roles.get_mut(role) {
+                            client.suppressed = suppressed;
+                        }
+                    });
                 }
                 5 => {
                     let id = agent(rng.below(12));
                     let fw = framework(rng.below(8));
-                    ledger.recover(&fw, &id, Resources::new(0.5, 300), None);
+                    let role = ["*", "a", "b"][rng.below(3) as usize];
+                    ledger.recover(&fw, role, &id, Resources::new(0.5, 300), None);
                 }
                 _ => {
                     let id = agent(rng.below(12));
                     if let Some(&at) = ledger.agents.position.get(&id) {
                         let free = ledger.agents.at(at).free();
                         let want = Resources::new(0.5, 256).min(&free);
-                        ledger.grant(&framework(rng.below(8)), at, &want);
+                        let role = ["*", "a", "b"][rng.below(3) as usize];
+                        ledger.grant(&framework(rng.below(8)), role, at, &want);
                     }
                 }
             }

@@ -15,6 +15,9 @@
 //!   when an executor ends. A recovery may carry a *filter*: the framework is not
 //!   offered that agent again before the filter's deadline.
 //! * Removing a framework or agent drops everything allocated to/on it.
+//! * A framework may be in several roles (Mesos' MULTI_ROLE): each decision names the role
+//!   its resources are allocated to, they count in that role's share, and the master gives
+//!   them back in that role.
 //!
 //! Bookkeeping ([`ledger`]) is apart from policy: [`HierarchicalAllocator`] runs Mesos'
 //! allocation round (quota guarantees, then everyone; roles, then frameworks within a role by
@@ -49,10 +52,14 @@ pub type AgentId = String;
 /// Identifies a framework (assigned by the master).
 pub type FrameworkId = String;
 
-/// One allocation decision: offer `resources` of `agent_id` to `framework_id`.
+/// One allocation decision: offer `resources` of `agent_id` to `framework_id`, allocated to
+/// its role `role` (Mesos' `Offer.allocation_info.role`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct OfferDecision {
     pub framework_id: FrameworkId,
+    /// Shared with the allocator's own name of the role (a round makes one decision per
+    /// agent: no copy of the name each).
+    pub role: std::sync::Arc<str>,
     pub agent_id: AgentId,
     pub resources: Resources,
 }
@@ -84,9 +91,9 @@ pub trait Allocator: Send {
     fn total_of(&self, agent_id: &str) -> Option<Resources>;
     /// The agent left or was lost; whatever frameworks held on it is dropped.
     fn remove_agent(&mut self, agent_id: &str);
-    /// A new framework subscribed in `role` (empty: [`DEFAULT_ROLE`]); it is active
-    /// (receives offers).
-    fn add_framework(&mut self, framework_id: &str, role: &str);
+    /// A new framework subscribed in `roles` (none, or only empty names: [`DEFAULT_ROLE`];
+    /// a role named twice counts once); it is active (receives offers in each).
+    fn add_framework(&mut self, framework_id: &str, roles: &[&str]);
     /// The framework is gone; whatever it held is free again.
     fn remove_framework(&mut self, framework_id: &str);
     /// Stop offering to the framework (e.g. its connection dropped) without
@@ -94,28 +101,31 @@ pub trait Allocator: Send {
     fn deactivate_framework(&mut self, framework_id: &str);
     /// Offer to the framework again.
     fn activate_framework(&mut self, framework_id: &str);
-    /// The framework wants no offers (Mesos' SUPPRESS) until it revives.
-    fn suppress_offers(&mut self, framework_id: &str);
-    /// The framework wants offers again, on every agent: its decline filters are dropped
-    /// (Mesos' REVIVE).
-    fn revive_offers(&mut self, framework_id: &str);
+    /// The framework wants no offers in `roles` (empty: in any of its roles; Mesos'
+    /// SUPPRESS with `roles`) until it revives them. Roles it is not in are passed over.
+    fn suppress_offers(&mut self, framework_id: &str, roles: &[&str]);
+    /// The framework wants offers again in `roles` (empty: all its roles), on every agent:
+    /// its decline filters are dropped (Mesos' REVIVE; filters are the framework's, not a
+    /// role's).
+    fn revive_offers(&mut self, framework_id: &str, roles: &[&str]);
     /// `role`'s weight (a positive number; 1 by default).
     fn set_weight(&mut self, role: &str, weight: f64);
     /// `role`'s quota.
     fn set_quota(&mut self, role: &str, quota: Quota);
-    /// `resources` the framework held on the agent are free again. With
-    /// `refuse_until`, the framework is not offered this agent before that
-    /// instant.
+    /// `resources` the framework held on the agent in `role` (the role they were offered
+    /// in) are free again. With `refuse_until`, the framework is not offered this agent
+    /// before that instant.
     fn recover_resources(
         &mut self,
         framework_id: &str,
+        role: &str,
         agent_id: &str,
         resources: Resources,
         refuse_until: Option<Instant>,
     );
-    /// `resources` of the agent are already in use by the framework (executors a
+    /// `resources` of the agent are already in use by the framework in `role` (executors a
     /// re-registering agent still runs, as Mesos' `addSlave` with what is used on it).
-    fn add_used(&mut self, framework_id: &str, agent_id: &str, resources: Resources);
+    fn add_used(&mut self, framework_id: &str, role: &str, agent_id: &str, resources: Resources);
     /// Decide which free resources to offer to whom at `now`. Everything
     /// returned becomes allocated to the chosen framework.
     fn allocate(&mut self, now: Instant) -> Vec<OfferDecision>;
@@ -124,17 +134,22 @@ pub trait Allocator: Send {
     /// framework above its fair share is asked to give back what it holds beyond it (at most
     /// once per `patience`). A framework's fair share of the cluster is its role's part by
     /// weight among the roles of frameworks that hold or want resources, split evenly among
-    /// those frameworks of the role.
+    /// those frameworks of the role; a framework in several roles gets the sum of its parts
+    /// of each, and what it holds in all its roles is set against it.
     ///
     /// Mesos has no such step (it never takes back what a framework holds, short of
     /// maintenance inverse offers); long-running sessions that hold executors while idle would
     /// keep a newcomer waiting, so Tessera asks, as YARN's fair scheduler preempts after its
     /// fair-share timeout. Frameworks choose what to give back.
     fn reclaim(&mut self, now: Instant, patience: std::time::Duration) -> Vec<ReclaimDecision>;
-    /// Everything currently allocated to the framework (offered or in use).
+    /// Everything currently allocated to the framework (offered or in use), in all its roles.
     fn allocation(&self, framework_id: &str) -> Resources;
+    /// What is allocated to the framework in `role`.
+    fn allocation_in(&self, framework_id: &str, role: &str) -> Resources;
+    /// The framework's roles, in name order.
+    fn roles_of(&self, framework_id: &str) -> Vec<String>;
     /// The framework's dominant share: the largest fraction, over resource
-    /// kinds, of the cluster's total that is allocated to it. In `[0, 1]`.
+    /// kinds, of the cluster's total that is allocated to it (in all its roles). In `[0, 1]`.
     fn dominant_share(&self, framework_id: &str) -> f64;
     /// The sum of all agents' totals.
     fn cluster_total(&self) -> Resources;

@@ -32,8 +32,8 @@ mod tests {
             alloc.add_agent(&format!("s{i}"), Resources::new(2.0, GB));
         }
         alloc.set_weight("production", 10.0);
-        alloc.add_framework("batch", "*");
-        alloc.add_framework("prod", "production");
+        alloc.add_framework("batch", &["*"]);
+        alloc.add_framework("prod", &["production"]);
         let now = Instant::now();
         let d = alloc.allocate(now);
         assert!(d.iter().all(|d| d.framework_id == "prod"), "{d:?}");
@@ -42,6 +42,7 @@ mod tests {
         for agent in ["s2", "s3"] {
             alloc.recover_resources(
                 "prod",
+                "production",
                 agent,
                 Resources::new(2.0, GB),
                 Some(now + Duration::from_secs(30)),
@@ -55,8 +56,8 @@ mod tests {
         for i in 0..4 {
             fair.add_agent(&format!("s{i}"), Resources::new(2.0, GB));
         }
-        fair.add_framework("batch", "*");
-        fair.add_framework("prod", "production");
+        fair.add_framework("batch", &["*"]);
+        fair.add_framework("prod", &["production"]);
         let d = fair.allocate(now);
         assert_eq!(d.iter().filter(|d| d.framework_id == "batch").count(), 2);
     }

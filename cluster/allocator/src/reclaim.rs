@@ -1,6 +1,11 @@
 //! Asking frameworks for resources back when another waits below its fair share
 //! ([`crate::Allocator::reclaim`]): who is starved and for how long, each framework's fair
 //! share, and what each framework above it holds beyond it — kept in the ledger, decided here.
+//!
+//! Fair shares are per framework: a framework in several roles counts as a client of each
+//! of them (as in the allocator's orders) and its fair share is the sum of its parts of
+//! those roles; it is asked to give back what it holds beyond that, in whichever roles (it
+//! knows best what costs least to give back).
 
 use std::time::{Duration, Instant};
 
@@ -21,7 +26,7 @@ impl Ledger {
             let below = fair
                 .get(id)
                 .is_some_and(|&fair| fw.total.dominant_share_of(&total) < fair - SHARE_EPSILON);
-            let starved = nothing_free && fw.active && !fw.suppressed && below;
+            let starved = nothing_free && fw.wants_offers() && below;
             fw.starved_since = if starved {
                 Some(fw.starved_since.unwrap_or(now))
             } else {
@@ -68,24 +73,33 @@ impl Ledger {
         decisions.into_iter().map(|(_, d)| d).collect()
     }
 
-    /// Each framework that holds or wants resources, and its fair share of the cluster: its
-    /// role's part by weight among those frameworks' roles, split evenly in the role.
+    /// Each framework that holds or wants resources, and its fair share of the cluster: in
+    /// each of its roles where it holds or wants resources, the role's part by weight among
+    /// the roles of such clients, split evenly among the role's clients; summed over its roles.
     fn fair_shares(&self) -> std::collections::HashMap<String, f64> {
-        let taking = |fw: &&crate::ledger::FrameworkEntry| {
-            fw.active && (!fw.suppressed || !fw.total.is_zero())
+        let taking = |fw: &crate::ledger::FrameworkEntry, client: &crate::ledger::RoleClient| {
+            fw.active && (!client.suppressed || !client.total.is_zero())
         };
         let mut per_role: std::collections::BTreeMap<&str, usize> = Default::default();
-        for fw in self.frameworks.values().filter(taking) {
-            *per_role.entry(&fw.role).or_default() += 1;
+        for fw in self.frameworks.values() {
+            for (role, client) in &fw.roles {
+                if taking(fw, client) {
+                    *per_role.entry(role).or_default() += 1;
+                }
+            }
         }
         let weight = |role: &str| self.roles.get(role).map_or(1.0, |r| r.weight);
         let weights: f64 = per_role.keys().map(|role| weight(role)).sum();
         self.frameworks
             .iter()
-            .filter(|(_, fw)| taking(fw))
-            .map(|(id, fw)| {
-                let share = weight(&fw.role) / weights / per_role[&*fw.role] as f64;
-                (id.clone(), share)
+            .filter_map(|(id, fw)| {
+                let parts: Vec<f64> = fw
+                    .roles
+                    .iter()
+                    .filter(|(_, client)| taking(fw, client))
+                    .map(|(role, _)| weight(role) / weights / per_role[&**role] as f64)
+                    .collect();
+                (!parts.is_empty()).then(|| (id.clone(), parts.iter().sum()))
             })
             .collect()
     }
@@ -103,17 +117,17 @@ mod tests {
         let mut alloc = DrfAllocator::new();
         alloc.add_agent("s1", Resources::new(2.0, 1024));
         alloc.add_agent("s2", Resources::new(2.0, 1024));
-        alloc.add_framework("a", "*");
+        alloc.add_framework("a", &["*"]);
         let now = Instant::now();
         assert_eq!(alloc.allocate(now).len(), 2);
-        alloc.suppress_offers("a");
+        alloc.suppress_offers("a", &[]);
         (alloc, now)
     }
 
     #[test]
     fn a_framework_above_its_share_is_asked_once_another_waited_long_enough() {
         let (mut alloc, t0) = held_by_a();
-        alloc.add_framework("b", "*");
+        alloc.add_framework("b", &["*"]);
         assert!(alloc.allocate(t0).is_empty(), "nothing is free");
         assert!(
             alloc.reclaim(t0, PATIENCE).is_empty(),
@@ -136,7 +150,7 @@ mod tests {
             "asked once per patience"
         );
         // a gives back one agent: it goes to b, and no one waits any more.
-        alloc.recover_resources("a", "s2", Resources::new(2.0, 1024), None);
+        alloc.recover_resources("a", "*", "s2", Resources::new(2.0, 1024), None);
         let offered = alloc.allocate(t1);
         assert_eq!(offered.len(), 1);
         assert_eq!(offered[0].framework_id, "b");
@@ -146,14 +160,14 @@ mod tests {
     #[test]
     fn no_one_is_asked_while_something_is_free_or_the_waiter_wants_nothing() {
         let (mut alloc, t0) = held_by_a();
-        alloc.add_framework("b", "*");
-        alloc.suppress_offers("b");
+        alloc.add_framework("b", &["*"]);
+        alloc.suppress_offers("b", &[]);
         assert!(alloc.reclaim(t0, PATIENCE).is_empty());
         assert!(
             alloc.reclaim(t0 + PATIENCE * 2, PATIENCE).is_empty(),
             "a suppressed framework does not wait"
         );
-        alloc.revive_offers("b");
+        alloc.revive_offers("b", &[]);
         alloc.add_agent("s3", Resources::new(1.0, 512));
         assert!(alloc.reclaim(t0 + PATIENCE * 3, PATIENCE).is_empty());
         assert!(
@@ -169,10 +183,10 @@ mod tests {
             alloc.add_agent(s, Resources::new(1.0, 1024));
         }
         alloc.set_weight("heavy", 3.0);
-        alloc.add_framework("light", "*");
+        alloc.add_framework("light", &["*"]);
         let t0 = Instant::now();
         assert_eq!(alloc.allocate(t0).len(), 4);
-        alloc.add_framework("h", "heavy");
+        alloc.add_framework("h", &["heavy"]);
         alloc.reclaim(t0, PATIENCE);
         let asked = alloc.reclaim(t0 + PATIENCE, PATIENCE);
         // "heavy" deserves three quarters: "light" keeps one agent of four.

@@ -49,8 +49,12 @@ pub struct FrameworkInfo {
     /// The user it runs as (informational; `$USER` when empty).
     pub user: String,
     /// The role its resources count against, for the master's fair sharing, weights and
-    /// quota (`*` when empty).
+    /// quota (`*` when empty and `roles` is empty).
     pub role: String,
+    /// Its roles, when it is in several (Mesos' MULTI_ROLE: claim the `MULTI_ROLE`
+    /// capability to name more than one); empty: `role` alone. Each offer says the role it is
+    /// allocated to ([`Offer::allocation_role`]).
+    pub roles: Vec<String>,
     /// How long the master keeps its executors while it is disconnected, and how long the
     /// client keeps subscribing again after a disconnect (`None`: the master's
     /// `--framework-failover-timeout-ms`, and the client does not subscribe again).
@@ -69,8 +73,8 @@ pub struct FrameworkInfo {
 }
 
 /// Resources of one agent offered to this framework: its unreserved CPUs and memory with the
-/// disk, ports and custom scalars free on it, or CPUs and memory reserved for the framework's
-/// role.
+/// disk, ports and custom scalars free on it, or CPUs and memory reserved for one of the
+/// framework's roles.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Offer {
     pub id: String,
@@ -83,6 +87,9 @@ pub struct Offer {
     pub reservation: Option<String>,
     /// The agent's attributes (`--attributes`), for constraints ([`crate::Constraints`]).
     pub attributes: Vec<Attribute>,
+    /// The framework's role the offer is allocated to: what is launched from it counts in
+    /// that role (one of [`FrameworkInfo::roles`]).
+    pub allocation_role: String,
 }
 
 /// An executor to launch with (part of) an offer.
@@ -107,7 +114,7 @@ pub struct ExecutorLaunch {
 #[derive(Clone, Debug, PartialEq)]
 pub enum AcceptOperation {
     Launch(ExecutorLaunch),
-    /// Reserve these unreserved CPUs and memory of the offer for the framework's role: they
+    /// Reserve these unreserved CPUs and memory of the offer for its allocation role: they
     /// come back in offers marked with the role, to the role only, until unreserved.
     Reserve(Resources),
     /// Give these CPUs and memory, reserved for the role by `Reserve`, back to everyone.
@@ -300,10 +307,14 @@ pub struct FrameworkSummary {
     pub dominant_share: f64,
     /// False while its subscription is gone (within its failover timeout).
     pub connected: bool,
-    /// Its role.
+    /// Its first role.
     pub role: String,
-    /// Whether it has suppressed offers.
+    /// All its roles.
+    pub roles: Vec<String>,
+    /// Whether it has suppressed offers in all its roles.
     pub suppressed: bool,
+    /// The roles in which it has suppressed offers.
+    pub suppressed_roles: Vec<String>,
     /// How long the master keeps its executors while it is disconnected.
     pub failover_timeout: Duration,
     /// What it said it can do.
@@ -352,6 +363,7 @@ fn offer_from_pb(o: pb::Offer) -> Offer {
         extras,
         reservation: (!o.reservation_role.is_empty()).then_some(o.reservation_role),
         attributes: o.attributes.into_iter().map(Into::into).collect(),
+        allocation_role: o.allocation_role,
     }
 }
 
@@ -487,6 +499,7 @@ impl FrameworkClient {
             role: info.role,
             failover_timeout_seconds: info.failover_timeout.map(|t| t.as_secs_f64()),
             capabilities: info.capabilities,
+            roles: info.roles,
         };
         let subscribed = subscribe_once(&client, master, request.clone()).await?;
         let framework_id = subscribed.framework_id.clone();
@@ -594,8 +607,15 @@ impl FrameworkClient {
     /// Asks for no offers until [`revive`](FrameworkClient::revive) (Mesos' SUPPRESS): for a
     /// framework that has all it needs. Offers it holds stay.
     pub async fn suppress(&self) -> Result<(), FrameworkError> {
+        self.suppress_roles(&[]).await
+    }
+
+    /// Asks for no offers in `roles` (empty: all its roles) until they are revived (Mesos'
+    /// SUPPRESS with roles). Naming a role the framework is not in is refused.
+    pub async fn suppress_roles(&self, roles: &[&str]) -> Result<(), FrameworkError> {
         let request = pb::SuppressRequest {
             framework_id: self.inner.framework_id.clone(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
         };
         call(
             &self.inner.master,
@@ -609,8 +629,15 @@ impl FrameworkClient {
     /// Asks for offers again, on every agent, dropping earlier decline filters (Mesos'
     /// REVIVE).
     pub async fn revive(&self) -> Result<(), FrameworkError> {
+        self.revive_roles(&[]).await
+    }
+
+    /// Asks for offers again in `roles` (empty: all its roles), dropping earlier decline
+    /// filters (Mesos' REVIVE with roles).
+    pub async fn revive_roles(&self, roles: &[&str]) -> Result<(), FrameworkError> {
         let request = pb::ReviveRequest {
             framework_id: self.inner.framework_id.clone(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
         };
         call(
             &self.inner.master,
@@ -1104,7 +1131,9 @@ pub async fn cluster_status(endpoint: &MasterEndpoint) -> Result<ClusterStatus, 
                 dominant_share: f.dominant_share,
                 connected: f.connected,
                 role: f.role,
+                roles: f.roles,
                 suppressed: f.suppressed,
+                suppressed_roles: f.suppressed_roles,
                 failover_timeout: Duration::try_from_secs_f64(f.failover_timeout_seconds)
                     .unwrap_or_default(),
                 capabilities: f.capabilities,

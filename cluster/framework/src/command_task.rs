@@ -290,6 +290,7 @@ mod tests {
             extras: Default::default(),
             reservation: None,
             attributes: Vec::new(),
+            allocation_role: "*".into(),
         }
     }
 

@@ -341,6 +341,7 @@ impl Master for MasterService {
             name: req.name,
             user: req.user,
             role: req.role,
+            roles: req.roles,
             framework_id: (!req.framework_id.is_empty()).then_some(req.framework_id),
             failover_timeout,
             capabilities: req.capabilities,
@@ -443,7 +444,9 @@ impl Master for MasterService {
     ) -> Result<Response<pb::SuppressResponse>, Status> {
         let principal = framework_caller(&request, "Suppress")?;
         let req = request.into_inner();
-        self.shared.lock().suppress(&req.framework_id, &principal)?;
+        self.shared
+            .lock()
+            .suppress(&req.framework_id, &principal, &req.roles)?;
         Ok(Response::new(pb::SuppressResponse {}))
     }
 
@@ -453,7 +456,9 @@ impl Master for MasterService {
     ) -> Result<Response<pb::ReviveResponse>, Status> {
         let principal = framework_caller(&request, "Revive")?;
         let req = request.into_inner();
-        self.shared.lock().revive(&req.framework_id, &principal)?;
+        self.shared
+            .lock()
+            .revive(&req.framework_id, &principal, &req.roles)?;
         self.shared.wake_allocator.notify_one();
         Ok(Response::new(pb::ReviveResponse {}))
     }

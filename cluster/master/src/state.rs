@@ -22,9 +22,15 @@ use crate::MasterConfig;
 use crate::metrics::Metrics;
 
 pub(crate) mod operations;
+pub(crate) mod roles;
 pub(crate) mod snapshot;
 
 use operations::{Offered, Operation};
+
+/// `names` as the allocator takes them.
+fn as_strs(names: &[String]) -> Vec<&str> {
+    names.iter().map(String::as_str).collect()
+}
 
 /// Executors that ended are kept for `ClusterStatus` up to this many.
 const MAX_COMPLETED_EXECUTORS: usize = 1000;
@@ -67,10 +73,10 @@ pub(crate) struct Framework {
     pub principal: String,
     pub name: String,
     pub user: String,
-    /// The role its resources count against.
-    pub role: String,
-    /// Asked for no offers until it revives.
-    pub suppressed: bool,
+    /// The roles its resources count against (sorted; one unless it claimed MULTI_ROLE).
+    pub roles: Vec<String>,
+    /// The roles in which it asked for no offers until it revives them.
+    pub suppressed_roles: BTreeSet<String>,
     /// The subscription stream, while connected.
     pub events: Option<EventSender>,
     /// Counts subscriptions, so a stale stream's close is told apart.
@@ -93,10 +99,11 @@ impl Framework {
             id: self.id.clone(),
             name: self.name.clone(),
             user: self.user.clone(),
-            role: self.role.clone(),
+            role: self.roles[0].clone(),
             principal: self.principal.clone(),
             failover_timeout_seconds: self.failover_timeout.as_secs_f64(),
             capabilities: self.capabilities.clone(),
+            roles: self.roles.clone(),
         }
     }
 }
@@ -107,8 +114,10 @@ impl Framework {
 pub struct Subscription {
     pub name: String,
     pub user: String,
-    /// Empty: the default role.
+    /// Empty: the default role (or, with `roles`, empty or one of them).
     pub role: String,
+    /// Its roles (Mesos' MULTI_ROLE); empty: `[role]`. See [`roles::subscription_roles`].
+    pub roles: Vec<String>,
     /// Set to subscribe again as this framework.
     pub framework_id: Option<String>,
     /// Unset: the master's default.
@@ -119,6 +128,8 @@ pub struct Subscription {
 pub(crate) struct Offer {
     pub id: String,
     pub framework_id: String,
+    /// The framework's role its resources are allocated to: they go back to it in that role.
+    pub allocation_role: String,
     pub agent_id: String,
     /// The role its resources are reserved for (`None`: unreserved).
     pub reservation: Option<String>,
@@ -131,6 +142,8 @@ pub(crate) struct Offer {
 
 pub(crate) struct Executor {
     pub framework_id: String,
+    /// The framework's role its resources are allocated to (its offer's).
+    pub allocation_role: String,
     pub executor_id: String,
     pub agent_id: String,
     /// The reservation its resources came from (`None`: unreserved).
@@ -216,6 +229,7 @@ pub(crate) fn offer_to_pb(offer: &Offer, agent: &Agent) -> pb::Offer {
         resources: Some(pb::Resources::of(&offer.resources, &offer.extras)),
         reservation_role: offer.reservation.clone().unwrap_or_default(),
         attributes: agent.attributes.iter().map(pb::Attribute::from).collect(),
+        allocation_role: offer.allocation_role.clone(),
     }
 }
 
@@ -341,24 +355,13 @@ pub(crate) fn failure_status(update: &pb::StatusUpdate) -> Option<i32> {
     update.exit_code.filter(|&code| failed && code != 0)
 }
 
-/// Capabilities a framework may not claim here, and why.
-const REFUSED_CAPABILITIES: &[(&str, &str)] = &[(
-    "MULTI_ROLE",
-    "a framework has one role here; subscribe one framework per role",
-)];
-
 /// Checks a framework's capabilities. They are recorded and shown (and kept by agents with
-/// its executors); none changes what this master does yet, so, as Mesos' master does with
-/// capabilities it does not know, names are accepted — except those this master cannot honour
-/// ([`REFUSED_CAPABILITIES`]), which are refused rather than ignored.
+/// its executors); only `MULTI_ROLE` changes what this master does (it allows several
+/// roles, [`roles::subscription_roles`]), so, as Mesos' master does with capabilities it does
+/// not know, other names are accepted.
 pub(crate) fn check_capabilities(capabilities: &[String]) -> Result<(), Status> {
     for c in capabilities {
         check_id("capability", c)?;
-        if let Some((_, why)) = REFUSED_CAPABILITIES.iter().find(|(name, _)| name == c) {
-            return Err(Status::invalid_argument(format!(
-                "capability {c} is not supported: {why}"
-            )));
-        }
     }
     Ok(())
 }
@@ -647,6 +650,8 @@ impl MasterState {
             Some(_) => {}
             None => self.add_placeholder_framework(info.clone(), now),
         }
+        // What the agent kept names no allocation role: the framework's first role.
+        let allocation_role = self.frameworks[&info.id].roles[0].clone();
         let key = (info.id.clone(), executor_id.clone());
         if self
             .executors
@@ -666,7 +671,8 @@ impl MasterState {
             self.completed.push_back(key.clone());
         } else {
             // Taken back as unreserved: what the agent kept of it names no reservation.
-            self.allocator.add_used(&info.id, agent_id, resources);
+            self.allocator
+                .add_used(&info.id, &allocation_role, agent_id, resources);
             if let Some(agent) = self.agents.get_mut(agent_id) {
                 agent.free_extras = agent.free_extras.minus(&extras);
             }
@@ -675,6 +681,7 @@ impl MasterState {
             key,
             Executor {
                 framework_id: info.id,
+                allocation_role,
                 executor_id,
                 agent_id: agent_id.to_string(),
                 resources,
@@ -691,16 +698,25 @@ impl MasterState {
     /// A framework known only from an agent's executors: disconnected until it subscribes
     /// again with its id, removed (its executors shut down) when its failover timeout passes.
     fn add_placeholder_framework(&mut self, info: pb::FrameworkInfo, now: Instant) {
-        let role = if info.role.is_empty() || check_role(&info.role).is_err() {
-            tessera_allocator::DEFAULT_ROLE.to_string()
+        let named = if info.roles.is_empty() {
+            std::slice::from_ref(&info.role)
         } else {
-            info.role
+            &info.roles[..]
         };
+        let mut roles: Vec<String> = (named.iter())
+            .filter(|r| check_role(r).is_ok())
+            .cloned()
+            .collect();
+        roles.sort();
+        roles.dedup();
+        if roles.is_empty() {
+            roles.push(tessera_allocator::DEFAULT_ROLE.to_string());
+        }
         let failover_timeout =
             seconds_up_to_a_year("failover_timeout", info.failover_timeout_seconds)
                 .unwrap_or(self.default_failover);
         tracing::info!(framework_id = %info.id, ?failover_timeout, "framework known from a re-registering agent; waiting for it to subscribe again");
-        self.allocator.add_framework(&info.id, &role);
+        self.allocator.add_framework(&info.id, &as_strs(&roles));
         self.allocator.deactivate_framework(&info.id);
         self.frameworks.insert(
             info.id.clone(),
@@ -709,8 +725,8 @@ impl MasterState {
                 principal: info.principal,
                 name: info.name,
                 user: info.user,
-                role,
-                suppressed: false,
+                roles,
+                suppressed_roles: BTreeSet::new(),
                 events: None,
                 connection: 0,
                 disconnected_at: Some(now),
@@ -880,18 +896,18 @@ impl MasterState {
             name,
             user,
             role,
+            roles,
             framework_id,
             failover_timeout,
             capabilities,
         } = subscription;
         check_capabilities(&capabilities)?;
         let failover_timeout = failover_timeout.unwrap_or(self.default_failover);
-        let role = if role.is_empty() {
-            tessera_allocator::DEFAULT_ROLE.to_string()
-        } else {
-            check_role(&role)?;
-            role
-        };
+        let roles = roles::subscription_roles(&role, &roles, &capabilities)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        for role in &roles {
+            check_role(role)?;
+        }
         if let Some(id) = &framework_id {
             check_id("framework id", id)?;
             if self.removed_frameworks.contains(id) {
@@ -906,10 +922,10 @@ impl MasterState {
                         "framework {id} belongs to another principal; principal {principal} cannot subscribe as it — subscribe without a framework id to get one of your own"
                     )));
                 }
-                if fw.role != role {
+                if fw.roles != roles {
                     return Err(Status::invalid_argument(format!(
-                        "framework {id} is in role {:?}; subscribe again in that role (a framework cannot change its role)",
-                        fw.role
+                        "framework {id} is in roles {:?}; subscribe again in those roles (a framework cannot change its roles)",
+                        fw.roles
                     )));
                 }
             }
@@ -944,7 +960,7 @@ impl MasterState {
             None => {
                 tracing::info!(framework_id = %id, %name, %user, "framework subscribed");
                 self.metrics.frameworks_subscribed += 1;
-                self.allocator.add_framework(&id, &role);
+                self.allocator.add_framework(&id, &as_strs(&roles));
                 self.frameworks.insert(
                     id.clone(),
                     Framework {
@@ -952,8 +968,8 @@ impl MasterState {
                         principal,
                         name,
                         user,
-                        role,
-                        suppressed: false,
+                        roles,
+                        suppressed_roles: BTreeSet::new(),
                         events: Some(events),
                         connection: 0,
                         disconnected_at: None,
@@ -1093,8 +1109,13 @@ impl MasterState {
     /// framework's decline filter, if any), extras to the agent's free ones.
     fn release_offer(&mut self, offer: Offer, refuse_until: Option<Instant>) {
         let pool = pool_id(&offer.agent_id, offer.reservation.as_deref());
-        self.allocator
-            .recover_resources(&offer.framework_id, &pool, offer.resources, refuse_until);
+        self.allocator.recover_resources(
+            &offer.framework_id,
+            &offer.allocation_role,
+            &pool,
+            offer.resources,
+            refuse_until,
+        );
         if let Some(agent) = self.agents.get_mut(&offer.agent_id) {
             agent.free_extras = agent.free_extras.plus(&offer.extras);
         }
@@ -1146,26 +1167,57 @@ impl MasterState {
         }
     }
 
-    /// The framework wants no offers until it revives (Mesos' SUPPRESS); offers it holds
-    /// stay.
-    pub fn suppress(&mut self, framework_id: &str, principal: &str) -> Result<(), Status> {
-        self.check_framework(framework_id, principal)?;
-        self.allocator.suppress_offers(framework_id);
-        if let Some(fw) = self.frameworks.get_mut(framework_id) {
-            fw.suppressed = true;
-        }
+    /// The framework wants no offers in `roles` (empty: all its roles) until it revives
+    /// them (Mesos' SUPPRESS); offers it holds stay.
+    pub fn suppress(
+        &mut self,
+        framework_id: &str,
+        principal: &str,
+        roles: &[String],
+    ) -> Result<(), Status> {
+        let named = self.roles_named(framework_id, principal, roles)?;
+        self.allocator
+            .suppress_offers(framework_id, &as_strs(&named));
+        let fw = self.frameworks.get_mut(framework_id).expect("checked");
+        fw.suppressed_roles.extend(named);
         Ok(())
     }
 
-    /// The framework wants offers again, on every agent (Mesos' REVIVE: its decline filters
-    /// are dropped).
-    pub fn revive(&mut self, framework_id: &str, principal: &str) -> Result<(), Status> {
-        self.check_framework(framework_id, principal)?;
-        self.allocator.revive_offers(framework_id);
-        if let Some(fw) = self.frameworks.get_mut(framework_id) {
-            fw.suppressed = false;
-        }
+    /// The framework wants offers again in `roles` (empty: all its roles), on every agent
+    /// (Mesos' REVIVE: its decline filters are dropped).
+    pub fn revive(
+        &mut self,
+        framework_id: &str,
+        principal: &str,
+        roles: &[String],
+    ) -> Result<(), Status> {
+        let named = self.roles_named(framework_id, principal, roles)?;
+        self.allocator.revive_offers(framework_id, &as_strs(&named));
+        let fw = self.frameworks.get_mut(framework_id).expect("checked");
+        fw.suppressed_roles.retain(|r| !named.contains(r));
         Ok(())
+    }
+
+    /// The framework's roles that `roles` names (empty: all of them), once the framework is
+    /// checked; a role it is not in is refused.
+    fn roles_named(
+        &self,
+        framework_id: &str,
+        principal: &str,
+        roles: &[String],
+    ) -> Result<Vec<String>, Status> {
+        self.check_framework(framework_id, principal)?;
+        let fw = &self.frameworks[framework_id];
+        if roles.is_empty() {
+            return Ok(fw.roles.clone());
+        }
+        match roles.iter().find(|r| !fw.roles.contains(r)) {
+            Some(r) => Err(Status::invalid_argument(format!(
+                "framework {framework_id} is not in role {r:?}; name only its roles {:?} (or                  none, for all of them)",
+                fw.roles
+            ))),
+            None => Ok(roles.to_vec()),
+        }
     }
 
     // ---------------------------------------------------------------- offers
@@ -1190,6 +1242,7 @@ impl MasterState {
                 _ => {
                     self.allocator.recover_resources(
                         &d.framework_id,
+                        &d.role,
                         &d.agent_id,
                         d.resources,
                         None,
@@ -1209,6 +1262,7 @@ impl MasterState {
             let offer = Offer {
                 id: id.clone(),
                 framework_id: d.framework_id.clone(),
+                allocation_role: d.role.to_string(),
                 agent_id: agent_id.to_string(),
                 reservation: reservation.map(str::to_string),
                 resources: d.resources,
@@ -1337,6 +1391,12 @@ impl MasterState {
                          accept reserved and unreserved offers separately",
                     ));
                 }
+                Some(f) if f.allocation_role != offer.allocation_role => {
+                    return Err(Status::invalid_argument(
+                        "accepted offers must all be allocated to one role; accept the offers \
+                         of each role (`allocation_role`) separately",
+                    ));
+                }
                 _ => first = Some(offer),
             }
             offered = offered.plus(&offer.resources);
@@ -1344,11 +1404,12 @@ impl MasterState {
         }
         let first = first.expect("at least one offer");
         let (agent_id, reservation) = (first.agent_id.clone(), first.reservation.clone());
+        // RESERVE and UNRESERVE act for the role the offers are allocated to.
+        let role = first.allocation_role.clone();
         let operations = self.operations_of(framework_id, &request)?;
         let agent = self.agents.get(&agent_id).ok_or_else(|| {
             Status::failed_precondition(format!("agent {agent_id} is gone; wait for a new offer"))
         })?;
-        let role = &self.frameworks[framework_id].role;
         let dynamic = reservation
             .as_ref()
             .and_then(|r| agent.dynamic_reserved.get(r).copied())
@@ -1359,9 +1420,8 @@ impl MasterState {
             reservation: reservation.as_deref(),
             dynamic,
         };
-        let plan = operations::plan(&offers, role, &operations)
+        let plan = operations::plan(&offers, &role, &operations)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let role = role.clone();
         let client = agent.client.clone();
         let framework = self.frameworks.get(framework_id).map(Framework::info);
         for offer_id in &request.offer_ids {
@@ -1378,7 +1438,7 @@ impl MasterState {
         }
         let refuse_until = (!refuse.is_zero()).then(|| now + refuse);
         self.allocator
-            .recover_resources(framework_id, &pool, plan.unused, refuse_until);
+            .recover_resources(framework_id, &role, &pool, plan.unused, refuse_until);
         if let Some(agent) = self.agents.get_mut(&agent_id) {
             agent.free_extras = agent.free_extras.plus(&plan.unused_extras);
         }
@@ -1398,6 +1458,7 @@ impl MasterState {
                 key,
                 Executor {
                     framework_id: framework_id.to_string(),
+                    allocation_role: role.clone(),
                     executor_id: executor_id.clone(),
                     agent_id: agent_id.clone(),
                     reservation: reservation.clone(),
@@ -1496,8 +1557,10 @@ impl MasterState {
         } else {
             (&reserved, &unreserved)
         };
+        // The framework's resources being moved are in `role` (reserving and unreserving act
+        // for the offers' allocation role).
         self.allocator
-            .recover_resources(framework_id, from, amount, None);
+            .recover_resources(framework_id, role, from, amount, None);
         let from_total = self.allocator.total_of(from).unwrap_or_default();
         self.allocator.set_total(from, from_total.minus(&amount));
         match self.allocator.total_of(to) {
@@ -1857,8 +1920,9 @@ impl MasterState {
                 let pool = pool_id(agent_id, executor.reservation.as_deref());
                 let extras = std::mem::take(&mut executor.extras);
                 self.metrics.executor_ended(latest);
+                let role = executor.allocation_role.clone();
                 self.allocator
-                    .recover_resources(framework_id, &pool, resources, None);
+                    .recover_resources(framework_id, &role, &pool, resources, None);
                 if let Some(agent) = self.agents.get_mut(agent_id) {
                     agent.free_extras = agent.free_extras.plus(&extras);
                 }
@@ -2823,11 +2887,128 @@ mod tests {
     }
 
     #[test]
-    fn capabilities_are_recorded_unless_this_master_cannot_honour_them() {
+    fn capabilities_are_recorded_if_they_are_names() {
         assert!(check_capabilities(&["PARTITION_AWARE".into()]).is_ok());
-        let err = check_capabilities(&["MULTI_ROLE".into()]).unwrap_err();
-        assert!(err.message().contains("one role"), "{}", err.message());
+        assert!(check_capabilities(&["MULTI_ROLE".into()]).is_ok());
         assert!(check_capabilities(&["".into()]).is_err());
+    }
+
+    /// A master with two agents of 2 CPUs and 1 GiB, and `alice`'s framework subscribed
+    /// in roles `a` and `b` with MULTI_ROLE, with its events.
+    fn multi_role_setup(
+        now: Instant,
+    ) -> (
+        MasterState,
+        String,
+        UnboundedReceiver<Result<pb::Event, Status>>,
+    ) {
+        let mut m = MasterState::new(&config(Duration::ZERO));
+        for (host, principal) in [("h1", "b1"), ("h2", "b2")] {
+            m.register_agent(
+                host.into(),
+                format!("{host}:9"),
+                principal.into(),
+                Resources::new(2.0, 1024),
+                "posix".into(),
+                client(),
+                now,
+            )
+            .unwrap();
+        }
+        let subscription = Subscription {
+            name: "fw".into(),
+            roles: vec!["b".into(), "a".into()],
+            capabilities: vec![roles::MULTI_ROLE.into()],
+            ..Subscription::default()
+        };
+        let (tx, rx) = unbounded_channel();
+        let (fw, _) = m
+            .subscribe_framework(subscription, "alice".into(), tx)
+            .unwrap();
+        (m, fw, rx)
+    }
+
+    #[tokio::test]
+    async fn several_roles_need_multi_role_and_are_shown() {
+        let mut m = MasterState::new(&config(Duration::ZERO));
+        let subscription = Subscription {
+            name: "fw".into(),
+            roles: vec!["a".into(), "b".into()],
+            ..Subscription::default()
+        };
+        let (tx, _rx) = unbounded_channel();
+        let err = m
+            .subscribe_framework(subscription, "alice".into(), tx)
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(
+            err.message().contains("claim the MULTI_ROLE capability"),
+            "{}",
+            err.message()
+        );
+        assert!(m.frameworks.is_empty());
+
+        let (mut m, fw, _rx) = multi_role_setup(Instant::now());
+        let shown = m.snapshot();
+        assert_eq!(shown.frameworks[0].roles, ["a", "b"]);
+        assert_eq!(shown.frameworks[0].role, "a");
+        assert_eq!(m.frameworks[&fw].info().roles, ["a", "b"]);
+        m.suppress(&fw, "alice", &["a".into()]).unwrap();
+        let shown = m.snapshot();
+        assert_eq!(shown.frameworks[0].suppressed_roles, ["a"]);
+        assert!(!shown.frameworks[0].suppressed, "still wants offers in b");
+        let err = m.suppress(&fw, "alice", &["c".into()]).unwrap_err();
+        assert!(
+            err.message().contains("not in role \"c\""),
+            "{}",
+            err.message()
+        );
+        m.revive(&fw, "alice", &[]).unwrap();
+        assert!(m.snapshot().frameworks[0].suppressed_roles.is_empty());
+    }
+
+    #[tokio::test]
+    async fn resources_go_back_to_the_role_they_were_offered_in() {
+        let now = Instant::now();
+        let (mut m, fw, mut rx) = multi_role_setup(now);
+        m.allocate(now);
+        let made = offers(&drain(&mut rx));
+        let in_role = |role: &str| {
+            made.iter()
+                .find(|o| o.allocation_role == role)
+                .unwrap_or_else(|| panic!("an offer in {role}: {made:?}"))
+                .clone()
+        };
+        let (in_a, in_b) = (in_role("a"), in_role("b"));
+        let held = |m: &MasterState, role: &str| m.allocator.allocation_in(&fw, role);
+        assert_eq!(held(&m, "a"), Resources::new(2.0, 1024));
+        assert_eq!(held(&m, "b"), Resources::new(2.0, 1024));
+        assert_eq!(m.snapshot().offers.len(), 2);
+        // Accept b's offer with one executor: the rest goes back to b, the executor keeps b.
+        accept_one(&mut m, &fw, in_b.clone(), launch("e", 1.0, 256), now);
+        assert_eq!(held(&m, "b"), Resources::new(1.0, 256));
+        assert_eq!(held(&m, "a"), Resources::new(2.0, 1024));
+        let key = (fw.clone(), "e".to_string());
+        assert_eq!(m.executors[&key].allocation_role, "b");
+        m.update_executor(
+            &fw,
+            "e",
+            &in_b.agent_id,
+            pb::ExecutorState::Running,
+            String::new(),
+        );
+        m.update_executor(
+            &fw,
+            "e",
+            &in_b.agent_id,
+            pb::ExecutorState::Finished,
+            String::new(),
+        );
+        assert_eq!(held(&m, "b"), Resources::ZERO);
+        assert_eq!(held(&m, "a"), Resources::new(2.0, 1024));
+        // Declining a's offer gives it back to a.
+        m.decline(&fw, "alice", &[in_a.id], 0.0, now).unwrap();
+        assert_eq!(held(&m, "a"), Resources::ZERO);
     }
 
     #[tokio::test]

@@ -3,7 +3,9 @@
 
 use crate::Table;
 use tessera_driver::{Driver, ExecutorRow, JobInfo, JobState, StorageRow};
-use tessera_framework::{ClusterStatus, Extras, MasterEndpoint, ReservationSummary, Resources};
+use tessera_framework::{
+    ClusterStatus, Extras, FrameworkSummary, MasterEndpoint, ReservationSummary, Resources,
+};
 
 /// One of the session's reports, named as the REPL command that shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,6 +201,18 @@ fn reservations(list: &[ReservationSummary]) -> String {
     lines.join("\n")
 }
 
+/// Whether a framework wants offers: `wanted`, `suppressed` (in all its roles), or
+/// `suppressed in a,b` (in some).
+fn offers_wanted(f: &FrameworkSummary) -> String {
+    if f.suppressed {
+        "suppressed".to_string()
+    } else if f.suppressed_roles.is_empty() {
+        "wanted".to_string()
+    } else {
+        format!("suppressed in {}", f.suppressed_roles.join(","))
+    }
+}
+
 /// The cluster's agents, frameworks, offers and executors, a table each.
 pub fn cluster(status: &ClusterStatus) -> Vec<Table> {
     let res = |r: &Resources| resources(r, &Extras::default());
@@ -236,7 +250,7 @@ pub fn cluster(status: &ClusterStatus) -> Vec<Table> {
             &[
                 "framework",
                 "name",
-                "role",
+                "roles",
                 "allocated",
                 "offered",
                 "dominant share",
@@ -247,22 +261,30 @@ pub fn cluster(status: &ClusterStatus) -> Vec<Table> {
                 vec![
                     f.id.clone(),
                     f.name.clone(),
-                    f.role.clone(),
+                    f.roles.join(","),
                     res(&f.allocated),
                     res(&f.offered),
                     format!("{:.3}", f.dominant_share),
                     f.connected.to_string(),
-                    if f.suppressed { "suppressed" } else { "wanted" }.to_string(),
+                    offers_wanted(f),
                 ]
             }),
         )
         .titled("Frameworks"),
         Table::new(
-            &["offer", "framework", "agent", "reserved for", "resources"],
+            &[
+                "offer",
+                "framework",
+                "role",
+                "agent",
+                "reserved for",
+                "resources",
+            ],
             status.offers.iter().map(|(f, o)| {
                 vec![
                     o.id.clone(),
                     f.clone(),
+                    o.allocation_role.clone(),
                     o.agent_id.clone(),
                     o.reservation.clone().unwrap_or_default(),
                     resources(&o.resources, &o.extras),
@@ -310,6 +332,30 @@ pub fn cluster(status: &ClusterStatus) -> Vec<Table> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offers_wanted_says_in_which_roles_offers_are_suppressed() {
+        let mut f = FrameworkSummary {
+            id: "f".into(),
+            name: "f".into(),
+            user: String::new(),
+            allocated: Resources::ZERO,
+            offered: Resources::ZERO,
+            dominant_share: 0.0,
+            connected: true,
+            role: "a".into(),
+            roles: vec!["a".into(), "b".into()],
+            suppressed: false,
+            suppressed_roles: Vec::new(),
+            failover_timeout: std::time::Duration::ZERO,
+            capabilities: Vec::new(),
+        };
+        assert_eq!(offers_wanted(&f), "wanted");
+        f.suppressed_roles = vec!["a".into()];
+        assert_eq!(offers_wanted(&f), "suppressed in a");
+        f.suppressed = true;
+        assert_eq!(offers_wanted(&f), "suppressed");
+    }
 
     #[test]
     fn commands_name_reports_and_bytes_read_as_people_write_them() {

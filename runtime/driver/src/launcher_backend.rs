@@ -128,6 +128,7 @@ impl Backend {
             name: "tessera-session".into(),
             user: String::new(),
             role: config.cluster.role.clone(),
+            roles: Vec::new(),
             failover_timeout: Some(
                 config
                     .cluster

@@ -74,10 +74,11 @@ function show(state) {
       withExtras(a.resources, a.extras), reservations(a.reservations), amount(a.allocated),
       amount(a.offered)]);
   fill("frameworks",
-    ["Name", "Id", "User", "Role", "Connected", "Suppressed", "Allocated", "Offered",
+    ["Name", "Id", "User", "Roles", "Connected", "Suppressed", "Allocated", "Offered",
       "Dominant share"],
-    state.frameworks, f => [f.name, f.id, f.user, f.role, f.connected ? "yes" : "no",
-      f.suppressed ? "yes" : "no", amount(f.allocated), amount(f.offered),
+    state.frameworks, f => [f.name, f.id, f.user, f.roles.join(", "), f.connected ? "yes" : "no",
+      f.suppressed ? "yes" : f.suppressed_roles.length ? `in ${f.suppressed_roles.join(", ")}` : "no",
+      amount(f.allocated), amount(f.offered),
       +f.dominant_share.toFixed(3)]);
   fill("roles", ["Role", "Weight", "Guarantee", "Limit", "Frameworks", "Allocated", "Offered"],
     state.roles, r => [r.name, r.weight, amount(r.quota.guarantee),
@@ -87,9 +88,9 @@ function show(state) {
   fill("executors", ["Executor", "Framework", "Agent", "State", "Resources", "Message"],
     state.executors, e => [e.executor_id, names.get(e.framework_id) || e.framework_id,
       e.agent_id, e.state, withExtras(e.resources, e.extras), e.message]);
-  fill("offers", ["Offer", "Framework", "Agent", "Hostname", "Reserved for", "Resources"],
-    state.offers, o => [o.id, names.get(o.framework_id) || o.framework_id, o.agent_id,
-      o.hostname, o.reservation_role || "", withExtras(o.resources, o.extras)]);
+  fill("offers", ["Offer", "Framework", "Role", "Agent", "Hostname", "Reserved for", "Resources"],
+    state.offers, o => [o.id, names.get(o.framework_id) || o.framework_id, o.allocation_role,
+      o.agent_id, o.hostname, o.reservation_role || "", withExtras(o.resources, o.extras)]);
   document.getElementById("updated").textContent =
     `Updated ${new Date().toLocaleTimeString()}.`;
 }

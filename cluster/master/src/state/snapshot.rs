@@ -116,11 +116,16 @@ pub(crate) struct FrameworkView {
     pub user: String,
     /// The framework principal that subscribed it.
     pub principal: String,
+    /// Its first role (of `roles`).
     pub role: String,
+    /// All its roles.
+    pub roles: Vec<String>,
     /// False while its subscription stream is gone (its failover timeout running).
     pub connected: bool,
-    /// Asked for no offers until it revives.
+    /// Asked for no offers in any of its roles until it revives.
     pub suppressed: bool,
+    /// The roles in which it asked for no offers.
+    pub suppressed_roles: Vec<String>,
     /// How long its executors are kept while it is disconnected, in seconds.
     pub failover_timeout_seconds: f64,
     /// What it said it can do.
@@ -165,6 +170,8 @@ pub(crate) struct OfferView {
     pub extras: Extras,
     /// The role its resources are reserved for (`null`: unreserved).
     pub reservation_role: Option<String>,
+    /// The framework's role it is allocated to.
+    pub allocation_role: String,
 }
 
 /// One executor.
@@ -173,6 +180,8 @@ pub(crate) struct ExecutorView {
     pub framework_id: String,
     pub executor_id: String,
     pub agent_id: String,
+    /// The framework's role its resources count in.
+    pub allocation_role: String,
     /// `STARTING`, `RUNNING`, `FINISHED`, `FAILED`, `KILLED` or `LOST`.
     #[serde(serialize_with = "state_name")]
     pub state: pb::ExecutorState,
@@ -205,6 +214,9 @@ fn state_name<S: serde::Serializer>(state: &pb::ExecutorState, s: S) -> Result<S
 struct Holdings<'a> {
     used: HashMap<&'a str, Resources>,
     offered: HashMap<&'a str, Resources>,
+    /// The same per role (apart: a role may be named as an agent or a framework is).
+    role_used: HashMap<&'a str, Resources>,
+    role_offered: HashMap<&'a str, Resources>,
 }
 
 impl<'a> Holdings<'a> {
@@ -213,17 +225,24 @@ impl<'a> Holdings<'a> {
             let sum = sums.entry(key).or_insert(Resources::ZERO);
             *sum = sum.plus(r);
         }
-        let mut used = HashMap::new();
+        let (mut used, mut role_used) = (HashMap::new(), HashMap::new());
         for e in state.executors.values().filter(|e| !is_terminal(e.state)) {
             add(&mut used, &e.agent_id, &e.resources);
             add(&mut used, &e.framework_id, &e.resources);
+            add(&mut role_used, &e.allocation_role, &e.resources);
         }
-        let mut offered = HashMap::new();
+        let (mut offered, mut role_offered) = (HashMap::new(), HashMap::new());
         for o in state.offers.values() {
             add(&mut offered, &o.agent_id, &o.resources);
             add(&mut offered, &o.framework_id, &o.resources);
+            add(&mut role_offered, &o.allocation_role, &o.resources);
         }
-        Holdings { used, offered }
+        Holdings {
+            used,
+            offered,
+            role_used,
+            role_offered,
+        }
     }
 
     /// What the executors of this agent or framework use.
@@ -247,7 +266,7 @@ impl MasterState {
             id: self.run_id.clone(),
             start_time: self.start_time,
             allocator: self.roles.policy.name(),
-            roles: self.role_views(&frameworks),
+            roles: self.role_views(&frameworks, &sums),
             agents: self.agent_views(&sums),
             frameworks,
             offers: self.offer_views(),
@@ -295,9 +314,11 @@ impl MasterState {
                 name: f.name.clone(),
                 user: f.user.clone(),
                 principal: f.principal.clone(),
-                role: f.role.clone(),
+                role: f.roles[0].clone(),
+                roles: f.roles.clone(),
                 connected: f.events.is_some(),
-                suppressed: f.suppressed,
+                suppressed: f.suppressed_roles.len() == f.roles.len(),
+                suppressed_roles: f.suppressed_roles.iter().cloned().collect(),
                 failover_timeout_seconds: f.failover_timeout.as_secs_f64(),
                 capabilities: f.capabilities.clone(),
                 allocated: sums.used(&f.id),
@@ -323,6 +344,7 @@ impl MasterState {
                 resources: o.resources.into(),
                 extras: o.extras.clone(),
                 reservation_role: o.reservation.clone(),
+                allocation_role: o.allocation_role.clone(),
             })
             .collect();
         offers.sort_by(|a, b| a.id.cmp(&b.id));
@@ -336,6 +358,7 @@ impl MasterState {
                 framework_id: e.framework_id.clone(),
                 executor_id: e.executor_id.clone(),
                 agent_id: e.agent_id.clone(),
+                allocation_role: e.allocation_role.clone(),
                 state: e.state,
                 resources: e.resources.into(),
                 extras: e.extras.clone(),
@@ -347,31 +370,30 @@ impl MasterState {
             .collect()
     }
 
-    /// Every role a flag or a framework names, with what its frameworks hold.
-    fn role_views(&self, frameworks: &[FrameworkView]) -> Vec<RoleView> {
+    /// Every role a flag or a framework names, with what its frameworks hold in it.
+    fn role_views(&self, frameworks: &[FrameworkView], sums: &Holdings) -> Vec<RoleView> {
         let mut roles: BTreeMap<&str, RoleView> = BTreeMap::new();
         let names = (self.roles.weights.iter().map(|(role, _)| role))
             .chain(self.roles.quotas.iter().map(|(role, _)| role))
-            .chain(frameworks.iter().map(|f| &f.role));
+            .chain(frameworks.iter().flat_map(|f| &f.roles));
+        let of = |sums: &HashMap<&str, Resources>, role: &str| -> Amount {
+            sums.get(role).copied().unwrap_or_default().into()
+        };
         for name in names {
             roles.entry(name).or_insert_with(|| RoleView {
                 name: name.clone(),
                 weight: self.roles.weight(name),
                 quota: self.roles.quota(name),
                 frameworks: Vec::new(),
-                allocated: Amount::default(),
-                offered: Amount::default(),
+                allocated: of(&sums.role_used, name),
+                offered: of(&sums.role_offered, name),
             });
         }
         for f in frameworks {
-            let role = roles
-                .get_mut(f.role.as_str())
-                .expect("every role is listed");
-            role.frameworks.push(f.id.clone());
-            role.allocated = Resources::from(role.allocated)
-                .plus(&f.allocated.into())
-                .into();
-            role.offered = Resources::from(role.offered).plus(&f.offered.into()).into();
+            for name in &f.roles {
+                let role = roles.get_mut(name.as_str()).expect("every role is listed");
+                role.frameworks.push(f.id.clone());
+            }
         }
         roles.into_values().collect()
     }
@@ -427,6 +449,8 @@ impl From<&Snapshot> for pb::ClusterStatusResponse {
                     suppressed: f.suppressed,
                     failover_timeout_seconds: f.failover_timeout_seconds,
                     capabilities: f.capabilities.clone(),
+                    roles: f.roles.clone(),
+                    suppressed_roles: f.suppressed_roles.clone(),
                 })
                 .collect(),
             offers: s
@@ -440,6 +464,7 @@ impl From<&Snapshot> for pb::ClusterStatusResponse {
                     resources: Some(pb::Resources::of(&o.resources.into(), &o.extras)),
                     reservation_role: o.reservation_role.clone().unwrap_or_default(),
                     attributes: Vec::new(),
+                    allocation_role: o.allocation_role.clone(),
                 })
                 .collect(),
             executors: s
