@@ -364,10 +364,19 @@ impl Ledger {
         position: usize,
         resources: &Resources,
     ) {
+        // One lookup of each: a round grants at every agent.
         let Some(fw) = self.frameworks.get_mut(framework_id) else {
             return;
         };
-        let Some(client) = fw.roles.get_mut(role) else {
+        let FrameworkEntry {
+            id,
+            seq,
+            roles,
+            active,
+            total,
+            ..
+        } = fw;
+        let Some(client) = roles.get_mut(role) else {
             return;
         };
         let agent = &mut self.agents.entries[position];
@@ -378,12 +387,12 @@ impl Ledger {
             }
         }
         client.total = client.total.plus(resources);
-        fw.total = fw.total.plus(resources);
+        *total = total.plus(resources);
         agent.allocated = agent.allocated.plus(resources);
         self.allocated = self.allocated.plus(resources);
         let members = self.members.get_mut(role).expect("role has members");
         members.allocation = members.allocation.plus(resources);
-        self.reposition_in(framework_id, role);
+        place(members, client, id, *seq, *active, &self.total);
     }
 
     /// `resources` the framework held on the agent in `role` are free again.
@@ -475,22 +484,34 @@ impl Ledger {
         let Some(fw) = self.frameworks.get_mut(framework_id) else {
             return;
         };
-        let active = fw.active;
         let Some(client) = fw.roles.get_mut(role) else {
             return;
         };
         let members = self.members.get_mut(role).expect("role has members");
-        if let Some(old) = client.key.take() {
-            members.order.remove(&old);
-        }
-        if active && !client.suppressed {
-            let key = SortKey {
-                share: client.total.dominant_share_of(&self.total),
-                seq: fw.seq,
-            };
-            client.key = Some(key);
-            members.order.insert(key, fw.id.clone());
-        }
+        place(members, client, &fw.id, fw.seq, fw.active, &self.total);
+    }
+}
+
+/// Puts framework `id`'s `client` at its place in its role's order (`members`) for what it
+/// holds now, out of it if it may not be offered anything.
+fn place(
+    members: &mut RoleMembers,
+    client: &mut RoleClient,
+    id: &Arc<str>,
+    seq: u64,
+    active: bool,
+    cluster_total: &Resources,
+) {
+    if let Some(old) = client.key.take() {
+        members.order.remove(&old);
+    }
+    if active && !client.suppressed {
+        let key = SortKey {
+            share: client.total.dominant_share_of(cluster_total),
+            seq,
+        };
+        client.key = Some(key);
+        members.order.insert(key, id.clone());
     }
 }
 
