@@ -206,6 +206,17 @@ impl Framework {
         self.offers.get_mut(agent_id).and_then(|l| l.pop())
     }
 
+    /// Declines one held offer of each agent, filtering the agent for `refuse_seconds`.
+    async fn decline_held(&mut self, refuse_seconds: f64) {
+        for agent in self.offers.keys().cloned().collect::<Vec<_>>() {
+            let offer = self.take_offer(&agent).unwrap();
+            self.client
+                .decline(&offer.id, refuse_seconds)
+                .await
+                .unwrap();
+        }
+    }
+
     /// Waits for the executor to reach `state`; returns (agent id, message).
     async fn wait_state(&mut self, executor: &str, state: ExecutorState) -> (String, String) {
         self.wait_state_within(executor, state, WAIT).await
@@ -365,10 +376,7 @@ async fn roles_are_served_by_priority_and_suppress_and_revive_hand_offers_over()
     );
 
     prod.client.suppress().await.unwrap();
-    for agent in prod.offers.keys().cloned().collect::<Vec<_>>() {
-        let offer = prod.take_offer(&agent).unwrap();
-        prod.client.decline(&offer.id, 0.0).await.unwrap();
-    }
+    prod.decline_held(0.0).await;
     batch.wait_offers_from(2).await;
     let status = cluster_status(&master).await.unwrap();
     assert!(
@@ -386,10 +394,7 @@ async fn roles_are_served_by_priority_and_suppress_and_revive_hand_offers_over()
     );
 
     prod.client.revive().await.unwrap();
-    for agent in batch.offers.keys().cloned().collect::<Vec<_>>() {
-        let offer = batch.take_offer(&agent).unwrap();
-        batch.client.decline(&offer.id, 30.0).await.unwrap();
-    }
+    batch.decline_held(30.0).await;
     prod.wait_offers_from(2).await;
     let status = cluster_status(&master).await.unwrap();
     assert!(

@@ -46,6 +46,26 @@ async fn next_matching<T>(
     }
 }
 
+/// Waits until the client has subscribed again by itself under `framework_id` and the master
+/// shows its `executor` running.
+async fn back_with_executor(
+    events: &mut Receiver<FrameworkEvent>,
+    cluster: &LocalCluster,
+    framework_id: &str,
+    executor: &str,
+) {
+    let again = next_matching(events, "Registered again", |e| match e {
+        FrameworkEvent::Registered { framework_id } => Some(framework_id.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(again, framework_id);
+    wait_status(&cluster.endpoint(), "the executor kept", |s| {
+        keeps(s, framework_id, executor)
+    })
+    .await;
+}
+
 /// The next answer to a reconciliation about `executor` (an update sent again may come
 /// before: a framework may see an update more than once).
 async fn next_reconciled(events: &mut Receiver<FrameworkEvent>, executor: &str) -> Update {
@@ -147,24 +167,14 @@ async fn a_master_restart_keeps_executors_and_the_framework_reconciles() {
 
     cluster.restart_master().await.expect("a new master");
 
-    // The client subscribes again by itself, under the same id.
-    let again = next_matching(&mut events, "Registered again", |e| match e {
-        FrameworkEvent::Registered { framework_id } => Some(framework_id.clone()),
-        _ => None,
-    })
-    .await;
-    assert_eq!(again, framework_id);
-    // The agent registers again with its executor: the new master knows it, RUNNING.
-    let endpoint = cluster.endpoint();
-    wait_status(&endpoint, "the executor taken back", |s| {
-        keeps(s, &framework_id, "sleeper")
-    })
-    .await;
+    // The client subscribes again by itself, under the same id, and the agent registers
+    // again with its executor: the new master knows it, RUNNING.
+    back_with_executor(&mut events, &cluster, &framework_id, "sleeper").await;
     assert!(
         alive(pid),
         "the executor process survived the master restart"
     );
-    let status = cluster_status(&endpoint).await.unwrap();
+    let status = cluster_status(&cluster.endpoint()).await.unwrap();
     let framework = status.frameworks.iter().find(|f| f.id == framework_id);
     assert_eq!(
         framework.map(|f| (f.name.as_str(), f.failover_timeout)),
@@ -538,17 +548,7 @@ async fn a_cut_shorter_than_the_failover_timeout_keeps_the_executor() {
     // Silent for more than three heartbeats (the client's limit is at least 1 s).
     tokio::time::sleep(Duration::from_millis(2000)).await;
     signal("-CONT");
-    let again = next_matching(&mut events, "Registered again", |e| match e {
-        FrameworkEvent::Registered { framework_id } => Some(framework_id.clone()),
-        _ => None,
-    })
-    .await;
-    assert_eq!(again, framework_id);
-    let endpoint = cluster.endpoint();
-    wait_status(&endpoint, "the executor kept", |s| {
-        keeps(s, &framework_id, "sleeper")
-    })
-    .await;
+    back_with_executor(&mut events, &cluster, &framework_id, "sleeper").await;
     let u = next_reconciled(&mut events, "sleeper").await;
     assert_eq!(
         u.state,

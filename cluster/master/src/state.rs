@@ -2043,6 +2043,11 @@ mod tests {
         .expect("accept");
     }
 
+    /// CPUs and memory as the wire has them.
+    fn wire(cpus: f64, mem_mb: u64) -> Option<pb::Resources> {
+        Some(pb::Resources::of_cpus_mem(&Resources::new(cpus, mem_mb)))
+    }
+
     fn launch(id: &str, cpus: f64, mem_mb: u64) -> pb::ExecutorLaunch {
         pb::ExecutorLaunch {
             executor_id: id.into(),
@@ -2050,11 +2055,7 @@ mod tests {
                 program: "/bin/true".into(),
                 ..Default::default()
             }),
-            resources: Some(pb::Resources {
-                cpus,
-                mem_mb,
-                ..Default::default()
-            }),
+            resources: wire(cpus, mem_mb),
         }
     }
 
@@ -2555,22 +2556,8 @@ mod tests {
         assert_eq!(m.allocator.allocation(&fw), Resources::new(1.0, 256));
         m.allocate(now);
         let status = m.cluster_status();
-        assert_eq!(
-            status.offers[0].resources,
-            Some(pb::Resources {
-                cpus: 1.0,
-                mem_mb: 768,
-                ..Default::default()
-            })
-        );
-        assert_eq!(
-            status.agents[0].allocated,
-            Some(pb::Resources {
-                cpus: 1.0,
-                mem_mb: 256,
-                ..Default::default()
-            })
-        );
+        assert_eq!(status.offers[0].resources, wire(1.0, 768));
+        assert_eq!(status.agents[0].allocated, wire(1.0, 256));
     }
 
     #[tokio::test]
@@ -2604,14 +2591,7 @@ mod tests {
         );
         assert_eq!(m.allocator.allocation(&fw), Resources::ZERO);
         m.allocate(now);
-        assert_eq!(
-            offers(&drain(&mut rx))[0].resources,
-            Some(pb::Resources {
-                cpus: 2.0,
-                mem_mb: 1024,
-                ..Default::default()
-            })
-        );
+        assert_eq!(offers(&drain(&mut rx))[0].resources, wire(2.0, 1024));
     }
 
     #[tokio::test]
@@ -3417,11 +3397,7 @@ mod tests {
             twice.message()
         );
         let mut nan_cpus = req(0.0, vec![offer.id.clone()]);
-        nan_cpus.launches[0].resources = Some(pb::Resources {
-            cpus: f64::NAN,
-            mem_mb: 1,
-            ..Default::default()
-        });
+        nan_cpus.launches[0].resources = wire(f64::NAN, 1);
         assert!(m.accept(nan_cpus, "alice", now).is_err());
         assert!(m.offers.contains_key(&offer.id), "the offer is still there");
         // A huge filter is capped, not a panic, and the rest is filtered for a year.

@@ -19,27 +19,3 @@ pub mod master {
 pub mod agent {
     tonic::include_proto!("tessera.agent");
 }
-
-/// Describes a failed call for a person: the status message plus the chain of
-/// underlying causes (e.g. "connection refused"), which tonic keeps apart.
-pub fn describe_status(status: &tonic::Status) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut push = |text: String| {
-        // tonic's wrapper adds nothing a person needs.
-        if !text.is_empty() && text != "transport error" && !parts.iter().any(|p| p.contains(&text))
-        {
-            parts.push(text);
-        }
-    };
-    push(status.message().to_string());
-    let mut source = std::error::Error::source(status);
-    while let Some(cause) = source {
-        push(cause.to_string());
-        source = cause.source();
-    }
-    if parts.is_empty() {
-        format!("{:?}", status.code())
-    } else {
-        parts.join(": ")
-    }
-}
