@@ -177,7 +177,8 @@ fn cluster_endpoint(
 ) -> anyhow::Result<MasterEndpoint> {
     let MasterUrl::Tessera { address } = master else {
         anyhow::bail!(
-            "`tessera cluster {cmd}` needs a running master: pass --master tessera://HOST:PORT"
+            "`tessera cluster {cmd}` needs a running master: pass --master tessera://HOST:PORT \
+             (or zk://HOST:PORT,.../PATH for masters that elect a leader through ZooKeeper)"
         );
     };
     let Some(credentials) = credentials else {

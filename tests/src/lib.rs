@@ -4,8 +4,10 @@
 //! The binaries must be built first (`cargo build --workspace --bins`); the tests start them as
 //! real processes on 127.0.0.1.
 
+pub mod ha;
 pub mod netns;
 pub mod refusals;
+pub mod zookeeper;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -44,7 +44,7 @@ pub use isolation::{IsolationChoice, IsolationConfig, IsolationError, IsolationM
 /// What the agent offers and where it talks.
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
-    /// The master's "host:port".
+    /// The master's "host:port", or `zk://HOST:PORT,.../PATH` to follow the masters' leader.
     pub master: String,
     /// CPUs offered to frameworks.
     pub cpus: f64,
@@ -83,8 +83,10 @@ pub enum AgentError {
     LocalAddr(std::io::Error),
     #[error("the agent's credentials cannot serve TLS: {0}")]
     Credentials(#[from] tessera_credentials::CredentialError),
-    #[error("the master address {0:?} is not HOST:PORT")]
+    #[error("the master address {0:?} is not HOST:PORT or zk://HOST:PORT,.../PATH")]
     BadMasterAddress(String),
+    #[error("cannot follow the leading master: {source}")]
+    ZooKeeper { source: tessera_zookeeper::ZkError },
     #[error("cannot isolate executors: {0}")]
     Isolation(#[from] IsolationError),
     #[error("cannot create the work directory {path}: {source}")]
@@ -179,7 +181,7 @@ pub async fn run(
         path: config.work_dir.clone(),
         source,
     })?;
-    let link = master_link::MasterLink::new(&config.master, &config.credential)?;
+    let link = master_link::MasterLink::new(&config.master, &config.credential).await?;
     let (updates_tx, updates_rx) = tokio::sync::mpsc::unbounded_channel();
     let address = config
         .advertise_address

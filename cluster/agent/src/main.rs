@@ -23,7 +23,8 @@ use tessera_credentials::{Credential, Principal};
 #[derive(Parser, Debug)]
 #[command(name = "tessera-agent", version)]
 struct Args {
-    /// The master's HOST:PORT.
+    /// The master's HOST:PORT, or zk://HOST:PORT[,HOST:PORT...]/PATH when masters elect
+    /// their leader through ZooKeeper (the agent follows the leader).
     #[arg(long)]
     master: String,
     /// Address to listen on (0.0.0.0 for every interface); executors listen on

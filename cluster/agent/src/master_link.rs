@@ -17,9 +17,10 @@ use tessera_cluster_proto::master::{
     HeartbeatRequest, RegisterAgentRequest, Reservation, Resources, StatusUpdate,
 };
 use tessera_credentials::{Credential, Principal, describe_status};
+use tessera_zookeeper::MasterDetector;
 use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedReceiver;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::executors::Executors;
 use crate::status_updates::{StatusUpdates, StreamKey};
@@ -28,24 +29,75 @@ use crate::{AgentConfig, AgentError};
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const RPC_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A (lazily connecting, reconnecting) client of the master.
+/// A (lazily connecting, reconnecting) client of the leading master: the one address given,
+/// or whichever master leads the election under a `zk://` URL, followed as leaders change.
 #[derive(Clone)]
 pub(crate) struct MasterLink {
-    pub(crate) client: MasterClient<Channel>,
-    address: String,
+    detector: MasterDetector,
+    tls: ClientTlsConfig,
+    /// The channel to the leader last used, and its address.
+    channel: Arc<Mutex<Option<(String, MasterClient<Channel>)>>>,
 }
 
 impl MasterLink {
-    pub(crate) fn new(address: &str, credential: &Credential) -> Result<Self, AgentError> {
+    pub(crate) async fn new(master: &str, credential: &Credential) -> Result<Self, AgentError> {
+        let detector = MasterDetector::new(master)
+            .await
+            .map_err(|source| AgentError::ZooKeeper { source })?;
+        let link = MasterLink {
+            detector,
+            tls: credential.client_tls(&Principal::Master),
+            channel: Arc::default(),
+        };
+        if let Some(leader) = link.detector.leader() {
+            link.channel_to(&leader)?;
+        }
+        Ok(link)
+    }
+
+    fn channel_to(&self, address: &str) -> Result<MasterClient<Channel>, AgentError> {
         let endpoint = Endpoint::from_shared(format!("https://{address}"))
-            .and_then(|e| e.tls_config(credential.client_tls(&Principal::Master)))
+            .and_then(|e| e.tls_config(self.tls.clone()))
             .map_err(|_| AgentError::BadMasterAddress(address.to_string()))?
             .connect_timeout(Duration::from_secs(3))
             .timeout(RPC_TIMEOUT);
-        Ok(MasterLink {
-            client: MasterClient::new(endpoint.connect_lazy()),
-            address: address.to_string(),
-        })
+        let client = MasterClient::new(endpoint.connect_lazy());
+        *self.channel.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((address.to_string(), client.clone()));
+        Ok(client)
+    }
+
+    /// A client of the leading master; `Unavailable` while none leads.
+    pub(crate) fn client(&self) -> Result<MasterClient<Channel>, tonic::Status> {
+        let Some(leader) = self.detector.leader() else {
+            return Err(tonic::Status::unavailable(format!(
+                "no master leads under {} right now",
+                self.detector.describe()
+            )));
+        };
+        let cached = self
+            .channel
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match cached {
+            Some((address, client)) if address == leader => Ok(client),
+            _ => self
+                .channel_to(&leader)
+                .map_err(|e| tonic::Status::invalid_argument(e.to_string())),
+        }
+    }
+
+    /// The leading master's address for messages (or the `zk://` URL while none leads).
+    pub(crate) fn address(&self) -> String {
+        self.detector
+            .leader()
+            .unwrap_or_else(|| self.detector.describe())
+    }
+
+    /// Returns when another master is elected (never for a single master).
+    pub(crate) async fn leader_changed(&self) {
+        self.detector.clone().changed().await
     }
 }
 
@@ -124,10 +176,10 @@ async fn register(
                 .map(|_| executors.recovered(&pending.lock().waiting()))
                 .unwrap_or_default(),
         };
-        match link.client.clone().register_agent(request).await {
+        match async { link.client()?.register_agent(request).await }.await {
             Ok(response) => {
                 let r = response.into_inner();
-                tracing::info!(agent_id = %r.agent_id, master = %link.address, "registered with the master");
+                tracing::info!(agent_id = %r.agent_id, master = %link.address(), "registered with the master");
                 return (
                     r.agent_id,
                     Duration::from_millis(r.heartbeat_interval_ms.max(10)),
@@ -140,13 +192,16 @@ async fn register(
                     tracing::warn!(
                         "cannot register with the Tessera master at {}: {} — is tessera-master running there? \
                          retrying (attempt {attempts}, next in {:?})",
-                        link.address,
+                        link.address(),
                         describe_status(&status),
                         backoff
                     );
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                // A newly elected master is tried at once.
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(MAX_BACKOFF),
+                    _ = link.leader_changed() => backoff = Duration::from_millis(100),
+                }
             }
         }
     }
@@ -190,15 +245,19 @@ pub(crate) async fn register_and_heartbeat(
         pending.wake.notify_one();
         let mut failures: u32 = 0;
         loop {
-            tokio::time::sleep(interval).await;
+            // A newly elected master hears from this agent at once (and does not know it yet).
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = link.leader_changed() => {}
+            }
             let request = HeartbeatRequest {
                 agent_id: agent_id.clone(),
                 usage: executors.usage(),
             };
-            match link.client.clone().heartbeat(request).await {
+            match async { link.client()?.heartbeat(request).await }.await {
                 Ok(response) if response.get_ref().known => {
                     if failures > 0 {
-                        tracing::info!(master = %link.address, "the master is reachable again");
+                        tracing::info!(master = %link.address(), "the master is reachable again");
                     }
                     failures = 0;
                 }
@@ -213,7 +272,7 @@ pub(crate) async fn register_and_heartbeat(
                     if failures == 1 || failures.is_multiple_of(20) {
                         tracing::warn!(
                             "heartbeat to the master at {} failed: {}; executors keep running, still trying",
-                            link.address,
+                            link.address(),
                             describe_status(&status)
                         );
                     }
@@ -258,7 +317,7 @@ pub(crate) async fn forward_status_updates(
             pending.due(Instant::now())
         };
         for update in due {
-            match link.client.clone().update_status(update.clone()).await {
+            match async { link.client()?.update_status(update.clone()).await }.await {
                 Ok(_) => failures = 0,
                 // The master read it and refused it: sending it again changes nothing.
                 Err(status)
@@ -281,7 +340,7 @@ pub(crate) async fn forward_status_updates(
                         tracing::warn!(
                             executor_id = %update.executor_id,
                             "cannot send a status update to the master at {}: {}; it will be sent again",
-                            link.address,
+                            link.address(),
                             describe_status(&status)
                         );
                     }

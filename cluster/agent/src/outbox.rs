@@ -69,7 +69,7 @@ pub(crate) async fn forward(
                     executor_id: executor_id.clone(),
                     data,
                 };
-                match link.client.clone().send_executor_message(message).await {
+                match async { link.client()?.send_executor_message(message).await }.await {
                     Ok(_) => {
                         let _ = std::fs::remove_file(&file);
                     }

@@ -17,13 +17,13 @@ use tessera_allocator::{Attribute, Extras, Resources};
 use tessera_cluster_proto::convert::split;
 use tessera_cluster_proto::master as pb;
 use tessera_cluster_proto::master::master_client::MasterClient;
-use tessera_credentials::{Credential, Principal, describe_error, describe_status};
+use tessera_credentials::{Credential, describe_status};
 use tokio::sync::{mpsc, oneshot};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::FrameworkError;
+use crate::master_link::MasterLink;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events not yet read by the framework; the master's stream waits beyond this.
 const EVENT_BUFFER: usize = 1024;
@@ -376,7 +376,7 @@ fn port_of(master: &str) -> String {
 
 /// A connection that failed: a TLS refusal (the text names its remedy) or an
 /// unreachable master.
-fn unreachable(master: &str, reason: String) -> FrameworkError {
+pub(crate) fn unreachable(master: &str, reason: String) -> FrameworkError {
     if tessera_credentials::tls_remedy(&reason).is_some() {
         return FrameworkError::Untrusted {
             master: master.to_string(),
@@ -413,26 +413,6 @@ fn status_error(master: &str, action: &'static str, status: tonic::Status) -> Fr
     }
 }
 
-async fn connect(endpoint: &MasterEndpoint) -> Result<Channel, FrameworkError> {
-    let master = endpoint.address.as_str();
-    let bad = || FrameworkError::BadAddress {
-        master: master.to_string(),
-    };
-    if master.is_empty() || master.contains("://") || !master.contains(':') {
-        return Err(bad());
-    }
-    let endpoint = Endpoint::from_shared(format!("https://{master}"))
-        .and_then(|e| e.tls_config(endpoint.credential.client_tls(&Principal::Master)))
-        .map_err(|_| bad())?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(20));
-    endpoint
-        .connect()
-        .await
-        .map_err(|e| unreachable(master, describe_error(&e)))
-}
-
 /// Runs a unary call with a timeout and turns failures into clear errors.
 async fn call<T>(
     master: &str,
@@ -451,8 +431,7 @@ async fn call<T>(
 }
 
 struct Inner {
-    client: MasterClient<Channel>,
-    master: String,
+    link: Arc<MasterLink>,
     framework_id: String,
     /// Dropped with the last clone of the client: ends the subscription.
     _alive: oneshot::Sender<()>,
@@ -470,7 +449,7 @@ pub struct FrameworkClient {
 impl std::fmt::Debug for FrameworkClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FrameworkClient")
-            .field("master", &self.inner.master)
+            .field("master", &self.inner.link.address())
             .field("framework_id", &self.inner.framework_id)
             .finish()
     }
@@ -484,9 +463,7 @@ impl FrameworkClient {
         endpoint: &MasterEndpoint,
         info: FrameworkInfo,
     ) -> Result<(FrameworkClient, mpsc::Receiver<FrameworkEvent>), FrameworkError> {
-        let master = endpoint.address.as_str();
-        let channel = connect(endpoint).await?;
-        let client = MasterClient::new(channel);
+        let link = Arc::new(MasterLink::new(&endpoint.address, &endpoint.credential).await?);
         let user = if info.user.is_empty() {
             std::env::var("USER").unwrap_or_default()
         } else {
@@ -501,7 +478,8 @@ impl FrameworkClient {
             capabilities: info.capabilities,
             roles: info.roles,
         };
-        let subscribed = subscribe_once(&client, master, request.clone()).await?;
+        let (master, client) = link.client().await?;
+        let subscribed = subscribe_once(&client, &master, request.clone()).await?;
         let framework_id = subscribed.framework_id.clone();
         tracing::info!(%master, %framework_id, "subscribed to the Tessera master");
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
@@ -515,8 +493,7 @@ impl FrameworkClient {
         let failover = info.failover_timeout.filter(|t| !t.is_zero());
         tokio::spawn(forward_events(
             Resubscriber {
-                client: client.clone(),
-                master: master.to_string(),
+                link: link.clone(),
                 request,
                 failover,
                 acknowledge: !info.explicit_acknowledgements,
@@ -526,8 +503,7 @@ impl FrameworkClient {
             alive_rx,
         ));
         let inner = Inner {
-            client,
-            master: master.to_string(),
+            link,
             framework_id,
             _alive: alive_tx,
         };
@@ -544,9 +520,9 @@ impl FrameworkClient {
         &self.inner.framework_id
     }
 
-    /// The master's "HOST:PORT".
-    pub fn master(&self) -> &str {
-        &self.inner.master
+    /// The leading master's "HOST:PORT" (the `zk://` URL while none leads).
+    pub fn master(&self) -> String {
+        self.inner.link.address()
     }
 
     /// Accepts an offer, launching executors with (part of) its resources.
@@ -578,12 +554,8 @@ impl FrameworkClient {
                 .collect(),
             ..Default::default()
         };
-        call(
-            &self.inner.master,
-            "accept the offer",
-            self.inner.client.clone().accept(request),
-        )
-        .await?;
+        let (master, mut client) = self.inner.link.client().await?;
+        call(&master, "accept the offer", client.accept(request)).await?;
         Ok(())
     }
 
@@ -595,12 +567,8 @@ impl FrameworkClient {
             offer_ids: vec![offer_id.to_string()],
             refuse_seconds,
         };
-        call(
-            &self.inner.master,
-            "decline the offer",
-            self.inner.client.clone().decline(request),
-        )
-        .await?;
+        let (master, mut client) = self.inner.link.client().await?;
+        call(&master, "decline the offer", client.decline(request)).await?;
         Ok(())
     }
 
@@ -617,12 +585,8 @@ impl FrameworkClient {
             framework_id: self.inner.framework_id.clone(),
             roles: roles.iter().map(|r| r.to_string()).collect(),
         };
-        call(
-            &self.inner.master,
-            "suppress offers",
-            self.inner.client.clone().suppress(request),
-        )
-        .await?;
+        let (master, mut client) = self.inner.link.client().await?;
+        call(&master, "suppress offers", client.suppress(request)).await?;
         Ok(())
     }
 
@@ -639,12 +603,8 @@ impl FrameworkClient {
             framework_id: self.inner.framework_id.clone(),
             roles: roles.iter().map(|r| r.to_string()).collect(),
         };
-        call(
-            &self.inner.master,
-            "revive offers",
-            self.inner.client.clone().revive(request),
-        )
-        .await?;
+        let (master, mut client) = self.inner.link.client().await?;
+        call(&master, "revive offers", client.revive(request)).await?;
         Ok(())
     }
 
@@ -655,12 +615,8 @@ impl FrameworkClient {
             framework_id: self.inner.framework_id.clone(),
             executor_id: executor_id.to_string(),
         };
-        call(
-            &self.inner.master,
-            "kill the executor",
-            self.inner.client.clone().kill(request),
-        )
-        .await?;
+        let (master, mut client) = self.inner.link.client().await?;
+        call(&master, "kill the executor", client.kill(request)).await?;
         Ok(())
     }
 
@@ -671,12 +627,8 @@ impl FrameworkClient {
             framework_id: self.inner.framework_id.clone(),
             executor_id: executor_id.to_string(),
         };
-        call(
-            &self.inner.master,
-            "shut down the executor",
-            self.inner.client.clone().shutdown(request),
-        )
-        .await?;
+        let (master, mut client) = self.inner.link.client().await?;
+        call(&master, "shut down the executor", client.shutdown(request)).await?;
         Ok(())
     }
 
@@ -693,10 +645,11 @@ impl FrameworkClient {
             executor_id: executor_id.to_string(),
             data,
         };
+        let (master, mut client) = self.inner.link.client().await?;
         call(
-            &self.inner.master,
+            &master,
             "send a message to the executor",
-            self.inner.client.clone().message(request),
+            client.message(request),
         )
         .await?;
         Ok(())
@@ -707,13 +660,7 @@ impl FrameworkClient {
     /// [`ExecutorState::Lost`] for ones the master does not know — or, with none named, of
     /// every executor of this framework that has not ended (implicit reconciliation).
     pub async fn reconcile(&self, executor_ids: Vec<String>) -> Result<(), FrameworkError> {
-        reconcile(
-            &self.inner.client,
-            &self.inner.master,
-            &self.inner.framework_id,
-            executor_ids,
-        )
-        .await
+        reconcile(&self.inner.link, &self.inner.framework_id, executor_ids).await
     }
 
     /// Acknowledges a status update ([`FrameworkEvent::ExecutorStatus`]'s `agent_id`,
@@ -726,8 +673,7 @@ impl FrameworkClient {
         uuid: &str,
     ) -> Result<(), FrameworkError> {
         acknowledge(
-            &self.inner.client,
-            &self.inner.master,
+            &self.inner.link,
             pb::AcknowledgeRequest {
                 framework_id: self.inner.framework_id.clone(),
                 agent_id: agent_id.to_string(),
@@ -744,19 +690,14 @@ impl FrameworkClient {
         let request = pb::TeardownRequest {
             framework_id: self.inner.framework_id.clone(),
         };
-        call(
-            &self.inner.master,
-            "tear down the framework",
-            self.inner.client.clone().teardown(request),
-        )
-        .await?;
+        let (master, mut client) = self.inner.link.client().await?;
+        call(&master, "tear down the framework", client.teardown(request)).await?;
         Ok(())
     }
 }
 
 async fn reconcile(
-    client: &MasterClient<Channel>,
-    master: &str,
+    link: &MasterLink,
     framework_id: &str,
     executor_ids: Vec<String>,
 ) -> Result<(), FrameworkError> {
@@ -764,24 +705,25 @@ async fn reconcile(
         framework_id: framework_id.to_string(),
         executor_ids,
     };
+    let (master, mut client) = link.client().await?;
     call(
-        master,
+        &master,
         "reconcile executor states",
-        client.clone().reconcile(request),
+        client.reconcile(request),
     )
     .await?;
     Ok(())
 }
 
 async fn acknowledge(
-    client: &MasterClient<Channel>,
-    master: &str,
+    link: &MasterLink,
     request: pb::AcknowledgeRequest,
 ) -> Result<(), FrameworkError> {
+    let (master, mut client) = link.client().await?;
     call(
-        master,
+        &master,
         "acknowledge a status update",
-        client.clone().acknowledge(request),
+        client.acknowledge(request),
     )
     .await?;
     Ok(())
@@ -846,8 +788,7 @@ async fn subscribe_once(
 
 /// What it takes to subscribe again as the same framework.
 struct Resubscriber {
-    client: MasterClient<Channel>,
-    master: String,
+    link: Arc<MasterLink>,
     /// Carries the framework id.
     request: pb::SubscribeRequest,
     /// Subscribes again for this long after a disconnect; never when `None`.
@@ -874,16 +815,15 @@ impl Resubscriber {
         let deadline = since + failover;
         let mut attempt = 0;
         loop {
-            match subscribe_once(&self.client, &self.master, self.request.clone()).await {
+            let subscription = async {
+                let (master, client) = self.link.client().await?;
+                subscribe_once(&client, &master, self.request.clone()).await
+            };
+            match subscription.await {
                 Ok(subscribed) => {
-                    tracing::info!(master = %self.master, framework_id = %subscribed.framework_id, "subscribed again to the Tessera master");
-                    if let Err(e) = reconcile(
-                        &self.client,
-                        &self.master,
-                        &subscribed.framework_id,
-                        Vec::new(),
-                    )
-                    .await
+                    tracing::info!(master = %self.link.address(), framework_id = %subscribed.framework_id, "subscribed again to the Tessera master");
+                    if let Err(e) =
+                        reconcile(&self.link, &subscribed.framework_id, Vec::new()).await
                     {
                         tracing::warn!("cannot reconcile after subscribing again: {e}");
                     }
@@ -902,7 +842,11 @@ impl Resubscriber {
                         tracing::warn!("cannot subscribe again yet, retrying: {e}");
                     }
                     attempt += 1;
-                    tokio::time::sleep(wait).await;
+                    // A newly elected master is tried at once.
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.link.leader_changed() => attempt = 0,
+                    }
                 }
             }
         }
@@ -970,7 +914,7 @@ async fn forward_events(
             StreamEnd::Dropped => return,
             StreamEnd::Refused(why) => why,
             StreamEnd::Broken(why) => {
-                tracing::warn!(master = %again.master, "{why}");
+                tracing::warn!(master = %again.link.address(), "{why}");
                 let since = tokio::time::Instant::now();
                 let attempt = tokio::select! {
                     attempt = again.resubscribe(since) => attempt,
@@ -1005,7 +949,7 @@ async fn forward_stream(
     alive: &mut oneshot::Receiver<()>,
     again: &Resubscriber,
 ) -> StreamEnd {
-    let master = again.master.as_str();
+    let master = again.link.address();
     // Without heartbeats, a year: only the connection's end ends the wait.
     let limit = subscribed
         .silence_limit
@@ -1072,9 +1016,9 @@ async fn forward_stream(
         // Handed over: acknowledged, off this loop (a lost acknowledgement only means the
         // update comes again).
         if let Some(request) = ack {
-            let (client, master) = (again.client.clone(), again.master.clone());
+            let link = again.link.clone();
             tokio::spawn(async move {
-                if let Err(e) = acknowledge(&client, &master, request).await {
+                if let Err(e) = acknowledge(&link, request).await {
                     tracing::debug!("cannot acknowledge a status update: {e}");
                 }
             });
@@ -1084,11 +1028,10 @@ async fn forward_stream(
 
 /// Asks the master for a snapshot of the cluster.
 pub async fn cluster_status(endpoint: &MasterEndpoint) -> Result<ClusterStatus, FrameworkError> {
-    let master = endpoint.address.as_str();
-    let channel = connect(endpoint).await?;
-    let mut client = MasterClient::new(channel);
+    let link = MasterLink::new(&endpoint.address, &endpoint.credential).await?;
+    let (master, mut client) = link.client().await?;
     let r = call(
-        master,
+        &master,
         "report the cluster status",
         client.cluster_status(pb::ClusterStatusRequest {}),
     )

@@ -29,6 +29,7 @@ mod client;
 mod command_task;
 pub mod constraints;
 pub mod local_cluster;
+mod master_link;
 mod master_url;
 
 pub use client::{
@@ -40,7 +41,7 @@ pub use command_task::{
     CommandOutcome, CommandTask, CommandTaskError, CommandTaskEvent, run_command,
 };
 pub use constraints::{ConstraintError, Constraints};
-pub use local_cluster::{LOCAL_FRAMEWORK, LocalCluster, LocalClusterError};
+pub use local_cluster::{LOCAL_FRAMEWORK, LocalCluster, LocalClusterError, spawn_daemon};
 pub use master_url::{DEFAULT_MASTER_PORT, MasterUrl, MasterUrlError, parse_master_url};
 /// CPUs (fractional) and memory (MiB); with `contains`, `plus`, `minus`.
 pub use tessera_allocator::Resources;
@@ -80,4 +81,11 @@ pub enum FrameworkError {
     },
     #[error("the Tessera master at {master} sent something unexpected: {detail}")]
     Protocol { master: String, detail: String },
+    #[error(
+        "no Tessera master leads under {masters} (waited {seconds} s): start masters with \
+         `tessera-master --zk {masters}`, and check that they reach ZooKeeper (their logs)"
+    )]
+    NoLeader { masters: String, seconds: u64 },
+    #[error("cannot follow the leading Tessera master: {source}")]
+    ZooKeeper { source: tessera_zookeeper::ZkError },
 }

@@ -142,7 +142,14 @@ fn spawn_from_long_lived_thread(command: Command) -> std::io::Result<Child> {
     reply_rx.recv().map_err(|_| gone())?
 }
 
-fn spawn_daemon(program: &Path, args: &[String], log: &Path) -> Result<Child, LocalClusterError> {
+/// Starts `program` with `args` as a daemon of this process: its stderr into `log`, in a
+/// process group of its own (a Ctrl-C in the terminal does not reach it), sent SIGTERM if this
+/// process dies without stopping it.
+pub fn spawn_daemon(
+    program: &Path,
+    args: &[String],
+    log: &Path,
+) -> Result<Child, LocalClusterError> {
     let spawn_err = |source| LocalClusterError::Spawn {
         program: program.to_path_buf(),
         source,

@@ -1,6 +1,7 @@
 //! Master URLs, as a session's `--master` takes them (Spark's syntax):
-//! `local`, `local[N]`, `local[*]`, `local-cluster[A,C,M]` and
-//! `tessera://HOST:PORT`.
+//! `local`, `local[N]`, `local[*]`, `local-cluster[A,C,M]`,
+//! `tessera://HOST:PORT`, and `zk://HOST:PORT,.../PATH` for masters that elect their leader
+//! through ZooKeeper.
 
 use std::fmt;
 
@@ -20,7 +21,8 @@ pub enum MasterUrl {
         mem_mb_per_agent: u64,
     },
     /// `tessera://HOST:PORT`: a running `tessera-master`; `address` is
-    /// "HOST:PORT". The port defaults to 5050.
+    /// "HOST:PORT". The port defaults to 5050. Or `zk://HOST:PORT,.../PATH`: the leader of
+    /// masters started with `--zk` that URL, followed as it changes; `address` is the URL.
     Tessera { address: String },
 }
 
@@ -28,7 +30,8 @@ pub enum MasterUrl {
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error(
     "invalid master URL {input:?}: {reason}; expected one of `local`, `local[N]`, `local[*]`, \
-     `local-cluster[AGENTS,CPUS,MEM_MB]` or `tessera://HOST:PORT`"
+     `local-cluster[AGENTS,CPUS,MEM_MB]`, `tessera://HOST:PORT` or \
+     `zk://HOST:PORT[,HOST:PORT...]/PATH`"
 )]
 pub struct MasterUrlError {
     pub input: String,
@@ -124,6 +127,15 @@ pub fn parse_master_url(s: &str) -> Result<MasterUrl, MasterUrlError> {
             address: format!("{host}:{port}"),
         });
     }
+    if tessera_zookeeper::ZkUrl::is_zk(input) {
+        let url = tessera_zookeeper::ZkUrl::parse(input).map_err(|e| match e {
+            tessera_zookeeper::ZkError::BadUrl { reason, .. } => err(reason),
+            other => err(other.to_string()),
+        })?;
+        return Ok(MasterUrl::Tessera {
+            address: url.to_string(),
+        });
+    }
     if input.starts_with("mesos://") || input.starts_with("spark://") || input == "yarn" {
         return Err(err(
             "Tessera runs on its own cluster manager; use tessera://HOST:PORT".into(),
@@ -152,6 +164,9 @@ impl fmt::Display for MasterUrl {
                     f,
                     "local-cluster[{agents},{cpus_per_agent},{mem_mb_per_agent}]"
                 )
+            }
+            MasterUrl::Tessera { address } if tessera_zookeeper::ZkUrl::is_zk(address) => {
+                write!(f, "{address}")
             }
             MasterUrl::Tessera { address } => write!(f, "tessera://{address}"),
         }
@@ -194,6 +209,12 @@ mod tests {
             })
         );
         assert_eq!(
+            parse_master_url("zk://10.0.0.1:2181,10.0.0.2/tessera"),
+            Ok(MasterUrl::Tessera {
+                address: "zk://10.0.0.1:2181,10.0.0.2:2181/tessera".into()
+            })
+        );
+        assert_eq!(
             parse_master_url("tessera://[::1]:6000"),
             Ok(MasterUrl::Tessera {
                 address: "[::1]:6000".into()
@@ -203,7 +224,12 @@ mod tests {
 
     #[test]
     fn round_trips_through_display() {
-        for s in ["local[3]", "local-cluster[2,1.5,512]", "tessera://h:1"] {
+        for s in [
+            "local[3]",
+            "local-cluster[2,1.5,512]",
+            "tessera://h:1",
+            "zk://a:1,b:2/t",
+        ] {
             assert_eq!(parse_master_url(s).unwrap().to_string(), s);
         }
     }
@@ -222,6 +248,7 @@ mod tests {
             "tessera://",
             "tessera://h:99999",
             "mesos://h:5050",
+            "zk://h:2181",
         ] {
             let e = parse_master_url(bad).unwrap_err();
             let text = e.to_string();

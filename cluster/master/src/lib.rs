@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use tessera_cluster_proto::master::master_server::MasterServer;
 use tessera_credentials::Credential;
+use tessera_zookeeper::Standing;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -168,13 +169,50 @@ impl Shared {
     }
 }
 
+/// Whether this master may serve: always, or while it leads the election it stands in.
+#[derive(Clone, Debug)]
+pub enum Leadership {
+    /// The only master (no `--zk`).
+    Sole,
+    /// One of several masters in a ZooKeeper election: it answers only while it leads; a
+    /// standby answers every call with `Unavailable`, naming the leader.
+    Elected(tokio::sync::watch::Receiver<Standing>),
+}
+
+impl Leadership {
+    /// Lets a call through while this master leads; otherwise says who does.
+    fn admit(&self) -> Result<(), tonic::Status> {
+        let Leadership::Elected(standing) = self else {
+            return Ok(());
+        };
+        match &*standing.borrow() {
+            Standing::Leading => Ok(()),
+            Standing::Standby { leader } => Err(tonic::Status::unavailable(match leader {
+                Some(leader) => format!(
+                    "this master is a standby; the leading master is at {} (give agents and \
+                     sessions the zk:// URL to follow the leader)",
+                    leader.address
+                ),
+                None => "this master is a standby and no master leads right now; try again in \
+                         a few seconds"
+                    .to_string(),
+            })),
+            Standing::Lost { reason } => Err(tonic::Status::unavailable(format!(
+                "this master no longer leads ({reason}); it is stopping"
+            ))),
+        }
+    }
+}
+
 /// Serves the master's gRPC service on `listener` and, given `http_listener`, its HTTP
-/// endpoints there, as the holder of `credential`, until `shutdown` completes.
+/// endpoints there, as the holder of `credential`, until `shutdown` completes. Calls are
+/// answered only while `leadership` allows.
 pub async fn serve(
     config: MasterConfig,
     listener: TcpListener,
     http_listener: Option<TcpListener>,
     credential: Credential,
+    leadership: Leadership,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), MasterError> {
     let addr = listener.local_addr().map_err(MasterError::LocalAddr)?;
@@ -211,11 +249,15 @@ pub async fn serve(
         let _ = stopping_tx.send(());
     };
     let tls = credential.server()?;
+    let mut authenticator = tls.authenticator();
     let server = tonic::transport::Server::builder().serve_with_incoming_shutdown(
         tonic::service::interceptor::InterceptedService::new(
             MasterServer::new(MasterService::new(shared))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
-            tls.authenticator(),
+            move |request| {
+                leadership.admit()?;
+                tonic::service::Interceptor::call(&mut authenticator, request)
+            },
         ),
         tls.incoming(listener),
         shutdown,

@@ -11,6 +11,7 @@ use clap::Parser;
 use tessera_allocator::Resources;
 use tessera_credentials::{Credential, Principal};
 use tessera_master::MasterConfig;
+use tessera_zookeeper::{MasterInfo, Standing, ZkUrl};
 
 /// Tessera's cluster master: agents register with it, frameworks subscribe to
 /// it for resource offers.
@@ -84,6 +85,16 @@ struct Args {
     /// The most a role may hold, ROLE=CPUS,MEM_MB (repeat for more roles).
     #[arg(long = "quota-limit", value_parser = parse_role_resources)]
     quota_limits: Vec<(String, Resources)>,
+    /// Stand for election with other masters through ZooKeeper,
+    /// zk://HOST:PORT[,HOST:PORT...]/PATH: the elected master serves, the others stand by
+    /// and take over when it goes. Agents and sessions are given the same URL.
+    #[arg(long)]
+    zk: Option<String>,
+    /// The ZooKeeper session timeout, in milliseconds: how long after a leader dies a standby
+    /// takes over. The ensemble grants between 2 and 20 of its ticks (tickTime), so a short
+    /// timeout needs a short tick.
+    #[arg(long, default_value_t = 2_000)]
+    zk_session_timeout_ms: u64,
 }
 
 /// Each role's quota from the guarantee and limit flags.
@@ -208,7 +219,7 @@ async fn main() -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| tessera_credentials::advertised_address(addr));
     tracing::info!(%advertised, "agents and frameworks reach this master at the advertised address");
-    let http_listener = match args.http_port {
+    let (http_listener, http_advertised) = match args.http_port {
         Some(port) => {
             let (http_listener, http_addr) = listen(args.bind, port, "--http-port").await?;
             let http_advertised = with_port(&advertised, http_addr.port());
@@ -216,22 +227,78 @@ async fn main() -> anyhow::Result<()> {
             if let Some(path) = &args.http_address_file {
                 write_address_file(path, &http_advertised)?;
             }
-            Some(http_listener)
+            (Some(http_listener), Some(http_advertised))
         }
-        None => None,
+        None => (None, None),
     };
     if let Some(path) = &args.address_file {
         write_address_file(path, &advertised)?;
     }
-    tessera_master::serve(
+    let Some(zk) = &args.zk else {
+        let leadership = tessera_master::Leadership::Sole;
+        tessera_master::serve(
+            config,
+            listener,
+            http_listener,
+            credential,
+            leadership,
+            shutdown_signal(),
+        )
+        .await?;
+        return Ok(());
+    };
+    let url = ZkUrl::parse(zk)?;
+    let info = MasterInfo {
+        address: advertised,
+        http_address: http_advertised,
+        pid: std::process::id(),
+    };
+    let session_timeout = Duration::from_millis(args.zk_session_timeout_ms.max(1));
+    let mut contender = tessera_zookeeper::contend(&url, &info, session_timeout)
+        .await
+        .with_context(|| format!("cannot stand for election through {url}"))?;
+    let leadership = tessera_master::Leadership::Elected(contender.standing_receiver());
+    let serving = tessera_master::serve(
         config,
         listener,
         http_listener,
         credential,
-        shutdown_signal(),
-    )
-    .await?;
-    Ok(())
+        leadership,
+        async {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = lost_leadership(&mut contender) => {}
+            }
+        },
+    );
+    serving.await?;
+    match contender.standing() {
+        Standing::Lost { reason } => bail!(
+            "this master lost its leadership ({reason}) and stops, as another master may lead \
+             now; start it again to stand by"
+        ),
+        _ => {
+            contender.withdraw().await;
+            Ok(())
+        }
+    }
+}
+
+/// Logs the election as it goes and returns once this master has lost its standing.
+async fn lost_leadership(contender: &mut tessera_zookeeper::Contender) {
+    let elected = contender
+        .elected(|leader| match leader {
+            Some(leader) => tracing::info!(
+                leader = %leader.address,
+                "standing by: another master leads"
+            ),
+            None => tracing::info!("standing by: no master leads yet"),
+        })
+        .await;
+    if elected.is_ok() {
+        tracing::info!("elected: this master leads; agents and frameworks will register again");
+        contender.lost().await;
+    }
 }
 
 /// A listener on `bind`:`port` (`flag` names the port's flag), and its address.

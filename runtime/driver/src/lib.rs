@@ -583,7 +583,12 @@ fn driver_bind_address(config: &DriverConfig) -> std::net::IpAddr {
     let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
     match &config.master {
         MasterUrl::Tessera { address } => {
-            tessera_credentials::local_address_towards(address).unwrap_or(loopback)
+            // Masters found through ZooKeeper are on the network its servers are on.
+            let towards = match tessera_zookeeper::ZkUrl::parse(address) {
+                Ok(zk) => zk.servers[0].clone(),
+                Err(_) => address.clone(),
+            };
+            tessera_credentials::local_address_towards(&towards).unwrap_or(loopback)
         }
         _ => loopback,
     }

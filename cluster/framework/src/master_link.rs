@@ -1,0 +1,109 @@
+//! The framework's connection to the leading master: the one address it was given, or
+//! whichever master leads the election under a `zk://` URL ([`MasterDetector`]). Calls and
+//! re-subscriptions ask for the client of the current leader, so a framework follows a
+//! failover without its user doing anything.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tessera_cluster_proto::master::master_client::MasterClient;
+use tessera_credentials::{Credential, Principal, describe_error};
+use tessera_zookeeper::MasterDetector;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::FrameworkError;
+use crate::client::unreachable;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a call waits for a master to be elected.
+const LEADER_PATIENCE: Duration = Duration::from_secs(10);
+
+/// A client of the leading master.
+pub(crate) struct MasterLink {
+    detector: MasterDetector,
+    credential: Credential,
+    /// The connection to the leader last used, and its address.
+    current: Mutex<Option<(String, MasterClient<Channel>)>>,
+}
+
+impl MasterLink {
+    /// Follows `master` ("HOST:PORT" or a `zk://` URL) as `credential`'s holder.
+    pub(crate) async fn new(master: &str, credential: &Credential) -> Result<Self, FrameworkError> {
+        if master.is_empty()
+            || (!master.contains("zk://") && master.contains("://"))
+            || !master.contains(':')
+        {
+            return Err(FrameworkError::BadAddress {
+                master: master.to_string(),
+            });
+        }
+        let detector = MasterDetector::new(master)
+            .await
+            .map_err(|source| FrameworkError::ZooKeeper { source })?;
+        Ok(MasterLink {
+            detector,
+            credential: credential.clone(),
+            current: Mutex::new(None),
+        })
+    }
+
+    /// The leading master's address and a client of it, connecting when the leader is new;
+    /// waits a while for one to be elected.
+    pub(crate) async fn client(&self) -> Result<(String, MasterClient<Channel>), FrameworkError> {
+        let leader = self
+            .detector
+            .clone()
+            .leader_within(LEADER_PATIENCE)
+            .await
+            .ok_or_else(|| FrameworkError::NoLeader {
+                masters: self.detector.describe(),
+                seconds: LEADER_PATIENCE.as_secs(),
+            })?;
+        let cached = self
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some((address, client)) = cached
+            && address == leader
+        {
+            return Ok((address, client));
+        }
+        let client = MasterClient::new(connect(&leader, &self.credential).await?);
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((leader.clone(), client.clone()));
+        Ok((leader, client))
+    }
+
+    /// The leading master's address, for messages (the `zk://` URL while none leads).
+    pub(crate) fn address(&self) -> String {
+        self.detector
+            .leader()
+            .unwrap_or_else(|| self.detector.describe())
+    }
+
+    /// Returns when another master is elected (never for a single master).
+    pub(crate) async fn leader_changed(&self) {
+        self.detector.clone().changed().await
+    }
+}
+
+/// An authenticated channel to the master at `address` ("HOST:PORT").
+async fn connect(address: &str, credential: &Credential) -> Result<Channel, FrameworkError> {
+    let bad = || FrameworkError::BadAddress {
+        master: address.to_string(),
+    };
+    if address.is_empty() || address.contains("://") || !address.contains(':') {
+        return Err(bad());
+    }
+    let endpoint = Endpoint::from_shared(format!("https://{address}"))
+        .and_then(|e| e.tls_config(credential.client_tls(&Principal::Master)))
+        .map_err(|_| bad())?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(20));
+    endpoint
+        .connect()
+        .await
+        .map_err(|e| unreachable(address, describe_error(&e)))
+}
