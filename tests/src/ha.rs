@@ -22,11 +22,13 @@ pub struct HaCluster {
     /// The ensemble the masters elect their leader through.
     pub zk: ZkEnsemble,
     masters: Vec<Option<Child>>,
-    agents: Vec<Child>,
+    agents: Vec<Option<Child>>,
     dir: tempfile::TempDir,
     framework: Credential,
     /// The masters' session timeout with ZooKeeper, in milliseconds.
     zk_session_timeout_ms: u64,
+    /// Each agent's CPUs and MiB.
+    agent_shape: (f64, u64),
     /// The masters' logs, one per start, with the master's index.
     logs: Vec<(usize, PathBuf)>,
 }
@@ -64,39 +66,15 @@ impl HaCluster {
             dir,
             framework,
             zk_session_timeout_ms: 2000,
+            agent_shape: (cpus, mem_mb),
             logs: Vec::new(),
         };
         for i in 0..masters {
             cluster.start_master(i);
         }
         for i in 0..agents {
-            let args: Vec<String> = [
-                "--master",
-                &cluster.zk_url(),
-                "--port",
-                "0",
-                "--cpus",
-                &cpus.to_string(),
-                "--mem-mb",
-                &mem_mb.to_string(),
-                "--work-dir",
-                &cluster
-                    .dir
-                    .path()
-                    .join(format!("agent-{i}"))
-                    .display()
-                    .to_string(),
-                "--credentials",
-                &principal_dir(&credentials, &Principal::Agent(format!("agent-{i}")))
-                    .display()
-                    .to_string(),
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            let log = cluster.agent_log(i);
-            let agent = spawn_daemon(&bin("tessera-agent"), &args, &log).unwrap();
-            cluster.agents.push(agent);
+            cluster.agents.push(None);
+            cluster.start_agent(i);
         }
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let deadline = Instant::now() + START_WAIT;
@@ -220,10 +198,48 @@ impl HaCluster {
         }
     }
 
+    /// Starts agent `i` (again), following the leader through ZooKeeper.
+    pub fn start_agent(&mut self, i: usize) {
+        let credentials = self.dir.path().join("credentials");
+        let args: Vec<String> = [
+            "--master",
+            &self.zk_url(),
+            "--port",
+            "0",
+            "--cpus",
+            &self.agent_shape.0.to_string(),
+            "--mem-mb",
+            &self.agent_shape.1.to_string(),
+            "--work-dir",
+            &self
+                .dir
+                .path()
+                .join(format!("agent-{i}"))
+                .display()
+                .to_string(),
+            "--credentials",
+            &principal_dir(&credentials, &Principal::Agent(format!("agent-{i}")))
+                .display()
+                .to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let log = self.agent_log(i);
+        self.agents[i] = Some(spawn_daemon(&bin("tessera-agent"), &args, &log).unwrap());
+    }
+
     /// Kills agent `i` with SIGKILL.
     pub fn kill_agent(&mut self, i: usize) {
-        let _ = self.agents[i].kill();
-        let _ = self.agents[i].wait();
+        if let Some(mut agent) = self.agents[i].take() {
+            let _ = agent.kill();
+            let _ = agent.wait();
+        }
+    }
+
+    /// How many agents and masters were started.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.agents.len(), self.masters.len())
     }
 
     /// `tessera` in `dir`, a session of this cluster through ZooKeeper, colours off.
@@ -275,9 +291,8 @@ pub fn is_standby_answer(error: &FrameworkError) -> bool {
 
 impl Drop for HaCluster {
     fn drop(&mut self) {
-        for agent in &mut self.agents {
-            let _ = agent.kill();
-            let _ = agent.wait();
+        for i in 0..self.agents.len() {
+            self.kill_agent(i);
         }
         for i in 0..self.masters.len() {
             self.kill_master(i);

@@ -229,6 +229,10 @@ fn offers_flow_again_after_the_leader_dies_and_survive_a_zookeeper_server_dying(
 
     cluster.kill_master(leader);
     let killed = Instant::now();
+    // Asked at once, while ZooKeeper still names the dead leader, the cluster answers once the
+    // next master leads.
+    let status = runtime.block_on(cluster_status(&cluster.endpoint()));
+    assert!(status.is_ok(), "{status:?}");
     let seen = runtime.block_on(next_offer(&mut events, &client));
     let took = killed.elapsed();
     eprintln!("offers flowing again {took:?} after SIGKILL of the leading master");

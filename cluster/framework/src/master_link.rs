@@ -47,32 +47,46 @@ impl MasterLink {
         })
     }
 
-    /// The leading master's address and a client of it, connecting when the leader is new;
-    /// waits a while for one to be elected.
+    /// The leading master's address and a client of it, connecting when the leader is new.
+    /// Under ZooKeeper it waits a while for a master to be elected, and for the next one when
+    /// the leader it names cannot be reached (it died and its node has not expired yet).
     pub(crate) async fn client(&self) -> Result<(String, MasterClient<Channel>), FrameworkError> {
-        let leader = self
-            .detector
-            .clone()
-            .leader_within(LEADER_PATIENCE)
-            .await
-            .ok_or_else(|| FrameworkError::NoLeader {
-                masters: self.detector.describe(),
-                seconds: LEADER_PATIENCE.as_secs(),
-            })?;
-        let cached = self
-            .current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if let Some((address, client)) = cached
-            && address == leader
-        {
-            return Ok((address, client));
+        let deadline = tokio::time::Instant::now() + LEADER_PATIENCE;
+        loop {
+            let mut detector = self.detector.clone();
+            let leader = detector
+                .leader_within(deadline.saturating_duration_since(tokio::time::Instant::now()))
+                .await
+                .ok_or_else(|| FrameworkError::NoLeader {
+                    masters: self.detector.describe(),
+                    seconds: LEADER_PATIENCE.as_secs(),
+                })?;
+            let cached = self
+                .current
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if let Some((address, client)) = cached
+                && address == leader
+            {
+                return Ok((address, client));
+            }
+            match connect(&leader, &self.credential).await {
+                Ok(channel) => {
+                    let client = MasterClient::new(channel);
+                    *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some((leader.clone(), client.clone()));
+                    return Ok((leader, client));
+                }
+                Err(FrameworkError::Unreachable { .. })
+                    if matches!(self.detector, MasterDetector::ZooKeeper { .. })
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    let _ = tokio::time::timeout_at(deadline, detector.changed()).await;
+                }
+                Err(e) => return Err(e),
+            }
         }
-        let client = MasterClient::new(connect(&leader, &self.credential).await?);
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((leader.clone(), client.clone()));
-        Ok((leader, client))
     }
 
     /// The leading master's address, for messages (the `zk://` URL while none leads).

@@ -1,0 +1,328 @@
+//! The chaos suite: PageRank and logistic regression — the notebooks users run — on a loopback
+//! cluster with standby masters (a three-server ZooKeeper ensemble, three masters, two
+//! agents), each run with one process killed by SIGKILL at a random moment: an executor, an
+//! agent, the leading master or a ZooKeeper server. The killed process is started again (an
+//! executor by the session itself, on offers). Every run must give the answer of a run without
+//! faults; how much longer the job took is reported.
+//!
+//! `TESSERA_CHAOS_RUNS` runs per target and workload (1 by default, as CI runs it;
+//! `scripts/chaos.sh RUNS` for the long mode), `TESSERA_CHAOS_SEED` repeats a sequence of
+//! moments. The binaries must be built first: `cargo build --workspace --bins`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tessera_e2e::ha::HaCluster;
+use tessera_e2e::{Scratch, read_task_metrics};
+
+/// What is killed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    Executor,
+    Agent,
+    LeadingMaster,
+    ZooKeeperServer,
+}
+
+const TARGETS: [Target; 4] = [
+    Target::Executor,
+    Target::Agent,
+    Target::LeadingMaster,
+    Target::ZooKeeperServer,
+];
+
+/// A notebook and its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Workload {
+    PageRank,
+    LogisticRegression,
+}
+
+impl Workload {
+    fn notebook(self) -> PathBuf {
+        let name = match self {
+            Workload::PageRank => "pagerank.rs",
+            Workload::LogisticRegression => "logistic_regression.rs",
+        };
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../notebooks")
+            .join(name)
+    }
+
+    /// Writes its input into `dir`: a graph of 200,000 edges, or 200,000 labelled points (the
+    /// same every run).
+    fn input(self, dir: &Path) -> PathBuf {
+        let mut random = Random(7);
+        let (name, text) = match self {
+            Workload::PageRank => (
+                "graph.txt",
+                (0..200_000)
+                    .map(|_| format!("{} {}\n", random.below(20_000), random.below(20_000)))
+                    .collect::<String>(),
+            ),
+            Workload::LogisticRegression => (
+                "points.txt",
+                (0..200_000)
+                    .map(|_| {
+                        let y = if random.below(2) == 0 { -1 } else { 1 };
+                        let x: Vec<String> = (0..10)
+                            .map(|_| format!("{:.4}", y as f64 * 0.3 + random.unit() - 0.5))
+                            .collect();
+                        format!("{y} {}\n", x.join(" "))
+                    })
+                    .collect::<String>(),
+            ),
+        };
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// The answer in a run's output: every page's rank, or the weights.
+    fn answer(self, stdout: &str) -> Vec<(String, f64)> {
+        let prefix = match self {
+            Workload::PageRank => "rank: ",
+            Workload::LogisticRegression => "w: ",
+        };
+        let mut answer = Vec::new();
+        for line in stdout.lines() {
+            let Some(rest) = line.strip_prefix(prefix) else {
+                continue;
+            };
+            match self {
+                Workload::PageRank => {
+                    let (page, rank) = rest.split_once(' ').unwrap();
+                    answer.push((page.to_string(), rank.parse().unwrap()));
+                }
+                Workload::LogisticRegression => {
+                    for (i, w) in rest.split(' ').enumerate() {
+                        answer.push((i.to_string(), w.parse().unwrap()));
+                    }
+                }
+            }
+        }
+        answer
+    }
+
+    /// The job's time as the notebook prints it, in milliseconds: PageRank's whole job, or
+    /// the sum of LR's iterations.
+    fn job_ms(self, stdout: &str) -> f64 {
+        // "pagerank took 812.3 ms", "iteration 3: 12.3 ms, mean loss 0.5".
+        let ms = |text: &str| -> Option<f64> { text.split(" ms").next()?.trim().parse().ok() };
+        let times = stdout.lines().filter_map(|line| match self {
+            Workload::PageRank => ms(line.strip_prefix("pagerank took ")?),
+            Workload::LogisticRegression => {
+                ms(line.strip_prefix("iteration ")?.split_once(": ")?.1)
+            }
+        });
+        times.sum()
+    }
+}
+
+/// Whether two answers agree: the same keys, values within a relative 1e-6 (sums may be added
+/// in another order when tasks run again).
+fn same_answer(a: &[(String, f64)], b: &[(String, f64)]) -> bool {
+    let a: BTreeMap<&str, f64> = a.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let b: BTreeMap<&str, f64> = b.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    !a.is_empty()
+        && a.len() == b.len()
+        && a.iter().all(|(k, x)| {
+            b.get(k)
+                .is_some_and(|y| (x - y).abs() <= 1e-6 * x.abs().max(y.abs()).max(1.0))
+        })
+}
+
+/// xorshift: moments that a seed repeats.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// One run's outcome.
+struct Run {
+    stdout: String,
+    stderr: String,
+    success: bool,
+}
+
+/// Runs `workload` as a session of `cluster`; with `fault`, kills the target `after` the job
+/// started (its first task ran) and starts it again.
+fn run(
+    cluster: &mut HaCluster,
+    workload: Workload,
+    input: &Path,
+    fault: Option<(Target, Duration, &mut Random)>,
+) -> Run {
+    let dir = Scratch::new("chaos");
+    let metrics = dir.0.join("tasks.jsonl");
+    let started = Instant::now();
+    let mut child = cluster
+        .tessera(&dir.0)
+        .arg("--task-metrics")
+        .arg(&metrics)
+        .arg("run")
+        .arg(workload.notebook())
+        .env("TESSERA_EXAMPLE_INPUT", input)
+        .env("TESSERA_EXAMPLE_ALL", "1")
+        // Files, not pipes: the ranks are more than a pipe holds while nobody reads.
+        .stdout(std::fs::File::create(dir.0.join("stdout")).unwrap())
+        .stderr(std::fs::File::create(dir.0.join("stderr")).unwrap())
+        .spawn()
+        .expect("tessera runs");
+    if let Some((target, after, random)) = fault {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while read_task_metrics(&metrics).is_empty() && child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "the job did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(after);
+        match target {
+            Target::Executor => {
+                let deadline = Instant::now() + Duration::from_secs(300);
+                let pid = loop {
+                    let pids: Vec<u64> =
+                        read_task_metrics(&metrics).iter().map(|t| t.pid).collect();
+                    if let Some(&pid) = pids.get(random.below(pids.len().max(1) as u64) as usize) {
+                        break pid;
+                    }
+                    assert!(Instant::now() < deadline, "no executor ran a task");
+                    std::thread::sleep(Duration::from_millis(20));
+                };
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+            Target::Agent => {
+                let i = random.below(cluster.shape().0 as u64) as usize;
+                cluster.kill_agent(i);
+                std::thread::sleep(Duration::from_millis(500));
+                cluster.start_agent(i);
+            }
+            Target::LeadingMaster => {
+                let leader = cluster.wait_leader(Duration::from_secs(30));
+                cluster.kill_master(leader);
+                std::thread::sleep(Duration::from_millis(500));
+                cluster.start_master(leader);
+            }
+            Target::ZooKeeperServer => {
+                let i = random.below(cluster.zk.len() as u64) as usize;
+                cluster.zk.kill(i);
+                std::thread::sleep(Duration::from_millis(500));
+                cluster.zk.restart(i);
+            }
+        }
+    }
+    let limit = Duration::from_secs(600);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("a chaos run did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let read = |name: &str| std::fs::read_to_string(dir.0.join(name)).unwrap_or_default();
+    Run {
+        stdout: read("stdout"),
+        stderr: read("stderr"),
+        success: status.success(),
+    }
+}
+
+#[test]
+fn every_run_with_a_process_killed_gives_the_answer_of_a_run_without() {
+    let runs: usize = std::env::var("TESSERA_CHAOS_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    let seed: u64 = std::env::var("TESSERA_CHAOS_SEED")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    eprintln!("chaos: {runs} run(s) per target and workload, TESSERA_CHAOS_SEED={seed}");
+    let mut random = Random(seed);
+    let mut cluster = HaCluster::start(3, 3, 2, 2.0, 1024);
+    let inputs = Scratch::new("chaos-inputs");
+    let mut failures = Vec::new();
+    let mut report = Vec::new();
+    for workload in [Workload::PageRank, Workload::LogisticRegression] {
+        let input = workload.input(&inputs.0);
+        let clean = run(&mut cluster, workload, &input, None);
+        assert!(
+            clean.success,
+            "the run without faults failed: {}\n{}",
+            clean.stdout, clean.stderr
+        );
+        let expected = workload.answer(&clean.stdout);
+        assert!(!expected.is_empty(), "no answer printed: {}", clean.stdout);
+        let clean_ms = workload.job_ms(&clean.stdout);
+        for target in TARGETS {
+            let mut extra_ms = Vec::new();
+            let mut correct = 0;
+            for _ in 0..runs {
+                // A moment anywhere in the job as it ran without faults.
+                let after = Duration::from_secs_f64(clean_ms / 1e3 * random.unit());
+                let faulty = run(
+                    &mut cluster,
+                    workload,
+                    &input,
+                    Some((target, after, &mut random)),
+                );
+                if faulty.success && same_answer(&workload.answer(&faulty.stdout), &expected) {
+                    correct += 1;
+                    extra_ms.push(workload.job_ms(&faulty.stdout) - clean_ms);
+                } else {
+                    failures.push(format!(
+                        "{workload:?} with {target:?} killed after {after:?}: success {}\n{}\n{}",
+                        faulty.success, faulty.stdout, faulty.stderr
+                    ));
+                }
+            }
+            extra_ms.sort_by(f64::total_cmp);
+            let median = extra_ms
+                .get(extra_ms.len() / 2)
+                .copied()
+                .unwrap_or(f64::NAN);
+            let max = extra_ms.last().copied().unwrap_or(f64::NAN);
+            report.push(format!(
+                "{:<20} {:<16} {correct:>3}/{runs:<3} job {clean_ms:>8.0} ms without faults; \
+                 {median:>+8.0} ms median, {max:>+8.0} ms most with",
+                format!("{workload:?}"),
+                format!("{target:?}")
+            ));
+        }
+    }
+    eprintln!(
+        "chaos report (workload, target killed, correct runs, job time):\n{}",
+        report.join("\n")
+    );
+    assert!(
+        failures.is_empty(),
+        "{} run(s) went wrong:\n{}\n{}",
+        failures.len(),
+        failures.join("\n\n"),
+        cluster.logs()
+    );
+}
