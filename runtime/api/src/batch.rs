@@ -194,7 +194,7 @@ impl<T: Data> Batches<T> {
     unsafe extern "C" fn decode(bytes: RawBytes, out: BatchSink, err: ErrorSink) -> Status {
         guarded(err, || {
             let records: Vec<T> =
-                bincode::deserialize(unsafe { bytes.as_slice() }).map_err(|e| {
+                crate::encoding::decode(unsafe { bytes.as_slice() }).map_err(|e| {
                     Stop::Failed(format!(
                         "cannot decode records of type {}: {e}",
                         std::any::type_name::<T>()

@@ -643,7 +643,7 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
     // A map task keeps its buckets here for reducers, and tells the driver nothing more.
     let mut shuffle_written = 0;
     if let TaskAction::ShuffleWrite { shuffle, .. } = &task.action {
-        let output = MapOutput::parse(std::mem::take(&mut result))?;
+        let output = MapOutput::parse(std::mem::take(&mut result)).map_err(|e| e.to_string())?;
         shuffle_written = output.payload_len();
         env.shuffles.put(*shuffle, task.partition, output)?;
     }
