@@ -276,6 +276,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     #[test]
@@ -441,5 +442,57 @@ mod tests {
             "2024-02-29T23:59:59.500000Z"
         );
         assert_eq!(now_iso8601().len(), "2024-02-29T23:59:59.500000Z".len());
+    }
+
+    /// Frames a client might send: arbitrary bytes, with the delimiter placed among them.
+    fn hostile_frames() -> impl Strategy<Value = Vec<Vec<u8>>> {
+        let frame = prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..48),
+            Just(DELIMITER.to_vec()),
+            Just(b"{}".to_vec()),
+            Just(br#"{"msg_id": "1", "msg_type": "execute_request"}"#.to_vec()),
+            "[ -~]{0,40}".prop_map(String::into_bytes),
+        ];
+        proptest::collection::vec(frame, 0..12)
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_frames_never_panic(frames in hostile_frames(), signed in any::<bool>()) {
+            let signer = Signer::new(if signed { b"key".as_slice() } else { b"" });
+            if let Ok(message) = Message::from_frames(frames, &signer) {
+                let _ = message.parent();
+                prop_assert!(message.to_frames(&signer).is_ok());
+            }
+        }
+
+        #[test]
+        fn damaged_messages_are_refused_when_signed_and_never_panic(
+            frame in any::<prop::sample::Index>(),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        ) {
+            let signer = Signer::new(b"key");
+            let mut frames = sample().to_frames(&signer).unwrap();
+            let which = frame.index(frames.len());
+            let before = frames[which].clone();
+            if !frames[which].is_empty() {
+                for (at, byte) in edits {
+                    let at = at.index(frames[which].len());
+                    frames[which][at] = byte;
+                }
+            }
+            // A signature is hex: an edit from 'a' to 'A' leaves it the same.
+            let changed = match which {
+                3 => from_hex(&frames[3]) != from_hex(&before),
+                4..=7 => frames[which] != before,
+                _ => false,
+            };
+            let result = Message::from_frames(frames.clone(), &signer);
+            if changed {
+                // The signature, or what it signs, changed: the message is refused.
+                prop_assert!(result.is_err());
+            }
+            let _ = Message::from_frames(frames, &Signer::new(b""));
+        }
     }
 }

@@ -176,6 +176,89 @@ cached.count()
 }
 
 #[test]
+fn a_closure_that_panics_on_a_line_of_a_file_names_the_file_the_line_and_the_record() {
+    let dir = Scratch::new("bad-line");
+    // Line 3217 of 5000 has a field that is not a number, and is longer than what is shown.
+    let bad_line = format!("3217,not a number {}", "z".repeat(300));
+    let text: String = (1..=5000u64)
+        .map(|i| match i {
+            3217 => format!("{bad_line}\n"),
+            _ => format!("{i},{}\n", i * 2),
+        })
+        .collect();
+    let path = dir.write("numbers.csv", &text);
+    // The cell that fails reads the file through filter, flat_map and map; the one before
+    // caches an RDD of the good lines, which must still be there after.
+    let script = r#"
+let lines = sc.text_file("numbers.csv", 3);
+let good = lines.filter(|l: &String| !l.contains("not")).cache();
+good.count()
+// %%
+lines.filter(|l: &String| !l.is_empty())
+    .flat_map(|l: String| l.split(',').map(|f| f.to_string()).collect::<Vec<String>>())
+    .map(|f: String| f.parse::<u64>().expect("a number"))
+    .count()
+// %%
+good.count()
+"#;
+    let run = tessera_run(&dir.0, script, "local[2]", &["--keep-going"]);
+    assert!(!run.success, "a failed cell makes the run fail");
+    let shown: String = bad_line.chars().take(200).collect();
+    let place = format!(
+        "while processing line 3217 of {}: \"{shown}…\"",
+        path.display()
+    );
+    assert!(
+        run.stderr
+            .contains("closure panicked: a number: ParseIntError"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&place),
+        "{place}\nnot in:\n{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("error in cell 2"), "{}", run.stderr);
+    assert_eq!(run.lines(), vec!["4999", "4999"], "{}", run.stderr);
+    assert!(
+        run.job(2).iter().all(|t| t.origin.starts_with("cached:")),
+        "the cache survived: {:?}",
+        run.job(2)
+    );
+}
+
+#[test]
+fn a_panic_on_a_record_not_read_from_a_file_names_no_line() {
+    let dir = Scratch::new("bad-record-no-file");
+    dir.write("words.txt", "a\nb\nb\nc\n");
+    // Records shipped from the session, and records of the file that a shuffle moved: neither
+    // is a line the task read.
+    let script = r#"
+sc.parallelize(vec![1u32, 2, 3], 1).map(|x: u32| if x == 2 { panic!("two") } else { x }).count()
+// %%
+sc.text_file("words.txt", 1).map(|w: String| (w, 1u32)).reduce_by_key(|a: u32, b: u32| a + b)
+    .map(|(w, n): (String, u32)| if n == 2 { panic!("twice: {w}") } else { n }).count()
+"#;
+    let run = tessera_run(&dir.0, script, "local[1]", &["--keep-going"]);
+    assert!(
+        run.stderr.contains("closure panicked: two"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("closure panicked: twice: b"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("while processing line"),
+        "records not read from a file in the task name no line:\n{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn a_colon_cell_in_a_script_runs_the_repl_command() {
     let dir = Scratch::new("script-commands");
     dir.write("app.log", &log_file());

@@ -4,7 +4,8 @@ use crate::Data;
 use crate::ship::report;
 use std::mem::size_of;
 use tessera_plan::abi::{
-    Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, RawBytes, STATUS_ERROR, STATUS_OK, Status,
+    Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, PANIC_PREFIX, RawBytes, STATUS_ERROR,
+    STATUS_OK, Status,
 };
 
 /// Records per batch: large enough to amortize a call per batch, small enough to stay in cache.
@@ -108,7 +109,7 @@ fn guarded_dyn(err: ErrorSink, body: &mut dyn FnMut() -> Result<(), Stop>) -> St
         Err(payload) => {
             report(
                 err,
-                &format!("closure panicked: {}", panic_message(payload.as_ref())),
+                &format!("{PANIC_PREFIX}{}", panic_message(payload.as_ref())),
             );
             STATUS_ERROR
         }
@@ -194,7 +195,7 @@ impl<T: Data> Batches<T> {
     unsafe extern "C" fn decode(bytes: RawBytes, out: BatchSink, err: ErrorSink) -> Status {
         guarded(err, || {
             let records: Vec<T> =
-                bincode::deserialize(unsafe { bytes.as_slice() }).map_err(|e| {
+                crate::encoding::decode(unsafe { bytes.as_slice() }).map_err(|e| {
                     Stop::Failed(format!(
                         "cannot decode records of type {}: {e}",
                         std::any::type_name::<T>()

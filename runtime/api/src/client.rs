@@ -2,10 +2,11 @@
 //! handle needs no state beyond the socket's name and the session's token.
 
 use crate::error::Error;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixStream};
-use tessera_plan::cell_protocol::{CellRequest, CellResponse, Envelope};
+use tessera_plan::cell_protocol::{CellRequest, CellResponse, Envelope, RESPONSE, decode_response};
+use tessera_plan::decode::read_frame;
 
 /// The driver's address: a Linux abstract socket name, stored inline so handles stay `Copy`.
 #[derive(Clone, Copy)]
@@ -53,14 +54,11 @@ impl Endpoint {
             .write_all(&(body.len() as u32).to_le_bytes())
             .map_err(unreachable)?;
         stream.write_all(&body).map_err(unreachable)?;
-        let mut len = [0u8; 4];
-        stream.read_exact(&mut len).map_err(unreachable)?;
-        let mut reply = vec![0u8; u32::from_le_bytes(len) as usize];
-        stream.read_exact(&mut reply).map_err(unreachable)?;
-        match bincode::deserialize(&reply) {
+        let reply = read_frame(RESPONSE, &mut stream).map_err(unreachable)?;
+        match decode_response(&reply) {
             Ok(CellResponse::Error(message)) => Err(Error::new(message)),
             Ok(response) => Ok(response),
-            Err(e) => Err(Error::new(format!("cannot decode the driver's reply: {e}"))),
+            Err(e) => Err(Error::new(e.to_string())),
         }
     }
 }

@@ -56,3 +56,56 @@ pub struct Ran {
     /// The variables in the store afterwards, with the names of their types.
     pub variables: Vec<(String, String)>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn replies() -> Vec<Reply> {
+        vec![
+            Reply::Ran(Ran {
+                bundle: vec![("text/plain".into(), "2".into())],
+                panic: Some("boom".into()),
+                error: None,
+                variables: vec![("x".into(), "u64".into())],
+            }),
+            Reply::LoadFailed {
+                message: "no such file".into(),
+            },
+            Reply::Forgotten,
+        ]
+    }
+
+    proptest! {
+        /// A line that is not what the other side writes is refused, whatever it holds.
+        #[test]
+        fn arbitrary_lines_never_panic(line in any::<String>()) {
+            let _ = serde_json::from_str::<Request>(&line);
+            let _ = serde_json::from_str::<Reply>(&line);
+        }
+
+        #[test]
+        fn damaged_lines_never_panic(
+            which in any::<prop::sample::Index>(),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        ) {
+            let requests = [
+                serde_json::to_vec(&Request::Run { library: "/cells/libctx.so".into() }).unwrap(),
+                serde_json::to_vec(&Request::Forget { names: vec!["a".into(), "b".into()] }).unwrap(),
+            ];
+            let replies: Vec<Vec<u8>> =
+                replies().iter().map(|r| serde_json::to_vec(r).unwrap()).collect();
+            let mut request = which.get(&requests).clone();
+            let mut reply = which.get(&replies).clone();
+            for (at, byte) in edits {
+                let i = at.index(request.len());
+                request[i] = byte;
+                let i = at.index(reply.len());
+                reply[i] = byte;
+            }
+            let _ = serde_json::from_slice::<Request>(&request);
+            let _ = serde_json::from_slice::<Reply>(&reply);
+        }
+    }
+}

@@ -5,7 +5,8 @@ use crate::{DriverState, scheduler, text_splits};
 use std::os::linux::net::SocketAddrExt;
 use std::path::Path;
 use std::sync::Arc;
-use tessera_plan::cell_protocol::{CellAction, CellRequest, CellResponse, Envelope};
+use tessera_plan::cell_protocol::{CellAction, CellRequest, CellResponse, REQUEST, decode_request};
+use tessera_plan::decode::check_frame;
 use tessera_plan::{RddId, RddKind, RddNode, TaskAction};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -37,17 +38,23 @@ pub async fn serve(listener: UnixListener, state: Arc<DriverState>) {
 }
 
 async fn handle(mut stream: UnixStream, state: Arc<DriverState>) -> std::io::Result<()> {
+    // The body grows with the bytes that arrive, not with what the length claims.
     let len = stream.read_u32_le().await?;
-    let mut body = vec![0u8; len as usize];
-    stream.read_exact(&mut body).await?;
-    let response = match bincode::deserialize::<Envelope>(&body) {
+    let mut body = Vec::new();
+    (&mut stream)
+        .take(len.into())
+        .read_to_end(&mut body)
+        .await?;
+    let body = check_frame(REQUEST, len.into(), body)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e))?;
+    let response = match decode_request(&body) {
         Ok(envelope) if token_matches(envelope.token, state.token) => {
             respond(&state, envelope.request)
                 .await
                 .unwrap_or_else(CellResponse::Error)
         }
         Ok(_) => CellResponse::Error("this cell's session token is not the driver's".into()),
-        Err(e) => CellResponse::Error(format!("cannot decode the cell's request: {e}")),
+        Err(e) => CellResponse::Error(e.to_string()),
     };
     let reply = bincode::serialize(&response).expect("responses serialize");
     stream.write_u32_le(reply.len() as u32).await?;

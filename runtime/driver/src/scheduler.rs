@@ -164,7 +164,7 @@ pub async fn run_task(
             .run_task(RunTaskRequest { task })
             .await
         {
-            Ok(reply) => match bincode::deserialize::<TaskOutcome>(&reply.into_inner().outcome) {
+            Ok(reply) => match tessera_plan::decode_outcome(&reply.into_inner().outcome) {
                 Ok(TaskOutcome::Success { result, metrics }) => {
                     state.blocks.record(&executor.id, &metrics.stored);
                     state.blocks.forget(&executor.id, &metrics.evicted);
@@ -216,10 +216,7 @@ pub async fn run_task(
                 Ok(TaskOutcome::Failed { message }) => {
                     failures.push((executor.id.clone(), message))
                 }
-                Err(e) => failures.push((
-                    executor.id.clone(),
-                    format!("cannot decode the task outcome: {e}"),
-                )),
+                Err(e) => failures.push((executor.id.clone(), e.to_string())),
             },
             Err(status) => {
                 // The executor is gone or unreachable: what it cached is lost with it.

@@ -12,6 +12,7 @@ use std::ffi::c_void;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tessera_plan::abi::{Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, RawBytes, STATUS_OK};
+use tessera_plan::decode::DecodeError;
 use tessera_plan::{RddId, StorageLevel};
 
 /// Where a block's records are.
@@ -74,14 +75,36 @@ fn encode(batches: &[Batch], vtable: &BatchVTable) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// What a serialized block holds, for errors.
+const BLOCK: &str = "a cached partition";
+
+/// The frames [`encode`] wrote, each checked to lie within `bytes`.
+fn frames(mut bytes: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
+    let mut frames = Vec::new();
+    while !bytes.is_empty() {
+        let truncated = |expected: u64, received: usize| DecodeError::Truncated {
+            what: BLOCK,
+            expected,
+            received: received as u64,
+        };
+        let (len, rest) = bytes
+            .split_first_chunk::<8>()
+            .ok_or_else(|| truncated(8, bytes.len()))?;
+        let len = u64::from_le_bytes(*len);
+        if len > rest.len() as u64 {
+            return Err(truncated(len, rest.len()));
+        }
+        let (frame, rest) = rest.split_at(len as usize);
+        frames.push(frame);
+        bytes = rest;
+    }
+    Ok(frames)
+}
+
 /// Decodes what [`encode`] wrote.
-fn decode(mut bytes: &[u8], vtable: &BatchVTable) -> Result<Vec<Batch>, String> {
+fn decode(bytes: &[u8], vtable: &BatchVTable) -> Result<Vec<Batch>, String> {
     let mut batches = Vec::new();
-    while bytes.len() >= 8 {
-        let len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
-        let frame = bytes
-            .get(8..8 + len)
-            .ok_or("a cached partition is truncated")?;
+    for frame in frames(bytes).map_err(|e| e.to_string())? {
         let mut error = String::new();
         let sink = BatchSink {
             ctx: &mut batches as *mut Vec<Batch> as *mut c_void,
@@ -93,12 +116,9 @@ fn decode(mut bytes: &[u8], vtable: &BatchVTable) -> Result<Vec<Batch>, String> 
         };
         // SAFETY: the frame was written by this table's `encode`.
         if unsafe { (vtable.decode)(RawBytes::from_slice(frame), sink, err) } != STATUS_OK {
-            for batch in batches {
-                unsafe { (vtable.drop)(batch) };
-            }
+            free(batches, vtable);
             return Err(format!("cannot read a cached partition: {error}"));
         }
-        bytes = &bytes[8 + len..];
     }
     Ok(batches)
 }
@@ -364,6 +384,7 @@ fn free(batches: Vec<Batch>, vtable: &BatchVTable) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     // Batches of this test are `Box<Vec<u8>>`; a batch's memory is its length.
     unsafe extern "C" fn type_name() -> RawBytes {
@@ -445,5 +466,57 @@ mod tests {
             unsafe { drop_batch(b) };
         }
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_frame_longer_than_the_block_is_an_error_not_an_overflow() {
+        let mut bytes = (u64::MAX - 3).to_le_bytes().to_vec();
+        bytes.extend_from_slice(b"abc");
+        let error = frames(&bytes).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("a cached partition is cut short: 3 of"),
+            "{error}"
+        );
+        assert!(frames(&[1, 0, 0]).is_err(), "a length cut short");
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_blocks_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            if let Ok(batches) = super::decode(&bytes, &VTABLE) {
+                let total: usize = batches.iter().map(|&b| unsafe { len(b) }).sum();
+                prop_assert!(total <= bytes.len());
+                free(batches, &VTABLE);
+            }
+        }
+
+        #[test]
+        fn encoded_blocks_read_back_and_damaged_ones_never_panic(
+            contents in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..5),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        ) {
+            let batches: Vec<Batch> = contents
+                .iter()
+                .map(|c| Box::into_raw(Box::new(c.clone())) as Batch)
+                .collect();
+            let mut bytes = super::encode(&batches, &VTABLE).unwrap();
+            free(batches, &VTABLE);
+            let back = super::decode(&bytes, &VTABLE).unwrap();
+            let read: Vec<Vec<u8>> =
+                back.iter().map(|&b| unsafe { (*(b as *const Vec<u8>)).clone() }).collect();
+            free(back, &VTABLE);
+            prop_assert_eq!(read, contents);
+            if !bytes.is_empty() {
+                for (at, byte) in edits {
+                    let at = at.index(bytes.len());
+                    bytes[at] = byte;
+                }
+                if let Ok(batches) = super::decode(&bytes, &VTABLE) {
+                    free(batches, &VTABLE);
+                }
+            }
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! session's other executors.
 
 mod artifacts;
+mod bad_record;
 mod blocks;
 mod pipeline;
 mod service;

@@ -4,6 +4,7 @@
 //! shuffle map task's action splits the partition into buckets, which are kept here.
 
 use crate::artifacts::Artifacts;
+use crate::bad_record::{first_failing_line, read_bad_record, with_place};
 use crate::blocks::{Block, BlockManager};
 use crate::shuffle_store::{Bucket, ShuffleStore};
 use crate::task_host::TaskHost;
@@ -14,7 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tessera_plan::abi::{
     ABI_VERSION, ActionVTable, Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, OpenArgs,
-    OperatorVTable, RawBytes, STATUS_ERROR, STATUS_OK, SourceVTable, Status, TableEntry,
+    OperatorVTable, PANIC_PREFIX, RawBytes, STATUS_ERROR, STATUS_OK, SourceVTable, Status,
+    TableEntry,
 };
 use tessera_plan::map_output::MapOutput;
 use tessera_plan::{
@@ -76,8 +78,67 @@ pub fn run_task(task: &TaskSpec, env: &TaskEnv) -> TaskOutcome {
                 shuffle_write_bytes: ran.shuffle_written,
             },
         },
-        Err(message) => TaskOutcome::Failed { message },
+        Err(message) => TaskOutcome::Failed {
+            message: locate_bad_record(task, env, message),
+        },
     }
+}
+
+/// `message`, the reason a task failed, with the line of its text split that makes its
+/// closures panic, when one line does (found as `bad_record` says).
+fn locate_bad_record(task: &TaskSpec, env: &TaskEnv, message: String) -> String {
+    let Some(TaskSource::TextSplit { split, decoder }) = &task.source else {
+        return message;
+    };
+    if !message.starts_with(PANIC_PREFIX) || env.cancelled.load(Ordering::Relaxed) {
+        return message;
+    }
+    // Run again from the file alone: nothing cached is read, and nothing is cached.
+    let steps: Vec<PipelineStep> = task
+        .steps
+        .iter()
+        .map(|step| PipelineStep {
+            persist: None,
+            ..step.clone()
+        })
+        .collect();
+    let fails = |range: std::ops::Range<u64>| {
+        let source = TaskSource::TextSplit {
+            split: FileSplit {
+                path: split.path.clone(),
+                start: range.start,
+                end: range.end,
+            },
+            decoder: decoder.clone(),
+        };
+        count_chain(&source, &steps, env).err().as_ref() == Some(&message)
+    };
+    let place = first_failing_line(split.start..split.end, fails)
+        .and_then(|start| read_bad_record(&split.path, start).ok());
+    with_place(message, place.as_ref())
+}
+
+/// Runs `source` through `steps` into a count, as a task with that chain would, without
+/// caching anything: the error it fails with.
+fn count_chain(source: &TaskSource, steps: &[PipelineStep], env: &TaskEnv) -> Result<(), String> {
+    let mut shared = Shared {
+        error: None,
+        cancelled: env.cancelled,
+    };
+    let Some(mut chain) = build_chain(Some(source), steps, env, &mut shared)? else {
+        return Ok(());
+    };
+    let mut count = Stage {
+        kind: StageKind::Count { records: 0 },
+        input: chain.output,
+        next: std::ptr::null_mut(),
+        shared: &mut shared as *mut Shared as *mut Shared<'static>,
+    };
+    let result = drive(&mut chain, &mut count, env, &mut shared);
+    // The stages point at `shared`: they go first.
+    drop(chain);
+    drop(count);
+    result
 }
 
 /// State every stage of a running task shares: the first error, and the cancel flag.
@@ -643,7 +704,7 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
     // A map task keeps its buckets here for reducers, and tells the driver nothing more.
     let mut shuffle_written = 0;
     if let TaskAction::ShuffleWrite { shuffle, .. } = &task.action {
-        let output = MapOutput::parse(std::mem::take(&mut result))?;
+        let output = MapOutput::parse(std::mem::take(&mut result)).map_err(|e| e.to_string())?;
         shuffle_written = output.payload_len();
         env.shuffles.put(*shuffle, task.partition, output)?;
     }

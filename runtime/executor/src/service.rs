@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tessera_credentials::Principal;
-use tessera_plan::{TaskOutcome, TaskSpec};
+use tessera_plan::TaskOutcome;
 use tessera_wire::executor::executor_server::Executor;
 use tessera_wire::executor::{
     CancelJobRequest, DropRddRequest, Empty, FetchShuffleRequest, RunTaskReply, RunTaskRequest,
@@ -45,8 +45,8 @@ impl Executor for ExecutorService {
         request: Request<RunTaskRequest>,
     ) -> Result<Response<RunTaskReply>, Status> {
         require(&request, "RunTask", &[Principal::Driver])?;
-        let task: TaskSpec = bincode::deserialize(&request.into_inner().task)
-            .map_err(|e| Status::invalid_argument(format!("cannot decode task: {e}")))?;
+        let task = tessera_plan::decode_task(&request.into_inner().task)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let outcome = 'outcome: {
             for file in &task.files {
                 if let Err(e) = self.artifacts.ensure_side_file(file).await {

@@ -152,6 +152,7 @@ pub async fn fetch(
 #[cfg(test)]
 mod tests {
     use super::Received;
+    use proptest::prelude::*;
 
     #[test]
     fn pieces_are_put_together_per_bucket_and_a_missing_bucket_is_a_failure() {
@@ -179,5 +180,35 @@ mod tests {
                 .unwrap_err()
                 .contains("bucket 5")
         );
+    }
+
+    proptest! {
+        /// A peer may send pieces of any bucket, in any order: what is kept is what came, per
+        /// bucket asked for, and nothing else.
+        #[test]
+        fn any_pieces_are_kept_or_refused_and_never_panic(
+            asked in 0usize..6,
+            pieces in proptest::collection::vec((0u32..8, proptest::collection::vec(any::<u8>(), 0..16)), 0..24),
+        ) {
+            let mut received = Received::new(asked);
+            let mut expected = vec![Vec::new(); asked];
+            let mut refused = false;
+            for (bucket, data) in pieces {
+                match expected.get_mut(bucket as usize) {
+                    Some(bytes) => {
+                        bytes.extend_from_slice(&data);
+                        prop_assert!(received.add(bucket, data).is_ok());
+                    }
+                    None => {
+                        refused = true;
+                        prop_assert!(received.add(bucket, data).is_err());
+                        break;
+                    }
+                }
+            }
+            if !refused && let Ok(buckets) = received.finish() {
+                prop_assert_eq!(buckets, expected);
+            }
+        }
     }
 }

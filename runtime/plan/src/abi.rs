@@ -17,6 +17,10 @@ pub const STATUS_OK: Status = 0;
 /// The callee failed and has reported why through the [`ErrorSink`].
 pub const STATUS_ERROR: Status = 1;
 
+/// How the message a callee reports begins when a closure of the user's panicked (the panic's
+/// own message follows), as opposed to an error the operator itself returned.
+pub const PANIC_PREFIX: &str = "closure panicked: ";
+
 /// A borrowed byte slice.
 #[repr(C)]
 #[derive(Clone, Copy)]

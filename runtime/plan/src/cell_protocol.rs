@@ -1,8 +1,24 @@
 //! Messages between a cell (the thin `tessera` crate, in the evcxr child process) and the driver
 //! (in the session host), over a local socket: a little-endian `u32` length, then bincode.
 
+use crate::decode::{DecodeError, decode_bincode};
 use crate::rdd::{LocalCodeRef, Operator, Partitioner, RddId, RddNode, StorageLevel};
 use serde::{Deserialize, Serialize};
+
+/// What a request frame holds, for errors.
+pub const REQUEST: &str = "a cell's request to the driver";
+/// What a reply frame holds, for errors.
+pub const RESPONSE: &str = "the driver's reply to a cell";
+
+/// Decodes the body of a request frame (after its length).
+pub fn decode_request(body: &[u8]) -> Result<Envelope, DecodeError> {
+    decode_bincode(REQUEST, body)
+}
+
+/// Decodes the body of a reply frame (after its length).
+pub fn decode_response(body: &[u8]) -> Result<CellResponse, DecodeError> {
+    decode_bincode(RESPONSE, body)
+}
 
 /// The environment variables that tell the process running cells where the driver listens
 /// (its abstract socket's name) and the token it accepts: `tessera::Context::from_session`
@@ -146,4 +162,155 @@ pub struct LineageEntry {
     /// It was listed above already (a lineage is a graph, not a tree): its parents are not
     /// listed again.
     pub repeated: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::damage::{damaged, edits};
+    use crate::decode::read_frame;
+    use crate::rdd::RddKind;
+    use proptest::prelude::*;
+
+    fn operator() -> Operator<LocalCodeRef> {
+        Operator {
+            entry: LocalCodeRef {
+                library_path: "/cells/libctx.so".to_string(),
+                offset: 4096,
+            },
+            env_decoder: None,
+            captures: vec![5; 12],
+            params: vec![1, 0, 0, 0],
+        }
+    }
+
+    fn requests() -> Vec<Envelope> {
+        let requests = vec![
+            CellRequest::Define(RddNode {
+                kind: RddKind::Narrow {
+                    parent: 1,
+                    op: operator(),
+                    preserves_partitioning: false,
+                },
+                num_partitions: 4,
+                element_type: "u64".to_string(),
+                name: "map at cell 2".to_string(),
+            }),
+            CellRequest::TextFile {
+                path: "app.log".to_string(),
+                min_partitions: 8,
+                decoder: operator(),
+                name: "text_file".to_string(),
+            },
+            CellRequest::Persist {
+                rdd: 3,
+                level: Some(StorageLevel::MemoryOnlySer),
+            },
+            CellRequest::Display {
+                data: vec![("text/plain".to_string(), "1".to_string())],
+                display_id: Some("d".to_string()),
+                update: true,
+            },
+            CellRequest::RunJob {
+                rdd: 2,
+                action: CellAction::Run(operator()),
+                partitions: Some(vec![0, 3]),
+                name: "collect".to_string(),
+            },
+        ];
+        requests
+            .into_iter()
+            .map(|request| Envelope { token: 77, request })
+            .collect()
+    }
+
+    fn responses() -> Vec<CellResponse> {
+        vec![
+            CellResponse::Defined {
+                rdd: 4,
+                num_partitions: 2,
+                partitioner: Some(Partitioner::Hash { partitions: 2 }),
+            },
+            CellResponse::JobResult {
+                results: vec![vec![1; 9], Vec::new()],
+            },
+            CellResponse::Lineage {
+                rdds: vec![LineageEntry {
+                    rdd: 1,
+                    name: "map".to_string(),
+                    kind: "narrow".to_string(),
+                    element_type: "u64".to_string(),
+                    partitions: 2,
+                    partitioner: None,
+                    storage: Some(StorageLevel::DiskOnly),
+                    cached_partitions: 1,
+                    reader: Some(0),
+                    last_parent: true,
+                    shuffle_parent: false,
+                    repeated: false,
+                }],
+            },
+            CellResponse::Error("no".to_string()),
+        ]
+    }
+
+    /// `body` with its length in front, as a frame on the socket.
+    fn framed(body: &[u8]) -> Vec<u8> {
+        let mut bytes = (body.len() as u32).to_le_bytes().to_vec();
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    #[test]
+    fn requests_and_replies_read_back_from_frames() {
+        for envelope in requests() {
+            let bytes = framed(&bincode::serialize(&envelope).unwrap());
+            let body = read_frame(REQUEST, &mut &bytes[..]).unwrap();
+            let back = decode_request(&body).unwrap();
+            assert_eq!(format!("{back:?}"), format!("{envelope:?}"));
+        }
+        for response in responses() {
+            let body = bincode::serialize(&response).unwrap();
+            let back = decode_response(&body).unwrap();
+            assert_eq!(format!("{back:?}"), format!("{response:?}"));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_streams_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let mut stream = &bytes[..];
+            while let Ok(body) = read_frame(REQUEST, &mut stream) {
+                prop_assert!(body.len() <= bytes.len());
+                let _ = decode_request(&body);
+                let _ = decode_response(&body);
+            }
+        }
+
+        #[test]
+        fn damaged_requests_never_panic(
+            which in any::<prop::sample::Index>(),
+            edits in edits(8),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let all = requests();
+            let valid = framed(&bincode::serialize(which.get(&all)).unwrap());
+            let keep = cut.index(valid.len());
+            prop_assert!(read_frame(REQUEST, &mut &valid[..keep]).is_err());
+            let bytes = damaged(valid, &edits);
+            if let Ok(body) = read_frame(REQUEST, &mut &bytes[..]) {
+                let _ = decode_request(&body);
+            }
+        }
+
+        #[test]
+        fn damaged_replies_never_panic(
+            which in any::<prop::sample::Index>(),
+            edits in edits(8),
+        ) {
+            let all = responses();
+            let bytes = damaged(bincode::serialize(which.get(&all)).unwrap(), &edits);
+            let _ = decode_response(&bytes);
+        }
+    }
 }

@@ -6,6 +6,7 @@
 
 pub mod abi;
 pub mod cell_protocol;
+pub mod decode;
 pub mod map_output;
 pub mod rdd;
 pub mod task;

@@ -6,6 +6,8 @@
 //! Layout, little-endian: `n` (u64), then `n + 1` offsets (u64) into the payload, then the
 //! payload. Bucket `r` is `payload[offsets[r]..offsets[r + 1]]`.
 
+use crate::decode::DecodeError;
+
 /// Frames `buckets` as one map output.
 pub fn frame(buckets: &[Vec<u8>]) -> Vec<u8> {
     let payload: usize = buckets.iter().map(Vec::len).sum();
@@ -33,22 +35,34 @@ pub struct MapOutput {
 }
 
 impl MapOutput {
-    /// Checks what [`frame`] wrote.
-    pub fn parse(bytes: Vec<u8>) -> Result<MapOutput, String> {
+    /// Checks what [`frame`] wrote: a table that fits the bytes, offsets in order, a payload
+    /// that ends where the last offset says.
+    pub fn parse(bytes: Vec<u8>) -> Result<MapOutput, DecodeError> {
         let word = |i: usize| -> Option<u64> {
             let b = bytes.get(8 * i..8 * i + 8)?;
             Some(u64::from_le_bytes(b.try_into().ok()?))
         };
-        let malformed = || "a shuffle map output is malformed".to_string();
-        let n = word(0).ok_or_else(malformed)? as usize;
-        let offsets: Vec<u64> = (1..n.saturating_add(2))
+        let malformed = |reason: &str| DecodeError::Malformed {
+            what: "a shuffle map output",
+            reason: reason.to_string(),
+        };
+        let n = word(0).ok_or_else(|| malformed("shorter than its bucket count"))?;
+        // The table of n + 1 offsets must fit in the bytes: checked before reading it.
+        let table_words = n
+            .checked_add(2)
+            .filter(|&words| words <= (bytes.len() / 8) as u64)
+            .ok_or_else(|| malformed("its offset table does not fit in it"))?
+            as usize;
+        let offsets: Vec<u64> = (1..table_words)
             .map(word)
             .collect::<Option<_>>()
-            .ok_or_else(malformed)?;
-        let payload = 8 * (n + 2);
-        let sorted = offsets.windows(2).all(|w| w[0] <= w[1]);
-        if !sorted || offsets[0] != 0 || payload as u64 + offsets[n] != bytes.len() as u64 {
-            return Err(malformed());
+            .ok_or_else(|| malformed("its offset table does not fit in it"))?;
+        let payload = 8 * table_words;
+        if offsets[0] != 0 || !offsets.windows(2).all(|w| w[0] <= w[1]) {
+            return Err(malformed("its offsets are out of order"));
+        }
+        if payload as u64 + offsets[offsets.len() - 1] != bytes.len() as u64 {
+            return Err(malformed("its payload is not as long as its offsets say"));
         }
         Ok(MapOutput {
             bytes,
@@ -82,6 +96,8 @@ impl MapOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::damage::{damaged, edits};
+    use proptest::prelude::*;
 
     #[test]
     fn framed_buckets_read_back_and_damage_is_caught() {
@@ -97,6 +113,45 @@ mod tests {
         cut.pop();
         assert!(MapOutput::parse(cut).is_err());
         assert!(MapOutput::parse(vec![1, 2, 3]).is_err());
-        assert!(MapOutput::parse(u64::MAX.to_le_bytes().to_vec()).is_err());
+        let error = MapOutput::parse(u64::MAX.to_le_bytes().to_vec()).unwrap_err();
+        assert!(error.to_string().contains("offset table"), "{error}");
+    }
+
+    /// Every bucket range of a parsed output lies within its bytes, in order.
+    fn check_ranges(output: &MapOutput) -> Result<(), TestCaseError> {
+        let mut end = 0;
+        for r in 0..output.buckets() {
+            let range = output.range(r).unwrap();
+            prop_assert!(range.start >= end && range.start <= range.end);
+            prop_assert!(range.end <= output.bytes().len());
+            end = range.end;
+        }
+        prop_assert!(output.range(output.buckets()).is_none());
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            if let Ok(output) = MapOutput::parse(bytes) {
+                check_ranges(&output)?;
+            }
+        }
+
+        #[test]
+        fn damaged_outputs_never_panic_and_ranges_stay_inside(
+            buckets in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..20), 0..6),
+            edits in edits(6),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let framed = frame(&buckets);
+            let whole = MapOutput::parse(framed.clone()).unwrap();
+            prop_assert_eq!(whole.buckets(), buckets.len());
+            let keep = cut.index(framed.len());
+            prop_assert!(MapOutput::parse(framed[..keep].to_vec()).is_err());
+            if let Ok(output) = MapOutput::parse(damaged(framed, &edits)) {
+                check_ranges(&output)?;
+            }
+        }
     }
 }

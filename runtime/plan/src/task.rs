@@ -1,7 +1,56 @@
 //! What the driver sends an executor to run, and what comes back.
 
+use crate::decode::{DecodeError, decode_bincode};
 use crate::rdd::{CodeRef, FileSplit, Operator, RddId, StorageLevel};
 use serde::{Deserialize, Serialize};
+
+/// How deeply partitionwise unions may nest in one task. A task is a tree of chains, and
+/// decoding recurses once per level: bytes that nested without end would exhaust the
+/// executor's stack, which no error can report.
+pub const MAX_CHAIN_NESTING: usize = 128;
+
+/// Keeps decoding within [`MAX_CHAIN_NESTING`] levels of chains.
+mod nesting {
+    use super::{Chain, MAX_CHAIN_NESTING};
+    use serde::{Deserialize, Deserializer, de::Error};
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Levels of chains being decoded on this thread.
+        static DEPTH: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Restores the depth when a level ends, however it ends.
+    struct Level(usize);
+
+    impl Drop for Level {
+        fn drop(&mut self) {
+            DEPTH.set(self.0);
+        }
+    }
+
+    pub(super) fn chains<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Chain>, D::Error> {
+        let depth = DEPTH.get();
+        if depth >= MAX_CHAIN_NESTING {
+            return Err(D::Error::custom(format!(
+                "unions nest more than {MAX_CHAIN_NESTING} levels deep"
+            )));
+        }
+        let _level = Level(depth);
+        DEPTH.set(depth + 1);
+        Vec::<Chain>::deserialize(d)
+    }
+}
+
+/// Decodes a task the driver sent.
+pub fn decode_task(bytes: &[u8]) -> Result<TaskSpec, DecodeError> {
+    decode_bincode("a task from the driver", bytes)
+}
+
+/// Decodes what an executor answered a task with.
+pub fn decode_outcome(bytes: &[u8]) -> Result<TaskOutcome, DecodeError> {
+    decode_bincode("a task's outcome from an executor", bytes)
+}
 
 /// Where a task's records start when no step of its pipeline is cached.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -31,7 +80,7 @@ pub enum TaskSource {
         decoder: Operator<CodeRef>,
     },
     /// A partitionwise union of co-partitioned RDDs: the records of each chain in turn.
-    Concat(Vec<Chain>),
+    Concat(#[serde(deserialize_with = "nesting::chains")] Vec<Chain>),
 }
 
 /// Records from a source through a chain of narrow steps: a task is one chain and an action.
@@ -235,4 +284,123 @@ pub enum TaskOutcome {
         executor_id: String,
         message: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::damage::{damaged, edits};
+    use proptest::prelude::*;
+
+    fn operator(name: &str) -> Operator<CodeRef> {
+        Operator {
+            entry: CodeRef {
+                library: name.to_string(),
+                offset: 16,
+            },
+            env_decoder: None,
+            captures: vec![1, 2, 3],
+            params: Vec::new(),
+        }
+    }
+
+    fn task() -> TaskSpec {
+        let chain = |path: &str| Chain {
+            source: Some(TaskSource::TextSplit {
+                split: FileSplit {
+                    path: path.to_string(),
+                    start: 0,
+                    end: 100,
+                },
+                decoder: operator("text"),
+            }),
+            steps: vec![PipelineStep {
+                rdd: 3,
+                partition: 1,
+                op: Some(operator("map")),
+                persist: Some(StorageLevel::MemoryOnly),
+                element_type: "alloc::string::String".to_string(),
+            }],
+        };
+        TaskSpec {
+            job_id: 1,
+            task_id: 2,
+            attempt: 0,
+            partition: 1,
+            source: Some(TaskSource::Concat(vec![chain("/a"), chain("/b")])),
+            steps: Vec::new(),
+            action: TaskAction::ShuffleWrite {
+                shuffle: 4,
+                writer: operator("writer"),
+            },
+            files: vec![SideFile {
+                name: "lookup.csv".to_string(),
+                hash: "ab".to_string(),
+            }],
+        }
+    }
+
+    /// One level of `TaskSource::Concat` holding one chain with a source, as bincode writes it:
+    /// the variant's index, the vector's length, `Some`.
+    fn nested_concat(levels: usize) -> Vec<u8> {
+        let mut level = 4u32.to_le_bytes().to_vec();
+        level.extend_from_slice(&1u64.to_le_bytes());
+        level.push(1);
+        level.repeat(levels)
+    }
+
+    #[test]
+    fn unions_nested_without_end_are_an_error_not_a_stack_overflow() {
+        let error = decode_bincode::<TaskSource>("a task", &nested_concat(1_000_000)).unwrap_err();
+        assert!(
+            error.to_string().contains("more than 128 levels"),
+            "{error}"
+        );
+        // Within the limit, nesting decodes as far as the bytes go (here: they end).
+        let error = decode_bincode::<TaskSource>("a task", &nested_concat(100)).unwrap_err();
+        assert!(!error.to_string().contains("levels"), "{error}");
+        let task = decode_task(&bincode::serialize(&task()).unwrap()).unwrap();
+        assert_eq!(task.operators().len(), 5);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_task(&bytes);
+            let _ = decode_outcome(&bytes);
+        }
+
+        #[test]
+        fn damaged_tasks_never_panic(
+            edits in edits(8),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let valid = bincode::serialize(&task()).unwrap();
+            // Every field is read in turn to the last byte: a cut encoding cannot decode.
+            prop_assert!(decode_task(&valid[..cut.index(valid.len())]).is_err());
+            let _ = decode_task(&damaged(valid, &edits));
+        }
+
+        #[test]
+        fn damaged_outcomes_never_panic(
+            edits in edits(8),
+        ) {
+            let outcome = TaskOutcome::Success {
+                result: vec![7; 40],
+                metrics: TaskMetrics {
+                    executor_id: "exec-1".to_string(),
+                    executor_pid: 10,
+                    origin: PartitionOrigin::Cached { rdd: 3 },
+                    records: 5,
+                    run_micros: 6,
+                    stored: Vec::new(),
+                    accumulator_updates: vec![(1, vec![2; 8])],
+                    evicted: vec![(3, 1)],
+                    shuffle_read_bytes: 0,
+                    shuffle_write_bytes: 9,
+                },
+            };
+            let _ = decode_outcome(&damaged(bincode::serialize(&outcome).unwrap(), &edits));
+        }
+    }
 }
