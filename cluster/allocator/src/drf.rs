@@ -55,6 +55,27 @@ mod tests {
     }
 
     #[test]
+    fn an_unreachable_agent_is_not_offered_until_heard_from() {
+        let mut alloc = DrfAllocator::new();
+        alloc.add_agent("s1", Resources::new(2.0, 2 * GB));
+        alloc.add_agent("s2", Resources::new(2.0, 2 * GB));
+        alloc.add_framework("A", &["*"]);
+        alloc.deactivate_agent("s1");
+        let offered = alloc.allocate(Instant::now());
+        assert_eq!(offered.len(), 1);
+        assert_eq!(offered[0].agent_id, "s2");
+        assert_eq!(
+            alloc.cluster_total(),
+            Resources::new(4.0, 4 * GB),
+            "its resources stay counted"
+        );
+        alloc.activate_agent("s1");
+        let offered = alloc.allocate(Instant::now());
+        assert_eq!(offered.len(), 1);
+        assert_eq!(offered[0].agent_id, "s1");
+    }
+
+    #[test]
     fn drf_paper_example() {
         let mut alloc = DrfAllocator::new();
         alloc.add_agent("s1", Resources::new(9.0, 18 * GB));

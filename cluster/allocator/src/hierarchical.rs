@@ -167,6 +167,14 @@ impl<P: RoleOrder> Allocator for HierarchicalAllocator<P> {
         self.ledger.remove_agent(agent_id);
     }
 
+    fn deactivate_agent(&mut self, agent_id: &str) {
+        self.ledger.agents.set_active(agent_id, false);
+    }
+
+    fn activate_agent(&mut self, agent_id: &str) {
+        self.ledger.agents.set_active(agent_id, true);
+    }
+
     fn add_framework(&mut self, framework_id: &str, roles: &[&str]) {
         let mut named: Vec<&str> = roles.iter().copied().filter(|r| !r.is_empty()).collect();
         if named.is_empty() {

@@ -35,6 +35,8 @@ pub(crate) struct AgentEntry {
     /// The role these resources are reserved for (a reserved pool of an agent): only its
     /// frameworks are offered them. `None`: unreserved, offered to every role.
     pub role: Option<Arc<str>>,
+    /// Offered at all: an agent the master cannot reach is not, until it is heard from again.
+    pub active: bool,
 }
 
 impl AgentEntry {
@@ -70,11 +72,16 @@ impl Agents {
         &self.entries[position]
     }
 
-    /// The positions of agents with something worth offering.
+    /// The positions of active agents with something worth offering.
     pub fn positions_with_free(&self) -> Vec<usize> {
         (0..self.entries.len())
-            .filter(|&at| self.entries[at].free().is_offerable())
+            .filter(|&at| self.entries[at].active && self.entries[at].free().is_offerable())
             .collect()
+    }
+
+    /// Offers the agent's resources, or stops offering them; false if it is not here.
+    pub fn set_active(&mut self, agent_id: &str, active: bool) -> bool {
+        self.get_mut(agent_id).map(|a| a.active = active).is_some()
     }
 
     fn push(&mut self, entry: AgentEntry) {
@@ -234,6 +241,7 @@ impl Ledger {
             total,
             allocated: Resources::ZERO,
             role: role.map(Arc::from),
+            active: true,
         });
         self.total = self.total.plus(&total);
         self.stale_order = true;

@@ -91,6 +91,13 @@ pub trait Allocator: Send {
     fn total_of(&self, agent_id: &str) -> Option<Resources>;
     /// The agent left or was lost; whatever frameworks held on it is dropped.
     fn remove_agent(&mut self, agent_id: &str);
+
+    /// Stops offering the agent's (or pool's) resources, keeping its bookkeeping: the master
+    /// cannot reach it (Mesos' `deactivateSlave`).
+    fn deactivate_agent(&mut self, agent_id: &str);
+
+    /// Offers the agent's resources again once it is heard from (Mesos' `activateSlave`).
+    fn activate_agent(&mut self, agent_id: &str);
     /// A new framework subscribed in `roles` (none, or only empty names: [`DEFAULT_ROLE`];
     /// a role named twice counts once); it is active (receives offers in each).
     fn add_framework(&mut self, framework_id: &str, roles: &[&str]);

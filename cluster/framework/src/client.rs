@@ -405,6 +405,10 @@ fn status_error(master: &str, action: &'static str, status: tonic::Status) -> Fr
         {
             unreachable(master, describe_status(&status))
         }
+        tonic::Code::NotFound => FrameworkError::NotRegistered {
+            master: master.to_string(),
+            message: status.message().to_string(),
+        },
         _ => FrameworkError::Rejected {
             master: master.to_string(),
             action,
@@ -414,7 +418,7 @@ fn status_error(master: &str, action: &'static str, status: tonic::Status) -> Fr
 }
 
 /// Runs a unary call with a timeout and turns failures into clear errors.
-async fn call<T>(
+pub(crate) async fn call<T>(
     master: &str,
     action: &'static str,
     fut: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -433,6 +437,8 @@ async fn call<T>(
 struct Inner {
     link: Arc<MasterLink>,
     framework_id: String,
+    /// What subscribes again as this framework.
+    subscription: pb::SubscribeRequest,
     /// Dropped with the last clone of the client: ends the subscription.
     _alive: oneshot::Sender<()>,
 }
@@ -490,6 +496,7 @@ impl FrameworkClient {
             .await;
         let (alive_tx, alive_rx) = oneshot::channel();
         request.framework_id = framework_id.clone();
+        let subscription = request.clone();
         let failover = info.failover_timeout.filter(|t| !t.is_zero());
         tokio::spawn(forward_events(
             Resubscriber {
@@ -505,6 +512,7 @@ impl FrameworkClient {
         let inner = Inner {
             link,
             framework_id,
+            subscription,
             _alive: alive_tx,
         };
         Ok((
@@ -554,8 +562,13 @@ impl FrameworkClient {
                 .collect(),
             ..Default::default()
         };
-        let (master, mut client) = self.inner.link.client().await?;
-        call(&master, "accept the offer", client.accept(request)).await?;
+        self.inner
+            .link
+            .call("accept the offer", |mut client| {
+                let request = request.clone();
+                async move { client.accept(request).await }
+            })
+            .await?;
         Ok(())
     }
 
@@ -567,8 +580,13 @@ impl FrameworkClient {
             offer_ids: vec![offer_id.to_string()],
             refuse_seconds,
         };
-        let (master, mut client) = self.inner.link.client().await?;
-        call(&master, "decline the offer", client.decline(request)).await?;
+        self.inner
+            .link
+            .call("decline the offer", |mut client| {
+                let request = request.clone();
+                async move { client.decline(request).await }
+            })
+            .await?;
         Ok(())
     }
 
@@ -585,8 +603,13 @@ impl FrameworkClient {
             framework_id: self.inner.framework_id.clone(),
             roles: roles.iter().map(|r| r.to_string()).collect(),
         };
-        let (master, mut client) = self.inner.link.client().await?;
-        call(&master, "suppress offers", client.suppress(request)).await?;
+        self.inner
+            .link
+            .call("suppress offers", |mut client| {
+                let request = request.clone();
+                async move { client.suppress(request).await }
+            })
+            .await?;
         Ok(())
     }
 
@@ -603,8 +626,13 @@ impl FrameworkClient {
             framework_id: self.inner.framework_id.clone(),
             roles: roles.iter().map(|r| r.to_string()).collect(),
         };
-        let (master, mut client) = self.inner.link.client().await?;
-        call(&master, "revive offers", client.revive(request)).await?;
+        self.inner
+            .link
+            .call("revive offers", |mut client| {
+                let request = request.clone();
+                async move { client.revive(request).await }
+            })
+            .await?;
         Ok(())
     }
 
@@ -615,8 +643,13 @@ impl FrameworkClient {
             framework_id: self.inner.framework_id.clone(),
             executor_id: executor_id.to_string(),
         };
-        let (master, mut client) = self.inner.link.client().await?;
-        call(&master, "kill the executor", client.kill(request)).await?;
+        self.inner
+            .link
+            .call("kill the executor", |mut client| {
+                let request = request.clone();
+                async move { client.kill(request).await }
+            })
+            .await?;
         Ok(())
     }
 
@@ -627,8 +660,13 @@ impl FrameworkClient {
             framework_id: self.inner.framework_id.clone(),
             executor_id: executor_id.to_string(),
         };
-        let (master, mut client) = self.inner.link.client().await?;
-        call(&master, "shut down the executor", client.shutdown(request)).await?;
+        self.inner
+            .link
+            .call("shut down the executor", |mut client| {
+                let request = request.clone();
+                async move { client.shutdown(request).await }
+            })
+            .await?;
         Ok(())
     }
 
@@ -645,13 +683,13 @@ impl FrameworkClient {
             executor_id: executor_id.to_string(),
             data,
         };
-        let (master, mut client) = self.inner.link.client().await?;
-        call(
-            &master,
-            "send a message to the executor",
-            client.message(request),
-        )
-        .await?;
+        self.inner
+            .link
+            .call("send a message to the executor", |mut client| {
+                let request = request.clone();
+                async move { client.message(request).await }
+            })
+            .await?;
         Ok(())
     }
 
@@ -690,9 +728,27 @@ impl FrameworkClient {
         let request = pb::TeardownRequest {
             framework_id: self.inner.framework_id.clone(),
         };
-        let (master, mut client) = self.inner.link.client().await?;
-        call(&master, "tear down the framework", client.teardown(request)).await?;
-        Ok(())
+        let teardown = || {
+            self.inner
+                .link
+                .call("tear down the framework", |mut client| {
+                    let request = request.clone();
+                    async move { client.teardown(request).await }
+                })
+        };
+        match teardown().await {
+            // A master elected since, that has not heard from this framework yet: subscribe to
+            // it by id (it then knows whose executors agents bring back), then tear down.
+            Err(FrameworkError::NotRegistered { .. }) => {
+                let (master, client) = self.inner.link.client().await?;
+                let subscribed =
+                    subscribe_once(&client, &master, self.inner.subscription.clone()).await?;
+                let done = teardown().await;
+                drop(subscribed);
+                done.map(drop)
+            }
+            done => done.map(drop),
+        }
     }
 }
 
@@ -705,12 +761,10 @@ async fn reconcile(
         framework_id: framework_id.to_string(),
         executor_ids,
     };
-    let (master, mut client) = link.client().await?;
-    call(
-        &master,
-        "reconcile executor states",
-        client.reconcile(request),
-    )
+    link.call("reconcile executor states", |mut client| {
+        let request = request.clone();
+        async move { client.reconcile(request).await }
+    })
     .await?;
     Ok(())
 }
@@ -719,12 +773,10 @@ async fn acknowledge(
     link: &MasterLink,
     request: pb::AcknowledgeRequest,
 ) -> Result<(), FrameworkError> {
-    let (master, mut client) = link.client().await?;
-    call(
-        &master,
-        "acknowledge a status update",
-        client.acknowledge(request),
-    )
+    link.call("acknowledge a status update", |mut client| {
+        let request = request.clone();
+        async move { client.acknowledge(request).await }
+    })
     .await?;
     Ok(())
 }
@@ -1029,13 +1081,11 @@ async fn forward_stream(
 /// Asks the master for a snapshot of the cluster.
 pub async fn cluster_status(endpoint: &MasterEndpoint) -> Result<ClusterStatus, FrameworkError> {
     let link = MasterLink::new(&endpoint.address, &endpoint.credential).await?;
-    let (master, mut client) = link.client().await?;
-    let r = call(
-        &master,
-        "report the cluster status",
-        client.cluster_status(pb::ClusterStatusRequest {}),
-    )
-    .await?;
+    let r = link
+        .call("report the cluster status", |mut client| async move {
+            client.cluster_status(pb::ClusterStatusRequest {}).await
+        })
+        .await?;
     Ok(ClusterStatus {
         agents: r
             .agents

@@ -79,6 +79,8 @@ pub enum FrameworkError {
         action: &'static str,
         seconds: u64,
     },
+    #[error("the Tessera master at {master} does not know this framework: {message}")]
+    NotRegistered { master: String, message: String },
     #[error("the Tessera master at {master} sent something unexpected: {detail}")]
     Protocol { master: String, detail: String },
     #[error(

@@ -3,6 +3,7 @@
 //! re-subscriptions ask for the client of the current leader, so a framework follows a
 //! failover without its user doing anything.
 
+use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use tessera_zookeeper::MasterDetector;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::FrameworkError;
-use crate::client::unreachable;
+use crate::client::{call, unreachable};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a call waits for a master to be elected.
@@ -82,9 +83,41 @@ impl MasterLink {
                     if matches!(self.detector, MasterDetector::ZooKeeper { .. })
                         && tokio::time::Instant::now() < deadline =>
                 {
-                    let _ = tokio::time::timeout_at(deadline, detector.changed()).await;
+                    if detector.leader().as_deref() == Some(leader.as_str()) {
+                        let _ = tokio::time::timeout_at(deadline, detector.changed()).await;
+                    }
                 }
                 Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Runs a unary call (`make` builds it for a client) on the leading master. Under
+    /// ZooKeeper, a call that cannot reach the leader — it died, and ZooKeeper still names it —
+    /// is made again on the next one, within a while; elsewhere its error stands.
+    pub(crate) async fn call<T, F, Fut>(
+        &self,
+        action: &'static str,
+        make: F,
+    ) -> Result<T, FrameworkError>
+    where
+        F: Fn(MasterClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let deadline = tokio::time::Instant::now() + LEADER_PATIENCE;
+        loop {
+            let mut detector = self.detector.clone();
+            let (master, client) = self.client().await?;
+            match call(&master, action, make(client)).await {
+                Err(FrameworkError::Unreachable { .. })
+                    if matches!(self.detector, MasterDetector::ZooKeeper { .. })
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    if detector.leader().as_deref() == Some(master.as_str()) {
+                        let _ = tokio::time::timeout_at(deadline, detector.changed()).await;
+                    }
+                }
+                answer => return answer,
             }
         }
     }

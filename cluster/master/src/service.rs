@@ -99,7 +99,13 @@ fn run_actions(shared: &Arc<Shared>, actions: Vec<AgentAction>) {
                         return;
                     };
                     tracing::warn!(framework_id = %fid, executor_id = %eid, %agent_id, %error, "launch failed");
-                    shared.lock().update_executor(
+                    let mut state = shared.lock();
+                    // Its resources would only be offered, accepted and fail again, many times a
+                    // second, until the agent timeout: offer none until it is heard from.
+                    if let AgentCallError::Unreachable(why) = &error {
+                        state.agent_unreachable(&agent_id, why);
+                    }
+                    state.update_executor(
                         &fid,
                         &eid,
                         &agent_id,
@@ -155,13 +161,34 @@ fn run_actions(shared: &Arc<Shared>, actions: Vec<AgentAction>) {
 }
 
 /// A call to an agent, given up after [`AGENT_RPC_TIMEOUT`]; the error says why it failed.
+/// Why a call to an agent failed.
+#[derive(Debug, thiserror::Error)]
+enum AgentCallError {
+    /// The agent could not be reached (connection refused or broken, no answer in time).
+    #[error("{0}")]
+    Unreachable(String),
+    /// The agent answered with an error.
+    #[error("{0}")]
+    Refused(String),
+}
+
 async fn agent_call<T>(
     call: impl std::future::Future<Output = Result<tonic::Response<T>, Status>>,
-) -> Result<(), String> {
+) -> Result<(), AgentCallError> {
     match tokio::time::timeout(AGENT_RPC_TIMEOUT, call).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(status)) => Err(status.message().to_string()),
-        Err(_) => Err("the agent did not answer in time".to_string()),
+        Ok(Err(status))
+            if matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+            ) =>
+        {
+            Err(AgentCallError::Unreachable(status.message().to_string()))
+        }
+        Ok(Err(status)) => Err(AgentCallError::Refused(status.message().to_string())),
+        Err(_) => Err(AgentCallError::Unreachable(
+            "the agent did not answer in time".to_string(),
+        )),
     }
 }
 

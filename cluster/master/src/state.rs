@@ -65,6 +65,9 @@ pub(crate) struct Agent {
     pub isolation: String,
     pub last_heartbeat: Instant,
     pub client: AgentClient<Channel>,
+    /// False once a call to it failed to connect: its resources are not offered until it
+    /// heartbeats again.
+    pub reachable: bool,
 }
 
 pub(crate) struct Framework {
@@ -481,8 +484,8 @@ impl MasterState {
 
     /// Registers an agent — `(hostname, address, principal)` with `unreserved` CPUs and
     /// memory and `offering` besides — and returns its new id and heartbeat interval. An
-    /// earlier registration of the same principal at the same address (it restarted before
-    /// its timeout) is removed as lost first; an address held by another agent's principal is
+    /// earlier registration of the same principal on the same host (it restarted before its
+    /// timeout) is removed as lost first; an address held by another agent's principal is
     /// refused.
     pub fn register_agent_offering(
         &mut self,
@@ -509,6 +512,23 @@ impl MasterState {
         now: Instant,
     ) -> Result<(String, Duration), Status> {
         self.take_address(&address, &principal)?;
+        if id.is_none() {
+            // The same principal registering anew from the same host, on another port: that
+            // agent restarted, and what it ran died with it (an agent that recovers its
+            // executors registers again under its id instead).
+            let restarted: Vec<String> = (self.agents.values())
+                .filter(|a| {
+                    a.principal == principal && a.hostname == hostname && a.address != address
+                })
+                .map(|a| a.id.clone())
+                .collect();
+            for id in restarted {
+                self.remove_agent(
+                    &id,
+                    "its agent registered again as a new agent (it restarted)",
+                );
+            }
+        }
         let id = id.unwrap_or_else(|| {
             self.next_agent += 1;
             format!("{}-S{}", self.run_id, self.next_agent - 1)
@@ -539,6 +559,7 @@ impl MasterState {
                 isolation,
                 last_heartbeat: now,
                 client,
+                reachable: true,
             },
         );
         Ok((id, self.heartbeat_interval))
@@ -764,6 +785,11 @@ impl MasterState {
         Ok(match self.agents.get_mut(agent_id) {
             Some(agent) => {
                 agent.last_heartbeat = now;
+                if !agent.reachable {
+                    agent.reachable = true;
+                    tracing::info!(%agent_id, "the agent is heard from again; offering its resources");
+                    self.set_agent_offered(agent_id, true);
+                }
                 true
             }
             None => {
@@ -773,6 +799,42 @@ impl MasterState {
                 false
             }
         })
+    }
+
+    /// A call to the agent could not connect (`why`): its resources, reserved or not, are not
+    /// offered until it heartbeats again (Mesos deactivates an agent whose connection broke).
+    /// Its executors stay: it may only be cut off for a moment; the agent timeout decides.
+    pub fn agent_unreachable(&mut self, agent_id: &str, why: &str) {
+        let Some(agent) = self.agents.get_mut(agent_id) else {
+            return;
+        };
+        if !agent.reachable {
+            return;
+        }
+        agent.reachable = false;
+        tracing::warn!(%agent_id, address = %agent.address, %why, "the agent cannot be reached; offering none of its resources until it heartbeats again");
+        self.set_agent_offered(agent_id, false);
+    }
+
+    /// Offers `agent_id`'s resources and its reserved pools', or stops offering them.
+    fn set_agent_offered(&mut self, agent_id: &str, offered: bool) {
+        let Some(agent) = self.agents.get(agent_id) else {
+            return;
+        };
+        let roles = agent
+            .static_reserved
+            .keys()
+            .chain(agent.dynamic_reserved.keys());
+        let pools: Vec<String> = std::iter::once(agent_id.to_string())
+            .chain(roles.map(|role| pool_id(agent_id, Some(role))))
+            .collect();
+        for pool in pools {
+            if offered {
+                self.allocator.activate_agent(&pool);
+            } else {
+                self.allocator.deactivate_agent(&pool);
+            }
+        }
     }
 
     /// Keeps what an agent's running executors use, as its heartbeat reports it; reports on
@@ -2683,6 +2745,70 @@ mod tests {
             "a lost agent must register again"
         );
         assert_eq!(m.allocator.cluster_total(), Resources::ZERO);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_agent_is_offered_again_only_once_it_heartbeats() {
+        let (mut m, agent, fw, mut rx, offer) = setup(Duration::ZERO);
+        let t0 = Instant::now();
+        accept_one(&mut m, &fw, offer, launch("e", 1.0, 256), t0);
+        m.agent_unreachable(&agent, "tcp connect error");
+        m.allocate(t0);
+        assert!(
+            offers(&drain(&mut rx)).is_empty(),
+            "nothing of an agent that cannot be reached is offered"
+        );
+        assert_eq!(
+            m.cluster_status().agents.len(),
+            1,
+            "it is not declared lost"
+        );
+        assert!(m.heartbeat(&agent, "b", t0).unwrap());
+        m.allocate(t0);
+        assert_eq!(
+            offers(&drain(&mut rx)).len(),
+            1,
+            "offered again once heard from"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_agent_registering_anew_from_the_same_host_replaces_its_old_self() {
+        let (mut m, agent, _fw, mut rx, _offer) = setup(Duration::ZERO);
+        let now = Instant::now();
+        let register = |m: &mut MasterState, host: &str, address: &str, principal: &str| {
+            m.register_agent(
+                host.into(),
+                address.into(),
+                principal.into(),
+                Resources::new(2.0, 1024),
+                "posix".into(),
+                client(),
+                now,
+            )
+            .unwrap()
+            .0
+        };
+        // Another principal on the same host is another agent.
+        register(&mut m, "h", "127.0.0.1:10", "c");
+        assert_eq!(m.cluster_status().agents.len(), 2);
+        // The same principal from the same host on another port: the first one restarted.
+        let again = register(&mut m, "h", "127.0.0.1:11", "b");
+        assert_ne!(again, agent);
+        let ids: Vec<String> = m
+            .cluster_status()
+            .agents
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(ids.len(), 2, "{ids:?}");
+        assert!(!ids.contains(&agent), "{ids:?}");
+        assert!(
+            drain(&mut rx)
+                .iter()
+                .any(|e| matches!(e, pb::event::Event::Rescind(_))),
+            "its offer was rescinded"
+        );
     }
 
     /// What an agent kept of executor `e` of `fw` (alice's, failover `failover`).

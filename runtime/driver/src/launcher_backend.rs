@@ -227,7 +227,12 @@ impl Drop for Backend {
                 monitor_task.abort();
                 // Like a Spark driver stopping: the master kills our executors and frees their
                 // resources at once instead of after a failover timeout.
-                let _ = runtime.block_on(client.teardown());
+                if let Err(e) = runtime.block_on(client.teardown()) {
+                    tracing::warn!(
+                        "{e}; the master shuts this session's executors down once its failover \
+                         timeout has passed"
+                    );
+                }
             }
         }
     }

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The chaos suite's long mode: RUNS runs (default 100) of PageRank and logistic regression per
+# process killed (an executor, an agent, the leading master, a ZooKeeper server) on a loopback
+# cluster with standby masters; prints each target's correct runs and how much longer the jobs
+# took. CI runs one run per target (`cargo test --test chaos`). Needs Debian's zookeeper
+# package. TESSERA_CHAOS_SEED=N repeats a sequence of moments.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${1:-100}"
+cargo build --workspace --bins --locked
+TESSERA_CHAOS_RUNS="$runs" cargo test --locked --test chaos -- --nocapture 2>&1 \
+    | grep -v '^[0-9]\{4\}-[0-9][0-9]-[0-9][0-9]T'
