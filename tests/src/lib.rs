@@ -57,6 +57,42 @@ pub fn log_file() -> String {
         .collect()
 }
 
+/// Starts `session` (a `tessera` command) running `script` in the background, logging task
+/// metrics to `metrics`, its output piped.
+pub fn run_in_background(
+    mut session: Command,
+    metrics: &Path,
+    script: &Path,
+) -> std::process::Child {
+    session
+        .arg("--task-metrics")
+        .arg(metrics)
+        .arg("run")
+        .arg(script)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tessera runs")
+}
+
+/// Waits until `metrics` shows `tasks` tasks of job `job` done; panics after ten minutes (the
+/// first session on a machine compiles the cells' dependencies).
+pub fn wait_for_tasks(metrics: &Path, job: u64, tasks: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while read_task_metrics(metrics)
+        .iter()
+        .filter(|t| t.job == job)
+        .count()
+        < tasks
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job {job} did not run {tasks} tasks"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// A scratch directory removed when dropped.
 pub struct Scratch(pub PathBuf);
 

@@ -8,10 +8,12 @@
 //! The binaries must be built first: `cargo build --workspace --bins`.
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tessera_e2e::{Scratch, alive, bin_dir, read_task_metrics, tessera_on};
+use tessera_e2e::{
+    Scratch, alive, bin_dir, read_task_metrics, run_in_background, tessera_on, wait_for_tasks,
+};
 use tessera_framework::{
     ExecutorLaunch, ExecutorReason, ExecutorState, FrameworkClient, FrameworkEvent, FrameworkInfo,
     LocalCluster, MasterEndpoint, Resources, cluster_status,
@@ -239,28 +241,11 @@ fn a_session_keeps_its_cached_partitions_across_a_master_restart() {
          println!(\"second {{}}\", cached.count());\n"
     );
     let script_path = dir.write("script.rs", &script);
-    let child = tessera_on(&cluster, &dir.0)
-        .arg("--task-metrics")
-        .arg(&metrics)
-        .args(["--failover-timeout-s", "60"])
-        .arg("run")
-        .arg(&script_path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tessera runs");
-
+    let mut session = tessera_on(&cluster, &dir.0);
+    session.args(["--failover-timeout-s", "60"]);
+    let child = run_in_background(session, &metrics, &script_path);
     // The first count ran (and cached its 4 partitions).
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while read_task_metrics(&metrics)
-        .iter()
-        .filter(|t| t.job == 0)
-        .count()
-        < 4
-    {
-        assert!(Instant::now() < deadline, "the first job did not run");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_tasks(&metrics, 0, 4);
     let endpoint = cluster.endpoint();
     let before = runtime.block_on(cluster_status(&endpoint)).unwrap();
     let session = before

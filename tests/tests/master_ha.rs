@@ -7,11 +7,10 @@
 //! The binaries must be built first: `cargo build --workspace --bins`.
 
 use std::collections::BTreeSet;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tessera_e2e::ha::{HaCluster, is_standby_answer};
-use tessera_e2e::{Scratch, read_task_metrics};
+use tessera_e2e::{Scratch, read_task_metrics, run_in_background, wait_for_tasks};
 use tessera_framework::{
     ClusterStatus, ExecutorState, FrameworkClient, FrameworkEvent, FrameworkInfo, cluster_status,
 };
@@ -81,26 +80,8 @@ fn a_standby_takes_over_and_a_session_keeps_its_executors_and_cache() {
          println!(\"sums {{:?}}\", sums);\n"
     );
     let script_path = dir.write("script.rs", &script);
-    let child = cluster
-        .tessera(&dir.0)
-        .arg("--task-metrics")
-        .arg(&metrics)
-        .arg("run")
-        .arg(&script_path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tessera runs");
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while read_task_metrics(&metrics)
-        .iter()
-        .filter(|t| t.job == 0)
-        .count()
-        < 4
-    {
-        assert!(Instant::now() < deadline, "the first job did not run");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let child = run_in_background(cluster.tessera(&dir.0), &metrics, &script_path);
+    wait_for_tasks(&metrics, 0, 4);
     let before = wait_status(&runtime, &cluster, "the session's executors", |s| {
         executors_of(s, "tessera-session").1.len() == 2
     });
