@@ -23,6 +23,13 @@ use std::path::PathBuf;
 use tessera_plan::abi::Host;
 use tessera_plan::map_output::{FRAME_PREFIX, read_frames};
 
+/// A record frame is closed past this many bytes.
+pub(crate) const FRAME_BYTES: usize = 1 << 16;
+
+/// What a merge of spilled runs hands on in one batch, at most (estimated): batches are
+/// otherwise counted in records, and a record may be a group of many values.
+pub(crate) const MERGED_BATCH_BYTES: u64 = 1 << 20;
+
 /// Operators never spill with less than this in memory: a smaller budget would only make
 /// more, smaller files.
 pub(crate) const MIN_SPILL_BYTES: u64 = 256 << 10;
@@ -175,21 +182,22 @@ impl SpillFile {
         Ok(start..self.len)
     }
 
-    /// Appends `records` as frames of at most [`BATCH_RECORDS`] records each.
+    /// Appends `records` as frames (see [`FrameBuilder::full`]).
     fn write_run<T: Serialize>(
         &mut self,
         records: impl IntoIterator<Item = T>,
     ) -> Result<Range<u64>, Stop> {
         let start = self.len;
-        let mut records = records.into_iter().peekable();
         let mut frame = FrameBuilder::default();
-        while records.peek().is_some() {
-            for record in records.by_ref().take(BATCH_RECORDS) {
-                frame.add(&record)?;
+        for record in records {
+            frame.add(&record)?;
+            if frame.full() {
+                let bytes = frame.close();
+                self.append(&bytes)?;
             }
-            let bytes = frame.close();
-            self.append(&bytes)?;
         }
+        let bytes = frame.close();
+        self.append(&bytes)?;
         Ok(start..self.len)
     }
 
@@ -268,12 +276,11 @@ impl FrameBuilder {
         Ok((self.bytes.len() - before) as u64)
     }
 
-    pub(crate) fn records(&self) -> u64 {
-        self.records
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.bytes.len()
+    /// Whether the frame should be closed: a batch of records, or [`FRAME_BYTES`]. Bounding
+    /// the bytes bounds what a reader of many runs holds, one decoded frame per run, whatever
+    /// the size of a record (a group of many values is one record).
+    pub(crate) fn full(&self) -> bool {
+        self.records as usize >= BATCH_RECORDS || self.bytes.len() >= FRAME_BYTES
     }
 
     /// The finished frame (empty if no record was added); the builder starts again.

@@ -62,8 +62,8 @@ struct Args {
     #[arg(long, default_value_t = 1024)]
     memory_mb: u64,
     /// Memory for shuffle output this executor wrote, in MiB, before the oldest goes to disk
-    /// (default: a quarter of --memory-mb).
-    #[arg(long)]
+    /// (default: a quarter of --memory-mb, or $TESSERA_SHUFFLE_MEMORY_MB).
+    #[arg(long, env = "TESSERA_SHUFFLE_MEMORY_MB")]
     shuffle_memory_mb: Option<u64>,
     /// Execution memory for shuffles, in MiB: what map writers, reduce-side merges, groups and
     /// sorts, and fetched buckets may hold before they spill to disk, shared evenly by the task

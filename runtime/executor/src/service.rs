@@ -176,8 +176,9 @@ impl Executor for ExecutorService {
                     })
             })
             .collect::<Result<_, _>>()?;
-        // A few pieces in flight: the reducer's pace bounds what this side buffers.
-        let (pieces, stream) = tokio::sync::mpsc::channel(4);
+        // One piece waiting besides the one being sent: the reducer's pace bounds what this
+        // side buffers (two pieces per reducer fetching).
+        let (pieces, stream) = tokio::sync::mpsc::channel(1);
         // Read on a blocking thread: buckets on disk are read a piece at a time as the reducer
         // takes them.
         tokio::task::spawn_blocking(move || {

@@ -12,10 +12,12 @@
 
 use super::{Action, Transform, decode_params};
 use crate::Data;
-use crate::batch::{BATCH_RECORDS, BatchOut, Stop};
+use crate::batch::{BatchOut, Stop};
 use crate::hash::{KeyMap, hash_partition};
 use crate::partitioner::CustomPartitioner;
-use crate::spill::{FrameBuilder, SizeEstimate, SpillConfig, SpillFile, merge_runs};
+use crate::spill::{
+    FrameBuilder, MERGED_BATCH_BYTES, SizeEstimate, SpillConfig, SpillFile, merge_runs,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::hash::Hash;
@@ -115,9 +117,6 @@ impl<K: Ord + DeserializeOwned + Send + 'static> Placement<K> for ByRange<K> {
     }
 }
 
-/// A frame is closed (and a new one started) past this many bytes.
-const FRAME_BYTES: usize = 1 << 16;
-
 /// The map side's buckets, encoded as records arrive: per bucket, closed record frames and one
 /// frame being filled. Past the budget every bucket's frames go to the spill file, in bucket
 /// order (one partition-ordered run per spill); `finish` streams the one map output.
@@ -151,7 +150,7 @@ impl BucketWriter {
     pub(crate) fn add<R: Serialize>(&mut self, bucket: usize, record: &R) -> Result<(), Stop> {
         let frame = &mut self.open[bucket];
         self.held += frame.add(record)?;
-        if frame.records() as usize >= BATCH_RECORDS || frame.len() >= FRAME_BYTES {
+        if frame.full() {
             let bytes = frame.close();
             self.closed[bucket].push(bytes);
         }
@@ -549,13 +548,24 @@ impl<K: Data + Hash + Eq, C: Data> ExternalCombiners<K, C> {
     fn finish(
         &mut self,
         merge: impl Fn(C, C) -> C,
-        mut out: impl FnMut((K, C)) -> Result<(), Stop>,
+        out: &mut BatchOut<(K, C)>,
     ) -> Result<(), Stop> {
         let Some(file) = &mut self.file else {
             for pair in self.combiners.drain() {
-                out(pair)?;
+                out.push(pair)?;
             }
             return Ok(());
+        };
+        // Merged pairs go on in batches of bounded size.
+        let mut emitted = SizeEstimate::default();
+        let mut out = |pair: (K, C)| -> Result<(), Stop> {
+            emitted.add(&pair);
+            out.push(pair)?;
+            if emitted.bytes::<(K, C)>() >= MERGED_BATCH_BYTES {
+                emitted.clear();
+                out.flush()?;
+            }
+            Ok(())
         };
         file.flush()?;
         let mut runs: Vec<Run<(K, C)>> = Vec::new();
@@ -623,7 +633,7 @@ where
     }
     fn finish(&mut self, out: &mut BatchOut<(K, C)>) -> Result<(), Stop> {
         let f = &self.f;
-        self.combiners.finish(f, |pair| out.push(pair))
+        self.combiners.finish(f, out)
     }
 }
 
@@ -652,7 +662,7 @@ impl<K: Data + Hash + Eq, V: Data> Transform for GroupValues<K, V> {
             a.append(&mut b);
             a
         };
-        self.0.finish(append, |pair| out.push(pair))
+        self.0.finish(append, out)
     }
 }
 
@@ -726,8 +736,15 @@ impl<K: Data + Ord, V: Data> Transform for SortByKey<K, V> {
             runs.push(Box::new(file.read_run::<(K, V)>(range.clone())?));
         }
         runs.push(Box::new(last.into_iter().map(Ok)));
+        let mut emitted = SizeEstimate::default();
         for pair in merge_runs(runs, Self::order(self.ascending)) {
-            out.push(pair.map_err(Stop::Failed)?)?;
+            let pair = pair.map_err(Stop::Failed)?;
+            emitted.add(&pair);
+            out.push(pair)?;
+            if emitted.bytes::<(K, V)>() >= MERGED_BATCH_BYTES {
+                emitted.clear();
+                out.flush()?;
+            }
         }
         Ok(())
     }
