@@ -251,6 +251,58 @@ impl Drop for SpillFile {
     }
 }
 
+/// A run of records, on disk or in memory, for [`merge_runs`].
+pub(crate) type Run<R> = Box<dyn Iterator<Item = Result<R, String>>>;
+
+/// The sorted runs an operator spilled, all in one spill file made with the first.
+pub(crate) struct SpilledRuns {
+    pub(crate) spill: SpillConfig,
+    file: Option<SpillFile>,
+    ranges: Vec<Range<u64>>,
+}
+
+impl SpilledRuns {
+    pub(crate) fn new(spill: SpillConfig) -> SpilledRuns {
+        SpilledRuns {
+            spill,
+            file: None,
+            ranges: Vec::new(),
+        }
+    }
+
+    /// How many runs were spilled.
+    pub(crate) fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// Writes `records`, in their order, as one more run.
+    pub(crate) fn write<T: Serialize>(
+        &mut self,
+        records: impl IntoIterator<Item = T>,
+    ) -> Result<(), Stop> {
+        if self.file.is_none() {
+            self.file = Some(self.spill.file()?);
+        }
+        let file = self.file.as_mut().expect("made above");
+        let range = self.spill.write_run(file, records)?;
+        self.ranges.push(range);
+        Ok(())
+    }
+
+    /// A reader of every run, in the order they were written.
+    pub(crate) fn readers<T: DeserializeOwned + 'static>(&mut self) -> Result<Vec<Run<T>>, Stop> {
+        let Some(file) = &mut self.file else {
+            return Ok(Vec::new());
+        };
+        file.flush()?;
+        let mut runs: Vec<Run<T>> = Vec::new();
+        for range in &self.ranges {
+            runs.push(Box::new(file.read_run::<T>(range.clone())?));
+        }
+        Ok(runs)
+    }
+}
+
 /// Encodes records one at a time into one record frame (a length, then a `Vec`'s bincode).
 #[derive(Default)]
 pub(crate) struct FrameBuilder {
@@ -360,7 +412,7 @@ pub(crate) fn estimated_bytes(records: u64, samples: u64, sampled_bytes: u64, in
 
 impl SizeEstimate {
     pub(crate) fn add<T: Serialize>(&mut self, record: &T) {
-        if self.records % 16 == 0 {
+        if self.records.is_multiple_of(16) {
             self.sampled += 1;
             self.sampled_bytes += bincode::serialized_size(record).unwrap_or(0);
         }

@@ -43,6 +43,18 @@ struct Outputs {
     memory_used: u64,
 }
 
+impl Outputs {
+    /// Keeps `stored` as the output of `key`, in place of any earlier one.
+    fn replace(&mut self, key: (ShuffleId, u32), stored: Stored) {
+        if let Stored::Memory(output) = &stored {
+            self.memory_used += memory_size(output);
+        }
+        if let Some(Stored::Memory(old)) = self.by_map.insert(key, stored) {
+            self.memory_used -= memory_size(&old);
+        }
+    }
+}
+
 /// A bucket a reducer reads: part of a map output held in memory here, bytes fetched from a
 /// peer, or a range of a file (a map output on this executor's disk, or a fetched bucket kept
 /// on disk).
@@ -159,16 +171,11 @@ impl ShuffleStore {
         output: MapOutput,
     ) -> Result<(), String> {
         let mut outputs = self.outputs.lock();
+        outputs.replace((shuffle, map_partition), Stored::Memory(Arc::new(output)));
         let Outputs {
             by_map,
             memory_used,
         } = &mut *outputs;
-        *memory_used += memory_size(&output);
-        if let Some(Stored::Memory(old)) =
-            by_map.insert((shuffle, map_partition), Stored::Memory(Arc::new(output)))
-        {
-            *memory_used -= memory_size(&old);
-        }
         while *memory_used > self.memory_limit {
             let Some((&key, output)) = by_map.iter().find_map(|(key, stored)| match stored {
                 Stored::Memory(output) => Some((key, output.clone())),
@@ -284,16 +291,9 @@ impl ShuffleStore {
             .into_iter()
             .map(|r| r.start as usize..r.end as usize)
             .collect();
-        let mut outputs = self.outputs.lock();
-        let Outputs {
-            by_map,
-            memory_used,
-        } = &mut *outputs;
-        if let Some(Stored::Memory(old)) =
-            by_map.insert((shuffle, map_partition), Stored::Disk { file, ranges })
-        {
-            *memory_used -= memory_size(&old);
-        }
+        self.outputs
+            .lock()
+            .replace((shuffle, map_partition), Stored::Disk { file, ranges });
         Ok(payload)
     }
 

@@ -31,8 +31,11 @@ fn frame_error(reason: String) -> DecodeError {
     }
 }
 
+/// A record frame's contents and the bytes after it.
+pub type SplitFrame<'a> = (&'a [u8], &'a [u8]);
+
 /// Splits the first record frame off `bytes`: its contents and the rest; `None` at the end.
-pub fn split_frame(bytes: &[u8]) -> Result<Option<(&[u8], &[u8])>, DecodeError> {
+pub fn split_frame(bytes: &[u8]) -> Result<Option<SplitFrame<'_>>, DecodeError> {
     if bytes.is_empty() {
         return Ok(None);
     }

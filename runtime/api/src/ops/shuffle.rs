@@ -16,7 +16,7 @@ use crate::batch::{BatchOut, Stop};
 use crate::hash::{KeyMap, hash_partition};
 use crate::partitioner::CustomPartitioner;
 use crate::spill::{
-    FrameBuilder, MERGED_BATCH_BYTES, SizeEstimate, SpillConfig, SpillFile, merge_runs,
+    FrameBuilder, MERGED_BATCH_BYTES, SizeEstimate, SpillConfig, SpillFile, SpilledRuns, merge_runs,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -490,9 +490,6 @@ fn key_hash<K: Hash>(key: &K) -> u64 {
     hasher.finish()
 }
 
-/// Records from a run, in memory or read back from a spill file.
-type Run<'a, R> = Box<dyn Iterator<Item = Result<R, String>> + 'a>;
-
 /// A map from keys to combiners that spills past its budget (Spark's
 /// `ExternalAppendOnlyMap`): each spill is the map's pairs ordered by their key's hash, and
 /// the end merges the runs by hash, combining the pairs of equal keys (a hash shared by
@@ -500,9 +497,7 @@ type Run<'a, R> = Box<dyn Iterator<Item = Result<R, String>> + 'a>;
 struct ExternalCombiners<K, C> {
     combiners: Combiners<K, C>,
     held: SizeEstimate,
-    spill: SpillConfig,
-    file: Option<SpillFile>,
-    runs: Vec<Range<u64>>,
+    runs: SpilledRuns,
 }
 
 impl<K: Data + Hash + Eq, C: Data> ExternalCombiners<K, C> {
@@ -510,23 +505,16 @@ impl<K: Data + Hash + Eq, C: Data> ExternalCombiners<K, C> {
         ExternalCombiners {
             combiners: Combiners::new(),
             held: SizeEstimate::default(),
-            spill: SpillConfig::from_opening_host(),
-            file: None,
-            runs: Vec::new(),
+            runs: SpilledRuns::new(SpillConfig::from_opening_host()),
         }
     }
 
     /// Notes a record of `T` added to the map; spills if the map holds too much.
     fn added<T: Serialize>(&mut self, record: &T) -> Result<(), Stop> {
         self.held.add(record);
-        if self.spill.over(self.held.bytes::<(K, C)>()) {
+        if self.runs.spill.over(self.held.bytes::<(K, C)>()) {
             let pairs = self.sorted_by_hash();
-            if self.file.is_none() {
-                self.file = Some(self.spill.file()?);
-            }
-            let file = self.file.as_mut().expect("made above");
-            let run = self.spill.write_run(file, pairs)?;
-            self.runs.push(run);
+            self.runs.write(pairs)?;
             self.held.clear();
         }
         Ok(())
@@ -550,12 +538,12 @@ impl<K: Data + Hash + Eq, C: Data> ExternalCombiners<K, C> {
         merge: impl Fn(C, C) -> C,
         out: &mut BatchOut<(K, C)>,
     ) -> Result<(), Stop> {
-        let Some(file) = &mut self.file else {
+        if self.runs.len() == 0 {
             for pair in self.combiners.drain() {
                 out.push(pair)?;
             }
             return Ok(());
-        };
+        }
         // Merged pairs go on in batches of bounded size.
         let mut emitted = SizeEstimate::default();
         let mut out = |pair: (K, C)| -> Result<(), Stop> {
@@ -567,11 +555,7 @@ impl<K: Data + Hash + Eq, C: Data> ExternalCombiners<K, C> {
             }
             Ok(())
         };
-        file.flush()?;
-        let mut runs: Vec<Run<(K, C)>> = Vec::new();
-        for range in &self.runs {
-            runs.push(Box::new(file.read_run::<(K, C)>(range.clone())?));
-        }
+        let mut runs = self.runs.readers::<(K, C)>()?;
         // What is still in memory is the last run: equal keys keep the order they came in.
         let in_memory = self.sorted_by_hash();
         runs.push(Box::new(in_memory.into_iter().map(Ok)));
@@ -673,9 +657,7 @@ pub(crate) struct SortByKey<K, V> {
     ascending: bool,
     pairs: Vec<(K, V)>,
     held: SizeEstimate,
-    spill: SpillConfig,
-    file: Option<SpillFile>,
-    runs: Vec<Range<u64>>,
+    runs: SpilledRuns,
 }
 impl<K: Data + Ord, V: Data> SortByKey<K, V> {
     fn order(ascending: bool) -> impl Fn(&(K, V), &(K, V)) -> std::cmp::Ordering + Copy {
@@ -704,9 +686,7 @@ impl<K: Data + Ord, V: Data> Transform for SortByKey<K, V> {
             ascending: decode_params(params)?,
             pairs: Vec::new(),
             held: SizeEstimate::default(),
-            spill: SpillConfig::from_opening_host(),
-            file: None,
-            runs: Vec::new(),
+            runs: SpilledRuns::new(SpillConfig::from_opening_host()),
         })
     }
     fn push(&mut self, mut batch: Vec<(K, V)>, _: &mut BatchOut<(K, V)>) -> Result<(), Stop> {
@@ -714,27 +694,18 @@ impl<K: Data + Ord, V: Data> Transform for SortByKey<K, V> {
             self.held.add(pair);
         }
         self.pairs.append(&mut batch);
-        if self.spill.over(self.held.bytes::<(K, V)>()) {
+        if self.runs.spill.over(self.held.bytes::<(K, V)>()) {
             let run = self.sorted();
-            if self.file.is_none() {
-                self.file = Some(self.spill.file()?);
-            }
-            let file = self.file.as_mut().expect("made above");
-            let range = self.spill.write_run(file, run)?;
-            self.runs.push(range);
+            self.runs.write(run)?;
         }
         Ok(())
     }
     fn finish(&mut self, out: &mut BatchOut<(K, V)>) -> Result<(), Stop> {
         let last = self.sorted();
-        let Some(file) = &mut self.file else {
+        if self.runs.len() == 0 {
             return out.push_batch(last);
-        };
-        file.flush()?;
-        let mut runs: Vec<Run<(K, V)>> = Vec::new();
-        for range in &self.runs {
-            runs.push(Box::new(file.read_run::<(K, V)>(range.clone())?));
         }
+        let mut runs = self.runs.readers::<(K, V)>()?;
         runs.push(Box::new(last.into_iter().map(Ok)));
         let mut emitted = SizeEstimate::default();
         for pair in merge_runs(runs, Self::order(self.ascending)) {
@@ -842,9 +813,7 @@ mod tests {
                 ascending,
                 pairs: Vec::new(),
                 held: SizeEstimate::default(),
-                spill: SpillConfig::in_dir(1, dir.0.clone()),
-                file: None,
-                runs: Vec::new(),
+                runs: SpilledRuns::new(SpillConfig::in_dir(1, dir.0.clone())),
             };
             let sorted = output(|out| {
                 for chunk in input.chunks(3000) {
@@ -857,7 +826,7 @@ mod tests {
             if ascending {
                 expected.sort_by_key(|p| p.0);
             } else {
-                expected.sort_by(|a, b| b.0.cmp(&a.0));
+                expected.sort_by_key(|p| std::cmp::Reverse(p.0));
             }
             assert_eq!(sorted, expected, "ascending: {ascending}");
         }
@@ -868,7 +837,7 @@ mod tests {
         let dir = TestDir::new("group");
         let input = pairs(100_000, 5000);
         let mut group = GroupValues::<u64, u64>(ExternalCombiners::new());
-        group.0.spill = SpillConfig::in_dir(1, dir.0.clone());
+        group.0.runs = SpilledRuns::new(SpillConfig::in_dir(1, dir.0.clone()));
         let grouped = output(|out| {
             for chunk in input.chunks(3000) {
                 group.push(chunk.to_vec(), out)?;
@@ -900,7 +869,7 @@ mod tests {
             f: |a: u64, b: u64| a + b,
             combiners: ExternalCombiners::new(),
         };
-        merge.combiners.spill = SpillConfig::in_dir(1, dir.0.clone());
+        merge.combiners.runs = SpilledRuns::new(SpillConfig::in_dir(1, dir.0.clone()));
         let input: Vec<(Colliding, u64)> = (0..40_000u64)
             .map(|i| (Colliding((i % 3) as u32), i))
             .collect();
@@ -908,7 +877,7 @@ mod tests {
             for chunk in input.chunks(1000) {
                 merge.push(chunk.to_vec(), out)?;
             }
-            assert!(!merge.combiners.runs.is_empty());
+            assert!(merge.combiners.runs.len() > 0);
             merge.finish(out)
         });
         let mut expected: BTreeMap<Colliding, u64> = BTreeMap::new();
