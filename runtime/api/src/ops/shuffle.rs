@@ -490,6 +490,22 @@ fn key_hash<K: Hash>(key: &K) -> u64 {
     hasher.finish()
 }
 
+/// Hands on `record`, a merged one, flushing the batch once the records handed on since the
+/// last flush take about [`MERGED_BATCH_BYTES`] (`emitted` estimates them).
+fn push_bounded<R: Serialize>(
+    out: &mut BatchOut<R>,
+    emitted: &mut SizeEstimate,
+    record: R,
+) -> Result<(), Stop> {
+    emitted.add(&record);
+    out.push(record)?;
+    if emitted.bytes::<R>() >= MERGED_BATCH_BYTES {
+        emitted.clear();
+        out.flush()?;
+    }
+    Ok(())
+}
+
 /// A map from keys to combiners that spills past its budget (Spark's
 /// `ExternalAppendOnlyMap`): each spill is the map's pairs ordered by their key's hash, and
 /// the end merges the runs by hash, combining the pairs of equal keys (a hash shared by
@@ -546,15 +562,7 @@ impl<K: Data + Hash + Eq, C: Data> ExternalCombiners<K, C> {
         }
         // Merged pairs go on in batches of bounded size.
         let mut emitted = SizeEstimate::default();
-        let mut out = |pair: (K, C)| -> Result<(), Stop> {
-            emitted.add(&pair);
-            out.push(pair)?;
-            if emitted.bytes::<(K, C)>() >= MERGED_BATCH_BYTES {
-                emitted.clear();
-                out.flush()?;
-            }
-            Ok(())
-        };
+        let mut out = |pair: (K, C)| push_bounded(out, &mut emitted, pair);
         let mut runs = self.runs.readers::<(K, C)>()?;
         // What is still in memory is the last run: equal keys keep the order they came in.
         let in_memory = self.sorted_by_hash();
@@ -709,13 +717,7 @@ impl<K: Data + Ord, V: Data> Transform for SortByKey<K, V> {
         runs.push(Box::new(last.into_iter().map(Ok)));
         let mut emitted = SizeEstimate::default();
         for pair in merge_runs(runs, Self::order(self.ascending)) {
-            let pair = pair.map_err(Stop::Failed)?;
-            emitted.add(&pair);
-            out.push(pair)?;
-            if emitted.bytes::<(K, V)>() >= MERGED_BATCH_BYTES {
-                emitted.clear();
-                out.flush()?;
-            }
+            push_bounded(out, &mut emitted, pair.map_err(Stop::Failed)?)?;
         }
         Ok(())
     }
