@@ -186,6 +186,8 @@ pub struct TaskLine {
     pub origin: String,
     pub shuffle_read: u64,
     pub shuffle_written: u64,
+    /// Bytes the task wrote to spill files, or kept on disk of what it fetched.
+    pub spilled: u64,
 }
 
 /// Runs `tessera run SCRIPT` with `args` in `dir` and collects its output and task metrics.
@@ -245,6 +247,7 @@ pub fn read_task_metrics(path: &Path) -> Vec<TaskLine> {
                 origin: v["origin"].as_str().unwrap().to_string(),
                 shuffle_read: v["shuffle_read"].as_u64().unwrap(),
                 shuffle_written: v["shuffle_written"].as_u64().unwrap(),
+                spilled: v["spilled"].as_u64().unwrap(),
             }
         })
         .collect()

@@ -26,6 +26,7 @@ pub(crate) unsafe extern "C" fn type_name_of<T>() -> RawBytes {
 }
 
 /// Why an operator stopped early.
+#[derive(Debug)]
 pub(crate) enum Stop {
     /// A later stage failed and has already reported why.
     Downstream,

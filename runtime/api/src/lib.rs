@@ -40,6 +40,7 @@ mod rich;
 mod shared;
 mod ship;
 mod shuffle_rdd;
+mod spill;
 mod stats;
 
 pub use context::Context;

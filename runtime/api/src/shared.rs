@@ -32,7 +32,7 @@ pub(crate) fn with_host<R>(host: *const Host, f: impl FnOnce() -> R) -> R {
     result
 }
 
-fn opening_host() -> *const Host {
+pub(crate) fn opening_host() -> *const Host {
     OPENING_WITH.with(Cell::get)
 }
 

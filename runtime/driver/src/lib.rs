@@ -150,13 +150,14 @@ impl DriverState {
             };
             let _ = writeln!(
                 log.lock(),
-                r#"{{"job":{job_id},"stage":"{stage}","partition":{partition},"locality":"{locality}","executor":"{}","pid":{},"origin":"{origin}","records":{},"micros":{},"shuffle_read":{},"shuffle_written":{}}}"#,
+                r#"{{"job":{job_id},"stage":"{stage}","partition":{partition},"locality":"{locality}","executor":"{}","pid":{},"origin":"{origin}","records":{},"micros":{},"shuffle_read":{},"shuffle_written":{},"spilled":{}}}"#,
                 metrics.executor_id,
                 metrics.executor_pid,
                 metrics.records,
                 metrics.run_micros,
                 metrics.shuffle_read_bytes,
-                metrics.shuffle_write_bytes
+                metrics.shuffle_write_bytes,
+                metrics.spilled_bytes
             );
         }
         self.jobs.task_done(

@@ -41,6 +41,12 @@ pub fn release_freed_memory() {
     unsafe { mi_collect(false) }
 }
 
+/// What each operator of a task may hold before it spills, out of the executor's shuffle
+/// execution memory shared by its task threads (Spark gives each of N running tasks up to 1/N).
+fn task_spill_budget(execution_bytes: u64, cores: u32) -> u64 {
+    execution_bytes / u64::from(cores.max(1))
+}
+
 #[derive(Parser)]
 #[command(version, about = "Runs the tasks of one Tessera session on this host")]
 struct Args {
@@ -56,9 +62,14 @@ struct Args {
     #[arg(long, default_value_t = 1024)]
     memory_mb: u64,
     /// Memory for shuffle output this executor wrote, in MiB, before the oldest goes to disk
-    /// (default: a quarter of --memory-mb).
-    #[arg(long)]
+    /// (default: a quarter of --memory-mb, or $TESSERA_SHUFFLE_MEMORY_MB).
+    #[arg(long, env = "TESSERA_SHUFFLE_MEMORY_MB")]
     shuffle_memory_mb: Option<u64>,
+    /// Execution memory for shuffles, in MiB: what map writers, reduce-side merges, groups and
+    /// sorts, and fetched buckets may hold before they spill to disk, shared evenly by the task
+    /// threads (default: a quarter of --memory-mb, or $TESSERA_SHUFFLE_SPILL_MB).
+    #[arg(long, env = "TESSERA_SHUFFLE_SPILL_MB")]
+    shuffle_spill_mb: Option<u64>,
     /// Where fetched libraries, side files, spilled blocks and shuffle files are kept (default: a
     /// new directory in the agent's sandbox for this executor, else in the temporary directory;
     /// removed when the executor ends).
@@ -167,6 +178,11 @@ async fn serve(
             driver.clone(),
             tokio::runtime::Handle::current(),
         )),
+        spill_dir: work_dir.join("spill"),
+        task_spill_budget: task_spill_budget(
+            args.shuffle_spill_mb.unwrap_or(args.memory_mb / 4) << 20,
+            args.cores,
+        ),
         slots: Arc::new(tokio::sync::Semaphore::new(args.cores.max(1) as usize)),
         cancelled_jobs: Default::default(),
         shutdown: shutdown.clone(),
@@ -212,5 +228,14 @@ async fn serve(
     match server.await? {
         Ok(()) => Ok(()),
         Err(e) => bail!("executor service failed: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn each_task_thread_gets_an_even_share_of_execution_memory() {
+        assert_eq!(super::task_spill_budget(64 << 20, 4), 16 << 20);
+        assert_eq!(super::task_spill_budget(64 << 20, 0), 64 << 20);
     }
 }

@@ -1,7 +1,9 @@
 //! Runs one task: pushes a partition's batches from its source (shipped records, a file split,
 //! fetched shuffle buckets, or a cached block) through the chain of operators of its narrow
 //! transformations into its action, caching the partitions the plan asks for on the way. A
-//! shuffle map task's action splits the partition into buckets, which are kept here.
+//! shuffle map task's action splits the partition into buckets, which are kept here: in memory,
+//! or, when the writer's output is larger than the task's spill budget, streamed to a file
+//! ([`OutputSink`]). A task reading a shuffle decodes its buckets one record frame at a time.
 
 use crate::artifacts::Artifacts;
 use crate::bad_record::{first_failing_line, read_bad_record, with_place};
@@ -34,6 +36,8 @@ pub struct TaskEnv<'a> {
     pub host: &'a TaskHost<'a>,
     /// The buckets of each shuffle the task's source reads, fetched before it runs.
     pub shuffle_input: &'a HashMap<ShuffleId, Vec<Bucket>>,
+    /// Bytes of those buckets that were kept on disk rather than in memory.
+    pub fetch_spilled: u64,
 }
 
 /// Every library a task's code lives in, so they can be fetched before it runs.
@@ -69,13 +73,9 @@ pub fn run_task(task: &TaskSpec, env: &TaskEnv) -> TaskOutcome {
                 evicted: ran.evicted,
                 // The task's operators, closed by now, reported what they accumulated.
                 accumulator_updates: env.host.take_updates(),
-                shuffle_read_bytes: env
-                    .shuffle_input
-                    .values()
-                    .flatten()
-                    .map(|b| b.bytes().len() as u64)
-                    .sum(),
+                shuffle_read_bytes: env.shuffle_input.values().flatten().map(Bucket::len).sum(),
                 shuffle_write_bytes: ran.shuffle_written,
+                spilled_bytes: env.host.spilled() + env.fetch_spilled,
             },
         },
         Err(message) => TaskOutcome::Failed {
@@ -540,8 +540,16 @@ fn drive(
                     })?;
                     let mut status = STATUS_OK;
                     for bucket in buckets {
-                        if status == STATUS_OK {
-                            status = decode(bucket.bytes(), shared);
+                        bucket
+                            .read_frames(|frame| {
+                                status = decode(frame, shared);
+                                status == STATUS_OK
+                            })
+                            .map_err(|e| {
+                                format!("cannot read a bucket of shuffle {shuffle}: {e}")
+                            })?;
+                        if status != STATUS_OK {
+                            break;
                         }
                     }
                     status
@@ -669,15 +677,28 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
     drive(&mut chain, &mut action, env, shared)?;
 
     let mut result = Vec::new();
+    let mut output = match &task.action {
+        TaskAction::ShuffleWrite { shuffle, .. } => Some(OutputSink::new(
+            env.shuffles.output_path(*shuffle, task.partition)?,
+            env.host.spill_budget(),
+        )),
+        _ => None,
+    };
     let (status, records) = match &mut action.kind {
         StageKind::Action {
             table,
             state,
             records,
         } => {
-            let out = ByteSink {
-                ctx: &mut result as *mut Vec<u8> as *mut c_void,
-                write: append_bytes,
+            let out = match &mut output {
+                Some(output) => ByteSink {
+                    ctx: output as *mut OutputSink as *mut c_void,
+                    write: OutputSink::write,
+                },
+                None => ByteSink {
+                    ctx: &mut result as *mut Vec<u8> as *mut c_void,
+                    write: append_bytes,
+                },
             };
             (
                 unsafe { (table.finish)(*state, out, shared.sink()) },
@@ -703,10 +724,16 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
 
     // A map task keeps its buckets here for reducers, and tells the driver nothing more.
     let mut shuffle_written = 0;
-    if let TaskAction::ShuffleWrite { shuffle, .. } = &task.action {
-        let output = MapOutput::parse(std::mem::take(&mut result)).map_err(|e| e.to_string())?;
-        shuffle_written = output.payload_len();
-        env.shuffles.put(*shuffle, task.partition, output)?;
+    if let (TaskAction::ShuffleWrite { shuffle, .. }, Some(output)) = (&task.action, output) {
+        shuffle_written = match output.finish()? {
+            Written::Memory(bytes) => {
+                let output = MapOutput::parse(bytes).map_err(|e| e.to_string())?;
+                let written = output.payload_len();
+                env.shuffles.put(*shuffle, task.partition, output)?;
+                written
+            }
+            Written::File(path) => env.shuffles.put_file(*shuffle, task.partition, path)?,
+        };
     }
     Ok(Some(Ran {
         result,
@@ -716,6 +743,95 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
         evicted,
         shuffle_written,
     }))
+}
+
+/// Where a map task's writer streams its output: memory while it fits in the task's budget,
+/// then a file in the shuffle directory (removed if the task fails).
+struct OutputSink {
+    memory: Vec<u8>,
+    limit: u64,
+    path: std::path::PathBuf,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    error: Option<std::io::Error>,
+}
+
+/// Where a map output ended up.
+enum Written {
+    Memory(Vec<u8>),
+    File(std::path::PathBuf),
+}
+
+impl OutputSink {
+    fn new(path: std::path::PathBuf, limit: u64) -> OutputSink {
+        OutputSink {
+            memory: Vec::new(),
+            limit,
+            path,
+            file: None,
+            error: None,
+        }
+    }
+
+    fn take(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        if self.file.is_none() && (self.memory.len() + bytes.len()) as u64 > self.limit {
+            let mut file = std::io::BufWriter::with_capacity(
+                1 << 16,
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&self.path)?,
+            );
+            file.write_all(&std::mem::take(&mut self.memory))?;
+            self.file = Some(file);
+        }
+        match &mut self.file {
+            Some(file) => file.write_all(bytes),
+            None => {
+                self.memory.extend_from_slice(bytes);
+                Ok(())
+            }
+        }
+    }
+
+    unsafe extern "C" fn write(ctx: *mut c_void, bytes: RawBytes) {
+        let sink = unsafe { &mut *(ctx as *mut OutputSink) };
+        if sink.error.is_none()
+            && let Err(e) = sink.take(unsafe { bytes.as_slice() })
+        {
+            sink.error = Some(e);
+        }
+    }
+
+    fn finish(mut self) -> Result<Written, String> {
+        use std::io::Write;
+        let failed = |path: &std::path::Path, e: std::io::Error| {
+            format!(
+                "cannot write the map output {} ({e}); free disk space there, or give \
+                 executors more memory",
+                path.display()
+            )
+        };
+        if let Some(e) = self.error.take() {
+            return Err(failed(&self.path, e));
+        }
+        match self.file.take() {
+            None => Ok(Written::Memory(std::mem::take(&mut self.memory))),
+            Some(mut file) => {
+                file.flush().map_err(|e| failed(&self.path, e))?;
+                Ok(Written::File(std::mem::take(&mut self.path)))
+            }
+        }
+    }
+}
+
+impl Drop for OutputSink {
+    fn drop(&mut self) {
+        // Not handed to the store (the task failed): the partial file goes.
+        if self.file.is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// How much of a text split is read (and decoded into lines) at a time: a split is streamed,

@@ -3,7 +3,7 @@
 use crate::artifacts::Artifacts;
 use crate::blocks::BlockManager;
 use crate::pipeline::{TaskEnv, libraries, run_task};
-use crate::shuffle_fetch::{self, Peers};
+use crate::shuffle_fetch::{self, Peers, Spool};
 use crate::shuffle_store::{Bucket, ShuffleStore};
 use crate::task_host::{Broadcasts, TaskHost};
 use parking_lot::Mutex;
@@ -17,7 +17,7 @@ use tessera_wire::executor::{
     CancelJobRequest, DropRddRequest, Empty, FetchShuffleRequest, RunTaskReply, RunTaskRequest,
     ShuffleChunk,
 };
-use tessera_wire::{SHUFFLE_CHUNK_BYTES, chunk_ranges, require};
+use tessera_wire::{SHUFFLE_CHUNK_BYTES, require};
 use tonic::{Request, Response, Status};
 
 pub struct ExecutorService {
@@ -30,6 +30,10 @@ pub struct ExecutorService {
     pub slots: Arc<tokio::sync::Semaphore>,
     pub cancelled_jobs: Arc<Mutex<HashMap<u64, Arc<AtomicBool>>>>,
     pub shutdown: Arc<tokio::sync::Notify>,
+    /// Where tasks spill, and what one operator of a task (and a task's fetched buckets) may
+    /// hold in memory before it does.
+    pub spill_dir: std::path::PathBuf,
+    pub task_spill_budget: u64,
 }
 
 impl ExecutorService {
@@ -63,6 +67,7 @@ impl Executor for ExecutorService {
                 }
             }
             let mut shuffle_input = HashMap::new();
+            let mut spool = Spool::new(self.spill_dir.clone(), self.task_spill_budget);
             let reads = task
                 .source
                 .as_ref()
@@ -76,6 +81,7 @@ impl Executor for ExecutorService {
                     &self.executor_id,
                     &self.shuffles,
                     &self.peers,
+                    &mut spool,
                 )
                 .await;
                 match fetched {
@@ -95,6 +101,8 @@ impl Executor for ExecutorService {
                 .acquire_owned()
                 .await
                 .map_err(|_| Status::unavailable("executor is stopping"))?;
+            let fetch_spilled = spool.spilled;
+            let (spill_dir, spill_budget) = (self.spill_dir.clone(), self.task_spill_budget);
             let (artifacts, blocks, shuffles, broadcasts, cancelled, executor_id) = (
                 self.artifacts.clone(),
                 self.blocks.clone(),
@@ -104,7 +112,7 @@ impl Executor for ExecutorService {
                 self.executor_id.clone(),
             );
             tokio::task::spawn_blocking(move || {
-                let host = TaskHost::new(&broadcasts);
+                let host = TaskHost::new(&broadcasts, spill_budget, &spill_dir);
                 let env = TaskEnv {
                     host: &host,
                     artifacts: &artifacts,
@@ -113,6 +121,7 @@ impl Executor for ExecutorService {
                     cancelled: &cancelled,
                     executor_id: &executor_id,
                     shuffle_input: &shuffle_input,
+                    fetch_spilled,
                 };
                 let outcome = run_task(&task, &env);
                 crate::release_freed_memory();
@@ -167,19 +176,43 @@ impl Executor for ExecutorService {
                     })
             })
             .collect::<Result<_, _>>()?;
-        // A few pieces in flight: the reducer's pace bounds what this side buffers.
-        let (pieces, stream) = tokio::sync::mpsc::channel(4);
-        tokio::spawn(async move {
+        // One piece waiting besides the one being sent: the reducer's pace bounds what this
+        // side buffers (two pieces per reducer fetching).
+        let (pieces, stream) = tokio::sync::mpsc::channel(1);
+        // Read on a blocking thread: buckets on disk are read a piece at a time as the reducer
+        // takes them.
+        tokio::task::spawn_blocking(move || {
             for (index, bucket) in buckets.iter().enumerate() {
-                let bytes = bucket.bytes();
-                for range in chunk_ranges(bytes.len(), SHUFFLE_CHUNK_BYTES) {
+                let mut gone = false;
+                let mut sent = false;
+                let read = bucket.read_pieces(SHUFFLE_CHUNK_BYTES, |piece| {
                     let chunk = ShuffleChunk {
                         bucket: index as u32,
-                        data: bytes[range].to_vec(),
+                        data: piece.to_vec(),
                     };
-                    if pieces.send(Ok(chunk)).await.is_err() {
-                        return; // the reducer went away
-                    }
+                    sent = true;
+                    gone = pieces.blocking_send(Ok(chunk)).is_err();
+                    !gone
+                });
+                if let Err(e) = read {
+                    let _ = pieces.blocking_send(Err(Status::not_found(format!(
+                        "cannot read a shuffle bucket: {e}"
+                    ))));
+                    return;
+                }
+                if gone {
+                    return; // the reducer went away
+                }
+                // An empty bucket is one empty piece, so the reducer sees every bucket.
+                if !sent
+                    && pieces
+                        .blocking_send(Ok(ShuffleChunk {
+                            bucket: index as u32,
+                            data: Vec::new(),
+                        }))
+                        .is_err()
+                {
+                    return;
                 }
             }
         });

@@ -2,10 +2,18 @@
 //! `partition` of every map output, from this executor's store or directly from the executor
 //! that wrote it. A bucket that cannot be had is a fetch failure, which the driver answers by
 //! computing the lost map outputs again.
+//!
+//! Fetched bytes are kept in memory up to the task's budget ([`Spool`]); past it, each further
+//! bucket goes to a file of its own in the executor's spill directory as its pieces arrive (as
+//! Spark fetches large blocks to disk), read back a frame at a time and removed when the task
+//! is done with it. Buckets this executor wrote are read where they are, not copied.
 
-use crate::shuffle_store::{Bucket, ShuffleStore};
+use crate::shuffle_store::{Bucket, BucketFile, ShuffleStore};
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
 use tessera_credentials::Credential;
 use tessera_plan::{MapOutputLocation, ShuffleId};
 use tessera_wire::executor::FetchShuffleRequest;
@@ -50,38 +58,137 @@ impl Peers {
     }
 }
 
-/// The buckets of one fetch, put together from their pieces.
-struct Received {
-    buckets: Vec<Vec<u8>>,
-    seen: Vec<bool>,
+/// Where a task's fetched buckets are kept: memory, up to `budget` bytes for all of them, then
+/// files in `dir`.
+pub struct Spool {
+    pub dir: PathBuf,
+    pub budget: u64,
+    held: u64,
+    /// Bytes written to files.
+    pub spilled: u64,
 }
 
-impl Received {
-    fn new(buckets: usize) -> Received {
-        Received {
-            buckets: vec![Vec::new(); buckets],
-            seen: vec![false; buckets],
+impl Spool {
+    pub fn new(dir: PathBuf, budget: u64) -> Spool {
+        Spool {
+            dir,
+            budget,
+            held: 0,
+            spilled: 0,
         }
+    }
+}
+
+/// Whether a bucket already `held` in memory with `more` bytes arriving goes to disk.
+fn goes_to_disk(held: u64, more: u64, budget: u64) -> bool {
+    held.saturating_add(more) > budget
+}
+
+fn keep_failed(dir: &std::path::Path, e: std::io::Error) -> String {
+    format!(
+        "cannot keep a fetched bucket in {} ({e}); free disk space there, or give executors \
+         more memory",
+        dir.display()
+    )
+}
+
+/// A bucket being received.
+enum Incoming {
+    Memory(Vec<u8>),
+    File {
+        file: Arc<BucketFile>,
+        out: std::io::BufWriter<std::fs::File>,
+        len: u64,
+    },
+}
+
+/// The buckets of one fetch, put together from their pieces.
+struct Received<'s> {
+    buckets: Vec<Incoming>,
+    seen: Vec<bool>,
+    spool: &'s mut Spool,
+}
+
+impl<'s> Received<'s> {
+    fn new(buckets: usize, spool: &'s mut Spool) -> Received<'s> {
+        Received {
+            buckets: (0..buckets).map(|_| Incoming::Memory(Vec::new())).collect(),
+            seen: vec![false; buckets],
+            spool,
+        }
+    }
+
+    fn to_file(spool: &mut Spool, held: Vec<u8>) -> std::io::Result<Incoming> {
+        std::fs::create_dir_all(&spool.dir)?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let mut attempt = 0u32;
+        let (path, opened) = loop {
+            let path = spool
+                .dir
+                .join(format!("fetched-{}-{nanos}-{attempt}", std::process::id()));
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(opened) => break (path, opened),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        };
+        let file = Arc::new(BucketFile {
+            path,
+            remove_when_dropped: true,
+        });
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, opened);
+        out.write_all(&held)?;
+        spool.held -= held.len() as u64;
+        spool.spilled += held.len() as u64;
+        Ok(Incoming::File {
+            file,
+            out,
+            len: held.len() as u64,
+        })
     }
 
     fn add(&mut self, bucket: u32, data: Vec<u8>) -> Result<(), String> {
         let index = bucket as usize;
-        let Some(bytes) = self.buckets.get_mut(index) else {
+        let asked = self.seen.len();
+        let Some(incoming) = self.buckets.get_mut(index) else {
             return Err(format!(
-                "sent a piece of bucket {bucket} of {} asked for",
-                self.seen.len()
+                "sent a piece of bucket {bucket} of {asked} asked for"
             ));
         };
-        if bytes.is_empty() {
-            *bytes = data;
-        } else {
-            bytes.extend_from_slice(&data);
+        let spool = &mut *self.spool;
+        if let Incoming::Memory(bytes) = incoming
+            && goes_to_disk(spool.held, data.len() as u64, spool.budget)
+        {
+            let held = std::mem::take(bytes);
+            *incoming = Self::to_file(spool, held).map_err(|e| keep_failed(&spool.dir, e))?;
+        }
+        match incoming {
+            Incoming::Memory(bytes) => {
+                spool.held += data.len() as u64;
+                if bytes.is_empty() {
+                    *bytes = data;
+                } else {
+                    bytes.extend_from_slice(&data);
+                }
+            }
+            Incoming::File { out, len, .. } => {
+                out.write_all(&data)
+                    .map_err(|e| keep_failed(&spool.dir, e))?;
+                *len += data.len() as u64;
+                spool.spilled += data.len() as u64;
+            }
         }
         self.seen[index] = true;
         Ok(())
     }
 
-    fn finish(self) -> Result<Vec<Vec<u8>>, String> {
+    fn finish(self) -> Result<Vec<Bucket>, String> {
         let missing = self.seen.iter().filter(|s| !**s).count();
         if missing > 0 {
             return Err(format!(
@@ -89,7 +196,17 @@ impl Received {
                 self.seen.len()
             ));
         }
-        Ok(self.buckets)
+        self.buckets
+            .into_iter()
+            .map(|incoming| match incoming {
+                Incoming::Memory(bytes) => Ok(Bucket::Owned(bytes)),
+                Incoming::File { file, mut out, len } => {
+                    out.flush()
+                        .map_err(|e| format!("cannot write {}: {e}", file.path.display()))?;
+                    Ok(Bucket::File(file, 0..len))
+                }
+            })
+            .collect()
     }
 }
 
@@ -101,6 +218,7 @@ pub async fn fetch(
     executor_id: &str,
     store: &ShuffleStore,
     peers: &Peers,
+    spool: &mut Spool,
 ) -> Result<Vec<Bucket>, FetchFailure> {
     let mut buckets = Vec::new();
     for location in locations {
@@ -127,7 +245,7 @@ pub async fn fetch(
             .await
             .map_err(|status| failure(status.message().to_string()))?
             .into_inner();
-        let mut received = Received::new(location.map_partitions.len());
+        let mut received = Received::new(location.map_partitions.len(), spool);
         while let Some(piece) = pieces
             .message()
             .await
@@ -136,13 +254,7 @@ pub async fn fetch(
             received.add(piece.bucket, piece.data).map_err(failure)?;
         }
         let complete = received.finish().map_err(failure)?;
-        buckets.extend(
-            location
-                .map_partitions
-                .iter()
-                .copied()
-                .zip(complete.into_iter().map(Bucket::Owned)),
-        );
+        buckets.extend(location.map_partitions.iter().copied().zip(complete));
     }
     // Map partition order makes a reducer's input, and so its output, the same on every run.
     buckets.sort_by_key(|(map_partition, _)| *map_partition);
@@ -151,46 +263,99 @@ pub async fn fetch(
 
 #[cfg(test)]
 mod tests {
-    use super::Received;
+    use super::{Received, Spool, goes_to_disk};
+    use crate::shuffle_store::Bucket;
     use proptest::prelude::*;
+
+    fn spool(name: &str, budget: u64) -> Spool {
+        let dir = std::env::temp_dir().join(format!("tessera-fetch-{name}-{}", std::process::id()));
+        Spool::new(dir, budget)
+    }
+
+    fn bytes_of(bucket: &Bucket) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        bucket
+            .read_pieces(3, |piece| {
+                bytes.extend_from_slice(piece);
+                true
+            })
+            .unwrap();
+        bytes
+    }
+
+    #[test]
+    fn a_bucket_goes_to_disk_once_memory_would_pass_the_budget() {
+        assert!(!goes_to_disk(0, 10, 10));
+        assert!(goes_to_disk(5, 6, 10));
+        assert!(!goes_to_disk(0, u64::MAX, u64::MAX));
+    }
 
     #[test]
     fn pieces_are_put_together_per_bucket_and_a_missing_bucket_is_a_failure() {
-        let mut received = Received::new(3);
+        let mut spool = spool("pieces", 1 << 20);
+        let mut received = Received::new(3, &mut spool);
         received.add(0, b"ab".to_vec()).unwrap();
         received.add(0, b"cd".to_vec()).unwrap();
         received.add(1, Vec::new()).unwrap();
         received.add(2, b"e".to_vec()).unwrap();
-        assert_eq!(
-            received.finish().unwrap(),
-            vec![b"abcd".to_vec(), Vec::new(), b"e".to_vec()]
-        );
+        let buckets: Vec<Vec<u8>> = received.finish().unwrap().iter().map(bytes_of).collect();
+        assert_eq!(buckets, vec![b"abcd".to_vec(), Vec::new(), b"e".to_vec()]);
 
-        let mut short = Received::new(2);
+        let mut short = Received::new(2, &mut spool);
         short.add(0, b"x".to_vec()).unwrap();
         assert!(
             short
                 .finish()
-                .unwrap_err()
+                .err()
+                .unwrap()
                 .contains("1 of 2 buckets missing")
         );
         assert!(
-            Received::new(1)
+            Received::new(1, &mut spool)
                 .add(5, Vec::new())
                 .unwrap_err()
                 .contains("bucket 5")
         );
+        assert_eq!(spool.spilled, 0);
+    }
+
+    #[test]
+    fn past_the_budget_buckets_are_kept_in_files_removed_when_dropped() {
+        let mut spool = spool("files", 6);
+        let dir = spool.dir.clone();
+        let mut received = Received::new(3, &mut spool);
+        received.add(0, b"abcd".to_vec()).unwrap();
+        received.add(1, b"ef".to_vec()).unwrap();
+        // Bucket 1 held 2 bytes; 3 more would pass 6 in all: it goes to a file.
+        received.add(1, b"ghi".to_vec()).unwrap();
+        received.add(2, b"jklmnop".to_vec()).unwrap();
+        let buckets = received.finish().unwrap();
+        assert!(matches!(buckets[0], Bucket::Owned(_)));
+        assert!(matches!(buckets[1], Bucket::File(..)));
+        assert!(matches!(buckets[2], Bucket::File(..)));
+        let read: Vec<Vec<u8>> = buckets.iter().map(bytes_of).collect();
+        assert_eq!(
+            read,
+            vec![b"abcd".to_vec(), b"efghi".to_vec(), b"jklmnop".to_vec()]
+        );
+        assert_eq!(spool.spilled, 12);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
+        drop(buckets);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     proptest! {
         /// A peer may send pieces of any bucket, in any order: what is kept is what came, per
-        /// bucket asked for, and nothing else.
+        /// bucket asked for, and nothing else, whatever the budget.
         #[test]
         fn any_pieces_are_kept_or_refused_and_never_panic(
             asked in 0usize..6,
+            budget in 0u64..64,
             pieces in proptest::collection::vec((0u32..8, proptest::collection::vec(any::<u8>(), 0..16)), 0..24),
         ) {
-            let mut received = Received::new(asked);
+            let mut spool = spool("proptest", budget);
+            let mut received = Received::new(asked, &mut spool);
             let mut expected = vec![Vec::new(); asked];
             let mut refused = false;
             for (bucket, data) in pieces {
@@ -207,7 +372,8 @@ mod tests {
                 }
             }
             if !refused && let Ok(buckets) = received.finish() {
-                prop_assert_eq!(buckets, expected);
+                let read: Vec<Vec<u8>> = buckets.iter().map(bytes_of).collect();
+                prop_assert_eq!(read, expected);
             }
         }
     }

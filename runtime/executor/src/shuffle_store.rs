@@ -3,23 +3,28 @@
 //! ends. Outputs stay in memory while they fit in the store's budget; past it, the oldest
 //! shuffles' outputs are written unchanged to one file each in the executor's shuffle directory
 //! (their bucket ranges kept here, as Spark's sort shuffle writes a data file and an index),
-//! and buckets are read from there.
+//! and buckets are read from there. A map task whose output is larger than its memory budget
+//! streams it straight to such a file ([`ShuffleStore::put_file`]).
+//!
+//! A bucket is read a piece or a record frame at a time ([`Bucket::read_pieces`],
+//! [`Bucket::read_frames`]), from memory or from its file, so that serving or reading a bucket
+//! never holds more of it than one piece.
 
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tessera_plan::ShuffleId;
-use tessera_plan::map_output::MapOutput;
+use tessera_plan::map_output::{MapOutput, read_frames, read_index, split_frame};
 
 /// Where one map output is kept.
 enum Stored {
     Memory(Arc<MapOutput>),
     /// `ranges[r]` is where bucket `r` is in the file.
     Disk {
-        path: PathBuf,
+        file: Arc<BucketFile>,
         ranges: Vec<Range<usize>>,
     },
 }
@@ -38,20 +43,108 @@ struct Outputs {
     memory_used: u64,
 }
 
-/// A bucket a reducer reads: part of a map output held in memory here, or bytes read from this
-/// executor's disk or fetched from a peer.
+impl Outputs {
+    /// Keeps `stored` as the output of `key`, in place of any earlier one.
+    fn replace(&mut self, key: (ShuffleId, u32), stored: Stored) {
+        if let Stored::Memory(output) = &stored {
+            self.memory_used += memory_size(output);
+        }
+        if let Some(Stored::Memory(old)) = self.by_map.insert(key, stored) {
+            self.memory_used -= memory_size(&old);
+        }
+    }
+}
+
+/// A bucket a reducer reads: part of a map output held in memory here, bytes fetched from a
+/// peer, or a range of a file (a map output on this executor's disk, or a fetched bucket kept
+/// on disk).
 pub enum Bucket {
     Local(Arc<MapOutput>, Range<usize>),
     Owned(Vec<u8>),
+    File(Arc<BucketFile>, Range<u64>),
+}
+
+/// A file buckets are read from; removed when the last bucket of it goes, if it is the
+/// reducer's own.
+pub struct BucketFile {
+    pub path: PathBuf,
+    pub remove_when_dropped: bool,
+}
+
+impl Drop for BucketFile {
+    fn drop(&mut self) {
+        if self.remove_when_dropped {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 impl Bucket {
-    pub fn bytes(&self) -> &[u8] {
+    pub fn len(&self) -> u64 {
         match self {
-            Bucket::Local(output, range) => &output.bytes()[range.clone()],
-            Bucket::Owned(bytes) => bytes,
+            Bucket::Local(_, range) => range.len() as u64,
+            Bucket::Owned(bytes) => bytes.len() as u64,
+            Bucket::File(_, range) => range.end - range.start,
         }
     }
+
+    /// Hands the bucket's bytes to `each` in pieces of at most `piece` bytes, until it says
+    /// stop.
+    pub fn read_pieces(
+        &self,
+        piece: usize,
+        mut each: impl FnMut(&[u8]) -> bool,
+    ) -> std::io::Result<()> {
+        let bytes = match self {
+            Bucket::Local(output, range) => &output.bytes()[range.clone()],
+            Bucket::Owned(bytes) => &bytes[..],
+            Bucket::File(file, range) => {
+                let mut reader = open_range(&file.path, range)?;
+                let mut buffer = vec![0u8; piece.min(self.len() as usize).max(1)];
+                loop {
+                    let n = reader.read(&mut buffer)?;
+                    if n == 0 || !each(&buffer[..n]) {
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        for chunk in bytes.chunks(piece.max(1)) {
+            if !each(chunk) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands each record frame of the bucket to `each`, until it says stop.
+    pub fn read_frames(&self, mut each: impl FnMut(&[u8]) -> bool) -> std::io::Result<()> {
+        let bytes = match self {
+            Bucket::Local(output, range) => &output.bytes()[range.clone()],
+            Bucket::Owned(bytes) => &bytes[..],
+            Bucket::File(file, range) => {
+                let reader =
+                    std::io::BufReader::with_capacity(1 << 16, open_range(&file.path, range)?);
+                return read_frames(reader, self.len(), each);
+            }
+        };
+        let mut rest = bytes;
+        while let Some((frame, after)) = split_frame(rest)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
+        {
+            if !each(frame) {
+                break;
+            }
+            rest = after;
+        }
+        Ok(())
+    }
+}
+
+fn open_range(path: &Path, range: &Range<u64>) -> std::io::Result<std::io::Take<std::fs::File>> {
+    let mut file = std::fs::File::open(path)?;
+    file.seek(SeekFrom::Start(range.start))?;
+    Ok(file.take(range.end - range.start))
 }
 
 fn memory_size(output: &MapOutput) -> u64 {
@@ -78,16 +171,11 @@ impl ShuffleStore {
         output: MapOutput,
     ) -> Result<(), String> {
         let mut outputs = self.outputs.lock();
+        outputs.replace((shuffle, map_partition), Stored::Memory(Arc::new(output)));
         let Outputs {
             by_map,
             memory_used,
         } = &mut *outputs;
-        *memory_used += memory_size(&output);
-        if let Some(Stored::Memory(old)) =
-            by_map.insert((shuffle, map_partition), Stored::Memory(Arc::new(output)))
-        {
-            *memory_used -= memory_size(&old);
-        }
         while *memory_used > self.memory_limit {
             let Some((&key, output)) = by_map.iter().find_map(|(key, stored)| match stored {
                 Stored::Memory(output) => Some((key, output.clone())),
@@ -124,7 +212,13 @@ impl ShuffleStore {
         let ranges = (0..output.buckets())
             .map(|r| output.range(r).expect("r < buckets"))
             .collect();
-        Ok(Stored::Disk { path, ranges })
+        Ok(Stored::Disk {
+            file: Arc::new(BucketFile {
+                path,
+                remove_when_dropped: true,
+            }),
+            ranges,
+        })
     }
 
     /// Bucket `reduce` of the output of `map_partition`, if this executor holds it.
@@ -135,29 +229,72 @@ impl ShuffleStore {
         reduce: u32,
     ) -> Result<Bucket, String> {
         let missing = || format!("no output of map partition {map_partition} of shuffle {shuffle}");
-        let (path, range) = match self.outputs.lock().by_map.get(&(shuffle, map_partition)) {
-            None => return Err(missing()),
-            Some(Stored::Memory(output)) => {
-                return output
-                    .range(reduce as usize)
-                    .map(|range| Bucket::Local(output.clone(), range))
-                    .ok_or_else(missing);
-            }
-            Some(Stored::Disk { path, ranges }) => match ranges.get(reduce as usize) {
-                Some(range) => (path.clone(), range.clone()),
-                None => return Err(missing()),
+        match self.outputs.lock().by_map.get(&(shuffle, map_partition)) {
+            None => Err(missing()),
+            Some(Stored::Memory(output)) => output
+                .range(reduce as usize)
+                .map(|range| Bucket::Local(output.clone(), range))
+                .ok_or_else(missing),
+            Some(Stored::Disk { file, ranges }) => match ranges.get(reduce as usize) {
+                Some(range) => Ok(Bucket::File(
+                    file.clone(),
+                    range.start as u64..range.end as u64,
+                )),
+                None => Err(missing()),
             },
+        }
+    }
+
+    /// A new file for a map output that `put_file` will keep.
+    pub fn output_path(&self, shuffle: ShuffleId, map_partition: u32) -> Result<PathBuf, String> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| {
+            format!(
+                "cannot create the shuffle directory {} ({e}); free disk space there",
+                self.dir.display()
+            )
+        })?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        Ok(self.dir.join(format!(
+            "shuffle-{shuffle}-map-{map_partition}-{nanos}.data"
+        )))
+    }
+
+    /// Keeps the map output a task streamed to `path` (its table first, as [`MapOutput`]
+    /// lays it out), replacing an earlier output of the same map partition.
+    pub fn put_file(
+        &self,
+        shuffle: ShuffleId,
+        map_partition: u32,
+        path: PathBuf,
+    ) -> Result<u64, String> {
+        let file = Arc::new(BucketFile {
+            path,
+            remove_when_dropped: true,
+        });
+        let read = || -> Result<_, String> {
+            let opened = std::fs::File::open(&file.path).map_err(|e| e.to_string())?;
+            let total = opened.metadata().map_err(|e| e.to_string())?.len();
+            let ranges =
+                read_index(std::io::BufReader::new(opened), total).map_err(|e| e.to_string())?;
+            Ok(ranges)
         };
-        let read = || {
-            let mut file = std::fs::File::open(&path)?;
-            file.seek(SeekFrom::Start(range.start as u64))?;
-            let mut bytes = vec![0; range.len()];
-            file.read_exact(&mut bytes)?;
-            Ok::<_, std::io::Error>(bytes)
-        };
-        read()
-            .map(Bucket::Owned)
-            .map_err(|e| format!("cannot read shuffle output {}: {e}", path.display()))
+        let ranges = read().map_err(|e| {
+            format!(
+                "cannot read back the map output {} ({e})",
+                file.path.display()
+            )
+        })?;
+        let payload = ranges.last().map_or(0, |r| r.end) - ranges.first().map_or(0, |r| r.start);
+        let ranges = ranges
+            .into_iter()
+            .map(|r| r.start as usize..r.end as usize)
+            .collect();
+        self.outputs
+            .lock()
+            .replace((shuffle, map_partition), Stored::Disk { file, ranges });
+        Ok(payload)
     }
 
     /// Bytes of map output held in memory and on disk.
@@ -168,7 +305,7 @@ impl ShuffleStore {
             .by_map
             .values()
             .map(|stored| match stored {
-                Stored::Disk { path, .. } => std::fs::metadata(path).unwrap().len(),
+                Stored::Disk { file, .. } => std::fs::metadata(&file.path).unwrap().len(),
                 Stored::Memory(_) => 0,
             })
             .sum();
@@ -187,6 +324,72 @@ mod tests {
 
     fn output(buckets: &[Vec<u8>]) -> MapOutput {
         MapOutput::parse(frame(buckets)).unwrap()
+    }
+
+    /// A bucket's bytes, read in pieces of 7 bytes.
+    fn all_bytes(bucket: &Bucket) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        bucket
+            .read_pieces(7, |piece| {
+                assert!(piece.len() <= 7);
+                bytes.extend_from_slice(piece);
+                true
+            })
+            .unwrap();
+        assert_eq!(bytes.len() as u64, bucket.len());
+        bytes
+    }
+
+    #[test]
+    fn a_streamed_output_file_is_kept_read_by_frames_and_removed_once_replaced_and_unread() {
+        let dir = std::env::temp_dir().join(format!("tessera-shuffle-file-{}", std::process::id()));
+        let store = ShuffleStore::new(1 << 20, dir.clone());
+        let framed = |frames: &[&[u8]]| {
+            let mut bucket = Vec::new();
+            for frame in frames {
+                tessera_plan::map_output::push_frame(&mut bucket, frame);
+            }
+            bucket
+        };
+        let buckets = vec![framed(&[b"one", b"two"]), Vec::new(), framed(&[b"three"])];
+        let path = store.output_path(3, 1).unwrap();
+        std::fs::write(&path, frame(&buckets)).unwrap();
+        assert_eq!(store.put_file(3, 1, path.clone()).unwrap(), 35);
+        let mut frames = Vec::new();
+        for reduce in 0..3 {
+            let bucket = store.bucket(3, 1, reduce).unwrap();
+            assert_eq!(all_bytes(&bucket), buckets[reduce as usize]);
+            bucket
+                .read_frames(|f| {
+                    frames.push(f.to_vec());
+                    true
+                })
+                .unwrap();
+        }
+        assert_eq!(
+            frames,
+            [b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
+        );
+        // A rerun of the map task replaces the output; a reducer still reading a bucket of the
+        // old one keeps its file, which goes with the last reader.
+        let reading = store.bucket(3, 1, 0).unwrap();
+        let again = store.output_path(3, 1).unwrap();
+        std::fs::write(&again, frame(&buckets)).unwrap();
+        store.put_file(3, 1, again.clone()).unwrap();
+        assert!(path.exists());
+        assert_eq!(all_bytes(&reading), buckets[0]);
+        drop(reading);
+        assert!(!path.exists() && again.exists());
+        // A file that is not a map output is refused, not kept.
+        let bad = store.output_path(4, 0).unwrap();
+        std::fs::write(&bad, b"not a map output").unwrap();
+        assert!(
+            store
+                .put_file(4, 0, bad)
+                .unwrap_err()
+                .contains("cannot read back")
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
@@ -213,7 +416,7 @@ mod tests {
         for map in 0..4 {
             for reduce in 0..3 {
                 let bucket = store.bucket(7 + map as u64 / 2, map, reduce).unwrap();
-                assert_eq!(bucket.bytes(), &buckets(map as u8)[reduce as usize][..]);
+                assert_eq!(all_bytes(&bucket), buckets(map as u8)[reduce as usize]);
             }
         }
         assert!(matches!(store.bucket(7, 9, 0), Err(e) if e.contains("map partition 9")));

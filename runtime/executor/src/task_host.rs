@@ -1,12 +1,15 @@
 //! What the executor offers a running task's cell code through the ABI's `Host` table:
 //! broadcast values (fetched from the driver once per executor, decoded once per cell library)
-//! and the collection of accumulator updates, which go to the driver only if the task succeeds.
+//! and the collection of accumulator updates, which go to the driver only if the task succeeds;
+//! the memory budget and directory of the task's spilling operators, and the count of what they
+//! spilled.
 
 use crate::artifacts::DriverChannel;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tessera_plan::abi::{BroadcastDecoder, ErrorSink, Host, RawBytes};
 use tessera_wire::driver::FetchBroadcastRequest;
 
@@ -78,11 +81,21 @@ impl Broadcasts {
 pub struct TaskHost<'a> {
     broadcasts: &'a Broadcasts,
     updates: Mutex<Vec<(u64, Vec<u8>)>>,
+    /// The spill directory's path, which `table.spill_dir` points into.
+    _spill_dir: Vec<u8>,
+    spilled: AtomicU64,
     table: Host,
 }
 
 impl<'a> TaskHost<'a> {
-    pub fn new(broadcasts: &'a Broadcasts) -> Box<TaskHost<'a>> {
+    /// A task's host: its operators may each hold `spill_budget` bytes before they spill to
+    /// files in `spill_dir`.
+    pub fn new(
+        broadcasts: &'a Broadcasts,
+        spill_budget: u64,
+        spill_dir: &std::path::Path,
+    ) -> Box<TaskHost<'a>> {
+        let dir = spill_dir.to_string_lossy().into_owned().into_bytes();
         let mut host = Box::new(TaskHost {
             broadcasts,
             updates: Mutex::new(Vec::new()),
@@ -90,7 +103,12 @@ impl<'a> TaskHost<'a> {
                 ctx: std::ptr::null_mut(),
                 broadcast,
                 accumulate,
+                spill_budget,
+                spill_dir: RawBytes::from_slice(&dir),
+                spilled,
             },
+            _spill_dir: dir,
+            spilled: AtomicU64::new(0),
         });
         host.table.ctx = &*host as *const TaskHost as *mut c_void;
         host
@@ -104,6 +122,21 @@ impl<'a> TaskHost<'a> {
     pub fn take_updates(&self) -> Vec<(u64, Vec<u8>)> {
         std::mem::take(&mut self.updates.lock())
     }
+
+    /// Bytes one operator of the task may hold before it spills.
+    pub fn spill_budget(&self) -> u64 {
+        self.table.spill_budget
+    }
+
+    /// Bytes the task's operators wrote to spill files so far.
+    pub fn spilled(&self) -> u64 {
+        self.spilled.load(Ordering::Relaxed)
+    }
+}
+
+unsafe extern "C" fn spilled(ctx: *mut c_void, bytes: u64) {
+    let host = unsafe { &*(ctx as *const TaskHost) };
+    host.spilled.fetch_add(bytes, Ordering::Relaxed);
 }
 
 unsafe extern "C" fn broadcast(

@@ -9,7 +9,7 @@
 use std::ffi::c_void;
 
 /// Bumped whenever a table below changes shape; executors refuse tables of another version.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// Return value of every fallible ABI function.
 pub type Status = i32;
@@ -128,6 +128,14 @@ pub struct Host {
     /// Adds a partial value of accumulator `id` (encoded by cell code) to the task's updates,
     /// which reach the driver only if the task succeeds.
     pub accumulate: unsafe extern "C" fn(ctx: *mut c_void, id: u64, bytes: RawBytes),
+    /// Bytes of memory one operator of the task (a shuffle writer, a merge, a sort) may hold
+    /// before it writes what it holds to a spill file (version 3).
+    pub spill_budget: u64,
+    /// The directory (a UTF-8 path) where the task's operators make their spill files, each
+    /// removed by the operator that made it; valid while the task runs (version 3).
+    pub spill_dir: RawBytes,
+    /// Adds `bytes` written to spill files to the task's metrics (version 3).
+    pub spilled: unsafe extern "C" fn(ctx: *mut c_void, bytes: u64),
 }
 
 /// A narrow transformation: batches in, batches out.

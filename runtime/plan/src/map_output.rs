@@ -5,24 +5,155 @@
 //!
 //! Layout, little-endian: `n` (u64), then `n + 1` offsets (u64) into the payload, then the
 //! payload. Bucket `r` is `payload[offsets[r]..offsets[r + 1]]`.
+//!
+//! A bucket is a sequence of *record frames*: a little-endian `u64` length, then that many
+//! bytes, the bincode encoding of a `Vec` of records. Frames are what lets a map task write a
+//! bucket in pieces (from its spill files and its memory, concatenated unchanged) and a reduce
+//! task read one frame at a time from memory or a file, so that neither holds a whole bucket
+//! of decoded records. Spill files of sorted runs use the same frames.
 
 use crate::decode::DecodeError;
+use std::io::Read;
+
+/// Bytes of a record frame's length prefix.
+pub const FRAME_PREFIX: usize = 8;
+
+/// Appends a record frame holding `encoded` (the bincode of a `Vec` of records) to `out`.
+pub fn push_frame(out: &mut Vec<u8>, encoded: &[u8]) {
+    out.extend_from_slice(&(encoded.len() as u64).to_le_bytes());
+    out.extend_from_slice(encoded);
+}
+
+fn frame_error(reason: String) -> DecodeError {
+    DecodeError::Malformed {
+        what: "a shuffle bucket",
+        reason,
+    }
+}
+
+/// A record frame's contents and the bytes after it.
+pub type SplitFrame<'a> = (&'a [u8], &'a [u8]);
+
+/// Splits the first record frame off `bytes`: its contents and the rest; `None` at the end.
+pub fn split_frame(bytes: &[u8]) -> Result<Option<SplitFrame<'_>>, DecodeError> {
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    let Some(prefix) = bytes.get(..FRAME_PREFIX) else {
+        return Err(frame_error("it ends inside a frame's length".into()));
+    };
+    let len = u64::from_le_bytes(prefix.try_into().expect("8 bytes"));
+    let rest = &bytes[FRAME_PREFIX..];
+    if len > rest.len() as u64 {
+        return Err(frame_error(format!(
+            "a frame of {len} bytes where {} remain",
+            rest.len()
+        )));
+    }
+    Ok(Some(rest.split_at(len as usize)))
+}
+
+/// Reads the record frames in the next `len` bytes of `reader`, handing each frame's contents
+/// to `each` until it returns false. Holds one frame at a time; a frame that claims more bytes
+/// than remain is an `InvalidData` error, read before anything is allocated for it.
+pub fn read_frames(
+    mut reader: impl Read,
+    len: u64,
+    mut each: impl FnMut(&[u8]) -> bool,
+) -> std::io::Result<()> {
+    let invalid = |e: DecodeError| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    let mut left = len;
+    let mut frame = Vec::new();
+    while left > 0 {
+        if left < FRAME_PREFIX as u64 {
+            return Err(invalid(frame_error(
+                "it ends inside a frame's length".into(),
+            )));
+        }
+        let mut prefix = [0u8; FRAME_PREFIX];
+        reader.read_exact(&mut prefix)?;
+        left -= FRAME_PREFIX as u64;
+        let size = u64::from_le_bytes(prefix);
+        if size > left {
+            return Err(invalid(frame_error(format!(
+                "a frame of {size} bytes where {left} remain"
+            ))));
+        }
+        frame.clear();
+        frame.resize(size as usize, 0);
+        reader.read_exact(&mut frame)?;
+        left -= size;
+        if !each(&frame) {
+            break;
+        }
+    }
+    Ok(())
+}
 
 /// Frames `buckets` as one map output.
 pub fn frame(buckets: &[Vec<u8>]) -> Vec<u8> {
-    let payload: usize = buckets.iter().map(Vec::len).sum();
-    let mut out = Vec::with_capacity(8 * (buckets.len() + 2) + payload);
-    out.extend_from_slice(&(buckets.len() as u64).to_le_bytes());
-    let mut offset = 0u64;
-    out.extend_from_slice(&offset.to_le_bytes());
-    for bucket in buckets {
-        offset += bucket.len() as u64;
-        out.extend_from_slice(&offset.to_le_bytes());
-    }
+    let lens: Vec<u64> = buckets.iter().map(|b| b.len() as u64).collect();
+    let mut out = header(&lens);
     for bucket in buckets {
         out.extend_from_slice(bucket);
     }
     out
+}
+
+/// The table of a map output whose buckets are `bucket_lens` bytes long; the buckets follow
+/// it, in order (a writer that streams its output writes this first).
+pub fn header(bucket_lens: &[u64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 * (bucket_lens.len() + 2));
+    out.extend_from_slice(&(bucket_lens.len() as u64).to_le_bytes());
+    let mut offset = 0u64;
+    out.extend_from_slice(&offset.to_le_bytes());
+    for len in bucket_lens {
+        offset += len;
+        out.extend_from_slice(&offset.to_le_bytes());
+    }
+    out
+}
+
+/// Bytes of the table of a map output of `buckets` buckets.
+pub fn header_len(buckets: u64) -> u64 {
+    8 * (buckets + 2)
+}
+
+/// Reads the table at the start of a map output of `total` bytes kept in a file: where each
+/// bucket is in it. Checked as [`MapOutput::parse`] checks, before anything is allocated for
+/// the table.
+pub fn read_index(
+    mut reader: impl Read,
+    total: u64,
+) -> Result<Vec<std::ops::Range<u64>>, DecodeError> {
+    let malformed = |reason: &str| DecodeError::Malformed {
+        what: "a shuffle map output file",
+        reason: reason.to_string(),
+    };
+    let mut word = || -> Result<u64, DecodeError> {
+        let mut bytes = [0u8; 8];
+        reader
+            .read_exact(&mut bytes)
+            .map_err(|e| malformed(&format!("its table cannot be read: {e}")))?;
+        Ok(u64::from_le_bytes(bytes))
+    };
+    let n = word()?;
+    let table = n
+        .checked_add(2)
+        .and_then(|words| words.checked_mul(8))
+        .filter(|&bytes| bytes <= total)
+        .ok_or_else(|| malformed("its offset table does not fit in it"))?;
+    let offsets: Vec<u64> = (0..=n).map(|_| word()).collect::<Result<_, _>>()?;
+    if offsets[0] != 0 || !offsets.windows(2).all(|w| w[0] <= w[1]) {
+        return Err(malformed("its offsets are out of order"));
+    }
+    if table.checked_add(offsets[offsets.len() - 1]) != Some(total) {
+        return Err(malformed("its payload is not as long as its offsets say"));
+    }
+    Ok(offsets
+        .windows(2)
+        .map(|w| table + w[0]..table + w[1])
+        .collect())
 }
 
 /// A framed map output, checked.
@@ -130,7 +261,88 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn frames_split_and_stream_back_as_written() {
+        let mut bucket = Vec::new();
+        push_frame(&mut bucket, b"abc");
+        push_frame(&mut bucket, b"");
+        push_frame(&mut bucket, b"defgh");
+        let mut split = Vec::new();
+        let mut rest = &bucket[..];
+        while let Some((frame, after)) = split_frame(rest).unwrap() {
+            split.push(frame.to_vec());
+            rest = after;
+        }
+        assert_eq!(split, [b"abc".to_vec(), Vec::new(), b"defgh".to_vec()]);
+        let mut streamed = Vec::new();
+        read_frames(&bucket[..], bucket.len() as u64, |f| {
+            streamed.push(f.to_vec());
+            true
+        })
+        .unwrap();
+        assert_eq!(streamed, split);
+        // Stopping early reads no further; a cut bucket is an error, not a short read.
+        let mut first = 0;
+        read_frames(&bucket[..], bucket.len() as u64, |_| {
+            first += 1;
+            false
+        })
+        .unwrap();
+        assert_eq!(first, 1);
+        let cut = &bucket[..bucket.len() - 1];
+        assert!(split_frame(&cut[cut.len() - 13..]).is_err());
+        let error = read_frames(cut, cut.len() as u64, |_| true).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn an_index_read_from_a_file_finds_every_bucket_and_refuses_damage() {
+        let buckets = vec![b"ab".to_vec(), Vec::new(), b"cde".to_vec()];
+        let bytes = frame(&buckets);
+        let ranges = read_index(&bytes[..], bytes.len() as u64).unwrap();
+        assert_eq!(ranges.len(), 3);
+        for (range, bucket) in ranges.iter().zip(&buckets) {
+            assert_eq!(
+                &bytes[range.start as usize..range.end as usize],
+                &bucket[..]
+            );
+        }
+        assert_eq!(header(&[2, 0, 3]), bytes[..header_len(3) as usize]);
+        assert!(read_index(&bytes[..], bytes.len() as u64 + 1).is_err());
+        assert!(read_index(&u64::MAX.to_le_bytes()[..], 1 << 40).is_err());
+        let mut disordered = bytes.clone();
+        disordered[16] = 9;
+        assert!(read_index(&disordered[..], disordered.len() as u64).is_err());
+    }
+
     proptest! {
+        #[test]
+        fn arbitrary_indexes_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..128),
+            total in 0u64..1 << 20,
+        ) {
+            if let Ok(ranges) = read_index(&bytes[..], total) {
+                prop_assert!(ranges.iter().all(|r| r.start <= r.end && r.end <= total));
+            }
+        }
+
+        #[test]
+        fn arbitrary_frames_never_panic_or_overallocate(
+            bytes in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let mut rest = &bytes[..];
+            while let Ok(Some((frame, after))) = split_frame(rest) {
+                prop_assert!(frame.len() <= rest.len());
+                rest = after;
+            }
+            let mut seen = 0usize;
+            let _ = read_frames(&bytes[..], bytes.len() as u64, |f| {
+                seen += f.len();
+                true
+            });
+            prop_assert!(seen <= bytes.len());
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             if let Ok(output) = MapOutput::parse(bytes) {

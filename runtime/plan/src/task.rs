@@ -264,6 +264,9 @@ pub struct TaskMetrics {
     /// Bytes of shuffle buckets this task fetched (reduce side) and wrote (map side).
     pub shuffle_read_bytes: u64,
     pub shuffle_write_bytes: u64,
+    /// Bytes the task wrote to spill files (writers, merges and sorts past their budget) and
+    /// of fetched buckets it kept on disk rather than in memory.
+    pub spilled_bytes: u64,
 }
 
 /// A finished task.
@@ -398,6 +401,7 @@ mod tests {
                     evicted: vec![(3, 1)],
                     shuffle_read_bytes: 0,
                     shuffle_write_bytes: 9,
+                    spilled_bytes: 0,
                 },
             };
             let _ = decode_outcome(&damaged(bincode::serialize(&outcome).unwrap(), &edits));

@@ -19,8 +19,10 @@ pub mod executor {
 pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
 
 /// Largest piece of a shuffle bucket in one message of a `FetchShuffle` stream: a reducer
-/// receives any amount of shuffle data, a few pieces in flight at a time.
-pub const SHUFFLE_CHUNK_BYTES: usize = 4 << 20;
+/// receives any amount of shuffle data, a few pieces in flight at a time. Each piece is held
+/// several times over on its way (read, encoded, sent, received, decoded), on both executors,
+/// for every stream at once: 1 MiB keeps that small beside a task's spill budget.
+pub const SHUFFLE_CHUNK_BYTES: usize = 1 << 20;
 
 /// The byte ranges `SHUFFLE_CHUNK_BYTES` (or `chunk`) at a time that carry a bucket of `len`
 /// bytes: at least one, so that an empty bucket is sent too.

@@ -44,6 +44,13 @@ pub(crate) trait Action: Sized + Send + 'static {
     fn open(func: Self::Func, params: &[u8], partition: u32) -> Result<Self, String>;
     fn push(&mut self, batch: Vec<Self::In>) -> Result<(), Stop>;
     fn finish(&mut self) -> Result<Vec<u8>, Stop>;
+    /// Hands the result to `out`, in pieces if it likes (a shuffle writer's output may be
+    /// larger than memory); by default the bytes of [`Action::finish`] in one piece.
+    fn finish_into(&mut self, out: &mut dyn FnMut(&[u8])) -> Result<(), Stop> {
+        let bytes = self.finish()?;
+        out(&bytes);
+        Ok(())
+    }
 }
 
 /// Rebuilds the closure from the arguments the executor passed, opens the operator or action
@@ -56,14 +63,17 @@ unsafe fn open_boxed<F: Send + Sync + 'static, S>(
 ) -> Status {
     let mut opened = None;
     let status = guarded(err, || {
-        let func = crate::shared::with_host(args.host, || unsafe {
-            rebuild::<F>(args.captures.as_slice(), args.env_decoder, err)
+        // The host is at hand while the closure is rebuilt and while the operator opens (a
+        // spilling operator reads its budget from it).
+        crate::shared::with_host(args.host, || {
+            let func = unsafe { rebuild::<F>(args.captures.as_slice(), args.env_decoder, err) }
+                .ok_or(Stop::Downstream)?;
+            opened = Some(
+                open(func, unsafe { args.params.as_slice() }, args.partition)
+                    .map_err(Stop::Failed)?,
+            );
+            Ok(())
         })
-        .ok_or(Stop::Downstream)?;
-        opened = Some(
-            open(func, unsafe { args.params.as_slice() }, args.partition).map_err(Stop::Failed)?,
-        );
-        Ok(())
     });
     if let Some(opened) = opened {
         unsafe { *state = Box::into_raw(Box::new(opened)) as *mut c_void };
@@ -156,11 +166,7 @@ impl<X: Action> ActionTable<X> {
 
     unsafe extern "C" fn finish(state: *mut c_void, out: ByteSink, err: ErrorSink) -> Status {
         let op = unsafe { &mut *(state as *mut X) };
-        guarded(err, || {
-            let bytes = op.finish()?;
-            write_bytes(out, &bytes);
-            Ok(())
-        })
+        guarded(err, || op.finish_into(&mut |bytes| write_bytes(out, bytes)))
     }
 
     unsafe extern "C" fn close(state: *mut c_void) {

@@ -3,16 +3,26 @@
 //! Reduce side: mergers, transformations that combine, group or sort what the buckets hold.
 //! When the input is already partitioned as wanted, a merger (or [`CombineLocally`]) runs as a
 //! narrow transformation instead, and nothing is shuffled.
+//!
+//! Every one of them spills past its budget (`crate::spill`): writers encode records into
+//! per-bucket frames as they come and write them to a spill file, bucket by bucket, when they
+//! hold too much, then stream one map output (each bucket its spilled pieces, then what is in
+//! memory); sorts write sorted runs and merge them; merges and groups write runs ordered by the
+//! key's hash and merge them, combining equal keys.
 
-use super::{Action, Transform, decode_params, encode};
+use super::{Action, Transform, decode_params};
 use crate::Data;
 use crate::batch::{BatchOut, Stop};
 use crate::hash::{KeyMap, hash_partition};
 use crate::partitioner::CustomPartitioner;
+use crate::spill::{
+    FrameBuilder, MERGED_BATCH_BYTES, SizeEstimate, SpillConfig, SpillFile, SpilledRuns, merge_runs,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::hash::Hash;
 use std::marker::PhantomData;
+use std::ops::Range;
 use tessera_plan::Partitioner;
 
 /// What every writer is opened with.
@@ -107,27 +117,121 @@ impl<K: Ord + DeserializeOwned + Send + 'static> Placement<K> for ByRange<K> {
     }
 }
 
-/// Encodes every bucket as a `Vec` of its records, framed as the one map output the executor
-/// keeps.
-fn encode_buckets<R: Serialize>(buckets: &[Vec<R>]) -> Result<Vec<u8>, Stop> {
-    let encoded = buckets
-        .iter()
-        .map(|bucket| {
-            if bucket.is_empty() {
-                Ok(Vec::new())
-            } else {
-                encode("a shuffle bucket", bucket)
+/// The map side's buckets, encoded as records arrive: per bucket, closed record frames and one
+/// frame being filled. Past the budget every bucket's frames go to the spill file, in bucket
+/// order (one partition-ordered run per spill); `finish` streams the one map output.
+pub(crate) struct BucketWriter {
+    open: Vec<FrameBuilder>,
+    closed: Vec<Vec<Vec<u8>>>,
+    held: u64,
+    spill: SpillConfig,
+    file: Option<SpillFile>,
+    /// Per spill, where each bucket's frames are in the file.
+    spills: Vec<Vec<Range<u64>>>,
+}
+
+impl BucketWriter {
+    pub(crate) fn new(buckets: usize, spill: SpillConfig) -> BucketWriter {
+        BucketWriter {
+            open: (0..buckets).map(|_| FrameBuilder::default()).collect(),
+            closed: vec![Vec::new(); buckets],
+            held: 0,
+            spill,
+            file: None,
+            spills: Vec::new(),
+        }
+    }
+
+    pub(crate) fn buckets(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Adds `record` to `bucket`; spills when the writer holds more than its budget.
+    pub(crate) fn add<R: Serialize>(&mut self, bucket: usize, record: &R) -> Result<(), Stop> {
+        let frame = &mut self.open[bucket];
+        self.held += frame.add(record)?;
+        if frame.full() {
+            let bytes = frame.close();
+            self.closed[bucket].push(bytes);
+        }
+        if self.spill.over(self.held) {
+            self.spill_buckets()?;
+        }
+        Ok(())
+    }
+
+    fn close_frames(&mut self) {
+        for (frame, closed) in self.open.iter_mut().zip(&mut self.closed) {
+            let bytes = frame.close();
+            if !bytes.is_empty() {
+                closed.push(bytes);
             }
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(tessera_plan::map_output::frame(&encoded))
+        }
+    }
+
+    fn spill_buckets(&mut self) -> Result<(), Stop> {
+        self.close_frames();
+        if self.file.is_none() {
+            self.file = Some(self.spill.file()?);
+        }
+        let file = self.file.as_mut().expect("made above");
+        let mut ranges = Vec::with_capacity(self.closed.len());
+        for closed in &mut self.closed {
+            let start = file.append(&[])?.start;
+            for frame in closed.drain(..) {
+                file.append(&frame)?;
+            }
+            *closed = Vec::new();
+            ranges.push(start..file.append(&[])?.end);
+        }
+        let written = ranges.last().map_or(0, |r| r.end) - ranges.first().map_or(0, |r| r.start);
+        self.spill.note_spilled(written);
+        self.spills.push(ranges);
+        self.held = 0;
+        Ok(())
+    }
+
+    /// Streams the map output: its table, then each bucket's spilled frames and those in
+    /// memory.
+    pub(crate) fn finish_into(&mut self, out: &mut dyn FnMut(&[u8])) -> Result<(), Stop> {
+        self.close_frames();
+        if let Some(file) = &mut self.file {
+            file.flush()?;
+        }
+        let lens: Vec<u64> = (0..self.buckets())
+            .map(|b| {
+                let spilled: u64 = self.spills.iter().map(|s| s[b].end - s[b].start).sum();
+                spilled + self.closed[b].iter().map(|f| f.len() as u64).sum::<u64>()
+            })
+            .collect();
+        out(&tessera_plan::map_output::header(&lens));
+        for bucket in 0..self.buckets() {
+            if let Some(file) = &self.file {
+                for spill in &self.spills {
+                    file.copy_range(spill[bucket].clone(), out)?;
+                }
+            }
+            for frame in std::mem::take(&mut self.closed[bucket]) {
+                out(&frame);
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole map output in memory (for [`Action::finish`]).
+    pub(crate) fn finish(&mut self) -> Result<Vec<u8>, Stop> {
+        let mut bytes = Vec::new();
+        self.finish_into(&mut |piece| bytes.extend_from_slice(piece))?;
+        Ok(bytes)
+    }
 }
 
 /// Map side without combining: each pair goes to its key's bucket as it is (`group_by_key`,
 /// `partition_by`, `sort_by_key`, `cogroup`).
 pub(crate) struct PairWriter<K, V, P> {
     placement: P,
-    buckets: Vec<Vec<(K, V)>>,
+    buckets: BucketWriter,
+    _pairs: PhantomData<fn(K, V)>,
 }
 impl<K: Data, V: Data, P: Placement<K>> Action for PairWriter<K, V, P> {
     type In = (K, V);
@@ -135,18 +239,25 @@ impl<K: Data, V: Data, P: Placement<K>> Action for PairWriter<K, V, P> {
     fn open(_: (), params: &[u8], _: u32) -> Result<Self, String> {
         let params: WriterParams = decode_params(params)?;
         let placement = P::new(&params.partitioner)?;
-        let buckets = (0..placement.partitions()).map(|_| Vec::new()).collect();
-        Ok(PairWriter { placement, buckets })
+        let buckets = BucketWriter::new(placement.partitions(), SpillConfig::from_opening_host());
+        Ok(PairWriter {
+            placement,
+            buckets,
+            _pairs: PhantomData,
+        })
     }
     fn push(&mut self, batch: Vec<(K, V)>) -> Result<(), Stop> {
-        for (k, v) in batch {
-            let bucket = self.placement.place(&k);
-            self.buckets[bucket].push((k, v));
+        for pair in &batch {
+            let bucket = self.placement.place(&pair.0);
+            self.buckets.add(bucket, pair)?;
         }
         Ok(())
     }
     fn finish(&mut self) -> Result<Vec<u8>, Stop> {
-        encode_buckets(&self.buckets)
+        self.buckets.finish()
+    }
+    fn finish_into(&mut self, out: &mut dyn FnMut(&[u8])) -> Result<(), Stop> {
+        self.buckets.finish_into(out)
     }
 }
 
@@ -154,7 +265,8 @@ impl<K: Data, V: Data, P: Placement<K>> Action for PairWriter<K, V, P> {
 /// the partition, so that small partitions do not all fill bucket 0.
 pub(crate) struct RoundRobinWriter<T> {
     next: usize,
-    buckets: Vec<Vec<T>>,
+    buckets: BucketWriter,
+    _records: PhantomData<fn(T)>,
 }
 impl<T: Data> Action for RoundRobinWriter<T> {
     type In = T;
@@ -164,18 +276,22 @@ impl<T: Data> Action for RoundRobinWriter<T> {
         let partitions = params.partitioner.partitions().max(1) as usize;
         Ok(RoundRobinWriter {
             next: hash_partition(&partition, partitions as u32) as usize,
-            buckets: (0..partitions).map(|_| Vec::new()).collect(),
+            buckets: BucketWriter::new(partitions, SpillConfig::from_opening_host()),
+            _records: PhantomData,
         })
     }
     fn push(&mut self, batch: Vec<T>) -> Result<(), Stop> {
-        for record in batch {
-            self.buckets[self.next].push(record);
-            self.next = (self.next + 1) % self.buckets.len();
+        for record in &batch {
+            self.buckets.add(self.next, record)?;
+            self.next = (self.next + 1) % self.buckets.buckets();
         }
         Ok(())
     }
     fn finish(&mut self) -> Result<Vec<u8>, Stop> {
-        encode_buckets(&self.buckets)
+        self.buckets.finish()
+    }
+    fn finish_into(&mut self, out: &mut dyn FnMut(&[u8])) -> Result<(), Stop> {
+        self.buckets.finish_into(out)
     }
 }
 
@@ -262,12 +378,32 @@ impl<K: Hash + Eq, C> Combiners<K, C> {
 
 /// Map side with combining: one combiner per key crosses the network (`reduce_by_key`,
 /// `fold_by_key`, `aggregate_by_key`, `combine_by_key`, `distinct`). Keys are combined in one
-/// map for the whole partition and placed in buckets only at the end, once per distinct key
-/// rather than once per record.
+/// map for the partition and placed in buckets only when the map is drained, once per distinct
+/// key rather than once per record: at the end, and whenever the map holds more than the
+/// writer's budget (the reducers merge the combiners of a key that several drains wrote).
 pub(crate) struct CombineWriter<K, V, M: MapCombine<V>, P> {
     combine: M,
     placement: P,
     combiners: Combiners<K, M::C>,
+    /// Records added since the map was last drained, estimated in memory.
+    held: SizeEstimate,
+    buckets: BucketWriter,
+}
+impl<K, V, M, P> CombineWriter<K, V, M, P>
+where
+    K: Data + Hash + Eq,
+    V: Data,
+    M: MapCombine<V>,
+    P: Placement<K>,
+{
+    fn drain(&mut self) -> Result<(), Stop> {
+        for pair in self.combiners.drain() {
+            self.buckets.add(self.placement.place(&pair.0), &pair)?;
+        }
+        self.combiners = Combiners::new();
+        self.held.clear();
+        Ok(())
+    }
 }
 impl<K, V, M, P> Action for CombineWriter<K, V, M, P>
 where
@@ -280,26 +416,33 @@ where
     type Func = M::Func;
     fn open(func: M::Func, params: &[u8], _: u32) -> Result<Self, String> {
         let params: WriterParams = decode_params(params)?;
+        let placement = P::new(&params.partitioner)?;
+        let buckets = BucketWriter::new(placement.partitions(), SpillConfig::from_opening_host());
         Ok(CombineWriter {
             combine: M::open(func, &params.zero)?,
-            placement: P::new(&params.partitioner)?,
+            placement,
             combiners: Combiners::new(),
+            held: SizeEstimate::default(),
+            buckets,
         })
     }
     fn push(&mut self, batch: Vec<(K, V)>) -> Result<(), Stop> {
         for (k, v) in batch {
+            self.held.add(&(&k, &v));
             self.combiners.add(k, v, &self.combine);
+        }
+        if self.buckets.spill.over(self.held.bytes::<(K, M::C)>()) {
+            self.drain()?;
         }
         Ok(())
     }
     fn finish(&mut self) -> Result<Vec<u8>, Stop> {
-        let mut buckets: Vec<Vec<(K, M::C)>> = (0..self.placement.partitions())
-            .map(|_| Vec::new())
-            .collect();
-        for (k, c) in self.combiners.drain() {
-            buckets[self.placement.place(&k)].push((k, c));
-        }
-        encode_buckets(&buckets)
+        self.drain()?;
+        self.buckets.finish()
+    }
+    fn finish_into(&mut self, out: &mut dyn FnMut(&[u8])) -> Result<(), Stop> {
+        self.drain()?;
+        self.buckets.finish_into(out)
     }
 }
 
@@ -339,11 +482,124 @@ where
     }
 }
 
+/// The shuffle hash of a key, which orders spilled runs of combiners.
+fn key_hash<K: Hash>(key: &K) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = crate::hash::KeyHasher::default();
+    key.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Hands on `record`, a merged one, flushing the batch once the records handed on since the
+/// last flush take about [`MERGED_BATCH_BYTES`] (`emitted` estimates them).
+fn push_bounded<R: Serialize>(
+    out: &mut BatchOut<R>,
+    emitted: &mut SizeEstimate,
+    record: R,
+) -> Result<(), Stop> {
+    emitted.add(&record);
+    out.push(record)?;
+    if emitted.bytes::<R>() >= MERGED_BATCH_BYTES {
+        emitted.clear();
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// A map from keys to combiners that spills past its budget (Spark's
+/// `ExternalAppendOnlyMap`): each spill is the map's pairs ordered by their key's hash, and
+/// the end merges the runs by hash, combining the pairs of equal keys (a hash shared by
+/// different keys only makes a short list to search).
+struct ExternalCombiners<K, C> {
+    combiners: Combiners<K, C>,
+    held: SizeEstimate,
+    runs: SpilledRuns,
+}
+
+impl<K: Data + Hash + Eq, C: Data> ExternalCombiners<K, C> {
+    fn new() -> Self {
+        ExternalCombiners {
+            combiners: Combiners::new(),
+            held: SizeEstimate::default(),
+            runs: SpilledRuns::new(SpillConfig::from_opening_host()),
+        }
+    }
+
+    /// Notes a record of `T` added to the map; spills if the map holds too much.
+    fn added<T: Serialize>(&mut self, record: &T) -> Result<(), Stop> {
+        self.held.add(record);
+        if self.runs.spill.over(self.held.bytes::<(K, C)>()) {
+            let pairs = self.sorted_by_hash();
+            self.runs.write(pairs)?;
+            self.held.clear();
+        }
+        Ok(())
+    }
+
+    /// Empties the map into a run ordered by hash.
+    fn sorted_by_hash(&mut self) -> Vec<(K, C)> {
+        let mut pairs: Vec<(u64, (K, C))> = self
+            .combiners
+            .drain()
+            .map(|pair| (key_hash(&pair.0), pair))
+            .collect();
+        self.combiners = Combiners::new();
+        pairs.sort_by_key(|(hash, _)| *hash);
+        pairs.into_iter().map(|(_, pair)| pair).collect()
+    }
+
+    /// Hands every key with its combiner (merged by `merge` across spills) to `out`.
+    fn finish(
+        &mut self,
+        merge: impl Fn(C, C) -> C,
+        out: &mut BatchOut<(K, C)>,
+    ) -> Result<(), Stop> {
+        if self.runs.len() == 0 {
+            for pair in self.combiners.drain() {
+                out.push(pair)?;
+            }
+            return Ok(());
+        }
+        // Merged pairs go on in batches of bounded size.
+        let mut emitted = SizeEstimate::default();
+        let mut out = |pair: (K, C)| push_bounded(out, &mut emitted, pair);
+        let mut runs = self.runs.readers::<(K, C)>()?;
+        // What is still in memory is the last run: equal keys keep the order they came in.
+        let in_memory = self.sorted_by_hash();
+        runs.push(Box::new(in_memory.into_iter().map(Ok)));
+        let mut same_hash: Vec<(K, C)> = Vec::new();
+        let mut current = 0u64;
+        for pair in merge_runs(runs, |a: &(K, C), b: &(K, C)| {
+            key_hash(&a.0).cmp(&key_hash(&b.0))
+        }) {
+            let (key, combiner) = pair.map_err(Stop::Failed)?;
+            let hash = key_hash(&key);
+            if hash != current {
+                for pair in same_hash.drain(..) {
+                    out(pair)?;
+                }
+                current = hash;
+            }
+            match same_hash.iter().position(|(k, _)| *k == key) {
+                Some(i) => {
+                    let (key, existing) = same_hash.swap_remove(i);
+                    same_hash.push((key, merge(existing, combiner)));
+                }
+                None => same_hash.push((key, combiner)),
+            }
+        }
+        for pair in same_hash.drain(..) {
+            out(pair)?;
+        }
+        Ok(())
+    }
+}
+
 /// Reduce side of a combining shuffle: merges the combiners of a key from every map output
-/// with `f` (Spark's `mergeCombiners`).
+/// with `f` (Spark's `mergeCombiners`), spilling past its budget.
 pub(crate) struct MergeCombiners<K, C, F> {
     f: F,
-    combiners: Combiners<K, C>,
+    combiners: ExternalCombiners<K, C>,
 }
 impl<K, C, F> Transform for MergeCombiners<K, C, F>
 where
@@ -357,50 +613,77 @@ where
     fn open(f: F, _: &[u8], _: u32) -> Result<Self, String> {
         Ok(MergeCombiners {
             f,
-            combiners: Combiners::new(),
+            combiners: ExternalCombiners::new(),
         })
     }
     fn push(&mut self, batch: Vec<(K, C)>, _: &mut BatchOut<(K, C)>) -> Result<(), Stop> {
-        for (k, c) in batch {
-            self.combiners.merge(k, c, &self.f);
+        for pair in batch {
+            self.combiners.added(&pair)?;
+            self.combiners.combiners.merge(pair.0, pair.1, &self.f);
         }
         Ok(())
     }
     fn finish(&mut self, out: &mut BatchOut<(K, C)>) -> Result<(), Stop> {
-        for pair in self.combiners.drain() {
-            out.push(pair)?;
-        }
-        Ok(())
+        let f = &self.f;
+        self.combiners.finish(f, out)
     }
 }
 
-/// `group_by_key`: every value of a key, in one vector.
-pub(crate) struct GroupValues<K, V>(KeyMap<K, Vec<V>>);
+/// `group_by_key`: every value of a key, in one vector (in the order they came), spilling past
+/// its budget.
+pub(crate) struct GroupValues<K, V>(ExternalCombiners<K, Vec<V>>);
 impl<K: Data + Hash + Eq, V: Data> Transform for GroupValues<K, V> {
     type In = (K, V);
     type Out = (K, Vec<V>);
     type Func = ();
     fn open(_: (), _: &[u8], _: u32) -> Result<Self, String> {
-        Ok(GroupValues(KeyMap::default()))
+        Ok(GroupValues(ExternalCombiners::new()))
     }
     fn push(&mut self, batch: Vec<(K, V)>, _: &mut BatchOut<(K, Vec<V>)>) -> Result<(), Stop> {
         for (k, v) in batch {
-            self.0.entry(k).or_default().push(v);
+            self.0.added(&(&k, &v))?;
+            self.0.combiners.merge(k, vec![v], |mut a, mut b| {
+                a.append(&mut b);
+                a
+            });
         }
         Ok(())
     }
     fn finish(&mut self, out: &mut BatchOut<(K, Vec<V>)>) -> Result<(), Stop> {
-        for pair in self.0.drain() {
-            out.push(pair)?;
-        }
-        Ok(())
+        let append = |mut a: Vec<V>, mut b: Vec<V>| {
+            a.append(&mut b);
+            a
+        };
+        self.0.finish(append, out)
     }
 }
 
-/// Reduce side of `sort_by_key`: the partition's pairs sorted by key (stably).
+/// Reduce side of `sort_by_key`: the partition's pairs sorted by key (stably). Past its budget
+/// it sorts what it holds into a run on disk; the end merges the runs (Spark's
+/// `ExternalSorter`).
 pub(crate) struct SortByKey<K, V> {
     ascending: bool,
     pairs: Vec<(K, V)>,
+    held: SizeEstimate,
+    runs: SpilledRuns,
+}
+impl<K: Data + Ord, V: Data> SortByKey<K, V> {
+    fn order(ascending: bool) -> impl Fn(&(K, V), &(K, V)) -> std::cmp::Ordering + Copy {
+        move |a: &(K, V), b: &(K, V)| {
+            if ascending {
+                a.0.cmp(&b.0)
+            } else {
+                b.0.cmp(&a.0)
+            }
+        }
+    }
+
+    fn sorted(&mut self) -> Vec<(K, V)> {
+        let mut pairs = std::mem::take(&mut self.pairs);
+        pairs.sort_by(Self::order(self.ascending));
+        self.held.clear();
+        pairs
+    }
 }
 impl<K: Data + Ord, V: Data> Transform for SortByKey<K, V> {
     type In = (K, V);
@@ -410,26 +693,202 @@ impl<K: Data + Ord, V: Data> Transform for SortByKey<K, V> {
         Ok(SortByKey {
             ascending: decode_params(params)?,
             pairs: Vec::new(),
+            held: SizeEstimate::default(),
+            runs: SpilledRuns::new(SpillConfig::from_opening_host()),
         })
     }
     fn push(&mut self, mut batch: Vec<(K, V)>, _: &mut BatchOut<(K, V)>) -> Result<(), Stop> {
+        for pair in &batch {
+            self.held.add(pair);
+        }
         self.pairs.append(&mut batch);
+        if self.runs.spill.over(self.held.bytes::<(K, V)>()) {
+            let run = self.sorted();
+            self.runs.write(run)?;
+        }
         Ok(())
     }
     fn finish(&mut self, out: &mut BatchOut<(K, V)>) -> Result<(), Stop> {
-        let mut pairs = std::mem::take(&mut self.pairs);
-        if self.ascending {
-            pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        } else {
-            pairs.sort_by(|a, b| b.0.cmp(&a.0));
+        let last = self.sorted();
+        if self.runs.len() == 0 {
+            return out.push_batch(last);
         }
-        out.push_batch(pairs)
+        let mut runs = self.runs.readers::<(K, V)>()?;
+        runs.push(Box::new(last.into_iter().map(Ok)));
+        let mut emitted = SizeEstimate::default();
+        for pair in merge_runs(runs, Self::order(self.ascending)) {
+            push_bounded(out, &mut emitted, pair.map_err(Stop::Failed)?)?;
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spill::tests::TestDir;
+    use std::collections::BTreeMap;
+    use std::ffi::c_void;
+    use tessera_plan::abi::{Batch, BatchSink, STATUS_OK};
+    use tessera_plan::map_output::{MapOutput, split_frame};
+
+    unsafe extern "C" fn keep(ctx: *mut c_void, batch: Batch) -> i32 {
+        unsafe { (*(ctx as *mut Vec<Batch>)).push(batch) };
+        STATUS_OK
+    }
+
+    /// The records a transform hands on while `drive` pushes into it.
+    fn output<T>(drive: impl FnOnce(&mut BatchOut<T>) -> Result<(), Stop>) -> Vec<T> {
+        let mut batches: Vec<Batch> = Vec::new();
+        let sink = BatchSink {
+            ctx: &mut batches as *mut Vec<Batch> as *mut c_void,
+            push: keep,
+        };
+        let mut out = BatchOut::new(sink);
+        assert!(drive(&mut out).and_then(|()| out.flush()).is_ok());
+        batches
+            .into_iter()
+            .flat_map(|b| unsafe { crate::batch::from_batch::<T>(b) })
+            .collect()
+    }
+
+    /// Every record of bucket `r` of a map output, frame by frame.
+    fn bucket_records<R: Data>(output: &MapOutput, r: usize) -> Vec<R> {
+        let mut rest = &output.bytes()[output.range(r).unwrap()];
+        let mut records = Vec::new();
+        while let Some((frame, after)) = split_frame(rest).unwrap() {
+            records.extend(crate::encoding::decode::<Vec<R>>(frame).unwrap());
+            rest = after;
+        }
+        records
+    }
+
+    #[test]
+    fn a_writer_past_its_budget_spills_and_streams_one_output_of_every_record() {
+        let dir = TestDir::new("writer");
+        let records: Vec<(u64, String)> = (0..60_000).map(|i| (i, format!("value {i}"))).collect();
+        let write = |spill: SpillConfig| {
+            let mut writer = BucketWriter::new(3, spill);
+            for record in &records {
+                writer.add((record.0 % 3) as usize, record).unwrap();
+            }
+            let spills = writer.spills.len();
+            let mut pieces = 0;
+            let mut bytes = Vec::new();
+            writer
+                .finish_into(&mut |piece| {
+                    pieces += 1;
+                    bytes.extend_from_slice(piece)
+                })
+                .unwrap();
+            (spills, pieces, MapOutput::parse(bytes).unwrap())
+        };
+        let (spills, pieces, spilled) = write(SpillConfig::in_dir(1, dir.0.clone()));
+        // About 1.2 MB of records in 256 KiB spills, merged and streamed in pieces.
+        assert!(spills >= 4, "{spills} spills");
+        assert!(pieces > 3, "{pieces} pieces");
+        let (none, _, in_memory) = write(SpillConfig::unlimited());
+        assert_eq!(none, 0);
+        for r in 0..3 {
+            let expected: Vec<(u64, String)> = records
+                .iter()
+                .filter(|p| p.0 % 3 == r as u64)
+                .cloned()
+                .collect();
+            assert_eq!(bucket_records::<(u64, String)>(&spilled, r), expected);
+            assert_eq!(bucket_records::<(u64, String)>(&in_memory, r), expected);
+        }
+        // The writers are gone, and their spill file with them.
+        assert_eq!(dir.files(), 0);
+    }
+
+    fn pairs(n: u64, keys: u64) -> Vec<(u64, u64)> {
+        (0..n).map(|i| ((i * 7919) % keys, i)).collect()
+    }
+
+    #[test]
+    fn a_sort_past_its_budget_merges_sorted_runs_stably() {
+        let dir = TestDir::new("sort");
+        let input = pairs(100_000, 1000);
+        for ascending in [true, false] {
+            let mut sort = SortByKey::<u64, u64> {
+                ascending,
+                pairs: Vec::new(),
+                held: SizeEstimate::default(),
+                runs: SpilledRuns::new(SpillConfig::in_dir(1, dir.0.clone())),
+            };
+            let sorted = output(|out| {
+                for chunk in input.chunks(3000) {
+                    sort.push(chunk.to_vec(), out)?;
+                }
+                assert!(sort.runs.len() >= 3, "{} runs", sort.runs.len());
+                sort.finish(out)
+            });
+            let mut expected = input.clone();
+            if ascending {
+                expected.sort_by_key(|p| p.0);
+            } else {
+                expected.sort_by_key(|p| std::cmp::Reverse(p.0));
+            }
+            assert_eq!(sorted, expected, "ascending: {ascending}");
+        }
+    }
+
+    #[test]
+    fn a_group_past_its_budget_merges_runs_keeping_each_keys_values_in_order() {
+        let dir = TestDir::new("group");
+        let input = pairs(100_000, 5000);
+        let mut group = GroupValues::<u64, u64>(ExternalCombiners::new());
+        group.0.runs = SpilledRuns::new(SpillConfig::in_dir(1, dir.0.clone()));
+        let grouped = output(|out| {
+            for chunk in input.chunks(3000) {
+                group.push(chunk.to_vec(), out)?;
+            }
+            assert!(group.0.runs.len() >= 3, "{} runs", group.0.runs.len());
+            group.finish(out)
+        });
+        let mut expected: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+        for (k, v) in &input {
+            expected.entry(*k).or_default().push(*v);
+        }
+        assert_eq!(grouped.len(), expected.len(), "each key once");
+        assert_eq!(grouped.into_iter().collect::<BTreeMap<_, _>>(), expected);
+    }
+
+    /// A key whose hash is the same for every value: every pair shares one hash.
+    #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+    struct Colliding(u32);
+    impl Hash for Colliding {
+        fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+            state.write_u8(0);
+        }
+    }
+
+    #[test]
+    fn merging_spilled_combiners_tells_apart_keys_of_one_hash() {
+        let dir = TestDir::new("collide");
+        let mut merge = MergeCombiners::<Colliding, u64, _> {
+            f: |a: u64, b: u64| a + b,
+            combiners: ExternalCombiners::new(),
+        };
+        merge.combiners.runs = SpilledRuns::new(SpillConfig::in_dir(1, dir.0.clone()));
+        let input: Vec<(Colliding, u64)> = (0..40_000u64)
+            .map(|i| (Colliding((i % 3) as u32), i))
+            .collect();
+        let merged = output(|out| {
+            for chunk in input.chunks(1000) {
+                merge.push(chunk.to_vec(), out)?;
+            }
+            assert!(merge.combiners.runs.len() > 0);
+            merge.finish(out)
+        });
+        let mut expected: BTreeMap<Colliding, u64> = BTreeMap::new();
+        for (k, v) in input {
+            *expected.entry(k).or_default() += v;
+        }
+        assert_eq!(merged.len(), 3);
+        assert_eq!(merged.into_iter().collect::<BTreeMap<_, _>>(), expected);
+    }
 
     #[test]
     fn range_placement_puts_each_key_at_or_below_its_bound() {
