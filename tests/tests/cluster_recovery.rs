@@ -153,22 +153,7 @@ async fn a_master_restart_keeps_executors_and_the_framework_reconciles() {
         .await
         .expect("accept");
     while next_update(&mut events, "sleeper").await.state != ExecutorState::Running {}
-    let pid_file = cluster
-        .agent_work_dir(0)
-        .join(format!("frameworks/{framework_id}/executors/sleeper/pid"));
-    let pid = {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(pid) = std::fs::read_to_string(&pid_file)
-                .ok()
-                .and_then(|t| t.trim().parse::<u32>().ok())
-            {
-                break pid;
-            }
-            assert!(Instant::now() < deadline, "the executor wrote no pid");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
+    let pid = written_pid(&cluster, &framework_id, "sleeper").await;
 
     cluster.restart_master().await.expect("a new master");
 
@@ -221,106 +206,6 @@ async fn a_master_restart_keeps_executors_and_the_framework_reconciles() {
         assert!(Instant::now() < deadline, "the killed executor still runs");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-#[test]
-fn a_session_keeps_its_cached_partitions_across_a_master_restart() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mut cluster = runtime
-        .block_on(LocalCluster::start(1, 2.0, 1024, &bin_dir()))
-        .expect("a local cluster");
-    let dir = Scratch::new("recovery-session");
-    let go = dir.0.join("master-restarted");
-    let metrics = dir.0.join("tasks.jsonl");
-    let script = format!(
-        "// %%\n\
-         let cached = sc.parallelize((1..=1000u64).collect::<Vec<_>>(), 4).cache();\n\
-         println!(\"first {{}}\", cached.count());\n\
-         // %%\n\
-         while !std::path::Path::new({go:?}).exists() {{\n\
-             std::thread::sleep(std::time::Duration::from_millis(50));\n\
-         }}\n\
-         // %%\n\
-         println!(\"second {{}}\", cached.count());\n"
-    );
-    let script_path = dir.write("script.rs", &script);
-    let child = tessera_on(&cluster, &dir.0)
-        .arg("--task-metrics")
-        .arg(&metrics)
-        .args(["--failover-timeout-s", "60"])
-        .arg("run")
-        .arg(&script_path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tessera runs");
-
-    // The first count ran (and cached its 4 partitions).
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while read_task_metrics(&metrics)
-        .iter()
-        .filter(|t| t.job == 0)
-        .count()
-        < 4
-    {
-        assert!(Instant::now() < deadline, "the first job did not run");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let endpoint = cluster.endpoint();
-    let before = runtime.block_on(cluster_status(&endpoint)).unwrap();
-    let session = before
-        .frameworks
-        .iter()
-        .find(|f| f.name == "tessera-session")
-        .expect("the session is subscribed")
-        .id
-        .clone();
-    let executor = before
-        .executors
-        .iter()
-        .find(|e| e.framework_id == session && e.state == ExecutorState::Running)
-        .expect("the session's executor runs")
-        .executor_id
-        .clone();
-
-    runtime
-        .block_on(cluster.restart_master())
-        .expect("a new master");
-    runtime.block_on(wait_status(
-        &endpoint,
-        "the session back with its executor",
-        |s| keeps(s, &session, &executor),
-    ));
-    std::fs::write(&go, "").unwrap();
-
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "tessera run failed: {stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("first 1000"), "{stdout}");
-    assert!(stdout.contains("second 1000"), "{stdout}");
-    let tasks = read_task_metrics(&metrics);
-    let pids = |job: u64| -> BTreeSet<u64> {
-        tasks
-            .iter()
-            .filter(|t| t.job == job)
-            .map(|t| t.pid)
-            .collect()
-    };
-    let second: Vec<_> = tasks.iter().filter(|t| t.job == 1).collect();
-    assert_eq!(second.len(), 4, "{tasks:?}");
-    assert!(
-        second.iter().all(|t| t.origin.starts_with("cached:")),
-        "every partition came from the cache after the master restart: {second:?}"
-    );
-    assert_eq!(
-        pids(0),
-        pids(1),
-        "the same executor process served both counts"
-    );
 }
 
 /// Subscribes to `cluster` as `name` with a failover timeout of a minute; `id` to subscribe
@@ -941,17 +826,20 @@ async fn executors_of_an_agent_back_after_its_recovery_timeout_are_killed_and_lo
     .await;
 }
 
-/// A real `tessera run` session caches an RDD; its agent is killed with SIGKILL and started
-/// again: the session's next count reads every partition from the cache of the same executor
-/// process, and the master shows the same agent and executor.
-#[test]
-fn a_session_keeps_its_cached_partitions_across_an_agent_restart() {
+/// Runs a real `tessera run` session on one agent that caches an RDD of 4 partitions and
+/// counts it, then `disrupt`s the cluster (given the session's framework id and its executor),
+/// then counts it again: every partition of the second count must come from the cache of the
+/// executor process that computed it.
+fn a_session_counts_from_its_cache_across(
+    name: &str,
+    disrupt: impl FnOnce(&mut LocalCluster, &tokio::runtime::Runtime, &str, &str),
+) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut cluster = runtime
         .block_on(LocalCluster::start(1, 2.0, 1024, &bin_dir()))
         .expect("a local cluster");
-    let dir = Scratch::new("agent-recovery-session");
-    let go = dir.0.join("agent-restarted");
+    let dir = Scratch::new(&name.replace(' ', "-"));
+    let go = dir.0.join("disrupted");
     let metrics = dir.0.join("tasks.jsonl");
     let script = format!(
         "// %%\n\
@@ -968,6 +856,7 @@ fn a_session_keeps_its_cached_partitions_across_an_agent_restart() {
     let child = tessera_on(&cluster, &dir.0)
         .arg("--task-metrics")
         .arg(&metrics)
+        .args(["--failover-timeout-s", "60"])
         .arg("run")
         .arg(&script_path)
         .stdout(Stdio::piped())
@@ -975,6 +864,7 @@ fn a_session_keeps_its_cached_partitions_across_an_agent_restart() {
         .spawn()
         .expect("tessera runs");
 
+    // The first count ran (and cached its 4 partitions).
     let deadline = Instant::now() + Duration::from_secs(600);
     while read_task_metrics(&metrics)
         .iter()
@@ -985,8 +875,9 @@ fn a_session_keeps_its_cached_partitions_across_an_agent_restart() {
         assert!(Instant::now() < deadline, "the first job did not run");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let endpoint = cluster.endpoint();
-    let before = runtime.block_on(cluster_status(&endpoint)).unwrap();
+    let before = runtime
+        .block_on(cluster_status(&cluster.endpoint()))
+        .unwrap();
     let session = before
         .frameworks
         .iter()
@@ -999,24 +890,10 @@ fn a_session_keeps_its_cached_partitions_across_an_agent_restart() {
         .iter()
         .find(|e| e.framework_id == session && e.state == ExecutorState::Running)
         .expect("the session's executor runs")
+        .executor_id
         .clone();
-    let (agent_id, address) = runtime.block_on(the_agent(&endpoint));
 
-    cluster.kill_agent(0);
-    std::thread::sleep(Duration::from_millis(500));
-    cluster.start_agent(0).expect("the agent starts again");
-    runtime.block_on(wait_reregistered(&cluster, &agent_id, &address));
-    let after = runtime.block_on(cluster_status(&endpoint)).unwrap();
-    let same = after
-        .executors
-        .iter()
-        .find(|e| e.framework_id == session && e.executor_id == executor.executor_id);
-    assert_eq!(
-        same.map(|e| (e.state, e.agent_id.as_str())),
-        Some((ExecutorState::Running, agent_id.as_str())),
-        "the master shows the same executor on the same agent: {:?}",
-        after.executors
-    );
+    disrupt(&mut cluster, &runtime, &session, &executor);
     std::fs::write(&go, "").unwrap();
 
     let output = child.wait_with_output().unwrap();
@@ -1040,11 +917,54 @@ fn a_session_keeps_its_cached_partitions_across_an_agent_restart() {
     assert_eq!(second.len(), 4, "{tasks:?}");
     assert!(
         second.iter().all(|t| t.origin.starts_with("cached:")),
-        "every partition came from the cache after the agent restart: {second:?}"
+        "every partition came from the cache after the {name}: {second:?}"
     );
     assert_eq!(
         pids(0),
         pids(1),
         "the same executor process served both counts"
+    );
+}
+
+#[test]
+fn a_session_keeps_its_cached_partitions_across_a_master_restart() {
+    a_session_counts_from_its_cache_across(
+        "master restart",
+        |cluster, runtime, session, executor| {
+            runtime
+                .block_on(cluster.restart_master())
+                .expect("a new master");
+            runtime.block_on(wait_status(
+                &cluster.endpoint(),
+                "the session back with its executor",
+                |s| keeps(s, session, executor),
+            ));
+        },
+    );
+}
+
+/// The agent is killed with SIGKILL and started again: the session's next count reads every
+/// partition from the same executor's cache, and the master shows the same agent and executor.
+#[test]
+fn a_session_keeps_its_cached_partitions_across_an_agent_restart() {
+    a_session_counts_from_its_cache_across(
+        "agent restart",
+        |cluster, runtime, session, executor| {
+            let endpoint = cluster.endpoint();
+            let (agent_id, address) = runtime.block_on(the_agent(&endpoint));
+            cluster.kill_agent(0);
+            std::thread::sleep(Duration::from_millis(500));
+            cluster.start_agent(0).expect("the agent starts again");
+            runtime.block_on(wait_reregistered(cluster, &agent_id, &address));
+            let after = runtime.block_on(cluster_status(&endpoint)).unwrap();
+            let same = (after.executors.iter())
+                .find(|e| e.framework_id == session && e.executor_id == executor);
+            assert_eq!(
+                same.map(|e| (e.state, e.agent_id.as_str())),
+                Some((ExecutorState::Running, agent_id.as_str())),
+                "the master shows the same executor on the same agent: {:?}",
+                after.executors
+            );
+        },
     );
 }
