@@ -590,8 +590,8 @@ impl MasterState {
         if self.agents.contains_key(&agent_id) {
             self.check_agent(&agent_id, principal)?;
             self.heartbeat(&agent_id, principal, now)?;
-            self.agent_restarted(&agent_id, agent, isolation, client, &executors)?;
-            return Ok((agent_id, self.heartbeat_interval, Vec::new()));
+            let actions = self.agent_restarted(&agent_id, agent, isolation, client, &executors)?;
+            return Ok((agent_id, self.heartbeat_interval, actions));
         }
         let taken_back =
             !self.lost_agents.contains(&agent_id) && check_id("agent id", &agent_id).is_ok();
@@ -629,7 +629,9 @@ impl MasterState {
     /// now, and executors RUNNING here that it no longer reports (neither running nor ended
     /// with updates waiting) ended while it was down without a trace: they are LOST, as Mesos'
     /// master reconciles a re-registering agent's tasks. Executors still STARTING are left: their
-    /// launch may be on its way to the agent.
+    /// launch may be on its way to the agent. Executors it reports of frameworks this master
+    /// removed meanwhile (the shutdown could not reach the agent while it was down) are shut
+    /// down now: the returned actions.
     fn agent_restarted(
         &mut self,
         agent_id: &str,
@@ -637,7 +639,7 @@ impl MasterState {
         isolation: String,
         client: AgentClient<Channel>,
         reported: &[pb::RecoveredExecutor],
-    ) -> Result<(), Status> {
+    ) -> Result<Vec<AgentAction>, Status> {
         let old_address = self.agents[agent_id].address.clone();
         if old_address != address {
             if self.agent_at.get(&address).is_some_and(|id| id != agent_id) {
@@ -652,14 +654,14 @@ impl MasterState {
         agent.hostname = hostname;
         agent.isolation = isolation;
         agent.client = client;
-        let reported: BTreeSet<(&str, &str)> = (reported.iter())
+        let listed: BTreeSet<(&str, &str)> = (reported.iter())
             .filter_map(|e| Some((e.framework.as_ref()?.id.as_str(), e.executor_id.as_str())))
             .collect();
         let vanished: Vec<(String, String)> = (self.executors.iter())
             .filter(|(key, e)| {
                 e.agent_id == agent_id
                     && e.state == pb::ExecutorState::Running
-                    && !reported.contains(&(key.0.as_str(), key.1.as_str()))
+                    && !listed.contains(&(key.0.as_str(), key.1.as_str()))
             })
             .map(|(key, _)| key.clone())
             .collect();
@@ -676,7 +678,22 @@ impl MasterState {
                 ),
             );
         }
-        Ok(())
+        let removed: BTreeSet<&str> = (reported.iter())
+            .filter(|e| pb::ExecutorState::try_from(e.state).is_ok_and(|s| !is_terminal(s)))
+            .filter_map(|e| Some(e.framework.as_ref()?.id.as_str()))
+            .filter(|id| self.removed_frameworks.iter().any(|r| r == id))
+            .collect();
+        let client = &self.agents[agent_id].client;
+        Ok(removed
+            .into_iter()
+            .map(|framework_id| AgentAction::ShutdownFramework {
+                client: client.clone(),
+                agent_id: agent_id.to_string(),
+                request: ShutdownFrameworkRequest {
+                    framework_id: framework_id.to_string(),
+                },
+            })
+            .collect())
     }
 
     /// Takes back an executor a re-registering agent runs; returns its framework's id if this
@@ -2870,6 +2887,28 @@ mod tests {
             "{events:?}"
         );
         assert_eq!(m.allocator.allocation(&fw), Resources::ZERO);
+
+        // Its framework removed while the agent was down (the shutdown did not reach it): the
+        // executor it brings back is shut down.
+        let (tx, _rx2) = unbounded_channel();
+        let (other, _) = m
+            .subscribe(
+                "fw2".into(),
+                "u".into(),
+                String::new(),
+                "alice".into(),
+                None,
+                tx,
+            )
+            .unwrap();
+        m.remove_framework(&other, "torn down");
+        let mut kept = recovered(&other, 30.0);
+        kept.executor_id = "e2".into();
+        let (_, _, actions) = back(&mut m, "127.0.0.1:11", vec![kept]).unwrap();
+        assert!(
+            matches!(&actions[..], [AgentAction::ShutdownFramework { request, .. }] if request.framework_id == other),
+            "the removed framework's executor is shut down"
+        );
     }
 
     #[tokio::test]
