@@ -340,7 +340,7 @@ mod tests {
                 cpus: 1.5,
                 mem_mb: 512,
                 ports: "31000-31001".into(),
-                sandbox: "/work/frameworks/F0/executors/e1".into(),
+                sandbox: "/var/lib/tessera/work/frameworks/F0/executors/e1".into(),
                 cgroup: String::new(),
                 messages: 3,
             }],
