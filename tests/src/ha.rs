@@ -291,6 +291,21 @@ pub fn is_standby_answer(error: &FrameworkError) -> bool {
 
 impl Drop for HaCluster {
     fn drop(&mut self) {
+        // Agents stop gracefully (SIGTERM), killing their executors: SIGKILL would leave them
+        // running (they outlive a crashed agent, for it to recover them).
+        for agent in self.agents.iter().flatten() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &agent.id().to_string()])
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        for agent in self.agents.iter_mut().flatten() {
+            while agent.try_wait().map(|s| s.is_none()).unwrap_or(false)
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         for i in 0..self.agents.len() {
             self.kill_agent(i);
         }

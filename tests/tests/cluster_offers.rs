@@ -750,9 +750,13 @@ async fn a_dead_master_is_a_clear_error() {
     assert!(err.to_string().contains("HOST:PORT"), "{err}");
 }
 
+/// An agent killed with SIGKILL leaves its executors running (an agent restarted in time
+/// recovers them: `cluster_recovery.rs`); one not back within the master's agent timeout is
+/// declared lost, its executors reported LOST — and when it does come back, the master gives
+/// it a new id and the agent kills the executors it had given up on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn executors_of_a_killed_agent_die_and_are_reported_lost() {
-    let cluster = start_cluster(1, 1.0, 512).await;
+async fn executors_of_an_agent_lost_to_the_master_are_reported_lost_and_killed_on_its_return() {
+    let mut cluster = start_cluster(1, 1.0, 512).await;
     let master = cluster.endpoint();
     let mut fw = Framework::subscribe(&master, "agent-loss-e2e").await;
     let framework_id = fw.client.framework_id().to_string();
@@ -773,26 +777,38 @@ async fn executors_of_a_killed_agent_die_and_are_reported_lost() {
     fw.wait_state("victim", ExecutorState::Running).await;
     let pid = executor_pid(&cluster, 1, &framework_id, "victim").await;
 
-    // SIGKILL the agent: it cannot clean up, so the executor must die through
-    // its parent-death signal, and the master (5 s agent timeout in a local
-    // cluster) reports it LOST.
-    let agent_pid = cluster.agent_pids()[0];
-    let rc = std::process::Command::new("kill")
-        .args(["-9", &agent_pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(rc.success());
-    wait_gone(pid, "executor of a SIGKILLed agent").await;
+    // SIGKILL the agent: the master (5 s agent timeout in a local cluster) reports the
+    // executor LOST, though its process runs on.
+    cluster.kill_agent(0);
     let (_, message) = fw
         .wait_state_within("victim", ExecutorState::Lost, Duration::from_secs(10))
         .await;
     assert!(message.contains("lost"), "{message}");
+    assert!(alive(pid), "the executor outlives its agent");
     let status = cluster_status(&master).await.expect("cluster status");
     assert!(
         status.agents.is_empty(),
         "the lost agent must leave the pool: {:?}",
         status.agents
     );
+
+    // Back (within its own recovery timeout): it adopts the executor, but the master gives it
+    // a new id, so it kills it.
+    cluster.start_agent(0).expect("the agent starts again");
+    wait_gone(pid, "executor of an agent the master declared lost").await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let status = cluster_status(&master).await.expect("cluster status");
+        if let [again] = &status.agents[..] {
+            assert_ne!(again.id, agent, "a lost agent comes back under a new id");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent did not register again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A master that stops answering (SIGSTOP: its connections stay open, nothing comes) is

@@ -5,6 +5,11 @@
 //! processes — keep running. A real `tessera run` session that cached an RDD before the restart
 //! counts it from the cache after it.
 //!
+//! The agent too is killed with SIGKILL and started again on its work directory: within its
+//! recovery timeout it takes its executors back from its checkpoint under its old id (a
+//! session counts its cached RDD from the same executor after it), and sends again the status
+//! updates that waited; past the timeout it kills them and their framework gets them LOST.
+//!
 //! The binaries must be built first: `cargo build --workspace --bins`.
 
 use std::collections::BTreeSet;
@@ -150,22 +155,7 @@ async fn a_master_restart_keeps_executors_and_the_framework_reconciles() {
         .await
         .expect("accept");
     while next_update(&mut events, "sleeper").await.state != ExecutorState::Running {}
-    let pid_file = cluster
-        .agent_work_dir(0)
-        .join(format!("frameworks/{framework_id}/executors/sleeper/pid"));
-    let pid = {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(pid) = std::fs::read_to_string(&pid_file)
-                .ok()
-                .and_then(|t| t.trim().parse::<u32>().ok())
-            {
-                break pid;
-            }
-            assert!(Instant::now() < deadline, "the executor wrote no pid");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
+    let pid = written_pid(&cluster, &framework_id, "sleeper").await;
 
     cluster.restart_master().await.expect("a new master");
 
@@ -218,89 +208,6 @@ async fn a_master_restart_keeps_executors_and_the_framework_reconciles() {
         assert!(Instant::now() < deadline, "the killed executor still runs");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-#[test]
-fn a_session_keeps_its_cached_partitions_across_a_master_restart() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mut cluster = runtime
-        .block_on(LocalCluster::start(1, 2.0, 1024, &bin_dir()))
-        .expect("a local cluster");
-    let dir = Scratch::new("recovery-session");
-    let go = dir.0.join("master-restarted");
-    let metrics = dir.0.join("tasks.jsonl");
-    let script = format!(
-        "// %%\n\
-         let cached = sc.parallelize((1..=1000u64).collect::<Vec<_>>(), 4).cache();\n\
-         println!(\"first {{}}\", cached.count());\n\
-         // %%\n\
-         while !std::path::Path::new({go:?}).exists() {{\n\
-             std::thread::sleep(std::time::Duration::from_millis(50));\n\
-         }}\n\
-         // %%\n\
-         println!(\"second {{}}\", cached.count());\n"
-    );
-    let script_path = dir.write("script.rs", &script);
-    let mut session = tessera_on(&cluster, &dir.0);
-    session.args(["--failover-timeout-s", "60"]);
-    let child = run_in_background(session, &metrics, &script_path);
-    // The first count ran (and cached its 4 partitions).
-    wait_for_tasks(&metrics, 0, 4);
-    let endpoint = cluster.endpoint();
-    let before = runtime.block_on(cluster_status(&endpoint)).unwrap();
-    let session = before
-        .frameworks
-        .iter()
-        .find(|f| f.name == "tessera-session")
-        .expect("the session is subscribed")
-        .id
-        .clone();
-    let executor = before
-        .executors
-        .iter()
-        .find(|e| e.framework_id == session && e.state == ExecutorState::Running)
-        .expect("the session's executor runs")
-        .executor_id
-        .clone();
-
-    runtime
-        .block_on(cluster.restart_master())
-        .expect("a new master");
-    runtime.block_on(wait_status(
-        &endpoint,
-        "the session back with its executor",
-        |s| keeps(s, &session, &executor),
-    ));
-    std::fs::write(&go, "").unwrap();
-
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "tessera run failed: {stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("first 1000"), "{stdout}");
-    assert!(stdout.contains("second 1000"), "{stdout}");
-    let tasks = read_task_metrics(&metrics);
-    let pids = |job: u64| -> BTreeSet<u64> {
-        tasks
-            .iter()
-            .filter(|t| t.job == job)
-            .map(|t| t.pid)
-            .collect()
-    };
-    let second: Vec<_> = tasks.iter().filter(|t| t.job == 1).collect();
-    assert_eq!(second.len(), 4, "{tasks:?}");
-    assert!(
-        second.iter().all(|t| t.origin.starts_with("cached:")),
-        "every partition came from the cache after the master restart: {second:?}"
-    );
-    assert_eq!(
-        pids(0),
-        pids(1),
-        "the same executor process served both counts"
-    );
 }
 
 /// Subscribes to `cluster` as `name` with a failover timeout of a minute; `id` to subscribe
@@ -708,4 +615,341 @@ async fn messages_shutdown_kill_and_failures() {
         agent == offer.agent_id && e.is_none()
     })
     .await;
+}
+
+/// The agent's status now: its id and address.
+async fn the_agent(endpoint: &MasterEndpoint) -> (String, String) {
+    let status = cluster_status(endpoint).await.expect("cluster status");
+    let [agent] = &status.agents[..] else {
+        panic!("one agent: {:?}", status.agents);
+    };
+    (agent.id.clone(), agent.address.clone())
+}
+
+/// Waits until agent `id` has registered again from an address other than `old_address` (a
+/// restarted agent listens on a new port).
+async fn wait_reregistered(cluster: &LocalCluster, id: &str, old_address: &str) {
+    let log = cluster.agent_log(0);
+    wait_status(
+        &cluster.endpoint(),
+        &format!("the agent back under its id (its log: {})", log.display()),
+        |s| {
+            s.agents
+                .iter()
+                .any(|a| a.id == id && a.address != old_address)
+        },
+    )
+    .await;
+}
+
+/// The pid a shell executor wrote to its sandbox's `pid` file.
+async fn written_pid(cluster: &LocalCluster, framework_id: &str, executor: &str) -> u32 {
+    let file = cluster.agent_work_dir(0).join(format!(
+        "frameworks/{framework_id}/executors/{executor}/pid"
+    ));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(pid) = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+        {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "{executor} wrote no pid");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// An agent killed with SIGKILL and started again within its recovery timeout takes its
+/// executor back (the same process) under its old id, and sends again, from its checkpoint,
+/// the status updates its framework had not acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_restarted_in_time_keeps_its_id_its_executors_and_their_updates() {
+    let mut cluster = LocalCluster::start(1, 2.0, 1024, &bin_dir())
+        .await
+        .expect("a local cluster");
+    let (client, mut events) = subscribe(&cluster, "agent-restart-e2e", None, true).await;
+    let framework_id = client.framework_id().to_string();
+    let offer = first_offer(&mut events).await;
+    client
+        .accept(
+            &offer.id,
+            vec![shell("sleeper", "echo $$ > pid; exec sleep 600")],
+        )
+        .await
+        .expect("accept");
+    let first = next_update(&mut events, "sleeper").await;
+    assert_eq!(first.state, ExecutorState::Starting);
+    let pid = written_pid(&cluster, &framework_id, "sleeper").await;
+    let (agent_id, address) = the_agent(&cluster.endpoint()).await;
+
+    // Killed before it sends the unacknowledged update again (after 2 s), started again.
+    cluster.kill_agent(0);
+    assert!(alive(pid), "the executor outlives its agent");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster.start_agent(0).expect("the agent starts again");
+    wait_reregistered(&cluster, &agent_id, &address).await;
+
+    // Only the restarted agent can have sent it: it was in its checkpoint.
+    let again = next_update(&mut events, "sleeper").await;
+    assert_eq!(
+        (again.state, again.uuid.as_str()),
+        (ExecutorState::Starting, first.uuid.as_str())
+    );
+    client
+        .acknowledge(&agent_id, "sleeper", &first.uuid)
+        .await
+        .expect("acknowledge");
+    let running = loop {
+        let u = next_update(&mut events, "sleeper").await;
+        assert!(!u.state.is_terminal(), "it ended: {}", u.message);
+        if u.state == ExecutorState::Running {
+            break u;
+        }
+    };
+    assert!(
+        running.message.contains(&format!("pid {pid}")),
+        "{}",
+        running.message
+    );
+    wait_status(&cluster.endpoint(), "the executor kept", |s| {
+        keeps(s, &framework_id, "sleeper")
+            && s.executors
+                .iter()
+                .any(|e| e.executor_id == "sleeper" && e.agent_id == agent_id)
+    })
+    .await;
+    assert!(alive(pid), "the same process runs");
+
+    // The restarted agent commands it: a kill reaches the adopted process.
+    client.kill_executor("sleeper").await.expect("kill");
+    loop {
+        let u = next_update(&mut events, "sleeper").await;
+        client
+            .acknowledge(&agent_id, "sleeper", &u.uuid)
+            .await
+            .expect("acknowledge");
+        if u.state.is_terminal() {
+            assert_eq!(u.state, ExecutorState::Killed, "{}", u.message);
+            break;
+        }
+    }
+    let deadline = Instant::now() + WAIT;
+    while alive(pid) {
+        assert!(Instant::now() < deadline, "the killed executor still runs");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An agent back later than its recovery timeout (short here; the master, whose agent timeout
+/// is longer, still knows it) kills the executors its checkpoint names and reports them LOST;
+/// one that ended while it was away is reported LOST too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executors_of_an_agent_back_after_its_recovery_timeout_are_killed_and_lost() {
+    let mut cluster = LocalCluster::start_with_agent_flags(
+        (1, 2.0, 1024),
+        &bin_dir(),
+        &[],
+        &[&["--recovery-timeout-s", "1"]],
+    )
+    .await
+    .expect("a local cluster");
+    let (client, mut events) = subscribe(&cluster, "recovery-timeout-e2e", None, false).await;
+    let framework_id = client.framework_id().to_string();
+    let offer = first_offer(&mut events).await;
+    let launches = vec![
+        shell("sleeper", "echo $$ > pid; exec sleep 600"),
+        shell(
+            "quitter",
+            "echo $$ > pid; while [ ! -e go ]; do sleep 0.05; done; exit 0",
+        ),
+    ];
+    client.accept(&offer.id, launches).await.expect("accept");
+    let mut running = BTreeSet::new();
+    while running.len() < 2 {
+        if let FrameworkEvent::ExecutorStatus {
+            executor_id,
+            state: ExecutorState::Running,
+            ..
+        } = next_matching(&mut events, "two running", |e| Some(e.clone())).await
+        {
+            running.insert(executor_id);
+        }
+    }
+    let sleeper = written_pid(&cluster, &framework_id, "sleeper").await;
+    let quitter = written_pid(&cluster, &framework_id, "quitter").await;
+    let (agent_id, address) = the_agent(&cluster.endpoint()).await;
+
+    cluster.kill_agent(0);
+    let sandbox = cluster
+        .agent_work_dir(0)
+        .join(format!("frameworks/{framework_id}/executors/quitter"));
+    std::fs::write(sandbox.join("go"), "").unwrap();
+    // Away past its recovery timeout, within the master's agent timeout (5 s).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(alive(sleeper), "the executor outlived its agent");
+    cluster.start_agent(0).expect("the agent starts again");
+
+    let mut lost = BTreeSet::new();
+    while lost.len() < 2 {
+        let (executor, state, message) =
+            next_matching(&mut events, "the executors' ends", |e| match e {
+                FrameworkEvent::ExecutorStatus {
+                    executor_id,
+                    state,
+                    message,
+                    ..
+                } if state.is_terminal() => Some((executor_id.clone(), *state, message.clone())),
+                _ => None,
+            })
+            .await;
+        assert_eq!(state, ExecutorState::Lost, "{executor}: {message}");
+        let expected = match executor.as_str() {
+            "sleeper" => "longer than its recovery timeout (1 s)",
+            "quitter" => "ended while its agent was away",
+            other => panic!("an end of {other}"),
+        };
+        assert!(message.contains(expected), "{executor}: {message}");
+        lost.insert(executor);
+    }
+    let deadline = Instant::now() + WAIT;
+    while alive(sleeper) || alive(quitter) {
+        assert!(Instant::now() < deadline, "an executor still runs");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The master kept the agent: it came back under its id, with nothing running.
+    wait_reregistered(&cluster, &agent_id, &address).await;
+    wait_status(&cluster.endpoint(), "both executors lost", |s| {
+        s.executors
+            .iter()
+            .filter(|e| e.framework_id == framework_id)
+            .all(|e| e.state == ExecutorState::Lost)
+    })
+    .await;
+}
+
+/// Runs a real `tessera run` session on one agent that caches an RDD of 4 partitions and
+/// counts it, then `disrupt`s the cluster (given the session's framework id and its executor),
+/// then counts it again: every partition of the second count must come from the cache of the
+/// executor process that computed it.
+fn a_session_counts_from_its_cache_across(
+    name: &str,
+    disrupt: impl FnOnce(&mut LocalCluster, &tokio::runtime::Runtime, &str, &str),
+) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut cluster = runtime
+        .block_on(LocalCluster::start(1, 2.0, 1024, &bin_dir()))
+        .expect("a local cluster");
+    let dir = Scratch::new(&name.replace(' ', "-"));
+    let go = dir.0.join("disrupted");
+    let metrics = dir.0.join("tasks.jsonl");
+    let script = format!(
+        "// %%\n\
+         let cached = sc.parallelize((1..=1000u64).collect::<Vec<_>>(), 4).cache();\n\
+         println!(\"first {{}}\", cached.count());\n\
+         // %%\n\
+         while !std::path::Path::new({go:?}).exists() {{\n\
+             std::thread::sleep(std::time::Duration::from_millis(50));\n\
+         }}\n\
+         // %%\n\
+         println!(\"second {{}}\", cached.count());\n"
+    );
+    let script_path = dir.write("script.rs", &script);
+    let mut session = tessera_on(&cluster, &dir.0);
+    session.args(["--failover-timeout-s", "60"]);
+    let child = run_in_background(session, &metrics, &script_path);
+    // The first count ran (and cached its 4 partitions).
+    wait_for_tasks(&metrics, 0, 4);
+    let before = runtime
+        .block_on(cluster_status(&cluster.endpoint()))
+        .unwrap();
+    let session = before
+        .frameworks
+        .iter()
+        .find(|f| f.name == "tessera-session")
+        .expect("the session is subscribed")
+        .id
+        .clone();
+    let executor = before
+        .executors
+        .iter()
+        .find(|e| e.framework_id == session && e.state == ExecutorState::Running)
+        .expect("the session's executor runs")
+        .executor_id
+        .clone();
+
+    disrupt(&mut cluster, &runtime, &session, &executor);
+    std::fs::write(&go, "").unwrap();
+
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "tessera run failed: {stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("first 1000"), "{stdout}");
+    assert!(stdout.contains("second 1000"), "{stdout}");
+    let tasks = read_task_metrics(&metrics);
+    let pids = |job: u64| -> BTreeSet<u64> {
+        tasks
+            .iter()
+            .filter(|t| t.job == job)
+            .map(|t| t.pid)
+            .collect()
+    };
+    let second: Vec<_> = tasks.iter().filter(|t| t.job == 1).collect();
+    assert_eq!(second.len(), 4, "{tasks:?}");
+    assert!(
+        second.iter().all(|t| t.origin.starts_with("cached:")),
+        "every partition came from the cache after the {name}: {second:?}"
+    );
+    assert_eq!(
+        pids(0),
+        pids(1),
+        "the same executor process served both counts"
+    );
+}
+
+#[test]
+fn a_session_keeps_its_cached_partitions_across_a_master_restart() {
+    a_session_counts_from_its_cache_across(
+        "master restart",
+        |cluster, runtime, session, executor| {
+            runtime
+                .block_on(cluster.restart_master())
+                .expect("a new master");
+            runtime.block_on(wait_status(
+                &cluster.endpoint(),
+                "the session back with its executor",
+                |s| keeps(s, session, executor),
+            ));
+        },
+    );
+}
+
+/// The agent is killed with SIGKILL and started again: the session's next count reads every
+/// partition from the same executor's cache, and the master shows the same agent and executor.
+#[test]
+fn a_session_keeps_its_cached_partitions_across_an_agent_restart() {
+    a_session_counts_from_its_cache_across(
+        "agent restart",
+        |cluster, runtime, session, executor| {
+            let endpoint = cluster.endpoint();
+            let (agent_id, address) = runtime.block_on(the_agent(&endpoint));
+            cluster.kill_agent(0);
+            std::thread::sleep(Duration::from_millis(500));
+            cluster.start_agent(0).expect("the agent starts again");
+            runtime.block_on(wait_reregistered(cluster, &agent_id, &address));
+            let after = runtime.block_on(cluster_status(&endpoint)).unwrap();
+            let same = (after.executors.iter())
+                .find(|e| e.framework_id == session && e.executor_id == executor);
+            assert_eq!(
+                same.map(|e| (e.state, e.agent_id.as_str())),
+                Some((ExecutorState::Running, agent_id.as_str())),
+                "the master shows the same executor on the same agent: {:?}",
+                after.executors
+            );
+        },
+    );
 }

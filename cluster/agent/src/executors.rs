@@ -2,10 +2,17 @@
 //! them exit, killing them, and turning how they ended into an executor state.
 //!
 //! Each executor runs in its own process group (so a Ctrl-C in the agent's
-//! terminal does not reach it, and a kill reaches everything it started), with
-//! `PR_SET_PDEATHSIG` so it dies if the agent dies, in the sandbox directory
-//! `WORK_DIR/frameworks/<framework>/executors/<executor>/`, with stdout and
+//! terminal does not reach it, and a kill reaches everything it started), in the sandbox
+//! directory `WORK_DIR/frameworks/<framework>/executors/<executor>/`, with stdout and
 //! stderr in files `stdout` and `stderr` there.
+//!
+//! Executors outlive the agent (no parent-death signal): what runs is checkpointed
+//! ([`crate::checkpoint`]) at every launch, exit and message, and an agent restarted on the
+//! same work directory adopts the executors still running ([`Executors::adopt`],
+//! [`crate::recovery`]). An adopted executor is not the agent's child: its end is seen by
+//! polling `/proc` every [`WATCH_INTERVAL`] (its pid gone, a zombie, or another process's),
+//! and its exit status is not known — unless the agent killed it, it ends FAILED saying so.
+//! An agent stopped gracefully (SIGTERM) still kills its executors, as Mesos' does.
 //!
 //! Each runs in a [`Container`] of the agent's [`Isolator`]: the child enters it before exec,
 //! a watcher reads what it uses every [`WATCH_INTERVAL`] (for the heartbeats) and kills it
@@ -25,9 +32,11 @@ use tessera_cluster_proto::master::{
 };
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::checkpoint::{self, Checkpoint, CheckpointedExecutor};
 use crate::isolation::{
     Container, IsolationMode, Isolator, Limitation, Limits, Usage, WATCH_INTERVAL,
 };
+use crate::master_link::PendingUpdates;
 use crate::status_updates::StreamKey;
 
 /// Between SIGTERM and SIGKILL when an executor is killed.
@@ -59,14 +68,45 @@ pub enum LaunchError {
 
 struct Running {
     pid: i32,
+    /// The process's start time (`/proc/PID/stat`), checkpointed against pid reuse.
+    start_ticks: u64,
     /// What it was launched with, to tell a master it re-registers with.
     resources: Resources,
+    /// The agent's ports it was given, as ranges.
+    ports: String,
+    /// Its cgroup, in cgroups mode.
+    cgroup: Option<PathBuf>,
     /// Messages put in its sandbox so far.
     messages: u64,
-    /// Set when the agent asked it to stop; its exit is then KILLED.
+    /// Set when the agent asked it to stop; its exit is then KILLED (LOST with `report_lost`).
     kill_reason: Option<String>,
+    /// Its end is LOST: a restarted agent killed it past its recovery timeout.
+    report_lost: bool,
     /// What it used when last looked at.
     usage: Usage,
+}
+
+/// The process of a running executor: a child of this agent, or one adopted from the agent
+/// that ran before it (not a child: its exit status cannot be waited for).
+enum Process {
+    Child(tokio::process::Child),
+    Adopted { start_ticks: u64 },
+}
+
+impl Process {
+    /// Waits until the process has ended: its exit status for a child, `None` (not known)
+    /// for an adopted one.
+    async fn ended(&mut self, pid: i32) -> Option<std::io::Result<ExitStatus>> {
+        match self {
+            Process::Child(child) => Some(child.wait().await),
+            Process::Adopted { start_ticks } => {
+                while crate::recovery::is_running(pid, *start_ticks) {
+                    tokio::time::sleep(WATCH_INTERVAL).await;
+                }
+                None
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -113,6 +153,14 @@ pub struct Executors {
     early: Mutex<EarlyKills>,
     updates: UnboundedSender<StatusUpdate>,
     isolator: Isolator,
+    /// The status updates waiting for acknowledgements (checkpointed with the executors).
+    pending: Arc<PendingUpdates>,
+    /// Writes the checkpoint.
+    checkpoint: checkpoint::Writer,
+    /// The id the master gave this agent ("" before it registered), for the checkpoint.
+    agent_id: Mutex<String>,
+    /// This boot's id, for the checkpoint.
+    boot_id: String,
 }
 
 /// What the launch request carries.
@@ -191,15 +239,26 @@ fn exit_code(status: &ExitStatus) -> Option<i32> {
         .or_else(|| status.signal().map(|sig| 128 + sig))
 }
 
-/// Turns how the process ended into a state, message, exit code and reason: a limitation
-/// (the isolator killed it) first, then a kill the agent was asked for, then its exit.
+/// How the agent asked an executor to end, if it did.
+struct Kill {
+    reason: String,
+    /// LOST rather than KILLED (a restarted agent killed it past its recovery timeout).
+    lost: bool,
+}
+
+/// Turns how the process ended (`None`: an adopted process, whose exit status is not known)
+/// into a state, message, exit code and reason: a limitation (the isolator killed it) first,
+/// then a kill the agent was asked for, then its exit.
 fn classify(
-    status: std::io::Result<ExitStatus>,
+    status: Option<std::io::Result<ExitStatus>>,
     limitation: Option<Limitation>,
-    kill_reason: Option<String>,
+    kill: Option<Kill>,
     sandbox: &Path,
 ) -> Ending {
-    let code = status.as_ref().ok().and_then(exit_code);
+    let code = status
+        .as_ref()
+        .and_then(|s| s.as_ref().ok())
+        .and_then(exit_code);
     let ending = |state, message, reason| Ending {
         state,
         message,
@@ -215,58 +274,77 @@ fn classify(
             },
         );
     }
-    if let Some(reason) = kill_reason {
-        return ending(ExecutorState::Killed, reason, ExecutorReason::Unspecified);
+    if let Some(kill) = kill {
+        let state = if kill.lost {
+            ExecutorState::Lost
+        } else {
+            ExecutorState::Killed
+        };
+        return ending(state, kill.reason, ExecutorReason::Unspecified);
     }
     let (state, message) = match status {
-        Ok(s) => exit_state(s, sandbox),
-        Err(e) => (
+        Some(Ok(s)) => exit_state(s, sandbox),
+        Some(Err(e)) => (
             ExecutorState::Failed,
             format!("cannot wait for the executor process: {e}"),
+        ),
+        None => (
+            ExecutorState::Failed,
+            with_stderr(
+                "it ended after a restarted agent adopted it; its exit status is not known \
+                 (it was not the agent's child)"
+                    .to_string(),
+                sandbox,
+            ),
         ),
     };
     ending(state, message, ExecutorReason::Unspecified)
 }
 
+/// `msg` with the last lines of the sandbox's stderr (or a note that it is empty).
+fn with_stderr(msg: String, sandbox: &Path) -> String {
+    let stderr_path = sandbox.join("stderr");
+    let t = tail(&stderr_path);
+    if t.trim().is_empty() {
+        format!("{msg} (stderr is empty; sandbox {})", sandbox.display())
+    } else {
+        format!(
+            "{msg}; last lines of stderr ({}):\n{t}",
+            stderr_path.display()
+        )
+    }
+}
+
 /// FINISHED or FAILED, with a message (and the end of stderr) for how the process exited.
 fn exit_state(status: ExitStatus, sandbox: &Path) -> (ExecutorState, String) {
-    let stderr_path = sandbox.join("stderr");
-    let with_stderr = |msg: String| {
-        let t = tail(&stderr_path);
-        if t.trim().is_empty() {
-            format!("{msg} (stderr is empty; sandbox {})", sandbox.display())
-        } else {
-            format!(
-                "{msg}; last lines of stderr ({}):\n{t}",
-                stderr_path.display()
-            )
-        }
-    };
+    let noted = |msg: String| with_stderr(msg, sandbox);
     match (status.code(), status.signal()) {
         (Some(0), _) => (ExecutorState::Finished, "exited with status 0".to_string()),
         (Some(code), _) => (
             ExecutorState::Failed,
-            with_stderr(format!("exited with status {code}")),
+            noted(format!("exited with status {code}")),
         ),
         (None, Some(sig)) => (
             ExecutorState::Failed,
-            with_stderr(format!("terminated by signal {sig} ({})", signal_name(sig))),
+            noted(format!("terminated by signal {sig} ({})", signal_name(sig))),
         ),
         (None, None) => (
             ExecutorState::Failed,
-            with_stderr(format!("ended abnormally ({status})")),
+            noted(format!("ended abnormally ({status})")),
         ),
     }
 }
 
 impl Executors {
-    pub fn new(
+    pub(crate) fn new(
         work_dir: PathBuf,
         host: String,
         updates: UnboundedSender<StatusUpdate>,
         isolator: Isolator,
+        pending: Arc<PendingUpdates>,
     ) -> Arc<Self> {
         Arc::new(Executors {
+            checkpoint: checkpoint::Writer::new(&work_dir),
             work_dir,
             host,
             running: Mutex::new(HashMap::new()),
@@ -274,7 +352,76 @@ impl Executors {
             early: Mutex::new(EarlyKills::default()),
             updates,
             isolator,
+            pending,
+            agent_id: Mutex::new(String::new()),
+            boot_id: crate::recovery::boot_id(),
         })
+    }
+
+    /// Writes the checkpoint: the agent id, the running executors, their frameworks and the
+    /// status updates not acknowledged yet. A failure is logged (the agent goes on; what
+    /// runs would not be recovered).
+    pub fn save_checkpoint(&self) {
+        let _ = self.checkpoint.save(|| {
+            let executors = self
+                .lock()
+                .iter()
+                .map(|((framework_id, executor_id), r)| CheckpointedExecutor {
+                    framework_id: framework_id.clone(),
+                    executor_id: executor_id.clone(),
+                    pid: r.pid,
+                    start_ticks: r.start_ticks,
+                    cpus: r.resources.cpus,
+                    mem_mb: r.resources.mem_mb,
+                    ports: r.ports.clone(),
+                    sandbox: self
+                        .sandbox(framework_id, executor_id)
+                        .display()
+                        .to_string(),
+                    cgroup: (r.cgroup.as_ref())
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    messages: r.messages,
+                })
+                .collect();
+            let frameworks = self
+                .frameworks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned()
+                .collect();
+            Checkpoint {
+                agent_id: self.agent_id(),
+                saved_at_ms: crate::recovery::now_ms(),
+                boot_id: self.boot_id.clone(),
+                executors,
+                frameworks,
+                status_updates: self.pending.lock().all(),
+            }
+        });
+    }
+
+    /// The id the master gave this agent, "" before it registered.
+    pub fn agent_id(&self) -> String {
+        self.agent_id
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Records the id the master gave this agent (and checkpoints it).
+    pub fn set_agent_id(&self, id: &str) {
+        *self.agent_id.lock().unwrap_or_else(|e| e.into_inner()) = id.to_string();
+        self.save_checkpoint();
+    }
+
+    /// Takes back what a checkpoint says of frameworks (what the launches said of them).
+    pub fn restore_frameworks(&self, frameworks: Vec<FrameworkInfo>) {
+        let mut known = self.frameworks.lock().unwrap_or_else(|e| e.into_inner());
+        for info in frameworks {
+            known.insert(info.id.clone(), info);
+        }
     }
 
     /// How this agent isolates its executors.
@@ -497,32 +644,13 @@ impl Executors {
             .stderr(stderr)
             .process_group(0)
             .kill_on_drop(false);
-        // SAFETY: the closure runs in the forked child before exec and only
-        // calls async-signal-safe functions (prctl, getppid, _exit, write, setrlimit).
-        let agent_pid = std::process::id() as libc::pid_t;
+        // SAFETY: the closure runs in the forked child before exec and only calls
+        // async-signal-safe functions (write, setrlimit). No parent-death signal: executors
+        // outlive the agent, which finds them again when it restarts.
         unsafe {
-            cmd.pre_exec(move || {
-                // Die with the agent: the signal is sent when the thread that
-                // forked us exits; the agent forks from long-lived runtime
-                // worker threads.
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The agent may have died before prctl took effect.
-                if libc::getppid() != agent_pid {
-                    libc::_exit(137);
-                }
-                setup.apply()
-            });
+            cmd.pre_exec(move || setup.apply());
         }
-        let mut child = match cmd.spawn() {
+        let child = match cmd.spawn() {
             Ok(child) => child,
             Err(e) => {
                 let msg = format!(
@@ -538,22 +666,29 @@ impl Executors {
             }
         };
         let pid = child.id().map(|p| p as i32).unwrap_or(0);
+        // Its start time is fixed at fork, so it is there before exec.
+        let start_ticks = crate::recovery::start_ticks(pid).unwrap_or(0);
         running.insert(
             key.clone(),
             Running {
                 pid,
+                start_ticks,
                 // CPUs and memory: what a re-registration reports (ports are given anew).
                 resources: Resources {
                     cpus: spec.cpus,
                     mem_mb: spec.mem_mb,
                     ..Default::default()
                 },
+                ports: spec.ports.clone(),
+                cgroup: container.cgroup_path(),
                 kill_reason: None,
+                report_lost: false,
                 messages: 0,
                 usage: Usage::default(),
             },
         );
         drop(running);
+        self.save_checkpoint();
         let mode = self.isolator.mode();
         tracing::info!(framework_id = %fid, executor_id = %eid, pid, program = %command.program, sandbox = %sandbox.display(), isolation = %mode, "executor running");
         self.report(
@@ -563,25 +698,94 @@ impl Executors {
             ExecutorState::Running,
             format!("pid {pid}, sandbox {} ({mode})", sandbox.display()),
         );
+        self.supervise(agent.clone(), key, pid, Process::Child(child), container);
+        Ok(())
+    }
 
+    /// Takes over an executor a checkpoint names whose process still runs (see
+    /// [`crate::recovery`]): it is watched, limited and reported as if this agent had
+    /// launched it. With `lost`, it is killed at once and its end is LOST with that message.
+    pub fn adopt(
+        self: &Arc<Self>,
+        agent_id: &str,
+        executor: &CheckpointedExecutor,
+        lost: Option<String>,
+    ) {
+        let key = (executor.framework_id.clone(), executor.executor_id.clone());
+        let limits = Limits {
+            cpus: executor.cpus,
+            mem_mb: executor.mem_mb,
+        };
+        let cgroup = (!executor.cgroup.is_empty()).then(|| PathBuf::from(&executor.cgroup));
+        let container = self.isolator.recover(cgroup.as_deref(), limits);
+        let pid = executor.pid;
+        self.lock().insert(
+            key.clone(),
+            Running {
+                pid,
+                start_ticks: executor.start_ticks,
+                resources: Resources {
+                    cpus: executor.cpus,
+                    mem_mb: executor.mem_mb,
+                    ..Default::default()
+                },
+                ports: executor.ports.clone(),
+                cgroup: container.cgroup_path(),
+                messages: executor.messages,
+                report_lost: lost.is_some(),
+                kill_reason: lost.clone(),
+                usage: Usage::default(),
+            },
+        );
+        match &lost {
+            Some(reason) => {
+                tracing::warn!(framework_id = %key.0, executor_id = %key.1, pid, %reason, "killing a checkpointed executor");
+                // SAFETY: a plain syscall on the executor's process group (pid > 1: the
+                // checkpoint's decoder refuses others).
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+            }
+            None => {
+                tracing::info!(framework_id = %key.0, executor_id = %key.1, pid, isolation = %container.mode(), "executor recovered")
+            }
+        }
+        let process = Process::Adopted {
+            start_ticks: executor.start_ticks,
+        };
+        self.supervise(agent_id.to_string(), key, pid, process, container);
+    }
+
+    /// Watches a running executor until it ends, then reports how.
+    fn supervise(
+        self: &Arc<Self>,
+        agent: String,
+        key: (String, String),
+        pid: i32,
+        mut process: Process,
+        container: Container,
+    ) {
         let this = self.clone();
-        let agent = agent.clone();
+        let sandbox = self.sandbox(&key.0, &key.1);
         tokio::spawn(async move {
-            let (status, limitation) = this.watch(&mut child, &container, &key, pid).await;
+            let (status, limitation) = this.watch(&mut process, &container, &key, pid).await;
             let entry = this.lock().remove(&key);
-            let kill_reason = entry.and_then(|e| e.kill_reason);
+            let kill = entry.and_then(|e| {
+                Some(Kill {
+                    reason: e.kill_reason?,
+                    lost: e.report_lost,
+                })
+            });
             // Whatever the executor left behind in its process group goes too.
-            if pid > 0 {
+            if pid > 1 {
                 unsafe { libc::kill(-pid, libc::SIGKILL) };
             }
             // The kernel may have killed it for its memory between two looks.
             let limitation = limitation.or_else(|| container.limitation_at_exit());
             container.destroy().await;
-            let ending = classify(status, limitation, kill_reason, &sandbox);
+            let ending = classify(status, limitation, kill, &sandbox);
             tracing::info!(framework_id = %key.0, executor_id = %key.1, state = ?ending.state, message = %ending.message, exit_code = ?ending.exit_code, "executor ended");
             this.report_ending(&agent, &key.0, &key.1, ending);
+            this.save_checkpoint();
         });
-        Ok(())
     }
 
     /// Waits for the executor to exit, reading what it uses every [`WATCH_INTERVAL`] and
@@ -589,17 +793,17 @@ impl Executors {
     /// limitation it was killed for.
     async fn watch(
         &self,
-        child: &mut tokio::process::Child,
+        process: &mut Process,
         container: &Container,
         key: &(String, String),
         pid: i32,
-    ) -> (std::io::Result<ExitStatus>, Option<Limitation>) {
+    ) -> (Option<std::io::Result<ExitStatus>>, Option<Limitation>) {
         let mut limitation = None;
         let mut ticks = tokio::time::interval(WATCH_INTERVAL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                status = child.wait() => return (status, limitation),
+                status = process.ended(pid) => return (status, limitation),
                 _ = ticks.tick(), if limitation.is_none() => {
                     let usage = container.usage(pid);
                     if let Some(entry) = self.lock().get_mut(key) {
@@ -706,6 +910,9 @@ impl Executors {
                 source,
             })?;
         entry.messages = n;
+        drop(running);
+        // Its numbering goes on after a restart of the agent.
+        self.save_checkpoint();
         Ok(path)
     }
 
@@ -762,8 +969,127 @@ mod tests {
             "127.0.0.1".into(),
             tx,
             crate::isolation::Isolator::Posix,
+            Arc::new(PendingUpdates::default()),
         );
         (dir, executors, rx)
+    }
+
+    /// A process of its own group, not a child of the agent's tokio runtime: what an agent
+    /// restarted finds. Returns it (to reap) and its checkpoint entry.
+    fn orphan(
+        dir: &Path,
+        executor_id: &str,
+        script: &str,
+    ) -> (std::process::Child, CheckpointedExecutor) {
+        use std::os::unix::process::CommandExt;
+        let sandbox = dir.join("frameworks/F0/executors").join(executor_id);
+        std::fs::create_dir_all(&sandbox).unwrap();
+        let child = std::process::Command::new("/bin/sh")
+            .args(["-c", script])
+            .current_dir(&sandbox)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let entry = CheckpointedExecutor {
+            framework_id: "F0".into(),
+            executor_id: executor_id.into(),
+            pid,
+            start_ticks: crate::recovery::start_ticks(pid).unwrap(),
+            cpus: 1.0,
+            mem_mb: 64,
+            ports: String::new(),
+            sandbox: sandbox.display().to_string(),
+            cgroup: String::new(),
+            messages: 2,
+        };
+        (child, entry)
+    }
+
+    #[tokio::test]
+    async fn launches_are_checkpointed_with_their_process_and_ends_leave_the_checkpoint() {
+        let (dir, ex, mut rx) = setup();
+        ex.set_agent_id("S0");
+        ex.launch(spec("cp", "while [ ! -e go ]; do sleep 0.02; done"))
+            .unwrap();
+        let saved = crate::checkpoint::load(dir.path())
+            .unwrap()
+            .expect("a checkpoint");
+        assert_eq!(saved.agent_id, "S0");
+        let [e] = &saved.executors[..] else {
+            panic!("one executor: {saved:?}");
+        };
+        assert_eq!(
+            (e.framework_id.as_str(), e.executor_id.as_str()),
+            ("F0", "cp")
+        );
+        assert_eq!(e.sandbox, ex.sandbox("F0", "cp").display().to_string());
+        assert_eq!(
+            crate::recovery::liveness(
+                &saved.boot_id,
+                &crate::recovery::boot_id(),
+                e.pid,
+                e.start_ticks
+            ),
+            crate::recovery::Liveness::Running
+        );
+        assert_eq!(saved.frameworks[0].principal, "alice");
+        std::fs::write(ex.sandbox("F0", "cp").join("go"), "").unwrap();
+        assert_eq!(
+            run_to_end(&mut rx, "cp").await.last().unwrap().0,
+            ExecutorState::Finished
+        );
+        let saved = crate::checkpoint::load(dir.path()).unwrap().unwrap();
+        assert!(saved.executors.is_empty(), "{saved:?}");
+    }
+
+    #[tokio::test]
+    async fn adopted_executors_are_watched_killed_and_their_ends_reported() {
+        let (dir, ex, mut rx) = setup();
+        // One that ends by itself: its exit status cannot be known.
+        let (mut quits, quits_entry) = orphan(
+            dir.path(),
+            "quits",
+            "echo last words > stderr; while [ ! -e go ]; do sleep 0.02; done; exit 3",
+        );
+        ex.adopt("S0", &quits_entry, None);
+        assert_eq!(ex.count(), 1);
+        // Messages go on from the checkpointed number.
+        let path = ex.deliver_message("F0", "quits", b"m").unwrap();
+        assert!(path.ends_with("messages/0000000003"), "{}", path.display());
+        std::fs::write(ex.sandbox("F0", "quits").join("go"), "").unwrap();
+        let reaper = std::thread::spawn(move || quits.wait());
+        let (state, message) = run_to_end(&mut rx, "quits").await.pop().unwrap();
+        assert_eq!(state, ExecutorState::Failed);
+        assert!(
+            message.contains("its exit status is not known"),
+            "{message}"
+        );
+        assert!(message.contains("last words"), "{message}");
+        reaper.join().unwrap().unwrap();
+
+        // One the framework kills, and one killed at adoption (past the recovery timeout).
+        let (mut kept, kept_entry) = orphan(dir.path(), "kept", "exec sleep 30");
+        let (mut late, late_entry) = orphan(dir.path(), "late", "exec sleep 30");
+        ex.adopt("S0", &kept_entry, None);
+        ex.adopt("S0", &late_entry, Some("away too long".into()));
+        assert!(ex.kill_now("F0", "kept", "killed on request"));
+        let reapers = [
+            std::thread::spawn(move || kept.wait()),
+            std::thread::spawn(move || late.wait()),
+        ];
+        assert_eq!(
+            run_to_end(&mut rx, "kept").await.pop().unwrap(),
+            (ExecutorState::Killed, "killed on request".to_string())
+        );
+        assert_eq!(
+            run_to_end(&mut rx, "late").await.pop().unwrap(),
+            (ExecutorState::Lost, "away too long".to_string())
+        );
+        for r in reapers {
+            r.join().unwrap().unwrap();
+        }
+        assert_eq!(ex.count(), 0);
     }
 
     fn spec(executor_id: &str, script: &str) -> LaunchSpec {
@@ -872,18 +1198,19 @@ mod tests {
     #[test]
     fn endings_carry_the_exit_code_and_a_limitation_comes_first() {
         let dir = tempfile::tempdir().unwrap();
-        let exited = |raw: i32| Ok(ExitStatus::from_raw(raw));
+        let exited = |raw: i32| Some(Ok(ExitStatus::from_raw(raw)));
+        let asked = |reason: &str| {
+            Some(Kill {
+                reason: reason.into(),
+                lost: false,
+            })
+        };
         let three = classify(exited(3 << 8), None, None, dir.path());
         assert_eq!(
             (three.state, three.exit_code),
             (ExecutorState::Failed, Some(3))
         );
-        let killed = classify(
-            exited(libc::SIGKILL),
-            None,
-            Some("asked".into()),
-            dir.path(),
-        );
+        let killed = classify(exited(libc::SIGKILL), None, asked("asked"), dir.path());
         assert_eq!(
             (killed.state, killed.message.as_str(), killed.exit_code),
             (ExecutorState::Killed, "asked", Some(137))
@@ -891,7 +1218,7 @@ mod tests {
         let limited = classify(
             exited(libc::SIGKILL),
             Some(Limitation::Memory { limit_mb: 1024 }),
-            Some("asked".into()),
+            asked("asked"),
             dir.path(),
         );
         assert_eq!(

@@ -10,6 +10,12 @@
 //! running; a master that declared the agent lost (it reported those executors
 //! LOST) gives it a new id instead, and the agent kills them.
 //!
+//! Executors outlive the agent itself ([`recovery`]): it checkpoints what it runs and the
+//! status updates that wait ([`checkpoint`]) under its work directory, and, restarted there
+//! within `--recovery-timeout-s`, adopts the executors still running and registers under its
+//! old id with them; past the timeout it kills them and reports them LOST. A graceful stop
+//! (SIGTERM) kills them, as before.
+//!
 //! Executors run isolated ([`isolation`]): in a cgroup v2 each where the agent may make
 //! them, else with rlimits and their memory watched from `/proc`; the mode in use goes to the
 //! master at registration, and what each executor uses goes with the heartbeats. An executor
@@ -22,10 +28,12 @@
 //!
 //! The binary `tessera-agent` wraps [`run`]; see `src/main.rs` for flags.
 
+pub mod checkpoint;
 mod executors;
 pub mod isolation;
 mod master_link;
 mod outbox;
+pub mod recovery;
 mod service;
 mod status_updates;
 
@@ -40,6 +48,7 @@ use tokio::net::TcpListener;
 
 pub use executors::KILL_GRACE;
 pub use isolation::{IsolationChoice, IsolationConfig, IsolationError, IsolationMode};
+pub use recovery::{DEFAULT_RECOVERY_TIMEOUT, RecoverMode, RecoveryError};
 
 /// What the agent offers and where it talks.
 #[derive(Clone, Debug)]
@@ -69,6 +78,10 @@ pub struct AgentConfig {
     pub credential: Credential,
     /// How to isolate executors.
     pub isolation: IsolationConfig,
+    /// What to do with the executors of a checkpoint found at start (`--recover`).
+    pub recover: RecoverMode,
+    /// Executors of a checkpoint older than this are killed at start (`--recovery-timeout-s`).
+    pub recovery_timeout: std::time::Duration,
 }
 
 /// Largest request the agent decodes (a launch is a few KiB).
@@ -89,6 +102,8 @@ pub enum AgentError {
     ZooKeeper { source: tessera_zookeeper::ZkError },
     #[error("cannot isolate executors: {0}")]
     Isolation(#[from] IsolationError),
+    #[error("cannot recover the executors of the last run: {0}")]
+    Recovery(#[from] RecoveryError),
     #[error("cannot create the work directory {path}: {source}")]
     WorkDir {
         path: PathBuf,
@@ -192,12 +207,25 @@ pub async fn run(
         .map(|(host, _)| host.trim_matches(['[', ']']).to_string())
         .unwrap_or_else(|| address.clone());
     let isolator = isolation::Isolator::new(&config.isolation)?;
-    let executors = executors::Executors::new(config.work_dir.clone(), host, updates_tx, isolator);
+    let pending = Arc::new(master_link::PendingUpdates::default());
+    let executors = executors::Executors::new(
+        config.work_dir.clone(),
+        host,
+        updates_tx,
+        isolator,
+        pending.clone(),
+    );
     tracing::info!(%address, master = %config.master, cpus = config.cpus, mem_mb = config.mem_mb,
         work_dir = %config.work_dir.display(), isolation = %executors.isolation(), "tessera-agent listening");
+    let recovered = recovery::recover(
+        &config.work_dir,
+        config.recover,
+        config.recovery_timeout,
+        &executors,
+        &pending,
+    )?;
 
     let registration = Arc::new(master_link::Registration::default());
-    let pending = Arc::new(master_link::PendingUpdates::default());
     let tasks = [
         tokio::spawn(master_link::register_and_heartbeat(
             link.clone(),
@@ -206,6 +234,7 @@ pub async fn run(
             registration.clone(),
             executors.clone(),
             pending.clone(),
+            recovered.agent_id,
         )),
         tokio::spawn(outbox::forward(
             link.clone(),
@@ -216,8 +245,10 @@ pub async fn run(
             link,
             registration.clone(),
             pending.clone(),
+            executors.clone(),
             updates_rx,
         )),
+        tokio::spawn(checkpoint_periodically(executors.clone())),
     ];
     let service = service::AgentService::new(executors.clone(), registration, pending);
     let tls = config.credential.server()?;
@@ -249,6 +280,17 @@ pub async fn run(
     }
     executors.close_isolation();
     result.map_err(AgentError::from)
+}
+
+/// Writes the checkpoint every [`checkpoint::SAVE_INTERVAL`], so that its age tells a
+/// restarted agent how long it was away.
+async fn checkpoint_periodically(executors: Arc<executors::Executors>) {
+    let mut ticks = tokio::time::interval(checkpoint::SAVE_INTERVAL);
+    loop {
+        ticks.tick().await;
+        let executors = executors.clone();
+        let _ = tokio::task::spawn_blocking(move || executors.save_checkpoint()).await;
+    }
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Parser;
 use tessera_agent::{
-    AgentConfig, IsolationChoice, IsolationConfig, detect_cpus, detect_disk_mb, detect_hostname,
-    detect_mem_mb,
+    AgentConfig, IsolationChoice, IsolationConfig, RecoverMode, detect_cpus, detect_disk_mb,
+    detect_hostname, detect_mem_mb,
 };
 use tessera_allocator::Ranges;
 use tessera_allocator::agent_spec::{flag_or_spec, parse_attributes, parse_resources};
@@ -82,6 +82,17 @@ struct Args {
     /// Most processes and threads one executor may have (cgroups mode: pids.max).
     #[arg(long, default_value_t = tessera_agent::isolation::DEFAULT_PIDS_MAX)]
     executor_pids_max: u64,
+    /// What to do with the executors a checkpoint in --work-dir names, when the agent starts
+    /// after it died: reconnect (adopt those still running, within --recovery-timeout-s) or
+    /// cleanup (kill them and report them LOST).
+    #[arg(long, default_value = "reconnect")]
+    recover: RecoverMode,
+    /// How long executors are kept without their agent: an agent restarted later than this
+    /// after its last checkpoint kills the executors it finds and reports them LOST (Mesos'
+    /// --recovery_timeout, 15 min). The master keeps a silent agent only --agent-timeout-ms
+    /// (10 s): back later than that, the agent gets a new id and kills them anyway.
+    #[arg(long, default_value_t = tessera_agent::DEFAULT_RECOVERY_TIMEOUT.as_secs_f64())]
+    recovery_timeout_s: f64,
 }
 
 async fn shutdown_signal() {
@@ -136,6 +147,12 @@ async fn main() -> anyhow::Result<()> {
     let disk_mb = flag_or_spec("disk", "disk-mb", args.disk_mb, spec.disk_mb)?
         .unwrap_or_else(|| detect_disk_mb(&work_dir));
     let attributes = parse_attributes(&args.attributes).context("cannot read --attributes")?;
+    if !(args.recovery_timeout_s.is_finite() && args.recovery_timeout_s >= 0.0) {
+        bail!(
+            "--recovery-timeout-s must be a number of seconds, 0 or more, got {}",
+            args.recovery_timeout_s
+        );
+    }
     let config = AgentConfig {
         master: args.master,
         cpus,
@@ -156,6 +173,8 @@ async fn main() -> anyhow::Result<()> {
             cgroups_root: args.cgroups_root,
             pids_max: args.executor_pids_max,
         },
+        recover: args.recover,
+        recovery_timeout: std::time::Duration::from_secs_f64(args.recovery_timeout_s.min(1e9)),
     };
     let requested = SocketAddr::new(args.bind, args.port);
     let listener = tokio::net::TcpListener::bind(requested)

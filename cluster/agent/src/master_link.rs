@@ -115,11 +115,14 @@ impl PendingUpdates {
         self.updates.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The framework acknowledged `uuid`, or the master refused it for good.
-    pub(crate) fn acknowledge(&self, key: &StreamKey, uuid: &str) {
-        if self.lock().acknowledge(key, uuid) {
+    /// The framework acknowledged `uuid`, or the master refused it for good; returns whether
+    /// it was the update that waited (the caller checkpoints the change).
+    pub(crate) fn acknowledge(&self, key: &StreamKey, uuid: &str) -> bool {
+        let done = self.lock().acknowledge(key, uuid);
+        if done {
             self.wake.notify_one();
         }
+        done
     }
 }
 
@@ -207,9 +210,10 @@ async fn register(
     }
 }
 
-/// Registers, then heartbeats; registers again under its id with its executors whenever the
-/// master no longer knows this agent, killing them only if the master gave up on them (it
-/// answered another id).
+/// Registers (under `previous`, the id of its checkpoint, when the agent recovered one),
+/// then heartbeats; registers again under its id with its executors whenever the master no
+/// longer knows this agent, killing them only if the master gave up on them (it answered
+/// another id).
 pub(crate) async fn register_and_heartbeat(
     link: MasterLink,
     config: AgentConfig,
@@ -217,8 +221,8 @@ pub(crate) async fn register_and_heartbeat(
     registration: Arc<Registration>,
     executors: Arc<Executors>,
     pending: Arc<PendingUpdates>,
+    mut previous: Option<String>,
 ) {
-    let mut previous: Option<String> = None;
     loop {
         let (agent_id, interval) = register(
             &link,
@@ -239,6 +243,7 @@ pub(crate) async fn register_and_heartbeat(
                 "the master took this agent back under a new id; killed the executors it had given up on");
         }
         registration.set(Some(agent_id.clone()));
+        executors.set_agent_id(&agent_id);
         previous = Some(agent_id.clone());
         // What waits for an acknowledgement goes to this master at once.
         pending.lock().send_all_now();
@@ -292,14 +297,19 @@ pub(crate) async fn forward_status_updates(
     link: MasterLink,
     registration: Arc<Registration>,
     pending: Arc<PendingUpdates>,
+    executors: Arc<Executors>,
     mut updates: UnboundedReceiver<StatusUpdate>,
 ) {
     let mut ticks = tokio::time::interval(Duration::from_millis(250));
     let mut failures: u32 = 0;
     loop {
+        let mut queued = false;
         tokio::select! {
             update = updates.recv() => match update {
-                Some(update) => pending.lock().push(update),
+                Some(update) => {
+                    pending.lock().push(update);
+                    queued = true;
+                }
                 None => return,
             },
             _ = ticks.tick() => {}
@@ -307,6 +317,11 @@ pub(crate) async fn forward_status_updates(
         }
         while let Ok(update) = updates.try_recv() {
             pending.lock().push(update);
+            queued = true;
+        }
+        // Checkpointed before it is sent: none is lost to a crash of the agent.
+        if queued {
+            executors.save_checkpoint();
         }
         let Some(agent_id) = registration.current() else {
             continue;
@@ -332,7 +347,9 @@ pub(crate) async fn forward_status_updates(
                         describe_status(&status)
                     );
                     let key = (update.framework_id.clone(), update.executor_id.clone());
-                    pending.acknowledge(&key, &update.uuid);
+                    if pending.acknowledge(&key, &update.uuid) {
+                        executors.save_checkpoint();
+                    }
                 }
                 Err(status) => {
                     failures += 1;

@@ -116,8 +116,12 @@ impl Agent for AgentService {
     ) -> Result<Response<pb::AcknowledgeStatusUpdateResponse>, Status> {
         require_master(&request, "AcknowledgeStatusUpdate")?;
         let req = request.into_inner();
-        self.pending
-            .acknowledge(&(req.framework_id, req.executor_id), &req.uuid);
+        if self
+            .pending
+            .acknowledge(&(req.framework_id, req.executor_id), &req.uuid)
+        {
+            self.executors.save_checkpoint();
+        }
         Ok(Response::new(pb::AcknowledgeStatusUpdateResponse {}))
     }
 

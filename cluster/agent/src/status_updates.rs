@@ -90,6 +90,15 @@ impl StatusUpdates {
         true
     }
 
+    /// Every update waiting, oldest first per executor (for the checkpoint; pushing them back
+    /// in this order restores the queues).
+    pub fn all(&self) -> Vec<StatusUpdate> {
+        self.streams
+            .values()
+            .flat_map(|s| s.updates.iter().cloned())
+            .collect()
+    }
+
     /// Executors with updates waiting, and the newest state of each.
     pub fn waiting(&self) -> Vec<(StreamKey, ExecutorState)> {
         self.streams
@@ -188,6 +197,23 @@ mod tests {
         // A new master: everything waiting goes at once.
         s.send_all_now();
         assert_eq!(s.due(at).len(), 1);
+    }
+
+    #[test]
+    fn what_waits_is_listed_in_order_and_pushed_back_the_same() {
+        let mut s = StatusUpdates::default();
+        s.push(update("b", ExecutorState::Running, "b1"));
+        s.push(update("a", ExecutorState::Starting, "a1"));
+        s.push(update("a", ExecutorState::Running, "a2"));
+        s.push(update("b", ExecutorState::Killed, "b2"));
+        let all = s.all();
+        assert_eq!(uuids(&all), ["a1", "a2", "b1", "b2"]);
+        let mut back = StatusUpdates::default();
+        for u in all {
+            back.push(u);
+        }
+        assert_eq!(back.waiting(), s.waiting());
+        assert_eq!(uuids(&back.due(Instant::now())), ["a1", "b1"]);
     }
 
     #[test]

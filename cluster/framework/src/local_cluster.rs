@@ -12,7 +12,9 @@
 //! [`LocalCluster::endpoint`] hands to the session.
 //!
 //! [`LocalCluster::restart_master`] kills the master (SIGKILL) and starts another on the same
-//! port, for tests of what survives a master restart.
+//! port, for tests of what survives a master restart; [`LocalCluster::kill_agent`] and
+//! [`LocalCluster::start_agent`] do the same to an agent (its executors outlive it, and the
+//! agent started again on its work directory recovers them).
 //!
 //! The master serves its HTTPS endpoints (`/state`, `/metrics`, `/health`, a page at `/`) on a
 //! free port too: [`LocalCluster::http_address`].
@@ -83,7 +85,12 @@ pub struct LocalCluster {
     master_command: (PathBuf, Vec<String>),
     /// How many masters were started (each logs to a file of its own).
     master_runs: usize,
-    agents: Vec<Child>,
+    /// Each agent's process while it runs.
+    agents: Vec<Option<Child>>,
+    /// Each agent's program and flags, to start it again.
+    agent_commands: Vec<(PathBuf, Vec<String>)>,
+    /// How many times each agent was started (each run logs to a file of its own).
+    agent_runs: Vec<usize>,
     master_address: String,
     /// The master's HTTPS side, "HOST:PORT".
     http_address: String,
@@ -282,6 +289,8 @@ impl LocalCluster {
             master_command: (master_bin, master_args),
             master_runs: 0,
             agents: Vec::new(),
+            agent_commands: Vec::new(),
+            agent_runs: Vec::new(),
             master_address: String::new(),
             http_address: String::new(),
             framework,
@@ -298,36 +307,34 @@ impl LocalCluster {
 
         for i in 0..agents {
             let work_dir = cluster.agent_work_dir(i);
-            let log = cluster.agent_log(i);
-            let child = spawn_daemon(
-                &agent_bin,
-                &[
-                    "--master".into(),
-                    cluster.master_address.clone(),
-                    "--port".into(),
-                    "0".into(),
-                    "--cpus".into(),
-                    cpus_per_agent.to_string(),
-                    "--mem-mb".into(),
-                    mem_mb_per_agent.to_string(),
-                    "--work-dir".into(),
-                    work_dir.display().to_string(),
-                    "--credentials".into(),
-                    principal_dir(&credentials, &Principal::Agent(format!("agent-{i}")))
-                        .display()
-                        .to_string(),
-                ]
-                .into_iter()
-                .chain(
-                    agent_flags
-                        .get(i)
-                        .into_iter()
-                        .flat_map(|f| f.iter().map(|f| f.to_string())),
-                )
-                .collect::<Vec<String>>(),
-                &log,
-            )?;
-            cluster.agents.push(child);
+            let args = [
+                "--master".into(),
+                cluster.master_address.clone(),
+                "--port".into(),
+                "0".into(),
+                "--cpus".into(),
+                cpus_per_agent.to_string(),
+                "--mem-mb".into(),
+                mem_mb_per_agent.to_string(),
+                "--work-dir".into(),
+                work_dir.display().to_string(),
+                "--credentials".into(),
+                principal_dir(&credentials, &Principal::Agent(format!("agent-{i}")))
+                    .display()
+                    .to_string(),
+            ]
+            .into_iter()
+            .chain(
+                agent_flags
+                    .get(i)
+                    .into_iter()
+                    .flat_map(|f| f.iter().map(|f| f.to_string())),
+            )
+            .collect::<Vec<String>>();
+            cluster.agent_commands.push((agent_bin.clone(), args));
+            cluster.agents.push(None);
+            cluster.agent_runs.push(0);
+            cluster.start_agent(i)?;
         }
 
         // Wait for every agent to register.
@@ -342,7 +349,7 @@ impl LocalCluster {
                 return Ok(cluster);
             }
             for i in 0..cluster.agents.len() {
-                if let Some(status) = exited(&mut cluster.agents[i]) {
+                if let Some(status) = cluster.agents[i].as_mut().and_then(exited) {
                     return Err(not_up(
                         format!("tessera-agent #{i}"),
                         format!("it exited ({status}); {}", log_tail(&cluster.agent_log(i))),
@@ -436,6 +443,32 @@ impl LocalCluster {
         self.start_master((&grpc, &http)).await
     }
 
+    /// Kills agent `i` with SIGKILL — a crash: it cannot kill its executors, which run on —
+    /// and waits until it is gone. Does nothing if it is not running.
+    pub fn kill_agent(&mut self, i: usize) {
+        if let Some(mut agent) = self.agents.get_mut(i).and_then(Option::take) {
+            // SAFETY: plain syscall on the agent's own process group (its executors have
+            // groups of their own).
+            unsafe { libc::kill(-(agent.id() as libc::pid_t), libc::SIGKILL) };
+            let _ = agent.wait();
+        }
+    }
+
+    /// Starts agent `i` (again, after [`LocalCluster::kill_agent`]) with the flags and work
+    /// directory it had, logging to a file of its own; it recovers the executors its
+    /// checkpoint names and registers under its old id. Returns once it runs, not once it
+    /// registered.
+    pub fn start_agent(&mut self, i: usize) -> Result<(), LocalClusterError> {
+        if self.agents[i].is_some() {
+            return Ok(());
+        }
+        self.agent_runs[i] += 1;
+        let log = self.agent_log(i);
+        let (program, args) = &self.agent_commands[i];
+        self.agents[i] = Some(spawn_daemon(program, args, &log)?);
+        Ok(())
+    }
+
     /// The master's "HOST:PORT".
     pub fn master_address(&self) -> &str {
         &self.master_address
@@ -478,9 +511,13 @@ impl LocalCluster {
         self.dir.path().join(format!("agent-{i}"))
     }
 
-    /// Agent `i`'s log file.
+    /// The log file of agent `i`'s run now (`agent-I.log`, then `agent-I-2.log` after a
+    /// restart, and so on).
     pub fn agent_log(&self, i: usize) -> PathBuf {
-        self.dir.path().join(format!("agent-{i}.log"))
+        match self.agent_runs.get(i).copied().unwrap_or(0) {
+            0 | 1 => self.dir.path().join(format!("agent-{i}.log")),
+            n => self.dir.path().join(format!("agent-{i}-{n}.log")),
+        }
     }
 
     /// The log file of the master now running (`master.log`, then `master-2.log` after a
@@ -492,9 +529,11 @@ impl LocalCluster {
         }
     }
 
-    /// Process ids of the agents, in start order.
+    /// Process ids of the agents, in start order (0 for one killed and not started again).
     pub fn agent_pids(&self) -> Vec<u32> {
-        self.agents.iter().map(Child::id).collect()
+        (self.agents.iter())
+            .map(|a| a.as_ref().map_or(0, Child::id))
+            .collect()
     }
 
     /// Process id of the master.
@@ -506,7 +545,7 @@ impl LocalCluster {
 impl Drop for LocalCluster {
     fn drop(&mut self) {
         // Agents first, gracefully (they kill their executors), then the master.
-        let mut children: Vec<Child> = self.agents.drain(..).collect();
+        let mut children: Vec<Child> = self.agents.drain(..).flatten().collect();
         children.extend(self.master.take());
         for child in &children {
             // SAFETY: plain syscall; the group is the child's own (process_group(0)).

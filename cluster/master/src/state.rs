@@ -611,7 +611,8 @@ impl MasterState {
         if self.agents.contains_key(&agent_id) {
             self.check_agent(&agent_id, principal)?;
             self.heartbeat(&agent_id, principal, now)?;
-            return Ok((agent_id, self.heartbeat_interval, Vec::new()));
+            let actions = self.agent_restarted(&agent_id, agent, isolation, client, &executors)?;
+            return Ok((agent_id, self.heartbeat_interval, actions));
         }
         let taken_back =
             !self.lost_agents.contains(&agent_id) && check_id("agent id", &agent_id).is_ok();
@@ -641,6 +642,79 @@ impl MasterState {
             })
             .collect();
         Ok((agent_id, interval, actions))
+    }
+
+    /// An agent this master knows registers again under its id: an answer that did not arrive,
+    /// or the agent restarted within `--agent-timeout-ms` and recovered its executors from its
+    /// checkpoint (Mesos' re-registration of a known agent). It may listen on another address
+    /// now, and executors RUNNING here that it no longer reports (neither running nor ended
+    /// with updates waiting) ended while it was down without a trace: they are LOST, as Mesos'
+    /// master reconciles a re-registering agent's tasks. Executors still STARTING are left: their
+    /// launch may be on its way to the agent. Executors it reports of frameworks this master
+    /// removed meanwhile (the shutdown could not reach the agent while it was down) are shut
+    /// down now: the returned actions.
+    fn agent_restarted(
+        &mut self,
+        agent_id: &str,
+        (hostname, address, principal): (String, String, String),
+        isolation: String,
+        client: AgentClient<Channel>,
+        reported: &[pb::RecoveredExecutor],
+    ) -> Result<Vec<AgentAction>, Status> {
+        let old_address = self.agents[agent_id].address.clone();
+        if old_address != address {
+            if self.agent_at.get(&address).is_some_and(|id| id != agent_id) {
+                self.take_address(&address, &principal)?;
+            }
+            tracing::info!(%agent_id, from = %old_address, to = %address, "agent registered again from another address");
+            self.agent_at.remove(&old_address);
+            self.agent_at.insert(address.clone(), agent_id.to_string());
+        }
+        let agent = self.agents.get_mut(agent_id).expect("checked known");
+        agent.address = address;
+        agent.hostname = hostname;
+        agent.isolation = isolation;
+        agent.client = client;
+        let listed: BTreeSet<(&str, &str)> = (reported.iter())
+            .filter_map(|e| Some((e.framework.as_ref()?.id.as_str(), e.executor_id.as_str())))
+            .collect();
+        let vanished: Vec<(String, String)> = (self.executors.iter())
+            .filter(|(key, e)| {
+                e.agent_id == agent_id
+                    && e.state == pb::ExecutorState::Running
+                    && !listed.contains(&(key.0.as_str(), key.1.as_str()))
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for (framework_id, executor_id) in vanished {
+            tracing::warn!(%agent_id, %framework_id, %executor_id, "a re-registering agent no longer runs an executor; it is LOST");
+            self.update_executor(
+                &framework_id,
+                &executor_id,
+                agent_id,
+                pb::ExecutorState::Lost,
+                format!(
+                    "agent {agent_id} registered again (it restarted) without it: it ended while \
+                     the agent was down"
+                ),
+            );
+        }
+        let removed: BTreeSet<&str> = (reported.iter())
+            .filter(|e| pb::ExecutorState::try_from(e.state).is_ok_and(|s| !is_terminal(s)))
+            .filter_map(|e| Some(e.framework.as_ref()?.id.as_str()))
+            .filter(|id| self.removed_frameworks.iter().any(|r| r == id))
+            .collect();
+        let client = &self.agents[agent_id].client;
+        Ok(removed
+            .into_iter()
+            .map(|framework_id| AgentAction::ShutdownFramework {
+                client: client.clone(),
+                agent_id: agent_id.to_string(),
+                request: ShutdownFrameworkRequest {
+                    framework_id: framework_id.to_string(),
+                },
+            })
+            .collect())
     }
 
     /// Takes back an executor a re-registering agent runs; returns its framework's id if this
@@ -2896,6 +2970,71 @@ mod tests {
         old.remove_agent(&agent, "no heartbeat");
         let (new_id, _, _) = reregister(&mut old, &agent, "b").unwrap();
         assert_ne!(new_id, agent);
+    }
+
+    #[tokio::test]
+    async fn an_agent_restarted_within_its_timeout_keeps_its_id_from_a_new_address() {
+        let (mut m, agent, fw, mut rx, offer) = setup(Duration::ZERO);
+        let t0 = Instant::now();
+        run_executor(&mut m, &agent, &fw, offer, t0);
+        drain(&mut rx);
+        let back = |m: &mut MasterState, address: &str, executors| {
+            m.reregister_agent(
+                agent.clone(),
+                ("h".into(), address.into(), "b".into()),
+                Resources::new(2.0, 1024),
+                AgentOffering::default(),
+                "posix".into(),
+                client(),
+                executors,
+                t0,
+            )
+        };
+        // It recovered its executor and listens on another port now.
+        let (id, _, actions) = back(&mut m, "127.0.0.1:10", vec![recovered(&fw, 30.0)]).unwrap();
+        assert_eq!((id.as_str(), actions.len()), (agent.as_str(), 0));
+        assert_eq!(m.agents[&agent].address, "127.0.0.1:10");
+        assert_eq!(m.agent_at.get("127.0.0.1:10"), Some(&agent));
+        assert!(!m.agent_at.contains_key("127.0.0.1:9"));
+        let key = (fw.clone(), "e".to_string());
+        assert_eq!(m.executors[&key].state, pb::ExecutorState::Running);
+        assert!(drain(&mut rx).is_empty(), "the framework sees no loss");
+        assert_eq!(m.allocator.allocation(&fw), Resources::new(1.0, 256));
+
+        // Back again without it: it ended while the agent was down, with no trace left.
+        back(&mut m, "127.0.0.1:10", Vec::new()).unwrap();
+        assert_eq!(m.executors[&key].state, pb::ExecutorState::Lost);
+        let events = drain(&mut rx);
+        assert!(
+            events.iter().any(|e| matches!(e,
+                pb::event::Event::StatusUpdate(u) if u.executor_id == "e"
+                    && u.state == pb::ExecutorState::Lost as i32
+                    && u.message.contains("registered again (it restarted) without it"))),
+            "{events:?}"
+        );
+        assert_eq!(m.allocator.allocation(&fw), Resources::ZERO);
+
+        // Its framework removed while the agent was down (the shutdown did not reach it): the
+        // executor it brings back is shut down.
+        let (tx, _rx2) = unbounded_channel();
+        let (other, _) = m
+            .subscribe(
+                "fw2".into(),
+                "u".into(),
+                String::new(),
+                "alice".into(),
+                None,
+                tx,
+            )
+            .unwrap();
+        m.remove_framework(&other, "torn down");
+        let mut kept = recovered(&other, 30.0);
+        kept.executor_id = "e2".into();
+        let (_, _, actions) = back(&mut m, "127.0.0.1:11", vec![kept]).unwrap();
+        assert!(
+            matches!(&actions[..], [AgentAction::ShutdownFramework { request, .. }] if request.framework_id == other),
+            "the removed framework's executor is shut down"
+        );
     }
 
     #[tokio::test]

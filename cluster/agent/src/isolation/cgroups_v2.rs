@@ -120,7 +120,16 @@ impl CgroupsV2 {
         // Older kernels have no memory.oom.group: the OOM killer then takes one process, and
         // the agent kills the rest when it sees the OOM kill.
         let _ = write(&dir, "memory.oom.group", "1");
-        Ok(CgroupContainer { dir, limits })
+        Ok(CgroupContainer {
+            dir,
+            limits,
+            old_agent_cgroup: None,
+        })
+    }
+
+    /// The cgroup `dir` of an executor an earlier run of the agent launched; see [`recover`].
+    pub fn recover(&self, dir: &Path, limits: Limits) -> Option<CgroupContainer> {
+        recover(dir, limits, Some(&self.base))
     }
 
     /// Removes the agent's cgroup and its (empty) framework cgroups.
@@ -136,10 +145,35 @@ impl CgroupsV2 {
     }
 }
 
+/// The cgroup `dir` of an executor an earlier run of the agent launched (its checkpoint names
+/// it), if it is still there: its limits are the kernel's already. When it is removed, so are
+/// its framework's cgroup and the earlier agent's, once empty — unless that is
+/// `current_agent`, the cgroup of the agent running now.
+pub fn recover(
+    dir: &Path,
+    limits: Limits,
+    current_agent: Option<&Path>,
+) -> Option<CgroupContainer> {
+    if !dir.join("cgroup.procs").exists() {
+        return None;
+    }
+    let old_agent = dir.parent().and_then(Path::parent);
+    Some(CgroupContainer {
+        dir: dir.to_path_buf(),
+        limits,
+        old_agent_cgroup: old_agent
+            .filter(|old| Some(*old) != current_agent)
+            .map(Path::to_path_buf),
+    })
+}
+
 /// One executor's cgroup.
 pub struct CgroupContainer {
     dir: PathBuf,
     limits: Limits,
+    /// The cgroup of the agent's earlier run, for an executor recovered from it: removed,
+    /// with the executor's framework cgroup, when empty.
+    old_agent_cgroup: Option<PathBuf>,
 }
 
 impl CgroupContainer {
@@ -193,12 +227,20 @@ impl CgroupContainer {
         }
     }
 
-    /// Removes the cgroup (fails while processes are still in it).
+    /// Removes the cgroup (fails while processes are still in it); for a recovered executor,
+    /// its framework's and the earlier agent's cgroups too once they are empty.
     pub fn remove(&self) -> std::io::Result<()> {
         match std::fs::remove_dir(&self.dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
         }
+        if let Some(old_agent) = &self.old_agent_cgroup {
+            if let Some(framework) = self.dir.parent() {
+                let _ = std::fs::remove_dir(framework);
+            }
+            let _ = std::fs::remove_dir(old_agent);
+        }
+        Ok(())
     }
 }
 
@@ -307,6 +349,44 @@ mod tests {
                 .map(|l| l.to_string()),
             Some("memory limit 128 MiB exceeded".to_string())
         );
+    }
+
+    #[test]
+    fn a_recovered_cgroup_is_read_again_and_takes_the_earlier_agents_cgroup_with_it() {
+        let root = fake_root();
+        let limits = Limits {
+            cpus: 1.0,
+            mem_mb: 128,
+        };
+        let old = CgroupsV2::create(root.path(), "tessera-agent-1", 64).unwrap();
+        let launched = old.prepare("F0", "e1", limits).unwrap();
+        std::fs::write(launched.path().join("cgroup.procs"), "4242\n").unwrap();
+        std::fs::write(launched.path().join("memory.current"), "1048576\n").unwrap();
+        // The agent restarted: a new agent cgroup, the executor's found again by its path.
+        let new = CgroupsV2::create(root.path(), "tessera-agent-2", 64).unwrap();
+        let c = new.recover(launched.path(), limits).expect("still there");
+        assert_eq!(c.usage().memory_bytes, 1 << 20);
+        assert!(
+            new.recover(&old.path().join("F0/gone"), limits).is_none(),
+            "a cgroup that is gone is not recovered"
+        );
+        // Emptied (a real cgroup's files go with it), it goes, and the earlier agent's too.
+        for entry in std::fs::read_dir(c.path()).unwrap() {
+            std::fs::remove_file(entry.unwrap().path()).unwrap();
+        }
+        std::fs::remove_file(old.path().join("F0/cgroup.subtree_control")).unwrap();
+        std::fs::remove_file(old.path().join("cgroup.subtree_control")).unwrap();
+        c.remove().unwrap();
+        assert!(
+            !old.path().exists(),
+            "the earlier agent's cgroup is removed"
+        );
+        assert!(new.path().exists(), "the running agent's stays");
+        // One recovered under the running agent's own cgroup never removes it.
+        let own = new.prepare("F1", "e2", limits).unwrap();
+        std::fs::write(own.path().join("cgroup.procs"), "").unwrap();
+        let again = recover(own.path(), limits, Some(new.path())).unwrap();
+        assert!(again.old_agent_cgroup.is_none());
     }
 
     #[test]

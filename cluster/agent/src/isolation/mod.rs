@@ -304,6 +304,26 @@ impl Isolator {
         })
     }
 
+    /// The container of an executor recovered from the agent's checkpoint: its cgroup if it
+    /// had one that is still there (whatever this agent's mode: the kernel enforces its
+    /// limits), else posix watching of its process tree from `/proc`.
+    pub fn recover(&self, cgroup: Option<&Path>, limits: Limits) -> Container {
+        let recovered = cgroup.and_then(|dir| match self {
+            Isolator::CgroupsV2(c) => c.recover(dir, limits),
+            // An agent restarted in posix mode reads the cgroup all the same.
+            Isolator::Posix => cgroups_v2::recover(dir, limits, None),
+        });
+        match recovered {
+            Some(c) => Container::Cgroup(c),
+            None => {
+                if let Some(dir) = cgroup {
+                    tracing::warn!(cgroup = %dir.display(), "a recovered executor's cgroup is gone; watching its memory from /proc");
+                }
+                Container::Posix { limits }
+            }
+        }
+    }
+
     /// Removes the agent's own cgroup (when it stops; best effort).
     pub fn close(&self) {
         if let Isolator::CgroupsV2(c) = self {
@@ -319,6 +339,22 @@ pub enum Container {
 }
 
 impl Container {
+    /// Its cgroup directory, in cgroups mode (checkpointed, to find it again).
+    pub fn cgroup_path(&self) -> Option<PathBuf> {
+        match self {
+            Container::Cgroup(c) => Some(c.path().to_path_buf()),
+            Container::Posix { .. } => None,
+        }
+    }
+
+    /// How it is isolated.
+    pub fn mode(&self) -> IsolationMode {
+        match self {
+            Container::Cgroup(_) => IsolationMode::CgroupsV2,
+            Container::Posix { .. } => IsolationMode::Posix,
+        }
+    }
+
     /// What the forked child does before it runs the executor's program.
     pub fn child_setup(&self) -> std::io::Result<ChildSetup> {
         let cgroup_procs = match self {

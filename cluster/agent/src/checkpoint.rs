@@ -1,0 +1,461 @@
+//! The agent's checkpoint (Mesos' `meta/` directory, in one file): what the agent must know
+//! to find its executors again after it died — its agent id, for each executor its framework
+//! and executor ids, process id and the process's start time (so that a pid the kernel gave to
+//! another process since is not mistaken for the executor), what it was given, its sandbox and
+//! its cgroup — the frameworks as the launches described them, and the status updates their
+//! frameworks have not acknowledged yet.
+//!
+//! It is `WORK_DIR/meta/agent.checkpoint`, written whole to a temporary file, flushed to disk
+//! and renamed over the old one, so a reader sees the old or the new checkpoint, never half of
+//! one. The agent writes it when an executor starts or ends, when a status update is queued or
+//! acknowledged, when it registers, and every [`SAVE_INTERVAL`] besides: `saved_at_ms` then
+//! tells a restarted agent how long it was away.
+//!
+//! Format: the magic `TSACKPT` and a version byte, the length of the payload (u32, little
+//! endian), the first 8 bytes of the payload's SHA-256, then the payload — a protobuf message
+//! ([`Checkpoint`]). [`decode`] returns a [`DecodeProblem`] for anything else, never panics,
+//! and allocates no more than the input's size.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prost::Message;
+use sha2::Digest;
+use tessera_cluster_proto::master::{FrameworkInfo, StatusUpdate};
+
+/// The first bytes of a checkpoint file: `TSACKPT` and the format's version.
+pub const MAGIC: &[u8; 8] = b"TSACKPT\x01";
+/// Magic, length, checksum.
+const HEADER_BYTES: usize = 8 + 4 + 8;
+/// A checkpoint larger than this is not one the agent wrote (thousands of executors and
+/// updates take a few MiB).
+pub const MAX_CHECKPOINT_BYTES: usize = 256 << 20;
+/// How often the agent writes its checkpoint when nothing else made it: the precision of the
+/// time away a restarted agent measures.
+pub const SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Everything the agent checkpoints.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Checkpoint {
+    /// The id the master gave this agent; empty before it registered.
+    #[prost(string, tag = "1")]
+    pub agent_id: String,
+    /// When it was written, in milliseconds since the Unix epoch.
+    #[prost(uint64, tag = "2")]
+    pub saved_at_ms: u64,
+    /// The kernel's boot id when it was written: after a reboot no executor can still run.
+    #[prost(string, tag = "3")]
+    pub boot_id: String,
+    #[prost(message, repeated, tag = "4")]
+    pub executors: Vec<CheckpointedExecutor>,
+    /// The frameworks of the executors, as their launches described them.
+    #[prost(message, repeated, tag = "5")]
+    pub frameworks: Vec<FrameworkInfo>,
+    /// Status updates not acknowledged yet, oldest first per executor.
+    #[prost(message, repeated, tag = "6")]
+    pub status_updates: Vec<StatusUpdate>,
+}
+
+/// One executor the agent runs.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CheckpointedExecutor {
+    #[prost(string, tag = "1")]
+    pub framework_id: String,
+    #[prost(string, tag = "2")]
+    pub executor_id: String,
+    /// Its first process, the leader of its process group.
+    #[prost(int32, tag = "3")]
+    pub pid: i32,
+    /// That process's start time, in clock ticks after boot (`/proc/PID/stat`, field 22).
+    #[prost(uint64, tag = "4")]
+    pub start_ticks: u64,
+    #[prost(double, tag = "5")]
+    pub cpus: f64,
+    #[prost(uint64, tag = "6")]
+    pub mem_mb: u64,
+    /// The agent's ports it was given, as ranges (`31000-31001,31005`).
+    #[prost(string, tag = "7")]
+    pub ports: String,
+    /// Its sandbox directory (absolute).
+    #[prost(string, tag = "8")]
+    pub sandbox: String,
+    /// Its cgroup directory (absolute) in cgroups mode; empty in posix mode.
+    #[prost(string, tag = "9")]
+    pub cgroup: String,
+    /// How many messages were put in its sandbox so far (their numbering goes on).
+    #[prost(uint64, tag = "10")]
+    pub messages: u64,
+}
+
+/// What is wrong with bytes that should be a checkpoint.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecodeProblem {
+    #[error("it is {len} bytes long, shorter than a checkpoint's {header}-byte header", header = HEADER_BYTES)]
+    TooShort { len: usize },
+    #[error("it does not start as a Tessera agent checkpoint does")]
+    NotACheckpoint,
+    #[error(
+        "it is a checkpoint of format version {0}, which this agent does not read (it reads \
+         version {version})",
+        version = MAGIC[7]
+    )]
+    Version(u8),
+    #[error("its header announces {declared} bytes of contents but {actual} follow")]
+    Length { declared: usize, actual: usize },
+    #[error("its contents do not match their checksum")]
+    Checksum,
+    #[error("its contents cannot be read: {0}")]
+    Malformed(String),
+    #[error("it names an executor that cannot be one: {0}")]
+    BadExecutor(String),
+}
+
+/// The checkpoint cannot be read or written. Each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error(
+        "cannot read the agent's checkpoint {path}: {source}; check the permissions of the \
+         work directory, or start the agent with another --work-dir"
+    )]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the agent's checkpoint {path} is damaged: {problem}; move it away to start afresh \
+         (executors it names that still run are then not recovered: find them by their \
+         sandboxes under {work_dir}/frameworks and end them)"
+    )]
+    Damaged {
+        path: PathBuf,
+        work_dir: PathBuf,
+        problem: DecodeProblem,
+    },
+    #[error(
+        "cannot write the agent's checkpoint {path}: {source}; executors running now would not \
+         be recovered if the agent died — free space or fix permissions under the work directory"
+    )]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Where the checkpoint of an agent with this work directory is.
+pub fn path_in(work_dir: &Path) -> PathBuf {
+    work_dir.join("meta").join("agent.checkpoint")
+}
+
+fn checksum(payload: &[u8]) -> [u8; 8] {
+    let digest = sha2::Sha256::digest(payload);
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&digest[..8]);
+    out
+}
+
+/// The bytes of a checkpoint file.
+pub fn encode(checkpoint: &Checkpoint) -> Vec<u8> {
+    let payload = checkpoint.encode_to_vec();
+    let mut out = Vec::with_capacity(HEADER_BYTES + payload.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&checksum(&payload));
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// An id that can name a directory (as the agent requires of launches).
+fn usable_id(id: &str) -> bool {
+    !(id.is_empty() || id == "." || id == ".." || id.contains('/') || id.contains('\0'))
+}
+
+/// An absolute path without `..`: a cgroup or sandbox the agent could have made.
+fn usable_path(path: &str) -> bool {
+    let p = Path::new(path);
+    p.is_absolute()
+        && !path.contains('\0')
+        && p.components()
+            .all(|c| !matches!(c, std::path::Component::ParentDir))
+}
+
+fn check_executor(e: &CheckpointedExecutor) -> Result<(), DecodeProblem> {
+    let what = format!(
+        "executor {:?} of framework {:?}",
+        e.executor_id, e.framework_id
+    );
+    let bad = |why: &str| Err(DecodeProblem::BadExecutor(format!("{what}: {why}")));
+    if !usable_id(&e.framework_id) || !usable_id(&e.executor_id) {
+        return bad("its ids cannot name a sandbox");
+    }
+    // Signals go to the process group -pid: 0 and 1 (and below) would reach far more.
+    if e.pid <= 1 {
+        return bad(&format!("pid {} is not an executor's", e.pid));
+    }
+    if !(e.cpus.is_finite() && e.cpus >= 0.0) {
+        return bad(&format!("{} CPUs", e.cpus));
+    }
+    if !usable_path(&e.sandbox) {
+        return bad(&format!("sandbox {:?} is not an absolute path", e.sandbox));
+    }
+    if !e.cgroup.is_empty() && !usable_path(&e.cgroup) {
+        return bad(&format!("cgroup {:?} is not an absolute path", e.cgroup));
+    }
+    Ok(())
+}
+
+/// Reads checkpoint bytes; any damage is a [`DecodeProblem`].
+pub fn decode(bytes: &[u8]) -> Result<Checkpoint, DecodeProblem> {
+    if bytes.len() < HEADER_BYTES {
+        return Err(DecodeProblem::TooShort { len: bytes.len() });
+    }
+    if bytes[..7] != MAGIC[..7] {
+        return Err(DecodeProblem::NotACheckpoint);
+    }
+    if bytes[7] != MAGIC[7] {
+        return Err(DecodeProblem::Version(bytes[7]));
+    }
+    let declared = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize;
+    let payload = &bytes[HEADER_BYTES..];
+    if declared != payload.len() {
+        return Err(DecodeProblem::Length {
+            declared,
+            actual: payload.len(),
+        });
+    }
+    if bytes[12..20] != checksum(payload) {
+        return Err(DecodeProblem::Checksum);
+    }
+    let checkpoint =
+        Checkpoint::decode(payload).map_err(|e| DecodeProblem::Malformed(e.to_string()))?;
+    for e in &checkpoint.executors {
+        check_executor(e)?;
+    }
+    Ok(checkpoint)
+}
+
+/// Reads the checkpoint of an agent with `work_dir`; `None` if there is none (a first start).
+pub fn load(work_dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
+    let path = path_in(work_dir);
+    let bytes = match std::fs::metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(CheckpointError::Read { path, source }),
+        Ok(m) if m.len() > MAX_CHECKPOINT_BYTES as u64 => {
+            return Err(CheckpointError::Damaged {
+                path,
+                work_dir: work_dir.to_path_buf(),
+                problem: DecodeProblem::Length {
+                    declared: MAX_CHECKPOINT_BYTES,
+                    actual: m.len() as usize,
+                },
+            });
+        }
+        Ok(_) => std::fs::read(&path).map_err(|source| CheckpointError::Read {
+            path: path.clone(),
+            source,
+        })?,
+    };
+    decode(&bytes)
+        .map(Some)
+        .map_err(|problem| CheckpointError::Damaged {
+            path,
+            work_dir: work_dir.to_path_buf(),
+            problem,
+        })
+}
+
+/// Writes checkpoints of one work directory, one at a time.
+pub struct Writer {
+    path: PathBuf,
+    lock: Mutex<()>,
+    /// Whether the last write failed (the next failure is not logged again).
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl Writer {
+    pub fn new(work_dir: &Path) -> Writer {
+        Writer {
+            path: path_in(work_dir),
+            lock: Mutex::new(()),
+            failing: Default::default(),
+        }
+    }
+
+    /// Runs `make` and writes what it returns, atomically; writes are serialized, and `make`
+    /// runs under the same lock, so a checkpoint made later is never overwritten by one made
+    /// earlier. A failure is logged (once until writes work again) and returned.
+    pub fn save(&self, make: impl FnOnce() -> Checkpoint) -> Result<(), CheckpointError> {
+        use std::sync::atomic::Ordering;
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let bytes = encode(&make());
+        let result = write_atomically(&self.path, &bytes);
+        match &result {
+            Err(e) if !self.failing.swap(true, Ordering::Relaxed) => {
+                tracing::error!("{e}");
+            }
+            Err(_) => {}
+            Ok(()) => {
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!(path = %self.path.display(), "the agent's checkpoint is written again");
+                }
+            }
+        }
+        result
+    }
+}
+
+/// Writes `bytes` to `path.tmp`, flushes it to disk and renames it to `path`.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let err = |source| CheckpointError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let tmp = path.with_extension("checkpoint.tmp");
+    let mut file = std::fs::File::create(&tmp).map_err(err)?;
+    file.write_all(bytes).map_err(err)?;
+    file.sync_all().map_err(err)?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample() -> Checkpoint {
+        Checkpoint {
+            agent_id: "1a2b-S0".into(),
+            saved_at_ms: 1_700_000_000_000,
+            boot_id: "b0".into(),
+            executors: vec![CheckpointedExecutor {
+                framework_id: "F0".into(),
+                executor_id: "e1".into(),
+                pid: 4242,
+                start_ticks: 123_456,
+                cpus: 1.5,
+                mem_mb: 512,
+                ports: "31000-31001".into(),
+                sandbox: "/var/lib/tessera/work/frameworks/F0/executors/e1".into(),
+                cgroup: String::new(),
+                messages: 3,
+            }],
+            frameworks: vec![FrameworkInfo {
+                id: "F0".into(),
+                principal: "alice".into(),
+                ..Default::default()
+            }],
+            status_updates: vec![StatusUpdate {
+                agent_id: "1a2b-S0".into(),
+                framework_id: "F0".into(),
+                executor_id: "e1".into(),
+                state: 2,
+                uuid: "u1".into(),
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_reads_back_and_each_damage_is_named() {
+        let bytes = encode(&sample());
+        assert_eq!(decode(&bytes).unwrap(), sample());
+        assert_eq!(
+            decode(&bytes[..10]),
+            Err(DecodeProblem::TooShort { len: 10 })
+        );
+        let mut other = bytes.clone();
+        other[0] = b'X';
+        assert_eq!(decode(&other), Err(DecodeProblem::NotACheckpoint));
+        let mut newer = bytes.clone();
+        newer[7] = 2;
+        assert_eq!(decode(&newer), Err(DecodeProblem::Version(2)));
+        assert!(matches!(
+            decode(&bytes[..bytes.len() - 1]),
+            Err(DecodeProblem::Length { .. })
+        ));
+        let mut flipped = bytes.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert_eq!(decode(&flipped), Err(DecodeProblem::Checksum));
+        // A checkpoint whose executor would make the agent signal every process.
+        let mut dangerous = sample();
+        dangerous.executors[0].pid = 1;
+        let err = decode(&encode(&dangerous)).unwrap_err();
+        assert!(
+            err.to_string().contains("pid 1 is not an executor's"),
+            "{err}"
+        );
+        let mut escaping = sample();
+        escaping.executors[0].cgroup = "/sys/fs/cgroup/../../etc".into();
+        assert!(matches!(
+            decode(&encode(&escaping)),
+            Err(DecodeProblem::BadExecutor(_))
+        ));
+        escaping.executors[0].cgroup.clear();
+        escaping.executors[0].executor_id = "..".into();
+        assert!(matches!(
+            decode(&encode(&escaping)),
+            Err(DecodeProblem::BadExecutor(_))
+        ));
+    }
+
+    #[test]
+    fn writes_replace_the_file_whole_and_load_says_what_to_do_with_a_damaged_one() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load(dir.path()).unwrap().is_none(), "a first start");
+        let writer = Writer::new(dir.path());
+        writer.save(sample).unwrap();
+        let mut later = sample();
+        later.executors.clear();
+        writer.save(|| later.clone()).unwrap();
+        assert_eq!(load(dir.path()).unwrap(), Some(later));
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("meta"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["agent.checkpoint"], "no temporary file is left");
+
+        std::fs::write(path_in(dir.path()), b"TSACKPT\x01 torn").unwrap();
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("is damaged"), "{err}");
+        assert!(err.contains("move it away"), "{err}");
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_checkpoint_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn damaged_checkpoints_never_panic_and_are_refused_or_read_whole(
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+            cut in any::<prop::sample::Index>(),
+            with_valid_header in any::<bool>(),
+        ) {
+            let mut bytes = encode(&sample());
+            for (at, value) in &edits {
+                let i = at.index(bytes.len());
+                bytes[i] = *value;
+            }
+            let bytes = &bytes[..cut.index(bytes.len() + 1)];
+            if let Ok(read) = decode(bytes) {
+                // Only an edit that left every byte as it was reads back.
+                prop_assert_eq!(read, sample());
+            }
+            // The payload damaged under a header that matches it: protobuf's own checks.
+            if with_valid_header && bytes.len() > HEADER_BYTES {
+                let payload = &bytes[HEADER_BYTES..];
+                let mut framed = MAGIC.to_vec();
+                framed.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+                framed.extend_from_slice(&checksum(payload));
+                framed.extend_from_slice(payload);
+                let _ = decode(&framed);
+            }
+        }
+    }
+}
