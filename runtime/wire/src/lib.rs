@@ -110,7 +110,10 @@ mod tests {
         let big = 3 * (1usize << 30) + 5;
         let ranges: Vec<_> = chunk_ranges(big, super::SHUFFLE_CHUNK_BYTES).collect();
         // Three whole gibibytes of chunks, and the 5 bytes left.
-        assert_eq!(ranges.len(), 3 * (1usize << 30) / super::SHUFFLE_CHUNK_BYTES + 1);
+        assert_eq!(
+            ranges.len(),
+            3 * (1usize << 30) / super::SHUFFLE_CHUNK_BYTES + 1
+        );
         assert!(ranges.windows(2).all(|w| w[0].end == w[1].start));
         assert_eq!(ranges.last().unwrap().end, big);
     }
