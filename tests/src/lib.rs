@@ -57,6 +57,23 @@ pub fn log_file() -> String {
         .collect()
 }
 
+/// A script that caches 1..=1000 in 4 partitions and counts it ("first 1000"), waits until the
+/// file `go` exists (the test disrupts the cluster meanwhile), counts again ("second 1000"),
+/// then runs `after` (more of the last cell).
+pub fn cache_then_wait_script(go: &Path, after: &str) -> String {
+    format!(
+        "// %%\n\
+         let cached = sc.parallelize((1..=1000u64).collect::<Vec<_>>(), 4).cache();\n\
+         println!(\"first {{}}\", cached.count());\n\
+         // %%\n\
+         while !std::path::Path::new({go:?}).exists() {{\n\
+             std::thread::sleep(std::time::Duration::from_millis(50));\n\
+         }}\n\
+         // %%\n\
+         println!(\"second {{}}\", cached.count());\n{after}"
+    )
+}
+
 /// Starts `session` (a `tessera` command) running `script` in the background, logging task
 /// metrics to `metrics`, its output piped.
 pub fn run_in_background(

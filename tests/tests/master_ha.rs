@@ -10,7 +10,9 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use tessera_e2e::ha::{HaCluster, is_standby_answer};
-use tessera_e2e::{Scratch, read_task_metrics, run_in_background, wait_for_tasks};
+use tessera_e2e::{
+    Scratch, cache_then_wait_script, read_task_metrics, run_in_background, wait_for_tasks,
+};
 use tessera_framework::{
     ClusterStatus, ExecutorState, FrameworkClient, FrameworkEvent, FrameworkInfo, cluster_status,
 };
@@ -65,19 +67,11 @@ fn a_standby_takes_over_and_a_session_keeps_its_executors_and_cache() {
     let dir = Scratch::new("ha-session");
     let go = dir.0.join("leader-killed");
     let metrics = dir.0.join("tasks.jsonl");
-    let script = format!(
-        "// %%\n\
-         let cached = sc.parallelize((1..=1000u64).collect::<Vec<_>>(), 4).cache();\n\
-         println!(\"first {{}}\", cached.count());\n\
-         // %%\n\
-         while !std::path::Path::new({go:?}).exists() {{\n\
-             std::thread::sleep(std::time::Duration::from_millis(50));\n\
-         }}\n\
-         // %%\n\
-         println!(\"second {{}}\", cached.count());\n\
-         let sums = cached.map(|x| (x % 3, x)).reduce_by_key(|a, b| a + b).collect();\n\
-         let mut sums = sums; sums.sort();\n\
-         println!(\"sums {{:?}}\", sums);\n"
+    let script = cache_then_wait_script(
+        &go,
+        "let mut sums = cached.map(|x| (x % 3, x)).reduce_by_key(|a, b| a + b).collect();\n\
+         sums.sort();\n\
+         println!(\"sums {:?}\", sums);\n",
     );
     let script_path = dir.write("script.rs", &script);
     let child = run_in_background(cluster.tessera(&dir.0), &metrics, &script_path);
