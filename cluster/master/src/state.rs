@@ -436,8 +436,11 @@ impl MasterState {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let millis = since_epoch.as_millis();
+        // Standby masters start within the same millisecond: random bits keep each master's
+        // agent and framework ids apart (agents remember frameworks shut down by id).
+        let random = tessera_credentials::random_u64().unwrap_or_default() as u32;
         MasterState {
-            run_id: format!("{millis:x}"),
+            run_id: format!("{millis:x}{random:08x}"),
             next_agent: 0,
             next_framework: 0,
             next_offer: 0,
@@ -2819,6 +2822,14 @@ mod tests {
             "a lost agent must register again"
         );
         assert_eq!(m.allocator.cluster_total(), Resources::ZERO);
+    }
+
+    #[test]
+    fn masters_started_at_once_give_different_ids() {
+        let ids: std::collections::BTreeSet<String> = (0..3)
+            .map(|_| MasterState::new(&config(Duration::ZERO)).run_id)
+            .collect();
+        assert_eq!(ids.len(), 3, "{ids:?}");
     }
 
     #[tokio::test]
