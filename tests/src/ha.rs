@@ -29,6 +29,8 @@ pub struct HaCluster {
     zk_session_timeout_ms: u64,
     /// Each agent's CPUs and MiB.
     agent_shape: (f64, u64),
+    /// Runs the status polls (one for the cluster's life, not one per poll).
+    runtime: tokio::runtime::Runtime,
     /// The masters' logs, one per start, with the master's index.
     logs: Vec<(usize, PathBuf)>,
 }
@@ -68,6 +70,7 @@ impl HaCluster {
             zk_session_timeout_ms: 2000,
             agent_shape: (cpus, mem_mb),
             logs: Vec::new(),
+            runtime: tokio::runtime::Runtime::new().expect("a runtime for status polls"),
         };
         for i in 0..masters {
             cluster.start_master(i);
@@ -76,10 +79,10 @@ impl HaCluster {
             cluster.agents.push(None);
             cluster.start_agent(i);
         }
-        let runtime = tokio::runtime::Runtime::new().unwrap();
         let deadline = Instant::now() + START_WAIT;
         loop {
-            let registered = runtime
+            let registered = cluster
+                .runtime
                 .block_on(cluster_status(&cluster.endpoint()))
                 .map(|s| s.agents.len())
                 .unwrap_or(0);
@@ -157,10 +160,10 @@ impl HaCluster {
 
     /// The index of the master that answers as leader now, if any.
     pub fn leader(&self) -> Option<usize> {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
         (0..self.masters.len()).find(|&i| {
             self.masters[i].is_some()
-                && runtime
+                && self
+                    .runtime
                     .block_on(cluster_status(&self.master_endpoint(i)))
                     .is_ok()
         })

@@ -92,6 +92,19 @@ pub fn run_in_background(
         .expect("tessera runs")
 }
 
+/// Waits for a session started by [`run_in_background`] to end and returns what it printed;
+/// panics, with its output and `context`, if it failed.
+pub fn finished(child: std::process::Child, context: &str) -> String {
+    let output = child.wait_with_output().expect("tessera finishes");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "tessera run failed: {stdout}\n{stderr}\n{context}"
+    );
+    stdout
+}
+
 /// Waits until `metrics` shows `tasks` tasks of job `job` done; panics after ten minutes (the
 /// first session on a machine compiles the cells' dependencies).
 pub fn wait_for_tasks(metrics: &Path, job: u64, tasks: usize) {

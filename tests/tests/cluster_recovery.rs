@@ -17,8 +17,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tessera_e2e::{
-    Scratch, alive, bin_dir, cache_then_wait_script, read_task_metrics, run_in_background,
-    tessera_on, wait_for_tasks,
+    Scratch, alive, bin_dir, cache_then_wait_script, finished, read_task_metrics,
+    run_in_background, tessera_on, wait_for_tasks,
 };
 use tessera_framework::{
     ExecutorLaunch, ExecutorReason, ExecutorState, FrameworkClient, FrameworkEvent, FrameworkInfo,
@@ -880,13 +880,7 @@ fn a_session_counts_from_its_cache_across(
     disrupt(&mut cluster, &runtime, &session, &executor);
     std::fs::write(&go, "").unwrap();
 
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "tessera run failed: {stdout}\n{stderr}"
-    );
+    let stdout = finished(child, "");
     assert!(stdout.contains("first 1000"), "{stdout}");
     assert!(stdout.contains("second 1000"), "{stdout}");
     let tasks = read_task_metrics(&metrics);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tessera_e2e::ha::{HaCluster, is_standby_answer};
 use tessera_e2e::{
-    Scratch, cache_then_wait_script, read_task_metrics, run_in_background, wait_for_tasks,
+    Scratch, cache_then_wait_script, finished, read_task_metrics, run_in_background, wait_for_tasks,
 };
 use tessera_framework::{
     ClusterStatus, ExecutorState, FrameworkClient, FrameworkEvent, FrameworkInfo, cluster_status,
@@ -120,14 +120,7 @@ fn a_standby_takes_over_and_a_session_keeps_its_executors_and_cache() {
     );
     std::fs::write(&go, "").unwrap();
 
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "tessera run failed: {stdout}\n{stderr}\n{}",
-        cluster.logs()
-    );
+    let stdout = finished(child, &cluster.logs());
     assert!(stdout.contains("first 1000"), "{stdout}");
     assert!(stdout.contains("second 1000"), "{stdout}");
     let expected: Vec<(u64, u64)> = (0..3)

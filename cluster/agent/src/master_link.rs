@@ -90,9 +90,7 @@ impl MasterLink {
 
     /// The leading master's address for messages (or the `zk://` URL while none leads).
     pub(crate) fn address(&self) -> String {
-        self.detector
-            .leader()
-            .unwrap_or_else(|| self.detector.describe())
+        self.detector.leader_or_url()
     }
 
     /// Returns when another master is elected (never for a single master).

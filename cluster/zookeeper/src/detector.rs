@@ -104,6 +104,11 @@ impl MasterDetector {
         }
     }
 
+    /// The leader's address for messages, or the `zk://` URL while none leads.
+    pub fn leader_or_url(&self) -> String {
+        self.leader().unwrap_or_else(|| self.describe())
+    }
+
     /// What was given: the address, or the `zk://` URL.
     pub fn describe(&self) -> String {
         match self {
