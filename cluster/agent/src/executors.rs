@@ -1078,12 +1078,14 @@ mod tests {
             std::thread::spawn(move || kept.wait()),
             std::thread::spawn(move || late.wait()),
         ];
+        // Their ends come in either order.
+        let ends = ends_of(&mut rx, &["kept", "late"]).await;
         assert_eq!(
-            run_to_end(&mut rx, "kept").await.pop().unwrap(),
+            ends["kept"],
             (ExecutorState::Killed, "killed on request".to_string())
         );
         assert_eq!(
-            run_to_end(&mut rx, "late").await.pop().unwrap(),
+            ends["late"],
             (ExecutorState::Lost, "away too long".to_string())
         );
         for r in reapers {
@@ -1128,18 +1130,41 @@ mod tests {
                 continue;
             }
             let state = ExecutorState::try_from(u.state).unwrap();
-            let end = matches!(
-                state,
-                ExecutorState::Finished
-                    | ExecutorState::Failed
-                    | ExecutorState::Killed
-                    | ExecutorState::Lost
-            );
+            let end = is_terminal(state);
             out.push((state, u.message));
             if end {
                 return out;
             }
         }
+    }
+
+    /// The terminal update of each of `executors`, whatever order they come in.
+    async fn ends_of(
+        rx: &mut UnboundedReceiver<StatusUpdate>,
+        executors: &[&str],
+    ) -> std::collections::HashMap<String, (ExecutorState, String)> {
+        let mut ends = std::collections::HashMap::new();
+        while ends.len() < executors.len() {
+            let u = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .expect("status update in time")
+                .expect("channel open");
+            let state = ExecutorState::try_from(u.state).unwrap();
+            if executors.contains(&u.executor_id.as_str()) && is_terminal(state) {
+                ends.insert(u.executor_id, (state, u.message));
+            }
+        }
+        ends
+    }
+
+    fn is_terminal(state: ExecutorState) -> bool {
+        matches!(
+            state,
+            ExecutorState::Finished
+                | ExecutorState::Failed
+                | ExecutorState::Killed
+                | ExecutorState::Lost
+        )
     }
 
     fn states(updates: &[(ExecutorState, String)]) -> Vec<ExecutorState> {
