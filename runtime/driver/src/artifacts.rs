@@ -2,6 +2,7 @@
 //! served to executors. A cell names its code by library path; the driver hashes the file the
 //! first time it sees the path and from then on knows it by hash.
 
+use crate::error::DriverError;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -24,19 +25,17 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 impl ArtifactStore {
     /// Adds the library at `path` and returns its hash.
-    pub fn add_file(&self, path: &Path) -> Result<String, String> {
+    pub fn add_file(&self, path: &Path) -> Result<String, DriverError> {
         let key = path.to_string_lossy().into_owned();
         if let Some(hash) = self.by_path.lock().get(&key) {
             return Ok(hash.clone());
         }
-        let bytes = std::fs::read(path)
-            .map_err(|e| format!("cannot read compiled code at {}: {e}", path.display()))?;
+        let bytes = std::fs::read(path).map_err(|source| DriverError::UnreadableCode {
+            path: path.to_path_buf(),
+            source,
+        })?;
         if !bytes.starts_with(b"\x7fELF") {
-            return Err(format!(
-                "{} is not a shared library: closures that run on executors must be compiled into one \
-                 (a REPL or notebook cell, or a `cdylib` crate), not into an executable",
-                path.display()
-            ));
+            return Err(DriverError::NotASharedLibrary(path.to_path_buf()));
         }
         let hash = self.insert(bytes);
         self.by_path.lock().insert(key, hash.clone());
@@ -50,7 +49,7 @@ impl ArtifactStore {
         hash
     }
 
-    pub fn resolve(&self, code: LocalCodeRef) -> Result<CodeRef, String> {
+    pub fn resolve(&self, code: LocalCodeRef) -> Result<CodeRef, DriverError> {
         let library = self.add_file(Path::new(&code.library_path))?;
         Ok(CodeRef {
             library,

@@ -1,7 +1,8 @@
 //! The driver's end of the cells' local socket: a Linux abstract socket that only processes of
 //! this user, presenting this session's token, may use.
 
-use crate::{DriverState, scheduler, text_splits};
+use crate::error::DriverError;
+use crate::{DriverState, dag, text_splits};
 use std::os::linux::net::SocketAddrExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -51,7 +52,7 @@ async fn handle(mut stream: UnixStream, state: Arc<DriverState>) -> std::io::Res
         Ok(envelope) if token_matches(envelope.token, state.token) => {
             respond(&state, envelope.request)
                 .await
-                .unwrap_or_else(CellResponse::Error)
+                .unwrap_or_else(|e| CellResponse::Error(e.to_string()))
         }
         Ok(_) => CellResponse::Error("this cell's session token is not the driver's".into()),
         Err(e) => CellResponse::Error(e.to_string()),
@@ -66,7 +67,7 @@ fn token_matches(token: u64, session: u64) -> bool {
     tessera_credentials::secrets_equal(&token.to_le_bytes(), &session.to_le_bytes())
 }
 
-fn describe(state: &DriverState, rdd: RddId) -> Result<CellResponse, String> {
+fn describe(state: &DriverState, rdd: RddId) -> Result<CellResponse, DriverError> {
     state.lineage.with(rdd, |entry| CellResponse::Defined {
         rdd,
         num_partitions: entry.node.num_partitions,
@@ -74,7 +75,10 @@ fn describe(state: &DriverState, rdd: RddId) -> Result<CellResponse, String> {
     })
 }
 
-async fn respond(state: &Arc<DriverState>, request: CellRequest) -> Result<CellResponse, String> {
+async fn respond(
+    state: &Arc<DriverState>,
+    request: CellRequest,
+) -> Result<CellResponse, DriverError> {
     match request {
         CellRequest::Define(node) => {
             let node = RddNode {
@@ -92,7 +96,7 @@ async fn respond(state: &Arc<DriverState>, request: CellRequest) -> Result<CellR
             decoder,
             name,
         } => {
-            let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
+            let cwd = std::env::current_dir().map_err(DriverError::NoWorkingDirectory)?;
             let splits = text_splits::splits(&path, min_partitions, &cwd)?;
             let node = RddNode {
                 num_partitions: splits.len() as u32,
@@ -107,10 +111,7 @@ async fn respond(state: &Arc<DriverState>, request: CellRequest) -> Result<CellR
             describe(state, rdd)
         }
         CellRequest::AddFile { path } => {
-            let file = state
-                .side_files
-                .add(Path::new(&path), &state.artifacts)
-                .map_err(|e| e.to_string())?;
+            let file = state.side_files.add(Path::new(&path), &state.artifacts)?;
             tracing::info!(name = %file.name, hash = %file.hash, "added a file for executors");
             Ok(CellResponse::Done)
         }
@@ -130,11 +131,11 @@ async fn respond(state: &Arc<DriverState>, request: CellRequest) -> Result<CellR
             let state = state.clone();
             let request = crate::InputRequest { prompt, password };
             // The reader blocks until the person answers.
-            tokio::task::spawn_blocking(move || state.input.read(&request))
-                .await
-                .map_err(|e| e.to_string())?
-                .map(CellResponse::Line)
-                .map_err(|e| e.to_string())
+            match tokio::task::spawn_blocking(move || state.input.read(&request)).await {
+                Ok(line) => Ok(CellResponse::Line(line?)),
+                // The reader panicked: the front end has no answer to give.
+                Err(_) => Err(crate::InputError::Ended.into()),
+            }
         }
         CellRequest::ClearOutput { wait } => {
             state.displays.send(crate::CellDisplay::Clear { wait });
@@ -162,7 +163,7 @@ async fn respond(state: &Arc<DriverState>, request: CellRequest) -> Result<CellR
             values: state
                 .shared_values
                 .partials(id)
-                .ok_or_else(|| format!("accumulator {id} is not defined in this session"))?,
+                .ok_or(DriverError::UnknownAccumulator(id))?,
         }),
         CellRequest::Checkpointed { rdd, dir, decoder } => {
             let partitions = state.lineage.num_partitions(rdd)?;
@@ -170,9 +171,11 @@ async fn respond(state: &Arc<DriverState>, request: CellRequest) -> Result<CellR
                 .map(|p| format!("{dir}/part-{p:05}"))
                 .collect();
             if let Some(missing) = files.iter().find(|f| !std::path::Path::new(f).exists()) {
-                return Err(format!(
-                    "checkpoint of rdd {rdd}: {missing} was not written; is {dir} on a file system every executor and this session share?"
-                ));
+                return Err(DriverError::CheckpointNotShared {
+                    rdd,
+                    missing: missing.clone(),
+                    dir,
+                });
             }
             let decoder = decoder.try_map(|c| state.artifacts.resolve(c))?;
             state
@@ -201,8 +204,7 @@ async fn respond(state: &Arc<DriverState>, request: CellRequest) -> Result<CellR
                 "{name} on rdd {rdd} ({})",
                 state.lineage.with(rdd, |e| e.node.name.clone())?
             );
-            let results =
-                scheduler::run_job(state.clone(), rdd, action, partitions, description).await?;
+            let results = dag::run_job(state.clone(), rdd, action, partitions, description).await?;
             Ok(CellResponse::JobResult { results })
         }
     }

@@ -1,73 +1,248 @@
-//! The DAG scheduler's part: a job is cut into stages at its shuffle dependencies. Before a
-//! stage's tasks run, every shuffle they read must have all its map outputs; missing ones (never
-//! computed, or lost with an executor) are computed by running the shuffle's map stage for just
-//! those partitions, after its own parent stages. Outputs an earlier job computed are reused.
+//! The DAG scheduler: owns jobs and their stages. A job is cut into stages at its shuffle
+//! dependencies: its result stage, and the map stage of every shuffle it reads whose outputs
+//! are missing (never computed, or lost with an executor), run for just the missing map
+//! partitions after their own parent stages. Outputs an earlier job computed are reused.
+//!
+//! A stage runs its tasks side by side (see [`scheduler`](crate::scheduler)); tasks that find
+//! map outputs missing end with [`TaskEnd::NeedsShuffle`], and the stage computes those and
+//! runs them again, as long as [`Resubmissions::after_round`] allows.
 
 use crate::DriverState;
-use crate::scheduler::run_task;
-use std::future::Future;
-use std::pin::Pin;
+use crate::error::DriverError;
+use crate::jobs::JobState;
+use crate::remote_executor::{BoxFuture, Notice};
+use crate::scheduler::{FetchFailure, TaskDone, TaskEnd, run_task};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tessera_plan::{RddId, ShuffleId, TaskAction};
 
-type StageFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+/// Rounds of a stage, in a row, in which a fetch failed before the job fails, as Spark's
+/// `spark.stage.maxConsecutiveAttempts`.
+pub const MAX_STAGE_ATTEMPTS: u32 = 4;
+/// Rounds of a stage whose map outputs went missing for any reason (executors lost between
+/// rounds) before the job fails.
+pub const MAX_STAGE_ROUNDS: u32 = 4 * MAX_STAGE_ATTEMPTS;
 
-/// Computes the missing map outputs of every shuffle that computing `rdd` reads, side by side.
-pub fn compute_parent_shuffles(state: Arc<DriverState>, job_id: u64, rdd: RddId) -> StageFuture {
-    Box::pin(async move {
-        let shuffles = state
-            .lineage
-            .parent_shuffles(rdd, |rdd, p| !state.blocks.locations(rdd, p).is_empty())?;
-        let mut stages = tokio::task::JoinSet::new();
-        for shuffle in shuffles {
-            stages.spawn(compute_shuffle(state.clone(), job_id, shuffle));
+/// Runs a job: `action` on `partitions` (all by default) of `rdd`, after the map stages it
+/// needs. Results come in the order of `partitions`.
+pub async fn run_job(
+    state: Arc<DriverState>,
+    rdd: RddId,
+    action: TaskAction,
+    partitions: Option<Vec<u32>>,
+    description: String,
+) -> Result<Vec<Vec<u8>>, DriverError> {
+    let all = state.lineage.num_partitions(rdd)?;
+    let partitions = partitions.unwrap_or_else(|| (0..all).collect());
+    // A lineage the plan cannot read fails the job below, where the job is on record.
+    let planned = planned_stages(&state, rdd).unwrap_or(1);
+    let (job_id, mut cancelled) = state
+        .jobs
+        .start(description, partitions.len() as u32, planned);
+    // Dropping the stage (on cancellation) aborts every task it spawned.
+    let outcome = tokio::select! {
+        done = run_stage(state.clone(), job_id, rdd, action, partitions.clone()) => {
+            done.map(|mut done| {
+                partitions
+                    .iter()
+                    .map(|p| done.remove(p).map(|d| d.result).unwrap_or_default())
+                    .collect()
+            })
+            .map_err(|cause| DriverError::JobFailed { job: job_id, cause: Box::new(cause) })
         }
-        while let Some(done) = stages.join_next().await {
-            done.map_err(|e| format!("a stage's scheduler failed: {e}"))??;
+        _ = cancelled.wait_for(|c| *c) => Err(DriverError::JobCancelled(job_id)),
+    };
+    let error = match outcome {
+        Ok(results) => {
+            state.jobs.finish(job_id, JobState::Succeeded);
+            return Ok(results);
         }
-        Ok(())
-    })
+        Err(error) => error,
+    };
+    state.executors.notify_all(Notice::CancelJob(job_id)).await;
+    let message = error.to_string();
+    let cancelled = matches!(error, DriverError::JobCancelled(_));
+    state.jobs.finish(
+        job_id,
+        if cancelled {
+            JobState::Cancelled
+        } else {
+            JobState::Failed(message.clone())
+        },
+    );
+    // The cell receives `message` as an error; the session tells a failed job from a panic of
+    // its own by it.
+    *state.failed_job.lock() = Some(crate::FailedJob { message, cancelled });
+    Err(error)
 }
 
-/// Runs the map stage of `shuffle` for the map partitions whose output no executor holds.
-pub fn compute_shuffle(state: Arc<DriverState>, job_id: u64, shuffle: ShuffleId) -> StageFuture {
-    Box::pin(async move {
-        let lock = state.map_outputs.computing_lock(shuffle);
-        let _computing = lock.lock().await;
-        let stage = state.lineage.shuffle_stage(shuffle)?;
-        let missing = state.map_outputs.missing(shuffle, stage.map_partitions);
-        if missing.is_empty() {
-            return Ok(());
-        }
-        compute_parent_shuffles(state.clone(), job_id, stage.parent).await?;
-        state.jobs.add_stage(job_id, missing.len() as u32);
+/// Runs the tasks of `partitions` of `rdd` with `action`, after the map stages they read, and
+/// again for those that found map outputs missing. A map stage's outputs are registered as its
+/// tasks succeed.
+async fn run_stage(
+    state: Arc<DriverState>,
+    job_id: u64,
+    rdd: RddId,
+    action: TaskAction,
+    mut pending: Vec<u32>,
+) -> Result<BTreeMap<u32, TaskDone>, DriverError> {
+    let mut done = BTreeMap::new();
+    let mut resubmissions = Resubmissions::default();
+    let parents = state
+        .lineage
+        .parent_shuffles(rdd, |rdd, p| !state.blocks.locations(rdd, p).is_empty())?;
+    compute_shuffles(state.clone(), job_id, parents).await?;
+    loop {
         let mut tasks = tokio::task::JoinSet::new();
-        for map_partition in missing {
-            let state = state.clone();
-            let action = TaskAction::ShuffleWrite {
-                shuffle,
-                writer: stage.writer.clone(),
-            };
+        for partition in pending.drain(..) {
+            let (state, action) = (state.clone(), action.clone());
             tasks.spawn(async move {
-                let done = run_task(&state, job_id, stage.parent, map_partition, action).await?;
-                state
-                    .map_outputs
-                    .register(shuffle, map_partition, &done.executor_id);
-                Ok::<(), String>(())
+                let end = run_task(&state, job_id, rdd, partition, &action).await;
+                (partition, end)
             });
         }
-        while let Some(done) = tasks.join_next().await {
-            done.map_err(|e| format!("a task's scheduler failed: {e}"))??;
+        let mut needs = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            let (partition, end) = joined.map_err(|e| DriverError::Scheduler(e.to_string()))?;
+            match end? {
+                TaskEnd::Done(task) => {
+                    if let TaskAction::ShuffleWrite { shuffle, .. } = &action {
+                        state
+                            .map_outputs
+                            .register(*shuffle, partition, &task.executor_id);
+                    }
+                    done.insert(partition, task);
+                }
+                TaskEnd::NeedsShuffle {
+                    shuffle,
+                    fetch_failure,
+                } => needs.push(Need {
+                    partition,
+                    shuffle,
+                    fetch_failure,
+                }),
+            }
         }
-        state.jobs.stage_done(job_id);
+        if needs.is_empty() {
+            return Ok(done);
+        }
+        resubmissions.after_round(&needs, &state.executor_logs)?;
+        let mut shuffles: Vec<ShuffleId> = needs.iter().map(|n| n.shuffle).collect();
+        shuffles.sort_unstable();
+        shuffles.dedup();
+        compute_shuffles(state.clone(), job_id, shuffles).await?;
+        pending = needs.iter().map(|n| n.partition).collect();
+    }
+}
+
+/// A task that ended needing the map outputs of `shuffle`.
+#[derive(Clone, Debug)]
+pub struct Need {
+    pub partition: u32,
+    pub shuffle: ShuffleId,
+    pub fetch_failure: Option<FetchFailure>,
+}
+
+/// The rounds a stage ran again for missing map outputs.
+#[derive(Debug, Default)]
+pub struct Resubmissions {
+    /// Rounds in a row in which a fetch failed.
+    fetch_failed: u32,
+    rounds: u32,
+}
+
+impl Resubmissions {
+    /// Whether the stage may run the tasks of `needs` again after a round: not after
+    /// [`MAX_STAGE_ATTEMPTS`] rounds in a row with a failed fetch (the map outputs cannot be
+    /// fetched however often they are made), nor after [`MAX_STAGE_ROUNDS`] rounds in all.
+    pub fn after_round(&mut self, needs: &[Need], logs: &str) -> Result<(), DriverError> {
+        self.rounds += 1;
+        match needs
+            .iter()
+            .find_map(|n| Some((n, n.fetch_failure.as_ref()?)))
+        {
+            Some((need, failure)) => {
+                self.fetch_failed += 1;
+                if self.fetch_failed >= MAX_STAGE_ATTEMPTS {
+                    return Err(DriverError::FetchFailed {
+                        partition: need.partition,
+                        shuffle: need.shuffle,
+                        attempts: self.fetch_failed,
+                        executor: failure.executor.clone(),
+                        message: failure.message.clone(),
+                    });
+                }
+            }
+            None => self.fetch_failed = 0,
+        }
+        if self.rounds >= MAX_STAGE_ROUNDS {
+            return Err(DriverError::MapOutputsKeptLost {
+                shuffle: needs[0].shuffle,
+                rounds: self.rounds,
+                logs: logs.to_string(),
+            });
+        }
         Ok(())
-    })
+    }
+}
+
+/// Computes the missing map outputs of `shuffles`, side by side.
+async fn compute_shuffles(
+    state: Arc<DriverState>,
+    job_id: u64,
+    shuffles: Vec<ShuffleId>,
+) -> Result<(), DriverError> {
+    let mut stages = tokio::task::JoinSet::new();
+    for shuffle in shuffles {
+        stages.spawn(compute_shuffle(state.clone(), job_id, shuffle));
+    }
+    while let Some(done) = stages.join_next().await {
+        done.map_err(|e| DriverError::Scheduler(e.to_string()))??;
+    }
+    Ok(())
+}
+
+/// Runs the map stage of `shuffle` for the map partitions whose output no live executor holds
+/// (after the map stages it reads in turn: stages recurse, hence the box).
+fn compute_shuffle(
+    state: Arc<DriverState>,
+    job_id: u64,
+    shuffle: ShuffleId,
+) -> BoxFuture<'static, Result<(), DriverError>> {
+    Box::pin(compute_missing_outputs(state, job_id, shuffle))
+}
+
+async fn compute_missing_outputs(
+    state: Arc<DriverState>,
+    job_id: u64,
+    shuffle: ShuffleId,
+) -> Result<(), DriverError> {
+    // Stages of concurrent jobs that need the same outputs compute them once.
+    let lock = state.map_outputs.computing_lock(shuffle);
+    let _computing = lock.lock().await;
+    let dependency = state.lineage.shuffle_dependency(shuffle)?;
+    let live: Vec<String> = state.executors.list().into_iter().map(|e| e.id).collect();
+    state.map_outputs.forget_all_but(&live, shuffle);
+    let missing = state
+        .map_outputs
+        .missing(shuffle, dependency.map_partitions);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    state.jobs.add_stage(job_id, missing.len() as u32);
+    let action = TaskAction::ShuffleWrite {
+        shuffle,
+        writer: dependency.writer,
+    };
+    run_stage(state.clone(), job_id, dependency.parent, action, missing).await?;
+    state.jobs.stage_done(job_id);
+    Ok(())
 }
 
 /// How many stages computing `rdd` will run as things stand: its result stage, and the map
 /// stage of every shuffle it reads (through its parents) whose output is missing, as
-/// [`compute_parent_shuffles`] will find them. Progress displays show it as "stage x of y".
-pub fn planned_stages(state: &DriverState, rdd: RddId) -> Result<u32, String> {
+/// the stages will find them. Progress displays show it as "stage x of y".
+pub fn planned_stages(state: &DriverState, rdd: RddId) -> Result<u32, DriverError> {
     let mut seen = std::collections::HashSet::new();
     let mut pending = vec![rdd];
     while let Some(rdd) = pending.pop() {
@@ -75,12 +250,72 @@ pub fn planned_stages(state: &DriverState, rdd: RddId) -> Result<u32, String> {
             .lineage
             .parent_shuffles(rdd, |rdd, p| !state.blocks.locations(rdd, p).is_empty())?;
         for shuffle in shuffles {
-            let stage = state.lineage.shuffle_stage(shuffle)?;
-            let missing = state.map_outputs.missing(shuffle, stage.map_partitions);
+            let dependency = state.lineage.shuffle_dependency(shuffle)?;
+            let missing = state
+                .map_outputs
+                .missing(shuffle, dependency.map_partitions);
             if !missing.is_empty() && seen.insert(shuffle) {
-                pending.push(stage.parent);
+                pending.push(dependency.parent);
             }
         }
     }
     Ok(1 + seen.len() as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn need(partition: u32, fetch_failed: bool) -> Need {
+        Need {
+            partition,
+            shuffle: 5,
+            fetch_failure: fetch_failed.then(|| FetchFailure {
+                executor: "b".into(),
+                message: "connection refused".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn four_rounds_in_a_row_with_a_failed_fetch_fail_the_stage() {
+        let mut r = Resubmissions::default();
+        for _ in 0..3 {
+            r.after_round(&[need(0, false), need(1, true)], "logs")
+                .unwrap();
+        }
+        let error = r
+            .after_round(&[need(2, true)], "logs")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with(
+                "task for partition 2 could not fetch the output of shuffle 5 4 times; most \
+                 recent failure from executor b: connection refused"
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_round_without_a_failed_fetch_starts_the_count_again_within_a_bound() {
+        let mut r = Resubmissions::default();
+        for round in 1..MAX_STAGE_ROUNDS {
+            let fetch_failed = round % 3 != 0;
+            r.after_round(&[need(0, fetch_failed)], "the logs")
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        }
+        let error = r.after_round(&[need(0, false)], "the logs").unwrap_err();
+        assert!(
+            matches!(
+                error,
+                DriverError::MapOutputsKeptLost {
+                    rounds: MAX_STAGE_ROUNDS,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(error.to_string().contains("the logs"));
+    }
 }

@@ -2,11 +2,11 @@
 //! has free. Also the driver's gRPC service, through which executors register and fetch code.
 
 use crate::artifacts::ArtifactStore;
+use crate::remote_executor::{GrpcExecutor, Notice, RemoteExecutor};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tessera_credentials::Principal;
-pub use tessera_wire::ExecutorChannel;
 use tessera_wire::driver::driver_server::Driver as DriverRpc;
 use tessera_wire::driver::{
     ArtifactChunk, FetchArtifactRequest, FetchBroadcastReply, FetchBroadcastRequest,
@@ -23,7 +23,7 @@ pub struct ExecutorHandle {
     pub pid: u32,
     pub cores: u32,
     pub memory_bytes: u64,
-    pub client: ExecutorChannel,
+    pub client: Arc<dyn RemoteExecutor>,
     pub slots: Arc<tokio::sync::Semaphore>,
 }
 
@@ -48,7 +48,14 @@ impl Executors {
         removed
     }
 
-    fn add(&self, executor: ExecutorHandle) {
+    /// Delivers `notice` to every live executor.
+    pub async fn notify_all(&self, notice: Notice) {
+        for executor in self.list() {
+            executor.client.notify(notice).await;
+        }
+    }
+
+    pub(crate) fn add(&self, executor: ExecutorHandle) {
         self.live.lock().insert(executor.id.clone(), executor);
         self.changed.notify_waiters();
     }
@@ -93,7 +100,7 @@ impl DriverRpc for DriverService {
             pid: r.pid,
             cores: r.cores,
             memory_bytes: r.memory_bytes,
-            client,
+            client: Arc::new(GrpcExecutor(client)),
             slots: Arc::new(tokio::sync::Semaphore::new(r.cores.max(1) as usize)),
         });
         Ok(Response::new(RegisterExecutorReply {

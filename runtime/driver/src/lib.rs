@@ -11,22 +11,30 @@ mod cell_server;
 mod dag;
 mod displays;
 mod dynamic_allocation;
+mod error;
 mod executor_size;
 mod executors;
+#[cfg(test)]
+mod fake_executor;
 mod jobs;
 mod launcher;
 mod lineage;
 mod lineage_report;
 mod locality;
 mod map_outputs;
+mod remote_executor;
 mod scheduler;
+#[cfg(test)]
+mod scheduling_tests;
 mod shared_values;
 mod side_files;
+mod task_plan;
 mod text_splits;
 
 pub use cell_input::{InputError, InputReader, InputRequest};
 pub use displays::CellDisplay;
 pub use dynamic_allocation::DynamicAllocation;
+pub use error::DriverError;
 pub use jobs::{JobInfo, JobState, Progress};
 pub use scheduler::DEFAULT_LOCALITY_WAIT;
 pub use side_files::side_files_dir;
@@ -40,7 +48,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tessera_plan::{RddId, StorageLevel, TaskMetrics};
-use tessera_wire::executor::DropRddRequest;
 
 /// How to start a driver.
 pub struct DriverConfig {
@@ -126,6 +133,32 @@ pub(crate) struct DriverState {
 }
 
 impl DriverState {
+    /// A driver's state with nothing defined and no executor, its side files under `work_dir`.
+    fn new(work_dir: &std::path::Path, executor_logs: String) -> anyhow::Result<DriverState> {
+        Ok(DriverState {
+            lineage: Default::default(),
+            artifacts: Default::default(),
+            side_files: side_files::SideFiles::new(side_files::side_files_dir(work_dir)),
+            displays: Default::default(),
+            executors: Default::default(),
+            blocks: Default::default(),
+            map_outputs: Default::default(),
+            shared_values: Default::default(),
+            jobs: Default::default(),
+            token: tessera_credentials::random_u64()?,
+            executor_logs,
+            host: tessera_wire::hostname(),
+            locality_wait: scheduler::DEFAULT_LOCALITY_WAIT,
+            task_ids: AtomicU64::new(0),
+            cell_panic: Mutex::new(None),
+            input: cell_input::CellInput::default(),
+            failed_job: Mutex::new(None),
+            executors_wanted: Default::default(),
+            started: Default::default(),
+            task_metrics_log: None,
+        })
+    }
+
     pub fn next_task_id(&self) -> u64 {
         self.task_ids.fetch_add(1, Ordering::Relaxed)
     }
@@ -193,13 +226,9 @@ impl DriverState {
 
     pub async fn drop_cached(&self, rdd: RddId) {
         self.blocks.forget_rdd(rdd);
-        for executor in self.executors.list() {
-            let _ = executor
-                .client
-                .clone()
-                .drop_rdd(DropRddRequest { rdd })
-                .await;
-        }
+        self.executors
+            .notify_all(remote_executor::Notice::DropRdd(rdd))
+            .await;
     }
 }
 
@@ -280,7 +309,7 @@ impl Driver {
         let session = SessionCredentials::generate()?;
         let artifacts = Arc::new(artifacts::ArtifactStore::default());
         let preload = match &config.libstd {
-            Some(libstd) => vec![artifacts.add_file(libstd).map_err(anyhow::Error::msg)?],
+            Some(libstd) => vec![artifacts.add_file(libstd)?],
             None => Vec::new(),
         };
         let task_metrics_log = match &config.task_metrics_log {
@@ -294,26 +323,10 @@ impl Driver {
             None => None,
         };
         let state = Arc::new(DriverState {
-            lineage: Default::default(),
             artifacts: artifacts.clone(),
-            side_files: side_files::SideFiles::new(side_files::side_files_dir(&config.work_dir)),
-            displays: Default::default(),
-            executors: Default::default(),
-            blocks: Default::default(),
-            map_outputs: Default::default(),
-            shared_values: Default::default(),
-            jobs: Default::default(),
-            token: tessera_credentials::random_u64()?,
-            executor_logs: executor_logs(&config),
-            host: tessera_wire::hostname(),
             locality_wait: config.locality_wait,
-            task_ids: AtomicU64::new(0),
-            cell_panic: Mutex::new(None),
-            input: cell_input::CellInput::default(),
-            failed_job: Mutex::new(None),
-            executors_wanted: Default::default(),
-            started: Default::default(),
             task_metrics_log,
+            ..DriverState::new(&config.work_dir, executor_logs(&config))?
         });
 
         let socket_name = format!(

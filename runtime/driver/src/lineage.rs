@@ -2,11 +2,12 @@
 //! to turn an RDD's partition into a task (its narrow chain back to a source or a shuffle), and
 //! which shuffles a job must run first (the stage boundaries).
 
+use crate::error::DriverError;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use tessera_plan::{
-    Chain, CodeRef, Operator, Partitioner, PipelineStep, RddId, RddKind, RddNode, ShuffleId,
-    StorageLevel, TaskSource,
+    Chain, CodeRef, Operator, Partitioner, RddId, RddKind, RddNode, ShuffleId, Step, StorageLevel,
+    TaskSource,
 };
 
 pub struct RddEntry {
@@ -16,8 +17,9 @@ pub struct RddEntry {
     pub partitioner: Option<Partitioner>,
 }
 
-/// The map side of a shuffle: the RDD whose partitions are split, and the writer that splits.
-pub struct ShuffleMapStage {
+/// A shuffle dependency: the RDD whose partitions are split (the map side), and the writer
+/// that splits them. The DAG scheduler makes a shuffle's map stage of it.
+pub struct ShuffleDependency {
     pub parent: RddId,
     pub map_partitions: u32,
     pub writer: Operator<CodeRef>,
@@ -29,16 +31,10 @@ pub struct Lineage {
     next_id: Mutex<RddId>,
 }
 
-/// What a task of one partition runs: where records start and the steps they go through.
-pub struct Pipeline {
-    pub source: TaskSource,
-    pub steps: Vec<PipelineStep>,
-}
-
 impl Lineage {
     /// Adds `node`, taking a narrow RDD's partition count from its parent and a union's from
     /// its parents.
-    pub fn define(&self, mut node: RddNode<CodeRef>) -> Result<(RddId, u32), String> {
+    pub fn define(&self, mut node: RddNode<CodeRef>) -> Result<(RddId, u32), DriverError> {
         let mut rdds = self.rdds.lock();
         let mut partitioner = None;
         match &node.kind {
@@ -68,10 +64,11 @@ impl Lineage {
                 for (i, parent) in parents.iter().enumerate() {
                     let entry = rdds.get(parent).ok_or_else(|| unknown(*parent))?;
                     if entry.node.element_type != node.element_type {
-                        return Err(format!(
-                            "union: rdd {parent} holds `{}`, not `{}`",
-                            entry.node.element_type, node.element_type
-                        ));
+                        return Err(DriverError::UnionOfTypes {
+                            parent: *parent,
+                            holds: entry.node.element_type.clone(),
+                            wanted: node.element_type.clone(),
+                        });
                     }
                     node.num_partitions += entry.node.num_partitions;
                     if i == 0 {
@@ -100,7 +97,7 @@ impl Lineage {
                 node.num_partitions = inputs.len() as u32;
             }
             RddKind::PartitionwiseUnion { .. } | RddKind::Checkpoint { .. } => {
-                return Err("partitionwise unions and checkpoints are made by the driver".into());
+                return Err(DriverError::DriverMadeKind);
             }
             RddKind::Parallelize { .. } | RddKind::TextFile { .. } => {}
         }
@@ -119,27 +116,27 @@ impl Lineage {
         Ok((id, partitions))
     }
 
-    pub fn num_partitions(&self, rdd: RddId) -> Result<u32, String> {
+    pub fn num_partitions(&self, rdd: RddId) -> Result<u32, DriverError> {
         self.with(rdd, |e| e.node.num_partitions)
     }
 
     /// Replaces how `rdd` is computed (by its checkpoint), keeping its partitions, partitioner
     /// and storage level: the lineage before it is no longer needed.
-    pub fn replace_kind(&self, rdd: RddId, kind: RddKind<CodeRef>) -> Result<(), String> {
+    pub fn replace_kind(&self, rdd: RddId, kind: RddKind<CodeRef>) -> Result<(), DriverError> {
         let mut rdds = self.rdds.lock();
         let entry = rdds.get_mut(&rdd).ok_or_else(|| unknown(rdd))?;
         entry.node.kind = kind;
         Ok(())
     }
 
-    pub fn set_persist(&self, rdd: RddId, level: Option<StorageLevel>) -> Result<(), String> {
+    pub fn set_persist(&self, rdd: RddId, level: Option<StorageLevel>) -> Result<(), DriverError> {
         let mut rdds = self.rdds.lock();
         let entry = rdds.get_mut(&rdd).ok_or_else(|| unknown(rdd))?;
         entry.persist = level;
         Ok(())
     }
 
-    pub fn with<R>(&self, rdd: RddId, f: impl FnOnce(&RddEntry) -> R) -> Result<R, String> {
+    pub fn with<R>(&self, rdd: RddId, f: impl FnOnce(&RddEntry) -> R) -> Result<R, DriverError> {
         self.rdds
             .lock()
             .get(&rdd)
@@ -147,17 +144,10 @@ impl Lineage {
             .ok_or_else(|| unknown(rdd))
     }
 
-    /// The task plan for one partition of `rdd`: its chain of narrow dependencies back to a
-    /// source, following each union to the parent that holds the partition.
-    pub fn pipeline(&self, rdd: RddId, partition: u32) -> Result<Pipeline, String> {
-        let rdds = self.rdds.lock();
-        let chain = chain(&rdds, rdd, partition)?;
-        Ok(Pipeline {
-            source: chain
-                .source
-                .expect("a chain built from the lineage has its source"),
-            steps: chain.steps,
-        })
+    /// What a task of one partition of `rdd` runs: its chain of narrow dependencies back to a
+    /// source (always present), following each union to the parent that holds the partition.
+    pub fn chain(&self, rdd: RddId, partition: u32) -> Result<Chain, DriverError> {
+        chain(&self.rdds.lock(), rdd, partition)
     }
 
     /// The shuffles that computing `rdd` reads directly (through narrow dependencies and
@@ -167,7 +157,7 @@ impl Lineage {
         &self,
         rdd: RddId,
         is_cached: impl Fn(RddId, u32) -> bool,
-    ) -> Result<Vec<ShuffleId>, String> {
+    ) -> Result<Vec<ShuffleId>, DriverError> {
         let rdds = self.rdds.lock();
         let mut shuffles = Vec::new();
         let mut visited = std::collections::HashSet::new();
@@ -198,14 +188,14 @@ impl Lineage {
         Ok(shuffles)
     }
 
-    /// The shuffle map stage that produces shuffle `shuffle`.
-    pub fn shuffle_stage(&self, shuffle: ShuffleId) -> Result<ShuffleMapStage, String> {
+    /// The dependency whose map stage produces shuffle `shuffle`.
+    pub fn shuffle_dependency(&self, shuffle: ShuffleId) -> Result<ShuffleDependency, DriverError> {
         let rdds = self.rdds.lock();
         let entry = rdds.get(&shuffle).ok_or_else(|| unknown(shuffle))?;
         let RddKind::Shuffled { parent, writer, .. } = &entry.node.kind else {
-            return Err(format!("rdd {shuffle} is not the output of a shuffle"));
+            return Err(DriverError::NotAShuffle(shuffle));
         };
-        Ok(ShuffleMapStage {
+        Ok(ShuffleDependency {
             parent: *parent,
             map_partitions: rdds
                 .get(parent)
@@ -241,12 +231,16 @@ impl Lineage {
 
 /// The chain that computes `partition` of `rdd`: its narrow steps back to a source (a
 /// partitionwise union's source concatenates a chain per parent).
-fn chain(rdds: &HashMap<RddId, RddEntry>, rdd: RddId, partition: u32) -> Result<Chain, String> {
+fn chain(
+    rdds: &HashMap<RddId, RddEntry>,
+    rdd: RddId,
+    partition: u32,
+) -> Result<Chain, DriverError> {
     let mut steps = Vec::new();
     let (mut id, mut part) = (rdd, partition);
     let source = loop {
         let entry = rdds.get(&id).ok_or_else(|| unknown(id))?;
-        let step = |op| PipelineStep {
+        let step = |op| Step {
             rdd: id,
             partition: part,
             op,
@@ -336,18 +330,18 @@ fn chain(rdds: &HashMap<RddId, RddEntry>, rdd: RddId, partition: u32) -> Result<
     })
 }
 
-fn unknown(rdd: RddId) -> String {
-    format!("rdd {rdd} is not defined in this session")
+fn unknown(rdd: RddId) -> DriverError {
+    DriverError::UnknownRdd(rdd)
 }
 
 /// A source's description of partition `partition` of `rdd`.
-fn nth<T: Clone>(parts: &[T], rdd: RddId, partition: u32) -> Result<T, String> {
+fn nth<T: Clone>(parts: &[T], rdd: RddId, partition: u32) -> Result<T, DriverError> {
     parts
         .get(partition as usize)
         .cloned()
         .ok_or_else(|| no_partition(rdd, partition))
 }
 
-fn no_partition(rdd: RddId, partition: u32) -> String {
-    format!("rdd {rdd} has no partition {partition}")
+fn no_partition(rdd: RddId, partition: u32) -> DriverError {
+    DriverError::NoPartition { rdd, partition }
 }

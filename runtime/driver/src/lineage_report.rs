@@ -16,7 +16,7 @@ pub fn lineage_entries(
     lineage: &Lineage,
     blocks: &BlockMap,
     rdd: RddId,
-) -> Result<Vec<LineageEntry>, String> {
+) -> Result<Vec<LineageEntry>, crate::error::DriverError> {
     let mut entries: Vec<LineageEntry> = Vec::new();
     let mut seen = HashSet::new();
     let mut pending = vec![Listing {

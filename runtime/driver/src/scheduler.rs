@@ -1,17 +1,19 @@
-//! Runs jobs: the shuffles a job reads first (see [`dag`]), then one task per partition, each
-//! placed as close to its data as a free slot allows (see [`locality`]: the executor caching
-//! the partition, then one on the host holding its input file, then any), and retried on
-//! another attempt when it fails.
+//! The task scheduler: runs one task of a stage until it succeeds, fails for good, or needs map
+//! outputs that are missing. Each attempt is placed as close to its data as a free slot allows
+//! (see [`locality`](crate::locality)), carries what [`task_plan`](crate::task_plan) decides, and
+//! ends in an [`AttemptEnd`]; what follows an attempt is [`Attempts::after`], a pure decision.
+//! Missing map outputs (never computed, lost with an executor, or a fetch that failed) are not
+//! the task's to compute: it returns [`TaskEnd::NeedsShuffle`] and the DAG scheduler
+//! resubmits the shuffle's map stage, then the task (see [`dag`](crate::dag)).
 
 use crate::DriverState;
-use crate::dag;
+use crate::error::DriverError;
 use crate::executors::ExecutorHandle;
-use crate::jobs::JobState;
 use crate::locality::{Locality, Preferences};
+use crate::task_plan::{self, DataLocations};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tessera_plan::{PipelineStep, RddId, TaskAction, TaskOutcome, TaskSource, TaskSpec};
-use tessera_wire::executor::{CancelJobRequest, RunTaskRequest};
+use tessera_plan::{Chain, RddId, ShuffleId, TaskAction, TaskMetrics, TaskOutcome, TaskSpec};
 use tokio::sync::OwnedSemaphorePermit;
 
 /// Attempts per task before the job fails, as in Spark (`spark.task.maxFailures`).
@@ -21,295 +23,269 @@ pub const DEFAULT_LOCALITY_WAIT: Duration = Duration::from_secs(3);
 /// How long a job waits for its first executor.
 pub const EXECUTOR_WAIT: Duration = Duration::from_secs(120);
 
-pub async fn run_job(
-    state: Arc<DriverState>,
-    rdd: RddId,
-    action: TaskAction,
-    partitions: Option<Vec<u32>>,
-    description: String,
-) -> Result<Vec<Vec<u8>>, String> {
-    let all = state.lineage.num_partitions(rdd)?;
-    let partitions = partitions.unwrap_or_else(|| (0..all).collect());
-    // A lineage the plan cannot read fails the job below, where the job is on record.
-    let planned = dag::planned_stages(&state, rdd).unwrap_or(1);
-    let (job_id, mut cancelled) = state
-        .jobs
-        .start(description, partitions.len() as u32, planned);
-    // Dropping `stages` (on cancellation) aborts every task it spawned.
-    let stages = async {
-        dag::compute_parent_shuffles(state.clone(), job_id, rdd).await?;
-        let mut tasks = tokio::task::JoinSet::new();
-        for (index, partition) in partitions.iter().copied().enumerate() {
-            let (state, action) = (state.clone(), action.clone());
-            tasks.spawn(async move {
-                (
-                    index,
-                    run_task(&state, job_id, rdd, partition, action).await,
-                )
-            });
-        }
-        let mut results = vec![Vec::new(); partitions.len()];
-        while let Some(next) = tasks.join_next().await {
-            match next {
-                Ok((index, Ok(done))) => results[index] = done.result,
-                Ok((_, Err(message))) => return Err(message),
-                Err(e) => return Err(format!("a task's scheduler failed: {e}")),
-            }
-        }
-        Ok(results)
-    };
-    let outcome = tokio::select! {
-        outcome = stages => outcome.map_err(|message| format!("Job {job_id} failed: {message}")),
-        _ = cancelled.wait_for(|c| *c) => Err(format!("Job {job_id} was cancelled")),
-    };
-    if outcome.is_err() {
-        for executor in state.executors.list() {
-            let _ = executor
-                .client
-                .clone()
-                .cancel_job(CancelJobRequest { job_id })
-                .await;
-        }
-    }
-    match outcome {
-        Ok(results) => {
-            state.jobs.finish(job_id, JobState::Succeeded);
-            Ok(results)
-        }
-        Err(message) => {
-            let cancelled = *cancelled.borrow();
-            state.jobs.finish(
-                job_id,
-                if cancelled {
-                    JobState::Cancelled
-                } else {
-                    JobState::Failed(message.clone())
-                },
-            );
-            // The cell receives `message` as an error; the session tells a failed job from a
-            // panic of its own by it.
-            *state.failed_job.lock() = Some(crate::FailedJob {
-                message: message.clone(),
-                cancelled,
-            });
-            Err(message)
-        }
-    }
-}
-
 /// A task that succeeded: where it ran and what it returned.
 pub struct TaskDone {
     pub executor_id: String,
     pub result: Vec<u8>,
 }
 
-/// Runs the task that computes `partition` of `rdd` and applies `action` to it, retrying it on
-/// failure; a task that reads a shuffle first has the shuffle's missing map outputs computed.
+/// A map output a task could not fetch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchFailure {
+    /// The executor that held it.
+    pub executor: String,
+    pub message: String,
+}
+
+/// How a task ended, short of failing the job.
+pub enum TaskEnd {
+    Done(TaskDone),
+    /// Map outputs of `shuffle` that the task reads are missing (after `fetch_failure`, if a
+    /// fetch failed): the shuffle's map stage must run again before the task can.
+    NeedsShuffle {
+        shuffle: ShuffleId,
+        fetch_failure: Option<FetchFailure>,
+    },
+}
+
+/// How one attempt of a task ended, other than in success.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttemptEnd {
+    /// The task's code failed (a panic, an error it returned, a record it could not decode).
+    Failed { executor: String, message: String },
+    /// The task came without its source and the executor no longer caches the partition.
+    CacheMiss,
+    /// A map output could not be fetched from `fetch_failure.executor`.
+    FetchFailed {
+        shuffle: ShuffleId,
+        fetch_failure: FetchFailure,
+    },
+    /// The executor did not answer: it is gone, with what it held.
+    ExecutorLost { executor: String, message: String },
+    /// Before the task was sent: a shuffle it reads has a map output missing.
+    MapOutputsMissing { shuffle: ShuffleId },
+}
+
+/// What follows an attempt that did not succeed.
+#[derive(Debug)]
+pub enum NextStep {
+    /// Run the task again (with its source whatever the block map says, after a cache miss).
+    Retry,
+    /// End the task: the map stage of the shuffle must run first.
+    NeedsShuffle {
+        shuffle: ShuffleId,
+        fetch_failure: Option<FetchFailure>,
+    },
+    /// The task failed for good.
+    Fail(DriverError),
+}
+
+/// The attempts of one task so far.
+#[derive(Debug, Default)]
+pub struct Attempts {
+    /// Attempts that failed through the task's code or its executor's loss.
+    pub failed: u32,
+    /// Send the source: a cache miss showed the block map out of date.
+    pub ship_source: bool,
+}
+
+impl Attempts {
+    /// What follows `end`, an attempt of the task of `partition`. Failures of the task's code
+    /// and lost executors count towards [`MAX_TASK_ATTEMPTS`], as in Spark; a cache miss is
+    /// nobody's failure, and missing map outputs are the DAG scheduler's to recompute.
+    pub fn after(&mut self, partition: u32, end: AttemptEnd) -> NextStep {
+        let (executor, message) = match end {
+            AttemptEnd::CacheMiss => {
+                self.ship_source = true;
+                return NextStep::Retry;
+            }
+            AttemptEnd::FetchFailed {
+                shuffle,
+                fetch_failure,
+            } => {
+                return NextStep::NeedsShuffle {
+                    shuffle,
+                    fetch_failure: Some(fetch_failure),
+                };
+            }
+            AttemptEnd::MapOutputsMissing { shuffle } => {
+                return NextStep::NeedsShuffle {
+                    shuffle,
+                    fetch_failure: None,
+                };
+            }
+            AttemptEnd::Failed { executor, message } => (executor, message),
+            AttemptEnd::ExecutorLost { executor, message } => {
+                (executor, format!("executor lost: {message}"))
+            }
+        };
+        self.failed += 1;
+        if self.failed < MAX_TASK_ATTEMPTS {
+            return NextStep::Retry;
+        }
+        NextStep::Fail(DriverError::TaskFailed {
+            partition,
+            attempts: self.failed,
+            executor,
+            message,
+        })
+    }
+}
+
+/// Runs the task that computes `partition` of `rdd` and applies `action` to it, attempt after
+/// attempt as [`Attempts::after`] decides.
 pub async fn run_task(
     state: &Arc<DriverState>,
     job_id: u64,
     rdd: RddId,
     partition: u32,
-    action: TaskAction,
-) -> Result<TaskDone, String> {
-    let pipeline = state.lineage.pipeline(rdd, partition)?;
-    // Executors caching a step of the task's own chain get no source; those caching a step of
-    // a concatenated chain get the sources of the other chains.
-    let holding_chain = preferred_executors(state, &pipeline.steps, None);
-    let preferences = Preferences {
-        executors: preferred_executors(state, &pipeline.steps, Some(&pipeline.source)),
-        hosts: if reads_files(&pipeline.source) {
-            vec![state.host.clone()]
-        } else {
-            Vec::new()
-        },
-    };
-    let mut failures = Vec::new();
-    let mut attempt = 0;
-    let mut fetch_failures = 0;
-    let mut ship_source = false;
-    while attempt < MAX_TASK_ATTEMPTS {
+    action: &TaskAction,
+) -> Result<TaskEnd, DriverError> {
+    let chain = state.lineage.chain(rdd, partition)?;
+    let preferences = with_locations(state, |known| {
+        task_plan::preferences(&chain, known, &state.host)
+    });
+    let mut attempts = Attempts::default();
+    loop {
         let (executor, slot, locality) = acquire_executor(state, &preferences, partition).await?;
-        let cached_there = !ship_source && holding_chain.contains(&executor.id);
-        let mut source = (!cached_there).then(|| {
-            let mut source = pipeline.source.clone();
-            if !ship_source {
-                leave_out_cached_chains(state, &executor.id, &mut source);
-            }
-            source
-        });
-        if let Err(shuffle) = locate_map_outputs(state, source.as_mut()) {
-            // Computing the missing map outputs needs task slots of its own.
-            drop(slot);
-            let live: Vec<String> = state.executors.list().into_iter().map(|e| e.id).collect();
-            state.map_outputs.forget_all_but(&live, shuffle);
-            dag::compute_shuffle(state.clone(), job_id, shuffle).await?;
-            continue;
-        }
-        let _slot = slot;
-        let spec = TaskSpec {
-            job_id,
-            task_id: state.next_task_id(),
-            attempt,
-            partition,
-            source,
-            steps: pipeline.steps.clone(),
-            action: action.clone(),
-            files: state.side_files.list(),
-        };
-        let task = bincode::serialize(&spec).map_err(|e| format!("cannot encode task: {e}"))?;
-        match executor
-            .client
-            .clone()
-            .run_task(RunTaskRequest { task })
-            .await
+        let end = match attempt(
+            state, job_id, &chain, partition, action, &attempts, &executor,
+        )
+        .await
         {
-            Ok(reply) => match tessera_plan::decode_outcome(&reply.into_inner().outcome) {
-                Ok(TaskOutcome::Success { result, metrics }) => {
-                    state.blocks.record(&executor.id, &metrics.stored);
-                    state.blocks.forget(&executor.id, &metrics.evicted);
-                    // Only a successful attempt's updates count, once.
-                    state
-                        .shared_values
-                        .accumulate(metrics.accumulator_updates.clone());
-                    let stage = match &action {
-                        TaskAction::ShuffleWrite { shuffle, .. } => format!("map:{shuffle}"),
-                        TaskAction::Count | TaskAction::Run(_) => "result".to_string(),
-                    };
-                    state.record_metrics(
-                        job_id,
-                        &stage,
-                        partition,
-                        locality,
-                        metrics,
-                        result.len() as u64,
-                    );
-                    return Ok(TaskDone {
-                        executor_id: executor.id,
-                        result,
-                    });
-                }
-                Ok(TaskOutcome::CacheMiss) => {
-                    // Not a failure: the block went away after the block map heard of it.
-                    ship_source = true;
-                    continue;
-                }
-                Ok(TaskOutcome::FetchFailed {
+            Ok((result, metrics)) => {
+                drop(slot);
+                record_success(state, &executor.id, &metrics);
+                state.record_metrics(
+                    job_id,
+                    &stage_name(action),
+                    partition,
+                    locality,
+                    metrics,
+                    result.len() as u64,
+                );
+                return Ok(TaskEnd::Done(TaskDone {
+                    executor_id: executor.id,
+                    result,
+                }));
+            }
+            Err(end) => end,
+        };
+        drop(slot);
+        forget_what_the_end_lost(state, &end);
+        match attempts.after(partition, end) {
+            NextStep::Retry => continue,
+            NextStep::NeedsShuffle {
+                shuffle,
+                fetch_failure,
+            } => {
+                return Ok(TaskEnd::NeedsShuffle {
                     shuffle,
-                    executor_id,
-                    message,
-                }) => {
-                    // Not the task's fault: the map outputs on `executor_id` are lost. They
-                    // are computed again (the map stage is resubmitted) before the next try.
-                    tracing::warn!(shuffle, executor = %executor_id, %message, "shuffle fetch failed");
-                    state
-                        .map_outputs
-                        .forget_executor(&executor_id, Some(shuffle));
-                    fetch_failures += 1;
-                    if fetch_failures >= MAX_TASK_ATTEMPTS {
-                        return Err(format!(
-                            "task for partition {partition} could not fetch the output of shuffle {shuffle} {MAX_TASK_ATTEMPTS} times; most recent failure from executor {executor_id}: {message}"
-                        ));
-                    }
-                    continue;
-                }
-                Ok(TaskOutcome::Failed { message }) => {
-                    failures.push((executor.id.clone(), message))
-                }
-                Err(e) => failures.push((executor.id.clone(), e.to_string())),
-            },
-            Err(status) => {
-                // The executor is gone or unreachable: what it cached is lost with it.
-                failures.push((
-                    executor.id.clone(),
-                    format!("executor lost: {}", status.message()),
-                ));
-                state.lose_executor(&executor.id);
+                    fetch_failure,
+                });
             }
-        }
-        attempt += 1;
-    }
-    let (executor, message) = failures.pop().expect("at least one attempt ran");
-    Err(format!(
-        "task for partition {partition} failed {MAX_TASK_ATTEMPTS} times; most recent failure on executor {executor}: {message}"
-    ))
-}
-
-/// Fills in where the map outputs of every shuffle `source` reads are; the first shuffle with
-/// an output missing is the error.
-fn locate_map_outputs(state: &DriverState, source: Option<&mut TaskSource>) -> Result<(), RddId> {
-    match source {
-        Some(TaskSource::ShuffleRead {
-            shuffle, locations, ..
-        }) => {
-            let address_of = |id: &str| state.executors.get(id).map(|e| e.address.clone());
-            *locations = state
-                .map_outputs
-                .locations(*shuffle, address_of)
-                .ok_or(*shuffle)?;
-            Ok(())
-        }
-        Some(TaskSource::Concat(chains)) => chains
-            .iter_mut()
-            .try_for_each(|chain| locate_map_outputs(state, chain.source.as_mut())),
-        _ => Ok(()),
-    }
-}
-
-/// In a concatenation, drops the sources of the chains that `executor` caches a step of: it
-/// resumes them from its cache (or answers CacheMiss).
-fn leave_out_cached_chains(state: &DriverState, executor: &str, source: &mut TaskSource) {
-    if let TaskSource::Concat(chains) = source {
-        for chain in chains {
-            let cached = chain.steps.iter().any(|step| {
-                step.persist.is_some()
-                    && state
-                        .blocks
-                        .locations(step.rdd, step.partition)
-                        .iter()
-                        .any(|e| e == executor)
-            });
-            if cached {
-                chain.source = None;
-            } else if let Some(source) = &mut chain.source {
-                leave_out_cached_chains(state, executor, source);
-            }
+            NextStep::Fail(error) => return Err(error),
         }
     }
 }
 
-/// Executors holding the partition of the last cached step of the task's chain; failing that,
-/// those holding a cached step of one of the chains a partitionwise union concatenates.
-fn preferred_executors(
+/// One attempt on `executor`: its result and metrics, or how it ended otherwise.
+async fn attempt(
     state: &DriverState,
-    steps: &[PipelineStep],
-    source: Option<&TaskSource>,
-) -> Vec<String> {
-    let cached = steps
-        .iter()
-        .rev()
-        .filter(|step| step.persist.is_some())
-        .map(|step| state.blocks.locations(step.rdd, step.partition))
-        .find(|locations| !locations.is_empty());
-    match (cached, source) {
-        (Some(locations), _) => locations,
-        (None, Some(TaskSource::Concat(chains))) => chains
-            .iter()
-            .map(|c| preferred_executors(state, &c.steps, c.source.as_ref()))
-            .find(|locations| !locations.is_empty())
-            .unwrap_or_default(),
-        (None, _) => Vec::new(),
+    job_id: u64,
+    chain: &Chain,
+    partition: u32,
+    action: &TaskAction,
+    attempts: &Attempts,
+    executor: &ExecutorHandle,
+) -> Result<(Vec<u8>, TaskMetrics), AttemptEnd> {
+    let sent = with_locations(state, |known| {
+        task_plan::chain_for(chain, &executor.id, attempts.ship_source, known)
+    })
+    .map_err(|shuffle| AttemptEnd::MapOutputsMissing { shuffle })?;
+    let spec = TaskSpec {
+        job_id,
+        task_id: state.next_task_id(),
+        attempt: attempts.failed,
+        partition,
+        chain: sent,
+        action: action.clone(),
+        files: state.side_files.list(),
+    };
+    match executor.client.run_task(&spec).await {
+        Ok(TaskOutcome::Success { result, metrics }) => Ok((result, metrics)),
+        Ok(TaskOutcome::CacheMiss) => Err(AttemptEnd::CacheMiss),
+        Ok(TaskOutcome::FetchFailed {
+            shuffle,
+            executor_id,
+            message,
+        }) => Err(AttemptEnd::FetchFailed {
+            shuffle,
+            fetch_failure: FetchFailure {
+                executor: executor_id,
+                message,
+            },
+        }),
+        Ok(TaskOutcome::Failed { message }) => Err(AttemptEnd::Failed {
+            executor: executor.id.clone(),
+            message,
+        }),
+        Err(lost) => Err(AttemptEnd::ExecutorLost {
+            executor: executor.id.clone(),
+            message: lost.0,
+        }),
     }
 }
 
-/// Whether the task reads files (text splits, checkpoints) that are on the session's host.
-fn reads_files(source: &TaskSource) -> bool {
-    match source {
-        TaskSource::TextSplit { .. } | TaskSource::SavedPartition { .. } => true,
-        TaskSource::Concat(chains) => chains
-            .iter()
-            .any(|chain| chain.source.as_ref().is_some_and(reads_files)),
-        TaskSource::Records { .. } | TaskSource::ShuffleRead { .. } => false,
+/// What the driver knows of where data is, for [`task_plan`]'s decisions.
+fn with_locations<R>(state: &DriverState, decide: impl FnOnce(&DataLocations) -> R) -> R {
+    let cached = |rdd, partition| state.blocks.locations(rdd, partition);
+    let map_outputs = |shuffle| {
+        let address_of = |id: &str| state.executors.get(id).map(|e| e.address.clone());
+        state.map_outputs.locations(shuffle, address_of)
+    };
+    decide(&DataLocations {
+        cached: &cached,
+        map_outputs: &map_outputs,
+    })
+}
+
+/// Keeps what a successful attempt changed: the blocks its executor cached and evicted, and
+/// the accumulator updates of its code (only a successful attempt's count, once).
+fn record_success(state: &DriverState, executor: &str, metrics: &TaskMetrics) {
+    state.blocks.record(executor, &metrics.stored);
+    state.blocks.forget(executor, &metrics.evicted);
+    state
+        .shared_values
+        .accumulate(metrics.accumulator_updates.clone());
+}
+
+/// Forgets what an attempt's end showed to be gone: an unreachable executor with everything it
+/// held, or the map outputs of a shuffle that could not be fetched from an executor.
+fn forget_what_the_end_lost(state: &DriverState, end: &AttemptEnd) {
+    match end {
+        AttemptEnd::ExecutorLost { executor, .. } => state.lose_executor(executor),
+        AttemptEnd::FetchFailed {
+            shuffle,
+            fetch_failure,
+        } => {
+            // Not the task's fault: the map outputs on that executor are lost.
+            tracing::warn!(shuffle, executor = %fetch_failure.executor, message = %fetch_failure.message, "shuffle fetch failed");
+            state
+                .map_outputs
+                .forget_executor(&fetch_failure.executor, Some(*shuffle));
+        }
+        AttemptEnd::Failed { .. }
+        | AttemptEnd::CacheMiss
+        | AttemptEnd::MapOutputsMissing { .. } => {}
+    }
+}
+
+/// How task metrics name the stage of a task: `result`, or `map:<shuffle>`.
+fn stage_name(action: &TaskAction) -> String {
+    match action {
+        TaskAction::ShuffleWrite { shuffle, .. } => format!("map:{shuffle}"),
+        TaskAction::Count | TaskAction::Run(_) => "result".to_string(),
     }
 }
 
@@ -319,7 +295,7 @@ async fn acquire_executor(
     state: &DriverState,
     preferences: &Preferences,
     partition: u32,
-) -> Result<(ExecutorHandle, OwnedSemaphorePermit, Locality), String> {
+) -> Result<(ExecutorHandle, OwnedSemaphorePermit, Locality), DriverError> {
     let started = Instant::now();
     loop {
         let mut executors = state.executors.list();
@@ -329,12 +305,10 @@ async fn acquire_executor(
                 .executors_wanted
                 .store(true, std::sync::atomic::Ordering::SeqCst);
             if started.elapsed() > EXECUTOR_WAIT {
-                return Err(format!(
-                    "no executor registered within {}s; check that the cluster has free resources \
-                     (`tessera cluster status`) and look at the executor logs: {}",
-                    EXECUTOR_WAIT.as_secs(),
-                    state.executor_logs
-                ));
+                return Err(DriverError::NoExecutors {
+                    waited: EXECUTOR_WAIT,
+                    logs: state.executor_logs.clone(),
+                });
             }
             let _ = tokio::time::timeout(
                 Duration::from_millis(200),
@@ -363,5 +337,82 @@ async fn acquire_executor(
             .executors_wanted
             .store(true, std::sync::atomic::Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(executor: &str) -> AttemptEnd {
+        AttemptEnd::Failed {
+            executor: executor.into(),
+            message: format!("boom on {executor}"),
+        }
+    }
+
+    #[test]
+    fn code_failures_and_lost_executors_fail_the_task_on_the_fourth_attempt() {
+        let mut attempts = Attempts::default();
+        assert!(matches!(attempts.after(2, failed("a")), NextStep::Retry));
+        assert!(!attempts.ship_source);
+        let lost = AttemptEnd::ExecutorLost {
+            executor: "b".into(),
+            message: "connection reset".into(),
+        };
+        assert!(matches!(attempts.after(2, lost), NextStep::Retry));
+        assert!(matches!(attempts.after(2, failed("c")), NextStep::Retry));
+        let NextStep::Fail(error) = attempts.after(2, failed("d")) else {
+            panic!("the fourth failure fails the task");
+        };
+        assert_eq!(
+            error.to_string(),
+            "task for partition 2 failed 4 times; most recent failure on executor d: boom on d"
+        );
+    }
+
+    #[test]
+    fn a_cache_miss_is_nobodys_failure_and_the_source_goes_from_then_on() {
+        let mut attempts = Attempts::default();
+        for _ in 0..10 {
+            assert!(matches!(
+                attempts.after(0, AttemptEnd::CacheMiss),
+                NextStep::Retry
+            ));
+        }
+        assert_eq!(attempts.failed, 0);
+        assert!(matches!(attempts.after(0, failed("a")), NextStep::Retry));
+        assert!(attempts.ship_source);
+    }
+
+    #[test]
+    fn missing_map_outputs_end_the_task_for_its_stage_to_resubmit() {
+        let mut attempts = Attempts::default();
+        let fetch_failure = FetchFailure {
+            executor: "b".into(),
+            message: "connection refused".into(),
+        };
+        let NextStep::NeedsShuffle {
+            shuffle: 7,
+            fetch_failure: Some(f),
+        } = attempts.after(
+            0,
+            AttemptEnd::FetchFailed {
+                shuffle: 7,
+                fetch_failure: fetch_failure.clone(),
+            },
+        )
+        else {
+            panic!("a fetch failure needs the shuffle");
+        };
+        assert_eq!(f, fetch_failure);
+        assert!(matches!(
+            attempts.after(0, AttemptEnd::MapOutputsMissing { shuffle: 3 }),
+            NextStep::NeedsShuffle {
+                shuffle: 3,
+                fetch_failure: None
+            }
+        ));
+        assert_eq!(attempts.failed, 0, "no failure of the task's own");
     }
 }

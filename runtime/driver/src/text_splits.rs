@@ -1,6 +1,7 @@
 //! Splits text input into partitions: a file, every file of a directory, or the files a glob
 //! in the last path component (`logs/*.txt`) matches.
 
+use crate::error::DriverError;
 use std::path::{Path, PathBuf};
 use tessera_plan::FileSplit;
 
@@ -9,14 +10,21 @@ const MAX_SPLIT_BYTES: u64 = 32 << 20;
 /// A last split up to this much bigger than the split size is not split again (Hadoop's slop).
 const SPLIT_SLOP: f64 = 1.1;
 
-pub fn splits(pattern: &str, min_partitions: u32, cwd: &Path) -> Result<Vec<FileSplit>, String> {
+pub fn splits(
+    pattern: &str,
+    min_partitions: u32,
+    cwd: &Path,
+) -> Result<Vec<FileSplit>, DriverError> {
     let files = matching_files(pattern, cwd)?;
     let sizes: Vec<u64> = files
         .iter()
         .map(|f| {
             std::fs::metadata(f)
                 .map(|m| m.len())
-                .map_err(|e| format!("cannot read {}: {e}", f.display()))
+                .map_err(|source| DriverError::UnreadableText {
+                    path: f.clone(),
+                    source,
+                })
         })
         .collect::<Result<_, _>>()?;
     let total: u64 = sizes.iter().sum();
@@ -46,13 +54,11 @@ pub fn splits(pattern: &str, min_partitions: u32, cwd: &Path) -> Result<Vec<File
     Ok(splits)
 }
 
-fn matching_files(pattern: &str, cwd: &Path) -> Result<Vec<PathBuf>, String> {
+fn matching_files(pattern: &str, cwd: &Path) -> Result<Vec<PathBuf>, DriverError> {
     let path = cwd.join(pattern);
-    let not_found = || {
-        format!(
-            "text_file: no file matches `{pattern}` (relative paths start at {}); check the path",
-            cwd.display()
-        )
+    let not_found = || DriverError::NoTextFile {
+        pattern: pattern.to_string(),
+        cwd: cwd.to_path_buf(),
     };
     if path.is_file() {
         return Ok(vec![path]);
@@ -130,7 +136,7 @@ mod tests {
         assert_eq!(covered, 1010);
         assert!(splits.len() >= 4, "{splits:?}");
         assert!(
-            matches!(super::splits("missing-*.csv", 1, &dir), Err(e) if e.contains("no file matches"))
+            matches!(super::splits("missing-*.csv", 1, &dir), Err(e) if e.to_string().contains("no file matches"))
         );
         std::fs::remove_dir_all(dir).unwrap();
     }

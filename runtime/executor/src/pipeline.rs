@@ -22,7 +22,7 @@ use tessera_plan::abi::{
 };
 use tessera_plan::map_output::MapOutput;
 use tessera_plan::{
-    CodeRef, FileSplit, Operator, PartitionOrigin, PipelineStep, RddId, ShuffleId, StorageLevel,
+    CodeRef, FileSplit, Operator, PartitionOrigin, RddId, ShuffleId, Step, StorageLevel,
     StoredBlock, TaskAction, TaskMetrics, TaskOutcome, TaskSource, TaskSpec,
 };
 
@@ -87,17 +87,18 @@ pub fn run_task(task: &TaskSpec, env: &TaskEnv) -> TaskOutcome {
 /// `message`, the reason a task failed, with the line of its text split that makes its
 /// closures panic, when one line does (found as `bad_record` says).
 fn locate_bad_record(task: &TaskSpec, env: &TaskEnv, message: String) -> String {
-    let Some(TaskSource::TextSplit { split, decoder }) = &task.source else {
+    let Some(TaskSource::TextSplit { split, decoder }) = &task.chain.source else {
         return message;
     };
     if !message.starts_with(PANIC_PREFIX) || env.cancelled.load(Ordering::Relaxed) {
         return message;
     }
     // Run again from the file alone: nothing cached is read, and nothing is cached.
-    let steps: Vec<PipelineStep> = task
+    let steps: Vec<Step> = task
+        .chain
         .steps
         .iter()
-        .map(|step| PipelineStep {
+        .map(|step| Step {
             persist: None,
             ..step.clone()
         })
@@ -120,7 +121,7 @@ fn locate_bad_record(task: &TaskSpec, env: &TaskEnv, message: String) -> String 
 
 /// Runs `source` through `steps` into a count, as a task with that chain would, without
 /// caching anything: the error it fails with.
-fn count_chain(source: &TaskSource, steps: &[PipelineStep], env: &TaskEnv) -> Result<(), String> {
+fn count_chain(source: &TaskSource, steps: &[Step], env: &TaskEnv) -> Result<(), String> {
     let mut shared = Shared {
         error: None,
         cancelled: env.cancelled,
@@ -379,7 +380,7 @@ struct BuiltChain<'a> {
 /// caches; `None` when it came without its source and nothing of it is cached.
 fn build_chain<'a>(
     source: Option<&'a TaskSource>,
-    steps: &[PipelineStep],
+    steps: &[Step],
     env: &TaskEnv,
     shared: &mut Shared,
 ) -> Result<Option<BuiltChain<'a>>, String> {
@@ -643,7 +644,8 @@ fn store_cached(
 
 /// Runs the task; `None` when it came without its source and the partition is not cached.
 fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran>, String> {
-    let Some(mut chain) = build_chain(task.source.as_ref(), &task.steps, env, shared)? else {
+    let Some(mut chain) = build_chain(task.chain.source.as_ref(), &task.chain.steps, env, shared)?
+    else {
         return Ok(None);
     };
     let input = chain.output;

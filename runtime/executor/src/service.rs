@@ -69,6 +69,7 @@ impl Executor for ExecutorService {
             let mut shuffle_input = HashMap::new();
             let mut spool = Spool::new(self.spill_dir.clone(), self.task_spill_budget);
             let reads = task
+                .chain
                 .source
                 .as_ref()
                 .map(|s| s.shuffle_reads())

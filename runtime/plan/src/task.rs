@@ -88,7 +88,7 @@ pub enum TaskSource {
 pub struct Chain {
     /// `None` when the executor is expected to hold a cached step of the chain.
     pub source: Option<TaskSource>,
-    pub steps: Vec<PipelineStep>,
+    pub steps: Vec<Step>,
 }
 
 impl TaskSource {
@@ -128,26 +128,19 @@ impl TaskSource {
 impl Chain {
     /// Every operator the chain runs, its source's included.
     pub fn operators(&self) -> Vec<&Operator<CodeRef>> {
-        chain_operators(self.source.as_ref(), &self.steps)
+        let mut operators: Vec<&Operator<CodeRef>> =
+            self.steps.iter().filter_map(|s| s.op.as_ref()).collect();
+        if let Some(source) = &self.source {
+            operators.extend(source.operators());
+        }
+        operators
     }
-}
-
-fn chain_operators<'a>(
-    source: Option<&'a TaskSource>,
-    steps: &'a [PipelineStep],
-) -> Vec<&'a Operator<CodeRef>> {
-    let mut operators: Vec<&Operator<CodeRef>> =
-        steps.iter().filter_map(|s| s.op.as_ref()).collect();
-    if let Some(source) = source {
-        operators.extend(source.operators());
-    }
-    operators
 }
 
 impl TaskSpec {
     /// Every operator the task runs: its chain's and its action's.
     pub fn operators(&self) -> Vec<&Operator<CodeRef>> {
-        let mut operators = chain_operators(self.source.as_ref(), &self.steps);
+        let mut operators = self.chain.operators();
         if let TaskAction::Run(action) | TaskAction::ShuffleWrite { writer: action, .. } =
             &self.action
         {
@@ -171,7 +164,7 @@ pub struct MapOutputLocation {
 
 /// One RDD in a task's chain of narrow transformations.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct PipelineStep {
+pub struct Step {
     pub rdd: RddId,
     /// This RDD's partition that the task computes (below a union it differs from the task's).
     pub partition: u32,
@@ -218,12 +211,11 @@ pub struct TaskSpec {
     pub task_id: u64,
     pub attempt: u32,
     pub partition: u32,
-    /// `None` when the driver's block map says the executor caches a step of this partition:
-    /// parallelized records are then not shipped again. If the block is gone after all, the
-    /// executor answers [`TaskOutcome::CacheMiss`] and the driver resends with the source.
-    pub source: Option<TaskSource>,
-    /// From the source RDD to the RDD the action runs on.
-    pub steps: Vec<PipelineStep>,
+    /// From the source RDD to the RDD the action runs on. Its source is `None` when the
+    /// driver's block map says the executor caches a step of this partition: parallelized
+    /// records are then not shipped again. If the block is gone after all, the executor
+    /// answers [`TaskOutcome::CacheMiss`] and the driver resends with the source.
+    pub chain: Chain,
     pub action: TaskAction,
     /// Every file added so far, as Spark's tasks carry the session's added files: the executor
     /// fetches those it lacks (or holds an older version of) before running the task.
@@ -317,7 +309,7 @@ mod tests {
                 },
                 decoder: operator("text"),
             }),
-            steps: vec![PipelineStep {
+            steps: vec![Step {
                 rdd: 3,
                 partition: 1,
                 op: Some(operator("map")),
@@ -330,8 +322,10 @@ mod tests {
             task_id: 2,
             attempt: 0,
             partition: 1,
-            source: Some(TaskSource::Concat(vec![chain("/a"), chain("/b")])),
-            steps: Vec::new(),
+            chain: Chain {
+                source: Some(TaskSource::Concat(vec![chain("/a"), chain("/b")])),
+                steps: Vec::new(),
+            },
             action: TaskAction::ShuffleWrite {
                 shuffle: 4,
                 writer: operator("writer"),

@@ -1,0 +1,266 @@
+//! Fake executors for the scheduler's unit tests: they keep the state a real executor keeps
+//! where the scheduler can see it — cached blocks, map outputs, being alive — and answer tasks
+//! from it without running code: a task without its source whose block is gone misses the
+//! cache, a shuffle read from an executor that is dead or lost its outputs fails the fetch. A
+//! script makes chosen tasks fail, hang or find their executor dead.
+
+use crate::executors::ExecutorHandle;
+use crate::remote_executor::{BoxFuture, Notice, RemoteExecutor, Unreachable};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use tessera_plan::{
+    PartitionOrigin, RddId, ShuffleId, StoredBlock, TaskAction, TaskMetrics, TaskOutcome, TaskSpec,
+};
+
+/// What a script makes of a task.
+pub enum Scripted {
+    /// The task's code fails with this message.
+    Fail(String),
+    /// The task never ends (until cancelled).
+    Hang,
+    /// The executor dies as the task arrives: it never answers again.
+    Die,
+    /// The task cannot fetch the map outputs it reads from their first holder.
+    FailFetch,
+}
+
+/// One task an executor received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Received {
+    pub executor: String,
+    pub job_id: u64,
+    pub partition: u32,
+    /// The shuffle a map task writes; `None` for a result task.
+    pub writes: Option<ShuffleId>,
+    /// Whether the task came with its source.
+    pub with_source: bool,
+}
+
+type Script = Box<dyn Fn(&Received) -> Option<Scripted> + Send + Sync>;
+
+#[derive(Default)]
+struct FakeState {
+    dead: bool,
+    blocks: HashSet<(RddId, u32)>,
+    outputs: HashSet<(ShuffleId, u32)>,
+}
+
+#[derive(Default)]
+struct Cluster {
+    executors: BTreeMap<String, FakeState>,
+    received: Vec<Received>,
+    notices: Vec<(String, Notice)>,
+    script: Option<Script>,
+}
+
+/// Fake executors that see each other (a shuffle read fetches from the others).
+#[derive(Clone, Default)]
+pub struct FakeCluster(Arc<Mutex<Cluster>>);
+
+impl FakeCluster {
+    /// A new executor `id` with `cores` task slots, as the driver registers it.
+    pub fn executor(&self, id: &str, cores: u32) -> ExecutorHandle {
+        self.0
+            .lock()
+            .executors
+            .insert(id.to_string(), FakeState::default());
+        ExecutorHandle {
+            id: id.to_string(),
+            address: format!("fake://{id}"),
+            host: "fake-host".into(),
+            pid: 0,
+            cores,
+            memory_bytes: 0,
+            client: Arc::new(FakeExecutor {
+                id: id.to_string(),
+                cluster: self.clone(),
+            }),
+            slots: Arc::new(tokio::sync::Semaphore::new(cores as usize)),
+        }
+    }
+
+    /// From now on, `script` decides the fate of each task as it arrives.
+    pub fn script(&self, script: impl Fn(&Received) -> Option<Scripted> + Send + Sync + 'static) {
+        self.0.lock().script = Some(Box::new(script));
+    }
+
+    /// Every task received so far, in order.
+    pub fn received(&self) -> Vec<Received> {
+        self.0.lock().received.clone()
+    }
+
+    /// Every notice delivered so far, with its executor.
+    pub fn notices(&self) -> Vec<(String, Notice)> {
+        self.0.lock().notices.clone()
+    }
+
+    /// `executor` loses its map outputs (its shuffle files) but keeps running.
+    pub fn lose_outputs(&self, executor: &str) {
+        if let Some(e) = self.0.lock().executors.get_mut(executor) {
+            e.outputs.clear();
+        }
+    }
+
+    /// `executor` drops its cached blocks without telling the driver.
+    pub fn evict_all(&self, executor: &str) {
+        if let Some(e) = self.0.lock().executors.get_mut(executor) {
+            e.blocks.clear();
+        }
+    }
+
+    /// `executor` dies: it answers nothing from now on, and what it held is gone.
+    pub fn kill(&self, executor: &str) {
+        if let Some(e) = self.0.lock().executors.get_mut(executor) {
+            *e = FakeState {
+                dead: true,
+                ..FakeState::default()
+            };
+        }
+    }
+
+    /// Answers `task` on `executor` from the cluster's state.
+    fn answer(&self, executor: &str, task: &TaskSpec) -> Answer {
+        let mut cluster = self.0.lock();
+        if cluster.executors.get(executor).is_none_or(|e| e.dead) {
+            return Answer::Now(Err(Unreachable("connection refused".into())));
+        }
+        let received = Received {
+            executor: executor.to_string(),
+            job_id: task.job_id,
+            partition: task.partition,
+            writes: match &task.action {
+                TaskAction::ShuffleWrite { shuffle, .. } => Some(*shuffle),
+                TaskAction::Count | TaskAction::Run(_) => None,
+            },
+            with_source: task.chain.source.is_some(),
+        };
+        cluster.received.push(received.clone());
+        match cluster.script.as_ref().and_then(|s| s(&received)) {
+            Some(Scripted::Fail(message)) => {
+                return Answer::Now(Ok(TaskOutcome::Failed { message }));
+            }
+            Some(Scripted::Hang) => return Answer::Never,
+            Some(Scripted::Die) => {
+                drop(cluster);
+                self.kill(executor);
+                return Answer::Now(Err(Unreachable("connection reset by peer".into())));
+            }
+            Some(Scripted::FailFetch) => {
+                let reads = task.chain.source.as_ref().map(|s| s.shuffle_reads());
+                if let Some((shuffle, _, [first, ..])) = reads.unwrap_or_default().first() {
+                    return Answer::Now(Ok(TaskOutcome::FetchFailed {
+                        shuffle: *shuffle,
+                        executor_id: first.executor_id.clone(),
+                        message: "connection refused".into(),
+                    }));
+                }
+            }
+            None => {}
+        }
+        let steps = &task.chain.steps;
+        let origin = match &task.chain.source {
+            None => {
+                let here = &cluster.executors[executor].blocks;
+                let Some(step) = steps
+                    .iter()
+                    .rev()
+                    .find(|s| here.contains(&(s.rdd, s.partition)))
+                else {
+                    return Answer::Now(Ok(TaskOutcome::CacheMiss));
+                };
+                PartitionOrigin::Cached { rdd: step.rdd }
+            }
+            Some(source) => {
+                for (shuffle, _, locations) in source.shuffle_reads() {
+                    for location in locations {
+                        let holder = cluster.executors.get(&location.executor_id);
+                        let holds = |m: &u32| {
+                            holder.is_some_and(|h| !h.dead && h.outputs.contains(&(shuffle, *m)))
+                        };
+                        if !location.map_partitions.iter().all(holds) {
+                            return Answer::Now(Ok(TaskOutcome::FetchFailed {
+                                shuffle,
+                                executor_id: location.executor_id.clone(),
+                                message: "no such map output".into(),
+                            }));
+                        }
+                    }
+                }
+                PartitionOrigin::Computed
+            }
+        };
+        let here = cluster.executors.get_mut(executor).expect("checked above");
+        let mut stored = Vec::new();
+        for step in steps.iter().filter(|s| s.persist.is_some()) {
+            if here.blocks.insert((step.rdd, step.partition)) {
+                stored.push(StoredBlock {
+                    rdd: step.rdd,
+                    partition: step.partition,
+                    bytes: 1,
+                    level: step.persist.expect("filtered"),
+                });
+            }
+        }
+        let result = match &task.action {
+            TaskAction::ShuffleWrite { shuffle, .. } => {
+                here.outputs.insert((*shuffle, task.partition));
+                Vec::new()
+            }
+            TaskAction::Count | TaskAction::Run(_) => {
+                let rdd = steps.last().map_or(0, |s| s.rdd);
+                format!("{rdd}/{}", task.partition).into_bytes()
+            }
+        };
+        Answer::Now(Ok(TaskOutcome::Success {
+            result,
+            metrics: TaskMetrics {
+                executor_id: executor.to_string(),
+                executor_pid: 0,
+                origin,
+                records: 1,
+                run_micros: 1,
+                stored,
+                accumulator_updates: Vec::new(),
+                evicted: Vec::new(),
+                shuffle_read_bytes: 0,
+                shuffle_write_bytes: 0,
+                spilled_bytes: 0,
+            },
+        }))
+    }
+}
+
+enum Answer {
+    Now(Result<TaskOutcome, Unreachable>),
+    Never,
+}
+
+/// One fake executor of a [`FakeCluster`].
+struct FakeExecutor {
+    id: String,
+    cluster: FakeCluster,
+}
+
+impl RemoteExecutor for FakeExecutor {
+    fn run_task(&self, task: &TaskSpec) -> BoxFuture<'_, Result<TaskOutcome, Unreachable>> {
+        let answer = self.cluster.answer(&self.id, task);
+        Box::pin(async move {
+            // Answers come after a turn of the runtime, as over a network.
+            tokio::task::yield_now().await;
+            match answer {
+                Answer::Now(outcome) => outcome,
+                Answer::Never => std::future::pending().await,
+            }
+        })
+    }
+
+    fn notify(&self, notice: Notice) -> BoxFuture<'_, ()> {
+        self.cluster
+            .0
+            .lock()
+            .notices
+            .push((self.id.clone(), notice));
+        Box::pin(async {})
+    }
+}

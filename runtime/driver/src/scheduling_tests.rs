@@ -1,0 +1,339 @@
+//! The DAG and task schedulers driven against fake executors: retries, cache misses, failed
+//! fetches, lost executors, cancellation and stage resubmission, each as a user would see it —
+//! the job's answer or its error — and by the tasks the executors received.
+
+use crate::DriverState;
+use crate::dag::{self, MAX_STAGE_ATTEMPTS};
+use crate::error::DriverError;
+use crate::fake_executor::{FakeCluster, Received, Scripted};
+use crate::jobs::JobState;
+use crate::remote_executor::Notice;
+use crate::scheduler::MAX_TASK_ATTEMPTS;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+use tessera_plan::{
+    CodeRef, Operator, Partitioner, RddId, RddKind, RddNode, ShuffleId, StorageLevel, TaskAction,
+};
+
+/// A driver with fake executors of two slots each, and no locality wait.
+fn session(executors: &[&str]) -> (Arc<DriverState>, FakeCluster) {
+    let mut state = DriverState::new(
+        &std::env::temp_dir().join("tessera-scheduling-tests"),
+        "the executor logs".into(),
+    )
+    .unwrap();
+    state.locality_wait = Duration::ZERO;
+    let state = Arc::new(state);
+    let cluster = FakeCluster::default();
+    for id in executors {
+        state.executors.add(cluster.executor(id, 2));
+    }
+    (state, cluster)
+}
+
+fn op() -> Operator<CodeRef> {
+    Operator {
+        entry: CodeRef {
+            library: "cell".into(),
+            offset: 0,
+        },
+        env_decoder: None,
+        captures: Vec::new(),
+        params: Vec::new(),
+    }
+}
+
+/// Defines an RDD; the lineage counts the partitions of all but sources.
+fn define(state: &DriverState, kind: RddKind<CodeRef>) -> RddId {
+    let num_partitions = match &kind {
+        RddKind::Parallelize { partitions, .. } => partitions.len() as u32,
+        _ => 0,
+    };
+    let node = RddNode {
+        kind,
+        num_partitions,
+        element_type: "u64".into(),
+        name: "test".into(),
+    };
+    state.lineage.define(node).unwrap().0
+}
+
+fn parallelize(state: &DriverState, partitions: usize) -> RddId {
+    define(
+        state,
+        RddKind::Parallelize {
+            partitions: vec![Vec::new(); partitions],
+            decoder: op(),
+        },
+    )
+}
+
+fn map(state: &DriverState, parent: RddId) -> RddId {
+    define(
+        state,
+        RddKind::Narrow {
+            parent,
+            op: op(),
+            preserves_partitioning: false,
+        },
+    )
+}
+
+fn shuffle(state: &DriverState, parent: RddId, partitions: u32) -> ShuffleId {
+    define(
+        state,
+        RddKind::Shuffled {
+            parent,
+            partitioner: Partitioner::hash(partitions),
+            writer: op(),
+            reader: op(),
+            merge: None,
+        },
+    )
+}
+
+/// Counts `rdd` as a cell does; the fakes answer each partition with `rdd/partition`.
+async fn count(state: &Arc<DriverState>, rdd: RddId) -> Result<Vec<String>, DriverError> {
+    let results = dag::run_job(state.clone(), rdd, TaskAction::Count, None, "count".into()).await?;
+    Ok(results
+        .into_iter()
+        .map(|r| String::from_utf8(r).unwrap())
+        .collect())
+}
+
+fn answers(rdd: RddId, partitions: u32) -> Vec<String> {
+    (0..partitions).map(|p| format!("{rdd}/{p}")).collect()
+}
+
+/// The map tasks of `shuffle` in `received`, as (executor, map partition).
+fn map_tasks(received: &[Received], shuffle: ShuffleId) -> Vec<(String, u32)> {
+    received
+        .iter()
+        .filter(|r| r.writes == Some(shuffle))
+        .map(|r| (r.executor.clone(), r.partition))
+        .collect()
+}
+
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn a_job_runs_its_map_stage_first_and_later_jobs_reuse_the_map_outputs() {
+    let (state, cluster) = session(&["a", "b"]);
+    let words = parallelize(&state, 4);
+    let counts = shuffle(&state, words, 3);
+    assert_eq!(count(&state, counts).await.unwrap(), answers(counts, 3));
+    let received = cluster.received();
+    assert_eq!(received.len(), 7);
+    assert!(received[..4].iter().all(|r| r.writes == Some(counts)));
+    assert!(received[4..].iter().all(|r| r.writes.is_none()));
+    let job = &state.jobs.list()[0];
+    assert_eq!((job.stages, job.stages_planned), (2, 2));
+
+    // The second job finds every map output and runs its result stage only.
+    assert_eq!(count(&state, counts).await.unwrap(), answers(counts, 3));
+    assert_eq!(cluster.received().len(), 10);
+    assert_eq!(state.jobs.list()[1].stages, 1);
+}
+
+#[tokio::test]
+async fn a_failing_task_is_retried_and_fails_its_job_after_four_attempts() {
+    let (state, cluster) = session(&["a", "b"]);
+    let numbers = map(&state, parallelize(&state, 3));
+    // Partition 2 fails twice, then succeeds: the job succeeds.
+    let failures = Arc::new(AtomicU32::new(0));
+    let seen = failures.clone();
+    cluster.script(move |task| {
+        (task.partition == 2 && seen.fetch_add(1, Ordering::SeqCst) < 2)
+            .then(|| Scripted::Fail("flaky".into()))
+    });
+    assert_eq!(count(&state, numbers).await.unwrap(), answers(numbers, 3));
+    assert_eq!(failures.load(Ordering::SeqCst), 3);
+
+    // Partition 1 always fails: the job fails, naming it and the last executor's message.
+    cluster.script(|task| (task.partition == 1).then(|| Scripted::Fail("boom".into())));
+    let error = count(&state, numbers).await.unwrap_err();
+    let DriverError::JobFailed { job: 1, cause } = &error else {
+        panic!("{error}");
+    };
+    assert!(
+        matches!(**cause, DriverError::TaskFailed { partition: 1, attempts: MAX_TASK_ATTEMPTS, ref message, .. } if message == "boom"),
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("Job 1 failed: task for partition 1 failed 4 times"),
+        "{error}"
+    );
+    let job_received = |p| {
+        cluster
+            .received()
+            .iter()
+            .filter(|r| r.job_id == 1 && r.partition == p)
+            .count()
+    };
+    assert_eq!(job_received(1), 4);
+    assert!(matches!(state.jobs.list()[1].state, JobState::Failed(_)));
+    let failed = state
+        .failed_job
+        .lock()
+        .take()
+        .expect("the failed job is on record");
+    assert_eq!(failed.message, error.to_string());
+    assert!(!failed.cancelled);
+}
+
+#[tokio::test]
+async fn a_cache_miss_sends_the_task_again_with_its_source() {
+    let (state, cluster) = session(&["a"]);
+    let cached = map(&state, parallelize(&state, 2));
+    state
+        .lineage
+        .set_persist(cached, Some(StorageLevel::MemoryOnly))
+        .unwrap();
+    assert_eq!(count(&state, cached).await.unwrap(), answers(cached, 2));
+    // Cached: the next tasks go without their source.
+    assert_eq!(count(&state, cached).await.unwrap(), answers(cached, 2));
+    let sent = |job| {
+        cluster
+            .received()
+            .iter()
+            .filter(|r| r.job_id == job)
+            .map(|r| r.with_source)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sent(1), [false, false]);
+
+    // The blocks went without the driver hearing of it: each task misses and goes again whole.
+    cluster.evict_all("a");
+    assert_eq!(count(&state, cached).await.unwrap(), answers(cached, 2));
+    assert_eq!(sorted(sent(2)), [false, false, true, true]);
+    assert!(state.jobs.list()[2].state == JobState::Succeeded);
+}
+
+#[tokio::test]
+async fn a_failed_fetch_recomputes_the_lost_map_outputs_then_runs_the_task_again() {
+    let (state, cluster) = session(&["a", "b"]);
+    let counts = shuffle(&state, parallelize(&state, 4), 2);
+    assert_eq!(count(&state, counts).await.unwrap(), answers(counts, 2));
+    let on_b: Vec<u32> = map_tasks(&cluster.received(), counts)
+        .into_iter()
+        .filter(|(e, _)| e == "b")
+        .map(|(_, p)| p)
+        .collect();
+    assert!(!on_b.is_empty(), "tasks spread over both executors");
+
+    // `b` loses its shuffle files but keeps running: only its map partitions run again.
+    cluster.lose_outputs("b");
+    let before = cluster.received().len();
+    assert_eq!(count(&state, counts).await.unwrap(), answers(counts, 2));
+    let again: Vec<u32> = map_tasks(&cluster.received()[before..], counts)
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(sorted(again), sorted(on_b));
+    let job = &state.jobs.list()[1];
+    assert_eq!(job.stages, 2, "the map stage was resubmitted");
+    assert_eq!(job.state, JobState::Succeeded);
+}
+
+#[tokio::test]
+async fn an_executor_that_dies_is_dropped_and_its_work_done_again_elsewhere() {
+    let (state, cluster) = session(&["a", "b"]);
+    let first = shuffle(&state, parallelize(&state, 4), 2);
+    let second = shuffle(&state, map(&state, first), 2);
+    assert_eq!(count(&state, second).await.unwrap(), answers(second, 2));
+    let held_by_b = |shuffle| -> Vec<u32> {
+        map_tasks(&cluster.received(), shuffle)
+            .into_iter()
+            .filter(|(e, _)| e == "b")
+            .map(|(_, p)| p)
+            .collect()
+    };
+    let (first_on_b, second_on_b) = (held_by_b(first), held_by_b(second));
+
+    // `b` dies between jobs: both shuffles' outputs on it are recomputed, on `a`, the first's
+    // before the second's map tasks that read it.
+    cluster.kill("b");
+    let before = cluster.received().len();
+    assert_eq!(count(&state, second).await.unwrap(), answers(second, 2));
+    let now = &cluster.received()[before..];
+    let on_a = |shuffle| -> Vec<u32> {
+        map_tasks(now, shuffle)
+            .into_iter()
+            .filter(|(e, _)| e == "a")
+            .map(|(_, p)| p)
+            .collect()
+    };
+    assert_eq!(sorted(on_a(first)), sorted(first_on_b));
+    assert_eq!(sorted(on_a(second)), sorted(second_on_b));
+    let ids: Vec<String> = state.executors.list().into_iter().map(|e| e.id).collect();
+    assert_eq!(ids, ["a"]);
+    assert!(!state.map_outputs.holds_any("b"));
+
+    // An executor that dies under a task: the task runs again on the other.
+    let (state, cluster) = session(&["a", "b"]);
+    let numbers = map(&state, parallelize(&state, 4));
+    cluster.script(|task| (task.executor == "b").then_some(Scripted::Die));
+    assert_eq!(count(&state, numbers).await.unwrap(), answers(numbers, 4));
+    assert_eq!(state.executors.list().len(), 1);
+}
+
+#[tokio::test]
+async fn a_cancelled_job_ends_at_once_and_every_executor_is_told() {
+    let (state, cluster) = session(&["a", "b"]);
+    let numbers = map(&state, parallelize(&state, 4));
+    cluster.script(|_| Some(Scripted::Hang));
+    let job = tokio::spawn({
+        let state = state.clone();
+        async move { count(&state, numbers).await }
+    });
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while cluster.received().len() < 4 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("every task reaches an executor");
+    assert_eq!(state.jobs.cancel_all(), 1);
+    let error = tokio::time::timeout(Duration::from_secs(10), job)
+        .await
+        .expect("the job ends when cancelled")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(error.to_string(), "Job 0 was cancelled");
+    assert_eq!(
+        sorted(cluster.notices()),
+        [
+            ("a".to_string(), Notice::CancelJob(0)),
+            ("b".to_string(), Notice::CancelJob(0))
+        ]
+    );
+    assert_eq!(state.jobs.list()[0].state, JobState::Cancelled);
+    assert!(state.failed_job.lock().take().unwrap().cancelled);
+    // Every slot was given back: the next job runs.
+    cluster.script(|_| None);
+    assert_eq!(count(&state, numbers).await.unwrap(), answers(numbers, 4));
+}
+
+#[tokio::test]
+async fn map_outputs_that_never_arrive_fail_the_job_after_four_stage_attempts() {
+    let (state, cluster) = session(&["a", "b"]);
+    let counts = shuffle(&state, parallelize(&state, 2), 2);
+    cluster.script(|task| (task.writes.is_none()).then_some(Scripted::FailFetch));
+    let error = count(&state, counts).await.unwrap_err();
+    assert!(
+        error.to_string().contains(&format!(
+            "could not fetch the output of shuffle {counts} {MAX_STAGE_ATTEMPTS} times"
+        )),
+        "{error}"
+    );
+    // The map stage ran at first and once after each of the first three failed rounds, for
+    // the outputs of the executor that could not be reached.
+    let map_rounds = map_tasks(&cluster.received(), counts).len();
+    assert!((2 + 3..=2 + 3 * 2).contains(&map_rounds), "{map_rounds}");
+}
