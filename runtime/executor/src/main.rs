@@ -6,6 +6,7 @@
 mod artifacts;
 mod bad_record;
 mod blocks;
+mod error;
 mod pipeline;
 mod service;
 mod shuffle_fetch;

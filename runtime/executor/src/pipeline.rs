@@ -8,6 +8,7 @@
 use crate::artifacts::Artifacts;
 use crate::bad_record::{first_failing_line, read_bad_record, with_place};
 use crate::blocks::{Block, BlockManager};
+use crate::error::ExecutorError;
 use crate::shuffle_store::{Bucket, ShuffleStore};
 use crate::task_host::TaskHost;
 use std::collections::HashMap;
@@ -78,8 +79,9 @@ pub fn run_task(task: &TaskSpec, env: &TaskEnv) -> TaskOutcome {
                 spilled_bytes: env.host.spilled() + env.fetch_spilled,
             },
         },
-        Err(message) => TaskOutcome::Failed {
-            message: locate_bad_record(task, env, message),
+        // The outcome travels as text.
+        Err(error) => TaskOutcome::Failed {
+            message: locate_bad_record(task, env, error.to_string()),
         },
     }
 }
@@ -111,7 +113,7 @@ fn locate_bad_record(task: &TaskSpec, env: &TaskEnv, message: String) -> String 
             },
             decoder: decoder.clone(),
         };
-        count_chain(&source, &steps, env).err().as_ref() == Some(&message)
+        count_chain(&source, &steps, env).is_err_and(|e| e.to_string() == message)
     };
     let place = first_failing_line(split.start..split.end, fails)
         .and_then(|start| read_bad_record(&split.path, start).ok());
@@ -120,7 +122,11 @@ fn locate_bad_record(task: &TaskSpec, env: &TaskEnv, message: String) -> String 
 
 /// Runs `source` through `steps` into a count, as a task with that chain would, without
 /// caching anything: the error it fails with.
-fn count_chain(source: &TaskSource, steps: &[PipelineStep], env: &TaskEnv) -> Result<(), String> {
+fn count_chain(
+    source: &TaskSource,
+    steps: &[PipelineStep],
+    env: &TaskEnv,
+) -> Result<(), ExecutorError> {
     let mut shared = Shared {
         error: None,
         cancelled: env.cancelled,
@@ -143,13 +149,13 @@ fn count_chain(source: &TaskSource, steps: &[PipelineStep], env: &TaskEnv) -> Re
 
 /// State every stage of a running task shares: the first error, and the cancel flag.
 struct Shared<'a> {
-    error: Option<String>,
+    error: Option<ExecutorError>,
     cancelled: &'a AtomicBool,
 }
 
 impl Shared<'_> {
-    fn fail(&mut self, message: String) -> Status {
-        self.error.get_or_insert(message);
+    fn fail(&mut self, error: ExecutorError) -> Status {
+        self.error.get_or_insert(error);
         STATUS_ERROR
     }
 
@@ -160,14 +166,17 @@ impl Shared<'_> {
         }
     }
 
-    fn take_error(&mut self, fallback: &str) -> String {
-        self.error.take().unwrap_or_else(|| fallback.to_string())
+    /// The first error, or `fallback` when the code failed without saying why.
+    fn take_error(&mut self, fallback: ExecutorError) -> ExecutorError {
+        self.error.take().unwrap_or(fallback)
     }
 }
 
 unsafe extern "C" fn set_error(ctx: *mut c_void, message: RawBytes) {
     let shared = unsafe { &mut *(ctx as *mut Shared) };
-    shared.fail(String::from_utf8_lossy(unsafe { message.as_slice() }).into_owned());
+    shared.fail(ExecutorError::UserCode {
+        message: String::from_utf8_lossy(unsafe { message.as_slice() }).into_owned(),
+    });
 }
 
 enum StageKind {
@@ -216,7 +225,7 @@ impl Stage {
         let shared = unsafe { &mut *self.shared };
         if shared.cancelled.load(Ordering::Relaxed) {
             unsafe { (self.input.drop)(batch) };
-            return shared.fail("the job was cancelled".to_string());
+            return shared.fail(ExecutorError::Cancelled);
         }
         let err = shared.sink();
         match &mut self.kind {
@@ -273,32 +282,30 @@ fn table<T>(
     env: &TaskEnv,
     op: &Operator<CodeRef>,
     version: impl Fn(&T) -> u32,
-) -> Result<&'static T, String> {
-    let address = env
-        .artifacts
-        .resolve(&op.entry)
-        .ok_or_else(|| format!("library {} is not loaded", op.entry.library))?;
+) -> Result<&'static T, ExecutorError> {
+    let address = env.artifacts.resolve(&op.entry)?;
     // SAFETY: the plan says this address is a `TableEntry` of this library.
     let entry: TableEntry = unsafe { std::mem::transmute::<*const c_void, TableEntry>(address) };
     let table = unsafe { &*(entry() as *const T) };
     if version(table) != ABI_VERSION {
-        return Err(format!(
-            "cell library {} speaks ABI version {}, this executor {ABI_VERSION}: rebuild the session and executors from one Tessera",
-            op.entry.library,
-            version(table)
-        ));
+        return Err(ExecutorError::AbiMismatch {
+            library: op.entry.library.clone(),
+            library_version: version(table),
+            executor_version: ABI_VERSION,
+        });
     }
     Ok(table)
 }
 
-fn open_args(env: &TaskEnv, op: &Operator<CodeRef>, partition: u32) -> Result<OpenArgs, String> {
+fn open_args(
+    env: &TaskEnv,
+    op: &Operator<CodeRef>,
+    partition: u32,
+) -> Result<OpenArgs, ExecutorError> {
     let env_decoder = match &op.env_decoder {
         None => None,
         Some(code) => {
-            let address = env
-                .artifacts
-                .resolve(code)
-                .ok_or_else(|| format!("library {} is not loaded", code.library))?;
+            let address = env.artifacts.resolve(code)?;
             // SAFETY: the plan says this address is an `EnvDecoder`.
             Some(unsafe {
                 std::mem::transmute::<*const c_void, tessera_plan::abi::EnvDecoder>(address)
@@ -328,24 +335,27 @@ fn open_state(
     open: OpenFn,
     input_type: unsafe extern "C" fn() -> RawBytes,
     input: &BatchVTable,
-) -> Result<*mut c_void, String> {
+) -> Result<*mut c_void, ExecutorError> {
     check_input(what, &type_name(input_type), &type_name(input.type_name))?;
     let args = open_args(env, op, partition)?;
     let mut state = std::ptr::null_mut();
     if unsafe { open(args, &mut state, shared.sink()) } != STATUS_OK {
-        return Err(shared.take_error(&format!("{what} failed to open")));
+        return Err(shared.take_error(ExecutorError::OpenFailed {
+            what: what.to_string(),
+        }));
     }
     Ok(state)
 }
 
-fn check_input(what: &str, expected: &str, actual: &str) -> Result<(), String> {
+fn check_input(what: &str, expected: &str, actual: &str) -> Result<(), ExecutorError> {
     if expected == actual {
         Ok(())
     } else {
-        Err(format!(
-            "{what} expects records of type `{expected}` but receives `{actual}`; \
-             re-run the cells that define this RDD"
-        ))
+        Err(ExecutorError::InputTypeMismatch {
+            what: what.to_string(),
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+        })
     }
 }
 
@@ -382,7 +392,7 @@ fn build_chain<'a>(
     steps: &[PipelineStep],
     env: &TaskEnv,
     shared: &mut Shared,
-) -> Result<Option<BuiltChain<'a>>, String> {
+) -> Result<Option<BuiltChain<'a>>, ExecutorError> {
     // The stages point at `shared` for as long as they live, which is within `run`.
     let shared_ptr = shared as *mut Shared as *mut Shared<'static>;
     let resume = steps.iter().enumerate().rev().find_map(|(i, step)| {
@@ -418,7 +428,7 @@ fn build_chain<'a>(
         ),
         Start::Source(_, table) => (table.output, PartitionOrigin::Computed),
         Start::Concat(chains) => {
-            let first = chains.first().ok_or("a union of no RDDs")?;
+            let first = chains.first().ok_or(ExecutorError::EmptyUnion)?;
             for chain in chains {
                 check_input(
                     "a union",
@@ -486,7 +496,7 @@ fn drive(
     sink: *mut Stage,
     env: &TaskEnv,
     shared: &mut Shared,
-) -> Result<(), String> {
+) -> Result<(), ExecutorError> {
     // Link the stages; `stages` is not resized from here on, so the pointers stay valid.
     let count = chain.stages.len();
     let base = chain.stages.as_mut_ptr();
@@ -535,9 +545,10 @@ fn drive(
             match source {
                 TaskSource::Records { bytes, .. } => decode(bytes, shared),
                 TaskSource::ShuffleRead { shuffle, .. } => {
-                    let buckets = env.shuffle_input.get(shuffle).ok_or_else(|| {
-                        format!("the buckets of shuffle {shuffle} were not fetched")
-                    })?;
+                    let buckets = env
+                        .shuffle_input
+                        .get(shuffle)
+                        .ok_or(ExecutorError::ShuffleNotFetched { shuffle: *shuffle })?;
                     let mut status = STATUS_OK;
                     for bucket in buckets {
                         bucket
@@ -545,8 +556,9 @@ fn drive(
                                 status = decode(frame, shared);
                                 status == STATUS_OK
                             })
-                            .map_err(|e| {
-                                format!("cannot read a bucket of shuffle {shuffle}: {e}")
+                            .map_err(|source| ExecutorError::ShuffleBucketRead {
+                                shuffle: *shuffle,
+                                source,
                             })?;
                         if status != STATUS_OK {
                             break;
@@ -560,22 +572,21 @@ fn drive(
                         status = decode(lines, shared);
                         status == STATUS_OK
                     })
-                    .map_err(|e| {
-                        format!(
-                            "cannot read {} on host {} (bytes {}..{}): {e}; every executor host \
-                             must see the file at the same path (a shared file system); send \
-                             small files with sc.add_file instead",
-                            split.path,
-                            tessera_wire::hostname(),
-                            split.start,
-                            split.end
-                        )
+                    .map_err(|source| ExecutorError::SplitRead {
+                        path: split.path.clone(),
+                        host: tessera_wire::hostname(),
+                        start: split.start,
+                        end: split.end,
+                        source,
                     })?;
                     status
                 }
                 TaskSource::SavedPartition { path, .. } => {
-                    let bytes = std::fs::read(path.as_str()).map_err(|e| {
-                        format!("cannot read the checkpoint file {path}: {e}; was it removed?")
+                    let bytes = std::fs::read(path.as_str()).map_err(|source| {
+                        ExecutorError::CheckpointRead {
+                            path: path.clone(),
+                            source,
+                        }
                     })?;
                     decode(&bytes, shared)
                 }
@@ -584,13 +595,13 @@ fn drive(
         }
     };
     if fed != STATUS_OK {
-        return Err(shared.take_error("the task failed"));
+        return Err(shared.take_error(ExecutorError::TaskFailed));
     }
     for stage in &mut chain.stages {
         if let StageKind::Operator { table, state } = &mut stage.kind {
             let status = unsafe { (table.finish)(*state, Stage::sink(stage.next), shared.sink()) };
             if status != STATUS_OK {
-                return Err(shared.take_error("the task failed"));
+                return Err(shared.take_error(ExecutorError::TaskFailed));
             }
         }
     }
@@ -642,7 +653,7 @@ fn store_cached(
 }
 
 /// Runs the task; `None` when it came without its source and the partition is not cached.
-fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran>, String> {
+fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran>, ExecutorError> {
     let Some(mut chain) = build_chain(task.source.as_ref(), &task.steps, env, shared)? else {
         return Ok(None);
     };
@@ -712,7 +723,7 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
         StageKind::Operator { .. } | StageKind::Cache { .. } => unreachable!("built above"),
     };
     if status != STATUS_OK {
-        return Err(shared.take_error("the task failed"));
+        return Err(shared.take_error(ExecutorError::TaskFailed));
     }
 
     // The task succeeded: keep the partitions it was asked to cache.
@@ -727,7 +738,7 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
     if let (TaskAction::ShuffleWrite { shuffle, .. }, Some(output)) = (&task.action, output) {
         shuffle_written = match output.finish()? {
             Written::Memory(bytes) => {
-                let output = MapOutput::parse(bytes).map_err(|e| e.to_string())?;
+                let output = MapOutput::parse(bytes)?;
                 let written = output.payload_len();
                 env.shuffles.put(*shuffle, task.partition, output)?;
                 written
@@ -803,14 +814,11 @@ impl OutputSink {
         }
     }
 
-    fn finish(mut self) -> Result<Written, String> {
+    fn finish(mut self) -> Result<Written, ExecutorError> {
         use std::io::Write;
-        let failed = |path: &std::path::Path, e: std::io::Error| {
-            format!(
-                "cannot write the map output {} ({e}); free disk space there, or give \
-                 executors more memory",
-                path.display()
-            )
+        let failed = |path: &std::path::Path, source| ExecutorError::MapOutputWrite {
+            path: path.to_path_buf(),
+            source,
         };
         if let Some(e) = self.error.take() {
             return Err(failed(&self.path, e));

@@ -90,7 +90,7 @@ impl Executor for ExecutorService {
                         break 'outcome TaskOutcome::FetchFailed {
                             shuffle,
                             executor_id: failure.executor_id,
-                            message: failure.message,
+                            message: failure.error.to_string(),
                         };
                     }
                 };
