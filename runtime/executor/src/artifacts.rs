@@ -3,6 +3,7 @@
 //! referenced by cached partitions' drop functions). Side files (`sc.add_file`) come the same
 //! way, into the directory `tessera::files::get` looks in.
 
+use crate::error::ExecutorError;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -12,35 +13,6 @@ use std::sync::Arc;
 use tessera_plan::{CodeRef, SideFile};
 pub use tessera_wire::DriverChannel;
 use tessera_wire::driver::FetchArtifactRequest;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ArtifactError {
-    #[error("cannot fetch {what} {hash} from the driver: {source}")]
-    Fetch {
-        what: String,
-        hash: String,
-        source: tonic::Status,
-    },
-    #[error(
-        "{what} {hash} arrived corrupted (its content hashes to {actual}); the driver or network is faulty"
-    )]
-    Corrupt {
-        what: String,
-        hash: String,
-        actual: String,
-    },
-    #[error("cannot store {what} {hash} at {path}: {source}")]
-    Store {
-        what: String,
-        hash: String,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "cannot load library {hash}: {message}. Executors must run the driver's toolchain, glibc and architecture"
-    )]
-    Load { hash: String, message: String },
-}
 
 /// A loaded library: its handle and its load base (as `dladdr` reports it to the cell).
 #[derive(Clone, Copy)]
@@ -73,7 +45,7 @@ impl Artifacts {
 
     /// Fetches and loads library `hash` unless it is loaded already. `global` makes its symbols
     /// visible to libraries loaded later (for the toolchain's libstd).
-    pub async fn ensure_loaded(&self, hash: &str, global: bool) -> Result<(), ArtifactError> {
+    pub async fn ensure_loaded(&self, hash: &str, global: bool) -> Result<(), ExecutorError> {
         if self.loaded.lock().contains_key(hash) {
             return Ok(());
         }
@@ -85,17 +57,14 @@ impl Artifacts {
         if !path.exists() {
             self.fetch_into(hash, "library", &path).await?;
         }
-        let loaded = load(&path, global).map_err(|message| ArtifactError::Load {
-            hash: hash.to_string(),
-            message,
-        })?;
+        let loaded = load(hash, &path, global)?;
         tracing::debug!(hash, path = %path.display(), "loaded library");
         self.loaded.lock().insert(hash.to_string(), loaded);
         Ok(())
     }
 
     /// Fetches side file `file` into the side-file directory unless the copy there is current.
-    pub async fn ensure_side_file(&self, file: &SideFile) -> Result<(), ArtifactError> {
+    pub async fn ensure_side_file(&self, file: &SideFile) -> Result<(), ExecutorError> {
         if self.files.lock().get(&file.name) == Some(&file.hash) {
             return Ok(());
         }
@@ -114,12 +83,12 @@ impl Artifacts {
     }
 
     /// Fetches artifact `hash` and writes it to `path`, whole or not at all.
-    async fn fetch_into(&self, hash: &str, what: &str, path: &Path) -> Result<(), ArtifactError> {
+    async fn fetch_into(&self, hash: &str, what: &str, path: &Path) -> Result<(), ExecutorError> {
         let bytes = self.fetch(hash, what).await?;
         let tmp = path.with_extension("part");
         std::fs::write(&tmp, &bytes)
             .and_then(|_| std::fs::rename(&tmp, path))
-            .map_err(|source| ArtifactError::Store {
+            .map_err(|source| ExecutorError::ArtifactStore {
                 what: what.to_string(),
                 hash: hash.to_string(),
                 path: path.to_path_buf(),
@@ -127,8 +96,8 @@ impl Artifacts {
             })
     }
 
-    async fn fetch(&self, hash: &str, what: &str) -> Result<Vec<u8>, ArtifactError> {
-        let fetch_error = |source| ArtifactError::Fetch {
+    async fn fetch(&self, hash: &str, what: &str) -> Result<Vec<u8>, ExecutorError> {
+        let fetch_error = |source| ExecutorError::ArtifactFetch {
             what: what.to_string(),
             hash: hash.to_string(),
             source,
@@ -148,7 +117,7 @@ impl Artifacts {
         }
         let actual = hex(&Sha256::digest(&bytes));
         if actual != hash {
-            return Err(ArtifactError::Corrupt {
+            return Err(ExecutorError::ArtifactCorrupt {
                 what: what.to_string(),
                 hash: hash.to_string(),
                 actual,
@@ -158,11 +127,14 @@ impl Artifacts {
     }
 
     /// The address `code` refers to, in a library loaded earlier.
-    pub fn resolve(&self, code: &CodeRef) -> Option<*const c_void> {
+    pub fn resolve(&self, code: &CodeRef) -> Result<*const c_void, ExecutorError> {
         self.loaded
             .lock()
             .get(&code.library)
             .map(|l| (l.base + code.offset as usize) as *const c_void)
+            .ok_or_else(|| ExecutorError::LibraryNotLoaded {
+                library: code.library.clone(),
+            })
     }
 }
 
@@ -195,9 +167,16 @@ fn dl_error() -> String {
     }
 }
 
-/// Loads `path` for good and finds its base address the way the cell did, with `dladdr`.
-fn load(path: &std::path::Path, global: bool) -> Result<Loaded, String> {
-    let c_path = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+/// Loads library `hash` from `path` for good and finds its base address the way the cell did,
+/// with `dladdr`.
+fn load(hash: &str, path: &std::path::Path, global: bool) -> Result<Loaded, ExecutorError> {
+    let failed = |reason: String| ExecutorError::LibraryLoad {
+        hash: hash.to_string(),
+        path: path.to_path_buf(),
+        reason,
+    };
+    let c_path =
+        CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| failed(e.to_string()))?;
     let mode = libc::RTLD_NOW
         | if global {
             libc::RTLD_GLOBAL
@@ -207,19 +186,19 @@ fn load(path: &std::path::Path, global: bool) -> Result<Loaded, String> {
     // SAFETY: loading a library whose hash the driver vouched for; it is never closed.
     let handle = unsafe { libc::dlopen(c_path.as_ptr(), mode) };
     if handle.is_null() {
-        return Err(dl_error());
+        return Err(failed(dl_error()));
     }
     let mut map: *mut LinkMap = std::ptr::null_mut();
     // SAFETY: RTLD_DI_LINKMAP writes a pointer to the library's link map.
     if unsafe { dlinfo(handle, RTLD_DI_LINKMAP, &mut map as *mut _ as *mut c_void) } != 0
         || map.is_null()
     {
-        return Err(dl_error());
+        return Err(failed(dl_error()));
     }
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     // SAFETY: l_ld points into the library's own mapping.
     if unsafe { libc::dladdr((*map).l_ld, &mut info) } == 0 {
-        return Err("cannot find the library's base address".into());
+        return Err(failed("cannot find the library's base address".into()));
     }
     Ok(Loaded {
         base: info.dli_fbase as usize,

@@ -1,6 +1,6 @@
 //! Where the record that made a closure panic came from, when it is a line of a text file.
 //!
-//! Records cross the pipeline in batches, and `filter` or `flat_map` change how records line up
+//! Records cross a chain in batches, and `filter` or `flat_map` change how records line up
 //! with the lines they came from, so a task cannot tell which line a panicking record was made
 //! from without carrying an origin with every record. It does not: nothing is tracked while a
 //! task runs. When a task over a text split fails because a closure panicked, the executor runs

@@ -6,6 +6,7 @@
 //! level allows, otherwise dropped. A dropped block is no error: a task that wanted it is told
 //! it is missing and its partition is recomputed from lineage, as in Spark.
 
+use crate::error::ExecutorError;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -52,7 +53,7 @@ unsafe extern "C" fn keep_error(ctx: *mut c_void, message: RawBytes) {
 }
 
 /// Encodes batches as length-prefixed frames.
-fn encode(batches: &[Batch], vtable: &BatchVTable) -> Result<Vec<u8>, String> {
+fn encode(batches: &[Batch], vtable: &BatchVTable) -> Result<Vec<u8>, ExecutorError> {
     let mut out = Vec::new();
     for &batch in batches {
         let mut frame = Vec::new();
@@ -67,7 +68,7 @@ fn encode(batches: &[Batch], vtable: &BatchVTable) -> Result<Vec<u8>, String> {
         };
         // SAFETY: the batch was produced with this table, which encodes without consuming it.
         if unsafe { (vtable.encode)(batch, sink, err) } != STATUS_OK {
-            return Err(format!("cannot serialize a cached partition: {error}"));
+            return Err(ExecutorError::CacheEncode { message: error });
         }
         out.extend_from_slice(&(frame.len() as u64).to_le_bytes());
         out.extend_from_slice(&frame);
@@ -102,9 +103,9 @@ fn frames(mut bytes: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
 }
 
 /// Decodes what [`encode`] wrote.
-fn decode(bytes: &[u8], vtable: &BatchVTable) -> Result<Vec<Batch>, String> {
+fn decode(bytes: &[u8], vtable: &BatchVTable) -> Result<Vec<Batch>, ExecutorError> {
     let mut batches = Vec::new();
-    for frame in frames(bytes).map_err(|e| e.to_string())? {
+    for frame in frames(bytes)? {
         let mut error = String::new();
         let sink = BatchSink {
             ctx: &mut batches as *mut Vec<Batch> as *mut c_void,
@@ -117,7 +118,7 @@ fn decode(bytes: &[u8], vtable: &BatchVTable) -> Result<Vec<Batch>, String> {
         // SAFETY: the frame was written by this table's `encode`.
         if unsafe { (vtable.decode)(RawBytes::from_slice(frame), sink, err) } != STATUS_OK {
             free(batches, vtable);
-            return Err(format!("cannot read a cached partition: {error}"));
+            return Err(ExecutorError::CacheDecode { message: error });
         }
     }
     Ok(batches)
@@ -137,7 +138,7 @@ impl Block {
     }
 
     /// A fresh copy of every batch, for a task to consume.
-    pub fn batches(&self) -> Result<Vec<Batch>, String> {
+    pub fn batches(&self) -> Result<Vec<Batch>, ExecutorError> {
         match &self.stored {
             // SAFETY: cloning reads the batch; the block keeps its own.
             Stored::Deserialized(batches) => Ok(batches
@@ -146,11 +147,9 @@ impl Block {
                 .collect()),
             Stored::Serialized(bytes) => decode(bytes, &self.vtable),
             Stored::OnDisk(path) => {
-                let bytes = std::fs::read(path).map_err(|e| {
-                    format!(
-                        "cannot read the cached partition in {}: {e}",
-                        path.display()
-                    )
+                let bytes = std::fs::read(path).map_err(|source| ExecutorError::CacheRead {
+                    path: path.clone(),
+                    source,
                 })?;
                 decode(&bytes, &self.vtable)
             }
@@ -235,11 +234,18 @@ impl BlockManager {
         partition: u32,
         batches: &[Batch],
         vtable: &BatchVTable,
-    ) -> Result<Stored, String> {
+    ) -> Result<Stored, ExecutorError> {
         let path = self.disk_path(rdd, partition);
-        std::fs::create_dir_all(&self.disk_dir).map_err(|e| e.to_string())?;
-        std::fs::write(&path, encode(batches, vtable)?)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::create_dir_all(&self.disk_dir).map_err(|source| ExecutorError::CacheWrite {
+            path: self.disk_dir.clone(),
+            source,
+        })?;
+        std::fs::write(&path, encode(batches, vtable)?).map_err(|source| {
+            ExecutorError::CacheWrite {
+                path: path.clone(),
+                source,
+            }
+        })?;
         Ok(Stored::OnDisk(path))
     }
 
@@ -252,7 +258,7 @@ impl BlockManager {
         level: StorageLevel,
         batches: Vec<Batch>,
         vtable: BatchVTable,
-    ) -> Result<PutOutcome, String> {
+    ) -> Result<PutOutcome, ExecutorError> {
         let stored = match level {
             StorageLevel::MemoryOnly | StorageLevel::MemoryAndDisk => {
                 let bytes = memory_bytes(&batches, &vtable);

@@ -6,11 +6,12 @@
 mod artifacts;
 mod bad_record;
 mod blocks;
-mod pipeline;
+mod error;
 mod service;
 mod shuffle_fetch;
 mod shuffle_store;
 mod task_host;
+mod task_runner;
 
 use anyhow::{Context, bail};
 use clap::Parser;

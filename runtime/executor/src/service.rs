@@ -2,10 +2,10 @@
 
 use crate::artifacts::Artifacts;
 use crate::blocks::BlockManager;
-use crate::pipeline::{TaskEnv, libraries, run_task};
 use crate::shuffle_fetch::{self, Peers, Spool};
 use crate::shuffle_store::{Bucket, ShuffleStore};
 use crate::task_host::{Broadcasts, TaskHost};
+use crate::task_runner::{TaskEnv, libraries, run_task};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -91,7 +91,7 @@ impl Executor for ExecutorService {
                         break 'outcome TaskOutcome::FetchFailed {
                             shuffle,
                             executor_id: failure.executor_id,
-                            message: failure.message,
+                            message: failure.error.to_string(),
                         };
                     }
                 };

@@ -8,6 +8,7 @@
 //! Spark fetches large blocks to disk), read back a frame at a time and removed when the task
 //! is done with it. Buckets this executor wrote are read where they are, not copied.
 
+use crate::error::ExecutorError;
 use crate::shuffle_store::{Bucket, BucketFile, ShuffleStore};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -28,7 +29,8 @@ pub struct Peers {
 /// Why a bucket could not be had, and from whom.
 pub struct FetchFailure {
     pub executor_id: String,
-    pub message: String,
+    /// Sent to the driver as text, in the task's outcome.
+    pub error: ExecutorError,
 }
 
 impl Peers {
@@ -39,17 +41,15 @@ impl Peers {
         }
     }
 
-    async fn client(&self, address: &str) -> Result<ExecutorChannel, String> {
+    async fn client(&self, address: &str) -> Result<ExecutorChannel, ExecutorError> {
         if let Some(client) = self.clients.lock().get(address) {
             return Ok(client.clone());
         }
         let client = connect_executor(address, &self.credential)
             .await
-            .map_err(|e| {
-                format!(
-                    "cannot connect to {address}: {}",
-                    tessera_credentials::describe_error(&e)
-                )
+            .map_err(|source| ExecutorError::PeerConnect {
+                address: address.to_string(),
+                source,
             })?;
         self.clients
             .lock()
@@ -84,12 +84,11 @@ fn goes_to_disk(held: u64, more: u64, budget: u64) -> bool {
     held.saturating_add(more) > budget
 }
 
-fn keep_failed(dir: &std::path::Path, e: std::io::Error) -> String {
-    format!(
-        "cannot keep a fetched bucket in {} ({e}); free disk space there, or give executors \
-         more memory",
-        dir.display()
-    )
+fn keep_failed(dir: &std::path::Path, source: std::io::Error) -> ExecutorError {
+    ExecutorError::FetchSpill {
+        dir: dir.to_path_buf(),
+        source,
+    }
 }
 
 /// A bucket being received.
@@ -153,13 +152,11 @@ impl<'s> Received<'s> {
         })
     }
 
-    fn add(&mut self, bucket: u32, data: Vec<u8>) -> Result<(), String> {
+    fn add(&mut self, bucket: u32, data: Vec<u8>) -> Result<(), ExecutorError> {
         let index = bucket as usize;
         let asked = self.seen.len();
         let Some(incoming) = self.buckets.get_mut(index) else {
-            return Err(format!(
-                "sent a piece of bucket {bucket} of {asked} asked for"
-            ));
+            return Err(ExecutorError::UnaskedBucket { bucket, asked });
         };
         let spool = &mut *self.spool;
         if let Incoming::Memory(bytes) = incoming
@@ -188,21 +185,20 @@ impl<'s> Received<'s> {
         Ok(())
     }
 
-    fn finish(self) -> Result<Vec<Bucket>, String> {
+    fn finish(self) -> Result<Vec<Bucket>, ExecutorError> {
         let missing = self.seen.iter().filter(|s| !**s).count();
         if missing > 0 {
-            return Err(format!(
-                "the stream ended with {missing} of {} buckets missing",
-                self.seen.len()
-            ));
+            return Err(ExecutorError::BucketsMissing {
+                missing,
+                asked: self.seen.len(),
+            });
         }
         self.buckets
             .into_iter()
             .map(|incoming| match incoming {
                 Incoming::Memory(bytes) => Ok(Bucket::Owned(bytes)),
                 Incoming::File { file, mut out, len } => {
-                    out.flush()
-                        .map_err(|e| format!("cannot write {}: {e}", file.path.display()))?;
+                    out.flush().map_err(|e| keep_failed(&self.spool.dir, e))?;
                     Ok(Bucket::File(file, 0..len))
                 }
             })
@@ -222,15 +218,20 @@ pub async fn fetch(
 ) -> Result<Vec<Bucket>, FetchFailure> {
     let mut buckets = Vec::new();
     for location in locations {
-        let failure = |message: String| FetchFailure {
+        let failure = |error: ExecutorError| FetchFailure {
             executor_id: location.executor_id.clone(),
-            message,
+            error,
         };
         if location.executor_id == executor_id {
             for &map_partition in &location.map_partitions {
                 let bucket = store
                     .bucket(shuffle, map_partition, partition)
-                    .map_err(|e| failure(format!("this executor lost a map output: {e}")))?;
+                    .map_err(|_| {
+                        failure(ExecutorError::LocalMapOutputLost {
+                            shuffle,
+                            map_partition,
+                        })
+                    })?;
                 buckets.push((map_partition, bucket));
             }
             continue;
@@ -243,13 +244,13 @@ pub async fn fetch(
                 map_partitions: location.map_partitions.clone(),
             })
             .await
-            .map_err(|status| failure(status.message().to_string()))?
+            .map_err(|source| failure(ExecutorError::PeerFailed { source }))?
             .into_inner();
         let mut received = Received::new(location.map_partitions.len(), spool);
         while let Some(piece) = pieces
             .message()
             .await
-            .map_err(|status| failure(status.message().to_string()))?
+            .map_err(|source| failure(ExecutorError::PeerFailed { source }))?
         {
             received.add(piece.bucket, piece.data).map_err(failure)?;
         }
@@ -308,12 +309,14 @@ mod tests {
                 .finish()
                 .err()
                 .unwrap()
+                .to_string()
                 .contains("1 of 2 buckets missing")
         );
         assert!(
             Received::new(1, &mut spool)
                 .add(5, Vec::new())
                 .unwrap_err()
+                .to_string()
                 .contains("bucket 5")
         );
         assert_eq!(spool.spilled, 0);

@@ -10,6 +10,7 @@
 //! [`Bucket::read_frames`]), from memory or from its file, so that serving or reading a bucket
 //! never holds more of it than one piece.
 
+use crate::error::ExecutorError;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -169,7 +170,7 @@ impl ShuffleStore {
         shuffle: ShuffleId,
         map_partition: u32,
         output: MapOutput,
-    ) -> Result<(), String> {
+    ) -> Result<(), ExecutorError> {
         let mut outputs = self.outputs.lock();
         outputs.replace((shuffle, map_partition), Stored::Memory(Arc::new(output)));
         let Outputs {
@@ -195,18 +196,15 @@ impl ShuffleStore {
         shuffle: ShuffleId,
         map_partition: u32,
         output: &MapOutput,
-    ) -> Result<Stored, String> {
+    ) -> Result<Stored, ExecutorError> {
         let path = self
             .dir
             .join(format!("shuffle-{shuffle}-map-{map_partition}.data"));
         std::fs::create_dir_all(&self.dir)
             .and_then(|()| std::fs::write(&path, output.bytes()))
-            .map_err(|e| {
-                format!(
-                    "cannot write shuffle output to {} ({e}); free disk space there, or give \
-                     executors more memory",
-                    path.display()
-                )
+            .map_err(|source| ExecutorError::MapOutputSpill {
+                path: path.clone(),
+                source,
             })?;
         tracing::debug!(shuffle, map_partition, path = %path.display(), "map output spilled to disk");
         let ranges = (0..output.buckets())
@@ -227,8 +225,11 @@ impl ShuffleStore {
         shuffle: ShuffleId,
         map_partition: u32,
         reduce: u32,
-    ) -> Result<Bucket, String> {
-        let missing = || format!("no output of map partition {map_partition} of shuffle {shuffle}");
+    ) -> Result<Bucket, ExecutorError> {
+        let missing = || ExecutorError::NoMapOutput {
+            shuffle,
+            map_partition,
+        };
         match self.outputs.lock().by_map.get(&(shuffle, map_partition)) {
             None => Err(missing()),
             Some(Stored::Memory(output)) => output
@@ -246,12 +247,14 @@ impl ShuffleStore {
     }
 
     /// A new file for a map output that `put_file` will keep.
-    pub fn output_path(&self, shuffle: ShuffleId, map_partition: u32) -> Result<PathBuf, String> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| {
-            format!(
-                "cannot create the shuffle directory {} ({e}); free disk space there",
-                self.dir.display()
-            )
+    pub fn output_path(
+        &self,
+        shuffle: ShuffleId,
+        map_partition: u32,
+    ) -> Result<PathBuf, ExecutorError> {
+        std::fs::create_dir_all(&self.dir).map_err(|source| ExecutorError::ShuffleDir {
+            dir: self.dir.clone(),
+            source,
         })?;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -268,23 +271,21 @@ impl ShuffleStore {
         shuffle: ShuffleId,
         map_partition: u32,
         path: PathBuf,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, ExecutorError> {
         let file = Arc::new(BucketFile {
             path,
             remove_when_dropped: true,
         });
-        let read = || -> Result<_, String> {
-            let opened = std::fs::File::open(&file.path).map_err(|e| e.to_string())?;
-            let total = opened.metadata().map_err(|e| e.to_string())?.len();
-            let ranges =
-                read_index(std::io::BufReader::new(opened), total).map_err(|e| e.to_string())?;
+        let read = || -> std::io::Result<_> {
+            let opened = std::fs::File::open(&file.path)?;
+            let total = opened.metadata()?.len();
+            let ranges = read_index(std::io::BufReader::new(opened), total)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
             Ok(ranges)
         };
-        let ranges = read().map_err(|e| {
-            format!(
-                "cannot read back the map output {} ({e})",
-                file.path.display()
-            )
+        let ranges = read().map_err(|source| ExecutorError::MapOutputReadBack {
+            path: file.path.clone(),
+            source,
         })?;
         let payload = ranges.last().map_or(0, |r| r.end) - ranges.first().map_or(0, |r| r.start);
         let ranges = ranges
@@ -387,6 +388,7 @@ mod tests {
             store
                 .put_file(4, 0, bad)
                 .unwrap_err()
+                .to_string()
                 .contains("cannot read back")
         );
         std::fs::remove_dir_all(dir).unwrap();
@@ -419,7 +421,9 @@ mod tests {
                 assert_eq!(all_bytes(&bucket), buckets(map as u8)[reduce as usize]);
             }
         }
-        assert!(matches!(store.bucket(7, 9, 0), Err(e) if e.contains("map partition 9")));
+        assert!(
+            matches!(store.bucket(7, 9, 0), Err(e) if e.to_string().contains("map partition 9"))
+        );
         assert!(store.bucket(7, 0, 3).is_err());
         // A rerun of a map task replaces its output and frees the memory the old one held.
         store.put(8, 2, output(&[vec![1; 10]])).unwrap();

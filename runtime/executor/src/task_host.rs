@@ -5,6 +5,7 @@
 //! spilled.
 
 use crate::artifacts::DriverChannel;
+use crate::error::ExecutorError;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -35,7 +36,7 @@ impl Broadcasts {
 
     /// The encoded value of broadcast `id`, from the driver the first time. Called on a task
     /// thread, never on the runtime's own.
-    fn bytes(&self, id: u64) -> Result<Arc<Vec<u8>>, String> {
+    fn bytes(&self, id: u64) -> Result<Arc<Vec<u8>>, ExecutorError> {
         if let Some(bytes) = self.bytes.lock().get(&id) {
             return Ok(bytes.clone());
         }
@@ -43,12 +44,7 @@ impl Broadcasts {
         let reply = self
             .runtime
             .block_on(driver.fetch_broadcast(FetchBroadcastRequest { id }))
-            .map_err(|e| {
-                format!(
-                    "cannot fetch broadcast {id} from the driver: {}",
-                    e.message()
-                )
-            })?;
+            .map_err(|source| ExecutorError::BroadcastFetch { id, source })?;
         let bytes = Arc::new(reply.into_inner().value);
         self.bytes.lock().insert(id, bytes.clone());
         Ok(bytes)
@@ -63,7 +59,9 @@ impl Broadcasts {
         }
         let bytes = match self.bytes(id) {
             Ok(bytes) => bytes,
-            Err(message) => {
+            Err(error) => {
+                // The cell code's error sink takes text: the task fails with this message.
+                let message = error.to_string();
                 unsafe { (err.set)(err.ctx, RawBytes::from_slice(message.as_bytes())) };
                 return std::ptr::null();
             }

@@ -52,7 +52,7 @@ pub fn decode_outcome(bytes: &[u8]) -> Result<TaskOutcome, DecodeError> {
     decode_bincode("a task's outcome from an executor", bytes)
 }
 
-/// Where a task's records start when no step of its pipeline is cached.
+/// Where a task's records start when no step of its chain is cached.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum TaskSource {
     /// The serialized records of this partition.
@@ -227,7 +227,7 @@ pub struct TaskSpec {
 pub enum PartitionOrigin {
     /// Every step was computed from the source.
     Computed,
-    /// Read from the block manager: the cached RDD the pipeline resumed from.
+    /// Read from the block manager: the cached RDD the chain resumed from.
     Cached { rdd: RddId },
 }
 

@@ -8,6 +8,7 @@
 use crate::artifacts::Artifacts;
 use crate::bad_record::{first_failing_line, read_bad_record, with_place};
 use crate::blocks::{Block, BlockManager};
+use crate::error::ExecutorError;
 use crate::shuffle_store::{Bucket, ShuffleStore};
 use crate::task_host::TaskHost;
 use std::collections::HashMap;
@@ -78,8 +79,9 @@ pub fn run_task(task: &TaskSpec, env: &TaskEnv) -> TaskOutcome {
                 spilled_bytes: env.host.spilled() + env.fetch_spilled,
             },
         },
-        Err(message) => TaskOutcome::Failed {
-            message: locate_bad_record(task, env, message),
+        // The outcome travels as text.
+        Err(error) => TaskOutcome::Failed {
+            message: locate_bad_record(task, env, error.to_string()),
         },
     }
 }
@@ -112,7 +114,7 @@ fn locate_bad_record(task: &TaskSpec, env: &TaskEnv, message: String) -> String 
             },
             decoder: decoder.clone(),
         };
-        count_chain(&source, &steps, env).err().as_ref() == Some(&message)
+        count_chain(&source, &steps, env).is_err_and(|e| e.to_string() == message)
     };
     let place = first_failing_line(split.start..split.end, fails)
         .and_then(|start| read_bad_record(&split.path, start).ok());
@@ -121,7 +123,7 @@ fn locate_bad_record(task: &TaskSpec, env: &TaskEnv, message: String) -> String 
 
 /// Runs `source` through `steps` into a count, as a task with that chain would, without
 /// caching anything: the error it fails with.
-fn count_chain(source: &TaskSource, steps: &[Step], env: &TaskEnv) -> Result<(), String> {
+fn count_chain(source: &TaskSource, steps: &[Step], env: &TaskEnv) -> Result<(), ExecutorError> {
     let mut shared = Shared {
         error: None,
         cancelled: env.cancelled,
@@ -129,28 +131,28 @@ fn count_chain(source: &TaskSource, steps: &[Step], env: &TaskEnv) -> Result<(),
     let Some(mut chain) = build_chain(Some(source), steps, env, &mut shared)? else {
         return Ok(());
     };
-    let mut count = Stage {
-        kind: StageKind::Count { records: 0 },
+    let mut count = OpenStep {
+        kind: OpenStepKind::Count { records: 0 },
         input: chain.output,
         next: std::ptr::null_mut(),
         shared: &mut shared as *mut Shared as *mut Shared<'static>,
     };
     let result = drive(&mut chain, &mut count, env, &mut shared);
-    // The stages point at `shared`: they go first.
+    // The open steps point at `shared`: they go first.
     drop(chain);
     drop(count);
     result
 }
 
-/// State every stage of a running task shares: the first error, and the cancel flag.
+/// State every step of a running task shares: the first error, and the cancel flag.
 struct Shared<'a> {
-    error: Option<String>,
+    error: Option<ExecutorError>,
     cancelled: &'a AtomicBool,
 }
 
 impl Shared<'_> {
-    fn fail(&mut self, message: String) -> Status {
-        self.error.get_or_insert(message);
+    fn fail(&mut self, error: ExecutorError) -> Status {
+        self.error.get_or_insert(error);
         STATUS_ERROR
     }
 
@@ -161,17 +163,20 @@ impl Shared<'_> {
         }
     }
 
-    fn take_error(&mut self, fallback: &str) -> String {
-        self.error.take().unwrap_or_else(|| fallback.to_string())
+    /// The first error, or `fallback` when the code failed without saying why.
+    fn take_error(&mut self, fallback: ExecutorError) -> ExecutorError {
+        self.error.take().unwrap_or(fallback)
     }
 }
 
 unsafe extern "C" fn set_error(ctx: *mut c_void, message: RawBytes) {
     let shared = unsafe { &mut *(ctx as *mut Shared) };
-    shared.fail(String::from_utf8_lossy(unsafe { message.as_slice() }).into_owned());
+    shared.fail(ExecutorError::UserCode {
+        message: String::from_utf8_lossy(unsafe { message.as_slice() }).into_owned(),
+    });
 }
 
-enum StageKind {
+enum OpenStepKind {
     Operator {
         table: &'static OperatorVTable,
         state: *mut c_void,
@@ -193,23 +198,24 @@ enum StageKind {
     },
 }
 
-/// One link of the chain; `input` is the table of the batches it receives.
-struct Stage {
-    kind: StageKind,
+/// One step of a chain, opened on this executor (its operator's state made); `input` is the
+/// table of the batches it receives.
+struct OpenStep {
+    kind: OpenStepKind,
     input: BatchVTable,
-    next: *mut Stage,
+    next: *mut OpenStep,
     shared: *mut Shared<'static>,
 }
 
-unsafe extern "C" fn push_to_stage(ctx: *mut c_void, batch: Batch) -> Status {
-    unsafe { (*(ctx as *mut Stage)).accept(batch) }
+unsafe extern "C" fn push_to_step(ctx: *mut c_void, batch: Batch) -> Status {
+    unsafe { (*(ctx as *mut OpenStep)).accept(batch) }
 }
 
-impl Stage {
-    fn sink(stage: *mut Stage) -> BatchSink {
+impl OpenStep {
+    fn sink(step: *mut OpenStep) -> BatchSink {
         BatchSink {
-            ctx: stage as *mut c_void,
-            push: push_to_stage,
+            ctx: step as *mut c_void,
+            push: push_to_step,
         }
     }
 
@@ -217,24 +223,24 @@ impl Stage {
         let shared = unsafe { &mut *self.shared };
         if shared.cancelled.load(Ordering::Relaxed) {
             unsafe { (self.input.drop)(batch) };
-            return shared.fail("the job was cancelled".to_string());
+            return shared.fail(ExecutorError::Cancelled);
         }
         let err = shared.sink();
         match &mut self.kind {
-            StageKind::Operator { table, state } => unsafe {
-                (table.push)(*state, batch, Stage::sink(self.next), err)
+            OpenStepKind::Operator { table, state } => unsafe {
+                (table.push)(*state, batch, OpenStep::sink(self.next), err)
             },
-            StageKind::Cache { kept, .. } => {
+            OpenStepKind::Cache { kept, .. } => {
                 let copy = unsafe { (self.input.clone)(batch) };
                 kept.push(batch);
                 unsafe { (*self.next).accept(copy) }
             }
-            StageKind::Count { records } => {
+            OpenStepKind::Count { records } => {
                 *records += unsafe { (self.input.len)(batch) } as u64;
                 unsafe { (self.input.drop)(batch) };
                 STATUS_OK
             }
-            StageKind::Action {
+            OpenStepKind::Action {
                 table,
                 state,
                 records,
@@ -246,17 +252,17 @@ impl Stage {
     }
 }
 
-impl Drop for Stage {
+impl Drop for OpenStep {
     fn drop(&mut self) {
         match &mut self.kind {
-            StageKind::Operator { table, state } => unsafe { (table.close)(*state) },
-            StageKind::Action { table, state, .. } => unsafe { (table.close)(*state) },
-            StageKind::Cache { kept, .. } => {
+            OpenStepKind::Operator { table, state } => unsafe { (table.close)(*state) },
+            OpenStepKind::Action { table, state, .. } => unsafe { (table.close)(*state) },
+            OpenStepKind::Cache { kept, .. } => {
                 for batch in kept.drain(..) {
                     unsafe { (self.input.drop)(batch) };
                 }
             }
-            StageKind::Count { .. } => {}
+            OpenStepKind::Count { .. } => {}
         }
     }
 }
@@ -274,32 +280,30 @@ fn table<T>(
     env: &TaskEnv,
     op: &Operator<CodeRef>,
     version: impl Fn(&T) -> u32,
-) -> Result<&'static T, String> {
-    let address = env
-        .artifacts
-        .resolve(&op.entry)
-        .ok_or_else(|| format!("library {} is not loaded", op.entry.library))?;
+) -> Result<&'static T, ExecutorError> {
+    let address = env.artifacts.resolve(&op.entry)?;
     // SAFETY: the plan says this address is a `TableEntry` of this library.
     let entry: TableEntry = unsafe { std::mem::transmute::<*const c_void, TableEntry>(address) };
     let table = unsafe { &*(entry() as *const T) };
     if version(table) != ABI_VERSION {
-        return Err(format!(
-            "cell library {} speaks ABI version {}, this executor {ABI_VERSION}: rebuild the session and executors from one Tessera",
-            op.entry.library,
-            version(table)
-        ));
+        return Err(ExecutorError::AbiMismatch {
+            library: op.entry.library.clone(),
+            library_version: version(table),
+            executor_version: ABI_VERSION,
+        });
     }
     Ok(table)
 }
 
-fn open_args(env: &TaskEnv, op: &Operator<CodeRef>, partition: u32) -> Result<OpenArgs, String> {
+fn open_args(
+    env: &TaskEnv,
+    op: &Operator<CodeRef>,
+    partition: u32,
+) -> Result<OpenArgs, ExecutorError> {
     let env_decoder = match &op.env_decoder {
         None => None,
         Some(code) => {
-            let address = env
-                .artifacts
-                .resolve(code)
-                .ok_or_else(|| format!("library {} is not loaded", code.library))?;
+            let address = env.artifacts.resolve(code)?;
             // SAFETY: the plan says this address is an `EnvDecoder`.
             Some(unsafe {
                 std::mem::transmute::<*const c_void, tessera_plan::abi::EnvDecoder>(address)
@@ -329,24 +333,27 @@ fn open_state(
     open: OpenFn,
     input_type: unsafe extern "C" fn() -> RawBytes,
     input: &BatchVTable,
-) -> Result<*mut c_void, String> {
+) -> Result<*mut c_void, ExecutorError> {
     check_input(what, &type_name(input_type), &type_name(input.type_name))?;
     let args = open_args(env, op, partition)?;
     let mut state = std::ptr::null_mut();
     if unsafe { open(args, &mut state, shared.sink()) } != STATUS_OK {
-        return Err(shared.take_error(&format!("{what} failed to open")));
+        return Err(shared.take_error(ExecutorError::OpenFailed {
+            what: what.to_string(),
+        }));
     }
     Ok(state)
 }
 
-fn check_input(what: &str, expected: &str, actual: &str) -> Result<(), String> {
+fn check_input(what: &str, expected: &str, actual: &str) -> Result<(), ExecutorError> {
     if expected == actual {
         Ok(())
     } else {
-        Err(format!(
-            "{what} expects records of type `{expected}` but receives `{actual}`; \
-             re-run the cells that define this RDD"
-        ))
+        Err(ExecutorError::InputTypeMismatch {
+            what: what.to_string(),
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+        })
     }
 }
 
@@ -363,15 +370,15 @@ struct Ran {
 enum Start<'a> {
     Cached(std::sync::Arc<Block>),
     Source(&'a TaskSource, &'static SourceVTable),
-    /// The chains of a partitionwise union, each feeding the stage after the union in turn.
-    Concat(Vec<BuiltChain<'a>>),
+    /// The chains of a partitionwise union, each feeding the step after the union in turn.
+    Concat(Vec<OpenChain<'a>>),
 }
 
-/// A chain's stages before they are linked: where its records start, the stages of the steps
+/// A chain's open steps before they are linked: where its records start, the open steps of the steps
 /// after the last one this executor caches, and the table of the batches it puts out.
-struct BuiltChain<'a> {
+struct OpenChain<'a> {
     start: Start<'a>,
-    stages: Vec<Stage>,
+    open_steps: Vec<OpenStep>,
     output: BatchVTable,
     origin: PartitionOrigin,
 }
@@ -383,8 +390,8 @@ fn build_chain<'a>(
     steps: &[Step],
     env: &TaskEnv,
     shared: &mut Shared,
-) -> Result<Option<BuiltChain<'a>>, String> {
-    // The stages point at `shared` for as long as they live, which is within `run`.
+) -> Result<Option<OpenChain<'a>>, ExecutorError> {
+    // The open steps point at `shared` for as long as they live, which is within `run`.
     let shared_ptr = shared as *mut Shared as *mut Shared<'static>;
     let resume = steps.iter().enumerate().rev().find_map(|(i, step)| {
         step.persist
@@ -419,7 +426,7 @@ fn build_chain<'a>(
         ),
         Start::Source(_, table) => (table.output, PartitionOrigin::Computed),
         Start::Concat(chains) => {
-            let first = chains.first().ok_or("a union of no RDDs")?;
+            let first = chains.first().ok_or(ExecutorError::EmptyUnion)?;
             for chain in chains {
                 check_input(
                     "a union",
@@ -435,9 +442,9 @@ fn build_chain<'a>(
         }
     };
 
-    let mut stages = Vec::new();
+    let mut open_steps = Vec::new();
     let mut add = |kind, input| {
-        stages.push(Stage {
+        open_steps.push(OpenStep {
             kind,
             input,
             next: std::ptr::null_mut(),
@@ -458,12 +465,12 @@ fn build_chain<'a>(
                 table.input_type,
                 &input,
             )?;
-            add(StageKind::Operator { table, state }, input);
+            add(OpenStepKind::Operator { table, state }, input);
             input = table.output;
         }
         // A step without an operator is the source, or a union passing records on unchanged.
         if let Some(level) = step.persist {
-            let kind = StageKind::Cache {
+            let kind = OpenStepKind::Cache {
                 rdd: step.rdd,
                 partition: step.partition,
                 level,
@@ -472,25 +479,25 @@ fn build_chain<'a>(
             add(kind, input);
         }
     }
-    Ok(Some(BuiltChain {
+    Ok(Some(OpenChain {
         start,
-        stages,
+        open_steps,
         output: input,
         origin,
     }))
 }
 
-/// Feeds a chain's records through its stages into `sink`, then finishes its stages in order
+/// Feeds a chain's records through its open steps into `sink`, then finishes its open steps in order
 /// (finishing one may push more batches into the next). `sink` is not finished.
 fn drive(
-    chain: &mut BuiltChain,
-    sink: *mut Stage,
+    chain: &mut OpenChain,
+    sink: *mut OpenStep,
     env: &TaskEnv,
     shared: &mut Shared,
-) -> Result<(), String> {
-    // Link the stages; `stages` is not resized from here on, so the pointers stay valid.
-    let count = chain.stages.len();
-    let base = chain.stages.as_mut_ptr();
+) -> Result<(), ExecutorError> {
+    // Link the open steps; `open_steps` is not resized from here on, so the pointers stay valid.
+    let count = chain.open_steps.len();
+    let base = chain.open_steps.as_mut_ptr();
     for i in 0..count {
         let next = if i + 1 < count {
             unsafe { base.add(i + 1) }
@@ -528,7 +535,7 @@ fn drive(
                 unsafe {
                     (table.decode)(
                         RawBytes::from_slice(bytes),
-                        Stage::sink(head),
+                        OpenStep::sink(head),
                         shared.sink(),
                     )
                 }
@@ -536,9 +543,10 @@ fn drive(
             match source {
                 TaskSource::Records { bytes, .. } => decode(bytes, shared),
                 TaskSource::ShuffleRead { shuffle, .. } => {
-                    let buckets = env.shuffle_input.get(shuffle).ok_or_else(|| {
-                        format!("the buckets of shuffle {shuffle} were not fetched")
-                    })?;
+                    let buckets = env
+                        .shuffle_input
+                        .get(shuffle)
+                        .ok_or(ExecutorError::ShuffleNotFetched { shuffle: *shuffle })?;
                     let mut status = STATUS_OK;
                     for bucket in buckets {
                         bucket
@@ -546,8 +554,9 @@ fn drive(
                                 status = decode(frame, shared);
                                 status == STATUS_OK
                             })
-                            .map_err(|e| {
-                                format!("cannot read a bucket of shuffle {shuffle}: {e}")
+                            .map_err(|source| ExecutorError::ShuffleBucketRead {
+                                shuffle: *shuffle,
+                                source,
                             })?;
                         if status != STATUS_OK {
                             break;
@@ -561,22 +570,21 @@ fn drive(
                         status = decode(lines, shared);
                         status == STATUS_OK
                     })
-                    .map_err(|e| {
-                        format!(
-                            "cannot read {} on host {} (bytes {}..{}): {e}; every executor host \
-                             must see the file at the same path (a shared file system); send \
-                             small files with sc.add_file instead",
-                            split.path,
-                            tessera_wire::hostname(),
-                            split.start,
-                            split.end
-                        )
+                    .map_err(|source| ExecutorError::SplitRead {
+                        path: split.path.clone(),
+                        host: tessera_wire::hostname(),
+                        start: split.start,
+                        end: split.end,
+                        source,
                     })?;
                     status
                 }
                 TaskSource::SavedPartition { path, .. } => {
-                    let bytes = std::fs::read(path.as_str()).map_err(|e| {
-                        format!("cannot read the checkpoint file {path}: {e}; was it removed?")
+                    let bytes = std::fs::read(path.as_str()).map_err(|source| {
+                        ExecutorError::CheckpointRead {
+                            path: path.clone(),
+                            source,
+                        }
                     })?;
                     decode(&bytes, shared)
                 }
@@ -585,13 +593,14 @@ fn drive(
         }
     };
     if fed != STATUS_OK {
-        return Err(shared.take_error("the task failed"));
+        return Err(shared.take_error(ExecutorError::TaskFailed));
     }
-    for stage in &mut chain.stages {
-        if let StageKind::Operator { table, state } = &mut stage.kind {
-            let status = unsafe { (table.finish)(*state, Stage::sink(stage.next), shared.sink()) };
+    for step in &mut chain.open_steps {
+        if let OpenStepKind::Operator { table, state } = &mut step.kind {
+            let status =
+                unsafe { (table.finish)(*state, OpenStep::sink(step.next), shared.sink()) };
             if status != STATUS_OK {
-                return Err(shared.take_error("the task failed"));
+                return Err(shared.take_error(ExecutorError::TaskFailed));
             }
         }
     }
@@ -601,7 +610,7 @@ fn drive(
 /// Keeps the partitions the chain (and the chains it concatenates) was asked to cache; notes
 /// those it kept and those evicted to make room.
 fn store_cached(
-    chain: &mut BuiltChain,
+    chain: &mut OpenChain,
     env: &TaskEnv,
     stored: &mut Vec<StoredBlock>,
     evicted: &mut Vec<(RddId, u32)>,
@@ -611,18 +620,18 @@ fn store_cached(
             store_cached(chain, env, stored, evicted);
         }
     }
-    for stage in &mut chain.stages {
-        if let StageKind::Cache {
+    for step in &mut chain.open_steps {
+        if let OpenStepKind::Cache {
             rdd,
             partition,
             level,
             kept,
-        } = &mut stage.kind
+        } = &mut step.kind
         {
             let batches = std::mem::take(kept);
             match env
                 .blocks
-                .put(*rdd, *partition, *level, batches, stage.input)
+                .put(*rdd, *partition, *level, batches, step.input)
             {
                 Ok(outcome) => {
                     if let Some(bytes) = outcome.kept {
@@ -643,14 +652,14 @@ fn store_cached(
 }
 
 /// Runs the task; `None` when it came without its source and the partition is not cached.
-fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran>, String> {
+fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran>, ExecutorError> {
     let Some(mut chain) = build_chain(task.chain.source.as_ref(), &task.chain.steps, env, shared)?
     else {
         return Ok(None);
     };
     let input = chain.output;
     let kind = match &task.action {
-        TaskAction::Count => StageKind::Count { records: 0 },
+        TaskAction::Count => OpenStepKind::Count { records: 0 },
         TaskAction::Run(op) | TaskAction::ShuffleWrite { writer: op, .. } => {
             let table = table::<ActionVTable>(env, op, |t| t.abi_version)?;
             let state = open_state(
@@ -663,14 +672,14 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
                 table.input_type,
                 &input,
             )?;
-            StageKind::Action {
+            OpenStepKind::Action {
                 table,
                 state,
                 records: 0,
             }
         }
     };
-    let mut action = Stage {
+    let mut action = OpenStep {
         kind,
         input,
         next: std::ptr::null_mut(),
@@ -687,7 +696,7 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
         _ => None,
     };
     let (status, records) = match &mut action.kind {
-        StageKind::Action {
+        OpenStepKind::Action {
             table,
             state,
             records,
@@ -707,14 +716,14 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
                 *records,
             )
         }
-        StageKind::Count { records } => {
+        OpenStepKind::Count { records } => {
             result = records.to_le_bytes().to_vec();
             (STATUS_OK, *records)
         }
-        StageKind::Operator { .. } | StageKind::Cache { .. } => unreachable!("built above"),
+        OpenStepKind::Operator { .. } | OpenStepKind::Cache { .. } => unreachable!("built above"),
     };
     if status != STATUS_OK {
-        return Err(shared.take_error("the task failed"));
+        return Err(shared.take_error(ExecutorError::TaskFailed));
     }
 
     // The task succeeded: keep the partitions it was asked to cache.
@@ -729,7 +738,7 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
     if let (TaskAction::ShuffleWrite { shuffle, .. }, Some(output)) = (&task.action, output) {
         shuffle_written = match output.finish()? {
             Written::Memory(bytes) => {
-                let output = MapOutput::parse(bytes).map_err(|e| e.to_string())?;
+                let output = MapOutput::parse(bytes)?;
                 let written = output.payload_len();
                 env.shuffles.put(*shuffle, task.partition, output)?;
                 written
@@ -805,14 +814,11 @@ impl OutputSink {
         }
     }
 
-    fn finish(mut self) -> Result<Written, String> {
+    fn finish(mut self) -> Result<Written, ExecutorError> {
         use std::io::Write;
-        let failed = |path: &std::path::Path, e: std::io::Error| {
-            format!(
-                "cannot write the map output {} ({e}); free disk space there, or give \
-                 executors more memory",
-                path.display()
-            )
+        let failed = |path: &std::path::Path, source| ExecutorError::MapOutputWrite {
+            path: path.to_path_buf(),
+            source,
         };
         if let Some(e) = self.error.take() {
             return Err(failed(&self.path, e));
