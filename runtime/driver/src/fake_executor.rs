@@ -256,11 +256,15 @@ impl RemoteExecutor for FakeExecutor {
     }
 
     fn notify(&self, notice: Notice) -> BoxFuture<'_, ()> {
-        self.cluster
-            .0
-            .lock()
-            .notices
-            .push((self.id.clone(), notice));
+        let mut cluster = self.cluster.0.lock();
+        cluster.notices.push((self.id.clone(), notice));
+        if let Some(here) = cluster.executors.get_mut(&self.id) {
+            match notice {
+                Notice::CancelJob(_) => {}
+                Notice::DropRdd(rdd) => here.blocks.retain(|(r, _)| *r != rdd),
+                Notice::DropShuffle(shuffle) => here.outputs.retain(|(s, _)| *s != shuffle),
+            }
+        }
         Box::pin(async {})
     }
 }

@@ -8,6 +8,7 @@ mod artifacts;
 mod blocks;
 mod cell_input;
 mod cell_server;
+mod cleaner;
 mod dag;
 mod displays;
 mod dynamic_allocation;
@@ -222,6 +223,34 @@ impl DriverState {
         self.executors.remove(id);
         self.blocks.forget_executor(id);
         self.map_outputs.forget_executor(id, None);
+    }
+
+    /// Drops from the executors the map outputs and cached partitions that no RDD of `roots`
+    /// reaches (see [`cleaner`]); returns what went.
+    pub async fn drop_unreachable(&self, roots: &[RddId]) -> cleaner::Unreachable {
+        let mut gone = cleaner::unreachable(&self.lineage.nodes(), roots);
+        gone.shuffles.retain(|s| self.map_outputs.holds_shuffle(*s));
+        for &shuffle in &gone.shuffles {
+            self.map_outputs.forget_shuffle(shuffle);
+            self.executors
+                .notify_all(remote_executor::Notice::DropShuffle(shuffle))
+                .await;
+        }
+        for &rdd in &gone.persisted {
+            // Unpersisted, as Spark's cleaner does: `:storage` no longer lists it.
+            let _ = self.lineage.set_persist(rdd, None);
+            if !self.blocks.cached_partitions(rdd).is_empty() {
+                self.drop_cached(rdd).await;
+            }
+        }
+        if !gone.shuffles.is_empty() || !gone.persisted.is_empty() {
+            tracing::info!(
+                shuffles = ?gone.shuffles,
+                cached = ?gone.persisted,
+                "dropped what no RDD handle reaches"
+            );
+        }
+        gone
     }
 
     pub async fn drop_cached(&self, rdd: RddId) {
@@ -443,6 +472,15 @@ impl Driver {
             self.state.started.store(true, Ordering::SeqCst);
             Ok(())
         })
+    }
+
+    /// Drops from the executors the shuffle outputs and cached partitions of every RDD that
+    /// no RDD of `roots` (the ids the session's variables hold) is computed from, as Spark's
+    /// ContextCleaner does for RDDs garbage-collected; returns how many shuffles and cached
+    /// RDDs went. Call it between cells: a job running now may read what it drops.
+    pub fn drop_unreachable(&self, roots: &[RddId]) -> (usize, usize) {
+        let gone = self.runtime.block_on(self.state.drop_unreachable(roots));
+        (gone.shuffles.len(), gone.persisted.len())
     }
 
     /// How many executors this driver expects (one per agent, or one for `local[N]`).

@@ -206,6 +206,36 @@ impl Lineage {
         })
     }
 
+    /// Every RDD with the RDDs it is computed from, for the cleaner.
+    pub fn nodes(&self) -> Vec<crate::cleaner::LineageNode> {
+        self.rdds
+            .lock()
+            .iter()
+            .map(|(id, e)| {
+                let parents = match &e.node.kind {
+                    RddKind::Narrow { parent, .. } | RddKind::Shuffled { parent, .. } => {
+                        vec![*parent]
+                    }
+                    RddKind::Union { parents } | RddKind::PartitionwiseUnion { parents } => {
+                        parents.clone()
+                    }
+                    RddKind::Concatenated { inputs } => {
+                        inputs.iter().flatten().map(|(parent, _)| *parent).collect()
+                    }
+                    RddKind::Parallelize { .. }
+                    | RddKind::TextFile { .. }
+                    | RddKind::Checkpoint { .. } => Vec::new(),
+                };
+                crate::cleaner::LineageNode {
+                    rdd: *id,
+                    parents,
+                    shuffle: matches!(e.node.kind, RddKind::Shuffled { .. }),
+                    persisted: e.persist.is_some(),
+                }
+            })
+            .collect()
+    }
+
     /// Every RDD with a storage level: id, name, type, partitions, level.
     pub fn persisted(&self) -> Vec<(RddId, String, String, u32, StorageLevel)> {
         let mut list: Vec<_> = self

@@ -67,6 +67,19 @@ impl MapOutputTracker {
             .collect()
     }
 
+    /// Whether some executor holds a map output of `shuffle`.
+    pub fn holds_shuffle(&self, shuffle: ShuffleId) -> bool {
+        self.outputs
+            .lock()
+            .get(&shuffle)
+            .is_some_and(|statuses| statuses.iter().any(Option::is_some))
+    }
+
+    /// Forgets every map output of `shuffle`: it was dropped.
+    pub fn forget_shuffle(&self, shuffle: ShuffleId) {
+        self.outputs.lock().remove(&shuffle);
+    }
+
     /// Whether `executor_id` holds any map output.
     pub fn holds_any(&self, executor_id: &str) -> bool {
         self.outputs

@@ -4,9 +4,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use tessera_plan::{RddId, TaskOutcome, TaskSpec};
+use tessera_plan::{RddId, ShuffleId, TaskOutcome, TaskSpec};
 use tessera_wire::ExecutorChannel;
-use tessera_wire::executor::{CancelJobRequest, DropRddRequest, RunTaskRequest};
+use tessera_wire::executor::{
+    CancelJobRequest, DropRddRequest, DropShuffleRequest, RunTaskRequest,
+};
 
 /// A future that an executor's call returns.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -23,6 +25,8 @@ pub enum Notice {
     CancelJob(u64),
     /// Drop the cached partitions of this RDD.
     DropRdd(RddId),
+    /// Drop the map outputs of this shuffle.
+    DropShuffle(ShuffleId),
 }
 
 /// One executor, as the scheduler uses it.
@@ -73,6 +77,10 @@ impl RemoteExecutor for GrpcExecutor {
                     .await
                     .map(drop),
                 Notice::DropRdd(rdd) => client.drop_rdd(DropRddRequest { rdd }).await.map(drop),
+                Notice::DropShuffle(shuffle) => client
+                    .drop_shuffle(DropShuffleRequest { shuffle })
+                    .await
+                    .map(drop),
             };
         })
     }

@@ -337,3 +337,44 @@ async fn map_outputs_that_never_arrive_fail_the_job_after_four_stage_attempts() 
     let map_rounds = map_tasks(&cluster.received(), counts).len();
     assert!((2 + 3..=2 + 3 * 2).contains(&map_rounds), "{map_rounds}");
 }
+
+#[tokio::test]
+async fn what_no_root_reaches_is_dropped_and_computed_again_if_used_after_all() {
+    let (state, cluster) = session(&["a", "b"]);
+    let first = shuffle(&state, parallelize(&state, 2), 2);
+    let cached = map(&state, parallelize(&state, 2));
+    state
+        .lineage
+        .set_persist(cached, Some(StorageLevel::MemoryOnly))
+        .unwrap();
+    let second = shuffle(&state, parallelize(&state, 2), 2);
+    for rdd in [first, cached, second] {
+        count(&state, rdd).await.unwrap();
+    }
+    // Only `second` is held: the other shuffle's outputs and the cached partitions go.
+    let gone = state.drop_unreachable(&[second]).await;
+    assert_eq!((gone.shuffles, gone.persisted), (vec![first], vec![cached]));
+    let mut notices = cluster.notices();
+    notices.sort();
+    assert_eq!(
+        notices,
+        [
+            ("a".to_string(), Notice::DropRdd(cached)),
+            ("a".to_string(), Notice::DropShuffle(first)),
+            ("b".to_string(), Notice::DropRdd(cached)),
+            ("b".to_string(), Notice::DropShuffle(first)),
+        ]
+    );
+    assert!(state.blocks.cached_partitions(cached).is_empty());
+    // Nothing more to drop, and `second` still reads its outputs without a map task.
+    assert_eq!(
+        state.drop_unreachable(&[second]).await,
+        crate::cleaner::Unreachable::default()
+    );
+    let before = cluster.received().len();
+    assert_eq!(count(&state, second).await.unwrap(), answers(second, 2));
+    assert!(map_tasks(&cluster.received()[before..], second).is_empty());
+    // A handle the session could not see uses `first` after all: its map stage runs again.
+    assert_eq!(count(&state, first).await.unwrap(), answers(first, 2));
+    assert_eq!(map_tasks(&cluster.received()[before..], first).len(), 2);
+}

@@ -14,8 +14,8 @@ use tessera_credentials::Principal;
 use tessera_plan::TaskOutcome;
 use tessera_wire::executor::executor_server::Executor;
 use tessera_wire::executor::{
-    CancelJobRequest, DropRddRequest, Empty, FetchShuffleRequest, RunTaskReply, RunTaskRequest,
-    ShuffleChunk,
+    CancelJobRequest, DropRddRequest, DropShuffleRequest, Empty, FetchShuffleRequest, RunTaskReply,
+    RunTaskRequest, ShuffleChunk,
 };
 use tessera_wire::{SHUFFLE_CHUNK_BYTES, require};
 use tonic::{Request, Response, Status};
@@ -151,6 +151,17 @@ impl Executor for ExecutorService {
         let rdd = request.into_inner().rdd;
         let dropped = self.blocks.drop_rdd(rdd);
         tracing::debug!(rdd, dropped, "dropped cached partitions");
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn drop_shuffle(
+        &self,
+        request: Request<DropShuffleRequest>,
+    ) -> Result<Response<Empty>, Status> {
+        require(&request, "DropShuffle", &[Principal::Driver])?;
+        let shuffle = request.into_inner().shuffle;
+        let dropped = self.shuffles.drop_shuffle(shuffle);
+        tracing::debug!(shuffle, dropped, "dropped map outputs no live RDD reads");
         Ok(Response::new(Empty {}))
     }
 

@@ -219,6 +219,23 @@ impl ShuffleStore {
         })
     }
 
+    /// Drops every map output of `shuffle` (no live RDD reads it any more, the driver says):
+    /// memory is freed at once, files once no reducer reads them. Returns how many went.
+    pub fn drop_shuffle(&self, shuffle: ShuffleId) -> usize {
+        let mut outputs = self.outputs.lock();
+        let keys: Vec<(ShuffleId, u32)> = outputs
+            .by_map
+            .range((shuffle, 0)..=(shuffle, u32::MAX))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in &keys {
+            if let Some(Stored::Memory(output)) = outputs.by_map.remove(key) {
+                outputs.memory_used -= memory_size(&output);
+            }
+        }
+        keys.len()
+    }
+
     /// Bucket `reduce` of the output of `map_partition`, if this executor holds it.
     pub fn bucket(
         &self,
@@ -392,6 +409,38 @@ mod tests {
                 .contains("cannot read back")
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_dropped_shuffle_frees_its_memory_and_files_and_leaves_the_others() {
+        let dir = std::env::temp_dir().join(format!("tessera-drop-shuffle-{}", std::process::id()));
+        let output_bytes = memory_size(&output(&buckets(1)));
+        // Room for one output in memory: the older shuffle's goes to disk.
+        let store = ShuffleStore::new(output_bytes, dir.clone());
+        store.put(1, 0, output(&buckets(1))).unwrap();
+        store.put(2, 0, output(&buckets(2))).unwrap();
+        store.put(2, 1, output(&buckets(3))).unwrap();
+        let files = || std::fs::read_dir(&dir).map_or(0, |d| d.count());
+        assert!(files() >= 1, "the first shuffle went to disk");
+        assert_eq!(store.drop_shuffle(1), 1);
+        assert!(store.bucket(1, 0, 0).is_err());
+        assert_eq!(all_bytes(&store.bucket(2, 1, 0).unwrap()), buckets(3)[0]);
+        let spilled_of_2 = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("shuffle-2-")
+            })
+            .count();
+        assert_eq!(files(), spilled_of_2, "no file of shuffle 1 is left");
+        assert_eq!(store.drop_shuffle(2), 2);
+        assert_eq!(store.usage(), (0, 0));
+        assert_eq!(files(), 0);
+        assert_eq!(store.drop_shuffle(2), 0);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod cell_progress;
 mod cell_syntax;
 mod cells;
 mod interrupt;
+mod live_rdds;
 mod rebuild;
 mod run_cell;
 mod start_notice;

@@ -35,8 +35,19 @@ impl Session {
         // A cell that did not compile ran nothing and bound nothing.
         if !matches!(&result, Err(e) if e.kind == CellErrorKind::Compile) {
             self.read_handle_ids(code);
+            self.drop_unreachable();
         }
         result
+    }
+
+    /// Drops from the executors the shuffle outputs and cached partitions that no RDD variable
+    /// of the session reaches any more (see [`live_rdds`](crate::live_rdds)).
+    fn drop_unreachable(&self) {
+        let variables = self.variables();
+        if let Some(roots) = crate::live_rdds::live_roots(&variables, &self.known_ids) {
+            let (shuffles, cached) = self.driver.drop_unreachable(&roots);
+            tracing::debug!(shuffles, cached, "dropped what no variable reaches");
+        }
     }
 
     /// The process id of the child that runs cells; the engine starts a new one (a new id)

@@ -1,0 +1,114 @@
+//! The cleaner, end to end: a script on a loopback cluster of two executors whose map outputs
+//! all go to disk (no shuffle memory) rebinds its variables; after the cell, the shuffle files
+//! and cached partitions of the RDDs no variable reaches any more are gone from the executors,
+//! while what the variables still reach is kept and read without being computed again.
+
+use std::collections::BTreeSet;
+use tessera_e2e::{Scratch, tessera_run_with_env};
+
+/// The shuffles whose files some executor keeps, from a cell's `disk [..]` line after `label`.
+fn shuffles_on_disk(stdout: &str, label: &str) -> BTreeSet<u64> {
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{label} disk ")))
+        .unwrap_or_else(|| panic!("no {label} line in:\n{stdout}"));
+    line.split_whitespace()
+        .map(|id| id.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn outputs_and_cached_partitions_no_variable_reaches_are_dropped_after_the_cell() {
+    let dir = Scratch::new("cleaner");
+    let script = r#"
+fn report(label: &str, sc: &tessera::Context) {
+    // Each executor lists its shuffle directory (tasks spread over both).
+    let files = sc.parallelize((0..8u32).collect::<Vec<_>>(), 8)
+        .flat_map(|_| {
+            let files = std::env::var("TESSERA_FILES_DIR").unwrap();
+            let dir = std::path::Path::new(&files).parent().unwrap().join("shuffle");
+            std::fs::read_dir(dir)
+                .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
+        .collect();
+    let shuffles: std::collections::BTreeSet<u64> = files.iter()
+        .filter_map(|f| f.strip_prefix("shuffle-")?.split('-').next()?.parse().ok())
+        .collect();
+    let list: Vec<String> = shuffles.iter().map(|s| s.to_string()).collect();
+    println!("{label} disk {}", list.join(" "));
+}
+let pairs = sc.parallelize((0..20_000u64).collect::<Vec<_>>(), 4).map(|x| (x % 100, x));
+let mut sums = pairs.reduce_by_key(|a: u64, b: u64| a + b);
+let mut doubled = pairs.map_values(|v: u64| v * 2).cache();
+println!("first {} {} {}", sums.id(), sums.values().sum(), doubled.count());
+// %%
+report("before", &sc);
+// %%
+:storage
+// %%
+sums = pairs.reduce_by_key(|a: u64, b: u64| a.max(b));
+doubled = pairs.map_values(|v: u64| v + 1);
+println!("second {} {}", sums.id(), sums.values().sum());
+// %%
+report("after", &sc);
+println!("again {}", sums.values().sum());
+// %%
+:storage
+"#;
+    let run = tessera_run_with_env(
+        &dir.0,
+        script,
+        "local-cluster[2,1,512]",
+        &[],
+        &[("TESSERA_SHUFFLE_MEMORY_MB", "0")],
+    );
+    run.expect_success();
+    let total: u64 = (0..20_000u64).sum();
+    let max_total: u64 = (0..100u64).map(|k| 19_900 + k).sum();
+    let id_after = |prefix: &str, value: u64| -> u64 {
+        let line = run
+            .lines()
+            .into_iter()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} line in:\n{}", run.stdout))
+            .to_string();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(words[2].parse::<u64>().unwrap(), value, "{line}");
+        words[1].parse().unwrap()
+    };
+    let first = id_after("first ", total);
+    let second = id_after("second ", max_total);
+
+    // Before: the first shuffle's files are on disk. After the cell that rebound `sums`, the
+    // first shuffle no variable reaches is gone; the second stays.
+    assert_eq!(
+        shuffles_on_disk(&run.stdout, "before"),
+        BTreeSet::from([first])
+    );
+    assert_eq!(
+        shuffles_on_disk(&run.stdout, "after"),
+        BTreeSet::from([second])
+    );
+    assert!(
+        run.lines().contains(&format!("again {max_total}").as_str()),
+        "{}",
+        run.stdout
+    );
+    // The kept shuffle was read again without a map task: its outputs were not dropped.
+    let map_tasks_of_second = run
+        .tasks
+        .iter()
+        .filter(|t| t.stage == format!("map:{second}"))
+        .count();
+    assert_eq!(map_tasks_of_second, 4, "one map stage of 4 tasks");
+
+    // The cached RDD no variable reaches is unpersisted: `:storage` listed it, then not.
+    let storage_rows: Vec<&str> = run
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("MEMORY_ONLY"))
+        .collect();
+    assert_eq!(storage_rows.len(), 1, "{}", run.stdout);
+    assert!(storage_rows[0].contains("4/4"), "{}", storage_rows[0]);
+}
