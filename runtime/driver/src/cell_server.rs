@@ -209,3 +209,108 @@ async fn respond(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_lineage::{parallelize, shuffle};
+    use tessera_plan::{LocalCodeRef, Operator};
+
+    fn state() -> Arc<DriverState> {
+        let dir = std::env::temp_dir().join("tessera-cell-server-tests");
+        Arc::new(DriverState::new(&dir, "the executor logs".into()).unwrap())
+    }
+
+    async fn answer(
+        state: &Arc<DriverState>,
+        request: CellRequest,
+    ) -> Result<CellResponse, String> {
+        respond(state, request).await.map_err(|e| e.to_string())
+    }
+
+    #[tokio::test]
+    async fn cells_learn_what_the_driver_holds_and_errors_say_what_is_wrong() {
+        let state = state();
+        let source = parallelize(&state.lineage, 4);
+        let placed = shuffle(&state.lineage, source, 3);
+        let Ok(CellResponse::Defined {
+            num_partitions: 3,
+            partitioner: Some(_),
+            ..
+        }) = answer(&state, CellRequest::Describe { rdd: placed }).await
+        else {
+            panic!("a shuffle's output is described with its partitioner");
+        };
+        let unknown = answer(&state, CellRequest::Describe { rdd: 77 }).await;
+        assert!(
+            unknown
+                .unwrap_err()
+                .contains("rdd 77 is not defined in this session")
+        );
+
+        let Ok(CellResponse::Created { id }) = answer(&state, CellRequest::Accumulator).await
+        else {
+            panic!("an accumulator is created");
+        };
+        let value = vec![1, 2];
+        answer(
+            &state,
+            CellRequest::Accumulate {
+                id,
+                value: value.clone(),
+            },
+        )
+        .await
+        .unwrap();
+        let Ok(CellResponse::Partials { values }) =
+            answer(&state, CellRequest::AccumulatorValue { id }).await
+        else {
+            panic!("an accumulator answers its partial values");
+        };
+        assert_eq!(values, [value]);
+        let missing = answer(&state, CellRequest::AccumulatorValue { id: id + 1 }).await;
+        assert!(
+            missing
+                .unwrap_err()
+                .contains("create it with `sc.accumulator`")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_whose_files_are_missing_says_where_it_looked() {
+        let state = state();
+        let source = parallelize(&state.lineage, 2);
+        let decoder = Operator {
+            entry: LocalCodeRef {
+                library_path: "/nonexistent/cell.so".into(),
+                offset: 0,
+            },
+            env_decoder: None,
+            captures: Vec::new(),
+            params: Vec::new(),
+        };
+        let error = answer(
+            &state,
+            CellRequest::Checkpointed {
+                rdd: source,
+                dir: "/nonexistent/checkpoints".into(),
+                decoder,
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            error.contains("/nonexistent/checkpoints/part-00000 was not written")
+                && error.contains("every executor and this session share"),
+            "{error}"
+        );
+        // The RDD keeps its lineage.
+        assert!(state.lineage.chain(source, 0).is_ok());
+    }
+
+    #[test]
+    fn only_the_sessions_token_opens_the_socket() {
+        assert!(token_matches(42, 42));
+        assert!(!token_matches(41, 42));
+    }
+}

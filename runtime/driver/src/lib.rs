@@ -30,6 +30,8 @@ mod scheduling_tests;
 mod shared_values;
 mod side_files;
 mod task_plan;
+#[cfg(test)]
+mod test_lineage;
 mod text_splits;
 
 pub use cell_input::{InputError, InputReader, InputRequest};

@@ -375,3 +375,140 @@ fn nth<T: Clone>(parts: &[T], rdd: RddId, partition: u32) -> Result<T, DriverErr
 fn no_partition(rdd: RddId, partition: u32) -> DriverError {
     DriverError::NoPartition { rdd, partition }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_lineage::{define, define_typed, map, narrow, parallelize, shuffle};
+
+    #[test]
+    fn partitions_and_partitioners_follow_the_kind_of_dependency() {
+        let lineage = Lineage::default();
+        let source = parallelize(&lineage, 4);
+        let mapped = map(&lineage, source);
+        assert_eq!(lineage.num_partitions(mapped).unwrap(), 4);
+        let placed = shuffle(&lineage, mapped, 3);
+        assert_eq!(lineage.num_partitions(placed).unwrap(), 3);
+        let partitioner = |rdd| lineage.with(rdd, |e| e.partitioner.clone()).unwrap();
+        assert_eq!(partitioner(placed), Some(Partitioner::hash(3)));
+        // Narrow steps that keep keys keep the partitioner; others drop it.
+        assert_eq!(
+            partitioner(narrow(&lineage, placed, true)),
+            Some(Partitioner::hash(3))
+        );
+        assert_eq!(partitioner(narrow(&lineage, placed, false)), None);
+    }
+
+    #[test]
+    fn a_union_chains_each_partition_to_the_parent_that_holds_it() {
+        let lineage = Lineage::default();
+        let (left, right) = (parallelize(&lineage, 2), parallelize(&lineage, 3));
+        let both = define(
+            &lineage,
+            RddKind::Union {
+                parents: vec![left, right],
+            },
+        );
+        assert_eq!(lineage.num_partitions(both).unwrap(), 5);
+        // Partition 3 of the union is partition 1 of the right side.
+        let chain = lineage.chain(both, 3).unwrap();
+        let steps: Vec<(RddId, u32)> = chain.steps.iter().map(|s| (s.rdd, s.partition)).collect();
+        assert_eq!(steps, [(right, 1), (both, 3)]);
+        assert!(matches!(chain.source, Some(TaskSource::Records { bytes, .. }) if bytes == [1]));
+    }
+
+    #[test]
+    fn a_union_of_co_partitioned_rdds_is_partitionwise_and_keeps_their_partitioner() {
+        let lineage = Lineage::default();
+        let left = shuffle(&lineage, parallelize(&lineage, 2), 3);
+        let right = shuffle(&lineage, parallelize(&lineage, 4), 3);
+        let both = define(
+            &lineage,
+            RddKind::Union {
+                parents: vec![left, right],
+            },
+        );
+        assert_eq!(lineage.num_partitions(both).unwrap(), 3);
+        let Some(TaskSource::Concat(chains)) = lineage.chain(both, 2).unwrap().source else {
+            panic!("a partitionwise union concatenates a chain per parent");
+        };
+        let reads: Vec<_> = chains
+            .iter()
+            .map(|c| match &c.source {
+                Some(TaskSource::ShuffleRead {
+                    shuffle, partition, ..
+                }) => (*shuffle, *partition),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(reads, [(left, 2), (right, 2)]);
+    }
+
+    #[test]
+    fn a_job_reads_the_shuffles_below_it_but_not_below_a_cached_rdd() {
+        let lineage = Lineage::default();
+        let first = shuffle(&lineage, parallelize(&lineage, 2), 2);
+        let cached = map(&lineage, first);
+        lineage
+            .set_persist(cached, Some(StorageLevel::MemoryOnly))
+            .unwrap();
+        let second = shuffle(&lineage, map(&lineage, cached), 2);
+        let top = map(&lineage, second);
+        assert_eq!(
+            lineage.parent_shuffles(top, |_, _| false).unwrap(),
+            [second]
+        );
+        assert_eq!(
+            lineage.parent_shuffles(cached, |_, _| false).unwrap(),
+            [first]
+        );
+        // Every partition of `cached` is cached: nothing below it is needed.
+        let all_cached = |rdd, _| rdd == cached;
+        assert!(
+            lineage
+                .parent_shuffles(cached, all_cached)
+                .unwrap()
+                .is_empty()
+        );
+        let dependency = lineage.shuffle_dependency(second).unwrap();
+        assert_eq!(dependency.map_partitions, 2);
+    }
+
+    #[test]
+    fn errors_name_the_rdd_and_the_partition() {
+        let lineage = Lineage::default();
+        let numbers = parallelize(&lineage, 2);
+        let words = define_typed(
+            &lineage,
+            RddKind::Parallelize {
+                partitions: vec![Vec::new()],
+                decoder: crate::test_lineage::op(),
+            },
+            "alloc::string::String",
+        );
+        let union = RddNode {
+            kind: RddKind::Union {
+                parents: vec![numbers, words],
+            },
+            num_partitions: 0,
+            element_type: "u64".into(),
+            name: "union".into(),
+        };
+        assert!(matches!(
+            lineage.define(union),
+            Err(DriverError::UnionOfTypes { parent, .. }) if parent == words
+        ));
+        assert!(matches!(
+            lineage.chain(numbers, 7),
+            Err(DriverError::NoPartition { partition: 7, .. })
+        ));
+        assert!(matches!(
+            lineage.chain(99, 0),
+            Err(DriverError::UnknownRdd(99))
+        ));
+        assert!(matches!(
+            lineage.shuffle_dependency(numbers),
+            Err(DriverError::NotAShuffle(rdd)) if rdd == numbers
+        ));
+    }
+}

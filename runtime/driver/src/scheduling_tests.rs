@@ -9,12 +9,11 @@ use crate::fake_executor::{FakeCluster, Received, Scripted};
 use crate::jobs::JobState;
 use crate::remote_executor::Notice;
 use crate::scheduler::MAX_TASK_ATTEMPTS;
+use crate::test_lineage;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-use tessera_plan::{
-    CodeRef, Operator, Partitioner, RddId, RddKind, RddNode, ShuffleId, StorageLevel, TaskAction,
-};
+use tessera_plan::{RddId, ShuffleId, StorageLevel, TaskAction};
 
 /// A driver with fake executors of two slots each, and no locality wait.
 fn session(executors: &[&str]) -> (Arc<DriverState>, FakeCluster) {
@@ -32,65 +31,16 @@ fn session(executors: &[&str]) -> (Arc<DriverState>, FakeCluster) {
     (state, cluster)
 }
 
-fn op() -> Operator<CodeRef> {
-    Operator {
-        entry: CodeRef {
-            library: "cell".into(),
-            offset: 0,
-        },
-        env_decoder: None,
-        captures: Vec::new(),
-        params: Vec::new(),
-    }
-}
-
-/// Defines an RDD; the lineage counts the partitions of all but sources.
-fn define(state: &DriverState, kind: RddKind<CodeRef>) -> RddId {
-    let num_partitions = match &kind {
-        RddKind::Parallelize { partitions, .. } => partitions.len() as u32,
-        _ => 0,
-    };
-    let node = RddNode {
-        kind,
-        num_partitions,
-        element_type: "u64".into(),
-        name: "test".into(),
-    };
-    state.lineage.define(node).unwrap().0
-}
-
-fn parallelize(state: &DriverState, partitions: usize) -> RddId {
-    define(
-        state,
-        RddKind::Parallelize {
-            partitions: vec![Vec::new(); partitions],
-            decoder: op(),
-        },
-    )
+fn parallelize(state: &DriverState, partitions: u8) -> RddId {
+    test_lineage::parallelize(&state.lineage, partitions)
 }
 
 fn map(state: &DriverState, parent: RddId) -> RddId {
-    define(
-        state,
-        RddKind::Narrow {
-            parent,
-            op: op(),
-            preserves_partitioning: false,
-        },
-    )
+    test_lineage::map(&state.lineage, parent)
 }
 
 fn shuffle(state: &DriverState, parent: RddId, partitions: u32) -> ShuffleId {
-    define(
-        state,
-        RddKind::Shuffled {
-            parent,
-            partitioner: Partitioner::hash(partitions),
-            writer: op(),
-            reader: op(),
-            merge: None,
-        },
-    )
+    test_lineage::shuffle(&state.lineage, parent, partitions)
 }
 
 /// Counts `rdd` as a cell does; the fakes answer each partition with `rdd/partition`.
