@@ -229,6 +229,39 @@ good.count()
 }
 
 #[test]
+fn a_panic_on_a_line_of_coalesced_files_names_the_file_and_the_line() {
+    let dir = Scratch::new("bad-line-coalesced");
+    // Two files, each in two splits, coalesced into one partition: the task concatenates four
+    // chains, and the bad line is in the second file.
+    let numbers = |from: u64, bad: Option<u64>| -> String {
+        (from..from + 2000)
+            .map(|i| match bad {
+                Some(b) if b == i => format!("{i},oops\n"),
+                _ => format!("{i},{}\n", i * 2),
+            })
+            .collect()
+    };
+    dir.write("a.csv", &numbers(0, None));
+    let second = dir.write("b.csv", &numbers(2000, Some(3500)));
+    let script = r#"
+sc.text_file("*.csv", 4).coalesce(1)
+    .map(|l: String| l.split(',').nth(1).unwrap().parse::<u64>().expect("a number"))
+    .count()
+"#;
+    let run = tessera_run(&dir.0, script, "local[1]", &["--keep-going"]);
+    assert!(!run.success, "a failed cell makes the run fail");
+    let place = format!(
+        "while processing line 1501 of {}: \"3500,oops\"",
+        second.display()
+    );
+    assert!(
+        run.stderr.contains(&place),
+        "{place}\nnot in:\n{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn a_panic_on_a_record_not_read_from_a_file_names_no_line() {
     let dir = Scratch::new("bad-record-no-file");
     dir.write("words.txt", "a\nb\nb\nc\n");

@@ -23,7 +23,7 @@ use tessera_plan::abi::{
 };
 use tessera_plan::map_output::MapOutput;
 use tessera_plan::{
-    CodeRef, FileSplit, Operator, PartitionOrigin, RddId, ShuffleId, Step, StorageLevel,
+    Chain, CodeRef, FileSplit, Operator, PartitionOrigin, RddId, ShuffleId, Step, StorageLevel,
     StoredBlock, TaskAction, TaskMetrics, TaskOutcome, TaskSource, TaskSpec,
 };
 
@@ -86,39 +86,90 @@ pub fn run_task(task: &TaskSpec, env: &TaskEnv) -> TaskOutcome {
     }
 }
 
-/// `message`, the reason a task failed, with the line of its text split that makes its
-/// closures panic, when one line does (found as `bad_record` says).
+/// `message`, the reason a task failed, with the line of one of its text splits that makes its
+/// closures panic, when one line does (found as `bad_record` says). A task that concatenates
+/// chains (`coalesce`, `cartesian`) is searched one text split at a time, the others left out.
 fn locate_bad_record(task: &TaskSpec, env: &TaskEnv, message: String) -> String {
-    let Some(TaskSource::TextSplit { split, decoder }) = &task.chain.source else {
+    let Some(source) = &task.chain.source else {
         return message;
     };
     if !message.starts_with(PANIC_PREFIX) || env.cancelled.load(Ordering::Relaxed) {
         return message;
     }
-    // Run again from the file alone: nothing cached is read, and nothing is cached.
-    let steps: Vec<Step> = task
-        .chain
-        .steps
+    // Run again from the files alone: nothing cached is read, and nothing is cached.
+    let steps = uncached(&task.chain.steps);
+    let mut leaves = Vec::new();
+    text_splits(source, &mut Vec::new(), &mut leaves);
+    for (at, split) in leaves {
+        let fails = |range: std::ops::Range<u64>| {
+            let Some(alone) = one_split(source, &at, range) else {
+                return false;
+            };
+            count_chain(&alone, &steps, env).is_err_and(|e| e.to_string() == message)
+        };
+        if !fails(split.start..split.end) {
+            continue;
+        }
+        let place = first_failing_line(split.start..split.end, fails)
+            .and_then(|start| read_bad_record(&split.path, start).ok());
+        return with_place(message, place.as_ref());
+    }
+    message
+}
+
+/// `steps` with nothing cached.
+fn uncached(steps: &[Step]) -> Vec<Step> {
+    steps
         .iter()
         .map(|step| Step {
             persist: None,
             ..step.clone()
         })
-        .collect();
-    let fails = |range: std::ops::Range<u64>| {
-        let source = TaskSource::TextSplit {
+        .collect()
+}
+
+/// Every text split `source` reads, with where it is: the chain to take at each level of
+/// concatenation.
+fn text_splits(source: &TaskSource, at: &mut Vec<usize>, out: &mut Vec<(Vec<usize>, FileSplit)>) {
+    match source {
+        TaskSource::TextSplit { split, .. } => out.push((at.clone(), split.clone())),
+        TaskSource::Concat(chains) => {
+            for (i, chain) in chains.iter().enumerate() {
+                if let Some(source) = &chain.source {
+                    at.push(i);
+                    text_splits(source, at, out);
+                    at.pop();
+                }
+            }
+        }
+        TaskSource::Records { .. }
+        | TaskSource::ShuffleRead { .. }
+        | TaskSource::SavedPartition { .. } => {}
+    }
+}
+
+/// `source` reduced to the text split at `at`, reading only the lines that start in `range`:
+/// the other chains of each concatenation left out.
+fn one_split(source: &TaskSource, at: &[usize], range: std::ops::Range<u64>) -> Option<TaskSource> {
+    match (source, at) {
+        (TaskSource::TextSplit { split, decoder }, []) => Some(TaskSource::TextSplit {
             split: FileSplit {
                 path: split.path.clone(),
                 start: range.start,
                 end: range.end,
             },
             decoder: decoder.clone(),
-        };
-        count_chain(&source, &steps, env).is_err_and(|e| e.to_string() == message)
-    };
-    let place = first_failing_line(split.start..split.end, fails)
-        .and_then(|start| read_bad_record(&split.path, start).ok());
-    with_place(message, place.as_ref())
+        }),
+        (TaskSource::Concat(chains), [i, rest @ ..]) => {
+            let chain = chains.get(*i)?;
+            let inner = one_split(chain.source.as_ref()?, rest, range)?;
+            Some(TaskSource::Concat(vec![Chain {
+                source: Some(inner),
+                steps: uncached(&chain.steps),
+            }]))
+        }
+        _ => None,
+    }
 }
 
 /// Runs `source` through `steps` into a count, as a task with that chain would, without

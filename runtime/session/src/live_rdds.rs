@@ -113,12 +113,7 @@ fn holds_no_rdd(type_name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(n, t)| (n.to_string(), t.to_string()))
-            .collect()
-    }
+    use crate::rebuild::tests::vars;
 
     #[test]
     fn rdd_variables_are_the_roots_when_every_other_variable_holds_plain_data() {

@@ -336,10 +336,11 @@ fn short_type(type_name: &str) -> &str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    /// (name, type) pairs as the engine lists variables.
+    pub(crate) fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {
         list.iter()
             .map(|(n, t)| (n.to_string(), t.to_string()))
             .collect()
