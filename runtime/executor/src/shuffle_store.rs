@@ -1,6 +1,6 @@
 //! Map outputs this executor wrote: for each (shuffle, map partition), one encoded bucket per
-//! reduce partition (framed as a [`MapOutput`]), kept for reducers to fetch until the executor
-//! ends. Outputs stay in memory while they fit in the store's budget; past it, the oldest
+//! reduce partition (framed as a [`MapOutput`]), kept for reducers to fetch until the driver
+//! drops the shuffle (no live RDD reads it any more) or the executor ends. Outputs stay in memory while they fit in the store's budget; past it, the oldest
 //! shuffles' outputs are written unchanged to one file each in the executor's shuffle directory
 //! (their bucket ranges kept here, as Spark's sort shuffle writes a data file and an index),
 //! and buckets are read from there. A map task whose output is larger than its memory budget
