@@ -338,8 +338,8 @@ mod tests {
     #[allow(non_camel_case_types)]
     struct marker(std::cell::Cell<()>);
 
-    fn shipped_bytes<C: Serialize + DeserializeOwned>(slots: C) -> Result<Vec<u8>, String> {
-        crate::encoding::encode(env(slots).value()).map_err(|e| e.to_string())
+    fn shipped_bytes<C: Serialize + DeserializeOwned>(slots: C) -> bincode::Result<Vec<u8>> {
+        crate::encoding::encode(env(slots).value())
     }
 
     #[test]
@@ -377,7 +377,9 @@ mod tests {
 
         let offset = 1u64;
         let add = move |x: u64| x + offset;
-        let error = shipped_bytes((slot!(add, marker),)).unwrap_err();
+        let error = shipped_bytes((slot!(add, marker),))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("captures `add`"), "{error}");
     }
 
@@ -386,7 +388,7 @@ mod tests {
         let shared = std::rc::Rc::new(5);
         let slot = slot!(shared, marker);
         assert_eq!(**slot.place(), 5);
-        let error = shipped_bytes((slot,)).unwrap_err();
+        let error = shipped_bytes((slot,)).unwrap_err().to_string();
         assert!(
             error.contains("captures `shared`") && error.contains("Rc<i32>"),
             "{error}"

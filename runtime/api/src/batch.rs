@@ -1,11 +1,10 @@
 //! Batches: the unit in which records cross the executor boundary, as a `Box<Vec<T>>`.
 
 use crate::Data;
-use crate::ship::report;
+use crate::ops::OpError;
 use std::mem::size_of;
 use tessera_plan::abi::{
-    Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, PANIC_PREFIX, RawBytes, STATUS_ERROR,
-    STATUS_OK, Status,
+    Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, RawBytes, STATUS_ERROR, STATUS_OK, Status,
 };
 
 /// Records per batch: large enough to amortize a call per batch, small enough to stay in cache.
@@ -30,7 +29,14 @@ pub(crate) unsafe extern "C" fn type_name_of<T>() -> RawBytes {
 pub(crate) enum Stop {
     /// A later stage failed and has already reported why.
     Downstream,
-    Failed(String),
+    /// This operator failed: the executor is told why at the ABI boundary ([`guarded`]).
+    Failed(OpError),
+}
+
+impl From<OpError> for Stop {
+    fn from(error: OpError) -> Stop {
+        Stop::Failed(error)
+    }
 }
 
 /// Buffers records into batches and hands them on.
@@ -103,15 +109,13 @@ fn guarded_dyn(err: ErrorSink, body: &mut dyn FnMut() -> Result<(), Stop>) -> St
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
         Ok(Ok(())) => STATUS_OK,
         Ok(Err(Stop::Downstream)) => STATUS_ERROR,
-        Ok(Err(Stop::Failed(message))) => {
-            report(err, &message);
+        Ok(Err(Stop::Failed(error))) => {
+            error.report(err);
             STATUS_ERROR
         }
         Err(payload) => {
-            report(
-                err,
-                &format!("{PANIC_PREFIX}{}", panic_message(payload.as_ref())),
-            );
+            let message = panic_message(payload.as_ref());
+            OpError::Panicked { message }.report(err);
             STATUS_ERROR
         }
     }
@@ -182,12 +186,13 @@ impl<T: Data> Batches<T> {
 
     unsafe extern "C" fn encode(batch: Batch, out: ByteSink, err: ErrorSink) -> Status {
         guarded(err, || {
-            let bytes = crate::encoding::encode(unsafe { Self::records(batch) }).map_err(|e| {
-                Stop::Failed(format!(
-                    "cannot serialize records of type {}: {e}",
-                    std::any::type_name::<T>()
-                ))
-            })?;
+            let bytes =
+                crate::encoding::encode(unsafe { Self::records(batch) }).map_err(|source| {
+                    OpError::RecordsEncode {
+                        type_name: std::any::type_name::<T>(),
+                        source,
+                    }
+                })?;
             write_bytes(out, &bytes);
             Ok(())
         })
@@ -196,11 +201,11 @@ impl<T: Data> Batches<T> {
     unsafe extern "C" fn decode(bytes: RawBytes, out: BatchSink, err: ErrorSink) -> Status {
         guarded(err, || {
             let records: Vec<T> =
-                crate::encoding::decode(unsafe { bytes.as_slice() }).map_err(|e| {
-                    Stop::Failed(format!(
-                        "cannot decode records of type {}: {e}",
-                        std::any::type_name::<T>()
-                    ))
+                crate::encoding::decode(unsafe { bytes.as_slice() }).map_err(|source| {
+                    OpError::RecordsDecode {
+                        type_name: std::any::type_name::<T>(),
+                        source,
+                    }
                 })?;
             let mut out = BatchOut::new(out);
             for chunk in chunked(records) {

@@ -37,28 +37,23 @@ impl Endpoint {
 
     /// Sends `request` and waits for the driver's answer.
     pub fn call(&self, request: CellRequest) -> Result<CellResponse, Error> {
-        let unreachable = |e: std::io::Error| {
-            Error::new(format!(
-                "the Tessera driver of this session is not reachable ({e}); \
-                 the session host may have exited — restart the session"
-            ))
-        };
+        let unreachable = |source| Error::DriverUnreachable { source };
         let addr = SocketAddr::from_abstract_name(self.name()).map_err(unreachable)?;
         let mut stream = UnixStream::connect_addr(&addr).map_err(unreachable)?;
         let body = bincode::serialize(&Envelope {
             token: self.token,
             request,
         })
-        .map_err(|e| Error::new(format!("cannot encode a request to the driver: {e}")))?;
+        .map_err(|source| Error::RequestEncode { source })?;
         stream
             .write_all(&(body.len() as u32).to_le_bytes())
             .map_err(unreachable)?;
         stream.write_all(&body).map_err(unreachable)?;
         let reply = read_frame(RESPONSE, &mut stream).map_err(unreachable)?;
         match decode_response(&reply) {
-            Ok(CellResponse::Error(message)) => Err(Error::new(message)),
+            Ok(CellResponse::Error(message)) => Err(Error::from_driver(message)),
             Ok(response) => Ok(response),
-            Err(e) => Err(Error::new(e.to_string())),
+            Err(source) => Err(Error::UndecodableReply { source }),
         }
     }
 }

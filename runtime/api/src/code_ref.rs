@@ -28,9 +28,7 @@ pub(crate) fn locate(addr: *const c_void) -> Result<LocalCodeRef, Error> {
     // SAFETY: dladdr only reads the loader's tables and writes into `info`.
     let found = unsafe { dladdr(addr, &mut info) };
     if found == 0 || info.fname.is_null() {
-        return Err(Error::new(
-            "cannot locate the code of a closure in any loaded library",
-        ));
+        return Err(Error::CodeNotFound);
     }
     // SAFETY: dladdr returned a NUL-terminated path owned by the loader.
     let path = unsafe { CStr::from_ptr(info.fname) }

@@ -41,12 +41,7 @@ impl Context {
             .and_then(|t| t.parse().ok());
         match (socket, token) {
             (Ok(socket), Some(token)) => Context::connect(&socket, token),
-            _ => Error::new(format!(
-                "this code does not run in a Tessera session ({CELL_SOCKET_ENV} and \
-                 {CELL_TOKEN_ENV} are not set): run it in `tessera`, `tessera run` or the \
-                 Tessera Jupyter kernel"
-            ))
-            .raise(),
+            _ => Error::NotInSession.raise(),
         }
     }
 
@@ -70,7 +65,7 @@ impl Context {
     fn define_untyped(&self, request: CellRequest) -> tessera_plan::RddId {
         match self.call(request) {
             Ok(CellResponse::Defined { rdd, .. }) => rdd,
-            Ok(other) => Error::new(format!("unexpected reply from the driver: {other:?}")).raise(),
+            Ok(other) => Error::unexpected_reply(&other).raise(),
             Err(e) => e.raise(),
         }
     }
@@ -93,7 +88,7 @@ impl Context {
         };
         match self.call(request) {
             Ok(CellResponse::JobResult { results }) => results,
-            Ok(other) => Error::new(format!("unexpected reply from the driver: {other:?}")).raise(),
+            Ok(other) => Error::unexpected_reply(&other).raise(),
             Err(e) => e.raise(),
         }
     }
@@ -105,8 +100,12 @@ impl Context {
         let partitions = (0..n)
             .map(|i| {
                 let (start, end) = (i * len / n, (i + 1) * len / n);
-                crate::encoding::encode(&data[start..end]).unwrap_or_else(|e| {
-                    Error::new(format!("cannot serialize the collection: {e}")).raise()
+                crate::encoding::encode(&data[start..end]).unwrap_or_else(|source| {
+                    Error::Serialize {
+                        what: "the collection",
+                        source,
+                    }
+                    .raise()
                 })
             })
             .collect();
@@ -201,7 +200,7 @@ impl Context {
             password,
         }) {
             Ok(CellResponse::Line(line)) => line,
-            Ok(other) => Error::new(format!("unexpected reply from the driver: {other:?}")).raise(),
+            Ok(other) => Error::unexpected_reply(&other).raise(),
             Err(e) => e.raise(),
         }
     }
@@ -215,7 +214,7 @@ impl Context {
     fn done(&self, request: CellRequest) {
         match self.call(request) {
             Ok(CellResponse::Done) => {}
-            Ok(other) => Error::new(format!("unexpected reply from the driver: {other:?}")).raise(),
+            Ok(other) => Error::unexpected_reply(&other).raise(),
             Err(e) => e.raise(),
         }
     }
@@ -223,7 +222,7 @@ impl Context {
     /// The records of every RDD of `rdds`, in order: their partitions side by side.
     pub fn union<T: Data>(&self, rdds: &[Rdd<T>]) -> Rdd<T> {
         if rdds.is_empty() {
-            Error::new("union of no RDDs: pass at least one").raise()
+            Error::EmptyUnion.raise()
         }
         self.define(RddNode {
             kind: RddKind::Union {

@@ -26,7 +26,7 @@ impl<T> Rdd<T> {
     pub fn lineage(&self) -> Lineage {
         match self.context().call(CellRequest::Lineage { rdd: self.id() }) {
             Ok(CellResponse::Lineage { rdds }) => Lineage { entries: rdds },
-            Ok(other) => Error::new(format!("unexpected reply from the driver: {other:?}")).raise(),
+            Ok(other) => Error::unexpected_reply(&other).raise(),
             Err(e) => e.raise(),
         }
     }

@@ -28,6 +28,85 @@ use std::path::{Path, PathBuf};
 /// Where a terminal's plots are written, when set.
 pub const PLOT_DIR_ENV: &str = "TESSERA_PLOT_DIR";
 
+/// Why a plot could not be drawn or written. Raised as a [`crate::Error::Plot`] by
+/// [`Plot::svg`] and [`Plot::save`]; shown in place of the file's path when a terminal's copy
+/// cannot be written.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PlotError {
+    /// plotters could not draw the chart.
+    Draw {
+        /// plotters' reason.
+        reason: String,
+    },
+    /// [`Plot::save`] could not write where it was asked to.
+    Save {
+        /// The path asked for.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The directory of a terminal's plots could not be created.
+    TerminalDirectory {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The directory of a terminal's plots, in the shared temporary directory, is another
+    /// user's.
+    NotYours {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A terminal's plot could not be written.
+    TerminalWrite {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl std::fmt::Display for PlotError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlotError::Draw { reason } => write!(f, "cannot draw the plot: {reason}"),
+            PlotError::Save { path, source } => write!(
+                f,
+                "cannot save the plot to {}: {source}; choose a writable path",
+                path.display()
+            ),
+            PlotError::TerminalDirectory { dir, source } => write!(
+                f,
+                "cannot create {}: {source}; set {PLOT_DIR_ENV} to a writable directory",
+                dir.display()
+            ),
+            PlotError::NotYours { dir } => write!(
+                f,
+                "{} belongs to another user; set {PLOT_DIR_ENV} to a directory of yours",
+                dir.display()
+            ),
+            PlotError::TerminalWrite { path, source } => write!(
+                f,
+                "cannot write {}: {source}; set {PLOT_DIR_ENV} to a writable directory",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PlotError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PlotError::Save { source, .. }
+            | PlotError::TerminalDirectory { source, .. }
+            | PlotError::TerminalWrite { source, .. } => Some(source),
+            PlotError::Draw { .. } | PlotError::NotYours { .. } => None,
+        }
+    }
+}
+
 /// The colours of successive series (Tableau's ten, readable on white and to most colour-blind
 /// readers).
 const PALETTE: [RGBColor; 10] = [
@@ -240,7 +319,11 @@ impl Plot {
         {
             let root = SVGBackend::with_string(&mut svg, self.size).into_drawing_area();
             if let Err(e) = self.draw(&root) {
-                Error::new(format!("cannot draw the plot: {e}")).raise()
+                // plotters' error borrows the backend: only its text can leave.
+                Error::from(PlotError::Draw {
+                    reason: e.to_string(),
+                })
+                .raise()
             }
         }
         svg
@@ -249,26 +332,21 @@ impl Plot {
     /// Writes the plot as SVG to `path` (relative to the session's working directory) and
     /// returns the path written.
     pub fn save(&self, path: impl AsRef<Path>) -> PathBuf {
-        let path = std::path::absolute(path.as_ref()).unwrap_or_else(|e| {
-            Error::new(format!(
-                "cannot save the plot to {}: {e}",
-                path.as_ref().display()
-            ))
+        let failed = |path: &Path, source| -> ! {
+            Error::from(PlotError::Save {
+                path: path.to_path_buf(),
+                source,
+            })
             .raise()
-        });
-        std::fs::write(&path, self.svg()).unwrap_or_else(|e| {
-            Error::new(format!(
-                "cannot save the plot to {}: {e}; choose a writable path",
-                path.display()
-            ))
-            .raise()
-        });
+        };
+        let path = std::path::absolute(path.as_ref()).unwrap_or_else(|e| failed(path.as_ref(), e));
+        std::fs::write(&path, self.svg()).unwrap_or_else(|e| failed(&path, e));
         path
     }
 
     /// Writes the plot where a terminal's plots go (see the module's documentation) and returns
     /// the file's path.
-    fn save_for_terminal(&self, svg: &str) -> Result<PathBuf, String> {
+    fn save_for_terminal(&self, svg: &str) -> Result<PathBuf, PlotError> {
         use std::os::unix::fs::MetadataExt;
         let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
         let dir = match std::env::var_os(PLOT_DIR_ENV) {
@@ -281,28 +359,21 @@ impl Plot {
                 std::env::temp_dir().join(format!("tessera-plots-{user}"))
             }
         };
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            format!(
-                "cannot create {}: {e}; set {PLOT_DIR_ENV} to a writable directory",
-                dir.display()
-            )
+        std::fs::create_dir_all(&dir).map_err(|source| PlotError::TerminalDirectory {
+            dir: dir.clone(),
+            source,
         })?;
         // The temporary directory is shared: never write into a directory another user made.
         let owner = std::fs::metadata(&dir).map(|m| m.uid()).ok();
         if uid.is_some() && owner != uid {
-            return Err(format!(
-                "{} belongs to another user; set {PLOT_DIR_ENV} to a directory of yours",
-                dir.display()
-            ));
+            return Err(PlotError::NotYours { dir });
         }
         let mut hasher = crate::hash::KeyHasher::default();
         hasher.write(svg.as_bytes());
         let path = dir.join(format!("plot-{:016x}.svg", hasher.finish()));
-        std::fs::write(&path, svg).map_err(|e| {
-            format!(
-                "cannot write {}: {e}; set {PLOT_DIR_ENV} to a writable directory",
-                path.display()
-            )
+        std::fs::write(&path, svg).map_err(|source| PlotError::TerminalWrite {
+            path: path.clone(),
+            source,
         })?;
         Ok(path)
     }
@@ -462,6 +533,40 @@ fn bin<V: Numeric>(values: &[V], bins: usize) -> (f64, Vec<(f64, f64)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_say_where_to_write_instead() {
+        let denied = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let save = PlotError::Save {
+            path: "/ro/plot.svg".into(),
+            source: denied(),
+        };
+        let text = Error::from(save).to_string();
+        assert!(
+            text.starts_with("cannot save the plot to /ro/plot.svg: ")
+                && text.ends_with("choose a writable path"),
+            "{text}"
+        );
+        for error in [
+            PlotError::TerminalDirectory {
+                dir: "/tmp/tessera-plots-ada".into(),
+                source: denied(),
+            },
+            PlotError::NotYours {
+                dir: "/tmp/tessera-plots-ada".into(),
+            },
+            PlotError::TerminalWrite {
+                path: "/tmp/tessera-plots-ada/plot-1.svg".into(),
+                source: denied(),
+            },
+        ] {
+            let text = error.to_string();
+            assert!(
+                text.contains("/tmp/tessera-plots-ada") && text.contains("set TESSERA_PLOT_DIR"),
+                "{text}"
+            );
+        }
+    }
 
     #[test]
     fn a_line_plot_is_an_svg_with_its_title_and_labels() {

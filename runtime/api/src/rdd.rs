@@ -78,12 +78,50 @@ pub(crate) fn transform_operator<X: Transform>(
 }
 
 pub(crate) fn encode_params<P: serde::Serialize>(params: &P) -> Vec<u8> {
-    crate::encoding::encode(params).unwrap_or_else(|e| {
-        Error::new(format!("cannot serialize an action's argument: {e}")).raise()
+    crate::encoding::encode(params).unwrap_or_else(|source| {
+        Error::Serialize {
+            what: "an action's argument",
+            source,
+        }
+        .raise()
+    })
+}
+
+/// `path`, given to `operation`, made absolute (relative paths start at the session's working
+/// directory, where the executors of a local session also start).
+fn absolute(operation: &'static str, path: &str) -> std::path::PathBuf {
+    std::path::absolute(path).unwrap_or_else(|source| {
+        Error::UnresolvedPath {
+            operation,
+            path: path.to_string(),
+            source,
+        }
+        .raise()
+    })
+}
+
+/// Creates the directory `operation` writes into.
+fn create_dir(operation: &'static str, path: &std::path::Path) {
+    std::fs::create_dir_all(path).unwrap_or_else(|source| {
+        Error::CreateDirectory {
+            operation,
+            path: path.to_path_buf(),
+            source,
+        }
+        .raise()
     })
 }
 
 impl<T> Rdd<T> {
+    /// Raises the error of `action` (which returns a record) on this RDD, which has none.
+    fn empty(&self, action: &'static str) -> ! {
+        Error::EmptyRdd {
+            action,
+            rdd: format!("{self:?}"),
+        }
+        .raise()
+    }
+
     pub(crate) fn new(ctx: Context, id: RddId) -> Rdd<T> {
         Rdd {
             ctx,
@@ -222,8 +260,12 @@ impl<T: Data> Rdd<T> {
         self.run_job(name, CellAction::Run(op), partitions)
             .iter()
             .map(|bytes| {
-                bincode::deserialize(bytes).unwrap_or_else(|e| {
-                    Error::new(format!("cannot decode a task's result: {e}")).raise()
+                bincode::deserialize(bytes).unwrap_or_else(|source| {
+                    Error::Decode {
+                        what: "a task's result",
+                        source,
+                    }
+                    .raise()
                 })
             })
             .collect()
@@ -237,12 +279,7 @@ impl<T: Data> Rdd<T> {
                 Ok(count) => u64::from_le_bytes(count),
                 // Never a wrong count: a result of another size means the executor and the
                 // cell disagree on the protocol.
-                Err(_) => Error::new(format!(
-                    "cannot decode a partition's count: {} bytes where 8 were expected; the \
-                     executors run another Tessera than this session — restart the session",
-                    bytes.len()
-                ))
-                .raise(),
+                Err(_) => Error::MalformedCount { bytes: bytes.len() }.raise(),
             })
             .sum()
     }
@@ -285,7 +322,7 @@ impl<T: Data> Rdd<T> {
         self.take(1)
             .into_iter()
             .next()
-            .unwrap_or_else(|| Error::new(format!("first() on an empty RDD ({self:?})")).raise())
+            .unwrap_or_else(|| self.empty("first"))
     }
 
     /// Combines all records with `f`, which must be associative and commutative; raises an
@@ -295,7 +332,7 @@ impl<T: Data> Rdd<T> {
             .into_iter()
             .flatten()
             .reduce(&f)
-            .unwrap_or_else(|| Error::new(format!("reduce() on an empty RDD ({self:?})")).raise())
+            .unwrap_or_else(|| self.empty("reduce"))
     }
 
     /// Folds each partition from `zero` with `f`, then folds the partitions' results from `zero`.
@@ -490,11 +527,8 @@ impl<T: Data> Rdd<T> {
     where
         T: std::fmt::Display,
     {
-        let dir = std::path::absolute(dir)
-            .unwrap_or_else(|e| Error::new(format!("save_as_text_file({dir}): {e}")).raise());
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| {
-            Error::new(format!("cannot create {}: {e}", dir.display())).raise()
-        });
+        let dir = absolute("save_as_text_file", dir);
+        create_dir("save_as_text_file", &dir);
         let params = encode_params(&dir.to_string_lossy().into_owned());
         self.run_action::<SaveAsText<T>, ()>("save_as_text_file", &(), params, None);
     }
@@ -504,12 +538,8 @@ impl<T: Data> Rdd<T> {
     /// recomputing them, and a long iterative chain stops growing. Unlike Spark's, which waits
     /// for the next action, this runs a job at once.
     pub fn checkpoint(&self, dir: &str) -> Rdd<T> {
-        let dir = std::path::absolute(dir)
-            .unwrap_or_else(|e| Error::new(format!("checkpoint({dir}): {e}")).raise())
-            .join(format!("rdd-{}", self.id));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| {
-            Error::new(format!("cannot create {}: {e}", dir.display())).raise()
-        });
+        let dir = absolute("checkpoint", dir).join(format!("rdd-{}", self.id));
+        create_dir("checkpoint", &dir);
         let dir = dir.to_string_lossy().into_owned();
         self.run_action::<SaveCheckpoint<T>, ()>("checkpoint", &(), encode_params(&dir), None);
         let decoder = source_operator(RecordsSource::<T>::entry).unwrap_or_else(|e| e.raise());
@@ -541,7 +571,7 @@ impl<T: Data> Rdd<T> {
                 partitioner,
                 ..
             }) => (num_partitions, partitioner),
-            Ok(other) => Error::new(format!("unexpected reply from the driver: {other:?}")).raise(),
+            Ok(other) => Error::unexpected_reply(&other).raise(),
             Err(e) => e.raise(),
         }
     }

@@ -10,6 +10,7 @@
 use crate::Data;
 use crate::context::Context;
 use crate::error::Error;
+use crate::ops::OpError;
 use serde::de::Deserializer;
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
@@ -68,9 +69,9 @@ impl<T> Broadcast<T> {
     /// The value, in the cell or in a closure running on an executor.
     pub fn value(&self) -> &T {
         if self.value.is_null() {
-            Error::new(format!(
-                "{self:?} has no value here: use it inside a capture! closure that runs on executors, or in the cell that made it"
-            ))
+            Error::BroadcastUnavailable {
+                broadcast: format!("{self:?}"),
+            }
             .raise()
         }
         // SAFETY: non-null values are leaked (cell) or kept for the executor's life.
@@ -89,12 +90,20 @@ unsafe extern "C" fn decode_boxed<T: Data>(bytes: RawBytes, err: ErrorSink) -> *
         std::panic::catch_unwind(|| bincode::deserialize::<T>(unsafe { bytes.as_slice() }));
     match decoded {
         Ok(Ok(value)) => Box::into_raw(Box::new(value)) as *mut c_void,
-        Ok(Err(e)) => {
-            crate::ship::report(err, &format!("cannot decode a broadcast value: {e}"));
+        Ok(Err(source)) => {
+            OpError::ValuesDecode {
+                what: "a broadcast value",
+                source,
+            }
+            .report(err);
             std::ptr::null_mut()
         }
-        Err(_) => {
-            crate::ship::report(err, "decoding a broadcast value panicked");
+        Err(payload) => {
+            OpError::DecodePanicked {
+                what: "a broadcast value",
+                message: crate::batch::panic_message(payload.as_ref()),
+            }
+            .report(err);
             std::ptr::null_mut()
         }
     }
@@ -197,30 +206,30 @@ impl<T: Accumulable> Accumulator<T> {
                     e.raise()
                 }
             }
-            (None, None) => Error::new(format!(
-                "accumulator {} cannot be added to here: capture it in a closure that runs on executors",
-                self.id
-            ))
-            .raise(),
+            (None, None) => Error::AccumulatorNotAddable { id: self.id }.raise(),
         }
     }
 
     /// The sum of everything added so far (in the cell).
     pub fn value(&self) -> T {
         let Some(ctx) = &self.ctx else {
-            Error::new("an accumulator's value can be read only in the cell").raise()
+            Error::AccumulatorNotReadable.raise()
         };
         match ctx.call(CellRequest::AccumulatorValue { id: self.id }) {
             Ok(CellResponse::Partials { values }) => {
                 let mut sum = T::default();
                 for bytes in values {
-                    sum += bincode::deserialize(&bytes).unwrap_or_else(|e| {
-                        Error::new(format!("cannot decode an accumulator update: {e}")).raise()
+                    sum += bincode::deserialize(&bytes).unwrap_or_else(|source| {
+                        Error::Decode {
+                            what: "an accumulator update",
+                            source,
+                        }
+                        .raise()
                     });
                 }
                 sum
             }
-            Ok(other) => Error::new(format!("unexpected reply from the driver: {other:?}")).raise(),
+            Ok(other) => Error::unexpected_reply(&other).raise(),
             Err(e) => e.raise(),
         }
     }
@@ -274,7 +283,7 @@ impl Context {
                 // The cell keeps its copy for the session's life, as Spark's driver does.
                 value: Box::leak(Box::new(value)),
             },
-            Ok(other) => Error::new(format!("unexpected reply from the driver: {other:?}")).raise(),
+            Ok(other) => Error::unexpected_reply(&other).raise(),
             Err(e) => e.raise(),
         }
     }
@@ -283,7 +292,7 @@ impl Context {
     pub fn accumulator<T: Accumulable>(&self) -> Accumulator<T> {
         match self.call(CellRequest::Accumulator) {
             Ok(CellResponse::Created { id }) => Accumulator::new(*self, id),
-            Ok(other) => Error::new(format!("unexpected reply from the driver: {other:?}")).raise(),
+            Ok(other) => Error::unexpected_reply(&other).raise(),
             Err(e) => e.raise(),
         }
     }

@@ -8,6 +8,7 @@
 
 use crate::code_ref::locate;
 use crate::error::Error;
+use crate::ops::OpError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::ffi::c_void;
@@ -36,7 +37,7 @@ const ENV_MAGIC: [u64; 2] = [0x7465_7373_6572_6121, 0x9e37_79b9_7f4a_7c15];
 struct EnvHeader {
     magic: [u64; 2],
     size: usize,
-    encode: unsafe fn(*const u8) -> Result<Vec<u8>, String>,
+    encode: unsafe fn(*const u8) -> bincode::Result<Vec<u8>>,
     decode_into: EnvDecoder,
 }
 
@@ -81,10 +82,10 @@ impl<C: Serialize + DeserializeOwned> Env<C> {
         }
     }
 
-    unsafe fn encode(this: *const u8) -> Result<Vec<u8>, String> {
+    unsafe fn encode(this: *const u8) -> bincode::Result<Vec<u8>> {
         // SAFETY: the caller checked the magic and the size, so `this` is an `Env<C>`.
         let env = unsafe { &*(this as *const Env<C>) };
-        crate::encoding::encode(&env.value).map_err(|e| e.to_string())
+        crate::encoding::encode(&env.value)
     }
 
     unsafe extern "C" fn decode_into(
@@ -94,14 +95,11 @@ impl<C: Serialize + DeserializeOwned> Env<C> {
         err: ErrorSink,
     ) -> Status {
         if out_size != size_of::<Env<C>>() {
-            report(
-                err,
-                &format!(
-                    "captured environment has size {} but the closure has size {out_size}; \
-                 the cell library and the plan disagree (was the cell recompiled?)",
-                    size_of::<Env<C>>()
-                ),
-            );
+            OpError::CapturesSize {
+                captured: size_of::<Env<C>>(),
+                closure: out_size,
+            }
+            .report(err);
             return STATUS_ERROR;
         }
         let decoded = std::panic::catch_unwind(|| {
@@ -114,21 +112,24 @@ impl<C: Serialize + DeserializeOwned> Env<C> {
                 unsafe { (out as *mut Env<C>).write(Env::with_header(value)) };
                 STATUS_OK
             }
-            Ok(Err(e)) => {
-                report(err, &format!("cannot decode captured values: {e}"));
+            Ok(Err(source)) => {
+                OpError::ValuesDecode {
+                    what: "captured values",
+                    source,
+                }
+                .report(err);
                 STATUS_ERROR
             }
-            Err(_) => {
-                report(err, "decoding captured values panicked");
+            Err(payload) => {
+                OpError::DecodePanicked {
+                    what: "captured values",
+                    message: crate::batch::panic_message(payload.as_ref()),
+                }
+                .report(err);
                 STATUS_ERROR
             }
         }
     }
-}
-
-pub(crate) fn report(err: ErrorSink, message: &str) {
-    // SAFETY: the executor's sink copies the message before returning.
-    unsafe { (err.set)(err.ctx, RawBytes::from_slice(message.as_bytes())) }
 }
 
 /// A closure described for the plan: how to rebuild it, and what it captured.
@@ -163,11 +164,8 @@ unsafe fn ship_bytes(size: usize, f: *const u8) -> Result<ShippedClosure, Error>
         let header = unsafe { std::ptr::read_unaligned(f as *const EnvHeader) };
         if header.magic == ENV_MAGIC && header.size == size {
             // SAFETY: `f` is an `Env<C>` whose `encode` is this header's.
-            let captures = unsafe { (header.encode)(f) }.map_err(|e| {
-                Error::new(format!(
-                    "cannot serialize the values a closure captured: {e}"
-                ))
-            })?;
+            let captures = unsafe { (header.encode)(f) }
+                .map_err(|source| Error::CapturesNotSerializable { source })?;
             let env_decoder = locate(header.decode_into as *const c_void)?;
             return Ok(ShippedClosure {
                 env_decoder: Some(env_decoder),
@@ -175,11 +173,7 @@ unsafe fn ship_bytes(size: usize, f: *const u8) -> Result<ShippedClosure, Error>
             });
         }
     }
-    Err(Error::new(format!(
-        "a closure passed to an RDD captures variables ({size} bytes) that Tessera cannot send \
-         to executors: list them with `capture!([a, b] move |..| ..)` so they are serialized, \
-         or capture only what `capture!` lists"
-    )))
+    Err(Error::UnlistedCaptures { size })
 }
 
 /// Rebuilds closure `F` on an executor.
@@ -196,10 +190,7 @@ pub(crate) unsafe fn rebuild<F>(
         return Some(unsafe { MaybeUninit::<F>::uninit().assume_init() });
     }
     let Some(decode) = env_decoder else {
-        report(
-            err,
-            "the plan has no captured environment for a closure that needs one",
-        );
+        OpError::NoCapturedEnvironment.report(err);
         return None;
     };
     let mut slot = MaybeUninit::<F>::uninit();
@@ -292,6 +283,10 @@ mod tests {
         let offset = 3i64;
         let f = move |x: i64| x + offset;
         let error = ship(&f).err().expect("refused");
+        assert!(
+            matches!(error, Error::UnlistedCaptures { size: 8 }),
+            "{error:?}"
+        );
         assert!(
             error.message().contains("capture!(["),
             "{}",

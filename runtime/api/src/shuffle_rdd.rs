@@ -36,11 +36,10 @@ pub enum Side<V, W> {
 /// custom partitioner is only known where its type is.
 fn must_hash(partitioner: &Partitioner, operation: &str) {
     if !matches!(partitioner, Partitioner::Hash { .. }) {
-        Error::new(format!(
-            "{operation} shuffles by a hash partitioner (Partitioner::hash(n)), not by {partitioner:?}; \
-             to place keys by a partitioner of your own, call partition_by_custom(&p) first: \
-             {operation} then keeps that placement without a shuffle"
-        ))
+        Error::NotHashPartitioned {
+            operation: operation.to_string(),
+            partitioner: format!("{partitioner:?}"),
+        }
         .raise()
     }
 }

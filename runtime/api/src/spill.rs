@@ -13,6 +13,7 @@
 //! In a cell (no executor), nothing spills.
 
 use crate::batch::{BATCH_RECORDS, Stop};
+use crate::ops::OpError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::cmp::Ordering;
@@ -100,16 +101,12 @@ impl SpillConfig {
 
     /// A new spill file.
     pub(crate) fn file(&self) -> Result<SpillFile, Stop> {
-        let dir = self
-            .dir
-            .as_ref()
-            .ok_or_else(|| Stop::Failed("spilling needs the executor's spill directory".into()))?;
-        SpillFile::create(dir).map_err(|e| {
-            Stop::Failed(format!(
-                "cannot write a spill file in {} ({e}); free disk space there, or give \
-                 executors more memory (--executor-memory-mb)",
-                dir.display()
-            ))
+        let dir = self.dir.as_ref().ok_or(OpError::NoSpillDirectory)?;
+        SpillFile::create(dir).map_err(|source| {
+            Stop::Failed(OpError::SpillCreate {
+                dir: dir.clone(),
+                source,
+            })
         })
     }
 
@@ -130,12 +127,11 @@ impl SpillConfig {
     }
 }
 
-fn io_failed(path: &std::path::Path, e: std::io::Error) -> Stop {
-    Stop::Failed(format!(
-        "cannot use the spill file {} ({e}); free disk space there, or give executors more \
-         memory (--executor-memory-mb)",
-        path.display()
-    ))
+fn io_failed(path: &std::path::Path, source: std::io::Error) -> Stop {
+    Stop::Failed(OpError::SpillIo {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// A file an operator spills to, written at its end and removed when dropped.
@@ -252,7 +248,7 @@ impl Drop for SpillFile {
 }
 
 /// A run of records, on disk or in memory, for [`merge_runs`].
-pub(crate) type Run<R> = Box<dyn Iterator<Item = Result<R, String>>>;
+pub(crate) type Run<R> = Box<dyn Iterator<Item = Result<R, OpError>>>;
 
 /// The sorted runs an operator spilled, all in one spill file made with the first.
 pub(crate) struct SpilledRuns {
@@ -318,11 +314,11 @@ impl FrameBuilder {
             self.bytes.resize(FRAME_PREFIX + 8, 0);
         }
         let before = self.bytes.len();
-        bincode::serialize_into(&mut self.bytes, record).map_err(|e| {
-            Stop::Failed(format!(
-                "cannot serialize records of type {}: {e}",
-                std::any::type_name::<T>()
-            ))
+        bincode::serialize_into(&mut self.bytes, record).map_err(|source| {
+            OpError::RecordsEncode {
+                type_name: std::any::type_name::<T>(),
+                source,
+            }
         })?;
         self.records += 1;
         Ok((self.bytes.len() - before) as u64)
@@ -358,7 +354,7 @@ pub(crate) struct RunReader<T> {
 }
 
 impl<T: DeserializeOwned> Iterator for RunReader<T> {
-    type Item = Result<T, String>;
+    type Item = Result<T, OpError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -376,18 +372,23 @@ impl<T: DeserializeOwned> Iterator for RunReader<T> {
                 false
             });
             self.left = self.left.saturating_sub(bytes_read);
-            let mut failed = |reason: String| {
+            let mut failed = |source: std::io::Error| {
                 self.left = 0;
-                Some(Err(format!(
-                    "cannot read back the spill file {} ({reason}); was it removed?",
-                    self.path.display()
-                )))
+                Some(Err(OpError::SpillReadBack {
+                    path: self.path.clone(),
+                    source,
+                }))
             };
+            // A run's frames and records were written by this operator: bytes that do not
+            // decode are damaged data, as a malformed frame is.
+            use std::io::{Error, ErrorKind};
             match (read, decoded) {
-                (Err(e), _) => return failed(e.to_string()),
+                (Err(e), _) => return failed(e),
                 (Ok(()), Some(Ok(records))) => self.current = records.into_iter(),
-                (Ok(()), Some(Err(e))) => return failed(e.to_string()),
-                (Ok(()), None) => return failed("it ends early".into()),
+                (Ok(()), Some(Err(e))) => return failed(Error::new(ErrorKind::InvalidData, e)),
+                (Ok(()), None) => {
+                    return failed(Error::new(ErrorKind::UnexpectedEof, "it ends early"));
+                }
             }
         }
     }
@@ -438,7 +439,7 @@ impl SizeEstimate {
 /// a run ends the merge.
 pub(crate) fn merge_runs<T, I, C>(runs: Vec<I>, cmp: C) -> MergeRuns<T, I, C>
 where
-    I: Iterator<Item = Result<T, String>>,
+    I: Iterator<Item = Result<T, OpError>>,
     C: Fn(&T, &T) -> Ordering,
 {
     MergeRuns {
@@ -459,13 +460,13 @@ pub(crate) struct MergeRuns<T, I, C> {
     started: bool,
     failed: bool,
     /// A run's error, returned after the record taken before it.
-    error: Option<String>,
+    error: Option<OpError>,
     cmp: C,
 }
 
 impl<T, I, C> MergeRuns<T, I, C>
 where
-    I: Iterator<Item = Result<T, String>>,
+    I: Iterator<Item = Result<T, OpError>>,
     C: Fn(&T, &T) -> Ordering,
 {
     fn less(&self, a: usize, b: usize) -> bool {
@@ -507,7 +508,7 @@ where
     }
 
     /// Puts run `run`'s next record on the heap; an error of the run.
-    fn refill(&mut self, run: usize) -> Result<(), String> {
+    fn refill(&mut self, run: usize) -> Result<(), OpError> {
         if let Some(next) = self.runs[run].next() {
             self.heads.push((next?, run));
             let last = self.heads.len() - 1;
@@ -519,10 +520,10 @@ where
 
 impl<T, I, C> Iterator for MergeRuns<T, I, C>
 where
-    I: Iterator<Item = Result<T, String>>,
+    I: Iterator<Item = Result<T, OpError>>,
     C: Fn(&T, &T) -> Ordering,
 {
-    type Item = Result<T, String>;
+    type Item = Result<T, OpError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
@@ -601,7 +602,7 @@ pub(crate) mod tests {
         assert_eq!(estimate.bytes::<u64>(), 0);
     }
 
-    fn run(items: &[u32]) -> std::vec::IntoIter<Result<u32, String>> {
+    fn run(items: &[u32]) -> std::vec::IntoIter<Result<u32, OpError>> {
         items.iter().map(|&x| Ok(x)).collect::<Vec<_>>().into_iter()
     }
 
@@ -625,10 +626,19 @@ pub(crate) mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(merged, vec![10, 11, 12, 20, 21]);
-        let failing = vec![Ok(1), Err("disk gone".to_string()), Ok(5)].into_iter();
+        let gone = OpError::SpillReadBack {
+            path: "/spill/gone".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        let failing = vec![Ok(1), Err(gone), Ok(5)].into_iter();
         let merged: Vec<Result<u32, String>> =
-            merge_runs(vec![run(&[2, 3]), failing], |a: &u32, b: &u32| a.cmp(b)).collect();
-        assert_eq!(merged, vec![Ok(1), Err("disk gone".to_string())]);
+            merge_runs(vec![run(&[2, 3]), failing], |a: &u32, b: &u32| a.cmp(b))
+                .map(|r| r.map_err(|e| e.to_string()))
+                .collect();
+        assert!(
+            matches!(&merged[..], [Ok(1), Err(e)] if e.contains("/spill/gone")),
+            "{merged:?}"
+        );
     }
 
     #[test]
@@ -655,8 +665,12 @@ pub(crate) mod tests {
             .unwrap();
         assert_eq!(back, vec![(7, "x".to_string())]);
         // Read as the wrong type, a run is an error that names the file, not a panic.
-        let wrong: Vec<Result<(String, String), String>> = file.read_run(b).unwrap().collect();
-        assert!(matches!(&wrong[..], [Err(e)] if e.contains("spill file")));
+        let wrong: Vec<Result<(String, String), OpError>> = file.read_run(b).unwrap().collect();
+        assert!(
+            matches!(&wrong[..], [Err(e @ OpError::SpillReadBack { .. })]
+                if e.to_string().contains("spill file")),
+            "{wrong:?}"
+        );
         assert_eq!(dir.files(), 1);
         drop(file);
         assert_eq!(dir.files(), 0);

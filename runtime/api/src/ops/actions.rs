@@ -1,6 +1,6 @@
 //! Actions: what a task does with its partition's records, producing bytes for the cell.
 
-use super::{Action, decode_params, encode};
+use super::{Action, OpError, decode_params, encode};
 use crate::Data;
 use crate::batch::Stop;
 use crate::stats::{Numeric, Stats};
@@ -11,7 +11,7 @@ pub(crate) struct Collect<T>(Vec<T>);
 impl<T: Data> Action for Collect<T> {
     type In = T;
     type Func = ();
-    fn open(_: (), _: &[u8], _: u32) -> Result<Self, String> {
+    fn open(_: (), _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(Collect(Vec::new()))
     }
     fn push(&mut self, mut batch: Vec<T>) -> Result<(), Stop> {
@@ -31,7 +31,7 @@ pub(crate) struct Take<T> {
 impl<T: Data> Action for Take<T> {
     type In = T;
     type Func = ();
-    fn open(_: (), params: &[u8], _: u32) -> Result<Self, String> {
+    fn open(_: (), params: &[u8], _: u32) -> Result<Self, OpError> {
         let limit: u64 = decode_params(params)?;
         Ok(Take {
             limit: limit as usize,
@@ -52,7 +52,7 @@ pub(crate) struct Reduce<T, F>(F, Option<T>);
 impl<T: Data, F: Fn(T, T) -> T + Send + Sync + 'static> Action for Reduce<T, F> {
     type In = T;
     type Func = F;
-    fn open(func: F, _: &[u8], _: u32) -> Result<Self, String> {
+    fn open(func: F, _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(Reduce(func, None))
     }
     fn push(&mut self, batch: Vec<T>) -> Result<(), Stop> {
@@ -80,7 +80,7 @@ pub(crate) struct Foreach<T, F>(F, std::marker::PhantomData<fn(T)>);
 impl<T: Data, F: Fn(T) + Send + Sync + 'static> Action for Foreach<T, F> {
     type In = T;
     type Func = F;
-    fn open(func: F, _: &[u8], _: u32) -> Result<Self, String> {
+    fn open(func: F, _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(Foreach(func, std::marker::PhantomData))
     }
     fn push(&mut self, batch: Vec<T>) -> Result<(), Stop> {
@@ -99,7 +99,7 @@ impl<T: Data, F: Fn(std::vec::IntoIter<T>) + Send + Sync + 'static> Action
 {
     type In = T;
     type Func = F;
-    fn open(func: F, _: &[u8], _: u32) -> Result<Self, String> {
+    fn open(func: F, _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(ForeachPartition(func, Vec::new()))
     }
     fn push(&mut self, mut batch: Vec<T>) -> Result<(), Stop> {
@@ -118,7 +118,7 @@ pub(crate) struct Aggregate<T, U, F>(F, Option<U>, std::marker::PhantomData<fn(T
 impl<T: Data, U: Data, F: Fn(U, T) -> U + Send + Sync + 'static> Action for Aggregate<T, U, F> {
     type In = T;
     type Func = F;
-    fn open(func: F, params: &[u8], _: u32) -> Result<Self, String> {
+    fn open(func: F, params: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(Aggregate(
             func,
             Some(decode_params(params)?),
@@ -183,7 +183,7 @@ impl<T: Ord> Ord for Ordered<T> {
 impl<T: Data + Ord> Action for TakeOrdered<T> {
     type In = T;
     type Func = ();
-    fn open(_: (), params: &[u8], _: u32) -> Result<Self, String> {
+    fn open(_: (), params: &[u8], _: u32) -> Result<Self, OpError> {
         let params: OrderedParams = decode_params(params)?;
         Ok(TakeOrdered {
             n: params.n as usize,
@@ -218,7 +218,7 @@ pub(crate) struct CountByValue<T>(HashMap<T, u64>);
 impl<T: Data + Hash + Eq> Action for CountByValue<T> {
     type In = T;
     type Func = ();
-    fn open(_: (), _: &[u8], _: u32) -> Result<Self, String> {
+    fn open(_: (), _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(CountByValue(HashMap::new()))
     }
     fn push(&mut self, batch: Vec<T>) -> Result<(), Stop> {
@@ -242,7 +242,7 @@ pub(crate) struct PartitionStats<T>(Stats, std::marker::PhantomData<fn(T)>);
 impl<T: Numeric> Action for PartitionStats<T> {
     type In = T;
     type Func = ();
-    fn open(_: (), _: &[u8], _: u32) -> Result<Self, String> {
+    fn open(_: (), _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(PartitionStats(Stats::default(), std::marker::PhantomData))
     }
     fn push(&mut self, batch: Vec<T>) -> Result<(), Stop> {
@@ -263,14 +263,24 @@ pub(crate) struct SaveAsText<T> {
     out: std::io::BufWriter<std::fs::File>,
     _records: std::marker::PhantomData<fn(T)>,
 }
+impl<T> SaveAsText<T> {
+    fn write_failed(&self, source: std::io::Error) -> OpError {
+        OpError::OutputWrite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
 impl<T: Data + std::fmt::Display> Action for SaveAsText<T> {
     type In = T;
     type Func = ();
-    fn open(_: (), params: &[u8], partition: u32) -> Result<Self, String> {
+    fn open(_: (), params: &[u8], partition: u32) -> Result<Self, OpError> {
         let dir: String = decode_params(params)?;
         let path = std::path::Path::new(&dir).join(format!("part-{partition:05}"));
-        let file = std::fs::File::create(&path)
-            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        let file = std::fs::File::create(&path).map_err(|source| OpError::OutputCreate {
+            path: path.clone(),
+            source,
+        })?;
         Ok(SaveAsText {
             path,
             out: std::io::BufWriter::new(file),
@@ -280,8 +290,7 @@ impl<T: Data + std::fmt::Display> Action for SaveAsText<T> {
     fn push(&mut self, batch: Vec<T>) -> Result<(), Stop> {
         use std::io::Write;
         for record in batch {
-            writeln!(self.out, "{record}")
-                .map_err(|e| Stop::Failed(format!("cannot write {}: {e}", self.path.display())))?;
+            writeln!(self.out, "{record}").map_err(|source| self.write_failed(source))?;
         }
         Ok(())
     }
@@ -289,7 +298,7 @@ impl<T: Data + std::fmt::Display> Action for SaveAsText<T> {
         use std::io::Write;
         self.out
             .flush()
-            .map_err(|e| Stop::Failed(format!("cannot write {}: {e}", self.path.display())))?;
+            .map_err(|source| self.write_failed(source))?;
         encode("save_as_text_file", &())
     }
 }
@@ -306,7 +315,7 @@ pub(crate) struct SampleKeys<K, V> {
 impl<K: Data, V: Data> Action for SampleKeys<K, V> {
     type In = (K, V);
     type Func = ();
-    fn open(_: (), params: &[u8], partition: u32) -> Result<Self, String> {
+    fn open(_: (), params: &[u8], partition: u32) -> Result<Self, OpError> {
         let size: u64 = decode_params(params)?;
         Ok(SampleKeys {
             size: size as usize,
@@ -345,7 +354,7 @@ pub(crate) struct SaveCheckpoint<T> {
 impl<T: Data> Action for SaveCheckpoint<T> {
     type In = T;
     type Func = ();
-    fn open(_: (), params: &[u8], partition: u32) -> Result<Self, String> {
+    fn open(_: (), params: &[u8], partition: u32) -> Result<Self, OpError> {
         let dir: String = decode_params(params)?;
         Ok(SaveCheckpoint {
             dir: dir.into(),
@@ -367,7 +376,7 @@ impl<T: Data> Action for SaveCheckpoint<T> {
         ));
         std::fs::write(&temporary, bytes)
             .and_then(|()| std::fs::rename(&temporary, &path))
-            .map_err(|e| Stop::Failed(format!("cannot write {}: {e}", path.display())))?;
+            .map_err(|source| OpError::OutputWrite { path, source })?;
         encode("checkpoint", &())
     }
 }

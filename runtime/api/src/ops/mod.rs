@@ -2,11 +2,13 @@
 //! functions monomorphised for its closure and record types.
 
 mod actions;
+mod error;
 mod shuffle;
 mod sources;
 mod transforms;
 
 pub(crate) use actions::*;
+pub(crate) use error::OpError;
 pub(crate) use shuffle::*;
 pub(crate) use sources::*;
 pub(crate) use transforms::*;
@@ -30,7 +32,7 @@ pub(crate) trait Transform: Sized + Send + 'static {
     /// The user's closure (or `()` when there is none).
     type Func: Send + Sync + 'static;
     /// `params` are the operator's own arguments, serialized by the cell.
-    fn open(func: Self::Func, params: &[u8], partition: u32) -> Result<Self, String>;
+    fn open(func: Self::Func, params: &[u8], partition: u32) -> Result<Self, OpError>;
     fn push(&mut self, batch: Vec<Self::In>, out: &mut BatchOut<Self::Out>) -> Result<(), Stop>;
     fn finish(&mut self, _out: &mut BatchOut<Self::Out>) -> Result<(), Stop> {
         Ok(())
@@ -41,7 +43,7 @@ pub(crate) trait Transform: Sized + Send + 'static {
 pub(crate) trait Action: Sized + Send + 'static {
     type In: Data;
     type Func: Send + Sync + 'static;
-    fn open(func: Self::Func, params: &[u8], partition: u32) -> Result<Self, String>;
+    fn open(func: Self::Func, params: &[u8], partition: u32) -> Result<Self, OpError>;
     fn push(&mut self, batch: Vec<Self::In>) -> Result<(), Stop>;
     fn finish(&mut self) -> Result<Vec<u8>, Stop>;
     /// Hands the result to `out`, in pieces if it likes (a shuffle writer's output may be
@@ -59,7 +61,7 @@ unsafe fn open_boxed<F: Send + Sync + 'static, S>(
     args: OpenArgs,
     state: *mut *mut c_void,
     err: ErrorSink,
-    open: impl FnOnce(F, &[u8], u32) -> Result<S, String>,
+    open: impl FnOnce(F, &[u8], u32) -> Result<S, OpError>,
 ) -> Status {
     let mut opened = None;
     let status = guarded(err, || {
@@ -68,10 +70,11 @@ unsafe fn open_boxed<F: Send + Sync + 'static, S>(
         crate::shared::with_host(args.host, || {
             let func = unsafe { rebuild::<F>(args.captures.as_slice(), args.env_decoder, err) }
                 .ok_or(Stop::Downstream)?;
-            opened = Some(
-                open(func, unsafe { args.params.as_slice() }, args.partition)
-                    .map_err(Stop::Failed)?,
-            );
+            opened = Some(open(
+                func,
+                unsafe { args.params.as_slice() },
+                args.partition,
+            )?);
             Ok(())
         })
     });
@@ -174,14 +177,13 @@ impl<X: Action> ActionTable<X> {
     }
 }
 
-fn failed(what: &str) -> impl Fn(bincode::Error) -> Stop + '_ {
-    move |e| Stop::Failed(format!("cannot serialize the result of {what}: {e}"))
+/// `value`, the result of `what`, encoded for the cell.
+pub(crate) fn encode<R: Serialize>(what: &'static str, value: &R) -> Result<Vec<u8>, Stop> {
+    crate::encoding::encode(value)
+        .map_err(|source| Stop::Failed(OpError::ResultEncode { what, source }))
 }
 
-pub(crate) fn encode<R: Serialize>(what: &str, value: &R) -> Result<Vec<u8>, Stop> {
-    crate::encoding::encode(value).map_err(failed(what))
-}
-
-pub(crate) fn decode_params<P: DeserializeOwned>(params: &[u8]) -> Result<P, String> {
-    bincode::deserialize(params).map_err(|e| format!("cannot decode an operator's parameters: {e}"))
+/// An operator's parameters, as the cell encoded them.
+pub(crate) fn decode_params<P: DeserializeOwned>(params: &[u8]) -> Result<P, OpError> {
+    bincode::deserialize(params).map_err(|source| OpError::Params { source })
 }

@@ -10,7 +10,7 @@
 //! memory); sorts write sorted runs and merge them; merges and groups write runs ordered by the
 //! key's hash and merge them, combining equal keys.
 
-use super::{Action, Transform, decode_params};
+use super::{Action, OpError, Transform, decode_params};
 use crate::Data;
 use crate::batch::{BatchOut, Stop};
 use crate::hash::{KeyMap, hash_partition};
@@ -35,7 +35,7 @@ pub(crate) struct WriterParams {
 
 /// Picks the output partition of a key.
 pub(crate) trait Placement<K>: Sized + Send + 'static {
-    fn new(partitioner: &Partitioner) -> Result<Self, String>;
+    fn new(partitioner: &Partitioner) -> Result<Self, OpError>;
     fn partitions(&self) -> usize;
     fn place(&self, key: &K) -> usize;
 }
@@ -43,10 +43,13 @@ pub(crate) trait Placement<K>: Sized + Send + 'static {
 /// The hash partitioner.
 pub(crate) struct ByHash(u32);
 impl<K: Hash> Placement<K> for ByHash {
-    fn new(partitioner: &Partitioner) -> Result<Self, String> {
+    fn new(partitioner: &Partitioner) -> Result<Self, OpError> {
         match partitioner {
             Partitioner::Hash { partitions } => Ok(ByHash(*partitions)),
-            other => Err(format!("a hash writer cannot place keys by {other:?}")),
+            other => Err(OpError::Placement {
+                writer: "hash",
+                partitioner: format!("{other:?}"),
+            }),
         }
     }
     fn partitions(&self) -> usize {
@@ -60,12 +63,15 @@ impl<K: Hash> Placement<K> for ByHash {
 /// A user-defined partitioner, rebuilt from its value in the plan.
 pub(crate) struct ByCustom<P>(P, u32);
 impl<K, P: CustomPartitioner<K>> Placement<K> for ByCustom<P> {
-    fn new(partitioner: &Partitioner) -> Result<Self, String> {
+    fn new(partitioner: &Partitioner) -> Result<Self, OpError> {
         match partitioner {
             Partitioner::Custom {
                 partitions, state, ..
             } => Ok(ByCustom(decode_params(state)?, *partitions)),
-            other => Err(format!("a custom writer cannot place keys by {other:?}")),
+            other => Err(OpError::Placement {
+                writer: "custom",
+                partitioner: format!("{other:?}"),
+            }),
         }
     }
     fn partitions(&self) -> usize {
@@ -93,7 +99,7 @@ pub(crate) struct ByRange<K> {
     ascending: bool,
 }
 impl<K: Ord + DeserializeOwned + Send + 'static> Placement<K> for ByRange<K> {
-    fn new(partitioner: &Partitioner) -> Result<Self, String> {
+    fn new(partitioner: &Partitioner) -> Result<Self, OpError> {
         match partitioner {
             Partitioner::Range {
                 bounds, ascending, ..
@@ -101,7 +107,10 @@ impl<K: Ord + DeserializeOwned + Send + 'static> Placement<K> for ByRange<K> {
                 bounds: decode_params(bounds)?,
                 ascending: *ascending,
             }),
-            other => Err(format!("a range writer cannot place keys by {other:?}")),
+            other => Err(OpError::Placement {
+                writer: "range",
+                partitioner: format!("{other:?}"),
+            }),
         }
     }
     fn partitions(&self) -> usize {
@@ -236,7 +245,7 @@ pub(crate) struct PairWriter<K, V, P> {
 impl<K: Data, V: Data, P: Placement<K>> Action for PairWriter<K, V, P> {
     type In = (K, V);
     type Func = ();
-    fn open(_: (), params: &[u8], _: u32) -> Result<Self, String> {
+    fn open(_: (), params: &[u8], _: u32) -> Result<Self, OpError> {
         let params: WriterParams = decode_params(params)?;
         let placement = P::new(&params.partitioner)?;
         let buckets = BucketWriter::new(placement.partitions(), SpillConfig::from_opening_host());
@@ -271,7 +280,7 @@ pub(crate) struct RoundRobinWriter<T> {
 impl<T: Data> Action for RoundRobinWriter<T> {
     type In = T;
     type Func = ();
-    fn open(_: (), params: &[u8], partition: u32) -> Result<Self, String> {
+    fn open(_: (), params: &[u8], partition: u32) -> Result<Self, OpError> {
         let params: WriterParams = decode_params(params)?;
         let partitions = params.partitioner.partitions().max(1) as usize;
         Ok(RoundRobinWriter {
@@ -300,7 +309,7 @@ impl<T: Data> Action for RoundRobinWriter<T> {
 pub(crate) trait MapCombine<V>: Sized + Send + 'static {
     type C: Data;
     type Func: Send + Sync + 'static;
-    fn open(func: Self::Func, zero: &[u8]) -> Result<Self, String>;
+    fn open(func: Self::Func, zero: &[u8]) -> Result<Self, OpError>;
     fn create(&self, value: V) -> Self::C;
     fn merge_value(&self, combiner: Self::C, value: V) -> Self::C;
 }
@@ -310,7 +319,7 @@ pub(crate) struct ReduceValues<V, F>(F, PhantomData<fn(V)>);
 impl<V: Data, F: Fn(V, V) -> V + Send + Sync + 'static> MapCombine<V> for ReduceValues<V, F> {
     type C = V;
     type Func = F;
-    fn open(f: F, _: &[u8]) -> Result<Self, String> {
+    fn open(f: F, _: &[u8]) -> Result<Self, OpError> {
         Ok(ReduceValues(f, PhantomData))
     }
     fn create(&self, value: V) -> V {
@@ -332,7 +341,7 @@ impl<V: Data, U: Data, F: Fn(U, V) -> U + Send + Sync + 'static> MapCombine<V>
 {
     type C = U;
     type Func = F;
-    fn open(f: F, zero: &[u8]) -> Result<Self, String> {
+    fn open(f: F, zero: &[u8]) -> Result<Self, OpError> {
         Ok(FoldValues {
             f,
             zero: decode_params(zero)?,
@@ -414,7 +423,7 @@ where
 {
     type In = (K, V);
     type Func = M::Func;
-    fn open(func: M::Func, params: &[u8], _: u32) -> Result<Self, String> {
+    fn open(func: M::Func, params: &[u8], _: u32) -> Result<Self, OpError> {
         let params: WriterParams = decode_params(params)?;
         let placement = P::new(&params.partitioner)?;
         let buckets = BucketWriter::new(placement.partitions(), SpillConfig::from_opening_host());
@@ -461,7 +470,7 @@ where
     type In = (K, V);
     type Out = (K, M::C);
     type Func = M::Func;
-    fn open(func: M::Func, params: &[u8], _: u32) -> Result<Self, String> {
+    fn open(func: M::Func, params: &[u8], _: u32) -> Result<Self, OpError> {
         let params: WriterParams = decode_params(params)?;
         Ok(CombineLocally {
             combine: M::open(func, &params.zero)?,
@@ -488,6 +497,15 @@ fn key_hash<K: Hash>(key: &K) -> u64 {
     let mut hasher = crate::hash::KeyHasher::default();
     key.hash(&mut hasher);
     hasher.finish()
+}
+
+/// The error of a merge of `runs` spilled runs (and what was in memory) that stopped at a
+/// run's error, `source`.
+fn merge_failed(runs: usize, source: OpError) -> OpError {
+    OpError::MergeFailed {
+        runs,
+        source: Box::new(source),
+    }
 }
 
 /// Hands on `record`, a merged one, flushing the batch once the records handed on since the
@@ -564,6 +582,7 @@ impl<K: Data + Hash + Eq, C: Data> ExternalCombiners<K, C> {
         let mut emitted = SizeEstimate::default();
         let mut out = |pair: (K, C)| push_bounded(out, &mut emitted, pair);
         let mut runs = self.runs.readers::<(K, C)>()?;
+        let spilled = runs.len();
         // What is still in memory is the last run: equal keys keep the order they came in.
         let in_memory = self.sorted_by_hash();
         runs.push(Box::new(in_memory.into_iter().map(Ok)));
@@ -572,7 +591,7 @@ impl<K: Data + Hash + Eq, C: Data> ExternalCombiners<K, C> {
         for pair in merge_runs(runs, |a: &(K, C), b: &(K, C)| {
             key_hash(&a.0).cmp(&key_hash(&b.0))
         }) {
-            let (key, combiner) = pair.map_err(Stop::Failed)?;
+            let (key, combiner) = pair.map_err(|e| merge_failed(spilled, e))?;
             let hash = key_hash(&key);
             if hash != current {
                 for pair in same_hash.drain(..) {
@@ -610,7 +629,7 @@ where
     type In = (K, C);
     type Out = (K, C);
     type Func = F;
-    fn open(f: F, _: &[u8], _: u32) -> Result<Self, String> {
+    fn open(f: F, _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(MergeCombiners {
             f,
             combiners: ExternalCombiners::new(),
@@ -636,7 +655,7 @@ impl<K: Data + Hash + Eq, V: Data> Transform for GroupValues<K, V> {
     type In = (K, V);
     type Out = (K, Vec<V>);
     type Func = ();
-    fn open(_: (), _: &[u8], _: u32) -> Result<Self, String> {
+    fn open(_: (), _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(GroupValues(ExternalCombiners::new()))
     }
     fn push(&mut self, batch: Vec<(K, V)>, _: &mut BatchOut<(K, Vec<V>)>) -> Result<(), Stop> {
@@ -689,7 +708,7 @@ impl<K: Data + Ord, V: Data> Transform for SortByKey<K, V> {
     type In = (K, V);
     type Out = (K, V);
     type Func = ();
-    fn open(_: (), params: &[u8], _: u32) -> Result<Self, String> {
+    fn open(_: (), params: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(SortByKey {
             ascending: decode_params(params)?,
             pairs: Vec::new(),
@@ -714,10 +733,12 @@ impl<K: Data + Ord, V: Data> Transform for SortByKey<K, V> {
             return out.push_batch(last);
         }
         let mut runs = self.runs.readers::<(K, V)>()?;
+        let spilled = runs.len();
         runs.push(Box::new(last.into_iter().map(Ok)));
         let mut emitted = SizeEstimate::default();
         for pair in merge_runs(runs, Self::order(self.ascending)) {
-            push_bounded(out, &mut emitted, pair.map_err(Stop::Failed)?)?;
+            let pair = pair.map_err(|e| merge_failed(spilled, e))?;
+            push_bounded(out, &mut emitted, pair)?;
         }
         Ok(())
     }

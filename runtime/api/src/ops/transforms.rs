@@ -1,6 +1,6 @@
 //! Narrow transformations: one partition in, one partition out.
 
-use super::{Transform, decode_params};
+use super::{OpError, Transform, decode_params};
 use crate::Data;
 use crate::batch::{BatchOut, Stop};
 use std::marker::PhantomData;
@@ -10,7 +10,7 @@ impl<T: Data, U: Data, F: Fn(T) -> U + Send + Sync + 'static> Transform for Map<
     type In = T;
     type Out = U;
     type Func = F;
-    fn open(func: F, _: &[u8], _: u32) -> Result<Self, String> {
+    fn open(func: F, _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(Map(func, PhantomData))
     }
     fn push(&mut self, batch: Vec<T>, out: &mut BatchOut<U>) -> Result<(), Stop> {
@@ -23,7 +23,7 @@ impl<T: Data, F: Fn(&T) -> bool + Send + Sync + 'static> Transform for Filter<T,
     type In = T;
     type Out = T;
     type Func = F;
-    fn open(func: F, _: &[u8], _: u32) -> Result<Self, String> {
+    fn open(func: F, _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(Filter(func, PhantomData))
     }
     fn push(&mut self, mut batch: Vec<T>, out: &mut BatchOut<T>) -> Result<(), Stop> {
@@ -39,7 +39,7 @@ impl<T: Data, U: Data, I: IntoIterator<Item = U> + 'static, F: Fn(T) -> I + Send
     type In = T;
     type Out = U;
     type Func = F;
-    fn open(func: F, _: &[u8], _: u32) -> Result<Self, String> {
+    fn open(func: F, _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(FlatMap(func, PhantomData))
     }
     fn push(&mut self, batch: Vec<T>, out: &mut BatchOut<U>) -> Result<(), Stop> {
@@ -89,7 +89,7 @@ where
     type In = T;
     type Out = U;
     type Func = F;
-    fn open(func: F, _: &[u8], partition: u32) -> Result<Self, String> {
+    fn open(func: F, _: &[u8], partition: u32) -> Result<Self, OpError> {
         Ok(MapPartitions {
             func,
             partition,
@@ -118,7 +118,7 @@ impl<T: Data> Transform for Glom<T> {
     type In = T;
     type Out = Vec<T>;
     type Func = ();
-    fn open(_: (), _: &[u8], _: u32) -> Result<Self, String> {
+    fn open(_: (), _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(Glom(Vec::new()))
     }
     fn push(&mut self, mut batch: Vec<T>, _: &mut BatchOut<Vec<T>>) -> Result<(), Stop> {
@@ -136,7 +136,7 @@ impl<T: Data, K: Data, F: Fn(&T) -> K + Send + Sync + 'static> Transform for Key
     type In = T;
     type Out = (K, T);
     type Func = F;
-    fn open(func: F, _: &[u8], _: u32) -> Result<Self, String> {
+    fn open(func: F, _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(KeyBy(func, PhantomData))
     }
     fn push(&mut self, batch: Vec<T>, out: &mut BatchOut<(K, T)>) -> Result<(), Stop> {
@@ -152,7 +152,7 @@ impl<K: Data, V: Data, W: Data, F: Fn(V) -> W + Send + Sync + 'static> Transform
     type In = (K, V);
     type Out = (K, W);
     type Func = F;
-    fn open(func: F, _: &[u8], _: u32) -> Result<Self, String> {
+    fn open(func: F, _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(MapValues(func, PhantomData))
     }
     fn push(&mut self, batch: Vec<(K, V)>, out: &mut BatchOut<(K, W)>) -> Result<(), Stop> {
@@ -173,7 +173,7 @@ where
     type In = (K, V);
     type Out = (K, W);
     type Func = F;
-    fn open(func: F, _: &[u8], _: u32) -> Result<Self, String> {
+    fn open(func: F, _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(FlatMapValues(func, PhantomData))
     }
     fn push(&mut self, batch: Vec<(K, V)>, out: &mut BatchOut<(K, W)>) -> Result<(), Stop> {
@@ -206,13 +206,12 @@ impl<T: Data> Transform for Sample<T> {
     type In = T;
     type Out = T;
     type Func = ();
-    fn open(_: (), params: &[u8], partition: u32) -> Result<Self, String> {
+    fn open(_: (), params: &[u8], partition: u32) -> Result<Self, OpError> {
         let params: SampleParams = decode_params(params)?;
         if !(params.fraction >= 0.0) || (!params.with_replacement && params.fraction > 1.0) {
-            return Err(format!(
-                "sample: fraction {} must be in [0, 1] without replacement, or at least 0 with it",
-                params.fraction
-            ));
+            return Err(OpError::SampleFraction {
+                fraction: params.fraction,
+            });
         }
         let rng = SplitMix64(params.seed ^ (partition as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         Ok(Sample {
@@ -278,7 +277,7 @@ impl<T: Data, U: Data> Transform for Product<T, U> {
     type In = crate::Side<T, U>;
     type Out = (T, U);
     type Func = ();
-    fn open(_: (), _: &[u8], _: u32) -> Result<Self, String> {
+    fn open(_: (), _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(Product {
             left: Vec::new(),
             right: Vec::new(),
