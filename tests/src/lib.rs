@@ -257,6 +257,30 @@ pub fn tessera_run_with_env(
     }
 }
 
+/// Asserts that job 1, a second count of 4 partitions, read every partition from the cache on
+/// the executor processes that ran job 0: nothing they held was lost `across` what happened
+/// between the two (a failover, a restart).
+pub fn assert_second_count_cached(tasks: &[TaskLine], across: &str) {
+    let second: Vec<_> = tasks.iter().filter(|t| t.job == 1).collect();
+    assert_eq!(second.len(), 4, "{tasks:?}");
+    assert!(
+        second.iter().all(|t| t.origin.starts_with("cached:")),
+        "every partition came from the cache after the {across}: {second:?}"
+    );
+    let pids = |job: u64| -> std::collections::BTreeSet<u64> {
+        tasks
+            .iter()
+            .filter(|t| t.job == job)
+            .map(|t| t.pid)
+            .collect()
+    };
+    assert_eq!(
+        pids(0),
+        pids(1),
+        "the same executor processes served both counts"
+    );
+}
+
 /// The task metrics a run logged with `--task-metrics` so far (none if the file is not there).
 /// Read while the run goes on, the file may end in a line being written: only whole lines
 /// (ended by a newline) count.

@@ -17,8 +17,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tessera_e2e::{
-    Scratch, alive, bin_dir, cache_then_wait_script, finished, read_task_metrics,
-    run_in_background, tessera_on, wait_for_tasks,
+    Scratch, alive, assert_second_count_cached, bin_dir, cache_then_wait_script, finished,
+    read_task_metrics, run_in_background, tessera_on, wait_for_tasks,
 };
 use tessera_framework::{
     ExecutorLaunch, ExecutorReason, ExecutorState, FrameworkClient, FrameworkEvent, FrameworkInfo,
@@ -883,25 +883,7 @@ fn a_session_counts_from_its_cache_across(
     let stdout = finished(child, "");
     assert!(stdout.contains("first 1000"), "{stdout}");
     assert!(stdout.contains("second 1000"), "{stdout}");
-    let tasks = read_task_metrics(&metrics);
-    let pids = |job: u64| -> BTreeSet<u64> {
-        tasks
-            .iter()
-            .filter(|t| t.job == job)
-            .map(|t| t.pid)
-            .collect()
-    };
-    let second: Vec<_> = tasks.iter().filter(|t| t.job == 1).collect();
-    assert_eq!(second.len(), 4, "{tasks:?}");
-    assert!(
-        second.iter().all(|t| t.origin.starts_with("cached:")),
-        "every partition came from the cache after the {name}: {second:?}"
-    );
-    assert_eq!(
-        pids(0),
-        pids(1),
-        "the same executor process served both counts"
-    );
+    assert_second_count_cached(&read_task_metrics(&metrics), name);
 }
 
 #[test]

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use tessera_e2e::ha::{HaCluster, is_standby_answer};
 use tessera_e2e::{
-    Scratch, cache_then_wait_script, finished, read_task_metrics, run_in_background, wait_for_tasks,
+    Scratch, assert_second_count_cached, cache_then_wait_script, finished, read_task_metrics,
+    run_in_background, wait_for_tasks,
 };
 use tessera_framework::{
     ClusterStatus, ExecutorState, FrameworkClient, FrameworkEvent, FrameworkInfo, cluster_status,
@@ -127,25 +128,7 @@ fn a_standby_takes_over_and_a_session_keeps_its_executors_and_cache() {
         .map(|k| (k, (1..=1000u64).filter(|x| x % 3 == k).sum()))
         .collect();
     assert!(stdout.contains(&format!("sums {expected:?}")), "{stdout}");
-    let tasks = read_task_metrics(&metrics);
-    let second: Vec<_> = tasks.iter().filter(|t| t.job == 1).collect();
-    assert_eq!(second.len(), 4, "{tasks:?}");
-    assert!(
-        second.iter().all(|t| t.origin.starts_with("cached:")),
-        "every partition came from the cache after the failover: {second:?}"
-    );
-    let pids = |job: u64| -> BTreeSet<u64> {
-        tasks
-            .iter()
-            .filter(|t| t.job == job)
-            .map(|t| t.pid)
-            .collect()
-    };
-    assert_eq!(
-        pids(0),
-        pids(1),
-        "the same executor processes served both counts"
-    );
+    assert_second_count_cached(&read_task_metrics(&metrics), "failover");
 }
 
 /// Declines every offer without a filter (so it comes again at the next allocation) until

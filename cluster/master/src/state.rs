@@ -2226,17 +2226,7 @@ mod tests {
                 now,
             )
             .unwrap();
-        let (tx, mut rx) = unbounded_channel();
-        let (fw, _) = m
-            .subscribe(
-                "fw".into(),
-                "u".into(),
-                String::new(),
-                "alice".into(),
-                None,
-                tx,
-            )
-            .unwrap();
+        let (fw, mut rx, _) = subscribe_alice(&mut m, "fw", "", None);
         m.allocate(now);
         let events = drain(&mut rx);
         assert!(matches!(events[0], pb::event::Event::Registered(_)));
@@ -2318,17 +2308,7 @@ mod tests {
             )
             .unwrap();
         let mut subscribe = |name: &str, role: &str| {
-            let (tx, rx) = unbounded_channel();
-            let (fw, _) = m
-                .subscribe(
-                    name.into(),
-                    "u".into(),
-                    role.into(),
-                    "alice".into(),
-                    None,
-                    tx,
-                )
-                .unwrap();
+            let (fw, rx, _) = subscribe_alice(&mut m, name, role, None);
             (fw, rx)
         };
         let frameworks = [subscribe("web", "web"), subscribe("an", "analytics")];
@@ -3027,17 +3007,7 @@ mod tests {
 
         // Its framework removed while the agent was down (the shutdown did not reach it): the
         // executor it brings back is shut down.
-        let (tx, _rx2) = unbounded_channel();
-        let (other, _) = m
-            .subscribe(
-                "fw2".into(),
-                "u".into(),
-                String::new(),
-                "alice".into(),
-                None,
-                tx,
-            )
-            .unwrap();
+        let (other, _rx2, _) = subscribe_alice(&mut m, "fw2", "", None);
         m.remove_framework(&other, "torn down");
         let mut kept = recovered(&other, 30.0);
         kept.executor_id = "e2".into();
@@ -3290,22 +3260,34 @@ mod tests {
         assert_eq!(m.expired_frameworks(t0 + Duration::from_secs(100)).len(), 2);
     }
 
+    /// `alice` subscribes framework `name` in `role` (the default role when empty), anew or
+    /// again as `id`: its id, its events and its connection number.
+    fn subscribe_alice(
+        m: &mut MasterState,
+        name: &str,
+        role: &str,
+        id: Option<&str>,
+    ) -> (String, UnboundedReceiver<Result<pb::Event, Status>>, u64) {
+        let (tx, rx) = unbounded_channel();
+        let (fw, connection) = m
+            .subscribe(
+                name.into(),
+                "u".into(),
+                role.into(),
+                "alice".into(),
+                id.map(String::from),
+                tx,
+            )
+            .unwrap();
+        (fw, rx, connection)
+    }
+
     /// `alice` subscribes again as `fw`: its events and its connection number.
     fn resubscribe(
         m: &mut MasterState,
         fw: &str,
     ) -> (UnboundedReceiver<Result<pb::Event, Status>>, u64) {
-        let (tx, rx) = unbounded_channel();
-        let (same, connection) = m
-            .subscribe(
-                "fw".into(),
-                "u".into(),
-                String::new(),
-                "alice".into(),
-                Some(fw.into()),
-                tx,
-            )
-            .unwrap();
+        let (same, rx, connection) = subscribe_alice(m, "fw", "", Some(fw));
         assert_eq!(same, fw);
         (rx, connection)
     }

@@ -88,10 +88,7 @@ async fn run_stage(
 ) -> Result<BTreeMap<u32, TaskDone>, DriverError> {
     let mut done = BTreeMap::new();
     let mut resubmissions = Resubmissions::default();
-    let parents = state
-        .lineage
-        .parent_shuffles(rdd, |rdd, p| !state.blocks.locations(rdd, p).is_empty())?;
-    compute_shuffles(state.clone(), job_id, parents).await?;
+    compute_shuffles(state.clone(), job_id, parent_shuffles(&state, rdd)?).await?;
     loop {
         let mut tasks = tokio::task::JoinSet::new();
         for partition in pending.drain(..) {
@@ -186,6 +183,14 @@ impl Resubmissions {
     }
 }
 
+/// The shuffles computing `rdd` reads, as the block map stands (nothing below an RDD whose
+/// every partition is cached).
+fn parent_shuffles(state: &DriverState, rdd: RddId) -> Result<Vec<ShuffleId>, DriverError> {
+    state
+        .lineage
+        .parent_shuffles(rdd, |rdd, p| !state.blocks.locations(rdd, p).is_empty())
+}
+
 /// Computes the missing map outputs of `shuffles`, side by side.
 async fn compute_shuffles(
     state: Arc<DriverState>,
@@ -246,10 +251,7 @@ pub fn planned_stages(state: &DriverState, rdd: RddId) -> Result<u32, DriverErro
     let mut seen = std::collections::HashSet::new();
     let mut pending = vec![rdd];
     while let Some(rdd) = pending.pop() {
-        let shuffles = state
-            .lineage
-            .parent_shuffles(rdd, |rdd, p| !state.blocks.locations(rdd, p).is_empty())?;
-        for shuffle in shuffles {
+        for shuffle in parent_shuffles(state, rdd)? {
             let dependency = state.lineage.shuffle_dependency(shuffle)?;
             let missing = state
                 .map_outputs

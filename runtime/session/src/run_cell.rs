@@ -34,17 +34,17 @@ impl Session {
         }
         // A cell that did not compile ran nothing and bound nothing.
         if !matches!(&result, Err(e) if e.kind == CellErrorKind::Compile) {
-            self.read_handle_ids(code);
-            self.drop_unreachable();
+            let variables = self.variables();
+            self.read_handle_ids(code, &variables);
+            self.drop_unreachable(&variables);
         }
         result
     }
 
     /// Drops from the executors the shuffle outputs and cached partitions that no RDD variable
-    /// of the session reaches any more (see [`live_rdds`](crate::live_rdds)).
-    fn drop_unreachable(&self) {
-        let variables = self.variables();
-        if let Some(roots) = crate::live_rdds::live_roots(&variables, &self.known_ids) {
+    /// of the session (`variables`) reaches any more (see [`live_rdds`](crate::live_rdds)).
+    fn drop_unreachable(&self, variables: &[(String, String)]) {
+        if let Some(roots) = crate::live_rdds::live_roots(variables, &self.known_ids) {
             let (shuffles, cached) = self.driver.drop_unreachable(&roots);
             tracing::debug!(shuffles, cached, "dropped what no variable reaches");
         }
@@ -61,10 +61,9 @@ impl Session {
     /// Learns the ids the RDD and accumulator variables that the cell of `code` may have bound
     /// hold, by asking the child, which alone holds them: one small cell, run only after cells
     /// that bind such variables.
-    fn read_handle_ids(&mut self, code: &str) {
-        let variables = self.variables();
-        self.known_ids.keep_only(&variables);
-        let wanted = rebuild::to_read(code, &variables, &self.known_ids);
+    fn read_handle_ids(&mut self, code: &str, variables: &[(String, String)]) {
+        self.known_ids.keep_only(variables);
+        let wanted = rebuild::to_read(code, variables, &self.known_ids);
         if wanted.is_empty() {
             return;
         }
