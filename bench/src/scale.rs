@@ -215,6 +215,7 @@ fn accept_all(
                         ..Default::default()
                     }),
                     resources: offer.resources,
+                    files_credential: String::new(),
                 }],
                 refuse_seconds: 0.0,
                 ..Default::default()

@@ -62,6 +62,13 @@ fn main() -> anyhow::Result<()> {
                             )
                             .is_some(),
                         }),
+                    // As the REPL's --no-shuffle-service reads it.
+                    shuffle_service: match std::env::var("TESSERA_NO_SHUFFLE_SERVICE").as_deref() {
+                        Ok("" | "0" | "false" | "no" | "off") | Err(_) => {
+                            tessera_session::ShuffleService::Enabled
+                        }
+                        Ok(_) => tessera_session::ShuffleService::Disabled,
+                    },
                 },
                 ..defaults
             };

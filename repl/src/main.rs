@@ -76,6 +76,11 @@ struct Cli {
     /// (they are computed again from lineage when next needed).
     #[arg(long, global = true, env = "TESSERA_DYNAMIC_ALLOCATION_RELEASE_CACHED")]
     dynamic_allocation_release_cached: bool,
+    /// On a cluster, let map outputs die with their executor (to be computed again from
+    /// lineage) instead of having agents serve the copies executors leave (Spark's external
+    /// shuffle service, on by default here).
+    #[arg(long, global = true, env = "TESSERA_NO_SHUFFLE_SERVICE")]
+    no_shuffle_service: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -167,6 +172,11 @@ fn main() -> ExitCode {
             executor_cores: cli.executor_cores,
             role: cli.role.clone(),
             executor_constraints: cli.executor_constraint.clone().unwrap_or_default(),
+            shuffle_service: if cli.no_shuffle_service {
+                tessera_session::ShuffleService::Disabled
+            } else {
+                tessera_session::ShuffleService::Enabled
+            },
             failover_timeout: cli
                 .failover_timeout_s
                 .map(|s| std::time::Duration::from_secs_f64(s.max(0.0))),

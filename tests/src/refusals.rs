@@ -175,6 +175,7 @@ impl ClusterUnderTest {
                                 }),
                                 resources: None,
                                 framework: None,
+                                files_credential: String::new(),
                             })
                             .await,
                     )
@@ -361,6 +362,7 @@ pub async fn every_refusal(cluster: &ClusterUnderTest, mut stand: impl FnMut(Van
                 env: vec![],
                 resources: Resources::new(1.0, 64),
                 extras: Default::default(),
+                files_credential: None,
             }],
         )
         .await

@@ -268,6 +268,7 @@ fn shell(executor_id: &str, script: &str, resources: Resources) -> ExecutorLaunc
         env: vec![("TESSERA_TEST".into(), "1".into())],
         resources,
         extras: Default::default(),
+        files_credential: None,
     }
 }
 
@@ -641,6 +642,7 @@ async fn failing_commands_are_reported_failed_with_their_exit_status() {
         env: vec![],
         resources: half,
         extras: Default::default(),
+        files_credential: None,
     };
     fw.client
         .accept(

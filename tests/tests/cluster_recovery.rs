@@ -150,6 +150,7 @@ async fn a_master_restart_keeps_executors_and_the_framework_reconciles() {
         env: Vec::new(),
         resources: Resources::new(1.0, 128),
         extras: Default::default(),
+        files_credential: None,
     };
     client
         .accept(&offer.id, vec![launch])
@@ -245,6 +246,7 @@ fn shell(executor_id: &str, script: &str) -> ExecutorLaunch {
         env: Vec::new(),
         resources: Resources::new(0.5, 64),
         extras: Default::default(),
+        files_credential: None,
     }
 }
 

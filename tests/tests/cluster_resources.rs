@@ -97,6 +97,7 @@ fn sleeper(id: &str, resources: Resources, ports: Ranges) -> ExecutorLaunch {
             ports,
             ..Extras::default()
         },
+        files_credential: None,
     }
 }
 

@@ -1,7 +1,8 @@
 //! Faults: an executor killed in the middle of a job over cached data, or over cached data and a
-//! shuffle. Its tasks are retried on the other executor, the partitions it cached and the map
-//! outputs it held are recomputed from lineage (the map stage is resubmitted for just those),
-//! and the job gives the correct result.
+//! shuffle. Its tasks are retried on the other executor, the partitions it cached are
+//! recomputed from lineage, and the job gives the correct result. The map outputs it held are
+//! read through its agent, which serves the copies it left; without that shuffle service they
+//! are recomputed from lineage (the map stage is resubmitted for just those).
 
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
@@ -16,11 +17,13 @@ struct KilledRun {
     victim: u64,
 }
 
-/// Runs `script` on a loopback cluster of two executors; once job 0 has run 8 tasks (naming
-/// both executor processes) and `ready` holds for the metrics so far, waits `delay` and kills
-/// one executor with SIGKILL. Returns what the run printed; panics if it failed.
+/// Runs `script` on a loopback cluster of two executors (with `flags` for `tessera`); once job
+/// 0 has run 8 tasks (naming both executor processes) and `ready` holds for the metrics so
+/// far, waits `delay` and kills one executor with SIGKILL. Returns what the run printed;
+/// panics if it failed.
 fn run_and_kill_an_executor(
     name: &str,
+    flags: &[&str],
     script: &str,
     ready: impl Fn(&[TaskLine]) -> bool,
     delay: Duration,
@@ -30,6 +33,7 @@ fn run_and_kill_an_executor(
     let script_path = dir.write("script.rs", script);
     let child = Command::new(bin("tessera"))
         .current_dir(&dir.0)
+        .args(flags)
         .args(["--master", "local-cluster[2,2,1024]", "--task-metrics"])
         .arg(&metrics)
         .arg("run")
@@ -95,6 +99,7 @@ data.map(|x: u64| { if x % 4096 == 0 { std::thread::sleep(std::time::Duration::f
     // Let the slow job start, then kill.
     let run = run_and_kill_an_executor(
         "kill-executor",
+        &[],
         script,
         |_| true,
         Duration::from_millis(1500),
@@ -118,10 +123,8 @@ data.map(|x: u64| { if x % 4096 == 0 { std::thread::sleep(std::time::Duration::f
     );
 }
 
-#[test]
-fn killing_an_executor_during_a_reduce_stage_resubmits_its_lost_map_outputs() {
-    // Cell 2 shuffles the cached data; its reduce tasks are slow (4 x 8 records x 150 ms).
-    let script = r#"
+/// Cell 2 shuffles the cached data; its reduce tasks are slow (4 x 8 records x 150 ms).
+const SLOW_REDUCE: &str = r#"
 let data = sc.parallelize((0..100_000u64).collect::<Vec<u64>>(), 8).cache();
 data.count()
 // %%
@@ -131,7 +134,10 @@ let mut sums = data.map(|x: u64| (x % 64, x)).reduce_by_key(|a: u64, b: u64| a +
 sums.sort();
 println!("{:?}", sums);
 "#;
-    // Kill as soon as the map stage has written all its output, early in the reduce stage.
+
+/// Runs [`SLOW_REDUCE`] and kills an executor as soon as the map stage has written all its
+/// output, early in the reduce stage; checks the answer and returns the map tasks of the job.
+fn kill_during_the_reduce_stage(name: &str, flags: &[&str]) -> (KilledRun, Vec<TaskLine>) {
     let map_stage_done = |tasks: &[TaskLine]| {
         tasks
             .iter()
@@ -140,8 +146,9 @@ println!("{:?}", sums);
             == 8
     };
     let run = run_and_kill_an_executor(
-        "kill-executor-shuffle",
-        script,
+        name,
+        flags,
+        SLOW_REDUCE,
         map_stage_done,
         Duration::from_millis(300),
     );
@@ -156,14 +163,38 @@ println!("{:?}", sums);
         "stderr:\n{}",
         run.stderr
     );
-
-    // The map outputs the victim held were written again, after the kill, by other processes,
-    // from partitions recomputed from lineage (the victim's cache was lost with it).
-    let maps: Vec<&TaskLine> = run
+    let maps = run
         .tasks
         .iter()
         .filter(|t| t.job == 1 && t.stage.starts_with("map:"))
+        .cloned()
         .collect();
+    (run, maps)
+}
+
+#[test]
+fn killing_an_executor_during_a_reduce_stage_loses_none_of_its_map_outputs() {
+    let (run, maps) = kill_during_the_reduce_stage("kill-executor-served", &[]);
+    // Reducers read the victim's outputs through its agent: no map task ran again.
+    assert_eq!(maps.len(), 8, "{maps:?}\nstderr:\n{}", run.stderr);
+    let reduces_after: Vec<&TaskLine> = run
+        .tasks
+        .iter()
+        .filter(|t| t.job == 1 && !t.stage.starts_with("map:") && t.pid != run.victim)
+        .collect();
+    assert!(
+        reduces_after.len() >= 5,
+        "the survivor ran the reduce tasks left: {:?}",
+        run.tasks
+    );
+}
+
+#[test]
+fn without_the_shuffle_service_a_killed_executors_map_outputs_are_recomputed() {
+    let (run, maps) =
+        kill_during_the_reduce_stage("kill-executor-shuffle", &["--no-shuffle-service"]);
+    // The map outputs the victim held were written again, after the kill, by other processes,
+    // from partitions recomputed from lineage (the victim's cache was lost with it).
     assert!(
         maps.len() > 8,
         "the map stage ran again for lost outputs: {maps:?}"

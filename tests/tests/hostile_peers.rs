@@ -233,6 +233,7 @@ async fn strangers_calling_the_driver_and_executors_are_refused_and_the_session_
                 memory_bytes: 1 << 40,
                 pid: 1,
                 host: "rogue".into(),
+                sandbox_files: String::new(),
             })
             .await;
         assert_refused(outcome(register), &[reason]);

@@ -87,6 +87,7 @@ async fn scene(master_flags: &[&str]) -> Scene {
         env: Vec::new(),
         resources: Resources::new(1.0, 256),
         extras: Default::default(),
+        files_credential: None,
     };
     framework
         .accept(&offer.id, vec![launch])

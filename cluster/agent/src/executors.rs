@@ -175,6 +175,9 @@ pub struct LaunchSpec {
     pub ports: String,
     /// Its framework, as the master described it.
     pub framework: Option<FrameworkInfo>,
+    /// Where its framework's sandbox files are served, if they are: the executor learns it as
+    /// `TESSERA_SANDBOX_FILES`.
+    pub files_address: Option<String>,
 }
 
 fn check_id(what: &'static str, value: &str) -> Result<(), LaunchError> {
@@ -638,6 +641,11 @@ impl Executors {
             .env("TESSERA_EXECUTOR_CPUS", spec.cpus.to_string())
             .env("TESSERA_EXECUTOR_MEM_MB", spec.mem_mb.to_string())
             .env("TESSERA_EXECUTOR_PORTS", &spec.ports)
+            .envs(
+                spec.files_address
+                    .iter()
+                    .map(|a| ("TESSERA_SANDBOX_FILES", a)),
+            )
             .current_dir(&sandbox)
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -1107,6 +1115,7 @@ mod tests {
             cpus: 1.0,
             mem_mb: 64,
             ports: String::new(),
+            files_address: None,
             framework: Some(FrameworkInfo {
                 id: "F0".into(),
                 principal: "alice".into(),

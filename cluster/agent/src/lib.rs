@@ -26,6 +26,10 @@
 //! when the caller's certificate is the master's. Its executors learn the host
 //! to listen on from `TESSERA_AGENT_HOST`.
 //!
+//! A framework may ask, at launch, that the files its executors leave in their sandboxes be
+//! served to its other processes with a credential of its own ([`sandbox_files`]); the agent
+//! tells such executors where in `TESSERA_SANDBOX_FILES`.
+//!
 //! The binary `tessera-agent` wraps [`run`]; see `src/main.rs` for flags.
 
 pub mod checkpoint;
@@ -34,6 +38,7 @@ pub mod isolation;
 mod master_link;
 mod outbox;
 pub mod recovery;
+mod sandbox_files;
 mod service;
 mod status_updates;
 
@@ -206,6 +211,10 @@ pub async fn run(
         .rsplit_once(':')
         .map(|(host, _)| host.trim_matches(['[', ']']).to_string())
         .unwrap_or_else(|| address.clone());
+    let files = Arc::new(sandbox_files::SandboxFileServers::new(
+        config.work_dir.clone(),
+        host.clone(),
+    ));
     let isolator = isolation::Isolator::new(&config.isolation)?;
     let pending = Arc::new(master_link::PendingUpdates::default());
     let executors = executors::Executors::new(
@@ -250,7 +259,7 @@ pub async fn run(
         )),
         tokio::spawn(checkpoint_periodically(executors.clone())),
     ];
-    let service = service::AgentService::new(executors.clone(), registration, pending);
+    let service = service::AgentService::new(executors.clone(), registration, pending, files);
     let tls = config.credential.server()?;
     let result = tonic::transport::Server::builder()
         .serve_with_incoming_shutdown(

@@ -11,11 +11,13 @@ use tonic::{Request, Response, Status};
 
 use crate::executors::{Executors, LaunchError, LaunchSpec, MessageError};
 use crate::master_link::{PendingUpdates, Registration};
+use crate::sandbox_files::SandboxFileServers;
 
 pub(crate) struct AgentService {
     executors: Arc<Executors>,
     registration: Arc<Registration>,
     pending: Arc<PendingUpdates>,
+    files: Arc<SandboxFileServers>,
 }
 
 impl AgentService {
@@ -23,11 +25,13 @@ impl AgentService {
         executors: Arc<Executors>,
         registration: Arc<Registration>,
         pending: Arc<PendingUpdates>,
+        files: Arc<SandboxFileServers>,
     ) -> Self {
         AgentService {
             executors,
             registration,
             pending,
+            files,
         }
     }
 }
@@ -55,6 +59,14 @@ impl Agent for AgentService {
             Status::unavailable("this agent is not registered with the master right now")
         })?;
         let resources = req.resources.unwrap_or_default();
+        let files_address = match req.files_credential.as_str() {
+            "" => None,
+            bundle => Some(
+                self.files
+                    .serve(&req.framework_id, bundle)
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?,
+            ),
+        };
         let spec = LaunchSpec {
             agent_id,
             framework_id: req.framework_id,
@@ -64,6 +76,7 @@ impl Agent for AgentService {
             mem_mb: resources.mem_mb,
             ports: resources.extras().ports.to_string(),
             framework: req.framework,
+            files_address,
         };
         self.executors.launch(spec).map_err(|e| match e {
             LaunchError::AlreadyRunning { .. } => Status::already_exists(e.to_string()),
@@ -135,6 +148,7 @@ impl Agent for AgentService {
             &req.framework_id,
             "the framework was removed from the master (torn down or disconnected)",
         );
+        self.files.stop(&req.framework_id);
         tracing::info!(framework_id = %req.framework_id, killed = n, "framework shut down");
         Ok(Response::new(pb::ShutdownFrameworkResponse {}))
     }

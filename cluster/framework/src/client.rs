@@ -108,6 +108,11 @@ pub struct ExecutorLaunch {
     pub resources: Resources,
     /// Disk, ports (which ports of the offer it takes) and custom scalars.
     pub extras: Extras,
+    /// A credential (CA, certificate and key, PEM) with which the agent serves the sandbox
+    /// files of this framework's executors (`tessera.files.SandboxFiles`) to holders of
+    /// certificates of the same CA, also after an executor ended; the agent tells the executor
+    /// where in `TESSERA_SANDBOX_FILES`. `None`: not served.
+    pub files_credential: Option<String>,
 }
 
 /// One thing to do with an accepted offer (Mesos' offer operations).
@@ -133,6 +138,7 @@ impl AcceptOperation {
                     env: l.env.into_iter().collect(),
                 }),
                 resources: Some(pb::Resources::of(&l.resources, &l.extras)),
+                files_credential: l.files_credential.unwrap_or_default(),
             }),
             AcceptOperation::Reserve(r) => Op::Reserve(pb::Resources::of_cpus_mem(&r)),
             AcceptOperation::Unreserve(r) => Op::Unreserve(pb::Resources::of_cpus_mem(&r)),

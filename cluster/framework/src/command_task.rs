@@ -221,6 +221,7 @@ async fn follow(
                             env: Vec::new(),
                             resources: task.resources,
                             extras: Default::default(),
+                            files_credential: None,
                         };
                         client.accept(&offer.id, vec![launch]).await?;
                         // Nothing more is wanted: let others have the offers.

@@ -1617,6 +1617,7 @@ impl MasterState {
                     command: launch.command,
                     resources: launch.resources,
                     framework: framework.clone(),
+                    files_credential: launch.files_credential,
                 },
             });
         }
@@ -2195,6 +2196,7 @@ mod tests {
                 ..Default::default()
             }),
             resources: wire(cpus, mem_mb),
+            files_credential: String::new(),
         }
     }
 

@@ -6,6 +6,8 @@
 //!   `tessera cluster status`.
 //! * [`agent`] (`proto/agent.proto`, package `tessera.agent`): the agent's
 //!   service, used by the master to launch and kill executors.
+//! * [`files`] (`proto/files.proto`, package `tessera.files`): what an agent serves a
+//!   framework's processes of its executors' sandbox files, with the framework's credential.
 //! * [`convert`]: wire resources and attributes to and from the allocator's types.
 
 pub mod convert;
@@ -18,4 +20,9 @@ pub mod master {
 /// Messages and the `Agent` service of package `tessera.agent`.
 pub mod agent {
     tonic::include_proto!("tessera.agent");
+}
+
+/// Messages and the `SandboxFiles` service of package `tessera.files`.
+pub mod files {
+    tonic::include_proto!("tessera.files");
 }

@@ -23,6 +23,8 @@ pub struct ExecutorHandle {
     pub pid: u32,
     pub cores: u32,
     pub memory_bytes: u64,
+    /// Where its agent serves the copies of its map outputs, if it does (they outlive it).
+    pub sandbox_files: Option<String>,
     pub client: Arc<dyn RemoteExecutor>,
     pub slots: Arc<tokio::sync::Semaphore>,
 }
@@ -100,6 +102,7 @@ impl DriverRpc for DriverService {
             pid: r.pid,
             cores: r.cores,
             memory_bytes: r.memory_bytes,
+            sandbox_files: Some(r.sandbox_files).filter(|a| !a.is_empty()),
             client: Arc::new(GrpcExecutor(client)),
             slots: Arc::new(tokio::sync::Semaphore::new(r.cores.max(1) as usize)),
         });

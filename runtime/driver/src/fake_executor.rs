@@ -72,6 +72,7 @@ impl FakeCluster {
             pid: 0,
             cores,
             memory_bytes: 0,
+            sandbox_files: None,
             client: Arc::new(FakeExecutor {
                 id: id.to_string(),
                 cluster: self.clone(),

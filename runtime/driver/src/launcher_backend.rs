@@ -151,6 +151,7 @@ impl Backend {
             bin_dir: config.bin_dir.clone(),
             driver_address: driver_address.to_string(),
             executor_credential: executor_credential.clone(),
+            shuffle_service: config.cluster.shuffle_service,
             memory_mb: config.executor_memory_mb,
             cores: config.cluster.executor_cores,
             wanted: expected,
@@ -245,6 +246,7 @@ struct OfferHandler {
     bin_dir: std::path::PathBuf,
     driver_address: String,
     executor_credential: Credential,
+    shuffle_service: crate::ShuffleService,
     memory_mb: u64,
     /// CPUs per executor, if limited.
     cores: Option<u32>,
@@ -534,6 +536,10 @@ impl OfferHandler {
             env: command.env,
             resources,
             extras: Default::default(),
+            // The agent keeps the executor's map outputs readable after it is gone (Spark's
+            // external shuffle service), for the session's processes only.
+            files_credential: (self.shuffle_service == crate::ShuffleService::Enabled)
+                .then(|| self.executor_credential.to_bundle()),
         };
         if let Err(e) = self.client.accept(&offer.id, vec![launch]).await {
             tracing::warn!("cannot launch an executor on agent {}: {e}", offer.agent_id);

@@ -4,6 +4,7 @@
 //!
 //! Cells reach it through a local socket ([`cell_server`]); executors through gRPC.
 
+mod agent_files;
 mod artifacts;
 mod blocks;
 mod cell_input;
@@ -71,6 +72,18 @@ pub struct DriverConfig {
     pub libstd: Option<PathBuf>,
 }
 
+/// Whether, on a cluster, each agent serves the copies of map outputs that the session's
+/// executors on it leave in their sandboxes, so that an executor's loss does not lose its map
+/// outputs (Spark's `spark.shuffle.service.enabled`). On by default, unlike Spark's: Tessera's
+/// agents run it themselves, and the copies cost a write to the page cache per map output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ShuffleService {
+    #[default]
+    Enabled,
+    /// Map outputs live and die with their executor (and are computed again from lineage).
+    Disabled,
+}
+
 /// How a session reaches a cluster, and the executors it asks for (as spark-submit's
 /// `--num-executors`, `--executor-cores`).
 #[derive(Clone, Debug, Default)]
@@ -97,6 +110,8 @@ pub struct ClusterOptions {
     /// `spark.mesos.constraints`, e.g. `rack:r1,r2;zone:z1`): offers of other agents are
     /// declined.
     pub executor_constraints: Constraints,
+    /// Whether agents keep the session's map outputs readable once their executor is gone.
+    pub shuffle_service: ShuffleService,
     /// How long the master keeps the session's executors (and so their cached partitions)
     /// while the session is cut off from it — a master restart, a network cut — and how long
     /// the session keeps subscribing again (default: 60 s).
@@ -113,6 +128,8 @@ pub(crate) struct DriverState {
     pub executors: Arc<executors::Executors>,
     pub blocks: blocks::BlockMap,
     pub map_outputs: map_outputs::MapOutputTracker,
+    /// The agents that serve copies of lost executors' map outputs.
+    pub agent_files: agent_files::AgentFiles,
     pub shared_values: Arc<shared_values::SharedValues>,
     pub jobs: jobs::JobTracker,
     pub token: u64,
@@ -146,6 +163,7 @@ impl DriverState {
             executors: Default::default(),
             blocks: Default::default(),
             map_outputs: Default::default(),
+            agent_files: Default::default(),
             shared_values: Default::default(),
             jobs: Default::default(),
             token: tessera_credentials::random_u64()?,
@@ -208,16 +226,30 @@ impl DriverState {
         );
     }
 
-    /// An executor died or became unreachable: its cached partitions and shuffle outputs are
-    /// gone with it.
+    /// An executor died or became unreachable: its cached partitions are gone with it, and so
+    /// are its shuffle outputs unless its agent serves their copies.
     pub fn lose_executor(&self, id: &str) {
-        if self.executors.remove(id).is_some() {
-            tracing::warn!(
-                executor = id,
-                "executor lost; its cached partitions and shuffle outputs will be recomputed"
-            );
+        let Some(lost) = self.executors.remove(id) else {
+            return;
+        };
+        self.blocks.forget_executor(id);
+        match &lost.sandbox_files {
+            Some(agent_files) => {
+                tracing::warn!(
+                    executor = id,
+                    "executor lost; its cached partitions will be recomputed, its shuffle \
+                     outputs are read through its agent at {agent_files}"
+                );
+                self.map_outputs.keep_served(id, agent_files);
+            }
+            None => {
+                tracing::warn!(
+                    executor = id,
+                    "executor lost; its cached partitions and shuffle outputs will be recomputed"
+                );
+                self.map_outputs.forget_executor(id, None);
+            }
         }
-        self.forget_executor(id);
     }
 
     /// What an executor the session released (or lost) held is no longer there.
@@ -233,10 +265,13 @@ impl DriverState {
         let mut gone = cleaner::unreachable(&self.lineage.nodes(), roots);
         gone.shuffles.retain(|s| self.map_outputs.holds_shuffle(*s));
         for &shuffle in &gone.shuffles {
-            self.map_outputs.forget_shuffle(shuffle);
+            let served = self.map_outputs.forget_shuffle(shuffle);
             self.executors
                 .notify_all(remote_executor::Notice::DropShuffle(shuffle))
                 .await;
+            for copies in served {
+                self.agent_files.remove(shuffle, &copies).await;
+            }
         }
         for &rdd in &gone.persisted {
             // Unpersisted, as Spark's cleaner does: `:storage` no longer lists it.
@@ -380,6 +415,7 @@ impl Driver {
         };
         tracing::info!(%bound, advertised = %driver_address, "the driver listens for its executors");
         runtime.spawn(cell_server::serve(listener, state.clone()));
+        state.agent_files.set_credential(session.driver.clone());
         let service = executors::DriverService {
             executors: state.executors.clone(),
             artifacts,

@@ -204,6 +204,7 @@ mod tests {
                             executor_id: "m".into(),
                             address: "127.0.0.1:1".into(),
                             map_partitions: vec![0],
+                            from_agent: false,
                         };
                         (*s, vec![here])
                     })

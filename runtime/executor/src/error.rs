@@ -300,6 +300,18 @@ pub enum ExecutorError {
         /// The peer's answer.
         source: tonic::Status,
     },
+    /// The copy of a lost executor's map output that its agent serves is not a whole map
+    /// output: the driver computes the output again.
+    #[error(
+        "the copy of map output {path} of executor {executor_id} that its agent serves is \
+         unusable: {reason}"
+    )]
+    ServedCopyUnusable {
+        executor_id: String,
+        /// Relative to the executor's sandbox.
+        path: String,
+        reason: String,
+    },
     /// A fetched bucket, past the task's memory budget, could not be written to disk.
     #[error(
         "cannot keep a fetched bucket in {dir} ({source}); free disk space there ({hint}), or \

@@ -1,7 +1,9 @@
 //! `tessera-executor`: one long-lived process per session per host. It registers with its
 //! driver, loads the cell libraries its tasks need, runs tasks on `--cores` threads, keeps
 //! cached partitions in memory between jobs, and serves the shuffle output it wrote to the
-//! session's other executors.
+//! session's other executors. Under an agent that serves the session's sandbox files
+//! (`TESSERA_SANDBOX_FILES`), it keeps a copy of each map output in its sandbox for the agent
+//! to serve once it is gone, and tells the driver so.
 
 mod artifacts;
 mod bad_record;
@@ -124,12 +126,37 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let served = runtime.block_on(serve(args, credential, &work_dir, files_dir));
-    // Spilled blocks and shuffle files are worth nothing once the executor is gone.
+    let served_copies = served_copies();
+    let served = runtime.block_on(serve(
+        args,
+        credential,
+        &work_dir,
+        files_dir,
+        served_copies.clone(),
+    ));
+    // Spilled blocks and shuffle files are worth nothing once the executor is gone; the copies
+    // its agent would serve neither, once it ended on its own (the driver forgets its outputs).
     if owned {
         let _ = std::fs::remove_dir_all(&work_dir);
     }
+    if let Some(copies) = served_copies {
+        let _ = std::fs::remove_dir_all(copies.root.join("shuffle"));
+    }
     served
+}
+
+/// Where the agent that launched this executor serves its sandbox's files, and the sandbox.
+#[derive(Clone)]
+struct ServedCopies {
+    agent_files: String,
+    root: std::path::PathBuf,
+}
+
+fn served_copies() -> Option<ServedCopies> {
+    Some(ServedCopies {
+        agent_files: std::env::var("TESSERA_SANDBOX_FILES").ok()?,
+        root: std::env::var_os("TESSERA_SANDBOX")?.into(),
+    })
 }
 
 async fn serve(
@@ -137,6 +164,7 @@ async fn serve(
     credential: Credential,
     work_dir: &std::path::Path,
     files_dir: std::path::PathBuf,
+    served_copies: Option<ServedCopies>,
 ) -> anyhow::Result<()> {
     let artifacts_dir = work_dir.join("artifacts");
     std::fs::create_dir_all(&artifacts_dir)
@@ -173,6 +201,7 @@ async fn serve(
         shuffles: Arc::new(shuffle_store::ShuffleStore::new(
             args.shuffle_memory_mb.unwrap_or(args.memory_mb / 4) << 20,
             work_dir.join("shuffle"),
+            served_copies.as_ref().map(|c| c.root.clone()),
         )),
         peers: Arc::new(shuffle_fetch::Peers::new(credential.clone())),
         broadcasts: Arc::new(task_host::Broadcasts::new(
@@ -217,6 +246,7 @@ async fn serve(
             memory_bytes: args.memory_mb << 20,
             pid: std::process::id(),
             host: tessera_wire::hostname(),
+            sandbox_files: served_copies.map(|c| c.agent_files).unwrap_or_default(),
         })
         .await
         .with_context(|| format!("the driver at {} refused this executor", args.driver))?

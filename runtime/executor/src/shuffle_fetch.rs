@@ -3,6 +3,10 @@
 //! that wrote it. A bucket that cannot be had is a fetch failure, which the driver answers by
 //! computing the lost map outputs again.
 //!
+//! The outputs of an executor that is gone are read through the agent that ran it, from the
+//! copies it left in its sandbox (`MapOutputLocation::from_agent`): the start of each copy's
+//! table, then the bucket's bytes, as Spark's reducers read from an external shuffle service.
+//!
 //! Fetched bytes are kept in memory up to the task's budget ([`Spool`]); past it, each further
 //! bucket goes to a file of its own in the executor's spill directory as its pieces arrive (as
 //! Spark fetches large blocks to disk), read back a frame at a time and removed when the task
@@ -16,14 +20,18 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tessera_credentials::Credential;
+use tessera_plan::map_output::{bucket_in_table, served_path, table_prefix_len};
 use tessera_plan::{MapOutputLocation, ShuffleId};
 use tessera_wire::executor::FetchShuffleRequest;
-use tessera_wire::{ExecutorChannel, connect_executor};
+use tessera_wire::sandbox_files::ReadRequest;
+use tessera_wire::{ExecutorChannel, SandboxFilesChannel, connect_executor, connect_sandbox_files};
 
 /// Connections to the other executors of the session, made on first use.
 pub struct Peers {
     credential: Credential,
     clients: Mutex<HashMap<String, ExecutorChannel>>,
+    /// Agents that serve the copies of executors that are gone.
+    agents: Mutex<HashMap<String, SandboxFilesChannel>>,
 }
 
 /// Why a bucket could not be had, and from whom.
@@ -38,7 +46,24 @@ impl Peers {
         Peers {
             credential,
             clients: Mutex::new(HashMap::new()),
+            agents: Mutex::new(HashMap::new()),
         }
+    }
+
+    async fn agent(&self, address: &str) -> Result<SandboxFilesChannel, ExecutorError> {
+        if let Some(client) = self.agents.lock().get(address) {
+            return Ok(client.clone());
+        }
+        let client = connect_sandbox_files(address, &self.credential)
+            .await
+            .map_err(|source| ExecutorError::PeerConnect {
+                address: address.to_string(),
+                source,
+            })?;
+        self.agents
+            .lock()
+            .insert(address.to_string(), client.clone());
+        Ok(client)
     }
 
     async fn client(&self, address: &str) -> Result<ExecutorChannel, ExecutorError> {
@@ -236,6 +261,22 @@ pub async fn fetch(
             }
             continue;
         }
+        if location.from_agent {
+            let mut agent = peers.agent(&location.address).await.map_err(failure)?;
+            let mut received = Received::new(location.map_partitions.len(), spool);
+            for (index, &map_partition) in location.map_partitions.iter().enumerate() {
+                let copy = ServedCopy {
+                    executor_id: &location.executor_id,
+                    path: served_path(shuffle, map_partition),
+                };
+                copy.read_bucket(&mut agent, partition, index as u32, &mut received)
+                    .await
+                    .map_err(failure)?;
+            }
+            let complete = received.finish().map_err(failure)?;
+            buckets.extend(location.map_partitions.iter().copied().zip(complete));
+            continue;
+        }
         let mut client = peers.client(&location.address).await.map_err(failure)?;
         let mut pieces = client
             .fetch_shuffle(FetchShuffleRequest {
@@ -260,6 +301,87 @@ pub async fn fetch(
     // Map partition order makes a reducer's input, and so its output, the same on every run.
     buckets.sort_by_key(|(map_partition, _)| *map_partition);
     Ok(buckets.into_iter().map(|(_, bucket)| bucket).collect())
+}
+
+/// The copy of one map output that the agent of an executor that is gone serves.
+struct ServedCopy<'a> {
+    executor_id: &'a str,
+    path: String,
+}
+
+impl ServedCopy<'_> {
+    fn unusable(&self, reason: String) -> ExecutorError {
+        ExecutorError::ServedCopyUnusable {
+            executor_id: self.executor_id.to_string(),
+            path: self.path.clone(),
+            reason,
+        }
+    }
+
+    /// Bytes `offset..offset + length` of the copy, handed to `each` as they arrive; how many
+    /// came.
+    async fn read(
+        &self,
+        agent: &mut SandboxFilesChannel,
+        offset: u64,
+        length: u64,
+        mut each: impl FnMut(Vec<u8>) -> Result<(), ExecutorError>,
+    ) -> Result<u64, ExecutorError> {
+        let mut pieces = agent
+            .read(ReadRequest {
+                executor_id: self.executor_id.to_string(),
+                path: self.path.clone(),
+                offset,
+                length,
+            })
+            .await
+            .map_err(|source| ExecutorError::PeerFailed { source })?
+            .into_inner();
+        let mut read = 0u64;
+        while let Some(piece) = pieces
+            .message()
+            .await
+            .map_err(|source| ExecutorError::PeerFailed { source })?
+        {
+            read += piece.data.len() as u64;
+            if read > length {
+                return Err(self.unusable(format!("the agent sent more than {length} bytes")));
+            }
+            each(piece.data)?;
+        }
+        Ok(read)
+    }
+
+    /// Reads bucket `reduce` of the copy into `received` as bucket `index`.
+    async fn read_bucket(
+        &self,
+        agent: &mut SandboxFilesChannel,
+        reduce: u32,
+        index: u32,
+        received: &mut Received<'_>,
+    ) -> Result<(), ExecutorError> {
+        let mut table = Vec::new();
+        self.read(agent, 0, table_prefix_len(reduce), |piece| {
+            table.extend_from_slice(&piece);
+            Ok(())
+        })
+        .await?;
+        let range = bucket_in_table(&table, reduce).map_err(|e| self.unusable(e.to_string()))?;
+        let expected = range.end - range.start;
+        // An empty bucket arrives as no piece at all.
+        received.add(index, Vec::new())?;
+        let read = self
+            .read(agent, range.start, expected, |piece| {
+                received.add(index, piece)
+            })
+            .await?;
+        if read != expected {
+            return Err(self.unusable(format!(
+                "bucket {reduce} should be {expected} bytes and {read} came"
+            )));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,11 @@
 //! and buckets are read from there. A map task whose output is larger than its memory budget
 //! streams it straight to such a file ([`ShuffleStore::put_file`]).
 //!
+//! Under an agent that serves the session's sandbox files, every map output is also copied,
+//! as it is kept, to [`served_path`] in the executor's sandbox (a hard link where the output
+//! is a file already): the agent serves that copy to reducers once the executor is gone, as
+//! Spark's external shuffle service serves the files of executors that died.
+//!
 //! A bucket is read a piece or a record frame at a time ([`Bucket::read_pieces`],
 //! [`Bucket::read_frames`]), from memory or from its file, so that serving or reading a bucket
 //! never holds more of it than one piece.
@@ -18,7 +23,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tessera_plan::ShuffleId;
-use tessera_plan::map_output::{MapOutput, read_frames, read_index, split_frame};
+use tessera_plan::map_output::{MapOutput, read_frames, read_index, served_path, split_frame};
 
 /// Where one map output is kept.
 enum Stored {
@@ -35,6 +40,8 @@ pub struct ShuffleStore {
     /// Bytes of map output kept in memory before outputs go to disk.
     memory_limit: u64,
     dir: PathBuf,
+    /// The sandbox the agent serves copies of map outputs from, if it does.
+    served_root: Option<PathBuf>,
 }
 
 #[derive(Default)]
@@ -148,17 +155,54 @@ fn open_range(path: &Path, range: &Range<u64>) -> std::io::Result<std::io::Take<
     Ok(file.take(range.end - range.start))
 }
 
+/// Distinct in this process: names a partial file.
+fn unique_suffix() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 fn memory_size(output: &MapOutput) -> u64 {
     output.bytes().len() as u64
 }
 
 impl ShuffleStore {
-    pub fn new(memory_limit: u64, dir: PathBuf) -> ShuffleStore {
+    /// A store that keeps `memory_limit` bytes of map output in memory and the rest in `dir`;
+    /// with `served_root`, a copy of every output under it as well.
+    pub fn new(memory_limit: u64, dir: PathBuf, served_root: Option<PathBuf>) -> ShuffleStore {
         ShuffleStore {
             outputs: Mutex::default(),
             memory_limit,
             dir,
+            served_root,
         }
+    }
+
+    fn served_copy(&self, shuffle: ShuffleId, map_partition: u32) -> Option<PathBuf> {
+        let root = self.served_root.as_ref()?;
+        Some(root.join(served_path(shuffle, map_partition)))
+    }
+
+    /// Makes the served copy of an output: `write` puts it at the path it is given, which then
+    /// replaces any earlier copy at once (a reader sees the old copy or the new, whole).
+    fn make_served_copy(
+        &self,
+        shuffle: ShuffleId,
+        map_partition: u32,
+        write: impl FnOnce(&Path) -> std::io::Result<()>,
+    ) -> Result<(), ExecutorError> {
+        let Some(path) = self.served_copy(shuffle, map_partition) else {
+            return Ok(());
+        };
+        let partial = path.with_extension(format!("partial-{}", unique_suffix()));
+        let made = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| write(&partial))
+            .and_then(|()| std::fs::rename(&partial, &path));
+        made.map_err(|source| {
+            let _ = std::fs::remove_file(&partial);
+            ExecutorError::MapOutputSpill { path, source }
+        })
     }
 
     /// Keeps the output of `map_partition` in memory; when that takes the store past its
@@ -171,6 +215,9 @@ impl ShuffleStore {
         map_partition: u32,
         output: MapOutput,
     ) -> Result<(), ExecutorError> {
+        self.make_served_copy(shuffle, map_partition, |copy| {
+            std::fs::write(copy, output.bytes())
+        })?;
         let mut outputs = self.outputs.lock();
         outputs.replace((shuffle, map_partition), Stored::Memory(Arc::new(output)));
         let Outputs {
@@ -200,8 +247,16 @@ impl ShuffleStore {
         let path = self
             .dir
             .join(format!("shuffle-{shuffle}-map-{map_partition}.data"));
+        // The served copy has the same bytes: a link to it writes nothing.
+        let linked = |path: &Path| {
+            let copy = self.served_copy(shuffle, map_partition)?;
+            std::fs::hard_link(copy, path).ok()
+        };
         std::fs::create_dir_all(&self.dir)
-            .and_then(|()| std::fs::write(&path, output.bytes()))
+            .and_then(|()| match linked(&path) {
+                Some(()) => Ok(()),
+                None => std::fs::write(&path, output.bytes()),
+            })
             .map_err(|source| ExecutorError::MapOutputSpill {
                 path: path.clone(),
                 source,
@@ -231,6 +286,9 @@ impl ShuffleStore {
         for key in &keys {
             if let Some(Stored::Memory(output)) = outputs.by_map.remove(key) {
                 outputs.memory_used -= memory_size(&output);
+            }
+            if let Some(copy) = self.served_copy(key.0, key.1) {
+                let _ = std::fs::remove_file(copy);
             }
         }
         keys.len()
@@ -304,6 +362,9 @@ impl ShuffleStore {
             path: file.path.clone(),
             source,
         })?;
+        self.make_served_copy(shuffle, map_partition, |copy| {
+            std::fs::hard_link(&file.path, copy)
+        })?;
         let payload = ranges.last().map_or(0, |r| r.end) - ranges.first().map_or(0, |r| r.start);
         let ranges = ranges
             .into_iter()
@@ -361,7 +422,7 @@ mod tests {
     #[test]
     fn a_streamed_output_file_is_kept_read_by_frames_and_removed_once_replaced_and_unread() {
         let dir = std::env::temp_dir().join(format!("tessera-shuffle-file-{}", std::process::id()));
-        let store = ShuffleStore::new(1 << 20, dir.clone());
+        let store = ShuffleStore::new(1 << 20, dir.clone(), None);
         let framed = |frames: &[&[u8]]| {
             let mut bucket = Vec::new();
             for frame in frames {
@@ -416,7 +477,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tessera-drop-shuffle-{}", std::process::id()));
         let output_bytes = memory_size(&output(&buckets(1)));
         // Room for one output in memory: the older shuffle's goes to disk.
-        let store = ShuffleStore::new(output_bytes, dir.clone());
+        let store = ShuffleStore::new(output_bytes, dir.clone(), None);
         store.put(1, 0, output(&buckets(1))).unwrap();
         store.put(2, 0, output(&buckets(2))).unwrap();
         store.put(2, 1, output(&buckets(3))).unwrap();
@@ -448,7 +509,7 @@ mod tests {
         let dir =
             std::env::temp_dir().join(format!("tessera-shuffle-store-{}", std::process::id()));
         // Outputs of 300 bytes of buckets and a 40-byte frame each, 700 in memory at most.
-        let store = ShuffleStore::new(700, dir.clone());
+        let store = ShuffleStore::new(700, dir.clone(), None);
         for map in 0..4 {
             let shuffle = 7 + map as u64 / 2;
             store
@@ -478,5 +539,42 @@ mod tests {
         store.put(8, 2, output(&[vec![1; 10]])).unwrap();
         assert_eq!(store.usage(), (340 + 34, 680));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn under_a_serving_agent_every_output_has_a_whole_copy_until_its_shuffle_is_dropped() {
+        let root =
+            std::env::temp_dir().join(format!("tessera-served-copies-{}", std::process::id()));
+        let dir = root.join("work").join("shuffle");
+        // 700 bytes in memory: the third output sends the first two to disk.
+        let store = ShuffleStore::new(700, dir.clone(), Some(root.clone()));
+        for map in 0..3 {
+            store.put(5, map, output(&buckets(map as u8))).unwrap();
+        }
+        let streamed = store.output_path(5, 3).unwrap();
+        std::fs::write(&streamed, frame(&buckets(3))).unwrap();
+        store.put_file(5, 3, streamed).unwrap();
+        let copy = |map: u32| root.join(served_path(5, map));
+        for map in 0..4u32 {
+            // What a reducer reads through the agent: the table's start, then the bucket.
+            let bytes = std::fs::read(copy(map)).unwrap();
+            for reduce in 0..3u32 {
+                let prefix = tessera_plan::map_output::table_prefix_len(reduce) as usize;
+                let range =
+                    tessera_plan::map_output::bucket_in_table(&bytes[..prefix], reduce).unwrap();
+                assert_eq!(
+                    bytes[range.start as usize..range.end as usize],
+                    buckets(map as u8)[reduce as usize]
+                );
+            }
+        }
+        // A rerun replaces the copy whole.
+        store.put(5, 0, output(&[vec![9; 4]])).unwrap();
+        assert_eq!(std::fs::read(copy(0)).unwrap(), frame(&[vec![9; 4]]));
+        let names = |dir: &Path| std::fs::read_dir(dir).map_or(0, |d| d.count());
+        assert_eq!(names(&root.join("shuffle")), 4, "no partial file is left");
+        assert_eq!(store.drop_shuffle(5), 4);
+        assert_eq!(names(&root.join("shuffle")), 0);
+        std::fs::remove_dir_all(root).unwrap();
     }
 }

@@ -156,6 +156,54 @@ pub fn read_index(
         .collect())
 }
 
+/// Where an executor under an agent that serves its sandbox files keeps a copy of its output
+/// of `map_partition` of `shuffle`, relative to its sandbox: its agent serves it from there
+/// to reducers once the executor is gone.
+pub fn served_path(shuffle: u64, map_partition: u32) -> String {
+    format!("shuffle/shuffle-{shuffle}-map-{map_partition}.data")
+}
+
+/// Bytes at the start of a map output file that hold its bucket count and the offsets of
+/// bucket `reduce`: what [`bucket_in_table`] reads.
+pub fn table_prefix_len(reduce: u32) -> u64 {
+    8 * (u64::from(reduce) + 3)
+}
+
+/// Where bucket `reduce` is in a map output file of which `prefix` is the first
+/// [`table_prefix_len`] bytes (or all, if the file is shorter): checked as [`read_index`]
+/// checks what it can see, the rest when the bucket is read.
+pub fn bucket_in_table(prefix: &[u8], reduce: u32) -> Result<std::ops::Range<u64>, DecodeError> {
+    let malformed = |reason: String| DecodeError::Malformed {
+        what: "a shuffle map output file",
+        reason,
+    };
+    let word = |i: u64| -> Result<u64, DecodeError> {
+        let at = usize::try_from(i * 8).map_err(|_| malformed("too large".into()))?;
+        prefix
+            .get(at..at + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .ok_or_else(|| malformed(format!("its table ends after {} bytes", prefix.len())))
+    };
+    let n = word(0)?;
+    if u64::from(reduce) >= n {
+        return Err(malformed(format!(
+            "it has {n} buckets, and bucket {reduce} was asked for"
+        )));
+    }
+    let (start, end) = (word(u64::from(reduce) + 1)?, word(u64::from(reduce) + 2)?);
+    let table = n
+        .checked_add(2)
+        .and_then(|words| words.checked_mul(8))
+        .ok_or_else(|| malformed("its bucket count is too large".into()))?;
+    if start > end {
+        return Err(malformed("its offsets are out of order".into()));
+    }
+    match (table.checked_add(start), table.checked_add(end)) {
+        (Some(start), Some(end)) => Ok(start..end),
+        _ => Err(malformed("its offsets are too large".into())),
+    }
+}
+
 /// A framed map output, checked.
 #[derive(Debug)]
 pub struct MapOutput {
@@ -315,7 +363,34 @@ mod tests {
         assert!(read_index(&disordered[..], disordered.len() as u64).is_err());
     }
 
+    #[test]
+    fn a_bucket_is_found_from_the_start_of_its_file() {
+        let framed = frame(&[b"ab".to_vec(), Vec::new(), b"cde".to_vec()]);
+        let whole = MapOutput::parse(framed.clone()).unwrap();
+        for reduce in 0..3u32 {
+            let prefix = &framed[..(table_prefix_len(reduce) as usize).min(framed.len())];
+            let range = bucket_in_table(prefix, reduce).unwrap();
+            let expected = whole.range(reduce as usize).unwrap();
+            assert_eq!(range.start as usize..range.end as usize, expected);
+        }
+        let error = bucket_in_table(&framed, 3).unwrap_err().to_string();
+        assert!(error.contains("3 buckets, and bucket 3"), "{error}");
+        let error = bucket_in_table(&framed[..12], 0).unwrap_err().to_string();
+        assert!(error.contains("table ends after 12 bytes"), "{error}");
+    }
+
     proptest! {
+        /// A table prefix from a file read through an agent: any bytes, any bucket.
+        #[test]
+        fn arbitrary_table_prefixes_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..64),
+            reduce in any::<u32>(),
+        ) {
+            if let Ok(range) = bucket_in_table(&bytes, reduce) {
+                prop_assert!(range.start <= range.end);
+            }
+        }
+
         #[test]
         fn arbitrary_indexes_never_panic(
             bytes in proptest::collection::vec(any::<u8>(), 0..128),

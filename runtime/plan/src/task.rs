@@ -157,9 +157,13 @@ pub type ShuffleId = RddId;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MapOutputLocation {
     pub executor_id: String,
-    /// `host:port` of that executor's service.
+    /// `host:port` of that executor's service, or, with `from_agent`, of the sandbox files
+    /// service of the agent that ran it.
     pub address: String,
     pub map_partitions: Vec<u32>,
+    /// The executor is gone: its outputs are read from the copies in its sandbox
+    /// ([`crate::map_output::served_path`]), through its agent.
+    pub from_agent: bool,
 }
 
 /// One RDD in a task's chain of narrow transformations.

@@ -22,7 +22,8 @@ pub use rebuild::RestartReport;
 pub use tessera_driver::{
     CellDisplay, ClusterOptions, Constraints, Credential, DEFAULT_LOCALITY_WAIT, Driver,
     DynamicAllocation, ExecutorRow, FailedJob, InputError, InputReader, InputRequest, JobCanceller,
-    JobInfo, JobState, MasterEndpoint, MasterUrl, Progress, StorageRow, parse_master_url,
+    JobInfo, JobState, MasterEndpoint, MasterUrl, Progress, ShuffleService, StorageRow,
+    parse_master_url,
 };
 
 use anyhow::Context as _;

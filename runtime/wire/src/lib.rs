@@ -14,6 +14,10 @@ pub mod executor {
     tonic::include_proto!("tessera.executor");
 }
 
+/// The agents' sandbox files service, through which the session reads and removes the map
+/// outputs of its executors that are gone.
+pub use tessera_cluster_proto::files as sandbox_files;
+
 /// Largest message either side accepts (task plans carry parallelized data; results carry
 /// collected partitions).
 pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
@@ -63,6 +67,25 @@ pub async fn connect_executor(
     Ok(executor::executor_client::ExecutorClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+/// A client of the sandbox files service of an agent that ran one of the session's executors.
+pub type SandboxFilesChannel =
+    tessera_cluster_proto::files::sandbox_files_client::SandboxFilesClient<
+        tonic::transport::Channel,
+    >;
+
+/// Connects to the sandbox files service at `address` of an agent that serves the session's
+/// files: reducers read the map outputs of executors that are gone there, and the driver
+/// removes them. The agent serves them with the session's executor credential.
+pub async fn connect_sandbox_files(
+    address: &str,
+    credential: &Credential,
+) -> Result<SandboxFilesChannel, tonic::transport::Error> {
+    let channel = endpoint(address, credential, &Principal::Executor)?
+        .connect()
+        .await?;
+    Ok(SandboxFilesChannel::new(channel))
 }
 
 /// Connects an executor to its driver at `address`, which must present the session driver's
