@@ -112,3 +112,86 @@ println!("again {}", sums.values().sum());
     assert_eq!(storage_rows.len(), 1, "{}", run.stdout);
     assert!(storage_rows[0].contains("4/4"), "{}", storage_rows[0]);
 }
+
+#[test]
+fn a_killed_executors_map_outputs_are_read_through_its_agent_and_removed_there_when_dropped() {
+    let dir = Scratch::new("cleaner-served");
+    // The script kills one of its executors itself, between two jobs over the same shuffle.
+    let script = r#"
+fn copies(sandbox: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(std::path::Path::new(sandbox).join("shuffle"))
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+let pairs = sc.parallelize((0..20_000u64).collect::<Vec<_>>(), 4).map(|x| (x % 100, x));
+let mut sums = pairs.reduce_by_key(|a: u64, b: u64| a + b);
+println!("first {} {}", sums.id(), sums.values().sum());
+// %%
+// Each executor's pid and sandbox (tasks spread over both).
+let mut executors = sc.parallelize((0..8u32).collect::<Vec<_>>(), 8)
+    .map(|_| (std::process::id(), std::env::var("TESSERA_SANDBOX").unwrap()))
+    .collect();
+executors.sort();
+executors.dedup();
+for (pid, sandbox) in &executors {
+    println!("copies {pid} {}", copies(sandbox).join(" "));
+}
+let (victim, victim_sandbox) = executors[0].clone();
+// A bool: a variable of a type the cleaner does not know (an `ExitStatus`) would keep everything.
+let killed = std::process::Command::new("kill").args(["-9", &victim.to_string()]).status().unwrap().success();
+println!("killed {victim} {killed}");
+// %%
+println!("again {}", sums.values().sum());
+// %%
+sums = pairs.reduce_by_key(|a: u64, b: u64| a.max(b));
+println!("second {}", sums.values().sum());
+// %%
+println!("left [{}]", copies(&victim_sandbox).join(" "));
+"#;
+    let run = tessera_run_with_env(&dir.0, script, "local-cluster[2,1,512]", &[], &[]);
+    run.expect_success();
+    let line = |prefix: &str| -> Vec<String> {
+        run.lines()
+            .into_iter()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .map(String::from)
+            .collect()
+    };
+    let total: u64 = (0..20_000u64).sum();
+    let first: u64 = line("first ")[0]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Both executors kept a copy of each map output they wrote in their sandbox: 4 in all.
+    let held = line("copies ");
+    assert_eq!(held.len(), 2, "{}", run.stdout);
+    let named: Vec<String> = held
+        .iter()
+        .flat_map(|l| l.split_whitespace().skip(1).map(String::from))
+        .collect();
+    let expected: BTreeSet<String> = (0..4)
+        .map(|m| format!("shuffle-{first}-map-{m}.data"))
+        .collect();
+    assert_eq!(named.iter().cloned().collect::<BTreeSet<_>>(), expected);
+    assert_eq!(named.len(), 4, "{held:?}");
+    let victim_held = held[0].split_whitespace().count() - 1;
+    assert!(victim_held > 0, "the victim wrote map outputs: {held:?}");
+    assert!(line("killed ")[0].ends_with(" true"), "{}", run.stdout);
+
+    // The job after the kill read the victim's outputs through its agent: no map task ran again.
+    assert_eq!(line("again "), vec![total.to_string()], "{}", run.stderr);
+    let map_tasks = run
+        .tasks
+        .iter()
+        .filter(|t| t.stage == format!("map:{first}"))
+        .count();
+    assert_eq!(map_tasks, 4, "{:?}\n{}", run.tasks, run.stderr);
+
+    // Once no variable reaches the shuffle, the copies the dead executor left are removed by
+    // its agent.
+    assert_eq!(line("left "), vec!["[]".to_string()], "{}", run.stderr);
+}

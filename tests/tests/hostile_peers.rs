@@ -1,6 +1,6 @@
 //! A session's own ports under attack: while `tessera run` holds a cached RDD, a stranger on the
-//! same host calls its driver and its executors with no certificate, with another CA's, and
-//! with garbage bytes. Every call is refused with a reason, and the session carries on: its
+//! same host calls its driver, its executors and the agents' service of its sandbox files with
+//! no certificate, with another CA's, and with garbage bytes. Every call is refused with a reason, and the session carries on: its
 //! next cell reads the cache and gives the right answer.
 //!
 //! The stranger cannot know the session's private CA, so its TLS accepts any server; what is
@@ -22,6 +22,8 @@ use tessera_wire::driver::RegisterExecutorRequest;
 use tessera_wire::driver::driver_client::DriverClient;
 use tessera_wire::executor::executor_client::ExecutorClient;
 use tessera_wire::executor::{FetchShuffleRequest, RunTaskRequest};
+use tessera_wire::sandbox_files::ReadRequest;
+use tessera_wire::sandbox_files::sandbox_files_client::SandboxFilesClient;
 use tokio::io::AsyncWriteExt;
 use tonic::transport::{Channel, Endpoint, Uri};
 
@@ -198,6 +200,20 @@ async fn strangers_calling_the_driver_and_executors_are_refused_and_the_session_
         "the driver listens on one port: {driver_ports:?}"
     );
     let driver = format!("127.0.0.1:{}", driver_ports[0]);
+    // Where the agents serve the session's sandbox files, as they told its executors.
+    let mut sandbox_files: Vec<String> = tessera_e2e::read_task_metrics(&metrics)
+        .iter()
+        .map(|t| {
+            let environ = std::fs::read(format!("/proc/{}/environ", t.pid)).unwrap();
+            String::from_utf8_lossy(&environ)
+                .split('\0')
+                .find_map(|v| v.strip_prefix("TESSERA_SANDBOX_FILES=").map(String::from))
+                .expect("the agent serves the session's sandbox files")
+        })
+        .collect();
+    sandbox_files.sort();
+    sandbox_files.dedup();
+    assert_eq!(sandbox_files.len(), 2, "one per agent: {sandbox_files:?}");
 
     let foreign = Authority::generate("not this session")
         .unwrap()
@@ -224,6 +240,18 @@ async fn strangers_calling_the_driver_and_executors_are_refused_and_the_session_
                 .await;
             assert_refused(outcome(fetch), &[reason]);
         }
+        for agent in &sandbox_files {
+            let mut client = SandboxFilesClient::new(stranger_channel(agent, identity).await);
+            let read = client
+                .read(ReadRequest {
+                    executor_id: "0".into(),
+                    path: "stdout".into(),
+                    offset: 0,
+                    length: 1 << 20,
+                })
+                .await;
+            assert_refused(outcome(read), &[reason]);
+        }
         let mut client = DriverClient::new(stranger_channel(&driver, identity).await);
         let register = client
             .register_executor(RegisterExecutorRequest {
@@ -240,7 +268,7 @@ async fn strangers_calling_the_driver_and_executors_are_refused_and_the_session_
     }
     // Garbage and a connection that never says anything, on every port.
     let mut idle = Vec::new();
-    for address in executors.iter().chain([&driver]) {
+    for address in executors.iter().chain(&sandbox_files).chain([&driver]) {
         let mut raw = tokio::net::TcpStream::connect(address).await.unwrap();
         raw.write_all(b"\x16\x03\x01\xff\xffgarbage\r\n\r\n")
             .await

@@ -274,6 +274,7 @@ mod tests {
             shuffle: 5,
             fetch_failure: fetch_failed.then(|| FetchFailure {
                 executor: "b".into(),
+                through_agent: false,
                 message: "connection refused".into(),
             }),
         }

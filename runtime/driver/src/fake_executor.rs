@@ -153,6 +153,7 @@ impl FakeCluster {
                     return Answer::Now(Ok(TaskOutcome::FetchFailed {
                         shuffle: *shuffle,
                         executor_id: first.executor_id.clone(),
+                        through_agent: first.from_agent,
                         message: "connection refused".into(),
                     }));
                 }
@@ -183,6 +184,7 @@ impl FakeCluster {
                             return Answer::Now(Ok(TaskOutcome::FetchFailed {
                                 shuffle,
                                 executor_id: location.executor_id.clone(),
+                                through_agent: location.from_agent,
                                 message: "no such map output".into(),
                             }));
                         }

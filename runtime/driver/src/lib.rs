@@ -247,16 +247,33 @@ impl DriverState {
                     executor = id,
                     "executor lost; its cached partitions and shuffle outputs will be recomputed"
                 );
-                self.map_outputs.forget_executor(id, None);
+                self.map_outputs.forget_executor(id);
             }
         }
+    }
+
+    /// A reducer could not fetch `shuffle`'s outputs (see
+    /// [`map_outputs::MapOutputTracker::fetch_failed`]).
+    pub fn fetch_failed(
+        &self,
+        failure: &scheduler::FetchFailure,
+        shuffle: tessera_plan::ShuffleId,
+    ) {
+        let executor = &failure.executor;
+        let read_from = if failure.through_agent {
+            map_outputs::ReadFrom::Agent
+        } else {
+            let agent_files = self.executors.get(executor).and_then(|e| e.sandbox_files);
+            map_outputs::ReadFrom::Executor { agent_files }
+        };
+        self.map_outputs.fetch_failed(executor, shuffle, read_from);
     }
 
     /// What an executor the session released (or lost) held is no longer there.
     pub fn forget_executor(&self, id: &str) {
         self.executors.remove(id);
         self.blocks.forget_executor(id);
-        self.map_outputs.forget_executor(id, None);
+        self.map_outputs.forget_executor(id);
     }
 
     /// Drops from the executors the map outputs and cached partitions that no RDD of `roots`

@@ -29,6 +29,15 @@ pub struct MapOutputTracker {
     computing: Mutex<HashMap<ShuffleId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
+/// Where a reducer read the map outputs it could not fetch.
+pub enum ReadFrom {
+    /// From the executor that wrote them; `agent_files` is where its agent serves their
+    /// copies, if it does.
+    Executor { agent_files: Option<String> },
+    /// Through the agent that serves the executor's copies.
+    Agent,
+}
+
 /// The copies of one shuffle's map outputs that an agent serves for an executor that is gone.
 #[derive(Debug, PartialEq)]
 pub struct ServedOutputs {
@@ -157,9 +166,40 @@ impl MapOutputTracker {
         }
     }
 
-    /// Forgets the outputs `executor_id` held (or its agent serves): of one shuffle, or of all.
-    pub fn forget_executor(&self, executor_id: &str, shuffle: Option<ShuffleId>) {
-        self.forget(shuffle, |holder| holder.executor_id == executor_id);
+    /// Forgets the outputs `executor_id` held, or its agent serves.
+    pub fn forget_executor(&self, executor_id: &str) {
+        self.forget(None, |holder| holder.executor_id == executor_id);
+    }
+
+    /// A reducer could not fetch `shuffle`'s outputs of `executor_id`. Read from the executor,
+    /// they are read through its agent from now on if it serves them (the executor may be gone
+    /// before the driver knows), else they are lost; read through the agent, they are lost. A
+    /// failure of a way the tracker no longer points at (a task planned before the change)
+    /// changes nothing.
+    pub fn fetch_failed(&self, executor_id: &str, shuffle: ShuffleId, read_from: ReadFrom) {
+        let mut outputs = self.outputs.lock();
+        let Some(statuses) = outputs.get_mut(&shuffle) else {
+            return;
+        };
+        for status in statuses.iter_mut() {
+            let Some(holder) = status.as_mut().filter(|h| h.executor_id == executor_id) else {
+                continue;
+            };
+            match (&holder.served_by, &read_from) {
+                (
+                    None,
+                    ReadFrom::Executor {
+                        agent_files: Some(agent_files),
+                    },
+                ) => {
+                    holder.served_by = Some(agent_files.clone());
+                }
+                (None, ReadFrom::Executor { agent_files: None }) | (Some(_), ReadFrom::Agent) => {
+                    *status = None;
+                }
+                (Some(_), ReadFrom::Executor { .. }) | (None, ReadFrom::Agent) => {}
+            }
+        }
     }
 
     /// Forgets the outputs of `shuffle` held by executors not in `live`, but those their agents
@@ -204,7 +244,7 @@ mod tests {
         assert_eq!(locations[0].executor_id, "a");
         assert_eq!(locations[0].map_partitions, vec![0, 2]);
 
-        tracker.forget_executor("a", None);
+        tracker.forget_executor("a");
         assert_eq!(tracker.missing(7, 3), vec![0, 2]);
         assert!(tracker.locations(7, |id| Some(id.to_string())).is_none());
     }
@@ -233,7 +273,7 @@ mod tests {
         assert_eq!(tracker.missing(7, 2), vec![1]);
 
         // A failed read through the agent forgets the copies of that shuffle only.
-        tracker.forget_executor("a", Some(7));
+        tracker.fetch_failed("a", 7, ReadFrom::Agent);
         assert_eq!(tracker.missing(7, 2), vec![0, 1]);
         assert!(tracker.missing(8, 1).is_empty());
 
@@ -247,6 +287,37 @@ mod tests {
             }]
         );
         assert!(tracker.forget_shuffle(8).is_empty());
+    }
+
+    #[test]
+    fn a_failed_fetch_from_an_executor_turns_to_its_agent_then_forgets() {
+        let tracker = MapOutputTracker::default();
+        tracker.register(3, 0, "a");
+        tracker.register(3, 1, "b");
+        tracker.register(4, 0, "a");
+        // The executor is gone before the driver knows: its agent serves the copies.
+        let agent = || ReadFrom::Executor {
+            agent_files: Some("agent-1:9".into()),
+        };
+        tracker.fetch_failed("a", 3, agent());
+        let locations = tracker.locations(3, |id| Some(format!("{id}:1"))).unwrap();
+        assert!(
+            locations
+                .iter()
+                .any(|l| l.executor_id == "a" && l.from_agent)
+        );
+        // Other shuffles of the executor are read from it until they fail too.
+        let other = tracker.locations(4, |id| Some(format!("{id}:1"))).unwrap();
+        assert!(!other[0].from_agent);
+        // A task planned before read from the executor, and failed: nothing changes.
+        tracker.fetch_failed("a", 3, agent());
+        assert!(tracker.missing(3, 2).is_empty());
+        // The agent failed as well: the outputs are lost.
+        tracker.fetch_failed("a", 3, ReadFrom::Agent);
+        assert_eq!(tracker.missing(3, 2), vec![0]);
+        // With no agent serving its copies, a failed fetch loses them at once.
+        tracker.fetch_failed("b", 3, ReadFrom::Executor { agent_files: None });
+        assert_eq!(tracker.missing(3, 2), vec![0, 1]);
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct TaskDone {
 pub struct FetchFailure {
     /// The executor that held it.
     pub executor: String,
+    /// Whether it was read through the executor's agent (its copies).
+    pub through_agent: bool,
     pub message: String,
 }
 
@@ -218,11 +220,13 @@ async fn attempt(
         Ok(TaskOutcome::FetchFailed {
             shuffle,
             executor_id,
+            through_agent,
             message,
         }) => Err(AttemptEnd::FetchFailed {
             shuffle,
             fetch_failure: FetchFailure {
                 executor: executor_id,
+                through_agent,
                 message,
             },
         }),
@@ -269,11 +273,10 @@ fn forget_what_the_end_lost(state: &DriverState, end: &AttemptEnd) {
             shuffle,
             fetch_failure,
         } => {
-            // Not the task's fault: the map outputs on that executor are lost.
+            // Not the task's fault: the map outputs on that executor are read through its agent
+            // or are lost.
             tracing::warn!(shuffle, executor = %fetch_failure.executor, message = %fetch_failure.message, "shuffle fetch failed");
-            state
-                .map_outputs
-                .forget_executor(&fetch_failure.executor, Some(*shuffle));
+            state.fetch_failed(fetch_failure, *shuffle);
         }
         AttemptEnd::Failed { .. }
         | AttemptEnd::CacheMiss
@@ -390,6 +393,7 @@ mod tests {
         let mut attempts = Attempts::default();
         let fetch_failure = FetchFailure {
             executor: "b".into(),
+            through_agent: false,
             message: "connection refused".into(),
         };
         let NextStep::NeedsShuffle {

@@ -232,6 +232,18 @@ pub enum ExecutorError {
         /// Why the write failed.
         source: std::io::Error,
     },
+    /// The copy of a map output that the agent serves once the executor is gone could not be
+    /// written in the sandbox.
+    #[error(
+        "cannot keep a copy of shuffle output at {path} for the agent to serve ({source}); free \
+         disk space in the agent's --work-dir, or run the session with --no-shuffle-service"
+    )]
+    ServedCopy {
+        /// The copy's path.
+        path: PathBuf,
+        /// Why the write failed.
+        source: std::io::Error,
+    },
     /// The directory map outputs go to could not be made.
     #[error(
         "cannot create the shuffle directory {dir} ({source}); free disk space there ({hint})",

@@ -91,6 +91,7 @@ impl Executor for ExecutorService {
                         break 'outcome TaskOutcome::FetchFailed {
                             shuffle,
                             executor_id: failure.executor_id,
+                            through_agent: failure.through_agent,
                             message: failure.error.to_string(),
                         };
                     }

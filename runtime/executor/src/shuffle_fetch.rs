@@ -26,7 +26,8 @@ use tessera_wire::executor::FetchShuffleRequest;
 use tessera_wire::sandbox_files::ReadRequest;
 use tessera_wire::{ExecutorChannel, SandboxFilesChannel, connect_executor, connect_sandbox_files};
 
-/// Connections to the other executors of the session, made on first use.
+/// Connections to the other executors of the session, and to agents that serve the copies of
+/// executors that are gone, made on first use.
 pub struct Peers {
     credential: Credential,
     clients: Mutex<HashMap<String, ExecutorChannel>>,
@@ -37,6 +38,8 @@ pub struct Peers {
 /// Why a bucket could not be had, and from whom.
 pub struct FetchFailure {
     pub executor_id: String,
+    /// Whether it was read through the executor's agent.
+    pub through_agent: bool,
     /// Sent to the driver as text, in the task's outcome.
     pub error: ExecutorError,
 }
@@ -51,36 +54,40 @@ impl Peers {
     }
 
     async fn agent(&self, address: &str) -> Result<SandboxFilesChannel, ExecutorError> {
-        if let Some(client) = self.agents.lock().get(address) {
-            return Ok(client.clone());
-        }
-        let client = connect_sandbox_files(address, &self.credential)
-            .await
-            .map_err(|source| ExecutorError::PeerConnect {
-                address: address.to_string(),
-                source,
-            })?;
-        self.agents
-            .lock()
-            .insert(address.to_string(), client.clone());
-        Ok(client)
+        cached(&self.agents, address, || {
+            connect_sandbox_files(address, &self.credential)
+        })
+        .await
     }
 
     async fn client(&self, address: &str) -> Result<ExecutorChannel, ExecutorError> {
-        if let Some(client) = self.clients.lock().get(address) {
-            return Ok(client.clone());
-        }
-        let client = connect_executor(address, &self.credential)
-            .await
-            .map_err(|source| ExecutorError::PeerConnect {
-                address: address.to_string(),
-                source,
-            })?;
-        self.clients
-            .lock()
-            .insert(address.to_string(), client.clone());
-        Ok(client)
+        cached(&self.clients, address, || {
+            connect_executor(address, &self.credential)
+        })
+        .await
     }
+}
+
+/// The client of `address` in `clients`, connected with `connect` on first use.
+async fn cached<C: Clone, F>(
+    clients: &Mutex<HashMap<String, C>>,
+    address: &str,
+    connect: impl FnOnce() -> F,
+) -> Result<C, ExecutorError>
+where
+    F: std::future::Future<Output = Result<C, tonic::transport::Error>>,
+{
+    if let Some(client) = clients.lock().get(address) {
+        return Ok(client.clone());
+    }
+    let client = connect()
+        .await
+        .map_err(|source| ExecutorError::PeerConnect {
+            address: address.to_string(),
+            source,
+        })?;
+    clients.lock().insert(address.to_string(), client.clone());
+    Ok(client)
 }
 
 /// Where a task's fetched buckets are kept: memory, up to `budget` bytes for all of them, then
@@ -245,6 +252,7 @@ pub async fn fetch(
     for location in locations {
         let failure = |error: ExecutorError| FetchFailure {
             executor_id: location.executor_id.clone(),
+            through_agent: location.from_agent,
             error,
         };
         if location.executor_id == executor_id {

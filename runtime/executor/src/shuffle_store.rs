@@ -201,7 +201,7 @@ impl ShuffleStore {
             .and_then(|()| std::fs::rename(&partial, &path));
         made.map_err(|source| {
             let _ = std::fs::remove_file(&partial);
-            ExecutorError::MapOutputSpill { path, source }
+            ExecutorError::ServedCopy { path, source }
         })
     }
 
@@ -362,8 +362,10 @@ impl ShuffleStore {
             path: file.path.clone(),
             source,
         })?;
+        // A link writes nothing; a copy where the work directory is on another file system.
         self.make_served_copy(shuffle, map_partition, |copy| {
             std::fs::hard_link(&file.path, copy)
+                .or_else(|_| std::fs::copy(&file.path, copy).map(drop))
         })?;
         let payload = ranges.last().map_or(0, |r| r.end) - ranges.first().map_or(0, |r| r.start);
         let ranges = ranges

@@ -281,6 +281,9 @@ pub enum TaskOutcome {
     FetchFailed {
         shuffle: ShuffleId,
         executor_id: String,
+        /// Whether the outputs were read through the agent that ran the executor (its copies)
+        /// rather than from the executor.
+        through_agent: bool,
         message: String,
     },
 }
