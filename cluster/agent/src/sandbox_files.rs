@@ -213,19 +213,21 @@ impl SandboxFiles for FilesService {
             let mut buffer = vec![0u8; CHUNK_BYTES.min(left as usize)];
             while left > 0 {
                 let want = buffer.len().min(left as usize);
-                let piece = match file.read(&mut buffer[..want]).await {
+                let n = match file.read(&mut buffer[..want]).await {
                     Ok(0) => return,
-                    Ok(n) => Ok(pb::FileChunk {
-                        data: buffer[..n].to_vec(),
-                    }),
-                    Err(e) => Err(Status::internal(format!("cannot read {}: {e}", r.path))),
+                    Ok(n) => n,
+                    Err(e) => {
+                        let failed = Status::internal(format!("cannot read {}: {e}", r.path));
+                        let _ = pieces.send(Err(failed)).await;
+                        return;
+                    }
                 };
-                let failed = piece.is_err();
-                if let Ok(chunk) = &piece {
-                    left -= chunk.data.len() as u64;
-                }
-                if pieces.send(piece).await.is_err() || failed {
-                    return;
+                left -= n as u64;
+                let chunk = pb::FileChunk {
+                    data: buffer[..n].to_vec(),
+                };
+                if pieces.send(Ok(chunk)).await.is_err() {
+                    return; // the reader went away
                 }
             }
         });

@@ -376,14 +376,7 @@ mod tests {
     use super::*;
     use std::error::Error as _;
 
-    /// `error`'s message, checked to hold each of `parts`.
-    fn says(error: &Error, parts: &[&str]) -> String {
-        let message = error.to_string();
-        for part in parts {
-            assert!(message.contains(part), "{part:?} is not in {message:?}");
-        }
-        message
-    }
+    use crate::test_messages::says;
 
     #[test]
     fn the_drivers_messages_pass_through_unchanged_and_jobs_are_told_apart() {

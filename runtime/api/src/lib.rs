@@ -42,6 +42,8 @@ mod ship;
 mod shuffle_rdd;
 mod spill;
 mod stats;
+#[cfg(test)]
+mod test_messages;
 
 pub use context::Context;
 pub use error::{Error, install_panic_hook};

@@ -238,7 +238,7 @@ pub enum ExecutorError {
         "cannot keep a copy of shuffle output at {path} for the agent to serve ({source}); free \
          disk space in the agent's --work-dir, or run the session with --no-shuffle-service"
     )]
-    ServedCopy {
+    ServedCopyWrite {
         /// The copy's path.
         path: PathBuf,
         /// Why the write failed.

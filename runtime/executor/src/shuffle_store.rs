@@ -201,7 +201,7 @@ impl ShuffleStore {
             .and_then(|()| std::fs::rename(&partial, &path));
         made.map_err(|source| {
             let _ = std::fs::remove_file(&partial);
-            ExecutorError::ServedCopy { path, source }
+            ExecutorError::ServedCopyWrite { path, source }
         })
     }
 

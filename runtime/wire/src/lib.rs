@@ -42,16 +42,18 @@ pub type ExecutorChannel = executor::executor_client::ExecutorClient<tonic::tran
 /// A client of the driver's service.
 pub type DriverChannel = driver::driver_client::DriverClient<tonic::transport::Channel>;
 
-/// An endpoint at `address` (`host:port`) that is reached over mutual TLS, presenting
-/// `credential` and accepting only a server whose certificate names `peer`.
-fn endpoint(
+/// A connection to `address` (`host:port`) over mutual TLS, presenting `credential` and
+/// accepting only a server whose certificate names `peer`.
+async fn channel(
     address: &str,
     credential: &Credential,
     peer: &Principal,
-) -> Result<tonic::transport::Endpoint, tonic::transport::Error> {
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
     tonic::transport::Endpoint::from_shared(format!("https://{address}"))?
-        .tls_config(credential.client_tls(peer))
-        .map(|e| e.tcp_nodelay(true))
+        .tls_config(credential.client_tls(peer))?
+        .tcp_nodelay(true)
+        .connect()
+        .await
 }
 
 /// Connects to the executor service at `address` (`host:port`): the driver does, to run tasks,
@@ -61,9 +63,7 @@ pub async fn connect_executor(
     address: &str,
     credential: &Credential,
 ) -> Result<ExecutorChannel, tonic::transport::Error> {
-    let channel = endpoint(address, credential, &Principal::Executor)?
-        .connect()
-        .await?;
+    let channel = channel(address, credential, &Principal::Executor).await?;
     Ok(executor::executor_client::ExecutorClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES))
@@ -82,9 +82,7 @@ pub async fn connect_sandbox_files(
     address: &str,
     credential: &Credential,
 ) -> Result<SandboxFilesChannel, tonic::transport::Error> {
-    let channel = endpoint(address, credential, &Principal::Executor)?
-        .connect()
-        .await?;
+    let channel = channel(address, credential, &Principal::Executor).await?;
     Ok(SandboxFilesChannel::new(channel))
 }
 
@@ -94,9 +92,7 @@ pub async fn connect_driver(
     address: &str,
     credential: &Credential,
 ) -> Result<DriverChannel, tonic::transport::Error> {
-    let channel = endpoint(address, credential, &Principal::Driver)?
-        .connect()
-        .await?;
+    let channel = channel(address, credential, &Principal::Driver).await?;
     Ok(driver::driver_client::DriverClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES))

@@ -281,14 +281,7 @@ mod tests {
         std::io::Error::from(std::io::ErrorKind::StorageFull)
     }
 
-    /// `error`'s message, checked to hold each of `parts`.
-    fn says(error: &OpError, parts: &[&str]) -> String {
-        let message = error.to_string();
-        for part in parts {
-            assert!(message.contains(part), "{part:?} is not in {message:?}");
-        }
-        message
-    }
+    use crate::test_messages::says;
 
     #[test]
     fn a_closures_panic_is_passed_on_unchanged_after_the_prefix() {
