@@ -5,9 +5,15 @@
 //! executor by the session itself, on offers). Every run must give the answer of a run without
 //! faults; how much longer the job took is reported.
 //!
+//! Each faulty run is paired with a run without faults made right after it, and its cost is the
+//! difference within the pair: on a two-core machine the job's time drifts with load by more
+//! than an iteration over a long suite, and a pair shares the drift.
+//!
 //! `TESSERA_CHAOS_RUNS` runs per target and workload (1 by default, as CI runs it;
 //! `scripts/chaos.sh RUNS` for the long mode), `TESSERA_CHAOS_SEED` repeats a sequence of
-//! moments. The binaries must be built first: `cargo build --workspace --bins`.
+//! moments, `TESSERA_CHAOS_TARGETS` (a comma-separated subset of `executor,agent,master,
+//! zookeeper`) picks the processes killed. The binaries must be built first:
+//! `cargo build --workspace --bins`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,6 +38,37 @@ const TARGETS: [Target; 4] = [
     Target::LeadingMaster,
     Target::ZooKeeperServer,
 ];
+
+impl Target {
+    /// Its name in `TESSERA_CHAOS_TARGETS`.
+    fn name(self) -> &'static str {
+        match self {
+            Target::Executor => "executor",
+            Target::Agent => "agent",
+            Target::LeadingMaster => "master",
+            Target::ZooKeeperServer => "zookeeper",
+        }
+    }
+}
+
+/// The targets `TESSERA_CHAOS_TARGETS` names (all of them when it is unset).
+fn chosen_targets() -> Vec<Target> {
+    let Ok(names) = std::env::var("TESSERA_CHAOS_TARGETS") else {
+        return TARGETS.to_vec();
+    };
+    let names: Vec<&str> = names.split(',').map(str::trim).collect();
+    for name in &names {
+        assert!(
+            TARGETS.iter().any(|t| t.name() == *name),
+            "TESSERA_CHAOS_TARGETS names {name:?}; use a comma-separated subset of \
+             executor,agent,master,zookeeper"
+        );
+    }
+    TARGETS
+        .into_iter()
+        .filter(|t| names.contains(&t.name()))
+        .collect()
+}
 
 /// A notebook and its input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -154,6 +191,10 @@ impl Random {
     }
 }
 
+/// The iterations both notebooks are told to run: a tenth of PageRank's job (reading the graph
+/// included) or of LR's iterations is "an iteration's time".
+const ITERATIONS: u32 = 10;
+
 /// The middle value (NaN for none).
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -189,6 +230,7 @@ fn run(
         .arg(workload.notebook())
         .env("TESSERA_EXAMPLE_INPUT", input)
         .env("TESSERA_EXAMPLE_ALL", "1")
+        .env("TESSERA_EXAMPLE_ITERATIONS", ITERATIONS.to_string())
         // Files, not pipes: the ranks are more than a pipe holds while nobody reads.
         .stdout(std::fs::File::create(dir.0.join("stdout")).unwrap())
         .stderr(std::fs::File::create(dir.0.join("stderr")).unwrap())
@@ -286,32 +328,24 @@ fn every_run_with_a_process_killed_gives_the_answer_of_a_run_without() {
     let mut report = Vec::new();
     for workload in [Workload::PageRank, Workload::LogisticRegression] {
         let input = workload.input(&inputs.0);
-        // Without faults: a cold run, then warm ones (as the faulty runs are) whose median job
-        // time is the baseline — one run is too noisy on a busy machine (±60 ms seen) — one
-        // per five faulty runs of a target, at least one. Every answer agrees.
+        // Without faults: a cold run, then a warm one (as the faulty runs are) whose job
+        // time picks the moments of the kills. Every answer agrees.
         let cold = run(&mut cluster, workload, &input, None);
-        let warm: Vec<Run> = (0..runs.div_ceil(5))
-            .map(|_| run(&mut cluster, workload, &input, None))
-            .collect();
-        for run in std::iter::once(&cold).chain(&warm) {
+        let warm = run(&mut cluster, workload, &input, None);
+        for run in [&cold, &warm] {
             assert!(
                 run.success,
                 "a run without faults failed: {}\n{}",
                 run.stdout, run.stderr
             );
         }
-        let expected = workload.answer(&warm[0].stdout);
-        assert!(
-            !expected.is_empty(),
-            "no answer printed: {}",
-            warm[0].stdout
-        );
-        for run in std::iter::once(&cold).chain(&warm) {
-            assert!(same_answer(&workload.answer(&run.stdout), &expected));
-        }
-        let clean_ms = median(warm.iter().map(|r| workload.job_ms(&r.stdout)).collect());
-        for target in TARGETS {
+        let expected = workload.answer(&warm.stdout);
+        assert!(!expected.is_empty(), "no answer printed: {}", warm.stdout);
+        assert!(same_answer(&workload.answer(&cold.stdout), &expected));
+        let warm_ms = workload.job_ms(&warm.stdout);
+        for target in chosen_targets() {
             let mut extra_ms = Vec::new();
+            let mut clean_ms = Vec::new();
             let mut correct = 0;
             // Runs that had ended before their process was killed, made again.
             let mut missed = 0;
@@ -319,7 +353,7 @@ fn every_run_with_a_process_killed_gives_the_answer_of_a_run_without() {
                 let (after, faulty) = loop {
                     // A moment in the job as it ran without faults (not its last fifth, which a
                     // faster run may already be past).
-                    let after = Duration::from_secs_f64(clean_ms / 1e3 * 0.8 * random.unit());
+                    let after = Duration::from_secs_f64(warm_ms / 1e3 * 0.8 * random.unit());
                     let faulty = run(
                         &mut cluster,
                         workload,
@@ -331,12 +365,24 @@ fn every_run_with_a_process_killed_gives_the_answer_of_a_run_without() {
                     }
                     missed += 1;
                 };
+                // Its pair: the same job without faults, right after it.
+                let clean = run(&mut cluster, workload, &input, None);
+                if !clean.success || !same_answer(&workload.answer(&clean.stdout), &expected) {
+                    failures.push(format!(
+                        "{workload:?} without faults (after {target:?} was killed): success \
+                         {}\n{}\n{}",
+                        clean.success, clean.stdout, clean.stderr
+                    ));
+                    continue;
+                }
                 if faulty.success
                     && faulty.hit
                     && same_answer(&workload.answer(&faulty.stdout), &expected)
                 {
                     correct += 1;
-                    extra_ms.push(workload.job_ms(&faulty.stdout) - clean_ms);
+                    let clean = workload.job_ms(&clean.stdout);
+                    extra_ms.push(workload.job_ms(&faulty.stdout) - clean);
+                    clean_ms.push(clean);
                 } else {
                     failures.push(format!(
                         "{workload:?} with {target:?} killed after {after:?}: success {}, hit \
@@ -346,19 +392,23 @@ fn every_run_with_a_process_killed_gives_the_answer_of_a_run_without() {
                 }
             }
             let max = extra_ms.iter().copied().fold(f64::NAN, f64::max);
-            let median = median(extra_ms);
+            let median_extra = median(extra_ms);
+            let median_clean = median(clean_ms);
+            let iteration_ms = median_clean / f64::from(ITERATIONS);
             report.push(format!(
-                "{:<20} {:<16} {correct:>3}/{runs:<3} job {clean_ms:>8.0} ms without faults \
-                 (median of {}); {median:>+8.0} ms median, {max:>+8.0} ms most with ({missed} \
-                 run(s) over before the kill, made again)",
+                "{:<20} {:<16} {correct:>3}/{runs:<3} job {median_clean:>6.0} ms without \
+                 faults; added {median_extra:>+6.0} ms median ({:>+5.2} iterations of \
+                 {iteration_ms:.0} ms), {max:>+6.0} ms most ({missed} run(s) over before the \
+                 kill, made again)",
                 format!("{workload:?}"),
                 format!("{target:?}"),
-                warm.len()
+                median_extra / iteration_ms,
             ));
         }
     }
     eprintln!(
-        "chaos report (workload, target killed, correct runs, job time):\n{}",
+        "chaos report (workload, target killed, correct runs, job time; each faulty run against \
+         a run without faults right after it):\n{}",
         report.join("\n")
     );
     assert!(
