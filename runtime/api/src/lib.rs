@@ -23,6 +23,7 @@ mod capture;
 mod client;
 mod code_ref;
 mod context;
+mod data_frame;
 mod encoding;
 mod error;
 pub mod files;
@@ -46,6 +47,7 @@ mod stats;
 mod test_messages;
 
 pub use context::Context;
+pub use data_frame::{DataFrame, GroupBy, GroupKey};
 pub use error::{Error, install_panic_hook};
 pub use hash::hash_partition;
 pub use lineage::{Lineage, LineageEntry};
@@ -56,6 +58,9 @@ pub use shared::{Accumulable, Accumulator, Broadcast};
 pub use ship::Capturable;
 pub use shuffle_rdd::{Key, Side};
 pub use stats::{Numeric, Stats};
+pub use tessera_plan::frame::{
+    CsvOptions, DataType, Expr, Field, Rows, Schema, Value, col, len, lit, when,
+};
 pub use tessera_plan::{Partitioner, StorageLevel};
 
 /// Records an RDD can hold: serializable (to cross the network and the disk), shareable between
@@ -73,6 +78,8 @@ pub mod prelude {
         Accumulator, Broadcast, Context, CustomPartitioner, Data, Key, Partitioner, Rdd,
         StorageLevel, capture,
     };
+    // DataFrames and their expressions.
+    pub use crate::{CsvOptions, DataFrame, DataType, Expr, Schema, col, len, lit, when};
     // Results of actions (`Vec`s of records, maps, `Stats`), RDD handles and plots show richly.
     pub use crate::RichDisplay;
     pub use serde::{Deserialize, Serialize};

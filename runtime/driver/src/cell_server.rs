@@ -2,10 +2,11 @@
 //! this user, presenting this session's token, may use.
 
 use crate::error::DriverError;
-use crate::{DriverState, dag, text_splits};
+use crate::{DriverState, dag, frames, text_splits};
 use std::os::linux::net::SocketAddrExt;
 use std::path::Path;
 use std::sync::Arc;
+use tessera_plan::builtin::{Builtin, RowsParams};
 use tessera_plan::cell_protocol::{CellAction, CellRequest, CellResponse, REQUEST, decode_request};
 use tessera_plan::decode::check_frame;
 use tessera_plan::{RddId, RddKind, RddNode, TaskAction};
@@ -75,6 +76,14 @@ fn describe(state: &DriverState, rdd: RddId) -> Result<CellResponse, DriverError
     })
 }
 
+fn frame_defined(frame: frames::Frame) -> CellResponse {
+    CellResponse::FrameDefined {
+        rdd: frame.rdd,
+        num_partitions: frame.num_partitions,
+        schema: frame.schema,
+    }
+}
+
 async fn respond(
     state: &Arc<DriverState>,
     request: CellRequest,
@@ -110,6 +119,20 @@ async fn respond(
             let (rdd, _) = state.lineage.define(node)?;
             describe(state, rdd)
         }
+        CellRequest::ReadFrame {
+            path,
+            format,
+            schema,
+            min_partitions,
+            name,
+        } => frames::read(state, &path, format, schema, min_partitions, &name).map(frame_defined),
+        CellRequest::Frame { input, step, name } => {
+            frames::apply(state, input, step, &name).map(frame_defined)
+        }
+        CellRequest::FrameUnion { inputs, name } => {
+            frames::union(state, &inputs, &name).map(frame_defined)
+        }
+        CellRequest::DescribeFrame { rdd } => frames::describe(state, rdd).map(frame_defined),
         CellRequest::AddFile { path } => {
             let file = state.side_files.add(Path::new(&path), &state.artifacts)?;
             tracing::info!(name = %file.name, hash = %file.hash, "added a file for executors");
@@ -199,6 +222,11 @@ async fn respond(
             let action = match action {
                 CellAction::Count => TaskAction::Count,
                 CellAction::Run(op) => TaskAction::Run(op.try_map(|c| state.artifacts.resolve(c))?),
+                CellAction::Rows { limit } => {
+                    state.frames.get(rdd)?;
+                    let params = bincode::serialize(&RowsParams { limit }).expect("params encode");
+                    TaskAction::Run(Builtin::Rows.operator(params))
+                }
             };
             let description = format!(
                 "{name} on rdd {rdd} ({})",

@@ -18,6 +18,29 @@ pub enum DriverError {
     /// A partition past an RDD's last.
     #[error("rdd {rdd} has no partition {partition}")]
     NoPartition { rdd: RddId, partition: u32 },
+    /// A DataFrame operation on an RDD that is not a DataFrame.
+    #[error(
+        "rdd {0} is not a DataFrame of this session; make one with read_csv, read_json or to_df"
+    )]
+    NotADataFrame(RddId),
+    /// polars could not plan or read a DataFrame.
+    #[error("{what}: {source}")]
+    Frame {
+        what: String,
+        #[source]
+        source: tessera_frame::FrameError,
+    },
+    /// A DataFrame step that cannot run over partitions as asked.
+    #[error(transparent)]
+    FramePlan(#[from] crate::frame_plan::FramePlanError),
+    /// A union of no DataFrames.
+    #[error("union of no DataFrames: name at least one")]
+    EmptyFrameUnion,
+    /// A union of DataFrames whose schemas differ.
+    #[error(
+        "union: the DataFrames have different schemas ({first}) and ({other}); select the same columns, with the same types, from each"
+    )]
+    FrameUnionOfSchemas { first: String, other: String },
     /// A union of RDDs of different element types.
     #[error("union: rdd {parent} holds `{holds}`, not `{wanted}`; unite RDDs of one type")]
     UnionOfTypes {

@@ -18,6 +18,8 @@ mod executor_size;
 mod executors;
 #[cfg(test)]
 mod fake_executor;
+mod frame_plan;
+mod frames;
 mod jobs;
 mod launcher;
 mod lineage;
@@ -121,6 +123,8 @@ pub struct ClusterOptions {
 /// State shared by the cell server, the scheduler and the executor service.
 pub(crate) struct DriverState {
     pub lineage: lineage::Lineage,
+    /// The schema of every DataFrame.
+    pub frames: frames::FrameSchemas,
     pub artifacts: Arc<artifacts::ArtifactStore>,
     pub side_files: side_files::SideFiles,
     pub displays: displays::Displays,
@@ -157,6 +161,7 @@ impl DriverState {
     fn new(work_dir: &std::path::Path, executor_logs: String) -> anyhow::Result<DriverState> {
         Ok(DriverState {
             lineage: Default::default(),
+            frames: Default::default(),
             artifacts: Default::default(),
             side_files: side_files::SideFiles::new(side_files::side_files_dir(work_dir)),
             displays: Default::default(),

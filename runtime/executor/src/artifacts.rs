@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_void};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tessera_plan::builtin::Builtin;
 use tessera_plan::{CodeRef, SideFile};
 pub use tessera_wire::DriverChannel;
 use tessera_wire::driver::FetchArtifactRequest;
@@ -127,7 +128,11 @@ impl Artifacts {
     }
 
     /// The address `code` refers to, in a library loaded earlier.
+    /// Built-in code ([`tessera_plan::builtin`]) is the executor's own: its DataFrame operators.
     pub fn resolve(&self, code: &CodeRef) -> Result<*const c_void, ExecutorError> {
+        if let Some(builtin) = Builtin::of(code) {
+            return Ok(tessera_frame::tables::entry(builtin) as *const c_void);
+        }
         self.loaded
             .lock()
             .get(&code.library)

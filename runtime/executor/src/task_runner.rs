@@ -17,10 +17,11 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tessera_plan::abi::{
-    ABI_VERSION, ActionVTable, Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, OpenArgs,
-    OperatorVTable, PANIC_PREFIX, RawBytes, STATUS_ERROR, STATUS_OK, SourceVTable, Status,
-    TableEntry,
+    ABI_VERSION, ActionVTable, Batch, BatchSink, BatchVTable, ByteSink, ErrorSink,
+    MALFORMED_PREFIX, OpenArgs, OperatorVTable, PANIC_PREFIX, RawBytes, STATUS_ERROR, STATUS_OK,
+    SourceVTable, Status, TableEntry,
 };
+use tessera_plan::builtin::is_builtin;
 use tessera_plan::map_output::MapOutput;
 use tessera_plan::{
     Chain, CodeRef, FileSplit, Operator, PartitionOrigin, RddId, ShuffleId, Step, StorageLevel,
@@ -47,6 +48,7 @@ pub fn libraries(task: &TaskSpec) -> Vec<String> {
     let mut libraries: Vec<String> = operators
         .iter()
         .flat_map(|op| std::iter::once(&op.entry).chain(op.env_decoder.as_ref()))
+        .filter(|code| !is_builtin(code))
         .map(|code| code.library.clone())
         .collect();
     libraries.sort();
@@ -93,9 +95,16 @@ fn locate_bad_record(task: &TaskSpec, env: &TaskEnv, message: String) -> String 
     let Some(source) = &task.chain.source else {
         return message;
     };
-    if !message.starts_with(PANIC_PREFIX) || env.cancelled.load(Ordering::Relaxed) {
+    let malformed = message.starts_with(MALFORMED_PREFIX);
+    if !(message.starts_with(PANIC_PREFIX) || malformed) || env.cancelled.load(Ordering::Relaxed) {
         return message;
     }
+    // A reader's message for a row that does not parse says where in its chunk it was, which
+    // differs as the chunks do: any such failure is the same failure.
+    let same_failure = |e: &ExecutorError| {
+        let text = e.to_string();
+        text == message || (malformed && text.starts_with(MALFORMED_PREFIX))
+    };
     // Run again from the files alone: nothing cached is read, and nothing is cached.
     let steps = uncached(&task.chain.steps);
     let mut leaves = Vec::new();
@@ -105,7 +114,7 @@ fn locate_bad_record(task: &TaskSpec, env: &TaskEnv, message: String) -> String 
             let Some(alone) = one_split(source, &at, range) else {
                 return false;
             };
-            count_chain(&alone, &steps, env).is_err_and(|e| e.to_string() == message)
+            count_chain(&alone, &steps, env).is_err_and(|e| same_failure(&e))
         };
         if !fails(split.start..split.end) {
             continue;

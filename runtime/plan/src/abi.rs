@@ -21,6 +21,10 @@ pub const STATUS_ERROR: Status = 1;
 /// own message follows), as opposed to an error the operator itself returned.
 pub const PANIC_PREFIX: &str = "closure panicked: ";
 
+/// How the message of an operator that met a row it cannot read (a CSV or JSON row that does
+/// not fit its schema) begins, so that the executor finds and names the row's line.
+pub const MALFORMED_PREFIX: &str = "malformed row: ";
+
 /// A borrowed byte slice.
 #[repr(C)]
 #[derive(Clone, Copy)]

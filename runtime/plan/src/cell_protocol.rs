@@ -2,6 +2,7 @@
 //! (in the session host), over a local socket: a little-endian `u32` length, then bincode.
 
 use crate::decode::{DecodeError, decode_bincode};
+use crate::frame::{FileFormat, FrameStep, Schema};
 use crate::rdd::{LocalCodeRef, Operator, Partitioner, RddId, RddNode, StorageLevel};
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +90,28 @@ pub enum CellRequest {
     /// Describes `rdd` and the RDDs it is computed from, for its debug string (answered with
     /// `Lineage`).
     Lineage { rdd: RddId },
+    /// Adds a DataFrame read from the files that `path` (a file, directory or glob) names, in
+    /// `format`, with `schema` or the one inferred from the first file (answered with
+    /// `FrameDefined`).
+    ReadFrame {
+        path: String,
+        format: FileFormat,
+        schema: Option<Schema>,
+        min_partitions: u32,
+        name: String,
+    },
+    /// Adds the DataFrame `step` makes of DataFrame `input`; the driver plans it over the
+    /// partitions, with a shuffle where the step needs one (answered with `FrameDefined`).
+    Frame {
+        input: RddId,
+        step: FrameStep,
+        name: String,
+    },
+    /// Adds the rows of every DataFrame of `inputs`, which must have one schema (answered with
+    /// `FrameDefined`).
+    FrameUnion { inputs: Vec<RddId>, name: String },
+    /// Asks for a DataFrame's schema and partitions (answered with `FrameDefined`).
+    DescribeFrame { rdd: RddId },
     /// Runs an action over some (default: all) partitions; blocks until the job ends.
     RunJob {
         rdd: RddId,
@@ -102,6 +125,11 @@ pub enum CellRequest {
 pub enum CellAction {
     Count,
     Run(Operator<LocalCodeRef>),
+    /// A DataFrame's rows as plain values (a bincode [`crate::frame::Rows`] per partition), at
+    /// most `limit` of each partition.
+    Rows {
+        limit: Option<u64>,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -111,6 +139,12 @@ pub enum CellResponse {
         num_partitions: u32,
         /// How the RDD's keys are placed, when a shuffle placed them and nothing moved them since.
         partitioner: Option<Partitioner>,
+    },
+    /// A DataFrame: its RDD, partitions and schema.
+    FrameDefined {
+        rdd: RddId,
+        num_partitions: u32,
+        schema: Schema,
     },
     Done,
     /// The id of a new broadcast variable or accumulator.

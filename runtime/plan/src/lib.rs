@@ -5,8 +5,10 @@
 //! every cell library links it.
 
 pub mod abi;
+pub mod builtin;
 pub mod cell_protocol;
 pub mod decode;
+pub mod frame;
 pub mod map_output;
 pub mod rdd;
 pub mod task;

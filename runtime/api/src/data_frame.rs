@@ -1,0 +1,477 @@
+//! `DataFrame`: a handle on a distributed DataFrame whose partitions are polars DataFrames on
+//! the executors.
+//!
+//! Its operations build plans as data — expressions ([`col`](crate::col), [`lit`](crate::lit),
+//! ...) and steps — that the driver plans over partitions and executors run with polars; this
+//! crate never links polars, so cells that use DataFrames compile as fast as any. Like
+//! [`Rdd`](crate::Rdd), a handle is `Copy` and holds nothing: the driver keeps the plan and the
+//! schema, so a cell that fails loses nothing.
+//!
+//! ```ignore
+//! let sales = sc.read_csv("sales/*.csv");
+//! let by_region = sales
+//!     .filter(col("amount").gt(lit(100)))
+//!     .group_by(["region"])
+//!     .agg([col("amount").sum().alias("total"), len().alias("orders")]);
+//! by_region.cache();
+//! by_region.show(10);
+//! ```
+
+#![warn(missing_docs)]
+
+use crate::context::Context;
+use crate::error::Error;
+use crate::rich::{MAX_CELL_CHARS, RichDisplay, table_bundle};
+use std::fmt;
+use tessera_plan::cell_protocol::{CellAction, CellRequest, CellResponse};
+use tessera_plan::frame::{CsvOptions, Expr, FileFormat, FrameStep, Rows, Schema, col};
+use tessera_plan::{RddId, StorageLevel};
+use tessera_table::Table;
+
+/// A distributed DataFrame of the session.
+#[derive(Clone, Copy)]
+pub struct DataFrame {
+    ctx: Context,
+    id: RddId,
+}
+
+impl fmt::Debug for DataFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DataFrame#{}", self.id)
+    }
+}
+
+/// What the driver says a DataFrame is.
+struct Described {
+    id: RddId,
+    num_partitions: u32,
+    schema: Schema,
+}
+
+/// Sends a request that adds or describes a DataFrame. Not generic, and never inlined, so that
+/// its encoding is compiled once here, not in every cell.
+#[inline(never)]
+fn frame_request(ctx: &Context, request: CellRequest) -> Described {
+    match ctx.call(request) {
+        Ok(CellResponse::FrameDefined {
+            rdd,
+            num_partitions,
+            schema,
+        }) => Described {
+            id: rdd,
+            num_partitions,
+            schema,
+        },
+        Ok(other) => Error::unexpected_reply(&other).raise(),
+        Err(e) => e.raise(),
+    }
+}
+
+impl Context {
+    /// A DataFrame of the CSV files `path` names (a file, a directory, or a glob in the last
+    /// component), with a header line, comma-separated, its schema inferred from the first
+    /// file's first rows as polars infers it. Each file is split into partitions by byte
+    /// ranges.
+    pub fn read_csv(&self, path: &str) -> DataFrame {
+        self.read_csv_with(path, CsvOptions::default(), None)
+    }
+
+    /// [`read_csv`](Context::read_csv) with `options` (header, separator, null values), and
+    /// `schema` instead of the inferred one when given.
+    pub fn read_csv_with(
+        &self,
+        path: &str,
+        options: CsvOptions,
+        schema: Option<Schema>,
+    ) -> DataFrame {
+        self.read_frame(path, FileFormat::Csv(options), schema, "read_csv")
+    }
+
+    /// A DataFrame of newline-delimited JSON files (one object per line), its schema inferred
+    /// from the first file's first lines.
+    pub fn read_json(&self, path: &str) -> DataFrame {
+        self.read_frame(path, FileFormat::Json, None, "read_json")
+    }
+
+    fn read_frame(
+        &self,
+        path: &str,
+        format: FileFormat,
+        schema: Option<Schema>,
+        operation: &str,
+    ) -> DataFrame {
+        let request = CellRequest::ReadFrame {
+            path: path.to_string(),
+            format,
+            schema,
+            // As `text_file`'s default: at least two partitions, so both cores of a
+            // `local[2]` session work.
+            min_partitions: 2,
+            name: format!("{operation}({path})"),
+        };
+        let described = frame_request(self, request);
+        DataFrame {
+            ctx: *self,
+            id: described.id,
+        }
+    }
+}
+
+impl DataFrame {
+    /// The DataFrame `step` makes of this one.
+    fn then(&self, step: FrameStep, name: &str) -> DataFrame {
+        let request = CellRequest::Frame {
+            input: self.id,
+            step,
+            name: name.to_string(),
+        };
+        DataFrame {
+            ctx: self.ctx,
+            id: frame_request(&self.ctx, request).id,
+        }
+    }
+
+    fn described(&self) -> Described {
+        frame_request(&self.ctx, CellRequest::DescribeFrame { rdd: self.id })
+    }
+
+    /// Its id in the session's lineage.
+    pub fn id(&self) -> RddId {
+        self.id
+    }
+
+    /// Its columns and their types.
+    pub fn schema(&self) -> Schema {
+        self.described().schema
+    }
+
+    /// Its column names, in order.
+    pub fn columns(&self) -> Vec<String> {
+        let schema = self.schema();
+        schema.names().into_iter().map(String::from).collect()
+    }
+
+    /// How many partitions it has.
+    pub fn num_partitions(&self) -> u32 {
+        self.described().num_partitions
+    }
+
+    /// The columns `exprs` make, as polars' `select`: columns, computed columns, or only
+    /// aggregations (which aggregate the whole DataFrame into one row).
+    pub fn select(&self, exprs: impl IntoIterator<Item = impl Into<Expr>>) -> DataFrame {
+        self.then(FrameStep::Select(exprs_of(exprs)), "select")
+    }
+
+    /// The rows for which `predicate` holds.
+    pub fn filter(&self, predicate: Expr) -> DataFrame {
+        self.then(FrameStep::Filter(predicate), "filter")
+    }
+
+    /// All columns, with those `exprs` make added (or replaced, by name).
+    pub fn with_columns(&self, exprs: impl IntoIterator<Item = Expr>) -> DataFrame {
+        self.then(
+            FrameStep::WithColumns(exprs.into_iter().collect()),
+            "with_columns",
+        )
+    }
+
+    /// All columns, with the one `expr` makes added (or replaced, by name).
+    pub fn with_column(&self, expr: Expr) -> DataFrame {
+        self.with_columns([expr])
+    }
+
+    /// All columns but `columns`.
+    pub fn drop(&self, columns: &[&str]) -> DataFrame {
+        let columns = columns.iter().map(|c| c.to_string()).collect();
+        self.then(FrameStep::Drop(columns), "drop")
+    }
+
+    /// The same columns, column `old` named `new`.
+    pub fn rename(&self, old: &str, new: &str) -> DataFrame {
+        self.then(
+            FrameStep::Rename(vec![(old.to_string(), new.to_string())]),
+            "rename",
+        )
+    }
+
+    /// Groups rows by `keys` (column names or expressions), to aggregate with
+    /// [`GroupBy::agg`]. Aggregations run partially on each partition, the partial results
+    /// are shuffled by key, then combined.
+    pub fn group_by(&self, keys: impl IntoIterator<Item = impl Into<GroupKey>>) -> GroupBy {
+        GroupBy {
+            frame: *self,
+            keys: keys.into_iter().map(|k| k.into().0).collect(),
+        }
+    }
+
+    /// The distinct rows (in no particular order, as in Spark).
+    pub fn distinct(&self) -> DataFrame {
+        self.then(FrameStep::Distinct { subset: None }, "distinct")
+    }
+
+    /// Rows that differ in `columns`, one of each.
+    pub fn distinct_on(&self, columns: &[&str]) -> DataFrame {
+        let subset = Some(columns.iter().map(|c| c.to_string()).collect());
+        self.then(FrameStep::Distinct { subset }, "distinct_on")
+    }
+
+    /// The first `n` rows, in partition order.
+    pub fn limit(&self, n: u64) -> DataFrame {
+        self.then(FrameStep::Head(n), "limit")
+    }
+
+    /// The rows sorted by `by`, ascending.
+    pub fn sort(&self, by: &[&str]) -> DataFrame {
+        self.sort_by(by, &vec![false; by.len()])
+    }
+
+    /// The rows sorted by `by`, each column descending where `descending` says.
+    pub fn sort_by(&self, by: &[&str], descending: &[bool]) -> DataFrame {
+        let step = FrameStep::Sort {
+            by: by.iter().map(|c| c.to_string()).collect(),
+            descending: descending.to_vec(),
+        };
+        self.then(step, "sort")
+    }
+
+    /// The rows of this DataFrame and of `others`, which must have its schema.
+    pub fn union(&self, others: &[DataFrame]) -> DataFrame {
+        let request = CellRequest::FrameUnion {
+            inputs: std::iter::once(self.id)
+                .chain(others.iter().map(|o| o.id))
+                .collect(),
+            name: "union".to_string(),
+        };
+        DataFrame {
+            ctx: self.ctx,
+            id: frame_request(&self.ctx, request).id,
+        }
+    }
+
+    /// Keeps its partitions in executor memory, as polars DataFrames, once computed (Spark's
+    /// `cache()`); later queries read them from there.
+    pub fn cache(&self) -> DataFrame {
+        self.persist(StorageLevel::MemoryOnly)
+    }
+
+    /// Keeps its partitions at `level` once computed.
+    pub fn persist(&self, level: StorageLevel) -> DataFrame {
+        self.set_storage(Some(level));
+        *self
+    }
+
+    /// Drops its cached partitions from every executor.
+    pub fn unpersist(&self) -> DataFrame {
+        self.set_storage(None);
+        *self
+    }
+
+    fn set_storage(&self, level: Option<StorageLevel>) {
+        if let Err(e) = self.ctx.call(CellRequest::Persist {
+            rdd: self.id,
+            level,
+        }) {
+            e.raise()
+        }
+    }
+
+    /// The number of rows (a job).
+    pub fn count(&self) -> u64 {
+        self.ctx
+            .run_job(self.id, "count", CellAction::Count, None)
+            .iter()
+            .map(|bytes| match <[u8; 8]>::try_from(bytes.as_slice()) {
+                Ok(count) => u64::from_le_bytes(count),
+                Err(_) => Error::MalformedCount { bytes: bytes.len() }.raise(),
+            })
+            .sum()
+    }
+
+    /// Every row, as plain values, in partition order (a job).
+    pub fn collect_rows(&self) -> Rows {
+        self.rows(None)
+    }
+
+    /// The first `n` rows, as plain values (a job).
+    pub fn head(&self, n: usize) -> Rows {
+        let mut rows = self.rows(Some(n as u64));
+        rows.rows.truncate(n);
+        rows
+    }
+
+    #[inline(never)]
+    fn rows(&self, limit: Option<u64>) -> Rows {
+        let schema = self.schema();
+        let parts = self
+            .ctx
+            .run_job(self.id, "collect", CellAction::Rows { limit }, None);
+        let mut rows = Vec::new();
+        for bytes in parts {
+            let part: Rows = bincode::deserialize(&bytes).unwrap_or_else(|source| {
+                Error::Decode {
+                    what: "a partition's rows",
+                    source,
+                }
+                .raise()
+            });
+            rows.extend(part.rows);
+            if limit.is_some_and(|n| rows.len() as u64 >= n) {
+                break;
+            }
+        }
+        Rows { schema, rows }
+    }
+
+    /// Shows its first `n` rows as a table: a grid in the terminal, an HTML table in Jupyter.
+    pub fn show(&self, n: usize) {
+        self.ctx.show(&RowsShown(self.head(n + 1), n));
+    }
+}
+
+/// A group key: a column name or an expression.
+pub struct GroupKey(Expr);
+
+impl From<&str> for GroupKey {
+    fn from(name: &str) -> GroupKey {
+        GroupKey(col(name))
+    }
+}
+
+impl From<String> for GroupKey {
+    fn from(name: String) -> GroupKey {
+        GroupKey(col(&name))
+    }
+}
+
+impl From<Expr> for GroupKey {
+    fn from(expr: Expr) -> GroupKey {
+        GroupKey(expr)
+    }
+}
+
+/// A DataFrame's rows grouped by keys, waiting for their aggregations.
+pub struct GroupBy {
+    frame: DataFrame,
+    keys: Vec<Expr>,
+}
+
+impl GroupBy {
+    /// One row per group: its keys, then `aggs` (`col("x").sum()`, `len()`, ...).
+    pub fn agg(&self, aggs: impl IntoIterator<Item = Expr>) -> DataFrame {
+        let step = FrameStep::GroupBy {
+            keys: self.keys.clone(),
+            aggs: aggs.into_iter().collect(),
+        };
+        self.frame.then(step, "group_by")
+    }
+}
+
+fn exprs_of(exprs: impl IntoIterator<Item = impl Into<Expr>>) -> Vec<Expr> {
+    exprs.into_iter().map(Into::into).collect()
+}
+
+/// `text` cut to [`MAX_CELL_CHARS`] characters.
+fn cut(text: String) -> String {
+    if text.chars().count() <= MAX_CELL_CHARS {
+        return text;
+    }
+    let mut cut: String = text.chars().take(MAX_CELL_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// The table of `rows`, each column headed by its name and type; the first `shown` rows, with
+/// a note when there were more.
+fn rows_table(rows: &Rows, shown: usize) -> Table {
+    let header: Vec<String> = rows
+        .schema
+        .fields
+        .iter()
+        .map(|f| format!("{}\n{}", f.name, f.dtype))
+        .collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let table = Table::new(
+        &header,
+        rows.rows
+            .iter()
+            .take(shown)
+            .map(|row| row.iter().map(|v| cut(v.to_string())).collect()),
+    );
+    if rows.rows.len() > shown {
+        table.noted(&format!("only showing the first {shown} rows"))
+    } else {
+        table
+    }
+}
+
+/// Rows that came back: a table of them.
+impl RichDisplay for Rows {
+    fn mime_bundle(&self) -> Vec<(String, String)> {
+        table_bundle(&rows_table(self, self.rows.len()))
+    }
+}
+
+/// The first rows of a DataFrame, and how many to show (one more came back if there are more).
+struct RowsShown(Rows, usize);
+
+impl RichDisplay for RowsShown {
+    fn mime_bundle(&self) -> Vec<(String, String)> {
+        table_bundle(&rows_table(&self.0, self.1))
+    }
+}
+
+/// A DataFrame handle: its columns and their types (no job runs).
+impl RichDisplay for DataFrame {
+    fn mime_bundle(&self) -> Vec<(String, String)> {
+        let described = self.described();
+        let table = Table::new(
+            &["column", "type"],
+            described
+                .schema
+                .fields
+                .iter()
+                .map(|f| vec![f.name.clone(), f.dtype.to_string()]),
+        )
+        .titled(&format!(
+            "DataFrame#{} ({} partitions)",
+            described.id, described.num_partitions
+        ));
+        table_bundle(&table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_plan::frame::{DataType, Field, Value};
+
+    #[test]
+    fn rows_show_under_their_names_and_types_with_a_note_for_rows_left_out() {
+        let rows = Rows {
+            schema: Schema {
+                fields: vec![
+                    Field {
+                        name: "region".into(),
+                        dtype: DataType::String,
+                    },
+                    Field {
+                        name: "total".into(),
+                        dtype: DataType::Int64,
+                    },
+                ],
+            },
+            rows: vec![
+                vec![Value::String("north".into()), Value::Int(40)],
+                vec![Value::String("south".into()), Value::Null],
+                vec![Value::String("x".repeat(80)), Value::Int(1)],
+            ],
+        };
+        let table = rows_table(&rows, 2);
+        assert_eq!(table.header, ["region\nstr", "total\ni64"]);
+        assert_eq!(table.rows, [["north", "40"], ["south", "null"]]);
+        assert_eq!(table.note.as_deref(), Some("only showing the first 2 rows"));
+        let all = rows_table(&rows, 3);
+        assert!(all.note.is_none());
+        assert_eq!(all.rows[2][0].chars().count(), MAX_CELL_CHARS);
+    }
+}

@@ -1,0 +1,408 @@
+//! How a DataFrame step is computed over partitions — a decision over plain plans, tested
+//! here: row by row within each partition; around a shuffle (an aggregation runs partially on
+//! each partition, the partial rows are shuffled by their keys, and a final aggregation
+//! combines them, as Spark's two-phase aggregation does); or gathered into one partition (a
+//! limit, and for now a sort).
+
+use tessera_plan::frame::{AggFunc, DataType, Expr, FrameStep, Schema, Value, col, lit, when};
+
+/// A step that cannot be computed over partitions as asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FramePlanError {
+    /// An aggregation where only row-by-row expressions can go.
+    #[error(
+        "{step} cannot aggregate (`{expr}`): aggregate with group_by(...).agg(...), or select only aggregations to aggregate the whole DataFrame"
+    )]
+    AggregationInRowStep {
+        /// `filter` or `with_columns`.
+        step: &'static str,
+        /// The expression's output name.
+        expr: String,
+    },
+    /// A select that mixes aggregations with row-by-row columns.
+    #[error(
+        "select mixes aggregations with row-by-row columns ({rows}): select only aggregations, or group by the row-by-row columns"
+    )]
+    MixedSelect {
+        /// The row-by-row columns.
+        rows: String,
+    },
+    /// An aggregation that cannot run in two phases, grouped by a computed key.
+    #[error(
+        "group_by on the expression `{key}` with an aggregation that only runs whole ({agg}): add the key as a column with with_columns first, then group by its name"
+    )]
+    ComputedKey {
+        /// The key's output name.
+        key: String,
+        /// The aggregation's output name.
+        agg: String,
+    },
+}
+
+/// How a step runs over partitions.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Distributed {
+    /// On each partition on its own.
+    Narrow(FrameStep),
+    /// `before` on each partition (skipping partitions without rows), a shuffle that puts rows
+    /// with equal `keys` in one partition (all rows in one, without keys), then `after` on each
+    /// partition.
+    Shuffle {
+        before: Option<FrameStep>,
+        keys: Vec<String>,
+        after: FrameStep,
+    },
+    /// `before` on each partition, every partition into one, then `after` on it.
+    Gather {
+        before: Option<FrameStep>,
+        after: FrameStep,
+    },
+}
+
+/// Prefix of the columns of partial aggregates, which only the shuffle between the two
+/// phases sees.
+const PARTIAL: &str = "__tessera_partial_";
+
+/// How `step`, over a DataFrame of schema `input`, runs over partitions. `output` is the
+/// schema polars gives the step over the whole DataFrame: the distributed result is cast to
+/// it, so it has the types a single polars query would have.
+pub fn distribute(
+    step: FrameStep,
+    input: &Schema,
+    output: &Schema,
+) -> Result<Distributed, FramePlanError> {
+    match step {
+        FrameStep::Select(exprs) if exprs.iter().any(Expr::has_agg) => {
+            let rows: Vec<String> = exprs
+                .iter()
+                .filter(|e| !e.has_agg())
+                .map(Expr::output_name)
+                .collect();
+            if !rows.is_empty() {
+                return Err(FramePlanError::MixedSelect {
+                    rows: rows.join(", "),
+                });
+            }
+            aggregation(&[], &exprs, output)
+        }
+        FrameStep::Filter(predicate) if predicate.has_agg() => {
+            Err(FramePlanError::AggregationInRowStep {
+                step: "filter",
+                expr: predicate.output_name(),
+            })
+        }
+        FrameStep::WithColumns(exprs) if exprs.iter().any(Expr::has_agg) => {
+            let agg = exprs.iter().find(|e| e.has_agg()).expect("one has");
+            Err(FramePlanError::AggregationInRowStep {
+                step: "with_columns",
+                expr: agg.output_name(),
+            })
+        }
+        FrameStep::GroupBy { keys, aggs } => aggregation(&keys, &aggs, output),
+        FrameStep::Distinct { subset } => Ok(Distributed::Shuffle {
+            before: Some(FrameStep::Distinct {
+                subset: subset.clone(),
+            }),
+            keys: subset
+                .clone()
+                .unwrap_or_else(|| input.names().into_iter().map(String::from).collect()),
+            after: FrameStep::Distinct { subset },
+        }),
+        FrameStep::Head(n) => Ok(Distributed::Gather {
+            before: Some(FrameStep::Head(n)),
+            after: FrameStep::Head(n),
+        }),
+        sort @ FrameStep::Sort { .. } => Ok(Distributed::Gather {
+            before: None,
+            after: sort,
+        }),
+        row_step @ (FrameStep::Select(_)
+        | FrameStep::Filter(_)
+        | FrameStep::WithColumns(_)
+        | FrameStep::Drop(_)
+        | FrameStep::Rename(_)) => Ok(Distributed::Narrow(row_step)),
+    }
+}
+
+/// `aggs` of the groups of `keys` (of the whole DataFrame without keys), in two phases where
+/// every aggregation can be, else whole after a shuffle of the rows.
+fn aggregation(
+    keys: &[Expr],
+    aggs: &[Expr],
+    output: &Schema,
+) -> Result<Distributed, FramePlanError> {
+    let key_names: Vec<String> = keys.iter().map(Expr::output_name).collect();
+    let key_columns: Vec<Expr> = key_names.iter().map(|k| col(k)).collect();
+    let grouped = |keys: Vec<Expr>, aggs: Vec<Expr>| {
+        if keys.is_empty() {
+            FrameStep::Select(aggs)
+        } else {
+            FrameStep::GroupBy { keys, aggs }
+        }
+    };
+    let mut partials = Vec::new();
+    let finals: Option<Vec<Expr>> = aggs
+        .iter()
+        .map(|agg| {
+            let name = agg.output_name();
+            let combined = two_phase(unaliased(agg), &mut partials)?;
+            let combined = match output.field(&name) {
+                Some(field) => combined.cast(field.dtype.clone()),
+                None => combined,
+            };
+            Some(combined.alias(&name))
+        })
+        .collect();
+    match finals {
+        Some(finals) => Ok(Distributed::Shuffle {
+            before: Some(grouped(keys.to_vec(), partials)),
+            keys: key_names,
+            after: grouped(key_columns, finals),
+        }),
+        None => {
+            if let Some(key) = keys.iter().find(|k| !matches!(k, Expr::Column(_))) {
+                let agg = aggs
+                    .iter()
+                    .find(|a| two_phase(unaliased(a), &mut Vec::new()).is_none())
+                    .map(Expr::output_name)
+                    .unwrap_or_default();
+                return Err(FramePlanError::ComputedKey {
+                    key: key.output_name(),
+                    agg,
+                });
+            }
+            Ok(Distributed::Shuffle {
+                before: None,
+                keys: key_names,
+                after: grouped(keys.to_vec(), aggs.to_vec()),
+            })
+        }
+    }
+}
+
+/// `expr` without the aliases around it (the final phase names the column).
+fn unaliased(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Alias { expr, .. } => unaliased(expr),
+        other => other,
+    }
+}
+
+/// A new partial aggregate `expr`, and the column the final phase reads it from.
+fn partial(expr: Expr, partials: &mut Vec<Expr>) -> Expr {
+    let name = format!("{PARTIAL}{}", partials.len());
+    partials.push(expr.alias(&name));
+    col(&name)
+}
+
+/// The final phase of `expr` over the partial aggregates it adds to `partials`; `None` when
+/// an aggregation in it cannot run in two phases (distinct counts, aggregations of
+/// aggregations, a column outside any aggregation).
+fn two_phase(expr: &Expr, partials: &mut Vec<Expr>) -> Option<Expr> {
+    let boxed = |e: &Expr, partials: &mut Vec<Expr>| two_phase(e, partials).map(Box::new);
+    Some(match expr {
+        Expr::Len => partial(Expr::Len, partials).sum(),
+        Expr::Agg { expr: inner, .. } if inner.has_agg() => return None,
+        Expr::Agg { func, expr: inner } => {
+            let agg = |func| Expr::Agg {
+                func,
+                expr: inner.clone(),
+            };
+            match func {
+                AggFunc::Sum | AggFunc::Count => partial(agg(*func), partials).sum(),
+                AggFunc::Min => partial(agg(AggFunc::Min), partials).min(),
+                AggFunc::Max => partial(agg(AggFunc::Max), partials).max(),
+                AggFunc::First => partial(agg(AggFunc::First), partials).first(),
+                AggFunc::Last => partial(agg(AggFunc::Last), partials).last(),
+                AggFunc::Mean => {
+                    let sum = Expr::Agg {
+                        func: AggFunc::Sum,
+                        expr: Box::new(inner.as_ref().clone().cast(DataType::Float64)),
+                    };
+                    let sum = partial(sum, partials).sum();
+                    let count = partial(agg(AggFunc::Count), partials).sum();
+                    // polars' mean of no values is null, not NaN.
+                    when(count.clone().eq(lit(0)))
+                        .then(lit(Value::Null))
+                        .otherwise(sum / count)
+                }
+                AggFunc::NUnique => return None,
+            }
+        }
+        Expr::Column(_) => return None,
+        Expr::Literal(_) => expr.clone(),
+        Expr::Alias { expr, name } => Expr::Alias {
+            expr: boxed(expr, partials)?,
+            name: name.clone(),
+        },
+        Expr::Binary { left, op, right } => Expr::Binary {
+            left: boxed(left, partials)?,
+            op: *op,
+            right: boxed(right, partials)?,
+        },
+        Expr::Unary { op, expr } => Expr::Unary {
+            op: op.clone(),
+            expr: boxed(expr, partials)?,
+        },
+        Expr::Cast { expr, to } => Expr::Cast {
+            expr: boxed(expr, partials)?,
+            to: to.clone(),
+        },
+        Expr::IsIn { expr, values } => Expr::IsIn {
+            expr: boxed(expr, partials)?,
+            values: values.clone(),
+        },
+        Expr::When {
+            condition,
+            then,
+            otherwise,
+        } => Expr::When {
+            condition: boxed(condition, partials)?,
+            then: boxed(then, partials)?,
+            otherwise: boxed(otherwise, partials)?,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_plan::frame::{Field, len};
+
+    fn schema(fields: &[(&str, DataType)]) -> Schema {
+        Schema {
+            fields: fields
+                .iter()
+                .map(|(n, t)| Field {
+                    name: n.to_string(),
+                    dtype: t.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn row_steps_stay_in_their_partition() {
+        let input = schema(&[("a", DataType::Int64)]);
+        let step = FrameStep::Filter(col("a").gt(lit(1)));
+        assert_eq!(
+            distribute(step.clone(), &input, &input),
+            Ok(Distributed::Narrow(step))
+        );
+    }
+
+    #[test]
+    fn a_sum_and_a_mean_run_partially_then_combine_after_a_shuffle_by_key() {
+        let input = schema(&[("k", DataType::String), ("v", DataType::Int64)]);
+        let output = schema(&[
+            ("k", DataType::String),
+            ("total", DataType::Int64),
+            ("v", DataType::Float64),
+            ("n", DataType::UInt32),
+        ]);
+        let step = FrameStep::GroupBy {
+            keys: vec![col("k")],
+            aggs: vec![
+                col("v").sum().alias("total"),
+                col("v").mean(),
+                len().alias("n"),
+            ],
+        };
+        let Distributed::Shuffle {
+            before:
+                Some(FrameStep::GroupBy {
+                    keys,
+                    aggs: partials,
+                }),
+            keys: shuffle_keys,
+            after: FrameStep::GroupBy { aggs: finals, .. },
+        } = distribute(step, &input, &output).unwrap()
+        else {
+            panic!("not a two-phase aggregation");
+        };
+        assert_eq!(keys, vec![col("k")]);
+        assert_eq!(shuffle_keys, vec!["k".to_string()]);
+        // sum; the mean's sum and count; len.
+        assert_eq!(partials.len(), 4);
+        assert_eq!(partials[0], col("v").sum().alias("__tessera_partial_0"));
+        assert_eq!(partials[3], len().alias("__tessera_partial_3"));
+        // Each final is cast to the type polars gives the whole query, under its name.
+        assert_eq!(
+            finals[0],
+            col("__tessera_partial_0")
+                .sum()
+                .cast(DataType::Int64)
+                .alias("total")
+        );
+        assert_eq!(
+            finals.iter().map(Expr::output_name).collect::<Vec<_>>(),
+            ["total", "v", "n"]
+        );
+    }
+
+    #[test]
+    fn a_distinct_count_runs_whole_after_a_shuffle_unless_its_key_is_computed() {
+        let input = schema(&[("k", DataType::String), ("v", DataType::Int64)]);
+        let aggs = vec![col("v").n_unique()];
+        let step = FrameStep::GroupBy {
+            keys: vec![col("k")],
+            aggs: aggs.clone(),
+        };
+        assert_eq!(
+            distribute(step.clone(), &input, &input),
+            Ok(Distributed::Shuffle {
+                before: None,
+                keys: vec!["k".into()],
+                after: step,
+            })
+        );
+        let computed = FrameStep::GroupBy {
+            keys: vec![col("k").to_lowercase().alias("lower")],
+            aggs,
+        };
+        let error = distribute(computed, &input, &input).unwrap_err();
+        assert!(error.to_string().contains("with_columns"), "{error}");
+    }
+
+    #[test]
+    fn aggregating_selects_aggregate_everything_into_one_partition_and_mixed_ones_are_refused() {
+        let input = schema(&[("v", DataType::Int64)]);
+        let Ok(Distributed::Shuffle {
+            before: Some(FrameStep::Select(_)),
+            keys,
+            after: FrameStep::Select(finals),
+        }) = distribute(FrameStep::Select(vec![col("v").max()]), &input, &input)
+        else {
+            panic!("not a two-phase aggregation");
+        };
+        assert!(keys.is_empty());
+        assert_eq!(finals.len(), 1);
+        let mixed = distribute(
+            FrameStep::Select(vec![col("v"), col("v").sum().alias("s")]),
+            &input,
+            &input,
+        );
+        assert!(matches!(mixed, Err(FramePlanError::MixedSelect { .. })));
+        let filter = distribute(
+            FrameStep::Filter(col("v").gt(col("v").mean())),
+            &input,
+            &input,
+        );
+        assert!(matches!(
+            filter,
+            Err(FramePlanError::AggregationInRowStep { step: "filter", .. })
+        ));
+    }
+
+    #[test]
+    fn a_limit_takes_the_first_rows_of_each_partition_then_of_them_all() {
+        let input = schema(&[("v", DataType::Int64)]);
+        assert_eq!(
+            distribute(FrameStep::Head(5), &input, &input),
+            Ok(Distributed::Gather {
+                before: Some(FrameStep::Head(5)),
+                after: FrameStep::Head(5),
+            })
+        );
+    }
+}

@@ -1,0 +1,351 @@
+//! DataFrames in the driver: each is an RDD whose partitions are polars DataFrames and whose
+//! code is built into the executors ([`tessera_plan::builtin`]); this module keeps each one's
+//! schema and adds the RDDs a read or a step needs, as [`frame_plan`] decides.
+
+use crate::DriverState;
+use crate::error::DriverError;
+use crate::frame_plan::{Distributed, distribute};
+use crate::text_splits;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+use tessera_frame::batch::{FRAME_TYPE, LINES_TYPE};
+use tessera_plan::builtin::{Builtin, CsvParams, FrameShuffleParams, StepsParams};
+use tessera_plan::frame::{FileFormat, FrameStep, Schema};
+use tessera_plan::{CodeRef, FileSplit, Partitioner, RddId, RddKind, RddNode};
+
+/// Bytes of the first file read to infer a schema (polars looks at its first rows).
+const SCHEMA_SAMPLE_BYTES: u64 = 1 << 20;
+
+/// The schema of every DataFrame of the session.
+#[derive(Default)]
+pub struct FrameSchemas(Mutex<HashMap<RddId, Schema>>);
+
+impl FrameSchemas {
+    /// The schema of DataFrame `rdd`.
+    pub fn get(&self, rdd: RddId) -> Result<Schema, DriverError> {
+        self.0
+            .lock()
+            .get(&rdd)
+            .cloned()
+            .ok_or(DriverError::NotADataFrame(rdd))
+    }
+
+    fn insert(&self, rdd: RddId, schema: Schema) {
+        self.0.lock().insert(rdd, schema);
+    }
+}
+
+/// A DataFrame the driver added: its RDD, partitions and schema.
+pub struct Frame {
+    pub rdd: RddId,
+    pub num_partitions: u32,
+    pub schema: Schema,
+}
+
+/// Adds the RDD of `kind` holding DataFrames (or, with `element_type`, line chunks).
+fn define(
+    state: &DriverState,
+    kind: RddKind<CodeRef>,
+    num_partitions: u32,
+    element_type: &str,
+    name: &str,
+) -> Result<(RddId, u32), DriverError> {
+    state.lineage.define(RddNode {
+        kind,
+        num_partitions,
+        element_type: element_type.to_string(),
+        name: name.to_string(),
+    })
+}
+
+/// The first bytes of `path`, up to the end of its last whole line within `limit` (all of a
+/// shorter file).
+fn head_of(path: &Path, limit: u64) -> Result<Vec<u8>, DriverError> {
+    let unreadable = |source| DriverError::UnreadableText {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(unreadable)?
+        .take(limit)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 == limit
+        && let Some(last) = bytes.iter().rposition(|&b| b == b'\n')
+    {
+        bytes.truncate(last + 1);
+    }
+    Ok(bytes)
+}
+
+/// Bytes of `path`'s first line with its line end (its header): splits start after it.
+fn header_len(path: &Path) -> Result<u64, DriverError> {
+    let head = head_of(path, SCHEMA_SAMPLE_BYTES)?;
+    Ok(head
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(head.len() as u64, |i| i as u64 + 1))
+}
+
+/// `splits` with each file's header left out: a split that starts at a file's beginning
+/// starts after its first line.
+fn without_headers(splits: Vec<FileSplit>) -> Result<Vec<FileSplit>, DriverError> {
+    let mut headers: HashMap<String, u64> = HashMap::new();
+    splits
+        .into_iter()
+        .map(|mut split| {
+            if split.start == 0 {
+                let header = match headers.get(&split.path) {
+                    Some(len) => *len,
+                    None => {
+                        let len = header_len(Path::new(&split.path))?;
+                        headers.insert(split.path.clone(), len);
+                        len
+                    }
+                };
+                split.start = header.min(split.end);
+            }
+            Ok(split)
+        })
+        .collect()
+}
+
+/// Adds a DataFrame of the files `pattern` names: each split's lines, parsed in `format`
+/// with `schema`, or with the schema polars infers from the first file's first rows.
+pub fn read(
+    state: &DriverState,
+    pattern: &str,
+    format: FileFormat,
+    schema: Option<Schema>,
+    min_partitions: u32,
+    name: &str,
+) -> Result<Frame, DriverError> {
+    let cwd = std::env::current_dir().map_err(DriverError::NoWorkingDirectory)?;
+    let splits = text_splits::splits(pattern, min_partitions, &cwd)?;
+    let first = match splits.first() {
+        Some(split) => Path::new(&split.path).to_path_buf(),
+        None => {
+            return Err(DriverError::NoTextFile {
+                pattern: pattern.to_string(),
+                cwd,
+            });
+        }
+    };
+    let infer = || -> Result<Schema, DriverError> {
+        let sample = head_of(&first, SCHEMA_SAMPLE_BYTES)?;
+        let schema = match &format {
+            FileFormat::Csv(options) => tessera_frame::read::infer_csv_schema(&sample, options),
+            FileFormat::Json => tessera_frame::read::infer_json_schema(&sample),
+        };
+        schema.map_err(|source| DriverError::Frame {
+            what: format!("inferring the schema of {}", first.display()),
+            source,
+        })
+    };
+    let schema = match schema {
+        Some(schema) => schema,
+        None => infer()?,
+    };
+    let (splits, parse) = match format {
+        FileFormat::Csv(options) => {
+            let splits = if options.has_header {
+                without_headers(splits)?
+            } else {
+                splits
+            };
+            let params = CsvParams {
+                schema: schema.clone(),
+                options,
+            };
+            (splits, Builtin::ParseCsv.operator(encode(&params)))
+        }
+        FileFormat::Json => (splits, Builtin::ParseJson.operator(encode(&schema))),
+    };
+    let num_partitions = splits.len() as u32;
+    let lines = RddKind::TextFile {
+        splits,
+        decoder: Builtin::Lines.operator(Vec::new()),
+    };
+    let (lines, _) = define(
+        state,
+        lines,
+        num_partitions,
+        LINES_TYPE,
+        &format!("lines of {name}"),
+    )?;
+    let parsed = RddKind::Narrow {
+        parent: lines,
+        op: parse,
+        preserves_partitioning: false,
+    };
+    let (rdd, num_partitions) = define(state, parsed, num_partitions, FRAME_TYPE, name)?;
+    state.frames.insert(rdd, schema.clone());
+    Ok(Frame {
+        rdd,
+        num_partitions,
+        schema,
+    })
+}
+
+fn encode<T: serde::Serialize>(params: &T) -> Vec<u8> {
+    bincode::serialize(params).expect("plans serialize")
+}
+
+/// Adds the RDD of `steps` over each partition of `parent` (schema `input`).
+fn steps_over(
+    state: &DriverState,
+    parent: RddId,
+    steps: Vec<FrameStep>,
+    input: &Schema,
+    run_on_empty: bool,
+    name: &str,
+) -> Result<(RddId, u32), DriverError> {
+    let num_partitions = state.lineage.with(parent, |e| e.node.num_partitions)?;
+    let params = StepsParams {
+        steps,
+        input: input.clone(),
+        run_on_empty,
+    };
+    let kind = RddKind::Narrow {
+        parent,
+        op: Builtin::Steps.operator(encode(&params)),
+        preserves_partitioning: false,
+    };
+    define(state, kind, num_partitions, FRAME_TYPE, name)
+}
+
+/// Adds the DataFrame `step` makes of DataFrame `input`.
+pub fn apply(
+    state: &DriverState,
+    input: RddId,
+    step: FrameStep,
+    name: &str,
+) -> Result<Frame, DriverError> {
+    let input_schema = state.frames.get(input)?;
+    let planning = |source| DriverError::Frame {
+        what: name.to_string(),
+        source,
+    };
+    let output = tessera_frame::steps::output_schema(&input_schema, std::slice::from_ref(&step))
+        .map_err(planning)?;
+    let distributed = distribute(step, &input_schema, &output).map_err(DriverError::FramePlan)?;
+    // The schema between the phases, which the second phase's operator needs for an empty
+    // partition.
+    let middle = |before: &Option<FrameStep>| match before {
+        Some(step) => {
+            tessera_frame::steps::output_schema(&input_schema, std::slice::from_ref(step))
+                .map_err(planning)
+        }
+        None => Ok(input_schema.clone()),
+    };
+    let (rdd, num_partitions) = match distributed {
+        Distributed::Narrow(step) => {
+            steps_over(state, input, vec![step], &input_schema, true, name)?
+        }
+        Distributed::Shuffle {
+            before,
+            keys,
+            after,
+        } => {
+            let middle_schema = middle(&before)?;
+            let partial = match before {
+                Some(step) => {
+                    let partial = format!("{name} (partial)");
+                    steps_over(state, input, vec![step], &input_schema, false, &partial)?.0
+                }
+                None => input,
+            };
+            let map_partitions = state.lineage.with(partial, |e| e.node.num_partitions)?;
+            let partitions = if keys.is_empty() {
+                1
+            } else {
+                map_partitions.max(1)
+            };
+            let shuffled = RddKind::Shuffled {
+                parent: partial,
+                partitioner: Partitioner::Custom {
+                    partitions,
+                    name: "DataFrame hash".to_string(),
+                    state: encode(&keys),
+                },
+                writer: Builtin::HashWriter
+                    .operator(encode(&FrameShuffleParams { keys, partitions })),
+                reader: Builtin::IpcReader.operator(Vec::new()),
+                merge: None,
+            };
+            let shuffled_name = format!("{name} (shuffle)");
+            let (shuffled, _) = define(state, shuffled, partitions, FRAME_TYPE, &shuffled_name)?;
+            steps_over(state, shuffled, vec![after], &middle_schema, true, name)?
+        }
+        Distributed::Gather { before, after } => {
+            let middle_schema = middle(&before)?;
+            let partial = match before {
+                Some(step) => {
+                    let partial = format!("{name} (each partition)");
+                    steps_over(state, input, vec![step], &input_schema, true, &partial)?.0
+                }
+                None => input,
+            };
+            let map_partitions = state.lineage.with(partial, |e| e.node.num_partitions)?;
+            let gathered = RddKind::Concatenated {
+                inputs: vec![(0..map_partitions).map(|p| (partial, p)).collect()],
+            };
+            let gathered_name = format!("{name} (into one partition)");
+            let (gathered, _) = define(state, gathered, 1, FRAME_TYPE, &gathered_name)?;
+            steps_over(state, gathered, vec![after], &middle_schema, true, name)?
+        }
+    };
+    state.frames.insert(rdd, output.clone());
+    Ok(Frame {
+        rdd,
+        num_partitions,
+        schema: output,
+    })
+}
+
+/// Adds the rows of every DataFrame of `inputs`, which must share one schema.
+pub fn union(state: &DriverState, inputs: &[RddId], name: &str) -> Result<Frame, DriverError> {
+    let first = *inputs.first().ok_or(DriverError::EmptyFrameUnion)?;
+    let schema = state.frames.get(first)?;
+    for &other in &inputs[1..] {
+        let theirs = state.frames.get(other)?;
+        if theirs != schema {
+            return Err(DriverError::FrameUnionOfSchemas {
+                first: describe_schema(&schema),
+                other: describe_schema(&theirs),
+            });
+        }
+    }
+    let kind = RddKind::Union {
+        parents: inputs.to_vec(),
+    };
+    let (rdd, num_partitions) = define(state, kind, 0, FRAME_TYPE, name)?;
+    state.frames.insert(rdd, schema.clone());
+    Ok(Frame {
+        rdd,
+        num_partitions,
+        schema,
+    })
+}
+
+/// `name: type, ...`, for messages.
+fn describe_schema(schema: &Schema) -> String {
+    schema
+        .fields
+        .iter()
+        .map(|f| format!("{}: {}", f.name, f.dtype))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// DataFrame `rdd` as the driver knows it.
+pub fn describe(state: &DriverState, rdd: RddId) -> Result<Frame, DriverError> {
+    Ok(Frame {
+        rdd,
+        num_partitions: state.lineage.with(rdd, |e| e.node.num_partitions)?,
+        schema: state.frames.get(rdd)?,
+    })
+}

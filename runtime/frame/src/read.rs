@@ -1,0 +1,141 @@
+//! Rows of CSV and newline-delimited JSON files into DataFrames: a chunk of whole lines at a
+//! time, with the schema the driver decided for the whole input (so every partition reads the
+//! same types), and that schema inferred from a sample, as polars infers it.
+
+use crate::convert::{schema_from_polars, schema_to_polars};
+use crate::error::{FrameError, guard};
+use polars_core::prelude::{DataFrame, PlSmallStr};
+use polars_io::prelude::{
+    CsvParseOptions, CsvReadOptions, JsonFormat, JsonReader, NullValues, SerReader,
+};
+use std::io::Cursor;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use tessera_plan::frame::{CsvOptions, Schema};
+
+/// Rows polars looks at to infer a schema (its own default is 100).
+pub const INFER_ROWS: usize = 1000;
+
+fn parse_options(options: &CsvOptions) -> impl Fn(CsvParseOptions) -> CsvParseOptions + '_ {
+    move |parse| {
+        let nulls = (!options.null_values.is_empty()).then(|| {
+            NullValues::AllColumns(
+                options
+                    .null_values
+                    .iter()
+                    .map(|v| PlSmallStr::from_str(v))
+                    .collect(),
+            )
+        });
+        parse
+            .with_separator(options.separator)
+            .with_null_values(nulls)
+    }
+}
+
+/// The rows of `lines` (whole CSV lines, no header) as `schema` says.
+pub fn parse_csv(
+    lines: &[u8],
+    schema: &Schema,
+    options: &CsvOptions,
+) -> Result<DataFrame, FrameError> {
+    let schema = Arc::new(schema_to_polars(schema)?);
+    guard("reading CSV rows", || {
+        CsvReadOptions::default()
+            .with_has_header(false)
+            .with_schema(Some(schema))
+            .with_n_threads(Some(1))
+            .map_parse_options(parse_options(options))
+            .into_reader_with_file_handle(Cursor::new(lines))
+            .finish()
+            .map_err(|e| FrameError::MalformedRow {
+                reason: e.to_string(),
+            })
+    })
+}
+
+/// The schema of CSV text starting at a file's beginning, as polars infers it from its first
+/// [`INFER_ROWS`] rows (column names from the header, if the options say there is one).
+pub fn infer_csv_schema(sample: &[u8], options: &CsvOptions) -> Result<Schema, FrameError> {
+    guard("inferring a CSV file's schema", || {
+        let frame = CsvReadOptions::default()
+            .with_has_header(options.has_header)
+            .with_infer_schema_length(Some(INFER_ROWS))
+            .with_n_rows(Some(INFER_ROWS))
+            .with_n_threads(Some(1))
+            .map_parse_options(parse_options(options))
+            .into_reader_with_file_handle(Cursor::new(sample))
+            .finish()
+            .map_err(|e| FrameError::MalformedRow {
+                reason: e.to_string(),
+            })?;
+        Ok(schema_from_polars(frame.schema()))
+    })
+}
+
+/// The rows of `lines` (whole lines of newline-delimited JSON) as `schema` says.
+pub fn parse_json(lines: &[u8], schema: &Schema) -> Result<DataFrame, FrameError> {
+    let schema = Arc::new(schema_to_polars(schema)?);
+    guard("reading JSON rows", || {
+        JsonReader::new(Cursor::new(lines))
+            .with_json_format(JsonFormat::JsonLines)
+            .with_schema(schema)
+            .finish()
+            .map_err(|e| FrameError::MalformedRow {
+                reason: e.to_string(),
+            })
+    })
+}
+
+/// The schema of newline-delimited JSON, as polars infers it from its first [`INFER_ROWS`]
+/// lines.
+pub fn infer_json_schema(sample: &[u8]) -> Result<Schema, FrameError> {
+    guard("inferring a JSON file's schema", || {
+        let frame = JsonReader::new(Cursor::new(sample))
+            .with_json_format(JsonFormat::JsonLines)
+            .infer_schema_len(NonZeroUsize::new(INFER_ROWS))
+            .finish()
+            .map_err(|e| FrameError::MalformedRow {
+                reason: e.to_string(),
+            })?;
+        Ok(schema_from_polars(frame.schema()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_plan::frame::DataType;
+
+    #[test]
+    fn a_chunk_reads_with_the_schema_inferred_from_the_start_of_its_file() {
+        let options = CsvOptions {
+            null_values: vec!["NA".into()],
+            ..CsvOptions::default()
+        };
+        let schema = infer_csv_schema(b"id,name,score\n1,ann,2.5\n2,bob,NA\n", &options).unwrap();
+        assert_eq!(schema.names(), ["id", "name", "score"]);
+        assert_eq!(schema.fields[0].dtype, DataType::Int64);
+        assert_eq!(schema.fields[2].dtype, DataType::Float64);
+        let frame = parse_csv(b"3,cy,NA\n4,di,1.0\n", &schema, &options).unwrap();
+        assert_eq!(frame.height(), 2);
+        assert_eq!(frame.column("score").unwrap().null_count(), 1);
+    }
+
+    #[test]
+    fn a_row_that_does_not_fit_the_schema_is_a_malformed_row() {
+        let options = CsvOptions::default();
+        let schema = infer_csv_schema(b"id,score\n1,2\n", &options).unwrap();
+        let error = parse_csv(b"2,3\nseven,4\n", &schema, &options).unwrap_err();
+        assert!(matches!(error, FrameError::MalformedRow { .. }), "{error}");
+    }
+
+    #[test]
+    fn json_lines_read_with_their_inferred_schema() {
+        let sample = b"{\"a\": 1, \"b\": \"x\"}\n{\"a\": 2, \"b\": null}\n";
+        let schema = infer_json_schema(sample).unwrap();
+        assert_eq!(schema.names(), ["a", "b"]);
+        let frame = parse_json(b"{\"a\": 5, \"b\": \"z\"}\n", &schema).unwrap();
+        assert_eq!(frame.height(), 1);
+    }
+}

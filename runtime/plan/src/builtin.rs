@@ -1,0 +1,135 @@
+//! Code that lives in the executor itself rather than in a cell library: the operators that
+//! run DataFrames with polars. A [`CodeRef`] whose library is [`BUILTIN_LIBRARY`] names one by
+//! its offset; the executor resolves it without fetching or loading anything, and the rest of
+//! the engine (tasks, caching, shuffles, recovery) treats it as it treats cell code.
+
+use crate::frame::{CsvOptions, FrameStep, Schema};
+use crate::rdd::{CodeRef, Operator};
+use serde::{Deserialize, Serialize};
+
+/// The library name of built-in code (not a content hash: it cannot collide with one).
+pub const BUILTIN_LIBRARY: &str = "builtin:tessera-frame";
+
+/// The built-in entry points. Each returns the table the plan expects where it is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(u64)]
+pub enum Builtin {
+    /// Source ([`crate::abi::SourceVTable`]): a text split's whole lines, as line chunks.
+    Lines = 0,
+    /// Operator: line chunks to DataFrames, parsing CSV; params [`CsvParams`].
+    ParseCsv = 1,
+    /// Operator: line chunks to DataFrames, parsing JSON lines; params: the [`Schema`].
+    ParseJson = 2,
+    /// Operator: a partition's DataFrames, gathered, through [`FrameStep`]s; params
+    /// [`StepsParams`].
+    Steps = 3,
+    /// Action (a shuffle's map side): a partition's rows into buckets by a hash of key
+    /// columns; params [`FrameShuffleParams`].
+    HashWriter = 4,
+    /// Source: one record frame of a shuffle bucket (Arrow IPC) as a DataFrame.
+    IpcReader = 5,
+    /// Action: a partition's rows as plain values for the cell; params [`RowsParams`].
+    Rows = 6,
+}
+
+impl Builtin {
+    /// Every built-in, in offset order.
+    pub const ALL: [Builtin; 7] = [
+        Builtin::Lines,
+        Builtin::ParseCsv,
+        Builtin::ParseJson,
+        Builtin::Steps,
+        Builtin::HashWriter,
+        Builtin::IpcReader,
+        Builtin::Rows,
+    ];
+
+    /// The built-in `code` names, if it names one.
+    pub fn of(code: &CodeRef) -> Option<Builtin> {
+        if code.library != BUILTIN_LIBRARY {
+            return None;
+        }
+        Builtin::ALL
+            .get(usize::try_from(code.offset).ok()?)
+            .copied()
+    }
+
+    /// Where the plan finds it.
+    pub fn code(self) -> CodeRef {
+        CodeRef {
+            library: BUILTIN_LIBRARY.to_string(),
+            offset: self as u64,
+        }
+    }
+
+    /// It as an operator of a plan, with `params` (bincode).
+    pub fn operator(self, params: Vec<u8>) -> Operator<CodeRef> {
+        Operator {
+            entry: self.code(),
+            env_decoder: None,
+            captures: Vec::new(),
+            params,
+        }
+    }
+}
+
+/// Whether `code` is built into the executor (nothing to fetch or load).
+pub fn is_builtin(code: &CodeRef) -> bool {
+    code.library == BUILTIN_LIBRARY
+}
+
+/// What [`Builtin::ParseCsv`] reads lines as.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CsvParams {
+    pub schema: Schema,
+    pub options: CsvOptions,
+}
+
+/// How [`Builtin::HashWriter`] places rows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameShuffleParams {
+    /// The columns whose values decide a row's bucket (all of them when empty).
+    pub keys: Vec<String>,
+    pub partitions: u32,
+}
+
+/// What [`Builtin::Rows`] brings back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowsParams {
+    /// At most this many rows of the partition (all when `None`).
+    pub limit: Option<u64>,
+}
+
+/// What a [`Builtin::Steps`] operator does.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepsParams {
+    pub steps: Vec<FrameStep>,
+    /// The schema of its input: a partition without rows is an empty DataFrame of it.
+    pub input: Schema,
+    /// Run the steps over a partition without rows too (a final aggregation without keys
+    /// makes its one row of an empty input, as polars does); partial aggregations skip it.
+    pub run_on_empty: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_is_found_by_its_code_and_nothing_else_is() {
+        for builtin in Builtin::ALL {
+            assert_eq!(Builtin::of(&builtin.code()), Some(builtin));
+        }
+        let past = CodeRef {
+            library: BUILTIN_LIBRARY.into(),
+            offset: Builtin::ALL.len() as u64,
+        };
+        assert_eq!(Builtin::of(&past), None);
+        let cell = CodeRef {
+            library: "ab12".into(),
+            offset: 0,
+        };
+        assert_eq!(Builtin::of(&cell), None);
+        assert!(!is_builtin(&cell));
+    }
+}
