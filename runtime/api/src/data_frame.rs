@@ -24,7 +24,9 @@ use crate::error::Error;
 use crate::rich::{MAX_CELL_CHARS, RichDisplay, table_bundle};
 use std::fmt;
 use tessera_plan::cell_protocol::{CellAction, CellRequest, CellResponse};
-use tessera_plan::frame::{CsvOptions, Expr, FileFormat, FrameStep, Rows, Schema, col};
+use tessera_plan::frame::{
+    CsvOptions, Expr, FileFormat, FrameStep, JoinKind, JoinOn, Rows, Schema, col,
+};
 use tessera_plan::{RddId, StorageLevel};
 use tessera_table::Table;
 
@@ -232,6 +234,40 @@ impl DataFrame {
             descending: descending.to_vec(),
         };
         self.then(step, "sort")
+    }
+
+    /// This DataFrame's rows joined with `other`'s where `left_on` (its columns) equal
+    /// `right_on` (`other`'s), keeping rows as `how` says, as polars' `join`. A side small
+    /// enough (10 MiB of input, as Spark's threshold; `TESSERA_BROADCAST_JOIN_BYTES` for the
+    /// session) is collected at once and broadcast to every executor; otherwise both sides
+    /// are shuffled by their keys.
+    pub fn join(
+        &self,
+        other: &DataFrame,
+        left_on: &[&str],
+        right_on: &[&str],
+        how: JoinKind,
+    ) -> DataFrame {
+        let names = |columns: &[&str]| columns.iter().map(|c| c.to_string()).collect();
+        let request = CellRequest::FrameJoin {
+            left: self.id,
+            right: other.id,
+            on: JoinOn {
+                left_on: names(left_on),
+                right_on: names(right_on),
+                how,
+            },
+            name: format!("join ({how:?})").to_lowercase(),
+        };
+        DataFrame {
+            ctx: self.ctx,
+            id: frame_request(&self.ctx, request).id,
+        }
+    }
+
+    /// The inner join with `other` on columns named `on` in both.
+    pub fn join_on(&self, other: &DataFrame, on: &[&str]) -> DataFrame {
+        self.join(other, on, on, JoinKind::Inner)
     }
 
     /// The rows of this DataFrame and of `others`, which must have its schema.

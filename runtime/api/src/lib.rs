@@ -59,7 +59,7 @@ pub use ship::Capturable;
 pub use shuffle_rdd::{Key, Side};
 pub use stats::{Numeric, Stats};
 pub use tessera_plan::frame::{
-    CsvOptions, DataType, Expr, Field, Rows, Schema, Value, col, len, lit, when,
+    CsvOptions, DataType, Expr, Field, JoinKind, Rows, Schema, Value, col, len, lit, when,
 };
 pub use tessera_plan::{Partitioner, StorageLevel};
 
@@ -79,7 +79,7 @@ pub mod prelude {
         StorageLevel, capture,
     };
     // DataFrames and their expressions.
-    pub use crate::{CsvOptions, DataFrame, DataType, Expr, Schema, col, len, lit, when};
+    pub use crate::{CsvOptions, DataFrame, DataType, Expr, JoinKind, Schema, col, len, lit, when};
     // Results of actions (`Vec`s of records, maps, `Stats`), RDD handles and plots show richly.
     pub use crate::RichDisplay;
     pub use serde::{Deserialize, Serialize};

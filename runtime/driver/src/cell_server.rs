@@ -132,6 +132,14 @@ async fn respond(
         CellRequest::FrameUnion { inputs, name } => {
             frames::union(state, &inputs, &name).map(frame_defined)
         }
+        CellRequest::FrameJoin {
+            left,
+            right,
+            on,
+            name,
+        } => frames::join(state, left, right, on, &name)
+            .await
+            .map(frame_defined),
         CellRequest::DescribeFrame { rdd } => frames::describe(state, rdd).map(frame_defined),
         CellRequest::AddFile { path } => {
             let file = state.side_files.add(Path::new(&path), &state.artifacts)?;

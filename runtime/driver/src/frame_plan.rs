@@ -4,7 +4,9 @@
 //! combines them, as Spark's two-phase aggregation does); or gathered into one partition (a
 //! limit, and for now a sort).
 
-use tessera_plan::frame::{AggFunc, DataType, Expr, FrameStep, Schema, Value, col, lit, when};
+use tessera_plan::frame::{
+    AggFunc, DataType, Expr, FrameStep, JoinKind, Schema, Value, col, lit, when,
+};
 
 /// A step that cannot be computed over partitions as asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +59,50 @@ pub enum Distributed {
         before: Option<FrameStep>,
         after: FrameStep,
     },
+}
+
+/// Largest side of a join sent whole to every executor rather than shuffled, by default:
+/// Spark's `spark.sql.autoBroadcastJoinThreshold`.
+pub const BROADCAST_JOIN_BYTES: u64 = 10 << 20;
+
+/// How a join runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinStrategy {
+    /// One side (the right one, or the left) is collected and broadcast to every executor;
+    /// each partition of the other side joins with all of it, where it is.
+    Broadcast { right: bool },
+    /// Both sides are shuffled by their keys into as many partitions as the larger has; the
+    /// partitions of equal index join.
+    Shuffle,
+}
+
+/// How a join of sides of about `left_bytes` and `right_bytes` (their input's size) runs: the
+/// smaller side that may be broadcast, if it is at most `threshold` bytes, else a shuffle. A
+/// side may be broadcast when every row the join keeps of it is found by looking at one
+/// partition of the other side: the right side of an inner, left, semi or anti join, the left
+/// side of an inner or right one; never a side of a full join.
+pub fn join_strategy(
+    how: JoinKind,
+    left_bytes: u64,
+    right_bytes: u64,
+    threshold: u64,
+) -> JoinStrategy {
+    let right_may = matches!(
+        how,
+        JoinKind::Inner | JoinKind::Left | JoinKind::Semi | JoinKind::Anti
+    );
+    let left_may = matches!(how, JoinKind::Inner | JoinKind::Right);
+    let candidates = [
+        (true, right_may, right_bytes),
+        (false, left_may, left_bytes),
+    ];
+    candidates
+        .into_iter()
+        .filter(|(_, may, bytes)| *may && *bytes <= threshold)
+        .min_by_key(|(_, _, bytes)| *bytes)
+        .map_or(JoinStrategy::Shuffle, |(right, _, _)| {
+            JoinStrategy::Broadcast { right }
+        })
 }
 
 /// Prefix of the columns of partial aggregates, which only the shuffle between the two
@@ -392,6 +438,54 @@ mod tests {
             filter,
             Err(FramePlanError::AggregationInRowStep { step: "filter", .. })
         ));
+    }
+
+    #[test]
+    fn the_smaller_side_that_may_go_whole_to_every_executor_is_broadcast_under_the_threshold() {
+        let t = BROADCAST_JOIN_BYTES;
+        let broadcast = |right| JoinStrategy::Broadcast { right };
+        assert_eq!(
+            join_strategy(JoinKind::Inner, 1 << 30, 1000, t),
+            broadcast(true)
+        );
+        assert_eq!(
+            join_strategy(JoinKind::Inner, 1000, 1 << 30, t),
+            broadcast(false)
+        );
+        assert_eq!(
+            join_strategy(JoinKind::Inner, 500, 1000, t),
+            broadcast(false)
+        );
+        // A left join keeps every left row: only its right side may be broadcast.
+        assert_eq!(
+            join_strategy(JoinKind::Left, 10, 1 << 30, t),
+            JoinStrategy::Shuffle
+        );
+        assert_eq!(
+            join_strategy(JoinKind::Left, 1 << 30, 10, t),
+            broadcast(true)
+        );
+        assert_eq!(
+            join_strategy(JoinKind::Right, 10, 1 << 30, t),
+            broadcast(false)
+        );
+        assert_eq!(
+            join_strategy(JoinKind::Anti, 1 << 30, 10, t),
+            broadcast(true)
+        );
+        assert_eq!(
+            join_strategy(JoinKind::Full, 10, 10, t),
+            JoinStrategy::Shuffle
+        );
+        // Both sides too large, or a threshold of 0: shuffle.
+        assert_eq!(
+            join_strategy(JoinKind::Inner, t + 1, t + 1, t),
+            JoinStrategy::Shuffle
+        );
+        assert_eq!(
+            join_strategy(JoinKind::Inner, 10, 10, 0),
+            JoinStrategy::Shuffle
+        );
     }
 
     #[test]

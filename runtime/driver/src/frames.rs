@@ -2,18 +2,20 @@
 //! code is built into the executors ([`tessera_plan::builtin`]); this module keeps each one's
 //! schema and adds the RDDs a read or a step needs, as [`frame_plan`] decides.
 
-use crate::DriverState;
 use crate::error::DriverError;
-use crate::frame_plan::{Distributed, distribute};
-use crate::text_splits;
+use crate::frame_plan::{Distributed, JoinStrategy, distribute, join_strategy};
+use crate::{DriverState, dag, text_splits};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 use tessera_frame::batch::{FRAME_TYPE, LINES_TYPE};
-use tessera_plan::builtin::{Builtin, CsvParams, FrameShuffleParams, StepsParams};
-use tessera_plan::frame::{FileFormat, FrameStep, Schema};
-use tessera_plan::{CodeRef, FileSplit, Partitioner, RddId, RddKind, RddNode};
+use tessera_plan::builtin::{
+    BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, StepsParams,
+};
+use tessera_plan::frame::{FileFormat, FrameStep, JoinOn, Schema};
+use tessera_plan::{CodeRef, FileSplit, Partitioner, RddId, RddKind, RddNode, TaskAction};
 
 /// Bytes of the first file read to infer a schema (polars looks at its first rows).
 const SCHEMA_SAMPLE_BYTES: u64 = 1 << 20;
@@ -217,6 +219,168 @@ fn steps_over(
     define(state, kind, num_partitions, FRAME_TYPE, name)
 }
 
+/// Adds the RDD of `parent`'s rows shuffled as `shuffle` says, read back by `reader` (which
+/// marks the side of a join the rows are).
+fn shuffle_by(
+    state: &DriverState,
+    parent: RddId,
+    shuffle: FrameShuffleParams,
+    reader: Builtin,
+    name: &str,
+) -> Result<RddId, DriverError> {
+    let partitions = shuffle.partitions;
+    let kind = RddKind::Shuffled {
+        parent,
+        partitioner: Partitioner::Custom {
+            partitions,
+            name: "DataFrame hash".to_string(),
+            state: encode(&shuffle.keys),
+        },
+        writer: Builtin::HashWriter.operator(encode(&shuffle)),
+        reader: reader.operator(Vec::new()),
+        merge: None,
+    };
+    Ok(define(state, kind, partitions, FRAME_TYPE, name)?.0)
+}
+
+/// About how many bytes the input of `rdd` is: its files' (or shipped records') size. As
+/// Spark's size estimate of a plan without statistics, it does not shrink through a filter;
+/// unknown (checkpoints) is `u64::MAX`, never broadcast.
+fn estimated_bytes(state: &DriverState, rdd: RddId) -> Result<u64, DriverError> {
+    let kind = state.lineage.with(rdd, |e| e.node.kind.clone())?;
+    fn sum(parts: impl Iterator<Item = Result<u64, DriverError>>) -> Result<u64, DriverError> {
+        parts.fold(Ok(0u64), |total, bytes| Ok(total?.saturating_add(bytes?)))
+    }
+    match kind {
+        RddKind::Parallelize { partitions, .. } => {
+            Ok(partitions.iter().map(|p| p.len() as u64).sum())
+        }
+        RddKind::TextFile { splits, .. } => Ok(splits.iter().map(|s| s.end - s.start).sum()),
+        RddKind::Checkpoint { .. } => Ok(u64::MAX),
+        RddKind::Narrow { parent, .. } | RddKind::Shuffled { parent, .. } => {
+            estimated_bytes(state, parent)
+        }
+        RddKind::Union { parents } | RddKind::PartitionwiseUnion { parents } => {
+            sum(parents.iter().map(|p| estimated_bytes(state, *p)))
+        }
+        // Each listed partition as an even share of its parent.
+        RddKind::Concatenated { inputs } => sum(inputs.iter().flatten().map(|(parent, _)| {
+            let partitions = state.lineage.with(*parent, |e| e.node.num_partitions)?;
+            Ok(estimated_bytes(state, *parent)? / u64::from(partitions.max(1)))
+        })),
+    }
+}
+
+/// Adds the join of DataFrames `left` and `right` on `on`: the small side broadcast when one
+/// may be (collected by a job now), else both shuffled by their keys.
+pub async fn join(
+    state: &Arc<DriverState>,
+    left: RddId,
+    right: RddId,
+    on: JoinOn,
+    name: &str,
+) -> Result<Frame, DriverError> {
+    let (left_schema, right_schema) = (state.frames.get(left)?, state.frames.get(right)?);
+    let schema = tessera_frame::join::join_schema(
+        &left_schema,
+        &right_schema,
+        &on.left_on,
+        &on.right_on,
+        on.how,
+    )
+    .map_err(|source| DriverError::Frame {
+        what: name.to_string(),
+        source,
+    })?;
+    let strategy = join_strategy(
+        on.how,
+        estimated_bytes(state, left)?,
+        estimated_bytes(state, right)?,
+        state.broadcast_join_bytes,
+    );
+    let partitions_of = |rdd: RddId| state.lineage.with(rdd, |e| e.node.num_partitions);
+    let (rdd, num_partitions) = match strategy {
+        JoinStrategy::Broadcast { right: small_right } => {
+            let (small, small_schema, large, large_schema) = if small_right {
+                (right, &right_schema, left, &left_schema)
+            } else {
+                (left, &left_schema, right, &right_schema)
+            };
+            let broadcast = broadcast_frame(state, small, small_schema, name).await?;
+            let params = BroadcastJoinParams {
+                on,
+                broadcast,
+                broadcast_right: small_right,
+                partition_schema: large_schema.clone(),
+            };
+            let kind = RddKind::Narrow {
+                parent: large,
+                op: Builtin::BroadcastJoin.operator(encode(&params)),
+                preserves_partitioning: false,
+            };
+            define(state, kind, partitions_of(large)?, FRAME_TYPE, name)?
+        }
+        JoinStrategy::Shuffle => {
+            let partitions = partitions_of(left)?.max(partitions_of(right)?).max(1);
+            let by = |keys: &[String]| FrameShuffleParams {
+                keys: keys.to_vec(),
+                partitions,
+            };
+            let left_name = format!("{name} (left side shuffle)");
+            let right_name = format!("{name} (right side shuffle)");
+            let l = shuffle_by(state, left, by(&on.left_on), Builtin::IpcReader, &left_name)?;
+            let r = shuffle_by(
+                state,
+                right,
+                by(&on.right_on),
+                Builtin::IpcReaderRight,
+                &right_name,
+            )?;
+            let pairs = RddKind::Concatenated {
+                inputs: (0..partitions).map(|p| vec![(l, p), (r, p)]).collect(),
+            };
+            let pairs_name = format!("{name} (both sides)");
+            let (pairs, _) = define(state, pairs, partitions, FRAME_TYPE, &pairs_name)?;
+            let params = JoinParams {
+                on,
+                left: left_schema,
+                right: right_schema,
+            };
+            let kind = RddKind::Narrow {
+                parent: pairs,
+                op: Builtin::Join.operator(encode(&params)),
+                preserves_partitioning: false,
+            };
+            define(state, kind, partitions, FRAME_TYPE, name)?
+        }
+    };
+    state.frames.insert(rdd, schema.clone());
+    Ok(Frame {
+        rdd,
+        num_partitions,
+        schema,
+    })
+}
+
+/// Collects DataFrame `rdd` (of `schema`) and keeps it as a broadcast variable: one Arrow IPC
+/// stream that every executor fetches once.
+async fn broadcast_frame(
+    state: &Arc<DriverState>,
+    rdd: RddId,
+    schema: &Schema,
+    name: &str,
+) -> Result<u64, DriverError> {
+    let action = TaskAction::Run(Builtin::Ipc.operator(Vec::new()));
+    let description = format!("collect the small side of {name} to broadcast it");
+    let parts = dag::run_job(state.clone(), rdd, action, None, description).await?;
+    let whole =
+        tessera_frame::ipc::concat(&parts, schema).map_err(|source| DriverError::Frame {
+            what: format!("collecting the small side of {name}"),
+            source,
+        })?;
+    Ok(state.shared_values.broadcast(whole))
+}
+
 /// Adds the DataFrame `step` makes of DataFrame `input`.
 pub fn apply(
     state: &DriverState,
@@ -264,20 +428,9 @@ pub fn apply(
             } else {
                 map_partitions.max(1)
             };
-            let shuffled = RddKind::Shuffled {
-                parent: partial,
-                partitioner: Partitioner::Custom {
-                    partitions,
-                    name: "DataFrame hash".to_string(),
-                    state: encode(&keys),
-                },
-                writer: Builtin::HashWriter
-                    .operator(encode(&FrameShuffleParams { keys, partitions })),
-                reader: Builtin::IpcReader.operator(Vec::new()),
-                merge: None,
-            };
+            let shuffle = FrameShuffleParams { keys, partitions };
             let shuffled_name = format!("{name} (shuffle)");
-            let (shuffled, _) = define(state, shuffled, partitions, FRAME_TYPE, &shuffled_name)?;
+            let shuffled = shuffle_by(state, partial, shuffle, Builtin::IpcReader, &shuffled_name)?;
             steps_over(state, shuffled, vec![after], &middle_schema, true, name)?
         }
         Distributed::Gather { before, after } => {

@@ -142,6 +142,8 @@ pub(crate) struct DriverState {
     /// This host, where the session found the files it reads.
     pub host: String,
     pub locality_wait: std::time::Duration,
+    /// Largest join side broadcast rather than shuffled (`TESSERA_BROADCAST_JOIN_BYTES`).
+    pub broadcast_join_bytes: u64,
     task_ids: AtomicU64,
     /// Why the running cell panicked, if it did, and the last job of it that did not
     /// succeed; taken by the session after each cell.
@@ -175,6 +177,10 @@ impl DriverState {
             executor_logs,
             host: tessera_wire::hostname(),
             locality_wait: scheduler::DEFAULT_LOCALITY_WAIT,
+            broadcast_join_bytes: std::env::var("TESSERA_BROADCAST_JOIN_BYTES")
+                .ok()
+                .and_then(|b| b.parse().ok())
+                .unwrap_or(frame_plan::BROADCAST_JOIN_BYTES),
             task_ids: AtomicU64::new(0),
             cell_panic: Mutex::new(None),
             input: cell_input::CellInput::default(),

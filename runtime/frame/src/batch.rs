@@ -22,9 +22,30 @@ pub fn report(err: ErrorSink, message: &str) {
     unsafe { (err.set)(err.ctx, RawBytes::from_slice(message.as_bytes())) }
 }
 
+/// Which side of a join a DataFrame batch came from: a join's partition reads both sides'
+/// shuffle outputs one after the other, and its operator tells them apart by this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinSide {
+    /// The left side, and every batch that is not a join's input.
+    Left,
+    /// The right side, as the right side's shuffle reader marks its batches.
+    Right,
+}
+
+/// A DataFrame batch: the frame, and the join side it came from.
+struct FrameBatch {
+    frame: DataFrame,
+    side: JoinSide,
+}
+
 /// Hands `frame` to `out` as a batch.
 pub fn push_frame(out: BatchSink, frame: DataFrame) -> Status {
-    let batch = Box::into_raw(Box::new(frame)) as Batch;
+    push_side_frame(out, frame, JoinSide::Left)
+}
+
+/// Hands `frame`, from join side `side`, to `out` as a batch.
+pub fn push_side_frame(out: BatchSink, frame: DataFrame, side: JoinSide) -> Status {
+    let batch = Box::into_raw(Box::new(FrameBatch { frame, side })) as Batch;
     // SAFETY: the sink takes ownership of the batch, which `FRAME_BATCH.drop` frees.
     unsafe { (out.push)(out.ctx, batch) }
 }
@@ -34,7 +55,7 @@ pub fn push_frame(out: BatchSink, frame: DataFrame) -> Status {
 /// # Safety
 /// `batch` must be a live batch of [`FRAME_BATCH`].
 pub unsafe fn frame_ref<'a>(batch: Batch) -> &'a DataFrame {
-    unsafe { &*(batch as *const DataFrame) }
+    unsafe { &(*(batch as *const FrameBatch)).frame }
 }
 
 /// Takes the DataFrame out of a frame batch, freeing the batch.
@@ -42,7 +63,16 @@ pub unsafe fn frame_ref<'a>(batch: Batch) -> &'a DataFrame {
 /// # Safety
 /// `batch` must be a live batch of [`FRAME_BATCH`], not used afterwards.
 pub unsafe fn take_frame(batch: Batch) -> DataFrame {
-    *unsafe { Box::from_raw(batch as *mut DataFrame) }
+    unsafe { take_side_frame(batch) }.0
+}
+
+/// Takes the DataFrame and its join side out of a frame batch, freeing the batch.
+///
+/// # Safety
+/// `batch` must be a live batch of [`FRAME_BATCH`], not used afterwards.
+pub unsafe fn take_side_frame(batch: Batch) -> (DataFrame, JoinSide) {
+    let batch = *unsafe { Box::from_raw(batch as *mut FrameBatch) };
+    (batch.frame, batch.side)
 }
 
 unsafe extern "C" fn frame_type() -> RawBytes {
@@ -59,8 +89,13 @@ unsafe extern "C" fn frame_memory(batch: Batch) -> usize {
 }
 
 unsafe extern "C" fn frame_clone(batch: Batch) -> Batch {
+    let batch = unsafe { &*(batch as *const FrameBatch) };
     // Columns are reference-counted Arrow arrays: a clone shares them.
-    Box::into_raw(Box::new(unsafe { frame_ref(batch) }.clone())) as Batch
+    let clone = FrameBatch {
+        frame: batch.frame.clone(),
+        side: batch.side,
+    };
+    Box::into_raw(Box::new(clone)) as Batch
 }
 
 unsafe extern "C" fn frame_drop(batch: Batch) {

@@ -32,7 +32,7 @@ pub enum FrameError {
     },
     /// A row of a CSV or JSON file that does not parse.
     #[error(
-        "a row does not parse as the schema says ({reason}); fix the row, give a schema that fits it, or read with skip_malformed to skip such rows and count them"
+        "a row does not parse as the schema says ({reason}); fix the row, or give a schema that fits it"
     )]
     MalformedRow {
         /// polars' reason.

@@ -2,10 +2,13 @@
 //! serialized cached partitions, results brought back to a cell that asked for a polars
 //! DataFrame).
 
+use crate::convert::schema_to_polars;
 use crate::error::{FrameError, guard};
 use polars_core::prelude::DataFrame;
+use polars_core::utils::accumulate_dataframes_vertical;
 use polars_io::prelude::{IpcStreamReader, IpcStreamWriter, SerReader, SerWriter};
 use std::io::Cursor;
+use tessera_plan::frame::Schema;
 
 /// `frame` as an Arrow IPC stream.
 pub fn encode(frame: &DataFrame) -> Result<Vec<u8>, FrameError> {
@@ -29,6 +32,23 @@ pub fn decode(bytes: &[u8], what: &'static str) -> Result<DataFrame, FrameError>
                 reason: e.to_string(),
             })
     })
+}
+
+/// The DataFrames of `parts` (Arrow IPC streams; an empty one holds no rows) as one stream of
+/// all their rows, of `schema` when there are none.
+pub fn concat(parts: &[Vec<u8>], schema: &Schema) -> Result<Vec<u8>, FrameError> {
+    let frames = parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| decode(p, "a collected partition"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let whole = if frames.is_empty() {
+        DataFrame::empty_with_schema(&schema_to_polars(schema)?)
+    } else {
+        accumulate_dataframes_vertical(frames)
+            .map_err(FrameError::polars("putting collected partitions together"))?
+    };
+    encode(&whole)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod batch;
 pub mod convert;
 pub mod error;
 pub mod ipc;
+pub mod join;
 pub mod read;
 pub mod rows;
 pub mod shuffle;

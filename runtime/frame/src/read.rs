@@ -16,6 +16,27 @@ use tessera_plan::frame::{CsvOptions, Schema};
 /// Rows polars looks at to infer a schema (its own default is 100).
 pub const INFER_ROWS: usize = 1000;
 
+/// The first `n` lines of `text` (all of a shorter text): polars parses a whole sample in
+/// chunks even when told to stop after `n` rows, so a bad row past them would fail inference.
+fn first_lines(text: &[u8], n: usize) -> &[u8] {
+    let end = text
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(n.saturating_sub(1))
+        .map_or(text.len(), |(i, _)| i + 1);
+    &text[..end]
+}
+
+/// A malformed row's error: polars' reason's first line (the rest suggests options of its
+/// Python API).
+fn malformed(error: impl std::fmt::Display) -> FrameError {
+    let reason = error.to_string();
+    FrameError::MalformedRow {
+        reason: reason.lines().next().unwrap_or_default().trim().to_string(),
+    }
+}
+
 fn parse_options(options: &CsvOptions) -> impl Fn(CsvParseOptions) -> CsvParseOptions + '_ {
     move |parse| {
         let nulls = (!options.null_values.is_empty()).then(|| {
@@ -48,9 +69,7 @@ pub fn parse_csv(
             .map_parse_options(parse_options(options))
             .into_reader_with_file_handle(Cursor::new(lines))
             .finish()
-            .map_err(|e| FrameError::MalformedRow {
-                reason: e.to_string(),
-            })
+            .map_err(malformed)
     })
 }
 
@@ -64,11 +83,12 @@ pub fn infer_csv_schema(sample: &[u8], options: &CsvOptions) -> Result<Schema, F
             .with_n_rows(Some(INFER_ROWS))
             .with_n_threads(Some(1))
             .map_parse_options(parse_options(options))
-            .into_reader_with_file_handle(Cursor::new(sample))
+            .into_reader_with_file_handle(Cursor::new(first_lines(
+                sample,
+                INFER_ROWS + usize::from(options.has_header),
+            )))
             .finish()
-            .map_err(|e| FrameError::MalformedRow {
-                reason: e.to_string(),
-            })?;
+            .map_err(malformed)?;
         Ok(schema_from_polars(frame.schema()))
     })
 }
@@ -81,9 +101,7 @@ pub fn parse_json(lines: &[u8], schema: &Schema) -> Result<DataFrame, FrameError
             .with_json_format(JsonFormat::JsonLines)
             .with_schema(schema)
             .finish()
-            .map_err(|e| FrameError::MalformedRow {
-                reason: e.to_string(),
-            })
+            .map_err(malformed)
     })
 }
 
@@ -91,13 +109,11 @@ pub fn parse_json(lines: &[u8], schema: &Schema) -> Result<DataFrame, FrameError
 /// lines.
 pub fn infer_json_schema(sample: &[u8]) -> Result<Schema, FrameError> {
     guard("inferring a JSON file's schema", || {
-        let frame = JsonReader::new(Cursor::new(sample))
+        let frame = JsonReader::new(Cursor::new(first_lines(sample, INFER_ROWS)))
             .with_json_format(JsonFormat::JsonLines)
             .infer_schema_len(NonZeroUsize::new(INFER_ROWS))
             .finish()
-            .map_err(|e| FrameError::MalformedRow {
-                reason: e.to_string(),
-            })?;
+            .map_err(malformed)?;
         Ok(schema_from_polars(frame.schema()))
     })
 }
@@ -120,6 +136,19 @@ mod tests {
         let frame = parse_csv(b"3,cy,NA\n4,di,1.0\n", &schema, &options).unwrap();
         assert_eq!(frame.height(), 2);
         assert_eq!(frame.column("score").unwrap().null_count(), 1);
+    }
+
+    #[test]
+    fn a_schema_is_inferred_from_the_first_rows_only() {
+        let mut text = "a\n".to_string();
+        for i in 0..INFER_ROWS {
+            text.push_str(&format!("{i}\n"));
+        }
+        text.push_str("seven\n");
+        let schema = infer_csv_schema(text.as_bytes(), &CsvOptions::default()).unwrap();
+        assert_eq!(schema.fields[0].dtype, DataType::Int64);
+        assert_eq!(first_lines(b"x\ny\nz", 2), b"x\ny\n");
+        assert_eq!(first_lines(b"x\ny", 5), b"x\ny");
     }
 
     #[test]

@@ -7,12 +7,12 @@
 //! distinct) gather its DataFrames and run when the partition ends.
 
 use crate::batch::{
-    FRAME_BATCH, FRAME_TYPE, LINES_BATCH, LINES_TYPE, push_frame, push_lines, report, take_frame,
-    take_lines,
+    FRAME_BATCH, FRAME_TYPE, JoinSide, LINES_BATCH, LINES_TYPE, push_frame, push_lines,
+    push_side_frame, report, take_frame, take_lines, take_side_frame,
 };
 use crate::convert::schema_to_polars;
 use crate::error::FrameError;
-use crate::{ipc, read, rows, shuffle, steps};
+use crate::{ipc, join, read, rows, shuffle, steps};
 use polars_core::prelude::DataFrame;
 use polars_core::utils::accumulate_dataframes_vertical;
 use serde::de::DeserializeOwned;
@@ -21,7 +21,10 @@ use tessera_plan::abi::{
     ABI_VERSION, ActionVTable, Batch, BatchSink, ByteSink, ErrorSink, MALFORMED_PREFIX, OpenArgs,
     OperatorVTable, RawBytes, STATUS_ERROR, STATUS_OK, SourceVTable, Status, TableEntry,
 };
-use tessera_plan::builtin::{Builtin, CsvParams, FrameShuffleParams, RowsParams, StepsParams};
+use tessera_plan::builtin::{
+    BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, RowsParams,
+    StepsParams,
+};
 use tessera_plan::frame::Schema;
 
 /// The entry point of `builtin`: it returns the built-in's table, as a cell library's entry
@@ -35,6 +38,10 @@ pub fn entry(builtin: Builtin) -> TableEntry {
         Builtin::HashWriter => hash_writer_table,
         Builtin::IpcReader => ipc_reader,
         Builtin::Rows => rows_table,
+        Builtin::IpcReaderRight => ipc_reader_right,
+        Builtin::Join => join_table,
+        Builtin::BroadcastJoin => broadcast_join_table,
+        Builtin::Ipc => ipc_table,
     }
 }
 
@@ -346,13 +353,31 @@ unsafe extern "C" fn rows_table() -> *const c_void {
     &ROWS as *const ActionVTable as *const c_void
 }
 
-// IpcReader: a shuffle bucket's record frame as a DataFrame.
+// IpcReader and IpcReaderRight: a shuffle bucket's record frame as a DataFrame.
 
-unsafe extern "C" fn ipc_decode(bytes: RawBytes, out: BatchSink, err: ErrorSink) -> Status {
+fn decode_bucket(bytes: RawBytes, out: BatchSink, err: ErrorSink, side: JoinSide) -> Status {
     match ipc::decode(unsafe { bytes.as_slice() }, "a shuffle bucket") {
-        Ok(frame) => push_frame(out, frame),
+        Ok(frame) => push_side_frame(out, frame, side),
         Err(e) => fail(err, &e),
     }
+}
+
+unsafe extern "C" fn ipc_decode(bytes: RawBytes, out: BatchSink, err: ErrorSink) -> Status {
+    decode_bucket(bytes, out, err, JoinSide::Left)
+}
+
+unsafe extern "C" fn ipc_decode_right(bytes: RawBytes, out: BatchSink, err: ErrorSink) -> Status {
+    decode_bucket(bytes, out, err, JoinSide::Right)
+}
+
+static IPC_READER_RIGHT: SourceVTable = SourceVTable {
+    abi_version: ABI_VERSION,
+    output: FRAME_BATCH,
+    decode: ipc_decode_right,
+};
+
+unsafe extern "C" fn ipc_reader_right() -> *const c_void {
+    &IPC_READER_RIGHT as *const SourceVTable as *const c_void
 }
 
 static IPC_READER: SourceVTable = SourceVTable {
@@ -363,4 +388,221 @@ static IPC_READER: SourceVTable = SourceVTable {
 
 unsafe extern "C" fn ipc_reader() -> *const c_void {
     &IPC_READER as *const SourceVTable as *const c_void
+}
+
+/// The DataFrames of a partition as one, or an empty DataFrame of `schema`.
+fn gathered_or_empty(frames: Vec<DataFrame>, schema: &Schema) -> Result<DataFrame, FrameError> {
+    match gathered(frames)? {
+        Some(frame) => Ok(frame),
+        None => Ok(DataFrame::empty_with_schema(&schema_to_polars(schema)?)),
+    }
+}
+
+// Join: both sides of a partition, told apart by the side their shuffle reader marked.
+
+/// A join's partition so far: each side's DataFrames.
+struct JoinGather {
+    params: JoinParams,
+    left: Vec<DataFrame>,
+    right: Vec<DataFrame>,
+}
+
+unsafe extern "C" fn join_open(args: OpenArgs, out: *mut *mut c_void, err: ErrorSink) -> Status {
+    let gather = params::<JoinParams>(&args, "a join").map(|params| JoinGather {
+        params,
+        left: Vec::new(),
+        right: Vec::new(),
+    });
+    open_with(gather, out, err)
+}
+
+unsafe extern "C" fn join_push(
+    state: *mut c_void,
+    batch: Batch,
+    _out: BatchSink,
+    _err: ErrorSink,
+) -> Status {
+    let gather: &mut JoinGather = unsafe { self::state(state) };
+    match unsafe { take_side_frame(batch) } {
+        (frame, JoinSide::Left) => gather.left.push(frame),
+        (frame, JoinSide::Right) => gather.right.push(frame),
+    }
+    STATUS_OK
+}
+
+unsafe extern "C" fn join_finish(state: *mut c_void, out: BatchSink, err: ErrorSink) -> Status {
+    let gather: &mut JoinGather = unsafe { self::state(state) };
+    let (left, right) = (
+        std::mem::take(&mut gather.left),
+        std::mem::take(&mut gather.right),
+    );
+    let p = &gather.params;
+    let result = gathered_or_empty(left, &p.left).and_then(|left| {
+        let right = gathered_or_empty(right, &p.right)?;
+        join::join(left, right, &p.on.left_on, &p.on.right_on, p.on.how)
+    });
+    match result {
+        Ok(frame) => push_frame(out, frame),
+        Err(e) => fail(err, &e),
+    }
+}
+
+unsafe extern "C" fn join_close(state: *mut c_void) {
+    unsafe { close::<JoinGather>(state) }
+}
+
+static JOIN: OperatorVTable = OperatorVTable {
+    abi_version: ABI_VERSION,
+    input_type: frame_type,
+    output: FRAME_BATCH,
+    open: join_open,
+    push: join_push,
+    finish: join_finish,
+    close: join_close,
+};
+
+unsafe extern "C" fn join_table() -> *const c_void {
+    &JOIN as *const OperatorVTable as *const c_void
+}
+
+// BroadcastJoin: a partition of the large side with all of the small one, fetched once per
+// executor.
+
+/// Decodes the small side's broadcast bytes, once per executor (which keeps the result).
+unsafe extern "C" fn decode_broadcast(bytes: RawBytes, err: ErrorSink) -> *mut c_void {
+    match ipc::decode(unsafe { bytes.as_slice() }, "a broadcast join side") {
+        Ok(frame) => Box::into_raw(Box::new(frame)) as *mut c_void,
+        Err(e) => {
+            fail(err, &e);
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// A broadcast join's partition so far, and the small side.
+struct BroadcastGather {
+    params: BroadcastJoinParams,
+    frames: Vec<DataFrame>,
+    /// The executor keeps it until it ends.
+    small: &'static DataFrame,
+}
+
+unsafe extern "C" fn broadcast_join_open(
+    args: OpenArgs,
+    out: *mut *mut c_void,
+    err: ErrorSink,
+) -> Status {
+    let params = match params::<BroadcastJoinParams>(&args, "a broadcast join") {
+        Ok(params) => params,
+        Err(e) => return fail(err, &e),
+    };
+    // SAFETY: the host table is valid while the task runs; the value it returns, until the
+    // executor ends.
+    let small = unsafe {
+        let host = &*args.host;
+        (host.broadcast)(host.ctx, params.broadcast, decode_broadcast, err)
+    };
+    if small.is_null() {
+        return STATUS_ERROR;
+    }
+    let gather = BroadcastGather {
+        params,
+        frames: Vec::new(),
+        small: unsafe { &*(small as *const DataFrame) },
+    };
+    open_with(Ok(gather), out, err)
+}
+
+unsafe extern "C" fn broadcast_join_push(
+    state: *mut c_void,
+    batch: Batch,
+    _out: BatchSink,
+    _err: ErrorSink,
+) -> Status {
+    let gather: &mut BroadcastGather = unsafe { self::state(state) };
+    gather.frames.push(unsafe { take_frame(batch) });
+    STATUS_OK
+}
+
+unsafe extern "C" fn broadcast_join_finish(
+    state: *mut c_void,
+    out: BatchSink,
+    err: ErrorSink,
+) -> Status {
+    let gather: &mut BroadcastGather = unsafe { self::state(state) };
+    let frames = std::mem::take(&mut gather.frames);
+    let p = &gather.params;
+    let small = gather.small.clone();
+    let result = gathered_or_empty(frames, &p.partition_schema).and_then(|large| {
+        let (left, right) = if p.broadcast_right {
+            (large, small)
+        } else {
+            (small, large)
+        };
+        join::join(left, right, &p.on.left_on, &p.on.right_on, p.on.how)
+    });
+    match result {
+        Ok(frame) => push_frame(out, frame),
+        Err(e) => fail(err, &e),
+    }
+}
+
+unsafe extern "C" fn broadcast_join_close(state: *mut c_void) {
+    unsafe { close::<BroadcastGather>(state) }
+}
+
+static BROADCAST_JOIN: OperatorVTable = OperatorVTable {
+    abi_version: ABI_VERSION,
+    input_type: frame_type,
+    output: FRAME_BATCH,
+    open: broadcast_join_open,
+    push: broadcast_join_push,
+    finish: broadcast_join_finish,
+    close: broadcast_join_close,
+};
+
+unsafe extern "C" fn broadcast_join_table() -> *const c_void {
+    &BROADCAST_JOIN as *const OperatorVTable as *const c_void
+}
+
+// Ipc: a partition as one Arrow IPC stream.
+
+unsafe extern "C" fn ipc_open(_args: OpenArgs, out: *mut *mut c_void, err: ErrorSink) -> Status {
+    open_with(
+        Ok(Gather {
+            params: (),
+            frames: Vec::new(),
+        }),
+        out,
+        err,
+    )
+}
+
+unsafe extern "C" fn ipc_finish(state: *mut c_void, out: ByteSink, err: ErrorSink) -> Status {
+    let gather: &mut Gather<()> = unsafe { self::state(state) };
+    let frames = std::mem::take(&mut gather.frames);
+    let result = gathered(frames).and_then(|frame| match frame {
+        Some(frame) => ipc::encode(&frame),
+        None => Ok(Vec::new()),
+    });
+    match result {
+        Ok(bytes) => {
+            unsafe { (out.write)(out.ctx, RawBytes::from_slice(&bytes)) };
+            STATUS_OK
+        }
+        Err(e) => fail(err, &e),
+    }
+}
+
+static IPC: ActionVTable = ActionVTable {
+    abi_version: ABI_VERSION,
+    input_type: frame_type,
+    open: ipc_open,
+    push: action_push::<()>,
+    finish: ipc_finish,
+    close: gather_close::<()>,
+};
+
+unsafe extern "C" fn ipc_table() -> *const c_void {
+    &IPC as *const ActionVTable as *const c_void
 }

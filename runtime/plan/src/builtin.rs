@@ -3,7 +3,7 @@
 //! its offset; the executor resolves it without fetching or loading anything, and the rest of
 //! the engine (tasks, caching, shuffles, recovery) treats it as it treats cell code.
 
-use crate::frame::{CsvOptions, FrameStep, Schema};
+use crate::frame::{CsvOptions, FrameStep, JoinOn, Schema};
 use crate::rdd::{CodeRef, Operator};
 use serde::{Deserialize, Serialize};
 
@@ -30,11 +30,22 @@ pub enum Builtin {
     IpcReader = 5,
     /// Action: a partition's rows as plain values for the cell; params [`RowsParams`].
     Rows = 6,
+    /// Source: as [`Builtin::IpcReader`], for the right side of a join (its batches are
+    /// marked so).
+    IpcReaderRight = 7,
+    /// Operator: a partition of each side of a join, shuffled by their keys, joined; params
+    /// [`JoinParams`].
+    Join = 8,
+    /// Operator: a partition of one side of a join with all of the other, broadcast; params
+    /// [`BroadcastJoinParams`].
+    BroadcastJoin = 9,
+    /// Action: a partition as one Arrow IPC stream (empty for a partition without rows).
+    Ipc = 10,
 }
 
 impl Builtin {
     /// Every built-in, in offset order.
-    pub const ALL: [Builtin; 7] = [
+    pub const ALL: [Builtin; 11] = [
         Builtin::Lines,
         Builtin::ParseCsv,
         Builtin::ParseJson,
@@ -42,6 +53,10 @@ impl Builtin {
         Builtin::HashWriter,
         Builtin::IpcReader,
         Builtin::Rows,
+        Builtin::IpcReaderRight,
+        Builtin::Join,
+        Builtin::BroadcastJoin,
+        Builtin::Ipc,
     ];
 
     /// The built-in `code` names, if it names one.
@@ -109,6 +124,27 @@ pub struct StepsParams {
     /// Run the steps over a partition without rows too (a final aggregation without keys
     /// makes its one row of an empty input, as polars does); partial aggregations skip it.
     pub run_on_empty: bool,
+}
+
+/// What a [`Builtin::Join`] joins.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JoinParams {
+    pub on: JoinOn,
+    /// The schema of each side: a side without rows in a partition is an empty DataFrame of it.
+    pub left: Schema,
+    pub right: Schema,
+}
+
+/// What a [`Builtin::BroadcastJoin`] joins.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BroadcastJoinParams {
+    pub on: JoinOn,
+    /// The broadcast variable holding the small side (one Arrow IPC stream).
+    pub broadcast: u64,
+    /// The small side is the right one (else the left).
+    pub broadcast_right: bool,
+    /// The schema of the side the partition is of (for a partition without rows).
+    pub partition_schema: Schema,
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! (in the session host), over a local socket: a little-endian `u32` length, then bincode.
 
 use crate::decode::{DecodeError, decode_bincode};
-use crate::frame::{FileFormat, FrameStep, Schema};
+use crate::frame::{FileFormat, FrameStep, JoinOn, Schema};
 use crate::rdd::{LocalCodeRef, Operator, Partitioner, RddId, RddNode, StorageLevel};
 use serde::{Deserialize, Serialize};
 
@@ -110,6 +110,14 @@ pub enum CellRequest {
     /// Adds the rows of every DataFrame of `inputs`, which must have one schema (answered with
     /// `FrameDefined`).
     FrameUnion { inputs: Vec<RddId>, name: String },
+    /// Adds the join of DataFrames `left` and `right`; the driver broadcasts a small side or
+    /// shuffles both by their keys (answered with `FrameDefined`).
+    FrameJoin {
+        left: RddId,
+        right: RddId,
+        on: JoinOn,
+        name: String,
+    },
     /// Asks for a DataFrame's schema and partitions (answered with `FrameDefined`).
     DescribeFrame { rdd: RddId },
     /// Runs an action over some (default: all) partitions; blocks until the job ends.

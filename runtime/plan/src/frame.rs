@@ -614,6 +614,14 @@ pub enum JoinKind {
     Anti,
 }
 
+/// How two DataFrames join: on `left_on` = `right_on`, keeping rows as `how` says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinOn {
+    pub left_on: Vec<String>,
+    pub right_on: Vec<String>,
+    pub how: JoinKind,
+}
+
 /// What one partition's task does to its DataFrame: polars run over it, row order kept
 /// within the partition. The driver plans whole-DataFrame operations (an aggregation, a
 /// distinct, a limit) as such steps on either side of a shuffle.

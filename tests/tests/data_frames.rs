@@ -1,0 +1,584 @@
+//! DataFrames against polars on one node (the oracle): a script runs each operation on
+//! CSV files split into partitions — with nulls, a skewed key and a file with no rows — on
+//! `local[2]` and on a loopback cluster, and every result must be the rows polars computes over
+//! the same files in this process. Floats may differ in their last digits (partial sums add in
+//! another order).
+
+use polars_core::prelude::*;
+use polars_io::prelude::*;
+use polars_lazy::prelude::*;
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use tessera_e2e::{Scratch, tessera_run, tessera_run_with_env};
+use tessera_frame::convert::value_from_polars;
+
+/// Sales rows: id, region (four in five are `north`, some missing), product (one of 20),
+/// amount (some missing), quantity.
+fn sales_rows(first_id: u64, count: u64) -> String {
+    let mut x = first_id.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut out = String::new();
+    for id in first_id..first_id + count {
+        let region = match next() % 20 {
+            0 => "",
+            1 => "south",
+            2 => "east",
+            3 => "west",
+            _ => "north",
+        };
+        let product = format!("p{}", next() % 20);
+        let amount = match next() % 20 {
+            0 => String::new(),
+            n => format!("{}.{:02}", n * 7 + next() % 50, next() % 100),
+        };
+        let qty = 1 + next() % 9;
+        out.push_str(&format!("{id},{region},{product},{amount},{qty}\n"));
+    }
+    out
+}
+
+const HEADER: &str = "id,region,product,amount,qty\n";
+
+/// The products (each with a category and a price) and the regions with a manager (`west` has
+/// none, and `north-east` has no sales).
+const PRODUCTS: &str = "product,category,price\n";
+const REGIONS: &str = "name,manager\nnorth,ann\nsouth,bob\neast,cy\nnorth-east,di\n";
+
+fn products() -> String {
+    let mut text = PRODUCTS.to_string();
+    for p in 0..20 {
+        text.push_str(&format!("p{p},c{},{}.5\n", p % 4, p + 1));
+    }
+    text
+}
+
+/// Writes the data set: two files of rows and one with only a header (an empty partition),
+/// and the small tables; returns every sales row (with one header).
+fn write_sales(dir: &Scratch) -> String {
+    dir.write("products.csv", &products());
+    dir.write("regions.csv", REGIONS);
+    std::fs::create_dir_all(dir.0.join("sales")).unwrap();
+    let files = [
+        ("sales/part-0.csv", sales_rows(1, 3000)),
+        ("sales/part-1.csv", sales_rows(3001, 2000)),
+        ("sales/part-2.csv", String::new()),
+    ];
+    let mut all = HEADER.to_string();
+    for (name, rows) in files {
+        dir.write(name, &format!("{HEADER}{rows}"));
+        all.push_str(&rows);
+    }
+    all
+}
+
+/// The tables the queries read, as polars reads them.
+struct Tables {
+    sales: LazyFrame,
+    products: LazyFrame,
+    regions: LazyFrame,
+}
+
+/// Each query: its name, whether its rows come in a defined order, the DataFrame code of the
+/// script, and the same query in polars.
+type Oracle = fn(&Tables) -> LazyFrame;
+
+fn queries() -> Vec<(&'static str, bool, &'static str, Oracle)> {
+    vec![
+        (
+            "filter_select",
+            false,
+            r#"sales.filter(col("amount").gt(lit(50.0)).and(col("region").eq(lit("north")))).select([col("id"), (col("amount") * lit(2)).alias("double"), col("qty")])"#,
+            |t| {
+                let s = t.sales.clone();
+                s.filter(
+                    col("amount")
+                        .gt(lit(50.0))
+                        .and(col("region").eq(lit("north"))),
+                )
+                .select([
+                    col("id"),
+                    (col("amount") * lit(2)).alias("double"),
+                    col("qty"),
+                ])
+            },
+        ),
+        (
+            "group_by",
+            false,
+            r#"sales.group_by(["region"]).agg([col("amount").sum().alias("total"), col("amount").mean().alias("avg"), col("amount").min().alias("lo"), col("amount").max().alias("hi"), col("amount").count().alias("priced"), len().alias("n")])"#,
+            |t| {
+                let s = t.sales.clone();
+                s.group_by([col("region")]).agg([
+                    col("amount").sum().alias("total"),
+                    col("amount").mean().alias("avg"),
+                    col("amount").min().alias("lo"),
+                    col("amount").max().alias("hi"),
+                    col("amount").count().alias("priced"),
+                    len().alias("n"),
+                ])
+            },
+        ),
+        (
+            "group_by_two_keys",
+            false,
+            r#"sales.group_by(["region", "product"]).agg([col("qty").sum().alias("units"), (col("amount").max() - col("amount").min()).alias("spread")])"#,
+            |t| {
+                let s = t.sales.clone();
+                s.group_by([col("region"), col("product")]).agg([
+                    col("qty").sum().alias("units"),
+                    (col("amount").max() - col("amount").min()).alias("spread"),
+                ])
+            },
+        ),
+        (
+            "whole",
+            false,
+            r#"sales.select([col("amount").sum().alias("total"), col("qty").mean().alias("avg_qty"), len().alias("n")])"#,
+            |t| {
+                let s = t.sales.clone();
+                s.select([
+                    col("amount").sum().alias("total"),
+                    col("qty").mean().alias("avg_qty"),
+                    len().alias("n"),
+                ])
+            },
+        ),
+        (
+            "distinct",
+            false,
+            r#"sales.select([col("region"), col("product")]).distinct()"#,
+            |t| {
+                let s = t.sales.clone();
+                s.select([col("region"), col("product")])
+                    .unique_stable(None, UniqueKeepStrategy::First)
+            },
+        ),
+        (
+            "with_drop_rename",
+            false,
+            r#"sales.with_columns([(col("amount") * col("qty")).alias("revenue")]).drop(&["product"]).rename("qty", "units").filter(col("id").lt(lit(100)))"#,
+            |t| {
+                let s = t.sales.clone();
+                s.with_columns([(col("amount") * col("qty")).alias("revenue")])
+                    .drop(Selector::ByName {
+                        names: [PlSmallStr::from_static("product")].into(),
+                        strict: true,
+                    })
+                    .rename(["qty"], ["units"], true)
+                    .filter(col("id").lt(lit(100)))
+            },
+        ),
+        (
+            "sorted_top",
+            true,
+            r#"sales.filter(col("amount").is_not_null()).sort_by(&["amount", "id"], &[true, false]).limit(7)"#,
+            |t| {
+                let s = t.sales.clone();
+                s.filter(col("amount").is_not_null())
+                    .sort(
+                        ["amount", "id"],
+                        SortMultipleOptions::default().with_order_descending_multi([true, false]),
+                    )
+                    .limit(7)
+            },
+        ),
+        (
+            "union",
+            false,
+            r#"sales.union(&[sales.filter(col("qty").eq(lit(3)))]).group_by(["region"]).agg([len().alias("n")])"#,
+            |t| {
+                let s = t.sales.clone();
+                concat(
+                    [s.clone(), s.filter(col("qty").eq(lit(3)))],
+                    UnionArgs::default(),
+                )
+                .unwrap()
+                .group_by([col("region")])
+                .agg([len().alias("n")])
+            },
+        ),
+        (
+            "n_unique",
+            false,
+            r#"sales.group_by(["region"]).agg([col("product").n_unique().alias("products")])"#,
+            |t| {
+                t.sales
+                    .clone()
+                    .group_by([col("region")])
+                    .agg([col("product").n_unique().alias("products")])
+            },
+        ),
+        (
+            "when",
+            false,
+            r#"sales.select([when(col("amount").gt(lit(50.0))).then(lit("big")).otherwise(lit("small")).alias("size")]).group_by(["size"]).agg([len().alias("n")])"#,
+            |t| {
+                let s = t.sales.clone();
+                s.select([when(col("amount").gt(lit(50.0)))
+                    .then(lit("big"))
+                    .otherwise(lit("small"))
+                    .alias("size")])
+                    .group_by([col("size")])
+                    .agg([len().alias("n")])
+            },
+        ),
+        (
+            "join_small_side",
+            false,
+            r#"sales.join(&products, &["product"], &["product"], JoinKind::Inner).group_by(["category"]).agg([col("qty").sum().alias("units"), (col("qty") * col("price")).sum().alias("list_value")])"#,
+            |t| {
+                t.sales
+                    .clone()
+                    .join(
+                        t.products.clone(),
+                        [col("product")],
+                        [col("product")],
+                        JoinArgs::new(JoinType::Inner),
+                    )
+                    .group_by([col("category")])
+                    .agg([
+                        col("qty").sum().alias("units"),
+                        (col("qty") * col("price")).sum().alias("list_value"),
+                    ])
+            },
+        ),
+        (
+            "join_left",
+            false,
+            r#"sales.join(&regions, &["region"], &["name"], JoinKind::Left).filter(col("id").lt(lit(300))).select([col("id"), col("manager")])"#,
+            |t| {
+                t.sales
+                    .clone()
+                    .join(
+                        t.regions.clone(),
+                        [col("region")],
+                        [col("name")],
+                        JoinArgs::new(JoinType::Left),
+                    )
+                    .filter(col("id").lt(lit(300)))
+                    .select([col("id"), col("manager")])
+            },
+        ),
+        (
+            "join_semi_anti",
+            false,
+            r#"sales.join(&regions, &["region"], &["name"], JoinKind::Anti).group_by(["region"]).agg([len().alias("n")]).union(&[sales.join(&regions, &["region"], &["name"], JoinKind::Semi).group_by(["region"]).agg([len().alias("n")])])"#,
+            |t| {
+                let by = |how| {
+                    t.sales
+                        .clone()
+                        .join(
+                            t.regions.clone(),
+                            [col("region")],
+                            [col("name")],
+                            JoinArgs::new(how),
+                        )
+                        .group_by([col("region")])
+                        .agg([len().alias("n")])
+                };
+                concat(
+                    [by(JoinType::Anti), by(JoinType::Semi)],
+                    UnionArgs::default(),
+                )
+                .unwrap()
+            },
+        ),
+        (
+            "join_full",
+            false,
+            r#"regions.join(&sales.group_by(["region"]).agg([len().alias("n")]), &["name"], &["region"], JoinKind::Full)"#,
+            |t| {
+                t.regions.clone().join(
+                    t.sales
+                        .clone()
+                        .group_by([col("region")])
+                        .agg([len().alias("n")]),
+                    [col("name")],
+                    [col("region")],
+                    JoinArgs::new(JoinType::Full),
+                )
+            },
+        ),
+        (
+            "join_three",
+            false,
+            r#"sales.join(&products, &["product"], &["product"], JoinKind::Inner).join(&regions, &["region"], &["name"], JoinKind::Inner).join(&sales.select([col("id"), col("qty").alias("qty_again")]), &["id"], &["id"], JoinKind::Inner).group_by(["manager", "category"]).agg([col("qty_again").sum().alias("units"), col("amount").mean().alias("avg")])"#,
+            |t| {
+                let inner = || JoinArgs::new(JoinType::Inner);
+                t.sales
+                    .clone()
+                    .join(
+                        t.products.clone(),
+                        [col("product")],
+                        [col("product")],
+                        inner(),
+                    )
+                    .join(t.regions.clone(), [col("region")], [col("name")], inner())
+                    .join(
+                        t.sales
+                            .clone()
+                            .select([col("id"), col("qty").alias("qty_again")]),
+                        [col("id")],
+                        [col("id")],
+                        inner(),
+                    )
+                    .group_by([col("manager"), col("category")])
+                    .agg([
+                        col("qty_again").sum().alias("units"),
+                        col("amount").mean().alias("avg"),
+                    ])
+            },
+        ),
+    ]
+}
+
+/// The script: reads the files, prints every query's rows as `NAME<TAB>v1<TAB>v2...`.
+fn script(dir: &Scratch) -> String {
+    let mut script = format!(
+        "let sales = sc.read_csv(\"{0}/sales/*.csv\");\n\
+         let products = sc.read_csv(\"{0}/products.csv\");\n\
+         let regions = sc.read_csv(\"{0}/regions.csv\");\n\
+         fn emit(name: &str, df: &DataFrame) {{ for row in df.collect_rows().rows {{ \
+         println!(\"{{name}}\\t{{}}\", row.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(\"\\t\")); }} }}\n\
+         println!(\"partitions\\t{{}}\", sales.num_partitions());\n\
+         println!(\"count\\t{{}}\", sales.count());\n",
+        dir.0.display()
+    );
+    for (name, _, code, _) in queries() {
+        script.push_str(&format!("// %%\nemit(\"{name}\", &{code});\n"));
+    }
+    script
+}
+
+/// The rows of `frame` as the script prints them.
+fn printed_rows(frame: &DataFrame) -> Vec<Vec<String>> {
+    (0..frame.height())
+        .map(|i| {
+            frame
+                .columns()
+                .iter()
+                .map(|c| value_from_polars(&c.get(i).unwrap()).to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// Rows of each query as polars computes them over all the rows at once.
+fn oracle(all: &str) -> BTreeMap<String, Vec<Vec<String>>> {
+    let read = |text: &str| {
+        CsvReadOptions::default()
+            .with_has_header(true)
+            .into_reader_with_file_handle(Cursor::new(text.as_bytes().to_vec()))
+            .finish()
+            .unwrap()
+    };
+    let sales = read(all);
+    let tables = Tables {
+        sales: sales.clone().lazy(),
+        products: read(&products()).lazy(),
+        regions: read(REGIONS).lazy(),
+    };
+    let mut expected = BTreeMap::new();
+    expected.insert("count".to_string(), vec![vec![sales.height().to_string()]]);
+    for (name, _, _, query) in queries() {
+        let frame = query(&tables).collect().unwrap();
+        expected.insert(name.to_string(), printed_rows(&frame));
+    }
+    expected
+}
+
+/// Whether two printed values are equal: as text, or as floats within a relative 1e-9.
+fn same_value(a: &str, b: &str) -> bool {
+    a == b
+        || match (a.parse::<f64>(), b.parse::<f64>()) {
+            (Ok(x), Ok(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+            _ => false,
+        }
+}
+
+fn assert_same_rows(name: &str, ordered: bool, got: &[Vec<String>], expected: &[Vec<String>]) {
+    let (mut got, mut expected) = (got.to_vec(), expected.to_vec());
+    if !ordered {
+        got.sort();
+        expected.sort();
+    }
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "{name}: {} rows, polars has {}",
+        got.len(),
+        expected.len()
+    );
+    for (g, e) in got.iter().zip(&expected) {
+        assert!(
+            g.len() == e.len() && g.iter().zip(e).all(|(a, b)| same_value(a, b)),
+            "{name}: row {g:?}, polars has {e:?}"
+        );
+    }
+}
+
+/// Runs the script on `master` (with the session's `env`) and checks every query's rows.
+fn check_against_polars(master: &str, env: &[(&str, &str)]) {
+    let dir = Scratch::new(&format!(
+        "data-frames-{}",
+        master.replace(['[', ']', ','], "-")
+    ));
+    let all = write_sales(&dir);
+    let run = tessera_run_with_env(&dir.0, &script(&dir), master, &[], env);
+    run.expect_success();
+    let mut got: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
+    for line in run.stdout.lines() {
+        let mut fields = line.split('\t').map(String::from);
+        if let Some(name) = fields.next() {
+            got.entry(name).or_default().push(fields.collect());
+        }
+    }
+    let partitions: u32 = got["partitions"][0][0].parse().unwrap();
+    assert!(
+        partitions >= 3,
+        "the files were read as {partitions} partitions"
+    );
+    for (name, expected) in oracle(&all) {
+        let ordered = queries().iter().any(|q| q.0 == name && q.1);
+        let rows = got.get(&name).map(Vec::as_slice).unwrap_or_default();
+        assert!(!expected.is_empty(), "{name}: polars gave no rows");
+        assert_same_rows(&name, ordered, rows, &expected);
+    }
+}
+
+/// The small tables are broadcast to the joins.
+#[test]
+fn every_operation_gives_polars_answer_on_local_two() {
+    check_against_polars("local[2]", &[]);
+}
+
+/// Every join shuffles both its sides (no side is small enough to broadcast).
+#[test]
+fn every_operation_gives_polars_answer_across_two_executors_joining_by_shuffles() {
+    check_against_polars(
+        "local-cluster[2,1,1024]",
+        &[("TESSERA_BROADCAST_JOIN_BYTES", "0")],
+    );
+}
+
+#[test]
+fn a_row_that_does_not_parse_names_its_file_and_line() {
+    let dir = Scratch::new("data-frames-malformed");
+    let mut rows = sales_rows(1, 1500);
+    rows.push_str("1501,north,p1,seven,3\n");
+    rows.push_str(&sales_rows(1502, 10));
+    let path = dir.write("bad.csv", &format!("{HEADER}{rows}"));
+    let script = format!(
+        "let sales = sc.read_csv(\"{}\");\n// %%\nsales.count()\n// %%\nprintln!(\"not reached\");\n",
+        path.display()
+    );
+    let run = tessera_run(&dir.0, &script, "local[2]", &[]);
+    assert!(!run.success, "a malformed row did not fail the job");
+    let shown = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        shown.contains(&format!("line 1502 of {}", path.display())),
+        "the error does not name the file and line:\n{shown}"
+    );
+    assert!(shown.contains("1501,north,p1,seven,3"), "{shown}");
+    assert!(!shown.contains("not reached"));
+}
+
+#[test]
+fn a_cached_data_frame_is_kept_as_polars_frames_and_read_from_executor_memory() {
+    let dir = Scratch::new("data-frames-cache");
+    let all = write_sales(&dir);
+    let script = format!(
+        r#"let sales = sc.read_csv("{}/sales/*.csv");
+let north = sales.filter(col("region").eq(lit("north"))).cache();
+// %%
+println!("first {{}}", north.count());
+// %%
+println!("second {{}}", north.count());
+// %%
+:storage
+"#,
+        dir.0.display()
+    );
+    let run = tessera_run(&dir.0, &script, "local[2]", &[]);
+    run.expect_success();
+    let north = all.lines().filter(|l| l.contains(",north,")).count();
+    assert!(
+        run.lines().contains(&format!("first {north}").as_str()),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.lines().contains(&format!("second {north}").as_str()),
+        "{}",
+        run.stdout
+    );
+    // The second count read every partition from the cache.
+    let second: Vec<_> = run.tasks.iter().filter(|t| t.job == 1).collect();
+    assert!(!second.is_empty());
+    assert!(
+        second.iter().all(|t| t.origin.starts_with("cached:")),
+        "{second:?}"
+    );
+    // `:storage` lists it, every partition in memory, with the bytes of its Arrow buffers.
+    let row = run
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("MEMORY_ONLY"))
+        .unwrap_or_else(|| panic!("no cached DataFrame in :storage:\n{}", run.stdout))
+        .to_string();
+    let partitions = second.len();
+    assert!(row.contains(&format!("{partitions}/{partitions}")), "{row}");
+}
+
+#[test]
+fn json_lines_split_into_partitions_give_polars_answer() {
+    let dir = Scratch::new("data-frames-json");
+    let mut lines = String::new();
+    for (i, row) in sales_rows(1, 4000).lines().enumerate() {
+        let f: Vec<&str> = row.split(',').collect();
+        let region = if f[1].is_empty() {
+            "null".to_string()
+        } else {
+            format!("\"{}\"", f[1])
+        };
+        let amount = if f[3].is_empty() { "null" } else { f[3] };
+        lines.push_str(&format!(
+            "{{\"id\": {}, \"region\": {region}, \"amount\": {amount}, \"tag\": \"t{}\"}}\n",
+            f[0],
+            i % 3
+        ));
+    }
+    let path = dir.write("sales.json", &lines);
+    let script = format!(
+        "let sales = sc.read_json(\"{}\");\nprintln!(\"partitions\\t{{}}\", sales.num_partitions());\n\
+         for row in sales.group_by([\"region\", \"tag\"]).agg([col(\"amount\").sum().alias(\"total\"), len().alias(\"n\")]).collect_rows().rows {{ \
+         println!(\"row\\t{{}}\", row.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(\"\\t\")); }}\n",
+        path.display()
+    );
+    let run = tessera_run(&dir.0, &script, "local[2]", &[]);
+    run.expect_success();
+    let mut got = Vec::new();
+    for line in run.stdout.lines() {
+        let fields: Vec<String> = line.split('\t').map(String::from).collect();
+        match fields[0].as_str() {
+            "partitions" => assert!(fields[1].parse::<u32>().unwrap() >= 2, "{line}"),
+            "row" => got.push(fields[1..].to_vec()),
+            _ => {}
+        }
+    }
+    let frame = JsonReader::new(Cursor::new(lines.into_bytes()))
+        .with_json_format(JsonFormat::JsonLines)
+        .finish()
+        .unwrap()
+        .lazy()
+        .group_by([col("region"), col("tag")])
+        .agg([col("amount").sum().alias("total"), len().alias("n")])
+        .collect()
+        .unwrap();
+    assert_same_rows("json group_by", false, &got, &printed_rows(&frame));
+}
