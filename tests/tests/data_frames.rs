@@ -582,3 +582,39 @@ fn json_lines_split_into_partitions_give_polars_answer() {
         .unwrap();
     assert_same_rows("json group_by", false, &got, &printed_rows(&frame));
 }
+
+#[test]
+fn explain_shows_the_stages_shuffles_broadcasts_and_polars_plans() {
+    let dir = Scratch::new("data-frames-explain");
+    write_sales(&dir);
+    let script = format!(
+        r#"let sales = sc.read_csv("{0}/sales/*.csv");
+let products = sc.read_csv("{0}/products.csv");
+let by_category = sales.join(&products, &["product"], &["product"], JoinKind::Inner).group_by(["category"]).agg([col("qty").sum().alias("units")]);
+println!("{{}}", by_category.explain());
+"#,
+        dir.0.display()
+    );
+    let run = tessera_run(&dir.0, &script, "local[2]", &[]);
+    run.expect_success();
+    let plan = &run.stdout;
+    // Two stages: the partial aggregation's map stage, and the final one after the shuffle.
+    assert!(
+        plan.contains("shuffle by [\"category\"]: stage 1"),
+        "{plan}"
+    );
+    // The products are small: broadcast, not shuffled.
+    assert!(
+        plan.contains("Inner join of each partition with the right side, collected and broadcast"),
+        "{plan}"
+    );
+    // Each partition's polars plan: the partial, then the final aggregation.
+    assert!(plan.contains("AGGREGATE"), "{plan}");
+    assert!(plan.contains("__tessera_partial_0"), "{plan}");
+    // The broadcast side's own plan: the products file.
+    assert!(
+        plan.contains("the broadcast side, collected by a job of its own"),
+        "{plan}"
+    );
+    assert!(plan.contains("products.csv) (rdd"), "{plan}");
+}

@@ -358,9 +358,47 @@ impl DataFrame {
         Rows { schema, rows }
     }
 
+    /// Its distributed plan: the stages and shuffles it runs in, which side of a join is
+    /// broadcast, and the polars plan each partition runs (no job runs).
+    pub fn explain(&self) -> Explain {
+        match self.ctx.call(CellRequest::ExplainFrame { rdd: self.id }) {
+            Ok(CellResponse::Explained(text)) => Explain(text),
+            Ok(other) => Error::unexpected_reply(&other).raise(),
+            Err(e) => e.raise(),
+        }
+    }
+
     /// Shows its first `n` rows as a table: a grid in the terminal, an HTML table in Jupyter.
     pub fn show(&self, n: usize) {
         self.ctx.show(&RowsShown(self.head(n + 1), n));
+    }
+}
+
+/// A DataFrame's distributed plan, as [`DataFrame::explain`] gives it.
+pub struct Explain(pub String);
+
+impl fmt::Display for Explain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Explain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The plan as text: preformatted in a notebook.
+impl RichDisplay for Explain {
+    fn mime_bundle(&self) -> Vec<(String, String)> {
+        vec![
+            ("text/plain".to_string(), self.0.clone()),
+            (
+                "text/html".to_string(),
+                format!("<pre>{}</pre>", tessera_table::escape_html(&self.0)),
+            ),
+        ]
     }
 }
 

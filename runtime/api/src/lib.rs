@@ -47,7 +47,7 @@ mod stats;
 mod test_messages;
 
 pub use context::Context;
-pub use data_frame::{DataFrame, GroupBy, GroupKey};
+pub use data_frame::{DataFrame, Explain, GroupBy, GroupKey};
 pub use error::{Error, install_panic_hook};
 pub use hash::hash_partition;
 pub use lineage::{Lineage, LineageEntry};

@@ -140,6 +140,9 @@ async fn respond(
         } => frames::join(state, left, right, on, &name)
             .await
             .map(frame_defined),
+        CellRequest::ExplainFrame { rdd } => {
+            crate::frame_explain::explain(state, rdd).map(CellResponse::Explained)
+        }
         CellRequest::DescribeFrame { rdd } => frames::describe(state, rdd).map(frame_defined),
         CellRequest::AddFile { path } => {
             let file = state.side_files.add(Path::new(&path), &state.artifacts)?;

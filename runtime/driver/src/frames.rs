@@ -310,6 +310,7 @@ pub async fn join(
             let params = BroadcastJoinParams {
                 on,
                 broadcast,
+                small_side: small,
                 broadcast_right: small_right,
                 partition_schema: large_schema.clone(),
             };
@@ -485,7 +486,7 @@ pub fn union(state: &DriverState, inputs: &[RddId], name: &str) -> Result<Frame,
 }
 
 /// `name: type, ...`, for messages.
-fn describe_schema(schema: &Schema) -> String {
+pub(crate) fn describe_schema(schema: &Schema) -> String {
     schema
         .fields
         .iter()

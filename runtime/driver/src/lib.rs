@@ -18,6 +18,7 @@ mod executor_size;
 mod executors;
 #[cfg(test)]
 mod fake_executor;
+mod frame_explain;
 mod frame_plan;
 mod frames;
 mod jobs;

@@ -141,6 +141,8 @@ pub struct BroadcastJoinParams {
     pub on: JoinOn,
     /// The broadcast variable holding the small side (one Arrow IPC stream).
     pub broadcast: u64,
+    /// The DataFrame the small side was collected from (for `explain`).
+    pub small_side: crate::rdd::RddId,
     /// The small side is the right one (else the left).
     pub broadcast_right: bool,
     /// The schema of the side the partition is of (for a partition without rows).

@@ -118,6 +118,8 @@ pub enum CellRequest {
         on: JoinOn,
         name: String,
     },
+    /// Asks for a DataFrame's distributed plan (answered with `Explained`).
+    ExplainFrame { rdd: RddId },
     /// Asks for a DataFrame's schema and partitions (answered with `FrameDefined`).
     DescribeFrame { rdd: RddId },
     /// Runs an action over some (default: all) partitions; blocks until the job ends.
@@ -154,6 +156,8 @@ pub enum CellResponse {
         num_partitions: u32,
         schema: Schema,
     },
+    /// A DataFrame's distributed plan, as text.
+    Explained(String),
     Done,
     /// The id of a new broadcast variable or accumulator.
     Created {
