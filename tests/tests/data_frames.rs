@@ -188,6 +188,20 @@ fn queries() -> Vec<(&'static str, bool, &'static str, Oracle)> {
             },
         ),
         (
+            "group_by_sorted",
+            true,
+            r#"sales.group_by(["product"]).agg([col("qty").sum().alias("units")]).sort_by(&["units", "product"], &[true, false])"#,
+            |t| {
+                let s = t.sales.clone();
+                s.group_by([col("product")])
+                    .agg([col("qty").sum().alias("units")])
+                    .sort(
+                        ["units", "product"],
+                        SortMultipleOptions::default().with_order_descending_multi([true, false]),
+                    )
+            },
+        ),
+        (
             "union",
             false,
             r#"sales.union(&[sales.filter(col("qty").eq(lit(3)))]).group_by(["region"]).agg([len().alias("n")])"#,

@@ -284,3 +284,66 @@ fn kmeans_matches_lloyds_algorithm_run_locally() {
         assert_close(computed[i][1], c.1, &format!("centre {i} y"));
     }
 }
+
+/// The cells of a table row printed by `show`: `│ a ┆ b │` as `["a", "b"]`.
+fn table_row(line: &str) -> Vec<&str> {
+    line.trim_matches(|c| c == '│' || c == ' ')
+        .split('┆')
+        .map(str::trim)
+        .collect()
+}
+
+#[test]
+fn dataframes_mines_the_orders_it_generated() {
+    let dir = Scratch::new("example-dataframes");
+    let data = dir.0.join("sales");
+    let script = read(&notebooks().join("dataframes.rs"));
+    let run = tessera_run_with_env(
+        &dir.0,
+        &script,
+        "local[2]",
+        &[],
+        &[("TESSERA_EXAMPLE_DIR", data.to_str().unwrap())],
+    );
+    run.expect_success();
+    // References from the files the notebook wrote.
+    let mut revenue: BTreeMap<String, (f64, u64)> = BTreeMap::new();
+    let mut orders = 0;
+    for file in 0..4 {
+        let text = read(&data.join(format!("orders/part-{file}.csv")));
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split(',').collect();
+            let (quantity, price): (f64, f64) = (f[4].parse().unwrap(), f[5].parse().unwrap());
+            let entry = revenue.entry(f[2].to_string()).or_default();
+            entry.0 += quantity * price;
+            entry.1 += 1;
+            orders += 1;
+        }
+    }
+    assert_eq!(values(&run, "orders"), vec![orders.to_string()]);
+    let shown: BTreeMap<String, (f64, u64)> = run
+        .lines()
+        .into_iter()
+        .map(table_row)
+        .filter(|cells| cells.len() == 3 && revenue.contains_key(cells[0]))
+        .map(|c| {
+            (
+                c[0].to_string(),
+                (c[1].parse().unwrap(), c[2].parse().unwrap()),
+            )
+        })
+        .collect();
+    assert_eq!(shown.len(), 4, "{}", run.stdout);
+    for (region, (total, count)) in &revenue {
+        let (shown_total, shown_count) = shown[region];
+        assert_close(shown_total, (total * 100.0).round() / 100.0, region);
+        assert_eq!(shown_count, *count, "{region}");
+    }
+    // The plan shows the broadcast of the products table.
+    assert!(
+        run.stdout
+            .contains("collected and broadcast to every executor"),
+        "{}",
+        run.stdout
+    );
+}

@@ -429,3 +429,23 @@ println!("{:?}", big.group_by_key().map_values(|v: Vec<Vec<u8>>| (v.len(), v.ite
     let read: u64 = run.job(0).iter().map(|t| t.shuffle_read).sum();
     assert!(read > 2_400_000_000, "{:?}", run.job(0));
 }
+
+/// A task that concatenates several partitions of one shuffle's output (`coalesce`) reads each
+/// of them, not one of them several times.
+#[test]
+fn coalescing_a_shuffle_reads_every_partition_of_it_once() {
+    let dir = Scratch::new("coalesce-shuffle");
+    let script = r#"
+let sums = sc.parallelize((1..=200u64).map(|x| (x % 7, x)).collect::<Vec<_>>(), 4).reduce_by_key(|a: u64, b: u64| a + b);
+let mut one = sums.coalesce(1).collect();
+one.sort();
+println!("{:?}", one);
+"#;
+    let run = tessera_run(&dir.0, script, CLUSTER, &[]);
+    run.expect_success();
+    let sums: Vec<(u64, u64)> = grouped()
+        .iter()
+        .map(|(k, v)| (*k, v.iter().sum()))
+        .collect();
+    assert_eq!(run.lines(), vec![format!("{sums:?}")], "{}", run.stderr);
+}

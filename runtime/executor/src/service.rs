@@ -86,7 +86,7 @@ impl Executor for ExecutorService {
                 )
                 .await;
                 match fetched {
-                    Ok(buckets) => shuffle_input.insert(shuffle, buckets),
+                    Ok(buckets) => shuffle_input.insert((shuffle, partition), buckets),
                     Err(failure) => {
                         break 'outcome TaskOutcome::FetchFailed {
                             shuffle,

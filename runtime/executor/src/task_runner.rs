@@ -36,8 +36,10 @@ pub struct TaskEnv<'a> {
     pub cancelled: &'a AtomicBool,
     pub executor_id: &'a str,
     pub host: &'a TaskHost<'a>,
-    /// The buckets of each shuffle the task's source reads, fetched before it runs.
-    pub shuffle_input: &'a HashMap<ShuffleId, Vec<Bucket>>,
+    /// The buckets of each shuffle partition the task's source reads, fetched before it runs
+    /// (a task that concatenates partitions, as `coalesce` does, may read several of one
+    /// shuffle).
+    pub shuffle_input: &'a HashMap<(ShuffleId, u32), Vec<Bucket>>,
     /// Bytes of those buckets that were kept on disk rather than in memory.
     pub fetch_spilled: u64,
 }
@@ -602,10 +604,12 @@ fn drive(
             };
             match source {
                 TaskSource::Records { bytes, .. } => decode(bytes, shared),
-                TaskSource::ShuffleRead { shuffle, .. } => {
+                TaskSource::ShuffleRead {
+                    shuffle, partition, ..
+                } => {
                     let buckets = env
                         .shuffle_input
-                        .get(shuffle)
+                        .get(&(*shuffle, *partition))
                         .ok_or(ExecutorError::ShuffleNotFetched { shuffle: *shuffle })?;
                     let mut status = STATUS_OK;
                     for bucket in buckets {
