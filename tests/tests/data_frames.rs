@@ -632,3 +632,58 @@ println!("{{}}", by_category.explain());
     );
     assert!(plan.contains("products.csv) (rdd"), "{plan}");
 }
+
+#[test]
+fn partitions_written_as_parquet_and_csv_read_back_to_the_same_rows() {
+    let dir = Scratch::new("data-frames-write");
+    let all = write_sales(&dir);
+    let query =
+        r#"group_by(["region"]).agg([col("amount").sum().alias("total"), len().alias("n")])"#;
+    let script = format!(
+        r#"let sales = sc.read_csv("{0}/sales/*.csv");
+fn emit(name: &str, df: &DataFrame) {{ for row in df.collect_rows().rows {{ println!("{{name}}\t{{}}", row.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\t")); }} }}
+println!("written\t{{}}\t{{}}", sales.write_parquet("out-parquet"), sales.write_csv("out-csv"));
+// %%
+let parquet = sc.read_parquet("out-parquet");
+println!("parquet partitions\t{{}}", parquet.num_partitions());
+emit("parquet", &parquet.{query});
+emit("csv", &sc.read_csv("out-csv").{query});
+"#,
+        dir.0.display()
+    );
+    let run = tessera_run(&dir.0, &script, "local[2]", &[]);
+    run.expect_success();
+    let sales = CsvReadOptions::default()
+        .with_has_header(true)
+        .into_reader_with_file_handle(Cursor::new(all.as_bytes().to_vec()))
+        .finish()
+        .unwrap();
+    let rows = sales.height().to_string();
+    assert!(
+        run.lines()
+            .contains(&format!("written\t{rows}\t{rows}").as_str()),
+        "{}",
+        run.stdout
+    );
+    // One file per partition with rows (the empty file's partition writes none).
+    let files = |sub: &str| std::fs::read_dir(dir.0.join(sub)).unwrap().count();
+    assert_eq!(files("out-parquet"), files("out-csv"));
+    assert!(files("out-parquet") >= 3, "{} files", files("out-parquet"));
+    let expected = printed_rows(
+        &sales
+            .lazy()
+            .group_by([col("region")])
+            .agg([col("amount").sum().alias("total"), len().alias("n")])
+            .collect()
+            .unwrap(),
+    );
+    for name in ["parquet", "csv"] {
+        let got: Vec<Vec<String>> = run
+            .stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix(&format!("{name}\t")))
+            .map(|l| l.split('\t').map(String::from).collect())
+            .collect();
+        assert_same_rows(name, false, &got, &expected);
+    }
+}

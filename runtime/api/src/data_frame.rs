@@ -25,7 +25,7 @@ use crate::rich::{MAX_CELL_CHARS, RichDisplay, table_bundle};
 use std::fmt;
 use tessera_plan::cell_protocol::{CellAction, CellRequest, CellResponse};
 use tessera_plan::frame::{
-    CsvOptions, Expr, FileFormat, FrameStep, JoinKind, JoinOn, Rows, Schema, col,
+    CsvOptions, Expr, FileFormat, FrameStep, JoinKind, JoinOn, Rows, Schema, WriteFormat, col,
 };
 use tessera_plan::{RddId, StorageLevel};
 use tessera_table::Table;
@@ -93,6 +93,12 @@ impl Context {
     /// from the first file's first lines.
     pub fn read_json(&self, path: &str) -> DataFrame {
         self.read_frame(path, FileFormat::Json, None, "read_json")
+    }
+
+    /// A DataFrame of the Parquet files `path` names, with the first file's schema; each
+    /// partition reads whole row groups of one file.
+    pub fn read_parquet(&self, path: &str) -> DataFrame {
+        self.read_frame(path, FileFormat::Parquet, None, "read_parquet")
     }
 
     fn read_frame(
@@ -366,6 +372,43 @@ impl DataFrame {
             Ok(other) => Error::unexpected_reply(&other).raise(),
             Err(e) => e.raise(),
         }
+    }
+
+    /// Writes each partition to `dir/part-NNNNN.csv` (with a header line), as Spark writes;
+    /// returns the rows written. On a cluster, `dir` must be on a file system every executor
+    /// sees.
+    pub fn write_csv(&self, dir: &str) -> u64 {
+        self.write(dir, WriteFormat::Csv, "write_csv")
+    }
+
+    /// Writes each partition to `dir/part-NNNNN.parquet` (uncompressed); returns the rows
+    /// written.
+    pub fn write_parquet(&self, dir: &str) -> u64 {
+        self.write(dir, WriteFormat::Parquet, "write_parquet")
+    }
+
+    #[inline(never)]
+    fn write(&self, dir: &str, format: WriteFormat, operation: &'static str) -> u64 {
+        let dir = std::path::absolute(dir).unwrap_or_else(|source| {
+            Error::UnresolvedPath {
+                operation,
+                path: dir.to_string(),
+                source,
+            }
+            .raise()
+        });
+        let action = CellAction::WriteFrame {
+            dir: dir.to_string_lossy().into_owned(),
+            format,
+        };
+        self.ctx
+            .run_job(self.id, operation, action, None)
+            .iter()
+            .map(|bytes| match <[u8; 8]>::try_from(bytes.as_slice()) {
+                Ok(rows) => u64::from_le_bytes(rows),
+                Err(_) => Error::MalformedCount { bytes: bytes.len() }.raise(),
+            })
+            .sum()
     }
 
     /// Shows its first `n` rows as a table: a grid in the terminal, an HTML table in Jupyter.

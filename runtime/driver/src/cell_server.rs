@@ -6,7 +6,7 @@ use crate::{DriverState, dag, frames, text_splits};
 use std::os::linux::net::SocketAddrExt;
 use std::path::Path;
 use std::sync::Arc;
-use tessera_plan::builtin::{Builtin, RowsParams};
+use tessera_plan::builtin::{Builtin, RowsParams, WriteParams};
 use tessera_plan::cell_protocol::{CellAction, CellRequest, CellResponse, REQUEST, decode_request};
 use tessera_plan::decode::check_frame;
 use tessera_plan::{RddId, RddKind, RddNode, TaskAction};
@@ -237,6 +237,16 @@ async fn respond(
                     state.frames.get(rdd)?;
                     let params = bincode::serialize(&RowsParams { limit }).expect("params encode");
                     TaskAction::Run(Builtin::Rows.operator(params))
+                }
+                CellAction::WriteFrame { dir, format } => {
+                    state.frames.get(rdd)?;
+                    let params =
+                        bincode::serialize(&WriteParams { dir, format }).expect("params encode");
+                    TaskAction::Run(Builtin::Write.operator(params))
+                }
+                CellAction::Ipc => {
+                    state.frames.get(rdd)?;
+                    TaskAction::Run(Builtin::Ipc.operator(Vec::new()))
                 }
             };
             let description = format!(

@@ -7,7 +7,8 @@ use crate::error::DriverError;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 use tessera_plan::builtin::{
-    BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, StepsParams,
+    BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, ParquetPiece,
+    StepsParams,
 };
 use tessera_plan::{CodeRef, Operator, RddId, RddKind};
 
@@ -103,6 +104,21 @@ fn write_node(
             line(&format!(
                 "read {} byte ranges of {} file(s), {bytes} bytes",
                 splits.len(),
+                files.len()
+            ));
+        }
+        RddKind::Parallelize {
+            partitions: pieces,
+            decoder,
+        } if Builtin::of(&decoder.entry) == Some(Builtin::ParquetPiece) => {
+            let pieces: Vec<ParquetPiece> = pieces
+                .iter()
+                .filter_map(|p| bincode::deserialize(p).ok())
+                .collect();
+            let files: BTreeSet<&str> = pieces.iter().map(|p| p.path.as_str()).collect();
+            let bytes: u64 = pieces.iter().map(|p| p.bytes).sum();
+            line(&format!(
+                "read row groups of {} Parquet file(s), {bytes} bytes uncompressed",
                 files.len()
             ));
         }

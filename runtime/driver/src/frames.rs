@@ -12,7 +12,8 @@ use std::path::Path;
 use std::sync::Arc;
 use tessera_frame::batch::{FRAME_TYPE, LINES_TYPE};
 use tessera_plan::builtin::{
-    BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, StepsParams,
+    BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, ParquetPiece,
+    StepsParams,
 };
 use tessera_plan::frame::{FileFormat, FrameStep, JoinOn, Schema};
 use tessera_plan::{CodeRef, FileSplit, Partitioner, RddId, RddKind, RddNode, TaskAction};
@@ -126,6 +127,9 @@ pub fn read(
     name: &str,
 ) -> Result<Frame, DriverError> {
     let cwd = std::env::current_dir().map_err(DriverError::NoWorkingDirectory)?;
+    if format == FileFormat::Parquet {
+        return read_parquet(state, pattern, &cwd, min_partitions, name);
+    }
     let splits = text_splits::splits(pattern, min_partitions, &cwd)?;
     let first = match splits.first() {
         Some(split) => Path::new(&split.path).to_path_buf(),
@@ -141,6 +145,7 @@ pub fn read(
         let schema = match &format {
             FileFormat::Csv(options) => tessera_frame::read::infer_csv_schema(&sample, options),
             FileFormat::Json => tessera_frame::read::infer_json_schema(&sample),
+            FileFormat::Parquet => unreachable!("read above"),
         };
         schema.map_err(|source| DriverError::Frame {
             what: format!("inferring the schema of {}", first.display()),
@@ -165,6 +170,7 @@ pub fn read(
             (splits, Builtin::ParseCsv.operator(encode(&params)))
         }
         FileFormat::Json => (splits, Builtin::ParseJson.operator(encode(&schema))),
+        FileFormat::Parquet => unreachable!("read above"),
     };
     let num_partitions = splits.len() as u32;
     let lines = RddKind::TextFile {
@@ -190,6 +196,71 @@ pub fn read(
         num_partitions,
         schema,
     })
+}
+
+/// Adds a DataFrame of the Parquet files `pattern` names, with the first file's schema: each
+/// partition reads whole row groups of one file (consecutive ones together, up to about a
+/// `min_partitions`-th of the whole, at most 32 MiB).
+fn read_parquet(
+    state: &DriverState,
+    pattern: &str,
+    cwd: &Path,
+    min_partitions: u32,
+    name: &str,
+) -> Result<Frame, DriverError> {
+    let files = text_splits::matching_files(pattern, cwd)?;
+    let mut schema = None;
+    let mut groups = Vec::new();
+    for file in &files {
+        let (file_schema, file_groups) =
+            tessera_frame::files::parquet_layout(file).map_err(|source| DriverError::Frame {
+                what: format!("reading {name}"),
+                source,
+            })?;
+        schema.get_or_insert(file_schema);
+        groups.push((file.display().to_string(), file_groups));
+    }
+    let total: u64 = groups.iter().flat_map(|(_, g)| g).map(|g| g.1).sum();
+    let goal = (total / u64::from(min_partitions.max(1))).clamp(1, 32 << 20);
+    let pieces = parquet_pieces(&groups, goal);
+    let schema = schema.unwrap_or_default();
+    let kind = RddKind::Parallelize {
+        partitions: pieces.iter().map(encode).collect(),
+        decoder: Builtin::ParquetPiece.operator(Vec::new()),
+    };
+    let (rdd, num_partitions) = define(state, kind, pieces.len() as u32, FRAME_TYPE, name)?;
+    state.frames.insert(rdd, schema.clone());
+    Ok(Frame {
+        rdd,
+        num_partitions,
+        schema,
+    })
+}
+
+/// The partitions of Parquet files with row groups `groups` ((rows, bytes) of each, per
+/// file): consecutive row groups of one file together until they reach `goal` bytes.
+pub(crate) fn parquet_pieces(groups: &[(String, Vec<(u64, u64)>)], goal: u64) -> Vec<ParquetPiece> {
+    let mut pieces = Vec::new();
+    for (path, file_groups) in groups {
+        let mut first_row = 0;
+        let mut piece: Option<ParquetPiece> = None;
+        for &(rows, bytes) in file_groups {
+            let current = piece.get_or_insert_with(|| ParquetPiece {
+                path: path.clone(),
+                first_row,
+                rows: 0,
+                bytes: 0,
+            });
+            current.rows += rows;
+            current.bytes += bytes;
+            first_row += rows;
+            if current.bytes >= goal {
+                pieces.extend(piece.take());
+            }
+        }
+        pieces.extend(piece);
+    }
+    pieces
 }
 
 fn encode<T: serde::Serialize>(params: &T) -> Vec<u8> {
@@ -252,6 +323,16 @@ fn estimated_bytes(state: &DriverState, rdd: RddId) -> Result<u64, DriverError> 
         parts.fold(Ok(0u64), |total, bytes| Ok(total?.saturating_add(bytes?)))
     }
     match kind {
+        // A Parquet file's partitions are descriptions of its row groups, which know their
+        // size.
+        RddKind::Parallelize {
+            partitions,
+            decoder,
+        } if Builtin::of(&decoder.entry) == Some(Builtin::ParquetPiece) => Ok(partitions
+            .iter()
+            .filter_map(|p| bincode::deserialize::<ParquetPiece>(p).ok())
+            .map(|p| p.bytes)
+            .sum()),
         RddKind::Parallelize { partitions, .. } => {
             Ok(partitions.iter().map(|p| p.len() as u64).sum())
         }
@@ -502,4 +583,26 @@ pub fn describe(state: &DriverState, rdd: RddId) -> Result<Frame, DriverError> {
         num_partitions: state.lineage.with(rdd, |e| e.node.num_partitions)?,
         schema: state.frames.get(rdd)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_groups_of_one_file_go_together_up_to_the_goal_and_never_across_files() {
+        let groups = vec![
+            ("a".to_string(), vec![(10, 100), (10, 100), (10, 100)]),
+            ("b".to_string(), vec![(5, 500)]),
+        ];
+        let pieces = parquet_pieces(&groups, 200);
+        let described: Vec<(&str, u64, u64, u64)> = pieces
+            .iter()
+            .map(|p| (p.path.as_str(), p.first_row, p.rows, p.bytes))
+            .collect();
+        assert_eq!(
+            described,
+            [("a", 0, 20, 200), ("a", 20, 10, 100), ("b", 0, 5, 500)]
+        );
+    }
 }

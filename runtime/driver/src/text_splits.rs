@@ -54,7 +54,9 @@ pub fn splits(
     Ok(splits)
 }
 
-fn matching_files(pattern: &str, cwd: &Path) -> Result<Vec<PathBuf>, DriverError> {
+/// The files `pattern` names: a file, every file of a directory, or those a glob in its last
+/// component matches.
+pub fn matching_files(pattern: &str, cwd: &Path) -> Result<Vec<PathBuf>, DriverError> {
     let path = cwd.join(pattern);
     let not_found = || DriverError::NoTextFile {
         pattern: pattern.to_string(),

@@ -38,6 +38,16 @@ pub enum FrameError {
         /// polars' reason.
         reason: String,
     },
+    /// A file that cannot be opened, read or written.
+    #[error(
+        "{path}: {reason}; check that the path exists and is readable (or writable) on every executor's host"
+    )]
+    File {
+        /// The file.
+        path: String,
+        /// The operating system's reason.
+        reason: String,
+    },
     /// Bytes that should hold a DataFrame (Arrow IPC) do not.
     #[error("{what} is not a DataFrame in Arrow IPC: {reason}")]
     NotIpc {

@@ -12,6 +12,7 @@
 pub mod batch;
 pub mod convert;
 pub mod error;
+pub mod files;
 pub mod ipc;
 pub mod join;
 pub mod read;

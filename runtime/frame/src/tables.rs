@@ -12,7 +12,7 @@ use crate::batch::{
 };
 use crate::convert::schema_to_polars;
 use crate::error::FrameError;
-use crate::{ipc, join, read, rows, shuffle, steps};
+use crate::{files, ipc, join, read, rows, shuffle, steps};
 use polars_core::prelude::DataFrame;
 use polars_core::utils::accumulate_dataframes_vertical;
 use serde::de::DeserializeOwned;
@@ -22,8 +22,8 @@ use tessera_plan::abi::{
     OperatorVTable, RawBytes, STATUS_ERROR, STATUS_OK, SourceVTable, Status, TableEntry,
 };
 use tessera_plan::builtin::{
-    BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, RowsParams,
-    StepsParams,
+    BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, ParquetPiece,
+    RowsParams, StepsParams, WriteParams,
 };
 use tessera_plan::frame::Schema;
 
@@ -42,6 +42,8 @@ pub fn entry(builtin: Builtin) -> TableEntry {
         Builtin::Join => join_table,
         Builtin::BroadcastJoin => broadcast_join_table,
         Builtin::Ipc => ipc_table,
+        Builtin::ParquetPiece => parquet_piece_source,
+        Builtin::Write => write_table,
     }
 }
 
@@ -605,4 +607,79 @@ static IPC: ActionVTable = ActionVTable {
 
 unsafe extern "C" fn ipc_table() -> *const c_void {
     &IPC as *const ActionVTable as *const c_void
+}
+
+// ParquetPiece: a partition's rows of a Parquet file.
+
+unsafe extern "C" fn parquet_piece_decode(
+    bytes: RawBytes,
+    out: BatchSink,
+    err: ErrorSink,
+) -> Status {
+    let piece: Result<ParquetPiece, FrameError> = bincode::deserialize(unsafe { bytes.as_slice() })
+        .map_err(|e| FrameError::Params {
+            what: "a Parquet reader",
+            reason: e.to_string(),
+        });
+    match piece.and_then(|piece| files::read_parquet_piece(&piece)) {
+        Ok(frame) => push_frame(out, frame),
+        Err(e) => fail(err, &e),
+    }
+}
+
+static PARQUET_PIECE: SourceVTable = SourceVTable {
+    abi_version: ABI_VERSION,
+    output: FRAME_BATCH,
+    decode: parquet_piece_decode,
+};
+
+unsafe extern "C" fn parquet_piece_source() -> *const c_void {
+    &PARQUET_PIECE as *const SourceVTable as *const c_void
+}
+
+// Write: a partition's rows to one file.
+
+unsafe extern "C" fn write_open(args: OpenArgs, out: *mut *mut c_void, err: ErrorSink) -> Status {
+    let partition = args.partition;
+    let gather = params::<WriteParams>(&args, "writing files").map(|params| Gather {
+        params: (params, partition),
+        frames: Vec::new(),
+    });
+    open_with(gather, out, err)
+}
+
+unsafe extern "C" fn write_finish(state: *mut c_void, out: ByteSink, err: ErrorSink) -> Status {
+    let gather: &mut Gather<(WriteParams, u32)> = unsafe { self::state(state) };
+    let frames = std::mem::take(&mut gather.frames);
+    let (params, partition) = &gather.params;
+    // A partition without rows writes no file.
+    let result = gathered(frames).and_then(|frame| match frame {
+        Some(mut frame) => files::write_partition(
+            &mut frame,
+            std::path::Path::new(&params.dir),
+            *partition,
+            params.format,
+        ),
+        None => Ok(0),
+    });
+    match result {
+        Ok(rows) => {
+            unsafe { (out.write)(out.ctx, RawBytes::from_slice(&rows.to_le_bytes())) };
+            STATUS_OK
+        }
+        Err(e) => fail(err, &e),
+    }
+}
+
+static WRITE: ActionVTable = ActionVTable {
+    abi_version: ABI_VERSION,
+    input_type: frame_type,
+    open: write_open,
+    push: action_push::<(WriteParams, u32)>,
+    finish: write_finish,
+    close: gather_close::<(WriteParams, u32)>,
+};
+
+unsafe extern "C" fn write_table() -> *const c_void {
+    &WRITE as *const ActionVTable as *const c_void
 }

@@ -3,7 +3,7 @@
 //! its offset; the executor resolves it without fetching or loading anything, and the rest of
 //! the engine (tasks, caching, shuffles, recovery) treats it as it treats cell code.
 
-use crate::frame::{CsvOptions, FrameStep, JoinOn, Schema};
+use crate::frame::{CsvOptions, FrameStep, JoinOn, Schema, WriteFormat};
 use crate::rdd::{CodeRef, Operator};
 use serde::{Deserialize, Serialize};
 
@@ -41,11 +41,16 @@ pub enum Builtin {
     BroadcastJoin = 9,
     /// Action: a partition as one Arrow IPC stream (empty for a partition without rows).
     Ipc = 10,
+    /// Source: a partition's "records" are a [`ParquetPiece`] (bincode), which it reads.
+    ParquetPiece = 11,
+    /// Action: writes a partition's rows to one file; params [`WriteParams`]; its result is
+    /// the rows written (`u64`, little-endian).
+    Write = 12,
 }
 
 impl Builtin {
     /// Every built-in, in offset order.
-    pub const ALL: [Builtin; 11] = [
+    pub const ALL: [Builtin; 13] = [
         Builtin::Lines,
         Builtin::ParseCsv,
         Builtin::ParseJson,
@@ -57,6 +62,8 @@ impl Builtin {
         Builtin::Join,
         Builtin::BroadcastJoin,
         Builtin::Ipc,
+        Builtin::ParquetPiece,
+        Builtin::Write,
     ];
 
     /// The built-in `code` names, if it names one.
@@ -147,6 +154,24 @@ pub struct BroadcastJoinParams {
     pub broadcast_right: bool,
     /// The schema of the side the partition is of (for a partition without rows).
     pub partition_schema: Schema,
+}
+
+/// Rows of a Parquet file that one partition reads: whole row groups, as a row range.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParquetPiece {
+    pub path: String,
+    /// The first row (of the file) and how many.
+    pub first_row: u64,
+    pub rows: u64,
+    /// Bytes of the row groups, uncompressed (the size estimate joins use).
+    pub bytes: u64,
+}
+
+/// Where a [`Builtin::Write`] writes: `dir/part-NNNNN.EXT`, NNNNN the partition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteParams {
+    pub dir: String,
+    pub format: WriteFormat,
 }
 
 #[cfg(test)]

@@ -140,6 +140,14 @@ pub enum CellAction {
     Rows {
         limit: Option<u64>,
     },
+    /// Writes each partition of a DataFrame to `dir/part-NNNNN.EXT` in `format`; a partition's
+    /// result is the rows it wrote (`u64`, little-endian).
+    WriteFrame {
+        dir: String,
+        format: crate::frame::WriteFormat,
+    },
+    /// Each partition of a DataFrame as one Arrow IPC stream (empty for one without rows).
+    Ipc,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

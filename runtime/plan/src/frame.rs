@@ -656,6 +656,26 @@ pub enum FileFormat {
     Csv(CsvOptions),
     /// Newline-delimited JSON: one object per line.
     Json,
+    /// Parquet: split by row groups, its schema from the file's own.
+    Parquet,
+}
+
+/// The format `write_csv` and `write_parquet` write each partition's file in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WriteFormat {
+    Csv,
+    /// Parquet, uncompressed.
+    Parquet,
+}
+
+impl WriteFormat {
+    /// The extension of its files.
+    pub fn extension(self) -> &'static str {
+        match self {
+            WriteFormat::Csv => "csv",
+            WriteFormat::Parquet => "parquet",
+        }
+    }
 }
 
 /// How a CSV file is read, as polars' `CsvReadOptions` has it.
