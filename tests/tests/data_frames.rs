@@ -369,6 +369,15 @@ fn script(dir: &Scratch) -> String {
     script
 }
 
+/// CSV text with a header, as polars reads it.
+fn read_csv_text(text: &str) -> DataFrame {
+    CsvReadOptions::default()
+        .with_has_header(true)
+        .into_reader_with_file_handle(Cursor::new(text.as_bytes().to_vec()))
+        .finish()
+        .unwrap()
+}
+
 /// The rows of `frame` as the script prints them.
 fn printed_rows(frame: &DataFrame) -> Vec<Vec<String>> {
     (0..frame.height())
@@ -384,13 +393,7 @@ fn printed_rows(frame: &DataFrame) -> Vec<Vec<String>> {
 
 /// Rows of each query as polars computes them over all the rows at once.
 fn oracle(all: &str) -> BTreeMap<String, Vec<Vec<String>>> {
-    let read = |text: &str| {
-        CsvReadOptions::default()
-            .with_has_header(true)
-            .into_reader_with_file_handle(Cursor::new(text.as_bytes().to_vec()))
-            .finish()
-            .unwrap()
-    };
+    let read = read_csv_text;
     let sales = read(all);
     let tables = Tables {
         sales: sales.clone().lazy(),
@@ -653,11 +656,7 @@ emit("csv", &sc.read_csv("out-csv").{query});
     );
     let run = tessera_run(&dir.0, &script, "local[2]", &[]);
     run.expect_success();
-    let sales = CsvReadOptions::default()
-        .with_has_header(true)
-        .into_reader_with_file_handle(Cursor::new(all.as_bytes().to_vec()))
-        .finish()
-        .unwrap();
+    let sales = read_csv_text(&all);
     let rows = sales.height().to_string();
     assert!(
         run.lines()

@@ -93,6 +93,24 @@ impl Context {
         }
     }
 
+    /// Runs a job whose tasks each answer a count (`u64`, little-endian) and sums them.
+    pub(crate) fn run_count_job(
+        &self,
+        rdd: tessera_plan::RddId,
+        name: &str,
+        action: tessera_plan::cell_protocol::CellAction,
+    ) -> u64 {
+        self.run_job(rdd, name, action, None)
+            .iter()
+            .map(|bytes| match <[u8; 8]>::try_from(bytes.as_slice()) {
+                Ok(count) => u64::from_le_bytes(count),
+                // Never a wrong count: a result of another size means the executor and the
+                // cell disagree on the protocol.
+                Err(_) => Error::MalformedCount { bytes: bytes.len() }.raise(),
+            })
+            .sum()
+    }
+
     /// Distributes a local collection as an RDD of `num_partitions` partitions (at least one).
     pub fn parallelize<T: Data>(&self, data: Vec<T>, num_partitions: usize) -> Rdd<T> {
         let n = num_partitions.max(1);

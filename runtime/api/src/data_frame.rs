@@ -319,14 +319,7 @@ impl DataFrame {
 
     /// The number of rows (a job).
     pub fn count(&self) -> u64 {
-        self.ctx
-            .run_job(self.id, "count", CellAction::Count, None)
-            .iter()
-            .map(|bytes| match <[u8; 8]>::try_from(bytes.as_slice()) {
-                Ok(count) => u64::from_le_bytes(count),
-                Err(_) => Error::MalformedCount { bytes: bytes.len() }.raise(),
-            })
-            .sum()
+        self.ctx.run_count_job(self.id, "count", CellAction::Count)
     }
 
     /// Every row, as plain values, in partition order (a job).
@@ -401,14 +394,7 @@ impl DataFrame {
             dir: dir.to_string_lossy().into_owned(),
             format,
         };
-        self.ctx
-            .run_job(self.id, operation, action, None)
-            .iter()
-            .map(|bytes| match <[u8; 8]>::try_from(bytes.as_slice()) {
-                Ok(rows) => u64::from_le_bytes(rows),
-                Err(_) => Error::MalformedCount { bytes: bytes.len() }.raise(),
-            })
-            .sum()
+        self.ctx.run_count_job(self.id, operation, action)
     }
 
     /// Shows its first `n` rows as a table: a grid in the terminal, an HTML table in Jupyter.

@@ -273,15 +273,7 @@ impl<T: Data> Rdd<T> {
 
     /// The number of records.
     pub fn count(&self) -> u64 {
-        self.run_job("count", CellAction::Count, None)
-            .iter()
-            .map(|bytes| match <[u8; 8]>::try_from(bytes.as_slice()) {
-                Ok(count) => u64::from_le_bytes(count),
-                // Never a wrong count: a result of another size means the executor and the
-                // cell disagree on the protocol.
-                Err(_) => Error::MalformedCount { bytes: bytes.len() }.raise(),
-            })
-            .sum()
+        self.ctx.run_count_job(self.id, "count", CellAction::Count)
     }
 
     /// All records, in partition order, brought into the cell.

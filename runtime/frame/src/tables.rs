@@ -74,7 +74,8 @@ fn open_with<S>(state: Result<S, FrameError>, out: *mut *mut c_void, err: ErrorS
     }
 }
 
-unsafe fn state<'a, S>(state: *mut c_void) -> &'a mut S {
+/// The state an operator's `open` made.
+unsafe fn state_of<'a, S>(state: *mut c_void) -> &'a mut S {
     unsafe { &mut *(state as *mut S) }
 }
 
@@ -157,7 +158,7 @@ unsafe extern "C" fn parse_push(
     out: BatchSink,
     err: ErrorSink,
 ) -> Status {
-    let parser: &mut Parser = unsafe { self::state(state) };
+    let parser: &mut Parser = unsafe { state_of(state) };
     let lines = unsafe { take_lines(batch) };
     match parser.parse(&lines) {
         Ok(frame) => push_frame(out, frame),
@@ -215,7 +216,7 @@ unsafe extern "C" fn gather_push<P>(
     _out: BatchSink,
     _err: ErrorSink,
 ) -> Status {
-    let gather: &mut Gather<P> = unsafe { self::state(state) };
+    let gather: &mut Gather<P> = unsafe { state_of(state) };
     gather.frames.push(unsafe { take_frame(batch) });
     STATUS_OK
 }
@@ -233,7 +234,7 @@ unsafe extern "C" fn steps_open(args: OpenArgs, out: *mut *mut c_void, err: Erro
 }
 
 unsafe extern "C" fn steps_finish(state: *mut c_void, out: BatchSink, err: ErrorSink) -> Status {
-    let gather: &mut Gather<StepsParams> = unsafe { self::state(state) };
+    let gather: &mut Gather<StepsParams> = unsafe { state_of(state) };
     let frames = std::mem::take(&mut gather.frames);
     let params = &gather.params;
     let result = gathered(frames).and_then(|frame| match frame {
@@ -268,7 +269,7 @@ unsafe extern "C" fn steps_table() -> *const c_void {
 // Actions: the shuffle writer and the rows for the cell, over a whole partition.
 
 unsafe extern "C" fn action_push<P>(state: *mut c_void, batch: Batch, _err: ErrorSink) -> Status {
-    let gather: &mut Gather<P> = unsafe { self::state(state) };
+    let gather: &mut Gather<P> = unsafe { state_of(state) };
     gather.frames.push(unsafe { take_frame(batch) });
     STATUS_OK
 }
@@ -299,7 +300,7 @@ unsafe extern "C" fn hash_writer_finish(
     out: ByteSink,
     err: ErrorSink,
 ) -> Status {
-    let gather: &mut Gather<FrameShuffleParams> = unsafe { self::state(state) };
+    let gather: &mut Gather<FrameShuffleParams> = unsafe { state_of(state) };
     let frames = std::mem::take(&mut gather.frames);
     let result = gathered(frames).and_then(|frame| shuffle::map_output(frame, &gather.params));
     match result {
@@ -329,7 +330,7 @@ unsafe extern "C" fn rows_open(args: OpenArgs, out: *mut *mut c_void, err: Error
 }
 
 unsafe extern "C" fn rows_finish(state: *mut c_void, out: ByteSink, err: ErrorSink) -> Status {
-    let gather: &mut Gather<RowsParams> = unsafe { self::state(state) };
+    let gather: &mut Gather<RowsParams> = unsafe { state_of(state) };
     let frames = std::mem::take(&mut gather.frames);
     let limit = gather.params.limit;
     let result = gathered(frames).and_then(|frame| rows::encode_rows(frame.as_ref(), limit));
@@ -424,7 +425,7 @@ unsafe extern "C" fn join_push(
     _out: BatchSink,
     _err: ErrorSink,
 ) -> Status {
-    let gather: &mut JoinGather = unsafe { self::state(state) };
+    let gather: &mut JoinGather = unsafe { state_of(state) };
     match unsafe { take_side_frame(batch) } {
         (frame, JoinSide::Left) => gather.left.push(frame),
         (frame, JoinSide::Right) => gather.right.push(frame),
@@ -433,7 +434,7 @@ unsafe extern "C" fn join_push(
 }
 
 unsafe extern "C" fn join_finish(state: *mut c_void, out: BatchSink, err: ErrorSink) -> Status {
-    let gather: &mut JoinGather = unsafe { self::state(state) };
+    let gather: &mut JoinGather = unsafe { state_of(state) };
     let (left, right) = (
         std::mem::take(&mut gather.left),
         std::mem::take(&mut gather.right),
@@ -521,7 +522,7 @@ unsafe extern "C" fn broadcast_join_push(
     _out: BatchSink,
     _err: ErrorSink,
 ) -> Status {
-    let gather: &mut BroadcastGather = unsafe { self::state(state) };
+    let gather: &mut BroadcastGather = unsafe { state_of(state) };
     gather.frames.push(unsafe { take_frame(batch) });
     STATUS_OK
 }
@@ -531,7 +532,7 @@ unsafe extern "C" fn broadcast_join_finish(
     out: BatchSink,
     err: ErrorSink,
 ) -> Status {
-    let gather: &mut BroadcastGather = unsafe { self::state(state) };
+    let gather: &mut BroadcastGather = unsafe { state_of(state) };
     let frames = std::mem::take(&mut gather.frames);
     let p = &gather.params;
     let small = gather.small.clone();
@@ -581,7 +582,7 @@ unsafe extern "C" fn ipc_open(_args: OpenArgs, out: *mut *mut c_void, err: Error
 }
 
 unsafe extern "C" fn ipc_finish(state: *mut c_void, out: ByteSink, err: ErrorSink) -> Status {
-    let gather: &mut Gather<()> = unsafe { self::state(state) };
+    let gather: &mut Gather<()> = unsafe { state_of(state) };
     let frames = std::mem::take(&mut gather.frames);
     let result = gathered(frames).and_then(|frame| match frame {
         Some(frame) => ipc::encode(&frame),
@@ -649,7 +650,7 @@ unsafe extern "C" fn write_open(args: OpenArgs, out: *mut *mut c_void, err: Erro
 }
 
 unsafe extern "C" fn write_finish(state: *mut c_void, out: ByteSink, err: ErrorSink) -> Status {
-    let gather: &mut Gather<(WriteParams, u32)> = unsafe { self::state(state) };
+    let gather: &mut Gather<(WriteParams, u32)> = unsafe { state_of(state) };
     let frames = std::mem::take(&mut gather.frames);
     let (params, partition) = &gather.params;
     // A partition without rows writes no file.

@@ -397,8 +397,9 @@ impl std::fmt::Display for Value {
     }
 }
 
-/// The (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+/// The (year, month, day) of a day count since 1970-01-01, proleptic Gregorian (Howard
+/// Hinnant's algorithm): how dates show, in a DataFrame's rows and in the kernel's timestamps.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
