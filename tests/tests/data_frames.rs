@@ -686,3 +686,39 @@ emit("csv", &sc.read_csv("out-csv").{query});
         assert_same_rows(name, false, &got, &expected);
     }
 }
+
+#[test]
+fn malformed_rows_are_skipped_and_counted_when_the_reader_is_told_to() {
+    let dir = Scratch::new("data-frames-skip");
+    let mut rows = sales_rows(1, 1500);
+    rows.push_str("1501,north,p1,seven,3\n");
+    rows.push_str(&sales_rows(1502, 500));
+    rows.push_str("2002,south,p2,1.5,many\n");
+    let path = dir.write("bad.csv", &format!("{HEADER}{rows}"));
+    let script = format!(
+        r#"let options = CsvOptions {{ skip_malformed: true, ..CsvOptions::default() }};
+let sales = sc.read_csv_with("{}", options, None);
+println!("before {{}}", sales.skipped_rows());
+println!("count {{}}", sales.count());
+println!("skipped {{}}", sales.skipped_rows());
+println!("count {{}}", sales.count());
+println!("skipped {{}}", sales.skipped_rows());
+"#,
+        path.display()
+    );
+    let run = tessera_run(&dir.0, &script, "local[2]", &[]);
+    run.expect_success();
+    // Counted once per partition, however often it is read.
+    assert_eq!(
+        run.lines(),
+        [
+            "before 0",
+            "count 2000",
+            "skipped 2",
+            "count 2000",
+            "skipped 2"
+        ],
+        "{}",
+        run.stderr
+    );
+}

@@ -357,6 +357,17 @@ impl DataFrame {
         Rows { schema, rows }
     }
 
+    /// How many rows of its input files were skipped as malformed so far (read with
+    /// `CsvOptions { skip_malformed: true, .. }`): each partition's count from the last job
+    /// that read it.
+    pub fn skipped_rows(&self) -> u64 {
+        match self.ctx.call(CellRequest::SkippedRows { rdd: self.id }) {
+            Ok(CellResponse::SkippedRows(rows)) => rows,
+            Ok(other) => Error::unexpected_reply(&other).raise(),
+            Err(e) => e.raise(),
+        }
+    }
+
     /// Its distributed plan: the stages and shuffles it runs in, which side of a join is
     /// broadcast, and the polars plan each partition runs (no job runs).
     pub fn explain(&self) -> Explain {

@@ -140,6 +140,9 @@ async fn respond(
         } => frames::join(state, left, right, on, &name)
             .await
             .map(frame_defined),
+        CellRequest::SkippedRows { rdd } => {
+            frames::skipped_rows(state, rdd).map(CellResponse::SkippedRows)
+        }
         CellRequest::ExplainFrame { rdd } => {
             crate::frame_explain::explain(state, rdd).map(CellResponse::Explained)
         }

@@ -30,8 +30,13 @@ fn narrow(op: &Operator<CodeRef>) -> String {
     match Builtin::of(&op.entry) {
         Some(Builtin::ParseCsv) => match params::<CsvParams>(op) {
             Some(p) => format!(
-                "parse CSV lines as ({})",
-                crate::frames::describe_schema(&p.schema)
+                "parse CSV lines as ({}){}",
+                crate::frames::describe_schema(&p.schema),
+                if p.options.skip_malformed {
+                    ", skipping malformed rows"
+                } else {
+                    ""
+                }
             ),
             None => "parse CSV lines".to_string(),
         },

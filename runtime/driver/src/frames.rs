@@ -6,14 +6,14 @@ use crate::error::DriverError;
 use crate::frame_plan::{Distributed, JoinStrategy, distribute, join_strategy};
 use crate::{DriverState, dag, text_splits};
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 use tessera_frame::batch::{FRAME_TYPE, LINES_TYPE};
 use tessera_plan::builtin::{
     BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, ParquetPiece,
-    StepsParams,
+    SkippedRows, StepsParams,
 };
 use tessera_plan::frame::{FileFormat, FrameStep, JoinOn, Schema};
 use tessera_plan::{CodeRef, FileSplit, Partitioner, RddId, RddKind, RddNode, TaskAction};
@@ -163,9 +163,13 @@ pub fn read(
             } else {
                 splits
             };
+            let skipped_rows = options
+                .skip_malformed
+                .then(|| state.shared_values.accumulator());
             let params = CsvParams {
                 schema: schema.clone(),
                 options,
+                skipped_rows,
             };
             (splits, Builtin::ParseCsv.operator(encode(&params)))
         }
@@ -574,6 +578,61 @@ pub(crate) fn describe_schema(schema: &Schema) -> String {
         .map(|f| format!("{}: {}", f.name, f.dtype))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The malformed rows skipped so far by the reads DataFrame `rdd` is computed from: each
+/// partition's latest count, so a partition read again is not counted twice.
+pub fn skipped_rows(state: &DriverState, rdd: RddId) -> Result<u64, DriverError> {
+    let mut accumulators = BTreeSet::new();
+    let mut to_visit = vec![rdd];
+    let mut seen = BTreeSet::new();
+    while let Some(id) = to_visit.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let kind = state.lineage.with(id, |e| e.node.kind.clone())?;
+        if let RddKind::Narrow { op, .. } = &kind
+            && Builtin::of(&op.entry) == Some(Builtin::ParseCsv)
+            && let Ok(CsvParams {
+                skipped_rows: Some(accumulator),
+                ..
+            }) = bincode::deserialize(&op.params)
+        {
+            accumulators.insert(accumulator);
+        }
+        if let RddKind::Narrow { op, .. } = &kind
+            && let Ok(p) = bincode::deserialize::<BroadcastJoinParams>(&op.params)
+            && Builtin::of(&op.entry) == Some(Builtin::BroadcastJoin)
+        {
+            to_visit.push(p.small_side);
+        }
+        to_visit.extend(parents(&kind));
+    }
+    let mut per_partition = HashMap::new();
+    for accumulator in accumulators {
+        for partial in state
+            .shared_values
+            .partials(accumulator)
+            .unwrap_or_default()
+        {
+            if let Ok(count) = bincode::deserialize::<SkippedRows>(&partial) {
+                per_partition.insert((accumulator, count.partition), count.rows);
+            }
+        }
+    }
+    Ok(per_partition.values().sum())
+}
+
+/// The RDDs `kind` is computed from.
+fn parents(kind: &RddKind<CodeRef>) -> Vec<RddId> {
+    match kind {
+        RddKind::Parallelize { .. } | RddKind::TextFile { .. } | RddKind::Checkpoint { .. } => {
+            Vec::new()
+        }
+        RddKind::Narrow { parent, .. } | RddKind::Shuffled { parent, .. } => vec![*parent],
+        RddKind::Union { parents } | RddKind::PartitionwiseUnion { parents } => parents.clone(),
+        RddKind::Concatenated { inputs } => inputs.iter().flatten().map(|(p, _)| *p).collect(),
+    }
 }
 
 /// DataFrame `rdd` as the driver knows it.

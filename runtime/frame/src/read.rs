@@ -73,6 +73,52 @@ pub fn parse_csv(
     })
 }
 
+/// The rows of `lines` that parse as `schema` says, and how many lines did not: halves of the
+/// chunk are parsed again until each malformed line stands alone, so a chunk with a few bad
+/// lines costs a few parses more, not one per line.
+pub fn parse_csv_skipping(
+    lines: &[u8],
+    schema: &Schema,
+    options: &CsvOptions,
+) -> Result<(DataFrame, u64), FrameError> {
+    fn split_parse(
+        lines: &[&[u8]],
+        schema: &Schema,
+        options: &CsvOptions,
+        kept: &mut Vec<DataFrame>,
+    ) -> Result<u64, FrameError> {
+        if lines.is_empty() {
+            return Ok(0);
+        }
+        match parse_csv(&lines.concat(), schema, options) {
+            Ok(frame) => {
+                kept.push(frame);
+                Ok(0)
+            }
+            Err(FrameError::MalformedRow { .. }) if lines.len() == 1 => Ok(1),
+            Err(FrameError::MalformedRow { .. }) => {
+                let (a, b) = lines.split_at(lines.len() / 2);
+                Ok(split_parse(a, schema, options, kept)? + split_parse(b, schema, options, kept)?)
+            }
+            Err(other) => Err(other),
+        }
+    }
+    match parse_csv(lines, schema, options) {
+        Err(FrameError::MalformedRow { .. }) => {
+            let lines: Vec<&[u8]> = lines.split_inclusive(|&b| b == b'\n').collect();
+            let mut kept = Vec::new();
+            let skipped = split_parse(&lines, schema, options, &mut kept)?;
+            let frame = match kept.len() {
+                0 => DataFrame::empty_with_schema(&schema_to_polars(schema)?),
+                _ => polars_core::utils::accumulate_dataframes_vertical(kept)
+                    .map_err(FrameError::polars("putting the rows that parsed together"))?,
+            };
+            Ok((frame, skipped))
+        }
+        other => other.map(|frame| (frame, 0)),
+    }
+}
+
 /// The schema of CSV text starting at a file's beginning, as polars infers it from its first
 /// [`INFER_ROWS`] rows (column names from the header, if the options say there is one).
 pub fn infer_csv_schema(sample: &[u8], options: &CsvOptions) -> Result<Schema, FrameError> {
@@ -157,6 +203,28 @@ mod tests {
         let schema = infer_csv_schema(b"id,score\n1,2\n", &options).unwrap();
         let error = parse_csv(b"2,3\nseven,4\n", &schema, &options).unwrap_err();
         assert!(matches!(error, FrameError::MalformedRow { .. }), "{error}");
+    }
+
+    #[test]
+    fn malformed_rows_are_skipped_and_counted_when_asked() {
+        let options = CsvOptions {
+            skip_malformed: true,
+            ..CsvOptions::default()
+        };
+        let schema = infer_csv_schema(b"id,score\n1,2\n", &options).unwrap();
+        let mut lines = String::new();
+        for i in 0..100 {
+            let score = if i % 30 == 7 {
+                "x".to_string()
+            } else {
+                i.to_string()
+            };
+            lines.push_str(&format!("{i},{score}\n"));
+        }
+        let (frame, skipped) = parse_csv_skipping(lines.as_bytes(), &schema, &options).unwrap();
+        assert_eq!((frame.height(), skipped), (96, 4));
+        let (all_bad, skipped) = parse_csv_skipping(b"a,b\n", &schema, &options).unwrap();
+        assert_eq!((all_bad.height(), skipped), (0, 1));
     }
 
     #[test]

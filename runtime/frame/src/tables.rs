@@ -18,12 +18,12 @@ use polars_core::utils::accumulate_dataframes_vertical;
 use serde::de::DeserializeOwned;
 use std::ffi::c_void;
 use tessera_plan::abi::{
-    ABI_VERSION, ActionVTable, Batch, BatchSink, ByteSink, ErrorSink, MALFORMED_PREFIX, OpenArgs,
-    OperatorVTable, RawBytes, STATUS_ERROR, STATUS_OK, SourceVTable, Status, TableEntry,
+    ABI_VERSION, ActionVTable, Batch, BatchSink, ByteSink, ErrorSink, Host, MALFORMED_PREFIX,
+    OpenArgs, OperatorVTable, RawBytes, STATUS_ERROR, STATUS_OK, SourceVTable, Status, TableEntry,
 };
 use tessera_plan::builtin::{
     BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, ParquetPiece,
-    RowsParams, StepsParams, WriteParams,
+    RowsParams, SkippedRows, StepsParams, WriteParams,
 };
 use tessera_plan::frame::Schema;
 
@@ -122,16 +122,39 @@ unsafe extern "C" fn lines_source() -> *const c_void {
 
 // ParseCsv and ParseJson: line chunks to DataFrames.
 
-enum Parser {
+enum Format {
     Csv(CsvParams),
     Json(Schema),
 }
 
+/// A reader of line chunks: its format, the rows it skipped as malformed, and where to report
+/// them.
+struct Parser {
+    format: Format,
+    skipped: u64,
+    partition: u32,
+    host: *const Host,
+}
+
 impl Parser {
-    fn parse(&self, lines: &[u8]) -> Result<DataFrame, FrameError> {
-        match self {
-            Parser::Csv(p) => read::parse_csv(lines, &p.schema, &p.options),
-            Parser::Json(schema) => read::parse_json(lines, schema),
+    fn new(format: Format, args: &OpenArgs) -> Parser {
+        Parser {
+            format,
+            skipped: 0,
+            partition: args.partition,
+            host: args.host,
+        }
+    }
+
+    fn parse(&mut self, lines: &[u8]) -> Result<DataFrame, FrameError> {
+        match &self.format {
+            Format::Csv(p) if p.options.skip_malformed => {
+                let (frame, skipped) = read::parse_csv_skipping(lines, &p.schema, &p.options)?;
+                self.skipped += skipped;
+                Ok(frame)
+            }
+            Format::Csv(p) => read::parse_csv(lines, &p.schema, &p.options),
+            Format::Json(schema) => read::parse_json(lines, schema),
         }
     }
 }
@@ -141,7 +164,8 @@ unsafe extern "C" fn parse_csv_open(
     out: *mut *mut c_void,
     err: ErrorSink,
 ) -> Status {
-    open_with(params(&args, "a CSV reader").map(Parser::Csv), out, err)
+    let parser = params(&args, "a CSV reader").map(|p| Parser::new(Format::Csv(p), &args));
+    open_with(parser, out, err)
 }
 
 unsafe extern "C" fn parse_json_open(
@@ -149,7 +173,8 @@ unsafe extern "C" fn parse_json_open(
     out: *mut *mut c_void,
     err: ErrorSink,
 ) -> Status {
-    open_with(params(&args, "a JSON reader").map(Parser::Json), out, err)
+    let parser = params(&args, "a JSON reader").map(|p| Parser::new(Format::Json(p), &args));
+    open_with(parser, out, err)
 }
 
 unsafe extern "C" fn parse_push(
@@ -166,7 +191,26 @@ unsafe extern "C" fn parse_push(
     }
 }
 
-unsafe extern "C" fn nothing_to_finish(_: *mut c_void, _: BatchSink, _: ErrorSink) -> Status {
+/// Reports the rows the partition skipped to the read's accumulator (which reaches the driver
+/// if the task succeeds).
+unsafe extern "C" fn parse_finish(state: *mut c_void, _out: BatchSink, _err: ErrorSink) -> Status {
+    let parser: &mut Parser = unsafe { state_of(state) };
+    if let Format::Csv(CsvParams {
+        skipped_rows: Some(accumulator),
+        ..
+    }) = parser.format
+    {
+        let count = SkippedRows {
+            partition: parser.partition,
+            rows: parser.skipped,
+        };
+        let bytes = bincode::serialize(&count).expect("a count serializes");
+        // SAFETY: the host table is valid while the task runs.
+        unsafe {
+            let host = &*parser.host;
+            (host.accumulate)(host.ctx, accumulator, RawBytes::from_slice(&bytes));
+        }
+    }
     STATUS_OK
 }
 
@@ -180,7 +224,7 @@ static PARSE_CSV: OperatorVTable = OperatorVTable {
     output: FRAME_BATCH,
     open: parse_csv_open,
     push: parse_push,
-    finish: nothing_to_finish,
+    finish: parse_finish,
     close: parse_close,
 };
 
@@ -190,7 +234,7 @@ static PARSE_JSON: OperatorVTable = OperatorVTable {
     output: FRAME_BATCH,
     open: parse_json_open,
     push: parse_push,
-    finish: nothing_to_finish,
+    finish: parse_finish,
     close: parse_close,
 };
 

@@ -105,6 +105,18 @@ pub fn is_builtin(code: &CodeRef) -> bool {
 pub struct CsvParams {
     pub schema: Schema,
     pub options: CsvOptions,
+    /// With `options.skip_malformed`: the accumulator each task adds its partition's count of
+    /// skipped rows to, as a [`SkippedRows`].
+    pub skipped_rows: Option<u64>,
+}
+
+/// A partition's count of malformed rows skipped, as a reader reports it to its accumulator:
+/// the driver keeps one count per partition, so reading a partition again does not count its
+/// rows twice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedRows {
+    pub partition: u32,
+    pub rows: u64,
 }
 
 /// How [`Builtin::HashWriter`] places rows.

@@ -118,6 +118,9 @@ pub enum CellRequest {
         on: JoinOn,
         name: String,
     },
+    /// Asks how many malformed rows the reads of a DataFrame skipped so far (answered with
+    /// `SkippedRows`).
+    SkippedRows { rdd: RddId },
     /// Asks for a DataFrame's distributed plan (answered with `Explained`).
     ExplainFrame { rdd: RddId },
     /// Asks for a DataFrame's schema and partitions (answered with `FrameDefined`).
@@ -166,6 +169,8 @@ pub enum CellResponse {
     },
     /// A DataFrame's distributed plan, as text.
     Explained(String),
+    /// Malformed rows skipped.
+    SkippedRows(u64),
     Done,
     /// The id of a new broadcast variable or accumulator.
     Created {

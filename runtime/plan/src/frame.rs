@@ -687,6 +687,9 @@ pub struct CsvOptions {
     pub separator: u8,
     /// Texts read as null (besides an empty field).
     pub null_values: Vec<String>,
+    /// Rows that do not parse as the schema says are skipped (and counted: see the
+    /// DataFrame's `skipped_rows`) instead of failing the job.
+    pub skip_malformed: bool,
 }
 
 impl Default for CsvOptions {
@@ -695,6 +698,7 @@ impl Default for CsvOptions {
             has_header: true,
             separator: b',',
             null_values: Vec::new(),
+            skip_malformed: false,
         }
     }
 }
