@@ -148,6 +148,13 @@ impl DataFrame {
         self.id
     }
 
+    /// Not for direct use: when the process that runs cells was restarted, the session
+    /// declares a DataFrame variable again with the id it held (the driver kept its plan).
+    #[doc(hidden)]
+    pub fn __rebuilt(ctx: Context, id: RddId) -> DataFrame {
+        DataFrame { ctx, id }
+    }
+
     /// Its columns and their types.
     pub fn schema(&self) -> Schema {
         self.described().schema

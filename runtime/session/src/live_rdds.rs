@@ -1,6 +1,6 @@
 //! Which RDDs the session's variables can still reach, so that the driver can drop the shuffle
 //! outputs and cached partitions of every other RDD (Spark's ContextCleaner, which learns the
-//! same from the JVM's garbage collector). An `Rdd<T>` is a `Copy` id, so nothing is told when
+//! same from the JVM's garbage collector). An `Rdd<T>` (or a `DataFrame`) is a `Copy` id, so nothing is told when
 //! one goes out of scope; instead, after each cell, the session's variables are the roots: the
 //! ids its `Rdd` variables hold (read after the cell, see [`rebuild`](crate::rebuild)) reach
 //! their lineage, and nothing else can reach an RDD.
@@ -82,6 +82,16 @@ const HOLDS_NO_RDD: &[&str] = &[
     "Partitioner",
     "Lineage",
     "LineageEntry",
+    // DataFrame plans and results (a `GroupBy` holds a DataFrame: not listed).
+    "Schema",
+    "Field",
+    "DataType",
+    "Expr",
+    "Value",
+    "Rows",
+    "CsvOptions",
+    "JoinKind",
+    "Explain",
 ];
 
 /// The RDD ids the session's `variables` (name, type) hold, with `known` the ids read after
@@ -90,7 +100,7 @@ pub(crate) fn live_roots(variables: &[(String, String)], known: &KnownIds) -> Op
     let mut roots = Vec::new();
     for (name, type_name) in variables {
         match handle_kind(type_name) {
-            Some(Handle::Rdd) => roots.push(known.id(name, type_name)?),
+            Some(Handle::Rdd | Handle::DataFrame) => roots.push(known.id(name, type_name)?),
             Some(Handle::Context | Handle::Accumulator) => {}
             None if holds_no_rdd(type_name) => {}
             None => return None,
@@ -138,6 +148,25 @@ mod tests {
             ("name", "&'static str"),
         ]);
         assert_eq!(live_roots(&variables, &known), Some(vec![4, 12]));
+    }
+
+    #[test]
+    fn data_frame_variables_are_roots_and_their_plans_and_rows_hold_none() {
+        let mut known = KnownIds::default();
+        known.record("sales", "DataFrame", 7);
+        known.record("totals", "tessera::DataFrame", 9);
+        let variables = vars(&[
+            ("sales", "DataFrame"),
+            ("totals", "tessera::DataFrame"),
+            ("schema", "tessera::Schema"),
+            ("rows", "Rows"),
+            ("amount", "Expr"),
+            ("options", "CsvOptions"),
+        ]);
+        assert_eq!(live_roots(&variables, &known), Some(vec![7, 9]));
+        // A grouping holds a DataFrame the session cannot read: everything is kept.
+        let variables = vars(&[("sales", "DataFrame"), ("grouped", "GroupBy")]);
+        assert_eq!(live_roots(&variables, &known), None);
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! handles among them are only ids of what the driver holds, so they can be made again.
 //!
 //! * `sc` and any other `Context` variable: bound again to the same driver.
-//! * `Rdd<T>` and `Accumulator<T>` variables: declared again with their type and id
-//!   (`Rdd::__rebuilt`, `Accumulator::__rebuilt`); the driver kept the RDDs' lineage (the
+//! * `Rdd<T>`, `DataFrame` and `Accumulator<T>` variables: declared again with their type and
+//!   id (`Rdd::__rebuilt`, `DataFrame::__rebuilt`, `Accumulator::__rebuilt`); the driver kept the RDDs' lineage (the
 //!   executors their cached partitions) and the accumulators' sums. The session learns each such
 //!   variable's id after a cell that may have bound it (`to_read`), by asking the child
 //!   (`snapshot_code`), since the child alone holds the values.
@@ -25,6 +25,8 @@ pub(crate) enum Handle {
     Rdd,
     /// A `tessera::Accumulator<T>`: an id of a sum the driver keeps.
     Accumulator,
+    /// A `tessera::DataFrame`: the id of its RDD in the driver's lineage.
+    DataFrame,
 }
 
 impl Handle {
@@ -32,7 +34,7 @@ impl Handle {
     fn id_expression(self, name: &str) -> Option<String> {
         match self {
             Handle::Context => None,
-            Handle::Rdd => Some(format!("{name}.id()")),
+            Handle::Rdd | Handle::DataFrame => Some(format!("{name}.id()")),
             Handle::Accumulator => Some(format!("{name}.__id()")),
         }
     }
@@ -44,6 +46,7 @@ impl Handle {
             Handle::Context => "sc".to_string(),
             Handle::Rdd => format!("tessera::Rdd::__rebuilt(sc, {id})"),
             Handle::Accumulator => format!("tessera::Accumulator::__rebuilt(sc, {id})"),
+            Handle::DataFrame => format!("tessera::DataFrame::__rebuilt(sc, {id})"),
         }
     }
 }
@@ -56,6 +59,7 @@ pub(crate) fn handle_kind(type_name: &str) -> Option<Handle> {
         "tessera::rdd::",
         "tessera::context::",
         "tessera::shared::",
+        "tessera::data_frame::",
         "tessera::",
     ] {
         if let Some(rest) = name.strip_prefix(prefix) {
@@ -69,6 +73,8 @@ pub(crate) fn handle_kind(type_name: &str) -> Option<Handle> {
         Some(Handle::Rdd)
     } else if name.starts_with("Accumulator<") && name.ends_with('>') {
         Some(Handle::Accumulator)
+    } else if name == "DataFrame" {
+        Some(Handle::DataFrame)
     } else {
         None
     }
@@ -356,6 +362,11 @@ pub(crate) mod tests {
             Some(Handle::Rdd)
         );
         assert_eq!(handle_kind("tessera::rdd::Rdd<u64>"), Some(Handle::Rdd));
+        assert_eq!(handle_kind("DataFrame"), Some(Handle::DataFrame));
+        assert_eq!(
+            handle_kind("tessera::data_frame::DataFrame"),
+            Some(Handle::DataFrame)
+        );
         assert_eq!(handle_kind("Vec<Rdd<u64>>"), None);
         assert_eq!(handle_kind("Option<tessera::Context>"), None);
         assert_eq!(handle_kind("tessera::Broadcast<u64>"), None);
