@@ -93,6 +93,17 @@ impl Context {
         }
     }
 
+    /// Sets (or with `None` clears) the storage level of RDD `rdd` (a DataFrame's too).
+    pub(crate) fn set_storage(
+        &self,
+        rdd: tessera_plan::RddId,
+        level: Option<tessera_plan::StorageLevel>,
+    ) {
+        if let Err(e) = self.call(CellRequest::Persist { rdd, level }) {
+            e.raise()
+        }
+    }
+
     /// Runs a job whose tasks each answer a count (`u64`, little-endian) and sums them.
     pub(crate) fn run_count_job(
         &self,

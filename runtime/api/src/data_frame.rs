@@ -316,12 +316,7 @@ impl DataFrame {
     }
 
     fn set_storage(&self, level: Option<StorageLevel>) {
-        if let Err(e) = self.ctx.call(CellRequest::Persist {
-            rdd: self.id,
-            level,
-        }) {
-            e.raise()
-        }
+        self.ctx.set_storage(self.id, level)
     }
 
     /// The number of rows (a job).

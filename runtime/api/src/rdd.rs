@@ -231,12 +231,7 @@ impl<T: Data> Rdd<T> {
     }
 
     fn set_storage(&self, level: Option<StorageLevel>) {
-        if let Err(e) = self.ctx.call(CellRequest::Persist {
-            rdd: self.id,
-            level,
-        }) {
-            e.raise()
-        }
+        self.ctx.set_storage(self.id, level)
     }
 
     /// Runs a job and returns one result per partition (all, or those given).
