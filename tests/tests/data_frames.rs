@@ -722,3 +722,58 @@ println!("skipped {{}}", sales.skipped_rows());
         run.stderr
     );
 }
+
+#[test]
+fn rust_closures_work_on_a_data_frames_rows_through_to_rdd() {
+    let dir = Scratch::new("data-frames-to-rdd");
+    let all = write_sales(&dir);
+    let script = format!(
+        r#"let sales = sc.read_csv("{}/sales/*.csv");
+let rows = sales.filter(col("amount").is_not_null()).to_rdd();
+println!("partitions {{}} {{}}", rows.num_partitions(), sales.num_partitions());
+let by_qty = rows
+    .map(|row: Vec<Value>| match (&row[4], &row[3]) {{
+        (Value::Int(qty), Value::Float(amount)) => (*qty, *amount),
+        other => panic!("unexpected {{other:?}}"),
+    }})
+    .reduce_by_key(|a: f64, b: f64| a + b);
+let mut totals = by_qty.collect();
+totals.sort_by_key(|t| t.0);
+for (qty, total) in totals {{
+    println!("qty {{qty}} {{total}}");
+}}
+"#,
+        dir.0.display()
+    );
+    let run = tessera_run(&dir.0, &script, "local[2]", &[]);
+    run.expect_success();
+    let mut expected: BTreeMap<i64, f64> = BTreeMap::new();
+    for line in all.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        if let Ok(amount) = f[3].parse::<f64>() {
+            *expected.entry(f[4].parse().unwrap()).or_default() += amount;
+        }
+    }
+    let lines = run.lines();
+    let partitions: Vec<&str> = lines[0].split(' ').collect();
+    assert_eq!(
+        partitions[1], partitions[2],
+        "one partition per partition: {}",
+        lines[0]
+    );
+    let got: Vec<(i64, f64)> = lines[1..]
+        .iter()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f[1].parse().unwrap(), f[2].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(got.len(), expected.len(), "{}", run.stdout);
+    for ((qty, total), (eq, et)) in got.iter().zip(&expected) {
+        assert_eq!(qty, eq);
+        assert!(
+            same_value(&total.to_string(), &et.to_string()),
+            "{qty}: {total} vs {et}"
+        );
+    }
+}

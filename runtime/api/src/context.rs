@@ -62,7 +62,7 @@ impl Context {
     /// that the request's encoding is compiled once here rather than in every cell that defines
     /// an RDD of a new type (cells compile in well under a second because of such funnels).
     #[inline(never)]
-    fn define_untyped(&self, request: CellRequest) -> tessera_plan::RddId {
+    pub(crate) fn define_untyped(&self, request: CellRequest) -> tessera_plan::RddId {
         match self.call(request) {
             Ok(CellResponse::Defined { rdd, .. }) => rdd,
             Ok(other) => Error::unexpected_reply(&other).raise(),

@@ -21,11 +21,14 @@
 
 use crate::context::Context;
 use crate::error::Error;
+use crate::ops::RecordsSource;
+use crate::rdd::{Rdd, source_operator};
 use crate::rich::{MAX_CELL_CHARS, RichDisplay, table_bundle};
 use std::fmt;
 use tessera_plan::cell_protocol::{CellAction, CellRequest, CellResponse};
 use tessera_plan::frame::{
-    CsvOptions, Expr, FileFormat, FrameStep, JoinKind, JoinOn, Rows, Schema, WriteFormat, col,
+    CsvOptions, Expr, FileFormat, FrameStep, JoinKind, JoinOn, Rows, Schema, Value, WriteFormat,
+    col,
 };
 use tessera_plan::{RddId, StorageLevel};
 use tessera_table::Table;
@@ -357,6 +360,20 @@ impl DataFrame {
             }
         }
         Rows { schema, rows }
+    }
+
+    /// Its rows as an RDD of records (`Vec<Value>`, a value per column), one partition per
+    /// partition, for Rust closures: `df.to_rdd().map(|row: Vec<Value>| ...)`.
+    pub fn to_rdd(&self) -> Rdd<Vec<Value>> {
+        let reader =
+            source_operator(RecordsSource::<Vec<Value>>::entry).unwrap_or_else(|e| e.raise());
+        let request = CellRequest::FrameToRdd {
+            frame: self.id,
+            reader,
+            element_type: std::any::type_name::<Vec<Value>>().to_string(),
+            name: "to_rdd".to_string(),
+        };
+        Rdd::new(self.ctx, self.ctx.define_untyped(request))
     }
 
     /// How many rows of its input files were skipped as malformed so far (read with

@@ -79,7 +79,9 @@ pub mod prelude {
         StorageLevel, capture,
     };
     // DataFrames and their expressions.
-    pub use crate::{CsvOptions, DataFrame, DataType, Expr, JoinKind, Schema, col, len, lit, when};
+    pub use crate::{
+        CsvOptions, DataFrame, DataType, Expr, JoinKind, Schema, Value, col, len, lit, when,
+    };
     // Results of actions (`Vec`s of records, maps, `Stats`), RDD handles and plots show richly.
     pub use crate::RichDisplay;
     pub use serde::{Deserialize, Serialize};

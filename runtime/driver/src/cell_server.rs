@@ -140,6 +140,16 @@ async fn respond(
         } => frames::join(state, left, right, on, &name)
             .await
             .map(frame_defined),
+        CellRequest::FrameToRdd {
+            frame,
+            reader,
+            element_type,
+            name,
+        } => {
+            let reader = reader.try_map(|c| state.artifacts.resolve(c))?;
+            let rdd = frames::to_rdd(state, frame, reader, element_type, &name)?;
+            describe(state, rdd)
+        }
         CellRequest::SkippedRows { rdd } => {
             frames::skipped_rows(state, rdd).map(CellResponse::SkippedRows)
         }

@@ -16,7 +16,9 @@ use tessera_plan::builtin::{
     SkippedRows, StepsParams,
 };
 use tessera_plan::frame::{FileFormat, FrameStep, JoinOn, Schema};
-use tessera_plan::{CodeRef, FileSplit, Partitioner, RddId, RddKind, RddNode, TaskAction};
+use tessera_plan::{
+    CodeRef, FileSplit, Operator, Partitioner, RddId, RddKind, RddNode, TaskAction,
+};
 
 /// Bytes of the first file read to infer a schema (polars looks at its first rows).
 const SCHEMA_SAMPLE_BYTES: u64 = 1 << 20;
@@ -578,6 +580,29 @@ pub(crate) fn describe_schema(schema: &Schema) -> String {
         .map(|f| format!("{}: {}", f.name, f.dtype))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Adds the RDD of DataFrame `frame`'s rows as records for cell code, decoded by `reader`: the
+/// map side (built in) writes each partition's rows to the bucket of its own index, so the RDD
+/// has the DataFrame's partitions, in order.
+pub fn to_rdd(
+    state: &DriverState,
+    frame: RddId,
+    reader: Operator<CodeRef>,
+    element_type: String,
+    name: &str,
+) -> Result<RddId, DriverError> {
+    state.frames.get(frame)?;
+    let partitions = state.lineage.with(frame, |e| e.node.num_partitions)?.max(1);
+    let kind = RddKind::Shuffled {
+        parent: frame,
+        // No key places the records: nothing later may count on where they are.
+        partitioner: Partitioner::RoundRobin { partitions },
+        writer: Builtin::RowsWriter.operator(encode(&partitions)),
+        reader,
+        merge: None,
+    };
+    Ok(define(state, kind, partitions, &element_type, name)?.0)
 }
 
 /// The malformed rows skipped so far by the reads DataFrame `rdd` is computed from: each

@@ -36,3 +36,32 @@ pub fn encode_rows(frame: Option<&DataFrame>, limit: Option<u64>) -> Result<Vec<
         reason: e.to_string(),
     })
 }
+
+/// Rows per record frame of [`record_buckets`]: a reducer decodes one frame at a time.
+const ROWS_PER_FRAME: usize = 4096;
+
+/// A map output holding `frame`'s rows (none for an empty partition) as records for cell code
+/// — record frames of a bincode `Vec<Vec<Value>>` — all in bucket `partition` of
+/// `partitions`.
+pub fn record_buckets(
+    frame: Option<&DataFrame>,
+    partition: u32,
+    partitions: u32,
+) -> Result<Vec<u8>, FrameError> {
+    let mut buckets = vec![Vec::new(); partitions.max(1) as usize];
+    if let Some(frame) = frame {
+        let bucket = &mut buckets[(partition as usize).min(partitions.max(1) as usize - 1)];
+        let mut offset = 0;
+        while offset < frame.height() {
+            let part = frame.slice(offset as i64, ROWS_PER_FRAME);
+            let records = rows(&part, None)?.rows;
+            let encoded = bincode::serialize(&records).map_err(|e| FrameError::Params {
+                what: "rows for cell code",
+                reason: e.to_string(),
+            })?;
+            tessera_plan::map_output::push_frame(bucket, &encoded);
+            offset += ROWS_PER_FRAME;
+        }
+    }
+    Ok(tessera_plan::map_output::frame(&buckets))
+}

@@ -44,6 +44,7 @@ pub fn entry(builtin: Builtin) -> TableEntry {
         Builtin::Ipc => ipc_table,
         Builtin::ParquetPiece => parquet_piece_source,
         Builtin::Write => write_table,
+        Builtin::RowsWriter => rows_writer_table,
     }
 }
 
@@ -727,4 +728,51 @@ static WRITE: ActionVTable = ActionVTable {
 
 unsafe extern "C" fn write_table() -> *const c_void {
     &WRITE as *const ActionVTable as *const c_void
+}
+
+// RowsWriter: a partition's rows as records for cell code, in the bucket of its own index.
+
+unsafe extern "C" fn rows_writer_open(
+    args: OpenArgs,
+    out: *mut *mut c_void,
+    err: ErrorSink,
+) -> Status {
+    let partition = args.partition;
+    let gather = params::<u32>(&args, "rows for cell code").map(|partitions| Gather {
+        params: (partitions, partition),
+        frames: Vec::new(),
+    });
+    open_with(gather, out, err)
+}
+
+unsafe extern "C" fn rows_writer_finish(
+    state: *mut c_void,
+    out: ByteSink,
+    err: ErrorSink,
+) -> Status {
+    let gather: &mut Gather<(u32, u32)> = unsafe { state_of(state) };
+    let frames = std::mem::take(&mut gather.frames);
+    let (partitions, partition) = gather.params;
+    let result = gathered(frames)
+        .and_then(|frame| rows::record_buckets(frame.as_ref(), partition, partitions));
+    match result {
+        Ok(bytes) => {
+            unsafe { (out.write)(out.ctx, RawBytes::from_slice(&bytes)) };
+            STATUS_OK
+        }
+        Err(e) => fail(err, &e),
+    }
+}
+
+static ROWS_WRITER: ActionVTable = ActionVTable {
+    abi_version: ABI_VERSION,
+    input_type: frame_type,
+    open: rows_writer_open,
+    push: action_push::<(u32, u32)>,
+    finish: rows_writer_finish,
+    close: gather_close::<(u32, u32)>,
+};
+
+unsafe extern "C" fn rows_writer_table() -> *const c_void {
+    &ROWS_WRITER as *const ActionVTable as *const c_void
 }

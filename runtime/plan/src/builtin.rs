@@ -46,11 +46,15 @@ pub enum Builtin {
     /// Action: writes a partition's rows to one file; params [`WriteParams`]; its result is
     /// the rows written (`u64`, little-endian).
     Write = 12,
+    /// Action (a shuffle's map side): a partition's rows as records for cell code — record
+    /// frames of a bincode `Vec<Vec<Value>>` — all in the bucket of the partition's own index,
+    /// so the RDD it makes has the DataFrame's partitions; params: the partition count (`u32`).
+    RowsWriter = 13,
 }
 
 impl Builtin {
     /// Every built-in, in offset order.
-    pub const ALL: [Builtin; 13] = [
+    pub const ALL: [Builtin; 14] = [
         Builtin::Lines,
         Builtin::ParseCsv,
         Builtin::ParseJson,
@@ -64,6 +68,7 @@ impl Builtin {
         Builtin::Ipc,
         Builtin::ParquetPiece,
         Builtin::Write,
+        Builtin::RowsWriter,
     ];
 
     /// The built-in `code` names, if it names one.

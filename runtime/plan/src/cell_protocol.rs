@@ -118,6 +118,15 @@ pub enum CellRequest {
         on: JoinOn,
         name: String,
     },
+    /// Adds the RDD of DataFrame `frame`'s rows as records (`Vec<Value>`) for cell code, one
+    /// partition per partition of the DataFrame; `reader` is the cell's decoder of those records
+    /// (answered with `Defined`).
+    FrameToRdd {
+        frame: RddId,
+        reader: Operator<LocalCodeRef>,
+        element_type: String,
+        name: String,
+    },
     /// Asks how many malformed rows the reads of a DataFrame skipped so far (answered with
     /// `SkippedRows`).
     SkippedRows { rdd: RddId },
