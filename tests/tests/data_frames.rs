@@ -777,3 +777,33 @@ for (qty, total) in totals {{
         );
     }
 }
+
+#[test]
+fn an_rdd_of_records_becomes_a_data_frame_with_a_schema() {
+    let dir = Scratch::new("data-frames-to-df");
+    let script = r#"let schema = Schema { fields: vec![
+    tessera::Field { name: "k".into(), dtype: DataType::String },
+    tessera::Field { name: "v".into(), dtype: DataType::Float64 },
+] };
+let records = sc.parallelize((0..1000i64).map(|i| vec![Value::String(format!("k{}", i % 7)), if i % 100 == 0 { Value::Null } else { Value::Int(i) }]).collect::<Vec<_>>(), 4);
+let df = records.to_df(schema);
+for row in df.group_by(["k"]).agg([col("v").sum().alias("s"), col("v").count().alias("n")]).sort(&["k"]).collect_rows().rows {
+    println!("{}", row.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" "));
+}
+"#;
+    let run = tessera_run(&dir.0, script, "local[2]", &[]);
+    run.expect_success();
+    let mut expected: BTreeMap<String, (f64, u64)> = BTreeMap::new();
+    for i in 0..1000i64 {
+        let entry = expected.entry(format!("k{}", i % 7)).or_default();
+        if i % 100 != 0 {
+            entry.0 += i as f64;
+            entry.1 += 1;
+        }
+    }
+    let expected: Vec<String> = expected
+        .iter()
+        .map(|(k, (s, n))| format!("{k} {s} {n}"))
+        .collect();
+    assert_eq!(run.lines(), expected, "{}", run.stderr);
+}

@@ -461,6 +461,29 @@ impl RichDisplay for Explain {
     }
 }
 
+impl Rdd<Vec<Value>> {
+    /// A DataFrame of `schema` made of these records, a value per column in the schema's order
+    /// (a value that does not fit its column's type is null there, as polars casts), as many
+    /// partitions as this RDD has.
+    pub fn to_df(&self, schema: Schema) -> DataFrame {
+        let partitions = self.num_partitions();
+        let writer = self
+            .round_robin_writer(partitions)
+            .unwrap_or_else(|e| e.raise());
+        let request = CellRequest::RddToFrame {
+            rdd: self.id(),
+            writer,
+            partitions,
+            schema,
+            name: "to_df".to_string(),
+        };
+        DataFrame {
+            ctx: self.context(),
+            id: frame_request(&self.context(), request).id,
+        }
+    }
+}
+
 /// A group key: a column name or an expression.
 pub struct GroupKey(Expr);
 

@@ -70,6 +70,14 @@ pub(crate) fn source_operator(entry: EntryFn) -> Result<Operator<LocalCodeRef>, 
     operator(entry, &(), Vec::new())
 }
 
+/// The operator of action `X` with closure `func` and `params`.
+pub(crate) fn action_operator<X: Action>(
+    func: &X::Func,
+    params: Vec<u8>,
+) -> Result<Operator<LocalCodeRef>, Error> {
+    operator(ActionTable::<X>::entry, func, params)
+}
+
 pub(crate) fn transform_operator<X: Transform>(
     func: &X::Func,
     params: Vec<u8>,
@@ -587,7 +595,7 @@ impl<T: Data> Rdd<T> {
             Ok::<_, Error>(RddKind::Shuffled {
                 parent: self.id,
                 partitioner,
-                writer: operator(ActionTable::<W>::entry, writer_func, params)?,
+                writer: action_operator::<W>(writer_func, params)?,
                 reader: source_operator(RecordsSource::<R>::entry)?,
                 merge,
             })

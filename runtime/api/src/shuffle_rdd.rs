@@ -112,6 +112,18 @@ impl<T: Data> Rdd<T> {
         )
     }
 
+    /// The writer `repartition(partitions)` shuffles with: records dealt round-robin.
+    pub(crate) fn round_robin_writer(
+        &self,
+        partitions: u32,
+    ) -> Result<tessera_plan::Operator<tessera_plan::LocalCodeRef>, Error> {
+        let params = encode_params(&WriterParams {
+            partitioner: Partitioner::RoundRobin { partitions },
+            zero: Vec::new(),
+        });
+        crate::rdd::action_operator::<RoundRobinWriter<T>>(&(), params)
+    }
+
     /// The records sorted by the key `f` computes, ascending or not, range-partitioned so that
     /// partition order is key order.
     pub fn sort_by<K, F>(&self, f: F, ascending: bool) -> Rdd<T>

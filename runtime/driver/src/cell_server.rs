@@ -150,6 +150,16 @@ async fn respond(
             let rdd = frames::to_rdd(state, frame, reader, element_type, &name)?;
             describe(state, rdd)
         }
+        CellRequest::RddToFrame {
+            rdd,
+            writer,
+            partitions,
+            schema,
+            name,
+        } => {
+            let writer = writer.try_map(|c| state.artifacts.resolve(c))?;
+            frames::from_rdd(state, rdd, writer, partitions, schema, &name).map(frame_defined)
+        }
         CellRequest::SkippedRows { rdd } => {
             frames::skipped_rows(state, rdd).map(CellResponse::SkippedRows)
         }

@@ -41,6 +41,7 @@ fn narrow(op: &Operator<CodeRef>) -> String {
             None => "parse CSV lines".to_string(),
         },
         Some(Builtin::ParseJson) => "parse JSON lines".to_string(),
+        Some(Builtin::ParseRecords) => "make DataFrames of a cell's records".to_string(),
         Some(Builtin::Steps) => {
             let Some(p) = params::<StepsParams>(op) else {
                 return "polars steps".to_string();

@@ -605,6 +605,41 @@ pub fn to_rdd(
     Ok(define(state, kind, partitions, &element_type, name)?.0)
 }
 
+/// Adds the DataFrame of `schema` made of RDD `rdd`'s records (`Vec<Value>`), dealt into
+/// `partitions` partitions by the cell's `writer`: each record frame of a bucket becomes a
+/// DataFrame on the reduce side (built in).
+pub fn from_rdd(
+    state: &DriverState,
+    rdd: RddId,
+    writer: Operator<CodeRef>,
+    partitions: u32,
+    schema: Schema,
+    name: &str,
+) -> Result<Frame, DriverError> {
+    let partitions = partitions.max(1);
+    let records = RddKind::Shuffled {
+        parent: rdd,
+        partitioner: Partitioner::RoundRobin { partitions },
+        writer,
+        reader: Builtin::Lines.operator(Vec::new()),
+        merge: None,
+    };
+    let records_name = format!("{name} (records)");
+    let (records, _) = define(state, records, partitions, LINES_TYPE, &records_name)?;
+    let parsed = RddKind::Narrow {
+        parent: records,
+        op: Builtin::ParseRecords.operator(encode(&schema)),
+        preserves_partitioning: false,
+    };
+    let (rdd, num_partitions) = define(state, parsed, partitions, FRAME_TYPE, name)?;
+    state.frames.insert(rdd, schema.clone());
+    Ok(Frame {
+        rdd,
+        num_partitions,
+        schema,
+    })
+}
+
 /// The malformed rows skipped so far by the reads DataFrame `rdd` is computed from: each
 /// partition's latest count, so a partition read again is not counted twice.
 pub fn skipped_rows(state: &DriverState, rdd: RddId) -> Result<u64, DriverError> {

@@ -100,7 +100,7 @@ fn literal(value: &Value) -> PlExpr {
 }
 
 /// `value` as polars' value.
-fn any_value(value: &Value) -> AnyValue<'_> {
+pub fn any_value(value: &Value) -> AnyValue<'_> {
     match value {
         Value::Null => AnyValue::Null,
         Value::Boolean(v) => AnyValue::Boolean(*v),

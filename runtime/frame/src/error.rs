@@ -56,6 +56,24 @@ pub enum FrameError {
         /// polars' reason.
         reason: String,
     },
+    /// Bytes that should hold records for a DataFrame (`Vec<Vec<Value>>`) do not.
+    #[error(
+        "records for a DataFrame do not decode ({reason}): make the DataFrame of an Rdd<Vec<Value>>"
+    )]
+    NotRecords {
+        /// bincode's reason.
+        reason: String,
+    },
+    /// A record with another number of values than the schema has columns.
+    #[error(
+        "a record has {values} values for {columns} columns: give every record a value for each column of the schema (Value::Null for none)"
+    )]
+    RecordWidth {
+        /// Values in the record.
+        values: usize,
+        /// Columns in the schema.
+        columns: usize,
+    },
     /// A plan's parameters did not decode.
     #[error(
         "the parameters of {what} do not decode ({reason}): the driver and this executor are of different Tessera versions"

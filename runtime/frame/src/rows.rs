@@ -1,10 +1,10 @@
 //! DataFrame rows as plain values ([`Rows`]), for a cell that shows or collects them without
 //! linking polars.
 
-use crate::convert::{schema_from_polars, value_from_polars};
+use crate::convert::{any_value, dtype_to_polars, schema_from_polars, value_from_polars};
 use crate::error::FrameError;
-use polars_core::prelude::DataFrame;
-use tessera_plan::frame::Rows;
+use polars_core::prelude::{AnyValue, Column, DataFrame, PlSmallStr, Series};
+use tessera_plan::frame::{Rows, Schema, Value};
 
 /// The first `limit` rows of `frame` (all without a limit) as plain values.
 pub fn rows(frame: &DataFrame, limit: Option<u64>) -> Result<Rows, FrameError> {
@@ -64,4 +64,38 @@ pub fn record_buckets(
         }
     }
     Ok(tessera_plan::map_output::frame(&buckets))
+}
+
+/// The DataFrame of `schema` that cell records (a bincode `Vec<Vec<Value>>`, a value per
+/// column) make; a value that does not fit its column's type is null there, as polars casts.
+pub fn frame_of_records(bytes: &[u8], schema: &Schema) -> Result<DataFrame, FrameError> {
+    let records: Vec<Vec<Value>> =
+        bincode::deserialize(bytes).map_err(|e| FrameError::NotRecords {
+            reason: e.to_string(),
+        })?;
+    if let Some(row) = records.iter().find(|r| r.len() != schema.fields.len()) {
+        return Err(FrameError::RecordWidth {
+            values: row.len(),
+            columns: schema.fields.len(),
+        });
+    }
+    let columns = schema
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            let values: Vec<AnyValue> = records.iter().map(|r| any_value(&r[i])).collect();
+            let dtype = dtype_to_polars(&field.dtype)?;
+            Series::from_any_values_and_dtype(
+                PlSmallStr::from_str(&field.name),
+                &values,
+                &dtype,
+                false,
+            )
+            .map(Column::from)
+            .map_err(FrameError::polars("making a DataFrame of records"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    DataFrame::new(records.len(), columns)
+        .map_err(FrameError::polars("making a DataFrame of records"))
 }

@@ -45,6 +45,7 @@ pub fn entry(builtin: Builtin) -> TableEntry {
         Builtin::ParquetPiece => parquet_piece_source,
         Builtin::Write => write_table,
         Builtin::RowsWriter => rows_writer_table,
+        Builtin::ParseRecords => parse_records_table,
     }
 }
 
@@ -126,6 +127,8 @@ unsafe extern "C" fn lines_source() -> *const c_void {
 enum Format {
     Csv(CsvParams),
     Json(Schema),
+    /// Cell records (`Vec<Vec<Value>>`), a record frame a chunk.
+    Records(Schema),
 }
 
 /// A reader of line chunks: its format, the rows it skipped as malformed, and where to report
@@ -156,6 +159,7 @@ impl Parser {
             }
             Format::Csv(p) => read::parse_csv(lines, &p.schema, &p.options),
             Format::Json(schema) => read::parse_json(lines, schema),
+            Format::Records(schema) => rows::frame_of_records(lines, schema),
         }
     }
 }
@@ -175,6 +179,16 @@ unsafe extern "C" fn parse_json_open(
     err: ErrorSink,
 ) -> Status {
     let parser = params(&args, "a JSON reader").map(|p| Parser::new(Format::Json(p), &args));
+    open_with(parser, out, err)
+}
+
+unsafe extern "C" fn parse_records_open(
+    args: OpenArgs,
+    out: *mut *mut c_void,
+    err: ErrorSink,
+) -> Status {
+    let parser =
+        params(&args, "records for a DataFrame").map(|p| Parser::new(Format::Records(p), &args));
     open_with(parser, out, err)
 }
 
@@ -775,4 +789,18 @@ static ROWS_WRITER: ActionVTable = ActionVTable {
 
 unsafe extern "C" fn rows_writer_table() -> *const c_void {
     &ROWS_WRITER as *const ActionVTable as *const c_void
+}
+
+static PARSE_RECORDS: OperatorVTable = OperatorVTable {
+    abi_version: ABI_VERSION,
+    input_type: lines_type,
+    output: FRAME_BATCH,
+    open: parse_records_open,
+    push: parse_push,
+    finish: parse_finish,
+    close: parse_close,
+};
+
+unsafe extern "C" fn parse_records_table() -> *const c_void {
+    &PARSE_RECORDS as *const OperatorVTable as *const c_void
 }

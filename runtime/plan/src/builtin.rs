@@ -50,11 +50,14 @@ pub enum Builtin {
     /// frames of a bincode `Vec<Vec<Value>>` — all in the bucket of the partition's own index,
     /// so the RDD it makes has the DataFrame's partitions; params: the partition count (`u32`).
     RowsWriter = 13,
+    /// Operator: line-chunk batches that each hold one record frame of cell records (a bincode
+    /// `Vec<Vec<Value>>`) to DataFrames; params: the [`Schema`].
+    ParseRecords = 14,
 }
 
 impl Builtin {
     /// Every built-in, in offset order.
-    pub const ALL: [Builtin; 14] = [
+    pub const ALL: [Builtin; 15] = [
         Builtin::Lines,
         Builtin::ParseCsv,
         Builtin::ParseJson,
@@ -69,6 +72,7 @@ impl Builtin {
         Builtin::ParquetPiece,
         Builtin::Write,
         Builtin::RowsWriter,
+        Builtin::ParseRecords,
     ];
 
     /// The built-in `code` names, if it names one.

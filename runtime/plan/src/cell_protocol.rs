@@ -127,6 +127,16 @@ pub enum CellRequest {
         element_type: String,
         name: String,
     },
+    /// Adds a DataFrame of `schema` made of RDD `rdd`'s records (`Vec<Value>`, a value per
+    /// column), dealt into `partitions` partitions by the cell's `writer` (answered with
+    /// `FrameDefined`).
+    RddToFrame {
+        rdd: RddId,
+        writer: Operator<LocalCodeRef>,
+        partitions: u32,
+        schema: Schema,
+        name: String,
+    },
     /// Asks how many malformed rows the reads of a DataFrame skipped so far (answered with
     /// `SkippedRows`).
     SkippedRows { rdd: RddId },
