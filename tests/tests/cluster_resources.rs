@@ -301,7 +301,9 @@ fn session_agents(cluster: &LocalCluster, extra: &[&str]) -> (Vec<String>, Strin
     let dir = Scratch::new("executor-constraint");
     std::fs::write(
         dir.0.join("script.rs"),
-        "// %%\nprintln!(\"count {}\", sc.parallelize((1..=1000u64).collect::<Vec<_>>(), 4).count());\n",
+        // The session stays a while after its job, so that the status polls below see its
+        // executors however fast the job ran.
+        "// %%\nprintln!(\"count {}\", sc.parallelize((1..=1000u64).collect::<Vec<_>>(), 4).count());\nstd::thread::sleep(std::time::Duration::from_secs(2));\n",
     )
     .unwrap();
     let mut child = tessera_on(&cluster, &dir.0)
