@@ -807,3 +807,26 @@ for row in df.group_by(["k"]).agg([col("v").sum().alias("s"), col("v").count().a
         .collect();
     assert_eq!(run.lines(), expected, "{}", run.stderr);
 }
+
+#[test]
+fn malformed_json_lines_are_skipped_and_counted_when_the_reader_is_told_to() {
+    let dir = Scratch::new("data-frames-skip-json");
+    let mut lines = String::new();
+    for i in 0..3000 {
+        lines.push_str(&format!("{{\"id\": {i}, \"amount\": {}.5}}\n", i % 10));
+        if i == 2000 {
+            lines.push_str("{\"id\": 2000.5, \"amount\": \n");
+        }
+    }
+    let path = dir.write("sales.json", &lines);
+    let script = format!(
+        r#"let sales = sc.read_json_with("{}", JsonOptions {{ skip_malformed: true }});
+println!("count {{}}", sales.count());
+println!("skipped {{}}", sales.skipped_rows());
+"#,
+        path.display()
+    );
+    let run = tessera_run(&dir.0, &script, "local[2]", &[]);
+    run.expect_success();
+    assert_eq!(run.lines(), ["count 3000", "skipped 1"], "{}", run.stderr);
+}

@@ -27,8 +27,8 @@ use crate::rich::{MAX_CELL_CHARS, RichDisplay, table_bundle};
 use std::fmt;
 use tessera_plan::cell_protocol::{CellAction, CellRequest, CellResponse};
 use tessera_plan::frame::{
-    CsvOptions, Expr, FileFormat, FrameStep, JoinKind, JoinOn, Rows, Schema, Value, WriteFormat,
-    col,
+    CsvOptions, Expr, FileFormat, FrameStep, JoinKind, JoinOn, JsonOptions, Rows, Schema, Value,
+    WriteFormat, col,
 };
 use tessera_plan::{RddId, StorageLevel};
 use tessera_table::Table;
@@ -95,7 +95,12 @@ impl Context {
     /// A DataFrame of newline-delimited JSON files (one object per line), its schema inferred
     /// from the first file's first lines.
     pub fn read_json(&self, path: &str) -> DataFrame {
-        self.read_frame(path, FileFormat::Json, None, "read_json")
+        self.read_json_with(path, JsonOptions::default())
+    }
+
+    /// [`read_json`](Context::read_json) with `options` (skipping malformed lines).
+    pub fn read_json_with(&self, path: &str, options: JsonOptions) -> DataFrame {
+        self.read_frame(path, FileFormat::Json(options), None, "read_json")
     }
 
     /// A DataFrame of the Parquet files `path` names, with the first file's schema; each

@@ -59,7 +59,8 @@ pub use ship::Capturable;
 pub use shuffle_rdd::{Key, Side};
 pub use stats::{Numeric, Stats};
 pub use tessera_plan::frame::{
-    CsvOptions, DataType, Expr, Field, JoinKind, Rows, Schema, Value, col, len, lit, when,
+    CsvOptions, DataType, Expr, Field, JoinKind, JsonOptions, Rows, Schema, Value, col, len, lit,
+    when,
 };
 pub use tessera_plan::{Partitioner, StorageLevel};
 
@@ -80,7 +81,8 @@ pub mod prelude {
     };
     // DataFrames and their expressions.
     pub use crate::{
-        CsvOptions, DataFrame, DataType, Expr, JoinKind, Schema, Value, col, len, lit, when,
+        CsvOptions, DataFrame, DataType, Expr, JoinKind, JsonOptions, Schema, Value, col, len, lit,
+        when,
     };
     // Results of actions (`Vec`s of records, maps, `Stats`), RDD handles and plots show richly.
     pub use crate::RichDisplay;

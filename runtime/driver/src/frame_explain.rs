@@ -7,8 +7,8 @@ use crate::error::DriverError;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 use tessera_plan::builtin::{
-    BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, ParquetPiece,
-    StepsParams,
+    BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, JsonParams,
+    ParquetPiece, StepsParams,
 };
 use tessera_plan::{CodeRef, Operator, RddId, RddKind};
 
@@ -40,7 +40,12 @@ fn narrow(op: &Operator<CodeRef>) -> String {
             ),
             None => "parse CSV lines".to_string(),
         },
-        Some(Builtin::ParseJson) => "parse JSON lines".to_string(),
+        Some(Builtin::ParseJson) => match params::<JsonParams>(op) {
+            Some(p) if p.options.skip_malformed => {
+                "parse JSON lines, skipping malformed ones".to_string()
+            }
+            _ => "parse JSON lines".to_string(),
+        },
         Some(Builtin::ParseRecords) => "make DataFrames of a cell's records".to_string(),
         Some(Builtin::Steps) => {
             let Some(p) = params::<StepsParams>(op) else {

@@ -12,8 +12,8 @@ use std::path::Path;
 use std::sync::Arc;
 use tessera_frame::batch::{FRAME_TYPE, LINES_TYPE};
 use tessera_plan::builtin::{
-    BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, ParquetPiece,
-    SkippedRows, StepsParams,
+    BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, JsonParams,
+    ParquetPiece, SkippedRows, StepsParams,
 };
 use tessera_plan::frame::{FileFormat, FrameStep, JoinOn, Schema};
 use tessera_plan::{
@@ -146,7 +146,7 @@ pub fn read(
         let sample = head_of(&first, SCHEMA_SAMPLE_BYTES)?;
         let schema = match &format {
             FileFormat::Csv(options) => tessera_frame::read::infer_csv_schema(&sample, options),
-            FileFormat::Json => tessera_frame::read::infer_json_schema(&sample),
+            FileFormat::Json(_) => tessera_frame::read::infer_json_schema(&sample),
             FileFormat::Parquet => unreachable!("read above"),
         };
         schema.map_err(|source| DriverError::Frame {
@@ -175,7 +175,16 @@ pub fn read(
             };
             (splits, Builtin::ParseCsv.operator(encode(&params)))
         }
-        FileFormat::Json => (splits, Builtin::ParseJson.operator(encode(&schema))),
+        FileFormat::Json(options) => {
+            let params = JsonParams {
+                schema: schema.clone(),
+                skipped_rows: options
+                    .skip_malformed
+                    .then(|| state.shared_values.accumulator()),
+                options,
+            };
+            (splits, Builtin::ParseJson.operator(encode(&params)))
+        }
         FileFormat::Parquet => unreachable!("read above"),
     };
     let num_partitions = splits.len() as u32;
@@ -651,14 +660,17 @@ pub fn skipped_rows(state: &DriverState, rdd: RddId) -> Result<u64, DriverError>
             continue;
         }
         let kind = state.lineage.with(id, |e| e.node.kind.clone())?;
-        if let RddKind::Narrow { op, .. } = &kind
-            && Builtin::of(&op.entry) == Some(Builtin::ParseCsv)
-            && let Ok(CsvParams {
-                skipped_rows: Some(accumulator),
-                ..
-            }) = bincode::deserialize(&op.params)
-        {
-            accumulators.insert(accumulator);
+        if let RddKind::Narrow { op, .. } = &kind {
+            let accumulator = match Builtin::of(&op.entry) {
+                Some(Builtin::ParseCsv) => bincode::deserialize::<CsvParams>(&op.params)
+                    .ok()
+                    .and_then(|p| p.skipped_rows),
+                Some(Builtin::ParseJson) => bincode::deserialize::<JsonParams>(&op.params)
+                    .ok()
+                    .and_then(|p| p.skipped_rows),
+                _ => None,
+            };
+            accumulators.extend(accumulator);
         }
         if let RddKind::Narrow { op, .. } = &kind
             && let Ok(p) = bincode::deserialize::<BroadcastJoinParams>(&op.params)

@@ -81,16 +81,29 @@ pub fn parse_csv_skipping(
     schema: &Schema,
     options: &CsvOptions,
 ) -> Result<(DataFrame, u64), FrameError> {
+    parse_skipping(lines, schema, |chunk| parse_csv(chunk, schema, options))
+}
+
+/// As [`parse_csv_skipping`], for newline-delimited JSON.
+pub fn parse_json_skipping(lines: &[u8], schema: &Schema) -> Result<(DataFrame, u64), FrameError> {
+    parse_skipping(lines, schema, |chunk| parse_json(chunk, schema))
+}
+
+/// The rows of `lines` that `parse` reads, and how many lines it cannot read.
+fn parse_skipping(
+    lines: &[u8],
+    schema: &Schema,
+    parse: impl Fn(&[u8]) -> Result<DataFrame, FrameError>,
+) -> Result<(DataFrame, u64), FrameError> {
     fn split_parse(
         lines: &[&[u8]],
-        schema: &Schema,
-        options: &CsvOptions,
+        parse: &dyn Fn(&[u8]) -> Result<DataFrame, FrameError>,
         kept: &mut Vec<DataFrame>,
     ) -> Result<u64, FrameError> {
         if lines.is_empty() {
             return Ok(0);
         }
-        match parse_csv(&lines.concat(), schema, options) {
+        match parse(&lines.concat()) {
             Ok(frame) => {
                 kept.push(frame);
                 Ok(0)
@@ -98,16 +111,16 @@ pub fn parse_csv_skipping(
             Err(FrameError::MalformedRow { .. }) if lines.len() == 1 => Ok(1),
             Err(FrameError::MalformedRow { .. }) => {
                 let (a, b) = lines.split_at(lines.len() / 2);
-                Ok(split_parse(a, schema, options, kept)? + split_parse(b, schema, options, kept)?)
+                Ok(split_parse(a, parse, kept)? + split_parse(b, parse, kept)?)
             }
             Err(other) => Err(other),
         }
     }
-    match parse_csv(lines, schema, options) {
+    match parse(lines) {
         Err(FrameError::MalformedRow { .. }) => {
             let lines: Vec<&[u8]> = lines.split_inclusive(|&b| b == b'\n').collect();
             let mut kept = Vec::new();
-            let skipped = split_parse(&lines, schema, options, &mut kept)?;
+            let skipped = split_parse(&lines, &parse, &mut kept)?;
             let frame = match kept.len() {
                 0 => DataFrame::empty_with_schema(&schema_to_polars(schema)?),
                 _ => polars_core::utils::accumulate_dataframes_vertical(kept)
@@ -142,12 +155,18 @@ pub fn infer_csv_schema(sample: &[u8], options: &CsvOptions) -> Result<Schema, F
 /// The rows of `lines` (whole lines of newline-delimited JSON) as `schema` says.
 pub fn parse_json(lines: &[u8], schema: &Schema) -> Result<DataFrame, FrameError> {
     let schema = Arc::new(schema_to_polars(schema)?);
-    guard("reading JSON rows", || {
+    let read = guard("reading JSON rows", || {
         JsonReader::new(Cursor::new(lines))
             .with_json_format(JsonFormat::JsonLines)
             .with_schema(schema)
             .finish()
             .map_err(malformed)
+    });
+    // polars' JSON reader panics on some broken lines (a line cut short) rather than erring:
+    // for rows read from a file that is a malformed row too.
+    read.map_err(|e| match e {
+        FrameError::Panicked { message, .. } => malformed(format!("polars panicked: {message}")),
+        other => other,
     })
 }
 

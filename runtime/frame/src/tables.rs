@@ -22,8 +22,8 @@ use tessera_plan::abi::{
     OpenArgs, OperatorVTable, RawBytes, STATUS_ERROR, STATUS_OK, SourceVTable, Status, TableEntry,
 };
 use tessera_plan::builtin::{
-    BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, ParquetPiece,
-    RowsParams, SkippedRows, StepsParams, WriteParams,
+    BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, JsonParams,
+    ParquetPiece, RowsParams, SkippedRows, StepsParams, WriteParams,
 };
 use tessera_plan::frame::Schema;
 
@@ -126,7 +126,7 @@ unsafe extern "C" fn lines_source() -> *const c_void {
 
 enum Format {
     Csv(CsvParams),
-    Json(Schema),
+    Json(JsonParams),
     /// Cell records (`Vec<Vec<Value>>`), a record frame a chunk.
     Records(Schema),
 }
@@ -158,7 +158,12 @@ impl Parser {
                 Ok(frame)
             }
             Format::Csv(p) => read::parse_csv(lines, &p.schema, &p.options),
-            Format::Json(schema) => read::parse_json(lines, schema),
+            Format::Json(p) if p.options.skip_malformed => {
+                let (frame, skipped) = read::parse_json_skipping(lines, &p.schema)?;
+                self.skipped += skipped;
+                Ok(frame)
+            }
+            Format::Json(p) => read::parse_json(lines, &p.schema),
             Format::Records(schema) => rows::frame_of_records(lines, schema),
         }
     }
@@ -210,11 +215,12 @@ unsafe extern "C" fn parse_push(
 /// if the task succeeds).
 unsafe extern "C" fn parse_finish(state: *mut c_void, _out: BatchSink, _err: ErrorSink) -> Status {
     let parser: &mut Parser = unsafe { state_of(state) };
-    if let Format::Csv(CsvParams {
-        skipped_rows: Some(accumulator),
-        ..
-    }) = parser.format
-    {
+    let accumulator = match &parser.format {
+        Format::Csv(p) => p.skipped_rows,
+        Format::Json(p) => p.skipped_rows,
+        Format::Records(_) => None,
+    };
+    if let Some(accumulator) = accumulator {
         let count = SkippedRows {
             partition: parser.partition,
             rows: parser.skipped,

@@ -3,7 +3,7 @@
 //! its offset; the executor resolves it without fetching or loading anything, and the rest of
 //! the engine (tasks, caching, shuffles, recovery) treats it as it treats cell code.
 
-use crate::frame::{CsvOptions, FrameStep, JoinOn, Schema, WriteFormat};
+use crate::frame::{CsvOptions, FrameStep, JoinOn, JsonOptions, Schema, WriteFormat};
 use crate::rdd::{CodeRef, Operator};
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +18,7 @@ pub enum Builtin {
     Lines = 0,
     /// Operator: line chunks to DataFrames, parsing CSV; params [`CsvParams`].
     ParseCsv = 1,
-    /// Operator: line chunks to DataFrames, parsing JSON lines; params: the [`Schema`].
+    /// Operator: line chunks to DataFrames, parsing JSON lines; params [`JsonParams`].
     ParseJson = 2,
     /// Operator: a partition's DataFrames, gathered, through [`FrameStep`]s; params
     /// [`StepsParams`].
@@ -116,6 +116,16 @@ pub struct CsvParams {
     pub options: CsvOptions,
     /// With `options.skip_malformed`: the accumulator each task adds its partition's count of
     /// skipped rows to, as a [`SkippedRows`].
+    pub skipped_rows: Option<u64>,
+}
+
+/// What [`Builtin::ParseJson`] reads lines as.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonParams {
+    pub schema: Schema,
+    pub options: JsonOptions,
+    /// With `options.skip_malformed`: the accumulator each task adds its partition's count of
+    /// skipped lines to, as a [`SkippedRows`].
     pub skipped_rows: Option<u64>,
 }
 

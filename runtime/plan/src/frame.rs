@@ -656,7 +656,7 @@ pub enum FrameStep {
 pub enum FileFormat {
     Csv(CsvOptions),
     /// Newline-delimited JSON: one object per line.
-    Json,
+    Json(JsonOptions),
     /// Parquet: split by row groups, its schema from the file's own.
     Parquet,
 }
@@ -701,6 +701,14 @@ impl Default for CsvOptions {
             skip_malformed: false,
         }
     }
+}
+
+/// How newline-delimited JSON is read.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct JsonOptions {
+    /// Lines that do not parse as the schema says are skipped (and counted: see the
+    /// DataFrame's `skipped_rows`) instead of failing the job.
+    pub skip_malformed: bool,
 }
 
 /// Rows of a DataFrame as they come back to a cell: its schema and each row's values.
