@@ -351,14 +351,17 @@ fn queries() -> Vec<(&'static str, bool, &'static str, Oracle)> {
     ]
 }
 
+/// A function of the scripts: prints a DataFrame's rows as `NAME<TAB>v1<TAB>v2...`.
+const EMIT: &str = "fn emit(name: &str, df: &DataFrame) { for row in df.collect_rows().rows { \
+    println!(\"{name}\\t{}\", row.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(\"\\t\")); } }\n";
+
 /// The script: reads the files, prints every query's rows as `NAME<TAB>v1<TAB>v2...`.
 fn script(dir: &Scratch) -> String {
     let mut script = format!(
         "let sales = sc.read_csv(\"{0}/sales/*.csv\");\n\
          let products = sc.read_csv(\"{0}/products.csv\");\n\
          let regions = sc.read_csv(\"{0}/regions.csv\");\n\
-         fn emit(name: &str, df: &DataFrame) {{ for row in df.collect_rows().rows {{ \
-         println!(\"{{name}}\\t{{}}\", row.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(\"\\t\")); }} }}\n\
+         {EMIT}\
          println!(\"partitions\\t{{}}\", sales.num_partitions());\n\
          println!(\"count\\t{{}}\", sales.count());\n",
         dir.0.display()
@@ -644,7 +647,7 @@ fn partitions_written_as_parquet_and_csv_read_back_to_the_same_rows() {
         r#"group_by(["region"]).agg([col("amount").sum().alias("total"), len().alias("n")])"#;
     let script = format!(
         r#"let sales = sc.read_csv("{0}/sales/*.csv");
-fn emit(name: &str, df: &DataFrame) {{ for row in df.collect_rows().rows {{ println!("{{name}}\t{{}}", row.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\t")); }} }}
+{EMIT}
 println!("written\t{{}}\t{{}}", sales.write_parquet("out-parquet"), sales.write_csv("out-csv"));
 // %%
 let parquet = sc.read_parquet("out-parquet");

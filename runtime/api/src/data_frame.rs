@@ -23,7 +23,7 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::ops::RecordsSource;
 use crate::rdd::{Rdd, source_operator};
-use crate::rich::{MAX_CELL_CHARS, RichDisplay, table_bundle};
+use crate::rich::{RichDisplay, shorten, table_bundle};
 use std::fmt;
 use tessera_plan::cell_protocol::{CellAction, CellRequest, CellResponse};
 use tessera_plan::frame::{
@@ -531,16 +531,6 @@ fn exprs_of(exprs: impl IntoIterator<Item = impl Into<Expr>>) -> Vec<Expr> {
     exprs.into_iter().map(Into::into).collect()
 }
 
-/// `text` cut to [`MAX_CELL_CHARS`] characters.
-fn cut(text: String) -> String {
-    if text.chars().count() <= MAX_CELL_CHARS {
-        return text;
-    }
-    let mut cut: String = text.chars().take(MAX_CELL_CHARS - 1).collect();
-    cut.push('…');
-    cut
-}
-
 /// The table of `rows`, each column headed by its name and type; the first `shown` rows, with
 /// a note when there were more.
 fn rows_table(rows: &Rows, shown: usize) -> Table {
@@ -556,7 +546,7 @@ fn rows_table(rows: &Rows, shown: usize) -> Table {
         rows.rows
             .iter()
             .take(shown)
-            .map(|row| row.iter().map(|v| cut(v.to_string())).collect()),
+            .map(|row| row.iter().map(|v| shorten(&v.to_string())).collect()),
     );
     if rows.rows.len() > shown {
         table.noted(&format!("only showing the first {shown} rows"))
@@ -604,6 +594,7 @@ impl RichDisplay for DataFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rich::MAX_CELL_CHARS;
     use tessera_plan::frame::{DataType, Field, Value};
 
     #[test]

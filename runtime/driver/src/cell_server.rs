@@ -267,10 +267,6 @@ async fn respond(
                         bincode::serialize(&WriteParams { dir, format }).expect("params encode");
                     TaskAction::Run(Builtin::Write.operator(params))
                 }
-                CellAction::Ipc => {
-                    state.frames.get(rdd)?;
-                    TaskAction::Run(Builtin::Ipc.operator(Vec::new()))
-                }
             };
             let description = format!(
                 "{name} on rdd {rdd} ({})",

@@ -161,18 +161,17 @@ fn write_node(
             ));
             write_node(state, parent, depth + 1, stage, out)?;
         }
-        RddKind::Union { parents } | RddKind::PartitionwiseUnion { parents } => {
-            line(&format!("the partitions of {} DataFrames", parents.len()));
-            for parent in parents {
-                write_node(state, parent, depth + 1, stage, out)?;
-            }
-        }
-        RddKind::Concatenated { inputs } => {
-            let parents: BTreeSet<RddId> = inputs.iter().flatten().map(|(p, _)| *p).collect();
-            line(&format!(
-                "each partition reads partitions of {} parent(s) in turn",
-                parents.len()
-            ));
+        RddKind::Union { .. }
+        | RddKind::PartitionwiseUnion { .. }
+        | RddKind::Concatenated { .. } => {
+            let parents = kind.parents();
+            line(&match kind {
+                RddKind::Concatenated { .. } => format!(
+                    "each partition reads partitions of {} parent(s) in turn",
+                    parents.len()
+                ),
+                _ => format!("the partitions of {} DataFrames", parents.len()),
+            });
             for parent in parents {
                 write_node(state, parent, depth + 1, stage, out)?;
             }

@@ -7,7 +7,7 @@ use crate::frame_plan::{Distributed, JoinStrategy, distribute, join_strategy};
 use crate::{DriverState, dag, text_splits};
 use parking_lot::Mutex;
 use std::collections::{BTreeSet, HashMap};
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::Path;
 use std::sync::Arc;
 use tessera_frame::batch::{FRAME_TYPE, LINES_TYPE};
@@ -88,30 +88,26 @@ fn head_of(path: &Path, limit: u64) -> Result<Vec<u8>, DriverError> {
 
 /// Bytes of `path`'s first line with its line end (its header): splits start after it.
 fn header_len(path: &Path) -> Result<u64, DriverError> {
-    let head = head_of(path, SCHEMA_SAMPLE_BYTES)?;
-    Ok(head
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(head.len() as u64, |i| i as u64 + 1))
+    let unreadable = |source| DriverError::UnreadableText {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut line = Vec::new();
+    std::io::BufReader::new(file.take(SCHEMA_SAMPLE_BYTES))
+        .read_until(b'\n', &mut line)
+        .map_err(unreadable)?;
+    Ok(line.len() as u64)
 }
 
-/// `splits` with each file's header left out: a split that starts at a file's beginning
+/// `splits` with each file's header left out: the split that starts at a file's beginning
 /// starts after its first line.
 fn without_headers(splits: Vec<FileSplit>) -> Result<Vec<FileSplit>, DriverError> {
-    let mut headers: HashMap<String, u64> = HashMap::new();
     splits
         .into_iter()
         .map(|mut split| {
             if split.start == 0 {
-                let header = match headers.get(&split.path) {
-                    Some(len) => *len,
-                    None => {
-                        let len = header_len(Path::new(&split.path))?;
-                        headers.insert(split.path.clone(), len);
-                        len
-                    }
-                };
-                split.start = header.min(split.end);
+                split.start = header_len(Path::new(&split.path))?.min(split.end);
             }
             Ok(split)
         })
@@ -502,6 +498,22 @@ pub fn apply(
         }
         None => Ok(input_schema.clone()),
     };
+    // The RDD of the step (if any) that runs on each partition before a shuffle or a gather.
+    let first_phase = |before: Option<FrameStep>, what: &str, run_on_empty: bool| match before {
+        Some(step) => {
+            let phase = format!("{name} ({what})");
+            Ok(steps_over(
+                state,
+                input,
+                vec![step],
+                &input_schema,
+                run_on_empty,
+                &phase,
+            )?
+            .0)
+        }
+        None => Ok::<_, DriverError>(input),
+    };
     let (rdd, num_partitions) = match distributed {
         Distributed::Narrow(step) => {
             steps_over(state, input, vec![step], &input_schema, true, name)?
@@ -512,13 +524,7 @@ pub fn apply(
             after,
         } => {
             let middle_schema = middle(&before)?;
-            let partial = match before {
-                Some(step) => {
-                    let partial = format!("{name} (partial)");
-                    steps_over(state, input, vec![step], &input_schema, false, &partial)?.0
-                }
-                None => input,
-            };
+            let partial = first_phase(before, "partial", false)?;
             let map_partitions = state.lineage.with(partial, |e| e.node.num_partitions)?;
             let partitions = if keys.is_empty() {
                 1
@@ -532,13 +538,7 @@ pub fn apply(
         }
         Distributed::Gather { before, after } => {
             let middle_schema = middle(&before)?;
-            let partial = match before {
-                Some(step) => {
-                    let partial = format!("{name} (each partition)");
-                    steps_over(state, input, vec![step], &input_schema, true, &partial)?.0
-                }
-                None => input,
-            };
+            let partial = first_phase(before, "each partition", true)?;
             let map_partitions = state.lineage.with(partial, |e| e.node.num_partitions)?;
             let gathered = RddKind::Concatenated {
                 inputs: vec![(0..map_partitions).map(|p| (partial, p)).collect()],
@@ -678,7 +678,7 @@ pub fn skipped_rows(state: &DriverState, rdd: RddId) -> Result<u64, DriverError>
         {
             to_visit.push(p.small_side);
         }
-        to_visit.extend(parents(&kind));
+        to_visit.extend(kind.parents());
     }
     let mut per_partition = HashMap::new();
     for accumulator in accumulators {
@@ -693,18 +693,6 @@ pub fn skipped_rows(state: &DriverState, rdd: RddId) -> Result<u64, DriverError>
         }
     }
     Ok(per_partition.values().sum())
-}
-
-/// The RDDs `kind` is computed from.
-fn parents(kind: &RddKind<CodeRef>) -> Vec<RddId> {
-    match kind {
-        RddKind::Parallelize { .. } | RddKind::TextFile { .. } | RddKind::Checkpoint { .. } => {
-            Vec::new()
-        }
-        RddKind::Narrow { parent, .. } | RddKind::Shuffled { parent, .. } => vec![*parent],
-        RddKind::Union { parents } | RddKind::PartitionwiseUnion { parents } => parents.clone(),
-        RddKind::Concatenated { inputs } => inputs.iter().flatten().map(|(p, _)| *p).collect(),
-    }
 }
 
 /// DataFrame `rdd` as the driver knows it.

@@ -211,27 +211,11 @@ impl Lineage {
         self.rdds
             .lock()
             .iter()
-            .map(|(id, e)| {
-                let parents = match &e.node.kind {
-                    RddKind::Narrow { parent, .. } | RddKind::Shuffled { parent, .. } => {
-                        vec![*parent]
-                    }
-                    RddKind::Union { parents } | RddKind::PartitionwiseUnion { parents } => {
-                        parents.clone()
-                    }
-                    RddKind::Concatenated { inputs } => {
-                        inputs.iter().flatten().map(|(parent, _)| *parent).collect()
-                    }
-                    RddKind::Parallelize { .. }
-                    | RddKind::TextFile { .. }
-                    | RddKind::Checkpoint { .. } => Vec::new(),
-                };
-                crate::cleaner::LineageNode {
-                    rdd: *id,
-                    parents,
-                    shuffle: matches!(e.node.kind, RddKind::Shuffled { .. }),
-                    persisted: e.persist.is_some(),
-                }
+            .map(|(id, e)| crate::cleaner::LineageNode {
+                rdd: *id,
+                parents: e.node.kind.parents(),
+                shuffle: matches!(e.node.kind, RddKind::Shuffled { .. }),
+                persisted: e.persist.is_some(),
             })
             .collect()
     }

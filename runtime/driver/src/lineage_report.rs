@@ -76,25 +76,8 @@ struct Listing {
 
 /// The RDDs `kind` reads, in order, each with whether it reads it through a shuffle.
 fn parents(kind: &RddKind<tessera_plan::CodeRef>) -> Vec<(RddId, bool)> {
-    match kind {
-        RddKind::Narrow { parent, .. } => vec![(*parent, false)],
-        RddKind::Shuffled { parent, .. } => vec![(*parent, true)],
-        RddKind::Union { parents } | RddKind::PartitionwiseUnion { parents } => {
-            parents.iter().map(|p| (*p, false)).collect()
-        }
-        RddKind::Concatenated { inputs } => {
-            let mut distinct: Vec<(RddId, bool)> = Vec::new();
-            for (parent, _) in inputs.iter().flatten() {
-                if !distinct.iter().any(|(p, _)| p == parent) {
-                    distinct.push((*parent, false));
-                }
-            }
-            distinct
-        }
-        RddKind::Parallelize { .. } | RddKind::TextFile { .. } | RddKind::Checkpoint { .. } => {
-            Vec::new()
-        }
-    }
+    let shuffle = matches!(kind, RddKind::Shuffled { .. });
+    kind.parents().into_iter().map(|p| (p, shuffle)).collect()
 }
 
 fn kind_name<C>(kind: &RddKind<C>) -> &'static str {

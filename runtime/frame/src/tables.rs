@@ -7,8 +7,8 @@
 //! distinct) gather its DataFrames and run when the partition ends.
 
 use crate::batch::{
-    FRAME_BATCH, FRAME_TYPE, JoinSide, LINES_BATCH, LINES_TYPE, push_frame, push_lines,
-    push_side_frame, report, take_frame, take_lines, take_side_frame,
+    FRAME_BATCH, JoinSide, LINES_BATCH, push_frame, push_lines, push_side_frame, report,
+    take_frame, take_lines, take_side_frame,
 };
 use crate::convert::schema_to_polars;
 use crate::error::FrameError;
@@ -58,6 +58,25 @@ fn fail(err: ErrorSink, error: &FrameError) -> Status {
     STATUS_ERROR
 }
 
+/// Writes an action's result bytes to `out`, or reports why there are none.
+fn answer(out: ByteSink, err: ErrorSink, result: Result<Vec<u8>, FrameError>) -> Status {
+    match result {
+        Ok(bytes) => {
+            unsafe { (out.write)(out.ctx, RawBytes::from_slice(&bytes)) };
+            STATUS_OK
+        }
+        Err(e) => fail(err, &e),
+    }
+}
+
+/// Hands an operator's DataFrame to `out`, or reports why there is none.
+fn pass_on(out: BatchSink, err: ErrorSink, result: Result<DataFrame, FrameError>) -> Status {
+    match result {
+        Ok(frame) => push_frame(out, frame),
+        Err(e) => fail(err, &e),
+    }
+}
+
 fn params<P: DeserializeOwned>(args: &OpenArgs, what: &'static str) -> Result<P, FrameError> {
     bincode::deserialize(unsafe { args.params.as_slice() }).map_err(|e| FrameError::Params {
         what,
@@ -83,14 +102,6 @@ unsafe fn state_of<'a, S>(state: *mut c_void) -> &'a mut S {
 
 unsafe fn close<S>(state: *mut c_void) {
     drop(unsafe { Box::from_raw(state as *mut S) });
-}
-
-unsafe extern "C" fn frame_type() -> RawBytes {
-    RawBytes::from_slice(FRAME_TYPE.as_bytes())
-}
-
-unsafe extern "C" fn lines_type() -> RawBytes {
-    RawBytes::from_slice(LINES_TYPE.as_bytes())
 }
 
 /// The DataFrames of a partition as one (none when it had none).
@@ -205,10 +216,7 @@ unsafe extern "C" fn parse_push(
 ) -> Status {
     let parser: &mut Parser = unsafe { state_of(state) };
     let lines = unsafe { take_lines(batch) };
-    match parser.parse(&lines) {
-        Ok(frame) => push_frame(out, frame),
-        Err(e) => fail(err, &e),
-    }
+    pass_on(out, err, parser.parse(&lines))
 }
 
 /// Reports the rows the partition skipped to the read's accumulator (which reaches the driver
@@ -241,7 +249,7 @@ unsafe extern "C" fn parse_close(state: *mut c_void) {
 
 static PARSE_CSV: OperatorVTable = OperatorVTable {
     abi_version: ABI_VERSION,
-    input_type: lines_type,
+    input_type: LINES_BATCH.type_name,
     output: FRAME_BATCH,
     open: parse_csv_open,
     push: parse_push,
@@ -251,7 +259,7 @@ static PARSE_CSV: OperatorVTable = OperatorVTable {
 
 static PARSE_JSON: OperatorVTable = OperatorVTable {
     abi_version: ABI_VERSION,
-    input_type: lines_type,
+    input_type: LINES_BATCH.type_name,
     output: FRAME_BATCH,
     open: parse_json_open,
     push: parse_push,
@@ -319,7 +327,7 @@ unsafe extern "C" fn steps_finish(state: *mut c_void, out: BatchSink, err: Error
 
 static STEPS: OperatorVTable = OperatorVTable {
     abi_version: ABI_VERSION,
-    input_type: frame_type,
+    input_type: FRAME_BATCH.type_name,
     output: FRAME_BATCH,
     open: steps_open,
     push: gather_push::<StepsParams>,
@@ -368,18 +376,12 @@ unsafe extern "C" fn hash_writer_finish(
     let gather: &mut Gather<FrameShuffleParams> = unsafe { state_of(state) };
     let frames = std::mem::take(&mut gather.frames);
     let result = gathered(frames).and_then(|frame| shuffle::map_output(frame, &gather.params));
-    match result {
-        Ok(bytes) => {
-            unsafe { (out.write)(out.ctx, RawBytes::from_slice(&bytes)) };
-            STATUS_OK
-        }
-        Err(e) => fail(err, &e),
-    }
+    answer(out, err, result)
 }
 
 static HASH_WRITER: ActionVTable = ActionVTable {
     abi_version: ABI_VERSION,
-    input_type: frame_type,
+    input_type: FRAME_BATCH.type_name,
     open: hash_writer_open,
     push: action_push::<FrameShuffleParams>,
     finish: hash_writer_finish,
@@ -399,18 +401,12 @@ unsafe extern "C" fn rows_finish(state: *mut c_void, out: ByteSink, err: ErrorSi
     let frames = std::mem::take(&mut gather.frames);
     let limit = gather.params.limit;
     let result = gathered(frames).and_then(|frame| rows::encode_rows(frame.as_ref(), limit));
-    match result {
-        Ok(bytes) => {
-            unsafe { (out.write)(out.ctx, RawBytes::from_slice(&bytes)) };
-            STATUS_OK
-        }
-        Err(e) => fail(err, &e),
-    }
+    answer(out, err, result)
 }
 
 static ROWS: ActionVTable = ActionVTable {
     abi_version: ABI_VERSION,
-    input_type: frame_type,
+    input_type: FRAME_BATCH.type_name,
     open: rows_open,
     push: action_push::<RowsParams>,
     finish: rows_finish,
@@ -509,10 +505,7 @@ unsafe extern "C" fn join_finish(state: *mut c_void, out: BatchSink, err: ErrorS
         let right = gathered_or_empty(right, &p.right)?;
         join::join(left, right, &p.on.left_on, &p.on.right_on, p.on.how)
     });
-    match result {
-        Ok(frame) => push_frame(out, frame),
-        Err(e) => fail(err, &e),
-    }
+    pass_on(out, err, result)
 }
 
 unsafe extern "C" fn join_close(state: *mut c_void) {
@@ -521,7 +514,7 @@ unsafe extern "C" fn join_close(state: *mut c_void) {
 
 static JOIN: OperatorVTable = OperatorVTable {
     abi_version: ABI_VERSION,
-    input_type: frame_type,
+    input_type: FRAME_BATCH.type_name,
     output: FRAME_BATCH,
     open: join_open,
     push: join_push,
@@ -609,10 +602,7 @@ unsafe extern "C" fn broadcast_join_finish(
         };
         join::join(left, right, &p.on.left_on, &p.on.right_on, p.on.how)
     });
-    match result {
-        Ok(frame) => push_frame(out, frame),
-        Err(e) => fail(err, &e),
-    }
+    pass_on(out, err, result)
 }
 
 unsafe extern "C" fn broadcast_join_close(state: *mut c_void) {
@@ -621,7 +611,7 @@ unsafe extern "C" fn broadcast_join_close(state: *mut c_void) {
 
 static BROADCAST_JOIN: OperatorVTable = OperatorVTable {
     abi_version: ABI_VERSION,
-    input_type: frame_type,
+    input_type: FRAME_BATCH.type_name,
     output: FRAME_BATCH,
     open: broadcast_join_open,
     push: broadcast_join_push,
@@ -653,18 +643,12 @@ unsafe extern "C" fn ipc_finish(state: *mut c_void, out: ByteSink, err: ErrorSin
         Some(frame) => ipc::encode(&frame),
         None => Ok(Vec::new()),
     });
-    match result {
-        Ok(bytes) => {
-            unsafe { (out.write)(out.ctx, RawBytes::from_slice(&bytes)) };
-            STATUS_OK
-        }
-        Err(e) => fail(err, &e),
-    }
+    answer(out, err, result)
 }
 
 static IPC: ActionVTable = ActionVTable {
     abi_version: ABI_VERSION,
-    input_type: frame_type,
+    input_type: FRAME_BATCH.type_name,
     open: ipc_open,
     push: action_push::<()>,
     finish: ipc_finish,
@@ -687,10 +671,11 @@ unsafe extern "C" fn parquet_piece_decode(
             what: "a Parquet reader",
             reason: e.to_string(),
         });
-    match piece.and_then(|piece| files::read_parquet_piece(&piece)) {
-        Ok(frame) => push_frame(out, frame),
-        Err(e) => fail(err, &e),
-    }
+    pass_on(
+        out,
+        err,
+        piece.and_then(|piece| files::read_parquet_piece(&piece)),
+    )
 }
 
 static PARQUET_PIECE: SourceVTable = SourceVTable {
@@ -728,18 +713,12 @@ unsafe extern "C" fn write_finish(state: *mut c_void, out: ByteSink, err: ErrorS
         ),
         None => Ok(0),
     });
-    match result {
-        Ok(rows) => {
-            unsafe { (out.write)(out.ctx, RawBytes::from_slice(&rows.to_le_bytes())) };
-            STATUS_OK
-        }
-        Err(e) => fail(err, &e),
-    }
+    answer(out, err, result.map(|rows| rows.to_le_bytes().to_vec()))
 }
 
 static WRITE: ActionVTable = ActionVTable {
     abi_version: ABI_VERSION,
-    input_type: frame_type,
+    input_type: FRAME_BATCH.type_name,
     open: write_open,
     push: action_push::<(WriteParams, u32)>,
     finish: write_finish,
@@ -775,18 +754,12 @@ unsafe extern "C" fn rows_writer_finish(
     let (partitions, partition) = gather.params;
     let result = gathered(frames)
         .and_then(|frame| rows::record_buckets(frame.as_ref(), partition, partitions));
-    match result {
-        Ok(bytes) => {
-            unsafe { (out.write)(out.ctx, RawBytes::from_slice(&bytes)) };
-            STATUS_OK
-        }
-        Err(e) => fail(err, &e),
-    }
+    answer(out, err, result)
 }
 
 static ROWS_WRITER: ActionVTable = ActionVTable {
     abi_version: ABI_VERSION,
-    input_type: frame_type,
+    input_type: FRAME_BATCH.type_name,
     open: rows_writer_open,
     push: action_push::<(u32, u32)>,
     finish: rows_writer_finish,
@@ -799,7 +772,7 @@ unsafe extern "C" fn rows_writer_table() -> *const c_void {
 
 static PARSE_RECORDS: OperatorVTable = OperatorVTable {
     abi_version: ABI_VERSION,
-    input_type: lines_type,
+    input_type: LINES_BATCH.type_name,
     output: FRAME_BATCH,
     open: parse_records_open,
     push: parse_push,

@@ -168,8 +168,6 @@ pub enum CellAction {
         dir: String,
         format: crate::frame::WriteFormat,
     },
-    /// Each partition of a DataFrame as one Arrow IPC stream (empty for one without rows).
-    Ipc,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -154,22 +154,6 @@ pub enum AggFunc {
     NUnique,
 }
 
-impl AggFunc {
-    /// Its name as polars and SQL spell it.
-    pub fn name(self) -> &'static str {
-        match self {
-            AggFunc::Sum => "sum",
-            AggFunc::Mean => "mean",
-            AggFunc::Min => "min",
-            AggFunc::Max => "max",
-            AggFunc::Count => "count",
-            AggFunc::First => "first",
-            AggFunc::Last => "last",
-            AggFunc::NUnique => "n_unique",
-        }
-    }
-}
-
 /// An expression over a DataFrame's columns, as polars' `Expr` (a subset of it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Expr {
@@ -226,19 +210,6 @@ impl Expr {
             | Expr::Agg { expr, .. } => expr.output_name(),
             Expr::When { then, .. } => then.output_name(),
         }
-    }
-
-    /// Every column the expression reads.
-    pub fn columns(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        self.visit(&mut |e| {
-            if let Expr::Column(name) = e
-                && !out.contains(name)
-            {
-                out.push(name.clone());
-            }
-        });
-        out
     }
 
     /// Whether an aggregation (or `len`) is part of it.

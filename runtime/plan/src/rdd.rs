@@ -102,6 +102,27 @@ pub enum RddKind<C> {
 }
 
 impl<C> RddKind<C> {
+    /// The RDDs it is computed from, in order (a concatenation's each once); none for a
+    /// source or a checkpoint.
+    pub fn parents(&self) -> Vec<RddId> {
+        match self {
+            RddKind::Narrow { parent, .. } | RddKind::Shuffled { parent, .. } => vec![*parent],
+            RddKind::Union { parents } | RddKind::PartitionwiseUnion { parents } => parents.clone(),
+            RddKind::Concatenated { inputs } => {
+                let mut distinct = Vec::new();
+                for (parent, _) in inputs.iter().flatten() {
+                    if !distinct.contains(parent) {
+                        distinct.push(*parent);
+                    }
+                }
+                distinct
+            }
+            RddKind::Parallelize { .. } | RddKind::TextFile { .. } | RddKind::Checkpoint { .. } => {
+                Vec::new()
+            }
+        }
+    }
+
     /// The same kind with every code reference mapped (e.g. library path to content hash).
     pub fn try_map_code<D, E>(self, mut f: impl FnMut(C) -> Result<D, E>) -> Result<RddKind<D>, E> {
         Ok(match self {
