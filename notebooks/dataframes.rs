@@ -63,6 +63,20 @@ by_category.show(5);
 by_category.explain()
 
 // %%
+// SQL over the same cached partitions: register the DataFrames as tables, and the query is
+// planned as the same distributed operations — the small products table broadcast to the
+// join, the aggregation in two phases, only the columns it reads.
+orders.register("orders");
+products.register("products");
+let busiest = sc.sql("SELECT p.category, o.region, count(*) AS orders, sum(o.quantity) AS units
+    FROM orders o JOIN products p ON o.product = p.product
+    WHERE o.day < 180
+    GROUP BY p.category, o.region
+    ORDER BY units DESC, p.category, o.region
+    LIMIT 5");
+busiest.show(5);
+
+// %%
 // Large orders in the first quarter, answered from the cached partitions.
 let large = orders.filter(col("day").lt(lit(90)).and((col("quantity") * col("price")).gt(lit(400.0))));
 println!("large orders in the first quarter: {}", large.count());

@@ -221,6 +221,37 @@ pub struct TaskLine {
 }
 
 /// Runs `tessera run SCRIPT` with `args` in `dir` and collects its output and task metrics.
+/// Items for a script's cell: `report_peaks(label, &sc)` has tasks on every executor print
+/// `LABEL PID KB`, the executor's peak resident memory (VmHWM) so far.
+pub const REPORT_PEAKS: &str = r#"
+fn peak_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+fn report_peaks(label: &str, sc: &tessera::Context) {
+    let mut peaks = sc.parallelize((0..8u32).collect::<Vec<_>>(), 8)
+        .map(|_| (std::process::id(), peak_kb()))
+        .collect();
+    peaks.sort();
+    peaks.dedup_by_key(|p| p.0);
+    for (pid, kb) in peaks { println!("{label} {pid} {kb}"); }
+}
+"#;
+
+/// The peak resident memory (kB) of each executor, from the `LABEL PID KB` lines that
+/// [`REPORT_PEAKS`]' `report_peaks` printed.
+pub fn peaks(stdout: &str, label: &str) -> std::collections::BTreeMap<u64, u64> {
+    stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix(label)?.strip_prefix(' '))
+        .map(|rest| {
+            let mut words = rest.split_whitespace().map(|w| w.parse::<u64>().unwrap());
+            (words.next().unwrap(), words.next().unwrap())
+        })
+        .collect()
+}
+
 pub fn tessera_run(dir: &Path, script: &str, master: &str, extra: &[&str]) -> RunOutput {
     tessera_run_with_env(dir, script, master, extra, &[])
 }

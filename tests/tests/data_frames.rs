@@ -9,7 +9,7 @@ use polars_io::prelude::*;
 use polars_lazy::prelude::*;
 use std::collections::BTreeMap;
 use std::io::Cursor;
-use tessera_e2e::{Scratch, tessera_run, tessera_run_with_env};
+use tessera_e2e::{REPORT_PEAKS, Scratch, peaks, tessera_run, tessera_run_with_env};
 use tessera_frame::convert::value_from_polars;
 
 /// Sales rows: id, region (four in five are `north`, some missing), product (one of 20),
@@ -348,6 +348,145 @@ fn queries() -> Vec<(&'static str, bool, &'static str, Oracle)> {
                     ])
             },
         ),
+        (
+            "sql_comma_joins_grouped",
+            false,
+            r#"sc.sql("SELECT r.manager, p.category, sum(s.qty) AS units, count(*) AS n, avg(s.amount) AS avg_amount FROM sales s, products p, regions r WHERE s.product = p.product AND s.region = r.name AND s.amount > 20 GROUP BY r.manager, p.category HAVING count(*) > 5")"#,
+            |t| {
+                let inner = || JoinArgs::new(JoinType::Inner);
+                t.sales
+                    .clone()
+                    .filter(col("amount").gt(lit(20)))
+                    .join(
+                        t.products.clone(),
+                        [col("product")],
+                        [col("product")],
+                        inner(),
+                    )
+                    .join(t.regions.clone(), [col("region")], [col("name")], inner())
+                    .group_by([col("manager"), col("category")])
+                    .agg([
+                        col("qty").sum().alias("units"),
+                        len().alias("n"),
+                        col("amount").mean().alias("avg_amount"),
+                    ])
+                    .filter(col("n").gt(lit(5)))
+            },
+        ),
+        (
+            "sql_left_join_subquery_ordered",
+            true,
+            r#"sc.sql("SELECT r.name, r.manager, t.total FROM regions r LEFT JOIN (SELECT region, sum(amount) AS total FROM sales GROUP BY region) t ON r.name = t.region ORDER BY r.name")"#,
+            |t| {
+                let totals = t
+                    .sales
+                    .clone()
+                    .group_by([col("region")])
+                    .agg([col("amount").sum().alias("total")]);
+                t.regions
+                    .clone()
+                    .join(
+                        totals,
+                        [col("name")],
+                        [col("region")],
+                        JoinArgs::new(JoinType::Left),
+                    )
+                    .select([col("name"), col("manager"), col("total")])
+                    .sort(["name"], SortMultipleOptions::default())
+            },
+        ),
+        (
+            "sql_union_case",
+            false,
+            r#"sc.sql("SELECT product, CASE WHEN qty > 5 THEN 'many' ELSE 'few' END AS size FROM sales WHERE region = 'east' UNION SELECT product, 'any' AS size FROM sales WHERE region IS NULL")"#,
+            |t| {
+                let east = t
+                    .sales
+                    .clone()
+                    .filter(col("region").eq(lit("east")))
+                    .select([
+                        col("product"),
+                        when(col("qty").gt(lit(5)))
+                            .then(lit("many"))
+                            .otherwise(lit("few"))
+                            .alias("size"),
+                    ]);
+                let unknown = t
+                    .sales
+                    .clone()
+                    .filter(col("region").is_null())
+                    .select([col("product"), lit("any").alias("size")]);
+                concat([east, unknown], UnionArgs::default())
+                    .unwrap()
+                    .unique(None, UniqueKeepStrategy::First)
+            },
+        ),
+        (
+            "sql_count_distinct_between_like_ordered",
+            true,
+            r#"sc.sql("SELECT region, count(DISTINCT product) AS products, count(amount) AS priced, min(id) AS first FROM sales WHERE qty BETWEEN 2 AND 7 AND product IN ('p1', 'p2', 'p3', 'p11') AND product LIKE 'p1%' GROUP BY region ORDER BY first")"#,
+            |t| {
+                let product = |p: &str| col("product").eq(lit(p.to_string()));
+                t.sales
+                    .clone()
+                    .filter(
+                        col("qty")
+                            .gt_eq(lit(2))
+                            .and(col("qty").lt_eq(lit(7)))
+                            .and(
+                                product("p1")
+                                    .or(product("p2"))
+                                    .or(product("p3"))
+                                    .or(product("p11")),
+                            )
+                            .and(col("product").str().starts_with(lit("p1"))),
+                    )
+                    .group_by([col("region")])
+                    .agg([
+                        col("product").n_unique().alias("products"),
+                        col("amount").count().alias("priced"),
+                        col("id").min().alias("first"),
+                    ])
+                    .sort(["first"], SortMultipleOptions::default())
+            },
+        ),
+        (
+            "sql_group_keys_only",
+            false,
+            r#"sc.sql("SELECT region, product FROM sales WHERE qty > 7 GROUP BY region, product")"#,
+            |t| {
+                t.sales
+                    .clone()
+                    .filter(col("qty").gt(lit(7)))
+                    .select([col("region"), col("product")])
+                    .unique(None, UniqueKeepStrategy::First)
+            },
+        ),
+        (
+            "sql_explicit_joins_top_three",
+            true,
+            r#"sc.sql("SELECT p.category, r.manager, sum(s.amount * p.price) AS value FROM sales s JOIN products p ON s.product = p.product JOIN regions r ON r.name = s.region WHERE p.price > 5 GROUP BY 1, 2 ORDER BY value DESC LIMIT 3")"#,
+            |t| {
+                let inner = || JoinArgs::new(JoinType::Inner);
+                t.sales
+                    .clone()
+                    .join(
+                        t.products.clone(),
+                        [col("product")],
+                        [col("product")],
+                        inner(),
+                    )
+                    .join(t.regions.clone(), [col("region")], [col("name")], inner())
+                    .filter(col("price").gt(lit(5)))
+                    .group_by([col("category"), col("manager")])
+                    .agg([(col("amount") * col("price")).sum().alias("value")])
+                    .sort(
+                        ["value"],
+                        SortMultipleOptions::default().with_order_descending(true),
+                    )
+                    .limit(3)
+            },
+        ),
     ]
 }
 
@@ -361,6 +500,9 @@ fn script(dir: &Scratch) -> String {
         "let sales = sc.read_csv(\"{0}/sales/*.csv\");\n\
          let products = sc.read_csv(\"{0}/products.csv\");\n\
          let regions = sc.read_csv(\"{0}/regions.csv\");\n\
+         sales.register(\"sales\");\n\
+         products.register(\"products\");\n\
+         regions.register(\"regions\");\n\
          {EMIT}\
          println!(\"partitions\\t{{}}\", sales.num_partitions());\n\
          println!(\"count\\t{{}}\", sales.count());\n",
@@ -505,6 +647,129 @@ fn a_row_that_does_not_parse_names_its_file_and_line() {
         "the error does not name the file and line:\n{shown}"
     );
     assert!(shown.contains("1501,north,p1,seven,3"), "{shown}");
+    assert!(!shown.contains("not reached"));
+}
+
+/// A join whose sides hold more than an executor's memory: on two executors of 96 MiB each
+/// (held by their agents to 160 MiB), SQL joins 4,000,000 rows with 2,000,000 (their columns
+/// alone take 128 MB in polars), both sides shuffled by the key into partitions a task can
+/// hold, and aggregates the matches; the answer is computed here, no executor is lost and each
+/// stays under its agent's limit. Shuffle memory is 3 MiB, as in `shuffle_spill.rs`, so map
+/// outputs go to disk. The data comes in files of 100,000 rows, so partitions are
+/// small: a task's polars work takes several times its partition (parsed chunks, the partition
+/// made contiguous, hash buckets, their IPC streams, a join's hash table), which with files of
+/// 500,000 rows took the executors past the limit.
+#[test]
+fn a_join_larger_than_an_executors_memory_is_shuffled_in_pieces_it_can_hold() {
+    const LEFT: u64 = 4_000_000;
+    const RIGHT: u64 = 2_000_000;
+    const EXECUTOR_MEMORY_MB: u64 = 96;
+    const CONTAINER_MB: u64 = EXECUTOR_MEMORY_MB + 64;
+    let dir = Scratch::new("data-frames-big-join");
+    let key = |i: u64| (i * 7) % 3_000_000;
+    // Eight bytes a value in polars: three columns on the left, two on the right.
+    assert!(
+        (LEFT * 3 + RIGHT * 2) * 8 > EXECUTOR_MEMORY_MB << 20,
+        "the join must be larger than an executor's memory"
+    );
+    // In files of 100,000 rows, as a data set comes: partitions a task can hold.
+    std::fs::create_dir_all(dir.0.join("left")).unwrap();
+    std::fs::create_dir_all(dir.0.join("right")).unwrap();
+    for file in 0..LEFT / 100_000 {
+        let mut left = String::from("id,key,amount\n");
+        for i in file * 100_000..(file + 1) * 100_000 {
+            left.push_str(&format!("{i},{},{}\n", key(i), i % 1000));
+        }
+        dir.write(&format!("left/part-{file}.csv"), &left);
+    }
+    for file in 0..RIGHT / 100_000 {
+        let mut right = String::from("key,weight\n");
+        for k in file * 100_000..(file + 1) * 100_000 {
+            right.push_str(&format!("{k},{}\n", k % 10));
+        }
+        dir.write(&format!("right/part-{file}.csv"), &right);
+    }
+    let script = format!(
+        "{REPORT_PEAKS}\n\
+         let left = sc.read_csv(\"{0}/left/*.csv\");\nleft.register(\"big\");\n\
+         let right = sc.read_csv(\"{0}/right/*.csv\");\nright.register(\"small\");\n\
+         report_peaks(\"before\", &sc);\n// %%\n\
+         let joined = sc.sql(\"SELECT r.weight, count(*) AS n, sum(l.amount) AS total FROM big l JOIN small r ON l.key = r.key GROUP BY r.weight\");\n\
+         for row in joined.collect_rows().rows {{ println!(\"weight {{}} {{}} {{}}\", row[0], row[1], row[2]); }}\n\
+         report_peaks(\"after\", &sc);\n",
+        dir.0.display()
+    );
+    let memory = EXECUTOR_MEMORY_MB.to_string();
+    let run = tessera_run_with_env(
+        &dir.0,
+        &script,
+        "local-cluster[2,1,512]",
+        &["--executor-memory-mb", &memory],
+        &[
+            ("TESSERA_SHUFFLE_SPILL_MB", "3"),
+            ("TESSERA_SHUFFLE_MEMORY_MB", "3"),
+        ],
+    );
+    run.expect_success();
+    let mut expected: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    for i in (0..LEFT).filter(|&i| key(i) < RIGHT) {
+        let group = expected.entry(key(i) % 10).or_default();
+        group.0 += 1;
+        group.1 += i % 1000;
+    }
+    let mut got: Vec<String> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("weight "))
+        .map(String::from)
+        .collect();
+    got.sort();
+    let expected: Vec<String> = expected
+        .iter()
+        .map(|(w, (n, total))| format!("weight {w} {n} {total}"))
+        .collect();
+    assert_eq!(got, expected, "{}", run.stderr);
+    let (before, after) = (peaks(&run.stdout, "before"), peaks(&run.stdout, "after"));
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>(),
+        "an executor was lost: {}",
+        run.stderr
+    );
+    for (pid, peak) in &after {
+        eprintln!(
+            "executor {pid}: peak {peak} kB, before the join {} kB",
+            before[pid]
+        );
+        assert!(
+            *peak < CONTAINER_MB << 10,
+            "executor {pid} peaked at {peak} kB, past its agent's limit of {CONTAINER_MB} MiB"
+        );
+    }
+}
+
+#[test]
+fn a_sql_query_that_does_not_plan_names_what_is_wrong() {
+    let dir = Scratch::new("data-frames-sql-mistakes");
+    write_sales(&dir);
+    let script = format!(
+        "let sales = sc.read_csv(\"{}/sales/*.csv\");\nsales.register(\"sales\");\n// %%\n\
+         println!(\"rows {{}}\", sc.sql(\"SELECT id FROM sales WHERE qty > 8\").count());\n// %%\n\
+         sc.sql(\"SELECT region, sum(amount) FROM sales GROUP BY product\").count();\n// %%\n\
+         println!(\"not reached\");\n",
+        dir.0.display()
+    );
+    let run = tessera_run(&dir.0, &script, "local[2]", &[]);
+    assert!(
+        !run.success,
+        "a query that cannot plan did not fail its cell"
+    );
+    assert!(run.stdout.contains("rows "), "{}", run.stdout);
+    let shown = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        shown.contains("column `sales.region` is neither grouped nor aggregated"),
+        "{shown}"
+    );
     assert!(!shown.contains("not reached"));
 }
 

@@ -339,6 +339,46 @@ fn dataframes_mines_the_orders_it_generated() {
         assert_close(shown_total, (total * 100.0).round() / 100.0, region);
         assert_eq!(shown_count, *count, "{region}");
     }
+    // The SQL cell: orders and units of the first half-year by (category, region), the five
+    // with the most units.
+    let categories = ["tools", "garden", "kitchen", "toys", "books"];
+    let mut half_year: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+    for file in 0..4 {
+        let text = read(&data.join(format!("orders/part-{file}.csv")));
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split(',').collect();
+            if f[1].parse::<u64>().unwrap() >= 180 {
+                continue;
+            }
+            let product: usize = f[3][1..].parse().unwrap();
+            let key = (categories[product % 5].to_string(), f[2].to_string());
+            let entry = half_year.entry(key).or_default();
+            entry.0 += 1;
+            entry.1 += f[4].parse::<u64>().unwrap();
+        }
+    }
+    let mut expected: Vec<(String, String, u64, u64)> = half_year
+        .into_iter()
+        .map(|((category, region), (orders, units))| (category, region, orders, units))
+        .collect();
+    expected.sort_by(|a, b| b.3.cmp(&a.3).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
+    expected.truncate(5);
+    let busiest: Vec<(String, String, u64, u64)> = run
+        .lines()
+        .into_iter()
+        .map(table_row)
+        .filter(|cells| cells.len() == 4 && categories.contains(&cells[0]))
+        .map(|c| {
+            let number = |text: &str| text.parse::<u64>().unwrap();
+            (
+                c[0].to_string(),
+                c[1].to_string(),
+                number(c[2]),
+                number(c[3]),
+            )
+        })
+        .collect();
+    assert_eq!(busiest, expected, "{}", run.stdout);
     // The plan shows the broadcast of the products table.
     assert!(
         run.stdout

@@ -7,7 +7,7 @@
 //! growing by less than the data of three partitions.
 
 use std::collections::BTreeMap;
-use tessera_e2e::{Scratch, tessera_run_with_env};
+use tessera_e2e::{REPORT_PEAKS, Scratch, peaks, tessera_run_with_env};
 
 const CLUSTER: &str = "local-cluster[2,1,512]";
 /// Each executor's memory for cached partitions (`--executor-memory-mb`); agents hold it to
@@ -28,19 +28,6 @@ fn record_bytes() -> u64 {
     8 + 8 + VALUE_DIGITS as u64
 }
 
-/// The peak resident memory (kB) of each executor, from the lines `peak PID KB` a cell printed
-/// after `label`.
-fn peaks(stdout: &str, label: &str) -> BTreeMap<u64, u64> {
-    stdout
-        .lines()
-        .filter_map(|line| line.strip_prefix(label))
-        .map(|rest| {
-            let mut words = rest.split_whitespace().map(|w| w.parse::<u64>().unwrap());
-            (words.next().unwrap(), words.next().unwrap())
-        })
-        .collect()
-}
-
 #[test]
 fn group_and_sort_ten_times_the_executors_memory_spill_and_stay_bounded() {
     let shuffled = RECORDS * record_bytes();
@@ -51,19 +38,7 @@ fn group_and_sort_ten_times_the_executors_memory_spill_and_stay_bounded() {
     let dir = Scratch::new("shuffle-spill");
     let script = format!(
         r#"
-fn peak_kb() -> u64 {{
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}}
-fn report_peaks(label: &str, sc: &tessera::Context) {{
-    let mut peaks = sc.parallelize((0..8u32).collect::<Vec<_>>(), 8)
-        .map(|_| (std::process::id(), peak_kb()))
-        .collect();
-    peaks.sort();
-    peaks.dedup_by_key(|p| p.0);
-    for (pid, kb) in peaks {{ println!("{{label}} {{pid}} {{kb}}"); }}
-}}
+{REPORT_PEAKS}
 let pairs = sc.parallelize((0..4u64).collect::<Vec<_>>(), 4)
     .flat_map(|p: u64| (p * {RECORDS} / 4..(p + 1) * {RECORDS} / 4).map(|x| (x % {KEYS}, format!("{{x:0>{VALUE_DIGITS}}}"))));
 report_peaks("before", &sc);

@@ -240,7 +240,7 @@ impl Context {
     }
 
     /// Sends a request the driver answers with `Done`.
-    fn done(&self, request: CellRequest) {
+    pub(crate) fn done(&self, request: CellRequest) {
         match self.call(request) {
             Ok(CellResponse::Done) => {}
             Ok(other) => Error::unexpected_reply(&other).raise(),

@@ -109,6 +109,31 @@ impl Context {
         self.read_frame(path, FileFormat::Parquet, None, "read_parquet")
     }
 
+    /// The DataFrame a SQL query over the tables registered with
+    /// [`DataFrame::register`] makes, planned as the DataFrame operations it amounts to (so
+    /// it runs distributed, as they do):
+    ///
+    /// ```ignore
+    /// orders.register("orders");
+    /// products.register("products");
+    /// let top = sc.sql("SELECT category, sum(quantity * price) AS revenue
+    ///                   FROM orders JOIN products USING (product)
+    ///                   GROUP BY category ORDER BY revenue DESC LIMIT 3");
+    /// top.show(3);
+    /// ```
+    ///
+    /// A query that does not plan (a table or column that is not there, SQL Tessera does not
+    /// run) fails the cell with a message that names it.
+    pub fn sql(&self, query: &str) -> DataFrame {
+        let request = CellRequest::Sql {
+            query: query.to_string(),
+        };
+        DataFrame {
+            ctx: *self,
+            id: frame_request(self, request).id,
+        }
+    }
+
     fn read_frame(
         &self,
         path: &str,
@@ -289,6 +314,16 @@ impl DataFrame {
     /// The inner join with `other` on columns named `on` in both.
     pub fn join_on(&self, other: &DataFrame, on: &[&str]) -> DataFrame {
         self.join(other, on, on, JoinKind::Inner)
+    }
+
+    /// Registers this DataFrame as table `name` for [`Context::sql`], replacing a table of
+    /// that name (Spark's `createOrReplaceTempView`). The session keeps a registered table's
+    /// cached partitions while it lasts, held by a variable or not.
+    pub fn register(&self, name: &str) {
+        self.ctx.done(CellRequest::RegisterTable {
+            rdd: self.id,
+            name: name.to_string(),
+        })
     }
 
     /// The rows of this DataFrame and of `others`, which must have its schema.

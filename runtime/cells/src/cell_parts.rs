@@ -72,6 +72,31 @@ pub struct CellParts {
     pub uses_question_mark: bool,
 }
 
+/// The names a format string uses inline: `{k}`, `{k:>5}`, not `{{`, `{0}` or `{}`.
+pub fn format_arguments(literal: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = literal;
+    while let Some(open) = rest.find('{') {
+        rest = &rest[open + 1..];
+        if let Some(after) = rest.strip_prefix('{') {
+            rest = after;
+            continue;
+        }
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let is_name = name
+            .chars()
+            .next()
+            .is_some_and(|c| c == '_' || c.is_alphabetic());
+        if is_name && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
 /// The wrapper the parser sees around a cell.
 const PREFIX: &str = "fn __cell() {\n";
 
@@ -117,8 +142,19 @@ pub fn split(code: &str) -> CellParts {
         .descendants_with_tokens()
         .filter_map(|e| e.into_token())
     {
-        if token.kind() == SyntaxKind::IDENT {
-            parts.identifiers.insert(token.text().to_string());
+        match token.kind() {
+            SyntaxKind::IDENT => {
+                parts.identifiers.insert(token.text().to_string());
+            }
+            // `println!("{total}")` uses `total` too, though no identifier names it.
+            SyntaxKind::STRING
+                if token
+                    .parent()
+                    .is_some_and(|p| p.kind() == SyntaxKind::TOKEN_TREE) =>
+            {
+                parts.identifiers.extend(format_arguments(token.text()));
+            }
+            _ => {}
         }
     }
     let Some(list) = root
@@ -335,6 +371,13 @@ mod tests {
     fn identifiers_inside_macros_count() {
         let parts = split("println!(\"{}\", total);");
         assert!(parts.identifiers.contains("total"));
+        // Inline format arguments use variables as well: an earlier cell's `data` must be
+        // brought into a cell that only names it in a format string.
+        let parts = split("let path = format!(\"{data}/{name:>5}.csv {{not}} {0}\", 1);");
+        assert!(parts.identifiers.contains("data"));
+        assert!(parts.identifiers.contains("name"));
+        assert!(!parts.identifiers.contains("not"));
+        assert!(!split("let s = \"{data}\";").identifiers.contains("data"));
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod runner;
 mod rustc;
 mod toolchain;
 
+pub use cell_parts::format_arguments;
 pub use child::ChildCommand;
 pub use diagnostics::{Diagnostic, Label, render};
 pub use engine::{CellOutcome, Engine, EngineConfig};

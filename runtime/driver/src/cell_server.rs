@@ -167,6 +167,13 @@ async fn respond(
             crate::frame_explain::explain(state, rdd).map(CellResponse::Explained)
         }
         CellRequest::DescribeFrame { rdd } => frames::describe(state, rdd).map(frame_defined),
+        CellRequest::RegisterTable { rdd, name } => {
+            frames::register(state, rdd, name)?;
+            Ok(CellResponse::Done)
+        }
+        CellRequest::Sql { query } => crate::frame_sql::run(state, &query)
+            .await
+            .map(frame_defined),
         CellRequest::AddFile { path } => {
             let file = state.side_files.add(Path::new(&path), &state.artifacts)?;
             tracing::info!(name = %file.name, hash = %file.hash, "added a file for executors");

@@ -33,6 +33,9 @@ pub enum DriverError {
     /// A DataFrame step that cannot run over partitions as asked.
     #[error(transparent)]
     FramePlan(#[from] crate::frame_plan::FramePlanError),
+    /// A SQL query that cannot be planned.
+    #[error("SQL: {0}")]
+    Sql(#[from] tessera_sql::SqlError),
     /// A union of no DataFrames.
     #[error("union of no DataFrames: name at least one")]
     EmptyFrameUnion,

@@ -6,7 +6,7 @@ use crate::error::DriverError;
 use crate::frame_plan::{Distributed, JoinStrategy, distribute, join_strategy};
 use crate::{DriverState, dag, text_splits};
 use parking_lot::Mutex;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, Read};
 use std::path::Path;
 use std::sync::Arc;
@@ -23,14 +23,17 @@ use tessera_plan::{
 /// Bytes of the first file read to infer a schema (polars looks at its first rows).
 const SCHEMA_SAMPLE_BYTES: u64 = 1 << 20;
 
-/// The schema of every DataFrame of the session.
+/// The schema of every DataFrame of the session, and the DataFrames registered as SQL tables.
 #[derive(Default)]
-pub struct FrameSchemas(Mutex<HashMap<RddId, Schema>>);
+pub struct FrameSchemas {
+    schemas: Mutex<HashMap<RddId, Schema>>,
+    tables: Mutex<BTreeMap<String, RddId>>,
+}
 
 impl FrameSchemas {
     /// The schema of DataFrame `rdd`.
     pub fn get(&self, rdd: RddId) -> Result<Schema, DriverError> {
-        self.0
+        self.schemas
             .lock()
             .get(&rdd)
             .cloned()
@@ -38,8 +41,22 @@ impl FrameSchemas {
     }
 
     fn insert(&self, rdd: RddId, schema: Schema) {
-        self.0.lock().insert(rdd, schema);
+        self.schemas.lock().insert(rdd, schema);
     }
+
+    /// The registered tables, by name.
+    pub fn tables(&self) -> BTreeMap<String, RddId> {
+        self.tables.lock().clone()
+    }
+}
+
+/// Registers DataFrame `rdd` as SQL table `name`, replacing a table of that name, as Spark's
+/// `createOrReplaceTempView` does. A registered table is a root for the cleaner: its cached
+/// partitions stay while the session may query it.
+pub fn register(state: &DriverState, rdd: RddId, name: String) -> Result<(), DriverError> {
+    state.frames.get(rdd)?;
+    state.frames.tables.lock().insert(name, rdd);
+    Ok(())
 }
 
 /// A DataFrame the driver added: its RDD, partitions and schema.

@@ -20,6 +20,7 @@ mod executors;
 mod fake_executor;
 mod frame_explain;
 mod frame_plan;
+mod frame_sql;
 mod frames;
 mod jobs;
 mod launcher;
@@ -291,7 +292,9 @@ impl DriverState {
     /// Drops from the executors the map outputs and cached partitions that no RDD of `roots`
     /// reaches (see [`cleaner`]); returns what went.
     pub async fn drop_unreachable(&self, roots: &[RddId]) -> cleaner::Unreachable {
-        let mut gone = cleaner::unreachable(&self.lineage.nodes(), roots);
+        let mut roots = roots.to_vec();
+        roots.extend(self.frames.tables().into_values());
+        let mut gone = cleaner::unreachable(&self.lineage.nodes(), &roots);
         gone.shuffles.retain(|s| self.map_outputs.holds_shuffle(*s));
         for &shuffle in &gone.shuffles {
             let served = self.map_outputs.forget_shuffle(shuffle);

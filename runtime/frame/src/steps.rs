@@ -39,8 +39,10 @@ fn add_step(lazy: LazyFrame, step: &FrameStep) -> Result<LazyFrame, FrameError> 
                 .with_order_descending_multi(descending.clone())
                 .with_maintain_order(true),
         ),
+        // Groups in no particular order, as polars' own `group_by` gives them (keeping their
+        // first rows' order costs a sort of the groups, and a shuffle reorders them anyway).
         FrameStep::GroupBy { keys, aggs } => lazy
-            .group_by_stable(exprs_to_polars(keys)?)
+            .group_by(exprs_to_polars(keys)?)
             .agg(exprs_to_polars(aggs)?),
     })
 }

@@ -142,10 +142,11 @@ enum Format {
     Records(Schema),
 }
 
-/// A reader of line chunks: its format, the rows it skipped as malformed, and where to report
-/// them.
+/// A reader of line chunks: its format, what it parsed so far, the rows it skipped as
+/// malformed, and where to report them.
 struct Parser {
     format: Format,
+    frames: Vec<DataFrame>,
     skipped: u64,
     partition: u32,
     host: *const Host,
@@ -155,6 +156,7 @@ impl Parser {
     fn new(format: Format, args: &OpenArgs) -> Parser {
         Parser {
             format,
+            frames: Vec::new(),
             skipped: 0,
             partition: args.partition,
             host: args.host,
@@ -211,18 +213,42 @@ unsafe extern "C" fn parse_records_open(
 unsafe extern "C" fn parse_push(
     state: *mut c_void,
     batch: Batch,
-    out: BatchSink,
+    _out: BatchSink,
     err: ErrorSink,
 ) -> Status {
     let parser: &mut Parser = unsafe { state_of(state) };
     let lines = unsafe { take_lines(batch) };
-    pass_on(out, err, parser.parse(&lines))
+    match parser.parse(&lines) {
+        Ok(frame) => {
+            parser.frames.push(frame);
+            STATUS_OK
+        }
+        Err(e) => fail(err, &e),
+    }
 }
 
-/// Reports the rows the partition skipped to the read's accumulator (which reaches the driver
-/// if the task succeeds).
-unsafe extern "C" fn parse_finish(state: *mut c_void, _out: BatchSink, _err: ErrorSink) -> Status {
+/// Passes on the partition's rows as one DataFrame of contiguous columns — parsed a line chunk
+/// at a time, they would stay in as many pieces, and every later query of a cached partition
+/// would pay for each piece in each column — and reports the rows the partition skipped to the
+/// read's accumulator (which reaches the driver if the task succeeds).
+unsafe extern "C" fn parse_finish(state: *mut c_void, out: BatchSink, err: ErrorSink) -> Status {
     let parser: &mut Parser = unsafe { state_of(state) };
+    let whole = gathered(std::mem::take(&mut parser.frames)).map(|frame| {
+        frame.map(|mut frame| {
+            frame.rechunk_mut();
+            frame
+        })
+    });
+    match whole {
+        Ok(Some(frame)) => {
+            let status = push_frame(out, frame);
+            if status != STATUS_OK {
+                return status;
+            }
+        }
+        Ok(None) => {}
+        Err(e) => return fail(err, &e),
+    }
     let accumulator = match &parser.format {
         Format::Csv(p) => p.skipped_rows,
         Format::Json(p) => p.skipped_rows,

@@ -144,6 +144,12 @@ pub enum CellRequest {
     ExplainFrame { rdd: RddId },
     /// Asks for a DataFrame's schema and partitions (answered with `FrameDefined`).
     DescribeFrame { rdd: RddId },
+    /// Registers DataFrame `rdd` as table `name` for SQL, replacing a table of that name
+    /// (answered with `Done`).
+    RegisterTable { rdd: RddId, name: String },
+    /// Adds the DataFrame a SQL query over the registered tables makes (answered with
+    /// `FrameDefined`).
+    Sql { query: String },
     /// Runs an action over some (default: all) partitions; blocks until the job ends.
     RunJob {
         rdd: RddId,

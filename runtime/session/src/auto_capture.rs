@@ -26,6 +26,7 @@
 use ra_ap_syntax::ast::{self, AstNode, HasName};
 use ra_ap_syntax::{Edition, SourceFile, SyntaxKind, SyntaxNode, TextRange};
 use std::collections::BTreeSet;
+use tessera_cells::format_arguments;
 
 /// A cell as the session compiles it, with its `move` closures rewritten.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -341,37 +342,21 @@ fn uses_in_tokens(tokens: &SyntaxNode, formats: bool) -> Vec<Use> {
             }
             SyntaxKind::STRING if formats && token.parent().as_ref() == Some(tokens) => {
                 let Some(closing) = closing else { continue };
-                found.extend(format_arguments(token.text()).into_iter().map(|name| Use {
-                    name,
-                    range: closing,
-                    kind: UseKind::FormatArgument,
-                }));
+                found.extend(
+                    format_arguments(token.text())
+                        .into_iter()
+                        .filter(|n| is_variable_name(n))
+                        .map(|name| Use {
+                            name,
+                            range: closing,
+                            kind: UseKind::FormatArgument,
+                        }),
+                );
             }
             _ => {}
         }
     }
     found
-}
-
-/// The names a format string uses inline: `{k}`, `{k:>5}`, not `{{`, `{0}` or `{}`.
-fn format_arguments(literal: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut rest = literal;
-    while let Some(open) = rest.find('{') {
-        rest = &rest[open + 1..];
-        if let Some(after) = rest.strip_prefix('{') {
-            rest = after;
-            continue;
-        }
-        let name: String = rest
-            .chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_')
-            .collect();
-        if is_variable_name(&name) && !names.contains(&name) {
-            names.push(name);
-        }
-    }
-    names
 }
 
 /// The block that replaces `closure`, capturing `captures` through an `Env`; on one line.
