@@ -83,6 +83,27 @@ struct Tables {
     regions: LazyFrame,
 }
 
+impl Tables {
+    /// Sales joined with their product's row and their region's.
+    fn sales_with_products_and_regions(&self) -> LazyFrame {
+        let inner = || JoinArgs::new(JoinType::Inner);
+        self.sales
+            .clone()
+            .join(
+                self.products.clone(),
+                [col("product")],
+                [col("product")],
+                inner(),
+            )
+            .join(
+                self.regions.clone(),
+                [col("region")],
+                [col("name")],
+                inner(),
+            )
+    }
+}
+
 /// Each query: its name, whether its rows come in a defined order, the DataFrame code of the
 /// script, and the same query in polars.
 type Oracle = fn(&Tables) -> LazyFrame;
@@ -324,15 +345,7 @@ fn queries() -> Vec<(&'static str, bool, &'static str, Oracle)> {
             r#"sales.join(&products, &["product"], &["product"], JoinKind::Inner).join(&regions, &["region"], &["name"], JoinKind::Inner).join(&sales.select([col("id"), col("qty").alias("qty_again")]), &["id"], &["id"], JoinKind::Inner).group_by(["manager", "category"]).agg([col("qty_again").sum().alias("units"), col("amount").mean().alias("avg")])"#,
             |t| {
                 let inner = || JoinArgs::new(JoinType::Inner);
-                t.sales
-                    .clone()
-                    .join(
-                        t.products.clone(),
-                        [col("product")],
-                        [col("product")],
-                        inner(),
-                    )
-                    .join(t.regions.clone(), [col("region")], [col("name")], inner())
+                t.sales_with_products_and_regions()
                     .join(
                         t.sales
                             .clone()
@@ -353,17 +366,8 @@ fn queries() -> Vec<(&'static str, bool, &'static str, Oracle)> {
             false,
             r#"sc.sql("SELECT r.manager, p.category, sum(s.qty) AS units, count(*) AS n, avg(s.amount) AS avg_amount FROM sales s, products p, regions r WHERE s.product = p.product AND s.region = r.name AND s.amount > 20 GROUP BY r.manager, p.category HAVING count(*) > 5")"#,
             |t| {
-                let inner = || JoinArgs::new(JoinType::Inner);
-                t.sales
-                    .clone()
+                t.sales_with_products_and_regions()
                     .filter(col("amount").gt(lit(20)))
-                    .join(
-                        t.products.clone(),
-                        [col("product")],
-                        [col("product")],
-                        inner(),
-                    )
-                    .join(t.regions.clone(), [col("region")], [col("name")], inner())
                     .group_by([col("manager"), col("category")])
                     .agg([
                         col("qty").sum().alias("units"),
@@ -467,16 +471,7 @@ fn queries() -> Vec<(&'static str, bool, &'static str, Oracle)> {
             true,
             r#"sc.sql("SELECT p.category, r.manager, sum(s.amount * p.price) AS value FROM sales s JOIN products p ON s.product = p.product JOIN regions r ON r.name = s.region WHERE p.price > 5 GROUP BY 1, 2 ORDER BY value DESC LIMIT 3")"#,
             |t| {
-                let inner = || JoinArgs::new(JoinType::Inner);
-                t.sales
-                    .clone()
-                    .join(
-                        t.products.clone(),
-                        [col("product")],
-                        [col("product")],
-                        inner(),
-                    )
-                    .join(t.regions.clone(), [col("region")], [col("name")], inner())
+                t.sales_with_products_and_regions()
                     .filter(col("price").gt(lit(5)))
                     .group_by([col("category"), col("manager")])
                     .agg([(col("amount") * col("price")).sum().alias("value")])
@@ -748,6 +743,48 @@ fn a_join_larger_than_an_executors_memory_is_shuffled_in_pieces_it_can_hold() {
     }
 }
 
+/// `collect()` gives a cell that turned on the `polars` feature a polars DataFrame of every row
+/// (partitions in order), and of the schema when no row is left.
+#[test]
+fn collect_gives_a_polars_data_frame_to_a_cell_that_turns_on_the_feature() {
+    let dir = Scratch::new("data-frames-collect");
+    let all = write_sales(&dir);
+    let script = format!(
+        ":dep tessera = {{ features = [\"polars\"] }}\n\
+         let sales = sc.read_csv(\"{}/sales/*.csv\");\n// %%\n\
+         let frame = sales.filter(col(\"qty\").gt(lit(4))).collect();\n\
+         println!(\"shape {{:?}}\", frame.shape());\n\
+         let ids = frame.column(\"id\").unwrap().i64().unwrap();\n\
+         println!(\"ids {{}}\", (0..ids.len()).filter_map(|i| ids.get(i)).map(|i| i.to_string()).collect::<Vec<_>>().join(\",\"));\n\
+         // %%\n\
+         let none = sales.filter(col(\"qty\").gt(lit(100))).collect();\n\
+         println!(\"empty {{:?}} {{}}\", none.shape(), none.get_column_names().iter().map(|n| n.as_str()).collect::<Vec<_>>().join(\",\"));\n",
+        dir.0.display()
+    );
+    let run = tessera_run(&dir.0, &script, "local[2]", &[]);
+    run.expect_success();
+    let expected = read_csv_text(&all)
+        .lazy()
+        .filter(col("qty").gt(lit(4)))
+        .collect()
+        .unwrap();
+    let expected_ids = expected.column("id").unwrap().i64().unwrap();
+    let ids: Vec<String> = (0..expected_ids.len())
+        .filter_map(|i| expected_ids.get(i))
+        .map(|i| i.to_string())
+        .collect();
+    let line = |prefix: &str| {
+        run.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` line in:\n{}", run.stdout))
+            .to_string()
+    };
+    assert_eq!(line("shape "), format!("{:?}", expected.shape()));
+    assert_eq!(line("ids "), ids.join(","), "rows in another order");
+    assert_eq!(line("empty "), "(0, 5) id,region,product,amount,qty");
+}
+
 #[test]
 fn a_sql_query_that_does_not_plan_names_what_is_wrong() {
     let dir = Scratch::new("data-frames-sql-mistakes");
@@ -936,14 +973,7 @@ emit("csv", &sc.read_csv("out-csv").{query});
     let files = |sub: &str| std::fs::read_dir(dir.0.join(sub)).unwrap().count();
     assert_eq!(files("out-parquet"), files("out-csv"));
     assert!(files("out-parquet") >= 3, "{} files", files("out-parquet"));
-    let expected = printed_rows(
-        &sales
-            .lazy()
-            .group_by([col("region")])
-            .agg([col("amount").sum().alias("total"), len().alias("n")])
-            .collect()
-            .unwrap(),
-    );
+    let expected = region_totals(sales);
     for name in ["parquet", "csv"] {
         let got: Vec<Vec<String>> = run
             .stdout
@@ -953,6 +983,68 @@ emit("csv", &sc.read_csv("out-csv").{query});
             .collect();
         assert_same_rows(name, false, &got, &expected);
     }
+}
+
+/// The total amount and the rows of each region, as the Parquet tests' scripts print them.
+fn region_totals(sales: DataFrame) -> Vec<Vec<String>> {
+    printed_rows(
+        &sales
+            .lazy()
+            .group_by([col("region")])
+            .agg([col("amount").sum().alias("total"), len().alias("n")])
+            .collect()
+            .unwrap(),
+    )
+}
+
+/// Parquet files as other tools write them — compressed with zstd and with snappy, in row
+/// groups of 1,000 rows — are read split by row groups into the rows polars reads.
+#[test]
+fn compressed_parquet_files_of_other_writers_are_read() {
+    let dir = Scratch::new("data-frames-compressed-parquet");
+    let all = write_sales(&dir);
+    let sales = read_csv_text(&all);
+    std::fs::create_dir_all(dir.0.join("compressed")).unwrap();
+    let half = sales.height() / 2;
+    for (name, compression, rows) in [
+        ("zstd", ParquetCompression::Zstd(None), sales.slice(0, half)),
+        (
+            "snappy",
+            ParquetCompression::Snappy,
+            sales.slice(half as i64, sales.height() - half),
+        ),
+    ] {
+        let file = std::fs::File::create(dir.0.join(format!("compressed/{name}.parquet"))).unwrap();
+        ParquetWriter::new(file)
+            .with_compression(compression)
+            .with_row_group_size(Some(1000))
+            .finish(&mut rows.clone())
+            .unwrap();
+    }
+    let script = format!(
+        "let sales = sc.read_parquet(\"{}/compressed/*.parquet\");\n{EMIT}\
+         println!(\"partitions\\t{{}}\", sales.num_partitions());\n\
+         emit(\"by region\", &sales.group_by([\"region\"]).agg([col(\"amount\").sum().alias(\"total\"), len().alias(\"n\")]));\n",
+        dir.0.display()
+    );
+    let run = tessera_run(&dir.0, &script, "local[2]", &[]);
+    run.expect_success();
+    let partitions: u32 = run
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("partitions\t"))
+        .expect("partitions printed")
+        .parse()
+        .unwrap();
+    assert!(partitions >= 2, "{partitions} partitions");
+    let expected = region_totals(sales);
+    let got: Vec<Vec<String>> = run
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("by region\t"))
+        .map(|l| l.split('\t').map(String::from).collect())
+        .collect();
+    assert_same_rows("by region", false, &got, &expected);
 }
 
 #[test]

@@ -33,6 +33,9 @@ use tessera_plan::frame::{
 use tessera_plan::{RddId, StorageLevel};
 use tessera_table::Table;
 
+#[cfg(feature = "polars")]
+mod collect;
+
 /// A distributed DataFrame of the session.
 #[derive(Clone, Copy)]
 pub struct DataFrame {

@@ -103,6 +103,11 @@ pub enum Error {
         /// bincode's reason.
         source: bincode::Error,
     },
+    /// The rows collected for a polars DataFrame are not an Arrow IPC stream polars reads.
+    NotArrow {
+        /// polars' reason.
+        reason: String,
+    },
     /// A path given to an action could not be made absolute.
     UnresolvedPath {
         /// The action: `"save_as_text_file"`, `"checkpoint"`.
@@ -251,6 +256,12 @@ impl fmt::Display for Error {
             Error::Decode { what, source } => {
                 write!(f, "cannot decode {what}: {source}; {BINCODE_DECODE}")
             }
+            Error::NotArrow { reason } => write!(
+                f,
+                "the collected rows do not read as an Arrow IPC stream ({reason}); the cell's \
+                 polars must be the executors' version: enable it with `:dep tessera = {{ \
+                 features = [\"polars\"] }}` rather than a `:dep polars` of another version"
+            ),
             Error::UnresolvedPath {
                 operation,
                 path,

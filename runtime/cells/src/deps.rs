@@ -36,6 +36,20 @@ impl BuiltDependencies {
     }
 }
 
+/// The dependency line `current` (an inline table, `name = { path = ".." }`) with the
+/// `features = [...]` list of `asked` in place of any it had; `None` when `asked` has no list.
+pub(crate) fn with_features(current: &str, asked: &str) -> Option<String> {
+    let after = asked.split_once("features")?.1;
+    let open = after.find('[')?;
+    let list = &after[open..open + after[open..].find(']')? + 1];
+    let table = current.trim_end().strip_suffix('}')?;
+    let kept = match table.find(", features") {
+        Some(at) => &table[..at],
+        None => table.trim_end().trim_end_matches(','),
+    };
+    Some(format!("{}, features = {list} }}", kept.trim_end()))
+}
+
 /// The project that builds `lines` (Cargo.toml dependency lines).
 pub struct DependencyProject {
     dir: PathBuf,
@@ -296,6 +310,21 @@ fn is_fresh(built: &BuiltDependencies) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cell_turns_on_features_of_the_sessions_own_crate() {
+        let current = r#"tessera = { path = "/opt/api" }"#;
+        let asked = r#"tessera = { features = ["polars"] }"#;
+        let line = with_features(current, asked).unwrap();
+        assert_eq!(
+            line,
+            r#"tessera = { path = "/opt/api", features = ["polars"] }"#
+        );
+        // Asked again, the new list replaces the old one.
+        let again = with_features(&line, r#"tessera = { features = [] }"#).unwrap();
+        assert_eq!(again, r#"tessera = { path = "/opt/api", features = [] }"#);
+        assert_eq!(with_features(current, "tessera = \"1\""), None);
+    }
 
     #[test]
     fn the_externs_and_search_paths_are_read_from_cargos_command_line() {

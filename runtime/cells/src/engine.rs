@@ -170,13 +170,33 @@ impl Engine {
     pub fn execute(&mut self, code: &str) -> Result<CellOutcome, CellsError> {
         let started = Instant::now();
         let parts = cell_parts::split(code);
+        let mut notes = Vec::new();
         if !parts.dependencies.is_empty() {
-            self.add_dependencies(&parts.dependencies)?;
+            // A crate built anew (other features) has new types: variables of its old ones
+            // cannot be read back.
+            let rebuilt = self.add_dependencies(&parts.dependencies)?;
+            let stale: Vec<(String, String)> = self
+                .variables
+                .iter()
+                .filter(|(_, ty)| rebuilt.iter().any(|c| mentions(ty, c)))
+                .map(|(name, ty)| (name.clone(), ty.clone()))
+                .collect();
+            self.child
+                .forget(stale.iter().map(|(name, _)| name.clone()).collect())?;
+            for (name, ty) in stale {
+                self.variables.remove(&name);
+                notes.push(format!(
+                    "`{name}` (a `{ty}`) is gone: its crate was built anew; make it again"
+                ));
+            }
         }
         if parts.items.is_empty() && parts.statements.is_empty() && parts.tail.is_none() {
             self.crate_attributes
                 .extend(parts.crate_attributes.iter().cloned());
-            return Ok(CellOutcome::default());
+            return Ok(CellOutcome {
+                notes,
+                ..CellOutcome::default()
+            });
         }
         let replaced: BTreeSet<ItemKey> = parts.items.iter().map(|i| i.key.clone()).collect();
         let redefined_types = self.redefined_types(code, &parts);
@@ -186,7 +206,6 @@ impl Engine {
             .filter(|(_, ty)| redefined_types.iter().any(|t| mentions(ty, t)))
             .map(|(name, _)| name.clone())
             .collect();
-        let mut notes = Vec::new();
         if !stale.is_empty() {
             self.child.forget(stale.clone())?;
             for name in &stale {
@@ -433,7 +452,10 @@ impl Engine {
     }
 
     /// Adds `:dep` lines and builds the new set of dependencies.
-    fn add_dependencies(&mut self, lines: &[String]) -> Result<(), CellsError> {
+    /// Builds the crates cells use with `lines` added; returns the names of crates that were
+    /// there with another line (other features, another version), which are built anew.
+    fn add_dependencies(&mut self, lines: &[String]) -> Result<Vec<String>, CellsError> {
+        let mut rebuilt = Vec::new();
         let mut dependencies = self.config.dependencies.clone();
         for line in lines {
             let Some((name, _)) = line.split_once('=') else {
@@ -447,8 +469,21 @@ impl Engine {
             {
                 return Err(CellsError::BadDependency { line: line.clone() });
             }
-            dependencies.retain(|d| d.split_once('=').is_none_or(|(n, _)| n.trim() != name));
-            dependencies.push(line.clone());
+            let same_name = |d: &String| d.split_once('=').is_some_and(|(n, _)| n.trim() == name);
+            // `:dep tessera = { features = [...] }` turns on features of the session's own
+            // `tessera` crate, whose path a cell cannot know.
+            let line = match dependencies.iter().find(|d| same_name(d)) {
+                Some(current) if name == "tessera" && !line.contains("path") => {
+                    crate::deps::with_features(current, line)
+                        .ok_or_else(|| CellsError::BadDependency { line: line.clone() })?
+                }
+                _ => line.clone(),
+            };
+            if dependencies.iter().any(|d| same_name(d) && *d != line) {
+                rebuilt.push(name.to_string());
+            }
+            dependencies.retain(|d| !same_name(d));
+            dependencies.push(line);
         }
         let project = DependencyProject::new(
             &self.config.cache_dir,
@@ -463,7 +498,7 @@ impl Engine {
         )?;
         self.project = project;
         self.config.dependencies = dependencies;
-        Ok(())
+        Ok(rebuilt)
     }
 }
 

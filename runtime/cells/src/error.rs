@@ -31,7 +31,8 @@ pub enum CellsError {
     /// A `:dep` line that is not a dependency.
     #[error(
         "`{line}` is not a dependency: write `:dep NAME = \"VERSION\"` or `:dep NAME = {{ path = \
-         \"DIR\" }}`, as in Cargo.toml"
+         \"DIR\" }}`, as in Cargo.toml (or `:dep tessera = {{ features = [\"polars\"] }}` for \
+         the session's own crate)"
     )]
     BadDependency {
         /// The line as typed.

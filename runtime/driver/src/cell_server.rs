@@ -106,7 +106,8 @@ async fn respond(
             name,
         } => {
             let cwd = std::env::current_dir().map_err(DriverError::NoWorkingDirectory)?;
-            let splits = text_splits::splits(&path, min_partitions, &cwd)?;
+            let splits =
+                text_splits::splits(&path, min_partitions, text_splits::TEXT_SPLIT_BYTES, &cwd)?;
             let node = RddNode {
                 num_partitions: splits.len() as u32,
                 kind: RddKind::TextFile {
@@ -260,8 +261,15 @@ async fn respond(
             partitions,
             name,
         } => {
+            // The partitions' IPC streams become one, of the DataFrame's schema however few
+            // rows there are: the cell then needs no schema conversion of its own.
+            let concatenated = match &action {
+                CellAction::Ipc => Some(state.frames.get(rdd)?),
+                _ => None,
+            };
             let action = match action {
                 CellAction::Count => TaskAction::Count,
+                CellAction::Ipc => TaskAction::Run(Builtin::Ipc.operator(Vec::new())),
                 CellAction::Run(op) => TaskAction::Run(op.try_map(|c| state.artifacts.resolve(c))?),
                 CellAction::Rows { limit } => {
                     state.frames.get(rdd)?;
@@ -279,7 +287,17 @@ async fn respond(
                 "{name} on rdd {rdd} ({})",
                 state.lineage.with(rdd, |e| e.node.name.clone())?
             );
-            let results = dag::run_job(state.clone(), rdd, action, partitions, description).await?;
+            let mut results =
+                dag::run_job(state.clone(), rdd, action, partitions, description).await?;
+            if let Some(schema) = concatenated {
+                let whole = tessera_frame::ipc::concat(&results, &schema).map_err(|source| {
+                    DriverError::Frame {
+                        what: "collecting a DataFrame".to_string(),
+                        source,
+                    }
+                })?;
+                results = vec![whole];
+            }
             Ok(CellResponse::JobResult { results })
         }
     }

@@ -145,7 +145,12 @@ pub fn read(
     if format == FileFormat::Parquet {
         return read_parquet(state, pattern, &cwd, min_partitions, name);
     }
-    let splits = text_splits::splits(pattern, min_partitions, &cwd)?;
+    let splits = text_splits::splits(
+        pattern,
+        min_partitions,
+        text_splits::FRAME_SPLIT_BYTES,
+        &cwd,
+    )?;
     let first = match splits.first() {
         Some(split) => Path::new(&split.path).to_path_buf(),
         None => {

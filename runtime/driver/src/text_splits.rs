@@ -5,14 +5,21 @@ use crate::error::DriverError;
 use std::path::{Path, PathBuf};
 use tessera_plan::FileSplit;
 
-/// Largest split, like Hadoop's block size for a local file system.
-const MAX_SPLIT_BYTES: u64 = 32 << 20;
+/// Largest split of a text file RDD, like Hadoop's block size for a local file system.
+pub const TEXT_SPLIT_BYTES: u64 = 32 << 20;
+/// Largest split of a DataFrame's file, Spark SQL's `spark.sql.files.maxPartitionBytes`: a
+/// DataFrame task's fixed costs (a task, a polars query) are paid once per split, and polars
+/// runs a bigger partition's query as fast per row.
+pub const FRAME_SPLIT_BYTES: u64 = 128 << 20;
 /// A last split up to this much bigger than the split size is not split again (Hadoop's slop).
 const SPLIT_SLOP: f64 = 1.1;
 
+/// The splits of the files `pattern` names: at least `min_partitions` of them where the files
+/// are big enough, none longer than `max_split_bytes` (give or take the slop).
 pub fn splits(
     pattern: &str,
     min_partitions: u32,
+    max_split_bytes: u64,
     cwd: &Path,
 ) -> Result<Vec<FileSplit>, DriverError> {
     let files = matching_files(pattern, cwd)?;
@@ -30,7 +37,7 @@ pub fn splits(
     let total: u64 = sizes.iter().sum();
     let goal = total
         .div_ceil(min_partitions.max(1) as u64)
-        .clamp(1, MAX_SPLIT_BYTES);
+        .clamp(1, max_split_bytes.max(1));
     let mut splits = Vec::new();
     for (file, size) in files.iter().zip(sizes) {
         let path = file.to_string_lossy().into_owned();
@@ -133,12 +140,16 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("a.txt"), vec![b'x'; 1000]).unwrap();
         std::fs::write(dir.join("b.txt"), vec![b'y'; 10]).unwrap();
-        let splits = splits("*.txt", 4, &dir).unwrap();
+        let splits = splits("*.txt", 4, TEXT_SPLIT_BYTES, &dir).unwrap();
         let covered: u64 = splits.iter().map(|s| s.end - s.start).sum();
         assert_eq!(covered, 1010);
         assert!(splits.len() >= 4, "{splits:?}");
+        // No split is longer than the largest asked for, give or take the slop.
+        let small = super::splits("*.txt", 1, 100, &dir).unwrap();
+        assert!(small.iter().all(|s| s.end - s.start <= 110), "{small:?}");
+        assert_eq!(small.len(), 11, "{small:?}");
         assert!(
-            matches!(super::splits("missing-*.csv", 1, &dir), Err(e) if e.to_string().contains("no file matches"))
+            matches!(super::splits("missing-*.csv", 1, TEXT_SPLIT_BYTES, &dir), Err(e) if e.to_string().contains("no file matches"))
         );
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -168,6 +168,9 @@ pub enum CellAction {
     Rows {
         limit: Option<u64>,
     },
+    /// A DataFrame's rows as one Arrow IPC stream of all of them, in partition order (the
+    /// job's only result), for a cell that collects a polars DataFrame.
+    Ipc,
     /// Writes each partition of a DataFrame to `dir/part-NNNNN.EXT` in `format`; a partition's
     /// result is the rows it wrote (`u64`, little-endian).
     WriteFrame {

@@ -636,7 +636,7 @@ pub enum FileFormat {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WriteFormat {
     Csv,
-    /// Parquet, uncompressed.
+    /// Parquet, compressed with zstd (polars' default).
     Parquet,
 }
 

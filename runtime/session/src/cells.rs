@@ -85,9 +85,46 @@ pub fn is_incomplete(code: &str) -> bool {
     )
 }
 
+/// A cell whose `:dep` lines (they come first) name the `tessera` crate — to turn on its
+/// features — as those lines, and the rest of the cell with them blanked (its lines keep their
+/// numbers).
+pub fn tessera_dependency(code: &str) -> Option<(String, String)> {
+    let mut dependencies = String::new();
+    let mut rest = String::new();
+    let mut names_tessera = false;
+    let mut in_header = true;
+    for line in code.split_inclusive('\n') {
+        let trimmed = line.trim();
+        in_header &= trimmed.is_empty() || trimmed.starts_with(":dep ");
+        match trimmed.strip_prefix(":dep ") {
+            Some(dependency) if in_header => {
+                let name = dependency.split('=').next().unwrap_or("").trim();
+                names_tessera |= name == "tessera";
+                dependencies.push_str(line);
+                rest.push('\n');
+            }
+            _ => rest.push_str(line),
+        }
+    }
+    names_tessera.then_some((dependencies, rest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cell_that_turns_on_tessera_features_is_split_after_its_dependencies() {
+        let cell = ":dep tessera = { features = [\"polars\"] }\n:dep rand = \"0.8\"\nlet x = 1;\n";
+        let (dependencies, rest) = tessera_dependency(cell).unwrap();
+        assert_eq!(
+            dependencies,
+            ":dep tessera = { features = [\"polars\"] }\n:dep rand = \"0.8\"\n"
+        );
+        assert_eq!(rest, "\n\nlet x = 1;\n");
+        assert_eq!(tessera_dependency(":dep rand = \"0.8\"\nlet x = 1;"), None);
+        assert_eq!(tessera_dependency("let s = \":dep tessera\";"), None);
+    }
 
     #[test]
     fn expand_takes_the_rest_of_the_cell() {

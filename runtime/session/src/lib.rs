@@ -448,6 +448,15 @@ impl Session {
         if let Some(reply) = self.session_command(code) {
             return reply;
         }
+        let rest;
+        let code = match cells::tessera_dependency(code) {
+            Some((dependencies, cell)) => {
+                self.rebuild_tessera(&dependencies)?;
+                rest = cell;
+                &rest
+            }
+            None => code,
+        };
         self.driver.take_cell_failure();
         self.analysis.cell_running(true);
         let result = self.compile_and_run(code);
@@ -501,6 +510,30 @@ impl Session {
             .collect();
         data.sort();
         Ok(CellOutput { data })
+    }
+
+    /// Builds the crates cells use with `dependencies` (`:dep` lines that turn on features of
+    /// the `tessera` crate). That is the crate built anew, whose types are new ones: `sc` is
+    /// bound again; the engine forgets variables of the old types (RDD and DataFrame handles)
+    /// and says so.
+    fn rebuild_tessera(&mut self, dependencies: &str) -> Result<(), CellError> {
+        let failed = |e: tessera_cells::CellsError| CellError {
+            kind: CellErrorKind::Session,
+            message: e.to_string(),
+        };
+        let built = self.engine.execute(dependencies).map_err(failed)?;
+        let prelude = self.engine.execute(PRELUDE).map_err(failed)?;
+        if let Some(panic) = prelude.panic {
+            return Err(CellError {
+                kind: CellErrorKind::Session,
+                message: format!("cannot bind `sc` again after the dependencies changed: {panic}"),
+            });
+        }
+        let sink = self.sink.lock().clone();
+        for note in built.notes.iter().filter(|n| !n.starts_with("`sc`")) {
+            sink(Stream::Stderr, note);
+        }
+        Ok(())
     }
 
     /// The session's own `:` commands that reach it as cells (`:vars`, and any it does not
