@@ -1,8 +1,8 @@
-//! DataFrames against polars on one node (the oracle): a script runs each operation on
-//! CSV files split into partitions — with nulls, a skewed key and a file with no rows — on
-//! `local[2]` and on a loopback cluster, and every result must be the rows polars computes over
-//! the same files in this process. Floats may differ in their last digits (partial sums add in
-//! another order).
+//! DataFrames against polars on one node (the oracle): a script runs each operation, and SQL
+//! queries that join several tables, on CSV files split into partitions — with nulls, a skewed
+//! key and a file with no rows — on `local[2]` and on a loopback cluster, and every result must
+//! be the rows polars computes over the same files in this process. Floats may differ in their
+//! last digits (partial sums add in another order).
 
 use polars_core::prelude::*;
 use polars_io::prelude::*;
