@@ -105,6 +105,31 @@ pub fn join_strategy(
         })
 }
 
+/// Bytes a row of `schema` is taken to take, by Spark's default sizes of its types (a string
+/// 20 bytes): what a projection's size estimate scales by.
+pub fn row_width(schema: &Schema) -> u64 {
+    schema
+        .fields
+        .iter()
+        .map(|f| match f.dtype {
+            DataType::Boolean | DataType::Int8 | DataType::UInt8 | DataType::Null => 1,
+            DataType::Int16 | DataType::UInt16 => 2,
+            DataType::Int32 | DataType::UInt32 | DataType::Float32 | DataType::Date => 4,
+            DataType::String | DataType::Other(_) => 20,
+            _ => 8,
+        })
+        .sum::<u64>()
+        .max(1)
+}
+
+/// The size of a DataFrame of schema `output` made row by row of one of `bytes` bytes and
+/// schema `input`, as Spark estimates a projection's: scaled by the ratio of their rows'
+/// widths (a filter keeps the estimate; without statistics nothing says how many rows pass).
+pub fn projected_bytes(bytes: u64, input: &Schema, output: &Schema) -> u64 {
+    let scaled = u128::from(bytes) * u128::from(row_width(output)) / u128::from(row_width(input));
+    u64::try_from(scaled).unwrap_or(u64::MAX)
+}
+
 /// Prefix of the columns of partial aggregates, which only the shuffle between the two
 /// phases sees.
 const PARTIAL: &str = "__tessera_partial_";
@@ -313,6 +338,35 @@ fn two_phase(expr: &Expr, partials: &mut Vec<Expr>) -> Option<Expr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_projection_is_estimated_by_the_width_of_the_columns_it_keeps() {
+        let schema = |types: &[DataType]| Schema {
+            fields: types
+                .iter()
+                .enumerate()
+                .map(|(i, t)| Field {
+                    name: format!("c{i}"),
+                    dtype: t.clone(),
+                })
+                .collect(),
+        };
+        let customer = schema(&[DataType::Int64, DataType::String, DataType::String]);
+        let keys = schema(&[DataType::Int64]);
+        assert_eq!(row_width(&customer), 48);
+        assert_eq!(projected_bytes(24 << 20, &customer, &keys), 4 << 20);
+        // A small side once its unread columns are pruned: broadcast.
+        assert_eq!(
+            join_strategy(
+                JoinKind::Inner,
+                100 << 20,
+                projected_bytes(24 << 20, &customer, &keys),
+                BROADCAST_JOIN_BYTES
+            ),
+            JoinStrategy::Broadcast { right: true }
+        );
+        assert_eq!(projected_bytes(u64::MAX, &keys, &customer), u64::MAX);
+    }
     use tessera_plan::frame::{Field, len};
 
     fn schema(fields: &[(&str, DataType)]) -> Schema {

@@ -3,7 +3,7 @@
 //! schema and adds the RDDs a read or a step needs, as [`frame_plan`] decides.
 
 use crate::error::DriverError;
-use crate::frame_plan::{Distributed, JoinStrategy, distribute, join_strategy};
+use crate::frame_plan::{Distributed, JoinStrategy, distribute, join_strategy, projected_bytes};
 use crate::{DriverState, dag, text_splits};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -371,8 +371,13 @@ fn estimated_bytes(state: &DriverState, rdd: RddId) -> Result<u64, DriverError> 
         }
         RddKind::TextFile { splits, .. } => Ok(splits.iter().map(|s| s.end - s.start).sum()),
         RddKind::Checkpoint { .. } => Ok(u64::MAX),
+        // Between DataFrames, scaled by their rows' widths, as Spark estimates a projection.
         RddKind::Narrow { parent, .. } | RddKind::Shuffled { parent, .. } => {
-            estimated_bytes(state, parent)
+            let bytes = estimated_bytes(state, parent)?;
+            Ok(match (state.frames.get(parent), state.frames.get(rdd)) {
+                (Ok(input), Ok(output)) => projected_bytes(bytes, &input, &output),
+                _ => bytes,
+            })
         }
         RddKind::Union { parents } | RddKind::PartitionwiseUnion { parents } => {
             sum(parents.iter().map(|p| estimated_bytes(state, *p)))
