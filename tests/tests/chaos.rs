@@ -350,10 +350,14 @@ fn every_run_with_a_process_killed_gives_the_answer_of_a_run_without() {
             // Runs that had ended before their process was killed, made again.
             let mut missed = 0;
             for _ in 0..runs {
+                // The part of the job the kill lands in: its time without faults, halved each
+                // time the run ended before its kill (a busy machine makes some runs slower than
+                // others).
+                let mut window_ms = warm_ms;
                 let (after, faulty) = loop {
                     // A moment in the job as it ran without faults (not its last fifth, which a
                     // faster run may already be past).
-                    let after = Duration::from_secs_f64(warm_ms / 1e3 * 0.8 * random.unit());
+                    let after = Duration::from_secs_f64(window_ms / 1e3 * 0.8 * random.unit());
                     let faulty = run(
                         &mut cluster,
                         workload,
@@ -364,6 +368,7 @@ fn every_run_with_a_process_killed_gives_the_answer_of_a_run_without() {
                         break (after, faulty);
                     }
                     missed += 1;
+                    window_ms /= 2.0;
                 };
                 // Its pair: the same job without faults, right after it.
                 let clean = run(&mut cluster, workload, &input, None);
