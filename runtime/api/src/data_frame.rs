@@ -163,11 +163,11 @@ impl Context {
 
 impl DataFrame {
     /// The DataFrame `step` makes of this one.
-    fn then(&self, step: FrameStep, name: &str) -> DataFrame {
+    fn then(&self, step: FrameStep) -> DataFrame {
         let request = CellRequest::Frame {
             input: self.id,
+            name: step.operation().to_string(),
             step,
-            name: name.to_string(),
         };
         DataFrame {
             ctx: self.ctx,
@@ -210,20 +210,17 @@ impl DataFrame {
     /// The columns `exprs` make, as polars' `select`: columns, computed columns, or only
     /// aggregations (which aggregate the whole DataFrame into one row).
     pub fn select(&self, exprs: impl IntoIterator<Item = impl Into<Expr>>) -> DataFrame {
-        self.then(FrameStep::Select(exprs_of(exprs)), "select")
+        self.then(FrameStep::Select(exprs_of(exprs)))
     }
 
     /// The rows for which `predicate` holds.
     pub fn filter(&self, predicate: Expr) -> DataFrame {
-        self.then(FrameStep::Filter(predicate), "filter")
+        self.then(FrameStep::Filter(predicate))
     }
 
     /// All columns, with those `exprs` make added (or replaced, by name).
     pub fn with_columns(&self, exprs: impl IntoIterator<Item = Expr>) -> DataFrame {
-        self.then(
-            FrameStep::WithColumns(exprs.into_iter().collect()),
-            "with_columns",
-        )
+        self.then(FrameStep::WithColumns(exprs.into_iter().collect()))
     }
 
     /// All columns, with the one `expr` makes added (or replaced, by name).
@@ -234,15 +231,12 @@ impl DataFrame {
     /// All columns but `columns`.
     pub fn drop(&self, columns: &[&str]) -> DataFrame {
         let columns = columns.iter().map(|c| c.to_string()).collect();
-        self.then(FrameStep::Drop(columns), "drop")
+        self.then(FrameStep::Drop(columns))
     }
 
     /// The same columns, column `old` named `new`.
     pub fn rename(&self, old: &str, new: &str) -> DataFrame {
-        self.then(
-            FrameStep::Rename(vec![(old.to_string(), new.to_string())]),
-            "rename",
-        )
+        self.then(FrameStep::Rename(vec![(old.to_string(), new.to_string())]))
     }
 
     /// Groups rows by `keys` (column names or expressions), to aggregate with
@@ -257,18 +251,18 @@ impl DataFrame {
 
     /// The distinct rows (in no particular order, as in Spark).
     pub fn distinct(&self) -> DataFrame {
-        self.then(FrameStep::Distinct { subset: None }, "distinct")
+        self.then(FrameStep::Distinct { subset: None })
     }
 
     /// Rows that differ in `columns`, one of each.
     pub fn distinct_on(&self, columns: &[&str]) -> DataFrame {
         let subset = Some(columns.iter().map(|c| c.to_string()).collect());
-        self.then(FrameStep::Distinct { subset }, "distinct_on")
+        self.then(FrameStep::Distinct { subset })
     }
 
     /// The first `n` rows, in partition order.
     pub fn limit(&self, n: u64) -> DataFrame {
-        self.then(FrameStep::Head(n), "limit")
+        self.then(FrameStep::Head(n))
     }
 
     /// The rows sorted by `by`, ascending.
@@ -282,7 +276,7 @@ impl DataFrame {
             by: by.iter().map(|c| c.to_string()).collect(),
             descending: descending.to_vec(),
         };
-        self.then(step, "sort")
+        self.then(step)
     }
 
     /// This DataFrame's rows joined with `other`'s where `left_on` (its columns) equal
@@ -561,7 +555,7 @@ impl GroupBy {
             keys: self.keys.clone(),
             aggs: aggs.into_iter().collect(),
         };
-        self.frame.then(step, "group_by")
+        self.frame.then(step)
     }
 }
 

@@ -261,9 +261,10 @@ async fn respond(
             partitions,
             name,
         } => {
-            // The partitions' IPC streams become one, of the DataFrame's schema however few
-            // rows there are: the cell then needs no schema conversion of its own.
-            let concatenated = match &action {
+            // Each partition's IPC stream goes to the cell as it came; an empty partition's is
+            // a stream of the DataFrame's schema, so that the cell needs no schema conversion of
+            // its own to make a DataFrame of no rows.
+            let schema_of_empty = match &action {
                 CellAction::Ipc => Some(state.frames.get(rdd)?),
                 _ => None,
             };
@@ -289,14 +290,18 @@ async fn respond(
             );
             let mut results =
                 dag::run_job(state.clone(), rdd, action, partitions, description).await?;
-            if let Some(schema) = concatenated {
-                let whole = tessera_frame::ipc::concat(&results, &schema).map_err(|source| {
-                    DriverError::Frame {
+            if let Some(schema) = schema_of_empty {
+                let empty =
+                    tessera_frame::ipc::empty(&schema).map_err(|source| DriverError::Frame {
                         what: "collecting a DataFrame".to_string(),
                         source,
-                    }
-                })?;
-                results = vec![whole];
+                    })?;
+                for part in results.iter_mut().filter(|p| p.is_empty()) {
+                    part.clone_from(&empty);
+                }
+                if results.is_empty() {
+                    results.push(empty);
+                }
             }
             Ok(CellResponse::JobResult { results })
         }

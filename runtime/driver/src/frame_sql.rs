@@ -11,7 +11,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use tessera_plan::RddId;
-use tessera_plan::frame::FrameStep;
 use tessera_sql::{Relation, SqlError, Tables};
 
 /// Adds the DataFrame SQL `query` makes of the registered tables.
@@ -48,7 +47,7 @@ fn add<'a>(
             }
             Relation::Step { input, step } => {
                 let input = add(state, input, tables).await?;
-                let name = format!("sql: {}", step_name(step));
+                let name = format!("sql: {}", step.operation());
                 frames::apply(state, input.rdd, step.clone(), &name)
             }
             Relation::Join { left, right, on } => {
@@ -65,19 +64,4 @@ fn add<'a>(
             }
         }
     })
-}
-
-/// The name of a step's operation, as the DataFrame method that makes it.
-fn step_name(step: &FrameStep) -> &'static str {
-    match step {
-        FrameStep::Select(_) => "select",
-        FrameStep::Filter(_) => "filter",
-        FrameStep::WithColumns(_) => "with_columns",
-        FrameStep::Drop(_) => "drop",
-        FrameStep::Rename(_) => "rename",
-        FrameStep::Head(_) => "limit",
-        FrameStep::Distinct { .. } => "distinct",
-        FrameStep::Sort { .. } => "sort",
-        FrameStep::GroupBy { .. } => "group_by",
-    }
 }

@@ -66,6 +66,16 @@ pub struct Frame {
     pub schema: Schema,
 }
 
+/// DataFrame `rdd` of `num_partitions` partitions, its schema kept for the steps after it.
+fn kept(state: &DriverState, rdd: RddId, num_partitions: u32, schema: Schema) -> Frame {
+    state.frames.insert(rdd, schema.clone());
+    Frame {
+        rdd,
+        num_partitions,
+        schema,
+    }
+}
+
 /// Adds the RDD of `kind` holding DataFrames (or, with `element_type`, line chunks).
 fn define(
     state: &DriverState,
@@ -223,12 +233,7 @@ pub fn read(
         preserves_partitioning: false,
     };
     let (rdd, num_partitions) = define(state, parsed, num_partitions, FRAME_TYPE, name)?;
-    state.frames.insert(rdd, schema.clone());
-    Ok(Frame {
-        rdd,
-        num_partitions,
-        schema,
-    })
+    Ok(kept(state, rdd, num_partitions, schema))
 }
 
 /// Adds a DataFrame of the Parquet files `pattern` names, with the first file's schema: each
@@ -262,12 +267,7 @@ fn read_parquet(
         decoder: Builtin::ParquetPiece.operator(Vec::new()),
     };
     let (rdd, num_partitions) = define(state, kind, pieces.len() as u32, FRAME_TYPE, name)?;
-    state.frames.insert(rdd, schema.clone());
-    Ok(Frame {
-        rdd,
-        num_partitions,
-        schema,
-    })
+    Ok(kept(state, rdd, num_partitions, schema))
 }
 
 /// The partitions of Parquet files with row groups `groups` ((rows, bytes) of each, per
@@ -474,12 +474,7 @@ pub async fn join(
             define(state, kind, partitions, FRAME_TYPE, name)?
         }
     };
-    state.frames.insert(rdd, schema.clone());
-    Ok(Frame {
-        rdd,
-        num_partitions,
-        schema,
-    })
+    Ok(kept(state, rdd, num_partitions, schema))
 }
 
 /// Collects DataFrame `rdd` (of `schema`) and keeps it as a broadcast variable: one Arrow IPC
@@ -575,12 +570,7 @@ pub fn apply(
             steps_over(state, gathered, vec![after], &middle_schema, true, name)?
         }
     };
-    state.frames.insert(rdd, output.clone());
-    Ok(Frame {
-        rdd,
-        num_partitions,
-        schema: output,
-    })
+    Ok(kept(state, rdd, num_partitions, output))
 }
 
 /// Adds the rows of every DataFrame of `inputs`, which must share one schema.
@@ -600,12 +590,7 @@ pub fn union(state: &DriverState, inputs: &[RddId], name: &str) -> Result<Frame,
         parents: inputs.to_vec(),
     };
     let (rdd, num_partitions) = define(state, kind, 0, FRAME_TYPE, name)?;
-    state.frames.insert(rdd, schema.clone());
-    Ok(Frame {
-        rdd,
-        num_partitions,
-        schema,
-    })
+    Ok(kept(state, rdd, num_partitions, schema))
 }
 
 /// `name: type, ...`, for messages.
@@ -668,12 +653,7 @@ pub fn from_rdd(
         preserves_partitioning: false,
     };
     let (rdd, num_partitions) = define(state, parsed, partitions, FRAME_TYPE, name)?;
-    state.frames.insert(rdd, schema.clone());
-    Ok(Frame {
-        rdd,
-        num_partitions,
-        schema,
-    })
+    Ok(kept(state, rdd, num_partitions, schema))
 }
 
 /// The malformed rows skipped so far by the reads DataFrame `rdd` is computed from: each

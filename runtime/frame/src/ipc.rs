@@ -34,6 +34,11 @@ pub fn decode(bytes: &[u8], what: &'static str) -> Result<DataFrame, FrameError>
     })
 }
 
+/// An Arrow IPC stream of no rows, of `schema`.
+pub fn empty(schema: &Schema) -> Result<Vec<u8>, FrameError> {
+    encode(&DataFrame::empty_with_schema(&schema_to_polars(schema)?))
+}
+
 /// The DataFrames of `parts` (Arrow IPC streams; an empty one holds no rows) as one stream of
 /// all their rows, of `schema` when there are none.
 pub fn concat(parts: &[Vec<u8>], schema: &Schema) -> Result<Vec<u8>, FrameError> {
@@ -42,12 +47,11 @@ pub fn concat(parts: &[Vec<u8>], schema: &Schema) -> Result<Vec<u8>, FrameError>
         .filter(|p| !p.is_empty())
         .map(|p| decode(p, "a collected partition"))
         .collect::<Result<Vec<_>, _>>()?;
-    let whole = if frames.is_empty() {
-        DataFrame::empty_with_schema(&schema_to_polars(schema)?)
-    } else {
-        accumulate_dataframes_vertical(frames)
-            .map_err(FrameError::polars("putting collected partitions together"))?
-    };
+    if frames.is_empty() {
+        return empty(schema);
+    }
+    let whole = accumulate_dataframes_vertical(frames)
+        .map_err(FrameError::polars("putting collected partitions together"))?;
     encode(&whole)
 }
 

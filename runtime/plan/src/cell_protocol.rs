@@ -168,8 +168,8 @@ pub enum CellAction {
     Rows {
         limit: Option<u64>,
     },
-    /// A DataFrame's rows as one Arrow IPC stream of all of them, in partition order (the
-    /// job's only result), for a cell that collects a polars DataFrame.
+    /// Each partition's rows as an Arrow IPC stream of the DataFrame's schema (at least one,
+    /// of no rows when there are none), for a cell that collects a polars DataFrame.
     Ipc,
     /// Writes each partition of a DataFrame to `dir/part-NNNNN.EXT` in `format`; a partition's
     /// result is the rows it wrote (`u64`, little-endian).

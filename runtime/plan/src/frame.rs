@@ -622,6 +622,24 @@ pub enum FrameStep {
     },
 }
 
+impl FrameStep {
+    /// The DataFrame method that makes this step, which names the RDD it adds.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            FrameStep::Select(_) => "select",
+            FrameStep::Filter(_) => "filter",
+            FrameStep::WithColumns(_) => "with_columns",
+            FrameStep::Drop(_) => "drop",
+            FrameStep::Rename(_) => "rename",
+            FrameStep::Head(_) => "limit",
+            FrameStep::Distinct { subset: None } => "distinct",
+            FrameStep::Distinct { subset: Some(_) } => "distinct_on",
+            FrameStep::Sort { .. } => "sort",
+            FrameStep::GroupBy { .. } => "group_by",
+        }
+    }
+}
+
 /// The format of files a DataFrame is read from, with its options.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum FileFormat {

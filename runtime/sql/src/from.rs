@@ -252,11 +252,7 @@ fn join(left: Planned, right: Planned, keys: &[(String, String)], how: JoinKind)
                 right: Box::new(right.relation),
                 on: on(left_keys, right_keys),
             };
-            let columns = scope.frame_columns().iter().map(|c| col(c)).collect();
-            Planned {
-                relation: relation.then(FrameStep::Select(columns)),
-                scope,
-            }
+            exactly(relation, scope)
         }
         JoinKind::Left | JoinKind::Right | JoinKind::Full => {
             // Outer joins coalesce or drop key columns as polars decides; joined on copies of
@@ -282,12 +278,18 @@ fn join(left: Planned, right: Planned, keys: &[(String, String)], how: JoinKind)
                 right: Box::new(right.relation.then(FrameStep::WithColumns(right_copies))),
                 on: on(left_on, right_on),
             };
-            let columns = scope.frame_columns().iter().map(|c| col(c)).collect();
-            Planned {
-                relation: relation.then(FrameStep::Select(columns)),
-                scope,
-            }
+            exactly(relation, scope)
         }
+    }
+}
+
+/// `relation` cut to exactly the columns of `scope`, in its order: whatever key columns a
+/// join kept, coalesced or suffixed, go.
+fn exactly(relation: Relation, scope: Scope) -> Planned {
+    let columns = scope.frame_columns().iter().map(|c| col(c)).collect();
+    Planned {
+        relation: relation.then(FrameStep::Select(columns)),
+        scope,
     }
 }
 

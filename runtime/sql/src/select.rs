@@ -187,6 +187,20 @@ fn plain_wildcard(options: &sql::WildcardAdditionalOptions) -> bool {
         && options.opt_alias.is_none()
 }
 
+/// The result column at 1-based `position`, as `clause` (`ORDER BY 2`, `GROUP BY 1`) names it.
+fn item_at<'i>(items: &'i [Item], position: u64, clause: &str) -> Result<&'i Item, SqlError> {
+    usize::try_from(position)
+        .ok()
+        .and_then(|p| p.checked_sub(1))
+        .and_then(|p| items.get(p))
+        .ok_or_else(|| {
+            SqlError::unsupported(
+                format!("{clause} {position}"),
+                "name a position between 1 and the number of result columns",
+            )
+        })
+}
+
 /// What each `ORDER BY` item sorts by: a result column named by its name or position, the
 /// result column an expression computes, or another expression (`computed` translates it).
 fn sort_keys(
@@ -210,17 +224,7 @@ fn sort_keys(
             let key = if let Some(found) = by_name {
                 SortKey::Result(found.name.clone())
             } else if let Some(position) = whole_number(item.expr) {
-                let found = usize::try_from(position)
-                    .ok()
-                    .and_then(|p| p.checked_sub(1))
-                    .and_then(|p| items.get(p))
-                    .ok_or_else(|| {
-                        SqlError::unsupported(
-                            format!("ORDER BY {position}"),
-                            "order by a position between 1 and the number of result columns",
-                        )
-                    })?;
-                SortKey::Result(found.name.clone())
+                SortKey::Result(item_at(items, position, "ORDER BY")?.name.clone())
             } else {
                 let expr = computed(item.expr)?;
                 match items.iter().find(|i| i.expr == expr) {
@@ -294,17 +298,7 @@ fn aggregated(
     let mut computed_keys = Vec::new();
     for (i, g) in group_by.iter().enumerate() {
         let expr = match (whole_number(g), g) {
-            (Some(position), _) => usize::try_from(position)
-                .ok()
-                .and_then(|p| p.checked_sub(1))
-                .and_then(|p| items.get(p))
-                .map(|item| item.expr.clone())
-                .ok_or_else(|| {
-                    SqlError::unsupported(
-                        format!("GROUP BY {position}"),
-                        "group by a position between 1 and the number of result columns",
-                    )
-                })?,
+            (Some(position), _) => item_at(&items, position, "GROUP BY")?.expr.clone(),
             (None, sql::Expr::Identifier(ident))
                 if scope.resolve(&[ident.value.clone()]).is_err()
                     && items.iter().any(|i| i.name == ident.value) =>
