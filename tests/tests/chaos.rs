@@ -9,6 +9,10 @@
 //! difference within the pair: on a two-core machine the job's time drifts with load by more
 //! than an iteration over a long suite, and a pair shares the drift.
 //!
+//! An executor is killed in the notebooks as they are (their data cached `MEMORY_ONLY`, so its
+//! cached partitions are recomputed from lineage) and with their data cached with two copies
+//! (`MEMORY_ONLY_2`, so they are read from the other copy).
+//!
 //! `TESSERA_CHAOS_RUNS` runs per target and workload (1 by default, as CI runs it;
 //! `scripts/chaos.sh RUNS` for the long mode), `TESSERA_CHAOS_SEED` repeats a sequence of
 //! moments, `TESSERA_CHAOS_TARGETS` (a comma-separated subset of `executor,agent,master,
@@ -70,6 +74,24 @@ fn chosen_targets() -> Vec<Target> {
         .collect()
 }
 
+/// How a workload caches its data: as the notebook does (`MEMORY_ONLY`), or with two copies
+/// (`MEMORY_ONLY_2`), which only an executor's loss tells apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Level {
+    MemoryOnly,
+    MemoryOnly2,
+}
+
+impl Level {
+    /// The levels each target is run with.
+    fn for_target(target: Target) -> &'static [Level] {
+        match target {
+            Target::Executor => &[Level::MemoryOnly, Level::MemoryOnly2],
+            _ => &[Level::MemoryOnly],
+        }
+    }
+}
+
 /// A notebook and its input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Workload {
@@ -86,6 +108,20 @@ impl Workload {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../notebooks")
             .join(name)
+    }
+
+    /// The notebook as a user runs it at `level`: a copy in `dir` whose cache is persisted at
+    /// that level instead (`cache()` is `MEMORY_ONLY`).
+    fn notebook_at(self, level: Level, dir: &Path) -> PathBuf {
+        if level == Level::MemoryOnly {
+            return self.notebook();
+        }
+        let text = std::fs::read_to_string(self.notebook()).unwrap();
+        assert_eq!(text.matches(".cache();").count(), 1, "one cached RDD");
+        let path = dir.join(format!("{self:?}-{level:?}.rs"));
+        let persisted = text.replace(".cache();", ".persist(StorageLevel::MemoryOnly2);");
+        std::fs::write(&path, persisted).unwrap();
+        path
     }
 
     /// Writes its input into `dir`: a graph of 200,000 edges, or 200,000 labelled points (the
@@ -211,11 +247,11 @@ struct Run {
     hit: bool,
 }
 
-/// Runs `workload` as a session of `cluster`; with `fault`, kills the target `after` the job
-/// started (its first task ran) and starts it again.
+/// Runs `notebook` on `input` as a session of `cluster`; with `fault`, kills the target `after`
+/// the job started (its first task ran) and starts it again.
 fn run(
     cluster: &mut HaCluster,
-    workload: Workload,
+    notebook: &Path,
     input: &Path,
     fault: Option<(Target, Duration, &mut Random)>,
 ) -> Run {
@@ -227,7 +263,7 @@ fn run(
         .arg("--task-metrics")
         .arg(&metrics)
         .arg("run")
-        .arg(workload.notebook())
+        .arg(notebook)
         .env("TESSERA_EXAMPLE_INPUT", input)
         .env("TESSERA_EXAMPLE_ALL", "1")
         .env("TESSERA_EXAMPLE_ITERATIONS", ITERATIONS.to_string())
@@ -330,8 +366,9 @@ fn every_run_with_a_process_killed_gives_the_answer_of_a_run_without() {
         let input = workload.input(&inputs.0);
         // Without faults: a cold run, then a warm one (as the faulty runs are) whose job
         // time picks the moments of the kills. Every answer agrees.
-        let cold = run(&mut cluster, workload, &input, None);
-        let warm = run(&mut cluster, workload, &input, None);
+        let notebook = workload.notebook();
+        let cold = run(&mut cluster, &notebook, &input, None);
+        let warm = run(&mut cluster, &notebook, &input, None);
         for run in [&cold, &warm] {
             assert!(
                 run.success,
@@ -343,7 +380,11 @@ fn every_run_with_a_process_killed_gives_the_answer_of_a_run_without() {
         assert!(!expected.is_empty(), "no answer printed: {}", warm.stdout);
         assert!(same_answer(&workload.answer(&cold.stdout), &expected));
         let warm_ms = workload.job_ms(&warm.stdout);
-        for target in chosen_targets() {
+        let cases = chosen_targets()
+            .into_iter()
+            .flat_map(|t| Level::for_target(t).iter().map(move |l| (t, *l)));
+        for (target, level) in cases {
+            let notebook = workload.notebook_at(level, &inputs.0);
             let mut extra_ms = Vec::new();
             let mut clean_ms = Vec::new();
             let mut correct = 0;
@@ -360,7 +401,7 @@ fn every_run_with_a_process_killed_gives_the_answer_of_a_run_without() {
                     let after = Duration::from_secs_f64(window_ms / 1e3 * 0.8 * random.unit());
                     let faulty = run(
                         &mut cluster,
-                        workload,
+                        &notebook,
                         &input,
                         Some((target, after, &mut random)),
                     );
@@ -371,11 +412,11 @@ fn every_run_with_a_process_killed_gives_the_answer_of_a_run_without() {
                     window_ms /= 2.0;
                 };
                 // Its pair: the same job without faults, right after it.
-                let clean = run(&mut cluster, workload, &input, None);
+                let clean = run(&mut cluster, &notebook, &input, None);
                 if !clean.success || !same_answer(&workload.answer(&clean.stdout), &expected) {
                     failures.push(format!(
-                        "{workload:?} without faults (after {target:?} was killed): success \
-                         {}\n{}\n{}",
+                        "{workload:?} at {level:?} without faults (after {target:?} was killed): \
+                         success {}\n{}\n{}",
                         clean.success, clean.stdout, clean.stderr
                     ));
                     continue;
@@ -390,8 +431,8 @@ fn every_run_with_a_process_killed_gives_the_answer_of_a_run_without() {
                     clean_ms.push(clean);
                 } else {
                     failures.push(format!(
-                        "{workload:?} with {target:?} killed after {after:?}: success {}, hit \
-                         while running {}\n{}\n{}",
+                        "{workload:?} at {level:?} with {target:?} killed after {after:?}: \
+                         success {}, hit while running {}\n{}\n{}",
                         faulty.success, faulty.hit, faulty.stdout, faulty.stderr
                     ));
                 }
@@ -401,19 +442,20 @@ fn every_run_with_a_process_killed_gives_the_answer_of_a_run_without() {
             let median_clean = median(clean_ms);
             let iteration_ms = median_clean / f64::from(ITERATIONS);
             report.push(format!(
-                "{:<20} {:<16} {correct:>3}/{runs:<3} job {median_clean:>6.0} ms without \
+                "{:<20} {:<12} {:<16} {correct:>3}/{runs:<3} job {median_clean:>6.0} ms without \
                  faults; added {median_extra:>+6.0} ms median ({:>+5.2} iterations of \
                  {iteration_ms:.0} ms), {max:>+6.0} ms most ({missed} run(s) over before the \
                  kill, made again)",
                 format!("{workload:?}"),
+                format!("{level:?}"),
                 format!("{target:?}"),
                 median_extra / iteration_ms,
             ));
         }
     }
     eprintln!(
-        "chaos report (workload, target killed, correct runs, job time; each faulty run against \
-         a run without faults right after it):\n{}",
+        "chaos report (workload, cache level, target killed, correct runs, job time; each faulty \
+         run against a run without faults right after it):\n{}",
         report.join("\n")
     );
     assert!(

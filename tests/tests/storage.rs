@@ -99,3 +99,69 @@ grouped.map(|p: (u64, Vec<u64>)| p.1.iter().sum::<u64>()).reduce(|a: u64, b: u64
         run.job(1)
     );
 }
+
+#[test]
+fn partitions_cached_with_two_copies_outlive_the_executor_that_computed_them() {
+    let dir = Scratch::new("storage-replicated");
+    let lines: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(dir.0.join("input.txt"), lines).unwrap();
+    // A source cached as read, and a map of parallelized numbers: their copies are decoded with
+    // a source's table and with an operator's. Then one executor is killed by the script.
+    let script = r#"
+let lines = sc.text_file("input.txt", 4).persist(StorageLevel::MemoryOnly2);
+let squares = sc.parallelize((0..40_000u64).collect::<Vec<_>>(), 4).map(|x: u64| x * x).persist(StorageLevel::MemoryOnly2);
+println!("first {} {}", lines.count(), squares.reduce(|a: u64, b: u64| a + b));
+// %%
+:storage
+// %%
+let pids = sc.parallelize((0..8u32).collect::<Vec<_>>(), 8).map(|_| std::process::id()).collect();
+let victim = pids.iter().min().unwrap().to_string();
+let killed = std::process::Command::new("kill").args(["-9", &victim]).status().unwrap().success();
+println!("killed {victim} {killed}");
+// %%
+println!("again {} {}", lines.count(), squares.reduce(|a: u64, b: u64| a + b));
+"#;
+    let run = tessera_run(&dir.0, script, "local-cluster[2,1,512]", &[]);
+    run.expect_success();
+    let sum: u64 = (0..40_000u64).map(|x| x * x).sum();
+    let line = |prefix: &str| -> Vec<&str> {
+        run.lines()
+            .into_iter()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .collect()
+    };
+    assert_eq!(line("first "), [format!("20000 {sum}")]);
+    assert_eq!(line("again "), [format!("20000 {sum}")], "{}", run.stderr);
+    let killed = line("killed ");
+    assert!(killed[0].ends_with(" true"), "{}", run.stdout);
+    let victim: u64 = killed[0].split(' ').next().unwrap().parse().unwrap();
+
+    // `:storage` shows both RDDs at MEMORY_ONLY_2, every partition on both executors.
+    let rows: Vec<&str> = run
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("MEMORY_ONLY_2"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{}", run.stdout);
+    for row in rows {
+        assert!(row.contains("4/4"), "{row}");
+        assert_eq!(
+            row.matches(": 4 (").count(),
+            2,
+            "4 partitions on each executor: {row}"
+        );
+    }
+
+    // After the kill, every partition of both RDDs was read from a cache, none computed again,
+    // and none on the executor that was killed.
+    let after: Vec<_> = run.tasks.iter().filter(|t| t.job >= 3).collect();
+    assert_eq!(after.len(), 8, "{after:?}");
+    for task in after {
+        assert!(
+            task.origin.starts_with("cached:"),
+            "{task:?}\n{}",
+            run.stderr
+        );
+        assert_ne!(task.pid, victim, "{task:?}");
+    }
+}

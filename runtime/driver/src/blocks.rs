@@ -17,13 +17,15 @@ pub struct CachedShare {
 }
 
 impl BlockMap {
+    /// `executor` cached `stored`, and copied each to the executors its `replicas` name.
     pub fn record(&self, executor: &str, stored: &[StoredBlock]) {
         let mut blocks = self.blocks.lock();
         for block in stored {
-            blocks
-                .entry((block.rdd, block.partition))
-                .or_default()
-                .insert(executor.to_string(), block.bytes);
+            let holders = blocks.entry((block.rdd, block.partition)).or_default();
+            for holder in std::iter::once(executor).chain(block.replicas.iter().map(String::as_str))
+            {
+                holders.insert(holder.to_string(), block.bytes);
+            }
         }
     }
 

@@ -32,7 +32,24 @@ pub struct ExecutorHandle {
 #[derive(Default)]
 pub struct Executors {
     live: Mutex<BTreeMap<String, ExecutorHandle>>,
-    pub changed: tokio::sync::Notify,
+    /// Notified when executors come or go and when a task slot is given back: what a task
+    /// waiting for a slot waits for.
+    pub changed: Arc<tokio::sync::Notify>,
+}
+
+/// A task slot taken on an executor. Giving it back (dropping it) wakes the tasks waiting for a
+/// slot: a task queued behind a full executor starts as soon as one frees, not at its next look.
+pub struct Slot {
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    freed: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // The permit goes back first, so that a task woken finds it free.
+        drop(self.permit.take());
+        self.freed.notify_waiters();
+    }
 }
 
 impl Executors {
@@ -48,6 +65,15 @@ impl Executors {
         let removed = self.live.lock().remove(id);
         self.changed.notify_waiters();
         removed
+    }
+
+    /// A free task slot of `executor`, if it has one.
+    pub fn try_slot(&self, executor: &ExecutorHandle) -> Option<Slot> {
+        let permit = executor.slots.clone().try_acquire_owned().ok()?;
+        Some(Slot {
+            permit: Some(permit),
+            freed: self.changed.clone(),
+        })
     }
 
     /// Delivers `notice` to every live executor.

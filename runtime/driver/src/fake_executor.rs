@@ -193,18 +193,32 @@ impl FakeCluster {
                 PartitionOrigin::Computed
             }
         };
-        let here = cluster.executors.get_mut(executor).expect("checked above");
         let mut stored = Vec::new();
         for step in steps.iter().filter(|s| s.persist.is_some()) {
+            let here = cluster.executors.get_mut(executor).expect("checked above");
             if here.blocks.insert((step.rdd, step.partition)) {
+                let level = step.persist.expect("filtered");
+                // Copied to the peers the driver named, those alive.
+                let peers = task.replicate_to.iter().take(level.replication() - 1);
+                let replicas = peers
+                    .filter_map(|peer| {
+                        let copy = cluster.executors.get_mut(&peer.executor_id)?;
+                        (!copy.dead).then(|| {
+                            copy.blocks.insert((step.rdd, step.partition));
+                            peer.executor_id.clone()
+                        })
+                    })
+                    .collect();
                 stored.push(StoredBlock {
                     rdd: step.rdd,
                     partition: step.partition,
                     bytes: 1,
-                    level: step.persist.expect("filtered"),
+                    level,
+                    replicas,
                 });
             }
         }
+        let here = cluster.executors.get_mut(executor).expect("checked above");
         let result = match &task.action {
             TaskAction::ShuffleWrite { shuffle, .. } => {
                 here.outputs.insert((*shuffle, task.partition));

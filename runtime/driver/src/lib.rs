@@ -29,6 +29,7 @@ mod lineage_report;
 mod locality;
 mod map_outputs;
 mod remote_executor;
+mod replication;
 mod scheduler;
 #[cfg(test)]
 mod scheduling_tests;
@@ -239,8 +240,9 @@ impl DriverState {
         );
     }
 
-    /// An executor died or became unreachable: its cached partitions are gone with it, and so
-    /// are its shuffle outputs unless its agent serves their copies.
+    /// An executor died or became unreachable: its cached partitions are gone with it (those
+    /// kept at a replicated level are still read from their other copy), and so are its
+    /// shuffle outputs unless its agent serves their copies.
     pub fn lose_executor(&self, id: &str) {
         let Some(lost) = self.executors.remove(id) else {
             return;
@@ -250,15 +252,17 @@ impl DriverState {
             Some(agent_files) => {
                 tracing::warn!(
                     executor = id,
-                    "executor lost; its cached partitions will be recomputed, its shuffle \
-                     outputs are read through its agent at {agent_files}"
+                    "executor lost; its cached partitions without a copy on another executor \
+                     will be recomputed, its shuffle outputs are read through its agent at \
+                     {agent_files}"
                 );
                 self.map_outputs.keep_served(id, agent_files);
             }
             None => {
                 tracing::warn!(
                     executor = id,
-                    "executor lost; its cached partitions and shuffle outputs will be recomputed"
+                    "executor lost; its shuffle outputs, and its cached partitions without a \
+                     copy on another executor, will be recomputed"
                 );
                 self.map_outputs.forget_executor(id);
             }

@@ -164,6 +164,7 @@ mod tests {
                 partition: 1,
                 bytes: 10,
                 level: StorageLevel::MemoryOnly,
+                replicas: Vec::new(),
             }],
         );
         let reduced = define(

@@ -77,9 +77,33 @@ impl Preferences {
     }
 }
 
+/// How long after `waited` the level [`Preferences::allowed`] gives may next change: at the next
+/// multiple of `wait`; never with delay scheduling off.
+pub fn next_relaxation(waited: Duration, wait: Duration) -> Option<Duration> {
+    if wait.is_zero() {
+        return None;
+    }
+    let into = waited.as_nanos() % wait.as_nanos();
+    Some(wait - Duration::from_nanos(into as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_allowed_level_may_change_only_when_a_wait_is_over() {
+        let wait = Duration::from_secs(3);
+        let next = |ms| next_relaxation(Duration::from_millis(ms), wait);
+        assert_eq!(next(0), Some(wait));
+        assert_eq!(next(2_999), Some(Duration::from_millis(1)));
+        assert_eq!(next(3_000), Some(wait));
+        assert_eq!(next(4_500), Some(Duration::from_millis(1_500)));
+        assert_eq!(
+            next_relaxation(Duration::from_secs(5), Duration::ZERO),
+            None
+        );
+    }
 
     #[test]
     fn each_level_waits_one_locality_wait_before_the_next() {

@@ -8,13 +8,15 @@
 
 use crate::DriverState;
 use crate::error::DriverError;
-use crate::executors::ExecutorHandle;
-use crate::locality::{Locality, Preferences};
+use crate::executors::{ExecutorHandle, Slot};
+use crate::locality::{Locality, Preferences, next_relaxation};
+use crate::replication::{Candidate, replica_peers};
 use crate::task_plan::{self, DataLocations};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tessera_plan::{Chain, RddId, ShuffleId, TaskAction, TaskMetrics, TaskOutcome, TaskSpec};
-use tokio::sync::OwnedSemaphorePermit;
+use tessera_plan::{
+    Chain, RddId, ReplicaPeer, ShuffleId, TaskAction, TaskMetrics, TaskOutcome, TaskSpec,
+};
 
 /// Attempts per task before the job fails, as in Spark (`spark.task.maxFailures`).
 pub const MAX_TASK_ATTEMPTS: u32 = 4;
@@ -213,6 +215,7 @@ async fn attempt(
         chain: sent,
         action: action.clone(),
         files: state.side_files.list(),
+        replicate_to: replicas_for(state, executor, partition, chain.replication() - 1),
     };
     match executor.client.run_task(&spec).await {
         Ok(TaskOutcome::Success { result, metrics }) => Ok((result, metrics)),
@@ -239,6 +242,28 @@ async fn attempt(
             message: lost.0,
         }),
     }
+}
+
+/// Where a task on `executor` copies the blocks it caches: `copies` other live executors.
+fn replicas_for(
+    state: &DriverState,
+    executor: &ExecutorHandle,
+    partition: u32,
+    copies: usize,
+) -> Vec<ReplicaPeer> {
+    if copies == 0 {
+        return Vec::new();
+    }
+    fn candidate(e: &ExecutorHandle) -> Candidate<'_> {
+        Candidate {
+            id: &e.id,
+            host: &e.host,
+            address: &e.address,
+        }
+    }
+    let live = state.executors.list();
+    let live: Vec<Candidate> = live.iter().map(candidate).collect();
+    replica_peers(candidate(executor), &live, partition, copies)
 }
 
 /// What the driver knows of where data is, for [`task_plan`]'s decisions.
@@ -298,9 +323,12 @@ async fn acquire_executor(
     state: &DriverState,
     preferences: &Preferences,
     partition: u32,
-) -> Result<(ExecutorHandle, OwnedSemaphorePermit, Locality), DriverError> {
+) -> Result<(ExecutorHandle, Slot, Locality), DriverError> {
     let started = Instant::now();
     loop {
+        let changed = state.executors.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
         let mut executors = state.executors.list();
         if executors.is_empty() {
             // The session released its executors (or lost them): ask for offers again.
@@ -313,11 +341,7 @@ async fn acquire_executor(
                     logs: state.executor_logs.clone(),
                 });
             }
-            let _ = tokio::time::timeout(
-                Duration::from_millis(200),
-                state.executors.changed.notified(),
-            )
-            .await;
+            let _ = tokio::time::timeout(Duration::from_millis(200), changed).await;
             continue;
         }
         let live = executors.iter().map(|e| (&*e.id, &*e.host));
@@ -331,7 +355,7 @@ async fn acquire_executor(
             if level > allowed {
                 break;
             }
-            if let Ok(slot) = executor.slots.clone().try_acquire_owned() {
+            if let Some(slot) = state.executors.try_slot(&executor) {
                 return Ok((executor, slot, level));
             }
         }
@@ -339,9 +363,17 @@ async fn acquire_executor(
         state
             .executors_wanted
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        // Until a slot is given back or executors come or go (`changed` was enabled before the
+        // look, so neither is missed), or until the locality level relaxes; at most a while,
+        // in case a slot frees in a way that does not notify.
+        let relaxes = next_relaxation(started.elapsed(), state.locality_wait);
+        let wait = relaxes.map_or(SLOT_RECHECK, |r| r.min(SLOT_RECHECK));
+        let _ = tokio::time::timeout(wait, changed).await;
     }
 }
+
+/// The longest a task waiting for a slot goes without looking again.
+const SLOT_RECHECK: Duration = Duration::from_millis(100);
 
 #[cfg(test)]
 mod tests {

@@ -166,6 +166,38 @@ async fn a_cache_miss_sends_the_task_again_with_its_source() {
 }
 
 #[tokio::test]
+async fn a_partition_cached_with_two_copies_is_read_from_the_copy_when_its_executor_dies() {
+    for (level, recomputed_after_loss) in [
+        (StorageLevel::MemoryOnly2, false),
+        (StorageLevel::MemoryOnly, true),
+    ] {
+        let (state, cluster) = session(&["a", "b"]);
+        let cached = map(&state, parallelize(&state, 4));
+        state.lineage.set_persist(cached, Some(level)).unwrap();
+        assert_eq!(count(&state, cached).await.unwrap(), answers(cached, 4));
+        let holders = |p| state.blocks.locations(cached, p).len();
+        let copies = level.replication();
+        assert!((0..4).all(|p| holders(p) == copies), "{level}");
+
+        cluster.kill("b");
+        assert_eq!(count(&state, cached).await.unwrap(), answers(cached, 4));
+        let again: Vec<Received> = cluster
+            .received()
+            .into_iter()
+            .filter(|r| r.job_id == 1)
+            .collect();
+        assert!(again.iter().all(|r| r.executor == "a"));
+        // With two copies, every partition is read from `a`'s cache: no task needs its source.
+        assert_eq!(
+            again.iter().any(|r| r.with_source),
+            recomputed_after_loss,
+            "{level}: {again:?}"
+        );
+        assert_eq!(again.len(), 4, "no cache miss: {again:?}");
+    }
+}
+
+#[tokio::test]
 async fn a_failed_fetch_recomputes_the_lost_map_outputs_then_runs_the_task_again() {
     let (state, cluster) = session(&["a", "b"]);
     let counts = shuffle(&state, parallelize(&state, 4), 2);

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tessera_plan::abi::{Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, RawBytes, STATUS_OK};
 use tessera_plan::decode::DecodeError;
-use tessera_plan::{RddId, StorageLevel};
+use tessera_plan::{BatchCode, RddId, StorageLevel};
 
 /// Where a block's records are.
 enum Stored {
@@ -29,6 +29,8 @@ enum Stored {
 pub struct Block {
     stored: Stored,
     vtable: BatchVTable,
+    /// Where `vtable` comes from: another executor loads it to decode a copy.
+    code: BatchCode,
     /// Bytes of memory it holds (none on disk).
     pub bytes: u64,
 }
@@ -137,6 +139,24 @@ impl Block {
         &self.vtable
     }
 
+    pub fn code(&self) -> &BatchCode {
+        &self.code
+    }
+
+    /// Its records encoded, as [`BlockManager::put_encoded`] takes them on another executor.
+    pub fn encoded(&self) -> Result<Vec<u8>, ExecutorError> {
+        match &self.stored {
+            Stored::Deserialized(batches) => encode(batches, &self.vtable),
+            Stored::Serialized(bytes) => Ok(bytes.clone()),
+            Stored::OnDisk(path) => {
+                std::fs::read(path).map_err(|source| ExecutorError::CacheRead {
+                    path: path.clone(),
+                    source,
+                })
+            }
+        }
+    }
+
     /// A fresh copy of every batch, for a task to consume.
     pub fn batches(&self) -> Result<Vec<Batch>, ExecutorError> {
         match &self.stored {
@@ -195,6 +215,8 @@ pub struct BlockManager {
     clock: std::sync::atomic::AtomicU64,
     limit: u64,
     disk_dir: PathBuf,
+    /// Dropped to make room for copies other executors sent, not yet told to the driver.
+    unreported_drops: Mutex<Vec<(RddId, u32)>>,
 }
 
 impl BlockManager {
@@ -204,7 +226,13 @@ impl BlockManager {
             clock: Default::default(),
             limit,
             disk_dir,
+            unreported_drops: Mutex::default(),
         }
+    }
+
+    /// Bytes of memory it may hold.
+    pub fn limit(&self) -> u64 {
+        self.limit
     }
 
     fn tick(&self) -> u64 {
@@ -249,8 +277,31 @@ impl BlockManager {
         Ok(Stored::OnDisk(path))
     }
 
-    /// Caches `batches` (made with `vtable`) as partition `partition` of `rdd` at `level`,
-    /// making room by eviction if memory runs over the limit. Takes the batches.
+    /// Caches a copy another executor sent: `bytes` as [`Block::encoded`] wrote them, decoded
+    /// with `vtable` (from `code`). Blocks dropped to make room are told to the driver with
+    /// the next task's metrics ([`BlockManager::take_unreported_drops`]).
+    pub fn put_encoded(
+        &self,
+        rdd: RddId,
+        partition: u32,
+        level: StorageLevel,
+        bytes: &[u8],
+        vtable: BatchVTable,
+        code: BatchCode,
+    ) -> Result<Option<u64>, ExecutorError> {
+        let batches = decode(bytes, &vtable)?;
+        let outcome = self.put(rdd, partition, level, batches, vtable, code)?;
+        self.unreported_drops.lock().extend(outcome.dropped);
+        Ok(outcome.kept)
+    }
+
+    /// Blocks dropped outside a task since the last call, for the driver to forget.
+    pub fn take_unreported_drops(&self) -> Vec<(RddId, u32)> {
+        std::mem::take(&mut *self.unreported_drops.lock())
+    }
+
+    /// Caches `batches` (made with `vtable`, from `code`) as partition `partition` of `rdd` at
+    /// `level`, making room by eviction if memory runs over the limit. Takes the batches.
     pub fn put(
         &self,
         rdd: RddId,
@@ -258,13 +309,14 @@ impl BlockManager {
         level: StorageLevel,
         batches: Vec<Batch>,
         vtable: BatchVTable,
+        code: BatchCode,
     ) -> Result<PutOutcome, ExecutorError> {
-        let stored = match level {
+        let stored = match level.one_copy() {
             StorageLevel::MemoryOnly | StorageLevel::MemoryAndDisk => {
                 let bytes = memory_bytes(&batches, &vtable);
                 if bytes <= self.limit {
                     (Stored::Deserialized(batches), bytes)
-                } else if level == StorageLevel::MemoryAndDisk {
+                } else if level.one_copy() == StorageLevel::MemoryAndDisk {
                     let stored = self.to_disk(rdd, partition, &batches, &vtable);
                     free(batches, &vtable);
                     (stored?, 0)
@@ -284,7 +336,7 @@ impl BlockManager {
                 }
                 (Stored::Serialized(encoded), bytes)
             }
-            StorageLevel::DiskOnly => {
+            _ => {
                 let stored = self.to_disk(rdd, partition, &batches, &vtable);
                 free(batches, &vtable);
                 (stored?, 0)
@@ -294,6 +346,7 @@ impl BlockManager {
         let block = Arc::new(Block {
             stored,
             vtable,
+            code,
             bytes,
         });
         let now = self.tick();
@@ -336,7 +389,7 @@ impl BlockManager {
                 .map(|(key, _)| *key)
                 .unwrap_or(keep);
             let entry = blocks.remove(&victim).expect("found above");
-            if entry.level == StorageLevel::MemoryAndDisk
+            if entry.level.one_copy() == StorageLevel::MemoryAndDisk
                 && let Ok(batches) = entry.block.batches()
             {
                 let vtable = entry.block.vtable;
@@ -346,6 +399,7 @@ impl BlockManager {
                     let block = Arc::new(Block {
                         stored,
                         vtable,
+                        code: entry.block.code.clone(),
                         bytes: 0,
                     });
                     blocks.insert(
@@ -428,6 +482,13 @@ mod tests {
         vec![Box::into_raw(Box::new(vec![7u8; bytes])) as Batch]
     }
 
+    fn code() -> BatchCode {
+        BatchCode::Operator(tessera_plan::CodeRef {
+            library: "cell".into(),
+            offset: 64,
+        })
+    }
+
     fn manager(limit: u64) -> (BlockManager, PathBuf) {
         let dir =
             std::env::temp_dir().join(format!("tessera-blocks-{}-{limit}", std::process::id()));
@@ -439,7 +500,7 @@ mod tests {
         let (blocks, _) = manager(300);
         let put = |rdd, p| {
             blocks
-                .put(rdd, p, StorageLevel::MemoryOnly, batch(100), VTABLE)
+                .put(rdd, p, StorageLevel::MemoryOnly, batch(100), VTABLE, code())
                 .unwrap()
         };
         put(1, 0);
@@ -457,7 +518,7 @@ mod tests {
     #[test]
     fn a_block_that_does_not_fit_beside_its_own_rdd_is_not_kept_or_goes_to_disk() {
         let (blocks, dir) = manager(250);
-        let put = |p, level| blocks.put(9, p, level, batch(100), VTABLE).unwrap();
+        let put = |p, level| blocks.put(9, p, level, batch(100), VTABLE, code()).unwrap();
         put(0, StorageLevel::MemoryOnly);
         put(1, StorageLevel::MemoryOnly);
         let outcome = put(2, StorageLevel::MemoryOnly);
@@ -472,6 +533,31 @@ mod tests {
             unsafe { drop_batch(b) };
         }
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_copy_keeps_the_records_and_the_code_of_the_block_it_copies() {
+        let (first, _) = manager(1000);
+        first
+            .put(4, 1, StorageLevel::MemoryOnly2, batch(100), VTABLE, code())
+            .unwrap();
+        let encoded = first.get(4, 1).unwrap().encoded().unwrap();
+        let (second, _) = manager(150);
+        second
+            .put(5, 0, StorageLevel::MemoryOnly, batch(100), VTABLE, code())
+            .unwrap();
+        let kept = second
+            .put_encoded(4, 1, StorageLevel::MemoryOnly2, &encoded, VTABLE, code())
+            .unwrap();
+        assert_eq!(kept, Some(100));
+        let copy = second.get(4, 1).unwrap();
+        assert_eq!(copy.code(), &code());
+        let read = copy.batches().unwrap();
+        assert_eq!(unsafe { &*(read[0] as *const Vec<u8>) }, &vec![7u8; 100]);
+        free(read, &VTABLE);
+        // The block the copy displaced is told to the driver once, with a later task.
+        assert_eq!(second.take_unreported_drops(), vec![(5, 0)]);
+        assert!(second.take_unreported_drops().is_empty());
     }
 
     #[test]

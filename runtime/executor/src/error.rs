@@ -353,6 +353,20 @@ pub enum ExecutorError {
         /// Buckets asked for.
         asked: usize,
     },
+    /// A copy of a cached partition came without its header.
+    #[error("a copy of a cached partition came without its header")]
+    ReplicaWithoutHeader,
+    /// A copy of a cached partition is more than this executor may cache: it is not kept, and
+    /// the partition has one copy fewer.
+    #[error(
+        "a copy of partition {partition} of rdd {rdd} is more than the {limit} bytes this          executor may cache; give executors more memory (--executor-memory-mb) or cache it at a          level that spills (MemoryAndDisk2)"
+    )]
+    ReplicaTooLarge {
+        rdd: u64,
+        partition: u32,
+        /// The block manager's memory limit.
+        limit: u64,
+    },
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod artifacts;
 mod bad_record;
 mod blocks;
 mod error;
+mod replication;
 mod service;
 mod shuffle_fetch;
 mod shuffle_store;

@@ -2,6 +2,7 @@
 
 use crate::artifacts::Artifacts;
 use crate::blocks::BlockManager;
+use crate::replication;
 use crate::shuffle_fetch::{self, Peers, Spool};
 use crate::shuffle_store::{Bucket, ShuffleStore};
 use crate::task_host::{Broadcasts, TaskHost};
@@ -14,11 +15,11 @@ use tessera_credentials::Principal;
 use tessera_plan::TaskOutcome;
 use tessera_wire::executor::executor_server::Executor;
 use tessera_wire::executor::{
-    CancelJobRequest, DropRddRequest, DropShuffleRequest, Empty, FetchShuffleRequest, RunTaskReply,
-    RunTaskRequest, ShuffleChunk,
+    CancelJobRequest, DropRddRequest, DropShuffleRequest, Empty, FetchShuffleRequest, ReplicaChunk,
+    RunTaskReply, RunTaskRequest, ShuffleChunk,
 };
 use tessera_wire::{SHUFFLE_CHUNK_BYTES, require};
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 pub struct ExecutorService {
     pub executor_id: String,
@@ -113,7 +114,7 @@ impl Executor for ExecutorService {
                 self.cancel_flag(task.job_id),
                 self.executor_id.clone(),
             );
-            tokio::task::spawn_blocking(move || {
+            let ran = tokio::task::spawn_blocking(move || {
                 let host = TaskHost::new(&broadcasts, spill_budget, &spill_dir);
                 let env = TaskEnv {
                     host: &host,
@@ -126,11 +127,24 @@ impl Executor for ExecutorService {
                     fetch_spilled,
                 };
                 let outcome = run_task(&task, &env);
+                let copies = match &outcome {
+                    TaskOutcome::Success { metrics, .. } if !task.replicate_to.is_empty() => {
+                        replication::outgoing(&metrics.stored, &blocks)
+                    }
+                    _ => Vec::new(),
+                };
                 crate::release_freed_memory();
-                outcome
+                (task, outcome, copies)
             })
             .await
-            .map_err(|e| Status::internal(format!("task thread failed: {e}")))?
+            .map_err(|e| Status::internal(format!("task thread failed: {e}")))?;
+            let (task, mut outcome, copies) = ran;
+            if let TaskOutcome::Success { metrics, .. } = &mut outcome {
+                replication::send(copies, &mut metrics.stored, &task.replicate_to, &self.peers)
+                    .await;
+                metrics.evicted.extend(self.blocks.take_unreported_drops());
+            }
+            outcome
         };
         let outcome = bincode::serialize(&outcome)
             .map_err(|e| Status::internal(format!("cannot encode outcome: {e}")))?;
@@ -232,6 +246,17 @@ impl Executor for ExecutorService {
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
             stream,
         )))
+    }
+
+    async fn put_replica(
+        &self,
+        request: Request<Streaming<ReplicaChunk>>,
+    ) -> Result<Response<Empty>, Status> {
+        require(&request, "PutReplica", &[Principal::Executor])?;
+        replication::receive(request.into_inner(), &self.artifacts, &self.blocks)
+            .await
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        Ok(Response::new(Empty {}))
     }
 
     async fn shutdown(&self, request: Request<Empty>) -> Result<Response<Empty>, Status> {

@@ -60,7 +60,7 @@ impl Peers {
         .await
     }
 
-    async fn client(&self, address: &str) -> Result<ExecutorChannel, ExecutorError> {
+    pub async fn client(&self, address: &str) -> Result<ExecutorChannel, ExecutorError> {
         cached(&self.clients, address, || {
             connect_executor(address, &self.credential)
         })

@@ -24,8 +24,8 @@ use tessera_plan::abi::{
 use tessera_plan::builtin::is_builtin;
 use tessera_plan::map_output::MapOutput;
 use tessera_plan::{
-    Chain, CodeRef, FileSplit, Operator, PartitionOrigin, RddId, ShuffleId, Step, StorageLevel,
-    StoredBlock, TaskAction, TaskMetrics, TaskOutcome, TaskSource, TaskSpec,
+    BatchCode, Chain, CodeRef, FileSplit, Operator, PartitionOrigin, RddId, ShuffleId, Step,
+    StorageLevel, StoredBlock, TaskAction, TaskMetrics, TaskOutcome, TaskSource, TaskSpec,
 };
 
 /// What a task may use of its executor.
@@ -249,6 +249,8 @@ enum OpenStepKind {
         /// How the block manager keeps the partition once the task succeeds.
         level: StorageLevel,
         kept: Vec<Batch>,
+        /// Where the table of its batches comes from, sent with a copy to another executor.
+        code: BatchCode,
     },
     Count {
         records: u64,
@@ -338,18 +340,18 @@ fn type_name(f: unsafe extern "C" fn() -> RawBytes) -> String {
 }
 
 /// Finds the table an operator's entry returns, checking its ABI version.
-fn table<T>(
-    env: &TaskEnv,
-    op: &Operator<CodeRef>,
+pub(crate) fn table<T>(
+    artifacts: &Artifacts,
+    code: &CodeRef,
     version: impl Fn(&T) -> u32,
 ) -> Result<&'static T, ExecutorError> {
-    let address = env.artifacts.resolve(&op.entry)?;
+    let address = artifacts.resolve(code)?;
     // SAFETY: the plan says this address is a `TableEntry` of this library.
     let entry: TableEntry = unsafe { std::mem::transmute::<*const c_void, TableEntry>(address) };
     let table = unsafe { &*(entry() as *const T) };
     if version(table) != ABI_VERSION {
         return Err(ExecutorError::AbiMismatch {
-            library: op.entry.library.clone(),
+            library: code.library.clone(),
             library_version: version(table),
             executor_version: ABI_VERSION,
         });
@@ -442,6 +444,8 @@ struct OpenChain<'a> {
     start: Start<'a>,
     open_steps: Vec<OpenStep>,
     output: BatchVTable,
+    /// Where `output` comes from.
+    output_code: BatchCode,
     origin: PartitionOrigin,
 }
 
@@ -474,19 +478,24 @@ fn build_chain<'a>(
         }
         (None, Some(source)) => {
             let decoder = source.operators()[0];
-            let table = table::<SourceVTable>(env, decoder, |t| t.abi_version)?;
+            let table = table::<SourceVTable>(env.artifacts, &decoder.entry, |t| t.abi_version)?;
             (Start::Source(source, table), 0)
         }
         (None, None) => return Ok(None),
     };
-    let (mut input, origin) = match &start {
+    let (mut input, mut code, origin) = match &start {
         Start::Cached(block) => (
             *block.vtable(),
+            block.code().clone(),
             PartitionOrigin::Cached {
                 rdd: steps[first_step - 1].rdd,
             },
         ),
-        Start::Source(_, table) => (table.output, PartitionOrigin::Computed),
+        Start::Source(source, table) => (
+            table.output,
+            BatchCode::Source(source.operators()[0].entry.clone()),
+            PartitionOrigin::Computed,
+        ),
         Start::Concat(chains) => {
             let first = chains.first().ok_or(ExecutorError::EmptyUnion)?;
             for chain in chains {
@@ -500,7 +509,11 @@ fn build_chain<'a>(
                 .iter()
                 .map(|c| c.origin.clone())
                 .find(|o| *o != PartitionOrigin::Computed);
-            (first.output, cached.unwrap_or(PartitionOrigin::Computed))
+            (
+                first.output,
+                first.output_code.clone(),
+                cached.unwrap_or(PartitionOrigin::Computed),
+            )
         }
     };
 
@@ -515,7 +528,7 @@ fn build_chain<'a>(
     };
     for step in steps.iter().skip(first_step) {
         if let Some(op) = &step.op {
-            let table = table::<OperatorVTable>(env, op, |t| t.abi_version)?;
+            let table = table::<OperatorVTable>(env.artifacts, &op.entry, |t| t.abi_version)?;
             let what = format!("rdd {}", step.rdd);
             let state = open_state(
                 env,
@@ -529,6 +542,7 @@ fn build_chain<'a>(
             )?;
             add(OpenStepKind::Operator { table, state }, input);
             input = table.output;
+            code = BatchCode::Operator(op.entry.clone());
         }
         // A step without an operator is the source, or a union passing records on unchanged.
         if let Some(level) = step.persist {
@@ -537,6 +551,7 @@ fn build_chain<'a>(
                 partition: step.partition,
                 level,
                 kept: Vec::new(),
+                code: code.clone(),
             };
             add(kind, input);
         }
@@ -545,6 +560,7 @@ fn build_chain<'a>(
         start,
         open_steps,
         output: input,
+        output_code: code,
         origin,
     }))
 }
@@ -690,12 +706,13 @@ fn store_cached(
             partition,
             level,
             kept,
+            code,
         } = &mut step.kind
         {
             let batches = std::mem::take(kept);
             match env
                 .blocks
-                .put(*rdd, *partition, *level, batches, step.input)
+                .put(*rdd, *partition, *level, batches, step.input, code.clone())
             {
                 Ok(outcome) => {
                     if let Some(bytes) = outcome.kept {
@@ -704,6 +721,8 @@ fn store_cached(
                             partition: *partition,
                             bytes,
                             level: *level,
+                            // Copied by the service once the task is done.
+                            replicas: Vec::new(),
                         });
                     }
                     evicted.extend(outcome.dropped);
@@ -725,7 +744,7 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
     let kind = match &task.action {
         TaskAction::Count => OpenStepKind::Count { records: 0 },
         TaskAction::Run(op) | TaskAction::ShuffleWrite { writer: op, .. } => {
-            let table = table::<ActionVTable>(env, op, |t| t.abi_version)?;
+            let table = table::<ActionVTable>(env.artifacts, &op.entry, |t| t.abi_version)?;
             let state = open_state(
                 env,
                 op,

@@ -11,7 +11,9 @@ pub mod decode;
 pub mod frame;
 pub mod map_output;
 pub mod rdd;
+pub mod replica;
 pub mod task;
 
 pub use rdd::*;
+pub use replica::{BatchCode, ReplicaHeader, ReplicaPeer};
 pub use task::*;

@@ -229,7 +229,9 @@ pub struct FileSplit {
     pub end: u64,
 }
 
-/// Spark's storage levels.
+/// Spark's storage levels. A level ending in `2` keeps each partition on two executors, as
+/// Spark's `_2` levels do: the executor that computed it copies it to another before the task
+/// ends, so losing one executor loses no cached partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum StorageLevel {
     /// Deserialized records in executor memory (what `cache()` means).
@@ -240,16 +242,46 @@ pub enum StorageLevel {
     MemoryAndDisk,
     /// Serialized on the executor's local disk only.
     DiskOnly,
+    /// `MemoryOnly` on two executors.
+    MemoryOnly2,
+    /// `MemoryOnlySer` on two executors.
+    MemoryOnlySer2,
+    /// `MemoryAndDisk` on two executors.
+    MemoryAndDisk2,
+    /// `DiskOnly` on two executors.
+    DiskOnly2,
+}
+
+impl StorageLevel {
+    /// How each executor that holds a copy keeps it.
+    pub fn one_copy(self) -> StorageLevel {
+        match self {
+            StorageLevel::MemoryOnly2 => StorageLevel::MemoryOnly,
+            StorageLevel::MemoryOnlySer2 => StorageLevel::MemoryOnlySer,
+            StorageLevel::MemoryAndDisk2 => StorageLevel::MemoryAndDisk,
+            StorageLevel::DiskOnly2 => StorageLevel::DiskOnly,
+            level => level,
+        }
+    }
+
+    /// How many executors keep a copy of each partition.
+    pub fn replication(self) -> usize {
+        if self.one_copy() == self { 1 } else { 2 }
+    }
 }
 
 impl std::fmt::Display for StorageLevel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+        f.write_str(match self.one_copy() {
             StorageLevel::MemoryOnly => "MEMORY_ONLY",
             StorageLevel::MemoryOnlySer => "MEMORY_ONLY_SER",
             StorageLevel::MemoryAndDisk => "MEMORY_AND_DISK",
-            StorageLevel::DiskOnly => "DISK_ONLY",
-        })
+            _ => "DISK_ONLY",
+        })?;
+        if self.replication() > 1 {
+            write!(f, "_{}", self.replication())?;
+        }
+        Ok(())
     }
 }
 

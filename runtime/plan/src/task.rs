@@ -2,6 +2,7 @@
 
 use crate::decode::{DecodeError, decode_bincode};
 use crate::rdd::{CodeRef, FileSplit, Operator, RddId, StorageLevel};
+use crate::replica::ReplicaPeer;
 use serde::{Deserialize, Serialize};
 
 /// How deeply partitionwise unions may nest in one task. A task is a tree of chains, and
@@ -135,6 +136,24 @@ impl Chain {
         }
         operators
     }
+
+    /// How many executors keep each block the chain caches: the most any of its steps (or of
+    /// the chains it concatenates) asks for.
+    pub fn replication(&self) -> usize {
+        let own = self
+            .steps
+            .iter()
+            .filter_map(|s| s.persist)
+            .map(StorageLevel::replication)
+            .max()
+            .unwrap_or(1);
+        match &self.source {
+            Some(TaskSource::Concat(chains)) => {
+                chains.iter().map(Chain::replication).fold(own, usize::max)
+            }
+            _ => own,
+        }
+    }
 }
 
 impl TaskSpec {
@@ -224,6 +243,9 @@ pub struct TaskSpec {
     /// Every file added so far, as Spark's tasks carry the session's added files: the executor
     /// fetches those it lacks (or holds an older version of) before running the task.
     pub files: Vec<SideFile>,
+    /// Executors to copy each block the task caches at a replicated level to, as many as the
+    /// level keeps beyond this executor's (none when it caches nothing replicated).
+    pub replicate_to: Vec<ReplicaPeer>,
 }
 
 /// How a task obtained the partition its action ran on.
@@ -242,6 +264,8 @@ pub struct StoredBlock {
     pub partition: u32,
     pub bytes: u64,
     pub level: StorageLevel,
+    /// The other executors that now keep a copy of it (a replicated level's).
+    pub replicas: Vec<String>,
 }
 
 /// Per-task metrics, reported with every result.
@@ -340,6 +364,10 @@ mod tests {
             files: vec![SideFile {
                 name: "lookup.csv".to_string(),
                 hash: "ab".to_string(),
+            }],
+            replicate_to: vec![ReplicaPeer {
+                executor_id: "exec-2".to_string(),
+                address: "127.0.0.1:4000".to_string(),
             }],
         }
     }

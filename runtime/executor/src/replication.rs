@@ -1,0 +1,163 @@
+//! Copies of cached partitions for the replicated storage levels (`MEMORY_ONLY_2` and the
+//! others). As Spark's block manager replicates within a `put`, a task that cached a block at
+//! such a level sends it to the executors the driver chose before the task's outcome goes back,
+//! so the driver learns of every copy with the task's metrics; a copy that cannot be made is
+//! logged and the partition simply has fewer copies. An executor that receives a copy loads the
+//! code that decodes its records (a cell library, fetched from the driver like a task's) and
+//! keeps it at the same level.
+
+use crate::artifacts::Artifacts;
+use crate::blocks::BlockManager;
+use crate::error::ExecutorError;
+use crate::shuffle_fetch::Peers;
+use crate::task_runner::table;
+use tessera_plan::abi::{BatchVTable, OperatorVTable, SourceVTable};
+use tessera_plan::builtin::is_builtin;
+use tessera_plan::replica::decode_replica_header;
+use tessera_plan::{BatchCode, ReplicaHeader, ReplicaPeer, StoredBlock};
+use tessera_wire::SHUFFLE_CHUNK_BYTES;
+use tessera_wire::executor::ReplicaChunk;
+
+/// A block to copy: its header and its records encoded.
+pub struct Outgoing {
+    header: ReplicaHeader,
+    bytes: Vec<u8>,
+}
+
+/// The blocks of `stored` kept at a replicated level, encoded for copying; run on the task's
+/// thread (encoding runs cell code).
+pub fn outgoing(stored: &[StoredBlock], blocks: &BlockManager) -> Vec<Option<Outgoing>> {
+    stored
+        .iter()
+        .map(|kept| {
+            if kept.level.replication() < 2 {
+                return None;
+            }
+            // Gone already if a later block of the same task evicted it.
+            let block = blocks.get(kept.rdd, kept.partition)?;
+            match block.encoded() {
+                Ok(bytes) => Some(Outgoing {
+                    header: ReplicaHeader {
+                        rdd: kept.rdd,
+                        partition: kept.partition,
+                        level: kept.level,
+                        code: block.code().clone(),
+                    },
+                    bytes,
+                }),
+                Err(e) => {
+                    tracing::warn!(
+                        rdd = kept.rdd,
+                        partition = kept.partition,
+                        "cannot copy a cached partition: {e}"
+                    );
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// Sends each block of `outgoing` to as many of `peers` as its level keeps copies beyond this
+/// one, noting in `stored` (the same order) which executors now hold one.
+pub async fn send(
+    outgoing: Vec<Option<Outgoing>>,
+    stored: &mut [StoredBlock],
+    peers: &[ReplicaPeer],
+    clients: &Peers,
+) {
+    for (block, kept) in outgoing.into_iter().zip(stored) {
+        let Some(block) = block else { continue };
+        for peer in peers.iter().take(kept.level.replication() - 1) {
+            match send_one(&block, peer, clients).await {
+                Ok(()) => kept.replicas.push(peer.executor_id.clone()),
+                Err(e) => tracing::warn!(
+                    rdd = kept.rdd,
+                    partition = kept.partition,
+                    peer = %peer.executor_id,
+                    "cannot copy a cached partition to another executor: {e}"
+                ),
+            }
+        }
+    }
+}
+
+async fn send_one(
+    block: &Outgoing,
+    peer: &ReplicaPeer,
+    clients: &Peers,
+) -> Result<(), ExecutorError> {
+    let header = bincode::serialize(&block.header).expect("plain data encodes");
+    let pieces: Vec<ReplicaChunk> =
+        tessera_wire::chunk_ranges(block.bytes.len(), SHUFFLE_CHUNK_BYTES)
+            .enumerate()
+            .map(|(i, range)| ReplicaChunk {
+                header: if i == 0 { header.clone() } else { Vec::new() },
+                data: block.bytes[range].to_vec(),
+            })
+            .collect();
+    let mut client = clients.client(&peer.address).await?;
+    client
+        .put_replica(tokio_stream::iter(pieces))
+        .await
+        .map_err(|source| ExecutorError::PeerFailed { source })?;
+    Ok(())
+}
+
+/// Receives a copy from another executor and keeps it: loads the code that decodes it, then
+/// decodes it into the block manager. A copy larger than this executor may cache is refused
+/// before it is all read.
+pub async fn receive(
+    mut pieces: impl tokio_stream::Stream<Item = Result<ReplicaChunk, tonic::Status>> + Unpin,
+    artifacts: &Artifacts,
+    blocks: &std::sync::Arc<BlockManager>,
+) -> Result<(), ExecutorError> {
+    use tokio_stream::StreamExt;
+    let first = pieces
+        .next()
+        .await
+        .transpose()
+        .map_err(|source| ExecutorError::PeerFailed { source })?
+        .ok_or(ExecutorError::ReplicaWithoutHeader)?;
+    let header = decode_replica_header(&first.header)?;
+    let (rdd, partition, limit) = (header.rdd, header.partition, blocks.limit());
+    let too_large = || ExecutorError::ReplicaTooLarge {
+        rdd,
+        partition,
+        limit,
+    };
+    let mut bytes = first.data;
+    while let Some(piece) = pieces.next().await {
+        let piece = piece.map_err(|source| ExecutorError::PeerFailed { source })?;
+        if (bytes.len() + piece.data.len()) as u64 > limit {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&piece.data);
+    }
+    let code = header.code.code();
+    if !is_builtin(code) {
+        artifacts.ensure_loaded(&code.library, false).await?;
+    }
+    let vtable = batch_table(artifacts, &header.code)?;
+    let blocks = blocks.clone();
+    let kept = tokio::task::spawn_blocking(move || {
+        blocks.put_encoded(rdd, partition, header.level, &bytes, vtable, header.code)
+    })
+    .await
+    .map_err(|e| ExecutorError::CacheDecode {
+        message: e.to_string(),
+    })??;
+    kept.map(|_| ()).ok_or_else(too_large)
+}
+
+/// The table of the batches `code` puts out.
+fn batch_table(artifacts: &Artifacts, code: &BatchCode) -> Result<BatchVTable, ExecutorError> {
+    Ok(match code {
+        BatchCode::Operator(entry) => {
+            table::<OperatorVTable>(artifacts, entry, |t| t.abi_version)?.output
+        }
+        BatchCode::Source(entry) => {
+            table::<SourceVTable>(artifacts, entry, |t| t.abi_version)?.output
+        }
+    })
+}
