@@ -11,6 +11,7 @@ use crate::blocks::BlockManager;
 use crate::error::ExecutorError;
 use crate::shuffle_fetch::Peers;
 use crate::task_runner::table;
+use std::sync::Arc;
 use tessera_plan::abi::{BatchVTable, OperatorVTable, SourceVTable};
 use tessera_plan::builtin::is_builtin;
 use tessera_plan::replica::decode_replica_header;
@@ -18,10 +19,10 @@ use tessera_plan::{BatchCode, ReplicaHeader, ReplicaPeer, StoredBlock};
 use tessera_wire::SHUFFLE_CHUNK_BYTES;
 use tessera_wire::executor::ReplicaChunk;
 
-/// A block to copy: its header and its records encoded.
+/// A block to copy: its header and its records encoded (shared by the streams to each peer).
 pub struct Outgoing {
     header: ReplicaHeader,
-    bytes: Vec<u8>,
+    bytes: Arc<Vec<u8>>,
 }
 
 /// The blocks of `stored` kept at a replicated level, encoded for copying; run on the task's
@@ -43,7 +44,7 @@ pub fn outgoing(stored: &[StoredBlock], blocks: &BlockManager) -> Vec<Option<Out
                         level: kept.level,
                         code: block.code().clone(),
                     },
-                    bytes,
+                    bytes: Arc::new(bytes),
                 }),
                 Err(e) => {
                     tracing::warn!(
@@ -88,14 +89,14 @@ async fn send_one(
     clients: &Peers,
 ) -> Result<(), ExecutorError> {
     let header = bincode::serialize(&block.header).expect("plain data encodes");
-    let pieces: Vec<ReplicaChunk> =
-        tessera_wire::chunk_ranges(block.bytes.len(), SHUFFLE_CHUNK_BYTES)
-            .enumerate()
-            .map(|(i, range)| ReplicaChunk {
-                header: if i == 0 { header.clone() } else { Vec::new() },
-                data: block.bytes[range].to_vec(),
-            })
-            .collect();
+    let bytes = block.bytes.clone();
+    // Each piece is copied out as the stream is read, not all at once.
+    let pieces = tessera_wire::chunk_ranges(bytes.len(), SHUFFLE_CHUNK_BYTES)
+        .enumerate()
+        .map(move |(i, range)| ReplicaChunk {
+            header: if i == 0 { header.clone() } else { Vec::new() },
+            data: bytes[range].to_vec(),
+        });
     let mut client = clients.client(&peer.address).await?;
     client
         .put_replica(tokio_stream::iter(pieces))
@@ -110,7 +111,7 @@ async fn send_one(
 pub async fn receive(
     mut pieces: impl tokio_stream::Stream<Item = Result<ReplicaChunk, tonic::Status>> + Unpin,
     artifacts: &Artifacts,
-    blocks: &std::sync::Arc<BlockManager>,
+    blocks: &Arc<BlockManager>,
 ) -> Result<(), ExecutorError> {
     use tokio_stream::StreamExt;
     let first = pieces
@@ -126,13 +127,18 @@ pub async fn receive(
         partition,
         limit,
     };
-    let mut bytes = first.data;
-    while let Some(piece) = pieces.next().await {
-        let piece = piece.map_err(|source| ExecutorError::PeerFailed { source })?;
-        if (bytes.len() + piece.data.len()) as u64 > limit {
+    let mut bytes = Vec::new();
+    let mut piece = Some(first);
+    while let Some(ReplicaChunk { data, .. }) = piece {
+        if (bytes.len() + data.len()) as u64 > limit {
             return Err(too_large());
         }
-        bytes.extend_from_slice(&piece.data);
+        bytes.extend_from_slice(&data);
+        piece = pieces
+            .next()
+            .await
+            .transpose()
+            .map_err(|source| ExecutorError::PeerFailed { source })?;
     }
     let code = header.code.code();
     if !is_builtin(code) {
