@@ -20,6 +20,14 @@ pub(crate) unsafe fn from_batch<T>(batch: Batch) -> Vec<T> {
     *unsafe { Box::from_raw(batch as *mut Vec<T>) }
 }
 
+/// The records of a batch its owner keeps.
+///
+/// # Safety
+/// `batch` must be a `Box<Vec<T>>` made by [`into_batch`], alive and unchanged for `'a`.
+pub(crate) unsafe fn shared_batch<'a, T>(batch: Batch) -> &'a [T] {
+    unsafe { &*(batch as *const Vec<T>) }
+}
+
 pub(crate) unsafe extern "C" fn type_name_of<T>() -> RawBytes {
     RawBytes::from_slice(std::any::type_name::<T>().as_bytes())
 }
@@ -223,4 +231,24 @@ pub(crate) fn chunked<T>(records: Vec<T>) -> impl Iterator<Item = Vec<T>> {
         let chunk: Vec<T> = records.by_ref().take(BATCH_RECORDS).collect();
         (!chunk.is_empty()).then_some(chunk)
     })
+}
+
+/// The records an operator hands on while `drive` pushes into it.
+#[cfg(test)]
+pub(crate) fn output<T>(drive: impl FnOnce(&mut BatchOut<T>) -> Result<(), Stop>) -> Vec<T> {
+    unsafe extern "C" fn keep(ctx: *mut std::ffi::c_void, batch: Batch) -> i32 {
+        unsafe { (*(ctx as *mut Vec<Batch>)).push(batch) };
+        STATUS_OK
+    }
+    let mut batches: Vec<Batch> = Vec::new();
+    let sink = BatchSink {
+        ctx: &mut batches as *mut Vec<Batch> as *mut std::ffi::c_void,
+        push: keep,
+    };
+    let mut out = BatchOut::new(sink);
+    assert!(drive(&mut out).and_then(|()| out.flush()).is_ok());
+    batches
+        .into_iter()
+        .flat_map(|b| unsafe { from_batch::<T>(b) })
+        .collect()
 }

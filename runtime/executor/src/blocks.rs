@@ -157,6 +157,15 @@ impl Block {
         }
     }
 
+    /// The batches themselves when they are kept deserialized, for a task to read in place
+    /// while it holds the block.
+    pub fn shared(&self) -> Option<&[Batch]> {
+        match &self.stored {
+            Stored::Deserialized(batches) => Some(batches),
+            Stored::Serialized(_) | Stored::OnDisk(_) => None,
+        }
+    }
+
     /// A fresh copy of every batch, for a task to consume.
     pub fn batches(&self) -> Result<Vec<Batch>, ExecutorError> {
         match &self.stored {

@@ -316,6 +316,43 @@ impl OpenStep {
     }
 }
 
+impl OpenStep {
+    /// As [`OpenStep::accept`], for a batch the caller keeps: an operator or action that reads
+    /// batches in place gets it as it is, a count reads its length; any other step takes a
+    /// copy.
+    unsafe fn accept_shared(&mut self, batch: Batch) -> Status {
+        let shared = unsafe { &mut *self.shared };
+        if shared.cancelled.load(Ordering::Relaxed) {
+            return shared.fail(ExecutorError::Cancelled);
+        }
+        let err = shared.sink();
+        match &mut self.kind {
+            OpenStepKind::Operator { table, state } => {
+                if let Some(push_shared) = table.push_shared {
+                    return unsafe { push_shared(*state, batch, OpenStep::sink(self.next), err) };
+                }
+            }
+            OpenStepKind::Count { records } => {
+                *records += unsafe { (self.input.len)(batch) } as u64;
+                return STATUS_OK;
+            }
+            OpenStepKind::Action {
+                table,
+                state,
+                records,
+            } => {
+                if let Some(push_shared) = table.push_shared {
+                    *records += unsafe { (self.input.len)(batch) } as u64;
+                    return unsafe { push_shared(*state, batch, err) };
+                }
+            }
+            OpenStepKind::Cache { .. } => {}
+        }
+        let copy = unsafe { (self.input.clone)(batch) };
+        unsafe { self.accept(copy) }
+    }
+}
+
 impl Drop for OpenStep {
     fn drop(&mut self) {
         match &mut self.kind {
@@ -589,11 +626,21 @@ fn drive(
     let fed = match &mut chain.start {
         Start::Cached(block) => {
             let mut status = STATUS_OK;
-            for batch in block.batches()? {
-                if status == STATUS_OK {
-                    status = unsafe { (*head).accept(batch) };
-                } else {
-                    unsafe { (block.vtable().drop)(batch) };
+            if let Some(batches) = block.shared() {
+                // Read in place: the block outlives the chain, and nothing changes it.
+                for &batch in batches {
+                    status = unsafe { (*head).accept_shared(batch) };
+                    if status != STATUS_OK {
+                        break;
+                    }
+                }
+            } else {
+                for batch in block.batches()? {
+                    if status == STATUS_OK {
+                        status = unsafe { (*head).accept(batch) };
+                    } else {
+                        unsafe { (block.vtable().drop)(batch) };
+                    }
                 }
             }
             status

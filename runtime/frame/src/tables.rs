@@ -273,12 +273,15 @@ unsafe extern "C" fn parse_close(state: *mut c_void) {
     unsafe { close::<Parser>(state) }
 }
 
+// No table reads a shared batch in place (`push_shared: None`): the executor pushes a copy of a
+// cached DataFrame instead, which costs little, since a DataFrame's clone shares its columns.
 static PARSE_CSV: OperatorVTable = OperatorVTable {
     abi_version: ABI_VERSION,
     input_type: LINES_BATCH.type_name,
     output: FRAME_BATCH,
     open: parse_csv_open,
     push: parse_push,
+    push_shared: None,
     finish: parse_finish,
     close: parse_close,
 };
@@ -289,6 +292,7 @@ static PARSE_JSON: OperatorVTable = OperatorVTable {
     output: FRAME_BATCH,
     open: parse_json_open,
     push: parse_push,
+    push_shared: None,
     finish: parse_finish,
     close: parse_close,
 };
@@ -357,6 +361,7 @@ static STEPS: OperatorVTable = OperatorVTable {
     output: FRAME_BATCH,
     open: steps_open,
     push: gather_push::<StepsParams>,
+    push_shared: None,
     finish: steps_finish,
     close: gather_close::<StepsParams>,
 };
@@ -410,6 +415,7 @@ static HASH_WRITER: ActionVTable = ActionVTable {
     input_type: FRAME_BATCH.type_name,
     open: hash_writer_open,
     push: action_push::<FrameShuffleParams>,
+    push_shared: None,
     finish: hash_writer_finish,
     close: gather_close::<FrameShuffleParams>,
 };
@@ -435,6 +441,7 @@ static ROWS: ActionVTable = ActionVTable {
     input_type: FRAME_BATCH.type_name,
     open: rows_open,
     push: action_push::<RowsParams>,
+    push_shared: None,
     finish: rows_finish,
     close: gather_close::<RowsParams>,
 };
@@ -544,6 +551,7 @@ static JOIN: OperatorVTable = OperatorVTable {
     output: FRAME_BATCH,
     open: join_open,
     push: join_push,
+    push_shared: None,
     finish: join_finish,
     close: join_close,
 };
@@ -641,6 +649,7 @@ static BROADCAST_JOIN: OperatorVTable = OperatorVTable {
     output: FRAME_BATCH,
     open: broadcast_join_open,
     push: broadcast_join_push,
+    push_shared: None,
     finish: broadcast_join_finish,
     close: broadcast_join_close,
 };
@@ -677,6 +686,7 @@ static IPC: ActionVTable = ActionVTable {
     input_type: FRAME_BATCH.type_name,
     open: ipc_open,
     push: action_push::<()>,
+    push_shared: None,
     finish: ipc_finish,
     close: gather_close::<()>,
 };
@@ -747,6 +757,7 @@ static WRITE: ActionVTable = ActionVTable {
     input_type: FRAME_BATCH.type_name,
     open: write_open,
     push: action_push::<(WriteParams, u32)>,
+    push_shared: None,
     finish: write_finish,
     close: gather_close::<(WriteParams, u32)>,
 };
@@ -788,6 +799,7 @@ static ROWS_WRITER: ActionVTable = ActionVTable {
     input_type: FRAME_BATCH.type_name,
     open: rows_writer_open,
     push: action_push::<(u32, u32)>,
+    push_shared: None,
     finish: rows_writer_finish,
     close: gather_close::<(u32, u32)>,
 };
@@ -802,6 +814,7 @@ static PARSE_RECORDS: OperatorVTable = OperatorVTable {
     output: FRAME_BATCH,
     open: parse_records_open,
     push: parse_push,
+    push_shared: None,
     finish: parse_finish,
     close: parse_close,
 };

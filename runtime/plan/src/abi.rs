@@ -9,7 +9,7 @@
 use std::ffi::c_void;
 
 /// Bumped whenever a table below changes shape; executors refuse tables of another version.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// Return value of every fallible ABI function.
 pub type Status = i32;
@@ -157,6 +157,17 @@ pub struct OperatorVTable {
         out: BatchSink,
         err: ErrorSink,
     ) -> Status,
+    /// Reads `batch` without taking it: the caller keeps it, unchanged, as a cached partition's
+    /// batches are kept (version 4). Only the records the operator passes on are copied. `None`:
+    /// the executor pushes a copy of the batch instead.
+    pub push_shared: Option<
+        unsafe extern "C" fn(
+            state: *mut c_void,
+            batch: Batch,
+            out: BatchSink,
+            err: ErrorSink,
+        ) -> Status,
+    >,
     /// Called once after the last batch.
     pub finish: unsafe extern "C" fn(state: *mut c_void, out: BatchSink, err: ErrorSink) -> Status,
     /// Frees the state, whether or not `finish` ran.
@@ -179,6 +190,9 @@ pub struct ActionVTable {
     pub open:
         unsafe extern "C" fn(args: OpenArgs, state: *mut *mut c_void, err: ErrorSink) -> Status,
     pub push: unsafe extern "C" fn(state: *mut c_void, batch: Batch, err: ErrorSink) -> Status,
+    /// As [`OperatorVTable::push_shared`]: reads a batch the caller keeps (version 4).
+    pub push_shared:
+        Option<unsafe extern "C" fn(state: *mut c_void, batch: Batch, err: ErrorSink) -> Status>,
     pub finish: unsafe extern "C" fn(state: *mut c_void, out: ByteSink, err: ErrorSink) -> Status,
     pub close: unsafe extern "C" fn(state: *mut c_void),
 }

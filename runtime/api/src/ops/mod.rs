@@ -14,7 +14,9 @@ pub(crate) use sources::*;
 pub(crate) use transforms::*;
 
 use crate::Data;
-use crate::batch::{BatchOut, Batches, Stop, from_batch, guarded, type_name_of, write_bytes};
+use crate::batch::{
+    BatchOut, Batches, Stop, from_batch, guarded, shared_batch, type_name_of, write_bytes,
+};
 use crate::ship::rebuild;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -34,6 +36,16 @@ pub(crate) trait Transform: Sized + Send + 'static {
     /// `params` are the operator's own arguments, serialized by the cell.
     fn open(func: Self::Func, params: &[u8], partition: u32) -> Result<Self, OpError>;
     fn push(&mut self, batch: Vec<Self::In>, out: &mut BatchOut<Self::Out>) -> Result<(), Stop>;
+    /// As [`Transform::push`], over records the caller keeps (a cached partition's): an
+    /// operator that can read records in place copies only what it passes on. By default
+    /// every record is copied.
+    fn push_shared(
+        &mut self,
+        batch: &[Self::In],
+        out: &mut BatchOut<Self::Out>,
+    ) -> Result<(), Stop> {
+        self.push(batch.to_vec(), out)
+    }
     fn finish(&mut self, _out: &mut BatchOut<Self::Out>) -> Result<(), Stop> {
         Ok(())
     }
@@ -45,6 +57,10 @@ pub(crate) trait Action: Sized + Send + 'static {
     type Func: Send + Sync + 'static;
     fn open(func: Self::Func, params: &[u8], partition: u32) -> Result<Self, OpError>;
     fn push(&mut self, batch: Vec<Self::In>) -> Result<(), Stop>;
+    /// As [`Transform::push_shared`]: records the caller keeps, copied only as needed.
+    fn push_shared(&mut self, batch: &[Self::In]) -> Result<(), Stop> {
+        self.push(batch.to_vec())
+    }
     fn finish(&mut self) -> Result<Vec<u8>, Stop>;
     /// Hands the result to `out`, in pieces if it likes (a shuffle writer's output may be
     /// larger than memory); by default the bytes of [`Action::finish`] in one piece.
@@ -99,6 +115,7 @@ impl<X: Transform> OperatorTable<X> {
         output: Batches::<X::Out>::VTABLE,
         open: Self::open,
         push: Self::push,
+        push_shared: Some(Self::push_shared),
         finish: Self::finish,
         close: Self::close,
     };
@@ -127,6 +144,21 @@ impl<X: Transform> OperatorTable<X> {
         })
     }
 
+    unsafe extern "C" fn push_shared(
+        state: *mut c_void,
+        batch: Batch,
+        out: BatchSink,
+        err: ErrorSink,
+    ) -> Status {
+        let op = unsafe { &mut *(state as *mut X) };
+        let records = unsafe { shared_batch::<X::In>(batch) };
+        guarded(err, || {
+            let mut out = BatchOut::new(out);
+            op.push_shared(records, &mut out)?;
+            out.flush()
+        })
+    }
+
     unsafe extern "C" fn finish(state: *mut c_void, out: BatchSink, err: ErrorSink) -> Status {
         let op = unsafe { &mut *(state as *mut X) };
         guarded(err, || {
@@ -149,6 +181,7 @@ impl<X: Action> ActionTable<X> {
         input_type: type_name_of::<X::In>,
         open: Self::open,
         push: Self::push,
+        push_shared: Some(Self::push_shared),
         finish: Self::finish,
         close: Self::close,
     };
@@ -165,6 +198,12 @@ impl<X: Action> ActionTable<X> {
         let op = unsafe { &mut *(state as *mut X) };
         let records = unsafe { from_batch::<X::In>(batch) };
         guarded(err, || op.push(records))
+    }
+
+    unsafe extern "C" fn push_shared(state: *mut c_void, batch: Batch, err: ErrorSink) -> Status {
+        let op = unsafe { &mut *(state as *mut X) };
+        let records = unsafe { shared_batch::<X::In>(batch) };
+        guarded(err, || op.push_shared(records))
     }
 
     unsafe extern "C" fn finish(state: *mut c_void, out: ByteSink, err: ErrorSink) -> Status {

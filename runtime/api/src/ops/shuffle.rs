@@ -747,31 +747,10 @@ impl<K: Data + Ord, V: Data> Transform for SortByKey<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::output;
     use crate::spill::tests::TestDir;
     use std::collections::BTreeMap;
-    use std::ffi::c_void;
-    use tessera_plan::abi::{Batch, BatchSink, STATUS_OK};
     use tessera_plan::map_output::{MapOutput, split_frame};
-
-    unsafe extern "C" fn keep(ctx: *mut c_void, batch: Batch) -> i32 {
-        unsafe { (*(ctx as *mut Vec<Batch>)).push(batch) };
-        STATUS_OK
-    }
-
-    /// The records a transform hands on while `drive` pushes into it.
-    fn output<T>(drive: impl FnOnce(&mut BatchOut<T>) -> Result<(), Stop>) -> Vec<T> {
-        let mut batches: Vec<Batch> = Vec::new();
-        let sink = BatchSink {
-            ctx: &mut batches as *mut Vec<Batch> as *mut c_void,
-            push: keep,
-        };
-        let mut out = BatchOut::new(sink);
-        assert!(drive(&mut out).and_then(|()| out.flush()).is_ok());
-        batches
-            .into_iter()
-            .flat_map(|b| unsafe { crate::batch::from_batch::<T>(b) })
-            .collect()
-    }
 
     /// Every record of bucket `r` of a map output, frame by frame.
     fn bucket_records<R: Data>(output: &MapOutput, r: usize) -> Vec<R> {

@@ -16,6 +16,9 @@ impl<T: Data, U: Data, F: Fn(T) -> U + Send + Sync + 'static> Transform for Map<
     fn push(&mut self, batch: Vec<T>, out: &mut BatchOut<U>) -> Result<(), Stop> {
         out.push_batch(batch.into_iter().map(&self.0).collect())
     }
+    fn push_shared(&mut self, batch: &[T], out: &mut BatchOut<U>) -> Result<(), Stop> {
+        out.push_batch(batch.iter().cloned().map(&self.0).collect())
+    }
 }
 
 pub(crate) struct Filter<T, F>(F, PhantomData<fn(T)>);
@@ -29,6 +32,10 @@ impl<T: Data, F: Fn(&T) -> bool + Send + Sync + 'static> Transform for Filter<T,
     fn push(&mut self, mut batch: Vec<T>, out: &mut BatchOut<T>) -> Result<(), Stop> {
         batch.retain(|r| (self.0)(r));
         out.push_batch(batch)
+    }
+    // Only the records kept are copied: on a cached partition a selective filter copies little.
+    fn push_shared(&mut self, batch: &[T], out: &mut BatchOut<T>) -> Result<(), Stop> {
+        out.push_batch(batch.iter().filter(|r| (self.0)(r)).cloned().collect())
     }
 }
 
@@ -142,6 +149,9 @@ impl<T: Data, K: Data, F: Fn(&T) -> K + Send + Sync + 'static> Transform for Key
     fn push(&mut self, batch: Vec<T>, out: &mut BatchOut<(K, T)>) -> Result<(), Stop> {
         out.push_batch(batch.into_iter().map(|t| ((self.0)(&t), t)).collect())
     }
+    fn push_shared(&mut self, batch: &[T], out: &mut BatchOut<(K, T)>) -> Result<(), Stop> {
+        out.push_batch(batch.iter().map(|t| ((self.0)(t), t.clone())).collect())
+    }
 }
 
 /// `map_values`: maps the value of each pair, keeping its key.
@@ -157,6 +167,14 @@ impl<K: Data, V: Data, W: Data, F: Fn(V) -> W + Send + Sync + 'static> Transform
     }
     fn push(&mut self, batch: Vec<(K, V)>, out: &mut BatchOut<(K, W)>) -> Result<(), Stop> {
         out.push_batch(batch.into_iter().map(|(k, v)| (k, (self.0)(v))).collect())
+    }
+    fn push_shared(&mut self, batch: &[(K, V)], out: &mut BatchOut<(K, W)>) -> Result<(), Stop> {
+        out.push_batch(
+            batch
+                .iter()
+                .map(|(k, v)| (k.clone(), (self.0)(v.clone())))
+                .collect(),
+        )
     }
 }
 
@@ -202,6 +220,17 @@ pub(crate) struct Sample<T> {
     rng: SplitMix64,
     _records: PhantomData<fn(T)>,
 }
+
+impl<T> Sample<T> {
+    /// How many times the next record is drawn.
+    fn copies(&mut self) -> u32 {
+        if self.params.with_replacement {
+            self.rng.poisson(self.params.fraction)
+        } else {
+            (self.rng.unit() < self.params.fraction) as u32
+        }
+    }
+}
 impl<T: Data> Transform for Sample<T> {
     type In = T;
     type Out = T;
@@ -222,16 +251,21 @@ impl<T: Data> Transform for Sample<T> {
     }
     fn push(&mut self, batch: Vec<T>, out: &mut BatchOut<T>) -> Result<(), Stop> {
         for record in batch {
-            let copies = if self.params.with_replacement {
-                self.rng.poisson(self.params.fraction)
-            } else {
-                (self.rng.unit() < self.params.fraction) as u32
-            };
+            let copies = self.copies();
             for _ in 1..copies {
                 out.push(record.clone())?;
             }
             if copies > 0 {
                 out.push(record)?;
+            }
+        }
+        Ok(())
+    }
+    // Only the records drawn are copied.
+    fn push_shared(&mut self, batch: &[T], out: &mut BatchOut<T>) -> Result<(), Stop> {
+        for record in batch {
+            for _ in 0..self.copies() {
+                out.push(record.clone())?;
             }
         }
         Ok(())
@@ -303,5 +337,52 @@ impl<T: Data, U: Data> Transform for Product<T, U> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::output;
+
+    /// What `op` hands on for `records` pushed as its own, and pushed as shared.
+    fn both<X: Transform>(mut op: X, records: &[X::In]) -> (Vec<X::Out>, Vec<X::Out>) {
+        let owned = output(|out| op.push(records.to_vec(), out));
+        let shared = output(|out| op.push_shared(records, out));
+        (owned, shared)
+    }
+
+    #[test]
+    fn reading_a_shared_batch_hands_on_what_taking_it_does() {
+        let words: Vec<String> = (0..100).map(|i| format!("w{}", i % 7)).collect();
+        let (owned, shared) = both(Map(|w: String| w.len(), PhantomData), &words);
+        assert_eq!(owned, shared);
+        let (owned, shared) = both(Filter(|w: &String| w.ends_with('3'), PhantomData), &words);
+        assert_eq!((owned.len(), &owned), (14, &shared));
+        let (owned, shared) = both(KeyBy(|w: &String| w.len(), PhantomData), &words);
+        assert_eq!(owned, shared);
+        let pairs: Vec<(u32, String)> = words
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, w)| (i as u32, w))
+            .collect();
+        let (owned, shared) = both(MapValues(|w: String| w + "!", PhantomData), &pairs);
+        assert_eq!(owned, shared);
+        // A sample draws the same records from the same seed either way.
+        let params = |replace| {
+            bincode::serialize(&SampleParams {
+                with_replacement: replace,
+                fraction: 0.4,
+                seed: 9,
+            })
+            .unwrap()
+        };
+        for replace in [false, true] {
+            let open = || Sample::<String>::open((), &params(replace), 2).unwrap();
+            let owned = output(|out| open().push(words.clone(), out));
+            let shared = output(|out| open().push_shared(&words, out));
+            assert_eq!(owned, shared);
+        }
     }
 }
