@@ -101,7 +101,8 @@ grouped.map(|p: (u64, Vec<u64>)| p.1.iter().sum::<u64>()).reduce(|a: u64, b: u64
 }
 
 #[test]
-fn partitions_cached_with_two_copies_outlive_the_executor_that_computed_them() {
+fn partitions_cached_with_two_copies_outlive_the_executor_that_computed_them_and_are_copied_again()
+{
     let dir = Scratch::new("storage-replicated");
     let lines: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
     std::fs::write(dir.0.join("input.txt"), lines).unwrap();
@@ -120,6 +121,17 @@ let killed = std::process::Command::new("kill").args(["-9", &victim]).status().u
 println!("killed {victim} {killed}");
 // %%
 println!("again {} {}", lines.count(), squares.reduce(|a: u64, b: u64| a + b));
+// %%
+// Jobs while the session replaces the executor: each starts the copies its partitions lost.
+for _ in 0..30 {
+    lines.count();
+    squares.count();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+}
+// %%
+:storage
+// %%
+println!("last {} {}", lines.count(), squares.reduce(|a: u64, b: u64| a + b));
 "#;
     let run = tessera_run(&dir.0, script, "local-cluster[2,1,512]", &[]);
     run.expect_success();
@@ -136,13 +148,16 @@ println!("again {} {}", lines.count(), squares.reduce(|a: u64, b: u64| a + b));
     assert!(killed[0].ends_with(" true"), "{}", run.stdout);
     let victim: u64 = killed[0].split(' ').next().unwrap().parse().unwrap();
 
-    // `:storage` shows both RDDs at MEMORY_ONLY_2, every partition on both executors.
+    // `:storage` shows both RDDs at MEMORY_ONLY_2, every partition on both executors: before
+    // the kill, and again after it, once the replacement executor got copies.
     let rows: Vec<&str> = run
         .lines()
         .into_iter()
         .filter(|l| l.contains("MEMORY_ONLY_2"))
         .collect();
-    assert_eq!(rows.len(), 2, "{}", run.stdout);
+    assert_eq!(rows.len(), 4, "{}", run.stdout);
+    assert_ne!(rows[0], rows[2], "a new executor holds copies: {rows:?}");
+    assert_eq!(line("last "), [format!("20000 {sum}")]);
     for row in rows {
         assert!(row.contains("4/4"), "{row}");
         assert_eq!(
@@ -153,10 +168,9 @@ println!("again {} {}", lines.count(), squares.reduce(|a: u64, b: u64| a + b));
     }
 
     // After the kill, every partition of both RDDs was read from a cache, none computed again,
-    // and none on the executor that was killed.
+    // and none on the executor that was killed; in the last two jobs, on both executors again.
     let after: Vec<_> = run.tasks.iter().filter(|t| t.job >= 3).collect();
-    assert_eq!(after.len(), 8, "{after:?}");
-    for task in after {
+    for task in &after {
         assert!(
             task.origin.starts_with("cached:"),
             "{task:?}\n{}",
@@ -164,4 +178,15 @@ println!("again {} {}", lines.count(), squares.reduce(|a: u64, b: u64| a + b));
         );
         assert_ne!(task.pid, victim, "{task:?}");
     }
+    let last_job = after.iter().map(|t| t.job).max().unwrap();
+    let last_pids: std::collections::BTreeSet<u64> = after
+        .iter()
+        .filter(|t| t.job + 1 >= last_job)
+        .map(|t| t.pid)
+        .collect();
+    assert_eq!(
+        last_pids.len(),
+        2,
+        "the last jobs ran on both executors: {after:?}"
+    );
 }

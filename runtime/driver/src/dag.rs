@@ -39,6 +39,9 @@ pub async fn run_job(
     let (job_id, mut cancelled) = state
         .jobs
         .start(description, partitions.len() as u32, planned);
+    // Copies lost with an executor are made again beside the job, not before it; and after
+    // it, for an executor the job found lost.
+    crate::copies::replenish(&state);
     // Dropping the stage (on cancellation) aborts every task it spawned.
     let outcome = tokio::select! {
         done = run_stage(state.clone(), job_id, rdd, action, partitions.clone()) => {
@@ -52,6 +55,7 @@ pub async fn run_job(
         }
         _ = cancelled.wait_for(|c| *c) => Err(DriverError::JobCancelled(job_id)),
     };
+    crate::copies::replenish(&state);
     let error = match outcome {
         Ok(results) => {
             state.jobs.finish(job_id, JobState::Succeeded);

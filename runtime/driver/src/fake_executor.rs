@@ -10,7 +10,8 @@ use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use tessera_plan::{
-    PartitionOrigin, RddId, ShuffleId, StoredBlock, TaskAction, TaskMetrics, TaskOutcome, TaskSpec,
+    PartitionOrigin, RddId, ReplicaPeer, ShuffleId, StoredBlock, TaskAction, TaskMetrics,
+    TaskOutcome, TaskSpec,
 };
 
 /// What a script makes of a task.
@@ -283,5 +284,29 @@ impl RemoteExecutor for FakeExecutor {
             }
         }
         Box::pin(async {})
+    }
+
+    fn copy_block(
+        &self,
+        rdd: RddId,
+        partition: u32,
+        to: &ReplicaPeer,
+    ) -> BoxFuture<'_, Result<(), String>> {
+        let mut cluster = self.cluster.0.lock();
+        let alive_with = |state: Option<&FakeState>| {
+            state.is_some_and(|s| !s.dead && s.blocks.contains(&(rdd, partition)))
+        };
+        let copied = if !alive_with(cluster.executors.get(&self.id)) {
+            Err(format!("{} holds no copy", self.id))
+        } else {
+            match cluster.executors.get_mut(&to.executor_id) {
+                Some(peer) if !peer.dead => {
+                    peer.blocks.insert((rdd, partition));
+                    Ok(())
+                }
+                _ => Err(format!("{} is gone", to.executor_id)),
+            }
+        };
+        Box::pin(async move { copied })
     }
 }

@@ -10,6 +10,7 @@ mod blocks;
 mod cell_input;
 mod cell_server;
 mod cleaner;
+mod copies;
 mod dag;
 mod displays;
 mod dynamic_allocation;
@@ -134,6 +135,8 @@ pub(crate) struct DriverState {
     pub input: cell_input::CellInput,
     pub executors: Arc<executors::Executors>,
     pub blocks: blocks::BlockMap,
+    /// Copies of cached partitions being made again after an executor was lost.
+    pub replenisher: copies::Replenisher,
     pub map_outputs: map_outputs::MapOutputTracker,
     /// The agents that serve copies of lost executors' map outputs.
     pub agent_files: agent_files::AgentFiles,
@@ -172,6 +175,7 @@ impl DriverState {
             displays: Default::default(),
             executors: Default::default(),
             blocks: Default::default(),
+            replenisher: Default::default(),
             map_outputs: Default::default(),
             agent_files: Default::default(),
             shared_values: Default::default(),

@@ -1,13 +1,14 @@
-//! How the driver reaches one executor: [`RemoteExecutor`] runs a task and takes the notices
-//! that need no answer (a job cancelled, a cached RDD dropped). A session reaches its executors
+//! How the driver reaches one executor: [`RemoteExecutor`] runs a task, copies a cached
+//! partition to another executor, and takes the notices that need no answer (a job cancelled,
+//! a cached RDD dropped). A session reaches its executors
 //! over gRPC ([`GrpcExecutor`]); the scheduler's unit tests drive fakes through the same trait.
 
 use std::future::Future;
 use std::pin::Pin;
-use tessera_plan::{RddId, ShuffleId, TaskOutcome, TaskSpec};
+use tessera_plan::{RddId, ReplicaPeer, ShuffleId, TaskOutcome, TaskSpec};
 use tessera_wire::ExecutorChannel;
 use tessera_wire::executor::{
-    CancelJobRequest, DropRddRequest, DropShuffleRequest, RunTaskRequest,
+    CancelJobRequest, CopyBlockRequest, DropRddRequest, DropShuffleRequest, RunTaskRequest,
 };
 
 /// A future that an executor's call returns.
@@ -36,6 +37,15 @@ pub trait RemoteExecutor: Send + Sync {
 
     /// Delivers `notice`, ignoring failures (an executor that is gone has nothing to drop).
     fn notify(&self, notice: Notice) -> BoxFuture<'_, ()>;
+
+    /// Sends this executor's copy of partition `partition` of `rdd` to `to`; the error says why
+    /// it could not (the block is gone, either executor is).
+    fn copy_block(
+        &self,
+        rdd: RddId,
+        partition: u32,
+        to: &ReplicaPeer,
+    ) -> BoxFuture<'_, Result<(), String>>;
 }
 
 /// An executor of the session, over its authenticated gRPC channel.
@@ -82,6 +92,28 @@ impl RemoteExecutor for GrpcExecutor {
                     .await
                     .map(drop),
             };
+        })
+    }
+
+    fn copy_block(
+        &self,
+        rdd: RddId,
+        partition: u32,
+        to: &ReplicaPeer,
+    ) -> BoxFuture<'_, Result<(), String>> {
+        let mut client = self.0.clone();
+        let request = CopyBlockRequest {
+            rdd,
+            partition,
+            executor_id: to.executor_id.clone(),
+            address: to.address.clone(),
+        };
+        Box::pin(async move {
+            client
+                .copy_block(request)
+                .await
+                .map(drop)
+                .map_err(|status| status.message().to_string())
         })
     }
 }

@@ -1,9 +1,10 @@
-//! Where a task copies the blocks it caches at a replicated storage level (`MEMORY_ONLY_2` and
-//! the others): to executors on other hosts first, as Spark's default replication policy
+//! Where copies of cached partitions go at a replicated storage level (`MEMORY_ONLY_2` and the
+//! others): a task's to executors on other hosts first, as Spark's default replication policy
 //! prefers peers off the block's host (a host that fails takes all its executors), and to a
-//! different one for each partition, so that the copies spread.
+//! different one for each partition, so that the copies spread; and, once an executor is lost,
+//! the copies that bring its blocks back to their level.
 
-use tessera_plan::ReplicaPeer;
+use tessera_plan::{RddId, ReplicaPeer};
 
 /// An executor as the choice sees it.
 #[derive(Clone, Copy, Debug)]
@@ -44,9 +45,107 @@ pub fn replica_peers<'a>(
         .collect()
 }
 
+/// A cached partition as the block map knows it: who holds it, and how many copies its level
+/// keeps.
+#[derive(Clone, Debug)]
+pub struct BlockCopies<'a> {
+    pub rdd: RddId,
+    pub partition: u32,
+    pub holders: Vec<&'a str>,
+    pub wanted: usize,
+}
+
+/// A copy to make: `holder` sends its copy of partition `partition` of `rdd` to `to`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Repair {
+    pub rdd: RddId,
+    pub partition: u32,
+    pub holder: String,
+    pub to: ReplicaPeer,
+}
+
+/// The copies that bring every block that lost some (with an executor) back to what its level
+/// keeps, each from a holder to live executors that hold none — Spark's proactive replication
+/// (`spark.storage.replication.proactive`), which Tessera always does: a replacement executor
+/// gets copies, so tasks spread over it again and a second loss costs no recomputation. A
+/// block no live executor holds is recomputed from lineage instead, when next read.
+pub fn repairs(blocks: &[BlockCopies], live: &[Candidate]) -> Vec<Repair> {
+    let mut repairs = Vec::new();
+    for block in blocks {
+        let Some(holder) = block.holders.first() else {
+            continue;
+        };
+        let missing = block.wanted.saturating_sub(block.holders.len());
+        let Some(running) = live.iter().find(|c| c.id == *holder) else {
+            continue;
+        };
+        if missing == 0 {
+            continue;
+        }
+        let others: Vec<Candidate> = live
+            .iter()
+            .copied()
+            .filter(|c| !block.holders.contains(&c.id))
+            .collect();
+        // `running` is not among `others`: the choice sees it only to prefer other hosts.
+        for to in replica_peers(*running, &others, block.partition, missing) {
+            repairs.push(Repair {
+                rdd: block.rdd,
+                partition: block.partition,
+                holder: holder.to_string(),
+                to,
+            });
+        }
+    }
+    repairs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_block_that_lost_a_copy_is_copied_from_its_holder_to_an_executor_without_one() {
+        let live = [
+            candidate("a", "h1"),
+            candidate("c", "h2"),
+            candidate("d", "h1"),
+        ];
+        let block = |partition, holders: Vec<&'static str>| BlockCopies {
+            rdd: 4,
+            partition,
+            holders,
+            wanted: 2,
+        };
+        let blocks = [
+            // Lost its copy on `b`: copied from `a` to another host's executor.
+            block(0, vec!["a"]),
+            // Both copies live: nothing to do.
+            block(1, vec!["a", "c"]),
+            // Held by no live executor: recomputed when read, not copied.
+            block(2, vec![]),
+        ];
+        let made = repairs(&blocks, &live);
+        assert_eq!(
+            made,
+            [Repair {
+                rdd: 4,
+                partition: 0,
+                holder: "a".into(),
+                to: ReplicaPeer {
+                    executor_id: "c".into(),
+                    address: "c".into(),
+                },
+            }]
+        );
+        // A block kept once wants no copy; with no executor free of it, none is made.
+        let once = BlockCopies {
+            wanted: 1,
+            ..block(0, vec!["a"])
+        };
+        assert!(repairs(&[once], &live).is_empty());
+        assert!(repairs(&[block(0, vec!["a"])], &live[..1]).is_empty());
+    }
 
     fn candidate<'a>(id: &'a str, host: &'a str) -> Candidate<'a> {
         Candidate {

@@ -198,6 +198,37 @@ async fn a_partition_cached_with_two_copies_is_read_from_the_copy_when_its_execu
 }
 
 #[tokio::test]
+async fn copies_lost_with_an_executor_are_made_again_on_the_one_that_replaces_it() {
+    let (state, cluster) = session(&["a", "b"]);
+    let cached = map(&state, parallelize(&state, 4));
+    state
+        .lineage
+        .set_persist(cached, Some(StorageLevel::MemoryOnly2))
+        .unwrap();
+    assert_eq!(count(&state, cached).await.unwrap(), answers(cached, 4));
+    cluster.kill("b");
+    state.executors.add(cluster.executor("c", 2));
+    // The job after the loss starts the copies from `a` to `c` beside it.
+    assert_eq!(count(&state, cached).await.unwrap(), answers(cached, 4));
+    let holders = |p| sorted(state.blocks.locations(cached, p));
+    for _ in 0..100 {
+        if (0..4).all(|p| holders(p).len() == 2) {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    for p in 0..4 {
+        assert_eq!(holders(p), ["a", "c"], "partition {p}");
+    }
+    // The next job reads from both, no task recomputing its partition.
+    let before = cluster.received().len();
+    assert_eq!(count(&state, cached).await.unwrap(), answers(cached, 4));
+    let now = &cluster.received()[before..];
+    assert!(now.iter().all(|r| !r.with_source), "{now:?}");
+    assert!(now.iter().any(|r| r.executor == "c"), "{now:?}");
+}
+
+#[tokio::test]
 async fn a_failed_fetch_recomputes_the_lost_map_outputs_then_runs_the_task_again() {
     let (state, cluster) = session(&["a", "b"]);
     let counts = shuffle(&state, parallelize(&state, 4), 2);

@@ -250,11 +250,16 @@ impl BlockManager {
     }
 
     pub fn get(&self, rdd: RddId, partition: u32) -> Option<Arc<Block>> {
+        self.get_with_level(rdd, partition).map(|(block, _)| block)
+    }
+
+    /// The block and the level it is kept at.
+    pub fn get_with_level(&self, rdd: RddId, partition: u32) -> Option<(Arc<Block>, StorageLevel)> {
         let now = self.tick();
         let mut blocks = self.blocks.lock();
         let entry = blocks.get_mut(&(rdd, partition))?;
         entry.last_used = now;
-        Some(entry.block.clone())
+        Some((entry.block.clone(), entry.level))
     }
 
     /// A new file for a block: a block that replaces another never shares its file, which

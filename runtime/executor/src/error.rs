@@ -353,6 +353,10 @@ pub enum ExecutorError {
         /// Buckets asked for.
         asked: usize,
     },
+    /// The driver asked for a copy of a partition this executor no longer keeps (evicted): it
+    /// is recomputed from lineage when next read.
+    #[error("partition {partition} of rdd {rdd} is not cached on this executor any more")]
+    NotCached { rdd: u64, partition: u32 },
     /// A copy of a cached partition came without its header.
     #[error("a copy of a cached partition came without its header")]
     ReplicaWithoutHeader,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tessera_plan::abi::{BatchVTable, OperatorVTable, SourceVTable};
 use tessera_plan::builtin::is_builtin;
 use tessera_plan::replica::decode_replica_header;
-use tessera_plan::{BatchCode, ReplicaHeader, ReplicaPeer, StoredBlock};
+use tessera_plan::{BatchCode, RddId, ReplicaHeader, ReplicaPeer, StoredBlock};
 use tessera_wire::SHUFFLE_CHUNK_BYTES;
 use tessera_wire::executor::ReplicaChunk;
 
@@ -35,28 +35,54 @@ pub fn outgoing(stored: &[StoredBlock], blocks: &BlockManager) -> Vec<Option<Out
                 return None;
             }
             // Gone already if a later block of the same task evicted it.
-            let block = blocks.get(kept.rdd, kept.partition)?;
-            match block.encoded() {
-                Ok(bytes) => Some(Outgoing {
-                    header: ReplicaHeader {
-                        rdd: kept.rdd,
-                        partition: kept.partition,
-                        level: kept.level,
-                        code: block.code().clone(),
-                    },
-                    bytes: Arc::new(bytes),
-                }),
-                Err(e) => {
+            encoded(blocks, kept.rdd, kept.partition)?
+                .map_err(|e| {
                     tracing::warn!(
                         rdd = kept.rdd,
                         partition = kept.partition,
                         "cannot copy a cached partition: {e}"
-                    );
-                    None
-                }
-            }
+                    )
+                })
+                .ok()
         })
         .collect()
+}
+
+/// Partition `partition` of `rdd` encoded for copying, if this executor keeps it.
+fn encoded(
+    blocks: &BlockManager,
+    rdd: RddId,
+    partition: u32,
+) -> Option<Result<Outgoing, ExecutorError>> {
+    let (block, level) = blocks.get_with_level(rdd, partition)?;
+    Some(block.encoded().map(|bytes| Outgoing {
+        header: ReplicaHeader {
+            rdd,
+            partition,
+            level,
+            code: block.code().clone(),
+        },
+        bytes: Arc::new(bytes),
+    }))
+}
+
+/// Sends this executor's copy of partition `partition` of `rdd` to `peer`, as the driver asks
+/// when the partition lost a copy with an executor.
+pub async fn copy(
+    rdd: RddId,
+    partition: u32,
+    peer: &ReplicaPeer,
+    blocks: &Arc<BlockManager>,
+    clients: &Peers,
+) -> Result<(), ExecutorError> {
+    let held = blocks.clone();
+    let block = tokio::task::spawn_blocking(move || encoded(&held, rdd, partition))
+        .await
+        .map_err(|e| ExecutorError::CacheEncode {
+            message: e.to_string(),
+        })?
+        .ok_or(ExecutorError::NotCached { rdd, partition })??;
+    send_one(&block, peer, clients).await
 }
 
 /// Sends each block of `outgoing` to as many of `peers` as its level keeps copies beyond this

@@ -12,11 +12,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tessera_credentials::Principal;
-use tessera_plan::TaskOutcome;
+use tessera_plan::{ReplicaPeer, TaskOutcome};
 use tessera_wire::executor::executor_server::Executor;
 use tessera_wire::executor::{
-    CancelJobRequest, DropRddRequest, DropShuffleRequest, Empty, FetchShuffleRequest, ReplicaChunk,
-    RunTaskReply, RunTaskRequest, ShuffleChunk,
+    CancelJobRequest, CopyBlockRequest, DropRddRequest, DropShuffleRequest, Empty,
+    FetchShuffleRequest, ReplicaChunk, RunTaskReply, RunTaskRequest, ShuffleChunk,
 };
 use tessera_wire::{SHUFFLE_CHUNK_BYTES, require};
 use tonic::{Request, Response, Status, Streaming};
@@ -254,6 +254,22 @@ impl Executor for ExecutorService {
     ) -> Result<Response<Empty>, Status> {
         require(&request, "PutReplica", &[Principal::Executor])?;
         replication::receive(request.into_inner(), &self.artifacts, &self.blocks)
+            .await
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn copy_block(
+        &self,
+        request: Request<CopyBlockRequest>,
+    ) -> Result<Response<Empty>, Status> {
+        require(&request, "CopyBlock", &[Principal::Driver])?;
+        let r = request.into_inner();
+        let peer = ReplicaPeer {
+            executor_id: r.executor_id,
+            address: r.address,
+        };
+        replication::copy(r.rdd, r.partition, &peer, &self.blocks, &self.peers)
             .await
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
         Ok(Response::new(Empty {}))

@@ -314,9 +314,7 @@ impl OpenStep {
             }
         }
     }
-}
 
-impl OpenStep {
     /// As [`OpenStep::accept`], for a batch the caller keeps: an operator or action that reads
     /// batches in place gets it as it is, a count reads its length; any other step takes a
     /// copy.

@@ -106,6 +106,20 @@ unsafe fn close_boxed<S>(state: *mut c_void) {
     let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(state as *mut S) }));
 }
 
+/// Runs `push` with a fresh output towards `out`, flushing what it buffered after, behind the
+/// ABI's guard.
+fn with_output<T>(
+    out: BatchSink,
+    err: ErrorSink,
+    push: impl FnOnce(&mut BatchOut<T>) -> Result<(), Stop>,
+) -> Status {
+    guarded(err, || {
+        let mut out = BatchOut::new(out);
+        push(&mut out)?;
+        out.flush()
+    })
+}
+
 pub(crate) struct OperatorTable<X>(PhantomData<X>);
 
 impl<X: Transform> OperatorTable<X> {
@@ -137,11 +151,7 @@ impl<X: Transform> OperatorTable<X> {
     ) -> Status {
         let op = unsafe { &mut *(state as *mut X) };
         let records = unsafe { from_batch::<X::In>(batch) };
-        guarded(err, || {
-            let mut out = BatchOut::new(out);
-            op.push(records, &mut out)?;
-            out.flush()
-        })
+        with_output(out, err, |out| op.push(records, out))
     }
 
     unsafe extern "C" fn push_shared(
@@ -152,20 +162,12 @@ impl<X: Transform> OperatorTable<X> {
     ) -> Status {
         let op = unsafe { &mut *(state as *mut X) };
         let records = unsafe { shared_batch::<X::In>(batch) };
-        guarded(err, || {
-            let mut out = BatchOut::new(out);
-            op.push_shared(records, &mut out)?;
-            out.flush()
-        })
+        with_output(out, err, |out| op.push_shared(records, out))
     }
 
     unsafe extern "C" fn finish(state: *mut c_void, out: BatchSink, err: ErrorSink) -> Status {
         let op = unsafe { &mut *(state as *mut X) };
-        guarded(err, || {
-            let mut out = BatchOut::new(out);
-            op.finish(&mut out)?;
-            out.flush()
-        })
+        with_output(out, err, |out| op.finish(out))
     }
 
     unsafe extern "C" fn close(state: *mut c_void) {

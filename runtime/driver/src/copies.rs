@@ -1,0 +1,96 @@
+//! Copies of cached partitions made again after an executor is lost (Spark's proactive
+//! replication): as each job starts, the holders of blocks that have fewer copies than their
+//! level keeps are asked to copy them to live executors without one — `replication::repairs`
+//! decides which, this module keeps the books and does the calls. Copies are made in the
+//! background: no job waits for them, and a block whose copy is under way is not asked again.
+
+use crate::DriverState;
+use crate::replication::{BlockCopies, Candidate, Repair, repairs};
+use parking_lot::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use tessera_plan::RddId;
+
+/// The blocks whose copy is under way.
+#[derive(Default)]
+pub struct Replenisher {
+    in_flight: Mutex<HashSet<(RddId, u32)>>,
+}
+
+/// Starts the copies that bring every block that lost some back to its level.
+pub(crate) fn replenish(state: &Arc<DriverState>) {
+    let wanted: HashMap<RddId, usize> = state
+        .lineage
+        .persisted()
+        .into_iter()
+        .map(|(rdd, _, _, _, level)| (rdd, level.replication()))
+        .filter(|(_, copies)| *copies > 1)
+        .collect();
+    if wanted.is_empty() {
+        return;
+    }
+    let copies = state.blocks.copies();
+    let in_flight = state.replenisher.in_flight.lock().clone();
+    let blocks: Vec<BlockCopies> = copies
+        .iter()
+        .filter(|((rdd, partition), _, _)| !in_flight.contains(&(*rdd, *partition)))
+        .filter_map(|((rdd, partition), holders, _)| {
+            Some(BlockCopies {
+                rdd: *rdd,
+                partition: *partition,
+                holders: holders.iter().map(String::as_str).collect(),
+                wanted: *wanted.get(rdd)?,
+            })
+        })
+        .collect();
+    let live = state.executors.list();
+    let candidates: Vec<Candidate> = live
+        .iter()
+        .map(|e| Candidate {
+            id: &e.id,
+            host: &e.host,
+            address: &e.address,
+        })
+        .collect();
+    let bytes: HashMap<(RddId, u32), u64> = copies
+        .iter()
+        .map(|(key, _, bytes)| (*key, *bytes))
+        .collect();
+    for repair in repairs(&blocks, &candidates) {
+        let key = (repair.rdd, repair.partition);
+        state.replenisher.in_flight.lock().insert(key);
+        let size = bytes.get(&key).copied().unwrap_or(0);
+        tokio::spawn(copy(state.clone(), repair, size));
+    }
+}
+
+/// Makes one copy and records it.
+async fn copy(state: Arc<DriverState>, repair: Repair, bytes: u64) {
+    let Repair {
+        rdd,
+        partition,
+        holder,
+        to,
+    } = repair;
+    if let Some(executor) = state.executors.get(&holder) {
+        match executor.client.copy_block(rdd, partition, &to).await {
+            Ok(()) => {
+                // Recorded only if the receiver is still live: a copy on an executor lost
+                // meanwhile would point tasks at it.
+                if state.executors.get(&to.executor_id).is_some() {
+                    state
+                        .blocks
+                        .add_copy(&to.executor_id, rdd, partition, bytes);
+                }
+            }
+            Err(e) => tracing::debug!(
+                rdd,
+                partition,
+                from = %holder,
+                to = %to.executor_id,
+                "cannot copy a cached partition again: {e}"
+            ),
+        }
+    }
+    state.replenisher.in_flight.lock().remove(&(rdd, partition));
+}
