@@ -190,3 +190,57 @@ println!("last {} {}", lines.count(), squares.reduce(|a: u64, b: u64| a + b));
         "the last jobs ran on both executors: {after:?}"
     );
 }
+
+#[test]
+fn every_replicated_level_keeps_two_copies_that_read_back_the_same() {
+    // Serialized, spilled and on-disk copies: each is encoded by one executor and decoded (or
+    // written to disk) by the other.
+    for (level, shown) in [
+        ("MemoryOnlySer2", "MEMORY_ONLY_SER_2"),
+        ("MemoryAndDisk2", "MEMORY_AND_DISK_2"),
+        ("DiskOnly2", "DISK_ONLY_2"),
+    ] {
+        let dir = Scratch::new(&format!("storage-{shown}"));
+        let script = format!(
+            r#"
+let words = sc.parallelize((0..20_000u64).map(|i| format!("w{{}}", i % 97)).collect::<Vec<_>>(), 4).map(|w: String| w.len() as u64).persist(StorageLevel::{level});
+println!("sum {{}}", words.reduce(|a: u64, b: u64| a + b));
+// %%
+:storage
+// %%
+println!("again {{}}", words.reduce(|a: u64, b: u64| a + b));
+"#
+        );
+        let run = tessera_run(&dir.0, &script, "local-cluster[2,1,512]", &[]);
+        run.expect_success();
+        let sum: u64 = (0..20_000u64)
+            .map(|i| format!("w{}", i % 97).len() as u64)
+            .sum();
+        let lines = run.lines();
+        assert!(
+            lines.contains(&format!("sum {sum}").as_str()),
+            "{}",
+            run.stdout
+        );
+        assert!(
+            lines.contains(&format!("again {sum}").as_str()),
+            "{}",
+            run.stdout
+        );
+        let row = lines
+            .iter()
+            .find(|l| l.contains(shown))
+            .unwrap_or_else(|| panic!("no {shown} row in:\n{}", run.stdout));
+        assert!(row.contains("4/4"), "{row}");
+        assert_eq!(
+            row.matches(": 4 (").count(),
+            2,
+            "4 partitions on each executor: {row}"
+        );
+        assert!(
+            run.job(1).iter().all(|t| t.origin.starts_with("cached:")),
+            "{:?}",
+            run.job(1)
+        );
+    }
+}
