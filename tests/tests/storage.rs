@@ -2,7 +2,7 @@
 //! limit smaller than the data, partitions that do not fit go to disk when the level allows, or
 //! are recomputed from lineage when read — never an error.
 
-use tessera_e2e::{RunOutput, Scratch, tessera_run};
+use tessera_e2e::{RunOutput, Scratch, tessera_run, tessera_run_with_env};
 
 /// Caches 8 partitions of 50,000 `u64`s (about 400 KB each) at `level` and counts them twice,
 /// with 1 MiB of executor memory for cached partitions.
@@ -122,7 +122,8 @@ println!("killed {victim} {killed}");
 // %%
 println!("again {} {}", lines.count(), squares.reduce(|a: u64, b: u64| a + b));
 // %%
-// Jobs while the session replaces the executor: each starts the copies its partitions lost.
+// Jobs while the session replaces the executor: with TESSERA_PROACTIVE_REPLICATION=1, each
+// starts the copies its partitions lost.
 for _ in 0..30 {
     lines.count();
     squares.count();
@@ -133,7 +134,13 @@ for _ in 0..30 {
 // %%
 println!("last {} {}", lines.count(), squares.reduce(|a: u64, b: u64| a + b));
 "#;
-    let run = tessera_run(&dir.0, script, "local-cluster[2,1,512]", &[]);
+    let run = tessera_run_with_env(
+        &dir.0,
+        script,
+        "local-cluster[2,1,512]",
+        &[],
+        &[("TESSERA_PROACTIVE_REPLICATION", "1")],
+    );
     run.expect_success();
     let sum: u64 = (0..40_000u64).map(|x| x * x).sum();
     let line = |prefix: &str| -> Vec<&str> {

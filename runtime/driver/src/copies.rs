@@ -1,8 +1,16 @@
 //! Copies of cached partitions made again after an executor is lost (Spark's proactive
-//! replication): as each job starts, the holders of blocks that have fewer copies than their
-//! level keeps are asked to copy them to live executors without one — `replication::repairs`
-//! decides which, this module keeps the books and does the calls. Copies are made in the
-//! background: no job waits for them, and a block whose copy is under way is not asked again.
+//! replication, `TESSERA_PROACTIVE_REPLICATION=1`): as each job starts and ends, the holders of
+//! blocks that have fewer copies than their level keeps are asked to copy them to live
+//! executors without one — `replication::repairs` decides which, this module keeps the books
+//! and does the calls. Copies are made in the background: no job waits for them, and a block
+//! whose copy is under way is not asked again.
+//!
+//! Off by default, as in Spark: a copy costs the executor that sends it and the one that
+//! receives it CPU while the session's jobs run. In the chaos suite's short LR job, an
+//! executor's loss cost about one iteration with two copies, and three and a half once the
+//! lost copies were made again beside the remaining iterations (BENCHMARKS.md). A long job, or
+//! one that must survive a second loss, gains: the replacement executor gets copies and tasks
+//! spread over it again.
 
 use crate::DriverState;
 use crate::replication::{BlockCopies, Candidate, Repair, repairs};
@@ -19,6 +27,9 @@ pub struct Replenisher {
 
 /// Starts the copies that bring every block that lost some back to its level.
 pub(crate) fn replenish(state: &Arc<DriverState>) {
+    if !state.proactive_replication {
+        return;
+    }
     let wanted: HashMap<RddId, usize> = state
         .lineage
         .persisted()

@@ -150,6 +150,9 @@ pub(crate) struct DriverState {
     pub locality_wait: std::time::Duration,
     /// Largest join side broadcast rather than shuffled (`TESSERA_BROADCAST_JOIN_BYTES`).
     pub broadcast_join_bytes: u64,
+    /// Whether copies of cached partitions lost with an executor are made again
+    /// (`TESSERA_PROACTIVE_REPLICATION=1`, Spark's `spark.storage.replication.proactive`).
+    pub proactive_replication: bool,
     task_ids: AtomicU64,
     /// Why the running cell panicked, if it did, and the last job of it that did not
     /// succeed; taken by the session after each cell.
@@ -188,6 +191,8 @@ impl DriverState {
                 .ok()
                 .and_then(|b| b.parse().ok())
                 .unwrap_or(frame_plan::BROADCAST_JOIN_BYTES),
+            proactive_replication: std::env::var("TESSERA_PROACTIVE_REPLICATION")
+                .is_ok_and(|v| v == "1" || v == "true"),
             task_ids: AtomicU64::new(0),
             cell_panic: Mutex::new(None),
             input: cell_input::CellInput::default(),

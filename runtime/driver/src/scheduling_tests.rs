@@ -199,7 +199,8 @@ async fn a_partition_cached_with_two_copies_is_read_from_the_copy_when_its_execu
 
 #[tokio::test]
 async fn copies_lost_with_an_executor_are_made_again_on_the_one_that_replaces_it() {
-    let (state, cluster) = session(&["a", "b"]);
+    let (mut state, cluster) = session(&["a", "b"]);
+    Arc::get_mut(&mut state).unwrap().proactive_replication = true;
     let cached = map(&state, parallelize(&state, 4));
     state
         .lineage
