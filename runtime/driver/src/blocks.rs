@@ -38,25 +38,21 @@ impl BlockMap {
             .unwrap_or_default()
     }
 
-    /// Every block with its holders and its size.
-    pub fn copies(&self) -> Vec<((RddId, u32), Vec<String>, u64)> {
+    /// Every block with its holders.
+    pub fn copies(&self) -> Vec<((RddId, u32), Vec<String>)> {
         self.blocks
             .lock()
             .iter()
-            .map(|(key, holders)| {
-                let bytes = holders.values().copied().max().unwrap_or(0);
-                (*key, holders.keys().cloned().collect(), bytes)
-            })
+            .map(|(key, holders)| (*key, holders.keys().cloned().collect()))
             .collect()
     }
 
-    /// `executor` now holds a copy of `(rdd, partition)` of `bytes`.
-    pub fn add_copy(&self, executor: &str, rdd: RddId, partition: u32, bytes: u64) {
-        self.blocks
-            .lock()
-            .entry((rdd, partition))
-            .or_default()
-            .insert(executor.to_string(), bytes);
+    /// `executor` now holds a copy of `(rdd, partition)`, as large as the other holders'.
+    pub fn add_copy(&self, executor: &str, rdd: RddId, partition: u32) {
+        let mut blocks = self.blocks.lock();
+        let holders = blocks.entry((rdd, partition)).or_default();
+        let bytes = holders.values().copied().max().unwrap_or(0);
+        holders.insert(executor.to_string(), bytes);
     }
 
     /// `executor` no longer holds these (rdd, partition) blocks.

@@ -44,8 +44,8 @@ pub(crate) fn replenish(state: &Arc<DriverState>) {
     let in_flight = state.replenisher.in_flight.lock().clone();
     let blocks: Vec<BlockCopies> = copies
         .iter()
-        .filter(|((rdd, partition), _, _)| !in_flight.contains(&(*rdd, *partition)))
-        .filter_map(|((rdd, partition), holders, _)| {
+        .filter(|((rdd, partition), _)| !in_flight.contains(&(*rdd, *partition)))
+        .filter_map(|((rdd, partition), holders)| {
             Some(BlockCopies {
                 rdd: *rdd,
                 partition: *partition,
@@ -55,28 +55,16 @@ pub(crate) fn replenish(state: &Arc<DriverState>) {
         })
         .collect();
     let live = state.executors.list();
-    let candidates: Vec<Candidate> = live
-        .iter()
-        .map(|e| Candidate {
-            id: &e.id,
-            host: &e.host,
-            address: &e.address,
-        })
-        .collect();
-    let bytes: HashMap<(RddId, u32), u64> = copies
-        .iter()
-        .map(|(key, _, bytes)| (*key, *bytes))
-        .collect();
+    let candidates: Vec<Candidate> = live.iter().map(Candidate::of).collect();
     for repair in repairs(&blocks, &candidates) {
         let key = (repair.rdd, repair.partition);
         state.replenisher.in_flight.lock().insert(key);
-        let size = bytes.get(&key).copied().unwrap_or(0);
-        tokio::spawn(copy(state.clone(), repair, size));
+        tokio::spawn(copy(state.clone(), repair));
     }
 }
 
 /// Makes one copy and records it.
-async fn copy(state: Arc<DriverState>, repair: Repair, bytes: u64) {
+async fn copy(state: Arc<DriverState>, repair: Repair) {
     let Repair {
         rdd,
         partition,
@@ -89,9 +77,7 @@ async fn copy(state: Arc<DriverState>, repair: Repair, bytes: u64) {
                 // Recorded only if the receiver is still live: a copy on an executor lost
                 // meanwhile would point tasks at it.
                 if state.executors.get(&to.executor_id).is_some() {
-                    state
-                        .blocks
-                        .add_copy(&to.executor_id, rdd, partition, bytes);
+                    state.blocks.add_copy(&to.executor_id, rdd, partition);
                 }
             }
             Err(e) => tracing::debug!(

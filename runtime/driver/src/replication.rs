@@ -4,6 +4,7 @@
 //! different one for each partition, so that the copies spread; and, once an executor is lost,
 //! the copies that bring its blocks back to their level.
 
+use crate::executors::ExecutorHandle;
 use tessera_plan::{RddId, ReplicaPeer};
 
 /// An executor as the choice sees it.
@@ -13,6 +14,17 @@ pub struct Candidate<'a> {
     pub host: &'a str,
     /// `host:port` of its executor service.
     pub address: &'a str,
+}
+
+impl<'a> Candidate<'a> {
+    /// A live executor of the session, as the choice sees it.
+    pub fn of(executor: &'a ExecutorHandle) -> Candidate<'a> {
+        Candidate {
+            id: &executor.id,
+            host: &executor.host,
+            address: &executor.address,
+        }
+    }
 }
 
 /// The `copies` executors of `live` that a task of `partition` running on `running` copies its

@@ -254,16 +254,9 @@ fn replicas_for(
     if copies == 0 {
         return Vec::new();
     }
-    fn candidate(e: &ExecutorHandle) -> Candidate<'_> {
-        Candidate {
-            id: &e.id,
-            host: &e.host,
-            address: &e.address,
-        }
-    }
     let live = state.executors.list();
-    let live: Vec<Candidate> = live.iter().map(candidate).collect();
-    replica_peers(candidate(executor), &live, partition, copies)
+    let live: Vec<Candidate> = live.iter().map(Candidate::of).collect();
+    replica_peers(Candidate::of(executor), &live, partition, copies)
 }
 
 /// What the driver knows of where data is, for [`task_plan`]'s decisions.
