@@ -123,10 +123,14 @@ println!("killed {victim} {killed}");
 println!("again {} {}", lines.count(), squares.reduce(|a: u64, b: u64| a + b));
 // %%
 // Jobs while the session replaces the executor: with TESSERA_PROACTIVE_REPLICATION=1, each
-// starts the copies its partitions lost.
-for _ in 0..30 {
+// starts the copies its partitions lost. Until tasks run on two executors again (tasks wait for
+// an executor that holds their partition), or ten seconds.
+for _ in 0..100 {
     lines.count();
-    squares.count();
+    let pids: std::collections::BTreeSet<u32> = squares.map(|_: u64| std::process::id()).collect().into_iter().collect();
+    if pids.len() == 2 {
+        break;
+    }
     std::thread::sleep(std::time::Duration::from_millis(100));
 }
 // %%
