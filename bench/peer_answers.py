@@ -31,7 +31,12 @@ def tessera_word_count(stdout):
 
 
 def tessera_lr(stdout):
-    return _weights(_field(stdout, r"^w: (.+)$").split())
+    """The final weights, and the mean loss of the last iteration (printed to 6 decimals)."""
+    given = _weights(_field(stdout, r"^w: (.+)$").split())
+    losses = re.findall(r"^iteration \d+: .* mean loss (\S+)$", stdout, re.MULTILINE)
+    if losses:
+        given["last mean loss, 6 decimals"] = round(float(losses[-1]), 6)
+    return given
 
 
 def tessera_pagerank(stdout):

@@ -277,7 +277,8 @@ def lr_trial(run, data):
     plain = run_baseline(run.bin_dir, "lr", data, str(ITERATIONS))
     later["plain"] = statistics.mean(plain["iter_s"][1:])
     # tessera-baseline prints only the first of the final weights (as "w0").
-    given["plain Rust"] = {"final w[0]": plain["w0"]}
+    given["plain Rust"] = {"final w[0]": plain["w0"],
+                           "last mean loss, 6 decimals": round(plain["mean_loss"], 6)}
     given["numpy reference"] = lr_reference(run, data, answers.LR_START)
     own_start = pyspark_lr(run, data, spark, given) if run.pyspark else []
     checked = answers.check("LR", given) + own_start

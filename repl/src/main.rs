@@ -148,6 +148,15 @@ fn parse_master(s: &str) -> Result<MasterUrl, String> {
     parse_master_url(s).map_err(|e| e.to_string())
 }
 
+/// How `command` compiles cells: a script runs as a whole and its compiled cells are kept, so
+/// its loops over records are worth a slower compile; the REPL keeps cells quick to compile.
+fn cell_optimisation(command: Option<&Command>) -> tessera_session::Optimisation {
+    match command {
+        Some(Command::Run { .. }) => tessera_session::Optimisation::THROUGHPUT,
+        _ => tessera_session::Optimisation::INTERACTIVE,
+    }
+}
+
 fn main() -> ExitCode {
     tessera_session::child_process_hook();
     tracing_subscriber::fmt()
@@ -164,6 +173,7 @@ fn main() -> ExitCode {
         task_metrics_log: cli.task_metrics.clone(),
         color: std::io::IsTerminal::is_terminal(&std::io::stderr())
             && std::env::var_os("NO_COLOR").is_none(),
+        cell_optimisation: cell_optimisation(cli.command.as_ref()),
         cluster: ClusterOptions {
             credentials: cli.credentials.clone(),
             bind: cli.bind,
@@ -226,5 +236,26 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_script_compiles_cells_for_throughput_and_the_repl_for_quick_compiles() {
+        let run = Command::Run {
+            script: "notebook.rs".into(),
+            keep_going: false,
+        };
+        assert_eq!(
+            cell_optimisation(Some(&run)),
+            tessera_session::Optimisation::THROUGHPUT
+        );
+        assert_eq!(
+            cell_optimisation(None),
+            tessera_session::Optimisation::INTERACTIVE
+        );
     }
 }

@@ -11,6 +11,7 @@ use crate::crate_source::{self, CratePlan, LineRole, Purpose};
 use crate::deps::{BuiltDependencies, DependencyProject};
 use crate::diagnostics::{Diagnostic, RustcDiagnostic, probed_type};
 use crate::error::CellsError;
+use crate::optimisation::Optimisation;
 use crate::rustc::{self, Optimise, Output};
 use crate::toolchain::Toolchain;
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,10 +38,10 @@ pub struct EngineConfig {
     /// and uses none of the session's items (whose bodies could) is compiled without
     /// optimisation, a fifth faster. Empty: every cell is optimised.
     pub remote_markers: Vec<String>,
-    /// The `opt-level` of cells whose code may run on executors. The dependencies (where the
-    /// executors' loops over records are) are built at 2 whatever this is; the cell adds its
-    /// closures and the instances of generic code for its types.
-    pub opt_level: u8,
+    /// How cells whose code may run on executors are optimised. The dependencies are built at
+    /// `opt-level=2` whatever this is; the cell adds its closures and the instances of generic
+    /// code for its types (the loops over records that call them).
+    pub optimisation: Optimisation,
     /// The binary the child runs.
     pub child: ChildCommand,
     /// Where cells' output goes.
@@ -334,7 +335,7 @@ impl Engine {
         };
         let first = plan(&[], Purpose::Run);
         let optimise = optimise(
-            self.config.opt_level,
+            self.config.optimisation,
             &self.config.remote_markers,
             parts,
             takes,
@@ -543,14 +544,14 @@ impl Drop for Engine {
 /// a job). Otherwise its code can only run in the child, where a fifth less compile time
 /// matters more than the speed of code that is typically an expression or two.
 fn optimise(
-    level: u8,
+    optimisation: Optimisation,
     markers: &[String],
     parts: &CellParts,
     takes: &[(String, String)],
     items: &[KeptItem],
 ) -> Optimise {
     if markers.is_empty() {
-        return Optimise::Yes(level);
+        return Optimise::Yes(optimisation);
     }
     let names: Vec<&str> = items
         .iter()
@@ -566,7 +567,7 @@ fn optimise(
     let uses_items = parts.items.iter().any(|item| !item.is_use)
         || names.iter().any(|n| parts.identifiers.contains(*n));
     if marked || uses_items {
-        Optimise::Yes(level)
+        Optimise::Yes(optimisation)
     } else {
         Optimise::No
     }
@@ -675,12 +676,16 @@ mod tests {
             }
         };
         let items = vec![kept("fn pagerank() {}"), kept("struct Model { w: f64 }")];
+        const TWO: Optimisation = Optimisation {
+            opt_level: 2,
+            codegen_units: 1,
+        };
         let decide = |code: &str, takes: &[(&str, &str)]| {
             let takes: Vec<(String, String)> = takes
                 .iter()
                 .map(|(n, t)| (n.to_string(), t.to_string()))
                 .collect();
-            optimise(2, &markers, &cell_parts::split(code), &takes, &items)
+            optimise(TWO, &markers, &cell_parts::split(code), &takes, &items)
         };
         assert_eq!(decide("1 + 1", &[]), Optimise::No);
         assert_eq!(
@@ -689,30 +694,36 @@ mod tests {
         );
         assert_eq!(
             decide("sc.parallelize(v, 2).count()", &[]),
-            Optimise::Yes(2)
+            Optimise::Yes(TWO)
         );
         assert_eq!(
             decide("r.count()", &[("r", "tessera::Rdd<u64>")]),
-            Optimise::Yes(2)
+            Optimise::Yes(TWO)
         );
         assert_eq!(
             decide("pagerank()", &[]),
-            Optimise::Yes(2),
+            Optimise::Yes(TWO),
             "a function of the session"
         );
         assert_eq!(
             decide("m.w", &[("m", "Model")]),
-            Optimise::Yes(2),
+            Optimise::Yes(TWO),
             "a type of the session"
         );
         assert_eq!(
             decide("fn f() {}\n1", &[]),
-            Optimise::Yes(2),
+            Optimise::Yes(TWO),
             "an item of its own"
         );
         assert_eq!(
-            optimise(1, &[], &cell_parts::split("1"), &[], &items),
-            Optimise::Yes(1)
+            optimise(
+                Optimisation::INTERACTIVE,
+                &[],
+                &cell_parts::split("1"),
+                &[],
+                &items
+            ),
+            Optimise::Yes(Optimisation::INTERACTIVE)
         );
     }
 

@@ -2,9 +2,9 @@
 //!
 //! The library is a `cdylib` linking the toolchain's libstd dynamically (as executors load
 //! it; DESIGN.md, the artifact path) and the dependencies statically, optimised (executors run
-//! this code) unless none of its code can reach an executor, in two codegen units without
-//! ThinLTO, which on two cores halves the time of a cell with closures against rustc's
-//! defaults.
+//! this code) unless none of its code can reach an executor, without ThinLTO, which on two
+//! cores halves the time of a cell with closures against rustc's defaults; in two codegen units
+//! or one, as the session chooses ([`Optimisation`]).
 //!
 //! The probe only type-checks (`--emit=metadata`) and asks for paths in full
 //! (`-Z trim-diagnostic-paths=no`, allowed on a stable rustc by `RUSTC_BOOTSTRAP=1` for this
@@ -14,6 +14,7 @@
 use crate::deps::BuiltDependencies;
 use crate::diagnostics::{RustcDiagnostic, parse_errors};
 use crate::error::CellsError;
+use crate::optimisation::Optimisation;
 use crate::toolchain::Toolchain;
 use std::path::Path;
 use std::process::Command;
@@ -25,8 +26,8 @@ const CRATE_NAME: &str = "ctx";
 /// it cannot (see `engine::optimise`), which compiles a fifth faster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Optimise {
-    /// At this `opt-level` ([`crate::EngineConfig::opt_level`]).
-    Yes(u8),
+    /// As the session asks ([`crate::EngineConfig::optimisation`]).
+    Yes(Optimisation),
     /// `opt-level=0`.
     No,
 }
@@ -61,20 +62,21 @@ pub(crate) fn compile(
     }
     match output {
         Output::Library(path, optimise) => {
-            let opt_level = match optimise {
-                Optimise::Yes(level) => format!("opt-level={level}"),
-                Optimise::No => "opt-level=0".to_string(),
+            let Optimisation {
+                opt_level,
+                codegen_units,
+            } = match optimise {
+                Optimise::Yes(optimisation) => optimisation,
+                Optimise::No => Optimisation {
+                    opt_level: 0,
+                    codegen_units: 2,
+                },
             };
             command
-                .args(["--crate-type", "cdylib", "-C", &opt_level])
-                .args([
-                    "-C",
-                    "codegen-units=2",
-                    "-C",
-                    "lto=off",
-                    "-C",
-                    "prefer-dynamic",
-                ])
+                .args(["--crate-type", "cdylib"])
+                .args(["-C", &format!("opt-level={opt_level}")])
+                .args(["-C", &format!("codegen-units={codegen_units}")])
+                .args(["-C", "lto=off", "-C", "prefer-dynamic"])
                 .args(["-C", "debuginfo=0", "-C", "strip=debuginfo", "-o"])
                 .arg(path);
         }

@@ -53,7 +53,7 @@ fn engine_in(cache_dir: &Path) -> (Engine, Lines) {
         )],
         rich_display_trait: Some("helper::Rich".into()),
         remote_markers: vec!["helper".into()],
-        opt_level: 1,
+        optimisation: tessera_cells::Optimisation::INTERACTIVE,
         child: ChildCommand {
             program: PathBuf::from(env!("CARGO_BIN_EXE_tessera-cell-child")),
             env: vec![],

@@ -19,6 +19,7 @@ pub use cell_syntax::{Completeness, completeness, terminate_trailing_let};
 pub use cells::{Cell, command_line, expand_request, is_incomplete, join_cells, split_cells};
 pub use interrupt::{COOPERATIVE_GRACE, Interrupter, Interruption};
 pub use rebuild::RestartReport;
+pub use tessera_cells::Optimisation;
 pub use tessera_driver::{
     CellDisplay, ClusterOptions, Constraints, Credential, DEFAULT_LOCALITY_WAIT, Driver,
     DynamicAllocation, ExecutorRow, FailedJob, InputError, InputReader, InputRequest, JobCanceller,
@@ -63,13 +64,18 @@ pub struct SessionConfig {
     pub task_metrics_log: Option<PathBuf>,
     /// Colour compile errors (for a terminal).
     pub color: bool,
+    /// How cells that may run on executors are compiled: fast to compile for a REPL or a
+    /// notebook, fast to run for a script (`TESSERA_CELL_OPT_LEVEL` and
+    /// `TESSERA_CELL_CODEGEN_UNITS` override either).
+    pub cell_optimisation: Optimisation,
     /// How to reach a cluster and what to ask of it.
     pub cluster: ClusterOptions,
 }
 
 impl SessionConfig {
     /// A session on `master` with the defaults: 1 GiB of cache per executor, Spark's 3 s
-    /// locality wait, no task metrics log, no colour.
+    /// locality wait, no task metrics log, no colour, cells compiled for a person waiting on
+    /// each.
     pub fn new(master: MasterUrl) -> SessionConfig {
         SessionConfig {
             master,
@@ -77,6 +83,7 @@ impl SessionConfig {
             locality_wait: tessera_driver::DEFAULT_LOCALITY_WAIT,
             task_metrics_log: None,
             color: false,
+            cell_optimisation: Optimisation::INTERACTIVE,
             cluster: ClusterOptions::default(),
         }
     }
@@ -373,13 +380,7 @@ impl Session {
             ]
             .map(String::from)
             .to_vec(),
-            // Measured: a cell with closures compiles in 0.36 s at 1 against 0.48 s at 2, and
-            // its jobs ran as fast (the loops over records are the dependencies', built at 2).
-            // `TESSERA_CELL_OPT_LEVEL=2` for closures heavy enough to gain from it.
-            opt_level: std::env::var("TESSERA_CELL_OPT_LEVEL")
-                .ok()
-                .and_then(|level| level.parse().ok())
-                .unwrap_or(1),
+            optimisation: config.cell_optimisation.from_env(),
             child: tessera_cells::ChildCommand {
                 program: std::env::current_exe()?,
                 env: vec![
