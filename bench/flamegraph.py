@@ -6,9 +6,10 @@ a standalone SVG whose boxes name the function and its share when hovered.
     perf record -F 999 -g -p PID -o perf.data -- sleep 10
     perf script -i perf.data | python3 bench/flamegraph.py --title "word count" > wc.svg
 
-Only the Python standard library is needed. `--folded` prints the collapsed stacks
-(`frame;frame;frame COUNT` lines) instead, for other tools; `--min-share` drops boxes narrower
-than that share of all samples, which keeps a checked-in graph small.
+Only the Python standard library is needed. `--folded FILE` also writes the collapsed stacks
+(`frame;frame;frame COUNT` lines), for other tools and a text search of the shares;
+`--min-share` drops boxes narrower than that share of all samples, which keeps a checked-in
+graph small.
 """
 
 import argparse
@@ -88,8 +89,10 @@ class Node:
                 child = self.children[head] = Node(head)
             child.add(frames[1:], count)
 
-    def depth(self):
-        return 1 + max((c.depth() for c in self.children.values()), default=0)
+    def depth(self, min_count):
+        """Rows of boxes from this one up, counting only boxes of at least `min_count`."""
+        return 1 + max((c.depth(min_count) for c in self.children.values()
+                        if c.count >= min_count), default=0)
 
 
 def colour(name):
@@ -104,7 +107,7 @@ def svg(stacks, title, min_share):
         root.add(stack.split(";"), count)
     total = max(root.count, 1)
     width, row, top = 1200, 16, 40
-    height = top + row * root.depth() + 10
+    height = top + row * root.depth(min_share * total) + 10
     boxes = []
 
     def draw(node, x, level):
@@ -143,7 +146,7 @@ def svg(stacks, title, min_share):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--title", default="flame graph")
-    parser.add_argument("--folded", action="store_true", help="print collapsed stacks")
+    parser.add_argument("--folded", metavar="FILE", help="also write the collapsed stacks here")
     parser.add_argument("--min-share", type=float, default=0.002,
                         help="leave out boxes narrower than this share of all samples")
     args = parser.parse_args()
@@ -152,10 +155,10 @@ def main():
         sys.exit("no samples with call stacks on standard input: record with `perf record -g` "
                  "and pipe `perf script` here")
     if args.folded:
-        for stack, count in sorted(stacks.items()):
-            print(stack, count)
-    else:
-        print(svg(stacks, args.title, args.min_share))
+        with open(args.folded, "w") as folded:
+            for stack, count in sorted(stacks.items()):
+                print(stack, count, file=folded)
+    print(svg(stacks, args.title, args.min_share))
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ for data in "$scratch"/perf-*.data; do
     perf script -i "$data" 2>/dev/null
     echo
 done >"$scratch/stacks"
-python3 "$repo/bench/flamegraph.py" --folded <"$scratch/stacks" >"$out/$workload.folded"
-python3 "$repo/bench/flamegraph.py" --title "$workload: the executors of tessera --master local[2] run" \
+python3 "$repo/bench/flamegraph.py" --folded "$out/$workload.folded" \
+    --title "$workload: the executors of tessera --master local[2] run" \
     <"$scratch/stacks" >"$out/$workload.svg"
 echo "$out/$workload.svg ($(wc -l <"$out/$workload.folded") distinct stacks; $(grep -c . "$scratch/stdout") lines of notebook output)"

@@ -28,7 +28,7 @@ const CRATE_NAME: &str = "ctx";
 pub(crate) enum Optimise {
     /// As the session asks ([`crate::EngineConfig::optimisation`]).
     Yes(Optimisation),
-    /// `opt-level=0`.
+    /// [`Optimisation::UNOPTIMISED`].
     No,
 }
 
@@ -67,10 +67,7 @@ pub(crate) fn compile(
                 codegen_units,
             } = match optimise {
                 Optimise::Yes(optimisation) => optimisation,
-                Optimise::No => Optimisation {
-                    opt_level: 0,
-                    codegen_units: 2,
-                },
+                Optimise::No => Optimisation::UNOPTIMISED,
             };
             command
                 .args(["--crate-type", "cdylib"])
