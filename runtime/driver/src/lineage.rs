@@ -5,6 +5,7 @@
 use crate::error::DriverError;
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use tessera_plan::fusion::fuse_frame_steps;
 use tessera_plan::{
     Chain, CodeRef, Operator, Partitioner, RddId, RddKind, RddNode, ShuffleId, Step, StorageLevel,
     TaskSource,
@@ -244,7 +245,8 @@ impl Lineage {
 }
 
 /// The chain that computes `partition` of `rdd`: its narrow steps back to a source (a
-/// partitionwise union's source concatenates a chain per parent).
+/// partitionwise union's source concatenates a chain per parent), consecutive DataFrame steps
+/// fused into one polars query.
 fn chain(
     rdds: &HashMap<RddId, RddEntry>,
     rdd: RddId,
@@ -340,7 +342,7 @@ fn chain(
     steps.reverse();
     Ok(Chain {
         source: Some(source),
-        steps,
+        steps: fuse_frame_steps(steps),
     })
 }
 

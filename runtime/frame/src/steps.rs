@@ -4,7 +4,7 @@
 use crate::convert::{expr_to_polars, exprs_to_polars, schema_from_polars, schema_to_polars};
 use crate::error::{FrameError, guard};
 use polars_core::prelude::{DataFrame, PlSmallStr, SortMultipleOptions, UniqueKeepStrategy};
-use polars_lazy::prelude::{IntoLazy, LazyFrame, Selector, col};
+use polars_lazy::prelude::{Engine, IntoLazy, LazyFrame, Selector, col};
 use tessera_plan::frame::{FrameStep, Schema};
 
 fn names(columns: &[String]) -> Vec<PlSmallStr> {
@@ -52,6 +52,14 @@ fn query(frame: DataFrame, steps: &[FrameStep]) -> Result<LazyFrame, FrameError>
     steps.iter().try_fold(frame.lazy(), add_step)
 }
 
+/// The engine a partition's steps run on: polars' streaming engine, which Python polars runs
+/// a query on by default. It feeds a filter into an aggregation in morsels where the in-memory
+/// engine materializes the rows kept and gathers each aggregate's values by group: measured on
+/// TPC-H Q1 over cached lineitem (`local[2]`, six partitions of 1M rows), 0.17 s against 0.39 s
+/// in memory (with the steps of a chain fused), Q3, Q6 and Q10 within the run-to-run noise.
+/// What it cannot run, polars runs in memory itself.
+const ENGINE: Engine = Engine::Streaming;
+
 /// Runs `steps` over `frame`.
 pub fn run_steps(frame: DataFrame, steps: &[FrameStep]) -> Result<DataFrame, FrameError> {
     if steps.is_empty() {
@@ -59,7 +67,8 @@ pub fn run_steps(frame: DataFrame, steps: &[FrameStep]) -> Result<DataFrame, Fra
     }
     guard("a DataFrame operation", || {
         query(frame, steps)?
-            .collect()
+            .collect_with_engine(ENGINE)
+            .map(|result| result.unwrap_single())
             .map_err(FrameError::polars("a DataFrame operation"))
     })
 }

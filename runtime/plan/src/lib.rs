@@ -9,6 +9,7 @@ pub mod builtin;
 pub mod cell_protocol;
 pub mod decode;
 pub mod frame;
+pub mod fusion;
 pub mod map_output;
 pub mod rdd;
 pub mod replica;
