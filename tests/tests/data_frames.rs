@@ -941,6 +941,67 @@ println!("{{}}", by_category.explain());
     assert!(plan.contains("products.csv) (rdd"), "{plan}");
 }
 
+/// A join side filtered down to a few rows is broadcast once its size is measured, though its
+/// files' size is over the threshold (Spark's adaptive execution does the same); a side that
+/// is really large is shuffled.
+#[test]
+fn a_side_filtered_small_is_measured_and_broadcast_and_a_large_one_shuffled() {
+    let dir = Scratch::new("data-frames-measured-broadcast");
+    let all = write_sales(&dir);
+    // The sales files take ~120 KB: over this threshold, within the sides that are measured.
+    let threshold = "20000";
+    let east = r#"col("region").eq(lit("east")).and(col("qty").eq(lit(1)))"#;
+    let script = format!(
+        r#"let sales = sc.read_csv("{0}/sales/*.csv");
+let products = sc.read_csv("{0}/products.csv");
+{EMIT}
+let few = products.join(&sales.filter({east}), &["product"], &["product"], JoinKind::Left);
+println!("{{}}", few.explain());
+emit("few", &few.select([col("product"), col("id")]));
+// %%
+let all = products.join(&sales, &["product"], &["product"], JoinKind::Left);
+println!("{{}}", all.explain());
+emit("all", &all.select([col("product"), col("id")]));
+"#,
+        dir.0.display()
+    );
+    let run = tessera_run_with_env(
+        &dir.0,
+        &script,
+        "local[2]",
+        &[],
+        &[("TESSERA_BROADCAST_JOIN_BYTES", threshold)],
+    );
+    run.expect_success();
+    let plans: Vec<&str> = run.stdout.split("== distributed plan").skip(1).collect();
+    assert_eq!(plans.len(), 2, "{}", run.stdout);
+    let broadcast = "Left join of each partition with the right side, collected and broadcast";
+    assert!(plans[0].contains(broadcast), "{}", plans[0]);
+    assert!(!plans[1].contains(broadcast), "{}", plans[1]);
+    assert!(plans[1].contains("(right side shuffle)"), "{}", plans[1]);
+
+    let sales = read_csv_text(&all).lazy();
+    let products = read_csv_text(&products()).lazy();
+    let left = || JoinArgs::new(JoinType::Left);
+    let east = col("region").eq(lit("east")).and(col("qty").eq(lit(1)));
+    for (name, right) in [("few", sales.clone().filter(east)), ("all", sales)] {
+        let expected = products
+            .clone()
+            .join(right, [col("product")], [col("product")], left())
+            .select([col("product"), col("id")])
+            .collect()
+            .unwrap();
+        let got: Vec<Vec<String>> = run
+            .stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix(&format!("{name}\t")))
+            .map(|l| l.split('\t').map(String::from).collect())
+            .collect();
+        assert!(got.len() > 20, "{name}: {} rows", got.len());
+        assert_same_rows(name, false, &got, &printed_rows(&expected));
+    }
+}
+
 #[test]
 fn partitions_written_as_parquet_and_csv_read_back_to_the_same_rows() {
     let dir = Scratch::new("data-frames-write");

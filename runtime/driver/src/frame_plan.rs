@@ -87,22 +87,65 @@ pub fn join_strategy(
     right_bytes: u64,
     threshold: u64,
 ) -> JoinStrategy {
+    broadcastable_sides(how, left_bytes, right_bytes)
+        .into_iter()
+        .filter(|(_, bytes)| *bytes <= threshold)
+        .min_by_key(|(_, bytes)| *bytes)
+        .map_or(JoinStrategy::Shuffle, |(right, _)| {
+            JoinStrategy::Broadcast { right }
+        })
+}
+
+/// How many times the broadcast threshold a side's estimate may be for the side to be
+/// measured (see [`sides_to_measure`]): a side estimated larger is not worth the count.
+pub const MEASURED_BROADCAST_FACTOR: u64 = 8;
+
+/// The sides of a join that [`join_strategy`] shuffles which are still measured, smaller
+/// estimate first (`true` for the right side): those that may be broadcast and whose estimate
+/// is over `threshold` but at most [`MEASURED_BROADCAST_FACTOR`] times it. An estimate does
+/// not shrink through a filter, so a side filtered down to a few rows is planned as large as
+/// its files: Spark's adaptive execution measures a join's sides once their shuffles have run
+/// and broadcasts one that turned out small. Tessera, whose map outputs tell the driver no
+/// sizes, counts such a side's rows and broadcasts it if its [`measured_bytes`] are at most
+/// `threshold`; a side found too large costs the count (its rows computed, not collected).
+pub fn sides_to_measure(
+    how: JoinKind,
+    left_bytes: u64,
+    right_bytes: u64,
+    threshold: u64,
+) -> Vec<bool> {
+    let limit = threshold.saturating_mul(MEASURED_BROADCAST_FACTOR);
+    let mut sides: Vec<(bool, u64)> = broadcastable_sides(how, left_bytes, right_bytes)
+        .into_iter()
+        .filter(|(_, bytes)| *bytes > threshold && *bytes <= limit)
+        .collect();
+    sides.sort_by_key(|(_, bytes)| *bytes);
+    sides.into_iter().map(|(right, _)| right).collect()
+}
+
+/// The size of a DataFrame of schema `schema` with `rows` rows, as Spark estimates a plan's
+/// size once it knows its row count: rows times the row's width by default sizes
+/// ([`row_width`]).
+pub fn measured_bytes(rows: u64, schema: &Schema) -> u64 {
+    rows.saturating_mul(row_width(schema))
+}
+
+/// The sides of a join of kind `how` that may be broadcast, with their estimates (`true` for
+/// the right side).
+fn broadcastable_sides(how: JoinKind, left_bytes: u64, right_bytes: u64) -> Vec<(bool, u64)> {
     let right_may = matches!(
         how,
         JoinKind::Inner | JoinKind::Left | JoinKind::Semi | JoinKind::Anti
     );
     let left_may = matches!(how, JoinKind::Inner | JoinKind::Right);
-    let candidates = [
+    [
         (true, right_may, right_bytes),
         (false, left_may, left_bytes),
-    ];
-    candidates
-        .into_iter()
-        .filter(|(_, may, bytes)| *may && *bytes <= threshold)
-        .min_by_key(|(_, _, bytes)| *bytes)
-        .map_or(JoinStrategy::Shuffle, |(right, _, _)| {
-            JoinStrategy::Broadcast { right }
-        })
+    ]
+    .into_iter()
+    .filter(|(_, may, _)| *may)
+    .map(|(right, _, bytes)| (right, bytes))
+    .collect()
 }
 
 /// Bytes a row of `schema` is taken to take, by Spark's default sizes of its types (a string
@@ -492,6 +535,31 @@ mod tests {
             filter,
             Err(FramePlanError::AggregationInRowStep { step: "filter", .. })
         ));
+    }
+
+    #[test]
+    fn sides_over_the_threshold_by_estimate_are_measured_smaller_first_within_a_bound() {
+        let t = 1000;
+        let limit = t * MEASURED_BROADCAST_FACTOR;
+        assert_eq!(
+            sides_to_measure(JoinKind::Inner, 5000, 3000, t),
+            [true, false]
+        );
+        assert_eq!(
+            sides_to_measure(JoinKind::Inner, 3000, 5000, t),
+            [false, true]
+        );
+        // Beyond the bound, or under the threshold (broadcast without measuring): not measured.
+        assert_eq!(
+            sides_to_measure(JoinKind::Inner, limit + 1, 3000, t),
+            [true]
+        );
+        assert_eq!(sides_to_measure(JoinKind::Inner, limit, 500, t), [false]);
+        // Only a side that may be broadcast: a left join keeps every left row.
+        assert_eq!(sides_to_measure(JoinKind::Left, 3000, 5000, t), [true]);
+        assert!(sides_to_measure(JoinKind::Full, 3000, 5000, t).is_empty());
+        // A threshold of 0 turns broadcasts off, measured ones too.
+        assert!(sides_to_measure(JoinKind::Inner, 1, 1, 0).is_empty());
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! schema and adds the RDDs a read or a step needs, as [`frame_plan`] decides.
 
 use crate::error::DriverError;
-use crate::frame_plan::{Distributed, JoinStrategy, distribute, join_strategy, projected_bytes};
+use crate::frame_plan::{
+    Distributed, JoinStrategy, distribute, join_strategy, measured_bytes, projected_bytes,
+    sides_to_measure,
+};
 use crate::{DriverState, dag, text_splits};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -391,7 +394,8 @@ fn estimated_bytes(state: &DriverState, rdd: RddId) -> Result<u64, DriverError> 
 }
 
 /// Adds the join of DataFrames `left` and `right` on `on`: the small side broadcast when one
-/// may be (collected by a job now), else both shuffled by their keys.
+/// may be (collected by a job now), by its estimate or, failing that, by its measured size
+/// (`sides_to_measure`), else both shuffled by their keys.
 pub async fn join(
     state: &Arc<DriverState>,
     left: RddId,
@@ -411,21 +415,42 @@ pub async fn join(
         what: name.to_string(),
         source,
     })?;
-    let strategy = join_strategy(
-        on.how,
+    let (left_bytes, right_bytes) = (
         estimated_bytes(state, left)?,
         estimated_bytes(state, right)?,
-        state.broadcast_join_bytes,
     );
+    let threshold = state.broadcast_join_bytes;
+    let sides = |small_right: bool| {
+        if small_right {
+            (right, &right_schema, left, &left_schema)
+        } else {
+            (left, &left_schema, right, &right_schema)
+        }
+    };
+    let broadcast = match join_strategy(on.how, left_bytes, right_bytes, threshold) {
+        JoinStrategy::Broadcast { right } => {
+            let (small, small_schema, ..) = sides(right);
+            let whole = collect_side(state, small, small_schema, name).await?;
+            Some((right, state.shared_values.broadcast(whole)))
+        }
+        JoinStrategy::Shuffle => {
+            let mut measured = None;
+            for right in sides_to_measure(on.how, left_bytes, right_bytes, threshold) {
+                let (small, small_schema, ..) = sides(right);
+                let rows = count_rows(state, small, name).await?;
+                if measured_bytes(rows, small_schema) <= threshold {
+                    let whole = collect_side(state, small, small_schema, name).await?;
+                    measured = Some((right, state.shared_values.broadcast(whole)));
+                    break;
+                }
+            }
+            measured
+        }
+    };
     let partitions_of = |rdd: RddId| state.lineage.with(rdd, |e| e.node.num_partitions);
-    let (rdd, num_partitions) = match strategy {
-        JoinStrategy::Broadcast { right: small_right } => {
-            let (small, small_schema, large, large_schema) = if small_right {
-                (right, &right_schema, left, &left_schema)
-            } else {
-                (left, &left_schema, right, &right_schema)
-            };
-            let broadcast = broadcast_frame(state, small, small_schema, name).await?;
+    let (rdd, num_partitions) = match broadcast {
+        Some((small_right, broadcast)) => {
+            let (small, _, large, large_schema) = sides(small_right);
             let params = BroadcastJoinParams {
                 on,
                 broadcast,
@@ -440,7 +465,7 @@ pub async fn join(
             };
             define(state, kind, partitions_of(large)?, FRAME_TYPE, name)?
         }
-        JoinStrategy::Shuffle => {
+        None => {
             let partitions = partitions_of(left)?.max(partitions_of(right)?).max(1);
             let by = |keys: &[String]| FrameShuffleParams {
                 keys: keys.to_vec(),
@@ -477,23 +502,32 @@ pub async fn join(
     Ok(kept(state, rdd, num_partitions, schema))
 }
 
-/// Collects DataFrame `rdd` (of `schema`) and keeps it as a broadcast variable: one Arrow IPC
-/// stream that every executor fetches once.
-async fn broadcast_frame(
+/// The rows of DataFrame `rdd`, a side of join `name` being measured, counted by a job (a
+/// count that does not decode is taken as too many).
+async fn count_rows(state: &Arc<DriverState>, rdd: RddId, name: &str) -> Result<u64, DriverError> {
+    let description = format!("count the rows of a side of {name} to measure it");
+    let parts = dag::run_job(state.clone(), rdd, TaskAction::Count, None, description).await?;
+    Ok(parts.iter().fold(0u64, |total, part| {
+        let rows = <[u8; 8]>::try_from(part.as_slice()).map_or(u64::MAX, u64::from_le_bytes);
+        total.saturating_add(rows)
+    }))
+}
+
+/// Collects DataFrame `rdd` (of `schema`), a side of join `name` to broadcast, as one Arrow IPC
+/// stream (what a broadcast variable holds, which every executor fetches once).
+async fn collect_side(
     state: &Arc<DriverState>,
     rdd: RddId,
     schema: &Schema,
     name: &str,
-) -> Result<u64, DriverError> {
+) -> Result<Vec<u8>, DriverError> {
     let action = TaskAction::Run(Builtin::Ipc.operator(Vec::new()));
     let description = format!("collect the small side of {name} to broadcast it");
     let parts = dag::run_job(state.clone(), rdd, action, None, description).await?;
-    let whole =
-        tessera_frame::ipc::concat(&parts, schema).map_err(|source| DriverError::Frame {
-            what: format!("collecting the small side of {name}"),
-            source,
-        })?;
-    Ok(state.shared_values.broadcast(whole))
+    tessera_frame::ipc::concat(&parts, schema).map_err(|source| DriverError::Frame {
+        what: format!("collecting the small side of {name}"),
+        source,
+    })
 }
 
 /// Adds the DataFrame `step` makes of DataFrame `input`.
