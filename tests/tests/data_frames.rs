@@ -518,6 +518,15 @@ fn read_csv_text(text: &str) -> DataFrame {
         .unwrap()
 }
 
+/// The rows a script's `emit(name, ..)` printed.
+fn emitted(stdout: &str, name: &str) -> Vec<Vec<String>> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix(&format!("{name}\t")))
+        .map(|l| l.split('\t').map(String::from).collect())
+        .collect()
+}
+
 /// The rows of `frame` as the script prints them.
 fn printed_rows(frame: &DataFrame) -> Vec<Vec<String>> {
     (0..frame.height())
@@ -991,12 +1000,7 @@ emit("all", &all.select([col("product"), col("id")]));
             .select([col("product"), col("id")])
             .collect()
             .unwrap();
-        let got: Vec<Vec<String>> = run
-            .stdout
-            .lines()
-            .filter_map(|l| l.strip_prefix(&format!("{name}\t")))
-            .map(|l| l.split('\t').map(String::from).collect())
-            .collect();
+        let got = emitted(&run.stdout, name);
         assert!(got.len() > 20, "{name}: {} rows", got.len());
         assert_same_rows(name, false, &got, &printed_rows(&expected));
     }
@@ -1036,12 +1040,7 @@ emit("csv", &sc.read_csv("out-csv").{query});
     assert!(files("out-parquet") >= 3, "{} files", files("out-parquet"));
     let expected = region_totals(sales);
     for name in ["parquet", "csv"] {
-        let got: Vec<Vec<String>> = run
-            .stdout
-            .lines()
-            .filter_map(|l| l.strip_prefix(&format!("{name}\t")))
-            .map(|l| l.split('\t').map(String::from).collect())
-            .collect();
+        let got = emitted(&run.stdout, name);
         assert_same_rows(name, false, &got, &expected);
     }
 }
