@@ -274,14 +274,11 @@ async fn respond(
                 CellAction::Run(op) => TaskAction::Run(op.try_map(|c| state.artifacts.resolve(c))?),
                 CellAction::Rows { limit } => {
                     state.frames.get(rdd)?;
-                    let params = bincode::serialize(&RowsParams { limit }).expect("params encode");
-                    TaskAction::Run(Builtin::Rows.operator(params))
+                    TaskAction::Run(Builtin::Rows.with_params(&RowsParams { limit }))
                 }
                 CellAction::WriteFrame { dir, format } => {
                     state.frames.get(rdd)?;
-                    let params =
-                        bincode::serialize(&WriteParams { dir, format }).expect("params encode");
-                    TaskAction::Run(Builtin::Write.operator(params))
+                    TaskAction::Run(Builtin::Write.with_params(&WriteParams { dir, format }))
                 }
             };
             let description = format!(

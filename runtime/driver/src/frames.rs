@@ -204,7 +204,7 @@ pub fn read(
                 options,
                 skipped_rows,
             };
-            (splits, Builtin::ParseCsv.operator(encode(&params)))
+            (splits, Builtin::ParseCsv.with_params(&params))
         }
         FileFormat::Json(options) => {
             let params = JsonParams {
@@ -214,7 +214,7 @@ pub fn read(
                     .then(|| state.shared_values.accumulator()),
                 options,
             };
-            (splits, Builtin::ParseJson.operator(encode(&params)))
+            (splits, Builtin::ParseJson.with_params(&params))
         }
         FileFormat::Parquet => unreachable!("read above"),
     };
@@ -320,7 +320,7 @@ fn steps_over(
     };
     let kind = RddKind::Narrow {
         parent,
-        op: Builtin::Steps.operator(encode(&params)),
+        op: Builtin::Steps.with_params(&params),
         preserves_partitioning: false,
     };
     define(state, kind, num_partitions, FRAME_TYPE, name)
@@ -343,7 +343,7 @@ fn shuffle_by(
             name: "DataFrame hash".to_string(),
             state: encode(&shuffle.keys),
         },
-        writer: Builtin::HashWriter.operator(encode(&shuffle)),
+        writer: Builtin::HashWriter.with_params(&shuffle),
         reader: reader.operator(Vec::new()),
         merge: None,
     };
@@ -460,7 +460,7 @@ pub async fn join(
             };
             let kind = RddKind::Narrow {
                 parent: large,
-                op: Builtin::BroadcastJoin.operator(encode(&params)),
+                op: Builtin::BroadcastJoin.with_params(&params),
                 preserves_partitioning: false,
             };
             define(state, kind, partitions_of(large)?, FRAME_TYPE, name)?
@@ -493,7 +493,7 @@ pub async fn join(
             };
             let kind = RddKind::Narrow {
                 parent: pairs,
-                op: Builtin::Join.operator(encode(&params)),
+                op: Builtin::Join.with_params(&params),
                 preserves_partitioning: false,
             };
             define(state, kind, partitions, FRAME_TYPE, name)?
@@ -653,7 +653,7 @@ pub fn to_rdd(
         parent: frame,
         // No key places the records: nothing later may count on where they are.
         partitioner: Partitioner::RoundRobin { partitions },
-        writer: Builtin::RowsWriter.operator(encode(&partitions)),
+        writer: Builtin::RowsWriter.with_params(&partitions),
         reader,
         merge: None,
     };
@@ -683,7 +683,7 @@ pub fn from_rdd(
     let (records, _) = define(state, records, partitions, LINES_TYPE, &records_name)?;
     let parsed = RddKind::Narrow {
         parent: records,
-        op: Builtin::ParseRecords.operator(encode(&schema)),
+        op: Builtin::ParseRecords.with_params(&schema),
         preserves_partitioning: false,
     };
     let (rdd, num_partitions) = define(state, parsed, partitions, FRAME_TYPE, name)?;

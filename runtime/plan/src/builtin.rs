@@ -102,6 +102,12 @@ impl Builtin {
             params,
         }
     }
+
+    /// The operator that runs this built-in with `params`, encoded as the executor decodes
+    /// them (bincode).
+    pub fn with_params<P: Serialize>(self, params: &P) -> Operator<CodeRef> {
+        self.operator(bincode::serialize(params).expect("built-in parameters serialize"))
+    }
 }
 
 /// Whether `code` is built into the executor (nothing to fetch or load).

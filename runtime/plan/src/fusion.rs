@@ -17,14 +17,15 @@ pub fn fuse_frame_steps(steps: Vec<Step>) -> Vec<Step> {
         let merged = fused
             .last()
             .filter(|before| before.persist.is_none())
-            .and_then(|before| merge(frame_steps(before)?, frame_steps(&step)?))
-            .map(|params| Step {
-                op: Some(Builtin::Steps.operator(encode(&params))),
-                ..step.clone()
-            });
-        match merged {
-            Some(merged) => *fused.last_mut().expect("a step to merge into") = merged,
-            None => fused.push(step),
+            .and_then(|before| merge(frame_steps(before)?, frame_steps(&step)?));
+        match (merged, fused.last_mut()) {
+            (Some(params), Some(before)) => {
+                *before = Step {
+                    op: Some(Builtin::Steps.with_params(&params)),
+                    ..step
+                }
+            }
+            _ => fused.push(step),
         }
     }
     fused
@@ -55,10 +56,6 @@ fn merge(first: StepsParams, second: StepsParams) -> Option<StepsParams> {
     })
 }
 
-fn encode(params: &StepsParams) -> Vec<u8> {
-    bincode::serialize(params).expect("plans serialize")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,7 +80,7 @@ mod tests {
         Step {
             rdd,
             partition: 3,
-            op: Some(Builtin::Steps.operator(encode(&params))),
+            op: Some(Builtin::Steps.with_params(&params)),
             persist: None,
             element_type: "frame".into(),
         }
