@@ -1,6 +1,7 @@
 //! Data a session brings to its executors: files sent with `sc.add_file` and read on executors
 //! through `tessera::files::get`, as Spark's `addFile` and `SparkFiles.get`; and a `text_file`
-//! that an executor's host cannot read, which fails naming that host and loses nothing cached.
+//! that an executor's host cannot read, which fails naming that host and loses nothing cached;
+//! and where a local executor keeps what it receives.
 
 use tessera_e2e::{Scratch, tessera_run};
 
@@ -85,5 +86,25 @@ kept.count()
         run.job(2).iter().all(|t| t.origin.starts_with("cached:")),
         "{:?}",
         run.job(2)
+    );
+}
+
+#[test]
+fn a_local_executor_keeps_its_files_in_the_sessions_directory() {
+    // There, an executor killed before it could remove them (with its session, say) leaves
+    // nothing in the temporary directory: the session's directory is swept once it has long
+    // ended.
+    let dir = Scratch::new("local-executor-files");
+    let script = r#"
+let dirs = sc.parallelize(vec![1u8], 1).map(|_| std::env::var("TESSERA_FILES_DIR").unwrap());
+for dir in dirs.collect() { println!("{dir}"); }
+"#;
+    let run = tessera_run(&dir.0, script, "local[2]", &[]);
+    let line = run.lines().first().cloned().unwrap_or_default();
+    assert!(
+        line.contains("/tessera/sessions/") && line.contains("/tessera-executor-"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
     );
 }

@@ -14,6 +14,12 @@
 //! and its exit status is not known — unless the agent killed it, it ends FAILED saying so.
 //! An agent stopped gracefully (SIGTERM) still kills its executors, as Mesos' does.
 //!
+//! A framework's executors on this agent share `WORK_DIR/frameworks/<framework>/libraries/`
+//! (`TESSERA_LIBRARY_CACHE`) for the code their driver sends them, as Spark's executors of one
+//! application share fetched files: an executor launched to replace a lost one loads what its
+//! predecessor fetched. The directory is removed [`LIBRARY_CACHE_GRACE`] after the framework's
+//! last executor here ended, if none was launched again meanwhile.
+//!
 //! Each runs in a [`Container`] of the agent's [`Isolator`]: the child enters it before exec,
 //! a watcher reads what it uses every [`WATCH_INTERVAL`] (for the heartbeats) and kills it
 //! when it goes past its memory; its end is then FAILED with "memory limit N MiB exceeded".
@@ -41,6 +47,11 @@ use crate::status_updates::StreamKey;
 
 /// Between SIGTERM and SIGKILL when an executor is killed.
 pub const KILL_GRACE: Duration = Duration::from_secs(3);
+/// How long a framework's library cache outlives its last executor on this agent: long enough
+/// for the replacement of a lost executor, which its framework launches within seconds.
+pub const LIBRARY_CACHE_GRACE: Duration = Duration::from_secs(60);
+/// The variable that names a framework's library cache to its executors.
+const LIBRARY_CACHE_ENV: &str = "TESSERA_LIBRARY_CACHE";
 /// How much of the end of stderr goes into a FAILED message.
 const STDERR_TAIL_LINES: usize = 10;
 const STDERR_TAIL_BYTES: u64 = 4096;
@@ -510,6 +521,55 @@ impl Executors {
             .join(executor_id)
     }
 
+    /// The directory a framework's executors here share for the libraries their driver sends.
+    pub fn library_cache(&self, framework_id: &str) -> PathBuf {
+        self.work_dir
+            .join("frameworks")
+            .join(framework_id)
+            .join("libraries")
+    }
+
+    /// Removes the framework's library cache if none of its executors runs here; returns
+    /// whether it did. The table stays locked meanwhile, so that no launch of the framework
+    /// starts while its cache goes (a launch holds it until its executor is recorded).
+    pub(crate) fn remove_library_cache_if_unused(&self, framework_id: &str) -> bool {
+        let running = self.lock();
+        if running.keys().any(|(f, _)| f == framework_id) {
+            return false;
+        }
+        let dir = self.library_cache(framework_id);
+        let removed = std::fs::remove_dir_all(&dir).is_ok();
+        if removed {
+            tracing::debug!(framework_id, dir = %dir.display(), "removed an unused library cache");
+        }
+        drop(running);
+        removed
+    }
+
+    /// Removes the framework's library cache [`LIBRARY_CACHE_GRACE`] from now if none of its
+    /// executors runs here by then.
+    fn remove_library_cache_later(self: &Arc<Self>, framework_id: String) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(LIBRARY_CACHE_GRACE).await;
+            this.remove_library_cache_if_unused(&framework_id);
+        });
+    }
+
+    /// Schedules the removal of every framework's library cache, as
+    /// [`Self::remove_library_cache_later`] does: at start, for frameworks whose executors
+    /// ended while the agent was down.
+    pub fn remove_library_caches_later(self: &Arc<Self>) {
+        let Ok(frameworks) = std::fs::read_dir(self.work_dir.join("frameworks")) else {
+            return;
+        };
+        for framework in frameworks.flatten() {
+            if let Some(id) = framework.file_name().to_str() {
+                self.remove_library_cache_later(id.to_string());
+            }
+        }
+    }
+
     fn report(
         &self,
         agent_id: &str,
@@ -637,6 +697,7 @@ impl Executors {
             .env("TESSERA_FRAMEWORK_ID", fid)
             .env("TESSERA_EXECUTOR_ID", eid)
             .env("TESSERA_SANDBOX", &sandbox)
+            .env(LIBRARY_CACHE_ENV, self.library_cache(fid))
             .env("TESSERA_AGENT_HOST", &self.host)
             .env("TESSERA_EXECUTOR_CPUS", spec.cpus.to_string())
             .env("TESSERA_EXECUTOR_MEM_MB", spec.mem_mb.to_string())
@@ -793,6 +854,7 @@ impl Executors {
             tracing::info!(framework_id = %key.0, executor_id = %key.1, state = ?ending.state, message = %ending.message, exit_code = ?ending.exit_code, "executor ended");
             this.report_ending(&agent, &key.0, &key.1, ending);
             this.save_checkpoint();
+            this.remove_library_cache_later(key.0);
         });
     }
 
@@ -1178,6 +1240,47 @@ mod tests {
 
     fn states(updates: &[(ExecutorState, String)]) -> Vec<ExecutorState> {
         updates.iter().map(|(s, _)| *s).collect()
+    }
+
+    #[tokio::test]
+    async fn a_frameworks_executors_share_a_library_cache_that_goes_once_none_runs() {
+        let (_dir, ex, mut rx) = setup();
+        let cached = ex.library_cache("F0").join("lib.so");
+        ex.launch(spec(
+            "e1",
+            r#"mkdir -p "$TESSERA_LIBRARY_CACHE" && echo code > "$TESSERA_LIBRARY_CACHE/lib.so" && sleep 1"#,
+        ))
+        .unwrap();
+        for _ in 0..200 {
+            if cached.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            cached.exists(),
+            "the executor wrote to {}",
+            cached.display()
+        );
+        assert!(
+            !ex.remove_library_cache_if_unused("F0"),
+            "kept while an executor of its framework runs"
+        );
+        ex.launch(spec("e2", r#"test -f "$TESSERA_LIBRARY_CACHE/lib.so""#))
+            .unwrap();
+        let ends = ends_of(&mut rx, &["e1", "e2"]).await;
+        assert_eq!(
+            ends["e2"].0,
+            ExecutorState::Finished,
+            "the second executor finds what the first left: {}",
+            ends["e2"].1
+        );
+        assert!(ex.remove_library_cache_if_unused("F0"));
+        assert!(!ex.library_cache("F0").exists());
+        assert!(
+            ex.sandbox("F0", "e1").exists(),
+            "the sandboxes stay, with their logs"
+        );
     }
 
     #[tokio::test]

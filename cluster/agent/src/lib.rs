@@ -233,6 +233,7 @@ pub async fn run(
         &executors,
         &pending,
     )?;
+    executors.remove_library_caches_later();
 
     let registration = Arc::new(master_link::Registration::default());
     let tasks = [

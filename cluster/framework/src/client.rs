@@ -102,8 +102,9 @@ pub struct ExecutorLaunch {
     pub args: Vec<String>,
     /// Added to the agent's environment. The agent also sets
     /// `TESSERA_AGENT_ID`, `TESSERA_FRAMEWORK_ID`, `TESSERA_EXECUTOR_ID`,
-    /// `TESSERA_SANDBOX`, `TESSERA_EXECUTOR_CPUS`, `TESSERA_EXECUTOR_MEM_MB` and
-    /// `TESSERA_EXECUTOR_PORTS` (the ports of `extras`, e.g. `31000-31001,31005`).
+    /// `TESSERA_SANDBOX`, `TESSERA_EXECUTOR_CPUS`, `TESSERA_EXECUTOR_MEM_MB`,
+    /// `TESSERA_EXECUTOR_PORTS` (the ports of `extras`, e.g. `31000-31001,31005`) and
+    /// `TESSERA_LIBRARY_CACHE` (a directory the framework's executors on the agent share).
     pub env: Vec<(String, String)>,
     pub resources: Resources,
     /// Disk, ports (which ports of the offer it takes) and custom scalars.

@@ -41,10 +41,11 @@ impl ExecutorCommand {
         }
     }
 
-    /// Starts the executor as a child of this process, logging to `log`. It gets a process group
-    /// of its own (a Ctrl-C in the terminal is for the session, not for it) and dies with the
-    /// thread that started it.
-    pub fn spawn_local(&self, log: &Path) -> std::io::Result<Child> {
+    /// Starts the executor as a child of this process, with its files in the session's
+    /// directory `session_dir` (as an agent gives its executors a sandbox) and its log there as
+    /// `log`. It gets a process group of its own (a Ctrl-C in the terminal is for the session,
+    /// not for it) and dies with the thread that started it.
+    pub fn spawn_local(&self, session_dir: &Path, log: &str) -> std::io::Result<Child> {
         if !self.program.exists() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
@@ -54,11 +55,12 @@ impl ExecutorCommand {
                 ),
             ));
         }
-        let log_file = std::fs::File::create(log)?;
+        let log_file = std::fs::File::create(session_dir.join(log))?;
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("TESSERA_SANDBOX", session_dir)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file)

@@ -79,7 +79,7 @@ impl Backend {
                     config.executor_memory_mb,
                     executor_credential,
                 );
-                let child = command.spawn_local(&config.work_dir.join("executor-local-0.log"))?;
+                let child = command.spawn_local(&config.work_dir, "executor-local-0.log")?;
                 return Ok(Backend::Local { child });
             }
             MasterUrl::LocalCluster {

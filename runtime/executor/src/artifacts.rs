@@ -2,12 +2,20 @@
 //! kept on local disk, loaded once and never unloaded (code of a loaded library may still be
 //! referenced by cached partitions' drop functions). Side files (`sc.add_file`) come the same
 //! way, into the directory `tessera::files::get` looks in.
+//!
+//! Under an agent, libraries are kept in a directory the agent gives all of a session's
+//! executors on its host (`TESSERA_LIBRARY_CACHE`), as Spark's executors share fetched files
+//! (`spark.files.useFetchCache`): an executor that replaces a lost one loads what its
+//! predecessor fetched instead of fetching the toolchain's libstd (5 MB) and every cell library
+//! again while the session's other executors run its tasks. A library is there only once it
+//! arrived whole and matched its hash, so one that is there is loaded as it is.
 
 use crate::error::ExecutorError;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_void};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tessera_plan::builtin::Builtin;
@@ -21,14 +29,22 @@ struct Loaded {
     base: usize,
 }
 
+/// The variable by which an agent names the directory its host's executors of one session
+/// share for libraries.
+pub const LIBRARY_CACHE_ENV: &str = "TESSERA_LIBRARY_CACHE";
+
 pub struct Artifacts {
+    /// Where libraries are kept, by hash (shared with the session's other executors on this
+    /// host, under an agent).
     dir: PathBuf,
     driver: DriverChannel,
     loaded: Mutex<HashMap<String, Loaded>>,
     /// Where side files go, and the hash of each one there, by name.
     files_dir: PathBuf,
     files: Mutex<HashMap<String, String>>,
-    /// Serializes fetches so that two tasks do not download the same library twice.
+    /// Serializes fetches so that two tasks of this executor do not download the same library
+    /// twice (executors sharing a directory may: each writes a file of its own and renames it
+    /// into place, so either copy is whole).
     fetching: tokio::sync::Mutex<()>,
 }
 
@@ -44,8 +60,9 @@ impl Artifacts {
         })
     }
 
-    /// Fetches and loads library `hash` unless it is loaded already. `global` makes its symbols
-    /// visible to libraries loaded later (for the toolchain's libstd).
+    /// Loads library `hash` unless it is loaded already, fetching it first unless it is on
+    /// this host already. `global` makes its symbols visible to libraries loaded later (for
+    /// the toolchain's libstd).
     pub async fn ensure_loaded(&self, hash: &str, global: bool) -> Result<(), ExecutorError> {
         if self.loaded.lock().contains_key(hash) {
             return Ok(());
@@ -83,21 +100,31 @@ impl Artifacts {
         Ok(())
     }
 
-    /// Fetches artifact `hash` and writes it to `path`, whole or not at all.
+    /// Fetches artifact `hash` and writes it to `path`, whole and verified or not at all: the
+    /// chunks go to a file of this process's own as they arrive and are hashed on the way,
+    /// and the file is renamed to `path` only if the hash matches.
     async fn fetch_into(&self, hash: &str, what: &str, path: &Path) -> Result<(), ExecutorError> {
-        let bytes = self.fetch(hash, what).await?;
-        let tmp = path.with_extension("part");
-        std::fs::write(&tmp, &bytes)
-            .and_then(|_| std::fs::rename(&tmp, path))
-            .map_err(|source| ExecutorError::ArtifactStore {
-                what: what.to_string(),
-                hash: hash.to_string(),
-                path: path.to_path_buf(),
-                source,
-            })
+        let partial = partial_path(path);
+        let fetched = self.fetch_to(hash, what, path, &partial).await;
+        if fetched.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        fetched
     }
 
-    async fn fetch(&self, hash: &str, what: &str) -> Result<Vec<u8>, ExecutorError> {
+    async fn fetch_to(
+        &self,
+        hash: &str,
+        what: &str,
+        path: &Path,
+        partial: &Path,
+    ) -> Result<(), ExecutorError> {
+        let store_error = |source| ExecutorError::ArtifactStore {
+            what: what.to_string(),
+            hash: hash.to_string(),
+            path: path.to_path_buf(),
+            source,
+        };
         let fetch_error = |source| ExecutorError::ArtifactFetch {
             what: what.to_string(),
             hash: hash.to_string(),
@@ -112,11 +139,16 @@ impl Artifacts {
             .await
             .map_err(fetch_error)?
             .into_inner();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = stream.message().await.map_err(fetch_error)? {
-            bytes.extend_from_slice(&chunk.data);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(store_error)?;
         }
-        let actual = hex(&Sha256::digest(&bytes));
+        let mut file = std::fs::File::create(partial).map_err(store_error)?;
+        let mut digest = Sha256::new();
+        while let Some(chunk) = stream.message().await.map_err(fetch_error)? {
+            digest.update(&chunk.data);
+            file.write_all(&chunk.data).map_err(store_error)?;
+        }
+        let actual = hex(&digest.finalize());
         if actual != hash {
             return Err(ExecutorError::ArtifactCorrupt {
                 what: what.to_string(),
@@ -124,7 +156,8 @@ impl Artifacts {
                 actual,
             });
         }
-        Ok(bytes)
+        drop(file);
+        std::fs::rename(partial, path).map_err(store_error)
     }
 
     /// The address `code` refers to, in a library loaded earlier.
@@ -141,6 +174,13 @@ impl Artifacts {
                 library: code.library.clone(),
             })
     }
+}
+
+/// Where this process writes `path` until it is whole: a hidden name of its own beside it
+/// (another executor may be writing the same library, and side files are the user's names).
+fn partial_path(path: &Path) -> PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!(".{name}.{}.part", std::process::id()))
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -208,4 +248,75 @@ fn load(hash: &str, path: &std::path::Path, global: bool) -> Result<Loaded, Exec
     Ok(Loaded {
         base: info.dli_fbase as usize,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Artifacts kept in `dir`, with a driver that cannot be reached: any fetch fails.
+    fn unreachable_driver(dir: &Path) -> Arc<Artifacts> {
+        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
+        Artifacts::new(
+            dir.to_path_buf(),
+            dir.join("files"),
+            DriverChannel::new(channel),
+        )
+    }
+
+    fn fresh_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tessera-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn a_library_another_executor_left_on_this_host_is_loaded_without_fetching() {
+        let dir = fresh_dir("library-cache");
+        let hash = "ab".repeat(32);
+        let path = dir.join(format!("{hash}.so"));
+        std::fs::write(&path, b"not a shared object").unwrap();
+        let error = unreachable_driver(&dir)
+            .ensure_loaded(&hash, false)
+            .await
+            .unwrap_err();
+        // It went to the loader with the copy that was there, not to the driver.
+        assert!(
+            matches!(&error, ExecutorError::LibraryLoad { path: p, .. } if *p == path),
+            "{error}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_fetch_that_fails_leaves_no_file_behind() {
+        let dir = fresh_dir("library-fetch");
+        let hash = "cd".repeat(32);
+        let error = unreachable_driver(&dir)
+            .ensure_loaded(&hash, false)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, ExecutorError::ArtifactFetch { .. }),
+            "{error}"
+        );
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| n != "files")
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_partial_file_is_hidden_beside_its_destination_and_names_this_process() {
+        let partial = partial_path(Path::new("/w/files/lookup.csv"));
+        assert_eq!(
+            partial,
+            PathBuf::from(format!("/w/files/.lookup.csv.{}.part", std::process::id()))
+        );
+    }
 }

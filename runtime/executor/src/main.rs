@@ -94,9 +94,11 @@ struct Args {
     /// threads (default: a quarter of --memory-mb, or $TESSERA_SHUFFLE_SPILL_MB).
     #[arg(long, env = "TESSERA_SHUFFLE_SPILL_MB")]
     shuffle_spill_mb: Option<u64>,
-    /// Where fetched libraries, side files, spilled blocks and shuffle files are kept (default: a
-    /// new directory in the agent's sandbox for this executor, else in the temporary directory;
-    /// removed when the executor ends).
+    /// Where side files, spilled blocks and shuffle files are kept, and fetched libraries unless
+    /// the agent names a directory the session's executors on this host share for them
+    /// (`$TESSERA_LIBRARY_CACHE`). Default: a new directory, removed when the executor ends,
+    /// in the directory its launcher gives it (`$TESSERA_SANDBOX`: the agent's sandbox, or the
+    /// session's directory under `local[N]`), else in the temporary directory.
     #[arg(long)]
     work_dir: Option<std::path::PathBuf>,
     /// Address to listen on, and to tell the driver and the other executors (default: the host
@@ -130,7 +132,9 @@ fn main() -> anyhow::Result<()> {
     let (work_dir, owned) = match &args.work_dir {
         Some(dir) => (dir.clone(), false),
         // Under an agent, in the sandbox it made for this executor (so each host's data stays
-        // in the agent's --work-dir, as Mesos keeps an executor's files in its sandbox).
+        // in the agent's --work-dir, as Mesos keeps an executor's files in its sandbox); under
+        // `local[N]`, in the session's directory, which is swept when it has long ended, so
+        // that an executor killed before it could remove its own leaves nothing behind.
         None => (
             std::env::var_os("TESSERA_SANDBOX")
                 .map(std::path::PathBuf::from)
@@ -188,7 +192,9 @@ async fn serve(
     files_dir: std::path::PathBuf,
     served_copies: Option<ServedCopies>,
 ) -> anyhow::Result<()> {
-    let artifacts_dir = work_dir.join("artifacts");
+    let artifacts_dir = std::env::var_os(artifacts::LIBRARY_CACHE_ENV)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| work_dir.join("artifacts"));
     std::fs::create_dir_all(&artifacts_dir)
         .with_context(|| format!("cannot create {}", artifacts_dir.display()))?;
 
