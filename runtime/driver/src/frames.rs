@@ -427,30 +427,28 @@ pub async fn join(
             (left, &left_schema, right, &right_schema)
         }
     };
-    let broadcast = match join_strategy(on.how, left_bytes, right_bytes, threshold) {
-        JoinStrategy::Broadcast { right } => {
-            let (small, small_schema, ..) = sides(right);
-            let whole = collect_side(state, small, small_schema, name).await?;
-            Some((right, state.shared_values.broadcast(whole)))
-        }
+    // The side to broadcast (`true` for the right), by its estimate or else by its count.
+    let small_side = match join_strategy(on.how, left_bytes, right_bytes, threshold) {
+        JoinStrategy::Broadcast { right } => Some(right),
         JoinStrategy::Shuffle => {
-            let mut measured = None;
+            let mut fits = None;
             for right in sides_to_measure(on.how, left_bytes, right_bytes, threshold) {
                 let (small, small_schema, ..) = sides(right);
                 let rows = count_rows(state, small, name).await?;
                 if measured_bytes(rows, small_schema) <= threshold {
-                    let whole = collect_side(state, small, small_schema, name).await?;
-                    measured = Some((right, state.shared_values.broadcast(whole)));
+                    fits = Some(right);
                     break;
                 }
             }
-            measured
+            fits
         }
     };
     let partitions_of = |rdd: RddId| state.lineage.with(rdd, |e| e.node.num_partitions);
-    let (rdd, num_partitions) = match broadcast {
-        Some((small_right, broadcast)) => {
-            let (small, _, large, large_schema) = sides(small_right);
+    let (rdd, num_partitions) = match small_side {
+        Some(small_right) => {
+            let (small, small_schema, large, large_schema) = sides(small_right);
+            let whole = collect_side(state, small, small_schema, name).await?;
+            let broadcast = state.shared_values.broadcast(whole);
             let params = BroadcastJoinParams {
                 on,
                 broadcast,

@@ -139,9 +139,6 @@ impl Artifacts {
             .await
             .map_err(fetch_error)?
             .into_inner();
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(store_error)?;
-        }
         let mut file = std::fs::File::create(partial).map_err(store_error)?;
         let mut digest = Sha256::new();
         while let Some(chunk) = stream.message().await.map_err(fetch_error)? {
