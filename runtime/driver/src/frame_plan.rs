@@ -197,7 +197,7 @@ pub fn distribute(
                     rows: rows.join(", "),
                 });
             }
-            aggregation(&[], &exprs, output)
+            aggregation(&[], &exprs, input, output)
         }
         FrameStep::Filter(predicate) if predicate.has_agg() => {
             Err(FramePlanError::AggregationInRowStep {
@@ -212,7 +212,7 @@ pub fn distribute(
                 expr: agg.output_name(),
             })
         }
-        FrameStep::GroupBy { keys, aggs } => aggregation(&keys, &aggs, output),
+        FrameStep::GroupBy { keys, aggs } => aggregation(&keys, &aggs, input, output),
         FrameStep::Distinct { subset } => Ok(Distributed::Shuffle {
             before: Some(FrameStep::Distinct {
                 subset: subset.clone(),
@@ -239,10 +239,12 @@ pub fn distribute(
 }
 
 /// `aggs` of the groups of `keys` (of the whole DataFrame without keys), in two phases where
-/// every aggregation can be, else whole after a shuffle of the rows.
+/// every aggregation can be, else whole after a shuffle of the rows. `input` is the schema of
+/// the rows aggregated.
 fn aggregation(
     keys: &[Expr],
     aggs: &[Expr],
+    input: &Schema,
     output: &Schema,
 ) -> Result<Distributed, FramePlanError> {
     let key_names: Vec<String> = keys.iter().map(Expr::output_name).collect();
@@ -259,7 +261,7 @@ fn aggregation(
         .iter()
         .map(|agg| {
             let name = agg.output_name();
-            let combined = two_phase(unaliased(agg), &mut partials)?;
+            let combined = two_phase(unaliased(agg), input, &mut partials)?;
             let combined = match output.field(&name) {
                 Some(field) => combined.cast(field.dtype.clone()),
                 None => combined,
@@ -277,7 +279,7 @@ fn aggregation(
             if let Some(key) = keys.iter().find(|k| !matches!(k, Expr::Column(_))) {
                 let agg = aggs
                     .iter()
-                    .find(|a| two_phase(unaliased(a), &mut Vec::new()).is_none())
+                    .find(|a| two_phase(unaliased(a), input, &mut Vec::new()).is_none())
                     .map(Expr::output_name)
                     .unwrap_or_default();
                 return Err(FramePlanError::ComputedKey {
@@ -302,18 +304,25 @@ fn unaliased(expr: &Expr) -> &Expr {
     }
 }
 
-/// A new partial aggregate `expr`, and the column the final phase reads it from.
+/// The column the final phase reads partial aggregate `expr` from: one already in `partials`
+/// (as `avg(x)` and `sum(x)` both need `x`'s sum: each is computed once per partition, as
+/// Spark plans a query's equal aggregate functions once), else a new one.
 fn partial(expr: Expr, partials: &mut Vec<Expr>) -> Expr {
-    let name = format!("{PARTIAL}{}", partials.len());
-    partials.push(expr.alias(&name));
-    col(&name)
+    let index = partials
+        .iter()
+        .position(|p| unaliased(p) == &expr)
+        .unwrap_or_else(|| {
+            partials.push(expr.alias(&format!("{PARTIAL}{}", partials.len())));
+            partials.len() - 1
+        });
+    col(&format!("{PARTIAL}{index}"))
 }
 
 /// The final phase of `expr` over the partial aggregates it adds to `partials`; `None` when
 /// an aggregation in it cannot run in two phases (distinct counts, aggregations of
-/// aggregations, a column outside any aggregation).
-fn two_phase(expr: &Expr, partials: &mut Vec<Expr>) -> Option<Expr> {
-    let boxed = |e: &Expr, partials: &mut Vec<Expr>| two_phase(e, partials).map(Box::new);
+/// aggregations, a column outside any aggregation). `input` is the schema of the rows.
+fn two_phase(expr: &Expr, input: &Schema, partials: &mut Vec<Expr>) -> Option<Expr> {
+    let boxed = |e: &Expr, partials: &mut Vec<Expr>| two_phase(e, input, partials).map(Box::new);
     Some(match expr {
         Expr::Len => partial(Expr::Len, partials).sum(),
         Expr::Agg { expr: inner, .. } if inner.has_agg() => return None,
@@ -329,9 +338,22 @@ fn two_phase(expr: &Expr, partials: &mut Vec<Expr>) -> Option<Expr> {
                 AggFunc::First => partial(agg(AggFunc::First), partials).first(),
                 AggFunc::Last => partial(agg(AggFunc::Last), partials).last(),
                 AggFunc::Mean => {
+                    // A mean is a float's; a column that is one already is summed as it is,
+                    // so that `sum(x)` beside `avg(x)` is the same partial.
+                    let is_float = |e: &Expr| match e {
+                        Expr::Column(name) => input
+                            .field(name)
+                            .is_some_and(|f| f.dtype == DataType::Float64),
+                        _ => false,
+                    };
+                    let summed = if is_float(inner) {
+                        inner.as_ref().clone()
+                    } else {
+                        inner.as_ref().clone().cast(DataType::Float64)
+                    };
                     let sum = Expr::Agg {
                         func: AggFunc::Sum,
-                        expr: Box::new(inner.as_ref().clone().cast(DataType::Float64)),
+                        expr: Box::new(summed),
                     };
                     let sum = partial(sum, partials).sum();
                     let count = partial(agg(AggFunc::Count), partials).sum();
@@ -480,6 +502,49 @@ mod tests {
         assert_eq!(
             finals.iter().map(Expr::output_name).collect::<Vec<_>>(),
             ["total", "v", "n"]
+        );
+    }
+
+    #[test]
+    fn equal_partial_aggregates_are_computed_once() {
+        // TPC-H Q1's shape: a sum, a mean and a count of one float column.
+        let input = schema(&[("k", DataType::String), ("v", DataType::Float64)]);
+        let output = schema(&[
+            ("k", DataType::String),
+            ("s", DataType::Float64),
+            ("v", DataType::Float64),
+            ("c", DataType::UInt32),
+        ]);
+        let step = FrameStep::GroupBy {
+            keys: vec![col("k")],
+            aggs: vec![
+                col("v").sum().alias("s"),
+                col("v").mean(),
+                col("v").count().alias("c"),
+            ],
+        };
+        let Ok(Distributed::Shuffle {
+            before: Some(FrameStep::GroupBy { aggs: partials, .. }),
+            after: FrameStep::GroupBy { aggs: finals, .. },
+            ..
+        }) = distribute(step, &input, &output)
+        else {
+            panic!("not a two-phase aggregation");
+        };
+        // The mean's sum is the sum's partial, its count the count's.
+        assert_eq!(
+            partials,
+            vec![
+                col("v").sum().alias("__tessera_partial_0"),
+                col("v").count().alias("__tessera_partial_1"),
+            ]
+        );
+        assert_eq!(
+            finals[2],
+            col("__tessera_partial_1")
+                .sum()
+                .cast(DataType::UInt32)
+                .alias("c")
         );
     }
 

@@ -398,9 +398,32 @@ mod tests {
     use crate::shuffle_store::Bucket;
     use proptest::prelude::*;
 
-    fn spool(name: &str, budget: u64) -> Spool {
+    /// A spool in a directory of the test's own, removed with it whether the test passes or
+    /// fails (a property test makes one per case).
+    struct TestSpool(Spool);
+
+    impl Drop for TestSpool {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0.dir);
+        }
+    }
+
+    impl std::ops::Deref for TestSpool {
+        type Target = Spool;
+        fn deref(&self) -> &Spool {
+            &self.0
+        }
+    }
+
+    impl std::ops::DerefMut for TestSpool {
+        fn deref_mut(&mut self) -> &mut Spool {
+            &mut self.0
+        }
+    }
+
+    fn spool(name: &str, budget: u64) -> TestSpool {
         let dir = std::env::temp_dir().join(format!("tessera-fetch-{name}-{}", std::process::id()));
-        Spool::new(dir, budget)
+        TestSpool(Spool::new(dir, budget))
     }
 
     fn bytes_of(bucket: &Bucket) -> Vec<u8> {
@@ -475,7 +498,6 @@ mod tests {
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
         drop(buckets);
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     proptest! {
