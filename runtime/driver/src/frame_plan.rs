@@ -340,16 +340,15 @@ fn two_phase(expr: &Expr, input: &Schema, partials: &mut Vec<Expr>) -> Option<Ex
                 AggFunc::Mean => {
                     // A mean is a float's; a column that is one already is summed as it is,
                     // so that `sum(x)` beside `avg(x)` is the same partial.
-                    let is_float = |e: &Expr| match e {
-                        Expr::Column(name) => input
-                            .field(name)
-                            .is_some_and(|f| f.dtype == DataType::Float64),
-                        _ => false,
-                    };
-                    let summed = if is_float(inner) {
-                        inner.as_ref().clone()
-                    } else {
-                        inner.as_ref().clone().cast(DataType::Float64)
+                    let summed = match inner.as_ref() {
+                        Expr::Column(name)
+                            if input
+                                .field(name)
+                                .is_some_and(|f| f.dtype == DataType::Float64) =>
+                        {
+                            inner.as_ref().clone()
+                        }
+                        other => other.clone().cast(DataType::Float64),
                     };
                     let sum = Expr::Agg {
                         func: AggFunc::Sum,

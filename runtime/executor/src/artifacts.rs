@@ -261,20 +261,14 @@ mod tests {
         )
     }
 
-    fn fresh_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("tessera-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[tokio::test]
     async fn a_library_another_executor_left_on_this_host_is_loaded_without_fetching() {
-        let dir = fresh_dir("library-cache");
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
         let hash = "ab".repeat(32);
         let path = dir.join(format!("{hash}.so"));
         std::fs::write(&path, b"not a shared object").unwrap();
-        let error = unreachable_driver(&dir)
+        let error = unreachable_driver(dir)
             .ensure_loaded(&hash, false)
             .await
             .unwrap_err();
@@ -283,14 +277,14 @@ mod tests {
             matches!(&error, ExecutorError::LibraryLoad { path: p, .. } if *p == path),
             "{error}"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
     async fn a_fetch_that_fails_leaves_no_file_behind() {
-        let dir = fresh_dir("library-fetch");
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
         let hash = "cd".repeat(32);
-        let error = unreachable_driver(&dir)
+        let error = unreachable_driver(dir)
             .ensure_loaded(&hash, false)
             .await
             .unwrap_err();
@@ -298,14 +292,13 @@ mod tests {
             matches!(error, ExecutorError::ArtifactFetch { .. }),
             "{error}"
         );
-        let left: Vec<_> = std::fs::read_dir(&dir)
+        let left: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .flatten()
             .map(|e| e.file_name())
             .filter(|n| n != "files")
             .collect();
         assert!(left.is_empty(), "left behind: {left:?}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -398,32 +398,12 @@ mod tests {
     use crate::shuffle_store::Bucket;
     use proptest::prelude::*;
 
-    /// A spool in a directory of the test's own, removed with it whether the test passes or
-    /// fails (a property test makes one per case).
-    struct TestSpool(Spool);
-
-    impl Drop for TestSpool {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0.dir);
-        }
-    }
-
-    impl std::ops::Deref for TestSpool {
-        type Target = Spool;
-        fn deref(&self) -> &Spool {
-            &self.0
-        }
-    }
-
-    impl std::ops::DerefMut for TestSpool {
-        fn deref_mut(&mut self) -> &mut Spool {
-            &mut self.0
-        }
-    }
-
-    fn spool(name: &str, budget: u64) -> TestSpool {
-        let dir = std::env::temp_dir().join(format!("tessera-fetch-{name}-{}", std::process::id()));
-        TestSpool(Spool::new(dir, budget))
+    /// A spool in a directory of the test's own, removed with the returned guard whether the
+    /// test passes or fails (a property test makes one per case).
+    fn spool(budget: u64) -> (tempfile::TempDir, Spool) {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().join("spool"), budget);
+        (dir, spool)
     }
 
     fn bytes_of(bucket: &Bucket) -> Vec<u8> {
@@ -446,7 +426,7 @@ mod tests {
 
     #[test]
     fn pieces_are_put_together_per_bucket_and_a_missing_bucket_is_a_failure() {
-        let mut spool = spool("pieces", 1 << 20);
+        let (_dir, mut spool) = spool(1 << 20);
         let mut received = Received::new(3, &mut spool);
         received.add(0, b"ab".to_vec()).unwrap();
         received.add(0, b"cd".to_vec()).unwrap();
@@ -477,7 +457,7 @@ mod tests {
 
     #[test]
     fn past_the_budget_buckets_are_kept_in_files_removed_when_dropped() {
-        let mut spool = spool("files", 6);
+        let (_dir, mut spool) = spool(6);
         let dir = spool.dir.clone();
         let mut received = Received::new(3, &mut spool);
         received.add(0, b"abcd".to_vec()).unwrap();
@@ -509,7 +489,7 @@ mod tests {
             budget in 0u64..64,
             pieces in proptest::collection::vec((0u32..8, proptest::collection::vec(any::<u8>(), 0..16)), 0..24),
         ) {
-            let mut spool = spool("proptest", budget);
+            let (_dir, mut spool) = spool(budget);
             let mut received = Received::new(asked, &mut spool);
             let mut expected = vec![Vec::new(); asked];
             let mut refused = false;
