@@ -971,6 +971,8 @@ emit("few", &few.select([col("product"), col("id")]));
 let all = products.join(&sales, &["product"], &["product"], JoinKind::Left);
 println!("{{}}", all.explain());
 emit("all", &all.select([col("product"), col("id")]));
+// %%
+:jobs
 "#,
         dir.0.display()
     );
@@ -988,6 +990,11 @@ emit("all", &all.select([col("product"), col("id")]));
     assert!(plans[0].contains(broadcast), "{}", plans[0]);
     assert!(!plans[1].contains(broadcast), "{}", plans[1]);
     assert!(plans[1].contains("(right side shuffle)"), "{}", plans[1]);
+    // Each side was measured by a job; the small one came back with its count, so no job
+    // computed it again to collect it.
+    let jobs = run.stdout.split(":jobs").last().unwrap_or_default();
+    assert_eq!(jobs.matches("to measure it").count(), 2, "{}", run.stdout);
+    assert!(!jobs.contains("collect the small side"), "{}", run.stdout);
 
     let sales = read_csv_text(&all).lazy();
     let products = read_csv_text(&products()).lazy();

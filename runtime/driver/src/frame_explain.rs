@@ -142,7 +142,8 @@ fn write_node(
             {
                 let _ = writeln!(
                     out,
-                    "{pad}  the broadcast side, collected by a job of its own:"
+                    "{pad}  the broadcast side, collected by a job of its own (or by the count \
+                     that measured it):"
                 );
                 let mut own_stage = 0;
                 write_node(state, p.small_side, depth + 2, &mut own_stage, out)?;

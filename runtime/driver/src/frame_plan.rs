@@ -130,6 +130,11 @@ pub fn measured_bytes(rows: u64, schema: &Schema) -> u64 {
     rows.saturating_mul(row_width(schema))
 }
 
+/// The most rows of schema `schema` whose [`measured_bytes`] are at most `bytes`.
+pub fn rows_within(bytes: u64, schema: &Schema) -> u64 {
+    bytes / row_width(schema).max(1)
+}
+
 /// The sides of a join of kind `how` that may be broadcast, with their estimates (`true` for
 /// the right side).
 fn broadcastable_sides(how: JoinKind, left_bytes: u64, right_bytes: u64) -> Vec<(bool, u64)> {
@@ -599,6 +604,17 @@ mod tests {
             filter,
             Err(FramePlanError::AggregationInRowStep { step: "filter", .. })
         ));
+    }
+
+    #[test]
+    fn rows_within_a_size_are_the_most_whose_measure_fits_it() {
+        let schema = schema(&[("id", DataType::Int64), ("price", DataType::Float64)]);
+        let width = row_width(&schema);
+        for bytes in [0, width - 1, width, 10 * width + 3] {
+            let rows = rows_within(bytes, &schema);
+            assert!(measured_bytes(rows, &schema) <= bytes, "{bytes}");
+            assert!(measured_bytes(rows + 1, &schema) > bytes, "{bytes}");
+        }
     }
 
     #[test]

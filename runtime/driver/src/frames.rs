@@ -5,7 +5,7 @@
 use crate::error::DriverError;
 use crate::frame_plan::{
     Distributed, JoinStrategy, distribute, join_strategy, measured_bytes, projected_bytes,
-    sides_to_measure,
+    rows_within, sides_to_measure,
 };
 use crate::{DriverState, dag, text_splits};
 use parking_lot::Mutex;
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use tessera_frame::batch::{FRAME_TYPE, LINES_TYPE};
 use tessera_plan::builtin::{
     BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, JsonParams,
-    ParquetPiece, SkippedRows, StepsParams,
+    MeasureParams, ParquetPiece, SkippedRows, StepsParams, split_measured,
 };
 use tessera_plan::frame::{FileFormat, FrameStep, JoinOn, Schema};
 use tessera_plan::{
@@ -427,16 +427,17 @@ pub async fn join(
             (left, &left_schema, right, &right_schema)
         }
     };
-    // The side to broadcast (`true` for the right), by its estimate or else by its count.
+    // The side to broadcast (`true` for the right), by its estimate or else by its count, with
+    // its rows if measuring it brought them all.
     let small_side = match join_strategy(on.how, left_bytes, right_bytes, threshold) {
-        JoinStrategy::Broadcast { right } => Some(right),
+        JoinStrategy::Broadcast { right } => Some((right, None)),
         JoinStrategy::Shuffle => {
             let mut fits = None;
             for right in sides_to_measure(on.how, left_bytes, right_bytes, threshold) {
                 let (small, small_schema, ..) = sides(right);
-                let rows = count_rows(state, small, name).await?;
-                if measured_bytes(rows, small_schema) <= threshold {
-                    fits = Some(right);
+                let measured = measure_side(state, small, small_schema, threshold, name).await?;
+                if measured_bytes(measured.rows, small_schema) <= threshold {
+                    fits = Some((right, measured.partitions));
                     break;
                 }
             }
@@ -445,9 +446,12 @@ pub async fn join(
     };
     let partitions_of = |rdd: RddId| state.lineage.with(rdd, |e| e.node.num_partitions);
     let (rdd, num_partitions) = match small_side {
-        Some(small_right) => {
+        Some((small_right, measured)) => {
             let (small, small_schema, large, large_schema) = sides(small_right);
-            let whole = collect_side(state, small, small_schema, name).await?;
+            let whole = match measured {
+                Some(partitions) => concat_side(&partitions, small_schema, name)?,
+                None => collect_side(state, small, small_schema, name).await?,
+            };
             let broadcast = state.shared_values.broadcast(whole);
             let params = BroadcastJoinParams {
                 on,
@@ -500,15 +504,54 @@ pub async fn join(
     Ok(kept(state, rdd, num_partitions, schema))
 }
 
-/// The rows of DataFrame `rdd`, a side of join `name` being measured, counted by a job (a
-/// count that does not decode is taken as too many).
-async fn count_rows(state: &Arc<DriverState>, rdd: RddId, name: &str) -> Result<u64, DriverError> {
+/// A side of a join, measured.
+struct Measured {
+    rows: u64,
+    /// Each partition as an Arrow IPC stream, if every one was small enough to come along.
+    partitions: Option<Vec<Vec<u8>>>,
+}
+
+/// Measures DataFrame `rdd` (of `schema`), a side of join `name`, by a job that counts each
+/// partition's rows and brings along those of a partition whose share of the side stays within
+/// `threshold`: a side found small is then broadcast from what the count brought, as Spark's
+/// adaptive execution broadcasts a side from its materialized shuffle, instead of being
+/// computed a second time. A count that does not decode is taken as too many rows.
+async fn measure_side(
+    state: &Arc<DriverState>,
+    rdd: RddId,
+    schema: &Schema,
+    threshold: u64,
+    name: &str,
+) -> Result<Measured, DriverError> {
+    let partitions = state.lineage.with(rdd, |e| e.node.num_partitions)?;
+    let params = MeasureParams {
+        max_rows: rows_within(threshold / u64::from(partitions.max(1)), schema),
+    };
+    let action = TaskAction::Run(Builtin::Measure.with_params(&params));
     let description = format!("count the rows of a side of {name} to measure it");
-    let parts = dag::run_job(state.clone(), rdd, TaskAction::Count, None, description).await?;
-    Ok(parts.iter().fold(0u64, |total, part| {
-        let rows = <[u8; 8]>::try_from(part.as_slice()).map_or(u64::MAX, u64::from_le_bytes);
-        total.saturating_add(rows)
-    }))
+    let parts = dag::run_job(state.clone(), rdd, action, None, description).await?;
+    let mut measured = Measured {
+        rows: 0,
+        partitions: Some(Vec::with_capacity(parts.len())),
+    };
+    for part in &parts {
+        let (rows, ipc) = split_measured(part).unwrap_or((u64::MAX, None));
+        measured.rows = measured.rows.saturating_add(rows);
+        match (ipc, &mut measured.partitions) {
+            (Some(ipc), Some(partitions)) => partitions.push(ipc.to_vec()),
+            _ => measured.partitions = None,
+        }
+    }
+    Ok(measured)
+}
+
+/// Partitions of a side of join `name` (Arrow IPC streams), as the one stream a broadcast
+/// variable holds.
+fn concat_side(parts: &[Vec<u8>], schema: &Schema, name: &str) -> Result<Vec<u8>, DriverError> {
+    tessera_frame::ipc::concat(parts, schema).map_err(|source| DriverError::Frame {
+        what: format!("collecting the small side of {name}"),
+        source,
+    })
 }
 
 /// Collects DataFrame `rdd` (of `schema`), a side of join `name` to broadcast, as one Arrow IPC
@@ -522,10 +565,7 @@ async fn collect_side(
     let action = TaskAction::Run(Builtin::Ipc.operator(Vec::new()));
     let description = format!("collect the small side of {name} to broadcast it");
     let parts = dag::run_job(state.clone(), rdd, action, None, description).await?;
-    tessera_frame::ipc::concat(&parts, schema).map_err(|source| DriverError::Frame {
-        what: format!("collecting the small side of {name}"),
-        source,
-    })
+    concat_side(&parts, schema, name)
 }
 
 /// Adds the DataFrame `step` makes of DataFrame `input`.

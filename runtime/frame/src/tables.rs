@@ -23,7 +23,7 @@ use tessera_plan::abi::{
 };
 use tessera_plan::builtin::{
     BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, JsonParams,
-    ParquetPiece, RowsParams, SkippedRows, StepsParams, WriteParams,
+    MeasureParams, ParquetPiece, RowsParams, SkippedRows, StepsParams, WriteParams,
 };
 use tessera_plan::frame::Schema;
 
@@ -46,6 +46,7 @@ pub fn entry(builtin: Builtin) -> TableEntry {
         Builtin::Write => write_table,
         Builtin::RowsWriter => rows_writer_table,
         Builtin::ParseRecords => parse_records_table,
+        Builtin::Measure => measure_table,
     }
 }
 
@@ -722,6 +723,45 @@ static PARQUET_PIECE: SourceVTable = SourceVTable {
 
 unsafe extern "C" fn parquet_piece_source() -> *const c_void {
     &PARQUET_PIECE as *const SourceVTable as *const c_void
+}
+
+// Measure: a join side's partition counted, and sent along if it is small.
+
+unsafe extern "C" fn measure_open(args: OpenArgs, out: *mut *mut c_void, err: ErrorSink) -> Status {
+    let gather = params::<MeasureParams>(&args, "measuring a join side").map(|params| Gather {
+        params,
+        frames: Vec::new(),
+    });
+    open_with(gather, out, err)
+}
+
+unsafe extern "C" fn measure_finish(state: *mut c_void, out: ByteSink, err: ErrorSink) -> Status {
+    let gather: &mut Gather<MeasureParams> = unsafe { state_of(state) };
+    let frames = std::mem::take(&mut gather.frames);
+    let max_rows = gather.params.max_rows;
+    let result = gathered(frames).and_then(|frame| {
+        let rows = frame.as_ref().map_or(0, |frame| frame.height() as u64);
+        let mut result = rows.to_le_bytes().to_vec();
+        if let Some(frame) = frame.filter(|_| rows <= max_rows) {
+            result.extend_from_slice(&ipc::encode(&frame)?);
+        }
+        Ok(result)
+    });
+    answer(out, err, result)
+}
+
+static MEASURE: ActionVTable = ActionVTable {
+    abi_version: ABI_VERSION,
+    input_type: FRAME_BATCH.type_name,
+    open: measure_open,
+    push: action_push::<MeasureParams>,
+    push_shared: None,
+    finish: measure_finish,
+    close: gather_close::<MeasureParams>,
+};
+
+unsafe extern "C" fn measure_table() -> *const c_void {
+    &MEASURE as *const ActionVTable as *const c_void
 }
 
 // Write: a partition's rows to one file.

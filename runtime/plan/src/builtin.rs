@@ -53,11 +53,16 @@ pub enum Builtin {
     /// Operator: line-chunk batches that each hold one record frame of cell records (a bincode
     /// `Vec<Vec<Value>>`) to DataFrames; params: the [`Schema`].
     ParseRecords = 14,
+    /// Action: a side of a join being measured for a broadcast: the partition's rows (`u64`,
+    /// little-endian), then, if they are at most [`MeasureParams::max_rows`], the partition as
+    /// [`Builtin::Ipc`] gives it, so that a side found small is broadcast without computing it
+    /// again.
+    Measure = 15,
 }
 
 impl Builtin {
     /// Every built-in, in offset order.
-    pub const ALL: [Builtin; 15] = [
+    pub const ALL: [Builtin; 16] = [
         Builtin::Lines,
         Builtin::ParseCsv,
         Builtin::ParseJson,
@@ -73,6 +78,7 @@ impl Builtin {
         Builtin::Write,
         Builtin::RowsWriter,
         Builtin::ParseRecords,
+        Builtin::Measure,
     ];
 
     /// The built-in `code` names, if it names one.
@@ -204,6 +210,20 @@ pub struct ParquetPiece {
     pub bytes: u64,
 }
 
+/// How many rows of a partition a [`Builtin::Measure`] sends along with their count.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeasureParams {
+    pub max_rows: u64,
+}
+
+/// The rows a [`Builtin::Measure`] result counts and the partition's Arrow IPC stream, if it
+/// came (empty for a partition without rows); `None` if the result is too short to be one.
+pub fn split_measured(result: &[u8]) -> Option<(u64, Option<&[u8]>)> {
+    let (rows, ipc) = result.split_first_chunk::<8>()?;
+    let rows = u64::from_le_bytes(*rows);
+    Some((rows, (rows == 0 || !ipc.is_empty()).then_some(ipc)))
+}
+
 /// Where a [`Builtin::Write`] writes: `dir/part-NNNNN.EXT`, NNNNN the partition.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WriteParams {
@@ -214,6 +234,20 @@ pub struct WriteParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_measured_partition_brings_its_rows_only_when_it_has_some_and_they_came() {
+        let result = |rows: u64, ipc: &[u8]| [&rows.to_le_bytes()[..], ipc].concat();
+        assert_eq!(
+            split_measured(&result(3, b"ipc")),
+            Some((3, Some(&b"ipc"[..])))
+        );
+        // Counted but too many to bring along.
+        assert_eq!(split_measured(&result(3, b"")), Some((3, None)));
+        // No rows: nothing to bring, and nothing missing.
+        assert_eq!(split_measured(&result(0, b"")), Some((0, Some(&b""[..]))));
+        assert_eq!(split_measured(&[1, 2, 3]), None);
+    }
 
     #[test]
     fn every_builtin_is_found_by_its_code_and_nothing_else_is() {

@@ -203,12 +203,14 @@ pub enum CellResponse {
         id: u64,
     },
     Partials {
+        #[serde(with = "crate::bytes::lists")]
         values: Vec<Vec<u8>>,
     },
     /// What the person typed, without the line break.
     Line(String),
     /// One result per requested partition, in the order requested.
     JobResult {
+        #[serde(with = "crate::bytes::lists")]
         results: Vec<Vec<u8>>,
     },
     /// An RDD and those it is computed from, depth first, as Spark's `toDebugString` lists them.

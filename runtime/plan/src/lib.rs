@@ -6,6 +6,7 @@
 
 pub mod abi;
 pub mod builtin;
+pub mod bytes;
 pub mod cell_protocol;
 pub mod decode;
 pub mod frame;

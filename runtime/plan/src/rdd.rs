@@ -32,8 +32,10 @@ pub struct Operator<C> {
     /// Address of the decoder for the captured environment, when the closure captures values.
     pub env_decoder: Option<C>,
     /// The captured values, serialized by the cell.
+    #[serde(with = "crate::bytes")]
     pub captures: Vec<u8>,
     /// Serialized arguments of the operator itself (e.g. the `n` of `take(n)`).
+    #[serde(with = "crate::bytes")]
     pub params: Vec<u8>,
 }
 
@@ -54,6 +56,7 @@ impl<C> Operator<C> {
 pub enum RddKind<C> {
     /// Records shipped from the driver: one serialized `Vec<T>` per partition.
     Parallelize {
+        #[serde(with = "crate::bytes::lists")]
         partitions: Vec<Vec<u8>>,
         decoder: Operator<C>,
     },
@@ -181,6 +184,7 @@ pub enum Partitioner {
     /// each partition but the last, from samples of the data.
     Range {
         partitions: u32,
+        #[serde(with = "crate::bytes")]
         bounds: Vec<u8>,
         ascending: bool,
     },
@@ -193,6 +197,7 @@ pub enum Partitioner {
     Custom {
         partitions: u32,
         name: String,
+        #[serde(with = "crate::bytes")]
         state: Vec<u8>,
     },
 }

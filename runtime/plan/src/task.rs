@@ -58,6 +58,7 @@ pub fn decode_outcome(bytes: &[u8]) -> Result<TaskOutcome, DecodeError> {
 pub enum TaskSource {
     /// The serialized records of this partition.
     Records {
+        #[serde(with = "crate::bytes")]
         bytes: Vec<u8>,
         decoder: Operator<CodeRef>,
     },
@@ -293,6 +294,7 @@ pub struct TaskMetrics {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum TaskOutcome {
     Success {
+        #[serde(with = "crate::bytes")]
         result: Vec<u8>,
         metrics: TaskMetrics,
     },
