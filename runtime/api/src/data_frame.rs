@@ -79,7 +79,8 @@ impl Context {
     /// A DataFrame of the CSV files `path` names (a file, a directory, or a glob in the last
     /// component), with a header line, comma-separated, its schema inferred from the first
     /// file's first rows as polars infers it. Each file is split into partitions by byte
-    /// ranges.
+    /// ranges, of up to 128 MiB (Spark SQL's `maxPartitionBytes`; `TESSERA_FRAME_SPLIT_BYTES`
+    /// sets it for the session).
     pub fn read_csv(&self, path: &str) -> DataFrame {
         self.read_csv_with(path, CsvOptions::default(), None)
     }

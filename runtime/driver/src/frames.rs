@@ -158,12 +158,7 @@ pub fn read(
     if format == FileFormat::Parquet {
         return read_parquet(state, pattern, &cwd, min_partitions, name);
     }
-    let splits = text_splits::splits(
-        pattern,
-        min_partitions,
-        text_splits::FRAME_SPLIT_BYTES,
-        &cwd,
-    )?;
+    let splits = text_splits::splits(pattern, min_partitions, state.frame_split_bytes, &cwd)?;
     let first = match splits.first() {
         Some(split) => Path::new(&split.path).to_path_buf(),
         None => {

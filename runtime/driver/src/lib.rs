@@ -150,6 +150,9 @@ pub(crate) struct DriverState {
     pub locality_wait: std::time::Duration,
     /// Largest join side broadcast rather than shuffled (`TESSERA_BROADCAST_JOIN_BYTES`).
     pub broadcast_join_bytes: u64,
+    /// Largest split of a DataFrame's text file (`TESSERA_FRAME_SPLIT_BYTES`, Spark SQL's
+    /// `spark.sql.files.maxPartitionBytes`).
+    pub frame_split_bytes: u64,
     /// Whether copies of cached partitions lost with an executor are made again
     /// (`TESSERA_PROACTIVE_REPLICATION=1`, Spark's `spark.storage.replication.proactive`).
     pub proactive_replication: bool,
@@ -165,6 +168,14 @@ pub(crate) struct DriverState {
     /// Set once the session has waited for its first executors: executors count as idle
     /// only from then on (the session's start is not idleness).
     pub started: std::sync::atomic::AtomicBool,
+}
+
+/// The bytes environment variable `name` gives, or `default` if it is unset or not a number.
+fn bytes_from_env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|bytes| bytes.parse().ok())
+        .unwrap_or(default)
 }
 
 impl DriverState {
@@ -187,10 +198,14 @@ impl DriverState {
             executor_logs,
             host: tessera_wire::hostname(),
             locality_wait: scheduler::DEFAULT_LOCALITY_WAIT,
-            broadcast_join_bytes: std::env::var("TESSERA_BROADCAST_JOIN_BYTES")
-                .ok()
-                .and_then(|b| b.parse().ok())
-                .unwrap_or(frame_plan::BROADCAST_JOIN_BYTES),
+            broadcast_join_bytes: bytes_from_env(
+                "TESSERA_BROADCAST_JOIN_BYTES",
+                frame_plan::BROADCAST_JOIN_BYTES,
+            ),
+            frame_split_bytes: bytes_from_env(
+                "TESSERA_FRAME_SPLIT_BYTES",
+                text_splits::FRAME_SPLIT_BYTES,
+            ),
             proactive_replication: std::env::var("TESSERA_PROACTIVE_REPLICATION")
                 .is_ok_and(|v| v == "1" || v == "true"),
             task_ids: AtomicU64::new(0),
