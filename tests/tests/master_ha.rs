@@ -195,8 +195,12 @@ fn offers_flow_again_after_the_leader_dies_and_survive_a_zookeeper_server_dying(
     let new_leader = cluster.wait_leader(WAIT);
     assert_ne!(new_leader, leader);
 
-    // A ZooKeeper server dies: sessions move to the others; the same master leads and offers
-    // keep coming.
+    // A ZooKeeper server dies: sessions move to the others and offers keep coming. The same
+    // master leads unless the ensemble took longer to elect its next leader than the masters'
+    // session timeout (2 s, which three JVMs on a loaded machine can take): that master then
+    // stops rather than risk leading beside another (as
+    // `a_leader_cut_off_from_zookeeper_stops_rather_than_lead_twice` checks), the third master
+    // leads, and the stopped one is started again to stand by, as its supervisor would.
     let zk_leader = cluster.zk.leader().expect("the ensemble has a leader");
     cluster.zk.kill(zk_leader);
     for _ in 0..5 {
@@ -204,11 +208,17 @@ fn offers_flow_again_after_the_leader_dies_and_survive_a_zookeeper_server_dying(
     }
     std::thread::sleep(Duration::from_secs(3));
     runtime.block_on(next_offer(&mut events, &client));
-    assert_eq!(cluster.leader(), Some(new_leader), "{}", cluster.logs());
+    if cluster.master_exited(new_leader) {
+        let log = cluster.logs();
+        assert!(log.contains("lost its leadership"), "{log}");
+        cluster.start_master(new_leader);
+        runtime.block_on(next_offer(&mut events, &client));
+    }
+    let leading = cluster.wait_leader(WAIT);
 
     // A framework that ends while the leader is down still ends on the next leader (a session
     // would otherwise hold its executors for its whole failover timeout).
-    cluster.kill_master(new_leader);
+    cluster.kill_master(leading);
     let teardown = runtime.block_on(client.teardown());
     assert!(teardown.is_ok(), "{teardown:?}");
     let status = runtime
