@@ -431,8 +431,8 @@ pub async fn join(
             for right in sides_to_measure(on.how, left_bytes, right_bytes, threshold) {
                 let (small, small_schema, ..) = sides(right);
                 let measured = measure_side(state, small, small_schema, threshold, name).await?;
-                if measured_bytes(measured.rows, small_schema) <= threshold {
-                    fits = Some((right, measured.partitions));
+                if let Measured::Small(whole) = measured {
+                    fits = Some((right, whole));
                     break;
                 }
             }
@@ -444,7 +444,7 @@ pub async fn join(
         Some((small_right, measured)) => {
             let (small, small_schema, large, large_schema) = sides(small_right);
             let whole = match measured {
-                Some(partitions) => concat_side(&partitions, small_schema, name)?,
+                Some(whole) => whole,
                 None => collect_side(state, small, small_schema, name).await?,
             };
             let broadcast = state.shared_values.broadcast(whole);
@@ -499,11 +499,13 @@ pub async fn join(
     Ok(kept(state, rdd, num_partitions, schema))
 }
 
-/// A side of a join, measured.
-struct Measured {
-    rows: u64,
-    /// Each partition as an Arrow IPC stream, if every one was small enough to come along.
-    partitions: Option<Vec<Vec<u8>>>,
+/// What measuring a side of a join found.
+enum Measured {
+    /// Its rows take more than the broadcast threshold.
+    TooLarge,
+    /// Its rows fit the threshold; with the whole side as one Arrow IPC stream if every
+    /// partition came along with its count.
+    Small(Option<Vec<u8>>),
 }
 
 /// Measures DataFrame `rdd` (of `schema`), a side of join `name`, by a job that counts each
@@ -518,31 +520,40 @@ async fn measure_side(
     threshold: u64,
     name: &str,
 ) -> Result<Measured, DriverError> {
-    let partitions = state.lineage.with(rdd, |e| e.node.num_partitions)?;
+    let num_partitions = state.lineage.with(rdd, |e| e.node.num_partitions)?;
     let params = MeasureParams {
-        max_rows: rows_within(threshold / u64::from(partitions.max(1)), schema),
+        max_rows: rows_within(threshold / u64::from(num_partitions.max(1)), schema),
     };
     let action = TaskAction::Run(Builtin::Measure.with_params(&params));
     let description = format!("count the rows of a side of {name} to measure it");
     let parts = dag::run_job(state.clone(), rdd, action, None, description).await?;
-    let mut measured = Measured {
-        rows: 0,
-        partitions: Some(Vec::with_capacity(parts.len())),
-    };
+    let mut rows = 0u64;
+    // The partitions' streams, as long as every one came.
+    let mut streams = Some(Vec::with_capacity(parts.len()));
     for part in &parts {
-        let (rows, ipc) = split_measured(part).unwrap_or((u64::MAX, None));
-        measured.rows = measured.rows.saturating_add(rows);
-        match (ipc, &mut measured.partitions) {
-            (Some(ipc), Some(partitions)) => partitions.push(ipc.to_vec()),
-            _ => measured.partitions = None,
+        let (part_rows, stream) = split_measured(part).unwrap_or((u64::MAX, None));
+        rows = rows.saturating_add(part_rows);
+        match (stream, &mut streams) {
+            (Some(stream), Some(streams)) => streams.push(stream),
+            _ => streams = None,
         }
     }
-    Ok(measured)
+    if measured_bytes(rows, schema) > threshold {
+        return Ok(Measured::TooLarge);
+    }
+    let whole = streams
+        .map(|streams| concat_side(&streams, schema, name))
+        .transpose()?;
+    Ok(Measured::Small(whole))
 }
 
 /// Partitions of a side of join `name` (Arrow IPC streams), as the one stream a broadcast
 /// variable holds.
-fn concat_side(parts: &[Vec<u8>], schema: &Schema, name: &str) -> Result<Vec<u8>, DriverError> {
+fn concat_side(
+    parts: &[impl AsRef<[u8]>],
+    schema: &Schema,
+    name: &str,
+) -> Result<Vec<u8>, DriverError> {
     tessera_frame::ipc::concat(parts, schema).map_err(|source| DriverError::Frame {
         what: format!("collecting the small side of {name}"),
         source,

@@ -33,14 +33,16 @@ use tessera_wire::executor::executor_server::ExecutorServer;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+// mimalloc's own functions, linked with the allocator.
+unsafe extern "C" {
+    fn mi_collect(force: bool);
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
 /// Hands what the calling thread's finished task freed back to mimalloc's shared pool (and the
 /// system), so that the next task on another thread reuses it: measured, executors then hold
 /// less memory and run word count's map tasks faster (BENCHMARKS.md).
 pub fn release_freed_memory() {
-    unsafe extern "C" {
-        /// mimalloc's own; linked with the allocator.
-        fn mi_collect(force: bool);
-    }
     // SAFETY: mi_collect takes no pointers and may be called from any thread at any time.
     unsafe { mi_collect(false) }
 }
@@ -82,10 +84,6 @@ const PURGE_DELAY_MS: std::ffi::c_long = 250;
 fn delay_purging_freed_memory() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
         return;
-    }
-    unsafe extern "C" {
-        /// mimalloc's own; linked with the allocator.
-        fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
     }
     /// `mi_option_purge_delay` in mimalloc 2's `mimalloc.h`.
     const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;

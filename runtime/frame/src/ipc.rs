@@ -41,9 +41,10 @@ pub fn empty(schema: &Schema) -> Result<Vec<u8>, FrameError> {
 
 /// The DataFrames of `parts` (Arrow IPC streams; an empty one holds no rows) as one stream of
 /// all their rows, of `schema` when there are none.
-pub fn concat(parts: &[Vec<u8>], schema: &Schema) -> Result<Vec<u8>, FrameError> {
+pub fn concat(parts: &[impl AsRef<[u8]>], schema: &Schema) -> Result<Vec<u8>, FrameError> {
     let frames = parts
         .iter()
+        .map(AsRef::as_ref)
         .filter(|p| !p.is_empty())
         .map(|p| decode(p, "a collected partition"))
         .collect::<Result<Vec<_>, _>>()?;

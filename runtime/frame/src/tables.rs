@@ -672,14 +672,18 @@ unsafe extern "C" fn ipc_open(_args: OpenArgs, out: *mut *mut c_void, err: Error
     )
 }
 
+/// A partition's rows as one Arrow IPC stream, empty for a partition without rows.
+fn encoded(frame: Option<DataFrame>) -> Result<Vec<u8>, FrameError> {
+    match frame {
+        Some(frame) => ipc::encode(&frame),
+        None => Ok(Vec::new()),
+    }
+}
+
 unsafe extern "C" fn ipc_finish(state: *mut c_void, out: ByteSink, err: ErrorSink) -> Status {
     let gather: &mut Gather<()> = unsafe { state_of(state) };
     let frames = std::mem::take(&mut gather.frames);
-    let result = gathered(frames).and_then(|frame| match frame {
-        Some(frame) => ipc::encode(&frame),
-        None => Ok(Vec::new()),
-    });
-    answer(out, err, result)
+    answer(out, err, gathered(frames).and_then(encoded))
 }
 
 static IPC: ActionVTable = ActionVTable {
@@ -742,9 +746,7 @@ unsafe extern "C" fn measure_finish(state: *mut c_void, out: ByteSink, err: Erro
     let result = gathered(frames).and_then(|frame| {
         let rows = frame.as_ref().map_or(0, |frame| frame.height() as u64);
         let mut result = rows.to_le_bytes().to_vec();
-        if let Some(frame) = frame.filter(|_| rows <= max_rows) {
-            result.extend_from_slice(&ipc::encode(&frame)?);
-        }
+        result.extend(encoded(frame.filter(|_| rows <= max_rows))?);
         Ok(result)
     });
     answer(out, err, result)
