@@ -679,6 +679,7 @@ mod tests {
         const TWO: Optimisation = Optimisation {
             opt_level: 2,
             codegen_units: 1,
+            inline_threshold: None,
         };
         let decide = |code: &str, takes: &[(&str, &str)]| {
             let takes: Vec<(String, String)> = takes

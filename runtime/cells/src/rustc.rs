@@ -65,6 +65,7 @@ pub(crate) fn compile(
             let Optimisation {
                 opt_level,
                 codegen_units,
+                inline_threshold,
             } = match optimise {
                 Optimise::Yes(optimisation) => optimisation,
                 Optimise::No => Optimisation::UNOPTIMISED,
@@ -73,6 +74,12 @@ pub(crate) fn compile(
                 .args(["--crate-type", "cdylib"])
                 .args(["-C", &format!("opt-level={opt_level}")])
                 .args(["-C", &format!("codegen-units={codegen_units}")])
+                .args(inline_threshold.iter().flat_map(|threshold| {
+                    [
+                        "-C".to_string(),
+                        format!("llvm-args=-inline-threshold={threshold}"),
+                    ]
+                }))
                 .args(["-C", "lto=off", "-C", "prefer-dynamic"])
                 .args(["-C", "debuginfo=0", "-C", "strip=debuginfo", "-o"])
                 .arg(path);

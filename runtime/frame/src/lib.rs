@@ -15,6 +15,7 @@ pub mod error;
 pub mod files;
 pub mod ipc;
 pub mod join;
+mod mask;
 pub mod read;
 pub mod rows;
 pub mod shuffle;

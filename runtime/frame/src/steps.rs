@@ -3,6 +3,7 @@
 
 use crate::convert::{expr_to_polars, exprs_to_polars, schema_from_polars, schema_to_polars};
 use crate::error::{FrameError, guard};
+use crate::mask;
 use polars_core::prelude::{DataFrame, PlSmallStr, SortMultipleOptions, UniqueKeepStrategy};
 use polars_lazy::prelude::{Engine, IntoLazy, LazyFrame, Selector, col};
 use tessera_plan::frame::{FrameStep, Schema};
@@ -60,17 +61,29 @@ fn query(frame: DataFrame, steps: &[FrameStep]) -> Result<LazyFrame, FrameError>
 /// to 0.04 s slower. What the streaming engine lacks, polars runs in memory itself.
 const ENGINE: Engine = Engine::Streaming;
 
-/// Runs `steps` over `frame`.
+/// Runs `steps` over `frame`: the comparisons of a leading filter that [`mask`] evaluates
+/// there, the rest in polars.
 pub fn run_steps(frame: DataFrame, steps: &[FrameStep]) -> Result<DataFrame, FrameError> {
     if steps.is_empty() {
         return Ok(frame);
     }
     guard("a DataFrame operation", || {
-        query(frame, steps)?
-            .collect_with_engine(ENGINE)
-            .map(|result| result.unwrap_single())
-            .map_err(FrameError::polars("a DataFrame operation"))
+        match mask::masked(&frame, steps) {
+            Some((frame, steps)) => run_in_polars(frame, &steps),
+            None => run_in_polars(frame, steps),
+        }
     })
+}
+
+/// Runs `steps` over `frame` as one polars query.
+pub(crate) fn run_in_polars(
+    frame: DataFrame,
+    steps: &[FrameStep],
+) -> Result<DataFrame, FrameError> {
+    query(frame, steps)?
+        .collect_with_engine(ENGINE)
+        .map(|result| result.unwrap_single())
+        .map_err(FrameError::polars("a DataFrame operation"))
 }
 
 /// The schema `steps` make of a DataFrame of schema `input`, as polars resolves it (a step
