@@ -564,10 +564,15 @@ unsafe extern "C" fn join_table() -> *const c_void {
 // BroadcastJoin: a partition of the large side with all of the small one, fetched once per
 // executor.
 
-/// Decodes the small side's broadcast bytes, once per executor (which keeps the result).
+/// Decodes the small side's broadcast bytes, once per executor (which keeps the result), into
+/// one chunk a column: the broadcast holds a record batch for each partition it came from, and
+/// polars would otherwise put the side's columns together again for every task's join.
 unsafe extern "C" fn decode_broadcast(bytes: RawBytes, err: ErrorSink) -> *mut c_void {
     match ipc::decode(unsafe { bytes.as_slice() }, "a broadcast join side") {
-        Ok(frame) => Box::into_raw(Box::new(frame)) as *mut c_void,
+        Ok(mut frame) => {
+            frame.rechunk_mut_par();
+            Box::into_raw(Box::new(frame)) as *mut c_void
+        }
         Err(e) => {
             fail(err, &e);
             std::ptr::null_mut()
