@@ -501,7 +501,7 @@ fn and_validity(validity: &Bitmap, words: &mut [u64]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::steps::run_in_polars as run_steps;
+    use crate::steps::run_in_polars;
     use polars_core::df;
     use polars_core::prelude::{NamedFrom, Series};
     use proptest::prelude::*;
@@ -619,8 +619,8 @@ mod tests {
             FrameStep::Filter(predicate),
         ];
         let (with_mask, rewritten) = masked(&frame, &steps).expect("masked");
-        let ours = run_steps(with_mask, &rewritten).unwrap();
-        let theirs = run_steps(frame, &steps).unwrap();
+        let ours = run_in_polars(with_mask, &rewritten).unwrap();
+        let theirs = run_in_polars(frame, &steps).unwrap();
         assert_eq!(ours.get_column_names(), theirs.get_column_names());
         assert!(ours.equals_missing(&theirs), "{ours}\n{theirs}");
         // NaN is above 1 in polars' order: row 1 is kept, as is row 4.
@@ -692,10 +692,10 @@ mod tests {
                 |all, &op| all.and(cmp("d", op, Value::Date(date_literal))),
             );
             let steps = vec![FrameStep::Filter(predicate)];
-            let theirs = run_steps(frame.clone(), &steps).unwrap();
+            let theirs = run_in_polars(frame.clone(), &steps).unwrap();
             match masked(&frame, &steps) {
                 Some((with_mask, rewritten)) => {
-                    let ours = run_steps(with_mask, &rewritten).unwrap();
+                    let ours = run_in_polars(with_mask, &rewritten).unwrap();
                     prop_assert!(ours.equals_missing(&theirs), "{}\n{}", ours, theirs);
                 }
                 None => prop_assert_eq!(frame.height(), 0),

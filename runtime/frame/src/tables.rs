@@ -330,11 +330,7 @@ unsafe extern "C" fn gather_close<P>(state: *mut c_void) {
 }
 
 unsafe extern "C" fn steps_open(args: OpenArgs, out: *mut *mut c_void, err: ErrorSink) -> Status {
-    let gather = params::<StepsParams>(&args, "a DataFrame operation").map(|params| Gather {
-        params,
-        frames: Vec::new(),
-    });
-    open_with(gather, out, err)
+    open_gather::<StepsParams>(args, "a DataFrame operation", out, err)
 }
 
 unsafe extern "C" fn steps_finish(state: *mut c_void, out: BatchSink, err: ErrorSink) -> Status {
@@ -737,11 +733,7 @@ unsafe extern "C" fn parquet_piece_source() -> *const c_void {
 // Measure: a join side's partition counted, and sent along if it is small.
 
 unsafe extern "C" fn measure_open(args: OpenArgs, out: *mut *mut c_void, err: ErrorSink) -> Status {
-    let gather = params::<MeasureParams>(&args, "measuring a join side").map(|params| Gather {
-        params,
-        frames: Vec::new(),
-    });
-    open_with(gather, out, err)
+    open_gather::<MeasureParams>(args, "measuring a join side", out, err)
 }
 
 unsafe extern "C" fn measure_finish(state: *mut c_void, out: ByteSink, err: ErrorSink) -> Status {
