@@ -195,3 +195,83 @@ println!("left [{}]", copies(&victim_sandbox).join(" "));
     // its agent.
     assert_eq!(line("left "), vec!["[]".to_string()], "{}", run.stderr);
 }
+
+/// A broadcast join's small side is held by the driver and every executor that joined with it
+/// while a variable reaches the join; `:storage` lists it. Once no variable does, it is
+/// released, and the next query broadcasts its own.
+#[test]
+fn a_broadcast_join_side_no_variable_reaches_is_released_after_the_cell() {
+    let dir = Scratch::new("cleaner-broadcast");
+    let orders: String = std::iter::once("order,customer\n".to_string())
+        .chain((0..3_000u32).map(|o| format!("{o},{}\n", o % 40)))
+        .collect();
+    let customers: String = std::iter::once("customer,segment\n".to_string())
+        .chain((0..40u32).map(|c| format!("{c},{}\n", ["retail", "trade"][c as usize % 2])))
+        .collect();
+    std::fs::write(dir.0.join("orders.csv"), orders).unwrap();
+    std::fs::write(dir.0.join("customers.csv"), customers).unwrap();
+    let script = format!(
+        r#"let orders = sc.read_csv("{0}/orders.csv");
+let customers = sc.read_csv("{0}/customers.csv");
+let mut joined = orders.join(&customers, &["customer"], &["customer"], JoinKind::Inner);
+println!("first {{}}", joined.filter(col("segment").eq(lit("trade"))).count());
+println!("== storage");
+// %%
+:storage
+// %%
+println!("again {{}}", joined.count());
+// %%
+joined = orders.filter(col("customer").lt(lit(10)));
+println!("second {{}}", joined.count());
+println!("== storage");
+// %%
+:storage
+// %%
+let retail = orders.join(&customers.filter(col("segment").eq(lit("retail"))), &["customer"], &["customer"], JoinKind::Inner);
+println!("third {{}}", retail.count());
+println!("== storage");
+// %%
+:storage
+// %%
+println!("== jobs");
+// %%
+:jobs
+"#,
+        dir.0.display()
+    );
+    let run = tessera_run_with_env(&dir.0, &script, "local-cluster[2,1,512]", &[], &[]);
+    run.expect_success();
+    for (line, count) in [
+        ("first", 1_500),
+        ("again", 3_000),
+        ("second", 750),
+        ("third", 1_500),
+    ] {
+        let expected = format!("{line} {count}");
+        assert!(
+            run.lines().contains(&expected.as_str()),
+            "{expected}:\n{}",
+            run.stdout
+        );
+    }
+    // The broadcast sides `:storage` listed, after each of its three cells.
+    let (reports, jobs) = run.stdout.split_once("== jobs").expect("the last cell ran");
+    let listed: Vec<Vec<&str>> = reports
+        .split("== storage")
+        .skip(1)
+        .map(|report| {
+            report
+                .lines()
+                .filter(|l| l.contains("the small side of"))
+                .collect()
+        })
+        .collect();
+    assert_eq!(listed.len(), 3, "{}", run.stdout);
+    assert_eq!(listed[0].len(), 1, "{}", run.stdout);
+    assert!(listed[1].is_empty(), "{}", run.stdout);
+    assert_eq!(listed[2].len(), 1, "{}", run.stdout);
+    assert_ne!(listed[0][0], listed[2][0], "{}", run.stdout);
+    // Each join collected its side once: the join still held ran again on the side it kept,
+    // and nothing collected the released one again.
+    assert_eq!(jobs.matches("collect the small side").count(), 2, "{jobs}");
+}

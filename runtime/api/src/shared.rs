@@ -74,7 +74,8 @@ impl<T> Broadcast<T> {
             }
             .raise()
         }
-        // SAFETY: non-null values are leaked (cell) or kept for the executor's life.
+        // SAFETY: non-null values are leaked (cell) or kept by the executor while the task that
+        // decoded this handle runs (the driver never releases a `Context::broadcast` value).
         unsafe { &*self.value }
     }
 }
@@ -83,6 +84,14 @@ impl<T> Serialize for Broadcast<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.id.serialize(s)
     }
+}
+
+/// Frees a value [`decode_boxed`] made, when the executor lets it go.
+unsafe extern "C" fn drop_boxed<T: Data>(value: *mut c_void) {
+    // A panic in `T`'s destructor must not unwind into the executor.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        drop(unsafe { Box::from_raw(value as *mut T) })
+    }));
 }
 
 unsafe extern "C" fn decode_boxed<T: Data>(bytes: RawBytes, err: ErrorSink) -> *mut c_void {
@@ -125,7 +134,9 @@ impl<'de, T: Data> Deserialize<'de> for Broadcast<T> {
             set: keep_message,
         };
         // SAFETY: the host table is valid while the operator opens.
-        let value = unsafe { ((*host).broadcast)((*host).ctx, id, decode_boxed::<T>, err) };
+        let value = unsafe {
+            ((*host).broadcast)((*host).ctx, id, decode_boxed::<T>, drop_boxed::<T>, err)
+        };
         if value.is_null() {
             return Err(serde::de::Error::custom(message));
         }

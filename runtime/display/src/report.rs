@@ -2,7 +2,7 @@
 //! cluster it runs on.
 
 use crate::Table;
-use tessera_driver::{Driver, ExecutorRow, JobInfo, JobState, StorageRow};
+use tessera_driver::{Driver, ExecutorRow, HeldBroadcast, JobInfo, JobState, StorageRow};
 use tessera_framework::{
     ClusterStatus, Extras, FrameworkSummary, MasterEndpoint, ReservationSummary, Resources,
 };
@@ -10,7 +10,8 @@ use tessera_framework::{
 /// One of the session's reports, named as the REPL command that shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Report {
-    /// `:storage`: cached RDDs, their partitions, memory, executors and hosts.
+    /// `:storage`: cached RDDs, their partitions, memory, executors and hosts; and the
+    /// broadcast variables the session holds, if any.
     Storage,
     /// `:jobs`: the session's jobs.
     Jobs,
@@ -49,7 +50,14 @@ impl Report {
     /// The report's tables, now. `:cluster` asks the master, so call it outside async code.
     pub fn tables(self, driver: &Driver) -> Result<Vec<Table>, ReportError> {
         Ok(match self {
-            Report::Storage => vec![storage(&driver.storage())],
+            Report::Storage => {
+                let held = driver.broadcasts();
+                let mut tables = vec![storage(&driver.storage())];
+                if !held.is_empty() {
+                    tables.push(broadcasts(&held));
+                }
+                tables
+            }
             Report::Jobs => vec![jobs(&driver.jobs())],
             Report::Executors => vec![executors(&driver.executors())],
             Report::Cluster => {
@@ -121,6 +129,14 @@ fn storage(rows: &[StorageRow]) -> Table {
                     .join(", "),
             ]
         }),
+    )
+}
+
+fn broadcasts(rows: &[HeldBroadcast]) -> Table {
+    Table::new(
+        &["broadcast", "holds", "size"],
+        rows.iter()
+            .map(|b| vec![b.id.to_string(), b.about.clone(), bytes(b.bytes)]),
     )
 }
 

@@ -215,7 +215,9 @@ async fn respond(
             rdds: crate::lineage_report::lineage_entries(&state.lineage, &state.blocks, rdd)?,
         }),
         CellRequest::Broadcast { value } => Ok(CellResponse::Created {
-            id: state.shared_values.broadcast(value),
+            id: state
+                .shared_values
+                .broadcast(value, "a value of a cell (Context::broadcast)".into()),
         }),
         CellRequest::Accumulator => Ok(CellResponse::Created {
             id: state.shared_values.accumulator(),

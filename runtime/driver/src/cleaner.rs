@@ -1,9 +1,10 @@
-//! The cleaner, as Spark's ContextCleaner: shuffle outputs and cached partitions of RDDs that
-//! no live RDD handle can reach are dropped from the executors, which otherwise keep them until
-//! they exit. The session names the roots (the RDDs its variables hold, after each cell); what
+//! The cleaner, as Spark's ContextCleaner: shuffle outputs, cached partitions and broadcast
+//! join sides of RDDs that no live RDD handle can reach are dropped from the executors, which
+//! otherwise keep them until they exit. The session names the roots (the RDDs its variables hold, after each cell); what
 //! their lineage does not reach is unreachable for good, since RDD ids are never reused. The
 //! lineage itself is kept: an RDD dropped by mistake (a handle the session could not see) is
-//! computed again, not lost.
+//! computed again, not lost; so is a released broadcast side, collected again before a job
+//! that reads it.
 
 use tessera_plan::{RddId, ShuffleId};
 
@@ -17,6 +18,8 @@ pub struct LineageNode {
     pub shuffle: bool,
     /// It has a storage level: its partitions may be cached on executors.
     pub persisted: bool,
+    /// The broadcast variable its computation reads (a broadcast join's small side).
+    pub broadcast: Option<u64>,
 }
 
 /// What no root reaches.
@@ -26,9 +29,12 @@ pub struct Unreachable {
     pub shuffles: Vec<ShuffleId>,
     /// Persisted RDDs whose cached partitions can go (they are unpersisted).
     pub persisted: Vec<RddId>,
+    /// Broadcast variables that only unreachable RDDs read.
+    pub broadcasts: Vec<u64>,
 }
 
-/// The shuffles and persisted RDDs of `nodes` that no RDD of `roots` is computed from.
+/// The shuffles, persisted RDDs and broadcasts of `nodes` that no RDD of `roots` is computed
+/// from.
 pub fn unreachable(nodes: &[LineageNode], roots: &[RddId]) -> Unreachable {
     let by_id: std::collections::HashMap<RddId, &LineageNode> =
         nodes.iter().map(|n| (n.rdd, n)).collect();
@@ -42,6 +48,11 @@ pub fn unreachable(nodes: &[LineageNode], roots: &[RddId]) -> Unreachable {
         }
     }
     let mut gone = Unreachable::default();
+    let read: std::collections::HashSet<u64> = nodes
+        .iter()
+        .filter(|n| reached.contains(&n.rdd))
+        .filter_map(|n| n.broadcast)
+        .collect();
     for node in nodes.iter().filter(|n| !reached.contains(&n.rdd)) {
         if node.shuffle {
             gone.shuffles.push(node.rdd);
@@ -49,9 +60,13 @@ pub fn unreachable(nodes: &[LineageNode], roots: &[RddId]) -> Unreachable {
         if node.persisted {
             gone.persisted.push(node.rdd);
         }
+        gone.broadcasts
+            .extend(node.broadcast.filter(|b| !read.contains(b)));
     }
     gone.shuffles.sort_unstable();
     gone.persisted.sort_unstable();
+    gone.broadcasts.sort_unstable();
+    gone.broadcasts.dedup();
     gone
 }
 
@@ -65,6 +80,7 @@ mod tests {
             parents: parents.to_vec(),
             shuffle,
             persisted,
+            broadcast: None,
         }
     }
 
@@ -94,7 +110,7 @@ mod tests {
             unreachable(&checkpointed, &[1, 7]),
             Unreachable {
                 shuffles: vec![4, 6],
-                persisted: Vec::new(),
+                ..Unreachable::default()
             }
         );
     }
@@ -106,9 +122,42 @@ mod tests {
             Unreachable {
                 shuffles: vec![1, 4, 6],
                 persisted: vec![1],
+                broadcasts: Vec::new(),
             }
         );
         // A root the lineage does not know (defined since) reaches nothing more.
         assert_eq!(unreachable(&page_rank(), &[99]).shuffles, vec![1, 4, 6]);
+    }
+
+    /// A query that joins the orders (1) with the customers (2) broadcast (as 10), then
+    /// filters the result (4); the same join planned again (5, reading broadcast 11).
+    fn broadcast_joins() -> Vec<LineageNode> {
+        let join = |rdd, broadcast| LineageNode {
+            broadcast: Some(broadcast),
+            ..node(rdd, &[1], false, false)
+        };
+        vec![
+            node(1, &[], false, false),
+            node(2, &[], false, false),
+            join(3, 10),
+            node(4, &[3], false, false),
+            join(5, 11),
+        ]
+    }
+
+    #[test]
+    fn a_broadcast_goes_with_the_last_rdd_that_reads_it() {
+        // The filtered result is held: its join's side stays; the other query's goes.
+        assert_eq!(unreachable(&broadcast_joins(), &[4]).broadcasts, vec![11]);
+        assert_eq!(unreachable(&broadcast_joins(), &[5]).broadcasts, vec![10]);
+        assert_eq!(
+            unreachable(&broadcast_joins(), &[]).broadcasts,
+            vec![10, 11]
+        );
+        // Two RDDs that read one broadcast: it stays while either is reached.
+        let mut shared = broadcast_joins();
+        shared[4].broadcast = Some(10);
+        assert!(unreachable(&shared, &[5]).broadcasts.is_empty());
+        assert_eq!(unreachable(&shared, &[1]).broadcasts, vec![10]);
     }
 }

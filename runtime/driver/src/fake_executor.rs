@@ -24,6 +24,8 @@ pub enum Scripted {
     Die,
     /// The task cannot fetch the map outputs it reads from their first holder.
     FailFetch,
+    /// A result task succeeds with this result.
+    Answer(Vec<u8>),
 }
 
 /// One task an executor received.
@@ -31,6 +33,8 @@ pub enum Scripted {
 pub struct Received {
     pub executor: String,
     pub job_id: u64,
+    /// The RDD whose partition the task computes.
+    pub rdd: RddId,
     pub partition: u32,
     /// The shuffle a map task writes; `None` for a result task.
     pub writes: Option<ShuffleId>,
@@ -130,6 +134,7 @@ impl FakeCluster {
         let received = Received {
             executor: executor.to_string(),
             job_id: task.job_id,
+            rdd: task.chain.steps.last().map_or(0, |s| s.rdd),
             partition: task.partition,
             writes: match &task.action {
                 TaskAction::ShuffleWrite { shuffle, .. } => Some(*shuffle),
@@ -138,6 +143,7 @@ impl FakeCluster {
             with_source: task.chain.source.is_some(),
         };
         cluster.received.push(received.clone());
+        let mut answer = None;
         match cluster.script.as_ref().and_then(|s| s(&received)) {
             Some(Scripted::Fail(message)) => {
                 return Answer::Now(Ok(TaskOutcome::Failed { message }));
@@ -159,6 +165,7 @@ impl FakeCluster {
                     }));
                 }
             }
+            Some(Scripted::Answer(result)) => answer = Some(result),
             None => {}
         }
         let steps = &task.chain.steps;
@@ -225,10 +232,10 @@ impl FakeCluster {
                 here.outputs.insert((*shuffle, task.partition));
                 Vec::new()
             }
-            TaskAction::Count | TaskAction::Run(_) => {
+            TaskAction::Count | TaskAction::Run(_) => answer.unwrap_or_else(|| {
                 let rdd = steps.last().map_or(0, |s| s.rdd);
                 format!("{rdd}/{}", task.partition).into_bytes()
-            }
+            }),
         };
         Answer::Now(Ok(TaskOutcome::Success {
             result,
@@ -278,7 +285,7 @@ impl RemoteExecutor for FakeExecutor {
         cluster.notices.push((self.id.clone(), notice));
         if let Some(here) = cluster.executors.get_mut(&self.id) {
             match notice {
-                Notice::CancelJob(_) => {}
+                Notice::CancelJob(_) | Notice::DropBroadcast(_) => {}
                 Notice::DropRdd(rdd) => here.blocks.retain(|(r, _)| *r != rdd),
                 Notice::DropShuffle(shuffle) => here.outputs.retain(|(s, _)| *s != shuffle),
             }

@@ -7,6 +7,7 @@ use crate::frame_plan::{
     Distributed, JoinStrategy, distribute, join_strategy, measured_bytes, projected_bytes,
     rows_within, sides_to_measure,
 };
+use crate::remote_executor::BoxFuture;
 use crate::{DriverState, dag, text_splits};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -43,7 +44,7 @@ impl FrameSchemas {
             .ok_or(DriverError::NotADataFrame(rdd))
     }
 
-    fn insert(&self, rdd: RddId, schema: Schema) {
+    pub(crate) fn insert(&self, rdd: RddId, schema: Schema) {
         self.schemas.lock().insert(rdd, schema);
     }
 
@@ -447,7 +448,8 @@ pub async fn join(
                 Some(whole) => whole,
                 None => collect_side(state, small, small_schema, name).await?,
             };
-            let broadcast = state.shared_values.broadcast(whole);
+            let about = format!("the small side of {name} (rdd {small})");
+            let broadcast = state.shared_values.broadcast(whole, about);
             let params = BroadcastJoinParams {
                 on,
                 broadcast,
@@ -572,6 +574,44 @@ async fn collect_side(
     let description = format!("collect the small side of {name} to broadcast it");
     let parts = dag::run_job(state.clone(), rdd, action, None, description).await?;
     concat_side(&parts, schema, name)
+}
+
+/// Collects again the broadcast join sides that a job on `rdd` reads and the cleaner released
+/// (a DataFrame it found unreachable was used after all), each under its old id; a job of its
+/// own each, as when the join was planned.
+pub fn restore_broadcasts(
+    state: &Arc<DriverState>,
+    rdd: RddId,
+) -> BoxFuture<'_, Result<(), DriverError>> {
+    Box::pin(async move {
+        if !state.shared_values.any_released() {
+            return Ok(());
+        }
+        let mut to_visit = vec![rdd];
+        let mut seen = BTreeSet::new();
+        while let Some(id) = to_visit.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            let (parents, join, name) = state.lineage.with(id, |e| {
+                let join = BroadcastJoinParams::of(&e.node.kind);
+                (e.node.kind.parents(), join, e.node.name.clone())
+            })?;
+            to_visit.extend(parents);
+            let Some(join) = join.filter(|j| state.shared_values.is_released(j.broadcast)) else {
+                continue;
+            };
+            let schema = state.frames.get(join.small_side)?;
+            let side = collect_side(state, join.small_side, &schema, &name).await?;
+            state.shared_values.restore(join.broadcast, side);
+            tracing::info!(
+                rdd = id,
+                broadcast = join.broadcast,
+                "collected a released broadcast side again"
+            );
+        }
+        Ok(())
+    })
 }
 
 /// Adds the DataFrame `step` makes of DataFrame `input`.
@@ -757,10 +797,7 @@ pub fn skipped_rows(state: &DriverState, rdd: RddId) -> Result<u64, DriverError>
             };
             accumulators.extend(accumulator);
         }
-        if let RddKind::Narrow { op, .. } = &kind
-            && let Ok(p) = bincode::deserialize::<BroadcastJoinParams>(&op.params)
-            && Builtin::of(&op.entry) == Some(Builtin::BroadcastJoin)
-        {
+        if let Some(p) = BroadcastJoinParams::of(&kind) {
             to_visit.push(p.small_side);
         }
         to_visit.extend(kind.parents());

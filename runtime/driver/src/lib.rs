@@ -47,6 +47,7 @@ pub use dynamic_allocation::DynamicAllocation;
 pub use error::DriverError;
 pub use jobs::{JobInfo, JobState, Progress};
 pub use scheduler::DEFAULT_LOCALITY_WAIT;
+pub use shared_values::HeldBroadcast;
 pub use side_files::side_files_dir;
 pub use tessera_credentials::Credential;
 pub use tessera_framework::{Constraints, MasterEndpoint, MasterUrl, parse_master_url};
@@ -317,8 +318,8 @@ impl DriverState {
         self.map_outputs.forget_executor(id);
     }
 
-    /// Drops from the executors the map outputs and cached partitions that no RDD of `roots`
-    /// reaches (see [`cleaner`]); returns what went.
+    /// Drops from the executors the map outputs, cached partitions and broadcast join sides
+    /// that no RDD of `roots` reaches (see [`cleaner`]); returns what went.
     pub async fn drop_unreachable(&self, roots: &[RddId]) -> cleaner::Unreachable {
         let mut roots = roots.to_vec();
         roots.extend(self.frames.tables().into_values());
@@ -333,6 +334,13 @@ impl DriverState {
                 self.agent_files.remove(shuffle, &copies).await;
             }
         }
+        gone.broadcasts
+            .retain(|&broadcast| self.shared_values.release(broadcast));
+        for &broadcast in &gone.broadcasts {
+            self.executors
+                .notify_all(remote_executor::Notice::DropBroadcast(broadcast))
+                .await;
+        }
         for &rdd in &gone.persisted {
             // Unpersisted, as Spark's cleaner does: `:storage` no longer lists it.
             let _ = self.lineage.set_persist(rdd, None);
@@ -340,10 +348,11 @@ impl DriverState {
                 self.drop_cached(rdd).await;
             }
         }
-        if !gone.shuffles.is_empty() || !gone.persisted.is_empty() {
+        if gone != cleaner::Unreachable::default() {
             tracing::info!(
                 shuffles = ?gone.shuffles,
                 cached = ?gone.persisted,
+                broadcasts = ?gone.broadcasts,
                 "dropped what no RDD handle reaches"
             );
         }
@@ -371,6 +380,17 @@ pub struct FailedJob {
 pub struct CellFailure {
     pub panic: Option<String>,
     pub failed_job: Option<FailedJob>,
+}
+
+/// What [`Driver::drop_unreachable`] dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dropped {
+    /// Shuffles whose map outputs went.
+    pub shuffles: usize,
+    /// RDDs whose cached partitions went (they are unpersisted).
+    pub cached: usize,
+    /// Broadcast join sides released.
+    pub broadcasts: usize,
 }
 
 /// One cached RDD as `:storage` shows it.
@@ -572,13 +592,22 @@ impl Driver {
         })
     }
 
-    /// Drops from the executors the shuffle outputs and cached partitions of every RDD that
-    /// no RDD of `roots` (the ids the session's variables hold) is computed from, as Spark's
-    /// ContextCleaner does for RDDs garbage-collected; returns how many shuffles and cached
-    /// RDDs went. Call it between cells: a job running now may read what it drops.
-    pub fn drop_unreachable(&self, roots: &[RddId]) -> (usize, usize) {
+    /// Drops from the executors the shuffle outputs, cached partitions and broadcast join
+    /// sides of every RDD that no RDD of `roots` (the ids the session's variables hold) is
+    /// computed from, as Spark's ContextCleaner does for RDDs garbage-collected; returns how
+    /// many of each went. Call it between cells: a job running now may read what it drops.
+    pub fn drop_unreachable(&self, roots: &[RddId]) -> Dropped {
         let gone = self.runtime.block_on(self.state.drop_unreachable(roots));
-        (gone.shuffles.len(), gone.persisted.len())
+        Dropped {
+            shuffles: gone.shuffles.len(),
+            cached: gone.persisted.len(),
+            broadcasts: gone.broadcasts.len(),
+        }
+    }
+
+    /// The broadcast variables the driver holds (`:storage`), by id.
+    pub fn broadcasts(&self) -> Vec<HeldBroadcast> {
+        self.state.shared_values.held()
     }
 
     /// How many executors this driver expects (one per agent, or one for `local[N]`).

@@ -217,6 +217,8 @@ impl Lineage {
                 parents: e.node.kind.parents(),
                 shuffle: matches!(e.node.kind, RddKind::Shuffled { .. }),
                 persisted: e.persist.is_some(),
+                broadcast: tessera_plan::builtin::BroadcastJoinParams::of(&e.node.kind)
+                    .map(|p| p.broadcast),
             })
             .collect()
     }

@@ -1,6 +1,6 @@
 //! How the driver reaches one executor: [`RemoteExecutor`] runs a task, copies a cached
 //! partition to another executor, and takes the notices that need no answer (a job cancelled,
-//! a cached RDD dropped). A session reaches its executors
+//! a cached RDD, a shuffle's outputs or a broadcast dropped). A session reaches its executors
 //! over gRPC ([`GrpcExecutor`]); the scheduler's unit tests drive fakes through the same trait.
 
 use std::future::Future;
@@ -8,7 +8,8 @@ use std::pin::Pin;
 use tessera_plan::{RddId, ReplicaPeer, ShuffleId, TaskOutcome, TaskSpec};
 use tessera_wire::ExecutorChannel;
 use tessera_wire::executor::{
-    CancelJobRequest, CopyBlockRequest, DropRddRequest, DropShuffleRequest, RunTaskRequest,
+    CancelJobRequest, CopyBlockRequest, DropBroadcastRequest, DropRddRequest, DropShuffleRequest,
+    RunTaskRequest,
 };
 
 /// A future that an executor's call returns.
@@ -28,6 +29,8 @@ pub enum Notice {
     DropRdd(RddId),
     /// Drop the map outputs of this shuffle.
     DropShuffle(ShuffleId),
+    /// Drop this broadcast value (the driver released it).
+    DropBroadcast(u64),
 }
 
 /// One executor, as the scheduler uses it.
@@ -89,6 +92,10 @@ impl RemoteExecutor for GrpcExecutor {
                 Notice::DropRdd(rdd) => client.drop_rdd(DropRddRequest { rdd }).await.map(drop),
                 Notice::DropShuffle(shuffle) => client
                     .drop_shuffle(DropShuffleRequest { shuffle })
+                    .await
+                    .map(drop),
+                Notice::DropBroadcast(broadcast) => client
+                    .drop_broadcast(DropBroadcastRequest { broadcast })
                     .await
                     .map(drop),
             };

@@ -392,3 +392,73 @@ async fn what_no_root_reaches_is_dropped_and_computed_again_if_used_after_all() 
     assert_eq!(count(&state, first).await.unwrap(), answers(first, 2));
     assert_eq!(map_tasks(&cluster.received()[before..], first).len(), 2);
 }
+
+#[tokio::test]
+async fn a_broadcast_side_no_root_reaches_is_released_and_collected_again_if_used_after_all() {
+    use tessera_plan::builtin::{BroadcastJoinParams, Builtin};
+    use tessera_plan::frame::{DataType, Field, JoinKind, JoinOn, Schema};
+    let (state, cluster) = session(&["a", "b"]);
+    let schema = Schema {
+        fields: vec![Field {
+            name: "id".into(),
+            dtype: DataType::Int64,
+        }],
+    };
+    let small = parallelize(&state, 2);
+    state.frames.insert(small, schema.clone());
+    let empty_side = tessera_frame::ipc::empty(&schema).unwrap();
+    let broadcast = state
+        .shared_values
+        .broadcast(empty_side.clone(), "the small side of q".into());
+    let large = parallelize(&state, 2);
+    let params = BroadcastJoinParams {
+        on: JoinOn {
+            left_on: vec!["id".into()],
+            right_on: vec!["id".into()],
+            how: JoinKind::Inner,
+        },
+        broadcast,
+        small_side: small,
+        broadcast_right: true,
+        partition_schema: schema.clone(),
+    };
+    let join = test_lineage::define(
+        &state.lineage,
+        tessera_plan::RddKind::Narrow {
+            parent: large,
+            op: Builtin::BroadcastJoin.with_params(&params),
+            preserves_partitioning: false,
+        },
+    );
+    assert_eq!(count(&state, join).await.unwrap(), answers(join, 2));
+    // The join is held: its side stays.
+    assert!(state.drop_unreachable(&[join]).await.broadcasts.is_empty());
+    // Only the large side is held: the side goes, from the driver and from every executor.
+    let gone = state.drop_unreachable(&[large]).await;
+    assert_eq!(gone.broadcasts, [broadcast]);
+    assert_eq!(state.shared_values.broadcast_value(broadcast), None);
+    let dropped: Vec<_> = cluster
+        .notices()
+        .into_iter()
+        .filter(|(_, n)| *n == Notice::DropBroadcast(broadcast))
+        .map(|(executor, _)| executor)
+        .collect();
+    assert_eq!(dropped, ["a", "b"]);
+    assert!(state.shared_values.held().is_empty());
+    assert!(state.drop_unreachable(&[large]).await.broadcasts.is_empty());
+
+    // A handle the session could not see uses the join after all: its small side is
+    // collected again, by a job of its own, before the join's tasks run.
+    cluster.script(move |task| (task.rdd == small).then(|| Scripted::Answer(empty_side.clone())));
+    let before = cluster.received().len();
+    assert_eq!(count(&state, join).await.unwrap(), answers(join, 2));
+    let side_tasks = cluster.received()[before..]
+        .iter()
+        .filter(|t| t.rdd == small)
+        .count();
+    assert_eq!(side_tasks, 2);
+    let restored = state.shared_values.broadcast_value(broadcast).unwrap();
+    let side = tessera_frame::ipc::decode(&restored, "the side").unwrap();
+    assert_eq!(side.get_column_names(), ["id"]);
+    assert!(!state.shared_values.any_released());
+}

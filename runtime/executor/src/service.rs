@@ -15,8 +15,8 @@ use tessera_credentials::Principal;
 use tessera_plan::{ReplicaPeer, TaskOutcome};
 use tessera_wire::executor::executor_server::Executor;
 use tessera_wire::executor::{
-    CancelJobRequest, CopyBlockRequest, DropRddRequest, DropShuffleRequest, Empty,
-    FetchShuffleRequest, ReplicaChunk, RunTaskReply, RunTaskRequest, ShuffleChunk,
+    CancelJobRequest, CopyBlockRequest, DropBroadcastRequest, DropRddRequest, DropShuffleRequest,
+    Empty, FetchShuffleRequest, ReplicaChunk, RunTaskReply, RunTaskRequest, ShuffleChunk,
 };
 use tessera_wire::{SHUFFLE_CHUNK_BYTES, require};
 use tonic::{Request, Response, Status, Streaming};
@@ -177,6 +177,18 @@ impl Executor for ExecutorService {
         let shuffle = request.into_inner().shuffle;
         let dropped = self.shuffles.drop_shuffle(shuffle);
         tracing::debug!(shuffle, dropped, "dropped map outputs no live RDD reads");
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn drop_broadcast(
+        &self,
+        request: Request<DropBroadcastRequest>,
+    ) -> Result<Response<Empty>, Status> {
+        require(&request, "DropBroadcast", &[Principal::Driver])?;
+        let broadcast = request.into_inner().broadcast;
+        let bytes = self.broadcasts.release(broadcast);
+        crate::release_freed_memory();
+        tracing::debug!(broadcast, bytes, "dropped a broadcast the driver released");
         Ok(Response::new(Empty {}))
     }
 

@@ -560,9 +560,10 @@ unsafe extern "C" fn join_table() -> *const c_void {
 // BroadcastJoin: a partition of the large side with all of the small one, fetched once per
 // executor.
 
-/// Decodes the small side's broadcast bytes, once per executor (which keeps the result), into
-/// one chunk a column: the broadcast holds a record batch for each partition it came from, and
-/// polars would otherwise put the side's columns together again for every task's join.
+/// Decodes the small side's broadcast bytes, once per executor (which keeps the result until
+/// the driver releases the broadcast), into one chunk a column: the broadcast holds a record
+/// batch for each partition it came from, and polars would otherwise put the side's columns
+/// together again for every task's join.
 unsafe extern "C" fn decode_broadcast(bytes: RawBytes, err: ErrorSink) -> *mut c_void {
     match ipc::decode(unsafe { bytes.as_slice() }, "a broadcast join side") {
         Ok(mut frame) => {
@@ -576,12 +577,17 @@ unsafe extern "C" fn decode_broadcast(bytes: RawBytes, err: ErrorSink) -> *mut c
     }
 }
 
+/// Frees a side [`decode_broadcast`] made.
+unsafe extern "C" fn drop_broadcast(value: *mut c_void) {
+    drop(unsafe { Box::from_raw(value as *mut DataFrame) })
+}
+
 /// A broadcast join's partition so far, and the small side.
 struct BroadcastGather {
     params: BroadcastJoinParams,
     frames: Vec<DataFrame>,
-    /// The executor keeps it until it ends.
-    small: &'static DataFrame,
+    /// The executor's decoded side, shared: its columns are reference-counted.
+    small: DataFrame,
 }
 
 unsafe extern "C" fn broadcast_join_open(
@@ -593,11 +599,16 @@ unsafe extern "C" fn broadcast_join_open(
         Ok(params) => params,
         Err(e) => return fail(err, &e),
     };
-    // SAFETY: the host table is valid while the task runs; the value it returns, until the
-    // executor ends.
+    // SAFETY: the host table, and the value it returns, are valid while the task runs.
     let small = unsafe {
         let host = &*args.host;
-        (host.broadcast)(host.ctx, params.broadcast, decode_broadcast, err)
+        (host.broadcast)(
+            host.ctx,
+            params.broadcast,
+            decode_broadcast,
+            drop_broadcast,
+            err,
+        )
     };
     if small.is_null() {
         return STATUS_ERROR;
@@ -605,7 +616,7 @@ unsafe extern "C" fn broadcast_join_open(
     let gather = BroadcastGather {
         params,
         frames: Vec::new(),
-        small: unsafe { &*(small as *const DataFrame) },
+        small: unsafe { &*(small as *const DataFrame) }.clone(),
     };
     open_with(Ok(gather), out, err)
 }

@@ -9,7 +9,7 @@
 use std::ffi::c_void;
 
 /// Bumped whenever a table below changes shape; executors refuse tables of another version.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 
 /// Return value of every fallible ABI function.
 pub type Status = i32;
@@ -117,16 +117,22 @@ pub struct OpenArgs {
 /// reported through `err`).
 pub type BroadcastDecoder = unsafe extern "C" fn(bytes: RawBytes, err: ErrorSink) -> *mut c_void;
 
+/// Frees a value a [`BroadcastDecoder`] of the same library made (its `Box<T>`).
+pub type BroadcastDropper = unsafe extern "C" fn(value: *mut c_void);
+
 /// Services of the executor to the code of a running task.
 #[repr(C)]
 pub struct Host {
     pub ctx: *mut c_void,
     /// The value of broadcast `id`, fetched once per executor and decoded once per executor
-    /// and `decode` (that is, per cell library); kept until the executor ends. Null on error.
+    /// and `decode` (that is, per cell library). Valid until the task ends: the executor frees
+    /// it with `drop` once the driver releases the broadcast and no running task holds it
+    /// (version 5). Null on error.
     pub broadcast: unsafe extern "C" fn(
         ctx: *mut c_void,
         id: u64,
         decode: BroadcastDecoder,
+        drop: BroadcastDropper,
         err: ErrorSink,
     ) -> *const c_void,
     /// Adds a partial value of accumulator `id` (encoded by cell code) to the task's updates,

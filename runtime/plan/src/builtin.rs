@@ -199,6 +199,20 @@ pub struct BroadcastJoinParams {
     pub partition_schema: Schema,
 }
 
+impl BroadcastJoinParams {
+    /// What `kind` joins, if it is a broadcast join.
+    pub fn of(kind: &crate::rdd::RddKind<CodeRef>) -> Option<BroadcastJoinParams> {
+        match kind {
+            crate::rdd::RddKind::Narrow { op, .. }
+                if Builtin::of(&op.entry) == Some(Builtin::BroadcastJoin) =>
+            {
+                bincode::deserialize(&op.params).ok()
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Rows of a Parquet file that one partition reads: whole row groups, as a row range.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParquetPiece {

@@ -41,12 +41,12 @@ impl Session {
         result
     }
 
-    /// Drops from the executors the shuffle outputs and cached partitions that no RDD variable
-    /// of the session (`variables`) reaches any more (see [`live_rdds`](crate::live_rdds)).
+    /// Drops from the executors the shuffle outputs, cached partitions and broadcast join
+    /// sides that no RDD variable of the session (`variables`) reaches any more (see [`live_rdds`](crate::live_rdds)).
     fn drop_unreachable(&self, variables: &[(String, String)]) {
         if let Some(roots) = crate::live_rdds::live_roots(variables, &self.known_ids) {
-            let (shuffles, cached) = self.driver.drop_unreachable(&roots);
-            tracing::debug!(shuffles, cached, "dropped what no variable reaches");
+            let dropped = self.driver.drop_unreachable(&roots);
+            tracing::debug!(?dropped, "dropped what no variable reaches");
         }
     }
 
