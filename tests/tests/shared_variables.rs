@@ -1,5 +1,6 @@
 //! Broadcast variables and accumulators across two executors, and an accumulator of an action
-//! whose task failed once counting that task's updates once.
+//! whose task failed once counting that task's updates once. The broadcast value (about 5 MB)
+//! reaches the executors in several pieces.
 
 use tessera_e2e::{Scratch, tessera_run};
 
@@ -7,12 +8,13 @@ use tessera_e2e::{Scratch, tessera_run};
 fn broadcast_values_and_accumulators_reach_and_leave_the_executors() {
     let dir = Scratch::new("shared-variables");
     let script = r#"
-let squares = sc.broadcast((0..1000u64).map(|x| (x, x * x)).collect::<std::collections::HashMap<u64, u64>>());
-let nums = sc.parallelize((0..1000u64).collect::<Vec<u64>>(), 8);
-nums.map(capture!([squares] |x: u64| squares.value()[&x])).reduce(|a: u64, b: u64| a + b)
+let squares = sc.broadcast((0..300_000u64).map(|x| (x, x * x)).collect::<std::collections::HashMap<u64, u64>>());
+let spread = sc.parallelize((0..300_000u64).step_by(300).collect::<Vec<u64>>(), 8);
+spread.map(capture!([squares] |x: u64| squares.value()[&x])).reduce(|a: u64, b: u64| a + b)
 // %%
 squares.value().len()
 // %%
+let nums = sc.parallelize((0..1000u64).collect::<Vec<u64>>(), 8);
 let total = sc.accumulator::<u64>();
 nums.foreach(capture!([total] |x: u64| total.add(x)));
 total.value()
@@ -34,13 +36,13 @@ total.value()
 "#;
     let run = tessera_run(&dir.0, script, "local-cluster[2,1,512]", &[]);
     run.expect_success();
-    let squares: u64 = (0..1000u64).map(|x| x * x).sum();
+    let squares: u64 = (0..300_000u64).step_by(300).map(|x| x * x).sum();
     let total: u64 = (0..1000u64).sum();
     assert_eq!(
         run.lines(),
         vec![
             squares.to_string(),
-            "1000".to_string(),
+            "300000".to_string(),
             total.to_string(),
             "(1000, true)".to_string(),
             (total + 5).to_string(),

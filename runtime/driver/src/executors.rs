@@ -9,8 +9,8 @@ use std::sync::Arc;
 use tessera_credentials::Principal;
 use tessera_wire::driver::driver_server::Driver as DriverRpc;
 use tessera_wire::driver::{
-    ArtifactChunk, FetchArtifactRequest, FetchBroadcastReply, FetchBroadcastRequest,
-    RegisterExecutorReply, RegisterExecutorRequest,
+    Chunk, FetchArtifactRequest, FetchBroadcastRequest, RegisterExecutorReply,
+    RegisterExecutorRequest,
 };
 use tessera_wire::{connect_executor, require};
 use tonic::{Request, Response, Status};
@@ -137,22 +137,20 @@ impl DriverRpc for DriverService {
         }))
     }
 
-    type FetchArtifactStream =
-        tokio_stream::Iter<std::vec::IntoIter<Result<ArtifactChunk, Status>>>;
+    type FetchArtifactStream = ChunkStream;
+    type FetchBroadcastStream = ChunkStream;
 
     async fn fetch_broadcast(
         &self,
         request: Request<FetchBroadcastRequest>,
-    ) -> Result<Response<FetchBroadcastReply>, Status> {
+    ) -> Result<Response<ChunkStream>, Status> {
         require(&request, "FetchBroadcast", &[Principal::Executor])?;
         let id = request.into_inner().id;
         let value = self
             .shared_values
             .broadcast_value(id)
             .ok_or_else(|| Status::not_found(format!("no broadcast variable {id}")))?;
-        Ok(Response::new(FetchBroadcastReply {
-            value: value.to_vec(),
-        }))
+        Ok(Response::new(chunks_of(value)))
     }
 
     async fn fetch_artifact(
@@ -165,10 +163,24 @@ impl DriverRpc for DriverService {
             .artifacts
             .get(&hash)
             .ok_or_else(|| Status::not_found(format!("no library with hash {hash}")))?;
-        let chunks: Vec<_> = bytes
-            .chunks(CHUNK_BYTES)
-            .map(|c| Ok(ArtifactChunk { data: c.to_vec() }))
-            .collect();
-        Ok(Response::new(tokio_stream::iter(chunks)))
+        Ok(Response::new(chunks_of(bytes)))
     }
+}
+
+/// A value streamed in pieces of at most [`CHUNK_BYTES`].
+pub type ChunkStream =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<Chunk, Status>> + Send>>;
+
+/// Streams `value` in pieces, each copied out of it only when gRPC asks for the next, so that
+/// a large value is never copied whole.
+fn chunks_of(value: Arc<Vec<u8>>) -> ChunkStream {
+    use tokio_stream::StreamExt;
+    let total = value.len() as u64;
+    let ranges = tessera_wire::chunk_ranges(value.len(), CHUNK_BYTES);
+    Box::pin(tokio_stream::iter(ranges).map(move |range| {
+        Ok(Chunk {
+            data: value[range].to_vec(),
+            total,
+        })
+    }))
 }

@@ -62,11 +62,27 @@ impl Broadcasts {
             return Ok(bytes.clone());
         }
         let mut driver = self.driver.clone();
-        let reply = self
+        let value = self
             .runtime
-            .block_on(driver.fetch_broadcast(FetchBroadcastRequest { id }))
+            .block_on(async move {
+                let mut stream = driver
+                    .fetch_broadcast(FetchBroadcastRequest { id })
+                    .await?
+                    .into_inner();
+                let mut value = Vec::new();
+                while let Some(chunk) = stream.message().await? {
+                    if value.is_empty() {
+                        // Room for the whole value at once (a driver that claims more than
+                        // any message may carry gets room as the pieces come).
+                        let total = usize::try_from(chunk.total).unwrap_or(usize::MAX);
+                        value.reserve_exact(total.min(tessera_wire::MAX_MESSAGE_BYTES));
+                    }
+                    value.extend_from_slice(&chunk.data);
+                }
+                Ok(value)
+            })
             .map_err(|source| ExecutorError::BroadcastFetch { id, source })?;
-        let bytes = Arc::new(reply.into_inner().value);
+        let bytes = Arc::new(value);
         self.bytes.lock().insert(id, bytes.clone());
         Ok(bytes)
     }
