@@ -11,6 +11,7 @@
 
 pub mod batch;
 pub mod convert;
+mod counts;
 pub mod error;
 pub mod files;
 pub mod ipc;

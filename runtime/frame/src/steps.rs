@@ -3,7 +3,7 @@
 
 use crate::convert::{expr_to_polars, exprs_to_polars, schema_from_polars, schema_to_polars};
 use crate::error::{FrameError, guard};
-use crate::mask;
+use crate::{counts, mask};
 use polars_core::prelude::{DataFrame, PlSmallStr, SortMultipleOptions, UniqueKeepStrategy};
 use polars_lazy::prelude::{Engine, IntoLazy, LazyFrame, Selector, col};
 use tessera_plan::frame::{FrameStep, Schema};
@@ -62,12 +62,15 @@ fn query(frame: DataFrame, steps: &[FrameStep]) -> Result<LazyFrame, FrameError>
 const ENGINE: Engine = Engine::Streaming;
 
 /// Runs `steps` over `frame`: the comparisons of a leading filter that [`mask`] evaluates
-/// there, the rest in polars.
+/// there, the rest in polars, with a final aggregation's counts of columns that hold no nulls
+/// made one ([`counts`]).
 pub fn run_steps(frame: DataFrame, steps: &[FrameStep]) -> Result<DataFrame, FrameError> {
     if steps.is_empty() {
         return Ok(frame);
     }
     guard("a DataFrame operation", || {
+        let shared = counts::shared_lengths(&frame, steps);
+        let steps = shared.as_deref().unwrap_or(steps);
         match mask::masked(&frame, steps) {
             Some((frame, steps)) => run_in_polars(frame, &steps),
             None => run_in_polars(frame, steps),
