@@ -17,6 +17,7 @@ pub mod files;
 pub mod ipc;
 pub mod join;
 mod mask;
+mod packed_keys;
 pub mod read;
 pub mod rows;
 pub mod shuffle;

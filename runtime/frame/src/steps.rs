@@ -3,10 +3,10 @@
 
 use crate::convert::{expr_to_polars, exprs_to_polars, schema_from_polars, schema_to_polars};
 use crate::error::{FrameError, guard};
-use crate::{counts, mask};
+use crate::{counts, mask, packed_keys};
 use polars_core::prelude::{DataFrame, PlSmallStr, SortMultipleOptions, UniqueKeepStrategy};
 use polars_lazy::prelude::{Engine, IntoLazy, LazyFrame, Selector, col};
-use tessera_plan::frame::{FrameStep, Schema};
+use tessera_plan::frame::{Expr, FrameStep, Schema};
 
 fn names(columns: &[String]) -> Vec<PlSmallStr> {
     columns.iter().map(|c| PlSmallStr::from_str(c)).collect()
@@ -62,18 +62,27 @@ fn query(frame: DataFrame, steps: &[FrameStep]) -> Result<LazyFrame, FrameError>
 const ENGINE: Engine = Engine::Streaming;
 
 /// Runs `steps` over `frame`: the comparisons of a leading filter that [`mask`] evaluates
-/// there, the rest in polars, with a final aggregation's counts of columns that hold no nulls
-/// made one ([`counts`]).
+/// there, the rest in polars, with a final aggregation's short string keys packed into one
+/// ([`packed_keys`]) and its counts of columns that hold no nulls made one ([`counts`]).
 pub fn run_steps(frame: DataFrame, steps: &[FrameStep]) -> Result<DataFrame, FrameError> {
     if steps.is_empty() {
         return Ok(frame);
     }
     guard("a DataFrame operation", || {
+        let (frame, packed, packing) = match packed_keys::packed(&frame, steps) {
+            Some((frame, steps, packing)) => (frame, Some(steps), Some(packing)),
+            None => (frame, None, None),
+        };
+        let steps = packed.as_deref().unwrap_or(steps);
         let shared = counts::shared_lengths(&frame, steps);
         let steps = shared.as_deref().unwrap_or(steps);
-        match mask::masked(&frame, steps) {
+        let result = match mask::masked(&frame, steps) {
             Some((frame, steps)) => run_in_polars(frame, &steps),
             None => run_in_polars(frame, steps),
+        }?;
+        match packing {
+            Some(packing) => packed_keys::unpacked(result, &packing),
+            None => Ok(result),
         }
     })
 }
@@ -87,6 +96,21 @@ pub(crate) fn run_in_polars(
         .collect_with_engine(ENGINE)
         .map(|result| result.unwrap_single())
         .map_err(FrameError::polars("a DataFrame operation"))
+}
+
+/// Whether column `column` of the input reaches the end of `steps` as it was: steps that
+/// only keep, filter or add other columns.
+pub(crate) fn keeps_column(steps: &[FrameStep], column: &str) -> bool {
+    steps.iter().all(|step| match step {
+        FrameStep::Select(exprs) => {
+            exprs.iter().all(|e| matches!(e, Expr::Column(_)))
+                && exprs.iter().any(|e| e.output_name() == column)
+        }
+        FrameStep::Filter(_) => true,
+        FrameStep::WithColumns(exprs) => exprs.iter().all(|e| e.output_name() != column),
+        FrameStep::Drop(columns) => columns.iter().all(|c| c != column),
+        _ => false,
+    })
 }
 
 /// The schema `steps` make of a DataFrame of schema `input`, as polars resolves it (a step
