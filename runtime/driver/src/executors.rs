@@ -184,3 +184,31 @@ fn chunks_of(value: Arc<Vec<u8>>) -> ChunkStream {
         })
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_stream::StreamExt;
+
+    async fn pieces(value: Vec<u8>) -> Vec<Chunk> {
+        chunks_of(Arc::new(value))
+            .map(|chunk| chunk.unwrap())
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_value_streams_in_order_in_pieces_that_each_tell_its_size() {
+        let value: Vec<u8> = (0..CHUNK_BYTES * 2 + 5).map(|i| (i % 251) as u8).collect();
+        let chunks = pieces(value.clone()).await;
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.data.len()).collect();
+        assert_eq!(sizes, [CHUNK_BYTES, CHUNK_BYTES, 5]);
+        assert!(chunks.iter().all(|c| c.total == value.len() as u64));
+        let joined: Vec<u8> = chunks.iter().flat_map(|c| c.data.clone()).collect();
+        assert_eq!(joined, value);
+        // An empty value is one empty piece: the receiver learns it is empty.
+        let empty = pieces(Vec::new()).await;
+        assert_eq!(empty.len(), 1);
+        assert!(empty[0].data.is_empty() && empty[0].total == 0);
+    }
+}
