@@ -593,14 +593,14 @@ pub fn restore_broadcasts(
             if !seen.insert(id) {
                 continue;
             }
-            let (parents, join, name) = state.lineage.with(id, |e| {
-                let join = BroadcastJoinParams::of(&e.node.kind);
-                (e.node.kind.parents(), join, e.node.name.clone())
+            let (parents, join) = state.lineage.with(id, |e| {
+                (e.node.kind.parents(), BroadcastJoinParams::of(&e.node.kind))
             })?;
             to_visit.extend(parents);
             let Some(join) = join.filter(|j| state.shared_values.is_released(j.broadcast)) else {
                 continue;
             };
+            let name = state.lineage.with(id, |e| e.node.name.clone())?;
             let schema = state.frames.get(join.small_side)?;
             let side = collect_side(state, join.small_side, &schema, &name).await?;
             state.shared_values.restore(join.broadcast, side);

@@ -13,6 +13,7 @@
 //! `Float32` column, an integer column against a float, strings) stays polars' to evaluate,
 //! so results never depend on which of the two evaluated it.
 
+use crate::steps::keeps_column;
 use polars_arrow::array::{Array, BooleanArray, PrimitiveArray};
 use polars_arrow::bitmap::Bitmap;
 use polars_arrow::datatypes::ArrowDataType;
@@ -89,17 +90,6 @@ fn first_filter(steps: &[FrameStep]) -> Option<(usize, &Expr)> {
         }
     }
     None
-}
-
-/// Whether `column` is still there after the selections before the filter at `index` (the
-/// driver plans no filter of a column they dropped; should one come, polars says so).
-fn selected(steps: &[FrameStep], index: usize, column: &str) -> bool {
-    steps[..index].iter().all(|step| match step {
-        FrameStep::Select(exprs) => exprs
-            .iter()
-            .any(|e| matches!(e, Expr::Column(name) if name == column)),
-        _ => false,
-    })
 }
 
 /// How a partition's rows are cut down to those a mask keeps.
@@ -185,7 +175,9 @@ pub(crate) fn masked(
     let mut by_column: Vec<(&str, Vec<(BinaryOp, &Value)>, Vec<&Expr>)> = Vec::new();
     let mut rest = Vec::new();
     for term in conjuncts(predicate) {
-        let Some(c) = comparison(term).filter(|c| selected(steps, index, c.column)) else {
+        // The driver plans no filter of a column the selections before it dropped; should one
+        // come, polars says so.
+        let Some(c) = comparison(term).filter(|c| keeps_column(&steps[..index], c.column)) else {
             rest.push(term);
             continue;
         };
@@ -542,8 +534,8 @@ mod tests {
                 FrameStep::Head(3)
             ]
         );
-        assert!(selected(&steps, 1, "d"));
-        assert!(!selected(&steps, 1, "x"));
+        assert!(keeps_column(&steps[..1], "d"));
+        assert!(!keeps_column(&steps[..1], "x"));
         // A computed column before the filter: the filter may read it, the mask cannot.
         let computed = vec![
             FrameStep::WithColumns(vec![col("d").alias("e")]),
