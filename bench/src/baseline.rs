@@ -68,7 +68,7 @@ fn logistic_regression(text: &str, iterations: usize) -> anyhow::Result<()> {
             (y, x)
         })
         .collect();
-    let mut w: Vec<f64> = (0..D).map(|i| (i as f64 / D as f64) - 0.5).collect();
+    let mut w: [f64; D] = std::array::from_fn(|i| (i as f64 / D as f64) - 0.5);
     let mut seconds = Vec::new();
     let mut mean_loss = f64::NAN;
     for _ in 0..iterations {
