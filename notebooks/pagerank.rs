@@ -25,6 +25,11 @@ let links = sc
     .distinct()
     .group_by_key()
     .cache();
+// Counting the pages reads the graph and caches the links, so that the iterations are timed
+// on links in memory, as a plain loop's would be.
+let pages = links.count();
+let loaded = started.elapsed();
+let iterating = std::time::Instant::now();
 let mut ranks = links.map_values(|_: Vec<u64>| 1.0f64);
 for _ in 0..iterations {
     let contributions = links
@@ -40,6 +45,11 @@ for _ in 0..iterations {
 }
 let mut ranked = ranks.collect();
 println!("pagerank took {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
+println!(
+    "links of {pages} pages read and cached in {:.1} ms; {iterations} iterations took {:.1} ms",
+    loaded.as_secs_f64() * 1e3,
+    iterating.elapsed().as_secs_f64() * 1e3
+);
 ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
 println!("ranked pages: {}", ranked.len());
 for (page, rank) in ranked.iter().take(5) {
