@@ -20,6 +20,7 @@ use crate::spill::{
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::collections::hash_map::Entry;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::ops::Range;
@@ -364,12 +365,29 @@ impl<K: Hash + Eq, C> Combiners<K, C> {
         Combiners(KeyMap::default())
     }
 
-    fn add<V>(&mut self, key: K, value: V, combine: &impl MapCombine<V, C = C>) {
-        let slot = self.0.entry(key).or_insert(None);
-        *slot = Some(match slot.take() {
-            Some(combiner) => combine.merge_value(combiner, value),
-            None => combine.create(value),
-        });
+    /// Combines `value` into `key`'s combiner, first telling `noted` the value and, if the key
+    /// is new to the map, the key.
+    fn add<V>(
+        &mut self,
+        key: K,
+        value: V,
+        combine: &impl MapCombine<V, C = C>,
+        noted: impl FnOnce(Option<&K>, &V),
+    ) {
+        match self.0.entry(key) {
+            Entry::Occupied(mut slot) => {
+                noted(None, &value);
+                let slot = slot.get_mut();
+                *slot = Some(match slot.take() {
+                    Some(combiner) => combine.merge_value(combiner, value),
+                    None => combine.create(value),
+                });
+            }
+            Entry::Vacant(slot) => {
+                noted(Some(slot.key()), &value);
+                slot.insert(Some(combine.create(value)));
+            }
+        }
     }
 
     fn merge(&mut self, key: K, combiner: C, merge: impl Fn(C, C) -> C) {
@@ -385,6 +403,30 @@ impl<K: Hash + Eq, C> Combiners<K, C> {
     }
 }
 
+/// What a map of combiners holds, estimated from what was added to it: a new key adds itself
+/// and a combiner made of its value; a value merged into a key's combiner adds at most itself
+/// (a combiner that keeps its values, a list, grows by that much; a sum or a count by nothing).
+/// Counting every record as a new key overstated word count's map about sevenfold, and drained
+/// it, with its hundred thousand keys, in the middle of every task.
+#[derive(Default)]
+struct HeldCombiners {
+    keys: SizeEstimate,
+    merged: SizeEstimate,
+}
+
+impl HeldCombiners {
+    fn note<K: Serialize, V: Serialize>(&mut self, new_key: Option<&K>, value: &V) {
+        match new_key {
+            Some(key) => self.keys.add(&(key, value)),
+            None => self.merged.add(value),
+        }
+    }
+
+    fn bytes<K, C>(&self) -> u64 {
+        self.keys.bytes::<(K, C)>() + self.merged.bytes::<()>()
+    }
+}
+
 /// Map side with combining: one combiner per key crosses the network (`reduce_by_key`,
 /// `fold_by_key`, `aggregate_by_key`, `combine_by_key`, `distinct`). Keys are combined in one
 /// map for the partition and placed in buckets only when the map is drained, once per distinct
@@ -394,8 +436,8 @@ pub(crate) struct CombineWriter<K, V, M: MapCombine<V>, P> {
     combine: M,
     placement: P,
     combiners: Combiners<K, M::C>,
-    /// Records added since the map was last drained, estimated in memory.
-    held: SizeEstimate,
+    /// What the map holds since it was last drained, estimated.
+    held: HeldCombiners,
     buckets: BucketWriter,
 }
 impl<K, V, M, P> CombineWriter<K, V, M, P>
@@ -410,7 +452,7 @@ where
             self.buckets.add(self.placement.place(&pair.0), &pair)?;
         }
         self.combiners = Combiners::new();
-        self.held.clear();
+        self.held = HeldCombiners::default();
         Ok(())
     }
 }
@@ -431,16 +473,17 @@ where
             combine: M::open(func, &params.zero)?,
             placement,
             combiners: Combiners::new(),
-            held: SizeEstimate::default(),
+            held: HeldCombiners::default(),
             buckets,
         })
     }
     fn push(&mut self, batch: Vec<(K, V)>) -> Result<(), Stop> {
         for (k, v) in batch {
-            self.held.add(&(&k, &v));
-            self.combiners.add(k, v, &self.combine);
+            let held = &mut self.held;
+            self.combiners
+                .add(k, v, &self.combine, |key, value| held.note(key, value));
         }
-        if self.buckets.spill.over(self.held.bytes::<(K, M::C)>()) {
+        if self.buckets.spill.over(self.held.bytes::<K, M::C>()) {
             self.drain()?;
         }
         Ok(())
@@ -479,7 +522,7 @@ where
     }
     fn push(&mut self, batch: Vec<(K, V)>, _: &mut BatchOut<(K, M::C)>) -> Result<(), Stop> {
         for (k, v) in batch {
-            self.combiners.add(k, v, &self.combine);
+            self.combiners.add(k, v, &self.combine, |_, _| {});
         }
         Ok(())
     }
@@ -800,6 +843,45 @@ mod tests {
         }
         // The writers are gone, and their spill file with them.
         assert_eq!(dir.files(), 0);
+    }
+
+    #[test]
+    fn a_map_of_sums_holds_about_its_keys_and_a_map_of_lists_its_values_too() {
+        // Word count's shape: 10,000 records of 100 words.
+        let records: Vec<(String, Vec<u64>)> = (0..10_000u64)
+            .map(|i| (format!("word {}", i % 100), vec![i]))
+            .collect();
+        let held_after = |combine: ReduceValues<Vec<u64>, fn(Vec<u64>, Vec<u64>) -> Vec<u64>>| {
+            let mut combiners = Combiners::new();
+            let mut held = HeldCombiners::default();
+            for (word, value) in records.clone() {
+                combiners.add(word, value, &combine, |key, value| held.note(key, value));
+            }
+            held.bytes::<String, Vec<u64>>()
+        };
+        // A reduce that keeps one value per key, as a sum keeps one number.
+        let keep_first: fn(Vec<u64>, Vec<u64>) -> Vec<u64> = |a, _| a;
+        let append: fn(Vec<u64>, Vec<u64>) -> Vec<u64> = |mut a, mut b| {
+            a.append(&mut b);
+            a
+        };
+        let sums = held_after(ReduceValues(keep_first, PhantomData));
+        let lists = held_after(ReduceValues(append, PhantomData));
+        // Each record as a key of its own: what the writer counted before.
+        let mut per_record = SizeEstimate::default();
+        for record in &records {
+            per_record.add(record);
+        }
+        let per_record = per_record.bytes::<(String, Vec<u64>)>();
+        // The lists hold every value (16 bytes encoded each); the other map little more than
+        // its 100 keys, though each merged value is counted as if it were kept.
+        let values = 10_000 * 16;
+        assert!(
+            lists >= values,
+            "{lists} bytes held for {values} bytes of values"
+        );
+        assert!(sums < per_record / 3, "{sums} against {per_record}");
+        assert!(lists < per_record, "{lists} against {per_record}");
     }
 
     fn pairs(n: u64, keys: u64) -> Vec<(u64, u64)> {
