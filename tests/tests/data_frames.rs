@@ -209,6 +209,21 @@ fn queries() -> Vec<(&'static str, bool, &'static str, Oracle)> {
             },
         ),
         (
+            // Quantities repeat: the first nine by it keep the order of the rows they came in,
+            // across partitions too, as one stable sort of every row gives them.
+            "sorted_top_with_ties",
+            true,
+            r#"sales.sort_by(&["qty"], &[false]).limit(9)"#,
+            |t| {
+                let s = t.sales.clone();
+                s.sort(
+                    ["qty"],
+                    SortMultipleOptions::default().with_maintain_order(true),
+                )
+                .limit(9)
+            },
+        ),
+        (
             "group_by_sorted",
             true,
             r#"sales.group_by(["product"]).agg([col("qty").sum().alias("units")]).sort_by(&["units", "product"], &[true, false])"#,
@@ -669,9 +684,10 @@ fn a_row_that_does_not_parse_names_its_file_and_line() {
 /// outputs go to disk. The data comes in files of 100,000 rows, so partitions are
 /// small: a task's polars work takes several times its partition (parsed chunks, the partition
 /// made contiguous, hash buckets, their IPC streams, a join's hash table), which with files of
-/// 500,000 rows took the executors past the limit.
+/// 500,000 rows took the executors past the limit. Then the first rows of the left side by
+/// its amounts (`ORDER BY .. LIMIT`): each partition's first rows are gathered, not its rows.
 #[test]
-fn a_join_larger_than_an_executors_memory_is_shuffled_in_pieces_it_can_hold() {
+fn a_join_and_a_sort_larger_than_an_executors_memory_run_in_pieces_it_can_hold() {
     const LEFT: u64 = 4_000_000;
     const RIGHT: u64 = 2_000_000;
     const EXECUTOR_MEMORY_MB: u64 = 96;
@@ -707,6 +723,8 @@ fn a_join_larger_than_an_executors_memory_is_shuffled_in_pieces_it_can_hold() {
          report_peaks(\"before\", &sc);\n// %%\n\
          let joined = sc.sql(\"SELECT r.weight, count(*) AS n, sum(l.amount) AS total FROM big l JOIN small r ON l.key = r.key GROUP BY r.weight\");\n\
          for row in joined.collect_rows().rows {{ println!(\"weight {{}} {{}} {{}}\", row[0], row[1], row[2]); }}\n\
+         let top = sc.sql(\"SELECT id, amount FROM big ORDER BY amount DESC, id LIMIT 5\");\n\
+         for row in top.collect_rows().rows {{ println!(\"top {{}} {{}}\", row[0], row[1]); }}\n\
          report_peaks(\"after\", &sc);\n",
         dir.0.display()
     );
@@ -740,6 +758,17 @@ fn a_join_larger_than_an_executors_memory_is_shuffled_in_pieces_it_can_hold() {
         .map(|(w, (n, total))| format!("weight {w} {n} {total}"))
         .collect();
     assert_eq!(got, expected, "{}", run.stderr);
+    let top: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("top "))
+        .collect();
+    let expected: Vec<String> = (0..LEFT)
+        .filter(|i| i % 1000 == 999)
+        .take(5)
+        .map(|i| format!("top {i} 999"))
+        .collect();
+    assert_eq!(top, expected, "{}", run.stderr);
     let (before, after) = (peaks(&run.stdout, "before"), peaks(&run.stdout, "after"));
     assert_eq!(
         before.keys().collect::<Vec<_>>(),
@@ -930,12 +959,21 @@ fn explain_shows_the_stages_shuffles_broadcasts_and_polars_plans() {
 let products = sc.read_csv("{0}/products.csv");
 let by_category = sales.join(&products, &["product"], &["product"], JoinKind::Inner).group_by(["category"]).agg([col("qty").sum().alias("units")]);
 println!("{{}}", by_category.explain());
+let top = sales.sort_by(&["amount"], &[true]).limit(5);
+println!("{{}}", top.explain());
 "#,
         dir.0.display()
     );
     let run = tessera_run(&dir.0, &script, "local[2]", &[]);
     run.expect_success();
-    let plan = &run.stdout;
+    let plans: Vec<&str> = run.stdout.split("== distributed plan").skip(1).collect();
+    assert_eq!(plans.len(), 2, "{}", run.stdout);
+    let (plan, top) = (plans[0], plans[1]);
+    // A limit after a sort: each partition's first five by the sort in a stage of their own,
+    // and only those gathered into one partition, sorted and cut again.
+    assert!(top.contains("first rows of each partition"), "{top}");
+    assert!(top.contains("shuffle into one partition: stage 1"), "{top}");
+    assert_eq!(top.matches("SORT BY [slice: (0, 5").count(), 2, "{top}");
     // Two stages: the partial aggregation's map stage, and the final one after the shuffle.
     assert!(
         plan.contains("shuffle by [\"category\"]: stage 1"),

@@ -59,6 +59,11 @@ pub enum Distributed {
         before: Option<FrameStep>,
         after: FrameStep,
     },
+    /// The first `n` rows by `sort`, over the DataFrame the sort would have sorted (Spark's
+    /// `TakeOrderedAndProject`): each partition's first `n` by it, in tasks of their own, then
+    /// those of every partition shuffled into one, sorted and cut again. The shuffle keeps the
+    /// partitions' order, so a stable sort's ties come out as one sort of every row gives them.
+    FirstSorted { sort: FrameStep, n: u64 },
 }
 
 /// Largest side of a join sent whole to every executor rather than shuffled, by default:
@@ -240,6 +245,20 @@ pub fn distribute(
         | FrameStep::WithColumns(_)
         | FrameStep::Drop(_)
         | FrameStep::Rename(_)) => Ok(Distributed::Narrow(row_step)),
+    }
+}
+
+/// A limit of `n` rows over a DataFrame that `made_by` made from another, if it is better
+/// planned over that other one: after a sort, the first `n` rows of each partition by it
+/// ([`Distributed::FirstSorted`]), rather than every row gathered into one partition and
+/// sorted there.
+pub fn limit_over_its_input(n: u64, made_by: &FrameStep) -> Option<Distributed> {
+    match made_by {
+        sort @ FrameStep::Sort { .. } => Some(Distributed::FirstSorted {
+            sort: sort.clone(),
+            n,
+        }),
+        _ => None,
     }
 }
 
@@ -688,6 +707,24 @@ mod tests {
             join_strategy(JoinKind::Inner, 10, 10, 0),
             JoinStrategy::Shuffle
         );
+    }
+
+    #[test]
+    fn a_limit_after_a_sort_takes_each_partitions_first_rows_by_it_and_after_anything_else_is_its_own()
+     {
+        let sort = FrameStep::Sort {
+            by: vec!["v".into()],
+            descending: vec![true],
+        };
+        assert_eq!(
+            limit_over_its_input(10, &sort),
+            Some(Distributed::FirstSorted { sort, n: 10 })
+        );
+        assert_eq!(
+            limit_over_its_input(10, &FrameStep::Filter(col("v").gt(lit(1)))),
+            None
+        );
+        assert_eq!(limit_over_its_input(10, &FrameStep::Head(20)), None);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 
 use crate::error::DriverError;
 use crate::frame_plan::{
-    Distributed, JoinStrategy, distribute, join_strategy, measured_bytes, projected_bytes,
-    rows_within, sides_to_measure,
+    Distributed, JoinStrategy, distribute, join_strategy, limit_over_its_input, measured_bytes,
+    projected_bytes, rows_within, sides_to_measure,
 };
 use crate::remote_executor::BoxFuture;
 use crate::{DriverState, dag, text_splits};
@@ -27,10 +27,12 @@ use tessera_plan::{
 /// Bytes of the first file read to infer a schema (polars looks at its first rows).
 const SCHEMA_SAMPLE_BYTES: u64 = 1 << 20;
 
-/// The schema of every DataFrame of the session, and the DataFrames registered as SQL tables.
+/// The schema of every DataFrame of the session, the step that made each from another, and
+/// the DataFrames registered as SQL tables.
 #[derive(Default)]
 pub struct FrameSchemas {
     schemas: Mutex<HashMap<RddId, Schema>>,
+    made_by: Mutex<HashMap<RddId, (RddId, FrameStep)>>,
     tables: Mutex<BTreeMap<String, RddId>>,
 }
 
@@ -46,6 +48,12 @@ impl FrameSchemas {
 
     pub(crate) fn insert(&self, rdd: RddId, schema: Schema) {
         self.schemas.lock().insert(rdd, schema);
+    }
+
+    /// The DataFrame that DataFrame `rdd` was made from and the step that made it, if a step
+    /// made it.
+    fn made_by(&self, rdd: RddId) -> Option<(RddId, FrameStep)> {
+        self.made_by.lock().get(&rdd).cloned()
     }
 
     /// The registered tables, by name.
@@ -621,6 +629,18 @@ pub fn apply(
     step: FrameStep,
     name: &str,
 ) -> Result<Frame, DriverError> {
+    let made_from = input;
+    let made_by = step.clone();
+    // A step that is better planned over the DataFrame its input was made from (a limit after
+    // a sort) is, unless that input is cached: its rows are then read where they are kept.
+    let over_input_of_input = match (&step, state.frames.made_by(input)) {
+        (FrameStep::Head(n), Some((earlier, earlier_step)))
+            if state.lineage.with(input, |e| e.persist.is_none())? =>
+        {
+            limit_over_its_input(*n, &earlier_step).map(|planned| (earlier, planned))
+        }
+        _ => None,
+    };
     let input_schema = state.frames.get(input)?;
     let planning = |source| DriverError::Frame {
         what: name.to_string(),
@@ -628,7 +648,15 @@ pub fn apply(
     };
     let output = tessera_frame::steps::output_schema(&input_schema, std::slice::from_ref(&step))
         .map_err(planning)?;
-    let distributed = distribute(step, &input_schema, &output).map_err(DriverError::FramePlan)?;
+    let (input, distributed) = match over_input_of_input {
+        Some(planned) => planned,
+        None => (
+            input,
+            distribute(step, &input_schema, &output).map_err(DriverError::FramePlan)?,
+        ),
+    };
+    // What the step is planned over has its input's columns.
+    let input_schema = state.frames.get(input)?;
     // The schema between the phases, which the second phase's operator needs for an empty
     // partition.
     let middle = |before: &Option<FrameStep>| match before {
@@ -687,7 +715,24 @@ pub fn apply(
             let (gathered, _) = define(state, gathered, 1, FRAME_TYPE, &gathered_name)?;
             steps_over(state, gathered, vec![after], &middle_schema, true, name)?
         }
+        Distributed::FirstSorted { sort, n } => {
+            let first = vec![sort, FrameStep::Head(n)];
+            let phase = format!("{name} (first rows of each partition)");
+            let (each, _) = steps_over(state, input, first.clone(), &input_schema, false, &phase)?;
+            let one = FrameShuffleParams {
+                keys: Vec::new(),
+                partitions: 1,
+            };
+            let gathered_name = format!("{name} (into one partition)");
+            let gathered = shuffle_by(state, each, one, Builtin::IpcReader, &gathered_name)?;
+            steps_over(state, gathered, first, &input_schema, true, name)?
+        }
     };
+    state
+        .frames
+        .made_by
+        .lock()
+        .insert(rdd, (made_from, made_by));
     Ok(kept(state, rdd, num_partitions, output))
 }
 
