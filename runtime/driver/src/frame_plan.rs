@@ -710,8 +710,7 @@ mod tests {
     }
 
     #[test]
-    fn a_limit_after_a_sort_takes_each_partitions_first_rows_by_it_and_after_anything_else_is_its_own()
-     {
+    fn a_limit_after_a_sort_is_planned_over_what_was_sorted_and_after_other_steps_over_its_input() {
         let sort = FrameStep::Sort {
             by: vec!["v".into()],
             descending: vec![true],

@@ -404,8 +404,9 @@ impl<K: Hash + Eq, C> Combiners<K, C> {
 }
 
 /// What a map of combiners holds, estimated from what was added to it: a new key adds itself
-/// and a combiner made of its value; a value merged into a key's combiner adds at most itself
-/// (a combiner that keeps its values, a list, grows by that much; a sum or a count by nothing).
+/// and a combiner made of its value; a value merged into a key's combiner is counted as adding
+/// itself (a combiner that keeps its values, a list, grows by that much; a sum or a count by
+/// nothing).
 /// Counting every record as a new key overstated word count's map about sevenfold, and drained
 /// it, with its hundred thousand keys, in the middle of every task.
 #[derive(Default)]
