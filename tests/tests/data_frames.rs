@@ -209,6 +209,16 @@ fn queries() -> Vec<(&'static str, bool, &'static str, Oracle)> {
             },
         ),
         (
+            // The first rows of the first partitions, in the order the files hold them.
+            "first_rows",
+            true,
+            r#"sales.filter(col("qty").gt(lit(2))).limit(6)"#,
+            |t| {
+                let s = t.sales.clone();
+                s.filter(col("qty").gt(lit(2))).limit(6)
+            },
+        ),
+        (
             // Quantities repeat: the first nine by it keep the order of the rows they came in,
             // across partitions too, as one stable sort of every row gives them.
             "sorted_top_with_ties",

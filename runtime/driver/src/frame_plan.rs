@@ -1,8 +1,8 @@
 //! How a DataFrame step is computed over partitions — a decision over plain plans, tested
 //! here: row by row within each partition; around a shuffle (an aggregation runs partially on
 //! each partition, the partial rows are shuffled by their keys, and a final aggregation
-//! combines them, as Spark's two-phase aggregation does); or gathered into one partition (a
-//! limit, and for now a sort).
+//! combines them, as Spark's two-phase aggregation does; a limit takes each partition's first
+//! rows, shuffled into one partition); or gathered into one partition (for now a sort).
 
 use tessera_plan::frame::{
     AggFunc, DataType, Expr, FrameStep, JoinKind, Schema, Value, col, lit, when,
@@ -54,11 +54,8 @@ pub enum Distributed {
         keys: Vec<String>,
         after: FrameStep,
     },
-    /// `before` on each partition, every partition into one, then `after` on it.
-    Gather {
-        before: Option<FrameStep>,
-        after: FrameStep,
-    },
+    /// Every partition into one, then the step on it.
+    Gather(FrameStep),
     /// The first `n` rows by `sort`, over the DataFrame the sort would have sorted (Spark's
     /// `TakeOrderedAndProject`): each partition's first `n` by it, in tasks of their own, then
     /// those of every partition shuffled into one, sorted and cut again. The shuffle keeps the
@@ -232,14 +229,15 @@ pub fn distribute(
                 .unwrap_or_else(|| input.names().into_iter().map(String::from).collect()),
             after: FrameStep::Distinct { subset },
         }),
-        FrameStep::Head(n) => Ok(Distributed::Gather {
+        // Each partition's first rows in a task of its own, where the partition is: gathered
+        // into one task, the partitions of a DataFrame cached on two executors of 1 GiB (TPC-H
+        // lineitem) had put one past its memory limit.
+        FrameStep::Head(n) => Ok(Distributed::Shuffle {
             before: Some(FrameStep::Head(n)),
+            keys: Vec::new(),
             after: FrameStep::Head(n),
         }),
-        sort @ FrameStep::Sort { .. } => Ok(Distributed::Gather {
-            before: None,
-            after: sort,
-        }),
+        sort @ FrameStep::Sort { .. } => Ok(Distributed::Gather(sort)),
         row_step @ (FrameStep::Select(_)
         | FrameStep::Filter(_)
         | FrameStep::WithColumns(_)
@@ -731,8 +729,9 @@ mod tests {
         let input = schema(&[("v", DataType::Int64)]);
         assert_eq!(
             distribute(FrameStep::Head(5), &input, &input),
-            Ok(Distributed::Gather {
+            Ok(Distributed::Shuffle {
                 before: Some(FrameStep::Head(5)),
+                keys: Vec::new(),
                 after: FrameStep::Head(5),
             })
         );

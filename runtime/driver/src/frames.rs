@@ -657,31 +657,6 @@ pub fn apply(
     };
     // What the step is planned over has its input's columns.
     let input_schema = state.frames.get(input)?;
-    // The schema between the phases, which the second phase's operator needs for an empty
-    // partition.
-    let middle = |before: &Option<FrameStep>| match before {
-        Some(step) => {
-            tessera_frame::steps::output_schema(&input_schema, std::slice::from_ref(step))
-                .map_err(planning)
-        }
-        None => Ok(input_schema.clone()),
-    };
-    // The RDD of the step (if any) that runs on each partition before a shuffle or a gather.
-    let first_phase = |before: Option<FrameStep>, what: &str, run_on_empty: bool| match before {
-        Some(step) => {
-            let phase = format!("{name} ({what})");
-            Ok(steps_over(
-                state,
-                input,
-                vec![step],
-                &input_schema,
-                run_on_empty,
-                &phase,
-            )?
-            .0)
-        }
-        None => Ok::<_, DriverError>(input),
-    };
     let (rdd, num_partitions) = match distributed {
         Distributed::Narrow(step) => {
             steps_over(state, input, vec![step], &input_schema, true, name)?
@@ -691,8 +666,23 @@ pub fn apply(
             keys,
             after,
         } => {
-            let middle_schema = middle(&before)?;
-            let partial = first_phase(before, "partial", false)?;
+            // The schema between the phases, which the second phase's operator needs for an
+            // empty partition, and the RDD of the step (if any) on each partition before the
+            // shuffle, skipping partitions without rows.
+            let (middle_schema, partial) = match before {
+                Some(step) => {
+                    let middle = tessera_frame::steps::output_schema(
+                        &input_schema,
+                        std::slice::from_ref(&step),
+                    )
+                    .map_err(planning)?;
+                    let phase = format!("{name} (partial)");
+                    let (partial, _) =
+                        steps_over(state, input, vec![step], &input_schema, false, &phase)?;
+                    (middle, partial)
+                }
+                None => (input_schema.clone(), input),
+            };
             let map_partitions = state.lineage.with(partial, |e| e.node.num_partitions)?;
             let partitions = if keys.is_empty() {
                 1
@@ -704,16 +694,14 @@ pub fn apply(
             let shuffled = shuffle_by(state, partial, shuffle, Builtin::IpcReader, &shuffled_name)?;
             steps_over(state, shuffled, vec![after], &middle_schema, true, name)?
         }
-        Distributed::Gather { before, after } => {
-            let middle_schema = middle(&before)?;
-            let partial = first_phase(before, "each partition", true)?;
-            let map_partitions = state.lineage.with(partial, |e| e.node.num_partitions)?;
+        Distributed::Gather(step) => {
+            let partitions = state.lineage.with(input, |e| e.node.num_partitions)?;
             let gathered = RddKind::Concatenated {
-                inputs: vec![(0..map_partitions).map(|p| (partial, p)).collect()],
+                inputs: vec![(0..partitions).map(|p| (input, p)).collect()],
             };
             let gathered_name = format!("{name} (into one partition)");
             let (gathered, _) = define(state, gathered, 1, FRAME_TYPE, &gathered_name)?;
-            steps_over(state, gathered, vec![after], &middle_schema, true, name)?
+            steps_over(state, gathered, vec![step], &input_schema, true, name)?
         }
         Distributed::FirstSorted { sort, n } => {
             let first = vec![sort, FrameStep::Head(n)];
