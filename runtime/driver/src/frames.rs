@@ -56,6 +56,11 @@ impl FrameSchemas {
         self.made_by.lock().get(&rdd).cloned()
     }
 
+    /// Notes that `step` made DataFrame `rdd` from DataFrame `from`.
+    fn made(&self, rdd: RddId, from: RddId, step: FrameStep) {
+        self.made_by.lock().insert(rdd, (from, step));
+    }
+
     /// The registered tables, by name.
     pub fn tables(&self) -> BTreeMap<String, RddId> {
         self.tables.lock().clone()
@@ -716,11 +721,7 @@ pub fn apply(
             steps_over(state, gathered, first, &input_schema, true, name)?
         }
     };
-    state
-        .frames
-        .made_by
-        .lock()
-        .insert(rdd, (made_from, made_by));
+    state.frames.made(rdd, made_from, made_by);
     Ok(kept(state, rdd, num_partitions, output))
 }
 
