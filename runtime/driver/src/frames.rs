@@ -670,35 +670,15 @@ pub fn apply(
             before,
             keys,
             after,
-        } => {
-            // The schema between the phases, which the second phase's operator needs for an
-            // empty partition, and the RDD of the step (if any) on each partition before the
-            // shuffle, skipping partitions without rows.
-            let (middle_schema, partial) = match before {
-                Some(step) => {
-                    let middle = tessera_frame::steps::output_schema(
-                        &input_schema,
-                        std::slice::from_ref(&step),
-                    )
-                    .map_err(planning)?;
-                    let phase = format!("{name} (partial)");
-                    let (partial, _) =
-                        steps_over(state, input, vec![step], &input_schema, false, &phase)?;
-                    (middle, partial)
-                }
-                None => (input_schema.clone(), input),
-            };
-            let map_partitions = state.lineage.with(partial, |e| e.node.num_partitions)?;
-            let partitions = if keys.is_empty() {
-                1
-            } else {
-                map_partitions.max(1)
-            };
-            let shuffle = FrameShuffleParams { keys, partitions };
-            let shuffled_name = format!("{name} (shuffle)");
-            let shuffled = shuffle_by(state, partial, shuffle, Builtin::IpcReader, &shuffled_name)?;
-            steps_over(state, shuffled, vec![after], &middle_schema, true, name)?
-        }
+        } => around_a_shuffle(
+            state,
+            input,
+            &input_schema,
+            (before.into_iter().collect(), "partial"),
+            keys,
+            vec![after],
+            name,
+        )?,
         Distributed::Gather(step) => {
             let partitions = state.lineage.with(input, |e| e.node.num_partitions)?;
             let gathered = RddKind::Concatenated {
@@ -710,19 +690,59 @@ pub fn apply(
         }
         Distributed::FirstSorted { sort, n } => {
             let first = vec![sort, FrameStep::Head(n)];
-            let phase = format!("{name} (first rows of each partition)");
-            let (each, _) = steps_over(state, input, first.clone(), &input_schema, false, &phase)?;
-            let one = FrameShuffleParams {
-                keys: Vec::new(),
-                partitions: 1,
-            };
-            let gathered_name = format!("{name} (into one partition)");
-            let gathered = shuffle_by(state, each, one, Builtin::IpcReader, &gathered_name)?;
-            steps_over(state, gathered, first, &input_schema, true, name)?
+            around_a_shuffle(
+                state,
+                input,
+                &input_schema,
+                (first.clone(), "first rows of each partition"),
+                Vec::new(),
+                first,
+                name,
+            )?
         }
     };
     state.frames.made(rdd, made_from, made_by);
     Ok(kept(state, rdd, num_partitions, output))
+}
+
+/// Adds the RDDs of `before` on each partition of `input` (schema `input_schema`; partitions
+/// without rows skipped), named for its `phase`; a shuffle of its rows by `keys` (into one
+/// partition without keys); and `after` on each partition of the shuffle's.
+fn around_a_shuffle(
+    state: &DriverState,
+    input: RddId,
+    input_schema: &Schema,
+    (before, phase): (Vec<FrameStep>, &str),
+    keys: Vec<String>,
+    after: Vec<FrameStep>,
+    name: &str,
+) -> Result<(RddId, u32), DriverError> {
+    // The schema between the phases, which the second phase's operator needs for an empty
+    // partition.
+    let (middle_schema, partial) = if before.is_empty() {
+        (input_schema.clone(), input)
+    } else {
+        let middle =
+            tessera_frame::steps::output_schema(input_schema, &before).map_err(|source| {
+                DriverError::Frame {
+                    what: name.to_string(),
+                    source,
+                }
+            })?;
+        let phase = format!("{name} ({phase})");
+        let (partial, _) = steps_over(state, input, before, input_schema, false, &phase)?;
+        (middle, partial)
+    };
+    let map_partitions = state.lineage.with(partial, |e| e.node.num_partitions)?;
+    let partitions = if keys.is_empty() {
+        1
+    } else {
+        map_partitions.max(1)
+    };
+    let shuffle = FrameShuffleParams { keys, partitions };
+    let shuffled_name = format!("{name} (shuffle)");
+    let shuffled = shuffle_by(state, partial, shuffle, Builtin::IpcReader, &shuffled_name)?;
+    steps_over(state, shuffled, after, &middle_schema, true, name)
 }
 
 /// Adds the rows of every DataFrame of `inputs`, which must share one schema.
