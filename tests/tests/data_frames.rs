@@ -234,6 +234,22 @@ fn queries() -> Vec<(&'static str, bool, &'static str, Oracle)> {
             },
         ),
         (
+            // Every row, by a string descending then a column with nulls: ranges of the keys
+            // in as many partitions as the files were read in, ties in the files' order.
+            "sorted_every_row",
+            true,
+            r#"sales.sort_by(&["region", "amount"], &[true, false])"#,
+            |t| {
+                let s = t.sales.clone();
+                s.sort(
+                    ["region", "amount"],
+                    SortMultipleOptions::default()
+                        .with_order_descending_multi([true, false])
+                        .with_maintain_order(true),
+                )
+            },
+        ),
+        (
             "group_by_sorted",
             true,
             r#"sales.group_by(["product"]).agg([col("qty").sum().alias("units")]).sort_by(&["units", "product"], &[true, false])"#,
@@ -695,7 +711,11 @@ fn a_row_that_does_not_parse_names_its_file_and_line() {
 /// small: a task's polars work takes several times its partition (parsed chunks, the partition
 /// made contiguous, hash buckets, their IPC streams, a join's hash table), which with files of
 /// 500,000 rows took the executors past the limit. Then the first rows of the left side by
-/// its amounts (`ORDER BY .. LIMIT`): each partition's first rows are gathered, not its rows.
+/// its amounts (`ORDER BY .. LIMIT`): each partition's first rows are gathered, not its rows;
+/// and the whole left side sorted by its amounts and written: shuffled by ranges of them, no
+/// partition holds much more than its share. Memory that tasks freed and the allocator kept
+/// counts too: near its limit an executor hands it back at once, which without that took
+/// one past it.
 #[test]
 fn a_join_and_a_sort_larger_than_an_executors_memory_run_in_pieces_it_can_hold() {
     const LEFT: u64 = 4_000_000;
@@ -735,6 +755,8 @@ fn a_join_and_a_sort_larger_than_an_executors_memory_run_in_pieces_it_can_hold()
          for row in joined.collect_rows().rows {{ println!(\"weight {{}} {{}} {{}}\", row[0], row[1], row[2]); }}\n\
          let top = sc.sql(\"SELECT id, amount FROM big ORDER BY amount DESC, id LIMIT 5\");\n\
          for row in top.collect_rows().rows {{ println!(\"top {{}} {{}}\", row[0], row[1]); }}\n\
+         let sorted = sc.sql(\"SELECT id, amount FROM big ORDER BY amount DESC, id\");\n\
+         println!(\"sorted {{}}\", sorted.write_csv(\"{0}/sorted\"));\n\
          report_peaks(\"after\", &sc);\n",
         dir.0.display()
     );
@@ -779,6 +801,38 @@ fn a_join_and_a_sort_larger_than_an_executors_memory_run_in_pieces_it_can_hold()
         .map(|i| format!("top {i} 999"))
         .collect();
     assert_eq!(top, expected, "{}", run.stderr);
+    // The whole side sorted, each partition written to a file: the files in their order hold
+    // every row in the sort's order.
+    assert!(
+        run.stdout.contains(&format!("sorted {LEFT}\n")),
+        "{}",
+        run.stdout
+    );
+    let mut files: Vec<_> = std::fs::read_dir(dir.0.join("sorted"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() > 1, "the sort wrote {} file(s)", files.len());
+    let mut expected = (0..1000u64)
+        .rev()
+        .flat_map(|amount| (amount..LEFT).step_by(1000).map(move |id| (id, amount)));
+    let mut rows = 0u64;
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for line in text.lines().skip(1) {
+            let (id, amount) = line.split_once(',').unwrap();
+            let got = (id.parse::<u64>().unwrap(), amount.parse::<u64>().unwrap());
+            assert_eq!(
+                Some(got),
+                expected.next(),
+                "row {rows} ({})",
+                file.display()
+            );
+            rows += 1;
+        }
+    }
+    assert_eq!(rows, LEFT);
     let (before, after) = (peaks(&run.stdout, "before"), peaks(&run.stdout, "after"));
     assert_eq!(
         before.keys().collect::<Vec<_>>(),
@@ -971,14 +1025,27 @@ let by_category = sales.join(&products, &["product"], &["product"], JoinKind::In
 println!("{{}}", by_category.explain());
 let top = sales.sort_by(&["amount"], &[true]).limit(5);
 println!("{{}}", top.explain());
+let sorted = sales.sort_by(&["amount"], &[true]);
+println!("{{}}", sorted.explain());
+sorted.count();
+println!("{{}}", sorted.explain());
 "#,
         dir.0.display()
     );
     let run = tessera_run(&dir.0, &script, "local[2]", &[]);
     run.expect_success();
     let plans: Vec<&str> = run.stdout.split("== distributed plan").skip(1).collect();
-    assert_eq!(plans.len(), 2, "{}", run.stdout);
+    assert_eq!(plans.len(), 4, "{}", run.stdout);
     let (plan, top) = (plans[0], plans[1]);
+    // A sort on its own: rows shuffled by ranges of the key, drawn from a sample by the first
+    // job that needs them (here the count), then each partition sorted.
+    let (sorted, counted) = (plans[2], plans[3]);
+    assert!(
+        sorted.contains("shuffle by ranges of [\"amount\"] (drawn from a sample when a job first runs it): stage 1"),
+        "{sorted}"
+    );
+    assert!(sorted.contains("SORT BY"), "{sorted}");
+    assert!(counted.contains("bounds sampled): stage 1"), "{counted}");
     // A limit after a sort: each partition's first five by the sort in a stage of their own,
     // and only those gathered into one partition, sorted and cut again.
     assert!(top.contains("first rows of each partition"), "{top}");

@@ -271,7 +271,12 @@ impl DataFrame {
         self.sort_by(by, &vec![false; by.len()])
     }
 
-    /// The rows sorted by `by`, each column descending where `descending` says.
+    /// The rows sorted by `by`, each column descending where `descending` says (nulls first,
+    /// as polars sorts; rows of equal keys in the order they came). Each row is shuffled to
+    /// the partition of its keys' range, drawn from a sample of the keys by the first job that
+    /// needs the sort (as Spark's sort does: that job computes the input once more unless it
+    /// is cached), and each partition is sorted: the partitions in their order hold the rows
+    /// in order, and none needs them all.
     pub fn sort_by(&self, by: &[&str], descending: &[bool]) -> DataFrame {
         let step = FrameStep::Sort {
             by: by.iter().map(|c| c.to_string()).collect(),

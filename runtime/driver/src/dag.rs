@@ -34,6 +34,7 @@ pub async fn run_job(
 ) -> Result<Vec<Vec<u8>>, DriverError> {
     let all = state.lineage.num_partitions(rdd)?;
     let partitions = partitions.unwrap_or_else(|| (0..all).collect());
+    crate::frames::sample_sort_ranges(&state, rdd).await?;
     crate::frames::restore_broadcasts(&state, rdd).await?;
     // A lineage the plan cannot read fails the job below, where the job is on record.
     let planned = planned_stages(&state, rdd).unwrap_or(1);

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 use tessera_plan::builtin::{
     BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, JsonParams,
-    ParquetPiece, StepsParams,
+    ParquetPiece, RangeShuffleParams, StepsParams,
 };
 use tessera_plan::{CodeRef, Operator, RddId, RddKind};
 
@@ -152,10 +152,23 @@ fn write_node(
         }
         RddKind::Shuffled { parent, writer, .. } => {
             *stage += 1;
-            let by = match params::<FrameShuffleParams>(&writer) {
-                Some(p) if p.keys.is_empty() => "into one partition".to_string(),
-                Some(p) => format!("by {:?}", p.keys),
-                None => "by key".to_string(),
+            let by = match Builtin::of(&writer.entry) {
+                Some(Builtin::RangeWriter) => match params::<RangeShuffleParams>(&writer) {
+                    Some(p) => format!(
+                        "by ranges of {:?} ({})",
+                        p.keys.by,
+                        match p.bounds {
+                            Some(bounds) => format!("{} bounds sampled", bounds.len()),
+                            None => "drawn from a sample when a job first runs it".to_string(),
+                        }
+                    ),
+                    None => "by ranges".to_string(),
+                },
+                _ => match params::<FrameShuffleParams>(&writer) {
+                    Some(p) if p.keys.is_empty() => "into one partition".to_string(),
+                    Some(p) => format!("by {:?}", p.keys),
+                    None => "by key".to_string(),
+                },
             };
             line(&format!(
                 "shuffle {by}: stage {stage} writes it, the stage above reads it"

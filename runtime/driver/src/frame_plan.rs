@@ -2,8 +2,10 @@
 //! here: row by row within each partition; around a shuffle (an aggregation runs partially on
 //! each partition, the partial rows are shuffled by their keys, and a final aggregation
 //! combines them, as Spark's two-phase aggregation does; a limit takes each partition's first
-//! rows, shuffled into one partition); or gathered into one partition (for now a sort).
+//! rows, shuffled into one partition); or, for a sort, shuffled by ranges of its keys drawn
+//! from a sample, as Spark's `RangePartitioner` places rows, then sorted in each partition.
 
+use tessera_plan::builtin::SortKeys;
 use tessera_plan::frame::{
     AggFunc, DataType, Expr, FrameStep, JoinKind, Schema, Value, col, lit, when,
 };
@@ -54,8 +56,14 @@ pub enum Distributed {
         keys: Vec<String>,
         after: FrameStep,
     },
-    /// Every partition into one, then the step on it.
-    Gather(FrameStep),
+    /// Each row shuffled to the partition of the range its sort keys fall in, then each
+    /// partition sorted by `keys`: the partitions in their order hold the rows in the sort's
+    /// order. The ranges are drawn from a sample of the input
+    /// ([`tessera_frame::ranges::range_bounds`]) when a job
+    /// first needs the shuffle, as Spark's `RangePartitioner` samples its input. The shuffle
+    /// keeps the partitions' order and equal keys share a range, so ties come out as one stable
+    /// sort of every row gives them.
+    SortedRanges(SortKeys),
     /// The first `n` rows by `sort`, over the DataFrame the sort would have sorted (Spark's
     /// `TakeOrderedAndProject`): each partition's first `n` by it, in tasks of their own, then
     /// those of every partition shuffled into one, sorted and cut again. The shuffle keeps the
@@ -237,7 +245,11 @@ pub fn distribute(
             keys: Vec::new(),
             after: FrameStep::Head(n),
         }),
-        sort @ FrameStep::Sort { .. } => Ok(Distributed::Gather(sort)),
+        // Gathered into one partition, a sort of a DataFrame larger than an executor's memory
+        // would not fit in the one task that sorts it.
+        FrameStep::Sort { by, descending } => {
+            Ok(Distributed::SortedRanges(SortKeys { by, descending }))
+        }
         row_step @ (FrameStep::Select(_)
         | FrameStep::Filter(_)
         | FrameStep::WithColumns(_)
@@ -734,6 +746,22 @@ mod tests {
                 keys: Vec::new(),
                 after: FrameStep::Head(5),
             })
+        );
+    }
+
+    #[test]
+    fn a_sort_is_planned_by_ranges_of_its_keys() {
+        let input = schema(&[("v", DataType::Int64), ("w", DataType::String)]);
+        let sort = FrameStep::Sort {
+            by: vec!["w".into(), "v".into()],
+            descending: vec![true, false],
+        };
+        assert_eq!(
+            distribute(sort, &input, &input),
+            Ok(Distributed::SortedRanges(SortKeys {
+                by: vec!["w".into(), "v".into()],
+                descending: vec![true, false],
+            }))
         );
     }
 }

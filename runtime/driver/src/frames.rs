@@ -15,9 +15,11 @@ use std::io::{BufRead, Read};
 use std::path::Path;
 use std::sync::Arc;
 use tessera_frame::batch::{FRAME_TYPE, LINES_TYPE};
+use tessera_frame::ranges::{range_bounds, sample_rows};
 use tessera_plan::builtin::{
-    BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, JsonParams,
-    MeasureParams, ParquetPiece, SkippedRows, StepsParams, split_measured,
+    BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, JsonParams, KeySample,
+    MeasureParams, ParquetPiece, RangeShuffleParams, SampleParams, SkippedRows, StepsParams,
+    split_measured,
 };
 use tessera_plan::frame::{FileFormat, FrameStep, JoinOn, Schema};
 use tessera_plan::{
@@ -344,15 +346,30 @@ fn shuffle_by(
     reader: Builtin,
     name: &str,
 ) -> Result<RddId, DriverError> {
-    let partitions = shuffle.partitions;
+    let partitioner = Partitioner::Custom {
+        partitions: shuffle.partitions,
+        name: "DataFrame hash".to_string(),
+        state: encode(&shuffle.keys),
+    };
+    let writer = Builtin::HashWriter.with_params(&shuffle);
+    define_shuffle(state, parent, partitioner, writer, reader, name)
+}
+
+/// Adds the RDD of `parent`'s rows placed by `writer` in the partitions `partitioner` says,
+/// read back by `reader`.
+fn define_shuffle(
+    state: &DriverState,
+    parent: RddId,
+    partitioner: Partitioner,
+    writer: Operator<CodeRef>,
+    reader: Builtin,
+    name: &str,
+) -> Result<RddId, DriverError> {
+    let partitions = partitioner.partitions();
     let kind = RddKind::Shuffled {
         parent,
-        partitioner: Partitioner::Custom {
-            partitions,
-            name: "DataFrame hash".to_string(),
-            state: encode(&shuffle.keys),
-        },
-        writer: Builtin::HashWriter.with_params(&shuffle),
+        partitioner,
+        writer,
         reader: reader.operator(Vec::new()),
         merge: None,
     };
@@ -600,16 +617,10 @@ pub fn restore_broadcasts(
         if !state.shared_values.any_released() {
             return Ok(());
         }
-        let mut to_visit = vec![rdd];
-        let mut seen = BTreeSet::new();
-        while let Some(id) = to_visit.pop() {
-            if !seen.insert(id) {
-                continue;
-            }
-            let (parents, join) = state.lineage.with(id, |e| {
-                (e.node.kind.parents(), BroadcastJoinParams::of(&e.node.kind))
-            })?;
-            to_visit.extend(parents);
+        for id in state.lineage.reachable_from(rdd)? {
+            let join = state
+                .lineage
+                .with(id, |e| BroadcastJoinParams::of(&e.node.kind))?;
             let Some(join) = join.filter(|j| state.shared_values.is_released(j.broadcast)) else {
                 continue;
             };
@@ -622,6 +633,66 @@ pub fn restore_broadcasts(
                 broadcast = join.broadcast,
                 "collected a released broadcast side again"
             );
+        }
+        Ok(())
+    })
+}
+
+/// Draws the ranges of every sort's shuffle that a job on `rdd` reaches and that has none yet
+/// (see [`Distributed::SortedRanges`]): a job samples the keys of the shuffle's input, as
+/// Spark's `RangePartitioner` does when its shuffle is first needed, so that a sort planned
+/// and then only limited (whose limit reads its input instead) costs nothing. A sample that
+/// does not decode counts as no keys: the ranges are then fewer, never wrong.
+pub fn sample_sort_ranges(
+    state: &Arc<DriverState>,
+    rdd: RddId,
+) -> BoxFuture<'_, Result<(), DriverError>> {
+    Box::pin(async move {
+        for id in state.lineage.reachable_from(rdd)? {
+            let (kind, name) = state
+                .lineage
+                .with(id, |e| (e.node.kind.clone(), e.node.name.clone()))?;
+            let RddKind::Shuffled {
+                parent,
+                partitioner,
+                writer,
+                reader,
+                merge,
+            } = kind
+            else {
+                continue;
+            };
+            if Builtin::of(&writer.entry) != Some(Builtin::RangeWriter) {
+                continue;
+            }
+            let Ok(mut shuffle) = bincode::deserialize::<RangeShuffleParams>(&writer.params) else {
+                continue;
+            };
+            if shuffle.bounds.is_some() {
+                continue;
+            }
+            let input_partitions = state.lineage.num_partitions(parent)?;
+            let params = SampleParams {
+                keys: shuffle.keys.clone(),
+                rows: sample_rows(shuffle.partitions, input_partitions),
+            };
+            let action = TaskAction::Run(Builtin::SampleSortKeys.with_params(&params));
+            let description = format!("sample the keys of {name} to draw its ranges");
+            // Sampling runs a job on `parent`, which samples the sorts below it first.
+            let parts = dag::run_job(state.clone(), parent, action, None, description).await?;
+            let samples: Vec<KeySample> = parts
+                .iter()
+                .map(|part| bincode::deserialize(part).unwrap_or_default())
+                .collect();
+            shuffle.bounds = Some(range_bounds(&samples, shuffle.partitions));
+            let kind = RddKind::Shuffled {
+                parent,
+                partitioner,
+                writer: Builtin::RangeWriter.with_params(&shuffle),
+                reader,
+                merge,
+            };
+            state.lineage.replace_kind(id, kind)?;
         }
         Ok(())
     })
@@ -679,14 +750,33 @@ pub fn apply(
             vec![after],
             name,
         )?,
-        Distributed::Gather(step) => {
-            let partitions = state.lineage.with(input, |e| e.node.num_partitions)?;
-            let gathered = RddKind::Concatenated {
-                inputs: vec![(0..partitions).map(|p| (input, p)).collect()],
+        Distributed::SortedRanges(keys) => {
+            let partitions = state.lineage.with(input, |e| e.node.num_partitions)?.max(1);
+            let sort = FrameStep::Sort {
+                by: keys.by.clone(),
+                descending: keys.descending.clone(),
             };
-            let gathered_name = format!("{name} (into one partition)");
-            let (gathered, _) = define(state, gathered, 1, FRAME_TYPE, &gathered_name)?;
-            steps_over(state, gathered, vec![step], &input_schema, true, name)?
+            // Equal only to a range shuffle of the same input by the same keys, whose sample,
+            // taken the same way, draws the same ranges.
+            let partitioner = Partitioner::Custom {
+                partitions,
+                name: "DataFrame ranges".to_string(),
+                state: encode(&(input, &keys)),
+            };
+            let shuffle = RangeShuffleParams {
+                keys,
+                partitions,
+                bounds: None,
+            };
+            let shuffled = define_shuffle(
+                state,
+                input,
+                partitioner,
+                Builtin::RangeWriter.with_params(&shuffle),
+                Builtin::IpcReader,
+                &format!("{name} (shuffle by ranges)"),
+            )?;
+            steps_over(state, shuffled, vec![sort], &input_schema, true, name)?
         }
         Distributed::FirstSorted { sort, n } => {
             let first = vec![sort, FrameStep::Head(n)];

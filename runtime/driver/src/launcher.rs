@@ -15,26 +15,34 @@ pub struct ExecutorCommand {
 }
 
 impl ExecutorCommand {
+    /// The command of executor `executor_id` of the driver at `driver_address`, with `cores`
+    /// task threads and `memory_mb` for cached partitions, held by its launcher to
+    /// `limit_mb` (none for the executor of `local[N]`).
     pub fn new(
         bin_dir: &Path,
         driver_address: &str,
         executor_id: &str,
         cores: u32,
         memory_mb: u64,
+        limit_mb: Option<u64>,
         credential: &Credential,
     ) -> Self {
+        let mut args: Vec<String> = vec![
+            "--driver".into(),
+            driver_address.into(),
+            "--executor-id".into(),
+            executor_id.into(),
+            "--cores".into(),
+            cores.to_string(),
+            "--memory-mb".into(),
+            memory_mb.to_string(),
+        ];
+        if let Some(limit) = limit_mb {
+            args.extend(["--memory-limit-mb".into(), limit.to_string()]);
+        }
         ExecutorCommand {
             program: bin_dir.join("tessera-executor"),
-            args: vec![
-                "--driver".into(),
-                driver_address.into(),
-                "--executor-id".into(),
-                executor_id.into(),
-                "--cores".into(),
-                cores.to_string(),
-                "--memory-mb".into(),
-                memory_mb.to_string(),
-            ],
+            args,
             // The session's executor credential travels in the launch, never on the command
             // line, which any local user can read.
             env: vec![(EXECUTOR_CREDENTIAL_ENV.into(), credential.to_bundle())],

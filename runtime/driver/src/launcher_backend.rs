@@ -77,6 +77,7 @@ impl Backend {
                     "local-0",
                     *cores as u32,
                     config.executor_memory_mb,
+                    None,
                     executor_credential,
                 );
                 let child = command.spawn_local(&config.work_dir, "executor-local-0.log")?;
@@ -525,6 +526,7 @@ impl OfferHandler {
             &executor_id,
             cpus as u32,
             size.cache_mb,
+            Some(size.container_mb),
             &self.executor_credential,
         );
         let resources = Resources::new(cpus, size.container_mb);

@@ -189,6 +189,23 @@ impl Lineage {
         Ok(shuffles)
     }
 
+    /// `rdd` and every RDD it is computed from, through shuffles too, each once, `rdd` first.
+    pub fn reachable_from(&self, rdd: RddId) -> Result<Vec<RddId>, DriverError> {
+        let rdds = self.rdds.lock();
+        let mut reached = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut pending = std::collections::VecDeque::from([rdd]);
+        while let Some(id) = pending.pop_front() {
+            if !seen.insert(id) {
+                continue;
+            }
+            let entry = rdds.get(&id).ok_or_else(|| unknown(id))?;
+            pending.extend(entry.node.kind.parents());
+            reached.push(id);
+        }
+        Ok(reached)
+    }
+
     /// The dependency whose map stage produces shuffle `shuffle`.
     pub fn shuffle_dependency(&self, shuffle: ShuffleId) -> Result<ShuffleDependency, DriverError> {
         let rdds = self.rdds.lock();
@@ -430,6 +447,32 @@ mod tests {
             })
             .collect();
         assert_eq!(reads, [(left, 2), (right, 2)]);
+    }
+
+    #[test]
+    fn every_rdd_a_job_reaches_is_found_once_through_shuffles_and_unions() {
+        let lineage = Lineage::default();
+        let source = parallelize(&lineage, 2);
+        let placed = shuffle(&lineage, map(&lineage, source), 2);
+        let other = map(&lineage, source);
+        let both = define(
+            &lineage,
+            RddKind::Union {
+                parents: vec![placed, other],
+            },
+        );
+        let reached = lineage.reachable_from(both).unwrap();
+        assert_eq!(reached[0], both);
+        // `source` is reached along both sides of the union, and listed once.
+        let mut sorted = reached.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), reached.len(), "{reached:?}");
+        assert_eq!(reached.len(), 5, "{reached:?}");
+        for rdd in [source, placed, other] {
+            assert!(reached.contains(&rdd), "{rdd} in {reached:?}");
+        }
+        assert_eq!(lineage.reachable_from(source).unwrap(), [source]);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! (`TESSERA_SANDBOX_FILES`), it keeps a copy of each map output in its sandbox for the agent
 //! to serve once it is gone, and tells the driver so.
 
+mod allocator;
 mod artifacts;
 mod bad_record;
 mod blocks;
@@ -23,73 +24,6 @@ use tessera_credentials::{Credential, EXECUTOR_CREDENTIAL_ENV, Principal};
 use tessera_wire::MAX_MESSAGE_BYTES;
 use tessera_wire::driver::RegisterExecutorRequest;
 use tessera_wire::executor::executor_server::ExecutorServer;
-
-/// mimalloc, with its `override` feature: it also replaces `malloc` and `free` for the whole
-/// process, so the cell libraries the executor loads (each with its own standard library,
-/// allocating through `malloc`) use it too. Their records are allocated and freed by the
-/// million, from several task threads at once. Version 2 of mimalloc: on the LR benchmark it kept
-/// the executors' resident memory within twice the size of the cached points, where version 3
-/// held about a quarter more (BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-// mimalloc's own functions, linked with the allocator.
-unsafe extern "C" {
-    fn mi_collect(force: bool);
-    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
-}
-
-/// Hands what the calling thread's finished task freed back to mimalloc's shared pool (and the
-/// system), so that the next task on another thread reuses it: measured, executors then hold
-/// less memory and run word count's map tasks faster (BENCHMARKS.md).
-pub fn release_freed_memory() {
-    // SAFETY: mi_collect takes no pointers and may be called from any thread at any time.
-    unsafe { mi_collect(false) }
-}
-
-/// Turns transparent huge pages off for this process, unless `MIMALLOC_ALLOW_THP` says
-/// otherwise (mimalloc's own option, read when it starts).
-///
-/// mimalloc asks the kernel for huge pages on its arenas, and a huge page is resident whole, 2 MiB
-/// at a time, however little of it is in use: with the LR points cached, the executors' resident
-/// growth was 1.42x to 1.63x the points' raw size with huge pages and 1.30x to 1.51x without,
-/// with later iterations as fast (BENCHMARKS.md). Redis and MongoDB advise the same.
-fn disable_transparent_huge_pages() {
-    if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
-        return;
-    }
-    // SAFETY: PR_SET_THP_DISABLE takes no pointers; it only sets a flag on this process.
-    if unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } != 0 {
-        tracing::debug!(
-            "transparent huge pages stay as the system sets them: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-}
-
-/// How long memory freed by a task stays with the executor before mimalloc returns it to the
-/// system, in milliseconds, unless `MIMALLOC_PURGE_DELAY` says otherwise (mimalloc's own
-/// option, read when it starts; its default is 10 ms).
-///
-/// A DataFrame query's tasks free their columns, filters and hash tables and the next task, a
-/// few milliseconds later, allocates as much again: with mimalloc's 10 ms the pages went back
-/// to the kernel in between and came back as page faults, the kernel zeroing each one. Over
-/// ten runs each of TPC-H Q3 and Q10 the executor took 610,000 to 640,000 page faults and 3.9 s
-/// of CPU with 10 ms, and 170,000 faults and 2.9 s with 250 ms (1000 ms and never purging did
-/// no better); the LR points' resident growth and the RDD workloads' times did not move
-/// (BENCHMARKS.md).
-const PURGE_DELAY_MS: std::ffi::c_long = 250;
-
-/// Sets mimalloc's purge delay to [`PURGE_DELAY_MS`], unless the environment set it.
-fn delay_purging_freed_memory() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-        return;
-    }
-    /// `mi_option_purge_delay` in mimalloc 2's `mimalloc.h`.
-    const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
-    // SAFETY: mi_option_set takes no pointers; options may be set at any time.
-    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) }
-}
 
 /// What each operator of a task may hold before it spills, out of the executor's shuffle
 /// execution memory shared by its task threads (Spark gives each of N running tasks up to 1/N).
@@ -111,6 +45,10 @@ struct Args {
     /// Memory for cached partitions, in MiB.
     #[arg(long, default_value_t = 1024)]
     memory_mb: u64,
+    /// The memory its launcher holds this executor to, in MiB (an agent kills it past that);
+    /// near it, memory tasks free goes back to the system at once.
+    #[arg(long)]
+    memory_limit_mb: Option<u64>,
     /// Memory for shuffle output this executor wrote, in MiB, before the oldest goes to disk
     /// (default: a quarter of --memory-mb, or $TESSERA_SHUFFLE_MEMORY_MB).
     #[arg(long, env = "TESSERA_SHUFFLE_MEMORY_MB")]
@@ -141,9 +79,8 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    disable_transparent_huge_pages();
-    delay_purging_freed_memory();
     let args = Args::parse();
+    allocator::set_up(args.memory_limit_mb);
     let bundle = std::env::var(EXECUTOR_CREDENTIAL_ENV).with_context(|| {
         format!(
             "{EXECUTOR_CREDENTIAL_ENV} is not set: an executor runs code only from the driver whose \

@@ -133,7 +133,7 @@ impl Executor for ExecutorService {
                     }
                     _ => Vec::new(),
                 };
-                crate::release_freed_memory();
+                crate::allocator::release_freed_memory();
                 (task, outcome, copies)
             })
             .await
@@ -187,7 +187,7 @@ impl Executor for ExecutorService {
         require(&request, "DropBroadcast", &[Principal::Driver])?;
         let broadcast = request.into_inner().broadcast;
         let bytes = self.broadcasts.release(broadcast);
-        crate::release_freed_memory();
+        crate::allocator::release_freed_memory();
         tracing::debug!(broadcast, bytes, "dropped a broadcast the driver released");
         Ok(Response::new(Empty {}))
     }

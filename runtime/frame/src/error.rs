@@ -84,6 +84,11 @@ pub enum FrameError {
         /// bincode's reason.
         reason: String,
     },
+    /// A sort's range shuffle asked to place rows before the driver chose its ranges.
+    #[error(
+        "a sort's shuffle ran before the driver sampled its ranges: a bug in Tessera's driver: report it with the query that ran"
+    )]
+    RangesNotSampled,
 }
 
 impl FrameError {

@@ -18,6 +18,7 @@ pub mod ipc;
 pub mod join;
 mod mask;
 mod packed_keys;
+pub mod ranges;
 pub mod read;
 pub mod rows;
 pub mod shuffle;

@@ -51,12 +51,27 @@ pub fn map_output(
     frame: Option<DataFrame>,
     params: &FrameShuffleParams,
 ) -> Result<Vec<u8>, FrameError> {
-    let partitions = params.partitions.max(1) as usize;
-    let mut buckets = vec![Vec::new(); partitions];
     let Some(frame) = frame else {
-        return Ok(map_output::frame(&buckets));
+        return Ok(empty_map_output(params.partitions));
     };
     let placed = buckets_of_rows(&frame, &params.keys, params.partitions)?;
+    split_into_buckets(&frame, &placed, params.partitions)
+}
+
+/// The map output of a partition without rows, over `partitions` buckets.
+pub(crate) fn empty_map_output(partitions: u32) -> Vec<u8> {
+    map_output::frame(&vec![Vec::new(); partitions.max(1) as usize])
+}
+
+/// The rows of `frame` in the buckets `placed` gives each (one per row, below `partitions`),
+/// each bucket's rows in the partition's order, as one map output.
+pub(crate) fn split_into_buckets(
+    frame: &DataFrame,
+    placed: &[u32],
+    partitions: u32,
+) -> Result<Vec<u8>, FrameError> {
+    let partitions = partitions.max(1) as usize;
+    let mut buckets = vec![Vec::new(); partitions];
     let mut rows: Vec<Vec<IdxSize>> = vec![Vec::new(); partitions];
     for (row, bucket) in placed.iter().enumerate() {
         rows[*bucket as usize].push(row as IdxSize);

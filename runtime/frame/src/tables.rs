@@ -12,7 +12,7 @@ use crate::batch::{
 };
 use crate::convert::schema_to_polars;
 use crate::error::FrameError;
-use crate::{files, ipc, join, read, rows, shuffle, steps};
+use crate::{files, ipc, join, ranges, read, rows, shuffle, steps};
 use polars_core::prelude::DataFrame;
 use polars_core::utils::accumulate_dataframes_vertical;
 use serde::de::DeserializeOwned;
@@ -23,7 +23,8 @@ use tessera_plan::abi::{
 };
 use tessera_plan::builtin::{
     BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, JsonParams,
-    MeasureParams, ParquetPiece, RowsParams, SkippedRows, StepsParams, WriteParams,
+    MeasureParams, ParquetPiece, RangeShuffleParams, RowsParams, SampleParams, SkippedRows,
+    StepsParams, WriteParams,
 };
 use tessera_plan::frame::Schema;
 
@@ -47,6 +48,8 @@ pub fn entry(builtin: Builtin) -> TableEntry {
         Builtin::RowsWriter => rows_writer_table,
         Builtin::ParseRecords => parse_records_table,
         Builtin::Measure => measure_table,
+        Builtin::SampleSortKeys => sample_sort_keys_table,
+        Builtin::RangeWriter => range_writer_table,
     }
 }
 
@@ -419,6 +422,76 @@ static HASH_WRITER: ActionVTable = ActionVTable {
 
 unsafe extern "C" fn hash_writer_table() -> *const c_void {
     &HASH_WRITER as *const ActionVTable as *const c_void
+}
+
+// RangeWriter and SampleSortKeys: a sort's shuffle by ranges of its keys, and the sample its
+// ranges are drawn from.
+
+unsafe extern "C" fn range_writer_open(
+    args: OpenArgs,
+    out: *mut *mut c_void,
+    err: ErrorSink,
+) -> Status {
+    open_gather::<RangeShuffleParams>(args, "a sort's shuffle", out, err)
+}
+
+unsafe extern "C" fn range_writer_finish(
+    state: *mut c_void,
+    out: ByteSink,
+    err: ErrorSink,
+) -> Status {
+    let gather: &mut Gather<RangeShuffleParams> = unsafe { state_of(state) };
+    let frames = std::mem::take(&mut gather.frames);
+    let result = gathered(frames).and_then(|frame| ranges::map_output(frame, &gather.params));
+    answer(out, err, result)
+}
+
+static RANGE_WRITER: ActionVTable = ActionVTable {
+    abi_version: ABI_VERSION,
+    input_type: FRAME_BATCH.type_name,
+    open: range_writer_open,
+    push: action_push::<RangeShuffleParams>,
+    push_shared: None,
+    finish: range_writer_finish,
+    close: gather_close::<RangeShuffleParams>,
+};
+
+unsafe extern "C" fn range_writer_table() -> *const c_void {
+    &RANGE_WRITER as *const ActionVTable as *const c_void
+}
+
+unsafe extern "C" fn sample_open(args: OpenArgs, out: *mut *mut c_void, err: ErrorSink) -> Status {
+    let partition = args.partition;
+    let gather = params::<SampleParams>(&args, "sampling a sort's keys").map(|params| Gather {
+        params: (params, partition),
+        frames: Vec::new(),
+    });
+    open_with(gather, out, err)
+}
+
+unsafe extern "C" fn sample_finish(state: *mut c_void, out: ByteSink, err: ErrorSink) -> Status {
+    let gather: &mut Gather<(SampleParams, u32)> = unsafe { state_of(state) };
+    let frames = std::mem::take(&mut gather.frames);
+    let (params, partition) = &gather.params;
+    let result = gathered(frames).and_then(|frame| {
+        let sample = ranges::sample(frame.as_ref(), params, *partition)?;
+        Ok(bincode::serialize(&sample).expect("a key sample serializes"))
+    });
+    answer(out, err, result)
+}
+
+static SAMPLE_SORT_KEYS: ActionVTable = ActionVTable {
+    abi_version: ABI_VERSION,
+    input_type: FRAME_BATCH.type_name,
+    open: sample_open,
+    push: action_push::<(SampleParams, u32)>,
+    push_shared: None,
+    finish: sample_finish,
+    close: gather_close::<(SampleParams, u32)>,
+};
+
+unsafe extern "C" fn sample_sort_keys_table() -> *const c_void {
+    &SAMPLE_SORT_KEYS as *const ActionVTable as *const c_void
 }
 
 unsafe extern "C" fn rows_open(args: OpenArgs, out: *mut *mut c_void, err: ErrorSink) -> Status {

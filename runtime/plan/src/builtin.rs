@@ -58,11 +58,18 @@ pub enum Builtin {
     /// [`Builtin::Ipc`] gives it, so that a side found small is broadcast without computing it
     /// again.
     Measure = 15,
+    /// Action: a sample of a partition's sort keys, from which the driver draws the bounds of
+    /// a [`Builtin::RangeWriter`]'s ranges; params [`SampleParams`]; its result a
+    /// [`KeySample`] (bincode).
+    SampleSortKeys = 16,
+    /// Action (a shuffle's map side): a partition's rows into buckets by the range of sort
+    /// keys each falls in; params [`RangeShuffleParams`].
+    RangeWriter = 17,
 }
 
 impl Builtin {
     /// Every built-in, in offset order.
-    pub const ALL: [Builtin; 16] = [
+    pub const ALL: [Builtin; 18] = [
         Builtin::Lines,
         Builtin::ParseCsv,
         Builtin::ParseJson,
@@ -79,6 +86,8 @@ impl Builtin {
         Builtin::RowsWriter,
         Builtin::ParseRecords,
         Builtin::Measure,
+        Builtin::SampleSortKeys,
+        Builtin::RangeWriter,
     ];
 
     /// The built-in `code` names, if it names one.
@@ -156,6 +165,43 @@ pub struct FrameShuffleParams {
     /// The columns whose values decide a row's bucket (all of them when empty).
     pub keys: Vec<String>,
     pub partitions: u32,
+}
+
+/// The columns a sort orders rows by, and in which direction each (nulls first, as polars
+/// sorts by default).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SortKeys {
+    pub by: Vec<String>,
+    pub descending: Vec<bool>,
+}
+
+/// What [`Builtin::SampleSortKeys`] samples: at most `rows` rows of a partition, spread evenly
+/// over it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SampleParams {
+    pub keys: SortKeys,
+    pub rows: u64,
+}
+
+/// A partition's sampled sort keys: how many rows it has, and the keys of the rows sampled,
+/// each row's encoded so that bytes compare as the sort orders rows (polars' row encoding).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeySample {
+    pub rows: u64,
+    pub keys: Vec<Vec<u8>>,
+}
+
+/// How [`Builtin::RangeWriter`] places rows: a row whose encoded sort keys (as in a
+/// [`KeySample`]) are at most `bounds[0]` goes to bucket 0; above `bounds[i - 1]` and at most
+/// `bounds[i]`, to bucket `i`; above every bound, to the bucket after the last. Equal keys
+/// share a bucket, and every row of a bucket sorts before every row of the next.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeShuffleParams {
+    pub keys: SortKeys,
+    pub partitions: u32,
+    /// Ascending, fewer than `partitions`; `None` until the driver has sampled the input,
+    /// which it does before the first job that needs the shuffle.
+    pub bounds: Option<Vec<Vec<u8>>>,
 }
 
 /// What [`Builtin::Rows`] brings back.

@@ -1,0 +1,147 @@
+//! The executor's allocator, mimalloc, and when it hands freed memory back to the system.
+//!
+//! Freed memory stays with the executor a while ([`PURGE_DELAY_MS`]), because the next task
+//! mostly allocates as much again; but the executor's agent kills it past its memory limit
+//! whether that memory is in use or only kept for reuse. So once the executor's resident
+//! memory nears its limit ([`near_limit`]), freed memory goes back at once, until it is below
+//! again.
+
+use std::ffi::{c_int, c_long};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// mimalloc, with its `override` feature: it also replaces `malloc` and `free` for the whole
+/// process, so the cell libraries the executor loads (each with its own standard library,
+/// allocating through `malloc`) use it too. Their records are allocated and freed by the
+/// million, from several task threads at once. Version 2 of mimalloc: on the LR benchmark it kept
+/// the executors' resident memory within twice the size of the cached points, where version 3
+/// held about a quarter more (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+// mimalloc's own functions, linked with the allocator.
+unsafe extern "C" {
+    fn mi_collect(force: bool);
+    fn mi_option_get(option: c_int) -> c_long;
+    fn mi_option_set(option: c_int, value: c_long);
+}
+
+/// `mi_option_purge_delay` in mimalloc 2's `mimalloc.h`.
+const MI_OPTION_PURGE_DELAY: c_int = 15;
+
+/// How long memory freed by a task stays with the executor before mimalloc returns it to the
+/// system, in milliseconds, unless `MIMALLOC_PURGE_DELAY` says otherwise (mimalloc's own
+/// option, read when it starts; its default is 10 ms).
+///
+/// A DataFrame query's tasks free their columns, filters and hash tables and the next task, a
+/// few milliseconds later, allocates as much again: with mimalloc's 10 ms the pages went back
+/// to the kernel in between and came back as page faults, the kernel zeroing each one. Over
+/// ten runs each of TPC-H Q3 and Q10 the executor took 610,000 to 640,000 page faults and 3.9 s
+/// of CPU with 10 ms, and 170,000 faults and 2.9 s with 250 ms (1000 ms and never purging did
+/// no better); the LR points' resident growth and the RDD workloads' times did not move
+/// (BENCHMARKS.md).
+const PURGE_DELAY_MS: c_long = 250;
+
+/// The memory the executor is held to, in bytes, when its launcher holds it to some.
+static LIMIT: OnceLock<u64> = OnceLock::new();
+/// The purge delay in force away from the limit: [`PURGE_DELAY_MS`] or the environment's.
+static RELAXED_DELAY: OnceLock<c_long> = OnceLock::new();
+/// Whether freed memory goes back at once, because the executor is near its limit.
+static PURGING_AT_ONCE: AtomicBool = AtomicBool::new(false);
+
+/// Sets the allocator up before the executor starts work: transparent huge pages off, freed
+/// memory kept [`PURGE_DELAY_MS`], and the `limit_mb` the executor's launcher holds it to.
+pub fn set_up(limit_mb: Option<u64>) {
+    disable_transparent_huge_pages();
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: mi_option_set takes no pointers; options may be set at any time.
+        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) }
+    }
+    // SAFETY: mi_option_get takes no pointers.
+    let _ = RELAXED_DELAY.set(unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) });
+    if let Some(mb) = limit_mb.filter(|mb| *mb > 0) {
+        let _ = LIMIT.set(mb << 20);
+    }
+}
+
+/// Hands what the calling thread's finished task freed back to mimalloc's shared pool (and the
+/// system), so that the next task on another thread reuses it: measured, executors then hold
+/// less memory and run word count's map tasks faster (BENCHMARKS.md). Near the executor's
+/// limit, freed memory goes back to the system at once from then on, on every thread.
+pub fn release_freed_memory() {
+    let at_once = LIMIT
+        .get()
+        .zip(resident_bytes())
+        .is_some_and(|(limit, resident)| near_limit(resident, *limit));
+    if PURGING_AT_ONCE.swap(at_once, Ordering::Relaxed) != at_once {
+        let delay = if at_once {
+            0
+        } else {
+            RELAXED_DELAY.get().copied().unwrap_or(PURGE_DELAY_MS)
+        };
+        tracing::debug!(
+            delay_ms = delay,
+            "freed memory goes back to the system after this delay"
+        );
+        // SAFETY: mi_option_set takes no pointers; options may be set at any time.
+        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, delay) }
+    }
+    // SAFETY: mi_collect takes no pointers and may be called from any thread at any time.
+    unsafe { mi_collect(at_once) }
+}
+
+/// Whether an executor with `resident` bytes is near its `limit`: past three quarters of it,
+/// what mimalloc keeps for reuse (up to a few tens of MiB, measured with polars' sorts and
+/// joins on 100,000-row partitions) could take it past.
+fn near_limit(resident: u64, limit: u64) -> bool {
+    resident >= limit / 4 * 3
+}
+
+/// This process's resident memory, from `/proc/self/statm`.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf takes no pointers.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok()?)
+}
+
+/// Turns transparent huge pages off for this process, unless `MIMALLOC_ALLOW_THP` says
+/// otherwise (mimalloc's own option, read when it starts).
+///
+/// mimalloc asks the kernel for huge pages on its arenas, and a huge page is resident whole, 2 MiB
+/// at a time, however little of it is in use: with the LR points cached, the executors' resident
+/// growth was 1.42x to 1.63x the points' raw size with huge pages and 1.30x to 1.51x without,
+/// with later iterations as fast (BENCHMARKS.md). Redis and MongoDB advise the same.
+fn disable_transparent_huge_pages() {
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
+        return;
+    }
+    // SAFETY: PR_SET_THP_DISABLE takes no pointers; it only sets a flag on this process.
+    if unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } != 0 {
+        tracing::debug!(
+            "transparent huge pages stay as the system sets them: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freed_memory_goes_back_at_once_only_in_the_last_quarter_before_the_limit() {
+        let limit = 160 << 20;
+        assert!(!near_limit(100 << 20, limit));
+        assert!(!near_limit((120 << 20) - 1, limit));
+        assert!(near_limit(120 << 20, limit));
+        assert!(near_limit(200 << 20, limit));
+    }
+
+    #[test]
+    fn this_process_has_resident_memory() {
+        let resident = resident_bytes().expect("/proc/self/statm reads");
+        assert!(resident > 1 << 20, "{resident}");
+    }
+}
