@@ -523,6 +523,19 @@ fn queries() -> Vec<(&'static str, bool, &'static str, Oracle)> {
                     .limit(3)
             },
         ),
+        (
+            // The other side's columns are renamed apart, and those the query does not read
+            // are pruned before their renaming.
+            "sql_self_join",
+            false,
+            r#"sc.sql("SELECT a.id, b.amount FROM sales a JOIN sales b ON a.id = b.id WHERE b.qty > 8")"#,
+            |t| {
+                t.sales
+                    .clone()
+                    .filter(col("qty").gt(lit(8)))
+                    .select([col("id"), col("amount")])
+            },
+        ),
     ]
 }
 

@@ -240,6 +240,33 @@ mod tests {
     }
 
     #[test]
+    fn a_self_join_renames_only_the_columns_of_the_other_side_it_reads() {
+        let planned = plan(
+            "SELECT a.id, b.page FROM visits a JOIN visits b ON a.id = b.id",
+            &tables(),
+        )
+        .unwrap();
+        let Relation::Join { right, .. } = first_join(&planned) else {
+            panic!("{planned:?}")
+        };
+        // Of the other side, its key and `page` are read, and only they are renamed: `user` is
+        // pruned below the renaming.
+        let steps = steps_of(right);
+        assert_eq!(
+            steps[..2],
+            [
+                FrameStep::Select(vec![col("id"), col("page")]),
+                FrameStep::Rename(vec![
+                    ("id".into(), "b.id".into()),
+                    ("page".into(), "b.page".into())
+                ]),
+            ],
+            "{}",
+            shape(&planned)
+        );
+    }
+
+    #[test]
     fn outer_joins_keep_both_sides_key_columns() {
         let planned = plan(
             "SELECT u.id, v.id AS visit FROM users u LEFT JOIN visits v ON u.id = v.id",

@@ -50,6 +50,14 @@ fn prune(relation: Relation, needed: Needed, tables: &Tables) -> Relation {
                     }
                     FrameStep::Select(kept)
                 }
+                // A column renamed (a self-join's other side, say) that nothing above reads is
+                // pruned below: renaming it would name a column that is not there.
+                (FrameStep::Rename(pairs), Some(needed)) => FrameStep::Rename(
+                    pairs
+                        .into_iter()
+                        .filter(|(_, new)| needed.contains(new))
+                        .collect(),
+                ),
                 (step, _) => step,
             };
             let below = needed_below(&step, needed);
