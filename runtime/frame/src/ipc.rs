@@ -12,18 +12,28 @@ use tessera_plan::frame::{DataType, Schema};
 
 /// `frame` as an Arrow IPC stream.
 pub fn encode(frame: &DataFrame) -> Result<Vec<u8>, FrameError> {
+    let mut out = Vec::new();
+    encode_into(frame, &mut out)?;
+    Ok(out)
+}
+
+/// Appends `frame` as an Arrow IPC stream to `out`, which is first made room for: grown as the
+/// stream is written, a buffer of megabytes is moved to new memory at each doubling. Encoding
+/// a 25,000-row side of 5.6 MB (four string columns) took 2.4-2.6 ms so against 2.8-4.0 ms.
+pub fn encode_into(frame: &DataFrame, out: &mut Vec<u8>) -> Result<(), FrameError> {
     guard("writing a DataFrame as Arrow IPC", || {
-        let mut out = Vec::new();
+        // The columns' buffers, which the stream holds once each (views into a larger buffer
+        // are counted whole: room never used is never touched), and its messages' headers.
+        out.reserve(frame.estimated_size() + 4096);
         let mut frame = frame.clone();
         // The newest level writes strings as Arrow's views, as polars holds them: the oldest
         // (polars' default, for other readers) copies them into offsets and values, and every
         // reader copies them back (a fifth of TPC-H Q10's driver time). Every reader of these
         // streams is polars of the same version.
-        IpcStreamWriter::new(&mut out)
+        IpcStreamWriter::new(out)
             .with_compat_level(CompatLevel::newest())
             .finish(&mut frame)
-            .map_err(FrameError::polars("writing a DataFrame as Arrow IPC"))?;
-        Ok(out)
+            .map_err(FrameError::polars("writing a DataFrame as Arrow IPC"))
     })
 }
 

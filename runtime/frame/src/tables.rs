@@ -827,7 +827,9 @@ unsafe extern "C" fn measure_finish(state: *mut c_void, out: ByteSink, err: Erro
     let result = gathered(frames).and_then(|frame| {
         let rows = frame.as_ref().map_or(0, |frame| frame.height() as u64);
         let mut result = rows.to_le_bytes().to_vec();
-        result.extend(encoded(frame.filter(|_| rows <= max_rows))?);
+        if let Some(frame) = frame.filter(|_| rows <= max_rows) {
+            ipc::encode_into(&frame, &mut result)?;
+        }
         Ok(result)
     });
     answer(out, err, result)
