@@ -186,7 +186,9 @@ pub(crate) unsafe fn rebuild<F>(
     err: ErrorSink,
 ) -> Option<F> {
     if size_of::<F>() == 0 {
-        // SAFETY: a zero-sized closure has no bytes to initialize.
+        // SAFETY: a zero-sized closure has no bytes to initialize (which clippy's lint, not
+        // knowing the size, cannot see).
+        #[allow(clippy::uninit_assumed_init)]
         return Some(unsafe { MaybeUninit::<F>::uninit().assume_init() });
     }
     let Some(decode) = env_decoder else {
