@@ -422,8 +422,7 @@ async fn a_multi_role_framework_gets_offers_per_role_and_suppresses_one() {
     };
     let refused = FrameworkClient::subscribe(&master, info.clone()).await;
     let err = refused
-        .err()
-        .expect("two roles without MULTI_ROLE")
+        .expect_err("two roles without MULTI_ROLE")
         .to_string();
     assert!(err.contains("MULTI_ROLE"), "{err}");
 

@@ -306,7 +306,7 @@ fn session_agents(cluster: &LocalCluster, extra: &[&str]) -> (Vec<String>, Strin
         "// %%\nprintln!(\"count {}\", sc.parallelize((1..=1000u64).collect::<Vec<_>>(), 4).count());\nstd::thread::sleep(std::time::Duration::from_secs(2));\n",
     )
     .unwrap();
-    let mut child = tessera_on(&cluster, &dir.0)
+    let mut child = tessera_on(cluster, &dir.0)
         .args(extra)
         .args(["run", "script.rs"])
         .stdout(Stdio::piped())

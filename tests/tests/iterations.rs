@@ -33,7 +33,7 @@ counts.values().sum()
     // The same loop, locally.
     let mut counts: Vec<(u64, u64)> = (0..1000u64).map(|x| (x % 10, 1)).collect();
     for _ in 0..200 {
-        let mut next = vec![0u64; 10];
+        let mut next = [0u64; 10];
         for (k, v) in counts {
             next[((k + 1) % 10) as usize] += v + 1;
         }

@@ -181,9 +181,7 @@ println!("{:?}", sorted(left.subtract_by_key(&right).collect()));
         .filter(|l| !right.iter().any(|r| r.0 == l.0))
         .map(|l| (l.0, s(l.1)))
         .collect();
-    for list in [&mut join] {
-        list.sort();
-    }
+    join.sort();
     left_outer.sort();
     right_outer.sort();
     full.sort();

@@ -2460,7 +2460,7 @@ mod tests {
             ..Default::default()
         };
         m.accept(reserve, "alice", now).unwrap();
-        m.decline(&an, "alice", &[reserved.id.clone()], 0.0, now)
+        m.decline(&an, "alice", std::slice::from_ref(&reserved.id), 0.0, now)
             .unwrap();
         assert_eq!(
             m.agents[&agent].dynamic_reserved["analytics"],
@@ -2762,7 +2762,7 @@ mod tests {
                 pb::event::Event::StatusUpdate(u) => Some(u),
                 _ => None,
             })
-            .last()
+            .next_back()
             .expect("updates forwarded");
         assert_eq!(
             (last.exit_code, last.reason, last.message.as_str()),
@@ -3544,7 +3544,7 @@ mod tests {
             stolen.message()
         );
         for err in [
-            m.decline(&fw, "mallory", &[offer.id.clone()], 0.0, now)
+            m.decline(&fw, "mallory", std::slice::from_ref(&offer.id), 0.0, now)
                 .unwrap_err(),
             m.kill(&fw, "mallory", "e").unwrap_err(),
             m.check_framework(&fw, "mallory").unwrap_err(),

@@ -753,7 +753,7 @@ mod tests {
 
     #[test]
     fn cells_sort_numbers_by_value_and_text_by_its_letters() {
-        let mut cells = vec![
+        let mut cells = [
             cell(&10u32),
             cell("b"),
             cell(&9.5f64),

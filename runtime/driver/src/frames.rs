@@ -381,8 +381,8 @@ fn define_shuffle(
 /// unknown (checkpoints) is `u64::MAX`, never broadcast.
 fn estimated_bytes(state: &DriverState, rdd: RddId) -> Result<u64, DriverError> {
     let kind = state.lineage.with(rdd, |e| e.node.kind.clone())?;
-    fn sum(parts: impl Iterator<Item = Result<u64, DriverError>>) -> Result<u64, DriverError> {
-        parts.fold(Ok(0u64), |total, bytes| Ok(total?.saturating_add(bytes?)))
+    fn sum(mut parts: impl Iterator<Item = Result<u64, DriverError>>) -> Result<u64, DriverError> {
+        parts.try_fold(0u64, |total, bytes| Ok(total.saturating_add(bytes?)))
     }
     match kind {
         // A Parquet file's partitions are descriptions of its row groups, which know their

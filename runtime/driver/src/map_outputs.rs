@@ -206,7 +206,7 @@ impl MapOutputTracker {
     /// serve.
     pub fn forget_all_but(&self, live: &[String], shuffle: ShuffleId) {
         self.forget(Some(shuffle), |holder| {
-            holder.served_by.is_none() && !live.iter().any(|l| *l == holder.executor_id)
+            holder.served_by.is_none() && !live.contains(&holder.executor_id)
         });
     }
 

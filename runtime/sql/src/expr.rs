@@ -14,7 +14,7 @@ use tessera_plan::frame::{AggFunc, BinaryOp, DataType, Expr, Value, civil_from_d
 pub(crate) fn translate(expr: &sql::Expr, scope: &Scope) -> Result<Expr, SqlError> {
     let go = |e: &sql::Expr| translate(e, scope);
     Ok(match expr {
-        sql::Expr::Identifier(ident) => column(scope, &[ident.value.clone()])?,
+        sql::Expr::Identifier(ident) => column(scope, std::slice::from_ref(&ident.value))?,
         sql::Expr::CompoundIdentifier(idents) => {
             let parts: Vec<String> = idents.iter().map(|i| i.value.clone()).collect();
             column(scope, &parts)?

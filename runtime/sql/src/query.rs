@@ -296,7 +296,7 @@ fn ordered(
         let column = match item.expr {
             sql::Expr::Identifier(ident) => planned
                 .scope
-                .resolve(&[ident.value.clone()])?
+                .resolve(std::slice::from_ref(&ident.value))?
                 .column
                 .clone(),
             other => match whole_number(other) {

@@ -128,9 +128,10 @@ fn items(select: &sql::Select, scope: &Scope) -> Result<Vec<Item>, SqlError> {
         match item {
             SelectItem::UnnamedExpr(e) => {
                 let name = match e {
-                    sql::Expr::Identifier(ident) => {
-                        scope.resolve(&[ident.value.clone()])?.name.clone()
-                    }
+                    sql::Expr::Identifier(ident) => scope
+                        .resolve(std::slice::from_ref(&ident.value))?
+                        .name
+                        .clone(),
                     sql::Expr::CompoundIdentifier(idents) => {
                         let parts: Vec<String> = idents.iter().map(|i| i.value.clone()).collect();
                         scope.resolve(&parts)?.name.clone()
@@ -300,7 +301,7 @@ fn aggregated(
         let expr = match (whole_number(g), g) {
             (Some(position), _) => item_at(&items, position, "GROUP BY")?.expr.clone(),
             (None, sql::Expr::Identifier(ident))
-                if scope.resolve(&[ident.value.clone()]).is_err()
+                if scope.resolve(std::slice::from_ref(&ident.value)).is_err()
                     && items.iter().any(|i| i.name == ident.value) =>
             {
                 let item = items.iter().find(|i| i.name == ident.value).expect("found");

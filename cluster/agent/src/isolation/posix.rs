@@ -56,8 +56,8 @@ impl ChildSetup {
         // SAFETY: getrlimit writes the struct it is given.
         let agent_nofile = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut current) } == 0 {
             Rlimit {
-                soft: current.rlim_cur as u64,
-                hard: current.rlim_max as u64,
+                soft: current.rlim_cur,
+                hard: current.rlim_max,
             }
         } else {
             Rlimit {
