@@ -175,8 +175,8 @@ pub struct SortKeys {
     pub descending: Vec<bool>,
 }
 
-/// What [`Builtin::SampleSortKeys`] samples: at most `rows` rows of a partition, spread evenly
-/// over it.
+/// What [`Builtin::SampleSortKeys`] samples: at most `rows` rows of a partition, a row at
+/// random from each of as many equal stretches of it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SampleParams {
     pub keys: SortKeys,
