@@ -15,6 +15,7 @@ use crate::rdd::{Rdd, encode_params, transform_operator};
 use serde::{Deserialize, Serialize};
 use std::hash::Hash;
 use tessera_plan::Partitioner;
+use tessera_plan::range_bounds::range_bounds;
 
 /// Keys of pair RDDs that are shuffled: equal keys must hash alike in every process.
 pub trait Key: Data + Hash + Eq {}
@@ -384,54 +385,9 @@ impl<K: Data + Ord, V: Data> Rdd<(K, V)> {
     }
 }
 
-/// Up to `partitions - 1` increasing bounds that split the sampled keys into parts of equal
-/// weight, each sample weighing its partition's size over its sample's size (as Spark's
-/// `RangePartitioner` does).
-fn range_bounds<K: Ord>(samples: Vec<(u64, Vec<K>)>, partitions: u32) -> Vec<K> {
-    let mut weighted: Vec<(K, f64)> = samples
-        .into_iter()
-        .filter(|(_, keys)| !keys.is_empty())
-        .flat_map(|(seen, keys)| {
-            let weight = seen as f64 / keys.len() as f64;
-            keys.into_iter().map(move |k| (k, weight))
-        })
-        .collect();
-    weighted.sort_by(|a, b| a.0.cmp(&b.0));
-    let total: f64 = weighted.iter().map(|(_, w)| w).sum();
-    let step = total / partitions.max(1) as f64;
-    let mut bounds: Vec<K> = Vec::new();
-    let mut cumulative = 0.0;
-    let mut target = step;
-    for (key, weight) in weighted {
-        cumulative += weight;
-        if bounds.len() + 1 >= partitions as usize {
-            break;
-        }
-        if cumulative >= target && bounds.last().is_none_or(|last| *last < key) {
-            bounds.push(key);
-            target += step;
-        }
-    }
-    bounds
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{cross, or_none, range_bounds};
-
-    #[test]
-    fn range_bounds_split_weighted_samples_evenly() {
-        // Two partitions of 100 keys each, fully sampled: 0..100 and 100..200.
-        let samples = vec![(100, (0..100).collect()), (100, (100..200).collect())];
-        assert_eq!(range_bounds::<u32>(samples, 4), vec![49, 99, 149]);
-    }
-
-    #[test]
-    fn range_bounds_never_repeat_a_key() {
-        let samples = vec![(10, vec![7; 10])];
-        assert_eq!(range_bounds::<u32>(samples, 4), vec![7]);
-        assert!(range_bounds::<u32>(vec![(0, vec![])], 4).is_empty());
-    }
+    use super::{cross, or_none};
 
     #[test]
     fn cross_pairs_every_value_of_one_side_with_every_value_of_the_other_in_order() {

@@ -25,6 +25,34 @@ fn params<T: serde::de::DeserializeOwned>(op: &Operator<CodeRef>) -> Option<T> {
     bincode::deserialize(&op.params).ok()
 }
 
+/// How a shuffle's `writer` places rows: by ranges of sort keys (sampled yet or not), by a
+/// hash of keys, or into one partition.
+fn placement(writer: &Operator<CodeRef>) -> String {
+    if Builtin::of(&writer.entry) == Some(Builtin::RangeWriter) {
+        return match params::<RangeShuffleParams>(writer) {
+            Some(RangeShuffleParams {
+                keys,
+                bounds: Some(bounds),
+                ..
+            }) => format!(
+                "by ranges of {:?} ({} bounds sampled)",
+                keys.by,
+                bounds.len()
+            ),
+            Some(p) => format!(
+                "by ranges of {:?} (drawn from a sample when a job first runs it)",
+                p.keys.by
+            ),
+            None => "by ranges".to_string(),
+        };
+    }
+    match params::<FrameShuffleParams>(writer) {
+        Some(p) if p.keys.is_empty() => "into one partition".to_string(),
+        Some(p) => format!("by {:?}", p.keys),
+        None => "by key".to_string(),
+    }
+}
+
 /// What a narrow operator does, with the polars plan of a steps operator on the lines after.
 fn narrow(op: &Operator<CodeRef>) -> String {
     match Builtin::of(&op.entry) {
@@ -152,24 +180,7 @@ fn write_node(
         }
         RddKind::Shuffled { parent, writer, .. } => {
             *stage += 1;
-            let by = match Builtin::of(&writer.entry) {
-                Some(Builtin::RangeWriter) => match params::<RangeShuffleParams>(&writer) {
-                    Some(p) => format!(
-                        "by ranges of {:?} ({})",
-                        p.keys.by,
-                        match p.bounds {
-                            Some(bounds) => format!("{} bounds sampled", bounds.len()),
-                            None => "drawn from a sample when a job first runs it".to_string(),
-                        }
-                    ),
-                    None => "by ranges".to_string(),
-                },
-                _ => match params::<FrameShuffleParams>(&writer) {
-                    Some(p) if p.keys.is_empty() => "into one partition".to_string(),
-                    Some(p) => format!("by {:?}", p.keys),
-                    None => "by key".to_string(),
-                },
-            };
+            let by = placement(&writer);
             line(&format!(
                 "shuffle {by}: stage {stage} writes it, the stage above reads it"
             ));

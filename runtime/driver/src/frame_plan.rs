@@ -59,7 +59,7 @@ pub enum Distributed {
     /// Each row shuffled to the partition of the range its sort keys fall in, then each
     /// partition sorted by `keys`: the partitions in their order hold the rows in the sort's
     /// order. The ranges are drawn from a sample of the input
-    /// ([`tessera_frame::ranges::range_bounds`]) when a job
+    /// ([`tessera_plan::range_bounds::range_bounds`], as `sort_by_key` draws an RDD's) when a job
     /// first needs the shuffle, as Spark's `RangePartitioner` samples its input. The shuffle
     /// keeps the partitions' order and equal keys share a range, so ties come out as one stable
     /// sort of every row gives them.

@@ -15,13 +15,14 @@ use std::io::{BufRead, Read};
 use std::path::Path;
 use std::sync::Arc;
 use tessera_frame::batch::{FRAME_TYPE, LINES_TYPE};
-use tessera_frame::ranges::{range_bounds, sample_rows};
+use tessera_frame::ranges::sample_rows;
 use tessera_plan::builtin::{
     BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, JsonParams, KeySample,
     MeasureParams, ParquetPiece, RangeShuffleParams, SampleParams, SkippedRows, StepsParams,
     split_measured,
 };
 use tessera_plan::frame::{FileFormat, FrameStep, JoinOn, Schema};
+use tessera_plan::range_bounds::range_bounds;
 use tessera_plan::{
     CodeRef, FileSplit, Operator, Partitioner, RddId, RddKind, RddNode, TaskAction,
 };
@@ -649,28 +650,12 @@ pub fn sample_sort_ranges(
 ) -> BoxFuture<'_, Result<(), DriverError>> {
     Box::pin(async move {
         for id in state.lineage.reachable_from(rdd)? {
-            let (kind, name) = state
-                .lineage
-                .with(id, |e| (e.node.kind.clone(), e.node.name.clone()))?;
-            let RddKind::Shuffled {
-                parent,
-                partitioner,
-                writer,
-                reader,
-                merge,
-            } = kind
-            else {
+            let unsampled = state.lineage.with(id, |e| {
+                unsampled_ranges(&e.node.kind).map(|found| (found, e.node.name.clone()))
+            })?;
+            let Some(((parent, mut shuffle), name)) = unsampled else {
                 continue;
             };
-            if Builtin::of(&writer.entry) != Some(Builtin::RangeWriter) {
-                continue;
-            }
-            let Ok(mut shuffle) = bincode::deserialize::<RangeShuffleParams>(&writer.params) else {
-                continue;
-            };
-            if shuffle.bounds.is_some() {
-                continue;
-            }
             let input_partitions = state.lineage.num_partitions(parent)?;
             let params = SampleParams {
                 keys: shuffle.keys.clone(),
@@ -680,22 +665,33 @@ pub fn sample_sort_ranges(
             let description = format!("sample the keys of {name} to draw its ranges");
             // Sampling runs a job on `parent`, which samples the sorts below it first.
             let parts = dag::run_job(state.clone(), parent, action, None, description).await?;
-            let samples: Vec<KeySample> = parts
+            let samples = parts
                 .iter()
                 .map(|part| bincode::deserialize(part).unwrap_or_default())
+                .map(|sample: KeySample| (sample.rows, sample.keys))
                 .collect();
-            shuffle.bounds = Some(range_bounds(&samples, shuffle.partitions));
-            let kind = RddKind::Shuffled {
-                parent,
-                partitioner,
-                writer: Builtin::RangeWriter.with_params(&shuffle),
-                reader,
-                merge,
-            };
+            shuffle.bounds = Some(range_bounds(samples, shuffle.partitions));
+            let mut kind = state.lineage.with(id, |e| e.node.kind.clone())?;
+            if let RddKind::Shuffled { writer, .. } = &mut kind {
+                *writer = Builtin::RangeWriter.with_params(&shuffle);
+            }
             state.lineage.replace_kind(id, kind)?;
         }
         Ok(())
     })
+}
+
+/// The input and the params of `kind` if it is a sort's shuffle by ranges whose ranges are not
+/// drawn yet.
+fn unsampled_ranges(kind: &RddKind<CodeRef>) -> Option<(RddId, RangeShuffleParams)> {
+    let RddKind::Shuffled { parent, writer, .. } = kind else {
+        return None;
+    };
+    if Builtin::of(&writer.entry) != Some(Builtin::RangeWriter) {
+        return None;
+    }
+    let shuffle: RangeShuffleParams = bincode::deserialize(&writer.params).ok()?;
+    shuffle.bounds.is_none().then_some((*parent, shuffle))
 }
 
 /// Adds the DataFrame `step` makes of DataFrame `input`.
@@ -973,6 +969,7 @@ pub fn describe(state: &DriverState, rdd: RddId) -> Result<Frame, DriverError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_plan::builtin::SortKeys;
 
     #[test]
     fn row_groups_of_one_file_go_together_up_to_the_goal_and_never_across_files() {
@@ -988,6 +985,43 @@ mod tests {
         assert_eq!(
             described,
             [("a", 0, 20, 200), ("a", 20, 10, 100), ("b", 0, 5, 500)]
+        );
+    }
+
+    #[test]
+    fn only_a_sorts_shuffle_without_ranges_is_sampled() {
+        let keys = SortKeys {
+            by: vec!["x".into()],
+            descending: vec![false],
+        };
+        let shuffled = |writer| RddKind::Shuffled {
+            parent: 7,
+            partitioner: Partitioner::Hash { partitions: 2 },
+            writer,
+            reader: Builtin::IpcReader.operator(Vec::new()),
+            merge: None,
+        };
+        let ranges = |bounds| RangeShuffleParams {
+            keys: keys.clone(),
+            partitions: 2,
+            bounds,
+        };
+        assert_eq!(
+            unsampled_ranges(&shuffled(Builtin::RangeWriter.with_params(&ranges(None)))),
+            Some((7, ranges(None)))
+        );
+        let drawn = ranges(Some(vec![vec![1]]));
+        assert_eq!(
+            unsampled_ranges(&shuffled(Builtin::RangeWriter.with_params(&drawn))),
+            None
+        );
+        let hash = FrameShuffleParams {
+            keys: vec!["x".into()],
+            partitions: 2,
+        };
+        assert_eq!(
+            unsampled_ranges(&shuffled(Builtin::HashWriter.with_params(&hash))),
+            None
         );
     }
 }

@@ -69,10 +69,10 @@ pub fn set_up(limit_mb: Option<u64>) {
 /// less memory and run word count's map tasks faster (BENCHMARKS.md). Near the executor's
 /// limit, freed memory goes back to the system at once from then on, on every thread.
 pub fn release_freed_memory() {
+    // Resident memory is read only where there is a limit to be near: after every task.
     let at_once = LIMIT
         .get()
-        .zip(resident_bytes())
-        .is_some_and(|(limit, resident)| near_limit(resident, *limit));
+        .is_some_and(|limit| resident_bytes().is_some_and(|resident| near_limit(resident, *limit)));
     if PURGING_AT_ONCE.swap(at_once, Ordering::Relaxed) != at_once {
         let delay = if at_once {
             0

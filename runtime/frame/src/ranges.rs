@@ -79,39 +79,6 @@ pub fn sample_rows(partitions: u32, input_partitions: u32) -> u64 {
     (3 * sample).div_ceil(u64::from(input_partitions.max(1)))
 }
 
-/// The bounds of `partitions` ranges drawn from the partitions' `samples` (Spark's
-/// `RangePartitioner.determineBounds`): each sampled key stands for its partition's rows over
-/// its sample's keys, and a bound closes a range each time the keys so far stand for another
-/// `partitions`-th of every row. Ascending and distinct, at most `partitions - 1`: fewer where
-/// the sample holds fewer distinct keys (rows of one key cannot be split), none without rows.
-pub fn range_bounds(samples: &[KeySample], partitions: u32) -> Vec<Vec<u8>> {
-    let mut weighted: Vec<(&[u8], f64)> = samples
-        .iter()
-        .filter(|s| !s.keys.is_empty())
-        .flat_map(|s| {
-            let weight = s.rows as f64 / s.keys.len() as f64;
-            s.keys.iter().map(move |k| (k.as_slice(), weight))
-        })
-        .collect();
-    weighted.sort_by(|a, b| a.0.cmp(b.0));
-    let total: f64 = weighted.iter().map(|(_, w)| w).sum();
-    let step = total / f64::from(partitions.max(1));
-    let wanted = partitions.saturating_sub(1) as usize;
-    let mut bounds: Vec<Vec<u8>> = Vec::with_capacity(wanted);
-    let (mut so_far, mut target) = (0.0, step);
-    for (key, weight) in weighted {
-        if bounds.len() == wanted {
-            break;
-        }
-        so_far += weight;
-        if so_far >= target && bounds.last().is_none_or(|last| key > last.as_slice()) {
-            bounds.push(key.to_vec());
-            target += step;
-        }
-    }
-    bounds
-}
-
 /// The bucket of a row whose encoded keys are `key`, among the ranges `bounds` end.
 pub fn bucket_of(key: &[u8], bounds: &[Vec<u8>]) -> u32 {
     bounds.partition_point(|bound| bound.as_slice() < key) as u32
@@ -145,6 +112,7 @@ mod tests {
     use polars_core::prelude::{PlSmallStr, SortMultipleOptions};
     use polars_lazy::prelude::IntoLazy;
     use tessera_plan::map_output::{MapOutput, split_frame};
+    use tessera_plan::range_bounds::range_bounds;
 
     fn keys(by: &[&str], descending: &[bool]) -> SortKeys {
         SortKeys {
@@ -258,7 +226,8 @@ mod tests {
             let encoded = encoded_keys(frame, &params.keys).unwrap();
             all.extend(encoded.values_iter().map(<[u8]>::to_vec));
         }
-        let bounds = range_bounds(&samples, partitions);
+        let samples = samples.into_iter().map(|s| (s.rows, s.keys)).collect();
+        let bounds = range_bounds(samples, partitions);
         let mut sizes = vec![0usize; partitions as usize];
         for key in &all {
             sizes[bucket_of(key, &bounds) as usize] += 1;
@@ -318,39 +287,6 @@ mod tests {
             error.contains("before the driver sampled its ranges"),
             "{error}"
         );
-    }
-
-    fn sampled(rows: u64, keys: &[u8]) -> KeySample {
-        KeySample {
-            rows,
-            keys: keys.iter().map(|k| vec![*k]).collect(),
-        }
-    }
-
-    #[test]
-    fn ranges_split_the_rows_the_samples_stand_for_into_even_shares() {
-        // Keys 0..12 sampled evenly from one partition: four ranges of three keys each.
-        let even = sampled(1200, &(0..12).collect::<Vec<u8>>());
-        assert_eq!(range_bounds(&[even], 4), vec![vec![2], vec![5], vec![8]]);
-        // A key sampled from a partition of few rows stands for fewer rows: the ten rows of
-        // keys 1..=5 share the first range with keys 20 and 21, of the 1,000-row partition.
-        let small = sampled(10, &[1, 2, 3, 4, 5]);
-        let large = sampled(1000, &[20, 21, 22, 23, 24]);
-        assert_eq!(
-            range_bounds(&[small, large], 4),
-            vec![vec![21], vec![22], vec![23]]
-        );
-    }
-
-    #[test]
-    fn ranges_have_distinct_bounds_fewer_where_keys_repeat_and_none_without_rows() {
-        // One key in most rows: rows of one key cannot be split, so it ends one range.
-        let skewed = sampled(100, &[1, 7, 7, 7, 7, 7, 7, 7, 7, 9]);
-        assert_eq!(range_bounds(&[skewed], 4), vec![vec![7], vec![9]]);
-        let one_key = sampled(100, &[3, 3, 3, 3]);
-        assert_eq!(range_bounds(&[one_key], 8), vec![vec![3]]);
-        assert!(range_bounds(&[KeySample::default(), KeySample::default()], 4).is_empty());
-        assert!(range_bounds(&[sampled(100, &[1, 2, 3])], 1).is_empty());
     }
 
     #[test]

@@ -391,6 +391,39 @@ fn open_gather<P: DeserializeOwned>(
     open_with(gather, out, err)
 }
 
+/// Opens an action that gathers a partition's frames and needs, beside its params, the index
+/// of the partition.
+fn open_gather_for_partition<P: DeserializeOwned>(
+    args: OpenArgs,
+    what: &'static str,
+    out: *mut *mut c_void,
+    err: ErrorSink,
+) -> Status {
+    let partition = args.partition;
+    let gather = params::<P>(&args, what).map(|params| Gather {
+        params: (params, partition),
+        frames: Vec::new(),
+    });
+    open_with(gather, out, err)
+}
+
+/// Finishes an action that gathered its partition's frames: answers `answer` of them (none
+/// for a partition without rows) and of its params.
+///
+/// # Safety
+/// `state` is the `Gather<P>` the action's open made.
+unsafe fn answer_gathered<P>(
+    state: *mut c_void,
+    out: ByteSink,
+    err: ErrorSink,
+    answer_of: impl FnOnce(Option<DataFrame>, &P) -> Result<Vec<u8>, FrameError>,
+) -> Status {
+    let gather: &mut Gather<P> = unsafe { state_of(state) };
+    let frames = std::mem::take(&mut gather.frames);
+    let result = gathered(frames).and_then(|frame| answer_of(frame, &gather.params));
+    answer(out, err, result)
+}
+
 unsafe extern "C" fn hash_writer_open(
     args: OpenArgs,
     out: *mut *mut c_void,
@@ -404,10 +437,7 @@ unsafe extern "C" fn hash_writer_finish(
     out: ByteSink,
     err: ErrorSink,
 ) -> Status {
-    let gather: &mut Gather<FrameShuffleParams> = unsafe { state_of(state) };
-    let frames = std::mem::take(&mut gather.frames);
-    let result = gathered(frames).and_then(|frame| shuffle::map_output(frame, &gather.params));
-    answer(out, err, result)
+    unsafe { answer_gathered(state, out, err, shuffle::map_output) }
 }
 
 static HASH_WRITER: ActionVTable = ActionVTable {
@@ -440,10 +470,7 @@ unsafe extern "C" fn range_writer_finish(
     out: ByteSink,
     err: ErrorSink,
 ) -> Status {
-    let gather: &mut Gather<RangeShuffleParams> = unsafe { state_of(state) };
-    let frames = std::mem::take(&mut gather.frames);
-    let result = gathered(frames).and_then(|frame| ranges::map_output(frame, &gather.params));
-    answer(out, err, result)
+    unsafe { answer_gathered(state, out, err, ranges::map_output) }
 }
 
 static RANGE_WRITER: ActionVTable = ActionVTable {
@@ -461,23 +488,15 @@ unsafe extern "C" fn range_writer_table() -> *const c_void {
 }
 
 unsafe extern "C" fn sample_open(args: OpenArgs, out: *mut *mut c_void, err: ErrorSink) -> Status {
-    let partition = args.partition;
-    let gather = params::<SampleParams>(&args, "sampling a sort's keys").map(|params| Gather {
-        params: (params, partition),
-        frames: Vec::new(),
-    });
-    open_with(gather, out, err)
+    open_gather_for_partition::<SampleParams>(args, "sampling a sort's keys", out, err)
 }
 
 unsafe extern "C" fn sample_finish(state: *mut c_void, out: ByteSink, err: ErrorSink) -> Status {
-    let gather: &mut Gather<(SampleParams, u32)> = unsafe { state_of(state) };
-    let frames = std::mem::take(&mut gather.frames);
-    let (params, partition) = &gather.params;
-    let result = gathered(frames).and_then(|frame| {
+    let sample = |frame: Option<DataFrame>, (params, partition): &(SampleParams, u32)| {
         let sample = ranges::sample(frame.as_ref(), params, *partition)?;
         Ok(bincode::serialize(&sample).expect("a key sample serializes"))
-    });
-    answer(out, err, result)
+    };
+    unsafe { answer_gathered(state, out, err, sample) }
 }
 
 static SAMPLE_SORT_KEYS: ActionVTable = ActionVTable {
@@ -499,11 +518,10 @@ unsafe extern "C" fn rows_open(args: OpenArgs, out: *mut *mut c_void, err: Error
 }
 
 unsafe extern "C" fn rows_finish(state: *mut c_void, out: ByteSink, err: ErrorSink) -> Status {
-    let gather: &mut Gather<RowsParams> = unsafe { state_of(state) };
-    let frames = std::mem::take(&mut gather.frames);
-    let limit = gather.params.limit;
-    let result = gathered(frames).and_then(|frame| rows::encode_rows(frame.as_ref(), limit));
-    answer(out, err, result)
+    let rows = |frame: Option<DataFrame>, params: &RowsParams| {
+        rows::encode_rows(frame.as_ref(), params.limit)
+    };
+    unsafe { answer_gathered(state, out, err, rows) }
 }
 
 static ROWS: ActionVTable = ActionVTable {
@@ -766,9 +784,7 @@ fn encoded(frame: Option<DataFrame>) -> Result<Vec<u8>, FrameError> {
 }
 
 unsafe extern "C" fn ipc_finish(state: *mut c_void, out: ByteSink, err: ErrorSink) -> Status {
-    let gather: &mut Gather<()> = unsafe { state_of(state) };
-    let frames = std::mem::take(&mut gather.frames);
-    answer(out, err, gathered(frames).and_then(encoded))
+    unsafe { answer_gathered(state, out, err, |frame, _: &()| encoded(frame)) }
 }
 
 static IPC: ActionVTable = ActionVTable {
@@ -821,18 +837,15 @@ unsafe extern "C" fn measure_open(args: OpenArgs, out: *mut *mut c_void, err: Er
 }
 
 unsafe extern "C" fn measure_finish(state: *mut c_void, out: ByteSink, err: ErrorSink) -> Status {
-    let gather: &mut Gather<MeasureParams> = unsafe { state_of(state) };
-    let frames = std::mem::take(&mut gather.frames);
-    let max_rows = gather.params.max_rows;
-    let result = gathered(frames).and_then(|frame| {
+    let measure = |frame: Option<DataFrame>, params: &MeasureParams| {
         let rows = frame.as_ref().map_or(0, |frame| frame.height() as u64);
         let mut result = rows.to_le_bytes().to_vec();
-        if let Some(frame) = frame.filter(|_| rows <= max_rows) {
+        if let Some(frame) = frame.filter(|_| rows <= params.max_rows) {
             ipc::encode_into(&frame, &mut result)?;
         }
         Ok(result)
-    });
-    answer(out, err, result)
+    };
+    unsafe { answer_gathered(state, out, err, measure) }
 }
 
 static MEASURE: ActionVTable = ActionVTable {
@@ -852,29 +865,24 @@ unsafe extern "C" fn measure_table() -> *const c_void {
 // Write: a partition's rows to one file.
 
 unsafe extern "C" fn write_open(args: OpenArgs, out: *mut *mut c_void, err: ErrorSink) -> Status {
-    let partition = args.partition;
-    let gather = params::<WriteParams>(&args, "writing files").map(|params| Gather {
-        params: (params, partition),
-        frames: Vec::new(),
-    });
-    open_with(gather, out, err)
+    open_gather_for_partition::<WriteParams>(args, "writing files", out, err)
 }
 
 unsafe extern "C" fn write_finish(state: *mut c_void, out: ByteSink, err: ErrorSink) -> Status {
-    let gather: &mut Gather<(WriteParams, u32)> = unsafe { state_of(state) };
-    let frames = std::mem::take(&mut gather.frames);
-    let (params, partition) = &gather.params;
-    // A partition without rows writes no file.
-    let result = gathered(frames).and_then(|frame| match frame {
-        Some(mut frame) => files::write_partition(
-            &mut frame,
-            std::path::Path::new(&params.dir),
-            *partition,
-            params.format,
-        ),
-        None => Ok(0),
-    });
-    answer(out, err, result.map(|rows| rows.to_le_bytes().to_vec()))
+    let write = |frame: Option<DataFrame>, (params, partition): &(WriteParams, u32)| {
+        // A partition without rows writes no file.
+        let rows = match frame {
+            Some(mut frame) => files::write_partition(
+                &mut frame,
+                std::path::Path::new(&params.dir),
+                *partition,
+                params.format,
+            )?,
+            None => 0,
+        };
+        Ok(rows.to_le_bytes().to_vec())
+    };
+    unsafe { answer_gathered(state, out, err, write) }
 }
 
 static WRITE: ActionVTable = ActionVTable {
@@ -898,12 +906,7 @@ unsafe extern "C" fn rows_writer_open(
     out: *mut *mut c_void,
     err: ErrorSink,
 ) -> Status {
-    let partition = args.partition;
-    let gather = params::<u32>(&args, "rows for cell code").map(|partitions| Gather {
-        params: (partitions, partition),
-        frames: Vec::new(),
-    });
-    open_with(gather, out, err)
+    open_gather_for_partition::<u32>(args, "rows for cell code", out, err)
 }
 
 unsafe extern "C" fn rows_writer_finish(
@@ -911,12 +914,10 @@ unsafe extern "C" fn rows_writer_finish(
     out: ByteSink,
     err: ErrorSink,
 ) -> Status {
-    let gather: &mut Gather<(u32, u32)> = unsafe { state_of(state) };
-    let frames = std::mem::take(&mut gather.frames);
-    let (partitions, partition) = gather.params;
-    let result = gathered(frames)
-        .and_then(|frame| rows::record_buckets(frame.as_ref(), partition, partitions));
-    answer(out, err, result)
+    let buckets = |frame: Option<DataFrame>, &(partitions, partition): &(u32, u32)| {
+        rows::record_buckets(frame.as_ref(), partition, partitions)
+    };
+    unsafe { answer_gathered(state, out, err, buckets) }
 }
 
 static ROWS_WRITER: ActionVTable = ActionVTable {

@@ -12,6 +12,7 @@ pub mod decode;
 pub mod frame;
 pub mod fusion;
 pub mod map_output;
+pub mod range_bounds;
 pub mod rdd;
 pub mod replica;
 pub mod task;
