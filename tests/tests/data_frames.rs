@@ -324,6 +324,29 @@ fn queries() -> Vec<(&'static str, bool, &'static str, Oracle)> {
             },
         ),
         (
+            // Each partition of sales is in `id` order, as its file is: merged with the
+            // broadcast side's ids rather than hashed.
+            "join_merged_in_key_order",
+            false,
+            r#"sales.join(&sales.filter(col("qty").gt(lit(7))).select([col("id"), col("amount").alias("other")]), &["id"], &["id"], JoinKind::Inner).select([col("id"), col("region"), col("other")])"#,
+            |t| {
+                let other = t
+                    .sales
+                    .clone()
+                    .filter(col("qty").gt(lit(7)))
+                    .select([col("id"), col("amount").alias("other")]);
+                t.sales
+                    .clone()
+                    .join(
+                        other,
+                        [col("id")],
+                        [col("id")],
+                        JoinArgs::new(JoinType::Inner),
+                    )
+                    .select([col("id"), col("region"), col("other")])
+            },
+        ),
+        (
             "join_left",
             false,
             r#"sales.join(&regions, &["region"], &["name"], JoinKind::Left).filter(col("id").lt(lit(300))).select([col("id"), col("manager")])"#,
@@ -1072,6 +1095,13 @@ println!("{{}}", sorted.explain());
     // The products are small: broadcast, not shuffled.
     assert!(
         plan.contains("Inner join of each partition with the right side, collected and broadcast"),
+        "{plan}"
+    );
+    // On one key, a partition whose key is in order is merged with the side's.
+    assert!(
+        plan.contains(
+            "merged with the side's keys in order where a partition's integer key is in order"
+        ),
         "{plan}"
     );
     // Each partition's polars plan: the partial, then the final aggregation.

@@ -93,12 +93,18 @@ fn narrow(op: &Operator<CodeRef>) -> String {
         Some(Builtin::BroadcastJoin) => match params::<BroadcastJoinParams>(op) {
             Some(p) => format!(
                 "{:?} join of each partition with the {} side, collected and broadcast to every \
-                 executor (broadcast #{}), on {:?} = {:?}",
+                 executor (broadcast #{}), on {:?} = {:?}{}",
                 p.on.how,
                 if p.broadcast_right { "right" } else { "left" },
                 p.broadcast,
                 p.on.left_on,
-                p.on.right_on
+                p.on.right_on,
+                if tessera_frame::merge_join::mergeable(&p.on) {
+                    " (merged with the side's keys in order where a partition's integer key is in \
+                     order, else hashed)"
+                } else {
+                    ""
+                }
             ),
             None => "broadcast join".to_string(),
         },

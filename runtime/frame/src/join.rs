@@ -5,7 +5,7 @@
 
 use crate::convert::{schema_from_polars, schema_to_polars};
 use crate::error::{FrameError, guard};
-use polars_core::prelude::DataFrame;
+use polars_core::prelude::{DataFrame, SchemaRef};
 use polars_lazy::prelude::{IntoLazy, JoinArgs, JoinType, LazyFrame, col};
 use tessera_plan::frame::{JoinKind, Schema};
 
@@ -62,11 +62,22 @@ pub fn join_schema(
 ) -> Result<Schema, FrameError> {
     let left = DataFrame::empty_with_schema(&schema_to_polars(left)?);
     let right = DataFrame::empty_with_schema(&schema_to_polars(right)?);
+    let schema = polars_schema(left, right, left_on, right_on, how)?;
+    Ok(schema_from_polars(&schema))
+}
+
+/// polars' schema for `left` joined with `right` (their rows do not matter).
+pub(crate) fn polars_schema(
+    left: DataFrame,
+    right: DataFrame,
+    left_on: &[String],
+    right_on: &[String],
+    how: JoinKind,
+) -> Result<SchemaRef, FrameError> {
     guard("planning a join", || {
-        let schema = joined(left, right, left_on, right_on, how)
+        joined(left, right, left_on, right_on, how)
             .collect_schema()
-            .map_err(FrameError::polars("planning a join"))?;
-        Ok(schema_from_polars(&schema))
+            .map_err(FrameError::polars("planning a join"))
     })
 }
 

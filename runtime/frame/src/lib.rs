@@ -17,6 +17,7 @@ pub mod files;
 pub mod ipc;
 pub mod join;
 mod mask;
+pub mod merge_join;
 mod packed_keys;
 pub mod ranges;
 pub mod read;

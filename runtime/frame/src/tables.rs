@@ -12,6 +12,7 @@ use crate::batch::{
 };
 use crate::convert::schema_to_polars;
 use crate::error::FrameError;
+use crate::merge_join::{self, BroadcastSide};
 use crate::{files, ipc, join, ranges, read, rows, shuffle, steps};
 use polars_core::prelude::DataFrame;
 use polars_core::utils::accumulate_dataframes_vertical;
@@ -654,12 +655,13 @@ unsafe extern "C" fn join_table() -> *const c_void {
 /// Decodes the small side's broadcast bytes, once per executor (which keeps the result until
 /// the driver releases the broadcast), into one chunk a column: the broadcast holds a record
 /// batch for each partition it came from, and polars would otherwise put the side's columns
-/// together again for every task's join.
+/// together again for every task's join. The tasks share it as a [`BroadcastSide`], which
+/// also keeps its keys in order once a task has merged with them.
 unsafe extern "C" fn decode_broadcast(bytes: RawBytes, err: ErrorSink) -> *mut c_void {
     match ipc::decode(unsafe { bytes.as_slice() }, "a broadcast join side") {
         Ok(mut frame) => {
             frame.rechunk_mut_par();
-            Box::into_raw(Box::new(frame)) as *mut c_void
+            Box::into_raw(Box::new(BroadcastSide::new(frame))) as *mut c_void
         }
         Err(e) => {
             fail(err, &e);
@@ -670,15 +672,15 @@ unsafe extern "C" fn decode_broadcast(bytes: RawBytes, err: ErrorSink) -> *mut c
 
 /// Frees a side [`decode_broadcast`] made.
 unsafe extern "C" fn drop_broadcast(value: *mut c_void) {
-    drop(unsafe { Box::from_raw(value as *mut DataFrame) })
+    drop(unsafe { Box::from_raw(value as *mut BroadcastSide) })
 }
 
 /// A broadcast join's partition so far, and the small side.
 struct BroadcastGather {
     params: BroadcastJoinParams,
     frames: Vec<DataFrame>,
-    /// The executor's decoded side, shared: its columns are reference-counted.
-    small: DataFrame,
+    /// The executor's decoded side, which it keeps while the task runs.
+    small: *const BroadcastSide,
 }
 
 unsafe extern "C" fn broadcast_join_open(
@@ -707,7 +709,7 @@ unsafe extern "C" fn broadcast_join_open(
     let gather = BroadcastGather {
         params,
         frames: Vec::new(),
-        small: unsafe { &*(small as *const DataFrame) }.clone(),
+        small: small as *const BroadcastSide,
     };
     open_with(Ok(gather), out, err)
 }
@@ -731,15 +733,10 @@ unsafe extern "C" fn broadcast_join_finish(
     let gather: &mut BroadcastGather = unsafe { state_of(state) };
     let frames = std::mem::take(&mut gather.frames);
     let p = &gather.params;
-    let small = gather.small.clone();
-    let result = gathered_or_empty(frames, &p.partition_schema).and_then(|large| {
-        let (left, right) = if p.broadcast_right {
-            (large, small)
-        } else {
-            (small, large)
-        };
-        join::join(left, right, &p.on.left_on, &p.on.right_on, p.on.how)
-    });
+    // SAFETY: the executor keeps the side until the task that opened with it is closed.
+    let small = unsafe { &*gather.small };
+    let result = gathered_or_empty(frames, &p.partition_schema)
+        .and_then(|large| merge_join::broadcast_join(large, small, &p.on, p.broadcast_right));
     pass_on(out, err, result)
 }
 
