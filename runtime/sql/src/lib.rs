@@ -173,7 +173,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             shape(&planned),
-            "join(join(customer.Select.Filter, orders.Select.Filter on [\"c_custkey\"]=[\"o_custkey\"] Inner).Select, \
+            "join(join(customer.Select.Filter.Select, orders.Select.Filter on [\"c_custkey\"]=[\"o_custkey\"] Inner).Select, \
              lineitem.Select on [\"o_orderkey\"]=[\"l_orderkey\"] Inner).Select\
              .GroupBy.Select.Sort.Head"
         );
@@ -237,6 +237,37 @@ mod tests {
         };
         let names: Vec<String> = columns.iter().map(Expr::output_name).collect();
         assert_eq!(names, ["id", "name", "user", "page"]);
+    }
+
+    #[test]
+    fn a_column_only_a_filter_reads_is_dropped_after_it() {
+        let planned = plan(
+            "SELECT sum(l_price) AS total FROM orders, lineitem
+             WHERE l_orderkey = o_orderkey AND l_flag = 'R' AND o_orderdate < DATE '1995-03-15'",
+            &tables(),
+        )
+        .unwrap();
+        let Relation::Join { left, right, .. } = first_join(&planned) else {
+            panic!("{planned:?}")
+        };
+        // lineitem's flag is read by its filter alone: the filter's rows go on without it.
+        assert_eq!(
+            steps_of(right),
+            [
+                FrameStep::Select(vec![col("l_orderkey"), col("l_price"), col("l_flag")]),
+                FrameStep::Filter(col("l_flag").eq(lit("R"))),
+                FrameStep::Select(vec![col("l_orderkey"), col("l_price")]),
+            ],
+            "{}",
+            shape(&planned)
+        );
+        // So is the orders' date.
+        assert_eq!(
+            steps_of(left).last(),
+            Some(&FrameStep::Select(vec![col("o_orderkey")])),
+            "{}",
+            shape(&planned)
+        );
     }
 
     #[test]

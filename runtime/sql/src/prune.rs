@@ -60,10 +60,15 @@ fn prune(relation: Relation, needed: Needed, tables: &Tables) -> Relation {
                 ),
                 (step, _) => step,
             };
+            let above = needed.clone();
             let below = needed_below(&step, needed);
-            Relation::Step {
-                input: Box::new(prune(*input, below, tables)),
-                step,
+            let input = prune(*input, below, tables);
+            match (&step, above) {
+                (FrameStep::Filter(_), Some(above)) => filtered(input, step, &above, tables),
+                _ => Relation::Step {
+                    input: Box::new(input),
+                    step,
+                },
             }
         }
         Relation::Join { left, right, on } => {
@@ -96,6 +101,36 @@ fn prune(relation: Relation, needed: Needed, tables: &Tables) -> Relation {
                 .collect(),
         ),
     }
+}
+
+/// `input` filtered by `filter`, then cut to the columns read above it: a column the filter
+/// alone reads (a date it compares, a flag) is not copied with the rows it keeps, nor carried
+/// into a join or shuffle, as Spark's column pruning puts a projection over a filter. Only
+/// over a table's own columns, whose names are known exactly.
+fn filtered(
+    input: Relation,
+    filter: FrameStep,
+    above: &BTreeSet<String>,
+    tables: &Tables,
+) -> Relation {
+    let exact = match &input {
+        Relation::Table(_) => true,
+        Relation::Step { input, step } => {
+            matches!(step, FrameStep::Select(_)) && matches!(**input, Relation::Table(_))
+        }
+        _ => false,
+    };
+    let columns = names(&input, tables);
+    let kept: Vec<Expr> = columns
+        .iter()
+        .filter(|c| above.contains(*c))
+        .map(|c| col(c))
+        .collect();
+    let filtered = input.then(filter);
+    if !exact || kept.is_empty() || kept.len() == columns.len() {
+        return filtered;
+    }
+    filtered.then(FrameStep::Select(kept))
 }
 
 /// The columns read by `exprs`.
