@@ -547,6 +547,29 @@ fn queries() -> Vec<(&'static str, bool, &'static str, Oracle)> {
             },
         ),
         (
+            // Grouped by the product's columns, summing sales: the sales are summed by product
+            // before they meet the products (eager aggregation).
+            "sql_summed_before_the_join",
+            false,
+            r#"sc.sql("SELECT p.product, p.category, sum(s.qty) AS units, max(s.amount) AS top FROM sales s, products p WHERE s.product = p.product AND s.qty > 2 GROUP BY p.product, p.category")"#,
+            |t| {
+                t.sales
+                    .clone()
+                    .filter(col("qty").gt(lit(2)))
+                    .join(
+                        t.products.clone(),
+                        [col("product")],
+                        [col("product")],
+                        JoinArgs::new(JoinType::Inner),
+                    )
+                    .group_by([col("product"), col("category")])
+                    .agg([
+                        col("qty").sum().alias("units"),
+                        col("amount").max().alias("top"),
+                    ])
+            },
+        ),
+        (
             // The other side's columns are renamed apart, and those the query does not read
             // are pruned before their renaming.
             "sql_self_join",

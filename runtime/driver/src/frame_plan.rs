@@ -133,6 +133,39 @@ pub fn sides_to_measure(
     sides.into_iter().map(|(right, _)| right).collect()
 }
 
+/// Whether a DataFrame that `made_by` made (the step that made it, then the one that made its
+/// input, and so on back) is an aggregation's result, seen through row-wise steps above it:
+/// it has a row a group, however large its input.
+pub fn is_aggregation(made_by: &[FrameStep]) -> bool {
+    for step in made_by {
+        match step {
+            FrameStep::GroupBy { .. } => return true,
+            FrameStep::Select(exprs) if exprs.iter().any(Expr::has_agg) => return true,
+            FrameStep::Select(_)
+            | FrameStep::Rename(_)
+            | FrameStep::Drop(_)
+            | FrameStep::WithColumns(_)
+            | FrameStep::Filter(_) => {}
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// The size a join plans a side by: its estimate, except that an aggregation estimated over
+/// `threshold` is taken to be just over it, so that it is measured, and first
+/// ([`sides_to_measure`]). An aggregation has as many rows as groups, which no estimate of its
+/// input bounds (Spark's estimate does not shrink through one either; its adaptive execution
+/// measures the aggregation's shuffle and broadcasts a result found small). Counting it runs
+/// the aggregation, whose map outputs the join then reads rather than computing them again.
+pub fn side_estimate(bytes: u64, aggregation: bool, threshold: u64) -> u64 {
+    if aggregation && bytes > threshold {
+        threshold.saturating_add(1)
+    } else {
+        bytes
+    }
+}
+
 /// The size of a DataFrame of schema `schema` with `rows` rows, as Spark estimates a plan's
 /// size once it knows its row count: rows times the row's width by default sizes
 /// ([`row_width`]).
@@ -644,6 +677,29 @@ mod tests {
             assert!(measured_bytes(rows, &schema) <= bytes, "{bytes}");
             assert!(measured_bytes(rows + 1, &schema) > bytes, "{bytes}");
         }
+    }
+
+    #[test]
+    fn an_aggregation_is_measured_first_however_large_its_input() {
+        let group_by = FrameStep::GroupBy {
+            keys: vec![col("k")],
+            aggs: vec![col("v").sum()],
+        };
+        let select = FrameStep::Select(vec![col("k").alias("key")]);
+        assert!(is_aggregation(&[select.clone(), group_by.clone()]));
+        assert!(is_aggregation(&[FrameStep::Select(vec![col("v").sum()])]));
+        assert!(!is_aggregation(&[select.clone()]));
+        assert!(!is_aggregation(&[FrameStep::Head(5), group_by]));
+        let t = 1000;
+        let limit = t * MEASURED_BROADCAST_FACTOR;
+        let aggregated = side_estimate(limit * 100, true, t);
+        assert_eq!(
+            sides_to_measure(JoinKind::Inner, 3000, aggregated, t),
+            [true, false]
+        );
+        // Under the threshold it is broadcast by its estimate; other sides keep theirs.
+        assert_eq!(side_estimate(500, true, t), 500);
+        assert_eq!(side_estimate(limit * 100, false, t), limit * 100);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 
 use crate::error::DriverError;
 use crate::frame_plan::{
-    Distributed, JoinStrategy, distribute, join_strategy, limit_over_its_input, measured_bytes,
-    projected_bytes, rows_within, sides_to_measure,
+    Distributed, JoinStrategy, distribute, is_aggregation, join_strategy, limit_over_its_input,
+    measured_bytes, projected_bytes, rows_within, side_estimate, sides_to_measure,
 };
 use crate::remote_executor::BoxFuture;
 use crate::{DriverState, dag, text_splits};
@@ -377,6 +377,17 @@ fn define_shuffle(
     Ok(define(state, kind, partitions, FRAME_TYPE, name)?.0)
 }
 
+/// The steps that made DataFrame `rdd`, the last first, as far back as the session recorded.
+fn made_by(state: &DriverState, rdd: RddId) -> Vec<FrameStep> {
+    let mut steps = Vec::new();
+    let mut at = rdd;
+    while let Some((input, step)) = state.frames.made_by(at) {
+        steps.push(step);
+        at = input;
+    }
+    steps
+}
+
 /// About how many bytes the input of `rdd` is: its files' (or shipped records') size. As
 /// Spark's size estimate of a plan without statistics, it does not shrink through a filter;
 /// unknown (checkpoints) is `u64::MAX`, never broadcast.
@@ -442,11 +453,16 @@ pub async fn join(
         what: name.to_string(),
         source,
     })?;
-    let (left_bytes, right_bytes) = (
-        estimated_bytes(state, left)?,
-        estimated_bytes(state, right)?,
-    );
     let threshold = state.broadcast_join_bytes;
+    let estimate = |rdd: RddId| -> Result<u64, DriverError> {
+        let bytes = estimated_bytes(state, rdd)?;
+        Ok(side_estimate(
+            bytes,
+            is_aggregation(&made_by(state, rdd)),
+            threshold,
+        ))
+    };
+    let (left_bytes, right_bytes) = (estimate(left)?, estimate(right)?);
     let sides = |small_right: bool| {
         if small_right {
             (right, &right_schema, left, &left_schema)

@@ -27,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+mod eager;
 mod error;
 mod expr;
 mod from;

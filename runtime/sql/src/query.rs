@@ -164,6 +164,14 @@ impl<'t> Planner<'t> {
         }
     }
 
+    /// The columns of the registered table `name`, if no `WITH` query in reach has that name.
+    pub fn registered_columns(&self, name: &str) -> Option<Vec<String>> {
+        if self.with.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            return None;
+        }
+        self.tables.get(name).cloned()
+    }
+
     /// The table or `WITH` query `name` (an exact match first, else one that differs in case
     /// only), its columns known as `qualifier`'s.
     pub fn table(&self, name: &str, qualifier: &str) -> Result<Planned, SqlError> {

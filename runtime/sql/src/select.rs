@@ -7,6 +7,7 @@
 //! `HAVING` filter and the result columns as expressions of keys and aggregates. The driver
 //! runs that aggregation in two phases around a shuffle by the keys.
 
+use crate::eager;
 use crate::expr::translate;
 use crate::from;
 use crate::query::{OrderItem, Planned, Planner, sorted, whole_number};
@@ -48,6 +49,14 @@ pub(crate) fn plan(
     limit: Option<u64>,
 ) -> Result<Planned, SqlError> {
     unsupported_clauses(select)?;
+    let columns_of = |name: &str| planner.registered_columns(name);
+    // Where the rewritten query does not plan (its tables left outside relate to each other
+    // only through the summed ones, say), the query is planned as written.
+    if let Some(summed_first) = eager::rewritten(select, order, &columns_of) {
+        if let Ok(planned) = plan(planner, &summed_first, order, limit) {
+            return Ok(planned);
+        }
+    }
     let from = from::plan(planner, &select.from, select.selection.as_ref())?;
     let items = items(select, &from.scope)?;
     let group_by = match &select.group_by {
