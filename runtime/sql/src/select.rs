@@ -50,8 +50,8 @@ pub(crate) fn plan(
 ) -> Result<Planned, SqlError> {
     unsupported_clauses(select)?;
     let columns_of = |name: &str| planner.registered_columns(name);
-    // Where the rewritten query does not plan (its tables left outside relate to each other
-    // only through the summed ones, say), the query is planned as written.
+    // Summing ahead of a join is an optimisation, never a new error: where the rewritten
+    // query does not plan, the query is planned as written.
     if let Some(summed_first) = eager::rewritten(select, order, &columns_of) {
         if let Ok(planned) = plan(planner, &summed_first, order, limit) {
             return Ok(planned);
