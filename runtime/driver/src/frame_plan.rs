@@ -688,7 +688,7 @@ mod tests {
         let select = FrameStep::Select(vec![col("k").alias("key")]);
         assert!(is_aggregation(&[select.clone(), group_by.clone()]));
         assert!(is_aggregation(&[FrameStep::Select(vec![col("v").sum()])]));
-        assert!(!is_aggregation(&[select.clone()]));
+        assert!(!is_aggregation(std::slice::from_ref(&select)));
         assert!(!is_aggregation(&[FrameStep::Head(5), group_by]));
         let t = 1000;
         let limit = t * MEASURED_BROADCAST_FACTOR;

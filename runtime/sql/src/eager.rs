@@ -160,10 +160,10 @@ fn scan(
     reads: &mut BTreeSet<usize>,
     on_aggregate: &mut dyn FnMut(&mut sql::Expr, Split) -> Option<()>,
 ) -> Option<()> {
-    if let sql::Expr::Function(function) = &*expr {
-        if let Some(split) = aggregate(function).ok()? {
-            return on_aggregate(expr, split);
-        }
+    if let sql::Expr::Function(function) = &*expr
+        && let Some(split) = aggregate(function).ok()?
+    {
+        return on_aggregate(expr, split);
     }
     if let Some(table) = table_of(tables, expr).ok()? {
         reads.insert(table);

@@ -52,10 +52,10 @@ pub(crate) fn plan(
     let columns_of = |name: &str| planner.registered_columns(name);
     // Summing ahead of a join is an optimisation, never a new error: where the rewritten
     // query does not plan, the query is planned as written.
-    if let Some(summed_first) = eager::rewritten(select, order, &columns_of) {
-        if let Ok(planned) = plan(planner, &summed_first, order, limit) {
-            return Ok(planned);
-        }
+    if let Some(summed_first) = eager::rewritten(select, order, &columns_of)
+        && let Ok(planned) = plan(planner, &summed_first, order, limit)
+    {
+        return Ok(planned);
     }
     let from = from::plan(planner, &select.from, select.selection.as_ref())?;
     let items = items(select, &from.scope)?;
