@@ -136,7 +136,7 @@ pub fn sides_to_measure(
 /// Whether a DataFrame that `made_by` made (the step that made it, then the one that made its
 /// input, and so on back) is an aggregation's result, seen through row-wise steps above it:
 /// it has a row a group, however large its input.
-pub fn is_aggregation(made_by: &[FrameStep]) -> bool {
+pub fn is_aggregation(made_by: impl IntoIterator<Item = FrameStep>) -> bool {
     for step in made_by {
         match step {
             FrameStep::GroupBy { .. } => return true,
@@ -686,10 +686,10 @@ mod tests {
             aggs: vec![col("v").sum()],
         };
         let select = FrameStep::Select(vec![col("k").alias("key")]);
-        assert!(is_aggregation(&[select.clone(), group_by.clone()]));
-        assert!(is_aggregation(&[FrameStep::Select(vec![col("v").sum()])]));
-        assert!(!is_aggregation(std::slice::from_ref(&select)));
-        assert!(!is_aggregation(&[FrameStep::Head(5), group_by]));
+        assert!(is_aggregation([select.clone(), group_by.clone()]));
+        assert!(is_aggregation([FrameStep::Select(vec![col("v").sum()])]));
+        assert!(!is_aggregation([select]));
+        assert!(!is_aggregation([FrameStep::Head(5), group_by]));
         let t = 1000;
         let limit = t * MEASURED_BROADCAST_FACTOR;
         let aggregated = side_estimate(limit * 100, true, t);

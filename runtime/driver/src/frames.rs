@@ -377,15 +377,13 @@ fn define_shuffle(
     Ok(define(state, kind, partitions, FRAME_TYPE, name)?.0)
 }
 
-/// The steps that made DataFrame `rdd`, the last first, as far back as the session recorded.
-fn made_by(state: &DriverState, rdd: RddId) -> Vec<FrameStep> {
-    let mut steps = Vec::new();
-    let mut at = rdd;
-    while let Some((input, step)) = state.frames.made_by(at) {
-        steps.push(step);
-        at = input;
-    }
-    steps
+/// The steps that made DataFrame `rdd`, the last first, as far back as the session recorded,
+/// read only as far as the caller goes.
+fn made_by(state: &DriverState, rdd: RddId) -> impl Iterator<Item = FrameStep> + '_ {
+    std::iter::successors(state.frames.made_by(rdd), |(input, _)| {
+        state.frames.made_by(*input)
+    })
+    .map(|(_, step)| step)
 }
 
 /// About how many bytes the input of `rdd` is: its files' (or shipped records') size. As
@@ -458,7 +456,7 @@ pub async fn join(
         let bytes = estimated_bytes(state, rdd)?;
         Ok(side_estimate(
             bytes,
-            is_aggregation(&made_by(state, rdd)),
+            is_aggregation(made_by(state, rdd)),
             threshold,
         ))
     };

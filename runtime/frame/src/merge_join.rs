@@ -64,15 +64,15 @@ struct Sorted<T> {
 
 impl<T: Ord + Copy> Sorted<T> {
     /// `values` sorted, rows of equal keys in their order.
-    fn of(values: &[T]) -> Sorted<T> {
+    fn of(values: Vec<T>) -> Sorted<T> {
         let rows = 0..values.len() as IdxSize;
-        if is_ascending(values) {
+        if is_ascending(&values) {
             return Sorted {
-                keys: values.to_vec(),
+                keys: values,
                 rows: rows.collect(),
             };
         }
-        let mut pairs: Vec<(T, IdxSize)> = values.iter().copied().zip(rows).collect();
+        let mut pairs: Vec<(T, IdxSize)> = values.into_iter().zip(rows).collect();
         pairs.sort_unstable();
         pairs.into_iter().collect()
     }
@@ -207,8 +207,8 @@ impl Merge {
             return None;
         }
         let keys = match key_values(side)? {
-            KeyValues::I64(values) => SortedKeys::I64(Sorted::of(&chunks(&values).concat())),
-            KeyValues::I32(values) => SortedKeys::I32(Sorted::of(&chunks(&values).concat())),
+            KeyValues::I64(values) => SortedKeys::I64(Sorted::of(chunks(&values).concat())),
+            KeyValues::I32(values) => SortedKeys::I32(Sorted::of(chunks(&values).concat())),
         };
         let (left, right) = if broadcast_right {
             (large.clear(), small.clear())
@@ -328,7 +328,7 @@ mod tests {
 
     #[test]
     fn a_merge_pairs_every_equal_key_in_the_partitions_order() {
-        let side = Sorted::of(&[7i64, 3, 5, 3, 9]);
+        let side = Sorted::of(vec![7i64, 3, 5, 3, 9]);
         assert_eq!(side.keys, [3, 3, 5, 7, 9]);
         assert_eq!(side.rows, [1, 3, 2, 0, 4]);
         let matches = merge(&[&[1i64, 3, 3, 4, 7, 7, 10]], &side).unwrap();
@@ -362,7 +362,8 @@ mod tests {
             large.sort_unstable();
             let small: Vec<i64> = (0..next(100)).map(|_| next(spread)).collect();
             let cut = large.len() / 3;
-            let matches = merge(&[&large[..cut], &large[cut..]], &Sorted::of(&small)).unwrap();
+            let matches =
+                merge(&[&large[..cut], &large[cut..]], &Sorted::of(small.clone())).unwrap();
             let mut expected = Matches::default();
             for (i, a) in large.iter().enumerate() {
                 let mut rows: Vec<IdxSize> = (0..small.len() as IdxSize)

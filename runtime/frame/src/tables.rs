@@ -385,11 +385,7 @@ fn open_gather<P: DeserializeOwned>(
     out: *mut *mut c_void,
     err: ErrorSink,
 ) -> Status {
-    let gather = params::<P>(&args, what).map(|params| Gather {
-        params,
-        frames: Vec::new(),
-    });
-    open_with(gather, out, err)
+    open_gather_as(args, what, out, err, |params: P, _| params)
 }
 
 /// Opens an action that gathers a partition's frames and needs, beside its params, the index
@@ -400,9 +396,22 @@ fn open_gather_for_partition<P: DeserializeOwned>(
     out: *mut *mut c_void,
     err: ErrorSink,
 ) -> Status {
+    open_gather_as(args, what, out, err, |params: P, partition| {
+        (params, partition)
+    })
+}
+
+/// Opens a gathering action whose state is made of its params and the partition's index.
+fn open_gather_as<P: DeserializeOwned, S>(
+    args: OpenArgs,
+    what: &'static str,
+    out: *mut *mut c_void,
+    err: ErrorSink,
+    state: impl FnOnce(P, u32) -> S,
+) -> Status {
     let partition = args.partition;
     let gather = params::<P>(&args, what).map(|params| Gather {
-        params: (params, partition),
+        params: state(params, partition),
         frames: Vec::new(),
     });
     open_with(gather, out, err)

@@ -226,16 +226,11 @@ fn column_name(expr: &sql::Expr) -> String {
     .unwrap_or_default()
 }
 
-/// `select` with its aggregation summed ahead of the join where that applies (see the
-/// module's documentation), else `None`. `columns_of` gives a registered table's columns.
-pub(crate) fn rewritten(
+/// The tables of `select`'s `FROM`, if they are registered tables listed with commas.
+fn listed_tables(
     select: &sql::Select,
-    order: &[OrderItem<'_>],
     columns_of: &dyn Fn(&str) -> Option<Vec<String>>,
-) -> Option<sql::Select> {
-    if select.having.is_some() || select.distinct.is_some() {
-        return None;
-    }
+) -> Option<Vec<Listed>> {
     let mut tables = Vec::new();
     for item in &select.from {
         let TableFactor::Table {
@@ -262,6 +257,45 @@ pub(crate) fn rewritten(
             columns: columns_of(&table.value)?,
         });
     }
+    Some(tables)
+}
+
+/// The tables to sum: `aggregated` (those the aggregates read), with every table the query
+/// reads only in `WHERE` (not in `grouped`) that an equality joins to them.
+fn summed_tables(
+    tables: &[Listed],
+    conditions: &[&sql::Expr],
+    aggregated: &BTreeSet<usize>,
+    grouped: &BTreeSet<usize>,
+) -> BTreeSet<usize> {
+    let mut summed = aggregated.clone();
+    loop {
+        let before = summed.len();
+        for condition in conditions {
+            if let Some([(a, _), (b, _)]) = equality(tables, condition) {
+                let free = |t: usize| !grouped.contains(&t);
+                if free(a) && free(b) && (summed.contains(&a) || summed.contains(&b)) {
+                    summed.extend([a, b]);
+                }
+            }
+        }
+        if summed.len() == before {
+            return summed;
+        }
+    }
+}
+
+/// `select` with its aggregation summed ahead of the join where that applies (see the
+/// module's documentation), else `None`. `columns_of` gives a registered table's columns.
+pub(crate) fn rewritten(
+    select: &sql::Select,
+    order: &[OrderItem<'_>],
+    columns_of: &dyn Fn(&str) -> Option<Vec<String>>,
+) -> Option<sql::Select> {
+    if select.having.is_some() || select.distinct.is_some() {
+        return None;
+    }
+    let tables = listed_tables(select, columns_of)?;
     if tables.len() < 2 {
         return None;
     }
@@ -341,21 +375,7 @@ pub(crate) fn rewritten(
     // The summed tables: those the aggregates read, with the tables the query reads only in
     // WHERE that join to them.
     let conditions: Vec<&sql::Expr> = select.selection.iter().flat_map(conjuncts).collect();
-    let mut summed = summed_reads.clone();
-    loop {
-        let before = summed.len();
-        for condition in &conditions {
-            if let Some([(a, _), (b, _)]) = equality(&tables, condition) {
-                let free = |t: usize| !grouped_reads.contains(&t);
-                if free(a) && free(b) && (summed.contains(&a) || summed.contains(&b)) {
-                    summed.extend([a, b]);
-                }
-            }
-        }
-        if summed.len() == before {
-            break;
-        }
-    }
+    let summed = summed_tables(&tables, &conditions, &summed_reads, &grouped_reads);
     if summed.len() == tables.len() {
         return None;
     }
