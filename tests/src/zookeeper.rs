@@ -4,14 +4,26 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::Child;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use tessera_framework::spawn_daemon;
 
 /// Where Debian's package puts the server's classes.
 const ZOOKEEPER_JAR: &str = "/usr/share/java/zookeeper.jar";
+/// The server's classpath: its configuration directory (for `log4j.properties`), its classes,
+/// and the log4j binding that makes it log to its console, so that a server that does not come
+/// up says why in the log a failing test prints.
+const CLASSPATH: &str = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:\
+                         /usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar";
+/// Where the ensembles' ports are picked: below Linux's ephemeral range (32768 and up). A port
+/// found free with `bind(0)` and released is in that range, and another process's `bind(0)` or
+/// outgoing connection may take it in the seconds before the JVM binds it, leaving a server
+/// that never joins its quorum.
+const PORTS: Range<u32> = 20_000..32_000;
 /// How long a server may take to start and join a quorum.
 const START_WAIT: Duration = Duration::from_secs(60);
 /// The servers' tick: sessions may time out between 2 and 20 ticks, so a master's 2 s session
@@ -25,12 +37,20 @@ pub struct ZkEnsemble {
     dir: tempfile::TempDir,
 }
 
-/// A port free now on 127.0.0.1.
+/// A port free now on 127.0.0.1 and never handed out before by this process; processes start
+/// at different places in [`PORTS`].
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port()
+    static PICKED: AtomicU32 = AtomicU32::new(0);
+    let span = PORTS.end - PORTS.start;
+    let first = std::process::id().wrapping_mul(7919) % span;
+    loop {
+        let n = PICKED.fetch_add(1, Ordering::Relaxed);
+        assert!(n < span, "no free port left in {PORTS:?} on 127.0.0.1");
+        let port = (PORTS.start + (first + n) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A four-letter word's answer from the server on `port` (empty if it does not answer).
@@ -43,6 +63,14 @@ fn four_letter_word(port: u16, word: &str) -> String {
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
     answer
+}
+
+/// The last lines of a server's log, where what stopped it is.
+fn log_tail(log: &Path) -> String {
+    const LINES: usize = 60;
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(LINES)..].join("\n")
 }
 
 impl ZkEnsemble {
@@ -99,7 +127,7 @@ impl ZkEnsemble {
             "-Xmx96m",
             "-XX:+UseSerialGC",
             "-cp",
-            &format!("/etc/zookeeper/conf:{ZOOKEEPER_JAR}"),
+            CLASSPATH,
             &format!("-Dzookeeper.log.dir={}", data.display()),
             "-Dzookeeper.root.logger=INFO,CONSOLE",
             "org.apache.zookeeper.server.quorum.QuorumPeerMain",
@@ -128,9 +156,11 @@ impl ZkEnsemble {
             }
             assert!(
                 Instant::now() < deadline,
-                "ZooKeeper server {} did not join a quorum within {START_WAIT:?}; its log: {}",
+                "ZooKeeper server {} did not join a quorum within {START_WAIT:?}; the end of its \
+                 log {}:\n{}",
                 i + 1,
-                std::fs::read_to_string(self.log(i)).unwrap_or_default()
+                self.log(i).display(),
+                log_tail(&self.log(i))
             );
             std::thread::sleep(Duration::from_millis(100));
         }
