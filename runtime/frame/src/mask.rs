@@ -8,11 +8,13 @@
 //! at a time, packing their outcomes into a word in a loop LLVM vectorizes, and the words of
 //! all the columns are and-ed in place. Where the mask keeps few rows, they are gathered here
 //! by index; where it keeps many, it joins the partition as a boolean column for polars'
-//! filter to read. polars does everything else (which columns to filter, what follows). A
+//! filter to read; where it keeps nearly all and a group-by by packed keys follows, the rows
+//! it leaves out are grouped apart and that group dropped, and no row is copied. polars does everything else (which columns to filter, what follows). A
 //! comparison whose types polars would coerce otherwise than plain arithmetic does (a
 //! `Float32` column, an integer column against a float, strings) stays polars' to evaluate,
 //! so results never depend on which of the two evaluated it.
 
+use crate::packed_keys;
 use crate::steps::keeps_column;
 use polars_arrow::array::{Array, BooleanArray, PrimitiveArray};
 use polars_arrow::bitmap::Bitmap;
@@ -101,15 +103,27 @@ enum Cut {
     /// The rows kept are gathered here first: few are kept, and polars' filter (built without
     /// its `simd` feature) would look at every row of every column to find them.
     Gathered,
+    /// No row is cut: the rows left out are grouped apart by the group-by that follows, and
+    /// their group dropped after it ([`packed_keys::excluding`]). Where nearly every row is
+    /// kept, aggregating the few left out costs less than copying every column of the rest:
+    /// TPC-H Q1's date filter keeps 98.6% of lineitem.
+    GroupedApart,
 }
 
 /// Rows kept, out of every this many, at or under which a mask's rows are [`Cut::Gathered`].
 const GATHER_WHEN_ONE_IN: usize = 8;
 
-/// How to cut `rows` rows to `kept` of them.
-fn cut(rows: usize, kept: usize) -> Cut {
+/// Rows left out, out of every this many, at or under which they are [`Cut::GroupedApart`]
+/// where the steps allow it.
+const GROUP_APART_WHEN_ONE_IN: usize = 8;
+
+/// How to cut `rows` rows to `kept` of them, given whether the steps after the filter could
+/// group the others apart.
+fn cut(rows: usize, kept: usize, can_group_apart: bool) -> Cut {
     if kept.saturating_mul(GATHER_WHEN_ONE_IN) <= rows && IdxSize::try_from(rows).is_ok() {
         Cut::Gathered
+    } else if can_group_apart && (rows - kept).saturating_mul(GROUP_APART_WHEN_ONE_IN) <= rows {
+        Cut::GroupedApart
     } else {
         Cut::MaskColumn
     }
@@ -205,8 +219,10 @@ pub(crate) fn masked(
         return None;
     }
     let kept: usize = words.iter().map(|w| w.count_ones() as usize).sum();
-    let how = cut(rows, kept);
+    let can_group_apart = rest.is_empty() && packed_keys::can_group_excluded(&steps[index + 1..]);
+    let how = cut(rows, kept, can_group_apart);
     let frame = match how {
+        Cut::GroupedApart => packed_keys::excluding(frame, &words)?,
         Cut::Gathered => {
             let mut indices: Vec<IdxSize> = Vec::with_capacity(kept);
             for (w, &word) in words.iter().enumerate() {
@@ -545,11 +561,17 @@ mod tests {
     }
 
     #[test]
-    fn few_rows_kept_are_gathered_and_many_filtered_by_polars() {
-        assert_eq!(cut(800, 0), Cut::Gathered);
-        assert_eq!(cut(800, 100), Cut::Gathered);
-        assert_eq!(cut(800, 101), Cut::MaskColumn);
-        assert_eq!(cut(800, 800), Cut::MaskColumn);
+    fn few_rows_kept_are_gathered_many_filtered_by_polars_and_nearly_all_grouped_apart() {
+        for can_group_apart in [false, true] {
+            assert_eq!(cut(800, 0, can_group_apart), Cut::Gathered);
+            assert_eq!(cut(800, 100, can_group_apart), Cut::Gathered);
+            assert_eq!(cut(800, 101, can_group_apart), Cut::MaskColumn);
+            assert_eq!(cut(800, 699, can_group_apart), Cut::MaskColumn);
+        }
+        // Nearly all kept: the rest grouped apart, where the steps after can.
+        assert_eq!(cut(800, 700, true), Cut::GroupedApart);
+        assert_eq!(cut(800, 800, true), Cut::GroupedApart);
+        assert_eq!(cut(800, 800, false), Cut::MaskColumn);
     }
 
     #[test]
