@@ -368,6 +368,30 @@ fn queries() -> Vec<(&'static str, bool, &'static str, Oracle)> {
             },
         ),
         (
+            // The filter before the join is fused into it, and the side's keys drop the rows
+            // they do not meet along with it.
+            "join_filtered_with_the_side_s_keys",
+            false,
+            r#"sales.filter(col("amount").gt(lit(30.0))).join(&sales.filter(col("qty").gt(lit(7))).select([col("id"), col("amount").alias("other")]), &["id"], &["id"], JoinKind::Inner).select([col("id"), col("amount"), col("other")])"#,
+            |t| {
+                let other = t
+                    .sales
+                    .clone()
+                    .filter(col("qty").gt(lit(7)))
+                    .select([col("id"), col("amount").alias("other")]);
+                t.sales
+                    .clone()
+                    .filter(col("amount").gt(lit(30.0)))
+                    .join(
+                        other,
+                        [col("id")],
+                        [col("id")],
+                        JoinArgs::new(JoinType::Inner),
+                    )
+                    .select([col("id"), col("amount"), col("other")])
+            },
+        ),
+        (
             "join_left",
             false,
             r#"sales.join(&regions, &["region"], &["name"], JoinKind::Left).filter(col("id").lt(lit(300))).select([col("id"), col("manager")])"#,

@@ -501,6 +501,7 @@ pub async fn join(
                 small_side: small,
                 broadcast_right: small_right,
                 partition_schema: large_schema.clone(),
+                before: None,
             };
             let kind = RddKind::Narrow {
                 parent: large,

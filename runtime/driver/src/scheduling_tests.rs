@@ -421,6 +421,7 @@ async fn a_broadcast_side_no_root_reaches_is_released_and_collected_again_if_use
         small_side: small,
         broadcast_right: true,
         partition_schema: schema.clone(),
+        before: None,
     };
     let join = test_lineage::define(
         &state.lineage,

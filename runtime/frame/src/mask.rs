@@ -21,7 +21,7 @@ use polars_arrow::bitmap::Bitmap;
 use polars_arrow::datatypes::ArrowDataType;
 use polars_arrow::types::NativeType;
 use polars_core::prelude::{
-    BooleanChunked, DataFrame, DataType, IdxCa, IdxSize, IntoColumn, IntoSeries,
+    BooleanChunked, Column, DataFrame, DataType, IdxCa, IdxSize, IntoColumn, IntoSeries,
 };
 use tessera_plan::frame::{BinaryOp, Expr, FrameStep, Value, col};
 
@@ -79,6 +79,17 @@ fn conjuncts(predicate: &Expr) -> Vec<&Expr> {
         }
         other => vec![other],
     }
+}
+
+/// A test of a column's rows that a mask ands in beside the filter's own comparisons: a
+/// broadcast join's runtime filter ([`crate::merge_join::and_present`]), which drops the rows
+/// the join would drop before any column is copied.
+pub(crate) struct RowTest<'a> {
+    /// The column it tests, which must reach the end of the steps as it was.
+    pub column: &'a str,
+    /// Clears the bit of each row it drops (bit `i % 64` of word `i / 64` for row `i`);
+    /// `false`, with nothing cleared, where it cannot tell.
+    pub and_into: &'a dyn Fn(&Column, &mut [u64]) -> bool,
 }
 
 /// The first filter of `steps` that reads the partition's own columns (only selections of
@@ -179,6 +190,7 @@ fn kept_columns(frame: &DataFrame, steps: &[FrameStep], index: usize) -> Vec<Str
 pub(crate) fn masked(
     frame: &DataFrame,
     steps: &[FrameStep],
+    also: Option<&RowTest>,
 ) -> Option<(DataFrame, Vec<FrameStep>)> {
     let (index, predicate) = first_filter(steps)?;
     let rows = frame.height();
@@ -214,6 +226,11 @@ pub(crate) fn masked(
         } else {
             rest.extend(terms);
         }
+    }
+    if let Some(test) = also.filter(|test| keeps_column(steps, test.column))
+        && let Ok(column) = frame.column(test.column)
+    {
+        covered |= (test.and_into)(column, &mut words);
     }
     if !covered {
         return None;
@@ -632,7 +649,7 @@ mod tests {
             FrameStep::Select(vec![col("d"), col("x"), col("s")]),
             FrameStep::Filter(predicate),
         ];
-        let (with_mask, rewritten) = masked(&frame, &steps).expect("masked");
+        let (with_mask, rewritten) = masked(&frame, &steps, None).expect("masked");
         let ours = run_in_polars(with_mask, &rewritten).unwrap();
         let theirs = run_in_polars(frame, &steps).unwrap();
         assert_eq!(ours.get_column_names(), theirs.get_column_names());
@@ -649,11 +666,11 @@ mod tests {
             BinaryOp::Eq,
             Value::String("a".into()),
         ))];
-        assert!(masked(&frame, &on_strings).is_none());
+        assert!(masked(&frame, &on_strings, None).is_none());
         let on_f32 = vec![FrameStep::Filter(cmp("f", BinaryOp::Lt, Value::Float(1.5)))];
-        assert!(masked(&frame, &on_f32).is_none());
+        assert!(masked(&frame, &on_f32, None).is_none());
         let not_first = vec![FrameStep::Head(1), on_f32[0].clone()];
-        assert!(masked(&frame, &not_first).is_none());
+        assert!(masked(&frame, &not_first, None).is_none());
     }
 
     fn ops() -> impl Strategy<Value = BinaryOp> {
@@ -707,7 +724,7 @@ mod tests {
             );
             let steps = vec![FrameStep::Filter(predicate)];
             let theirs = run_in_polars(frame.clone(), &steps).unwrap();
-            match masked(&frame, &steps) {
+            match masked(&frame, &steps, None) {
                 Some((with_mask, rewritten)) => {
                     let ours = run_in_polars(with_mask, &rewritten).unwrap();
                     prop_assert!(ours.equals_missing(&theirs), "{}\n{}", ours, theirs);

@@ -23,9 +23,11 @@ use std::sync::OnceLock;
 use tessera_plan::frame::{JoinKind, JoinOn};
 
 /// The small side of a broadcast join as an executor keeps it for its tasks: the rows, and —
-/// made by the first task that can merge — its keys in order.
+/// made by the first task that needs them — its keys in order and how to merge with it.
 pub struct BroadcastSide {
     frame: DataFrame,
+    /// The key column the keys were sorted by, and the keys.
+    sorted: OnceLock<Option<(String, SortedKeys)>>,
     merge: OnceLock<Option<Merge>>,
 }
 
@@ -34,17 +36,33 @@ impl BroadcastSide {
     pub fn new(frame: DataFrame) -> BroadcastSide {
         BroadcastSide {
             frame,
+            sorted: OnceLock::new(),
             merge: OnceLock::new(),
         }
     }
+
+    /// The side's values of `key` in order, sorted by the first task that asks; `None` where
+    /// they are not integers or dates without nulls, or were sorted by another key.
+    fn sorted_keys(&self, key: &str) -> Option<&SortedKeys> {
+        let (sorted_by, keys) = self
+            .sorted
+            .get_or_init(|| {
+                let keys = match key_values(self.frame.column(key).ok()?)? {
+                    KeyValues::I64(values) => SortedKeys::I64(Sorted::of(chunks(&values).concat())),
+                    KeyValues::I32(values) => SortedKeys::I32(Sorted::of(chunks(&values).concat())),
+                };
+                Some((key.to_string(), keys))
+            })
+            .as_ref()?;
+        (sorted_by == key).then_some(keys)
+    }
 }
 
-/// What a join needs to merge partitions with the side: its keys in order, for the columns
-/// and the partition schema the first task had.
+/// What a join needs to merge partitions with the side, for the columns and the partition
+/// schema the first task had.
 struct Merge {
     large_key: String,
     small_key: String,
-    keys: SortedKeys,
     /// The columns of the join as polars plans them, which a merged result must have.
     schema: SchemaRef,
 }
@@ -110,10 +128,8 @@ fn gallop<T: Ord + Copy>(values: &[T], from: usize, target: T) -> usize {
     low + values[low..high].partition_point(|&v| v < target)
 }
 
-/// Every pair of a row of `large` (its chunks, which must be in ascending order within and
-/// across them) and a row of `small` with equal keys, in `large`'s order; `None` when `large`
-/// is out of order.
-fn merge<T: Ord + Copy>(large: &[&[T]], small: &Sorted<T>) -> Option<Matches> {
+/// Whether the chunks of a column are in ascending order, within and across them.
+fn in_order<T: Ord + Copy>(large: &[&[T]]) -> bool {
     let mut last: Option<T> = None;
     for chunk in large {
         let in_order_after_last = match (last, chunk.first()) {
@@ -121,9 +137,19 @@ fn merge<T: Ord + Copy>(large: &[&[T]], small: &Sorted<T>) -> Option<Matches> {
             _ => true,
         };
         if !in_order_after_last || !is_ascending(chunk) {
-            return None;
+            return false;
         }
         last = chunk.last().copied().or(last);
+    }
+    true
+}
+
+/// Every pair of a row of `large` (its chunks, which must be in ascending order within and
+/// across them) and a row of `small` with equal keys, in `large`'s order; `None` when `large`
+/// is out of order.
+fn merge<T: Ord + Copy>(large: &[&[T]], small: &Sorted<T>) -> Option<Matches> {
+    if !in_order(large) {
+        return None;
     }
     let mut matches = Matches::default();
     let mut offset = 0;
@@ -161,6 +187,31 @@ fn merge_chunk<T: Ord + Copy>(
             j = end;
         }
     }
+}
+
+/// Clears the bit in `words` (bit `i % 64` of word `i / 64` for row `i`) of each row of
+/// `large` whose key is not among `keys`, and the bits past its rows, as a mask's comparisons
+/// do; `false`, with nothing cleared, when `large` is out of order.
+fn and_present_keys<T: Ord + Copy>(large: &[&[T]], keys: &[T], words: &mut [u64]) -> bool {
+    if !in_order(large) {
+        return false;
+    }
+    let (mut row, mut at) = (0, 0);
+    for &key in large.iter().copied().flatten() {
+        at = gallop(keys, at, key);
+        if keys.get(at) != Some(&key) {
+            words[row / 64] &= !(1 << (row % 64));
+        }
+        row += 1;
+    }
+    let (whole, part) = (row / 64, row % 64);
+    if part > 0 {
+        words[whole] &= (1 << part) - 1;
+    }
+    for word in words.iter_mut().skip(whole + usize::from(part > 0)) {
+        *word = 0;
+    }
+    true
 }
 
 /// The integer values of a key column without nulls (its chunks share the column's memory).
@@ -206,10 +257,6 @@ impl Merge {
         if large.column(large_key).ok()?.dtype() != side.dtype() {
             return None;
         }
-        let keys = match key_values(side)? {
-            KeyValues::I64(values) => SortedKeys::I64(Sorted::of(chunks(&values).concat())),
-            KeyValues::I32(values) => SortedKeys::I32(Sorted::of(chunks(&values).concat())),
-        };
         let (left, right) = if broadcast_right {
             (large.clear(), small.clear())
         } else {
@@ -219,18 +266,18 @@ impl Merge {
         Some(Merge {
             large_key: large_key.to_string(),
             small_key: small_key.to_string(),
-            keys,
             schema,
         })
     }
 
-    /// The rows of `large` and of the side that meet, if `large`'s key is in order.
-    fn matches(&self, large: &DataFrame) -> Option<Matches> {
+    /// The rows of `large` and of the side (whose keys in order are `keys`) that meet, if
+    /// `large`'s key is in order.
+    fn matches(&self, large: &DataFrame, keys: &SortedKeys) -> Option<Matches> {
         let column = large.column(&self.large_key).ok()?;
         if IdxSize::try_from(large.height()).is_err() {
             return None;
         }
-        match (key_values(column)?, &self.keys) {
+        match (key_values(column)?, keys) {
             (KeyValues::I64(values), SortedKeys::I64(keys)) => merge(&chunks(&values), keys),
             (KeyValues::I32(values), SortedKeys::I32(keys)) => merge(&chunks(&values), keys),
             _ => None,
@@ -255,6 +302,38 @@ fn keys(on: &JoinOn, broadcast_right: bool) -> Option<(&str, &str)> {
     } else {
         (right, left)
     })
+}
+
+/// Clears the bit in `words` (bit `i % 64` of word `i / 64` for row `i`) of each row whose
+/// `key`, a partition's column that joins with `side` on `on`, meets none of the side's keys:
+/// the rows an inner join would drop, found before any other column is copied (a runtime
+/// filter, as Spark's bloom-filter joins and Trino's dynamic filters make). Only where the
+/// partition's keys are in order, of the side's key type, without nulls; `false`, with nothing
+/// cleared, otherwise.
+pub fn and_present(
+    side: &BroadcastSide,
+    on: &JoinOn,
+    broadcast_right: bool,
+    key: &Column,
+    words: &mut [u64],
+) -> bool {
+    let Some((_, small_key)) = keys(on, broadcast_right) else {
+        return false;
+    };
+    match (key_values(key), side.sorted_keys(small_key)) {
+        (Some(KeyValues::I64(values)), Some(SortedKeys::I64(keys))) => {
+            and_present_keys(&chunks(&values), &keys.keys, words)
+        }
+        (Some(KeyValues::I32(values)), Some(SortedKeys::I32(keys))) => {
+            and_present_keys(&chunks(&values), &keys.keys, words)
+        }
+        _ => false,
+    }
+}
+
+/// The partition's key column of a broadcast join `on`, whose rows [`and_present`] can test.
+pub fn partition_key(on: &JoinOn, broadcast_right: bool) -> Option<&str> {
+    keys(on, broadcast_right).map(|(large, _)| large)
 }
 
 /// `large` (a partition) joined with the broadcast `side` on `on`: merged when the partition's
@@ -291,7 +370,7 @@ fn merged(
     if keys(on, broadcast_right)? != (merge.large_key.as_str(), merge.small_key.as_str()) {
         return None;
     }
-    let matches = merge.matches(large)?;
+    let matches = merge.matches(large, side.sorted_keys(&merge.small_key)?)?;
     let large_rows = IdxCa::from_vec("".into(), matches.large);
     let small_rows = IdxCa::from_vec("".into(), matches.small);
     // SAFETY: every row number came from a row of its frame.
@@ -380,6 +459,113 @@ mod tests {
         assert_eq!(gallop(&[1, 2, 2, 5, 9], 0, 2), 1);
         assert_eq!(gallop(&[1, 2, 2, 5, 9], 2, 6), 4);
         assert_eq!(gallop(&[1, 2, 2, 5, 9], 0, 10), 5);
+    }
+
+    #[test]
+    fn the_side_s_keys_drop_the_rows_an_inner_join_would_drop() {
+        let side = BroadcastSide::new(df!("k" => [9i64, 4, 2, 4], "v" => [1i64, 2, 3, 4]).unwrap());
+        let on = JoinOn {
+            left_on: vec!["a".into()],
+            right_on: vec!["k".into()],
+            how: JoinKind::Inner,
+        };
+        // A partition of two chunks, in order.
+        let mut partition = df!("a" => [1i64, 2, 2, 3, 4]).unwrap();
+        partition
+            .vstack_mut(&df!("a" => [4i64, 5, 9, 10]).unwrap())
+            .unwrap();
+        let key = partition.column("a").unwrap();
+        let mut words = vec![u64::MAX];
+        assert!(and_present(&side, &on, true, key, &mut words));
+        let kept: Vec<u32> = (0..9).filter(|&row| words[0] >> row & 1 == 1).collect();
+        assert_eq!(kept, [1, 2, 4, 5, 7]);
+        // Rows past a word's first: the bits of rows 64 and up are in the second word.
+        let long = df!("a" => (0..130i64).collect::<Vec<_>>()).unwrap();
+        let mut words = vec![u64::MAX; 3];
+        assert!(and_present(
+            &side,
+            &on,
+            true,
+            long.column("a").unwrap(),
+            &mut words
+        ));
+        assert_eq!(words, [1 << 2 | 1 << 4 | 1 << 9, 0, 0]);
+        // Out of order, another key type, or not an inner join: nothing is cleared.
+        let mut words = vec![u64::MAX];
+        let unordered = df!("a" => [4i64, 1]).unwrap();
+        assert!(!and_present(
+            &side,
+            &on,
+            true,
+            unordered.column("a").unwrap(),
+            &mut words
+        ));
+        let narrow = df!("a" => [1i32, 2]).unwrap();
+        assert!(!and_present(
+            &side,
+            &on,
+            true,
+            narrow.column("a").unwrap(),
+            &mut words
+        ));
+        let left = JoinOn {
+            how: JoinKind::Left,
+            ..on.clone()
+        };
+        assert!(!and_present(&side, &left, true, key, &mut words));
+        assert_eq!(words, [u64::MAX]);
+    }
+
+    #[test]
+    fn a_partition_filtered_with_the_side_s_keys_joins_to_the_same_rows() {
+        use crate::mask::RowTest;
+        use crate::steps::{run_steps, run_steps_testing};
+        use tessera_plan::frame::{FrameStep, col, lit};
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |below: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % below) as i64
+        };
+        let on = JoinOn {
+            left_on: vec!["a".into()],
+            right_on: vec!["k".into()],
+            how: JoinKind::Inner,
+        };
+        for round in 0..60 {
+            let spread = [20, 400, 5000][round % 3];
+            let mut keys: Vec<i64> = (0..next(2000)).map(|_| next(spread)).collect();
+            keys.sort_unstable();
+            let days: Vec<i64> = keys.iter().map(|_| next(10)).collect();
+            let flags: Vec<&str> = keys.iter().map(|_| ["x", "y"][next(2) as usize]).collect();
+            let partition = df!("a" => keys, "d" => days, "s" => flags).unwrap();
+            let side_keys: Vec<i64> = (0..next(300)).map(|_| next(spread)).collect();
+            let values: Vec<i64> = (0..side_keys.len() as i64).collect();
+            let side = BroadcastSide::new(df!("k" => side_keys, "v" => values).unwrap());
+            // A filter on strings is polars' to evaluate: the side's keys are then the only
+            // test the mask has.
+            let filter = match round % 2 {
+                0 => col("d").gt(lit(next(10))),
+                _ => col("s").eq(lit("y")),
+            };
+            let steps = vec![FrameStep::Filter(filter), FrameStep::Select(vec![col("a")])];
+            let present =
+                |key: &Column, words: &mut [u64]| and_present(&side, &on, true, key, words);
+            let test = RowTest {
+                column: "a",
+                and_into: &present,
+            };
+            let tested = run_steps_testing(partition.clone(), &steps, Some(&test)).unwrap();
+            let plain = run_steps(partition, &steps).unwrap();
+            assert!(tested.height() <= plain.height());
+            let ours = broadcast_join(tested, &side, &on, true).unwrap();
+            let theirs = broadcast_join(plain, &side, &on, true).unwrap();
+            assert!(
+                ours.equals_missing(&theirs),
+                "round {round}: {ours}\n{theirs}"
+            );
+        }
     }
 
     #[test]

@@ -422,7 +422,7 @@ mod tests {
         .unwrap();
         let steps = filtered_sums(10, (col("n") * lit(2i64)).alias("m"));
         let (with_key, packed_steps_of_q1, _) = packed(&frame, &steps).unwrap();
-        let (apart, rewritten) = crate::mask::masked(&with_key, &packed_steps_of_q1).unwrap();
+        let (apart, rewritten) = crate::mask::masked(&with_key, &packed_steps_of_q1, None).unwrap();
         assert!(!rewritten.iter().any(|s| matches!(s, FrameStep::Filter(_))));
         assert_eq!(
             apart.column(KEY).unwrap().u64().unwrap().get(3),

@@ -3,6 +3,7 @@
 
 use crate::convert::{expr_to_polars, exprs_to_polars, schema_from_polars, schema_to_polars};
 use crate::error::{FrameError, guard};
+use crate::mask::RowTest;
 use crate::{counts, mask, packed_keys};
 use polars_core::prelude::{DataFrame, PlSmallStr, SortMultipleOptions, UniqueKeepStrategy};
 use polars_lazy::prelude::{Engine, IntoLazy, LazyFrame, Selector, col};
@@ -65,6 +66,16 @@ const ENGINE: Engine = Engine::Streaming;
 /// there, the rest in polars, with a final aggregation's short string keys packed into one
 /// ([`packed_keys`]) and its counts of columns that hold no nulls made one ([`counts`]).
 pub fn run_steps(frame: DataFrame, steps: &[FrameStep]) -> Result<DataFrame, FrameError> {
+    run_steps_testing(frame, steps, None)
+}
+
+/// Runs `steps` over `frame` as [`run_steps`] does, with `also` anded into the mask of their
+/// leading filter where it applies.
+pub(crate) fn run_steps_testing(
+    frame: DataFrame,
+    steps: &[FrameStep],
+    also: Option<&RowTest>,
+) -> Result<DataFrame, FrameError> {
     if steps.is_empty() {
         return Ok(frame);
     }
@@ -76,7 +87,7 @@ pub fn run_steps(frame: DataFrame, steps: &[FrameStep]) -> Result<DataFrame, Fra
         let steps = packed.as_deref().unwrap_or(steps);
         let shared = counts::shared_lengths(&frame, steps);
         let steps = shared.as_deref().unwrap_or(steps);
-        let result = match mask::masked(&frame, steps) {
+        let result = match mask::masked(&frame, steps, also) {
             Some((frame, steps)) => run_in_polars(frame, &steps),
             None => run_in_polars(frame, steps),
         }?;

@@ -12,9 +12,10 @@ use crate::batch::{
 };
 use crate::convert::schema_to_polars;
 use crate::error::FrameError;
+use crate::mask::RowTest;
 use crate::merge_join::{self, BroadcastSide};
 use crate::{files, ipc, join, ranges, read, rows, shuffle, steps};
-use polars_core::prelude::DataFrame;
+use polars_core::prelude::{Column, DataFrame};
 use polars_core::utils::accumulate_dataframes_vertical;
 use serde::de::DeserializeOwned;
 use std::ffi::c_void;
@@ -340,19 +341,27 @@ unsafe extern "C" fn steps_open(args: OpenArgs, out: *mut *mut c_void, err: Erro
 unsafe extern "C" fn steps_finish(state: *mut c_void, out: BatchSink, err: ErrorSink) -> Status {
     let gather: &mut Gather<StepsParams> = unsafe { state_of(state) };
     let frames = std::mem::take(&mut gather.frames);
-    let params = &gather.params;
-    let result = gathered(frames).and_then(|frame| match frame {
-        Some(frame) => steps::run_steps(frame, &params.steps).map(Some),
+    match through_steps(frames, &gather.params, None) {
+        Ok(Some(frame)) => push_frame(out, frame),
+        Ok(None) => STATUS_OK,
+        Err(e) => fail(err, &e),
+    }
+}
+
+/// A partition's DataFrames put together and run through `params`' steps, with `also` anded
+/// into their filter's mask; `None` for a partition without rows that the steps skip.
+fn through_steps(
+    frames: Vec<DataFrame>,
+    params: &StepsParams,
+    also: Option<&RowTest>,
+) -> Result<Option<DataFrame>, FrameError> {
+    match gathered(frames)? {
+        Some(frame) => steps::run_steps_testing(frame, &params.steps, also).map(Some),
         None if params.run_on_empty => {
             let empty = DataFrame::empty_with_schema(&schema_to_polars(&params.input)?);
             steps::run_steps(empty, &params.steps).map(Some)
         }
         None => Ok(None),
-    });
-    match result {
-        Ok(Some(frame)) => push_frame(out, frame),
-        Ok(None) => STATUS_OK,
-        Err(e) => fail(err, &e),
     }
 }
 
@@ -744,8 +753,25 @@ unsafe extern "C" fn broadcast_join_finish(
     let p = &gather.params;
     // SAFETY: the executor keeps the side until the task that opened with it is closed.
     let small = unsafe { &*gather.small };
-    let result = gathered_or_empty(frames, &p.partition_schema)
-        .and_then(|large| merge_join::broadcast_join(large, small, &p.on, p.broadcast_right));
+    let large = match &p.before {
+        None => gathered_or_empty(frames, &p.partition_schema),
+        // The steps fused into the join filter the partition with the side's keys too.
+        Some(before) => {
+            let present = |key: &Column, words: &mut [u64]| {
+                merge_join::and_present(small, &p.on, p.broadcast_right, key, words)
+            };
+            let test = merge_join::partition_key(&p.on, p.broadcast_right).map(|column| RowTest {
+                column,
+                and_into: &present,
+            });
+            through_steps(frames, before, test.as_ref()).and_then(|large| match large {
+                Some(large) => Ok(large),
+                None => gathered_or_empty(Vec::new(), &p.partition_schema),
+            })
+        }
+    };
+    let result =
+        large.and_then(|large| merge_join::broadcast_join(large, small, &p.on, p.broadcast_right));
     pass_on(out, err, result)
 }
 

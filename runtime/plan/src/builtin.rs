@@ -243,6 +243,10 @@ pub struct BroadcastJoinParams {
     pub broadcast_right: bool,
     /// The schema of the side the partition is of (for a partition without rows).
     pub partition_schema: Schema,
+    /// The DataFrame steps the partition goes through first, where those of the chain before
+    /// the join were fused into it ([`crate::fusion`]): the join can then filter the rows
+    /// with the side's keys along with the steps' own filter, before any column is copied.
+    pub before: Option<StepsParams>,
 }
 
 impl BroadcastJoinParams {

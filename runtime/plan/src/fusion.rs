@@ -2,26 +2,29 @@
 //! generation fuses a stage's operators: a partition's select, filter and partial aggregation
 //! then run as one polars query, which polars plans as a whole (the filter feeds the
 //! aggregation without a copy of the rows it keeps in between), and the partition is gathered
-//! once instead of once per step.
+//! once instead of once per step. Steps just before a broadcast join are fused into the join,
+//! which then filters the partition with the side's keys along with the steps' own filter.
 
-use crate::builtin::{Builtin, StepsParams};
+use crate::builtin::{BroadcastJoinParams, Builtin, StepsParams};
+use crate::rdd::{CodeRef, Operator};
 use crate::task::Step;
 
 /// `steps` with every run of [`Builtin::Steps`] operators merged into the last of the run,
-/// where that computes the same: a step whose partition is kept (`persist`) ends a run, since
-/// its own output must be stored, and a step that runs over an empty partition does not join
-/// one that skips it (the run would then skip it too).
+/// and a run just before a [`Builtin::BroadcastJoin`] merged into the join, where that
+/// computes the same: a step whose partition is kept (`persist`) ends a run, since its own
+/// output must be stored, and a step that runs over an empty partition does not join one that
+/// skips it (the run would then skip it too).
 pub fn fuse_frame_steps(steps: Vec<Step>) -> Vec<Step> {
     let mut fused: Vec<Step> = Vec::with_capacity(steps.len());
     for step in steps {
         let merged = fused
             .last()
             .filter(|before| before.persist.is_none())
-            .and_then(|before| merge(frame_steps(before)?, frame_steps(&step)?));
+            .and_then(|before| fused_op(frame_steps(before)?, &step));
         match (merged, fused.last_mut()) {
-            (Some(params), Some(before)) => {
+            (Some(op), Some(before)) => {
                 *before = Step {
-                    op: Some(Builtin::Steps.with_params(&params)),
+                    op: Some(op),
                     ..step
                 }
             }
@@ -31,10 +34,35 @@ pub fn fuse_frame_steps(steps: Vec<Step>) -> Vec<Step> {
     fused
 }
 
+/// `step`'s operator running `first` before its own work, where it can.
+fn fused_op(first: StepsParams, step: &Step) -> Option<Operator<CodeRef>> {
+    if let Some(second) = frame_steps(step) {
+        return Some(Builtin::Steps.with_params(&merge(first, second)?));
+    }
+    let join = broadcast_join(step)?;
+    if join.before.is_some() {
+        return None;
+    }
+    Some(Builtin::BroadcastJoin.with_params(&BroadcastJoinParams {
+        before: Some(first),
+        ..join
+    }))
+}
+
 /// What `step` runs, if it is a [`Builtin::Steps`] operator (whose parameters decode).
 fn frame_steps(step: &Step) -> Option<StepsParams> {
+    params_of(step, Builtin::Steps)
+}
+
+/// What `step` joins, if it is a [`Builtin::BroadcastJoin`] operator.
+fn broadcast_join(step: &Step) -> Option<BroadcastJoinParams> {
+    params_of(step, Builtin::BroadcastJoin)
+}
+
+/// The parameters of `step`'s operator, if it is `builtin` (and they decode).
+fn params_of<P: serde::de::DeserializeOwned>(step: &Step, builtin: Builtin) -> Option<P> {
     let op = step.op.as_ref()?;
-    if Builtin::of(&op.entry) != Some(Builtin::Steps) {
+    if Builtin::of(&op.entry) != Some(builtin) {
         return None;
     }
     bincode::deserialize(&op.params).ok()
@@ -156,6 +184,55 @@ mod tests {
         assert_eq!(fused[1].persist, Some(StorageLevel::MemoryOnly));
         assert_eq!(frame_steps(&fused[1]).unwrap().steps.len(), 2);
         assert_eq!(frame_steps(&fused[2]).unwrap().steps.len(), 1);
+    }
+
+    fn join_step(rdd: u64, before: Option<StepsParams>) -> Step {
+        let params = BroadcastJoinParams {
+            on: crate::frame::JoinOn {
+                left_on: vec!["a".into()],
+                right_on: vec!["k".into()],
+                how: crate::frame::JoinKind::Inner,
+            },
+            broadcast: 9,
+            small_side: 8,
+            broadcast_right: true,
+            partition_schema: schema("a"),
+            before,
+        };
+        Step {
+            op: Some(Builtin::BroadcastJoin.with_params(&params)),
+            ..frame_step(rdd, "a", false)
+        }
+    }
+
+    #[test]
+    fn steps_just_before_a_broadcast_join_run_inside_it() {
+        let steps = vec![
+            source_step(1),
+            frame_step(2, "a", false),
+            frame_step(3, "b", false),
+            join_step(4, None),
+            frame_step(5, "c", false),
+        ];
+        let fused = fuse_frame_steps(steps);
+        assert_eq!(rdds(&fused), [1, 4, 5]);
+        let join = broadcast_join(&fused[1]).expect("the join");
+        let before = join.before.expect("the steps before it");
+        assert_eq!(before.steps.len(), 2);
+        assert_eq!(before.input, schema("a"));
+        assert_eq!(join.partition_schema, schema("a"));
+        // A kept partition before the join stays a step of its own, and a join that runs
+        // steps already takes no more.
+        let mut kept = frame_step(2, "a", false);
+        kept.persist = Some(StorageLevel::MemoryOnly);
+        assert_eq!(
+            rdds(&fuse_frame_steps(vec![kept, join_step(3, None)])),
+            [2, 3]
+        );
+        let ran = Some(frame_steps(&frame_step(0, "z", false)).unwrap());
+        let fused = fuse_frame_steps(vec![frame_step(2, "a", false), join_step(3, ran.clone())]);
+        assert_eq!(rdds(&fused), [2, 3]);
+        assert_eq!(broadcast_join(&fused[1]).unwrap().before, ran);
     }
 
     #[test]
