@@ -424,17 +424,21 @@ mod tests {
         assert_eq!(merge(&[&[20i64, 30], &[1]], &side), None);
     }
 
-    #[test]
-    fn a_merge_finds_what_comparing_every_pair_finds() {
-        // Runs of equal keys, gaps on either side and either side longer, drawn from a fixed
-        // seed.
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |below: u64| {
+    /// Numbers below the argument, drawn from `seed` (a xorshift: the same every run).
+    fn draws(mut seed: u64) -> impl FnMut(u64) -> i64 {
+        move |below| {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             (seed % below) as i64
-        };
+        }
+    }
+
+    #[test]
+    fn a_merge_finds_what_comparing_every_pair_finds() {
+        // Runs of equal keys, gaps on either side and either side longer, drawn from a fixed
+        // seed.
+        let mut next = draws(0x2545_f491_4f6c_dd1d);
         for round in 0..200 {
             let spread = [3, 40, 1000][round % 3];
             let mut large: Vec<i64> = (0..next(300)).map(|_| next(spread)).collect();
@@ -521,13 +525,7 @@ mod tests {
         use crate::mask::RowTest;
         use crate::steps::{run_steps, run_steps_testing};
         use tessera_plan::frame::{FrameStep, col, lit};
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |below: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % below) as i64
-        };
+        let mut next = draws(0x9e37_79b9_7f4a_7c15);
         let on = JoinOn {
             left_on: vec!["a".into()],
             right_on: vec!["k".into()],
