@@ -9,11 +9,17 @@ every side's answers are compared with the others'.
 
     cargo build --release --workspace --bins
     python3 bench/tpch.py [--bin-dir target/release] [--data DIR] [--trials 3] [--only q1,q6]
+                          [--interleave]
 
 The data is generated into --data (default ~/.cache/tessera/bench-data/tpch-sf1) if missing.
 polars and PySpark run from a virtualenv (default ~/.cache/tessera/peers/venv, created or
 completed with polars, pyspark, numpy and psutil if needed): the script re-runs itself under it.
 Prints a markdown table and a `RESULT {json}` line.
+
+With --interleave, Tessera and polars load their tables side by side and then run each query
+in turn, one after the other, which goes first alternating (the Tessera script takes its
+queries through a named pipe): this machine's speed drifts by a fifth from minute to minute,
+and a comparison of sides run minutes apart measures the drift as much as the sides.
 
 Choices, so that the numbers can be read:
 - Only the tables the chosen queries read are loaded (part and partsupp never are).
@@ -286,19 +292,21 @@ def tessera_value(text):
     return text
 
 
-def run_tessera(bin_dir, data_dir, queries, trials, master="local[2]", memory_mb=8192):
-    """Like run_polars, for Tessera: `tessera run` of bench/tpch/tpch.rs; also "rows" (the
-    tables' row counts, as the script counted them when caching them)."""
-    env = dict(os.environ, TESSERA_TPCH_DATA=str(data_dir), TESSERA_TPCH_QUERIES=str(QUERY_DIR),
-               TESSERA_TPCH_ONLY=",".join(queries), TESSERA_TPCH_TRIALS=str(trials), NO_COLOR="1")
-    command = [str(Path(bin_dir) / "tessera"), "--master", master, "--executor-memory-mb",
-               str(memory_mb), "run", str(QUERY_DIR / "tpch.rs")]
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"tessera failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    out = {"load_s": {"all tables": None}, "times": {q: [] for q in queries},
-           "answers": {q: [] for q in queries}, "rows": {}, "rss_after_load": None}
-    for line in done.stdout.splitlines():
+def tessera_command(bin_dir, master, memory_mb):
+    return [str(Path(bin_dir) / "tessera"), "--master", master, "--executor-memory-mb",
+            str(memory_mb), "run", str(QUERY_DIR / "tpch.rs")]
+
+
+def tessera_env(data_dir, queries, trials, **extra):
+    return dict(os.environ, TESSERA_TPCH_DATA=str(data_dir), TESSERA_TPCH_QUERIES=str(QUERY_DIR),
+                TESSERA_TPCH_ONLY=",".join(queries), TESSERA_TPCH_TRIALS=str(trials),
+                NO_COLOR="1", **extra)
+
+
+def parse_tessera(lines, out):
+    """Adds what the Tessera script printed (`lines`) to `out`: tables' rows, load time, query
+    times and rows."""
+    for line in lines:
         if line.startswith("LOAD "):
             out["load_s"] = {"all tables": float(line.split()[1])}
         elif line.startswith("TABLE "):
@@ -310,7 +318,79 @@ def run_tessera(bin_dir, data_dir, queries, trials, master="local[2]", memory_mb
         elif line.startswith("ROW "):
             name, *values = line[len("ROW "):].split("\t")
             out["answers"][name].append(tuple(tessera_value(v) for v in values))
+
+
+def empty_side(queries):
+    return {"load_s": {"all tables": None}, "times": {q: [] for q in queries},
+            "answers": {q: [] for q in queries}, "rows": {}, "rss_after_load": None}
+
+
+def run_tessera(bin_dir, data_dir, queries, trials, master="local[2]", memory_mb=8192):
+    """Like run_polars, for Tessera: `tessera run` of bench/tpch/tpch.rs; also "rows" (the
+    tables' row counts, as the script counted them when caching them)."""
+    done = subprocess.run(tessera_command(bin_dir, master, memory_mb), cwd=REPO,
+                          env=tessera_env(data_dir, queries, trials), capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"tessera failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    out = empty_side(queries)
+    parse_tessera(done.stdout.splitlines(), out)
     return out
+
+
+def run_interleaved(bin_dir, data_dir, queries, trials, master="local[2]", memory_mb=8192):
+    """Tessera and polars with their tables loaded side by side, each query run by one then
+    the other, `trials` times, which goes first alternating, so that a slow minute of the
+    machine falls on both sides alike. Returns (Tessera's side, polars' side), as
+    run_tessera and run_polars do."""
+    import tempfile
+    ctx, frames, load_s = polars_load(data_dir, tables_for(queries))
+    theirs = {"load_s": load_s, "rss_after_load": rss_bytes(os.getpid()),
+              "times": {q: [] for q in queries}, "answers": {}}
+    ours = empty_side(queries)
+    with tempfile.TemporaryDirectory(prefix="tpch-") as pipes:
+        commands, replies = Path(pipes) / "commands", Path(pipes) / "replies"
+        os.mkfifo(commands)
+        os.mkfifo(replies)
+        printed = Path(pipes) / "stdout"
+        with open(printed, "w") as stdout:
+            session = subprocess.Popen(
+                tessera_command(bin_dir, master, memory_mb), cwd=REPO, stdout=stdout,
+                stderr=subprocess.STDOUT,
+                env=tessera_env(data_dir, queries, trials, TESSERA_TPCH_COMMANDS=str(commands),
+                                TESSERA_TPCH_REPLIES=str(replies)))
+            # Each open waits for the script's, which come after its load.
+            with open(commands, "w") as ask, open(replies) as answer:
+                def tessera_once(q):
+                    ask.write(q + "\n")
+                    ask.flush()
+                    lines = []
+                    for line in answer:
+                        if line.rstrip("\n") == "END":
+                            break
+                        lines.append(line.rstrip("\n"))
+                    else:
+                        raise RuntimeError(f"tessera stopped during {q}: {printed.read_text()[-3000:]}")
+                    parse_tessera(lines, ours)
+
+                for q in queries:
+                    sql = read_query(q)
+                    for trial in range(trials):
+                        sides = ["tessera", "polars"] if trial % 2 == 0 else ["polars", "tessera"]
+                        for side in sides:
+                            if side == "tessera":
+                                tessera_once(q)
+                            else:
+                                seconds, result = polars_query(ctx, sql)
+                                theirs["times"][q].append(seconds)
+                    theirs["answers"][q] = result.rows()
+                ask.write("STOP\n")
+        if session.wait() != 0:
+            raise RuntimeError(f"tessera failed:\n{printed.read_text()[-3000:]}")
+        parse_tessera(printed.read_text().splitlines(), ours)
+    del ctx, frames
+    gc.collect()
+    return ours, theirs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -381,6 +461,9 @@ def main():
     parser.add_argument("--polars-threads", default="2")
     parser.add_argument("--skip", default="",
                         help="tessera, polars or spark (comma-separated): leave those sides out")
+    parser.add_argument("--interleave", action="store_true",
+                        help="load Tessera's and polars' tables side by side and alternate "
+                             "them query by query (Spark, if run, still runs after)")
     args = parser.parse_args()
     queries = [q.strip() for q in args.only.split(",") if q.strip()]
     unknown = [q for q in queries if q not in QUERIES]
@@ -402,10 +485,17 @@ def main():
     data = args.data.resolve()
     skip = set(args.skip.split(",")) if args.skip else set()
     sides = {}
-    if "tessera" not in skip:
+    if args.interleave:
+        if {"tessera", "polars"} & skip:
+            parser.error("--interleave needs both Tessera and polars")
+        sides["Tessera"], sides["polars"] = run_interleaved(args.bin_dir, data, queries,
+                                                            args.trials, args.master)
+        print(f"Tessera and polars done: {json.dumps(sides['Tessera']['times'])} "
+              f"{json.dumps(sides['polars']['times'])}", file=sys.stderr)
+    if "tessera" not in skip and not args.interleave:
         sides["Tessera"] = run_tessera(args.bin_dir, data, queries, args.trials, args.master)
         print(f"Tessera done: {json.dumps(sides['Tessera']['times'])}", file=sys.stderr)
-    if "polars" not in skip:
+    if "polars" not in skip and not args.interleave:
         sides["polars"] = run_polars(data, queries, args.trials)
         print(f"polars done: {json.dumps(sides['polars']['times'])}", file=sys.stderr)
     if "spark" not in skip:
@@ -424,7 +514,8 @@ def main():
           f"(release build), polars {pl.__version__} (POLARS_MAX_THREADS="
           f"{os.environ['POLARS_MAX_THREADS']}), Spark {pyspark.__version__} (shuffle "
           f"partitions {args.shuffle_partitions}); seconds, medians of {args.trials} trial(s), "
-          f"tables cached before the first query\n")
+          f"tables cached before the first query"
+          f"{'; Tessera and polars alternating query by query' if args.interleave else ''}\n")
     print("| query | " + " | ".join(names) + " | Tessera / polars | Spark SQL / Tessera | answers |")
     print("|---|" + "---|" * len(names) + "---|---|---|")
     for q in queries:

@@ -9,6 +9,11 @@
 //
 // Optional: `TESSERA_TPCH_QUERIES` (the folder of `q*.sql`, default `bench/tpch`),
 // `TESSERA_TPCH_ONLY` (default `q1,q3,q5,q6,q10`), `TESSERA_TPCH_TRIALS` (default 3).
+//
+// With `TESSERA_TPCH_COMMANDS` and `TESSERA_TPCH_REPLIES` (two named pipes), it runs the queries
+// it is told instead, one a line (`q3`), until `STOP`, and answers each on the replies pipe
+// with its time and rows, then `END`: `bench/tpch.py --interleave` alternates it with polars
+// that way, so that both sides of a comparison run in the same minute.
 
 // %%
 fn env_or(name: &str, default: &str) -> String {
@@ -55,17 +60,45 @@ for (name, columns) in tables {
 println!("LOAD {:.3}", loaded.elapsed().as_secs_f64());
 
 // %%
-for name in &only {
+fn query_text(query_dir: &str, name: &str) -> String {
     let text = std::fs::read_to_string(format!("{query_dir}/{name}.sql")).expect("a query file");
     let query: String = text.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
-    for trial in 0..trials {
-        let started = std::time::Instant::now();
-        let rows = sc.sql(query.trim().trim_end_matches(';')).collect_rows();
-        println!("TIME {name} {:.4}", started.elapsed().as_secs_f64());
-        if trial == 0 {
-            for row in rows.rows {
-                let values: Vec<String> = row.iter().map(|v| v.to_string()).collect();
-                println!("ROW {name}\t{}", values.join("\t"));
+    query.trim().trim_end_matches(';').to_string()
+}
+/// Runs `query` once: its time, and its rows as lines `ROW name\tvalue\t...` if `rows`.
+fn run_query(sc: &Context, name: &str, query: &str, rows: bool) -> String {
+    let started = std::time::Instant::now();
+    let result = sc.sql(query).collect_rows();
+    let mut out = format!("TIME {name} {:.4}\n", started.elapsed().as_secs_f64());
+    if rows {
+        for row in result.rows {
+            let values: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+            out.push_str(&format!("ROW {name}\t{}\n", values.join("\t")));
+        }
+    }
+    out
+}
+match (std::env::var("TESSERA_TPCH_COMMANDS"), std::env::var("TESSERA_TPCH_REPLIES")) {
+    (Ok(commands), Ok(replies)) => {
+        use std::io::{BufRead, Write};
+        let commands = std::io::BufReader::new(std::fs::File::open(&commands).expect("the commands pipe"));
+        let mut replies = std::fs::OpenOptions::new().write(true).open(&replies).expect("the replies pipe");
+        let mut answered = std::collections::HashSet::new();
+        for line in commands.lines() {
+            let name = line.expect("a command");
+            if name == "STOP" {
+                break;
+            }
+            let reply = run_query(&sc, &name, &query_text(&query_dir, &name), answered.insert(name.clone()));
+            replies.write_all(format!("{reply}END\n").as_bytes()).expect("a reply");
+            replies.flush().expect("a reply");
+        }
+    }
+    _ => {
+        for name in &only {
+            let query = query_text(&query_dir, name);
+            for trial in 0..trials {
+                print!("{}", run_query(&sc, name, &query, trial == 0));
             }
         }
     }
