@@ -478,44 +478,30 @@ mod tests {
         partition
             .vstack_mut(&df!("a" => [4i64, 5, 9, 10]).unwrap())
             .unwrap();
-        let key = partition.column("a").unwrap();
+        // The test of column `a` of `frame`, the partition's key of an inner join.
+        let test = |frame: &DataFrame, words: &mut [u64]| {
+            and_present(&side, &on, true, frame.column("a").unwrap(), words)
+        };
         let mut words = vec![u64::MAX];
-        assert!(and_present(&side, &on, true, key, &mut words));
+        assert!(test(&partition, &mut words));
         let kept: Vec<u32> = (0..9).filter(|&row| words[0] >> row & 1 == 1).collect();
         assert_eq!(kept, [1, 2, 4, 5, 7]);
         // Rows past a word's first: the bits of rows 64 and up are in the second word.
         let long = df!("a" => (0..130i64).collect::<Vec<_>>()).unwrap();
         let mut words = vec![u64::MAX; 3];
-        assert!(and_present(
-            &side,
-            &on,
-            true,
-            long.column("a").unwrap(),
-            &mut words
-        ));
+        assert!(test(&long, &mut words));
         assert_eq!(words, [1 << 2 | 1 << 4 | 1 << 9, 0, 0]);
         // Out of order, another key type, or not an inner join: nothing is cleared.
         let mut words = vec![u64::MAX];
         let unordered = df!("a" => [4i64, 1]).unwrap();
-        assert!(!and_present(
-            &side,
-            &on,
-            true,
-            unordered.column("a").unwrap(),
-            &mut words
-        ));
+        assert!(!test(&unordered, &mut words));
         let narrow = df!("a" => [1i32, 2]).unwrap();
-        assert!(!and_present(
-            &side,
-            &on,
-            true,
-            narrow.column("a").unwrap(),
-            &mut words
-        ));
+        assert!(!test(&narrow, &mut words));
         let left = JoinOn {
             how: JoinKind::Left,
             ..on.clone()
         };
+        let key = partition.column("a").unwrap();
         assert!(!and_present(&side, &left, true, key, &mut words));
         assert_eq!(words, [u64::MAX]);
     }

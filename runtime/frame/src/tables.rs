@@ -596,7 +596,12 @@ unsafe extern "C" fn ipc_reader() -> *const c_void {
 
 /// The DataFrames of a partition as one, or an empty DataFrame of `schema`.
 fn gathered_or_empty(frames: Vec<DataFrame>, schema: &Schema) -> Result<DataFrame, FrameError> {
-    match gathered(frames)? {
+    or_empty(gathered(frames)?, schema)
+}
+
+/// `frame`, or an empty DataFrame of `schema` for a partition without one.
+fn or_empty(frame: Option<DataFrame>, schema: &Schema) -> Result<DataFrame, FrameError> {
+    match frame {
         Some(frame) => Ok(frame),
         None => Ok(DataFrame::empty_with_schema(&schema_to_polars(schema)?)),
     }
@@ -764,10 +769,8 @@ unsafe extern "C" fn broadcast_join_finish(
                 column,
                 and_into: &present,
             });
-            through_steps(frames, before, test.as_ref()).and_then(|large| match large {
-                Some(large) => Ok(large),
-                None => gathered_or_empty(Vec::new(), &p.partition_schema),
-            })
+            through_steps(frames, before, test.as_ref())
+                .and_then(|large| or_empty(large, &p.partition_schema))
         }
     };
     let result =
