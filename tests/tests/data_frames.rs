@@ -392,6 +392,31 @@ fn queries() -> Vec<(&'static str, bool, &'static str, Oracle)> {
             },
         ),
         (
+            // A partition's `qty` is in no order: the side's keys, a bitmap over their range,
+            // drop the rows they do not meet all the same.
+            "join_filtered_out_of_key_order",
+            false,
+            r#"sales.filter(col("amount").gt(lit(30.0))).join(&sales.filter(col("qty").gt(lit(6))).group_by(["qty"]).agg([len().alias("n")]), &["qty"], &["qty"], JoinKind::Inner).select([col("id"), col("qty"), col("n")])"#,
+            |t| {
+                let counts = t
+                    .sales
+                    .clone()
+                    .filter(col("qty").gt(lit(6)))
+                    .group_by([col("qty")])
+                    .agg([len().alias("n")]);
+                t.sales
+                    .clone()
+                    .filter(col("amount").gt(lit(30.0)))
+                    .join(
+                        counts,
+                        [col("qty")],
+                        [col("qty")],
+                        JoinArgs::new(JoinType::Inner),
+                    )
+                    .select([col("id"), col("qty"), col("n")])
+            },
+        ),
+        (
             "join_left",
             false,
             r#"sales.join(&regions, &["region"], &["name"], JoinKind::Left).filter(col("id").lt(lit(300))).select([col("id"), col("manager")])"#,

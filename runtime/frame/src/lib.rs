@@ -22,6 +22,7 @@ mod packed_keys;
 pub mod ranges;
 pub mod read;
 pub mod rows;
+pub mod runtime_filter;
 pub mod shuffle;
 pub mod steps;
 pub mod tables;

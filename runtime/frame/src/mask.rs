@@ -82,7 +82,7 @@ fn conjuncts(predicate: &Expr) -> Vec<&Expr> {
 }
 
 /// A test of a column's rows that a mask ands in beside the filter's own comparisons: a
-/// broadcast join's runtime filter ([`crate::merge_join::and_present`]), which drops the rows
+/// broadcast join's runtime filter ([`crate::runtime_filter::and_present`]), which drops the rows
 /// the join would drop before any column is copied.
 pub(crate) struct RowTest<'a> {
     /// The column it tests, which must reach the end of the steps as it was.

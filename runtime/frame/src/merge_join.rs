@@ -15,6 +15,7 @@
 
 use crate::error::FrameError;
 use crate::join;
+use crate::runtime_filter::KeyBits;
 use polars_core::prelude::{
     ChunkedArray, Column, DataFrame, DataType, IdxCa, IdxSize, Int32Chunked, Int64Chunked,
     PolarsNumericType, SchemaRef,
@@ -23,11 +24,14 @@ use std::sync::OnceLock;
 use tessera_plan::frame::{JoinKind, JoinOn};
 
 /// The small side of a broadcast join as an executor keeps it for its tasks: the rows, and —
-/// made by the first task that needs them — its keys in order and how to merge with it.
+/// made by the first task that needs them — its keys in order, its keys as a bitmap and how to
+/// merge with it.
 pub struct BroadcastSide {
     frame: DataFrame,
     /// The key column the keys were sorted by, and the keys.
     sorted: OnceLock<Option<(String, SortedKeys)>>,
+    /// The key column the bitmap was made of, and the bitmap (the runtime filter's).
+    bits: OnceLock<Option<(String, KeyBits)>>,
     merge: OnceLock<Option<Merge>>,
 }
 
@@ -37,13 +41,14 @@ impl BroadcastSide {
         BroadcastSide {
             frame,
             sorted: OnceLock::new(),
+            bits: OnceLock::new(),
             merge: OnceLock::new(),
         }
     }
 
     /// The side's values of `key` in order, sorted by the first task that asks; `None` where
     /// they are not integers or dates without nulls, or were sorted by another key.
-    fn sorted_keys(&self, key: &str) -> Option<&SortedKeys> {
+    pub(crate) fn sorted_keys(&self, key: &str) -> Option<&SortedKeys> {
         let (sorted_by, keys) = self
             .sorted
             .get_or_init(|| {
@@ -55,6 +60,20 @@ impl BroadcastSide {
             })
             .as_ref()?;
         (sorted_by == key).then_some(keys)
+    }
+
+    /// The side's values of `key` as a bitmap, made by the first task that asks; `None` where
+    /// they are not integers or dates without nulls, span too wide a range, or the bitmap was
+    /// made of another key.
+    pub(crate) fn key_bits(&self, key: &str) -> Option<&KeyBits> {
+        let (made_of, bits) = self
+            .bits
+            .get_or_init(|| {
+                let bits = KeyBits::of(&key_values(self.frame.column(key).ok()?)?)?;
+                Some((key.to_string(), bits))
+            })
+            .as_ref()?;
+        (made_of == key).then_some(bits)
     }
 }
 
@@ -68,15 +87,15 @@ struct Merge {
 }
 
 /// A side's keys in ascending order, each with the row it came from.
-enum SortedKeys {
+pub(crate) enum SortedKeys {
     I64(Sorted<i64>),
     I32(Sorted<i32>),
 }
 
 /// Keys in ascending order and their rows in the side.
 #[derive(Debug, PartialEq)]
-struct Sorted<T> {
-    keys: Vec<T>,
+pub(crate) struct Sorted<T> {
+    pub(crate) keys: Vec<T>,
     rows: Vec<IdxSize>,
 }
 
@@ -117,7 +136,7 @@ struct Matches {
 /// The first position from `from` on whose value is at least `target`, in ascending `values`:
 /// galloping, since most of a partition's keys meet none of the side's (a side of a tenth of
 /// the orders leaves nine lines in ten unmatched), nor most of the side's the partition's.
-fn gallop<T: Ord + Copy>(values: &[T], from: usize, target: T) -> usize {
+pub(crate) fn gallop<T: Ord + Copy>(values: &[T], from: usize, target: T) -> usize {
     let (mut low, mut high, mut step) = (from, from, 1);
     while high < values.len() && values[high] < target {
         low = high + 1;
@@ -129,7 +148,7 @@ fn gallop<T: Ord + Copy>(values: &[T], from: usize, target: T) -> usize {
 }
 
 /// Whether the chunks of a column are in ascending order, within and across them.
-fn in_order<T: Ord + Copy>(large: &[&[T]]) -> bool {
+pub(crate) fn in_order<T: Ord + Copy>(large: &[&[T]]) -> bool {
     let mut last: Option<T> = None;
     for chunk in large {
         let in_order_after_last = match (last, chunk.first()) {
@@ -189,39 +208,14 @@ fn merge_chunk<T: Ord + Copy>(
     }
 }
 
-/// Clears the bit in `words` (bit `i % 64` of word `i / 64` for row `i`) of each row of
-/// `large` whose key is not among `keys`, and the bits past its rows, as a mask's comparisons
-/// do; `false`, with nothing cleared, when `large` is out of order.
-fn and_present_keys<T: Ord + Copy>(large: &[&[T]], keys: &[T], words: &mut [u64]) -> bool {
-    if !in_order(large) {
-        return false;
-    }
-    let (mut row, mut at) = (0, 0);
-    for &key in large.iter().copied().flatten() {
-        at = gallop(keys, at, key);
-        if keys.get(at) != Some(&key) {
-            words[row / 64] &= !(1 << (row % 64));
-        }
-        row += 1;
-    }
-    let (whole, part) = (row / 64, row % 64);
-    if part > 0 {
-        words[whole] &= (1 << part) - 1;
-    }
-    for word in words.iter_mut().skip(whole + usize::from(part > 0)) {
-        *word = 0;
-    }
-    true
-}
-
 /// The integer values of a key column without nulls (its chunks share the column's memory).
-enum KeyValues {
+pub(crate) enum KeyValues {
     I64(Int64Chunked),
     I32(Int32Chunked),
 }
 
 /// The values of `column` if it can be merged on: integers or dates (64 or 32 bits), no nulls.
-fn key_values(column: &Column) -> Option<KeyValues> {
+pub(crate) fn key_values(column: &Column) -> Option<KeyValues> {
     if column.null_count() > 0 {
         return None;
     }
@@ -236,7 +230,7 @@ fn key_values(column: &Column) -> Option<KeyValues> {
 }
 
 /// A column's chunks as slices, without copying them into one.
-fn chunks<T: PolarsNumericType>(values: &ChunkedArray<T>) -> Vec<&[T::Native]> {
+pub(crate) fn chunks<T: PolarsNumericType>(values: &ChunkedArray<T>) -> Vec<&[T::Native]> {
     values
         .downcast_iter()
         .map(|array| array.values().as_slice())
@@ -292,7 +286,7 @@ pub fn mergeable(on: &JoinOn) -> bool {
 }
 
 /// The partition's key and the side's, for a join this module can merge.
-fn keys(on: &JoinOn, broadcast_right: bool) -> Option<(&str, &str)> {
+pub(crate) fn keys(on: &JoinOn, broadcast_right: bool) -> Option<(&str, &str)> {
     if !mergeable(on) {
         return None;
     }
@@ -302,38 +296,6 @@ fn keys(on: &JoinOn, broadcast_right: bool) -> Option<(&str, &str)> {
     } else {
         (right, left)
     })
-}
-
-/// Clears the bit in `words` (bit `i % 64` of word `i / 64` for row `i`) of each row whose
-/// `key`, a partition's column that joins with `side` on `on`, meets none of the side's keys:
-/// the rows an inner join would drop, found before any other column is copied (a runtime
-/// filter, as Spark's bloom-filter joins and Trino's dynamic filters make). Only where the
-/// partition's keys are in order, of the side's key type, without nulls; `false`, with nothing
-/// cleared, otherwise.
-pub fn and_present(
-    side: &BroadcastSide,
-    on: &JoinOn,
-    broadcast_right: bool,
-    key: &Column,
-    words: &mut [u64],
-) -> bool {
-    let Some((_, small_key)) = keys(on, broadcast_right) else {
-        return false;
-    };
-    match (key_values(key), side.sorted_keys(small_key)) {
-        (Some(KeyValues::I64(values)), Some(SortedKeys::I64(keys))) => {
-            and_present_keys(&chunks(&values), &keys.keys, words)
-        }
-        (Some(KeyValues::I32(values)), Some(SortedKeys::I32(keys))) => {
-            and_present_keys(&chunks(&values), &keys.keys, words)
-        }
-        _ => false,
-    }
-}
-
-/// The partition's key column of a broadcast join `on`, whose rows [`and_present`] can test.
-pub fn partition_key(on: &JoinOn, broadcast_right: bool) -> Option<&str> {
-    keys(on, broadcast_right).map(|(large, _)| large)
 }
 
 /// `large` (a partition) joined with the broadcast `side` on `on`: merged when the partition's
@@ -391,12 +353,13 @@ fn merged(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use polars_core::df;
     use polars_core::prelude::SortMultipleOptions;
 
-    fn sorted_rows(frame: DataFrame) -> DataFrame {
+    /// `frame`'s rows sorted by every column: a join's rows, whatever order it gave them in.
+    pub(crate) fn sorted_rows(frame: DataFrame) -> DataFrame {
         let by: Vec<String> = frame
             .get_column_names()
             .iter()
@@ -425,7 +388,7 @@ mod tests {
     }
 
     /// Numbers below the argument, drawn from `seed` (a xorshift: the same every run).
-    fn draws(mut seed: u64) -> impl FnMut(u64) -> i64 {
+    pub(crate) fn draws(mut seed: u64) -> impl FnMut(u64) -> i64 {
         move |below| {
             seed ^= seed << 13;
             seed ^= seed >> 7;
@@ -463,93 +426,6 @@ mod tests {
         assert_eq!(gallop(&[1, 2, 2, 5, 9], 0, 2), 1);
         assert_eq!(gallop(&[1, 2, 2, 5, 9], 2, 6), 4);
         assert_eq!(gallop(&[1, 2, 2, 5, 9], 0, 10), 5);
-    }
-
-    #[test]
-    fn the_side_s_keys_drop_the_rows_an_inner_join_would_drop() {
-        let side = BroadcastSide::new(df!("k" => [9i64, 4, 2, 4], "v" => [1i64, 2, 3, 4]).unwrap());
-        let on = JoinOn {
-            left_on: vec!["a".into()],
-            right_on: vec!["k".into()],
-            how: JoinKind::Inner,
-        };
-        // A partition of two chunks, in order.
-        let mut partition = df!("a" => [1i64, 2, 2, 3, 4]).unwrap();
-        partition
-            .vstack_mut(&df!("a" => [4i64, 5, 9, 10]).unwrap())
-            .unwrap();
-        // The test of column `a` of `frame`, the partition's key of an inner join.
-        let test = |frame: &DataFrame, words: &mut [u64]| {
-            and_present(&side, &on, true, frame.column("a").unwrap(), words)
-        };
-        let mut words = vec![u64::MAX];
-        assert!(test(&partition, &mut words));
-        let kept: Vec<u32> = (0..9).filter(|&row| words[0] >> row & 1 == 1).collect();
-        assert_eq!(kept, [1, 2, 4, 5, 7]);
-        // Rows past a word's first: the bits of rows 64 and up are in the second word.
-        let long = df!("a" => (0..130i64).collect::<Vec<_>>()).unwrap();
-        let mut words = vec![u64::MAX; 3];
-        assert!(test(&long, &mut words));
-        assert_eq!(words, [1 << 2 | 1 << 4 | 1 << 9, 0, 0]);
-        // Out of order, another key type, or not an inner join: nothing is cleared.
-        let mut words = vec![u64::MAX];
-        let unordered = df!("a" => [4i64, 1]).unwrap();
-        assert!(!test(&unordered, &mut words));
-        let narrow = df!("a" => [1i32, 2]).unwrap();
-        assert!(!test(&narrow, &mut words));
-        let left = JoinOn {
-            how: JoinKind::Left,
-            ..on.clone()
-        };
-        let key = partition.column("a").unwrap();
-        assert!(!and_present(&side, &left, true, key, &mut words));
-        assert_eq!(words, [u64::MAX]);
-    }
-
-    #[test]
-    fn a_partition_filtered_with_the_side_s_keys_joins_to_the_same_rows() {
-        use crate::mask::RowTest;
-        use crate::steps::{run_steps, run_steps_testing};
-        use tessera_plan::frame::{FrameStep, col, lit};
-        let mut next = draws(0x9e37_79b9_7f4a_7c15);
-        let on = JoinOn {
-            left_on: vec!["a".into()],
-            right_on: vec!["k".into()],
-            how: JoinKind::Inner,
-        };
-        for round in 0..60 {
-            let spread = [20, 400, 5000][round % 3];
-            let mut keys: Vec<i64> = (0..next(2000)).map(|_| next(spread)).collect();
-            keys.sort_unstable();
-            let days: Vec<i64> = keys.iter().map(|_| next(10)).collect();
-            let flags: Vec<&str> = keys.iter().map(|_| ["x", "y"][next(2) as usize]).collect();
-            let partition = df!("a" => keys, "d" => days, "s" => flags).unwrap();
-            let side_keys: Vec<i64> = (0..next(300)).map(|_| next(spread)).collect();
-            let values: Vec<i64> = (0..side_keys.len() as i64).collect();
-            let side = BroadcastSide::new(df!("k" => side_keys, "v" => values).unwrap());
-            // A filter on strings is polars' to evaluate: the side's keys are then the only
-            // test the mask has.
-            let filter = match round % 2 {
-                0 => col("d").gt(lit(next(10))),
-                _ => col("s").eq(lit("y")),
-            };
-            let steps = vec![FrameStep::Filter(filter), FrameStep::Select(vec![col("a")])];
-            let present =
-                |key: &Column, words: &mut [u64]| and_present(&side, &on, true, key, words);
-            let test = RowTest {
-                column: "a",
-                and_into: &present,
-            };
-            let tested = run_steps_testing(partition.clone(), &steps, Some(&test)).unwrap();
-            let plain = run_steps(partition, &steps).unwrap();
-            assert!(tested.height() <= plain.height());
-            let ours = broadcast_join(tested, &side, &on, true).unwrap();
-            let theirs = broadcast_join(plain, &side, &on, true).unwrap();
-            assert!(
-                ours.equals_missing(&theirs),
-                "round {round}: {ours}\n{theirs}"
-            );
-        }
     }
 
     #[test]

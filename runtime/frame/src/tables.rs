@@ -14,7 +14,7 @@ use crate::convert::schema_to_polars;
 use crate::error::FrameError;
 use crate::mask::RowTest;
 use crate::merge_join::{self, BroadcastSide};
-use crate::{files, ipc, join, ranges, read, rows, shuffle, steps};
+use crate::{files, ipc, join, ranges, read, rows, runtime_filter, shuffle, steps};
 use polars_core::prelude::{Column, DataFrame};
 use polars_core::utils::accumulate_dataframes_vertical;
 use serde::de::DeserializeOwned;
@@ -763,12 +763,13 @@ unsafe extern "C" fn broadcast_join_finish(
         // The steps fused into the join filter the partition with the side's keys too.
         Some(before) => {
             let present = |key: &Column, words: &mut [u64]| {
-                merge_join::and_present(small, &p.on, p.broadcast_right, key, words)
+                runtime_filter::and_present(small, &p.on, p.broadcast_right, key, words)
             };
-            let test = merge_join::partition_key(&p.on, p.broadcast_right).map(|column| RowTest {
-                column,
-                and_into: &present,
-            });
+            let test =
+                runtime_filter::partition_key(&p.on, p.broadcast_right).map(|column| RowTest {
+                    column,
+                    and_into: &present,
+                });
             through_steps(frames, before, test.as_ref())
                 .and_then(|large| or_empty(large, &p.partition_schema))
         }

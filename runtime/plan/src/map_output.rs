@@ -24,6 +24,24 @@ pub fn push_frame(out: &mut Vec<u8>, encoded: &[u8]) {
     out.extend_from_slice(encoded);
 }
 
+/// Appends a record frame to `out` whose contents `write` appends, in place: no copy of them
+/// is made. The frame's length is filled in when `write` returns; should it fail, `out` is
+/// left as it was.
+pub fn push_frame_with<E>(
+    out: &mut Vec<u8>,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<(), E> {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_PREFIX]);
+    if let Err(e) = write(out) {
+        out.truncate(start);
+        return Err(e);
+    }
+    let len = (out.len() - start - FRAME_PREFIX) as u64;
+    out[start..start + FRAME_PREFIX].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
 fn frame_error(reason: String) -> DecodeError {
     DecodeError::Malformed {
         what: "a shuffle bucket",
@@ -341,6 +359,30 @@ mod tests {
         assert!(split_frame(&cut[cut.len() - 13..]).is_err());
         let error = read_frames(cut, cut.len() as u64, |_| true).unwrap_err();
         assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn a_frame_written_in_place_is_the_frame_of_its_contents() {
+        let mut copied = Vec::new();
+        push_frame(&mut copied, b"abc");
+        push_frame(&mut copied, b"");
+        let mut in_place = Vec::new();
+        let write = |contents: &'static [u8]| {
+            move |out: &mut Vec<u8>| {
+                out.extend_from_slice(contents);
+                Ok::<(), ()>(())
+            }
+        };
+        push_frame_with(&mut in_place, write(b"abc")).unwrap();
+        push_frame_with(&mut in_place, write(b"")).unwrap();
+        assert_eq!(in_place, copied);
+        // A write that fails leaves nothing of its frame behind.
+        let failed = push_frame_with(&mut in_place, |out| {
+            out.extend_from_slice(b"half");
+            Err("no room")
+        });
+        assert_eq!(failed, Err("no room"));
+        assert_eq!(in_place, copied);
     }
 
     #[test]
