@@ -788,7 +788,8 @@ fn check_against_polars(master: &str, env: &[(&str, &str)], min_partitions: u32)
     }
 }
 
-/// The small tables are broadcast to the joins.
+/// The small tables are broadcast to the joins; the partitions, of a few thousand rows, run
+/// on polars' in-memory engine.
 #[test]
 fn every_operation_gives_polars_answer_on_local_two() {
     check_against_polars("local[2]", &[], 3);
@@ -797,6 +798,8 @@ fn every_operation_gives_polars_answer_on_local_two() {
 /// Every join shuffles both its sides (no side is small enough to broadcast), and the sales
 /// files (3,000 and 2,000 rows) are split in pieces of at most 16 KiB (Spark's
 /// `maxPartitionBytes`), most of which start and end inside a row: eight partitions, not three.
+/// Their partitions run on polars' streaming engine, as large ones do (small ones, as on
+/// `local[2]` above, run in memory).
 #[test]
 fn every_operation_gives_polars_answer_across_two_executors_joining_by_shuffles() {
     check_against_polars(
@@ -804,6 +807,7 @@ fn every_operation_gives_polars_answer_across_two_executors_joining_by_shuffles(
         &[
             ("TESSERA_BROADCAST_JOIN_BYTES", "0"),
             ("TESSERA_FRAME_SPLIT_BYTES", "16384"),
+            ("TESSERA_FRAME_STREAMING_ROWS", "0"),
         ],
         8,
     );

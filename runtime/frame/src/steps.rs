@@ -7,6 +7,7 @@ use crate::mask::RowTest;
 use crate::{counts, mask, packed_keys};
 use polars_core::prelude::{DataFrame, PlSmallStr, SortMultipleOptions, UniqueKeepStrategy};
 use polars_lazy::prelude::{Engine, IntoLazy, LazyFrame, Selector, col};
+use std::sync::OnceLock;
 use tessera_plan::frame::{Expr, FrameStep, Schema};
 
 fn names(columns: &[String]) -> Vec<PlSmallStr> {
@@ -54,13 +55,36 @@ fn query(frame: DataFrame, steps: &[FrameStep]) -> Result<LazyFrame, FrameError>
     steps.iter().try_fold(frame.lazy(), add_step)
 }
 
-/// The engine a partition's steps run on: polars' streaming engine, which Python polars runs
-/// a query on by default. It feeds a filter into an aggregation in morsels where the in-memory
-/// engine materializes the rows kept and gathers each aggregate's values by group: measured on
-/// TPC-H Q1 over cached lineitem (`local[2]`, six partitions of 1M rows), 0.17 s against 0.39 s
-/// in memory (with the steps of a chain fused); Q6 and Q10 within the run-to-run noise, Q3 up
-/// to 0.04 s slower. What the streaming engine lacks, polars runs in memory itself.
-const ENGINE: Engine = Engine::Streaming;
+/// The engine a partition of `rows` rows runs its steps on. From [`STREAMING_ROWS`] rows,
+/// polars' streaming engine, which Python polars runs a query on by default: it feeds a filter
+/// into an aggregation in morsels where the in-memory engine materializes the rows kept and
+/// gathers each aggregate's values by group. Measured on TPC-H Q1 over cached lineitem
+/// (`local[2]`, six partitions of 1M rows), 0.17 s against 0.39 s in memory (with the steps of
+/// a chain fused). What the streaming engine lacks, polars runs in memory itself.
+fn engine(rows: usize) -> Engine {
+    if rows >= streaming_rows() {
+        Engine::Streaming
+    } else {
+        Engine::InMemory
+    }
+}
+
+/// The rows from which a partition's steps run on polars' streaming engine: below, starting
+/// its pipeline costs more than it saves. The final aggregations of TPC-H Q3 and Q10 (a few
+/// thousand rows a task) took 1.2-1.5 ms a task in memory against 1.8-2.9 ms streaming.
+const STREAMING_ROWS: usize = 1 << 16;
+
+/// [`STREAMING_ROWS`], or `TESSERA_FRAME_STREAMING_ROWS` where set: tests set it to 0 so that
+/// their small partitions run on the engine large ones do.
+fn streaming_rows() -> usize {
+    static ROWS: OnceLock<usize> = OnceLock::new();
+    *ROWS.get_or_init(|| {
+        std::env::var("TESSERA_FRAME_STREAMING_ROWS")
+            .ok()
+            .and_then(|rows| rows.parse().ok())
+            .unwrap_or(STREAMING_ROWS)
+    })
+}
 
 /// Runs `steps` over `frame`: the comparisons of a leading filter that [`mask`] evaluates
 /// there, the rest in polars, with a final aggregation's short string keys packed into one
@@ -103,8 +127,9 @@ pub(crate) fn run_in_polars(
     frame: DataFrame,
     steps: &[FrameStep],
 ) -> Result<DataFrame, FrameError> {
+    let engine = engine(frame.height());
     query(frame, steps)?
-        .collect_with_engine(ENGINE)
+        .collect_with_engine(engine)
         .map(|result| result.unwrap_single())
         .map_err(FrameError::polars("a DataFrame operation"))
 }
