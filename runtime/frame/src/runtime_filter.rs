@@ -34,7 +34,7 @@ pub(crate) struct KeyBits {
     low: i64,
     /// The bits the range spans.
     bits: u64,
-    /// At least one word, so that an empty side's test has a word to read.
+    /// The range's bits and one more, never set, that keys outside the range read.
     words: Vec<u64>,
 }
 
@@ -66,7 +66,7 @@ impl KeyBits {
         if span > ANY_SIDE_BITS.max(rows.saturating_mul(BITS_PER_KEY)) {
             return None;
         }
-        let mut words = vec![0u64; span.div_ceil(64).max(1) as usize];
+        let mut words = vec![0u64; (span + 1).div_ceil(64) as usize];
         for key in keys() {
             let at = key.wrapping_sub(low) as u64;
             words[(at / 64) as usize] |= 1 << (at % 64);
@@ -80,21 +80,41 @@ impl KeyBits {
     }
 
     /// Whether `key` is one of the side's.
-    #[inline]
+    #[inline(always)]
     fn has(&self, key: i64) -> bool {
-        let at = key.wrapping_sub(self.low) as u64;
-        let inside = at < self.bits;
-        // Read word 0 for a key outside the range, without a branch to mispredict.
-        let at = if inside { at } else { 0 };
-        inside & (self.words[(at / 64) as usize] >> (at % 64) & 1 == 1)
+        // A key outside the range reads bit `bits`, which is never set: no branch to
+        // mispredict.
+        let at = (key.wrapping_sub(self.low) as u64).min(self.bits);
+        self.words[(at / 64) as usize] >> (at % 64) & 1 == 1
+    }
+
+    /// The bits of 64 rows' keys, the first row's lowest.
+    #[inline(always)]
+    fn word_of<T: Copy + Into<i64>>(&self, keys: &[T; 64]) -> u64 {
+        let mut found = 0;
+        for (i, &key) in keys.iter().enumerate() {
+            found |= u64::from(self.has(key.into())) << i;
+        }
+        found
     }
 
     /// Clears the bit in `words` of each row of `large` (a column's chunks, in any order)
     /// whose key is not the side's, and the bits past its rows.
     fn and_into<T: Copy + Into<i64>>(&self, large: &[&[T]], words: &mut [u64]) {
+        // Whole words of 64 rows where a chunk has them from a word's first row (in the
+        // common partition of one chunk, all but the last), else row by row.
         let (mut row, mut found) = (0usize, 0u64);
         for chunk in large {
-            for &key in *chunk {
+            let mut keys = *chunk;
+            if row % 64 == 0 {
+                let (whole, rest) = keys.as_chunks::<64>();
+                for (word, block) in words[row / 64..].iter_mut().zip(whole) {
+                    *word &= self.word_of(block);
+                }
+                row += 64 * whole.len();
+                keys = rest;
+            }
+            for &key in keys {
                 found |= u64::from(self.has(key.into())) << (row % 64);
                 row += 1;
                 if row % 64 == 0 {
@@ -292,6 +312,36 @@ mod tests {
         let mut words = vec![u64::MAX; 2];
         empty.and_into(&[&[0i64, 1, 2][..]], &mut words);
         assert_eq!(words, [0, 0]);
+    }
+
+    #[test]
+    fn a_bitmap_tests_every_row_of_chunks_of_any_length() {
+        let mut next = draws(0x51_7cc1_b727_220a);
+        for round in 0..100 {
+            let side: Vec<i64> = (0..1 + next(50)).map(|_| next(300) - 100).collect();
+            let bits = KeyBits::of_chunks(&[&side[..]], true).unwrap();
+            // Chunks that start and end inside words and across them, some empty.
+            let chunks: Vec<Vec<i64>> = (0..next(6))
+                .map(|_| {
+                    (0..[0, 3, 64, 70, 130][next(5) as usize])
+                        .map(|_| next(400) - 150)
+                        .collect()
+                })
+                .collect();
+            let slices: Vec<&[i64]> = chunks.iter().map(Vec::as_slice).collect();
+            let rows: Vec<i64> = chunks.concat();
+            // A word more than the rows need, whose bits must be cleared too.
+            let mut words = vec![u64::MAX; rows.len() / 64 + 2];
+            bits.and_into(&slices, &mut words);
+            let expected: Vec<u32> = (0..rows.len() as u32)
+                .filter(|&row| side.contains(&rows[row as usize]))
+                .collect();
+            assert_eq!(
+                kept(&words, 64 * words.len() as u32),
+                expected,
+                "round {round}"
+            );
+        }
     }
 
     #[test]
