@@ -640,6 +640,37 @@ fn queries() -> Vec<(&'static str, bool, &'static str, Oracle)> {
             },
         ),
         (
+            // Two grouped tables: the sums by product and region meet the products, listed
+            // first, before the regions.
+            "sql_summed_before_two_joins",
+            false,
+            r#"sc.sql("SELECT p.product, r.manager, sum(s.qty) AS units FROM products p, sales s, regions r WHERE s.product = p.product AND s.region = r.name GROUP BY p.product, p.category, r.name, r.manager")"#,
+            |t| {
+                t.sales
+                    .clone()
+                    .join(
+                        t.products.clone(),
+                        [col("product")],
+                        [col("product")],
+                        JoinArgs::new(JoinType::Inner),
+                    )
+                    .join(
+                        t.regions.clone(),
+                        [col("region")],
+                        [col("name")],
+                        JoinArgs::new(JoinType::Inner),
+                    )
+                    .group_by([
+                        col("product"),
+                        col("category"),
+                        col("region"),
+                        col("manager"),
+                    ])
+                    .agg([col("qty").sum().alias("units")])
+                    .select([col("product"), col("manager"), col("units")])
+            },
+        ),
+        (
             // The other side's columns are renamed apart, and those the query does not read
             // are pruned before their renaming.
             "sql_self_join",

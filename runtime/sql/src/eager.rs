@@ -383,6 +383,8 @@ pub(crate) fn rewritten(
     // summed table to another must equal a grouped column.
     let (mut inside, mut outside, mut keys) =
         (Vec::new(), Vec::new(), Vec::<(String, String)>::new());
+    // The first grouped table, as listed, that the sums join to.
+    let mut first_joined: Option<usize> = None;
     for condition in &conditions {
         let reads = reads_of(condition, &tables)?;
         if reads.is_subset(&summed) {
@@ -407,6 +409,7 @@ pub(crate) fn rewritten(
                 None => keys.push((name.clone(), key.to_string())),
             }
             outside.push(format!("{other_ref} = {SUMMED}.{name}"));
+            first_joined = Some(first_joined.map_or(other, |first| first.min(other)));
         }
     }
     let listed = |inner: bool| {
@@ -440,10 +443,25 @@ pub(crate) fn rewritten(
             .collect::<Vec<_>>()
             .join(", "),
     );
+    // The sums are listed (and so joined) right after the first grouped table they join to:
+    // they are one row a join key, which every row of the query's groups has one value of, so
+    // the join keeps at most that table's rows, and the grouped tables after it (a customer's
+    // nation) meet only the rows that remain. Joined last, TPC-H Q10's 150,000 customers all
+    // met their nations' names before the sums kept 38,000 of them.
+    let mut outer_from = Vec::new();
+    for (i, table) in tables.iter().enumerate() {
+        if summed.contains(&i) {
+            continue;
+        }
+        outer_from.push(table.text.clone());
+        if first_joined == Some(i) {
+            outer_from.push(format!("({inner}) AS {SUMMED}"));
+        }
+    }
     let outer = format!(
-        "SELECT {} FROM {}, ({inner}) AS {SUMMED} WHERE {} GROUP BY {}",
+        "SELECT {} FROM {} WHERE {} GROUP BY {}",
         projection.join(", "),
-        listed(false),
+        outer_from.join(", "),
         outside.join(" AND "),
         group_by
             .iter()
@@ -508,13 +526,27 @@ mod tests {
             summed.as_deref(),
             Some(
                 "SELECT c_custkey, c_name, sum(__eager.__eager_0) AS revenue, n_name \
-                 FROM customer, nation, (SELECT o_custkey AS o_custkey, \
+                 FROM customer, (SELECT o_custkey AS o_custkey, \
                  sum(l_price * (1 - l_discount)) AS __eager_0 FROM orders, lineitem \
                  WHERE l_orderkey = o_orderkey AND o_orderdate >= DATE '1993-10-01' \
-                 AND l_flag = 'R' GROUP BY o_custkey) AS __eager \
+                 AND l_flag = 'R' GROUP BY o_custkey) AS __eager, nation \
                  WHERE c_custkey = __eager.o_custkey AND c_nationkey = n_nationkey \
                  GROUP BY c_custkey, c_name, n_name"
             )
+        );
+        // Listed after the grouped table they join to, wherever it is listed.
+        let customer_last = rewrite(
+            "SELECT c_custkey, n_name, sum(l_price) AS revenue
+             FROM nation, orders, lineitem, customer
+             WHERE c_custkey = o_custkey AND l_orderkey = o_orderkey
+               AND c_nationkey = n_nationkey
+             GROUP BY c_custkey, n_name",
+        )
+        .unwrap();
+        assert!(
+            customer_last.contains("FROM nation, customer, (SELECT o_custkey")
+                && customer_last.contains("GROUP BY o_custkey) AS __eager WHERE"),
+            "{customer_last}"
         );
         // The rewritten query plans (its subquery is not rewritten again: its join key,
         // `o_orderkey`, is not what it groups by).
