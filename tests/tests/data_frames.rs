@@ -86,21 +86,10 @@ struct Tables {
 impl Tables {
     /// Sales joined with their product's row and their region's.
     fn sales_with_products_and_regions(&self) -> LazyFrame {
-        let inner = || JoinArgs::new(JoinType::Inner);
         self.sales
             .clone()
-            .join(
-                self.products.clone(),
-                [col("product")],
-                [col("product")],
-                inner(),
-            )
-            .join(
-                self.regions.clone(),
-                [col("region")],
-                [col("name")],
-                inner(),
-            )
+            .inner_join(self.products.clone(), col("product"), col("product"))
+            .inner_join(self.regions.clone(), col("region"), col("name"))
     }
 }
 
@@ -331,12 +320,7 @@ fn queries() -> Vec<(&'static str, bool, &'static str, Oracle)> {
             |t| {
                 t.sales
                     .clone()
-                    .join(
-                        t.products.clone(),
-                        [col("product")],
-                        [col("product")],
-                        JoinArgs::new(JoinType::Inner),
-                    )
+                    .inner_join(t.products.clone(), col("product"), col("product"))
                     .group_by([col("category")])
                     .agg([
                         col("qty").sum().alias("units"),
@@ -358,12 +342,7 @@ fn queries() -> Vec<(&'static str, bool, &'static str, Oracle)> {
                     .select([col("id"), col("amount").alias("other")]);
                 t.sales
                     .clone()
-                    .join(
-                        other,
-                        [col("id")],
-                        [col("id")],
-                        JoinArgs::new(JoinType::Inner),
-                    )
+                    .inner_join(other, col("id"), col("id"))
                     .select([col("id"), col("region"), col("other")])
             },
         ),
@@ -382,12 +361,7 @@ fn queries() -> Vec<(&'static str, bool, &'static str, Oracle)> {
                 t.sales
                     .clone()
                     .filter(col("amount").gt(lit(30.0)))
-                    .join(
-                        other,
-                        [col("id")],
-                        [col("id")],
-                        JoinArgs::new(JoinType::Inner),
-                    )
+                    .inner_join(other, col("id"), col("id"))
                     .select([col("id"), col("amount"), col("other")])
             },
         ),
@@ -407,12 +381,7 @@ fn queries() -> Vec<(&'static str, bool, &'static str, Oracle)> {
                 t.sales
                     .clone()
                     .filter(col("amount").gt(lit(30.0)))
-                    .join(
-                        counts,
-                        [col("qty")],
-                        [col("qty")],
-                        JoinArgs::new(JoinType::Inner),
-                    )
+                    .inner_join(counts, col("qty"), col("qty"))
                     .select([col("id"), col("qty"), col("n")])
             },
         ),
@@ -478,16 +447,12 @@ fn queries() -> Vec<(&'static str, bool, &'static str, Oracle)> {
             false,
             r#"sales.join(&products, &["product"], &["product"], JoinKind::Inner).join(&regions, &["region"], &["name"], JoinKind::Inner).join(&sales.select([col("id"), col("qty").alias("qty_again")]), &["id"], &["id"], JoinKind::Inner).group_by(["manager", "category"]).agg([col("qty_again").sum().alias("units"), col("amount").mean().alias("avg")])"#,
             |t| {
-                let inner = || JoinArgs::new(JoinType::Inner);
+                let again = t
+                    .sales
+                    .clone()
+                    .select([col("id"), col("qty").alias("qty_again")]);
                 t.sales_with_products_and_regions()
-                    .join(
-                        t.sales
-                            .clone()
-                            .select([col("id"), col("qty").alias("qty_again")]),
-                        [col("id")],
-                        [col("id")],
-                        inner(),
-                    )
+                    .inner_join(again, col("id"), col("id"))
                     .group_by([col("manager"), col("category")])
                     .agg([
                         col("qty_again").sum().alias("units"),
@@ -626,12 +591,7 @@ fn queries() -> Vec<(&'static str, bool, &'static str, Oracle)> {
                 t.sales
                     .clone()
                     .filter(col("qty").gt(lit(2)))
-                    .join(
-                        t.products.clone(),
-                        [col("product")],
-                        [col("product")],
-                        JoinArgs::new(JoinType::Inner),
-                    )
+                    .inner_join(t.products.clone(), col("product"), col("product"))
                     .group_by([col("product"), col("category")])
                     .agg([
                         col("qty").sum().alias("units"),
@@ -648,18 +608,8 @@ fn queries() -> Vec<(&'static str, bool, &'static str, Oracle)> {
             |t| {
                 t.sales
                     .clone()
-                    .join(
-                        t.products.clone(),
-                        [col("product")],
-                        [col("product")],
-                        JoinArgs::new(JoinType::Inner),
-                    )
-                    .join(
-                        t.regions.clone(),
-                        [col("region")],
-                        [col("name")],
-                        JoinArgs::new(JoinType::Inner),
-                    )
+                    .inner_join(t.products.clone(), col("product"), col("product"))
+                    .inner_join(t.regions.clone(), col("region"), col("name"))
                     .group_by([
                         col("product"),
                         col("category"),
