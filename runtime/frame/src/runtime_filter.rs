@@ -5,10 +5,10 @@
 //! The side's keys (integers or dates without nulls) are kept as a bitmap over the range they
 //! span ([`KeyBits`]) where that range is at most [`BITS_PER_KEY`] times the side's rows: a
 //! tenth of TPC-H's orders, or a quarter's, spans 6 million keys in 750 KiB, a fifth of its
-//! customers 150,000 in 19 KiB. A row is then one load and a shift, whatever the partition's order: lineitem in
-//! key order and orders in no order of `o_custkey` alike. An exact test, unlike a bloom
-//! filter, since the range is known. A side too sparse for a bitmap tests only partitions whose
-//! keys are in order, by walking them beside the side's sorted keys.
+//! customers 150,000 in 19 KiB. A row is then one load and a shift, whatever the partition's
+//! order: lineitem in key order and orders in no order of `o_custkey` alike. An exact test,
+//! unlike a bloom filter, since the range is known. A side too sparse for a bitmap tests only
+//! partitions whose keys are in order, by walking them beside the side's sorted keys.
 
 use crate::merge_join::{
     BroadcastSide, KeyValues, SortedKeys, chunks, gallop, in_order, key_values, keys,
