@@ -472,9 +472,10 @@ fn and_integers<'a, T: Integer>(
     Some(array.validity())
 }
 
-/// Ands `test` of each of `values` into the bit of its row in `words`.
+/// Ands `test` of each of `values` into the bit of its row in `words`, the bits past the
+/// values in the last word `words` has for them cleared.
 #[inline(always)]
-fn and_words<T: Copy>(values: &[T], words: &mut [u64], test: impl Fn(T) -> bool) {
+pub(crate) fn and_words<T: Copy>(values: &[T], words: &mut [u64], mut test: impl FnMut(T) -> bool) {
     let (whole, tail) = values.as_chunks::<64>();
     for (word, chunk) in words.iter_mut().zip(whole) {
         // One byte an outcome first, which LLVM vectorizes (a comparison and a pack), then

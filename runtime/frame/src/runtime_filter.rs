@@ -10,6 +10,7 @@
 //! unlike a bloom filter, since the range is known. A side too sparse for a bitmap tests only
 //! partitions whose keys are in order, by walking them beside the side's sorted keys.
 
+use crate::mask;
 use crate::merge_join::{
     BroadcastSide, KeyValues, SortedKeys, chunks, gallop, in_order, key_values, keys,
 };
@@ -54,7 +55,7 @@ impl KeyBits {
                 .iter()
                 .flat_map(|chunk| chunk.iter().map(|&k| k.into()))
         };
-        let rows = keys().count() as u64;
+        let rows = chunks.iter().map(|chunk| chunk.len() as u64).sum::<u64>();
         let (low, high) = keys().fold((i64::MAX, i64::MIN), |(low, high), key: i64| {
             (low.min(key), high.max(key))
         });
@@ -88,47 +89,10 @@ impl KeyBits {
         self.words[(at / 64) as usize] >> (at % 64) & 1 == 1
     }
 
-    /// The bits of 64 rows' keys, the first row's lowest.
-    #[inline(always)]
-    fn word_of<T: Copy + Into<i64>>(&self, keys: &[T; 64]) -> u64 {
-        let mut found = 0;
-        for (i, &key) in keys.iter().enumerate() {
-            found |= u64::from(self.has(key.into())) << i;
-        }
-        found
-    }
-
     /// Clears the bit in `words` of each row of `large` (a column's chunks, in any order)
     /// whose key is not the side's, and the bits past its rows.
     fn and_into<T: Copy + Into<i64>>(&self, large: &[&[T]], words: &mut [u64]) {
-        // Whole words of 64 rows where a chunk has them from a word's first row (in the
-        // common partition of one chunk, all but the last), else row by row.
-        let (mut row, mut found) = (0usize, 0u64);
-        for chunk in large {
-            let mut keys = *chunk;
-            if row % 64 == 0 {
-                let (whole, rest) = keys.as_chunks::<64>();
-                for (word, block) in words[row / 64..].iter_mut().zip(whole) {
-                    *word &= self.word_of(block);
-                }
-                row += 64 * whole.len();
-                keys = rest;
-            }
-            for &key in keys {
-                found |= u64::from(self.has(key.into())) << (row % 64);
-                row += 1;
-                if row % 64 == 0 {
-                    words[row / 64 - 1] &= found;
-                    found = 0;
-                }
-            }
-        }
-        if row % 64 != 0 {
-            words[row / 64] &= found;
-        }
-        for word in words.iter_mut().skip(row.div_ceil(64)) {
-            *word = 0;
-        }
+        and_tested(large, words, |key| self.has(key.into()));
     }
 }
 
@@ -181,22 +145,48 @@ fn and_present_in_order<T: Ord + Copy>(large: &[&[T]], keys: &[T], words: &mut [
     if !in_order(large) {
         return false;
     }
-    let (mut row, mut at) = (0, 0);
-    for &key in large.iter().copied().flatten() {
+    let mut at = 0;
+    and_tested(large, words, |key| {
         at = gallop(keys, at, key);
-        if keys.get(at) != Some(&key) {
-            words[row / 64] &= !(1 << (row % 64));
+        keys.get(at) == Some(&key)
+    });
+    true
+}
+
+/// Clears the bit in `words` of each row of `large` (a column's chunks) that `test`, called
+/// on the rows in order, fails, and the bits past its rows. Whole words of 64 rows go through
+/// the mask's kernel where a chunk has them from a word's first row (in the common partition
+/// of one chunk, all but the last), the rest row by row.
+fn and_tested<T: Copy>(large: &[&[T]], words: &mut [u64], mut test: impl FnMut(T) -> bool) {
+    let (mut row, mut found) = (0usize, 0u64);
+    for chunk in large {
+        let mut keys = *chunk;
+        if row % 64 == 0 {
+            let whole = keys.len() / 64 * 64;
+            let first = row / 64;
+            mask::and_words(
+                &keys[..whole],
+                &mut words[first..first + whole / 64],
+                &mut test,
+            );
+            row += whole;
+            keys = &keys[whole..];
         }
-        row += 1;
+        for &key in keys {
+            found |= u64::from(test(key)) << (row % 64);
+            row += 1;
+            if row % 64 == 0 {
+                words[row / 64 - 1] &= found;
+                found = 0;
+            }
+        }
     }
-    let (whole, part) = (row / 64, row % 64);
-    if part > 0 {
-        words[whole] &= (1 << part) - 1;
+    if row % 64 != 0 {
+        words[row / 64] &= found;
     }
-    for word in words.iter_mut().skip(whole + usize::from(part > 0)) {
+    for word in words.iter_mut().skip(row.div_ceil(64)) {
         *word = 0;
     }
-    true
 }
 
 #[cfg(test)]

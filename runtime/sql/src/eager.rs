@@ -412,15 +412,13 @@ pub(crate) fn rewritten(
             first_joined = Some(first_joined.map_or(other, |first| first.min(other)));
         }
     }
-    let listed = |inner: bool| {
-        tables
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| summed.contains(i) == inner)
-            .map(|(_, t)| t.text.clone())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let summed_from = tables
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| summed.contains(i))
+        .map(|(_, t)| t.text.clone())
+        .collect::<Vec<_>>()
+        .join(", ");
     let sums = splits
         .iter()
         .enumerate()
@@ -432,7 +430,7 @@ pub(crate) fn rewritten(
             .chain(sums)
             .collect::<Vec<_>>()
             .join(", "),
-        listed(true),
+        summed_from,
         if inside.is_empty() {
             String::new()
         } else {
