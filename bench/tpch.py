@@ -16,10 +16,11 @@ polars and PySpark run from a virtualenv (default ~/.cache/tessera/peers/venv, c
 completed with polars, pyspark, numpy and psutil if needed): the script re-runs itself under it.
 Prints a markdown table and a `RESULT {json}` line.
 
-With --interleave, Tessera and polars load their tables side by side and then run each query
-in turn, one after the other, which goes first alternating (the Tessera script takes its
-queries through a named pipe): this machine's speed drifts by a fifth from minute to minute,
-and a comparison of sides run minutes apart measures the drift as much as the sides.
+With --interleave, every side (Spark SQL too, unless skipped) loads its tables first, and then
+each query runs on each side in turn, which side goes first rotating from trial to trial (the
+Tessera script takes its queries through a named pipe): this machine's speed drifts by a fifth
+from minute to minute, and a comparison of sides run minutes apart measures the drift as much
+as the sides. Every ratio the table reports then comes from the same minutes.
 
 Choices, so that the numbers can be read:
 - Only the tables the chosen queries read are loaded (part and partsupp never are).
@@ -338,59 +339,93 @@ def run_tessera(bin_dir, data_dir, queries, trials, master="local[2]", memory_mb
     return out
 
 
-def run_interleaved(bin_dir, data_dir, queries, trials, master="local[2]", memory_mb=8192):
-    """Tessera and polars with their tables loaded side by side, each query run by one then
-    the other, `trials` times, which goes first alternating, so that a slow minute of the
-    machine falls on both sides alike. Returns (Tessera's side, polars' side), as
-    run_tessera and run_polars do."""
+def run_interleaved(bin_dir, data_dir, queries, trials, master="local[2]", memory_mb=8192,
+                    spark=None):
+    """Every side with its tables loaded (one side after the other, so that the loads are timed
+    apart), then each query run by each side in turn, `trials` times, which side goes first
+    rotating from trial to trial, so that a slow minute of the machine falls on every side
+    alike. Tessera and polars always run; Spark SQL too when `spark` holds run_spark's
+    settings (master, shuffle_partitions, driver_memory). Returns {side name: its results},
+    as run_tessera, run_polars and run_spark give them."""
     import tempfile
-    ctx, frames, load_s = polars_load(data_dir, tables_for(queries))
-    theirs = {"load_s": load_s, "rss_after_load": rss_bytes(os.getpid()),
-              "times": {q: [] for q in queries}, "answers": {}}
-    ours = empty_side(queries)
-    with tempfile.TemporaryDirectory(prefix="tpch-") as pipes:
-        commands, replies = Path(pipes) / "commands", Path(pipes) / "replies"
-        os.mkfifo(commands)
-        os.mkfifo(replies)
-        printed = Path(pipes) / "stdout"
-        with open(printed, "w") as stdout:
-            session = subprocess.Popen(
-                tessera_command(bin_dir, master, memory_mb), cwd=REPO, stdout=stdout,
-                stderr=subprocess.STDOUT,
-                env=tessera_env(data_dir, queries, trials, TESSERA_TPCH_COMMANDS=str(commands),
-                                TESSERA_TPCH_REPLIES=str(replies)))
-            # Each open waits for the script's, which come after its load.
-            with open(commands, "w") as ask, open(replies) as answer:
-                def tessera_once(q):
-                    ask.write(q + "\n")
-                    ask.flush()
-                    lines = []
-                    for line in answer:
-                        if line.rstrip("\n") == "END":
-                            break
-                        lines.append(line.rstrip("\n"))
-                    else:
-                        raise RuntimeError(f"tessera stopped during {q}: {printed.read_text()[-3000:]}")
-                    parse_tessera(lines, ours)
+    tables = tables_for(queries)
+    sides, runners = {}, {}
 
-                for q in queries:
-                    sql = read_query(q)
-                    for trial in range(trials):
-                        sides = ["tessera", "polars"] if trial % 2 == 0 else ["polars", "tessera"]
-                        for side in sides:
-                            if side == "tessera":
-                                tessera_once(q)
-                            else:
-                                seconds, result = polars_query(ctx, sql)
-                                theirs["times"][q].append(seconds)
-                    theirs["answers"][q] = result.rows()
-                ask.write("STOP\n")
-        if session.wait() != 0:
-            raise RuntimeError(f"tessera failed:\n{printed.read_text()[-3000:]}")
-        parse_tessera(printed.read_text().splitlines(), ours)
+    ctx, frames, load_s = polars_load(data_dir, tables)
+    sides["polars"] = {"load_s": load_s, "rss_after_load": rss_bytes(os.getpid()),
+                       "times": {q: [] for q in queries}, "answers": {}}
+
+    def polars_once(q, sql):
+        seconds, result = polars_query(ctx, sql)
+        sides["polars"]["times"][q].append(seconds)
+        sides["polars"]["answers"][q] = result.rows()
+    runners["polars"] = polars_once
+
+    session = None
+    if spark is not None:
+        start = time.perf_counter()
+        session = spark_session(**spark)
+        spark_side = {"session_s": time.perf_counter() - start, "version": session.version,
+                      "times": {q: [] for q in queries}, "answers": {}}
+        spark_frames, spark_side["load_s"] = spark_load(session, data_dir, tables)
+        spark_side["rss_after_load"] = jvm_rss(session)
+        sides["Spark SQL"] = spark_side
+
+        def spark_once(q, sql):
+            seconds, rows = spark_query(session, sql)
+            spark_side["times"][q].append(seconds)
+            spark_side["answers"][q] = [tuple(row) for row in rows]
+        runners["Spark SQL"] = spark_once
+
+    ours = sides["Tessera"] = empty_side(queries)
+    try:
+        with tempfile.TemporaryDirectory(prefix="tpch-") as pipes:
+            commands, replies = Path(pipes) / "commands", Path(pipes) / "replies"
+            os.mkfifo(commands)
+            os.mkfifo(replies)
+            printed = Path(pipes) / "stdout"
+            with open(printed, "w") as stdout:
+                tessera = subprocess.Popen(
+                    tessera_command(bin_dir, master, memory_mb), cwd=REPO, stdout=stdout,
+                    stderr=subprocess.STDOUT,
+                    env=tessera_env(data_dir, queries, trials,
+                                    TESSERA_TPCH_COMMANDS=str(commands),
+                                    TESSERA_TPCH_REPLIES=str(replies)))
+                # Each open waits for the script's, which come after its load.
+                with open(commands, "w") as ask, open(replies) as answer:
+                    def tessera_once(q, sql):
+                        ask.write(q + "\n")
+                        ask.flush()
+                        lines = []
+                        for line in answer:
+                            if line.rstrip("\n") == "END":
+                                break
+                            lines.append(line.rstrip("\n"))
+                        else:
+                            raise RuntimeError(
+                                f"tessera stopped during {q}: {printed.read_text()[-3000:]}")
+                        parse_tessera(lines, ours)
+                    runners["Tessera"] = tessera_once
+
+                    names = list(runners)
+                    for q in queries:
+                        sql = read_query(q)
+                        for trial in range(trials):
+                            first = trial % len(names)
+                            for name in names[first:] + names[:first]:
+                                runners[name](q, sql)
+                    ask.write("STOP\n")
+            if tessera.wait() != 0:
+                raise RuntimeError(f"tessera failed:\n{printed.read_text()[-3000:]}")
+            parse_tessera(printed.read_text().splitlines(), ours)
+    finally:
+        if session is not None:
+            for frame in spark_frames.values():
+                frame.unpersist()
+            session.stop()
     del ctx, frames
     gc.collect()
-    return ours, theirs
+    return {name: sides[name] for name in ("Tessera", "polars", "Spark SQL") if name in sides}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -462,8 +497,8 @@ def main():
     parser.add_argument("--skip", default="",
                         help="tessera, polars or spark (comma-separated): leave those sides out")
     parser.add_argument("--interleave", action="store_true",
-                        help="load Tessera's and polars' tables side by side and alternate "
-                             "them query by query (Spark, if run, still runs after)")
+                        help="load every side's tables first, then run each query on each "
+                             "side in turn, rotating which goes first")
     args = parser.parse_args()
     queries = [q.strip() for q in args.only.split(",") if q.strip()]
     unknown = [q for q in queries if q not in QUERIES]
@@ -488,17 +523,21 @@ def main():
     if args.interleave:
         if {"tessera", "polars"} & skip:
             parser.error("--interleave needs both Tessera and polars")
-        sides["Tessera"], sides["polars"] = run_interleaved(args.bin_dir, data, queries,
-                                                            args.trials, args.master)
-        print(f"Tessera and polars done: {json.dumps(sides['Tessera']['times'])} "
-              f"{json.dumps(sides['polars']['times'])}", file=sys.stderr)
+        spark = (None if "spark" in skip else
+                 {"master": args.master, "shuffle_partitions": args.shuffle_partitions,
+                  "driver_memory": args.spark_memory})
+        sides = run_interleaved(args.bin_dir, data, queries, args.trials, args.master,
+                                spark=spark)
+        print("done, interleaved: " + "; ".join(f"{name} {json.dumps(side['times'])}"
+                                                for name, side in sides.items()),
+              file=sys.stderr)
     if "tessera" not in skip and not args.interleave:
         sides["Tessera"] = run_tessera(args.bin_dir, data, queries, args.trials, args.master)
         print(f"Tessera done: {json.dumps(sides['Tessera']['times'])}", file=sys.stderr)
     if "polars" not in skip and not args.interleave:
         sides["polars"] = run_polars(data, queries, args.trials)
         print(f"polars done: {json.dumps(sides['polars']['times'])}", file=sys.stderr)
-    if "spark" not in skip:
+    if "spark" not in skip and not args.interleave:
         sides["Spark SQL"] = run_spark(data, queries, args.trials, args.master,
                                        args.shuffle_partitions, args.spark_memory)
         print(f"Spark done: {json.dumps(sides['Spark SQL']['times'])}", file=sys.stderr)
@@ -515,7 +554,7 @@ def main():
           f"{os.environ['POLARS_MAX_THREADS']}), Spark {pyspark.__version__} (shuffle "
           f"partitions {args.shuffle_partitions}); seconds, medians of {args.trials} trial(s), "
           f"tables cached before the first query"
-          f"{'; Tessera and polars alternating query by query' if args.interleave else ''}\n")
+          f"{'; the sides taking turns query by query' if args.interleave else ''}\n")
     print("| query | " + " | ".join(names) + " | Tessera / polars | Spark SQL / Tessera | answers |")
     print("|---|" + "---|" * len(names) + "---|---|---|")
     for q in queries:
