@@ -8,19 +8,21 @@ apart), then runs each query `--trials` times; the table reports medians and rat
 every side's answers are compared with the others'.
 
     cargo build --release --workspace --bins
-    python3 bench/tpch.py [--bin-dir target/release] [--data DIR] [--trials 3] [--only q1,q6]
-                          [--interleave]
+    python3 bench/tpch.py [--bin-dir target/release] [--data DIR] [--trials 9] [--only q1,q6]
+                          [--skip spark] [--sides-apart]
 
 The data is generated into --data (default ~/.cache/tessera/bench-data/tpch-sf1) if missing.
 polars and PySpark run from a virtualenv (default ~/.cache/tessera/peers/venv, created or
 completed with polars, pyspark, numpy and psutil if needed): the script re-runs itself under it.
 Prints a markdown table and a `RESULT {json}` line.
 
-With --interleave, every side (Spark SQL too, unless skipped) loads its tables first, and then
-each query runs on each side in turn, which side goes first rotating from trial to trial (the
-Tessera script takes its queries through a named pipe): this machine's speed drifts by a fifth
-from minute to minute, and a comparison of sides run minutes apart measures the drift as much
-as the sides. Every ratio the table reports then comes from the same minutes.
+Every side (Spark SQL too, unless skipped) loads its tables first, and then each query runs on
+each side in turn, which side goes first rotating from trial to trial (the Tessera script takes
+its queries through a named pipe): this machine's speed drifts by a fifth from minute to minute,
+and a comparison of sides run minutes apart measures the drift as much as the sides. Every
+ratio the table reports comes from the same minutes. With --sides-apart, each side instead
+loads and runs all its queries in a process of its own, one side after the other (its load
+and resident memory then measured alone).
 
 Choices, so that the numbers can be read:
 - Only the tables the chosen queries read are loaded (part and partsupp never are).
@@ -487,7 +489,7 @@ def main():
                         help="where the tessera binaries are (a release build)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--venv", type=Path, default=DEFAULT_VENV)
-    parser.add_argument("--trials", type=int, default=3,
+    parser.add_argument("--trials", type=int, default=9,
                         help="runs of each query after the load; the table shows medians")
     parser.add_argument("--only", default=",".join(QUERIES))
     parser.add_argument("--master", default="local[2]")
@@ -496,9 +498,9 @@ def main():
     parser.add_argument("--polars-threads", default="2")
     parser.add_argument("--skip", default="",
                         help="tessera, polars or spark (comma-separated): leave those sides out")
-    parser.add_argument("--interleave", action="store_true",
-                        help="load every side's tables first, then run each query on each "
-                             "side in turn, rotating which goes first")
+    parser.add_argument("--sides-apart", action="store_true",
+                        help="run each side's queries all together, one side after the other, "
+                             "instead of each query on every side in turn")
     args = parser.parse_args()
     queries = [q.strip() for q in args.only.split(",") if q.strip()]
     unknown = [q for q in queries if q not in QUERIES]
@@ -520,9 +522,10 @@ def main():
     data = args.data.resolve()
     skip = set(args.skip.split(",")) if args.skip else set()
     sides = {}
-    if args.interleave:
+    interleave = not args.sides_apart
+    if interleave:
         if {"tessera", "polars"} & skip:
-            parser.error("--interleave needs both Tessera and polars")
+            parser.error("taking turns needs both Tessera and polars: add --sides-apart")
         spark = (None if "spark" in skip else
                  {"master": args.master, "shuffle_partitions": args.shuffle_partitions,
                   "driver_memory": args.spark_memory})
@@ -531,13 +534,13 @@ def main():
         print("done, interleaved: " + "; ".join(f"{name} {json.dumps(side['times'])}"
                                                 for name, side in sides.items()),
               file=sys.stderr)
-    if "tessera" not in skip and not args.interleave:
+    if "tessera" not in skip and not interleave:
         sides["Tessera"] = run_tessera(args.bin_dir, data, queries, args.trials, args.master)
         print(f"Tessera done: {json.dumps(sides['Tessera']['times'])}", file=sys.stderr)
-    if "polars" not in skip and not args.interleave:
+    if "polars" not in skip and not interleave:
         sides["polars"] = run_polars(data, queries, args.trials)
         print(f"polars done: {json.dumps(sides['polars']['times'])}", file=sys.stderr)
-    if "spark" not in skip and not args.interleave:
+    if "spark" not in skip and not interleave:
         sides["Spark SQL"] = run_spark(data, queries, args.trials, args.master,
                                        args.shuffle_partitions, args.spark_memory)
         print(f"Spark done: {json.dumps(sides['Spark SQL']['times'])}", file=sys.stderr)
@@ -554,7 +557,7 @@ def main():
           f"{os.environ['POLARS_MAX_THREADS']}), Spark {pyspark.__version__} (shuffle "
           f"partitions {args.shuffle_partitions}); seconds, medians of {args.trials} trial(s), "
           f"tables cached before the first query"
-          f"{'; the sides taking turns query by query' if args.interleave else ''}\n")
+          f"{'; the sides taking turns query by query' if interleave else ''}\n")
     print("| query | " + " | ".join(names) + " | Tessera / polars | Spark SQL / Tessera | answers |")
     print("|---|" + "---|" * len(names) + "---|---|---|")
     for q in queries:

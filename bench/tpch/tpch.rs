@@ -12,8 +12,8 @@
 //
 // With `TESSERA_TPCH_COMMANDS` and `TESSERA_TPCH_REPLIES` (two named pipes), it runs the queries
 // it is told instead, one a line (`q3`), until `STOP`, and answers each on the replies pipe
-// with its time and rows, then `END`: `bench/tpch.py --interleave` has it take turns with
-// polars and Spark SQL that way, so that every side of a comparison runs in the same minutes.
+// with its time and rows, then `END`: `bench/tpch.py` has it take turns with polars and
+// Spark SQL that way, so that every side of a comparison runs in the same minutes.
 
 // %%
 fn env_or(name: &str, default: &str) -> String {
