@@ -35,7 +35,8 @@ def cells(html):
 
 
 def header(html):
-    return re.findall(r"<th(?:\s[^>]*)?>(.*?)</th>", html)
+    """The text of every <th>: a DataFrame's holds its column's name and type on two lines."""
+    return re.findall(r"<th(?:\s[^>]*)?>(.*?)</th>", html, re.S)
 
 
 def test_collected_pairs_show_as_an_html_table_and_a_text_grid(kernel):
@@ -173,3 +174,29 @@ def test_show_displays_a_plot_and_a_table_before_the_cell_ends(kernel):
     plot, table = [o["content"]["data"] for o in outputs if o["msg_type"] == "display_data"]
     assert plot["image/svg+xml"].startswith("<svg") and "<rect" in plot["image/svg+xml"]
     assert cells(table["text/html"]) == [["1", "x"]], table
+
+
+def test_a_data_frames_show_displays_its_first_rows_as_an_html_table(kernel):
+    _, kc = kernel
+    reply, outputs = run_cell(
+        kc,
+        'let path = std::env::temp_dir().join(format!("tessera-show-{}.csv", std::process::id()));\n'
+        'std::fs::write(&path, "city,temp\\noslo,3\\nlima,19\\ncairo,30\\n").unwrap();\n'
+        "sc.read_csv(path.to_str().unwrap()).sort_by(&[\"temp\"], &[false]).show(2);\n"
+        "std::fs::remove_file(&path).unwrap();\n"
+        "7",
+    )
+    assert reply["status"] == "ok", (reply, outputs)
+    # Jobs that run long enough show a progress bar too.
+    shown = [
+        o["content"]["data"]
+        for o in outputs
+        if o["msg_type"] == "display_data"
+        and "<progress" not in o["content"]["data"].get("text/html", "")
+    ]
+    assert len(shown) == 1, outputs
+    html, text = shown[0]["text/html"], shown[0]["text/plain"]
+    assert header(html) == ["city\nstr", "temp\ni64"], html
+    assert cells(html) == [["oslo", "3"], ["lima", "19"]], html
+    assert "only showing the first 2 rows" in html, html
+    assert "│ oslo" in text and "cairo" not in text, text
