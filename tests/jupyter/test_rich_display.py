@@ -1,6 +1,6 @@
 """Rich display in the real tessera-kernel, through jupyter_client: the results of actions show
-as HTML tables (with their text grid as text/plain), an RDD handle shows its lineage, and plots
-show inline as SVG, as a notebook user sees them.
+as HTML tables (with their text grid as text/plain), and so do a DataFrame's first rows, an
+RDD handle shows its lineage, and plots show inline as SVG, as a notebook user sees them.
 
     TESSERA_KERNEL_BIN=target/debug/tessera-kernel pytest tests/jupyter/test_rich_display.py
 
