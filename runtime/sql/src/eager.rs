@@ -412,6 +412,8 @@ pub(crate) fn rewritten(
             first_joined = Some(first_joined.map_or(other, |first| first.min(other)));
         }
     }
+    // Sums joined to no grouped table have no key to be summed by.
+    let first_joined = first_joined?;
     let summed_from = tables
         .iter()
         .enumerate()
@@ -452,7 +454,7 @@ pub(crate) fn rewritten(
             continue;
         }
         outer_from.push(table.text.clone());
-        if first_joined == Some(i) {
+        if i == first_joined {
             outer_from.push(format!("({inner}) AS {SUMMED}"));
         }
     }
@@ -580,6 +582,14 @@ mod tests {
                 "SELECT n_name, sum(l_price) FROM customer, orders, lineitem, nation
                  WHERE c_custkey = o_custkey AND l_orderkey = o_orderkey
                    AND c_nationkey = n_nationkey GROUP BY n_name"
+            ),
+            None
+        );
+        // Summed tables joined to no grouped table: there is no key to sum by.
+        assert_eq!(
+            rewrite(
+                "SELECT c_name, sum(l_price) FROM customer, lineitem
+                 WHERE c_custkey > 3 GROUP BY c_name"
             ),
             None
         );
