@@ -155,37 +155,52 @@ fn and_present_in_order<T: Ord + Copy>(large: &[&[T]], keys: &[T], words: &mut [
 
 /// Clears the bit in `words` of each row of `large` (a column's chunks) that `test`, called
 /// on the rows in order, fails, and the bits past its rows. Whole words of 64 rows go through
-/// the mask's kernel where a chunk has them from a word's first row (in the common partition
-/// of one chunk, all but the last), the rest row by row.
+/// the mask's kernel, the rows of a chunk before its first whole word and after its last one
+/// row by row.
 fn and_tested<T: Copy>(large: &[&[T]], words: &mut [u64], mut test: impl FnMut(T) -> bool) {
-    let (mut row, mut found) = (0usize, 0u64);
+    let mut rows = RowBits::default();
     for chunk in large {
-        let mut keys = *chunk;
-        if row % 64 == 0 {
-            let whole = keys.len() / 64 * 64;
-            let first = row / 64;
-            mask::and_words(
-                &keys[..whole],
-                &mut words[first..first + whole / 64],
-                &mut test,
-            );
-            row += whole;
-            keys = &keys[whole..];
+        let (lead, rest) = chunk.split_at(((64 - rows.row % 64) % 64).min(chunk.len()));
+        let (whole, tail) = rest.split_at(rest.len() / 64 * 64);
+        for &key in lead {
+            rows.push(test(key), words);
         }
-        for &key in keys {
-            found |= u64::from(test(key)) << (row % 64);
-            row += 1;
-            if row % 64 == 0 {
-                words[row / 64 - 1] &= found;
-                found = 0;
-            }
+        let first = rows.row / 64;
+        mask::and_words(
+            whole,
+            &mut words[first..first + whole.len() / 64],
+            &mut test,
+        );
+        rows.row += whole.len();
+        for &key in tail {
+            rows.push(test(key), words);
         }
     }
-    if row % 64 != 0 {
-        words[row / 64] &= found;
+    if rows.row % 64 != 0 {
+        words[rows.row / 64] &= rows.found;
     }
-    for word in words.iter_mut().skip(row.div_ceil(64)) {
+    for word in words.iter_mut().skip(rows.row.div_ceil(64)) {
         *word = 0;
+    }
+}
+
+/// Outcomes tested row by row, anded into `words` a whole word at a time.
+#[derive(Default)]
+struct RowBits {
+    /// The rows tested so far.
+    row: usize,
+    /// The outcomes of the rows of the word `row` is in.
+    found: u64,
+}
+
+impl RowBits {
+    fn push(&mut self, kept: bool, words: &mut [u64]) {
+        self.found |= u64::from(kept) << (self.row % 64);
+        self.row += 1;
+        if self.row % 64 == 0 {
+            words[self.row / 64 - 1] &= self.found;
+            self.found = 0;
+        }
     }
 }
 
