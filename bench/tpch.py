@@ -167,33 +167,40 @@ def polars_load(data_dir, tables):
 
 
 def polars_query(ctx, sql):
-    """Runs one query; returns (seconds, the result as a DataFrame)."""
+    """Runs one query; returns (seconds, its rows)."""
     start = time.perf_counter()
     result = ctx.execute(sql).collect()
-    return time.perf_counter() - start, result
+    return time.perf_counter() - start, result.rows()
 
 
-def timed_queries(queries, trials, run, rows_of):
-    """Runs each query `trials` times with `run` (SQL text -> (seconds, result)); returns
-    {"times": {q: [s, ...]}, "answers": {q: rows of the last result}}."""
-    out = {"times": {}, "answers": {}}
+def loaded_side(queries, load_s, rss_after_load):
+    """A side's results as its tables are loaded: {"load_s": {table: s}, "rss_after_load":
+    bytes, "times": {q: []}, "answers": {}}, to which `record` adds each query's run."""
+    return {"load_s": load_s, "rss_after_load": rss_after_load,
+            "times": {q: [] for q in queries}, "answers": {}}
+
+
+def record(side, q, seconds, rows):
+    """Adds a run of query `q` to `side`: its time, and its rows as the answer."""
+    side["times"][q].append(seconds)
+    side["answers"][q] = rows
+
+
+def timed_queries(side, queries, trials, run):
+    """Runs each query `trials` times with `run` (SQL text -> (seconds, rows)), recorded in
+    `side`."""
     for q in queries:
         sql = read_query(q)
-        out["times"][q] = []
         for _ in range(trials):
-            seconds, result = run(sql)
-            out["times"][q].append(seconds)
-        out["answers"][q] = rows_of(result)
-    return out
+            record(side, q, *run(sql))
 
 
 def run_polars(data_dir, queries, trials):
     """Loads, then runs each query `trials` times. Returns {"load_s": {table: s},
     "times": {q: [s, ...]}, "answers": {q: [tuple, ...]}, "rss_after_load": bytes}."""
     ctx, frames, load_s = polars_load(data_dir, tables_for(queries))
-    out = {"load_s": load_s, "rss_after_load": rss_bytes(os.getpid())}
-    out.update(timed_queries(queries, trials, lambda sql: polars_query(ctx, sql),
-                             lambda result: result.rows()))
+    out = loaded_side(queries, load_s, rss_bytes(os.getpid()))
+    timed_queries(out, queries, trials, lambda sql: polars_query(ctx, sql))
     del ctx, frames
     gc.collect()
     return out
@@ -242,10 +249,10 @@ def spark_load(spark, data_dir, tables):
 
 
 def spark_query(spark, sql):
-    """Runs one query; returns (seconds, the collected Rows)."""
+    """Runs one query; returns (seconds, its rows as tuples)."""
     start = time.perf_counter()
     rows = spark.sql(sql).collect()
-    return time.perf_counter() - start, rows
+    return time.perf_counter() - start, [tuple(row) for row in rows]
 
 
 def jvm_rss(spark):
@@ -261,22 +268,38 @@ def jvm_rss(spark):
     return total
 
 
-def run_spark(data_dir, queries, trials, master="local[2]", shuffle_partitions=4,
-              driver_memory="6g"):
-    """Like run_polars, for Spark SQL; also "session_s", the time to start the session."""
+def open_spark(data_dir, queries, master="local[2]", shuffle_partitions=4, driver_memory="6g"):
+    """Starts a Spark session and loads the tables `queries` read. Returns (the session, its
+    cached frames, the side as `loaded_side` makes it, with "session_s", the time to start the
+    session, and "version")."""
     start = time.perf_counter()
     spark = spark_session(master, shuffle_partitions, driver_memory)
     session_s = time.perf_counter() - start
     try:
         frames, load_s = spark_load(spark, data_dir, tables_for(queries))
-        out = {"session_s": session_s, "load_s": load_s,
-               "rss_after_load": jvm_rss(spark), "version": spark.version}
-        out.update(timed_queries(queries, trials, lambda sql: spark_query(spark, sql),
-                                 lambda rows: [tuple(row) for row in rows]))
-        for frame in frames.values():
-            frame.unpersist()
-    finally:
+    except BaseException:
         spark.stop()
+        raise
+    side = loaded_side(queries, load_s, jvm_rss(spark))
+    side.update(session_s=session_s, version=spark.version)
+    return spark, frames, side
+
+
+def close_spark(spark, frames):
+    for frame in frames.values():
+        frame.unpersist()
+    spark.stop()
+
+
+def run_spark(data_dir, queries, trials, master="local[2]", shuffle_partitions=4,
+              driver_memory="6g"):
+    """Like run_polars, for Spark SQL; also "session_s", the time to start the session."""
+    spark, frames, out = open_spark(data_dir, queries, master, shuffle_partitions,
+                                    driver_memory)
+    try:
+        timed_queries(out, queries, trials, lambda sql: spark_query(spark, sql))
+    finally:
+        close_spark(spark, frames)
     return out
 
 
@@ -350,34 +373,15 @@ def run_interleaved(bin_dir, data_dir, queries, trials, master="local[2]", memor
     settings (master, shuffle_partitions, driver_memory). Returns {side name: its results},
     as run_tessera, run_polars and run_spark give them."""
     import tempfile
-    tables = tables_for(queries)
     sides, runners = {}, {}
-
-    ctx, frames, load_s = polars_load(data_dir, tables)
-    sides["polars"] = {"load_s": load_s, "rss_after_load": rss_bytes(os.getpid()),
-                       "times": {q: [] for q in queries}, "answers": {}}
-
-    def polars_once(q, sql):
-        seconds, result = polars_query(ctx, sql)
-        sides["polars"]["times"][q].append(seconds)
-        sides["polars"]["answers"][q] = result.rows()
-    runners["polars"] = polars_once
-
+    ctx, frames, load_s = polars_load(data_dir, tables_for(queries))
+    sides["polars"] = loaded_side(queries, load_s, rss_bytes(os.getpid()))
+    runners["polars"] = lambda q, sql: record(sides["polars"], q, *polars_query(ctx, sql))
     session = None
     if spark is not None:
-        start = time.perf_counter()
-        session = spark_session(**spark)
-        spark_side = {"session_s": time.perf_counter() - start, "version": session.version,
-                      "times": {q: [] for q in queries}, "answers": {}}
-        spark_frames, spark_side["load_s"] = spark_load(session, data_dir, tables)
-        spark_side["rss_after_load"] = jvm_rss(session)
-        sides["Spark SQL"] = spark_side
-
-        def spark_once(q, sql):
-            seconds, rows = spark_query(session, sql)
-            spark_side["times"][q].append(seconds)
-            spark_side["answers"][q] = [tuple(row) for row in rows]
-        runners["Spark SQL"] = spark_once
+        session, spark_frames, sides["Spark SQL"] = open_spark(data_dir, queries, **spark)
+        runners["Spark SQL"] = lambda q, sql: record(sides["Spark SQL"], q,
+                                                     *spark_query(session, sql))
 
     ours = sides["Tessera"] = empty_side(queries)
     try:
@@ -422,9 +426,7 @@ def run_interleaved(bin_dir, data_dir, queries, trials, master="local[2]", memor
             parse_tessera(printed.read_text().splitlines(), ours)
     finally:
         if session is not None:
-            for frame in spark_frames.values():
-                frame.unpersist()
-            session.stop()
+            close_spark(session, spark_frames)
     del ctx, frames
     gc.collect()
     return {name: sides[name] for name in ("Tessera", "polars", "Spark SQL") if name in sides}
