@@ -278,6 +278,9 @@ def lr_trial(run, data):
     given["Tessera"] = answers.tessera_lr(out)
     plain = run_baseline(run.bin_dir, "lr", data, str(ITERATIONS))
     later["plain"] = statistics.mean(plain["iter_s"][1:])
+    notes.append("LR's plain loop calls the executors' exp (tessera-libm); with the C library's "
+                 "own exp its later iterations take "
+                 f"{statistics.mean(plain['iter_s_c_library_exp'][1:]):.4f} s (mean).")
     # tessera-baseline prints only the first of the final weights (as "w0").
     given["plain Rust"] = {"final w[0]": plain["w0"],
                            "last mean loss, 6 decimals": round(plain["mean_loss"], 6)}

@@ -12,12 +12,21 @@
 //!
 //! Prints one line `RESULT {json}` with the time of each iteration (LR) or of all of them
 //! (PageRank, word count), in seconds.
+//!
+//! The loop calls the same `exp` as the closures on executors (tessera-libm's, linked here as
+//! in the executor), so that the two sides do the same work; LR also runs its iterations again
+//! with the C library's own `exp` and reports those times as `iter_s_c_library_exp`.
 
 use anyhow::{Context, bail};
 use std::collections::HashMap;
 use std::time::Instant;
 
 const D: usize = 10;
+
+/// The `exp` of executors' closures, named so that the linker keeps it: `f64::exp` in this
+/// binary then calls it, as a closure's does on an executor.
+#[used]
+static CLOSURES_EXP: extern "C" fn(f64) -> f64 = tessera_libm::exp;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -68,6 +77,28 @@ fn logistic_regression(text: &str, iterations: usize) -> anyhow::Result<()> {
             (y, x)
         })
         .collect();
+    let (w, mean_loss, seconds) = descend(&points, iterations, f64::exp);
+    let c_library_exp = tessera_libm::c_library_exp();
+    let (other_w, _, seconds_c_library_exp) = descend(&points, iterations, |x| c_library_exp(x));
+    anyhow::ensure!(
+        w == other_w,
+        "the two exps gave different weights: {w:?} against {other_w:?}"
+    );
+    println!(
+        "RESULT {{\"bench\":\"lr_baseline\",\"points\":{},\"iter_s\":{seconds:?},\"iter_s_c_library_exp\":{seconds_c_library_exp:?},\"w0\":{},\"mean_loss\":{mean_loss}}}",
+        points.len(),
+        w[0]
+    );
+    Ok(())
+}
+
+/// Batch gradient descent from the notebook's start over `points`, with `exp` for the sigmoid
+/// and the loss: the final weights, the last mean loss and each iteration's seconds.
+fn descend(
+    points: &[(f64, [f64; D])],
+    iterations: usize,
+    exp: impl Fn(f64) -> f64,
+) -> ([f64; D], f64, Vec<f64>) {
     let mut w: [f64; D] = std::array::from_fn(|i| (i as f64 / D as f64) - 0.5);
     let mut seconds = Vec::new();
     let mut mean_loss = f64::NAN;
@@ -77,14 +108,14 @@ fn logistic_regression(text: &str, iterations: usize) -> anyhow::Result<()> {
         // The notebook's job also sums the logistic loss (it prints and plots it), so the
         // loop does too: the same work on both sides.
         let mut loss = 0.0;
-        for (y, x) in &points {
+        for (y, x) in points {
             let dot: f64 = x.iter().zip(&w).map(|(a, b)| a * b).sum();
-            let scale = (1.0 / (1.0 + (-y * dot).exp()) - 1.0) * y;
+            let scale = (1.0 / (1.0 + exp(-y * dot)) - 1.0) * y;
             for (g, xi) in gradient.iter_mut().zip(x) {
                 *g += xi * scale;
             }
             let margin = y * dot;
-            loss += (-margin).max(0.0) + (-margin.abs()).exp().ln_1p();
+            loss += (-margin).max(0.0) + exp(-margin.abs()).ln_1p();
         }
         mean_loss = loss / points.len() as f64;
         for (wi, g) in w.iter_mut().zip(&gradient) {
@@ -92,12 +123,7 @@ fn logistic_regression(text: &str, iterations: usize) -> anyhow::Result<()> {
         }
         seconds.push(started.elapsed().as_secs_f64());
     }
-    println!(
-        "RESULT {{\"bench\":\"lr_baseline\",\"points\":{},\"iter_s\":{seconds:?},\"w0\":{},\"mean_loss\":{mean_loss}}}",
-        points.len(),
-        w[0]
-    );
-    Ok(())
+    (w, mean_loss, seconds)
 }
 
 fn pagerank(text: &str, iterations: usize) -> anyhow::Result<()> {

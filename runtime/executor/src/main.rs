@@ -25,6 +25,11 @@ use tessera_wire::MAX_MESSAGE_BYTES;
 use tessera_wire::driver::RegisterExecutorRequest;
 use tessera_wire::executor::executor_server::ExecutorServer;
 
+/// The `exp` the closures of cell libraries call: tessera-libm's, which the build exports from
+/// this binary (build.rs). Naming it here keeps the linker from leaving it out.
+#[used]
+static CLOSURES_EXP: extern "C" fn(f64) -> f64 = tessera_libm::exp;
+
 /// What each operator of a task may hold before it spills, out of the executor's shuffle
 /// execution memory shared by its task threads (Spark gives each of N running tasks up to 1/N).
 fn task_spill_budget(execution_bytes: u64, cores: u32) -> u64 {
