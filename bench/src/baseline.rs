@@ -25,6 +25,7 @@ const D: usize = 10;
 
 /// The `exp` of executors' closures, named so that the linker keeps it: `f64::exp` in this
 /// binary then calls it, as a closure's does on an executor.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[used]
 static CLOSURES_EXP: extern "C" fn(f64) -> f64 = tessera_libm::exp;
 

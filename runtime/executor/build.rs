@@ -2,5 +2,10 @@
 //! cell libraries it loads bind their `exp` calls to it rather than to the C library's.
 
 fn main() {
-    println!("cargo:rustc-link-arg-bins=-Wl,--export-dynamic-symbol=exp");
+    // tessera-libm defines `exp` on glibc only (elsewhere the C library's stays).
+    let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    let env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
+    if os == "linux" && env == "gnu" {
+        println!("cargo:rustc-link-arg-bins=-Wl,--export-dynamic-symbol=exp");
+    }
 }

@@ -27,6 +27,7 @@ use tessera_wire::executor::executor_server::ExecutorServer;
 
 /// The `exp` the closures of cell libraries call: tessera-libm's, which the build exports from
 /// this binary (build.rs). Naming it here keeps the linker from leaving it out.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[used]
 static CLOSURES_EXP: extern "C" fn(f64) -> f64 = tessera_libm::exp;
 

@@ -92,6 +92,15 @@ pub fn c_library_exp() -> extern "C" fn(f64) -> f64 {
     })
 }
 
+/// The C library's `exp`, where this crate does not replace it.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn c_library_exp() -> extern "C" fn(f64) -> f64 {
+    extern "C" fn exp(x: f64) -> f64 {
+        x.exp()
+    }
+    exp
+}
+
 #[cfg(all(test, target_os = "linux", target_env = "gnu"))]
 mod tests {
     use super::*;
