@@ -3,15 +3,16 @@
 //! are missing (never computed, or lost with an executor), run for just the missing map
 //! partitions after their own parent stages. Outputs an earlier job computed are reused.
 //!
-//! A stage runs its tasks side by side (see [`scheduler`](crate::scheduler)); tasks that find
-//! map outputs missing end with [`TaskEnd::NeedsShuffle`], and the stage computes those and
-//! runs them again, as long as [`Resubmissions::after_round`] allows.
+//! A stage runs its tasks side by side (see [`scheduler`](crate::scheduler)), in a [`Round`]
+//! that also copies tasks that run long when speculation is on ([`crate::speculation`]); tasks
+//! that find map outputs missing end with [`TaskEnd::NeedsShuffle`], and the stage computes
+//! those and runs them again, as long as [`Resubmissions::after_round`] allows.
 
 use crate::DriverState;
 use crate::error::DriverError;
 use crate::jobs::JobState;
 use crate::remote_executor::{BoxFuture, Notice};
-use crate::scheduler::{FetchFailure, TaskDone, TaskEnd, run_task};
+use crate::scheduler::{FetchFailure, Placements, TaskDone, TaskEnd, run_task};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tessera_plan::{RddId, ShuffleId, TaskAction};
@@ -96,24 +97,19 @@ async fn run_stage(
     let mut resubmissions = Resubmissions::default();
     compute_shuffles(state.clone(), job_id, parent_shuffles(&state, rdd)?).await?;
     loop {
-        let mut tasks = tokio::task::JoinSet::new();
-        for partition in pending.drain(..) {
-            let (state, action) = (state.clone(), action.clone());
-            tasks.spawn(async move {
-                let end = run_task(&state, job_id, rdd, partition, &action).await;
-                (partition, end)
-            });
-        }
+        let mut round = Round::start(&state, job_id, rdd, &action, pending.drain(..));
         let mut needs = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            let (partition, end) = joined.map_err(|e| DriverError::Scheduler(e.to_string()))?;
+        while let Some((partition, end)) = round.next_end(&state).await? {
             match end? {
-                TaskEnd::Done(task) => {
+                TaskEnd::Done(mut task) => {
                     if let TaskAction::ShuffleWrite { shuffle, .. } = &action {
                         state
                             .map_outputs
                             .register(*shuffle, partition, &task.executor_id);
                     }
+                    state
+                        .shared_values
+                        .accumulate(std::mem::take(&mut task.accumulator_updates));
                     done.insert(partition, task);
                 }
                 TaskEnd::NeedsShuffle {
@@ -135,6 +131,170 @@ async fn run_stage(
         shuffles.dedup();
         compute_shuffles(state.clone(), job_id, shuffles).await?;
         pending = needs.iter().map(|n| n.partition).collect();
+    }
+}
+
+/// One round of a stage's tasks, side by side: each task's end, once, and with speculation on
+/// ([`crate::speculation`]), a copy of a task that runs long, the first of its attempts to end
+/// being the task's (the other is stopped).
+struct Round {
+    job_id: u64,
+    rdd: RddId,
+    action: TaskAction,
+    tasks: tokio::task::JoinSet<(u32, Result<TaskEnd, DriverError>)>,
+    /// The tasks not ended yet.
+    open: BTreeMap<u32, OpenTask>,
+    /// How long the tasks that succeeded took.
+    finished: Vec<std::time::Duration>,
+    /// How many tasks the round started with.
+    size: usize,
+}
+
+/// A task of a round that has not ended.
+struct OpenTask {
+    started: std::time::Instant,
+    /// The executors its attempts run on.
+    placed: Placements,
+    attempts: Vec<tokio::task::AbortHandle>,
+    /// Attempts still running: an attempt that fails while the other runs leaves the end to it.
+    running: usize,
+}
+
+impl Round {
+    fn start(
+        state: &Arc<DriverState>,
+        job_id: u64,
+        rdd: RddId,
+        action: &TaskAction,
+        partitions: impl Iterator<Item = u32>,
+    ) -> Round {
+        let mut round = Round {
+            job_id,
+            rdd,
+            action: action.clone(),
+            tasks: tokio::task::JoinSet::new(),
+            open: BTreeMap::new(),
+            finished: Vec::new(),
+            size: 0,
+        };
+        for partition in partitions {
+            let placed = Placements::default();
+            let attempt = round.spawn(state, partition, Vec::new(), placed.clone());
+            round.open.insert(
+                partition,
+                OpenTask {
+                    started: std::time::Instant::now(),
+                    placed,
+                    attempts: vec![attempt],
+                    running: 1,
+                },
+            );
+        }
+        round.size = round.open.len();
+        round
+    }
+
+    /// Starts an attempt of the task of `partition`, off the executors in `avoid` if it can.
+    fn spawn(
+        &mut self,
+        state: &Arc<DriverState>,
+        partition: u32,
+        avoid: Vec<String>,
+        placed: Placements,
+    ) -> tokio::task::AbortHandle {
+        let (state, action) = (state.clone(), self.action.clone());
+        let (job_id, rdd) = (self.job_id, self.rdd);
+        self.tasks.spawn(async move {
+            let end = run_task(&state, job_id, rdd, partition, &action, &avoid, &placed).await;
+            (partition, end)
+        })
+    }
+
+    /// The next task to end and how, or `None` once every task has.
+    async fn next_end(
+        &mut self,
+        state: &Arc<DriverState>,
+    ) -> Result<Option<(u32, Result<TaskEnd, DriverError>)>, DriverError> {
+        loop {
+            let look = state
+                .speculation
+                .and_then(|policy| policy.next_look(&self.running()).map(|wait| (policy, wait)));
+            let joined = match look {
+                Some((policy, wait)) => tokio::select! {
+                    joined = self.tasks.join_next() => joined,
+                    () = tokio::time::sleep(wait) => {
+                        self.copy_slow_tasks(state, &policy);
+                        continue;
+                    }
+                },
+                None => self.tasks.join_next().await,
+            };
+            let Some(joined) = joined else {
+                return Ok(None);
+            };
+            let (partition, end) = match joined {
+                Ok(ended) => ended,
+                // The other attempt of a task that has ended, stopped.
+                Err(error) if error.is_cancelled() => continue,
+                Err(error) => return Err(DriverError::Scheduler(error.to_string())),
+            };
+            let Some(task) = self.open.get_mut(&partition) else {
+                continue; // the task ended already, through its other attempt
+            };
+            task.running -= 1;
+            let succeeded = matches!(end, Ok(TaskEnd::Done(_)));
+            if !succeeded && task.running > 0 {
+                continue; // its other attempt decides
+            }
+            let task = self.open.remove(&partition).expect("open");
+            for attempt in &task.attempts {
+                attempt.abort();
+            }
+            if succeeded {
+                self.finished.push(task.started.elapsed());
+            }
+            return Ok(Some((partition, end)));
+        }
+    }
+
+    fn running(&self) -> Vec<crate::speculation::Running> {
+        self.open
+            .iter()
+            .map(|(partition, task)| crate::speculation::Running {
+                partition: *partition,
+                elapsed: task.started.elapsed(),
+                copied: task.attempts.len() > 1,
+            })
+            .collect()
+    }
+
+    /// Starts a copy of each task [`crate::speculation::Speculation::tasks_to_copy`] picks.
+    fn copy_slow_tasks(
+        &mut self,
+        state: &Arc<DriverState>,
+        policy: &crate::speculation::Speculation,
+    ) {
+        for partition in policy.tasks_to_copy(self.size, &self.finished, &self.running()) {
+            let Some(placed) = self.open.get(&partition).map(|task| task.placed.clone()) else {
+                continue;
+            };
+            // On another executor: a copy beside the slow attempt would be as slow.
+            let avoid = placed.lock().clone();
+            let live = state.executors.list();
+            if live.iter().all(|e| avoid.contains(&e.id)) {
+                continue;
+            }
+            tracing::info!(
+                job = self.job_id,
+                partition,
+                "a task runs long against the stage's others; a copy of it starts elsewhere"
+            );
+            let attempt = self.spawn(state, partition, avoid, placed);
+            if let Some(task) = self.open.get_mut(&partition) {
+                task.attempts.push(attempt);
+                task.running += 1;
+            }
+        }
     }
 }
 

@@ -26,6 +26,8 @@ pub enum Scripted {
     FailFetch,
     /// A result task succeeds with this result.
     Answer(Vec<u8>),
+    /// The task succeeds as usual, but answers only after this long.
+    Slow(std::time::Duration),
 }
 
 /// One task an executor received.
@@ -57,6 +59,8 @@ struct Cluster {
     received: Vec<Received>,
     notices: Vec<(String, Notice)>,
     script: Option<Script>,
+    /// The accumulator every successful task adds its partition's number to.
+    accumulator: Option<u64>,
 }
 
 /// Fake executors that see each other (a shuffle read fetches from the others).
@@ -89,6 +93,11 @@ impl FakeCluster {
     /// From now on, `script` decides the fate of each task as it arrives.
     pub fn script(&self, script: impl Fn(&Received) -> Option<Scripted> + Send + Sync + 'static) {
         self.0.lock().script = Some(Box::new(script));
+    }
+
+    /// From now on, every successful task adds its partition's number to accumulator `id`.
+    pub fn add_partitions_to(&self, id: u64) {
+        self.0.lock().accumulator = Some(id);
     }
 
     /// Every task received so far, in order.
@@ -144,7 +153,9 @@ impl FakeCluster {
         };
         cluster.received.push(received.clone());
         let mut answer = None;
+        let mut delay = None;
         match cluster.script.as_ref().and_then(|s| s(&received)) {
+            Some(Scripted::Slow(after)) => delay = Some(after),
             Some(Scripted::Fail(message)) => {
                 return Answer::Now(Ok(TaskOutcome::Failed { message }));
             }
@@ -237,7 +248,12 @@ impl FakeCluster {
                 format!("{rdd}/{}", task.partition).into_bytes()
             }),
         };
-        Answer::Now(Ok(TaskOutcome::Success {
+        let accumulator_updates = cluster
+            .accumulator
+            .map(|id| (id, task.partition.to_le_bytes().to_vec()))
+            .into_iter()
+            .collect();
+        let outcome = Ok(TaskOutcome::Success {
             result,
             metrics: TaskMetrics {
                 executor_id: executor.to_string(),
@@ -246,18 +262,23 @@ impl FakeCluster {
                 records: 1,
                 run_micros: 1,
                 stored,
-                accumulator_updates: Vec::new(),
+                accumulator_updates,
                 evicted: Vec::new(),
                 shuffle_read_bytes: 0,
                 shuffle_write_bytes: 0,
                 spilled_bytes: 0,
             },
-        }))
+        });
+        match delay {
+            Some(after) => Answer::Later(after, outcome),
+            None => Answer::Now(outcome),
+        }
     }
 }
 
 enum Answer {
     Now(Result<TaskOutcome, Unreachable>),
+    Later(std::time::Duration, Result<TaskOutcome, Unreachable>),
     Never,
 }
 
@@ -275,6 +296,10 @@ impl RemoteExecutor for FakeExecutor {
             tokio::task::yield_now().await;
             match answer {
                 Answer::Now(outcome) => outcome,
+                Answer::Later(after, outcome) => {
+                    tokio::time::sleep(after).await;
+                    outcome
+                }
                 Answer::Never => std::future::pending().await,
             }
         })

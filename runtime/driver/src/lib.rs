@@ -36,6 +36,7 @@ mod scheduler;
 mod scheduling_tests;
 mod shared_values;
 mod side_files;
+mod speculation;
 mod task_plan;
 #[cfg(test)]
 mod test_lineage;
@@ -149,6 +150,8 @@ pub(crate) struct DriverState {
     /// This host, where the session found the files it reads.
     pub host: String,
     pub locality_wait: std::time::Duration,
+    /// Whether and when slow tasks get a second attempt (`TESSERA_SPECULATION`, off).
+    pub speculation: Option<speculation::Speculation>,
     /// Largest join side broadcast rather than shuffled (`TESSERA_BROADCAST_JOIN_BYTES`).
     pub broadcast_join_bytes: u64,
     /// Largest split of a DataFrame's text file (`TESSERA_FRAME_SPLIT_BYTES`, Spark SQL's
@@ -199,6 +202,7 @@ impl DriverState {
             executor_logs,
             host: tessera_wire::hostname(),
             locality_wait: scheduler::DEFAULT_LOCALITY_WAIT,
+            speculation: speculation::Speculation::from_env(),
             broadcast_join_bytes: bytes_from_env(
                 "TESSERA_BROADCAST_JOIN_BYTES",
                 frame_plan::BROADCAST_JOIN_BYTES,

@@ -29,6 +29,9 @@ pub const EXECUTOR_WAIT: Duration = Duration::from_secs(120);
 pub struct TaskDone {
     pub executor_id: String,
     pub result: Vec<u8>,
+    /// What its code added to accumulators: the stage applies them once it accepts this
+    /// attempt (a speculative copy may succeed too, and must not count twice).
+    pub accumulator_updates: Vec<(u64, Vec<u8>)>,
 }
 
 /// A map output a task could not fetch.
@@ -136,14 +139,21 @@ impl Attempts {
     }
 }
 
+/// Where the attempts of one task run: each adds its executor as it is placed, and a
+/// speculative copy is kept off the executors already there ([`crate::speculation`]).
+pub type Placements = Arc<parking_lot::Mutex<Vec<String>>>;
+
 /// Runs the task that computes `partition` of `rdd` and applies `action` to it, attempt after
-/// attempt as [`Attempts::after`] decides.
+/// attempt as [`Attempts::after`] decides, off the executors in `avoid` while any other can
+/// take it, noting each attempt's executor in `placed`.
 pub async fn run_task(
     state: &Arc<DriverState>,
     job_id: u64,
     rdd: RddId,
     partition: u32,
     action: &TaskAction,
+    avoid: &[String],
+    placed: &Placements,
 ) -> Result<TaskEnd, DriverError> {
     let chain = state.lineage.chain(rdd, partition)?;
     let preferences = with_locations(state, |known| {
@@ -151,15 +161,18 @@ pub async fn run_task(
     });
     let mut attempts = Attempts::default();
     loop {
-        let (executor, slot, locality) = acquire_executor(state, &preferences, partition).await?;
+        let (executor, slot, locality) =
+            acquire_executor(state, &preferences, partition, avoid).await?;
+        placed.lock().push(executor.id.clone());
         let end = match attempt(
             state, job_id, &chain, partition, action, &attempts, &executor,
         )
         .await
         {
-            Ok((result, metrics)) => {
+            Ok((result, mut metrics)) => {
                 drop(slot);
                 record_success(state, &executor.id, &metrics);
+                let accumulator_updates = std::mem::take(&mut metrics.accumulator_updates);
                 state.record_metrics(
                     job_id,
                     &stage_name(action),
@@ -171,6 +184,7 @@ pub async fn run_task(
                 return Ok(TaskEnd::Done(TaskDone {
                     executor_id: executor.id,
                     result,
+                    accumulator_updates,
                 }));
             }
             Err(end) => end,
@@ -272,14 +286,11 @@ fn with_locations<R>(state: &DriverState, decide: impl FnOnce(&DataLocations) ->
     })
 }
 
-/// Keeps what a successful attempt changed: the blocks its executor cached and evicted, and
-/// the accumulator updates of its code (only a successful attempt's count, once).
+/// Keeps what a successful attempt changed on its executor: the blocks it cached and evicted.
+/// Its accumulator updates count once the stage accepts it ([`TaskDone`]).
 fn record_success(state: &DriverState, executor: &str, metrics: &TaskMetrics) {
     state.blocks.record(executor, &metrics.stored);
     state.blocks.forget(executor, &metrics.evicted);
-    state
-        .shared_values
-        .accumulate(metrics.accumulator_updates.clone());
 }
 
 /// Forgets what an attempt's end showed to be gone: an unreachable executor with everything it
@@ -316,6 +327,7 @@ async fn acquire_executor(
     state: &DriverState,
     preferences: &Preferences,
     partition: u32,
+    avoid: &[String],
 ) -> Result<(ExecutorHandle, Slot, Locality), DriverError> {
     let started = Instant::now();
     loop {
@@ -323,6 +335,9 @@ async fn acquire_executor(
         tokio::pin!(changed);
         changed.as_mut().enable();
         let mut executors = state.executors.list();
+        if executors.iter().any(|e| !avoid.contains(&e.id)) {
+            executors.retain(|e| !avoid.contains(&e.id));
+        }
         if executors.is_empty() {
             // The session released its executors (or lost them): ask for offers again.
             state

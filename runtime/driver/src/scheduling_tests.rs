@@ -9,6 +9,7 @@ use crate::fake_executor::{FakeCluster, Received, Scripted};
 use crate::jobs::JobState;
 use crate::remote_executor::Notice;
 use crate::scheduler::MAX_TASK_ATTEMPTS;
+use crate::speculation::Speculation;
 use crate::test_lineage;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -17,12 +18,21 @@ use tessera_plan::{RddId, ShuffleId, StorageLevel, TaskAction};
 
 /// A driver with fake executors of two slots each, and no locality wait.
 fn session(executors: &[&str]) -> (Arc<DriverState>, FakeCluster) {
+    session_with(executors, None)
+}
+
+/// As [`session`], with speculation as `speculation` says.
+fn session_with(
+    executors: &[&str],
+    speculation: Option<Speculation>,
+) -> (Arc<DriverState>, FakeCluster) {
     let mut state = DriverState::new(
         &std::env::temp_dir().join("tessera-scheduling-tests"),
         "the executor logs".into(),
     )
     .unwrap();
     state.locality_wait = Duration::ZERO;
+    state.speculation = speculation;
     let state = Arc::new(state);
     let cluster = FakeCluster::default();
     for id in executors {
@@ -462,4 +472,85 @@ async fn a_broadcast_side_no_root_reaches_is_released_and_collected_again_if_use
     let side = tessera_frame::ipc::decode(&restored, "the side").unwrap();
     assert_eq!(side.get_column_names(), ["id"]);
     assert!(!state.shared_values.any_released());
+}
+
+/// Copies once half the stage's tasks finished, for a task past twice their median and 20 ms.
+fn speculating() -> Option<Speculation> {
+    Some(Speculation {
+        quantile: 0.5,
+        multiplier: 2.0,
+        min_runtime: Duration::from_millis(20),
+    })
+}
+
+/// The executors that received the task of `partition`, in order.
+fn ran_on(cluster: &FakeCluster, partition: u32) -> Vec<String> {
+    cluster
+        .received()
+        .into_iter()
+        .filter(|t| t.partition == partition)
+        .map(|t| t.executor)
+        .collect()
+}
+
+#[tokio::test]
+async fn with_speculation_a_task_stuck_on_its_executor_runs_again_on_another_and_the_job_ends() {
+    let (state, cluster) = session_with(&["a", "b"], speculating());
+    let rdd = parallelize(&state, 4);
+    // The first attempt of partition 3 never answers, as on an executor that was killed and
+    // whose connections have not closed yet.
+    let stuck = std::sync::atomic::AtomicBool::new(false);
+    cluster.script(move |task| {
+        (task.partition == 3 && !stuck.swap(true, Ordering::SeqCst)).then_some(Scripted::Hang)
+    });
+    let answered = tokio::time::timeout(Duration::from_secs(20), count(&state, rdd))
+        .await
+        .expect("the job ends without the stuck attempt")
+        .unwrap();
+    assert_eq!(answered, answers(rdd, 4));
+    let executors = ran_on(&cluster, 3);
+    assert_eq!(executors.len(), 2, "{executors:?}");
+    assert_ne!(
+        executors[0], executors[1],
+        "the copy runs on another executor"
+    );
+}
+
+#[tokio::test]
+async fn a_copied_task_counts_its_accumulator_updates_once() {
+    let (state, cluster) = session_with(&["a", "b"], speculating());
+    let accumulator = state.shared_values.accumulator();
+    cluster.add_partitions_to(accumulator);
+    let rdd = parallelize(&state, 4);
+    // Partition 3's first attempt answers after 60 ms, long after its copy did, while the
+    // stage still runs (every attempt of partition 0 takes 200 ms): it must not count again.
+    let slow = std::sync::atomic::AtomicBool::new(false);
+    cluster.script(move |task| match task.partition {
+        0 => Some(Scripted::Slow(Duration::from_millis(200))),
+        3 if !slow.swap(true, Ordering::SeqCst) => Some(Scripted::Slow(Duration::from_millis(60))),
+        _ => None,
+    });
+    assert_eq!(count(&state, rdd).await.unwrap(), answers(rdd, 4));
+    assert_eq!(ran_on(&cluster, 3).len(), 2);
+    let mut partials: Vec<u32> = state
+        .shared_values
+        .partials(accumulator)
+        .unwrap()
+        .into_iter()
+        .map(|bytes| u32::from_le_bytes(bytes.try_into().unwrap()))
+        .collect();
+    partials.sort_unstable();
+    assert_eq!(partials, [0, 1, 2, 3]);
+}
+
+#[tokio::test]
+async fn without_speculation_a_slow_task_is_waited_for_and_not_copied() {
+    let (state, cluster) = session(&["a", "b"]);
+    let rdd = parallelize(&state, 4);
+    cluster
+        .script(|task| (task.partition == 3).then_some(Scripted::Slow(Duration::from_millis(100))));
+    assert_eq!(count(&state, rdd).await.unwrap(), answers(rdd, 4));
+    for partition in 0..4 {
+        assert_eq!(ran_on(&cluster, partition).len(), 1);
+    }
 }
