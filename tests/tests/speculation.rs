@@ -45,15 +45,10 @@ fn with_speculation_a_job_ends_while_an_executor_is_frozen() {
         .env("TESSERA_SPECULATION_MIN_MS", "200");
     let child = run_in_background(session, &metrics, &script_path);
 
-    // The first job cached the partitions on both executors; one of them now freezes.
+    // An executor that ran a task of the first job (and cached its partition) now freezes.
+    // (The other may have registered after that job; copies wait for an executor to go to.)
     wait_for_tasks(&metrics, 0, 4);
-    let first = read_task_metrics(&metrics);
-    let frozen = first[0].pid;
-    let other = first.iter().find(|t| t.pid != frozen).map(|t| t.pid);
-    assert!(
-        other.is_some(),
-        "the first job ran on both executors: {first:?}"
-    );
+    let frozen = read_task_metrics(&metrics)[0].pid;
     assert!(
         signal(frozen, "-STOP"),
         "executor {frozen} is there to freeze"
