@@ -156,8 +156,6 @@ struct OpenTask {
     /// The executors its attempts run on.
     placed: Placements,
     attempts: Vec<tokio::task::AbortHandle>,
-    /// Attempts still running: an attempt that fails while the other runs leaves the end to it.
-    running: usize,
 }
 
 impl Round {
@@ -186,7 +184,6 @@ impl Round {
                     started: std::time::Instant::now(),
                     placed,
                     attempts: vec![attempt],
-                    running: 1,
                 },
             );
         }
@@ -216,13 +213,11 @@ impl Round {
         state: &Arc<DriverState>,
     ) -> Result<Option<(u32, Result<TaskEnd, DriverError>)>, DriverError> {
         loop {
-            let look = state
-                .speculation
-                .and_then(|policy| policy.next_look(&self.running()).map(|wait| (policy, wait)));
-            let joined = match look {
-                Some((policy, wait)) => tokio::select! {
+            let could_copy = self.open.values().any(|task| task.attempts.len() == 1);
+            let joined = match state.speculation.filter(|_| could_copy) {
+                Some(policy) => tokio::select! {
                     joined = self.tasks.join_next() => joined,
-                    () = tokio::time::sleep(wait) => {
+                    () = tokio::time::sleep(policy.look_every()) => {
                         self.copy_slow_tasks(state, &policy);
                         continue;
                     }
@@ -238,13 +233,13 @@ impl Round {
                 Err(error) if error.is_cancelled() => continue,
                 Err(error) => return Err(DriverError::Scheduler(error.to_string())),
             };
-            let Some(task) = self.open.get_mut(&partition) else {
+            let Some(task) = self.open.get(&partition) else {
                 continue; // the task ended already, through its other attempt
             };
-            task.running -= 1;
             let succeeded = matches!(end, Ok(TaskEnd::Done(_)));
-            if !succeeded && task.running > 0 {
-                continue; // its other attempt decides
+            // The attempt that ended is finished; another that is not decides instead.
+            if !succeeded && task.attempts.iter().any(|attempt| !attempt.is_finished()) {
+                continue;
             }
             let task = self.open.remove(&partition).expect("open");
             for attempt in &task.attempts {
@@ -257,6 +252,7 @@ impl Round {
         }
     }
 
+    /// The open tasks, as the speculation policy sees them.
     fn running(&self) -> Vec<crate::speculation::Running> {
         self.open
             .iter()
@@ -292,7 +288,6 @@ impl Round {
             let attempt = self.spawn(state, partition, avoid, placed);
             if let Some(task) = self.open.get_mut(&partition) {
                 task.attempts.push(attempt);
-                task.running += 1;
             }
         }
     }
