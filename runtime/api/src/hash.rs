@@ -2,7 +2,7 @@
 //! depends on it, as does the co-partitioning of two RDDs that are joined), and fast for the
 //! short keys that shuffles and `*_by_key` maps see most.
 
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 
 const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
 
@@ -65,10 +65,6 @@ impl Hasher for KeyHasher {
         z ^ (z >> 31)
     }
 }
-
-/// For the hash maps that combine values by key.
-pub(crate) type KeyHashBuilder = BuildHasherDefault<KeyHasher>;
-pub(crate) type KeyMap<K, V> = std::collections::HashMap<K, V, KeyHashBuilder>;
 
 /// The partition of `partitions` that the hash partitioner gives `key`.
 pub fn hash_partition<K: Hash + ?Sized>(key: &K, partitions: u32) -> u32 {

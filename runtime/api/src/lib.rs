@@ -22,6 +22,7 @@ mod batch;
 mod capture;
 mod client;
 mod code_ref;
+mod combine_table;
 mod context;
 mod data_frame;
 mod encoding;

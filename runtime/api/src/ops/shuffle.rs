@@ -13,14 +13,14 @@
 use super::{Action, OpError, Transform, decode_params};
 use crate::Data;
 use crate::batch::{BatchOut, Stop};
-use crate::hash::{KeyMap, hash_partition};
+use crate::combine_table::CombineTable;
+use crate::hash::hash_partition;
 use crate::partitioner::CustomPartitioner;
 use crate::spill::{
     FrameBuilder, MERGED_BATCH_BYTES, SizeEstimate, SpillConfig, SpillFile, SpilledRuns, merge_runs,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::collections::hash_map::Entry;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::ops::Range;
@@ -357,44 +357,37 @@ impl<V: Data, U: Data, F: Fn(U, V) -> U + Send + Sync + 'static> MapCombine<V>
     }
 }
 
-/// Combiners by key. A slot is `None` only while its combiner is being replaced.
-struct Combiners<K, C>(KeyMap<K, Option<C>>);
+/// Combiners by key. A combiner is `None` only while it is being replaced.
+struct Combiners<K, C>(CombineTable<K, C>);
 
-impl<K: Hash + Eq, C> Combiners<K, C> {
+impl<K: Hash + Eq + 'static, C> Combiners<K, C> {
     fn new() -> Self {
-        Combiners(KeyMap::default())
+        Combiners(CombineTable::new())
     }
 
-    /// Combines `value` into `key`'s combiner, first telling `noted` the value and, if the key
-    /// is new to the map, the key.
-    fn add<V>(
+    /// Combines each record's value into its key's combiner, first telling `noted` the value
+    /// and, if the key is new to the map, the key.
+    fn add_all<V>(
         &mut self,
-        key: K,
-        value: V,
+        records: Vec<(K, V)>,
         combine: &impl MapCombine<V, C = C>,
-        noted: impl FnOnce(Option<&K>, &V),
+        mut noted: impl FnMut(Option<&K>, &V),
     ) {
-        match self.0.entry(key) {
-            Entry::Occupied(mut slot) => {
-                noted(None, &value);
-                let slot = slot.get_mut();
-                *slot = Some(match slot.take() {
-                    Some(combiner) => combine.merge_value(combiner, value),
-                    None => combine.create(value),
-                });
-            }
-            Entry::Vacant(slot) => {
-                noted(Some(slot.key()), &value);
-                slot.insert(Some(combine.create(value)));
-            }
-        }
+        self.0.upsert_all(records, |new_key, slot, value| {
+            noted(new_key, &value);
+            *slot = Some(match slot.take() {
+                Some(combiner) => combine.merge_value(combiner, value),
+                None => combine.create(value),
+            });
+        });
     }
 
     fn merge(&mut self, key: K, combiner: C, merge: impl Fn(C, C) -> C) {
-        let slot = self.0.entry(key).or_insert(None);
-        *slot = Some(match slot.take() {
-            Some(existing) => merge(existing, combiner),
-            None => combiner,
+        self.0.upsert(key, |_, slot| {
+            *slot = Some(match slot.take() {
+                Some(existing) => merge(existing, combiner),
+                None => combiner,
+            });
         });
     }
 
@@ -479,11 +472,9 @@ where
         })
     }
     fn push(&mut self, batch: Vec<(K, V)>) -> Result<(), Stop> {
-        for (k, v) in batch {
-            let held = &mut self.held;
-            self.combiners
-                .add(k, v, &self.combine, |key, value| held.note(key, value));
-        }
+        let held = &mut self.held;
+        self.combiners
+            .add_all(batch, &self.combine, |key, value| held.note(key, value));
         if self.buckets.spill.over(self.held.bytes::<K, M::C>()) {
             self.drain()?;
         }
@@ -522,9 +513,7 @@ where
         })
     }
     fn push(&mut self, batch: Vec<(K, V)>, _: &mut BatchOut<(K, M::C)>) -> Result<(), Stop> {
-        for (k, v) in batch {
-            self.combiners.add(k, v, &self.combine, |_, _| {});
-        }
+        self.combiners.add_all(batch, &self.combine, |_, _| {});
         Ok(())
     }
     fn finish(&mut self, out: &mut BatchOut<(K, M::C)>) -> Result<(), Stop> {
@@ -855,9 +844,9 @@ mod tests {
         let held_after = |combine: ReduceValues<Vec<u64>, fn(Vec<u64>, Vec<u64>) -> Vec<u64>>| {
             let mut combiners = Combiners::new();
             let mut held = HeldCombiners::default();
-            for (word, value) in records.clone() {
-                combiners.add(word, value, &combine, |key, value| held.note(key, value));
-            }
+            combiners.add_all(records.clone(), &combine, |key, value| {
+                held.note(key, value)
+            });
             held.bytes::<String, Vec<u64>>()
         };
         // A reduce that keeps one value per key, as a sum keeps one number.

@@ -48,17 +48,24 @@ impl TextSource {
 /// Hands on each line of a split, without its line end. A split holds whole lines, each ended
 /// by '\n' except perhaps the file's last: the piece after the final '\n' is not a line.
 ///
-/// The split is checked as UTF-8 once and cut at its line ends with `memchr`, which took a
-/// third to a half of the time of cutting byte by byte and checking each line (26 MB of words:
-/// 26–43 ms against 55–77 ms). Like Spark's textFile, a split that is not UTF-8 has its
-/// malformed bytes replaced, line by line, never an error.
+/// The split is checked as UTF-8 once and cut at its line ends with the `memchr` crate's
+/// vectorised search: a third to a half of the time of cutting byte by byte and checking each
+/// line (26 MB of words: 26–43 ms against 55–77 ms), and 6 ms against the standard library's
+/// 9 ms for `str::split`, which searches a word at a time. Like Spark's textFile, a split that
+/// is not UTF-8 has its malformed bytes replaced, line by line, never an error.
 fn lines_of(text: &[u8], mut line: impl FnMut(String) -> Result<(), Stop>) -> Result<(), Stop> {
     if text.is_empty() {
         return Ok(());
     }
     match std::str::from_utf8(text) {
         Ok(text) => {
-            for each in text.strip_suffix('\n').unwrap_or(text).split('\n') {
+            let text = text.strip_suffix('\n').unwrap_or(text);
+            let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain([text.len()]);
+            let mut start = 0;
+            for end in ends {
+                // '\n' is one byte of UTF-8: both ends are character boundaries.
+                let each = &text[start..end];
+                start = end + 1;
                 line(each.strip_suffix('\r').unwrap_or(each).to_owned())?;
             }
         }
