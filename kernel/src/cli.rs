@@ -64,13 +64,7 @@ impl Args {
 /// Sends `tracing` logs to stderr (never stdout), filtered by `RUST_LOG`
 /// (default: info for this crate, warnings otherwise).
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tessera_kernel=info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .try_init();
+    tessera_logging::init("warn,tessera_kernel=info");
 }
 
 #[cfg(test)]

@@ -159,12 +159,7 @@ fn cell_optimisation(command: Option<&Command>) -> tessera_session::Optimisation
 
 fn main() -> ExitCode {
     tessera_session::child_process_hook();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    tessera_logging::init("warn");
     let cli = Cli::parse();
     let config = SessionConfig {
         master: cli.master.clone(),

@@ -395,3 +395,30 @@ input("more? ")
         "{stderr}"
     );
 }
+
+#[test]
+fn logs_redirected_to_a_file_are_plain_text() {
+    // A user keeps a run's log: `RUST_LOG=info tessera run script.rs 2> run.log`. The session's
+    // and its executors' lines then carry no terminal colour codes.
+    let dir = Scratch::new("plain-logs");
+    let script = dir.write("script.rs", "println!(\"{}\", sc.parallelize(vec![1u64, 2, 3], 2).count());\n");
+    let log = std::fs::File::create(dir.0.join("run.log")).unwrap();
+    let output = std::process::Command::new(tessera_e2e::bin("tessera"))
+        .current_dir(&dir.0)
+        .args(["--master", "local-cluster[1,1,512]", "run"])
+        .arg(&script)
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stderr(log)
+        .output()
+        .expect("tessera runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let log = std::fs::read_to_string(dir.0.join("run.log")).unwrap();
+    assert!(output.status.success(), "{stdout}\n{log}");
+    assert!(stdout.contains('3'), "{stdout}");
+    assert!(
+        log.contains("the driver listens for its executors") && log.contains("INFO"),
+        "the log has the session's lines: {log}"
+    );
+    assert!(!log.contains('\u{1b}'), "no escape codes in the log: {log:?}");
+}

@@ -79,12 +79,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    tessera_logging::init("info");
     let args = Args::parse();
     allocator::set_up(args.memory_limit_mb);
     let bundle = std::env::var(EXECUTOR_CREDENTIAL_ENV).with_context(|| {
