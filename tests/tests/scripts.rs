@@ -401,7 +401,10 @@ fn logs_redirected_to_a_file_are_plain_text() {
     // A user keeps a run's log: `RUST_LOG=info tessera run script.rs 2> run.log`. The session's
     // and its executors' lines then carry no terminal colour codes.
     let dir = Scratch::new("plain-logs");
-    let script = dir.write("script.rs", "println!(\"{}\", sc.parallelize(vec![1u64, 2, 3], 2).count());\n");
+    let script = dir.write(
+        "script.rs",
+        "println!(\"{}\", sc.parallelize(vec![1u64, 2, 3], 2).count());\n",
+    );
     let log = std::fs::File::create(dir.0.join("run.log")).unwrap();
     let output = std::process::Command::new(tessera_e2e::bin("tessera"))
         .current_dir(&dir.0)
@@ -420,5 +423,8 @@ fn logs_redirected_to_a_file_are_plain_text() {
         log.contains("the driver listens for its executors") && log.contains("INFO"),
         "the log has the session's lines: {log}"
     );
-    assert!(!log.contains('\u{1b}'), "no escape codes in the log: {log:?}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "no escape codes in the log: {log:?}"
+    );
 }

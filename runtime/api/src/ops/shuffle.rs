@@ -797,6 +797,57 @@ mod tests {
     }
 
     #[test]
+    fn a_combining_writer_drained_past_its_budget_still_counts_every_word() {
+        // Word count's map side: 200,000 words of 20,000 distinct, in batches as they come.
+        let dir = TestDir::new("combine");
+        let words: Vec<(String, u64)> = (0..200_000u64)
+            .map(|i| (format!("w{}", (i * 7919) % 20_000), 1))
+            .collect();
+        let count = |spill: SpillConfig| {
+            let params = bincode::serialize(&WriterParams {
+                partitioner: Partitioner::Hash { partitions: 3 },
+                zero: Vec::new(),
+            })
+            .unwrap();
+            let sum: fn(u64, u64) -> u64 = |a, b| a + b;
+            let mut writer =
+                CombineWriter::<String, u64, ReduceValues<u64, _>, ByHash>::open(sum, &params, 0)
+                    .unwrap();
+            writer.buckets.spill = spill;
+            for batch in words.chunks(4096) {
+                writer.push(batch.to_vec()).unwrap();
+            }
+            let mut bytes = Vec::new();
+            writer
+                .finish_into(&mut |piece| bytes.extend_from_slice(piece))
+                .unwrap();
+            let output = MapOutput::parse(bytes).unwrap();
+            let mut pairs = 0;
+            let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+            for r in 0..3 {
+                for (word, n) in bucket_records::<(String, u64)>(&output, r) {
+                    assert_eq!(hash_partition(&word, 3) as usize, r, "{word} in bucket {r}");
+                    *counts.entry(word).or_default() += n;
+                    pairs += 1;
+                }
+            }
+            (pairs, counts)
+        };
+        let (pairs, counts) = count(SpillConfig::unlimited());
+        assert_eq!(
+            pairs, 20_000,
+            "one combiner a word when the map is never drained"
+        );
+        assert_eq!(counts.len(), 20_000);
+        assert!(counts.values().all(|&n| n == 10));
+        // The smallest budget (256 KiB) drains the map several times: a word's count comes in
+        // pieces, which the reducers add up.
+        let (drained_pairs, drained_counts) = count(SpillConfig::in_dir(1, dir.0.clone()));
+        assert!(drained_pairs > 20_000, "{drained_pairs}");
+        assert_eq!(drained_counts, counts);
+    }
+
+    #[test]
     fn a_writer_past_its_budget_spills_and_streams_one_output_of_every_record() {
         let dir = TestDir::new("writer");
         let records: Vec<(u64, String)> = (0..60_000).map(|i| (i, format!("value {i}"))).collect();
