@@ -398,8 +398,8 @@ input("more? ")
 
 #[test]
 fn logs_redirected_to_a_file_are_plain_text() {
-    // A user keeps a run's log: `RUST_LOG=info tessera run script.rs 2> run.log`. The session's
-    // and its executors' lines then carry no terminal colour codes.
+    // A user keeps a run's log: `RUST_LOG=info tessera run script.rs 2> run.log`. Its lines
+    // then carry no terminal colour codes.
     let dir = Scratch::new("plain-logs");
     let script = dir.write(
         "script.rs",
