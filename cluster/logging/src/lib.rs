@@ -11,8 +11,7 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// Starts logging for this process, with `default_filter` where `RUST_LOG` says nothing
-/// usable. A second call in the same process (tests that start a kernel twice) changes
-/// nothing.
+/// usable. A second call in the same process changes nothing.
 pub fn init(default_filter: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
