@@ -15,10 +15,10 @@
 //! table of our own with the same layout took a quarter longer per record than hashbrown's on
 //! keys of one number, half longer counting its growth.
 
-use crate::hash::KeyHasher;
+use crate::hash::key_hash;
 use hashbrown::raw::RawTable;
 use std::any::Any;
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 
 /// How many records apart the three fetches ahead of a record are: its control bytes and home
 /// entry `3 * FETCH_STEP` records before it is placed, its matching entry `2 * FETCH_STEP`
@@ -51,7 +51,7 @@ impl<K: Hash + Eq + 'static, C> CombineTable<K, C> {
     /// Places `key`: `update` gets the key if it is new to the table (None if it was there)
     /// and its combiner (None if new).
     pub(crate) fn upsert(&mut self, key: K, update: impl FnOnce(Option<&K>, &mut Option<C>)) {
-        let hash = hash_of(&key);
+        let hash = key_hash(&key);
         self.place(hash, key, update);
     }
 
@@ -64,10 +64,10 @@ impl<K: Hash + Eq + 'static, C> CombineTable<K, C> {
     ) {
         let mut hashes = std::mem::take(&mut self.hashes);
         hashes.clear();
-        hashes.extend(records.iter().map(|(key, _)| hash_of(key)));
+        hashes.extend(records.iter().map(|(key, _)| key_hash(key)));
         // Room for every record first: no entry moves while the batch is placed, so what was
         // fetched ahead is still where it was asked for.
-        self.table.reserve(records.len(), |(key, _)| hash_of(key));
+        self.table.reserve(records.len(), |(key, _)| key_hash(key));
         for (i, (key, value)) in records.into_iter().enumerate() {
             if let Some(&ahead) = hashes.get(i + 3 * FETCH_STEP) {
                 self.fetch_home(ahead);
@@ -100,7 +100,7 @@ impl<K: Hash + Eq + 'static, C> CombineTable<K, C> {
     fn place(&mut self, hash: u64, key: K, update: impl FnOnce(Option<&K>, &mut Option<C>)) {
         match self
             .table
-            .find_or_find_insert_slot(hash, |(k, _)| *k == key, |(k, _)| hash_of(k))
+            .find_or_find_insert_slot(hash, |(k, _)| *k == key, |(k, _)| key_hash(k))
         {
             Ok(found) => {
                 // SAFETY: the bucket was just found in this table, which nothing changed since.
@@ -175,12 +175,6 @@ fn holds_text<K: 'static>() -> bool {
     std::any::TypeId::of::<K>() == std::any::TypeId::of::<String>()
 }
 
-fn hash_of<K: Hash>(key: &K) -> u64 {
-    let mut hasher = KeyHasher::default();
-    key.hash(&mut hasher);
-    hasher.finish()
-}
-
 /// Asks the processor to bring the cache line at `at` closer; never faults.
 #[inline(always)]
 fn prefetch<T>(at: *const T) {
@@ -246,7 +240,7 @@ mod tests {
     #[derive(PartialEq, Eq, Debug, Clone, Copy)]
     struct Colliding(u32);
     impl Hash for Colliding {
-        fn hash<H: Hasher>(&self, state: &mut H) {
+        fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
             state.write_u8(1)
         }
     }

@@ -66,11 +66,17 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// The partition of `partitions` that the hash partitioner gives `key`.
-pub fn hash_partition<K: Hash + ?Sized>(key: &K, partitions: u32) -> u32 {
+/// The hash of `key` that shuffles and combining use: its partition, the order of spilled runs,
+/// its place in a table of combiners.
+pub(crate) fn key_hash<K: Hash + ?Sized>(key: &K) -> u64 {
     let mut hasher = KeyHasher::default();
     key.hash(&mut hasher);
-    (hasher.finish() % partitions.max(1) as u64) as u32
+    hasher.finish()
+}
+
+/// The partition of `partitions` that the hash partitioner gives `key`.
+pub fn hash_partition<K: Hash + ?Sized>(key: &K, partitions: u32) -> u32 {
+    (key_hash(key) % partitions.max(1) as u64) as u32
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use super::{Action, OpError, Transform, decode_params};
 use crate::Data;
 use crate::batch::{BatchOut, Stop};
 use crate::combine_table::CombineTable;
-use crate::hash::hash_partition;
+use crate::hash::{hash_partition, key_hash};
 use crate::partitioner::CustomPartitioner;
 use crate::spill::{
     FrameBuilder, MERGED_BATCH_BYTES, SizeEstimate, SpillConfig, SpillFile, SpilledRuns, merge_runs,
@@ -522,14 +522,6 @@ where
         }
         Ok(())
     }
-}
-
-/// The shuffle hash of a key, which orders spilled runs of combiners.
-fn key_hash<K: Hash>(key: &K) -> u64 {
-    use std::hash::Hasher;
-    let mut hasher = crate::hash::KeyHasher::default();
-    key.hash(&mut hasher);
-    hasher.finish()
 }
 
 /// The error of a merge of `runs` spilled runs (and what was in memory) that stopped at a
