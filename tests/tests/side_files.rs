@@ -90,10 +90,11 @@ kept.count()
 }
 
 #[test]
-fn a_local_executor_keeps_its_files_in_the_sessions_directory() {
-    // There, an executor killed before it could remove them (with its session, say) leaves
-    // nothing in the temporary directory: the session's directory is swept once it has long
-    // ended.
+fn a_local_executors_files_are_in_the_sessions_directory_and_go_with_the_session() {
+    // There, an executor killed before its files could be removed (with its session, say)
+    // leaves nothing in the temporary directory: the session's directory is swept once it has
+    // long ended. A session that ends removes them itself (they were a few megabytes of
+    // fetched libraries each) and keeps the executor's log.
     let dir = Scratch::new("local-executor-files");
     let script = r#"
 let dirs = sc.parallelize(vec![1u8], 1).map(|_| std::env::var("TESSERA_FILES_DIR").unwrap());
@@ -102,9 +103,14 @@ for dir in dirs.collect() { println!("{dir}"); }
     let run = tessera_run(&dir.0, script, "local[2]", &[]);
     let line = run.lines().first().cloned().unwrap_or_default();
     assert!(
-        line.contains("/tessera/sessions/") && line.contains("/tessera-executor-"),
+        line.contains("/tessera/sessions/") && line.contains("/executor-local-0/"),
         "{}\n{}",
         run.stdout,
         run.stderr
     );
+    let files = std::path::Path::new(&line);
+    let work_dir = files.parent().expect("the files are in the executor's directory");
+    assert!(!work_dir.exists(), "{} is left after the session", work_dir.display());
+    let session_dir = work_dir.parent().expect("in the session's directory");
+    assert!(session_dir.join("executor-local-0.log").is_file(), "the executor's log is kept");
 }

@@ -49,11 +49,12 @@ impl ExecutorCommand {
         }
     }
 
-    /// Starts the executor as a child of this process, with its files in the session's
-    /// directory `session_dir` (as an agent gives its executors a sandbox) and its log there as
-    /// `log`. It gets a process group of its own (a Ctrl-C in the terminal is for the session,
-    /// not for it) and dies with the thread that started it.
-    pub fn spawn_local(&self, session_dir: &Path, log: &str) -> std::io::Result<Child> {
+    /// Starts the executor as a child of this process, with its log in the session's directory
+    /// `session_dir` as `{name}.log` and its files in `work_dir`, the directory `name` there
+    /// (as an agent gives its executors a sandbox), which its launcher removes once it has
+    /// stopped it ([`LocalExecutor`]). It gets a process group of its own (a Ctrl-C in the
+    /// terminal is for the session, not for it) and dies with the thread that started it.
+    pub fn spawn_local(&self, session_dir: &Path, name: &str) -> std::io::Result<LocalExecutor> {
         if !self.program.exists() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
@@ -63,10 +64,13 @@ impl ExecutorCommand {
                 ),
             ));
         }
-        let log_file = std::fs::File::create(session_dir.join(log))?;
+        let log_file = std::fs::File::create(session_dir.join(format!("{name}.log")))?;
+        let work_dir = session_dir.join(name);
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
+            .arg("--work-dir")
+            .arg(&work_dir)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("TESSERA_SANDBOX", session_dir)
             .stdin(Stdio::null())
@@ -80,6 +84,24 @@ impl ExecutorCommand {
                 Ok(())
             });
         }
-        command.spawn()
+        let child = command.spawn()?;
+        Ok(LocalExecutor { child, work_dir })
+    }
+}
+
+/// An executor this process started, with the directory of its files.
+pub struct LocalExecutor {
+    child: Child,
+    work_dir: PathBuf,
+}
+
+impl Drop for LocalExecutor {
+    /// Stops the executor and removes its files (fetched libraries, side files, spilled
+    /// blocks, shuffle files): nothing reads them once it is gone, and a session left them
+    /// behind for a day, a few megabytes each. Its log stays beside them.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.work_dir);
     }
 }

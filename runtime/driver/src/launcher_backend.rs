@@ -5,11 +5,10 @@
 use crate::dynamic_allocation::{DynamicAllocation, ExecutorUse, to_give_back, to_release};
 use crate::executor_size::{MIN_EXECUTOR_MEM_MB, executor_size};
 use crate::executors::ExecutorHandle;
-use crate::launcher::ExecutorCommand;
+use crate::launcher::{ExecutorCommand, LocalExecutor};
 use crate::{DriverConfig, DriverState};
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
-use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -42,7 +41,7 @@ const SESSION_FAILOVER_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub enum Backend {
     /// `local[N]`: the driver started one executor itself.
-    Local { child: Child },
+    Local { _executor: LocalExecutor },
     /// Executors launched through offers.
     Cluster {
         client: FrameworkClient,
@@ -80,8 +79,10 @@ impl Backend {
                     None,
                     executor_credential,
                 );
-                let child = command.spawn_local(&config.work_dir, "executor-local-0.log")?;
-                return Ok(Backend::Local { child });
+                let executor = command.spawn_local(&config.work_dir, "executor-local-0")?;
+                return Ok(Backend::Local {
+                    _executor: executor,
+                });
             }
             MasterUrl::LocalCluster {
                 agents,
@@ -214,10 +215,8 @@ impl Backend {
 impl Drop for Backend {
     fn drop(&mut self) {
         match self {
-            Backend::Local { child } => {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            // The executor stops as its handle drops.
+            Backend::Local { .. } => {}
             Backend::Cluster {
                 client,
                 events_task,

@@ -14,8 +14,9 @@ pub fn cache_root() -> PathBuf {
 }
 
 /// Removes the directories of sessions that ended long ago (`sessions/PID` whose process is
-/// gone and that nothing has touched for a day): their executors' logs and side files are
-/// kept that long for a look after the fact, then they would only pile up.
+/// gone and that nothing has touched for a day): their executors' logs are kept that long for
+/// a look after the fact (and the files of an executor killed with its session, which it could
+/// not remove), then they would only pile up.
 pub fn remove_stale_sessions(sessions: &std::path::Path) {
     remove_stale_sessions_older_than(sessions, std::time::Duration::from_secs(24 * 3600));
 }
