@@ -109,8 +109,17 @@ for dir in dirs.collect() { println!("{dir}"); }
         run.stderr
     );
     let files = std::path::Path::new(&line);
-    let work_dir = files.parent().expect("the files are in the executor's directory");
-    assert!(!work_dir.exists(), "{} is left after the session", work_dir.display());
+    let work_dir = files
+        .parent()
+        .expect("the files are in the executor's directory");
+    assert!(
+        !work_dir.exists(),
+        "{} is left after the session",
+        work_dir.display()
+    );
     let session_dir = work_dir.parent().expect("in the session's directory");
-    assert!(session_dir.join("executor-local-0.log").is_file(), "the executor's log is kept");
+    assert!(
+        session_dir.join("executor-local-0.log").is_file(),
+        "the executor's log is kept"
+    );
 }

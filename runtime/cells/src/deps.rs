@@ -15,6 +15,7 @@ use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime};
 
 /// The result of building the dependency project: how rustc finds the crates.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -86,6 +87,8 @@ impl DependencyProject {
             std::fs::File::create(&lock_path).map_err(CellsError::io("create", &lock_path))?;
         // SAFETY: flock on a descriptor this function owns; released when `lock` is dropped.
         unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+        // When a session last used the project: the sweep of unusable projects spares it.
+        let _ = std::fs::write(self.dir.join(USED_STAMP), b"");
         let manifest = self.dir.join("build.json");
         if let Some(built) = std::fs::read(&manifest)
             .ok()
@@ -307,6 +310,78 @@ fn is_fresh(built: &BuiltDependencies) -> bool {
         && built.externs.iter().all(|(_, path)| path.exists())
 }
 
+/// The file whose modification time says when a session last used a project.
+const USED_STAMP: &str = "used";
+/// A project whose path dependency is gone is removed once unused this long (a session
+/// started from that checkout before it went may still compile cells against it).
+const GONE_PATH_GRACE: Duration = Duration::from_secs(3600);
+/// Any project is removed once unused this long (those of Tessera versions given up).
+const UNUSED_LIMIT: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Removes the dependency projects under `cache_dir`, other than `in_use`, that no session
+/// will use again: those whose path dependency is gone (each checkout of Tessera, each clone
+/// a CI run made, has a project of its own, half a gigabyte with polars) and those unused for
+/// a month. A project being built (its lock held) is left alone.
+pub(crate) fn remove_stale_projects(cache_dir: &Path, in_use: &Path) {
+    let Ok(entries) = std::fs::read_dir(cache_dir) else {
+        return;
+    };
+    let now = SystemTime::now();
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let is_project = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with("deps-"));
+        if !is_project || dir == in_use {
+            continue;
+        }
+        let Ok(manifest) = std::fs::read_to_string(dir.join("Cargo.toml")) else {
+            continue;
+        };
+        let last_use = [USED_STAMP, "build.json", "Cargo.toml"]
+            .iter()
+            .find_map(|name| {
+                std::fs::metadata(dir.join(name))
+                    .and_then(|m| m.modified())
+                    .ok()
+            });
+        let unused_for = last_use
+            .and_then(|at| now.duration_since(at).ok())
+            .unwrap_or_default();
+        if !is_stale(&manifest, unused_for, |path| Path::new(path).exists()) {
+            continue;
+        }
+        let Ok(lock) = std::fs::File::open(dir.join(".lock")) else {
+            let _ = std::fs::remove_dir_all(&dir);
+            continue;
+        };
+        // SAFETY: flock on a descriptor this function owns; released when `lock` is dropped.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
+/// Whether a project with this Cargo.toml, unused for `unused_for`, is to be removed.
+fn is_stale(manifest: &str, unused_for: Duration, exists: impl Fn(&str) -> bool) -> bool {
+    let gone = path_dependencies(manifest).any(|path| !exists(path));
+    (gone && unused_for >= GONE_PATH_GRACE) || unused_for >= UNUSED_LIMIT
+}
+
+/// The `path = "..."` of each line of the `[dependencies]` table.
+fn path_dependencies(manifest: &str) -> impl Iterator<Item = &str> {
+    manifest
+        .lines()
+        .skip_while(|line| line.trim() != "[dependencies]")
+        .skip(1)
+        .take_while(|line| !line.trim_start().starts_with('['))
+        .filter_map(|line| {
+            let after = line.split_once("path = \"")?.1;
+            Some(&after[..after.find('"')?])
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,5 +447,77 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         std::fs::write(&file, "b").unwrap();
         assert!(!is_fresh(&built));
+    }
+
+    fn manifest(tessera: &str) -> String {
+        DependencyProject {
+            dir: PathBuf::new(),
+            lines: vec![
+                format!("tessera = {{ path = \"{tessera}\", features = [\"polars\"] }}"),
+                r#"serde = { version = "1" }"#.to_string(),
+            ],
+        }
+        .cargo_toml()
+    }
+
+    #[test]
+    fn the_path_dependencies_are_those_of_the_dependencies_table() {
+        let text = manifest("/checkout/runtime/api");
+        // Not `[lib] path = "src/lib.rs"`.
+        assert_eq!(
+            path_dependencies(&text).collect::<Vec<_>>(),
+            vec!["/checkout/runtime/api"]
+        );
+    }
+
+    #[test]
+    fn a_project_goes_when_its_checkout_went_an_hour_ago_or_after_a_month_unused() {
+        let hour = Duration::from_secs(3600);
+        let text = manifest("/gone/runtime/api");
+        let gone = |_: &str| false;
+        let there = |_: &str| true;
+        assert!(is_stale(&text, hour, gone));
+        // A session started from it before it went may still use it.
+        assert!(!is_stale(&text, hour / 2, gone));
+        assert!(!is_stale(&text, 29 * 24 * hour, there));
+        assert!(is_stale(&text, 30 * 24 * hour, there));
+    }
+
+    #[test]
+    fn the_sweep_removes_unusable_projects_and_keeps_the_rest() {
+        let cache = tempfile::tempdir().unwrap();
+        let checkout = tempfile::tempdir().unwrap();
+        let project = |name: &str, tessera: &Path, unused: Duration| {
+            let dir = cache.path().join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(
+                dir.join("Cargo.toml"),
+                manifest(&tessera.display().to_string()),
+            )
+            .unwrap();
+            let stamp = std::fs::File::create(dir.join(USED_STAMP)).unwrap();
+            stamp.set_modified(SystemTime::now() - unused).unwrap();
+            dir
+        };
+        let day = Duration::from_secs(24 * 3600);
+        let gone = project("deps-gone", Path::new("/no/such/checkout"), day);
+        let gone_just_now = project(
+            "deps-gone-now",
+            Path::new("/no/such/checkout"),
+            Duration::ZERO,
+        );
+        let live = project("deps-live", checkout.path(), day);
+        let in_use = project("deps-in-use", Path::new("/no/such/checkout"), day);
+        let other = cache.path().join("cells");
+        std::fs::create_dir_all(&other).unwrap();
+        remove_stale_projects(cache.path(), &in_use);
+        assert!(
+            !gone.exists(),
+            "a project of a checkout gone a day ago is removed"
+        );
+        assert!(gone_just_now.exists());
+        assert!(live.exists());
+        assert!(in_use.exists(), "the session's own project stays");
+        assert!(other.exists(), "only dependency projects are swept");
     }
 }

@@ -102,10 +102,18 @@ impl Engine {
             &toolchain.version,
             &built.fingerprint(),
         )?;
-        let trimmed = cache.clone();
+        let (trimmed, cache_dir, in_use) = (
+            cache.clone(),
+            config.cache_dir.clone(),
+            project.dir().to_path_buf(),
+        );
         let _ = std::thread::Builder::new()
             .name("cells-cache-trim".into())
-            .spawn(move || trimmed.trim());
+            .spawn(move || {
+                // The quicker look first: a short `tessera run` may end before the other.
+                crate::deps::remove_stale_projects(&cache_dir, &in_use);
+                trimmed.trim();
+            });
         Ok(Engine {
             config,
             project,
