@@ -86,7 +86,7 @@ impl FakeCluster {
                 id: id.to_string(),
                 cluster: self.clone(),
             }),
-            slots: Arc::new(tokio::sync::Semaphore::new(cores as usize)),
+            slots: ExecutorHandle::slots_for(cores),
         }
     }
 

@@ -414,7 +414,7 @@ impl OfferHandler {
         executors
             .iter()
             .filter_map(|e| {
-                if !started || e.slots.available_permits() < e.cores.max(1) as usize {
+                if !started || e.tasks_in_flight() > 0 {
                     idle_since.remove(&e.id);
                     return None;
                 }
@@ -428,9 +428,8 @@ impl OfferHandler {
     async fn end_drained(&self) {
         let done: Vec<String> = {
             let mut draining = self.draining.lock();
-            let (done, busy): (Vec<_>, Vec<_>) = draining
-                .drain(..)
-                .partition(|e| e.slots.available_permits() >= e.cores.max(1) as usize);
+            let (done, busy): (Vec<_>, Vec<_>) =
+                draining.drain(..).partition(|e| e.tasks_in_flight() == 0);
             *draining = busy;
             done.into_iter().map(|e| e.id).collect()
         };

@@ -554,3 +554,27 @@ async fn without_speculation_a_slow_task_is_waited_for_and_not_copied() {
         assert_eq!(ran_on(&cluster, partition).len(), 1);
     }
 }
+
+#[tokio::test]
+async fn tasks_that_read_no_shuffle_are_sent_ahead_to_wait_for_a_core_and_shuffle_readers_are_not()
+{
+    let (state, cluster) = session(&["a"]);
+    let words = parallelize(&state, 6);
+    let counts = shuffle(&state, words, 6);
+    // Every task takes 200 ms; the executor has two cores.
+    cluster.script(|_| Some(Scripted::Slow(Duration::from_millis(200))));
+    let job = tokio::spawn({
+        let state = state.clone();
+        async move { count(&state, counts).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The map tasks read no shuffle: two for the cores, two more sent ahead.
+    assert_eq!(cluster.received().len(), 4);
+    // Past the map stage (two waves), the reduce tasks, which fetch map outputs, are sent
+    // only to free cores.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let received = cluster.received();
+    assert_eq!(map_tasks(&received, counts).len(), 6);
+    assert_eq!(received.len(), 8, "{received:?}");
+    assert_eq!(job.await.unwrap().unwrap(), answers(counts, 6));
+}
