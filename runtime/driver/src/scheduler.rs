@@ -373,6 +373,13 @@ async fn acquire_executor(
                     break;
                 }
                 if let Some(slot) = state.executors.try_slot(executor, sent_ahead) {
+                    if sent_ahead {
+                        // It waits for a core all the same, there: a session short of the
+                        // executors it wants asks for offers again.
+                        state
+                            .executors_wanted
+                            .store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
                     return Ok((executor.clone(), slot, level));
                 }
             }
