@@ -568,8 +568,10 @@ async fn tasks_that_read_no_shuffle_are_sent_ahead_to_wait_for_a_core_and_shuffl
         async move { count(&state, counts).await }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    // The map tasks read no shuffle: two for the cores, two more sent ahead.
+    // The map tasks read no shuffle: two for the cores, two more sent ahead, which wait for a
+    // core there as others would here: the session wants more executors.
     assert_eq!(cluster.received().len(), 4);
+    assert!(state.executors_wanted.load(Ordering::SeqCst));
     // Past the map stage (two waves), the reduce tasks, which fetch map outputs, are sent
     // only to free cores.
     tokio::time::sleep(Duration::from_millis(400)).await;
