@@ -42,21 +42,23 @@ pub const AHEAD_PER_CORE: usize = 1;
 impl ExecutorHandle {
     /// The task slots of an executor with `cores` cores.
     pub fn slots_for(cores: u32) -> Arc<tokio::sync::Semaphore> {
-        Arc::new(tokio::sync::Semaphore::new(
-            cores.max(1) as usize * (1 + AHEAD_PER_CORE),
-        ))
+        Arc::new(tokio::sync::Semaphore::new(slot_count(cores)))
     }
 
     /// Tasks sent to it that have not ended.
     pub fn tasks_in_flight(&self) -> usize {
-        let all = self.cores.max(1) as usize * (1 + AHEAD_PER_CORE);
-        all.saturating_sub(self.slots.available_permits())
+        slot_count(self.cores).saturating_sub(self.slots.available_permits())
     }
 
     /// Whether a task sent now would find a free core.
     pub fn has_free_core(&self) -> bool {
         self.tasks_in_flight() < self.cores.max(1) as usize
     }
+}
+
+/// How many task slots an executor with `cores` cores has: one per core, and those ahead.
+fn slot_count(cores: u32) -> usize {
+    cores.max(1) as usize * (1 + AHEAD_PER_CORE)
 }
 
 #[derive(Default)]

@@ -183,6 +183,13 @@ fn bytes_from_env(name: &str, default: u64) -> u64 {
 }
 
 impl DriverState {
+    /// Notes that a task waits for a core (or for any executor): a session short of the
+    /// executors it wants asks the master for offers again.
+    pub(crate) fn want_executors(&self) {
+        self.executors_wanted
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// A driver's state with nothing defined and no executor, its side files under `work_dir`.
     fn new(work_dir: &std::path::Path, executor_logs: String) -> anyhow::Result<DriverState> {
         Ok(DriverState {

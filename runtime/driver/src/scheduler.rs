@@ -347,9 +347,7 @@ async fn acquire_executor(
         }
         if executors.is_empty() {
             // The session released its executors (or lost them): ask for offers again.
-            state
-                .executors_wanted
-                .store(true, std::sync::atomic::Ordering::SeqCst);
+            state.want_executors();
             if started.elapsed() > EXECUTOR_WAIT {
                 return Err(DriverError::NoExecutors {
                     waited: EXECUTOR_WAIT,
@@ -374,20 +372,15 @@ async fn acquire_executor(
                 }
                 if let Some(slot) = state.executors.try_slot(executor, sent_ahead) {
                     if sent_ahead {
-                        // It waits for a core all the same, there: a session short of the
-                        // executors it wants asks for offers again.
-                        state
-                            .executors_wanted
-                            .store(true, std::sync::atomic::Ordering::SeqCst);
+                        // It waits for a core all the same, there.
+                        state.want_executors();
                     }
                     return Ok((executor.clone(), slot, level));
                 }
             }
         }
-        // Tasks queue: a session short of the executors it wants asks for offers again.
-        state
-            .executors_wanted
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        // Tasks queue.
+        state.want_executors();
         // Until a slot is given back or executors come or go (`changed` was enabled before the
         // look, so neither is missed), or until the locality level relaxes; at most a while,
         // in case a slot frees in a way that does not notify.
