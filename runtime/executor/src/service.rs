@@ -7,7 +7,6 @@ use crate::shuffle_fetch::{self, Peers, Spool};
 use crate::shuffle_store::{Bucket, ShuffleStore};
 use crate::task_host::{Broadcasts, TaskHost};
 use crate::task_runner::{TaskEnv, libraries, run_task};
-use crate::task_slots::{SlotError, TaskSlots};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,7 +28,7 @@ pub struct ExecutorService {
     pub shuffles: Arc<ShuffleStore>,
     pub broadcasts: Arc<Broadcasts>,
     pub peers: Arc<Peers>,
-    pub slots: Arc<TaskSlots>,
+    pub slots: Arc<tokio::sync::Semaphore>,
     pub cancelled_jobs: Arc<Mutex<HashMap<u64, Arc<AtomicBool>>>>,
     pub shutdown: Arc<tokio::sync::Notify>,
     /// Where tasks spill, and what one operator of a task (and a task's fetched buckets) may
@@ -99,7 +98,12 @@ impl Executor for ExecutorService {
                     }
                 };
             }
-            let slot = self.slots.take().await.map_err(slot_status)?;
+            let _slot = self
+                .slots
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| Status::unavailable("executor is stopping"))?;
             let fetch_spilled = spool.spilled;
             let (spill_dir, spill_budget) = (self.spill_dir.clone(), self.task_spill_budget);
             let (artifacts, blocks, shuffles, broadcasts, cancelled, executor_id) = (
@@ -110,31 +114,30 @@ impl Executor for ExecutorService {
                 self.cancel_flag(task.job_id),
                 self.executor_id.clone(),
             );
-            let ran = slot
-                .run(move || {
-                    let host = TaskHost::new(&broadcasts, spill_budget, &spill_dir);
-                    let env = TaskEnv {
-                        host: &host,
-                        artifacts: &artifacts,
-                        blocks: &blocks,
-                        shuffles: &shuffles,
-                        cancelled: &cancelled,
-                        executor_id: &executor_id,
-                        shuffle_input: &shuffle_input,
-                        fetch_spilled,
-                    };
-                    let outcome = run_task(&task, &env);
-                    let copies = match &outcome {
-                        TaskOutcome::Success { metrics, .. } if !task.replicate_to.is_empty() => {
-                            replication::outgoing(&metrics.stored, &blocks)
-                        }
-                        _ => Vec::new(),
-                    };
-                    crate::allocator::release_freed_memory();
-                    (task, outcome, copies)
-                })
-                .await
-                .map_err(slot_status)?;
+            let ran = tokio::task::spawn_blocking(move || {
+                let host = TaskHost::new(&broadcasts, spill_budget, &spill_dir);
+                let env = TaskEnv {
+                    host: &host,
+                    artifacts: &artifacts,
+                    blocks: &blocks,
+                    shuffles: &shuffles,
+                    cancelled: &cancelled,
+                    executor_id: &executor_id,
+                    shuffle_input: &shuffle_input,
+                    fetch_spilled,
+                };
+                let outcome = run_task(&task, &env);
+                let copies = match &outcome {
+                    TaskOutcome::Success { metrics, .. } if !task.replicate_to.is_empty() => {
+                        replication::outgoing(&metrics.stored, &blocks)
+                    }
+                    _ => Vec::new(),
+                };
+                crate::allocator::release_freed_memory();
+                (task, outcome, copies)
+            })
+            .await
+            .map_err(|e| Status::internal(format!("task thread failed: {e}")))?;
             let (task, mut outcome, copies) = ran;
             if let TaskOutcome::Success { metrics, .. } = &mut outcome {
                 replication::send(copies, &mut metrics.stored, &task.replicate_to, &self.peers)
@@ -288,13 +291,5 @@ impl Executor for ExecutorService {
         require(&request, "Shutdown", &[Principal::Driver])?;
         self.shutdown.notify_one();
         Ok(Response::new(Empty {}))
-    }
-}
-
-/// The status a call gets when its task could not run on a slot.
-fn slot_status(error: SlotError) -> Status {
-    match error {
-        SlotError::Stopped => Status::unavailable(error.to_string()),
-        SlotError::Panicked(_) => Status::internal(error.to_string()),
     }
 }
