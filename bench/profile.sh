@@ -25,7 +25,16 @@ notebook="$repo/notebooks/$workload.rs"
 command -v perf >/dev/null || { echo "perf is missing: apt-get install linux-perf" >&2; exit 2; }
 mkdir -p "$out"
 scratch="$(mktemp -d)"
-trap 'rm -rf "$scratch"' EXIT
+restored=()
+cleanup() {
+    local library
+    for library in "${restored[@]}"; do
+        rm -f "$library"
+        rmdir -p --ignore-fail-on-non-empty "$(dirname "$library")" 2>/dev/null || true
+    done
+    rm -rf "$scratch"
+}
+trap cleanup EXIT
 
 TESSERA_EXAMPLE_INPUT="$input" TESSERA_EXAMPLE_ITERATIONS="${TESSERA_EXAMPLE_ITERATIONS:-10}" \
     NO_COLOR=1 "$bin_dir/tessera" --master 'local[2]' --executor-memory-mb 4096 \
@@ -39,6 +48,20 @@ descendants() {
         descendants "$child"
     done
 }
+# An executor loads the cell libraries and libstd from copies in its work directory, which
+# goes with it: a link to each copy is kept under $scratch/kept, at the same path, and put
+# back for `perf script` to read their symbols (libstd has no build id to find it by).
+declare -A kept=()
+keep_libraries() {
+    local library
+    for library in $(awk '$6 ~ /\.so$/ {print $6}' "/proc/$1/maps" 2>/dev/null | sort -u); do
+        if [ -z "${kept[$library]:-}" ] && [[ "$library" == */tessera/sessions/* ]]; then
+            mkdir -p "$scratch/kept$(dirname "$library")"
+            ln "$library" "$scratch/kept$library" 2>/dev/null || cp "$library" "$scratch/kept$library" 2>/dev/null || continue
+            kept[$library]=1
+        fi
+    done
+}
 # (`ps` gives a command name of at most 15 characters.)
 declare -A recorded=()
 while kill -0 "$session" 2>/dev/null; do
@@ -48,16 +71,18 @@ while kill -0 "$session" 2>/dev/null; do
             perf record -q -F 499 --call-graph dwarf,16384 -p "$pid" -o "$scratch/perf-$pid.data" 2>/dev/null &
         fi
     done
+    for pid in "${!recorded[@]}"; do keep_libraries "$pid"; done
     sleep 0.02
 done
 wait "$session" || { cat "$scratch/stderr" >&2; echo "the notebook failed" >&2; exit 1; }
 wait # every perf ends with the process it records
 [ "${#recorded[@]}" -gt 0 ] || { echo "no executor was seen" >&2; exit 1; }
-# The executors loaded their copies of the cell libraries and libstd from their work
-# directories, removed as they ended: perf finds the same files by build id in its cache.
-cells="${XDG_CACHE_HOME:-$HOME/.cache}/tessera/cells/cells"
-for library in "$cells"/*.so "$(rustc --print sysroot)"/lib/rustlib/*/lib/libstd-*.so; do
-    [ -f "$library" ] && perf buildid-cache --add "$library" 2>/dev/null || true
+for library in "${!kept[@]}"; do
+    if [ ! -e "$library" ]; then
+        mkdir -p "$(dirname "$library")"
+        ln "$scratch/kept$library" "$library" 2>/dev/null || cp "$scratch/kept$library" "$library"
+        restored+=("$library")
+    fi
 done
 for data in "$scratch"/perf-*.data; do
     perf script -i "$data" 2>/dev/null
