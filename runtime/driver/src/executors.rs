@@ -26,20 +26,39 @@ pub struct ExecutorHandle {
     /// Where its agent serves the copies of its map outputs, if it does (they outlive it).
     pub sandbox_files: Option<String>,
     pub client: Arc<dyn RemoteExecutor>,
-    /// Its task slots, one per core.
+    /// Its task slots: one per core, and [`AHEAD_PER_CORE`] more per core for tasks sent ahead.
     pub slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// Tasks an executor is sent beyond its cores, per core. They wait there for a core, so that a
+/// job's next wave starts on the executor as the last ends instead of after a round trip
+/// through the driver: on two cores that trip often cost an LR iteration a whole task's time,
+/// the driver's thread that was sending being preempted by the executor it woke and left
+/// behind a running task (BENCHMARKS.md, "Tasks sent ahead"). Only tasks that read no
+/// shuffle are sent ahead: an executor fetches a task's shuffle input before the task waits for
+/// a core, and would hold it meanwhile.
+pub const AHEAD_PER_CORE: usize = 1;
 
 impl ExecutorHandle {
     /// The task slots of an executor with `cores` cores.
     pub fn slots_for(cores: u32) -> Arc<tokio::sync::Semaphore> {
-        Arc::new(tokio::sync::Semaphore::new(cores.max(1) as usize))
+        Arc::new(tokio::sync::Semaphore::new(slot_count(cores)))
     }
 
     /// Tasks sent to it that have not ended.
     pub fn tasks_in_flight(&self) -> usize {
-        (self.cores.max(1) as usize).saturating_sub(self.slots.available_permits())
+        slot_count(self.cores).saturating_sub(self.slots.available_permits())
     }
+
+    /// Whether a task sent now would find a free core.
+    pub fn has_free_core(&self) -> bool {
+        self.tasks_in_flight() < self.cores.max(1) as usize
+    }
+}
+
+/// How many task slots an executor with `cores` cores has: one per core, and those ahead.
+fn slot_count(cores: u32) -> usize {
+    cores.max(1) as usize * (1 + AHEAD_PER_CORE)
 }
 
 #[derive(Default)]
@@ -80,8 +99,12 @@ impl Executors {
         removed
     }
 
-    /// A free task slot of `executor`, if it has one.
-    pub fn try_slot(&self, executor: &ExecutorHandle) -> Option<Slot> {
+    /// A task slot of `executor` with a free core, or with `ahead` one where the task waits on
+    /// the executor for a core ([`AHEAD_PER_CORE`]), if it has one.
+    pub fn try_slot(&self, executor: &ExecutorHandle, ahead: bool) -> Option<Slot> {
+        if !ahead && !executor.has_free_core() {
+            return None;
+        }
         let permit = executor.slots.clone().try_acquire_owned().ok()?;
         Some(Slot {
             permit: Some(permit),

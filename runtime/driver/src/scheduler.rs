@@ -159,10 +159,15 @@ pub async fn run_task(
     let preferences = with_locations(state, |known| {
         task_plan::preferences(&chain, known, &state.host)
     });
+    // A task that reads no shuffle may wait for a core on its executor.
+    let ahead = chain
+        .source
+        .as_ref()
+        .is_none_or(|source| source.shuffle_reads().is_empty());
     let mut attempts = Attempts::default();
     loop {
         let (executor, slot, locality) =
-            acquire_executor(state, &preferences, partition, avoid).await?;
+            acquire_executor(state, &preferences, partition, avoid, ahead).await?;
         placed.lock().push(executor.id.clone());
         let end = match attempt(
             state, job_id, &chain, partition, action, &attempts, &executor,
@@ -322,12 +327,14 @@ fn stage_name(action: &TaskAction) -> String {
 }
 
 /// Waits for a free task slot at the most local level the delay allows by now, taking the
-/// most local free slot within it.
+/// most local free slot within it: one with a free core, else, when the task may be sent
+/// `ahead`, one where it waits on the executor for a core.
 async fn acquire_executor(
     state: &DriverState,
     preferences: &Preferences,
     partition: u32,
     avoid: &[String],
+    ahead: bool,
 ) -> Result<(ExecutorHandle, Slot, Locality), DriverError> {
     let started = Instant::now();
     loop {
@@ -356,13 +363,20 @@ async fn acquire_executor(
         let n = executors.len();
         executors.rotate_left(partition as usize % n);
         executors.sort_by_key(|e| preferences.level_of(e));
-        for executor in executors {
-            let level = preferences.level_of(&executor);
-            if level > allowed {
-                break;
-            }
-            if let Some(slot) = state.executors.try_slot(&executor) {
-                return Ok((executor, slot, level));
+        let passes: &[bool] = if ahead { &[false, true] } else { &[false] };
+        for &sent_ahead in passes {
+            for executor in &executors {
+                let level = preferences.level_of(executor);
+                if level > allowed {
+                    break;
+                }
+                if let Some(slot) = state.executors.try_slot(executor, sent_ahead) {
+                    if sent_ahead {
+                        // It waits for a core all the same, there.
+                        state.want_executors();
+                    }
+                    return Ok((executor.clone(), slot, level));
+                }
             }
         }
         // Tasks queue.

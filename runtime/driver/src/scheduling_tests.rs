@@ -554,3 +554,38 @@ async fn without_speculation_a_slow_task_is_waited_for_and_not_copied() {
         assert_eq!(ran_on(&cluster, partition).len(), 1);
     }
 }
+
+#[tokio::test]
+async fn tasks_that_read_no_shuffle_are_sent_ahead_to_wait_for_a_core_and_shuffle_readers_are_not()
+{
+    let (state, cluster) = session(&["a"]);
+    let words = parallelize(&state, 6);
+    let counts = shuffle(&state, words, 6);
+    // Every task takes 500 ms; the executor has two cores.
+    cluster.script(|_| Some(Scripted::Slow(Duration::from_millis(500))));
+    let job = tokio::spawn({
+        let state = state.clone();
+        async move { count(&state, counts).await }
+    });
+    // What the executor holds once the driver has sent all it will before a task ends.
+    let settled = |reached: fn(&[Received]) -> bool| {
+        let cluster = cluster.clone();
+        async move {
+            while !reached(&cluster.received()) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            cluster.received()
+        }
+    };
+    // The map tasks read no shuffle: two for the cores, two more sent ahead, which wait for a
+    // core there as others would here: the session wants more executors.
+    assert_eq!(settled(|r| r.len() >= 2).await.len(), 4);
+    assert!(state.executors_wanted.load(Ordering::SeqCst));
+    // Past the map stage (two waves), the reduce tasks, which fetch map outputs, are sent
+    // only to free cores.
+    let received = settled(|r| r.iter().any(|t| t.writes.is_none())).await;
+    assert_eq!(map_tasks(&received, counts).len(), 6);
+    assert_eq!(received.len(), 8, "{received:?}");
+    assert_eq!(job.await.unwrap().unwrap(), answers(counts, 6));
+}

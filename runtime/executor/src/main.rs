@@ -16,10 +16,12 @@ mod shuffle_fetch;
 mod shuffle_store;
 mod task_host;
 mod task_runner;
+mod task_slots;
 
 use anyhow::{Context, bail};
 use clap::Parser;
 use std::sync::Arc;
+use task_slots::TaskSlots;
 use tessera_credentials::{Credential, EXECUTOR_CREDENTIAL_ENV, Principal};
 use tessera_wire::MAX_MESSAGE_BYTES;
 use tessera_wire::driver::RegisterExecutorRequest;
@@ -206,7 +208,7 @@ async fn serve(
             args.shuffle_spill_mb.unwrap_or(args.memory_mb / 4) << 20,
             args.cores,
         ),
-        slots: Arc::new(tokio::sync::Semaphore::new(args.cores.max(1) as usize)),
+        slots: Arc::new(TaskSlots::start(args.cores.max(1) as usize)?),
         cancelled_jobs: Default::default(),
         shutdown: shutdown.clone(),
     };

@@ -7,6 +7,7 @@ use crate::shuffle_fetch::{self, Peers, Spool};
 use crate::shuffle_store::{Bucket, ShuffleStore};
 use crate::task_host::{Broadcasts, TaskHost};
 use crate::task_runner::{TaskEnv, libraries, run_task};
+use crate::task_slots::{SlotError, TaskSlots};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,7 +29,7 @@ pub struct ExecutorService {
     pub shuffles: Arc<ShuffleStore>,
     pub broadcasts: Arc<Broadcasts>,
     pub peers: Arc<Peers>,
-    pub slots: Arc<tokio::sync::Semaphore>,
+    pub slots: Arc<TaskSlots>,
     pub cancelled_jobs: Arc<Mutex<HashMap<u64, Arc<AtomicBool>>>>,
     pub shutdown: Arc<tokio::sync::Notify>,
     /// Where tasks spill, and what one operator of a task (and a task's fetched buckets) may
@@ -98,12 +99,7 @@ impl Executor for ExecutorService {
                     }
                 };
             }
-            let _slot = self
-                .slots
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| Status::unavailable("executor is stopping"))?;
+            let slot = self.slots.take().await.map_err(slot_status)?;
             let fetch_spilled = spool.spilled;
             let (spill_dir, spill_budget) = (self.spill_dir.clone(), self.task_spill_budget);
             let (artifacts, blocks, shuffles, broadcasts, cancelled, executor_id) = (
@@ -114,30 +110,31 @@ impl Executor for ExecutorService {
                 self.cancel_flag(task.job_id),
                 self.executor_id.clone(),
             );
-            let ran = tokio::task::spawn_blocking(move || {
-                let host = TaskHost::new(&broadcasts, spill_budget, &spill_dir);
-                let env = TaskEnv {
-                    host: &host,
-                    artifacts: &artifacts,
-                    blocks: &blocks,
-                    shuffles: &shuffles,
-                    cancelled: &cancelled,
-                    executor_id: &executor_id,
-                    shuffle_input: &shuffle_input,
-                    fetch_spilled,
-                };
-                let outcome = run_task(&task, &env);
-                let copies = match &outcome {
-                    TaskOutcome::Success { metrics, .. } if !task.replicate_to.is_empty() => {
-                        replication::outgoing(&metrics.stored, &blocks)
-                    }
-                    _ => Vec::new(),
-                };
-                crate::allocator::release_freed_memory();
-                (task, outcome, copies)
-            })
-            .await
-            .map_err(|e| Status::internal(format!("task thread failed: {e}")))?;
+            let ran = slot
+                .run(move || {
+                    let host = TaskHost::new(&broadcasts, spill_budget, &spill_dir);
+                    let env = TaskEnv {
+                        host: &host,
+                        artifacts: &artifacts,
+                        blocks: &blocks,
+                        shuffles: &shuffles,
+                        cancelled: &cancelled,
+                        executor_id: &executor_id,
+                        shuffle_input: &shuffle_input,
+                        fetch_spilled,
+                    };
+                    let outcome = run_task(&task, &env);
+                    let copies = match &outcome {
+                        TaskOutcome::Success { metrics, .. } if !task.replicate_to.is_empty() => {
+                            replication::outgoing(&metrics.stored, &blocks)
+                        }
+                        _ => Vec::new(),
+                    };
+                    crate::allocator::release_freed_memory();
+                    (task, outcome, copies)
+                })
+                .await
+                .map_err(slot_status)?;
             let (task, mut outcome, copies) = ran;
             if let TaskOutcome::Success { metrics, .. } = &mut outcome {
                 replication::send(copies, &mut metrics.stored, &task.replicate_to, &self.peers)
@@ -220,40 +217,9 @@ impl Executor for ExecutorService {
         let (pieces, stream) = tokio::sync::mpsc::channel(1);
         // Read on a blocking thread: buckets on disk are read a piece at a time as the reducer
         // takes them.
+        // What the thread freed is handed back as it ends: it may not serve again for a while.
         tokio::task::spawn_blocking(move || {
-            for (index, bucket) in buckets.iter().enumerate() {
-                let mut gone = false;
-                let mut sent = false;
-                let read = bucket.read_pieces(SHUFFLE_CHUNK_BYTES, |piece| {
-                    let chunk = ShuffleChunk {
-                        bucket: index as u32,
-                        data: piece.to_vec(),
-                    };
-                    sent = true;
-                    gone = pieces.blocking_send(Ok(chunk)).is_err();
-                    !gone
-                });
-                if let Err(e) = read {
-                    let _ = pieces.blocking_send(Err(Status::not_found(format!(
-                        "cannot read a shuffle bucket: {e}"
-                    ))));
-                    return;
-                }
-                if gone {
-                    return; // the reducer went away
-                }
-                // An empty bucket is one empty piece, so the reducer sees every bucket.
-                if !sent
-                    && pieces
-                        .blocking_send(Ok(ShuffleChunk {
-                            bucket: index as u32,
-                            data: Vec::new(),
-                        }))
-                        .is_err()
-                {
-                    return;
-                }
-            }
+            crate::allocator::releasing(|| send_buckets(&buckets, &pieces))
         });
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
             stream,
@@ -291,5 +257,54 @@ impl Executor for ExecutorService {
         require(&request, "Shutdown", &[Principal::Driver])?;
         self.shutdown.notify_one();
         Ok(Response::new(Empty {}))
+    }
+}
+
+/// The status a call gets when its task could not run on a slot.
+fn slot_status(error: SlotError) -> Status {
+    match error {
+        SlotError::Stopped => Status::unavailable(error.to_string()),
+        SlotError::Panicked(_) => Status::internal(error.to_string()),
+    }
+}
+
+/// Sends `buckets` to a reducer through `pieces`, a piece at a time as it takes them, until they
+/// are all sent, one cannot be read (the reducer is told why) or the reducer goes away.
+fn send_buckets(
+    buckets: &[Bucket],
+    pieces: &tokio::sync::mpsc::Sender<Result<ShuffleChunk, Status>>,
+) {
+    for (index, bucket) in buckets.iter().enumerate() {
+        let mut gone = false;
+        let mut sent = false;
+        let read = bucket.read_pieces(SHUFFLE_CHUNK_BYTES, |piece| {
+            let chunk = ShuffleChunk {
+                bucket: index as u32,
+                data: piece.to_vec(),
+            };
+            sent = true;
+            gone = pieces.blocking_send(Ok(chunk)).is_err();
+            !gone
+        });
+        if let Err(e) = read {
+            let _ = pieces.blocking_send(Err(Status::not_found(format!(
+                "cannot read a shuffle bucket: {e}"
+            ))));
+            return;
+        }
+        if gone {
+            return; // the reducer went away
+        }
+        // An empty bucket is one empty piece, so the reducer sees every bucket.
+        if !sent
+            && pieces
+                .blocking_send(Ok(ShuffleChunk {
+                    bucket: index as u32,
+                    data: Vec::new(),
+                }))
+                .is_err()
+        {
+            return;
+        }
     }
 }
