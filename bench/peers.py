@@ -399,14 +399,17 @@ def medians(trials):
 
 
 def seconds(value):
-    return "" if value is None else f"{value:.3f}"
+    """Three decimals, or four under a tenth of a second (an LR iteration's few milliseconds)."""
+    if value is None:
+        return ""
+    return f"{value:.4f}" if value < 0.1 else f"{value:.3f}"
 
 
 def ratio(numerator, denominator):
     if numerator is None or not denominator:
         return ""
     r = numerator / denominator
-    return f"{r:.2f}x" if r < 1 else f"{r:.1f}x"
+    return f"{r:.2f}x" if r < 2 else f"{r:.1f}x"
 
 
 def job_table(rows):
