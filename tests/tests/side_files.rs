@@ -1,7 +1,8 @@
 //! Data a session brings to its executors: files sent with `sc.add_file` and read on executors
 //! through `tessera::files::get`, as Spark's `addFile` and `SparkFiles.get`; and a `text_file`
 //! that an executor's host cannot read, which fails naming that host and loses nothing cached;
-//! and where a local executor keeps what it receives.
+//! and where a local executor keeps what it receives, and what a session's directory keeps
+//! after it ends.
 
 use tessera_e2e::{Scratch, tessera_run};
 
@@ -121,5 +122,40 @@ for dir in dirs.collect() { println!("{dir}"); }
     assert!(
         session_dir.join("executor-local-0.log").is_file(),
         "the executor's log is kept"
+    );
+}
+
+#[test]
+fn a_session_on_a_cluster_leaves_no_directory_of_its_own_behind() {
+    // Its executors keep their files and logs in their agents' sandboxes, so the session's own
+    // directory holds nothing once it ends, and goes with it (each session had left one).
+    let dir = Scratch::new("cluster-session-dir");
+    let script = r#"
+println!("{}", std::env::var("TESSERA_FILES_DIR").unwrap());
+println!("records: {}", sc.parallelize(vec![1u8, 2, 3], 2).count());
+"#;
+    let run = tessera_run(&dir.0, script, "local-cluster[1,1,512]", &[]);
+    let lines = run.lines();
+    assert!(
+        lines.contains(&"records: 3"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    let files = std::path::Path::new(lines[0]);
+    let session_dir = files
+        .parent()
+        .expect("the side files are in the session's directory");
+    assert!(
+        session_dir
+            .parent()
+            .is_some_and(|p| p.ends_with("tessera/sessions")),
+        "{}",
+        files.display()
+    );
+    assert!(
+        !session_dir.exists(),
+        "{} is left after the session",
+        session_dir.display()
     );
 }

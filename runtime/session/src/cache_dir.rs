@@ -13,6 +13,31 @@ pub fn cache_root() -> PathBuf {
         .join("tessera")
 }
 
+/// A session's own directory (`sessions/PID`): its driver's and its cell engine's files, and a
+/// local executor's. It is removed as the session ends if nothing in it outlives the session,
+/// as on a cluster, where executors keep their files and logs in their agents' sandboxes (each
+/// such session had left an empty directory for a day). A local executor's log stays, for a
+/// look after the fact, until [`remove_stale_sessions`].
+pub struct SessionDir(PathBuf);
+
+impl SessionDir {
+    /// The directory of the session of this process, under `sessions`.
+    pub fn of_this_process(sessions: &std::path::Path) -> SessionDir {
+        SessionDir(sessions.join(std::process::id().to_string()))
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for SessionDir {
+    fn drop(&mut self) {
+        // Only an empty directory is removed.
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
 /// Removes the directories of sessions that ended long ago (`sessions/PID` whose process is
 /// gone and that nothing has touched for a day): their executors' logs are kept that long for
 /// a look after the fact (and the files of an executor killed with its session, which it could
@@ -48,6 +73,24 @@ fn remove_stale_sessions_older_than(sessions: &std::path::Path, age: std::time::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sessions_directory_goes_with_it_unless_something_in_it_outlives_it() {
+        let sessions = tempfile::tempdir().unwrap();
+        let left_empty = SessionDir(sessions.path().join("1"));
+        std::fs::create_dir_all(left_empty.path().join("cells")).unwrap();
+        std::fs::remove_dir(left_empty.path().join("cells")).unwrap();
+        let with_a_log = SessionDir(sessions.path().join("2"));
+        std::fs::create_dir_all(with_a_log.path()).unwrap();
+        std::fs::write(with_a_log.path().join("executor-local-0.log"), "started").unwrap();
+        let (empty, logged) = (
+            left_empty.path().to_path_buf(),
+            with_a_log.path().to_path_buf(),
+        );
+        drop((left_empty, with_a_log));
+        assert!(!empty.exists());
+        assert!(logged.join("executor-local-0.log").is_file());
+    }
 
     #[test]
     fn only_old_directories_of_ended_sessions_are_removed() {

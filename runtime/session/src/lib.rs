@@ -197,6 +197,8 @@ pub struct Session {
     known_ids: rebuild::KnownIds,
     /// rust-analyzer, for completion and inspection, loading in the background.
     analysis: analysis::Analyzer,
+    /// Dropped last: the driver and the cell engine clear their files from it first.
+    _dir: cache_dir::SessionDir,
 }
 
 /// The dependency lines that make the `tessera` API crate at `api_dir`, and serde, crates every
@@ -331,7 +333,8 @@ impl Session {
                 .name("stale-sessions".into())
                 .spawn(move || cache_dir::remove_stale_sessions(&sessions));
         }
-        let work_dir = sessions.join(std::process::id().to_string());
+        let dir = cache_dir::SessionDir::of_this_process(&sessions);
+        let work_dir = dir.path().to_path_buf();
         let files_dir = tessera_driver::side_files_dir(&work_dir);
         // One look at the toolchain, for the cell engine and for the libstd executors load.
         let toolchain = tessera_cells::Toolchain::find()?;
@@ -424,6 +427,7 @@ impl Session {
             watch: Default::default(),
             known_ids: Default::default(),
             analysis,
+            _dir: dir,
         })
     }
 
