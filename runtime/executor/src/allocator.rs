@@ -95,7 +95,7 @@ pub fn release_freed_memory() {
 /// slots' own threads (`task_slots.rs`), so no task comes to reuse what a thread of the pool
 /// keeps for its own next allocations, and kept, it stays resident: an executor's peak in the
 /// e2e test that groups and sorts ten times its shuffle memory was 123-141 MiB with it kept,
-/// 102-126 MiB with it handed back as a task's end does ([`release_freed_memory`]), 90-104 MiB
+/// 102-126 MiB with it handed back as a task's end does ([`release_freed_memory`]), 87-110 MiB
 /// with it handed back at once (BENCHMARKS.md, "Task slots").
 pub fn releasing<R>(work: impl FnOnce() -> R) -> R {
     let result = work();
