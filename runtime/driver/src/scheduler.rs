@@ -363,21 +363,14 @@ async fn acquire_executor(
         let n = executors.len();
         executors.rotate_left(partition as usize % n);
         executors.sort_by_key(|e| preferences.level_of(e));
-        let passes: &[bool] = if ahead { &[false, true] } else { &[false] };
-        for &sent_ahead in passes {
-            for executor in &executors {
-                let level = preferences.level_of(executor);
-                if level > allowed {
-                    break;
-                }
-                if let Some(slot) = state.executors.try_slot(executor, sent_ahead) {
-                    if sent_ahead {
-                        // It waits for a core all the same, there.
-                        state.want_executors();
-                    }
-                    return Ok((executor.clone(), slot, level));
-                }
-            }
+        if let Some(found) = most_local_slot(state, &executors, preferences, allowed, false) {
+            return Ok(found);
+        }
+        if ahead && let Some(found) = most_local_slot(state, &executors, preferences, allowed, true)
+        {
+            // It waits for a core all the same, there.
+            state.want_executors();
+            return Ok(found);
         }
         // Tasks queue.
         state.want_executors();
@@ -388,6 +381,25 @@ async fn acquire_executor(
         let wait = relaxes.map_or(SLOT_RECHECK, |r| r.min(SLOT_RECHECK));
         let _ = tokio::time::timeout(wait, changed).await;
     }
+}
+
+/// The first slot of `executors` (most local first) within the `allowed` level: one with a free
+/// core, or, sent `ahead`, one where the task waits on the executor for a core.
+fn most_local_slot(
+    state: &DriverState,
+    executors: &[ExecutorHandle],
+    preferences: &Preferences,
+    allowed: Locality,
+    ahead: bool,
+) -> Option<(ExecutorHandle, Slot, Locality)> {
+    executors
+        .iter()
+        .map(|executor| (executor, preferences.level_of(executor)))
+        .take_while(|(_, level)| *level <= allowed)
+        .find_map(|(executor, level)| {
+            let slot = state.executors.try_slot(executor, ahead)?;
+            Some((executor.clone(), slot, level))
+        })
 }
 
 /// The longest a task waiting for a slot goes without looking again.

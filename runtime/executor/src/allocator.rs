@@ -90,18 +90,23 @@ pub fn release_freed_memory() {
     unsafe { mi_collect(at_once) }
 }
 
-/// Runs `work`, a job on tokio's blocking pool (serving a shuffle's buckets, encoding or storing
-/// a replica), then hands everything freed back to the system at once. Tasks run on their
-/// slots' own threads (`task_slots.rs`), so no task comes to reuse what a thread of the pool
-/// keeps for its own next allocations, and kept, it stays resident: an executor's peak in the
-/// e2e test that groups and sorts ten times its shuffle memory was 123-141 MiB with it kept,
-/// 102-126 MiB with it handed back as a task's end does ([`release_freed_memory`]), 87-110 MiB
-/// with it handed back at once (BENCHMARKS.md, "Task slots").
-pub fn releasing<R>(work: impl FnOnce() -> R) -> R {
-    let result = work();
-    // SAFETY: mi_collect takes no pointers and may be called from any thread at any time.
-    unsafe { mi_collect(true) }
-    result
+/// Runs `work` on tokio's blocking pool (serving a shuffle's buckets, encoding or storing a
+/// replica), then hands everything it freed back to the system at once: the executor's jobs on
+/// the pool go through here. Tasks run on their slots' own threads (`task_slots.rs`), so no
+/// task comes to reuse what a thread of the pool keeps for its own next allocations, and kept,
+/// it stays resident: an executor's peak in the e2e test that groups and sorts ten times its
+/// shuffle memory was 123-141 MiB with it kept, 102-126 MiB with it handed back as a task's end
+/// does ([`release_freed_memory`]), 87-110 MiB with it handed back at once (BENCHMARKS.md,
+/// "Task slots").
+pub fn spawn_blocking<R: Send + 'static>(
+    work: impl FnOnce() -> R + Send + 'static,
+) -> tokio::task::JoinHandle<R> {
+    tokio::task::spawn_blocking(move || {
+        let result = work();
+        // SAFETY: mi_collect takes no pointers and may be called from any thread at any time.
+        unsafe { mi_collect(true) }
+        result
+    })
 }
 
 /// Whether an executor with `resident` bytes is near its `limit`: past three quarters of it,

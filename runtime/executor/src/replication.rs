@@ -76,14 +76,12 @@ pub async fn copy(
     clients: &Peers,
 ) -> Result<(), ExecutorError> {
     let held = blocks.clone();
-    let block = tokio::task::spawn_blocking(move || {
-        crate::allocator::releasing(|| encoded(&held, rdd, partition))
-    })
-    .await
-    .map_err(|e| ExecutorError::CacheEncode {
-        message: e.to_string(),
-    })?
-    .ok_or(ExecutorError::NotCached { rdd, partition })??;
+    let block = crate::allocator::spawn_blocking(move || encoded(&held, rdd, partition))
+        .await
+        .map_err(|e| ExecutorError::CacheEncode {
+            message: e.to_string(),
+        })?
+        .ok_or(ExecutorError::NotCached { rdd, partition })??;
     send_one(&block, peer, clients).await
 }
 
@@ -174,10 +172,8 @@ pub async fn receive(
     }
     let vtable = batch_table(artifacts, &header.code)?;
     let blocks = blocks.clone();
-    let kept = tokio::task::spawn_blocking(move || {
-        crate::allocator::releasing(|| {
-            blocks.put_encoded(rdd, partition, header.level, &bytes, vtable, header.code)
-        })
+    let kept = crate::allocator::spawn_blocking(move || {
+        blocks.put_encoded(rdd, partition, header.level, &bytes, vtable, header.code)
     })
     .await
     .map_err(|e| ExecutorError::CacheDecode {

@@ -217,10 +217,7 @@ impl Executor for ExecutorService {
         let (pieces, stream) = tokio::sync::mpsc::channel(1);
         // Read on a blocking thread: buckets on disk are read a piece at a time as the reducer
         // takes them.
-        // What the thread freed is handed back as it ends: it may not serve again for a while.
-        tokio::task::spawn_blocking(move || {
-            crate::allocator::releasing(|| send_buckets(&buckets, &pieces))
-        });
+        crate::allocator::spawn_blocking(move || send_buckets(&buckets, &pieces));
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
             stream,
         )))

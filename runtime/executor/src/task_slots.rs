@@ -7,7 +7,7 @@
 //! runs (`BENCHMARKS.md`, "Task slots"): fewer of its waves ran one task after the other. The
 //! pool still serves shuffle buckets and replicas; as its threads no longer run tasks that
 //! would reuse what they free, each of those jobs hands it back as it ends
-//! ([`crate::allocator::releasing`]).
+//! ([`crate::allocator::spawn_blocking`]).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, mpsc};
