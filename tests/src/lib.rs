@@ -218,6 +218,17 @@ pub struct TaskLine {
     pub shuffle_written: u64,
     /// Bytes the task wrote to spill files, or kept on disk of what it fetched.
     pub spilled: u64,
+    /// How long the task ran on its executor.
+    pub ran: std::time::Duration,
+    /// When the driver had its result.
+    pub finished: std::time::SystemTime,
+}
+
+impl TaskLine {
+    /// When the task started, give or take the trip of its result to the driver.
+    pub fn started(&self) -> std::time::SystemTime {
+        self.finished - self.ran
+    }
 }
 
 /// Runs `tessera run SCRIPT` with `args` in `dir` and collects its output and task metrics.
@@ -333,6 +344,9 @@ pub fn read_task_metrics(path: &Path) -> Vec<TaskLine> {
                 shuffle_read: v["shuffle_read"].as_u64().unwrap(),
                 shuffle_written: v["shuffle_written"].as_u64().unwrap(),
                 spilled: v["spilled"].as_u64().unwrap(),
+                ran: std::time::Duration::from_micros(v["micros"].as_u64().unwrap()),
+                finished: std::time::UNIX_EPOCH
+                    + std::time::Duration::from_micros(v["finished_unix_micros"].as_u64().unwrap()),
             }
         })
         .collect()

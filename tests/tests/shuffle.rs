@@ -100,6 +100,28 @@ let spread = pairs.repartition(3);
         read > 0 && read == written,
         "read {read}, written {written}"
     );
+    // The metrics place the tasks in time: the reducers started once every map task was
+    // done, and all within the run.
+    let maps_done = maps.iter().map(|t| t.finished).max().unwrap();
+    let reducers: Vec<_> = run
+        .job(0)
+        .into_iter()
+        .filter(|t| t.stage == "result")
+        .collect();
+    assert_eq!(reducers.len(), 4, "{:?}", run.job(0));
+    assert!(
+        reducers.iter().all(|t| t.started() >= maps_done),
+        "a reducer started before the map stage was done: {:?}",
+        run.job(0)
+    );
+    let now = std::time::SystemTime::now();
+    assert!(
+        run.tasks
+            .iter()
+            .all(|t| t.finished <= now && now.duration_since(t.started()).unwrap().as_secs() < 600),
+        "{:?}",
+        run.tasks
+    );
     // Job 1 collected the same shuffled RDD: its map output was reused, not recomputed.
     assert!(run.map_tasks(1).is_empty(), "{:?}", run.job(1));
     assert_eq!(run.job(1).len(), 4);

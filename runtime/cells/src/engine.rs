@@ -102,18 +102,6 @@ impl Engine {
             &toolchain.version,
             &built.fingerprint(),
         )?;
-        let (trimmed, cache_dir, in_use) = (
-            cache.clone(),
-            config.cache_dir.clone(),
-            project.dir().to_path_buf(),
-        );
-        let _ = std::thread::Builder::new()
-            .name("cells-cache-trim".into())
-            .spawn(move || {
-                // The quicker look first: a short `tessera run` may end before the other.
-                crate::deps::remove_stale_projects(&cache_dir, &in_use);
-                trimmed.trim();
-            });
         Ok(Engine {
             config,
             project,
@@ -125,6 +113,23 @@ impl Engine {
             variables: BTreeMap::new(),
             cells: 0,
         })
+    }
+
+    /// Clearing what other sessions left in the cache: dependency projects no session has
+    /// used for long, then the least recently used cells past the cache's bound. A look at
+    /// every file there (26,000 on a busy machine: 80 ms of a core), for the caller to run
+    /// where it takes no core from the session's jobs.
+    pub fn housekeeping(&self) -> impl FnOnce() + Send + 'static {
+        let (cache, cache_dir, in_use) = (
+            self.cache.clone(),
+            self.config.cache_dir.clone(),
+            self.project.dir().to_path_buf(),
+        );
+        move || {
+            // The quicker look first: a short `tessera run` may end before the other.
+            crate::deps::remove_stale_projects(&cache_dir, &in_use);
+            cache.trim();
+        }
     }
 
     /// The session's variables and their types.

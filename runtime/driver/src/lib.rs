@@ -254,14 +254,18 @@ impl DriverState {
             };
             let _ = writeln!(
                 log.lock(),
-                r#"{{"job":{job_id},"stage":"{stage}","partition":{partition},"locality":"{locality}","executor":"{}","pid":{},"origin":"{origin}","records":{},"micros":{},"shuffle_read":{},"shuffle_written":{},"spilled":{}}}"#,
+                r#"{{"job":{job_id},"stage":"{stage}","partition":{partition},"locality":"{locality}","executor":"{}","pid":{},"origin":"{origin}","records":{},"micros":{},"shuffle_read":{},"shuffle_written":{},"spilled":{},"finished_unix_micros":{}}}"#,
                 metrics.executor_id,
                 metrics.executor_pid,
                 metrics.records,
                 metrics.run_micros,
                 metrics.shuffle_read_bytes,
                 metrics.shuffle_write_bytes,
-                metrics.spilled_bytes
+                metrics.spilled_bytes,
+                // When the driver had the result: with `micros`, where the task sat in time.
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |since| since.as_micros())
             );
         }
         self.jobs.task_done(

@@ -4,6 +4,7 @@
 //! waits for it. Loading takes seconds of CPU that a cell's compile would otherwise compete
 //! with on a small machine.
 
+use crate::background::{self, Below};
 use parking_lot::{Condvar, Mutex};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -57,31 +58,27 @@ impl Analyzer {
         let loading = state.clone();
         let waiting = activity.clone();
         let dir = project.to_path_buf();
-        let spawned = std::thread::Builder::new()
-            .name("rust-analyzer".into())
-            .spawn(move || {
-                while !waiting.idle_long_enough() {
-                    // Replaced (a `:dep` changed the project) before it loaded: nothing to do.
-                    if Arc::strong_count(&waiting) == 1 {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
+        // Below the session's other threads: a cell's compile comes first.
+        let spawned = background::spawn("rust-analyzer", Below::Somewhat, move || {
+            while !waiting.idle_long_enough() {
+                // Replaced (a `:dep` changed the project) before it loaded: nothing to do.
+                if Arc::strong_count(&waiting) == 1 {
+                    return;
                 }
-                *loading.0.lock() = State::Loading;
-                // Below the session's other threads: a cell's compile comes first.
-                // SAFETY: setpriority on this thread (a thread id is a process id to Linux).
-                unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as u32, 10) };
-                let loaded = match Analysis::load(&dir) {
-                    Ok(analysis) => State::Ready(Box::new(analysis)),
-                    Err(e) => {
-                        tracing::warn!("completion and inspection are off: {e}");
-                        State::Failed
-                    }
-                };
-                let (lock, ready) = &*loading;
-                *lock.lock() = loaded;
-                ready.notify_all();
-            });
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            *loading.0.lock() = State::Loading;
+            let loaded = match Analysis::load(&dir) {
+                Ok(analysis) => State::Ready(Box::new(analysis)),
+                Err(e) => {
+                    tracing::warn!("completion and inspection are off: {e}");
+                    State::Failed
+                }
+            };
+            let (lock, ready) = &*loading;
+            *lock.lock() = loaded;
+            ready.notify_all();
+        });
         if spawned.is_err() {
             *state.0.lock() = State::Failed;
         }

@@ -4,6 +4,7 @@
 
 mod analysis;
 pub mod auto_capture;
+mod background;
 mod cache_dir;
 mod cell_progress;
 mod cell_syntax;
@@ -327,12 +328,6 @@ impl Session {
             )))
         };
         let sessions = cache_dir::cache_root().join("sessions");
-        {
-            let sessions = sessions.clone();
-            let _ = std::thread::Builder::new()
-                .name("stale-sessions".into())
-                .spawn(move || cache_dir::remove_stale_sessions(&sessions));
-        }
         let dir = cache_dir::SessionDir::of_this_process(&sessions);
         let work_dir = dir.path().to_path_buf();
         let files_dir = tessera_driver::side_files_dir(&work_dir);
@@ -404,6 +399,13 @@ impl Session {
         })
         .context("cannot start the cell engine")?;
         tracing::debug!(elapsed = ?started.elapsed(), "cell engine started");
+        {
+            let clear_cells = engine.housekeeping();
+            let _ = background::spawn("housekeeping", background::Below::Far, move || {
+                cache_dir::remove_stale_sessions(&sessions);
+                clear_cells();
+            });
+        }
         let prelude = engine
             .execute(PRELUDE)
             .map_err(|e| anyhow::anyhow!("cannot set up the session (binding `sc`): {e}"))?;
