@@ -3,6 +3,7 @@
 //! loopback for `local-cluster[A,C,M]`, or a running one for `tessera://HOST:PORT`.
 
 use crate::dynamic_allocation::{DynamicAllocation, ExecutorUse, to_give_back, to_release};
+use crate::error::DriverError;
 use crate::executor_size::{MIN_EXECUTOR_MEM_MB, executor_size};
 use crate::executors::ExecutorHandle;
 use crate::launcher::{ExecutorCommand, LocalExecutor};
@@ -79,7 +80,13 @@ impl Backend {
                     None,
                     executor_credential,
                 );
-                let executor = command.spawn_local(&config.work_dir, "executor-local-0")?;
+                let libstd = config
+                    .libstd
+                    .iter()
+                    .map(|path| Ok((state.artifacts.add_file(path)?, path.clone())))
+                    .collect::<Result<Vec<_>, DriverError>>()?;
+                let executor =
+                    command.spawn_local(&config.work_dir, "executor-local-0", &libstd)?;
                 return Ok(Backend::Local {
                     _executor: executor,
                 });

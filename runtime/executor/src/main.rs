@@ -161,7 +161,7 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let artifacts_dir = std::env::var_os(artifacts::LIBRARY_CACHE_ENV)
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| work_dir.join("artifacts"));
+        .unwrap_or_else(|| work_dir.join(tessera_plan::EXECUTOR_LIBRARY_DIR));
     std::fs::create_dir_all(&artifacts_dir)
         .with_context(|| format!("cannot create {}", artifacts_dir.display()))?;
 

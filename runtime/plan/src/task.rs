@@ -228,6 +228,11 @@ pub struct SideFile {
 /// cells and in every executor; `tessera::files::get` reads it.
 pub const FILES_DIR_ENV: &str = "TESSERA_FILES_DIR";
 
+/// The directory of an executor's work directory where it keeps the libraries it loads, each
+/// named by its hash (`HASH.so`), unless its agent gives it one that the session's executors
+/// on the host share. A library there is loaded without a fetch from the driver.
+pub const EXECUTOR_LIBRARY_DIR: &str = "artifacts";
+
 /// One task: compute one partition of the last step and apply the action to it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TaskSpec {
