@@ -94,6 +94,7 @@ pub enum StdinError {
 pub struct MimeBundle(BTreeMap<String, Value>);
 
 impl MimeBundle {
+    /// An empty bundle.
     pub fn new() -> Self {
         Self::default()
     }
@@ -109,18 +110,22 @@ impl MimeBundle {
         self
     }
 
+    /// Adds (or replaces) the content for one MIME type.
     pub fn insert(&mut self, mime: impl Into<String>, content: impl Into<Value>) {
         self.0.insert(mime.into(), content.into());
     }
 
+    /// The content for MIME type `mime`, if the bundle has it.
     pub fn get(&self, mime: &str) -> Option<&Value> {
         self.0.get(mime)
     }
 
+    /// Whether the bundle holds no MIME type at all.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// Each MIME type with its content, in the order of the MIME types' names.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
         self.0.iter()
     }
@@ -189,8 +194,11 @@ impl std::error::Error for ExecuteError {}
 /// `cursor_end`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Completion {
+    /// The candidate completions, each the whole text to put in place of the replaced span.
     pub matches: Vec<String>,
+    /// Byte offset in the code where the text a match replaces starts.
     pub cursor_start: usize,
+    /// Byte offset in the code where the text a match replaces ends (exclusive).
     pub cursor_end: usize,
     /// The kind of each match (`function`, `variable`, ...), in the order of `matches`;
     /// empty when the backend does not know.
@@ -215,7 +223,10 @@ pub enum IsComplete {
     /// Ready to run.
     Complete,
     /// Needs more lines; `indent` is the suggested indentation of the next one.
-    Incomplete { indent: String },
+    Incomplete {
+        /// Whitespace a console puts at the start of the next line (e.g. four spaces).
+        indent: String,
+    },
     /// Cannot become valid by adding lines.
     Invalid,
     /// The backend cannot tell.
@@ -225,12 +236,19 @@ pub enum IsComplete {
 /// Language metadata sent in `kernel_info_reply`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LanguageInfo {
+    /// The language cells are written in (`rust`).
     pub name: String,
+    /// The language's version: that of the compiler cells are built with (e.g. `1.88.0`).
     pub version: String,
+    /// The MIME type of a cell's code (`text/rust`).
     pub mimetype: String,
+    /// The extension, with its dot, of a script exported from a notebook (`.rs`).
     pub file_extension: String,
+    /// The Pygments lexer that highlights code outside the editor, e.g. in nbconvert's HTML.
     pub pygments_lexer: String,
+    /// The CodeMirror mode the notebook editor highlights cells with.
     pub codemirror_mode: String,
+    /// The nbconvert exporter for notebooks of this kernel (`script`, the generic one).
     pub nbconvert_exporter: String,
 }
 

@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
     args_conflicts_with_subcommands = true
 )]
 pub struct Args {
+    /// The subcommand (`install`), if one was given.
     #[command(subcommand)]
     pub command: Option<Command>,
 
@@ -23,6 +24,7 @@ pub struct Args {
     pub connection_file: Option<PathBuf>,
 }
 
+/// The subcommands of `tessera-kernel`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Install the kernelspec so Jupyter lists "Tessera (Rust)".
@@ -39,8 +41,18 @@ pub enum Command {
 /// What the command line asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Action {
-    Install { user: bool, prefix: Option<PathBuf> },
-    Run { connection_file: PathBuf },
+    /// Install the kernelspec (`tessera-kernel install`).
+    Install {
+        /// Install into the current user's Jupyter data directory (`--user`).
+        user: bool,
+        /// Install under `PREFIX/share/jupyter` (`--prefix`).
+        prefix: Option<PathBuf>,
+    },
+    /// Serve one kernel until a client shuts it down.
+    Run {
+        /// The connection file Jupyter passed with `--connection-file`.
+        connection_file: PathBuf,
+    },
 }
 
 impl Args {

@@ -10,20 +10,32 @@ use crate::error::ConnectionError;
 /// The contents of a Jupyter connection file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionInfo {
+    /// The ZeroMQ transport of every socket; only `tcp` (the default) is served.
     #[serde(default = "default_transport")]
     pub transport: String,
+    /// The address the kernel binds its sockets to (`127.0.0.1` when absent).
     #[serde(default = "default_ip")]
     pub ip: String,
+    /// Port of the shell socket (ROUTER), which takes requests such as `execute_request`.
     pub shell_port: u16,
+    /// Port of the iopub socket (PUB), which publishes outputs and busy/idle status.
     pub iopub_port: u16,
+    /// Port of the stdin socket (ROUTER), on which the kernel asks the front end for input.
     pub stdin_port: u16,
+    /// Port of the control socket (ROUTER), which takes `interrupt_request` and
+    /// `shutdown_request` even while a cell runs.
     pub control_port: u16,
+    /// Port of the heartbeat socket (REP), which echoes what clients send to show the
+    /// kernel is alive.
     pub hb_port: u16,
     /// HMAC key; empty means messages are not signed.
     #[serde(default)]
     pub key: String,
+    /// How messages are signed with `key`; only `hmac-sha256` (the default) is served.
     #[serde(default = "default_signature_scheme")]
     pub signature_scheme: String,
+    /// The name of the kernelspec Jupyter started the kernel from (e.g. `tessera`), if
+    /// the file gives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_name: Option<String>,
 }

@@ -67,6 +67,7 @@ pub struct HistoryEntry {
 /// The line a kernel writes when it starts, claiming its session number.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionStart {
+    /// The session number claimed: one above the highest in the file at the time.
     pub session: u64,
     /// When the session began (ISO 8601, UTC).
     pub started: String,
@@ -78,7 +79,9 @@ pub struct SessionStart {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum HistoryRecord {
+    /// One executed cell.
     Cell(HistoryEntry),
+    /// A kernel's claim of a session number, written as it starts.
     SessionStart(SessionStart),
 }
 
@@ -94,6 +97,7 @@ impl HistoryRecord {
 /// What a `history_request` asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryQuery {
+    /// Which cells to return (`hist_access_type` and its parameters).
     pub access: HistoryAccess,
     /// Whether each entry carries the cell's output too.
     pub output: bool,
@@ -103,19 +107,29 @@ pub struct HistoryQuery {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HistoryAccess {
     /// The last `n` cells over all sessions (`None`: all of them).
-    Tail { n: Option<usize> },
+    Tail {
+        /// How many of the latest cells to return; `None` for all.
+        n: Option<usize>,
+    },
     /// The cells of `session` (0 the current, negative counts back) with execution counts
     /// in `start..stop`.
     Range {
+        /// The session number; 0 for the current session, negative to count back from it.
         session: i64,
+        /// The first execution count returned; negative counts back from the session's end.
         start: i64,
+        /// The execution count to stop before; `None` or 0 for the session's end, negative
+        /// to count back from it.
         stop: Option<i64>,
     },
     /// The cells whose input matches the glob `pattern`: the `n` most recent (`None`: all),
     /// each distinct input once (its latest run) with `unique`.
     Search {
+        /// The glob a cell's whole input must match (`*`, `?`, `[…]`; case-sensitive).
         pattern: String,
+        /// How many of the most recent matches to return; `None` for all.
         n: Option<usize>,
+        /// Whether to keep only the latest run of each distinct input.
         unique: bool,
     },
     /// An access type this kernel does not know: answered with no entries, as IPython does.

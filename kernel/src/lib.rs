@@ -14,6 +14,8 @@
 //! * [`cli`] holds the command line shared by the `tessera-kernel` binary and anything
 //!   else that wants the same flags.
 
+#![deny(missing_docs)]
+
 pub mod backend;
 pub mod cli;
 pub mod connection;

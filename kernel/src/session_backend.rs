@@ -30,6 +30,8 @@ enum Event {
     ),
 }
 
+/// The [`KernelBackend`] that runs cells in a Tessera session, which starts in the
+/// background.
 pub struct SessionBackend {
     starting: StartingSession,
     /// Progress is forwarded once the session has started.
@@ -44,6 +46,8 @@ pub struct SessionBackend {
 }
 
 impl SessionBackend {
+    /// Starts the session on a thread of its own and returns at once. Fails only if that
+    /// thread cannot be spawned; a session that fails to start fails cells with `SessionError`.
     pub fn start(config: SessionConfig) -> anyhow::Result<SessionBackend> {
         let (sender, events) = crossbeam_channel::unbounded();
         let output = sender.clone();

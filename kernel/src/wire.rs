@@ -22,16 +22,25 @@ pub const PROTOCOL_VERSION: &str = "5.3";
 /// a request's header comes back unchanged as the reply's parent header.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Header {
+    /// The id of this message, unique per message (a UUID v4 for those this kernel sends).
     pub msg_id: String,
+    /// The kind of message, e.g. `execute_request`, `status`, `kernel_info_reply`.
     pub msg_type: String,
+    /// The id of the sender's session: the client's for requests, the kernel's (a UUID v4
+    /// made at start) for what the kernel sends.
     #[serde(default)]
     pub session: String,
+    /// The user who sent the message (`tessera` for messages this kernel sends).
     #[serde(default)]
     pub username: String,
+    /// When the message was made, in ISO 8601 (UTC with microseconds when this kernel sends it).
     #[serde(default)]
     pub date: String,
+    /// The messaging protocol version of the sender (`5.3` for this kernel).
     #[serde(default)]
     pub version: String,
+    /// Header fields this kernel does not know, kept so that they come back in the reply's
+    /// parent_header.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -57,11 +66,16 @@ pub struct Message {
     /// Routing identities (everything before the delimiter). On ROUTER sockets the
     /// first one is the peer; replies echo them all. On iopub this is the topic.
     pub identities: Vec<Vec<u8>>,
+    /// The message's own header: its msg_id, msg_type, session and so on.
     pub header: Header,
     /// The header of the message this one answers, or an empty object.
     pub parent_header: Value,
+    /// The metadata dict: information about the message outside its content (usually empty).
     pub metadata: Value,
+    /// The content dict, whose fields the msg_type defines (e.g. `code` for an
+    /// `execute_request`).
     pub content: Value,
+    /// Raw binary buffers, the frames after content; neither signed nor parsed as JSON.
     pub buffers: Vec<Vec<u8>>,
 }
 
@@ -170,6 +184,7 @@ impl std::fmt::Debug for Signer {
 }
 
 impl Signer {
+    /// A signer with the connection file's `key` (its bytes); an empty key turns signing off.
     pub fn new(key: &[u8]) -> Self {
         let mac = if key.is_empty() {
             None

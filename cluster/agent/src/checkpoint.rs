@@ -48,6 +48,7 @@ pub struct Checkpoint {
     /// The kernel's boot id when it was written: after a reboot no executor can still run.
     #[prost(string, tag = "3")]
     pub boot_id: String,
+    /// The executors running when it was written.
     #[prost(message, repeated, tag = "4")]
     pub executors: Vec<CheckpointedExecutor>,
     /// The frameworks of the executors, as their launches described them.
@@ -61,8 +62,10 @@ pub struct Checkpoint {
 /// One executor the agent runs.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct CheckpointedExecutor {
+    /// The id of the framework the executor belongs to.
     #[prost(string, tag = "1")]
     pub framework_id: String,
+    /// The executor's id within its framework; with `framework_id`, it names the sandbox.
     #[prost(string, tag = "2")]
     pub executor_id: String,
     /// Its first process, the leader of its process group.
@@ -71,8 +74,10 @@ pub struct CheckpointedExecutor {
     /// That process's start time, in clock ticks after boot (`/proc/PID/stat`, field 22).
     #[prost(uint64, tag = "4")]
     pub start_ticks: u64,
+    /// The CPUs it was launched with.
     #[prost(double, tag = "5")]
     pub cpus: f64,
+    /// The memory it was launched with, in MiB.
     #[prost(uint64, tag = "6")]
     pub mem_mb: u64,
     /// The agent's ports it was given, as ranges (`31000-31001,31005`).
@@ -92,22 +97,39 @@ pub struct CheckpointedExecutor {
 /// What is wrong with bytes that should be a checkpoint.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DecodeProblem {
+    /// The bytes end before the header (magic, length, checksum) does.
     #[error("it is {len} bytes long, shorter than a checkpoint's {header}-byte header", header = HEADER_BYTES)]
-    TooShort { len: usize },
+    TooShort {
+        /// How many bytes there are.
+        len: usize,
+    },
+    /// The bytes do not start with `TSACKPT`.
     #[error("it does not start as a Tessera agent checkpoint does")]
     NotACheckpoint,
+    /// The magic's version byte is not this agent's format version; holds that byte.
     #[error(
         "it is a checkpoint of format version {0}, which this agent does not read (it reads \
          version {version})",
         version = MAGIC[7]
     )]
     Version(u8),
+    /// The payload is not as long as the header says (a truncated or appended-to file), or
+    /// the file is larger than [`MAX_CHECKPOINT_BYTES`].
     #[error("its header announces {declared} bytes of contents but {actual} follow")]
-    Length { declared: usize, actual: usize },
+    Length {
+        /// The payload length the header gives ([`MAX_CHECKPOINT_BYTES`] for a file too large).
+        declared: usize,
+        /// How many bytes follow the header (the whole file's size for a file too large).
+        actual: usize,
+    },
+    /// The payload's SHA-256 does not begin with the 8 bytes the header holds.
     #[error("its contents do not match their checksum")]
     Checksum,
+    /// The payload is not a [`Checkpoint`] protobuf message; holds the decoder's error.
     #[error("its contents cannot be read: {0}")]
     Malformed(String),
+    /// An executor's ids cannot name a sandbox, or its pid, CPUs, sandbox or cgroup are not
+    /// ones the agent could have written; holds which executor and why.
     #[error("it names an executor that cannot be one: {0}")]
     BadExecutor(String),
 }
@@ -115,30 +137,40 @@ pub enum DecodeProblem {
 /// The checkpoint cannot be read or written. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
+    /// The checkpoint file exists but could not be read (or its size not learnt).
     #[error(
         "cannot read the agent's checkpoint {path}: {source}; check the permissions of the \
          work directory, or start the agent with another --work-dir"
     )]
     Read {
+        /// The checkpoint file, `WORK_DIR/meta/agent.checkpoint`.
         path: PathBuf,
+        /// The I/O error from reading it.
         source: std::io::Error,
     },
+    /// The checkpoint file exists but is not a checkpoint this agent can use.
     #[error(
         "the agent's checkpoint {path} is damaged: {problem}; move it away to start afresh \
          (executors it names that still run are then not recovered: find them by their \
          sandboxes under {work_dir}/frameworks and end them)"
     )]
     Damaged {
+        /// The checkpoint file, `WORK_DIR/meta/agent.checkpoint`.
         path: PathBuf,
+        /// The agent's work directory, under which the executors' sandboxes are.
         work_dir: PathBuf,
+        /// What is wrong with the file's bytes.
         problem: DecodeProblem,
     },
+    /// Writing the checkpoint failed, so executors running now could not be recovered.
     #[error(
         "cannot write the agent's checkpoint {path}: {source}; executors running now would not \
          be recovered if the agent died — free space or fix permissions under the work directory"
     )]
     Write {
+        /// The checkpoint file, `WORK_DIR/meta/agent.checkpoint`.
         path: PathBuf,
+        /// The I/O error from creating `meta/`, or writing, flushing or renaming the file.
         source: std::io::Error,
     },
 }
@@ -274,6 +306,8 @@ pub struct Writer {
 }
 
 impl Writer {
+    /// A writer of the checkpoint under `work_dir` ([`path_in`]); nothing is written until
+    /// [`Writer::save`].
     pub fn new(work_dir: &Path) -> Writer {
         Writer {
             path: path_in(work_dir),

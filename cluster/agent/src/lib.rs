@@ -32,6 +32,8 @@
 //!
 //! The binary `tessera-agent` wraps [`run`]; see `src/main.rs` for flags.
 
+#![deny(missing_docs)]
+
 pub mod checkpoint;
 mod executors;
 pub mod isolation;
@@ -95,23 +97,37 @@ pub const MAX_REQUEST_BYTES: usize = 4 << 20;
 /// Errors of a running agent.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
+    /// The gRPC server that serves the Agent service to the master failed.
     #[error("the agent's gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The address the agent's listener is bound to could not be read.
     #[error("cannot read the agent's listening address: {0}")]
     LocalAddr(std::io::Error),
+    /// The agent's certificate and key could not be made into a TLS server configuration.
     #[error("the agent's credentials cannot serve TLS: {0}")]
     Credentials(#[from] tessera_credentials::CredentialError),
+    /// The master's address (given, or read from ZooKeeper at start) cannot be dialled;
+    /// holds that address.
     #[error("the master address {0:?} is not HOST:PORT or zk://HOST:PORT,.../PATH")]
     BadMasterAddress(String),
+    /// The `zk://` URL of the masters is malformed or no ZooKeeper server answered at start.
     #[error("cannot follow the leading master: {source}")]
-    ZooKeeper { source: tessera_zookeeper::ZkError },
+    ZooKeeper {
+        /// The ZooKeeper client's error.
+        source: tessera_zookeeper::ZkError,
+    },
+    /// The isolation asked for cannot be set up on this machine.
     #[error("cannot isolate executors: {0}")]
     Isolation(#[from] IsolationError),
+    /// The checkpoint of the agent's last run could not be read or its executors recovered.
     #[error("cannot recover the executors of the last run: {0}")]
     Recovery(#[from] RecoveryError),
+    /// The agent's work directory, where sandboxes and the checkpoint go, could not be created.
     #[error("cannot create the work directory {path}: {source}")]
     WorkDir {
+        /// The work directory (`--work-dir`).
         path: PathBuf,
+        /// The I/O error from creating it.
         source: std::io::Error,
     },
 }
@@ -123,8 +139,6 @@ pub fn detect_cpus() -> f64 {
         .unwrap_or(1.0)
 }
 
-/// The machine's memory less what the OS keeps (1 GiB, or half on machines
-/// with less than 2 GiB), in MiB, as the agent's default.
 /// Disk to offer, in MiB, as Mesos has it: the space free where sandboxes go, less 5 GiB for
 /// the system (or half of it, when there is less than 10 GiB).
 pub fn detect_disk_mb(work_dir: &std::path::Path) -> u64 {
@@ -154,6 +168,8 @@ fn disk_to_offer(free_mb: u64) -> u64 {
     }
 }
 
+/// The machine's memory less what the OS keeps (1 GiB, or half on machines
+/// with less than 2 GiB), in MiB, as the agent's default.
 pub fn detect_mem_mb() -> u64 {
     let total_mb = std::fs::read_to_string("/proc/meminfo")
         .ok()

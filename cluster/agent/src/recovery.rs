@@ -62,8 +62,10 @@ impl std::str::FromStr for RecoverMode {
 /// Recovery that cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum RecoveryError {
+    /// `--recover` names neither `reconnect` nor `cleanup`; holds what it names.
     #[error("--recover {0:?} is not a mode; use reconnect or cleanup")]
     UnknownMode(String),
+    /// The checkpoint found in the work directory cannot be read or is damaged.
     #[error(transparent)]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
 }
@@ -94,9 +96,11 @@ pub enum Decision {
 /// What recovery knows of one checkpointed executor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Found {
+    /// Whether its checkpointed process still runs.
     pub liveness: Liveness,
     /// A status update of its end waits in the checkpoint.
     pub end_reported: bool,
+    /// Its checkpointed pid, the leader of its process group (named in the status message).
     pub pid: i32,
 }
 
@@ -130,8 +134,12 @@ pub struct Recovered {
     /// The agent id to register under again; `None` without a checkpoint (or one written
     /// before the agent first registered).
     pub agent_id: Option<String>,
+    /// How many executors still running were adopted.
     pub adopted: usize,
+    /// How many executors still running were killed (past the timeout, or `--recover cleanup`)
+    /// and reported LOST.
     pub killed: usize,
+    /// How many executors had ended while the agent was away and were reported LOST.
     pub gone: usize,
 }
 

@@ -18,7 +18,9 @@ use crate::{Ranges, RangesError, Resources};
 /// written.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Attribute {
+    /// The attribute's name, e.g. `rack`.
     pub name: String,
+    /// Its value as written, e.g. `r1` or `3`.
     pub value: String,
 }
 
@@ -32,9 +34,13 @@ impl fmt::Display for Attribute {
 /// defaults apply).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ResourceSpec {
+    /// Unreserved CPUs (`cpus:N`; fractions allowed).
     pub cpus: Option<f64>,
+    /// Unreserved memory in MiB (`mem:N`).
     pub mem_mb: Option<u64>,
+    /// Disk in MiB (`disk:N`).
     pub disk_mb: Option<u64>,
+    /// Port ranges (`ports:[BEGIN-END,...]`).
     pub ports: Option<Ranges>,
     /// Custom scalars (any other name).
     pub scalars: BTreeMap<String, f64>,
@@ -45,35 +51,77 @@ pub struct ResourceSpec {
 /// A `--resources` or `--attributes` text that cannot be read.
 #[derive(Debug, Error, PartialEq)]
 pub enum SpecError {
+    /// An entry that is not `NAME:VALUE` or `NAME(ROLE):VALUE`.
     #[error(
         "{entry:?} is not a resource: write NAME:VALUE or NAME(ROLE):VALUE separated by `;`, \
          e.g. cpus:4;mem:8192;disk:10000;ports:[31000-32000];gpus:2;cpus(analytics):2"
     )]
-    Malformed { entry: String },
+    Malformed {
+        /// The entry as written.
+        entry: String,
+    },
+    /// A CPU or custom scalar amount that is not a finite, non-negative number.
     #[error("{name}: {value:?} is not a non-negative number; give e.g. {name}:2")]
-    BadNumber { name: String, value: String },
+    BadNumber {
+        /// The resource.
+        name: String,
+        /// What was given.
+        value: String,
+    },
+    /// A `mem` or `disk` amount that is not a whole number of MiB.
     #[error("{name}: {value:?} is not a whole number of MiB; give e.g. {name}:4096")]
-    BadMebibytes { name: String, value: String },
+    BadMebibytes {
+        /// The resource (`mem` or `disk`).
+        name: String,
+        /// What was given.
+        value: String,
+    },
+    /// A `ports` value that is not a set of ranges.
     #[error("ports: {0}")]
     BadPorts(RangesError),
+    /// A reservation of something other than CPUs or memory (e.g. `disk(ROLE):N`).
     #[error(
         "{name}({role}) cannot be reserved: only cpus and mem can be reserved for a role; \
          offer {name} unreserved ({name}:VALUE)"
     )]
-    OnlyCpusAndMemReserved { name: String, role: String },
+    OnlyCpusAndMemReserved {
+        /// The resource.
+        name: String,
+        /// The role it was to be reserved for.
+        role: String,
+    },
+    /// A reservation whose role is empty or holds whitespace or `/`.
     #[error("{role:?} is not a role name; use e.g. cpus(analytics):2")]
-    BadRole { role: String },
+    BadRole {
+        /// The role as written.
+        role: String,
+    },
+    /// A resource, or a reservation for the same role, given twice.
     #[error("{name} is given twice; give each resource (and each reservation) once")]
-    Duplicate { name: String },
+    Duplicate {
+        /// The resource, as `NAME` or `NAME(ROLE)`.
+        name: String,
+    },
+    /// An `--attributes` entry that is not `NAME:VALUE`.
     #[error(
         "{entry:?} is not an attribute: write NAME:VALUE separated by `;`, e.g. rack:r1;zone:z1"
     )]
-    MalformedAttribute { entry: String },
+    MalformedAttribute {
+        /// The entry as written.
+        entry: String,
+    },
+    /// An attribute given twice.
     #[error("attribute {name} is given twice; give each attribute once")]
-    DuplicateAttribute { name: String },
+    DuplicateAttribute {
+        /// The attribute's name.
+        name: String,
+    },
+    /// A resource given both by its own flag and in `--resources` (see [`flag_or_spec`]).
     #[error("{name} is given both as --{flag} and in --resources; give it once")]
     GivenTwice {
+        /// The resource, e.g. `cpus`.
         name: &'static str,
+        /// Its flag, without the `--`.
         flag: &'static str,
     },
 }

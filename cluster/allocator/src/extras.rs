@@ -23,12 +23,14 @@ const EPSILON: f64 = 1e-9;
 pub struct Extras {
     /// Disk in MiB.
     pub disk_mb: u64,
+    /// Port ranges (Mesos' `ports`).
     pub ports: Ranges,
     /// Custom scalars by name (e.g. `gpus`, `licenses`); no zero entries.
     pub scalars: BTreeMap<String, f64>,
 }
 
 impl Extras {
+    /// Whether there is no disk, no port and no custom scalar.
     pub fn is_empty(&self) -> bool {
         self.disk_mb == 0 && self.ports.is_empty() && self.scalars.is_empty()
     }

@@ -40,6 +40,7 @@ pub struct HierarchicalAllocator<P: RoleOrder> {
 }
 
 impl<P: RoleOrder> HierarchicalAllocator<P> {
+    /// An allocator with no agents or frameworks yet, and policy `P` as it is by default.
     pub fn new() -> Self {
         Self::default()
     }

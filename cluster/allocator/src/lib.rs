@@ -24,6 +24,8 @@
 //! DRF), and a [`RoleOrder`] decides in which order roles are served: [`WeightedDrf`] (the
 //! default, [`DrfAllocator`]) or [`StrictPriority`] ([`PriorityAllocator`]).
 
+#![deny(missing_docs)]
+
 pub mod agent_spec;
 mod drf;
 pub mod extras;
@@ -56,11 +58,15 @@ pub type FrameworkId = String;
 /// its role `role` (Mesos' `Offer.allocation_info.role`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct OfferDecision {
+    /// The framework the resources are offered to.
     pub framework_id: FrameworkId,
     /// Shared with the allocator's own name of the role (a round makes one decision per
     /// agent: no copy of the name each).
     pub role: std::sync::Arc<str>,
+    /// The agent whose free resources are offered, or the reserved pool's id for resources
+    /// reserved for `role` (see [`Allocator::add_reserved`]).
     pub agent_id: AgentId,
+    /// The CPUs and memory offered.
     pub resources: Resources,
 }
 
@@ -68,6 +74,7 @@ pub struct OfferDecision {
 /// waited below its fair share can be offered some (see [`Allocator::reclaim`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReclaimDecision {
+    /// The framework asked to give resources back (one above its fair share).
     pub framework_id: FrameworkId,
     /// At most this much: giving back more would put the framework below its own fair share.
     pub resources: Resources,

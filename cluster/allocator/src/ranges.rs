@@ -12,13 +12,20 @@ pub struct Ranges(Vec<(u64, u64)>);
 /// Text that is not a set of ranges.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RangesError {
+    /// A part that is neither `BEGIN-END` nor a single number.
     #[error(
         "{0:?} is not a range: write ranges as BEGIN-END or single numbers, separated by \
          commas, e.g. 31000-32000,8080"
     )]
     Malformed(String),
+    /// A range whose end is below its begin.
     #[error("range {begin}-{end} ends before it begins; write the smaller number first")]
-    Reversed { begin: u64, end: u64 },
+    Reversed {
+        /// Its first number.
+        begin: u64,
+        /// Its last number, below `begin`.
+        end: u64,
+    },
 }
 
 impl Ranges {
@@ -69,6 +76,7 @@ impl Ranges {
         &self.0
     }
 
+    /// Whether the set holds no number.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -5,7 +5,9 @@ use std::fmt;
 /// An amount of CPUs (fractional) and memory (MiB).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Resources {
+    /// CPUs; fractions allowed (e.g. 0.5).
     pub cpus: f64,
+    /// Memory in MiB.
     pub mem_mb: u64,
 }
 
@@ -20,11 +22,13 @@ pub const MIN_OFFER_MEM_MB: u64 = 32;
 const CPU_EPSILON: f64 = 1e-9;
 
 impl Resources {
+    /// No CPUs and no memory.
     pub const ZERO: Resources = Resources {
         cpus: 0.0,
         mem_mb: 0,
     };
 
+    /// `cpus` CPUs and `mem_mb` MiB of memory.
     pub fn new(cpus: f64, mem_mb: u64) -> Self {
         Resources { cpus, mem_mb }
     }

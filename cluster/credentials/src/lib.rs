@@ -14,7 +14,7 @@
 //! randomness that fails loudly ([`random_bytes`]), a constant-time comparison
 //! ([`secrets_equal`]), and the words for a failed call or handshake ([`describe_status`]).
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod advertise;
 mod authority;

@@ -77,9 +77,13 @@ pub struct FrameworkInfo {
 /// framework's roles.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Offer {
+    /// The offer's id, assigned by the master: what to accept or decline it with.
     pub id: String,
+    /// The agent whose resources are offered.
     pub agent_id: String,
+    /// That agent's host name.
     pub hostname: String,
+    /// The CPUs and memory offered.
     pub resources: Resources,
     /// Disk, port ranges and custom scalars (unreserved offers only).
     pub extras: Extras,
@@ -98,7 +102,10 @@ pub struct ExecutorLaunch {
     /// Unique among this framework's running executors; names its sandbox
     /// directory, so no `/`.
     pub executor_id: String,
+    /// The program the agent runs (looked up on its `PATH` when it names no directory), in
+    /// the executor's sandbox directory.
     pub program: String,
+    /// The program's arguments.
     pub args: Vec<String>,
     /// Added to the agent's environment. The agent also sets
     /// `TESSERA_AGENT_ID`, `TESSERA_FRAMEWORK_ID`, `TESSERA_EXECUTOR_ID`,
@@ -106,6 +113,7 @@ pub struct ExecutorLaunch {
     /// `TESSERA_EXECUTOR_PORTS` (the ports of `extras`, e.g. `31000-31001,31005`) and
     /// `TESSERA_LIBRARY_CACHE` (a directory the framework's executors on the agent share).
     pub env: Vec<(String, String)>,
+    /// The CPUs and memory of the offer it takes.
     pub resources: Resources,
     /// Disk, ports (which ports of the offer it takes) and custom scalars.
     pub extras: Extras,
@@ -119,6 +127,7 @@ pub struct ExecutorLaunch {
 /// One thing to do with an accepted offer (Mesos' offer operations).
 #[derive(Clone, Debug, PartialEq)]
 pub enum AcceptOperation {
+    /// Launch an executor with part of the offer.
     Launch(ExecutorLaunch),
     /// Reserve these unreserved CPUs and memory of the offer for its allocation role: they
     /// come back in offers marked with the role, to the role only, until unreserved.
@@ -153,7 +162,9 @@ impl AcceptOperation {
 /// Lifecycle of an executor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ExecutorState {
+    /// Launched: its agent is making its sandbox and starting its process.
     Starting,
+    /// Its process has started.
     Running,
     /// Exited with status 0.
     Finished,
@@ -226,18 +237,27 @@ pub enum FrameworkEvent {
     /// Always the first event; again after the client subscribed again with its id (the
     /// master restarted or the connection broke), followed by the states of its executors.
     Registered {
+        /// The framework's id, assigned by the master; the same when it subscribes again.
         framework_id: String,
     },
+    /// Resources offered to the framework (Mesos' OFFERS): accept or decline each offer.
     Offers(Vec<Offer>),
     /// The offer is gone (its agent was lost); do not accept it.
     OfferRescinded(String),
+    /// A status update (Mesos' UPDATE): one of the framework's executors changed state, or an
+    /// answer to [`FrameworkClient::reconcile`].
     ExecutorStatus {
+        /// The executor whose state it is.
         executor_id: String,
+        /// The agent it runs (or ran) on.
         agent_id: String,
+        /// Its new state.
         state: ExecutorState,
+        /// What its agent or the master said of the state (e.g. why it failed; may be empty).
         message: String,
         /// Once its process ended: its exit status, or 128 + the signal that ended it.
         exit_code: Option<i32>,
+        /// Why it ended, when its state does not say it all.
         reason: Option<ExecutorReason>,
         /// What to acknowledge it with ([`FrameworkClient::acknowledge`]); empty for answers
         /// to [`FrameworkClient::reconcile`], which are not acknowledged.
@@ -247,20 +267,28 @@ pub enum FrameworkEvent {
     /// (`executor_id` is `None`), or an executor ended with a non-zero `status` (as its
     /// ExecutorStatus says too). Best effort: not sent again.
     Failure {
+        /// The agent lost, or the one the executor ran on.
         agent_id: String,
+        /// The executor that failed; `None` when the agent was lost.
         executor_id: Option<String>,
+        /// The executor's non-zero exit status, or 128 + the signal that ended it; `None` when
+        /// the agent was lost.
         status: Option<i32>,
     },
     /// Bytes one of the framework's executors sent it (Mesos' MESSAGE): the executor put a
     /// file in its sandbox's `outbox/`. Best effort: not kept while the framework is away.
     Message {
+        /// The agent the executor runs on.
         agent_id: String,
+        /// The executor that sent it.
         executor_id: String,
+        /// The contents of the file it put in its outbox.
         data: Vec<u8>,
     },
     /// Give back up to `resources` by ending executors: another framework has waited below
     /// its fair share (the master's `--reclaim-after-ms`). A framework may ignore it.
     Reclaim {
+        /// How much to give back at most (CPUs and memory).
         resources: Resources,
         /// Who waits, and for how long.
         message: String,
@@ -273,10 +301,13 @@ pub enum FrameworkEvent {
 /// An agent as `tessera cluster status` shows it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AgentSummary {
+    /// The agent's id, assigned by the master when it registered.
     pub id: String,
+    /// Its host name (its `--hostname`, or the machine's).
     pub hostname: String,
     /// Its gRPC "HOST:PORT".
     pub address: String,
+    /// All its CPUs and memory, free or not.
     pub total: Resources,
     /// In use by executors.
     pub allocated: Resources,
@@ -286,6 +317,7 @@ pub struct AgentSummary {
     pub isolation: String,
     /// Its disk, ports and custom scalars.
     pub extras: Extras,
+    /// Its attributes (`--attributes`).
     pub attributes: Vec<Attribute>,
     /// CPUs and memory reserved for roles (`total` includes them).
     pub reservations: Vec<ReservationSummary>,
@@ -294,7 +326,9 @@ pub struct AgentSummary {
 /// CPUs and memory of an agent reserved for a role.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReservationSummary {
+    /// The role the resources are reserved for.
     pub role: String,
+    /// The CPUs and memory reserved.
     pub resources: Resources,
     /// Made by a framework's RESERVE (`false`: by the agent's `--resources`).
     pub dynamic: bool,
@@ -303,8 +337,11 @@ pub struct ReservationSummary {
 /// A framework as `tessera cluster status` shows it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FrameworkSummary {
+    /// The framework's id, assigned by the master when it first subscribed.
     pub id: String,
+    /// The name it subscribed with.
     pub name: String,
+    /// The user it runs as (informational).
     pub user: String,
     /// In use by its executors.
     pub allocated: Resources,
@@ -332,13 +369,19 @@ pub struct FrameworkSummary {
 /// recently ended ones).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExecutorSummary {
+    /// The framework that launched it.
     pub framework_id: String,
+    /// Its id, chosen by its framework.
     pub executor_id: String,
+    /// The agent it runs (or ran) on.
     pub agent_id: String,
+    /// Its latest state.
     pub state: ExecutorState,
+    /// The CPUs and memory it was launched with.
     pub resources: Resources,
     /// Its disk, ports and custom scalars.
     pub extras: Extras,
+    /// What its latest status update said (e.g. why it failed; may be empty).
     pub message: String,
     /// Memory its processes used at its agent's last heartbeat (0 once ended).
     pub memory_used_bytes: u64,
@@ -349,10 +392,13 @@ pub struct ExecutorSummary {
 /// A snapshot of the cluster, from the master.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClusterStatus {
+    /// The registered agents, by id.
     pub agents: Vec<AgentSummary>,
+    /// The frameworks the master knows, connected or within their failover timeout.
     pub frameworks: Vec<FrameworkSummary>,
     /// Outstanding offers, with the framework each was made to.
     pub offers: Vec<(String, Offer)>,
+    /// The executors, running and recently ended.
     pub executors: Vec<ExecutorSummary>,
 }
 

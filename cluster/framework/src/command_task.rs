@@ -25,8 +25,11 @@ const DECLINE_SECONDS: f64 = 1.0;
 /// A command to run as a task.
 #[derive(Clone, Debug)]
 pub struct CommandTask {
+    /// The program the agent runs (looked up on its `PATH` when it names no directory).
     pub program: String,
+    /// The program's arguments.
     pub args: Vec<String>,
+    /// The CPUs and memory (MiB) to run it with: only an offer with as much will do.
     pub resources: Resources,
     /// The framework's name, shown by `tessera cluster status`.
     pub name: String,
@@ -45,10 +48,15 @@ pub enum CommandTaskEvent {
     Waiting(String),
     /// The task changed state.
     State {
+        /// The task's id ([`TASK_ID`]).
         task_id: String,
+        /// The agent it runs on.
         agent_id: String,
+        /// That agent's host name, from the offer it was launched with.
         hostname: String,
+        /// Its new state.
         state: ExecutorState,
+        /// What its agent or the master said of the change (empty when nothing).
         message: String,
     },
 }
@@ -77,10 +85,13 @@ impl std::fmt::Display for CommandTaskEvent {
 /// How the task ended.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CommandOutcome {
+    /// Its terminal state (finished, failed, killed or lost).
     pub state: ExecutorState,
+    /// What its agent or the master said of that state (e.g. why it failed).
     pub message: String,
     /// Its exit status, or 128 + the signal that ended it, when its process ended.
     pub exit_code: Option<i32>,
+    /// Why it ended, when its state does not say it all.
     pub reason: Option<ExecutorReason>,
 }
 
@@ -99,12 +110,20 @@ impl CommandOutcome {
 /// Why the command did not run to its end.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandTaskError {
+    /// Talking to the master failed.
     #[error(transparent)]
     Framework(#[from] FrameworkError),
+    /// No offer fitted the command within [`CommandTask::timeout`].
     #[error(
         "gave up after {seconds} s: {notice}; ask for less (--cpus, --mem-mb), or add or free agents"
     )]
-    NoFit { seconds: u64, notice: String },
+    NoFit {
+        /// How long it waited, in whole seconds.
+        seconds: u64,
+        /// What was wanted and the largest offer seen.
+        notice: String,
+    },
+    /// The master was lost, or the subscription ended, before the task ended.
     #[error("lost the master while the task ran: {0}")]
     Disconnected(String),
 }

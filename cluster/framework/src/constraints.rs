@@ -20,15 +20,23 @@ pub struct Constraints {
 /// A constraint text that cannot be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConstraintError {
+    /// An entry whose attribute name is empty or holds whitespace, or with an empty value.
     #[error(
         "{entry:?} is not a constraint: write ATTRIBUTE:VALUE,VALUE or ATTRIBUTE alone, \
          separated by `;`, e.g. rack:r1,r2;zone:z1"
     )]
-    Malformed { entry: String },
+    Malformed {
+        /// The entry as written.
+        entry: String,
+    },
+    /// An attribute named in two entries.
     #[error(
         "attribute {name} is constrained twice; list all its values in one entry (e.g. {name}:a,b)"
     )]
-    Duplicate { name: String },
+    Duplicate {
+        /// The attribute's name.
+        name: String,
+    },
 }
 
 impl Constraints {
@@ -63,6 +71,7 @@ impl Constraints {
         Ok(Constraints { entries })
     }
 
+    /// Whether there are no constraints (any agent will do).
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

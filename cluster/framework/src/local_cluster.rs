@@ -48,32 +48,50 @@ const AGENT_TIMEOUT_MS: u64 = 5000;
 /// A local cluster did not come up.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalClusterError {
+    /// The `tessera-master` or `tessera-agent` binary is not in the directory given.
     #[error(
         "cannot find {path}; build the cluster binaries with `cargo build -p tessera-master -p tessera-agent` \
          (or `cargo build --workspace --bins`) and pass the directory that holds them"
     )]
-    MissingBinary { path: PathBuf },
+    MissingBinary {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// The cluster's temporary directory (logs, credentials, work directories) cannot be made.
     #[error("cannot create the local cluster's temporary directory: {0}")]
     TempDir(std::io::Error),
+    /// The cluster's CA and credentials cannot be made or read.
     #[error("cannot make the local cluster's credentials: {0}")]
     Credentials(#[from] CredentialError),
+    /// A daemon cannot be started.
     #[error("cannot start {program}: {source}")]
     Spawn {
+        /// The daemon's binary.
         program: PathBuf,
+        /// Why: its log file could not be made or its program not run.
         source: std::io::Error,
     },
+    /// The master or the agents did not come up: one exited or failed, or was not ready within
+    /// the startup timeout (20 s).
     #[error("{what} did not come up within {seconds} s: {detail}")]
     NotUp {
+        /// What did not come up, e.g. `tessera-master`, `tessera-agent #0` or `2 agents`.
         what: String,
+        /// How long it was waited for, in seconds.
         seconds: u64,
+        /// What went wrong, with the last lines of the logs concerned.
         detail: String,
     },
+    /// A shape with no agent, no CPUs or no memory.
     #[error(
         "a local cluster needs at least one agent with some CPUs and memory (got {agents} agents, {cpus} CPUs, {mem_mb} MiB)"
     )]
     BadShape {
+        /// The number of agents asked for.
         agents: usize,
+        /// CPUs per agent asked for.
         cpus: f64,
+        /// Memory per agent asked for, in MiB.
         mem_mb: u64,
     },
 }

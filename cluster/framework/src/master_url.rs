@@ -11,19 +11,28 @@ pub enum MasterUrl {
     /// `local` (1 core), `local[N]`, `local[*]` (all cores): executors on this
     /// machine without a cluster manager. `*` is resolved to the machine's
     /// available parallelism.
-    Local { cores: usize },
+    Local {
+        /// How many cores the one local executor runs tasks on (at least 1).
+        cores: usize,
+    },
     /// `local-cluster[A,C,M]`: a real master and `agents` agents on loopback,
     /// each offering `cpus_per_agent` CPUs and `mem_mb_per_agent` MiB (see
     /// [`crate::LocalCluster`]).
     LocalCluster {
+        /// How many agents to start (at least 1).
         agents: usize,
+        /// CPUs each agent offers (positive; fractions allowed).
         cpus_per_agent: f64,
+        /// Memory each agent offers, in MiB.
         mem_mb_per_agent: u64,
     },
     /// `tessera://HOST:PORT`: a running `tessera-master`; `address` is
     /// "HOST:PORT". The port defaults to 5050. Or `zk://HOST:PORT,.../PATH`: the leader of
     /// masters started with `--zk` that URL, followed as it changes; `address` is the URL.
-    Tessera { address: String },
+    Tessera {
+        /// The master's "HOST:PORT", or the `zk://` URL.
+        address: String,
+    },
 }
 
 /// The master URL could not be understood.
@@ -34,7 +43,9 @@ pub enum MasterUrl {
      `zk://HOST:PORT[,HOST:PORT...]/PATH`"
 )]
 pub struct MasterUrlError {
+    /// The URL as given.
     pub input: String,
+    /// What is wrong with it.
     pub reason: String,
 }
 

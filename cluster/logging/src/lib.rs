@@ -5,7 +5,7 @@
 //! `NO_COLOR` is unset or empty (<https://no-color.org>), so that a log redirected to a file,
 //! a sandbox's `stderr` or Jupyter's console reads as plain text.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;

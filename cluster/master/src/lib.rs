@@ -24,6 +24,8 @@
 //!
 //! The binary `tessera-master` wraps [`serve`]; see `src/main.rs` for flags.
 
+#![deny(missing_docs)]
+
 mod http;
 mod metrics;
 mod service;
@@ -137,10 +139,13 @@ impl AllocationPolicy {
 /// Errors of a running master.
 #[derive(Debug, thiserror::Error)]
 pub enum MasterError {
+    /// The master's gRPC server failed while serving.
     #[error("the master's gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The address of a listener given to the master cannot be read.
     #[error("cannot read the master's listening address: {0}")]
     LocalAddr(std::io::Error),
+    /// The master's credentials cannot serve TLS (its gRPC or HTTPS side).
     #[error("the master's credentials cannot serve TLS: {0}")]
     Credentials(#[from] tessera_credentials::CredentialError),
 }

@@ -115,7 +115,9 @@ impl Framework {
 /// which comes from its certificate).
 #[derive(Clone, Debug, Default)]
 pub struct Subscription {
+    /// The framework's name, shown in `tessera cluster status`.
     pub name: String,
+    /// The user it runs as (informational).
     pub user: String,
     /// Empty: the default role (or, with `roles`, empty or one of them).
     pub role: String,
@@ -125,6 +127,8 @@ pub struct Subscription {
     pub framework_id: Option<String>,
     /// Unset: the master's default.
     pub failover_timeout: Option<Duration>,
+    /// Capability names (Mesos' `FrameworkInfo.Capability`): recorded and shown; only `MULTI_ROLE`
+    /// changes what the master does.
     pub capabilities: Vec<String>,
 }
 
@@ -219,6 +223,7 @@ pub struct AgentOffering {
     pub extras: Extras,
     /// CPUs and memory reserved for roles (`--resources "cpus(ROLE):N"`).
     pub reserved: BTreeMap<String, Resources>,
+    /// The agent's attributes (`--attributes`), passed on with its offers.
     pub attributes: Vec<Attribute>,
 }
 
@@ -431,6 +436,9 @@ pub struct MasterState {
 }
 
 impl MasterState {
+    /// A master with no agents or frameworks yet, its allocator made from `config`'s policy,
+    /// weights and quotas; the agent, framework and offer ids it assigns start with a prefix unique
+    /// to this run.
     pub fn new(config: &MasterConfig) -> Self {
         let since_epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -8,7 +8,7 @@
 //! * [`MasterDetector`]: where the leading master is — a fixed `HOST:PORT`, or what the
 //!   ensemble says under a `zk://` URL, followed as leaders change.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod detector;
 mod election;

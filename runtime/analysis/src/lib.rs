@@ -4,7 +4,7 @@
 //! hover at a byte offset of that text. Everything is in memory: nothing is written to the
 //! project, and its files are not watched.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod completion;
 mod error;

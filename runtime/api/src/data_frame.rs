@@ -17,7 +17,7 @@
 //! by_region.show(10);
 //! ```
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 use crate::context::Context;
 use crate::error::Error;

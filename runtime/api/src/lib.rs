@@ -17,6 +17,8 @@
 //! let kept = words.filter(capture!([stop] move |w: &String| !stop.contains(w))); // anywhere
 //! ```
 
+#![deny(missing_docs)]
+
 mod auto_capture;
 mod batch;
 mod capture;

@@ -22,6 +22,7 @@ use tessera_plan::Partitioner;
 /// let links = pairs.partition_by_custom(&ByDomain { partitions: 8 });
 /// ```
 pub trait CustomPartitioner<K>: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// How many partitions keys are placed in (Spark's `numPartitions`).
     fn num_partitions(&self) -> u32;
     /// The partition of `key`, below `num_partitions()`; the same key must always get the
     /// same partition, in every process.

@@ -15,7 +15,7 @@
 //! file). A notebook shows the SVG itself; the file is written all the same, since a cell cannot
 //! tell which front end shows its value.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 use crate::error::Error;
 use crate::rich::RichDisplay;

@@ -9,7 +9,7 @@
 //! `Some(x)` in a column shows as `x` and `None` as `null`, as Spark shows them. Values inside a
 //! cell (a tuple in a tuple, a vector, a map) are written as Rust's `Debug` writes them.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 use serde::Serialize;
 use serde::ser;

@@ -12,7 +12,7 @@
 //! [`Context::show`](crate::Context::show) (and `show(&x)` in a session) sends the same forms as a
 //! display before the cell ends, for values that are not a cell's last expression.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 use crate::record_cells::{Cell, Row, cell, flatten};
 use serde::Serialize;

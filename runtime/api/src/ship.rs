@@ -213,7 +213,10 @@ pub(crate) unsafe fn rebuild<F>(
 /// `x * factor` works as in the original closure), by reference otherwise.
 pub struct Bind<'a, T>(pub &'a T);
 
+/// Binds a `Copy` capture by value: method resolution on `&Bind` picks it before
+/// [`BindByRef`] whenever the capture is `Copy`.
 pub trait BindByValue<T> {
+    /// A copy of the captured value.
     fn bind(&self) -> T;
 }
 impl<T: Copy> BindByValue<T> for Bind<'_, T> {
@@ -222,7 +225,10 @@ impl<T: Copy> BindByValue<T> for Bind<'_, T> {
     }
 }
 
+/// Binds a capture that is not `Copy` by reference: what method resolution on `&Bind` falls
+/// back to when [`BindByValue`] does not apply.
 pub trait BindByRef<'a, T> {
+    /// A reference to the captured value.
     fn bind(&self) -> &'a T;
 }
 impl<'a, T> BindByRef<'a, T> for &Bind<'a, T> {

@@ -29,7 +29,9 @@ const SAMPLES_PER_PARTITION: u64 = 60;
 /// together.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Side<V, W> {
+    /// A value of the RDD `cogroup` is called on.
     Left(V),
+    /// A value of the `other` RDD.
     Right(W),
 }
 

@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 
 /// Numbers an RDD can summarize.
 pub trait Numeric: crate::Data + Copy {
+    /// The number as an `f64`, in which statistics are computed (an `as` cast: integers past
+    /// 2^53 round).
     fn to_f64(self) -> f64;
 }
 
@@ -36,6 +38,7 @@ impl Default for Stats {
 }
 
 impl Stats {
+    /// Adds one number (Spark's `StatCounter.merge(value)`).
     pub fn add(&mut self, x: f64) {
         self.count += 1;
         let delta = x - self.mean;
@@ -66,12 +69,15 @@ impl Stats {
         }
     }
 
+    /// How many numbers were added.
     pub fn count(&self) -> u64 {
         self.count
     }
+    /// Their mean; NaN for no numbers.
     pub fn mean(&self) -> f64 {
         if self.count == 0 { f64::NAN } else { self.mean }
     }
+    /// Their sum; 0 for no numbers.
     pub fn sum(&self) -> f64 {
         self.mean * self.count as f64
     }
@@ -83,9 +89,12 @@ impl Stats {
             self.m2 / self.count as f64
         }
     }
+    /// Population standard deviation (Spark's `stdev`); NaN for no numbers.
     pub fn stdev(&self) -> f64 {
         self.variance().sqrt()
     }
+    /// Sample variance, dividing by `count - 1` (Spark's `sampleVariance`); NaN for fewer
+    /// than 2 numbers.
     pub fn sample_variance(&self) -> f64 {
         if self.count < 2 {
             f64::NAN
@@ -93,12 +102,15 @@ impl Stats {
             self.m2 / (self.count - 1) as f64
         }
     }
+    /// Sample standard deviation (Spark's `sampleStdev`); NaN for fewer than 2 numbers.
     pub fn sample_stdev(&self) -> f64 {
         self.sample_variance().sqrt()
     }
+    /// The smallest number; infinity for no numbers, as in Spark.
     pub fn min(&self) -> f64 {
         self.min
     }
+    /// The largest number; minus infinity for no numbers, as in Spark.
     pub fn max(&self) -> f64 {
         self.max
     }

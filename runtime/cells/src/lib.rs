@@ -11,7 +11,7 @@
 //! The engine knows nothing of Tessera: the session gives it the dependencies cells use, a
 //! trait to show results with, and the binary to run as the child.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod cell_cache;
 mod cell_parts;

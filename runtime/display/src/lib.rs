@@ -4,7 +4,7 @@
 //! cluster — that the REPL's `:storage`, `:jobs`, `:executors` and `:cluster` and the same
 //! kernel cells show.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod report;
 

@@ -10,12 +10,20 @@ pub enum CellDisplay {
     /// Show `data` (MIME type, content); with `display_id` and `update`, in place of what was
     /// shown under that id.
     Show {
+        /// The output in one or more forms, as (MIME type, content) pairs: the front end picks
+        /// the richest it can show.
         data: Vec<(String, String)>,
+        /// The display's id, by which later updates replace it (with `update`, the id of the
+        /// display this one replaces); `None`: it cannot be updated.
         display_id: Option<String>,
+        /// True to replace what was shown under `display_id` rather than show it anew.
         update: bool,
     },
     /// Clear the cell's output; with `wait`, once new output arrives.
-    Clear { wait: bool },
+    Clear {
+        /// True to clear once new output arrives rather than at once.
+        wait: bool,
+    },
 }
 
 /// The channel cells' display requests go through.

@@ -17,7 +17,12 @@ pub enum DriverError {
     UnknownRdd(RddId),
     /// A partition past an RDD's last.
     #[error("rdd {rdd} has no partition {partition}")]
-    NoPartition { rdd: RddId, partition: u32 },
+    NoPartition {
+        /// The RDD asked for.
+        rdd: RddId,
+        /// The partition index asked for, past the RDD's last.
+        partition: u32,
+    },
     /// A DataFrame operation on an RDD that is not a DataFrame.
     #[error(
         "rdd {0} is not a DataFrame of this session; make one with read_csv, read_json or to_df"
@@ -26,7 +31,10 @@ pub enum DriverError {
     /// polars could not plan or read a DataFrame.
     #[error("{what}: {source}")]
     Frame {
+        /// What the driver was doing: the DataFrame operation's name, or reading or inferring
+        /// the schema of a file.
         what: String,
+        /// polars' error.
         #[source]
         source: tessera_frame::FrameError,
     },
@@ -43,12 +51,20 @@ pub enum DriverError {
     #[error(
         "union: the DataFrames have different schemas ({first}) and ({other}); select the same columns, with the same types, from each"
     )]
-    FrameUnionOfSchemas { first: String, other: String },
+    FrameUnionOfSchemas {
+        /// The first DataFrame's schema, as `name: type, ...`.
+        first: String,
+        /// The schema of the first DataFrame that differs from it, in the same form.
+        other: String,
+    },
     /// A union of RDDs of different element types.
     #[error("union: rdd {parent} holds `{holds}`, not `{wanted}`; unite RDDs of one type")]
     UnionOfTypes {
+        /// The first parent RDD whose element type differs from the union's.
         parent: RddId,
+        /// That parent's element type (its Rust type name).
         holds: String,
+        /// The union's element type, as the cell declared it.
         wanted: String,
     },
     /// A kind of RDD only the driver makes came from a cell.
@@ -63,7 +79,9 @@ pub enum DriverError {
     /// The compiled code a closure lives in cannot be read.
     #[error("cannot read compiled code at {path}: {source}")]
     UnreadableCode {
+        /// The shared library (or executable) the closure's code is in.
         path: PathBuf,
+        /// Why it cannot be read.
         #[source]
         source: std::io::Error,
     },
@@ -73,15 +91,20 @@ pub enum DriverError {
          (a REPL or notebook cell, or a `cdylib` crate), not into an executable"
     )]
     NotASharedLibrary(PathBuf),
-    /// `text_file` found nothing at the path.
-    #[error(
-        "text_file: no file matches `{pattern}` (relative paths start at {cwd}); check the path"
-    )]
-    NoTextFile { pattern: String, cwd: PathBuf },
-    /// A file `text_file` matched cannot be read.
+    /// An input path (of `text_file`, or of a DataFrame's file) matches no file.
+    #[error("no file matches `{pattern}` (relative paths start at {cwd}); check the path")]
+    NoInputFile {
+        /// The path as the cell gave it: a file, a directory, or a glob in its last component.
+        pattern: String,
+        /// The session's working directory, where a relative `pattern` starts.
+        cwd: PathBuf,
+    },
+    /// An input file (of `text_file`, or of a DataFrame) cannot be read.
     #[error("cannot read {path}: {source}")]
-    UnreadableText {
+    UnreadableInput {
+        /// The file that cannot be read.
         path: PathBuf,
+        /// Why it cannot be read.
         #[source]
         source: std::io::Error,
     },
@@ -96,8 +119,11 @@ pub enum DriverError {
          executor and this session share?"
     )]
     CheckpointNotShared {
+        /// The checkpointed RDD.
         rdd: RddId,
+        /// The first partition file (`dir/part-NNNNN`) the driver did not find.
         missing: String,
+        /// The checkpoint's directory: `rdd-N` under the one `checkpoint` was given.
         dir: String,
     },
     /// An accumulator id this session never created.
@@ -115,22 +141,32 @@ pub enum DriverError {
          {executor}: {message}"
     )]
     TaskFailed {
+        /// The partition whose task failed.
         partition: u32,
+        /// Attempts that failed: `MAX_TASK_ATTEMPTS`, 4.
         attempts: u32,
+        /// The id of the executor the last attempt ran on.
         executor: String,
+        /// The last attempt's error: its code's (a panic, a returned error, a record it could
+        /// not decode), or how its executor was lost.
         message: String,
     },
-    /// A stage was run again this many times because the map outputs it reads kept being lost.
+    /// A task could not fetch a shuffle's map output in `attempts` rounds of its stage in a row.
     #[error(
         "task for partition {partition} could not fetch the output of shuffle {shuffle} \
          {attempts} times; most recent failure from executor {executor}: {message}; check that \
          executors can reach each other (their addresses in `:executors`) and have disk room"
     )]
     FetchFailed {
+        /// The partition of the task whose fetch failed.
         partition: u32,
+        /// The shuffle whose map output it could not fetch.
         shuffle: ShuffleId,
+        /// Rounds in a row in which a fetch failed: `MAX_STAGE_ATTEMPTS`, 4.
         attempts: u32,
+        /// The id of the executor that held the map output.
         executor: String,
+        /// The last failed fetch's error.
         message: String,
     },
     /// No executor came to run a task.
@@ -139,7 +175,12 @@ pub enum DriverError {
          (`tessera cluster status`) and look at the executor logs: {logs}",
         waited.as_secs()
     )]
-    NoExecutors { waited: Duration, logs: String },
+    NoExecutors {
+        /// How long the task waited for an executor: `EXECUTOR_WAIT`, 120 s.
+        waited: Duration,
+        /// Where the executors' logs are: a file, or where to find them on a cluster.
+        logs: String,
+    },
     /// The scheduler itself failed; the job cannot go on.
     #[error("the scheduler failed ({0}); this is a bug in Tessera: restart the session")]
     Scheduler(String),
@@ -149,13 +190,21 @@ pub enum DriverError {
          executors keep dying: look at the executor logs: {logs}"
     )]
     MapOutputsKeptLost {
+        /// A shuffle whose map outputs the last round found missing.
         shuffle: ShuffleId,
+        /// Rounds the stage ran again in all: `MAX_STAGE_ROUNDS`, 16.
         rounds: u32,
+        /// Where the executors' logs are: a file, or where to find them on a cluster.
         logs: String,
     },
     /// A job stopped because of `cause`.
     #[error("Job {job} failed: {cause}")]
-    JobFailed { job: u64, cause: Box<DriverError> },
+    JobFailed {
+        /// The job's id in the session (`:jobs`).
+        job: u64,
+        /// The error that stopped it.
+        cause: Box<DriverError>,
+    },
     /// A job was cancelled (an interrupt).
     #[error("Job {0} was cancelled")]
     JobCancelled(u64),

@@ -115,7 +115,7 @@ fn define(
 /// The first bytes of `path`, up to the end of its last whole line within `limit` (all of a
 /// shorter file).
 fn head_of(path: &Path, limit: u64) -> Result<Vec<u8>, DriverError> {
-    let unreadable = |source| DriverError::UnreadableText {
+    let unreadable = |source| DriverError::UnreadableInput {
         path: path.to_path_buf(),
         source,
     };
@@ -135,7 +135,7 @@ fn head_of(path: &Path, limit: u64) -> Result<Vec<u8>, DriverError> {
 
 /// Bytes of `path`'s first line with its line end (its header): splits start after it.
 fn header_len(path: &Path) -> Result<u64, DriverError> {
-    let unreadable = |source| DriverError::UnreadableText {
+    let unreadable = |source| DriverError::UnreadableInput {
         path: path.to_path_buf(),
         source,
     };
@@ -179,7 +179,7 @@ pub fn read(
     let first = match splits.first() {
         Some(split) => Path::new(&split.path).to_path_buf(),
         None => {
-            return Err(DriverError::NoTextFile {
+            return Err(DriverError::NoInputFile {
                 pattern: pattern.to_string(),
                 cwd,
             });

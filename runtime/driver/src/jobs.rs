@@ -19,9 +19,13 @@ pub enum JobState {
     Cancelled,
 }
 
+/// One job of the session as `:jobs` lists it: its action, stages, tasks, bytes moved and how
+/// it ended.
 #[derive(Clone, Debug)]
 pub struct JobInfo {
+    /// The job's id in the session, counting from 0 in the order jobs started.
     pub id: u64,
+    /// The action that runs it (`count`, `collect`, ...).
     pub description: String,
     /// Stages run so far: the map stages of the shuffles it computed, and its result stage.
     pub stages: u32,
@@ -30,7 +34,10 @@ pub struct JobInfo {
     /// Stages the job was planned with when it started (its result stage and the map stages
     /// whose output was missing); more run if map output is lost on the way.
     pub stages_planned: u32,
+    /// Tasks of the stages started so far: its result stage's, and those of each map stage
+    /// that joined.
     pub tasks_total: u32,
+    /// Tasks finished, of every stage.
     pub tasks_done: u32,
     /// Finished tasks whose partition came from an executor's cache.
     pub tasks_from_cache: u32,
@@ -40,8 +47,11 @@ pub struct JobInfo {
     pub records: u64,
     /// Bytes its finished tasks moved: shuffle buckets read and written, results returned.
     pub bytes: u64,
+    /// Running, or how it ended.
     pub state: JobState,
+    /// When the driver registered it.
     pub started: Instant,
+    /// How long it ran, from `started` to its end; `None` while it runs.
     pub duration: Option<Duration>,
 }
 

@@ -4,6 +4,8 @@
 //!
 //! Cells reach it through a local socket ([`cell_server`]); executors through gRPC.
 
+#![deny(missing_docs)]
+
 mod agent_files;
 mod artifacts;
 mod blocks;
@@ -63,11 +65,14 @@ use tessera_plan::{RddId, StorageLevel, TaskMetrics};
 
 /// How to start a driver.
 pub struct DriverConfig {
+    /// Where executors come from: `local[N]` on this machine, `local-cluster[...]`, or a
+    /// running master (`tessera://`, `zk://`).
     pub master: MasterUrl,
     /// Where `tessera-executor` (and the cluster daemons) are.
     pub bin_dir: PathBuf,
     /// Logs and scratch files of this session.
     pub work_dir: PathBuf,
+    /// Memory per executor for cached partitions, in MiB.
     pub executor_memory_mb: u64,
     /// How long a task waits for a slot at each locality level before trying the next.
     pub locality_wait: std::time::Duration,
@@ -86,6 +91,7 @@ pub struct DriverConfig {
 /// agents run it themselves, and the copies cost a write to the page cache per map output.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ShuffleService {
+    /// Agents serve the copies: a lost executor's map outputs stay readable.
     #[default]
     Enabled,
     /// Map outputs live and die with their executor (and are computed again from lineage).
@@ -385,7 +391,9 @@ impl DriverState {
 /// A job that did not succeed: the error its cell received, and whether it was cancelled.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FailedJob {
+    /// The error the cell received (`Job N failed: ...` or `Job N was cancelled`).
     pub message: String,
+    /// Whether the job was cancelled (an interrupt) rather than failed.
     pub cancelled: bool,
 }
 
@@ -393,7 +401,9 @@ pub struct FailedJob {
 /// ran that did not succeed.
 #[derive(Clone, Debug, Default)]
 pub struct CellFailure {
+    /// The message the cell panicked with, as its panic hook reported it; `None`: no panic.
     pub panic: Option<String>,
+    /// The last job that did not succeed since the previous call; `None`: every job did.
     pub failed_job: Option<FailedJob>,
 }
 
@@ -411,12 +421,20 @@ pub struct Dropped {
 /// One cached RDD as `:storage` shows it.
 #[derive(Clone, Debug)]
 pub struct StorageRow {
+    /// The RDD's id in the session.
     pub rdd: RddId,
+    /// The operation that made the RDD (`parallelize`, `map`, `text_file(PATH)`, ...).
     pub name: String,
+    /// The Rust type name of its records.
     pub element_type: String,
+    /// The storage level it was persisted at.
     pub level: StorageLevel,
+    /// Partitions the RDD has.
     pub partitions: u32,
+    /// Partitions cached on at least one executor.
     pub cached_partitions: u32,
+    /// Bytes of executor memory its cached partitions hold, on every executor (copies
+    /// included; 0 for those kept on disk).
     pub bytes: u64,
     /// Where the cached partitions are, one entry per executor.
     pub executors: Vec<CachedOn>,
@@ -425,24 +443,35 @@ pub struct StorageRow {
 /// The part of one cached RDD that one executor holds.
 #[derive(Clone, Debug)]
 pub struct CachedOn {
+    /// The executor's id.
     pub executor: String,
     /// The host the executor runs on.
     pub host: String,
+    /// Partitions of the RDD it holds.
     pub partitions: u32,
+    /// Bytes of executor memory they hold (0 for those kept on disk).
     pub bytes: u64,
 }
 
 /// One executor as `:executors` shows it.
 #[derive(Clone, Debug)]
 pub struct ExecutorRow {
+    /// The executor's id (`local-0`, or `exec-N-AGENT` on a cluster).
     pub id: String,
+    /// `host:port` of its gRPC service.
     pub address: String,
+    /// The host it runs on.
     pub host: String,
+    /// Its process id on that host.
     pub pid: u32,
+    /// Its task threads.
     pub cores: u32,
+    /// Its memory for cached partitions, in bytes.
     pub memory_bytes: u64,
 }
 
+/// The driver of one session: the lineage of its RDDs, its executors and the jobs it runs on
+/// them, and the socket its cells reach it through.
 pub struct Driver {
     state: Arc<DriverState>,
     socket_name: String,
@@ -644,6 +673,7 @@ impl Driver {
         }
     }
 
+    /// Every job the session ran or runs, oldest first (`:jobs`).
     pub fn jobs(&self) -> Vec<JobInfo> {
         self.state.jobs.list()
     }
@@ -658,10 +688,13 @@ impl Driver {
         self.state.displays.subscribe()
     }
 
+    /// The progress of every job from now on: an event whenever a job or a stage starts or
+    /// ends, or a task finishes.
     pub fn progress(&self) -> tokio::sync::broadcast::Receiver<Progress> {
         self.state.jobs.subscribe()
     }
 
+    /// The executors registered now (`:executors`).
     pub fn executors(&self) -> Vec<ExecutorRow> {
         self.state
             .executors
@@ -678,6 +711,7 @@ impl Driver {
             .collect()
     }
 
+    /// Every RDD with a storage level, and where its cached partitions are (`:storage`).
     pub fn storage(&self) -> Vec<StorageRow> {
         self.state
             .lineage
@@ -717,6 +751,8 @@ impl Driver {
     }
 }
 
+/// Cancels the driver's running jobs from another thread (a Ctrl-C handler, a notebook's
+/// interrupt); made by [`Driver::canceller`].
 #[derive(Clone)]
 pub struct JobCanceller(Arc<DriverState>);
 

@@ -28,7 +28,7 @@ pub fn splits(
         .map(|f| {
             std::fs::metadata(f)
                 .map(|m| m.len())
-                .map_err(|source| DriverError::UnreadableText {
+                .map_err(|source| DriverError::UnreadableInput {
                     path: f.clone(),
                     source,
                 })
@@ -65,7 +65,7 @@ pub fn splits(
 /// component matches.
 pub fn matching_files(pattern: &str, cwd: &Path) -> Result<Vec<PathBuf>, DriverError> {
     let path = cwd.join(pattern);
-    let not_found = || DriverError::NoTextFile {
+    let not_found = || DriverError::NoInputFile {
         pattern: pattern.to_string(),
         cwd: cwd.to_path_buf(),
     };

@@ -7,7 +7,7 @@
 //! ([`tables::entry`]), with DataFrames as batches it caches, counts and frees like any other
 //! ([`batch`]).
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod batch;
 pub mod convert;

@@ -18,7 +18,7 @@
 //!
 //! Defined on glibc targets only; elsewhere `exp` is the C library's.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 /// From here up, `exp` overflows: `ln(f64::MAX)` is 709.782712893384, and glibc returns `+inf`
 /// for every input above it. The threshold leaves a margin so that rounding near the boundary

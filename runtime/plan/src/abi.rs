@@ -13,6 +13,7 @@ pub const ABI_VERSION: u32 = 5;
 
 /// Return value of every fallible ABI function.
 pub type Status = i32;
+/// The callee succeeded.
 pub const STATUS_OK: Status = 0;
 /// The callee failed and has reported why through the [`ErrorSink`].
 pub const STATUS_ERROR: Status = 1;
@@ -29,11 +30,14 @@ pub const MALFORMED_PREFIX: &str = "malformed row: ";
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct RawBytes {
+    /// The first byte (not read when `len` is 0).
     pub ptr: *const u8,
+    /// How many bytes.
     pub len: usize,
 }
 
 impl RawBytes {
+    /// Borrows `bytes`: valid for as long as they are.
     pub fn from_slice(bytes: &[u8]) -> RawBytes {
         RawBytes {
             ptr: bytes.as_ptr(),
@@ -59,7 +63,9 @@ pub type Batch = *mut c_void;
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ErrorSink {
+    /// The receiver's state, passed back to `set`.
     pub ctx: *mut c_void,
+    /// Keeps `message` (UTF-8 text) as the callee's error.
     pub set: unsafe extern "C" fn(ctx: *mut c_void, message: RawBytes),
 }
 
@@ -67,7 +73,9 @@ pub struct ErrorSink {
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ByteSink {
+    /// The receiver's state, passed back to `write`.
     pub ctx: *mut c_void,
+    /// Appends `bytes` to what the sink holds (a callee may write in several pieces).
     pub write: unsafe extern "C" fn(ctx: *mut c_void, bytes: RawBytes),
 }
 
@@ -75,7 +83,10 @@ pub struct ByteSink {
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct BatchSink {
+    /// The receiver's state, passed back to `push`.
     pub ctx: *mut c_void,
+    /// Takes `batch`, and ownership of it; anything but [`STATUS_OK`] means the receiver
+    /// failed (and has reported why), so the callee stops and returns [`STATUS_ERROR`].
     pub push: unsafe extern "C" fn(ctx: *mut c_void, batch: Batch) -> Status,
 }
 
@@ -85,10 +96,13 @@ pub struct BatchSink {
 pub struct BatchVTable {
     /// Type name of the records (a function: type names are not constants).
     pub type_name: unsafe extern "C" fn() -> RawBytes,
+    /// The number of records in the batch.
     pub len: unsafe extern "C" fn(batch: Batch) -> usize,
     /// Estimated bytes of memory the batch holds, for the block manager's accounting.
     pub memory_bytes: unsafe extern "C" fn(batch: Batch) -> usize,
+    /// A copy of the batch; the original stays with the caller.
     pub clone: unsafe extern "C" fn(batch: Batch) -> Batch,
+    /// Frees the batch.
     pub drop: unsafe extern "C" fn(batch: Batch),
     /// Serializes the batch (without consuming it).
     pub encode: unsafe extern "C" fn(batch: Batch, out: ByteSink, err: ErrorSink) -> Status,
@@ -105,9 +119,13 @@ pub type EnvDecoder =
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct OpenArgs {
+    /// The closure's captured values, as the cell serialized them ([`crate::Operator::captures`]).
     pub captures: RawBytes,
+    /// Rebuilds the closure from `captures`; `None` when it captures nothing.
     pub env_decoder: Option<EnvDecoder>,
+    /// The operator's own serialized arguments ([`crate::Operator::params`]).
     pub params: RawBytes,
+    /// The partition being computed: of the step's RDD for an operator, the task's for an action.
     pub partition: u32,
     /// What the executor offers the task's code; valid until the task ends.
     pub host: *const Host,
@@ -123,6 +141,7 @@ pub type BroadcastDropper = unsafe extern "C" fn(value: *mut c_void);
 /// Services of the executor to the code of a running task.
 #[repr(C)]
 pub struct Host {
+    /// The executor's state for the task, passed back to each function below.
     pub ctx: *mut c_void,
     /// The value of broadcast `id`, fetched once per executor and decoded once per executor
     /// and `decode` (that is, per cell library). Valid until the task ends: the executor frees
@@ -151,9 +170,13 @@ pub struct Host {
 /// A narrow transformation: batches in, batches out.
 #[repr(C)]
 pub struct OperatorVTable {
+    /// The [`ABI_VERSION`] the library was built with; checked before the table is used.
     pub abi_version: u32,
+    /// Type name of the records it takes, checked against the type of its input batches.
     pub input_type: unsafe extern "C" fn() -> RawBytes,
+    /// The table of the batches it produces.
     pub output: BatchVTable,
+    /// Makes the operator's state for one partition from `args`, written to `*state`.
     pub open:
         unsafe extern "C" fn(args: OpenArgs, state: *mut *mut c_void, err: ErrorSink) -> Status,
     /// Takes ownership of `batch`.
@@ -183,23 +206,33 @@ pub struct OperatorVTable {
 /// Turns bytes shipped by the driver or read by the executor into the first batches of a task.
 #[repr(C)]
 pub struct SourceVTable {
+    /// The [`ABI_VERSION`] the library was built with; checked before the table is used.
     pub abi_version: u32,
+    /// The table of the batches it produces.
     pub output: BatchVTable,
+    /// Decodes one piece of input (a partition's shipped records, a chunk of a split's lines, a
+    /// record frame of a shuffle bucket, a saved partition's file) into batches handed to `out`.
     pub decode: unsafe extern "C" fn(bytes: RawBytes, out: BatchSink, err: ErrorSink) -> Status,
 }
 
 /// An action: consumes a partition's batches and produces result bytes for the cell.
 #[repr(C)]
 pub struct ActionVTable {
+    /// The [`ABI_VERSION`] the library was built with; checked before the table is used.
     pub abi_version: u32,
+    /// Type name of the records it takes, checked against the type of its input batches.
     pub input_type: unsafe extern "C" fn() -> RawBytes,
+    /// Makes the action's state for one partition from `args`, written to `*state`.
     pub open:
         unsafe extern "C" fn(args: OpenArgs, state: *mut *mut c_void, err: ErrorSink) -> Status,
+    /// Takes ownership of `batch`.
     pub push: unsafe extern "C" fn(state: *mut c_void, batch: Batch, err: ErrorSink) -> Status,
     /// As [`OperatorVTable::push_shared`]: reads a batch the caller keeps (version 4).
     pub push_shared:
         Option<unsafe extern "C" fn(state: *mut c_void, batch: Batch, err: ErrorSink) -> Status>,
+    /// Called once after the last batch: writes the action's result to `out`.
     pub finish: unsafe extern "C" fn(state: *mut c_void, out: ByteSink, err: ErrorSink) -> Status,
+    /// Frees the state, whether or not `finish` ran.
     pub close: unsafe extern "C" fn(state: *mut c_void),
 }
 

@@ -133,7 +133,9 @@ pub fn is_builtin(code: &CodeRef) -> bool {
 /// What [`Builtin::ParseCsv`] reads lines as.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CsvParams {
+    /// The columns each line is parsed into.
     pub schema: Schema,
+    /// How the CSV is read.
     pub options: CsvOptions,
     /// With `options.skip_malformed`: the accumulator each task adds its partition's count of
     /// skipped rows to, as a [`SkippedRows`].
@@ -143,7 +145,9 @@ pub struct CsvParams {
 /// What [`Builtin::ParseJson`] reads lines as.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JsonParams {
+    /// The columns each line is parsed into.
     pub schema: Schema,
+    /// How the lines are read.
     pub options: JsonOptions,
     /// With `options.skip_malformed`: the accumulator each task adds its partition's count of
     /// skipped lines to, as a [`SkippedRows`].
@@ -155,7 +159,9 @@ pub struct JsonParams {
 /// rows twice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkippedRows {
+    /// The partition read.
     pub partition: u32,
+    /// How many of its rows were skipped.
     pub rows: u64,
 }
 
@@ -164,6 +170,7 @@ pub struct SkippedRows {
 pub struct FrameShuffleParams {
     /// The columns whose values decide a row's bucket (all of them when empty).
     pub keys: Vec<String>,
+    /// How many buckets: the partitions of the shuffle's output.
     pub partitions: u32,
 }
 
@@ -171,7 +178,9 @@ pub struct FrameShuffleParams {
 /// sorts by default).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SortKeys {
+    /// The columns, most significant first.
     pub by: Vec<String>,
+    /// Per column of `by`, whether it sorts descending.
     pub descending: Vec<bool>,
 }
 
@@ -179,7 +188,9 @@ pub struct SortKeys {
 /// random from each of as many equal stretches of it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SampleParams {
+    /// The sort keys sampled.
     pub keys: SortKeys,
+    /// At most this many rows are sampled.
     pub rows: u64,
 }
 
@@ -187,7 +198,9 @@ pub struct SampleParams {
 /// each row's encoded so that bytes compare as the sort orders rows (polars' row encoding).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeySample {
+    /// How many rows the partition has.
     pub rows: u64,
+    /// The encoded sort keys of each row sampled.
     pub keys: Vec<Vec<u8>>,
 }
 
@@ -197,7 +210,9 @@ pub struct KeySample {
 /// share a bucket, and every row of a bucket sorts before every row of the next.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RangeShuffleParams {
+    /// The sort keys that place rows.
     pub keys: SortKeys,
+    /// How many buckets: the partitions of the shuffle's output.
     pub partitions: u32,
     /// Ascending, fewer than `partitions`; `None` until the driver has sampled the input,
     /// which it does before the first job that needs the shuffle.
@@ -214,6 +229,7 @@ pub struct RowsParams {
 /// What a [`Builtin::Steps`] operator does.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepsParams {
+    /// The steps, run in order.
     pub steps: Vec<FrameStep>,
     /// The schema of its input: a partition without rows is an empty DataFrame of it.
     pub input: Schema,
@@ -225,15 +241,18 @@ pub struct StepsParams {
 /// What a [`Builtin::Join`] joins.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JoinParams {
+    /// The key columns of each side, and which rows the join keeps.
     pub on: JoinOn,
     /// The schema of each side: a side without rows in a partition is an empty DataFrame of it.
     pub left: Schema,
+    /// The schema of the right side (see `left`).
     pub right: Schema,
 }
 
 /// What a [`Builtin::BroadcastJoin`] joins.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BroadcastJoinParams {
+    /// The key columns of each side, and which rows the join keeps.
     pub on: JoinOn,
     /// The broadcast variable holding the small side (one Arrow IPC stream).
     pub broadcast: u64,
@@ -266,9 +285,11 @@ impl BroadcastJoinParams {
 /// Rows of a Parquet file that one partition reads: whole row groups, as a row range.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParquetPiece {
+    /// The Parquet file, as the executor opens it.
     pub path: String,
     /// The first row (of the file) and how many.
     pub first_row: u64,
+    /// How many rows, from `first_row` on.
     pub rows: u64,
     /// Bytes of the row groups, uncompressed (the size estimate joins use).
     pub bytes: u64,
@@ -277,6 +298,7 @@ pub struct ParquetPiece {
 /// How many rows of a partition a [`Builtin::Measure`] sends along with their count.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeasureParams {
+    /// The most rows a partition may have for its rows to be sent along with their count.
     pub max_rows: u64,
 }
 
@@ -291,7 +313,9 @@ pub fn split_measured(result: &[u8]) -> Option<(u64, Option<&[u8]>)> {
 /// Where a [`Builtin::Write`] writes: `dir/part-NNNNN.EXT`, NNNNN the partition.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WriteParams {
+    /// The directory the files go in.
     pub dir: String,
+    /// The files' format.
     pub format: WriteFormat,
 }
 

@@ -31,141 +31,241 @@ pub const CELL_TOKEN_ENV: &str = "TESSERA_CELL_TOKEN";
 /// Every request carries the session's token; the driver rejects any other.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Envelope {
+    /// The session's token ([`CELL_TOKEN_ENV`]), which the driver compares with its own in
+    /// constant time.
     pub token: u64,
+    /// What the cell asks.
     pub request: CellRequest,
 }
 
+/// What a cell asks the driver; each request is answered with one [`CellResponse`].
 #[derive(Debug, Serialize, Deserialize)]
 pub enum CellRequest {
     /// Adds an RDD to the lineage graph.
     Define(RddNode<LocalCodeRef>),
     /// Adds an RDD of the lines of the files that `path` (a file, directory or glob) names.
     TextFile {
+        /// A file, directory or glob (`logs/*.txt`), relative to the session's working directory.
         path: String,
+        /// The least number of partitions wanted, where the files are big enough for as many.
         min_partitions: u32,
+        /// The cell's source that turns a split's bytes into lines.
         decoder: Operator<LocalCodeRef>,
+        /// What built it (`text_file(PATH)`), shown in `:storage` and `:jobs`.
         name: String,
     },
     /// Asks for an RDD's partition count and partitioner (answered with `Defined`).
-    Describe { rdd: RddId },
+    Describe {
+        /// The RDD described.
+        rdd: RddId,
+    },
     /// Sets (or with `None` clears) an RDD's storage level.
     Persist {
+        /// The RDD whose storage level is set.
         rdd: RddId,
+        /// The level to cache its partitions at; `None` uncaches it, and executors drop its blocks.
         level: Option<StorageLevel>,
     },
     /// The partitions of `rdd` were saved under `dir` (`part-NNNNN`, decoded by `decoder`):
     /// they replace its lineage.
     Checkpointed {
+        /// The RDD checkpointed.
         rdd: RddId,
+        /// The directory the partitions were saved in, which the session and every executor share.
         dir: String,
+        /// The cell's source that decodes a saved partition's file into batches.
         decoder: Operator<LocalCodeRef>,
     },
     /// Keeps `value` (encoded) for executors to fetch once each; answered with `Created`.
-    Broadcast { value: Vec<u8> },
+    Broadcast {
+        /// The value, encoded by the cell.
+        value: Vec<u8>,
+    },
     /// A new accumulator; answered with `Created`.
     Accumulator,
     /// Adds a partial value (encoded) to accumulator `id` from the cell itself.
-    Accumulate { id: u64, value: Vec<u8> },
+    Accumulate {
+        /// The accumulator added to.
+        id: u64,
+        /// The partial value, encoded by the cell.
+        value: Vec<u8>,
+    },
     /// Every partial value accumulator `id` received (answered with `Partials`).
-    AccumulatorValue { id: u64 },
+    AccumulatorValue {
+        /// The accumulator asked about.
+        id: u64,
+    },
     /// Sends the file at `path` (on the session's host) to every executor, as Spark's
     /// `SparkContext.addFile`; answered with `Done`.
-    AddFile { path: String },
+    AddFile {
+        /// The file's path on the session's host; executors keep it under its file name.
+        path: String,
+    },
     /// Shows `data` (MIME type, content) under the cell, as Jupyter's `display_data`; with a
     /// `display_id` and `update`, replaces what was shown under that id. Answered with `Done`.
     Display {
+        /// (MIME type, content) pairs, each a representation of the same thing, as Jupyter's
+        /// `display_data` carries them.
         data: Vec<(String, String)>,
+        /// The id it is shown under, for a later `update` to replace it; `None`: not replaceable.
         display_id: Option<String>,
+        /// Replace what was shown under `display_id` instead of showing it anew.
         update: bool,
     },
     /// Clears the cell's output (`wait`: once new output arrives), as Jupyter's `clear_output`.
-    ClearOutput { wait: bool },
+    ClearOutput {
+        /// Clear only once new output arrives, rather than now.
+        wait: bool,
+    },
     /// Asks the person running the session for a line (Python's `input()`; in Jupyter, an
     /// `input_request`), showing `prompt`; with `password`, what is typed is not shown.
     /// Answered with `Line`.
-    Input { prompt: String, password: bool },
+    Input {
+        /// The text shown before the answer.
+        prompt: String,
+        /// Hide what is typed (a password).
+        password: bool,
+    },
     /// The cell running now panicked (reported by the session's panic hook, so that front ends
     /// can tell a failed cell from a quiet one).
-    CellPanicked { message: String },
+    CellPanicked {
+        /// The panic's message.
+        message: String,
+    },
     /// Describes `rdd` and the RDDs it is computed from, for its debug string (answered with
     /// `Lineage`).
-    Lineage { rdd: RddId },
+    Lineage {
+        /// The RDD whose lineage is described.
+        rdd: RddId,
+    },
     /// Adds a DataFrame read from the files that `path` (a file, directory or glob) names, in
     /// `format`, with `schema` or the one inferred from the first file (answered with
     /// `FrameDefined`).
     ReadFrame {
+        /// A file, directory or glob, relative to the session's working directory.
         path: String,
+        /// The files' format, with its options.
         format: FileFormat,
+        /// The schema to read the files with; `None`: the one inferred from the first file.
         schema: Option<Schema>,
+        /// The least number of partitions wanted, where the files are big enough for as many.
         min_partitions: u32,
+        /// What built it (`read_csv(PATH)`, ...), shown in `:storage` and `:jobs`.
         name: String,
     },
     /// Adds the DataFrame `step` makes of DataFrame `input`; the driver plans it over the
     /// partitions, with a shuffle where the step needs one (answered with `FrameDefined`).
     Frame {
+        /// The DataFrame the step applies to.
         input: RddId,
+        /// The operation (a select, a filter, an aggregation, ...).
         step: FrameStep,
+        /// What built it: the step's DataFrame method (`select`, `group_by`, ...).
         name: String,
     },
     /// Adds the rows of every DataFrame of `inputs`, which must have one schema (answered with
     /// `FrameDefined`).
-    FrameUnion { inputs: Vec<RddId>, name: String },
+    FrameUnion {
+        /// The DataFrames, in order.
+        inputs: Vec<RddId>,
+        /// What built it (`union`).
+        name: String,
+    },
     /// Adds the join of DataFrames `left` and `right`; the driver broadcasts a small side or
     /// shuffles both by their keys (answered with `FrameDefined`).
     FrameJoin {
+        /// The left DataFrame.
         left: RddId,
+        /// The right DataFrame.
         right: RddId,
+        /// The key columns of each side, and which rows the join keeps.
         on: JoinOn,
+        /// What built it (`join (inner)`, ...).
         name: String,
     },
     /// Adds the RDD of DataFrame `frame`'s rows as records (`Vec<Value>`) for cell code, one
     /// partition per partition of the DataFrame; `reader` is the cell's decoder of those records
     /// (answered with `Defined`).
     FrameToRdd {
+        /// The DataFrame whose rows the RDD holds.
         frame: RddId,
+        /// The cell's source that decodes record frames of rows into its batches.
         reader: Operator<LocalCodeRef>,
+        /// Type name of the records (`Vec<Value>`, as the cell names it).
         element_type: String,
+        /// What built it (`to_rdd`).
         name: String,
     },
     /// Adds a DataFrame of `schema` made of RDD `rdd`'s records (`Vec<Value>`, a value per
     /// column), dealt into `partitions` partitions by the cell's `writer` (answered with
     /// `FrameDefined`).
     RddToFrame {
+        /// The RDD of rows.
         rdd: RddId,
+        /// The cell's shuffle writer (map side), which deals the records into `partitions` buckets.
         writer: Operator<LocalCodeRef>,
+        /// How many partitions the DataFrame has.
         partitions: u32,
+        /// The DataFrame's columns, one per value of a record.
         schema: Schema,
+        /// What built it (`to_df`).
         name: String,
     },
     /// Asks how many malformed rows the reads of a DataFrame skipped so far (answered with
     /// `SkippedRows`).
-    SkippedRows { rdd: RddId },
+    SkippedRows {
+        /// The DataFrame asked about.
+        rdd: RddId,
+    },
     /// Asks for a DataFrame's distributed plan (answered with `Explained`).
-    ExplainFrame { rdd: RddId },
+    ExplainFrame {
+        /// The DataFrame explained.
+        rdd: RddId,
+    },
     /// Asks for a DataFrame's schema and partitions (answered with `FrameDefined`).
-    DescribeFrame { rdd: RddId },
+    DescribeFrame {
+        /// The DataFrame described.
+        rdd: RddId,
+    },
     /// Registers DataFrame `rdd` as table `name` for SQL, replacing a table of that name
     /// (answered with `Done`).
-    RegisterTable { rdd: RddId, name: String },
+    RegisterTable {
+        /// The DataFrame registered.
+        rdd: RddId,
+        /// The table's name in SQL queries.
+        name: String,
+    },
     /// Adds the DataFrame a SQL query over the registered tables makes (answered with
     /// `FrameDefined`).
-    Sql { query: String },
+    Sql {
+        /// The SQL text.
+        query: String,
+    },
     /// Runs an action over some (default: all) partitions; blocks until the job ends.
     RunJob {
+        /// The RDD the action runs on.
         rdd: RddId,
+        /// What each task does with its partition.
         action: CellAction,
+        /// The partitions to run on, in the order their results come back; `None` for all.
         partitions: Option<Vec<u32>>,
+        /// The action's name (`collect`, `count`, ...): with the RDD's, it describes the job.
         name: String,
     },
 }
 
+/// What a job does with each partition, as a cell asks it; the driver turns it into a
+/// [`crate::TaskAction`].
 #[derive(Debug, Serialize, Deserialize)]
 pub enum CellAction {
+    /// Counts the partition's records; its result is the count (`u64`, little-endian).
     Count,
+    /// Runs the cell's action operator; its result is the bytes the action writes.
     Run(Operator<LocalCodeRef>),
     /// A DataFrame's rows as plain values (a bincode [`crate::frame::Rows`] per partition), at
     /// most `limit` of each partition.
     Rows {
+        /// At most this many rows of each partition; `None` for all.
         limit: Option<u64>,
     },
     /// Each partition's rows as an Arrow IPC stream of the DataFrame's schema (at least one,
@@ -174,35 +274,49 @@ pub enum CellAction {
     /// Writes each partition of a DataFrame to `dir/part-NNNNN.EXT` in `format`; a partition's
     /// result is the rows it wrote (`u64`, little-endian).
     WriteFrame {
+        /// The directory the files are written to.
         dir: String,
+        /// The files' format.
         format: crate::frame::WriteFormat,
     },
 }
 
+/// The driver's answer to a [`CellRequest`].
 #[derive(Debug, Serialize, Deserialize)]
 pub enum CellResponse {
+    /// An RDD as the driver holds it (the answer to `Define`, `TextFile`, `Describe` and
+    /// `FrameToRdd`).
     Defined {
+        /// The RDD's id in the session's lineage graph.
         rdd: RddId,
+        /// How many partitions it has.
         num_partitions: u32,
         /// How the RDD's keys are placed, when a shuffle placed them and nothing moved them since.
         partitioner: Option<Partitioner>,
     },
     /// A DataFrame: its RDD, partitions and schema.
     FrameDefined {
+        /// The RDD that holds the DataFrame's partitions.
         rdd: RddId,
+        /// How many partitions it has.
         num_partitions: u32,
+        /// Its columns.
         schema: Schema,
     },
     /// A DataFrame's distributed plan, as text.
     Explained(String),
     /// Malformed rows skipped.
     SkippedRows(u64),
+    /// The request was carried out; there is nothing else to answer.
     Done,
     /// The id of a new broadcast variable or accumulator.
     Created {
+        /// Its id, unique among the session's broadcasts and accumulators.
         id: u64,
     },
+    /// Every partial value an accumulator received (the answer to `AccumulatorValue`).
     Partials {
+        /// Each partial value, as the code that added it encoded it.
         #[serde(with = "crate::bytes::lists")]
         values: Vec<Vec<u8>>,
     },
@@ -210,19 +324,23 @@ pub enum CellResponse {
     Line(String),
     /// One result per requested partition, in the order requested.
     JobResult {
+        /// Each requested partition's result bytes.
         #[serde(with = "crate::bytes::lists")]
         results: Vec<Vec<u8>>,
     },
     /// An RDD and those it is computed from, depth first, as Spark's `toDebugString` lists them.
     Lineage {
+        /// The entries, the RDD asked about first.
         rdds: Vec<LineageEntry>,
     },
+    /// The request failed: the driver's message saying why.
     Error(String),
 }
 
 /// One RDD in a lineage, as its debug string shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LineageEntry {
+    /// The RDD this entry describes.
     pub rdd: RddId,
     /// The operation that made it (`map`, `reduce_by_key`, `text_file(PATH)`, ...).
     pub name: String,
@@ -231,6 +349,7 @@ pub struct LineageEntry {
     pub kind: String,
     /// The type name of its records.
     pub element_type: String,
+    /// How many partitions it has.
     pub partitions: u32,
     /// How its keys are placed (`hash`, `range`, `round robin`, a custom partitioner's type), if
     /// a shuffle placed them and nothing moved them since.

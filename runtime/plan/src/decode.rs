@@ -14,12 +14,20 @@ use std::io::Read;
 pub enum DecodeError {
     /// A frame's length prefix promised more bytes than came.
     Truncated {
+        /// What the bytes should have been (`a task from the driver`, ...), for the message.
         what: &'static str,
+        /// Bytes the length prefix promised.
         expected: u64,
+        /// Bytes that came before the input ended.
         received: u64,
     },
     /// The bytes are not an encoding of `what`.
-    Malformed { what: &'static str, reason: String },
+    Malformed {
+        /// What the bytes should have been, for the message.
+        what: &'static str,
+        /// Why they are not, as the decoder (bincode) says.
+        reason: String,
+    },
 }
 
 impl fmt::Display for DecodeError {

@@ -8,22 +8,35 @@ use serde::{Deserialize, Serialize};
 /// A column's type, named as polars names it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DataType {
+    /// True or false.
     Boolean,
+    /// A signed 8-bit integer.
     Int8,
+    /// A signed 16-bit integer.
     Int16,
+    /// A signed 32-bit integer.
     Int32,
+    /// A signed 64-bit integer.
     Int64,
+    /// An unsigned 8-bit integer.
     UInt8,
+    /// An unsigned 16-bit integer.
     UInt16,
+    /// An unsigned 32-bit integer.
     UInt32,
+    /// An unsigned 64-bit integer.
     UInt64,
+    /// A 32-bit float.
     Float32,
+    /// A 64-bit float.
     Float64,
+    /// UTF-8 text.
     String,
     /// Days since 1970-01-01.
     Date,
     /// Microseconds since 1970-01-01 00:00, without a time zone.
     Datetime,
+    /// The type of a column that holds only nulls.
     Null,
     /// A type Tessera does not name (lists, structs, ...): shown by polars' name for it; it
     /// can be read and passed on, not cast to.
@@ -57,13 +70,16 @@ impl std::fmt::Display for DataType {
 /// A named, typed column.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Field {
+    /// The column's name, as expressions refer to it (`col(name)`).
     pub name: String,
+    /// The type of its values.
     pub dtype: DataType,
 }
 
 /// The columns of a DataFrame, in order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Schema {
+    /// Each column's name and type, in the DataFrame's order.
     pub fields: Vec<Field>,
 }
 
@@ -82,11 +98,17 @@ impl Schema {
 /// A single value: a literal in an expression, or a cell of a row that came back.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Value {
+    /// A missing value.
     Null,
+    /// True or false.
     Boolean(bool),
+    /// A signed integer, widened to 64 bits.
     Int(i64),
+    /// An unsigned integer, widened to 64 bits.
     UInt(u64),
+    /// A float, widened to 64 bits.
     Float(f64),
+    /// Text.
     String(String),
     /// Days since 1970-01-01.
     Date(i32),
@@ -99,56 +121,85 @@ pub enum Value {
 /// An operator between two expressions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum BinaryOp {
+    /// `left == right`.
     Eq,
+    /// `left != right`.
     NotEq,
+    /// `left < right`.
     Lt,
+    /// `left <= right`.
     LtEq,
+    /// `left > right`.
     Gt,
+    /// `left >= right`.
     GtEq,
+    /// Both booleans hold.
     And,
+    /// Either boolean holds.
     Or,
+    /// `left + right`.
     Add,
+    /// `left - right`.
     Sub,
+    /// `left * right`.
     Mul,
     /// True division (`/` in polars: integers give floats).
     Div,
+    /// `left % right`: the remainder of the division.
     Rem,
 }
 
 /// A function of one expression's values, row by row.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum UnaryOp {
+    /// Negation of a boolean.
     Not,
+    /// `-value`.
     Negate,
+    /// Whether the value is null.
     IsNull,
+    /// Whether the value is not null.
     IsNotNull,
+    /// The absolute value.
     Abs,
     /// Rounds floats to this many decimals.
     Round(u32),
     /// Characters of a string.
     StrLen,
+    /// A string in lower case.
     Lowercase,
+    /// A string in upper case.
     Uppercase,
     /// Whether a string contains this literal text (no pattern).
     Contains(String),
+    /// Whether a string starts with this text.
     StartsWith(String),
+    /// Whether a string ends with this text.
     EndsWith(String),
     /// The year, month or day of a date.
     Year,
+    /// The month (1–12) of a date.
     Month,
+    /// The day of the month of a date.
     Day,
 }
 
 /// A function of a group's (or a whole partition's) values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum AggFunc {
+    /// The sum.
     Sum,
+    /// The mean.
     Mean,
+    /// The least value.
     Min,
+    /// The greatest value.
     Max,
     /// Values that are not null.
     Count,
+    /// The first value.
     First,
+    /// The last value.
     Last,
     /// Distinct values (nulls count as one).
     NUnique,
@@ -157,38 +208,61 @@ pub enum AggFunc {
 /// An expression over a DataFrame's columns, as polars' `Expr` (a subset of it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Expr {
+    /// The values of the column of this name.
     Column(String),
+    /// A constant value, the same for every row.
     Literal(Value),
+    /// `expr`, the column it makes named `name`.
     Alias {
+        /// The expression named.
         expr: Box<Expr>,
+        /// The name of the column it makes.
         name: String,
     },
+    /// `left op right`, row by row.
     Binary {
+        /// The left operand.
         left: Box<Expr>,
+        /// The operator.
         op: BinaryOp,
+        /// The right operand.
         right: Box<Expr>,
     },
+    /// `op` applied to `expr`'s values.
     Unary {
+        /// The function applied.
         op: UnaryOp,
+        /// The expression it applies to.
         expr: Box<Expr>,
     },
+    /// `expr`'s values converted to type `to` (null where one does not convert).
     Cast {
+        /// The expression whose values are converted.
         expr: Box<Expr>,
+        /// The type they are converted to.
         to: DataType,
     },
     /// Whether the value is one of `values`.
     IsIn {
+        /// The expression whose values are tested.
         expr: Box<Expr>,
+        /// The values it may be one of.
         values: Vec<Value>,
     },
     /// `when(condition).then(then).otherwise(otherwise)`.
     When {
+        /// Where it holds, the value is `then`'s.
         condition: Box<Expr>,
+        /// The value where `condition` holds.
         then: Box<Expr>,
+        /// The value where it does not.
         otherwise: Box<Expr>,
     },
+    /// `func` of `expr`'s values, per group (or over the whole partition).
     Agg {
+        /// The aggregation.
         func: AggFunc,
+        /// The expression aggregated.
         expr: Box<Expr>,
     },
     /// The number of rows (of a group, or of the partition).
@@ -278,6 +352,7 @@ pub struct WhenThen {
 }
 
 impl When {
+    /// The value where the condition holds; `otherwise` completes the expression.
     pub fn then(self, value: Expr) -> WhenThen {
         WhenThen {
             condition: self.condition,
@@ -287,6 +362,7 @@ impl When {
 }
 
 impl WhenThen {
+    /// The value where the condition does not hold: the whole `when` expression.
     pub fn otherwise(self, value: Expr) -> Expr {
         Expr::When {
             condition: Box::new(self.condition),
@@ -576,9 +652,13 @@ impl std::ops::Not for Expr {
 /// How a join keeps rows, as polars' `JoinType`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum JoinKind {
+    /// Rows with a match on both sides.
     Inner,
+    /// Every row of the left side, with its matches on the right (nulls where none).
     Left,
+    /// Every row of the right side, with its matches on the left (nulls where none).
     Right,
+    /// Every row of both sides, matched where they match (nulls where not).
     Full,
     /// Rows of the left side with a match on the right, once each.
     Semi,
@@ -589,8 +669,11 @@ pub enum JoinKind {
 /// How two DataFrames join: on `left_on` = `right_on`, keeping rows as `how` says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinOn {
+    /// The key columns of the left DataFrame.
     pub left_on: Vec<String>,
+    /// The key columns of the right DataFrame, one per column of `left_on`.
     pub right_on: Vec<String>,
+    /// Which rows the join keeps.
     pub how: JoinKind,
 }
 
@@ -599,9 +682,13 @@ pub struct JoinOn {
 /// distinct, a limit) as such steps on either side of a shuffle.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum FrameStep {
+    /// Only the columns these expressions make, in order.
     Select(Vec<Expr>),
+    /// The rows where the predicate holds.
     Filter(Expr),
+    /// The columns these expressions make added (replacing those of the same name).
     WithColumns(Vec<Expr>),
+    /// Without the columns of these names.
     Drop(Vec<String>),
     /// (old name, new name) pairs.
     Rename(Vec<(String, String)>),
@@ -609,15 +696,21 @@ pub enum FrameStep {
     Head(u64),
     /// Rows that differ in the `subset` columns (all of them when `None`), first ones kept.
     Distinct {
+        /// The columns compared; `None` for all of them.
         subset: Option<Vec<String>>,
     },
+    /// The rows sorted by the `by` columns; rows with equal keys keep their order.
     Sort {
+        /// The columns to sort by, most significant first.
         by: Vec<String>,
+        /// Per column of `by`, whether it sorts descending.
         descending: Vec<bool>,
     },
     /// Groups rows by `keys` and computes `aggs` for each group (one row per group).
     GroupBy {
+        /// The expressions whose values make a group.
         keys: Vec<Expr>,
+        /// The aggregations, each making one column.
         aggs: Vec<Expr>,
     },
 }
@@ -643,6 +736,7 @@ impl FrameStep {
 /// The format of files a DataFrame is read from, with its options.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum FileFormat {
+    /// Comma-separated values (or another separator), read as its options say.
     Csv(CsvOptions),
     /// Newline-delimited JSON: one object per line.
     Json(JsonOptions),
@@ -653,6 +747,7 @@ pub enum FileFormat {
 /// The format `write_csv` and `write_parquet` write each partition's file in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WriteFormat {
+    /// CSV with a header line.
     Csv,
     /// Parquet, compressed with zstd (polars' default).
     Parquet,
@@ -673,6 +768,7 @@ impl WriteFormat {
 pub struct CsvOptions {
     /// The first line of each file names the columns.
     pub has_header: bool,
+    /// The byte between fields (`,` by default).
     pub separator: u8,
     /// Texts read as null (besides an empty field).
     pub null_values: Vec<String>,
@@ -703,6 +799,8 @@ pub struct JsonOptions {
 /// Rows of a DataFrame as they come back to a cell: its schema and each row's values.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Rows {
+    /// The columns of the rows.
     pub schema: Schema,
+    /// Each row's values, in the schema's column order.
     pub rows: Vec<Vec<Value>>,
 }

@@ -4,6 +4,8 @@
 //! Everything here is plain data (serde) or `#[repr(C)]` ABI; it links nothing heavy, because
 //! every cell library links it.
 
+#![deny(missing_docs)]
+
 pub mod abi;
 pub mod builtin;
 pub mod bytes;

@@ -12,6 +12,8 @@ pub type RddId = u64;
 pub struct CodeRef {
     /// Lower-case hex SHA-256 of the library file.
     pub library: String,
+    /// Bytes from the library's load base to the entry point (for built-in code, the
+    /// [`crate::builtin::Builtin`]'s number).
     pub offset: u64,
 }
 
@@ -20,6 +22,7 @@ pub struct CodeRef {
 pub struct LocalCodeRef {
     /// Path of the loaded library (from `dladdr`).
     pub library_path: String,
+    /// Bytes from the library's load base to the entry point.
     pub offset: u64,
 }
 
@@ -56,42 +59,62 @@ impl<C> Operator<C> {
 pub enum RddKind<C> {
     /// Records shipped from the driver: one serialized `Vec<T>` per partition.
     Parallelize {
+        /// Each partition's records, as the cell serialized them.
         #[serde(with = "crate::bytes::lists")]
         partitions: Vec<Vec<u8>>,
+        /// The source that decodes a partition's bytes into batches.
         decoder: Operator<C>,
     },
     /// Lines of text files, one partition per split; the decoder turns a split's bytes into lines.
     TextFile {
+        /// The byte ranges read, one per partition, in partition order.
         splits: Vec<FileSplit>,
+        /// The source that turns a split's lines into batches (of lines, or of line chunks for a
+        /// DataFrame).
         decoder: Operator<C>,
     },
     /// A one-to-one (narrow) transformation of the parent's partition with the same index.
     Narrow {
+        /// The RDD it transforms.
         parent: RddId,
+        /// The operator that computes a partition from the parent's.
         op: Operator<C>,
         /// The operator keeps every record's key (`map_values`, `filter`, ...), so the RDD keeps
         /// its parent's partitioner.
         preserves_partitioning: bool,
     },
     /// The partitions of every parent, in order: partition `i` is some parent's partition.
-    Union { parents: Vec<RddId> },
+    Union {
+        /// The RDDs united, in order.
+        parents: Vec<RddId>,
+    },
     /// A union of parents that share a partitioner (the driver turns a `Union` into one):
     /// partition `i` is the parents' partitions `i` one after the other, so the union keeps
     /// the partitioner and a join of co-partitioned RDDs moves nothing.
-    PartitionwiseUnion { parents: Vec<RddId> },
+    PartitionwiseUnion {
+        /// The co-partitioned RDDs united, in order.
+        parents: Vec<RddId>,
+    },
     /// Partition `i` is the listed (parent, partition)s one after the other: `coalesce` (a few
     /// partitions of one parent each) and `cartesian` (a partition of each side).
-    Concatenated { inputs: Vec<Vec<(RddId, u32)>> },
+    Concatenated {
+        /// For each partition, the (parent, partition)s it concatenates, in order.
+        inputs: Vec<Vec<(RddId, u32)>>,
+    },
     /// Partitions saved to files by `checkpoint` (one bincode `Vec<T>` each), which replace
     /// the RDD's lineage.
     Checkpoint {
+        /// Each partition's file (`DIR/part-NNNNN`), in partition order.
         files: Vec<String>,
+        /// The source that decodes a file's bytes into batches.
         decoder: Operator<C>,
     },
     /// The parent's records redistributed by `partitioner` (a wide dependency: every partition
     /// may need every parent partition). Its shuffle is known by this RDD's id.
     Shuffled {
+        /// The RDD whose records are redistributed.
         parent: RddId,
+        /// How keys are placed in this RDD's partitions.
         partitioner: Partitioner,
         /// Map side: an action that splits (and may combine) one parent partition into one
         /// encoded bucket per partition of this RDD; its result is a bincode `Vec<Vec<u8>>`.
@@ -179,24 +202,36 @@ impl<C> RddKind<C> {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Partitioner {
     /// By a hash of the key that every process computes alike.
-    Hash { partitions: u32 },
+    Hash {
+        /// How many partitions it places keys in.
+        partitions: u32,
+    },
     /// By ranges of keys: `bounds` (a bincode `Vec<K>`, sorted) holds the greatest key of
     /// each partition but the last, from samples of the data.
     Range {
+        /// How many partitions it places keys in.
         partitions: u32,
+        /// The greatest key of each partition but the last (a bincode `Vec<K>`, sorted).
         #[serde(with = "crate::bytes")]
         bounds: Vec<u8>,
+        /// Partition 0 holds the least keys (else the greatest, for a descending sort).
         ascending: bool,
     },
     /// Records dealt round-robin (`repartition`): no key decides, so the output has no
     /// partitioner that a later operation could rely on.
-    RoundRobin { partitions: u32 },
+    RoundRobin {
+        /// How many partitions records are dealt to.
+        partitions: u32,
+    },
     /// A placement the user defined (a type implementing the API's `CustomPartitioner`):
     /// `name` is the type's name and `state` its value (bincode), so that two are equal when
     /// they are the same type with the same value, as Spark compares partitioners by `equals`.
     Custom {
+        /// How many partitions it places keys in.
         partitions: u32,
+        /// The type name of the user's partitioner.
         name: String,
+        /// The partitioner's value (bincode).
         #[serde(with = "crate::bytes")]
         state: Vec<u8>,
     },
@@ -211,6 +246,7 @@ impl Partitioner {
         }
     }
 
+    /// How many partitions it places keys (or records) in.
     pub fn partitions(&self) -> u32 {
         match self {
             Partitioner::Hash { partitions }
@@ -229,8 +265,11 @@ impl Partitioner {
 /// A byte range of a file. A line belongs to the split that holds its first byte.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileSplit {
+    /// The file's path, as the executors open it.
     pub path: String,
+    /// Offset in the file of the split's first byte.
     pub start: u64,
+    /// Offset just past its last byte.
     pub end: u64,
 }
 
@@ -293,7 +332,9 @@ impl std::fmt::Display for StorageLevel {
 /// One node of the lineage graph.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RddNode<C> {
+    /// How its partitions are computed.
     pub kind: RddKind<C>,
+    /// How many partitions it has.
     pub num_partitions: u32,
     /// Type name of the records, for error messages and `:storage`.
     pub element_type: String,

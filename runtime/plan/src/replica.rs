@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 /// An executor a task copies the blocks it caches to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaPeer {
+    /// The id the executor is known by to the driver.
     pub executor_id: String,
     /// `host:port` of its executor service.
     pub address: String,
@@ -18,11 +19,14 @@ pub struct ReplicaPeer {
 /// operator or of a source. An executor that receives a copy loads it to decode the copy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BatchCode {
+    /// The output table of the operator this code's entry returns.
     Operator(CodeRef),
+    /// The output table of the source this code's entry returns.
     Source(CodeRef),
 }
 
 impl BatchCode {
+    /// Where the code is, an operator's or a source's.
     pub fn code(&self) -> &CodeRef {
         match self {
             BatchCode::Operator(code) | BatchCode::Source(code) => code,
@@ -33,9 +37,13 @@ impl BatchCode {
 /// What comes before a copy's bytes: which block it is, how to keep it and how to decode it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaHeader {
+    /// The RDD whose partition the block holds.
     pub rdd: RddId,
+    /// The partition it holds.
     pub partition: u32,
+    /// The level the sender keeps it at, which the receiver keeps its copy at too.
     pub level: StorageLevel,
+    /// The code whose batch table decodes the copy.
     pub code: BatchCode,
 }
 

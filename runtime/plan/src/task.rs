@@ -58,27 +58,36 @@ pub fn decode_outcome(bytes: &[u8]) -> Result<TaskOutcome, DecodeError> {
 pub enum TaskSource {
     /// The serialized records of this partition.
     Records {
+        /// The partition's records, as the cell serialized them.
         #[serde(with = "crate::bytes")]
         bytes: Vec<u8>,
+        /// The source that decodes them into batches.
         decoder: Operator<CodeRef>,
     },
     /// A byte range of a text file, read by the executor.
     TextSplit {
+        /// The byte range read.
         split: FileSplit,
+        /// The source that turns the split's lines, a chunk at a time, into batches.
         decoder: Operator<CodeRef>,
     },
     /// One partition of a shuffle's output: bucket `partition` of every map output, fetched
     /// from the executors that wrote them, each decoded by `decoder`.
     ShuffleRead {
+        /// The shuffle read, known by the id of its output RDD.
         shuffle: ShuffleId,
+        /// The bucket read from every map output: this partition of the shuffle's output RDD.
         partition: u32,
+        /// The source that decodes each record frame of the buckets.
         decoder: Operator<CodeRef>,
         /// Filled in by the scheduler just before the task is sent.
         locations: Vec<MapOutputLocation>,
     },
     /// A partition saved by `checkpoint`: a file holding one encoded batch.
     SavedPartition {
+        /// The file, as the executor opens it.
         path: String,
+        /// The source that decodes the file's bytes into batches.
         decoder: Operator<CodeRef>,
     },
     /// A partitionwise union of co-partitioned RDDs: the records of each chain in turn.
@@ -90,6 +99,7 @@ pub enum TaskSource {
 pub struct Chain {
     /// `None` when the executor is expected to hold a cached step of the chain.
     pub source: Option<TaskSource>,
+    /// Every RDD of the chain, from the one its source makes to the last, in order.
     pub steps: Vec<Step>,
 }
 
@@ -176,10 +186,12 @@ pub type ShuffleId = RddId;
 /// Where some map outputs of a shuffle are kept: an executor, and how to reach it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MapOutputLocation {
+    /// The executor that wrote the outputs.
     pub executor_id: String,
     /// `host:port` of that executor's service, or, with `from_agent`, of the sandbox files
     /// service of the agent that ran it.
     pub address: String,
+    /// The map partitions (partitions of the shuffle's parent) whose outputs it holds.
     pub map_partitions: Vec<u32>,
     /// The executor is gone: its outputs are read from the copies in its sandbox
     /// ([`crate::map_output::served_path`]), through its agent.
@@ -189,6 +201,7 @@ pub struct MapOutputLocation {
 /// One RDD in a task's chain of narrow transformations.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Step {
+    /// The RDD this step computes.
     pub rdd: RddId,
     /// This RDD's partition that the task computes (below a union it differs from the task's).
     pub partition: u32,
@@ -197,6 +210,7 @@ pub struct Step {
     pub op: Option<Operator<CodeRef>>,
     /// Keep this RDD's partition in the executor's block manager.
     pub persist: Option<StorageLevel>,
+    /// Type name of its records.
     pub element_type: String,
 }
 
@@ -210,7 +224,9 @@ pub enum TaskAction {
     /// The map side of a shuffle: `writer` splits the partition into buckets, which the
     /// executor keeps for reducers to fetch; the task's result is empty.
     ShuffleWrite {
+        /// The shuffle whose map side this is, known by the id of its output RDD.
         shuffle: ShuffleId,
+        /// The action that splits the partition into buckets.
         writer: Operator<CodeRef>,
     },
 }
@@ -219,6 +235,7 @@ pub enum TaskAction {
 /// side-file directory, fetched from the driver by content hash before a task needs it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SideFile {
+    /// The file's name, without the directory it was added from.
     pub name: String,
     /// SHA-256 of the contents, hex.
     pub hash: String,
@@ -236,15 +253,21 @@ pub const EXECUTOR_LIBRARY_DIR: &str = "artifacts";
 /// One task: compute one partition of the last step and apply the action to it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TaskSpec {
+    /// The job this task belongs to, numbered by the driver from 0.
     pub job_id: u64,
+    /// This attempt's id, unique in the session: every attempt of a task gets a new one.
     pub task_id: u64,
+    /// How many earlier attempts of this task failed, through its code or the loss of their
+    /// executor (0 for the first).
     pub attempt: u32,
+    /// The partition of the last step's RDD that the task computes.
     pub partition: u32,
     /// From the source RDD to the RDD the action runs on. Its source is `None` when the
     /// driver's block map says the executor caches a step of this partition: parallelized
     /// records are then not shipped again. If the block is gone after all, the executor
     /// answers [`TaskOutcome::CacheMiss`] and the driver resends with the source.
     pub chain: Chain,
+    /// What to do with the last step's records.
     pub action: TaskAction,
     /// Every file added so far, as Spark's tasks carry the session's added files: the executor
     /// fetches those it lacks (or holds an older version of) before running the task.
@@ -260,15 +283,22 @@ pub enum PartitionOrigin {
     /// Every step was computed from the source.
     Computed,
     /// Read from the block manager: the cached RDD the chain resumed from.
-    Cached { rdd: RddId },
+    Cached {
+        /// The RDD whose cached partition the chain resumed from.
+        rdd: RddId,
+    },
 }
 
 /// A block the task left in the executor's block manager.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredBlock {
+    /// The RDD whose partition the block holds.
     pub rdd: RddId,
+    /// The partition it holds.
     pub partition: u32,
+    /// Bytes of executor memory it holds (0 when it is kept on disk).
     pub bytes: u64,
+    /// The storage level it is kept at.
     pub level: StorageLevel,
     /// The other executors that now keep a copy of it (a replicated level's).
     pub replicas: Vec<String>,
@@ -277,11 +307,17 @@ pub struct StoredBlock {
 /// Per-task metrics, reported with every result.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskMetrics {
+    /// The executor that ran the task.
     pub executor_id: String,
+    /// That executor's process id.
     pub executor_pid: u32,
+    /// Whether the partition was computed or read from the cache.
     pub origin: PartitionOrigin,
+    /// Records the action received.
     pub records: u64,
+    /// Microseconds from the executor starting the task to its end.
     pub run_micros: u64,
+    /// Blocks the task cached.
     pub stored: Vec<StoredBlock>,
     /// Partial values of accumulators the task's code added to (id, encoded value).
     pub accumulator_updates: Vec<(u64, Vec<u8>)>,
@@ -289,6 +325,7 @@ pub struct TaskMetrics {
     pub evicted: Vec<(RddId, u32)>,
     /// Bytes of shuffle buckets this task fetched (reduce side) and wrote (map side).
     pub shuffle_read_bytes: u64,
+    /// Bytes of shuffle buckets this task wrote (map side).
     pub shuffle_write_bytes: u64,
     /// Bytes the task wrote to spill files (writers, merges and sorts past their budget) and
     /// of fetched buckets it kept on disk rather than in memory.
@@ -298,23 +335,32 @@ pub struct TaskMetrics {
 /// A finished task.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum TaskOutcome {
+    /// The task ran to its end.
     Success {
+        /// The action's result bytes (empty for a shuffle's map side).
         #[serde(with = "crate::bytes")]
         result: Vec<u8>,
+        /// What the task did, and where.
         metrics: TaskMetrics,
     },
     /// User code failed (a panic, an error it returned, a record it could not decode).
-    Failed { message: String },
+    Failed {
+        /// Why, as the executor reports it.
+        message: String,
+    },
     /// The task came without its source and the executor no longer caches the partition.
     CacheMiss,
     /// A map output the task needed could not be fetched from `executor_id`: the driver
     /// recomputes it (resubmitting the map stage) and runs the task again.
     FetchFailed {
+        /// The shuffle whose map output could not be fetched.
         shuffle: ShuffleId,
+        /// The executor that held it.
         executor_id: String,
         /// Whether the outputs were read through the agent that ran the executor (its copies)
         /// rather than from the executor.
         through_agent: bool,
+        /// Why the fetch failed.
         message: String,
     },
 }

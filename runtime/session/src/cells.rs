@@ -4,7 +4,9 @@
 /// One cell of a script, with the line it starts on (1-based, after its marker).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cell {
+    /// The cell's source, without its marker line.
     pub code: String,
+    /// The script line the cell's code starts on, 1-based.
     pub first_line: usize,
 }
 

@@ -2,6 +2,8 @@
 //! the cell engine ([`tessera_cells`]) that compiles cells and runs them in a child process,
 //! with `sc` bound in it, and the driver those cells talk to.
 
+#![deny(missing_docs)]
+
 mod analysis;
 pub mod auto_capture;
 mod background;
@@ -49,19 +51,27 @@ pub fn child_process_hook() {
 /// Where a cell's output goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stream {
+    /// What the cell printed to standard output.
     Stdout,
+    /// What the cell printed to standard error, and the session's notes about a cell.
     Stderr,
     /// What the session says about itself while it starts (not a cell's output).
     Notice,
 }
 
+/// Where a session sends output as it is produced: each piece of text with its stream.
 pub type OutputSink = Arc<dyn Fn(Stream, &str) + Send + Sync>;
 
+/// How to start a session ([`Session::start`]); [`SessionConfig::new`] gives the defaults.
 pub struct SessionConfig {
+    /// Where executors come from: `local[N]` on this machine, `local-cluster[...]`, or a
+    /// running master (`tessera://`, `zk://`).
     pub master: MasterUrl,
+    /// Memory per executor for cached partitions, in MiB.
     pub executor_memory_mb: u64,
     /// How long a task waits at each locality level for a slot near its data.
     pub locality_wait: std::time::Duration,
+    /// Append every finished task's metrics here, one JSON object a line.
     pub task_metrics_log: Option<PathBuf>,
     /// Colour compile errors (for a terminal).
     pub color: bool,
@@ -93,10 +103,13 @@ impl SessionConfig {
 /// What a successful cell produced, by MIME type (empty if it had no final expression).
 #[derive(Debug, Default)]
 pub struct CellOutput {
+    /// The cell's result (its final expression's value, or a command's answer) in each form it
+    /// has, as (MIME type, content) pairs sorted by MIME type.
     pub data: Vec<(String, String)>,
 }
 
 impl CellOutput {
+    /// The `text/plain` form of the result, if it has one.
     pub fn text(&self) -> Option<&str> {
         self.data
             .iter()
@@ -108,6 +121,8 @@ impl CellOutput {
 /// Why a cell failed: compile errors (rendered), or a panic whose message went to stderr.
 #[derive(Debug)]
 pub struct CellError {
+    /// What to show: the rendered compile errors, the panic's message, `Error: ...` for an
+    /// error the cell's `?` returned, or why the session could not run the cell.
     pub message: String,
     /// What kind of failure it was, for front ends that name it (the kernel's `ename`).
     pub kind: CellErrorKind,
@@ -181,6 +196,8 @@ impl std::fmt::Display for CellError {
     }
 }
 
+/// A running session: the driver, its executors and the cell engine, with the cells run so
+/// far and the variables they left.
 pub struct Session {
     driver: Driver,
     engine: tessera_cells::Engine,
@@ -630,6 +647,8 @@ impl Session {
             .collect()
     }
 
+    /// The session's driver: its jobs, executors and cached RDDs (`:jobs`, `:executors`,
+    /// `:storage`).
     pub fn driver(&self) -> &Driver {
         &self.driver
     }

@@ -25,7 +25,7 @@
 //! `abs`, `round`, and `DATE '...'` literals with `± INTERVAL 'n' DAY|MONTH|YEAR`. Anything
 //! else is an error that names it.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod eager;
 mod error;

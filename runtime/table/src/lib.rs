@@ -3,7 +3,7 @@
 //! `:jobs`, ...) and the results cells show as tables (collected records, `stats()`, lineage)
 //! both render through it, so a table looks the same wherever it comes from.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 use comfy_table::CellAlignment;
 use comfy_table::presets::UTF8_FULL_CONDENSED;

@@ -177,10 +177,12 @@ pub struct CgroupContainer {
 }
 
 impl CgroupContainer {
+    /// The executor's cgroup directory, `AGENT_CGROUP/FRAMEWORK/EXECUTOR`.
     pub fn path(&self) -> &Path {
         &self.dir
     }
 
+    /// What the executor was given (for a recovered one, as the checkpoint says).
     pub fn limits(&self) -> Limits {
         self.limits
     }

@@ -64,7 +64,9 @@ impl std::str::FromStr for IsolationChoice {
 /// The isolation an agent runs its executors in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IsolationMode {
+    /// A cgroup v2 per executor, whose `cpu.max`, `memory.max` and `pids.max` the kernel enforces.
     CgroupsV2,
+    /// rlimits, and memory watched by the agent from `/proc`; CPU is not limited.
     Posix,
 }
 
@@ -80,6 +82,7 @@ impl std::fmt::Display for IsolationMode {
 /// The agent's isolation settings (its flags).
 #[derive(Clone, Debug)]
 pub struct IsolationConfig {
+    /// The mode asked for (`--isolation`).
     pub choice: IsolationChoice,
     /// An existing cgroup v2 directory the agent creates its cgroups under (default: the
     /// cgroup2 mount point).
@@ -101,19 +104,26 @@ impl Default for IsolationConfig {
 /// Isolation that cannot be set up. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum IsolationError {
+    /// `--isolation` names none of `auto`, `cgroups` and `posix`; holds what it names.
     #[error("--isolation {0:?} is not a mode; use auto, cgroups or posix")]
     UnknownChoice(String),
+    /// `--isolation cgroups` was asked for, but cgroups v2 cannot be used here; holds why.
     #[error(
         "--isolation cgroups: {0}; run with --isolation posix (or auto), or give --cgroups-root \
          a writable cgroup v2 directory whose cgroup.controllers lists cpu, memory and pids"
     )]
     CgroupsUnavailable(CgroupsMissing),
+    /// Making a cgroup (the agent's, a framework's or an executor's) or writing one of its
+    /// control files failed.
     #[error(
         "cannot set up the cgroup {path}: {source}; check that the agent may write there \
          (root, or a delegated cgroup), or run it with --isolation posix"
     )]
     Cgroup {
+        /// The cgroup directory, or the control file in it (e.g. `memory.max`), that could not
+        /// be made or written.
         path: PathBuf,
+        /// The I/O error from making or writing it.
         source: std::io::Error,
     },
 }
@@ -121,18 +131,27 @@ pub enum IsolationError {
 /// Why cgroups v2 cannot be used here.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CgroupsMissing {
+    /// `/proc/self/mountinfo` shows no cgroup2 mount and no `--cgroups-root` was given.
     #[error("no cgroup2 file system is mounted")]
     NotMounted,
+    /// The cgroup v2 directory does not offer every controller of [`REQUIRED_CONTROLLERS`].
     #[error(
         "the cgroup v2 directory {root} lacks the {missing} controller(s) (it offers: {offered})"
     )]
     Controllers {
+        /// The cgroup v2 directory looked at (the cgroup2 mount point or `--cgroups-root`).
         root: PathBuf,
+        /// The required controllers it lacks, comma-separated.
         missing: String,
+        /// The controllers its `cgroup.controllers` lists, comma-separated, or `none`.
         offered: String,
     },
+    /// The agent may not write the directory or its `cgroup.subtree_control`.
     #[error("the agent may not create cgroups in {root}")]
-    NotWritable { root: PathBuf },
+    NotWritable {
+        /// The cgroup v2 directory looked at (the cgroup2 mount point or `--cgroups-root`).
+        root: PathBuf,
+    },
 }
 
 /// What the agent found of cgroup v2 on this machine.
@@ -237,6 +256,8 @@ fn cgroups_usable(probe: &CgroupProbe) -> Result<(), CgroupsMissing> {
 /// What an executor was given.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Limits {
+    /// The CPUs it was given: its `cpu.max` quota in cgroups mode (0: no limit); not
+    /// enforced in posix mode.
     pub cpus: f64,
     /// 0: no memory limit.
     pub mem_mb: u64,
@@ -245,15 +266,24 @@ pub struct Limits {
 /// What an executor uses.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Usage {
+    /// Memory in use, in bytes: its cgroup's `memory.current`, or in posix mode the resident
+    /// sets of its process tree.
     pub memory_bytes: u64,
+    /// CPU time used since it started, in seconds: `usage_usec` of its cgroup's `cpu.stat`, or
+    /// in posix mode the user and system time of its process tree.
     pub cpu_seconds: f64,
 }
 
 /// An executor went past what it was given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Limitation {
+    /// It used more memory than it was given: the OOM killer acted in its cgroup, or, in posix
+    /// mode, the resident memory of its process tree went past its limit.
     #[error("memory limit {limit_mb} MiB exceeded")]
-    Memory { limit_mb: u64 },
+    Memory {
+        /// The memory it was given, in MiB.
+        limit_mb: u64,
+    },
 }
 
 /// Whether `memory_bytes` in use is past a limit of `limit_mb` MiB (0: no limit).
@@ -263,7 +293,9 @@ pub fn memory_exceeded(memory_bytes: u64, limit_mb: u64) -> bool {
 
 /// The agent's isolator: sets up a [`Container`] for each executor.
 pub enum Isolator {
+    /// cgroups v2: each executor in a cgroup of its own under the agent's cgroup.
     CgroupsV2(CgroupsV2),
+    /// posix: rlimits, and each executor's memory watched from `/proc`.
     Posix,
 }
 
@@ -282,6 +314,8 @@ impl Isolator {
         })
     }
 
+    /// The mode the agent isolates the executors it launches in (sent to the master at
+    /// registration).
     pub fn mode(&self) -> IsolationMode {
         match self {
             Isolator::CgroupsV2(_) => IsolationMode::CgroupsV2,
@@ -334,8 +368,13 @@ impl Isolator {
 
 /// One executor's isolation.
 pub enum Container {
+    /// The executor runs in this cgroup, whose limits the kernel enforces.
     Cgroup(CgroupContainer),
-    Posix { limits: Limits },
+    /// The executor runs with rlimits only; the agent checks its memory from `/proc`.
+    Posix {
+        /// What the executor was given; its memory is checked against `mem_mb`.
+        limits: Limits,
+    },
 }
 
 impl Container {

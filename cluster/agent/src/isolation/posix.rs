@@ -17,7 +17,9 @@ pub const MAX_OPEN_FILES: u64 = 65_536;
 /// An rlimit: soft and hard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rlimit {
+    /// The soft limit, the one the kernel enforces; a process may raise it up to `hard`.
     pub soft: u64,
+    /// The hard limit, the ceiling of the soft one; an unprivileged process can only lower it.
     pub hard: u64,
 }
 
@@ -48,6 +50,8 @@ pub struct ChildSetup {
 }
 
 impl ChildSetup {
+    /// The setup for a child that joins the cgroup whose `cgroup.procs` is given (none in
+    /// posix mode), with rlimits computed from the agent's own open-file limit.
     pub fn new(cgroup_procs: Option<File>) -> ChildSetup {
         let mut current = libc::rlimit {
             rlim_cur: 0,

@@ -11,8 +11,11 @@ use super::Usage;
 /// The fields of `/proc/PID/stat` that matter here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProcStat {
+    /// The id of the process the `stat` line describes.
     pub pid: i32,
+    /// The id of its parent process.
     pub ppid: i32,
+    /// The id of its process group (an executor's is its first process's pid).
     pub pgrp: i32,
     /// utime + stime + cutime + cstime, in clock ticks.
     pub cpu_ticks: u64,
