@@ -107,7 +107,7 @@ pub enum FrameworkError {
     },
     /// The master does not know this framework (it was torn down or timed out, or the master
     /// restarted; subscribe again) or, in a call about an executor, that executor.
-    #[error("the Tessera master at {master} does not know this framework: {message}")]
+    #[error("the Tessera master at {master} knows no such framework or executor: {message}")]
     NotRegistered {
         /// The master's "HOST:PORT".
         master: String,

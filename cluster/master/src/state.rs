@@ -1789,7 +1789,8 @@ impl MasterState {
         let key = (framework_id.to_string(), executor_id.to_string());
         let executor = self.executors.get(&key).ok_or_else(|| {
             Status::not_found(format!(
-                "framework {framework_id} has no executor {executor_id:?}"
+                "framework {framework_id} has no executor {executor_id:?} here (it never ran, or \
+                 ended before this master was elected); `reconcile` lists those it knows"
             ))
         })?;
         if is_terminal(executor.state) {
