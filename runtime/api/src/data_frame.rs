@@ -17,8 +17,6 @@
 //! by_region.show(10);
 //! ```
 
-#![deny(missing_docs)]
-
 use crate::context::Context;
 use crate::error::Error;
 use crate::ops::RecordsSource;

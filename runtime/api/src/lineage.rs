@@ -3,8 +3,6 @@
 //! whose `+-` marks a shuffle, with partition counts at every stage's start) and, for notebooks,
 //! as a table with a stage column. An RDD handle that is a cell's value shows its lineage.
 
-#![deny(missing_docs)]
-
 use crate::error::Error;
 use crate::rdd::Rdd;
 use crate::rich::RichDisplay;

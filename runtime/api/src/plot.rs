@@ -15,8 +15,6 @@
 //! file). A notebook shows the SVG itself; the file is written all the same, since a cell cannot
 //! tell which front end shows its value.
 
-#![deny(missing_docs)]
-
 use crate::error::Error;
 use crate::rich::RichDisplay;
 use crate::stats::Numeric;

@@ -9,8 +9,6 @@
 //! `Some(x)` in a column shows as `x` and `None` as `null`, as Spark shows them. Values inside a
 //! cell (a tuple in a tuple, a vector, a map) are written as Rust's `Debug` writes them.
 
-#![deny(missing_docs)]
-
 use serde::Serialize;
 use serde::ser;
 use std::cmp::Ordering;

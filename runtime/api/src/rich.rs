@@ -12,8 +12,6 @@
 //! [`Context::show`](crate::Context::show) (and `show(&x)` in a session) sends the same forms as a
 //! display before the cell ends, for values that are not a cell's last expression.
 
-#![deny(missing_docs)]
-
 use crate::record_cells::{Cell, Row, cell, flatten};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
