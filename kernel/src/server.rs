@@ -983,13 +983,7 @@ fn backend_loop<B: KernelBackend>(
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = panic.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = panic.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "(no message)".to_owned()
-    }
+    tessera_plan::panic_text::panic_text(panic).unwrap_or_else(|| "(no message)".to_owned())
 }
 
 /// The [`OutputSink`] a cell writes to: every call becomes an iopub message whose

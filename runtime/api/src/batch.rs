@@ -130,10 +130,8 @@ fn guarded_dyn(err: ErrorSink, body: &mut dyn FnMut() -> Result<(), Stop>) -> St
 }
 
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
+    if let Some(text) = tessera_plan::panic_text::panic_text(payload) {
+        text
     } else if let Some(e) = payload.downcast_ref::<crate::Error>() {
         e.to_string()
     } else {

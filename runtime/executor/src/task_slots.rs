@@ -13,6 +13,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, mpsc};
 
 use parking_lot::Mutex;
+use tessera_plan::panic_text::panic_text;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 /// What a slot's thread is given to run.
@@ -102,7 +103,10 @@ impl TaskSlot<'_> {
         thread.send(job).map_err(|_| SlotError::Stopped)?;
         match result.await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(panic)) => Err(SlotError::Panicked(panic_message(panic.as_ref()))),
+            Ok(Err(panic)) => Err(SlotError::Panicked(
+                panic_text(panic.as_ref())
+                    .unwrap_or_else(|| "a panic without a message".to_string()),
+            )),
             Err(_) => Err(SlotError::Stopped),
         }
     }
@@ -116,15 +120,6 @@ impl Drop for TaskSlot<'_> {
             self.slots.idle.lock().push(thread);
         }
     }
-}
-
-/// The text of a panic's payload.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_string())
 }
 
 #[cfg(test)]

@@ -108,10 +108,7 @@ pub fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, FrameError>) -> Result
         Ok(result) => result,
         Err(payload) => Err(FrameError::Panicked {
             what: what.to_string(),
-            message: payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
+            message: tessera_plan::panic_text::panic_text(payload.as_ref())
                 .unwrap_or_else(|| "(no message)".to_string()),
         }),
     }

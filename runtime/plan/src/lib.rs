@@ -14,6 +14,7 @@ pub mod decode;
 pub mod frame;
 pub mod fusion;
 pub mod map_output;
+pub mod panic_text;
 pub mod range_bounds;
 pub mod rdd;
 pub mod replica;
