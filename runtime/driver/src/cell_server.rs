@@ -39,28 +39,39 @@ pub async fn serve(listener: UnixListener, state: Arc<DriverState>) {
     }
 }
 
+/// Answers the requests of one connection, one after the other, until the cell closes it (a
+/// cell's thread keeps its connection between requests).
 async fn handle(mut stream: UnixStream, state: Arc<DriverState>) -> std::io::Result<()> {
-    // The body grows with the bytes that arrive, not with what the length claims.
-    let len = stream.read_u32_le().await?;
-    let mut body = Vec::new();
-    (&mut stream)
-        .take(len.into())
-        .read_to_end(&mut body)
-        .await?;
-    let body = check_frame(REQUEST, len.into(), body)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e))?;
-    let response = match decode_request(&body) {
-        Ok(envelope) if token_matches(envelope.token, state.token) => {
-            respond(&state, envelope.request)
-                .await
-                .unwrap_or_else(|e| CellResponse::Error(e.to_string()))
-        }
-        Ok(_) => CellResponse::Error("this cell's session token is not the driver's".into()),
-        Err(e) => CellResponse::Error(e.to_string()),
-    };
-    let reply = bincode::serialize(&response).expect("responses serialize");
-    stream.write_u32_le(reply.len() as u32).await?;
-    stream.write_all(&reply).await
+    loop {
+        let len = match stream.read_u32_le().await {
+            Ok(len) => len,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        // The body grows with the bytes that arrive, not with what the length claims.
+        let mut body = Vec::new();
+        (&mut stream)
+            .take(len.into())
+            .read_to_end(&mut body)
+            .await?;
+        let body = check_frame(REQUEST, len.into(), body)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e))?;
+        let response = match decode_request(&body) {
+            Ok(envelope) if token_matches(envelope.token, state.token) => {
+                respond(&state, envelope.request)
+                    .await
+                    .unwrap_or_else(|e| CellResponse::Error(e.to_string()))
+            }
+            Ok(_) => CellResponse::Error("this cell's session token is not the driver's".into()),
+            Err(e) => CellResponse::Error(e.to_string()),
+        };
+        let reply = bincode::serialize(&response).expect("responses serialize");
+        // One write: the cell, waiting for the reply, wakes once.
+        let mut frame = Vec::with_capacity(4 + reply.len());
+        frame.extend_from_slice(&(reply.len() as u32).to_le_bytes());
+        frame.extend_from_slice(&reply);
+        stream.write_all(&frame).await?;
+    }
 }
 
 /// Whether a cell's token is the session's, compared in constant time.

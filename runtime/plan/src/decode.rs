@@ -65,16 +65,22 @@ pub fn decode_bincode<T: DeserializeOwned>(
 }
 
 /// Reads one frame of `reader`: a little-endian `u32` length, then that many bytes. The buffer
-/// grows with the bytes that arrive, not with what the prefix claims.
+/// grows with the bytes that arrive, not with what the prefix claims, past its first
+/// [`FRAME_ROOM`] bytes.
 pub fn read_frame(what: &'static str, reader: &mut impl Read) -> std::io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     reader.read_exact(&mut len)?;
     let expected = u32::from_le_bytes(len) as u64;
-    let mut body = Vec::new();
+    // Room for a small frame at once: an empty buffer is filled by a probe of 32 bytes first,
+    // a read of its own.
+    let mut body = Vec::with_capacity(expected.min(FRAME_ROOM) as usize);
     reader.take(expected).read_to_end(&mut body)?;
     check_frame(what, expected, body)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e))
 }
+
+/// The most [`read_frame`] sets aside before a frame's bytes arrive.
+pub const FRAME_ROOM: u64 = 64 * 1024;
 
 /// `body`, if it holds the `expected` bytes a frame's prefix promised.
 pub fn check_frame(
