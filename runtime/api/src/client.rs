@@ -11,7 +11,7 @@ use std::io::{ErrorKind, Write};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixStream};
 use tessera_plan::cell_protocol::{CellRequest, CellResponse, Envelope, RESPONSE, decode_response};
-use tessera_plan::decode::read_frame;
+use tessera_plan::decode::{framed, read_frame};
 
 /// The driver's address: a Linux abstract socket name, stored inline so handles stay `Copy`.
 #[derive(Clone, Copy)]
@@ -47,11 +47,8 @@ impl Endpoint {
             request,
         })
         .map_err(|source| Error::RequestEncode { source })?;
-        let mut frame = Vec::with_capacity(4 + body.len());
-        frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        frame.extend_from_slice(&body);
         let reply = self
-            .exchange(&frame)
+            .exchange(&framed(&body))
             .map_err(|source| Error::DriverUnreachable { source })?;
         match decode_response(&reply) {
             Ok(CellResponse::Error(message)) => Err(Error::from_driver(message)),
@@ -142,10 +139,7 @@ mod tests {
                         let reply =
                             bincode::serialize(&CellResponse::Error(format!("answer {n}.")))
                                 .unwrap();
-                        stream
-                            .write_all(&(reply.len() as u32).to_le_bytes())
-                            .unwrap();
-                        stream.write_all(&reply).unwrap();
+                        stream.write_all(&framed(&reply)).unwrap();
                     }
                 });
             }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use tessera_plan::builtin::{Builtin, RowsParams, WriteParams};
 use tessera_plan::cell_protocol::{CellAction, CellRequest, CellResponse, REQUEST, decode_request};
-use tessera_plan::decode::check_frame;
+use tessera_plan::decode::{check_frame, framed};
 use tessera_plan::{RddId, RddKind, RddNode, TaskAction};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -67,10 +67,7 @@ async fn handle(mut stream: UnixStream, state: Arc<DriverState>) -> std::io::Res
         };
         let reply = bincode::serialize(&response).expect("responses serialize");
         // One write: the cell, waiting for the reply, wakes once.
-        let mut frame = Vec::with_capacity(4 + reply.len());
-        frame.extend_from_slice(&(reply.len() as u32).to_le_bytes());
-        frame.extend_from_slice(&reply);
-        stream.write_all(&frame).await?;
+        stream.write_all(&framed(&reply)).await?;
     }
 }
 

@@ -374,7 +374,7 @@ pub struct LineageEntry {
 mod tests {
     use super::*;
     use crate::decode::damage::{damaged, edits};
-    use crate::decode::read_frame;
+    use crate::decode::{framed, read_frame};
     use crate::rdd::RddKind;
     use proptest::prelude::*;
 
@@ -458,13 +458,6 @@ mod tests {
             },
             CellResponse::Error("no".to_string()),
         ]
-    }
-
-    /// `body` with its length in front, as a frame on the socket.
-    fn framed(body: &[u8]) -> Vec<u8> {
-        let mut bytes = (body.len() as u32).to_le_bytes().to_vec();
-        bytes.extend_from_slice(body);
-        bytes
     }
 
     #[test]

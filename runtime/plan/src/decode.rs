@@ -79,6 +79,14 @@ pub fn read_frame(what: &'static str, reader: &mut impl Read) -> std::io::Result
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e))
 }
 
+/// `body` with its length in front, as [`read_frame`] reads it: one buffer, written at once.
+pub fn framed(body: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(body);
+    frame
+}
+
 /// The most [`read_frame`] sets aside before a frame's bytes arrive.
 pub const FRAME_ROOM: u64 = 64 * 1024;
 
