@@ -140,3 +140,70 @@ println!("{:?}", nums.map(capture!([k] move |x: u64| x + k)).collect());
     );
     assert_eq!(lines[3], "[5, 6]");
 }
+
+#[test]
+fn a_map_and_the_reduce_after_it_on_an_rdd_variable_give_what_they_give_apart() {
+    let dir = Scratch::new("fused-map-reduce");
+    // Each chain runs fused (the session's rewrite, shown by `:expand`) or, where the rewrite
+    // cannot be sure, as written; the answers are the same either way.
+    let script = r#"
+let nums = sc.parallelize((1..=1000u64).collect::<Vec<_>>(), 4);
+let points = sc.parallelize((0..500).map(|i| (i as f64 / 10.0, [1.0f64, i as f64])).collect::<Vec<_>>(), 3).cache();
+let k = 3u64;
+// %%
+:expand nums.map(move |x| x * k).reduce(|a, b| a + b)
+// %%
+let tripled = nums.map(move |x| x * k).reduce(|a, b| a + b);
+// A reduce closure that captures: run as a map, then a reduce.
+let capped = nums.map(|x| x % 97).reduce(move |a, b| a.max(b).min(90 + k));
+let mut w = [0.5f64, -0.25];
+for _ in 0..3 {
+    let (g, n) = points
+        .map(move |(y, x): (f64, [f64; 2])| {
+            let dot = x[0] * w[0] + x[1] * w[1];
+            ([x[0] * (dot - y), x[1] * (dot - y)], 1u64)
+        })
+        .reduce(|a, b| ([a.0[0] + b.0[0], a.0[1] + b.0[1]], a.1 + b.1));
+    w = [w[0] - 1e-6 * g[0] / n as f64, w[1] - 1e-6 * g[1] / n as f64];
+}
+println!("{tripled} {capped} {:.9} {:.9}", w[0], w[1]);
+// %%
+// Bound again in the cell: an iterator's map and reduce, left alone.
+let nums = (1..=4u64).into_iter();
+println!("{}", nums.map(|x| x * 2).reduce(|a, b| a + b).unwrap());
+"#;
+    let run = tessera_run(&dir.0, script, "local[2]", &[]);
+    run.expect_success();
+    let lines = run.lines();
+    assert!(
+        lines[0].starts_with("nums.map_reduce({ ") && lines[0].ends_with(",|a, b| a + b)"),
+        "{}",
+        lines[0]
+    );
+    let mut w = [0.5f64, -0.25];
+    for _ in 0..3 {
+        let (g, n) = (0..500)
+            .map(|i| (i as f64 / 10.0, [1.0f64, i as f64]))
+            .map(|(y, x)| {
+                let dot = x[0] * w[0] + x[1] * w[1];
+                ([x[0] * (dot - y), x[1] * (dot - y)], 1u64)
+            })
+            .fold(([0.0, 0.0], 0u64), |a, b| {
+                ([a.0[0] + b.0[0], a.0[1] + b.0[1]], a.1 + b.1)
+            });
+        w = [w[0] - 1e-6 * g[0] / n as f64, w[1] - 1e-6 * g[1] / n as f64];
+    }
+    assert_eq!(
+        lines[1..],
+        [
+            format!(
+                "{} {} {:.9} {:.9}",
+                (1..=1000u64).map(|x| x * 3).sum::<u64>(),
+                93,
+                w[0],
+                w[1]
+            ),
+            "20".to_string(),
+        ]
+    );
+}

@@ -262,6 +262,51 @@ sc.text_file("*.csv", 4).coalesce(1)
 }
 
 #[test]
+fn a_panic_in_a_map_fused_with_its_reduce_names_the_line() {
+    let dir = Scratch::new("bad-line-fused");
+    let text: String = (1..=3000u64)
+        .map(|i| match i {
+            1234 => "1234,twelve\n".to_string(),
+            _ => format!("{i},{}\n", i * 2),
+        })
+        .collect();
+    let path = dir.write("numbers.csv", &text);
+    // On a variable of an earlier cell, the session runs `map` and `reduce` as one action
+    // (`:expand` shows it): the search for the line runs that action again.
+    let script = r#"
+let lines = sc.text_file("numbers.csv", 3);
+// %%
+:expand lines.map(|l: String| l.len() as u64).reduce(|a: u64, b: u64| a + b)
+// %%
+lines.map(|l: String| l.split(',').nth(1).unwrap().parse::<u64>().expect("a number"))
+    .reduce(|a: u64, b: u64| a + b)
+"#;
+    let run = tessera_run(&dir.0, script, "local[2]", &["--keep-going"]);
+    assert!(!run.success, "a failed cell makes the run fail");
+    assert!(
+        run.stdout
+            .contains("lines.map_reduce(|l: String| l.len() as u64,|a: u64, b: u64| a + b)"),
+        "{}",
+        run.stdout
+    );
+    let place = format!(
+        "while processing line 1234 of {}: \"1234,twelve\"",
+        path.display()
+    );
+    assert!(
+        run.stderr
+            .contains("closure panicked: a number: ParseIntError"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&place),
+        "{place}\nnot in:\n{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn a_panic_on_a_record_not_read_from_a_file_names_no_line() {
     let dir = Scratch::new("bad-record-no-file");
     dir.write("words.txt", "a\nb\nb\nc\n");

@@ -6,9 +6,9 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::ops::{
     Action, ActionTable, Aggregate, Collect, CountByValue, Filter, FlatMap, Foreach,
-    ForeachPartition, Glom, KeyBy, Map, MapPartitions, OperatorTable, OrderedParams, Product,
-    RecordsSource, Reduce, Sample, SampleParams, SaveAsText, SaveCheckpoint, Take, TakeOrdered,
-    Transform, WriterParams,
+    ForeachPartition, Glom, KeyBy, Map, MapPartitions, MapReduce, OperatorTable, OrderedParams,
+    Product, RecordsSource, Reduce, Sample, SampleParams, SaveAsText, SaveCheckpoint, Take,
+    TakeOrdered, Transform, WriterParams,
 };
 use crate::ship::ship;
 use serde::de::DeserializeOwned;
@@ -327,6 +327,28 @@ impl<T: Data> Rdd<T> {
             .into_iter()
             .flatten()
             .reduce(&f)
+            .unwrap_or_else(|| self.empty("reduce"))
+    }
+
+    /// `self.map(f).reduce(g)`, with each record mapped and folded in one pass: the mapped
+    /// records are never gathered into batches in between. The session writes that chain this
+    /// way when it is called on a variable an earlier cell left (`:expand` shows it). When `g`
+    /// captures variables, this is `map` followed by `reduce`.
+    pub fn map_reduce<U, F, G>(&self, f: F, g: G) -> U
+    where
+        U: Data,
+        F: Fn(T) -> U + Send + Sync + 'static,
+        G: Fn(U, U) -> U + Send + Sync + 'static,
+    {
+        // Only the map's closure travels with the action; a reduce closure that captures
+        // nothing is rebuilt from its type on the executor (see `MapReduce`).
+        if std::mem::size_of::<G>() != 0 {
+            return self.map(f).reduce(g);
+        }
+        self.run_action::<MapReduce<T, U, F, G>, Option<U>>("reduce", &f, Vec::new(), None)
+            .into_iter()
+            .flatten()
+            .reduce(&g)
             .unwrap_or_else(|| self.empty("reduce"))
     }
 

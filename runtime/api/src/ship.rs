@@ -185,11 +185,9 @@ pub(crate) unsafe fn rebuild<F>(
     env_decoder: Option<EnvDecoder>,
     err: ErrorSink,
 ) -> Option<F> {
-    if size_of::<F>() == 0 {
-        // SAFETY: a zero-sized closure has no bytes to initialize (which clippy's lint, not
-        // knowing the size, cannot see).
-        #[allow(clippy::uninit_assumed_init)]
-        return Some(unsafe { MaybeUninit::<F>::uninit().assume_init() });
+    // SAFETY: `F` is a shipped closure's type (the caller's contract).
+    if let Some(closure) = unsafe { conjure::<F>() } {
+        return Some(closure);
     }
     let Some(decode) = env_decoder else {
         OpError::NoCapturedEnvironment.report(err);
@@ -207,6 +205,18 @@ pub(crate) unsafe fn rebuild<F>(
     };
     // SAFETY: on success the decoder wrote a whole `Env`, which is the whole closure.
     (status == STATUS_OK).then(|| unsafe { slot.assume_init() })
+}
+
+/// Closure `F` made out of nothing, when it captures nothing (is zero-sized); `None` otherwise.
+///
+/// # Safety
+/// `F` is the type of a closure some code made: a value of it has existed, and one that
+/// captures nothing is like every other.
+pub(crate) unsafe fn conjure<F>() -> Option<F> {
+    // SAFETY: a zero-sized closure has no bytes to initialize (which clippy's lint, not knowing
+    // the size, cannot see).
+    #[allow(clippy::uninit_assumed_init)]
+    (size_of::<F>() == 0).then(|| unsafe { MaybeUninit::<F>::uninit().assume_init() })
 }
 
 /// Binds a captured variable inside a `capture!` closure: by value when it is `Copy` (so

@@ -4,13 +4,14 @@
 //! with the lines they came from, so a task cannot tell which line a panicking record was made
 //! from without carrying an origin with every record. It does not: nothing is tracked while a
 //! task runs. When a task over a text split fails because a closure panicked, the executor runs
-//! the same chain again over halves of the split (the lines whose first byte lies in a byte
-//! range, as splits are cut) and keeps the half that fails with the same message, until one line
-//! is left; that line alone must fail with that message, else nothing is said. The file is read
-//! again only then, to number the line and show it. A chain whose steps look at each record on
-//! its own (`map`, `filter`, `flat_map`, ...) is located exactly; for one whose failure depends
-//! on several records together (a `map_partitions` that folds), either a line that fails alone
-//! is named or nothing is.
+//! the same chain again (with its action when that is a fold, such as `reduce`, whose closures
+//! may be the ones that panicked) over halves of the split (the lines whose first byte lies in
+//! a byte range, as splits are cut) and keeps the half that fails with the same message, until
+//! one line is left; that line alone must fail with that message, else nothing is said. The
+//! file is read again only then, to number the line and show it. A chain whose steps look at
+//! each record on its own (`map`, `filter`, `flat_map`, ...) is located exactly; for one whose
+//! failure depends on several records together (a `map_partitions` that folds), either a line
+//! that fails alone is named or nothing is.
 
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::ops::Range;

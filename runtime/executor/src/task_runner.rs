@@ -116,7 +116,7 @@ fn locate_bad_record(task: &TaskSpec, env: &TaskEnv, message: String) -> String 
             let Some(alone) = one_split(source, &at, range) else {
                 return false;
             };
-            count_chain(&alone, &steps, env).is_err_and(|e| same_failure(&e))
+            replay(task, alone, &steps, env).is_err_and(|e| same_failure(&e))
         };
         if !fails(split.start..split.end) {
             continue;
@@ -183,27 +183,38 @@ fn one_split(source: &TaskSource, at: &[usize], range: std::ops::Range<u64>) -> 
     }
 }
 
-/// Runs `source` through `steps` into a count, as a task with that chain would, without
-/// caching anything: the error it fails with.
-fn count_chain(source: &TaskSource, steps: &[Step], env: &TaskEnv) -> Result<(), ExecutorError> {
+/// `task` run again from `source` through `steps`, caching nothing, into its own action when
+/// its table says that is safe (a fold, such as the fused `map` and `reduce` whose closure may
+/// be the one that panicked), else into a count: the error it fails with.
+fn replay(
+    task: &TaskSpec,
+    source: TaskSource,
+    steps: &[Step],
+    env: &TaskEnv,
+) -> Result<(), ExecutorError> {
+    let action = match &task.action {
+        TaskAction::Run(op)
+            if table::<ActionVTable>(env.artifacts, &op.entry, |t| t.abi_version)
+                .is_ok_and(|t| t.replayable) =>
+        {
+            task.action.clone()
+        }
+        _ => TaskAction::Count,
+    };
+    let again = TaskSpec {
+        chain: Chain {
+            source: Some(source),
+            steps: steps.to_vec(),
+        },
+        action,
+        replicate_to: Vec::new(),
+        ..task.clone()
+    };
     let mut shared = Shared {
         error: None,
         cancelled: env.cancelled,
     };
-    let Some(mut chain) = build_chain(Some(source), steps, env, &mut shared)? else {
-        return Ok(());
-    };
-    let mut count = OpenStep {
-        kind: OpenStepKind::Count { records: 0 },
-        input: chain.output,
-        next: std::ptr::null_mut(),
-        shared: &mut shared as *mut Shared as *mut Shared<'static>,
-    };
-    let result = drive(&mut chain, &mut count, env, &mut shared);
-    // The open steps point at `shared`: they go first.
-    drop(chain);
-    drop(count);
-    result
+    run(&again, env, &mut shared).map(|_| ())
 }
 
 /// State every step of a running task shares: the first error, and the cancel flag.

@@ -467,6 +467,7 @@ static HASH_WRITER: ActionVTable = ActionVTable {
     push_shared: None,
     finish: hash_writer_finish,
     close: gather_close::<FrameShuffleParams>,
+    replayable: false,
 };
 
 unsafe extern "C" fn hash_writer_table() -> *const c_void {
@@ -500,6 +501,7 @@ static RANGE_WRITER: ActionVTable = ActionVTable {
     push_shared: None,
     finish: range_writer_finish,
     close: gather_close::<RangeShuffleParams>,
+    replayable: false,
 };
 
 unsafe extern "C" fn range_writer_table() -> *const c_void {
@@ -526,6 +528,7 @@ static SAMPLE_SORT_KEYS: ActionVTable = ActionVTable {
     push_shared: None,
     finish: sample_finish,
     close: gather_close::<(SampleParams, u32)>,
+    replayable: false,
 };
 
 unsafe extern "C" fn sample_sort_keys_table() -> *const c_void {
@@ -551,6 +554,7 @@ static ROWS: ActionVTable = ActionVTable {
     push_shared: None,
     finish: rows_finish,
     close: gather_close::<RowsParams>,
+    replayable: false,
 };
 
 unsafe extern "C" fn rows_table() -> *const c_void {
@@ -831,6 +835,7 @@ static IPC: ActionVTable = ActionVTable {
     push_shared: None,
     finish: ipc_finish,
     close: gather_close::<()>,
+    replayable: false,
 };
 
 unsafe extern "C" fn ipc_table() -> *const c_void {
@@ -892,6 +897,7 @@ static MEASURE: ActionVTable = ActionVTable {
     push_shared: None,
     finish: measure_finish,
     close: gather_close::<MeasureParams>,
+    replayable: false,
 };
 
 unsafe extern "C" fn measure_table() -> *const c_void {
@@ -929,6 +935,7 @@ static WRITE: ActionVTable = ActionVTable {
     push_shared: None,
     finish: write_finish,
     close: gather_close::<(WriteParams, u32)>,
+    replayable: false,
 };
 
 unsafe extern "C" fn write_table() -> *const c_void {
@@ -964,6 +971,7 @@ static ROWS_WRITER: ActionVTable = ActionVTable {
     push_shared: None,
     finish: rows_writer_finish,
     close: gather_close::<(u32, u32)>,
+    replayable: false,
 };
 
 unsafe extern "C" fn rows_writer_table() -> *const c_void {

@@ -9,7 +9,7 @@
 use std::ffi::c_void;
 
 /// Bumped whenever a table below changes shape; executors refuse tables of another version.
-pub const ABI_VERSION: u32 = 5;
+pub const ABI_VERSION: u32 = 6;
 
 /// Return value of every fallible ABI function.
 pub type Status = i32;
@@ -234,6 +234,10 @@ pub struct ActionVTable {
     pub finish: unsafe extern "C" fn(state: *mut c_void, out: ByteSink, err: ErrorSink) -> Status,
     /// Frees the state, whether or not `finish` ran.
     pub close: unsafe extern "C" fn(state: *mut c_void),
+    /// Whether running the action again over part of its input does nothing but compute a
+    /// result (a fold; not a writer, nor `foreach`): an executor that looks for the line that
+    /// made a closure panic may then run it again (version 6).
+    pub replayable: bool,
 }
 
 /// Every code reference in a plan points at one of these: it returns a `&'static` table

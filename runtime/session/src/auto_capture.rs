@@ -190,7 +190,7 @@ struct Edit {
 
 /// Whether `node` is inside an item of the cell (a `fn`, `impl`, `const`...), not its
 /// statements.
-fn inside_item(node: &SyntaxNode, cell_body: &SyntaxNode) -> bool {
+pub(crate) fn inside_item(node: &SyntaxNode, cell_body: &SyntaxNode) -> bool {
     node.ancestors()
         .take_while(|ancestor| ancestor != cell_body)
         .any(|ancestor| {

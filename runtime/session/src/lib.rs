@@ -11,6 +11,7 @@ mod cache_dir;
 mod cell_progress;
 mod cell_syntax;
 mod cells;
+mod fused_map_reduce;
 mod interrupt;
 mod live_rdds;
 mod rebuild;
@@ -589,62 +590,74 @@ impl Session {
         }
     }
 
-    /// Runs `code` with its `move` closures rewritten to capture as in Spark
-    /// ([`auto_capture`]). When the rewritten cell does not compile, either a closure that
-    /// runs on executors captures something that cannot be sent there (that error is the
-    /// cell's result), or the rewrite does not fit the cell (a body mutating a capture): then
-    /// the cell runs as written, and any errors are its own.
+    /// Runs `code` as [`Session::expand`] rewrites it: `move` closures capturing as in Spark
+    /// ([`auto_capture`]), a map and the reduce after it in one pass ([`fused_map_reduce`]).
+    /// When the rewritten cell does not compile, either a closure that runs on executors
+    /// captures something that cannot be sent there (that error is the cell's result), or a
+    /// rewrite does not fit the cell (a body mutating a capture): then the cell runs with fewer
+    /// rewrites (captures without fusion), and at last as written, any errors its own.
     fn compile_and_run(
         &mut self,
         code: &str,
     ) -> Result<Result<tessera_cells::CellOutcome, tessera_cells::CellsError>, CellError> {
         let code = terminate_trailing_let(code);
-        let Some(rewritten) = auto_capture::rewrite(&code, &self.variable_names()) else {
-            return Ok(self.engine.execute(&code));
-        };
-        match self.engine.execute(&rewritten.code) {
-            Err(tessera_cells::CellsError::Compile {
-                code: compiled,
-                diagnostics,
-            }) => {
-                let errors: Vec<auto_capture::CompileError> = diagnostics
-                    .iter()
-                    .map(|d| auto_capture::CompileError {
-                        text: format!("{}\n{}\n{}", d.message, d.notes.join("\n"), d.rendered),
-                        line: d.line(&compiled),
-                    })
-                    .collect();
-                if let Some(message) = auto_capture::explain_capture_errors(&errors) {
-                    return Err(CellError {
-                        message,
-                        kind: CellErrorKind::Compile,
-                    });
+        for rewritten in self.rewrites(&code) {
+            match self.engine.execute(&rewritten) {
+                Err(tessera_cells::CellsError::Compile {
+                    code: compiled,
+                    diagnostics,
+                }) => {
+                    let errors: Vec<auto_capture::CompileError> = diagnostics
+                        .iter()
+                        .map(|d| auto_capture::CompileError {
+                            text: format!("{}\n{}\n{}", d.message, d.notes.join("\n"), d.rendered),
+                            line: d.line(&compiled),
+                        })
+                        .collect();
+                    if let Some(message) = auto_capture::explain_capture_errors(&errors) {
+                        return Err(CellError {
+                            message,
+                            kind: CellErrorKind::Compile,
+                        });
+                    }
+                    tracing::debug!(
+                        errors = ?errors.iter().map(|e| &e.text).collect::<Vec<_>>(),
+                        "the rewritten cell does not compile; trying it with fewer rewrites"
+                    );
                 }
-                tracing::debug!(
-                    errors = ?errors.iter().map(|e| &e.text).collect::<Vec<_>>(),
-                    "the rewritten cell does not compile; running it as written"
-                );
-                Ok(self.engine.execute(&code))
+                other => return Ok(other),
             }
-            other => Ok(other),
         }
+        Ok(self.engine.execute(&code))
     }
 
     /// The cell as the session compiles it (`:expand`): its `move` closures rewritten to
-    /// capture as in Spark.
+    /// capture as in Spark, and each `map` followed by `reduce` on an RDD variable fused.
     pub fn expand(&self, code: &str) -> String {
         let code = terminate_trailing_let(code);
-        match auto_capture::rewrite(&code, &self.variable_names()) {
-            Some(rewritten) => rewritten.code,
-            None => code.into_owned(),
-        }
+        self.rewrites(&code)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| code.into_owned())
     }
 
-    fn variable_names(&self) -> Vec<String> {
-        self.engine
-            .variables()
-            .map(|(name, _)| name.to_string())
-            .collect()
+    /// `code` rewritten by the session, the most rewritten first: fused and with its closures'
+    /// captures rewritten, then with its captures only. Empty when nothing changes.
+    fn rewrites(&self, code: &str) -> Vec<String> {
+        let variables = self.variables();
+        let names: Vec<&str> = variables.iter().map(|(name, _)| name.as_str()).collect();
+        let rdd_variables: Vec<&str> = variables
+            .iter()
+            .filter(|(_, type_name)| rebuild::handle_kind(type_name) == Some(rebuild::Handle::Rdd))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        let captured = |code: &str| auto_capture::rewrite(code, &names).map(|r| r.code);
+        let mut rewrites = Vec::new();
+        if let Some(fused) = fused_map_reduce::fuse(code, &rdd_variables) {
+            rewrites.push(captured(&fused).unwrap_or(fused));
+        }
+        rewrites.extend(captured(code));
+        rewrites
     }
 
     /// The session's driver: its jobs, executors and cached RDDs (`:jobs`, `:executors`,

@@ -65,6 +65,7 @@ impl<T, F: Fn(T, T) -> T> Reduce<T, F> {
 impl<T: Data, F: Fn(T, T) -> T + Send + Sync + 'static> Action for Reduce<T, F> {
     type In = T;
     type Func = F;
+    const REPLAYABLE: bool = true;
     fn open(func: F, _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(Reduce(func, None))
     }
@@ -78,6 +79,59 @@ impl<T: Data, F: Fn(T, T) -> T + Send + Sync + 'static> Action for Reduce<T, F> 
     }
     fn finish(&mut self) -> Result<Vec<u8>, Stop> {
         encode("reduce", &self.1)
+    }
+}
+
+/// `map(f).reduce(g)` in one pass: each record is mapped and folded in at once, so that no
+/// batch of mapped records is written and read back between the two (the session turns that
+/// chain into [`crate::Rdd::map_reduce`]). `g` captures nothing: it is conjured here, and only
+/// `f` travels as the action's closure.
+pub(crate) struct MapReduce<T, U, F, G> {
+    map: F,
+    reduce: G,
+    folded: Option<U>,
+    _records: std::marker::PhantomData<fn(T)>,
+}
+impl<T, U, F: Fn(T) -> U, G: Fn(U, U) -> U> MapReduce<T, U, F, G> {
+    fn fold(&mut self, records: impl Iterator<Item = T>) {
+        let mut mapped = records.map(&self.map);
+        let Some(first) = self.folded.take().or_else(|| mapped.next()) else {
+            return;
+        };
+        self.folded = Some(mapped.fold(first, &self.reduce));
+    }
+}
+impl<
+    T: Data,
+    U: Data,
+    F: Fn(T) -> U + Send + Sync + 'static,
+    G: Fn(U, U) -> U + Send + Sync + 'static,
+> Action for MapReduce<T, U, F, G>
+{
+    type In = T;
+    type Func = F;
+    const REPLAYABLE: bool = true;
+    fn open(map: F, _: &[u8], _: u32) -> Result<Self, OpError> {
+        // SAFETY: `G` is the type of the closure the cell passed to `map_reduce`.
+        let reduce =
+            unsafe { crate::ship::conjure::<G>() }.ok_or(OpError::NoCapturedEnvironment)?;
+        Ok(MapReduce {
+            map,
+            reduce,
+            folded: None,
+            _records: std::marker::PhantomData,
+        })
+    }
+    fn push(&mut self, batch: Vec<T>) -> Result<(), Stop> {
+        self.fold(batch.into_iter());
+        Ok(())
+    }
+    fn push_shared(&mut self, batch: &[T]) -> Result<(), Stop> {
+        self.fold(batch.iter().cloned());
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<Vec<u8>, Stop> {
+        encode("reduce", &self.folded)
     }
 }
 
@@ -133,6 +187,7 @@ impl<T, U, F: Fn(U, T) -> U> Aggregate<T, U, F> {
 impl<T: Data, U: Data, F: Fn(U, T) -> U + Send + Sync + 'static> Action for Aggregate<T, U, F> {
     type In = T;
     type Func = F;
+    const REPLAYABLE: bool = true;
     fn open(func: F, params: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(Aggregate(
             func,
@@ -453,5 +508,62 @@ mod shared_tests {
         let (owned, shared) = both(|| CountByValue(HashMap::new()), &words);
         assert_eq!(counted(&owned), counted(&shared));
         assert_eq!(counted(&owned).len(), 11);
+    }
+
+    /// The `MapReduce` action of closures `f` and `g`, opened as an executor opens it: `g`
+    /// is rebuilt from its type alone.
+    fn map_reduce<T: Data, U: Data, F, G>(f: F, _g: &G) -> Result<MapReduce<T, U, F, G>, OpError>
+    where
+        F: Fn(T) -> U + Send + Sync + 'static,
+        G: Fn(U, U) -> U + Send + Sync + 'static,
+    {
+        MapReduce::open(f, &[], 0)
+    }
+
+    #[test]
+    fn a_fused_map_and_reduce_gives_what_the_two_give_bit_for_bit() {
+        // Floating-point sums depend on their order: equal bytes mean the same fold.
+        let points: Vec<(f64, [f64; 3])> = (0..5000)
+            .map(|i| {
+                (
+                    (i % 2) as f64 * 2.0 - 1.0,
+                    [i as f64 / 7.0, 1.0 / (i as f64 + 1.0), 0.1],
+                )
+            })
+            .collect();
+        let w = [0.3, -0.2, 0.7];
+        let f = move |(y, x): (f64, [f64; 3])| {
+            let dot: f64 = x.iter().zip(w.iter()).map(|(a, b)| a * b).sum();
+            ([x[0] * y * dot, x[1] * dot, x[2]], (-y * dot).exp(), 1u64)
+        };
+        let g = |a: ([f64; 3], f64, u64), b: ([f64; 3], f64, u64)| {
+            (
+                [a.0[0] + b.0[0], a.0[1] + b.0[1], a.0[2] + b.0[2]],
+                a.1 + b.1,
+                a.2 + b.2,
+            )
+        };
+        let (fused, fused_shared) = both(|| map_reduce(f, &g).unwrap(), &points);
+        assert_eq!(fused, fused_shared);
+        let mapped: Vec<_> = points.iter().copied().map(f).collect();
+        let (two_steps, _) = both(|| Reduce(g, None), &mapped);
+        assert_eq!(fused, two_steps);
+        let sum: Option<([f64; 3], f64, u64)> = crate::encoding::decode(&fused).unwrap();
+        assert_eq!(sum.unwrap().2, 5000);
+
+        // An empty partition folds to nothing, as `reduce`'s does.
+        let mut empty = map_reduce(f, &g).unwrap();
+        empty.push(Vec::new()).unwrap();
+        let nothing: Option<([f64; 3], f64, u64)> =
+            crate::encoding::decode(&empty.finish().unwrap()).unwrap();
+        assert!(nothing.is_none());
+    }
+
+    #[test]
+    fn a_reduce_closure_that_captures_is_not_rebuilt_from_its_type() {
+        let offset = 3u64;
+        let g = move |a: u64, b: u64| a + b + offset;
+        let opened = map_reduce(|x: u64| x * 2, &g);
+        assert!(matches!(opened, Err(OpError::NoCapturedEnvironment)));
     }
 }

@@ -55,6 +55,9 @@ pub(crate) trait Transform: Sized + Send + 'static {
 pub(crate) trait Action: Sized + Send + 'static {
     type In: Data;
     type Func: Send + Sync + 'static;
+    /// Whether the action only computes its result, so that running it again over part of
+    /// its input has no other effect (see [`ActionVTable::replayable`]).
+    const REPLAYABLE: bool = false;
     fn open(func: Self::Func, params: &[u8], partition: u32) -> Result<Self, OpError>;
     fn push(&mut self, batch: Vec<Self::In>) -> Result<(), Stop>;
     /// As [`Transform::push_shared`]: records the caller keeps, copied only as needed.
@@ -186,6 +189,7 @@ impl<X: Action> ActionTable<X> {
         push_shared: Some(Self::push_shared),
         finish: Self::finish,
         close: Self::close,
+        replayable: X::REPLAYABLE,
     };
 
     pub unsafe extern "C" fn entry() -> *const c_void {
