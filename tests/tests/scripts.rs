@@ -175,6 +175,16 @@ cached.count()
     );
 }
 
+/// Asserts that a run's errors hold the panic of the scripts below, whose closures parse a
+/// field with `expect("a number")`, and the line where it happened.
+fn assert_parse_panic_at(stderr: &str, place: &str) {
+    assert!(
+        stderr.contains("closure panicked: a number: ParseIntError"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(place), "{place}\nnot in:\n{stderr}");
+}
+
 #[test]
 fn a_closure_that_panics_on_a_line_of_a_file_names_the_file_the_line_and_the_record() {
     let dir = Scratch::new("bad-line");
@@ -208,17 +218,7 @@ good.count()
         "while processing line 3217 of {}: \"{shown}…\"",
         path.display()
     );
-    assert!(
-        run.stderr
-            .contains("closure panicked: a number: ParseIntError"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains(&place),
-        "{place}\nnot in:\n{}",
-        run.stderr
-    );
+    assert_parse_panic_at(&run.stderr, &place);
     assert!(run.stderr.contains("error in cell 2"), "{}", run.stderr);
     assert_eq!(run.lines(), vec!["4999", "4999"], "{}", run.stderr);
     assert!(
@@ -254,11 +254,7 @@ sc.text_file("*.csv", 4).coalesce(1)
         "while processing line 1501 of {}: \"3500,oops\"",
         second.display()
     );
-    assert!(
-        run.stderr.contains(&place),
-        "{place}\nnot in:\n{}",
-        run.stderr
-    );
+    assert_parse_panic_at(&run.stderr, &place);
 }
 
 #[test]
@@ -293,17 +289,7 @@ lines.map(|l: String| l.split(',').nth(1).unwrap().parse::<u64>().expect("a numb
         "while processing line 1234 of {}: \"1234,twelve\"",
         path.display()
     );
-    assert!(
-        run.stderr
-            .contains("closure panicked: a number: ParseIntError"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains(&place),
-        "{place}\nnot in:\n{}",
-        run.stderr
-    );
+    assert_parse_panic_at(&run.stderr, &place);
 }
 
 #[test]

@@ -106,25 +106,11 @@ struct Chain {
 impl Chain {
     /// The chain that `reduce` ends, when it is one the rewrite may fuse.
     fn of(reduce: &ast::MethodCallExpr, fusable: &BTreeSet<&str>) -> Option<Chain> {
-        let reduce_name = reduce.name_ref()?;
-        if reduce_name.text() != "reduce" || reduce.generic_arg_list().is_some() {
-            return None;
-        }
-        let reduce_args = reduce.arg_list()?;
-        if reduce_args.args().count() != 1 {
-            return None;
-        }
+        let (reduce_name, reduce_args) = one_argument_call(reduce, "reduce")?;
         let ast::Expr::MethodCallExpr(map) = reduce.receiver()? else {
             return None;
         };
-        let map_name = map.name_ref()?;
-        if map_name.text() != "map" || map.generic_arg_list().is_some() {
-            return None;
-        }
-        let map_args = map.arg_list()?;
-        if map_args.args().count() != 1 {
-            return None;
-        }
+        let (map_name, map_args) = one_argument_call(&map, "map")?;
         let ast::Expr::PathExpr(receiver) = map.receiver()? else {
             return None;
         };
@@ -147,6 +133,18 @@ impl Chain {
             reduce_open: reduce_args.l_paren_token()?.text_range(),
         })
     }
+}
+
+/// The name and arguments of `call` when it calls method `name` with one argument and no
+/// `::<..>`.
+fn one_argument_call(
+    call: &ast::MethodCallExpr,
+    name: &str,
+) -> Option<(ast::NameRef, ast::ArgList)> {
+    let name_ref = call.name_ref()?;
+    let args = call.arg_list()?;
+    (name_ref.text() == name && call.generic_arg_list().is_none() && args.args().count() == 1)
+        .then_some((name_ref, args))
 }
 
 #[cfg(test)]

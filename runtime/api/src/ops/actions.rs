@@ -88,18 +88,8 @@ impl<T: Data, F: Fn(T, T) -> T + Send + Sync + 'static> Action for Reduce<T, F> 
 /// `f` travels as the action's closure.
 pub(crate) struct MapReduce<T, U, F, G> {
     map: F,
-    reduce: G,
-    folded: Option<U>,
+    reduce: Reduce<U, G>,
     _records: std::marker::PhantomData<fn(T)>,
-}
-impl<T, U, F: Fn(T) -> U, G: Fn(U, U) -> U> MapReduce<T, U, F, G> {
-    fn fold(&mut self, records: impl Iterator<Item = T>) {
-        let mut mapped = records.map(&self.map);
-        let Some(first) = self.folded.take().or_else(|| mapped.next()) else {
-            return;
-        };
-        self.folded = Some(mapped.fold(first, &self.reduce));
-    }
 }
 impl<
     T: Data,
@@ -117,21 +107,20 @@ impl<
             unsafe { crate::ship::conjure::<G>() }.ok_or(OpError::NoCapturedEnvironment)?;
         Ok(MapReduce {
             map,
-            reduce,
-            folded: None,
+            reduce: Reduce(reduce, None),
             _records: std::marker::PhantomData,
         })
     }
     fn push(&mut self, batch: Vec<T>) -> Result<(), Stop> {
-        self.fold(batch.into_iter());
+        self.reduce.fold(batch.into_iter().map(&self.map));
         Ok(())
     }
     fn push_shared(&mut self, batch: &[T]) -> Result<(), Stop> {
-        self.fold(batch.iter().cloned());
+        self.reduce.fold(batch.iter().cloned().map(&self.map));
         Ok(())
     }
     fn finish(&mut self) -> Result<Vec<u8>, Stop> {
-        encode("reduce", &self.folded)
+        self.reduce.finish()
     }
 }
 
