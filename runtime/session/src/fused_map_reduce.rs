@@ -11,8 +11,8 @@
 //! variable of the session whose type is `Rdd<..>` and that the cell does not bind again, and
 //! `map` and `reduce` each take one argument without `::<..>`. Chains inside the cell's items
 //! (`fn`, `impl`) or inside macro calls are left alone. Line breaks are kept, so compiler
-//! messages keep the cell's line numbers; a cell whose rewrite does not compile runs as
-//! written (see the session's `compile_and_run`).
+//! messages keep the cell's line numbers; a cell whose fused form does not compile runs with
+//! its captures rewritten only, then as written (see the session's `compile_and_run`).
 
 use crate::auto_capture::inside_item;
 use ra_ap_syntax::ast::{self, AstNode, HasArgList, HasGenericArgs, HasName};
