@@ -168,6 +168,13 @@ for _ in 0..3 {
 }
 println!("{tripled} {capped} {:.9} {:.9}", w[0], w[1]);
 // %%
+:expand let squares = sc.parallelize(vec![2u64], 1).map(|x| x * x).cache(); squares.map(|x| x + 1).reduce(|a, b| a + b)
+// %%
+// An RDD the cell itself makes, as a script without cells does.
+let squares = sc.parallelize((1..=100u64).collect::<Vec<_>>(), 3).map(|x| x * x).cache();
+let plus_one = squares.map(|x| x + 1).reduce(|a, b| a + b);
+println!("{plus_one}");
+// %%
 // Bound again in the cell: an iterator's map and reduce, left alone.
 let nums = (1..=4u64).into_iter();
 println!("{}", nums.map(|x| x * 2).reduce(|a, b| a + b).unwrap());
@@ -193,8 +200,13 @@ println!("{}", nums.map(|x| x * 2).reduce(|a, b| a + b).unwrap());
             });
         w = [w[0] - 1e-6 * g[0] / n as f64, w[1] - 1e-6 * g[1] / n as f64];
     }
+    assert!(
+        lines[2].contains("squares.map_reduce(|x| x + 1,|a, b| a + b)"),
+        "{}",
+        lines[2]
+    );
     assert_eq!(
-        lines[1..],
+        [lines[1], lines[3], lines[4]],
         [
             format!(
                 "{} {} {:.9} {:.9}",
@@ -203,7 +215,9 @@ println!("{}", nums.map(|x| x * 2).reduce(|a, b| a + b).unwrap());
                 w[0],
                 w[1]
             ),
+            (1..=100u64).map(|x| x * x + 1).sum::<u64>().to_string(),
             "20".to_string(),
         ]
     );
+    assert_eq!(lines.len(), 5, "{lines:?}");
 }

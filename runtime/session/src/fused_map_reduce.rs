@@ -1,5 +1,5 @@
-//! Chains of a cell that run in one pass: `v.map(f).reduce(g)`, where `v` is a variable an
-//! earlier cell left holding an `Rdd`, is compiled as `v.map_reduce(f, g)`.
+//! Chains of a cell that run in one pass: `v.map(f).reduce(g)`, where `v` is surely an `Rdd`,
+//! is compiled as `v.map_reduce(f, g)`.
 //!
 //! `Rdd::map` returns an `Rdd<U>`, a handle that does not carry `f`'s type, so the `reduce`
 //! after it runs over batches of mapped records gathered between the two. `map_reduce` has
@@ -7,9 +7,12 @@
 //! logistic regression notebook is the one loop a programmer would write. Spark pipelines the
 //! two in one task as well; it calls the reduce once per record through an iterator.
 //!
-//! The rewrite is syntactic, so it is kept to what it can be sure of: the receiver is a
-//! variable of the session whose type is `Rdd<..>` and that the cell does not bind again, and
-//! `map` and `reduce` each take one argument without `::<..>`. Chains inside the cell's items
+//! The rewrite is syntactic, so it is kept to what it can be sure of. The receiver is a
+//! variable of the session whose type is `Rdd<..>` and that the cell does not bind again, or
+//! one the cell binds once, without a type written, to a chain of methods that only an `Rdd`
+//! returns, from such a variable or from the session's `Context` (`let points =
+//! sc.text_file(..).map(..).cache();`, as a script without cells has it). `map` and `reduce`
+//! each take one argument without `::<..>`. Chains inside the cell's items
 //! (`fn`, `impl`) or inside macro calls are left alone. Line breaks are kept, so compiler
 //! messages keep the cell's line numbers; a cell whose fused form does not compile runs with
 //! its captures rewritten only, then as written (see the session's `compile_and_run`).
@@ -17,15 +20,69 @@
 use crate::auto_capture::inside_item;
 use ra_ap_syntax::ast::{self, AstNode, HasArgList, HasGenericArgs, HasName};
 use ra_ap_syntax::{Edition, SourceFile, SyntaxKind, TextRange};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What makes a cell parse: its statements are a function's body.
 const CELL_WRAP: (&str, &str) = ("fn __tessera_cell() {\n", "\n}");
 
-/// `code` (one cell, after any `:` command lines) with each `v.map(f).reduce(g)` on one of
-/// `rdd_variables` written `v.map_reduce(f, g)`; `None` when there is none.
-pub fn fuse<S: AsRef<str>>(code: &str, rdd_variables: &[S]) -> Option<String> {
-    if rdd_variables.is_empty() || !code.contains("reduce") {
+/// Methods of `Context` that return an `Rdd`.
+const CONTEXT_TO_RDD: &[&str] = &["text_file", "parallelize", "union"];
+
+/// Methods of `Rdd` that return an `Rdd` and no `DataFrame` has: a chain of them from an RDD
+/// ends in an RDD.
+const RDD_TO_RDD: &[&str] = &[
+    "map",
+    "flat_map",
+    "map_partitions",
+    "map_partitions_with_index",
+    "glom",
+    "key_by",
+    "sample",
+    "coalesce",
+    "cartesian",
+    "zip_with_index",
+    "checkpoint",
+    "map_values",
+    "flat_map_values",
+    "keys",
+    "values",
+    "reduce_by_key",
+    "reduce_by_key_with",
+    "fold_by_key",
+    "aggregate_by_key",
+    "combine_by_key",
+    "group_by_key",
+    "group_by_key_with",
+    "partition_by",
+    "partition_by_custom",
+    "cogroup",
+    "left_outer_join",
+    "right_outer_join",
+    "full_outer_join",
+    "subtract_by_key",
+    "sort_by_key",
+];
+
+/// Methods that an `Rdd` and a `DataFrame` both have, each returning its own kind: they keep
+/// a chain an RDD once it is one.
+const SAME_KIND: &[&str] = &[
+    "filter",
+    "cache",
+    "persist",
+    "unpersist",
+    "distinct",
+    "repartition",
+    "union",
+    "join",
+    "sort_by",
+];
+
+/// `code` (one cell, after any `:` command lines) with each `v.map(f).reduce(g)` written
+/// `v.map_reduce(f, g)`, where `v` is one of `rdd_variables` or a variable the cell binds once
+/// to a chain of RDD methods on one of them or on one of `contexts` (`sc.text_file(..)
+/// .map(..).cache()`); `None` when there is none.
+pub fn fuse<S: AsRef<str>>(code: &str, rdd_variables: &[S], contexts: &[S]) -> Option<String> {
+    if !code.contains("reduce") {
         return None;
     }
     let rust_start = crate::cell_syntax::rust_start(code);
@@ -37,18 +94,42 @@ pub fn fuse<S: AsRef<str>>(code: &str, rdd_variables: &[S]) -> Option<String> {
         .syntax()
         .clone();
     let cell_body = root.descendants().find_map(ast::Fn::cast)?;
-    // A variable the cell binds anywhere may not be the session's where the chain uses it.
-    let bound_here: BTreeSet<String> = root
-        .descendants()
-        .filter_map(ast::IdentPat::cast)
-        .filter_map(|pattern| pattern.name())
-        .map(|name| name.text().to_string())
-        .collect();
-    let fusable: BTreeSet<&str> = rdd_variables
+    // A variable the cell binds anywhere may not be the session's where the chain uses it,
+    // unless its one binding is to an RDD.
+    let mut bindings: BTreeMap<String, usize> = BTreeMap::new();
+    for pattern in root.descendants().filter_map(ast::IdentPat::cast) {
+        if let Some(name) = pattern.name() {
+            *bindings.entry(name.text().to_string()).or_default() += 1;
+        }
+    }
+    let session_rdds: BTreeSet<&str> = rdd_variables.iter().map(AsRef::as_ref).collect();
+    let contexts: BTreeSet<&str> = contexts
         .iter()
         .map(AsRef::as_ref)
-        .filter(|name| !bound_here.contains(*name))
+        .filter(|name| !bindings.contains_key(*name))
         .collect();
+    let mut fusable: BTreeSet<String> = session_rdds
+        .iter()
+        .filter(|name| !bindings.contains_key(**name))
+        .map(|name| name.to_string())
+        .collect();
+    // In the cell's order, so that a binding may build on an earlier one.
+    for binding in root.descendants().filter_map(ast::LetStmt::cast) {
+        if inside_item(binding.syntax(), cell_body.syntax()) || binding.ty().is_some() {
+            continue;
+        }
+        let (Some(ast::Pat::IdentPat(pattern)), Some(value)) =
+            (binding.pat(), binding.initializer())
+        else {
+            continue;
+        };
+        let Some(name) = pattern.name().map(|n| n.text().to_string()) else {
+            continue;
+        };
+        if bindings.get(&name) == Some(&1) && is_rdd_chain(&value, &fusable, &contexts) {
+            fusable.insert(name);
+        }
+    }
     // Byte offsets in `code` of the parse's offsets.
     let at = |offset: ra_ap_syntax::TextSize| usize::from(offset) - before.len() + rust_start;
 
@@ -105,7 +186,7 @@ struct Chain {
 
 impl Chain {
     /// The chain that `reduce` ends, when it is one the rewrite may fuse.
-    fn of(reduce: &ast::MethodCallExpr, fusable: &BTreeSet<&str>) -> Option<Chain> {
+    fn of(reduce: &ast::MethodCallExpr, fusable: &BTreeSet<String>) -> Option<Chain> {
         let (reduce_name, reduce_args) = one_argument_call(reduce, "reduce")?;
         let ast::Expr::MethodCallExpr(map) = reduce.receiver()? else {
             return None;
@@ -115,9 +196,7 @@ impl Chain {
             return None;
         };
         let path = receiver.path()?;
-        if path.qualifier().is_some()
-            || !fusable.contains(path.syntax().text().to_string().as_str())
-        {
+        if path.qualifier().is_some() || !fusable.contains(&path.syntax().text().to_string()) {
             return None;
         }
         let map_close = map_args.r_paren_token()?;
@@ -133,6 +212,39 @@ impl Chain {
             reduce_open: reduce_args.l_paren_token()?.text_range(),
         })
     }
+}
+
+/// Whether `expr` is surely an `Rdd`: a method chain from a variable of `rdds` through
+/// [`RDD_TO_RDD`] and [`SAME_KIND`] methods, or from one of `contexts` through a
+/// [`CONTEXT_TO_RDD`] method and then those.
+fn is_rdd_chain(expr: &ast::Expr, rdds: &BTreeSet<String>, contexts: &BTreeSet<&str>) -> bool {
+    let mut methods = Vec::new();
+    let mut at = expr.clone();
+    while let ast::Expr::MethodCallExpr(call) = &at {
+        let (Some(name), Some(receiver)) = (call.name_ref(), call.receiver()) else {
+            return false;
+        };
+        methods.push(name.text().to_string());
+        at = receiver;
+    }
+    let ast::Expr::PathExpr(root) = at else {
+        return false;
+    };
+    let Some(root) = root.path().filter(|p| p.qualifier().is_none()) else {
+        return false;
+    };
+    let root = root.syntax().text().to_string();
+    // `methods` runs from the last call to the first.
+    let mut from_root = methods.iter().rev();
+    let starts_as_rdd = if contexts.contains(root.as_str()) {
+        from_root
+            .next()
+            .is_some_and(|first| CONTEXT_TO_RDD.contains(&first.as_str()))
+    } else {
+        rdds.contains(&root)
+    };
+    starts_as_rdd
+        && from_root.all(|m| RDD_TO_RDD.contains(&m.as_str()) || SAME_KIND.contains(&m.as_str()))
 }
 
 /// The name and arguments of `call` when it calls method `name` with one argument and no
@@ -154,7 +266,7 @@ mod tests {
     #[test]
     fn a_map_then_reduce_on_an_rdd_variable_becomes_one_call_on_the_same_lines() {
         let code = "let (g, n) = points\n    .map(move |p| (p * w, 1u64))\n    // add them\n    .reduce(|a, b| (a.0 + b.0, a.1 + b.1));\nw -= g;";
-        let fused = fuse(code, &["points"]).unwrap();
+        let fused = fuse(code, &["points"], &[]).unwrap();
         assert_eq!(
             fused,
             "let (g, n) = points\n    .map_reduce(move |p| (p * w, 1u64),\n    // add them\n    |a, b| (a.0 + b.0, a.1 + b.1));\nw -= g;"
@@ -162,7 +274,7 @@ mod tests {
         assert_eq!(fused.lines().count(), code.lines().count());
         // On one line, and with a trailing comma after the map's argument.
         assert_eq!(
-            fuse("nums.map(|x| x * 2,).reduce(|a, b| a + b)", &["nums"]).unwrap(),
+            fuse("nums.map(|x| x * 2,).reduce(|a, b| a + b)", &["nums"], &[]).unwrap(),
             "nums.map_reduce(|x| x * 2,|a, b| a + b)"
         );
     }
@@ -186,19 +298,45 @@ mod tests {
             "fn total(nums: Rdd<u64>) -> u64 { nums.map(|x| x).reduce(|a, b| a + b) }",
             "println!(\"{}\", nums.map(|x| x).reduce(|a, b| a + b));",
         ] {
-            assert_eq!(fuse(code, &session), None, "{code}");
+            assert_eq!(fuse(code, &session, &["sc"]), None, "{code}");
         }
         assert_eq!(
-            fuse("nums.map(|x| x).reduce(|a, b| a + b)", &[] as &[&str]),
+            fuse("nums.map(|x| x).reduce(|a, b| a + b)", &[] as &[&str], &[]),
             None
         );
+    }
+
+    #[test]
+    fn a_variable_the_cell_binds_once_to_an_rdd_chain_is_fused_on() {
+        let code = "let points = sc.text_file(\"p.txt\", 4).map(|l: String| l.len()).cache();\nlet evens = points.filter(|n| n % 2 == 0);\nlet total = evens.map(|n| n * 2).reduce(|a, b| a + b);";
+        assert_eq!(
+            fuse(code, &[] as &[&str], &["sc"]).unwrap(),
+            "let points = sc.text_file(\"p.txt\", 4).map(|l: String| l.len()).cache();\nlet evens = points.filter(|n| n % 2 == 0);\nlet total = evens.map_reduce(|n| n * 2,|a, b| a + b);"
+        );
+        // From a session RDD, through methods that keep it one.
+        assert!(
+            fuse("let pairs = nums.key_by(|n| n % 3).reduce_by_key(|a, b| a + b).values();\npairs.map(|n| n).reduce(|a, b| a + b)", &["nums"], &["sc"])
+                .unwrap()
+                .contains("pairs.map_reduce(")
+        );
+        for code in [
+            // A DataFrame's chain, a chain through a method the list does not know, a type
+            // written out, a variable bound twice, a context the cell binds again.
+            "let df = sc.read_csv(\"t.csv\").cache();\ndf.map(|r| r).reduce(|a, b| a)",
+            "let v = nums.collect();\nv.map(|x| x).reduce(|a, b| a + b)",
+            "let r: Rdd<u64> = nums.map(|x| x);\nr.map(|x| x).reduce(|a, b| a + b)",
+            "let r = nums.map(|x| x);\nlet r = r.into_iter();\nr.map(|x| x).reduce(|a, b| a + b)",
+            "let sc = other();\nlet r = sc.parallelize(vec![1], 1);\nr.map(|x| x).reduce(|a, b| a + b)",
+        ] {
+            assert_eq!(fuse(code, &["nums"], &["sc"]), None, "{code}");
+        }
     }
 
     #[test]
     fn chains_inside_each_other_and_after_command_lines_are_each_fused() {
         let code = ":dep rand = \"0.8\"\nlet t = nums.map(move |x| x + other.map(|y| y).reduce(|a, b| a.max(b))).reduce(|a, b| a + b);";
         assert_eq!(
-            fuse(code, &["nums", "other"]).unwrap(),
+            fuse(code, &["nums", "other"], &[]).unwrap(),
             ":dep rand = \"0.8\"\nlet t = nums.map_reduce(move |x| x + other.map_reduce(|y| y,|a, b| a.max(b)),|a, b| a + b);"
         );
     }

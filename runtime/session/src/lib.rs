@@ -646,14 +646,21 @@ impl Session {
     fn rewrites(&self, code: &str) -> Vec<String> {
         let variables = self.variables();
         let names: Vec<&str> = variables.iter().map(|(name, _)| name.as_str()).collect();
-        let rdd_variables: Vec<&str> = variables
-            .iter()
-            .filter(|(_, type_name)| rebuild::handle_kind(type_name) == Some(rebuild::Handle::Rdd))
-            .map(|(name, _)| name.as_str())
-            .collect();
+        let of_kind = |kind: rebuild::Handle| -> Vec<&str> {
+            variables
+                .iter()
+                .filter(|(_, type_name)| rebuild::handle_kind(type_name) == Some(kind))
+                .map(|(name, _)| name.as_str())
+                .collect()
+        };
         let captured = |code: &str| auto_capture::rewrite(code, &names).map(|r| r.code);
         let mut rewrites = Vec::new();
-        if let Some(fused) = fused_map_reduce::fuse(code, &rdd_variables) {
+        let fused = fused_map_reduce::fuse(
+            code,
+            &of_kind(rebuild::Handle::Rdd),
+            &of_kind(rebuild::Handle::Context),
+        );
+        if let Some(fused) = fused {
             rewrites.push(captured(&fused).unwrap_or(fused));
         }
         rewrites.extend(captured(code));
