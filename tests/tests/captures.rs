@@ -166,7 +166,9 @@ for _ in 0..3 {
         .reduce(|a, b| ([a.0[0] + b.0[0], a.0[1] + b.0[1]], a.1 + b.1));
     w = [w[0] - 1e-6 * g[0] / n as f64, w[1] - 1e-6 * g[1] / n as f64];
 }
-println!("{tripled} {capped} {:.9} {:.9}", w[0], w[1]);
+// On a chain of RDD methods itself.
+let halves = nums.filter(|x| x % 2 == 0).map(|x| x / 2).reduce(|a, b| a + b);
+println!("{tripled} {capped} {:.9} {:.9} {halves}", w[0], w[1]);
 // %%
 :expand let squares = sc.parallelize(vec![2u64], 1).map(|x| x * x).cache(); squares.map(|x| x + 1).reduce(|a, b| a + b)
 // %%
@@ -209,11 +211,12 @@ println!("{}", nums.map(|x| x * 2).reduce(|a, b| a + b).unwrap());
         [lines[1], lines[3], lines[4]],
         [
             format!(
-                "{} {} {:.9} {:.9}",
+                "{} {} {:.9} {:.9} {}",
                 (1..=1000u64).map(|x| x * 3).sum::<u64>(),
                 93,
                 w[0],
-                w[1]
+                w[1],
+                (1..=500u64).sum::<u64>()
             ),
             (1..=100u64).map(|x| x * x + 1).sum::<u64>().to_string(),
             "20".to_string(),

@@ -11,8 +11,8 @@
 //! variable of the session whose type is `Rdd<..>` and that the cell does not bind again, or
 //! one the cell binds once, without a type written, to a chain of methods that only an `Rdd`
 //! returns, from such a variable or from the session's `Context` (`let points =
-//! sc.text_file(..).map(..).cache();`, as a script without cells has it). `map` and `reduce`
-//! each take one argument without `::<..>`. Chains inside the cell's items
+//! sc.text_file(..).map(..).cache();`, as a script without cells has it), or such a chain
+//! itself (`points.filter(..)`). `map` and `reduce` each take one argument without `::<..>`. Chains inside the cell's items
 //! (`fn`, `impl`) or inside macro calls are left alone. Line breaks are kept, so compiler
 //! messages keep the cell's line numbers; a cell whose fused form does not compile runs with
 //! its captures rewritten only, then as written (see the session's `compile_and_run`).
@@ -78,9 +78,9 @@ const SAME_KIND: &[&str] = &[
 ];
 
 /// `code` (one cell, after any `:` command lines) with each `v.map(f).reduce(g)` written
-/// `v.map_reduce(f, g)`, where `v` is one of `rdd_variables` or a variable the cell binds once
-/// to a chain of RDD methods on one of them or on one of `contexts` (`sc.text_file(..)
-/// .map(..).cache()`); `None` when there is none.
+/// `v.map_reduce(f, g)`, where `v` is surely an RDD: one of `rdd_variables`, a variable the
+/// cell binds once to an RDD, or a chain of RDD methods from one of those or from one of
+/// `contexts` (`sc.text_file(..).filter(..)`); `None` when there is none.
 pub fn fuse<S: AsRef<str>>(code: &str, rdd_variables: &[S], contexts: &[S]) -> Option<String> {
     if !code.contains("reduce") {
         return None;
@@ -138,7 +138,7 @@ pub fn fuse<S: AsRef<str>>(code: &str, rdd_variables: &[S], contexts: &[S]) -> O
         if inside_item(reduce.syntax(), cell_body.syntax()) {
             continue;
         }
-        let Some(chain) = Chain::of(&reduce, &fusable) else {
+        let Some(chain) = Chain::of(&reduce, &fusable, &contexts) else {
             continue;
         };
         // `map` becomes `map_reduce`; from the map's `)` to the reduce's `(`, only what is not
@@ -186,17 +186,17 @@ struct Chain {
 
 impl Chain {
     /// The chain that `reduce` ends, when it is one the rewrite may fuse.
-    fn of(reduce: &ast::MethodCallExpr, fusable: &BTreeSet<String>) -> Option<Chain> {
+    fn of(
+        reduce: &ast::MethodCallExpr,
+        fusable: &BTreeSet<String>,
+        contexts: &BTreeSet<&str>,
+    ) -> Option<Chain> {
         let (reduce_name, reduce_args) = one_argument_call(reduce, "reduce")?;
         let ast::Expr::MethodCallExpr(map) = reduce.receiver()? else {
             return None;
         };
         let (map_name, map_args) = one_argument_call(&map, "map")?;
-        let ast::Expr::PathExpr(receiver) = map.receiver()? else {
-            return None;
-        };
-        let path = receiver.path()?;
-        if path.qualifier().is_some() || !fusable.contains(&path.syntax().text().to_string()) {
+        if !is_rdd_chain(&map.receiver()?, fusable, contexts) {
             return None;
         }
         let map_close = map_args.r_paren_token()?;
@@ -286,7 +286,8 @@ mod tests {
             // Not a variable of the session that holds an RDD.
             "words.map(|w| w.len()).reduce(|a, b| a + b)",
             "(1..4).map(|x| x).reduce(|a, b| a + b)",
-            "sc.parallelize(vec![1], 1).map(|x| x).reduce(|a, b| a + b)",
+            "other_context.parallelize(vec![1], 1).map(|x| x).reduce(|a, b| a + b)",
+            "sc.read_csv(\"t.csv\").filter(|r| true).map(|x| x).reduce(|a, b| a + b)",
             // Bound again by the cell: no longer the session's RDD.
             "let nums = vec![1u64].into_iter();\nnums.map(|x| x).reduce(|a, b| a + b)",
             "for nums in groups { nums.map(|x| x).reduce(|a, b| a + b); }",
@@ -312,6 +313,16 @@ mod tests {
         assert_eq!(
             fuse(code, &[] as &[&str], &["sc"]).unwrap(),
             "let points = sc.text_file(\"p.txt\", 4).map(|l: String| l.len()).cache();\nlet evens = points.filter(|n| n % 2 == 0);\nlet total = evens.map_reduce(|n| n * 2,|a, b| a + b);"
+        );
+        // On a chain of RDD methods itself.
+        assert_eq!(
+            fuse(
+                "sc.parallelize(v, 2).filter(|x| *x > 1).map(|x| x).reduce(|a, b| a + b)",
+                &[] as &[&str],
+                &["sc"]
+            )
+            .unwrap(),
+            "sc.parallelize(v, 2).filter(|x| *x > 1).map_reduce(|x| x,|a, b| a + b)"
         );
         // From a session RDD, through methods that keep it one.
         assert!(
