@@ -323,10 +323,17 @@ impl<T: Data> Rdd<T> {
     /// Combines all records with `f`, which must be associative and commutative; raises an
     /// error if the RDD is empty.
     pub fn reduce<F: Fn(T, T) -> T + Send + Sync + 'static>(&self, f: F) -> T {
-        self.run_action::<Reduce<T, F>, Option<T>>("reduce", &f, Vec::new(), None)
+        let partials = self.run_action::<Reduce<T, F>, Option<T>>("reduce", &f, Vec::new(), None);
+        self.reduce_partials(partials, f)
+    }
+
+    /// The partitions' results of a `reduce` combined with `f` in partition order; raises an
+    /// error when every partition was empty.
+    fn reduce_partials<U>(&self, partials: Vec<Option<U>>, f: impl Fn(U, U) -> U) -> U {
+        partials
             .into_iter()
             .flatten()
-            .reduce(&f)
+            .reduce(f)
             .unwrap_or_else(|| self.empty("reduce"))
     }
 
@@ -345,11 +352,9 @@ impl<T: Data> Rdd<T> {
         if std::mem::size_of::<G>() != 0 {
             return self.map(f).reduce(g);
         }
-        self.run_action::<MapReduce<T, U, F, G>, Option<U>>("reduce", &f, Vec::new(), None)
-            .into_iter()
-            .flatten()
-            .reduce(&g)
-            .unwrap_or_else(|| self.empty("reduce"))
+        let partials =
+            self.run_action::<MapReduce<T, U, F, G>, Option<U>>("reduce", &f, Vec::new(), None);
+        self.reduce_partials(partials, g)
     }
 
     /// Folds each partition from `zero` with `f`, then folds the partitions' results from `zero`.

@@ -107,8 +107,7 @@ fn locate_bad_record(task: &TaskSpec, env: &TaskEnv, message: String) -> String 
         let text = e.to_string();
         text == message || (malformed && text.starts_with(MALFORMED_PREFIX))
     };
-    // Run again from the files alone: nothing cached is read, and nothing is cached.
-    let steps = uncached(&task.chain.steps);
+    let replay = replay_of(task, env);
     let mut leaves = Vec::new();
     text_splits(source, &mut Vec::new(), &mut leaves);
     for (at, split) in leaves {
@@ -116,7 +115,7 @@ fn locate_bad_record(task: &TaskSpec, env: &TaskEnv, message: String) -> String 
             let Some(alone) = one_split(source, &at, range) else {
                 return false;
             };
-            replay(task, alone, &steps, env).is_err_and(|e| same_failure(&e))
+            run_from(&replay, alone, env).is_err_and(|e| same_failure(&e))
         };
         if !fails(split.start..split.end) {
             continue;
@@ -183,15 +182,11 @@ fn one_split(source: &TaskSource, at: &[usize], range: std::ops::Range<u64>) -> 
     }
 }
 
-/// `task` run again from `source` through `steps`, caching nothing, into its own action when
-/// its table says that is safe (a fold, such as the fused `map` and `reduce` whose closure may
-/// be the one that panicked), else into a count: the error it fails with.
-fn replay(
-    task: &TaskSpec,
-    source: TaskSource,
-    steps: &[Step],
-    env: &TaskEnv,
-) -> Result<(), ExecutorError> {
+/// `task` as the search for a bad line runs it again, from the files alone: its steps cache
+/// nothing (and read nothing cached), and it ends in its own action when the action's table
+/// says it only folds (such as the fused `map` and `reduce`, whose closure may be the one that
+/// panicked), else in a count.
+fn replay_of(task: &TaskSpec, env: &TaskEnv) -> TaskSpec {
     let action = match &task.action {
         TaskAction::Run(op)
             if table::<ActionVTable>(env.artifacts, &op.entry, |t| t.abi_version)
@@ -201,15 +196,21 @@ fn replay(
         }
         _ => TaskAction::Count,
     };
-    let again = TaskSpec {
+    TaskSpec {
         chain: Chain {
-            source: Some(source),
-            steps: steps.to_vec(),
+            source: task.chain.source.clone(),
+            steps: uncached(&task.chain.steps),
         },
         action,
         replicate_to: Vec::new(),
         ..task.clone()
-    };
+    }
+}
+
+/// `replay` run from `source`: the error it fails with.
+fn run_from(replay: &TaskSpec, source: TaskSource, env: &TaskEnv) -> Result<(), ExecutorError> {
+    let mut again = replay.clone();
+    again.chain.source = Some(source);
     let mut shared = Shared {
         error: None,
         cancelled: env.cancelled,

@@ -102,16 +102,16 @@ pub fn fuse<S: AsRef<str>>(code: &str, rdd_variables: &[S], contexts: &[S]) -> O
             *bindings.entry(name.text().to_string()).or_default() += 1;
         }
     }
-    let session_rdds: BTreeSet<&str> = rdd_variables.iter().map(AsRef::as_ref).collect();
     let contexts: BTreeSet<&str> = contexts
         .iter()
         .map(AsRef::as_ref)
         .filter(|name| !bindings.contains_key(*name))
         .collect();
-    let mut fusable: BTreeSet<String> = session_rdds
+    let mut fusable: BTreeSet<String> = rdd_variables
         .iter()
-        .filter(|name| !bindings.contains_key(**name))
-        .map(|name| name.to_string())
+        .map(AsRef::as_ref)
+        .filter(|name| !bindings.contains_key(*name))
+        .map(str::to_string)
         .collect();
     // In the cell's order, so that a binding may build on an earlier one.
     for binding in root.descendants().filter_map(ast::LetStmt::cast) {
