@@ -13,7 +13,7 @@
 use super::{Action, OpError, Transform, decode_params};
 use crate::Data;
 use crate::batch::{BatchOut, Stop};
-use crate::combine_table::CombineTable;
+use crate::combine_table::{CombineTable, Found};
 use crate::hash::{hash_partition, key_hash};
 use crate::partitioner::CustomPartitioner;
 use crate::spill::{
@@ -357,7 +357,7 @@ impl<V: Data, U: Data, F: Fn(U, V) -> U + Send + Sync + 'static> MapCombine<V>
     }
 }
 
-/// Combiners by key. A combiner is `None` only while it is being replaced.
+/// Combiners by key.
 struct Combiners<K, C>(CombineTable<K, C>);
 
 impl<K: Hash + Eq + 'static, C> Combiners<K, C> {
@@ -373,26 +373,27 @@ impl<K: Hash + Eq + 'static, C> Combiners<K, C> {
         combine: &impl MapCombine<V, C = C>,
         mut noted: impl FnMut(Option<&K>, &V),
     ) {
-        self.0.upsert_all(records, |new_key, slot, value| {
-            noted(new_key, &value);
-            *slot = Some(match slot.take() {
-                Some(combiner) => combine.merge_value(combiner, value),
-                None => combine.create(value),
-            });
+        self.0.upsert_all(records, |found, value| match found {
+            Found::New(key) => {
+                noted(Some(key), &value);
+                combine.create(value)
+            }
+            Found::Held(combiner) => {
+                noted(None, &value);
+                combine.merge_value(combiner, value)
+            }
         });
     }
 
     fn merge(&mut self, key: K, combiner: C, merge: impl Fn(C, C) -> C) {
-        self.0.upsert(key, |_, slot| {
-            *slot = Some(match slot.take() {
-                Some(existing) => merge(existing, combiner),
-                None => combiner,
-            });
+        self.0.upsert(key, |found| match found {
+            Found::New(_) => combiner,
+            Found::Held(existing) => merge(existing, combiner),
         });
     }
 
     fn drain(&mut self) -> impl Iterator<Item = (K, C)> + '_ {
-        self.0.drain().filter_map(|(k, c)| c.map(|c| (k, c)))
+        self.0.drain()
     }
 }
 
