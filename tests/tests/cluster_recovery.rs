@@ -663,6 +663,26 @@ async fn written_pid(cluster: &LocalCluster, framework_id: &str, executor: &str)
     }
 }
 
+/// Waits until agent 0's checkpoint names `executor` with process `pid`: what the agent finds
+/// again when it restarts.
+async fn checkpointed(cluster: &LocalCluster, executor: &str, pid: u32) {
+    let work_dir = cluster.agent_work_dir(0);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let saved = tessera_agent::checkpoint::load(&work_dir).ok().flatten();
+        if saved.is_some_and(|c| {
+            (c.executors.iter()).any(|e| e.executor_id == executor && e.pid as u32 == pid)
+        }) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agent 0 never checkpointed {executor}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// An agent killed with SIGKILL and started again within its recovery timeout takes its
 /// executor back (the same process) under its old id, and sends again, from its checkpoint,
 /// the status updates its framework had not acknowledged.
@@ -684,6 +704,9 @@ async fn an_agent_restarted_in_time_keeps_its_id_its_executors_and_their_updates
     let first = next_update(&mut events, "sleeper").await;
     assert_eq!(first.state, ExecutorState::Starting);
     let pid = written_pid(&cluster, &framework_id, "sleeper").await;
+    // The executor writes its pid as it starts, which can be before its agent has checkpointed
+    // it: killed in between, the agent would come back without it.
+    checkpointed(&cluster, "sleeper", pid).await;
     let (agent_id, address) = the_agent(&cluster.endpoint()).await;
 
     // Killed before it sends the unacknowledged update again (after 2 s), started again.
