@@ -207,7 +207,7 @@ impl<K, C> Drop for CombineTable<K, C> {
             // is not used after this.
             unsafe {
                 for bucket in self.table.iter() {
-                    drop(key_of(text, std::ptr::read(&(*bucket.as_ptr()).0)));
+                    drop_key(text, std::ptr::read(&(*bucket.as_ptr()).0));
                 }
             }
         }
@@ -216,7 +216,7 @@ impl<K, C> Drop for CombineTable<K, C> {
 
 /// Whether `K` may be `String`, as far as the compiler can tell where it generates a table's
 /// code (a `TypeId` compared is not a constant there): a type of `String`'s size and alignment
-/// /// that has a destructor. A [`TextKey`] fits in its slot. Each use of a text key is behind this
+/// that has a destructor. A [`TextKey`] fits in its slot. Each use of a text key is behind this
 /// constant too, so that a table of other keys (numbers, pairs: most of them) has no code
 /// generated for text keys at all.
 const fn may_be_text<K>() -> bool {
@@ -250,6 +250,21 @@ unsafe fn key_of<K>(text: bool, slot: Slot<K>) -> K {
     } else {
         // SAFETY: per the caller, the slot holds a `K`.
         unsafe { slot.assume_init() }
+    }
+}
+
+/// Drops the key kept in `slot` (a text key as it is, not made a `String` first).
+///
+/// # Safety
+/// As for [`key_of`].
+#[inline(always)]
+unsafe fn drop_key<K>(text: bool, slot: Slot<K>) {
+    if const { may_be_text::<K>() } && text {
+        // SAFETY: per the caller, the slot holds a `TextKey`.
+        drop(unsafe { same_type::<Slot<K>, TextKey>(slot) });
+    } else {
+        // SAFETY: per the caller, the slot holds a `K`.
+        drop(unsafe { slot.assume_init() });
     }
 }
 
@@ -322,7 +337,7 @@ impl<K, C> Drop for EraseOnUnwind<'_, K, C> {
         // holds what `text` says.
         let ((slot, combiner), _) = unsafe { self.table.remove(self.bucket.clone()) };
         std::mem::forget(combiner);
-        drop(unsafe { key_of(self.text, slot) });
+        unsafe { drop_key(self.text, slot) };
     }
 }
 
