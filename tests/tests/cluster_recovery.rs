@@ -645,42 +645,43 @@ async fn wait_reregistered(cluster: &LocalCluster, id: &str, old_address: &str) 
     .await;
 }
 
+/// What `probe` finds, once it finds something (within [`WAIT`], else the test fails saying
+/// `what` did not happen).
+async fn found<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "{what} within {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The pid a shell executor wrote to its sandbox's `pid` file.
 async fn written_pid(cluster: &LocalCluster, framework_id: &str, executor: &str) -> u32 {
     let file = cluster.agent_work_dir(0).join(format!(
         "frameworks/{framework_id}/executors/{executor}/pid"
     ));
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(pid) = std::fs::read_to_string(&file)
+    found(&format!("no pid written by {executor}"), || {
+        std::fs::read_to_string(&file)
             .ok()
             .and_then(|t| t.trim().parse::<u32>().ok())
-        {
-            return pid;
-        }
-        assert!(Instant::now() < deadline, "{executor} wrote no pid");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 /// Waits until agent 0's checkpoint names `executor` with process `pid`: what the agent finds
 /// again when it restarts.
 async fn checkpointed(cluster: &LocalCluster, executor: &str, pid: u32) {
     let work_dir = cluster.agent_work_dir(0);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let saved = tessera_agent::checkpoint::load(&work_dir).ok().flatten();
-        if saved.is_some_and(|c| {
-            (c.executors.iter()).any(|e| e.executor_id == executor && e.pid as u32 == pid)
-        }) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "agent 0 never checkpointed {executor}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    found(&format!("agent 0 did not checkpoint {executor}"), || {
+        let saved = tessera_agent::checkpoint::load(&work_dir).ok().flatten()?;
+        (saved.executors.iter())
+            .any(|e| e.executor_id == executor && e.pid as u32 == pid)
+            .then_some(())
+    })
+    .await
 }
 
 /// An agent killed with SIGKILL and started again within its recovery timeout takes its

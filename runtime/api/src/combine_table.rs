@@ -268,35 +268,40 @@ unsafe fn drop_key<K>(text: bool, slot: Slot<K>) {
     }
 }
 
-/// Whether `slot` keeps `key`.
+/// The text key `slot` keeps, in a table of text keys; `None` in any other.
 ///
 /// # Safety
 /// As for [`key_of`], except that the slot stays in use.
 #[inline(always)]
+unsafe fn stored_text<K>(text: bool, slot: &Slot<K>) -> Option<&TextKey> {
+    // SAFETY: per the caller, the slot of a table of text keys holds a `TextKey`.
+    (const { may_be_text::<K>() } && text).then(|| unsafe { &*slot.as_ptr().cast::<TextKey>() })
+}
+
+/// Whether `slot` keeps `key`.
+///
+/// # Safety
+/// As for [`stored_text`].
+#[inline(always)]
 unsafe fn slot_is<K: Eq>(text: bool, slot: &Slot<K>, key: &K) -> bool {
-    if const { may_be_text::<K>() } && text {
-        // SAFETY: per the caller, the slot holds a `TextKey`, in a table of `String` keys.
-        let stored = unsafe { &*slot.as_ptr().cast::<TextKey>() };
-        stored.as_str() == unsafe { &*(key as *const K).cast::<String>() }.as_str()
-    } else {
+    match unsafe { stored_text(text, slot) } {
+        // SAFETY: a table of text keys has `String` keys.
+        Some(stored) => stored.as_str() == unsafe { &*(key as *const K).cast::<String>() }.as_str(),
         // SAFETY: per the caller, the slot holds a `K`.
-        unsafe { slot.assume_init_ref() == key }
+        None => unsafe { slot.assume_init_ref() == key },
     }
 }
 
-/// [`key_hash`] of the key `slot` keeps.
+/// [`key_hash`] of the key `slot` keeps (a text key's is its `String`'s).
 ///
 /// # Safety
-/// As for [`slot_is`].
+/// As for [`stored_text`].
 #[inline(always)]
 unsafe fn slot_hash<K: Hash>(text: bool, slot: &Slot<K>) -> u64 {
-    if const { may_be_text::<K>() } && text {
-        // SAFETY: per the caller, the slot holds a `TextKey`; the hash of its text is the
-        // `String`'s.
-        key_hash(unsafe { &*slot.as_ptr().cast::<TextKey>() }.as_str())
-    } else {
+    match unsafe { stored_text(text, slot) } {
+        Some(stored) => key_hash(stored.as_str()),
         // SAFETY: per the caller, the slot holds a `K`.
-        key_hash(unsafe { slot.assume_init_ref() })
+        None => key_hash(unsafe { slot.assume_init_ref() }),
     }
 }
 

@@ -12,8 +12,8 @@
 //! one the cell binds once, without a type written, to a chain of methods that only an `Rdd`
 //! returns, from such a variable or from the session's `Context` (`let points =
 //! sc.text_file(..).map(..).cache();`, as a script without cells has it), or such a chain
-//! itself (`points.filter(..)`). `map` and `reduce` each take one argument without `::<..>`. Chains inside the cell's items
-//! (`fn`, `impl`) or inside macro calls are left alone. Line breaks are kept, so compiler
+//! itself (`points.filter(..)`). `map` and `reduce` each take one argument without `::<..>`.
+//! Chains inside the cell's items (`fn`, `impl`) or inside macro calls are left alone. Line breaks are kept, so compiler
 //! messages keep the cell's line numbers; a cell whose fused form does not compile runs with
 //! its captures rewritten only, then as written (see the session's `compile_and_run`).
 
