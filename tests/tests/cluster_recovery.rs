@@ -954,3 +954,45 @@ fn a_session_keeps_its_cached_partitions_across_an_agent_restart() {
         },
     );
 }
+
+/// The agent is killed with SIGKILL after starting the session's executor but before its
+/// checkpoint named it (made so here by taking the executor out of the checkpoint it left):
+/// restarted, it finds the executor running in its sandbox and adopts it, and the session's
+/// next count reads every partition from that executor's cache, as after any other restart.
+#[test]
+fn a_session_keeps_its_cached_partitions_when_its_agent_died_before_checkpointing_its_executor() {
+    a_session_counts_from_its_cache_across(
+        "agent died before its checkpoint",
+        |cluster, runtime, session, executor| {
+            let endpoint = cluster.endpoint();
+            let (agent_id, address) = runtime.block_on(the_agent(&endpoint));
+            cluster.kill_agent(0);
+            let work_dir = cluster.agent_work_dir(0);
+            let mut saved = tessera_agent::checkpoint::load(&work_dir)
+                .expect("the agent's checkpoint reads")
+                .expect("the agent left a checkpoint");
+            let named = saved.executors.len();
+            saved.executors.retain(|e| e.executor_id != executor);
+            assert_eq!(saved.executors.len(), named - 1, "it named {executor}");
+            std::fs::write(
+                tessera_agent::checkpoint::path_in(&work_dir),
+                tessera_agent::checkpoint::encode(&saved),
+            )
+            .unwrap();
+            cluster.start_agent(0).expect("the agent starts again");
+            runtime.block_on(wait_reregistered(cluster, &agent_id, &address));
+            runtime.block_on(wait_status(
+                &endpoint,
+                "the master shows the same executor running on the same agent",
+                |s| {
+                    s.executors.iter().any(|e| {
+                        e.framework_id == session
+                            && e.executor_id == executor
+                            && e.agent_id == agent_id
+                            && e.state == ExecutorState::Running
+                    })
+                },
+            ));
+        },
+    );
+}

@@ -212,7 +212,9 @@ fn usable_path(path: &str) -> bool {
             .all(|c| !matches!(c, std::path::Component::ParentDir))
 }
 
-fn check_executor(e: &CheckpointedExecutor) -> Result<(), DecodeProblem> {
+/// Whether an executor is one the agent could have written (ids, pid, CPUs and paths): a
+/// checkpoint's, or one recovery found running without it ([`crate::orphans`]).
+pub(crate) fn check_executor(e: &CheckpointedExecutor) -> Result<(), DecodeProblem> {
     let what = format!(
         "executor {:?} of framework {:?}",
         e.executor_id, e.framework_id

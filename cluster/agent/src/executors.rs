@@ -191,6 +191,34 @@ pub struct LaunchSpec {
     pub files_address: Option<String>,
 }
 
+/// The sandbox of an executor under an agent's work directory:
+/// `WORK_DIR/frameworks/<framework>/executors/<executor>`.
+pub(crate) fn sandbox_in(work_dir: &Path, framework_id: &str, executor_id: &str) -> PathBuf {
+    work_dir
+        .join("frameworks")
+        .join(framework_id)
+        .join("executors")
+        .join(executor_id)
+}
+
+/// The variables through which the agent tells an executor who and where it is. Recovery
+/// reads them back from `/proc` for an executor its checkpoint does not name
+/// ([`crate::orphans`]).
+pub(crate) mod env {
+    /// The executor's framework id.
+    pub const FRAMEWORK_ID: &str = "TESSERA_FRAMEWORK_ID";
+    /// The executor's id within its framework.
+    pub const EXECUTOR_ID: &str = "TESSERA_EXECUTOR_ID";
+    /// Its sandbox directory, its working directory.
+    pub const SANDBOX: &str = "TESSERA_SANDBOX";
+    /// The CPUs it was launched with.
+    pub const CPUS: &str = "TESSERA_EXECUTOR_CPUS";
+    /// The memory it was launched with, in MiB.
+    pub const MEM_MB: &str = "TESSERA_EXECUTOR_MEM_MB";
+    /// The agent's ports it was given, as ranges.
+    pub const PORTS: &str = "TESSERA_EXECUTOR_PORTS";
+}
+
 fn check_id(what: &'static str, value: &str) -> Result<(), LaunchError> {
     if value.is_empty()
         || value == "."
@@ -507,18 +535,14 @@ impl Executors {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The sandbox directory of an executor.
     /// The (framework, executor) ids of the executors running here.
     pub fn running(&self) -> Vec<(String, String)> {
         self.lock().keys().cloned().collect()
     }
 
+    /// The sandbox directory of an executor.
     pub fn sandbox(&self, framework_id: &str, executor_id: &str) -> PathBuf {
-        self.work_dir
-            .join("frameworks")
-            .join(framework_id)
-            .join("executors")
-            .join(executor_id)
+        sandbox_in(&self.work_dir, framework_id, executor_id)
     }
 
     /// The directory a framework's executors here share for the libraries their driver sends.
@@ -694,14 +718,14 @@ impl Executors {
         cmd.args(&command.args)
             .envs(&command.env)
             .env("TESSERA_AGENT_ID", agent)
-            .env("TESSERA_FRAMEWORK_ID", fid)
-            .env("TESSERA_EXECUTOR_ID", eid)
-            .env("TESSERA_SANDBOX", &sandbox)
+            .env(env::FRAMEWORK_ID, fid)
+            .env(env::EXECUTOR_ID, eid)
+            .env(env::SANDBOX, &sandbox)
             .env(LIBRARY_CACHE_ENV, self.library_cache(fid))
             .env("TESSERA_AGENT_HOST", &self.host)
-            .env("TESSERA_EXECUTOR_CPUS", spec.cpus.to_string())
-            .env("TESSERA_EXECUTOR_MEM_MB", spec.mem_mb.to_string())
-            .env("TESSERA_EXECUTOR_PORTS", &spec.ports)
+            .env(env::CPUS, spec.cpus.to_string())
+            .env(env::MEM_MB, spec.mem_mb.to_string())
+            .env(env::PORTS, &spec.ports)
             .envs(
                 spec.files_address
                     .iter()

@@ -38,6 +38,7 @@ pub mod checkpoint;
 mod executors;
 pub mod isolation;
 mod master_link;
+mod orphans;
 mod outbox;
 pub mod recovery;
 mod sandbox_files;

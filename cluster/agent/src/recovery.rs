@@ -8,7 +8,9 @@
 //! checkpoint) against `--recovery-timeout-s`, and `--recover`. A running executor is adopted
 //! within the timeout and killed past it (or with `--recover cleanup`), then reported LOST; one
 //! that ended while the agent was away is reported LOST with what is known, unless its end is
-//! among the checkpointed status updates already.
+//! among the checkpointed status updates already. An executor started just before the agent
+//! died, which the checkpoint does not name yet, is found by its environment
+//! ([`crate::orphans`]) and decided on the same way.
 //!
 //! Where this differs from Mesos: Mesos executors link an executor driver that shuts them down
 //! when their agent has not come back within the recovery timeout; Tessera launches any
@@ -141,10 +143,14 @@ pub struct Recovered {
     pub killed: usize,
     /// How many executors had ended while the agent was away and were reported LOST.
     pub gone: usize,
+    /// How many of the executors adopted or killed were found running in a sandbox of this
+    /// work directory though the checkpoint did not name them ([`crate::orphans`]).
+    pub unnamed: usize,
 }
 
 /// Recovers from the checkpoint in `work_dir`, if there is one: its status updates wait to be
-/// sent again, its frameworks are known again, and each executor is adopted, killed or
+/// sent again, its frameworks are known again, and each executor it names, and each it does
+/// not name that runs in one of its sandboxes ([`crate::orphans`]), is adopted, killed or
 /// reported as [`decide`] says. Runs before the agent registers.
 pub(crate) fn recover(
     work_dir: &Path,
@@ -185,22 +191,55 @@ pub(crate) fn recover(
         agent_id: (!agent_id.is_empty()).then(|| agent_id.clone()),
         ..Recovered::default()
     };
-    for executor in &checkpoint.executors {
-        let found = Found {
-            liveness: liveness(
+    let named: BTreeSet<(String, String)> = (checkpoint.executors.iter())
+        .map(|e| (e.framework_id.clone(), e.executor_id.clone()))
+        .collect();
+    // Executors started just before the agent died, which it had no time to checkpoint.
+    let orphans = crate::orphans::find(work_dir, &named);
+    recovered.unnamed = orphans.len();
+    let checkpointed = checkpoint.executors.iter().map(|e| (e, false));
+    for (executor, orphan) in checkpointed.chain(orphans.iter().map(|e| (e, true))) {
+        let liveness = if orphan {
+            Liveness::Running
+        } else {
+            liveness(
                 &checkpoint.boot_id,
                 &this_boot,
                 executor.pid,
                 executor.start_ticks,
-            ),
+            )
+        };
+        let found = Found {
+            liveness,
             end_reported: ended
                 .contains(&(executor.framework_id.clone(), executor.executor_id.clone())),
             pid: executor.pid,
+        };
+        let update = |state: ExecutorState, message: String| StatusUpdate {
+            agent_id: agent_id.clone(),
+            framework_id: executor.framework_id.clone(),
+            executor_id: executor.executor_id.clone(),
+            state: state as i32,
+            message,
+            exit_code: None,
+            reason: ExecutorReason::Unspecified as i32,
+            uuid: tessera_credentials::random_uuid(),
+            latest_state: state as i32,
         };
         match decide(mode, away, timeout, found) {
             Decision::Adopt => {
                 executors.adopt(&agent_id, executor, None);
                 recovered.adopted += 1;
+                if orphan {
+                    // Its launch died before saying it runs.
+                    tracing::info!(framework_id = %executor.framework_id, executor_id = %executor.executor_id, pid = executor.pid,
+                        "adopted an executor the checkpoint did not name yet");
+                    let message = format!(
+                        "pid {}, sandbox {} (found running after its agent restarted)",
+                        executor.pid, executor.sandbox
+                    );
+                    pending.lock().push(update(ExecutorState::Running, message));
+                }
             }
             Decision::Kill(why) => {
                 executors.adopt(&agent_id, executor, Some(why));
@@ -208,17 +247,7 @@ pub(crate) fn recover(
             }
             Decision::ReportGone(why) => {
                 tracing::warn!(framework_id = %executor.framework_id, executor_id = %executor.executor_id, "{why}");
-                pending.lock().push(StatusUpdate {
-                    agent_id: agent_id.clone(),
-                    framework_id: executor.framework_id.clone(),
-                    executor_id: executor.executor_id.clone(),
-                    state: ExecutorState::Lost as i32,
-                    message: why,
-                    exit_code: None,
-                    reason: ExecutorReason::Unspecified as i32,
-                    uuid: tessera_credentials::random_uuid(),
-                    latest_state: ExecutorState::Lost as i32,
-                });
+                pending.lock().push(update(ExecutorState::Lost, why));
                 recovered.gone += 1;
             }
             Decision::Forget => {}
@@ -226,6 +255,7 @@ pub(crate) fn recover(
     }
     tracing::info!(agent_id = %agent_id, away_ms = away.as_millis() as u64, ?mode,
         adopted = recovered.adopted, killed = recovered.killed, gone = recovered.gone,
+        unnamed = recovered.unnamed,
         "recovered from the agent's checkpoint");
     // Checkpointed at once, under the old id: a crash before the agent registers again
     // recovers the same.
@@ -301,6 +331,7 @@ pub fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::ExitStatusExt;
 
     const MINUTE: Duration = Duration::from_secs(60);
 
@@ -383,6 +414,130 @@ mod tests {
             Liveness::Gone
         );
         assert_eq!(liveness(&boot, &boot, i32::MAX, ticks), Liveness::Gone);
+    }
+
+    /// Starts what a launch of `executor_id` under `work_dir` starts (its own process group,
+    /// the environment the agent gives), as an agent killed before checkpointing it leaves.
+    fn started_not_checkpointed(work_dir: &Path, executor_id: &str) -> std::process::Child {
+        use crate::executors::env;
+        use std::os::unix::process::CommandExt;
+        let sandbox = crate::executors::sandbox_in(work_dir, "F0", executor_id);
+        std::fs::create_dir_all(&sandbox).unwrap();
+        std::process::Command::new("sleep")
+            .arg("30")
+            .env(env::FRAMEWORK_ID, "F0")
+            .env(env::EXECUTOR_ID, executor_id)
+            .env(env::SANDBOX, &sandbox)
+            .env(env::CPUS, "1")
+            .env(env::MEM_MB, "64")
+            .env(env::PORTS, "")
+            .current_dir(&sandbox)
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
+    /// An agent restarted on `work_dir` (its checkpoint names agent `S0` and no executor).
+    fn restarted(
+        work_dir: &Path,
+    ) -> (
+        Arc<Executors>,
+        Arc<PendingUpdates>,
+        tokio::sync::mpsc::UnboundedReceiver<StatusUpdate>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let pending = Arc::new(PendingUpdates::default());
+        let executors = Executors::new(
+            work_dir.to_path_buf(),
+            "127.0.0.1".into(),
+            tx,
+            crate::isolation::Isolator::Posix,
+            pending.clone(),
+        );
+        (executors, pending, rx)
+    }
+
+    #[tokio::test]
+    async fn an_executor_started_but_not_checkpointed_is_adopted_within_the_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path();
+        restarted(work).0.set_agent_id("S0");
+        let mut child = started_not_checkpointed(work, "E-unnamed");
+        let pid = child.id() as i32;
+
+        let (executors, pending, _rx) = restarted(work);
+        let recovered =
+            recover(work, RecoverMode::Reconnect, MINUTE, &executors, &pending).expect("recovery");
+        assert_eq!(
+            (recovered.adopted, recovered.unnamed, recovered.killed),
+            (1, 1, 0)
+        );
+        assert_eq!(
+            executors.running(),
+            [("F0".to_string(), "E-unnamed".to_string())]
+        );
+        let saved = checkpoint::load(work).unwrap().expect("a checkpoint");
+        let [named] = &saved.executors[..] else {
+            panic!("the checkpoint names it now: {saved:?}");
+        };
+        assert_eq!((named.pid, named.mem_mb), (pid, 64));
+        // Its framework hears it runs, which its launch had no time to say.
+        let updates = pending.lock().all();
+        let [running] = &updates[..] else {
+            panic!("one update: {updates:?}");
+        };
+        assert_eq!(running.state, ExecutorState::Running as i32);
+        assert!(
+            running.message.contains(&format!("pid {pid}")),
+            "{}",
+            running.message
+        );
+        assert!(
+            is_running(pid, start_ticks(pid).unwrap()),
+            "the same process runs on"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_executor_started_but_not_checkpointed_is_killed_in_cleanup() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path();
+        restarted(work).0.set_agent_id("S0");
+        let mut child = started_not_checkpointed(work, "E-unnamed");
+        // Another work directory's executor is not this agent's.
+        let other = tempfile::tempdir().unwrap();
+        let mut stranger = started_not_checkpointed(other.path(), "E-other");
+
+        let (executors, pending, mut rx) = restarted(work);
+        let recovered =
+            recover(work, RecoverMode::Cleanup, MINUTE, &executors, &pending).expect("recovery");
+        assert_eq!(
+            (recovered.killed, recovered.unnamed, recovered.adopted),
+            (1, 1, 0)
+        );
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        let lost = loop {
+            let u = rx.recv().await.expect("its end is reported");
+            if u.executor_id == "E-unnamed" && u.state != ExecutorState::Running as i32 {
+                break u;
+            }
+        };
+        assert_eq!(lost.state, ExecutorState::Lost as i32, "{}", lost.message);
+        assert!(
+            lost.message.contains("--recover cleanup"),
+            "{}",
+            lost.message
+        );
+        assert_eq!(
+            stranger.try_wait().unwrap(),
+            None,
+            "another agent's executor runs on"
+        );
+        stranger.kill().unwrap();
+        stranger.wait().unwrap();
     }
 
     #[test]
