@@ -996,3 +996,55 @@ fn a_session_keeps_its_cached_partitions_when_its_agent_died_before_checkpointin
         },
     );
 }
+
+/// The stderr files of agent 0's executors, joined.
+fn executors_stderr(cluster: &LocalCluster) -> String {
+    let frameworks = cluster.agent_work_dir(0).join("frameworks");
+    let mut text = String::new();
+    for framework in std::fs::read_dir(frameworks).into_iter().flatten().flatten() {
+        let executors = std::fs::read_dir(framework.path().join("executors"));
+        for executor in executors.into_iter().flatten().flatten() {
+            text += &std::fs::read_to_string(executor.path().join("stderr")).unwrap_or_default();
+        }
+    }
+    text
+}
+
+/// An executor whose agent and session were both killed (SIGKILL) has nobody left to end it:
+/// it ends itself once its driver has left its heartbeats unanswered for the driver timeout
+/// (`TESSERA_DRIVER_TIMEOUT_S`, 2 s here, which the session passes on to its executors), and
+/// says why.
+#[test]
+fn an_executor_ends_itself_once_its_agent_and_its_session_are_gone() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut cluster = runtime
+        .block_on(LocalCluster::start(1, 2.0, 1024, &bin_dir()))
+        .expect("a local cluster");
+    let dir = Scratch::new("driver-gone");
+    let metrics = dir.0.join("tasks.jsonl");
+    let script = cache_then_wait_script(&dir.0.join("never"), "");
+    let script_path = dir.write("script.rs", &script);
+    let mut session = tessera_on(&cluster, &dir.0);
+    session.env("TESSERA_DRIVER_TIMEOUT_S", "2");
+    let mut child = run_in_background(session, &metrics, &script_path);
+    wait_for_tasks(&metrics, 0, 4);
+    let pid = read_task_metrics(&metrics)[0].pid as u32;
+
+    cluster.kill_agent(0);
+    child.kill().expect("the session is killed");
+    child.wait().unwrap();
+    let killed = Instant::now();
+    assert!(alive(pid), "the executor outlives its agent and its session");
+    while alive(pid) {
+        assert!(
+            killed.elapsed() < WAIT,
+            "the executor still runs {WAIT:?} after its agent and session were killed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stderr = executors_stderr(&cluster);
+    assert!(
+        stderr.contains("has not answered for") && stderr.contains("its session has ended"),
+        "{stderr}"
+    );
+}

@@ -15,9 +15,10 @@
 //! Where this differs from Mesos: Mesos executors link an executor driver that shuts them down
 //! when their agent has not come back within the recovery timeout; Tessera launches any
 //! program, so it is the restarted agent that applies the timeout. An executor whose agent
-//! never comes back runs on until it exits or is killed by hand (its framework heard it LOST;
-//! `tessera-executor` does not end itself when its driver goes away). And Mesos' master keeps an agent that went silent for 75 s (5 pings of 15
-//! s) before declaring it lost; Tessera's for `--agent-timeout-ms` (10 s): a master that
+//! never comes back is the program's to end: `tessera-executor` ends itself once its session's
+//! driver has not answered its heartbeats for its driver timeout, as Spark's executors do. And
+//! Mesos' master keeps an agent that went silent for 75 s (5 pings of 15 s) before declaring
+//! it lost; Tessera's for `--agent-timeout-ms` (10 s): a master that
 //! declared the agent lost reported its executors LOST to their frameworks, so it gives the
 //! agent a new id on its return and the agent kills them. Recovery without loss thus needs
 //! the agent back within the shorter of the two; raise the master's `--agent-timeout-ms` to

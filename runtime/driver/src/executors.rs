@@ -9,8 +9,8 @@ use std::sync::Arc;
 use tessera_credentials::Principal;
 use tessera_wire::driver::driver_server::Driver as DriverRpc;
 use tessera_wire::driver::{
-    Chunk, FetchArtifactRequest, FetchBroadcastRequest, RegisterExecutorReply,
-    RegisterExecutorRequest,
+    Chunk, FetchArtifactRequest, FetchBroadcastRequest, HeartbeatReply, HeartbeatRequest,
+    RegisterExecutorReply, RegisterExecutorRequest,
 };
 use tessera_wire::{connect_executor, require};
 use tonic::{Request, Response, Status};
@@ -171,6 +171,15 @@ impl DriverRpc for DriverService {
         Ok(Response::new(RegisterExecutorReply {
             preload: self.preload.clone(),
         }))
+    }
+
+    /// Answering is all: an executor that hears nothing for its driver timeout ends itself.
+    async fn heartbeat(
+        &self,
+        request: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatReply>, Status> {
+        require(&request, "Heartbeat", &[Principal::Executor])?;
+        Ok(Response::new(HeartbeatReply {}))
     }
 
     type FetchArtifactStream = ChunkStream;

@@ -6,6 +6,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use tessera_credentials::{Credential, EXECUTOR_CREDENTIAL_ENV};
+use tessera_wire::DRIVER_TIMEOUT_ENV;
 
 /// How to start one executor, wherever it runs.
 pub struct ExecutorCommand {
@@ -40,12 +41,17 @@ impl ExecutorCommand {
         if let Some(limit) = limit_mb {
             args.extend(["--memory-limit-mb".into(), limit.to_string()]);
         }
+        // The session's executor credential travels in the launch, never on the command line,
+        // which any local user can read.
+        let mut env = vec![(EXECUTOR_CREDENTIAL_ENV.into(), credential.to_bundle())];
+        // The session's own driver timeout, wherever its executors start.
+        if let Ok(timeout) = std::env::var(DRIVER_TIMEOUT_ENV) {
+            env.push((DRIVER_TIMEOUT_ENV.into(), timeout));
+        }
         ExecutorCommand {
             program: bin_dir.join("tessera-executor"),
             args,
-            // The session's executor credential travels in the launch, never on the command
-            // line, which any local user can read.
-            env: vec![(EXECUTOR_CREDENTIAL_ENV.into(), credential.to_bundle())],
+            env,
         }
     }
 

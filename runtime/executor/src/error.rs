@@ -363,13 +363,30 @@ pub enum ExecutorError {
     /// A copy of a cached partition is more than this executor may cache: it is not kept, and
     /// the partition has one copy fewer.
     #[error(
-        "a copy of partition {partition} of rdd {rdd} is more than the {limit} bytes this          executor may cache; give executors more memory (--executor-memory-mb) or cache it at a          level that spills (MemoryAndDisk2)"
+        "a copy of partition {partition} of rdd {rdd} is more than the {limit} bytes this \
+         executor may cache; give executors more memory (--executor-memory-mb) or cache it at a \
+         level that spills (MemoryAndDisk2)"
     )]
     ReplicaTooLarge {
         rdd: u64,
         partition: u32,
         /// The block manager's memory limit.
         limit: u64,
+    },
+    /// The driver has not answered heartbeats for the executor's driver timeout: its session
+    /// is gone, and the executor ends ([`crate::driver_watch`]).
+    #[error(
+        "the driver at {driver} has not answered for {silent_s} s (the driver timeout is \
+         {timeout_s} s): its session has ended, so this executor ends too; if the session's \
+         driver can pause longer, start the session with a longer $TESSERA_DRIVER_TIMEOUT_S"
+    )]
+    DriverGone {
+        /// The driver's executor endpoint.
+        driver: String,
+        /// How long it has been silent, in whole seconds.
+        silent_s: u64,
+        /// The driver timeout, in seconds.
+        timeout_s: u64,
     },
 }
 

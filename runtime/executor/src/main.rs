@@ -3,12 +3,15 @@
 //! cached partitions in memory between jobs, and serves the shuffle output it wrote to the
 //! session's other executors. Under an agent that serves the session's sandbox files
 //! (`TESSERA_SANDBOX_FILES`), it keeps a copy of each map output in its sandbox for the agent
-//! to serve once it is gone, and tells the driver so.
+//! to serve once it is gone, and tells the driver so. It ends when its driver asks, when its
+//! launcher terminates it, or once its driver has not answered its heartbeats for its driver
+//! timeout ([`driver_watch`]).
 
 mod allocator;
 mod artifacts;
 mod bad_record;
 mod blocks;
+mod driver_watch;
 mod error;
 mod replication;
 mod service;
@@ -23,9 +26,9 @@ use clap::Parser;
 use std::sync::Arc;
 use task_slots::TaskSlots;
 use tessera_credentials::{Credential, EXECUTOR_CREDENTIAL_ENV, Principal};
-use tessera_wire::MAX_MESSAGE_BYTES;
 use tessera_wire::driver::RegisterExecutorRequest;
 use tessera_wire::executor::executor_server::ExecutorServer;
+use tessera_wire::{DRIVER_TIMEOUT_ENV, MAX_MESSAGE_BYTES};
 
 /// The `exp` the closures of cell libraries call: tessera-libm's, which the build exports from
 /// this binary (build.rs). Naming it here keeps the linker from leaving it out.
@@ -78,6 +81,10 @@ struct Args {
     /// 127.0.0.1).
     #[arg(long)]
     bind: Option<String>,
+    /// How long the driver may leave heartbeats unanswered, in seconds, before this executor
+    /// takes its session for gone and ends (Spark's `spark.network.timeout`).
+    #[arg(long, env = DRIVER_TIMEOUT_ENV, default_value_t = driver_watch::DEFAULT_DRIVER_TIMEOUT.as_secs())]
+    driver_timeout_s: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -220,14 +227,17 @@ async fn serve(
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
             tls.authenticator(),
         ))
-        .serve_with_incoming_shutdown(tls.incoming(listener), async move {
-            // The driver asks, or the agent (or the local launcher) terminates this process.
-            let mut terminate =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler");
-            tokio::select! {
-                _ = shutdown.notified() => {}
-                _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
+        .serve_with_incoming_shutdown(tls.incoming(listener), {
+            let shutdown = shutdown.clone();
+            async move {
+                // The driver asks, or the agent (or the local launcher) terminates this process.
+                let mut terminate =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("SIGTERM handler");
+                tokio::select! {
+                    _ = shutdown.notified() => {}
+                    _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
+                }
             }
         });
     let server = tokio::spawn(server);
@@ -251,9 +261,22 @@ async fn serve(
     }
     tracing::info!(executor = %args.executor_id, %address, "executor registered");
 
-    match server.await? {
-        Ok(()) => Ok(()),
-        Err(e) => bail!("executor service failed: {e}"),
+    let timeout = std::time::Duration::from_secs(args.driver_timeout_s.max(1));
+    let watch = driver_watch::until_silent(driver, args.executor_id.clone(), timeout);
+    tokio::select! {
+        served = server => match served? {
+            Ok(()) => Ok(()),
+            Err(e) => bail!("executor service failed: {e}"),
+        },
+        silent = watch => {
+            shutdown.notify_one();
+            Err(error::ExecutorError::DriverGone {
+                driver: args.driver,
+                silent_s: silent.as_secs(),
+                timeout_s: timeout.as_secs(),
+            }
+            .into())
+        }
     }
 }
 

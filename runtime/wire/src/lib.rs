@@ -32,6 +32,10 @@ pub use tessera_cluster_proto::files as sandbox_files;
 /// collected partitions).
 pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
 
+/// The variable that sets how long an executor waits for an unanswering driver before it ends
+/// (in seconds): read by the executor, and passed on to its executors by a session that has it.
+pub const DRIVER_TIMEOUT_ENV: &str = "TESSERA_DRIVER_TIMEOUT_S";
+
 /// Largest piece of a shuffle bucket in one message of a `FetchShuffle` stream: a reducer
 /// receives any amount of shuffle data, a few pieces in flight at a time. Each piece is held
 /// several times over on its way (read, encoded, sent, received, decoded), on both executors,
