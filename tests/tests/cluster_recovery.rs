@@ -929,6 +929,35 @@ fn a_session_keeps_its_cached_partitions_across_a_master_restart() {
     );
 }
 
+/// Kills agent 0 with SIGKILL, runs `while_down` on its work directory, starts it again, and
+/// waits until the master shows `executor` of `session` running on it under its old id.
+fn restart_agent_keeping(
+    cluster: &mut LocalCluster,
+    runtime: &tokio::runtime::Runtime,
+    session: &str,
+    executor: &str,
+    while_down: impl FnOnce(&std::path::Path),
+) {
+    let endpoint = cluster.endpoint();
+    let (agent_id, address) = runtime.block_on(the_agent(&endpoint));
+    cluster.kill_agent(0);
+    while_down(&cluster.agent_work_dir(0));
+    cluster.start_agent(0).expect("the agent starts again");
+    runtime.block_on(wait_reregistered(cluster, &agent_id, &address));
+    runtime.block_on(wait_status(
+        &endpoint,
+        "the master shows the same executor running on the same agent",
+        |s| {
+            s.executors.iter().any(|e| {
+                e.framework_id == session
+                    && e.executor_id == executor
+                    && e.agent_id == agent_id
+                    && e.state == ExecutorState::Running
+            })
+        },
+    ));
+}
+
 /// The agent is killed with SIGKILL and started again: the session's next count reads every
 /// partition from the same executor's cache, and the master shows the same agent and executor.
 #[test]
@@ -936,21 +965,9 @@ fn a_session_keeps_its_cached_partitions_across_an_agent_restart() {
     a_session_counts_from_its_cache_across(
         "agent restart",
         |cluster, runtime, session, executor| {
-            let endpoint = cluster.endpoint();
-            let (agent_id, address) = runtime.block_on(the_agent(&endpoint));
-            cluster.kill_agent(0);
-            std::thread::sleep(Duration::from_millis(500));
-            cluster.start_agent(0).expect("the agent starts again");
-            runtime.block_on(wait_reregistered(cluster, &agent_id, &address));
-            let after = runtime.block_on(cluster_status(&endpoint)).unwrap();
-            let same = (after.executors.iter())
-                .find(|e| e.framework_id == session && e.executor_id == executor);
-            assert_eq!(
-                same.map(|e| (e.state, e.agent_id.as_str())),
-                Some((ExecutorState::Running, agent_id.as_str())),
-                "the master shows the same executor on the same agent: {:?}",
-                after.executors
-            );
+            restart_agent_keeping(cluster, runtime, session, executor, |_| {
+                std::thread::sleep(Duration::from_millis(500))
+            });
         },
     );
 }
@@ -964,35 +981,19 @@ fn a_session_keeps_its_cached_partitions_when_its_agent_died_before_checkpointin
     a_session_counts_from_its_cache_across(
         "agent died before its checkpoint",
         |cluster, runtime, session, executor| {
-            let endpoint = cluster.endpoint();
-            let (agent_id, address) = runtime.block_on(the_agent(&endpoint));
-            cluster.kill_agent(0);
-            let work_dir = cluster.agent_work_dir(0);
-            let mut saved = tessera_agent::checkpoint::load(&work_dir)
-                .expect("the agent's checkpoint reads")
-                .expect("the agent left a checkpoint");
-            let named = saved.executors.len();
-            saved.executors.retain(|e| e.executor_id != executor);
-            assert_eq!(saved.executors.len(), named - 1, "it named {executor}");
-            std::fs::write(
-                tessera_agent::checkpoint::path_in(&work_dir),
-                tessera_agent::checkpoint::encode(&saved),
-            )
-            .unwrap();
-            cluster.start_agent(0).expect("the agent starts again");
-            runtime.block_on(wait_reregistered(cluster, &agent_id, &address));
-            runtime.block_on(wait_status(
-                &endpoint,
-                "the master shows the same executor running on the same agent",
-                |s| {
-                    s.executors.iter().any(|e| {
-                        e.framework_id == session
-                            && e.executor_id == executor
-                            && e.agent_id == agent_id
-                            && e.state == ExecutorState::Running
-                    })
-                },
-            ));
+            restart_agent_keeping(cluster, runtime, session, executor, |work_dir| {
+                let mut saved = tessera_agent::checkpoint::load(work_dir)
+                    .expect("the agent's checkpoint reads")
+                    .expect("the agent left a checkpoint");
+                let named = saved.executors.len();
+                saved.executors.retain(|e| e.executor_id != executor);
+                assert_eq!(saved.executors.len(), named - 1, "it named {executor}");
+                std::fs::write(
+                    tessera_agent::checkpoint::path_in(work_dir),
+                    tessera_agent::checkpoint::encode(&saved),
+                )
+                .unwrap();
+            });
         },
     );
 }
@@ -1001,7 +1002,11 @@ fn a_session_keeps_its_cached_partitions_when_its_agent_died_before_checkpointin
 fn executors_stderr(cluster: &LocalCluster) -> String {
     let frameworks = cluster.agent_work_dir(0).join("frameworks");
     let mut text = String::new();
-    for framework in std::fs::read_dir(frameworks).into_iter().flatten().flatten() {
+    for framework in std::fs::read_dir(frameworks)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let executors = std::fs::read_dir(framework.path().join("executors"));
         for executor in executors.into_iter().flatten().flatten() {
             text += &std::fs::read_to_string(executor.path().join("stderr")).unwrap_or_default();
@@ -1034,7 +1039,10 @@ fn an_executor_ends_itself_once_its_agent_and_its_session_are_gone() {
     child.kill().expect("the session is killed");
     child.wait().unwrap();
     let killed = Instant::now();
-    assert!(alive(pid), "the executor outlives its agent and its session");
+    assert!(
+        alive(pid),
+        "the executor outlives its agent and its session"
+    );
     while alive(pid) {
         assert!(
             killed.elapsed() < WAIT,
