@@ -1,14 +1,16 @@
 //! The executor's watch on its driver (Spark's executor heartbeats): once registered, it calls
 //! its driver every [`interval`], and ends itself when the driver has not answered for its
-//! driver timeout (`--driver-timeout-s`, `$TESSERA_DRIVER_TIMEOUT_S`; Spark's
-//! `spark.network.timeout`, 120 s by default).
+//! driver timeout (`--driver-timeout-s`, `$TESSERA_DRIVER_TIMEOUT_S`; 600 s by default, as
+//! long as a Spark executor keeps trying: `spark.executor.heartbeat.maxFailures`, 60, heartbeats
+//! 10 s apart).
 //!
 //! Usually an executor ends because its session asks it to or its agent kills it (the
 //! master has the agent shut down the executors of a session gone longer than its failover
 //! timeout). But executors outlive their agent, and an agent that never comes back leaves its
 //! executors with nobody to end them; once their session is gone too, nothing else would. A
 //! driver that is only out of reach for a while (a restart of the network, a pause longer
-//! than a heartbeat) costs nothing: one answer within the timeout resets it.
+//! than a heartbeat, a session suspended with Ctrl-Z for a few minutes) costs nothing: one answer
+//! within the timeout resets it.
 
 use std::time::{Duration, Instant};
 
@@ -16,8 +18,9 @@ use tessera_wire::driver::HeartbeatRequest;
 use tessera_wire::driver::driver_client::DriverClient;
 use tonic::transport::Channel;
 
-/// The driver timeout by default, Spark's `spark.network.timeout`.
-pub const DEFAULT_DRIVER_TIMEOUT: Duration = Duration::from_secs(120);
+/// The driver timeout by default: Spark's executors give up after 60 failed heartbeats 10 s
+/// apart.
+pub const DEFAULT_DRIVER_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Between two heartbeats: Spark's 10 s, or a quarter of a shorter timeout, so that several
 /// heartbeats fail before the executor gives up.
@@ -110,6 +113,10 @@ mod tests {
     #[test]
     fn heartbeats_come_several_times_within_a_timeout() {
         assert_eq!(interval(DEFAULT_DRIVER_TIMEOUT), Duration::from_secs(10));
+        assert_eq!(
+            interval(Duration::from_secs(30)),
+            Duration::from_millis(7500)
+        );
         assert_eq!(interval(Duration::from_secs(2)), Duration::from_millis(500));
     }
 }
