@@ -70,6 +70,8 @@ pub fn orphan(work_dir: &Path, process: &ProcessFacts) -> Option<CheckpointedExe
         ports: var(env::PORTS).unwrap_or_default().to_string(),
         sandbox: sandbox.display().to_string(),
         cgroup,
+        // Messages reach an executor only through the agent, which checkpoints it within
+        // milliseconds of its start: one that is not named can hardly have had any.
         messages: 0,
     };
     checkpoint::check_executor(&executor).ok()?;

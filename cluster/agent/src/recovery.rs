@@ -233,7 +233,8 @@ pub(crate) fn recover(
                 recovered.adopted += 1;
                 if orphan {
                     // Its launch died before saying it runs.
-                    tracing::info!(framework_id = %executor.framework_id, executor_id = %executor.executor_id, pid = executor.pid,
+                    tracing::info!(framework_id = %executor.framework_id,
+                        executor_id = %executor.executor_id, pid = executor.pid,
                         "adopted an executor the checkpoint did not name yet");
                     let message = format!(
                         "pid {}, sandbox {} (found running after its agent restarted)",

@@ -84,7 +84,11 @@ struct Args {
     /// How long the driver may leave heartbeats unanswered, in seconds, before this executor
     /// takes its session for gone and ends (as Spark's executors do after
     /// `spark.executor.heartbeat.maxFailures` heartbeats).
-    #[arg(long, env = DRIVER_TIMEOUT_ENV, default_value_t = driver_watch::DEFAULT_DRIVER_TIMEOUT.as_secs())]
+    #[arg(
+        long,
+        env = DRIVER_TIMEOUT_ENV,
+        default_value_t = driver_watch::DEFAULT_DRIVER_TIMEOUT.as_secs()
+    )]
     driver_timeout_s: u64,
 }
 
