@@ -1043,13 +1043,35 @@ impl Executors {
     pub fn count(&self) -> usize {
         self.lock().len()
     }
+
+    /// For tests: the executors of an agent on `work_dir` in posix mode, what waits to be
+    /// acknowledged, and the status updates they send.
+    #[cfg(test)]
+    pub(crate) fn for_tests(
+        work_dir: &Path,
+    ) -> (
+        Arc<Executors>,
+        Arc<PendingUpdates>,
+        tokio::sync::mpsc::UnboundedReceiver<StatusUpdate>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let pending = Arc::new(PendingUpdates::default());
+        let executors = Executors::new(
+            work_dir.to_path_buf(),
+            "127.0.0.1".into(),
+            tx,
+            crate::isolation::Isolator::Posix,
+            pending.clone(),
+        );
+        (executors, pending, rx)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
-    use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+    use tokio::sync::mpsc::UnboundedReceiver;
 
     fn setup() -> (
         tempfile::TempDir,
@@ -1057,14 +1079,7 @@ mod tests {
         UnboundedReceiver<StatusUpdate>,
     ) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (tx, rx) = unbounded_channel();
-        let executors = Executors::new(
-            dir.path().to_path_buf(),
-            "127.0.0.1".into(),
-            tx,
-            crate::isolation::Isolator::Posix,
-            Arc::new(PendingUpdates::default()),
-        );
+        let (executors, _, rx) = Executors::for_tests(dir.path());
         (dir, executors, rx)
     }
 

@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 
 use crate::checkpoint::{self, CheckpointedExecutor};
 use crate::executors::{env, sandbox_in};
-use crate::isolation::procfs;
 
 /// What `/proc` says of one process.
 #[derive(Clone, Debug)]
@@ -116,14 +115,11 @@ pub(crate) fn find(
         let Some(stat) = std::fs::read_to_string(dir.join("stat")).ok() else {
             continue;
         };
-        let (Some(parsed), Some(start_ticks)) = (
-            procfs::parse_stat(&stat),
-            crate::recovery::parse_start_ticks(&stat),
-        ) else {
+        let Some((pgrp, start_ticks)) = crate::recovery::parse_group_and_start(&stat) else {
             continue;
         };
         // Only a group leader can be an executor: skip the rest before reading more.
-        if parsed.pgrp != pid {
+        if pgrp != pid {
             continue;
         }
         let Ok(environ) = std::fs::read(dir.join("environ")) else {
@@ -135,7 +131,7 @@ pub(crate) fn find(
         });
         let facts = ProcessFacts {
             pid,
-            pgrp: parsed.pgrp,
+            pgrp,
             start_ticks,
             environ: &environ,
             cgroup,

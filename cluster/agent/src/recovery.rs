@@ -282,6 +282,12 @@ pub fn start_ticks(pid: i32) -> Option<u64> {
 
 /// The start time in a `/proc/PID/stat` line, `None` for a zombie or a line that is not one.
 pub fn parse_start_ticks(stat: &str) -> Option<u64> {
+    parse_group_and_start(stat).map(|(_, ticks)| ticks)
+}
+
+/// The process group and start time in a `/proc/PID/stat` line, `None` for a zombie or a line
+/// that is not one.
+pub fn parse_group_and_start(stat: &str) -> Option<(i32, u64)> {
     let (_, rest) = stat.rsplit_once(')')?;
     // After the name: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
     // utime stime cutime cstime priority nice threads itrealvalue starttime ...
@@ -289,7 +295,7 @@ pub fn parse_start_ticks(stat: &str) -> Option<u64> {
     if matches!(fields.first(), Some(&"Z") | Some(&"X") | None) {
         return None;
     }
-    fields.get(19)?.parse().ok()
+    Some((fields.get(2)?.parse().ok()?, fields.get(19)?.parse().ok()?))
 }
 
 /// Whether `pid` still runs and is the process that started at `ticks`.
@@ -397,6 +403,7 @@ mod tests {
         let stat = "4242 (tessera-exec (1)) S 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 \
                     4 0 987654 100000 200 18446744073709551615";
         assert_eq!(parse_start_ticks(stat), Some(987654));
+        assert_eq!(parse_group_and_start(stat), Some((4242, 987654)));
         let zombie = stat.replace(") S ", ") Z ");
         assert_eq!(parse_start_ticks(&zombie), None);
         assert_eq!(parse_start_ticks("garbage"), None);
@@ -439,35 +446,22 @@ mod tests {
             .unwrap()
     }
 
-    /// An agent restarted on `work_dir` (its checkpoint names agent `S0` and no executor).
-    fn restarted(
-        work_dir: &Path,
-    ) -> (
-        Arc<Executors>,
-        Arc<PendingUpdates>,
-        tokio::sync::mpsc::UnboundedReceiver<StatusUpdate>,
-    ) {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let pending = Arc::new(PendingUpdates::default());
-        let executors = Executors::new(
-            work_dir.to_path_buf(),
-            "127.0.0.1".into(),
-            tx,
-            crate::isolation::Isolator::Posix,
-            pending.clone(),
-        );
-        (executors, pending, rx)
+    /// A work directory whose agent (`S0`) died just after starting executor `E-unnamed`, before
+    /// its checkpoint named it; and that executor's process.
+    fn died_before_checkpointing() -> (tempfile::TempDir, std::process::Child) {
+        let dir = tempfile::tempdir().unwrap();
+        Executors::for_tests(dir.path()).0.set_agent_id("S0");
+        let child = started_not_checkpointed(dir.path(), "E-unnamed");
+        (dir, child)
     }
 
     #[tokio::test]
     async fn an_executor_started_but_not_checkpointed_is_adopted_within_the_timeout() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, mut child) = died_before_checkpointing();
         let work = dir.path();
-        restarted(work).0.set_agent_id("S0");
-        let mut child = started_not_checkpointed(work, "E-unnamed");
         let pid = child.id() as i32;
 
-        let (executors, pending, _rx) = restarted(work);
+        let (executors, pending, _rx) = Executors::for_tests(work);
         let recovered =
             recover(work, RecoverMode::Reconnect, MINUTE, &executors, &pending).expect("recovery");
         assert_eq!(
@@ -504,15 +498,13 @@ mod tests {
 
     #[tokio::test]
     async fn an_executor_started_but_not_checkpointed_is_killed_in_cleanup() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, mut child) = died_before_checkpointing();
         let work = dir.path();
-        restarted(work).0.set_agent_id("S0");
-        let mut child = started_not_checkpointed(work, "E-unnamed");
         // Another work directory's executor is not this agent's.
         let other = tempfile::tempdir().unwrap();
         let mut stranger = started_not_checkpointed(other.path(), "E-other");
 
-        let (executors, pending, mut rx) = restarted(work);
+        let (executors, pending, mut rx) = Executors::for_tests(work);
         let recovered =
             recover(work, RecoverMode::Cleanup, MINUTE, &executors, &pending).expect("recovery");
         assert_eq!(

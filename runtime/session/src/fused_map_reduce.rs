@@ -13,9 +13,10 @@
 //! returns, from such a variable or from the session's `Context` (`let points =
 //! sc.text_file(..).map(..).cache();`, as a script without cells has it), or such a chain
 //! itself (`points.filter(..)`). `map` and `reduce` each take one argument without `::<..>`.
-//! Chains inside the cell's items (`fn`, `impl`) or inside macro calls are left alone. Line breaks are kept, so compiler
-//! messages keep the cell's line numbers; a cell whose fused form does not compile runs with
-//! its captures rewritten only, then as written (see the session's `compile_and_run`).
+//! Chains inside the cell's items (`fn`, `impl`) or inside macro calls are left alone. Line
+//! breaks are kept, so compiler messages keep the cell's line numbers; a cell whose fused form
+//! does not compile runs with its captures rewritten only, then as written (see the session's
+//! `compile_and_run`).
 
 use crate::auto_capture::inside_item;
 use ra_ap_syntax::ast::{self, AstNode, HasArgList, HasGenericArgs, HasName};
