@@ -218,6 +218,11 @@ pub struct TaskLine {
     pub shuffle_written: u64,
     /// Bytes the task wrote to spill files, or kept on disk of what it fetched.
     pub spilled: u64,
+    /// Records the task's action received.
+    pub records: u64,
+    /// Threads its records went through: more than one when idle cores of its executor
+    /// helped with a cached partition.
+    pub threads: u64,
     /// How long the task ran on its executor.
     pub ran: std::time::Duration,
     /// When the driver had its result.
@@ -343,6 +348,8 @@ pub fn read_task_metrics(path: &Path) -> Vec<TaskLine> {
                 origin: v["origin"].as_str().unwrap().to_string(),
                 shuffle_read: v["shuffle_read"].as_u64().unwrap(),
                 shuffle_written: v["shuffle_written"].as_u64().unwrap(),
+                records: v["records"].as_u64().unwrap(),
+                threads: v["threads"].as_u64().unwrap(),
                 spilled: v["spilled"].as_u64().unwrap(),
                 ran: std::time::Duration::from_micros(v["micros"].as_u64().unwrap()),
                 finished: std::time::UNIX_EPOCH

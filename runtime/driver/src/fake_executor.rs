@@ -267,6 +267,7 @@ impl FakeCluster {
                 shuffle_read_bytes: 0,
                 shuffle_write_bytes: 0,
                 spilled_bytes: 0,
+                threads: 1,
             },
         });
         match delay {

@@ -260,7 +260,7 @@ impl DriverState {
             };
             let _ = writeln!(
                 log.lock(),
-                r#"{{"job":{job_id},"stage":"{stage}","partition":{partition},"locality":"{locality}","executor":"{}","pid":{},"origin":"{origin}","records":{},"micros":{},"shuffle_read":{},"shuffle_written":{},"spilled":{},"finished_unix_micros":{}}}"#,
+                r#"{{"job":{job_id},"stage":"{stage}","partition":{partition},"locality":"{locality}","executor":"{}","pid":{},"origin":"{origin}","records":{},"micros":{},"shuffle_read":{},"shuffle_written":{},"spilled":{},"threads":{},"finished_unix_micros":{}}}"#,
                 metrics.executor_id,
                 metrics.executor_pid,
                 metrics.records,
@@ -268,6 +268,7 @@ impl DriverState {
                 metrics.shuffle_read_bytes,
                 metrics.shuffle_write_bytes,
                 metrics.spilled_bytes,
+                metrics.threads,
                 // When the driver had the result: with `micros`, where the task sat in time.
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)

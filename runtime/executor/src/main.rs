@@ -13,6 +13,7 @@ mod bad_record;
 mod blocks;
 mod driver_watch;
 mod error;
+mod morsels;
 mod replication;
 mod service;
 mod shuffle_fetch;

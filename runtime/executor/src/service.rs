@@ -102,6 +102,7 @@ impl Executor for ExecutorService {
             let slot = self.slots.take().await.map_err(slot_status)?;
             let fetch_spilled = spool.spilled;
             let (spill_dir, spill_budget) = (self.spill_dir.clone(), self.task_spill_budget);
+            let slots = self.slots.clone();
             let (artifacts, blocks, shuffles, broadcasts, cancelled, executor_id) = (
                 self.artifacts.clone(),
                 self.blocks.clone(),
@@ -119,6 +120,7 @@ impl Executor for ExecutorService {
                         blocks: &blocks,
                         shuffles: &shuffles,
                         cancelled: &cancelled,
+                        slots: Some(&slots),
                         executor_id: &executor_id,
                         shuffle_input: &shuffle_input,
                         fetch_spilled,

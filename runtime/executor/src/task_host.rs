@@ -180,6 +180,11 @@ pub struct TaskHost<'a> {
     table: Host,
 }
 
+// SAFETY: the table's pointers point into the host itself (its context and its spill
+// directory's bytes), which does not move (it is boxed) and is not changed after it is made;
+// what the task's threads change through it is behind a lock or atomic.
+unsafe impl Sync for TaskHost<'_> {}
+
 impl<'a> TaskHost<'a> {
     /// A task's host: its operators may each hold `spill_budget` bytes before they spill to
     /// files in `spill_dir`.

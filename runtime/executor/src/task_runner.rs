@@ -9,8 +9,10 @@ use crate::artifacts::Artifacts;
 use crate::bad_record::{first_failing_line, read_bad_record, with_place};
 use crate::blocks::{Block, BlockManager};
 use crate::error::ExecutorError;
+use crate::morsels;
 use crate::shuffle_store::{Bucket, ShuffleStore};
 use crate::task_host::TaskHost;
+use crate::task_slots::TaskSlots;
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -34,6 +36,9 @@ pub struct TaskEnv<'a> {
     pub blocks: &'a BlockManager,
     pub shuffles: &'a ShuffleStore,
     pub cancelled: &'a AtomicBool,
+    /// The executor's slots, whose idle ones may help with a cached partition's batches
+    /// ([`morsels`]).
+    pub slots: Option<&'a TaskSlots>,
     pub executor_id: &'a str,
     pub host: &'a TaskHost<'a>,
     /// The buckets of each shuffle partition the task's source reads, fetched before it runs
@@ -60,10 +65,7 @@ pub fn libraries(task: &TaskSpec) -> Vec<String> {
 
 pub fn run_task(task: &TaskSpec, env: &TaskEnv) -> TaskOutcome {
     let started = Instant::now();
-    let mut shared = Shared {
-        error: None,
-        cancelled: env.cancelled,
-    };
+    let mut shared = Shared::new(env.cancelled);
     match run(task, env, &mut shared) {
         Ok(None) => TaskOutcome::CacheMiss,
         Ok(Some(ran)) => TaskOutcome::Success {
@@ -81,6 +83,7 @@ pub fn run_task(task: &TaskSpec, env: &TaskEnv) -> TaskOutcome {
                 shuffle_read_bytes: env.shuffle_input.values().flatten().map(Bucket::len).sum(),
                 shuffle_write_bytes: ran.shuffle_written,
                 spilled_bytes: env.host.spilled() + env.fetch_spilled,
+                threads: ran.threads,
             },
         },
         // The outcome travels as text.
@@ -219,12 +222,20 @@ fn run_from(replay: &TaskSpec, source: TaskSource, env: &TaskEnv) -> Result<(), 
 }
 
 /// State every step of a running task shares: the first error, and the cancel flag.
-struct Shared<'a> {
+pub(crate) struct Shared<'a> {
     error: Option<ExecutorError>,
     cancelled: &'a AtomicBool,
 }
 
 impl Shared<'_> {
+    /// A task's first error, none yet.
+    pub(crate) fn new(cancelled: &AtomicBool) -> Shared<'_> {
+        Shared {
+            error: None,
+            cancelled,
+        }
+    }
+
     fn fail(&mut self, error: ExecutorError) -> Status {
         self.error.get_or_insert(error);
         STATUS_ERROR
@@ -238,7 +249,7 @@ impl Shared<'_> {
     }
 
     /// The first error, or `fallback` when the code failed without saying why.
-    fn take_error(&mut self, fallback: ExecutorError) -> ExecutorError {
+    pub(crate) fn take_error(&mut self, fallback: ExecutorError) -> ExecutorError {
         self.error.take().unwrap_or(fallback)
     }
 }
@@ -250,7 +261,7 @@ unsafe extern "C" fn set_error(ctx: *mut c_void, message: RawBytes) {
     });
 }
 
-enum OpenStepKind {
+pub(crate) enum OpenStepKind {
     Operator {
         table: &'static OperatorVTable,
         state: *mut c_void,
@@ -276,8 +287,8 @@ enum OpenStepKind {
 
 /// One step of a chain, opened on this executor (its operator's state made); `input` is the
 /// table of the batches it receives.
-struct OpenStep {
-    kind: OpenStepKind,
+pub(crate) struct OpenStep {
+    pub(crate) kind: OpenStepKind,
     input: BatchVTable,
     next: *mut OpenStep,
     shared: *mut Shared<'static>,
@@ -330,7 +341,7 @@ impl OpenStep {
     /// As [`OpenStep::accept`], for a batch the caller keeps: an operator or action that reads
     /// batches in place gets it as it is, a count reads its length; any other step takes a
     /// copy.
-    unsafe fn accept_shared(&mut self, batch: Batch) -> Status {
+    pub(crate) unsafe fn accept_shared(&mut self, batch: Batch) -> Status {
         let shared = unsafe { &mut *self.shared };
         if shared.cancelled.load(Ordering::Relaxed) {
             return shared.fail(ExecutorError::Cancelled);
@@ -360,6 +371,43 @@ impl OpenStep {
         }
         let copy = unsafe { (self.input.clone)(batch) };
         unsafe { self.accept(copy) }
+    }
+
+    /// Folds what `other`, the same action opened for the same partition, was pushed into this
+    /// one (see [`ActionVTable::merge`]); `other` is left to be dropped.
+    pub(crate) fn merge(
+        &mut self,
+        other: &mut OpenStep,
+        shared: &mut Shared,
+    ) -> Result<(), ExecutorError> {
+        match (&mut self.kind, &mut other.kind) {
+            (OpenStepKind::Count { records }, OpenStepKind::Count { records: more }) => {
+                *records += *more;
+                Ok(())
+            }
+            (
+                OpenStepKind::Action {
+                    table,
+                    state,
+                    records,
+                },
+                OpenStepKind::Action {
+                    state: other_state,
+                    records: more,
+                    ..
+                },
+            ) => {
+                let merge = table
+                    .merge
+                    .expect("only an action that merges is shared among threads");
+                if unsafe { merge(*state, *other_state, shared.sink()) } != STATUS_OK {
+                    return Err(shared.take_error(ExecutorError::TaskFailed));
+                }
+                *records += *more;
+                Ok(())
+            }
+            _ => unreachable!("a task's threads open the same action"),
+        }
     }
 }
 
@@ -476,9 +524,11 @@ struct Ran {
     stored: Vec<StoredBlock>,
     evicted: Vec<(RddId, u32)>,
     shuffle_written: u64,
+    /// Threads its records went through ([`morsels`]).
+    threads: u32,
 }
 
-enum Start<'a> {
+pub(crate) enum Start<'a> {
     Cached(std::sync::Arc<Block>),
     Source(&'a TaskSource, &'static SourceVTable),
     /// The chains of a partitionwise union, each feeding the step after the union in turn.
@@ -487,10 +537,10 @@ enum Start<'a> {
 
 /// A chain's open steps before they are linked: where its records start, the open steps of the steps
 /// after the last one this executor caches, and the table of the batches it puts out.
-struct OpenChain<'a> {
-    start: Start<'a>,
-    open_steps: Vec<OpenStep>,
-    output: BatchVTable,
+pub(crate) struct OpenChain<'a> {
+    pub(crate) start: Start<'a>,
+    pub(crate) open_steps: Vec<OpenStep>,
+    pub(crate) output: BatchVTable,
     /// Where `output` comes from.
     output_code: BatchCode,
     origin: PartitionOrigin,
@@ -498,7 +548,7 @@ struct OpenChain<'a> {
 
 /// Builds a chain from `source` through `steps`, resuming from the last step this executor
 /// caches; `None` when it came without its source and nothing of it is cached.
-fn build_chain<'a>(
+pub(crate) fn build_chain<'a>(
     source: Option<&'a TaskSource>,
     steps: &[Step],
     env: &TaskEnv,
@@ -620,19 +670,7 @@ fn drive(
     env: &TaskEnv,
     shared: &mut Shared,
 ) -> Result<(), ExecutorError> {
-    // Link the open steps; `open_steps` is not resized from here on, so the pointers stay valid.
-    let count = chain.open_steps.len();
-    let base = chain.open_steps.as_mut_ptr();
-    for i in 0..count {
-        let next = if i + 1 < count {
-            unsafe { base.add(i + 1) }
-        } else {
-            sink
-        };
-        unsafe { (*base.add(i)).next = next };
-    }
-    let head = if count == 0 { sink } else { base };
-
+    let head = link(chain, sink);
     let fed = match &mut chain.start {
         Start::Cached(block) => {
             let mut status = STATUS_OK;
@@ -732,6 +770,31 @@ fn drive(
     if fed != STATUS_OK {
         return Err(shared.take_error(ExecutorError::TaskFailed));
     }
+    finish_steps(chain, shared)
+}
+
+/// Links a chain's open steps to each other and the last to `sink`; returns the first step
+/// (`sink` when there is none). `open_steps` is not resized from here on, so the pointers stay
+/// valid.
+pub(crate) fn link(chain: &mut OpenChain, sink: *mut OpenStep) -> *mut OpenStep {
+    let count = chain.open_steps.len();
+    let base = chain.open_steps.as_mut_ptr();
+    for i in 0..count {
+        let next = if i + 1 < count {
+            unsafe { base.add(i + 1) }
+        } else {
+            sink
+        };
+        unsafe { (*base.add(i)).next = next };
+    }
+    if count == 0 { sink } else { base }
+}
+
+/// Finishes a chain's operators in order (finishing one may push more batches into the next).
+pub(crate) fn finish_steps(
+    chain: &mut OpenChain,
+    shared: &mut Shared,
+) -> Result<(), ExecutorError> {
     for step in &mut chain.open_steps {
         if let OpenStepKind::Operator { table, state } = &mut step.kind {
             let status =
@@ -791,13 +854,13 @@ fn store_cached(
     }
 }
 
-/// Runs the task; `None` when it came without its source and the partition is not cached.
-fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran>, ExecutorError> {
-    let Some(mut chain) = build_chain(task.chain.source.as_ref(), &task.chain.steps, env, shared)?
-    else {
-        return Ok(None);
-    };
-    let input = chain.output;
+/// Opens the task's action, which takes the records `input` holds.
+pub(crate) fn open_action(
+    task: &TaskSpec,
+    env: &TaskEnv,
+    input: BatchVTable,
+    shared: &mut Shared,
+) -> Result<OpenStep, ExecutorError> {
     let kind = match &task.action {
         TaskAction::Count => OpenStepKind::Count { records: 0 },
         TaskAction::Run(op) | TaskAction::ShuffleWrite { writer: op, .. } => {
@@ -819,13 +882,27 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
             }
         }
     };
-    let mut action = OpenStep {
+    Ok(OpenStep {
         kind,
         input,
         next: std::ptr::null_mut(),
         shared: shared as *mut Shared as *mut Shared<'static>,
+    })
+}
+
+/// Runs the task; `None` when it came without its source and the partition is not cached.
+fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran>, ExecutorError> {
+    let Some(mut chain) = build_chain(task.chain.source.as_ref(), &task.chain.steps, env, shared)?
+    else {
+        return Ok(None);
     };
-    drive(&mut chain, &mut action, env, shared)?;
+    let mut action = open_action(task, env, chain.output, shared)?;
+    let threads = if morsels::shares_batches(task, &chain, &action) {
+        morsels::drive_shared(task, env, &mut chain, &mut action, shared)?
+    } else {
+        drive(&mut chain, &mut action, env, shared)?;
+        1
+    };
 
     let mut result = Vec::new();
     let mut output = match &task.action {
@@ -893,6 +970,7 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
         stored,
         evicted,
         shuffle_written,
+        threads,
     }))
 }
 

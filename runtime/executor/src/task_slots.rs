@@ -10,6 +10,7 @@
 //! ([`crate::allocator::spawn_blocking`]).
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 
 use parking_lot::Mutex;
@@ -23,6 +24,14 @@ type Job = Box<dyn FnOnce() + Send>;
 pub struct TaskSlots {
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<mpsc::Sender<Job>>>,
+    /// Tasks waiting in [`TaskSlots::take`], which come before any help ([`IdleSlot`]).
+    waiting: AtomicUsize,
+}
+
+/// A slot no task wanted, taken to help a running task with its records (`morsels.rs`): its
+/// core, not its thread. Dropping it gives the slot back.
+pub struct IdleSlot {
+    _permit: OwnedSemaphorePermit,
 }
 
 /// A slot taken: its thread runs a task's body. Dropping it gives the slot back.
@@ -65,11 +74,13 @@ impl TaskSlots {
         Ok(TaskSlots {
             permits: Arc::new(Semaphore::new(count)),
             idle: Mutex::new(idle),
+            waiting: AtomicUsize::new(0),
         })
     }
 
     /// Waits for a free slot.
     pub async fn take(&self) -> Result<TaskSlot<'_>, SlotError> {
+        let _waiting = Waiting::count(&self.waiting);
         let permit = self
             .permits
             .clone()
@@ -82,6 +93,38 @@ impl TaskSlots {
             thread: Some(thread.expect("a permit is held for each idle slot thread")),
             _permit: permit,
         })
+    }
+
+    /// A slot free now that no task waits for, if there is one. A task that then comes waits
+    /// until the help gives it back ([`TaskSlots::task_waiting`]).
+    pub fn take_idle(&self) -> Option<IdleSlot> {
+        if self.task_waiting() {
+            return None;
+        }
+        let permit = self.permits.clone().try_acquire_owned().ok()?;
+        Some(IdleSlot { _permit: permit })
+    }
+
+    /// Whether a task waits for a slot: help stops, and gives its slot back, when one does.
+    pub fn task_waiting(&self) -> bool {
+        self.waiting.load(Ordering::SeqCst) > 0
+    }
+}
+
+/// One task counted in [`TaskSlots::task_waiting`] until dropped, however its wait ends (the
+/// call's future dropped included).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Waiting<'_> {
+    fn count(waiting: &AtomicUsize) -> Waiting<'_> {
+        waiting.fetch_add(1, Ordering::SeqCst);
+        Waiting(waiting)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -167,6 +210,39 @@ mod tests {
         drop(first);
         let second = slots.take().await.unwrap();
         assert_eq!(second.run(|| 6 * 7).await.unwrap(), 42);
+    }
+
+    #[tokio::test]
+    async fn an_idle_slot_helps_only_while_no_task_waits() {
+        let slots = TaskSlots::start(2).unwrap();
+        let running = slots.take().await.unwrap();
+        let helping = slots.take_idle().expect("the second slot is idle");
+        assert!(slots.take_idle().is_none(), "no third slot");
+        // A task that comes waits for the helper's slot, and is seen waiting.
+        let mut coming = Box::pin(slots.take());
+        let now = tokio::time::timeout(Duration::from_millis(20), &mut coming).await;
+        assert!(now.is_err(), "both slots are taken");
+        assert!(slots.task_waiting());
+        drop(helping);
+        let task = coming.await.unwrap();
+        assert!(!slots.task_waiting());
+        drop(running);
+        assert!(
+            slots.take_idle().is_some(),
+            "a slot given back by a task is idle again"
+        );
+        drop(task);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_task_that_gives_up_is_no_longer_counted() {
+        let slots = TaskSlots::start(1).unwrap();
+        let running = slots.take().await.unwrap();
+        let gave_up = tokio::time::timeout(Duration::from_millis(20), slots.take()).await;
+        assert!(gave_up.is_err());
+        assert!(!slots.task_waiting());
+        drop(running);
+        assert!(slots.take_idle().is_some());
     }
 
     #[tokio::test]

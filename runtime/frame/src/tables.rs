@@ -290,6 +290,7 @@ static PARSE_CSV: OperatorVTable = OperatorVTable {
     push_shared: None,
     finish: parse_finish,
     close: parse_close,
+    recordwise: false,
 };
 
 static PARSE_JSON: OperatorVTable = OperatorVTable {
@@ -301,6 +302,7 @@ static PARSE_JSON: OperatorVTable = OperatorVTable {
     push_shared: None,
     finish: parse_finish,
     close: parse_close,
+    recordwise: false,
 };
 
 unsafe extern "C" fn parse_csv_table() -> *const c_void {
@@ -374,6 +376,7 @@ static STEPS: OperatorVTable = OperatorVTable {
     push_shared: None,
     finish: steps_finish,
     close: gather_close::<StepsParams>,
+    recordwise: false,
 };
 
 unsafe extern "C" fn steps_table() -> *const c_void {
@@ -468,6 +471,7 @@ static HASH_WRITER: ActionVTable = ActionVTable {
     finish: hash_writer_finish,
     close: gather_close::<FrameShuffleParams>,
     replayable: false,
+    merge: None,
 };
 
 unsafe extern "C" fn hash_writer_table() -> *const c_void {
@@ -502,6 +506,7 @@ static RANGE_WRITER: ActionVTable = ActionVTable {
     finish: range_writer_finish,
     close: gather_close::<RangeShuffleParams>,
     replayable: false,
+    merge: None,
 };
 
 unsafe extern "C" fn range_writer_table() -> *const c_void {
@@ -529,6 +534,7 @@ static SAMPLE_SORT_KEYS: ActionVTable = ActionVTable {
     finish: sample_finish,
     close: gather_close::<(SampleParams, u32)>,
     replayable: false,
+    merge: None,
 };
 
 unsafe extern "C" fn sample_sort_keys_table() -> *const c_void {
@@ -555,6 +561,7 @@ static ROWS: ActionVTable = ActionVTable {
     finish: rows_finish,
     close: gather_close::<RowsParams>,
     replayable: false,
+    merge: None,
 };
 
 unsafe extern "C" fn rows_table() -> *const c_void {
@@ -670,6 +677,7 @@ static JOIN: OperatorVTable = OperatorVTable {
     push_shared: None,
     finish: join_finish,
     close: join_close,
+    recordwise: false,
 };
 
 unsafe extern "C" fn join_table() -> *const c_void {
@@ -796,6 +804,7 @@ static BROADCAST_JOIN: OperatorVTable = OperatorVTable {
     push_shared: None,
     finish: broadcast_join_finish,
     close: broadcast_join_close,
+    recordwise: false,
 };
 
 unsafe extern "C" fn broadcast_join_table() -> *const c_void {
@@ -836,6 +845,7 @@ static IPC: ActionVTable = ActionVTable {
     finish: ipc_finish,
     close: gather_close::<()>,
     replayable: false,
+    merge: None,
 };
 
 unsafe extern "C" fn ipc_table() -> *const c_void {
@@ -898,6 +908,7 @@ static MEASURE: ActionVTable = ActionVTable {
     finish: measure_finish,
     close: gather_close::<MeasureParams>,
     replayable: false,
+    merge: None,
 };
 
 unsafe extern "C" fn measure_table() -> *const c_void {
@@ -936,6 +947,7 @@ static WRITE: ActionVTable = ActionVTable {
     finish: write_finish,
     close: gather_close::<(WriteParams, u32)>,
     replayable: false,
+    merge: None,
 };
 
 unsafe extern "C" fn write_table() -> *const c_void {
@@ -972,6 +984,7 @@ static ROWS_WRITER: ActionVTable = ActionVTable {
     finish: rows_writer_finish,
     close: gather_close::<(u32, u32)>,
     replayable: false,
+    merge: None,
 };
 
 unsafe extern "C" fn rows_writer_table() -> *const c_void {
@@ -987,6 +1000,7 @@ static PARSE_RECORDS: OperatorVTable = OperatorVTable {
     push_shared: None,
     finish: parse_finish,
     close: parse_close,
+    recordwise: false,
 };
 
 unsafe extern "C" fn parse_records_table() -> *const c_void {

@@ -9,7 +9,7 @@
 use std::ffi::c_void;
 
 /// Bumped whenever a table below changes shape; executors refuse tables of another version.
-pub const ABI_VERSION: u32 = 6;
+pub const ABI_VERSION: u32 = 7;
 
 /// Return value of every fallible ABI function.
 pub type Status = i32;
@@ -201,6 +201,11 @@ pub struct OperatorVTable {
     pub finish: unsafe extern "C" fn(state: *mut c_void, out: BatchSink, err: ErrorSink) -> Status,
     /// Frees the state, whether or not `finish` ran.
     pub close: unsafe extern "C" fn(state: *mut c_void),
+    /// Whether each record's output depends on that record alone (`map`, `filter`,
+    /// `flat_map`...; not `map_partitions`, `sample` or `glom`): the executor may then push
+    /// some of a partition's batches through one state and the rest through another, on
+    /// another thread, and the records out are the same (version 7).
+    pub recordwise: bool,
 }
 
 /// Turns bytes shipped by the driver or read by the executor into the first batches of a task.
@@ -238,6 +243,15 @@ pub struct ActionVTable {
     /// result (a fold; not a writer, nor `foreach`): an executor that looks for the line that
     /// made a closure panic may then run it again (version 6).
     pub replayable: bool,
+    /// Folds what the state `other` was pushed into `state`, as if `state` had been pushed
+    /// those batches too, in any order: two states opened for the same partition, each pushed
+    /// some of its batches, then give the partition's result (`reduce`, `count_by_value`,
+    /// `stats`; not `collect`, whose result keeps the records' order, nor `fold`, whose zero
+    /// value would be counted once per state). The caller still closes `other`. `None`: the
+    /// action sees a partition's batches through one state (version 7).
+    pub merge: Option<
+        unsafe extern "C" fn(state: *mut c_void, other: *mut c_void, err: ErrorSink) -> Status,
+    >,
 }
 
 /// Every code reference in a plan points at one of these: it returns a `&'static` table

@@ -330,6 +330,9 @@ pub struct TaskMetrics {
     /// Bytes the task wrote to spill files (writers, merges and sorts past their budget) and
     /// of fetched buckets it kept on disk rather than in memory.
     pub spilled_bytes: u64,
+    /// Threads the task's records went through: 1, or more when idle slots of its executor
+    /// took some of a cached partition's batches (the executor's `morsels.rs`).
+    pub threads: u32,
 }
 
 /// A finished task.
@@ -484,6 +487,7 @@ mod tests {
                     shuffle_read_bytes: 0,
                     shuffle_write_bytes: 9,
                     spilled_bytes: 0,
+                    threads: 1,
                 },
             };
             let _ = decode_outcome(&damaged(bincode::serialize(&outcome).unwrap(), &edits));

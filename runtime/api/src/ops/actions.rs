@@ -66,8 +66,13 @@ impl<T: Data, F: Fn(T, T) -> T + Send + Sync + 'static> Action for Reduce<T, F> 
     type In = T;
     type Func = F;
     const REPLAYABLE: bool = true;
+    const MERGES: bool = true;
     fn open(func: F, _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(Reduce(func, None))
+    }
+    fn merge(&mut self, other: &mut Self) -> Result<(), Stop> {
+        self.fold(other.1.take().into_iter());
+        Ok(())
     }
     fn push(&mut self, batch: Vec<T>) -> Result<(), Stop> {
         self.fold(batch.into_iter());
@@ -101,6 +106,7 @@ impl<
     type In = T;
     type Func = F;
     const REPLAYABLE: bool = true;
+    const MERGES: bool = true;
     fn open(map: F, _: &[u8], _: u32) -> Result<Self, OpError> {
         // SAFETY: `G` is the type of the closure the cell passed to `map_reduce`.
         let reduce =
@@ -118,6 +124,9 @@ impl<
     fn push_shared(&mut self, batch: &[T]) -> Result<(), Stop> {
         self.reduce.fold(batch.iter().cloned().map(&self.map));
         Ok(())
+    }
+    fn merge(&mut self, other: &mut Self) -> Result<(), Stop> {
+        self.reduce.merge(&mut other.reduce)
     }
     fn finish(&mut self) -> Result<Vec<u8>, Stop> {
         self.reduce.finish()
@@ -236,6 +245,18 @@ impl<T: Ord> Ord for Ordered<T> {
     }
 }
 
+impl<T: Ord> TakeOrdered<T> {
+    /// Keeps `record` if it is among the `n` first seen so far.
+    fn offer(&mut self, record: Ordered<T>) {
+        if self.heap.len() < self.n {
+            self.heap.push(record);
+        } else if self.heap.peek().is_some_and(|worst| record < *worst) {
+            self.heap.pop();
+            self.heap.push(record);
+        }
+    }
+}
+
 impl<T: Data + Ord> Action for TakeOrdered<T> {
     type In = T;
     type Func = ();
@@ -247,15 +268,16 @@ impl<T: Data + Ord> Action for TakeOrdered<T> {
             heap: BinaryHeap::new(),
         })
     }
+    const MERGES: bool = true;
     fn push(&mut self, batch: Vec<T>) -> Result<(), Stop> {
         for record in batch {
-            let record = Ordered(record, self.largest);
-            if self.heap.len() < self.n {
-                self.heap.push(record);
-            } else if self.heap.peek().is_some_and(|worst| record < *worst) {
-                self.heap.pop();
-                self.heap.push(record);
-            }
+            self.offer(Ordered(record, self.largest));
+        }
+        Ok(())
+    }
+    fn merge(&mut self, other: &mut Self) -> Result<(), Stop> {
+        for record in std::mem::take(&mut other.heap) {
+            self.offer(record);
         }
         Ok(())
     }
@@ -274,6 +296,7 @@ pub(crate) struct CountByValue<T>(HashMap<T, u64>);
 impl<T: Data + Hash + Eq> Action for CountByValue<T> {
     type In = T;
     type Func = ();
+    const MERGES: bool = true;
     fn open(_: (), _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(CountByValue(HashMap::new()))
     }
@@ -295,6 +318,12 @@ impl<T: Data + Hash + Eq> Action for CountByValue<T> {
         }
         Ok(())
     }
+    fn merge(&mut self, other: &mut Self) -> Result<(), Stop> {
+        for (record, count) in other.0.drain() {
+            *self.0.entry(record).or_insert(0) += count;
+        }
+        Ok(())
+    }
     fn finish(&mut self) -> Result<Vec<u8>, Stop> {
         encode(
             "count_by_value",
@@ -310,8 +339,13 @@ pub(crate) struct PartitionStats<T>(Stats, std::marker::PhantomData<fn(T)>);
 impl<T: Numeric> Action for PartitionStats<T> {
     type In = T;
     type Func = ();
+    const MERGES: bool = true;
     fn open(_: (), _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(PartitionStats(Stats::default(), std::marker::PhantomData))
+    }
+    fn merge(&mut self, other: &mut Self) -> Result<(), Stop> {
+        self.0 = std::mem::take(&mut self.0).merge(std::mem::take(&mut other.0));
+        Ok(())
     }
     fn push(&mut self, batch: Vec<T>) -> Result<(), Stop> {
         self.push_shared(&batch)
@@ -554,5 +588,105 @@ mod shared_tests {
         let g = move |a: u64, b: u64| a + b + offset;
         let opened = map_reduce(|x: u64| x * 2, &g);
         assert!(matches!(opened, Err(OpError::NoCapturedEnvironment)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoding::decode;
+    use serde::de::DeserializeOwned;
+
+    /// The result of `open()` pushed every record in one batch, and the result of two states
+    /// pushed its two halves in several batches, the second merged into the first.
+    fn whole_and_merged<A: Action, R: DeserializeOwned>(
+        open: impl Fn() -> A,
+        records: Vec<A::In>,
+    ) -> (R, R) {
+        let mut whole = open();
+        whole.push(records.clone()).unwrap();
+        let whole = decode(&whole.finish().unwrap()).unwrap();
+        let (first_half, second_half) = records.split_at(records.len() / 2);
+        let (mut first, mut second) = (open(), open());
+        for batch in first_half.chunks(7) {
+            first.push_shared(batch).unwrap();
+        }
+        for batch in second_half.chunks(5) {
+            second.push(batch.to_vec()).unwrap();
+        }
+        first.merge(&mut second).unwrap();
+        (whole, decode(&first.finish().unwrap()).unwrap())
+    }
+
+    fn numbers() -> Vec<u64> {
+        (0..1000u64)
+            .map(|x| x.wrapping_mul(2654435761) % 997)
+            .collect()
+    }
+
+    #[test]
+    fn merged_reductions_equal_one_pass() {
+        let (whole, merged): (Option<u64>, _) =
+            whole_and_merged(|| Reduce(|a: u64, b: u64| a + b, None), numbers());
+        assert_eq!(whole, Some(numbers().iter().sum()));
+        assert_eq!(merged, whole);
+        // A state that saw nothing merges into one that did, and the other way round.
+        let add = |a: u64, b: u64| a + b;
+        let (mut empty, mut full) = (Reduce(add, None), Reduce(add, Some(5)));
+        empty.merge(&mut full).unwrap();
+        assert_eq!(empty.1, Some(5));
+        empty.merge(&mut Reduce(add, None)).unwrap();
+        assert_eq!(empty.1, Some(5));
+    }
+
+    #[test]
+    fn merged_counts_by_value_equal_one_pass() {
+        let (whole, merged): (Vec<(u64, u64)>, Vec<(u64, u64)>) = whole_and_merged(
+            || CountByValue(HashMap::new()),
+            numbers().iter().map(|x| x % 10).collect(),
+        );
+        let (mut whole, mut merged) = (whole, merged);
+        whole.sort();
+        merged.sort();
+        assert_eq!(whole.iter().map(|(_, n)| n).sum::<u64>(), 1000);
+        assert_eq!(merged, whole);
+    }
+
+    #[test]
+    fn merged_smallest_and_largest_equal_one_pass() {
+        for largest in [false, true] {
+            let open = || TakeOrdered {
+                n: 5,
+                largest,
+                heap: BinaryHeap::new(),
+            };
+            let (whole, merged): (Vec<u64>, Vec<u64>) = whole_and_merged(open, numbers());
+            let mut sorted = numbers();
+            sorted.sort();
+            if largest {
+                sorted.reverse();
+            }
+            assert_eq!(whole, sorted[..5]);
+            assert_eq!(merged, whole);
+        }
+    }
+
+    #[test]
+    fn merged_statistics_equal_one_pass() {
+        let values: Vec<f64> = numbers().iter().map(|x| *x as f64 / 7.0).collect();
+        let (whole, merged): (Stats, Stats) = whole_and_merged(
+            || PartitionStats(Stats::default(), std::marker::PhantomData),
+            values,
+        );
+        assert_eq!(merged.count(), whole.count());
+        assert_eq!((merged.min(), merged.max()), (whole.min(), whole.max()));
+        assert!(
+            (merged.mean() - whole.mean()).abs() < 1e-9,
+            "{merged:?} {whole:?}"
+        );
+        assert!(
+            (merged.variance() - whole.variance()).abs() < 1e-9,
+            "{merged:?} {whole:?}"
+        );
     }
 }

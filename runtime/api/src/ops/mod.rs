@@ -33,6 +33,9 @@ pub(crate) trait Transform: Sized + Send + 'static {
     type Out: Data;
     /// The user's closure (or `()` when there is none).
     type Func: Send + Sync + 'static;
+    /// Whether each record's output depends on that record alone (see
+    /// [`OperatorVTable::recordwise`]).
+    const RECORDWISE: bool = false;
     /// `params` are the operator's own arguments, serialized by the cell.
     fn open(func: Self::Func, params: &[u8], partition: u32) -> Result<Self, OpError>;
     fn push(&mut self, batch: Vec<Self::In>, out: &mut BatchOut<Self::Out>) -> Result<(), Stop>;
@@ -58,6 +61,8 @@ pub(crate) trait Action: Sized + Send + 'static {
     /// Whether the action only computes its result, so that running it again over part of
     /// its input has no other effect (see [`ActionVTable::replayable`]).
     const REPLAYABLE: bool = false;
+    /// Whether [`Action::merge`] is implemented (see [`ActionVTable::merge`]).
+    const MERGES: bool = false;
     fn open(func: Self::Func, params: &[u8], partition: u32) -> Result<Self, OpError>;
     fn push(&mut self, batch: Vec<Self::In>) -> Result<(), Stop>;
     /// As [`Transform::push_shared`]: records the caller keeps, copied only as needed.
@@ -71,6 +76,11 @@ pub(crate) trait Action: Sized + Send + 'static {
         let bytes = self.finish()?;
         out(&bytes);
         Ok(())
+    }
+    /// Folds what `other`, opened for the same partition, was pushed into `self`. Called only
+    /// on actions whose [`Action::MERGES`] is true, which implement it.
+    fn merge(&mut self, _other: &mut Self) -> Result<(), Stop> {
+        unreachable!("merge is called only on an action whose MERGES is true, which implements it")
     }
 }
 
@@ -135,6 +145,7 @@ impl<X: Transform> OperatorTable<X> {
         push_shared: Some(Self::push_shared),
         finish: Self::finish,
         close: Self::close,
+        recordwise: X::RECORDWISE,
     };
 
     /// The entry point a plan records for this operator.
@@ -190,6 +201,7 @@ impl<X: Action> ActionTable<X> {
         finish: Self::finish,
         close: Self::close,
         replayable: X::REPLAYABLE,
+        merge: if X::MERGES { Some(Self::merge) } else { None },
     };
 
     pub unsafe extern "C" fn entry() -> *const c_void {
@@ -215,6 +227,11 @@ impl<X: Action> ActionTable<X> {
     unsafe extern "C" fn finish(state: *mut c_void, out: ByteSink, err: ErrorSink) -> Status {
         let op = unsafe { &mut *(state as *mut X) };
         guarded(err, || op.finish_into(&mut |bytes| write_bytes(out, bytes)))
+    }
+
+    unsafe extern "C" fn merge(state: *mut c_void, other: *mut c_void, err: ErrorSink) -> Status {
+        let (op, other) = unsafe { (&mut *(state as *mut X), &mut *(other as *mut X)) };
+        guarded(err, || op.merge(other))
     }
 
     unsafe extern "C" fn close(state: *mut c_void) {

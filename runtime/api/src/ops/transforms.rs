@@ -10,6 +10,7 @@ impl<T: Data, U: Data, F: Fn(T) -> U + Send + Sync + 'static> Transform for Map<
     type In = T;
     type Out = U;
     type Func = F;
+    const RECORDWISE: bool = true;
     fn open(func: F, _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(Map(func, PhantomData))
     }
@@ -26,6 +27,7 @@ impl<T: Data, F: Fn(&T) -> bool + Send + Sync + 'static> Transform for Filter<T,
     type In = T;
     type Out = T;
     type Func = F;
+    const RECORDWISE: bool = true;
     fn open(func: F, _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(Filter(func, PhantomData))
     }
@@ -46,6 +48,7 @@ impl<T: Data, U: Data, I: IntoIterator<Item = U> + 'static, F: Fn(T) -> I + Send
     type In = T;
     type Out = U;
     type Func = F;
+    const RECORDWISE: bool = true;
     fn open(func: F, _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(FlatMap(func, PhantomData))
     }
@@ -143,6 +146,7 @@ impl<T: Data, K: Data, F: Fn(&T) -> K + Send + Sync + 'static> Transform for Key
     type In = T;
     type Out = (K, T);
     type Func = F;
+    const RECORDWISE: bool = true;
     fn open(func: F, _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(KeyBy(func, PhantomData))
     }
@@ -162,6 +166,7 @@ impl<K: Data, V: Data, W: Data, F: Fn(V) -> W + Send + Sync + 'static> Transform
     type In = (K, V);
     type Out = (K, W);
     type Func = F;
+    const RECORDWISE: bool = true;
     fn open(func: F, _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(MapValues(func, PhantomData))
     }
@@ -191,6 +196,7 @@ where
     type In = (K, V);
     type Out = (K, W);
     type Func = F;
+    const RECORDWISE: bool = true;
     fn open(func: F, _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(FlatMapValues(func, PhantomData))
     }

@@ -1,0 +1,129 @@
+//! A job on a cached partition uses every core of its executor, even with one partition: the
+//! executor's idle slot takes some of the running task's batches (`morsels.rs`), and the
+//! answers, accumulators included, are those of one pass over the records.
+
+use tessera_e2e::{Scratch, tessera_run};
+
+/// The records, and the work done on each (a few hundred multiplications, so that a job lasts
+/// tens of milliseconds and a helper surely starts before the task's own thread is done).
+const SPIN: &str = r#"
+const N: u64 = 400_000;
+fn spin(x: u64) -> u64 {
+    let mut h = x;
+    for _ in 0..1000 {
+        h = h.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    }
+    h
+}
+"#;
+
+/// The same, here.
+const N: u64 = 400_000;
+fn spin(x: u64) -> u64 {
+    let mut h = x;
+    for _ in 0..1000 {
+        h = h
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+    }
+    h
+}
+
+#[test]
+fn one_cached_partition_is_worked_on_by_both_cores_with_the_answers_of_one_pass() {
+    let dir = Scratch::new("idle-cores");
+    let script = format!(
+        r#"{SPIN}
+// %%
+let numbers = sc.parallelize((0..N).collect::<Vec<u64>>(), 1).cache();
+numbers.count()
+// %%
+numbers.map(|x: u64| spin(x)).reduce(|a: u64, b: u64| a ^ b)
+// %%
+let seen = sc.accumulator::<u64>();
+numbers.map(capture!([seen] |x: u64| {{ seen.add(1); spin(x) % 7 }})).count_by_value().len()
+// %%
+seen.value()
+// %%
+numbers.filter(|x: &u64| spin(*x) % 3 == 0).count()
+// %%
+println!("{{:?}}", numbers.map(|x: u64| spin(x)).top(3));
+// %%
+let stats = numbers.map(|x: u64| (spin(x) % 1000) as f64).stats();
+(stats.count(), stats.min(), stats.max(), format!("{{:.6}}", stats.mean()))
+"#
+    );
+    let run = tessera_run(&dir.0, &script, "local[2]", &[]);
+    run.expect_success();
+
+    let spun: Vec<u64> = (0..N).map(spin).collect();
+    let xor = spun.iter().fold(0, |a, b| a ^ b);
+    let thirds = spun.iter().filter(|h| *h % 3 == 0).count();
+    let mut top = spun.clone();
+    top.sort_unstable_by(|a, b| b.cmp(a));
+    let residues: Vec<f64> = spun.iter().map(|h| (h % 1000) as f64).collect();
+    let mean = residues.iter().sum::<f64>() / N as f64;
+    let (min, max) = residues
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+    assert_eq!(
+        run.lines(),
+        vec![
+            N.to_string(),
+            xor.to_string(),
+            "7".to_string(),
+            N.to_string(),
+            thirds.to_string(),
+            format!("{:?}", &top[..3]),
+            format!("({N}, {min:?}, {max:?}, \"{mean:.6}\")"),
+        ],
+        "stderr:\n{}",
+        run.stderr
+    );
+
+    // Job 0 computed and cached the partition, on one thread; every later job read it from
+    // the cache and shared its batches with the executor's other core.
+    let first = run.job(0);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].threads, 1, "{first:?}");
+    let records = [N, N, thirds as u64, N, N];
+    for (job, records) in (1..=5).zip(records) {
+        let tasks = run.job(job);
+        assert_eq!(tasks.len(), 1, "job {job}: {tasks:?}");
+        let task = tasks[0];
+        assert!(task.origin.starts_with("cached:"), "job {job}: {task:?}");
+        assert_eq!(
+            task.records, records,
+            "job {job}: every record once: {task:?}"
+        );
+        assert_eq!(task.threads, 2, "job {job} ran on both cores: {task:?}");
+    }
+}
+
+#[test]
+fn a_panic_in_a_shared_task_fails_its_job_with_its_message_and_keeps_the_cache() {
+    let dir = Scratch::new("idle-cores-panic");
+    // The panicking record is in the partition's last batch, which either thread may take.
+    let script = format!(
+        r#"{SPIN}
+// %%
+let numbers = sc.parallelize((0..N).collect::<Vec<u64>>(), 1).cache();
+numbers.count()
+// %%
+numbers.map(|x: u64| if x == N - 1 {{ panic!("bad record {{x}}") }} else {{ spin(x) }}).reduce(|a: u64, b: u64| a ^ b)
+// %%
+numbers.map(|x: u64| spin(x)).reduce(|a: u64, b: u64| a ^ b)
+"#
+    );
+    let run = tessera_run(&dir.0, &script, "local[2]", &["--keep-going"]);
+    assert!(!run.success, "a failed cell makes the run fail");
+    let message = format!("closure panicked: bad record {}", N - 1);
+    assert!(run.stderr.contains(&message), "{}", run.stderr);
+    assert!(run.stderr.contains("error in cell 3"), "{}", run.stderr);
+    let xor = (0..N).map(spin).fold(0, |a, b| a ^ b);
+    assert_eq!(run.lines(), vec![N.to_string(), xor.to_string()]);
+    let last = run.tasks.iter().filter(|t| t.job == 2).collect::<Vec<_>>();
+    assert_eq!(last.len(), 1, "{:?}", run.tasks);
+    assert!(last[0].origin.starts_with("cached:"), "{last:?}");
+    assert_eq!(last[0].threads, 2, "{last:?}");
+}
