@@ -1,6 +1,7 @@
 //! A job on a cached partition uses every core of its executor, even with one partition: the
-//! executor's idle slot takes some of the running task's batches (`morsels.rs`), and the
-//! answers, accumulators included, are those of one pass over the records.
+//! executor's idle slot takes some of the running task's batches (`morsels.rs`). The answers,
+//! accumulators included, are those of one pass over the records, a collection keeps their
+//! order, and a sum of floats is the same to the last bit each time.
 
 use tessera_e2e::{Scratch, tessera_run};
 
@@ -51,6 +52,12 @@ println!("{{:?}}", numbers.map(|x: u64| spin(x)).top(3));
 // %%
 let stats = numbers.map(|x: u64| (spin(x) % 1000) as f64).stats();
 (stats.count(), stats.min(), stats.max(), format!("{{:.6}}", stats.mean()))
+// %%
+let fifths = numbers.filter(|x: &u64| spin(*x) % 5 == 0).collect();
+(fifths.len(), fifths.iter().enumerate().fold(0u64, |h, (i, x)| h.wrapping_mul(31).wrapping_add(i as u64 ^ x)))
+// %%
+let sums: Vec<String> = (0..3).map(|_| format!("{{:?}}", numbers.map(|x: u64| (spin(x) % 1000) as f64 / 7.0).reduce(|a: f64, b: f64| a + b))).collect();
+sums.join(" ")
 "#
     );
     let run = tessera_run(&dir.0, &script, "local[2]", &[]);
@@ -66,8 +73,24 @@ let stats = numbers.map(|x: u64| (spin(x) % 1000) as f64).stats();
     let (min, max) = residues
         .iter()
         .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+    let fifths: Vec<u64> = (0..N).filter(|x| spin(*x) % 5 == 0).collect();
+    let order = fifths.iter().enumerate().fold(0u64, |h, (i, x)| {
+        h.wrapping_mul(31).wrapping_add(i as u64 ^ x)
+    });
+    let lines = run.lines();
+    assert_eq!(lines.len(), 9, "{lines:?}\nstderr:\n{}", run.stderr);
+    // Three runs of the same float sum, each shared among threads as they came: one answer.
+    let sums: Vec<&str> = lines[8].trim_matches('"').split(' ').collect();
+    assert_eq!(sums.len(), 3, "{lines:?}");
+    assert!(sums.iter().all(|s| *s == sums[0]), "{sums:?}");
+    let sum: f64 = sums[0].parse().unwrap();
+    let expected: f64 = residues.iter().map(|r| r / 7.0).sum();
+    assert!(
+        (sum - expected).abs() < 1e-9 * expected,
+        "{sum} against {expected}"
+    );
     assert_eq!(
-        run.lines(),
+        lines[..8],
         vec![
             N.to_string(),
             xor.to_string(),
@@ -76,6 +99,7 @@ let stats = numbers.map(|x: u64| (spin(x) % 1000) as f64).stats();
             thirds.to_string(),
             format!("{:?}", &top[..3]),
             format!("({N}, {min:?}, {max:?}, \"{mean:.6}\")"),
+            format!("({}, {order})", fifths.len()),
         ],
         "stderr:\n{}",
         run.stderr
@@ -86,8 +110,8 @@ let stats = numbers.map(|x: u64| (spin(x) % 1000) as f64).stats();
     let first = run.job(0);
     assert_eq!(first.len(), 1, "{first:?}");
     assert_eq!(first[0].threads, 1, "{first:?}");
-    let records = [N, N, thirds as u64, N, N];
-    for (job, records) in (1..=5).zip(records) {
+    let records = [N, N, thirds as u64, N, N, fifths.len() as u64, N, N, N];
+    for (job, records) in (1..=9).zip(records) {
         let tasks = run.job(job);
         assert_eq!(tasks.len(), 1, "job {job}: {tasks:?}");
         let task = tasks[0];

@@ -4,18 +4,23 @@
 //! machine's differ by up to 1.8x, `BENCHMARKS.md`), or with fewer partitions than cores, one
 //! core sits idle while the other runs the last task; Spark's only remedy is more partitions.
 //! Here, as in the morsel-driven executors of polars and DuckDB, a task whose records start
-//! from a partition cached in memory hands its batches out one at a time from a shared
-//! cursor: its own thread takes the next, and so does a helper thread for each slot of the
-//! executor that no task wants, each through its own opened copy of the task's steps and
-//! action. When the batches run out, each helper's action is merged into the task's.
+//! from a partition cached in memory hands its batches out in fixed *chunks* of
+//! [`CHUNK_BATCHES`] from a shared cursor: its own thread takes the next chunk, and so does a
+//! helper thread for each slot of the executor that no task wants, each through its own opened
+//! copy of the task's steps. Each chunk goes into an action state of its own, and the chunks'
+//! states are merged into the task's action in chunk order.
 //!
-//! That gives the task's result only where the order in which batches meet the action does
-//! not matter and no step keeps state across records ([`shares`]). Tasks come before help: a
-//! helper takes a slot only while no task waits for one, and gives it back as soon as one
-//! does.
+//! The chunks are the same whichever threads take them, and merged in the same order, so a
+//! task's result does not depend on how many helpers came or when: a sum of floats is the same
+//! to the last bit from run to run, and `collect` keeps the partition's order. That holds where
+//! no step keeps state across records and the action's states merge ([`shares`]). Tasks come
+//! before help: a helper takes a slot only while no task waits for one, and gives it back as
+//! soon as one does.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use tessera_plan::abi::{Batch, STATUS_OK};
@@ -24,49 +29,51 @@ use tessera_plan::{TaskAction, TaskSpec};
 use crate::blocks::Block;
 use crate::error::ExecutorError;
 use crate::task_runner::{
-    OpenChain, OpenStep, OpenStepKind, Shared, Start, TaskEnv, build_chain, finish_steps, link,
-    open_action,
+    OpenChain, OpenStep, OpenStepKind, Shared, Start, TaskEnv, build_chain, link, open_action,
 };
 use crate::task_slots::{IdleSlot, TaskSlots};
 
-/// A helper costs a thread's start and its own opening of the steps and the action (about a
-/// tenth of a millisecond): it is started only while the batches left would take the task's
-/// thread at least this long alone.
+/// Batches (of 4096 records) in a chunk: an LR task's 250,000 points make eight chunks of about
+/// a third of a millisecond each, small enough that two cores end within one of each other,
+/// large enough that opening an action state for each costs nothing to speak of.
+const CHUNK_BATCHES: usize = 8;
+
+/// A helper costs a thread's start and its own opening of the steps (about a tenth of a
+/// millisecond): it is started only while the chunks left would take the task's thread at
+/// least this long alone.
 const MIN_WORK_LEFT_TO_HELP: Duration = Duration::from_micros(300);
 
-/// Whether a helper is worth starting, `left` batches before the end, for batches that took
-/// `per_batch` each so far on the task's own thread.
-fn worth_helping(per_batch: Duration, left: usize) -> bool {
-    per_batch.saturating_mul(u32::try_from(left).unwrap_or(u32::MAX)) >= MIN_WORK_LEFT_TO_HELP
+/// Whether a helper is worth starting, `left` chunks before the end, for chunks that took
+/// `per_chunk` each so far on the task's own thread.
+fn worth_helping(per_chunk: Duration, left: usize) -> bool {
+    per_chunk.saturating_mul(u32::try_from(left).unwrap_or(u32::MAX)) >= MIN_WORK_LEFT_TO_HELP
 }
 
-/// What decides whether a task's batches may be shared among threads.
+/// What decides whether a task's batches are shared among threads.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct TaskShape {
-    /// How many batches the task starts from, when they are a partition cached in memory as
-    /// records (read in place, so that any thread may read any of them).
-    pub cached_batches: Option<usize>,
+    /// Whether the task starts from a partition cached in memory as records (read in place, so
+    /// that any thread may read any batch of it).
+    pub from_cached_records: bool,
     /// Whether every step after the cached partition maps records one by one
     /// (`OperatorVTable::recordwise`), none of them caching what it puts out.
     pub steps_recordwise: bool,
-    /// Whether the action's states merge (`ActionVTable::merge`, or a count), and it writes
-    /// no shuffle.
+    /// Whether the action's states merge (`ActionVTable::merge`, or a count).
     pub action_merges: bool,
 }
 
-/// Whether a task of `shape` shares its batches: it starts from a cached partition of more than
-/// one batch, through record-wise steps, into an action whose states merge.
+/// Whether a task of `shape` is run in chunks that threads may share: it starts from a cached
+/// partition, through record-wise steps, into an action whose states merge. Such a task is
+/// always run in chunks, helped or not, so that its result is the same either way.
 pub(crate) fn shares(shape: TaskShape) -> bool {
-    shape.cached_batches.is_some_and(|batches| batches > 1)
-        && shape.steps_recordwise
-        && shape.action_merges
+    shape.from_cached_records && shape.steps_recordwise && shape.action_merges
 }
 
 /// Whether the task whose open chain and action are these shares its batches ([`shares`]).
 pub(crate) fn shares_batches(task: &TaskSpec, chain: &OpenChain, action: &OpenStep) -> bool {
-    let batches = match &chain.start {
-        Start::Cached(block) => block.shared(),
-        Start::Source(..) | Start::Concat(_) => None,
+    let from_cached_records = match &chain.start {
+        Start::Cached(block) => block.shared().is_some(),
+        Start::Source(..) | Start::Concat(_) => false,
     };
     let steps_recordwise = chain.open_steps.iter().all(|step| match &step.kind {
         OpenStepKind::Operator { table, .. } => table.recordwise,
@@ -78,15 +85,14 @@ pub(crate) fn shares_batches(task: &TaskSpec, chain: &OpenChain, action: &OpenSt
             OpenStepKind::Action { table, .. } => table.merge.is_some(),
             _ => false,
         };
-    let shape = TaskShape {
-        cached_batches: batches.map(<[Batch]>::len),
+    shares(TaskShape {
+        from_cached_records,
         steps_recordwise,
         action_merges,
-    };
-    shares(shape)
+    })
 }
 
-/// Hands out the indices of a partition's batches, each once.
+/// Hands out the indices of a partition's chunks, each once, in order.
 struct Cursor {
     next: AtomicUsize,
     end: usize,
@@ -100,13 +106,13 @@ impl Cursor {
         }
     }
 
-    /// The next batch no thread has taken yet.
+    /// The next chunk no thread has taken yet.
     fn claim(&self) -> Option<usize> {
         let next = self.next.fetch_add(1, Ordering::Relaxed);
         (next < self.end).then_some(next)
     }
 
-    /// Batches not taken yet.
+    /// Chunks not taken yet.
     fn left(&self) -> usize {
         self.end.saturating_sub(self.next.load(Ordering::Relaxed))
     }
@@ -117,6 +123,41 @@ impl Cursor {
     }
 }
 
+/// Parts of a task, each known by its place in the task (a chunk's index), kept until every
+/// part before it has come, then handed on in that order.
+struct InOrder<T> {
+    next: usize,
+    waiting: BTreeMap<usize, T>,
+}
+
+impl<T> InOrder<T> {
+    fn new() -> InOrder<T> {
+        InOrder {
+            next: 0,
+            waiting: BTreeMap::new(),
+        }
+    }
+
+    /// Keeps part `index`.
+    fn put(&mut self, index: usize, part: T) {
+        self.waiting.insert(index, part);
+    }
+
+    /// The parts that are next in order, each handed to `merge` in turn.
+    fn merge_ready<E>(&mut self, mut merge: impl FnMut(T) -> Result<(), E>) -> Result<(), E> {
+        while let Some(part) = self.waiting.remove(&self.next) {
+            self.next += 1;
+            merge(part)?;
+        }
+        Ok(())
+    }
+
+    /// How many parts were handed on.
+    fn merged(&self) -> usize {
+        self.next
+    }
+}
+
 /// A cached partition's batches, read by several threads: each batch by one at a time, and
 /// none changed while the task runs (the block holds them).
 struct SharedBatches<'b>(&'b [Batch]);
@@ -124,24 +165,54 @@ struct SharedBatches<'b>(&'b [Batch]);
 // SAFETY: see the type's comment; a batch read in place is only read.
 unsafe impl Sync for SharedBatches<'_> {}
 
-/// What a helper did: its steps and action, finished, to be merged into the task's.
-struct Part<'a> {
-    /// Boxed: the helper's last step points at it.
-    action: Box<OpenStep>,
-    /// Its operators' states, closed with the part.
-    _chain: OpenChain<'a>,
-    /// Boxed: its steps point at it. Dropped last.
-    _shared: Box<Shared<'a>>,
+impl SharedBatches<'_> {
+    /// The batches of chunk `index`.
+    fn chunk(&self, index: usize) -> &[Batch] {
+        let start = index * CHUNK_BATCHES;
+        &self.0[start..(start + CHUNK_BATCHES).min(self.0.len())]
+    }
+
+    fn chunks(&self) -> usize {
+        self.0.len().div_ceil(CHUNK_BATCHES)
+    }
 }
 
-// SAFETY: a part is the task's own state, opened by a helper for this task and used by one
-// thread at a time: the helper, then the task's thread, which merges and closes it. Cell code's
-// operators and actions are `Send` (their traits say so).
-unsafe impl Send for Part<'_> {}
+/// The action state one chunk went into, boxed: the steps that fed it pointed at it.
+struct ChunkState(Box<OpenStep>);
 
-/// Feeds the batches of the cached partition `chain` starts from into `action` on this thread
-/// and on helpers started on idle slots, then merges the helpers' actions into `action`.
-/// Returns how many threads took batches.
+// SAFETY: a chunk's state is the task's own, opened for this task and used by one thread at a
+// time: the thread that fed it, then the task's thread, which merges and closes it. Cell code's
+// actions are `Send` (their trait says so).
+unsafe impl Send for ChunkState {}
+
+/// What a helper sends the task's thread: a chunk's state, or why it failed.
+type Done = Result<(usize, ChunkState), ExecutorError>;
+
+/// Opens an action state for chunk `index`, pushes the chunk's batches into it through `chain`'s
+/// steps (whose first step is `head`, or the state when there is none), and returns it.
+fn run_chunk(
+    task: &TaskSpec,
+    env: &TaskEnv,
+    chain: &mut OpenChain,
+    batches: &SharedBatches,
+    index: usize,
+    shared: &mut Shared,
+) -> Result<ChunkState, ExecutorError> {
+    let mut state = Box::new(open_action(task, env, chain.output, shared)?);
+    let head = link(chain, &mut *state);
+    for &batch in batches.chunk(index) {
+        // SAFETY: `head` is the first of the steps linked above; the block keeps the batch.
+        if unsafe { (*head).accept_shared(batch) } != STATUS_OK {
+            return Err(shared.take_error(ExecutorError::TaskFailed));
+        }
+    }
+    Ok(ChunkState(state))
+}
+
+/// Runs the task's cached partition in chunks on this thread and on helpers started on idle
+/// slots, and merges every chunk's state into `action`, in chunk order. Returns how many
+/// threads took chunks. A record-wise step holds nothing between batches: its `finish` is not
+/// called.
 pub(crate) fn drive_shared(
     task: &TaskSpec,
     env: &TaskEnv,
@@ -154,34 +225,59 @@ pub(crate) fn drive_shared(
         _ => unreachable!("only a partition cached as records is shared"),
     };
     let batches = SharedBatches(block.shared().unwrap_or_default());
-    let cursor = Cursor::new(batches.0.len());
-    let head = link(chain, action);
+    let cursor = Cursor::new(batches.chunks());
+    let (done, finished) = mpsc::channel::<Done>();
     std::thread::scope(|scope| {
         let mut helpers = Vec::new();
-        let mut fed = Ok(());
-        let (started, mut done) = (Instant::now(), 0u32);
+        let mut in_order = InOrder::new();
+        let mut failed = None;
+        let (started, mut ran) = (Instant::now(), 0u32);
         while let Some(index) = cursor.claim() {
-            if done > 0
-                && worth_helping(started.elapsed() / done, cursor.left())
+            if ran > 0
+                && worth_helping(started.elapsed() / ran, cursor.left())
                 && let Some(slots) = env.slots
                 && let Some(slot) = slots.take_idle()
             {
-                let (block, batches, cursor) = (&block, &batches, &cursor);
-                helpers.push(
-                    scope.spawn(move || help(task, env, slots, slot, block, batches, cursor)),
-                );
+                let (block, batches, cursor, done) = (&block, &batches, &cursor, done.clone());
+                let helper = std::thread::Builder::new()
+                    .name("tessera-help".into())
+                    .spawn_scoped(scope, move || {
+                        below_tasks();
+                        help(task, env, slots, slot, block, batches, cursor, done)
+                    });
+                // A helper that cannot start is help not given: the task goes on alone.
+                helpers.extend(helper.ok());
             }
-            // SAFETY: `head` is this thread's first step, linked above; the block keeps the batch.
-            if unsafe { (*head).accept_shared(batches.0[index]) } != STATUS_OK {
-                cursor.stop();
-                fed = Err(shared.take_error(ExecutorError::TaskFailed));
+            match run_chunk(task, env, chain, &batches, index, shared) {
+                Ok(state) => in_order.put(index, state),
+                Err(error) => {
+                    failed = Some(error);
+                    break;
+                }
+            }
+            ran += 1;
+            // What helpers finished meanwhile, merged as soon as it is next in order.
+            for helped in finished.try_iter() {
+                match helped {
+                    Ok((index, state)) => in_order.put(index, state),
+                    Err(error) => failed = failed.or(Some(error)),
+                }
+            }
+            if failed.is_some() {
                 break;
             }
-            done += 1;
+            if let Err(error) = in_order.merge_ready(|part| merge(action, part, shared)) {
+                failed = Some(error);
+                break;
+            }
         }
-        let fed = fed.and_then(|()| finish_steps(chain, shared));
-        // Every helper is waited for, whatever happened here: they use this task's state.
-        let parts: Vec<_> = helpers
+        if failed.is_some() {
+            cursor.stop();
+        }
+        drop(done);
+        // Every helper is waited for, whatever happened here: they use this task's state. Each
+        // gives back the error state its chunks' steps point at, kept until they are merged.
+        let helped: Vec<Helped> = helpers
             .into_iter()
             .map(|helper| {
                 helper
@@ -189,21 +285,61 @@ pub(crate) fn drive_shared(
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
             .collect();
-        fed?;
-        let mut threads = 1;
-        for part in parts {
-            if let Some(mut part) = part? {
-                action.merge(&mut part.action, shared)?;
-                threads += 1;
+        let threads = 1 + helped.iter().filter(|helper| helper.took_chunks).count() as u32;
+        for helped in finished.iter() {
+            match helped {
+                Ok((index, state)) => in_order.put(index, state),
+                Err(error) => failed = failed.or(Some(error)),
             }
         }
+        if let Some(error) = failed {
+            return Err(error);
+        }
+        in_order.merge_ready(|part| merge(action, part, shared))?;
+        debug_assert_eq!(in_order.merged(), batches.chunks(), "every chunk merged");
+        // The steps point at the task's action again, not at a chunk's state merged and gone.
+        link(chain, action);
         Ok(threads)
     })
 }
 
-/// A helper's work on an idle slot: opens the task's steps and action again, starting from the
-/// same cached block, and takes batches until none are left or a task wants the slot. `None`
-/// when it took none.
+/// Puts this helper thread below the others (nice 10, about a tenth of a busy thread's share
+/// of a core): it works on a core no task wants, and whatever comes for that core (the
+/// executor's runtime receiving the job's other tasks, the session, another process) goes
+/// first. Not `SCHED_IDLE`, below everything: a helper's task waits for the chunk it holds, and
+/// at `SCHED_IDLE` that chunk would wait as long as other processes kept every core busy. If
+/// the system refuses, the helper runs as it is.
+fn below_tasks() {
+    // SAFETY: gettid and setpriority read only the parameters given; Linux takes a thread's id
+    // where this asks for a process's, so only this thread changes.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
+    }
+}
+
+/// Merges a chunk's state into the task's action.
+fn merge(
+    action: &mut OpenStep,
+    part: ChunkState,
+    shared: &mut Shared,
+) -> Result<(), ExecutorError> {
+    let ChunkState(mut state) = part;
+    action.merge(&mut state, shared)
+}
+
+/// What a helper gives back as it ends.
+struct Helped<'a> {
+    /// Whether it ran a chunk.
+    took_chunks: bool,
+    /// The error state that the steps which fed its chunks' states point at, kept until those
+    /// are merged.
+    _shared: Box<Shared<'a>>,
+}
+
+/// A helper's work on an idle slot: opens the task's steps again, starting from the same
+/// cached block, and runs chunks until none are left or a task wants the slot, sending each
+/// chunk's state to the task's thread.
+#[allow(clippy::too_many_arguments)]
 fn help<'a>(
     task: &'a TaskSpec,
     env: &'a TaskEnv,
@@ -212,8 +348,10 @@ fn help<'a>(
     block: &Arc<Block>,
     batches: &SharedBatches,
     cursor: &Cursor,
-) -> Result<Option<Part<'a>>, ExecutorError> {
+    done: mpsc::Sender<Done>,
+) -> Helped<'a> {
     let mut shared = Box::new(Shared::new(env.cancelled));
+    let mut took_chunks = false;
     // Opening as the task did cannot fail where the task's did not, unless the block went
     // in between; then the task's thread does the rest alone.
     let opened = build_chain(
@@ -225,36 +363,24 @@ fn help<'a>(
     .ok()
     .flatten()
     .filter(|chain| matches!(&chain.start, Start::Cached(b) if Arc::ptr_eq(b, block)));
-    let Some(mut chain) = opened else {
-        return Ok(None);
-    };
-    let Ok(action) = open_action(task, env, chain.output, &mut shared) else {
-        return Ok(None);
-    };
-    let mut action = Box::new(action);
-    let head = link(&mut chain, &mut *action);
-    let mut took = false;
-    while !slots.task_waiting() {
-        let Some(index) = cursor.claim() else { break };
-        took = true;
-        // SAFETY: `head` is this helper's first step, linked above; the block keeps the batch.
-        if unsafe { (*head).accept_shared(batches.0[index]) } != STATUS_OK {
-            cursor.stop();
-            return Err(shared.take_error(ExecutorError::TaskFailed));
+    if let Some(mut chain) = opened {
+        while !slots.task_waiting() {
+            let Some(index) = cursor.claim() else { break };
+            took_chunks = true;
+            let ran = run_chunk(task, env, &mut chain, batches, index, &mut shared);
+            let failed = ran.is_err();
+            if failed {
+                cursor.stop();
+            }
+            if done.send(ran.map(|state| (index, state))).is_err() || failed {
+                break;
+            }
         }
     }
-    if !took {
-        return Ok(None);
-    }
-    if let Err(error) = finish_steps(&mut chain, &mut shared) {
-        cursor.stop();
-        return Err(error);
-    }
-    Ok(Some(Part {
-        action,
-        _chain: chain,
+    Helped {
+        took_chunks,
         _shared: shared,
-    }))
+    }
 }
 
 #[cfg(test)]
@@ -262,7 +388,7 @@ mod tests {
     use super::*;
 
     const SHARED: TaskShape = TaskShape {
-        cached_batches: Some(61),
+        from_cached_records: true,
         steps_recordwise: true,
         action_merges: true,
     };
@@ -278,14 +404,7 @@ mod tests {
             (
                 "not cached in memory as records",
                 TaskShape {
-                    cached_batches: None,
-                    ..SHARED
-                },
-            ),
-            (
-                "one batch cannot be split",
-                TaskShape {
-                    cached_batches: Some(1),
+                    from_cached_records: false,
                     ..SHARED
                 },
             ),
@@ -297,7 +416,7 @@ mod tests {
                 },
             ),
             (
-                "the action keeps order or writes",
+                "the action's states do not merge",
                 TaskShape {
                     action_merges: false,
                     ..SHARED
@@ -311,19 +430,15 @@ mod tests {
 
     #[test]
     fn a_helper_starts_only_for_work_that_outlasts_its_start() {
-        let batch = Duration::from_micros(40);
+        let chunk = Duration::from_micros(300);
         assert!(
-            worth_helping(batch, 60),
-            "an LR task's batches, most of them left"
+            worth_helping(chunk, 7),
+            "an LR task's chunks, most of them left"
         );
-        assert!(worth_helping(batch, 8));
+        assert!(worth_helping(chunk, 1));
         assert!(
-            !worth_helping(batch, 7),
-            "the last few batches go faster alone"
-        );
-        assert!(
-            !worth_helping(Duration::from_nanos(100), 1000),
-            "a count's batches"
+            !worth_helping(Duration::from_micros(20), 10),
+            "a count's chunks"
         );
         assert!(!worth_helping(Duration::from_secs(1), 0), "nothing left");
         assert!(
@@ -333,7 +448,46 @@ mod tests {
     }
 
     #[test]
-    fn the_cursor_hands_out_each_batch_once_across_threads() {
+    fn chunks_cover_the_batches_once_the_last_one_shorter() {
+        let batches: Vec<Batch> = (1..=19usize).map(|i| i as Batch).collect();
+        let shared = SharedBatches(&batches);
+        assert_eq!(shared.chunks(), 3);
+        let all: Vec<Batch> = (0..shared.chunks())
+            .flat_map(|i| shared.chunk(i).to_vec())
+            .collect();
+        assert_eq!(all, batches);
+        assert_eq!(shared.chunk(2).len(), 3);
+        assert_eq!(SharedBatches(&[]).chunks(), 0);
+    }
+
+    #[test]
+    fn parts_are_merged_in_their_order_whenever_they_come() {
+        let mut in_order = InOrder::new();
+        let mut merged = Vec::new();
+        for (index, part) in [(2, "c"), (0, "a"), (3, "d"), (1, "b")] {
+            in_order.put(index, part);
+            in_order
+                .merge_ready(|part| -> Result<(), ()> {
+                    merged.push(part);
+                    Ok(())
+                })
+                .unwrap();
+        }
+        assert_eq!(merged, ["a", "b", "c", "d"]);
+        assert_eq!(in_order.merged(), 4);
+    }
+
+    #[test]
+    fn a_part_that_fails_to_merge_stops_the_merging() {
+        let mut in_order = InOrder::new();
+        in_order.put(0, 0);
+        in_order.put(1, 1);
+        let failed = in_order.merge_ready(|part| if part == 0 { Err("bad") } else { Ok(()) });
+        assert_eq!(failed, Err("bad"));
+    }
+
+    #[test]
+    fn the_cursor_hands_out_each_chunk_once_across_threads() {
         let cursor = Cursor::new(10_000);
         let taken: Vec<Vec<usize>> = std::thread::scope(|scope| {
             let threads: Vec<_> = (0..4)

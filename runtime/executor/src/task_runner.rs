@@ -791,10 +791,7 @@ pub(crate) fn link(chain: &mut OpenChain, sink: *mut OpenStep) -> *mut OpenStep 
 }
 
 /// Finishes a chain's operators in order (finishing one may push more batches into the next).
-pub(crate) fn finish_steps(
-    chain: &mut OpenChain,
-    shared: &mut Shared,
-) -> Result<(), ExecutorError> {
+fn finish_steps(chain: &mut OpenChain, shared: &mut Shared) -> Result<(), ExecutorError> {
     for step in &mut chain.open_steps {
         if let OpenStepKind::Operator { table, state } = &mut step.kind {
             let status =

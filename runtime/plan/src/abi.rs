@@ -201,10 +201,11 @@ pub struct OperatorVTable {
     pub finish: unsafe extern "C" fn(state: *mut c_void, out: BatchSink, err: ErrorSink) -> Status,
     /// Frees the state, whether or not `finish` ran.
     pub close: unsafe extern "C" fn(state: *mut c_void),
-    /// Whether each record's output depends on that record alone (`map`, `filter`,
-    /// `flat_map`...; not `map_partitions`, `sample` or `glom`): the executor may then push
-    /// some of a partition's batches through one state and the rest through another, on
-    /// another thread, and the records out are the same (version 7).
+    /// Whether each record's output depends on that record alone and each batch's output is
+    /// put out before `push` returns (`map`, `filter`, `flat_map`...; not `map_partitions`,
+    /// `sample` or `glom`): the executor may then push some of a partition's batches through
+    /// one state and the rest through another, on another thread, and leave `finish`
+    /// uncalled; the records out are the same (version 7).
     pub recordwise: bool,
 }
 
@@ -244,11 +245,11 @@ pub struct ActionVTable {
     /// made a closure panic may then run it again (version 6).
     pub replayable: bool,
     /// Folds what the state `other` was pushed into `state`, as if `state` had been pushed
-    /// those batches too, in any order: two states opened for the same partition, each pushed
-    /// some of its batches, then give the partition's result (`reduce`, `count_by_value`,
-    /// `stats`; not `collect`, whose result keeps the records' order, nor `fold`, whose zero
-    /// value would be counted once per state). The caller still closes `other`. `None`: the
-    /// action sees a partition's batches through one state (version 7).
+    /// those batches too, after its own: states opened for the same partition, each pushed a
+    /// run of its batches, merged in the runs' order, give the partition's result (`reduce`,
+    /// `collect`, `count_by_value`, `stats`; not `fold`, whose zero value would be counted
+    /// once per state). The caller still closes `other`. `None`: the action sees a partition's
+    /// batches through one state (version 7).
     pub merge: Option<
         unsafe extern "C" fn(state: *mut c_void, other: *mut c_void, err: ErrorSink) -> Status,
     >,

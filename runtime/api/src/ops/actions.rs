@@ -11,8 +11,13 @@ pub(crate) struct Collect<T>(Vec<T>);
 impl<T: Data> Action for Collect<T> {
     type In = T;
     type Func = ();
+    const MERGES: bool = true;
     fn open(_: (), _: &[u8], _: u32) -> Result<Self, OpError> {
         Ok(Collect(Vec::new()))
+    }
+    fn merge(&mut self, later: &mut Self) -> Result<(), Stop> {
+        self.0.append(&mut later.0);
+        Ok(())
     }
     fn push(&mut self, mut batch: Vec<T>) -> Result<(), Stop> {
         self.0.append(&mut batch);
@@ -598,7 +603,8 @@ mod tests {
     use serde::de::DeserializeOwned;
 
     /// The result of `open()` pushed every record in one batch, and the result of two states
-    /// pushed its two halves in several batches, the second merged into the first.
+    /// pushed its two halves in several batches, the second (the later records) merged into
+    /// the first.
     fn whole_and_merged<A: Action, R: DeserializeOwned>(
         open: impl Fn() -> A,
         records: Vec<A::In>,
@@ -637,6 +643,14 @@ mod tests {
         assert_eq!(empty.1, Some(5));
         empty.merge(&mut Reduce(add, None)).unwrap();
         assert_eq!(empty.1, Some(5));
+    }
+
+    #[test]
+    fn merged_collections_keep_the_records_order() {
+        let (whole, merged): (Vec<u64>, Vec<u64>) =
+            whole_and_merged(|| Collect(Vec::new()), numbers());
+        assert_eq!(whole, numbers());
+        assert_eq!(merged, whole);
     }
 
     #[test]

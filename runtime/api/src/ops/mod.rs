@@ -77,9 +77,10 @@ pub(crate) trait Action: Sized + Send + 'static {
         out(&bytes);
         Ok(())
     }
-    /// Folds what `other`, opened for the same partition, was pushed into `self`. Called only
-    /// on actions whose [`Action::MERGES`] is true, which implement it.
-    fn merge(&mut self, _other: &mut Self) -> Result<(), Stop> {
+    /// Folds what `later`, opened for the same partition and pushed the records after those
+    /// `self` was pushed, into `self`. Called only on actions whose [`Action::MERGES`] is
+    /// true, which implement it.
+    fn merge(&mut self, _later: &mut Self) -> Result<(), Stop> {
         unreachable!("merge is called only on an action whose MERGES is true, which implements it")
     }
 }
