@@ -188,8 +188,8 @@ unsafe impl Send for ChunkState {}
 /// What a helper sends the task's thread: a chunk's state, or why it failed.
 type Done = Result<(usize, ChunkState), ExecutorError>;
 
-/// Opens an action state for chunk `index`, pushes the chunk's batches into it through `chain`'s
-/// steps (whose first step is `head`, or the state when there is none), and returns it.
+/// Opens an action state for chunk `index`, links `chain`'s steps to it, pushes the chunk's
+/// batches through them, and returns it.
 fn run_chunk(
     task: &TaskSpec,
     env: &TaskEnv,
