@@ -6,7 +6,11 @@
 //!   done);
 //! * the round trip of a trivial cell (goal: 150 ms);
 //! * `count()` of 1,000,000 integers in 8 partitions, first (computed, then cached) and again
-//!   (served from executor memory), and their ratio.
+//!   (served from executor memory), and their ratio;
+//! * a job over one cached partition, whose executor's idle slots help with it
+//!   (`runtime/executor/src/morsels.rs`), against the same job over the records in two
+//!   partitions (what a Spark user does to use two cores): near 1 when help works, near 2
+//!   without it.
 //!
 //! Run it as `target/release/tessera-bench [MASTER] [TRIALS]` after
 //! `cargo build --release --workspace --bins`. The same measures against evcxr's own REPL and
@@ -134,11 +138,12 @@ fn main() -> anyhow::Result<()> {
         let seconds = run(
             &mut session,
             &format!(
-                "(0..4).map(|_| {{ let t = std::time::Instant::now(); {name}.count(); t.elapsed().as_secs_f64() }}).collect::<Vec<f64>>()"
+                "format!(\"{{:?}}\", (0..4).map(|_| {{ let t = std::time::Instant::now(); {name}.count(); t.elapsed().as_secs_f64() }}).collect::<Vec<f64>>())"
             ),
         )?;
+        // A list of numbers shows as a table: the cell gives its text instead.
         let seconds: Vec<f64> = seconds
-            .trim_matches(|c| c == '[' || c == ']')
+            .trim_matches(|c| c == '"' || c == '[' || c == ']')
             .split(',')
             .map(|s| s.trim().parse())
             .collect::<Result<_, _>>()
@@ -147,6 +152,7 @@ fn main() -> anyhow::Result<()> {
         cached.extend(seconds[1..].iter().map(|&s| Duration::from_secs_f64(s)));
         run(&mut session, &format!("{name}.unpersist();"))?;
     }
+    let (one, two) = one_partition_against_two(&mut session, trials)?;
     let (trivial, first, cached) = (median(trivial), median(first), median(cached));
     println!("Tessera interactive path under {master} (medians of {trials} trials)\n");
     println!("| measure | median | baseline or goal | ratio |");
@@ -176,7 +182,53 @@ fn main() -> anyhow::Result<()> {
         ms(first),
         first.as_secs_f64() / cached.as_secs_f64()
     );
+    println!(
+        "| a job over one cached partition (idle slots help) | {} | the same over two partitions {} | {:.2}x its time |",
+        ms(one),
+        ms(two),
+        one.as_secs_f64() / two.as_secs_f64()
+    );
     Ok(())
+}
+
+/// The median time of a job over the 1,000,000 integers cached in one partition and over the
+/// same cached in two, each job some work on every record, the two taking turns; the answers
+/// must agree.
+fn one_partition_against_two(
+    session: &mut Session,
+    trials: usize,
+) -> anyhow::Result<(Duration, Duration)> {
+    run(
+        session,
+        "fn spin(x: i64) -> i64 { (0..50u64).fold(x as u64, |h, i| (h ^ i).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(23)) as i64 }",
+    )?;
+    run(
+        session,
+        "let one = sc.parallelize(data.clone(), 1).cache(); let two = sc.parallelize(data.clone(), 2).cache(); (one.count(), two.count())",
+    )?;
+    let job = |name: &str| {
+        format!(
+            "{{ let t = std::time::Instant::now(); let h = {name}.map(|x: i64| spin(x)).reduce(|a: i64, b: i64| a ^ b); (t.elapsed().as_secs_f64(), h) }}"
+        )
+    };
+    let (mut one, mut two) = (Vec::new(), Vec::new());
+    for _ in 0..trials {
+        let mut answers = Vec::new();
+        for (name, times) in [("one", &mut one), ("two", &mut two)] {
+            let out = run(session, &job(name))?;
+            let (seconds, answer) = out
+                .trim_matches(|c| c == '(' || c == ')')
+                .split_once(',')
+                .with_context(|| format!("unexpected cell output {out:?}"))?;
+            times.push(Duration::from_secs_f64(seconds.trim().parse()?));
+            answers.push(answer.trim().to_string());
+        }
+        if answers[0] != answers[1] {
+            bail!("one partition gave {} and two gave {}", answers[0], answers[1]);
+        }
+    }
+    run(session, "one.unpersist(); two.unpersist();")?;
+    Ok((median(one), median(two)))
 }
 
 /// A number no earlier run used, for cells that must be compiled, not found compiled.
