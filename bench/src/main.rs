@@ -224,7 +224,11 @@ fn one_partition_against_two(
             answers.push(answer.trim().to_string());
         }
         if answers[0] != answers[1] {
-            bail!("one partition gave {} and two gave {}", answers[0], answers[1]);
+            bail!(
+                "one partition gave {} and two gave {}",
+                answers[0],
+                answers[1]
+            );
         }
     }
     run(session, "one.unpersist(); two.unpersist();")?;

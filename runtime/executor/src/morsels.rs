@@ -158,23 +158,43 @@ impl<T> InOrder<T> {
     }
 }
 
-/// A cached partition's batches, read by several threads: each batch by one at a time, and
-/// none changed while the task runs (the block holds them).
-struct SharedBatches<'b>(&'b [Batch]);
+/// The task's cached partition, handed out in chunks: the block (`Block` is `Sync`: its
+/// batches are only read while it is shared) and the cursor over its chunks.
+struct Chunks {
+    block: Arc<Block>,
+    cursor: Cursor,
+}
 
-// SAFETY: see the type's comment; a batch read in place is only read.
-unsafe impl Sync for SharedBatches<'_> {}
+impl Chunks {
+    fn new(block: Arc<Block>) -> Chunks {
+        let count = chunk_count(block.shared().map_or(0, <[Batch]>::len));
+        Chunks {
+            block,
+            cursor: Cursor::new(count),
+        }
+    }
 
-impl SharedBatches<'_> {
     /// The batches of chunk `index`.
-    fn chunk(&self, index: usize) -> &[Batch] {
-        let start = index * CHUNK_BATCHES;
-        &self.0[start..(start + CHUNK_BATCHES).min(self.0.len())]
+    fn batches(&self, index: usize) -> &[Batch] {
+        let all = self.block.shared().unwrap_or_default();
+        &all[chunk_range(index, all.len())]
     }
 
-    fn chunks(&self) -> usize {
-        self.0.len().div_ceil(CHUNK_BATCHES)
+    /// How many chunks there are.
+    fn count(&self) -> usize {
+        self.cursor.end
     }
+}
+
+/// How many chunks `batches` batches make.
+fn chunk_count(batches: usize) -> usize {
+    batches.div_ceil(CHUNK_BATCHES)
+}
+
+/// Which of `batches` batches chunk `index` holds.
+fn chunk_range(index: usize, batches: usize) -> std::ops::Range<usize> {
+    let start = index * CHUNK_BATCHES;
+    start..(start + CHUNK_BATCHES).min(batches)
 }
 
 /// The action state one chunk went into, boxed: the steps that fed it pointed at it.
@@ -194,13 +214,13 @@ fn run_chunk(
     task: &TaskSpec,
     env: &TaskEnv,
     chain: &mut OpenChain,
-    batches: &SharedBatches,
+    chunks: &Chunks,
     index: usize,
     shared: &mut Shared,
 ) -> Result<ChunkState, ExecutorError> {
     let mut state = Box::new(open_action(task, env, chain.output, shared)?);
     let head = link(chain, &mut *state);
-    for &batch in batches.chunk(index) {
+    for &batch in chunks.batches(index) {
         // SAFETY: `head` is the first of the steps linked above; the block keeps the batch.
         if unsafe { (*head).accept_shared(batch) } != STATUS_OK {
             return Err(shared.take_error(ExecutorError::TaskFailed));
@@ -220,12 +240,11 @@ pub(crate) fn drive_shared(
     action: &mut OpenStep,
     shared: &mut Shared,
 ) -> Result<u32, ExecutorError> {
-    let block = match &chain.start {
-        Start::Cached(block) if block.shared().is_some() => block.clone(),
+    let chunks = match &chain.start {
+        Start::Cached(block) if block.shared().is_some() => Chunks::new(block.clone()),
         _ => unreachable!("only a partition cached as records is shared"),
     };
-    let batches = SharedBatches(block.shared().unwrap_or_default());
-    let cursor = Cursor::new(batches.chunks());
+    let cursor = &chunks.cursor;
     let (done, finished) = mpsc::channel::<Done>();
     std::thread::scope(|scope| {
         let mut helpers = Vec::new();
@@ -238,17 +257,17 @@ pub(crate) fn drive_shared(
                 && let Some(slots) = env.slots
                 && let Some(slot) = slots.take_idle()
             {
-                let (block, batches, cursor, done) = (&block, &batches, &cursor, done.clone());
+                let (chunks, done) = (&chunks, done.clone());
                 let helper = std::thread::Builder::new()
                     .name("tessera-help".into())
                     .spawn_scoped(scope, move || {
                         below_tasks();
-                        help(task, env, slots, slot, block, batches, cursor, done)
+                        help(task, env, slots, slot, chunks, done)
                     });
                 // A helper that cannot start is help not given: the task goes on alone.
                 helpers.extend(helper.ok());
             }
-            match run_chunk(task, env, chain, &batches, index, shared) {
+            match run_chunk(task, env, chain, &chunks, index, shared) {
                 Ok(state) => in_order.put(index, state),
                 Err(error) => {
                     failed = Some(error);
@@ -296,7 +315,7 @@ pub(crate) fn drive_shared(
             return Err(error);
         }
         in_order.merge_ready(|part| merge(action, part, shared))?;
-        debug_assert_eq!(in_order.merged(), batches.chunks(), "every chunk merged");
+        debug_assert_eq!(in_order.merged(), chunks.count(), "every chunk merged");
         // The steps point at the task's action again, not at a chunk's state merged and gone.
         link(chain, action);
         Ok(threads)
@@ -339,15 +358,12 @@ struct Helped<'a> {
 /// A helper's work on an idle slot: opens the task's steps again, starting from the same
 /// cached block, and runs chunks until none are left or a task wants the slot, sending each
 /// chunk's state to the task's thread.
-#[allow(clippy::too_many_arguments)]
 fn help<'a>(
     task: &'a TaskSpec,
     env: &'a TaskEnv,
     slots: &TaskSlots,
     _slot: IdleSlot,
-    block: &Arc<Block>,
-    batches: &SharedBatches,
-    cursor: &Cursor,
+    chunks: &Chunks,
     done: mpsc::Sender<Done>,
 ) -> Helped<'a> {
     let mut shared = Box::new(Shared::new(env.cancelled));
@@ -362,15 +378,17 @@ fn help<'a>(
     )
     .ok()
     .flatten()
-    .filter(|chain| matches!(&chain.start, Start::Cached(b) if Arc::ptr_eq(b, block)));
+    .filter(|chain| matches!(&chain.start, Start::Cached(b) if Arc::ptr_eq(b, &chunks.block)));
     if let Some(mut chain) = opened {
         while !slots.task_waiting() {
-            let Some(index) = cursor.claim() else { break };
+            let Some(index) = chunks.cursor.claim() else {
+                break;
+            };
             took_chunks = true;
-            let ran = run_chunk(task, env, &mut chain, batches, index, &mut shared);
+            let ran = run_chunk(task, env, &mut chain, chunks, index, &mut shared);
             let failed = ran.is_err();
             if failed {
-                cursor.stop();
+                chunks.cursor.stop();
             }
             if done.send(ran.map(|state| (index, state))).is_err() || failed {
                 break;
@@ -449,15 +467,14 @@ mod tests {
 
     #[test]
     fn chunks_cover_the_batches_once_the_last_one_shorter() {
-        let batches: Vec<Batch> = (1..=19usize).map(|i| i as Batch).collect();
-        let shared = SharedBatches(&batches);
-        assert_eq!(shared.chunks(), 3);
-        let all: Vec<Batch> = (0..shared.chunks())
-            .flat_map(|i| shared.chunk(i).to_vec())
+        assert_eq!(chunk_count(19), 3);
+        let covered: Vec<usize> = (0..chunk_count(19))
+            .flat_map(|i| chunk_range(i, 19))
             .collect();
-        assert_eq!(all, batches);
-        assert_eq!(shared.chunk(2).len(), 3);
-        assert_eq!(SharedBatches(&[]).chunks(), 0);
+        assert_eq!(covered, (0..19).collect::<Vec<_>>());
+        assert_eq!(chunk_range(2, 19).len(), 3);
+        assert_eq!(chunk_count(16), 2);
+        assert_eq!(chunk_count(0), 0);
     }
 
     #[test]
