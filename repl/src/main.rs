@@ -33,8 +33,9 @@ struct Cli {
     #[arg(long, global = true, default_value_t = tessera_session::DEFAULT_LOCALITY_WAIT.as_millis() as u64)]
     locality_wait_ms: u64,
     /// Append each finished task's metrics (executor, pid, cached or computed, its run time,
-    /// how many threads its records went through, and when the driver had its result) to FILE
-    /// as JSON lines.
+    /// its wait for a core on its executor, its scheduler delay as Spark's task metrics give
+    /// it, how many threads its records went through, and when the driver sent it and had its
+    /// result) to FILE as JSON lines.
     #[arg(long, global = true)]
     task_metrics: Option<PathBuf>,
     /// This session's credentials on a cluster: the directory `tessera cluster init-credentials

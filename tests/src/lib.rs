@@ -225,6 +225,12 @@ pub struct TaskLine {
     pub threads: u64,
     /// How long the task ran on its executor.
     pub ran: std::time::Duration,
+    /// How long it waited on its executor for a core before it ran.
+    pub slot_wait: std::time::Duration,
+    /// The rest of the time from sending it to having its result (Spark's scheduler delay).
+    pub scheduler_delay: std::time::Duration,
+    /// When the driver sent it.
+    pub sent: std::time::SystemTime,
     /// When the driver had its result.
     pub finished: std::time::SystemTime,
 }
@@ -338,6 +344,13 @@ pub fn read_task_metrics(path: &Path) -> Vec<TaskLine> {
         .lines()
         .map(|line| {
             let v: serde_json::Value = serde_json::from_str(line).expect("metrics lines are JSON");
+            let micros = |field: &str| {
+                std::time::Duration::from_micros(
+                    v[field]
+                        .as_u64()
+                        .unwrap_or_else(|| panic!("metrics line without {field}: {line}")),
+                )
+            };
             TaskLine {
                 job: v["job"].as_u64().unwrap(),
                 stage: v["stage"].as_str().unwrap().to_string(),
@@ -351,9 +364,11 @@ pub fn read_task_metrics(path: &Path) -> Vec<TaskLine> {
                 records: v["records"].as_u64().unwrap(),
                 threads: v["threads"].as_u64().unwrap(),
                 spilled: v["spilled"].as_u64().unwrap(),
-                ran: std::time::Duration::from_micros(v["micros"].as_u64().unwrap()),
-                finished: std::time::UNIX_EPOCH
-                    + std::time::Duration::from_micros(v["finished_unix_micros"].as_u64().unwrap()),
+                ran: micros("micros"),
+                slot_wait: micros("slot_wait_micros"),
+                scheduler_delay: micros("scheduler_delay_micros"),
+                sent: std::time::UNIX_EPOCH + micros("sent_unix_micros"),
+                finished: std::time::UNIX_EPOCH + micros("finished_unix_micros"),
             }
         })
         .collect()

@@ -1,7 +1,8 @@
 //! A job on a cached partition uses every core of its executor, even with one partition: the
 //! executor's idle slot takes some of the running task's batches (`morsels.rs`). The answers,
 //! accumulators included, are those of one pass over the records, a collection keeps their
-//! order, and a sum of floats is the same to the last bit each time.
+//! order, and a sum of floats is the same to the last bit each time. A job's tasks beyond its
+//! executor's cores wait there for one, and their metrics tell that wait from the rest.
 
 use tessera_e2e::{Scratch, tessera_run};
 
@@ -150,4 +151,42 @@ numbers.map(|x: u64| spin(x)).reduce(|a: u64, b: u64| a ^ b)
     assert_eq!(last.len(), 1, "{:?}", run.tasks);
     assert!(last[0].origin.starts_with("cached:"), "{last:?}");
     assert_eq!(last[0].threads, 2, "{last:?}");
+}
+
+#[test]
+fn tasks_sent_ahead_wait_for_a_core_and_their_metrics_say_how_long() {
+    let dir = Scratch::new("idle-cores-ahead");
+    // Four tasks of 300 ms on two cores: the last two are sent to wait on the executor for the
+    // first two to end. Nothing is cached, so no idle slot helps.
+    let script = r#"
+sc.parallelize((0..4u64).collect::<Vec<u64>>(), 4)
+    .map(|x: u64| { std::thread::sleep(std::time::Duration::from_millis(300)); x })
+    .count()
+"#;
+    let run = tessera_run(&dir.0, script, "local[2]", &[]);
+    run.expect_success();
+    assert_eq!(run.lines(), vec!["4"]);
+    let mut tasks = run.job(0);
+    assert_eq!(tasks.len(), 4, "{tasks:?}");
+    tasks.sort_by_key(|t| t.slot_wait);
+    let (first, later) = tasks.split_at(2);
+    let ms = std::time::Duration::from_millis;
+    assert!(
+        first.iter().all(|t| t.slot_wait < ms(150)) && later.iter().all(|t| t.slot_wait > ms(150)),
+        "two tasks ran at once, two waited for them: {tasks:?}"
+    );
+    for task in &tasks {
+        assert!(task.ran >= ms(300), "{task:?}");
+        assert!(
+            task.sent <= task.finished - task.ran - task.slot_wait,
+            "sent before it waited and ran: {task:?}"
+        );
+        // What is left of the round trip is the trip, not the wait or the run.
+        let round_trip = task.finished.duration_since(task.sent).unwrap();
+        assert!(
+            task.scheduler_delay < ms(150)
+                && task.scheduler_delay + task.slot_wait + task.ran <= round_trip + ms(1),
+            "{task:?}"
+        );
+    }
 }

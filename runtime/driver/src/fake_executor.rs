@@ -261,6 +261,7 @@ impl FakeCluster {
                 origin,
                 records: 1,
                 run_micros: 1,
+                slot_wait_micros: 0,
                 stored,
                 accumulator_updates,
                 evicted: Vec::new(),

@@ -40,6 +40,7 @@ mod shared_values;
 mod side_files;
 mod speculation;
 mod task_plan;
+mod task_times;
 #[cfg(test)]
 mod test_lineage;
 mod text_splits;
@@ -242,15 +243,15 @@ impl DriverState {
 
     /// Counts a finished task (which returned `result_bytes` to the driver) in its job, and
     /// logs its metrics if asked to. `stage` is `result`, or `map:<shuffle>` for a shuffle's
-    /// map task.
+    /// map task; `sent` is when its attempt was sent, on this process's clocks.
     pub fn record_metrics(
         &self,
         job_id: u64,
         stage: &str,
         partition: u32,
         locality: locality::Locality,
-        metrics: TaskMetrics,
-        result_bytes: u64,
+        (metrics, result_bytes): (TaskMetrics, u64),
+        sent: task_times::Sent,
     ) {
         if let Some(log) = &self.task_metrics_log {
             use std::io::Write;
@@ -260,19 +261,20 @@ impl DriverState {
             };
             let _ = writeln!(
                 log.lock(),
-                r#"{{"job":{job_id},"stage":"{stage}","partition":{partition},"locality":"{locality}","executor":"{}","pid":{},"origin":"{origin}","records":{},"micros":{},"shuffle_read":{},"shuffle_written":{},"spilled":{},"threads":{},"finished_unix_micros":{}}}"#,
+                r#"{{"job":{job_id},"stage":"{stage}","partition":{partition},"locality":"{locality}","executor":"{}","pid":{},"origin":"{origin}","records":{},"micros":{},"slot_wait_micros":{},"scheduler_delay_micros":{},"shuffle_read":{},"shuffle_written":{},"spilled":{},"threads":{},"sent_unix_micros":{},"finished_unix_micros":{}}}"#,
                 metrics.executor_id,
                 metrics.executor_pid,
                 metrics.records,
                 metrics.run_micros,
+                metrics.slot_wait_micros,
+                sent.scheduler_delay(&metrics).as_micros(),
                 metrics.shuffle_read_bytes,
                 metrics.shuffle_write_bytes,
                 metrics.spilled_bytes,
                 metrics.threads,
+                task_times::unix_micros(sent.at),
                 // When the driver had the result: with `micros`, where the task sat in time.
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |since| since.as_micros())
+                task_times::unix_micros(std::time::SystemTime::now()),
             );
         }
         self.jobs.task_done(

@@ -169,6 +169,7 @@ pub async fn run_task(
         let (executor, slot, locality) =
             acquire_executor(state, &preferences, partition, avoid, ahead).await?;
         placed.lock().push(executor.id.clone());
+        let sent = crate::task_times::Sent::now();
         let end = match attempt(
             state, job_id, &chain, partition, action, &attempts, &executor,
         )
@@ -183,8 +184,8 @@ pub async fn run_task(
                     &stage_name(action),
                     partition,
                     locality,
-                    metrics,
-                    result.len() as u64,
+                    (metrics, result.len() as u64),
+                    sent,
                 );
                 return Ok(TaskEnd::Done(TaskDone {
                     executor_id: executor.id,

@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 use tessera_credentials::Principal;
 use tessera_plan::{ReplicaPeer, TaskOutcome};
 use tessera_wire::executor::executor_server::Executor;
@@ -99,7 +100,9 @@ impl Executor for ExecutorService {
                     }
                 };
             }
+            let waiting = Instant::now();
             let slot = self.slots.take().await.map_err(slot_status)?;
+            let slot_wait = waiting.elapsed();
             let fetch_spilled = spool.spilled;
             let (spill_dir, spill_budget) = (self.spill_dir.clone(), self.task_spill_budget);
             let slots = self.slots.clone();
@@ -139,6 +142,7 @@ impl Executor for ExecutorService {
                 .map_err(slot_status)?;
             let (task, mut outcome, copies) = ran;
             if let TaskOutcome::Success { metrics, .. } = &mut outcome {
+                metrics.slot_wait_micros = slot_wait.as_micros() as u64;
                 replication::send(copies, &mut metrics.stored, &task.replicate_to, &self.peers)
                     .await;
                 metrics.evicted.extend(self.blocks.take_unreported_drops());

@@ -76,6 +76,8 @@ pub fn run_task(task: &TaskSpec, env: &TaskEnv) -> TaskOutcome {
                 origin: ran.origin,
                 records: ran.records,
                 run_micros: started.elapsed().as_micros() as u64,
+                // Known to the service, which waited for the slot.
+                slot_wait_micros: 0,
                 stored: ran.stored,
                 evicted: ran.evicted,
                 // The task's operators, closed by now, reported what they accumulated.

@@ -317,6 +317,10 @@ pub struct TaskMetrics {
     pub records: u64,
     /// Microseconds from the executor starting the task to its end.
     pub run_micros: u64,
+    /// Microseconds the task waited on its executor for a core before it started: a task
+    /// sent ahead of a free one (the executor's `task_slots.rs`) waits there for the task
+    /// before it to end.
+    pub slot_wait_micros: u64,
     /// Blocks the task cached.
     pub stored: Vec<StoredBlock>,
     /// Partial values of accumulators the task's code added to (id, encoded value).
@@ -481,6 +485,7 @@ mod tests {
                     origin: PartitionOrigin::Cached { rdd: 3 },
                     records: 5,
                     run_micros: 6,
+                    slot_wait_micros: 7,
                     stored: Vec::new(),
                     accumulator_updates: vec![(1, vec![2; 8])],
                     evicted: vec![(3, 1)],
