@@ -221,7 +221,7 @@ async fn serve(
             args.shuffle_spill_mb.unwrap_or(args.memory_mb / 4) << 20,
             args.cores,
         ),
-        slots: Arc::new(TaskSlots::start(args.cores.max(1) as usize)?),
+        slots: TaskSlots::start(args.cores.max(1) as usize)?,
         cancelled_jobs: Default::default(),
         shutdown: shutdown.clone(),
     };

@@ -362,7 +362,7 @@ fn help<'a>(
     task: &'a TaskSpec,
     env: &'a TaskEnv,
     slots: &TaskSlots,
-    _slot: IdleSlot,
+    _slot: IdleSlot<'_>,
     chunks: &Chunks,
     done: mpsc::Sender<Done>,
 ) -> Helped<'a> {

@@ -12,7 +12,6 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 use tessera_credentials::Principal;
 use tessera_plan::{ReplicaPeer, TaskOutcome};
 use tessera_wire::executor::executor_server::Executor;
@@ -100,9 +99,6 @@ impl Executor for ExecutorService {
                     }
                 };
             }
-            let waiting = Instant::now();
-            let slot = self.slots.take().await.map_err(slot_status)?;
-            let slot_wait = waiting.elapsed();
             let fetch_spilled = spool.spilled;
             let (spill_dir, spill_budget) = (self.spill_dir.clone(), self.task_spill_budget);
             let slots = self.slots.clone();
@@ -114,7 +110,8 @@ impl Executor for ExecutorService {
                 self.cancel_flag(task.job_id),
                 self.executor_id.clone(),
             );
-            let ran = slot
+            let ran = self
+                .slots
                 .run(move || {
                     let host = TaskHost::new(&broadcasts, spill_budget, &spill_dir);
                     let env = TaskEnv {
@@ -140,7 +137,7 @@ impl Executor for ExecutorService {
                 })
                 .await
                 .map_err(slot_status)?;
-            let (task, mut outcome, copies) = ran;
+            let ((task, mut outcome, copies), slot_wait) = ran;
             if let TaskOutcome::Success { metrics, .. } = &mut outcome {
                 metrics.slot_wait_micros = slot_wait.as_micros() as u64;
                 replication::send(copies, &mut metrics.stored, &task.replicate_to, &self.peers)

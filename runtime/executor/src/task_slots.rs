@@ -1,5 +1,12 @@
 //! The executor's task slots: a thread of its own for each slot, started with the executor and
-//! kept for its life.
+//! kept for its life, and a queue of the tasks waiting for one.
+//!
+//! A task sent ahead of a free core (the driver sends a job's next wave to wait on the
+//! executor) waits in the queue, and a slot's thread that ends a task takes the next one from
+//! it itself. Before, a task ended by waking the runtime thread that awaited it, which gave the
+//! slot back, which woke the waiting task's, which handed its body to the slot's thread: wake-ups
+//! between two waves of a job on cores busy with the wave's other tasks, 0.06-0.15 ms a wave
+//! and at times over 1 ms on LR's iterations (`BENCHMARKS.md`, "Where a task's time goes").
 //!
 //! Tasks used to run on tokio's blocking pool, on whichever of its threads was idle (a new one
 //! when none was). Jobs on cached data are waves of tasks of a millisecond or two, and with a
@@ -9,36 +16,42 @@
 //! would reuse what they free, each of those jobs hands it back as it ends
 //! ([`crate::allocator::spawn_blocking`]).
 
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use tessera_plan::panic_text::panic_text;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::oneshot;
 
 /// What a slot's thread is given to run.
 type Job = Box<dyn FnOnce() + Send>;
 
-/// The slots: their threads, and who may take one.
+/// The slots: their threads, the tasks waiting for them, and who may take one.
 pub struct TaskSlots {
-    permits: Arc<Semaphore>,
-    idle: Mutex<Vec<mpsc::Sender<Job>>>,
-    /// Tasks waiting in [`TaskSlots::take`], which come before any help ([`IdleSlot`]).
+    state: Mutex<State>,
+    /// Wakes a slot's thread: a task came, or a core came back from helping.
+    wake: Condvar,
+    /// Tasks in the queue, which come before any help ([`IdleSlot`]); read without the lock.
     waiting: AtomicUsize,
+}
+
+/// What the slots' threads share.
+struct State {
+    /// Tasks waiting for a core, first come first served, each with its number.
+    queue: VecDeque<(u64, Job)>,
+    /// The number the next task queued gets.
+    next: u64,
+    /// Cores neither running a task nor lent to help. There is a thread per core, so a free
+    /// core always has an idle thread.
+    free: usize,
 }
 
 /// A slot no task wanted, taken to help a running task with its records (`morsels.rs`): its
 /// core, not its thread. Dropping it gives the slot back.
-pub struct IdleSlot {
-    _permit: OwnedSemaphorePermit,
-}
-
-/// A slot taken: its thread runs a task's body. Dropping it gives the slot back.
-pub struct TaskSlot<'a> {
+pub struct IdleSlot<'a> {
     slots: &'a TaskSlots,
-    thread: Option<mpsc::Sender<Job>>,
-    _permit: OwnedSemaphorePermit,
 }
 
 /// Why a slot could not run a task's body.
@@ -57,52 +70,96 @@ pub enum SlotError {
 
 impl TaskSlots {
     /// `count` slots (at least one), each with its thread started now.
-    pub fn start(count: usize) -> std::io::Result<TaskSlots> {
+    pub fn start(count: usize) -> std::io::Result<std::sync::Arc<TaskSlots>> {
         let count = count.max(1);
-        let mut idle = Vec::with_capacity(count);
+        let slots = std::sync::Arc::new(TaskSlots {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                next: 0,
+                free: count,
+            }),
+            wake: Condvar::new(),
+            waiting: AtomicUsize::new(0),
+        });
         for index in 0..count {
-            let (jobs, queue) = mpsc::channel::<Job>();
+            let slots = slots.clone();
             std::thread::Builder::new()
                 .name(format!("tessera-task-{index}"))
-                .spawn(move || {
-                    while let Ok(job) = queue.recv() {
-                        job();
-                    }
-                })?;
-            idle.push(jobs);
+                .spawn(move || slots.serve())?;
         }
-        Ok(TaskSlots {
-            permits: Arc::new(Semaphore::new(count)),
-            idle: Mutex::new(idle),
-            waiting: AtomicUsize::new(0),
-        })
+        Ok(slots)
     }
 
-    /// Waits for a free slot.
-    pub async fn take(&self) -> Result<TaskSlot<'_>, SlotError> {
-        let _waiting = Waiting::count(&self.waiting);
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| SlotError::Stopped)?;
-        let thread = self.idle.lock().pop();
-        Ok(TaskSlot {
-            slots: self,
-            thread: Some(thread.expect("a permit is held for each idle slot thread")),
-            _permit: permit,
-        })
+    /// A slot's thread: runs the queue's tasks while a core is free for them, the next as soon
+    /// as the last ends.
+    fn serve(&self) {
+        let mut state = self.state.lock();
+        loop {
+            if state.free == 0 || state.queue.is_empty() {
+                self.wake.wait(&mut state);
+                continue;
+            }
+            let (_, job) = state.queue.pop_front().expect("a task is queued");
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            state.free -= 1;
+            drop(state);
+            job();
+            // What the task's end woke (the runtime thread that sends its result) runs first,
+            // on the core the task leaves. Taking the next task at once instead had that work
+            // preempt it mid-run: LR's tasks took 7-10% longer, its iterations 6% longer.
+            std::thread::yield_now();
+            state = self.state.lock();
+            state.free += 1;
+        }
+    }
+
+    /// Runs `body` on a slot's thread once one is free (at once, if one is) and gives back what
+    /// it returns, with how long it waited for the slot.
+    pub async fn run<R: Send + 'static>(
+        &self,
+        body: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<(R, Duration), SlotError> {
+        let queued = Instant::now();
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let waited = queued.elapsed();
+            // The thread outlives a panic, so that the slot keeps a thread.
+            let ran = std::panic::catch_unwind(AssertUnwindSafe(body));
+            let _ = done.send(ran.map(|value| (value, waited)));
+        });
+        let place = {
+            let mut state = self.state.lock();
+            let number = state.next;
+            state.next += 1;
+            state.queue.push_back((number, job));
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            Place {
+                slots: self,
+                number,
+            }
+        };
+        self.wake.notify_one();
+        let ran = result.await;
+        drop(place);
+        match ran {
+            Ok(Ok(ran)) => Ok(ran),
+            Ok(Err(panic)) => Err(SlotError::Panicked(
+                panic_text(panic.as_ref())
+                    .unwrap_or_else(|| "a panic without a message".to_string()),
+            )),
+            Err(_) => Err(SlotError::Stopped),
+        }
     }
 
     /// A slot free now that no task waits for, if there is one. A task that then comes waits
     /// until the help gives it back ([`TaskSlots::task_waiting`]).
-    pub fn take_idle(&self) -> Option<IdleSlot> {
-        if self.task_waiting() {
+    pub fn take_idle(&self) -> Option<IdleSlot<'_>> {
+        let mut state = self.state.lock();
+        if !state.queue.is_empty() || state.free == 0 {
             return None;
         }
-        let permit = self.permits.clone().try_acquire_owned().ok()?;
-        Some(IdleSlot { _permit: permit })
+        state.free -= 1;
+        Some(IdleSlot { slots: self })
     }
 
     /// Whether a task waits for a slot: help stops, and gives its slot back, when one does.
@@ -111,149 +168,178 @@ impl TaskSlots {
     }
 }
 
-/// One task counted in [`TaskSlots::task_waiting`] until dropped, however its wait ends (the
-/// call's future dropped included).
-struct Waiting<'a>(&'a AtomicUsize);
-
-impl Waiting<'_> {
-    fn count(waiting: &AtomicUsize) -> Waiting<'_> {
-        waiting.fetch_add(1, Ordering::SeqCst);
-        Waiting(waiting)
-    }
+/// A task's place in the queue until dropped: a task whose caller gives up waiting (its
+/// future dropped) leaves the queue, and is no longer counted as waiting.
+struct Place<'a> {
+    slots: &'a TaskSlots,
+    number: u64,
 }
 
-impl Drop for Waiting<'_> {
+impl Drop for Place<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl TaskSlot<'_> {
-    /// Runs `body` on the slot's thread and gives back what it returns.
-    pub async fn run<R: Send + 'static>(
-        &self,
-        body: impl FnOnce() -> R + Send + 'static,
-    ) -> Result<R, SlotError> {
-        let (done, result) = oneshot::channel();
-        let job: Job = Box::new(move || {
-            // The thread outlives a panic, so that the slot keeps a thread.
-            let _ = done.send(std::panic::catch_unwind(AssertUnwindSafe(body)));
-        });
-        let thread = self
-            .thread
-            .as_ref()
-            .expect("a slot holds its thread until dropped");
-        thread.send(job).map_err(|_| SlotError::Stopped)?;
-        match result.await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(panic)) => Err(SlotError::Panicked(
-                panic_text(panic.as_ref())
-                    .unwrap_or_else(|| "a panic without a message".to_string()),
-            )),
-            Err(_) => Err(SlotError::Stopped),
+        let mut state = self.slots.state.lock();
+        if let Some(at) = state.queue.iter().position(|(n, _)| *n == self.number) {
+            state.queue.remove(at);
+            self.slots.waiting.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }
 
-impl Drop for TaskSlot<'_> {
+impl Drop for IdleSlot<'_> {
     fn drop(&mut self) {
-        // The thread goes back before the permit (a field, dropped after this), so that whoever
-        // the permit wakes finds it.
-        if let Some(thread) = self.thread.take() {
-            self.slots.idle.lock().push(thread);
-        }
+        self.slots.state.lock().free += 1;
+        // A task may have come meanwhile: this core is its.
+        self.slots.wake.notify_one();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::sync::Arc;
+    use std::sync::mpsc;
+
+    fn thread_name() -> String {
+        std::thread::current()
+            .name()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// A task on `slots` that runs until `release` is given a message, and gives its thread's
+    /// name and how long it waited for its slot.
+    fn held(
+        slots: &Arc<TaskSlots>,
+    ) -> (
+        mpsc::Sender<()>,
+        tokio::task::JoinHandle<Result<(String, Duration), SlotError>>,
+    ) {
+        let (release, until) = mpsc::channel::<()>();
+        let slots = slots.clone();
+        let task = tokio::spawn(async move {
+            slots
+                .run(move || {
+                    let _ = until.recv();
+                    thread_name()
+                })
+                .await
+        });
+        (release, task)
+    }
+
+    /// Polls until `slots` counts a task waiting (or not).
+    async fn until_waiting(slots: &TaskSlots, waiting: bool) {
+        while slots.task_waiting() != waiting {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
 
     #[tokio::test]
     async fn slots_run_at_once_each_on_its_thread() {
         let slots = TaskSlots::start(2).unwrap();
-        let (a, b) = (slots.take().await.unwrap(), slots.take().await.unwrap());
         // Each body waits for the other to have started: they run at the same time.
         let barrier = Arc::new(std::sync::Barrier::new(2));
         let (x, y) = (barrier.clone(), barrier);
-        let name = || {
-            std::thread::current()
-                .name()
-                .unwrap_or_default()
-                .to_string()
-        };
         let (ra, rb) = tokio::join!(
-            a.run(move || {
+            slots.run(move || {
                 x.wait();
-                name()
+                thread_name()
             }),
-            b.run(move || {
+            slots.run(move || {
                 y.wait();
-                name()
+                thread_name()
             })
         );
-        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        let ((ra, _), (rb, _)) = (ra.unwrap(), rb.unwrap());
         assert!(ra.starts_with("tessera-task-"), "{ra}");
         assert_ne!(ra, rb, "two slots, two threads");
     }
 
     #[tokio::test]
-    async fn a_task_waits_for_a_slot_given_back() {
+    async fn a_waiting_task_starts_as_the_one_before_ends_without_the_runtime() {
         let slots = TaskSlots::start(1).unwrap();
-        let first = slots.take().await.unwrap();
-        let waiting = tokio::time::timeout(Duration::from_millis(50), slots.take()).await;
-        assert!(
-            waiting.is_err(),
-            "no second slot while the only one is taken"
-        );
-        drop(first);
-        let second = slots.take().await.unwrap();
-        assert_eq!(second.run(|| 6 * 7).await.unwrap(), 42);
+        let (release, first) = held(&slots);
+        let (started, has_started) = mpsc::channel::<String>();
+        let second = {
+            let slots = slots.clone();
+            tokio::spawn(async move { slots.run(move || started.send(thread_name())).await })
+        };
+        until_waiting(&slots, true).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(has_started.try_recv().is_err(), "one slot, taken");
+        // The runtime's only thread is kept busy here from now on: the slot's thread itself
+        // takes the waiting task as the first ends.
+        release.send(()).unwrap();
+        let thread = has_started
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the waiting task started while the runtime was busy");
+        assert!(thread.starts_with("tessera-task-"), "{thread}");
+        first.await.unwrap().unwrap();
+        let (_, waited) = second.await.unwrap().unwrap();
+        assert!(waited >= Duration::from_millis(50), "{waited:?}");
+        assert!(!slots.task_waiting());
     }
 
     #[tokio::test]
     async fn an_idle_slot_helps_only_while_no_task_waits() {
         let slots = TaskSlots::start(2).unwrap();
-        let running = slots.take().await.unwrap();
-        let helping = slots.take_idle().expect("the second slot is idle");
-        assert!(slots.take_idle().is_none(), "no third slot");
+        let (release, running) = held(&slots);
+        let helping = loop {
+            // The held task takes its slot when its thread gets to it.
+            if let Some(idle) = slots.take_idle() {
+                if slots.take_idle().is_none() {
+                    break idle;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
         // A task that comes waits for the helper's slot, and is seen waiting.
-        let mut coming = Box::pin(slots.take());
-        let now = tokio::time::timeout(Duration::from_millis(20), &mut coming).await;
-        assert!(now.is_err(), "both slots are taken");
-        assert!(slots.task_waiting());
+        let (release_coming, coming) = held(&slots);
+        until_waiting(&slots, true).await;
+        assert!(slots.take_idle().is_none(), "a waiting task comes first");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(slots.task_waiting(), "both slots are taken");
         drop(helping);
-        let task = coming.await.unwrap();
-        assert!(!slots.task_waiting());
-        drop(running);
-        assert!(
-            slots.take_idle().is_some(),
-            "a slot given back by a task is idle again"
-        );
-        drop(task);
+        until_waiting(&slots, false).await;
+        release.send(()).unwrap();
+        running.await.unwrap().unwrap();
+        until_slot_idle(&slots).await;
+        release_coming.send(()).unwrap();
+        coming.await.unwrap().unwrap();
+    }
+
+    /// Polls until a slot is idle, and gives it back.
+    async fn until_slot_idle(slots: &TaskSlots) {
+        while slots.take_idle().is_none() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     #[tokio::test]
     async fn a_waiting_task_that_gives_up_is_no_longer_counted() {
         let slots = TaskSlots::start(1).unwrap();
-        let running = slots.take().await.unwrap();
-        let gave_up = tokio::time::timeout(Duration::from_millis(20), slots.take()).await;
+        let (release, running) = held(&slots);
+        // Until the held task has the slot.
+        while let Some(idle) = slots.take_idle() {
+            drop(idle);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let gave_up = tokio::time::timeout(Duration::from_millis(20), slots.run(|| ())).await;
         assert!(gave_up.is_err());
         assert!(!slots.task_waiting());
-        drop(running);
-        assert!(slots.take_idle().is_some());
+        release.send(()).unwrap();
+        running.await.unwrap().unwrap();
+        until_slot_idle(&slots).await;
     }
 
     #[tokio::test]
     async fn a_panic_is_reported_and_the_slot_keeps_its_thread() {
         let slots = TaskSlots::start(1).unwrap();
-        let slot = slots.take().await.unwrap();
-        let panicked = slot.run(|| -> u32 { panic!("broken invariant") }).await;
+        let panicked = slots.run(|| -> u32 { panic!("broken invariant") }).await;
         match panicked {
             Err(SlotError::Panicked(message)) => assert_eq!(message, "broken invariant"),
             other => panic!("expected a panic report, got {other:?}"),
         }
-        assert_eq!(slot.run(|| 1 + 1).await.unwrap(), 2);
+        assert_eq!(slots.run(|| 1 + 1).await.unwrap().0, 2);
     }
 }
