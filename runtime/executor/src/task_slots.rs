@@ -206,14 +206,11 @@ mod tests {
             .to_string()
     }
 
-    /// A task on `slots` that runs until `release` is given a message, and gives its thread's
-    /// name and how long it waited for its slot.
-    fn held(
-        slots: &Arc<TaskSlots>,
-    ) -> (
-        mpsc::Sender<()>,
-        tokio::task::JoinHandle<Result<(String, Duration), SlotError>>,
-    ) {
+    /// A task's thread name and how long it waited for its slot, once it has run.
+    type Ran = tokio::task::JoinHandle<Result<(String, Duration), SlotError>>;
+
+    /// A task on `slots` that runs until `release` is given a message.
+    fn held(slots: &Arc<TaskSlots>) -> (mpsc::Sender<()>, Ran) {
         let (release, until) = mpsc::channel::<()>();
         let slots = slots.clone();
         let task = tokio::spawn(async move {
@@ -286,10 +283,10 @@ mod tests {
         let (release, running) = held(&slots);
         let helping = loop {
             // The held task takes its slot when its thread gets to it.
-            if let Some(idle) = slots.take_idle() {
-                if slots.take_idle().is_none() {
-                    break idle;
-                }
+            if let Some(idle) = slots.take_idle()
+                && slots.take_idle().is_none()
+            {
+                break idle;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         };
