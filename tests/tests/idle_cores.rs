@@ -31,35 +31,39 @@ fn spin(x: u64) -> u64 {
     h
 }
 
+/// A script whose first cell caches the records in one partition and counts them, followed by
+/// `cells`.
+fn on_cached_numbers(cells: &str) -> String {
+    format!(
+        "{SPIN}\n// %%\nlet numbers = sc.parallelize((0..N).collect::<Vec<u64>>(), 1).cache();\nnumbers.count()\n{cells}"
+    )
+}
+
 #[test]
 fn one_cached_partition_is_worked_on_by_both_cores_with_the_answers_of_one_pass() {
     let dir = Scratch::new("idle-cores");
-    let script = format!(
-        r#"{SPIN}
-// %%
-let numbers = sc.parallelize((0..N).collect::<Vec<u64>>(), 1).cache();
-numbers.count()
-// %%
+    let script = on_cached_numbers(
+        r#"// %%
 numbers.map(|x: u64| spin(x)).reduce(|a: u64, b: u64| a ^ b)
 // %%
 let seen = sc.accumulator::<u64>();
-numbers.map(capture!([seen] |x: u64| {{ seen.add(1); spin(x) % 7 }})).count_by_value().len()
+numbers.map(capture!([seen] |x: u64| { seen.add(1); spin(x) % 7 })).count_by_value().len()
 // %%
 seen.value()
 // %%
 numbers.filter(|x: &u64| spin(*x) % 3 == 0).count()
 // %%
-println!("{{:?}}", numbers.map(|x: u64| spin(x)).top(3));
+println!("{:?}", numbers.map(|x: u64| spin(x)).top(3));
 // %%
 let stats = numbers.map(|x: u64| (spin(x) % 1000) as f64).stats();
-(stats.count(), stats.min(), stats.max(), format!("{{:.6}}", stats.mean()))
+(stats.count(), stats.min(), stats.max(), format!("{:.6}", stats.mean()))
 // %%
 let fifths = numbers.filter(|x: &u64| spin(*x) % 5 == 0).collect();
 (fifths.len(), fifths.iter().enumerate().fold(0u64, |h, (i, x)| h.wrapping_mul(31).wrapping_add(i as u64 ^ x)))
 // %%
-let sums: Vec<String> = (0..3).map(|_| format!("{{:?}}", numbers.map(|x: u64| (spin(x) % 1000) as f64 / 7.0).reduce(|a: f64, b: f64| a + b))).collect();
+let sums: Vec<String> = (0..3).map(|_| format!("{:?}", numbers.map(|x: u64| (spin(x) % 1000) as f64 / 7.0).reduce(|a: f64, b: f64| a + b))).collect();
 sums.join(" ")
-"#
+"#,
     );
     let run = tessera_run(&dir.0, &script, "local[2]", &[]);
     run.expect_success();
@@ -129,16 +133,12 @@ sums.join(" ")
 fn a_panic_in_a_shared_task_fails_its_job_with_its_message_and_keeps_the_cache() {
     let dir = Scratch::new("idle-cores-panic");
     // The panicking record is in the partition's last batch, which either thread may take.
-    let script = format!(
-        r#"{SPIN}
-// %%
-let numbers = sc.parallelize((0..N).collect::<Vec<u64>>(), 1).cache();
-numbers.count()
-// %%
-numbers.map(|x: u64| if x == N - 1 {{ panic!("bad record {{x}}") }} else {{ spin(x) }}).reduce(|a: u64, b: u64| a ^ b)
+    let script = on_cached_numbers(
+        r#"// %%
+numbers.map(|x: u64| if x == N - 1 { panic!("bad record {x}") } else { spin(x) }).reduce(|a: u64, b: u64| a ^ b)
 // %%
 numbers.map(|x: u64| spin(x)).reduce(|a: u64, b: u64| a ^ b)
-"#
+"#,
     );
     let run = tessera_run(&dir.0, &script, "local[2]", &["--keep-going"]);
     assert!(!run.success, "a failed cell makes the run fail");
