@@ -420,8 +420,10 @@ impl Session {
         {
             let clear_cells = engine.housekeeping();
             let _ = background::spawn("housekeeping", background::Below::Far, move || {
-                cache_dir::remove_stale_sessions(&sessions);
-                clear_cells();
+                if cache_dir::claim_clearing(&cache_dir::cache_root()) {
+                    cache_dir::remove_stale_sessions(&sessions);
+                    clear_cells();
+                }
             });
         }
         let prelude = engine
