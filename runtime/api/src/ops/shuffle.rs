@@ -385,10 +385,24 @@ impl<K: Hash + Eq + 'static, C> Combiners<K, C> {
         });
     }
 
-    fn merge(&mut self, key: K, combiner: C, merge: impl Fn(C, C) -> C) {
+    /// Merges `combiner` into `key`'s with `merge`, first telling `noted` the combiner and, if
+    /// the key is new to the map, the key.
+    fn merge(
+        &mut self,
+        key: K,
+        combiner: C,
+        merge: impl Fn(C, C) -> C,
+        noted: impl FnOnce(Option<&K>, &C),
+    ) {
         self.0.upsert(key, |found| match found {
-            Found::New(_) => combiner,
-            Found::Held(existing) => merge(existing, combiner),
+            Found::New(key) => {
+                noted(Some(key), &combiner);
+                combiner
+            }
+            Found::Held(existing) => {
+                noted(None, &combiner);
+                merge(existing, combiner)
+            }
         });
     }
 
@@ -398,23 +412,44 @@ impl<K: Hash + Eq + 'static, C> Combiners<K, C> {
 }
 
 /// What a map of combiners holds, estimated from what was added to it: a new key adds itself
-/// and a combiner made of its value; a value merged into a key's combiner is counted as adding
-/// itself (a combiner that keeps its values, a list, grows by that much; a sum or a count by
-/// nothing).
+/// and a combiner made of its value; a value merged into a key's combiner adds itself if the
+/// combiner can grow, that is if it owns memory elsewhere (a list keeps its values). One that
+/// owns none (a sum, a count, a tuple or array of numbers) keeps its size however much is
+/// merged into it, and merging adds nothing.
+///
 /// Counting every record as a new key overstated word count's map about sevenfold, and drained
-/// it, with its hundred thousand keys, in the middle of every task.
-#[derive(Default)]
+/// it, with its hundred thousand keys, in the middle of every task; counting every merged value
+/// still made a map of a few thousand counts look as large as its input.
 struct HeldCombiners {
     keys: SizeEstimate,
     merged: SizeEstimate,
+    /// Whether merging into a combiner can make it hold more.
+    merges_grow: bool,
 }
 
 impl HeldCombiners {
+    /// An empty map's, for combiners of type `C`.
+    fn of<C>() -> Self {
+        HeldCombiners {
+            keys: SizeEstimate::default(),
+            merged: SizeEstimate::default(),
+            // A type without drop glue owns no memory beyond its own bytes.
+            merges_grow: std::mem::needs_drop::<C>(),
+        }
+    }
+
+    /// Notes `value` added to the map, and `new_key` if its key was new to it.
     fn note<K: Serialize, V: Serialize>(&mut self, new_key: Option<&K>, value: &V) {
         match new_key {
             Some(key) => self.keys.add(&(key, value)),
-            None => self.merged.add(value),
+            None if self.merges_grow => self.merged.add(value),
+            None => {}
         }
+    }
+
+    /// Notes a record that is kept whole, as a key of its own would be.
+    fn note_kept<T: Serialize>(&mut self, record: &T) {
+        self.keys.add(record);
     }
 
     fn bytes<K, C>(&self) -> u64 {
@@ -447,7 +482,7 @@ where
             self.buckets.add(self.placement.place(&pair.0), &pair)?;
         }
         self.combiners = Combiners::new();
-        self.held = HeldCombiners::default();
+        self.held = HeldCombiners::of::<M::C>();
         Ok(())
     }
 }
@@ -468,7 +503,7 @@ where
             combine: M::open(func, &params.zero)?,
             placement,
             combiners: Combiners::new(),
-            held: HeldCombiners::default(),
+            held: HeldCombiners::of::<M::C>(),
             buckets,
         })
     }
@@ -556,7 +591,7 @@ fn push_bounded<R: Serialize>(
 /// different keys only makes a short list to search).
 struct ExternalCombiners<K, C> {
     combiners: Combiners<K, C>,
-    held: SizeEstimate,
+    held: HeldCombiners,
     runs: SpilledRuns,
 }
 
@@ -564,18 +599,32 @@ impl<K: Data + Hash + Eq, C: Data> ExternalCombiners<K, C> {
     fn new() -> Self {
         ExternalCombiners {
             combiners: Combiners::new(),
-            held: SizeEstimate::default(),
+            held: HeldCombiners::of::<C>(),
             runs: SpilledRuns::new(SpillConfig::from_opening_host()),
         }
     }
 
-    /// Notes a record of `T` added to the map; spills if the map holds too much.
-    fn added<T: Serialize>(&mut self, record: &T) -> Result<(), Stop> {
-        self.held.add(record);
-        if self.runs.spill.over(self.held.bytes::<(K, C)>()) {
+    /// Merges `combiner` into `key`'s with `merge`; spills if the map then holds too much.
+    fn merge(&mut self, key: K, combiner: C, merge: impl Fn(C, C) -> C) -> Result<(), Stop> {
+        let held = &mut self.held;
+        self.combiners.merge(key, combiner, merge, |key, combiner| {
+            held.note(key, combiner)
+        });
+        self.spill_if_over()
+    }
+
+    /// Notes a record of `T` kept whole in the map (a value appended to its key's list);
+    /// spills if the map holds too much.
+    fn kept<T: Serialize>(&mut self, record: &T) -> Result<(), Stop> {
+        self.held.note_kept(record);
+        self.spill_if_over()
+    }
+
+    fn spill_if_over(&mut self) -> Result<(), Stop> {
+        if self.runs.spill.over(self.held.bytes::<K, C>()) {
             let pairs = self.sorted_by_hash();
             self.runs.write(pairs)?;
-            self.held.clear();
+            self.held = HeldCombiners::of::<C>();
         }
         Ok(())
     }
@@ -662,9 +711,8 @@ where
         })
     }
     fn push(&mut self, batch: Vec<(K, C)>, _: &mut BatchOut<(K, C)>) -> Result<(), Stop> {
-        for pair in batch {
-            self.combiners.added(&pair)?;
-            self.combiners.combiners.merge(pair.0, pair.1, &self.f);
+        for (key, combiner) in batch {
+            self.combiners.merge(key, combiner, &self.f)?;
         }
         Ok(())
     }
@@ -686,21 +734,20 @@ impl<K: Data + Hash + Eq, V: Data> Transform for GroupValues<K, V> {
     }
     fn push(&mut self, batch: Vec<(K, V)>, _: &mut BatchOut<(K, Vec<V>)>) -> Result<(), Stop> {
         for (k, v) in batch {
-            self.0.added(&(&k, &v))?;
-            self.0.combiners.merge(k, vec![v], |mut a, mut b| {
-                a.append(&mut b);
-                a
-            });
+            self.0.kept(&(&k, &v))?;
+            self.0.combiners.merge(k, vec![v], append_lists, |_, _| {});
         }
         Ok(())
     }
     fn finish(&mut self, out: &mut BatchOut<(K, Vec<V>)>) -> Result<(), Stop> {
-        let append = |mut a: Vec<V>, mut b: Vec<V>| {
-            a.append(&mut b);
-            a
-        };
-        self.0.finish(append, out)
+        self.0.finish(append_lists, out)
     }
+}
+
+/// `b`'s values after `a`'s.
+fn append_lists<V>(mut a: Vec<V>, mut b: Vec<V>) -> Vec<V> {
+    a.append(&mut b);
+    a
 }
 
 /// Reduce side of `sort_by_key`: the partition's pairs sorted by key (stably). Past its budget
@@ -879,43 +926,42 @@ mod tests {
         assert_eq!(dir.files(), 0);
     }
 
+    /// What a map of combiners is estimated to hold once `records` are combined into it.
+    fn held_after<V: Data, C: Data>(
+        records: Vec<(String, V)>,
+        combine: &impl MapCombine<V, C = C>,
+    ) -> u64 {
+        let mut combiners = Combiners::new();
+        let mut held = HeldCombiners::of::<C>();
+        combiners.add_all(records, combine, |key, value| held.note(key, value));
+        held.bytes::<String, C>()
+    }
+
     #[test]
-    fn a_map_of_sums_holds_about_its_keys_and_a_map_of_lists_its_values_too() {
+    fn a_map_of_counts_holds_its_keys_and_a_map_of_lists_its_values_too() {
         // Word count's shape: 10,000 records of 100 words.
-        let records: Vec<(String, Vec<u64>)> = (0..10_000u64)
-            .map(|i| (format!("word {}", i % 100), vec![i]))
-            .collect();
-        let held_after = |combine: ReduceValues<Vec<u64>, fn(Vec<u64>, Vec<u64>) -> Vec<u64>>| {
-            let mut combiners = Combiners::new();
-            let mut held = HeldCombiners::default();
-            combiners.add_all(records.clone(), &combine, |key, value| {
-                held.note(key, value)
-            });
-            held.bytes::<String, Vec<u64>>()
-        };
-        // A reduce that keeps one value per key, as a sum keeps one number.
-        let keep_first: fn(Vec<u64>, Vec<u64>) -> Vec<u64> = |a, _| a;
-        let append: fn(Vec<u64>, Vec<u64>) -> Vec<u64> = |mut a, mut b| {
-            a.append(&mut b);
-            a
-        };
-        let sums = held_after(ReduceValues(keep_first, PhantomData));
-        let lists = held_after(ReduceValues(append, PhantomData));
-        // Each record as a key of its own: what the writer counted before.
-        let mut per_record = SizeEstimate::default();
-        for record in &records {
-            per_record.add(record);
-        }
-        let per_record = per_record.bytes::<(String, Vec<u64>)>();
-        // The lists hold every value (16 bytes encoded each); the other map little more than
-        // its 100 keys, though each merged value is counted as if it were kept.
+        let word = |i: u64| format!("word {}", i % 100);
+        let counts: Vec<(String, u64)> = (0..10_000).map(|i| (word(i), 1)).collect();
+        let lists: Vec<(String, Vec<u64>)> = (0..10_000).map(|i| (word(i), vec![i])).collect();
+        let sum: fn(u64, u64) -> u64 = |a, b| a + b;
+        let append: fn(Vec<u64>, Vec<u64>) -> Vec<u64> = append_lists;
+        let counted = held_after(counts.clone(), &ReduceValues(sum, PhantomData));
+        let listed = held_after(lists, &ReduceValues(append, PhantomData));
+        // The counts: 100 keys, each a word and a number (under 80 bytes with its entry); the
+        // 9,900 counts merged into them take no room.
+        assert!(counted <= 100 * 80, "{counted} bytes held for 100 counts");
+        // The lists hold every value (16 bytes encoded each).
         let values = 10_000 * 16;
         assert!(
-            lists >= values,
-            "{lists} bytes held for {values} bytes of values"
+            listed >= values,
+            "{listed} bytes held for {values} bytes of values"
         );
-        assert!(sums < per_record / 3, "{sums} against {per_record}");
-        assert!(lists < per_record, "{lists} against {per_record}");
+        // Each record as a key of its own: what the writer counted at first.
+        let mut per_record = SizeEstimate::default();
+        for record in &counts {
+            per_record.add(record);
+        }
+        assert!(per_record.bytes::<(String, u64)>() > 50 * counted);
     }
 
     fn pairs(n: u64, keys: u64) -> Vec<(u64, u64)> {
@@ -983,13 +1029,14 @@ mod tests {
     #[test]
     fn merging_spilled_combiners_tells_apart_keys_of_one_hash() {
         let dir = TestDir::new("collide");
-        let mut merge = MergeCombiners::<Colliding, u64, _> {
-            f: |a: u64, b: u64| a + b,
+        // Lists, which grow as they merge, so that the map spills.
+        let mut merge = MergeCombiners::<Colliding, Vec<u64>, _> {
+            f: append_lists::<u64>,
             combiners: ExternalCombiners::new(),
         };
         merge.combiners.runs = SpilledRuns::new(SpillConfig::in_dir(1, dir.0.clone()));
-        let input: Vec<(Colliding, u64)> = (0..40_000u64)
-            .map(|i| (Colliding((i % 3) as u32), i))
+        let input: Vec<(Colliding, Vec<u64>)> = (0..40_000u64)
+            .map(|i| (Colliding((i % 3) as u32), vec![i]))
             .collect();
         let merged = output(|out| {
             for chunk in input.chunks(1000) {
@@ -998,11 +1045,44 @@ mod tests {
             assert!(merge.combiners.runs.len() > 0);
             merge.finish(out)
         });
-        let mut expected: BTreeMap<Colliding, u64> = BTreeMap::new();
+        let mut expected: BTreeMap<Colliding, Vec<u64>> = BTreeMap::new();
+        for (k, v) in input {
+            expected.entry(k).or_default().extend(v);
+        }
+        assert_eq!(merged.len(), 3);
+        let merged: BTreeMap<Colliding, Vec<u64>> = merged
+            .into_iter()
+            .map(|(k, mut values)| {
+                values.sort_unstable();
+                (k, values)
+            })
+            .collect();
+        assert_eq!(merged, expected);
+    }
+
+    #[test]
+    fn merging_counts_into_few_keys_holds_the_keys_only_and_does_not_spill() {
+        let dir = TestDir::new("counts");
+        let mut merge = MergeCombiners::<u64, u64, _> {
+            f: |a: u64, b: u64| a + b,
+            combiners: ExternalCombiners::new(),
+        };
+        merge.combiners.runs = SpilledRuns::new(SpillConfig::in_dir(1, dir.0.clone()));
+        // 100 keys' counts from 400 map outputs: 40,000 pairs, 1.3 MB counted one by one, past
+        // the least budget (256 KiB); the map holds 100 counts.
+        let input = pairs(40_000, 100);
+        let merged = output(|out| {
+            for chunk in input.chunks(1000) {
+                merge.push(chunk.to_vec(), out)?;
+            }
+            merge.finish(out)
+        });
+        assert_eq!(merge.combiners.runs.len(), 0, "nothing spilled");
+        assert_eq!(dir.files(), 0);
+        let mut expected: BTreeMap<u64, u64> = BTreeMap::new();
         for (k, v) in input {
             *expected.entry(k).or_default() += v;
         }
-        assert_eq!(merged.len(), 3);
         assert_eq!(merged.into_iter().collect::<BTreeMap<_, _>>(), expected);
     }
 
