@@ -30,17 +30,21 @@ fn clearing_due(last: Option<SystemTime>, now: SystemTime, every: Duration) -> b
     last.is_none_or(|at| !now.duration_since(at).is_ok_and(|since| since < every))
 }
 
-/// Whether this session should clear the cache under `root`. If so, the stamp is set now, so
-/// that sessions starting meanwhile leave it to this one.
-pub fn claim_clearing(root: &Path) -> bool {
-    let stamp = root.join(CLEARED_STAMP);
-    let last = std::fs::metadata(&stamp).and_then(|m| m.modified()).ok();
-    if !clearing_due(last, SystemTime::now(), CLEAR_EVERY) {
-        return false;
-    }
-    // A stamp that cannot be written leaves clearing due: each session tries, as before stamps.
-    let _ = std::fs::create_dir_all(root).and_then(|()| std::fs::write(&stamp, b""));
-    true
+/// Whether the cache under `root` is due for clearing.
+pub fn clearing_is_due(root: &Path) -> bool {
+    let last = std::fs::metadata(root.join(CLEARED_STAMP))
+        .and_then(|m| m.modified())
+        .ok();
+    clearing_due(last, SystemTime::now(), CLEAR_EVERY)
+}
+
+/// Notes that the cache under `root` was cleared now. Set once clearing has finished, so that
+/// a session that ends before (a short `tessera run` on busy cores) leaves it to the next one;
+/// two sessions starting together may both clear, which only repeats the look. A stamp that
+/// cannot be written leaves clearing due: each session tries, as before stamps.
+pub fn mark_cleared(root: &Path) {
+    let _ =
+        std::fs::create_dir_all(root).and_then(|()| std::fs::write(root.join(CLEARED_STAMP), b""));
 }
 
 /// A session's own directory (`sessions/PID`): its driver's and its cell engine's files, and a
@@ -71,7 +75,7 @@ impl Drop for SessionDir {
 /// Removes the directories of sessions that ended long ago (`sessions/PID` whose process is
 /// gone and that nothing has touched for a day): their executors' logs are kept that long for
 /// a look after the fact (and the files of an executor killed with its session, which it could
-/// not remove), then they would only pile up. Sessions look once a day ([`claim_clearing`]).
+/// not remove), then they would only pile up. Sessions look once a day ([`clearing_is_due`]).
 pub fn remove_stale_sessions(sessions: &std::path::Path) {
     remove_stale_sessions_older_than(sessions, std::time::Duration::from_secs(24 * 3600));
 }
@@ -136,18 +140,19 @@ mod tests {
     }
 
     #[test]
-    fn the_first_session_of_the_day_claims_clearing_and_the_next_do_not() {
+    fn clearing_is_due_until_marked_and_again_a_day_later() {
         let root = tempfile::tempdir().unwrap();
         let cache = root.path().join("tessera");
-        assert!(claim_clearing(&cache), "no stamp yet");
-        assert!(!claim_clearing(&cache), "cleared just now");
+        assert!(clearing_is_due(&cache), "no stamp yet");
+        assert!(clearing_is_due(&cache), "still due: not cleared yet");
+        mark_cleared(&cache);
+        assert!(!clearing_is_due(&cache), "cleared just now");
         let stamp = std::fs::File::options()
             .append(true)
             .open(cache.join(CLEARED_STAMP))
             .unwrap();
         stamp.set_modified(SystemTime::now() - CLEAR_EVERY).unwrap();
-        assert!(claim_clearing(&cache), "a day later");
-        assert!(!claim_clearing(&cache));
+        assert!(clearing_is_due(&cache), "a day later");
     }
 
     #[test]

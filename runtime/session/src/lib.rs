@@ -420,9 +420,11 @@ impl Session {
         {
             let clear_cells = engine.housekeeping();
             let _ = background::spawn("housekeeping", background::Below::Far, move || {
-                if cache_dir::claim_clearing(&cache_dir::cache_root()) {
+                let root = cache_dir::cache_root();
+                if cache_dir::clearing_is_due(&root) {
                     cache_dir::remove_stale_sessions(&sessions);
                     clear_cells();
+                    cache_dir::mark_cleared(&root);
                 }
             });
         }
