@@ -55,9 +55,14 @@ pub fn mark_cleared(root: &Path) {
 pub struct SessionDir(PathBuf);
 
 impl SessionDir {
-    /// The directory of the session of this process, under `sessions`.
+    /// The directory of the session of this process, under `sessions`. One there already was
+    /// left by an ended process that had this process's id (ids are reused, and a session's
+    /// directory stays up to two days with its executor's log): what it holds is not this
+    /// session's, and would keep this one's from going with it, so it is removed first.
     pub fn of_this_process(sessions: &std::path::Path) -> SessionDir {
-        SessionDir(sessions.join(std::process::id().to_string()))
+        let dir = sessions.join(std::process::id().to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+        SessionDir(dir)
     }
 
     pub fn path(&self) -> &std::path::Path {
@@ -124,6 +129,23 @@ mod tests {
         drop((left_empty, with_a_log));
         assert!(!empty.exists());
         assert!(logged.join("executor-local-0.log").is_file());
+    }
+
+    #[test]
+    fn a_session_does_not_take_over_what_an_ended_process_of_its_id_left() {
+        let sessions = tempfile::tempdir().unwrap();
+        let left = sessions.path().join(std::process::id().to_string());
+        std::fs::create_dir_all(&left).unwrap();
+        std::fs::write(left.join("executor-local-0.log"), "an old session's").unwrap();
+        let ours = SessionDir::of_this_process(sessions.path());
+        assert!(!ours.path().join("executor-local-0.log").exists());
+        std::fs::create_dir_all(ours.path()).unwrap();
+        let path = ours.path().to_path_buf();
+        drop(ours);
+        assert!(
+            !path.exists(),
+            "an empty session directory goes with the session"
+        );
     }
 
     #[test]
