@@ -345,7 +345,8 @@ impl Session {
                 move |text: &str| sink(Stream::Notice, text),
             )))
         };
-        let sessions = cache_dir::cache_root().join("sessions");
+        let cache = cache_dir::cache_root();
+        let sessions = cache.join("sessions");
         let dir = cache_dir::SessionDir::of_this_process(&sessions);
         let work_dir = dir.path().to_path_buf();
         let files_dir = tessera_driver::side_files_dir(&work_dir);
@@ -380,7 +381,7 @@ impl Session {
         use tessera_plan::cell_protocol::{CELL_SOCKET_ENV, CELL_TOKEN_ENV};
         let mut engine = tessera_cells::Engine::start(tessera_cells::EngineConfig {
             toolchain,
-            cache_dir: cache_dir::cache_root().join("cells"),
+            cache_dir: cache.join("cells"),
             work_dir: work_dir.join("cells"),
             dependencies: dependency_lines(&api_crate_dir()),
             rich_display_trait: Some("tessera::RichDisplay".into()),
@@ -420,11 +421,10 @@ impl Session {
         {
             let clear_cells = engine.housekeeping();
             let _ = background::spawn("housekeeping", background::Below::Far, move || {
-                let root = cache_dir::cache_root();
-                if cache_dir::clearing_is_due(&root) {
+                if cache_dir::clearing_is_due(&cache) {
                     cache_dir::remove_stale_sessions(&sessions);
                     clear_cells();
-                    cache_dir::mark_cleared(&root);
+                    cache_dir::mark_cleared(&cache);
                 }
             });
         }

@@ -420,29 +420,31 @@ impl<K: Hash + Eq + 'static, C> Combiners<K, C> {
 /// Counting every record as a new key overstated word count's map about sevenfold, and drained
 /// it, with its hundred thousand keys, in the middle of every task; counting every merged value
 /// still made a map of a few thousand counts look as large as its input.
-struct HeldCombiners {
+struct HeldCombiners<K, C> {
     keys: SizeEstimate,
     merged: SizeEstimate,
-    /// Whether merging into a combiner can make it hold more.
-    merges_grow: bool,
+    _types: PhantomData<fn() -> (K, C)>,
 }
 
-impl HeldCombiners {
-    /// An empty map's, for combiners of type `C`.
-    fn of<C>() -> Self {
+impl<K: Serialize, C> HeldCombiners<K, C> {
+    /// Whether merging into a combiner can make it hold more: a type without drop glue owns
+    /// no memory beyond its own bytes.
+    const MERGES_GROW: bool = std::mem::needs_drop::<C>();
+
+    /// An empty map's.
+    fn new() -> Self {
         HeldCombiners {
             keys: SizeEstimate::default(),
             merged: SizeEstimate::default(),
-            // A type without drop glue owns no memory beyond its own bytes.
-            merges_grow: std::mem::needs_drop::<C>(),
+            _types: PhantomData,
         }
     }
 
     /// Notes `value` added to the map, and `new_key` if its key was new to it.
-    fn note<K: Serialize, V: Serialize>(&mut self, new_key: Option<&K>, value: &V) {
+    fn note<V: Serialize>(&mut self, new_key: Option<&K>, value: &V) {
         match new_key {
             Some(key) => self.keys.add(&(key, value)),
-            None if self.merges_grow => self.merged.add(value),
+            None if Self::MERGES_GROW => self.merged.add(value),
             None => {}
         }
     }
@@ -452,7 +454,7 @@ impl HeldCombiners {
         self.keys.add(record);
     }
 
-    fn bytes<K, C>(&self) -> u64 {
+    fn bytes(&self) -> u64 {
         self.keys.bytes::<(K, C)>() + self.merged.bytes::<()>()
     }
 }
@@ -467,7 +469,7 @@ pub(crate) struct CombineWriter<K, V, M: MapCombine<V>, P> {
     placement: P,
     combiners: Combiners<K, M::C>,
     /// What the map holds since it was last drained, estimated.
-    held: HeldCombiners,
+    held: HeldCombiners<K, M::C>,
     buckets: BucketWriter,
 }
 impl<K, V, M, P> CombineWriter<K, V, M, P>
@@ -482,7 +484,7 @@ where
             self.buckets.add(self.placement.place(&pair.0), &pair)?;
         }
         self.combiners = Combiners::new();
-        self.held = HeldCombiners::of::<M::C>();
+        self.held = HeldCombiners::new();
         Ok(())
     }
 }
@@ -503,7 +505,7 @@ where
             combine: M::open(func, &params.zero)?,
             placement,
             combiners: Combiners::new(),
-            held: HeldCombiners::of::<M::C>(),
+            held: HeldCombiners::new(),
             buckets,
         })
     }
@@ -511,7 +513,7 @@ where
         let held = &mut self.held;
         self.combiners
             .add_all(batch, &self.combine, |key, value| held.note(key, value));
-        if self.buckets.spill.over(self.held.bytes::<K, M::C>()) {
+        if self.buckets.spill.over(self.held.bytes()) {
             self.drain()?;
         }
         Ok(())
@@ -591,7 +593,7 @@ fn push_bounded<R: Serialize>(
 /// different keys only makes a short list to search).
 struct ExternalCombiners<K, C> {
     combiners: Combiners<K, C>,
-    held: HeldCombiners,
+    held: HeldCombiners<K, C>,
     runs: SpilledRuns,
 }
 
@@ -599,7 +601,7 @@ impl<K: Data + Hash + Eq, C: Data> ExternalCombiners<K, C> {
     fn new() -> Self {
         ExternalCombiners {
             combiners: Combiners::new(),
-            held: HeldCombiners::of::<C>(),
+            held: HeldCombiners::new(),
             runs: SpilledRuns::new(SpillConfig::from_opening_host()),
         }
     }
@@ -621,10 +623,10 @@ impl<K: Data + Hash + Eq, C: Data> ExternalCombiners<K, C> {
     }
 
     fn spill_if_over(&mut self) -> Result<(), Stop> {
-        if self.runs.spill.over(self.held.bytes::<K, C>()) {
+        if self.runs.spill.over(self.held.bytes()) {
             let pairs = self.sorted_by_hash();
             self.runs.write(pairs)?;
-            self.held = HeldCombiners::of::<C>();
+            self.held = HeldCombiners::new();
         }
         Ok(())
     }
@@ -932,9 +934,9 @@ mod tests {
         combine: &impl MapCombine<V, C = C>,
     ) -> u64 {
         let mut combiners = Combiners::new();
-        let mut held = HeldCombiners::of::<C>();
+        let mut held = HeldCombiners::<String, C>::new();
         combiners.add_all(records, combine, |key, value| held.note(key, value));
-        held.bytes::<String, C>()
+        held.bytes()
     }
 
     #[test]
