@@ -1240,7 +1240,7 @@ mod tests {
                 continue;
             }
             let state = ExecutorState::try_from(u.state).unwrap();
-            let end = is_terminal(state);
+            let end = state.is_terminal();
             out.push((state, u.message));
             if end {
                 return out;
@@ -1260,21 +1260,11 @@ mod tests {
                 .expect("status update in time")
                 .expect("channel open");
             let state = ExecutorState::try_from(u.state).unwrap();
-            if executors.contains(&u.executor_id.as_str()) && is_terminal(state) {
+            if executors.contains(&u.executor_id.as_str()) && state.is_terminal() {
                 ends.insert(u.executor_id, (state, u.message));
             }
         }
         ends
-    }
-
-    fn is_terminal(state: ExecutorState) -> bool {
-        matches!(
-            state,
-            ExecutorState::Finished
-                | ExecutorState::Failed
-                | ExecutorState::Killed
-                | ExecutorState::Lost
-        )
     }
 
     fn states(updates: &[(ExecutorState, String)]) -> Vec<ExecutorState> {

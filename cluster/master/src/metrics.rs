@@ -217,7 +217,7 @@ fn render_gauges(out: &mut String, s: &Snapshot) {
     let running = s
         .executors
         .iter()
-        .filter(|e| !crate::state::is_terminal(e.state))
+        .filter(|e| !e.state.is_terminal())
         .count();
     let gauges: [(&str, &str, Vec<(String, f64)>); 7] = [
         (

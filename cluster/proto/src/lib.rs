@@ -20,6 +20,17 @@ pub mod convert;
 #[allow(missing_docs)]
 pub mod master {
     tonic::include_proto!("tessera.master");
+
+    impl ExecutorState {
+        /// Whether an executor in this state has ended: it will not run again, and its
+        /// resources are free (Mesos' `protobuf::isTerminalState`).
+        pub fn is_terminal(self) -> bool {
+            matches!(
+                self,
+                Self::Finished | Self::Failed | Self::Killed | Self::Lost
+            )
+        }
+    }
 }
 
 /// Messages and the `Agent` service of package `tessera.agent`.

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tessera_allocator::{Extras, Resources};
 use tessera_cluster_proto::master as pb;
 
-use super::{MasterState, is_terminal};
+use super::MasterState;
 
 /// Disk, ports and custom scalars as the JSON shows them: `{"disk_mb": 100, "ports":
 /// "31000-32000", "scalars": {"gpus": 2}}`.
@@ -226,7 +226,7 @@ impl<'a> Holdings<'a> {
             *sum = sum.plus(r);
         }
         let (mut used, mut role_used) = (HashMap::new(), HashMap::new());
-        for e in state.executors.values().filter(|e| !is_terminal(e.state)) {
+        for e in state.executors.values().filter(|e| !e.state.is_terminal()) {
             add(&mut used, &e.agent_id, &e.resources);
             add(&mut used, &e.framework_id, &e.resources);
             add(&mut role_used, &e.allocation_role, &e.resources);
