@@ -3,6 +3,10 @@
 //! and runs under one lock; whatever must reach another process is returned as
 //! [`AgentAction`]s (run by the caller after unlocking) or queued on a
 //! framework's event channel (unbounded, never blocks).
+//!
+//! This file holds the records and `MasterState` itself; its methods are in a file per
+//! subject: `agents.rs`, `frameworks.rs`, `offers.rs` and `executors.rs`. What a request may name
+//! is checked in `checks.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -302,8 +306,6 @@ impl MasterState {
             default_failover: config.framework_failover_timeout,
         }
     }
-
-    // ---------------------------------------------------------------- status
 
     /// What `ClusterStatus` answers: the [`MasterState::snapshot`] in protobuf.
     pub fn cluster_status(&self) -> pb::ClusterStatusResponse {
