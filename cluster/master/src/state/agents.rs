@@ -490,18 +490,13 @@ impl MasterState {
         for role in roles {
             self.allocator.remove_agent(&pool_id(agent_id, Some(role)));
         }
-        let offers: Vec<String> = self
-            .offers
-            .values()
-            .filter(|o| o.agent_id == agent_id)
-            .map(|o| o.id.clone())
-            .collect();
-        for offer_id in offers {
-            let offer = self.offers.remove(&offer_id).expect("listed offer exists");
+        for offer in self.take_offers(|o| o.agent_id == agent_id) {
             self.metrics.offers_rescinded += 1;
             self.send(
                 &offer.framework_id,
-                event(pb::event::Event::Rescind(pb::Rescind { offer_id })),
+                event(pb::event::Event::Rescind(pb::Rescind {
+                    offer_id: offer.id,
+                })),
             );
         }
         let lost: Vec<(String, String)> = self

@@ -407,17 +407,10 @@ impl MasterState {
         let Some(timeout) = self.offer_timeout else {
             return;
         };
-        let expired: Vec<String> = self
-            .offers
-            .values()
-            .filter(|o| now.saturating_duration_since(o.made_at) >= timeout)
-            .map(|o| o.id.clone())
-            .collect();
-        for offer_id in expired {
-            let offer = self.offers.remove(&offer_id).expect("listed offer exists");
-            tracing::debug!(%offer_id, framework_id = %offer.framework_id, "offer timed out");
+        for offer in self.take_offers(|o| now.saturating_duration_since(o.made_at) >= timeout) {
+            let (offer_id, framework_id) = (offer.id.clone(), offer.framework_id.clone());
+            tracing::debug!(%offer_id, %framework_id, "offer timed out");
             self.metrics.offers_rescinded += 1;
-            let framework_id = offer.framework_id.clone();
             self.release_offer(offer, None);
             self.send(
                 &framework_id,
@@ -443,15 +436,16 @@ impl MasterState {
     }
 
     pub(super) fn rescind_offers_of(&mut self, framework_id: &str) {
-        let ids: Vec<String> = self
-            .offers
-            .values()
-            .filter(|o| o.framework_id == framework_id)
-            .map(|o| o.id.clone())
-            .collect();
-        for id in ids {
-            let offer = self.offers.remove(&id).expect("listed offer exists");
+        for offer in self.take_offers(|o| o.framework_id == framework_id) {
             self.release_offer(offer, None);
         }
+    }
+
+    /// Takes out of the outstanding offers every one that `which` picks.
+    pub(super) fn take_offers(&mut self, which: impl Fn(&Offer) -> bool) -> Vec<Offer> {
+        self.offers
+            .extract_if(|_, offer| which(offer))
+            .map(|(_, offer)| offer)
+            .collect()
     }
 }
