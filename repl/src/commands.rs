@@ -1,13 +1,8 @@
-//! The REPL's `:` commands, and how cell output is printed.
+//! The REPL's `:` commands.
 
-use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
 use tessera_display::Report;
-use tessera_session::{
-    CellDisplay, Credential, MasterEndpoint, MasterUrl, OutputSink, Session, Stream, join_cells,
-    split_cells,
-};
+use tessera_session::{Credential, MasterEndpoint, MasterUrl, Session, join_cells, split_cells};
 
 /// The REPL's own commands and evcxr's that it lists: usage and what each does. `:help` prints
 /// them, Tab completes their names.
@@ -69,40 +64,6 @@ pub fn complete_command(line: &str, position: usize) -> Option<(usize, Vec<Strin
     Some((start, names))
 }
 
-/// Prints what the last cell asked to show (`display`), as text: a terminal cannot show HTML or
-/// images, so their text form is printed, else a line saying what was not shown.
-pub fn print_displays(session: &mut Session) {
-    for display in session.take_displays() {
-        if let CellDisplay::Show { data, .. } = display {
-            match data.iter().find(|(mime, _)| mime == "text/plain") {
-                Some((_, text)) => println!("{text}"),
-                None => {
-                    let kinds: Vec<&str> = data.iter().map(|(mime, _)| mime.as_str()).collect();
-                    println!("({} output, shown in notebooks)", kinds.join(", "));
-                }
-            }
-        }
-    }
-}
-
-/// Prints stdout as is and stderr in red on a terminal.
-pub fn print_output() -> OutputSink {
-    let colour = std::io::stderr().is_terminal();
-    Arc::new(move |stream, line| crate::progress::without_bar(|| print_line(stream, line, colour)))
-}
-
-fn print_line(stream: Stream, line: &str, colour: bool) {
-    match stream {
-        Stream::Stdout => {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
-        }
-        Stream::Stderr if colour => eprintln!("\x1b[91m{line}\x1b[0m"),
-        Stream::Stderr | Stream::Notice => eprintln!("{line}"),
-    }
-}
-
 /// What the REPL should do after a command that needs no session.
 pub enum Next {
     /// The command was handled; read the next line.
@@ -148,7 +109,7 @@ pub fn run(session: &mut Session, line: &str) -> bool {
         ":load" if !argument.is_empty() => match std::fs::read_to_string(argument) {
             Ok(script) => {
                 for cell in split_cells(&script) {
-                    if !crate::interactive::execute(session, &cell.code) {
+                    if !crate::output::execute(session, &cell.code) {
                         eprintln!(
                             "stopped at the cell on line {} of {argument}",
                             cell.first_line

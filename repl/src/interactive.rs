@@ -1,6 +1,7 @@
 //! The interactive REPL: rustyline with history, multi-line input and completion, on a session.
 
 use crate::commands::{self, Next};
+use crate::output::{self, execute};
 use crate::progress;
 use parking_lot::Mutex;
 use rustyline::completion::Completer;
@@ -54,7 +55,7 @@ pub fn run(config: SessionConfig) -> anyhow::Result<ExitCode> {
     // What the session says while it starts never goes over the line being typed: it waits
     // until the line is entered.
     let notices = Arc::new(Notices::default());
-    let cell_output = commands::print_output();
+    let cell_output = output::print_output();
     let sink: tessera_session::OutputSink = {
         let notices = notices.clone();
         Arc::new(move |stream, line| match stream {
@@ -127,24 +128,6 @@ pub fn run(config: SessionConfig) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Runs one cell and prints its result or error; returns whether it succeeded.
-pub fn execute(session: &mut Session, code: &str) -> bool {
-    let result = progress::while_running(|| session.run_cell(code));
-    commands::print_displays(session);
-    match result {
-        Ok(output) => {
-            if let Some(text) = output.text() {
-                println!("{text}");
-            }
-            true
-        }
-        Err(e) => {
-            eprintln!("{}", e.message.trim_end());
-            false
-        }
-    }
 }
 
 /// `$TESSERA_HISTORY`, or `~/.local/share/tessera/history.txt`.

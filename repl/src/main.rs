@@ -5,6 +5,7 @@ mod commands;
 mod input;
 mod interactive;
 mod notebook;
+mod output;
 mod progress;
 mod script;
 

@@ -3,7 +3,7 @@
 //! it. A cell that is one `:` line (`:storage`, `:jobs`, ...) runs as the REPL's command of that
 //! name would.
 
-use crate::{commands, progress};
+use crate::{commands, output, progress};
 use std::path::Path;
 use std::process::ExitCode;
 use tessera_session::{Session, SessionConfig, command_line, split_cells};
@@ -29,7 +29,7 @@ pub fn run(config: SessionConfig, script: &Path, keep_going: bool) -> anyhow::Re
             })
             .collect::<Vec<_>>()
     };
-    let mut session = Session::start(config, commands::print_output())?;
+    let mut session = Session::start(config, output::print_output())?;
     session
         .driver()
         .set_input_reader(Some(crate::input::terminal_reader(Default::default())));
@@ -42,7 +42,7 @@ pub fn run(config: SessionConfig, script: &Path, keep_going: bool) -> anyhow::Re
             continue;
         }
         let result = progress::while_running(|| session.run_cell(code));
-        commands::print_displays(&mut session);
+        output::print_displays(&mut session);
         match result {
             Ok(output) => {
                 if let Some(text) = output.text() {

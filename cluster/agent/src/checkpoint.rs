@@ -175,6 +175,14 @@ pub enum CheckpointError {
     },
 }
 
+/// Now, in milliseconds since the Unix epoch: what `saved_at_ms` says.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// Where the checkpoint of an agent with this work directory is.
 pub fn path_in(work_dir: &Path) -> PathBuf {
     work_dir.join("meta").join("agent.checkpoint")

@@ -25,9 +25,7 @@
 //! when it goes past its memory; its end is then FAILED with "memory limit N MiB exceeded".
 
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,11 +37,12 @@ use tessera_cluster_proto::master::{
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::checkpoint::{self, Checkpoint, CheckpointedExecutor};
+use crate::ending::{Ending, Kill, classify};
 use crate::isolation::{
     Container, IsolationMode, Isolator, Limitation, Limits, Usage, WATCH_INTERVAL,
 };
-use crate::master_link::PendingUpdates;
-use crate::status_updates::StreamKey;
+use crate::sandbox::{env, sandbox_in};
+use crate::status_updates::{PendingUpdates, StreamKey};
 
 /// Between SIGTERM and SIGKILL when an executor is killed.
 pub const KILL_GRACE: Duration = Duration::from_secs(3);
@@ -52,9 +51,6 @@ pub const KILL_GRACE: Duration = Duration::from_secs(3);
 pub const LIBRARY_CACHE_GRACE: Duration = Duration::from_secs(60);
 /// The variable that names a framework's library cache to its executors.
 const LIBRARY_CACHE_ENV: &str = "TESSERA_LIBRARY_CACHE";
-/// How much of the end of stderr goes into a FAILED message.
-const STDERR_TAIL_LINES: usize = 10;
-const STDERR_TAIL_BYTES: u64 = 4096;
 
 /// Why a launch was refused before any process started.
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +107,7 @@ impl Process {
         match self {
             Process::Child(child) => Some(child.wait().await),
             Process::Adopted { start_ticks } => {
-                while crate::recovery::is_running(pid, *start_ticks) {
+                while crate::processes::is_running(pid, *start_ticks) {
                     tokio::time::sleep(WATCH_INTERVAL).await;
                 }
                 None
@@ -191,34 +187,6 @@ pub struct LaunchSpec {
     pub files_address: Option<String>,
 }
 
-/// The sandbox of an executor under an agent's work directory:
-/// `WORK_DIR/frameworks/<framework>/executors/<executor>`.
-pub(crate) fn sandbox_in(work_dir: &Path, framework_id: &str, executor_id: &str) -> PathBuf {
-    work_dir
-        .join("frameworks")
-        .join(framework_id)
-        .join("executors")
-        .join(executor_id)
-}
-
-/// The variables through which the agent tells an executor who and where it is. Recovery
-/// reads them back from `/proc` for an executor its checkpoint does not name
-/// ([`crate::orphans`]).
-pub(crate) mod env {
-    /// The executor's framework id.
-    pub const FRAMEWORK_ID: &str = "TESSERA_FRAMEWORK_ID";
-    /// The executor's id within its framework.
-    pub const EXECUTOR_ID: &str = "TESSERA_EXECUTOR_ID";
-    /// Its sandbox directory, its working directory.
-    pub const SANDBOX: &str = "TESSERA_SANDBOX";
-    /// The CPUs it was launched with.
-    pub const CPUS: &str = "TESSERA_EXECUTOR_CPUS";
-    /// The memory it was launched with, in MiB.
-    pub const MEM_MB: &str = "TESSERA_EXECUTOR_MEM_MB";
-    /// The agent's ports it was given, as ranges.
-    pub const PORTS: &str = "TESSERA_EXECUTOR_PORTS";
-}
-
 fn check_id(what: &'static str, value: &str) -> Result<(), LaunchError> {
     if value.is_empty()
         || value == "."
@@ -232,149 +200,6 @@ fn check_id(what: &'static str, value: &str) -> Result<(), LaunchError> {
         });
     }
     Ok(())
-}
-
-fn signal_name(sig: i32) -> &'static str {
-    match sig {
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGINT => "SIGINT",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGILL => "SIGILL",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGTERM => "SIGTERM",
-        _ => "signal",
-    }
-}
-
-/// The last lines of a file (at most a few KiB), or "" if unreadable.
-fn tail(path: &Path) -> String {
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return String::new();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = f.seek(SeekFrom::Start(len.saturating_sub(STDERR_TAIL_BYTES)));
-    let mut buf = Vec::new();
-    let _ = f.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..].join("\n")
-}
-
-/// How an executor ended, as its last status update says it.
-#[derive(Debug, PartialEq)]
-struct Ending {
-    state: ExecutorState,
-    message: String,
-    exit_code: Option<i32>,
-    reason: ExecutorReason,
-}
-
-/// Its exit status, or 128 + the signal that ended it, as a shell reports it.
-fn exit_code(status: &ExitStatus) -> Option<i32> {
-    status
-        .code()
-        .or_else(|| status.signal().map(|sig| 128 + sig))
-}
-
-/// How the agent asked an executor to end, if it did.
-struct Kill {
-    reason: String,
-    /// LOST rather than KILLED (a restarted agent killed it past its recovery timeout).
-    lost: bool,
-}
-
-/// Turns how the process ended (`None`: an adopted process, whose exit status is not known)
-/// into a state, message, exit code and reason: a limitation (the isolator killed it) first,
-/// then a kill the agent was asked for, then its exit.
-fn classify(
-    status: Option<std::io::Result<ExitStatus>>,
-    limitation: Option<Limitation>,
-    kill: Option<Kill>,
-    sandbox: &Path,
-) -> Ending {
-    let code = status
-        .as_ref()
-        .and_then(|s| s.as_ref().ok())
-        .and_then(exit_code);
-    let ending = |state, message, reason| Ending {
-        state,
-        message,
-        exit_code: code,
-        reason,
-    };
-    if let Some(limitation) = limitation {
-        return ending(
-            ExecutorState::Failed,
-            limitation.to_string(),
-            match limitation {
-                Limitation::Memory { .. } => ExecutorReason::MemoryLimit,
-            },
-        );
-    }
-    if let Some(kill) = kill {
-        let state = if kill.lost {
-            ExecutorState::Lost
-        } else {
-            ExecutorState::Killed
-        };
-        return ending(state, kill.reason, ExecutorReason::Unspecified);
-    }
-    let (state, message) = match status {
-        Some(Ok(s)) => exit_state(s, sandbox),
-        Some(Err(e)) => (
-            ExecutorState::Failed,
-            format!("cannot wait for the executor process: {e}"),
-        ),
-        None => (
-            ExecutorState::Failed,
-            with_stderr(
-                "it ended after a restarted agent adopted it; its exit status is not known \
-                 (it was not the agent's child)"
-                    .to_string(),
-                sandbox,
-            ),
-        ),
-    };
-    ending(state, message, ExecutorReason::Unspecified)
-}
-
-/// `msg` with the last lines of the sandbox's stderr (or a note that it is empty).
-fn with_stderr(msg: String, sandbox: &Path) -> String {
-    let stderr_path = sandbox.join("stderr");
-    let t = tail(&stderr_path);
-    if t.trim().is_empty() {
-        format!("{msg} (stderr is empty; sandbox {})", sandbox.display())
-    } else {
-        format!(
-            "{msg}; last lines of stderr ({}):\n{t}",
-            stderr_path.display()
-        )
-    }
-}
-
-/// FINISHED or FAILED, with a message (and the end of stderr) for how the process exited.
-fn exit_state(status: ExitStatus, sandbox: &Path) -> (ExecutorState, String) {
-    let noted = |msg: String| with_stderr(msg, sandbox);
-    match (status.code(), status.signal()) {
-        (Some(0), _) => (ExecutorState::Finished, "exited with status 0".to_string()),
-        (Some(code), _) => (
-            ExecutorState::Failed,
-            noted(format!("exited with status {code}")),
-        ),
-        (None, Some(sig)) => (
-            ExecutorState::Failed,
-            noted(format!("terminated by signal {sig} ({})", signal_name(sig))),
-        ),
-        (None, None) => (
-            ExecutorState::Failed,
-            noted(format!("ended abnormally ({status})")),
-        ),
-    }
 }
 
 impl Executors {
@@ -396,7 +221,7 @@ impl Executors {
             isolator,
             pending,
             agent_id: Mutex::new(String::new()),
-            boot_id: crate::recovery::boot_id(),
+            boot_id: crate::processes::boot_id(),
         })
     }
 
@@ -435,7 +260,7 @@ impl Executors {
                 .collect();
             Checkpoint {
                 agent_id: self.agent_id(),
-                saved_at_ms: crate::recovery::now_ms(),
+                saved_at_ms: checkpoint::now_ms(),
                 boot_id: self.boot_id.clone(),
                 executors,
                 frameworks,
@@ -760,7 +585,7 @@ impl Executors {
         };
         let pid = child.id().map(|p| p as i32).unwrap_or(0);
         // Its start time is fixed at fork, so it is there before exec.
-        let start_ticks = crate::recovery::start_ticks(pid).unwrap_or(0);
+        let start_ticks = crate::processes::start_ticks(pid).unwrap_or(0);
         running.insert(
             key.clone(),
             Running {
@@ -1048,7 +873,7 @@ impl Executors {
     /// acknowledged, and the status updates they send.
     #[cfg(test)]
     pub(crate) fn for_tests(
-        work_dir: &Path,
+        work_dir: &std::path::Path,
     ) -> (
         Arc<Executors>,
         Arc<PendingUpdates>,
@@ -1071,6 +896,7 @@ impl Executors {
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+    use std::path::Path;
     use tokio::sync::mpsc::UnboundedReceiver;
 
     fn setup() -> (
@@ -1104,7 +930,7 @@ mod tests {
             framework_id: "F0".into(),
             executor_id: executor_id.into(),
             pid,
-            start_ticks: crate::recovery::start_ticks(pid).unwrap(),
+            start_ticks: crate::processes::start_ticks(pid).unwrap(),
             cpus: 1.0,
             mem_mb: 64,
             ports: String::new(),
@@ -1136,7 +962,7 @@ mod tests {
         assert_eq!(
             crate::recovery::liveness(
                 &saved.boot_id,
-                &crate::recovery::boot_id(),
+                &crate::processes::boot_id(),
                 e.pid,
                 e.start_ticks
             ),
@@ -1359,43 +1185,6 @@ mod tests {
             )
         );
         assert_eq!(ex.count(), 0);
-    }
-
-    #[test]
-    fn endings_carry_the_exit_code_and_a_limitation_comes_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let exited = |raw: i32| Some(Ok(ExitStatus::from_raw(raw)));
-        let asked = |reason: &str| {
-            Some(Kill {
-                reason: reason.into(),
-                lost: false,
-            })
-        };
-        let three = classify(exited(3 << 8), None, None, dir.path());
-        assert_eq!(
-            (three.state, three.exit_code),
-            (ExecutorState::Failed, Some(3))
-        );
-        let killed = classify(exited(libc::SIGKILL), None, asked("asked"), dir.path());
-        assert_eq!(
-            (killed.state, killed.message.as_str(), killed.exit_code),
-            (ExecutorState::Killed, "asked", Some(137))
-        );
-        let limited = classify(
-            exited(libc::SIGKILL),
-            Some(Limitation::Memory { limit_mb: 1024 }),
-            asked("asked"),
-            dir.path(),
-        );
-        assert_eq!(
-            limited,
-            Ending {
-                state: ExecutorState::Failed,
-                message: "memory limit 1024 MiB exceeded".into(),
-                exit_code: Some(137),
-                reason: ExecutorReason::MemoryLimit,
-            }
-        );
     }
 
     #[tokio::test]

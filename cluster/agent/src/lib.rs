@@ -35,12 +35,15 @@
 #![deny(missing_docs)]
 
 pub mod checkpoint;
+mod ending;
 mod executors;
 pub mod isolation;
 mod master_link;
 mod orphans;
 mod outbox;
+mod processes;
 pub mod recovery;
+mod sandbox;
 mod sandbox_files;
 mod service;
 mod status_updates;
@@ -233,7 +236,7 @@ pub async fn run(
         host.clone(),
     ));
     let isolator = isolation::Isolator::new(&config.isolation)?;
-    let pending = Arc::new(master_link::PendingUpdates::default());
+    let pending = Arc::new(status_updates::PendingUpdates::default());
     let executors = executors::Executors::new(
         config.work_dir.clone(),
         host,

@@ -2,7 +2,7 @@
 //! with backoff while the master is not there, saying how it isolates executors),
 //! heartbeating with what its executors use, and sending executor status
 //! updates to the master, in order per executor, again and again until their
-//! framework acknowledges each ([`StatusUpdates`]).
+//! framework acknowledges each ([`crate::status_updates::StatusUpdates`]).
 //!
 //! When the master no longer knows the agent (it restarted), the agent registers
 //! again under its id with the executors it runs, which keep running (Mesos'
@@ -18,12 +18,11 @@ use tessera_cluster_proto::master::{
 };
 use tessera_credentials::{Credential, Principal, describe_status};
 use tessera_zookeeper::MasterDetector;
-use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::executors::Executors;
-use crate::status_updates::{StatusUpdates, StreamKey};
+use crate::status_updates::PendingUpdates;
 use crate::{AgentConfig, AgentError};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -96,31 +95,6 @@ impl MasterLink {
     /// Returns when another master is elected (never for a single master).
     pub(crate) async fn leader_changed(&self) {
         self.detector.clone().changed().await
-    }
-}
-
-/// The agent's unacknowledged status updates, shared by the sender, the registration (a master
-/// must know the executors whose updates wait) and the service (acknowledgements); `wake` hurries
-/// the sender when an acknowledgement makes an executor's next update due.
-#[derive(Default)]
-pub(crate) struct PendingUpdates {
-    updates: Mutex<StatusUpdates>,
-    pub wake: Notify,
-}
-
-impl PendingUpdates {
-    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, StatusUpdates> {
-        self.updates.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The framework acknowledged `uuid`, or the master refused it for good; returns whether
-    /// it was the update that waited (the caller checkpoints the change).
-    pub(crate) fn acknowledge(&self, key: &StreamKey, uuid: &str) -> bool {
-        let done = self.lock().acknowledge(key, uuid);
-        if done {
-            self.wake.notify_one();
-        }
-        done
     }
 }
 
@@ -286,7 +260,7 @@ pub(crate) async fn register_and_heartbeat(
 }
 
 /// Sends each executor's oldest unacknowledged status update to the master when it is due
-/// ([`StatusUpdates::due`]): new updates at once, the same again with a growing backoff until
+/// ([`crate::status_updates::StatusUpdates::due`]): new updates at once, the same again with a growing backoff until
 /// the framework's acknowledgement arrives (through the master and the agent's service), the
 /// next when the one before is acknowledged. Updates made under an earlier registration are
 /// dropped: the master already reported those executors LOST. An update the master refuses

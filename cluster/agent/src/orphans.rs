@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::checkpoint::{self, CheckpointedExecutor};
-use crate::executors::{env, sandbox_in};
+use crate::sandbox::{env, sandbox_in};
 
 /// What `/proc` says of one process.
 #[derive(Clone, Debug)]
@@ -115,7 +115,7 @@ pub(crate) fn find(
         let Some(stat) = std::fs::read_to_string(dir.join("stat")).ok() else {
             continue;
         };
-        let Some((pgrp, start_ticks)) = crate::recovery::parse_group_and_start(&stat) else {
+        let Some((pgrp, start_ticks)) = crate::processes::parse_group_and_start(&stat) else {
             continue;
         };
         // Only a group leader can be an executor: skip the rest before reading more.

@@ -33,7 +33,8 @@ use tessera_cluster_proto::master::{ExecutorReason, ExecutorState, StatusUpdate}
 
 use crate::checkpoint;
 use crate::executors::Executors;
-use crate::master_link::PendingUpdates;
+use crate::processes::{boot_id, is_running};
+use crate::status_updates::PendingUpdates;
 
 /// The recovery timeout by default: Mesos' `--recovery_timeout` (15 min). A restarted agent
 /// whose last checkpoint is older kills the executors it finds; recovery within it keeps them
@@ -163,7 +164,7 @@ pub(crate) fn recover(
     let Some(checkpoint) = checkpoint::load(work_dir)? else {
         return Ok(Recovered::default());
     };
-    let away = age(checkpoint.saved_at_ms, now_ms());
+    let away = age(checkpoint.saved_at_ms, checkpoint::now_ms());
     let agent_id = checkpoint.agent_id.clone();
     let this_boot = boot_id();
     // Executors whose end waits among the status updates.
@@ -270,46 +271,6 @@ fn seconds(d: Duration) -> f64 {
     (d.as_secs_f64() * 10.0).round() / 10.0
 }
 
-/// The start time of `pid` in clock ticks after boot (`/proc/PID/stat`, field 22), or `None`
-/// if there is no such process or it is a zombie (it ended; its parent has not reaped it).
-pub fn start_ticks(pid: i32) -> Option<u64> {
-    if pid <= 0 {
-        return None;
-    }
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_start_ticks(&text)
-}
-
-/// The start time in a `/proc/PID/stat` line, `None` for a zombie or a line that is not one.
-pub fn parse_start_ticks(stat: &str) -> Option<u64> {
-    parse_group_and_start(stat).map(|(_, ticks)| ticks)
-}
-
-/// The process group and start time in a `/proc/PID/stat` line, `None` for a zombie or a line
-/// that is not one.
-pub fn parse_group_and_start(stat: &str) -> Option<(i32, u64)> {
-    let (_, rest) = stat.rsplit_once(')')?;
-    // After the name: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
-    // utime stime cutime cstime priority nice threads itrealvalue starttime ...
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    if matches!(fields.first(), Some(&"Z") | Some(&"X") | None) {
-        return None;
-    }
-    Some((fields.get(2)?.parse().ok()?, fields.get(19)?.parse().ok()?))
-}
-
-/// Whether `pid` still runs and is the process that started at `ticks`.
-pub fn is_running(pid: i32, ticks: u64) -> bool {
-    start_ticks(pid) == Some(ticks)
-}
-
-/// This boot's id (`/proc/sys/kernel/random/boot_id`), or "" where the kernel has none.
-pub fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
 /// Whether a checkpointed executor runs: same boot (when both ids are known), pid alive with
 /// the same start time.
 pub fn liveness(checkpoint_boot: &str, this_boot: &str, pid: i32, ticks: u64) -> Liveness {
@@ -328,17 +289,10 @@ pub fn age(saved_at_ms: u64, now_ms: u64) -> Duration {
     Duration::from_millis(now_ms.saturating_sub(saved_at_ms))
 }
 
-/// Now, in milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::processes::start_ticks;
     use std::os::unix::process::ExitStatusExt;
 
     const MINUTE: Duration = Duration::from_secs(60);
@@ -400,14 +354,6 @@ mod tests {
 
     #[test]
     fn a_process_is_the_executor_only_with_its_start_time_on_the_same_boot() {
-        let stat = "4242 (tessera-exec (1)) S 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 \
-                    4 0 987654 100000 200 18446744073709551615";
-        assert_eq!(parse_start_ticks(stat), Some(987654));
-        assert_eq!(parse_group_and_start(stat), Some((4242, 987654)));
-        let zombie = stat.replace(") S ", ") Z ");
-        assert_eq!(parse_start_ticks(&zombie), None);
-        assert_eq!(parse_start_ticks("garbage"), None);
-
         let me = std::process::id() as i32;
         let ticks = start_ticks(me).expect("this process has a start time");
         let boot = boot_id();
@@ -428,9 +374,9 @@ mod tests {
     /// Starts what a launch of `executor_id` under `work_dir` starts (its own process group,
     /// the environment the agent gives), as an agent killed before checkpointing it leaves.
     fn started_not_checkpointed(work_dir: &Path, executor_id: &str) -> std::process::Child {
-        use crate::executors::env;
+        use crate::sandbox::env;
         use std::os::unix::process::CommandExt;
-        let sandbox = crate::executors::sandbox_in(work_dir, "F0", executor_id);
+        let sandbox = crate::sandbox::sandbox_in(work_dir, "F0", executor_id);
         std::fs::create_dir_all(&sandbox).unwrap();
         std::process::Command::new("sleep")
             .arg("30")

@@ -10,8 +10,9 @@ use tessera_credentials::{Principal, caller};
 use tonic::{Request, Response, Status};
 
 use crate::executors::{Executors, LaunchError, LaunchSpec, MessageError};
-use crate::master_link::{PendingUpdates, Registration};
+use crate::master_link::Registration;
 use crate::sandbox_files::SandboxFileServers;
+use crate::status_updates::PendingUpdates;
 
 pub(crate) struct AgentService {
     executors: Arc<Executors>,

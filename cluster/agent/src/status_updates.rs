@@ -7,11 +7,14 @@
 //! not held back by updates waiting their turn.
 //!
 //! No I/O here: the caller (`master_link`) sends what [`StatusUpdates::due`] returns.
+//! [`PendingUpdates`] shares them between the agent's tasks.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tessera_cluster_proto::master::{ExecutorState, StatusUpdate};
+use tokio::sync::Notify;
 
 /// First wait before an unacknowledged update is sent again (Mesos: 10 s).
 pub const RETRY_MIN: Duration = Duration::from_secs(2);
@@ -124,6 +127,31 @@ impl StatusUpdates {
             stream.updates.retain(|u| u.agent_id == agent_id);
         }
         self.streams.retain(|_, s| !s.updates.is_empty());
+    }
+}
+
+/// The agent's unacknowledged status updates, shared by the sender, the registration (a master
+/// must know the executors whose updates wait) and the service (acknowledgements); `wake` hurries
+/// the sender when an acknowledgement makes an executor's next update due.
+#[derive(Default)]
+pub(crate) struct PendingUpdates {
+    updates: Mutex<StatusUpdates>,
+    pub wake: Notify,
+}
+
+impl PendingUpdates {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, StatusUpdates> {
+        self.updates.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The framework acknowledged `uuid`, or the master refused it for good; returns whether
+    /// it was the update that waited (the caller checkpoints the change).
+    pub(crate) fn acknowledge(&self, key: &StreamKey, uuid: &str) -> bool {
+        let done = self.lock().acknowledge(key, uuid);
+        if done {
+            self.wake.notify_one();
+        }
+        done
     }
 }
 

@@ -22,9 +22,9 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::transport::Channel;
 
 use crate::FrameworkError;
+use crate::master_call::{CALL_TIMEOUT, call, status_error};
 use crate::master_link::MasterLink;
 
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events not yet read by the framework; the master's stream waits beyond this.
 const EVENT_BUFFER: usize = 1024;
 /// A framework that hears nothing from the master for this many heartbeat intervals takes it
@@ -417,73 +417,6 @@ fn offer_from_pb(o: pb::Offer) -> Offer {
         reservation: (!o.reservation_role.is_empty()).then_some(o.reservation_role),
         attributes: o.attributes.into_iter().map(Into::into).collect(),
         allocation_role: o.allocation_role,
-    }
-}
-
-fn port_of(master: &str) -> String {
-    master
-        .rsplit_once(':')
-        .map(|(_, p)| p.to_string())
-        .unwrap_or_else(|| "5050".into())
-}
-
-/// A connection that failed: a TLS refusal (the text names its remedy) or an
-/// unreachable master.
-pub(crate) fn unreachable(master: &str, reason: String) -> FrameworkError {
-    if tessera_credentials::tls_remedy(&reason).is_some() {
-        return FrameworkError::Untrusted {
-            master: master.to_string(),
-            reason,
-        };
-    }
-    FrameworkError::Unreachable {
-        master: master.to_string(),
-        port: port_of(master),
-        reason,
-    }
-}
-
-fn status_error(master: &str, action: &'static str, status: tonic::Status) -> FrameworkError {
-    match status.code() {
-        // The master never cancels a call: a cancelled one is a connection that broke (e.g.
-        // hyper's "operation was canceled: connection closed" when the master died).
-        tonic::Code::Unavailable | tonic::Code::Cancelled => {
-            unreachable(master, describe_status(&status))
-        }
-        // A broken connection (e.g. the master died) surfaces as Unknown with
-        // the transport error as its source.
-        tonic::Code::Unknown
-            if std::error::Error::source(&status).is_some()
-                || status.message().starts_with("transport error") =>
-        {
-            unreachable(master, describe_status(&status))
-        }
-        tonic::Code::NotFound => FrameworkError::NotRegistered {
-            master: master.to_string(),
-            message: status.message().to_string(),
-        },
-        _ => FrameworkError::Rejected {
-            master: master.to_string(),
-            action,
-            message: describe_status(&status),
-        },
-    }
-}
-
-/// Runs a unary call with a timeout and turns failures into clear errors.
-pub(crate) async fn call<T>(
-    master: &str,
-    action: &'static str,
-    fut: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-) -> Result<T, FrameworkError> {
-    match tokio::time::timeout(CALL_TIMEOUT, fut).await {
-        Ok(Ok(response)) => Ok(response.into_inner()),
-        Ok(Err(status)) => Err(status_error(master, action, status)),
-        Err(_) => Err(FrameworkError::Timeout {
-            master: master.to_string(),
-            action,
-            seconds: CALL_TIMEOUT.as_secs(),
-        }),
     }
 }
 

@@ -31,6 +31,7 @@ mod client;
 mod command_task;
 pub mod constraints;
 pub mod local_cluster;
+mod master_call;
 mod master_link;
 mod master_url;
 

@@ -13,7 +13,7 @@ use tessera_zookeeper::MasterDetector;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::FrameworkError;
-use crate::client::{call, unreachable};
+use crate::master_call::{call, unreachable};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a call waits for a master to be elected.

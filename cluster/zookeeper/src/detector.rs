@@ -5,25 +5,11 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::election::leader_of;
+use crate::election_nodes::{MasterInfo, leader_of};
 use crate::session::{SessionEvent, ZooKeeper};
 use crate::{ZkError, ZkUrl};
-
-/// What a master writes into its election node.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MasterInfo {
-    /// Where agents and frameworks reach it, "HOST:PORT".
-    pub address: String,
-    /// Its HTTPS side, "HOST:PORT", if it serves one.
-    #[serde(default)]
-    pub http_address: Option<String>,
-    /// Its process id, for operators.
-    #[serde(default)]
-    pub pid: u32,
-}
 
 /// Finds the leading master. Cheap to clone.
 #[derive(Clone, Debug)]

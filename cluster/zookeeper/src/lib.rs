@@ -12,13 +12,15 @@
 
 mod detector;
 mod election;
+mod election_nodes;
 mod jute;
 mod protocol;
 mod session;
 mod url;
 
-pub use detector::{MasterDetector, MasterInfo};
-pub use election::{Contender, Standing, contend, leader_of};
+pub use detector::MasterDetector;
+pub use election::{Contender, Standing, contend};
+pub use election_nodes::{MasterInfo, leader_of};
 pub use protocol::{CreateMode, WatchedEvent};
 pub use session::{SessionEvent, ZooKeeper};
 pub use url::ZkUrl;

@@ -1,7 +1,7 @@
 //! Batches: the unit in which records cross the executor boundary, as a `Box<Vec<T>>`.
 
 use crate::Data;
-use crate::ops::OpError;
+use crate::ops::error::OpError;
 use std::mem::size_of;
 use tessera_plan::abi::{
     Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, RawBytes, STATUS_ERROR, STATUS_OK, Status,
@@ -122,20 +122,10 @@ fn guarded_dyn(err: ErrorSink, body: &mut dyn FnMut() -> Result<(), Stop>) -> St
             STATUS_ERROR
         }
         Err(payload) => {
-            let message = panic_message(payload.as_ref());
+            let message = crate::error::panic_message(payload.as_ref());
             OpError::Panicked { message }.report(err);
             STATUS_ERROR
         }
-    }
-}
-
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = tessera_plan::panic_text::panic_text(payload) {
-        text
-    } else if let Some(e) = payload.downcast_ref::<crate::Error>() {
-        e.to_string()
-    } else {
-        "a panic with a non-text payload".to_string()
     }
 }
 

@@ -1,13 +1,10 @@
-//! The entry point of a session: creates RDDs from local collections and files.
+//! The entry point of a session: its handle on the driver, the calls cells make through it,
+//! and what it shows. The RDDs it starts are made in `context_rdds.rs`.
 
-use crate::Data;
 use crate::client::Endpoint;
 use crate::error::Error;
-use crate::ops::{RecordsSource, TextSource};
-use crate::rdd::{Rdd, source_operator};
 use std::fmt;
 use tessera_plan::cell_protocol::{CellRequest, CellResponse};
-use tessera_plan::{RddKind, RddNode};
 
 /// A handle on the session's driver (`sc` in the REPL). Copying it is free.
 #[derive(Clone, Copy)]
@@ -47,15 +44,6 @@ impl Context {
 
     pub(crate) fn call(&self, request: CellRequest) -> Result<CellResponse, Error> {
         self.endpoint.call(request)
-    }
-
-    pub(crate) fn define<T>(&self, node: RddNode<tessera_plan::LocalCodeRef>) -> Rdd<T> {
-        Rdd::new(*self, self.define_untyped(CellRequest::Define(node)))
-    }
-
-    /// Sends a request that adds an RDD and returns its handle.
-    fn defined<T>(&self, request: CellRequest) -> Rdd<T> {
-        Rdd::new(*self, self.define_untyped(request))
     }
 
     /// Sends a request that adds an RDD and returns its id. Not generic, and never inlined, so
@@ -120,47 +108,6 @@ impl Context {
                 Err(_) => Error::MalformedCount { bytes: bytes.len() }.raise(),
             })
             .sum()
-    }
-
-    /// Distributes a local collection as an RDD of `num_partitions` partitions (at least one).
-    pub fn parallelize<T: Data>(&self, data: Vec<T>, num_partitions: usize) -> Rdd<T> {
-        let n = num_partitions.max(1);
-        let len = data.len();
-        let partitions = (0..n)
-            .map(|i| {
-                let (start, end) = (i * len / n, (i + 1) * len / n);
-                crate::encoding::encode(&data[start..end]).unwrap_or_else(|source| {
-                    Error::Serialize {
-                        what: "the collection",
-                        source,
-                    }
-                    .raise()
-                })
-            })
-            .collect();
-        let decoder = source_operator(RecordsSource::<T>::entry).unwrap_or_else(|e| e.raise());
-        self.define(RddNode {
-            kind: RddKind::Parallelize {
-                partitions,
-                decoder,
-            },
-            num_partitions: n as u32,
-            element_type: std::any::type_name::<T>().to_string(),
-            name: "parallelize".to_string(),
-        })
-    }
-
-    /// The lines of a text file, of every file in a directory, or of every file a glob such as
-    /// `logs/*.txt` matches, in at least `min_partitions` partitions.
-    pub fn text_file(&self, path: &str, min_partitions: usize) -> Rdd<String> {
-        let decoder = source_operator(TextSource::entry).unwrap_or_else(|e| e.raise());
-        let request = CellRequest::TextFile {
-            path: path.to_string(),
-            min_partitions: min_partitions.max(1) as u32,
-            decoder,
-            name: format!("text_file({path})"),
-        };
-        self.defined(request)
     }
 
     /// Sends the file at `path` to every executor of the session, as Spark's
@@ -246,20 +193,5 @@ impl Context {
             Ok(other) => Error::unexpected_reply(&other).raise(),
             Err(e) => e.raise(),
         }
-    }
-
-    /// The records of every RDD of `rdds`, in order: their partitions side by side.
-    pub fn union<T: Data>(&self, rdds: &[Rdd<T>]) -> Rdd<T> {
-        if rdds.is_empty() {
-            Error::EmptyUnion.raise()
-        }
-        self.define(RddNode {
-            kind: RddKind::Union {
-                parents: rdds.iter().map(|r| r.id()).collect(),
-            },
-            num_partitions: 0, // the driver adds up the parents'
-            element_type: std::any::type_name::<T>().to_string(),
-            name: "union".to_string(),
-        })
     }
 }

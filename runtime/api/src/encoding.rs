@@ -15,6 +15,18 @@ pub(crate) fn encode<T: serde::Serialize + ?Sized>(value: &T) -> bincode::Result
     Ok(bytes)
 }
 
+/// The parameters of an operator or action (a zero, a partitioner, bounds), encoded; raises
+/// [`crate::Error::Serialize`] for a value bincode cannot encode.
+pub(crate) fn encode_params<P: serde::Serialize>(params: &P) -> Vec<u8> {
+    encode(params).unwrap_or_else(|source| {
+        crate::error::Error::Serialize {
+            what: "an action's argument",
+            source,
+        }
+        .raise()
+    })
+}
+
 /// Records (a `Vec<T>`) or any other value from what [`encode`] wrote.
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> bincode::Result<T> {
     bincode::deserialize(bytes)

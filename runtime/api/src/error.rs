@@ -5,7 +5,7 @@
 //! `Job N was cancelled` forms.
 
 use crate::files::SideFileError;
-use crate::plot::PlotError;
+use crate::plot_error::PlotError;
 use std::fmt;
 use std::path::PathBuf;
 use tessera_plan::decode::DecodeError;
@@ -364,7 +364,7 @@ pub fn install_panic_hook(sc: crate::Context) {
     std::panic::set_hook(Box::new(move |info| {
         let message = match info.payload().downcast_ref::<Error>() {
             Some(error) => error.to_string(),
-            None => crate::batch::panic_message(info.payload()),
+            None => panic_message(info.payload()),
         };
         // The front end shows the message once, as the cell's error; the backtrace only when
         // asked for, as it is long and mostly evcxr's frames.
@@ -380,6 +380,17 @@ pub fn install_panic_hook(sc: crate::Context) {
         }
         let _ = sc.call(tessera_plan::cell_protocol::CellRequest::CellPanicked { message });
     }));
+}
+
+/// The message of a caught panic: its text, or the [`Error`] a Tessera call raised.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = tessera_plan::panic_text::panic_text(payload) {
+        text
+    } else if let Some(e) = payload.downcast_ref::<Error>() {
+        e.to_string()
+    } else {
+        "a panic with a non-text payload".to_string()
+    }
 }
 
 #[cfg(test)]

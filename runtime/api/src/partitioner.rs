@@ -34,6 +34,6 @@ pub(crate) fn describe<K, P: CustomPartitioner<K>>(partitioner: &P) -> Partition
     Partitioner::Custom {
         partitions: partitioner.num_partitions().max(1),
         name: std::any::type_name::<P>().to_string(),
-        state: crate::rdd::encode_params(partitioner),
+        state: crate::encoding::encode_params(partitioner),
     }
 }

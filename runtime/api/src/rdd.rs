@@ -3,6 +3,7 @@
 use crate::Data;
 use crate::code_ref::locate;
 use crate::context::Context;
+use crate::encoding::encode_params;
 use crate::error::Error;
 use crate::ops::{
     Action, ActionTable, Aggregate, Collect, CountByValue, Filter, FlatMap, Foreach,
@@ -83,16 +84,6 @@ pub(crate) fn transform_operator<X: Transform>(
     params: Vec<u8>,
 ) -> Result<Operator<LocalCodeRef>, Error> {
     operator(OperatorTable::<X>::entry, func, params)
-}
-
-pub(crate) fn encode_params<P: serde::Serialize>(params: &P) -> Vec<u8> {
-    crate::encoding::encode(params).unwrap_or_else(|source| {
-        Error::Serialize {
-            what: "an action's argument",
-            source,
-        }
-        .raise()
-    })
 }
 
 /// `path`, given to `operation`, made absolute (relative paths start at the session's working

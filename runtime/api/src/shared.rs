@@ -10,7 +10,7 @@
 use crate::Data;
 use crate::context::Context;
 use crate::error::Error;
-use crate::ops::OpError;
+use crate::ops::error::OpError;
 use serde::de::Deserializer;
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
@@ -110,7 +110,7 @@ unsafe extern "C" fn decode_boxed<T: Data>(bytes: RawBytes, err: ErrorSink) -> *
         Err(payload) => {
             OpError::DecodePanicked {
                 what: "a broadcast value",
-                message: crate::batch::panic_message(payload.as_ref()),
+                message: crate::error::panic_message(payload.as_ref()),
             }
             .report(err);
             std::ptr::null_mut()
@@ -212,7 +212,7 @@ impl<T: Accumulable> Accumulator<T> {
         match (&self.partial, &self.ctx) {
             (Some(partial), _) => *partial.sum.lock().unwrap_or_else(|p| p.into_inner()) += value,
             (None, Some(ctx)) => {
-                let value = crate::rdd::encode_params(&value);
+                let value = crate::encoding::encode_params(&value);
                 if let Err(e) = ctx.call(CellRequest::Accumulate { id: self.id, value }) {
                     e.raise()
                 }
@@ -287,7 +287,7 @@ impl<'de, T: Accumulable> Deserialize<'de> for Accumulator<T> {
 impl Context {
     /// Ships `value` to each executor once; closures read it with `.value()`.
     pub fn broadcast<T: Data>(&self, value: T) -> Broadcast<T> {
-        let encoded = crate::rdd::encode_params(&value);
+        let encoded = crate::encoding::encode_params(&value);
         match self.call(CellRequest::Broadcast { value: encoded }) {
             Ok(CellResponse::Created { id }) => Broadcast {
                 id,

@@ -8,7 +8,7 @@
 
 use crate::code_ref::locate;
 use crate::error::Error;
-use crate::ops::OpError;
+use crate::ops::error::OpError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::ffi::c_void;
@@ -123,7 +123,7 @@ impl<C: Serialize + DeserializeOwned> Env<C> {
             Err(payload) => {
                 OpError::DecodePanicked {
                     what: "captured values",
-                    message: crate::batch::panic_message(payload.as_ref()),
+                    message: crate::error::panic_message(payload.as_ref()),
                 }
                 .report(err);
                 STATUS_ERROR

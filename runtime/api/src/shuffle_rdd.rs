@@ -4,6 +4,7 @@
 //! Spark does, and nothing crosses the network.
 
 use crate::Data;
+use crate::encoding::encode_params;
 use crate::error::Error;
 use crate::ops::{
     ByCustom, ByHash, ByRange, CombineLocally, CombineWriter, FoldValues, GroupValues, MapCombine,
@@ -11,7 +12,7 @@ use crate::ops::{
     WriterParams,
 };
 use crate::partitioner::CustomPartitioner;
-use crate::rdd::{Rdd, encode_params, transform_operator};
+use crate::rdd::{Rdd, transform_operator};
 use serde::{Deserialize, Serialize};
 use std::hash::Hash;
 use tessera_plan::Partitioner;

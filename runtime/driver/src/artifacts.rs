@@ -1,14 +1,34 @@
 //! The artifact store: compiled cell libraries (and the toolchain's libstd) by content hash,
 //! served to executors. A cell names its code by library path; the driver hashes the file the
-//! first time it sees the path and from then on knows it by hash.
+//! first time it sees the path and from then on knows it by hash. What it cannot take is an
+//! [`ArtifactError`] of its own, which the driver's error wraps.
 
-use crate::error::DriverError;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tessera_plan::{CodeRef, LocalCodeRef};
+
+/// Why the store cannot take a closure's compiled code.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    /// The compiled code a closure lives in cannot be read.
+    #[error("cannot read compiled code at {path}: {source}")]
+    UnreadableCode {
+        /// The shared library (or executable) the closure's code is in.
+        path: PathBuf,
+        /// Why it cannot be read.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Closures compiled into an executable rather than a library.
+    #[error(
+        "{0} is not a shared library: closures that run on executors must be compiled into one \
+         (a REPL or notebook cell, or a `cdylib` crate), not into an executable"
+    )]
+    NotASharedLibrary(PathBuf),
+}
 
 #[derive(Default)]
 pub struct ArtifactStore {
@@ -25,17 +45,17 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 impl ArtifactStore {
     /// Adds the library at `path` and returns its hash.
-    pub fn add_file(&self, path: &Path) -> Result<String, DriverError> {
+    pub fn add_file(&self, path: &Path) -> Result<String, ArtifactError> {
         let key = path.to_string_lossy().into_owned();
         if let Some(hash) = self.by_path.lock().get(&key) {
             return Ok(hash.clone());
         }
-        let bytes = std::fs::read(path).map_err(|source| DriverError::UnreadableCode {
+        let bytes = std::fs::read(path).map_err(|source| ArtifactError::UnreadableCode {
             path: path.to_path_buf(),
             source,
         })?;
         if !bytes.starts_with(b"\x7fELF") {
-            return Err(DriverError::NotASharedLibrary(path.to_path_buf()));
+            return Err(ArtifactError::NotASharedLibrary(path.to_path_buf()));
         }
         let hash = self.insert(bytes);
         self.by_path.lock().insert(key, hash.clone());
@@ -49,7 +69,7 @@ impl ArtifactStore {
         hash
     }
 
-    pub fn resolve(&self, code: LocalCodeRef) -> Result<CodeRef, DriverError> {
+    pub fn resolve(&self, code: LocalCodeRef) -> Result<CodeRef, ArtifactError> {
         let library = self.add_file(Path::new(&code.library_path))?;
         Ok(CodeRef {
             library,

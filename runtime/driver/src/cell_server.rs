@@ -2,7 +2,7 @@
 //! this user, presenting this session's token, may use.
 
 use crate::error::DriverError;
-use crate::{DriverState, dag, frames, text_splits};
+use crate::{DriverState, frames, lazy_inputs, text_splits};
 use std::os::linux::net::SocketAddrExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -296,7 +296,7 @@ async fn respond(
                 state.lineage.with(rdd, |e| e.node.name.clone())?
             );
             let mut results =
-                dag::run_job(state.clone(), rdd, action, partitions, description).await?;
+                lazy_inputs::run_job(state.clone(), rdd, action, partitions, description).await?;
             if let Some(schema) = schema_of_empty {
                 let empty =
                     tessera_frame::ipc::empty(&schema).map_err(|source| DriverError::Frame {

@@ -25,7 +25,9 @@ pub const MAX_STAGE_ATTEMPTS: u32 = 4;
 pub const MAX_STAGE_ROUNDS: u32 = 4 * MAX_STAGE_ATTEMPTS;
 
 /// Runs a job: `action` on `partitions` (all by default) of `rdd`, after the map stages it
-/// needs. Results come in the order of `partitions`.
+/// needs. Results come in the order of `partitions`. The inputs a job reads that are made
+/// lazily (a sort's ranges, a released broadcast side) are made before it comes here: jobs
+/// start at `lazy_inputs::run_job`.
 pub async fn run_job(
     state: Arc<DriverState>,
     rdd: RddId,
@@ -35,8 +37,6 @@ pub async fn run_job(
 ) -> Result<Vec<Vec<u8>>, DriverError> {
     let all = state.lineage.num_partitions(rdd)?;
     let partitions = partitions.unwrap_or_else(|| (0..all).collect());
-    crate::frames::sample_sort_ranges(&state, rdd).await?;
-    crate::frames::restore_broadcasts(&state, rdd).await?;
     // A lineage the plan cannot read fails the job below, where the job is on record.
     let planned = planned_stages(&state, rdd).unwrap_or(1);
     let (job_id, mut cancelled) = state

@@ -76,21 +76,9 @@ pub enum DriverError {
     /// A shuffle id that names an RDD made without a shuffle.
     #[error("rdd {0} is not the output of a shuffle")]
     NotAShuffle(RddId),
-    /// The compiled code a closure lives in cannot be read.
-    #[error("cannot read compiled code at {path}: {source}")]
-    UnreadableCode {
-        /// The shared library (or executable) the closure's code is in.
-        path: PathBuf,
-        /// Why it cannot be read.
-        #[source]
-        source: std::io::Error,
-    },
-    /// Closures compiled into an executable rather than a library.
-    #[error(
-        "{0} is not a shared library: closures that run on executors must be compiled into one \
-         (a REPL or notebook cell, or a `cdylib` crate), not into an executable"
-    )]
-    NotASharedLibrary(PathBuf),
+    /// The compiled code a closure lives in cannot be read, or is not a shared library.
+    #[error(transparent)]
+    Artifact(#[from] crate::artifacts::ArtifactError),
     /// An input path (of `text_file`, or of a DataFrame's file) matches no file.
     #[error("no file matches `{pattern}` (relative paths start at {cwd}); check the path")]
     NoInputFile {
@@ -233,6 +221,18 @@ mod tests {
         assert_eq!(
             DriverError::JobCancelled(12).to_string(),
             "Job 12 was cancelled"
+        );
+    }
+
+    #[test]
+    fn an_artifact_error_reads_as_the_artifact_stores_own() {
+        let error = DriverError::from(crate::artifacts::ArtifactError::NotASharedLibrary(
+            "/bin/tool".into(),
+        ));
+        assert_eq!(
+            error.to_string(),
+            "/bin/tool is not a shared library: closures that run on executors must be compiled \
+             into one (a REPL or notebook cell, or a `cdylib` crate), not into an executable"
         );
     }
 

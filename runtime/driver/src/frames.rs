@@ -7,22 +7,19 @@ use crate::frame_plan::{
     Distributed, JoinStrategy, distribute, is_aggregation, join_strategy, limit_over_its_input,
     measured_bytes, projected_bytes, rows_within, side_estimate, sides_to_measure,
 };
-use crate::remote_executor::BoxFuture;
-use crate::{DriverState, dag, text_splits};
+use crate::lazy_inputs::{collect_side, concat_side, run_job};
+use crate::{DriverState, text_splits};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, Read};
 use std::path::Path;
 use std::sync::Arc;
 use tessera_frame::batch::{FRAME_TYPE, LINES_TYPE};
-use tessera_frame::ranges::sample_rows;
 use tessera_plan::builtin::{
-    BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, JsonParams, KeySample,
-    MeasureParams, ParquetPiece, RangeShuffleParams, SampleParams, SkippedRows, StepsParams,
-    split_measured,
+    BroadcastJoinParams, Builtin, CsvParams, FrameShuffleParams, JoinParams, JsonParams,
+    MeasureParams, ParquetPiece, RangeShuffleParams, SkippedRows, StepsParams, split_measured,
 };
 use tessera_plan::frame::{FileFormat, FrameStep, JoinOn, Schema};
-use tessera_plan::range_bounds::range_bounds;
 use tessera_plan::{
     CodeRef, FileSplit, Operator, Partitioner, RddId, RddKind, RddNode, TaskAction,
 };
@@ -574,7 +571,7 @@ async fn measure_side(
     };
     let action = TaskAction::Run(Builtin::Measure.with_params(&params));
     let description = format!("count the rows of a side of {name} to measure it");
-    let parts = dag::run_job(state.clone(), rdd, action, None, description).await?;
+    let parts = run_job(state.clone(), rdd, action, None, description).await?;
     let mut rows = 0u64;
     // The partitions' streams, as long as every one came.
     let mut streams = Some(Vec::with_capacity(parts.len()));
@@ -593,120 +590,6 @@ async fn measure_side(
         .map(|streams| concat_side(&streams, schema, name))
         .transpose()?;
     Ok(Measured::Small(whole))
-}
-
-/// Partitions of a side of join `name` (Arrow IPC streams), as the one stream a broadcast
-/// variable holds.
-fn concat_side(
-    parts: &[impl AsRef<[u8]>],
-    schema: &Schema,
-    name: &str,
-) -> Result<Vec<u8>, DriverError> {
-    tessera_frame::ipc::concat(parts, schema).map_err(|source| DriverError::Frame {
-        what: format!("collecting the small side of {name}"),
-        source,
-    })
-}
-
-/// Collects DataFrame `rdd` (of `schema`), a side of join `name` to broadcast, as one Arrow IPC
-/// stream (what a broadcast variable holds, which every executor fetches once).
-async fn collect_side(
-    state: &Arc<DriverState>,
-    rdd: RddId,
-    schema: &Schema,
-    name: &str,
-) -> Result<Vec<u8>, DriverError> {
-    let action = TaskAction::Run(Builtin::Ipc.operator(Vec::new()));
-    let description = format!("collect the small side of {name} to broadcast it");
-    let parts = dag::run_job(state.clone(), rdd, action, None, description).await?;
-    concat_side(&parts, schema, name)
-}
-
-/// Collects again the broadcast join sides that a job on `rdd` reads and the cleaner released
-/// (a DataFrame it found unreachable was used after all), each under its old id; a job of its
-/// own each, as when the join was planned.
-pub fn restore_broadcasts(
-    state: &Arc<DriverState>,
-    rdd: RddId,
-) -> BoxFuture<'_, Result<(), DriverError>> {
-    Box::pin(async move {
-        if !state.shared_values.any_released() {
-            return Ok(());
-        }
-        for id in state.lineage.reachable_from(rdd)? {
-            let join = state
-                .lineage
-                .with(id, |e| BroadcastJoinParams::of(&e.node.kind))?;
-            let Some(join) = join.filter(|j| state.shared_values.is_released(j.broadcast)) else {
-                continue;
-            };
-            let name = state.lineage.with(id, |e| e.node.name.clone())?;
-            let schema = state.frames.get(join.small_side)?;
-            let side = collect_side(state, join.small_side, &schema, &name).await?;
-            state.shared_values.restore(join.broadcast, side);
-            tracing::info!(
-                rdd = id,
-                broadcast = join.broadcast,
-                "collected a released broadcast side again"
-            );
-        }
-        Ok(())
-    })
-}
-
-/// Draws the ranges of every sort's shuffle that a job on `rdd` reaches and that has none yet
-/// (see [`Distributed::SortedRanges`]): a job samples the keys of the shuffle's input, as
-/// Spark's `RangePartitioner` does when its shuffle is first needed, so that a sort planned
-/// and then only limited (whose limit reads its input instead) costs nothing. A sample that
-/// does not decode counts as no keys: the ranges are then fewer, never wrong.
-pub fn sample_sort_ranges(
-    state: &Arc<DriverState>,
-    rdd: RddId,
-) -> BoxFuture<'_, Result<(), DriverError>> {
-    Box::pin(async move {
-        for id in state.lineage.reachable_from(rdd)? {
-            let unsampled = state.lineage.with(id, |e| {
-                unsampled_ranges(&e.node.kind).map(|found| (found, e.node.name.clone()))
-            })?;
-            let Some(((parent, mut shuffle), name)) = unsampled else {
-                continue;
-            };
-            let input_partitions = state.lineage.num_partitions(parent)?;
-            let params = SampleParams {
-                keys: shuffle.keys.clone(),
-                rows: sample_rows(shuffle.partitions, input_partitions),
-            };
-            let action = TaskAction::Run(Builtin::SampleSortKeys.with_params(&params));
-            let description = format!("sample the keys of {name} to draw its ranges");
-            // Sampling runs a job on `parent`, which samples the sorts below it first.
-            let parts = dag::run_job(state.clone(), parent, action, None, description).await?;
-            let samples = parts
-                .iter()
-                .map(|part| bincode::deserialize(part).unwrap_or_default())
-                .map(|sample: KeySample| (sample.rows, sample.keys))
-                .collect();
-            shuffle.bounds = Some(range_bounds(samples, shuffle.partitions));
-            let mut kind = state.lineage.with(id, |e| e.node.kind.clone())?;
-            if let RddKind::Shuffled { writer, .. } = &mut kind {
-                *writer = Builtin::RangeWriter.with_params(&shuffle);
-            }
-            state.lineage.replace_kind(id, kind)?;
-        }
-        Ok(())
-    })
-}
-
-/// The input and the params of `kind` if it is a sort's shuffle by ranges whose ranges are not
-/// drawn yet.
-fn unsampled_ranges(kind: &RddKind<CodeRef>) -> Option<(RddId, RangeShuffleParams)> {
-    let RddKind::Shuffled { parent, writer, .. } = kind else {
-        return None;
-    };
-    if Builtin::of(&writer.entry) != Some(Builtin::RangeWriter) {
-        return None;
-    }
-    let shuffle: RangeShuffleParams = bincode::deserialize(&writer.params).ok()?;
-    shuffle.bounds.is_none().then_some((*parent, shuffle))
 }
 
 /// Adds the DataFrame `step` makes of DataFrame `input`.
@@ -984,7 +867,6 @@ pub fn describe(state: &DriverState, rdd: RddId) -> Result<Frame, DriverError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_plan::builtin::SortKeys;
 
     #[test]
     fn row_groups_of_one_file_go_together_up_to_the_goal_and_never_across_files() {
@@ -1000,43 +882,6 @@ mod tests {
         assert_eq!(
             described,
             [("a", 0, 20, 200), ("a", 20, 10, 100), ("b", 0, 5, 500)]
-        );
-    }
-
-    #[test]
-    fn only_a_sorts_shuffle_without_ranges_is_sampled() {
-        let keys = SortKeys {
-            by: vec!["x".into()],
-            descending: vec![false],
-        };
-        let shuffled = |writer| RddKind::Shuffled {
-            parent: 7,
-            partitioner: Partitioner::Hash { partitions: 2 },
-            writer,
-            reader: Builtin::IpcReader.operator(Vec::new()),
-            merge: None,
-        };
-        let ranges = |bounds| RangeShuffleParams {
-            keys: keys.clone(),
-            partitions: 2,
-            bounds,
-        };
-        assert_eq!(
-            unsampled_ranges(&shuffled(Builtin::RangeWriter.with_params(&ranges(None)))),
-            Some((7, ranges(None)))
-        );
-        let drawn = ranges(Some(vec![vec![1]]));
-        assert_eq!(
-            unsampled_ranges(&shuffled(Builtin::RangeWriter.with_params(&drawn))),
-            None
-        );
-        let hash = FrameShuffleParams {
-            keys: vec!["x".into()],
-            partitions: 2,
-        };
-        assert_eq!(
-            unsampled_ranges(&shuffled(Builtin::HashWriter.with_params(&hash))),
-            None
         );
     }
 }

@@ -27,6 +27,7 @@ mod frame_sql;
 mod frames;
 mod jobs;
 mod launcher;
+mod lazy_inputs;
 mod lineage;
 mod lineage_report;
 mod locality;

@@ -3,8 +3,8 @@
 //! (see [`locality`](crate::locality)), carries what [`task_plan`](crate::task_plan) decides, and
 //! ends in an [`AttemptEnd`]; what follows an attempt is [`Attempts::after`], a pure decision.
 //! Missing map outputs (never computed, lost with an executor, or a fetch that failed) are not
-//! the task's to compute: it returns [`TaskEnd::NeedsShuffle`] and the DAG scheduler
-//! resubmits the shuffle's map stage, then the task (see [`dag`](crate::dag)).
+//! the task's to compute: it returns [`TaskEnd::NeedsShuffle`] and the DAG scheduler (`dag`,
+//! above this one) resubmits the shuffle's map stage, then the task.
 
 use crate::DriverState;
 use crate::error::DriverError;

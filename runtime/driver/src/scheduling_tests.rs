@@ -3,10 +3,11 @@
 //! the job's answer or its error — and by the tasks the executors received.
 
 use crate::DriverState;
-use crate::dag::{self, MAX_STAGE_ATTEMPTS};
+use crate::dag::MAX_STAGE_ATTEMPTS;
 use crate::error::DriverError;
 use crate::fake_executor::{FakeCluster, Received, Scripted};
 use crate::jobs::JobState;
+use crate::lazy_inputs;
 use crate::remote_executor::Notice;
 use crate::scheduler::MAX_TASK_ATTEMPTS;
 use crate::speculation::Speculation;
@@ -55,7 +56,8 @@ fn shuffle(state: &DriverState, parent: RddId, partitions: u32) -> ShuffleId {
 
 /// Counts `rdd` as a cell does; the fakes answer each partition with `rdd/partition`.
 async fn count(state: &Arc<DriverState>, rdd: RddId) -> Result<Vec<String>, DriverError> {
-    let results = dag::run_job(state.clone(), rdd, TaskAction::Count, None, "count".into()).await?;
+    let results =
+        lazy_inputs::run_job(state.clone(), rdd, TaskAction::Count, None, "count".into()).await?;
     Ok(results
         .into_iter()
         .map(|r| String::from_utf8(r).unwrap())

@@ -5,7 +5,7 @@
 //!
 //! A broadcast join's side is released when the cleaner finds that no live DataFrame reads it
 //! (Spark's ContextCleaner unbroadcasts the same way). Its id stays known as released, so that
-//! a job that reads it after all collects it again first ([`crate::frames::restore_broadcasts`]).
+//! a job that reads it after all collects it again first (`lazy_inputs::restore_broadcasts`).
 //! A cell's `Context::broadcast` value is kept for the session's life: which closures captured
 //! it is known to the cell only.
 

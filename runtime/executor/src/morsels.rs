@@ -28,9 +28,10 @@ use tessera_plan::{TaskAction, TaskSpec};
 
 use crate::blocks::Block;
 use crate::error::ExecutorError;
-use crate::task_runner::{
-    OpenChain, OpenStep, OpenStepKind, Shared, Start, TaskEnv, build_chain, link, open_action,
+use crate::open_chain::{
+    OpenChain, OpenStep, OpenStepKind, Shared, Start, build_chain, link, open_action,
 };
+use crate::task_env::TaskEnv;
 use crate::task_slots::{IdleSlot, TaskSlots};
 
 /// Batches (of 4096 records) in a chunk: an LR task's 250,000 points make eight chunks of about

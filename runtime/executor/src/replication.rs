@@ -9,8 +9,8 @@
 use crate::artifacts::Artifacts;
 use crate::blocks::BlockManager;
 use crate::error::ExecutorError;
+use crate::open_chain::table;
 use crate::shuffle_fetch::Peers;
-use crate::task_runner::table;
 use std::sync::Arc;
 use tessera_plan::abi::{BatchVTable, OperatorVTable, SourceVTable};
 use tessera_plan::builtin::is_builtin;

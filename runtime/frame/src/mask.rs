@@ -14,8 +14,9 @@
 //! `Float32` column, an integer column against a float, strings) stays polars' to evaluate,
 //! so results never depend on which of the two evaluated it.
 
+use crate::keeps_column::keeps_column;
 use crate::packed_keys;
-use crate::steps::keeps_column;
+use crate::row_bits::and_words;
 use polars_arrow::array::{Array, BooleanArray, PrimitiveArray};
 use polars_arrow::bitmap::Bitmap;
 use polars_arrow::datatypes::ArrowDataType;
@@ -470,43 +471,6 @@ fn and_integers<'a, T: Integer>(
         and_words(values, words, |v| v != u);
     }
     Some(array.validity())
-}
-
-/// Ands `test` of each of `values` into the bit of its row in `words`, the bits past the
-/// values in the last word `words` has for them cleared.
-#[inline(always)]
-pub(crate) fn and_words<T: Copy>(values: &[T], words: &mut [u64], mut test: impl FnMut(T) -> bool) {
-    let (whole, tail) = values.as_chunks::<64>();
-    for (word, chunk) in words.iter_mut().zip(whole) {
-        // One byte an outcome first, which LLVM vectorizes (a comparison and a pack), then
-        // eight bytes at a time into their bits.
-        let mut outcomes = [0u8; 64];
-        for (outcome, &value) in outcomes.iter_mut().zip(chunk) {
-            *outcome = u8::from(test(value));
-        }
-        *word &= packed(&outcomes);
-    }
-    if let Some(last) = words.get_mut(whole.len()) {
-        let mut outcomes = [0u8; 64];
-        for (outcome, &value) in outcomes.iter_mut().zip(tail) {
-            *outcome = u8::from(test(value));
-        }
-        *last &= packed(&outcomes);
-    }
-}
-
-/// 64 bytes of 0 or 1 as the bits of a word, the first byte lowest.
-#[inline(always)]
-fn packed(outcomes: &[u8; 64]) -> u64 {
-    let (eights, _) = outcomes.as_chunks::<8>();
-    let mut bits = 0u64;
-    for (i, eight) in eights.iter().enumerate() {
-        // Byte k (0 or 1, at bit 8k) times 2^(56 - 7k) lands on bit 56 + k, and no two
-        // products share a bit: the top byte is the eight outcomes.
-        let gathered = u64::from_le_bytes(*eight).wrapping_mul(0x0102_0408_1020_4080) >> 56;
-        bits |= gathered << (8 * i);
-    }
-    bits
 }
 
 /// Ands a validity bitmap into `words`: a null row fails every comparison.

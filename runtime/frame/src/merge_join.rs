@@ -15,11 +15,9 @@
 
 use crate::error::FrameError;
 use crate::join;
-use crate::runtime_filter::KeyBits;
-use polars_core::prelude::{
-    ChunkedArray, Column, DataFrame, DataType, IdxCa, IdxSize, Int32Chunked, Int64Chunked,
-    PolarsNumericType, SchemaRef,
-};
+use crate::key_bits::KeyBits;
+use crate::key_values::{KeyValues, chunks, key_values};
+use polars_core::prelude::{DataFrame, IdxCa, IdxSize, SchemaRef};
 use std::sync::OnceLock;
 use tessera_plan::frame::{JoinKind, JoinOn};
 
@@ -208,35 +206,6 @@ fn merge_chunk<T: Ord + Copy>(
     }
 }
 
-/// The integer values of a key column without nulls (its chunks share the column's memory).
-pub(crate) enum KeyValues {
-    I64(Int64Chunked),
-    I32(Int32Chunked),
-}
-
-/// The values of `column` if it can be merged on: integers or dates (64 or 32 bits), no nulls.
-pub(crate) fn key_values(column: &Column) -> Option<KeyValues> {
-    if column.null_count() > 0 {
-        return None;
-    }
-    match column.dtype() {
-        DataType::Int64 => Some(KeyValues::I64(column.i64().ok()?.clone())),
-        DataType::Int32 => Some(KeyValues::I32(column.i32().ok()?.clone())),
-        DataType::Date => Some(KeyValues::I32(
-            column.to_physical_repr().i32().ok()?.clone(),
-        )),
-        _ => None,
-    }
-}
-
-/// A column's chunks as slices, without copying them into one.
-pub(crate) fn chunks<T: PolarsNumericType>(values: &ChunkedArray<T>) -> Vec<&[T::Native]> {
-    values
-        .downcast_iter()
-        .map(|array| array.values().as_slice())
-        .collect()
-}
-
 impl Merge {
     /// The merge for joining partitions like `large` with `small` on one key each, if both
     /// keys are integer or date columns of one type without nulls.
@@ -356,7 +325,7 @@ fn merged(
 pub(crate) mod tests {
     use super::*;
     use polars_core::df;
-    use polars_core::prelude::SortMultipleOptions;
+    use polars_core::prelude::{DataType, SortMultipleOptions};
 
     /// `frame`'s rows sorted by every column: a join's rows, whatever order it gave them in.
     pub(crate) fn sorted_rows(frame: DataFrame) -> DataFrame {

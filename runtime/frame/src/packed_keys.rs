@@ -13,7 +13,7 @@
 //! when their keys are equal, null included, so the groups are polars' own.
 
 use crate::error::FrameError;
-use crate::steps::keeps_column;
+use crate::keeps_column::keeps_column;
 use polars_arrow::array::{Array, View};
 use polars_core::prelude::{
     ChunkCompareEq, Column, DataFrame, DataType, IntoColumn, NamedFrom, PolarsResult, Series,

@@ -8,7 +8,7 @@ use crate::{counts, mask, packed_keys};
 use polars_core::prelude::{DataFrame, PlSmallStr, SortMultipleOptions, UniqueKeepStrategy};
 use polars_lazy::prelude::{Engine, IntoLazy, LazyFrame, Selector, col};
 use std::sync::OnceLock;
-use tessera_plan::frame::{Expr, FrameStep, Schema};
+use tessera_plan::frame::{FrameStep, Schema};
 
 fn names(columns: &[String]) -> Vec<PlSmallStr> {
     columns.iter().map(|c| PlSmallStr::from_str(c)).collect()
@@ -132,21 +132,6 @@ pub(crate) fn run_in_polars(
         .collect_with_engine(engine)
         .map(|result| result.unwrap_single())
         .map_err(FrameError::polars("a DataFrame operation"))
-}
-
-/// Whether column `column` of the input reaches the end of `steps` as it was: steps that
-/// only keep, filter or add other columns.
-pub(crate) fn keeps_column(steps: &[FrameStep], column: &str) -> bool {
-    steps.iter().all(|step| match step {
-        FrameStep::Select(exprs) => {
-            exprs.iter().all(|e| matches!(e, Expr::Column(_)))
-                && exprs.iter().any(|e| e.output_name() == column)
-        }
-        FrameStep::Filter(_) => true,
-        FrameStep::WithColumns(exprs) => exprs.iter().all(|e| e.output_name() != column),
-        FrameStep::Drop(columns) => columns.iter().all(|c| c != column),
-        _ => false,
-    })
 }
 
 /// The schema `steps` make of a DataFrame of schema `input`, as polars resolves it (a step

@@ -16,7 +16,8 @@
 //! rows than the query's own groups; no `HAVING` or `DISTINCT`. Anything else is planned as
 //! written.
 
-use crate::query::{OrderItem, parse};
+use crate::order::OrderItem;
+use crate::parse::parse;
 use sqlparser::ast::{
     self as sql, BinaryOperator, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr,
     SelectItem, SetExpr, TableFactor,
@@ -489,7 +490,7 @@ fn parse_expr(text: &str) -> Option<sql::Expr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::parse;
+    use crate::parse::parse;
 
     fn columns(name: &str) -> Option<Vec<String>> {
         let columns: &[&str] = match name {

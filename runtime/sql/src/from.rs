@@ -7,8 +7,8 @@
 //! nothing relates to the others is an error: Tessera runs no cross joins.
 
 use crate::expr::translate;
-use crate::query::{Planned, Planner};
-use crate::scope::{Scope, fresh_name};
+use crate::planner::{Planned, Planner};
+use crate::scope::{Scope, fresh_name, qualifiers_of};
 use crate::{Relation, SqlError};
 use sqlparser::ast::{self as sql, JoinConstraint, JoinOperator, TableFactor, TableWithJoins};
 use std::collections::{BTreeSet, HashMap};
@@ -176,18 +176,6 @@ fn filtered(item: Planned, predicates: Vec<Expr>) -> Planned {
         Some(predicate) => item.then(FrameStep::Filter(predicate)),
         None => item,
     }
-}
-
-/// The tables (or aliases) a scope's columns come from, for messages.
-pub(crate) fn qualifiers_of(scope: &Scope) -> String {
-    let mut names: Vec<String> = Vec::new();
-    for c in &scope.columns {
-        let q = c.qualifier.clone().unwrap_or_else(|| "a subquery".into());
-        if !names.contains(&q) {
-            names.push(q);
-        }
-    }
-    names.join(" and ")
 }
 
 /// `item` with each column that `taken` holds renamed `table.column` (numbered if need be).

@@ -31,6 +31,9 @@ mod eager;
 mod error;
 mod expr;
 mod from;
+mod order;
+mod parse;
+mod planner;
 mod prune;
 mod query;
 mod scope;
@@ -81,8 +84,8 @@ impl Relation {
 
 /// Plans `sql`, one `SELECT` query, over `tables`.
 pub fn plan(sql: &str, tables: &Tables) -> Result<Relation, SqlError> {
-    let query = query::parse(sql)?;
-    let planned = query::Planner::new(tables).query(&query)?;
+    let query = parse::parse(sql)?;
+    let planned = planner::Planner::new(tables).query(&query)?;
     Ok(prune::pruned(planned.relation, tables))
 }
 

@@ -134,6 +134,18 @@ impl Scope {
     }
 }
 
+/// The tables (or aliases) a scope's columns come from, for messages.
+pub(crate) fn qualifiers_of(scope: &Scope) -> String {
+    let mut names: Vec<String> = Vec::new();
+    for c in &scope.columns {
+        let q = c.qualifier.clone().unwrap_or_else(|| "a subquery".into());
+        if !names.contains(&q) {
+            names.push(q);
+        }
+    }
+    names.join(" and ")
+}
+
 /// `wanted`, or `wanted` with a number after it, whichever `taken` does not hold yet.
 pub(crate) fn fresh_name(wanted: &str, taken: &[String]) -> String {
     if !taken.iter().any(|t| t == wanted) {

@@ -10,8 +10,9 @@
 use crate::eager;
 use crate::expr::translate;
 use crate::from;
-use crate::query::{OrderItem, Planned, Planner, sorted, whole_number};
-use crate::scope::{Scope, fresh_name};
+use crate::order::{OrderItem, sorted, whole_number};
+use crate::planner::{Planned, Planner};
+use crate::scope::{Scope, fresh_name, qualifiers_of};
 use crate::{Relation, SqlError};
 use sqlparser::ast::{self as sql, SelectItem, SelectItemQualifiedWildcardKind};
 use tessera_plan::frame::{Expr, FrameStep, col};
@@ -167,7 +168,7 @@ fn items(select: &sql::Select, scope: &Scope) -> Result<Vec<Item>, SqlError> {
                 if columns.is_empty() {
                     return Err(SqlError::UnknownTable {
                         name: name.to_string(),
-                        known: crate::from::qualifiers_of(scope),
+                        known: qualifiers_of(scope),
                     });
                 }
                 expand(&mut items, columns);

@@ -2,7 +2,7 @@
 //! functions monomorphised for its closure and record types.
 
 mod actions;
-mod error;
+pub(crate) mod error;
 mod shuffle;
 mod sources;
 mod transforms;

@@ -1,0 +1,498 @@
+//! A task's chain of steps opened on this executor: each operator's state made through the
+//! cell library's table (its C ABI), the partitions to cache on the way, and the action at the
+//! end, linked so that a batch pushed into the first step flows to the action. Running a task
+//! (`task_runner`) and sharing a cached partition's batches with idle slots (`morsels`) both
+//! open chains here; neither opens one of its own.
+
+use crate::artifacts::Artifacts;
+use crate::blocks::Block;
+use crate::error::ExecutorError;
+use crate::task_env::TaskEnv;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tessera_plan::abi::{
+    ABI_VERSION, ActionVTable, Batch, BatchSink, BatchVTable, ErrorSink, OpenArgs, OperatorVTable,
+    RawBytes, STATUS_ERROR, STATUS_OK, SourceVTable, Status, TableEntry,
+};
+use tessera_plan::{
+    BatchCode, CodeRef, Operator, PartitionOrigin, RddId, Step, StorageLevel, TaskAction,
+    TaskSource, TaskSpec,
+};
+
+/// State every step of a running task shares: the first error, and the cancel flag.
+pub(crate) struct Shared<'a> {
+    error: Option<ExecutorError>,
+    cancelled: &'a AtomicBool,
+}
+
+impl Shared<'_> {
+    /// A task's first error, none yet.
+    pub(crate) fn new(cancelled: &AtomicBool) -> Shared<'_> {
+        Shared {
+            error: None,
+            cancelled,
+        }
+    }
+
+    fn fail(&mut self, error: ExecutorError) -> Status {
+        self.error.get_or_insert(error);
+        STATUS_ERROR
+    }
+
+    pub(crate) fn sink(&mut self) -> ErrorSink {
+        ErrorSink {
+            ctx: self as *mut Shared as *mut c_void,
+            set: set_error,
+        }
+    }
+
+    /// The first error, or `fallback` when the code failed without saying why.
+    pub(crate) fn take_error(&mut self, fallback: ExecutorError) -> ExecutorError {
+        self.error.take().unwrap_or(fallback)
+    }
+}
+
+unsafe extern "C" fn set_error(ctx: *mut c_void, message: RawBytes) {
+    let shared = unsafe { &mut *(ctx as *mut Shared) };
+    shared.fail(ExecutorError::UserCode {
+        message: String::from_utf8_lossy(unsafe { message.as_slice() }).into_owned(),
+    });
+}
+
+pub(crate) enum OpenStepKind {
+    Operator {
+        table: &'static OperatorVTable,
+        state: *mut c_void,
+    },
+    Cache {
+        rdd: RddId,
+        partition: u32,
+        /// How the block manager keeps the partition once the task succeeds.
+        level: StorageLevel,
+        kept: Vec<Batch>,
+        /// Where the table of its batches comes from, sent with a copy to another executor.
+        code: BatchCode,
+    },
+    Count {
+        records: u64,
+    },
+    Action {
+        table: &'static ActionVTable,
+        state: *mut c_void,
+        records: u64,
+    },
+}
+
+/// One step of a chain, opened on this executor (its operator's state made); `input` is the
+/// table of the batches it receives.
+pub(crate) struct OpenStep {
+    pub(crate) kind: OpenStepKind,
+    pub(crate) input: BatchVTable,
+    pub(crate) next: *mut OpenStep,
+    shared: *mut Shared<'static>,
+}
+
+unsafe extern "C" fn push_to_step(ctx: *mut c_void, batch: Batch) -> Status {
+    unsafe { (*(ctx as *mut OpenStep)).accept(batch) }
+}
+
+impl OpenStep {
+    pub(crate) fn sink(step: *mut OpenStep) -> BatchSink {
+        BatchSink {
+            ctx: step as *mut c_void,
+            push: push_to_step,
+        }
+    }
+
+    pub(crate) unsafe fn accept(&mut self, batch: Batch) -> Status {
+        let shared = unsafe { &mut *self.shared };
+        if shared.cancelled.load(Ordering::Relaxed) {
+            unsafe { (self.input.drop)(batch) };
+            return shared.fail(ExecutorError::Cancelled);
+        }
+        let err = shared.sink();
+        match &mut self.kind {
+            OpenStepKind::Operator { table, state } => unsafe {
+                (table.push)(*state, batch, OpenStep::sink(self.next), err)
+            },
+            OpenStepKind::Cache { kept, .. } => {
+                let copy = unsafe { (self.input.clone)(batch) };
+                kept.push(batch);
+                unsafe { (*self.next).accept(copy) }
+            }
+            OpenStepKind::Count { records } => {
+                *records += unsafe { (self.input.len)(batch) } as u64;
+                unsafe { (self.input.drop)(batch) };
+                STATUS_OK
+            }
+            OpenStepKind::Action {
+                table,
+                state,
+                records,
+            } => {
+                *records += unsafe { (self.input.len)(batch) } as u64;
+                unsafe { (table.push)(*state, batch, err) }
+            }
+        }
+    }
+
+    /// As [`OpenStep::accept`], for a batch the caller keeps: an operator or action that reads
+    /// batches in place gets it as it is, a count reads its length; any other step takes a
+    /// copy.
+    pub(crate) unsafe fn accept_shared(&mut self, batch: Batch) -> Status {
+        let shared = unsafe { &mut *self.shared };
+        if shared.cancelled.load(Ordering::Relaxed) {
+            return shared.fail(ExecutorError::Cancelled);
+        }
+        let err = shared.sink();
+        match &mut self.kind {
+            OpenStepKind::Operator { table, state } => {
+                if let Some(push_shared) = table.push_shared {
+                    return unsafe { push_shared(*state, batch, OpenStep::sink(self.next), err) };
+                }
+            }
+            OpenStepKind::Count { records } => {
+                *records += unsafe { (self.input.len)(batch) } as u64;
+                return STATUS_OK;
+            }
+            OpenStepKind::Action {
+                table,
+                state,
+                records,
+            } => {
+                if let Some(push_shared) = table.push_shared {
+                    *records += unsafe { (self.input.len)(batch) } as u64;
+                    return unsafe { push_shared(*state, batch, err) };
+                }
+            }
+            OpenStepKind::Cache { .. } => {}
+        }
+        let copy = unsafe { (self.input.clone)(batch) };
+        unsafe { self.accept(copy) }
+    }
+
+    /// Folds what `other`, the same action opened for the same partition, was pushed into this
+    /// one (see [`ActionVTable::merge`]); `other` is left to be dropped.
+    pub(crate) fn merge(
+        &mut self,
+        other: &mut OpenStep,
+        shared: &mut Shared,
+    ) -> Result<(), ExecutorError> {
+        match (&mut self.kind, &mut other.kind) {
+            (OpenStepKind::Count { records }, OpenStepKind::Count { records: more }) => {
+                *records += *more;
+                Ok(())
+            }
+            (
+                OpenStepKind::Action {
+                    table,
+                    state,
+                    records,
+                },
+                OpenStepKind::Action {
+                    state: other_state,
+                    records: more,
+                    ..
+                },
+            ) => {
+                let merge = table
+                    .merge
+                    .expect("only an action that merges is shared among threads");
+                if unsafe { merge(*state, *other_state, shared.sink()) } != STATUS_OK {
+                    return Err(shared.take_error(ExecutorError::TaskFailed));
+                }
+                *records += *more;
+                Ok(())
+            }
+            _ => unreachable!("a task's threads open the same action"),
+        }
+    }
+}
+
+impl Drop for OpenStep {
+    fn drop(&mut self) {
+        match &mut self.kind {
+            OpenStepKind::Operator { table, state } => unsafe { (table.close)(*state) },
+            OpenStepKind::Action { table, state, .. } => unsafe { (table.close)(*state) },
+            OpenStepKind::Cache { kept, .. } => {
+                for batch in kept.drain(..) {
+                    unsafe { (self.input.drop)(batch) };
+                }
+            }
+            OpenStepKind::Count { .. } => {}
+        }
+    }
+}
+
+fn type_name(f: unsafe extern "C" fn() -> RawBytes) -> String {
+    String::from_utf8_lossy(unsafe { f().as_slice() }).into_owned()
+}
+
+/// Finds the table an operator's entry returns, checking its ABI version.
+pub(crate) fn table<T>(
+    artifacts: &Artifacts,
+    code: &CodeRef,
+    version: impl Fn(&T) -> u32,
+) -> Result<&'static T, ExecutorError> {
+    let address = artifacts.resolve(code)?;
+    // SAFETY: the plan says this address is a `TableEntry` of this library.
+    let entry: TableEntry = unsafe { std::mem::transmute::<*const c_void, TableEntry>(address) };
+    let table = unsafe { &*(entry() as *const T) };
+    if version(table) != ABI_VERSION {
+        return Err(ExecutorError::AbiMismatch {
+            library: code.library.clone(),
+            library_version: version(table),
+            executor_version: ABI_VERSION,
+        });
+    }
+    Ok(table)
+}
+
+fn open_args(
+    env: &TaskEnv,
+    op: &Operator<CodeRef>,
+    partition: u32,
+) -> Result<OpenArgs, ExecutorError> {
+    let env_decoder = match &op.env_decoder {
+        None => None,
+        Some(code) => {
+            let address = env.artifacts.resolve(code)?;
+            // SAFETY: the plan says this address is an `EnvDecoder`.
+            Some(unsafe {
+                std::mem::transmute::<*const c_void, tessera_plan::abi::EnvDecoder>(address)
+            })
+        }
+    };
+    Ok(OpenArgs {
+        captures: RawBytes::from_slice(&op.captures),
+        env_decoder,
+        params: RawBytes::from_slice(&op.params),
+        partition,
+        host: env.host.table(),
+    })
+}
+
+type OpenFn = unsafe extern "C" fn(OpenArgs, *mut *mut c_void, ErrorSink) -> Status;
+
+/// Opens operator or action `op` (through its table's `open`) after checking that it takes the
+/// records `input` holds; returns its state.
+#[allow(clippy::too_many_arguments)]
+fn open_state(
+    env: &TaskEnv,
+    op: &Operator<CodeRef>,
+    partition: u32,
+    shared: &mut Shared,
+    what: &str,
+    open: OpenFn,
+    input_type: unsafe extern "C" fn() -> RawBytes,
+    input: &BatchVTable,
+) -> Result<*mut c_void, ExecutorError> {
+    check_input(what, &type_name(input_type), &type_name(input.type_name))?;
+    let args = open_args(env, op, partition)?;
+    let mut state = std::ptr::null_mut();
+    if unsafe { open(args, &mut state, shared.sink()) } != STATUS_OK {
+        return Err(shared.take_error(ExecutorError::OpenFailed {
+            what: what.to_string(),
+        }));
+    }
+    Ok(state)
+}
+
+fn check_input(what: &str, expected: &str, actual: &str) -> Result<(), ExecutorError> {
+    if expected == actual {
+        Ok(())
+    } else {
+        Err(ExecutorError::InputTypeMismatch {
+            what: what.to_string(),
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+        })
+    }
+}
+
+pub(crate) enum Start<'a> {
+    Cached(std::sync::Arc<Block>),
+    Source(&'a TaskSource, &'static SourceVTable),
+    /// The chains of a partitionwise union, each feeding the step after the union in turn.
+    Concat(Vec<OpenChain<'a>>),
+}
+
+/// A chain's open steps before they are linked: where its records start, the open steps of the steps
+/// after the last one this executor caches, and the table of the batches it puts out.
+pub(crate) struct OpenChain<'a> {
+    pub(crate) start: Start<'a>,
+    pub(crate) open_steps: Vec<OpenStep>,
+    pub(crate) output: BatchVTable,
+    /// Where `output` comes from.
+    output_code: BatchCode,
+    pub(crate) origin: PartitionOrigin,
+}
+
+/// Builds a chain from `source` through `steps`, resuming from the last step this executor
+/// caches; `None` when it came without its source and nothing of it is cached.
+pub(crate) fn build_chain<'a>(
+    source: Option<&'a TaskSource>,
+    steps: &[Step],
+    env: &TaskEnv,
+    shared: &mut Shared,
+) -> Result<Option<OpenChain<'a>>, ExecutorError> {
+    // The open steps point at `shared` for as long as they live, which is within `run`.
+    let shared_ptr = shared as *mut Shared as *mut Shared<'static>;
+    let resume = steps.iter().enumerate().rev().find_map(|(i, step)| {
+        step.persist
+            .and_then(|_| env.blocks.get(step.rdd, step.partition))
+            .map(|block| (i, block))
+    });
+    let (start, first_step) = match (resume, source) {
+        (Some((i, block)), _) => (Start::Cached(block), i + 1),
+        (None, Some(TaskSource::Concat(chains))) => {
+            let mut built = Vec::new();
+            for chain in chains {
+                match build_chain(chain.source.as_ref(), &chain.steps, env, shared)? {
+                    Some(chain) => built.push(chain),
+                    None => return Ok(None),
+                }
+            }
+            (Start::Concat(built), 0)
+        }
+        (None, Some(source)) => {
+            let decoder = source.operators()[0];
+            let table = table::<SourceVTable>(env.artifacts, &decoder.entry, |t| t.abi_version)?;
+            (Start::Source(source, table), 0)
+        }
+        (None, None) => return Ok(None),
+    };
+    let (mut input, mut code, origin) = match &start {
+        Start::Cached(block) => (
+            *block.vtable(),
+            block.code().clone(),
+            PartitionOrigin::Cached {
+                rdd: steps[first_step - 1].rdd,
+            },
+        ),
+        Start::Source(source, table) => (
+            table.output,
+            BatchCode::Source(source.operators()[0].entry.clone()),
+            PartitionOrigin::Computed,
+        ),
+        Start::Concat(chains) => {
+            let first = chains.first().ok_or(ExecutorError::EmptyUnion)?;
+            for chain in chains {
+                check_input(
+                    "a union",
+                    &type_name(first.output.type_name),
+                    &type_name(chain.output.type_name),
+                )?;
+            }
+            let cached = chains
+                .iter()
+                .map(|c| c.origin.clone())
+                .find(|o| *o != PartitionOrigin::Computed);
+            (
+                first.output,
+                first.output_code.clone(),
+                cached.unwrap_or(PartitionOrigin::Computed),
+            )
+        }
+    };
+
+    let mut open_steps = Vec::new();
+    let mut add = |kind, input| {
+        open_steps.push(OpenStep {
+            kind,
+            input,
+            next: std::ptr::null_mut(),
+            shared: shared_ptr,
+        })
+    };
+    for step in steps.iter().skip(first_step) {
+        if let Some(op) = &step.op {
+            let table = table::<OperatorVTable>(env.artifacts, &op.entry, |t| t.abi_version)?;
+            let what = format!("rdd {}", step.rdd);
+            let state = open_state(
+                env,
+                op,
+                step.partition,
+                shared,
+                &what,
+                table.open,
+                table.input_type,
+                &input,
+            )?;
+            add(OpenStepKind::Operator { table, state }, input);
+            input = table.output;
+            code = BatchCode::Operator(op.entry.clone());
+        }
+        // A step without an operator is the source, or a union passing records on unchanged.
+        if let Some(level) = step.persist {
+            let kind = OpenStepKind::Cache {
+                rdd: step.rdd,
+                partition: step.partition,
+                level,
+                kept: Vec::new(),
+                code: code.clone(),
+            };
+            add(kind, input);
+        }
+    }
+    Ok(Some(OpenChain {
+        start,
+        open_steps,
+        output: input,
+        output_code: code,
+        origin,
+    }))
+}
+
+/// Links a chain's open steps to each other and the last to `sink`; returns the first step
+/// (`sink` when there is none). `open_steps` is not resized from here on, so the pointers stay
+/// valid.
+pub(crate) fn link(chain: &mut OpenChain, sink: *mut OpenStep) -> *mut OpenStep {
+    let count = chain.open_steps.len();
+    let base = chain.open_steps.as_mut_ptr();
+    for i in 0..count {
+        let next = if i + 1 < count {
+            unsafe { base.add(i + 1) }
+        } else {
+            sink
+        };
+        unsafe { (*base.add(i)).next = next };
+    }
+    if count == 0 { sink } else { base }
+}
+
+/// Opens the task's action, which takes the records `input` holds.
+pub(crate) fn open_action(
+    task: &TaskSpec,
+    env: &TaskEnv,
+    input: BatchVTable,
+    shared: &mut Shared,
+) -> Result<OpenStep, ExecutorError> {
+    let kind = match &task.action {
+        TaskAction::Count => OpenStepKind::Count { records: 0 },
+        TaskAction::Run(op) | TaskAction::ShuffleWrite { writer: op, .. } => {
+            let table = table::<ActionVTable>(env.artifacts, &op.entry, |t| t.abi_version)?;
+            let state = open_state(
+                env,
+                op,
+                task.partition,
+                shared,
+                "the action",
+                table.open,
+                table.input_type,
+                &input,
+            )?;
+            OpenStepKind::Action {
+                table,
+                state,
+                records: 0,
+            }
+        }
+    };
+    Ok(OpenStep {
+        kind,
+        input,
+        next: std::ptr::null_mut(),
+        shared: shared as *mut Shared as *mut Shared<'static>,
+    })
+}
