@@ -279,9 +279,7 @@ fn master_state(agents: usize, cycles: usize) -> anyhow::Result<MasterFigures> {
         );
         let (id, _) = master
             .register_agent(
-                format!("host-{a}"),
-                address,
-                format!("agent-{a}"),
+                (format!("host-{a}"), address, format!("agent-{a}")),
                 AGENT,
                 "posix".into(),
                 client,

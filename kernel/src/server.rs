@@ -684,7 +684,7 @@ impl RouterState {
             .backend
             .call(|reply| BackendRequest::Execute {
                 code: req.code,
-                sink,
+                sink: Box::new(sink),
                 reply,
             })
             .await
@@ -881,7 +881,8 @@ fn byte_to_char(code: &str, byte: usize) -> usize {
 enum BackendRequest {
     Execute {
         code: String,
-        sink: IopubSink,
+        /// Boxed: the sink is many times the size of the other requests.
+        sink: Box<IopubSink>,
         reply: oneshot::Sender<Result<ExecuteOutput, ExecuteError>>,
     },
     Complete {
@@ -925,7 +926,7 @@ fn backend_loop<B: KernelBackend>(
                 mut sink,
                 reply,
             } => {
-                let result = catch_unwind(AssertUnwindSafe(|| backend.execute(&code, &mut sink)))
+                let result = catch_unwind(AssertUnwindSafe(|| backend.execute(&code, &mut *sink)))
                     .unwrap_or_else(|panic| {
                         let message = panic_message(&*panic);
                         error!("the backend panicked while running a cell: {message}");

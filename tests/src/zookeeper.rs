@@ -87,7 +87,7 @@ impl ZkEnsemble {
             .expect("a directory for ZooKeeper");
         let client_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let quorum: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
-        for i in 0..n {
+        for (i, client_port) in client_ports.iter().enumerate() {
             let data = dir.path().join(format!("zk-{}", i + 1));
             std::fs::create_dir_all(&data).unwrap();
             std::fs::write(data.join("myid"), format!("{}\n", i + 1)).unwrap();
@@ -96,7 +96,7 @@ impl ZkEnsemble {
                  clientPortAddress=127.0.0.1\nadmin.enableServer=false\n\
                  4lw.commands.whitelist=srvr,ruok\n",
                 data.display(),
-                client_ports[i]
+                client_port
             );
             for (j, (peer, election)) in quorum.iter().enumerate() {
                 config.push_str(&format!("server.{}=127.0.0.1:{peer}:{election}\n", j + 1));

@@ -78,7 +78,7 @@ sums.join(" ")
     let (min, max) = residues
         .iter()
         .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
-    let fifths: Vec<u64> = (0..N).filter(|x| spin(*x) % 5 == 0).collect();
+    let fifths: Vec<u64> = (0..N).filter(|x| spin(*x).is_multiple_of(5)).collect();
     let order = fifths.iter().enumerate().fold(0u64, |h, (i, x)| {
         h.wrapping_mul(31).wrapping_add(i as u64 ^ x)
     });

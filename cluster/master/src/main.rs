@@ -120,7 +120,7 @@ fn parse_role_resources(text: &str) -> Result<(String, Resources), String> {
     let (cpus, mem_mb) = amounts.split_once(',').ok_or_else(usage)?;
     let cpus: f64 = cpus.trim().parse().map_err(|_| usage())?;
     let mem_mb: u64 = mem_mb.trim().parse().map_err(|_| usage())?;
-    if role.trim().is_empty() || !(cpus >= 0.0) {
+    if role.trim().is_empty() || cpus.is_nan() || cpus < 0.0 {
         return Err(usage());
     }
     Ok((role.trim().to_string(), Resources::new(cpus, mem_mb)))
@@ -141,7 +141,7 @@ fn parse_role_weight(text: &str) -> Result<(String, f64), String> {
         .trim()
         .parse()
         .map_err(|_| format!("the weight in `{text}` is not a number (e.g. analytics=2)"))?;
-    if role.trim().is_empty() || !(weight > 0.0) {
+    if role.trim().is_empty() || weight.is_nan() || weight <= 0.0 {
         return Err(format!(
             "`{text}` needs a role and a positive weight (e.g. analytics=2)"
         ));

@@ -95,7 +95,7 @@ fn run_actions(shared: &Arc<Shared>, actions: Vec<AgentAction>) {
                     request,
                 } => {
                     let (fid, eid) = (request.framework_id.clone(), request.executor_id.clone());
-                    let Err(error) = agent_call(client.launch_executor(request)).await else {
+                    let Err(error) = agent_call(client.launch_executor(*request)).await else {
                         return;
                     };
                     tracing::warn!(framework_id = %fid, executor_id = %eid, %agent_id, %error, "launch failed");

@@ -181,7 +181,8 @@ pub enum AgentAction {
     Launch {
         client: AgentClient<Channel>,
         agent_id: String,
-        request: LaunchExecutorRequest,
+        /// Boxed: a launch is many times the size of the other requests.
+        request: Box<LaunchExecutorRequest>,
     },
     Kill {
         client: AgentClient<Channel>,

@@ -46,7 +46,7 @@ impl pb::Resources {
             scalars: self
                 .scalars
                 .iter()
-                .filter(|(_, v)| !(**v <= 0.0))
+                .filter(|(_, v)| v.is_nan() || **v > 0.0)
                 .map(|(k, v)| (k.clone(), *v))
                 .collect(),
         }

@@ -116,7 +116,7 @@ impl Builder<'_> {
     }
 
     /// The cell's own code at `range`, wrapped in `before` and `after` on the same lines.
-    fn from_cell(&mut self, before: &str, range: Range<usize>, after: &str) {
+    fn push_cell(&mut self, before: &str, range: Range<usize>, after: &str) {
         self.source.text.push_str(before);
         let start = self.source.text.len();
         let text = &self.code[range.clone()];
@@ -158,7 +158,7 @@ pub fn generate(plan: &CratePlan<'_>) -> CrateSource {
     }
     let (uses, others): (Vec<_>, Vec<_>) = plan.parts.items.iter().partition(|i| i.is_use);
     for item in uses.into_iter().chain(others) {
-        b.from_cell("", item.range.clone(), "");
+        b.push_cell("", item.range.clone(), "");
     }
     b.generated(&support_module(plan.rich_display_trait));
     b.generated("#[unsafe(no_mangle)]");
@@ -177,17 +177,17 @@ pub fn generate(plan: &CratePlan<'_>) -> CrateSource {
          ::std::result::Result<(), __tessera_cell::QuestionError> {",
     );
     for statement in &plan.parts.statements {
-        b.from_cell("", statement.clone(), "");
+        b.push_cell("", statement.clone(), "");
     }
     match (&plan.purpose, &plan.parts.tail) {
         (Purpose::Run, Some(tail)) => {
-            b.from_cell("{ let __tessera_value = &(", tail.clone(), ");");
+            b.push_cell("{ let __tessera_value = &(", tail.clone(), ");");
             b.generated(
                 "use __tessera_cell::{ViaRich as _, ViaDebug as _, ViaNothing as _};\n\
                  __cell.show((&&&__tessera_cell::Show(__tessera_value)).tessera_bundle()); }",
             );
         }
-        (Purpose::Probe(_), Some(tail)) => b.from_cell("let _ = &(", tail.clone(), ");"),
+        (Purpose::Probe(_), Some(tail)) => b.push_cell("let _ = &(", tail.clone(), ");"),
         (_, None) => {}
     }
     match &plan.purpose {

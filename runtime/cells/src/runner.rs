@@ -186,7 +186,6 @@ fn run(library: &std::path::Path, store: &mut Store) -> Result<libloading::Libra
         report,
     };
     main(&abi);
-    drop(main);
     Ok(loaded)
 }
 

@@ -40,6 +40,8 @@ pub(crate) struct OfferCounts {
 /// enough that a session that died does not hold its executors for long.
 const SESSION_FAILOVER_TIMEOUT: Duration = Duration::from_secs(60);
 
+// One per session, never moved about: the size of its larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Backend {
     /// `local[N]`: the driver started one executor itself.
     Local { _executor: LocalExecutor },

@@ -337,7 +337,7 @@ pub(crate) fn build_chain<'a>(
     shared: &mut Shared,
 ) -> Result<Option<OpenChain<'a>>, ExecutorError> {
     // The open steps point at `shared` for as long as they live, which is within `run`.
-    let shared_ptr = shared as *mut Shared as *mut Shared<'static>;
+    let shared_ptr = (shared as *mut Shared).cast::<Shared<'static>>();
     let resume = steps.iter().enumerate().rev().find_map(|(i, step)| {
         step.persist
             .and_then(|_| env.blocks.get(step.rdd, step.partition))
@@ -493,6 +493,6 @@ pub(crate) fn open_action(
         kind,
         input,
         next: std::ptr::null_mut(),
-        shared: shared as *mut Shared as *mut Shared<'static>,
+        shared: (shared as *mut Shared).cast::<Shared<'static>>(),
     })
 }

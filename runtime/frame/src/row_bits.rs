@@ -88,7 +88,7 @@ impl RowBits {
     fn push(&mut self, kept: bool, words: &mut [u64]) {
         self.found |= u64::from(kept) << (self.row % 64);
         self.row += 1;
-        if self.row % 64 == 0 {
+        if self.row.is_multiple_of(64) {
             words[self.row / 64 - 1] &= self.found;
             self.found = 0;
         }

@@ -39,6 +39,8 @@ pub struct Envelope {
 }
 
 /// What a cell asks the driver; each request is answered with one [`CellResponse`].
+// Made once per request and encoded at once: an RDD's definition need not be boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Serialize, Deserialize)]
 pub enum CellRequest {
     /// Adds an RDD to the lineage graph.

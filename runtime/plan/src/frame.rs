@@ -513,6 +513,8 @@ impl Expr {
 
     unary_methods!(
         /// Negation of a boolean.
+        // polars' name, so that `col("a").not()` reads as it does there.
+        #[allow(clippy::should_implement_trait)]
         not => UnaryOp::Not,
         /// Whether the value is null.
         is_null => UnaryOp::IsNull,

@@ -47,15 +47,17 @@ pub(crate) fn limit_of(limit: Option<&sql::LimitClause>) -> Result<Option<u64>, 
     match limit {
         None => Ok(None),
         Some(sql::LimitClause::LimitOffset {
-            limit,
+            limit: None,
             offset: None,
             limit_by,
-        }) if limit_by.is_empty() => match limit {
-            None => Ok(None),
-            Some(expr) => whole_number(expr).map(Some).ok_or_else(|| {
-                SqlError::unsupported(format!("LIMIT {expr}"), "write LIMIT n, n a whole number")
-            }),
-        },
+        }) if limit_by.is_empty() => Ok(None),
+        Some(sql::LimitClause::LimitOffset {
+            limit: Some(expr),
+            offset: None,
+            limit_by,
+        }) if limit_by.is_empty() => whole_number(expr).map(Some).ok_or_else(|| {
+            SqlError::unsupported(format!("LIMIT {expr}"), "write LIMIT n, n a whole number")
+        }),
         Some(other) => Err(SqlError::unsupported(
             format!("`{other}`"),
             "write LIMIT n without OFFSET (sort, and filter on the sort key, to page)",

@@ -4,19 +4,16 @@
 use super::*;
 
 impl MasterState {
-    /// Registers an agent that offers CPUs and memory only (see
-    /// [`MasterState::register_agent_offering`]).
+    /// Registers an agent — `(hostname, address, principal)` — that offers CPUs and memory only
+    /// (see [`MasterState::register_agent_offering`]).
     pub fn register_agent(
         &mut self,
-        hostname: String,
-        address: String,
-        principal: String,
+        agent: (String, String, String),
         total: Resources,
         isolation: String,
         client: AgentClient<Channel>,
         now: Instant,
     ) -> Result<(String, Duration), Status> {
-        let agent = (hostname, address, principal);
         let offering = AgentOffering::default();
         self.register_agent_offering(agent, total, offering, isolation, client, now)
     }

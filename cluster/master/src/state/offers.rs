@@ -288,14 +288,14 @@ impl MasterState {
             actions.push(AgentAction::Launch {
                 client: client.clone(),
                 agent_id: agent_id.clone(),
-                request: LaunchExecutorRequest {
+                request: Box::new(LaunchExecutorRequest {
                     framework_id: framework_id.to_string(),
                     executor_id,
                     command: launch.command,
                     resources: launch.resources,
                     framework: framework.clone(),
                     files_credential: launch.files_credential,
-                },
+                }),
             });
         }
         Ok(actions)

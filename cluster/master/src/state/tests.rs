@@ -93,9 +93,7 @@ fn setup_with(config: &MasterConfig, now: Instant) -> Setup {
     let mut m = MasterState::new(config);
     let (agent, _) = m
         .register_agent(
-            "h".into(),
-            "127.0.0.1:9".into(),
-            "b".into(),
+            ("h".into(), "127.0.0.1:9".into(), "b".into()),
             Resources::new(2.0, 1024),
             "posix".into(),
             client(),
@@ -719,9 +717,7 @@ async fn an_agent_registering_anew_from_the_same_host_replaces_its_old_self() {
     let now = Instant::now();
     let register = |m: &mut MasterState, host: &str, address: &str, principal: &str| {
         m.register_agent(
-            host.into(),
-            address.into(),
-            principal.into(),
+            (host.into(), address.into(), principal.into()),
             Resources::new(2.0, 1024),
             "posix".into(),
             client(),
@@ -1000,9 +996,7 @@ fn multi_role_setup(
     let mut m = MasterState::new(&config(Duration::ZERO));
     for (host, principal) in [("h1", "b1"), ("h2", "b2")] {
         m.register_agent(
-            host.into(),
-            format!("{host}:9"),
-            principal.into(),
+            (host.into(), format!("{host}:9"), principal.into()),
             Resources::new(2.0, 1024),
             "posix".into(),
             client(),
@@ -1419,9 +1413,7 @@ async fn an_agent_cannot_take_another_agents_address_or_speak_for_it() {
     let now = Instant::now();
     let taken = m
         .register_agent(
-            "h".into(),
-            "127.0.0.1:9".into(),
-            "rogue".into(),
+            ("h".into(), "127.0.0.1:9".into(), "rogue".into()),
             Resources::new(1.0, 64),
             "posix".into(),
             client(),
@@ -1445,9 +1437,7 @@ async fn an_agent_cannot_take_another_agents_address_or_speak_for_it() {
     // executor it does not run: refused, and the executor keeps its state.
     let (other, _) = m
         .register_agent(
-            "h2".into(),
-            "127.0.0.1:10".into(),
-            "c".into(),
+            ("h2".into(), "127.0.0.1:10".into(), "c".into()),
             Resources::new(1.0, 64),
             "posix".into(),
             client(),

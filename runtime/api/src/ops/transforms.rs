@@ -243,7 +243,10 @@ impl<T: Data> Transform for Sample<T> {
     type Func = ();
     fn open(_: (), params: &[u8], partition: u32) -> Result<Self, OpError> {
         let params: SampleParams = decode_params(params)?;
-        if !(params.fraction >= 0.0) || (!params.with_replacement && params.fraction > 1.0) {
+        if params.fraction.is_nan()
+            || params.fraction < 0.0
+            || (!params.with_replacement && params.fraction > 1.0)
+        {
             return Err(OpError::SampleFraction {
                 fraction: params.fraction,
             });
