@@ -27,7 +27,9 @@
 
 #![deny(missing_docs)]
 
+mod api;
 mod client;
+mod cluster_status;
 mod command_task;
 pub mod constraints;
 pub mod local_cluster;
@@ -35,10 +37,14 @@ mod master_call;
 mod master_link;
 mod master_url;
 
-pub use client::{
-    AcceptOperation, AgentSummary, ClusterStatus, ExecutorLaunch, ExecutorReason, ExecutorState,
-    ExecutorSummary, FrameworkClient, FrameworkEvent, FrameworkInfo, FrameworkSummary,
-    MasterEndpoint, Offer, ReservationSummary, cluster_status,
+pub use api::{
+    AcceptOperation, ExecutorLaunch, ExecutorReason, ExecutorState, FrameworkEvent, FrameworkInfo,
+    MasterEndpoint, Offer,
+};
+pub use client::FrameworkClient;
+pub use cluster_status::{
+    AgentSummary, ClusterStatus, ExecutorSummary, FrameworkSummary, ReservationSummary,
+    cluster_status,
 };
 pub use command_task::{
     CommandOutcome, CommandTask, CommandTaskError, CommandTaskEvent, run_command,
