@@ -17,14 +17,19 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+mod backend_thread;
+mod cell_output;
 pub mod cli;
 pub mod connection;
 pub mod error;
 pub mod history;
 pub mod kernelspec;
+mod requests;
 mod server;
 pub mod session_backend;
+mod shared;
 pub mod wire;
+mod zmq_frames;
 
 pub use backend::{
     Completion, ExecuteError, ExecuteOutput, Interrupter, IsComplete, KernelBackend, LanguageInfo,

@@ -58,7 +58,7 @@ pub(crate) struct Ending {
 }
 
 /// Its exit status, or 128 + the signal that ended it, as a shell reports it.
-pub(crate) fn exit_code(status: &ExitStatus) -> Option<i32> {
+fn exit_code(status: &ExitStatus) -> Option<i32> {
     status
         .code()
         .or_else(|| status.signal().map(|sig| 128 + sig))
@@ -127,7 +127,7 @@ pub(crate) fn classify(
 }
 
 /// `msg` with the last lines of the sandbox's stderr (or a note that it is empty).
-pub(crate) fn with_stderr(msg: String, sandbox: &Path) -> String {
+fn with_stderr(msg: String, sandbox: &Path) -> String {
     let stderr_path = sandbox.join("stderr");
     let t = tail(&stderr_path);
     if t.trim().is_empty() {

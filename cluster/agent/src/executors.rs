@@ -1,5 +1,5 @@
 //! Executor processes on this agent: launching them in their sandbox, watching
-//! them exit, killing them, and turning how they ended into an executor state.
+//! them exit, killing them, and reporting how they ended (`ending` says it as a state).
 //!
 //! Each executor runs in its own process group (so a Ctrl-C in the agent's
 //! terminal does not reach it, and a kill reaches everything it started), in the sandbox
