@@ -12,6 +12,7 @@ use tessera_plan::cell_protocol::CellRequest;
 use tessera_plan::{RddKind, RddNode};
 
 impl Context {
+    /// Adds the RDD `node` describes to the session's lineage graph and returns its handle.
     pub(crate) fn define<T>(&self, node: RddNode<tessera_plan::LocalCodeRef>) -> Rdd<T> {
         Rdd::new(*self, self.define_untyped(CellRequest::Define(node)))
     }

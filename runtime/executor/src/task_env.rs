@@ -17,7 +17,7 @@ pub struct TaskEnv<'a> {
     pub shuffles: &'a ShuffleStore,
     pub cancelled: &'a AtomicBool,
     /// The executor's slots, whose idle ones may help with a cached partition's batches
-    /// ([`morsels`]).
+    /// (`morsels`).
     pub slots: Option<&'a TaskSlots>,
     pub executor_id: &'a str,
     pub host: &'a TaskHost<'a>,
