@@ -22,10 +22,7 @@ pub(crate) fn parse_start_ticks(stat: &str) -> Option<u64> {
 /// The process group and start time in a `/proc/PID/stat` line, `None` for a zombie or a line
 /// that is not one.
 pub(crate) fn parse_group_and_start(stat: &str) -> Option<(i32, u64)> {
-    let (_, rest) = stat.rsplit_once(')')?;
-    // After the name: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
-    // utime stime cutime cstime priority nice threads itrealvalue starttime ...
-    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let (_, fields) = crate::isolation::procfs::stat_fields(stat)?;
     if matches!(fields.first(), Some(&"Z") | Some(&"X") | None) {
         return None;
     }

@@ -23,13 +23,19 @@ pub struct ProcStat {
     pub rss_pages: u64,
 }
 
-/// Parses a `/proc/PID/stat` line (the command name may hold spaces and parentheses).
-pub fn parse_stat(text: &str) -> Option<ProcStat> {
+/// A `/proc/PID/stat` line cut at its command name, which may hold spaces and parentheses:
+/// what stands before the name (the pid first), and the fields after it, from the state on —
+/// state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime
+/// cstime priority nice threads itrealvalue starttime vsize rss ...
+pub fn stat_fields(text: &str) -> Option<(&str, Vec<&str>)> {
     let (head, rest) = text.rsplit_once(')')?;
+    Some((head, rest.split_whitespace().collect()))
+}
+
+/// Parses a `/proc/PID/stat` line.
+pub fn parse_stat(text: &str) -> Option<ProcStat> {
+    let (head, fields) = stat_fields(text)?;
     let pid = head.split_whitespace().next()?.parse().ok()?;
-    // After the name: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
-    // utime stime cutime cstime priority nice threads itrealvalue starttime vsize rss ...
-    let fields: Vec<&str> = rest.split_whitespace().collect();
     let num = |i: usize| fields.get(i)?.parse::<i64>().ok();
     let ticks = (11..=14).map(num).sum::<Option<i64>>()?;
     Some(ProcStat {
