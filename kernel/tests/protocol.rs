@@ -35,7 +35,26 @@ struct RunningKernel {
     _dir: tempfile::TempDir,
 }
 
+/// Starts the kernel on free ports. The ports are free when picked but released before the
+/// kernel binds them, so another process may take one first: a kernel that stops at once
+/// because it could not bind is started again on other ports.
 fn start_kernel() -> RunningKernel {
+    for _ in 0..3 {
+        let mut kernel = start_kernel_once();
+        std::thread::sleep(Duration::from_millis(200));
+        let thread = kernel.thread.as_ref().unwrap();
+        if !thread.is_finished() {
+            return kernel;
+        }
+        match kernel.thread.take().unwrap().join().unwrap() {
+            Err(KernelError::Bind { .. }) => continue,
+            other => panic!("the kernel stopped as it started: {other:?}"),
+        }
+    }
+    panic!("the kernel could not bind free ports three times");
+}
+
+fn start_kernel_once() -> RunningKernel {
     let [shell, iopub, stdin, control, hb] = free_ports();
     let info = ConnectionInfo {
         transport: "tcp".into(),
