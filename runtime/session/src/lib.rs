@@ -4,6 +4,7 @@
 
 #![deny(missing_docs)]
 
+mod allocator;
 mod analysis;
 pub mod auto_capture;
 mod background;
