@@ -98,7 +98,7 @@ fn read8(bytes: &[u8], at: usize) -> u64 {
 }
 
 /// Two numbers that hold every byte of `bytes`, at most 16 of them, in places their length
-/// gives: texts of one length are equal exactly when their numbers are. From 4 bytes on, four
+/// gives (so texts of one length differ exactly when their numbers do): from 4 bytes on, four
 /// 4-byte reads that overlap to cover the text; below, its first, middle and last bytes.
 #[inline(always)]
 fn short_text_words(bytes: &[u8]) -> (u64, u64) {
