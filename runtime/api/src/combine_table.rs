@@ -195,8 +195,40 @@ impl<K: Hash + Eq + 'static, C> CombineTable<K, C> {
 
     /// Asks for the entry the probe of hash `hash` would compare first (its control bytes are
     /// there by now).
+    ///
+    /// On x86-64 the entry is found here, from the first group of control bytes, with hashbrown's
+    /// layout (as [`CombineTable::fetch_home`] finds the home) rather than through `iter_hash`:
+    /// its iterator was a call, not inlined, for every record of a text key, and word count's
+    /// map tasks took 2% longer (medians of 169 against 165 ms, five interleaved rounds).
+    /// Should the layout differ, the wrong line is fetched; nothing is read past the table.
     #[inline(always)]
     fn fetch_entry(&self, hash: u64) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{
+                __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+            };
+            if self.table.capacity() == 0 {
+                return;
+            }
+            let mask = self.table.buckets() - 1;
+            let home = hash as usize & mask;
+            // hashbrown's tag of a hash, kept in its control byte: the hash's top 7 bits.
+            let tag = (hash >> 57) as i8;
+            let control = self.table.data_end().as_ptr().cast::<u8>();
+            // SAFETY: an allocated table has `buckets + 16` control bytes after its entries
+            // (hashbrown's layout, with SSE2's groups of 16), and `home` is below `buckets`.
+            let matches = unsafe {
+                let group = _mm_loadu_si128(control.add(home).cast::<__m128i>());
+                _mm_movemask_epi8(_mm_cmpeq_epi8(group, _mm_set1_epi8(tag))) as u32
+            };
+            if matches != 0 {
+                let index = (home + matches.trailing_zeros() as usize) & mask;
+                // SAFETY: `index` is below the number of buckets of this allocated table.
+                prefetch(unsafe { self.table.bucket(index) }.as_ptr());
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
         // SAFETY: the iterator is used before the table can change.
         if let Some(bucket) = unsafe { self.table.iter_hash(hash) }.next() {
             prefetch(bucket.as_ptr());
