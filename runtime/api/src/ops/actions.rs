@@ -6,25 +6,62 @@ use crate::batch::Stop;
 use crate::stats::{Numeric, Stats};
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::Hash;
+use std::marker::PhantomData;
 
-pub(crate) struct Collect<T>(Vec<T>);
+/// `collect`: every record of the partition.
+///
+/// The records are encoded as they come, not kept: the bincode of a `Vec` is its length, then
+/// each record's bincode, so the records are written one after the other and the length is put
+/// in front at the end. A cached partition is read in place rather than copied record by record
+/// first, and the task holds the encoded partition only, not the records beside it.
+pub(crate) struct Collect<T> {
+    records: u64,
+    /// The length's place, then the records encoded so far.
+    bytes: Vec<u8>,
+    _records: PhantomData<fn(T)>,
+}
+impl<T> Collect<T> {
+    fn new() -> Self {
+        Collect {
+            records: 0,
+            bytes: vec![0; std::mem::size_of::<u64>()],
+            _records: PhantomData,
+        }
+    }
+}
 impl<T: Data> Action for Collect<T> {
     type In = T;
     type Func = ();
     const MERGES: bool = true;
     fn open(_: (), _: &[u8], _: u32) -> Result<Self, OpError> {
-        Ok(Collect(Vec::new()))
+        Ok(Collect::new())
     }
     fn merge(&mut self, later: &mut Self) -> Result<(), Stop> {
-        self.0.append(&mut later.0);
+        self.bytes
+            .extend_from_slice(&later.bytes[std::mem::size_of::<u64>()..]);
+        self.records += later.records;
         Ok(())
     }
-    fn push(&mut self, mut batch: Vec<T>) -> Result<(), Stop> {
-        self.0.append(&mut batch);
+    fn push(&mut self, batch: Vec<T>) -> Result<(), Stop> {
+        self.push_shared(&batch)
+    }
+    fn push_shared(&mut self, batch: &[T]) -> Result<(), Stop> {
+        for record in batch {
+            bincode::serialize_into(&mut self.bytes, record).map_err(|source| {
+                Stop::Failed(OpError::ResultEncode {
+                    what: "collect",
+                    source,
+                })
+            })?;
+        }
+        self.records += batch.len() as u64;
         Ok(())
     }
     fn finish(&mut self) -> Result<Vec<u8>, Stop> {
-        encode("collect", &self.0)
+        let mut bytes = std::mem::take(&mut self.bytes);
+        // bincode's length of a sequence: a little-endian `u64`.
+        bytes[..std::mem::size_of::<u64>()].copy_from_slice(&self.records.to_le_bytes());
+        Ok(bytes)
     }
 }
 
@@ -647,10 +684,18 @@ mod tests {
 
     #[test]
     fn merged_collections_keep_the_records_order() {
-        let (whole, merged): (Vec<u64>, Vec<u64>) =
-            whole_and_merged(|| Collect(Vec::new()), numbers());
+        let (whole, merged): (Vec<u64>, Vec<u64>) = whole_and_merged(Collect::new, numbers());
         assert_eq!(whole, numbers());
         assert_eq!(merged, whole);
+        // Encoded as it comes, the result is the bincode of the records' `Vec`, text included.
+        let words: Vec<(String, u64)> = (0..100).map(|i| (format!("w{i}"), i)).collect();
+        let mut collect = Collect::new();
+        collect.push_shared(&words[..40]).unwrap();
+        collect.push(words[40..].to_vec()).unwrap();
+        assert_eq!(
+            collect.finish().unwrap(),
+            crate::encoding::encode(&words).unwrap()
+        );
     }
 
     #[test]
