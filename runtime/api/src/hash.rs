@@ -74,7 +74,7 @@ pub(crate) fn key_hash<K: Hash + ?Sized>(key: &K) -> u64 {
     hasher.finish()
 }
 
-/// Multipliers of [`text_hash`] (wyhash's), odd and with their bits mixed.
+/// The constants [`text_hash`] mixes into what it multiplies (wyhash's): odd, their bits mixed.
 const TEXT_SEEDS: [u64; 2] = [0xA076_1D64_78BD_642F, 0xE703_7ED1_A0B4_28DB];
 
 /// The 128-bit product of `a` and `b`, its two halves folded together: one multiplication

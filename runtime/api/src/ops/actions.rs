@@ -1,6 +1,6 @@
 //! Actions: what a task does with its partition's records, producing bytes for the cell.
 
-use super::{Action, OpError, decode_params, encode};
+use super::{Action, OpError, decode_params, encode, encode_into};
 use crate::Data;
 use crate::batch::Stop;
 use crate::stats::{Numeric, Stats};
@@ -47,12 +47,7 @@ impl<T: Data> Action for Collect<T> {
     }
     fn push_shared(&mut self, batch: &[T]) -> Result<(), Stop> {
         for record in batch {
-            bincode::serialize_into(&mut self.bytes, record).map_err(|source| {
-                Stop::Failed(OpError::ResultEncode {
-                    what: "collect",
-                    source,
-                })
-            })?;
+            encode_into("collect", &mut self.bytes, record)?;
         }
         self.records += batch.len() as u64;
         Ok(())

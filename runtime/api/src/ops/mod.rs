@@ -242,7 +242,18 @@ impl<X: Action> ActionTable<X> {
 
 /// `value`, the result of `what`, encoded for the cell.
 pub(crate) fn encode<R: Serialize>(what: &'static str, value: &R) -> Result<Vec<u8>, Stop> {
-    crate::encoding::encode(value)
+    let mut bytes = Vec::new();
+    encode_into(what, &mut bytes, value)?;
+    Ok(bytes)
+}
+
+/// As [`encode`], appending to `bytes`.
+pub(crate) fn encode_into<R: Serialize>(
+    what: &'static str,
+    bytes: &mut Vec<u8>,
+    value: &R,
+) -> Result<(), Stop> {
+    bincode::serialize_into(bytes, value)
         .map_err(|source| Stop::Failed(OpError::ResultEncode { what, source }))
 }
 
