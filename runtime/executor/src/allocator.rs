@@ -52,7 +52,7 @@ static PURGING_AT_ONCE: AtomicBool = AtomicBool::new(false);
 /// Sets the allocator up before the executor starts work: transparent huge pages off, freed
 /// memory kept [`PURGE_DELAY_MS`], and the `limit_mb` the executor's launcher holds it to.
 pub fn set_up(limit_mb: Option<u64>) {
-    disable_transparent_huge_pages();
+    tessera_memory::disable_transparent_huge_pages();
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: mi_option_set takes no pointers; options may be set at any time.
         unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) }
@@ -123,26 +123,6 @@ fn resident_bytes() -> Option<u64> {
     // SAFETY: sysconf takes no pointers.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     Some(pages * u64::try_from(page).ok()?)
-}
-
-/// Turns transparent huge pages off for this process, unless `MIMALLOC_ALLOW_THP` says
-/// otherwise (mimalloc's own option, read when it starts).
-///
-/// mimalloc asks the kernel for huge pages on its arenas, and a huge page is resident whole, 2 MiB
-/// at a time, however little of it is in use: with the LR points cached, the executors' resident
-/// growth was 1.42x to 1.63x the points' raw size with huge pages and 1.30x to 1.51x without,
-/// with later iterations as fast (BENCHMARKS.md). Redis and MongoDB advise the same.
-fn disable_transparent_huge_pages() {
-    if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
-        return;
-    }
-    // SAFETY: PR_SET_THP_DISABLE takes no pointers; it only sets a flag on this process.
-    if unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } != 0 {
-        tracing::debug!(
-            "transparent huge pages stay as the system sets them: {}",
-            std::io::Error::last_os_error()
-        );
-    }
 }
 
 #[cfg(test)]

@@ -39,8 +39,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Call first thing in `main` of any binary that hosts a session: the session runs the binary
-/// again as the child process that runs cells, and control must go there instead.
+/// again as the child process that runs cells, and control must go there instead. Both
+/// processes take no transparent huge pages (`tessera_memory`), as executors take none.
 pub fn child_process_hook() {
+    tessera_memory::disable_transparent_huge_pages();
     if std::env::var_os(tessera_cells::CHILD_ENV).is_some() {
         // A terminal Ctrl-C reaches the whole foreground process group. The session host turns
         // it into a job cancellation; the child that holds the session's variables must live.
