@@ -9,8 +9,9 @@
 //! * on an executor, the LR points' resident growth was 1.42x to 1.63x their raw size with huge
 //!   pages and 1.30x to 1.51x without, with later iterations as fast;
 //! * in a session's host, the driver zeroed huge pages for the buffers that took the reduce
-//!   tasks' results of word count (a third of its time while they came in), and the job took
-//!   324–397 ms with them against 319–323 ms without (BENCHMARKS.md).
+//!   tasks' results of word count (a third of its time while they came in); in four
+//!   interleaved rounds the job took 324–397 ms with them and 319–323 ms without
+//!   (BENCHMARKS.md).
 //!
 //! Redis and MongoDB advise the same.
 
