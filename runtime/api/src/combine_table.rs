@@ -173,22 +173,30 @@ impl<K: Hash + Eq + 'static, C> CombineTable<K, C> {
         }
     }
 
+    /// Where the probe of hash `hash` starts in this table, if it has room at all: the home
+    /// bucket's index, and the table's control bytes, which start where the entries end
+    /// (hashbrown's layout).
+    #[inline(always)]
+    fn home(&self, hash: u64) -> Option<(usize, *const u8)> {
+        if self.table.capacity() == 0 {
+            return None;
+        }
+        let home = hash as usize & (self.table.buckets() - 1);
+        Some((
+            home,
+            self.table.data_end().as_ptr().cast::<u8>().cast_const(),
+        ))
+    }
+
     /// Asks for the control bytes and the entry where the probe of hash `hash` starts.
     #[inline(always)]
     fn fetch_home(&self, hash: u64) {
-        if self.table.capacity() == 0 {
+        let Some((home, control)) = self.home(hash) else {
             return;
-        }
-        let home = hash as usize & (self.table.buckets() - 1);
-        // The control bytes start where the entries end (hashbrown's layout; a prefetch of
-        // the wrong place would cost a load, never a fault).
-        prefetch(
-            self.table
-                .data_end()
-                .as_ptr()
-                .cast::<u8>()
-                .wrapping_add(home),
-        );
+        };
+        // A prefetch of the wrong place, were the layout to differ, would cost a load, never
+        // a fault.
+        prefetch(control.wrapping_add(home));
         // SAFETY: `home` is below the number of buckets of this allocated table.
         prefetch(unsafe { self.table.bucket(home) }.as_ptr());
     }
@@ -208,14 +216,11 @@ impl<K: Hash + Eq + 'static, C> CombineTable<K, C> {
             use std::arch::x86_64::{
                 __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
             };
-            if self.table.capacity() == 0 {
+            let Some((home, control)) = self.home(hash) else {
                 return;
-            }
-            let mask = self.table.buckets() - 1;
-            let home = hash as usize & mask;
+            };
             // hashbrown's tag of a hash, kept in its control byte: the hash's top 7 bits.
             let tag = (hash >> 57) as i8;
-            let control = self.table.data_end().as_ptr().cast::<u8>();
             // SAFETY: an allocated table has `buckets + 16` control bytes after its entries
             // (hashbrown's layout, with SSE2's groups of 16), and `home` is below `buckets`.
             let matches = unsafe {
@@ -223,7 +228,7 @@ impl<K: Hash + Eq + 'static, C> CombineTable<K, C> {
                 _mm_movemask_epi8(_mm_cmpeq_epi8(group, _mm_set1_epi8(tag))) as u32
             };
             if matches != 0 {
-                let index = (home + matches.trailing_zeros() as usize) & mask;
+                let index = (home + matches.trailing_zeros() as usize) & (self.table.buckets() - 1);
                 // SAFETY: `index` is below the number of buckets of this allocated table.
                 prefetch(unsafe { self.table.bucket(index) }.as_ptr());
             }
