@@ -87,7 +87,8 @@ fn variable<'a>(environ: &'a [u8], name: &str) -> Option<&'a str> {
 
 /// The executors of this work directory running now that `named` (framework and executor
 /// ids, the checkpoint's) leaves out. Processes whose environment this agent may not read
-/// are not its executors.
+/// are not its executors; nor is one still inside its exec, whose environment reads empty
+/// until the kernel has set it up, microseconds against the agent's own restart.
 pub(crate) fn find(
     work_dir: &Path,
     named: &BTreeSet<(String, String)>,

@@ -378,7 +378,7 @@ mod tests {
         use std::os::unix::process::CommandExt;
         let sandbox = crate::sandbox::sandbox_in(work_dir, "F0", executor_id);
         std::fs::create_dir_all(&sandbox).unwrap();
-        std::process::Command::new("sleep")
+        let child = std::process::Command::new("sleep")
             .arg("30")
             .env(env::FRAMEWORK_ID, "F0")
             .env(env::EXECUTOR_ID, executor_id)
@@ -389,7 +389,23 @@ mod tests {
             .current_dir(&sandbox)
             .process_group(0)
             .spawn()
-            .unwrap()
+            .unwrap();
+        // `spawn` returns once the exec has begun, but the kernel sets up the new program's
+        // environment after that, and until then `/proc/PID/environ` reads empty: wait for
+        // it, as a restarted agent (seconds later) would find it.
+        let environ = format!("/proc/{}/environ", child.id());
+        let named = format!("{}={executor_id}", env::EXECUTOR_ID);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !String::from_utf8_lossy(&std::fs::read(&environ).unwrap_or_default())
+            .contains(&named)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child's environment never showed"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        child
     }
 
     /// A work directory whose agent (`S0`) died just after starting executor `E-unnamed`, before
