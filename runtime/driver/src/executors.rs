@@ -34,9 +34,9 @@ pub struct ExecutorHandle {
 /// job's next wave starts on the executor as the last ends instead of after a round trip
 /// through the driver: on two cores that trip often cost an LR iteration a whole task's time,
 /// the driver's thread that was sending being preempted by the executor it woke and left
-/// behind a running task (BENCHMARKS.md, "Tasks sent ahead"). Only tasks that read no
-/// shuffle are sent ahead: an executor fetches a task's shuffle input before the task waits for
-/// a core, and would hold it meanwhile.
+/// behind a running task (BENCHMARKS.md, "Tasks sent ahead"). Shuffle readers are sent ahead
+/// too: an executor fetches a task's shuffle input only once a core is free for it, so that a
+/// task waiting there holds none.
 pub const AHEAD_PER_CORE: usize = 1;
 
 impl ExecutorHandle {

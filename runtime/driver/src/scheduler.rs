@@ -159,15 +159,10 @@ pub async fn run_task(
     let preferences = with_locations(state, |known| {
         task_plan::preferences(&chain, known, &state.host)
     });
-    // A task that reads no shuffle may wait for a core on its executor.
-    let ahead = chain
-        .source
-        .as_ref()
-        .is_none_or(|source| source.shuffle_reads().is_empty());
     let mut attempts = Attempts::default();
     loop {
         let (executor, slot, locality) =
-            acquire_executor(state, &preferences, partition, avoid, ahead).await?;
+            acquire_executor(state, &preferences, partition, avoid).await?;
         placed.lock().push(executor.id.clone());
         let sent = crate::task_times::Sent::now();
         let end = match attempt(
@@ -328,14 +323,13 @@ fn stage_name(action: &TaskAction) -> String {
 }
 
 /// Waits for a free task slot at the most local level the delay allows by now, taking the
-/// most local free slot within it: one with a free core, else, when the task may be sent
-/// `ahead`, one where it waits on the executor for a core.
+/// most local free slot within it: one with a free core, else one where the task is sent ahead
+/// to wait on the executor for a core.
 async fn acquire_executor(
     state: &DriverState,
     preferences: &Preferences,
     partition: u32,
     avoid: &[String],
-    ahead: bool,
 ) -> Result<(ExecutorHandle, Slot, Locality), DriverError> {
     let started = Instant::now();
     loop {
@@ -367,8 +361,7 @@ async fn acquire_executor(
         if let Some(found) = most_local_slot(state, &executors, preferences, allowed, false) {
             return Ok(found);
         }
-        if ahead && let Some(found) = most_local_slot(state, &executors, preferences, allowed, true)
-        {
+        if let Some(found) = most_local_slot(state, &executors, preferences, allowed, true) {
             // It waits for a core all the same, there.
             state.want_executors();
             return Ok(found);

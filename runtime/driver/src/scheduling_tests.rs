@@ -558,8 +558,7 @@ async fn without_speculation_a_slow_task_is_waited_for_and_not_copied() {
 }
 
 #[tokio::test]
-async fn tasks_that_read_no_shuffle_are_sent_ahead_to_wait_for_a_core_and_shuffle_readers_are_not()
-{
+async fn every_task_is_sent_ahead_to_wait_for_a_core_shuffle_readers_too() {
     let (state, cluster) = session(&["a"]);
     let words = parallelize(&state, 6);
     let counts = shuffle(&state, words, 6);
@@ -580,14 +579,15 @@ async fn tasks_that_read_no_shuffle_are_sent_ahead_to_wait_for_a_core_and_shuffl
             cluster.received()
         }
     };
-    // The map tasks read no shuffle: two for the cores, two more sent ahead, which wait for a
-    // core there as others would here: the session wants more executors.
+    // The map tasks: two for the cores, two more sent ahead, which wait for a core there as
+    // others would here: the session wants more executors.
     assert_eq!(settled(|r| r.len() >= 2).await.len(), 4);
     assert!(state.executors_wanted.load(Ordering::SeqCst));
     // Past the map stage (two waves), the reduce tasks, which fetch map outputs, are sent
-    // only to free cores.
+    // ahead as well: two for the cores and two to wait (an executor fetches a task's input
+    // only once a core is free for it).
     let received = settled(|r| r.iter().any(|t| t.writes.is_none())).await;
     assert_eq!(map_tasks(&received, counts).len(), 6);
-    assert_eq!(received.len(), 8, "{received:?}");
+    assert_eq!(received.len(), 10, "{received:?}");
     assert_eq!(job.await.unwrap().unwrap(), answers(counts, 6));
 }

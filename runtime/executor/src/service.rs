@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tessera_credentials::Principal;
-use tessera_plan::{ReplicaPeer, TaskOutcome};
+use tessera_plan::{ReplicaPeer, ShuffleId, TaskOutcome, TaskSpec};
 use tessera_wire::executor::executor_server::Executor;
 use tessera_wire::executor::{
     CancelJobRequest, CopyBlockRequest, DropBroadcastRequest, DropRddRequest, DropShuffleRequest,
@@ -69,51 +69,36 @@ impl Executor for ExecutorService {
                     };
                 }
             }
-            let mut shuffle_input = HashMap::new();
-            let mut spool = Spool::new(self.spill_dir.clone(), self.task_spill_budget);
-            let reads = task
-                .chain
-                .source
-                .as_ref()
-                .map(|s| s.shuffle_reads())
-                .unwrap_or_default();
-            for (shuffle, partition, locations) in reads {
-                let fetched = shuffle_fetch::fetch(
-                    shuffle,
-                    partition,
-                    locations,
-                    &self.executor_id,
-                    &self.shuffles,
-                    &self.peers,
-                    &mut spool,
-                )
-                .await;
-                match fetched {
-                    Ok(buckets) => shuffle_input.insert((shuffle, partition), buckets),
-                    Err(failure) => {
-                        break 'outcome TaskOutcome::FetchFailed {
-                            shuffle,
-                            executor_id: failure.executor_id,
-                            through_agent: failure.through_agent,
-                            message: failure.error.to_string(),
-                        };
-                    }
-                };
-            }
-            let fetch_spilled = spool.spilled;
             let (spill_dir, spill_budget) = (self.spill_dir.clone(), self.task_spill_budget);
             let slots = self.slots.clone();
-            let (artifacts, blocks, shuffles, broadcasts, cancelled, executor_id) = (
+            let (artifacts, blocks, shuffles, broadcasts, peers, cancelled, executor_id) = (
                 self.artifacts.clone(),
                 self.blocks.clone(),
                 self.shuffles.clone(),
                 self.broadcasts.clone(),
+                self.peers.clone(),
                 self.cancel_flag(task.job_id),
                 self.executor_id.clone(),
             );
+            let runtime = tokio::runtime::Handle::current();
             let ran = self
                 .slots
                 .run(move || {
+                    // A task that reads a shuffle fetches its input once it has a core, not
+                    // before: sent ahead (the driver's `AHEAD_PER_CORE`), it waits for one here
+                    // holding nothing.
+                    let mut spool = Spool::new(spill_dir.clone(), spill_budget);
+                    let fetched = runtime.block_on(fetch_shuffle_input(
+                        &task,
+                        &executor_id,
+                        &shuffles,
+                        &peers,
+                        &mut spool,
+                    ));
+                    let shuffle_input = match fetched {
+                        Ok(input) => input,
+                        Err(failed) => return (task, failed, Vec::new()),
+                    };
                     let host = TaskHost::new(&broadcasts, spill_budget, &spill_dir);
                     let env = TaskEnv {
                         host: &host,
@@ -124,7 +109,7 @@ impl Executor for ExecutorService {
                         slots: Some(&slots),
                         executor_id: &executor_id,
                         shuffle_input: &shuffle_input,
-                        fetch_spilled,
+                        fetch_spilled: spool.spilled,
                     };
                     let outcome = run_task(&task, &env);
                     let copies = match &outcome {
@@ -262,6 +247,43 @@ impl Executor for ExecutorService {
 }
 
 /// The status a call gets when its task could not run on a slot.
+/// The shuffle buckets `task` reads, fetched from where the map outputs are (this executor, a
+/// peer, or the agent of one that is gone), or the outcome that says which could not be.
+async fn fetch_shuffle_input(
+    task: &TaskSpec,
+    executor_id: &str,
+    shuffles: &ShuffleStore,
+    peers: &Peers,
+    spool: &mut Spool,
+) -> Result<HashMap<(ShuffleId, u32), Vec<Bucket>>, TaskOutcome> {
+    let mut input = HashMap::new();
+    let reads = (task.chain.source.as_ref()).map_or_else(Vec::new, |s| s.shuffle_reads());
+    for (shuffle, partition, locations) in reads {
+        let fetched = shuffle_fetch::fetch(
+            shuffle,
+            partition,
+            locations,
+            executor_id,
+            shuffles,
+            peers,
+            spool,
+        )
+        .await;
+        match fetched {
+            Ok(buckets) => input.insert((shuffle, partition), buckets),
+            Err(failure) => {
+                return Err(TaskOutcome::FetchFailed {
+                    shuffle,
+                    executor_id: failure.executor_id,
+                    through_agent: failure.through_agent,
+                    message: failure.error.to_string(),
+                });
+            }
+        };
+    }
+    Ok(input)
+}
+
 fn slot_status(error: SlotError) -> Status {
     match error {
         SlotError::Stopped => Status::unavailable(error.to_string()),
