@@ -99,20 +99,56 @@ def venv_spark_shell(python):
     return Path(out.stdout.strip()) / "bin" / "spark-shell"
 
 
-def executors_rss(process):
-    """Resident bytes of the executor processes under `process`."""
+def executor_processes(process):
+    """The executor processes under `process` (psutil's), found by a scan of every process."""
     import psutil
-    total = 0
     try:
-        for child in psutil.Process(process.pid).children(recursive=True):
-            try:
-                if child.name() == "tessera-executor":
-                    total += child.memory_info().rss
-            except psutil.Error:
-                pass
+        children = psutil.Process(process.pid).children(recursive=True)
     except psutil.Error:
-        pass
-    return total
+        return []
+    found = []
+    for child in children:
+        try:
+            if child.name() == "tessera-executor":
+                found.append(child)
+        except psutil.Error:
+            pass
+    return found
+
+
+def executors_rss(executors):
+    """Resident bytes of `executors` (psutil processes), or None if one of them is gone."""
+    import psutil
+    try:
+        return sum(executor.memory_info().rss for executor in executors)
+    except psutil.Error:
+        return None
+
+
+class ExecutorMemory:
+    """The resident memory of the executors under a process, sampled cheaply: finding them scans
+    every process on the machine (about a millisecond of CPU), so that is done until some are
+    found, when one is gone, and otherwise once a second (for executors started later), and a
+    sample reads only their own memory. Scanning at every sample (a millisecond each 20 ms)
+    took about 5% of a core in the middle of the iterations being timed; three runs each way
+    of `--only lr` did not show it in their times, but the sampler should not compete with
+    what it watches."""
+
+    RESCAN_S = 1.0
+
+    def __init__(self, process):
+        self.process = process
+        self.executors = []
+        self.scanned = float("-inf")
+
+    def rss(self):
+        if self.executors and time.monotonic() - self.scanned < self.RESCAN_S:
+            rss = executors_rss(self.executors)
+            if rss is not None:
+                return rss
+        self.executors = executor_processes(self.process)
+        self.scanned = time.monotonic()
+        return executors_rss(self.executors) or 0
 
 
 def run_tessera(bin_dir, master, notebook, data_file, workdir, memory=None, env=None):
@@ -129,10 +165,11 @@ def run_tessera(bin_dir, master, notebook, data_file, workdir, memory=None, env=
                                cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env=env)
     sampler = None
+    executors = ExecutorMemory(process)
     if memory is not None:
         def sample():
             while process.poll() is None:
-                rss = executors_rss(process)
+                rss = executors.rss()
                 if rss:
                     memory["peak"] = max(memory.get("peak", 0), rss)
                     memory["last"] = rss
@@ -147,7 +184,7 @@ def run_tessera(bin_dir, master, notebook, data_file, workdir, memory=None, env=
     for line in process.stdout:
         stdout_lines.append(line)
         if memory is not None and line.startswith("points: "):
-            memory["start"] = executors_rss(process)
+            memory["start"] = executors.rss()
     process.wait()
     seconds = time.perf_counter() - started
     stderr_reader.join()
