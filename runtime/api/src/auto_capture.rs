@@ -83,7 +83,7 @@ macro_rules! tags {
 
 tags! {
     ViaStr StrTag [&&&] {StrLike}
-    ViaShip ShipTag [&&] {crate::Capturable + Clone}
+    ViaShip ShipTag [&&] {crate::ship::Capturable + Clone}
     ViaConjure ConjureTag [&] {Copy + Send + Sync + 'static}
     ViaLocal LocalTag [] {Clone}
 }
@@ -156,7 +156,7 @@ impl<T: StrLike> StrTag<T> {
         ShippedStr(intern(value.as_str()))
     }
 }
-impl<T: crate::Capturable + Clone> ShipTag<T> {
+impl<T: crate::ship::Capturable + Clone> ShipTag<T> {
     /// Clones the value (copies it, when it is `Copy`).
     pub fn take<M>(self, value: &T, _: &'static str, _: PhantomData<M>) -> Shipped<T> {
         Shipped(value.clone())

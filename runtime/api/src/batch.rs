@@ -1,6 +1,6 @@
 //! Batches: the unit in which records cross the executor boundary, as a `Box<Vec<T>>`.
 
-use crate::Data;
+use crate::data::Data;
 use crate::ops::error::OpError;
 use std::mem::size_of;
 use tessera_plan::abi::{

@@ -148,7 +148,7 @@ impl Context {
     /// Shows `value` under the cell now, in every form it has (a table of records, a plot, an
     /// RDD's lineage): as a cell's last value would show, but from anywhere in the cell, as
     /// Spark's `show()`.
-    pub fn show<T: crate::RichDisplay + ?Sized>(&self, value: &T) {
+    pub fn show<T: crate::rich::RichDisplay + ?Sized>(&self, value: &T) {
         let bundle = value.mime_bundle();
         let data: Vec<(&str, &str)> = bundle
             .iter()

@@ -3,8 +3,8 @@
 //! and the request that adds any RDD to the session's lineage graph. Kept apart from the
 //! handle itself so that the handle does not depend on the RDD type that holds it.
 
-use crate::Data;
 use crate::context::Context;
+use crate::data::Data;
 use crate::error::Error;
 use crate::ops::{RecordsSource, TextSource};
 use crate::rdd::{Rdd, source_operator};

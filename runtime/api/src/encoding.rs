@@ -55,7 +55,7 @@ mod tests {
 
     /// Decodes `bytes` through the records' C-ABI table, as an executor does: the records, or
     /// the error reported.
-    fn decode_batches<T: crate::Data>(bytes: &[u8]) -> Result<Vec<T>, String> {
+    fn decode_batches<T: crate::data::Data>(bytes: &[u8]) -> Result<Vec<T>, String> {
         let vtable = Batches::<T>::VTABLE;
         let mut batches: Vec<Batch> = Vec::new();
         let mut error = String::new();

@@ -4,8 +4,8 @@
 //! tells a failed job from a panic of the cell's own by its `Job N failed: ` and
 //! `Job N was cancelled` forms.
 
-use crate::files::SideFileError;
 use crate::plot_error::PlotError;
+use crate::side_file_error::SideFileError;
 use std::fmt;
 use std::path::PathBuf;
 use tessera_plan::decode::DecodeError;
@@ -353,33 +353,6 @@ impl From<SideFileError> for Error {
     fn from(error: SideFileError) -> Error {
         Error::SideFile(error)
     }
-}
-
-/// Tells the session that the running cell failed, and why, instead of printing the panic: the
-/// front end shows the message once, as the cell's error (a raised [`Error`] without the
-/// location inside this crate, which would only distract). With `TESSERA_BACKTRACE=1` in the
-/// session's environment the panic's line and backtrace are printed too. Sessions install it
-/// for you.
-pub fn install_panic_hook(sc: crate::Context) {
-    std::panic::set_hook(Box::new(move |info| {
-        let message = match info.payload().downcast_ref::<Error>() {
-            Some(error) => error.to_string(),
-            None => panic_message(info.payload()),
-        };
-        // The front end shows the message once, as the cell's error; the backtrace only when
-        // asked for, as it is long and mostly evcxr's frames.
-        if std::env::var_os("TESSERA_BACKTRACE").is_some_and(|v| v != "0") {
-            let at = info
-                .location()
-                .map(|l| format!(" at line {}", l.line()))
-                .unwrap_or_default();
-            eprintln!(
-                "panicked{at}: {message}\n{}",
-                std::backtrace::Backtrace::force_capture()
-            );
-        }
-        let _ = sc.call(tessera_plan::cell_protocol::CellRequest::CellPanicked { message });
-    }));
 }
 
 /// The message of a caught panic: its text, or the [`Error`] a Tessera call raised.

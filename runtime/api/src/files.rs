@@ -2,55 +2,13 @@
 //! Spark's `SparkFiles`: each process that runs the session's code (the session itself and
 //! every executor) keeps its own copy in a directory of its own.
 
-use std::fmt;
+pub use crate::side_file_error::SideFileError;
 use std::path::PathBuf;
 use tessera_plan::FILES_DIR_ENV;
 
-/// Why an added file cannot be had here. Raised as a [`crate::Error::SideFile`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SideFileError {
-    /// This process runs outside a session and its executors, which alone keep added files.
-    NoFilesDirectory,
-    /// The name asked for is a path, or empty, rather than the name of a file.
-    NotAFileName {
-        /// The name asked for.
-        name: String,
-    },
-    /// No file of this name was added to the session.
-    NotAdded {
-        /// The name asked for.
-        name: String,
-    },
-}
-
-impl fmt::Display for SideFileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SideFileError::NoFilesDirectory => write!(
-                f,
-                "{FILES_DIR_ENV} is not set: files added with sc.add_file are there only in a \
-                 Tessera session and its executors"
-            ),
-            SideFileError::NotAFileName { name } => write!(
-                f,
-                "{name:?} is not a file name: pass the name of the added file, such as \
-                 \"lookup.csv\""
-            ),
-            SideFileError::NotAdded { name } => write!(
-                f,
-                "no file {name:?} was added to this session: call \
-                 sc.add_file(\"path/to/{name}\") first"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for SideFileError {}
-
 /// Raises `error` in the calling cell (or task).
 fn raise(error: SideFileError) -> ! {
-    crate::Error::SideFile(error).raise()
+    crate::error::Error::SideFile(error).raise()
 }
 
 /// The directory that holds this process's copies of added files.
@@ -98,7 +56,7 @@ mod tests {
         }
         .to_string();
         assert!(path.contains("pass the name of the added file"), "{path}");
-        let outside = crate::Error::SideFile(SideFileError::NoFilesDirectory).to_string();
+        let outside = crate::error::Error::SideFile(SideFileError::NoFilesDirectory).to_string();
         assert!(outside.contains("only in a Tessera session"), "{outside}");
     }
 }

@@ -27,6 +27,7 @@ mod code_ref;
 mod combine_table;
 mod context;
 mod context_rdds;
+mod data;
 mod data_frame;
 mod encoding;
 mod error;
@@ -37,6 +38,7 @@ pub mod notebook;
 mod numeric_rdd;
 mod ops;
 mod pair_rdd;
+mod panic_hook;
 mod partitioner;
 pub mod plot;
 mod plot_error;
@@ -46,36 +48,33 @@ mod rich;
 mod shared;
 mod ship;
 mod shuffle_rdd;
+mod side;
+mod side_file_error;
 mod spill;
 mod stats;
 #[cfg(test)]
 mod test_messages;
 
 pub use context::Context;
+pub use data::Data;
 pub use data_frame::{DataFrame, Explain, GroupBy, GroupKey};
-pub use error::{Error, install_panic_hook};
+pub use error::Error;
 pub use hash::hash_partition;
 pub use lineage::{Lineage, LineageEntry};
+pub use panic_hook::install_panic_hook;
 pub use partitioner::CustomPartitioner;
 pub use rdd::Rdd;
 pub use rich::{MAX_CELL_CHARS, MAX_ROWS, RichDisplay};
 pub use shared::{Accumulable, Accumulator, Broadcast};
 pub use ship::Capturable;
-pub use shuffle_rdd::{Key, Side};
+pub use shuffle_rdd::Key;
+pub use side::Side;
 pub use stats::{Numeric, Stats};
 pub use tessera_plan::frame::{
     CsvOptions, DataType, Expr, Field, JoinKind, JsonOptions, Rows, Schema, Value, col, len, lit,
     when,
 };
 pub use tessera_plan::{Partitioner, StorageLevel};
-
-/// Records an RDD can hold: serializable (to cross the network and the disk), shareable between
-/// an executor's task threads, and clonable (a cached partition is read without being consumed).
-pub trait Data:
-    Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static
-{
-}
-impl<T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static> Data for T {}
 
 /// `use tessera::prelude::*;` brings what a session needs.
 pub mod prelude {

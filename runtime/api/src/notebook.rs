@@ -3,7 +3,8 @@
 //! own `fn`s too) cannot capture `sc`, so each connects to the session's driver as `sc` did
 //! ([`Context::from_session`]). In the prelude.
 
-use crate::{Context, RichDisplay};
+use crate::context::Context;
+use crate::rich::RichDisplay;
 use std::fmt;
 
 /// Shows `value` now, before the cell ends (its `Debug` text; in Jupyter a `display_data`).

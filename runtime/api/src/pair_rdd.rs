@@ -1,7 +1,7 @@
 //! Functions of RDDs of key-value pairs that need no shuffle (Spark's `PairRDDFunctions`, the
 //! narrow part).
 
-use crate::Data;
+use crate::data::Data;
 use crate::ops::{FlatMapValues, MapValues};
 use crate::rdd::Rdd;
 use std::collections::HashMap;

@@ -1,8 +1,8 @@
 //! `Rdd<T>`: a typed, `Copy` handle on an RDD whose lineage the driver holds.
 
-use crate::Data;
 use crate::code_ref::locate;
 use crate::context::Context;
+use crate::data::Data;
 use crate::encoding::encode_params;
 use crate::error::Error;
 use crate::ops::{
@@ -419,13 +419,13 @@ impl<T: Data> Rdd<T> {
     /// Every pair of a record of this RDD and one of `other`, one partition per pair of
     /// partitions.
     pub fn cartesian<U: Data>(&self, other: &Rdd<U>) -> Rdd<(T, U)> {
-        let left = self.map(|t: T| crate::Side::<T, U>::Left(t));
-        let right = other.map(|u: U| crate::Side::<T, U>::Right(u));
+        let left = self.map(|t: T| crate::side::Side::<T, U>::Left(t));
+        let right = other.map(|u: U| crate::side::Side::<T, U>::Right(u));
         let (a, b) = (left.num_partitions(), right.num_partitions());
         let pairs = (0..a)
             .flat_map(|i| (0..b).map(move |j| vec![(left.id, i), (right.id, j)]))
             .collect();
-        left.concatenated::<crate::Side<T, U>>(pairs, "cartesian")
+        left.concatenated::<crate::side::Side<T, U>>(pairs, "cartesian")
             .narrow::<Product<T, U>>((), Vec::new(), "cartesian")
     }
 

@@ -7,8 +7,8 @@
 //! operator closes. The executor passes those on only if the task succeeds, so an action's
 //! updates count once even when a task is retried.
 
-use crate::Data;
 use crate::context::Context;
+use crate::data::Data;
 use crate::error::Error;
 use crate::ops::error::OpError;
 use serde::de::Deserializer;

@@ -3,7 +3,7 @@
 //! already partitioned the way the operation needs: then it runs within each partition, as
 //! Spark does, and nothing crosses the network.
 
-use crate::Data;
+use crate::data::Data;
 use crate::encoding::encode_params;
 use crate::error::Error;
 use crate::ops::{
@@ -13,7 +13,7 @@ use crate::ops::{
 };
 use crate::partitioner::CustomPartitioner;
 use crate::rdd::{Rdd, transform_operator};
-use serde::{Deserialize, Serialize};
+use crate::side::Side;
 use std::hash::Hash;
 use tessera_plan::Partitioner;
 use tessera_plan::range_bounds::range_bounds;
@@ -25,16 +25,6 @@ impl<K: Data + Hash + Eq> Key for K {}
 /// Keys sampled per partition to choose `sort_by_key`'s range bounds (Spark samples about 20
 /// per output partition; the bounds only balance the work, they never change the result).
 const SAMPLES_PER_PARTITION: u64 = 60;
-
-/// A value of one side of a `cogroup`, tagged with its side while both sides are shuffled
-/// together.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum Side<V, W> {
-    /// A value of the RDD `cogroup` is called on.
-    Left(V),
-    /// A value of the `other` RDD.
-    Right(W),
-}
 
 /// Shuffles place keys by hash unless they are the typed `partition_by_custom`: the code of a
 /// custom partitioner is only known where its type is.

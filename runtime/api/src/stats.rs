@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Numbers an RDD can summarize.
-pub trait Numeric: crate::Data + Copy {
+pub trait Numeric: crate::data::Data + Copy {
     /// The number as an `f64`, in which statistics are computed (an `as` cast: integers past
     /// 2^53 round).
     fn to_f64(self) -> f64;

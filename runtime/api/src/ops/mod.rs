@@ -13,10 +13,10 @@ pub(crate) use shuffle::*;
 pub(crate) use sources::*;
 pub(crate) use transforms::*;
 
-use crate::Data;
 use crate::batch::{
     BatchOut, Batches, Stop, from_batch, guarded, shared_batch, type_name_of, write_bytes,
 };
+use crate::data::Data;
 use crate::ship::rebuild;
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -1,7 +1,7 @@
 //! Sources: the operators that turn shipped or read bytes into a task's first batches.
 
-use crate::Data;
 use crate::batch::{BatchOut, Batches, Stop, guarded};
+use crate::data::Data;
 use std::ffi::c_void;
 use std::marker::PhantomData;
 use tessera_plan::abi::{ABI_VERSION, BatchSink, ErrorSink, RawBytes, SourceVTable, Status};

@@ -1,8 +1,8 @@
 //! Narrow transformations: one partition in, one partition out.
 
 use super::{OpError, Transform, decode_params};
-use crate::Data;
 use crate::batch::{BatchOut, Stop};
+use crate::data::Data;
 use std::marker::PhantomData;
 
 pub(crate) struct Map<T, U, F>(F, PhantomData<fn(T) -> U>);
@@ -317,7 +317,7 @@ pub(crate) struct Product<T, U> {
     right: Vec<U>,
 }
 impl<T: Data, U: Data> Transform for Product<T, U> {
-    type In = crate::Side<T, U>;
+    type In = crate::side::Side<T, U>;
     type Out = (T, U);
     type Func = ();
     fn open(_: (), _: &[u8], _: u32) -> Result<Self, OpError> {
@@ -328,13 +328,13 @@ impl<T: Data, U: Data> Transform for Product<T, U> {
     }
     fn push(
         &mut self,
-        batch: Vec<crate::Side<T, U>>,
+        batch: Vec<crate::side::Side<T, U>>,
         _: &mut BatchOut<(T, U)>,
     ) -> Result<(), Stop> {
         for side in batch {
             match side {
-                crate::Side::Left(t) => self.left.push(t),
-                crate::Side::Right(u) => self.right.push(u),
+                crate::side::Side::Left(t) => self.left.push(t),
+                crate::side::Side::Right(u) => self.right.push(u),
             }
         }
         Ok(())

@@ -3,9 +3,9 @@
 //! combining of a partition whose keys no other partition holds, which needs no shuffle.
 
 use super::placement::WriterParams;
-use crate::Data;
 use crate::batch::{BatchOut, Stop};
 use crate::combine_table::{CombineTable, Found};
+use crate::data::Data;
 use crate::ops::{OpError, Transform, decode_params};
 use crate::spill::SizeEstimate;
 use serde::Serialize;

@@ -2,8 +2,8 @@
 //! the fetched buckets hold, spilling sorted runs past their budget and merging them.
 
 use super::combiners::{Combiners, HeldCombiners, append_lists};
-use crate::Data;
 use crate::batch::{BatchOut, Stop};
+use crate::data::Data;
 use crate::hash::key_hash;
 use crate::ops::{OpError, Transform, decode_params};
 use crate::spill::{MERGED_BATCH_BYTES, SizeEstimate, SpillConfig, SpilledRuns, merge_runs};

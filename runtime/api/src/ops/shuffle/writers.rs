@@ -4,8 +4,8 @@
 
 use super::combiners::{Combiners, HeldCombiners, MapCombine};
 use super::placement::{Placement, WriterParams};
-use crate::Data;
 use crate::batch::Stop;
+use crate::data::Data;
 use crate::hash::hash_partition;
 use crate::ops::{Action, OpError, decode_params};
 use crate::spill::{FrameBuilder, SpillConfig, SpillFile};
