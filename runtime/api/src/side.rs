@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 /// travel together.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Side<V, W> {
-    /// A value of the RDD `cogroup` is called on.
+    /// A value of the RDD the operation is called on.
     Left(V),
-    /// A value of the `other` RDD.
+    /// A value of the `other` RDD it is given.
     Right(W),
 }

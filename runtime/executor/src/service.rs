@@ -246,7 +246,6 @@ impl Executor for ExecutorService {
     }
 }
 
-/// The status a call gets when its task could not run on a slot.
 /// The shuffle buckets `task` reads, fetched from where the map outputs are (this executor, a
 /// peer, or the agent of one that is gone), or the outcome that says which could not be.
 async fn fetch_shuffle_input(
@@ -284,6 +283,7 @@ async fn fetch_shuffle_input(
     Ok(input)
 }
 
+/// The status a call gets when its task could not run on a slot.
 fn slot_status(error: SlotError) -> Status {
     match error {
         SlotError::Stopped => Status::unavailable(error.to_string()),
