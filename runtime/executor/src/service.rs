@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tessera_credentials::Principal;
-use tessera_plan::{ReplicaPeer, ShuffleId, TaskOutcome, TaskSpec};
+use tessera_plan::{MapOutputLocation, ReplicaPeer, ShuffleId, TaskOutcome};
 use tessera_wire::executor::executor_server::Executor;
 use tessera_wire::executor::{
     CancelJobRequest, CopyBlockRequest, DropBroadcastRequest, DropRddRequest, DropShuffleRequest,
@@ -88,16 +88,23 @@ impl Executor for ExecutorService {
                     // before: sent ahead (the driver's `AHEAD_PER_CORE`), it waits for one here
                     // holding nothing.
                     let mut spool = Spool::new(spill_dir.clone(), spill_budget);
-                    let fetched = runtime.block_on(fetch_shuffle_input(
-                        &task,
-                        &executor_id,
-                        &shuffles,
-                        &peers,
-                        &mut spool,
-                    ));
-                    let shuffle_input = match fetched {
-                        Ok(input) => input,
-                        Err(failed) => return (task, failed, Vec::new()),
+                    let reads = (task.chain.source.as_ref())
+                        .map_or_else(Vec::new, |source| source.shuffle_reads());
+                    // Most tasks read none, and skip the runtime altogether.
+                    let shuffle_input = if reads.is_empty() {
+                        HashMap::new()
+                    } else {
+                        let fetched = runtime.block_on(fetch_shuffle_input(
+                            reads,
+                            &executor_id,
+                            &shuffles,
+                            &peers,
+                            &mut spool,
+                        ));
+                        match fetched {
+                            Ok(input) => input,
+                            Err(failed) => return (task, failed, Vec::new()),
+                        }
                     };
                     let host = TaskHost::new(&broadcasts, spill_budget, &spill_dir);
                     let env = TaskEnv {
@@ -246,17 +253,17 @@ impl Executor for ExecutorService {
     }
 }
 
-/// The shuffle buckets `task` reads, fetched from where the map outputs are (this executor, a
-/// peer, or the agent of one that is gone), or the outcome that says which could not be.
+/// The shuffle buckets a task `reads` (each shuffle's partition, and where its map outputs
+/// are: this executor, a peer, or the agent of one that is gone), or the outcome that says
+/// which could not be fetched.
 async fn fetch_shuffle_input(
-    task: &TaskSpec,
+    reads: Vec<(ShuffleId, u32, &[MapOutputLocation])>,
     executor_id: &str,
     shuffles: &ShuffleStore,
     peers: &Peers,
     spool: &mut Spool,
 ) -> Result<HashMap<(ShuffleId, u32), Vec<Bucket>>, TaskOutcome> {
     let mut input = HashMap::new();
-    let reads = (task.chain.source.as_ref()).map_or_else(Vec::new, |s| s.shuffle_reads());
     for (shuffle, partition, locations) in reads {
         let fetched = shuffle_fetch::fetch(
             shuffle,
