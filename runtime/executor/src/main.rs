@@ -132,6 +132,7 @@ fn main() -> anyhow::Result<()> {
     unsafe { std::env::set_var(tessera_plan::FILES_DIR_ENV, &files_dir) };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .on_thread_park(allocator::purge_when_due)
         .enable_all()
         .build()?;
     let served_copies = served_copies();
