@@ -4,7 +4,8 @@
 //! so the driver learns of every copy with the task's metrics; a copy that cannot be made is
 //! logged and the partition simply has fewer copies. An executor that receives a copy loads the
 //! code that decodes its records (a cell library, fetched from the driver like a task's) and
-//! keeps it at the same level.
+//! keeps it at the same level. Either side then has mimalloc hand back the copy's buffers at
+//! once ([`crate::allocator::purge_now`]).
 
 use crate::artifacts::Artifacts;
 use crate::blocks::BlockManager;
@@ -82,7 +83,10 @@ pub async fn copy(
             message: e.to_string(),
         })?
         .ok_or(ExecutorError::NotCached { rdd, partition })??;
-    send_one(&block, peer, clients).await
+    let sent = send_one(&block, peer, clients).await;
+    drop(block);
+    crate::allocator::purge_now();
+    sent
 }
 
 /// Sends each block of `outgoing` to as many of `peers` as its level keeps copies beyond this
@@ -93,6 +97,7 @@ pub async fn send(
     peers: &[ReplicaPeer],
     clients: &Peers,
 ) {
+    let copying = outgoing.iter().any(Option::is_some);
     for (block, kept) in outgoing.into_iter().zip(stored) {
         let Some(block) = block else { continue };
         for peer in peers.iter().take(kept.level.replication() - 1) {
@@ -106,6 +111,9 @@ pub async fn send(
                 ),
             }
         }
+    }
+    if copying {
+        crate::allocator::purge_now();
     }
 }
 
@@ -179,6 +187,7 @@ pub async fn receive(
     .map_err(|e| ExecutorError::CacheDecode {
         message: e.to_string(),
     })??;
+    crate::allocator::purge_now();
     kept.map(|_| ()).ok_or_else(too_large)
 }
 

@@ -125,7 +125,15 @@ impl Executor for ExecutorService {
                         }
                         _ => Vec::new(),
                     };
-                    crate::allocator::release_freed_memory();
+                    // What a task that cached a partition freed while computing it (the lines it
+                    // read and parsed) is not what the tasks that read the cache allocate.
+                    let cached = matches!(&outcome,
+                        TaskOutcome::Success { metrics, .. } if !metrics.stored.is_empty());
+                    if cached {
+                        crate::allocator::purge_now();
+                    } else {
+                        crate::allocator::release_freed_memory();
+                    }
                     (task, outcome, copies)
                 })
                 .await
