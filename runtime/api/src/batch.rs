@@ -1,7 +1,7 @@
 //! Batches: the unit in which records cross the executor boundary, as a `Box<Vec<T>>`.
 
 use crate::data::Data;
-use crate::ops::error::OpError;
+use crate::op_error::OpError;
 use std::mem::size_of;
 use tessera_plan::abi::{
     Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, RawBytes, STATUS_ERROR, STATUS_OK, Status,

@@ -36,6 +36,7 @@ mod hash;
 mod lineage;
 pub mod notebook;
 mod numeric_rdd;
+mod op_error;
 mod ops;
 mod pair_rdd;
 mod panic_hook;

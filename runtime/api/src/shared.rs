@@ -10,7 +10,7 @@
 use crate::context::Context;
 use crate::data::Data;
 use crate::error::Error;
-use crate::ops::error::OpError;
+use crate::op_error::OpError;
 use serde::de::Deserializer;
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};

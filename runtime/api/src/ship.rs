@@ -8,7 +8,7 @@
 
 use crate::code_ref::locate;
 use crate::error::Error;
-use crate::ops::error::OpError;
+use crate::op_error::OpError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::ffi::c_void;

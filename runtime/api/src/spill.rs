@@ -13,7 +13,7 @@
 //! In a cell (no executor), nothing spills.
 
 use crate::batch::{BATCH_RECORDS, Stop};
-use crate::ops::OpError;
+use crate::op_error::OpError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::cmp::Ordering;

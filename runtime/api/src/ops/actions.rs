@@ -1,8 +1,9 @@
 //! Actions: what a task does with its partition's records, producing bytes for the cell.
 
-use super::{Action, OpError, decode_params, encode, encode_into};
+use super::{Action, decode_params, encode, encode_into};
 use crate::batch::Stop;
 use crate::data::Data;
+use crate::op_error::OpError;
 use crate::stats::{Numeric, Stats};
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::Hash;

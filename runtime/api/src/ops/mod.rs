@@ -2,13 +2,11 @@
 //! functions monomorphised for its closure and record types.
 
 mod actions;
-pub(crate) mod error;
 mod shuffle;
 mod sources;
 mod transforms;
 
 pub(crate) use actions::*;
-pub(crate) use error::OpError;
 pub(crate) use shuffle::*;
 pub(crate) use sources::*;
 pub(crate) use transforms::*;
@@ -17,6 +15,7 @@ use crate::batch::{
     BatchOut, Batches, Stop, from_batch, guarded, shared_batch, type_name_of, write_bytes,
 };
 use crate::data::Data;
+use crate::op_error::OpError;
 use crate::ship::rebuild;
 use serde::Serialize;
 use serde::de::DeserializeOwned;

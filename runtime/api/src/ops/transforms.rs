@@ -1,8 +1,9 @@
 //! Narrow transformations: one partition in, one partition out.
 
-use super::{OpError, Transform, decode_params};
+use super::{Transform, decode_params};
 use crate::batch::{BatchOut, Stop};
 use crate::data::Data;
+use crate::op_error::OpError;
 use std::marker::PhantomData;
 
 pub(crate) struct Map<T, U, F>(F, PhantomData<fn(T) -> U>);

@@ -2,7 +2,8 @@
 //! and what every writer (and a combine that needs no shuffle) is opened with.
 
 use crate::hash::hash_partition;
-use crate::ops::{OpError, decode_params};
+use crate::op_error::OpError;
+use crate::ops::decode_params;
 use crate::partitioner::CustomPartitioner;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
