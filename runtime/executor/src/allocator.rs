@@ -77,7 +77,15 @@ pub fn set_up(limit_mb: Option<u64>) {
 /// limit, freed memory goes back to the system at once from then on, on every thread; away
 /// from it, once per purge delay, as [`purge_when_due`] says.
 pub fn release_freed_memory() {
-    // Resident memory is read only where there is a limit to be near: after every task.
+    let at_once = follow_the_limit();
+    // SAFETY: mi_collect takes no pointers and may be called from any thread at any time.
+    unsafe { mi_collect(at_once || purge_due()) }
+}
+
+/// Whether the executor is near its limit, so that freed memory goes back at once; switches
+/// mimalloc's purge delay as it comes near or goes back below. Resident memory is read only
+/// where there is a limit to be near.
+fn follow_the_limit() -> bool {
     let at_once = LIMIT
         .get()
         .is_some_and(|limit| resident_bytes().is_some_and(|resident| near_limit(resident, *limit)));
@@ -94,8 +102,7 @@ pub fn release_freed_memory() {
         // SAFETY: mi_option_set takes no pointers; options may be set at any time.
         unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, delay) }
     }
-    // SAFETY: mi_collect takes no pointers and may be called from any thread at any time.
-    unsafe { mi_collect(at_once || purge_due()) }
+    at_once
 }
 
 /// Makes mimalloc hand back to the system what it keeps that this thread freed, if the purge
@@ -126,6 +133,7 @@ thread_local! {
 /// killed process's memory before it closes its sockets: the less it holds, the sooner the
 /// driver sees it lost (BENCHMARKS.md).
 pub fn purge_now() {
+    follow_the_limit();
     LAST_PURGE.set(Some(Instant::now()));
     // SAFETY: mi_collect takes no pointers and may be called from any thread at any time.
     unsafe { mi_collect(true) }
