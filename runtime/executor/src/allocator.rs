@@ -77,9 +77,11 @@ pub fn set_up(limit_mb: Option<u64>) {
 /// limit, freed memory goes back to the system at once from then on, on every thread; away
 /// from it, once per purge delay, as [`purge_when_due`] says.
 pub fn release_freed_memory() {
-    let at_once = follow_the_limit();
-    // SAFETY: mi_collect takes no pointers and may be called from any thread at any time.
-    unsafe { mi_collect(at_once || purge_due()) }
+    if follow_the_limit() || purge_due() {
+        purge();
+    } else {
+        collect(false);
+    }
 }
 
 /// Whether the executor is near its limit, so that freed memory goes back at once; switches
@@ -115,8 +117,7 @@ fn follow_the_limit() -> bool {
 /// (BENCHMARKS.md).
 pub fn purge_when_due() {
     if purge_due() {
-        // SAFETY: mi_collect takes no pointers and may be called from any thread at any time.
-        unsafe { mi_collect(true) }
+        purge();
     }
 }
 
@@ -134,23 +135,34 @@ thread_local! {
 /// driver sees it lost (BENCHMARKS.md).
 pub fn purge_now() {
     follow_the_limit();
-    LAST_PURGE.set(Some(Instant::now()));
-    // SAFETY: mi_collect takes no pointers and may be called from any thread at any time.
-    unsafe { mi_collect(true) }
+    purge();
 }
 
-/// Whether this thread purges now ([`purge_is_due`]), noting it if so.
+/// Has mimalloc hand back to the system everything it keeps that this thread freed, and notes
+/// when.
+fn purge() {
+    LAST_PURGE.set(Some(Instant::now()));
+    collect(true);
+}
+
+/// mimalloc's `mi_collect`: hands this thread's freed memory back to its shared pool and, with
+/// `force`, everything free back to the system at once.
+fn collect(force: bool) {
+    // SAFETY: mi_collect takes no pointers and may be called from any thread at any time.
+    unsafe { mi_collect(force) }
+}
+
+/// Whether this thread's purge delay has passed since it last purged ([`purge_is_due`]).
 fn purge_due() -> bool {
     let now = Instant::now();
     // A thread's first call starts its clock instead of purging: a purge at the first park
     // came as word count's first tasks arrived, and started them 2-5 ms later.
-    let last = LAST_PURGE.get().unwrap_or(now);
-    let delay = RELAXED_DELAY.get().copied().unwrap_or(PURGE_DELAY_MS);
-    let due = purge_is_due(now.duration_since(last), delay);
-    if due || last == now {
+    let last = LAST_PURGE.get().unwrap_or_else(|| {
         LAST_PURGE.set(Some(now));
-    }
-    due
+        now
+    });
+    let delay = RELAXED_DELAY.get().copied().unwrap_or(PURGE_DELAY_MS);
+    purge_is_due(now.duration_since(last), delay)
 }
 
 /// Whether a thread that last purged `since` ago purges again, with a purge delay of
@@ -172,8 +184,7 @@ pub fn spawn_blocking<R: Send + 'static>(
 ) -> tokio::task::JoinHandle<R> {
     tokio::task::spawn_blocking(move || {
         let result = work();
-        // SAFETY: mi_collect takes no pointers and may be called from any thread at any time.
-        unsafe { mi_collect(true) }
+        collect(true);
         result
     })
 }
