@@ -10,6 +10,28 @@ pub struct BlockMap {
     blocks: Mutex<BTreeMap<(RddId, u32), BTreeMap<String, u64>>>,
 }
 
+/// The cached partitions whose copy to another executor is under way (proactive replication,
+/// [`crate::copies`]): a block is asked for one copy at a time.
+#[derive(Default)]
+pub struct CopiesUnderWay(Mutex<BTreeSet<(RddId, u32)>>);
+
+impl CopiesUnderWay {
+    /// The blocks, as (rdd, partition), being copied now.
+    pub fn now(&self) -> BTreeSet<(RddId, u32)> {
+        self.0.lock().clone()
+    }
+
+    /// Notes that a copy of `block` started.
+    pub fn start(&self, block: (RddId, u32)) {
+        self.0.lock().insert(block);
+    }
+
+    /// Notes that the copy of `block` ended, made or not.
+    pub fn end(&self, block: (RddId, u32)) {
+        self.0.lock().remove(&block);
+    }
+}
+
 /// What `:storage` shows for one executor's share of an RDD.
 pub struct CachedShare {
     pub partitions: u32,

@@ -1,8 +1,11 @@
 //! The driver's end of the cells' local socket: a Linux abstract socket that only processes of
 //! this user, presenting this session's token, may use.
 
+use crate::cell_input::{InputError, InputRequest};
+use crate::displays::CellDisplay;
 use crate::error::DriverError;
-use crate::{DriverState, frames, lazy_inputs, text_splits};
+use crate::state::DriverState;
+use crate::{frames, lazy_inputs, text_splits};
 use std::os::linux::net::SocketAddrExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -193,7 +196,7 @@ async fn respond(
             display_id,
             update,
         } => {
-            state.displays.send(crate::CellDisplay::Show {
+            state.displays.send(CellDisplay::Show {
                 data,
                 display_id,
                 update,
@@ -202,16 +205,16 @@ async fn respond(
         }
         CellRequest::Input { prompt, password } => {
             let state = state.clone();
-            let request = crate::InputRequest { prompt, password };
+            let request = InputRequest { prompt, password };
             // The reader blocks until the person answers.
             match tokio::task::spawn_blocking(move || state.input.read(&request)).await {
                 Ok(line) => Ok(CellResponse::Line(line?)),
                 // The reader panicked: the front end has no answer to give.
-                Err(_) => Err(crate::InputError::Ended.into()),
+                Err(_) => Err(InputError::Ended.into()),
             }
         }
         CellRequest::ClearOutput { wait } => {
-            state.displays.send(crate::CellDisplay::Clear { wait });
+            state.displays.send(CellDisplay::Clear { wait });
             Ok(CellResponse::Done)
         }
         CellRequest::CellPanicked { message } => {

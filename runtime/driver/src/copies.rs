@@ -12,18 +12,11 @@
 //! one that must survive a second loss, gains: the replacement executor gets copies and tasks
 //! spread over it again.
 
-use crate::DriverState;
 use crate::replication::{BlockCopies, Candidate, Repair, repairs};
-use parking_lot::Mutex;
-use std::collections::{HashMap, HashSet};
+use crate::state::DriverState;
+use std::collections::HashMap;
 use std::sync::Arc;
 use tessera_plan::RddId;
-
-/// The blocks whose copy is under way.
-#[derive(Default)]
-pub struct Replenisher {
-    in_flight: Mutex<HashSet<(RddId, u32)>>,
-}
 
 /// Starts the copies that bring every block that lost some back to its level.
 pub(crate) fn replenish(state: &Arc<DriverState>) {
@@ -41,10 +34,10 @@ pub(crate) fn replenish(state: &Arc<DriverState>) {
         return;
     }
     let copies = state.blocks.copies();
-    let in_flight = state.replenisher.in_flight.lock().clone();
+    let under_way = state.copies_under_way.now();
     let blocks: Vec<BlockCopies> = copies
         .iter()
-        .filter(|((rdd, partition), _)| !in_flight.contains(&(*rdd, *partition)))
+        .filter(|((rdd, partition), _)| !under_way.contains(&(*rdd, *partition)))
         .filter_map(|((rdd, partition), holders)| {
             Some(BlockCopies {
                 rdd: *rdd,
@@ -58,7 +51,7 @@ pub(crate) fn replenish(state: &Arc<DriverState>) {
     let candidates: Vec<Candidate> = live.iter().map(Candidate::of).collect();
     for repair in repairs(&blocks, &candidates) {
         let key = (repair.rdd, repair.partition);
-        state.replenisher.in_flight.lock().insert(key);
+        state.copies_under_way.start(key);
         tokio::spawn(copy(state.clone(), repair));
     }
 }
@@ -89,5 +82,5 @@ async fn copy(state: Arc<DriverState>, repair: Repair) {
             ),
         }
     }
-    state.replenisher.in_flight.lock().remove(&(rdd, partition));
+    state.copies_under_way.end((rdd, partition));
 }

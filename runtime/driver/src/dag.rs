@@ -8,11 +8,12 @@
 //! that find map outputs missing end with [`TaskEnd::NeedsShuffle`], and the stage computes
 //! those and runs them again, as long as [`Resubmissions::after_round`] allows.
 
-use crate::DriverState;
 use crate::error::DriverError;
 use crate::jobs::JobState;
+use crate::map_outputs::FetchFailure;
 use crate::remote_executor::{BoxFuture, Notice};
-use crate::scheduler::{FetchFailure, Placements, TaskDone, TaskEnd, run_task};
+use crate::scheduler::{Placements, TaskDone, TaskEnd, run_task};
+use crate::state::DriverState;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tessera_plan::{RddId, ShuffleId, TaskAction};
@@ -79,7 +80,7 @@ pub async fn run_job(
     );
     // The cell receives `message` as an error; the session tells a failed job from a panic of
     // its own by it.
-    *state.failed_job.lock() = Some(crate::FailedJob { message, cancelled });
+    *state.failed_job.lock() = Some(crate::jobs::FailedJob { message, cancelled });
     Err(error)
 }
 

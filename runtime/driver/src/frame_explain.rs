@@ -2,8 +2,8 @@
 //! stages (a shuffle ends one), which side of a join is broadcast, and the polars plan each
 //! partition runs — read off the lineage the driver holds.
 
-use crate::DriverState;
 use crate::error::DriverError;
+use crate::state::DriverState;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 use tessera_plan::builtin::{

@@ -3,9 +3,9 @@
 //! aggregations run in two phases, its joins broadcast or shuffle, and its plan is explained,
 //! cached and recovered like any DataFrame's.
 
-use crate::DriverState;
 use crate::error::DriverError;
 use crate::frames::{self, Frame};
+use crate::state::DriverState;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;

@@ -8,9 +8,9 @@ use crate::frame_plan::{
     measured_bytes, projected_bytes, rows_within, side_estimate, sides_to_measure,
 };
 use crate::lazy_inputs::{collect_side, concat_side, run_job};
-use crate::{DriverState, text_splits};
-use parking_lot::Mutex;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use crate::state::DriverState;
+use crate::text_splits;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, Read};
 use std::path::Path;
 use std::sync::Arc;
@@ -27,52 +27,12 @@ use tessera_plan::{
 /// Bytes of the first file read to infer a schema (polars looks at its first rows).
 const SCHEMA_SAMPLE_BYTES: u64 = 1 << 20;
 
-/// The schema of every DataFrame of the session, the step that made each from another, and
-/// the DataFrames registered as SQL tables.
-#[derive(Default)]
-pub struct FrameSchemas {
-    schemas: Mutex<HashMap<RddId, Schema>>,
-    made_by: Mutex<HashMap<RddId, (RddId, FrameStep)>>,
-    tables: Mutex<BTreeMap<String, RddId>>,
-}
-
-impl FrameSchemas {
-    /// The schema of DataFrame `rdd`.
-    pub fn get(&self, rdd: RddId) -> Result<Schema, DriverError> {
-        self.schemas
-            .lock()
-            .get(&rdd)
-            .cloned()
-            .ok_or(DriverError::NotADataFrame(rdd))
-    }
-
-    pub(crate) fn insert(&self, rdd: RddId, schema: Schema) {
-        self.schemas.lock().insert(rdd, schema);
-    }
-
-    /// The DataFrame that DataFrame `rdd` was made from and the step that made it, if a step
-    /// made it.
-    fn made_by(&self, rdd: RddId) -> Option<(RddId, FrameStep)> {
-        self.made_by.lock().get(&rdd).cloned()
-    }
-
-    /// Notes that `step` made DataFrame `rdd` from DataFrame `from`.
-    fn made(&self, rdd: RddId, from: RddId, step: FrameStep) {
-        self.made_by.lock().insert(rdd, (from, step));
-    }
-
-    /// The registered tables, by name.
-    pub fn tables(&self) -> BTreeMap<String, RddId> {
-        self.tables.lock().clone()
-    }
-}
-
 /// Registers DataFrame `rdd` as SQL table `name`, replacing a table of that name, as Spark's
 /// `createOrReplaceTempView` does. A registered table is a root for the cleaner: its cached
 /// partitions stay while the session may query it.
 pub fn register(state: &DriverState, rdd: RddId, name: String) -> Result<(), DriverError> {
     state.frames.get(rdd)?;
-    state.frames.tables.lock().insert(name, rdd);
+    state.frames.register_table(name, rdd);
     Ok(())
 }
 

@@ -223,6 +223,15 @@ impl JobTracker {
     }
 }
 
+/// A job that did not succeed: the error its cell received, and whether it was cancelled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedJob {
+    /// The error the cell received (`Job N failed: ...` or `Job N was cancelled`).
+    pub message: String,
+    /// Whether the job was cancelled (an interrupt) rather than failed.
+    pub cancelled: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

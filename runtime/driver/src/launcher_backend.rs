@@ -2,12 +2,13 @@
 //! `local[N]`, or launched by agents through resource offers from a master — a real one on
 //! loopback for `local-cluster[A,C,M]`, or a running one for `tessera://HOST:PORT`.
 
+use crate::config::{DriverConfig, ShuffleService};
 use crate::dynamic_allocation::{DynamicAllocation, ExecutorUse, to_give_back, to_release};
 use crate::error::DriverError;
 use crate::executor_size::{MIN_EXECUTOR_MEM_MB, executor_size};
 use crate::executors::ExecutorHandle;
 use crate::launcher::{ExecutorCommand, LocalExecutor};
-use crate::{DriverConfig, DriverState};
+use crate::state::DriverState;
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -255,7 +256,7 @@ struct OfferHandler {
     bin_dir: std::path::PathBuf,
     driver_address: String,
     executor_credential: Credential,
-    shuffle_service: crate::ShuffleService,
+    shuffle_service: ShuffleService,
     memory_mb: u64,
     /// CPUs per executor, if limited.
     cores: Option<u32>,
@@ -547,7 +548,7 @@ impl OfferHandler {
             extras: Default::default(),
             // The agent keeps the executor's map outputs readable after it is gone (Spark's
             // external shuffle service), for the session's processes only.
-            files_credential: (self.shuffle_service == crate::ShuffleService::Enabled)
+            files_credential: (self.shuffle_service == ShuffleService::Enabled)
                 .then(|| self.executor_credential.to_bundle()),
         };
         if let Err(e) = self.client.accept(&offer.id, vec![launch]).await {

@@ -8,9 +8,10 @@
 //! It sits between the two: the DataFrames (`frames`) run their jobs through it and collect
 //! broadcast join sides with [`collect_side`]; the DAG scheduler imports neither.
 
+use crate::dag;
 use crate::error::DriverError;
 use crate::remote_executor::BoxFuture;
-use crate::{DriverState, dag};
+use crate::state::DriverState;
 use std::sync::Arc;
 use tessera_frame::ranges::sample_rows;
 use tessera_plan::builtin::{

@@ -12,6 +12,7 @@ mod blocks;
 mod cell_input;
 mod cell_server;
 mod cleaner;
+mod config;
 mod copies;
 mod dag;
 mod displays;
@@ -23,10 +24,12 @@ mod executors;
 mod fake_executor;
 mod frame_explain;
 mod frame_plan;
+mod frame_schemas;
 mod frame_sql;
 mod frames;
 mod jobs;
 mod launcher;
+mod launcher_backend;
 mod lazy_inputs;
 mod lineage;
 mod lineage_report;
@@ -40,6 +43,7 @@ mod scheduling_tests;
 mod shared_values;
 mod side_files;
 mod speculation;
+mod state;
 mod task_plan;
 mod task_times;
 #[cfg(test)]
@@ -47,11 +51,12 @@ mod test_lineage;
 mod text_splits;
 
 pub use cell_input::{InputError, InputReader, InputRequest};
+pub use config::{ClusterOptions, DriverConfig, ShuffleService};
 pub use displays::CellDisplay;
 pub use dynamic_allocation::DynamicAllocation;
 pub use error::DriverError;
-pub use jobs::{JobInfo, JobState, Progress};
-pub use scheduler::DEFAULT_LOCALITY_WAIT;
+pub use jobs::{FailedJob, JobInfo, JobState, Progress};
+pub use locality::DEFAULT_LOCALITY_WAIT;
 pub use shared_values::HeldBroadcast;
 pub use side_files::side_files_dir;
 pub use tessera_credentials::Credential;
@@ -59,347 +64,11 @@ pub use tessera_framework::{Constraints, MasterEndpoint, MasterUrl, parse_master
 
 use anyhow::Context as _;
 use parking_lot::Mutex;
-use std::path::PathBuf;
+use state::DriverState;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tessera_plan::{RddId, StorageLevel, TaskMetrics};
-
-/// How to start a driver.
-pub struct DriverConfig {
-    /// Where executors come from: `local[N]` on this machine, `local-cluster[...]`, or a
-    /// running master (`tessera://`, `zk://`).
-    pub master: MasterUrl,
-    /// Where `tessera-executor` (and the cluster daemons) are.
-    pub bin_dir: PathBuf,
-    /// Logs and scratch files of this session.
-    pub work_dir: PathBuf,
-    /// Memory per executor for cached partitions, in MiB.
-    pub executor_memory_mb: u64,
-    /// How long a task waits for a slot at each locality level before trying the next.
-    pub locality_wait: std::time::Duration,
-    /// Append every finished task's metrics here, one JSON object a line.
-    pub task_metrics_log: Option<PathBuf>,
-    /// How to reach a cluster and what to ask of it.
-    pub cluster: ClusterOptions,
-    /// The toolchain's `libstd-*.so`, which cell libraries link dynamically: executors are
-    /// sent it first.
-    pub libstd: Option<PathBuf>,
-}
-
-/// Whether, on a cluster, each agent serves the copies of map outputs that the session's
-/// executors on it leave in their sandboxes, so that an executor's loss does not lose its map
-/// outputs (Spark's `spark.shuffle.service.enabled`). On by default, unlike Spark's: Tessera's
-/// agents run it themselves, and the copies cost a write to the page cache per map output.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ShuffleService {
-    /// Agents serve the copies: a lost executor's map outputs stay readable.
-    #[default]
-    Enabled,
-    /// Map outputs live and die with their executor (and are computed again from lineage).
-    Disabled,
-}
-
-/// How a session reaches a cluster, and the executors it asks for (as spark-submit's
-/// `--num-executors`, `--executor-cores`).
-#[derive(Clone, Debug, Default)]
-pub struct ClusterOptions {
-    /// The framework principal's credentials for `tessera://` (a directory `tessera cluster
-    /// init-credentials DIR --framework NAME` made as DIR/frameworks/NAME).
-    pub credentials: Option<PathBuf>,
-    /// Where the driver listens for its executors (default: loopback, or on a running cluster
-    /// the address this host uses to reach the master).
-    pub bind: Option<std::net::IpAddr>,
-    /// The host executors dial to reach the driver, when not the bound address.
-    pub advertise_host: Option<String>,
-    /// Executors to acquire on a cluster (default: one per agent).
-    pub executors: Option<usize>,
-    /// CPUs (task threads) per executor on a cluster (default: all an offer holds).
-    pub executor_cores: Option<u32>,
-    /// Release executors idle this long, on a cluster (default: keep them while the session
-    /// lasts), so that other sessions can use their resources.
-    pub dynamic_allocation: Option<DynamicAllocation>,
-    /// The role the session's resources count against on a cluster (the master's `*` when
-    /// empty): its share, weight and quota.
-    pub role: String,
-    /// Where executors may run on a cluster, over agents' attributes (Spark's
-    /// `spark.mesos.constraints`, e.g. `rack:r1,r2;zone:z1`): offers of other agents are
-    /// declined.
-    pub executor_constraints: Constraints,
-    /// Whether agents keep the session's map outputs readable once their executor is gone.
-    pub shuffle_service: ShuffleService,
-    /// How long the master keeps the session's executors (and so their cached partitions)
-    /// while the session is cut off from it — a master restart, a network cut — and how long
-    /// the session keeps subscribing again (default: 60 s).
-    pub failover_timeout: Option<std::time::Duration>,
-}
-
-/// State shared by the cell server, the scheduler and the executor service.
-pub(crate) struct DriverState {
-    pub lineage: lineage::Lineage,
-    /// The schema of every DataFrame.
-    pub frames: frames::FrameSchemas,
-    pub artifacts: Arc<artifacts::ArtifactStore>,
-    pub side_files: side_files::SideFiles,
-    pub displays: displays::Displays,
-    pub input: cell_input::CellInput,
-    pub executors: Arc<executors::Executors>,
-    pub blocks: blocks::BlockMap,
-    /// Copies of cached partitions being made again after an executor was lost.
-    pub replenisher: copies::Replenisher,
-    pub map_outputs: map_outputs::MapOutputTracker,
-    /// The agents that serve copies of lost executors' map outputs.
-    pub agent_files: agent_files::AgentFiles,
-    pub shared_values: Arc<shared_values::SharedValues>,
-    pub jobs: jobs::JobTracker,
-    pub token: u64,
-    /// Where the executors' logs are, for messages about executors that did not come.
-    pub executor_logs: String,
-    /// This host, where the session found the files it reads.
-    pub host: String,
-    pub locality_wait: std::time::Duration,
-    /// Whether and when slow tasks get a second attempt (`TESSERA_SPECULATION`, off).
-    pub speculation: Option<speculation::Speculation>,
-    /// Largest join side broadcast rather than shuffled (`TESSERA_BROADCAST_JOIN_BYTES`).
-    pub broadcast_join_bytes: u64,
-    /// Largest split of a DataFrame's text file (`TESSERA_FRAME_SPLIT_BYTES`, Spark SQL's
-    /// `spark.sql.files.maxPartitionBytes`).
-    pub frame_split_bytes: u64,
-    /// Whether copies of cached partitions lost with an executor are made again
-    /// (`TESSERA_PROACTIVE_REPLICATION=1`, Spark's `spark.storage.replication.proactive`).
-    pub proactive_replication: bool,
-    task_ids: AtomicU64,
-    /// Why the running cell panicked, if it did, and the last job of it that did not
-    /// succeed; taken by the session after each cell.
-    pub cell_panic: Mutex<Option<String>>,
-    pub failed_job: Mutex<Option<FailedJob>>,
-    task_metrics_log: Option<Mutex<std::fs::File>>,
-    /// Set while tasks wait for an executor: a session short of executors asks the master for
-    /// offers again.
-    pub executors_wanted: std::sync::atomic::AtomicBool,
-    /// Set once the session has waited for its first executors: executors count as idle
-    /// only from then on (the session's start is not idleness).
-    pub started: std::sync::atomic::AtomicBool,
-}
-
-/// The bytes environment variable `name` gives, or `default` if it is unset or not a number.
-fn bytes_from_env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|bytes| bytes.parse().ok())
-        .unwrap_or(default)
-}
-
-impl DriverState {
-    /// Notes that a task waits for a core (or for any executor): a session short of the
-    /// executors it wants asks the master for offers again.
-    pub(crate) fn want_executors(&self) {
-        self.executors_wanted
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    /// A driver's state with nothing defined and no executor, its side files under `work_dir`.
-    fn new(work_dir: &std::path::Path, executor_logs: String) -> anyhow::Result<DriverState> {
-        Ok(DriverState {
-            lineage: Default::default(),
-            frames: Default::default(),
-            artifacts: Default::default(),
-            side_files: side_files::SideFiles::new(side_files::side_files_dir(work_dir)),
-            displays: Default::default(),
-            executors: Default::default(),
-            blocks: Default::default(),
-            replenisher: Default::default(),
-            map_outputs: Default::default(),
-            agent_files: Default::default(),
-            shared_values: Default::default(),
-            jobs: Default::default(),
-            token: tessera_credentials::random_u64()?,
-            executor_logs,
-            host: tessera_wire::hostname(),
-            locality_wait: scheduler::DEFAULT_LOCALITY_WAIT,
-            speculation: speculation::Speculation::from_env(),
-            broadcast_join_bytes: bytes_from_env(
-                "TESSERA_BROADCAST_JOIN_BYTES",
-                frame_plan::BROADCAST_JOIN_BYTES,
-            ),
-            frame_split_bytes: bytes_from_env(
-                "TESSERA_FRAME_SPLIT_BYTES",
-                text_splits::FRAME_SPLIT_BYTES,
-            ),
-            proactive_replication: std::env::var("TESSERA_PROACTIVE_REPLICATION")
-                .is_ok_and(|v| v == "1" || v == "true"),
-            task_ids: AtomicU64::new(0),
-            cell_panic: Mutex::new(None),
-            input: cell_input::CellInput::default(),
-            failed_job: Mutex::new(None),
-            executors_wanted: Default::default(),
-            started: Default::default(),
-            task_metrics_log: None,
-        })
-    }
-
-    pub fn next_task_id(&self) -> u64 {
-        self.task_ids.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Counts a finished task (which returned `result_bytes` to the driver) in its job, and
-    /// logs its metrics if asked to. `stage` is `result`, or `map:<shuffle>` for a shuffle's
-    /// map task; `sent` is when its attempt was sent, on this process's clocks.
-    pub fn record_metrics(
-        &self,
-        job_id: u64,
-        stage: &str,
-        partition: u32,
-        locality: locality::Locality,
-        (metrics, result_bytes): (TaskMetrics, u64),
-        sent: task_times::Sent,
-    ) {
-        if let Some(log) = &self.task_metrics_log {
-            use std::io::Write;
-            let origin = match &metrics.origin {
-                tessera_plan::PartitionOrigin::Computed => "computed".to_string(),
-                tessera_plan::PartitionOrigin::Cached { rdd } => format!("cached:{rdd}"),
-            };
-            let _ = writeln!(
-                log.lock(),
-                r#"{{"job":{job_id},"stage":"{stage}","partition":{partition},"locality":"{locality}","executor":"{}","pid":{},"origin":"{origin}","records":{},"micros":{},"slot_wait_micros":{},"scheduler_delay_micros":{},"shuffle_read":{},"shuffle_written":{},"spilled":{},"threads":{},"sent_unix_micros":{},"finished_unix_micros":{}}}"#,
-                metrics.executor_id,
-                metrics.executor_pid,
-                metrics.records,
-                metrics.run_micros,
-                metrics.slot_wait_micros,
-                sent.scheduler_delay(&metrics).as_micros(),
-                metrics.shuffle_read_bytes,
-                metrics.shuffle_write_bytes,
-                metrics.spilled_bytes,
-                metrics.threads,
-                task_times::unix_micros(sent.at),
-                // When the driver had the result: with `micros`, where the task sat in time.
-                task_times::unix_micros(std::time::SystemTime::now()),
-            );
-        }
-        self.jobs.task_done(
-            job_id,
-            jobs::TaskCounts {
-                from_cache: matches!(metrics.origin, tessera_plan::PartitionOrigin::Cached { .. }),
-                records: metrics.records,
-                shuffle_written: metrics.shuffle_write_bytes,
-                shuffle_read: metrics.shuffle_read_bytes,
-                result_bytes,
-            },
-        );
-    }
-
-    /// An executor died or became unreachable: its cached partitions are gone with it (those
-    /// kept at a replicated level are still read from their other copy), and so are its
-    /// shuffle outputs unless its agent serves their copies.
-    pub fn lose_executor(&self, id: &str) {
-        let Some(lost) = self.executors.remove(id) else {
-            return;
-        };
-        self.blocks.forget_executor(id);
-        match &lost.sandbox_files {
-            Some(agent_files) => {
-                tracing::warn!(
-                    executor = id,
-                    "executor lost; its cached partitions without a copy on another executor \
-                     will be recomputed, its shuffle outputs are read through its agent at \
-                     {agent_files}"
-                );
-                self.map_outputs.keep_served(id, agent_files);
-            }
-            None => {
-                tracing::warn!(
-                    executor = id,
-                    "executor lost; its shuffle outputs, and its cached partitions without a \
-                     copy on another executor, will be recomputed"
-                );
-                self.map_outputs.forget_executor(id);
-            }
-        }
-    }
-
-    /// A reducer could not fetch `shuffle`'s outputs (see
-    /// [`map_outputs::MapOutputTracker::fetch_failed`]).
-    pub fn fetch_failed(
-        &self,
-        failure: &scheduler::FetchFailure,
-        shuffle: tessera_plan::ShuffleId,
-    ) {
-        let executor = &failure.executor;
-        let read_from = if failure.through_agent {
-            map_outputs::ReadFrom::Agent
-        } else {
-            let agent_files = self.executors.get(executor).and_then(|e| e.sandbox_files);
-            map_outputs::ReadFrom::Executor { agent_files }
-        };
-        self.map_outputs.fetch_failed(executor, shuffle, read_from);
-    }
-
-    /// What an executor the session released (or lost) held is no longer there.
-    pub fn forget_executor(&self, id: &str) {
-        self.executors.remove(id);
-        self.blocks.forget_executor(id);
-        self.map_outputs.forget_executor(id);
-    }
-
-    /// Drops from the executors the map outputs, cached partitions and broadcast join sides
-    /// that no RDD of `roots` reaches (see [`cleaner`]); returns what went.
-    pub async fn drop_unreachable(&self, roots: &[RddId]) -> cleaner::Unreachable {
-        let mut roots = roots.to_vec();
-        roots.extend(self.frames.tables().into_values());
-        let mut gone = cleaner::unreachable(&self.lineage.nodes(), &roots);
-        gone.shuffles.retain(|s| self.map_outputs.holds_shuffle(*s));
-        for &shuffle in &gone.shuffles {
-            let served = self.map_outputs.forget_shuffle(shuffle);
-            self.executors
-                .notify_all(remote_executor::Notice::DropShuffle(shuffle))
-                .await;
-            for copies in served {
-                self.agent_files.remove(shuffle, &copies).await;
-            }
-        }
-        gone.broadcasts
-            .retain(|&broadcast| self.shared_values.release(broadcast));
-        for &broadcast in &gone.broadcasts {
-            self.executors
-                .notify_all(remote_executor::Notice::DropBroadcast(broadcast))
-                .await;
-        }
-        for &rdd in &gone.persisted {
-            // Unpersisted, as Spark's cleaner does: `:storage` no longer lists it.
-            let _ = self.lineage.set_persist(rdd, None);
-            if !self.blocks.cached_partitions(rdd).is_empty() {
-                self.drop_cached(rdd).await;
-            }
-        }
-        if gone != cleaner::Unreachable::default() {
-            tracing::info!(
-                shuffles = ?gone.shuffles,
-                cached = ?gone.persisted,
-                broadcasts = ?gone.broadcasts,
-                "dropped what no RDD handle reaches"
-            );
-        }
-        gone
-    }
-
-    pub async fn drop_cached(&self, rdd: RddId) {
-        self.blocks.forget_rdd(rdd);
-        self.executors
-            .notify_all(remote_executor::Notice::DropRdd(rdd))
-            .await;
-    }
-}
-
-/// A job that did not succeed: the error its cell received, and whether it was cancelled.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FailedJob {
-    /// The error the cell received (`Job N failed: ...` or `Job N was cancelled`).
-    pub message: String,
-    /// Whether the job was cancelled (an interrupt) rather than failed.
-    pub cancelled: bool,
-}
+use tessera_plan::{RddId, StorageLevel};
 
 /// What the driver saw of a cell's failure: the message it panicked with, and the last job it
 /// ran that did not succeed.
@@ -484,8 +153,6 @@ pub struct Driver {
     runtime: tokio::runtime::Runtime,
 }
 
-mod launcher_backend;
-
 impl Driver {
     /// Starts the driver: its services, then its executors (locally, or through a master).
     pub fn start(config: DriverConfig) -> anyhow::Result<Driver> {
@@ -516,12 +183,11 @@ impl Driver {
             )),
             None => None,
         };
-        let state = Arc::new(DriverState {
-            artifacts: artifacts.clone(),
-            locality_wait: config.locality_wait,
-            task_metrics_log,
-            ..DriverState::new(&config.work_dir, executor_logs(&config))?
-        });
+        let mut state = DriverState::new(&config.work_dir, executor_logs(&config))?;
+        state.artifacts = artifacts.clone();
+        state.locality_wait = config.locality_wait;
+        state.task_metrics_log = task_metrics_log;
+        let state = Arc::new(state);
 
         let socket_name = format!(
             "tessera-driver-{}-{:08x}",
@@ -774,10 +440,10 @@ struct SessionCredentials {
     executor: tessera_credentials::Credential,
 }
 
-/// How long a session's certificates are valid: longer than any session lives.
 /// How long a session that has some of its executors waits for the rest before it starts.
 pub const PARTIAL_START_AFTER: Duration = Duration::from_secs(5);
 
+/// How long a session's certificates are valid: longer than any session lives.
 const SESSION_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 impl SessionCredentials {

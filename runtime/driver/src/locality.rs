@@ -6,6 +6,9 @@
 use crate::executors::ExecutorHandle;
 use std::time::Duration;
 
+/// How long a task waits at each locality level by default, as Spark's `spark.locality.wait`.
+pub const DEFAULT_LOCALITY_WAIT: Duration = Duration::from_secs(3);
+
 /// How close a task runs to its data, best first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Locality {

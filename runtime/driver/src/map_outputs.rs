@@ -11,6 +11,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tessera_plan::{MapOutputLocation, ShuffleId};
 
+/// A map output a task could not fetch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchFailure {
+    /// The executor that held it.
+    pub executor: String,
+    /// Whether it was read through the executor's agent (its copies).
+    pub through_agent: bool,
+    pub message: String,
+}
+
 /// Who holds one map output.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Holder {

@@ -6,11 +6,12 @@
 //! the task's to compute: it returns [`TaskEnd::NeedsShuffle`] and the DAG scheduler (`dag`,
 //! above this one) resubmits the shuffle's map stage, then the task.
 
-use crate::DriverState;
 use crate::error::DriverError;
 use crate::executors::{ExecutorHandle, Slot};
 use crate::locality::{Locality, Preferences, next_relaxation};
+use crate::map_outputs::FetchFailure;
 use crate::replication::{Candidate, replica_peers};
+use crate::state::DriverState;
 use crate::task_plan::{self, DataLocations};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,8 +21,6 @@ use tessera_plan::{
 
 /// Attempts per task before the job fails, as in Spark (`spark.task.maxFailures`).
 pub const MAX_TASK_ATTEMPTS: u32 = 4;
-/// How long a task waits at each locality level by default, as Spark's `spark.locality.wait`.
-pub const DEFAULT_LOCALITY_WAIT: Duration = Duration::from_secs(3);
 /// How long a job waits for its first executor.
 pub const EXECUTOR_WAIT: Duration = Duration::from_secs(120);
 
@@ -32,16 +31,6 @@ pub struct TaskDone {
     /// What its code added to accumulators: the stage applies them once it accepts this
     /// attempt (a speculative copy may succeed too, and must not count twice).
     pub accumulator_updates: Vec<(u64, Vec<u8>)>,
-}
-
-/// A map output a task could not fetch.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FetchFailure {
-    /// The executor that held it.
-    pub executor: String,
-    /// Whether it was read through the executor's agent (its copies).
-    pub through_agent: bool,
-    pub message: String,
 }
 
 /// How a task ended, short of failing the job.

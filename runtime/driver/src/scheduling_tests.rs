@@ -2,7 +2,6 @@
 //! fetches, lost executors, cancellation and stage resubmission, each as a user would see it —
 //! the job's answer or its error — and by the tasks the executors received.
 
-use crate::DriverState;
 use crate::dag::MAX_STAGE_ATTEMPTS;
 use crate::error::DriverError;
 use crate::fake_executor::{FakeCluster, Received, Scripted};
@@ -11,6 +10,7 @@ use crate::lazy_inputs;
 use crate::remote_executor::Notice;
 use crate::scheduler::MAX_TASK_ATTEMPTS;
 use crate::speculation::Speculation;
+use crate::state::DriverState;
 use crate::test_lineage;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
