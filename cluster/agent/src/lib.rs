@@ -35,7 +35,9 @@
 #![deny(missing_docs)]
 
 pub mod checkpoint;
+mod config;
 mod ending;
+mod error;
 mod executors;
 pub mod isolation;
 mod master_link;
@@ -50,91 +52,19 @@ mod status_updates;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use tessera_cluster_proto::agent::agent_server::AgentServer;
-use tessera_credentials::Credential;
 use tokio::net::TcpListener;
 
+pub use config::AgentConfig;
+pub use error::AgentError;
 pub use executors::KILL_GRACE;
 pub use isolation::{IsolationChoice, IsolationConfig, IsolationError, IsolationMode};
 pub use recovery::{DEFAULT_RECOVERY_TIMEOUT, RecoverMode, RecoveryError};
 
-/// What the agent offers and where it talks.
-#[derive(Clone, Debug)]
-pub struct AgentConfig {
-    /// The master's "host:port", or `zk://HOST:PORT,.../PATH` to follow the masters' leader.
-    pub master: String,
-    /// CPUs offered to frameworks.
-    pub cpus: f64,
-    /// Memory offered to frameworks, in MiB.
-    pub mem_mb: u64,
-    /// Disk, ports and custom scalars offered besides (`--disk-mb`, `--ports`,
-    /// `--resources`).
-    pub extras: tessera_allocator::Extras,
-    /// CPUs and memory reserved for roles, on top of `cpus` and `mem_mb` (`--resources
-    /// "cpus(ROLE):N;mem(ROLE):M"`).
-    pub reserved: std::collections::BTreeMap<String, tessera_allocator::Resources>,
-    /// Shown in offers, for frameworks' constraints (`--attributes rack:r1;zone:z1`).
-    pub attributes: Vec<tessera_allocator::Attribute>,
-    /// Executors' sandboxes go under `work_dir/frameworks/`.
-    pub work_dir: PathBuf,
-    /// The host name shown in offers.
-    pub hostname: String,
-    /// The HOST:PORT the master should dial (default: the bound address, or
-    /// the host name when bound to every interface).
-    pub advertise_address: Option<String>,
-    /// The agent's identity (an agent certificate of the cluster's CA).
-    pub credential: Credential,
-    /// How to isolate executors.
-    pub isolation: IsolationConfig,
-    /// What to do with the executors of a checkpoint found at start (`--recover`).
-    pub recover: RecoverMode,
-    /// Executors of a checkpoint older than this are killed at start (`--recovery-timeout-s`).
-    pub recovery_timeout: std::time::Duration,
-}
-
 /// Largest request the agent decodes (a launch is a few KiB).
 pub const MAX_REQUEST_BYTES: usize = 4 << 20;
-
-/// Errors of a running agent.
-#[derive(Debug, thiserror::Error)]
-pub enum AgentError {
-    /// The gRPC server that serves the Agent service to the master failed.
-    #[error("the agent's gRPC server failed: {0}")]
-    Transport(#[from] tonic::transport::Error),
-    /// The address the agent's listener is bound to could not be read.
-    #[error("cannot read the agent's listening address: {0}")]
-    LocalAddr(std::io::Error),
-    /// The agent's certificate and key could not be made into a TLS server configuration.
-    #[error("the agent's credentials cannot serve TLS: {0}")]
-    Credentials(#[from] tessera_credentials::CredentialError),
-    /// The master's address (given, or read from ZooKeeper at start) cannot be dialled;
-    /// holds that address.
-    #[error("the master address {0:?} is not HOST:PORT or zk://HOST:PORT,.../PATH")]
-    BadMasterAddress(String),
-    /// The `zk://` URL of the masters is malformed or no ZooKeeper server answered at start.
-    #[error("cannot follow the leading master: {source}")]
-    ZooKeeper {
-        /// The ZooKeeper client's error.
-        source: tessera_zookeeper::ZkError,
-    },
-    /// The isolation asked for cannot be set up on this machine.
-    #[error("cannot isolate executors: {0}")]
-    Isolation(#[from] IsolationError),
-    /// The checkpoint of the agent's last run could not be read or its executors recovered.
-    #[error("cannot recover the executors of the last run: {0}")]
-    Recovery(#[from] RecoveryError),
-    /// The agent's work directory, where sandboxes and the checkpoint go, could not be created.
-    #[error("cannot create the work directory {path}: {source}")]
-    WorkDir {
-        /// The work directory (`--work-dir`).
-        path: PathBuf,
-        /// The I/O error from creating it.
-        source: std::io::Error,
-    },
-}
 
 /// The machine's CPUs, as the agent's default.
 pub fn detect_cpus() -> f64 {

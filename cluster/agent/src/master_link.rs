@@ -21,9 +21,10 @@ use tessera_zookeeper::MasterDetector;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
+use crate::config::AgentConfig;
+use crate::error::AgentError;
 use crate::executors::Executors;
 use crate::status_updates::PendingUpdates;
-use crate::{AgentConfig, AgentError};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const RPC_TIMEOUT: Duration = Duration::from_secs(5);

@@ -12,7 +12,8 @@ use std::fmt;
 
 use thiserror::Error;
 
-use crate::{Ranges, RangesError, Resources};
+use crate::ranges::{Ranges, RangesError};
+use crate::resources::Resources;
 
 /// An agent attribute (Mesos' `--attributes`): a name and a text or scalar value, kept as
 /// written.

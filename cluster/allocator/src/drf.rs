@@ -6,7 +6,8 @@
 //! until it holds twice the dominant share of a role of weight 1. Within a role, frameworks
 //! share by DRF too ([`crate::HierarchicalAllocator`]).
 
-use crate::{HierarchicalAllocator, Resources, RoleOrder};
+use crate::hierarchical::{HierarchicalAllocator, RoleOrder};
+use crate::resources::Resources;
 
 /// Weighted DRF between roles. See the [module docs](self).
 #[derive(Debug, Default)]
@@ -24,7 +25,8 @@ pub type DrfAllocator = HierarchicalAllocator<WeightedDrf>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Allocator, Quota};
+    use crate::allocator::Allocator;
+    use crate::quota::Quota;
     use std::collections::BTreeMap;
     use std::time::{Duration, Instant};
 

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::Ranges;
+use crate::ranges::Ranges;
 
 /// Scalars closer than this are equal (float drift from adding and taking away).
 const EPSILON: f64 = 1e-9;

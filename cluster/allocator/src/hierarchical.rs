@@ -22,8 +22,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::allocator::Allocator;
+use crate::decision::{OfferDecision, ReclaimDecision};
 use crate::ledger::{DEFAULT_ROLE, FrameworkEntry, Ledger, RoleClient};
-use crate::{Allocator, OfferDecision, Quota, ReclaimDecision, Resources};
+use crate::quota::Quota;
+use crate::resources::Resources;
 
 /// The policy: the order in which roles are served.
 pub trait RoleOrder: Send + std::fmt::Debug + Default {
@@ -343,7 +346,10 @@ impl<P: RoleOrder> Allocator for HierarchicalAllocator<P> {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Allocator, DrfAllocator, OfferDecision, Resources};
+    use crate::allocator::Allocator;
+    use crate::decision::OfferDecision;
+    use crate::drf::DrfAllocator;
+    use crate::resources::Resources;
     use std::time::Instant;
 
     /// Every test agent's size.

@@ -21,7 +21,8 @@ use std::time::Instant;
 
 use rustc_hash::FxHashMap;
 
-use crate::{Quota, Resources};
+use crate::quota::Quota;
+use crate::resources::Resources;
 
 /// The role frameworks take when they name none (Mesos' default role).
 pub const DEFAULT_ROLE: &str = "*";

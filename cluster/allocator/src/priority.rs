@@ -2,7 +2,8 @@
 //! alternative to weighted DRF. A role gets only what every role of higher priority does not
 //! take (it declined, is filtered, or is suppressed); roles of equal priority share by DRF.
 
-use crate::{HierarchicalAllocator, Resources, RoleOrder};
+use crate::hierarchical::{HierarchicalAllocator, RoleOrder};
+use crate::resources::Resources;
 
 /// Strict priority between roles. See the [module docs](self).
 #[derive(Debug, Default)]
@@ -20,7 +21,7 @@ pub type PriorityAllocator = HierarchicalAllocator<StrictPriority>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Allocator;
+    use crate::allocator::Allocator;
     use std::time::{Duration, Instant};
 
     const GB: u64 = 1024;
@@ -52,7 +53,7 @@ mod tests {
         assert_eq!(d.len(), 2);
         assert!(d.iter().all(|d| d.framework_id == "batch"), "{d:?}");
         // Weighted DRF would have split the cluster evenly from the start.
-        let mut fair = crate::DrfAllocator::new();
+        let mut fair = crate::drf::DrfAllocator::new();
         for i in 0..4 {
             fair.add_agent(&format!("s{i}"), Resources::new(2.0, GB));
         }

@@ -2,7 +2,7 @@
 //! gets more than its own guarantee, and keeps room for while it is unmet, and a *limit* the
 //! role never holds more than.
 
-use crate::Resources;
+use crate::resources::Resources;
 
 /// A role's quota.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -9,8 +9,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::decision::ReclaimDecision;
 use crate::ledger::Ledger;
-use crate::{ReclaimDecision, Resources};
+use crate::resources::Resources;
 
 /// Shares closer than this are equal.
 const SHARE_EPSILON: f64 = 1e-9;
@@ -107,7 +108,9 @@ impl Ledger {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Allocator, DrfAllocator, Resources};
+    use crate::allocator::Allocator;
+    use crate::drf::DrfAllocator;
+    use crate::resources::Resources;
     use std::time::{Duration, Instant};
 
     const PATIENCE: Duration = Duration::from_secs(5);

@@ -11,8 +11,11 @@ use rcgen::{
 };
 use time::OffsetDateTime;
 
+use crate::credential::Credential;
 use crate::credential::{CA_FILE, CERT_FILE, KEY_FILE, write_private};
-use crate::{Credential, CredentialError, Principal, random_bytes};
+use crate::error::CredentialError;
+use crate::principal::Principal;
+use crate::random::random_bytes;
 
 /// The CA's own key, beside its certificate in the authority directory.
 const CA_KEY_FILE: &str = "ca-key.pem";
@@ -123,7 +126,7 @@ impl Authority {
         not_after: OffsetDateTime,
     ) -> Result<Credential, CredentialError> {
         if let Principal::Agent(name) | Principal::Framework(name) = principal {
-            crate::check_name(name)?;
+            crate::principal::check_name(name)?;
         }
         let key = KeyPair::generate().map_err(rcgen_error)?;
         let mut params = CertificateParams::default();

@@ -11,7 +11,12 @@ use std::time::Duration;
 
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
-use crate::{CredentialError, Principal};
+use crate::error::CredentialError;
+use crate::principal::Principal;
+
+/// The environment variable through which an executor receives its session's credential
+/// (a [`Credential::to_bundle`]).
+pub const EXECUTOR_CREDENTIAL_ENV: &str = "TESSERA_EXECUTOR_CREDENTIAL";
 
 pub(crate) const CA_FILE: &str = "ca.pem";
 pub(crate) const CERT_FILE: &str = "cert.pem";
@@ -147,12 +152,14 @@ impl Credential {
                 blocks.extend(current.take());
             }
         }
-        let [ca_pem, cert_pem, key_pem]: [String; 3] = blocks.try_into().map_err(|_| {
-            CredentialError::BadBundle(
-                "it must hold three PEM blocks: the CA's certificate, the holder's, and its key"
+        let [ca_pem, cert_pem, key_pem]: [String; 3] =
+            blocks.try_into().map_err(|_| CredentialError::BadBundle {
+                variable: EXECUTOR_CREDENTIAL_ENV,
+                reason:
+                    "it must hold three PEM blocks: the CA's certificate, the holder's, and its \
+                         key"
                     .into(),
-            )
-        })?;
+            })?;
         let credential = Credential {
             ca_pem,
             cert_pem,
@@ -220,7 +227,7 @@ impl Credential {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Authority;
+    use crate::authority::Authority;
 
     #[test]
     fn a_bundle_round_trips_and_keeps_its_principal() {

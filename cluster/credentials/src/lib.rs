@@ -19,144 +19,23 @@
 mod advertise;
 mod authority;
 mod credential;
+mod error;
 mod principal;
+mod random;
 mod server;
-
-use std::path::PathBuf;
 
 pub use advertise::{advertised_address, hostname, local_address_towards};
 pub use authority::{Authority, Issued, init_credentials, principal_dir};
+pub use credential::EXECUTOR_CREDENTIAL_ENV;
 pub use credential::{Credential, HANDSHAKE_TIMEOUT};
+pub use error::CredentialError;
 pub use principal::{Principal, check_name};
+pub use random::{random_bytes, random_u64, random_uuid, secrets_equal};
 /// A certificate as a TLS peer presents it ([`Authenticator::verify`]).
 pub use rustls::pki_types::CertificateDer;
 pub use server::{Authenticator, Refusal, TlsServer};
 /// Instants of a certificate's validity ([`Authority::issue_between`]).
 pub use time::OffsetDateTime;
-
-/// The environment variable through which an executor receives its session's credential
-/// (a [`Credential::to_bundle`]).
-pub const EXECUTOR_CREDENTIAL_ENV: &str = "TESSERA_EXECUTOR_CREDENTIAL";
-
-/// What went wrong making, reading or using a credential. Each message names the file or
-/// principal and what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum CredentialError {
-    /// A credential directory does not exist.
-    #[error(
-        "no credentials at {0}: create them with `tessera cluster init-credentials DIR` and pass \
-         the directory made for this process (DIR/master, DIR/agents/NAME or DIR/frameworks/NAME)"
-    )]
-    NoDirectory(PathBuf),
-    /// A file could not be read.
-    #[error(
-        "cannot read {path}: {source}; a credential directory holds ca.pem, cert.pem and key.pem"
-    )]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A file could not be written.
-    #[error("cannot write {path}: {source}")]
-    Write {
-        /// The file or directory.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A file holds something else than expected.
-    #[error("{path} is not usable: {reason}")]
-    BadFile {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// A certificate could not be parsed.
-    #[error("the certificate cannot be read: {0}")]
-    Unparsable(String),
-    /// A certificate names no Tessera principal.
-    #[error(
-        "the certificate names no Tessera principal (no DNS name under `tessera`); use one issued \
-         by `tessera cluster init-credentials`"
-    )]
-    NoPrincipal,
-    /// A certificate is past its end (or not yet valid).
-    #[error(
-        "the certificate{} expired or is not valid yet (valid until {not_after}); issue a new one: \
-         remove it and run `tessera cluster init-credentials` again",
-        path.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default()
-    )]
-    Expired {
-        /// Its directory, when read from one.
-        path: Option<PathBuf>,
-        /// The end of its validity.
-        not_after: String,
-    },
-    /// A CA certificate is there without its key: issuing from a new CA would split the cluster.
-    #[error(
-        "{0} holds a CA certificate but not its key (ca-key.pem): put the key back to issue          more credentials of this cluster, or pass a new directory to start another cluster"
-    )]
-    MissingCaKey(PathBuf),
-    /// An executor's credential from its environment is malformed.
-    #[error("the executor credential in ${EXECUTOR_CREDENTIAL_ENV} is malformed: {0}")]
-    BadBundle(String),
-    /// A name cannot be a principal's.
-    #[error(
-        "{0:?} cannot name an agent or a framework principal: use lowercase letters, digits and \
-         `-` (at most 63, not starting or ending with `-`)"
-    )]
-    BadName(String),
-    /// Making a key or certificate failed.
-    #[error("cannot make a key or certificate: {0}")]
-    Generate(String),
-    /// The system's random number generator failed.
-    #[error(
-        "cannot read random bytes from the operating system ({0}); keys and secrets cannot be made \
-         without them"
-    )]
-    Random(String),
-}
-
-/// Fills `buf` from the operating system's random number generator, or fails: a secret made
-/// of zeros is worse than no secret.
-pub fn random_bytes(buf: &mut [u8]) -> Result<(), CredentialError> {
-    getrandom::fill(buf).map_err(|e| CredentialError::Random(e.to_string()))
-}
-
-/// A new unique id, as a UUID's 128 bits in 32 hex digits: random bytes from the operating
-/// system. Ids need to be unique, not secret: should the random number generator fail, the
-/// time, the process id and a counter make it.
-pub fn random_uuid() -> String {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let mut bytes = [0u8; 16];
-    if random_bytes(&mut bytes).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos() as u64;
-        let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        bytes[..8].copy_from_slice(&nanos.to_le_bytes());
-        bytes[8..12].copy_from_slice(&std::process::id().to_le_bytes());
-        bytes[12..].copy_from_slice(&(count as u32).to_le_bytes());
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A random `u64` from the operating system, or an error.
-pub fn random_u64() -> Result<u64, CredentialError> {
-    let mut bytes = [0u8; 8];
-    random_bytes(&mut bytes)?;
-    Ok(u64::from_le_bytes(bytes))
-}
-
-/// Compares two secrets in time that depends only on their lengths.
-pub fn secrets_equal(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.ct_eq(b))
-}
 
 /// The principal of the peer that made `request`, as the service's [`Authenticator`] found it.
 pub fn caller<T>(request: &tonic::Request<T>) -> Result<Principal, tonic::Status> {

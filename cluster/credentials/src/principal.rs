@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use crate::CredentialError;
+use crate::error::CredentialError;
 
 /// The domain every principal's DNS name ends in.
 const DOMAIN: &str = "tessera";

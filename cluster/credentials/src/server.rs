@@ -24,7 +24,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::{Credential, CredentialError, HANDSHAKE_TIMEOUT, Principal};
+use crate::credential::{Credential, HANDSHAKE_TIMEOUT};
+use crate::error::CredentialError;
+use crate::principal::Principal;
 
 /// Accepts mutual-TLS connections for a server holding a credential.
 #[derive(Clone)]

@@ -18,10 +18,10 @@ use tessera_credentials::describe_status;
 use tokio::sync::{mpsc, oneshot};
 use tonic::transport::Channel;
 
-use crate::FrameworkError;
 use crate::api::{
     AcceptOperation, ExecutorLaunch, FrameworkEvent, FrameworkInfo, MasterEndpoint, event_from_pb,
 };
+use crate::error::FrameworkError;
 use crate::master_call::{CALL_TIMEOUT, call, status_error};
 use crate::master_link::MasterLink;
 

@@ -7,8 +7,8 @@ use tessera_allocator::{Attribute, Extras, Resources};
 use tessera_cluster_proto::convert::split;
 use tessera_cluster_proto::master as pb;
 
-use crate::FrameworkError;
 use crate::api::{ExecutorState, MasterEndpoint, Offer, offer_from_pb, res};
+use crate::error::FrameworkError;
 use crate::master_link::MasterLink;
 
 /// An agent as `tessera cluster status` shows it.

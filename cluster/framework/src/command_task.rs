@@ -12,10 +12,12 @@ use std::time::Duration;
 
 use tessera_allocator::Resources;
 
-use crate::{
-    ExecutorLaunch, ExecutorReason, ExecutorState, FrameworkClient, FrameworkError, FrameworkEvent,
-    FrameworkInfo, MasterEndpoint, Offer,
+use crate::api::{
+    ExecutorLaunch, ExecutorReason, ExecutorState, FrameworkEvent, FrameworkInfo, MasterEndpoint,
+    Offer,
 };
+use crate::client::FrameworkClient;
+use crate::error::FrameworkError;
 
 /// The id of the command's executor (one per framework, so one name does).
 pub const TASK_ID: &str = "exec-1";

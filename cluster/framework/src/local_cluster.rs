@@ -31,7 +31,9 @@ use tessera_credentials::{
     Authority, Credential, CredentialError, Principal, init_credentials, principal_dir,
 };
 
-use crate::{FrameworkError, MasterEndpoint, cluster_status};
+use crate::api::MasterEndpoint;
+use crate::cluster_status::cluster_status;
+use crate::error::FrameworkError;
 
 /// The framework principal a local cluster issues for its session.
 pub const LOCAL_FRAMEWORK: &str = "local";

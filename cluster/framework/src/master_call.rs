@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tessera_credentials::describe_status;
 
-use crate::FrameworkError;
+use crate::error::FrameworkError;
 
 /// How long a call to the master may take.
 pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(10);

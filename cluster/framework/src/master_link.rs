@@ -12,7 +12,7 @@ use tessera_credentials::{Credential, Principal, describe_error};
 use tessera_zookeeper::MasterDetector;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::FrameworkError;
+use crate::error::FrameworkError;
 use crate::master_call::{call, unreachable};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);

@@ -32,7 +32,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_stream::StreamExt;
 
-use crate::Shared;
+use crate::shared::Shared;
 
 /// The page at `/`: tables filled from `/state` by [`PAGE_SCRIPT`].
 const PAGE: &str = include_str!("http/page.html");
@@ -111,7 +111,7 @@ async fn metrics(State(http): State<Http>) -> Result<Response, HttpError> {
     http.check_readonly()?;
     let text = {
         let state = http.shared.lock();
-        crate::metrics::render(&state.metrics, &state.snapshot())
+        crate::prometheus::render(&state.metrics, &state.snapshot())
     };
     Ok(fresh("text/plain; version=0.0.4; charset=utf-8", text))
 }

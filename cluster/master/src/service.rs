@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 
 use tessera_credentials::{Principal, caller};
 
-use crate::Shared;
+use crate::shared::Shared;
 use crate::state::{
     AgentAction, AgentOffering, Subscription, check_extras, check_resources, check_role,
     seconds_up_to_a_year,

@@ -22,7 +22,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tonic::Status;
 use tonic::transport::Channel;
 
-use crate::MasterConfig;
+use crate::config::MasterConfig;
 use crate::metrics::Metrics;
 
 mod agents;

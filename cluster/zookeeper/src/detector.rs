@@ -8,8 +8,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::election_nodes::{MasterInfo, leader_of};
+use crate::error::ZkError;
 use crate::session::{SessionEvent, ZooKeeper};
-use crate::{ZkError, ZkUrl};
+use crate::url::ZkUrl;
 
 /// Finds the leading master. Cheap to clone.
 #[derive(Clone, Debug)]

@@ -12,8 +12,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::election_nodes::{MasterInfo, NODE_PREFIX, leader_of};
+use crate::error::ZkError;
+use crate::protocol::CreateMode;
 use crate::session::{SessionEvent, ZooKeeper};
-use crate::{CreateMode, ZkError, ZkUrl};
+use crate::url::ZkUrl;
 
 /// Where a master stands in the election.
 #[derive(Clone, Debug, PartialEq)]

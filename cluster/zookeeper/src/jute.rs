@@ -4,7 +4,7 @@
 //! The reader never trusts a length: a buffer, string or vector longer than what is left of the
 //! frame is an error, so hostile bytes cannot make it allocate more than the frame it was given.
 
-use crate::ZkError;
+use crate::error::ZkError;
 
 /// Appends Jute values to a frame being built.
 #[derive(Default)]

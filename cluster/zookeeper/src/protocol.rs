@@ -2,7 +2,7 @@
 //! the request and reply headers, the few operations Tessera uses, and watch notifications.
 //! Encoding and decoding only; the session (`session.rs`) sends and matches them.
 
-use crate::ZkError;
+use crate::error::ZkError;
 use crate::jute::{Reader, Writer};
 
 /// Reply `xid`s the server uses for what no request asked for.

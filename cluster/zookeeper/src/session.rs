@@ -17,8 +17,9 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::error::ZkError;
 use crate::protocol::{self, CreateMode, Reply, Request, SessionTicket, WatchedEvent};
-use crate::{ZkError, ZkUrl};
+use crate::url::ZkUrl;
 
 /// The largest frame read: ZooKeeper's own default `jute.maxbuffer` is 1 MiB of data.
 const MAX_FRAME: usize = 4 << 20;

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::ZkError;
+use crate::error::ZkError;
 
 /// The default ZooKeeper client port.
 const DEFAULT_PORT: u16 = 2181;

@@ -15,7 +15,7 @@ use ra_ap_vfs::loader::{self, Handle, LoadingProgress};
 use ra_ap_vfs::{AbsPathBuf, Change, Vfs, VfsPath, file_set::FileSetConfig};
 use ra_ap_vfs_notify::NotifyHandle;
 
-use crate::AnalysisError;
+use crate::error::AnalysisError;
 
 /// A project loaded into rust-analyzer.
 pub(crate) struct Loaded {

@@ -61,7 +61,7 @@ impl CellCache {
 
     /// The key of a generated source.
     pub fn key(&self, source: &str) -> String {
-        crate::hash_hex(format!("{}{source}", self.salt).as_bytes())[..32].to_string()
+        crate::content_hash::hash_hex(format!("{}{source}", self.salt).as_bytes())[..32].to_string()
     }
 
     /// Where the library of `key` is kept.

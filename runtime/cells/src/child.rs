@@ -2,8 +2,8 @@
 //! what cells print, line by line, as they print it.
 
 use crate::error::CellsError;
+use crate::output::{OutputSink, Stream};
 use crate::protocol::{CHANNEL_FD, CHILD_ENV, END_OF_CELL, Ran, Reply, Request};
-use crate::{OutputSink, Stream};
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;

@@ -33,7 +33,7 @@ impl BuiltDependencies {
     /// A key for everything a cell library depends on besides its own source: the crates'
     /// paths (cargo puts a hash of their build in each name) and the sources' times.
     pub fn fingerprint(&self) -> String {
-        crate::hash_hex(&serde_json::to_vec(self).unwrap_or_default())
+        crate::content_hash::hash_hex(&serde_json::to_vec(self).unwrap_or_default())
     }
 }
 
@@ -60,8 +60,9 @@ pub struct DependencyProject {
 impl DependencyProject {
     /// The project for `lines` under `cache_dir`, for the toolchain's rustc.
     pub fn new(cache_dir: &Path, lines: &[String], toolchain: &Toolchain) -> DependencyProject {
-        let key =
-            crate::hash_hex(format!("{}\n{}", toolchain.version, lines.join("\n")).as_bytes());
+        let key = crate::content_hash::hash_hex(
+            format!("{}\n{}", toolchain.version, lines.join("\n")).as_bytes(),
+        );
         DependencyProject {
             dir: cache_dir.join(format!("deps-{}", &key[..16])),
             lines: lines.to_vec(),

@@ -3,7 +3,6 @@
 //! probe the types of the variables it binds, on the other core), run it in the child, and
 //! keep what it defined.
 
-use crate::OutputSink;
 use crate::cell_cache::{CellCache, Compiled};
 use crate::cell_parts::{self, CellParts, ItemKey};
 use crate::child::{Child, ChildCommand};
@@ -12,6 +11,7 @@ use crate::deps::{BuiltDependencies, DependencyProject};
 use crate::diagnostics::{Diagnostic, RustcDiagnostic, probed_type};
 use crate::error::CellsError;
 use crate::optimisation::Optimisation;
+use crate::output::OutputSink;
 use crate::rustc::{self, Optimise, Output};
 use crate::toolchain::Toolchain;
 use std::collections::{BTreeMap, BTreeSet};

@@ -16,12 +16,14 @@
 mod cell_cache;
 mod cell_parts;
 mod child;
+mod content_hash;
 mod crate_source;
 mod deps;
 mod diagnostics;
 mod engine;
 mod error;
 mod optimisation;
+mod output;
 mod protocol;
 mod runner;
 mod rustc;
@@ -33,29 +35,7 @@ pub use diagnostics::{Diagnostic, Label, render};
 pub use engine::{CellOutcome, Engine, EngineConfig};
 pub use error::CellsError;
 pub use optimisation::Optimisation;
+pub use output::{OutputSink, Stream};
 pub use protocol::{CHANNEL_FD, CHILD_ENV};
 pub use runner::run_child_if_requested;
 pub use toolchain::Toolchain;
-
-use std::sync::Arc;
-
-/// Which stream a line of a cell's output was printed to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stream {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
-
-/// Receives each line a cell prints, as it prints it (without the newline).
-pub type OutputSink = Arc<dyn Fn(Stream, &str) + Send + Sync>;
-
-/// The SHA-256 of `bytes`, in hex.
-fn hash_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}

@@ -1,11 +1,11 @@
 //! The session's own tables: what is cached and where, its jobs, its executors, and the
 //! cluster it runs on.
 
-use crate::Table;
 use tessera_driver::{Driver, ExecutorRow, HeldBroadcast, JobInfo, JobState, StorageRow};
 use tessera_framework::{
     ClusterStatus, Extras, FrameworkSummary, MasterEndpoint, ReservationSummary, Resources,
 };
+use tessera_table::Table;
 
 /// One of the session's reports, named as the REPL command that shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! a copy carries so that the executor receiving it can decode its records.
 
 use crate::decode::{DecodeError, decode_bincode};
-use crate::{CodeRef, RddId, StorageLevel};
+use crate::rdd::{CodeRef, RddId, StorageLevel};
 use serde::{Deserialize, Serialize};
 
 /// An executor a task copies the blocks it caches to.

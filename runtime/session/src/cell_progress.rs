@@ -7,8 +7,8 @@
 //! [`CellProgress`] and render its [`CellProgress::text`] or [`CellProgress::html`]; what the
 //! display says is decided here, from plain data, once for both.
 
-use crate::{JobState, Progress};
 use std::time::Duration;
+use tessera_driver::{JobState, Progress};
 
 /// The longest failure reason a progress display shows; the cell's error has the whole message.
 const REASON_CHARS: usize = 120;

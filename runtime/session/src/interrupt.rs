@@ -11,11 +11,11 @@
 //! child waits for its next request, and killing it would lose the session's variables for
 //! nothing. The interrupt then stays pending and stops the cell as soon as it starts.
 
-use crate::JobCanceller;
 use parking_lot::Mutex;
 use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tessera_driver::JobCanceller;
 
 /// How long a cell has to stop by itself after an interrupt (its jobs cancelled) before its
 /// process is killed. Cancelled jobs end the cell well within it.

@@ -551,7 +551,7 @@ mod tests {
         );
         // The rewritten query plans (its subquery is not rewritten again: its join key,
         // `o_orderkey`, is not what it groups by).
-        let tables: crate::Tables = ["customer", "nation", "orders", "lineitem"]
+        let tables: crate::relation::Tables = ["customer", "nation", "orders", "lineitem"]
             .into_iter()
             .map(|t| (t.to_string(), columns(t).unwrap()))
             .collect();

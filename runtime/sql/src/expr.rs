@@ -2,7 +2,7 @@
 //! resolved in a [`Scope`]. Aggregate functions become aggregations here; where they may stand
 //! is the caller's to check. Dates moved by intervals are computed here, once.
 
-use crate::SqlError;
+use crate::error::SqlError;
 use crate::scope::Scope;
 use sqlparser::ast::{
     self as sql, BinaryOperator, DateTimeField, DuplicateTreatment, FunctionArg, FunctionArgExpr,

@@ -6,10 +6,11 @@
 //! does the same); the driver then broadcasts a small side or shuffles both, per join. A table
 //! nothing relates to the others is an error: Tessera runs no cross joins.
 
+use crate::error::SqlError;
 use crate::expr::translate;
 use crate::planner::{Planned, Planner};
+use crate::relation::Relation;
 use crate::scope::{Scope, fresh_name, qualifiers_of};
-use crate::{Relation, SqlError};
 use sqlparser::ast::{self as sql, JoinConstraint, JoinOperator, TableFactor, TableWithJoins};
 use std::collections::{BTreeSet, HashMap};
 use tessera_plan::frame::{BinaryOp, Expr, FrameStep, JoinKind, JoinOn, col};

@@ -3,7 +3,7 @@
 //! column by its position (`ORDER BY 2`, `GROUP BY 1`). A file of its own, below the query
 //! and the `SELECT` that both sort, and the eager aggregation that reads the items.
 
-use crate::SqlError;
+use crate::error::SqlError;
 use crate::planner::Planned;
 use sqlparser::ast as sql;
 use tessera_plan::frame::FrameStep;

@@ -1,7 +1,7 @@
 //! The text of one query, parsed by `sqlparser`: what [`crate::plan`] plans, and the text the
 //! eager aggregation rewrites a `SELECT` into. A file of its own, below both.
 
-use crate::SqlError;
+use crate::error::SqlError;
 use sqlparser::ast::{self as sql, Statement};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;

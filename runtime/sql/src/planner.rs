@@ -7,8 +7,9 @@
 //! a query again), and each part adds its methods to [`Planner`] or takes it as an argument,
 //! so that the recursion runs through the type, not through imports between the parts.
 
+use crate::error::SqlError;
+use crate::relation::{Relation, Tables};
 use crate::scope::{Scope, ScopeColumn};
-use crate::{Relation, SqlError, Tables};
 use tessera_plan::frame::FrameStep;
 
 /// A relation planned so far, with the columns SQL can name in it.

@@ -6,7 +6,7 @@
 //! A pass over the planned [`Relation`], from the result down: each step says which of its
 //! input's columns it needs to make the columns needed of it.
 
-use crate::{Relation, Tables};
+use crate::relation::{Relation, Tables};
 use std::collections::BTreeSet;
 use tessera_plan::frame::{Expr, FrameStep, JoinKind, col};
 

@@ -4,9 +4,11 @@
 //! Planned by [`Planner`]'s methods here, the planner's entry: a subquery in `FROM` calls them
 //! on the planner it was given, without importing this file.
 
+use crate::error::SqlError;
 use crate::order::{limit_of, order_items, ordered};
 use crate::planner::{Planned, Planner};
-use crate::{Relation, SqlError, select};
+use crate::relation::Relation;
+use crate::select;
 use sqlparser::ast::{self as sql, SetExpr, SetOperator, SetQuantifier};
 use tessera_plan::frame::{FrameStep, col};
 

@@ -2,7 +2,7 @@
 //! (alias) it came from, the name SQL knows it by, and the column it is in the DataFrame
 //! there (renamed where two joined tables share a name).
 
-use crate::SqlError;
+use crate::error::SqlError;
 
 /// A column SQL can name.
 #[derive(Clone, Debug, PartialEq, Eq)]

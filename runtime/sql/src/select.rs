@@ -8,12 +8,13 @@
 //! runs that aggregation in two phases around a shuffle by the keys.
 
 use crate::eager;
+use crate::error::SqlError;
 use crate::expr::translate;
 use crate::from;
 use crate::order::{OrderItem, sorted, whole_number};
 use crate::planner::{Planned, Planner};
+use crate::relation::Relation;
 use crate::scope::{Scope, fresh_name, qualifiers_of};
-use crate::{Relation, SqlError};
 use sqlparser::ast::{self as sql, SelectItem, SelectItemQualifiedWildcardKind};
 use tessera_plan::frame::{Expr, FrameStep, col};
 

@@ -489,14 +489,14 @@ impl From<&Snapshot> for pb::ClusterStatusResponse {
 /// from the master's flags.
 #[derive(Debug)]
 pub(crate) struct RoleSettings {
-    pub policy: crate::AllocationPolicy,
+    pub policy: crate::config::AllocationPolicy,
     pub weights: Vec<(String, f64)>,
     pub quotas: Vec<(String, tessera_allocator::Quota)>,
 }
 
 impl RoleSettings {
     /// The settings of `config`.
-    pub fn of(config: &crate::MasterConfig) -> Self {
+    pub fn of(config: &crate::config::MasterConfig) -> Self {
         RoleSettings {
             policy: config.policy,
             weights: config.role_weights.clone(),

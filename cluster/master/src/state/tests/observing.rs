@@ -37,7 +37,7 @@ async fn metrics_count_offers_launches_losses_and_allocation_runs() {
     let rest: Vec<String> = m.offers.keys().cloned().collect();
     m.decline(&fw, "alice", &rest, 0.0, now).unwrap();
     m.allocate(now);
-    let before = samples(&crate::metrics::render(&m.metrics, &m.snapshot()));
+    let before = samples(&crate::prometheus::render(&m.metrics, &m.snapshot()));
     assert_eq!(before["tessera_master_agents"], 1.0);
     assert_eq!(before["tessera_master_executors_active"], 1.0);
     assert_eq!(before["tessera_master_offers_outstanding"], 1.0);
@@ -54,7 +54,7 @@ async fn metrics_count_offers_launches_losses_and_allocation_runs() {
         1.0
     );
     m.remove_agent(&agent, "no heartbeat");
-    let after = samples(&crate::metrics::render(&m.metrics, &m.snapshot()));
+    let after = samples(&crate::prometheus::render(&m.metrics, &m.snapshot()));
     for (series, value) in [
         ("tessera_master_offers_made_total", 3.0),
         ("tessera_master_offers_accepted_total", 1.0),
