@@ -225,6 +225,10 @@ def test_ctrl_c_stops_a_cell_that_runs_no_job_and_the_cache_stays(repl):
     out = repl.cell(":jobs")
     tasks = re.findall(r"(\d+)/(\d+) \((\d+) from cache\)", out)
     assert tasks and tasks[-1] == ("4", "4", "4"), out
+    # A job is listed by the action the user called (`sum` runs the statistics' job).
+    repl.cell("kept.sum()")
+    out = repl.cell(":jobs")
+    assert re.search(r"\bsum on rdd \d+", out), out
     out = repl.cell("gone + 1")
     assert "error" in out.lower(), out
 

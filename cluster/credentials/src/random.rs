@@ -1,4 +1,5 @@
-//! Randomness from the operating system: secrets, unique ids, and secrets compared in constant time.
+//! Randomness from the operating system: secrets and unique ids; and secrets compared in
+//! constant time.
 
 use crate::error::CredentialError;
 
