@@ -103,6 +103,32 @@ nums.map(move |x| x + *shared).count()
 }
 
 #[test]
+fn a_capture_neither_copy_nor_clone_that_cannot_travel_is_named_with_what_to_do() {
+    let dir = Scratch::new("auto-capture-uncopied");
+    let script = r#"
+let nums = sc.parallelize(vec![1u64, 2, 3], 2).cache();
+println!("{}", nums.count());
+// %%
+let guarded = std::sync::Mutex::new(7u64);
+nums.map(move |x| x + *guarded.lock().unwrap()).count()
+"#;
+    let run = tessera_run(&dir.0, script, "local[2]", &[]);
+    assert!(!run.success, "{}", run.stderr);
+    assert_eq!(run.lines(), vec!["3".to_string()]);
+    for expected in [
+        "error in cell 2",
+        // The API's own error, which the session recognises (its `UNSENDABLE_CAPTURES`)...
+        "that Tessera cannot send to executors",
+        // ...and what the session adds: which capture, of what type, and what to do.
+        "the closure on line 2 captures `guarded` (a `",
+        "Mutex<u64>`), which is neither Copy nor Clone",
+        "make the value inside the closure",
+    ] {
+        assert!(run.stderr.contains(expected), "{expected}:\n{}", run.stderr);
+    }
+}
+
+#[test]
 fn closures_the_rewrite_does_not_fit_run_as_written_and_expand_shows_the_rewrite() {
     let dir = Scratch::new("auto-capture-fallback");
     let script = r#"

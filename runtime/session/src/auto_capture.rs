@@ -16,6 +16,8 @@
 //!   usable after the cell, as a Spark closure's serialized copy leaves it. A body that mutates
 //!   a capture (`move |x| { n += x; n }`), or a value that is neither `Copy` nor `Clone`, does
 //!   not compile rewritten: the session then compiles the cell as written, as Rust would.
+//!   Should such a closure go to an RDD, its error names the captures that were neither `Copy`
+//!   nor `Clone`, with their types and what to do instead ([`explain_uncopied`]).
 //! - A name bound anywhere inside the closure counts as the closure's own, even where it is
 //!   used before that binding; a capture the scan misses (inside a macro that hides names)
 //!   leaves the closure capturing it directly, and shipping it fails at run time asking for
@@ -495,6 +497,82 @@ pub fn explain_capture_errors(errors: &[CompileError]) -> Option<String> {
     Some(message)
 }
 
+/// A variable a closure captures that the rewrite could not copy (it is neither `Copy` nor
+/// `Clone`), so that the cell ran as written, the closure capturing it as Rust does. Should the
+/// closure go to an RDD, that capture cannot travel, and the error says which it was
+/// ([`explain_uncopied`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uncopied {
+    /// The variable.
+    pub name: String,
+    /// Its type, as rustc names it.
+    pub type_name: String,
+    /// The line of the cell its capture is on, when known.
+    pub line: Option<usize>,
+}
+
+/// What rustc says of a capture that is neither `Copy` nor `Clone` (the API crate's
+/// `CopyOrClone` bound), after the type.
+const NOT_COPY_NOR_CLONE: &str = "` is neither Copy nor Clone: Tessera captures it as the cell";
+
+/// The captures of a rewritten cell that were neither `Copy` nor `Clone`, from its compile
+/// errors.
+pub fn uncopied_captures(errors: &[CompileError]) -> Vec<Uncopied> {
+    let mut found: Vec<Uncopied> = Vec::new();
+    for error in errors {
+        let Some(at) = error.text.find(NOT_COPY_NOR_CLONE) else {
+            continue;
+        };
+        let Some(type_start) = error.text[..at].rfind('`') else {
+            continue;
+        };
+        // The rewrite passes each capture's name to `take` beside the value.
+        let name = taken_name(&error.text).or_else(|| marked_variable(&error.text));
+        let Some(name) = name else {
+            continue;
+        };
+        if found.iter().any(|seen| seen.name == name) {
+            continue;
+        }
+        found.push(Uncopied {
+            name,
+            type_name: error.text[type_start + 1..at].to_string(),
+            line: error.line,
+        });
+    }
+    found
+}
+
+/// The name in a rewritten capture's `.take(&value, "name", ..)`, if `text` shows one.
+fn taken_name(text: &str) -> Option<String> {
+    let after = &text[text.find(".take(&")? + ".take(&".len()..];
+    let quoted = &after[after.find(", \"")? + 3..];
+    let name = &quoted[..quoted.find('"')?];
+    (!name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_'))
+        .then(|| name.to_string())
+}
+
+/// What to add to the error of a closure whose captures cannot be sent to executors, when the
+/// cell ran as written because of `uncopied`: which captures those were, and what to do.
+pub fn explain_uncopied(uncopied: &[Uncopied]) -> String {
+    let mut note = String::new();
+    for capture in uncopied {
+        let at = capture
+            .line
+            .map(|l| format!(" on line {l}"))
+            .unwrap_or_default();
+        note.push_str(&format!(
+            "\n  note: the closure{at} captures `{}` (a `{}`), which is neither Copy nor Clone: \
+             it was captured as Rust captures it, and only values that serde can serialize \
+             travel to executors.\n  help: make the value inside the closure (open a file or a \
+             connection there), or capture what executors need from `{}` (its contents, a \
+             path, a setting).",
+            capture.name, capture.type_name, capture.name
+        ));
+    }
+    note
+}
+
 /// The variable a rewrite marker in `text` names.
 fn marked_variable(text: &str) -> Option<String> {
     let start = text.find("__tessera_capture_")? + "__tessera_capture_".len();
@@ -659,5 +737,50 @@ mod tests {
             line: Some(1),
         }];
         assert_eq!(explain_capture_errors(&other), None);
+    }
+
+    #[test]
+    fn captures_neither_copy_nor_clone_are_named_with_their_type_and_line() {
+        let errors = [
+            CompileError {
+                text: "`File` is neither Copy nor Clone: Tessera captures it as the cell wrote \
+                       it\nnote: required for `File` to implement `CopyOrClone`\n 97 | \
+                       ...Probe(&conn)).tag().take(&conn, \"conn\", ::core::marker::Phant"
+                    .into(),
+                line: Some(2),
+            },
+            CompileError {
+                text: "`Mutex<u64>` is neither Copy nor Clone: Tessera captures it as the cell \
+                       wrote it\n ... PhantomData::<__tessera_capture_guarded>"
+                    .into(),
+                line: None,
+            },
+            CompileError {
+                text: "error[E0384]: cannot assign twice to immutable variable `n`".into(),
+                line: Some(1),
+            },
+        ];
+        let uncopied = uncopied_captures(&errors);
+        assert_eq!(
+            uncopied,
+            [
+                Uncopied {
+                    name: "conn".into(),
+                    type_name: "File".into(),
+                    line: Some(2)
+                },
+                Uncopied {
+                    name: "guarded".into(),
+                    type_name: "Mutex<u64>".into(),
+                    line: None
+                },
+            ]
+        );
+        let note = explain_uncopied(&uncopied[..1]);
+        assert!(
+            note.contains("the closure on line 2 captures `conn` (a `File`)"),
+            "{note}"
+        );
+        assert!(note.contains("make the value inside the closure"), "{note}");
     }
 }

@@ -200,6 +200,10 @@ impl std::fmt::Display for CellError {
     }
 }
 
+/// What the API crate's error says of a closure passed to an RDD whose captures cannot travel
+/// (`tessera::Error::UnlistedCaptures`); `tests/tests/captures.rs` checks the two agree.
+const UNSENDABLE_CAPTURES: &str = "that Tessera cannot send to executors";
+
 /// A running session: the driver, its executors and the cell engine, with the cells run so
 /// far and the variables they left.
 pub struct Session {
@@ -208,6 +212,8 @@ pub struct Session {
     sink: Arc<Mutex<OutputSink>>,
     /// Cells that ran successfully, for `:save`.
     history: Vec<String>,
+    /// The running cell's captures that its rewrite could not copy, when it runs as written.
+    uncopied: Vec<auto_capture::Uncopied>,
     color: bool,
     /// What cells asked to show, for front ends that show it after the cell
     /// ([`Session::take_displays`]).
@@ -450,6 +456,7 @@ impl Session {
             engine,
             sink,
             history: Vec::new(),
+            uncopied: Vec::new(),
             color: config.color,
             watch: Default::default(),
             known_ids: Default::default(),
@@ -518,7 +525,10 @@ impl Session {
         // The panic hook tells the driver the message of a panic (a job's error is raised as
         // a `tessera::Error`, which only the hook can read); the engine knows only that and
         // plain-text panics.
-        if let Some(message) = failure.panic.or(outcome.panic) {
+        if let Some(mut message) = failure.panic.or(outcome.panic) {
+            if message.contains(UNSENDABLE_CAPTURES) {
+                message.push_str(&auto_capture::explain_uncopied(&self.uncopied));
+            }
             return Err(CellError {
                 kind: CellErrorKind::of_panic(&message, failed_job),
                 message,
@@ -608,6 +618,7 @@ impl Session {
         code: &str,
     ) -> Result<Result<tessera_cells::CellOutcome, tessera_cells::CellsError>, CellError> {
         let code = terminate_trailing_let(code);
+        self.uncopied.clear();
         for rewritten in self.rewrites(&code) {
             match self.engine.execute(&rewritten) {
                 Err(tessera_cells::CellsError::Compile {
@@ -626,6 +637,11 @@ impl Session {
                             message,
                             kind: CellErrorKind::Compile,
                         });
+                    }
+                    for uncopied in auto_capture::uncopied_captures(&errors) {
+                        if !self.uncopied.iter().any(|seen| seen.name == uncopied.name) {
+                            self.uncopied.push(uncopied);
+                        }
                     }
                     tracing::debug!(
                         errors = ?errors.iter().map(|e| &e.text).collect::<Vec<_>>(),
