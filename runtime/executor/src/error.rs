@@ -121,6 +121,13 @@ pub enum ExecutorError {
     /// The task's code failed and gave no reason.
     #[error("the task failed")]
     TaskFailed,
+    /// A slot's thread helping the task with its batches panicked outside the task's code,
+    /// which catches the panics of user code.
+    #[error(
+        "a thread helping the task panicked: {0}. This is a bug in Tessera; please report it \
+         with the executor's log"
+    )]
+    HelperPanicked(String),
     /// A step receives records of another type than it was compiled for.
     #[error(
         "{what} expects records of type `{expected}` but receives `{actual}`; re-run the cells \

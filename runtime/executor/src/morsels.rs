@@ -4,11 +4,13 @@
 //! machine's differ by up to 1.8x, `BENCHMARKS.md`), or with fewer partitions than cores, one
 //! core sits idle while the other runs the last task; Spark's only remedy is more partitions.
 //! Here, as in the morsel-driven executors of polars and DuckDB, a task whose records start
-//! from a partition cached in memory hands its batches out in fixed *chunks* of
-//! [`CHUNK_BATCHES`] from a shared cursor: its own thread takes the next chunk, and so does a
-//! helper thread for each slot of the executor that no task wants, each through its own opened
-//! copy of the task's steps. Each chunk goes into an action state of its own, and the chunks'
-//! states are merged into the task's action in chunk order.
+//! from a partition cached in memory hands its batches out in fixed *chunks* from a shared
+//! cursor: [`CHUNK_BATCHES`] at a time, then its last [`TAIL_BATCHES`] one by one, so that the
+//! threads end within a batch of each other. Its own thread takes the next chunk, and so does
+//! the thread of each slot of the executor that no task wants, which the task asks for help
+//! ([`crate::task_slots::TaskSlots::offer_help`]), each through its own opened copy of the
+//! task's steps. Each chunk goes into an action state of its own, and the chunks' states are
+//! merged into the task's action in chunk order.
 //!
 //! The chunks are the same whichever threads take them, and merged in the same order, so a
 //! task's result does not depend on how many helpers came or when: a sum of floats is the same
@@ -18,12 +20,14 @@
 //! soon as one does.
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use tessera_plan::abi::{Batch, STATUS_OK};
+use tessera_plan::panic_text::panic_text;
 use tessera_plan::{TaskAction, TaskSpec};
 
 use crate::blocks::Block;
@@ -32,22 +36,27 @@ use crate::open_chain::{
     OpenChain, OpenStep, OpenStepKind, Shared, Start, build_chain, link, open_action,
 };
 use crate::task_env::TaskEnv;
-use crate::task_slots::{IdleSlot, TaskSlots};
+use crate::task_slots::HelpEnded;
 
-/// Batches (of 4096 records) in a chunk: an LR task's 250,000 points make eight chunks of about
-/// a third of a millisecond each, small enough that two cores end within one of each other,
-/// large enough that opening an action state for each costs nothing to speak of.
+/// Batches (of 4096 records) in a chunk before the partition's tail: an LR task's 250,000
+/// points make seven chunks of about a quarter of a millisecond each before it, large enough
+/// that opening an action state for each costs nothing to speak of.
 const CHUNK_BATCHES: usize = 8;
 
-/// A helper costs a thread's start and its own opening of the steps (about a tenth of a
-/// millisecond): it is started only while the chunks left would take the task's thread at
-/// least this long alone.
-const MIN_WORK_LEFT_TO_HELP: Duration = Duration::from_micros(300);
+/// A partition's last batches, handed out one at a time: a slot that ends its own task joins
+/// the last one running, and the two end within a batch (about 30 µs of LR's) of each other,
+/// where chunks of eight had them end 0.12 ms apart in the median (`BENCHMARKS.md`).
+const TAIL_BATCHES: usize = 8;
 
-/// Whether a helper is worth starting, `left` chunks before the end, for chunks that took
-/// `per_chunk` each so far on the task's own thread.
-fn worth_helping(per_chunk: Duration, left: usize) -> bool {
-    per_chunk.saturating_mul(u32::try_from(left).unwrap_or(u32::MAX)) >= MIN_WORK_LEFT_TO_HELP
+/// Help costs a slot's thread its own opening of the task's steps, and perhaps a wake-up: it
+/// is asked for only while the batches left would take the task's thread at least this long
+/// alone.
+const MIN_WORK_LEFT_TO_HELP: Duration = Duration::from_micros(100);
+
+/// Whether help is worth asking for, `left` batches before the end, for batches that took
+/// `per_batch` each so far on the task's own thread.
+fn worth_helping(per_batch: Duration, left: usize) -> bool {
+    per_batch.saturating_mul(u32::try_from(left).unwrap_or(u32::MAX)) >= MIN_WORK_LEFT_TO_HELP
 }
 
 /// What decides whether a task's batches are shared among threads.
@@ -175,10 +184,22 @@ impl Chunks {
         }
     }
 
+    /// All the partition's batches.
+    fn all(&self) -> &[Batch] {
+        self.block.shared().unwrap_or_default()
+    }
+
     /// The batches of chunk `index`.
     fn batches(&self, index: usize) -> &[Batch] {
-        let all = self.block.shared().unwrap_or_default();
+        let all = self.all();
         &all[chunk_range(index, all.len())]
+    }
+
+    /// Batches no thread has taken yet.
+    fn batches_left(&self) -> usize {
+        let total = self.all().len();
+        let next = self.count() - self.cursor.left();
+        total - chunk_range(next, total).start
     }
 
     /// How many chunks there are.
@@ -187,15 +208,25 @@ impl Chunks {
     }
 }
 
-/// How many chunks `batches` batches make.
+/// How many chunks `batches` batches make: chunks of [`CHUNK_BATCHES`], then one for each of
+/// the last [`TAIL_BATCHES`].
 fn chunk_count(batches: usize) -> usize {
-    batches.div_ceil(CHUNK_BATCHES)
+    let tail = batches.min(TAIL_BATCHES);
+    (batches - tail).div_ceil(CHUNK_BATCHES) + tail
 }
 
-/// Which of `batches` batches chunk `index` holds.
+/// Which of `batches` batches chunk `index` holds (past the last chunk: an empty range at the
+/// end).
 fn chunk_range(index: usize, batches: usize) -> std::ops::Range<usize> {
-    let start = index * CHUNK_BATCHES;
-    start..(start + CHUNK_BATCHES).min(batches)
+    let body = batches - batches.min(TAIL_BATCHES);
+    let body_chunks = body.div_ceil(CHUNK_BATCHES);
+    if index < body_chunks {
+        let start = index * CHUNK_BATCHES;
+        start..(start + CHUNK_BATCHES).min(body)
+    } else {
+        let start = (body + (index - body_chunks)).min(batches);
+        start..(start + 1).min(batches)
+    }
 }
 
 /// The action state one chunk went into, boxed: the steps that fed it pointed at it.
@@ -230,8 +261,8 @@ fn run_chunk(
     Ok(ChunkState(state))
 }
 
-/// Runs the task's cached partition in chunks on this thread and on helpers started on idle
-/// slots, and merges every chunk's state into `action`, in chunk order. Returns how many
+/// Runs the task's cached partition in chunks on this thread and on the executor's slots that
+/// no task wants, and merges every chunk's state into `action`, in chunk order. Returns how many
 /// threads took chunks. A record-wise step holds nothing between batches: its `finish` is not
 /// called.
 pub(crate) fn drive_shared(
@@ -247,94 +278,69 @@ pub(crate) fn drive_shared(
     };
     let cursor = &chunks.cursor;
     let (done, finished) = mpsc::channel::<Done>();
-    std::thread::scope(|scope| {
-        let mut helpers = Vec::new();
-        let mut in_order = InOrder::new();
-        let mut failed = None;
-        let (started, mut ran) = (Instant::now(), 0u32);
-        while let Some(index) = cursor.claim() {
-            if ran > 0
-                && worth_helping(started.elapsed() / ran, cursor.left())
-                && let Some(slots) = env.slots
-                && let Some(slot) = slots.take_idle()
-            {
-                let (chunks, done) = (&chunks, done.clone());
-                let helper = std::thread::Builder::new()
-                    .name("tessera-help".into())
-                    .spawn_scoped(scope, move || {
-                        below_tasks();
-                        help(task, env, slots, slot, chunks, done)
-                    });
-                // A helper that cannot start is help not given: the task goes on alone.
-                helpers.extend(helper.ok());
-            }
-            match run_chunk(task, env, chain, &chunks, index, shared) {
-                Ok(state) => in_order.put(index, state),
-                Err(error) => {
-                    failed = Some(error);
-                    break;
-                }
-            }
-            ran += 1;
-            // What helpers finished meanwhile, merged as soon as it is next in order.
-            for helped in finished.try_iter() {
-                match helped {
-                    Ok((index, state)) => in_order.put(index, state),
-                    Err(error) => failed = failed.or(Some(error)),
-                }
-            }
-            if failed.is_some() {
-                break;
-            }
-            if let Err(error) = in_order.merge_ready(|part| merge(action, part, shared)) {
+    // What helpers give back as they end, kept until their chunks' states are merged.
+    let helped: std::sync::Mutex<Vec<Helped>> = std::sync::Mutex::new(Vec::new());
+    let help = || help(task, env, &chunks, &done, &helped);
+    let mut offered = None;
+    let mut in_order = InOrder::new();
+    let mut failed = None;
+    let (started, mut ran_batches) = (Instant::now(), 0u32);
+    while let Some(index) = cursor.claim() {
+        // Help is asked for once the task's own pace is known, by when a job's other tasks,
+        // sent together, have reached the executor's other slots.
+        if offered.is_none()
+            && ran_batches > 0
+            && let Some(slots) = env.slots
+            && worth_helping(started.elapsed() / ran_batches, chunks.batches_left())
+        {
+            offered = Some(slots.offer_help(&help));
+        }
+        match run_chunk(task, env, chain, &chunks, index, shared) {
+            Ok(state) => in_order.put(index, state),
+            Err(error) => {
                 failed = Some(error);
                 break;
             }
         }
-        if failed.is_some() {
-            cursor.stop();
-        }
-        drop(done);
-        // Every helper is waited for, whatever happened here: they use this task's state. Each
-        // gives back the error state its chunks' steps point at, kept until they are merged.
-        let helped: Vec<Helped> = helpers
-            .into_iter()
-            .map(|helper| {
-                helper
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect();
-        let threads = 1 + helped.iter().filter(|helper| helper.took_chunks).count() as u32;
-        for helped in finished.iter() {
+        ran_batches += chunks.batches(index).len() as u32;
+        // What helpers finished meanwhile, merged as soon as it is next in order.
+        for helped in finished.try_iter() {
             match helped {
                 Ok((index, state)) => in_order.put(index, state),
                 Err(error) => failed = failed.or(Some(error)),
             }
         }
-        if let Some(error) = failed {
-            return Err(error);
+        if failed.is_some() {
+            break;
         }
-        in_order.merge_ready(|part| merge(action, part, shared))?;
-        debug_assert_eq!(in_order.merged(), chunks.count(), "every chunk merged");
-        // The steps point at the task's action again, not at a chunk's state merged and gone.
-        link(chain, action);
-        Ok(threads)
-    })
-}
-
-/// Puts this helper thread below the others (nice 10, about a tenth of a busy thread's share
-/// of a core): it works on a core no task wants, and whatever comes for that core (the
-/// executor's runtime receiving the job's other tasks, the session, another process) goes
-/// first. Not `SCHED_IDLE`, below everything: a helper's task waits for the chunk it holds, and
-/// at `SCHED_IDLE` that chunk would wait as long as other processes kept every core busy. If
-/// the system refuses, the helper runs as it is.
-fn below_tasks() {
-    // SAFETY: gettid and setpriority read only the parameters given; Linux takes a thread's id
-    // where this asks for a process's, so only this thread changes.
-    unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
+        if let Err(error) = in_order.merge_ready(|part| merge(action, part, shared)) {
+            failed = Some(error);
+            break;
+        }
     }
+    if failed.is_some() {
+        cursor.stop();
+    }
+    // Withdrawn, the offer has no helper left: none uses this task's state any more.
+    drop(offered);
+    let helped = helped.into_inner().unwrap_or_else(|e| e.into_inner());
+    let threads = 1 + helped.iter().filter(|helper| helper.took_chunks).count() as u32;
+    for helped in finished.try_iter() {
+        match helped {
+            Ok((index, state)) => in_order.put(index, state),
+            Err(error) => failed = failed.or(Some(error)),
+        }
+    }
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    in_order.merge_ready(|part| merge(action, part, shared))?;
+    debug_assert_eq!(in_order.merged(), chunks.count(), "every chunk merged");
+    // The steps point at the task's action again, not at a chunk's state merged and gone.
+    link(chain, action);
+    // The helpers' error states, which their chunks' steps pointed at, go last.
+    drop(helped);
+    Ok(threads)
 }
 
 /// Merges a chunk's state into the task's action.
@@ -356,34 +362,41 @@ struct Helped<'a> {
     _shared: Box<Shared<'a>>,
 }
 
-/// A helper's work on an idle slot: opens the task's steps again, starting from the same
-/// cached block, and runs chunks until none are left or a task wants the slot, sending each
-/// chunk's state to the task's thread.
+/// A slot's help with the task's chunks, on the slot's own thread: opens the task's steps
+/// again, starting from the same cached block, and runs chunks until none are left or a task
+/// wants the slot, sending each chunk's state to the task's thread.
 fn help<'a>(
     task: &'a TaskSpec,
     env: &'a TaskEnv,
-    slots: &TaskSlots,
-    _slot: IdleSlot<'_>,
     chunks: &Chunks,
-    done: mpsc::Sender<Done>,
-) -> Helped<'a> {
+    done: &mpsc::Sender<Done>,
+    helped: &std::sync::Mutex<Vec<Helped<'a>>>,
+) -> HelpEnded {
     let mut shared = Box::new(Shared::new(env.cancelled));
     let mut took_chunks = false;
-    // Opening as the task did cannot fail where the task's did not, unless the block went
-    // in between; then the task's thread does the rest alone.
-    let opened = build_chain(
-        task.chain.source.as_ref(),
-        &task.chain.steps,
-        env,
-        &mut shared,
-    )
-    .ok()
-    .flatten()
-    .filter(|chain| matches!(&chain.start, Start::Cached(b) if Arc::ptr_eq(b, &chunks.block)));
-    if let Some(mut chain) = opened {
-        while !slots.task_waiting() {
+    let mut ended = HelpEnded::NothingLeft;
+    let helping = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        // Opening as the task did cannot fail where the task's did not, unless the block went
+        // in between; then the task's thread does the rest alone.
+        let opened = build_chain(
+            task.chain.source.as_ref(),
+            &task.chain.steps,
+            env,
+            &mut shared,
+        )
+        .ok()
+        .flatten()
+        .filter(|chain| matches!(&chain.start, Start::Cached(b) if Arc::ptr_eq(b, &chunks.block)));
+        let Some(mut chain) = opened else {
+            return;
+        };
+        loop {
+            if env.slots.is_some_and(|slots| slots.task_waiting()) {
+                ended = HelpEnded::TaskWaiting;
+                return;
+            }
             let Some(index) = chunks.cursor.claim() else {
-                break;
+                return;
             };
             took_chunks = true;
             let ran = run_chunk(task, env, &mut chain, chunks, index, &mut shared);
@@ -392,14 +405,25 @@ fn help<'a>(
                 chunks.cursor.stop();
             }
             if done.send(ran.map(|state| (index, state))).is_err() || failed {
-                break;
+                return;
             }
         }
+    }));
+    // A chunk this thread took and did not finish fails the task rather than going missing.
+    if let Err(panic) = helping {
+        chunks.cursor.stop();
+        let text = panic_text(panic.as_ref()).unwrap_or_else(|| "no message".to_string());
+        let _ = done.send(Err(ExecutorError::HelperPanicked(text)));
+        ended = HelpEnded::NothingLeft;
     }
-    Helped {
-        took_chunks,
-        _shared: shared,
-    }
+    helped
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Helped {
+            took_chunks,
+            _shared: shared,
+        });
+    ended
 }
 
 #[cfg(test)]
@@ -448,16 +472,17 @@ mod tests {
     }
 
     #[test]
-    fn a_helper_starts_only_for_work_that_outlasts_its_start() {
-        let chunk = Duration::from_micros(300);
+    fn help_is_asked_for_only_for_work_that_outlasts_what_it_costs() {
+        let batch = Duration::from_micros(30);
         assert!(
-            worth_helping(chunk, 7),
-            "an LR task's chunks, most of them left"
+            worth_helping(batch, 60),
+            "an LR task's batches, most of them left"
         );
-        assert!(worth_helping(chunk, 1));
+        assert!(worth_helping(batch, 4));
+        assert!(!worth_helping(batch, 3), "three batches: 90 µs");
         assert!(
-            !worth_helping(Duration::from_micros(20), 10),
-            "a count's chunks"
+            !worth_helping(Duration::from_micros(2), 40),
+            "a count's batches"
         );
         assert!(!worth_helping(Duration::from_secs(1), 0), "nothing left");
         assert!(
@@ -467,15 +492,34 @@ mod tests {
     }
 
     #[test]
-    fn chunks_cover_the_batches_once_the_last_one_shorter() {
-        assert_eq!(chunk_count(19), 3);
-        let covered: Vec<usize> = (0..chunk_count(19))
-            .flat_map(|i| chunk_range(i, 19))
-            .collect();
-        assert_eq!(covered, (0..19).collect::<Vec<_>>());
-        assert_eq!(chunk_range(2, 19).len(), 3);
-        assert_eq!(chunk_count(16), 2);
-        assert_eq!(chunk_count(0), 0);
+    fn chunks_cover_the_batches_once_the_last_ones_one_by_one() {
+        for batches in [0, 1, 5, 8, 9, 16, 19, 61, 1000] {
+            let covered: Vec<usize> = (0..chunk_count(batches))
+                .flat_map(|i| chunk_range(i, batches))
+                .collect();
+            assert_eq!(
+                covered,
+                (0..batches).collect::<Vec<_>>(),
+                "{batches} batches"
+            );
+            let sizes: Vec<usize> = (0..chunk_count(batches))
+                .map(|i| chunk_range(i, batches).len())
+                .collect();
+            let tail = batches.min(TAIL_BATCHES);
+            assert!(
+                sizes[sizes.len() - tail..].iter().all(|&n| n == 1),
+                "{batches}: {sizes:?}"
+            );
+            assert!(
+                sizes.iter().all(|&n| (1..=CHUNK_BATCHES).contains(&n)),
+                "{batches}: {sizes:?}"
+            );
+        }
+        // An LR task's 61 batches: seven chunks before the tail (the last of five), then eight.
+        assert_eq!(chunk_count(61), 15);
+        assert_eq!(chunk_range(6, 61), 48..53);
+        assert_eq!(chunk_range(7, 61), 53..54);
+        assert_eq!(chunk_range(15, 61), 61..61, "past the end: nothing");
     }
 
     #[test]

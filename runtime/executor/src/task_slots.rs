@@ -15,6 +15,10 @@
 //! pool still serves shuffle buckets and replicas; as its threads no longer run tasks that
 //! would reuse what they free, each of those jobs hands it back as it ends
 //! ([`crate::allocator::spawn_blocking`]).
+//!
+//! A slot's thread with no task to run helps a running task that offers help
+//! ([`TaskSlots::offer_help`], `morsels.rs`): it takes the task's next batches itself, at once,
+//! instead of a helper thread being started when the task next looks for an idle slot.
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -31,9 +35,12 @@ type Job = Box<dyn FnOnce() + Send>;
 /// The slots: their threads, the tasks waiting for them, and who may take one.
 pub struct TaskSlots {
     state: Mutex<State>,
-    /// Wakes a slot's thread: a task came, or a core came back from helping.
+    /// Wakes a slot's thread: a task came, a core came back, or a task offered help.
     wake: Condvar,
-    /// Tasks in the queue, which come before any help ([`IdleSlot`]); read without the lock.
+    /// Wakes a task whose offer of help is withdrawn once its last helper has ended.
+    helped: Condvar,
+    /// Tasks in the queue, which come before any help ([`TaskSlots::offer_help`]); read without
+    /// the lock.
     waiting: AtomicUsize,
 }
 
@@ -43,15 +50,51 @@ struct State {
     queue: VecDeque<(u64, Job)>,
     /// The number the next task queued gets.
     next: u64,
-    /// Cores neither running a task nor lent to help. There is a thread per core, so a free
+    /// Cores neither running a task nor helping one. There is a thread per core, so a free
     /// core always has an idle thread.
     free: usize,
+    /// Running tasks' offers of help, oldest first.
+    offers: Vec<Offer>,
+    /// The number the next offer gets.
+    next_offer: u64,
 }
 
-/// A slot no task wanted, taken to help a running task with its records (`morsels.rs`): its
-/// core, not its thread. Dropping it gives the slot back.
-pub struct IdleSlot<'a> {
+/// What a task asks of idle slots: called on a slot's thread, it takes the task's work until
+/// none is left or a task waits for the slot ([`TaskSlots::task_waiting`]), and says which.
+pub type Help<'a> = dyn Fn() -> HelpEnded + Sync + 'a;
+
+/// Why a helper stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HelpEnded {
+    /// The task's work is all taken: no other slot need come.
+    NothingLeft,
+    /// A task waits for the slot (tasks come before help).
+    TaskWaiting,
+}
+
+/// One running task's offer.
+struct Offer {
+    number: u64,
+    /// The task's help, its lifetime erased: [`OfferedHelp`]'s drop removes the offer only once
+    /// `helpers` is back to 0, so no slot calls it after the task's frame is gone.
+    help: HelpFn,
+    /// Slots' threads running `help` now.
+    helpers: usize,
+    /// No slot takes it any more: its work is all taken, or the task withdrew it.
+    closed: bool,
+}
+
+/// [`Help`] with its borrow erased (see [`Offer::help`]).
+struct HelpFn(*const Help<'static>);
+
+// SAFETY: the pointee is `Sync` (`Help` says so), and it is only called while its owner waits
+// for its helpers (see `Offer::help`).
+unsafe impl Send for HelpFn {}
+
+/// An offer of help, open until dropped; dropping it waits for the slots helping to end.
+pub struct OfferedHelp<'a> {
     slots: &'a TaskSlots,
+    number: u64,
 }
 
 /// Why a slot could not run a task's body.
@@ -77,8 +120,11 @@ impl TaskSlots {
                 queue: VecDeque::new(),
                 next: 0,
                 free: count,
+                offers: Vec::new(),
+                next_offer: 0,
             }),
             wake: Condvar::new(),
+            helped: Condvar::new(),
             waiting: AtomicUsize::new(0),
         });
         for index in 0..count {
@@ -91,10 +137,33 @@ impl TaskSlots {
     }
 
     /// A slot's thread: runs the queue's tasks while a core is free for them, the next as soon
-    /// as the last ends.
+    /// as the last ends, and helps a running task that offers help when no task waits.
     fn serve(&self) {
         let mut state = self.state.lock();
         loop {
+            if state.free > 0
+                && state.queue.is_empty()
+                && let Some(offer) = state.offers.iter_mut().find(|offer| !offer.closed)
+            {
+                offer.helpers += 1;
+                let (number, help) = (offer.number, offer.help.0);
+                state.free -= 1;
+                drop(state);
+                // SAFETY: the offer stays until `helpers` is back to 0 (`Offer::help`).
+                let help = unsafe { &*help };
+                // A bug in a helper must not take the slot's thread or leave the task
+                // waiting for it: it counts as the end of the help.
+                let ended = std::panic::catch_unwind(AssertUnwindSafe(help))
+                    .unwrap_or(HelpEnded::NothingLeft);
+                state = self.state.lock();
+                state.free += 1;
+                if let Some(offer) = state.offers.iter_mut().find(|o| o.number == number) {
+                    offer.helpers -= 1;
+                    offer.closed |= ended == HelpEnded::NothingLeft;
+                }
+                self.helped.notify_all();
+                continue;
+            }
             if state.free == 0 || state.queue.is_empty() {
                 self.wake.wait(&mut state);
                 continue;
@@ -151,15 +220,30 @@ impl TaskSlots {
         }
     }
 
-    /// A slot free now that no task waits for, if there is one. A task that then comes waits
-    /// until the help gives it back ([`TaskSlots::task_waiting`]).
-    pub fn take_idle(&self) -> Option<IdleSlot<'_>> {
-        let mut state = self.state.lock();
-        if !state.queue.is_empty() || state.free == 0 {
-            return None;
+    /// Offers `help` to the slots no task wants, until the returned guard is dropped: a slot's
+    /// thread that has no task to run calls it (at once, if one is idle now), and more than
+    /// one may. Dropping the guard waits for the helpers to end.
+    pub fn offer_help<'a>(&'a self, help: &'a Help<'a>) -> OfferedHelp<'a> {
+        // SAFETY: only the lifetime changes; `OfferedHelp`'s drop keeps `help` from being
+        // called once `'a` may have ended (`Offer::help`).
+        let help: *const Help<'static> = unsafe { std::mem::transmute(help as *const Help<'a>) };
+        let number = {
+            let mut state = self.state.lock();
+            let number = state.next_offer;
+            state.next_offer += 1;
+            state.offers.push(Offer {
+                number,
+                help: HelpFn(help),
+                helpers: 0,
+                closed: false,
+            });
+            number
+        };
+        self.wake.notify_all();
+        OfferedHelp {
+            slots: self,
+            number,
         }
-        state.free -= 1;
-        Some(IdleSlot { slots: self })
     }
 
     /// Whether a task waits for a slot: help stops, and gives its slot back, when one does.
@@ -185,11 +269,20 @@ impl Drop for Place<'_> {
     }
 }
 
-impl Drop for IdleSlot<'_> {
+impl Drop for OfferedHelp<'_> {
     fn drop(&mut self) {
-        self.slots.state.lock().free += 1;
-        // A task may have come meanwhile: this core is its.
-        self.slots.wake.notify_one();
+        let mut state = self.slots.state.lock();
+        let at = |state: &State| state.offers.iter().position(|o| o.number == self.number);
+        if let Some(i) = at(&state) {
+            state.offers[i].closed = true;
+        }
+        while let Some(i) = at(&state) {
+            if state.offers[i].helpers == 0 {
+                state.offers.remove(i);
+                break;
+            }
+            self.slots.helped.wait(&mut state);
+        }
     }
 }
 
@@ -277,56 +370,122 @@ mod tests {
         assert!(!slots.task_waiting());
     }
 
-    #[tokio::test]
-    async fn an_idle_slot_helps_only_while_no_task_waits() {
-        let slots = TaskSlots::start(2).unwrap();
-        let (release, running) = held(&slots);
-        let helping = loop {
-            // The held task takes its slot when its thread gets to it.
-            if let Some(idle) = slots.take_idle()
-                && slots.take_idle().is_none()
-            {
-                break idle;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        };
-        // A task that comes waits for the helper's slot, and is seen waiting.
-        let (release_coming, coming) = held(&slots);
-        until_waiting(&slots, true).await;
-        assert!(slots.take_idle().is_none(), "a waiting task comes first");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(slots.task_waiting(), "both slots are taken");
-        drop(helping);
-        until_waiting(&slots, false).await;
-        release.send(()).unwrap();
-        running.await.unwrap().unwrap();
-        until_slot_idle(&slots).await;
-        release_coming.send(()).unwrap();
-        coming.await.unwrap().unwrap();
-    }
-
-    /// Polls until a slot is idle, and gives it back.
-    async fn until_slot_idle(slots: &TaskSlots) {
-        while slots.take_idle().is_none() {
+    /// Polls until `count` slots are free: neither running a task nor helping.
+    async fn until_free(slots: &TaskSlots, count: usize) {
+        while slots.state.lock().free != count {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+    }
+
+    /// Sets its flag when dropped: a helper that watches the flag then ends, so that a failed
+    /// assertion does not leave the offer's drop waiting for it.
+    struct SetOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+
+    impl Drop for SetOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_slot_helps_a_task_that_offers_help_until_a_task_comes() {
+        let slots = TaskSlots::start(2).unwrap();
+        let (release, running) = held(&slots);
+        until_free(&slots, 1).await;
+        let (helping, helps) = mpsc::channel::<String>();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let help = || {
+            let _ = helping.send(thread_name());
+            loop {
+                if stop.load(Ordering::SeqCst) {
+                    return HelpEnded::NothingLeft;
+                }
+                if slots.task_waiting() {
+                    return HelpEnded::TaskWaiting;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        let offered = slots.offer_help(&help);
+        let _stop = SetOnDrop(&stop);
+        let helper = helps
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the idle slot's thread helps at once");
+        assert!(helper.starts_with("tessera-task-"), "{helper}");
+        assert_eq!(slots.state.lock().free, 0, "the helping slot is taken");
+        // A task that comes gets the helper's slot: the help ends, and the task runs on it.
+        let (started, has_started) = mpsc::channel::<String>();
+        let (release_coming, until) = mpsc::channel::<()>();
+        let coming = {
+            let slots = slots.clone();
+            tokio::spawn(async move {
+                slots
+                    .run(move || {
+                        let _ = started.send(thread_name());
+                        let _ = until.recv();
+                    })
+                    .await
+            })
+        };
+        let thread = has_started
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the task that came took the helping slot");
+        assert_eq!(thread, helper, "on the thread that was helping");
+        assert!(!slots.task_waiting());
+        // Once the task ends, the slot helps again while the offer stands.
+        release_coming.send(()).unwrap();
+        coming.await.unwrap().unwrap();
+        let again = helps
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the slot helps again after its task");
+        assert_eq!(again, helper);
+        stop.store(true, Ordering::SeqCst);
+        drop(offered);
+        assert!(slots.state.lock().offers.is_empty(), "the offer is gone");
+        release.send(()).unwrap();
+        running.await.unwrap().unwrap();
+        until_free(&slots, 2).await;
+    }
+
+    #[tokio::test]
+    async fn withdrawing_an_offer_waits_for_its_helper_and_a_closed_one_is_not_taken() {
+        let slots = TaskSlots::start(1).unwrap();
+        let (ended_tx, ended) = mpsc::channel::<()>();
+        let calls = AtomicUsize::new(0);
+        let help = || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(50));
+            let _ = ended_tx.send(());
+            HelpEnded::NothingLeft
+        };
+        let offered = slots.offer_help(&help);
+        while calls.load(Ordering::SeqCst) == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(offered);
+        assert!(
+            ended.try_recv().is_ok(),
+            "the guard's drop returned only once the helper had ended"
+        );
+        until_free(&slots, 1).await;
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "work said to be all taken is not offered again"
+        );
     }
 
     #[tokio::test]
     async fn a_waiting_task_that_gives_up_is_no_longer_counted() {
         let slots = TaskSlots::start(1).unwrap();
         let (release, running) = held(&slots);
-        // Until the held task has the slot.
-        while let Some(idle) = slots.take_idle() {
-            drop(idle);
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        until_free(&slots, 0).await;
         let gave_up = tokio::time::timeout(Duration::from_millis(20), slots.run(|| ())).await;
         assert!(gave_up.is_err());
         assert!(!slots.task_waiting());
         release.send(()).unwrap();
         running.await.unwrap().unwrap();
-        until_slot_idle(&slots).await;
+        until_free(&slots, 1).await;
     }
 
     #[tokio::test]
