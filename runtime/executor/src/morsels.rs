@@ -280,7 +280,7 @@ pub(crate) fn drive_shared(
     let (done, finished) = mpsc::channel::<Done>();
     // What helpers give back as they end, kept until their chunks' states are merged.
     let helped: std::sync::Mutex<Vec<Helped>> = std::sync::Mutex::new(Vec::new());
-    let help = || help(task, env, &chunks, &done, &helped);
+    let helping = || help(task, env, &chunks, &done, &helped);
     let mut offered = None;
     let mut in_order = InOrder::new();
     let mut failed = None;
@@ -293,7 +293,7 @@ pub(crate) fn drive_shared(
             && let Some(slots) = env.slots
             && worth_helping(started.elapsed() / ran_batches, chunks.batches_left())
         {
-            offered = Some(slots.offer_help(&help));
+            offered = Some(slots.offer_help(&helping));
         }
         match run_chunk(task, env, chain, &chunks, index, shared) {
             Ok(state) => in_order.put(index, state),
@@ -375,7 +375,7 @@ fn help<'a>(
     let mut shared = Box::new(Shared::new(env.cancelled));
     let mut took_chunks = false;
     let mut ended = HelpEnded::NothingLeft;
-    let helping = std::panic::catch_unwind(AssertUnwindSafe(|| {
+    let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
         // Opening as the task did cannot fail where the task's did not, unless the block went
         // in between; then the task's thread does the rest alone.
         let opened = build_chain(
@@ -410,7 +410,7 @@ fn help<'a>(
         }
     }));
     // A chunk this thread took and did not finish fails the task rather than going missing.
-    if let Err(panic) = helping {
+    if let Err(panic) = caught {
         chunks.cursor.stop();
         let text = panic_text(panic.as_ref()).unwrap_or_else(|| "no message".to_string());
         let _ = done.send(Err(ExecutorError::HelperPanicked(text)));
