@@ -93,3 +93,41 @@ impl AllocationPolicy {
         allocator
     }
 }
+
+/// The allocation settings a snapshot of the master shows: the policy, and the roles' weights and quotas
+/// from the master's flags.
+#[derive(Debug)]
+pub(crate) struct RoleSettings {
+    pub policy: AllocationPolicy,
+    pub weights: Vec<(String, f64)>,
+    pub quotas: Vec<(String, tessera_allocator::Quota)>,
+}
+
+impl RoleSettings {
+    /// The settings of `config`.
+    pub fn of(config: &MasterConfig) -> Self {
+        RoleSettings {
+            policy: config.policy,
+            weights: config.role_weights.clone(),
+            quotas: config.role_quotas.clone(),
+        }
+    }
+
+    /// `role`'s weight: 1 unless a flag set it (as the allocator's).
+    pub fn weight(&self, role: &str) -> f64 {
+        self.weights
+            .iter()
+            .rev()
+            .find(|(name, _)| name == role)
+            .map_or(1.0, |(_, weight)| *weight)
+    }
+
+    /// `role`'s quota: none unless a flag set it.
+    pub fn quota(&self, role: &str) -> Option<&tessera_allocator::Quota> {
+        self.quotas
+            .iter()
+            .rev()
+            .find(|(name, _)| name == role)
+            .map(|(_, quota)| quota)
+    }
+}

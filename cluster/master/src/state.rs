@@ -262,7 +262,7 @@ pub struct MasterState {
     /// When this master started, in seconds since the Unix epoch.
     start_time: u64,
     /// The policy and the roles' weights and quotas, as the allocator was given them.
-    roles: snapshot::RoleSettings,
+    roles: crate::config::RoleSettings,
     /// Counters of what happened since the master started.
     pub(crate) metrics: Metrics,
     /// The failover timeout of frameworks that name none (`--framework-failover-timeout-ms`).
@@ -302,7 +302,7 @@ impl MasterState {
             framework_heartbeat_interval: config.framework_heartbeat_interval,
             reclaim_after: config.reclaim_after,
             start_time: since_epoch.as_secs(),
-            roles: snapshot::RoleSettings::of(config),
+            roles: crate::config::RoleSettings::of(config),
             metrics: Metrics::default(),
             default_failover: config.framework_failover_timeout,
         }

@@ -383,7 +383,14 @@ impl MasterState {
             roles.entry(name).or_insert_with(|| RoleView {
                 name: name.clone(),
                 weight: self.roles.weight(name),
-                quota: self.roles.quota(name),
+                quota: self
+                    .roles
+                    .quota(name)
+                    .map(|quota| QuotaView {
+                        guarantee: quota.guarantee.into(),
+                        limit: quota.limit.map(Amount::from),
+                    })
+                    .unwrap_or_default(),
                 frameworks: Vec::new(),
                 allocated: of(&sums.role_used, name),
                 offered: of(&sums.role_offered, name),
@@ -482,47 +489,5 @@ impl From<&Snapshot> for pb::ClusterStatusResponse {
                 })
                 .collect(),
         }
-    }
-}
-
-/// The allocation settings the snapshot shows: the policy, and the roles' weights and quotas
-/// from the master's flags.
-#[derive(Debug)]
-pub(crate) struct RoleSettings {
-    pub policy: crate::config::AllocationPolicy,
-    pub weights: Vec<(String, f64)>,
-    pub quotas: Vec<(String, tessera_allocator::Quota)>,
-}
-
-impl RoleSettings {
-    /// The settings of `config`.
-    pub fn of(config: &crate::config::MasterConfig) -> Self {
-        RoleSettings {
-            policy: config.policy,
-            weights: config.role_weights.clone(),
-            quotas: config.role_quotas.clone(),
-        }
-    }
-
-    /// `role`'s weight: 1 unless a flag set it (as the allocator's).
-    fn weight(&self, role: &str) -> f64 {
-        self.weights
-            .iter()
-            .rev()
-            .find(|(name, _)| name == role)
-            .map_or(1.0, |(_, weight)| *weight)
-    }
-
-    /// `role`'s quota: none unless a flag set it.
-    fn quota(&self, role: &str) -> QuotaView {
-        self.quotas
-            .iter()
-            .rev()
-            .find(|(name, _)| name == role)
-            .map(|(_, quota)| QuotaView {
-                guarantee: quota.guarantee.into(),
-                limit: quota.limit.map(Amount::from),
-            })
-            .unwrap_or_default()
     }
 }
