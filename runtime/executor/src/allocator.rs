@@ -71,13 +71,20 @@ pub fn set_up(limit_mb: Option<u64>) {
     }
 }
 
-/// Hands what the calling thread's finished task freed back to mimalloc's shared pool (and the
-/// system), so that the next task on another thread reuses it: measured, executors then hold
-/// less memory and run word count's map tasks faster (BENCHMARKS.md). Near the executor's
-/// limit, freed memory goes back to the system at once from then on, on every thread; away
-/// from it, once per purge delay, as [`purge_when_due`] says.
-pub fn release_freed_memory() {
-    if follow_the_limit() || purge_due() {
+/// Hands what the calling thread freed back to mimalloc's shared pool (and the system), so
+/// that the next task on another thread reuses it: measured, executors then hold less memory
+/// and run word count's map tasks faster (BENCHMARKS.md). Near the executor's limit, freed
+/// memory goes back to the system at once from then on, on every thread; away from it, once
+/// per purge delay, as [`purge_when_due`] says, or at once with `at_once`: where the thread will
+/// not reuse what it freed, after a task that cached a partition (what it read and parsed to
+/// compute it) and after a partition was copied to or from another executor (buffers as large
+/// as the partition). The LR benchmark's executors then grew by 1.20x the cached points
+/// instead of 1.24x. An executor killed in the chaos suite is mostly killed soon after its
+/// copies, and the kernel frees a killed process's memory before it closes its sockets: the
+/// less it holds, the sooner the driver sees it lost (BENCHMARKS.md).
+pub fn release_freed_memory(at_once: bool) {
+    // The limit is followed first, whatever else decides: it switches the purge delay.
+    if follow_the_limit() || at_once || purge_due() {
         purge();
     } else {
         collect(false);
@@ -124,18 +131,6 @@ pub fn purge_when_due() {
 thread_local! {
     /// When this thread last made mimalloc purge, or first asked whether it should.
     static LAST_PURGE: Cell<Option<Instant>> = const { Cell::new(None) };
-}
-
-/// Makes mimalloc hand back at once what this thread freed, where the thread will not reuse it:
-/// after a task that cached a partition (what it read and parsed to compute it), and after a
-/// partition was copied to or from another executor (buffers as large as the partition). The
-/// LR benchmark's executors then grew by 1.20x the cached points instead of 1.24x. An executor
-/// killed in the chaos suite is mostly killed soon after its copies, and the kernel frees a
-/// killed process's memory before it closes its sockets: the less it holds, the sooner the
-/// driver sees it lost (BENCHMARKS.md).
-pub fn purge_now() {
-    follow_the_limit();
-    purge();
 }
 
 /// Has mimalloc hand back to the system everything it keeps that this thread freed, and notes

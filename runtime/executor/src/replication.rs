@@ -5,7 +5,7 @@
 //! logged and the partition simply has fewer copies. An executor that receives a copy loads the
 //! code that decodes its records (a cell library, fetched from the driver like a task's) and
 //! keeps it at the same level. Either side then has mimalloc hand back the copy's buffers at
-//! once ([`crate::allocator::purge_now`]).
+//! once ([`crate::allocator::release_freed_memory`]).
 
 use crate::artifacts::Artifacts;
 use crate::blocks::BlockManager;
@@ -85,7 +85,7 @@ pub async fn copy(
         .ok_or(ExecutorError::NotCached { rdd, partition })??;
     let sent = send_one(&block, peer, clients).await;
     drop(block);
-    crate::allocator::purge_now();
+    crate::allocator::release_freed_memory(true);
     sent
 }
 
@@ -113,7 +113,7 @@ pub async fn send(
         }
     }
     if copying {
-        crate::allocator::purge_now();
+        crate::allocator::release_freed_memory(true);
     }
 }
 
@@ -187,7 +187,7 @@ pub async fn receive(
     .map_err(|e| ExecutorError::CacheDecode {
         message: e.to_string(),
     })??;
-    crate::allocator::purge_now();
+    crate::allocator::release_freed_memory(true);
     kept.map(|_| ()).ok_or_else(too_large)
 }
 

@@ -129,11 +129,7 @@ impl Executor for ExecutorService {
                     // read and parsed) is not what the tasks that read the cache allocate.
                     let cached = matches!(&outcome,
                         TaskOutcome::Success { metrics, .. } if !metrics.stored.is_empty());
-                    if cached {
-                        crate::allocator::purge_now();
-                    } else {
-                        crate::allocator::release_freed_memory();
-                    }
+                    crate::allocator::release_freed_memory(cached);
                     (task, outcome, copies)
                 })
                 .await
@@ -188,7 +184,7 @@ impl Executor for ExecutorService {
         require(&request, "DropBroadcast", &[Principal::Driver])?;
         let broadcast = request.into_inner().broadcast;
         let bytes = self.broadcasts.release(broadcast);
-        crate::allocator::release_freed_memory();
+        crate::allocator::release_freed_memory(false);
         tracing::debug!(broadcast, bytes, "dropped a broadcast the driver released");
         Ok(Response::new(Empty {}))
     }

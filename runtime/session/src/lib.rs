@@ -204,6 +204,13 @@ impl std::fmt::Display for CellError {
 /// (`tessera::Error::UnlistedCaptures`); `tests/tests/captures.rs` checks the two agree.
 const UNSENDABLE_CAPTURES: &str = "that Tessera cannot send to executors";
 
+/// What came of compiling and running a cell, and the captures its rewrites could not copy
+/// ([`auto_capture::Uncopied`]).
+type CompiledRun = (
+    Result<tessera_cells::CellOutcome, tessera_cells::CellsError>,
+    Vec<auto_capture::Uncopied>,
+);
+
 /// A running session: the driver, its executors and the cell engine, with the cells run so
 /// far and the variables they left.
 pub struct Session {
@@ -212,8 +219,6 @@ pub struct Session {
     sink: Arc<Mutex<OutputSink>>,
     /// Cells that ran successfully, for `:save`.
     history: Vec<String>,
-    /// The running cell's captures that its rewrite could not copy, when it runs as written.
-    uncopied: Vec<auto_capture::Uncopied>,
     color: bool,
     /// What cells asked to show, for front ends that show it after the cell
     /// ([`Session::take_displays`]).
@@ -456,7 +461,6 @@ impl Session {
             engine,
             sink,
             history: Vec::new(),
-            uncopied: Vec::new(),
             color: config.color,
             watch: Default::default(),
             known_ids: Default::default(),
@@ -500,7 +504,7 @@ impl Session {
         self.analysis.cell_running(true);
         let result = self.compile_and_run(code);
         self.analysis.cell_running(false);
-        let result = result?;
+        let (result, uncopied) = result?;
         let failure = self.driver.take_cell_failure();
         let failed_job = failure.failed_job.as_ref();
         let outcome = match result {
@@ -527,7 +531,7 @@ impl Session {
         // plain-text panics.
         if let Some(mut message) = failure.panic.or(outcome.panic) {
             if message.contains(UNSENDABLE_CAPTURES) {
-                message.push_str(&auto_capture::explain_uncopied(&self.uncopied));
+                message.push_str(&auto_capture::explain_uncopied(&uncopied));
             }
             return Err(CellError {
                 kind: CellErrorKind::of_panic(&message, failed_job),
@@ -612,13 +616,11 @@ impl Session {
     /// When the rewritten cell does not compile, either a closure that runs on executors
     /// captures something that cannot be sent there (that error is the cell's result), or a
     /// rewrite does not fit the cell (a body mutating a capture): then the cell runs with fewer
-    /// rewrites (captures without fusion), and at last as written, any errors its own.
-    fn compile_and_run(
-        &mut self,
-        code: &str,
-    ) -> Result<Result<tessera_cells::CellOutcome, tessera_cells::CellsError>, CellError> {
+    /// rewrites (captures without fusion), and at last as written, any errors its own; with
+    /// what came of it go the captures the rewrites could not copy, for its errors to name.
+    fn compile_and_run(&mut self, code: &str) -> Result<CompiledRun, CellError> {
         let code = terminate_trailing_let(code);
-        self.uncopied.clear();
+        let mut uncopied: Vec<auto_capture::Uncopied> = Vec::new();
         for rewritten in self.rewrites(&code) {
             match self.engine.execute(&rewritten) {
                 Err(tessera_cells::CellsError::Compile {
@@ -638,9 +640,9 @@ impl Session {
                             kind: CellErrorKind::Compile,
                         });
                     }
-                    for uncopied in auto_capture::uncopied_captures(&errors) {
-                        if !self.uncopied.iter().any(|seen| seen.name == uncopied.name) {
-                            self.uncopied.push(uncopied);
+                    for capture in auto_capture::uncopied_captures(&errors) {
+                        if !uncopied.iter().any(|seen| seen.name == capture.name) {
+                            uncopied.push(capture);
                         }
                     }
                     tracing::debug!(
@@ -648,10 +650,10 @@ impl Session {
                         "the rewritten cell does not compile; trying it with fewer rewrites"
                     );
                 }
-                other => return Ok(other),
+                other => return Ok((other, uncopied)),
             }
         }
-        Ok(self.engine.execute(&code))
+        Ok((self.engine.execute(&code), uncopied))
     }
 
     /// The cell as the session compiles it (`:expand`): its `move` closures rewritten to
