@@ -863,6 +863,19 @@ async fn executors_of_an_agent_back_after_its_recovery_timeout_are_killed_and_lo
     .await;
 }
 
+/// The session's framework id and its running executor's id, once the master shows both.
+fn session_and_its_executor(status: &tessera_framework::ClusterStatus) -> Option<(String, String)> {
+    let session = status
+        .frameworks
+        .iter()
+        .find(|f| f.name == "tessera-session")?;
+    let executor = status
+        .executors
+        .iter()
+        .find(|e| e.framework_id == session.id && e.state == ExecutorState::Running)?;
+    Some((session.id.clone(), executor.executor_id.clone()))
+}
+
 /// Runs a real `tessera run` session on one agent that caches an RDD of 4 partitions and
 /// counts it, then `disrupt`s the cluster (given the session's framework id and its executor),
 /// then counts it again: every partition of the second count must come from the cache of the
@@ -885,23 +898,23 @@ fn a_session_counts_from_its_cache_across(
     let child = run_in_background(session, &metrics, &script_path);
     // The first count ran (and cached its 4 partitions).
     wait_for_tasks(&metrics, 0, 4);
-    let before = runtime
-        .block_on(cluster_status(&cluster.endpoint()))
-        .unwrap();
-    let session = before
-        .frameworks
-        .iter()
-        .find(|f| f.name == "tessera-session")
-        .expect("the session is subscribed")
-        .id
-        .clone();
-    let executor = before
-        .executors
-        .iter()
-        .find(|e| e.framework_id == session && e.state == ExecutorState::Running)
-        .expect("the session's executor runs")
-        .executor_id
-        .clone();
+    // The master hears from the agent that the executor runs, which may come after the
+    // session's first job has ended.
+    let (session, executor) = runtime.block_on(async {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(status) = cluster_status(&cluster.endpoint()).await
+                && let Some(found) = session_and_its_executor(&status)
+            {
+                return found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the session's executor is not shown running within {WAIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
 
     disrupt(&mut cluster, &runtime, &session, &executor);
     std::fs::write(&go, "").unwrap();

@@ -176,6 +176,9 @@ impl Round {
             finished: Vec::new(),
             size: 0,
         };
+        // Each task is placed and sent as it is spawned (`Round::spawn`); the executors'
+        // senders send them once all are.
+        let _placing = state.executors.sends.hold();
         for partition in partitions {
             let placed = Placements::default();
             let attempt = round.spawn(state, partition, Vec::new(), placed.clone());
@@ -202,10 +205,20 @@ impl Round {
     ) -> tokio::task::AbortHandle {
         let (state, action) = (state.clone(), self.action.clone());
         let (job_id, rdd) = (self.job_id, self.rdd);
-        self.tasks.spawn(async move {
+        let mut attempt = Box::pin(async move {
             let end = run_task(&state, job_id, rdd, partition, &action, &avoid, &placed).await;
             (partition, end)
-        })
+        });
+        // Placed and sent here, as far as it goes without waiting (a free slot on an executor,
+        // as a round's tasks mostly find), rather than when the runtime first runs it: the
+        // tasks of a round then reach each executor's sender while the round holds it
+        // (`send_hold.rs`) and go in one call. The runtime polls it again as it spawns it,
+        // with its own waker, so no wake-up is lost.
+        let mut not_yet_spawned = std::task::Context::from_waker(std::task::Waker::noop());
+        match attempt.as_mut().poll(&mut not_yet_spawned) {
+            std::task::Poll::Ready(end) => self.tasks.spawn(std::future::ready(end)),
+            std::task::Poll::Pending => self.tasks.spawn(attempt),
+        }
     }
 
     /// The next task to end and how, or `None` once every task has.

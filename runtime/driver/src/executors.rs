@@ -3,6 +3,7 @@
 
 use crate::artifacts::ArtifactStore;
 use crate::remote_executor::{GrpcExecutor, Notice, RemoteExecutor};
+use crate::send_hold::SendHold;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -67,6 +68,9 @@ pub struct Executors {
     /// Notified when executors come or go and when a task slot is given back: what a task
     /// waiting for a slot waits for.
     pub changed: Arc<tokio::sync::Notify>,
+    /// Held by a round of a stage while it places its tasks, so that each executor gets the
+    /// round's tasks in one call.
+    pub sends: Arc<SendHold>,
 }
 
 /// A task slot taken on an executor. Giving it back (dropping it) wakes the tasks waiting for a
@@ -165,7 +169,7 @@ impl DriverRpc for DriverService {
             cores: r.cores,
             memory_bytes: r.memory_bytes,
             sandbox_files: Some(r.sandbox_files).filter(|a| !a.is_empty()),
-            client: Arc::new(GrpcExecutor(client)),
+            client: Arc::new(GrpcExecutor::new(client, self.executors.sends.clone())),
             slots: ExecutorHandle::slots_for(r.cores),
         });
         Ok(Response::new(RegisterExecutorReply {

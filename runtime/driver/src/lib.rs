@@ -40,6 +40,7 @@ mod replication;
 mod scheduler;
 #[cfg(test)]
 mod scheduling_tests;
+mod send_hold;
 mod shared_values;
 mod side_files;
 mod speculation;

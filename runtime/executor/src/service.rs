@@ -9,20 +9,23 @@ use crate::task_env::TaskEnv;
 use crate::task_host::{Broadcasts, TaskHost};
 use crate::task_runner::{libraries, run_task};
 use crate::task_slots::{SlotError, TaskSlots};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tessera_credentials::Principal;
-use tessera_plan::{MapOutputLocation, ReplicaPeer, ShuffleId, TaskOutcome};
+use tessera_plan::{MapOutputLocation, ReplicaPeer, ShuffleId, TaskOutcome, TaskSpec};
 use tessera_wire::executor::executor_server::Executor;
 use tessera_wire::executor::{
     CancelJobRequest, CopyBlockRequest, DropBroadcastRequest, DropRddRequest, DropShuffleRequest,
-    Empty, FetchShuffleRequest, ReplicaChunk, RunTaskReply, RunTaskRequest, ShuffleChunk,
+    Empty, FetchShuffleRequest, ReplicaChunk, RunTasksRequest, ShuffleChunk, TaskEnded,
 };
 use tessera_wire::{SHUFFLE_CHUNK_BYTES, require};
 use tonic::{Request, Response, Status, Streaming};
 
+#[derive(Clone)]
 pub struct ExecutorService {
     pub executor_id: String,
     pub artifacts: Arc<Artifacts>,
@@ -43,17 +46,10 @@ impl ExecutorService {
     fn cancel_flag(&self, job: u64) -> Arc<AtomicBool> {
         self.cancelled_jobs.lock().entry(job).or_default().clone()
     }
-}
 
-#[tonic::async_trait]
-impl Executor for ExecutorService {
-    async fn run_task(
-        &self,
-        request: Request<RunTaskRequest>,
-    ) -> Result<Response<RunTaskReply>, Status> {
-        require(&request, "RunTask", &[Principal::Driver])?;
-        let task = tessera_plan::decode_task(&request.into_inner().task)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    /// Runs `task` on a slot once one is free, and says how it ended. An error is the
+    /// executor's, not the task's: it is stopping, or a task broke a slot.
+    async fn run_one(&self, task: TaskSpec) -> Result<TaskOutcome, Status> {
         let outcome = 'outcome: {
             for file in &task.files {
                 if let Err(e) = self.artifacts.ensure_side_file(file).await {
@@ -143,9 +139,68 @@ impl Executor for ExecutorService {
             }
             outcome
         };
-        let outcome = bincode::serialize(&outcome)
-            .map_err(|e| Status::internal(format!("cannot encode outcome: {e}")))?;
-        Ok(Response::new(RunTaskReply { outcome }))
+        Ok(outcome)
+    }
+
+    /// Runs `tasks` side by side, each on a slot once one is free, and sends each one's end
+    /// through `ended` as it comes; until every task has ended, a task ends in an error of the
+    /// executor's (which ends the call), or the driver hangs up (the tasks still queued
+    /// leave the queue). All of them are queued in one go, before any of them can take a core
+    /// from this thread: queued one call at a time, the first two took both cores as they came
+    /// and the next two, sent ahead, waited for this runtime's thread to be given a core again
+    /// (up to a scheduler slice), while the first two ended and their cores went idle
+    /// (BENCHMARKS.md, "A job's tasks in one call").
+    async fn run_all(
+        self,
+        tasks: Vec<TaskSpec>,
+        ended: tokio::sync::mpsc::Sender<Result<TaskEnded, Status>>,
+    ) {
+        let mut running: FuturesUnordered<_> = (0u32..)
+            .zip(tasks)
+            .map(|(index, task)| {
+                let service = &self;
+                async move { (index, service.run_one(task).await) }
+            })
+            .collect();
+        loop {
+            let (index, outcome) = tokio::select! {
+                next = running.next() => match next {
+                    Some(end) => end,
+                    None => return,
+                },
+                () = ended.closed() => return,
+            };
+            let end = outcome.and_then(|outcome| {
+                let outcome = bincode::serialize(&outcome)
+                    .map_err(|e| Status::internal(format!("cannot encode outcome: {e}")))?;
+                Ok(TaskEnded { index, outcome })
+            });
+            let failed = end.is_err();
+            if ended.send(end).await.is_err() || failed {
+                return;
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Executor for ExecutorService {
+    type RunTasksStream = tokio_stream::wrappers::ReceiverStream<Result<TaskEnded, Status>>;
+
+    async fn run_tasks(
+        &self,
+        request: Request<RunTasksRequest>,
+    ) -> Result<Response<Self::RunTasksStream>, Status> {
+        require(&request, "RunTasks", &[Principal::Driver])?;
+        let tasks = (request.into_inner().tasks.iter())
+            .map(|task| tessera_plan::decode_task(task))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let (ended, stream) = tokio::sync::mpsc::channel(tasks.len().max(1));
+        tokio::spawn(self.clone().run_all(tasks, ended));
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            stream,
+        )))
     }
 
     async fn cancel_job(
