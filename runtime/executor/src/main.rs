@@ -11,6 +11,7 @@ mod allocator;
 mod artifacts;
 mod bad_record;
 mod blocks;
+mod cpu_moves;
 mod driver_watch;
 mod error;
 mod morsels;

@@ -303,6 +303,9 @@ pub(crate) fn drive_shared(
             }
         }
         ran_batches += chunks.batches(index).len() as u32;
+        if let Some(slots) = env.slots {
+            slots.make_way();
+        }
         // What helpers finished meanwhile, merged as soon as it is next in order.
         for helped in finished.try_iter() {
             match helped {

@@ -19,6 +19,9 @@
 //! A slot's thread with no task to run helps a running task that offers help
 //! ([`TaskSlots::offer_help`], `morsels.rs`): it takes the task's next batches itself, at once,
 //! instead of a helper thread being started when the task next looks for an idle slot.
+//!
+//! A running task makes way ([`TaskSlots::make_way`]) for a slot's thread woken to take a task
+//! or give help that waits for its core (`cpu_moves.rs`).
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -57,6 +60,43 @@ struct State {
     offers: Vec<Offer>,
     /// The number the next offer gets.
     next_offer: u64,
+    /// The slots' threads, by their ids.
+    threads: Vec<libc::pid_t>,
+    /// Since when a slot's thread was woken to take a task or give help and has not yet:
+    /// [`TaskSlots::make_way`] looks where it waits once this is [`STRANDED_AFTER`] old, once.
+    woken: Option<Woken>,
+}
+
+impl State {
+    /// A slot's thread took a task or an offer: the wake-up it answered is answered, and
+    /// another is still out if a task waits for a free core (its own wake-up woke another
+    /// thread).
+    fn took_work(&mut self) {
+        self.woken = (!self.queue.is_empty() && self.free > 0).then(|| Woken {
+            at: Instant::now(),
+            looked: false,
+        });
+    }
+}
+
+/// A wake-up of a slot's thread not answered yet.
+#[derive(Clone, Copy, Debug)]
+struct Woken {
+    at: Instant,
+    /// Whether a running task has looked where the woken thread waits.
+    looked: bool,
+}
+
+/// How long a slot's thread woken for work may take to start it before a running task looks
+/// whether it waits for its core: a woken thread starts within tens of microseconds on a free
+/// core, and a task looks between chunks of its batches (about a quarter of a millisecond on
+/// LR's points).
+pub const STRANDED_AFTER: Duration = Duration::from_micros(200);
+
+/// Whether a running task should look where the slot's thread `woken` waits, at `now`, with
+/// `free` cores free: once, when a core is free for it and it has waited [`STRANDED_AFTER`].
+fn stranded(woken: Option<Woken>, now: Instant, free: usize) -> bool {
+    woken.is_some_and(|w| !w.looked && free > 0 && now.duration_since(w.at) >= STRANDED_AFTER)
 }
 
 /// What a task asks of idle slots: called on a slot's thread, it takes the task's work until
@@ -122,6 +162,8 @@ impl TaskSlots {
                 free: count,
                 offers: Vec::new(),
                 next_offer: 0,
+                threads: Vec::new(),
+                woken: None,
             }),
             wake: Condvar::new(),
             helped: Condvar::new(),
@@ -140,6 +182,7 @@ impl TaskSlots {
     /// as the last ends, and helps a running task that offers help when no task waits.
     fn serve(&self) {
         let mut state = self.state.lock();
+        state.threads.push(crate::cpu_moves::thread_id());
         loop {
             if state.free > 0
                 && state.queue.is_empty()
@@ -148,6 +191,7 @@ impl TaskSlots {
                 offer.helpers += 1;
                 let (number, help) = (offer.number, offer.help.0);
                 state.free -= 1;
+                state.took_work();
                 drop(state);
                 // SAFETY: the offer stays until `helpers` is back to 0 (`Offer::help`).
                 let help = unsafe { &*help };
@@ -171,6 +215,7 @@ impl TaskSlots {
             let (_, job) = state.queue.pop_front().expect("a task is queued");
             self.waiting.fetch_sub(1, Ordering::SeqCst);
             state.free -= 1;
+            state.took_work();
             drop(state);
             job();
             // What the task's end woke (the runtime thread that sends its result) runs first,
@@ -202,6 +247,12 @@ impl TaskSlots {
             state.next += 1;
             state.queue.push_back((number, job));
             self.waiting.fetch_add(1, Ordering::SeqCst);
+            if state.free > 0 {
+                state.woken.get_or_insert(Woken {
+                    at: Instant::now(),
+                    looked: false,
+                });
+            }
             Place {
                 slots: self,
                 number,
@@ -237,6 +288,12 @@ impl TaskSlots {
                 helpers: 0,
                 closed: false,
             });
+            if state.free > 0 {
+                state.woken.get_or_insert(Woken {
+                    at: Instant::now(),
+                    looked: false,
+                });
+            }
             number
         };
         self.wake.notify_all();
@@ -244,6 +301,39 @@ impl TaskSlots {
             slots: self,
             number,
         }
+    }
+
+    /// Called by a running task between chunks of its work: if a slot's thread woken for work
+    /// has not started it within [`STRANDED_AFTER`] and waits for this thread's core, moves
+    /// this thread to another (`cpu_moves.rs`). Says whether it moved.
+    pub fn make_way(&self) -> bool {
+        let threads = {
+            let mut state = self.state.lock();
+            if !stranded(state.woken, Instant::now(), state.free) {
+                return false;
+            }
+            if let Some(woken) = &mut state.woken {
+                woken.looked = true;
+            }
+            state.threads.clone()
+        };
+        let (me, Some(cpu)) = (
+            crate::cpu_moves::thread_id(),
+            crate::cpu_moves::current_cpu(),
+        ) else {
+            return false;
+        };
+        let waits_here = threads
+            .iter()
+            .any(|&thread| thread != me && crate::cpu_moves::waits_on(thread, cpu));
+        let moved = waits_here && crate::cpu_moves::move_off_current_cpu();
+        if moved {
+            tracing::debug!(
+                cpu,
+                "a slot's thread woken for work waited for this core: moved off it"
+            );
+        }
+        moved
     }
 
     /// Whether a task waits for a slot: help stops, and gives its slot back, when one does.
@@ -497,5 +587,63 @@ mod tests {
             other => panic!("expected a panic report, got {other:?}"),
         }
         assert_eq!(slots.run(|| 1 + 1).await.unwrap().0, 2);
+    }
+
+    #[test]
+    fn a_running_task_looks_once_where_a_thread_woken_long_enough_ago_waits() {
+        let at = Instant::now();
+        let woken = |looked| Some(Woken { at, looked });
+        let later = |by| at + by;
+        assert!(
+            !stranded(None, later(STRANDED_AFTER * 2), 1),
+            "no one was woken"
+        );
+        assert!(
+            !stranded(woken(false), later(STRANDED_AFTER / 2), 1),
+            "not yet"
+        );
+        assert!(stranded(woken(false), later(STRANDED_AFTER), 1));
+        assert!(
+            !stranded(woken(true), later(STRANDED_AFTER * 2), 1),
+            "looked already"
+        );
+        assert!(
+            !stranded(woken(false), later(STRANDED_AFTER * 2), 0),
+            "no core for it"
+        );
+    }
+
+    #[test]
+    fn a_wake_up_is_out_until_a_slots_thread_takes_the_work() {
+        let slots = TaskSlots::start(2).unwrap();
+        let (release, hold) = mpsc::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let task = tokio::spawn({
+                let slots = slots.clone();
+                async move {
+                    slots
+                        .run(move || {
+                            let _ = hold.recv();
+                        })
+                        .await
+                }
+            });
+            // Queued with both cores free: a wake-up goes out.
+            tokio::task::yield_now().await;
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while slots.state.lock().free == 2 {
+                assert!(Instant::now() < deadline, "no slot took the task");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert!(
+                slots.state.lock().woken.is_none(),
+                "the thread woken took it"
+            );
+            release.send(()).unwrap();
+            task.await.unwrap().unwrap();
+        });
     }
 }
