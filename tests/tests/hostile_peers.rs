@@ -21,7 +21,7 @@ use tessera_e2e::{Scratch, bin};
 use tessera_wire::driver::RegisterExecutorRequest;
 use tessera_wire::driver::driver_client::DriverClient;
 use tessera_wire::executor::executor_client::ExecutorClient;
-use tessera_wire::executor::{FetchShuffleRequest, RunTasksRequest};
+use tessera_wire::executor::{FetchShuffleRequest, TaskBatch};
 use tessera_wire::sandbox_files::ReadRequest;
 use tessera_wire::sandbox_files::sandbox_files_client::SandboxFilesClient;
 use tokio::io::AsyncWriteExt;
@@ -226,9 +226,10 @@ async fn strangers_calling_the_driver_and_executors_are_refused_and_the_session_
         for executor in &executors {
             let mut client = ExecutorClient::new(stranger_channel(executor, identity).await);
             let task = client
-                .run_tasks(RunTasksRequest {
+                .run_tasks(tokio_stream::iter([TaskBatch {
+                    first: 0,
                     tasks: vec![b"rm -rf /".to_vec()],
-                })
+                }]))
                 .await;
             assert_refused(outcome(task), &[reason]);
             let fetch = client

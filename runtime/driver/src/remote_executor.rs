@@ -3,11 +3,14 @@
 //! a cached RDD, a shuffle's outputs or a broadcast dropped). A session reaches its executors
 //! over gRPC ([`GrpcExecutor`]); the scheduler's unit tests drive fakes through the same trait.
 //!
-//! The tasks the scheduler sends an executor at once — a job's wave, and the next sent ahead
-//! to wait there for a core — go in one call ([`GrpcExecutor`]), each one's outcome coming back
-//! as it ends.
+//! Tasks go to an executor on one call kept open for its life ([`GrpcExecutor`]): the tasks a
+//! round of a stage places on it — a job's wave, and the next sent ahead to wait there for a
+//! core — in one message, each one's outcome coming back as it ends. A call for each batch took
+//! 140 µs from the driver to the executor's handler, a message on the open call 35 µs
+//! (BENCHMARKS.md, "One call for an executor's life").
 
 use crate::send_hold::SendHold;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,7 +18,7 @@ use tessera_plan::{RddId, ReplicaPeer, ShuffleId, TaskOutcome, TaskSpec};
 use tessera_wire::ExecutorChannel;
 use tessera_wire::executor::{
     CancelJobRequest, CopyBlockRequest, DropBroadcastRequest, DropRddRequest, DropShuffleRequest,
-    RunTasksRequest, TaskEnded,
+    TaskBatch, TaskEnded,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -59,8 +62,8 @@ pub trait RemoteExecutor: Send + Sync {
 }
 
 /// An executor of the session, over its authenticated gRPC channel. Tasks go out through a
-/// sender of its own ([`send_batches`]), which puts those a round of a stage places together
-/// in one call.
+/// sender of its own ([`send_tasks`]), on one call it keeps open, those a round of a stage
+/// places together in one batch.
 pub struct GrpcExecutor {
     client: ExecutorChannel,
     outbox: mpsc::UnboundedSender<Outgoing>,
@@ -77,74 +80,128 @@ impl GrpcExecutor {
     /// which holds what it has while `hold` says a round is placing its tasks.
     pub fn new(client: ExecutorChannel, hold: Arc<SendHold>) -> GrpcExecutor {
         let (outbox, inbox) = mpsc::unbounded_channel();
-        tokio::spawn(send_batches(client.clone(), inbox, hold));
+        tokio::spawn(send_tasks(client.clone(), inbox, hold));
         GrpcExecutor { client, outbox }
     }
 }
 
-/// Sends the tasks that come through `inbox`, those that came together in one call. Ends when
-/// the executor's handle is dropped.
-async fn send_batches(
+/// Where a task's outcome goes.
+type Waiter = oneshot::Sender<Result<TaskOutcome, Unreachable>>;
+
+/// The call the tasks go on: where its batches go, and its outcomes.
+struct TaskCall {
+    batches: mpsc::UnboundedSender<TaskBatch>,
+    ends: tonic::Streaming<TaskEnded>,
+}
+
+/// Sends the tasks that come through `inbox` on one call kept open, those that came together
+/// in one batch ([`rest_of_batch`]), and hands each task's outcome to its waiter as it comes.
+/// If the call fails or ends, the tasks waiting find the executor unreachable, and the next
+/// batch opens a new call. Ends when the executor's handle is dropped, hanging up: the
+/// executor then drops the tasks still queued.
+async fn send_tasks(
     client: ExecutorChannel,
     mut inbox: mpsc::UnboundedReceiver<Outgoing>,
     hold: Arc<SendHold>,
 ) {
-    while let Some(batch) = next_batch(&mut inbox, &hold).await {
-        tokio::spawn(run_batch(client.clone(), batch));
+    let mut call: Option<TaskCall> = None;
+    let mut waiting: HashMap<u64, Waiter> = HashMap::new();
+    let mut next_tag = 0u64;
+    loop {
+        let first = tokio::select! {
+            first = inbox.recv() => match first {
+                Some(first) => first,
+                None => return,
+            },
+            end = next_end(&mut call) => {
+                match end {
+                    Ok(Some(TaskEnded { tag, outcome })) => {
+                        if let Some(waiter) = waiting.remove(&tag) {
+                            let _ = waiter.send(Ok(decode_outcome(&outcome)));
+                        }
+                    }
+                    Ok(None) => end_call(&mut call, &mut waiting, "the executor ended the call of its tasks"),
+                    Err(status) => end_call(&mut call, &mut waiting, status.message()),
+                }
+                continue;
+            }
+        };
+        let batch = rest_of_batch(first, &mut inbox, &hold).await;
+        let tags = next_tag..next_tag + batch.len() as u64;
+        next_tag = tags.end;
+        let batch = TaskBatch {
+            first: tags.start,
+            tasks: (batch.into_iter().zip(tags))
+                .map(|(outgoing, tag)| {
+                    waiting.insert(tag, outgoing.ended);
+                    outgoing.task
+                })
+                .collect(),
+        };
+        if call.is_none() {
+            let (batches, sent) = mpsc::unbounded_channel();
+            let sent = tokio_stream::wrappers::UnboundedReceiverStream::new(sent);
+            match client.clone().run_tasks(sent).await {
+                Ok(response) => {
+                    call = Some(TaskCall {
+                        batches,
+                        ends: response.into_inner(),
+                    });
+                }
+                Err(status) => {
+                    end_call(&mut call, &mut waiting, status.message());
+                    continue;
+                }
+            }
+        }
+        if let Some(open) = &call
+            && open.batches.send(batch).is_err()
+        {
+            end_call(
+                &mut call,
+                &mut waiting,
+                "the call of the executor's tasks is closed",
+            );
+        }
     }
 }
 
-/// The next item of `inbox` and those that come with it: those that came before no round was
-/// placing its tasks any more (`hold`). `None` once every sender is gone.
-async fn next_batch<T>(inbox: &mut mpsc::UnboundedReceiver<T>, hold: &SendHold) -> Option<Vec<T>> {
-    let mut batch = vec![inbox.recv().await?];
+/// The next outcome on `call`; never, while there is none.
+async fn next_end(call: &mut Option<TaskCall>) -> Result<Option<TaskEnded>, tonic::Status> {
+    match call {
+        Some(call) => call.ends.message().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Ends `call`: every task still waiting finds the executor unreachable, for `why`.
+fn end_call(call: &mut Option<TaskCall>, waiting: &mut HashMap<u64, Waiter>, why: &str) {
+    *call = None;
+    for (_, waiter) in waiting.drain() {
+        let _ = waiter.send(Err(Unreachable(why.to_string())));
+    }
+}
+
+/// An outcome as the executor encoded it; one that does not decode is the task's failure.
+fn decode_outcome(outcome: &[u8]) -> TaskOutcome {
+    tessera_plan::decode_outcome(outcome).unwrap_or_else(|e| TaskOutcome::Failed {
+        message: e.to_string(),
+    })
+}
+
+/// `first` and the items of `inbox` that come with it: those that came before no round was
+/// placing its tasks any more (`hold`).
+async fn rest_of_batch<T>(
+    first: T,
+    inbox: &mut mpsc::UnboundedReceiver<T>,
+    hold: &SendHold,
+) -> Vec<T> {
+    let mut batch = vec![first];
     hold.released().await;
     while let Ok(next) = inbox.try_recv() {
         batch.push(next);
     }
-    Some(batch)
-}
-
-/// Runs `batch` in one call and hands each task's outcome to its waiter as it comes. If the
-/// call fails, or ends before every outcome came, the tasks still waiting find the executor
-/// unreachable. When an outcome comes and no one waits for the rest any more (their attempts
-/// were stopped), it hangs up, and the executor drops those still queued; a stopped job's
-/// tasks are stopped there by its `CancelJob` notice in any case.
-async fn run_batch(mut client: ExecutorChannel, batch: Vec<Outgoing>) {
-    let (tasks, mut waiting): (Vec<_>, Vec<_>) = batch
-        .into_iter()
-        .map(|outgoing| (outgoing.task, Some(outgoing.ended)))
-        .unzip();
-    let lost = |message: String, waiting: &mut Vec<Option<oneshot::Sender<_>>>| {
-        for ended in waiting.iter_mut().filter_map(Option::take) {
-            let _ = ended.send(Err(Unreachable(message.clone())));
-        }
-    };
-    let mut ends = match client.run_tasks(RunTasksRequest { tasks }).await {
-        Ok(response) => response.into_inner(),
-        Err(status) => return lost(status.message().to_string(), &mut waiting),
-    };
-    while waiting.iter().flatten().any(|ended| !ended.is_closed()) {
-        match ends.message().await {
-            Ok(Some(TaskEnded { index, outcome })) => {
-                let outcome = tessera_plan::decode_outcome(&outcome).unwrap_or_else(|e| {
-                    TaskOutcome::Failed {
-                        message: e.to_string(),
-                    }
-                });
-                if let Some(ended) = waiting.get_mut(index as usize).and_then(Option::take) {
-                    let _ = ended.send(Ok(outcome));
-                }
-            }
-            Ok(None) => {
-                return lost(
-                    "the executor ended the call before every task it was sent had ended".into(),
-                    &mut waiting,
-                );
-            }
-            Err(status) => return lost(status.message().to_string(), &mut waiting),
-        }
-    }
+    batch
 }
 
 impl RemoteExecutor for GrpcExecutor {
@@ -219,22 +276,18 @@ mod tests {
         let hold = Arc::new(SendHold::default());
         let (outbox, mut inbox) = mpsc::unbounded_channel();
         let round = hold.hold();
-        outbox.send(0).unwrap();
         let batch = tokio::spawn({
             let hold = hold.clone();
-            async move { next_batch(&mut inbox, &hold).await.map(|b| (b, inbox)) }
+            async move { (rest_of_batch(0, &mut inbox, &hold).await, inbox) }
         });
         // The sender has the first task and waits for the round's others.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         outbox.send(1).unwrap();
         outbox.send(2).unwrap();
         drop(round);
-        let (batch, mut inbox) = batch.await.unwrap().unwrap();
+        let (batch, mut inbox) = batch.await.unwrap();
         assert_eq!(batch, vec![0, 1, 2]);
         // A task placed on its own (it waited for a slot) goes at once.
-        outbox.send(3).unwrap();
-        assert_eq!(next_batch(&mut inbox, &hold).await, Some(vec![3]));
-        drop(outbox);
-        assert_eq!(next_batch(&mut inbox, &hold).await, None);
+        assert_eq!(rest_of_batch(3, &mut inbox, &hold).await, vec![3]);
     }
 }

@@ -20,7 +20,7 @@ use tessera_plan::{MapOutputLocation, ReplicaPeer, ShuffleId, TaskOutcome, TaskS
 use tessera_wire::executor::executor_server::Executor;
 use tessera_wire::executor::{
     CancelJobRequest, CopyBlockRequest, DropBroadcastRequest, DropRddRequest, DropShuffleRequest,
-    Empty, FetchShuffleRequest, ReplicaChunk, RunTasksRequest, ShuffleChunk, TaskEnded,
+    Empty, FetchShuffleRequest, ReplicaChunk, ShuffleChunk, TaskBatch, TaskEnded,
 };
 use tessera_wire::{SHUFFLE_CHUNK_BYTES, require};
 use tonic::{Request, Response, Status, Streaming};
@@ -142,42 +142,55 @@ impl ExecutorService {
         Ok(outcome)
     }
 
-    /// Runs `tasks` side by side, each on a slot once one is free, and sends each one's end
-    /// through `ended` as it comes; until every task has ended, a task ends in an error of the
-    /// executor's (which ends the call), or the driver hangs up (the tasks still queued
-    /// leave the queue). All of them are queued in one go, before any of them can take a core
-    /// from this thread: queued one call at a time, the first two took both cores as they came
-    /// and the next two, sent ahead, waited for this runtime's thread to be given a core again
-    /// (up to a scheduler slice), while the first two ended and their cores went idle
-    /// (BENCHMARKS.md, "A job's tasks in one call").
+    /// Runs the tasks that come in `batches`, side by side, each on a slot once one is free,
+    /// and sends each one's end through `ended` as it comes; until the driver has sent its last
+    /// and every task has ended, a task ends in an error of the executor's (which ends the
+    /// call), or the driver hangs up (the tasks still queued leave the queue). A batch's tasks
+    /// are queued in one go, before any of them can take a core from this thread: queued one
+    /// call at a time, the first two took both cores as they came and the next two, sent
+    /// ahead, waited for this runtime's thread to get a core back (BENCHMARKS.md, "A job's
+    /// tasks in one call").
     async fn run_all(
         self,
-        tasks: Vec<TaskSpec>,
+        mut batches: Streaming<TaskBatch>,
         ended: tokio::sync::mpsc::Sender<Result<TaskEnded, Status>>,
     ) {
-        let mut running: FuturesUnordered<_> = (0u32..)
-            .zip(tasks)
-            .map(|(index, task)| {
-                let service = &self;
-                async move { (index, service.run_one(task).await) }
-            })
-            .collect();
-        loop {
-            let (index, outcome) = tokio::select! {
-                next = running.next() => match next {
-                    Some(end) => end,
-                    None => return,
+        let mut running = FuturesUnordered::new();
+        let mut more = true;
+        while more || !running.is_empty() {
+            tokio::select! {
+                batch = batches.message(), if more => match batch {
+                    Ok(Some(TaskBatch { first, tasks })) => {
+                        let decoded = (tasks.iter())
+                            .map(|task| tessera_plan::decode_task(task))
+                            .collect::<Result<Vec<_>, _>>();
+                        let tasks = match decoded {
+                            Ok(tasks) => tasks,
+                            Err(e) => {
+                                let _ = ended.send(Err(Status::invalid_argument(e.to_string()))).await;
+                                return;
+                            }
+                        };
+                        for (tag, task) in (first..).zip(tasks) {
+                            let service = &self;
+                            running.push(async move { (tag, service.run_one(task).await) });
+                        }
+                    }
+                    Ok(None) => more = false,
+                    Err(_) => return,
                 },
+                Some((tag, outcome)) = running.next(), if !running.is_empty() => {
+                    let end = outcome.and_then(|outcome| {
+                        let outcome = bincode::serialize(&outcome)
+                            .map_err(|e| Status::internal(format!("cannot encode outcome: {e}")))?;
+                        Ok(TaskEnded { tag, outcome })
+                    });
+                    let failed = end.is_err();
+                    if ended.send(end).await.is_err() || failed {
+                        return;
+                    }
+                }
                 () = ended.closed() => return,
-            };
-            let end = outcome.and_then(|outcome| {
-                let outcome = bincode::serialize(&outcome)
-                    .map_err(|e| Status::internal(format!("cannot encode outcome: {e}")))?;
-                Ok(TaskEnded { index, outcome })
-            });
-            let failed = end.is_err();
-            if ended.send(end).await.is_err() || failed {
-                return;
             }
         }
     }
@@ -189,15 +202,11 @@ impl Executor for ExecutorService {
 
     async fn run_tasks(
         &self,
-        request: Request<RunTasksRequest>,
+        request: Request<Streaming<TaskBatch>>,
     ) -> Result<Response<Self::RunTasksStream>, Status> {
         require(&request, "RunTasks", &[Principal::Driver])?;
-        let tasks = (request.into_inner().tasks.iter())
-            .map(|task| tessera_plan::decode_task(task))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let (ended, stream) = tokio::sync::mpsc::channel(tasks.len().max(1));
-        tokio::spawn(self.clone().run_all(tasks, ended));
+        let (ended, stream) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(self.clone().run_all(request.into_inner(), ended));
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
             stream,
         )))
