@@ -6,7 +6,7 @@
 //! Tasks go to an executor on one call kept open for its life ([`GrpcExecutor`]): the tasks a
 //! round of a stage places on it — a job's wave, and the next sent ahead to wait there for a
 //! core — in one message, each one's outcome coming back as it ends. A call for each batch took
-//! 140 µs from the driver to the executor's handler, a message on the open call 35 µs
+//! 140 µs from the driver to the executor's handler, a message on the open call 65 µs
 //! (BENCHMARKS.md, "One call for an executor's life").
 
 use crate::send_hold::SendHold;
