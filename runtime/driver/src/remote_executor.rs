@@ -63,7 +63,9 @@ pub trait RemoteExecutor: Send + Sync {
 
 /// An executor of the session, over its authenticated gRPC channel. Tasks go out through a
 /// sender of its own ([`send_tasks`]), on one call it keeps open, those a round of a stage
-/// places together in one batch.
+/// places together in one batch. A task whose attempt is stopped before it ends (its future
+/// dropped) still runs there, and its outcome is dropped: tasks are not taken back one by one,
+/// but a cancelled or failed job's are stopped by its `CancelJob` notice.
 pub struct GrpcExecutor {
     client: ExecutorChannel,
     outbox: mpsc::UnboundedSender<Outgoing>,
