@@ -131,15 +131,13 @@ async fn send_tasks(
         let batch = rest_of_batch(first, &mut inbox, &hold).await;
         let tags = next_tag..next_tag + batch.len() as u64;
         next_tag = tags.end;
-        let batch = TaskBatch {
-            first: tags.start,
-            tasks: (batch.into_iter().zip(tags))
-                .map(|(outgoing, tag)| {
-                    waiting.insert(tag, outgoing.ended);
-                    outgoing.task
-                })
-                .collect(),
-        };
+        let tasks = (batch.into_iter().zip(tags.clone()))
+            .map(|(outgoing, tag)| {
+                waiting.insert(tag, outgoing.ended);
+                outgoing.task
+            })
+            .collect();
+        let messages = messages_of(tags.start, tasks, MESSAGE_BYTES);
         if call.is_none() {
             let (batches, sent) = mpsc::unbounded_channel();
             let sent = tokio_stream::wrappers::UnboundedReceiverStream::new(sent);
@@ -157,7 +155,9 @@ async fn send_tasks(
             }
         }
         if let Some(open) = &call
-            && open.batches.send(batch).is_err()
+            && messages
+                .into_iter()
+                .any(|message| open.batches.send(message).is_err())
         {
             end_call(
                 &mut call,
@@ -166,6 +166,34 @@ async fn send_tasks(
             );
         }
     }
+}
+
+/// The most a message of tasks carries beyond its first task: a task plan carries its
+/// partition of a parallelized collection, and a batch of them must stay within the message
+/// limit each task does (`tessera_wire::MAX_MESSAGE_BYTES`).
+const MESSAGE_BYTES: usize = 64 << 20;
+
+/// `tasks`, tagged from `first` on, in messages of at most `limit` bytes of tasks each (a task
+/// larger than that in one of its own), in order.
+fn messages_of(first: u64, tasks: Vec<Vec<u8>>, limit: usize) -> Vec<TaskBatch> {
+    let mut messages: Vec<TaskBatch> = Vec::new();
+    let mut bytes = 0;
+    for (tag, task) in (first..).zip(tasks) {
+        match messages.last_mut() {
+            Some(last) if bytes + task.len() <= limit => {
+                bytes += task.len();
+                last.tasks.push(task);
+            }
+            _ => {
+                bytes = task.len();
+                messages.push(TaskBatch {
+                    first: tag,
+                    tasks: vec![task],
+                });
+            }
+        }
+    }
+    messages
 }
 
 /// The next outcome on `call`; never, while there is none.
@@ -291,5 +319,21 @@ mod tests {
         assert_eq!(batch, vec![0, 1, 2]);
         // A task placed on its own (it waited for a slot) goes at once.
         assert_eq!(rest_of_batch(3, &mut inbox, &hold).await, vec![3]);
+    }
+
+    #[test]
+    fn a_batch_goes_in_messages_within_the_limit_tagged_in_order() {
+        let tasks = vec![vec![0; 4], vec![1; 4], vec![2; 9], vec![3; 1], vec![4; 2]];
+        let messages = messages_of(10, tasks, 8);
+        let shape: Vec<(u64, Vec<usize>)> = messages
+            .iter()
+            .map(|m| (m.first, m.tasks.iter().map(Vec::len).collect()))
+            .collect();
+        // Two of 4 fill one; 9 goes alone, over the limit; 1 and 2 share the last.
+        assert_eq!(
+            shape,
+            vec![(10, vec![4, 4]), (12, vec![9]), (13, vec![1, 2])]
+        );
+        assert!(messages_of(0, Vec::new(), 8).is_empty());
     }
 }
