@@ -68,6 +68,17 @@ struct State {
 }
 
 impl State {
+    /// Work was queued or offered, and a slot's thread woken for it if a core is free: the
+    /// wake-up is out from now, unless an earlier one still is.
+    fn woke_a_thread(&mut self) {
+        if self.free > 0 {
+            self.woken.get_or_insert(Woken {
+                at: Instant::now(),
+                looked: false,
+            });
+        }
+    }
+
     /// A slot's thread took a task or an offer: the wake-up it answered is answered, and
     /// another is still out if a task waits for a free core (its own wake-up woke another
     /// thread).
@@ -247,12 +258,7 @@ impl TaskSlots {
             state.next += 1;
             state.queue.push_back((number, job));
             self.waiting.fetch_add(1, Ordering::SeqCst);
-            if state.free > 0 {
-                state.woken.get_or_insert(Woken {
-                    at: Instant::now(),
-                    looked: false,
-                });
-            }
+            state.woke_a_thread();
             Place {
                 slots: self,
                 number,
@@ -288,12 +294,7 @@ impl TaskSlots {
                 helpers: 0,
                 closed: false,
             });
-            if state.free > 0 {
-                state.woken.get_or_insert(Woken {
-                    at: Instant::now(),
-                    looked: false,
-                });
-            }
+            state.woke_a_thread();
             number
         };
         self.wake.notify_all();
