@@ -100,12 +100,22 @@ async fn wait_status(
     what: &str,
     check: impl Fn(&tessera_framework::ClusterStatus) -> bool,
 ) {
+    wait_status_for(endpoint, what, |status| check(status).then_some(())).await
+}
+
+/// Polls the master until `probe` finds what it looks for in its status, and returns it;
+/// panics after [`WAIT`].
+async fn wait_status_for<T>(
+    endpoint: &MasterEndpoint,
+    what: &str,
+    probe: impl Fn(&tessera_framework::ClusterStatus) -> Option<T>,
+) -> T {
     let deadline = Instant::now() + WAIT;
     loop {
         if let Ok(status) = cluster_status(endpoint).await
-            && check(&status)
+            && let Some(found) = probe(&status)
         {
-            return;
+            return found;
         }
         assert!(
             Instant::now() < deadline,
@@ -900,21 +910,11 @@ fn a_session_counts_from_its_cache_across(
     wait_for_tasks(&metrics, 0, 4);
     // The master hears from the agent that the executor runs, which may come after the
     // session's first job has ended.
-    let (session, executor) = runtime.block_on(async {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(status) = cluster_status(&cluster.endpoint()).await
-                && let Some(found) = session_and_its_executor(&status)
-            {
-                return found;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the session's executor is not shown running within {WAIT:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    });
+    let (session, executor) = runtime.block_on(wait_status_for(
+        &cluster.endpoint(),
+        "the master showing the session's executor running",
+        session_and_its_executor,
+    ));
 
     disrupt(&mut cluster, &runtime, &session, &executor);
     std::fs::write(&go, "").unwrap();

@@ -74,7 +74,7 @@ pub struct GrpcExecutor {
 /// A task on its way to the executor, and where its outcome goes.
 struct Outgoing {
     task: Vec<u8>,
-    ended: oneshot::Sender<Result<TaskOutcome, Unreachable>>,
+    ended: Waiter,
 }
 
 impl GrpcExecutor {

@@ -614,37 +614,17 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_wake_up_is_out_until_a_slots_thread_takes_the_work() {
+    #[tokio::test]
+    async fn a_wake_up_is_out_until_a_slots_thread_takes_the_work() {
         let slots = TaskSlots::start(2).unwrap();
-        let (release, hold) = mpsc::channel::<()>();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let task = tokio::spawn({
-                let slots = slots.clone();
-                async move {
-                    slots
-                        .run(move || {
-                            let _ = hold.recv();
-                        })
-                        .await
-                }
-            });
-            // Queued with both cores free: a wake-up goes out.
-            tokio::task::yield_now().await;
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while slots.state.lock().free == 2 {
-                assert!(Instant::now() < deadline, "no slot took the task");
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            assert!(
-                slots.state.lock().woken.is_none(),
-                "the thread woken took it"
-            );
-            release.send(()).unwrap();
-            task.await.unwrap().unwrap();
-        });
+        // Queued with both cores free: a wake-up goes out, until a thread takes the task.
+        let (release, running) = held(&slots);
+        until_free(&slots, 1).await;
+        assert!(
+            slots.state.lock().woken.is_none(),
+            "the thread woken took it"
+        );
+        release.send(()).unwrap();
+        running.await.unwrap().unwrap();
     }
 }
