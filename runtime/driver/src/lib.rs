@@ -163,8 +163,12 @@ impl Driver {
                 config.work_dir.display()
             )
         })?;
+        // One worker: the driver's work on a job is hand-offs (a cell's request, the tasks out,
+        // their results back), and a second worker only woke up to steal them, about four
+        // context switches a job; without it an LR iteration takes 2% less (`BENCHMARKS.md`,
+        // "One runtime thread"). Blocking work goes to tokio's blocking pool.
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(1)
             .thread_name("tessera-driver")
             .enable_all()
             .build()?;

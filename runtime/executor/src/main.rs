@@ -131,8 +131,11 @@ fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", files_dir.display()))?;
     // SAFETY: no other thread runs yet. Cell code reads it in `tessera::files::get`.
     unsafe { std::env::set_var(tessera_plan::FILES_DIR_ENV, &files_dir) };
+    // One worker: tasks run on the slots' threads, and the runtime passes them in and their
+    // results out; a second worker only woke up to steal that work, two context switches a job
+    // (`BENCHMARKS.md`, "One runtime thread"). File reads and copies go to the blocking pool.
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .on_thread_park(allocator::purge_when_due)
         .enable_all()
         .build()?;
