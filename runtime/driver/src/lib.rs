@@ -165,7 +165,7 @@ impl Driver {
         })?;
         // One worker: the driver's work on a job is hand-offs (a cell's request, the tasks out,
         // their results back), and a second worker only woke up to steal them, about four
-        // context switches a job; without it an LR iteration takes 2% less (`BENCHMARKS.md`,
+        // context switches a job; with one, LR's iterations took about 2% less (`BENCHMARKS.md`,
         // "One runtime thread"). Blocking work goes to tokio's blocking pool.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)

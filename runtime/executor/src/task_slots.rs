@@ -118,8 +118,8 @@ fn stranded(woken: Option<Woken>, now: Instant, free: usize) -> bool {
 /// last one ends, after a hop through the driver and the cell; on these VMs a sleeping thread's
 /// core halts, and each wake-up of a halted core costs tens of microseconds. Spinning (and
 /// yielding) keeps the cores awake for those hops and the next tasks start on a running thread:
-/// jobs on 1,000 points took 121-150 µs against 195-252 (`BENCHMARKS.md`, "Slots spin before
-/// they sleep"). Other threads lose little: the spinning one yields at every turn.
+/// jobs on 1,000 points took 140 µs against 204 in the median (`BENCHMARKS.md`, "Slots spin
+/// before they sleep"). Other threads lose little: the spinning one yields at every turn.
 pub const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(300);
 
 /// Whether a slot's thread that has spun for `spun`, since it saw `seen` tasks and offers
