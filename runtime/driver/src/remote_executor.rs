@@ -116,15 +116,7 @@ async fn send_tasks(
                 None => return,
             },
             end = next_end(&mut call) => {
-                match end {
-                    Ok(Some(TaskEnded { tag, outcome })) => {
-                        if let Some(waiter) = waiting.remove(&tag) {
-                            let _ = waiter.send(Ok(decode_outcome(&outcome)));
-                        }
-                    }
-                    Ok(None) => end_call(&mut call, &mut waiting, "the executor ended the call of its tasks"),
-                    Err(status) => end_call(&mut call, &mut waiting, status.message()),
-                }
+                hand_over(end, &mut call, &mut waiting);
                 continue;
             }
         };
@@ -139,15 +131,8 @@ async fn send_tasks(
             .collect();
         let messages = messages_of(tags.start, tasks, MESSAGE_BYTES);
         if call.is_none() {
-            let (batches, sent) = mpsc::unbounded_channel();
-            let sent = tokio_stream::wrappers::UnboundedReceiverStream::new(sent);
-            match client.clone().run_tasks(sent).await {
-                Ok(response) => {
-                    call = Some(TaskCall {
-                        batches,
-                        ends: response.into_inner(),
-                    });
-                }
+            match open_call(&client).await {
+                Ok(open) => call = Some(open),
                 Err(status) => {
                     end_call(&mut call, &mut waiting, status.message());
                     continue;
@@ -194,6 +179,35 @@ fn messages_of(first: u64, tasks: Vec<Vec<u8>>, limit: usize) -> Vec<TaskBatch> 
         }
     }
     messages
+}
+
+/// Opens the call that tasks go on.
+async fn open_call(client: &ExecutorChannel) -> Result<TaskCall, tonic::Status> {
+    let (batches, sent) = mpsc::unbounded_channel();
+    let sent = tokio_stream::wrappers::UnboundedReceiverStream::new(sent);
+    let response = client.clone().run_tasks(sent).await?;
+    Ok(TaskCall {
+        batches,
+        ends: response.into_inner(),
+    })
+}
+
+/// Hands what came on `call` over: an outcome to its task's waiter; the call's end or failure
+/// to every task still waiting ([`end_call`]).
+fn hand_over(
+    end: Result<Option<TaskEnded>, tonic::Status>,
+    call: &mut Option<TaskCall>,
+    waiting: &mut HashMap<u64, Waiter>,
+) {
+    match end {
+        Ok(Some(TaskEnded { tag, outcome })) => {
+            if let Some(waiter) = waiting.remove(&tag) {
+                let _ = waiter.send(Ok(decode_outcome(&outcome)));
+            }
+        }
+        Ok(None) => end_call(call, waiting, "the executor ended the call of its tasks"),
+        Err(status) => end_call(call, waiting, status.message()),
+    }
 }
 
 /// The next outcome on `call`; never, while there is none.

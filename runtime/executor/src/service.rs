@@ -160,31 +160,23 @@ impl ExecutorService {
         while more || !running.is_empty() {
             tokio::select! {
                 batch = batches.message(), if more => match batch {
-                    Ok(Some(TaskBatch { first, tasks })) => {
-                        let decoded = (tasks.iter())
-                            .map(|task| tessera_plan::decode_task(task))
-                            .collect::<Result<Vec<_>, _>>();
-                        let tasks = match decoded {
-                            Ok(tasks) => tasks,
-                            Err(e) => {
-                                let _ = ended.send(Err(Status::invalid_argument(e.to_string()))).await;
-                                return;
+                    Ok(Some(TaskBatch { first, tasks })) => match decode_batch(&tasks) {
+                        Ok(tasks) => {
+                            for (tag, task) in (first..).zip(tasks) {
+                                let service = &self;
+                                running.push(async move { (tag, service.run_one(task).await) });
                             }
-                        };
-                        for (tag, task) in (first..).zip(tasks) {
-                            let service = &self;
-                            running.push(async move { (tag, service.run_one(task).await) });
                         }
-                    }
+                        Err(refused) => {
+                            let _ = ended.send(Err(refused)).await;
+                            return;
+                        }
+                    },
                     Ok(None) => more = false,
                     Err(_) => return,
                 },
                 Some((tag, outcome)) = running.next(), if !running.is_empty() => {
-                    let end = outcome.and_then(|outcome| {
-                        let outcome = bincode::serialize(&outcome)
-                            .map_err(|e| Status::internal(format!("cannot encode outcome: {e}")))?;
-                        Ok(TaskEnded { tag, outcome })
-                    });
+                    let end = outcome.and_then(|outcome| task_ended(tag, &outcome));
                     let failed = end.is_err();
                     if ended.send(end).await.is_err() || failed {
                         return;
@@ -194,6 +186,21 @@ impl ExecutorService {
             }
         }
     }
+}
+
+/// A batch's tasks as the driver encoded them; one that does not decode refuses the batch.
+fn decode_batch(tasks: &[Vec<u8>]) -> Result<Vec<TaskSpec>, Status> {
+    (tasks.iter())
+        .map(|task| tessera_plan::decode_task(task))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+/// The message that says the task tagged `tag` ended with `outcome`.
+fn task_ended(tag: u64, outcome: &TaskOutcome) -> Result<TaskEnded, Status> {
+    let outcome = bincode::serialize(outcome)
+        .map_err(|e| Status::internal(format!("cannot encode outcome: {e}")))?;
+    Ok(TaskEnded { tag, outcome })
 }
 
 #[tonic::async_trait]

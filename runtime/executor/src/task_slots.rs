@@ -28,7 +28,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use tessera_plan::panic_text::panic_text;
 use tokio::sync::oneshot;
 
@@ -245,15 +245,9 @@ impl TaskSlots {
             }
             if state.free == 0 || state.queue.is_empty() {
                 if state.free > 0 && !spun {
-                    // Spin before sleeping: what comes next is often one hop away.
+                    // Read under the lock, so that no task or offer posted after it is missed.
                     let seen = self.posted.load(Ordering::SeqCst);
-                    drop(state);
-                    let started = Instant::now();
-                    while keep_spinning(started.elapsed(), seen, self.posted.load(Ordering::SeqCst))
-                    {
-                        std::thread::yield_now();
-                    }
-                    state = self.state.lock();
+                    MutexGuard::unlocked(&mut state, || self.spin_for_work(seen));
                     spun = true;
                     continue;
                 }
@@ -274,6 +268,16 @@ impl TaskSlots {
             std::thread::yield_now();
             state = self.state.lock();
             state.free += 1;
+        }
+    }
+
+    /// Spins before sleeping, yielding the core at every turn, until something is posted after
+    /// the `seen`th task or offer or [`SPIN_BEFORE_SLEEP`] is up: what comes next is often one
+    /// hop away.
+    fn spin_for_work(&self, seen: usize) {
+        let started = Instant::now();
+        while keep_spinning(started.elapsed(), seen, self.posted.load(Ordering::SeqCst)) {
+            std::thread::yield_now();
         }
     }
 
