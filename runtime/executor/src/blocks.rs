@@ -490,6 +490,7 @@ mod tests {
         drop: drop_batch,
         encode,
         decode,
+        runs: None,
     };
 
     fn batch(bytes: usize) -> Vec<Batch> {

@@ -17,6 +17,7 @@ mod error;
 mod morsels;
 mod open_chain;
 mod replication;
+mod runs;
 mod service;
 mod shuffle_fetch;
 mod shuffle_store;

@@ -4,9 +4,9 @@
 //! machine's differ by up to 1.8x, `BENCHMARKS.md`), or with fewer partitions than cores, one
 //! core sits idle while the other runs the last task; Spark's only remedy is more partitions.
 //! Here, as in the morsel-driven executors of polars and DuckDB, a task whose records start
-//! from a partition cached in memory hands its batches out in fixed *chunks* from a shared
-//! cursor: [`CHUNK_BATCHES`] at a time, then its last [`TAIL_BATCHES`] one by one, so that the
-//! threads end within a batch of each other. Its own thread takes the next chunk, and so does
+//! from a partition cached in memory hands its pieces (`runs.rs`: a batch's worth of records
+//! each) out in fixed *chunks* from a shared cursor: [`CHUNK_PIECES`] at a time, then its last
+//! [`TAIL_PIECES`] one by one, so that the threads end within a piece of each other. Its own thread takes the next chunk, and so does
 //! the thread of each slot of the executor that no task wants, which the task asks for help
 //! ([`crate::task_slots::TaskSlots::offer_help`]), each through its own opened copy of the
 //! task's steps. Each chunk goes into an action state of its own, and the chunks' states are
@@ -15,7 +15,9 @@
 //! The chunks are the same whichever threads take them, and merged in the same order, so a
 //! task's result does not depend on how many helpers came or when: a sum of floats is the same
 //! to the last bit from run to run, and `collect` keeps the partition's order. That holds where
-//! no step keeps state across records and the action's states merge ([`shares`]). Tasks come
+//! no step keeps state across records and the action's states merge ([`shares`]). A partition
+//! kept in runs and its copy on another executor (decoded in batches of a piece's size) are
+//! cut into the same pieces. Tasks come
 //! before help: a helper takes a slot only while no task waits for one, and gives it back as
 //! soon as one does.
 
@@ -26,7 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use tessera_plan::abi::{Batch, STATUS_OK};
+use tessera_plan::abi::{STATUS_OK, SharedRecords};
 use tessera_plan::panic_text::panic_text;
 use tessera_plan::{TaskAction, TaskSpec};
 
@@ -38,25 +40,25 @@ use crate::open_chain::{
 use crate::task_env::TaskEnv;
 use crate::task_slots::HelpEnded;
 
-/// Batches (of 4096 records) in a chunk before the partition's tail: an LR task's 250,000
+/// Pieces (of 4096 records) in a chunk before the partition's tail: an LR task's 250,000
 /// points make seven chunks of about a quarter of a millisecond each before it, large enough
 /// that opening an action state for each costs nothing to speak of.
-const CHUNK_BATCHES: usize = 8;
+const CHUNK_PIECES: usize = 8;
 
-/// A partition's last batches, handed out one at a time: a slot that ends its own task joins
-/// the last one running, and the two end within a batch (about 30 µs of LR's) of each other,
+/// A partition's last pieces, handed out one at a time: a slot that ends its own task joins
+/// the last one running, and the two end within a piece (about 30 µs of LR's) of each other,
 /// where chunks of eight had them end 0.12 ms apart in the median (`BENCHMARKS.md`).
-const TAIL_BATCHES: usize = 8;
+const TAIL_PIECES: usize = 8;
 
 /// Help costs a slot's thread its own opening of the task's steps, and perhaps a wake-up: it
-/// is asked for only while the batches left would take the task's thread at least this long
+/// is asked for only while the pieces left would take the task's thread at least this long
 /// alone.
 const MIN_WORK_LEFT_TO_HELP: Duration = Duration::from_micros(100);
 
-/// Whether help is worth asking for, `left` batches before the end, for batches that took
-/// `per_batch` each so far on the task's own thread.
-fn worth_helping(per_batch: Duration, left: usize) -> bool {
-    per_batch.saturating_mul(u32::try_from(left).unwrap_or(u32::MAX)) >= MIN_WORK_LEFT_TO_HELP
+/// Whether help is worth asking for, `left` pieces before the end, for pieces that took
+/// `per_piece` each so far on the task's own thread.
+fn worth_helping(per_piece: Duration, left: usize) -> bool {
+    per_piece.saturating_mul(u32::try_from(left).unwrap_or(u32::MAX)) >= MIN_WORK_LEFT_TO_HELP
 }
 
 /// What decides whether a task's batches are shared among threads.
@@ -168,36 +170,40 @@ impl<T> InOrder<T> {
     }
 }
 
-/// The task's cached partition, handed out in chunks: the block (`Block` is `Sync`: its
-/// batches are only read while it is shared) and the cursor over its chunks.
+/// The task's cached partition, handed out in chunks: the block, its pieces and the cursor over
+/// its chunks.
 struct Chunks {
     block: Arc<Block>,
+    pieces: Vec<SharedRecords>,
     cursor: Cursor,
 }
 
+// SAFETY: the pieces point into the block's batches, which are only read while it is shared
+// (`Block` is `Sync` for that reason), and the block outlives them here.
+unsafe impl Sync for Chunks {}
+
 impl Chunks {
     fn new(block: Arc<Block>) -> Chunks {
-        let count = chunk_count(block.shared().map_or(0, <[Batch]>::len));
+        let pieces = block
+            .shared()
+            .map(|batches| crate::runs::pieces(batches, block.vtable()))
+            .unwrap_or_default();
+        let count = chunk_count(pieces.len());
         Chunks {
             block,
+            pieces,
             cursor: Cursor::new(count),
         }
     }
 
-    /// All the partition's batches.
-    fn all(&self) -> &[Batch] {
-        self.block.shared().unwrap_or_default()
+    /// The pieces of chunk `index`.
+    fn pieces(&self, index: usize) -> &[SharedRecords] {
+        &self.pieces[chunk_range(index, self.pieces.len())]
     }
 
-    /// The batches of chunk `index`.
-    fn batches(&self, index: usize) -> &[Batch] {
-        let all = self.all();
-        &all[chunk_range(index, all.len())]
-    }
-
-    /// Batches no thread has taken yet.
-    fn batches_left(&self) -> usize {
-        let total = self.all().len();
+    /// Pieces no thread has taken yet.
+    fn pieces_left(&self) -> usize {
+        let total = self.pieces.len();
         let next = self.count() - self.cursor.left();
         total - chunk_range(next, total).start
     }
@@ -208,24 +214,24 @@ impl Chunks {
     }
 }
 
-/// How many chunks `batches` batches make: chunks of [`CHUNK_BATCHES`], then one for each of
-/// the last [`TAIL_BATCHES`].
-fn chunk_count(batches: usize) -> usize {
-    let tail = batches.min(TAIL_BATCHES);
-    (batches - tail).div_ceil(CHUNK_BATCHES) + tail
+/// How many chunks `pieces` pieces make: chunks of [`CHUNK_PIECES`], then one for each of
+/// the last [`TAIL_PIECES`].
+fn chunk_count(pieces: usize) -> usize {
+    let tail = pieces.min(TAIL_PIECES);
+    (pieces - tail).div_ceil(CHUNK_PIECES) + tail
 }
 
-/// Which of `batches` batches chunk `index` holds (past the last chunk: an empty range at the
+/// Which of `pieces` pieces chunk `index` holds (past the last chunk: an empty range at the
 /// end).
-fn chunk_range(index: usize, batches: usize) -> std::ops::Range<usize> {
-    let body = batches - batches.min(TAIL_BATCHES);
-    let body_chunks = body.div_ceil(CHUNK_BATCHES);
+fn chunk_range(index: usize, pieces: usize) -> std::ops::Range<usize> {
+    let body = pieces - pieces.min(TAIL_PIECES);
+    let body_chunks = body.div_ceil(CHUNK_PIECES);
     if index < body_chunks {
-        let start = index * CHUNK_BATCHES;
-        start..(start + CHUNK_BATCHES).min(body)
+        let start = index * CHUNK_PIECES;
+        start..(start + CHUNK_PIECES).min(body)
     } else {
-        let start = (body + (index - body_chunks)).min(batches);
-        start..(start + 1).min(batches)
+        let start = (body + (index - body_chunks)).min(pieces);
+        start..(start + 1).min(pieces)
     }
 }
 
@@ -241,7 +247,7 @@ unsafe impl Send for ChunkState {}
 type Done = Result<(usize, ChunkState), ExecutorError>;
 
 /// Opens an action state for chunk `index`, links `chain`'s steps to it, pushes the chunk's
-/// batches through them, and returns it.
+/// pieces through them, and returns it.
 fn run_chunk(
     task: &TaskSpec,
     env: &TaskEnv,
@@ -252,9 +258,9 @@ fn run_chunk(
 ) -> Result<ChunkState, ExecutorError> {
     let mut state = Box::new(open_action(task, env, chain.output, shared)?);
     let head = link(chain, &mut *state);
-    for &batch in chunks.batches(index) {
-        // SAFETY: `head` is the first of the steps linked above; the block keeps the batch.
-        if unsafe { (*head).accept_shared(batch) } != STATUS_OK {
+    for &piece in chunks.pieces(index) {
+        // SAFETY: `head` is the first of the steps linked above; the block keeps the piece.
+        if unsafe { (*head).accept_shared(piece) } != STATUS_OK {
             return Err(shared.take_error(ExecutorError::TaskFailed));
         }
     }
@@ -284,14 +290,14 @@ pub(crate) fn drive_shared(
     let mut offered = None;
     let mut in_order = InOrder::new();
     let mut failed = None;
-    let (started, mut ran_batches) = (Instant::now(), 0u32);
+    let (started, mut ran_pieces) = (Instant::now(), 0u32);
     while let Some(index) = cursor.claim() {
         // Help is asked for once the task's own pace is known, by when a job's other tasks,
         // sent together, have reached the executor's other slots.
         if offered.is_none()
-            && ran_batches > 0
+            && ran_pieces > 0
             && let Some(slots) = env.slots
-            && worth_helping(started.elapsed() / ran_batches, chunks.batches_left())
+            && worth_helping(started.elapsed() / ran_pieces, chunks.pieces_left())
         {
             offered = Some(slots.offer_help(&helping));
         }
@@ -302,7 +308,7 @@ pub(crate) fn drive_shared(
                 break;
             }
         }
-        ran_batches += chunks.batches(index).len() as u32;
+        ran_pieces += chunks.pieces(index).len() as u32;
         if let Some(slots) = env.slots {
             slots.make_way();
         }
@@ -476,16 +482,16 @@ mod tests {
 
     #[test]
     fn help_is_asked_for_only_for_work_that_outlasts_what_it_costs() {
-        let batch = Duration::from_micros(30);
+        let piece = Duration::from_micros(30);
         assert!(
-            worth_helping(batch, 60),
-            "an LR task's batches, most of them left"
+            worth_helping(piece, 60),
+            "an LR task's pieces, most of them left"
         );
-        assert!(worth_helping(batch, 4));
-        assert!(!worth_helping(batch, 3), "three batches: 90 µs");
+        assert!(worth_helping(piece, 4));
+        assert!(!worth_helping(piece, 3), "three pieces: 90 µs");
         assert!(
             !worth_helping(Duration::from_micros(2), 40),
-            "a count's batches"
+            "a count's pieces"
         );
         assert!(!worth_helping(Duration::from_secs(1), 0), "nothing left");
         assert!(
@@ -495,30 +501,26 @@ mod tests {
     }
 
     #[test]
-    fn chunks_cover_the_batches_once_the_last_ones_one_by_one() {
-        for batches in [0, 1, 5, 8, 9, 16, 19, 61, 1000] {
-            let covered: Vec<usize> = (0..chunk_count(batches))
-                .flat_map(|i| chunk_range(i, batches))
+    fn chunks_cover_the_pieces_once_the_last_ones_one_by_one() {
+        for pieces in [0, 1, 5, 8, 9, 16, 19, 61, 1000] {
+            let covered: Vec<usize> = (0..chunk_count(pieces))
+                .flat_map(|i| chunk_range(i, pieces))
                 .collect();
-            assert_eq!(
-                covered,
-                (0..batches).collect::<Vec<_>>(),
-                "{batches} batches"
-            );
-            let sizes: Vec<usize> = (0..chunk_count(batches))
-                .map(|i| chunk_range(i, batches).len())
+            assert_eq!(covered, (0..pieces).collect::<Vec<_>>(), "{pieces} pieces");
+            let sizes: Vec<usize> = (0..chunk_count(pieces))
+                .map(|i| chunk_range(i, pieces).len())
                 .collect();
-            let tail = batches.min(TAIL_BATCHES);
+            let tail = pieces.min(TAIL_PIECES);
             assert!(
                 sizes[sizes.len() - tail..].iter().all(|&n| n == 1),
-                "{batches}: {sizes:?}"
+                "{pieces}: {sizes:?}"
             );
             assert!(
-                sizes.iter().all(|&n| (1..=CHUNK_BATCHES).contains(&n)),
-                "{batches}: {sizes:?}"
+                sizes.iter().all(|&n| (1..=CHUNK_PIECES).contains(&n)),
+                "{pieces}: {sizes:?}"
             );
         }
-        // An LR task's 61 batches: seven chunks before the tail (the last of five), then eight.
+        // An LR task's 61 pieces: seven chunks before the tail (the last of five), then eight.
         assert_eq!(chunk_count(61), 15);
         assert_eq!(chunk_range(6, 61), 48..53);
         assert_eq!(chunk_range(7, 61), 53..54);

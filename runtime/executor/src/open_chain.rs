@@ -7,12 +7,13 @@
 use crate::artifacts::Artifacts;
 use crate::blocks::Block;
 use crate::error::ExecutorError;
+use crate::runs::Gathering;
 use crate::task_env::TaskEnv;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tessera_plan::abi::{
     ABI_VERSION, ActionVTable, Batch, BatchSink, BatchVTable, ErrorSink, OpenArgs, OperatorVTable,
-    RawBytes, STATUS_ERROR, STATUS_OK, SourceVTable, Status, TableEntry,
+    RawBytes, STATUS_ERROR, STATUS_OK, SharedRecords, SourceVTable, Status, TableEntry,
 };
 use tessera_plan::{
     BatchCode, CodeRef, Operator, PartitionOrigin, RddId, Step, StorageLevel, TaskAction,
@@ -69,7 +70,7 @@ pub(crate) enum OpenStepKind {
         partition: u32,
         /// How the block manager keeps the partition once the task succeeds.
         level: StorageLevel,
-        kept: Vec<Batch>,
+        kept: Gathering,
         /// Where the table of its batches comes from, sent with a copy to another executor.
         code: BatchCode,
     },
@@ -116,9 +117,8 @@ impl OpenStep {
                 (table.push)(*state, batch, OpenStep::sink(self.next), err)
             },
             OpenStepKind::Cache { kept, .. } => {
-                let copy = unsafe { (self.input.clone)(batch) };
-                kept.push(batch);
-                unsafe { (*self.next).accept(copy) }
+                unsafe { kept.keep(batch) };
+                unsafe { (*self.next).accept(batch) }
             }
             OpenStepKind::Count { records } => {
                 *records += unsafe { (self.input.len)(batch) } as u64;
@@ -136,10 +136,10 @@ impl OpenStep {
         }
     }
 
-    /// As [`OpenStep::accept`], for a batch the caller keeps: an operator or action that reads
-    /// batches in place gets it as it is, a count reads its length; any other step takes a
-    /// copy.
-    pub(crate) unsafe fn accept_shared(&mut self, batch: Batch) -> Status {
+    /// As [`OpenStep::accept`], for records of a batch the caller keeps: an operator or action
+    /// that reads records in place gets them as they are, a count their number; any other step
+    /// takes a copy.
+    pub(crate) unsafe fn accept_shared(&mut self, records: SharedRecords) -> Status {
         let shared = unsafe { &mut *self.shared };
         if shared.cancelled.load(Ordering::Relaxed) {
             return shared.fail(ExecutorError::Cancelled);
@@ -148,26 +148,26 @@ impl OpenStep {
         match &mut self.kind {
             OpenStepKind::Operator { table, state } => {
                 if let Some(push_shared) = table.push_shared {
-                    return unsafe { push_shared(*state, batch, OpenStep::sink(self.next), err) };
+                    return unsafe { push_shared(*state, records, OpenStep::sink(self.next), err) };
                 }
             }
-            OpenStepKind::Count { records } => {
-                *records += unsafe { (self.input.len)(batch) } as u64;
+            OpenStepKind::Count { records: counted } => {
+                *counted += records.len as u64;
                 return STATUS_OK;
             }
             OpenStepKind::Action {
                 table,
                 state,
-                records,
+                records: counted,
             } => {
                 if let Some(push_shared) = table.push_shared {
-                    *records += unsafe { (self.input.len)(batch) } as u64;
-                    return unsafe { push_shared(*state, batch, err) };
+                    *counted += records.len as u64;
+                    return unsafe { push_shared(*state, records, err) };
                 }
             }
             OpenStepKind::Cache { .. } => {}
         }
-        let copy = unsafe { (self.input.clone)(batch) };
+        let copy = unsafe { crate::runs::copy(&self.input, records) };
         unsafe { self.accept(copy) }
     }
 
@@ -214,12 +214,8 @@ impl Drop for OpenStep {
         match &mut self.kind {
             OpenStepKind::Operator { table, state } => unsafe { (table.close)(*state) },
             OpenStepKind::Action { table, state, .. } => unsafe { (table.close)(*state) },
-            OpenStepKind::Cache { kept, .. } => {
-                for batch in kept.drain(..) {
-                    unsafe { (self.input.drop)(batch) };
-                }
-            }
-            OpenStepKind::Count { .. } => {}
+            // A cache step's gathering frees what it kept as it drops.
+            OpenStepKind::Cache { .. } | OpenStepKind::Count { .. } => {}
         }
     }
 }
@@ -429,7 +425,7 @@ pub(crate) fn build_chain<'a>(
                 rdd: step.rdd,
                 partition: step.partition,
                 level,
-                kept: Vec::new(),
+                kept: Gathering::new(input),
                 code: code.clone(),
             };
             add(kind, input);

@@ -224,8 +224,8 @@ fn drive(
             let mut status = STATUS_OK;
             if let Some(batches) = block.shared() {
                 // Read in place: the block outlives the chain, and nothing changes it.
-                for &batch in batches {
-                    status = unsafe { (*head).accept_shared(batch) };
+                for piece in crate::runs::pieces(batches, block.vtable()) {
+                    status = unsafe { (*head).accept_shared(piece) };
                     if status != STATUS_OK {
                         break;
                     }
@@ -357,7 +357,7 @@ fn store_cached(
             code,
         } = &mut step.kind
         {
-            let batches = std::mem::take(kept);
+            let batches = kept.finish();
             match env
                 .blocks
                 .put(*rdd, *partition, *level, batches, step.input, code.clone())

@@ -134,6 +134,7 @@ pub const FRAME_BATCH: BatchVTable = BatchVTable {
     drop: frame_drop,
     encode: frame_encode,
     decode: frame_decode,
+    runs: None,
 };
 
 /// Hands a copy of `lines` to `out` as a batch.
@@ -196,4 +197,5 @@ pub const LINES_BATCH: BatchVTable = BatchVTable {
     drop: lines_drop,
     encode: lines_encode,
     decode: lines_decode,
+    runs: None,
 };

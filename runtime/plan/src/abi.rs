@@ -9,7 +9,7 @@
 use std::ffi::c_void;
 
 /// Bumped whenever a table below changes shape; executors refuse tables of another version.
-pub const ABI_VERSION: u32 = 7;
+pub const ABI_VERSION: u32 = 8;
 
 /// Return value of every fallible ABI function.
 pub type Status = i32;
@@ -108,6 +108,41 @@ pub struct BatchVTable {
     pub encode: unsafe extern "C" fn(batch: Batch, out: ByteSink, err: ErrorSink) -> Status,
     /// Deserializes what `encode` wrote, as one or more batches.
     pub decode: unsafe extern "C" fn(bytes: RawBytes, out: BatchSink, err: ErrorSink) -> Status,
+    /// How a partition being cached is gathered into long runs of records, or `None` where
+    /// its batches are kept as they come (version 8).
+    pub runs: Option<RunsVTable>,
+}
+
+/// Records `start..start + len` of a batch its owner keeps, read in place
+/// ([`OperatorVTable::push_shared`]); a range past the batch's end is cut at it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SharedRecords {
+    /// The batch.
+    pub batch: Batch,
+    /// The first record read.
+    pub start: usize,
+    /// How many records are read.
+    pub len: usize,
+}
+
+/// Functions that gather a partition's records into *runs*, batches each in one allocation
+/// of many records (version 8). A cached partition kept as the batches it came in (a few
+/// thousand records each, each allocated apart) is read a little slower, on every pass, than
+/// the same records side by side (`BENCHMARKS.md`, "Cached partitions in runs"); a run is
+/// read in pieces the size of a batch ([`SharedRecords`]).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct RunsVTable {
+    /// Appends copies of `from`'s records to `run` and returns `run`, if they fit in the room
+    /// `run` was made with. Otherwise, or when `run` is null, returns a new run holding copies
+    /// of them, with room for more; the old run is then left with no room to spare, and the
+    /// caller keeps it as it is. `from` stays with the caller.
+    pub gather: unsafe extern "C" fn(run: Batch, from: Batch) -> Batch,
+    /// Gives back the room `run` has to spare, once nothing more is gathered into it.
+    pub seal: unsafe extern "C" fn(run: Batch),
+    /// A copy of the records `records` names, as a batch of their own.
+    pub copy: unsafe extern "C" fn(records: SharedRecords) -> Batch,
 }
 
 /// Rebuilds a closure's captured environment from its serialized bytes into `out`, which has
@@ -186,13 +221,13 @@ pub struct OperatorVTable {
         out: BatchSink,
         err: ErrorSink,
     ) -> Status,
-    /// Reads `batch` without taking it: the caller keeps it, unchanged, as a cached partition's
-    /// batches are kept (version 4). Only the records the operator passes on are copied. `None`:
-    /// the executor pushes a copy of the batch instead.
+    /// Reads records of a batch without taking it: the caller keeps it, unchanged, as a cached
+    /// partition's batches are kept (version 4; a range of it since version 8). Only the records
+    /// the operator passes on are copied. `None`: the executor pushes a copy of them instead.
     pub push_shared: Option<
         unsafe extern "C" fn(
             state: *mut c_void,
-            batch: Batch,
+            records: SharedRecords,
             out: BatchSink,
             err: ErrorSink,
         ) -> Status,
@@ -233,9 +268,11 @@ pub struct ActionVTable {
         unsafe extern "C" fn(args: OpenArgs, state: *mut *mut c_void, err: ErrorSink) -> Status,
     /// Takes ownership of `batch`.
     pub push: unsafe extern "C" fn(state: *mut c_void, batch: Batch, err: ErrorSink) -> Status,
-    /// As [`OperatorVTable::push_shared`]: reads a batch the caller keeps (version 4).
-    pub push_shared:
-        Option<unsafe extern "C" fn(state: *mut c_void, batch: Batch, err: ErrorSink) -> Status>,
+    /// As [`OperatorVTable::push_shared`]: reads records of a batch the caller keeps (version
+    /// 4; a range of it since version 8).
+    pub push_shared: Option<
+        unsafe extern "C" fn(state: *mut c_void, records: SharedRecords, err: ErrorSink) -> Status,
+    >,
     /// Called once after the last batch: writes the action's result to `out`.
     pub finish: unsafe extern "C" fn(state: *mut c_void, out: ByteSink, err: ErrorSink) -> Status,
     /// Frees the state, whether or not `finish` ran.

@@ -12,7 +12,7 @@ pub(crate) use sources::*;
 pub(crate) use transforms::*;
 
 use crate::batch::{
-    BatchOut, Batches, Stop, from_batch, guarded, shared_batch, type_name_of, write_bytes,
+    BatchOut, Batches, Stop, from_batch, guarded, shared_records, type_name_of, write_bytes,
 };
 use crate::data::Data;
 use crate::op_error::OpError;
@@ -23,7 +23,7 @@ use std::ffi::c_void;
 use std::marker::PhantomData;
 use tessera_plan::abi::{
     ABI_VERSION, ActionVTable, Batch, BatchSink, ByteSink, ErrorSink, OpenArgs, OperatorVTable,
-    Status,
+    SharedRecords, Status,
 };
 
 /// A narrow transformation of one partition.
@@ -170,12 +170,12 @@ impl<X: Transform> OperatorTable<X> {
 
     unsafe extern "C" fn push_shared(
         state: *mut c_void,
-        batch: Batch,
+        records: SharedRecords,
         out: BatchSink,
         err: ErrorSink,
     ) -> Status {
         let op = unsafe { &mut *(state as *mut X) };
-        let records = unsafe { shared_batch::<X::In>(batch) };
+        let records = unsafe { shared_records::<X::In>(records) };
         with_output(out, err, |out| op.push_shared(records, out))
     }
 
@@ -218,9 +218,13 @@ impl<X: Action> ActionTable<X> {
         guarded(err, || op.push(records))
     }
 
-    unsafe extern "C" fn push_shared(state: *mut c_void, batch: Batch, err: ErrorSink) -> Status {
+    unsafe extern "C" fn push_shared(
+        state: *mut c_void,
+        records: SharedRecords,
+        err: ErrorSink,
+    ) -> Status {
         let op = unsafe { &mut *(state as *mut X) };
-        let records = unsafe { shared_batch::<X::In>(batch) };
+        let records = unsafe { shared_records::<X::In>(records) };
         guarded(err, || op.push_shared(records))
     }
 
