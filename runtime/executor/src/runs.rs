@@ -25,10 +25,6 @@ pub(crate) struct Gathering {
     run: Batch,
 }
 
-// SAFETY: its batches are `Vec<T>` with `T: Send` (the API's `Data` bound), used by the one
-// thread that runs the task's cache step at a time.
-unsafe impl Send for Gathering {}
-
 impl Gathering {
     /// Nothing kept yet, of batches made with `table`.
     pub(crate) fn new(table: BatchVTable) -> Gathering {
@@ -79,27 +75,33 @@ impl Drop for Gathering {
     }
 }
 
-/// The pieces to read `batches` (made with `table`) in: each batch in runs of
-/// [`PIECE_RECORDS`] records from its start, the last piece of each batch shorter.
+/// The pieces to read `batches` (made with `table`) in: each batch in pieces of
+/// [`PIECE_RECORDS`] records from its start, the last piece of each batch shorter, where the
+/// table reads and copies records by range (it has runs); otherwise each batch whole.
 pub(crate) fn pieces(batches: &[Batch], table: &BatchVTable) -> Vec<SharedRecords> {
+    let piece_records = if table.runs.is_some() {
+        PIECE_RECORDS
+    } else {
+        usize::MAX
+    };
     // SAFETY: the batches are live batches of `table` (the caller's block holds them).
     let lens = batches.iter().map(|&batch| unsafe { (table.len)(batch) });
     batches
         .iter()
         .zip(lens)
         .flat_map(|(&batch, len)| {
-            piece_starts(len).map(move |start| SharedRecords {
+            piece_starts(len, piece_records).map(move |start| SharedRecords {
                 batch,
                 start,
-                len: PIECE_RECORDS.min(len - start),
+                len: piece_records.min(len - start),
             })
         })
         .collect()
 }
 
-/// Where the pieces of a batch of `len` records start.
-fn piece_starts(len: usize) -> impl Iterator<Item = usize> {
-    (0..len).step_by(PIECE_RECORDS)
+/// Where the pieces of `piece_records` of a batch of `len` records start.
+fn piece_starts(len: usize, piece_records: usize) -> impl Iterator<Item = usize> {
+    (0..len).step_by(piece_records)
 }
 
 /// A batch of its own holding the records `records` names, of a batch made with `table`.
@@ -230,9 +232,28 @@ mod tests {
 
     #[test]
     fn a_batch_is_read_in_pieces_of_a_batch_s_size_from_its_start() {
-        assert_eq!(piece_starts(0).count(), 0);
-        assert_eq!(piece_starts(100).collect::<Vec<_>>(), [0]);
-        assert_eq!(piece_starts(4096).collect::<Vec<_>>(), [0]);
-        assert_eq!(piece_starts(10_000).collect::<Vec<_>>(), [0, 4096, 8192]);
+        assert_eq!(piece_starts(0, PIECE_RECORDS).count(), 0);
+        assert_eq!(piece_starts(100, PIECE_RECORDS).collect::<Vec<_>>(), [0]);
+        assert_eq!(piece_starts(4096, PIECE_RECORDS).collect::<Vec<_>>(), [0]);
+        assert_eq!(
+            piece_starts(10_000, PIECE_RECORDS).collect::<Vec<_>>(),
+            [0, 4096, 8192]
+        );
+    }
+
+    #[test]
+    fn a_batch_of_a_table_without_runs_is_one_piece_however_long() {
+        // A DataFrame's batch: its table copies only whole batches.
+        let table = BatchVTable {
+            runs: None,
+            ..bytes::TABLE
+        };
+        let batches = [bytes::batch(vec![1; 10_000]), bytes::batch(vec![2; 100])];
+        let pieces = pieces(&batches, &table);
+        let shape: Vec<(usize, usize)> = pieces.iter().map(|p| (p.start, p.len)).collect();
+        assert_eq!(shape, [(0, 10_000), (0, 100)]);
+        for batch in batches {
+            unsafe { (table.drop)(batch) };
+        }
     }
 }
