@@ -6,20 +6,19 @@
 //! Here, as in the morsel-driven executors of polars and DuckDB, a task whose records start
 //! from a partition cached in memory hands its pieces (`runs.rs`: a batch's worth of records
 //! each) out in fixed *chunks* from a shared cursor: [`CHUNK_PIECES`] at a time, then its last
-//! [`TAIL_PIECES`] one by one, so that the threads end within a piece of each other. Its own thread takes the next chunk, and so does
-//! the thread of each slot of the executor that no task wants, which the task asks for help
-//! ([`crate::task_slots::TaskSlots::offer_help`]), each through its own opened copy of the
-//! task's steps. Each chunk goes into an action state of its own, and the chunks' states are
-//! merged into the task's action in chunk order.
+//! [`TAIL_PIECES`] one by one, so that the threads end within a piece of each other. Its own
+//! thread takes the next chunk, and so does the thread of each slot of the executor that no
+//! task wants, which the task asks for help ([`crate::task_slots::TaskSlots::offer_help`]),
+//! each through its own opened copy of the task's steps. Each chunk goes into an action state
+//! of its own, and the chunks' states are merged into the task's action in chunk order.
 //!
 //! The chunks are the same whichever threads take them, and merged in the same order, so a
 //! task's result does not depend on how many helpers came or when: a sum of floats is the same
 //! to the last bit from run to run, and `collect` keeps the partition's order. That holds where
 //! no step keeps state across records and the action's states merge ([`shares`]). A partition
 //! kept in runs and its copy on another executor (decoded in batches of a piece's size) are
-//! cut into the same pieces. Tasks come
-//! before help: a helper takes a slot only while no task waits for one, and gives it back as
-//! soon as one does.
+//! cut into the same pieces. Tasks come before help: a helper takes a slot only while no task
+//! waits for one, and gives it back as soon as one does.
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
