@@ -68,7 +68,9 @@ impl Gathering {
 
 impl Drop for Gathering {
     fn drop(&mut self) {
-        for batch in self.finish() {
+        // What `finish` did not take: a failed task's partition, freed unsealed.
+        let run = (!self.run.is_null()).then_some(self.run);
+        for batch in self.kept.drain(..).chain(run) {
             // SAFETY: each was made by this table, and nothing else holds it.
             unsafe { (self.table.drop)(batch) };
         }
@@ -107,13 +109,12 @@ fn piece_starts(len: usize, piece_records: usize) -> impl Iterator<Item = usize>
 /// A batch of its own holding the records `records` names, of a batch made with `table`.
 ///
 /// # Safety
-/// `records.batch` must be a live batch of `table`, and `records` a range within it.
+/// `records.batch` must be a live batch of `table`, and `records` one of its [`pieces`].
 pub(crate) unsafe fn copy(table: &BatchVTable, records: SharedRecords) -> Batch {
-    let whole = records.start == 0 && records.len == unsafe { (table.len)(records.batch) };
     match table.runs {
-        Some(runs) if !whole => unsafe { (runs.copy)(records) },
-        // Only a run is read in part: any other batch is one piece.
-        _ => unsafe { (table.clone)(records.batch) },
+        Some(runs) => unsafe { (runs.copy)(records) },
+        // A table without runs is read in whole batches ([`pieces`]).
+        None => unsafe { (table.clone)(records.batch) },
     }
 }
 
