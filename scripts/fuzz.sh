@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fuzzes the decoders of bytes that come from the network or disk: runs only their property
 # tests (every test named `*never_panic*`: the cell protocol, tasks and task outcomes, map output
-# frames, cached block files, shuffle pieces, records of shipped partitions, shuffle buckets and
-# checkpoint files, the agent's checkpoint, the engine's child protocol, the Jupyter wire format) with CASES cases each
+# frames, cached block files, the manifests of partitions kept in host memory, shuffle pieces,
+# records of shipped partitions, shuffle buckets and checkpoint files, the agent's checkpoint,
+# the engine's child protocol, the Jupyter wire format) with CASES cases each
 # (default 100000; the ordinary test run uses proptest's 256) and reports how long they took.
 # A failing case is shrunk and saved under the crate's `proptest-regressions/`, and replayed
 # first on every later run.

@@ -1,6 +1,7 @@
 //! Faults: an executor killed in the middle of a job over cached data, or over cached data and a
-//! shuffle. Its tasks are retried on the other executor, the partitions it cached are
-//! recomputed from lineage, and the job gives the correct result. The map outputs it held are
+//! shuffle. Its tasks are retried on the other executor and the job gives the correct result;
+//! the partitions it cached are adopted from host memory by the other (plain records) or
+//! recomputed from lineage (records that own memory, such as strings). The map outputs it held are
 //! read through its agent, which serves the copies it left; without that shuffle service they
 //! are recomputed from lineage (the map stage is resubmitted for just those).
 
@@ -15,6 +16,8 @@ struct KilledRun {
     stderr: String,
     tasks: Vec<TaskLine>,
     victim: u64,
+    /// The other executor of job 0.
+    survivor: u64,
 }
 
 /// Runs `script` on a loopback cluster of two executors (with `flags` for `tessera`); once job
@@ -61,6 +64,7 @@ fn run_and_kill_an_executor(
 
     std::thread::sleep(delay);
     let victim = *pids.iter().next().unwrap();
+    let survivor = *pids.iter().last().unwrap();
     let status = Command::new("kill")
         .args(["-9", &victim.to_string()])
         .status()
@@ -84,23 +88,38 @@ fn run_and_kill_an_executor(
         stderr,
         tasks: read_task_metrics(&metrics),
         victim,
+        survivor,
     }
 }
 
-#[test]
-fn killing_an_executor_mid_job_loses_no_result() {
-    // Cell 1 caches 8 partitions on two executors; cell 2 is a slow job over the cache.
-    let script = r#"
-let data = sc.parallelize((0..200_000u64).collect::<Vec<u64>>(), 8).cache();
+/// Cell 1 caches 8 partitions of `0..200_000` (as `u64`, or as `String` where `as_text`) on
+/// two executors; cell 2 is a slow job over the cache, in which one executor is killed. Returns
+/// the run and the tasks of the slow job that read a partition the victim had cached and ran on
+/// the survivor (not on the executor launched to replace the victim, which takes a task when
+/// the survivor's cores stay busy past the locality wait).
+fn kill_an_executor_holding_a_cache(as_text: bool) -> (KilledRun, Vec<TaskLine>) {
+    let (record, from_u64, to_u64) = if as_text {
+        ("String", "x.to_string()", "x.parse::<u64>().unwrap()")
+    } else {
+        ("u64", "x", "x")
+    };
+    let script = format!(
+        r#"
+let data = sc.parallelize((0..200_000u64).map(|x| {from_u64}).collect::<Vec<{record}>>(), 8).cache();
 data.count()
 // %%
-data.map(|x: u64| { if x % 4096 == 0 { std::thread::sleep(std::time::Duration::from_millis(250)); } x * 2 }).reduce(|a, b| a + b)
-"#;
+data.map(|x: {record}| {{ let x = {to_u64}; if x % 4096 == 0 {{ std::thread::sleep(std::time::Duration::from_millis(250)); }} x * 2 }}).reduce(|a, b| a + b)
+"#
+    );
     // Let the slow job start, then kill.
     let run = run_and_kill_an_executor(
-        "kill-executor",
+        if as_text {
+            "kill-executor-text"
+        } else {
+            "kill-executor"
+        },
         &[],
-        script,
+        &script,
         |_| true,
         Duration::from_millis(1500),
     );
@@ -111,15 +130,45 @@ data.map(|x: u64| { if x % 4096 == 0 { std::thread::sleep(std::time::Duration::f
         "stderr:\n{}",
         run.stderr
     );
-
-    // The slow job finished on the survivor, recomputing from lineage what the victim cached.
+    let held_by_victim: BTreeSet<u64> = run
+        .tasks
+        .iter()
+        .filter(|t| t.job == 0 && t.pid == run.victim)
+        .map(|t| t.partition)
+        .collect();
     let second_job: Vec<&TaskLine> = run.tasks.iter().filter(|t| t.job == 1).collect();
     assert_eq!(second_job.len(), 8, "{second_job:?}");
+    let moved: Vec<TaskLine> = second_job
+        .into_iter()
+        .filter(|t| held_by_victim.contains(&t.partition) && t.pid == run.survivor)
+        .cloned()
+        .collect();
     assert!(
-        second_job
-            .iter()
-            .any(|t| t.origin == "computed" && t.pid != run.victim),
-        "a partition the victim cached was recomputed on the survivor: {second_job:?}"
+        !moved.is_empty(),
+        "the survivor ran the victim's partitions"
+    );
+    (run, moved)
+}
+
+#[test]
+fn killing_an_executor_mid_job_loses_no_result_nor_its_cache_of_plain_records() {
+    // `u64`s are plain bytes: the victim kept them in host memory, and the survivor, on the
+    // same host, adopted them; nothing is computed again.
+    let (_, moved) = kill_an_executor_holding_a_cache(false);
+    assert!(
+        moved.iter().all(|t| t.origin.starts_with("cached:")),
+        "the victim's partitions were read from the cache it left: {moved:?}"
+    );
+}
+
+#[test]
+fn killing_an_executor_mid_job_loses_no_result_and_recomputes_a_cache_of_strings() {
+    // Strings own memory in the process that made them: the victim's partitions went with it
+    // and are computed again from lineage on the survivor.
+    let (_, moved) = kill_an_executor_holding_a_cache(true);
+    assert!(
+        moved.iter().any(|t| t.origin == "computed"),
+        "a partition the victim cached was recomputed on the survivor: {moved:?}"
     );
 }
 
@@ -193,12 +242,18 @@ fn killing_an_executor_during_a_reduce_stage_loses_none_of_its_map_outputs() {
 fn without_the_shuffle_service_a_killed_executors_map_outputs_are_recomputed() {
     let (run, maps) =
         kill_during_the_reduce_stage("kill-executor-shuffle", &["--no-shuffle-service"]);
-    // The map outputs the victim held were written again, after the kill, by other processes,
-    // from partitions recomputed from lineage (the victim's cache was lost with it).
+    // The map outputs the victim held were written again, after the kill, by other processes:
+    // on the survivor from the partitions it adopted from the victim's host memory.
     assert!(
         maps.len() > 8,
         "the map stage ran again for lost outputs: {maps:?}"
     );
     assert!(maps[8..].iter().all(|t| t.pid != run.victim), "{maps:?}");
-    assert!(maps[8..].iter().any(|t| t.origin == "computed"), "{maps:?}");
+    assert!(
+        maps[8..]
+            .iter()
+            .filter(|t| t.pid == run.survivor)
+            .all(|t| t.origin.starts_with("cached:")),
+        "{maps:?}"
+    );
 }

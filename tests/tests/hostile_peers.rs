@@ -21,7 +21,7 @@ use tessera_e2e::{Scratch, bin};
 use tessera_wire::driver::RegisterExecutorRequest;
 use tessera_wire::driver::driver_client::DriverClient;
 use tessera_wire::executor::executor_client::ExecutorClient;
-use tessera_wire::executor::{FetchShuffleRequest, TaskBatch};
+use tessera_wire::executor::{AdoptBlocksRequest, BlockId, FetchShuffleRequest, TaskBatch};
 use tessera_wire::sandbox_files::ReadRequest;
 use tessera_wire::sandbox_files::sandbox_files_client::SandboxFilesClient;
 use tokio::io::AsyncWriteExt;
@@ -240,6 +240,17 @@ async fn strangers_calling_the_driver_and_executors_are_refused_and_the_session_
                 })
                 .await;
             assert_refused(outcome(fetch), &[reason]);
+            // Moving another executor's files in host memory is the driver's to ask.
+            let adopt = client
+                .adopt_blocks(AdoptBlocksRequest {
+                    from: "/dev/shm".into(),
+                    blocks: vec![BlockId {
+                        rdd: 1,
+                        partition: 0,
+                    }],
+                })
+                .await;
+            assert_refused(outcome(adopt), &[reason]);
         }
         for agent in &sandbox_files {
             let mut client = SandboxFilesClient::new(stranger_channel(agent, identity).await);
@@ -263,6 +274,7 @@ async fn strangers_calling_the_driver_and_executors_are_refused_and_the_session_
                 pid: 1,
                 host: "rogue".into(),
                 sandbox_files: String::new(),
+                host_memory: String::new(),
             })
             .await;
         assert_refused(outcome(register), &[reason]);

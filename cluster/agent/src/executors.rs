@@ -17,8 +17,11 @@
 //! A framework's executors on this agent share `WORK_DIR/frameworks/<framework>/libraries/`
 //! (`TESSERA_LIBRARY_CACHE`) for the code their driver sends them, as Spark's executors of one
 //! application share fetched files: an executor launched to replace a lost one loads what its
-//! predecessor fetched. The directory is removed [`library_cache::LIBRARY_CACHE_GRACE`] after the framework's
-//! last executor here ended, if none was launched again meanwhile.
+//! predecessor fetched. Each executor also gets a directory of host memory,
+//! `MEMORY_DIR/tessera-<agent>/<framework>/<executor>` (`TESSERA_MEMORY_DIR`, on tmpfs), where
+//! it keeps cached partitions that outlive it, for another executor of its framework on this
+//! host to adopt if it is lost. Both go [`framework_dirs::FRAMEWORK_DIRS_GRACE`] after the
+//! framework's last executor here ended, if none was launched again meanwhile.
 //!
 //! Each runs in a [`Container`] of the agent's [`Isolator`]: the child enters it before exec,
 //! a watcher reads what it uses every [`WATCH_INTERVAL`] (for the heartbeats) and kills it
@@ -26,12 +29,12 @@
 //!
 //! The table of running executors and their kills are here; launching and adopting them
 //! ([`launch`], [`supervision`]), what the checkpoint and a master registering again are told
-//! ([`checkpointing`]), the shared library cache ([`library_cache`]) and messages
+//! ([`checkpointing`]), the framework's shared directories ([`framework_dirs`]) and messages
 //! ([`messages`]) have files of their own.
 
 mod checkpointing;
+mod framework_dirs;
 mod launch;
-mod library_cache;
 mod messages;
 mod supervision;
 #[cfg(test)]
@@ -94,6 +97,8 @@ type Table = HashMap<(String, String), Running>;
 /// The executors running on this agent.
 pub struct Executors {
     work_dir: PathBuf,
+    /// Where the frameworks' directories of host memory go, if anywhere.
+    memory_root: Option<PathBuf>,
     /// The host executors should listen on and advertise (the agent's own advertised host),
     /// as `TESSERA_AGENT_HOST`.
     host: String,
@@ -119,6 +124,7 @@ pub struct Executors {
 impl Executors {
     pub(crate) fn new(
         work_dir: PathBuf,
+        memory_root: Option<PathBuf>,
         host: String,
         updates: UnboundedSender<StatusUpdate>,
         isolator: Isolator,
@@ -126,6 +132,7 @@ impl Executors {
     ) -> Arc<Self> {
         Arc::new(Executors {
             checkpoint: checkpoint::Writer::new(&work_dir),
+            memory_root,
             work_dir,
             host,
             running: Mutex::new(HashMap::new()),
@@ -319,6 +326,7 @@ impl Executors {
         let pending = Arc::new(PendingUpdates::default());
         let executors = Executors::new(
             work_dir.to_path_buf(),
+            Some(work_dir.join("memory")),
             "127.0.0.1".into(),
             tx,
             crate::isolation::Isolator::Posix,

@@ -57,7 +57,7 @@ use std::sync::Arc;
 use tessera_cluster_proto::agent::agent_server::AgentServer;
 use tokio::net::TcpListener;
 
-pub use config::AgentConfig;
+pub use config::{AgentConfig, memory_dir_from_flag};
 pub use error::AgentError;
 pub use executors::KILL_GRACE;
 pub use isolation::{IsolationChoice, IsolationConfig, IsolationError, IsolationMode};
@@ -167,8 +167,13 @@ pub async fn run(
     ));
     let isolator = isolation::Isolator::new(&config.isolation)?;
     let pending = Arc::new(status_updates::PendingUpdates::default());
+    let memory_root = config
+        .memory_dir
+        .as_deref()
+        .map(|dir| config::memory_root(dir, &config.work_dir));
     let executors = executors::Executors::new(
         config.work_dir.clone(),
+        memory_root,
         host,
         updates_tx,
         isolator,
@@ -183,7 +188,7 @@ pub async fn run(
         &executors,
         &pending,
     )?;
-    executors.remove_library_caches_later();
+    executors.remove_framework_dirs_later_everywhere();
 
     let registration = Arc::new(master_link::Registration::default());
     let tasks = [
@@ -235,6 +240,8 @@ pub async fn run(
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    // Nothing outlives a graceful stop: what the executors kept in host memory goes too.
+    executors.remove_host_memory();
     for task in tasks {
         task.abort();
     }

@@ -68,6 +68,12 @@ struct Args {
     /// system temp dir).
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// A memory-backed directory (tmpfs) where executors keep cached partitions that outlive
+    /// them, for another executor on this host to adopt when one is lost; "none" keeps them in
+    /// executors' own memory (default: /dev/shm where it exists; or $TESSERA_AGENT_MEMORY_DIR,
+    /// which the agents of `local-cluster` take from the session's environment).
+    #[arg(long, env = "TESSERA_AGENT_MEMORY_DIR")]
+    memory_dir: Option<String>,
     /// Host name shown in offers (default: the machine's).
     #[arg(long)]
     hostname: Option<String>,
@@ -157,6 +163,7 @@ async fn main() -> anyhow::Result<()> {
         },
         reserved: spec.reserved,
         attributes,
+        memory_dir: tessera_agent::memory_dir_from_flag(args.memory_dir.as_deref()),
         work_dir,
         hostname: args.hostname.unwrap_or_else(detect_hostname),
         advertise_address: args.advertise_address,

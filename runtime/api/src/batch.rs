@@ -4,8 +4,8 @@ use crate::data::Data;
 use crate::op_error::OpError;
 use std::mem::size_of;
 use tessera_plan::abi::{
-    Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, RawBytes, RunsVTable, STATUS_ERROR,
-    STATUS_OK, SharedRecords, Status,
+    Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, FlatRecords, RawBytes, RunsVTable,
+    STATUS_ERROR, STATUS_OK, SharedRecords, Status,
 };
 
 /// Records per batch: large enough to amortize a call per batch, small enough to stay in cache.
@@ -35,12 +35,17 @@ pub(crate) unsafe fn shared_batch<'a, T>(batch: Batch) -> &'a [T] {
     unsafe { &*(batch as *const Vec<T>) }
 }
 
-/// The records `records` names, of a batch its owner keeps; a range past the batch's end is
-/// cut at it.
+/// The records `records` names, of a batch its owner keeps (a range past the batch's end is
+/// cut at it) or in memory the executor keeps.
 ///
 /// # Safety
-/// As [`shared_batch`], for `records.batch`.
+/// As [`shared_batch`], for `records.batch`; or `records.first` must be where `records.len`
+/// records of type `T` are, copied from records of `T` ([`FlatRecords`]), alive and
+/// unchanged for `'a`.
 pub(crate) unsafe fn shared_records<'a, T>(records: SharedRecords) -> &'a [T] {
+    if !records.first.is_null() {
+        return unsafe { std::slice::from_raw_parts(records.first as *const T, records.len) };
+    }
     let all = unsafe { shared_batch::<T>(records.batch) };
     let start = records.start.min(all.len());
     &all[start..start.saturating_add(records.len).min(all.len())]
@@ -168,7 +173,21 @@ impl<T: Data> Batches<T> {
             gather: Self::gather,
             seal: Self::seal,
             copy: Self::copy,
+            flat: Self::FLAT,
         }),
+    };
+
+    /// Records without drop glue own no memory elsewhere: their bytes are the records. (A
+    /// reference, the one other thing that would tie them to a place, is no `Data`: records
+    /// deserialize into values they own.) A record of no bytes is nothing to keep.
+    const FLAT: Option<FlatRecords> = if !std::mem::needs_drop::<T>() && size_of::<T>() > 0 {
+        Some(FlatRecords {
+            size: size_of::<T>(),
+            align: std::mem::align_of::<T>(),
+            bytes: Self::bytes,
+        })
+    } else {
+        None
     };
 
     unsafe fn records<'a>(batch: Batch) -> &'a Vec<T> {
@@ -252,6 +271,14 @@ impl<T: Data> Batches<T> {
 
     unsafe extern "C" fn seal(run: Batch) {
         unsafe { &mut *(run as *mut Vec<T>) }.shrink_to_fit();
+    }
+
+    unsafe extern "C" fn bytes(batch: Batch) -> RawBytes {
+        let records = unsafe { Self::records(batch) };
+        RawBytes {
+            ptr: records.as_ptr() as *const u8,
+            len: std::mem::size_of_val(records.as_slice()),
+        }
     }
 
     unsafe extern "C" fn copy(records: SharedRecords) -> Batch {
@@ -339,6 +366,7 @@ mod tests {
             batch: full[1],
             start: 4000,
             len: 200,
+            first: std::ptr::null(),
         };
         let copy = unsafe { (runs.copy)(piece) };
         let expected: Vec<u64> = (room as u64 + 4000..room as u64 + 4200).collect();
@@ -357,6 +385,46 @@ mod tests {
         assert!(unsafe { shared_records::<u64>(beyond) }.is_empty());
         for batch in full.into_iter().chain([copy]) {
             unsafe { Batches::<u64>::drop(batch) };
+        }
+    }
+
+    #[test]
+    fn records_owning_nothing_elsewhere_are_copied_as_bytes_and_read_back_from_the_copy() {
+        type Point = (f64, [f64; 3]);
+        let flat = Batches::<Point>::FLAT.expect("a point owns nothing elsewhere");
+        assert_eq!((flat.size, flat.align), (32, 8));
+        for owning in [
+            Batches::<String>::FLAT.is_some(),
+            Batches::<(u32, Vec<u64>)>::FLAT.is_some(),
+            Batches::<()>::FLAT.is_some(),
+        ] {
+            assert!(
+                !owning,
+                "records owning memory, or of no bytes, are not flat"
+            );
+        }
+
+        let points: Vec<Point> = (0..10).map(|i| (i as f64, [i as f64 * 0.5; 3])).collect();
+        let batch = into_batch(points.clone());
+        let bytes = unsafe { (flat.bytes)(batch) };
+        assert_eq!(bytes.len, 10 * 32);
+        // Memory of the executor's own, with the records' alignment.
+        let mut kept = vec![0f64; bytes.len / 8];
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.ptr, kept.as_mut_ptr() as *mut u8, bytes.len)
+        };
+        let piece = SharedRecords {
+            batch: std::ptr::null_mut(),
+            start: 0,
+            len: 4,
+            first: unsafe { (kept.as_ptr() as *const u8).add(3 * 32) },
+        };
+        assert_eq!(unsafe { shared_records::<Point>(piece) }, &points[3..7]);
+        let runs = Batches::<Point>::VTABLE.runs.unwrap();
+        let copy = unsafe { (runs.copy)(piece) };
+        assert_eq!(unsafe { shared_batch::<Point>(copy) }, &points[3..7]);
+        for batch in [batch, copy] {
+            unsafe { Batches::<Point>::drop(batch) };
         }
     }
 }

@@ -77,6 +77,34 @@ impl BlockMap {
         holders.insert(executor.to_string(), bytes);
     }
 
+    /// `executor` now holds `block`, of `bytes` bytes.
+    pub fn add(&self, executor: &str, block: (RddId, u32), bytes: u64) {
+        let mut blocks = self.blocks.lock();
+        blocks
+            .entry(block)
+            .or_default()
+            .insert(executor.to_string(), bytes);
+    }
+
+    /// The blocks `executor` holds, as (rdd, partition).
+    pub fn held_by(&self, executor: &str) -> Vec<(RddId, u32)> {
+        self.blocks
+            .lock()
+            .iter()
+            .filter(|(_, holders)| holders.contains_key(executor))
+            .map(|(key, _)| *key)
+            .collect()
+    }
+
+    /// Bytes of the blocks `executor` holds.
+    pub fn bytes_held_by(&self, executor: &str) -> u64 {
+        self.blocks
+            .lock()
+            .values()
+            .filter_map(|holders| holders.get(executor))
+            .sum()
+    }
+
     /// `executor` no longer holds these (rdd, partition) blocks.
     pub fn forget(&self, executor: &str, evicted: &[(RddId, u32)]) {
         let mut blocks = self.blocks.lock();

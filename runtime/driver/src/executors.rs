@@ -26,6 +26,9 @@ pub struct ExecutorHandle {
     pub memory_bytes: u64,
     /// Where its agent serves the copies of its map outputs, if it does (they outlive it).
     pub sandbox_files: Option<String>,
+    /// Its directory of host memory, if its agent gave it one: the cached partitions of
+    /// plain-byte records it keeps there outlive it, for another executor on its host to adopt.
+    pub host_memory: Option<String>,
     pub client: Arc<dyn RemoteExecutor>,
     /// Its task slots: one per core, and [`AHEAD_PER_CORE`] more per core for tasks sent ahead.
     pub slots: Arc<tokio::sync::Semaphore>,
@@ -169,6 +172,7 @@ impl DriverRpc for DriverService {
             cores: r.cores,
             memory_bytes: r.memory_bytes,
             sandbox_files: Some(r.sandbox_files).filter(|a| !a.is_empty()),
+            host_memory: Some(r.host_memory).filter(|d| !d.is_empty()),
             client: Arc::new(GrpcExecutor::new(client, self.executors.sends.clone())),
             slots: ExecutorHandle::slots_for(r.cores),
         });

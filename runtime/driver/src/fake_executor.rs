@@ -5,7 +5,7 @@
 //! script makes chosen tasks fail, hang or find their executor dead.
 
 use crate::executors::ExecutorHandle;
-use crate::remote_executor::{BoxFuture, Notice, RemoteExecutor, Unreachable};
+use crate::remote_executor::{AdoptedBlock, BoxFuture, Notice, RemoteExecutor, Unreachable};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -51,6 +51,8 @@ struct FakeState {
     dead: bool,
     blocks: HashSet<(RddId, u32)>,
     outputs: HashSet<(ShuffleId, u32)>,
+    /// Its directory of host memory, whose blocks outlive it.
+    host_memory: Option<String>,
 }
 
 #[derive(Default)]
@@ -59,6 +61,8 @@ struct Cluster {
     received: Vec<Received>,
     notices: Vec<(String, Notice)>,
     script: Option<Script>,
+    /// The blocks dead executors left in their directories of host memory.
+    left_in_host_memory: BTreeMap<String, HashSet<(RddId, u32)>>,
     /// The accumulator every successful task adds its partition's number to.
     accumulator: Option<u64>,
 }
@@ -75,6 +79,7 @@ impl FakeCluster {
             .executors
             .insert(id.to_string(), FakeState::default());
         ExecutorHandle {
+            host_memory: None,
             id: id.to_string(),
             address: format!("fake://{id}"),
             host: "fake-host".into(),
@@ -87,6 +92,21 @@ impl FakeCluster {
                 cluster: self.clone(),
             }),
             slots: ExecutorHandle::slots_for(cores),
+        }
+    }
+
+    /// A new executor `id` on host `host`, whose cached blocks are kept in host memory and
+    /// outlive it.
+    pub fn executor_with_host_memory(&self, id: &str, cores: u32, host: &str) -> ExecutorHandle {
+        let handle = self.executor(id, cores);
+        let dir = format!("fake-memory/{id}");
+        if let Some(state) = self.0.lock().executors.get_mut(id) {
+            state.host_memory = Some(dir.clone());
+        }
+        ExecutorHandle {
+            host: host.into(),
+            host_memory: Some(dir),
+            ..handle
         }
     }
 
@@ -126,11 +146,19 @@ impl FakeCluster {
 
     /// `executor` dies: it answers nothing from now on, and what it held is gone.
     pub fn kill(&self, executor: &str) {
-        if let Some(e) = self.0.lock().executors.get_mut(executor) {
-            *e = FakeState {
+        let mut cluster = self.0.lock();
+        let Some(e) = cluster.executors.get_mut(executor) else {
+            return;
+        };
+        let dead = std::mem::replace(
+            e,
+            FakeState {
                 dead: true,
                 ..FakeState::default()
-            };
+            },
+        );
+        if let Some(dir) = dead.host_memory {
+            cluster.left_in_host_memory.insert(dir, dead.blocks);
         }
     }
 
@@ -342,5 +370,32 @@ impl RemoteExecutor for FakeExecutor {
             }
         };
         Box::pin(async move { copied })
+    }
+
+    fn adopt_blocks<'a>(
+        &'a self,
+        from: &'a str,
+        blocks: &'a [(RddId, u32)],
+    ) -> BoxFuture<'a, Result<Vec<AdoptedBlock>, Unreachable>> {
+        let mut cluster = self.cluster.0.lock();
+        let left = cluster.left_in_host_memory.remove(from).unwrap_or_default();
+        let adopted = match cluster.executors.get_mut(&self.id) {
+            Some(here) if !here.dead && here.host_memory.is_some() => {
+                let adopted: Vec<AdoptedBlock> = blocks
+                    .iter()
+                    .filter(|block| left.contains(block))
+                    .map(|&(rdd, partition)| AdoptedBlock {
+                        rdd,
+                        partition,
+                        bytes: 100,
+                    })
+                    .collect();
+                here.blocks
+                    .extend(adopted.iter().map(|a| (a.rdd, a.partition)));
+                Ok(adopted)
+            }
+            _ => Err(Unreachable(format!("{} cannot adopt", self.id))),
+        };
+        Box::pin(async move { adopted })
     }
 }

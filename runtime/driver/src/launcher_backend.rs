@@ -328,7 +328,7 @@ impl OfferHandler {
                         // exceeded", or the end of its stderr.
                         tracing::warn!(%executor_id, %agent_id, "executor {state}: {message}");
                     }
-                    self.state.lose_executor(&executor_id);
+                    self.state.lose_executor(&executor_id).await;
                     // A replacement is wanted: offers again.
                     self.revive("replace a lost executor").await;
                 }

@@ -6,6 +6,7 @@
 
 #![deny(missing_docs)]
 
+mod adoption;
 mod agent_files;
 mod artifacts;
 mod blocks;

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use tessera_plan::{RddId, ReplicaPeer, ShuffleId, TaskOutcome, TaskSpec};
 use tessera_wire::ExecutorChannel;
 use tessera_wire::executor::{
-    CancelJobRequest, CopyBlockRequest, DropBroadcastRequest, DropRddRequest, DropShuffleRequest,
-    TaskBatch, TaskEnded,
+    AdoptBlocksRequest, BlockId, CancelJobRequest, CopyBlockRequest, DropBroadcastRequest,
+    DropRddRequest, DropShuffleRequest, TaskBatch, TaskEnded,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -59,6 +59,22 @@ pub trait RemoteExecutor: Send + Sync {
         partition: u32,
         to: &ReplicaPeer,
     ) -> BoxFuture<'_, Result<(), String>>;
+
+    /// Adopts `blocks`, which a lost executor on this one's host kept in its directory of host
+    /// memory `from`: those it keeps, with the bytes each holds.
+    fn adopt_blocks<'a>(
+        &'a self,
+        from: &'a str,
+        blocks: &'a [(RddId, u32)],
+    ) -> BoxFuture<'a, Result<Vec<AdoptedBlock>, Unreachable>>;
+}
+
+/// A partition an executor adopted, and the bytes of memory it holds there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdoptedBlock {
+    pub rdd: RddId,
+    pub partition: u32,
+    pub bytes: u64,
 }
 
 /// An executor of the session, over its authenticated gRPC channel. Tasks go out through a
@@ -307,6 +323,37 @@ impl RemoteExecutor for GrpcExecutor {
                 .await
                 .map(drop)
                 .map_err(|status| status.message().to_string())
+        })
+    }
+
+    fn adopt_blocks<'a>(
+        &'a self,
+        from: &'a str,
+        blocks: &'a [(RddId, u32)],
+    ) -> BoxFuture<'a, Result<Vec<AdoptedBlock>, Unreachable>> {
+        let mut client = self.client.clone();
+        let request = AdoptBlocksRequest {
+            from: from.to_string(),
+            blocks: blocks
+                .iter()
+                .map(|&(rdd, partition)| BlockId { rdd, partition })
+                .collect(),
+        };
+        Box::pin(async move {
+            let reply = client
+                .adopt_blocks(request)
+                .await
+                .map_err(|status| Unreachable(status.message().to_string()))?;
+            Ok(reply
+                .into_inner()
+                .adopted
+                .into_iter()
+                .map(|a| AdoptedBlock {
+                    rdd: a.rdd,
+                    partition: a.partition,
+                    bytes: a.bytes,
+                })
+                .collect())
         })
     }
 }

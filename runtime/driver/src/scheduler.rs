@@ -180,7 +180,7 @@ pub async fn run_task(
             Err(end) => end,
         };
         drop(slot);
-        forget_what_the_end_lost(state, &end);
+        forget_what_the_end_lost(state, &end).await;
         match attempts.after(partition, end) {
             NextStep::Retry => continue,
             NextStep::NeedsShuffle {
@@ -285,9 +285,9 @@ fn record_success(state: &DriverState, executor: &str, metrics: &TaskMetrics) {
 
 /// Forgets what an attempt's end showed to be gone: an unreachable executor with everything it
 /// held, or the map outputs of a shuffle that could not be fetched from an executor.
-fn forget_what_the_end_lost(state: &DriverState, end: &AttemptEnd) {
+async fn forget_what_the_end_lost(state: &DriverState, end: &AttemptEnd) {
     match end {
-        AttemptEnd::ExecutorLost { executor, .. } => state.lose_executor(executor),
+        AttemptEnd::ExecutorLost { executor, .. } => state.lose_executor(executor).await,
         AttemptEnd::FetchFailed {
             shuffle,
             fetch_failure,

@@ -210,6 +210,53 @@ async fn a_partition_cached_with_two_copies_is_read_from_the_copy_when_its_execu
 }
 
 #[tokio::test]
+async fn partitions_a_lost_executor_kept_in_host_memory_are_read_where_they_were_adopted() {
+    // `b` is lost; `a` shares its host, `c` does not.
+    for (a_host, adopted) in [("h1", true), ("h2", false)] {
+        let (state, cluster) = session(&[]);
+        state
+            .executors
+            .add(cluster.executor_with_host_memory("a", 2, a_host));
+        state
+            .executors
+            .add(cluster.executor_with_host_memory("b", 2, "h1"));
+        let cached = map(&state, parallelize(&state, 4));
+        state
+            .lineage
+            .set_persist(cached, Some(StorageLevel::MemoryOnly))
+            .unwrap();
+        assert_eq!(count(&state, cached).await.unwrap(), answers(cached, 4));
+        let on_b: Vec<u32> = (0..4)
+            .filter(|&p| state.blocks.locations(cached, p) == ["b"])
+            .collect();
+        assert!(!on_b.is_empty(), "b cached some partitions");
+
+        cluster.kill("b");
+        assert_eq!(count(&state, cached).await.unwrap(), answers(cached, 4));
+        let again: Vec<Received> = cluster
+            .received()
+            .into_iter()
+            .filter(|r| r.job_id == 1)
+            .collect();
+        // A task that finds `b` gone is tried again on `a`: without its source if `a` adopted
+        // the partition, with it (computed again from lineage) if not.
+        let computed_again: Vec<u32> = again
+            .iter()
+            .filter(|r| r.with_source)
+            .map(|r| r.partition)
+            .collect();
+        if adopted {
+            assert!(computed_again.is_empty(), "{again:?}");
+        } else {
+            assert_eq!(sorted(computed_again), on_b, "{again:?}");
+        }
+        for p in 0..4 {
+            assert_eq!(state.blocks.locations(cached, p), ["a"], "partition {p}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn copies_lost_with_an_executor_are_made_again_on_the_one_that_replaces_it() {
     let (mut state, cluster) = session(&["a", "b"]);
     Arc::get_mut(&mut state).unwrap().proactive_replication = true;

@@ -6,7 +6,7 @@
 use crate::jobs::FailedJob;
 use crate::map_outputs::FetchFailure;
 use crate::{
-    agent_files, artifacts, blocks, cell_input, cleaner, displays, executors, frame_plan,
+    adoption, agent_files, artifacts, blocks, cell_input, cleaner, displays, executors, frame_plan,
     frame_schemas, jobs, lineage, locality, map_outputs, remote_executor, shared_values,
     side_files, speculation, task_times, text_splits,
 };
@@ -49,6 +49,9 @@ pub(crate) struct DriverState {
     /// Whether copies of cached partitions lost with an executor are made again
     /// (`TESSERA_PROACTIVE_REPLICATION=1`, Spark's `spark.storage.replication.proactive`).
     pub proactive_replication: bool,
+    /// Executors found lost, each once: whoever finds a loss first deals with it (its blocks
+    /// adopted, its books forgotten) while the others who found it wait for that to end.
+    losses: Mutex<std::collections::HashMap<String, Arc<tokio::sync::OnceCell<()>>>>,
     task_ids: AtomicU64,
     /// Why the running cell panicked, if it did, and the last job of it that did not
     /// succeed; taken by the session after each cell.
@@ -93,6 +96,7 @@ impl DriverState {
             displays: Default::default(),
             executors: Default::default(),
             blocks: Default::default(),
+            losses: Default::default(),
             copies_under_way: Default::default(),
             map_outputs: Default::default(),
             agent_files: Default::default(),
@@ -175,32 +179,94 @@ impl DriverState {
         );
     }
 
-    /// An executor died or became unreachable: its cached partitions are gone with it (those
-    /// kept at a replicated level are still read from their other copy), and so are its
-    /// shuffle outputs unless its agent serves their copies.
-    pub fn lose_executor(&self, id: &str) {
+    /// An executor died or became unreachable: its cached partitions are gone with it, but
+    /// those another executor on its host adopts from host memory ([`adoption`]) and those
+    /// kept at a replicated level (read from their other copy); so are its shuffle outputs,
+    /// unless its agent serves their copies. Returns once that is done, whoever found the loss
+    /// first, so that a task tried again after the loss finds the blocks where they are now.
+    pub async fn lose_executor(&self, id: &str) {
+        let loss = self
+            .losses
+            .lock()
+            .entry(id.to_string())
+            .or_default()
+            .clone();
+        loss.get_or_init(|| self.lose_executor_once(id)).await;
+    }
+
+    async fn lose_executor_once(&self, id: &str) {
         let Some(lost) = self.executors.remove(id) else {
             return;
         };
+        self.adopt_host_memory(&lost).await;
         self.blocks.forget_executor(id);
         match &lost.sandbox_files {
             Some(agent_files) => {
                 tracing::warn!(
                     executor = id,
-                    "executor lost; its cached partitions without a copy on another executor \
-                     will be recomputed, its shuffle outputs are read through its agent at \
-                     {agent_files}"
+                    "executor lost; its cached partitions neither adopted nor copied on \
+                     another executor will be recomputed, its shuffle outputs are read through \
+                     its agent at {agent_files}"
                 );
                 self.map_outputs.keep_served(id, agent_files);
             }
             None => {
                 tracing::warn!(
                     executor = id,
-                    "executor lost; its shuffle outputs, and its cached partitions without a \
-                     copy on another executor, will be recomputed"
+                    "executor lost; its shuffle outputs, and its cached partitions neither \
+                     adopted nor copied on another executor, will be recomputed"
                 );
                 self.map_outputs.forget_executor(id);
             }
+        }
+    }
+
+    /// Has another executor on `lost`'s host adopt the blocks it kept in host memory.
+    async fn adopt_host_memory(&self, lost: &executors::ExecutorHandle) {
+        let Some(from) = &lost.host_memory else {
+            return;
+        };
+        let held = self.blocks.held_by(&lost.id);
+        if held.is_empty() {
+            return;
+        }
+        let live = self.executors.list();
+        let survivors: Vec<adoption::Survivor> = live
+            .iter()
+            .map(|e| adoption::Survivor {
+                id: &e.id,
+                host: &e.host,
+                keeps_host_memory: e.host_memory.is_some(),
+                memory_bytes: e.memory_bytes,
+                cached_bytes: self.blocks.bytes_held_by(&e.id),
+            })
+            .collect();
+        let Some(adopter) = adoption::adopter(&lost.host, &survivors)
+            .and_then(|id| live.iter().find(|e| e.id == id))
+        else {
+            return;
+        };
+        match adopter.client.adopt_blocks(from, &held).await {
+            Ok(adopted) => {
+                for block in &adopted {
+                    self.blocks
+                        .add(&adopter.id, (block.rdd, block.partition), block.bytes);
+                }
+                tracing::info!(
+                    executor = %lost.id,
+                    adopter = %adopter.id,
+                    "{} of the {} cached partitions of the lost executor adopted from host memory",
+                    adopted.len(),
+                    held.len()
+                );
+            }
+            Err(e) => tracing::warn!(
+                executor = %lost.id,
+                adopter = %adopter.id,
+                "the lost executor's cached partitions could not be adopted, and will be \
+                 computed again: {}",
+                e.0
+            ),
         }
     }
 

@@ -7,18 +7,24 @@
 //! it is missing and its partition is recomputed from lineage, as in Spark.
 
 use crate::error::ExecutorError;
+use crate::host_memory::{FileBlock, FoundManifest, HostMemory};
+use crate::runs::Gathered;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tessera_plan::abi::{Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, RawBytes, STATUS_OK};
+use tessera_plan::abi::{
+    Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, RawBytes, STATUS_OK, SharedRecords,
+};
 use tessera_plan::decode::DecodeError;
 use tessera_plan::{BatchCode, RddId, StorageLevel};
 
 /// Where a block's records are.
 enum Stored {
     Deserialized(Vec<Batch>),
+    /// In files of host memory, which outlive this executor (`host_memory.rs`).
+    InHostMemory(FileBlock),
     /// One encoded batch after another, each preceded by its length (u64, little-endian).
     Serialized(Vec<u8>),
     OnDisk(PathBuf),
@@ -147,6 +153,12 @@ impl Block {
     pub fn encoded(&self) -> Result<Vec<u8>, ExecutorError> {
         match &self.stored {
             Stored::Deserialized(batches) => encode(batches, &self.vtable),
+            Stored::InHostMemory(_) => {
+                let batches = self.batches()?;
+                let encoded = encode(&batches, &self.vtable);
+                free(batches, &self.vtable);
+                encoded
+            }
             Stored::Serialized(bytes) => Ok(bytes.clone()),
             Stored::OnDisk(path) => {
                 std::fs::read(path).map_err(|source| ExecutorError::CacheRead {
@@ -157,11 +169,20 @@ impl Block {
         }
     }
 
-    /// The batches themselves when they are kept deserialized, for a task to read in place
-    /// while it holds the block.
-    pub fn shared(&self) -> Option<&[Batch]> {
+    /// Whether its records are kept as records, for a task to read in place.
+    pub fn read_in_place(&self) -> bool {
+        matches!(
+            self.stored,
+            Stored::Deserialized(_) | Stored::InHostMemory(_)
+        )
+    }
+
+    /// The pieces to read its records in place in, while the task holds the block, when they
+    /// are kept as records.
+    pub fn pieces(&self) -> Option<Vec<SharedRecords>> {
         match &self.stored {
-            Stored::Deserialized(batches) => Some(batches),
+            Stored::Deserialized(batches) => Some(crate::runs::pieces(batches, &self.vtable)),
+            Stored::InHostMemory(block) => Some(block.pieces()),
             Stored::Serialized(_) | Stored::OnDisk(_) => None,
         }
     }
@@ -173,6 +194,13 @@ impl Block {
             Stored::Deserialized(batches) => Ok(batches
                 .iter()
                 .map(|&b| unsafe { (self.vtable.clone)(b) })
+                .collect()),
+            // SAFETY: the block's files hold records of its table, which has runs (it keeps
+            // only flat records there) and copies them.
+            Stored::InHostMemory(block) => Ok(block
+                .whole_runs()
+                .into_iter()
+                .map(|records| unsafe { crate::runs::copy(&self.vtable, records) })
                 .collect()),
             Stored::Serialized(bytes) => decode(bytes, &self.vtable),
             Stored::OnDisk(path) => {
@@ -198,7 +226,8 @@ impl Drop for Block {
             Stored::OnDisk(path) => {
                 let _ = std::fs::remove_file(path);
             }
-            Stored::Serialized(_) => {}
+            // Its files go with it.
+            Stored::Serialized(_) | Stored::InHostMemory(_) => {}
         }
     }
 }
@@ -226,17 +255,29 @@ pub struct BlockManager {
     disk_dir: PathBuf,
     /// Dropped to make room for copies other executors sent, not yet told to the driver.
     unreported_drops: Mutex<Vec<(RddId, u32)>>,
+    /// Where partitions of plain-byte records are kept, if the agent gave any.
+    host_memory: Option<Arc<HostMemory>>,
 }
 
 impl BlockManager {
-    pub fn new(limit: u64, disk_dir: PathBuf) -> BlockManager {
+    pub fn new(
+        limit: u64,
+        disk_dir: PathBuf,
+        host_memory: Option<Arc<HostMemory>>,
+    ) -> BlockManager {
         BlockManager {
             blocks: Mutex::new(HashMap::new()),
             clock: Default::default(),
             limit,
             disk_dir,
             unreported_drops: Mutex::default(),
+            host_memory,
         }
+    }
+
+    /// Where partitions of plain-byte records are kept, if anywhere.
+    pub fn host_memory(&self) -> Option<Arc<HostMemory>> {
+        self.host_memory.clone()
     }
 
     /// Bytes of memory it may hold.
@@ -304,7 +345,42 @@ impl BlockManager {
         code: BatchCode,
     ) -> Result<Option<u64>, ExecutorError> {
         let batches = decode(bytes, &vtable)?;
-        let outcome = self.put(rdd, partition, level, batches, vtable, code)?;
+        let outcome = self.put(
+            rdd,
+            partition,
+            level,
+            Gathered::Batches(batches),
+            vtable,
+            code,
+        )?;
+        self.unreported_drops.lock().extend(outcome.dropped);
+        Ok(outcome.kept)
+    }
+
+    /// Adopts the partition `found` names, which a lost executor kept in host memory
+    /// ([`crate::host_memory::adopt`]; `table` is its records' table): the bytes it holds here,
+    /// or `None` where there is no room for it. Blocks dropped to make room are told to the
+    /// driver with the next task's metrics.
+    pub fn adopt(
+        &self,
+        found: FoundManifest,
+        table: BatchVTable,
+    ) -> Result<Option<u64>, ExecutorError> {
+        let memory = self
+            .host_memory
+            .as_ref()
+            .ok_or(ExecutorError::NoHostMemory)?;
+        let (rdd, partition) = (found.manifest.rdd, found.manifest.partition);
+        let adopted = crate::host_memory::adopt(memory, found, table)?;
+        let gathered = Gathered::InHostMemory(adopted.block);
+        let outcome = self.put(
+            rdd,
+            partition,
+            adopted.level,
+            gathered,
+            adopted.table,
+            adopted.code,
+        )?;
         self.unreported_drops.lock().extend(outcome.dropped);
         Ok(outcome.kept)
     }
@@ -314,17 +390,42 @@ impl BlockManager {
         std::mem::take(&mut *self.unreported_drops.lock())
     }
 
-    /// Caches `batches` (made with `vtable`, from `code`) as partition `partition` of `rdd` at
-    /// `level`, making room by eviction if memory runs over the limit. Takes the batches.
+    /// Caches `gathered` (records of `vtable`, from `code`) as partition `partition` of `rdd`
+    /// at `level`, making room by eviction if memory runs over the limit. Takes the records.
     pub fn put(
         &self,
         rdd: RddId,
         partition: u32,
         level: StorageLevel,
-        batches: Vec<Batch>,
+        gathered: Gathered,
         vtable: BatchVTable,
         code: BatchCode,
     ) -> Result<PutOutcome, ExecutorError> {
+        let batches = match gathered {
+            Gathered::Batches(batches) => batches,
+            Gathered::InHostMemory(block) => {
+                let block = Block {
+                    bytes: block.bytes(),
+                    stored: Stored::InHostMemory(block),
+                    vtable,
+                    code,
+                };
+                if block.bytes <= self.limit {
+                    return Ok(self.insert(rdd, partition, level, block));
+                }
+                // Larger than all the memory there is: to disk if the level allows, as below.
+                let batches = block.batches()?;
+                let code = block.code.clone();
+                return self.put(
+                    rdd,
+                    partition,
+                    level,
+                    Gathered::Batches(batches),
+                    vtable,
+                    code,
+                );
+            }
+        };
         let stored = match level.one_copy() {
             StorageLevel::MemoryOnly | StorageLevel::MemoryAndDisk => {
                 let bytes = memory_bytes(&batches, &vtable);
@@ -357,12 +458,19 @@ impl BlockManager {
             }
         };
         let (stored, bytes) = stored;
-        let block = Arc::new(Block {
+        let block = Block {
             stored,
             vtable,
             code,
             bytes,
-        });
+        };
+        Ok(self.insert(rdd, partition, level, block))
+    }
+
+    /// Keeps `block` as partition `partition` of `rdd` at `level`, evicting others to make
+    /// room.
+    fn insert(&self, rdd: RddId, partition: u32, level: StorageLevel, block: Block) -> PutOutcome {
+        let block = Arc::new(block);
         let now = self.tick();
         let mut blocks = self.blocks.lock();
         blocks.insert(
@@ -374,10 +482,10 @@ impl BlockManager {
             },
         );
         let dropped = self.evict(&mut blocks, (rdd, partition));
-        Ok(PutOutcome {
+        PutOutcome {
             kept: blocks.get(&(rdd, partition)).map(|e| e.block.bytes),
             dropped,
-        })
+        }
     }
 
     /// Frees memory, least recently used blocks first, until it is within the limit:
@@ -507,7 +615,7 @@ mod tests {
     fn manager(limit: u64) -> (BlockManager, PathBuf) {
         let dir =
             std::env::temp_dir().join(format!("tessera-blocks-{}-{limit}", std::process::id()));
-        (BlockManager::new(limit, dir.clone()), dir)
+        (BlockManager::new(limit, dir.clone(), None), dir)
     }
 
     #[test]
@@ -515,7 +623,14 @@ mod tests {
         let (blocks, _) = manager(300);
         let put = |rdd, p| {
             blocks
-                .put(rdd, p, StorageLevel::MemoryOnly, batch(100), VTABLE, code())
+                .put(
+                    rdd,
+                    p,
+                    StorageLevel::MemoryOnly,
+                    Gathered::Batches(batch(100)),
+                    VTABLE,
+                    code(),
+                )
                 .unwrap()
         };
         put(1, 0);
@@ -533,7 +648,11 @@ mod tests {
     #[test]
     fn a_block_that_does_not_fit_beside_its_own_rdd_is_not_kept_or_goes_to_disk() {
         let (blocks, dir) = manager(250);
-        let put = |p, level| blocks.put(9, p, level, batch(100), VTABLE, code()).unwrap();
+        let put = |p, level| {
+            blocks
+                .put(9, p, level, Gathered::Batches(batch(100)), VTABLE, code())
+                .unwrap()
+        };
         put(0, StorageLevel::MemoryOnly);
         put(1, StorageLevel::MemoryOnly);
         let outcome = put(2, StorageLevel::MemoryOnly);
@@ -554,12 +673,26 @@ mod tests {
     fn a_copy_keeps_the_records_and_the_code_of_the_block_it_copies() {
         let (first, _) = manager(1000);
         first
-            .put(4, 1, StorageLevel::MemoryOnly2, batch(100), VTABLE, code())
+            .put(
+                4,
+                1,
+                StorageLevel::MemoryOnly2,
+                Gathered::Batches(batch(100)),
+                VTABLE,
+                code(),
+            )
             .unwrap();
         let encoded = first.get(4, 1).unwrap().encoded().unwrap();
         let (second, _) = manager(150);
         second
-            .put(5, 0, StorageLevel::MemoryOnly, batch(100), VTABLE, code())
+            .put(
+                5,
+                0,
+                StorageLevel::MemoryOnly,
+                Gathered::Batches(batch(100)),
+                VTABLE,
+                code(),
+            )
             .unwrap();
         let kept = second
             .put_encoded(4, 1, StorageLevel::MemoryOnly2, &encoded, VTABLE, code())

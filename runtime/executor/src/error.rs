@@ -223,6 +223,36 @@ pub enum ExecutorError {
         /// Why the write failed.
         source: std::io::Error,
     },
+    /// A file of the host memory that cached partitions are kept in could not be made,
+    /// written, mapped or moved.
+    #[error(
+        "cannot keep a cached partition in host memory at {path}: {source}; if its file system \
+         is full, give it more room (a container's --shm-size), or start the agent with \
+         --memory-dir none to keep cached partitions in executor memory, where they are lost \
+         with their executor"
+    )]
+    HostMemory {
+        /// The file, or its directory.
+        path: PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The driver asked this executor to adopt partitions kept in host memory, and its agent
+    /// gave it none to keep them in.
+    #[error(
+        "this executor keeps no cached partitions in host memory (its agent gave it no \
+         --memory-dir), so it cannot adopt a lost executor's"
+    )]
+    NoHostMemory,
+    /// A lost executor's partition in host memory could not be adopted: its manifest or
+    /// files do not agree. Nothing is lost but time: the partition is computed again.
+    #[error("cannot adopt the cached partition of {path}: {reason}")]
+    HostMemoryDamaged {
+        /// The manifest or file.
+        path: PathBuf,
+        /// What does not agree.
+        reason: String,
+    },
     /// Bytes that do not decode as what they should be (a cached block, a map output).
     #[error(transparent)]
     Malformed(#[from] DecodeError),

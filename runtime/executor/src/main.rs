@@ -14,6 +14,7 @@ mod blocks;
 mod cpu_moves;
 mod driver_watch;
 mod error;
+mod host_memory;
 mod morsels;
 mod open_chain;
 mod replication;
@@ -25,6 +26,8 @@ mod task_env;
 mod task_host;
 mod task_runner;
 mod task_slots;
+#[cfg(test)]
+mod test_table;
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -207,12 +210,14 @@ async fn serve(
         .with_context(|| format!("cannot listen on {bind}"))?;
     let address = tessera_credentials::advertised_address(listener.local_addr()?);
     let shutdown = Arc::new(tokio::sync::Notify::new());
+    let host_memory = host_memory::HostMemory::from_env()?.map(Arc::new);
     let service = service::ExecutorService {
         executor_id: args.executor_id.clone(),
         artifacts: artifacts.clone(),
         blocks: Arc::new(blocks::BlockManager::new(
             args.memory_mb << 20,
             work_dir.join("blocks"),
+            host_memory.clone(),
         )),
         shuffles: Arc::new(shuffle_store::ShuffleStore::new(
             args.shuffle_memory_mb.unwrap_or(args.memory_mb / 4) << 20,
@@ -266,6 +271,10 @@ async fn serve(
             pid: std::process::id(),
             host: tessera_wire::hostname(),
             sandbox_files: served_copies.map(|c| c.agent_files).unwrap_or_default(),
+            host_memory: host_memory
+                .as_ref()
+                .map(|m| m.dir().display().to_string())
+                .unwrap_or_default(),
         })
         .await
         .with_context(|| format!("the driver at {} refused this executor", args.driver))?
@@ -277,6 +286,8 @@ async fn serve(
 
     let timeout = std::time::Duration::from_secs(args.driver_timeout_s.max(1));
     let watch = driver_watch::until_silent(driver, args.executor_id.clone(), timeout);
+    // Ended gracefully (not killed), nothing of ours is to outlive us in host memory.
+    let _remove_host_memory = host_memory.map(RemoveOnDrop);
     tokio::select! {
         served = server => match served? {
             Ok(()) => Ok(()),
@@ -291,6 +302,15 @@ async fn serve(
             }
             .into())
         }
+    }
+}
+
+/// Removes this executor's directory of host memory as it goes.
+struct RemoveOnDrop(Arc<host_memory::HostMemory>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        self.0.remove();
     }
 }
 

@@ -83,7 +83,7 @@ pub(crate) fn shares(shape: TaskShape) -> bool {
 /// Whether the task whose open chain and action are these shares its batches ([`shares`]).
 pub(crate) fn shares_batches(task: &TaskSpec, chain: &OpenChain, action: &OpenStep) -> bool {
     let from_cached_records = match &chain.start {
-        Start::Cached(block) => block.shared().is_some(),
+        Start::Cached(block) => block.read_in_place(),
         Start::Source(..) | Start::Concat(_) => false,
     };
     let steps_recordwise = chain.open_steps.iter().all(|step| match &step.kind {
@@ -183,10 +183,7 @@ unsafe impl Sync for Chunks {}
 
 impl Chunks {
     fn new(block: Arc<Block>) -> Chunks {
-        let pieces = block
-            .shared()
-            .map(|batches| crate::runs::pieces(batches, block.vtable()))
-            .unwrap_or_default();
+        let pieces = block.pieces().unwrap_or_default();
         let count = chunk_count(pieces.len());
         Chunks {
             block,
@@ -278,7 +275,7 @@ pub(crate) fn drive_shared(
     shared: &mut Shared,
 ) -> Result<u32, ExecutorError> {
     let chunks = match &chain.start {
-        Start::Cached(block) if block.shared().is_some() => Chunks::new(block.clone()),
+        Start::Cached(block) if block.read_in_place() => Chunks::new(block.clone()),
         _ => unreachable!("only a partition cached as records is shared"),
     };
     let cursor = &chunks.cursor;

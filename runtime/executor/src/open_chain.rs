@@ -70,7 +70,7 @@ pub(crate) enum OpenStepKind {
         partition: u32,
         /// How the block manager keeps the partition once the task succeeds.
         level: StorageLevel,
-        kept: Gathering,
+        kept: Box<Gathering>,
         /// Where the table of its batches comes from, sent with a copy to another executor.
         code: BatchCode,
     },
@@ -425,7 +425,12 @@ pub(crate) fn build_chain<'a>(
                 rdd: step.rdd,
                 partition: step.partition,
                 level,
-                kept: Gathering::new(input),
+                kept: Box::new(Gathering::new(
+                    input,
+                    env.blocks.host_memory(),
+                    (step.rdd, step.partition),
+                    level,
+                )),
                 code: code.clone(),
             };
             add(kind, input);

@@ -174,11 +174,7 @@ pub async fn receive(
             .transpose()
             .map_err(|source| ExecutorError::PeerFailed { source })?;
     }
-    let code = header.code.code();
-    if !is_builtin(code) {
-        artifacts.ensure_loaded(&code.library, false).await?;
-    }
-    let vtable = batch_table(artifacts, &header.code)?;
+    let vtable = load_batch_table(artifacts, &header.code).await?;
     let blocks = blocks.clone();
     let kept = crate::allocator::spawn_blocking(move || {
         blocks.put_encoded(rdd, partition, header.level, &bytes, vtable, header.code)
@@ -189,6 +185,17 @@ pub async fn receive(
     })??;
     crate::allocator::release_freed_memory(true);
     kept.map(|_| ()).ok_or_else(too_large)
+}
+
+/// The table of the batches `code` puts out, its library loaded first if it is not yet.
+pub async fn load_batch_table(
+    artifacts: &Artifacts,
+    code: &BatchCode,
+) -> Result<BatchVTable, ExecutorError> {
+    if !is_builtin(code.code()) {
+        artifacts.ensure_loaded(&code.code().library, false).await?;
+    }
+    batch_table(artifacts, code)
 }
 
 /// The table of the batches `code` puts out.

@@ -9,29 +9,60 @@
 //! into a run), and read back in pieces of [`PIECE_RECORDS`], which idle slots can share
 //! (`morsels.rs`) as they shared batches.
 
+use crate::host_memory::{FileBlock, FileGathering, HostMemory};
+use std::sync::Arc;
 use tessera_plan::abi::{Batch, BatchVTable, RunsVTable, SharedRecords};
+use tessera_plan::{BatchCode, RddId, StorageLevel};
 
 /// Records in a piece of a cached partition read in place: the size of the batches operators
 /// hand on, so that a step reading a piece puts out what it would for a batch.
 pub(crate) const PIECE_RECORDS: usize = 4096;
 
-/// A partition's records kept by a cache step while its task runs: copied into runs, or, for
-/// a table without runs, batch by batch.
+/// A partition a cache step kept: batches (or runs) of this process's memory, or files of host
+/// memory that outlive it (`host_memory.rs`).
+pub(crate) enum Gathered {
+    Batches(Vec<Batch>),
+    InHostMemory(FileBlock),
+}
+
+/// A partition's records kept by a cache step while its task runs: copied into files of host
+/// memory where the records are plain bytes and the executor has such memory, else into runs,
+/// or, for a table without runs, batch by batch.
 pub(crate) struct Gathering {
     table: BatchVTable,
     /// The batches and runs with no room left.
     kept: Vec<Batch>,
     /// The run records go into next (null before the first).
     run: Batch,
+    /// Where the records go instead, while they can.
+    in_host_memory: Option<(Arc<HostMemory>, FileGathering)>,
 }
 
 impl Gathering {
-    /// Nothing kept yet, of batches made with `table`.
-    pub(crate) fn new(table: BatchVTable) -> Gathering {
+    /// Nothing kept yet of partition `partition` of `rdd`, of batches made with `table`, to be
+    /// kept at `level`; in `memory` where it can be.
+    pub(crate) fn new(
+        table: BatchVTable,
+        memory: Option<Arc<HostMemory>>,
+        (rdd, partition): (RddId, u32),
+        level: StorageLevel,
+    ) -> Gathering {
+        let deserialized = matches!(
+            level.one_copy(),
+            StorageLevel::MemoryOnly | StorageLevel::MemoryAndDisk
+        );
+        let flat = table.runs.and_then(|runs| runs.flat);
+        let in_host_memory = match (memory, flat) {
+            (Some(memory), Some(flat)) if deserialized => {
+                Some((memory, FileGathering::new(flat, rdd, partition)))
+            }
+            _ => None,
+        };
         Gathering {
             table,
             kept: Vec::new(),
             run: std::ptr::null_mut(),
+            in_host_memory,
         }
     }
 
@@ -40,6 +71,20 @@ impl Gathering {
     /// # Safety
     /// `batch` must be a live batch of this gathering's table.
     pub(crate) unsafe fn keep(&mut self, batch: Batch) {
+        if let Some((memory, files)) = &mut self.in_host_memory {
+            match unsafe { files.keep(memory, batch) } {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    self.leave_host_memory();
+                }
+            }
+        }
+        unsafe { self.keep_here(batch) };
+    }
+
+    /// Keeps `batch`'s records in this process's memory.
+    unsafe fn keep_here(&mut self, batch: Batch) {
         match self.table.runs {
             Some(RunsVTable { gather, .. }) => {
                 let run = unsafe { gather(self.run, batch) };
@@ -52,8 +97,35 @@ impl Gathering {
         }
     }
 
-    /// What was kept, the last run with no room to spare; nothing is left here.
-    pub(crate) fn finish(&mut self) -> Vec<Batch> {
+    /// Goes on in this process's memory, with copies of what host memory holds so far.
+    fn leave_host_memory(&mut self) {
+        let Some((_, files)) = self.in_host_memory.take() else {
+            return;
+        };
+        for records in files.kept_so_far() {
+            // SAFETY: the records are in the gathering's files, alive until it drops below;
+            // only tables with flat records, and so with runs, keep files.
+            let batch = unsafe { copy(&self.table, records) };
+            unsafe { self.keep_here(batch) };
+            unsafe { (self.table.drop)(batch) };
+        }
+    }
+
+    /// What was kept, the last run with no room to spare; nothing is left here. A partition
+    /// kept in host memory gets its manifest, written as `level` and `code` say.
+    pub(crate) fn finish(&mut self, level: StorageLevel, code: &BatchCode) -> Gathered {
+        if let Some((memory, files)) = &mut self.in_host_memory {
+            match files.finish(memory, level, code) {
+                Ok(block) => {
+                    self.in_host_memory = None;
+                    return Gathered::InHostMemory(block);
+                }
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    self.leave_host_memory();
+                }
+            }
+        }
         if !self.run.is_null() {
             if let Some(runs) = self.table.runs {
                 // SAFETY: the run was made by this table's `gather`, and is ours.
@@ -62,13 +134,14 @@ impl Gathering {
             self.kept
                 .push(std::mem::replace(&mut self.run, std::ptr::null_mut()));
         }
-        std::mem::take(&mut self.kept)
+        Gathered::Batches(std::mem::take(&mut self.kept))
     }
 }
 
 impl Drop for Gathering {
     fn drop(&mut self) {
-        // What `finish` did not take: a failed task's partition, freed unsealed.
+        // What `finish` did not take: a failed task's partition, freed unsealed (its files,
+        // if any, go with `in_host_memory`).
         let run = (!self.run.is_null()).then_some(self.run);
         for batch in self.kept.drain(..).chain(run) {
             // SAFETY: each was made by this table, and nothing else holds it.
@@ -96,6 +169,7 @@ pub(crate) fn pieces(batches: &[Batch], table: &BatchVTable) -> Vec<SharedRecord
                 batch,
                 start,
                 len: piece_records.min(len - start),
+                first: std::ptr::null(),
             })
         })
         .collect()
@@ -121,68 +195,7 @@ pub(crate) unsafe fn copy(table: &BatchVTable, records: SharedRecords) -> Batch 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_plan::abi::{BatchSink, ByteSink, ErrorSink, RawBytes, STATUS_OK, Status};
-
-    /// A table of batches of bytes (a `Vec<u8>` each) whose runs have room for 10,000.
-    mod bytes {
-        use super::*;
-
-        const ROOM: usize = 10_000;
-
-        pub fn batch(records: Vec<u8>) -> Batch {
-            Box::into_raw(Box::new(records)) as Batch
-        }
-        pub fn records<'a>(batch: Batch) -> &'a mut Vec<u8> {
-            unsafe { &mut *(batch as *mut Vec<u8>) }
-        }
-        unsafe extern "C" fn type_name() -> RawBytes {
-            RawBytes::from_slice(b"u8")
-        }
-        unsafe extern "C" fn len(batch: Batch) -> usize {
-            records(batch).len()
-        }
-        unsafe extern "C" fn clone(batch: Batch) -> Batch {
-            self::batch(records(batch).clone())
-        }
-        unsafe extern "C" fn drop(batch: Batch) {
-            std::mem::drop(unsafe { Box::from_raw(batch as *mut Vec<u8>) });
-        }
-        unsafe extern "C" fn encode(_: Batch, _: ByteSink, _: ErrorSink) -> Status {
-            STATUS_OK
-        }
-        unsafe extern "C" fn decode(_: RawBytes, _: BatchSink, _: ErrorSink) -> Status {
-            STATUS_OK
-        }
-        unsafe extern "C" fn gather(run: Batch, from: Batch) -> Batch {
-            let from = records(from);
-            if !run.is_null() && records(run).capacity() - records(run).len() >= from.len() {
-                records(run).extend_from_slice(from);
-                return run;
-            }
-            if !run.is_null() {
-                records(run).shrink_to_fit();
-            }
-            let mut new = Vec::with_capacity(ROOM.max(from.len()));
-            new.extend_from_slice(from);
-            batch(new)
-        }
-        unsafe extern "C" fn seal(run: Batch) {
-            records(run).shrink_to_fit();
-        }
-        unsafe extern "C" fn copy(piece: SharedRecords) -> Batch {
-            batch(records(piece.batch)[piece.start..piece.start + piece.len].to_vec())
-        }
-        pub const TABLE: BatchVTable = BatchVTable {
-            type_name,
-            len,
-            memory_bytes: len,
-            clone,
-            drop,
-            encode,
-            decode,
-            runs: Some(RunsVTable { gather, seal, copy }),
-        };
-    }
+    use crate::test_table::bytes;
 
     #[test]
     fn a_partition_kept_in_runs_is_read_back_in_pieces_with_every_record_in_order() {
@@ -194,16 +207,10 @@ mod tests {
                 ..bytes::TABLE
             },
         ] {
-            let mut gathering = Gathering::new(table);
-            // As operators hand them on: 4096 records a batch, and a short one at each split.
-            for part in records.chunks(6_000) {
-                for batch in part.chunks(PIECE_RECORDS) {
-                    let batch = bytes::batch(batch.to_vec());
-                    unsafe { gathering.keep(batch) };
-                    unsafe { (table.drop)(batch) };
-                }
-            }
-            let kept = gathering.finish();
+            let kept = match gather(table, None, &records) {
+                Gathered::Batches(kept) => kept,
+                Gathered::InHostMemory(_) => panic!("no host memory was given"),
+            };
             let lens: Vec<usize> = kept.iter().map(|&b| bytes::records(b).len()).collect();
             if table.runs.is_some() {
                 // A run takes batches while they fit in its room, then the next one starts; the
@@ -228,6 +235,66 @@ mod tests {
             for batch in kept {
                 unsafe { (table.drop)(batch) };
             }
+        }
+    }
+
+    /// `records` gathered with `table` (into `memory` where it can) as operators hand them on:
+    /// 4096 records a batch, and a short one every 6,000.
+    fn gather(table: BatchVTable, memory: Option<Arc<HostMemory>>, records: &[u8]) -> Gathered {
+        let mut gathering = Gathering::new(table, memory, (1, 0), StorageLevel::MemoryOnly);
+        for part in records.chunks(6_000) {
+            for batch in part.chunks(PIECE_RECORDS) {
+                let batch = bytes::batch(batch.to_vec());
+                unsafe { gathering.keep(batch) };
+                unsafe { (table.drop)(batch) };
+            }
+        }
+        gathering.finish(StorageLevel::MemoryOnly, &code())
+    }
+
+    fn code() -> BatchCode {
+        BatchCode::Source(tessera_plan::CodeRef {
+            library: "12".repeat(32),
+            offset: 8,
+        })
+    }
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("tessera-runs-{name}-{}", std::process::id()))
+    }
+
+    #[test]
+    fn plain_bytes_go_to_host_memory_where_there_is_some_and_runs_where_it_fails() {
+        let records: Vec<u8> = (0..25_000u32).map(|i| (i % 251) as u8).collect();
+        let memory = Arc::new(HostMemory::new(scratch("host")).unwrap());
+        let Gathered::InHostMemory(block) = gather(bytes::FLAT, Some(memory.clone()), &records)
+        else {
+            panic!("plain bytes, with host memory, are kept there");
+        };
+        let read: Vec<u8> = block
+            .pieces()
+            .iter()
+            .flat_map(|p| unsafe { std::slice::from_raw_parts(p.first, p.len) }.to_vec())
+            .collect();
+        assert_eq!(read, records);
+        drop(block);
+        // Records that are not plain bytes stay in runs.
+        assert!(matches!(
+            gather(bytes::TABLE, Some(memory.clone()), &records),
+            Gathered::Batches(_)
+        ));
+        // Host memory that fails (its directory gone) loses nothing: the records go on in runs.
+        memory.remove();
+        let Gathered::Batches(kept) = gather(bytes::FLAT, Some(memory), &records) else {
+            panic!("kept in runs when host memory fails");
+        };
+        let read: Vec<u8> = kept
+            .iter()
+            .flat_map(|&b| bytes::records(b).clone())
+            .collect();
+        assert_eq!(read, records);
+        for batch in kept {
+            unsafe { (bytes::TABLE.drop)(batch) };
         }
     }
 

@@ -2,6 +2,8 @@
 
 use crate::artifacts::Artifacts;
 use crate::blocks::BlockManager;
+use crate::error::ExecutorError;
+use crate::host_memory;
 use crate::replication;
 use crate::shuffle_fetch::{self, Peers, Spool};
 use crate::shuffle_store::{Bucket, ShuffleStore};
@@ -19,8 +21,9 @@ use tessera_credentials::Principal;
 use tessera_plan::{MapOutputLocation, ReplicaPeer, ShuffleId, TaskOutcome, TaskSpec};
 use tessera_wire::executor::executor_server::Executor;
 use tessera_wire::executor::{
-    CancelJobRequest, CopyBlockRequest, DropBroadcastRequest, DropRddRequest, DropShuffleRequest,
-    Empty, FetchShuffleRequest, ReplicaChunk, ShuffleChunk, TaskBatch, TaskEnded,
+    AdoptBlocksReply, AdoptBlocksRequest, AdoptedBlock, BlockId, CancelJobRequest,
+    CopyBlockRequest, DropBroadcastRequest, DropRddRequest, DropShuffleRequest, Empty,
+    FetchShuffleRequest, ReplicaChunk, ShuffleChunk, TaskBatch, TaskEnded,
 };
 use tessera_wire::{SHUFFLE_CHUNK_BYTES, require};
 use tonic::{Request, Response, Status, Streaming};
@@ -319,6 +322,42 @@ impl Executor for ExecutorService {
             .await
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
         Ok(Response::new(Empty {}))
+    }
+
+    async fn adopt_blocks(
+        &self,
+        request: Request<AdoptBlocksRequest>,
+    ) -> Result<Response<AdoptBlocksReply>, Status> {
+        require(&request, "AdoptBlocks", &[Principal::Driver])?;
+        let r = request.into_inner();
+        let from = std::path::PathBuf::from(&r.from);
+        let mut adopted = Vec::new();
+        for BlockId { rdd, partition } in r.blocks {
+            let kept = async {
+                let found = host_memory::read_manifest(&from, (rdd, partition))?;
+                let code = &found.manifest.code;
+                let table = replication::load_batch_table(&self.artifacts, code).await?;
+                self.blocks.adopt(found, table)
+            };
+            match kept.await {
+                Ok(Some(bytes)) => adopted.push(AdoptedBlock {
+                    rdd,
+                    partition,
+                    bytes,
+                }),
+                Ok(None) => tracing::info!(rdd, partition, "no room to adopt a lost partition"),
+                // Kept in the lost executor's own memory (records that own memory elsewhere):
+                // nothing to adopt.
+                Err(ExecutorError::HostMemory { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound => {}
+                // Nothing is lost but time: the driver computes the partition again.
+                Err(e) => tracing::warn!(rdd, partition, "{e}"),
+            }
+        }
+        // Left empty, the lost executor's directory goes now; what was not adopted, when the
+        // agent cleans the framework's host memory.
+        let _ = std::fs::remove_dir(&from);
+        Ok(Response::new(AdoptBlocksReply { adopted }))
     }
 
     async fn shutdown(&self, request: Request<Empty>) -> Result<Response<Empty>, Status> {

@@ -222,9 +222,9 @@ fn drive(
     let fed = match &mut chain.start {
         Start::Cached(block) => {
             let mut status = STATUS_OK;
-            if let Some(batches) = block.shared() {
+            if let Some(pieces) = block.pieces() {
                 // Read in place: the block outlives the chain, and nothing changes it.
-                for piece in crate::runs::pieces(batches, block.vtable()) {
+                for piece in pieces {
                     status = unsafe { (*head).accept_shared(piece) };
                     if status != STATUS_OK {
                         break;
@@ -357,10 +357,10 @@ fn store_cached(
             code,
         } = &mut step.kind
         {
-            let batches = kept.finish();
+            let gathered = kept.finish(*level, code);
             match env
                 .blocks
-                .put(*rdd, *partition, *level, batches, step.input, code.clone())
+                .put(*rdd, *partition, *level, gathered, step.input, code.clone())
             {
                 Ok(outcome) => {
                     if let Some(bytes) = outcome.kept {

@@ -9,7 +9,7 @@
 use std::ffi::c_void;
 
 /// Bumped whenever a table below changes shape; executors refuse tables of another version.
-pub const ABI_VERSION: u32 = 8;
+pub const ABI_VERSION: u32 = 9;
 
 /// Return value of every fallible ABI function.
 pub type Status = i32;
@@ -113,17 +113,21 @@ pub struct BatchVTable {
     pub runs: Option<RunsVTable>,
 }
 
-/// Records `start..start + len` of a batch its owner keeps, read in place
-/// ([`OperatorVTable::push_shared`]); a range past the batch's end is cut at it.
+/// Records its owner keeps, read in place ([`OperatorVTable::push_shared`]): records
+/// `start..start + len` of a batch (a range past the batch's end is cut at it), or, where
+/// `first` is not null, the `len` records laid out from `first` in memory the executor keeps
+/// ([`FlatRecords`]; version 9).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct SharedRecords {
-    /// The batch.
+    /// The batch (null where `first` is not).
     pub batch: Batch,
-    /// The first record read.
+    /// The first record read, of the batch.
     pub start: usize,
     /// How many records are read.
     pub len: usize,
+    /// The first record read, where the records are not in a batch; else null.
+    pub first: *const u8,
 }
 
 /// Functions that gather a partition's records into *runs*, batches each in one allocation
@@ -143,6 +147,24 @@ pub struct RunsVTable {
     pub seal: unsafe extern "C" fn(run: Batch),
     /// A copy of the records `records` names, as a batch of their own.
     pub copy: unsafe extern "C" fn(records: SharedRecords) -> Batch,
+    /// Where the records are plain bytes, how to copy them as such; else `None` (version 9).
+    pub flat: Option<FlatRecords>,
+}
+
+/// Records that are plain bytes: they own no memory elsewhere and need nothing done when they
+/// go (no drop glue), so copies of their bytes, anywhere and in any process that loads the
+/// same library, are the same records. The executor may then keep a cached partition's
+/// records in memory of its own, which outlives it (version 9).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FlatRecords {
+    /// Bytes of one record, as laid out one after another (a multiple of `align`, not 0).
+    pub size: usize,
+    /// The alignment a record needs.
+    pub align: usize,
+    /// Where a batch's records are, as `len × size` bytes. Padding between fields may be in
+    /// them: the caller copies them as they are, and never reads them as numbers.
+    pub bytes: unsafe extern "C" fn(batch: Batch) -> RawBytes,
 }
 
 /// Rebuilds a closure's captured environment from its serialized bytes into `out`, which has

@@ -13,6 +13,7 @@ pub mod cell_protocol;
 pub mod decode;
 pub mod frame;
 pub mod fusion;
+pub mod host_block;
 pub mod map_output;
 pub mod panic_text;
 pub mod range_bounds;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tessera_cluster_proto::master::{CommandInfo, ExecutorState, FrameworkInfo, Resources};
 
-use super::library_cache::LIBRARY_CACHE_ENV;
+use super::framework_dirs::{LIBRARY_CACHE_ENV, MEMORY_DIR_ENV};
 use super::supervision::Process;
 use super::{Executors, Running};
 use crate::isolation::{Limits, Usage};
@@ -160,6 +160,10 @@ impl Executors {
             .env(env::EXECUTOR_ID, eid)
             .env(env::SANDBOX, &sandbox)
             .env(LIBRARY_CACHE_ENV, self.library_cache(fid))
+            .envs(
+                self.host_memory(fid)
+                    .map(|dir| (MEMORY_DIR_ENV, dir.join(eid))),
+            )
             .env("TESSERA_AGENT_HOST", &self.host)
             .env(env::CPUS, spec.cpus.to_string())
             .env(env::MEM_MB, spec.mem_mb.to_string())

@@ -207,12 +207,20 @@ fn states(updates: &[(ExecutorState, String)]) -> Vec<ExecutorState> {
 }
 
 #[tokio::test]
-async fn a_frameworks_executors_share_a_library_cache_that_goes_once_none_runs() {
+async fn a_frameworks_shared_directories_go_once_none_of_its_executors_runs() {
     let (_dir, ex, mut rx) = setup();
     let cached = ex.library_cache("F0").join("lib.so");
+    // What an executor keeps in host memory outlives it, in a directory of its own.
+    let kept = ex
+        .host_memory("F0")
+        .unwrap()
+        .join("e1")
+        .join("rdd-1-0.block");
     ex.launch(spec(
         "e1",
-        r#"mkdir -p "$TESSERA_LIBRARY_CACHE" && echo code > "$TESSERA_LIBRARY_CACHE/lib.so" && sleep 1"#,
+        r#"mkdir -p "$TESSERA_LIBRARY_CACHE" "$TESSERA_MEMORY_DIR" &&
+           echo block > "$TESSERA_MEMORY_DIR/rdd-1-0.block" &&
+           echo code > "$TESSERA_LIBRARY_CACHE/lib.so" && sleep 1"#,
     ))
     .unwrap();
     for _ in 0..200 {
@@ -226,8 +234,9 @@ async fn a_frameworks_executors_share_a_library_cache_that_goes_once_none_runs()
         "the executor wrote to {}",
         cached.display()
     );
+    assert!(kept.exists(), "the executor wrote to {}", kept.display());
     assert!(
-        !ex.remove_library_cache_if_unused("F0"),
+        !ex.remove_framework_dirs_if_unused("F0"),
         "kept while an executor of its framework runs"
     );
     ex.launch(spec("e2", r#"test -f "$TESSERA_LIBRARY_CACHE/lib.so""#))
@@ -239,8 +248,10 @@ async fn a_frameworks_executors_share_a_library_cache_that_goes_once_none_runs()
         "the second executor finds what the first left: {}",
         ends["e2"].1
     );
-    assert!(ex.remove_library_cache_if_unused("F0"));
+    assert!(kept.exists(), "what e1 kept outlives it");
+    assert!(ex.remove_framework_dirs_if_unused("F0"));
     assert!(!ex.library_cache("F0").exists());
+    assert!(!ex.host_memory("F0").unwrap().exists());
     assert!(
         ex.sandbox("F0", "e1").exists(),
         "the sandboxes stay, with their logs"

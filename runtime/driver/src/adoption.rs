@@ -1,0 +1,68 @@
+//! Who adopts what a lost executor kept in host memory. An executor whose agent gives it a
+//! directory of host memory keeps its cached partitions of plain-byte records there, and they
+//! outlive it; when it is lost, another executor of the session *on the same host* (the only
+//! ones that see those files) takes them over as its own blocks, and the partitions are read
+//! there, not computed again from lineage. Of several, the one with the most memory to spare
+//! adopts them; with none, they are computed again, as any lost partition is.
+
+/// A live executor, as the choice sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Survivor<'a> {
+    pub id: &'a str,
+    pub host: &'a str,
+    /// Whether it keeps partitions in host memory (and so can adopt them).
+    pub keeps_host_memory: bool,
+    /// Bytes of memory it may cache in, and those its cached partitions hold.
+    pub memory_bytes: u64,
+    pub cached_bytes: u64,
+}
+
+/// The executor of `live` that adopts what a lost executor on `lost_host` kept in host memory,
+/// if any can.
+pub fn adopter<'a>(lost_host: &str, live: &[Survivor<'a>]) -> Option<&'a str> {
+    live.iter()
+        .filter(|s| s.host == lost_host && s.keeps_host_memory)
+        .max_by(|a, b| {
+            let spare = |s: &Survivor| s.memory_bytes.saturating_sub(s.cached_bytes);
+            spare(a).cmp(&spare(b)).then(b.id.cmp(a.id))
+        })
+        .map(|s| s.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn survivor<'a>(id: &'a str, host: &'a str, cached_bytes: u64) -> Survivor<'a> {
+        Survivor {
+            id,
+            host,
+            keeps_host_memory: true,
+            memory_bytes: 1000,
+            cached_bytes,
+        }
+    }
+
+    #[test]
+    fn an_executor_on_the_lost_one_s_host_adopts_the_one_with_most_memory_to_spare() {
+        let live = [
+            survivor("a", "h1", 100),
+            survivor("b", "h2", 0),
+            survivor("c", "h1", 50),
+            survivor("d", "h1", 50),
+        ];
+        // `b` has the most to spare, but another host does not see the files.
+        assert_eq!(adopter("h1", &live), Some("c"), "ties go to the first id");
+        assert_eq!(adopter("h2", &live), Some("b"));
+        assert_eq!(adopter("h3", &live), None);
+    }
+
+    #[test]
+    fn an_executor_without_host_memory_cannot_adopt() {
+        let live = [Survivor {
+            keeps_host_memory: false,
+            ..survivor("a", "h1", 0)
+        }];
+        assert_eq!(adopter("h1", &live), None);
+    }
+}
