@@ -92,36 +92,61 @@ fn run_and_kill_an_executor(
     }
 }
 
-/// Cell 1 caches 8 partitions of `0..200_000` (as `u64`, or as `String` where `as_text`) on
-/// two executors; cell 2 is a slow job over the cache, in which one executor is killed. Returns
-/// the run and the tasks of the slow job that read a partition the victim had cached and ran on
-/// the survivor (not on the executor launched to replace the victim, which takes a task when
-/// the survivor's cores stay busy past the locality wait).
-fn kill_an_executor_holding_a_cache(as_text: bool) -> (KilledRun, Vec<TaskLine>) {
-    let (record, from_u64, to_u64) = if as_text {
-        ("String", "x.to_string()", "x.parse::<u64>().unwrap()")
-    } else {
-        ("u64", "x", "x")
-    };
-    let script = format!(
-        r#"
-let data = sc.parallelize((0..200_000u64).map(|x| {from_u64}).collect::<Vec<{record}>>(), 8).cache();
+#[test]
+fn killing_an_executor_mid_job_loses_no_result_and_recomputes_a_cache_of_strings() {
+    // Cell 1 caches 8 partitions of strings on two executors; cell 2 is a slow job over the
+    // cache, in which one executor is killed. Strings own memory in the process that made
+    // them: the partitions the victim cached went with it, and are computed again from lineage.
+    let script = r#"
+let data = sc.parallelize((0..200_000u64).map(|x| x.to_string()).collect::<Vec<String>>(), 8).cache();
 data.count()
 // %%
-data.map(|x: {record}| {{ let x = {to_u64}; if x % 4096 == 0 {{ std::thread::sleep(std::time::Duration::from_millis(250)); }} x * 2 }}).reduce(|a, b| a + b)
-"#
-    );
+data.map(|x: String| { let x: u64 = x.parse().unwrap(); if x % 4096 == 0 { std::thread::sleep(std::time::Duration::from_millis(250)); } x * 2 }).reduce(|a, b| a + b)
+"#;
     // Let the slow job start, then kill.
     let run = run_and_kill_an_executor(
-        if as_text {
-            "kill-executor-text"
-        } else {
-            "kill-executor"
-        },
+        "kill-executor",
         &[],
-        &script,
+        script,
         |_| true,
         Duration::from_millis(1500),
+    );
+    let expected: u64 = (0..200_000u64).map(|x| x * 2).sum();
+    assert_eq!(
+        run.lines,
+        vec!["200000".to_string(), expected.to_string()],
+        "stderr:\n{}",
+        run.stderr
+    );
+    let second_job: Vec<&TaskLine> = run.tasks.iter().filter(|t| t.job == 1).collect();
+    assert_eq!(second_job.len(), 8, "{second_job:?}");
+    assert!(
+        second_job
+            .iter()
+            .any(|t| t.origin == "computed" && t.pid != run.victim),
+        "a partition the victim cached was recomputed on another executor: {second_job:?}"
+    );
+}
+
+#[test]
+fn a_cache_of_plain_records_outlives_a_killed_executor() {
+    // Cell 1 caches 8 partitions of `u64`s on two executors; the victim is killed while cell
+    // 2 waits; cell 3 reads the cache. `u64`s are plain bytes: the victim kept them in host
+    // memory, and the survivor, on the same host, adopted them when the driver found it lost.
+    let script = r#"
+let data = sc.parallelize((0..200_000u64).collect::<Vec<u64>>(), 8).cache();
+data.count()
+// %%
+std::thread::sleep(std::time::Duration::from_secs(3));
+// %%
+data.map(|x: u64| x * 2).reduce(|a, b| a + b)
+"#;
+    let run = run_and_kill_an_executor(
+        "kill-executor-plain",
+        &[],
+        script,
+        |_| true,
+        Duration::from_millis(500),
     );
     let expected: u64 = (0..200_000u64).map(|x| x * 2).sum();
     assert_eq!(
@@ -136,39 +161,22 @@ data.map(|x: {record}| {{ let x = {to_u64}; if x % 4096 == 0 {{ std::thread::sle
         .filter(|t| t.job == 0 && t.pid == run.victim)
         .map(|t| t.partition)
         .collect();
-    let second_job: Vec<&TaskLine> = run.tasks.iter().filter(|t| t.job == 1).collect();
-    assert_eq!(second_job.len(), 8, "{second_job:?}");
-    let moved: Vec<TaskLine> = second_job
-        .into_iter()
-        .filter(|t| held_by_victim.contains(&t.partition) && t.pid == run.survivor)
-        .cloned()
-        .collect();
+    assert!(!held_by_victim.is_empty(), "{:?}", run.tasks);
+    let after: Vec<&TaskLine> = run.tasks.iter().filter(|t| t.job == 1).collect();
+    assert_eq!(after.len(), 8, "{after:?}");
+    // No partition was computed again: those the victim cached were read where it was adopted.
     assert!(
-        !moved.is_empty(),
-        "the survivor ran the victim's partitions"
+        after
+            .iter()
+            .all(|t| t.origin.starts_with("cached:") && t.pid != run.victim),
+        "every partition read from the cache after the kill: {after:?}\nstderr:\n{}",
+        run.stderr
     );
-    (run, moved)
-}
-
-#[test]
-fn killing_an_executor_mid_job_loses_no_result_nor_its_cache_of_plain_records() {
-    // `u64`s are plain bytes: the victim kept them in host memory, and the survivor, on the
-    // same host, adopted them; nothing is computed again.
-    let (_, moved) = kill_an_executor_holding_a_cache(false);
     assert!(
-        moved.iter().all(|t| t.origin.starts_with("cached:")),
-        "the victim's partitions were read from the cache it left: {moved:?}"
-    );
-}
-
-#[test]
-fn killing_an_executor_mid_job_loses_no_result_and_recomputes_a_cache_of_strings() {
-    // Strings own memory in the process that made them: the victim's partitions went with it
-    // and are computed again from lineage on the survivor.
-    let (_, moved) = kill_an_executor_holding_a_cache(true);
-    assert!(
-        moved.iter().any(|t| t.origin == "computed"),
-        "a partition the victim cached was recomputed on the survivor: {moved:?}"
+        after
+            .iter()
+            .any(|t| held_by_victim.contains(&t.partition) && t.pid == run.survivor),
+        "{after:?}"
     );
 }
 

@@ -5,6 +5,10 @@
 //! there, not computed again from lineage. Of several, the one with the most memory to spare
 //! adopts them; with none, they are computed again, as any lost partition is.
 
+/// How long the driver waits for an adoption: the tasks lost with the executor wait for it, and
+/// an adopter that does not answer must not hold them (they compute the partitions again).
+pub const ADOPTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A live executor, as the choice sees it.
 #[derive(Clone, Copy, Debug)]
 pub struct Survivor<'a> {

@@ -246,7 +246,13 @@ impl DriverState {
         else {
             return;
         };
-        match adopter.client.adopt_blocks(from, &held).await {
+        let adopted = tokio::time::timeout(
+            adoption::ADOPTION_TIMEOUT,
+            adopter.client.adopt_blocks(from, &held),
+        )
+        .await
+        .unwrap_or_else(|_| Err(remote_executor::Unreachable("no answer in time".into())));
+        match adopted {
             Ok(adopted) => {
                 for block in &adopted {
                     self.blocks
