@@ -245,6 +245,11 @@ struct Run {
     /// Whether the fault hit the run: the session was still running when the process was
     /// killed (a fault after its end proves nothing).
     hit: bool,
+    /// For a killed executor, whether it was killed before the first job ended (LR's first
+    /// iteration, which reads and parses the points; PageRank's reading and grouping of the
+    /// links), where the tasks it was running are lost with what they had computed, rather
+    /// than in the jobs that read what was cached.
+    died_loading: bool,
 }
 
 /// Runs `notebook` on `input` as a session of `cluster`; with `fault`, kills the target `after`
@@ -273,6 +278,7 @@ fn run(
         .spawn()
         .expect("tessera runs");
     let mut hit = false;
+    let mut killed_at = None;
     if let Some((target, after, random)) = fault {
         let deadline = Instant::now() + Duration::from_secs(300);
         while read_task_metrics(&metrics).is_empty() && child.try_wait().unwrap().is_none() {
@@ -299,6 +305,7 @@ fn run(
                     .stderr(std::process::Stdio::null())
                     .status();
                 hit &= killed.is_ok_and(|s| s.success());
+                killed_at = Some(std::time::SystemTime::now());
             }
             Target::Agent => {
                 let i = random.below(cluster.shape().0 as u64) as usize;
@@ -332,11 +339,18 @@ fn run(
         std::thread::sleep(Duration::from_millis(50));
     };
     let read = |name: &str| std::fs::read_to_string(dir.0.join(name)).unwrap_or_default();
+    let first_job_ended = read_task_metrics(&metrics)
+        .iter()
+        .filter(|t| t.job == 0)
+        .map(|t| t.finished)
+        .max();
+    let died_loading = killed_at.is_some_and(|at| first_job_ended.is_some_and(|end| at < end));
     Run {
         stdout: read("stdout"),
         stderr: read("stderr"),
         success: status.success(),
         hit,
+        died_loading,
     }
 }
 
@@ -387,6 +401,8 @@ fn every_run_with_a_process_killed_gives_the_answer_of_a_run_without() {
             let notebook = workload.notebook_at(level, &inputs.0);
             let mut extra_ms = Vec::new();
             let mut clean_ms = Vec::new();
+            // The costs of executors that died while the first job ran, and after.
+            let (mut loading_ms, mut cached_ms) = (Vec::new(), Vec::new());
             let mut correct = 0;
             // Runs that had ended before their process was killed, made again.
             let mut missed = 0;
@@ -427,8 +443,15 @@ fn every_run_with_a_process_killed_gives_the_answer_of_a_run_without() {
                 {
                     correct += 1;
                     let clean = workload.job_ms(&clean.stdout);
-                    extra_ms.push(workload.job_ms(&faulty.stdout) - clean);
+                    let extra = workload.job_ms(&faulty.stdout) - clean;
+                    extra_ms.push(extra);
                     clean_ms.push(clean);
+                    if target == Target::Executor {
+                        match faulty.died_loading {
+                            true => loading_ms.push(extra),
+                            false => cached_ms.push(extra),
+                        }
+                    }
                 } else {
                     failures.push(format!(
                         "{workload:?} at {level:?} with {target:?} killed after {after:?}: \
@@ -441,7 +464,7 @@ fn every_run_with_a_process_killed_gives_the_answer_of_a_run_without() {
             let median_extra = median(extra_ms);
             let median_clean = median(clean_ms);
             let iteration_ms = median_clean / f64::from(ITERATIONS);
-            report.push(format!(
+            let mut line = format!(
                 "{:<20} {:<12} {:<16} {correct:>3}/{runs:<3} job {median_clean:>6.0} ms without \
                  faults; added {median_extra:>+6.0} ms median ({:>+5.2} iterations of \
                  {iteration_ms:.0} ms), {max:>+6.0} ms most ({missed} run(s) over before the \
@@ -450,7 +473,19 @@ fn every_run_with_a_process_killed_gives_the_answer_of_a_run_without() {
                 format!("{level:?}"),
                 format!("{target:?}"),
                 median_extra / iteration_ms,
-            ));
+            );
+            if target == Target::Executor {
+                let part = |costs: Vec<f64>| {
+                    let n = costs.len();
+                    format!("{n} run(s), {:+.2} iterations", median(costs) / iteration_ms)
+                };
+                line += &format!(
+                    "; died in the first job: {}; after it: {}",
+                    part(loading_ms),
+                    part(cached_ms)
+                );
+            }
+            report.push(line);
         }
     }
     eprintln!(
