@@ -477,7 +477,10 @@ fn every_run_with_a_process_killed_gives_the_answer_of_a_run_without() {
             if target == Target::Executor {
                 let part = |costs: Vec<f64>| {
                     let n = costs.len();
-                    format!("{n} run(s), {:+.2} iterations", median(costs) / iteration_ms)
+                    format!(
+                        "{n} run(s), {:+.2} iterations",
+                        median(costs) / iteration_ms
+                    )
                 };
                 line += &format!(
                     "; died in the first job: {}; after it: {}",

@@ -92,6 +92,18 @@ fn run_and_kill_an_executor(
     }
 }
 
+/// Asserts that a run of the scripts below printed the count of `0..200_000` and the sum of
+/// each number doubled.
+fn assert_doubled_sum(run: &KilledRun) {
+    let expected: u64 = (0..200_000u64).map(|x| x * 2).sum();
+    assert_eq!(
+        run.lines,
+        vec!["200000".to_string(), expected.to_string()],
+        "stderr:\n{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn killing_an_executor_mid_job_loses_no_result_and_recomputes_a_cache_of_strings() {
     // Cell 1 caches 8 partitions of strings on two executors; cell 2 is a slow job over the
@@ -111,13 +123,7 @@ data.map(|x: String| { let x: u64 = x.parse().unwrap(); if x % 4096 == 0 { std::
         |_| true,
         Duration::from_millis(1500),
     );
-    let expected: u64 = (0..200_000u64).map(|x| x * 2).sum();
-    assert_eq!(
-        run.lines,
-        vec!["200000".to_string(), expected.to_string()],
-        "stderr:\n{}",
-        run.stderr
-    );
+    assert_doubled_sum(&run);
     let second_job: Vec<&TaskLine> = run.tasks.iter().filter(|t| t.job == 1).collect();
     assert_eq!(second_job.len(), 8, "{second_job:?}");
     assert!(
@@ -148,13 +154,7 @@ data.map(|x: u64| x * 2).reduce(|a, b| a + b)
         |_| true,
         Duration::from_millis(500),
     );
-    let expected: u64 = (0..200_000u64).map(|x| x * 2).sum();
-    assert_eq!(
-        run.lines,
-        vec!["200000".to_string(), expected.to_string()],
-        "stderr:\n{}",
-        run.stderr
-    );
+    assert_doubled_sum(&run);
     let held_by_victim: BTreeSet<u64> = run
         .tasks
         .iter()

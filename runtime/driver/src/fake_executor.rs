@@ -125,6 +125,13 @@ impl FakeCluster {
         self.0.lock().received.clone()
     }
 
+    /// The tasks of job `job_id` received so far, in order.
+    pub fn received_in(&self, job_id: u64) -> Vec<Received> {
+        let cluster = self.0.lock();
+        let of_job = cluster.received.iter().filter(|r| r.job_id == job_id);
+        of_job.cloned().collect()
+    }
+
     /// Every notice delivered so far, with its executor.
     pub fn notices(&self) -> Vec<(String, Notice)> {
         self.0.lock().notices.clone()

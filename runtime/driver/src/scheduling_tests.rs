@@ -193,11 +193,7 @@ async fn a_partition_cached_with_two_copies_is_read_from_the_copy_when_its_execu
 
         cluster.kill("b");
         assert_eq!(count(&state, cached).await.unwrap(), answers(cached, 4));
-        let again: Vec<Received> = cluster
-            .received()
-            .into_iter()
-            .filter(|r| r.job_id == 1)
-            .collect();
+        let again = cluster.received_in(1);
         assert!(again.iter().all(|r| r.executor == "a"));
         // With two copies, every partition is read from `a`'s cache: no task needs its source.
         assert_eq!(
@@ -211,7 +207,7 @@ async fn a_partition_cached_with_two_copies_is_read_from_the_copy_when_its_execu
 
 #[tokio::test]
 async fn partitions_a_lost_executor_kept_in_host_memory_are_read_where_they_were_adopted() {
-    // `b` is lost; `a` shares its host, `c` does not.
+    // `b`, on h1, is lost; `a` shares its host in the first round, not in the second.
     for (a_host, adopted) in [("h1", true), ("h2", false)] {
         let (state, cluster) = session(&[]);
         state
@@ -233,11 +229,7 @@ async fn partitions_a_lost_executor_kept_in_host_memory_are_read_where_they_were
 
         cluster.kill("b");
         assert_eq!(count(&state, cached).await.unwrap(), answers(cached, 4));
-        let again: Vec<Received> = cluster
-            .received()
-            .into_iter()
-            .filter(|r| r.job_id == 1)
-            .collect();
+        let again = cluster.received_in(1);
         // A task that finds `b` gone is tried again on `a`: without its source if `a` adopted
         // the partition, with it (computed again from lineage) if not.
         let computed_again: Vec<u32> = again

@@ -345,14 +345,23 @@ impl BlockManager {
         code: BatchCode,
     ) -> Result<Option<u64>, ExecutorError> {
         let batches = decode(bytes, &vtable)?;
-        let outcome = self.put(
-            rdd,
-            partition,
-            level,
-            Gathered::Batches(batches),
-            vtable,
-            code,
-        )?;
+        let batches = Gathered::Batches(batches);
+        self.put_outside_a_task(rdd, partition, level, batches, vtable, code)
+    }
+
+    /// As [`Self::put`], for what arrives outside a task (a copy, an adopted partition): the
+    /// bytes kept, if kept; blocks dropped to make room are told to the driver with the next
+    /// task's metrics ([`BlockManager::take_unreported_drops`]).
+    fn put_outside_a_task(
+        &self,
+        rdd: RddId,
+        partition: u32,
+        level: StorageLevel,
+        gathered: Gathered,
+        vtable: BatchVTable,
+        code: BatchCode,
+    ) -> Result<Option<u64>, ExecutorError> {
+        let outcome = self.put(rdd, partition, level, gathered, vtable, code)?;
         self.unreported_drops.lock().extend(outcome.dropped);
         Ok(outcome.kept)
     }
@@ -373,16 +382,8 @@ impl BlockManager {
         let (rdd, partition) = (found.manifest.rdd, found.manifest.partition);
         let adopted = crate::host_memory::adopt(memory, found, table)?;
         let gathered = Gathered::InHostMemory(adopted.block);
-        let outcome = self.put(
-            rdd,
-            partition,
-            adopted.level,
-            gathered,
-            adopted.table,
-            adopted.code,
-        )?;
-        self.unreported_drops.lock().extend(outcome.dropped);
-        Ok(outcome.kept)
+        let (level, table, code) = (adopted.level, adopted.table, adopted.code);
+        self.put_outside_a_task(rdd, partition, level, gathered, table, code)
     }
 
     /// Blocks dropped outside a task since the last call, for the driver to forget.
