@@ -1,19 +1,30 @@
 //! Who adopts what a lost executor kept in host memory. An executor whose agent gives it a
 //! directory of host memory keeps its cached partitions of plain-byte records there, and they
 //! outlive it; when it is lost, another executor of the session *on the same host* (the only
-//! ones that see those files) takes them over as its own blocks, and the partitions are read
-//! there, not computed again from lineage. Of several, the one with the most memory to spare
-//! adopts them; with none, they are computed again, as any lost partition is.
+//! ones that see those files: the same host name and address) takes them over as its own
+//! blocks, and the partitions are read there, not computed again from lineage. Of several, the
+//! one with the most memory to spare adopts them; with none, they are computed again, as any
+//! lost partition is.
 
 /// How long the driver waits for an adoption: the tasks lost with the executor wait for it, and
 /// an adopter that does not answer must not hold them (they compute the partitions again).
 pub const ADOPTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Where an executor runs, as far as seeing another's files goes: its host name and the
+/// address it listens on, without the port. Both, because machines simulated with network
+/// namespaces share a host name (and a `/dev/shm`) but not an address: a process killed with
+/// its "machine" there must lose its memory as it would on a machine of its own.
+pub fn host_of(host_name: &str, address: &str) -> String {
+    let ip = address.rsplit_once(':').map_or(address, |(ip, _)| ip);
+    format!("{host_name}@{ip}")
+}
+
 /// A live executor, as the choice sees it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Survivor<'a> {
     pub id: &'a str,
-    pub host: &'a str,
+    /// [`host_of`] it.
+    pub host: String,
     /// Whether it keeps partitions in host memory (and so can adopt them).
     pub keeps_host_memory: bool,
     /// Bytes of memory it may cache in, and those its cached partitions hold.
@@ -21,8 +32,8 @@ pub struct Survivor<'a> {
     pub cached_bytes: u64,
 }
 
-/// The executor of `live` that adopts what a lost executor on `lost_host` kept in host memory,
-/// if any can.
+/// The executor of `live` that adopts what a lost executor on `lost_host` ([`host_of`] it) kept
+/// in host memory, if any can.
 pub fn adopter<'a>(lost_host: &str, live: &[Survivor<'a>]) -> Option<&'a str> {
     live.iter()
         .filter(|s| s.host == lost_host && s.keeps_host_memory)
@@ -40,7 +51,7 @@ mod tests {
     fn survivor<'a>(id: &'a str, host: &'a str, cached_bytes: u64) -> Survivor<'a> {
         Survivor {
             id,
-            host,
+            host: host.to_string(),
             keeps_host_memory: true,
             memory_bytes: 1000,
             cached_bytes,
@@ -59,6 +70,15 @@ mod tests {
         assert_eq!(adopter("h1", &live), Some("c"), "ties go to the first id");
         assert_eq!(adopter("h2", &live), Some("b"));
         assert_eq!(adopter("h3", &live), None);
+    }
+
+    #[test]
+    fn a_host_is_its_name_and_address_so_that_simulated_machines_stay_apart() {
+        let here = host_of("vm", "127.0.0.1:4000");
+        assert_eq!(here, host_of("vm", "127.0.0.1:5000"));
+        assert_ne!(here, host_of("vm", "198.18.0.2:4000"));
+        assert_ne!(here, host_of("other", "127.0.0.1:4000"));
+        assert_eq!(host_of("vm", "[::1]:4000"), "vm@[::1]");
     }
 
     #[test]

@@ -235,13 +235,14 @@ impl DriverState {
             .iter()
             .map(|e| adoption::Survivor {
                 id: &e.id,
-                host: &e.host,
+                host: adoption::host_of(&e.host, &e.address),
                 keeps_host_memory: e.host_memory.is_some(),
                 memory_bytes: e.memory_bytes,
                 cached_bytes: self.blocks.bytes_held_by(&e.id),
             })
             .collect();
-        let Some(adopter) = adoption::adopter(&lost.host, &survivors)
+        let lost_host = adoption::host_of(&lost.host, &lost.address);
+        let Some(adopter) = adoption::adopter(&lost_host, &survivors)
             .and_then(|id| live.iter().find(|e| e.id == id))
         else {
             return;

@@ -18,6 +18,9 @@ use tessera_plan::{BatchCode, RddId, StorageLevel};
 /// hand on, so that a step reading a piece puts out what it would for a batch.
 pub(crate) const PIECE_RECORDS: usize = 4096;
 
+/// The alignment of a mapped file's start, which records of plain bytes need no more than.
+const PAGE_BYTES: usize = 4096;
+
 /// A partition a cache step kept: batches (or runs) of this process's memory, or files of host
 /// memory that outlive it (`host_memory.rs`).
 pub(crate) enum Gathered {
@@ -51,7 +54,11 @@ impl Gathering {
             level.one_copy(),
             StorageLevel::MemoryOnly | StorageLevel::MemoryAndDisk
         );
-        let flat = table.runs.and_then(|runs| runs.flat);
+        // Files are mapped at a page's start, and records laid out one after another from it.
+        let flat = table
+            .runs
+            .and_then(|runs| runs.flat)
+            .filter(|flat| flat.align <= PAGE_BYTES);
         let in_host_memory = match (memory, flat) {
             (Some(memory), Some(flat)) if deserialized => {
                 Some((memory, FileGathering::new(flat, rdd, partition)))
