@@ -20,8 +20,9 @@
 //! predecessor fetched. Each executor also gets a directory of host memory,
 //! `MEMORY_DIR/tessera-<agent>/<framework>/<executor>` (`TESSERA_MEMORY_DIR`, on tmpfs), where
 //! it keeps cached partitions that outlive it, for another executor of its framework on this
-//! host to adopt if it is lost. Both go [`framework_dirs::FRAMEWORK_DIRS_GRACE`] after the
-//! framework's last executor here ended, if none was launched again meanwhile.
+//! host to adopt if it is lost. What an executor left there goes
+//! [`framework_dirs::FRAMEWORK_DIRS_GRACE`] after it ended; the framework's directories go as
+//! long after its last executor here ended, if none was launched again meanwhile.
 //!
 //! Each runs in a [`Container`] of the agent's [`Isolator`]: the child enters it before exec,
 //! a watcher reads what it uses every [`WATCH_INTERVAL`] (for the heartbeats) and kills it

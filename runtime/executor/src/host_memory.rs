@@ -9,9 +9,9 @@
 //! *adopt* them ([`adopt`]), which moves them into its own directory and maps them, and the
 //! partitions are read there in the next task as if nothing had happened — instead of being
 //! computed again from lineage, which for LR's points (parsed text) costs about 55 times a
-//! pass over them. Spark's external shuffle service serves a lost executor's disk-persisted blocks for
-//! the same reason; here the blocks stay in memory. The agent removes what nobody adopted
-//! when the framework's last executor on it has ended.
+//! pass over them. Spark's external shuffle service serves a lost executor's disk-persisted
+//! blocks for the same reason; here the blocks stay in memory. The agent removes what nobody
+//! adopted a minute after its executor ended.
 //!
 //! Records that own memory elsewhere (strings, vectors) cannot be kept this way: their bytes
 //! point into the process that made them. They stay in runs of the process's own memory

@@ -64,6 +64,35 @@ impl Executors {
         }
     }
 
+    /// Removes what an executor that ended left in host memory [`FRAMEWORK_DIRS_GRACE`] from
+    /// now: long enough for another executor to adopt it (within milliseconds of the loss),
+    /// and no longer, even while other executors of its framework run here (its replacement
+    /// among them), so that a partition nobody adopted does not take memory twice.
+    pub(super) fn remove_host_memory_later(&self, framework_id: &str, executor_id: &str) {
+        self.remove_host_memory_after(framework_id, executor_id, FRAMEWORK_DIRS_GRACE);
+    }
+
+    /// [`Self::remove_host_memory_later`], after `grace`.
+    pub(super) fn remove_host_memory_after(
+        &self,
+        framework_id: &str,
+        executor_id: &str,
+        grace: Duration,
+    ) {
+        let Some(dir) = self
+            .host_memory(framework_id)
+            .map(|dir| dir.join(executor_id))
+        else {
+            return;
+        };
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if std::fs::remove_dir_all(&dir).is_ok() {
+                tracing::debug!(dir = %dir.display(), "removed what an ended executor left in host memory");
+            }
+        });
+    }
+
     /// Removes the framework's shared directories [`FRAMEWORK_DIRS_GRACE`] from now if none of
     /// its executors runs here by then.
     pub(super) fn remove_framework_dirs_later(self: &Arc<Self>, framework_id: String) {

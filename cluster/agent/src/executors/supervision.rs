@@ -119,6 +119,7 @@ impl Executors {
             tracing::info!(framework_id = %key.0, executor_id = %key.1, state = ?ending.state, message = %ending.message, exit_code = ?ending.exit_code, "executor ended");
             this.report_ending(&agent, &key.0, &key.1, ending);
             this.save_checkpoint();
+            this.remove_host_memory_later(&key.0, &key.1);
             this.remove_framework_dirs_later(key.0);
         });
     }

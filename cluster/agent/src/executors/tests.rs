@@ -259,6 +259,29 @@ async fn a_frameworks_shared_directories_go_once_none_of_its_executors_runs() {
 }
 
 #[tokio::test]
+async fn what_an_ended_executor_left_in_host_memory_goes_after_a_grace_while_others_run_on() {
+    let (_dir, ex, _rx) = setup();
+    let memory = ex.host_memory("F0").unwrap();
+    for executor in ["lost", "replacement"] {
+        std::fs::create_dir_all(memory.join(executor)).unwrap();
+        std::fs::write(memory.join(executor).join("rdd-1-0-0.run"), b"records").unwrap();
+    }
+    ex.remove_host_memory_after("F0", "lost", Duration::from_millis(50));
+    assert!(
+        memory.join("lost").exists(),
+        "kept for another executor to adopt"
+    );
+    for _ in 0..200 {
+        if !memory.join("lost").exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!memory.join("lost").exists(), "gone after the grace");
+    assert!(memory.join("replacement").join("rdd-1-0-0.run").exists());
+}
+
+#[tokio::test]
 async fn runs_in_its_sandbox_and_finishes() {
     let (_dir, ex, mut rx) = setup();
     ex.launch(spec("ok", "echo $GREETING $TESSERA_EXECUTOR_ID > out; pwd"))
