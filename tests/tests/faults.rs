@@ -16,16 +16,17 @@ struct KilledRun {
     stderr: String,
     tasks: Vec<TaskLine>,
     victim: u64,
-    /// The other executor of job 0.
+    /// The other executor of job 0 (the victim, where it ran alone).
     survivor: u64,
 }
 
-/// Runs `script` on a loopback cluster of two executors (with `flags` for `tessera`); once job
-/// 0 has run 8 tasks (naming both executor processes) and `ready` holds for the metrics so
-/// far, waits `delay` and kills one executor with SIGKILL. Returns what the run printed;
-/// panics if it failed.
+/// Runs `script` on a loopback cluster of `executors` executors (one per agent; with `flags`
+/// for `tessera`); once job 0 has run 8 tasks (naming every executor process) and `ready` holds
+/// for the metrics so far, waits `delay` and kills one executor with SIGKILL. Returns what the
+/// run printed; panics if it failed.
 fn run_and_kill_an_executor(
     name: &str,
+    executors: usize,
     flags: &[&str],
     script: &str,
     ready: impl Fn(&[TaskLine]) -> bool,
@@ -37,7 +38,8 @@ fn run_and_kill_an_executor(
     let child = Command::new(bin("tessera"))
         .current_dir(&dir.0)
         .args(flags)
-        .args(["--master", "local-cluster[2,2,1024]", "--task-metrics"])
+        .args(["--master", &format!("local-cluster[{executors},2,1024]")])
+        .arg("--task-metrics")
         .arg(&metrics)
         .arg("run")
         .arg(&script_path)
@@ -60,7 +62,7 @@ fn run_and_kill_an_executor(
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(pids.len(), 2, "two executors ran the first job");
+    assert_eq!(pids.len(), executors, "every executor ran the first job");
 
     std::thread::sleep(delay);
     let victim = *pids.iter().next().unwrap();
@@ -118,6 +120,7 @@ data.map(|x: String| { let x: u64 = x.parse().unwrap(); if x % 4096 == 0 { std::
     // Let the slow job start, then kill.
     let run = run_and_kill_an_executor(
         "kill-executor",
+        2,
         &[],
         script,
         |_| true,
@@ -149,6 +152,7 @@ data.map(|x: u64| x * 2).reduce(|a, b| a + b)
 "#;
     let run = run_and_kill_an_executor(
         "kill-executor-plain",
+        2,
         &[],
         script,
         |_| true,
@@ -180,6 +184,39 @@ data.map(|x: u64| x * 2).reduce(|a, b| a + b)
     );
 }
 
+#[test]
+fn the_replacement_of_an_executor_alone_on_its_host_adopts_its_cache_of_plain_records() {
+    // One agent, one executor: it caches 8 partitions of `u64`s and is killed while cell 2
+    // waits. Nobody else on the host can adopt what it kept in host memory; its replacement,
+    // launched there on the next offer, adopts it as it registers, before it takes a task.
+    let script = r#"
+let data = sc.parallelize((0..200_000u64).collect::<Vec<u64>>(), 8).cache();
+data.count()
+// %%
+std::thread::sleep(std::time::Duration::from_secs(3));
+// %%
+data.map(|x: u64| x * 2).reduce(|a, b| a + b)
+"#;
+    let run = run_and_kill_an_executor(
+        "kill-lone-executor",
+        1,
+        &[],
+        script,
+        |_| true,
+        Duration::from_millis(500),
+    );
+    assert_doubled_sum(&run);
+    let after: Vec<&TaskLine> = run.tasks.iter().filter(|t| t.job == 1).collect();
+    assert_eq!(after.len(), 8, "{after:?}");
+    assert!(
+        after
+            .iter()
+            .all(|t| t.origin.starts_with("cached:") && t.pid != run.victim),
+        "every partition read from the cache its replacement adopted: {after:?}\nstderr:\n{}",
+        run.stderr
+    );
+}
+
 /// Cell 2 shuffles the cached data; its reduce tasks are slow (4 x 8 records x 150 ms).
 const SLOW_REDUCE: &str = r#"
 let data = sc.parallelize((0..100_000u64).collect::<Vec<u64>>(), 8).cache();
@@ -204,6 +241,7 @@ fn kill_during_the_reduce_stage(name: &str, flags: &[&str]) -> (KilledRun, Vec<T
     };
     let run = run_and_kill_an_executor(
         name,
+        2,
         flags,
         SLOW_REDUCE,
         map_stage_done,

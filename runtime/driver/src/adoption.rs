@@ -3,8 +3,14 @@
 //! outlive it; when it is lost, another executor of the session *on the same host* (the only
 //! ones that see those files: the same host name and address) takes them over as its own
 //! blocks, and the partitions are read there, not computed again from lineage. Of several, the
-//! one with the most memory to spare adopts them; with none, they are computed again, as any
-//! lost partition is.
+//! one with the most memory to spare adopts them. With none (a host with one executor of the
+//! session), they are left as *orphans* for the next executor of the session to register on
+//! that host, its replacement, to adopt before it takes tasks ([`Orphans`]); meanwhile, and if
+//! none comes, they are computed again as any lost partition is.
+
+use parking_lot::Mutex;
+use std::time::{Duration, Instant};
+use tessera_plan::RddId;
 
 /// How long the driver waits for an adoption: the tasks lost with the executor wait for it, and
 /// an adopter that does not answer must not hold them (they compute the partitions again).
@@ -44,9 +50,73 @@ pub fn adopter<'a>(lost_host: &str, live: &[Survivor<'a>]) -> Option<&'a str> {
         .map(|s| s.id)
 }
 
+/// How long orphans wait for an executor to adopt them: under the minute after which the agent
+/// removes what an ended executor left in host memory.
+pub const ORPHANS_KEPT: Duration = Duration::from_secs(50);
+
+/// What a lost executor left in host memory with no executor of the session on its host to
+/// adopt it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Orphan {
+    /// The lost executor.
+    pub lost: String,
+    /// Its host, as [`host_of`] gives it.
+    pub host: String,
+    /// Its directory of host memory.
+    pub from: String,
+    /// The partitions it held.
+    pub blocks: Vec<(RddId, u32)>,
+    pub since: Instant,
+}
+
+/// The orphans waiting for an executor on their host.
+#[derive(Default)]
+pub struct Orphans(Mutex<Vec<Orphan>>);
+
+impl Orphans {
+    pub fn leave(&self, orphan: Orphan) {
+        self.0.lock().push(orphan);
+    }
+
+    /// Takes the orphans an executor registering on `host` at `now` adopts; forgets those
+    /// older than [`ORPHANS_KEPT`], whose files the agent removes.
+    pub fn take_for(&self, host: &str, now: Instant) -> Vec<Orphan> {
+        let mut orphans = self.0.lock();
+        orphans.retain(|o| now.duration_since(o.since) < ORPHANS_KEPT);
+        let (here, elsewhere) = orphans.drain(..).partition(|o| o.host == host);
+        *orphans = elsewhere;
+        here
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn orphans_go_to_the_first_executor_on_their_host_while_their_files_are_there() {
+        let orphans = Orphans::default();
+        let start = Instant::now();
+        for (lost, host, since) in [
+            ("a", "h1", start),
+            ("b", "h2", start),
+            ("c", "h1", start + Duration::from_secs(30)),
+        ] {
+            orphans.leave(Orphan {
+                lost: lost.into(),
+                host: host.into(),
+                from: format!("/dev/shm/{lost}"),
+                blocks: vec![(1, 0)],
+                since,
+            });
+        }
+        let lost = |taken: Vec<Orphan>| taken.into_iter().map(|o| o.lost).collect::<Vec<_>>();
+        let later = start + Duration::from_secs(40);
+        assert_eq!(lost(orphans.take_for("h1", later)), ["a", "c"]);
+        assert!(orphans.take_for("h1", later).is_empty(), "taken once");
+        // `b`'s files are gone by the time an executor comes to h2.
+        assert!(orphans.take_for("h2", start + ORPHANS_KEPT).is_empty());
+    }
 
     fn survivor<'a>(id: &'a str, host: &'a str, cached_bytes: u64) -> Survivor<'a> {
         Survivor {

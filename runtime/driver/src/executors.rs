@@ -141,6 +141,9 @@ pub struct DriverService {
     pub credential: tessera_credentials::Credential,
     /// Hashes of libraries every executor loads first.
     pub preload: Vec<String>,
+    /// Takes a newly registered executor in: it adopts what lost executors on its host left,
+    /// then joins the live ones (`DriverState::welcome_executor`).
+    pub welcome: Arc<dyn Fn(ExecutorHandle) + Send + Sync>,
 }
 
 const CHUNK_BYTES: usize = 1 << 20;
@@ -164,7 +167,7 @@ impl DriverRpc for DriverService {
                 ))
             })?;
         tracing::info!(executor = %r.executor_id, address = %r.address, cores = r.cores, "executor registered");
-        self.executors.add(ExecutorHandle {
+        (self.welcome)(ExecutorHandle {
             id: r.executor_id,
             address: r.address,
             host: r.host,

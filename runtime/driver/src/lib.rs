@@ -216,12 +216,17 @@ impl Driver {
         tracing::info!(%bound, advertised = %driver_address, "the driver listens for its executors");
         runtime.spawn(cell_server::serve(listener, state.clone()));
         state.agent_files.set_credential(session.driver.clone());
+        let welcomed = state.clone();
         let service = executors::DriverService {
             executors: state.executors.clone(),
             artifacts,
             shared_values: state.shared_values.clone(),
             credential: session.driver.clone(),
             preload,
+            welcome: Arc::new(move |executor| {
+                let state = welcomed.clone();
+                tokio::spawn(async move { state.welcome_executor(executor).await });
+            }),
         };
         let tls = session.driver.server()?;
         let incoming = runtime.block_on(async { tls.incoming(rpc_address) });

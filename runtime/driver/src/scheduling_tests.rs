@@ -249,6 +249,48 @@ async fn partitions_a_lost_executor_kept_in_host_memory_are_read_where_they_were
 }
 
 #[tokio::test]
+async fn the_replacement_of_an_executor_alone_on_its_host_adopts_what_it_left_before_any_task() {
+    let (state, cluster) = session(&[]);
+    state
+        .executors
+        .add(cluster.executor_with_host_memory("a", 2, "h1"));
+    state.executors.add(cluster.executor("b", 2));
+    let cached = map(&state, parallelize(&state, 4));
+    state
+        .lineage
+        .set_persist(cached, Some(StorageLevel::MemoryOnly))
+        .unwrap();
+    assert_eq!(count(&state, cached).await.unwrap(), answers(cached, 4));
+    let on_a: Vec<u32> = (0..4)
+        .filter(|&p| state.blocks.locations(cached, p) == ["a"])
+        .collect();
+    assert!(!on_a.is_empty(), "a cached some partitions");
+
+    // Between jobs, `a` dies and the driver hears of it (from the master): nobody else runs
+    // on h1, so what it left waits there. Its replacement registers on h1.
+    cluster.kill("a");
+    state.lose_executor("a").await;
+    for p in &on_a {
+        assert!(state.blocks.locations(cached, *p).is_empty());
+    }
+    state
+        .welcome_executor(cluster.executor_with_host_memory("a2", 2, "h1"))
+        .await;
+    for p in &on_a {
+        assert_eq!(state.blocks.locations(cached, *p), ["a2"], "partition {p}");
+    }
+    // The next job reads every partition from a cache: none needs its source.
+    assert_eq!(count(&state, cached).await.unwrap(), answers(cached, 4));
+    let again = cluster.received_in(1);
+    assert!(again.iter().all(|r| !r.with_source), "{again:?}");
+    // A later executor on h1 finds nothing left to adopt.
+    state
+        .welcome_executor(cluster.executor_with_host_memory("a3", 2, "h1"))
+        .await;
+    assert!(state.blocks.held_by("a3").is_empty());
+}
+
+#[tokio::test]
 async fn copies_lost_with_an_executor_are_made_again_on_the_one_that_replaces_it() {
     let (mut state, cluster) = session(&["a", "b"]);
     Arc::get_mut(&mut state).unwrap().proactive_replication = true;

@@ -52,6 +52,8 @@ pub(crate) struct DriverState {
     /// Executors found lost, each once: whoever finds a loss first deals with it (its blocks
     /// adopted, its books forgotten) while the others who found it wait for that to end.
     losses: Mutex<std::collections::HashMap<String, Arc<tokio::sync::OnceCell<()>>>>,
+    /// What lost executors left in host memory with nobody on their host to adopt it.
+    orphans: adoption::Orphans,
     task_ids: AtomicU64,
     /// Why the running cell panicked, if it did, and the last job of it that did not
     /// succeed; taken by the session after each cell.
@@ -97,6 +99,7 @@ impl DriverState {
             executors: Default::default(),
             blocks: Default::default(),
             losses: Default::default(),
+            orphans: Default::default(),
             copies_under_way: Default::default(),
             map_outputs: Default::default(),
             agent_files: Default::default(),
@@ -242,14 +245,32 @@ impl DriverState {
             })
             .collect();
         let lost_host = adoption::host_of(&lost.host, &lost.address);
-        let Some(adopter) = adoption::adopter(&lost_host, &survivors)
+        match adoption::adopter(&lost_host, &survivors)
             .and_then(|id| live.iter().find(|e| e.id == id))
-        else {
-            return;
-        };
+        {
+            Some(adopter) => self.adopt_into(adopter, &lost.id, from, &held).await,
+            None => self.orphans.leave(adoption::Orphan {
+                lost: lost.id.clone(),
+                host: lost_host,
+                from: from.clone(),
+                blocks: held,
+                since: std::time::Instant::now(),
+            }),
+        }
+    }
+
+    /// Has `adopter` adopt `blocks`, which the lost executor `lost` kept in host memory at
+    /// `from`, and notes where they are now.
+    async fn adopt_into(
+        &self,
+        adopter: &executors::ExecutorHandle,
+        lost: &str,
+        from: &str,
+        blocks: &[(RddId, u32)],
+    ) {
         let adopted = tokio::time::timeout(
             adoption::ADOPTION_TIMEOUT,
-            adopter.client.adopt_blocks(from, &held),
+            adopter.client.adopt_blocks(from, blocks),
         )
         .await
         .unwrap_or_else(|_| Err(remote_executor::Unreachable("no answer in time".into())));
@@ -260,21 +281,48 @@ impl DriverState {
                         .add(&adopter.id, (block.rdd, block.partition), block.bytes);
                 }
                 tracing::info!(
-                    executor = %lost.id,
+                    executor = %lost,
                     adopter = %adopter.id,
                     "{} of the {} cached partitions of the lost executor adopted from host memory",
                     adopted.len(),
-                    held.len()
+                    blocks.len()
                 );
             }
             Err(e) => tracing::warn!(
-                executor = %lost.id,
+                executor = %lost,
                 adopter = %adopter.id,
                 "the lost executor's cached partitions could not be adopted, and will be \
                  computed again: {}",
                 e.0
             ),
         }
+    }
+
+    /// Takes a newly registered executor in. It first adopts what lost executors on its host
+    /// left in host memory with nobody there to adopt it (it is their replacement, typically),
+    /// those partitions nobody computed again meanwhile; then it joins the live executors and
+    /// takes tasks, which find the partitions there.
+    pub async fn welcome_executor(&self, executor: executors::ExecutorHandle) {
+        if executor.host_memory.is_some() {
+            let host = adoption::host_of(&executor.host, &executor.address);
+            let orphans = self.orphans.take_for(&host, std::time::Instant::now());
+            let persisted: std::collections::BTreeSet<RddId> =
+                self.lineage.persisted().iter().map(|p| p.0).collect();
+            for orphan in orphans {
+                let missing: Vec<(RddId, u32)> = orphan
+                    .blocks
+                    .into_iter()
+                    .filter(|&(rdd, partition)| {
+                        persisted.contains(&rdd) && self.blocks.locations(rdd, partition).is_empty()
+                    })
+                    .collect();
+                if !missing.is_empty() {
+                    self.adopt_into(&executor, &orphan.lost, &orphan.from, &missing)
+                        .await;
+                }
+            }
+        }
+        self.executors.add(executor);
     }
 
     /// A reducer could not fetch `shuffle`'s outputs (see

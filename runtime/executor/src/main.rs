@@ -211,6 +211,7 @@ async fn serve(
     let address = tessera_credentials::advertised_address(listener.local_addr()?);
     let shutdown = Arc::new(tokio::sync::Notify::new());
     let host_memory = host_memory::HostMemory::from_env()?.map(Arc::new);
+    let (preloaded_tx, preloaded) = tokio::sync::watch::channel(false);
     let service = service::ExecutorService {
         executor_id: args.executor_id.clone(),
         artifacts: artifacts.clone(),
@@ -237,6 +238,7 @@ async fn serve(
         slots: TaskSlots::start(args.cores.max(1) as usize)?,
         cancelled_jobs: Default::default(),
         shutdown: shutdown.clone(),
+        preloaded,
     };
     let tls = credential.server()?;
     let server = tonic::transport::Server::builder()
@@ -282,6 +284,7 @@ async fn serve(
     for library in &reply.preload {
         artifacts.ensure_loaded(library, true).await?;
     }
+    let _ = preloaded_tx.send(true);
     tracing::info!(executor = %args.executor_id, %address, "executor registered");
 
     let timeout = std::time::Duration::from_secs(args.driver_timeout_s.max(1));
