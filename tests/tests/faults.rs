@@ -137,11 +137,14 @@ data.map(|x: String| { let x: u64 = x.parse().unwrap(); if x % 4096 == 0 { std::
     );
 }
 
-#[test]
-fn a_cache_of_plain_records_outlives_a_killed_executor() {
-    // Cell 1 caches 8 partitions of `u64`s on two executors; the victim is killed while cell
-    // 2 waits; cell 3 reads the cache. `u64`s are plain bytes: the victim kept them in host
-    // memory, and the survivor, on the same host, adopted them when the driver found it lost.
+/// Cell 1 caches 8 partitions of `u64`s on `executors` executors; one is killed while cell 2
+/// waits; cell 3 reads the cache. Checks the answer, and that no partition was computed again
+/// after the kill: `u64`s are plain bytes, kept in host memory, and what the victim kept was
+/// adopted. Returns the run and the tasks of cell 3.
+fn kill_between_cells_over_plain_records(
+    name: &str,
+    executors: usize,
+) -> (KilledRun, Vec<TaskLine>) {
     let script = r#"
 let data = sc.parallelize((0..200_000u64).collect::<Vec<u64>>(), 8).cache();
 data.count()
@@ -151,24 +154,16 @@ std::thread::sleep(std::time::Duration::from_secs(3));
 data.map(|x: u64| x * 2).reduce(|a, b| a + b)
 "#;
     let run = run_and_kill_an_executor(
-        "kill-executor-plain",
-        2,
+        name,
+        executors,
         &[],
         script,
         |_| true,
         Duration::from_millis(500),
     );
     assert_doubled_sum(&run);
-    let held_by_victim: BTreeSet<u64> = run
-        .tasks
-        .iter()
-        .filter(|t| t.job == 0 && t.pid == run.victim)
-        .map(|t| t.partition)
-        .collect();
-    assert!(!held_by_victim.is_empty(), "{:?}", run.tasks);
-    let after: Vec<&TaskLine> = run.tasks.iter().filter(|t| t.job == 1).collect();
+    let after: Vec<TaskLine> = run.tasks.iter().filter(|t| t.job == 1).cloned().collect();
     assert_eq!(after.len(), 8, "{after:?}");
-    // No partition was computed again: those the victim cached were read where it was adopted.
     assert!(
         after
             .iter()
@@ -176,6 +171,21 @@ data.map(|x: u64| x * 2).reduce(|a, b| a + b)
         "every partition read from the cache after the kill: {after:?}\nstderr:\n{}",
         run.stderr
     );
+    (run, after)
+}
+
+#[test]
+fn a_cache_of_plain_records_outlives_a_killed_executor() {
+    // The survivor, on the same host, adopted what the victim kept when the driver found it
+    // lost.
+    let (run, after) = kill_between_cells_over_plain_records("kill-executor-plain", 2);
+    let held_by_victim: BTreeSet<u64> = run
+        .tasks
+        .iter()
+        .filter(|t| t.job == 0 && t.pid == run.victim)
+        .map(|t| t.partition)
+        .collect();
+    assert!(!held_by_victim.is_empty(), "{:?}", run.tasks);
     assert!(
         after
             .iter()
@@ -186,35 +196,11 @@ data.map(|x: u64| x * 2).reduce(|a, b| a + b)
 
 #[test]
 fn the_replacement_of_an_executor_alone_on_its_host_adopts_its_cache_of_plain_records() {
-    // One agent, one executor: it caches 8 partitions of `u64`s and is killed while cell 2
-    // waits. Nobody else on the host can adopt what it kept in host memory; its replacement,
-    // launched there on the next offer, adopts it as it registers, before it takes a task.
-    let script = r#"
-let data = sc.parallelize((0..200_000u64).collect::<Vec<u64>>(), 8).cache();
-data.count()
-// %%
-std::thread::sleep(std::time::Duration::from_secs(3));
-// %%
-data.map(|x: u64| x * 2).reduce(|a, b| a + b)
-"#;
-    let run = run_and_kill_an_executor(
-        "kill-lone-executor",
-        1,
-        &[],
-        script,
-        |_| true,
-        Duration::from_millis(500),
-    );
-    assert_doubled_sum(&run);
-    let after: Vec<&TaskLine> = run.tasks.iter().filter(|t| t.job == 1).collect();
-    assert_eq!(after.len(), 8, "{after:?}");
-    assert!(
-        after
-            .iter()
-            .all(|t| t.origin.starts_with("cached:") && t.pid != run.victim),
-        "every partition read from the cache its replacement adopted: {after:?}\nstderr:\n{}",
-        run.stderr
-    );
+    // One agent, one executor. Nobody else on the host can adopt what it kept in host memory;
+    // its replacement, launched there on the next offer, adopts it as it registers, before it
+    // takes a task (the checks of the helper: every partition read from the cache).
+    let (run, after) = kill_between_cells_over_plain_records("kill-lone-executor", 1);
+    assert!(after.iter().all(|t| t.pid != run.victim), "{after:?}");
 }
 
 /// Cell 2 shuffles the cached data; its reduce tasks are slow (4 x 8 records x 150 ms).

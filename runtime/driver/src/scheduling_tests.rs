@@ -205,6 +205,22 @@ async fn a_partition_cached_with_two_copies_is_read_from_the_copy_when_its_execu
     }
 }
 
+/// Caches 4 partitions at `MEMORY_ONLY` with a first count: the RDD, and the partitions
+/// `executor` alone holds (some).
+async fn cache_four_partitions(state: &Arc<DriverState>, executor: &str) -> (RddId, Vec<u32>) {
+    let cached = map(state, parallelize(state, 4));
+    state
+        .lineage
+        .set_persist(cached, Some(StorageLevel::MemoryOnly))
+        .unwrap();
+    assert_eq!(count(state, cached).await.unwrap(), answers(cached, 4));
+    let held: Vec<u32> = (0..4)
+        .filter(|&p| state.blocks.locations(cached, p) == [executor])
+        .collect();
+    assert!(!held.is_empty(), "{executor} cached some partitions");
+    (cached, held)
+}
+
 #[tokio::test]
 async fn partitions_a_lost_executor_kept_in_host_memory_are_read_where_they_were_adopted() {
     // `b`, on h1, is lost; `a` shares its host in the first round, not in the second.
@@ -216,16 +232,7 @@ async fn partitions_a_lost_executor_kept_in_host_memory_are_read_where_they_were
         state
             .executors
             .add(cluster.executor_with_host_memory("b", 2, "h1"));
-        let cached = map(&state, parallelize(&state, 4));
-        state
-            .lineage
-            .set_persist(cached, Some(StorageLevel::MemoryOnly))
-            .unwrap();
-        assert_eq!(count(&state, cached).await.unwrap(), answers(cached, 4));
-        let on_b: Vec<u32> = (0..4)
-            .filter(|&p| state.blocks.locations(cached, p) == ["b"])
-            .collect();
-        assert!(!on_b.is_empty(), "b cached some partitions");
+        let (cached, on_b) = cache_four_partitions(&state, "b").await;
 
         cluster.kill("b");
         assert_eq!(count(&state, cached).await.unwrap(), answers(cached, 4));
@@ -255,16 +262,7 @@ async fn the_replacement_of_an_executor_alone_on_its_host_adopts_what_it_left_be
         .executors
         .add(cluster.executor_with_host_memory("a", 2, "h1"));
     state.executors.add(cluster.executor("b", 2));
-    let cached = map(&state, parallelize(&state, 4));
-    state
-        .lineage
-        .set_persist(cached, Some(StorageLevel::MemoryOnly))
-        .unwrap();
-    assert_eq!(count(&state, cached).await.unwrap(), answers(cached, 4));
-    let on_a: Vec<u32> = (0..4)
-        .filter(|&p| state.blocks.locations(cached, p) == ["a"])
-        .collect();
-    assert!(!on_a.is_empty(), "a cached some partitions");
+    let (cached, on_a) = cache_four_partitions(&state, "a").await;
 
     // Between jobs, `a` dies and the driver hears of it (from the master): nobody else runs
     // on h1, so what it left waits there. Its replacement registers on h1.
