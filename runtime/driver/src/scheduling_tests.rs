@@ -289,6 +289,23 @@ async fn the_replacement_of_an_executor_alone_on_its_host_adopts_what_it_left_be
 }
 
 #[tokio::test]
+async fn an_executor_lost_before_it_joined_is_lost_once_a_task_finds_it_gone() {
+    // The master reports `x` lost while it is still being welcomed (adopting), before it
+    // joined the live executors; it joins dead.
+    let (state, cluster) = session(&["a"]);
+    let x = cluster.executor("x", 2);
+    cluster.kill("x");
+    state.lose_executor("x").await;
+    state.executors.add(x);
+    let rdd = map(&state, parallelize(&state, 4));
+    assert_eq!(count(&state, rdd).await.unwrap(), answers(rdd, 4));
+    assert!(
+        state.executors.get("x").is_none(),
+        "x is gone from the books"
+    );
+}
+
+#[tokio::test]
 async fn copies_lost_with_an_executor_are_made_again_on_the_one_that_replaces_it() {
     let (mut state, cluster) = session(&["a", "b"]);
     Arc::get_mut(&mut state).unwrap().proactive_replication = true;

@@ -188,12 +188,18 @@ impl DriverState {
     /// unless its agent serves their copies. Returns once that is done, whoever found the loss
     /// first, so that a task tried again after the loss finds the blocks where they are now.
     pub async fn lose_executor(&self, id: &str) {
-        let loss = self
-            .losses
-            .lock()
-            .entry(id.to_string())
-            .or_default()
-            .clone();
+        let loss = {
+            let mut losses = self.losses.lock();
+            match losses.get(id) {
+                Some(loss) => loss.clone(),
+                None if self.executors.get(id).is_some() => {
+                    losses.entry(id.to_string()).or_default().clone()
+                }
+                // Not live (yet): an executor lost while it adopts, before it joins, is lost
+                // once it has joined and a task finds it gone.
+                None => return,
+            }
+        };
         loss.get_or_init(|| self.lose_executor_once(id)).await;
     }
 
