@@ -269,6 +269,18 @@ unsafe fn reserve(file: &File, map: *mut u8, offset: usize, len: usize) -> std::
     Ok(())
 }
 
+/// The records of each of `runs` (of records of `record_size` bytes), whole.
+fn whole(runs: &[FileRun], record_size: usize) -> Vec<SharedRecords> {
+    runs.iter()
+        .map(|run| SharedRecords {
+            batch: std::ptr::null_mut(),
+            start: 0,
+            len: run.len / record_size,
+            first: run.ptr,
+        })
+        .collect()
+}
+
 /// A partition's records kept in files of host memory, with its manifest.
 pub struct FileBlock {
     runs: Vec<FileRun>,
@@ -305,15 +317,7 @@ impl FileBlock {
 
     /// Each file's records whole, to copy into batches of their own.
     pub fn whole_runs(&self) -> Vec<SharedRecords> {
-        self.runs
-            .iter()
-            .map(|run| SharedRecords {
-                batch: std::ptr::null_mut(),
-                start: 0,
-                len: run.len / self.record_size,
-                first: run.ptr,
-            })
-            .collect()
+        whole(&self.runs, self.record_size)
     }
 
     /// Writes its manifest (under another name first, so that an adopter never reads half of
@@ -379,15 +383,7 @@ impl FileGathering {
     /// The records kept so far, each file whole, for a gathering that cannot go on in files to
     /// copy into batches of its own ([`Self::keep`] failed).
     pub(crate) fn kept_so_far(&self) -> Vec<SharedRecords> {
-        self.runs
-            .iter()
-            .map(|run| SharedRecords {
-                batch: std::ptr::null_mut(),
-                start: 0,
-                len: run.len / self.flat.size,
-                first: run.ptr,
-            })
-            .collect()
+        whole(&self.runs, self.flat.size)
     }
 
     /// The partition kept, its last file sealed and its manifest written. On failure what was
@@ -457,22 +453,49 @@ pub struct FoundManifest {
     pub manifest: HostBlockManifest,
 }
 
-/// The manifest of partition `partition` of `rdd` that a lost executor kept in `from` (its
-/// directory of host memory): the last it wrote, if it cached the partition more than once.
-/// Not there (a `NotFound` error): it kept the partition in its own memory.
-pub fn read_manifest(
+/// The manifests a lost executor left in `from` (its directory of host memory): for each
+/// partition, the number of the last it wrote, if it cached the partition more than once. Read
+/// once for all the partitions an adoption asks for.
+pub struct Manifests {
+    from: PathBuf,
+    last: std::collections::HashMap<(RddId, u32), u64>,
+}
+
+impl Manifests {
+    /// Lists `from`.
+    pub fn list(from: &Path) -> Result<Manifests, ExecutorError> {
+        let mut last = std::collections::HashMap::new();
+        for entry in std::fs::read_dir(from).map_err(io_error(from))?.flatten() {
+            let name = entry.file_name();
+            if let Some((key, n)) = name.to_str().and_then(HostBlockManifest::parse_name) {
+                let kept = last.entry(key).or_insert(n);
+                *kept = (*kept).max(n);
+            }
+        }
+        Ok(Manifests {
+            from: from.to_path_buf(),
+            last,
+        })
+    }
+
+    /// The manifest of partition `partition` of `rdd`. Not there (a `NotFound` error): the
+    /// lost executor kept the partition in its own memory.
+    pub fn read(&self, (rdd, partition): (RddId, u32)) -> Result<FoundManifest, ExecutorError> {
+        read_manifest(
+            &self.from,
+            (rdd, partition),
+            self.last.get(&(rdd, partition)).copied(),
+        )
+    }
+}
+
+/// The `n`th manifest of partition `partition` of `rdd` in `from`, `None` where there is none.
+fn read_manifest(
     from: &Path,
     (rdd, partition): (RddId, u32),
+    n: Option<u64>,
 ) -> Result<FoundManifest, ExecutorError> {
-    let entries = std::fs::read_dir(from).map_err(io_error(from))?;
-    let last = entries
-        .flatten()
-        .filter_map(|entry| {
-            let name = entry.file_name();
-            HostBlockManifest::number_in(name.to_str()?, rdd, partition)
-        })
-        .max();
-    let Some(n) = last else {
+    let Some(n) = n else {
         let name = HostBlockManifest::file_name(rdd, partition, 0);
         return Err(io_error(&from.join(name))(
             std::io::ErrorKind::NotFound.into(),
@@ -599,7 +622,7 @@ mod tests {
         key: (RddId, u32),
         table: BatchVTable,
     ) -> Result<Adopted, ExecutorError> {
-        adopt(memory, read_manifest(from, key)?, table)
+        adopt(memory, Manifests::list(from)?.read(key)?, table)
     }
 
     /// Keeps `records` in batches of 4096 as partition 2 of RDD 5.
@@ -661,7 +684,7 @@ mod tests {
                 .all(|r| r.path.starts_with(adopter.dir()))
         );
         assert!(
-            read_manifest(adopter.dir(), (5, 2)).is_ok(),
+            Manifests::list(adopter.dir()).unwrap().read((5, 2)).is_ok(),
             "the adopter writes a manifest of its own, for the next loss"
         );
         // Asked again (the files moved), or for a partition not kept: an error, no panic.
@@ -698,7 +721,7 @@ mod tests {
         let error = adopt_with(wide);
         assert!(error.contains("records of 1 bytes"), "{error}");
         // A file shorter than its manifest says.
-        let found = read_manifest(lost.dir(), (5, 2)).unwrap();
+        let found = Manifests::list(lost.dir()).unwrap().read((5, 2)).unwrap();
         let (manifest, decoded) = (found.path, found.manifest);
         std::fs::OpenOptions::new()
             .write(true)

@@ -339,10 +339,24 @@ impl Executor for ExecutorService {
             return Err(Status::unavailable("the executor is stopping"));
         }
         let from = std::path::PathBuf::from(&r.from);
+        let manifests = match host_memory::Manifests::list(&from) {
+            Ok(manifests) => manifests,
+            // Nothing to adopt, or nothing that can be: the driver computes the partitions again.
+            Err(e) => {
+                if !matches!(&e, ExecutorError::HostMemory { source, .. }
+                    if source.kind() == std::io::ErrorKind::NotFound)
+                {
+                    tracing::warn!("{e}");
+                }
+                return Ok(Response::new(AdoptBlocksReply {
+                    adopted: Vec::new(),
+                }));
+            }
+        };
         let mut adopted = Vec::new();
         for BlockId { rdd, partition } in r.blocks {
             let kept = async {
-                let found = host_memory::read_manifest(&from, (rdd, partition))?;
+                let found = manifests.read((rdd, partition))?;
                 let code = &found.manifest.code;
                 let table = replication::load_batch_table(&self.artifacts, code).await?;
                 self.blocks.adopt(found, table)
@@ -362,8 +376,8 @@ impl Executor for ExecutorService {
                 Err(e) => tracing::warn!(rdd, partition, "{e}"),
             }
         }
-        // Left empty, the lost executor's directory goes now; what was not adopted, when the
-        // agent cleans the framework's host memory.
+        // Left empty, the lost executor's directory goes now; what was not adopted, when its
+        // agent removes it, a minute after the executor ended.
         let _ = std::fs::remove_dir(&from);
         Ok(Response::new(AdoptBlocksReply { adopted }))
     }

@@ -43,12 +43,17 @@ impl HostBlockManifest {
         format!("rdd-{rdd}-{partition}-{n}.block")
     }
 
-    /// The `n` of `name`, if it names a manifest of partition `partition` of `rdd`.
-    pub fn number_in(name: &str, rdd: RddId, partition: u32) -> Option<u64> {
-        name.strip_prefix(&format!("rdd-{rdd}-{partition}-"))?
+    /// The partition, as (rdd, partition), and the `n` of the manifest `name` names, if it
+    /// names one.
+    pub fn parse_name(name: &str) -> Option<((RddId, u32), u64)> {
+        let mut parts = name
+            .strip_prefix("rdd-")?
             .strip_suffix(".block")?
-            .parse()
-            .ok()
+            .split('-');
+        let rdd = parts.next()?.parse().ok()?;
+        let partition = parts.next()?.parse().ok()?;
+        let n = parts.next()?.parse().ok()?;
+        parts.next().is_none().then_some(((rdd, partition), n))
     }
 }
 
@@ -93,11 +98,15 @@ mod tests {
     #[test]
     fn a_manifest_s_name_says_which_partition_it_is_of() {
         let name = HostBlockManifest::file_name(3, 2, 17);
-        assert_eq!(HostBlockManifest::number_in(&name, 3, 2), Some(17));
-        for other in [(3, 22), (33, 2), (3, 1)] {
-            assert_eq!(HostBlockManifest::number_in(&name, other.0, other.1), None);
+        assert_eq!(HostBlockManifest::parse_name(&name), Some(((3, 2), 17)));
+        for other in [
+            "rdd-3-2-7.run",
+            "rdd-3-2.block",
+            "rdd-3-2-7-1.block",
+            "x-3-2-7.block",
+        ] {
+            assert_eq!(HostBlockManifest::parse_name(other), None, "{other}");
         }
-        assert_eq!(HostBlockManifest::number_in("rdd-3-2-7.run", 3, 2), None);
     }
 
     #[test]
