@@ -203,6 +203,80 @@ fn the_replacement_of_an_executor_alone_on_its_host_adopts_its_cache_of_plain_re
     assert!(after.iter().all(|t| t.pid != run.victim), "{after:?}");
 }
 
+#[test]
+fn a_task_killed_while_it_caches_a_text_file_is_carried_on_by_another_executor() {
+    // Cell 2 parses a file of a million numbers in four splits of 250,000 lines (of 8 bytes)
+    // and caches them; each split's task stops for a while three quarters through (the first
+    // time only). Every task is then under way on the two executors, and one executor is
+    // killed. What the victim had parsed of its splits was kept in host memory as it went:
+    // the survivor adopts it, and the tasks tried again carry on from where the victim had
+    // got instead of parsing the split anew.
+    let marks = Scratch::new("carried-on-marks");
+    let mark = |x: u64| marks.0.join(format!("reached-{x}"));
+    let stops = [187_500u64, 437_500, 687_500, 937_500];
+    let script = format!(
+        r#"
+sc.parallelize((0..8u64).collect::<Vec<u64>>(), 8).count()
+// %%
+std::fs::write("numbers.txt", (0..1_000_000u64).map(|x| format!("{{x:07}}\n")).collect::<String>()).unwrap();
+let stops: Vec<u64> = vec!{stops:?};
+let data = sc.text_file("numbers.txt", 4).map(move |line: String| {{
+    let x: u64 = line.parse().unwrap();
+    if stops.contains(&x) {{
+        let mark = format!("{marks}/reached-{{x}}");
+        if std::fs::metadata(&mark).is_err() {{
+            std::fs::write(&mark, "").unwrap();
+            std::thread::sleep(std::time::Duration::from_secs(3));
+        }}
+    }}
+    x
+}}).cache();
+data.count()
+// %%
+data.map(|x: u64| x * 2).reduce(|a, b| a + b)
+"#,
+        marks = marks.0.display()
+    );
+    let every_task_stopped = |_: &[TaskLine]| stops.iter().all(|&x| mark(x).exists());
+    let run = run_and_kill_an_executor(
+        "kill-executor-caching",
+        2,
+        &[],
+        &script,
+        every_task_stopped,
+        Duration::from_millis(200),
+    );
+    let expected: u64 = (0..1_000_000u64).map(|x| x * 2).sum();
+    assert_eq!(
+        run.lines,
+        ["8", "1000000", &expected.to_string()],
+        "stderr:\n{}",
+        run.stderr
+    );
+    let caching: Vec<&TaskLine> = run.tasks.iter().filter(|t| t.job == 1).collect();
+    let carried_on: Vec<&&TaskLine> = caching
+        .iter()
+        .filter(|t| t.origin.starts_with("resumed:"))
+        .collect();
+    assert!(
+        !carried_on.is_empty() && carried_on.iter().all(|t| t.pid == run.survivor),
+        "the survivor carried on the victim's tasks: {caching:?}\nstderr:\n{}",
+        run.stderr
+    );
+    for task in &carried_on {
+        let records: u64 = task.origin.rsplit(':').next().unwrap().parse().unwrap();
+        assert!(
+            records > 0 && records < 250_000,
+            "part of a split of 250,000 lines came from host memory: {task:?}"
+        );
+    }
+    let read_back: Vec<&TaskLine> = run.tasks.iter().filter(|t| t.job == 2).collect();
+    assert!(
+        read_back.len() == 4 && read_back.iter().all(|t| t.origin.starts_with("cached:")),
+        "every partition, those carried on too, was cached whole: {read_back:?}"
+    );
+}
+
 /// Cell 2 shuffles the cached data; its reduce tasks are slow (4 x 8 records x 150 ms).
 const SLOW_REDUCE: &str = r#"
 let data = sc.parallelize((0..100_000u64).collect::<Vec<u64>>(), 8).cache();

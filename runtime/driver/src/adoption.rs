@@ -7,6 +7,11 @@
 //! session), they are left as *orphans* for the next executor of the session to register on
 //! that host, its replacement, to adopt before it takes tasks ([`Orphans`]); meanwhile, and if
 //! none comes, they are computed again as any lost partition is.
+//!
+//! The adopter also takes the *parts* of partitions the lost executor was computing from text
+//! splits when it died (noted after each chunk of lines it took in whole): the tasks lost with
+//! it would rather run there ([`crate::task_plan::preferences`]), and carry on from where it
+//! got instead of reading their splits anew.
 
 use parking_lot::Mutex;
 use std::time::{Duration, Instant};

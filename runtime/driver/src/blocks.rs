@@ -8,6 +8,9 @@ use tessera_plan::{RddId, StoredBlock};
 pub struct BlockMap {
     /// (rdd, partition) -> executor id -> bytes.
     blocks: Mutex<BTreeMap<(RddId, u32), BTreeMap<String, u64>>>,
+    /// (rdd, partition) -> the executor holding part of it, adopted from a lost executor that
+    /// was computing it: a task computing it there carries on from that part.
+    partials: Mutex<BTreeMap<(RddId, u32), String>>,
 }
 
 /// The cached partitions whose copy to another executor is under way (proactive replication,
@@ -42,7 +45,9 @@ impl BlockMap {
     /// `executor` cached `stored`, and copied each to the executors its `replicas` name.
     pub fn record(&self, executor: &str, stored: &[StoredBlock]) {
         let mut blocks = self.blocks.lock();
+        let mut partials = self.partials.lock();
         for block in stored {
+            partials.remove(&(block.rdd, block.partition));
             let holders = blocks.entry((block.rdd, block.partition)).or_default();
             for holder in std::iter::once(executor).chain(block.replicas.iter().map(String::as_str))
             {
@@ -86,6 +91,16 @@ impl BlockMap {
             .insert(executor.to_string(), bytes);
     }
 
+    /// `executor` holds part of `block`, adopted from a lost executor that was computing it.
+    pub fn add_partial(&self, executor: &str, block: (RddId, u32)) {
+        self.partials.lock().insert(block, executor.to_string());
+    }
+
+    /// The executor holding part of `(rdd, partition)` to carry on from, if one does.
+    pub fn partial_holder(&self, rdd: RddId, partition: u32) -> Option<String> {
+        self.partials.lock().get(&(rdd, partition)).cloned()
+    }
+
     /// The blocks `executor` holds, as (rdd, partition).
     pub fn held_by(&self, executor: &str) -> Vec<(RddId, u32)> {
         self.blocks
@@ -120,6 +135,7 @@ impl BlockMap {
 
     pub fn forget_rdd(&self, rdd: RddId) {
         self.blocks.lock().retain(|(id, _), _| *id != rdd);
+        self.partials.lock().retain(|(id, _), _| *id != rdd);
     }
 
     /// Whether `executor` holds any cached partition.
@@ -136,6 +152,7 @@ impl BlockMap {
             holders.remove(executor);
         }
         blocks.retain(|_, holders| !holders.is_empty());
+        self.partials.lock().retain(|_, holder| holder != executor);
     }
 
     /// For one RDD: executor id -> its cached partitions and bytes.

@@ -5,7 +5,9 @@
 //! script makes chosen tasks fail, hang or find their executor dead.
 
 use crate::executors::ExecutorHandle;
-use crate::remote_executor::{AdoptedBlock, BoxFuture, Notice, RemoteExecutor, Unreachable};
+use crate::remote_executor::{
+    AdoptedBlock, Adoption, BoxFuture, Notice, RemoteExecutor, Unreachable,
+};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -53,6 +55,8 @@ struct FakeState {
     outputs: HashSet<(ShuffleId, u32)>,
     /// Its directory of host memory, whose blocks outlive it.
     host_memory: Option<String>,
+    /// Parts of partitions it adopted, which a task computing one carries on from.
+    partials: HashSet<(RddId, u32)>,
 }
 
 #[derive(Default)]
@@ -63,6 +67,10 @@ struct Cluster {
     script: Option<Script>,
     /// The blocks dead executors left in their directories of host memory.
     left_in_host_memory: BTreeMap<String, HashSet<(RddId, u32)>>,
+    /// The partitions dead executors were caching when they died, left there in part.
+    partials_left: BTreeMap<String, HashSet<(RddId, u32)>>,
+    /// Tasks that carried on from part of their partition: (executor, rdd, partition).
+    carried_on: Vec<(String, RddId, u32)>,
     /// The accumulator every successful task adds its partition's number to.
     accumulator: Option<u64>,
 }
@@ -132,6 +140,12 @@ impl FakeCluster {
         of_job.cloned().collect()
     }
 
+    /// The tasks that carried on from part of a partition a lost executor left, as
+    /// (executor, rdd, partition), in order.
+    pub fn carried_on(&self) -> Vec<(String, RddId, u32)> {
+        self.0.lock().carried_on.clone()
+    }
+
     /// Every notice delivered so far, with its executor.
     pub fn notices(&self) -> Vec<(String, Notice)> {
         self.0.lock().notices.clone()
@@ -196,6 +210,16 @@ impl FakeCluster {
             }
             Some(Scripted::Hang) => return Answer::Never,
             Some(Scripted::Die) => {
+                // It dies partway: what it computed of the first partition the task caches
+                // stays in its host memory.
+                let first_cached = task.chain.steps.iter().find(|s| s.persist.is_some());
+                let dir = cluster.executors[executor].host_memory.clone();
+                if let (Some(step), Some(dir), true) =
+                    (first_cached, dir, task.chain.source.is_some())
+                {
+                    let left = cluster.partials_left.entry(dir).or_default();
+                    left.insert((step.rdd, step.partition));
+                }
                 drop(cluster);
                 self.kill(executor);
                 return Answer::Now(Err(Unreachable("connection reset by peer".into())));
@@ -244,7 +268,19 @@ impl FakeCluster {
                         }
                     }
                 }
-                PartitionOrigin::Computed
+                let first_cached = steps.iter().find(|s| s.persist.is_some());
+                let here = cluster.executors.get_mut(executor).expect("checked above");
+                match first_cached {
+                    Some(step) if here.partials.remove(&(step.rdd, step.partition)) => {
+                        let carried = (executor.to_string(), step.rdd, step.partition);
+                        cluster.carried_on.push(carried);
+                        PartitionOrigin::Resumed {
+                            rdd: step.rdd,
+                            records: 1,
+                        }
+                    }
+                    _ => PartitionOrigin::Computed,
+                }
             }
         };
         let mut stored = Vec::new();
@@ -383,9 +419,10 @@ impl RemoteExecutor for FakeExecutor {
         &'a self,
         from: &'a str,
         blocks: &'a [(RddId, u32)],
-    ) -> BoxFuture<'a, Result<Vec<AdoptedBlock>, Unreachable>> {
+    ) -> BoxFuture<'a, Result<Adoption, Unreachable>> {
         let mut cluster = self.cluster.0.lock();
         let left = cluster.left_in_host_memory.remove(from).unwrap_or_default();
+        let partial = cluster.partials_left.remove(from).unwrap_or_default();
         let adopted = match cluster.executors.get_mut(&self.id) {
             Some(here) if !here.dead && here.host_memory.is_some() => {
                 let adopted: Vec<AdoptedBlock> = blocks
@@ -399,7 +436,11 @@ impl RemoteExecutor for FakeExecutor {
                     .collect();
                 here.blocks
                     .extend(adopted.iter().map(|a| (a.rdd, a.partition)));
-                Ok(adopted)
+                here.partials.extend(partial.iter().copied());
+                Ok(Adoption {
+                    adopted,
+                    partial: partial.into_iter().collect(),
+                })
             }
             _ => Err(Unreachable(format!("{} cannot adopt", self.id))),
         };

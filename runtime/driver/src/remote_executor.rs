@@ -61,12 +61,21 @@ pub trait RemoteExecutor: Send + Sync {
     ) -> BoxFuture<'_, Result<(), String>>;
 
     /// Adopts `blocks`, which a lost executor on this one's host kept in its directory of host
-    /// memory `from`: those it keeps, with the bytes each holds.
+    /// memory `from`, and the parts of partitions it was computing when it died.
     fn adopt_blocks<'a>(
         &'a self,
         from: &'a str,
         blocks: &'a [(RddId, u32)],
-    ) -> BoxFuture<'a, Result<Vec<AdoptedBlock>, Unreachable>>;
+    ) -> BoxFuture<'a, Result<Adoption, Unreachable>>;
+}
+
+/// What an executor adopted from a lost one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Adoption {
+    /// The whole partitions it keeps.
+    pub adopted: Vec<AdoptedBlock>,
+    /// The partitions it holds part of: a task computing one there carries on from it.
+    pub partial: Vec<(RddId, u32)>,
 }
 
 /// A partition an executor adopted, and the bytes of memory it holds there.
@@ -330,7 +339,7 @@ impl RemoteExecutor for GrpcExecutor {
         &'a self,
         from: &'a str,
         blocks: &'a [(RddId, u32)],
-    ) -> BoxFuture<'a, Result<Vec<AdoptedBlock>, Unreachable>> {
+    ) -> BoxFuture<'a, Result<Adoption, Unreachable>> {
         let mut client = self.client.clone();
         let request = AdoptBlocksRequest {
             from: from.to_string(),
@@ -344,16 +353,23 @@ impl RemoteExecutor for GrpcExecutor {
                 .adopt_blocks(request)
                 .await
                 .map_err(|status| Unreachable(status.message().to_string()))?;
-            Ok(reply
-                .into_inner()
-                .adopted
-                .into_iter()
-                .map(|a| AdoptedBlock {
-                    rdd: a.rdd,
-                    partition: a.partition,
-                    bytes: a.bytes,
-                })
-                .collect())
+            let reply = reply.into_inner();
+            Ok(Adoption {
+                adopted: reply
+                    .adopted
+                    .into_iter()
+                    .map(|a| AdoptedBlock {
+                        rdd: a.rdd,
+                        partition: a.partition,
+                        bytes: a.bytes,
+                    })
+                    .collect(),
+                partial: reply
+                    .partial
+                    .into_iter()
+                    .map(|b| (b.rdd, b.partition))
+                    .collect(),
+            })
         })
     }
 }

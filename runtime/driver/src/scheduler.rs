@@ -145,11 +145,13 @@ pub async fn run_task(
     placed: &Placements,
 ) -> Result<TaskEnd, DriverError> {
     let chain = state.lineage.chain(rdd, partition)?;
-    let preferences = with_locations(state, |known| {
-        task_plan::preferences(&chain, known, &state.host)
-    });
     let mut attempts = Attempts::default();
     loop {
+        // Looked up for each attempt: an attempt's end may have moved the data (a lost
+        // executor's blocks adopted elsewhere, or the part of its partition it was computing).
+        let preferences = with_locations(state, |known| {
+            task_plan::preferences(&chain, known, &state.host)
+        });
         let (executor, slot, locality) =
             acquire_executor(state, &preferences, partition, avoid).await?;
         placed.lock().push(executor.id.clone());
@@ -270,9 +272,11 @@ fn with_locations<R>(state: &DriverState, decide: impl FnOnce(&DataLocations) ->
         let address_of = |id: &str| state.executors.get(id).map(|e| e.address.clone());
         state.map_outputs.locations(shuffle, address_of)
     };
+    let partial = |rdd, partition| state.blocks.partial_holder(rdd, partition);
     decide(&DataLocations {
         cached: &cached,
         map_outputs: &map_outputs,
+        partial: &partial,
     })
 }
 

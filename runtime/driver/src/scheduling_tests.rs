@@ -289,6 +289,44 @@ async fn the_replacement_of_an_executor_alone_on_its_host_adopts_what_it_left_be
 }
 
 #[tokio::test]
+async fn a_task_lost_while_caching_carries_on_where_its_partial_partition_was_adopted() {
+    let (mut state, cluster) = session(&[]);
+    // Delay scheduling on, as by default: the task waits for the executor holding its part.
+    Arc::get_mut(&mut state).unwrap().locality_wait = Duration::from_secs(5);
+    for (id, host) in [("a", "h1"), ("b", "h2"), ("c", "h1")] {
+        state
+            .executors
+            .add(cluster.executor_with_host_memory(id, 1, host));
+    }
+    let cached = map(&state, parallelize(&state, 3));
+    state
+        .lineage
+        .set_persist(cached, Some(StorageLevel::MemoryOnly))
+        .unwrap();
+    // `a` dies partway through the first partition it caches; `c`, on its host, adopts the
+    // part, but is busy a while with its own; `b`, elsewhere, comes first otherwise.
+    cluster.script(|r| match r.executor.as_str() {
+        "a" => Some(Scripted::Die),
+        "c" => Some(Scripted::Slow(Duration::from_millis(200))),
+        _ => None,
+    });
+    assert_eq!(count(&state, cached).await.unwrap(), answers(cached, 3));
+    let received = cluster.received_in(0);
+    let lost = received
+        .iter()
+        .find(|r| r.executor == "a")
+        .expect("a got a task")
+        .partition;
+    assert_eq!(
+        cluster.carried_on(),
+        [("c".to_string(), cached, lost)],
+        "{received:?}"
+    );
+    assert_eq!(state.blocks.locations(cached, lost), ["c"]);
+    assert_eq!(state.blocks.partial_holder(cached, lost), None);
+}
+
+#[tokio::test]
 async fn an_executor_lost_before_it_joined_is_lost_once_a_task_finds_it_gone() {
     // The master reports `x` lost while it is still being welcomed (adopting), before it
     // joined the live executors; it joins dead.

@@ -151,6 +151,9 @@ impl DriverState {
             let origin = match &metrics.origin {
                 tessera_plan::PartitionOrigin::Computed => "computed".to_string(),
                 tessera_plan::PartitionOrigin::Cached { rdd } => format!("cached:{rdd}"),
+                tessera_plan::PartitionOrigin::Resumed { rdd, records } => {
+                    format!("resumed:{rdd}:{records}")
+                }
             };
             let _ = writeln!(
                 log.lock(),
@@ -230,15 +233,14 @@ impl DriverState {
         }
     }
 
-    /// Has another executor on `lost`'s host adopt the blocks it kept in host memory.
+    /// Has another executor on `lost`'s host adopt the blocks it kept in host memory, and the
+    /// parts of the partitions it was computing (asked for even when it held no block: it may
+    /// have died in the job that caches them).
     async fn adopt_host_memory(&self, lost: &executors::ExecutorHandle) {
         let Some(from) = &lost.host_memory else {
             return;
         };
         let held = self.blocks.held_by(&lost.id);
-        if held.is_empty() {
-            return;
-        }
         let live = self.executors.list();
         let survivors: Vec<adoption::Survivor> = live
             .iter()
@@ -281,17 +283,22 @@ impl DriverState {
         .await
         .unwrap_or_else(|_| Err(remote_executor::Unreachable("no answer in time".into())));
         match adopted {
-            Ok(adopted) => {
-                for block in &adopted {
+            Ok(adoption) => {
+                for block in &adoption.adopted {
                     self.blocks
                         .add(&adopter.id, (block.rdd, block.partition), block.bytes);
+                }
+                for &partial in &adoption.partial {
+                    self.blocks.add_partial(&adopter.id, partial);
                 }
                 tracing::info!(
                     executor = %lost,
                     adopter = %adopter.id,
-                    "{} of the {} cached partitions of the lost executor adopted from host memory",
-                    adopted.len(),
-                    blocks.len()
+                    "{} of the {} cached partitions of the lost executor adopted from host \
+                     memory, and part of {} it was computing",
+                    adoption.adopted.len(),
+                    blocks.len(),
+                    adoption.partial.len()
                 );
             }
             Err(e) => tracing::warn!(
@@ -322,10 +329,10 @@ impl DriverState {
                         persisted.contains(&rdd) && self.blocks.locations(rdd, partition).is_empty()
                     })
                     .collect();
-                if !missing.is_empty() {
-                    self.adopt_into(&executor, &orphan.lost, &orphan.from, &missing)
-                        .await;
-                }
+                // Asked even with no block missing: the lost executor may have left parts of
+                // partitions it was computing.
+                self.adopt_into(&executor, &orphan.lost, &orphan.from, &missing)
+                    .await;
             }
         }
         self.executors.add(executor);

@@ -16,14 +16,23 @@ pub struct DataLocations<'a> {
     pub cached: &'a dyn Fn(RddId, u32) -> Vec<String>,
     /// Where every map output of a shuffle is, grouped by executor; `None` while one is missing.
     pub map_outputs: &'a dyn Fn(ShuffleId) -> Option<Vec<MapOutputLocation>>,
+    /// The executor holding part of partition `.1` of RDD `.0`, adopted from a lost executor
+    /// that was computing it.
+    pub partial: &'a dyn Fn(RddId, u32) -> Option<String>,
 }
 
 /// Where the task of `chain` would rather run: on an executor caching the partition of its last
-/// cached step (for a partitionwise union, of one of the chains it concatenates), and on this
-/// session's host when it reads files there.
+/// cached step (for a partitionwise union, of one of the chains it concatenates); failing that,
+/// on the executor that holds part of its first cached step's partition, which it carries on
+/// from there; and on this session's host when it reads files there.
 pub fn preferences(chain: &Chain, known: &DataLocations, session_host: &str) -> Preferences {
+    let mut executors = caching_executors(&chain.steps, chain.source.as_ref(), known);
+    if executors.is_empty() {
+        let first_cached = chain.steps.iter().find(|step| step.persist.is_some());
+        executors.extend(first_cached.and_then(|step| (known.partial)(step.rdd, step.partition)));
+    }
     Preferences {
-        executors: caching_executors(&chain.steps, chain.source.as_ref(), known),
+        executors,
         hosts: if chain.source.as_ref().is_some_and(reads_files) {
             vec![session_host.to_string()]
         } else {
@@ -183,10 +192,11 @@ mod tests {
         }
     }
 
-    /// Plain knowledge: cached blocks and complete shuffles.
+    /// Plain knowledge: cached blocks, complete shuffles, and parts of partitions.
     struct Known {
         cached: HashMap<RddId, Vec<String>>,
         shuffles: HashMap<ShuffleId, Vec<MapOutputLocation>>,
+        partial: HashMap<RddId, String>,
     }
 
     impl Known {
@@ -209,17 +219,45 @@ mod tests {
                         (*s, vec![here])
                     })
                     .collect(),
+                partial: HashMap::new(),
             }
         }
 
         fn with<R>(&self, f: impl FnOnce(&DataLocations) -> R) -> R {
             let cached = |rdd, _| self.cached.get(&rdd).cloned().unwrap_or_default();
             let map_outputs = |s| self.shuffles.get(&s).cloned();
+            let partial = |rdd, _| self.partial.get(&rdd).cloned();
             f(&DataLocations {
                 cached: &cached,
                 map_outputs: &map_outputs,
+                partial: &partial,
             })
         }
+    }
+
+    #[test]
+    fn a_task_would_rather_carry_on_where_part_of_its_partition_was_adopted() {
+        let chain = Chain {
+            source: Some(text("/data")),
+            steps: vec![step(1, false), step(2, true), step(3, true)],
+        };
+        let mut known = Known::new(&[], &[]);
+        known.partial.insert(2, "b".into());
+        known.with(|k| {
+            let prefs = preferences(&chain, k, "h1");
+            assert_eq!(prefs.executors, ["b"]);
+            assert_eq!(prefs.hosts, ["h1"]);
+            // It carries on from its source, which it gets.
+            assert!(chain_for(&chain, "b", false, k).unwrap().source.is_some());
+        });
+        // A whole cached partition comes first.
+        let mut known = Known::new(&[(3, "a")], &[]);
+        known.partial.insert(2, "b".into());
+        known.with(|k| assert_eq!(preferences(&chain, k, "h1").executors, ["a"]));
+        // Part of a later cached step is not carried on (only the first notes where it got).
+        let mut known = Known::new(&[], &[]);
+        known.partial.insert(3, "b".into());
+        known.with(|k| assert!(preferences(&chain, k, "h1").executors.is_empty()));
     }
 
     #[test]

@@ -386,6 +386,21 @@ impl BlockManager {
         self.put_outside_a_task(rdd, partition, level, gathered, table, code)
     }
 
+    /// Adopts the part of a partition a lost executor was computing, which `found` (its
+    /// resume manifest) names, for the task computing it here to carry on from
+    /// ([`crate::host_memory::adopt_partial`]): the partition and the records it holds.
+    pub fn adopt_partial(
+        &self,
+        found: FoundManifest,
+        table: BatchVTable,
+    ) -> Result<((RddId, u32), u64), ExecutorError> {
+        let memory = self
+            .host_memory
+            .as_ref()
+            .ok_or(ExecutorError::NoHostMemory)?;
+        crate::host_memory::adopt_partial(memory, found, table)
+    }
+
     /// Blocks dropped outside a task since the last call, for the driver to forget.
     pub fn take_unreported_drops(&self) -> Vec<(RddId, u32)> {
         std::mem::take(&mut *self.unreported_drops.lock())
@@ -548,8 +563,12 @@ impl BlockManager {
         }
     }
 
-    /// Drops every partition of `rdd`; tasks still reading one keep it until they finish.
+    /// Drops every partition of `rdd`, and the parts of its partitions adopted from lost
+    /// executors; tasks still reading one keep it until they finish.
     pub fn drop_rdd(&self, rdd: RddId) -> usize {
+        if let Some(memory) = &self.host_memory {
+            memory.drop_partials(rdd);
+        }
         let mut blocks = self.blocks.lock();
         let before = blocks.len();
         blocks.retain(|(id, _), _| *id != rdd);

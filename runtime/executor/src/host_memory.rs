@@ -19,13 +19,16 @@
 
 use crate::error::ExecutorError;
 use crate::runs::PIECE_RECORDS;
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tessera_plan::abi::{Batch, BatchVTable, FlatRecords, SharedRecords};
-use tessera_plan::host_block::{HostBlockManifest, HostRun, decode_host_block_manifest};
-use tessera_plan::{BatchCode, RddId, StorageLevel};
+use tessera_plan::host_block::{
+    HostBlockManifest, HostRun, ManifestKind, ResumePoint, decode_host_block_manifest,
+};
+use tessera_plan::{BatchCode, FileSplit, RddId, StorageLevel};
 
 /// The variable through which the agent names an executor's directory of host memory.
 pub const MEMORY_DIR_ENV: &str = "TESSERA_MEMORY_DIR";
@@ -43,6 +46,9 @@ pub struct HostMemory {
     dir: PathBuf,
     /// Numbers the files, so that a partition computed again never shares its old files.
     next: AtomicU64,
+    /// Partitions lost executors were computing, adopted for the task computing them here to
+    /// carry on from ([`Partial`]).
+    partials: parking_lot::Mutex<HashMap<(RddId, u32), Partial>>,
 }
 
 impl HostMemory {
@@ -68,6 +74,7 @@ impl HostMemory {
         Ok(HostMemory {
             dir,
             next: AtomicU64::new(0),
+            partials: Default::default(),
         })
     }
 
@@ -83,10 +90,31 @@ impl HostMemory {
     }
 
     /// A new manifest's path for partition `partition` of `rdd`.
-    fn manifest_path(&self, rdd: RddId, partition: u32) -> PathBuf {
+    fn manifest_path(&self, kind: ManifestKind, rdd: RddId, partition: u32) -> PathBuf {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         self.dir
-            .join(HostBlockManifest::file_name(rdd, partition, n))
+            .join(HostBlockManifest::file_name(kind, rdd, partition, n))
+    }
+
+    /// The partial partition adopted here for partition `partition` of `rdd`, taken to carry
+    /// on from, if it was computed from `split` with code `code`.
+    pub(crate) fn take_partial(
+        &self,
+        (rdd, partition): (RddId, u32),
+        split: &FileSplit,
+        code: &BatchCode,
+    ) -> Option<Partial> {
+        let mut partials = self.partials.lock();
+        let partial = partials.get(&(rdd, partition))?;
+        if partial.resume.split != *split || partial.code != *code {
+            return None;
+        }
+        partials.remove(&(rdd, partition))
+    }
+
+    /// Drops the partial partitions of `rdd` adopted here: nothing will carry them on.
+    pub fn drop_partials(&self, rdd: RddId) {
+        self.partials.lock().retain(|&(of, _), _| of != rdd);
     }
 
     /// Removes the directory, with what is in it: at a graceful end, nothing is to outlive us.
@@ -281,6 +309,35 @@ fn whole(runs: &[FileRun], record_size: usize) -> Vec<SharedRecords> {
         .collect()
 }
 
+/// The records of `runs` (of records of `record_size` bytes) in pieces of [`PIECE_RECORDS`]
+/// from each file's start.
+fn pieces(runs: &[FileRun], record_size: usize) -> Vec<SharedRecords> {
+    runs.iter()
+        .flat_map(|run| {
+            let records = run.len / record_size;
+            (0..records).step_by(PIECE_RECORDS).map(move |start| {
+                // SAFETY: `start` is a record within the file's mapping.
+                let first = unsafe { run.ptr.add(start * record_size) };
+                SharedRecords {
+                    batch: std::ptr::null_mut(),
+                    start: 0,
+                    len: PIECE_RECORDS.min(records - start),
+                    first,
+                }
+            })
+        })
+        .collect()
+}
+
+/// Writes `manifest` at `path` (under another name first, so that an adopter never reads half
+/// of one).
+fn write_manifest(path: &Path, manifest: &HostBlockManifest) -> Result<(), ExecutorError> {
+    let bytes = bincode::serialize(manifest).expect("a manifest serializes");
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, bytes).map_err(io_error(&partial))?;
+    std::fs::rename(&partial, path).map_err(io_error(path))
+}
+
 /// A partition's records kept in files of host memory, with its manifest.
 pub struct FileBlock {
     runs: Vec<FileRun>,
@@ -297,36 +354,12 @@ impl FileBlock {
     /// The pieces to read it in: each file in pieces of [`PIECE_RECORDS`] records from its
     /// start, as the runs of `runs.rs` are read.
     pub fn pieces(&self) -> Vec<SharedRecords> {
-        self.runs
-            .iter()
-            .flat_map(|run| {
-                let records = run.len / self.record_size;
-                (0..records).step_by(PIECE_RECORDS).map(move |start| {
-                    // SAFETY: `start` is a record within the file's mapping.
-                    let first = unsafe { run.ptr.add(start * self.record_size) };
-                    SharedRecords {
-                        batch: std::ptr::null_mut(),
-                        start: 0,
-                        len: PIECE_RECORDS.min(records - start),
-                        first,
-                    }
-                })
-            })
-            .collect()
+        pieces(&self.runs, self.record_size)
     }
 
     /// Each file's records whole, to copy into batches of their own.
     pub fn whole_runs(&self) -> Vec<SharedRecords> {
         whole(&self.runs, self.record_size)
-    }
-
-    /// Writes its manifest (under another name first, so that an adopter never reads half of
-    /// one).
-    fn write_manifest(&self, manifest: &HostBlockManifest) -> Result<(), ExecutorError> {
-        let bytes = bincode::serialize(manifest).expect("a manifest serializes");
-        let partial = self.manifest.with_extension("partial");
-        std::fs::write(&partial, bytes).map_err(io_error(&partial))?;
-        std::fs::rename(&partial, &self.manifest).map_err(io_error(&self.manifest))
     }
 }
 
@@ -342,6 +375,17 @@ pub(crate) struct FileGathering {
     rdd: RddId,
     partition: u32,
     runs: Vec<FileRun>,
+    /// Where the task reads a text split: resume manifests written as it goes.
+    checkpoints: Option<Checkpoints>,
+}
+
+/// What a gathering's resume manifests say besides its files.
+struct Checkpoints {
+    split: FileSplit,
+    level: StorageLevel,
+    code: BatchCode,
+    /// Where they are written, each over the last.
+    manifest: PathBuf,
 }
 
 impl FileGathering {
@@ -352,6 +396,42 @@ impl FileGathering {
             rdd,
             partition,
             runs: Vec::new(),
+            checkpoints: None,
+        }
+    }
+
+    /// As [`Self::new`], for a partition computed from `split` through recordwise steps, to be
+    /// kept at `level` with code `code`: it writes a resume manifest at each
+    /// [`Self::checkpoint`]. It starts from `partial`, adopted from a lost executor, if given.
+    pub(crate) fn with_checkpoints(
+        flat: FlatRecords,
+        memory: &HostMemory,
+        (rdd, partition): (RddId, u32),
+        (level, code): (StorageLevel, &BatchCode),
+        split: &FileSplit,
+        partial: Option<Partial>,
+    ) -> FileGathering {
+        let (runs, manifest) = match partial {
+            Some(mut partial) => (
+                std::mem::take(&mut partial.runs),
+                std::mem::take(&mut partial.manifest),
+            ),
+            None => (
+                Vec::new(),
+                memory.manifest_path(ManifestKind::Resume, rdd, partition),
+            ),
+        };
+        FileGathering {
+            flat,
+            rdd,
+            partition,
+            runs,
+            checkpoints: Some(Checkpoints {
+                split: split.clone(),
+                level,
+                code: code.clone(),
+                manifest,
+            }),
         }
     }
 
@@ -380,10 +460,43 @@ impl FileGathering {
         unsafe { run.append(bytes.ptr, bytes.len) }
     }
 
+    /// Notes in its resume manifest that what it keeps is what the lines of its split before
+    /// `consumed_to` make; nothing for a gathering without checkpoints.
+    pub(crate) fn checkpoint(&self, consumed_to: u64) -> Result<(), ExecutorError> {
+        let Some(checkpoints) = &self.checkpoints else {
+            return Ok(());
+        };
+        let resume = ResumePoint {
+            split: checkpoints.split.clone(),
+            consumed_to,
+        };
+        let manifest = manifest_of(
+            (&self.runs, self.flat.size),
+            (self.rdd, self.partition),
+            checkpoints.level,
+            &checkpoints.code,
+            Some(resume),
+        );
+        write_manifest(&checkpoints.manifest, &manifest)
+    }
+
     /// The records kept so far, each file whole, for a gathering that cannot go on in files to
-    /// copy into batches of its own ([`Self::keep`] failed).
+    /// copy into batches of their own ([`Self::keep`] failed).
     pub(crate) fn kept_so_far(&self) -> Vec<SharedRecords> {
         whole(&self.runs, self.flat.size)
+    }
+
+    /// The records kept so far in pieces of [`PIECE_RECORDS`], as a block of them is read.
+    pub(crate) fn pieces(&self) -> Vec<SharedRecords> {
+        pieces(&self.runs, self.flat.size)
+    }
+
+    /// The records kept so far.
+    pub(crate) fn records(&self) -> u64 {
+        self.runs
+            .iter()
+            .map(|run| run.len / self.flat.size)
+            .sum::<usize>() as u64
     }
 
     /// The partition kept, its last file sealed and its manifest written. On failure what was
@@ -397,35 +510,57 @@ impl FileGathering {
         if let Some(last) = self.runs.last_mut() {
             last.seal()?;
         }
-        let mut block = FileBlock {
+        let block = FileBlock {
             runs: std::mem::take(&mut self.runs),
             record_size: self.flat.size,
-            manifest: memory.manifest_path(self.rdd, self.partition),
+            manifest: memory.manifest_path(ManifestKind::Block, self.rdd, self.partition),
         };
-        let manifest = manifest_of(&block, self.rdd, self.partition, level, code);
-        if let Err(e) = block.write_manifest(&manifest) {
-            self.runs = std::mem::take(&mut block.runs);
+        let key = (self.rdd, self.partition);
+        let manifest = manifest_of((&block.runs, block.record_size), key, level, code, None);
+        if let Err(e) = write_manifest(&block.manifest, &manifest) {
+            self.runs = block.into_runs();
             return Err(e);
+        }
+        // Whole now: nobody is to carry it on.
+        if let Some(checkpoints) = self.checkpoints.take() {
+            let _ = std::fs::remove_file(&checkpoints.manifest);
         }
         Ok(block)
     }
 }
 
+impl Drop for FileGathering {
+    fn drop(&mut self) {
+        // Finished, or failed with its task: nobody carries it on. (An executor that dies
+        // drops nothing, and leaves the manifest for another to adopt.)
+        if let Some(checkpoints) = &self.checkpoints {
+            let _ = std::fs::remove_file(&checkpoints.manifest);
+        }
+    }
+}
+
+impl FileBlock {
+    /// Its files, its manifest removed.
+    fn into_runs(mut self) -> Vec<FileRun> {
+        std::mem::take(&mut self.runs)
+    }
+}
+
+/// The manifest of the records of `runs` (of records of `record_size` bytes), partition `key`.
 fn manifest_of(
-    block: &FileBlock,
-    rdd: RddId,
-    partition: u32,
+    (runs, record_size): (&[FileRun], usize),
+    (rdd, partition): (RddId, u32),
     level: StorageLevel,
     code: &BatchCode,
+    resume: Option<ResumePoint>,
 ) -> HostBlockManifest {
     HostBlockManifest {
         rdd,
         partition,
         level,
         code: code.clone(),
-        record_size: block.record_size as u64,
-        runs: block
-            .runs
+        record_size: record_size as u64,
+        runs: runs
             .iter()
             .map(|run| HostRun {
                 file: run
@@ -433,9 +568,36 @@ fn manifest_of(
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default(),
-                records: (run.len / block.record_size) as u64,
+                records: (run.len / record_size) as u64,
             })
             .collect(),
+        resume,
+    }
+}
+
+/// Part of a partition a lost executor was computing from a text split when it died, adopted
+/// ([`adopt_partial`]) for the task that computes the partition here to carry on from: the
+/// records of the split's lines before its resume point.
+pub(crate) struct Partial {
+    runs: Vec<FileRun>,
+    /// Its resume manifest here.
+    manifest: PathBuf,
+    resume: ResumePoint,
+    code: BatchCode,
+}
+
+impl Partial {
+    /// The offset in its split of the first line it does not hold.
+    pub(crate) fn consumed_to(&self) -> u64 {
+        self.resume.consumed_to
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.manifest.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.manifest);
+        }
     }
 }
 
@@ -454,21 +616,21 @@ pub struct FoundManifest {
 }
 
 /// The manifests a lost executor left in `from` (its directory of host memory): for each
-/// partition, the number of the last it wrote, if it cached the partition more than once. Read
-/// once for all the partitions an adoption asks for.
+/// partition and kind, the number of the last it wrote, if it cached the partition more than
+/// once. Read once for all the partitions an adoption asks for.
 pub struct Manifests {
     from: PathBuf,
-    last: std::collections::HashMap<(RddId, u32), u64>,
+    last: HashMap<(ManifestKind, (RddId, u32)), u64>,
 }
 
 impl Manifests {
     /// Lists `from`.
     pub fn list(from: &Path) -> Result<Manifests, ExecutorError> {
-        let mut last = std::collections::HashMap::new();
+        let mut last = HashMap::new();
         for entry in std::fs::read_dir(from).map_err(io_error(from))?.flatten() {
             let name = entry.file_name();
-            if let Some((key, n)) = name.to_str().and_then(HostBlockManifest::parse_name) {
-                let kept = last.entry(key).or_insert(n);
+            if let Some((kind, key, n)) = name.to_str().and_then(HostBlockManifest::parse_name) {
+                let kept = last.entry((kind, key)).or_insert(n);
                 *kept = (*kept).max(n);
             }
         }
@@ -480,57 +642,137 @@ impl Manifests {
 
     /// The manifest of partition `partition` of `rdd`. Not there (a `NotFound` error): the
     /// lost executor kept the partition in its own memory.
-    pub fn read(&self, (rdd, partition): (RddId, u32)) -> Result<FoundManifest, ExecutorError> {
+    pub fn read(&self, key: (RddId, u32)) -> Result<FoundManifest, ExecutorError> {
+        let kind = ManifestKind::Block;
         read_manifest(
             &self.from,
-            (rdd, partition),
-            self.last.get(&(rdd, partition)).copied(),
+            (kind, key),
+            self.last.get(&(kind, key)).copied(),
         )
+    }
+
+    /// The resume manifests of the partitions the lost executor was computing when it died.
+    pub fn partials(&self) -> Vec<Result<FoundManifest, ExecutorError>> {
+        self.last
+            .iter()
+            .filter(|((kind, _), _)| *kind == ManifestKind::Resume)
+            .map(|(&(kind, key), &n)| read_manifest(&self.from, (kind, key), Some(n)))
+            .collect()
     }
 }
 
-/// The `n`th manifest of partition `partition` of `rdd` in `from`, `None` where there is none.
+/// The `n`th manifest of kind `kind` of partition `key` in `from`, `None` where there is none.
 fn read_manifest(
     from: &Path,
-    (rdd, partition): (RddId, u32),
+    (kind, (rdd, partition)): (ManifestKind, (RddId, u32)),
     n: Option<u64>,
 ) -> Result<FoundManifest, ExecutorError> {
     let Some(n) = n else {
-        let name = HostBlockManifest::file_name(rdd, partition, 0);
+        let name = HostBlockManifest::file_name(kind, rdd, partition, 0);
         return Err(io_error(&from.join(name))(
             std::io::ErrorKind::NotFound.into(),
         ));
     };
-    let path = from.join(HostBlockManifest::file_name(rdd, partition, n));
+    let path = from.join(HostBlockManifest::file_name(kind, rdd, partition, n));
     let bytes = std::fs::read(&path).map_err(io_error(&path))?;
     let manifest = decode_host_block_manifest(&bytes)?;
-    if (manifest.rdd, manifest.partition) != (rdd, partition) {
-        return Err(ExecutorError::HostMemoryDamaged {
-            path,
-            reason: format!(
-                "it names partition {} of RDD {}",
-                manifest.partition, manifest.rdd
-            ),
-        });
+    let reason = if (manifest.rdd, manifest.partition) != (rdd, partition) {
+        Some(format!(
+            "it names partition {} of RDD {}",
+            manifest.partition, manifest.rdd
+        ))
+    } else if manifest.resume.is_some() != (kind == ManifestKind::Resume) {
+        Some("its name and its resume point disagree on whether it is whole".to_string())
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(ExecutorError::HostMemoryDamaged { path, reason }),
+        None => Ok(FoundManifest { path, manifest }),
     }
-    Ok(FoundManifest { path, manifest })
 }
 
-/// The partition `found` (a lost executor's manifest) names, moved into `memory` and mapped
-/// here; `table` is the table of its code. Files are moved, not copied: on one tmpfs, a rename.
+/// The partition `found` (a lost executor's manifest of a whole partition) names, moved into
+/// `memory` and mapped here; `table` is the table of its code. Files are moved, not copied: on
+/// one tmpfs, a rename.
 pub fn adopt(
     memory: &HostMemory,
     found: FoundManifest,
     table: BatchVTable,
 ) -> Result<Adopted, ExecutorError> {
-    let FoundManifest {
-        path: manifest_path,
-        manifest,
-    } = found;
-    let (rdd, partition) = (manifest.rdd, manifest.partition);
-    let from = manifest_path.parent().unwrap_or(Path::new("/"));
+    let (runs, record_size) = move_runs(memory, &found, &table)?;
+    let manifest = found.manifest;
+    let key = (manifest.rdd, manifest.partition);
+    let block = FileBlock {
+        runs,
+        record_size,
+        manifest: memory.manifest_path(ManifestKind::Block, key.0, key.1),
+    };
+    let moved = manifest_of(
+        (&block.runs, record_size),
+        key,
+        manifest.level,
+        &manifest.code,
+        None,
+    );
+    write_manifest(&block.manifest, &moved)?;
+    let _ = std::fs::remove_file(&found.path);
+    Ok(Adopted {
+        block,
+        level: manifest.level,
+        code: manifest.code,
+        table,
+    })
+}
+
+/// As [`adopt`], for a partition the lost executor was still computing (`found` is a resume
+/// manifest): kept in `memory` for the task that computes the partition here to carry on
+/// from ([`HostMemory::take_partial`]). Returns the partition and the records it holds.
+pub fn adopt_partial(
+    memory: &HostMemory,
+    found: FoundManifest,
+    table: BatchVTable,
+) -> Result<((RddId, u32), u64), ExecutorError> {
+    let (runs, record_size) = move_runs(memory, &found, &table)?;
+    let manifest = found.manifest;
+    let key = (manifest.rdd, manifest.partition);
+    let resume = manifest.resume.expect("read_manifest checked");
+    let partial = Partial {
+        manifest: memory.manifest_path(ManifestKind::Resume, key.0, key.1),
+        runs,
+        resume,
+        code: manifest.code,
+    };
+    let moved = manifest_of(
+        (&partial.runs, record_size),
+        key,
+        manifest.level,
+        &partial.code,
+        Some(partial.resume.clone()),
+    );
+    write_manifest(&partial.manifest, &moved)?;
+    let _ = std::fs::remove_file(&found.path);
+    let records = partial
+        .runs
+        .iter()
+        .map(|r| r.len / record_size)
+        .sum::<usize>() as u64;
+    memory.partials.lock().insert(key, partial);
+    Ok((key, records))
+}
+
+/// Moves the files `found` names into `memory` and maps them; returns them with the size of
+/// a record of `table`, which must be the manifest's. The files of a resume manifest may hold
+/// more than it names (records kept after its last checkpoint): they are cut to what it names.
+fn move_runs(
+    memory: &HostMemory,
+    found: &FoundManifest,
+    table: &BatchVTable,
+) -> Result<(Vec<FileRun>, usize), ExecutorError> {
+    let manifest = &found.manifest;
+    let from = found.path.parent().unwrap_or(Path::new("/"));
     let damaged = |reason: String| ExecutorError::HostMemoryDamaged {
-        path: manifest_path.clone(),
+        path: found.path.clone(),
         reason,
     };
     let flat = table
@@ -553,9 +795,21 @@ pub fn adopt(
             .ok()
             .and_then(|records| records.checked_mul(flat.size))
             .ok_or_else(|| damaged(format!("{} records", run.records)))?;
-        let to = memory.run_path(rdd, partition);
+        let to = memory.run_path(manifest.rdd, manifest.partition);
         std::fs::rename(from.join(name), &to).map_err(io_error(&to))?;
-        match FileRun::open(to.clone(), len) {
+        let cut = || -> std::io::Result<()> {
+            let file = std::fs::OpenOptions::new().write(true).open(&to)?;
+            if file.metadata()?.len() > len as u64 {
+                file.set_len(len as u64)?;
+            }
+            Ok(())
+        };
+        let opened = match manifest.resume {
+            Some(_) => cut().map_err(io_error(&to)),
+            None => Ok(()),
+        }
+        .and_then(|()| FileRun::open(to.clone(), len));
+        match opened {
             Ok(run) => runs.push(run),
             Err(e) => {
                 let _ = std::fs::remove_file(&to);
@@ -563,25 +817,7 @@ pub fn adopt(
             }
         }
     }
-    let block = FileBlock {
-        runs,
-        record_size: flat.size,
-        manifest: memory.manifest_path(rdd, partition),
-    };
-    block.write_manifest(&manifest_of(
-        &block,
-        rdd,
-        partition,
-        manifest.level,
-        &manifest.code,
-    ))?;
-    let _ = std::fs::remove_file(&manifest_path);
-    Ok(Adopted {
-        block,
-        level: manifest.level,
-        code: manifest.code,
-        table,
-    })
+    Ok((runs, flat.size))
 }
 
 #[cfg(test)]
@@ -625,17 +861,103 @@ mod tests {
         adopt(memory, Manifests::list(from)?.read(key)?, table)
     }
 
-    /// Keeps `records` in batches of 4096 as partition 2 of RDD 5.
-    fn gathered(memory: &HostMemory, records: &[u8]) -> FileBlock {
-        let mut gathering = FileGathering::new(flat(), 5, 2);
+    /// Has `gathering` keep `records` in batches of 4096.
+    fn keep_all(memory: &HostMemory, gathering: &mut FileGathering, records: &[u8]) {
         for chunk in records.chunks(4096) {
             let from = bytes::batch(chunk.to_vec());
             unsafe { gathering.keep(memory, from) }.unwrap();
             unsafe { (bytes::FLAT.drop)(from) };
         }
+    }
+
+    /// Keeps `records` in batches of 4096 as partition 2 of RDD 5.
+    fn gathered(memory: &HostMemory, records: &[u8]) -> FileBlock {
+        let mut gathering = FileGathering::new(flat(), 5, 2);
+        keep_all(memory, &mut gathering, records);
         gathering
             .finish(memory, StorageLevel::MemoryOnly, &code())
             .unwrap()
+    }
+
+    /// A gathering of partition 2 of RDD 5 from `split` that notes where it got.
+    fn checkpointed(
+        memory: &HostMemory,
+        split: &FileSplit,
+        partial: Option<Partial>,
+    ) -> FileGathering {
+        let how = (StorageLevel::MemoryOnly, &code());
+        FileGathering::with_checkpoints(flat(), memory, (5, 2), how, split, partial)
+    }
+
+    #[test]
+    fn a_partition_a_lost_executor_was_computing_is_carried_on_from_its_last_checkpoint() {
+        let root = scratch("partial");
+        let lost = HostMemory::new(root.join("lost")).unwrap();
+        let split = FileSplit {
+            path: "/data/points.txt".into(),
+            start: 100,
+            end: 900,
+        };
+        let records = records(RUN_BYTES + 3 * 4096);
+        // Two chunks of lines are taken in whole and noted (the first fills a file); a third
+        // is under way when the executor dies.
+        let mut gathering = checkpointed(&lost, &split, None);
+        keep_all(&lost, &mut gathering, &records[..RUN_BYTES]);
+        gathering.checkpoint(300).unwrap();
+        keep_all(&lost, &mut gathering, &records[RUN_BYTES..RUN_BYTES + 4096]);
+        gathering.checkpoint(500).unwrap();
+        keep_all(&lost, &mut gathering, &records[RUN_BYTES + 4096..]);
+        std::mem::forget(gathering);
+
+        let manifests = Manifests::list(lost.dir()).unwrap();
+        assert!(manifests.read((5, 2)).is_err(), "no whole partition");
+        let mut partials = manifests.partials();
+        assert_eq!(partials.len(), 1);
+        let adopter = HostMemory::new(root.join("adopter")).unwrap();
+        let found = partials.pop().unwrap().unwrap();
+        let held = RUN_BYTES as u64 + 4096;
+        assert_eq!(
+            adopt_partial(&adopter, found, bytes::FLAT).unwrap(),
+            ((5, 2), held)
+        );
+        // Only a task reading the same split carries it on.
+        let other = FileSplit {
+            start: 0,
+            ..split.clone()
+        };
+        assert!(adopter.take_partial((5, 2), &other, &code()).is_none());
+        let partial = adopter.take_partial((5, 2), &split, &code()).unwrap();
+        assert_eq!(partial.consumed_to(), 500);
+
+        let mut carried = checkpointed(&adopter, &split, Some(partial));
+        assert_eq!(carried.records(), held);
+        assert_eq!(read(&carried.pieces()), records[..held as usize]);
+        keep_all(&adopter, &mut carried, &records[held as usize..]);
+        let block = carried
+            .finish(&adopter, StorageLevel::MemoryOnly, &code())
+            .unwrap();
+        drop(carried);
+        assert_eq!(read(&block.pieces()), records);
+        // Whole now: another adoption would find the block, and no part of it.
+        let manifests = Manifests::list(adopter.dir()).unwrap();
+        assert!(manifests.partials().is_empty());
+        assert_eq!(manifests.read((5, 2)).unwrap().manifest.resume, None);
+        drop(block);
+        let left: Vec<_> = std::fs::read_dir(adopter.dir()).unwrap().collect();
+        assert!(left.is_empty(), "a dropped block leaves nothing: {left:?}");
+
+        // A task that fails (its gathering dropped) leaves nothing to carry on.
+        let mut failed = checkpointed(&adopter, &split, None);
+        keep_all(&adopter, &mut failed, &records[..4096]);
+        failed.checkpoint(300).unwrap();
+        drop(failed);
+        assert!(
+            Manifests::list(adopter.dir())
+                .unwrap()
+                .partials()
+                .is_empty()
+        );
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

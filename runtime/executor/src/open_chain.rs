@@ -322,6 +322,18 @@ pub(crate) struct OpenChain<'a> {
     /// Where `output` comes from.
     output_code: BatchCode,
     pub(crate) origin: PartitionOrigin,
+    /// Its cache step that notes how far into a text split it got, if it has one.
+    pub(crate) checkpointed: Option<Checkpointed>,
+}
+
+/// The first cache step of a chain that reads a text split through recordwise steps: it notes
+/// after each chunk of lines how far into the split it got ([`Gathering::checkpoint`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Checkpointed {
+    /// Its index among the chain's open steps.
+    pub(crate) step: usize,
+    /// Where it carries on a part a lost executor left: the offset to read the split from.
+    pub(crate) resume_from: Option<u64>,
 }
 
 /// Builds a chain from `source` through `steps`, resuming from the last step this executor
@@ -358,7 +370,11 @@ pub(crate) fn build_chain<'a>(
         }
         (None, None) => return Ok(None),
     };
-    let (mut input, mut code, origin) = match &start {
+    let split = match &start {
+        Start::Source(TaskSource::TextSplit { split, .. }, _) => Some(split),
+        _ => None,
+    };
+    let (mut input, mut code, mut origin) = match &start {
         Start::Cached(block) => (
             *block.vtable(),
             block.code().clone(),
@@ -399,8 +415,14 @@ pub(crate) fn build_chain<'a>(
             input,
             next: std::ptr::null_mut(),
             shared: shared_ptr,
-        })
+        });
+        open_steps.len() - 1
     };
+    // Whether every step so far puts out each chunk's records before the next chunk comes, so
+    // that a cache step's records are those of the lines read so far.
+    let mut recordwise = true;
+    let mut checkpointed = None;
+    let mut cache_steps = 0;
     for step in steps.iter().skip(first_step) {
         if let Some(op) = &step.op {
             let table = table::<OperatorVTable>(env.artifacts, &op.entry, |t| t.abi_version)?;
@@ -416,24 +438,42 @@ pub(crate) fn build_chain<'a>(
                 &input,
             )?;
             add(OpenStepKind::Operator { table, state }, input);
+            recordwise &= table.recordwise;
             input = table.output;
             code = BatchCode::Operator(op.entry.clone());
         }
         // A step without an operator is the source, or a union passing records on unchanged.
         if let Some(level) = step.persist {
+            cache_steps += 1;
+            let key = (step.rdd, step.partition);
+            let memory = env.blocks.host_memory();
+            let checkpoints = split.filter(|_| recordwise && cache_steps == 1);
+            let (kept, resume_from) = match checkpoints {
+                Some(split) => {
+                    Gathering::with_checkpoints(input, memory, key, (level, &code), split)
+                }
+                None => (Gathering::new(input, memory, key, level), None),
+            };
+            if resume_from.is_some() {
+                origin = PartitionOrigin::Resumed {
+                    rdd: step.rdd,
+                    records: kept.carried_on().1,
+                };
+            }
             let kind = OpenStepKind::Cache {
                 rdd: step.rdd,
                 partition: step.partition,
                 level,
-                kept: Box::new(Gathering::new(
-                    input,
-                    env.blocks.host_memory(),
-                    (step.rdd, step.partition),
-                    level,
-                )),
+                kept: Box::new(kept),
                 code: code.clone(),
             };
-            add(kind, input);
+            let index = add(kind, input);
+            if checkpoints.is_some() {
+                checkpointed = Some(Checkpointed {
+                    step: index,
+                    resume_from,
+                });
+            }
         }
     }
     Ok(Some(OpenChain {
@@ -442,6 +482,7 @@ pub(crate) fn build_chain<'a>(
         output: input,
         output_code: code,
         origin,
+        checkpointed,
     }))
 }
 

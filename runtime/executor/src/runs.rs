@@ -11,8 +11,8 @@
 
 use crate::host_memory::{FileBlock, FileGathering, HostMemory};
 use std::sync::Arc;
-use tessera_plan::abi::{Batch, BatchVTable, RunsVTable, SharedRecords};
-use tessera_plan::{BatchCode, RddId, StorageLevel};
+use tessera_plan::abi::{Batch, BatchVTable, FlatRecords, RunsVTable, SharedRecords};
+use tessera_plan::{BatchCode, FileSplit, RddId, StorageLevel};
 
 /// Records in a piece of a cached partition read in place: the size of the batches operators
 /// hand on, so that a step reading a piece puts out what it would for a batch.
@@ -50,26 +50,62 @@ impl Gathering {
         (rdd, partition): (RddId, u32),
         level: StorageLevel,
     ) -> Gathering {
-        let deserialized = matches!(
-            level.one_copy(),
-            StorageLevel::MemoryOnly | StorageLevel::MemoryAndDisk
-        );
-        // Files are mapped at a page's start, and records laid out one after another from it.
-        let flat = table
-            .runs
-            .and_then(|runs| runs.flat)
-            .filter(|flat| flat.align <= PAGE_BYTES);
-        let in_host_memory = match (memory, flat) {
-            (Some(memory), Some(flat)) if deserialized => {
-                Some((memory, FileGathering::new(flat, rdd, partition)))
-            }
-            _ => None,
+        let in_host_memory = in_host_memory(&table, memory, level)
+            .map(|(memory, flat)| (memory, FileGathering::new(flat, rdd, partition)));
+        Gathering::with(table, in_host_memory)
+    }
+
+    /// As [`Gathering::new`], for the first cache step of a task that reads text split `split`
+    /// through recordwise steps, its records made by `code`: kept in host memory, it notes at
+    /// each [`Gathering::checkpoint`] how far into the split it got, so that another executor
+    /// can carry it on if this one dies. It carries on itself from the part a lost executor
+    /// left, if one was adopted here; then the second value is the offset in the split to
+    /// read on from.
+    pub(crate) fn with_checkpoints(
+        table: BatchVTable,
+        memory: Option<Arc<HostMemory>>,
+        key: (RddId, u32),
+        (level, code): (StorageLevel, &BatchCode),
+        split: &FileSplit,
+    ) -> (Gathering, Option<u64>) {
+        let Some((memory, flat)) = in_host_memory(&table, memory, level) else {
+            return (Gathering::with(table, None), None);
         };
+        let partial = memory.take_partial(key, split, code);
+        let resume_from = partial.as_ref().map(|p| p.consumed_to());
+        let files =
+            FileGathering::with_checkpoints(flat, &memory, key, (level, code), split, partial);
+        (Gathering::with(table, Some((memory, files))), resume_from)
+    }
+
+    fn with(table: BatchVTable, in_host_memory: Option<(Arc<HostMemory>, FileGathering)>) -> Self {
         Gathering {
             table,
             kept: Vec::new(),
             run: std::ptr::null_mut(),
             in_host_memory,
+        }
+    }
+
+    /// Notes that what it keeps is what the lines of its split before `consumed_to` make, for
+    /// an executor that adopts it to carry on from ([`Gathering::with_checkpoints`]). A note
+    /// that cannot be written is a warning: the task goes on, and only another's carrying it
+    /// on is lost.
+    pub(crate) fn checkpoint(&mut self, consumed_to: u64) {
+        if let Some((_, files)) = &self.in_host_memory
+            && let Err(e) = files.checkpoint(consumed_to)
+        {
+            tracing::warn!("{e}");
+            self.leave_host_memory();
+        }
+    }
+
+    /// What it started from (a part a lost executor left), in pieces, to push on to the steps
+    /// after the cache; and the number of records.
+    pub(crate) fn carried_on(&self) -> (Vec<SharedRecords>, u64) {
+        match &self.in_host_memory {
+            Some((_, files)) => (files.pieces(), files.records()),
+            None => (Vec::new(), 0),
         }
     }
 
@@ -155,6 +191,25 @@ impl Drop for Gathering {
             unsafe { (self.table.drop)(batch) };
         }
     }
+}
+
+/// Where partitions of records of `table` kept at `level` go to host memory: the memory and
+/// how the records are laid out.
+fn in_host_memory(
+    table: &BatchVTable,
+    memory: Option<Arc<HostMemory>>,
+    level: StorageLevel,
+) -> Option<(Arc<HostMemory>, FlatRecords)> {
+    let deserialized = matches!(
+        level.one_copy(),
+        StorageLevel::MemoryOnly | StorageLevel::MemoryAndDisk
+    );
+    // Files are mapped at a page's start, and records laid out one after another from it.
+    let flat = table
+        .runs
+        .and_then(|runs| runs.flat)
+        .filter(|flat| flat.align <= PAGE_BYTES)?;
+    Some((memory?, flat)).filter(|_| deserialized)
 }
 
 /// The pieces to read `batches` (made with `table`) in: each batch in pieces of

@@ -348,9 +348,7 @@ impl Executor for ExecutorService {
                 {
                     tracing::warn!("{e}");
                 }
-                return Ok(Response::new(AdoptBlocksReply {
-                    adopted: Vec::new(),
-                }));
+                return Ok(Response::new(AdoptBlocksReply::default()));
             }
         };
         let mut adopted = Vec::new();
@@ -376,10 +374,28 @@ impl Executor for ExecutorService {
                 Err(e) => tracing::warn!(rdd, partition, "{e}"),
             }
         }
+        // What it was computing when it died, for the tasks tried again to carry on from.
+        let mut partial = Vec::new();
+        for found in manifests.partials() {
+            let kept = async {
+                let found = found?;
+                let code = &found.manifest.code;
+                let table = replication::load_batch_table(&self.artifacts, code).await?;
+                self.blocks.adopt_partial(found, table)
+            };
+            match kept.await {
+                Ok(((rdd, partition), records)) => {
+                    tracing::info!(rdd, partition, records, "part of a lost partition adopted");
+                    partial.push(BlockId { rdd, partition });
+                }
+                // Nothing is lost but time: the task starts the partition again.
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
         // Left empty, the lost executor's directory goes now; what was not adopted, when its
         // agent removes it, a minute after the executor ended.
         let _ = std::fs::remove_dir(&from);
-        Ok(Response::new(AdoptBlocksReply { adopted }))
+        Ok(Response::new(AdoptBlocksReply { adopted, partial }))
     }
 
     async fn shutdown(&self, request: Request<Empty>) -> Result<Response<Empty>, Status> {

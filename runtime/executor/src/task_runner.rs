@@ -9,7 +9,8 @@ use crate::bad_record::{first_failing_line, read_bad_record, with_place};
 use crate::error::ExecutorError;
 use crate::morsels;
 use crate::open_chain::{
-    OpenChain, OpenStep, OpenStepKind, Shared, Start, build_chain, link, open_action, table,
+    Checkpointed, OpenChain, OpenStep, OpenStepKind, Shared, Start, build_chain, link, open_action,
+    table,
 };
 use crate::shuffle_store::Bucket;
 use crate::task_env::TaskEnv;
@@ -289,17 +290,46 @@ fn drive(
                 }
                 TaskSource::TextSplit { split, .. } => {
                     let mut status = STATUS_OK;
-                    read_split(split, SPLIT_CHUNK_BYTES, |lines| {
-                        status = decode(lines, shared);
-                        status == STATUS_OK
-                    })
-                    .map_err(|source| ExecutorError::SplitRead {
-                        path: split.path.clone(),
-                        host: tessera_wire::hostname(),
-                        start: split.start,
-                        end: split.end,
-                        source,
-                    })?;
+                    let mut read = split.clone();
+                    if let Some(Checkpointed {
+                        step,
+                        resume_from: Some(from),
+                    }) = chain.checkpointed
+                    {
+                        // Carrying on a lost executor's part: its records go on past the
+                        // cache, which holds them already, and the split is read from where
+                        // they end.
+                        let cache = &chain.open_steps[step];
+                        if let OpenStepKind::Cache { kept, .. } = &cache.kind {
+                            for piece in kept.carried_on().0 {
+                                status = unsafe { (*cache.next).accept_shared(piece) };
+                                if status != STATUS_OK {
+                                    break;
+                                }
+                            }
+                        }
+                        read.start = from;
+                    }
+                    if status == STATUS_OK {
+                        read_split(&read, SPLIT_CHUNK_BYTES, |lines, consumed_to| {
+                            status = decode(lines, shared);
+                            if status == STATUS_OK
+                                && let Some(checkpointed) = chain.checkpointed
+                                && let OpenStepKind::Cache { kept, .. } =
+                                    &mut chain.open_steps[checkpointed.step].kind
+                            {
+                                kept.checkpoint(consumed_to);
+                            }
+                            status == STATUS_OK
+                        })
+                        .map_err(|source| ExecutorError::SplitRead {
+                            path: split.path.clone(),
+                            host: tessera_wire::hostname(),
+                            start: split.start,
+                            end: split.end,
+                            source,
+                        })?;
+                    }
                     status
                 }
                 TaskSource::SavedPartition { path, .. } => {
@@ -557,16 +587,19 @@ impl Drop for OutputSink {
 }
 
 /// How much of a text split is read (and decoded into lines) at a time: a split is streamed,
-/// so a task's memory does not grow with the size of its split.
-const SPLIT_CHUNK_BYTES: usize = 1 << 20;
+/// so a task's memory does not grow with the size of its split. A caching task notes how far
+/// it got after each chunk, so a chunk is also what a task carried on from another executor
+/// may read again: 256 KiB, a few thousand lines, about the records of a batch.
+const SPLIT_CHUNK_BYTES: usize = 256 << 10;
 
 /// Hands `each` the lines whose first byte lies in `split`, about `chunk` bytes of whole lines
-/// at a time, each line ended by '\n' (the file's last perhaps not), until `each` says stop. A
-/// split that starts mid-line leaves that line to the previous one.
+/// at a time, each line ended by '\n' (the file's last perhaps not), with the offset in the file
+/// just past them, until `each` says stop. A split that starts mid-line leaves that line to the
+/// previous one.
 fn read_split(
     split: &FileSplit,
     chunk: usize,
-    mut each: impl FnMut(&[u8]) -> bool,
+    mut each: impl FnMut(&[u8], u64) -> bool,
 ) -> std::io::Result<()> {
     let mut file = BufReader::new(std::fs::File::open(&split.path)?);
     let mut position = split.start;
@@ -587,7 +620,7 @@ fn read_split(
             file.read_until(b'\n', &mut lines)?;
         }
         position += lines.len() as u64;
-        if !each(&lines) {
+        if !each(&lines, position) {
             break;
         }
     }
@@ -613,14 +646,51 @@ mod tests {
                         start,
                         end,
                     };
-                    read_split(&split, chunk, |bytes| {
+                    read_split(&split, chunk, |bytes, consumed_to| {
                         assert!(bytes.ends_with(b"\n") || bytes.ends_with(b"z"));
+                        assert!(text.as_bytes()[..consumed_to as usize].ends_with(bytes));
                         lines.push_str(std::str::from_utf8(bytes).unwrap());
                         true
                     })
                     .unwrap();
                 }
                 assert_eq!(lines, text, "cut at {cut}, chunks of {chunk}");
+                // A task carrying on from where a chunk ended reads the rest of its split.
+                let first = FileSplit {
+                    path: path.to_string_lossy().into_owned(),
+                    start: 0,
+                    end: cut,
+                };
+                let mut ends = Vec::new();
+                read_split(&first, chunk, |_, consumed_to| {
+                    ends.push(consumed_to);
+                    true
+                })
+                .unwrap();
+                for from in ends {
+                    let mut rest = String::new();
+                    let on = FileSplit {
+                        start: from,
+                        ..first.clone()
+                    };
+                    read_split(&on, chunk, |bytes, _| {
+                        rest.push_str(std::str::from_utf8(bytes).unwrap());
+                        true
+                    })
+                    .unwrap();
+                    // The first split's lines end at the end of the line holding its last byte.
+                    let cut = cut as usize;
+                    let first_end = if cut == 0 || text.as_bytes()[cut - 1] == b'\n' {
+                        cut
+                    } else {
+                        text[cut..].find('\n').map_or(text.len(), |i| cut + i + 1)
+                    };
+                    let expected = &text[(from as usize).min(first_end)..first_end];
+                    assert_eq!(
+                        rest, expected,
+                        "cut at {cut}, chunks of {chunk}, from {from}"
+                    );
+                }
             }
         }
         std::fs::remove_file(path).unwrap();

@@ -3,9 +3,14 @@
 //! that they outlive it. Beside each partition's files it writes a *manifest*, with what another
 //! executor on the host needs to adopt them once it is gone: which block they hold, how to keep
 //! it, the code whose table reads the records, and the files.
+//!
+//! A partition still being computed from a text split has a *resume manifest* instead, written
+//! after each chunk of lines it has taken in whole: the files so far and how far into the split
+//! they reach ([`ResumePoint`]). An executor that adopts it carries the task on from there
+//! rather than parsing the split again from its start.
 
 use crate::decode::{DecodeError, decode_bincode};
-use crate::rdd::{RddId, StorageLevel};
+use crate::rdd::{FileSplit, RddId, StorageLevel};
 use crate::replica::BatchCode;
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +29,36 @@ pub struct HostBlockManifest {
     pub record_size: u64,
     /// The files, in the partition's order.
     pub runs: Vec<HostRun>,
+    /// Where a partition still being computed was: `None` for a whole partition.
+    pub resume: Option<ResumePoint>,
+}
+
+/// How far a partition being computed from a text split had got: its records are those of the
+/// split's lines before `consumed_to`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumePoint {
+    /// The split the task reads.
+    pub split: FileSplit,
+    /// The offset in the file of the first line not yet taken in (a line's start).
+    pub consumed_to: u64,
+}
+
+/// What a manifest's name says it describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ManifestKind {
+    /// A whole partition (`.block`).
+    Block,
+    /// A partition still being computed (`.resume`).
+    Resume,
+}
+
+impl ManifestKind {
+    fn extension(self) -> &'static str {
+        match self {
+            ManifestKind::Block => "block",
+            ManifestKind::Resume => "resume",
+        }
+    }
 }
 
 /// One file of a partition kept in host memory: `records` records, one after another.
@@ -39,21 +74,25 @@ impl HostBlockManifest {
     /// The name of the `n`th manifest an executor wrote, of partition `partition` of `rdd`: a
     /// partition cached again on one executor gets a manifest of its own before the old one
     /// goes with its block.
-    pub fn file_name(rdd: RddId, partition: u32, n: u64) -> String {
-        format!("rdd-{rdd}-{partition}-{n}.block")
+    pub fn file_name(kind: ManifestKind, rdd: RddId, partition: u32, n: u64) -> String {
+        format!("rdd-{rdd}-{partition}-{n}.{}", kind.extension())
     }
 
-    /// The partition, as (rdd, partition), and the `n` of the manifest `name` names, if it
-    /// names one.
-    pub fn parse_name(name: &str) -> Option<((RddId, u32), u64)> {
-        let mut parts = name
-            .strip_prefix("rdd-")?
-            .strip_suffix(".block")?
-            .split('-');
+    /// What the manifest `name` names, if it names one: its kind, the partition as (rdd,
+    /// partition), and its `n`.
+    pub fn parse_name(name: &str) -> Option<(ManifestKind, (RddId, u32), u64)> {
+        let (stem, extension) = name.strip_prefix("rdd-")?.rsplit_once('.')?;
+        let kind = [ManifestKind::Block, ManifestKind::Resume]
+            .into_iter()
+            .find(|kind| kind.extension() == extension)?;
+        let mut parts = stem.split('-');
         let rdd = parts.next()?.parse().ok()?;
         let partition = parts.next()?.parse().ok()?;
         let n = parts.next()?.parse().ok()?;
-        parts.next().is_none().then_some(((rdd, partition), n))
+        parts
+            .next()
+            .is_none()
+            .then_some((kind, (rdd, partition), n))
     }
 }
 
@@ -92,17 +131,32 @@ mod tests {
                     records: 4_675,
                 },
             ],
+            resume: Some(ResumePoint {
+                split: FileSplit {
+                    path: "/data/points.txt".into(),
+                    start: 1 << 20,
+                    end: 2 << 20,
+                },
+                consumed_to: 1_310_720,
+            }),
         }
     }
 
     #[test]
     fn a_manifest_s_name_says_which_partition_it_is_of() {
-        let name = HostBlockManifest::file_name(3, 2, 17);
-        assert_eq!(HostBlockManifest::parse_name(&name), Some(((3, 2), 17)));
+        for kind in [ManifestKind::Block, ManifestKind::Resume] {
+            let name = HostBlockManifest::file_name(kind, 3, 2, 17);
+            assert_eq!(
+                HostBlockManifest::parse_name(&name),
+                Some((kind, (3, 2), 17))
+            );
+        }
         for other in [
             "rdd-3-2-7.run",
+            "rdd-3-2-7.partial",
             "rdd-3-2.block",
             "rdd-3-2-7-1.block",
+            "rdd-3-2-7-1.resume",
             "x-3-2-7.block",
         ] {
             assert_eq!(HostBlockManifest::parse_name(other), None, "{other}");

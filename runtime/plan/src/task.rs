@@ -287,6 +287,15 @@ pub enum PartitionOrigin {
         /// The RDD whose cached partition the chain resumed from.
         rdd: RddId,
     },
+    /// Carried on from part of a partition a lost executor had computed and cached in host
+    /// memory when it died: `records` records of RDD `rdd` came from there, the rest from the
+    /// source.
+    Resumed {
+        /// The RDD whose partial partition the task carried on from.
+        rdd: RddId,
+        /// The records it found there.
+        records: u64,
+    },
 }
 
 /// A block the task left in the executor's block manager.
