@@ -491,14 +491,6 @@ impl FileGathering {
         pieces(&self.runs, self.flat.size)
     }
 
-    /// The records kept so far.
-    pub(crate) fn records(&self) -> u64 {
-        self.runs
-            .iter()
-            .map(|run| run.len / self.flat.size)
-            .sum::<usize>() as u64
-    }
-
     /// The partition kept, its last file sealed and its manifest written. On failure what was
     /// kept stays here ([`Self::kept_so_far`]).
     pub(crate) fn finish(
@@ -930,7 +922,6 @@ mod tests {
         assert_eq!(partial.consumed_to(), 500);
 
         let mut carried = checkpointed(&adopter, &split, Some(partial));
-        assert_eq!(carried.records(), held);
         assert_eq!(read(&carried.pieces()), records[..held as usize]);
         keep_all(&adopter, &mut carried, &records[held as usize..]);
         let block = carried

@@ -171,6 +171,31 @@ impl OpenStep {
         unsafe { self.accept(copy) }
     }
 
+    /// For a cache step carrying on part of a partition a lost executor left
+    /// ([`Checkpointed`]): pushes the records it started from on to the next step.
+    pub(crate) fn push_carried_on(&self) -> Status {
+        let OpenStepKind::Cache { kept, .. } = &self.kind else {
+            return STATUS_OK;
+        };
+        for piece in kept.carried_on() {
+            // SAFETY: `next` was linked to a live step; the pieces are in files the gathering
+            // holds, unchanged while they are read.
+            let status = unsafe { (*self.next).accept_shared(piece) };
+            if status != STATUS_OK {
+                return status;
+            }
+        }
+        STATUS_OK
+    }
+
+    /// For a cache step that notes how far into a text split it got ([`Checkpointed`]): notes
+    /// that its records are those of the lines before `consumed_to`.
+    pub(crate) fn checkpoint(&mut self, consumed_to: u64) {
+        if let OpenStepKind::Cache { kept, .. } = &mut self.kind {
+            kept.checkpoint(consumed_to);
+        }
+    }
+
     /// Folds what `other`, the same action opened for the same partition, was pushed into this
     /// one (see [`ActionVTable::merge`]); `other` is left to be dropped.
     pub(crate) fn merge(
@@ -457,7 +482,7 @@ pub(crate) fn build_chain<'a>(
             if resume_from.is_some() {
                 origin = PartitionOrigin::Resumed {
                     rdd: step.rdd,
-                    records: kept.carried_on().1,
+                    records: kept.carried_on().iter().map(|p| p.len as u64).sum(),
                 };
             }
             let kind = OpenStepKind::Cache {

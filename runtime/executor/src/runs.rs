@@ -100,12 +100,12 @@ impl Gathering {
         }
     }
 
-    /// What it started from (a part a lost executor left), in pieces, to push on to the steps
-    /// after the cache; and the number of records.
-    pub(crate) fn carried_on(&self) -> (Vec<SharedRecords>, u64) {
+    /// What it kept so far in host memory in pieces: before any record came, the part a lost
+    /// executor left that it started from, to push on to the steps after the cache.
+    pub(crate) fn carried_on(&self) -> Vec<SharedRecords> {
         match &self.in_host_memory {
-            Some((_, files)) => (files.pieces(), files.records()),
-            None => (Vec::new(), 0),
+            Some((_, files)) => files.pieces(),
+            None => Vec::new(),
         }
     }
 

@@ -289,36 +289,25 @@ fn drive(
                     status
                 }
                 TaskSource::TextSplit { split, .. } => {
-                    let mut status = STATUS_OK;
-                    let mut read = split.clone();
-                    if let Some(Checkpointed {
-                        step,
-                        resume_from: Some(from),
-                    }) = chain.checkpointed
-                    {
-                        // Carrying on a lost executor's part: its records go on past the
-                        // cache, which holds them already, and the split is read from where
-                        // they end.
-                        let cache = &chain.open_steps[step];
-                        if let OpenStepKind::Cache { kept, .. } = &cache.kind {
-                            for piece in kept.carried_on().0 {
-                                status = unsafe { (*cache.next).accept_shared(piece) };
-                                if status != STATUS_OK {
-                                    break;
-                                }
-                            }
-                        }
-                        read.start = from;
-                    }
+                    let checkpointed = chain.checkpointed;
+                    // Carrying on a lost executor's part: its records go on past the cache,
+                    // which holds them already, and the split is read from where they end.
+                    let (mut status, from) = match checkpointed {
+                        Some(Checkpointed {
+                            step,
+                            resume_from: Some(from),
+                        }) => (chain.open_steps[step].push_carried_on(), from),
+                        _ => (STATUS_OK, split.start),
+                    };
+                    let read = FileSplit {
+                        start: from,
+                        ..split.clone()
+                    };
                     if status == STATUS_OK {
                         read_split(&read, SPLIT_CHUNK_BYTES, |lines, consumed_to| {
                             status = decode(lines, shared);
-                            if status == STATUS_OK
-                                && let Some(checkpointed) = chain.checkpointed
-                                && let OpenStepKind::Cache { kept, .. } =
-                                    &mut chain.open_steps[checkpointed.step].kind
-                            {
-                                kept.checkpoint(consumed_to);
+                            if let (STATUS_OK, Some(at)) = (status, checkpointed) {
+                                chain.open_steps[at.step].checkpoint(consumed_to);
                             }
                             status == STATUS_OK
                         })
