@@ -569,7 +569,10 @@ fn manifest_of(
 
 /// Part of a partition a lost executor was computing from a text split when it died, adopted
 /// ([`adopt_partial`]) for the task that computes the partition here to carry on from: the
-/// records of the split's lines before its resume point.
+/// records of the split's lines before its resume point. While it waits it is not counted
+/// against the block manager's limit: it is part of a partition the task caches, and counted
+/// once the partition is whole; it goes with its RDD ([`HostMemory::drop_partials`]) or with
+/// the executor.
 pub(crate) struct Partial {
     runs: Vec<FileRun>,
     /// Its resume manifest here.
