@@ -361,6 +361,11 @@ impl FileBlock {
     pub fn whole_runs(&self) -> Vec<SharedRecords> {
         whole(&self.runs, self.record_size)
     }
+
+    /// Its files, its manifest removed.
+    fn into_runs(mut self) -> Vec<FileRun> {
+        std::mem::take(&mut self.runs)
+    }
 }
 
 impl Drop for FileBlock {
@@ -385,7 +390,18 @@ struct Checkpoints {
     level: StorageLevel,
     code: BatchCode,
     /// Where they are written, each over the last.
-    manifest: PathBuf,
+    manifest: ResumeManifest,
+}
+
+/// A resume manifest's path; the manifest goes when this does. A task that fails or finishes
+/// drops it: nobody is to carry its partition on. An executor that dies drops nothing, and
+/// leaves the manifest for another to adopt.
+struct ResumeManifest(PathBuf);
+
+impl Drop for ResumeManifest {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 impl FileGathering {
@@ -412,13 +428,10 @@ impl FileGathering {
         partial: Option<Partial>,
     ) -> FileGathering {
         let (runs, manifest) = match partial {
-            Some(mut partial) => (
-                std::mem::take(&mut partial.runs),
-                std::mem::take(&mut partial.manifest),
-            ),
+            Some(Partial { runs, manifest, .. }) => (runs, manifest),
             None => (
                 Vec::new(),
-                memory.manifest_path(ManifestKind::Resume, rdd, partition),
+                ResumeManifest(memory.manifest_path(ManifestKind::Resume, rdd, partition)),
             ),
         };
         FileGathering {
@@ -477,7 +490,7 @@ impl FileGathering {
             &checkpoints.code,
             Some(resume),
         );
-        write_manifest(&checkpoints.manifest, &manifest)
+        write_manifest(&checkpoints.manifest.0, &manifest)
     }
 
     /// The records kept so far, each file whole, for a gathering that cannot go on in files to
@@ -514,27 +527,8 @@ impl FileGathering {
             return Err(e);
         }
         // Whole now: nobody is to carry it on.
-        if let Some(checkpoints) = self.checkpoints.take() {
-            let _ = std::fs::remove_file(&checkpoints.manifest);
-        }
+        self.checkpoints = None;
         Ok(block)
-    }
-}
-
-impl Drop for FileGathering {
-    fn drop(&mut self) {
-        // Finished, or failed with its task: nobody carries it on. (An executor that dies
-        // drops nothing, and leaves the manifest for another to adopt.)
-        if let Some(checkpoints) = &self.checkpoints {
-            let _ = std::fs::remove_file(&checkpoints.manifest);
-        }
-    }
-}
-
-impl FileBlock {
-    /// Its files, its manifest removed.
-    fn into_runs(mut self) -> Vec<FileRun> {
-        std::mem::take(&mut self.runs)
     }
 }
 
@@ -576,7 +570,7 @@ fn manifest_of(
 pub(crate) struct Partial {
     runs: Vec<FileRun>,
     /// Its resume manifest here.
-    manifest: PathBuf,
+    manifest: ResumeManifest,
     resume: ResumePoint,
     code: BatchCode,
 }
@@ -585,14 +579,6 @@ impl Partial {
     /// The offset in its split of the first line it does not hold.
     pub(crate) fn consumed_to(&self) -> u64 {
         self.resume.consumed_to
-    }
-}
-
-impl Drop for Partial {
-    fn drop(&mut self) {
-        if !self.manifest.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.manifest);
-        }
     }
 }
 
@@ -733,7 +719,7 @@ pub fn adopt_partial(
     let key = (manifest.rdd, manifest.partition);
     let resume = manifest.resume.expect("read_manifest checked");
     let partial = Partial {
-        manifest: memory.manifest_path(ManifestKind::Resume, key.0, key.1),
+        manifest: ResumeManifest(memory.manifest_path(ManifestKind::Resume, key.0, key.1)),
         runs,
         resume,
         code: manifest.code,
@@ -745,7 +731,7 @@ pub fn adopt_partial(
         &partial.code,
         Some(partial.resume.clone()),
     );
-    write_manifest(&partial.manifest, &moved)?;
+    write_manifest(&partial.manifest.0, &moved)?;
     let _ = std::fs::remove_file(&found.path);
     let records = partial
         .runs
