@@ -334,7 +334,7 @@ impl Isolator {
             Isolator::CgroupsV2(c) => {
                 Container::Cgroup(c.prepare(framework_id, executor_id, limits)?)
             }
-            Isolator::Posix => Container::Posix { limits },
+            Isolator::Posix => Container::posix(limits),
         })
     }
 
@@ -353,7 +353,7 @@ impl Isolator {
                 if let Some(dir) = cgroup {
                     tracing::warn!(cgroup = %dir.display(), "a recovered executor's cgroup is gone; watching its memory from /proc");
                 }
-                Container::Posix { limits }
+                Container::posix(limits)
             }
         }
     }
@@ -374,10 +374,20 @@ pub enum Container {
     Posix {
         /// What the executor was given; its memory is checked against `mem_mb`.
         limits: Limits,
+        /// Its processes, as the last reads found them.
+        tree: procfs::ProcessTree,
     },
 }
 
 impl Container {
+    /// A container of posix mode, limited to `limits`.
+    fn posix(limits: Limits) -> Container {
+        Container::Posix {
+            limits,
+            tree: procfs::ProcessTree::default(),
+        }
+    }
+
     /// Its cgroup directory, in cgroups mode (checkpointed, to find it again).
     pub fn cgroup_path(&self) -> Option<PathBuf> {
         match self {
@@ -407,7 +417,7 @@ impl Container {
     pub fn usage(&self, pid: i32) -> Usage {
         match self {
             Container::Cgroup(c) => c.usage(),
-            Container::Posix { .. } => procfs::tree_usage(pid),
+            Container::Posix { tree, .. } => tree.usage(pid),
         }
     }
 
@@ -418,7 +428,7 @@ impl Container {
             Container::Cgroup(c) => c.oom_killed().then_some(Limitation::Memory {
                 limit_mb: c.limits().mem_mb,
             }),
-            Container::Posix { limits } => memory_exceeded(usage.memory_bytes, limits.mem_mb)
+            Container::Posix { limits, .. } => memory_exceeded(usage.memory_bytes, limits.mem_mb)
                 .then_some(Limitation::Memory {
                     limit_mb: limits.mem_mb,
                 }),
@@ -545,12 +555,10 @@ mod tests {
 
     #[test]
     fn posix_containers_enforce_memory_from_usage() {
-        let c = Container::Posix {
-            limits: Limits {
-                cpus: 1.0,
-                mem_mb: 64,
-            },
-        };
+        let c = Container::posix(Limits {
+            cpus: 1.0,
+            mem_mb: 64,
+        });
         let under = Usage {
             memory_bytes: 10 << 20,
             cpu_seconds: 0.0,
