@@ -161,7 +161,15 @@ pub const FULL_READ_EVERY: u32 = 16;
 /// process's `stat`, which also finds its strays ([`strays`]).
 #[derive(Debug, Default)]
 pub struct ProcessTree {
-    reads: Mutex<(u32, BTreeSet<i32>)>,
+    reads: Mutex<Reads>,
+}
+
+/// What a [`ProcessTree`]'s reads so far leave for the next.
+#[derive(Debug, Default)]
+struct Reads {
+    count: u32,
+    /// The strays the last full read found.
+    strays: BTreeSet<i32>,
 }
 
 impl ProcessTree {
@@ -171,15 +179,14 @@ impl ProcessTree {
             return Usage::default();
         }
         let mut reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
-        let (count, strays_now) = &mut *reads;
-        let full = *count % FULL_READ_EVERY == 0 || !children_links();
-        *count = count.wrapping_add(1);
+        let full = reads.count.is_multiple_of(FULL_READ_EVERY) || !children_links();
+        reads.count = reads.count.wrapping_add(1);
         let procs = if full {
             let all = all_processes();
-            *strays_now = strays(&all, root);
+            reads.strays = strays(&all, root);
             all
         } else {
-            walk(root, strays_now, children_in_proc, stat_in_proc)
+            walk(root, &reads.strays, children_in_proc, stat_in_proc)
         };
         // SAFETY: sysconf only reads configuration.
         let (page, ticks) = unsafe {
@@ -255,35 +262,33 @@ mod tests {
         assert_eq!(parse_stat("garbage"), None);
     }
 
+    /// An executor (100) and its processes, among others'.
+    fn family() -> [ProcStat; 8] {
+        [
+            p(1, 0, 1, 64),
+            p(100, 1, 100, 1),    // the executor
+            p(101, 100, 100, 2),  // its child
+            p(102, 101, 555, 4),  // a grandchild in a group of its own
+            p(103, 1, 100, 8),    // orphaned, still in the group
+            p(104, 103, 777, 16), // the orphan's child, in a group of its own
+            p(105, 1, 555, 64),   // orphaned and out of the group: no longer the executor's
+            p(200, 1, 200, 64),   // someone else
+        ]
+    }
+
     #[test]
     fn the_tree_is_the_group_and_every_descendant() {
-        let procs = [
-            p(1, 0, 1, 10),
-            p(100, 1, 100, 1),   // the executor
-            p(101, 100, 100, 2), // its child
-            p(102, 101, 555, 4), // a grandchild in a group of its own
-            p(103, 1, 100, 8),   // orphaned, still in the group
-            p(200, 1, 200, 16),  // someone else
-        ];
-        assert_eq!(tree(&procs, 100), BTreeSet::from([100, 101, 102, 103]));
+        let procs = family();
+        assert_eq!(tree(&procs, 100), BTreeSet::from([100, 101, 102, 103, 104]));
         let usage = usage_of(&procs, 100, 4096, 100);
-        assert_eq!(usage.memory_bytes, 15 * 4096);
-        assert_eq!(usage.cpu_seconds, 4.0);
+        assert_eq!(usage.memory_bytes, 31 * 4096);
+        assert_eq!(usage.cpu_seconds, 5.0);
         assert_eq!(usage_of(&procs, 999, 4096, 100), Usage::default());
     }
 
     #[test]
     fn strays_are_group_members_the_links_from_the_first_process_miss() {
-        let procs = [
-            p(1, 0, 1, 10),
-            p(100, 1, 100, 1),   // the executor
-            p(101, 100, 100, 2), // its child
-            p(103, 1, 100, 8),   // orphaned, still in the group
-            p(104, 103, 100, 8), // the orphan's child
-            p(105, 1, 555, 8),   // orphaned and out of the group: no longer the executor's
-            p(200, 1, 200, 16),  // someone else
-        ];
-        assert_eq!(strays(&procs, 100), BTreeSet::from([103]));
+        assert_eq!(strays(&family(), 100), BTreeSet::from([103]));
     }
 
     /// A fake `/proc`: `procs`, with each process's children from their parents.
@@ -303,15 +308,7 @@ mod tests {
 
     #[test]
     fn following_links_from_the_first_process_and_the_strays_finds_the_whole_tree() {
-        let procs = [
-            p(1, 0, 1, 10),
-            p(100, 1, 100, 1),   // the executor
-            p(101, 100, 100, 2), // its child
-            p(102, 101, 555, 4), // a grandchild in a group of its own
-            p(103, 1, 100, 8),   // orphaned, still in the group
-            p(104, 103, 777, 8), // the orphan's child
-            p(200, 1, 200, 16),  // someone else
-        ];
+        let procs = family();
         let (children, stat) = links(&procs);
         let walked = |strays: &BTreeSet<i32>| -> BTreeSet<i32> {
             walk(100, strays, &children, &stat)
