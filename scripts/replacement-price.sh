@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What replacing a lost executor costs in CPU: a session on `local-cluster[2,2,1024]` (a master
-# and two agents on loopback, one executor each), sampled by `perf record -a` for two seconds in
+# and two agents on loopback, one executor each), sampled by `perf record -a` for 2.5 s in
 # which it runs four short tasks, with one of its executors killed by SIGKILL just before (two
 # tasks wait for a core, and the session starts a replacement, as after any loss) and, paired
 # with it, without. Prints, per pair, the CPU each process took in the window: the difference
