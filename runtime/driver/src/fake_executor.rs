@@ -212,7 +212,7 @@ impl FakeCluster {
             Some(Scripted::Die) => {
                 // It dies partway: what it computed of the first partition the task caches
                 // stays in its host memory.
-                let first_cached = task.chain.steps.iter().find(|s| s.persist.is_some());
+                let first_cached = crate::task_plan::first_cached(&task.chain.steps);
                 let dir = cluster.executors[executor].host_memory.clone();
                 if let (Some(step), Some(dir), true) =
                     (first_cached, dir, task.chain.source.is_some())
@@ -268,7 +268,7 @@ impl FakeCluster {
                         }
                     }
                 }
-                let first_cached = steps.iter().find(|s| s.persist.is_some());
+                let first_cached = crate::task_plan::first_cached(steps);
                 let here = cluster.executors.get_mut(executor).expect("checked above");
                 match first_cached {
                     Some(step) if here.partials.remove(&(step.rdd, step.partition)) => {

@@ -28,8 +28,8 @@ pub struct DataLocations<'a> {
 pub fn preferences(chain: &Chain, known: &DataLocations, session_host: &str) -> Preferences {
     let mut executors = caching_executors(&chain.steps, chain.source.as_ref(), known);
     if executors.is_empty() {
-        let first_cached = chain.steps.iter().find(|step| step.persist.is_some());
-        executors.extend(first_cached.and_then(|step| (known.partial)(step.rdd, step.partition)));
+        let first = first_cached(&chain.steps);
+        executors.extend(first.and_then(|step| (known.partial)(step.rdd, step.partition)));
     }
     Preferences {
         executors,
@@ -39,6 +39,12 @@ pub fn preferences(chain: &Chain, known: &DataLocations, session_host: &str) -> 
             Vec::new()
         },
     }
+}
+
+/// The first step of `steps` that caches its partition: the one whose task notes how far into
+/// its source it got, so the only one a lost executor leaves part of to carry on from.
+pub fn first_cached(steps: &[Step]) -> Option<&Step> {
+    steps.iter().find(|step| step.persist.is_some())
 }
 
 /// The chain to send `executor`: without its source when the executor caches a step of it

@@ -309,6 +309,11 @@ fn whole(runs: &[FileRun], record_size: usize) -> Vec<SharedRecords> {
         .collect()
 }
 
+/// How many records of `record_size` bytes `runs` hold.
+fn records_in(runs: &[FileRun], record_size: usize) -> u64 {
+    runs.iter().map(|run| (run.len / record_size) as u64).sum()
+}
+
 /// The records of `runs` (of records of `record_size` bytes) in pieces of [`PIECE_RECORDS`]
 /// from each file's start.
 fn pieces(runs: &[FileRun], record_size: usize) -> Vec<SharedRecords> {
@@ -502,6 +507,11 @@ impl FileGathering {
     /// The records kept so far in pieces of [`PIECE_RECORDS`], as a block of them is read.
     pub(crate) fn pieces(&self) -> Vec<SharedRecords> {
         pieces(&self.runs, self.flat.size)
+    }
+
+    /// How many records it kept so far.
+    pub(crate) fn records(&self) -> u64 {
+        records_in(&self.runs, self.flat.size)
     }
 
     /// The partition kept, its last file sealed and its manifest written. On failure what was
@@ -733,11 +743,7 @@ pub fn adopt_partial(
     );
     write_manifest(&partial.manifest.0, &moved)?;
     let _ = std::fs::remove_file(&found.path);
-    let records = partial
-        .runs
-        .iter()
-        .map(|r| r.len / record_size)
-        .sum::<usize>() as u64;
+    let records = records_in(&partial.runs, record_size);
     memory.partials.lock().insert(key, partial);
     Ok((key, records))
 }

@@ -473,16 +473,16 @@ pub(crate) fn build_chain<'a>(
             let key = (step.rdd, step.partition);
             let memory = env.blocks.host_memory();
             let checkpoints = split.filter(|_| recordwise && cache_steps == 1);
-            let (kept, resume_from) = match checkpoints {
+            let (kept, carried_on) = match checkpoints {
                 Some(split) => {
                     Gathering::with_checkpoints(input, memory, key, (level, &code), split)
                 }
                 None => (Gathering::new(input, memory, key, level), None),
             };
-            if resume_from.is_some() {
+            if let Some(carried_on) = carried_on {
                 origin = PartitionOrigin::Resumed {
                     rdd: step.rdd,
-                    records: kept.carried_on().iter().map(|p| p.len as u64).sum(),
+                    records: carried_on.records,
                 };
             }
             let kind = OpenStepKind::Cache {
@@ -496,7 +496,7 @@ pub(crate) fn build_chain<'a>(
             if checkpoints.is_some() {
                 checkpointed = Some(Checkpointed {
                     step: index,
-                    resume_from,
+                    resume_from: carried_on.map(|c| c.from),
                 });
             }
         }

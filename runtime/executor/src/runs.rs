@@ -59,23 +59,26 @@ impl Gathering {
     /// through recordwise steps, its records made by `code`: kept in host memory, it notes at
     /// each [`Gathering::checkpoint`] how far into the split it got, so that another executor
     /// can carry it on if this one dies. It carries on itself from the part a lost executor
-    /// left, if one was adopted here; then the second value is the offset in the split to
-    /// read on from.
+    /// left, if one was adopted here ([`CarriedOn`]).
     pub(crate) fn with_checkpoints(
         table: BatchVTable,
         memory: Option<Arc<HostMemory>>,
         key: (RddId, u32),
         (level, code): (StorageLevel, &BatchCode),
         split: &FileSplit,
-    ) -> (Gathering, Option<u64>) {
+    ) -> (Gathering, Option<CarriedOn>) {
         let Some((memory, flat)) = in_host_memory(&table, memory, level) else {
             return (Gathering::with(table, None), None);
         };
         let partial = memory.take_partial(key, split, code);
-        let resume_from = partial.as_ref().map(|p| p.consumed_to());
+        let from = partial.as_ref().map(|p| p.consumed_to());
         let files =
             FileGathering::with_checkpoints(flat, &memory, key, (level, code), split, partial);
-        (Gathering::with(table, Some((memory, files))), resume_from)
+        let carried_on = from.map(|from| CarriedOn {
+            from,
+            records: files.records(),
+        });
+        (Gathering::with(table, Some((memory, files))), carried_on)
     }
 
     fn with(table: BatchVTable, in_host_memory: Option<(Arc<HostMemory>, FileGathering)>) -> Self {
@@ -191,6 +194,15 @@ impl Drop for Gathering {
             unsafe { (self.table.drop)(batch) };
         }
     }
+}
+
+/// The part of a partition a gathering starts from, which a lost executor left.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CarriedOn {
+    /// The offset in the split to read on from.
+    pub(crate) from: u64,
+    /// The records it holds.
+    pub(crate) records: u64,
 }
 
 /// Where partitions of records of `table` kept at `level` go to host memory: the memory and

@@ -134,20 +134,18 @@ pub fn walk(
 ) -> Vec<ProcStat> {
     let mut found = Vec::new();
     let mut seen = BTreeSet::new();
-    let mut todo = vec![root];
-    todo.extend(
-        strays
-            .iter()
-            .copied()
-            .filter(|&s| stat_of(s).is_some_and(|p| p.pgrp == root)),
-    );
-    while let Some(pid) = todo.pop() {
+    // Each with whether it must be in `root`'s group to count: a stray must, a descendant not.
+    let mut todo: Vec<(i32, bool)> = strays.iter().map(|&s| (s, true)).collect();
+    todo.push((root, false));
+    while let Some((pid, in_group)) = todo.pop() {
         if !seen.insert(pid) {
             continue;
         }
-        let Some(stat) = stat_of(pid) else { continue };
+        let Some(stat) = stat_of(pid).filter(|p| !in_group || p.pgrp == root) else {
+            continue;
+        };
         found.push(stat);
-        todo.extend(children_of(pid));
+        todo.extend(children_of(pid).into_iter().map(|child| (child, false)));
     }
     found
 }
