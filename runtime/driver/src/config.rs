@@ -22,8 +22,8 @@ pub struct DriverConfig {
     pub task_metrics_log: Option<PathBuf>,
     /// How to reach a cluster and what to ask of it.
     pub cluster: ClusterOptions,
-    /// The toolchain's `libstd-*.so`, which cell libraries link dynamically: executors are
-    /// sent it first.
+    /// The toolchain's `libstd-*.so`, which cell libraries link dynamically: executors load it
+    /// before they register (`tessera-executor --preload`).
     pub libstd: Option<PathBuf>,
 }
 

@@ -139,8 +139,6 @@ pub struct DriverService {
     pub shared_values: Arc<crate::shared_values::SharedValues>,
     /// The driver's own credential (from the session's CA), presented to executors it dials.
     pub credential: tessera_credentials::Credential,
-    /// Hashes of libraries every executor loads first.
-    pub preload: Vec<String>,
     /// Takes a newly registered executor in: it adopts what lost executors on its host left,
     /// then joins the live ones (`DriverState::welcome_executor`).
     pub welcome: Arc<dyn Fn(ExecutorHandle) + Send + Sync>,
@@ -179,9 +177,7 @@ impl DriverRpc for DriverService {
             client: Arc::new(GrpcExecutor::new(client, self.executors.sends.clone())),
             slots: ExecutorHandle::slots_for(r.cores),
         });
-        Ok(Response::new(RegisterExecutorReply {
-            preload: self.preload.clone(),
-        }))
+        Ok(Response::new(RegisterExecutorReply {}))
     }
 
     /// Answering is all: an executor that hears nothing for its driver timeout ends itself.

@@ -72,6 +72,13 @@ impl Backend {
         driver_address: &str,
         executor_credential: &Credential,
     ) -> anyhow::Result<Backend> {
+        // What every executor loads before it registers: the toolchain's libstd, by hash.
+        let preload = config
+            .libstd
+            .iter()
+            .map(|path| state.artifacts.add_file(path))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(DriverError::from)?;
         let (master, local, expected) = match &config.master {
             MasterUrl::Local { cores } => {
                 let command = ExecutorCommand::new(
@@ -81,13 +88,10 @@ impl Backend {
                     *cores as u32,
                     config.executor_memory_mb,
                     None,
+                    &preload,
                     executor_credential,
                 );
-                let libstd = config
-                    .libstd
-                    .iter()
-                    .map(|path| Ok((state.artifacts.add_file(path)?, path.clone())))
-                    .collect::<Result<Vec<_>, DriverError>>()?;
+                let libstd: Vec<_> = preload.iter().cloned().zip(config.libstd.clone()).collect();
                 let executor =
                     command.spawn_local(&config.work_dir, "executor-local-0", &libstd)?;
                 return Ok(Backend::Local {
@@ -163,6 +167,7 @@ impl Backend {
             bin_dir: config.bin_dir.clone(),
             driver_address: driver_address.to_string(),
             executor_credential: executor_credential.clone(),
+            preload,
             shuffle_service: config.cluster.shuffle_service,
             memory_mb: config.executor_memory_mb,
             cores: config.cluster.executor_cores,
@@ -256,6 +261,8 @@ struct OfferHandler {
     bin_dir: std::path::PathBuf,
     driver_address: String,
     executor_credential: Credential,
+    /// The libraries each executor loads before it registers, by hash.
+    preload: Vec<String>,
     shuffle_service: ShuffleService,
     memory_mb: u64,
     /// CPUs per executor, if limited.
@@ -535,6 +542,7 @@ impl OfferHandler {
             cpus as u32,
             size.cache_mb,
             Some(size.container_mb),
+            &self.preload,
             &self.executor_credential,
         );
         let resources = Resources::new(cpus, size.container_mb);

@@ -175,10 +175,6 @@ impl Driver {
             .build()?;
         let session = SessionCredentials::generate()?;
         let artifacts = Arc::new(artifacts::ArtifactStore::default());
-        let preload = match &config.libstd {
-            Some(libstd) => vec![artifacts.add_file(libstd)?],
-            None => Vec::new(),
-        };
         let task_metrics_log = match &config.task_metrics_log {
             Some(path) => Some(Mutex::new(
                 std::fs::OpenOptions::new()
@@ -222,7 +218,6 @@ impl Driver {
             artifacts,
             shared_values: state.shared_values.clone(),
             credential: session.driver.clone(),
-            preload,
             welcome: Arc::new(move |executor| {
                 let state = welcomed.clone();
                 tokio::spawn(async move { state.welcome_executor(executor).await });

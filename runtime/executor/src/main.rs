@@ -22,6 +22,7 @@ mod runs;
 mod service;
 mod shuffle_fetch;
 mod shuffle_store;
+mod start_priority;
 mod task_env;
 mod task_host;
 mod task_runner;
@@ -98,9 +99,16 @@ struct Args {
         default_value_t = driver_watch::DEFAULT_DRIVER_TIMEOUT.as_secs()
     )]
     driver_timeout_s: u64,
+    /// A library (by hash) this executor fetches from its driver, if its library directory
+    /// lacks it, and loads before it registers, for every cell library to link against (the
+    /// toolchain's libstd). Repeatable.
+    #[arg(long)]
+    preload: Vec<String>,
 }
 
 fn main() -> anyhow::Result<()> {
+    // First, so that every thread this process starts inherits the lowered priority.
+    let lowered = start_priority::lower();
     tessera_logging::init("info");
     let args = Args::parse();
     allocator::set_up(args.memory_limit_mb);
@@ -150,6 +158,7 @@ fn main() -> anyhow::Result<()> {
         &work_dir,
         files_dir,
         served_copies.clone(),
+        lowered,
     ));
     // Spilled blocks and shuffle files are worth nothing once the executor is gone; the copies
     // its agent would serve neither, once it ended on its own (the driver forgets its outputs).
@@ -182,6 +191,7 @@ async fn serve(
     work_dir: &std::path::Path,
     files_dir: std::path::PathBuf,
     served_copies: Option<ServedCopies>,
+    lowered: Option<start_priority::Lowered>,
 ) -> anyhow::Result<()> {
     let artifacts_dir = std::env::var_os(artifacts::LIBRARY_CACHE_ENV)
         .map(std::path::PathBuf::from)
@@ -199,6 +209,12 @@ async fn serve(
             )
         })?;
     let artifacts = artifacts::Artifacts::new(artifacts_dir, files_dir, driver.clone());
+    // Before registering, so that the driver sends tasks (and adoptions) only to executors that
+    // can run them at once: a task sent to one still fetching libstd waited for it while the
+    // session's other executors could have taken it.
+    for library in &args.preload {
+        artifacts.ensure_loaded(library, true).await?;
+    }
 
     let bind = args
         .bind
@@ -211,7 +227,6 @@ async fn serve(
     let address = tessera_credentials::advertised_address(listener.local_addr()?);
     let shutdown = Arc::new(tokio::sync::Notify::new());
     let host_memory = host_memory::HostMemory::from_env()?.map(Arc::new);
-    let (preloaded_tx, preloaded) = tokio::sync::watch::channel(false);
     let service = service::ExecutorService {
         executor_id: args.executor_id.clone(),
         artifacts: artifacts.clone(),
@@ -238,7 +253,6 @@ async fn serve(
         slots: TaskSlots::start(args.cores.max(1) as usize)?,
         cancelled_jobs: Default::default(),
         shutdown: shutdown.clone(),
-        preloaded,
     };
     let tls = credential.server()?;
     let server = tonic::transport::Server::builder()
@@ -263,7 +277,13 @@ async fn serve(
         });
     let server = tokio::spawn(server);
 
-    let reply = driver
+    if let Some(lowered) = lowered {
+        // Started: from its registration on it runs tasks, at the priority it was launched with.
+        lowered
+            .restore()
+            .context("cannot take back the priority this executor was launched with")?;
+    }
+    driver
         .clone()
         .register_executor(RegisterExecutorRequest {
             executor_id: args.executor_id.clone(),
@@ -279,12 +299,7 @@ async fn serve(
                 .unwrap_or_default(),
         })
         .await
-        .with_context(|| format!("the driver at {} refused this executor", args.driver))?
-        .into_inner();
-    for library in &reply.preload {
-        artifacts.ensure_loaded(library, true).await?;
-    }
-    let _ = preloaded_tx.send(true);
+        .with_context(|| format!("the driver at {} refused this executor", args.driver))?;
     tracing::info!(executor = %args.executor_id, %address, "executor registered");
 
     let timeout = std::time::Duration::from_secs(args.driver_timeout_s.max(1));

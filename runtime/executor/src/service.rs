@@ -43,9 +43,6 @@ pub struct ExecutorService {
     /// hold in memory before it does.
     pub spill_dir: std::path::PathBuf,
     pub task_spill_budget: u64,
-    /// Set once the libraries every executor loads first are loaded: no cell library may be
-    /// loaded before (an adoption, which loads its records' code, waits for it).
-    pub preloaded: tokio::sync::watch::Receiver<bool>,
 }
 
 impl ExecutorService {
@@ -333,11 +330,6 @@ impl Executor for ExecutorService {
     ) -> Result<Response<AdoptBlocksReply>, Status> {
         require(&request, "AdoptBlocks", &[Principal::Driver])?;
         let r = request.into_inner();
-        // A new executor is asked to adopt as it registers, before it loaded what comes first.
-        let mut preloaded = self.preloaded.clone();
-        if preloaded.wait_for(|done| *done).await.is_err() {
-            return Err(Status::unavailable("the executor is stopping"));
-        }
         let from = std::path::PathBuf::from(&r.from);
         let manifests = match host_memory::Manifests::list(&from) {
             Ok(manifests) => manifests,
