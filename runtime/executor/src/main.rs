@@ -277,11 +277,14 @@ async fn serve(
         });
     let server = tokio::spawn(server);
 
-    if let Some(lowered) = lowered {
-        // Started: from its registration on it runs tasks, at the priority it was launched with.
-        lowered
-            .restore()
-            .context("cannot take back the priority this executor was launched with")?;
+    // Started: from its registration on it runs tasks, at the priority it was launched with.
+    if let Some(Err(e)) = lowered.map(start_priority::Lowered::restore) {
+        tracing::warn!(
+            "some threads of this executor stay at the lower priority it started at ({e}); \
+             its tasks may run slower than others. Set {}=0 to start executors at their \
+             launcher's priority",
+            start_priority::START_NICE_ENV
+        );
     }
     driver
         .clone()
