@@ -18,9 +18,7 @@ pub struct ExecutorCommand {
 impl ExecutorCommand {
     /// The command of executor `executor_id` of the driver at `driver_address`, with `cores`
     /// task threads and `memory_mb` for cached partitions, held by its launcher to
-    /// `limit_mb` (none for the executor of `local[N]`); it loads the libraries `preload` (by
-    /// hash) before it registers.
-    #[allow(clippy::too_many_arguments)]
+    /// `limit_mb` (none for the executor of `local[N]`).
     pub fn new(
         bin_dir: &Path,
         driver_address: &str,
@@ -28,7 +26,6 @@ impl ExecutorCommand {
         cores: u32,
         memory_mb: u64,
         limit_mb: Option<u64>,
-        preload: &[String],
         credential: &Credential,
     ) -> Self {
         let mut args: Vec<String> = vec![
@@ -44,9 +41,6 @@ impl ExecutorCommand {
         if let Some(limit) = limit_mb {
             args.extend(["--memory-limit-mb".into(), limit.to_string()]);
         }
-        for library in preload {
-            args.extend(["--preload".into(), library.clone()]);
-        }
         // The session's executor credential travels in the launch, never on the command line,
         // which any local user can read.
         let mut env = vec![(EXECUTOR_CREDENTIAL_ENV.into(), credential.to_bundle())];
@@ -59,6 +53,14 @@ impl ExecutorCommand {
             args,
             env,
         }
+    }
+
+    /// The same command, loading `libraries` (by hash) before the executor registers.
+    pub fn preloading(mut self, libraries: &[String]) -> Self {
+        for library in libraries {
+            self.args.extend(["--preload".into(), library.clone()]);
+        }
+        self
     }
 
     /// Starts the executor as a child of this process, with its log in the session's directory

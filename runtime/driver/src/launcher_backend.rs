@@ -88,9 +88,9 @@ impl Backend {
                     *cores as u32,
                     config.executor_memory_mb,
                     None,
-                    &preload,
                     executor_credential,
-                );
+                )
+                .preloading(&preload);
                 let libstd: Vec<_> = preload.iter().cloned().zip(config.libstd.clone()).collect();
                 let executor =
                     command.spawn_local(&config.work_dir, "executor-local-0", &libstd)?;
@@ -542,9 +542,9 @@ impl OfferHandler {
             cpus as u32,
             size.cache_mb,
             Some(size.container_mb),
-            &self.preload,
             &self.executor_credential,
-        );
+        )
+        .preloading(&self.preload);
         let resources = Resources::new(cpus, size.container_mb);
         self.sizes.lock().insert(executor_id.clone(), resources);
         let launch = ExecutorLaunch {

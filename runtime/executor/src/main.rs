@@ -108,8 +108,15 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     // First, so that every thread this process starts inherits the lowered priority.
-    let lowered = start_priority::lower();
+    let step = start_priority::step_from_env();
+    let lowered = step
+        .as_ref()
+        .ok()
+        .and_then(|step| start_priority::lower(*step));
     tessera_logging::init("info");
+    if let Err(e) = step {
+        tracing::warn!("{e}");
+    }
     let args = Args::parse();
     allocator::set_up(args.memory_limit_mb);
     let bundle = std::env::var(EXECUTOR_CREDENTIAL_ENV).with_context(|| {

@@ -23,7 +23,7 @@ pub const START_NICE_ENV: &str = "TESSERA_EXECUTOR_START_NICE";
 
 /// How much lower an executor starts by default: a nice value's step of 10 is a tenth of the
 /// CPU share against a busy thread at the old value.
-const DEFAULT_STEP: i32 = 10;
+pub const DEFAULT_STEP: i32 = 10;
 
 /// The highest nice value: the lowest priority.
 const LOWEST: i32 = 19;
@@ -62,14 +62,34 @@ pub fn has_cap_sys_nice(status: &str) -> bool {
         .is_some_and(|caps| caps & (1 << CAP_SYS_NICE) != 0)
 }
 
-/// Lowers the calling thread's priority by the step [`START_NICE_ENV`] asks for (10 by
-/// default), if the process may take it back; threads it starts afterwards inherit it. Call it
-/// before any other thread starts.
-pub fn lower() -> Option<Lowered> {
-    let step = match std::env::var(START_NICE_ENV) {
-        Ok(value) => value.trim().parse().unwrap_or(DEFAULT_STEP),
-        Err(_) => DEFAULT_STEP,
-    };
+/// [`START_NICE_ENV`] set to something other than a step from 0 to 19.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{START_NICE_ENV}={0:?} is not a step from 0 to 19: set a whole number (0 starts executors \
+     at their launcher's priority), or unset it for the default, {DEFAULT_STEP}; this executor \
+     starts at its launcher's priority"
+)]
+pub struct InvalidStep(String);
+
+/// The step `value` (of [`START_NICE_ENV`]) asks for: [`DEFAULT_STEP`] when unset.
+pub fn step(value: Option<&str>) -> Result<i32, InvalidStep> {
+    match value.map(str::trim) {
+        None => Ok(DEFAULT_STEP),
+        Some(text) => match text.parse() {
+            Ok(step) if (0..=LOWEST).contains(&step) => Ok(step),
+            _ => Err(InvalidStep(text.to_string())),
+        },
+    }
+}
+
+/// The step [`START_NICE_ENV`] asks for.
+pub fn step_from_env() -> Result<i32, InvalidStep> {
+    step(std::env::var(START_NICE_ENV).ok().as_deref())
+}
+
+/// Lowers the calling thread's priority by `step`, if the process may take it back; threads
+/// it starts afterwards inherit it. Call it before any other thread starts.
+pub fn lower(step: i32) -> Option<Lowered> {
     let original = nice_of(0).ok()?;
     let lowered = start_nice(original, step)?;
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -159,6 +179,20 @@ mod tests {
     }
 
     #[test]
+    fn the_step_is_a_whole_number_from_0_to_19() {
+        assert_eq!(step(None).unwrap(), DEFAULT_STEP);
+        assert_eq!(step(Some(" 0 ")).unwrap(), 0);
+        assert_eq!(step(Some("19")).unwrap(), 19);
+        for bad in ["20", "-1", "ten", ""] {
+            let e = step(Some(bad)).unwrap_err().to_string();
+            assert!(
+                e.contains(START_NICE_ENV) && e.contains("from 0 to 19"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn the_step_is_bounded_by_the_lowest_priority() {
         assert_eq!(start_nice(0, 10), Some(10));
         assert_eq!(start_nice(15, 10), Some(19));
@@ -187,7 +221,7 @@ mod tests {
     fn restoring_sets_every_thread_back() {
         std::thread::spawn(|| {
             let original = nice_of(0).unwrap();
-            let Some(lowered) = lower() else {
+            let Some(lowered) = lower(DEFAULT_STEP) else {
                 let status = std::fs::read_to_string("/proc/self/status").unwrap();
                 assert!(
                     start_nice(original, DEFAULT_STEP).is_none()
