@@ -1,5 +1,5 @@
-//! An executor starts at a lower CPU priority and takes its own back once it is registered and
-//! has loaded its session's libraries.
+//! An executor starts at a lower CPU priority and takes its own back once it has loaded what it
+//! loads first, just before it registers with its driver and tasks come.
 //!
 //! Starting is work no task waits on yet — the runtime, the TLS handshakes, fetching and
 //! loading libraries: about 10 ms of CPU (`scripts/replacement-price.sh`). On a host of its
