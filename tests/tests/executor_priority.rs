@@ -40,8 +40,8 @@ fn own_nice() -> i64 {
     fields.split(' ').nth(16).unwrap().parse().unwrap()
 }
 
-fn every_executor_thread_runs_at_the_launchers_priority(master: &str) {
-    let dir = Scratch::new(&format!("executor-priority-{}", master.len()));
+fn every_executor_thread_runs_at_the_launchers_priority(scratch: &str, master: &str) {
+    let dir = Scratch::new(scratch);
     let run = tessera_run(&dir.0, SCRIPT, master, &[]);
     run.expect_success();
     let reports: Vec<(i64, i64, usize)> = run
@@ -74,10 +74,13 @@ fn every_executor_thread_runs_at_the_launchers_priority(master: &str) {
 
 #[test]
 fn executors_under_an_agent_run_tasks_at_the_launchers_priority() {
-    every_executor_thread_runs_at_the_launchers_priority("local-cluster[2,2,512]");
+    every_executor_thread_runs_at_the_launchers_priority(
+        "priority-agent",
+        "local-cluster[2,2,512]",
+    );
 }
 
 #[test]
 fn executors_of_local_mode_run_tasks_at_the_launchers_priority() {
-    every_executor_thread_runs_at_the_launchers_priority("local[2]");
+    every_executor_thread_runs_at_the_launchers_priority("priority-local", "local[2]");
 }

@@ -72,13 +72,14 @@ impl Backend {
         driver_address: &str,
         executor_credential: &Credential,
     ) -> anyhow::Result<Backend> {
-        // What every executor loads before it registers: the toolchain's libstd, by hash.
-        let preload = config
+        // What every executor loads before it registers: the toolchain's libstd, by hash (and
+        // where it is on this host, for the executor of `local[N]`).
+        let libstd = config
             .libstd
             .iter()
-            .map(|path| state.artifacts.add_file(path))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(DriverError::from)?;
+            .map(|path| Ok((state.artifacts.add_file(path)?, path.clone())))
+            .collect::<Result<Vec<_>, DriverError>>()?;
+        let preload: Vec<String> = libstd.iter().map(|(hash, _)| hash.clone()).collect();
         let (master, local, expected) = match &config.master {
             MasterUrl::Local { cores } => {
                 let command = ExecutorCommand::new(
@@ -91,7 +92,6 @@ impl Backend {
                     executor_credential,
                 )
                 .preloading(&preload);
-                let libstd: Vec<_> = preload.iter().cloned().zip(config.libstd.clone()).collect();
                 let executor =
                     command.spawn_local(&config.work_dir, "executor-local-0", &libstd)?;
                 return Ok(Backend::Local {
