@@ -1,8 +1,9 @@
-//! A job on a cached partition uses every core of its executor, even with one partition: the
-//! executor's idle slot takes some of the running task's batches (`morsels.rs`). The answers,
-//! accumulators included, are those of one pass over the records, a collection keeps their
-//! order, and a sum of floats is the same to the last bit each time. A job's tasks beyond its
-//! executor's cores wait there for one, and their metrics tell that wait from the rest.
+//! A job on a cached partition or a text split uses every core of its executor, even with one
+//! partition: the executor's idle slot takes some of the running task's batches or lines
+//! (`morsels.rs`). The answers, accumulators included, are those of one pass over the records,
+//! a collection keeps their order, and a sum of floats is the same to the last bit each time.
+//! A job's tasks beyond its executor's cores wait there for one, and their metrics tell that
+//! wait from the rest.
 
 use tessera_e2e::{Scratch, tessera_run};
 
@@ -127,6 +128,64 @@ sums.join(" ")
         );
         assert_eq!(task.threads, 2, "job {job} ran on both cores: {task:?}");
     }
+}
+
+#[test]
+fn one_text_split_is_parsed_by_both_cores_and_cached_in_its_order() {
+    let dir = Scratch::new("idle-cores-text");
+    // N lines of 2.7 MB in one split: eleven chunks of 256 KiB, each tens of milliseconds of
+    // parsing, so that the other core surely helps.
+    let script = format!(
+        r#"{SPIN}
+// %%
+std::fs::write("numbers.txt", (0..N).map(|x| format!("{{x}}\n")).collect::<String>()).unwrap();
+let numbers = sc.text_file("numbers.txt", 1).map(|line: String| {{
+    let x: u64 = line.parse().unwrap();
+    std::hint::black_box(spin(x));
+    x
+}}).cache();
+numbers.map(|x: u64| (spin(x) % 1000) as f64 / 7.0).reduce(|a: f64, b: f64| a + b)
+// %%
+let sums: Vec<String> = (0..3).map(|_| format!("{{:?}}", sc.text_file("numbers.txt", 1).map(|line: String| (spin(line.parse::<u64>().unwrap()) % 1000) as f64 / 7.0).reduce(|a: f64, b: f64| a + b))).collect();
+sums.join(" ")
+// %%
+let all = numbers.collect();
+(all.len(), all.iter().enumerate().all(|(i, x)| i as u64 == *x))
+"#
+    );
+    let run = tessera_run(&dir.0, &script, "local[2]", &[]);
+    run.expect_success();
+
+    let expected: f64 = (0..N).map(|x| (spin(x) % 1000) as f64 / 7.0).sum();
+    let close = |sum: &str| {
+        let sum: f64 = sum.parse().unwrap();
+        (sum - expected).abs() < 1e-9 * expected
+    };
+    let lines = run.lines();
+    assert_eq!(lines.len(), 3, "{lines:?}\nstderr:\n{}", run.stderr);
+    assert!(close(&lines[0]), "{} against {expected}", lines[0]);
+    // Three passes over the file, each shared among threads as they came: one answer, to the
+    // last bit.
+    let sums: Vec<&str> = lines[1].trim_matches('"').split(' ').collect();
+    assert_eq!(sums.len(), 3, "{lines:?}");
+    assert!(sums.iter().all(|s| *s == sums[0]), "{sums:?}");
+    assert!(close(sums[0]), "{sums:?} against {expected}");
+    // The partition cached by both threads holds every line once, in the file's order.
+    assert_eq!(lines[2], format!("({N}, true)"), "stderr:\n{}", run.stderr);
+
+    // Job 0 parsed the split on both cores as it cached it; so did each pass over the file;
+    // the last job read the cache.
+    for job in 0..=3 {
+        let tasks = run.job(job);
+        assert_eq!(tasks.len(), 1, "job {job}: {tasks:?}");
+        let task = tasks[0];
+        assert_eq!(task.origin, "computed", "job {job}: {task:?}");
+        assert_eq!(task.records, N, "job {job}: every line once: {task:?}");
+        assert_eq!(task.threads, 2, "job {job} ran on both cores: {task:?}");
+    }
+    let last = run.job(4);
+    assert_eq!(last.len(), 1, "{last:?}");
+    assert!(last[0].origin.starts_with("cached:"), "{last:?}");
 }
 
 #[test]

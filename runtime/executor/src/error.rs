@@ -128,6 +128,13 @@ pub enum ExecutorError {
          with the executor's log"
     )]
     HelperPanicked(String),
+    /// A partition the task reads or caches was cached here while the task opened its steps
+    /// again for a chunk of its records (`morsels.rs`): another task computed it meanwhile.
+    #[error(
+        "a partition this task computes was cached on this executor while the task started; \
+         the driver runs the task again, and it reads the cached copy"
+    )]
+    Recached,
     /// A step receives records of another type than it was compiled for.
     #[error(
         "{what} expects records of type `{expected}` but receives `{actual}`; re-run the cells \

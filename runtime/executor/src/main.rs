@@ -29,6 +29,7 @@ mod task_runner;
 mod task_slots;
 #[cfg(test)]
 mod test_table;
+mod text_split;
 
 use anyhow::{Context, bail};
 use clap::Parser;

@@ -1,16 +1,30 @@
-//! Sharing a running task's cached partition with the executor's idle slots (morsels).
+//! Sharing a running task's records with the executor's idle slots (morsels).
 //!
 //! A job ends with its last task. With four partitions on two cores whose speeds differ (this
 //! machine's differ by up to 1.8x, `BENCHMARKS.md`), or with fewer partitions than cores, one
 //! core sits idle while the other runs the last task; Spark's only remedy is more partitions.
-//! Here, as in the morsel-driven executors of polars and DuckDB, a task whose records start
-//! from a partition cached in memory hands its pieces (`runs.rs`: a batch's worth of records
-//! each) out in fixed *chunks* from a shared cursor: [`CHUNK_PIECES`] at a time, then its last
-//! [`TAIL_PIECES`] one by one, so that the threads end within a piece of each other. Its own
-//! thread takes the next chunk, and so does the thread of each slot of the executor that no
-//! task wants, which the task asks for help ([`crate::task_slots::TaskSlots::offer_help`]),
-//! each through its own opened copy of the task's steps. Each chunk goes into an action state
-//! of its own, and the chunks' states are merged into the task's action in chunk order.
+//! Here, as in the morsel-driven executors of polars and DuckDB, a task hands its records out
+//! in fixed *chunks* from a shared cursor. Its own thread takes the next chunk, and so does the
+//! thread of each slot of the executor that no task wants, which the task asks for help
+//! ([`crate::task_slots::TaskSlots::offer_help`]), each through its own opened copy of the
+//! task's steps. Each chunk goes into an action state of its own, and the chunks' states are
+//! merged into the task's action in chunk order.
+//!
+//! Two kinds of task are shared:
+//! * one whose records start from a partition cached in memory as records: its pieces
+//!   (`runs.rs`: a batch's worth of records each) go out [`CHUNK_PIECES`] at a time, then its
+//!   last [`TAIL_PIECES`] one by one, so that the threads end within a piece of each other;
+//! * one that reads a text split: its lines go out a chunk of
+//!   [`SPLIT_CHUNK_BYTES`](crate::text_split::SPLIT_CHUNK_BYTES) at a time
+//!   (`text_split.rs`). This is every session's first job over a file, and the task an
+//!   executor carries on for a lost one, which otherwise ran on one core at the job's end
+//!   while the other had nothing to do (`BENCHMARKS.md`, the chaos suite).
+//!
+//! A task that caches a partition on the way keeps each chunk's records apart, in this
+//! process's memory, and adds them to the partition in chunk order as it merges the chunk's
+//! state; a checkpoint of a text split's progress follows each chunk so added
+//! (`runs.rs`, [`crate::open_chain::Checkpointed`]). Until a chunk is added, its records are
+//! held twice at most.
 //!
 //! The chunks are the same whichever threads take them, and merged in the same order, so a
 //! task's result does not depend on how many helpers came or when: a sum of floats is the same
@@ -27,17 +41,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use tessera_plan::abi::{STATUS_OK, SharedRecords};
+use tessera_plan::abi::{STATUS_OK, SharedRecords, SourceVTable};
 use tessera_plan::panic_text::panic_text;
-use tessera_plan::{TaskAction, TaskSpec};
+use tessera_plan::{FileSplit, TaskAction, TaskSource, TaskSpec};
 
 use crate::blocks::Block;
 use crate::error::ExecutorError;
 use crate::open_chain::{
-    OpenChain, OpenStep, OpenStepKind, Shared, Start, build_chain, link, open_action,
+    Checkpointed, Keeping, OpenChain, OpenStep, OpenStepKind, Shared, Start, build_chain, decode,
+    link, open_action,
 };
+use crate::runs::KeptChunk;
 use crate::task_env::TaskEnv;
 use crate::task_slots::HelpEnded;
+use crate::text_split::{chunk_of, read_part};
 
 /// Pieces (of 4096 records) in a chunk before the partition's tail: an LR task's 250,000
 /// points make seven chunks of about a quarter of a millisecond each before it, large enough
@@ -50,45 +67,60 @@ const CHUNK_PIECES: usize = 8;
 const TAIL_PIECES: usize = 8;
 
 /// Help costs a slot's thread its own opening of the task's steps, and perhaps a wake-up: it
-/// is asked for only while the pieces left would take the task's thread at least this long
+/// is asked for only while the work left would take the task's thread at least this long
 /// alone.
 const MIN_WORK_LEFT_TO_HELP: Duration = Duration::from_micros(100);
 
-/// Whether help is worth asking for, `left` pieces before the end, for pieces that took
-/// `per_piece` each so far on the task's own thread.
-fn worth_helping(per_piece: Duration, left: usize) -> bool {
-    per_piece.saturating_mul(u32::try_from(left).unwrap_or(u32::MAX)) >= MIN_WORK_LEFT_TO_HELP
+/// Whether help is worth asking for, `left` units of work (pieces, or chunks of lines) before
+/// the end, for units that took `per_unit` each so far on the task's own thread.
+fn worth_helping(per_unit: Duration, left: usize) -> bool {
+    per_unit.saturating_mul(u32::try_from(left).unwrap_or(u32::MAX)) >= MIN_WORK_LEFT_TO_HELP
 }
 
-/// What decides whether a task's batches are shared among threads.
+/// Where a task's records start, as far as sharing them goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A partition cached in memory as records, read in place, so that any thread may read any
+    /// batch of it.
+    CachedRecords,
+    /// A text split, whose lines any thread may read.
+    TextSplit,
+    /// Anything else: shipped records, a shuffle's buckets, a saved partition, a union, a
+    /// partition cached as bytes.
+    Elsewhere,
+}
+
+/// What decides whether a task's records are shared among threads.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct TaskShape {
-    /// Whether the task starts from a partition cached in memory as records (read in place, so
-    /// that any thread may read any batch of it).
-    pub from_cached_records: bool,
-    /// Whether every step after the cached partition maps records one by one
-    /// (`OperatorVTable::recordwise`), none of them caching what it puts out.
+    /// Where its records start.
+    pub from: Origin,
+    /// Whether every operator after the start maps records one by one
+    /// (`OperatorVTable::recordwise`); steps may cache what they put out.
     pub steps_recordwise: bool,
     /// Whether the action's states merge (`ActionVTable::merge`, or a count).
     pub action_merges: bool,
 }
 
 /// Whether a task of `shape` is run in chunks that threads may share: it starts from a cached
-/// partition, through record-wise steps, into an action whose states merge. Such a task is
-/// always run in chunks, helped or not, so that its result is the same either way.
+/// partition or a text split, through record-wise steps, into an action whose states merge.
+/// Such a task is always run in chunks, helped or not, so that its result is the same either
+/// way.
 pub(crate) fn shares(shape: TaskShape) -> bool {
-    shape.from_cached_records && shape.steps_recordwise && shape.action_merges
+    shape.from != Origin::Elsewhere && shape.steps_recordwise && shape.action_merges
 }
 
-/// Whether the task whose open chain and action are these shares its batches ([`shares`]).
+/// Whether the task whose open chain and action are these shares its records ([`shares`]).
 pub(crate) fn shares_batches(task: &TaskSpec, chain: &OpenChain, action: &OpenStep) -> bool {
-    let from_cached_records = match &chain.start {
-        Start::Cached(block) => block.read_in_place(),
-        Start::Source(..) | Start::Concat(_) => false,
+    let from = match &chain.start {
+        Start::Cached(block) if block.read_in_place() => Origin::CachedRecords,
+        Start::Source(TaskSource::TextSplit { .. }, _) => Origin::TextSplit,
+        Start::Cached(_) | Start::Source(..) | Start::Concat(_) => Origin::Elsewhere,
     };
     let steps_recordwise = chain.open_steps.iter().all(|step| match &step.kind {
         OpenStepKind::Operator { table, .. } => table.recordwise,
-        _ => false,
+        OpenStepKind::Cache { .. } => true,
+        OpenStepKind::Count { .. } | OpenStepKind::Action { .. } => false,
     });
     let action_merges = !matches!(task.action, TaskAction::ShuffleWrite { .. })
         && match &action.kind {
@@ -97,12 +129,11 @@ pub(crate) fn shares_batches(task: &TaskSpec, chain: &OpenChain, action: &OpenSt
             _ => false,
         };
     shares(TaskShape {
-        from_cached_records,
+        from,
         steps_recordwise,
         action_merges,
     })
 }
-
 /// Hands out the indices of a partition's chunks, each once, in order.
 struct Cursor {
     next: AtomicUsize,
@@ -169,39 +200,133 @@ impl<T> InOrder<T> {
     }
 }
 
-/// The task's cached partition, handed out in chunks: the block, its pieces and the cursor over
-/// its chunks.
-struct Chunks {
-    block: Arc<Block>,
-    pieces: Vec<SharedRecords>,
+/// What a shared task's chunks are cut from.
+enum Parts<'a> {
+    /// A partition cached as records, in its pieces ([`chunk_range`]).
+    Pieces {
+        block: Arc<Block>,
+        pieces: Vec<SharedRecords>,
+    },
+    /// A text split's lines from `from` on, decoded by `decoder` ([`chunk_of`]).
+    Lines {
+        split: &'a FileSplit,
+        from: u64,
+        decoder: &'static SourceVTable,
+    },
+}
+
+/// The task's records, handed out in chunks: what they are cut from, and the cursor over them.
+struct Chunks<'a> {
+    parts: Parts<'a>,
     cursor: Cursor,
 }
 
 // SAFETY: the pieces point into the block's batches, which are only read while it is shared
-// (`Block` is `Sync` for that reason), and the block outlives them here.
-unsafe impl Sync for Chunks {}
+// (`Block` is `Sync` for that reason), and the block outlives them here. A source's table is
+// plain functions.
+unsafe impl Sync for Chunks<'_> {}
 
-impl Chunks {
-    fn new(block: Arc<Block>) -> Chunks {
-        let pieces = block.pieces().unwrap_or_default();
-        let count = chunk_count(pieces.len());
+impl<'a> Chunks<'a> {
+    /// The chunks of the records `chain` starts from: a cached partition's pieces, or a text
+    /// split's lines from where the chain reads it.
+    fn of(chain: &OpenChain<'a>) -> Chunks<'a> {
+        let parts = match &chain.start {
+            Start::Cached(block) => Parts::Pieces {
+                block: block.clone(),
+                pieces: block.pieces().unwrap_or_default(),
+            },
+            &Start::Source(TaskSource::TextSplit { split, .. }, decoder) => Parts::Lines {
+                split,
+                from: chain
+                    .checkpointed
+                    .and_then(|at| at.resume_from)
+                    .unwrap_or(split.start),
+                decoder,
+            },
+            Start::Source(..) | Start::Concat(_) => {
+                unreachable!("only a cached partition or a text split is shared")
+            }
+        };
+        let count = match &parts {
+            Parts::Pieces { pieces, .. } => chunk_count(pieces.len()),
+            Parts::Lines { split, from, .. } => crate::text_split::chunk_count(*from, split.end),
+        };
         Chunks {
-            block,
-            pieces,
+            parts,
             cursor: Cursor::new(count),
         }
     }
 
-    /// The pieces of chunk `index`.
-    fn pieces(&self, index: usize) -> &[SharedRecords] {
-        &self.pieces[chunk_range(index, self.pieces.len())]
+    /// Whether a chain that starts at `start` reads these chunks' records: a helper's, opened
+    /// as the task's was.
+    fn read_from(&self, start: &Start) -> bool {
+        match (&self.parts, start) {
+            (Parts::Pieces { block, .. }, Start::Cached(from)) => Arc::ptr_eq(block, from),
+            (Parts::Lines { .. }, Start::Source(TaskSource::TextSplit { .. }, _)) => true,
+            _ => false,
+        }
     }
 
-    /// Pieces no thread has taken yet.
-    fn pieces_left(&self) -> usize {
-        let total = self.pieces.len();
-        let next = self.count() - self.cursor.left();
-        total - chunk_range(next, total).start
+    /// Pushes the records of chunk `index` into `head`.
+    fn feed(
+        &self,
+        index: usize,
+        head: *mut OpenStep,
+        shared: &mut Shared,
+    ) -> Result<(), ExecutorError> {
+        let mut status = STATUS_OK;
+        match &self.parts {
+            Parts::Pieces { pieces, .. } => {
+                for &piece in &pieces[chunk_range(index, pieces.len())] {
+                    // SAFETY: `head` is a linked step; the block keeps the piece.
+                    status = unsafe { (*head).accept_shared(piece) };
+                    if status != STATUS_OK {
+                        break;
+                    }
+                }
+            }
+            Parts::Lines {
+                split,
+                from,
+                decoder,
+            } => {
+                read_part(split, &chunk_of(split, *from, index), |lines, _| {
+                    status = decode(decoder, lines, head, shared);
+                    status == STATUS_OK
+                })?;
+            }
+        }
+        if status != STATUS_OK {
+            return Err(shared.take_error(ExecutorError::TaskFailed));
+        }
+        Ok(())
+    }
+
+    /// Units of work in chunk `index`: its pieces, or one chunk of lines.
+    fn units(&self, index: usize) -> usize {
+        match &self.parts {
+            Parts::Pieces { pieces, .. } => chunk_range(index, pieces.len()).len(),
+            Parts::Lines { .. } => 1,
+        }
+    }
+
+    /// Units of work no thread has taken yet.
+    fn units_left(&self) -> usize {
+        match &self.parts {
+            Parts::Pieces { pieces, .. } => {
+                let next = self.count() - self.cursor.left();
+                pieces.len() - chunk_range(next, pieces.len()).start
+            }
+            Parts::Lines { .. } => self.cursor.left(),
+        }
+    }
+
+    /// Where a task carrying this one on would read its split from once chunk `index` is kept.
+    fn resume_point(&self, index: usize) -> Option<u64> {
+        match &self.parts {
+            Parts::Pieces { .. } => None,
+            Parts::Lines { split, from, .. } => Some(chunk_of(split, *from, index).end),
+        }
     }
 
     /// How many chunks there are.
@@ -231,8 +356,13 @@ fn chunk_range(index: usize, pieces: usize) -> std::ops::Range<usize> {
     }
 }
 
-/// The action state one chunk went into, boxed: the steps that fed it pointed at it.
-struct ChunkState(Box<OpenStep>);
+/// What a chunk came to: the action state it went into, boxed (the steps that fed it pointed
+/// at it), and the records its cache steps kept.
+struct ChunkState {
+    index: usize,
+    action: Box<OpenStep>,
+    kept: Vec<KeptChunk>,
+}
 
 // SAFETY: a chunk's state is the task's own, opened for this task and used by one thread at a
 // time: the thread that fed it, then the task's thread, which merges and closes it. Cell code's
@@ -240,10 +370,10 @@ struct ChunkState(Box<OpenStep>);
 unsafe impl Send for ChunkState {}
 
 /// What a helper sends the task's thread: a chunk's state, or why it failed.
-type Done = Result<(usize, ChunkState), ExecutorError>;
+type Done = Result<ChunkState, ExecutorError>;
 
 /// Opens an action state for chunk `index`, links `chain`'s steps to it, pushes the chunk's
-/// pieces through them, and returns it.
+/// records through them, and returns it with what the chain's cache steps kept of them.
 fn run_chunk(
     task: &TaskSpec,
     env: &TaskEnv,
@@ -252,31 +382,63 @@ fn run_chunk(
     index: usize,
     shared: &mut Shared,
 ) -> Result<ChunkState, ExecutorError> {
-    let mut state = Box::new(open_action(task, env, chain.output, shared)?);
-    let head = link(chain, &mut *state);
-    for &piece in chunks.pieces(index) {
-        // SAFETY: `head` is the first of the steps linked above; the block keeps the piece.
-        if unsafe { (*head).accept_shared(piece) } != STATUS_OK {
-            return Err(shared.take_error(ExecutorError::TaskFailed));
-        }
-    }
-    Ok(ChunkState(state))
+    let mut action = Box::new(open_action(task, env, chain.output, shared)?);
+    let head = link(chain, &mut *action);
+    chunks.feed(index, head, shared)?;
+    Ok(ChunkState {
+        index,
+        action,
+        kept: chain.take_chunk(),
+    })
 }
 
-/// Runs the task's cached partition in chunks on this thread and on the executor's slots that
-/// no task wants, and merges every chunk's state into `action`, in chunk order. Returns how many
-/// threads took chunks. A record-wise step holds nothing between batches: its `finish` is not
-/// called.
-pub(crate) fn drive_shared(
-    task: &TaskSpec,
+/// A chain of the task's steps to run chunks through ([`Keeping::Chunk`]), if it starts where
+/// the task's chunks come from.
+fn open_for_chunks<'a>(
+    task: &'a TaskSpec,
     env: &TaskEnv,
-    chain: &mut OpenChain,
+    chunks: &Chunks,
+    shared: &mut Shared,
+) -> Result<Option<OpenChain<'a>>, ExecutorError> {
+    let opened = build_chain(
+        task.chain.source.as_ref(),
+        &task.chain.steps,
+        env,
+        shared,
+        Keeping::Chunk,
+    )?;
+    Ok(opened.filter(|chain| chunks.read_from(&chain.start)))
+}
+
+/// Runs the task's records in chunks on this thread and on the executor's slots that no task
+/// wants, and merges every chunk's state into `action`, in chunk order, adding what each
+/// chunk cached to the partitions `chain` caches. Returns how many threads took chunks. A
+/// record-wise step holds nothing between batches: its `finish` is not called.
+pub(crate) fn drive_shared<'a>(
+    task: &'a TaskSpec,
+    env: &TaskEnv,
+    chain: &mut OpenChain<'a>,
     action: &mut OpenStep,
     shared: &mut Shared,
 ) -> Result<u32, ExecutorError> {
-    let chunks = match &chain.start {
-        Start::Cached(block) if block.read_in_place() => Chunks::new(block.clone()),
-        _ => unreachable!("only a partition cached as records is shared"),
+    let chunks = Chunks::of(chain);
+    // Carrying on a lost executor's part: its records go on past the cache, which holds them
+    // already, before the chunks of the lines after them.
+    if let Some(Checkpointed {
+        step,
+        resume_from: Some(_),
+    }) = chain.checkpointed
+    {
+        link(chain, action);
+        if chain.open_steps[step].push_carried_on() != STATUS_OK {
+            return Err(shared.take_error(ExecutorError::TaskFailed));
+        }
+    }
+    // A chain that caches keeps its partitions in chunk order: this thread's chunks, like a
+    // helper's, go through a chain of their own.
+    let mut own = match chain.caches() {
+        true => Some(open_for_chunks(task, env, &chunks, shared)?.ok_or(ExecutorError::Recached)?),
+        false => None,
     };
     let cursor = &chunks.cursor;
     let (done, finished) = mpsc::channel::<Done>();
@@ -286,39 +448,44 @@ pub(crate) fn drive_shared(
     let mut offered = None;
     let mut in_order = InOrder::new();
     let mut failed = None;
-    let (started, mut ran_pieces) = (Instant::now(), 0u32);
+    let (started, mut ran_units) = (Instant::now(), 0u32);
     while let Some(index) = cursor.claim() {
         // Help is asked for once the task's own pace is known, by when a job's other tasks,
         // sent together, have reached the executor's other slots.
         if offered.is_none()
-            && ran_pieces > 0
+            && ran_units > 0
             && let Some(slots) = env.slots
-            && worth_helping(started.elapsed() / ran_pieces, chunks.pieces_left())
+            && worth_helping(started.elapsed() / ran_units, chunks.units_left())
         {
             offered = Some(slots.offer_help(&helping));
         }
-        match run_chunk(task, env, chain, &chunks, index, shared) {
+        let runner = match &mut own {
+            Some(own) => own,
+            None => &mut *chain,
+        };
+        match run_chunk(task, env, runner, &chunks, index, shared) {
             Ok(state) => in_order.put(index, state),
             Err(error) => {
                 failed = Some(error);
                 break;
             }
         }
-        ran_pieces += chunks.pieces(index).len() as u32;
+        ran_units += chunks.units(index) as u32;
         if let Some(slots) = env.slots {
             slots.make_way();
         }
         // What helpers finished meanwhile, merged as soon as it is next in order.
         for helped in finished.try_iter() {
             match helped {
-                Ok((index, state)) => in_order.put(index, state),
+                Ok(state) => in_order.put(state.index, state),
                 Err(error) => failed = failed.or(Some(error)),
             }
         }
         if failed.is_some() {
             break;
         }
-        if let Err(error) = in_order.merge_ready(|part| merge(action, part, shared)) {
+        if let Err(error) = in_order.merge_ready(|part| merge(action, chain, &chunks, part, shared))
+        {
             failed = Some(error);
             break;
         }
@@ -332,14 +499,14 @@ pub(crate) fn drive_shared(
     let threads = 1 + helped.iter().filter(|helper| helper.took_chunks).count() as u32;
     for helped in finished.try_iter() {
         match helped {
-            Ok((index, state)) => in_order.put(index, state),
+            Ok(state) => in_order.put(state.index, state),
             Err(error) => failed = failed.or(Some(error)),
         }
     }
     if let Some(error) = failed {
         return Err(error);
     }
-    in_order.merge_ready(|part| merge(action, part, shared))?;
+    in_order.merge_ready(|part| merge(action, chain, &chunks, part, shared))?;
     debug_assert_eq!(in_order.merged(), chunks.count(), "every chunk merged");
     // The steps point at the task's action again, not at a chunk's state merged and gone.
     link(chain, action);
@@ -348,13 +515,26 @@ pub(crate) fn drive_shared(
     Ok(threads)
 }
 
-/// Merges a chunk's state into the task's action.
+/// Merges a chunk's state into the task's action, after adding what it cached to the
+/// partitions `chain` caches and noting how far into its text split the partition now goes.
 fn merge(
     action: &mut OpenStep,
+    chain: &mut OpenChain,
+    chunks: &Chunks,
     part: ChunkState,
     shared: &mut Shared,
 ) -> Result<(), ExecutorError> {
-    let ChunkState(mut state) = part;
+    let ChunkState {
+        index,
+        action: mut state,
+        kept,
+    } = part;
+    if !kept.is_empty() {
+        chain.keep_chunk(kept);
+        if let (Some(at), Some(to)) = (chain.checkpointed, chunks.resume_point(index)) {
+            chain.open_steps[at.step].checkpoint(to);
+        }
+    }
     action.merge(&mut state, shared)
 }
 
@@ -368,8 +548,8 @@ struct Helped<'a> {
 }
 
 /// A slot's help with the task's chunks, on the slot's own thread: opens the task's steps
-/// again, starting from the same cached block, and runs chunks until none are left or a task
-/// wants the slot, sending each chunk's state to the task's thread.
+/// again, starting where the task's do, and runs chunks until none are left or a task wants
+/// the slot, sending each chunk's state to the task's thread.
 fn help<'a>(
     task: &'a TaskSpec,
     env: &'a TaskEnv,
@@ -383,16 +563,10 @@ fn help<'a>(
     let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
         // Opening as the task did cannot fail where the task's did not, unless the block went
         // in between; then the task's thread does the rest alone.
-        let opened = build_chain(
-            task.chain.source.as_ref(),
-            &task.chain.steps,
-            env,
-            &mut shared,
-        )
-        .ok()
-        .flatten()
-        .filter(|chain| matches!(&chain.start, Start::Cached(b) if Arc::ptr_eq(b, &chunks.block)));
-        let Some(mut chain) = opened else {
+        let Some(mut chain) = open_for_chunks(task, env, chunks, &mut shared)
+            .ok()
+            .flatten()
+        else {
             return;
         };
         loop {
@@ -409,7 +583,7 @@ fn help<'a>(
             if failed {
                 chunks.cursor.stop();
             }
-            if done.send(ran.map(|state| (index, state))).is_err() || failed {
+            if done.send(ran).is_err() || failed {
                 return;
             }
         }
@@ -436,29 +610,42 @@ mod tests {
     use super::*;
 
     const SHARED: TaskShape = TaskShape {
-        from_cached_records: true,
+        from: Origin::CachedRecords,
         steps_recordwise: true,
         action_merges: true,
     };
 
     #[test]
-    fn a_cached_partition_through_recordwise_steps_into_a_merging_action_is_shared() {
+    fn a_cached_partition_or_a_text_split_through_recordwise_steps_into_a_merging_action_is_shared()
+    {
         assert!(shares(SHARED));
+        assert!(shares(TaskShape {
+            from: Origin::TextSplit,
+            ..SHARED
+        }));
     }
 
     #[test]
     fn anything_else_runs_on_the_tasks_own_thread() {
         let cases = [
             (
-                "not cached in memory as records",
+                "neither cached in memory as records nor a text split",
                 TaskShape {
-                    from_cached_records: false,
+                    from: Origin::Elsewhere,
                     ..SHARED
                 },
             ),
             (
                 "a step sees the partition whole",
                 TaskShape {
+                    steps_recordwise: false,
+                    ..SHARED
+                },
+            ),
+            (
+                "a text split's lines into a step that sees them whole",
+                TaskShape {
+                    from: Origin::TextSplit,
                     steps_recordwise: false,
                     ..SHARED
                 },

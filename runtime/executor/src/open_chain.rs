@@ -7,7 +7,7 @@
 use crate::artifacts::Artifacts;
 use crate::blocks::Block;
 use crate::error::ExecutorError;
-use crate::runs::Gathering;
+use crate::runs::{Gathering, KeptChunk};
 use crate::task_env::TaskEnv;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -361,13 +361,27 @@ pub(crate) struct Checkpointed {
     pub(crate) resume_from: Option<u64>,
 }
 
+/// Where the cache steps of a chain keep what they gather.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Keeping {
+    /// The task's own chain: the partition, handed to the executor's blocks once the task
+    /// succeeds, in host memory where it can be, with checkpoints where the chain allows.
+    Partition,
+    /// A chain that runs some of a shared task's chunks (`morsels.rs`): each chunk's records in
+    /// this process's memory, handed to the task's own chain in chunk order
+    /// ([`OpenChain::take_chunk`], [`OpenChain::keep_chunk`]).
+    Chunk,
+}
+
 /// Builds a chain from `source` through `steps`, resuming from the last step this executor
-/// caches; `None` when it came without its source and nothing of it is cached.
+/// caches, its cache steps keeping as `keeping` says; `None` when it came without its source
+/// and nothing of it is cached.
 pub(crate) fn build_chain<'a>(
     source: Option<&'a TaskSource>,
     steps: &[Step],
     env: &TaskEnv,
     shared: &mut Shared,
+    keeping: Keeping,
 ) -> Result<Option<OpenChain<'a>>, ExecutorError> {
     // The open steps point at `shared` for as long as they live, which is within `run`.
     let shared_ptr = (shared as *mut Shared).cast::<Shared<'static>>();
@@ -381,7 +395,7 @@ pub(crate) fn build_chain<'a>(
         (None, Some(TaskSource::Concat(chains))) => {
             let mut built = Vec::new();
             for chain in chains {
-                match build_chain(chain.source.as_ref(), &chain.steps, env, shared)? {
+                match build_chain(chain.source.as_ref(), &chain.steps, env, shared, keeping)? {
                     Some(chain) => built.push(chain),
                     None => return Ok(None),
                 }
@@ -471,8 +485,12 @@ pub(crate) fn build_chain<'a>(
         if let Some(level) = step.persist {
             cache_steps += 1;
             let key = (step.rdd, step.partition);
-            let memory = env.blocks.host_memory();
-            let checkpoints = split.filter(|_| recordwise && cache_steps == 1);
+            let memory = env
+                .blocks
+                .host_memory()
+                .filter(|_| keeping == Keeping::Partition);
+            let checkpoints =
+                split.filter(|_| keeping == Keeping::Partition && recordwise && cache_steps == 1);
             let (kept, carried_on) = match checkpoints {
                 Some(split) => {
                     Gathering::with_checkpoints(input, memory, key, (level, &code), split)
@@ -511,6 +529,42 @@ pub(crate) fn build_chain<'a>(
     }))
 }
 
+impl OpenChain<'_> {
+    /// What each cache step of a chain built to keep chunks ([`Keeping::Chunk`]) gathered since
+    /// it last gave it up: the records of the chunk it ran.
+    pub(crate) fn take_chunk(&mut self) -> Vec<KeptChunk> {
+        self.open_steps
+            .iter_mut()
+            .filter_map(|step| match &mut step.kind {
+                OpenStepKind::Cache { kept, .. } => Some(kept.take_chunk()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Keeps the records of a chunk, each cache step's gathered by a chain of the same steps
+    /// ([`OpenChain::take_chunk`]), after what its cache steps kept so far.
+    pub(crate) fn keep_chunk(&mut self, chunk: Vec<KeptChunk>) {
+        let cache_steps = self
+            .open_steps
+            .iter_mut()
+            .filter_map(|step| match &mut step.kind {
+                OpenStepKind::Cache { kept, .. } => Some(kept),
+                _ => None,
+            });
+        for (kept, records) in cache_steps.zip(chunk) {
+            kept.keep_chunk(records);
+        }
+    }
+
+    /// Whether any of its steps caches what it puts out.
+    pub(crate) fn caches(&self) -> bool {
+        self.open_steps
+            .iter()
+            .any(|step| matches!(step.kind, OpenStepKind::Cache { .. }))
+    }
+}
+
 /// Links a chain's open steps to each other and the last to `sink`; returns the first step
 /// (`sink` when there is none). `open_steps` is not resized from here on, so the pointers stay
 /// valid.
@@ -526,6 +580,27 @@ pub(crate) fn link(chain: &mut OpenChain, sink: *mut OpenStep) -> *mut OpenStep 
         unsafe { (*base.add(i)).next = next };
     }
     if count == 0 { sink } else { base }
+}
+
+/// Decodes `bytes` of a task's source (its shipped records, a shuffle's record frame, a text
+/// split's lines, a saved partition) with the source's table, pushing the records into `head`.
+pub(crate) fn decode(
+    table: &SourceVTable,
+    bytes: &[u8],
+    head: *mut OpenStep,
+    shared: &mut Shared,
+) -> Status {
+    if bytes.is_empty() {
+        return STATUS_OK;
+    }
+    // SAFETY: `head` is a linked step of a chain that outlives the call.
+    unsafe {
+        (table.decode)(
+            RawBytes::from_slice(bytes),
+            OpenStep::sink(head),
+            shared.sink(),
+        )
+    }
 }
 
 /// Opens the task's action, which takes the records `input` holds.

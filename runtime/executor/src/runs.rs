@@ -172,6 +172,11 @@ impl Gathering {
                 }
             }
         }
+        Gathered::Batches(self.take_sealed())
+    }
+
+    /// What it kept in this process's memory, the last run sealed; nothing is left here.
+    fn take_sealed(&mut self) -> Vec<Batch> {
         if !self.run.is_null() {
             if let Some(runs) = self.table.runs {
                 // SAFETY: the run was made by this table's `gather`, and is ours.
@@ -180,7 +185,52 @@ impl Gathering {
             self.kept
                 .push(std::mem::replace(&mut self.run, std::ptr::null_mut()));
         }
-        Gathered::Batches(std::mem::take(&mut self.kept))
+        std::mem::take(&mut self.kept)
+    }
+}
+
+impl Gathering {
+    /// What it gathered since it last gave it up, the last run sealed: a chunk's records, for
+    /// a gathering outside host memory ([`crate::open_chain::Keeping::Chunk`]).
+    pub(crate) fn take_chunk(&mut self) -> KeptChunk {
+        debug_assert!(
+            self.in_host_memory.is_none(),
+            "a chunk's records are in runs"
+        );
+        KeptChunk {
+            table: self.table,
+            batches: self.take_sealed(),
+        }
+    }
+
+    /// Keeps a copy of a chunk's records ([`Gathering::take_chunk`]) after what it kept so far,
+    /// and frees the chunk's.
+    pub(crate) fn keep_chunk(&mut self, chunk: KeptChunk) {
+        for &batch in &chunk.batches {
+            // SAFETY: the chunk's batches are live batches of the same table (the same steps
+            // made them), which the chunk frees as it drops.
+            unsafe { self.keep(batch) };
+        }
+    }
+}
+
+/// The records a chunk of a shared task cached, in the batches or runs they were gathered in
+/// ([`Gathering::take_chunk`]); freed as it drops.
+pub(crate) struct KeptChunk {
+    table: BatchVTable,
+    batches: Vec<Batch>,
+}
+
+// SAFETY: the batches are the chunk's own, made by the cell's table for records that are `Send`
+// (operators' outputs move between the threads of a task), and used by one thread at a time.
+unsafe impl Send for KeptChunk {}
+
+impl Drop for KeptChunk {
+    fn drop(&mut self) {
+        for batch in self.batches.drain(..) {
+            // SAFETY: each was made by this table, and nothing else holds it.
+            unsafe { (self.table.drop)(batch) };
+        }
     }
 }
 

@@ -9,13 +9,13 @@ use crate::bad_record::{first_failing_line, read_bad_record, with_place};
 use crate::error::ExecutorError;
 use crate::morsels;
 use crate::open_chain::{
-    Checkpointed, OpenChain, OpenStep, OpenStepKind, Shared, Start, build_chain, link, open_action,
-    table,
+    Checkpointed, Keeping, OpenChain, OpenStep, OpenStepKind, Shared, Start, build_chain, decode,
+    link, open_action, table,
 };
 use crate::shuffle_store::Bucket;
 use crate::task_env::TaskEnv;
+use crate::text_split::read_part;
 use std::ffi::c_void;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tessera_plan::abi::{
@@ -250,20 +250,10 @@ fn drive(
         }
         Start::Source(source, table) => {
             let table: &SourceVTable = table;
-            let decode = |bytes: &[u8], shared: &mut Shared| {
-                if bytes.is_empty() {
-                    return STATUS_OK;
-                }
-                unsafe {
-                    (table.decode)(
-                        RawBytes::from_slice(bytes),
-                        OpenStep::sink(head),
-                        shared.sink(),
-                    )
-                }
-            };
+            let decode_bytes =
+                |bytes: &[u8], shared: &mut Shared| decode(table, bytes, head, shared);
             match source {
-                TaskSource::Records { bytes, .. } => decode(bytes, shared),
+                TaskSource::Records { bytes, .. } => decode_bytes(bytes, shared),
                 TaskSource::ShuffleRead {
                     shuffle, partition, ..
                 } => {
@@ -275,7 +265,7 @@ fn drive(
                     for bucket in buckets {
                         bucket
                             .read_frames(|frame| {
-                                status = decode(frame, shared);
+                                status = decode_bytes(frame, shared);
                                 status == STATUS_OK
                             })
                             .map_err(|source| ExecutorError::ShuffleBucketRead {
@@ -304,19 +294,12 @@ fn drive(
                         ..split.clone()
                     };
                     if status == STATUS_OK {
-                        read_split(&read, SPLIT_CHUNK_BYTES, |lines, consumed_to| {
-                            status = decode(lines, shared);
+                        read_part(split, &read, |lines, consumed_to| {
+                            status = decode_bytes(lines, shared);
                             if let (STATUS_OK, Some(at)) = (status, checkpointed) {
                                 chain.open_steps[at.step].checkpoint(consumed_to);
                             }
                             status == STATUS_OK
-                        })
-                        .map_err(|source| ExecutorError::SplitRead {
-                            path: split.path.clone(),
-                            host: tessera_wire::hostname(),
-                            start: split.start,
-                            end: split.end,
-                            source,
                         })?;
                     }
                     status
@@ -328,7 +311,7 @@ fn drive(
                             source,
                         }
                     })?;
-                    decode(&bytes, shared)
+                    decode_bytes(&bytes, shared)
                 }
                 TaskSource::Concat(_) => unreachable!("built as Start::Concat"),
             }
@@ -407,7 +390,13 @@ unsafe extern "C" fn append_bytes(ctx: *mut c_void, bytes: RawBytes) {
 
 /// Runs the task; `None` when it came without its source and the partition is not cached.
 fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran>, ExecutorError> {
-    let Some(mut chain) = build_chain(task.chain.source.as_ref(), &task.chain.steps, env, shared)?
+    let Some(mut chain) = build_chain(
+        task.chain.source.as_ref(),
+        &task.chain.steps,
+        env,
+        shared,
+        Keeping::Partition,
+    )?
     else {
         return Ok(None);
     };
@@ -572,116 +561,5 @@ impl Drop for OutputSink {
         if self.file.is_some() {
             let _ = std::fs::remove_file(&self.path);
         }
-    }
-}
-
-/// How much of a text split is read (and decoded into lines) at a time: a split is streamed,
-/// so a task's memory does not grow with the size of its split. A caching task notes how far
-/// it got after each chunk, so a chunk is also what a task carried on from another executor
-/// may read again: 256 KiB, a few thousand lines, about the records of a batch.
-const SPLIT_CHUNK_BYTES: usize = 256 << 10;
-
-/// Hands `each` the lines whose first byte lies in `split`, about `chunk` bytes of whole lines
-/// at a time, each line ended by '\n' (the file's last perhaps not), with the offset in the file
-/// just past them, until `each` says stop. A split that starts mid-line leaves that line to the
-/// previous one.
-fn read_split(
-    split: &FileSplit,
-    chunk: usize,
-    mut each: impl FnMut(&[u8], u64) -> bool,
-) -> std::io::Result<()> {
-    let mut file = BufReader::new(std::fs::File::open(&split.path)?);
-    let mut position = split.start;
-    if position > 0 {
-        file.seek(SeekFrom::Start(position - 1))?;
-        let mut skipped = Vec::new();
-        position = position - 1 + file.read_until(b'\n', &mut skipped)? as u64;
-    }
-    let mut lines = Vec::with_capacity(chunk);
-    while position < split.end {
-        lines.clear();
-        let wanted = (split.end - position).min(chunk as u64);
-        file.by_ref().take(wanted).read_to_end(&mut lines)?;
-        if lines.is_empty() {
-            break; // the file ends before the split does
-        }
-        if lines.last() != Some(&b'\n') {
-            file.read_until(b'\n', &mut lines)?;
-        }
-        position += lines.len() as u64;
-        if !each(&lines, position) {
-            break;
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn splits_read_in_chunks_give_every_line_once() {
-        let text = "alpha\nbe\n\ngamma delta\nepsilon\nz";
-        let path = std::env::temp_dir().join(format!("tessera-split-{}.txt", std::process::id()));
-        std::fs::write(&path, text).unwrap();
-        let len = text.len() as u64;
-        for cut in [1, 5, 6, 9, 14, 20, len] {
-            for chunk in [1, 3, 64] {
-                let mut lines = String::new();
-                for (start, end) in [(0, cut), (cut, len)] {
-                    let split = FileSplit {
-                        path: path.to_string_lossy().into_owned(),
-                        start,
-                        end,
-                    };
-                    read_split(&split, chunk, |bytes, consumed_to| {
-                        assert!(bytes.ends_with(b"\n") || bytes.ends_with(b"z"));
-                        assert!(text.as_bytes()[..consumed_to as usize].ends_with(bytes));
-                        lines.push_str(std::str::from_utf8(bytes).unwrap());
-                        true
-                    })
-                    .unwrap();
-                }
-                assert_eq!(lines, text, "cut at {cut}, chunks of {chunk}");
-                // A task carrying on from where a chunk ended reads the rest of its split.
-                let first = FileSplit {
-                    path: path.to_string_lossy().into_owned(),
-                    start: 0,
-                    end: cut,
-                };
-                let mut ends = Vec::new();
-                read_split(&first, chunk, |_, consumed_to| {
-                    ends.push(consumed_to);
-                    true
-                })
-                .unwrap();
-                for from in ends {
-                    let mut rest = String::new();
-                    let on = FileSplit {
-                        start: from,
-                        ..first.clone()
-                    };
-                    read_split(&on, chunk, |bytes, _| {
-                        rest.push_str(std::str::from_utf8(bytes).unwrap());
-                        true
-                    })
-                    .unwrap();
-                    // The first split's lines end at the end of the line holding its last byte.
-                    let cut = cut as usize;
-                    let first_end = if cut == 0 || text.as_bytes()[cut - 1] == b'\n' {
-                        cut
-                    } else {
-                        text[cut..].find('\n').map_or(text.len(), |i| cut + i + 1)
-                    };
-                    let expected = &text[(from as usize).min(first_end)..first_end];
-                    assert_eq!(
-                        rest, expected,
-                        "cut at {cut}, chunks of {chunk}, from {from}"
-                    );
-                }
-            }
-        }
-        std::fs::remove_file(path).unwrap();
     }
 }
