@@ -10,7 +10,9 @@
 //! * a job over one cached partition, whose executor's idle slots help with it
 //!   (`runtime/executor/src/morsels.rs`), against the same job over the records in two
 //!   partitions (what a Spark user does to use two cores): near 1 when help works, near 2
-//!   without it.
+//!   without it;
+//! * the same for a job that reads and parses a text file in one split, against the file in
+//!   two splits (every session's first job over a file reads it so).
 //!
 //! Run it as `target/release/tessera-bench [MASTER] [TRIALS]` after
 //! `cargo build --release --workspace --bins`. The same measures against evcxr's own REPL and
@@ -152,7 +154,12 @@ fn main() -> anyhow::Result<()> {
         cached.extend(seconds[1..].iter().map(|&s| Duration::from_secs_f64(s)));
         run(&mut session, &format!("{name}.unpersist();"))?;
     }
+    run(
+        &mut session,
+        "fn spin(x: i64) -> i64 { (0..50u64).fold(x as u64, |h, i| (h ^ i).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(23)) as i64 }",
+    )?;
     let (one, two) = one_partition_against_two(&mut session, trials)?;
+    let (one_split, two_splits) = one_split_against_two(&mut session, trials)?;
     let (trivial, first, cached) = (median(trivial), median(first), median(cached));
     println!("Tessera interactive path under {master} (medians of {trials} trials)\n");
     println!("| measure | median | baseline or goal | ratio |");
@@ -188,6 +195,12 @@ fn main() -> anyhow::Result<()> {
         ms(two),
         one.as_secs_f64() / two.as_secs_f64()
     );
+    println!(
+        "| a job reading a text file in one split (idle slots help) | {} | the same in two splits {} | {:.2}x its time |",
+        ms(one_split),
+        ms(two_splits),
+        one_split.as_secs_f64() / two_splits.as_secs_f64()
+    );
     Ok(())
 }
 
@@ -200,22 +213,57 @@ fn one_partition_against_two(
 ) -> anyhow::Result<(Duration, Duration)> {
     run(
         session,
-        "fn spin(x: i64) -> i64 { (0..50u64).fold(x as u64, |h, i| (h ^ i).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(23)) as i64 }",
-    )?;
-    run(
-        session,
         "let one = sc.parallelize(data.clone(), 1).cache(); let two = sc.parallelize(data.clone(), 2).cache(); (one.count(), two.count())",
     )?;
-    let job = |name: &str| {
+    let times = one_against_two(session, trials, |name| {
+        format!("{name}.map(|x: i64| spin(x)).reduce(|a: i64, b: i64| a ^ b)")
+    })?;
+    run(session, "one.unpersist(); two.unpersist();")?;
+    Ok(times)
+}
+
+/// The median time of a job that reads the 1,000,000 integers from a text file in one split
+/// and of the same job over the file in two splits, each parsing every line and doing the same
+/// work on it, the two taking turns; the answers must agree. Nothing is cached: each job reads
+/// and parses its splits anew, as every session's first job over a file does.
+fn one_split_against_two(
+    session: &mut Session,
+    trials: usize,
+) -> anyhow::Result<(Duration, Duration)> {
+    let splits = run(
+        session,
+        "let numbers_txt = std::env::temp_dir().join(format!(\"tessera-bench-{}.txt\", std::process::id())); std::fs::write(&numbers_txt, data.iter().map(|x| format!(\"{x}\\n\")).collect::<String>()).unwrap(); let path = numbers_txt.to_string_lossy().into_owned(); let one = sc.text_file(&path, 1); let two = sc.text_file(&path, 2); (one.num_partitions(), two.num_partitions())",
+    )?;
+    if splits.trim() != "(1, 2)" {
+        bail!("the file was read in {splits} splits, not (1, 2)");
+    }
+    let times = one_against_two(session, trials, |name| {
         format!(
-            "{{ let t = std::time::Instant::now(); let h = {name}.map(|x: i64| spin(x)).reduce(|a: i64, b: i64| a ^ b); (t.elapsed().as_secs_f64(), h) }}"
+            "{name}.map(|line: String| spin(line.parse::<i64>().unwrap())).reduce(|a: i64, b: i64| a ^ b)"
+        )
+    })?;
+    run(session, "std::fs::remove_file(&numbers_txt).unwrap();")?;
+    Ok(times)
+}
+
+/// The median times of `job` over the RDDs `one` and `two`, taking turns; their answers must
+/// agree.
+fn one_against_two(
+    session: &mut Session,
+    trials: usize,
+    job: impl Fn(&str) -> String,
+) -> anyhow::Result<(Duration, Duration)> {
+    let timed_job = |name: &str| {
+        format!(
+            "{{ let t = std::time::Instant::now(); let h = {}; (t.elapsed().as_secs_f64(), h) }}",
+            job(name)
         )
     };
     let (mut one, mut two) = (Vec::new(), Vec::new());
     for _ in 0..trials {
         let mut answers = Vec::new();
         for (name, times) in [("one", &mut one), ("two", &mut two)] {
-            let out = run(session, &job(name))?;
+            let out = run(session, &timed_job(name))?;
             let (seconds, answer) = out
                 .trim_matches(|c| c == '(' || c == ')')
                 .split_once(',')
@@ -231,7 +279,6 @@ fn one_partition_against_two(
             );
         }
     }
-    run(session, "one.unpersist(); two.unpersist();")?;
     Ok((median(one), median(two)))
 }
 

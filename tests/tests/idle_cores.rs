@@ -163,7 +163,7 @@ let all = numbers.collect();
     };
     let lines = run.lines();
     assert_eq!(lines.len(), 3, "{lines:?}\nstderr:\n{}", run.stderr);
-    assert!(close(&lines[0]), "{} against {expected}", lines[0]);
+    assert!(close(lines[0]), "{} against {expected}", lines[0]);
     // Three passes over the file, each shared among threads as they came: one answer, to the
     // last bit.
     let sums: Vec<&str> = lines[1].trim_matches('"').split(' ').collect();
