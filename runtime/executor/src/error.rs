@@ -128,13 +128,14 @@ pub enum ExecutorError {
          with the executor's log"
     )]
     HelperPanicked(String),
-    /// A partition the task reads or caches was cached here while the task opened its steps
-    /// again for a chunk of its records (`morsels.rs`): another task computed it meanwhile.
+    /// The cached partitions a task starts from changed on this executor (another task cached
+    /// or evicted one) between the task opening its steps and opening them again for a chunk
+    /// of its records (`morsels.rs`).
     #[error(
-        "a partition this task computes was cached on this executor while the task started; \
-         the driver runs the task again, and it reads the cached copy"
+        "the cached partitions this task starts from changed on this executor as it started \
+         (another task cached or evicted one); the driver runs the task again"
     )]
-    Recached,
+    StartChanged,
     /// A step receives records of another type than it was compiled for.
     #[error(
         "{what} expects records of type `{expected}` but receives `{actual}`; re-run the cells \

@@ -436,9 +436,11 @@ pub(crate) fn drive_shared<'a>(
     }
     // A chain that caches keeps its partitions in chunk order: this thread's chunks, like a
     // helper's, go through a chain of their own.
-    let mut own = match chain.caches() {
-        true => Some(open_for_chunks(task, env, &chunks, shared)?.ok_or(ExecutorError::Recached)?),
-        false => None,
+    let mut own = if chain.caches() {
+        let opened = open_for_chunks(task, env, &chunks, shared)?;
+        Some(opened.ok_or(ExecutorError::StartChanged)?)
+    } else {
+        None
     };
     let cursor = &chunks.cursor;
     let (done, finished) = mpsc::channel::<Done>();

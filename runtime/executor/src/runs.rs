@@ -187,9 +187,7 @@ impl Gathering {
         }
         std::mem::take(&mut self.kept)
     }
-}
 
-impl Gathering {
     /// What it gathered since it last gave it up, the last run sealed: a chunk's records, for
     /// a gathering outside host memory ([`crate::open_chain::Keeping::Chunk`]).
     pub(crate) fn take_chunk(&mut self) -> KeptChunk {
@@ -420,6 +418,63 @@ mod tests {
         for batch in kept {
             unsafe { (bytes::TABLE.drop)(batch) };
         }
+    }
+
+    #[test]
+    fn chunks_gathered_apart_and_kept_in_their_order_make_the_partition() {
+        let records: Vec<u8> = (0..25_000u32).map(|i| (i % 251) as u8).collect();
+        let memory = Arc::new(HostMemory::new(scratch("chunks")).unwrap());
+        // Chunks of 3,000 records, each gathered by a chain of its own (as threads sharing a
+        // task do), taken in an order of their own, then kept in chunk order.
+        let mut taken: Vec<(usize, KeptChunk)> = records
+            .chunks(3_000)
+            .enumerate()
+            .map(|(index, chunk)| {
+                let mut apart = Gathering::new(bytes::FLAT, None, (1, 0), StorageLevel::MemoryOnly);
+                for batch in chunk.chunks(1_000) {
+                    let batch = bytes::batch(batch.to_vec());
+                    unsafe { apart.keep(batch) };
+                    unsafe { (bytes::FLAT.drop)(batch) };
+                }
+                (index, apart.take_chunk())
+            })
+            .collect();
+        taken.reverse();
+        taken.sort_by_key(|(index, _)| *index);
+        for host_memory in [Some(memory.clone()), None] {
+            let mut partition =
+                Gathering::new(bytes::FLAT, host_memory, (1, 0), StorageLevel::MemoryOnly);
+            for (_, chunk) in &taken {
+                let copy = KeptChunk {
+                    table: chunk.table,
+                    batches: chunk
+                        .batches
+                        .iter()
+                        .map(|&b| unsafe { (chunk.table.clone)(b) })
+                        .collect(),
+                };
+                partition.keep_chunk(copy);
+            }
+            let read: Vec<u8> = match partition.finish(StorageLevel::MemoryOnly, &code()) {
+                Gathered::InHostMemory(block) => block
+                    .pieces()
+                    .iter()
+                    .flat_map(|p| unsafe { std::slice::from_raw_parts(p.first, p.len) }.to_vec())
+                    .collect(),
+                Gathered::Batches(kept) => {
+                    let read = kept
+                        .iter()
+                        .flat_map(|&b| bytes::records(b).clone())
+                        .collect();
+                    for batch in kept {
+                        unsafe { (bytes::FLAT.drop)(batch) };
+                    }
+                    read
+                }
+            };
+            assert_eq!(read, records);
+        }
+        memory.remove();
     }
 
     #[test]

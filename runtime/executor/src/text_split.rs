@@ -9,14 +9,16 @@ use tessera_plan::FileSplit;
 /// How much of a text split is read (and decoded into lines) at a time: a split is streamed,
 /// so a task's memory does not grow with the size of its split. A caching task notes how far
 /// it got after each chunk, so a chunk is also what a task carried on from another executor
-/// may read again: 256 KiB, a few thousand lines, about the records of a batch.
+/// may read again: 256 KiB, a few thousand lines, about the records of a batch. It is also the
+/// size of the chunks a task that shares its split hands out ([`chunk_of`]): a millisecond or
+/// two of parsing, so that the threads sharing a split end within a chunk of each other.
 pub(crate) const SPLIT_CHUNK_BYTES: usize = 256 << 10;
 
 /// Hands `each` the lines whose first byte lies in `split`, about `chunk` bytes of whole lines
 /// at a time, each line ended by '\n' (the file's last perhaps not), with the offset in the file
 /// just past them, until `each` says stop. A split that starts mid-line leaves that line to the
 /// previous one.
-pub(crate) fn read_split(
+fn read_split(
     split: &FileSplit,
     chunk: usize,
     mut each: impl FnMut(&[u8], u64) -> bool,
