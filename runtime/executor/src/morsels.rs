@@ -54,7 +54,7 @@ use crate::open_chain::{
 use crate::runs::KeptChunk;
 use crate::task_env::TaskEnv;
 use crate::task_slots::HelpEnded;
-use crate::text_split::{chunk_of, read_part};
+use crate::text_split::{line_chunk, line_chunk_count, read_part};
 
 /// Pieces (of 4096 records) in a chunk before the partition's tail: an LR task's 250,000
 /// points make seven chunks of about a quarter of a millisecond each before it, large enough
@@ -207,7 +207,7 @@ enum Parts<'a> {
         block: Arc<Block>,
         pieces: Vec<SharedRecords>,
     },
-    /// A text split's lines from `from` on, decoded by `decoder` ([`chunk_of`]).
+    /// A text split's lines from `from` on, decoded by `decoder` ([`line_chunk`]).
     Lines {
         split: &'a FileSplit,
         from: u64,
@@ -249,7 +249,7 @@ impl<'a> Chunks<'a> {
         };
         let count = match &parts {
             Parts::Pieces { pieces, .. } => chunk_count(pieces.len()),
-            Parts::Lines { split, from, .. } => crate::text_split::chunk_count(*from, split.end),
+            Parts::Lines { split, from, .. } => line_chunk_count(*from, split.end),
         };
         Chunks {
             parts,
@@ -290,7 +290,7 @@ impl<'a> Chunks<'a> {
                 from,
                 decoder,
             } => {
-                read_part(split, &chunk_of(split, *from, index), |lines, _| {
+                read_part(split, &line_chunk(split, *from, index), |lines, _| {
                     status = decode(decoder, lines, head, shared);
                     status == STATUS_OK
                 })?;
@@ -325,7 +325,7 @@ impl<'a> Chunks<'a> {
     fn resume_point(&self, index: usize) -> Option<u64> {
         match &self.parts {
             Parts::Pieces { .. } => None,
-            Parts::Lines { split, from, .. } => Some(chunk_of(split, *from, index).end),
+            Parts::Lines { split, from, .. } => Some(line_chunk(split, *from, index).end),
         }
     }
 

@@ -10,7 +10,7 @@ use tessera_plan::FileSplit;
 /// so a task's memory does not grow with the size of its split. A caching task notes how far
 /// it got after each chunk, so a chunk is also what a task carried on from another executor
 /// may read again: 256 KiB, a few thousand lines, about the records of a batch. It is also the
-/// size of the chunks a task that shares its split hands out ([`chunk_of`]): a millisecond or
+/// size of the chunks a task that shares its split hands out ([`line_chunk`]): a millisecond or
 /// two of parsing, so that the threads sharing a split end within a chunk of each other.
 pub(crate) const SPLIT_CHUNK_BYTES: usize = 256 << 10;
 
@@ -67,8 +67,8 @@ pub(crate) fn read_part(
 }
 
 /// How many chunks a task that shares its split among threads cuts the lines from `from` to
-/// `end` into ([`chunk_of`]).
-pub(crate) fn chunk_count(from: u64, end: u64) -> usize {
+/// `end` into ([`line_chunk`]).
+pub(crate) fn line_chunk_count(from: u64, end: u64) -> usize {
     usize::try_from(end.saturating_sub(from).div_ceil(SPLIT_CHUNK_BYTES as u64)).unwrap_or(0)
 }
 
@@ -76,7 +76,7 @@ pub(crate) fn chunk_count(from: u64, end: u64) -> usize {
 /// `index`th [`SPLIT_CHUNK_BYTES`] from `from` (the last perhaps shorter). The chunks depend on
 /// `from` and the split alone, not on which thread reads them, so a task's result does not
 /// either; and each ends where a task carrying it on would read from.
-pub(crate) fn chunk_of(split: &FileSplit, from: u64, index: usize) -> FileSplit {
+pub(crate) fn line_chunk(split: &FileSplit, from: u64, index: usize) -> FileSplit {
     let size = SPLIT_CHUNK_BYTES as u64;
     let start = from.saturating_add(size.saturating_mul(index as u64));
     FileSplit {
@@ -175,13 +175,13 @@ mod tests {
                 true
             })
             .unwrap();
-            let second = chunk_of(&split, start, 1).start;
+            let second = line_chunk(&split, start, 1).start;
             for from in [start, second] {
-                let count = chunk_count(from, end);
+                let count = line_chunk_count(from, end);
                 assert!(count > 5, "{count} chunks");
                 let mut chunked = String::new();
                 for index in 0..count {
-                    let chunk = chunk_of(&split, from, index);
+                    let chunk = line_chunk(&split, from, index);
                     assert!(chunk.end - chunk.start <= SPLIT_CHUNK_BYTES as u64);
                     read_split(&chunk, SPLIT_CHUNK_BYTES, |lines, _| {
                         chunked.push_str(std::str::from_utf8(lines).unwrap());
@@ -195,7 +195,7 @@ mod tests {
                     // Carrying on from a chunk's end reads what the chunks after it hold.
                     let mut first = String::new();
                     read_split(
-                        &chunk_of(&split, start, 0),
+                        &line_chunk(&split, start, 0),
                         SPLIT_CHUNK_BYTES,
                         |lines, _| {
                             first.push_str(std::str::from_utf8(lines).unwrap());
@@ -207,7 +207,10 @@ mod tests {
                 };
                 assert_eq!(chunked, expected, "split {start}..{end} from {from}");
             }
-            assert_eq!(chunk_of(&split, start, chunk_count(start, end)).start, end);
+            assert_eq!(
+                line_chunk(&split, start, line_chunk_count(start, end)).start,
+                end
+            );
         }
         std::fs::remove_file(path).unwrap();
     }
