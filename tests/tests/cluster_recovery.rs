@@ -1001,11 +1001,9 @@ fn a_session_keeps_its_cached_partitions_when_its_agent_died_before_checkpointin
                 let named = saved.executors.len();
                 saved.executors.retain(|e| e.executor_id != executor);
                 assert_eq!(saved.executors.len(), named - 1, "it named {executor}");
-                std::fs::write(
-                    tessera_agent::checkpoint::path_in(work_dir),
-                    tessera_agent::checkpoint::encode(&saved),
-                )
-                .unwrap();
+                tessera_agent::checkpoint::Writer::new(work_dir)
+                    .save(|| saved)
+                    .expect("the edited checkpoint is written");
             });
         },
     );

@@ -48,6 +48,8 @@ impl Executors {
                 executors,
                 frameworks,
                 status_updates: self.pending.lock().all(),
+                // The writer numbers it.
+                sequence: 0,
             }
         });
     }

@@ -155,7 +155,7 @@ pub fn walk(
 pub const FULL_READ_EVERY: u32 = 16;
 
 /// One executor's process tree, read again and again: what it uses now, from links between its
-/// processes, and, every [`FULL_READ_EVERY`] reads (the first among them), from every
+/// processes, and, every [`FULL_READ_EVERY`] reads (the last among them), from every
 /// process's `stat`, which also finds its strays ([`strays`]).
 #[derive(Debug, Default)]
 pub struct ProcessTree {
@@ -177,7 +177,9 @@ impl ProcessTree {
             return Usage::default();
         }
         let mut reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
-        let full = reads.count.is_multiple_of(FULL_READ_EVERY) || !children_links();
+        // The last of every FULL_READ_EVERY reads, not the first: at launch the executor is
+        // one process without strays, and its first read then costs what its start does.
+        let full = (reads.count % FULL_READ_EVERY == FULL_READ_EVERY - 1) || !children_links();
         reads.count = reads.count.wrapping_add(1);
         let procs = if full {
             let all = all_processes();
