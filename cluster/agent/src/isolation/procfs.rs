@@ -335,13 +335,32 @@ mod tests {
     }
 
     #[test]
-    fn this_process_is_found_in_proc_by_every_read() {
-        // SAFETY: getpgrp has no preconditions.
-        let group = unsafe { libc::getpgrp() };
+    fn an_executors_first_process_is_found_in_proc_by_every_read() {
+        use std::os::unix::process::CommandExt;
+        // Started as an agent starts an executor: the leader of a process group of its own.
+        let mut leader = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let root = leader.id() as i32;
+        // The kernel sums a new process's resident set lazily (per-CPU counters): wait until
+        // its `stat` shows it, as a watch a quarter second later would see it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while stat_in_proc(root).is_none_or(|p| p.rss_pages == 0) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no resident set shown"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         let tree = ProcessTree::default();
-        for _ in 0..3 {
-            let usage = tree.usage(group);
-            assert!(usage.memory_bytes > 0, "{usage:?}");
+        // Reads that follow links, then the one that reads every process.
+        let reads: Vec<Usage> = (0..FULL_READ_EVERY).map(|_| tree.usage(root)).collect();
+        leader.kill().unwrap();
+        leader.wait().unwrap();
+        for (read, usage) in reads.iter().enumerate() {
+            assert!(usage.memory_bytes > 0, "read {read}: {usage:?}");
         }
         assert!(children_links(), "this kernel lists children in /proc");
     }
