@@ -335,10 +335,15 @@ fn newest(slots: [SlotContents; 2]) -> Result<Option<(usize, Checkpoint)>, Check
     }
 }
 
+/// The newest checkpoint under `work_dir` and the slot it is in ([`newest`]).
+fn read_newest(work_dir: &Path) -> Result<Option<(usize, Checkpoint)>, CheckpointError> {
+    newest([read_slot(work_dir, 0), read_slot(work_dir, 1)])
+}
+
 /// Reads the checkpoint of an agent with `work_dir`, the newer of its two slots; `None` if
 /// there is none (a first start).
 pub fn load(work_dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
-    newest([read_slot(work_dir, 0), read_slot(work_dir, 1)]).map(|found| found.map(|(_, c)| c))
+    read_newest(work_dir).map(|found| found.map(|(_, c)| c))
 }
 
 /// Writes checkpoints of one work directory, one at a time.
@@ -362,10 +367,7 @@ impl Slots {
     /// Opens (or creates) both slots under `work_dir`, to write next over the one that does not
     /// hold the newest checkpoint.
     fn open(work_dir: &Path) -> Result<Slots, (PathBuf, std::io::Error)> {
-        let newest = newest([read_slot(work_dir, 0), read_slot(work_dir, 1)])
-            .ok()
-            .flatten();
-        let (next, sequence) = match newest {
+        let (next, sequence) = match read_newest(work_dir).ok().flatten() {
             Some((slot, checkpoint)) => (1 - slot, checkpoint.sequence),
             None => (0, 0),
         };
