@@ -1,7 +1,8 @@
 //! Faults: an executor killed in the middle of a job over cached data, or over cached data and a
 //! shuffle. Its tasks are retried on the other executor and the job gives the correct result;
-//! the partitions it cached are adopted from host memory by the other (plain records) or
-//! recomputed from lineage (records that own memory, such as strings). The map outputs it held are
+//! the partitions it cached are adopted from host memory by the other (plain records, kept
+//! there; records that own memory, such as strings, from the encoded copy kept there), or,
+//! where the agents keep nothing in host memory, recomputed from lineage. The map outputs it held are
 //! read through its agent, which serves the copies it left; without that shuffle service they
 //! are recomputed from lineage (the map stage is resubmitted for just those).
 
@@ -21,13 +22,13 @@ struct KilledRun {
 }
 
 /// Runs `script` on a loopback cluster of `executors` executors (one per agent; with `flags`
-/// for `tessera`); once job 0 has run 8 tasks (naming every executor process) and `ready` holds
+/// for `tessera`, and `env` for it and the agents it starts); once job 0 has run 8 tasks (naming every executor process) and `ready` holds
 /// for the metrics so far, waits `delay` and kills one executor with SIGKILL. Returns what the
 /// run printed; panics if it failed.
 fn run_and_kill_an_executor(
     name: &str,
     executors: usize,
-    flags: &[&str],
+    (flags, env): (&[&str], &[(&str, &str)]),
     script: &str,
     ready: impl Fn(&[TaskLine]) -> bool,
     delay: Duration,
@@ -44,6 +45,7 @@ fn run_and_kill_an_executor(
         .arg("run")
         .arg(&script_path)
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -106,11 +108,10 @@ fn assert_doubled_sum(run: &KilledRun) {
     );
 }
 
-#[test]
-fn killing_an_executor_mid_job_loses_no_result_and_recomputes_a_cache_of_strings() {
-    // Cell 1 caches 8 partitions of strings on two executors; cell 2 is a slow job over the
-    // cache, in which one executor is killed. Strings own memory in the process that made
-    // them: the partitions the victim cached went with it, and are computed again from lineage.
+/// Cell 1 caches 8 partitions of strings on two executors; cell 2 is a slow job over the
+/// cache, in which one executor is killed (with `env` for the session and its agents). Checks
+/// the answer, and returns the run and the tasks of cell 2.
+fn kill_mid_job_over_strings(name: &str, env: &[(&str, &str)]) -> (KilledRun, Vec<TaskLine>) {
     let script = r#"
 let data = sc.parallelize((0..200_000u64).map(|x| x.to_string()).collect::<Vec<String>>(), 8).cache();
 data.count()
@@ -119,16 +120,50 @@ data.map(|x: String| { let x: u64 = x.parse().unwrap(); if x % 4096 == 0 { std::
 "#;
     // Let the slow job start, then kill.
     let run = run_and_kill_an_executor(
-        "kill-executor",
+        name,
         2,
-        &[],
+        (&[], env),
         script,
         |_| true,
         Duration::from_millis(1500),
     );
     assert_doubled_sum(&run);
-    let second_job: Vec<&TaskLine> = run.tasks.iter().filter(|t| t.job == 1).collect();
+    let second_job: Vec<TaskLine> = run.tasks.iter().filter(|t| t.job == 1).cloned().collect();
     assert_eq!(second_job.len(), 8, "{second_job:?}");
+    (run, second_job)
+}
+
+#[test]
+fn killing_an_executor_mid_job_loses_no_result_and_its_cache_of_strings_is_adopted() {
+    // Strings own memory in the process that made them; the victim also kept an encoded copy
+    // of each partition in host memory, which the survivor adopted and decoded: nothing was
+    // computed again, and the survivor read what the victim had cached.
+    let (run, second_job) = kill_mid_job_over_strings("kill-executor", &[]);
+    let held_by_victim: BTreeSet<u64> = run
+        .tasks
+        .iter()
+        .filter(|t| t.job == 0 && t.pid == run.victim)
+        .map(|t| t.partition)
+        .collect();
+    assert!(
+        second_job.iter().all(|t| t.origin.starts_with("cached:")),
+        "every partition read from the cache: {second_job:?}\nstderr:\n{}",
+        run.stderr
+    );
+    assert!(
+        second_job
+            .iter()
+            .any(|t| held_by_victim.contains(&t.partition) && t.pid == run.survivor),
+        "the survivor read a partition the victim had cached: {second_job:?}"
+    );
+}
+
+#[test]
+fn without_host_memory_a_killed_executors_cache_of_strings_is_recomputed() {
+    // Agents that keep nothing in host memory: the partitions the victim cached went with it,
+    // and are computed again from lineage.
+    let env = [("TESSERA_AGENT_MEMORY_DIR", "none")];
+    let (run, second_job) = kill_mid_job_over_strings("kill-executor-no-host-memory", &env);
     assert!(
         second_job
             .iter()
@@ -156,7 +191,7 @@ data.map(|x: u64| x * 2).reduce(|a, b| a + b)
     let run = run_and_kill_an_executor(
         name,
         executors,
-        &[],
+        (&[], &[]),
         script,
         |_| true,
         Duration::from_millis(500),
@@ -241,7 +276,7 @@ data.map(|x: u64| x * 2).reduce(|a, b| a + b)
     let run = run_and_kill_an_executor(
         "kill-executor-caching",
         2,
-        &[],
+        (&[], &[]),
         &script,
         every_task_stopped,
         Duration::from_millis(200),
@@ -302,7 +337,7 @@ fn kill_during_the_reduce_stage(name: &str, flags: &[&str]) -> (KilledRun, Vec<T
     let run = run_and_kill_an_executor(
         name,
         2,
-        flags,
+        (flags, &[]),
         SLOW_REDUCE,
         map_stage_done,
         Duration::from_millis(300),

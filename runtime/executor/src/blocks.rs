@@ -5,19 +5,25 @@
 //! When memory runs over the limit, the least recently used blocks go first: to disk if their
 //! level allows, otherwise dropped. A dropped block is no error: a task that wanted it is told
 //! it is missing and its partition is recomputed from lineage, as in Spark.
+//!
+//! Where the agent gives the executor host memory, a block of records that own memory, cached
+//! at a memory level, also gets an encoded copy there, written by a thread of its own
+//! (`host_copy.rs`): copies count against the limit, and go before any block does.
 
 use crate::error::ExecutorError;
+use crate::host_copy::HostCopy;
 use crate::host_memory::{FileBlock, FoundManifest, HostMemory};
 use crate::runs::Gathered;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use tessera_plan::abi::{
     Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, RawBytes, STATUS_OK, SharedRecords,
 };
 use tessera_plan::decode::DecodeError;
+use tessera_plan::host_block::RecordLayout;
 use tessera_plan::{BatchCode, RddId, StorageLevel};
 
 /// Where a block's records are.
@@ -39,6 +45,8 @@ pub struct Block {
     code: BatchCode,
     /// Bytes of memory it holds (none on disk).
     pub bytes: u64,
+    /// Its encoded copy in host memory, if it has one (`host_copy.rs`).
+    copy: Mutex<Option<HostCopy>>,
 }
 
 // SAFETY: a batch is a `Vec<T>` with `T: Send + Sync` (the API's `Data` bound); the executor
@@ -141,6 +149,33 @@ fn memory_bytes(batches: &[Batch], vtable: &BatchVTable) -> u64 {
 }
 
 impl Block {
+    fn new(stored: Stored, vtable: BatchVTable, code: BatchCode, bytes: u64) -> Block {
+        Block {
+            stored,
+            vtable,
+            code,
+            bytes,
+            copy: Mutex::new(None),
+        }
+    }
+
+    /// Bytes of host memory its encoded copy holds, if it has one.
+    fn copy_bytes(&self) -> u64 {
+        self.copy.lock().as_ref().map_or(0, HostCopy::bytes)
+    }
+
+    /// How many records it holds, where they are kept deserialized (else 0).
+    fn records(&self) -> u64 {
+        match &self.stored {
+            // SAFETY: the batches are live batches of this table.
+            Stored::Deserialized(batches) => batches
+                .iter()
+                .map(|&b| unsafe { (self.vtable.len)(b) } as u64)
+                .sum(),
+            _ => 0,
+        }
+    }
+
     pub fn vtable(&self) -> &BatchVTable {
         &self.vtable
     }
@@ -247,16 +282,100 @@ pub struct PutOutcome {
     pub dropped: Vec<(RddId, u32)>,
 }
 
+/// Cached partitions by (rdd, partition).
+type Blocks = HashMap<(RddId, u32), Entry>;
+
+/// Bytes of memory `blocks` and their copies in host memory hold.
+fn used(blocks: &Blocks) -> u64 {
+    blocks
+        .values()
+        .map(|e| e.block.bytes + e.block.copy_bytes())
+        .sum()
+}
+
+/// A block for the copier to write an encoded copy of, if it is still cached when its turn
+/// comes.
+struct CopyJob {
+    block: Weak<Block>,
+    key: (RddId, u32),
+    level: StorageLevel,
+}
+
+/// The copier: writes the encoded copies of the blocks it is sent, one after another, at a
+/// lower priority than the tasks, whose path it stays off. Ends when the block manager goes.
+fn spawn_copier(
+    blocks: Arc<Mutex<Blocks>>,
+    limit: u64,
+    memory: Arc<HostMemory>,
+) -> std::sync::mpsc::Sender<CopyJob> {
+    let (jobs, received) = std::sync::mpsc::channel::<CopyJob>();
+    let copier = move || {
+        // SAFETY: plain system calls on this thread; a priority that cannot be lowered leaves
+        // it as it is.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) };
+        for job in received {
+            if let Err(e) = write_copy(&blocks, limit, &memory, job) {
+                tracing::warn!("{e}");
+            }
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("host-copies".into())
+        .spawn(copier)
+    {
+        tracing::warn!("cannot start the thread that copies cached partitions to host memory: {e}");
+    }
+    jobs
+}
+
+/// Writes the copy `job` asks for, and gives it to its block, if the block is still cached
+/// without one and there is room for it.
+fn write_copy(
+    blocks: &Mutex<Blocks>,
+    limit: u64,
+    memory: &HostMemory,
+    job: CopyJob,
+) -> Result<(), ExecutorError> {
+    let Some(block) = job.block.upgrade() else {
+        return Ok(());
+    };
+    let wanted = |blocks: &Blocks, bytes: u64| {
+        blocks
+            .get(&job.key)
+            .is_some_and(|e| Arc::ptr_eq(&e.block, &block))
+            && block.copy.lock().is_none()
+            && used(blocks) + bytes <= limit
+    };
+    if !wanted(&blocks.lock(), 0) {
+        return Ok(());
+    }
+    let encoded = block.encoded()?;
+    let bytes = encoded.len() as u64;
+    if !wanted(&blocks.lock(), bytes) {
+        return Ok(());
+    }
+    let code = (job.level, block.code());
+    let copy = HostCopy::write(memory, job.key, code, &encoded, block.records())?;
+    let blocks = blocks.lock();
+    if wanted(&blocks, bytes) {
+        *block.copy.lock() = Some(copy);
+    }
+    Ok(())
+}
+
 /// Cached partitions by (rdd, partition), within `limit` bytes of memory.
 pub struct BlockManager {
-    blocks: Mutex<HashMap<(RddId, u32), Entry>>,
+    blocks: Arc<Mutex<Blocks>>,
     clock: std::sync::atomic::AtomicU64,
     limit: u64,
     disk_dir: PathBuf,
     /// Dropped to make room for copies other executors sent, not yet told to the driver.
     unreported_drops: Mutex<Vec<(RddId, u32)>>,
-    /// Where partitions of plain-byte records are kept, if the agent gave any.
+    /// Where partitions of plain-byte records, and copies of others, are kept, if the agent
+    /// gave any.
     host_memory: Option<Arc<HostMemory>>,
+    /// Where blocks to copy to host memory go, if the executor has some.
+    copier: Option<std::sync::mpsc::Sender<CopyJob>>,
 }
 
 impl BlockManager {
@@ -265,13 +384,18 @@ impl BlockManager {
         disk_dir: PathBuf,
         host_memory: Option<Arc<HostMemory>>,
     ) -> BlockManager {
+        let blocks = Arc::new(Mutex::new(HashMap::new()));
+        let copier = host_memory
+            .clone()
+            .map(|memory| spawn_copier(blocks.clone(), limit, memory));
         BlockManager {
-            blocks: Mutex::new(HashMap::new()),
+            blocks,
             clock: Default::default(),
             limit,
             disk_dir,
             unreported_drops: Mutex::default(),
             host_memory,
+            copier,
         }
     }
 
@@ -380,6 +504,15 @@ impl BlockManager {
             .as_ref()
             .ok_or(ExecutorError::NoHostMemory)?;
         let (rdd, partition) = (found.manifest.rdd, found.manifest.partition);
+        let (level, code) = (found.manifest.level, found.manifest.code.clone());
+        if let RecordLayout::Encoded { .. } = found.manifest.layout {
+            let (encoded, copy) = crate::host_copy::adopt(memory, found)?;
+            let gathered = Gathered::Batches(decode(&encoded, &table)?);
+            drop(encoded);
+            let kept = self.put_outside_a_task(rdd, partition, level, gathered, table, code)?;
+            self.attach_copy((rdd, partition), copy);
+            return Ok(kept);
+        }
         let adopted = crate::host_memory::adopt(memory, found, table)?;
         let gathered = Gathered::InHostMemory(adopted.block);
         let (level, table, code) = (adopted.level, adopted.table, adopted.code);
@@ -420,12 +553,8 @@ impl BlockManager {
         let batches = match gathered {
             Gathered::Batches(batches) => batches,
             Gathered::InHostMemory(block) => {
-                let block = Block {
-                    bytes: block.bytes(),
-                    stored: Stored::InHostMemory(block),
-                    vtable,
-                    code,
-                };
+                let bytes = block.bytes();
+                let block = Block::new(Stored::InHostMemory(block), vtable, code, bytes);
                 if block.bytes <= self.limit {
                     return Ok(self.insert(rdd, partition, level, block));
                 }
@@ -474,13 +603,36 @@ impl BlockManager {
             }
         };
         let (stored, bytes) = stored;
-        let block = Block {
-            stored,
-            vtable,
-            code,
-            bytes,
+        let deserialized = matches!(stored, Stored::Deserialized(_));
+        let block = Block::new(stored, vtable, code, bytes);
+        let outcome = self.insert(rdd, partition, level, block);
+        if deserialized && outcome.kept.is_some() && level.replication() == 1 {
+            self.copy_later((rdd, partition), level);
+        }
+        Ok(outcome)
+    }
+
+    /// Has the copier write an encoded copy in host memory of the block just kept as
+    /// partition `key` at `level`, where the executor has host memory.
+    fn copy_later(&self, key: (RddId, u32), level: StorageLevel) {
+        let Some(copier) = &self.copier else {
+            return;
         };
-        Ok(self.insert(rdd, partition, level, block))
+        if let Some(entry) = self.blocks.lock().get(&key) {
+            let block = Arc::downgrade(&entry.block);
+            let _ = copier.send(CopyJob { block, key, level });
+        }
+    }
+
+    /// Gives the block kept as partition `key` `copy`, its encoded copy in host memory, if it
+    /// has none and there is room for it (otherwise the copy goes).
+    fn attach_copy(&self, key: (RddId, u32), copy: HostCopy) {
+        let blocks = self.blocks.lock();
+        if let Some(entry) = blocks.get(&key)
+            && used(&blocks) + copy.bytes() <= self.limit
+        {
+            entry.block.copy.lock().get_or_insert(copy);
+        }
     }
 
     /// Keeps `block` as partition `partition` of `rdd` at `level`, evicting others to make
@@ -509,16 +661,20 @@ impl BlockManager {
     /// of the RDD being stored are not evicted for it (a scan over an RDD larger than memory
     /// would otherwise evict each partition before it is read again); if that is not enough,
     /// the new block itself goes (to disk, or is not kept).
-    fn evict(
-        &self,
-        blocks: &mut HashMap<(RddId, u32), Entry>,
-        keep: (RddId, u32),
-    ) -> Vec<(RddId, u32)> {
+    fn evict(&self, blocks: &mut Blocks, keep: (RddId, u32)) -> Vec<(RddId, u32)> {
         let mut dropped = Vec::new();
         loop {
-            let used: u64 = blocks.values().map(|e| e.block.bytes).sum();
-            if used <= self.limit {
+            if used(blocks) <= self.limit {
                 return dropped;
+            }
+            // A copy buys only a faster recovery: the least recently used goes before any block.
+            if let Some(entry) = blocks
+                .values()
+                .filter(|e| e.block.copy.lock().is_some())
+                .min_by_key(|e| e.last_used)
+            {
+                entry.block.copy.lock().take();
+                continue;
             }
             let victim = blocks
                 .iter()
@@ -534,12 +690,8 @@ impl BlockManager {
                 let stored = self.to_disk(victim.0, victim.1, &batches, &vtable);
                 free(batches, &vtable);
                 if let Ok(stored) = stored {
-                    let block = Arc::new(Block {
-                        stored,
-                        vtable,
-                        code: entry.block.code.clone(),
-                        bytes: 0,
-                    });
+                    let code = entry.block.code.clone();
+                    let block = Arc::new(Block::new(stored, vtable, code, 0));
                     blocks.insert(
                         victim,
                         Entry {
@@ -726,6 +878,135 @@ mod tests {
         // The block the copy displaced is told to the driver once, with a later task.
         assert_eq!(second.take_unreported_drops(), vec![(5, 0)]);
         assert!(second.take_unreported_drops().is_empty());
+    }
+
+    /// A block manager of `limit` bytes with host memory in a directory of its own.
+    fn with_host_memory(name: &str, limit: u64) -> (BlockManager, Arc<HostMemory>) {
+        let dir =
+            std::env::temp_dir().join(format!("tessera-blocks-host-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let memory = Arc::new(HostMemory::new(dir.clone()).unwrap());
+        let blocks = BlockManager::new(limit, dir.join("disk"), Some(memory.clone()));
+        (blocks, memory)
+    }
+
+    /// Waits (at most ten seconds) until the copier has given partition `key` a copy.
+    fn copied(blocks: &BlockManager, key: (RddId, u32)) -> u64 {
+        for _ in 0..1000 {
+            let bytes = blocks.get(key.0, key.1).map_or(0, |b| b.copy_bytes());
+            if bytes > 0 {
+                return bytes;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("partition {key:?} got no copy in host memory");
+    }
+
+    fn read(block: &Block) -> Vec<u8> {
+        let batches = block.batches().unwrap();
+        let read = batches
+            .iter()
+            .flat_map(|&b| unsafe { (*(b as *const Vec<u8>)).clone() })
+            .collect();
+        free(batches, &VTABLE);
+        read
+    }
+
+    #[test]
+    fn a_block_of_records_that_own_memory_is_copied_to_host_memory_for_another_to_adopt() {
+        let (lost, lost_memory) = with_host_memory("lost", 1000);
+        let records: Vec<u8> = (0..100).collect();
+        let batches = vec![Box::into_raw(Box::new(records.clone())) as Batch];
+        let level = StorageLevel::MemoryAndDisk;
+        lost.put(6, 2, level, Gathered::Batches(batches), VTABLE, code())
+            .unwrap();
+        assert_eq!(
+            copied(&lost, (6, 2)),
+            108,
+            "one frame: its length and its bytes"
+        );
+        // The executor dies: what it kept in its own memory goes, its copy stays.
+        std::mem::forget(lost);
+
+        let (adopter, memory) = with_host_memory("adopter", 1000);
+        let found = crate::host_memory::Manifests::list(lost_memory.dir())
+            .unwrap()
+            .read((6, 2))
+            .unwrap();
+        assert_eq!(adopter.adopt(found, VTABLE).unwrap(), Some(100));
+        let (block, kept_at) = adopter.get_with_level(6, 2).unwrap();
+        assert_eq!((read(&block), kept_at), (records, level));
+        assert!(
+            block.read_in_place(),
+            "decoded, as the lost executor kept it"
+        );
+        assert_eq!(
+            block.copy_bytes(),
+            108,
+            "the adopted copy is the adopter's now"
+        );
+        drop(block);
+        adopter.drop_rdd(6);
+        let left: Vec<_> = std::fs::read_dir(memory.dir())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name() != "disk")
+            .collect();
+        assert!(left.is_empty(), "the copy goes with its block: {left:?}");
+        for memory in [lost_memory, memory] {
+            let _ = std::fs::remove_dir_all(memory.dir());
+        }
+    }
+
+    #[test]
+    fn copies_go_before_any_block_and_replicated_blocks_get_none() {
+        let (blocks, memory) = with_host_memory("limit", 250);
+        let put = |rdd, level| {
+            blocks
+                .put(rdd, 0, level, Gathered::Batches(batch(100)), VTABLE, code())
+                .unwrap()
+        };
+        put(1, StorageLevel::MemoryOnly);
+        assert_eq!(copied(&blocks, (1, 0)), 108);
+        // 100 + 108 + 100 bytes are over the limit: the copy goes, not the block.
+        let outcome = put(2, StorageLevel::MemoryOnly);
+        assert_eq!((outcome.kept, outcome.dropped), (Some(100), vec![]));
+        assert_eq!(blocks.get(1, 0).unwrap().copy_bytes(), 0);
+        // Nor is there room for the new block's own copy.
+        let job = |rdd| CopyJob {
+            block: Arc::downgrade(&blocks.get(rdd, 0).unwrap()),
+            key: (rdd, 0),
+            level: StorageLevel::MemoryOnly,
+        };
+        write_copy(&blocks.blocks, blocks.limit, &memory, job(2)).unwrap();
+        assert_eq!(blocks.get(2, 0).unwrap().copy_bytes(), 0);
+
+        // A block kept at a replicated level has its other copy on another executor.
+        let (replicated, memory) = with_host_memory("replicated", 1000);
+        replicated
+            .put(
+                3,
+                0,
+                StorageLevel::MemoryOnly2,
+                Gathered::Batches(batch(100)),
+                VTABLE,
+                code(),
+            )
+            .unwrap();
+        replicated
+            .put(
+                4,
+                0,
+                StorageLevel::MemoryOnly,
+                Gathered::Batches(batch(10)),
+                VTABLE,
+                code(),
+            )
+            .unwrap();
+        // Copies are written in turn: once the later block has one, the earlier was passed by.
+        copied(&replicated, (4, 0));
+        assert_eq!(replicated.get(3, 0).unwrap().copy_bytes(), 0);
+        let _ = std::fs::remove_dir_all(memory.dir());
     }
 
     #[test]

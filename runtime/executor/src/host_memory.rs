@@ -15,7 +15,8 @@
 //!
 //! Records that own memory elsewhere (strings, vectors) cannot be kept this way: their bytes
 //! point into the process that made them. They stay in runs of the process's own memory
-//! (`runs.rs`), as do partitions of an executor given no such directory.
+//! (`runs.rs`), as do partitions of an executor given no such directory; the block manager
+//! keeps an encoded copy of them here instead (`host_copy.rs`).
 
 use crate::error::ExecutorError;
 use crate::runs::PIECE_RECORDS;
@@ -26,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tessera_plan::abi::{Batch, BatchVTable, FlatRecords, SharedRecords};
 use tessera_plan::host_block::{
-    HostBlockManifest, HostRun, ManifestKind, ResumePoint, decode_host_block_manifest,
+    HostBlockManifest, HostRun, ManifestKind, RecordLayout, ResumePoint, decode_host_block_manifest,
 };
 use tessera_plan::{BatchCode, FileSplit, RddId, StorageLevel};
 
@@ -84,13 +85,13 @@ impl HostMemory {
     }
 
     /// A new file's path for partition `partition` of `rdd`.
-    fn run_path(&self, rdd: RddId, partition: u32) -> PathBuf {
+    pub(crate) fn run_path(&self, rdd: RddId, partition: u32) -> PathBuf {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         self.dir.join(format!("rdd-{rdd}-{partition}-{n}.run"))
     }
 
     /// A new manifest's path for partition `partition` of `rdd`.
-    fn manifest_path(&self, kind: ManifestKind, rdd: RddId, partition: u32) -> PathBuf {
+    pub(crate) fn manifest_path(&self, kind: ManifestKind, rdd: RddId, partition: u32) -> PathBuf {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         self.dir
             .join(HostBlockManifest::file_name(kind, rdd, partition, n))
@@ -123,7 +124,7 @@ impl HostMemory {
     }
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ExecutorError + '_ {
+pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ExecutorError + '_ {
     move |source| ExecutorError::HostMemory {
         path: path.to_path_buf(),
         source,
@@ -336,7 +337,10 @@ fn pieces(runs: &[FileRun], record_size: usize) -> Vec<SharedRecords> {
 
 /// Writes `manifest` at `path` (under another name first, so that an adopter never reads half
 /// of one).
-fn write_manifest(path: &Path, manifest: &HostBlockManifest) -> Result<(), ExecutorError> {
+pub(crate) fn write_manifest(
+    path: &Path,
+    manifest: &HostBlockManifest,
+) -> Result<(), ExecutorError> {
     let bytes = bincode::serialize(manifest).expect("a manifest serializes");
     let partial = path.with_extension("partial");
     std::fs::write(&partial, bytes).map_err(io_error(&partial))?;
@@ -555,7 +559,9 @@ fn manifest_of(
         partition,
         level,
         code: code.clone(),
-        record_size: record_size as u64,
+        layout: RecordLayout::Flat {
+            size: record_size as u64,
+        },
         runs: runs
             .iter()
             .map(|run| HostRun {
@@ -602,7 +608,7 @@ pub struct Adopted {
 
 /// A lost executor's manifest, and where it is.
 pub struct FoundManifest {
-    path: PathBuf,
+    pub(crate) path: PathBuf,
     pub manifest: HostBlockManifest,
 }
 
@@ -674,6 +680,10 @@ fn read_manifest(
         ))
     } else if manifest.resume.is_some() != (kind == ManifestKind::Resume) {
         Some("its name and its resume point disagree on whether it is whole".to_string())
+    } else if matches!(manifest.layout, RecordLayout::Encoded { .. })
+        && (manifest.resume.is_some() || manifest.runs.len() != 1)
+    {
+        Some("an encoded copy is one file of a whole partition".to_string())
     } else {
         None
     };
@@ -748,6 +758,20 @@ pub fn adopt_partial(
     Ok((key, records))
 }
 
+/// The file `name`, which `found` names, in the directory of `found`: a plain name, never a
+/// path that leads out of it.
+pub(crate) fn file_beside(found: &FoundManifest, name: &str) -> Result<PathBuf, ExecutorError> {
+    let path = Path::new(name);
+    if path.components().count() != 1 || path.file_name() != Some(path.as_os_str()) {
+        return Err(ExecutorError::HostMemoryDamaged {
+            path: found.path.clone(),
+            reason: format!("a file named {name:?}"),
+        });
+    }
+    let from = found.path.parent().unwrap_or(Path::new("/"));
+    Ok(from.join(path))
+}
+
 /// Moves the files `found` names into `memory` and maps them; returns them with the size of
 /// a record of `table`, which must be the manifest's. The files of a resume manifest may hold
 /// more than it names (records kept after its last checkpoint): they are cut to what it names.
@@ -757,7 +781,6 @@ fn move_runs(
     table: &BatchVTable,
 ) -> Result<(Vec<FileRun>, usize), ExecutorError> {
     let manifest = &found.manifest;
-    let from = found.path.parent().unwrap_or(Path::new("/"));
     let damaged = |reason: String| ExecutorError::HostMemoryDamaged {
         path: found.path.clone(),
         reason,
@@ -766,24 +789,29 @@ fn move_runs(
         .runs
         .and_then(|runs| runs.flat)
         .ok_or_else(|| damaged("the code's records are not plain bytes".into()))?;
-    if flat.size as u64 != manifest.record_size {
-        return Err(damaged(format!(
-            "records of {} bytes where the code's are {}",
-            manifest.record_size, flat.size
-        )));
+    match manifest.layout {
+        RecordLayout::Flat { size } if size == flat.size as u64 => {}
+        RecordLayout::Flat { size } => {
+            return Err(damaged(format!(
+                "records of {size} bytes where the code's are {}",
+                flat.size
+            )));
+        }
+        RecordLayout::Encoded { .. } => {
+            return Err(damaged(
+                "an encoded copy, not records to read in place".into(),
+            ));
+        }
     }
     let mut runs = Vec::with_capacity(manifest.runs.len());
     for run in &manifest.runs {
-        let name = Path::new(&run.file);
-        if name.components().count() != 1 || name.file_name() != Some(name.as_os_str()) {
-            return Err(damaged(format!("a file named {:?}", run.file)));
-        }
+        let name = file_beside(found, &run.file)?;
         let len = usize::try_from(run.records)
             .ok()
             .and_then(|records| records.checked_mul(flat.size))
             .ok_or_else(|| damaged(format!("{} records", run.records)))?;
         let to = memory.run_path(manifest.rdd, manifest.partition);
-        std::fs::rename(from.join(name), &to).map_err(io_error(&to))?;
+        std::fs::rename(name, &to).map_err(io_error(&to))?;
         let cut = || -> std::io::Result<()> {
             let file = std::fs::OpenOptions::new().write(true).open(&to)?;
             if file.metadata()?.len() > len as u64 {

@@ -14,6 +14,7 @@ mod blocks;
 mod cpu_moves;
 mod driver_watch;
 mod error;
+mod host_copy;
 mod host_memory;
 mod morsels;
 mod open_chain;

@@ -8,6 +8,11 @@
 //! after each chunk of lines it has taken in whole: the files so far and how far into the split
 //! they reach ([`ResumePoint`]). An executor that adopts it carries the task on from there
 //! rather than parsing the split again from its start.
+//!
+//! Records that own memory elsewhere (strings, vectors) cannot be kept in place this way. Of a
+//! partition of those, cached at a memory level, the executor keeps an *encoded copy* in host
+//! memory beside the records in its own ([`RecordLayout::Encoded`]): the adopter decodes it,
+//! which costs a fraction of computing the partition again.
 
 use crate::decode::{DecodeError, decode_bincode};
 use crate::rdd::{FileSplit, RddId, StorageLevel};
@@ -25,12 +30,30 @@ pub struct HostBlockManifest {
     pub level: StorageLevel,
     /// The code whose batch table the records are of.
     pub code: BatchCode,
-    /// Bytes of one record.
-    pub record_size: u64,
+    /// How the records are laid out in the files.
+    pub layout: RecordLayout,
     /// The files, in the partition's order.
     pub runs: Vec<HostRun>,
     /// Where a partition still being computed was: `None` for a whole partition.
     pub resume: Option<ResumePoint>,
+}
+
+/// How a manifest's files hold the partition's records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordLayout {
+    /// Plain-byte records ([`crate::abi::FlatRecords`]) of `size` bytes, one after another,
+    /// read in place.
+    Flat {
+        /// Bytes of one record.
+        size: u64,
+    },
+    /// One file of the partition's batches as the code's table encodes them, each preceded by
+    /// its length (u64, little-endian), as a `MEMORY_ONLY_SER` block holds them: a copy, to
+    /// decode, of a partition whose records own memory elsewhere.
+    Encoded {
+        /// The file's length.
+        bytes: u64,
+    },
 }
 
 /// How far a partition being computed from a text split had got: its records are those of the
@@ -61,7 +84,7 @@ impl ManifestKind {
     }
 }
 
-/// One file of a partition kept in host memory: `records` records, one after another.
+/// One file of a partition kept in host memory: `records` records.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostRun {
     /// Its name, in the directory of the manifest.
@@ -120,7 +143,7 @@ mod tests {
                 library: "cd".repeat(32),
                 offset: 512,
             }),
-            record_size: 88,
+            layout: RecordLayout::Flat { size: 88 },
             runs: vec![
                 HostRun {
                     file: "rdd-3-1-7.run".into(),
@@ -165,8 +188,15 @@ mod tests {
 
     #[test]
     fn a_manifest_decodes_as_it_was_encoded() {
-        let bytes = bincode::serialize(&manifest()).unwrap();
-        assert_eq!(decode_host_block_manifest(&bytes).unwrap(), manifest());
+        let encoded_copy = HostBlockManifest {
+            layout: RecordLayout::Encoded { bytes: 1 << 20 },
+            resume: None,
+            ..manifest()
+        };
+        for manifest in [manifest(), encoded_copy] {
+            let bytes = bincode::serialize(&manifest).unwrap();
+            assert_eq!(decode_host_block_manifest(&bytes).unwrap(), manifest);
+        }
     }
 
     proptest! {
