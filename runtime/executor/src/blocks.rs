@@ -8,7 +8,8 @@
 //!
 //! Where the agent gives the executor host memory, a block of records that own memory, cached
 //! at a memory level, also gets an encoded copy there, written by a thread of its own
-//! (`host_copy.rs`): copies count against the limit, and go before any block does.
+//! (`host_copy.rs`): copies count against the limit, take a quarter of it at most, and go
+//! before any block does.
 
 use crate::error::ExecutorError;
 use crate::host_copy::HostCopy;
@@ -293,6 +294,16 @@ fn used(blocks: &Blocks) -> u64 {
         .sum()
 }
 
+/// The share of the block manager's limit copies in host memory may take at most, one in
+/// this many: they are memory the user's storage level did not ask for, which tasks may need.
+const COPY_SHARE: u64 = 4;
+
+/// Whether a copy of `bytes` fits beside `blocks` and their copies within `limit`.
+fn copy_fits(blocks: &Blocks, limit: u64, bytes: u64) -> bool {
+    let copies: u64 = blocks.values().map(|e| e.block.copy_bytes()).sum();
+    used(blocks) + bytes <= limit && copies + bytes <= limit / COPY_SHARE
+}
+
 /// A block for the copier to write an encoded copy of, if it is still cached when its turn
 /// comes.
 struct CopyJob {
@@ -344,7 +355,7 @@ fn write_copy(
             .get(&job.key)
             .is_some_and(|e| Arc::ptr_eq(&e.block, &block))
             && block.copy.lock().is_none()
-            && used(blocks) + bytes <= limit
+            && copy_fits(blocks, limit, bytes)
     };
     if !wanted(&blocks.lock(), 0) {
         return Ok(());
@@ -629,7 +640,7 @@ impl BlockManager {
     fn attach_copy(&self, key: (RddId, u32), copy: HostCopy) {
         let blocks = self.blocks.lock();
         if let Some(entry) = blocks.get(&key)
-            && used(&blocks) + copy.bytes() <= self.limit
+            && copy_fits(&blocks, self.limit, copy.bytes())
         {
             entry.block.copy.lock().get_or_insert(copy);
         }
@@ -959,28 +970,41 @@ mod tests {
     }
 
     #[test]
-    fn copies_go_before_any_block_and_replicated_blocks_get_none() {
-        let (blocks, memory) = with_host_memory("limit", 250);
+    fn copies_take_a_quarter_of_the_limit_at_most_and_go_before_any_block() {
+        let (blocks, memory) = with_host_memory("limit", 440);
         let put = |rdd, level| {
             blocks
                 .put(rdd, 0, level, Gathered::Batches(batch(100)), VTABLE, code())
                 .unwrap()
         };
-        put(1, StorageLevel::MemoryOnly);
-        assert_eq!(copied(&blocks, (1, 0)), 108);
-        // 100 + 108 + 100 bytes are over the limit: the copy goes, not the block.
-        let outcome = put(2, StorageLevel::MemoryOnly);
-        assert_eq!((outcome.kept, outcome.dropped), (Some(100), vec![]));
-        assert_eq!(blocks.get(1, 0).unwrap().copy_bytes(), 0);
-        // Nor is there room for the new block's own copy.
         let job = |rdd| CopyJob {
             block: Arc::downgrade(&blocks.get(rdd, 0).unwrap()),
             key: (rdd, 0),
             level: StorageLevel::MemoryOnly,
         };
-        write_copy(&blocks.blocks, blocks.limit, &memory, job(2)).unwrap();
-        assert_eq!(blocks.get(2, 0).unwrap().copy_bytes(), 0);
+        let copy_bytes = |rdd| blocks.get(rdd, 0).unwrap().copy_bytes();
+        put(1, StorageLevel::MemoryOnly);
+        assert_eq!(copied(&blocks, (1, 0)), 108);
+        // A quarter of the limit, 110 bytes, holds one copy: the next blocks get none.
+        put(2, StorageLevel::MemoryOnly);
+        put(3, StorageLevel::MemoryOnly);
+        for rdd in [2, 3] {
+            write_copy(&blocks.blocks, blocks.limit, &memory, job(rdd)).unwrap();
+            assert_eq!(copy_bytes(rdd), 0);
+        }
+        // Four blocks of 100 bytes and a copy of 108 are over the limit: the copy goes, not
+        // a block.
+        let outcome = put(4, StorageLevel::MemoryOnly);
+        assert_eq!((outcome.kept, outcome.dropped), (Some(100), vec![]));
+        assert_eq!(copy_bytes(1), 0);
+        // Nor is there room left for another.
+        write_copy(&blocks.blocks, blocks.limit, &memory, job(4)).unwrap();
+        assert_eq!(copy_bytes(4), 0);
+        let _ = std::fs::remove_dir_all(memory.dir());
+    }
 
+    #[test]
+    fn a_block_kept_at_a_replicated_level_gets_no_copy() {
         // A block kept at a replicated level has its other copy on another executor.
         let (replicated, memory) = with_host_memory("replicated", 1000);
         replicated

@@ -10,9 +10,9 @@
 //! costs.
 //!
 //! Spark keeps no such copy of a `MEMORY_ONLY` block. Here a copy costs memory the partition's
-//! level did not ask for, so the block manager counts it against its limit and drops copies
-//! before any partition: a copy buys a faster recovery, never at the price of a cached
-//! partition. Partitions kept at a replicated level get none: their other copy is on another
+//! level did not ask for, so the block manager counts it against its limit, lets copies take a
+//! quarter of it at most (the rest may be tasks' working memory), and drops copies before any
+//! partition: a copy buys a faster recovery, never at the price of a cached partition. Partitions kept at a replicated level get none: their other copy is on another
 //! executor.
 
 use crate::error::ExecutorError;
