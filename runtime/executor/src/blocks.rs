@@ -351,11 +351,12 @@ fn write_copy(
         return Ok(());
     };
     let wanted = |blocks: &Blocks, bytes: u64| {
-        blocks
+        let cached = blocks
             .get(&job.key)
-            .is_some_and(|e| Arc::ptr_eq(&e.block, &block))
-            && block.copy.lock().is_none()
-            && copy_fits(blocks, limit, bytes)
+            .is_some_and(|e| Arc::ptr_eq(&e.block, &block));
+        // Apart: `copy_fits` takes this block's lock too.
+        let has_copy = block.copy.lock().is_some();
+        cached && !has_copy && copy_fits(blocks, limit, bytes)
     };
     if !wanted(&blocks.lock(), 0) {
         return Ok(());
