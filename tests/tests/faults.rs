@@ -96,6 +96,29 @@ fn run_and_kill_an_executor(
     }
 }
 
+impl KilledRun {
+    /// The partitions the victim computed in job 0 (and cached, in the scripts below).
+    fn held_by_victim(&self) -> BTreeSet<u64> {
+        self.tasks
+            .iter()
+            .filter(|t| t.job == 0 && t.pid == self.victim)
+            .map(|t| t.partition)
+            .collect()
+    }
+
+    /// Asserts that the survivor ran one of `tasks` over a partition the victim had cached.
+    fn assert_survivor_read_what_the_victim_held(&self, tasks: &[TaskLine]) {
+        let held = self.held_by_victim();
+        assert!(!held.is_empty(), "{:?}", self.tasks);
+        assert!(
+            tasks
+                .iter()
+                .any(|t| held.contains(&t.partition) && t.pid == self.survivor),
+            "the survivor read a partition the victim had cached: {tasks:?}"
+        );
+    }
+}
+
 /// Asserts that a run of the scripts below printed the count of `0..200_000` and the sum of
 /// each number doubled.
 fn assert_doubled_sum(run: &KilledRun) {
@@ -139,23 +162,12 @@ fn killing_an_executor_mid_job_loses_no_result_and_its_cache_of_strings_is_adopt
     // of each partition in host memory, which the survivor adopted and decoded: nothing was
     // computed again, and the survivor read what the victim had cached.
     let (run, second_job) = kill_mid_job_over_strings("kill-executor", &[]);
-    let held_by_victim: BTreeSet<u64> = run
-        .tasks
-        .iter()
-        .filter(|t| t.job == 0 && t.pid == run.victim)
-        .map(|t| t.partition)
-        .collect();
     assert!(
         second_job.iter().all(|t| t.origin.starts_with("cached:")),
         "every partition read from the cache: {second_job:?}\nstderr:\n{}",
         run.stderr
     );
-    assert!(
-        second_job
-            .iter()
-            .any(|t| held_by_victim.contains(&t.partition) && t.pid == run.survivor),
-        "the survivor read a partition the victim had cached: {second_job:?}"
-    );
+    run.assert_survivor_read_what_the_victim_held(&second_job);
 }
 
 #[test]
@@ -214,19 +226,7 @@ fn a_cache_of_plain_records_outlives_a_killed_executor() {
     // The survivor, on the same host, adopted what the victim kept when the driver found it
     // lost.
     let (run, after) = kill_between_cells_over_plain_records("kill-executor-plain", 2);
-    let held_by_victim: BTreeSet<u64> = run
-        .tasks
-        .iter()
-        .filter(|t| t.job == 0 && t.pid == run.victim)
-        .map(|t| t.partition)
-        .collect();
-    assert!(!held_by_victim.is_empty(), "{:?}", run.tasks);
-    assert!(
-        after
-            .iter()
-            .any(|t| held_by_victim.contains(&t.partition) && t.pid == run.survivor),
-        "{after:?}"
-    );
+    run.assert_survivor_read_what_the_victim_held(&after);
 }
 
 #[test]

@@ -386,8 +386,9 @@ pub struct BlockManager {
     /// Where partitions of plain-byte records, and copies of others, are kept, if the agent
     /// gave any.
     host_memory: Option<Arc<HostMemory>>,
-    /// Where blocks to copy to host memory go, if the executor has some.
-    copier: Option<std::sync::mpsc::Sender<CopyJob>>,
+    /// Where blocks to copy to host memory go: the copier, started with the first (an
+    /// executor that caches no records that own memory starts none).
+    copier: std::sync::OnceLock<std::sync::mpsc::Sender<CopyJob>>,
 }
 
 impl BlockManager {
@@ -396,18 +397,14 @@ impl BlockManager {
         disk_dir: PathBuf,
         host_memory: Option<Arc<HostMemory>>,
     ) -> BlockManager {
-        let blocks = Arc::new(Mutex::new(HashMap::new()));
-        let copier = host_memory
-            .clone()
-            .map(|memory| spawn_copier(blocks.clone(), limit, memory));
         BlockManager {
-            blocks,
+            blocks: Default::default(),
             clock: Default::default(),
             limit,
             disk_dir,
             unreported_drops: Mutex::default(),
             host_memory,
-            copier,
+            copier: Default::default(),
         }
     }
 
@@ -627,9 +624,12 @@ impl BlockManager {
     /// Has the copier write an encoded copy in host memory of the block just kept as
     /// partition `key` at `level`, where the executor has host memory.
     fn copy_later(&self, key: (RddId, u32), level: StorageLevel) {
-        let Some(copier) = &self.copier else {
+        let Some(memory) = &self.host_memory else {
             return;
         };
+        let copier = self
+            .copier
+            .get_or_init(|| spawn_copier(self.blocks.clone(), self.limit, memory.clone()));
         if let Some(entry) = self.blocks.lock().get(&key) {
             let block = Arc::downgrade(&entry.block);
             let _ = copier.send(CopyJob { block, key, level });
@@ -1008,26 +1008,14 @@ mod tests {
     fn a_block_kept_at_a_replicated_level_gets_no_copy() {
         // A block kept at a replicated level has its other copy on another executor.
         let (replicated, memory) = with_host_memory("replicated", 1000);
-        replicated
-            .put(
-                3,
-                0,
-                StorageLevel::MemoryOnly2,
-                Gathered::Batches(batch(100)),
-                VTABLE,
-                code(),
-            )
-            .unwrap();
-        replicated
-            .put(
-                4,
-                0,
-                StorageLevel::MemoryOnly,
-                Gathered::Batches(batch(10)),
-                VTABLE,
-                code(),
-            )
-            .unwrap();
+        let put = |rdd, level, bytes| {
+            let batches = Gathered::Batches(batch(bytes));
+            replicated
+                .put(rdd, 0, level, batches, VTABLE, code())
+                .unwrap()
+        };
+        put(3, StorageLevel::MemoryOnly2, 100);
+        put(4, StorageLevel::MemoryOnly, 10);
         // Copies are written in turn: once the later block has one, the earlier was passed by.
         copied(&replicated, (4, 0));
         assert_eq!(replicated.get(3, 0).unwrap().copy_bytes(), 0);

@@ -16,9 +16,11 @@
 //! executor.
 
 use crate::error::ExecutorError;
-use crate::host_memory::{FoundManifest, HostMemory, file_beside, io_error, write_manifest};
+use crate::host_memory::{
+    FoundManifest, HostMemory, file_beside, host_run, io_error, manifest_of, write_manifest,
+};
 use std::path::PathBuf;
-use tessera_plan::host_block::{HostBlockManifest, HostRun, ManifestKind, RecordLayout};
+use tessera_plan::host_block::{HostBlockManifest, ManifestKind, RecordLayout};
 use tessera_plan::{BatchCode, RddId, StorageLevel};
 
 /// An encoded copy of a cached partition in host memory, with its manifest; both go when it
@@ -68,26 +70,13 @@ impl HostCopy {
 
     fn manifest_of(
         &self,
-        (rdd, partition): (RddId, u32),
+        key: (RddId, u32),
         (level, code): (StorageLevel, &BatchCode),
         records: u64,
     ) -> HostBlockManifest {
-        HostBlockManifest {
-            rdd,
-            partition,
-            level,
-            code: code.clone(),
-            layout: RecordLayout::Encoded { bytes: self.bytes },
-            runs: vec![HostRun {
-                file: self
-                    .file
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                records,
-            }],
-            resume: None,
-        }
+        let layout = RecordLayout::Encoded { bytes: self.bytes };
+        let runs = vec![host_run(&self.file, records)];
+        manifest_of((layout, runs), key, level, code, None)
     }
 }
 

@@ -493,7 +493,7 @@ impl FileGathering {
             consumed_to,
         };
         let manifest = manifest_of(
-            (&self.runs, self.flat.size),
+            flat_contents(&self.runs, self.flat.size),
             (self.rdd, self.partition),
             checkpoints.level,
             &checkpoints.code,
@@ -535,7 +535,13 @@ impl FileGathering {
             manifest: memory.manifest_path(ManifestKind::Block, self.rdd, self.partition),
         };
         let key = (self.rdd, self.partition);
-        let manifest = manifest_of((&block.runs, block.record_size), key, level, code, None);
+        let manifest = manifest_of(
+            flat_contents(&block.runs, block.record_size),
+            key,
+            level,
+            code,
+            None,
+        );
         if let Err(e) = write_manifest(&block.manifest, &manifest) {
             self.runs = block.into_runs();
             return Err(e);
@@ -546,9 +552,9 @@ impl FileGathering {
     }
 }
 
-/// The manifest of the records of `runs` (of records of `record_size` bytes), partition `key`.
-fn manifest_of(
-    (runs, record_size): (&[FileRun], usize),
+/// The manifest of partition `key`, whose files hold its records as `layout` and `runs` say.
+pub(crate) fn manifest_of(
+    (layout, runs): (RecordLayout, Vec<HostRun>),
     (rdd, partition): (RddId, u32),
     level: StorageLevel,
     code: &BatchCode,
@@ -559,21 +565,30 @@ fn manifest_of(
         partition,
         level,
         code: code.clone(),
-        layout: RecordLayout::Flat {
-            size: record_size as u64,
-        },
-        runs: runs
-            .iter()
-            .map(|run| HostRun {
-                file: run
-                    .path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                records: (run.len / record_size) as u64,
-            })
-            .collect(),
+        layout,
+        runs,
         resume,
+    }
+}
+
+/// How `runs` (of records of `record_size` bytes) hold their records, as a manifest says.
+fn flat_contents(runs: &[FileRun], record_size: usize) -> (RecordLayout, Vec<HostRun>) {
+    let layout = RecordLayout::Flat {
+        size: record_size as u64,
+    };
+    let runs = runs
+        .iter()
+        .map(|run| host_run(&run.path, (run.len / record_size) as u64))
+        .collect();
+    (layout, runs)
+}
+
+/// The file at `path`, holding `records` records, as a manifest names it (beside itself).
+pub(crate) fn host_run(path: &Path, records: u64) -> HostRun {
+    let file = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    HostRun {
+        file: file.unwrap_or_default(),
+        records,
     }
 }
 
@@ -710,7 +725,7 @@ pub fn adopt(
         manifest: memory.manifest_path(ManifestKind::Block, key.0, key.1),
     };
     let moved = manifest_of(
-        (&block.runs, record_size),
+        flat_contents(&block.runs, record_size),
         key,
         manifest.level,
         &manifest.code,
@@ -745,7 +760,7 @@ pub fn adopt_partial(
         code: manifest.code,
     };
     let moved = manifest_of(
-        (&partial.runs, record_size),
+        flat_contents(&partial.runs, record_size),
         key,
         manifest.level,
         &partial.code,
