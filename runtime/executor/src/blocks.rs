@@ -513,19 +513,23 @@ impl BlockManager {
             .as_ref()
             .ok_or(ExecutorError::NoHostMemory)?;
         let (rdd, partition) = (found.manifest.rdd, found.manifest.partition);
-        let (level, code) = (found.manifest.level, found.manifest.code.clone());
-        if let RecordLayout::Encoded { .. } = found.manifest.layout {
-            let (encoded, copy) = crate::host_copy::adopt(memory, found)?;
-            let gathered = Gathered::Batches(decode(&encoded, &table)?);
-            drop(encoded);
-            let kept = self.put_outside_a_task(rdd, partition, level, gathered, table, code)?;
-            self.attach_copy((rdd, partition), copy);
-            return Ok(kept);
+        match found.manifest.layout {
+            RecordLayout::Encoded { .. } => {
+                let (level, code) = (found.manifest.level, found.manifest.code.clone());
+                let (encoded, copy) = crate::host_copy::adopt(memory, found)?;
+                let gathered = Gathered::Batches(decode(&encoded, &table)?);
+                drop(encoded);
+                let kept = self.put_outside_a_task(rdd, partition, level, gathered, table, code)?;
+                self.attach_copy((rdd, partition), copy);
+                Ok(kept)
+            }
+            RecordLayout::Flat { .. } => {
+                let adopted = crate::host_memory::adopt(memory, found, table)?;
+                let gathered = Gathered::InHostMemory(adopted.block);
+                let (level, table, code) = (adopted.level, adopted.table, adopted.code);
+                self.put_outside_a_task(rdd, partition, level, gathered, table, code)
+            }
         }
-        let adopted = crate::host_memory::adopt(memory, found, table)?;
-        let gathered = Gathered::InHostMemory(adopted.block);
-        let (level, table, code) = (adopted.level, adopted.table, adopted.code);
-        self.put_outside_a_task(rdd, partition, level, gathered, table, code)
     }
 
     /// Adopts the part of a partition a lost executor was computing, which `found` (its

@@ -12,8 +12,8 @@
 //! Spark keeps no such copy of a `MEMORY_ONLY` block. Here a copy costs memory the partition's
 //! level did not ask for, so the block manager counts it against its limit, lets copies take a
 //! quarter of it at most (the rest may be tasks' working memory), and drops copies before any
-//! partition: a copy buys a faster recovery, never at the price of a cached partition. Partitions kept at a replicated level get none: their other copy is on another
-//! executor.
+//! partition: a copy buys a faster recovery, never at the price of a cached partition.
+//! Partitions kept at a replicated level get none: their other copy is on another executor.
 
 use crate::error::ExecutorError;
 use crate::host_memory::{
@@ -43,12 +43,7 @@ impl HostCopy {
     ) -> Result<HostCopy, ExecutorError> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let file = memory.run_path(key.0, key.1);
-        let copy = HostCopy {
-            manifest: memory.manifest_path(ManifestKind::Block, key.0, key.1),
-            file,
-            bytes: encoded.len() as u64,
-        };
+        let copy = HostCopy::new_in(memory, key, encoded.len() as u64);
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -61,6 +56,15 @@ impl HostCopy {
             &copy.manifest_of(key, (level, code), records),
         )?;
         Ok(copy)
+    }
+
+    /// A copy of `bytes` bytes of partition `key` in `memory`, at new paths (nothing written).
+    fn new_in(memory: &HostMemory, key: (RddId, u32), bytes: u64) -> HostCopy {
+        HostCopy {
+            file: memory.run_path(key.0, key.1),
+            manifest: memory.manifest_path(ManifestKind::Block, key.0, key.1),
+            bytes,
+        }
     }
 
     /// Bytes of host memory it holds.
@@ -105,11 +109,7 @@ pub fn adopt(
     };
     let from = file_beside(&found, &run.file)?;
     let key = (manifest.rdd, manifest.partition);
-    let copy = HostCopy {
-        file: memory.run_path(key.0, key.1),
-        manifest: memory.manifest_path(ManifestKind::Block, key.0, key.1),
-        bytes,
-    };
+    let copy = HostCopy::new_in(memory, key, bytes);
     std::fs::rename(&from, &copy.file).map_err(io_error(&copy.file))?;
     let encoded = std::fs::read(&copy.file).map_err(io_error(&copy.file))?;
     if encoded.len() as u64 != bytes {
