@@ -11,19 +11,17 @@
 //! (`host_copy.rs`): copies count against the limit, take a quarter of it at most, and go
 //! before any block does.
 
+use crate::block_encoding::{decode, decode_from, encode, encode_into};
 use crate::error::ExecutorError;
 use crate::host_copy::HostCopy;
 use crate::host_memory::{FileBlock, FoundManifest, HostMemory};
 use crate::runs::Gathered;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::ffi::c_void;
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
-use tessera_plan::abi::{
-    Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, RawBytes, STATUS_OK, SharedRecords,
-};
-use tessera_plan::decode::DecodeError;
+use tessera_plan::abi::{Batch, BatchVTable, SharedRecords};
 use tessera_plan::host_block::RecordLayout;
 use tessera_plan::{BatchCode, RddId, StorageLevel};
 
@@ -54,92 +52,6 @@ pub struct Block {
 // only clones it (shared access) and frees it once, when the last reference goes.
 unsafe impl Send for Block {}
 unsafe impl Sync for Block {}
-
-unsafe extern "C" fn append(ctx: *mut c_void, bytes: RawBytes) {
-    unsafe { (*(ctx as *mut Vec<u8>)).extend_from_slice(bytes.as_slice()) }
-}
-
-unsafe extern "C" fn keep_batch(ctx: *mut c_void, batch: Batch) -> i32 {
-    unsafe { (*(ctx as *mut Vec<Batch>)).push(batch) };
-    STATUS_OK
-}
-
-unsafe extern "C" fn keep_error(ctx: *mut c_void, message: RawBytes) {
-    let message = String::from_utf8_lossy(unsafe { message.as_slice() }).into_owned();
-    unsafe { *(ctx as *mut String) = message };
-}
-
-/// Encodes batches as length-prefixed frames.
-fn encode(batches: &[Batch], vtable: &BatchVTable) -> Result<Vec<u8>, ExecutorError> {
-    let mut out = Vec::new();
-    for &batch in batches {
-        let mut frame = Vec::new();
-        let mut error = String::new();
-        let sink = ByteSink {
-            ctx: &mut frame as *mut Vec<u8> as *mut c_void,
-            write: append,
-        };
-        let err = ErrorSink {
-            ctx: &mut error as *mut String as *mut c_void,
-            set: keep_error,
-        };
-        // SAFETY: the batch was produced with this table, which encodes without consuming it.
-        if unsafe { (vtable.encode)(batch, sink, err) } != STATUS_OK {
-            return Err(ExecutorError::CacheEncode { message: error });
-        }
-        out.extend_from_slice(&(frame.len() as u64).to_le_bytes());
-        out.extend_from_slice(&frame);
-    }
-    Ok(out)
-}
-
-/// What a serialized block holds, for errors.
-const BLOCK: &str = "a cached partition";
-
-/// The frames [`encode`] wrote, each checked to lie within `bytes`.
-fn frames(mut bytes: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
-    let mut frames = Vec::new();
-    while !bytes.is_empty() {
-        let truncated = |expected: u64, received: usize| DecodeError::Truncated {
-            what: BLOCK,
-            expected,
-            received: received as u64,
-        };
-        let (len, rest) = bytes
-            .split_first_chunk::<8>()
-            .ok_or_else(|| truncated(8, bytes.len()))?;
-        let len = u64::from_le_bytes(*len);
-        if len > rest.len() as u64 {
-            return Err(truncated(len, rest.len()));
-        }
-        let (frame, rest) = rest.split_at(len as usize);
-        frames.push(frame);
-        bytes = rest;
-    }
-    Ok(frames)
-}
-
-/// Decodes what [`encode`] wrote.
-fn decode(bytes: &[u8], vtable: &BatchVTable) -> Result<Vec<Batch>, ExecutorError> {
-    let mut batches = Vec::new();
-    for frame in frames(bytes)? {
-        let mut error = String::new();
-        let sink = BatchSink {
-            ctx: &mut batches as *mut Vec<Batch> as *mut c_void,
-            push: keep_batch,
-        };
-        let err = ErrorSink {
-            ctx: &mut error as *mut String as *mut c_void,
-            set: keep_error,
-        };
-        // SAFETY: the frame was written by this table's `encode`.
-        if unsafe { (vtable.decode)(RawBytes::from_slice(frame), sink, err) } != STATUS_OK {
-            free(batches, vtable);
-            return Err(ExecutorError::CacheDecode { message: error });
-        }
-    }
-    Ok(batches)
-}
 
 fn memory_bytes(batches: &[Batch], vtable: &BatchVTable) -> u64 {
     // SAFETY: the batches were produced with this table.
@@ -240,11 +152,14 @@ impl Block {
                 .collect()),
             Stored::Serialized(bytes) => decode(bytes, &self.vtable),
             Stored::OnDisk(path) => {
-                let bytes = std::fs::read(path).map_err(|source| ExecutorError::CacheRead {
+                let read_error = |source| ExecutorError::CacheRead {
                     path: path.clone(),
                     source,
-                })?;
-                decode(&bytes, &self.vtable)
+                };
+                let file = std::fs::File::open(path).map_err(read_error)?;
+                let len = file.metadata().map_err(read_error)?.len();
+                let file = std::io::BufReader::new(file);
+                decode_from(file, len, &self.vtable, read_error)
             }
         }
     }
@@ -361,15 +276,22 @@ fn write_copy(
     if !wanted(&blocks.lock(), 0) {
         return Ok(());
     }
-    let encoded = block.encoded()?;
-    let bytes = encoded.len() as u64;
-    if !wanted(&blocks.lock(), bytes) {
+    let Stored::Deserialized(batches) = &block.stored else {
+        // Only records kept deserialized are copied (`copy_later`).
         return Ok(());
-    }
+    };
+    // Written a frame at a time; its size is known once written, and a copy that finds no
+    // room then goes again (its files with it).
     let code = (job.level, block.code());
-    let copy = HostCopy::write(memory, job.key, code, &encoded, block.records())?;
+    let copy = HostCopy::write(
+        memory,
+        job.key,
+        code,
+        block.records(),
+        |out, write_error| encode_into(batches, &block.vtable, out, write_error),
+    )?;
     let blocks = blocks.lock();
-    if wanted(&blocks, bytes) {
+    if wanted(&blocks, copy.bytes()) {
         *block.copy.lock() = Some(copy);
     }
     Ok(())
@@ -456,12 +378,21 @@ impl BlockManager {
             path: self.disk_dir.clone(),
             source,
         })?;
-        std::fs::write(&path, encode(batches, vtable)?).map_err(|source| {
-            ExecutorError::CacheWrite {
-                path: path.clone(),
-                source,
-            }
-        })?;
+        let write_error = |source| ExecutorError::CacheWrite {
+            path: path.clone(),
+            source,
+        };
+        let written = std::fs::File::create(&path)
+            .map_err(write_error)
+            .and_then(|file| {
+                let mut out = std::io::BufWriter::new(file);
+                encode_into(batches, vtable, &mut out, write_error)?;
+                out.flush().map_err(write_error)
+            });
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
         Ok(Stored::OnDisk(path))
     }
 
@@ -516,9 +447,8 @@ impl BlockManager {
         match found.manifest.layout {
             RecordLayout::Encoded { .. } => {
                 let (level, code) = (found.manifest.level, found.manifest.code.clone());
-                let (encoded, copy) = crate::host_copy::adopt(memory, found)?;
-                let gathered = Gathered::Batches(decode(&encoded, &table)?);
-                drop(encoded);
+                let (batches, copy) = crate::host_copy::adopt(memory, found, &table)?;
+                let gathered = Gathered::Batches(batches);
                 let kept = self.put_outside_a_task(rdd, partition, level, gathered, table, code)?;
                 self.attach_copy((rdd, partition), copy);
                 Ok(kept)
@@ -744,7 +674,7 @@ impl BlockManager {
     }
 }
 
-fn free(batches: Vec<Batch>, vtable: &BatchVTable) {
+pub(crate) fn free(batches: Vec<Batch>, vtable: &BatchVTable) {
     for batch in batches {
         // SAFETY: the caller owns these batches and does not use them again.
         unsafe { (vtable.drop)(batch) };
@@ -754,40 +684,8 @@ fn free(batches: Vec<Batch>, vtable: &BatchVTable) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
-    // Batches of this test are `Box<Vec<u8>>`; a batch's memory is its length.
-    unsafe extern "C" fn type_name() -> RawBytes {
-        RawBytes::from_slice(b"u8")
-    }
-    unsafe extern "C" fn len(b: Batch) -> usize {
-        unsafe { (*(b as *const Vec<u8>)).len() }
-    }
-    unsafe extern "C" fn clone(b: Batch) -> Batch {
-        Box::into_raw(Box::new(unsafe { (*(b as *const Vec<u8>)).clone() })) as Batch
-    }
-    unsafe extern "C" fn drop_batch(b: Batch) {
-        drop(unsafe { Box::from_raw(b as *mut Vec<u8>) })
-    }
-    unsafe extern "C" fn encode(b: Batch, out: ByteSink, _: ErrorSink) -> i32 {
-        let bytes = unsafe { &*(b as *const Vec<u8>) };
-        unsafe { (out.write)(out.ctx, RawBytes::from_slice(bytes)) };
-        STATUS_OK
-    }
-    unsafe extern "C" fn decode(bytes: RawBytes, out: BatchSink, _: ErrorSink) -> i32 {
-        let batch = Box::into_raw(Box::new(unsafe { bytes.as_slice() }.to_vec())) as Batch;
-        unsafe { (out.push)(out.ctx, batch) }
-    }
-    const VTABLE: BatchVTable = BatchVTable {
-        type_name,
-        len,
-        memory_bytes: len,
-        clone,
-        drop: drop_batch,
-        encode,
-        decode,
-        runs: None,
-    };
+    use crate::block_encoding::tests::{VTABLE, drop_batch, len};
 
     fn batch(bytes: usize) -> Vec<Batch> {
         vec![Box::into_raw(Box::new(vec![7u8; bytes])) as Batch]
@@ -1024,57 +922,5 @@ mod tests {
         copied(&replicated, (4, 0));
         assert_eq!(replicated.get(3, 0).unwrap().copy_bytes(), 0);
         let _ = std::fs::remove_dir_all(memory.dir());
-    }
-
-    #[test]
-    fn a_frame_longer_than_the_block_is_an_error_not_an_overflow() {
-        let mut bytes = (u64::MAX - 3).to_le_bytes().to_vec();
-        bytes.extend_from_slice(b"abc");
-        let error = frames(&bytes).unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .starts_with("a cached partition is cut short: 3 of"),
-            "{error}"
-        );
-        assert!(frames(&[1, 0, 0]).is_err(), "a length cut short");
-    }
-
-    proptest! {
-        #[test]
-        fn arbitrary_blocks_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-            if let Ok(batches) = super::decode(&bytes, &VTABLE) {
-                let total: usize = batches.iter().map(|&b| unsafe { len(b) }).sum();
-                prop_assert!(total <= bytes.len());
-                free(batches, &VTABLE);
-            }
-        }
-
-        #[test]
-        fn encoded_blocks_read_back_and_damaged_ones_never_panic(
-            contents in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..5),
-            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
-        ) {
-            let batches: Vec<Batch> = contents
-                .iter()
-                .map(|c| Box::into_raw(Box::new(c.clone())) as Batch)
-                .collect();
-            let mut bytes = super::encode(&batches, &VTABLE).unwrap();
-            free(batches, &VTABLE);
-            let back = super::decode(&bytes, &VTABLE).unwrap();
-            let read: Vec<Vec<u8>> =
-                back.iter().map(|&b| unsafe { (*(b as *const Vec<u8>)).clone() }).collect();
-            free(back, &VTABLE);
-            prop_assert_eq!(read, contents);
-            if !bytes.is_empty() {
-                for (at, byte) in edits {
-                    let at = at.index(bytes.len());
-                    bytes[at] = byte;
-                }
-                if let Ok(batches) = super::decode(&bytes, &VTABLE) {
-                    free(batches, &VTABLE);
-                }
-            }
-        }
     }
 }

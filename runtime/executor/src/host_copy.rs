@@ -14,12 +14,18 @@
 //! quarter of it at most (the rest may be tasks' working memory), and drops copies before any
 //! partition: a copy buys a faster recovery, never at the price of a cached partition.
 //! Partitions kept at a replicated level get none: their other copy is on another executor.
+//!
+//! A copy is written and read a frame at a time (`block_encoding.rs`): making or adopting one
+//! takes no buffer of its size.
 
+use crate::block_encoding::decode_from;
 use crate::error::ExecutorError;
 use crate::host_memory::{
     FoundManifest, HostMemory, file_beside, host_run, io_error, manifest_of, write_manifest,
 };
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
+use tessera_plan::abi::{Batch, BatchVTable};
 use tessera_plan::host_block::{HostBlockManifest, ManifestKind, RecordLayout};
 use tessera_plan::{BatchCode, RddId, StorageLevel};
 
@@ -32,25 +38,37 @@ pub struct HostCopy {
 }
 
 impl HostCopy {
-    /// Writes `encoded` (a partition's `records` records, encoded as a `MEMORY_ONLY_SER` block
-    /// holds them) into `memory` as a copy of partition `key`, kept at `level` with code `code`.
-    pub fn write(
+    /// Writes into `memory` a copy of partition `key` (`records` records, kept at `level` with
+    /// code `code`): `encode` writes the partition's records into the file it is given,
+    /// encoded as a `MEMORY_ONLY_SER` block holds them, telling a failed write by the function
+    /// it is given, and returns the bytes it wrote. If anything fails, nothing stays.
+    pub fn write<W>(
         memory: &HostMemory,
         key: (RddId, u32),
         (level, code): (StorageLevel, &BatchCode),
-        encoded: &[u8],
         records: u64,
-    ) -> Result<HostCopy, ExecutorError> {
-        use std::io::Write;
+        encode: W,
+    ) -> Result<HostCopy, ExecutorError>
+    where
+        W: FnOnce(
+            &mut BufWriter<std::fs::File>,
+            &dyn Fn(std::io::Error) -> ExecutorError,
+        ) -> Result<u64, ExecutorError>,
+    {
         use std::os::unix::fs::OpenOptionsExt;
-        let copy = HostCopy::new_in(memory, key, encoded.len() as u64);
-        std::fs::OpenOptions::new()
+        // Its files go with it if what follows fails.
+        let mut copy = HostCopy::new_in(memory, key, 0);
+        let path = copy.file.clone();
+        let write_error = io_error(&path);
+        let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&copy.file)
-            .and_then(|mut file| file.write_all(encoded))
-            .map_err(io_error(&copy.file))?;
+            .map_err(&write_error)?;
+        let mut out = BufWriter::new(file);
+        copy.bytes = encode(&mut out, &write_error)?;
+        out.flush().map_err(&write_error)?;
         write_manifest(
             &copy.manifest,
             &copy.manifest_of(key, (level, code), records),
@@ -92,12 +110,13 @@ impl Drop for HostCopy {
 }
 
 /// The copy `found` (a lost executor's manifest of an encoded copy) names, moved into `memory`
-/// as this executor's: its encoded records, to decode, and the copy. Its file is moved, not
-/// copied: on one tmpfs, a rename.
+/// as this executor's: its records, decoded with `table`, and the copy. Its file is moved, not
+/// copied (on one tmpfs, a rename), and read a frame at a time.
 pub fn adopt(
     memory: &HostMemory,
     found: FoundManifest,
-) -> Result<(Vec<u8>, HostCopy), ExecutorError> {
+    table: &BatchVTable,
+) -> Result<(Vec<Batch>, HostCopy), ExecutorError> {
     let manifest = &found.manifest;
     let damaged = |reason: String| ExecutorError::HostMemoryDamaged {
         path: found.path.clone(),
@@ -110,23 +129,32 @@ pub fn adopt(
     let from = file_beside(&found, &run.file)?;
     let key = (manifest.rdd, manifest.partition);
     let copy = HostCopy::new_in(memory, key, bytes);
-    std::fs::rename(&from, &copy.file).map_err(io_error(&copy.file))?;
-    let encoded = std::fs::read(&copy.file).map_err(io_error(&copy.file))?;
-    if encoded.len() as u64 != bytes {
+    let read_error = io_error(&copy.file);
+    std::fs::rename(&from, &copy.file).map_err(&read_error)?;
+    let file = std::fs::File::open(&copy.file).map_err(&read_error)?;
+    let found_bytes = file.metadata().map_err(&read_error)?.len();
+    if found_bytes != bytes {
         return Err(ExecutorError::HostMemoryDamaged {
             path: copy.file.clone(),
-            reason: format!("{} bytes where its manifest names {bytes}", encoded.len()),
+            reason: format!("{found_bytes} bytes where its manifest names {bytes}"),
         });
     }
+    let batches = decode_from(std::io::BufReader::new(file), bytes, table, read_error)?;
     let moved = copy.manifest_of(key, (manifest.level, &manifest.code), run.records);
-    write_manifest(&copy.manifest, &moved)?;
+    if let Err(e) = write_manifest(&copy.manifest, &moved) {
+        crate::blocks::free(batches, table);
+        return Err(e);
+    }
     let _ = std::fs::remove_file(&found.path);
-    Ok((encoded, copy))
+    Ok((batches, copy))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block_encoding::encode_into;
+    use crate::block_encoding::tests::{VTABLE, batches_of, contents_of};
+    use crate::blocks::free;
     use crate::host_memory::Manifests;
     use tessera_plan::CodeRef;
 
@@ -148,20 +176,29 @@ mod tests {
         std::fs::read_dir(dir).map_or(0, |d| d.count())
     }
 
+    /// Writes a copy of partition `key` holding byte batches of `contents`.
+    fn write_copy(
+        memory: &HostMemory,
+        key: (RddId, u32),
+        level: StorageLevel,
+        contents: &[Vec<u8>],
+    ) -> HostCopy {
+        let batches = batches_of(contents);
+        let copy = HostCopy::write(memory, key, (level, &code()), 77, |out, write_error| {
+            encode_into(&batches, &VTABLE, out, write_error)
+        })
+        .unwrap();
+        free(batches, &VTABLE);
+        copy
+    }
+
     #[test]
-    fn another_executor_adopts_a_copy_and_reads_the_same_bytes_and_level() {
+    fn another_executor_adopts_a_copy_and_reads_the_same_records_and_level() {
         let (lost, adopter) = (scratch("lost"), scratch("adopter"));
         let memory = HostMemory::new(lost.clone()).unwrap();
-        let encoded: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();
-        let copy = HostCopy::write(
-            &memory,
-            (4, 3),
-            (StorageLevel::MemoryAndDisk, &code()),
-            &encoded,
-            77,
-        )
-        .unwrap();
-        assert_eq!(copy.bytes(), 10_000);
+        let records: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; 1000]).collect();
+        let copy = write_copy(&memory, (4, 3), StorageLevel::MemoryAndDisk, &records);
+        assert_eq!(copy.bytes(), 10 * 1008);
         // The executor dies: its copy's files stay.
         std::mem::forget(copy);
 
@@ -170,8 +207,8 @@ mod tests {
         assert_eq!(found.manifest.code, code());
         assert_eq!(found.manifest.runs[0].records, 77);
         let here = HostMemory::new(adopter.clone()).unwrap();
-        let (read, copy) = adopt(&here, found).unwrap();
-        assert_eq!(read, encoded);
+        let (read, copy) = adopt(&here, found, &VTABLE).unwrap();
+        assert_eq!(contents_of(read), records);
         assert_eq!(files_in(&lost), 0, "the file and manifest moved");
         assert_eq!(files_in(&adopter), 2);
         // Adopted again, from the adopter, if it dies in turn.
@@ -184,23 +221,50 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_that_cannot_be_encoded_leaves_nothing() {
+        let dir = scratch("failed");
+        let memory = HostMemory::new(dir.clone()).unwrap();
+        let failed = HostCopy::write(
+            &memory,
+            (2, 0),
+            (StorageLevel::MemoryOnly, &code()),
+            1,
+            |out, _| {
+                out.write_all(b"half a frame").unwrap();
+                Err(ExecutorError::CacheEncode {
+                    message: "a record would not encode".into(),
+                })
+            },
+        );
+        let error = failed.err().unwrap().to_string();
+        assert!(error.contains("a record would not encode"), "{error}");
+        assert_eq!(files_in(&dir), 0, "no file or manifest stays");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
     fn a_copy_cut_short_or_named_outside_its_directory_is_refused_with_what_is_wrong() {
         let (lost, adopter) = (scratch("cut"), scratch("cut-adopter"));
         let memory = HostMemory::new(lost.clone()).unwrap();
-        let how = (StorageLevel::MemoryOnly, &code());
-        std::mem::forget(HostCopy::write(&memory, (1, 0), how, &[7; 300], 3).unwrap());
+        let records = vec![vec![7; 292]];
+        std::mem::forget(write_copy(
+            &memory,
+            (1, 0),
+            StorageLevel::MemoryOnly,
+            &records,
+        ));
         let here = HostMemory::new(adopter.clone()).unwrap();
 
         let mut found = Manifests::list(&lost).unwrap().read((1, 0)).unwrap();
         let file = found.manifest.runs[0].file.clone();
         found.manifest.runs[0].file = format!("../{file}");
-        let error = adopt(&here, found).err().unwrap().to_string();
+        let error = adopt(&here, found, &VTABLE).err().unwrap().to_string();
         assert!(error.contains("a file named \"../"), "{error}");
 
         let run = lost.join(&file);
         std::fs::write(&run, [7; 100]).unwrap();
         let found = Manifests::list(&lost).unwrap().read((1, 0)).unwrap();
-        let error = adopt(&here, found).err().unwrap().to_string();
+        let error = adopt(&here, found, &VTABLE).err().unwrap().to_string();
         assert!(
             error.contains("100 bytes where its manifest names 300"),
             "{error}"

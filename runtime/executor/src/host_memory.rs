@@ -124,7 +124,7 @@ impl HostMemory {
     }
 }
 
-pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ExecutorError + '_ {
+pub(crate) fn io_error(path: &Path) -> impl Fn(std::io::Error) -> ExecutorError + Copy + '_ {
     move |source| ExecutorError::HostMemory {
         path: path.to_path_buf(),
         source,

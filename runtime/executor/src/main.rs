@@ -10,6 +10,7 @@
 mod allocator;
 mod artifacts;
 mod bad_record;
+mod block_encoding;
 mod blocks;
 mod cpu_moves;
 mod driver_watch;

@@ -1,0 +1,355 @@
+//! How a cached partition is encoded: its batches one after another, each as its table's
+//! `encode` writes it, preceded by its length (u64, little-endian).
+//!
+//! `MEMORY_ONLY_SER` blocks keep these bytes in memory, and a copy for another executor is
+//! sent as them. `DISK_ONLY` blocks and the copies in host memory (`host_copy.rs`) keep them
+//! in a file, written and read a frame at a time ([`encode_into`], [`decode_from`]): a
+//! partition going to or coming from a file never needs a buffer of its whole size beside its
+//! records, only one of a batch's.
+
+use std::ffi::c_void;
+use std::io::{Read, Write};
+
+use tessera_plan::abi::{Batch, BatchSink, BatchVTable, ByteSink, ErrorSink, RawBytes, STATUS_OK};
+use tessera_plan::decode::DecodeError;
+
+use crate::blocks::free;
+use crate::error::ExecutorError;
+
+/// What a serialized block holds, for errors.
+const BLOCK: &str = "a cached partition";
+
+unsafe extern "C" fn append(ctx: *mut c_void, bytes: RawBytes) {
+    unsafe { (*(ctx as *mut Vec<u8>)).extend_from_slice(bytes.as_slice()) }
+}
+
+unsafe extern "C" fn keep_batch(ctx: *mut c_void, batch: Batch) -> i32 {
+    unsafe { (*(ctx as *mut Vec<Batch>)).push(batch) };
+    STATUS_OK
+}
+
+unsafe extern "C" fn keep_error(ctx: *mut c_void, message: RawBytes) {
+    let message = String::from_utf8_lossy(unsafe { message.as_slice() }).into_owned();
+    unsafe { *(ctx as *mut String) = message };
+}
+
+/// Encodes `batch` into `frame` (emptied first).
+fn encode_frame(
+    batch: Batch,
+    vtable: &BatchVTable,
+    frame: &mut Vec<u8>,
+) -> Result<(), ExecutorError> {
+    frame.clear();
+    let mut error = String::new();
+    let sink = ByteSink {
+        ctx: frame as *mut Vec<u8> as *mut c_void,
+        write: append,
+    };
+    let err = ErrorSink {
+        ctx: &mut error as *mut String as *mut c_void,
+        set: keep_error,
+    };
+    // SAFETY: the batch was produced with this table, which encodes without consuming it.
+    if unsafe { (vtable.encode)(batch, sink, err) } != STATUS_OK {
+        return Err(ExecutorError::CacheEncode { message: error });
+    }
+    Ok(())
+}
+
+/// Writes `batches` into `out` as length-prefixed frames, one batch's frame at a time; returns
+/// the bytes written. A failed write is told by `write_error`.
+pub(crate) fn encode_into(
+    batches: &[Batch],
+    vtable: &BatchVTable,
+    out: &mut impl Write,
+    write_error: impl Fn(std::io::Error) -> ExecutorError,
+) -> Result<u64, ExecutorError> {
+    let mut frame = Vec::new();
+    let mut written = 0;
+    for &batch in batches {
+        encode_frame(batch, vtable, &mut frame)?;
+        out.write_all(&(frame.len() as u64).to_le_bytes())
+            .and_then(|()| out.write_all(&frame))
+            .map_err(&write_error)?;
+        written += 8 + frame.len() as u64;
+    }
+    Ok(written)
+}
+
+/// Encodes batches as length-prefixed frames, in memory.
+pub(crate) fn encode(batches: &[Batch], vtable: &BatchVTable) -> Result<Vec<u8>, ExecutorError> {
+    let mut out = Vec::new();
+    encode_into(batches, vtable, &mut out, |e| ExecutorError::CacheEncode {
+        message: e.to_string(),
+    })?;
+    Ok(out)
+}
+
+/// Decodes one frame into `batches`.
+fn decode_frame(
+    frame: &[u8],
+    vtable: &BatchVTable,
+    batches: &mut Vec<Batch>,
+) -> Result<(), ExecutorError> {
+    let mut error = String::new();
+    let sink = BatchSink {
+        ctx: batches as *mut Vec<Batch> as *mut c_void,
+        push: keep_batch,
+    };
+    let err = ErrorSink {
+        ctx: &mut error as *mut String as *mut c_void,
+        set: keep_error,
+    };
+    // SAFETY: the frame was written by this table's `encode`.
+    if unsafe { (vtable.decode)(RawBytes::from_slice(frame), sink, err) } != STATUS_OK {
+        return Err(ExecutorError::CacheDecode { message: error });
+    }
+    Ok(())
+}
+
+fn truncated(expected: u64, received: u64) -> DecodeError {
+    DecodeError::Truncated {
+        what: BLOCK,
+        expected,
+        received,
+    }
+}
+
+/// The frames [`encode`] wrote, each checked to lie within `bytes`.
+pub(crate) fn frames(mut bytes: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
+    let mut frames = Vec::new();
+    while !bytes.is_empty() {
+        let (len, rest) = bytes
+            .split_first_chunk::<8>()
+            .ok_or_else(|| truncated(8, bytes.len() as u64))?;
+        let len = u64::from_le_bytes(*len);
+        if len > rest.len() as u64 {
+            return Err(truncated(len, rest.len() as u64));
+        }
+        let (frame, rest) = rest.split_at(len as usize);
+        frames.push(frame);
+        bytes = rest;
+    }
+    Ok(frames)
+}
+
+/// Decodes what [`encode`] wrote.
+pub(crate) fn decode(bytes: &[u8], vtable: &BatchVTable) -> Result<Vec<Batch>, ExecutorError> {
+    let mut batches = Vec::new();
+    for frame in frames(bytes)? {
+        if let Err(e) = decode_frame(frame, vtable, &mut batches) {
+            free(batches, vtable);
+            return Err(e);
+        }
+    }
+    Ok(batches)
+}
+
+/// Decodes the `len` bytes [`encode_into`] wrote, read from `from` a frame at a time. A frame
+/// is read into memory only once it is known to lie within `len`, so a damaged length asks
+/// for no more than what is there; a failed read is told by `read_error`.
+pub(crate) fn decode_from(
+    mut from: impl Read,
+    len: u64,
+    vtable: &BatchVTable,
+    read_error: impl Fn(std::io::Error) -> ExecutorError,
+) -> Result<Vec<Batch>, ExecutorError> {
+    let mut batches = Vec::new();
+    let mut frame = Vec::new();
+    let mut left = len;
+    while left > 0 {
+        let read = read_frame(&mut from, &mut left, &mut frame, &read_error);
+        if let Err(e) = read.and_then(|()| decode_frame(&frame, vtable, &mut batches)) {
+            free(batches, vtable);
+            return Err(e);
+        }
+    }
+    Ok(batches)
+}
+
+/// Reads the next frame of `from` into `frame`, `left` bytes being all that is left of it.
+fn read_frame(
+    from: &mut impl Read,
+    left: &mut u64,
+    frame: &mut Vec<u8>,
+    read_error: impl Fn(std::io::Error) -> ExecutorError,
+) -> Result<(), ExecutorError> {
+    if *left < 8 {
+        return Err(truncated(8, *left).into());
+    }
+    let mut prefix = [0; 8];
+    from.read_exact(&mut prefix).map_err(&read_error)?;
+    *left -= 8;
+    let size = u64::from_le_bytes(prefix);
+    if size > *left {
+        return Err(truncated(size, *left).into());
+    }
+    frame.clear();
+    from.take(size).read_to_end(frame).map_err(&read_error)?;
+    if frame.len() as u64 != size {
+        return Err(truncated(size, frame.len() as u64).into());
+    }
+    *left -= size;
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    // Batches of this test table are `Box<Vec<u8>>`; a batch's memory is its length.
+    unsafe extern "C" fn type_name() -> RawBytes {
+        RawBytes::from_slice(b"u8")
+    }
+    pub(crate) unsafe extern "C" fn len(b: Batch) -> usize {
+        unsafe { (*(b as *const Vec<u8>)).len() }
+    }
+    unsafe extern "C" fn clone(b: Batch) -> Batch {
+        Box::into_raw(Box::new(unsafe { (*(b as *const Vec<u8>)).clone() })) as Batch
+    }
+    pub(crate) unsafe extern "C" fn drop_batch(b: Batch) {
+        drop(unsafe { Box::from_raw(b as *mut Vec<u8>) })
+    }
+    unsafe extern "C" fn encode(b: Batch, out: ByteSink, _: ErrorSink) -> i32 {
+        let bytes = unsafe { &*(b as *const Vec<u8>) };
+        unsafe { (out.write)(out.ctx, RawBytes::from_slice(bytes)) };
+        STATUS_OK
+    }
+    unsafe extern "C" fn decode(bytes: RawBytes, out: BatchSink, _: ErrorSink) -> i32 {
+        let batch = Box::into_raw(Box::new(unsafe { bytes.as_slice() }.to_vec())) as Batch;
+        unsafe { (out.push)(out.ctx, batch) }
+    }
+    /// A table of byte batches.
+    pub(crate) const VTABLE: BatchVTable = BatchVTable {
+        type_name,
+        len,
+        memory_bytes: len,
+        clone,
+        drop: drop_batch,
+        encode,
+        decode,
+        runs: None,
+    };
+
+    /// Byte batches of these contents.
+    pub(crate) fn batches_of(contents: &[Vec<u8>]) -> Vec<Batch> {
+        contents
+            .iter()
+            .map(|c| Box::into_raw(Box::new(c.clone())) as Batch)
+            .collect()
+    }
+
+    /// The contents of byte batches, which it frees.
+    pub(crate) fn contents_of(batches: Vec<Batch>) -> Vec<Vec<u8>> {
+        let read = batches
+            .iter()
+            .map(|&b| unsafe { (*(b as *const Vec<u8>)).clone() })
+            .collect();
+        free(batches, &VTABLE);
+        read
+    }
+
+    fn read_error(e: std::io::Error) -> ExecutorError {
+        ExecutorError::CacheDecode {
+            message: e.to_string(),
+        }
+    }
+
+    /// A writer that keeps what it is given and notes the largest single write.
+    #[derive(Default)]
+    struct Noting {
+        written: Vec<u8>,
+        largest: usize,
+    }
+
+    impl Write for Noting {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.largest = self.largest.max(buf.len());
+            self.written.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_partition_goes_to_a_file_a_frame_at_a_time_and_reads_back_the_same() {
+        let contents: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; 1000]).collect();
+        let batches = batches_of(&contents);
+        let mut out = Noting::default();
+        let written = encode_into(&batches, &VTABLE, &mut out, read_error).unwrap();
+        assert_eq!(written, 10 * 1008);
+        assert_eq!(out.written, super::encode(&batches, &VTABLE).unwrap());
+        // Never the whole partition in one buffer: a batch's frame at most.
+        assert!(out.largest <= 1000, "a write of {} bytes", out.largest);
+        free(batches, &VTABLE);
+        // Read back through a reader that gives a few bytes at a time.
+        let reader = std::io::BufReader::with_capacity(7, out.written.as_slice());
+        let back = decode_from(reader, written, &VTABLE, read_error).unwrap();
+        assert_eq!(contents_of(back), contents);
+    }
+
+    #[test]
+    fn a_frame_longer_than_the_block_is_an_error_not_an_overflow_or_an_allocation() {
+        let mut bytes = (u64::MAX - 3).to_le_bytes().to_vec();
+        bytes.extend_from_slice(b"abc");
+        let error = frames(&bytes).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("a cached partition is cut short: 3 of"),
+            "{error}"
+        );
+        assert!(frames(&[1, 0, 0]).is_err(), "a length cut short");
+        // From a file: refused before a buffer of that length is asked for.
+        let error = decode_from(bytes.as_slice(), 11, &VTABLE, read_error).unwrap_err();
+        assert!(error.to_string().contains("cut short: 3 of"), "{error}");
+        // A file shorter than its length says: cut short, not a panic.
+        let whole = super::encode(&batches_of(&[vec![1; 20]]), &VTABLE).unwrap();
+        let error = decode_from(&whole[..15], 28, &VTABLE, read_error).unwrap_err();
+        assert!(error.to_string().contains("cut short: 7 of 20"), "{error}");
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_blocks_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            if let Ok(batches) = super::decode(&bytes, &VTABLE) {
+                let total: usize = batches.iter().map(|&b| unsafe { len(b) }).sum();
+                prop_assert!(total <= bytes.len());
+                free(batches, &VTABLE);
+            }
+            let streamed = decode_from(bytes.as_slice(), bytes.len() as u64, &VTABLE, read_error);
+            if let Ok(batches) = streamed {
+                let total: usize = batches.iter().map(|&b| unsafe { len(b) }).sum();
+                prop_assert!(total <= bytes.len());
+                free(batches, &VTABLE);
+            }
+        }
+
+        #[test]
+        fn encoded_blocks_read_back_and_damaged_ones_never_panic(
+            contents in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..5),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        ) {
+            let batches = batches_of(&contents);
+            let mut bytes = super::encode(&batches, &VTABLE).unwrap();
+            free(batches, &VTABLE);
+            prop_assert_eq!(contents_of(super::decode(&bytes, &VTABLE).unwrap()), contents.clone());
+            let streamed = decode_from(bytes.as_slice(), bytes.len() as u64, &VTABLE, read_error);
+            prop_assert_eq!(contents_of(streamed.unwrap()), contents);
+            if !bytes.is_empty() {
+                for (at, byte) in edits {
+                    let at = at.index(bytes.len());
+                    bytes[at] = byte;
+                }
+                // Damaged: both readers agree, and neither panics.
+                let whole = super::decode(&bytes, &VTABLE).map(contents_of);
+                let streamed = decode_from(bytes.as_slice(), bytes.len() as u64, &VTABLE, read_error)
+                    .map(contents_of);
+                prop_assert_eq!(whole.ok(), streamed.ok());
+            }
+        }
+    }
+}
