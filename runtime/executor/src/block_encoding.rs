@@ -3,9 +3,9 @@
 //!
 //! `MEMORY_ONLY_SER` blocks keep these bytes in memory, and a copy for another executor is
 //! sent as them. `DISK_ONLY` blocks and the copies in host memory (`host_copy.rs`) keep them
-//! in a file, written and read a frame at a time ([`encode_into`], [`decode_from`]): a
-//! partition going to or coming from a file never needs a buffer of its whole size beside its
-//! records, only one of a batch's.
+//! in a file, written and read a frame at a time ([`encode_into`], [`decode_from`]), a run a
+//! piece at a time. So a partition going to or coming from a file never needs a buffer of its
+//! whole size beside its records, only one a piece's size.
 
 use std::ffi::c_void;
 use std::io::{Read, Write};
@@ -15,6 +15,7 @@ use tessera_plan::decode::DecodeError;
 
 use crate::blocks::free;
 use crate::error::ExecutorError;
+use crate::runs::{PIECE_RECORDS, pieces};
 
 /// What a serialized block holds, for errors.
 const BLOCK: &str = "a cached partition";
@@ -56,8 +57,12 @@ fn encode_frame(
     Ok(())
 }
 
-/// Writes `batches` into `out` as length-prefixed frames, one batch's frame at a time; returns
-/// the bytes written. A failed write is told by `write_error`.
+/// Writes `batches` into `out` as length-prefixed frames, a frame at a time; returns the bytes
+/// written. A failed write is told by `write_error`.
+///
+/// A batch the block manager gathered records into (a run, `runs.rs`) may hold a large part of
+/// the partition: it is encoded a piece at a time ([`PIECE_RECORDS`] records, copied out of
+/// the run), so that a frame, and the cell code's buffer behind it, stays a piece's size.
 pub(crate) fn encode_into(
     batches: &[Batch],
     vtable: &BatchVTable,
@@ -66,22 +71,43 @@ pub(crate) fn encode_into(
 ) -> Result<u64, ExecutorError> {
     let mut frame = Vec::new();
     let mut written = 0;
-    for &batch in batches {
-        encode_frame(batch, vtable, &mut frame)?;
+    let mut put = |frame: &[u8]| -> Result<(), ExecutorError> {
         out.write_all(&(frame.len() as u64).to_le_bytes())
-            .and_then(|()| out.write_all(&frame))
+            .and_then(|()| out.write_all(frame))
             .map_err(&write_error)?;
         written += 8 + frame.len() as u64;
+        Ok(())
+    };
+    for &batch in batches {
+        // SAFETY: the batch is a live batch of this table.
+        if vtable.runs.is_none() || unsafe { (vtable.len)(batch) } <= PIECE_RECORDS {
+            encode_frame(batch, vtable, &mut frame)?;
+            put(&frame)?;
+            continue;
+        }
+        for piece in pieces(&[batch], vtable) {
+            // SAFETY: a piece of a live batch of this table, copied into a batch of its own.
+            let copy = unsafe { crate::runs::copy(vtable, piece) };
+            let encoded = encode_frame(copy, vtable, &mut frame);
+            // SAFETY: the copy is ours, and freed once.
+            unsafe { (vtable.drop)(copy) };
+            encoded?;
+            put(&frame)?;
+        }
     }
     Ok(written)
 }
 
-/// Encodes batches as length-prefixed frames, in memory.
+/// Encodes batches as length-prefixed frames, in memory: a batch a frame (the bytes are kept
+/// whole anyway, so a run is not copied out in pieces).
 pub(crate) fn encode(batches: &[Batch], vtable: &BatchVTable) -> Result<Vec<u8>, ExecutorError> {
     let mut out = Vec::new();
-    encode_into(batches, vtable, &mut out, |e| ExecutorError::CacheEncode {
-        message: e.to_string(),
-    })?;
+    let mut frame = Vec::new();
+    for &batch in batches {
+        encode_frame(batch, vtable, &mut frame)?;
+        out.extend_from_slice(&(frame.len() as u64).to_le_bytes());
+        out.extend_from_slice(&frame);
+    }
     Ok(out)
 }
 
@@ -289,6 +315,29 @@ pub(crate) mod tests {
         let reader = std::io::BufReader::with_capacity(7, out.written.as_slice());
         let back = decode_from(reader, written, &VTABLE, read_error).unwrap();
         assert_eq!(contents_of(back), contents);
+    }
+
+    #[test]
+    fn a_run_goes_to_a_file_a_piece_at_a_time() {
+        // The same byte batches, gathered into runs.
+        let runs = BatchVTable {
+            runs: crate::test_table::bytes::TABLE.runs,
+            ..VTABLE
+        };
+        let records: Vec<u8> = (0..25_000u32).map(|i| (i % 251) as u8).collect();
+        let batches = batches_of(std::slice::from_ref(&records));
+        let mut out = Noting::default();
+        let written = encode_into(&batches, &runs, &mut out, read_error).unwrap();
+        assert!(
+            out.largest <= PIECE_RECORDS,
+            "a write of {} bytes",
+            out.largest
+        );
+        // Seven pieces, each with its length.
+        assert_eq!(written, 25_000 + 7 * 8);
+        free(batches, &runs);
+        let back = decode_from(out.written.as_slice(), written, &runs, read_error).unwrap();
+        assert_eq!(contents_of(back).concat(), records);
     }
 
     #[test]
