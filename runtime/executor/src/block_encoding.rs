@@ -111,6 +111,34 @@ pub(crate) fn encode(batches: &[Batch], vtable: &BatchVTable) -> Result<Vec<u8>,
     Ok(out)
 }
 
+/// Encodes `batches` in memory as [`encode_into`] writes them (a run a piece at a time), into
+/// a buffer of `room` bytes to start with, freeing each batch as soon as it is encoded: caching
+/// a partition serialized holds its records and its bytes together a batch at a time, not
+/// whole.
+pub(crate) fn encode_owned(
+    batches: Vec<Batch>,
+    vtable: &BatchVTable,
+    room: usize,
+) -> Result<Vec<u8>, ExecutorError> {
+    let mut out = Vec::with_capacity(room);
+    let mut batches = batches.into_iter();
+    let mut encoded = Ok(0);
+    for batch in batches.by_ref() {
+        encoded = encode_into(&[batch], vtable, &mut out, |e| ExecutorError::CacheEncode {
+            message: e.to_string(),
+        });
+        // SAFETY: the batch is ours, and freed once.
+        unsafe { (vtable.drop)(batch) };
+        if encoded.is_err() {
+            break;
+        }
+    }
+    free(batches.collect(), vtable);
+    encoded?;
+    out.shrink_to_fit();
+    Ok(out)
+}
+
 /// Decodes one frame into `batches`.
 fn decode_frame(
     frame: &[u8],
@@ -338,6 +366,20 @@ pub(crate) mod tests {
         free(batches, &runs);
         let back = decode_from(out.written.as_slice(), written, &runs, read_error).unwrap();
         assert_eq!(contents_of(back).concat(), records);
+    }
+
+    #[test]
+    fn a_partition_encoded_as_it_is_freed_reads_back_the_same() {
+        let runs = BatchVTable {
+            runs: crate::test_table::bytes::TABLE.runs,
+            ..VTABLE
+        };
+        let contents: Vec<Vec<u8>> = vec![vec![1; 10_000], vec![2; 30], vec![3; 5_000]];
+        let encoded = encode_owned(batches_of(&contents), &runs, 16).unwrap();
+        // Pieces of 4,096 records: 3 + 1 + 2 frames.
+        assert_eq!(encoded.len(), 15_030 + 6 * 8);
+        let back = super::decode(&encoded, &runs).unwrap();
+        assert_eq!(contents_of(back).concat(), contents.concat());
     }
 
     #[test]

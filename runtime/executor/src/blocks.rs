@@ -11,7 +11,7 @@
 //! (`host_copy.rs`): copies count against the limit, take a quarter of it at most, and go
 //! before any block does.
 
-use crate::block_encoding::{decode, decode_from, encode, encode_into};
+use crate::block_encoding::{decode, decode_from, encode, encode_into, encode_owned};
 use crate::error::ExecutorError;
 use crate::host_copy::HostCopy;
 use crate::host_memory::{FileBlock, FoundManifest, HostMemory};
@@ -530,9 +530,10 @@ impl BlockManager {
                 }
             }
             StorageLevel::MemoryOnlySer => {
-                let encoded = encode(&batches, &vtable);
-                free(batches, &vtable);
-                let encoded = encoded?;
+                // Room for about what the records take, so that the bytes are not copied as
+                // they grow (records encode to about their size in memory, or less).
+                let room = memory_bytes(&batches, &vtable);
+                let encoded = encode_owned(batches, &vtable, room as usize)?;
                 let bytes = encoded.len() as u64;
                 if bytes > self.limit {
                     return Ok(PutOutcome::default());
