@@ -139,7 +139,7 @@ pub(crate) fn encode_owned(
     Ok(out)
 }
 
-/// Decodes one frame into `batches`.
+/// Decodes one frame into `batches` (emptied, its batches freed, if it fails).
 fn decode_frame(
     frame: &[u8],
     vtable: &BatchVTable,
@@ -156,6 +156,7 @@ fn decode_frame(
     };
     // SAFETY: the frame was written by this table's `encode`.
     if unsafe { (vtable.decode)(RawBytes::from_slice(frame), sink, err) } != STATUS_OK {
+        free(std::mem::take(batches), vtable);
         return Err(ExecutorError::CacheDecode { message: error });
     }
     Ok(())
@@ -189,36 +190,99 @@ pub(crate) fn frames(mut bytes: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
 
 /// Decodes what [`encode`] wrote.
 pub(crate) fn decode(bytes: &[u8], vtable: &BatchVTable) -> Result<Vec<Batch>, ExecutorError> {
-    let mut batches = Vec::new();
-    for frame in frames(bytes)? {
-        if let Err(e) = decode_frame(frame, vtable, &mut batches) {
-            free(batches, vtable);
-            return Err(e);
-        }
-    }
-    Ok(batches)
+    collect(vtable, |keep| decode_each(bytes, vtable, keep))
 }
 
-/// Decodes the `len` bytes [`encode_into`] wrote, read from `from` a frame at a time. A frame
-/// is read into memory only once it is known to lie within `len`, so a damaged length asks
-/// for no more than what is there; a failed read is told by `read_error`.
+/// Hands `each` the batches of what [`encode`] wrote, a frame's at a time, until it returns
+/// false. Every frame is checked to lie within `bytes` before any is decoded.
+pub(crate) fn decode_each(
+    bytes: &[u8],
+    vtable: &BatchVTable,
+    mut each: impl FnMut(Batch) -> bool,
+) -> Result<(), ExecutorError> {
+    let mut batches = Vec::new();
+    for frame in frames(bytes)? {
+        decode_frame(frame, vtable, &mut batches)?;
+        if !hand_on(&mut batches, vtable, &mut each) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Decodes the `len` bytes [`encode_into`] wrote, read from `from` a frame at a time (as
+/// [`decode_each_from`] reads them).
 pub(crate) fn decode_from(
-    mut from: impl Read,
+    from: impl Read,
     len: u64,
     vtable: &BatchVTable,
     read_error: impl Fn(std::io::Error) -> ExecutorError,
 ) -> Result<Vec<Batch>, ExecutorError> {
-    let mut batches = Vec::new();
+    collect(vtable, |keep| {
+        decode_each_from(from, len, vtable, read_error, keep)
+    })
+}
+
+/// Hands `each` the batches of the `len` bytes [`encode_into`] wrote, read from `from` a frame
+/// at a time, until it returns false: only a frame and its batches are in memory at once. A
+/// frame is read only once it is known to lie within `len`, so a damaged length asks for no
+/// more than what is there; a failed read is told by `read_error`.
+pub(crate) fn decode_each_from(
+    mut from: impl Read,
+    len: u64,
+    vtable: &BatchVTable,
+    read_error: impl Fn(std::io::Error) -> ExecutorError,
+    mut each: impl FnMut(Batch) -> bool,
+) -> Result<(), ExecutorError> {
     let mut frame = Vec::new();
+    let mut batches = Vec::new();
     let mut left = len;
     while left > 0 {
-        let read = read_frame(&mut from, &mut left, &mut frame, &read_error);
-        if let Err(e) = read.and_then(|()| decode_frame(&frame, vtable, &mut batches)) {
-            free(batches, vtable);
-            return Err(e);
+        read_frame(&mut from, &mut left, &mut frame, &read_error)?;
+        decode_frame(&frame, vtable, &mut batches)?;
+        if !hand_on(&mut batches, vtable, &mut each) {
+            break;
         }
     }
-    Ok(batches)
+    Ok(())
+}
+
+/// Every batch that `decode` hands on, or none (those it handed freed) if it fails.
+fn collect(
+    vtable: &BatchVTable,
+    decode: impl FnOnce(&mut dyn FnMut(Batch) -> bool) -> Result<(), ExecutorError>,
+) -> Result<Vec<Batch>, ExecutorError> {
+    let mut batches = Vec::new();
+    let decoded = decode(&mut |batch| {
+        batches.push(batch);
+        true
+    });
+    match decoded {
+        Ok(()) => Ok(batches),
+        Err(e) => {
+            free(batches, vtable);
+            Err(e)
+        }
+    }
+}
+
+/// Hands `each` the batches of a frame, emptying `batches`, until it returns false (the rest
+/// are freed); returns whether it wants more.
+fn hand_on(
+    batches: &mut Vec<Batch>,
+    vtable: &BatchVTable,
+    each: &mut impl FnMut(Batch) -> bool,
+) -> bool {
+    let mut more = true;
+    for batch in batches.drain(..) {
+        if more {
+            more = each(batch);
+        } else {
+            // SAFETY: a batch decoded here, not handed on, freed once.
+            unsafe { (vtable.drop)(batch) };
+        }
+    }
+    more
 }
 
 /// Reads the next frame of `from` into `frame`, `left` bytes being all that is left of it.
@@ -380,6 +444,48 @@ pub(crate) mod tests {
         assert_eq!(encoded.len(), 15_030 + 6 * 8);
         let back = super::decode(&encoded, &runs).unwrap();
         assert_eq!(contents_of(back).concat(), contents.concat());
+    }
+
+    /// A reader that fails.
+    struct Failing;
+
+    impl Read for Failing {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("the disk went away"))
+        }
+    }
+
+    #[test]
+    fn a_file_is_handed_on_a_frame_at_a_time_before_the_rest_is_read() {
+        let contents: Vec<Vec<u8>> = vec![vec![1; 50], vec![2; 60], vec![3; 70]];
+        let batches = batches_of(&contents);
+        let bytes = super::encode(&batches, &VTABLE).unwrap();
+        free(batches, &VTABLE);
+        let len = bytes.len() as u64;
+        // Only the first frame can be read; the rest of the file fails.
+        let first_only = || bytes[..58].chain(Failing);
+        let mut handed = Vec::new();
+        let stopped = decode_each_from(first_only(), len, &VTABLE, read_error, |batch| {
+            handed.push(batch);
+            false
+        });
+        assert!(stopped.is_ok(), "no more was read once the reader stopped");
+        assert_eq!(contents_of(std::mem::take(&mut handed)), [vec![1; 50]]);
+        let failed = decode_each_from(first_only(), len, &VTABLE, read_error, |batch| {
+            handed.push(batch);
+            true
+        });
+        assert!(
+            failed
+                .unwrap_err()
+                .to_string()
+                .contains("the disk went away")
+        );
+        assert_eq!(
+            contents_of(handed),
+            [vec![1; 50]],
+            "handed on before the failure"
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //! (`host_copy.rs`): copies count against the limit, take a quarter of it at most, and go
 //! before any block does.
 
-use crate::block_encoding::{decode, decode_from, encode, encode_into, encode_owned};
+use crate::block_encoding::{
+    decode, decode_each, decode_each_from, decode_from, encode, encode_into, encode_owned,
+};
 use crate::error::ExecutorError;
 use crate::host_copy::HostCopy;
 use crate::host_memory::{FileBlock, FoundManifest, HostMemory};
@@ -152,17 +154,53 @@ impl Block {
                 .collect()),
             Stored::Serialized(bytes) => decode(bytes, &self.vtable),
             Stored::OnDisk(path) => {
-                let read_error = |source| ExecutorError::CacheRead {
-                    path: path.clone(),
-                    source,
-                };
-                let file = std::fs::File::open(path).map_err(read_error)?;
-                let len = file.metadata().map_err(read_error)?.len();
-                let file = std::io::BufReader::new(file);
+                let read_error = disk_read_error(path);
+                let (file, len) = open_on_disk(path)?;
                 decode_from(file, len, &self.vtable, read_error)
             }
         }
     }
+
+    /// Hands `each` a fresh copy of every batch, for a task to consume, until it returns
+    /// false. Records kept serialized or on disk are decoded a frame at a time as they are
+    /// handed on: reading the partition never holds all of its records at once.
+    pub fn each_batch(&self, mut each: impl FnMut(Batch) -> bool) -> Result<(), ExecutorError> {
+        match &self.stored {
+            Stored::Serialized(bytes) => decode_each(bytes, &self.vtable, each),
+            Stored::OnDisk(path) => {
+                let (file, len) = open_on_disk(path)?;
+                decode_each_from(file, len, &self.vtable, disk_read_error(path), each)
+            }
+            Stored::Deserialized(_) | Stored::InHostMemory(_) => {
+                let mut batches = self.batches()?.into_iter();
+                while let Some(batch) = batches.next() {
+                    if !each(batch) {
+                        free(batches.collect(), &self.vtable);
+                        break;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// What a failed read of the block file at `path` is.
+fn disk_read_error(path: &std::path::Path) -> impl Fn(std::io::Error) -> ExecutorError + Copy + '_ {
+    move |source| ExecutorError::CacheRead {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The block file at `path`, buffered, and its length.
+fn open_on_disk(
+    path: &std::path::Path,
+) -> Result<(std::io::BufReader<std::fs::File>, u64), ExecutorError> {
+    let read_error = disk_read_error(path);
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let len = file.metadata().map_err(read_error)?.len();
+    Ok((std::io::BufReader::new(file), len))
 }
 
 impl Drop for Block {

@@ -232,13 +232,11 @@ fn drive(
                     }
                 }
             } else {
-                for batch in block.batches()? {
-                    if status == STATUS_OK {
-                        status = unsafe { (*head).accept(batch) };
-                    } else {
-                        unsafe { (block.vtable().drop)(batch) };
-                    }
-                }
+                // Decoded a frame at a time as the chain takes them.
+                block.each_batch(|batch| {
+                    status = unsafe { (*head).accept(batch) };
+                    status == STATUS_OK
+                })?;
             }
             status
         }
