@@ -434,6 +434,18 @@ impl BlockManager {
         Ok(Stored::OnDisk(path))
     }
 
+    /// Writes partition `key`'s records, kept as `block`, to this executor's disk: from the
+    /// batches it keeps, not from a copy of them, as memory runs short.
+    fn block_to_disk(&self, key: (RddId, u32), block: &Block) -> Result<Stored, ExecutorError> {
+        if let Stored::Deserialized(batches) = &block.stored {
+            return self.to_disk(key.0, key.1, batches, &block.vtable);
+        }
+        let batches = block.batches()?;
+        let stored = self.to_disk(key.0, key.1, &batches, &block.vtable);
+        free(batches, &block.vtable);
+        stored
+    }
+
     /// Caches a copy another executor sent: `bytes` as [`Block::encoded`] wrote them, decoded
     /// with `vtable` (from `code`). Blocks dropped to make room are told to the driver with
     /// the next task's metrics ([`BlockManager::take_unreported_drops`]).
@@ -668,14 +680,10 @@ impl BlockManager {
                 .map(|(key, _)| *key)
                 .unwrap_or(keep);
             let entry = blocks.remove(&victim).expect("found above");
-            if entry.level.one_copy() == StorageLevel::MemoryAndDisk
-                && let Ok(batches) = entry.block.batches()
-            {
-                let vtable = entry.block.vtable;
-                let stored = self.to_disk(victim.0, victim.1, &batches, &vtable);
-                free(batches, &vtable);
+            if entry.level.one_copy() == StorageLevel::MemoryAndDisk {
+                let stored = self.block_to_disk(victim, &entry.block);
                 if let Ok(stored) = stored {
-                    let code = entry.block.code.clone();
+                    let (vtable, code) = (entry.block.vtable, entry.block.code.clone());
                     let block = Arc::new(Block::new(stored, vtable, code, 0));
                     blocks.insert(
                         victim,
