@@ -1,6 +1,7 @@
 //! Storage levels and the executor's memory limit: every level gives the same results; under a
 //! limit smaller than the data, partitions that do not fit go to disk when the level allows, or
-//! are recomputed from lineage when read — never an error.
+//! are recomputed from lineage when read — never an error. A partition cached serialized or on
+//! disk is read back a frame at a time, not whole.
 
 use tessera_e2e::{RunOutput, Scratch, tessera_run, tessera_run_with_env};
 
@@ -252,6 +253,57 @@ println!("again {{}}", words.reduce(|a: u64, b: u64| a + b));
             run.job(1).iter().all(|t| t.origin.starts_with("cached:")),
             "{:?}",
             run.job(1)
+        );
+    }
+}
+
+/// A script that caches one partition of 200,000 strings (about 30 MB in memory) at `level`,
+/// then resets the executor's peak memory (`/proc/self/clear_refs`) and counts the partition
+/// from the cache, printing how much the executor's peak grew while it read it.
+fn read_peak_script(level: &str) -> String {
+    format!(
+        r#"
+let data = sc.parallelize((0..200_000u64).collect::<Vec<u64>>(), 1).map(|i: u64| format!("{{i:0>120}}")).persist(StorageLevel::{level});
+println!("cached {{}}", data.count());
+// Tasks of one executor, one after another: each reports its process's memory in kB.
+let memory = |reset: bool| -> Vec<(u64, u64)> {{ sc.parallelize(vec![reset], 1).map(|reset: bool| {{
+    if reset {{ std::fs::write("/proc/self/clear_refs", "5").unwrap(); }}
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb = |key: &str| -> u64 {{ status.lines().find(|l| l.starts_with(key)).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap() }};
+    (kb("VmHWM:"), kb("VmRSS:"))
+}}).collect() }};
+let before = memory(true)[0].1;
+println!("read {{}}", data.count());
+let peak = memory(false)[0].0;
+println!("grew {{}} kB", peak.saturating_sub(before));
+"#
+    )
+}
+
+#[test]
+fn a_partition_cached_on_disk_or_serialized_is_read_a_frame_at_a_time() {
+    for level in ["DiskOnly", "MemoryOnlySer"] {
+        let dir = Scratch::new("storage-read-peak");
+        let run = tessera_run(&dir.0, &read_peak_script(level), "local[1]", &[]);
+        run.expect_success();
+        let lines = run.lines();
+        assert_eq!(
+            lines[..2],
+            ["cached 200000", "read 200000"],
+            "{}",
+            run.stderr
+        );
+        assert_eq!(from_cache(&run, 2), 1, "{:?}", run.job(2));
+        // The partition takes about 30 MB as records: read whole before its first batch is
+        // handed on, the executor's peak grew by that much.
+        let grew: u64 = lines[2]
+            .strip_prefix("grew ")
+            .and_then(|l| l.strip_suffix(" kB"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no growth printed: {lines:?}"));
+        assert!(
+            grew < 8_000,
+            "reading the partition cached {level} grew the executor's peak by {grew} kB"
         );
     }
 }
