@@ -34,6 +34,14 @@ unsafe extern "C" fn keep_error(ctx: *mut c_void, message: RawBytes) {
     unsafe { *(ctx as *mut String) = message };
 }
 
+/// A sink for the cell code's message into `error`, if it fails.
+fn error_sink(error: &mut String) -> ErrorSink {
+    ErrorSink {
+        ctx: error as *mut String as *mut c_void,
+        set: keep_error,
+    }
+}
+
 /// Encodes `batch` into `frame` (emptied first).
 fn encode_frame(
     batch: Batch,
@@ -46,12 +54,8 @@ fn encode_frame(
         ctx: frame as *mut Vec<u8> as *mut c_void,
         write: append,
     };
-    let err = ErrorSink {
-        ctx: &mut error as *mut String as *mut c_void,
-        set: keep_error,
-    };
     // SAFETY: the batch was produced with this table, which encodes without consuming it.
-    if unsafe { (vtable.encode)(batch, sink, err) } != STATUS_OK {
+    if unsafe { (vtable.encode)(batch, sink, error_sink(&mut error)) } != STATUS_OK {
         return Err(ExecutorError::CacheEncode { message: error });
     }
     Ok(())
@@ -150,12 +154,9 @@ fn decode_frame(
         ctx: batches as *mut Vec<Batch> as *mut c_void,
         push: keep_batch,
     };
-    let err = ErrorSink {
-        ctx: &mut error as *mut String as *mut c_void,
-        set: keep_error,
-    };
+    let frame = RawBytes::from_slice(frame);
     // SAFETY: the frame was written by this table's `encode`.
-    if unsafe { (vtable.decode)(RawBytes::from_slice(frame), sink, err) } != STATUS_OK {
+    if unsafe { (vtable.decode)(frame, sink, error_sink(&mut error)) } != STATUS_OK {
         free(std::mem::take(batches), vtable);
         return Err(ExecutorError::CacheDecode { message: error });
     }
