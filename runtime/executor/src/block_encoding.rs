@@ -1,11 +1,12 @@
 //! How a cached partition is encoded: its batches one after another, each as its table's
 //! `encode` writes it, preceded by its length (u64, little-endian).
 //!
-//! `MEMORY_ONLY_SER` blocks keep these bytes in memory, and a copy for another executor is
-//! sent as them. `DISK_ONLY` blocks and the copies in host memory (`host_copy.rs`) keep them
-//! in a file, written and read a frame at a time ([`encode_into`], [`decode_from`]), a run a
-//! piece at a time. So a partition going to or coming from a file never needs a buffer of its
-//! whole size beside its records, only one a piece's size.
+//! `MEMORY_ONLY_SER` blocks keep these bytes in memory ([`encode_owned`]), and a copy for
+//! another executor is sent as them. `DISK_ONLY` blocks and the copies in host memory
+//! (`host_copy.rs`) keep them in a file, written and read a frame at a time ([`encode_into`],
+//! [`decode_each_from`]), a run a piece at a time. So a partition going to or coming from a
+//! file never needs a buffer of its whole size beside its records, only one a piece's size; a
+//! task reads a partition kept either way a frame at a time ([`decode_each`]).
 
 use std::ffi::c_void;
 use std::io::{Read, Write};
@@ -102,8 +103,8 @@ pub(crate) fn encode_into(
     Ok(written)
 }
 
-/// Encodes batches as length-prefixed frames, in memory: a batch a frame (the bytes are kept
-/// whole anyway, so a run is not copied out in pieces).
+/// Encodes batches as length-prefixed frames, in memory, a batch a frame: for a copy sent to
+/// another executor, whose bytes are sent whole anyway (a run is not copied out in pieces).
 pub(crate) fn encode(batches: &[Batch], vtable: &BatchVTable) -> Result<Vec<u8>, ExecutorError> {
     let mut out = Vec::new();
     let mut frame = Vec::new();
@@ -172,7 +173,7 @@ fn truncated(expected: u64, received: u64) -> DecodeError {
 }
 
 /// The frames [`encode`] wrote, each checked to lie within `bytes`.
-pub(crate) fn frames(mut bytes: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
+fn frames(mut bytes: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
     let mut frames = Vec::new();
     while !bytes.is_empty() {
         let (len, rest) = bytes
