@@ -4,9 +4,10 @@
 //! `MEMORY_ONLY_SER` blocks keep these bytes in memory ([`encode_owned`]), and a copy for
 //! another executor is sent as them. `DISK_ONLY` blocks and the copies in host memory
 //! (`host_copy.rs`) keep them in a file, written and read a frame at a time ([`encode_into`],
-//! [`decode_each_from`]), a run a piece at a time. So a partition going to or coming from a
-//! file never needs a buffer of its whole size beside its records, only one a piece's size; a
-//! task reads a partition kept either way a frame at a time ([`decode_each`]).
+//! [`decode_each_from`]): a partition going to or coming from a file never needs a buffer of
+//! its whole size beside its records. A `DISK_ONLY` or `MEMORY_ONLY_SER` partition is cut a run
+//! a piece at a time ([`Framing::Pieces`]), so its frames stay a piece's size. A task reads a
+//! partition kept either way a frame at a time ([`decode_each`]).
 
 use std::ffi::c_void;
 use std::io::{Read, Write};
@@ -62,15 +63,24 @@ fn encode_frame(
     Ok(())
 }
 
-/// Writes `batches` into `out` as length-prefixed frames, a frame at a time; returns the bytes
-/// written. A failed write is told by `write_error`.
-///
-/// A batch the block manager gathered records into (a run, `runs.rs`) may hold a large part of
-/// the partition: it is encoded a piece at a time ([`PIECE_RECORDS`] records, copied out of
-/// the run), so that a frame, and the cell code's buffer behind it, stays a piece's size.
+/// How a partition's batches are cut into frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// A batch a frame: the fastest to encode, but a batch the block manager gathered records
+    /// into (a run, `runs.rs`) may hold a large part of the partition, and so may its frame,
+    /// with the cell code's buffer behind it.
+    Batches,
+    /// A run a piece at a time ([`PIECE_RECORDS`] records, copied out of the run): every frame
+    /// stays a piece's size, for a copy of each record.
+    Pieces,
+}
+
+/// Writes `batches` into `out` as length-prefixed frames cut as `framing` says, a frame at a
+/// time; returns the bytes written. A failed write is told by `write_error`.
 pub(crate) fn encode_into(
     batches: &[Batch],
     vtable: &BatchVTable,
+    framing: Framing,
     out: &mut impl Write,
     write_error: impl Fn(std::io::Error) -> ExecutorError,
 ) -> Result<u64, ExecutorError> {
@@ -85,7 +95,10 @@ pub(crate) fn encode_into(
     };
     for &batch in batches {
         // SAFETY: the batch is a live batch of this table.
-        if vtable.runs.is_none() || unsafe { (vtable.len)(batch) } <= PIECE_RECORDS {
+        let whole = framing == Framing::Batches
+            || vtable.runs.is_none()
+            || unsafe { (vtable.len)(batch) } <= PIECE_RECORDS;
+        if whole {
             encode_frame(batch, vtable, &mut frame)?;
             put(&frame)?;
             continue;
@@ -103,20 +116,28 @@ pub(crate) fn encode_into(
     Ok(written)
 }
 
-/// Encodes batches as length-prefixed frames, in memory, a batch a frame: for a copy sent to
-/// another executor, whose bytes are sent whole anyway (a run is not copied out in pieces).
+/// What a write into memory cannot fail with, were it to.
+fn memory_write_error(e: std::io::Error) -> ExecutorError {
+    ExecutorError::CacheEncode {
+        message: e.to_string(),
+    }
+}
+
+/// Encodes batches as length-prefixed frames in memory, a batch a frame: for a copy sent to
+/// another executor, whose bytes are sent whole anyway.
 pub(crate) fn encode(batches: &[Batch], vtable: &BatchVTable) -> Result<Vec<u8>, ExecutorError> {
     let mut out = Vec::new();
-    let mut frame = Vec::new();
-    for &batch in batches {
-        encode_frame(batch, vtable, &mut frame)?;
-        out.extend_from_slice(&(frame.len() as u64).to_le_bytes());
-        out.extend_from_slice(&frame);
-    }
+    encode_into(
+        batches,
+        vtable,
+        Framing::Batches,
+        &mut out,
+        memory_write_error,
+    )?;
     Ok(out)
 }
 
-/// Encodes `batches` in memory as [`encode_into`] writes them (a run a piece at a time), into
+/// Encodes `batches` in memory, a run a piece at a time ([`Framing::Pieces`]), into
 /// a buffer of `room` bytes to start with, freeing each batch as soon as it is encoded: caching
 /// a partition serialized holds its records and its bytes together a batch at a time, not
 /// whole.
@@ -129,9 +150,13 @@ pub(crate) fn encode_owned(
     let mut batches = batches.into_iter();
     let mut encoded = Ok(0);
     for batch in batches.by_ref() {
-        encoded = encode_into(&[batch], vtable, &mut out, |e| ExecutorError::CacheEncode {
-            message: e.to_string(),
-        });
+        encoded = encode_into(
+            &[batch],
+            vtable,
+            Framing::Pieces,
+            &mut out,
+            memory_write_error,
+        );
         // SAFETY: the batch is ours, and freed once.
         unsafe { (vtable.drop)(batch) };
         if encoded.is_err() {
@@ -399,7 +424,8 @@ pub(crate) mod tests {
         let contents: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; 1000]).collect();
         let batches = batches_of(&contents);
         let mut out = Noting::default();
-        let written = encode_into(&batches, &VTABLE, &mut out, read_error).unwrap();
+        let written =
+            encode_into(&batches, &VTABLE, Framing::Pieces, &mut out, read_error).unwrap();
         assert_eq!(written, 10 * 1008);
         assert_eq!(out.written, super::encode(&batches, &VTABLE).unwrap());
         // Never the whole partition in one buffer: a batch's frame at most.
@@ -421,7 +447,7 @@ pub(crate) mod tests {
         let records: Vec<u8> = (0..25_000u32).map(|i| (i % 251) as u8).collect();
         let batches = batches_of(std::slice::from_ref(&records));
         let mut out = Noting::default();
-        let written = encode_into(&batches, &runs, &mut out, read_error).unwrap();
+        let written = encode_into(&batches, &runs, Framing::Pieces, &mut out, read_error).unwrap();
         assert!(
             out.largest <= PIECE_RECORDS,
             "a write of {} bytes",

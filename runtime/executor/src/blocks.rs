@@ -12,7 +12,7 @@
 //! before any block does.
 
 use crate::block_encoding::{
-    decode, decode_each, decode_each_from, decode_from, encode, encode_into, encode_owned,
+    Framing, decode, decode_each, decode_each_from, decode_from, encode, encode_into, encode_owned,
 };
 use crate::error::ExecutorError;
 use crate::host_copy::HostCopy;
@@ -319,14 +319,16 @@ fn write_copy(
         return Ok(());
     };
     // Written a frame at a time; its size is known once written, and a copy that finds no
-    // room then goes again (its files with it).
+    // room then goes again (its files with it). A batch a frame: a copy is only worth having
+    // once written, and an executor killed before then loses it, so it is written the fastest
+    // way; its frames are at most a run, never the whole partition.
     let code = (job.level, block.code());
     let copy = HostCopy::write(
         memory,
         job.key,
         code,
         block.records(),
-        |out, write_error| encode_into(batches, &block.vtable, out, write_error),
+        |out, write_error| encode_into(batches, &block.vtable, Framing::Batches, out, write_error),
     )?;
     let blocks = blocks.lock();
     if wanted(&blocks, copy.bytes()) {
@@ -424,7 +426,7 @@ impl BlockManager {
             .map_err(write_error)
             .and_then(|file| {
                 let mut out = std::io::BufWriter::new(file);
-                encode_into(batches, vtable, &mut out, write_error)?;
+                encode_into(batches, vtable, Framing::Pieces, &mut out, write_error)?;
                 out.flush().map_err(write_error)
             });
         if let Err(e) = written {

@@ -15,8 +15,8 @@
 //! partition: a copy buys a faster recovery, never at the price of a cached partition.
 //! Partitions kept at a replicated level get none: their other copy is on another executor.
 //!
-//! A copy is written and read a frame at a time (`block_encoding.rs`): making or adopting one
-//! takes no buffer of its size.
+//! A copy is written and read a frame at a time (`block_encoding.rs`), a batch a frame: making
+//! or adopting one takes no buffer of its size.
 
 use crate::block_encoding::decode_from;
 use crate::error::ExecutorError;
@@ -152,8 +152,8 @@ pub fn adopt(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::block_encoding::encode_into;
     use crate::block_encoding::tests::{VTABLE, batches_of, contents_of};
+    use crate::block_encoding::{Framing, encode_into};
     use crate::blocks::free;
     use crate::host_memory::Manifests;
     use tessera_plan::CodeRef;
@@ -185,7 +185,7 @@ mod tests {
     ) -> HostCopy {
         let batches = batches_of(contents);
         let copy = HostCopy::write(memory, key, (level, &code()), 77, |out, write_error| {
-            encode_into(&batches, &VTABLE, out, write_error)
+            encode_into(&batches, &VTABLE, Framing::Batches, out, write_error)
         })
         .unwrap();
         free(batches, &VTABLE);
