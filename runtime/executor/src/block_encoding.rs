@@ -275,7 +275,7 @@ pub(crate) fn decode_each_from(
 }
 
 /// Every batch that `decode` hands on, or none (those it handed freed) if it fails.
-fn collect(
+pub(crate) fn collect(
     vtable: &BatchVTable,
     decode: impl FnOnce(&mut dyn FnMut(Batch) -> bool) -> Result<(), ExecutorError>,
 ) -> Result<Vec<Batch>, ExecutorError> {

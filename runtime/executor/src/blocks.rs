@@ -12,7 +12,7 @@
 //! before any block does.
 
 use crate::block_encoding::{
-    Framing, decode, decode_each, decode_each_from, decode_from, encode, encode_into, encode_owned,
+    Framing, collect, decode, decode_each, decode_each_from, encode, encode_into, encode_owned,
 };
 use crate::error::ExecutorError;
 use crate::host_copy::HostCopy;
@@ -152,11 +152,8 @@ impl Block {
                 .into_iter()
                 .map(|records| unsafe { crate::runs::copy(&self.vtable, records) })
                 .collect()),
-            Stored::Serialized(bytes) => decode(bytes, &self.vtable),
-            Stored::OnDisk(path) => {
-                let read_error = disk_read_error(path);
-                let (file, len) = open_on_disk(path)?;
-                decode_from(file, len, &self.vtable, read_error)
+            Stored::Serialized(_) | Stored::OnDisk(_) => {
+                collect(&self.vtable, |keep| self.each_batch(keep))
             }
         }
     }
