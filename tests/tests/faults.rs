@@ -131,24 +131,58 @@ fn assert_doubled_sum(run: &KilledRun) {
     );
 }
 
+/// Whether the executor of job 0 with the lowest pid (the one [`run_and_kill_an_executor`]
+/// kills) has written its encoded copy in host memory of every partition it cached in job 0.
+/// A copy's manifest (`.block`) is written once its file is complete, in the directory the
+/// agent names in the executor's environment.
+fn victims_copies_written(tasks: &[TaskLine]) -> bool {
+    let first_job = tasks.iter().filter(|t| t.job == 0);
+    let Some(victim) = first_job.clone().map(|t| t.pid).min() else {
+        return false;
+    };
+    let held = first_job.filter(|t| t.pid == victim).count();
+    let Ok(environ) = std::fs::read(format!("/proc/{victim}/environ")) else {
+        return false;
+    };
+    let Some(dir) = String::from_utf8_lossy(&environ)
+        .split('\0')
+        .find_map(|v| v.strip_prefix("TESSERA_MEMORY_DIR=").map(String::from))
+    else {
+        return false;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let copies = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".block"))
+        .count();
+    copies >= held
+}
+
 /// Cell 1 caches 8 partitions of strings on two executors; cell 2 is a slow job over the
-/// cache, in which one executor is killed (with `env` for the session and its agents). Checks
-/// the answer, and returns the run and the tasks of cell 2.
-fn kill_mid_job_over_strings(name: &str, env: &[(&str, &str)]) -> (KilledRun, Vec<TaskLine>) {
+/// cache, in which one executor is killed (with `env` for the session and its agents) once
+/// `ready` holds for the metrics so far and the job has finished a task: a task takes 1.5 s,
+/// and each executor runs four on two slots, so the victim is then computing some. Checks the
+/// answer, and returns the run and the tasks of cell 2.
+fn kill_mid_job_over_strings(
+    name: &str,
+    env: &[(&str, &str)],
+    ready: impl Fn(&[TaskLine]) -> bool,
+) -> (KilledRun, Vec<TaskLine>) {
     let script = r#"
 let data = sc.parallelize((0..200_000u64).map(|x| x.to_string()).collect::<Vec<String>>(), 8).cache();
 data.count()
 // %%
 data.map(|x: String| { let x: u64 = x.parse().unwrap(); if x % 4096 == 0 { std::thread::sleep(std::time::Duration::from_millis(250)); } x * 2 }).reduce(|a, b| a + b)
 "#;
-    // Let the slow job start, then kill.
     let run = run_and_kill_an_executor(
         name,
         2,
         (&[], env),
         script,
-        |_| true,
-        Duration::from_millis(1500),
+        |tasks| tasks.iter().any(|t| t.job == 1) && ready(tasks),
+        Duration::ZERO,
     );
     assert_doubled_sum(&run);
     let second_job: Vec<TaskLine> = run.tasks.iter().filter(|t| t.job == 1).cloned().collect();
@@ -160,8 +194,10 @@ data.map(|x: String| { let x: u64 = x.parse().unwrap(); if x % 4096 == 0 { std::
 fn killing_an_executor_mid_job_loses_no_result_and_its_cache_of_strings_is_adopted() {
     // Strings own memory in the process that made them; the victim also kept an encoded copy
     // of each partition in host memory, which the survivor adopted and decoded: nothing was
-    // computed again, and the survivor read what the victim had cached.
-    let (run, second_job) = kill_mid_job_over_strings("kill-executor", &[]);
+    // computed again, and the survivor read what the victim had cached. The copies are written
+    // at a lower priority than tasks, and a busy host (CI runs two of these tests at once)
+    // can hold them back for seconds: the victim is killed once they are written.
+    let (run, second_job) = kill_mid_job_over_strings("kill-executor", &[], victims_copies_written);
     assert!(
         second_job.iter().all(|t| t.origin.starts_with("cached:")),
         "every partition read from the cache: {second_job:?}\nstderr:\n{}",
@@ -175,7 +211,8 @@ fn without_host_memory_a_killed_executors_cache_of_strings_is_recomputed() {
     // Agents that keep nothing in host memory: the partitions the victim cached went with it,
     // and are computed again from lineage.
     let env = [("TESSERA_AGENT_MEMORY_DIR", "none")];
-    let (run, second_job) = kill_mid_job_over_strings("kill-executor-no-host-memory", &env);
+    let (run, second_job) =
+        kill_mid_job_over_strings("kill-executor-no-host-memory", &env, |_| true);
     assert!(
         second_job
             .iter()
