@@ -1,9 +1,10 @@
 //! Storage levels and the executor's memory limit: every level gives the same results; under a
 //! limit smaller than the data, partitions that do not fit go to disk when the level allows, or
-//! are recomputed from lineage when read — never an error. A partition cached serialized or on
-//! disk is read back a frame at a time, not whole.
+//! are recomputed from lineage when read — never an error. A partition cached on disk is written
+//! as it is computed, and one cached serialized or on disk is read back a frame at a time, not
+//! whole.
 
-use tessera_e2e::{RunOutput, Scratch, tessera_run, tessera_run_with_env};
+use tessera_e2e::{REPORT_PEAKS, RunOutput, Scratch, peaks, tessera_run, tessera_run_with_env};
 
 /// Caches 8 partitions of 50,000 `u64`s (about 400 KB each) at `level` and counts them twice,
 /// with 1 MiB of executor memory for cached partitions.
@@ -257,14 +258,13 @@ println!("again {{}}", words.reduce(|a: u64, b: u64| a + b));
     }
 }
 
-/// A script that caches one partition of 200,000 strings (about 30 MB in memory) at `level`,
-/// then resets the executor's peak memory (`/proc/self/clear_refs`) and counts the partition
-/// from the cache, printing how much the executor's peak grew while it read it.
-fn read_peak_script(level: &str) -> String {
+/// A script that computes one partition of 200,000 strings (about 30 MB in memory) without
+/// caching it, then caches it at `level`, then counts it from the cache. Before each of these
+/// jobs it resets the executor's peak memory (`/proc/self/clear_refs`), and after each it
+/// prints how much the peak grew.
+fn cache_and_read_peak_script(level: &str) -> String {
     format!(
         r#"
-let data = sc.parallelize((0..200_000u64).collect::<Vec<u64>>(), 1).map(|i: u64| format!("{{i:0>120}}")).persist(StorageLevel::{level});
-println!("cached {{}}", data.count());
 // Tasks of one executor, one after another: each reports its process's memory in kB.
 let memory = |reset: bool| -> Vec<(u64, u64)> {{ sc.parallelize(vec![reset], 1).map(|reset: bool| {{
     if reset {{ std::fs::write("/proc/self/clear_refs", "5").unwrap(); }}
@@ -272,38 +272,113 @@ let memory = |reset: bool| -> Vec<(u64, u64)> {{ sc.parallelize(vec![reset], 1).
     let kb = |key: &str| -> u64 {{ status.lines().find(|l| l.starts_with(key)).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap() }};
     (kb("VmHWM:"), kb("VmRSS:"))
 }}).collect() }};
+let strings = sc.parallelize((0..200_000u64).collect::<Vec<u64>>(), 1).map(|i: u64| format!("{{i:0>120}}"));
+let before = memory(true)[0].1;
+println!("computed {{}}", strings.count());
+println!("computing grew {{}} kB", memory(false)[0].0.saturating_sub(before));
+let data = strings.persist(StorageLevel::{level});
+let before = memory(true)[0].1;
+println!("cached {{}}", data.count());
+println!("caching grew {{}} kB", memory(false)[0].0.saturating_sub(before));
 let before = memory(true)[0].1;
 println!("read {{}}", data.count());
-let peak = memory(false)[0].0;
-println!("grew {{}} kB", peak.saturating_sub(before));
+println!("reading grew {{}} kB", memory(false)[0].0.saturating_sub(before));
 "#
     )
 }
 
+/// The growth in kB a line of [`cache_and_read_peak_script`] printed for `what`.
+fn growth(lines: &[&str], what: &str) -> u64 {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(&format!("{what} grew ")))
+        .and_then(|l| l.strip_suffix(" kB"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no growth printed for {what}: {lines:?}"))
+}
+
 #[test]
-fn a_partition_cached_on_disk_or_serialized_is_read_a_frame_at_a_time() {
+fn a_partition_cached_on_disk_is_written_as_it_is_computed_and_read_a_frame_at_a_time() {
     for level in ["DiskOnly", "MemoryOnlySer"] {
-        let dir = Scratch::new("storage-read-peak");
-        let run = tessera_run(&dir.0, &read_peak_script(level), "local[1]", &[]);
+        let dir = Scratch::new("storage-peaks");
+        let run = tessera_run(&dir.0, &cache_and_read_peak_script(level), "local[1]", &[]);
         run.expect_success();
         let lines = run.lines();
+        let counts: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| !l.contains(" grew "))
+            .collect();
         assert_eq!(
-            lines[..2],
-            ["cached 200000", "read 200000"],
+            counts,
+            ["computed 200000", "cached 200000", "read 200000"],
             "{}",
             run.stderr
         );
-        assert_eq!(from_cache(&run, 2), 1, "{:?}", run.job(2));
-        // The partition takes about 30 MB as records: read whole before its first batch is
-        // handed on, the executor's peak grew by that much.
-        let grew: u64 = lines[2]
-            .strip_prefix("grew ")
-            .and_then(|l| l.strip_suffix(" kB"))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no growth printed: {lines:?}"));
+        // Jobs: a reset, the computing, a report, and so on for the caching and the read.
+        assert_eq!(from_cache(&run, 7), 1, "{:?}", run.job(7));
+        // The partition takes about 30 MB as records. Gathered whole before it went to its
+        // file, or read whole before its first batch was handed on, it grew the executor's
+        // peak by that much more than computing it without caching did.
+        let [computing, caching, reading] =
+            ["computing", "caching", "reading"].map(|what| growth(&lines, what));
         assert!(
-            grew < 8_000,
-            "reading the partition cached {level} grew the executor's peak by {grew} kB"
+            reading < 8_000,
+            "reading the partition cached {level} grew the executor's peak by {reading} kB"
         );
+        if level == "DiskOnly" {
+            assert!(
+                caching < computing + 8_000,
+                "caching the partition {level} grew the executor's peak by {caching} kB, \
+                 computing it without caching by {computing} kB"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_partition_larger_than_the_executors_memory_is_cached_on_disk() {
+    // One partition of 1,000,000 strings of 120 characters: about 190 MB as records, 136 MB
+    // encoded, on an executor its agent holds to 128 MiB (64 MiB for cached partitions and
+    // 64 of overhead). Gathered whole before it went to its file, the partition took the
+    // executor past its limit, and the agent killed it; written as it is computed, it is
+    // cached, and read from the cache by the next jobs.
+    let dir = Scratch::new("storage-larger-than-memory");
+    let script = format!(
+        r#"
+{REPORT_PEAKS}
+let data = sc.parallelize((0..1_000_000u64).collect::<Vec<u64>>(), 1).map(|i: u64| format!("{{i:0>120}}")).persist(StorageLevel::DiskOnly);
+println!("cached {{}}", data.count());
+println!("ending in 7 {{}}", data.filter(|s: &String| s.ends_with('7')).count());
+println!("longest {{}}", data.map(|s: String| s.len() as u64).reduce(|a, b| a.max(b)));
+report_peaks("after", &sc);
+"#
+    );
+    let run = tessera_run(
+        &dir.0,
+        &script,
+        "local-cluster[1,1,512]",
+        &["--executor-memory-mb", "64"],
+    );
+    run.expect_success();
+    let lines = run.lines();
+    assert_eq!(
+        lines[..3],
+        ["cached 1000000", "ending in 7 100000", "longest 120"],
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("executor lost"),
+        "no executor was lost: {}",
+        run.stderr
+    );
+    for job in [1, 2] {
+        assert_eq!(from_cache(&run, job), 1, "{:?}", run.job(job));
+    }
+    let peaks = peaks(&run.stdout, "after");
+    assert_eq!(peaks.len(), 1, "{}", run.stdout);
+    for kb in peaks.values() {
+        assert!(*kb < 128 << 10, "the executor's peak was {kb} kB");
     }
 }

@@ -1,6 +1,7 @@
 //! The block manager: cached partitions of RDDs, kept between jobs at their storage level —
 //! deserialized batches in memory (`MEMORY_ONLY`, `MEMORY_AND_DISK`), encoded bytes in memory
-//! (`MEMORY_ONLY_SER`) or on this executor's disk (`DISK_ONLY`) — within a memory limit.
+//! (`MEMORY_ONLY_SER`) or on this executor's disk (`DISK_ONLY`, written by the task as its
+//! records come, `block_file.rs`) — within a memory limit.
 //!
 //! When memory runs over the limit, the least recently used blocks go first: to disk if their
 //! level allows, otherwise dropped. A dropped block is no error: a task that wanted it is told
@@ -14,13 +15,13 @@
 use crate::block_encoding::{
     Framing, collect, decode, decode_each, decode_each_from, encode, encode_into, encode_owned,
 };
+use crate::block_file::BlockFileWriter;
 use crate::error::ExecutorError;
 use crate::host_copy::HostCopy;
 use crate::host_memory::{FileBlock, FoundManifest, HostMemory};
 use crate::runs::Gathered;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use tessera_plan::abi::{Batch, BatchVTable, SharedRecords};
@@ -402,6 +403,17 @@ impl BlockManager {
             .join(format!("rdd-{rdd}-{partition}-{}", self.tick()))
     }
 
+    /// A new block file for partition `partition` of `rdd` on this executor's disk, for a
+    /// task to write the partition to as its records come (`DISK_ONLY`).
+    pub(crate) fn block_file_writer(
+        &self,
+        rdd: RddId,
+        partition: u32,
+        vtable: BatchVTable,
+    ) -> Result<BlockFileWriter, ExecutorError> {
+        BlockFileWriter::create(self.disk_path(rdd, partition), vtable)
+    }
+
     /// Writes `batches` (encoded) to this executor's disk.
     fn to_disk(
         &self,
@@ -410,27 +422,9 @@ impl BlockManager {
         batches: &[Batch],
         vtable: &BatchVTable,
     ) -> Result<Stored, ExecutorError> {
-        let path = self.disk_path(rdd, partition);
-        std::fs::create_dir_all(&self.disk_dir).map_err(|source| ExecutorError::CacheWrite {
-            path: self.disk_dir.clone(),
-            source,
-        })?;
-        let write_error = |source| ExecutorError::CacheWrite {
-            path: path.clone(),
-            source,
-        };
-        let written = std::fs::File::create(&path)
-            .map_err(write_error)
-            .and_then(|file| {
-                let mut out = std::io::BufWriter::new(file);
-                encode_into(batches, vtable, Framing::Pieces, &mut out, write_error)?;
-                out.flush().map_err(write_error)
-            });
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&path);
-            return Err(e);
-        }
-        Ok(Stored::OnDisk(path))
+        let mut file = self.block_file_writer(rdd, partition, *vtable)?;
+        file.write(batches)?;
+        Ok(Stored::OnDisk(file.finish()?))
     }
 
     /// Writes partition `key`'s records, kept as `block`, to this executor's disk: from the
@@ -544,6 +538,10 @@ impl BlockManager {
     ) -> Result<PutOutcome, ExecutorError> {
         let batches = match gathered {
             Gathered::Batches(batches) => batches,
+            Gathered::OnDisk(path) => {
+                let block = Block::new(Stored::OnDisk(path), vtable, code, 0);
+                return Ok(self.insert(rdd, partition, level, block));
+            }
             Gathered::InHostMemory(block) => {
                 let bytes = block.bytes();
                 let block = Block::new(Stored::InHostMemory(block), vtable, code, bytes);

@@ -11,6 +11,7 @@ mod allocator;
 mod artifacts;
 mod bad_record;
 mod block_encoding;
+mod block_file;
 mod blocks;
 mod cpu_moves;
 mod driver_watch;

@@ -5,6 +5,7 @@
 //! open chains here; neither opens one of its own.
 
 use crate::artifacts::Artifacts;
+use crate::block_file::BlockFileWriter;
 use crate::blocks::Block;
 use crate::error::ExecutorError;
 use crate::runs::{Gathering, KeptChunk};
@@ -491,11 +492,12 @@ pub(crate) fn build_chain<'a>(
                 .filter(|_| keeping == Keeping::Partition);
             let checkpoints =
                 split.filter(|_| keeping == Keeping::Partition && recordwise && cache_steps == 1);
-            let (kept, carried_on) = match checkpoints {
-                Some(split) => {
+            let (kept, carried_on) = match (on_disk(env, key, level, keeping, input), checkpoints) {
+                (Some(file), _) => (Gathering::on_disk(input, file), None),
+                (None, Some(split)) => {
                     Gathering::with_checkpoints(input, memory, key, (level, &code), split)
                 }
-                None => (Gathering::new(input, memory, key, level), None),
+                (None, None) => (Gathering::new(input, memory, key, level), None),
             };
             if let Some(carried_on) = carried_on {
                 origin = PartitionOrigin::Resumed {
@@ -527,6 +529,27 @@ pub(crate) fn build_chain<'a>(
         origin,
         checkpointed,
     }))
+}
+
+/// The block file a task caching partition `key` at `level` writes its records to as they
+/// come: for `DISK_ONLY`, where the task keeps the whole partition (chunks of it are gathered
+/// in memory and written as the partition's cache step takes them). A file that cannot be
+/// made is a warning, and the records are gathered in memory, to go to disk as they did
+/// before.
+fn on_disk(
+    env: &TaskEnv,
+    (rdd, partition): (RddId, u32),
+    level: StorageLevel,
+    keeping: Keeping,
+    input: BatchVTable,
+) -> Option<BlockFileWriter> {
+    if level.one_copy() != StorageLevel::DiskOnly || keeping != Keeping::Partition {
+        return None;
+    }
+    env.blocks
+        .block_file_writer(rdd, partition, input)
+        .inspect_err(|e| tracing::warn!(rdd, partition, "{e}"))
+        .ok()
 }
 
 impl OpenChain<'_> {

@@ -9,7 +9,10 @@
 //! into a run), and read back in pieces of [`PIECE_RECORDS`], which idle slots can share
 //! (`morsels.rs`) as they shared batches.
 
+use crate::block_file::BlockFileWriter;
+use crate::error::ExecutorError;
 use crate::host_memory::{FileBlock, FileGathering, HostMemory};
+use std::path::PathBuf;
 use std::sync::Arc;
 use tessera_plan::abi::{Batch, BatchVTable, FlatRecords, RunsVTable, SharedRecords};
 use tessera_plan::{BatchCode, FileSplit, RddId, StorageLevel};
@@ -21,16 +24,18 @@ pub(crate) const PIECE_RECORDS: usize = 4096;
 /// The alignment of a mapped file's start, which records of plain bytes need no more than.
 const PAGE_BYTES: usize = 4096;
 
-/// A partition a cache step kept: batches (or runs) of this process's memory, or files of host
-/// memory that outlive it (`host_memory.rs`).
+/// A partition a cache step kept: batches (or runs) of this process's memory, files of host
+/// memory that outlive it (`host_memory.rs`), or a block file on this executor's disk
+/// (`block_file.rs`).
 pub(crate) enum Gathered {
     Batches(Vec<Batch>),
     InHostMemory(FileBlock),
+    OnDisk(PathBuf),
 }
 
-/// A partition's records kept by a cache step while its task runs: copied into files of host
-/// memory where the records are plain bytes and the executor has such memory, else into runs,
-/// or, for a table without runs, batch by batch.
+/// A partition's records kept by a cache step while its task runs: written to a block file
+/// for `DISK_ONLY`; copied into files of host memory where the records are plain bytes and
+/// the executor has such memory; else into runs, or, for a table without runs, batch by batch.
 pub(crate) struct Gathering {
     table: BatchVTable,
     /// The batches and runs with no room left.
@@ -39,6 +44,9 @@ pub(crate) struct Gathering {
     run: Batch,
     /// Where the records go instead, while they can.
     in_host_memory: Option<(Arc<HostMemory>, FileGathering)>,
+    /// The block file the records go to instead, and why it failed if it did (the partition
+    /// is then not cached).
+    on_disk: Option<Result<BlockFileWriter, ExecutorError>>,
 }
 
 impl Gathering {
@@ -81,12 +89,21 @@ impl Gathering {
         (Gathering::with(table, Some((memory, files))), carried_on)
     }
 
+    /// Nothing kept yet of a partition written to `file` as its records come (`DISK_ONLY`):
+    /// none of them stays in memory.
+    pub(crate) fn on_disk(table: BatchVTable, file: BlockFileWriter) -> Gathering {
+        let mut gathering = Gathering::with(table, None);
+        gathering.on_disk = Some(Ok(file));
+        gathering
+    }
+
     fn with(table: BatchVTable, in_host_memory: Option<(Arc<HostMemory>, FileGathering)>) -> Self {
         Gathering {
             table,
             kept: Vec::new(),
             run: std::ptr::null_mut(),
             in_host_memory,
+            on_disk: None,
         }
     }
 
@@ -117,6 +134,15 @@ impl Gathering {
     /// # Safety
     /// `batch` must be a live batch of this gathering's table.
     pub(crate) unsafe fn keep(&mut self, batch: Batch) {
+        if let Some(on_disk) = &mut self.on_disk {
+            // A write that fails removes the file; the records that come after go nowhere.
+            if let Ok(file) = on_disk
+                && let Err(e) = file.write(std::slice::from_ref(&batch))
+            {
+                *on_disk = Err(e);
+            }
+            return;
+        }
         if let Some((memory, files)) = &mut self.in_host_memory {
             match unsafe { files.keep(memory, batch) } {
                 Ok(()) => return,
@@ -158,13 +184,21 @@ impl Gathering {
     }
 
     /// What was kept, the last run with no room to spare; nothing is left here. A partition
-    /// kept in host memory gets its manifest, written as `level` and `code` say.
-    pub(crate) fn finish(&mut self, level: StorageLevel, code: &BatchCode) -> Gathered {
+    /// kept in host memory gets its manifest, written as `level` and `code` say. Fails where
+    /// its block file could not be written.
+    pub(crate) fn finish(
+        &mut self,
+        level: StorageLevel,
+        code: &BatchCode,
+    ) -> Result<Gathered, ExecutorError> {
+        if let Some(on_disk) = self.on_disk.take() {
+            return Ok(Gathered::OnDisk(on_disk?.finish()?));
+        }
         if let Some((memory, files)) = &mut self.in_host_memory {
             match files.finish(memory, level, code) {
                 Ok(block) => {
                     self.in_host_memory = None;
-                    return Gathered::InHostMemory(block);
+                    return Ok(Gathered::InHostMemory(block));
                 }
                 Err(e) => {
                     tracing::warn!("{e}");
@@ -172,7 +206,7 @@ impl Gathering {
                 }
             }
         }
-        Gathered::Batches(self.take_sealed())
+        Ok(Gathered::Batches(self.take_sealed()))
     }
 
     /// What it kept in this process's memory, the last run sealed; nothing is left here.
@@ -192,7 +226,7 @@ impl Gathering {
     /// a gathering outside host memory ([`crate::open_chain::Keeping::Chunk`]).
     pub(crate) fn take_chunk(&mut self) -> KeptChunk {
         debug_assert!(
-            self.in_host_memory.is_none(),
+            self.in_host_memory.is_none() && self.on_disk.is_none(),
             "a chunk's records are in runs"
         );
         KeptChunk {
@@ -332,6 +366,7 @@ mod tests {
             let kept = match gather(table, None, &records) {
                 Gathered::Batches(kept) => kept,
                 Gathered::InHostMemory(_) => panic!("no host memory was given"),
+                Gathered::OnDisk(_) => panic!("kept at a memory level"),
             };
             let lens: Vec<usize> = kept.iter().map(|&b| bytes::records(b).len()).collect();
             if table.runs.is_some() {
@@ -364,6 +399,11 @@ mod tests {
     /// 4096 records a batch, and a short one every 6,000.
     fn gather(table: BatchVTable, memory: Option<Arc<HostMemory>>, records: &[u8]) -> Gathered {
         let mut gathering = Gathering::new(table, memory, (1, 0), StorageLevel::MemoryOnly);
+        keep_as_operators_hand_on(&mut gathering, table, records);
+        gathering.finish(StorageLevel::MemoryOnly, &code()).unwrap()
+    }
+
+    fn keep_as_operators_hand_on(gathering: &mut Gathering, table: BatchVTable, records: &[u8]) {
         for part in records.chunks(6_000) {
             for batch in part.chunks(PIECE_RECORDS) {
                 let batch = bytes::batch(batch.to_vec());
@@ -371,7 +411,6 @@ mod tests {
                 unsafe { (table.drop)(batch) };
             }
         }
-        gathering.finish(StorageLevel::MemoryOnly, &code())
     }
 
     fn code() -> BatchCode {
@@ -383,6 +422,70 @@ mod tests {
 
     fn scratch(name: &str) -> std::path::PathBuf {
         std::env::temp_dir().join(format!("tessera-runs-{name}-{}", std::process::id()))
+    }
+
+    /// Byte batches gathered into runs that encode as their bytes.
+    const ENCODED: BatchVTable = BatchVTable {
+        runs: bytes::TABLE.runs,
+        ..crate::block_encoding::tests::VTABLE
+    };
+
+    #[test]
+    fn a_partition_cached_on_disk_goes_to_its_file_as_it_comes_and_none_stays_in_memory() {
+        let records: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let path = scratch("on-disk").join("rdd-1-0-0");
+        let file = BlockFileWriter::create(path.clone(), ENCODED).unwrap();
+        let mut gathering = Gathering::on_disk(ENCODED, file);
+        keep_as_operators_hand_on(&mut gathering, ENCODED, &records);
+        // Before the task ends: all but what the file's buffer holds is written, and nothing
+        // is kept in memory.
+        let written = std::fs::metadata(&path).unwrap().len();
+        assert!(
+            written >= 90_000,
+            "{written} bytes written as the records came"
+        );
+        assert!(gathering.kept.is_empty() && gathering.run.is_null());
+        let Gathered::OnDisk(finished) = gathering.finish(StorageLevel::DiskOnly, &code()).unwrap()
+        else {
+            panic!("a partition cached on disk is a block file");
+        };
+        assert_eq!(finished, path);
+        let len = std::fs::metadata(&path).unwrap().len();
+        let file = std::io::BufReader::new(std::fs::File::open(&path).unwrap());
+        let back = crate::block_encoding::decode_from(file, len, &ENCODED, |e| panic!("{e}"));
+        let back = back.unwrap();
+        let read: Vec<u8> = back
+            .iter()
+            .flat_map(|&b| bytes::records(b).clone())
+            .collect();
+        crate::blocks::free(back, &ENCODED);
+        assert_eq!(read, records);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    unsafe extern "C" fn failing_encode(
+        _: Batch,
+        _: tessera_plan::abi::ByteSink,
+        _: tessera_plan::abi::ErrorSink,
+    ) -> i32 {
+        tessera_plan::abi::STATUS_ERROR
+    }
+
+    #[test]
+    fn a_partition_whose_file_cannot_be_written_is_not_cached_and_leaves_no_file() {
+        let failing = BatchVTable {
+            encode: failing_encode,
+            ..ENCODED
+        };
+        let path = scratch("on-disk-failing").join("rdd-1-0-0");
+        let file = BlockFileWriter::create(path.clone(), failing).unwrap();
+        let mut gathering = Gathering::on_disk(failing, file);
+        keep_as_operators_hand_on(&mut gathering, failing, &[1, 2, 3]);
+        assert!(!path.exists(), "the file goes as soon as a write fails");
+        assert!(matches!(
+            gathering.finish(StorageLevel::DiskOnly, &code()),
+            Err(ExecutorError::CacheEncode { .. })
+        ));
     }
 
     #[test]
@@ -455,7 +558,7 @@ mod tests {
                 };
                 partition.keep_chunk(copy);
             }
-            let read: Vec<u8> = match partition.finish(StorageLevel::MemoryOnly, &code()) {
+            let read: Vec<u8> = match partition.finish(StorageLevel::MemoryOnly, &code()).unwrap() {
                 Gathered::InHostMemory(block) => block
                     .pieces()
                     .iter()
@@ -471,6 +574,7 @@ mod tests {
                     }
                     read
                 }
+                Gathered::OnDisk(_) => unreachable!("gathered in memory"),
             };
             assert_eq!(read, records);
         }

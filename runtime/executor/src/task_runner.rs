@@ -357,11 +357,11 @@ fn store_cached(
             code,
         } = &mut step.kind
         {
-            let gathered = kept.finish(*level, code);
-            match env
-                .blocks
-                .put(*rdd, *partition, *level, gathered, step.input, code.clone())
-            {
+            let put = kept.finish(*level, code).and_then(|gathered| {
+                env.blocks
+                    .put(*rdd, *partition, *level, gathered, step.input, code.clone())
+            });
+            match put {
                 Ok(outcome) => {
                     if let Some(bytes) = outcome.kept {
                         stored.push(StoredBlock {
