@@ -258,6 +258,18 @@ println!("again {{}}", words.reduce(|a: u64, b: u64| a + b));
     }
 }
 
+/// Script lines defining `memory(reset)`: a task of the (one) executor that returns its peak
+/// and current resident memory in kB, its peak reset first (`/proc/self/clear_refs`) if
+/// `reset`.
+const EXECUTOR_MEMORY: &str = r#"
+let memory = |reset: bool| -> (u64, u64) { sc.parallelize(vec![reset], 1).map(|reset: bool| {
+    if reset { std::fs::write("/proc/self/clear_refs", "5").unwrap(); }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb = |key: &str| -> u64 { status.lines().find(|l| l.starts_with(key)).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap() };
+    (kb("VmHWM:"), kb("VmRSS:"))
+}).collect()[0] };
+"#;
+
 /// A script that computes one partition of 200,000 strings (about 30 MB in memory) without
 /// caching it, then caches it at `level`, then counts it from the cache. Before each of these
 /// jobs it resets the executor's peak memory (`/proc/self/clear_refs`), and after each it
@@ -265,24 +277,18 @@ println!("again {{}}", words.reduce(|a: u64, b: u64| a + b));
 fn cache_and_read_peak_script(level: &str) -> String {
     format!(
         r#"
-// Tasks of one executor, one after another: each reports its process's memory in kB.
-let memory = |reset: bool| -> Vec<(u64, u64)> {{ sc.parallelize(vec![reset], 1).map(|reset: bool| {{
-    if reset {{ std::fs::write("/proc/self/clear_refs", "5").unwrap(); }}
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb = |key: &str| -> u64 {{ status.lines().find(|l| l.starts_with(key)).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap() }};
-    (kb("VmHWM:"), kb("VmRSS:"))
-}}).collect() }};
+{EXECUTOR_MEMORY}
 let strings = sc.parallelize((0..200_000u64).collect::<Vec<u64>>(), 1).map(|i: u64| format!("{{i:0>120}}"));
-let before = memory(true)[0].1;
+let before = memory(true).1;
 println!("computed {{}}", strings.count());
-println!("computing grew {{}} kB", memory(false)[0].0.saturating_sub(before));
+println!("computing grew {{}} kB", memory(false).0.saturating_sub(before));
 let data = strings.persist(StorageLevel::{level});
-let before = memory(true)[0].1;
+let before = memory(true).1;
 println!("cached {{}}", data.count());
-println!("caching grew {{}} kB", memory(false)[0].0.saturating_sub(before));
-let before = memory(true)[0].1;
+println!("caching grew {{}} kB", memory(false).0.saturating_sub(before));
+let before = memory(true).1;
 println!("read {{}}", data.count());
-println!("reading grew {{}} kB", memory(false)[0].0.saturating_sub(before));
+println!("reading grew {{}} kB", memory(false).0.saturating_sub(before));
 "#
     )
 }
@@ -380,5 +386,62 @@ report_peaks("after", &sc);
     assert_eq!(peaks.len(), 1, "{}", run.stdout);
     for kb in peaks.values() {
         assert!(*kb < 128 << 10, "the executor's peak was {kb} kB");
+    }
+}
+
+#[test]
+fn a_partition_larger_than_the_cache_memory_goes_to_disk_or_is_not_cached_as_it_is_computed() {
+    // The same partition of about 190 MB, at a memory level, on an executor that may cache
+    // 64 MiB. Once its records pass that, the rest goes to disk with what was kept
+    // (MemoryAndDisk), or the partition is not cached and the user is told why (MemoryOnly),
+    // instead of being gathered whole first: the job that caches it grows the executor's
+    // peak by the cache's memory and a margin, not by the partition's size.
+    for level in ["MemoryAndDisk", "MemoryOnly"] {
+        let dir = Scratch::new("storage-past-cache-memory");
+        let script = format!(
+            r#"
+{EXECUTOR_MEMORY}
+let data = sc.parallelize((0..1_000_000u64).collect::<Vec<u64>>(), 1).map(|i: u64| format!("{{i:0>120}}")).persist(StorageLevel::{level});
+let before = memory(true).1;
+println!("cached {{}}", data.count());
+println!("caching grew {{}} kB", memory(false).0.saturating_sub(before));
+println!("ending in 7 {{}}", data.filter(|s: &String| s.ends_with('7')).count());
+"#
+        );
+        let run = tessera_run(&dir.0, &script, "local[1]", &["--executor-memory-mb", "64"]);
+        run.expect_success();
+        let lines = run.lines();
+        assert_eq!(
+            [lines[0], lines[2]],
+            ["cached 1000000", "ending in 7 100000"],
+            "{}",
+            run.stderr
+        );
+        // The cache's 64 MiB, and about 40 MB more for the source's million numbers (as bytes
+        // and as records), the batches under way and the code; gathered whole, 180 MB.
+        let caching = growth(&lines, "caching");
+        assert!(
+            caching < (64 + 56) << 10,
+            "caching the partition {level} grew the executor's peak by {caching} kB"
+        );
+        // Jobs: a report, the caching, a report, the filter.
+        let filter = run.job(3);
+        if level == "MemoryAndDisk" {
+            assert_eq!(from_cache(&run, 3), 1, "read from disk: {filter:?}");
+        } else {
+            assert_eq!(from_cache(&run, 3), 0, "computed again: {filter:?}");
+            for says in [
+                "partition 0 of rdd",
+                "is not cached",
+                "MemoryAndDisk",
+                "--executor-memory-mb",
+            ] {
+                assert!(
+                    run.stderr.contains(says),
+                    "the user was told why: {}",
+                    run.stderr
+                );
+            }
+        }
     }
 }

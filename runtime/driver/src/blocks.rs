@@ -2,7 +2,7 @@
 
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
-use tessera_plan::{RddId, StoredBlock};
+use tessera_plan::{NotCached, RddId, StoredBlock};
 
 #[derive(Default)]
 pub struct BlockMap {
@@ -32,6 +32,20 @@ impl CopiesUnderWay {
     /// Notes that the copy of `block` ended, made or not.
     pub fn end(&self, block: (RddId, u32)) {
         self.0.lock().remove(&block);
+    }
+}
+
+/// The RDDs the user was told a partition of could not be cached (`TaskMetrics::not_cached`):
+/// once an RDD, for a partition too large for an executor's memory is likely not alone, and
+/// every job that reads the RDD tries to cache it again.
+#[derive(Default)]
+pub struct NotCachedTold(Mutex<BTreeSet<RddId>>);
+
+impl NotCachedTold {
+    /// Of `not_cached`, those to tell the user of: the first of each RDD not told before.
+    pub fn to_tell<'a>(&self, not_cached: &'a [NotCached]) -> Vec<&'a NotCached> {
+        let mut told = self.0.lock();
+        not_cached.iter().filter(|n| told.insert(n.rdd)).collect()
     }
 }
 
@@ -180,5 +194,36 @@ impl BlockMap {
             .filter(|(id, _)| *id == rdd)
             .map(|(_, p)| *p)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn not_cached(rdd: RddId, partition: u32) -> NotCached {
+        NotCached {
+            rdd,
+            partition,
+            reason: format!("partition {partition} of rdd {rdd} is too large"),
+        }
+    }
+
+    #[test]
+    fn the_user_is_told_once_an_rdd_that_a_partition_of_it_was_not_cached() {
+        let told = NotCachedTold::default();
+        let first = [not_cached(3, 0), not_cached(3, 1), not_cached(4, 0)];
+        let rdds: Vec<(RddId, u32)> = told
+            .to_tell(&first)
+            .iter()
+            .map(|n| (n.rdd, n.partition))
+            .collect();
+        assert_eq!(rdds, [(3, 0), (4, 0)]);
+        // The next job's tasks over the same RDDs tell nothing new; another RDD's do.
+        assert!(
+            told.to_tell(&[not_cached(3, 2), not_cached(4, 1)])
+                .is_empty()
+        );
+        assert_eq!(told.to_tell(&[not_cached(5, 0)]).len(), 1);
     }
 }

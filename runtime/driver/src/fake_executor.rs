@@ -336,6 +336,7 @@ impl FakeCluster {
                 stored,
                 accumulator_updates,
                 evicted: Vec::new(),
+                not_cached: Vec::new(),
                 shuffle_read_bytes: 0,
                 shuffle_write_bytes: 0,
                 spilled_bytes: 0,

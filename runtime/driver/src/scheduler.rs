@@ -285,6 +285,9 @@ fn with_locations<R>(state: &DriverState, decide: impl FnOnce(&DataLocations) ->
 fn record_success(state: &DriverState, executor: &str, metrics: &TaskMetrics) {
     state.blocks.record(executor, &metrics.stored);
     state.blocks.forget(executor, &metrics.evicted);
+    for not_cached in state.not_cached_told.to_tell(&metrics.not_cached) {
+        tracing::warn!(executor, "{}", not_cached.reason);
+    }
 }
 
 /// Forgets what an attempt's end showed to be gone: an unreachable executor with everything it

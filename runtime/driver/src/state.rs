@@ -28,6 +28,8 @@ pub(crate) struct DriverState {
     pub blocks: blocks::BlockMap,
     /// Copies of cached partitions being made again after an executor was lost.
     pub copies_under_way: blocks::CopiesUnderWay,
+    /// The RDDs the user was told a partition of could not be cached.
+    pub not_cached_told: blocks::NotCachedTold,
     pub map_outputs: map_outputs::MapOutputTracker,
     /// The agents that serve copies of lost executors' map outputs.
     pub agent_files: agent_files::AgentFiles,
@@ -101,6 +103,7 @@ impl DriverState {
             losses: Default::default(),
             orphans: Default::default(),
             copies_under_way: Default::default(),
+            not_cached_told: Default::default(),
             map_outputs: Default::default(),
             agent_files: Default::default(),
             shared_values: Default::default(),

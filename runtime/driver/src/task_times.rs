@@ -62,6 +62,7 @@ mod tests {
             stored: Vec::new(),
             accumulator_updates: Vec::new(),
             evicted: Vec::new(),
+            not_cached: Vec::new(),
             shuffle_read_bytes: 0,
             shuffle_write_bytes: 0,
             spilled_bytes: 0,

@@ -398,7 +398,7 @@ impl BlockManager {
 
     /// A new file for a block: a block that replaces another never shares its file, which
     /// the old block deletes when the last task reading it lets go.
-    fn disk_path(&self, rdd: RddId, partition: u32) -> PathBuf {
+    pub(crate) fn disk_path(&self, rdd: RddId, partition: u32) -> PathBuf {
         self.disk_dir
             .join(format!("rdd-{rdd}-{partition}-{}", self.tick()))
     }

@@ -418,6 +418,20 @@ pub enum ExecutorError {
         /// The block manager's memory limit.
         limit: u64,
     },
+    /// A partition cached `MemoryOnly` takes more than all the memory the executor may cache:
+    /// it is not cached (its task goes on), and is recomputed when next read, as in Spark.
+    #[error(
+        "partition {partition} of rdd {rdd} takes more than the {limit} bytes this executor \
+         may cache, and is not cached; it is computed again each time it is read. Cache it at \
+         a level that goes to disk (MemoryAndDisk, DiskOnly), in more partitions \
+         (repartition), or give executors more memory (--executor-memory-mb)"
+    )]
+    PartitionTooLarge {
+        rdd: u64,
+        partition: u32,
+        /// The block manager's memory limit.
+        limit: u64,
+    },
     /// The driver has not answered heartbeats for the executor's driver timeout: its session
     /// is gone, and the executor ends ([`crate::driver_watch`]).
     #[error(

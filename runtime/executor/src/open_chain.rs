@@ -8,7 +8,7 @@ use crate::artifacts::Artifacts;
 use crate::block_file::BlockFileWriter;
 use crate::blocks::Block;
 use crate::error::ExecutorError;
-use crate::runs::{Gathering, KeptChunk};
+use crate::runs::{Gathering, KeptChunk, MemoryBound};
 use crate::task_env::TaskEnv;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -499,6 +499,10 @@ pub(crate) fn build_chain<'a>(
                 }
                 (None, None) => (Gathering::new(input, memory, key, level), None),
             };
+            let kept = match memory_bound(env, key, level, keeping) {
+                Some(bound) => kept.within(bound),
+                None => kept,
+            };
             if let Some(carried_on) = carried_on {
                 origin = PartitionOrigin::Resumed {
                     rdd: step.rdd,
@@ -550,6 +554,30 @@ fn on_disk(
         .block_file_writer(rdd, partition, input)
         .inspect_err(|e| tracing::warn!(rdd, partition, "{e}"))
         .ok()
+}
+
+/// What a task caching partition `key` at `level` may keep of it in this process's memory:
+/// at a deserialized memory level, where the task keeps the whole partition, all the memory
+/// the block manager may hold, past which the partition goes to disk (`MEMORY_AND_DISK`) or is
+/// not cached (`MEMORY_ONLY`) — decided as the records come instead of once they are all
+/// gathered, which could take the executor past its container's limit first. Records kept in
+/// host memory (`host_memory.rs`) are not this process's, and not bound here.
+fn memory_bound(
+    env: &TaskEnv,
+    (rdd, partition): (RddId, u32),
+    level: StorageLevel,
+    keeping: Keeping,
+) -> Option<MemoryBound> {
+    if keeping != Keeping::Partition {
+        return None;
+    }
+    let overflow = match level.one_copy() {
+        StorageLevel::MemoryOnly => None,
+        StorageLevel::MemoryAndDisk => Some(env.blocks.disk_path(rdd, partition)),
+        _ => return None,
+    };
+    let limit = env.blocks.limit();
+    Some(MemoryBound::new((rdd, partition), limit, overflow))
 }
 
 impl OpenChain<'_> {

@@ -44,9 +44,40 @@ pub(crate) struct Gathering {
     run: Batch,
     /// Where the records go instead, while they can.
     in_host_memory: Option<(Arc<HostMemory>, FileGathering)>,
-    /// The block file the records go to instead, and why it failed if it did (the partition
-    /// is then not cached).
-    on_disk: Option<Result<BlockFileWriter, ExecutorError>>,
+    /// The block file the records go to instead, or why the partition is not cached after
+    /// all (its file failed, or it passed its memory bound): what comes next is not kept.
+    to_file: Option<Result<BlockFileWriter, ExecutorError>>,
+    /// How much of the executor's memory the records kept in it may take.
+    bound: Option<MemoryBound>,
+}
+
+/// What a partition gathered in this process's memory may take of it, and what it does past
+/// that: its records go on to a block file (`MEMORY_AND_DISK`), written with those kept so
+/// far, or the partition is not cached (`MEMORY_ONLY`). Spark's memory store gives up
+/// unrolling a partition that does not fit the same way; here the bound is all the memory the
+/// block manager may hold, the size past which it would not keep the partition in memory.
+pub(crate) struct MemoryBound {
+    /// The partition, as (rdd, partition), for the error that says it is not cached.
+    key: (RddId, u32),
+    /// Bytes of memory its records may take.
+    limit: u64,
+    /// Bytes of memory the records kept so far take.
+    kept: u64,
+    /// The block file past the bound, if the level allows disk.
+    overflow: Option<PathBuf>,
+}
+
+impl MemoryBound {
+    /// A bound of `limit` bytes for partition `key`, going on to a block file at `overflow`
+    /// past it if given.
+    pub(crate) fn new(key: (RddId, u32), limit: u64, overflow: Option<PathBuf>) -> MemoryBound {
+        MemoryBound {
+            key,
+            limit,
+            kept: 0,
+            overflow,
+        }
+    }
 }
 
 impl Gathering {
@@ -93,8 +124,14 @@ impl Gathering {
     /// none of them stays in memory.
     pub(crate) fn on_disk(table: BatchVTable, file: BlockFileWriter) -> Gathering {
         let mut gathering = Gathering::with(table, None);
-        gathering.on_disk = Some(Ok(file));
+        gathering.to_file = Some(Ok(file));
         gathering
+    }
+
+    /// The same, keeping what it keeps in this process's memory within `bound`.
+    pub(crate) fn within(mut self, bound: MemoryBound) -> Gathering {
+        self.bound = Some(bound);
+        self
     }
 
     fn with(table: BatchVTable, in_host_memory: Option<(Arc<HostMemory>, FileGathering)>) -> Self {
@@ -103,7 +140,8 @@ impl Gathering {
             kept: Vec::new(),
             run: std::ptr::null_mut(),
             in_host_memory,
-            on_disk: None,
+            to_file: None,
+            bound: None,
         }
     }
 
@@ -134,15 +172,6 @@ impl Gathering {
     /// # Safety
     /// `batch` must be a live batch of this gathering's table.
     pub(crate) unsafe fn keep(&mut self, batch: Batch) {
-        if let Some(on_disk) = &mut self.on_disk {
-            // A write that fails removes the file; the records that come after go nowhere.
-            if let Ok(file) = on_disk
-                && let Err(e) = file.write(std::slice::from_ref(&batch))
-            {
-                *on_disk = Err(e);
-            }
-            return;
-        }
         if let Some((memory, files)) = &mut self.in_host_memory {
             match unsafe { files.keep(memory, batch) } {
                 Ok(()) => return,
@@ -155,8 +184,18 @@ impl Gathering {
         unsafe { self.keep_here(batch) };
     }
 
-    /// Keeps `batch`'s records in this process's memory.
+    /// Keeps `batch`'s records in this process's memory, within its bound, or in the block
+    /// file they go to.
     unsafe fn keep_here(&mut self, batch: Batch) {
+        if let Some(to_file) = &mut self.to_file {
+            // A write that fails removes the file; the records that come after go nowhere.
+            if let Ok(file) = to_file
+                && let Err(e) = file.write(std::slice::from_ref(&batch))
+            {
+                *to_file = Err(e);
+            }
+            return;
+        }
         match self.table.runs {
             Some(RunsVTable { gather, .. }) => {
                 let run = unsafe { gather(self.run, batch) };
@@ -167,6 +206,33 @@ impl Gathering {
             }
             None => self.kept.push(unsafe { (self.table.clone)(batch) }),
         }
+        if let Some(bound) = &mut self.bound {
+            // SAFETY: a live batch of this table.
+            bound.kept += unsafe { (self.table.memory_bytes)(batch) } as u64;
+            if bound.kept > bound.limit {
+                self.past_bound();
+            }
+        }
+    }
+
+    /// The records kept passed the bound: they go on to its block file, written with what was
+    /// kept so far, or, where the level does not allow disk, the partition is not cached.
+    /// Either way nothing stays in memory.
+    fn past_bound(&mut self) {
+        let Some(bound) = self.bound.take() else {
+            return;
+        };
+        let kept = self.take_sealed();
+        self.to_file = Some(match bound.overflow {
+            Some(path) => BlockFileWriter::create(path, self.table)
+                .and_then(|mut file| file.write(&kept).map(|()| file)),
+            None => Err(ExecutorError::PartitionTooLarge {
+                rdd: bound.key.0,
+                partition: bound.key.1,
+                limit: bound.limit,
+            }),
+        });
+        crate::blocks::free(kept, &self.table);
     }
 
     /// Goes on in this process's memory, with copies of what host memory holds so far.
@@ -191,8 +257,8 @@ impl Gathering {
         level: StorageLevel,
         code: &BatchCode,
     ) -> Result<Gathered, ExecutorError> {
-        if let Some(on_disk) = self.on_disk.take() {
-            return Ok(Gathered::OnDisk(on_disk?.finish()?));
+        if let Some(to_file) = self.to_file.take() {
+            return Ok(Gathered::OnDisk(to_file?.finish()?));
         }
         if let Some((memory, files)) = &mut self.in_host_memory {
             match files.finish(memory, level, code) {
@@ -226,7 +292,7 @@ impl Gathering {
     /// a gathering outside host memory ([`crate::open_chain::Keeping::Chunk`]).
     pub(crate) fn take_chunk(&mut self) -> KeptChunk {
         debug_assert!(
-            self.in_host_memory.is_none() && self.on_disk.is_none(),
+            self.in_host_memory.is_none() && self.to_file.is_none(),
             "a chunk's records are in runs"
         );
         KeptChunk {
@@ -450,8 +516,13 @@ mod tests {
             panic!("a partition cached on disk is a block file");
         };
         assert_eq!(finished, path);
-        let len = std::fs::metadata(&path).unwrap().len();
-        let file = std::io::BufReader::new(std::fs::File::open(&path).unwrap());
+        assert_eq!(read_file(&path), records);
+    }
+
+    /// The records of the block file at `path`, which it removes.
+    fn read_file(path: &std::path::Path) -> Vec<u8> {
+        let len = std::fs::metadata(path).unwrap().len();
+        let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
         let back = crate::block_encoding::decode_from(file, len, &ENCODED, |e| panic!("{e}"));
         let back = back.unwrap();
         let read: Vec<u8> = back
@@ -459,8 +530,65 @@ mod tests {
             .flat_map(|&b| bytes::records(b).clone())
             .collect();
         crate::blocks::free(back, &ENCODED);
-        assert_eq!(read, records);
-        std::fs::remove_file(&path).unwrap();
+        std::fs::remove_file(path).unwrap();
+        read
+    }
+
+    #[test]
+    fn a_partition_past_its_memory_bound_goes_on_to_disk_with_what_it_had_kept() {
+        let records: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let path = scratch("past-bound").join("rdd-1-0-0");
+        // Within a bound it does not pass, it stays in memory.
+        let bound = MemoryBound::new((1, 0), 100_000, Some(path.clone()));
+        let gathering = Gathering::new(ENCODED, None, (1, 0), StorageLevel::MemoryAndDisk);
+        let mut gathering = gathering.within(bound);
+        keep_as_operators_hand_on(&mut gathering, ENCODED, &records);
+        assert!(!path.exists());
+        match gathering
+            .finish(StorageLevel::MemoryAndDisk, &code())
+            .unwrap()
+        {
+            Gathered::Batches(kept) => crate::blocks::free(kept, &ENCODED),
+            _ => panic!("a partition within its bound is kept in memory"),
+        }
+        // Past a bound of 30,000 bytes: what was kept goes to the file, then all that comes.
+        let bound = MemoryBound::new((1, 0), 30_000, Some(path.clone()));
+        let gathering = Gathering::new(ENCODED, None, (1, 0), StorageLevel::MemoryAndDisk);
+        let mut gathering = gathering.within(bound);
+        keep_as_operators_hand_on(&mut gathering, ENCODED, &records);
+        assert!(gathering.kept.is_empty() && gathering.run.is_null());
+        let Gathered::OnDisk(finished) = gathering
+            .finish(StorageLevel::MemoryAndDisk, &code())
+            .unwrap()
+        else {
+            panic!("a partition past its bound at a level that allows disk goes to disk");
+        };
+        assert_eq!(finished, path);
+        assert_eq!(read_file(&path), records);
+    }
+
+    #[test]
+    fn a_partition_past_its_memory_bound_at_a_memory_level_is_not_cached_and_says_what_to_do() {
+        let records: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let bound = MemoryBound::new((4, 2), 30_000, None);
+        let gathering = Gathering::new(ENCODED, None, (4, 2), StorageLevel::MemoryOnly);
+        let mut gathering = gathering.within(bound);
+        keep_as_operators_hand_on(&mut gathering, ENCODED, &records);
+        // Nothing stays in memory past the bound.
+        assert!(gathering.kept.is_empty() && gathering.run.is_null());
+        let error = match gathering.finish(StorageLevel::MemoryOnly, &code()) {
+            Err(e @ ExecutorError::PartitionTooLarge { .. }) => e.to_string(),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("a partition past its bound was cached"),
+        };
+        for says in [
+            "partition 2 of rdd 4",
+            "30000 bytes",
+            "MemoryAndDisk",
+            "--executor-memory-mb",
+        ] {
+            assert!(error.contains(says), "{error:?} says {says:?}");
+        }
     }
 
     unsafe extern "C" fn failing_encode(

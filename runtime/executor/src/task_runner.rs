@@ -24,8 +24,8 @@ use tessera_plan::abi::{
 use tessera_plan::builtin::is_builtin;
 use tessera_plan::map_output::MapOutput;
 use tessera_plan::{
-    Chain, FileSplit, PartitionOrigin, RddId, Step, StoredBlock, TaskAction, TaskMetrics,
-    TaskOutcome, TaskSource, TaskSpec,
+    Chain, FileSplit, NotCached, PartitionOrigin, RddId, Step, StoredBlock, TaskAction,
+    TaskMetrics, TaskOutcome, TaskSource, TaskSpec,
 };
 
 /// Every library a task's code lives in, so they can be fetched before it runs.
@@ -59,6 +59,7 @@ pub fn run_task(task: &TaskSpec, env: &TaskEnv) -> TaskOutcome {
                 slot_wait_micros: 0,
                 stored: ran.stored,
                 evicted: ran.evicted,
+                not_cached: ran.not_cached,
                 // The task's operators, closed by now, reported what they accumulated.
                 accumulator_updates: env.host.take_updates(),
                 shuffle_read_bytes: env.shuffle_input.values().flatten().map(Bucket::len).sum(),
@@ -206,6 +207,7 @@ struct Ran {
     records: u64,
     stored: Vec<StoredBlock>,
     evicted: Vec<(RddId, u32)>,
+    not_cached: Vec<NotCached>,
     shuffle_written: u64,
     /// Threads its records went through ([`morsels`]).
     threads: u32,
@@ -335,17 +337,21 @@ fn finish_steps(chain: &mut OpenChain, shared: &mut Shared) -> Result<(), Execut
     Ok(())
 }
 
+/// What a task's cache steps left: the blocks kept, those evicted to make room, and the
+/// partitions not cached.
+#[derive(Default)]
+struct Cached {
+    stored: Vec<StoredBlock>,
+    evicted: Vec<(RddId, u32)>,
+    not_cached: Vec<NotCached>,
+}
+
 /// Keeps the partitions the chain (and the chains it concatenates) was asked to cache; notes
-/// those it kept and those evicted to make room.
-fn store_cached(
-    chain: &mut OpenChain,
-    env: &TaskEnv,
-    stored: &mut Vec<StoredBlock>,
-    evicted: &mut Vec<(RddId, u32)>,
-) {
+/// those it kept, those evicted to make room, and those it could not keep.
+fn store_cached(chain: &mut OpenChain, env: &TaskEnv, cached: &mut Cached) {
     if let Start::Concat(chains) = &mut chain.start {
         for chain in chains {
-            store_cached(chain, env, stored, evicted);
+            store_cached(chain, env, cached);
         }
     }
     for step in &mut chain.open_steps {
@@ -364,7 +370,7 @@ fn store_cached(
             match put {
                 Ok(outcome) => {
                     if let Some(bytes) = outcome.kept {
-                        stored.push(StoredBlock {
+                        cached.stored.push(StoredBlock {
                             rdd: *rdd,
                             partition: *partition,
                             bytes,
@@ -373,10 +379,18 @@ fn store_cached(
                             replicas: Vec::new(),
                         });
                     }
-                    evicted.extend(outcome.dropped);
+                    cached.evicted.extend(outcome.dropped);
                 }
-                // Not caching loses nothing: the partition is recomputed when needed.
-                Err(e) => tracing::warn!(rdd, partition, "cannot cache a partition: {e}"),
+                // Not caching loses nothing: the partition is recomputed when needed. The
+                // driver tells the user why.
+                Err(e) => {
+                    tracing::warn!(rdd, partition, "cannot cache a partition: {e}");
+                    cached.not_cached.push(NotCached {
+                        rdd: *rdd,
+                        partition: *partition,
+                        reason: e.to_string(),
+                    });
+                }
             }
         }
     }
@@ -446,8 +460,8 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
     }
 
     // The task succeeded: keep the partitions it was asked to cache.
-    let (mut stored, mut evicted) = (Vec::new(), Vec::new());
-    store_cached(&mut chain, env, &mut stored, &mut evicted);
+    let mut cached = Cached::default();
+    store_cached(&mut chain, env, &mut cached);
     let origin = chain.origin.clone();
     drop(chain);
     drop(action);
@@ -469,8 +483,9 @@ fn run(task: &TaskSpec, env: &TaskEnv, shared: &mut Shared) -> Result<Option<Ran
         result,
         origin,
         records,
-        stored,
-        evicted,
+        stored: cached.stored,
+        evicted: cached.evicted,
+        not_cached: cached.not_cached,
         shuffle_written,
         threads,
     }))

@@ -313,6 +313,18 @@ pub struct StoredBlock {
     pub replicas: Vec<String>,
 }
 
+/// A partition the task was asked to cache and did not: the task succeeded without it, and
+/// the partition is computed again when next read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotCached {
+    /// The RDD whose partition it is.
+    pub rdd: RddId,
+    /// The partition.
+    pub partition: u32,
+    /// Why, and what to do about it, for the user.
+    pub reason: String,
+}
+
 /// Per-task metrics, reported with every result.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskMetrics {
@@ -336,6 +348,8 @@ pub struct TaskMetrics {
     pub accumulator_updates: Vec<(u64, Vec<u8>)>,
     /// Cached partitions (rdd, partition) the executor dropped to make room for `stored`.
     pub evicted: Vec<(RddId, u32)>,
+    /// Partitions the task was asked to cache and did not.
+    pub not_cached: Vec<NotCached>,
     /// Bytes of shuffle buckets this task fetched (reduce side) and wrote (map side).
     pub shuffle_read_bytes: u64,
     /// Bytes of shuffle buckets this task wrote (map side).
@@ -498,6 +512,7 @@ mod tests {
                     stored: Vec::new(),
                     accumulator_updates: vec![(1, vec![2; 8])],
                     evicted: vec![(3, 1)],
+                    not_cached: vec![NotCached { rdd: 3, partition: 2, reason: "too large".into() }],
                     shuffle_read_bytes: 0,
                     shuffle_write_bytes: 9,
                     spilled_bytes: 0,
