@@ -5,20 +5,21 @@
 //! open chains here; neither opens one of its own.
 
 use crate::artifacts::Artifacts;
-use crate::block_file::BlockFileWriter;
 use crate::blocks::Block;
 use crate::error::ExecutorError;
-use crate::runs::{Gathering, KeptChunk, MemoryBound};
+use crate::host_memory::HostMemory;
+use crate::runs::{CarriedOn, Gathering, KeptChunk, MemoryBound};
 use crate::task_env::TaskEnv;
 use std::ffi::c_void;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tessera_plan::abi::{
     ABI_VERSION, ActionVTable, Batch, BatchSink, BatchVTable, ErrorSink, OpenArgs, OperatorVTable,
     RawBytes, STATUS_ERROR, STATUS_OK, SharedRecords, SourceVTable, Status, TableEntry,
 };
 use tessera_plan::{
-    BatchCode, CodeRef, Operator, PartitionOrigin, RddId, Step, StorageLevel, TaskAction,
-    TaskSource, TaskSpec,
+    BatchCode, CodeRef, FileSplit, Operator, PartitionOrigin, RddId, Step, StorageLevel,
+    TaskAction, TaskSource, TaskSpec,
 };
 
 /// State every step of a running task shares: the first error, and the cancel flag.
@@ -492,17 +493,13 @@ pub(crate) fn build_chain<'a>(
                 .filter(|_| keeping == Keeping::Partition);
             let checkpoints =
                 split.filter(|_| keeping == Keeping::Partition && recordwise && cache_steps == 1);
-            let (kept, carried_on) = match (on_disk(env, key, level, keeping, input), checkpoints) {
-                (Some(file), _) => (Gathering::on_disk(input, file), None),
-                (None, Some(split)) => {
-                    Gathering::with_checkpoints(input, memory, key, (level, &code), split)
-                }
-                (None, None) => (Gathering::new(input, memory, key, level), None),
-            };
-            let kept = match memory_bound(env, key, level, keeping) {
-                Some(bound) => kept.within(bound),
-                None => kept,
-            };
+            let target = cache_target(level, keeping);
+            let (kept, carried_on) = open_gathering(
+                env,
+                key,
+                (level, &code, input),
+                (target, memory, checkpoints),
+            );
             if let Some(carried_on) = carried_on {
                 origin = PartitionOrigin::Resumed {
                     rdd: step.rdd,
@@ -535,49 +532,68 @@ pub(crate) fn build_chain<'a>(
     }))
 }
 
-/// The block file a task caching partition `key` at `level` writes its records to as they
-/// come: for `DISK_ONLY`, where the task keeps the whole partition (chunks of it are gathered
-/// in memory and written as the partition's cache step takes them). A file that cannot be
-/// made is a warning, and the records are gathered in memory, to go to disk as they did
-/// before.
-fn on_disk(
-    env: &TaskEnv,
-    (rdd, partition): (RddId, u32),
-    level: StorageLevel,
-    keeping: Keeping,
-    input: BatchVTable,
-) -> Option<BlockFileWriter> {
-    if level.one_copy() != StorageLevel::DiskOnly || keeping != Keeping::Partition {
-        return None;
-    }
-    env.blocks
-        .block_file_writer(rdd, partition, input)
-        .inspect_err(|e| tracing::warn!(rdd, partition, "{e}"))
-        .ok()
+/// Where a cache step's records go as they come, before the task hands the partition to the
+/// block manager.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CacheTarget {
+    /// Gathered in memory, however many (`MEMORY_ONLY_SER`, encoded once gathered; and a
+    /// chunk of a partition, whose cache step takes it in order).
+    Memory,
+    /// Written to a block file (`DISK_ONLY`), as Spark's `DiskStore` writes a block's values
+    /// as they come: none stays in memory.
+    BlockFile,
+    /// Gathered in memory within all the memory the block manager may hold: past it, on to a
+    /// block file with what was kept (`MEMORY_AND_DISK`), or not cached (`MEMORY_ONLY`), as
+    /// Spark's memory store gives up unrolling a partition that does not fit.
+    BoundedMemory {
+        /// Whether the records go on to a block file past the bound.
+        then_disk: bool,
+    },
 }
 
-/// What a task caching partition `key` at `level` may keep of it in this process's memory:
-/// at a deserialized memory level, where the task keeps the whole partition, all the memory
-/// the block manager may hold, past which the partition goes to disk (`MEMORY_AND_DISK`) or is
-/// not cached (`MEMORY_ONLY`) — decided as the records come instead of once they are all
-/// gathered, which could take the executor past its container's limit first. Records kept in
-/// host memory (`host_memory.rs`) are not this process's, and not bound here.
-fn memory_bound(
-    env: &TaskEnv,
-    (rdd, partition): (RddId, u32),
-    level: StorageLevel,
-    keeping: Keeping,
-) -> Option<MemoryBound> {
+/// Where the records of a partition cached at `level` go as they come, for a chain that keeps
+/// what `keeping` says.
+fn cache_target(level: StorageLevel, keeping: Keeping) -> CacheTarget {
     if keeping != Keeping::Partition {
-        return None;
+        return CacheTarget::Memory;
     }
-    let overflow = match level.one_copy() {
-        StorageLevel::MemoryOnly => None,
-        StorageLevel::MemoryAndDisk => Some(env.blocks.disk_path(rdd, partition)),
-        _ => return None,
+    match level.one_copy() {
+        StorageLevel::DiskOnly => CacheTarget::BlockFile,
+        StorageLevel::MemoryOnly => CacheTarget::BoundedMemory { then_disk: false },
+        StorageLevel::MemoryAndDisk => CacheTarget::BoundedMemory { then_disk: true },
+        _ => CacheTarget::Memory,
+    }
+}
+
+/// A cache step's gathering for partition `key`, its records of `input` going where `target`
+/// says; `memory` and `checkpoints` as for [`Gathering::with_checkpoints`]. A block file that
+/// cannot be made is a warning, and the records are gathered in memory, to go to disk once
+/// gathered as they did before.
+fn open_gathering(
+    env: &TaskEnv,
+    key: (RddId, u32),
+    (level, code, input): (StorageLevel, &BatchCode, BatchVTable),
+    (target, memory, checkpoints): (CacheTarget, Option<Arc<HostMemory>>, Option<&FileSplit>),
+) -> (Gathering, Option<CarriedOn>) {
+    let (rdd, partition) = key;
+    if target == CacheTarget::BlockFile {
+        match env.blocks.block_file_writer(rdd, partition, input) {
+            Ok(file) => return (Gathering::on_disk(input, file), None),
+            Err(e) => tracing::warn!(rdd, partition, "{e}"),
+        }
+    }
+    let (kept, carried_on) = match checkpoints {
+        Some(split) => Gathering::with_checkpoints(input, memory, key, (level, code), split),
+        None => (Gathering::new(input, memory, key, level), None),
     };
-    let limit = env.blocks.limit();
-    Some(MemoryBound::new((rdd, partition), limit, overflow))
+    match target {
+        CacheTarget::BoundedMemory { then_disk } => {
+            let overflow = then_disk.then(|| env.blocks.disk_path(rdd, partition));
+            let bound = MemoryBound::new(key, env.blocks.limit(), overflow);
+            (kept.within(bound), carried_on)
+        }
+        CacheTarget::Memory | CacheTarget::BlockFile => (kept, carried_on),
+    }
 }
 
 impl OpenChain<'_> {
@@ -688,4 +704,30 @@ pub(crate) fn open_action(
         next: std::ptr::null_mut(),
         shared: (shared as *mut Shared).cast::<Shared<'static>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_whole_partition_goes_to_disk_or_within_the_cache_memory_as_its_level_says() {
+        use StorageLevel::*;
+        let bounded = |then_disk| CacheTarget::BoundedMemory { then_disk };
+        for (level, target) in [
+            (MemoryOnly, bounded(false)),
+            (MemoryOnly2, bounded(false)),
+            (MemoryAndDisk, bounded(true)),
+            (MemoryAndDisk2, bounded(true)),
+            (DiskOnly, CacheTarget::BlockFile),
+            (DiskOnly2, CacheTarget::BlockFile),
+            (MemoryOnlySer, CacheTarget::Memory),
+            (MemoryOnlySer2, CacheTarget::Memory),
+        ] {
+            assert_eq!(cache_target(level, Keeping::Partition), target, "{level:?}");
+            // A chunk of a partition is gathered in memory, whatever its level: the
+            // partition's own cache step takes the chunks in order.
+            assert_eq!(cache_target(level, Keeping::Chunk), CacheTarget::Memory);
+        }
+    }
 }

@@ -8,6 +8,10 @@
 //! copied into *runs* of several MiB as they come (the copy a cache step always made, now made
 //! into a run), and read back in pieces of [`PIECE_RECORDS`], which idle slots can share
 //! (`morsels.rs`) as they shared batches.
+//!
+//! A partition cached on disk goes to its block file as its records come instead
+//! (`block_file.rs`), and so do the records of one that passes what the executor may cache
+//! in memory ([`MemoryBound`]), where its level allows disk.
 
 use crate::block_file::BlockFileWriter;
 use crate::error::ExecutorError;
@@ -35,7 +39,8 @@ pub(crate) enum Gathered {
 
 /// A partition's records kept by a cache step while its task runs: written to a block file
 /// for `DISK_ONLY`; copied into files of host memory where the records are plain bytes and
-/// the executor has such memory; else into runs, or, for a table without runs, batch by batch.
+/// the executor has such memory; else into runs, or, for a table without runs, batch by batch,
+/// within a [`MemoryBound`] at the memory levels.
 pub(crate) struct Gathering {
     table: BatchVTable,
     /// The batches and runs with no room left.
@@ -128,7 +133,7 @@ impl Gathering {
         gathering
     }
 
-    /// The same, keeping what it keeps in this process's memory within `bound`.
+    /// This gathering, keeping what it keeps in this process's memory within `bound`.
     pub(crate) fn within(mut self, bound: MemoryBound) -> Gathering {
         self.bound = Some(bound);
         self
@@ -251,7 +256,7 @@ impl Gathering {
 
     /// What was kept, the last run with no room to spare; nothing is left here. A partition
     /// kept in host memory gets its manifest, written as `level` and `code` say. Fails where
-    /// its block file could not be written.
+    /// its block file could not be written, or it passed its bound at a level without disk.
     pub(crate) fn finish(
         &mut self,
         level: StorageLevel,
