@@ -345,47 +345,59 @@ fn a_partition_cached_on_disk_is_written_as_it_is_computed_and_read_a_frame_at_a
 #[test]
 fn a_partition_larger_than_the_executors_memory_is_cached_on_disk() {
     // One partition of 1,000,000 strings of 120 characters: about 190 MB as records, 136 MB
-    // encoded, on an executor its agent holds to 128 MiB (64 MiB for cached partitions and
+    // encoded, on executors their agents hold to 128 MiB (64 MiB for cached partitions and
     // 64 of overhead). Gathered whole before it went to its file, the partition took the
     // executor past its limit, and the agent killed it; written as it is computed, it is
-    // cached, and read from the cache by the next jobs.
-    let dir = Scratch::new("storage-larger-than-memory");
-    let script = format!(
-        r#"
+    // cached, and read from the cache by the next jobs. With two copies, the second is sent
+    // from the file a piece at a time into a file on the other executor (read whole to be
+    // sent, it too took the executor past its limit).
+    for (level, executors) in [("DiskOnly", 1), ("DiskOnly2", 2)] {
+        let dir = Scratch::new("storage-larger-than-memory");
+        let script = format!(
+            r#"
 {REPORT_PEAKS}
-let data = sc.parallelize((0..1_000_000u64).collect::<Vec<u64>>(), 1).map(|i: u64| format!("{{i:0>120}}")).persist(StorageLevel::DiskOnly);
+let data = sc.parallelize((0..1_000_000u64).collect::<Vec<u64>>(), 1).map(|i: u64| format!("{{i:0>120}}")).persist(StorageLevel::{level});
 println!("cached {{}}", data.count());
 println!("ending in 7 {{}}", data.filter(|s: &String| s.ends_with('7')).count());
 println!("longest {{}}", data.map(|s: String| s.len() as u64).reduce(|a, b| a.max(b)));
 report_peaks("after", &sc);
+// %%
+:storage
 "#
-    );
-    let run = tessera_run(
-        &dir.0,
-        &script,
-        "local-cluster[1,1,512]",
-        &["--executor-memory-mb", "64"],
-    );
-    run.expect_success();
-    let lines = run.lines();
-    assert_eq!(
-        lines[..3],
-        ["cached 1000000", "ending in 7 100000", "longest 120"],
-        "{}",
-        run.stderr
-    );
-    assert!(
-        !run.stderr.contains("executor lost"),
-        "no executor was lost: {}",
-        run.stderr
-    );
-    for job in [1, 2] {
-        assert_eq!(from_cache(&run, job), 1, "{:?}", run.job(job));
-    }
-    let peaks = peaks(&run.stdout, "after");
-    assert_eq!(peaks.len(), 1, "{}", run.stdout);
-    for kb in peaks.values() {
-        assert!(*kb < 128 << 10, "the executor's peak was {kb} kB");
+        );
+        let run = tessera_run(
+            &dir.0,
+            &script,
+            &format!("local-cluster[{executors},1,512]"),
+            &["--executor-memory-mb", "64"],
+        );
+        run.expect_success();
+        let lines = run.lines();
+        assert_eq!(
+            lines[..3],
+            ["cached 1000000", "ending in 7 100000", "longest 120"],
+            "{}",
+            run.stderr
+        );
+        assert!(
+            !run.stderr.contains("executor lost"),
+            "no executor was lost: {}",
+            run.stderr
+        );
+        for job in [1, 2] {
+            assert_eq!(from_cache(&run, job), 1, "{:?}", run.job(job));
+        }
+        // `:storage` shows the partition on as many executors as the level keeps copies.
+        let row = lines
+            .iter()
+            .find(|l| l.contains("DISK_ONLY"))
+            .unwrap_or_else(|| panic!("no DISK_ONLY row in:\n{}", run.stdout));
+        assert_eq!(row.matches(": 1 (").count(), executors, "{row}");
+        let peaks = peaks(&run.stdout, "after");
+        assert_eq!(peaks.len(), executors, "{}", run.stdout);
+        for kb in peaks.values() {
+            assert!(*kb < 128 << 10, "an executor's peak was {kb} kB");
+        }
     }
 }
 

@@ -62,6 +62,12 @@ impl BlockFileWriter {
         Ok(())
     }
 
+    /// Writes `bytes`, frames as [`BlockFileWriter::write`] writes them (a copy another
+    /// executor sends of its block file), after what it wrote so far.
+    pub(crate) fn write_encoded(&mut self, bytes: &[u8]) -> Result<(), ExecutorError> {
+        self.out.write_all(bytes).map_err(write_error(&self.path))
+    }
+
     /// Flushes what it wrote, and hands the finished file on: the caller's to remove from
     /// now on.
     pub(crate) fn finish(mut self) -> Result<PathBuf, ExecutorError> {

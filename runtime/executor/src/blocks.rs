@@ -100,6 +100,15 @@ impl Block {
         &self.code
     }
 
+    /// Its block file, where it is kept on disk: a copy of it is sent from there a piece at a
+    /// time, and kept in a file of its own there ([`BlockManager::put_block_file`]).
+    pub fn file(&self) -> Option<&std::path::Path> {
+        match &self.stored {
+            Stored::OnDisk(path) => Some(path),
+            _ => None,
+        }
+    }
+
     /// Its records encoded, as [`BlockManager::put_encoded`] takes them on another executor.
     pub fn encoded(&self) -> Result<Vec<u8>, ExecutorError> {
         match &self.stored {
@@ -456,6 +465,32 @@ impl BlockManager {
         self.put_outside_a_task(rdd, partition, level, batches, vtable, code)
     }
 
+    /// Caches the block file `file` wrote, a copy another executor sent a piece at a time of
+    /// a partition it keeps on disk, as partition `partition` of `rdd` at `level`: each frame
+    /// is decoded with `vtable` (from `code`) first, a frame at a time, so that a damaged copy
+    /// is refused here, not found by a task. The bytes of memory it holds: none.
+    pub(crate) fn put_block_file(
+        &self,
+        (rdd, partition, level): (RddId, u32, StorageLevel),
+        file: BlockFileWriter,
+        vtable: BatchVTable,
+        code: BatchCode,
+    ) -> Result<Option<u64>, ExecutorError> {
+        let path = file.finish()?;
+        let checked = open_on_disk(&path).and_then(|(from, len)| {
+            decode_each_from(from, len, &vtable, disk_read_error(&path), |batch| {
+                free(vec![batch], &vtable);
+                true
+            })
+        });
+        if let Err(e) = checked {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+        let gathered = Gathered::OnDisk(path);
+        self.put_outside_a_task(rdd, partition, level, gathered, vtable, code)
+    }
+
     /// As [`Self::put`], for what arrives outside a task (a copy, an adopted partition): the
     /// bytes kept, if kept; blocks dropped to make room are told to the driver with the next
     /// task's metrics ([`BlockManager::take_unreported_drops`]).
@@ -746,6 +781,36 @@ mod tests {
         let dir =
             std::env::temp_dir().join(format!("tessera-blocks-{}-{limit}", std::process::id()));
         (BlockManager::new(limit, dir.clone(), None), dir)
+    }
+
+    #[test]
+    fn a_copy_of_a_block_file_is_checked_before_it_is_cached_and_a_damaged_one_leaves_nothing() {
+        let (blocks, dir) = manager(3 << 20);
+        let records = batch(3000);
+        let frames = encode(&records, &VTABLE).unwrap();
+        free(records, &VTABLE);
+        // Pieces as they come from the other executor: the file is the copy's frames.
+        let mut file = blocks.block_file_writer(5, 0, VTABLE).unwrap();
+        file.write_encoded(&frames[..10]).unwrap();
+        file.write_encoded(&frames[10..]).unwrap();
+        let key = (5, 0, StorageLevel::DiskOnly2);
+        assert!(blocks.put_block_file(key, file, VTABLE, code()).is_ok());
+        let block = blocks.get(5, 0).expect("the copy is cached");
+        assert!(block.file().is_some(), "on disk");
+        let read = crate::block_encoding::tests::contents_of(block.batches().unwrap());
+        assert_eq!(read, [vec![7u8; 3000]]);
+        // A copy cut short is refused: not cached, and its file removed.
+        let mut file = blocks.block_file_writer(5, 1, VTABLE).unwrap();
+        file.write_encoded(&frames[..frames.len() - 1]).unwrap();
+        let key = (5, 1, StorageLevel::DiskOnly2);
+        assert!(blocks.put_block_file(key, file, VTABLE, code()).is_err());
+        assert!(blocks.get(5, 1).is_none());
+        let left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("rdd-5-1-"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //! logged and the partition simply has fewer copies. An executor that receives a copy loads the
 //! code that decodes its records (a cell library, fetched from the driver like a task's) and
 //! keeps it at the same level. Either side then has mimalloc hand back the copy's buffers at
-//! once ([`crate::allocator::release_freed_memory`]).
+//! once ([`crate::allocator::release_freed_memory`]). A partition kept on disk is copied from
+//! its block file into one on the other side, a piece at a time: it may be larger than
+//! either executor's memory.
 
 use crate::artifacts::Artifacts;
-use crate::blocks::BlockManager;
+use crate::blocks::{Block, BlockManager};
 use crate::error::ExecutorError;
 use crate::open_chain::table;
 use crate::shuffle_fetch::Peers;
@@ -16,14 +18,24 @@ use std::sync::Arc;
 use tessera_plan::abi::{BatchVTable, OperatorVTable, SourceVTable};
 use tessera_plan::builtin::is_builtin;
 use tessera_plan::replica::decode_replica_header;
-use tessera_plan::{BatchCode, RddId, ReplicaHeader, ReplicaPeer, StoredBlock};
+use tessera_plan::{BatchCode, RddId, ReplicaHeader, ReplicaPeer, StorageLevel, StoredBlock};
 use tessera_wire::SHUFFLE_CHUNK_BYTES;
 use tessera_wire::executor::ReplicaChunk;
 
 /// A block to copy: its header and its records encoded (shared by the streams to each peer).
 pub struct Outgoing {
     header: ReplicaHeader,
-    bytes: Arc<Vec<u8>>,
+    records: Encoded,
+}
+
+/// A block's records as a copy carries them.
+enum Encoded {
+    /// Encoded in memory.
+    Bytes(Arc<Vec<u8>>),
+    /// In the block's file (`DISK_ONLY_2`), read a piece at a time as each copy is sent: a
+    /// partition on disk may be larger than the executor's memory. The block is held so that
+    /// its file stays until then.
+    File(Arc<Block>),
 }
 
 /// The blocks of `stored` kept at a replicated level, encoded for copying; run on the task's
@@ -56,14 +68,19 @@ fn encoded(
     partition: u32,
 ) -> Option<Result<Outgoing, ExecutorError>> {
     let (block, level) = blocks.get_with_level(rdd, partition)?;
+    let header = ReplicaHeader {
+        rdd,
+        partition,
+        level,
+        code: block.code().clone(),
+    };
+    if block.file().is_some() {
+        let records = Encoded::File(block);
+        return Some(Ok(Outgoing { header, records }));
+    }
     Some(block.encoded().map(|bytes| Outgoing {
-        header: ReplicaHeader {
-            rdd,
-            partition,
-            level,
-            code: block.code().clone(),
-        },
-        bytes: Arc::new(bytes),
+        header,
+        records: Encoded::Bytes(Arc::new(bytes)),
     }))
 }
 
@@ -123,20 +140,78 @@ async fn send_one(
     clients: &Peers,
 ) -> Result<(), ExecutorError> {
     let header = bincode::serialize(&block.header).expect("plain data encodes");
-    let bytes = block.bytes.clone();
-    // Each piece is copied out as the stream is read, not all at once.
-    let pieces = tessera_wire::chunk_ranges(bytes.len(), SHUFFLE_CHUNK_BYTES)
-        .enumerate()
-        .map(move |(i, range)| ReplicaChunk {
-            header: if i == 0 { header.clone() } else { Vec::new() },
-            data: bytes[range].to_vec(),
-        });
     let mut client = clients.client(&peer.address).await?;
-    client
-        .put_replica(tokio_stream::iter(pieces))
-        .await
-        .map_err(|source| ExecutorError::PeerFailed { source })?;
+    let sent = match &block.records {
+        Encoded::Bytes(bytes) => {
+            let bytes = bytes.clone();
+            // Each piece is copied out as the stream is read, not all at once.
+            let pieces = tessera_wire::chunk_ranges(bytes.len(), SHUFFLE_CHUNK_BYTES)
+                .enumerate()
+                .map(move |(i, range)| ReplicaChunk {
+                    header: if i == 0 { header.clone() } else { Vec::new() },
+                    data: bytes[range].to_vec(),
+                });
+            client.put_replica(tokio_stream::iter(pieces)).await
+        }
+        Encoded::File(held) => {
+            let path = held.file().expect("a block kept on disk");
+            let file =
+                tokio::fs::File::open(path)
+                    .await
+                    .map_err(|source| ExecutorError::CacheRead {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
+            client.put_replica(file_pieces(file, header)).await
+        }
+    };
+    sent.map_err(|source| ExecutorError::PeerFailed { source })?;
     Ok(())
+}
+
+/// The pieces of a copy of a block file, each read as the stream asks for it; the first
+/// carries `header`, and goes even for an empty file. A read that fails ends the stream, and
+/// the receiver refuses the copy it cut short.
+fn file_pieces(
+    file: tokio::fs::File,
+    header: Vec<u8>,
+) -> impl tokio_stream::Stream<Item = ReplicaChunk> {
+    use tokio::io::AsyncReadExt;
+    futures_util::stream::unfold((file, Some(header)), |(mut file, header)| async move {
+        let mut data = vec![0; SHUFFLE_CHUNK_BYTES];
+        let mut filled = 0;
+        while filled < data.len() {
+            match file.read(&mut data[filled..]).await {
+                Ok(0) => break,
+                Ok(read) => filled += read,
+                Err(e) => {
+                    tracing::warn!("cannot read a cached partition's file to copy it: {e}");
+                    return None;
+                }
+            }
+        }
+        if filled == 0 && header.is_none() {
+            return None;
+        }
+        data.truncate(filled);
+        let piece = ReplicaChunk {
+            header: header.unwrap_or_default(),
+            data,
+        };
+        Some((piece, (file, None)))
+    })
+}
+
+/// The next piece of a copy being received, if any.
+async fn next_piece(
+    pieces: &mut (impl tokio_stream::Stream<Item = Result<ReplicaChunk, tonic::Status>> + Unpin),
+) -> Result<Option<ReplicaChunk>, ExecutorError> {
+    use tokio_stream::StreamExt;
+    pieces
+        .next()
+        .await
+        .transpose()
+        .map_err(|source| ExecutorError::PeerFailed { source })
 }
 
 /// Receives a copy from another executor and keeps it: loads the code that decodes it, then
@@ -147,14 +222,13 @@ pub async fn receive(
     artifacts: &Artifacts,
     blocks: &Arc<BlockManager>,
 ) -> Result<(), ExecutorError> {
-    use tokio_stream::StreamExt;
-    let first = pieces
-        .next()
-        .await
-        .transpose()
-        .map_err(|source| ExecutorError::PeerFailed { source })?
+    let first = next_piece(&mut pieces)
+        .await?
         .ok_or(ExecutorError::ReplicaWithoutHeader)?;
     let header = decode_replica_header(&first.header)?;
+    if header.level.one_copy() == StorageLevel::DiskOnly {
+        return receive_to_disk(first, pieces, header, artifacts, blocks).await;
+    }
     let (rdd, partition, limit) = (header.rdd, header.partition, blocks.limit());
     let too_large = || ExecutorError::ReplicaTooLarge {
         rdd,
@@ -168,11 +242,7 @@ pub async fn receive(
             return Err(too_large());
         }
         bytes.extend_from_slice(&data);
-        piece = pieces
-            .next()
-            .await
-            .transpose()
-            .map_err(|source| ExecutorError::PeerFailed { source })?;
+        piece = next_piece(&mut pieces).await?;
     }
     let vtable = load_batch_table(artifacts, &header.code).await?;
     let blocks = blocks.clone();
@@ -185,6 +255,32 @@ pub async fn receive(
     })??;
     crate::allocator::release_freed_memory(true);
     kept.map(|_| ()).ok_or_else(too_large)
+}
+
+/// Keeps a copy of a partition kept on disk (`DISK_ONLY_2`): its pieces go to a block file as
+/// they come, however large it is, and the file is checked once whole.
+async fn receive_to_disk(
+    first: ReplicaChunk,
+    mut pieces: impl tokio_stream::Stream<Item = Result<ReplicaChunk, tonic::Status>> + Unpin,
+    header: ReplicaHeader,
+    artifacts: &Artifacts,
+    blocks: &Arc<BlockManager>,
+) -> Result<(), ExecutorError> {
+    let vtable = load_batch_table(artifacts, &header.code).await?;
+    let mut file = blocks.block_file_writer(header.rdd, header.partition, vtable)?;
+    let mut piece = Some(first);
+    while let Some(ReplicaChunk { data, .. }) = piece {
+        file.write_encoded(&data)?;
+        piece = next_piece(&mut pieces).await?;
+    }
+    let blocks = blocks.clone();
+    let key = (header.rdd, header.partition, header.level);
+    crate::allocator::spawn_blocking(move || blocks.put_block_file(key, file, vtable, header.code))
+        .await
+        .map_err(|e| ExecutorError::CacheDecode {
+            message: e.to_string(),
+        })??;
+    Ok(())
 }
 
 /// The table of the batches `code` puts out, its library loaded first if it is not yet.
