@@ -7,7 +7,7 @@
 //! it never holds the partition in memory, so a partition larger than the executor's memory
 //! can still be kept on its disk. A partition that goes to disk from memory (one evicted, or
 //! one larger than the memory there is) is written through the same writer, its batches at
-//! once.
+//! once, and so is a copy another executor sends of its block file, its frames as they come.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};

@@ -412,8 +412,9 @@ impl BlockManager {
             .join(format!("rdd-{rdd}-{partition}-{}", self.tick()))
     }
 
-    /// A new block file for partition `partition` of `rdd` on this executor's disk, for a
-    /// task to write the partition to as its records come (`DISK_ONLY`).
+    /// A new block file for partition `partition` of `rdd` on this executor's disk, to write
+    /// the partition to as it comes: from a task caching it on disk, a copy another executor
+    /// sends, or a partition going to disk from memory.
     pub(crate) fn block_file_writer(
         &self,
         rdd: RddId,
