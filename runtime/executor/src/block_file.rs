@@ -86,16 +86,18 @@ impl Drop for BlockFileWriter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::block_encoding::decode_from;
     use crate::block_encoding::tests::{VTABLE, batches_of, contents_of};
     use crate::blocks::free;
 
-    fn read_back(path: &Path) -> Vec<Vec<u8>> {
+    /// The contents of the byte batches (of `vtable`, a table of `Box<Vec<u8>>` batches) in
+    /// the block file at `path`.
+    pub(crate) fn read_back(path: &Path, vtable: &BatchVTable) -> Vec<Vec<u8>> {
         let file = std::io::BufReader::new(File::open(path).unwrap());
         let len = std::fs::metadata(path).unwrap().len();
-        contents_of(decode_from(file, len, &VTABLE, |e| panic!("{e}")).unwrap())
+        contents_of(decode_from(file, len, vtable, |e| panic!("{e}")).unwrap())
     }
 
     #[test]
@@ -111,7 +113,7 @@ mod tests {
         free(first, &VTABLE);
         free(second, &VTABLE);
         assert_eq!(
-            read_back(&path),
+            read_back(&path, &VTABLE),
             [b"abc".to_vec(), b"de".to_vec(), b"fghij".to_vec()]
         );
     }

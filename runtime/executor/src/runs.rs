@@ -526,15 +526,7 @@ mod tests {
 
     /// The records of the block file at `path`, which it removes.
     fn read_file(path: &std::path::Path) -> Vec<u8> {
-        let len = std::fs::metadata(path).unwrap().len();
-        let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
-        let back = crate::block_encoding::decode_from(file, len, &ENCODED, |e| panic!("{e}"));
-        let back = back.unwrap();
-        let read: Vec<u8> = back
-            .iter()
-            .flat_map(|&b| bytes::records(b).clone())
-            .collect();
-        crate::blocks::free(back, &ENCODED);
+        let read = crate::block_file::tests::read_back(path, &ENCODED).concat();
         std::fs::remove_file(path).unwrap();
         read
     }
